@@ -1,0 +1,357 @@
+/*
+ * jobwarden — run an untrusted Windows program inside a Job Object and
+ * report everything the sandbox sees as JSON Lines events.
+ *
+ * This is the one public header. Portable parts (errors, policy, events,
+ * exit-status decoding, exporter registry) build on every platform; the
+ * job, spawn and monitor functions at the end exist in the Windows build only.
+ *
+ * Conventions: functions return 0 on success or a negative JW_E* code; an
+ * optional jw_error_t* receives the details (which field or step, the raw
+ * system error, a sentence for humans). Strings are UTF-8.
+ */
+#ifndef JOBWARDEN_H
+#define JOBWARDEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define JW_VERSION "0.1.0"
+/* Version of the event schema (docs/events.md, docs/jobwarden-event.schema.json). */
+#define JW_SCHEMA_VERSION "1.0.0"
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* One table generates the codes, jw_err_name() and jw_strerror(). */
+#define JW_ERRNO_MAP(XX)                                                     \
+  XX(EINVAL, "invalid argument")                                             \
+  XX(ENOMEM, "out of memory")                                                \
+  XX(EPOLICY, "invalid policy")                                              \
+  XX(EUSAGE, "invalid command line")                                         \
+  XX(ENOENT, "no such file or program")                                      \
+  XX(ENOEXEC, "program cannot be executed")                                  \
+  XX(EIO, "input/output error")                                              \
+  XX(ESYS, "system call failed")                                             \
+  XX(ETIMEDOUT, "timed out")                                                 \
+  XX(ENOTSUP, "not supported on this platform")
+
+enum jw__errno_index {
+  JW__ERRNO_FIRST = 0,
+#define XX(code, _) JW__IDX_##code,
+  JW_ERRNO_MAP(XX)
+#undef XX
+  JW__ERRNO_COUNT
+};
+
+typedef enum {
+  JW_OK = 0,
+#define XX(code, _) JW_##code = -JW__IDX_##code,
+  JW_ERRNO_MAP(XX)
+#undef XX
+} jw_errno_t;
+
+/* Details of a failure, filled by the function that failed (like jansson's
+ * json_error_t). `where` names the policy field path ("limits.job_memory"),
+ * CLI flag ("--job-memory") or spawn step ("CreateProcessW"); `sys_error` is
+ * the raw GetLastError()/errno value or 0; `text` is a full sentence. */
+typedef struct jw_error_s {
+  int code;
+  uint32_t sys_error;
+  char where[128];
+  char text[512];
+} jw_error_t;
+
+/* Name ("JW_EPOLICY") and description of an error code; never NULL. */
+const char *jw_err_name(int code);
+const char *jw_strerror(int code);
+/* Fills err (if not NULL) and returns code. printf-style text. */
+int jw_error_set(jw_error_t *err, int code, uint32_t sys_error,
+                 const char *where, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+/* ------------------------------------------------------------------------ */
+/* Policy                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum {
+  JW_TIER_NONE = 0,     /* monitor only */
+  JW_TIER_HARDENED = 1, /* kill-on-close, die-on-unhandled-exception, no breakaway */
+  JW_TIER_LOCKDOWN = 2  /* hardened + one active process + every UI restriction */
+} jw_tier_t;
+
+/* UI restriction bits; the values are those of JOB_OBJECT_UILIMIT_*. */
+enum {
+  JW_UI_HANDLES = 0x0001,
+  JW_UI_READCLIPBOARD = 0x0002,
+  JW_UI_WRITECLIPBOARD = 0x0004,
+  JW_UI_SYSTEMPARAMETERS = 0x0008,
+  JW_UI_DISPLAYSETTINGS = 0x0010,
+  JW_UI_GLOBALATOMS = 0x0020,
+  JW_UI_DESKTOP = 0x0040,
+  JW_UI_EXITWINDOWS = 0x0080,
+  JW_UI_ALL = 0x00FF
+};
+
+/* Bits of jw_policy_t.set: which fields were given explicitly (by a policy
+ * file or a flag). A tier fills in only the fields not set. */
+enum {
+  JW_SET_ACTIVE_PROCESSES = 1u << 0,
+  JW_SET_PROCESS_MEMORY = 1u << 1,
+  JW_SET_JOB_MEMORY = 1u << 2,
+  JW_SET_PROCESS_TIME = 1u << 3,
+  JW_SET_JOB_TIME = 1u << 4,
+  JW_SET_UI = 1u << 5,
+  JW_SET_KILL_ON_CLOSE = 1u << 6,
+  JW_SET_DIE_ON_EXCEPTION = 1u << 7,
+  JW_SET_BREAKAWAY = 1u << 8,
+  JW_SET_TIER = 1u << 9,
+  JW_SET_NAME = 1u << 10
+};
+
+#define JW_POLICY_NAME_MAX 64
+
+/* A policy. Zero means "no limit" for the numeric limits. */
+typedef struct jw_policy_s {
+  jw_tier_t tier;
+  char name[JW_POLICY_NAME_MAX];   /* job name used in events; "" = default */
+  uint32_t active_processes;       /* 0 = unlimited */
+  uint64_t process_memory;         /* bytes, committed per process; 0 = unlimited */
+  uint64_t job_memory;             /* bytes, committed by the whole job */
+  uint64_t process_time_ms;        /* user-mode CPU time per process */
+  uint64_t job_time_ms;            /* user-mode CPU time of the whole job */
+  uint32_t ui_restrictions;        /* JW_UI_* bits */
+  int kill_on_close;               /* bool */
+  int die_on_unhandled_exception;  /* bool */
+  int breakaway_ok;                /* bool */
+  uint32_t set;                    /* JW_SET_* bits */
+} jw_policy_t;
+
+/* A policy with nothing set: tier none, no limits. */
+void jw_policy_init(jw_policy_t *policy);
+
+/* Parses a policy document (JSON text, `len` bytes) into `policy`, on top of
+ * what it already holds. Unknown keys are errors. On failure err->where is
+ * the field path and err->text says what was expected and what was found.
+ * `origin` (e.g. the file name) prefixes messages; may be NULL. */
+int jw_policy_parse(jw_policy_t *policy, const char *json, size_t len,
+                    const char *origin, jw_error_t *err);
+/* Reads and parses a policy file. */
+int jw_policy_parse_file(jw_policy_t *policy, const char *path, jw_error_t *err);
+
+/* Sets one field from its textual form, as given on the command line:
+ * key is the field name ("active_processes", "process_memory",
+ * "job_memory", "process_cpu_time", "job_cpu_time", "ui_restrictions",
+ * "kill_on_close", "die_on_unhandled_exception", "allow_breakaway",
+ * "tier", "name"); `where` names the source in errors (e.g. "--job-memory"). */
+int jw_policy_set(jw_policy_t *policy, const char *key, const char *value,
+                  const char *where, jw_error_t *err);
+
+/* The effective policy: the tier's defaults applied to every field not set
+ * explicitly. `in` and `out` may be the same object. */
+void jw_policy_resolve(const jw_policy_t *in, jw_policy_t *out);
+
+/* Renders a (resolved) policy as a JSON object in the policy file format.
+ * Returns a new reference (json_t *) as void * so that this header does not
+ * require jansson.h; NULL on allocation failure. */
+void *jw_policy_to_json(const jw_policy_t *policy);
+
+/* Text forms. jw_tier_name never returns NULL. */
+const char *jw_tier_name(jw_tier_t tier);
+int jw_tier_parse(const char *text, jw_tier_t *out);
+
+/* "512M", "1G", "64KiB", "1048576" -> bytes. Returns 0 or JW_EINVAL. */
+int jw_parse_size(const char *text, uint64_t *out);
+/* "500ms", "30s", "5m", "2h" -> milliseconds. Returns 0 or JW_EINVAL. */
+int jw_parse_duration(const char *text, uint64_t *out_ms);
+
+/* ------------------------------------------------------------------------ */
+/* Exit status                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef enum {
+  JW_EXIT_SUCCESS = 0,  /* 0 */
+  JW_EXIT_FAILURE = 1,  /* a plain non-zero exit code chosen by the program */
+  JW_EXIT_ABNORMAL = 2  /* an exception / NTSTATUS error: crash, fail-fast... */
+} jw_exit_class_t;
+
+jw_exit_class_t jw_exit_classify(uint32_t code);
+/* "STATUS_ACCESS_VIOLATION" for 0xC0000005; NULL when the code is unknown. */
+const char *jw_ntstatus_name(uint32_t code);
+
+/* ------------------------------------------------------------------------ */
+/* Strings from the sandboxed process                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Converts UTF-16 (possibly invalid: lone surrogates become U+FFFD) to
+ * NUL-terminated UTF-8, reading at most `max_units` code units. `*out` is a
+ * new malloc'd string; *truncated (if not NULL) says whether input was cut.
+ * Returns 0 or JW_ENOMEM. */
+#define JW_HOSTILE_MAX_UNITS 32768
+int jw_utf16_to_utf8(const uint16_t *s, size_t len, size_t max_units,
+                     char **out, size_t *out_len, int *truncated);
+
+/* Quotes argv into one Windows command line following the rules that
+ * CommandLineToArgvW and the MSVC runtime use to split it again.
+ * `*out` is a new malloc'd UTF-8 string. Returns 0, JW_EINVAL or JW_ENOMEM. */
+int jw_argv_to_cmdline(const char *const *argv, int argc, char **out);
+
+/* ------------------------------------------------------------------------ */
+/* Events                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum {
+  JW_EVENT_VIOLATION = 0,     /* sandbox.violation */
+  JW_EVENT_JOB_START,         /* sandbox.job_start */
+  JW_EVENT_JOB_END,           /* sandbox.job_end */
+  JW_EVENT_PROCESS_START,     /* sandbox.process_start */
+  JW_EVENT_PROCESS_EXIT,      /* sandbox.process_exit */
+  JW_EVENT_NOTICE             /* sandbox.notice: degraded protection, unknown messages */
+} jw_event_kind_t;
+
+typedef enum {
+  JW_SEV_INFO = 0,
+  JW_SEV_LOW,
+  JW_SEV_MEDIUM,
+  JW_SEV_HIGH,
+  JW_SEV_CRITICAL
+} jw_severity_t;
+
+/* What jobwarden knows about one process. Strings are owned by whoever owns
+ * the event; they are UTF-8 (already sanitized with jw_utf16_to_utf8). */
+typedef struct jw_process_info_s {
+  uint32_t pid;
+  uint64_t create_time;   /* FILETIME (100 ns since 1601), 0 = unknown */
+  const char *image;      /* full image path, NULL = unknown */
+  int has_parent;
+  uint32_t parent_pid;
+  int has_exit_code;
+  uint32_t exit_code;
+  int is_root;            /* the process jobwarden started */
+} jw_process_info_t;
+
+typedef struct jw_event_s {
+  jw_event_kind_t kind;
+  const char *rule;       /* static string: "child_process", "abnormal_exit", ... */
+  const char *action;     /* static string: "blocked", "terminated", "observed", ... */
+  const char *enforcer;   /* "kernel" or "monitor" */
+  const char *source;     /* "port", "jobwarden", "reconciled" */
+  jw_severity_t severity;
+
+  int has_job_message;    /* raw JOB_OBJECT_MSG_* id, for forensics */
+  uint32_t job_message;
+
+  int has_limit;
+  const char *limit_name; /* policy field name */
+  const char *limit_unit; /* "bytes", "ms", "processes" */
+  uint64_t limit_configured; /* 0 = not configured */
+  int has_limit_observed;
+  uint64_t limit_observed;
+
+  int has_process;
+  jw_process_info_t process;
+
+  char message[512];      /* human-readable sentence */
+  void *extra;            /* json_t object merged into the event, or NULL; stolen by jw_emit() */
+} jw_event_t;
+
+/* Constant facts of one run, carried by every event. */
+typedef struct jw_run_info_s {
+  char run_id[40];        /* 32 hex digits */
+  char host[256];
+  char job_name[JW_POLICY_NAME_MAX + 32];
+  jw_tier_t tier;
+} jw_run_info_t;
+
+const char *jw_event_kind_name(jw_event_kind_t kind); /* "sandbox.violation" */
+const char *jw_severity_name(jw_severity_t sev);      /* "high" */
+
+/* Builds the JSON object of an event (new reference, returned as void *
+ * holding a json_t *). `time_us` is microseconds since the Unix epoch, UTC.
+ * `ev->extra` is borrowed here. Returns NULL on allocation failure. */
+void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run,
+                       uint64_t seq, uint64_t time_us);
+/* Renders the event as one JSON Lines record: compact JSON + "\n", new
+ * malloc'd buffer in *out, its length in *out_len. Returns 0 or JW_ENOMEM. */
+int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run,
+                         uint64_t seq, uint64_t time_us, char **out,
+                         size_t *out_len);
+/* RFC 3339 UTC with microseconds: "2026-11-23T09:11:05.123456Z". buf >= 32. */
+void jw_format_time_us(uint64_t time_us, char *buf, size_t size);
+/* A PID-reuse-safe identity: "<pid>-<create_time as 16 hex digits>". buf >= 32. */
+void jw_format_entity_id(uint32_t pid, uint64_t create_time, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Exporters                                                                */
+/* ------------------------------------------------------------------------ */
+
+typedef struct jw_exporter_s jw_exporter_t;
+
+/* A sink. Exporters live in exporters/<name>/ and register one line in
+ * exporters/registry.c. Every callback runs with the emitter's lock held, on
+ * whichever thread emits, one call at a time. */
+typedef struct jw_exporter_vtable_s {
+  const char *name;   /* the SPEC prefix: "file", "stdout" */
+  /* arg: the SPEC after "name:" (or NULL). Stores its state in self->state. */
+  int (*init)(jw_exporter_t *self, const char *arg, jw_error_t *err);
+  /* One complete line, '\n' included. Must write it whole or fail. */
+  int (*export_line)(jw_exporter_t *self, const char *line, size_t len,
+                     const jw_event_t *ev, jw_error_t *err);
+  int (*flush)(jw_exporter_t *self, jw_error_t *err);
+  void (*close)(jw_exporter_t *self);
+} jw_exporter_vtable_t;
+
+struct jw_exporter_s {
+  const jw_exporter_vtable_t *vt;
+  void *state;          /* owned by the exporter */
+  char spec[512];       /* as the user wrote it, for messages */
+  int failed;           /* set after the first failed write */
+  uint64_t written;     /* lines written */
+  uint64_t lost;        /* lines that could not be written */
+};
+
+/* Creates and initializes an exporter from a SPEC ("file:PATH", "stdout",
+ * "stderr"). Returns 0 and a new exporter in *out (free with
+ * jw_exporter_close), JW_EUSAGE for an unknown kind, or the init error. */
+int jw_exporter_open(const char *spec, jw_exporter_t **out, jw_error_t *err);
+void jw_exporter_close(jw_exporter_t *exp);
+/* The list of registered kinds, for --help: "file:PATH | stdout | stderr". */
+const char *jw_exporter_kinds(void);
+
+/* The emitter numbers events (seq, gap-free per run), stamps time, renders
+ * once and fans out to every exporter. Thread-safe. */
+typedef struct jw_emitter_s jw_emitter_t;
+
+/* Returns a new emitter in *out. `run` is copied. */
+int jw_emitter_new(const jw_run_info_t *run, jw_emitter_t **out);
+/* Takes ownership of exp. */
+int jw_emitter_add(jw_emitter_t *em, jw_exporter_t *exp);
+/* Numbers, renders and writes one event; ev->extra is stolen. Returns 0 when
+ * every exporter took it, JW_EIO when at least one failed (reported on
+ * stderr once per exporter). Any thread. */
+int jw_emit(jw_emitter_t *em, jw_event_t *ev);
+/* Number of events emitted so far (= last seq). */
+uint64_t jw_emitter_count(jw_emitter_t *em);
+/* Number of exporters that failed at least once. */
+int jw_emitter_failed_sinks(jw_emitter_t *em);
+/* Flushes, closes every exporter and frees the emitter. */
+void jw_emitter_free(jw_emitter_t *em);
+
+/* Fills run->run_id with 128 random bits and run->host with the host name. */
+int jw_run_info_init(jw_run_info_t *run, const char *job_name, jw_tier_t tier);
+/* Microseconds since the Unix epoch, UTC. */
+uint64_t jw_now_us(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* JOBWARDEN_H */

@@ -1,0 +1,221 @@
+/* Command-line parsing for `jobwarden`. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "internal.h"
+
+/* A limit flag: the CLI name and the policy key it sets. `boolean` flags
+ * take no value; their --no- form sets false. */
+typedef struct {
+  const char *flag;
+  const char *key;
+  int boolean;
+} flag_def_t;
+
+static const flag_def_t flag_defs[] = {
+    {"--tier", "tier", 0},
+    {"--name", "name", 0},
+    {"--active-processes", "active_processes", 0},
+    {"--process-memory", "process_memory", 0},
+    {"--job-memory", "job_memory", 0},
+    {"--process-cpu-time", "process_cpu_time", 0},
+    {"--job-cpu-time", "job_cpu_time", 0},
+    {"--ui-restrictions", "ui_restrictions", 0},
+    {"--kill-on-close", "kill_on_close", 1},
+    {"--die-on-unhandled-exception", "die_on_unhandled_exception", 1},
+    {"--allow-breakaway", "allow_breakaway", 1},
+};
+
+#define N_FLAG_DEFS (sizeof(flag_defs) / sizeof(flag_defs[0]))
+#define MAX_SETTINGS 64
+
+typedef struct {
+  const char *flag; /* as written, for messages */
+  const char *key;
+  const char *value;
+} setting_t;
+
+const char *jw_cli_usage(void) {
+  return "Usage:\n"
+         "  jobwarden run [OPTIONS] [--] COMMAND [ARG...]\n"
+         "  jobwarden check-policy FILE\n"
+         "  jobwarden --help | --version\n"
+         "\n"
+         "Runs COMMAND inside a Windows Job Object built from a policy and writes\n"
+         "every event the sandbox sees as JSON Lines.\n"
+         "\n"
+         "run options:\n"
+         "  --tier none|hardened|lockdown    base policy (default: none)\n"
+         "  --policy FILE                    JSON policy file (docs/policy.md)\n"
+         "  --name NAME                      job name shown in events\n"
+         "  --export SPEC                    where events go; repeatable:\n"
+         "                                   file:PATH | stdout | stderr\n"
+         "                                   (default: file:jobwarden-events.jsonl)\n"
+         "  --active-processes N|unlimited   processes alive at once in the job\n"
+         "  --process-memory SIZE|unlimited  committed memory per process (e.g. 512M)\n"
+         "  --job-memory SIZE|unlimited      committed memory of the whole job\n"
+         "  --process-cpu-time DUR|unlimited user CPU time per process (e.g. 30s)\n"
+         "  --job-cpu-time DUR|unlimited     user CPU time of the whole job\n"
+         "  --ui-restrictions LIST|all|none  e.g. read_clipboard,global_atoms\n"
+         "  --[no-]kill-on-close             kill the job when jobwarden exits\n"
+         "  --[no-]die-on-unhandled-exception\n"
+         "  --[no-]allow-breakaway           let processes leave the job\n"
+         "  Flags override the policy file; the tier fills in what neither sets.\n"
+         "\n"
+         "Exit status: the program's exit code; 125 jobwarden error (usage,\n"
+         "policy, job or exporter set-up); 126 program cannot be executed;\n"
+         "127 program not found. check-policy: 0 valid, 1 invalid, 125 usage.\n";
+}
+
+int jw_cli_exit_status(int code) {
+  switch (code) {
+  case 0:
+    return JW_EXIT_OK;
+  case JW_ENOENT:
+    return JW_EXIT_NOT_FOUND;
+  case JW_ENOEXEC:
+    return JW_EXIT_CANNOT_EXEC;
+  default:
+    return JW_EXIT_JW_ERROR;
+  }
+}
+
+static const flag_def_t *find_flag(const char *name, size_t len, int *negated) {
+  size_t i;
+  *negated = 0;
+  if (len > 5 && memcmp(name, "--no-", 5) == 0) {
+    for (i = 0; i < N_FLAG_DEFS; i++) {
+      const char *f = flag_defs[i].flag + 2;
+      if (flag_defs[i].boolean && strlen(f) == len - 5 && memcmp(f, name + 5, len - 5) == 0) {
+        *negated = 1;
+        return &flag_defs[i];
+      }
+    }
+    return NULL;
+  }
+  for (i = 0; i < N_FLAG_DEFS; i++)
+    if (strlen(flag_defs[i].flag) == len && memcmp(flag_defs[i].flag, name, len) == 0)
+      return &flag_defs[i];
+  return NULL;
+}
+
+/* Shows at most 60 bytes of a user-given argument in a message. */
+#define SHOW(s) (int)(strlen(s) > 60 ? 60 : strlen(s)), (s), (strlen(s) > 60 ? "..." : "")
+
+static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli,
+                     jw_error_t *err) {
+  setting_t settings[MAX_SETTINGS];
+  int n_settings = 0, k, rc;
+
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    const char *eq, *value = NULL;
+    size_t name_len;
+    const flag_def_t *def;
+    int negated;
+
+    if (strcmp(a, "--") == 0) {
+      i++;
+      break;
+    }
+    if (a[0] != '-' || a[1] == '\0')
+      break; /* the command starts here */
+    eq = strchr(a, '=');
+    name_len = eq ? (size_t)(eq - a) : strlen(a);
+    if (eq)
+      value = eq + 1;
+
+    if (name_len == 8 && memcmp(a, "--policy", 8) == 0) {
+      if (!value && i + 1 < argc)
+        value = argv[++i];
+      if (!value || !value[0])
+        return jw_error_set(err, JW_EUSAGE, 0, "--policy", "--policy: expected a FILE");
+      cli->policy_file = value;
+      continue;
+    }
+    if (name_len == 8 && memcmp(a, "--export", 8) == 0) {
+      if (!value && i + 1 < argc)
+        value = argv[++i];
+      if (!value || !value[0])
+        return jw_error_set(err, JW_EUSAGE, 0, "--export",
+                            "--export: expected a SPEC (%s)", jw_exporter_kinds());
+      if (cli->n_exports == JW_CLI_MAX_EXPORTS)
+        return jw_error_set(err, JW_EUSAGE, 0, "--export",
+                            "--export: at most %d exporters", JW_CLI_MAX_EXPORTS);
+      cli->exports[cli->n_exports++] = value;
+      continue;
+    }
+    def = find_flag(a, name_len, &negated);
+    if (def == NULL)
+      return jw_error_set(err, JW_EUSAGE, 0, "run",
+                          "run: unknown option '%.*s%s' (see jobwarden --help)", SHOW(a));
+    if (def->boolean) {
+      if (value)
+        return jw_error_set(err, JW_EUSAGE, 0, def->flag,
+                            "%.*s: takes no value", (int)name_len, a);
+      value = negated ? "false" : "true";
+    } else if (!value) {
+      if (i + 1 >= argc)
+        return jw_error_set(err, JW_EUSAGE, 0, def->flag, "%s: expected a value",
+                            def->flag);
+      value = argv[++i];
+    }
+    if (n_settings == MAX_SETTINGS)
+      return jw_error_set(err, JW_EUSAGE, 0, def->flag, "too many options");
+    settings[n_settings].flag = def->flag;
+    settings[n_settings].key = def->key;
+    settings[n_settings].value = value;
+    n_settings++;
+  }
+
+  if (i >= argc)
+    return jw_error_set(err, JW_EUSAGE, 0, "run",
+                        "run: expected a COMMAND to run (see jobwarden --help)");
+  cli->command = argv + i;
+  cli->command_argc = argc - i;
+
+  if (cli->policy_file != NULL) {
+    rc = jw_policy_parse_file(&cli->policy, cli->policy_file, err);
+    if (rc != 0)
+      return rc;
+  }
+  for (k = 0; k < n_settings; k++) {
+    rc = jw_policy_set(&cli->policy, settings[k].key, settings[k].value,
+                       settings[k].flag, err);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+int jw_cli_parse(int argc, const char *const *argv, jw_cli_t *cli, jw_error_t *err) {
+  const char *cmd;
+  memset(cli, 0, sizeof(*cli));
+  jw_policy_init(&cli->policy);
+  if (argc < 2)
+    return jw_error_set(err, JW_EUSAGE, 0, "", "expected a command (see jobwarden --help)");
+  cmd = argv[1];
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+    cli->cmd = JW_CMD_HELP;
+    return 0;
+  }
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+    cli->cmd = JW_CMD_VERSION;
+    return 0;
+  }
+  if (strcmp(cmd, "run") == 0) {
+    cli->cmd = JW_CMD_RUN;
+    return parse_run(argc, argv, 2, cli, err);
+  }
+  if (strcmp(cmd, "check-policy") == 0) {
+    cli->cmd = JW_CMD_CHECK_POLICY;
+    if (argc != 3)
+      return jw_error_set(err, JW_EUSAGE, 0, "check-policy",
+                          "check-policy: expected exactly one FILE");
+    cli->policy_file = argv[2];
+    return 0;
+  }
+  return jw_error_set(err, JW_EUSAGE, 0, "", "unknown command '%.*s%s' (see jobwarden --help)",
+                      SHOW(cmd));
+}

@@ -1,0 +1,516 @@
+/* The event model: one jw_event_t becomes one JSON object (schema 1.0.0,
+ * docs/events.md) and one JSON Lines record. The key order is fixed here
+ * and is part of the format: consumers may diff lines, tests compare them
+ * byte for byte. Strings are hostile input: every one goes through
+ * make_string(), which never drops a field on invalid UTF-8. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "event_names.h"
+#include "internal.h"
+
+const char *jw_event_kind_name(jw_event_kind_t kind) {
+  switch (kind) {
+  case JW_EVENT_VIOLATION:
+    return "sandbox.violation";
+  case JW_EVENT_JOB_START:
+    return "sandbox.job_start";
+  case JW_EVENT_JOB_END:
+    return "sandbox.job_end";
+  case JW_EVENT_PROCESS_START:
+    return "sandbox.process_start";
+  case JW_EVENT_PROCESS_EXIT:
+    return "sandbox.process_exit";
+  case JW_EVENT_NOTICE:
+    return "sandbox.notice";
+  }
+  /* Not NULL: an out-of-range kind still renders (and fails the schema). */
+  return "unknown";
+}
+
+const char *jw_severity_name(jw_severity_t sev) {
+  switch (sev) {
+  case JW_SEV_INFO:
+    return "info";
+  case JW_SEV_LOW:
+    return "low";
+  case JW_SEV_MEDIUM:
+    return "medium";
+  case JW_SEV_HIGH:
+    return "high";
+  case JW_SEV_CRITICAL:
+    return "critical";
+  }
+  return "unknown";
+}
+
+const char *jw__job_message_name(uint32_t id) {
+  /* Index = JOB_OBJECT_MSG_* value; 5 was never assigned. */
+  static const char *const names[] = {
+      NULL,
+      "JOB_OBJECT_MSG_END_OF_JOB_TIME",
+      "JOB_OBJECT_MSG_END_OF_PROCESS_TIME",
+      "JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT",
+      "JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO",
+      NULL,
+      "JOB_OBJECT_MSG_NEW_PROCESS",
+      "JOB_OBJECT_MSG_EXIT_PROCESS",
+      "JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS",
+      "JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT",
+      "JOB_OBJECT_MSG_JOB_MEMORY_LIMIT",
+      "JOB_OBJECT_MSG_NOTIFICATION_LIMIT",
+      "JOB_OBJECT_MSG_JOB_CYCLE_TIME_LIMIT",
+      "JOB_OBJECT_MSG_SILO_TERMINATED",
+  };
+  if (id < sizeof(names) / sizeof(names[0]) && names[id] != NULL)
+    return names[id];
+  return "UNKNOWN";
+}
+
+/* ---- time and identity -------------------------------------------------- */
+
+/* 9999-12-31T23:59:59.999999Z, the last instant RFC 3339 can write. */
+#define TIME_US_MAX UINT64_C(253402300799999999)
+
+/* Days since 1970-01-01 to a proleptic Gregorian date. Counting from
+ * 0000-03-01 puts the leap day at the end of each year, so a year is 365
+ * days plus one every 4 years except every 100 except every 400, and months
+ * from March follow a fixed 153-days-per-5-months pattern. Pure integer
+ * arithmetic: the same result on every platform, no gmtime, no time_t. */
+static void civil_from_days(uint64_t days, unsigned *year, unsigned *month,
+                            unsigned *day) {
+  const uint64_t z = days + 719468; /* days from 0000-03-01 to 1970-01-01 */
+  const uint64_t era = z / 146097;  /* 400-year cycles */
+  const uint64_t doe = z - era * 146097;
+  const uint64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const uint64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const uint64_t mp = (5 * doy + 2) / 153; /* 0 = March ... 11 = February */
+  uint64_t y = era * 400 + yoe;
+  const unsigned m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+  if (m <= 2)
+    y++;
+  *year = (unsigned)y;
+  *month = m;
+  *day = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+}
+
+/* Times after year 9999 are written as the last representable instant
+ * rather than as a 5-digit year that no RFC 3339 parser accepts. */
+void jw_format_time_us(uint64_t time_us, char *buf, size_t size) {
+  uint64_t secs, sod;
+  unsigned y, mo, d, us;
+  if (buf == NULL || size == 0)
+    return;
+  if (time_us > TIME_US_MAX)
+    time_us = TIME_US_MAX;
+  secs = time_us / 1000000;
+  us = (unsigned)(time_us % 1000000);
+  sod = secs % 86400;
+  civil_from_days(secs / 86400, &y, &mo, &d);
+  snprintf(buf, size, "%04u-%02u-%02uT%02u:%02u:%02u.%06uZ", y, mo, d,
+           (unsigned)(sod / 3600), (unsigned)(sod / 60 % 60),
+           (unsigned)(sod % 60), us);
+}
+
+void jw_format_entity_id(uint32_t pid, uint64_t create_time, char *buf,
+                         size_t size) {
+  if (buf == NULL || size == 0)
+    return;
+  snprintf(buf, size, "%" PRIu32 "-%016" PRIX64, pid, create_time);
+}
+
+/* ---- strings ------------------------------------------------------------ */
+
+/* Copies s to dst (when not NULL) replacing every ill-formed UTF-8 sequence
+ * by U+FFFD, one per maximal subpart as Unicode recommends (a truncated
+ * 3-byte sequence becomes one U+FFFD, a stray continuation byte one each).
+ * Well-formed means: shortest form, no surrogates, at most U+10FFFF — what
+ * jansson checks. 0 bytes are kept. Returns the output length; at most
+ * 3 * len. */
+static size_t utf8_sanitize(const unsigned char *s, size_t len, char *dst) {
+  size_t i = 0, n = 0;
+  while (i < len) {
+    unsigned char c = s[i];
+    size_t need, k;
+    unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
+    if (c < 0x80) {
+      need = 0;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      need = 2;
+      if (c == 0xE0)
+        lo = 0xA0; /* overlong */
+      else if (c == 0xED)
+        hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      need = 3;
+      if (c == 0xF0)
+        lo = 0x90; /* overlong */
+      else if (c == 0xF4)
+        hi = 0x8F; /* above U+10FFFF */
+    } else {
+      goto invalid_one; /* 80..C1, F5..FF can never start a sequence */
+    }
+    for (k = 1; k <= need; k++) {
+      unsigned char b = i + k < len ? s[i + k] : 0;
+      unsigned char bl = k == 1 ? lo : 0x80, bh = k == 1 ? hi : 0xBF;
+      if (i + k >= len || b < bl || b > bh)
+        break;
+    }
+    if (k <= need) {
+      /* Bytes i .. i+k-1 are the maximal subpart: one U+FFFD for them. */
+      if (dst)
+        memcpy(dst + n, "\xEF\xBF\xBD", 3);
+      n += 3;
+      i += k;
+      continue;
+    }
+    if (dst)
+      memcpy(dst + n, s + i, need + 1);
+    n += need + 1;
+    i += need + 1;
+    continue;
+  invalid_one:
+    if (dst)
+      memcpy(dst + n, "\xEF\xBF\xBD", 3);
+    n += 3;
+    i++;
+  }
+  return n;
+}
+
+/* A JSON string for len bytes at s (new reference): jansson's own copy when
+ * it accepts the bytes, else a copy with ill-formed UTF-8 replaced. NULL s
+ * is JSON null, on purpose. Returns NULL only when out of memory. */
+static json_t *make_string(const char *s, size_t len) {
+  json_t *j;
+  char *clean;
+  size_t n;
+  if (s == NULL)
+    return json_null();
+  j = json_stringn(s, len);
+  if (j != NULL)
+    return j;
+  if (len > ((size_t)-1) / 3)
+    return NULL;
+  clean = malloc(3 * len + 1);
+  if (clean == NULL)
+    return NULL;
+  n = utf8_sanitize((const unsigned char *)s, len, clean);
+  j = json_stringn(clean, n);
+  free(clean);
+  return j;
+}
+
+static json_t *make_cstring(const char *s) {
+  return make_string(s, s ? strlen(s) : 0);
+}
+
+/* A fixed-size char array that should hold a C string but might not end
+ * with a 0 byte: stop at the array's end. */
+static json_t *make_bounded(const char *s, size_t size) {
+  const char *end = memchr(s, '\0', size);
+  return make_string(s, end ? (size_t)(end - s) : size);
+}
+
+/* jansson integers are signed 64-bit; values above INT64_MAX (no real
+ * counter gets there) are clamped rather than wrapped to negative. */
+static json_t *make_u64(uint64_t v) {
+  return json_integer(v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX
+                                              : (json_int_t)v);
+}
+
+/* Sets key to value, stealing value. Returns -1 when value is NULL (a failed
+ * allocation upstream) or the insertion fails, so that no field is ever
+ * silently missing: the caller abandons the whole object instead. */
+static int put(json_t *obj, const char *key, json_t *value) {
+  if (value == NULL)
+    return -1;
+  return json_object_set_new(obj, key, value);
+}
+
+/* ---- counted image ------------------------------------------------------ */
+
+int jw__event_set_image(jw_event_t *ev, const char *image, size_t len,
+                        int truncated) {
+  json_t *extra, *img;
+  if (ev == NULL || image == NULL)
+    return JW_EINVAL;
+  if (ev->extra != NULL && !json_is_object((json_t *)ev->extra))
+    return JW_EINVAL;
+  img = json_object();
+  if (img == NULL || put(img, "executable", make_string(image, len)) != 0 ||
+      put(img, "truncated", json_boolean(truncated)) != 0)
+    goto nomem;
+  extra = ev->extra != NULL ? (json_t *)ev->extra : json_object();
+  if (extra == NULL)
+    goto nomem;
+  if (json_object_set_new(extra, JW__EXTRA_IMAGE_KEY, img) != 0) {
+    if (ev->extra == NULL)
+      json_decref(extra);
+    return JW_ENOMEM; /* img was released by json_object_set_new */
+  }
+  ev->extra = extra;
+  ev->process.image = image;
+  return 0;
+nomem:
+  json_decref(img);
+  return JW_ENOMEM;
+}
+
+/* ---- the event object --------------------------------------------------- */
+
+/* Keys jobwarden sets itself; ev->extra can never add or replace them, even
+ * when this event leaves them out (a process-less event cannot acquire a
+ * forged "process" object through extra). */
+static const char *const reserved_keys[] = {
+    "schema_version", "event", "seq",    "@timestamp", "host",
+    "run_id",         "job",   "rule",   "action",     "enforcer",
+    "severity",       "source", "job_message", "limit", "process",
+    "message",
+};
+
+static int is_reserved(const char *key) {
+  size_t i;
+  if (strncmp(key, "_jw", 3) == 0)
+    return 1;
+  for (i = 0; i < sizeof(reserved_keys) / sizeof(reserved_keys[0]); i++)
+    if (strcmp(key, reserved_keys[i]) == 0)
+      return 1;
+  return 0;
+}
+
+static const char *exit_class_name(jw_exit_class_t c) {
+  switch (c) {
+  case JW_EXIT_SUCCESS:
+    return "success";
+  case JW_EXIT_FAILURE:
+    return "failure";
+  case JW_EXIT_ABNORMAL:
+    return "abnormal";
+  }
+  return "unknown";
+}
+
+static json_t *process_to_json(const jw_process_info_t *p,
+                               const json_t *image) {
+  json_t *o = json_object(), *exe = NULL;
+  char buf[48];
+  int truncated = 0;
+  if (o == NULL)
+    return NULL;
+  if (put(o, "pid", json_integer(p->pid)) != 0)
+    goto fail;
+  if (p->create_time != 0) {
+    jw_format_entity_id(p->pid, p->create_time, buf, sizeof(buf));
+    if (put(o, "entity_id", json_string(buf)) != 0)
+      goto fail;
+  }
+  if (image != NULL) {
+    /* The counted form from jw__event_set_image wins over p->image: it is
+     * the same path with nothing cut at an embedded U+0000. */
+    exe = json_object_get(image, "executable");
+    truncated = json_is_true(json_object_get(image, "truncated"));
+  }
+  if (json_is_string(exe)) {
+    if (json_object_set(o, "executable", exe) != 0)
+      goto fail;
+  } else if (put(o, "executable", make_cstring(p->image)) != 0) {
+    goto fail;
+  }
+  if (truncated && put(o, "image_truncated", json_true()) != 0)
+    goto fail;
+  if (p->has_parent) {
+    json_t *parent = json_object();
+    if (parent == NULL || put(o, "parent", parent) != 0 ||
+        put(parent, "pid", json_integer(p->parent_pid)) != 0)
+      goto fail;
+  }
+  if (put(o, "is_root", json_boolean(p->is_root)) != 0)
+    goto fail;
+  if (p->has_exit_code) {
+    const char *status = jw_ntstatus_name(p->exit_code);
+    snprintf(buf, sizeof(buf), "0x%08" PRIX32, p->exit_code);
+    if (put(o, "exit_code", json_integer(p->exit_code)) != 0 ||
+        put(o, "exit_code_hex", json_string(buf)) != 0 ||
+        put(o, "status", status ? json_string(status) : json_null()) != 0 ||
+        put(o, "exit_class",
+            json_string(exit_class_name(jw_exit_classify(p->exit_code)))) !=
+            0)
+      goto fail;
+  }
+  return o;
+fail:
+  json_decref(o);
+  return NULL;
+}
+
+/* Builds the object in schema order. Every put() failure means out of
+ * memory; the half-built object is released and NULL returned, so a caller
+ * never renders an event with a field missing. */
+void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run,
+                       uint64_t seq, uint64_t time_us) {
+  json_t *o, *sub;
+  const json_t *extra = NULL, *image = NULL;
+  char when[32];
+
+  if (ev == NULL || run == NULL)
+    return NULL;
+  if (ev->extra != NULL && json_is_object((json_t *)ev->extra)) {
+    extra = (const json_t *)ev->extra;
+    image = json_object_get(extra, JW__EXTRA_IMAGE_KEY);
+    if (!json_is_object(image))
+      image = NULL;
+  }
+  o = json_object();
+  if (o == NULL)
+    return NULL;
+  jw_format_time_us(time_us, when, sizeof(when));
+
+  if (put(o, "schema_version", json_string(JW_SCHEMA_VERSION)) != 0 ||
+      put(o, "event", json_string(jw_event_kind_name(ev->kind))) != 0 ||
+      put(o, "seq", make_u64(seq)) != 0 ||
+      put(o, "@timestamp", json_string(when)) != 0)
+    goto fail;
+
+  sub = json_object();
+  if (sub == NULL || put(o, "host", sub) != 0 ||
+      put(sub, "name", make_bounded(run->host, sizeof(run->host))) != 0)
+    goto fail;
+  if (put(o, "run_id", make_bounded(run->run_id, sizeof(run->run_id))) != 0)
+    goto fail;
+  sub = json_object();
+  if (sub == NULL || put(o, "job", sub) != 0 ||
+      put(sub, "name", make_bounded(run->job_name, sizeof(run->job_name))) !=
+          0 ||
+      put(sub, "tier", make_cstring(jw_tier_name(run->tier))) != 0)
+    goto fail;
+
+  /* NULL here is a producer bug: it renders as null, which the schema
+   * rejects, so the tests catch it while the event itself is not lost. */
+  if (put(o, "rule", make_cstring(ev->rule)) != 0 ||
+      put(o, "action", make_cstring(ev->action)) != 0 ||
+      put(o, "enforcer", make_cstring(ev->enforcer)) != 0 ||
+      put(o, "severity", json_string(jw_severity_name(ev->severity))) != 0 ||
+      put(o, "source", make_cstring(ev->source)) != 0)
+    goto fail;
+
+  if (ev->has_job_message) {
+    sub = json_object();
+    if (sub == NULL || put(o, "job_message", sub) != 0 ||
+        put(sub, "id", json_integer(ev->job_message)) != 0 ||
+        put(sub, "name", json_string(jw__job_message_name(ev->job_message))) !=
+            0)
+      goto fail;
+  }
+
+  if (ev->has_limit) {
+    sub = json_object();
+    if (sub == NULL || put(o, "limit", sub) != 0 ||
+        put(sub, "name", make_cstring(ev->limit_name)) != 0 ||
+        put(sub, "unit", make_cstring(ev->limit_unit)) != 0 ||
+        put(sub, "configured", ev->limit_configured
+                                   ? make_u64(ev->limit_configured)
+                                   : json_null()) != 0)
+      goto fail;
+    if (ev->has_limit_observed &&
+        put(sub, "observed", make_u64(ev->limit_observed)) != 0)
+      goto fail;
+  }
+
+  if (ev->has_process &&
+      put(o, "process", process_to_json(&ev->process, image)) != 0)
+    goto fail;
+
+  if (put(o, "message", make_bounded(ev->message, sizeof(ev->message))) != 0)
+    goto fail;
+
+  if (extra != NULL) {
+    const char *key;
+    json_t *value;
+    /* Borrowed values: json_object_set takes its own reference. The cast
+     * is needed because jansson's iteration macro is not const-correct. */
+    json_object_foreach((json_t *)extra, key, value) {
+      if (is_reserved(key))
+        continue;
+      if (json_object_set(o, key, value) != 0)
+        goto fail;
+    }
+  }
+  return o;
+fail:
+  json_decref(o);
+  return NULL;
+}
+
+/* ---- the JSON Lines record ---------------------------------------------- */
+
+struct line_buf {
+  char *data;
+  size_t len, cap;
+};
+
+/* json_dump_callback sink: our own malloc'd buffer, so the caller frees the
+ * line with free() whatever allocator jansson was given. */
+static int line_append(const char *chunk, size_t size, void *data) {
+  struct line_buf *b = data;
+  if (size > b->cap - b->len - 2) { /* keep room for "\n\0" */
+    size_t cap = b->cap;
+    char *p;
+    while (size > cap - b->len - 2) {
+      if (cap > ((size_t)-1) / 2)
+        return -1;
+      cap *= 2;
+    }
+    p = realloc(b->data, cap);
+    if (p == NULL)
+      return -1;
+    b->data = p;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, chunk, size);
+  b->len += size;
+  return 0;
+}
+
+int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run,
+                         uint64_t seq, uint64_t time_us, char **out,
+                         size_t *out_len) {
+  struct line_buf b = {NULL, 0, 1024};
+  json_t *obj;
+  int rc;
+
+  if (out == NULL)
+    return JW_EINVAL;
+  *out = NULL;
+  if (out_len)
+    *out_len = 0;
+  obj = jw_event_to_json(ev, run, seq, time_us);
+  if (obj == NULL)
+    return ev == NULL || run == NULL ? JW_EINVAL : JW_ENOMEM;
+  b.data = malloc(b.cap);
+  if (b.data == NULL) {
+    json_decref(obj);
+    return JW_ENOMEM;
+  }
+  /* Compact, one line: jansson escapes every control character, so "\n"
+   * never appears inside a record. Key order is insertion order. */
+  rc = json_dump_callback(obj, line_append, &b,
+                          JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(obj);
+  if (rc != 0) {
+    free(b.data);
+    return JW_ENOMEM;
+  }
+  b.data[b.len++] = '\n';
+  b.data[b.len] = '\0';
+  *out = b.data;
+  if (out_len)
+    *out_len = b.len;
+  return 0;
+}

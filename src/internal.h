@@ -1,0 +1,44 @@
+/* Internal declarations shared by jobwarden's sources (not public API). */
+#ifndef JW_INTERNAL_H
+#define JW_INTERNAL_H
+
+#include "jobwarden.h"
+
+#ifdef _WIN32
+#include <windows.h>
+typedef CRITICAL_SECTION jw__mutex_t;
+#else
+#include <pthread.h>
+typedef pthread_mutex_t jw__mutex_t;
+#endif
+
+/* Platform layer (src/win/platform.c, src/unix/platform.c). */
+void jw__mutex_init(jw__mutex_t *m);
+void jw__mutex_lock(jw__mutex_t *m);
+void jw__mutex_unlock(jw__mutex_t *m);
+void jw__mutex_destroy(jw__mutex_t *m);
+/* Fills buf with n cryptographically random bytes. Returns 0 or JW_ESYS. */
+int jw__random_bytes(void *buf, size_t n);
+/* Host name as UTF-8; "unknown" when it cannot be read. */
+void jw__hostname(char *buf, size_t size);
+/* Writes all of buf to the process's stderr, unbuffered (messages that must
+ * not interleave with another thread's output mid-line). */
+void jw__stderr_write(const char *buf, size_t len);
+
+/* Text of a system error code (GetLastError() / errno), UTF-8, without a
+ * trailing newline or period. */
+void jw__sys_error_text(uint32_t code, char *buf, size_t size);
+/* fopen() for a UTF-8 path (on Windows through _wfopen). */
+#include <stdio.h>
+FILE *jw__fopen_utf8(const char *path, const char *mode);
+
+#ifdef _WIN32
+/* A new malloc'd UTF-16 copy of a UTF-8 string; NULL when the input is not
+ * valid UTF-8 or memory runs out. */
+wchar_t *jw__utf8_to_wide(const char *s);
+#endif
+
+/* Bounded copy that always terminates dst (truncates silently). */
+void jw__strlcpy(char *dst, const char *src, size_t size);
+
+#endif /* JW_INTERNAL_H */

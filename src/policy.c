@@ -1,0 +1,1103 @@
+/* Policy: the policy file format, command-line overrides, tiers and the
+ * rendering of a policy back to JSON.
+ *
+ * Every value that reaches an error message comes from the user or from a
+ * file that may be hostile, so it is shown escaped (control characters,
+ * invalid UTF-8, bidirectional overrides) and cut to a few dozen bytes:
+ * a message never grows with its input. Parsing works on a copy of the
+ * policy, so a failed parse or set leaves the caller's policy untouched. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "internal.h"
+
+#if defined(__GNUC__)
+#define POLICY_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define POLICY_PRINTF(f, a)
+#endif
+
+/* A policy is a few hundred bytes; anything this large is a mistake (or an
+ * attack on the parser), and is refused before jansson sees it. */
+#define POLICY_FILE_MAX (1024 * 1024)
+
+/* Bytes of escaped text shown for one hostile value, key or origin. */
+#define SHOW_MAX 60
+#define ORIGIN_SHOW_MAX 120
+
+#define ACTIVE_PROCESSES_MAX 65535u
+
+/* Job Objects hold CPU-time limits as LARGE_INTEGER counts of 100 ns, so
+ * the largest duration that reaches the kernel without overflowing is
+ * INT64_MAX / 10000 milliseconds (about 29 000 years). */
+#define DURATION_MAX_MS ((uint64_t)INT64_MAX / 10000u)
+
+/* ------------------------------------------------------------------------ */
+/* The fields                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef enum {
+  KIND_COUNT,    /* active_processes */
+  KIND_SIZE,     /* bytes */
+  KIND_DURATION, /* milliseconds */
+  KIND_UI,
+  KIND_BOOL,
+  KIND_TIER,
+  KIND_NAME
+} field_kind_t;
+
+typedef struct {
+  const char *key;  /* name in the policy file and in jw_policy_set() */
+  field_kind_t kind;
+  uint32_t bit;     /* JW_SET_* */
+  int in_limits;    /* lives in the "limits" object of the file */
+} field_t;
+
+static const field_t fields[] = {
+    {"name", KIND_NAME, JW_SET_NAME, 0},
+    {"tier", KIND_TIER, JW_SET_TIER, 0},
+    {"active_processes", KIND_COUNT, JW_SET_ACTIVE_PROCESSES, 1},
+    {"process_memory", KIND_SIZE, JW_SET_PROCESS_MEMORY, 1},
+    {"job_memory", KIND_SIZE, JW_SET_JOB_MEMORY, 1},
+    {"process_cpu_time", KIND_DURATION, JW_SET_PROCESS_TIME, 1},
+    {"job_cpu_time", KIND_DURATION, JW_SET_JOB_TIME, 1},
+    {"ui_restrictions", KIND_UI, JW_SET_UI, 0},
+    {"kill_on_close", KIND_BOOL, JW_SET_KILL_ON_CLOSE, 0},
+    {"die_on_unhandled_exception", KIND_BOOL, JW_SET_DIE_ON_EXCEPTION, 0},
+    {"allow_breakaway", KIND_BOOL, JW_SET_BREAKAWAY, 0},
+};
+#define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
+
+#define TOP_KEYS                                                             \
+  "version, name, tier, limits, ui_restrictions, kill_on_close, "            \
+  "die_on_unhandled_exception, allow_breakaway"
+#define LIMIT_KEYS                                                           \
+  "active_processes, process_memory, job_memory, process_cpu_time, "         \
+  "job_cpu_time"
+#define SET_KEYS                                                             \
+  "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "             \
+  "die_on_unhandled_exception, allow_breakaway"
+
+static const struct {
+  const char *name;
+  uint32_t bit;
+} ui_names[] = {
+    {"handles", JW_UI_HANDLES},
+    {"read_clipboard", JW_UI_READCLIPBOARD},
+    {"write_clipboard", JW_UI_WRITECLIPBOARD},
+    {"system_parameters", JW_UI_SYSTEMPARAMETERS},
+    {"display_settings", JW_UI_DISPLAYSETTINGS},
+    {"global_atoms", JW_UI_GLOBALATOMS},
+    {"desktop", JW_UI_DESKTOP},
+    {"exit_windows", JW_UI_EXITWINDOWS},
+};
+#define UI_NAME_COUNT (sizeof(ui_names) / sizeof(ui_names[0]))
+
+#define UI_NAME_LIST                                                         \
+  "\"handles\", \"read_clipboard\", \"write_clipboard\", "                   \
+  "\"system_parameters\", \"display_settings\", \"global_atoms\", "          \
+  "\"desktop\", \"exit_windows\""
+
+static const char *const tier_names[] = {"none", "hardened", "lockdown"};
+
+/* Why a textual quantity was refused; each reason has its own message. */
+typedef enum { VAL_OK = 0, VAL_BAD, VAL_ZERO, VAL_RANGE } val_result_t;
+
+static const char *expected_text(field_kind_t kind, val_result_t why,
+                                 int from_text) {
+  switch (kind) {
+  case KIND_COUNT:
+    return "an integer from 1 to 65535 or \"unlimited\"";
+  case KIND_SIZE:
+    if (why == VAL_ZERO)
+      return "a size of at least 1 byte, or \"unlimited\"";
+    if (why == VAL_RANGE)
+      return "a size of at most 18446744073709551615 bytes";
+    return "a size like \"512M\"";
+  case KIND_DURATION:
+    if (why == VAL_ZERO)
+      return "a duration of at least 1ms, or \"unlimited\"";
+    if (why == VAL_RANGE)
+      return "a duration of at most 922337203685477ms";
+    return "a duration with a unit, like \"500ms\", \"30s\", \"5m\" or \"2h\"";
+  case KIND_UI:
+    return from_text ? "\"all\", \"none\" or a comma-separated list of "
+                       "UI restriction names"
+                     : "an array of UI restriction names, \"all\" or \"none\"";
+  case KIND_BOOL:
+    return from_text ? "true or false (or yes/no, on/off, 1/0)"
+                     : "true or false";
+  case KIND_TIER:
+    return "one of \"none\", \"hardened\", \"lockdown\"";
+  case KIND_NAME:
+    return "a name of 1 to 63 characters from [A-Za-z0-9._-]";
+  }
+  return "a valid value";
+}
+
+/* ------------------------------------------------------------------------ */
+/* Showing hostile text                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Length of the valid UTF-8 sequence at s (0 if invalid), its code point in
+ * *cp. Overlong forms, surrogates and values above U+10FFFF are invalid. */
+static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
+  size_t need, i;
+  uint32_t v, min;
+  unsigned char c = s[0];
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  } else if (c >= 0xC2 && c <= 0xDF) {
+    need = 2, v = c & 0x1Fu, min = 0x80;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    need = 3, v = c & 0x0Fu, min = 0x800;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    need = 4, v = c & 0x07u, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (n < need)
+    return 0;
+  for (i = 1; i < need; i++) {
+    if ((s[i] & 0xC0) != 0x80)
+      return 0;
+    v = (v << 6) | (s[i] & 0x3Fu);
+  }
+  if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+    return 0;
+  *cp = v;
+  return need;
+}
+
+/* Code points that would reorder, hide or break a line of terminal or log
+ * output: C1 controls, bidirectional controls, line separators, BOM. */
+static int is_invisible(uint32_t cp) {
+  return (cp >= 0x80 && cp <= 0x9F) || cp == 0x200E || cp == 0x200F ||
+         (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
+         cp == 0xFEFF;
+}
+
+/* Writes s[0..len) into out (size > 0 bytes, always terminated) as one line
+ * of printable text: control characters, invalid bytes and invisible code
+ * points become \n, \xNN or \uNNNN; when `quoted`, quotes and backslashes
+ * are escaped too, so the text cannot close the quotes it is shown in.
+ * (Unquoted text keeps its backslashes: Windows paths are full of them.)
+ * At most `max` bytes are written, never splitting an escape or a
+ * character. Returns 1 when the text had to be cut. */
+static int escape_text(char *out, size_t size, const char *s, size_t len,
+                       size_t max, int quoted) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t o = 0, i = 0;
+  if (max > size - 1)
+    max = size - 1;
+  while (i < len) {
+    char piece[12];
+    size_t plen = 1, adv = 1;
+    uint32_t cp = 0;
+    unsigned char c = u[i];
+    if (quoted && (c == '"' || c == '\\')) {
+      piece[0] = '\\', piece[1] = (char)c, plen = 2;
+    } else if (c == '\n') {
+      memcpy(piece, "\\n", 2), plen = 2;
+    } else if (c == '\r') {
+      memcpy(piece, "\\r", 2), plen = 2;
+    } else if (c == '\t') {
+      memcpy(piece, "\\t", 2), plen = 2;
+    } else if (c < 0x20 || c == 0x7F) {
+      plen = (size_t)snprintf(piece, sizeof piece, "\\x%02X", (unsigned)c);
+    } else if (c < 0x80) {
+      piece[0] = (char)c;
+    } else if ((adv = utf8_decode(u + i, len - i, &cp)) == 0) {
+      adv = 1;
+      plen = (size_t)snprintf(piece, sizeof piece, "\\x%02X", (unsigned)c);
+    } else if (is_invisible(cp)) {
+      plen = (size_t)snprintf(piece, sizeof piece, "\\u%04X", (unsigned)cp);
+    } else {
+      memcpy(piece, u + i, adv), plen = adv;
+    }
+    if (o + plen > max) {
+      out[o] = '\0';
+      return 1;
+    }
+    memcpy(out + o, piece, plen);
+    o += plen;
+    i += adv;
+  }
+  out[o] = '\0';
+  return 0;
+}
+
+/* A string value as shown after "got": "text", or "text"... when cut. */
+#define SHOWN_SIZE (SHOW_MAX + 8)
+static void show_string(char out[SHOWN_SIZE], const char *s, size_t len) {
+  char esc[SHOW_MAX + 1];
+  int cut = escape_text(esc, sizeof esc, s, len, SHOW_MAX, 1);
+  snprintf(out, SHOWN_SIZE, "\"%s\"%s", esc, cut ? "..." : "");
+}
+
+/* A JSON value as shown after "got". Reals keep a decimal point so that
+ * 1.0 does not read like the integer that was expected. */
+static void show_json(char out[SHOWN_SIZE], const json_t *v) {
+  switch (json_typeof(v)) {
+  case JSON_STRING:
+    show_string(out, json_string_value(v), json_string_length(v));
+    break;
+  case JSON_INTEGER:
+    snprintf(out, SHOWN_SIZE, "%lld", (long long)json_integer_value(v));
+    break;
+  case JSON_REAL:
+    snprintf(out, SHOWN_SIZE, "%.15g", json_real_value(v));
+    if (strpbrk(out, ".eEni") == NULL)
+      strcat(out, ".0");
+    break;
+  case JSON_TRUE:
+    strcpy(out, "true");
+    break;
+  case JSON_FALSE:
+    strcpy(out, "false");
+    break;
+  case JSON_NULL:
+    strcpy(out, "null");
+    break;
+  case JSON_OBJECT:
+    strcpy(out, "an object");
+    break;
+  case JSON_ARRAY:
+    strcpy(out, "an array");
+    break;
+  }
+}
+
+/* A key from the document, for err->where: escaped and cut like a value. */
+static void show_key(char *out, size_t size, const char *prefix,
+                     const char *key) {
+  char esc[SHOW_MAX + 1];
+  int cut = escape_text(esc, sizeof esc, key, strlen(key), SHOW_MAX, 0);
+  snprintf(out, size, "%s%s%s", prefix, esc, cut ? "..." : "");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Error reporting                                                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+  jw_error_t *err;
+  int has_origin;
+  /* The origin as shown: escaped, and for a long path only its last
+   * ORIGIN_SHOW_MAX bytes, the part that tells files apart. */
+  char origin[ORIGIN_SHOW_MAX + 40];
+} ctx_t;
+
+static void ctx_init(ctx_t *cx, const char *origin, jw_error_t *err) {
+  size_t len, start = 0;
+  cx->err = err;
+  cx->has_origin = origin != NULL;
+  cx->origin[0] = '\0';
+  if (origin == NULL)
+    return;
+  len = strlen(origin);
+  if (len > ORIGIN_SHOW_MAX) {
+    start = len - (ORIGIN_SHOW_MAX - 3);
+    while (start < len && ((unsigned char)origin[start] & 0xC0) == 0x80)
+      start++;
+    memcpy(cx->origin, "...", 3);
+  }
+  /* Room is left for escapes to grow the text, and for a final "...". */
+  if (escape_text(cx->origin + (start ? 3 : 0), sizeof cx->origin - 6,
+                  origin + start, len - start, sizeof cx->origin - 7, 0))
+    strcat(cx->origin, "...");
+}
+
+/* Fails with JW_EPOLICY: text is "[origin: ][where: ]<message>". */
+static int policy_fail(const ctx_t *cx, const char *where, const char *fmt,
+                       ...) POLICY_PRINTF(3, 4);
+static int policy_fail(const ctx_t *cx, const char *where, const char *fmt,
+                       ...) {
+  char msg[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return jw_error_set(cx->err, JW_EPOLICY, 0, where, "%s%s%s%s%s",
+                      cx->origin, cx->has_origin ? ": " : "", where,
+                      where[0] ? ": " : "", msg);
+}
+
+static int fail_json(const ctx_t *cx, const char *where, const char *what,
+                     const json_t *got) {
+  char shown[SHOWN_SIZE];
+  show_json(shown, got);
+  return policy_fail(cx, where, "expected %s, got %s", what, shown);
+}
+
+static int fail_text(const ctx_t *cx, const char *where, const char *what,
+                     const char *got) {
+  char shown[SHOWN_SIZE];
+  show_string(shown, got, strlen(got));
+  return policy_fail(cx, where, "expected %s, got %s", what, shown);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Quantities                                                               */
+/* ------------------------------------------------------------------------ */
+
+static char ascii_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Reads one or more decimal digits at *p. *over is set when the number does
+ * not fit in 64 bits; the digits are consumed anyway, so that the caller can
+ * tell bad syntax from a value out of range. */
+static int read_digits(const char **p, uint64_t *out, int *over) {
+  const char *s = *p;
+  uint64_t v = 0;
+  *over = 0;
+  if (*s < '0' || *s > '9')
+    return 0;
+  for (; *s >= '0' && *s <= '9'; s++) {
+    unsigned d = (unsigned)(*s - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      *over = 1;
+    else
+      v = v * 10 + d;
+  }
+  *p = s;
+  *out = v;
+  return 1;
+}
+
+static val_result_t size_from_text(const char *text, uint64_t *out) {
+  const char *p = text;
+  uint64_t v, mult = 1;
+  int over;
+  if (!read_digits(&p, &v, &over))
+    return VAL_BAD;
+  switch (ascii_lower(*p)) {
+  case 'k':
+    mult = (uint64_t)1 << 10;
+    break;
+  case 'm':
+    mult = (uint64_t)1 << 20;
+    break;
+  case 'g':
+    mult = (uint64_t)1 << 30;
+    break;
+  case 't':
+    mult = (uint64_t)1 << 40;
+    break;
+  default:
+    break;
+  }
+  if (mult != 1) {
+    p++;
+    if (ascii_lower(*p) == 'i' && ascii_lower(p[1]) == 'b')
+      p += 2;
+    else if (ascii_lower(*p) == 'b')
+      p++;
+  } else if (ascii_lower(*p) == 'b') {
+    p++; /* "4096B" */
+  }
+  if (*p != '\0')
+    return VAL_BAD;
+  if (over || v > UINT64_MAX / mult)
+    return VAL_RANGE;
+  if (v == 0)
+    return VAL_ZERO;
+  *out = v * mult;
+  return VAL_OK;
+}
+
+static val_result_t duration_from_text(const char *text, uint64_t *out_ms) {
+  const char *p = text;
+  uint64_t v, mult;
+  int over;
+  if (!read_digits(&p, &v, &over))
+    return VAL_BAD;
+  if (strcmp(p, "ms") == 0)
+    mult = 1;
+  else if (strcmp(p, "s") == 0)
+    mult = 1000;
+  else if (strcmp(p, "m") == 0)
+    mult = 60u * 1000;
+  else if (strcmp(p, "h") == 0)
+    mult = 60u * 60 * 1000;
+  else
+    return VAL_BAD;
+  if (over || v > DURATION_MAX_MS / mult)
+    return VAL_RANGE;
+  if (v == 0)
+    return VAL_ZERO;
+  *out_ms = v * mult;
+  return VAL_OK;
+}
+
+static val_result_t count_from_text(const char *text, uint64_t *out) {
+  const char *p = text;
+  uint64_t v;
+  int over;
+  if (!read_digits(&p, &v, &over) || *p != '\0')
+    return VAL_BAD;
+  if (over || v > ACTIVE_PROCESSES_MAX)
+    return VAL_RANGE;
+  if (v == 0)
+    return VAL_ZERO;
+  *out = v;
+  return VAL_OK;
+}
+
+static int name_is_valid(const char *s, size_t len) {
+  size_t i;
+  if (len == 0 || len >= JW_POLICY_NAME_MAX)
+    return 0;
+  for (i = 0; i < len; i++) {
+    char c = s[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+static int ui_bit(const char *name, size_t len, uint32_t *bit) {
+  size_t i;
+  for (i = 0; i < UI_NAME_COUNT; i++) {
+    if (strlen(ui_names[i].name) == len &&
+        memcmp(ui_names[i].name, name, len) == 0) {
+      *bit = ui_names[i].bit;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Stores a numeric or boolean value into the field named by `bit` and marks
+ * it as set. */
+static void store(jw_policy_t *p, uint32_t bit, uint64_t v) {
+  switch (bit) {
+  case JW_SET_ACTIVE_PROCESSES:
+    p->active_processes = (uint32_t)v;
+    break;
+  case JW_SET_PROCESS_MEMORY:
+    p->process_memory = v;
+    break;
+  case JW_SET_JOB_MEMORY:
+    p->job_memory = v;
+    break;
+  case JW_SET_PROCESS_TIME:
+    p->process_time_ms = v;
+    break;
+  case JW_SET_JOB_TIME:
+    p->job_time_ms = v;
+    break;
+  case JW_SET_UI:
+    p->ui_restrictions = (uint32_t)v;
+    break;
+  case JW_SET_KILL_ON_CLOSE:
+    p->kill_on_close = v != 0;
+    break;
+  case JW_SET_DIE_ON_EXCEPTION:
+    p->die_on_unhandled_exception = v != 0;
+    break;
+  case JW_SET_BREAKAWAY:
+    p->breakaway_ok = v != 0;
+    break;
+  case JW_SET_TIER:
+    p->tier = (jw_tier_t)v;
+    break;
+  default:
+    return;
+  }
+  p->set |= bit;
+}
+
+static void store_name(jw_policy_t *p, const char *s, size_t len) {
+  memcpy(p->name, s, len);
+  p->name[len] = '\0';
+  p->set |= JW_SET_NAME;
+}
+
+/* A size, duration or count given as text (a JSON string or a flag). */
+static val_result_t quantity_from_text(field_kind_t kind, const char *text,
+                                       uint64_t *out) {
+  if (strcmp(text, "unlimited") == 0) {
+    *out = 0;
+    return VAL_OK;
+  }
+  if (kind == KIND_SIZE)
+    return size_from_text(text, out);
+  if (kind == KIND_DURATION)
+    return duration_from_text(text, out);
+  return count_from_text(text, out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Values from JSON                                                         */
+/* ------------------------------------------------------------------------ */
+
+static int ui_from_json(const ctx_t *cx, const char *where, const json_t *v,
+                        jw_policy_t *p) {
+  uint32_t bits = 0, bit;
+  size_t i;
+  if (json_is_string(v) && strcmp(json_string_value(v), "all") == 0) {
+    store(p, JW_SET_UI, JW_UI_ALL);
+    return 0;
+  }
+  if (json_is_string(v) && strcmp(json_string_value(v), "none") == 0) {
+    store(p, JW_SET_UI, 0);
+    return 0;
+  }
+  if (!json_is_array(v))
+    return fail_json(cx, where, expected_text(KIND_UI, VAL_BAD, 0), v);
+  for (i = 0; i < json_array_size(v); i++) {
+    const json_t *item = json_array_get(v, i);
+    char item_where[64];
+    snprintf(item_where, sizeof item_where, "%s[%lu]", where,
+             (unsigned long)i);
+    if (!json_is_string(item) ||
+        !ui_bit(json_string_value(item), json_string_length(item), &bit))
+      return fail_json(cx, item_where, "one of " UI_NAME_LIST, item);
+    if (bits & bit) {
+      char shown[SHOWN_SIZE];
+      show_json(shown, item);
+      return policy_fail(cx, item_where,
+                         "expected each restriction once, got %s twice",
+                         shown);
+    }
+    bits |= bit;
+  }
+  store(p, JW_SET_UI, bits);
+  return 0;
+}
+
+static int field_from_json(const ctx_t *cx, const field_t *f,
+                           const char *where, const json_t *v,
+                           jw_policy_t *p) {
+  uint64_t q = 0;
+  val_result_t why = VAL_BAD;
+  jw_tier_t tier;
+  switch (f->kind) {
+  case KIND_COUNT:
+  case KIND_SIZE:
+  case KIND_DURATION:
+    if (json_is_string(v)) {
+      const char *s = json_string_value(v);
+      /* In a file a count is a JSON integer; its only string is
+       * "unlimited". */
+      if (f->kind != KIND_COUNT || strcmp(s, "unlimited") == 0)
+        why = quantity_from_text(f->kind, s, &q);
+    } else if (json_is_integer(v) && f->kind != KIND_DURATION) {
+      /* A bare number of milliseconds is too easily read as seconds, so
+       * durations must carry a unit; sizes and counts need none. */
+      json_int_t i = json_integer_value(v);
+      if (f->kind == KIND_COUNT && i > (json_int_t)ACTIVE_PROCESSES_MAX)
+        why = VAL_RANGE;
+      else
+        why = i < 0 ? VAL_BAD : i == 0 ? VAL_ZERO : VAL_OK;
+      q = (uint64_t)i;
+    }
+    if (why != VAL_OK)
+      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
+    store(p, f->bit, q);
+    return 0;
+  case KIND_BOOL:
+    if (!json_is_boolean(v))
+      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
+    store(p, f->bit, json_is_true(v));
+    return 0;
+  case KIND_TIER:
+    if (!json_is_string(v) || jw_tier_parse(json_string_value(v), &tier) != 0)
+      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
+    store(p, f->bit, (uint64_t)tier);
+    return 0;
+  case KIND_NAME:
+    if (!json_is_string(v) ||
+        !name_is_valid(json_string_value(v), json_string_length(v)))
+      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
+    store_name(p, json_string_value(v), json_string_length(v));
+    return 0;
+  case KIND_UI:
+    return ui_from_json(cx, where, v, p);
+  }
+  return fail_json(cx, where, "a valid value", v);
+}
+
+static const field_t *find_field(const char *key, int in_limits, int any) {
+  size_t i;
+  for (i = 0; i < FIELD_COUNT; i++)
+    if ((any || fields[i].in_limits == in_limits) &&
+        strcmp(fields[i].key, key) == 0)
+      return &fields[i];
+  return NULL;
+}
+
+static int limits_from_json(const ctx_t *cx, json_t *limits, jw_policy_t *p) {
+  const char *key;
+  json_t *v;
+  if (!json_is_object(limits))
+    return fail_json(cx, "limits", "an object", limits);
+  json_object_foreach(limits, key, v) {
+    const field_t *f = find_field(key, 1, 0);
+    char where[128];
+    if (f == NULL) {
+      show_key(where, sizeof where, "limits.", key);
+      return policy_fail(cx, where, "unknown key (known: " LIMIT_KEYS ")");
+    }
+    snprintf(where, sizeof where, "limits.%s", f->key);
+    if (field_from_json(cx, f, where, v, p) != 0)
+      return JW_EPOLICY;
+  }
+  return 0;
+}
+
+static int policy_from_json(const ctx_t *cx, json_t *root, jw_policy_t *p) {
+  const char *key;
+  json_t *v;
+  /* The version decides what every other key means, so it is checked
+   * first wherever it appears in the document. */
+  v = json_object_get(root, "version");
+  if (v != NULL && !(json_is_integer(v) && json_integer_value(v) == 1))
+    return fail_json(cx, "version", "1", v);
+  json_object_foreach(root, key, v) {
+    const field_t *f;
+    if (strcmp(key, "version") == 0)
+      continue;
+    if (strcmp(key, "limits") == 0) {
+      if (limits_from_json(cx, v, p) != 0)
+        return JW_EPOLICY;
+      continue;
+    }
+    f = find_field(key, 0, 0);
+    if (f == NULL) {
+      char where[128];
+      show_key(where, sizeof where, "", key);
+      return policy_fail(cx, where, "unknown key (known: " TOP_KEYS ")");
+    }
+    if (field_from_json(cx, f, f->key, v, p) != 0)
+      return JW_EPOLICY;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public: parsing                                                          */
+/* ------------------------------------------------------------------------ */
+
+void jw_policy_init(jw_policy_t *policy) {
+  memset(policy, 0, sizeof *policy);
+  policy->tier = JW_TIER_NONE;
+}
+
+int jw_policy_parse(jw_policy_t *policy, const char *json, size_t len,
+                    const char *origin, jw_error_t *err) {
+  const unsigned char *u = (const unsigned char *)json;
+  ctx_t cx;
+  json_error_t jerr;
+  json_t *root;
+  jw_policy_t work;
+  int rc;
+
+  if (policy == NULL || (json == NULL && len > 0))
+    return jw_error_set(err, JW_EINVAL, 0, "", "jw_policy_parse: NULL argument");
+  ctx_init(&cx, origin, err);
+
+  /* Windows editors and shells write byte order marks: a UTF-8 one is
+   * harmless and skipped; UTF-16 (PowerShell 5's "> file") gets a clear
+   * message instead of a puzzling syntax error. */
+  if (len >= 3 && u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF) {
+    json += 3;
+    len -= 3;
+  } else if (len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) ||
+                          (u[0] == 0xFE && u[1] == 0xFF))) {
+    return policy_fail(&cx, "", "the policy is UTF-16 text; save it as UTF-8");
+  }
+
+  root = json_loadb(json ? json : "", len,
+                    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+  if (root == NULL) {
+    char text[sizeof jerr.text + 8];
+    if (escape_text(text, sizeof text, jerr.text, strlen(jerr.text),
+                    sizeof text - 4, 0))
+      strcat(text, "...");
+    if (cx.has_origin)
+      return jw_error_set(err, JW_EPOLICY, 0, "", "%s:%d:%d: invalid JSON: %s",
+                          cx.origin, jerr.line, jerr.column, text);
+    return jw_error_set(err, JW_EPOLICY, 0, "",
+                        "line %d, column %d: invalid JSON: %s", jerr.line,
+                        jerr.column, text);
+  }
+  if (!json_is_object(root)) {
+    rc = fail_json(&cx, "", "a JSON object", root);
+    json_decref(root);
+    return rc;
+  }
+  work = *policy;
+  rc = policy_from_json(&cx, root, &work);
+  if (rc == 0)
+    *policy = work;
+  json_decref(root);
+  return rc;
+}
+
+/* Opens a file for reading by its UTF-8 name. On Windows the narrow fopen
+ * would read the name in the ANSI code page, so the name is converted. */
+static FILE *open_utf8(const char *path) {
+#ifdef _WIN32
+  FILE *f;
+  wchar_t *wpath;
+  int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, NULL, 0);
+  if (n <= 0) {
+    errno = EILSEQ;
+    return NULL;
+  }
+  wpath = malloc((size_t)n * sizeof *wpath);
+  if (wpath == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, wpath, n);
+  f = _wfopen(wpath, L"rb");
+  free(wpath);
+  return f;
+#else
+  return fopen(path, "rb");
+#endif
+}
+
+int jw_policy_parse_file(jw_policy_t *policy, const char *path,
+                         jw_error_t *err) {
+  FILE *f = NULL;
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  ctx_t cx;
+  int rc;
+
+  if (policy == NULL || path == NULL)
+    return jw_error_set(err, JW_EINVAL, 0, "",
+                        "jw_policy_parse_file: NULL argument");
+  ctx_init(&cx, path, err);
+  f = open_utf8(path);
+  if (f == NULL) {
+    int e = errno;
+    rc = jw_error_set(err, e == ENOENT ? JW_ENOENT : JW_EIO, (uint32_t)e, "",
+                      "%s: cannot open the policy file: %s", cx.origin,
+                      strerror(e));
+    goto done;
+  }
+  /* Read to the end rather than trusting a size from fseek/ftell: the
+   * "file" may be a pipe, and it may grow while it is read. */
+  for (;;) {
+    size_t n;
+    if (len == cap) {
+      size_t ncap = cap ? cap * 2 : 4096;
+      char *nbuf;
+      if (ncap > (size_t)POLICY_FILE_MAX + 1)
+        ncap = (size_t)POLICY_FILE_MAX + 1;
+      nbuf = realloc(buf, ncap);
+      if (nbuf == NULL) {
+        rc = jw_error_set(err, JW_ENOMEM, 0, "", "%s: out of memory",
+                          cx.origin);
+        goto done;
+      }
+      buf = nbuf;
+      cap = ncap;
+    }
+    n = fread(buf + len, 1, cap - len, f);
+    len += n;
+    if (len > POLICY_FILE_MAX) {
+      rc = policy_fail(&cx, "",
+                       "the policy file is larger than 1 MiB (1048576 "
+                       "bytes); a policy is a few hundred bytes");
+      goto done;
+    }
+    if (n == 0) {
+      if (ferror(f)) {
+        int e = errno;
+        rc = jw_error_set(err, JW_EIO, (uint32_t)e, "",
+                          "%s: cannot read the policy file: %s", cx.origin,
+                          strerror(e));
+        goto done;
+      }
+      break;
+    }
+  }
+  rc = jw_policy_parse(policy, buf, len, path, err);
+done:
+  free(buf);
+  if (f != NULL)
+    fclose(f);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public: command-line values                                              */
+/* ------------------------------------------------------------------------ */
+
+static int bool_from_text(const char *text, int *out) {
+  static const char *const yes[] = {"true", "yes", "1", "on"};
+  static const char *const no[] = {"false", "no", "0", "off"};
+  size_t i;
+  for (i = 0; i < 4; i++) {
+    if (strcmp(text, yes[i]) == 0) {
+      *out = 1;
+      return 1;
+    }
+    if (strcmp(text, no[i]) == 0) {
+      *out = 0;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* "all", "none" or "handles,desktop"; spaces around a name are allowed
+ * because "handles, desktop" is what people type. */
+static int ui_from_text(const ctx_t *cx, const char *where, const char *text,
+                        jw_policy_t *p) {
+  uint32_t bits = 0, bit;
+  const char *s = text;
+  if (strcmp(text, "all") == 0) {
+    store(p, JW_SET_UI, JW_UI_ALL);
+    return 0;
+  }
+  if (strcmp(text, "none") == 0) {
+    store(p, JW_SET_UI, 0);
+    return 0;
+  }
+  for (;;) {
+    const char *end = strchr(s, ',');
+    size_t len;
+    char shown[SHOWN_SIZE];
+    if (end == NULL)
+      end = s + strlen(s);
+    while (*s == ' ')
+      s++;
+    len = (size_t)(end - s);
+    while (len > 0 && s[len - 1] == ' ')
+      len--;
+    show_string(shown, s, len);
+    if (!ui_bit(s, len, &bit))
+      return policy_fail(cx, where,
+                         "expected \"all\", \"none\" or a comma-separated "
+                         "list of " UI_NAME_LIST ", got %s",
+                         shown);
+    if (bits & bit)
+      return policy_fail(cx, where,
+                         "expected each restriction once, got %s twice",
+                         shown);
+    bits |= bit;
+    if (*end == '\0')
+      break;
+    s = end + 1;
+  }
+  store(p, JW_SET_UI, bits);
+  return 0;
+}
+
+static int field_from_text(const ctx_t *cx, const field_t *f,
+                           const char *where, const char *text,
+                           jw_policy_t *p) {
+  uint64_t q = 0;
+  val_result_t why;
+  jw_tier_t tier;
+  int b;
+  switch (f->kind) {
+  case KIND_COUNT:
+  case KIND_SIZE:
+  case KIND_DURATION:
+    why = quantity_from_text(f->kind, text, &q);
+    if (why != VAL_OK)
+      return fail_text(cx, where, expected_text(f->kind, why, 1), text);
+    store(p, f->bit, q);
+    return 0;
+  case KIND_BOOL:
+    if (!bool_from_text(text, &b))
+      return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
+    store(p, f->bit, (uint64_t)b);
+    return 0;
+  case KIND_TIER:
+    if (jw_tier_parse(text, &tier) != 0)
+      return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
+    store(p, f->bit, (uint64_t)tier);
+    return 0;
+  case KIND_NAME:
+    if (!name_is_valid(text, strlen(text)))
+      return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
+    store_name(p, text, strlen(text));
+    return 0;
+  case KIND_UI:
+    return ui_from_text(cx, where, text, p);
+  }
+  return fail_text(cx, where, "a valid value", text);
+}
+
+int jw_policy_set(jw_policy_t *policy, const char *key, const char *value,
+                  const char *where, jw_error_t *err) {
+  const field_t *f;
+  ctx_t cx;
+  jw_policy_t work;
+  int rc;
+  if (policy == NULL || key == NULL || value == NULL)
+    return jw_error_set(err, JW_EINVAL, 0, where ? where : "",
+                        "jw_policy_set: NULL argument");
+  if (where == NULL)
+    where = key;
+  f = find_field(key, 0, 1);
+  if (f == NULL) {
+    char shown[SHOWN_SIZE];
+    show_string(shown, key, strlen(key));
+    return jw_error_set(err, JW_EINVAL, 0, where,
+                        "%s: unknown policy key %s (known: " SET_KEYS ")",
+                        where, shown);
+  }
+  ctx_init(&cx, NULL, err);
+  work = *policy;
+  rc = field_from_text(&cx, f, where, value, &work);
+  if (rc == 0)
+    *policy = work;
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public: tiers and rendering                                              */
+/* ------------------------------------------------------------------------ */
+
+void jw_policy_resolve(const jw_policy_t *in, jw_policy_t *out) {
+  uint32_t set;
+  if (out != in)
+    *out = *in;
+  set = out->set;
+  if (out->tier == JW_TIER_HARDENED || out->tier == JW_TIER_LOCKDOWN) {
+    if (!(set & JW_SET_KILL_ON_CLOSE))
+      out->kill_on_close = 1;
+    if (!(set & JW_SET_DIE_ON_EXCEPTION))
+      out->die_on_unhandled_exception = 1;
+    if (!(set & JW_SET_BREAKAWAY))
+      out->breakaway_ok = 0;
+  }
+  if (out->tier == JW_TIER_LOCKDOWN) {
+    if (!(set & JW_SET_ACTIVE_PROCESSES))
+      out->active_processes = 1;
+    if (!(set & JW_SET_UI))
+      out->ui_restrictions = JW_UI_ALL;
+  }
+}
+
+/* Sizes as integer bytes (a string of digits above what a JSON integer
+ * holds in jansson), durations as "<N>ms": both parse back exactly. */
+static json_t *size_to_json(uint64_t v) {
+  char buf[24];
+  if (v == 0)
+    return json_string("unlimited");
+  if (v <= (uint64_t)INT64_MAX)
+    return json_integer((json_int_t)v);
+  snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+  return json_string(buf);
+}
+
+static json_t *duration_to_json(uint64_t ms) {
+  char buf[32];
+  if (ms == 0)
+    return json_string("unlimited");
+  snprintf(buf, sizeof buf, "%llums", (unsigned long long)ms);
+  return json_string(buf);
+}
+
+void *jw_policy_to_json(const jw_policy_t *p) {
+  json_t *root = json_object(), *limits = json_object(), *ui = json_array();
+  const char *nul;
+  size_t i;
+  if (root == NULL || limits == NULL || ui == NULL)
+    goto fail;
+  if (json_object_set_new(root, "version", json_integer(1)) != 0)
+    goto fail;
+  /* The name is left out when empty ("use the default"): an empty name is
+   * not valid in a policy file. */
+  nul = memchr(p->name, '\0', sizeof p->name);
+  if (nul != NULL && nul != p->name &&
+      json_object_set_new(root, "name", json_string(p->name)) != 0)
+    goto fail;
+  if (json_object_set_new(root, "tier", json_string(jw_tier_name(p->tier))) !=
+      0)
+    goto fail;
+  if (json_object_set_new(limits, "active_processes",
+                          p->active_processes
+                              ? json_integer(p->active_processes)
+                              : json_string("unlimited")) != 0 ||
+      json_object_set_new(limits, "process_memory",
+                          size_to_json(p->process_memory)) != 0 ||
+      json_object_set_new(limits, "job_memory", size_to_json(p->job_memory)) !=
+          0 ||
+      json_object_set_new(limits, "process_cpu_time",
+                          duration_to_json(p->process_time_ms)) != 0 ||
+      json_object_set_new(limits, "job_cpu_time",
+                          duration_to_json(p->job_time_ms)) != 0)
+    goto fail;
+  if (json_object_set_new(root, "limits", limits) != 0) {
+    limits = NULL; /* stolen, even on failure */
+    goto fail;
+  }
+  limits = NULL;
+  for (i = 0; i < UI_NAME_COUNT; i++)
+    if ((p->ui_restrictions & ui_names[i].bit) &&
+        json_array_append_new(ui, json_string(ui_names[i].name)) != 0)
+      goto fail;
+  if (json_object_set_new(root, "ui_restrictions", ui) != 0) {
+    ui = NULL;
+    goto fail;
+  }
+  ui = NULL;
+  if (json_object_set_new(root, "kill_on_close",
+                          json_boolean(p->kill_on_close)) != 0 ||
+      json_object_set_new(root, "die_on_unhandled_exception",
+                          json_boolean(p->die_on_unhandled_exception)) != 0 ||
+      json_object_set_new(root, "allow_breakaway",
+                          json_boolean(p->breakaway_ok)) != 0)
+    goto fail;
+  return root;
+fail:
+  json_decref(ui);
+  json_decref(limits);
+  json_decref(root);
+  return NULL;
+}
+
+const char *jw_tier_name(jw_tier_t tier) {
+  if ((unsigned)tier < sizeof tier_names / sizeof tier_names[0])
+    return tier_names[tier];
+  return "unknown";
+}
+
+int jw_tier_parse(const char *text, jw_tier_t *out) {
+  size_t i;
+  if (text == NULL || out == NULL)
+    return JW_EINVAL;
+  for (i = 0; i < sizeof tier_names / sizeof tier_names[0]; i++) {
+    if (strcmp(text, tier_names[i]) == 0) {
+      *out = (jw_tier_t)i;
+      return 0;
+    }
+  }
+  return JW_EINVAL;
+}
+
+int jw_parse_size(const char *text, uint64_t *out) {
+  uint64_t v;
+  if (text == NULL || out == NULL || size_from_text(text, &v) != VAL_OK)
+    return JW_EINVAL;
+  *out = v;
+  return 0;
+}
+
+int jw_parse_duration(const char *text, uint64_t *out_ms) {
+  uint64_t v;
+  if (text == NULL || out_ms == NULL || duration_from_text(text, &v) != VAL_OK)
+    return JW_EINVAL;
+  *out_ms = v;
+  return 0;
+}

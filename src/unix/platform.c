@@ -1,0 +1,65 @@
+/* Platform layer for the native (POSIX) build: used by the unit tests and
+ * by the portable core's tools; the product itself runs on Windows. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void jw__mutex_init(jw__mutex_t *m) { pthread_mutex_init(m, NULL); }
+void jw__mutex_lock(jw__mutex_t *m) { pthread_mutex_lock(m); }
+void jw__mutex_unlock(jw__mutex_t *m) { pthread_mutex_unlock(m); }
+void jw__mutex_destroy(jw__mutex_t *m) { pthread_mutex_destroy(m); }
+
+int jw__random_bytes(void *buf, size_t n) {
+  unsigned char *p = buf;
+  while (n > 0) {
+    ssize_t r = getrandom(p, n, 0);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      return JW_ESYS;
+    }
+    p += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+void jw__hostname(char *buf, size_t size) {
+  if (size == 0)
+    return;
+  if (gethostname(buf, size) != 0 || buf[0] == '\0')
+    jw__strlcpy(buf, "unknown", size);
+  buf[size - 1] = '\0';
+}
+
+void jw__stderr_write(const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t w = write(2, buf, len);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return;
+    }
+    buf += w;
+    len -= (size_t)w;
+  }
+}
+
+uint64_t jw_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void jw__sys_error_text(uint32_t code, char *buf, size_t size) {
+  jw__strlcpy(buf, strerror((int)code), size);
+}
+
+FILE *jw__fopen_utf8(const char *path, const char *mode) {
+  return fopen(path, mode);
+}

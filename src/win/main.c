@@ -1,0 +1,103 @@
+/* jobwarden.exe: the command-line front end. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "win/win.h"
+
+static void out(HANDLE h, const char *s) {
+  DWORD w;
+  size_t len = strlen(s);
+  while (len > 0 && WriteFile(h, s, (DWORD)len, &w, NULL) && w > 0) {
+    s += w;
+    len -= w;
+  }
+}
+
+static int check_policy(const char *path) {
+  jw_policy_t p;
+  jw_error_t err;
+  json_t *j;
+  char *text;
+  memset(&err, 0, sizeof(err));
+  jw_policy_init(&p);
+  if (jw_policy_parse_file(&p, path, &err) != 0) {
+    out(GetStdHandle(STD_ERROR_HANDLE), "jobwarden: check-policy: ");
+    out(GetStdHandle(STD_ERROR_HANDLE), err.text);
+    out(GetStdHandle(STD_ERROR_HANDLE), "\n");
+    return JW_EXIT_POLICY_INVALID;
+  }
+  jw_policy_resolve(&p, &p);
+  j = jw_policy_to_json(&p);
+  text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+  json_decref(j);
+  if (text == NULL) {
+    out(GetStdHandle(STD_ERROR_HANDLE), "jobwarden: check-policy: out of memory\n");
+    return JW_EXIT_JW_ERROR;
+  }
+  out(GetStdHandle(STD_OUTPUT_HANDLE), text);
+  out(GetStdHandle(STD_OUTPUT_HANDLE), "\n");
+  free(text);
+  return JW_EXIT_OK;
+}
+
+int wmain(int argc, wchar_t **wargv);
+
+int wmain(int argc, wchar_t **wargv) {
+  char **argv = calloc((size_t)argc + 1, sizeof(char *));
+  jw_cli_t cli;
+  jw_error_t err;
+  int i, rc, status;
+
+  if (argv == NULL)
+    return JW_EXIT_JW_ERROR;
+  for (i = 0; i < argc; i++) {
+    size_t len;
+    if (jw_utf16_to_utf8((const uint16_t *)wargv[i], wcslen(wargv[i]), JW_HOSTILE_MAX_UNITS,
+                         &argv[i], &len, NULL) != 0)
+      return JW_EXIT_JW_ERROR;
+  }
+  memset(&err, 0, sizeof(err));
+  rc = jw_cli_parse(argc, (const char *const *)argv, &cli, &err);
+  if (rc != 0) {
+    out(GetStdHandle(STD_ERROR_HANDLE), "jobwarden: ");
+    out(GetStdHandle(STD_ERROR_HANDLE), err.text);
+    out(GetStdHandle(STD_ERROR_HANDLE), "\n");
+    return JW_EXIT_JW_ERROR;
+  }
+  switch (cli.cmd) {
+  case JW_CMD_HELP:
+    out(GetStdHandle(STD_OUTPUT_HANDLE), jw_cli_usage());
+    status = JW_EXIT_OK;
+    break;
+  case JW_CMD_VERSION:
+    out(GetStdHandle(STD_OUTPUT_HANDLE),
+        "jobwarden " JW_VERSION " (event schema " JW_SCHEMA_VERSION ")\n");
+    status = JW_EXIT_OK;
+    break;
+  case JW_CMD_CHECK_POLICY:
+    status = check_policy(cli.policy_file);
+    break;
+  case JW_CMD_RUN: {
+    jw_run_config_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.policy = cli.policy;
+    cfg.exports = cli.exports;
+    cfg.n_exports = cli.n_exports;
+    cfg.argv = cli.command;
+    cfg.argc = cli.command_argc;
+    status = jw_run(&cfg);
+    break;
+  }
+  default:
+    status = JW_EXIT_JW_ERROR;
+    break;
+  }
+  for (i = 0; i < argc; i++)
+    free(argv[i]);
+  free(argv);
+  return status;
+}

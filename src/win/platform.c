@@ -1,0 +1,119 @@
+/* Platform layer for Windows. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+void jw__mutex_init(jw__mutex_t *m) { InitializeCriticalSection(m); }
+void jw__mutex_lock(jw__mutex_t *m) { EnterCriticalSection(m); }
+void jw__mutex_unlock(jw__mutex_t *m) { LeaveCriticalSection(m); }
+void jw__mutex_destroy(jw__mutex_t *m) { DeleteCriticalSection(m); }
+
+/* RtlGenRandom is exported by advapi32 as SystemFunction036; it needs no
+ * provider handle and is what the CRT's rand_s() uses. */
+typedef BOOLEAN(WINAPI *jw__rtlgenrandom_fn)(PVOID, ULONG);
+
+int jw__random_bytes(void *buf, size_t n) {
+  static jw__rtlgenrandom_fn fn;
+  if (fn == NULL) {
+    HMODULE mod = LoadLibraryW(L"advapi32.dll");
+    if (mod == NULL)
+      return JW_ESYS;
+    fn = (jw__rtlgenrandom_fn)(void (*)(void))GetProcAddress(mod, "SystemFunction036");
+    if (fn == NULL)
+      return JW_ESYS;
+  }
+  if (n > 0xFFFFFFFFu || !fn(buf, (ULONG)n))
+    return JW_ESYS;
+  return 0;
+}
+
+void jw__hostname(char *buf, size_t size) {
+  wchar_t name[256];
+  DWORD len = (DWORD)(sizeof(name) / sizeof(name[0]));
+  if (size == 0)
+    return;
+  if (!GetComputerNameExW(ComputerNameDnsHostname, name, &len) || len == 0 ||
+      WideCharToMultiByte(CP_UTF8, 0, name, (int)len, buf, (int)size - 1, NULL,
+                          NULL) <= 0) {
+    jw__strlcpy(buf, "unknown", size);
+    return;
+  }
+  buf[size - 1] = '\0';
+  {
+    int n = WideCharToMultiByte(CP_UTF8, 0, name, (int)len, NULL, 0, NULL, NULL);
+    if (n > 0 && (size_t)n < size)
+      buf[n] = '\0';
+  }
+}
+
+void jw__stderr_write(const char *buf, size_t len) {
+  HANDLE h = GetStdHandle(STD_ERROR_HANDLE);
+  while (h != NULL && h != INVALID_HANDLE_VALUE && len > 0) {
+    DWORD w = 0;
+    if (!WriteFile(h, buf, len > 65536 ? 65536 : (DWORD)len, &w, NULL) || w == 0)
+      return;
+    buf += w;
+    len -= w;
+  }
+}
+
+uint64_t jw_now_us(void) {
+  FILETIME ft;
+  ULARGE_INTEGER u;
+  GetSystemTimePreciseAsFileTime(&ft);
+  u.LowPart = ft.dwLowDateTime;
+  u.HighPart = ft.dwHighDateTime;
+  /* 100 ns ticks since 1601-01-01 -> microseconds since 1970-01-01. */
+  return (u.QuadPart - 116444736000000000ull) / 10u;
+}
+
+void jw__sys_error_text(uint32_t code, char *buf, size_t size) {
+  wchar_t *msg = NULL;
+  DWORD n;
+  if (size == 0)
+    return;
+  n = FormatMessageW(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM |
+                         FORMAT_MESSAGE_IGNORE_INSERTS,
+                     NULL, code, 0, (LPWSTR)&msg, 0, NULL);
+  while (n > 0 && (msg[n - 1] == L'\r' || msg[n - 1] == L'\n' ||
+                   msg[n - 1] == L' ' || msg[n - 1] == L'.'))
+    n--;
+  if (n == 0 ||
+      WideCharToMultiByte(CP_UTF8, 0, msg, (int)n, buf, (int)size - 1, NULL, NULL) <= 0) {
+    snprintf(buf, size, "Win32 error %lu", (unsigned long)code);
+  } else {
+    int len = WideCharToMultiByte(CP_UTF8, 0, msg, (int)n, NULL, 0, NULL, NULL);
+    buf[(size_t)len < size ? (size_t)len : size - 1] = '\0';
+  }
+  if (msg != NULL)
+    LocalFree(msg);
+}
+
+/* A new malloc'd UTF-16 copy of a UTF-8 string, NULL on invalid input or
+ * allocation failure. */
+wchar_t *jw__utf8_to_wide(const char *s) {
+  int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
+  wchar_t *w;
+  if (n <= 0)
+    return NULL;
+  w = malloc((size_t)n * sizeof(wchar_t));
+  if (w == NULL)
+    return NULL;
+  if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n) != n) {
+    free(w);
+    return NULL;
+  }
+  return w;
+}
+
+FILE *jw__fopen_utf8(const char *path, const char *mode) {
+  wchar_t *wpath = jw__utf8_to_wide(path), *wmode = jw__utf8_to_wide(mode);
+  FILE *f = NULL;
+  if (wpath != NULL && wmode != NULL)
+    f = _wfopen(wpath, wmode);
+  free(wpath);
+  free(wmode);
+  return f;
+}

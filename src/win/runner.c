@@ -1,0 +1,254 @@
+/* `jobwarden run`: policy -> job -> monitor -> spawn -> wait -> report. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "win/win.h"
+
+#define STOP_TIMEOUT_MS 5000
+
+static HANDLE g_interrupt;      /* owner: jw_run; set by the console handler */
+static HANDLE g_finished;       /* owner: jw_run; set once the log is complete */
+static volatile LONG g_ctrl_type = -1;
+
+/* Runs on a thread the system creates. Ctrl-C / Ctrl-Break / console close
+ * only raise a flag; the main thread terminates the job and writes the end
+ * of the record. For close/logoff/shutdown the process dies when this
+ * returns, so it waits (bounded) for the record to be complete. */
+static BOOL WINAPI on_console_ctrl(DWORD type) {
+  switch (type) {
+  case CTRL_C_EVENT:
+  case CTRL_BREAK_EVENT:
+  case CTRL_CLOSE_EVENT:
+  case CTRL_LOGOFF_EVENT:
+  case CTRL_SHUTDOWN_EVENT:
+    InterlockedExchange(&g_ctrl_type, (LONG)type);
+    SetEvent(g_interrupt);
+    if (type >= CTRL_CLOSE_EVENT)
+      WaitForSingleObject(g_finished, STOP_TIMEOUT_MS);
+    return TRUE;
+  default:
+    return FALSE;
+  }
+}
+
+/* "jobwarden: <text>\n" on stderr in one write. */
+static void say(const char *prefix, const char *text) {
+  char buf[1200];
+  int n = snprintf(buf, sizeof(buf), "jobwarden: %s%s\n", prefix, text);
+  if (n > 0)
+    jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+static void emit_notice(jw_emitter_t *em, const char *rule, const char *action,
+                        jw_severity_t sev, const jw_error_t *err, const char *message) {
+  jw_event_t ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.kind = JW_EVENT_NOTICE;
+  ev.rule = rule;
+  ev.action = action;
+  ev.enforcer = "monitor";
+  ev.source = "jobwarden";
+  ev.severity = sev;
+  jw__strlcpy(ev.message, message, sizeof(ev.message));
+  if (err != NULL)
+    ev.extra = json_pack("{s:{s:s,s:s,s:I}}", "error", "where", err->where, "code",
+                         jw_err_name(err->code), "win32_error", (json_int_t)err->sys_error);
+  jw_emit(em, &ev);
+}
+
+static void emit_job_start(jw_emitter_t *em, const jw_policy_t *pol, const jw_run_config_t *cfg,
+                           const jw_job_t *job) {
+  jw_event_t ev;
+  json_t *argv = json_array();
+  int i;
+  memset(&ev, 0, sizeof(ev));
+  ev.kind = JW_EVENT_JOB_START;
+  ev.rule = "job";
+  ev.action = "observed";
+  ev.enforcer = "kernel";
+  ev.source = "jobwarden";
+  ev.severity = JW_SEV_INFO;
+  for (i = 0; argv != NULL && i < cfg->argc; i++) {
+    json_t *s = json_stringn(cfg->argv[i], strlen(cfg->argv[i]));
+    if (s != NULL)
+      json_array_append_new(argv, s);
+  }
+  ev.extra = json_pack("{s:o,s:{s:o,s:b}}", "policy", (json_t *)jw_policy_to_json(pol), "job_config",
+                       "command", argv ? argv : json_array(), "kill_on_close_applied",
+                       job->policy.kill_on_close);
+  snprintf(ev.message, sizeof(ev.message), "job created with tier %s; starting %.300s",
+           jw_tier_name(pol->tier), cfg->argc > 0 ? cfg->argv[0] : "?");
+  jw_emit(em, &ev);
+}
+
+static int set_root_cb(void *ctx, jw_child_t *child) {
+  return jw_monitor_set_root((jw_monitor_t *)ctx, child);
+}
+
+static uint32_t active_processes(HANDLE job) {
+  JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acc;
+  if (!QueryInformationJobObject(job, JobObjectBasicAccountingInformation, &acc, sizeof(acc), NULL))
+    return 0;
+  return acc.ActiveProcesses;
+}
+
+int jw_run(const jw_run_config_t *cfg) {
+  static const char *const default_export[] = {"file:jobwarden-events.jsonl"};
+  const char *const *exports = cfg->n_exports ? cfg->exports : default_export;
+  int n_exports = cfg->n_exports ? cfg->n_exports : 1;
+  jw_policy_t pol;
+  jw_run_info_t run;
+  jw_emitter_t *em = NULL;
+  jw_job_t job;
+  jw_monitor_t *mon = NULL;
+  jw_child_t child;
+  jw_spawn_options_t opt;
+  jw_error_t err;
+  jw_monitor_stats_t stats;
+  char name[JW_POLICY_NAME_MAX + 32];
+  char msg[700];
+  int status = JW_EXIT_JW_ERROR, i, rc;
+  DWORD exit_code = 0;
+
+  memset(&job, 0, sizeof(job));
+  memset(&child, 0, sizeof(child));
+  memset(&err, 0, sizeof(err));
+  jw_policy_resolve(&cfg->policy, &pol);
+  if (pol.name[0])
+    jw__strlcpy(name, pol.name, sizeof(name));
+  else
+    snprintf(name, sizeof(name), "jobwarden-%lu", (unsigned long)GetCurrentProcessId());
+
+  g_interrupt = CreateEventW(NULL, TRUE, FALSE, NULL);
+  g_finished = CreateEventW(NULL, TRUE, FALSE, NULL);
+  if (g_interrupt == NULL || g_finished == NULL) {
+    say("", "cannot create events (out of resources)");
+    goto done;
+  }
+  if (jw_run_info_init(&run, name, pol.tier) != 0 || jw_emitter_new(&run, &em) != 0) {
+    say("", "cannot initialize the run (no random source or out of memory)");
+    goto done;
+  }
+  for (i = 0; i < n_exports; i++) {
+    jw_exporter_t *exp;
+    if (jw_exporter_open(exports[i], &exp, &err) != 0) {
+      say("", err.text);
+      goto done;
+    }
+    if (jw_emitter_add(em, exp) != 0) {
+      jw_exporter_close(exp);
+      say("", "out of memory");
+      goto done;
+    }
+  }
+
+  if (jw_job_create(&job, &pol, &err) != 0) {
+    say("", err.text);
+    emit_notice(em, "setup_failed", "blocked", JW_SEV_CRITICAL, &err, err.text);
+    goto done;
+  }
+  emit_job_start(em, &pol, cfg, &job);
+  if (job.kill_on_close_refused) {
+    snprintf(msg, sizeof(msg),
+             "KILL_ON_JOB_CLOSE was refused (Win32 error %lu: jobwarden itself runs in a job "
+             "that forbids it); the job runs without it, so a killed jobwarden would leave "
+             "the sandboxed processes running",
+             (unsigned long)job.kill_on_close_error);
+    say("warning: ", msg);
+    emit_notice(em, "kill_on_close_unavailable", "degraded", JW_SEV_HIGH, NULL, msg);
+  }
+  if (jw_monitor_start(&job, em, &mon, &err) != 0) {
+    say("", err.text);
+    emit_notice(em, "setup_failed", "blocked", JW_SEV_CRITICAL, &err, err.text);
+    goto done;
+  }
+  SetConsoleCtrlHandler(on_console_ctrl, TRUE);
+
+  memset(&opt, 0, sizeof(opt));
+  opt.argv = cfg->argv;
+  opt.argc = cfg->argc;
+  opt.before_resume = set_root_cb;
+  opt.ctx = mon;
+  rc = jw_spawn(job.job, &opt, &child, &err);
+  if (rc != 0) {
+    status = jw_cli_exit_status(rc);
+    say("", err.text);
+    emit_notice(em, "spawn_failed", "blocked", JW_SEV_HIGH, &err, err.text);
+    goto done;
+  }
+
+  {
+    HANDLE waits[2] = {child.process, g_interrupt};
+    DWORD w = WaitForMultipleObjects(2, waits, FALSE, INFINITE);
+    if (w == WAIT_OBJECT_0 + 1) {
+      LONG type = g_ctrl_type;
+      const char *reason = type == CTRL_C_EVENT      ? "interrupted by Ctrl-C"
+                           : type == CTRL_BREAK_EVENT ? "interrupted by Ctrl-Break"
+                                                      : "the console is closing";
+      jw_monitor_note_terminating(mon, reason);
+      snprintf(msg, sizeof(msg), "jobwarden was %s; terminating the job", reason);
+      emit_notice(em, "interrupted", "killed_job", JW_SEV_MEDIUM, NULL, msg);
+      if (!TerminateJobObject(job.job, JW_TERMINATE_EXIT_CODE))
+        say("", "TerminateJobObject failed; the job is closed instead");
+      WaitForSingleObject(child.process, STOP_TIMEOUT_MS);
+    } else if (w != WAIT_OBJECT_0) {
+      say("", "waiting for the program failed; terminating the job");
+      jw_monitor_note_terminating(mon, "jobwarden could not wait for the program");
+      TerminateJobObject(job.job, JW_TERMINATE_EXIT_CODE);
+      WaitForSingleObject(child.process, STOP_TIMEOUT_MS);
+    }
+  }
+  if (!GetExitCodeProcess(child.process, &exit_code) || exit_code == STILL_ACTIVE) {
+    say("", "cannot read the program's exit code");
+    exit_code = JW_EXIT_JW_ERROR;
+  }
+
+  /* The run ends with its root: whatever the root left behind in the job
+   * is terminated, and that is reported. */
+  {
+    uint32_t left = active_processes(job.job);
+    if (left > 0) {
+      jw_event_t ev;
+      memset(&ev, 0, sizeof(ev));
+      ev.kind = JW_EVENT_VIOLATION;
+      ev.rule = "orphan_processes";
+      ev.action = "killed_job";
+      ev.enforcer = "monitor";
+      ev.source = "jobwarden";
+      ev.severity = JW_SEV_MEDIUM;
+      ev.has_limit = 1;
+      ev.limit_name = "active_processes";
+      ev.limit_unit = "processes";
+      ev.limit_configured = pol.active_processes;
+      ev.has_limit_observed = 1;
+      ev.limit_observed = left;
+      snprintf(ev.message, sizeof(ev.message),
+               "the root process exited leaving %lu process(es) in the job; jobwarden terminates them",
+               (unsigned long)left);
+      jw_monitor_note_terminating(mon, "the root process exited; leftovers terminated");
+      jw_emit(em, &ev);
+      TerminateJobObject(job.job, JW_TERMINATE_EXIT_CODE);
+    }
+  }
+  WaitForSingleObject(jw_monitor_done_event(mon), STOP_TIMEOUT_MS);
+  status = (int)exit_code;
+
+done:
+  if (mon != NULL) {
+    if (jw_monitor_stop(mon, STOP_TIMEOUT_MS, &stats) != 0)
+      say("", "the monitor did not stop in time; the event log may end early");
+    mon = NULL;
+  }
+  jw_child_close(&child);
+  jw_job_close(&job);
+  if (em != NULL && jw_emitter_failed_sinks(em) > 0)
+    say("", "some events could not be written to every exporter (see above)");
+  jw_emitter_free(em);
+  if (g_finished != NULL)
+    SetEvent(g_finished);
+  return status;
+}

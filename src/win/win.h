@@ -1,0 +1,136 @@
+/* Windows-only internals: the job, the race-free spawn, the monitor thread
+ * and the `run` driver. Only the Windows build compiles these. */
+#ifndef JW_WIN_H
+#define JW_WIN_H
+
+#include "internal.h"
+
+/* Completion keys on the job's port. The job's own messages arrive under
+ * JW_KEY_JOB; the owner posts control packets under JW_KEY_CONTROL. */
+#define JW_KEY_JOB ((ULONG_PTR)0x4A57001)
+#define JW_KEY_CONTROL ((ULONG_PTR)0x4A57002)
+#define JW_CTRL_QUIT 1u
+
+#ifndef JOB_OBJECT_MSG_SILO_TERMINATED
+#define JOB_OBJECT_MSG_SILO_TERMINATED 13
+#endif
+
+/* Exit code jobwarden gives the job's processes when it terminates them
+ * (Ctrl-C, console close, leftovers after the root exited). */
+#define JW_TERMINATE_EXIT_CODE 0xC000013Au /* STATUS_CONTROL_C_EXIT */
+
+typedef struct jw_job_s {
+  HANDLE job;  /* owner: jw_job; closing it kills members when kill-on-close is set */
+  HANDLE port; /* owner: jw_job; the completion port bound to `job` */
+  jw_policy_t policy; /* resolved */
+  int kill_on_close_refused; /* KILL_ON_JOB_CLOSE was refused and dropped */
+  DWORD kill_on_close_error; /* the Win32 error of that refusal */
+} jw_job_t;
+
+/* Creates a job with the resolved policy's limits and UI restrictions and
+ * binds a new completion port to it under JW_KEY_JOB, before any process
+ * can be in it. If KILL_ON_JOB_CLOSE is refused with ERROR_INVALID_PARAMETER
+ * (jobwarden already runs in a job that forbids it), retries without it and
+ * sets job->kill_on_close_refused; the caller reports that in an event.
+ * Returns 0 or JW_ESYS with err->where naming the failed call. Main thread. */
+int jw_job_create(jw_job_t *job, const jw_policy_t *resolved, jw_error_t *err);
+/* Closes the job and its port (kills the members if kill-on-close is set). */
+void jw_job_close(jw_job_t *job);
+
+/* Test hook: replaces SetInformationJobObject so tests can make the kernel
+ * "refuse" an information class. NULL restores the real call. */
+typedef BOOL(WINAPI *jw__set_job_info_fn)(HANDLE, JOBOBJECTINFOCLASS, LPVOID, DWORD);
+void jw__job_set_info_hook(jw__set_job_info_fn fn);
+
+typedef struct jw_child_s {
+  HANDLE process;       /* owner: the caller of jw_spawn (close with jw_child_close) */
+  HANDLE thread;        /* owner: the caller; primary thread */
+  DWORD pid;
+  uint64_t create_time; /* FILETIME ticks, 0 if unknown */
+  char *image;          /* UTF-8 full path of the program, owned */
+  const char *method;   /* "job_list" or "suspended_assign" (or "naive" in tests) */
+} jw_child_t;
+
+typedef int (*jw_before_resume_fn)(void *ctx, jw_child_t *child);
+
+typedef struct jw_spawn_options_s {
+  const char *const *argv; /* UTF-8; argv[0] is the program */
+  int argc;
+  HANDLE std_in, std_out, std_err; /* NULL: jobwarden's own */
+  /* Called while the child is suspended inside the job (nothing of it has
+   * run yet); an error aborts the spawn and kills the child. May be NULL. */
+  jw_before_resume_fn before_resume;
+  void *ctx;
+  /* Test-only: milliseconds to sleep between process creation and the
+   * moment the child may run (jobwarden's order) or the moment it is
+   * assigned (naive order). */
+  unsigned test_delay_ms;
+  /* Test-only: the unsafe order some tools use: CreateProcess running,
+   * (sleep), then AssignProcessToJobObject. Never used by jobwarden. */
+  int test_naive_order;
+  /* Test-only: skip PROC_THREAD_ATTRIBUTE_JOB_LIST, use the fallback. */
+  int test_force_fallback;
+} jw_spawn_options_t;
+
+/* Spawns argv race-free into `job`: the child is created suspended and
+ * already inside the job (PROC_THREAD_ATTRIBUTE_JOB_LIST; where that is
+ * unavailable CREATE_SUSPENDED + AssignProcessToJobObject), inherits only its
+ * three standard handles (PROC_THREAD_ATTRIBUTE_HANDLE_LIST), is checked to
+ * be in the job, then resumed. On any failure after creation the child is
+ * terminated and waited for. Returns 0, JW_ENOENT (program not found),
+ * JW_ENOEXEC (cannot execute), JW_EUSAGE (bad argv) or JW_ESYS with
+ * err->where naming the step and err->sys_error the Win32 error. */
+int jw_spawn(HANDLE job, const jw_spawn_options_t *opt, jw_child_t *child,
+             jw_error_t *err);
+void jw_child_close(jw_child_t *child);
+
+/* Resolves a program name the way `run` does (SearchPathW, ".exe" added).
+ * Returns a new malloc'd UTF-16 path, or NULL with err set (JW_ENOENT). */
+wchar_t *jw__resolve_program(const char *name, jw_error_t *err);
+
+/* The monitor thread. */
+typedef struct jw_monitor_s jw_monitor_t;
+
+/* Creates the thread draining job->port; it starts running once the root
+ * is known (jw_monitor_set_root) so the root's own NEW_PROCESS packet is
+ * never mistaken for a child. Neither the job nor the emitter is
+ * owned; both must outlive jw_monitor_stop. Main thread. */
+int jw_monitor_start(jw_job_t *job, jw_emitter_t *em, jw_monitor_t **out,
+                     jw_error_t *err);
+/* Tells the monitor which process is the root (before it runs; the handle is
+ * duplicated) and emits its sandbox.process_start event. Main thread. */
+int jw_monitor_set_root(jw_monitor_t *m, const jw_child_t *root);
+/* Announces that jobwarden itself is terminating the job (`reason` is a
+ * static string such as "interrupted"), so the exits that follow are
+ * reported as killed by jobwarden, not as crashes. Any thread. */
+void jw_monitor_note_terminating(jw_monitor_t *m, const char *reason);
+/* Manual-reset event set once the job has no active process left (or the
+ * monitor ended). Owned by the monitor. */
+HANDLE jw_monitor_done_event(jw_monitor_t *m);
+/* Counters of a finished monitor. */
+typedef struct jw_monitor_stats_s {
+  uint32_t processes_seen;  /* root included */
+  uint32_t violations;
+  uint32_t abnormal_exits;
+  uint32_t reconciled;      /* events synthesized because the port missed them */
+  int job_end_emitted;
+} jw_monitor_stats_t;
+/* Posts QUIT; the thread handles every packet queued before it, reconciles
+ * what the port did not say (exits of tracked processes, the job end), and
+ * ends. Waits at most timeout_ms; copies the counters to *stats (may be
+ * NULL) and frees. If the thread does not stop in time it is left running
+ * and JW_ETIMEDOUT is returned (never TerminateThread). Main thread. */
+int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats);
+
+/* The `run` subcommand: everything from the policy to the exit status.
+ * Returns the exit status jobwarden should exit with. */
+typedef struct jw_run_config_s {
+  jw_policy_t policy;          /* not yet resolved */
+  const char *const *exports;  /* SPECs; none = the default file */
+  int n_exports;
+  const char *const *argv;     /* command */
+  int argc;
+} jw_run_config_t;
+int jw_run(const jw_run_config_t *cfg);
+
+#endif

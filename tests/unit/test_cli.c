@@ -1,0 +1,161 @@
+/* unit: command-line parsing of jobwarden (what each flag sets, every
+ * usage error and its message, exit-status mapping). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "harness.h"
+
+#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static int parse(int argc, const char *const *argv, jw_cli_t *cli, jw_error_t *err) {
+  memset(err, 0, sizeof(*err));
+  return jw_cli_parse(argc, argv, cli, err);
+}
+
+static void test_commands(void) {
+  jw_cli_t cli;
+  jw_error_t err;
+  const char *none[] = {"jobwarden"};
+  const char *help[] = {"jobwarden", "--help"};
+  const char *ver[] = {"jobwarden", "--version"};
+  const char *bogus[] = {"jobwarden", "frobnicate"};
+  const char *check0[] = {"jobwarden", "check-policy"};
+  const char *check1[] = {"jobwarden", "check-policy", "p.json"};
+  const char *check2[] = {"jobwarden", "check-policy", "a", "b"};
+
+  CHECK_INT(parse(ARGC(none), none, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "expected a command (see jobwarden --help)");
+  CHECK_INT(parse(ARGC(help), help, &cli, &err), 0);
+  CHECK_INT(cli.cmd, JW_CMD_HELP);
+  CHECK_INT(parse(ARGC(ver), ver, &cli, &err), 0);
+  CHECK_INT(cli.cmd, JW_CMD_VERSION);
+  CHECK_INT(parse(ARGC(bogus), bogus, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "unknown command 'frobnicate' (see jobwarden --help)");
+  CHECK_INT(parse(ARGC(check0), check0, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "check-policy: expected exactly one FILE");
+  CHECK_INT(parse(ARGC(check2), check2, &cli, &err), JW_EUSAGE);
+  CHECK_INT(parse(ARGC(check1), check1, &cli, &err), 0);
+  CHECK_INT(cli.cmd, JW_CMD_CHECK_POLICY);
+  CHECK_STR(cli.policy_file, "p.json");
+  CHECK_CONTAINS(jw_cli_usage(), "jobwarden run [OPTIONS] [--] COMMAND [ARG...]");
+}
+
+static void test_run_flags(void) {
+  jw_cli_t cli;
+  jw_error_t err;
+  jw_policy_t eff;
+  const char *a1[] = {"jobwarden", "run", "--tier", "lockdown", "--export", "file:x.jsonl",
+                      "--export=stdout", "--job-memory=512M", "--active-processes", "unlimited",
+                      "--no-kill-on-close", "--", "agent.exe", "--tier", "x"};
+  const char *a2[] = {"jobwarden", "run", "agent.exe", "--job-memory", "1G"};
+  const char *a3[] = {"jobwarden", "run", "--tier", "lockdown"};
+  const char *a4[] = {"jobwarden", "run", "--bogus", "x.exe"};
+  const char *a5[] = {"jobwarden", "run", "--kill-on-close=yes", "x.exe"};
+  const char *a6[] = {"jobwarden", "run", "--job-memory=abc", "x.exe"};
+  const char *a7[] = {"jobwarden", "run", "--export"};
+  const char *a8[] = {"jobwarden", "run", "--process-memory"};
+  const char *a9[] = {"jobwarden", "run", "--tier", "paranoid", "x.exe"};
+
+  CHECK_INT(parse(ARGC(a1), a1, &cli, &err), 0);
+  CHECK_INT(cli.cmd, JW_CMD_RUN);
+  CHECK_INT(cli.n_exports, 2);
+  CHECK_STR(cli.exports[0], "file:x.jsonl");
+  CHECK_STR(cli.exports[1], "stdout");
+  CHECK_INT(cli.command_argc, 3);
+  CHECK_STR(cli.command[0], "agent.exe");
+  CHECK_STR(cli.command[1], "--tier"); /* after "--": the program's own arguments */
+  jw_policy_resolve(&cli.policy, &eff);
+  CHECK_INT(eff.tier, JW_TIER_LOCKDOWN);
+  CHECK_U64(eff.job_memory, 512ull << 20);
+  CHECK_INT(eff.active_processes, 0);       /* explicit "unlimited" beats lockdown's 1 */
+  CHECK_INT(eff.kill_on_close, 0);          /* explicit --no- beats the tier */
+  CHECK_INT(eff.die_on_unhandled_exception, 1); /* from the tier */
+  CHECK_INT(eff.ui_restrictions, JW_UI_ALL);
+
+  /* The first word that is not an option starts the command. */
+  CHECK_INT(parse(ARGC(a2), a2, &cli, &err), 0);
+  CHECK_INT(cli.command_argc, 3);
+  CHECK_U64(cli.policy.job_memory, 0);
+
+  CHECK_INT(parse(ARGC(a3), a3, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "run: expected a COMMAND to run (see jobwarden --help)");
+  CHECK_INT(parse(ARGC(a4), a4, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "run: unknown option '--bogus' (see jobwarden --help)");
+  CHECK_INT(parse(ARGC(a5), a5, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--kill-on-close: takes no value");
+  CHECK_INT(parse(ARGC(a6), a6, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.where, "--job-memory");
+  CHECK_STR(err.text, "--job-memory: expected a size like \"512M\", got \"abc\"");
+  CHECK_INT(parse(ARGC(a7), a7, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--export: expected a SPEC (file:PATH | stdout | stderr)");
+  CHECK_INT(parse(ARGC(a8), a8, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--process-memory: expected a value");
+  CHECK_INT(parse(ARGC(a9), a9, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.where, "--tier");
+}
+
+static void test_too_many_exports(void) {
+  const char *argv[2 + 2 * 17 + 1];
+  jw_cli_t cli;
+  jw_error_t err;
+  int i, n = 0;
+  argv[n++] = "jobwarden";
+  argv[n++] = "run";
+  for (i = 0; i < 17; i++) {
+    argv[n++] = "--export";
+    argv[n++] = "stdout";
+  }
+  argv[n++] = "x.exe";
+  CHECK_INT(parse(n, argv, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--export: at most 16 exporters");
+}
+
+static void test_policy_file_then_flags(const char *dir) {
+  char path[1024];
+  FILE *f;
+  jw_cli_t cli;
+  jw_error_t err;
+  jw_policy_t eff;
+  const char *argv[] = {"jobwarden", "run", "--process-memory", "64M", "--policy", path, "x.exe"};
+  const char *bad[] = {"jobwarden", "run", "--policy", "/no/such/policy.json", "x.exe"};
+
+  snprintf(path, sizeof(path), "%s/cli-policy.json", dir);
+  f = fopen(path, "wb");
+  CHECK(f != NULL);
+  if (f == NULL)
+    return;
+  fputs("{\"tier\": \"hardened\", \"limits\": {\"process_memory\": \"1G\", \"job_memory\": \"2G\"}}", f);
+  fclose(f);
+  /* Flags win over the file whatever their order on the line. */
+  CHECK_INT(parse(ARGC(argv), argv, &cli, &err), 0);
+  jw_policy_resolve(&cli.policy, &eff);
+  CHECK_INT(eff.tier, JW_TIER_HARDENED);
+  CHECK_U64(eff.process_memory, 64ull << 20);
+  CHECK_U64(eff.job_memory, 2ull << 30);
+  CHECK_STR(cli.policy_file, path);
+  remove(path);
+
+  CHECK(parse(ARGC(bad), bad, &cli, &err) != 0);
+  CHECK_CONTAINS(err.text, "/no/such/policy.json");
+}
+
+static void test_exit_status(void) {
+  CHECK_INT(jw_cli_exit_status(0), 0);
+  CHECK_INT(jw_cli_exit_status(JW_ENOENT), 127);
+  CHECK_INT(jw_cli_exit_status(JW_ENOEXEC), 126);
+  CHECK_INT(jw_cli_exit_status(JW_EUSAGE), 125);
+  CHECK_INT(jw_cli_exit_status(JW_EPOLICY), 125);
+  CHECK_INT(jw_cli_exit_status(JW_ESYS), 125);
+}
+
+int main(int argc, char **argv) {
+  const char *out = argc > 2 ? argv[2] : ".";
+  test_commands();
+  test_run_flags();
+  test_too_many_exports();
+  test_policy_file_then_flags(out);
+  test_exit_status();
+  return jw_test_result("cli");
+}

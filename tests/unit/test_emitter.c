@@ -1,0 +1,204 @@
+/* unit: the emitter numbers events without gaps, renders once and fans out
+ * to every exporter; a failing exporter is counted, never fatal; exporter
+ * SPECs are validated with precise messages. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "harness.h"
+#include "internal.h"
+
+static int fail_export(jw_exporter_t *self, const char *line, size_t len,
+                       const jw_event_t *ev, jw_error_t *err) {
+  (void)line;
+  (void)len;
+  (void)ev;
+  return jw_error_set(err, JW_EIO, 28, self->spec, "simulated: no space left on device");
+}
+
+static const jw_exporter_vtable_t failing_vt = {"failing", NULL, fail_export, NULL, NULL};
+
+static char *read_all(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  char *buf;
+  long n;
+  if (f == NULL)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  buf = malloc((size_t)n + 1);
+  if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+    free(buf);
+    buf = NULL;
+  }
+  fclose(f);
+  if (buf != NULL) {
+    buf[n] = '\0';
+    *len = (size_t)n;
+  }
+  return buf;
+}
+
+static void test_fanout(const char *dir) {
+  char path1[1024], path2[1024], spec[1100];
+  jw_run_info_t run;
+  jw_emitter_t *em = NULL;
+  jw_exporter_t *e1 = NULL, *e2 = NULL, *bad;
+  jw_error_t err;
+  char *a, *b, *line, *nl;
+  size_t la = 0, lb = 0;
+  int i, n_lines = 0;
+  const int N = 50;
+
+  snprintf(path1, sizeof(path1), "%s/unit-emitter.jsonl", dir);
+  snprintf(path2, sizeof(path2), "%s/unit-emitter-copy.jsonl.txt", dir);
+  remove(path1);
+  remove(path2);
+
+  CHECK_INT(jw_run_info_init(&run, "unit-job", JW_TIER_HARDENED), 0);
+  CHECK_INT(strlen(run.run_id), 32);
+  CHECK(run.host[0] != '\0');
+  CHECK_INT(jw_emitter_new(&run, &em), 0);
+  snprintf(spec, sizeof(spec), "file:%s", path1);
+  CHECK_INT(jw_exporter_open(spec, &e1, &err), 0);
+  snprintf(spec, sizeof(spec), "file:%s", path2);
+  CHECK_INT(jw_exporter_open(spec, &e2, &err), 0);
+  if (em == NULL || e1 == NULL || e2 == NULL)
+    return;
+  bad = calloc(1, sizeof(*bad));
+  bad->vt = &failing_vt;
+  jw__strlcpy(bad->spec, "failing:test", sizeof(bad->spec));
+  CHECK_INT(jw_emitter_add(em, e1), 0);
+  CHECK_INT(jw_emitter_add(em, bad), 0);
+  CHECK_INT(jw_emitter_add(em, e2), 0);
+
+  for (i = 0; i < N; i++) {
+    jw_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = i == 0 ? JW_EVENT_JOB_START : JW_EVENT_VIOLATION;
+    ev.rule = i == 0 ? "job" : "child_process";
+    ev.action = "observed";
+    ev.enforcer = "kernel";
+    ev.source = "port";
+    ev.severity = JW_SEV_LOW;
+    ev.has_process = i != 0;
+    ev.process.pid = 1000u + (uint32_t)i;
+    ev.process.create_time = 133000000000000000ull + (uint64_t)i;
+    ev.process.image = "C:\\agent\\child.exe";
+    snprintf(ev.message, sizeof(ev.message), "event number %d", i + 1);
+    if (i == 0)
+      ev.extra = json_pack("{s:{s:s}}", "policy", "tier", "hardened");
+    /* One sink fails every time: jw_emit reports it, the others still get the line. */
+    CHECK_INT(jw_emit(em, &ev), JW_EIO);
+    CHECK(ev.extra == NULL); /* stolen */
+  }
+  CHECK_U64(jw_emitter_count(em), N);
+  CHECK_INT(jw_emitter_failed_sinks(em), 1);
+  CHECK_U64(bad->lost, N);
+  CHECK_U64(e1->written, N);
+  CHECK_U64(e2->written, N);
+  CHECK_U64(e1->lost, 0);
+  jw_emitter_free(em);
+
+  a = read_all(path1, &la);
+  b = read_all(path2, &lb);
+  CHECK(a != NULL && b != NULL);
+  if (a == NULL || b == NULL)
+    return;
+  /* Both sinks received the same bytes: rendered once, written to each. */
+  CHECK_INT(la, lb);
+  CHECK(memcmp(a, b, la) == 0);
+  CHECK(la > 0 && a[la - 1] == '\n');
+  for (line = a; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+    json_error_t jerr;
+    json_t *j = json_loadb(line, (size_t)(nl - line), 0, &jerr);
+    n_lines++;
+    CHECK(j != NULL);
+    if (j == NULL)
+      continue;
+    CHECK_INT(json_integer_value(json_object_get(j, "seq")), n_lines);
+    CHECK_STR(json_string_value(json_object_get(j, "run_id")), run.run_id);
+    CHECK_STR(json_string_value(json_object_get(json_object_get(j, "job"), "name")), "unit-job");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(j, "job"), "tier")), "hardened");
+    if (n_lines == 1) {
+      CHECK_STR(json_string_value(json_object_get(j, "event")), "sandbox.job_start");
+      CHECK_STR(json_string_value(json_object_get(json_object_get(j, "policy"), "tier")), "hardened");
+    } else {
+      CHECK_STR(json_string_value(json_object_get(j, "event")), "sandbox.violation");
+      CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "process"), "pid")),
+                1000 + n_lines - 1);
+    }
+    json_decref(j);
+  }
+  CHECK_INT(n_lines, N);
+  free(a);
+  free(b);
+  remove(path2);
+}
+
+static void test_specs(const char *dir) {
+  jw_exporter_t *e = NULL;
+  jw_error_t err;
+  char spec[1200];
+
+  memset(&err, 0, sizeof(err));
+  CHECK_INT(jw_exporter_open("bogus:x", &e, &err), JW_EUSAGE);
+  CHECK(e == NULL);
+  CHECK_STR(err.text, "--export: unknown exporter 'bogus' (expected file:PATH | stdout | stderr)");
+
+  CHECK_INT(jw_exporter_open("file:", &e, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--export file:: expected file:PATH");
+  CHECK_INT(jw_exporter_open("file", &e, &err), JW_EUSAGE);
+  CHECK_INT(jw_exporter_open("stdout:x", &e, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--export stdout:x: stdout and stderr take no argument");
+
+  /* A directory that does not exist: the path and the reason are named. */
+  snprintf(spec, sizeof(spec), "file:%s/no-such-dir/events.jsonl", dir);
+  CHECK_INT(jw_exporter_open(spec, &e, &err), JW_EIO);
+  CHECK(e == NULL);
+  CHECK_CONTAINS(err.text, "cannot open event log '");
+  CHECK_CONTAINS(err.text, "/no-such-dir/events.jsonl' for appending: ");
+  CHECK(err.sys_error != 0);
+
+  memset(spec, 'a', 600);
+  spec[600] = '\0';
+  CHECK_INT(jw_exporter_open(spec, &e, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--export: specification is longer than 511 bytes");
+
+  CHECK_INT(jw_exporter_open("stdout", &e, &err), 0);
+  CHECK(e != NULL);
+  jw_exporter_close(e);
+}
+
+static void test_errors(void) {
+  jw_error_t err;
+  CHECK_STR(jw_err_name(JW_EPOLICY), "JW_EPOLICY");
+  CHECK_STR(jw_strerror(JW_ENOENT), "no such file or program");
+  CHECK_STR(jw_err_name(0), "JW_OK");
+  CHECK_STR(jw_err_name(-999), "JW_EUNKNOWN");
+  CHECK(JW_EINVAL < 0 && JW_ENOTSUP < 0 && JW_EINVAL != JW_ENOTSUP);
+  CHECK_INT(jw_error_set(&err, JW_EIO, 5, "step", "failed %d", 42), JW_EIO);
+  CHECK_STR(err.where, "step");
+  CHECK_STR(err.text, "failed 42");
+  CHECK_U64(err.sys_error, 5);
+  CHECK_INT(jw_error_set(NULL, JW_EIO, 0, NULL, "x"), JW_EIO);
+}
+
+static void test_time_source(void) {
+  uint64_t a = jw_now_us(), b = jw_now_us();
+  /* After 2020-01-01 and monotonic enough for two calls in a row. */
+  CHECK(a > 1577836800000000ull);
+  CHECK(b >= a);
+}
+
+int main(int argc, char **argv) {
+  const char *out = argc > 2 ? argv[2] : ".";
+  test_errors();
+  test_time_source();
+  test_specs(out);
+  test_fanout(out);
+  return jw_test_result("emitter");
+}

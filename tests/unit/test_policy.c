@@ -1,0 +1,1248 @@
+/* Unit tests of the policy: file format, command-line values, error texts,
+ * tiers, rendering and the size/duration syntax.
+ * argv[1] is tests/data, argv[2] a directory the test may write to. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "harness.h"
+#include "jobwarden.h"
+
+static const char *data_dir = ".";
+static const char *out_dir = ".";
+
+#define LIMIT_KEYS                                                           \
+  "active_processes, process_memory, job_memory, process_cpu_time, "         \
+  "job_cpu_time"
+#define TOP_KEYS                                                             \
+  "version, name, tier, limits, ui_restrictions, kill_on_close, "            \
+  "die_on_unhandled_exception, allow_breakaway"
+#define SET_KEYS                                                             \
+  "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "             \
+  "die_on_unhandled_exception, allow_breakaway"
+#define UI_LIST                                                              \
+  "\"handles\", \"read_clipboard\", \"write_clipboard\", "                   \
+  "\"system_parameters\", \"display_settings\", \"global_atoms\", "          \
+  "\"desktop\", \"exit_windows\""
+#define EXPECT_SIZE "expected a size like \"512M\""
+#define EXPECT_DURATION                                                      \
+  "expected a duration with a unit, like \"500ms\", \"30s\", \"5m\" or \"2h\""
+#define EXPECT_COUNT "expected an integer from 1 to 65535 or \"unlimited\""
+#define EXPECT_TIER "expected one of \"none\", \"hardened\", \"lockdown\""
+#define EXPECT_NAME "expected a name of 1 to 63 characters from [A-Za-z0-9._-]"
+
+/* Prints which case failed, since the CHECKs sit in shared helpers. */
+static void note_case(int failures_before, const char *what) {
+  if (jw_test_failures != failures_before)
+    fprintf(stderr, "    ^ in case: %s\n", what);
+}
+
+static int parse(jw_policy_t *p, const char *json, const char *origin,
+                 jw_error_t *err) {
+  return jw_policy_parse(p, json, strlen(json), origin, err);
+}
+
+/* Parsing `json` fails with JW_EPOLICY, exactly this where and text, and
+ * leaves the policy as it was. */
+static void expect_parse_error(const char *json, const char *origin,
+                               const char *where, const char *text) {
+  int before = jw_test_failures;
+  jw_policy_t p, orig;
+  jw_error_t err;
+  jw_policy_init(&p);
+  jw_policy_set(&p, "name", "before", NULL, NULL);
+  jw_policy_set(&p, "job_memory", "7M", NULL, NULL);
+  orig = p;
+  memset(&err, 0, sizeof err);
+  CHECK_INT(parse(&p, json, origin, &err), JW_EPOLICY);
+  CHECK_INT(err.code, JW_EPOLICY);
+  CHECK_INT(err.sys_error, 0);
+  CHECK_STR(err.where, where);
+  CHECK_STR(err.text, text);
+  CHECK(memcmp(&p, &orig, sizeof p) == 0);
+  note_case(before, json);
+}
+
+static void expect_set_error(const char *key, const char *value,
+                             const char *where, int code,
+                             const char *want_where, const char *text) {
+  int before = jw_test_failures;
+  jw_policy_t p, orig;
+  jw_error_t err;
+  jw_policy_init(&p);
+  jw_policy_set(&p, "tier", "hardened", NULL, NULL);
+  orig = p;
+  memset(&err, 0, sizeof err);
+  CHECK_INT(jw_policy_set(&p, key, value, where, &err), code);
+  CHECK_INT(err.code, code);
+  CHECK_STR(err.where, want_where);
+  CHECK_STR(err.text, text);
+  CHECK(memcmp(&p, &orig, sizeof p) == 0);
+  note_case(before, value);
+}
+
+static void check_policy(const jw_policy_t *got, const jw_policy_t *want,
+                         const char *what) {
+  int before = jw_test_failures;
+  CHECK_INT(got->tier, want->tier);
+  CHECK_STR(got->name, want->name);
+  CHECK_U64(got->active_processes, want->active_processes);
+  CHECK_U64(got->process_memory, want->process_memory);
+  CHECK_U64(got->job_memory, want->job_memory);
+  CHECK_U64(got->process_time_ms, want->process_time_ms);
+  CHECK_U64(got->job_time_ms, want->job_time_ms);
+  CHECK_U64(got->ui_restrictions, want->ui_restrictions);
+  CHECK_INT(got->kill_on_close, want->kill_on_close);
+  CHECK_INT(got->die_on_unhandled_exception, want->die_on_unhandled_exception);
+  CHECK_INT(got->breakaway_ok, want->breakaway_ok);
+  note_case(before, what);
+}
+
+static void path_join(char *out, size_t size, const char *dir,
+                      const char *name) {
+  snprintf(out, size, "%s/%s", dir, name);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_init(void) {
+  jw_policy_t p;
+  memset(&p, 0xA5, sizeof p);
+  jw_policy_init(&p);
+  CHECK_INT(p.tier, JW_TIER_NONE);
+  CHECK_STR(p.name, "");
+  CHECK_U64(p.active_processes, 0);
+  CHECK_U64(p.process_memory, 0);
+  CHECK_U64(p.job_memory, 0);
+  CHECK_U64(p.process_time_ms, 0);
+  CHECK_U64(p.job_time_ms, 0);
+  CHECK_U64(p.ui_restrictions, 0);
+  CHECK_INT(p.kill_on_close, 0);
+  CHECK_INT(p.die_on_unhandled_exception, 0);
+  CHECK_INT(p.breakaway_ok, 0);
+  CHECK_U64(p.set, 0);
+}
+
+static void test_tier_names(void) {
+  jw_tier_t t = (jw_tier_t)99;
+  CHECK_STR(jw_tier_name(JW_TIER_NONE), "none");
+  CHECK_STR(jw_tier_name(JW_TIER_HARDENED), "hardened");
+  CHECK_STR(jw_tier_name(JW_TIER_LOCKDOWN), "lockdown");
+  CHECK_STR(jw_tier_name((jw_tier_t)3), "unknown");
+  CHECK_STR(jw_tier_name((jw_tier_t)-1), "unknown");
+  CHECK_INT(jw_tier_parse("none", &t), 0);
+  CHECK_INT(t, JW_TIER_NONE);
+  CHECK_INT(jw_tier_parse("hardened", &t), 0);
+  CHECK_INT(t, JW_TIER_HARDENED);
+  CHECK_INT(jw_tier_parse("lockdown", &t), 0);
+  CHECK_INT(t, JW_TIER_LOCKDOWN);
+  t = JW_TIER_HARDENED;
+  CHECK_INT(jw_tier_parse("Lockdown", &t), JW_EINVAL);
+  CHECK_INT(jw_tier_parse("", &t), JW_EINVAL);
+  CHECK_INT(jw_tier_parse("lockdown ", &t), JW_EINVAL);
+  CHECK_INT(jw_tier_parse(NULL, &t), JW_EINVAL);
+  CHECK_INT(t, JW_TIER_HARDENED); /* untouched by failures */
+}
+
+static void size_ok(const char *text, uint64_t want) {
+  uint64_t v = 12345;
+  int before = jw_test_failures;
+  CHECK_INT(jw_parse_size(text, &v), 0);
+  CHECK_U64(v, want);
+  note_case(before, text);
+}
+
+static void size_bad(const char *text) {
+  uint64_t v = 12345;
+  int before = jw_test_failures;
+  CHECK_INT(jw_parse_size(text, &v), JW_EINVAL);
+  CHECK_U64(v, 12345); /* not written on failure */
+  note_case(before, text);
+}
+
+static void test_parse_size(void) {
+  const uint64_t K = 1024, M = K * K, G = M * K, T = G * K;
+  size_ok("1", 1);
+  size_ok("4096", 4096);
+  size_ok("4096B", 4096);
+  size_ok("4096b", 4096);
+  size_ok("64K", 64 * K);
+  size_ok("64k", 64 * K);
+  size_ok("64KB", 64 * K);
+  size_ok("64KiB", 64 * K);
+  size_ok("64kib", 64 * K);
+  size_ok("512M", 512 * M);
+  size_ok("512m", 512 * M);
+  size_ok("512MB", 512 * M);
+  size_ok("512MiB", 512 * M);
+  size_ok("512MIB", 512 * M);
+  size_ok("1G", G);
+  size_ok("1GiB", G);
+  size_ok("2T", 2 * T);
+  size_ok("2tb", 2 * T);
+  size_ok("007K", 7 * K);
+  /* The largest values, and one past them. */
+  size_ok("18446744073709551615", UINT64_MAX);
+  size_bad("18446744073709551616");
+  size_ok("16777215T", 16777215 * T);
+  size_bad("16777216T");
+  size_ok("17179869183G", 17179869183ull * G);
+  size_bad("17179869184G");
+  size_ok("18014398509481983K", 18014398509481983ull * K);
+  size_bad("18014398509481984K");
+  size_bad("99999999999T");
+  size_bad("99999999999999999999999999");
+  size_bad("0");
+  size_bad("0K");
+  size_bad("000");
+  size_bad("");
+  size_bad("-1");
+  size_bad("-1K");
+  size_bad("+1");
+  size_bad(" 1");
+  size_bad("1 ");
+  size_bad("1 K");
+  size_bad("1.5G");
+  size_bad("1,5G");
+  size_bad("1e3");
+  size_bad("0x10");
+  size_bad("12X");
+  size_bad("1P");
+  size_bad("K");
+  size_bad("KB");
+  size_bad("1KK");
+  size_bad("1KiBB");
+  size_bad("1Ki");
+  size_bad("1iB");
+  size_bad("1BB");
+  size_bad("unlimited");
+  {
+    uint64_t v = 0;
+    CHECK_INT(jw_parse_size(NULL, &v), JW_EINVAL);
+    CHECK_INT(jw_parse_size("1K", NULL), JW_EINVAL);
+  }
+}
+
+static void duration_ok(const char *text, uint64_t want) {
+  uint64_t v = 12345;
+  int before = jw_test_failures;
+  CHECK_INT(jw_parse_duration(text, &v), 0);
+  CHECK_U64(v, want);
+  note_case(before, text);
+}
+
+static void duration_bad(const char *text) {
+  uint64_t v = 12345;
+  int before = jw_test_failures;
+  CHECK_INT(jw_parse_duration(text, &v), JW_EINVAL);
+  CHECK_U64(v, 12345);
+  note_case(before, text);
+}
+
+static void test_parse_duration(void) {
+  duration_ok("1ms", 1);
+  duration_ok("500ms", 500);
+  duration_ok("30s", 30000);
+  duration_ok("5m", 300000);
+  duration_ok("2h", 7200000);
+  duration_ok("0030s", 30000);
+  /* The largest CPU time a Job Object holds is INT64_MAX 100-ns ticks. */
+  duration_ok("922337203685477ms", 922337203685477ull);
+  duration_bad("922337203685478ms");
+  duration_ok("922337203685s", 922337203685000ull);
+  duration_bad("922337203686s");
+  duration_ok("15372286728m", 922337203680000ull);
+  duration_bad("15372286729m");
+  duration_ok("256204778h", 922337200800000ull);
+  duration_bad("256204779h");
+  duration_bad("18446744073709551616ms");
+  duration_bad("99999999999999999999999h");
+  duration_bad("30");   /* a bare number: seconds or milliseconds? */
+  duration_bad("0ms");
+  duration_bad("0s");
+  duration_bad("0h");
+  duration_bad("");
+  duration_bad("ms");
+  duration_bad("s");
+  duration_bad("1.5s");
+  duration_bad("-1s");
+  duration_bad("+1s");
+  duration_bad(" 1s");
+  duration_bad("1s ");
+  duration_bad("1 s");
+  duration_bad("30S");
+  duration_bad("30MS");
+  duration_bad("5M");
+  duration_bad("30sec");
+  duration_bad("1d");
+  duration_bad("1us");
+  duration_bad("1m30s");
+  duration_bad("unlimited");
+  {
+    uint64_t v = 0;
+    CHECK_INT(jw_parse_duration(NULL, &v), JW_EINVAL);
+    CHECK_INT(jw_parse_duration("1s", NULL), JW_EINVAL);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+
+static const char *full_policy =
+    "{\n"
+    "  \"version\": 1,\n"
+    "  \"name\": \"agent-run\",\n"
+    "  \"tier\": \"lockdown\",\n"
+    "  \"limits\": {\n"
+    "    \"active_processes\": 4,\n"
+    "    \"process_memory\": \"512M\",\n"
+    "    \"job_memory\": \"1G\",\n"
+    "    \"process_cpu_time\": \"30s\",\n"
+    "    \"job_cpu_time\": \"2m\"\n"
+    "  },\n"
+    "  \"ui_restrictions\": [\"handles\", \"read_clipboard\", "
+    "\"write_clipboard\", \"system_parameters\", \"display_settings\", "
+    "\"global_atoms\", \"desktop\", \"exit_windows\"],\n"
+    "  \"kill_on_close\": true,\n"
+    "  \"die_on_unhandled_exception\": true,\n"
+    "  \"allow_breakaway\": false\n"
+    "}\n";
+
+#define ALL_SET_BITS 0x7FFu
+
+static void expect_full_policy(const jw_policy_t *p, const char *what) {
+  jw_policy_t want;
+  int before = jw_test_failures;
+  jw_policy_init(&want);
+  want.tier = JW_TIER_LOCKDOWN;
+  strcpy(want.name, "agent-run");
+  want.active_processes = 4;
+  want.process_memory = 512ull << 20;
+  want.job_memory = 1ull << 30;
+  want.process_time_ms = 30000;
+  want.job_time_ms = 120000;
+  want.ui_restrictions = JW_UI_ALL;
+  want.kill_on_close = 1;
+  want.die_on_unhandled_exception = 1;
+  want.breakaway_ok = 0;
+  check_policy(p, &want, what);
+  CHECK_U64(p->set, ALL_SET_BITS);
+  note_case(before, what);
+}
+
+static void test_parse_full(void) {
+  jw_policy_t p;
+  jw_error_t err;
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p, full_policy, "full.json", &err), 0);
+  expect_full_policy(&p, "full policy");
+
+  /* An empty document changes nothing. */
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p, "{}", NULL, &err), 0);
+  CHECK_U64(p.set, 0);
+  CHECK_INT(parse(&p, " {\"limits\": {}} ", NULL, &err), 0);
+  CHECK_U64(p.set, 0);
+
+  /* Each field marks its own bit and nothing else. */
+  {
+    static const struct {
+      const char *json;
+      uint32_t bit;
+    } one[] = {
+        {"{\"name\": \"x\"}", JW_SET_NAME},
+        {"{\"tier\": \"none\"}", JW_SET_TIER},
+        {"{\"limits\": {\"active_processes\": 2}}", JW_SET_ACTIVE_PROCESSES},
+        {"{\"limits\": {\"process_memory\": 1}}", JW_SET_PROCESS_MEMORY},
+        {"{\"limits\": {\"job_memory\": 1}}", JW_SET_JOB_MEMORY},
+        {"{\"limits\": {\"process_cpu_time\": \"1s\"}}", JW_SET_PROCESS_TIME},
+        {"{\"limits\": {\"job_cpu_time\": \"1s\"}}", JW_SET_JOB_TIME},
+        {"{\"ui_restrictions\": []}", JW_SET_UI},
+        {"{\"kill_on_close\": false}", JW_SET_KILL_ON_CLOSE},
+        {"{\"die_on_unhandled_exception\": false}", JW_SET_DIE_ON_EXCEPTION},
+        {"{\"allow_breakaway\": true}", JW_SET_BREAKAWAY},
+    };
+    size_t i;
+    for (i = 0; i < sizeof one / sizeof one[0]; i++) {
+      int before = jw_test_failures;
+      jw_policy_init(&p);
+      CHECK_INT(parse(&p, one[i].json, NULL, &err), 0);
+      CHECK_U64(p.set, one[i].bit);
+      note_case(before, one[i].json);
+    }
+  }
+
+  /* Values of every form the format allows. */
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p,
+                  "{\"limits\": {\"active_processes\": 65535, "
+                  "\"process_memory\": 9223372036854775807, "
+                  "\"job_memory\": \"18446744073709551615\", "
+                  "\"process_cpu_time\": \"500ms\", "
+                  "\"job_cpu_time\": \"2h\"}, "
+                  "\"ui_restrictions\": [\"desktop\", \"handles\"], "
+                  "\"name\": \"A.b_c-9\", \"allow_breakaway\": true}",
+                  NULL, &err),
+            0);
+  CHECK_U64(p.active_processes, 65535);
+  CHECK_U64(p.process_memory, 9223372036854775807ull);
+  CHECK_U64(p.job_memory, UINT64_MAX);
+  CHECK_U64(p.process_time_ms, 500);
+  CHECK_U64(p.job_time_ms, 7200000);
+  CHECK_U64(p.ui_restrictions, JW_UI_DESKTOP | JW_UI_HANDLES);
+  CHECK_STR(p.name, "A.b_c-9");
+  CHECK_INT(p.breakaway_ok, 1);
+
+  /* "unlimited" sets 0 explicitly; "all" and "none" for the UI. */
+  CHECK_INT(parse(&p,
+                  "{\"limits\": {\"active_processes\": \"unlimited\", "
+                  "\"process_memory\": \"unlimited\", "
+                  "\"job_memory\": \"unlimited\", "
+                  "\"process_cpu_time\": \"unlimited\", "
+                  "\"job_cpu_time\": \"unlimited\"}, "
+                  "\"ui_restrictions\": \"all\"}",
+                  NULL, &err),
+            0);
+  CHECK_U64(p.active_processes, 0);
+  CHECK_U64(p.process_memory, 0);
+  CHECK_U64(p.job_memory, 0);
+  CHECK_U64(p.process_time_ms, 0);
+  CHECK_U64(p.job_time_ms, 0);
+  CHECK_U64(p.ui_restrictions, JW_UI_ALL);
+  CHECK_U64(p.set & (JW_SET_ACTIVE_PROCESSES | JW_SET_PROCESS_MEMORY |
+                     JW_SET_JOB_MEMORY | JW_SET_PROCESS_TIME | JW_SET_JOB_TIME),
+            JW_SET_ACTIVE_PROCESSES | JW_SET_PROCESS_MEMORY |
+                JW_SET_JOB_MEMORY | JW_SET_PROCESS_TIME | JW_SET_JOB_TIME);
+  CHECK_INT(parse(&p, "{\"ui_restrictions\": \"none\"}", NULL, &err), 0);
+  CHECK_U64(p.ui_restrictions, 0);
+
+  /* A name of exactly 63 characters fits. */
+  {
+    char json[128], name[64];
+    memset(name, 'n', 63);
+    name[63] = '\0';
+    snprintf(json, sizeof json, "{\"name\": \"%s\"}", name);
+    CHECK_INT(parse(&p, json, NULL, &err), 0);
+    CHECK_STR(p.name, name);
+  }
+
+  /* A UTF-8 byte order mark, as Notepad writes, is skipped. */
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p, "\xEF\xBB\xBF{\"tier\": \"hardened\"}", NULL, &err), 0);
+  CHECK_INT(p.tier, JW_TIER_HARDENED);
+
+  /* Bad arguments. */
+  CHECK_INT(jw_policy_parse(NULL, "{}", 2, NULL, &err), JW_EINVAL);
+  CHECK_INT(err.code, JW_EINVAL);
+  CHECK_INT(jw_policy_parse(&p, NULL, 2, NULL, &err), JW_EINVAL);
+  /* A NULL error record is allowed. */
+  CHECK_INT(jw_policy_parse(&p, "{\"tier\": 3}", 11, NULL, NULL), JW_EPOLICY);
+}
+
+static void test_parse_errors(void) {
+  /* Unknown keys, at the top and inside limits. */
+  expect_parse_error("{\"tier\": \"none\", \"foo\": 1}", NULL, "foo",
+                     "foo: unknown key (known: " TOP_KEYS ")");
+  expect_parse_error("{\"limits\": {\"job_memory\": \"1G\", \"foo\": 1}}",
+                     NULL, "limits.foo",
+                     "limits.foo: unknown key (known: " LIMIT_KEYS ")");
+  /* A field that exists at the other level is still unknown here. */
+  expect_parse_error("{\"job_memory\": \"1G\"}", NULL, "job_memory",
+                     "job_memory: unknown key (known: " TOP_KEYS ")");
+  expect_parse_error("{\"limits\": {\"tier\": \"none\"}}", NULL, "limits.tier",
+                     "limits.tier: unknown key (known: " LIMIT_KEYS ")");
+  expect_parse_error("{\"Tier\": \"none\"}", NULL, "Tier",
+                     "Tier: unknown key (known: " TOP_KEYS ")");
+
+  /* Wrong types. */
+  expect_parse_error("{\"tier\": 3}", NULL, "tier",
+                     "tier: " EXPECT_TIER ", got 3");
+  expect_parse_error("{\"tier\": \"Lockdown\"}", NULL, "tier",
+                     "tier: " EXPECT_TIER ", got \"Lockdown\"");
+  expect_parse_error("{\"tier\": null}", NULL, "tier",
+                     "tier: " EXPECT_TIER ", got null");
+  expect_parse_error("{\"limits\": [1]}", NULL, "limits",
+                     "limits: expected an object, got an array");
+  expect_parse_error("{\"limits\": \"1G\"}", NULL, "limits",
+                     "limits: expected an object, got \"1G\"");
+  expect_parse_error("{\"kill_on_close\": \"true\"}", NULL, "kill_on_close",
+                     "kill_on_close: expected true or false, got \"true\"");
+  expect_parse_error("{\"allow_breakaway\": 1}", NULL, "allow_breakaway",
+                     "allow_breakaway: expected true or false, got 1");
+  expect_parse_error("{\"die_on_unhandled_exception\": {}}", NULL,
+                     "die_on_unhandled_exception",
+                     "die_on_unhandled_exception: expected true or false, "
+                     "got an object");
+  expect_parse_error("[]", NULL, "", "expected a JSON object, got an array");
+  expect_parse_error("\"tier\"", "p.json", "",
+                     "p.json: expected a JSON object, got \"tier\"");
+
+  /* Sizes. */
+  expect_parse_error("{\"limits\": {\"process_memory\": -3}}", NULL,
+                     "limits.process_memory",
+                     "limits.process_memory: " EXPECT_SIZE ", got -3");
+  expect_parse_error("{\"limits\": {\"job_memory\": \"99999999999T\"}}", NULL,
+                     "limits.job_memory",
+                     "limits.job_memory: expected a size of at most "
+                     "18446744073709551615 bytes, got \"99999999999T\"");
+  expect_parse_error("{\"limits\": {\"job_memory\": \"1.5G\"}}", NULL,
+                     "limits.job_memory",
+                     "limits.job_memory: " EXPECT_SIZE ", got \"1.5G\"");
+  expect_parse_error("{\"limits\": {\"job_memory\": 1.5}}", NULL,
+                     "limits.job_memory",
+                     "limits.job_memory: " EXPECT_SIZE ", got 1.5");
+  expect_parse_error("{\"limits\": {\"job_memory\": 1024.0}}", NULL,
+                     "limits.job_memory",
+                     "limits.job_memory: " EXPECT_SIZE ", got 1024.0");
+  expect_parse_error("{\"limits\": {\"job_memory\": \"\"}}", NULL,
+                     "limits.job_memory",
+                     "limits.job_memory: " EXPECT_SIZE ", got \"\"");
+  expect_parse_error("{\"limits\": {\"job_memory\": \"12X\"}}", NULL,
+                     "limits.job_memory",
+                     "limits.job_memory: " EXPECT_SIZE ", got \"12X\"");
+  expect_parse_error("{\"limits\": {\"job_memory\": \" 12M\"}}", NULL,
+                     "limits.job_memory",
+                     "limits.job_memory: " EXPECT_SIZE ", got \" 12M\"");
+  expect_parse_error("{\"limits\": {\"job_memory\": 0}}", NULL,
+                     "limits.job_memory",
+                     "limits.job_memory: expected a size of at least 1 byte, "
+                     "or \"unlimited\", got 0");
+  expect_parse_error("{\"limits\": {\"job_memory\": \"0M\"}}", NULL,
+                     "limits.job_memory",
+                     "limits.job_memory: expected a size of at least 1 byte, "
+                     "or \"unlimited\", got \"0M\"");
+  expect_parse_error("{\"limits\": {\"job_memory\": \"Unlimited\"}}", NULL,
+                     "limits.job_memory",
+                     "limits.job_memory: " EXPECT_SIZE ", got \"Unlimited\"");
+  expect_parse_error("{\"limits\": {\"job_memory\": true}}", NULL,
+                     "limits.job_memory",
+                     "limits.job_memory: " EXPECT_SIZE ", got true");
+  /* Beyond a JSON integer jansson holds: a syntax error with its position. */
+  expect_parse_error("{\"limits\": {\"job_memory\": 18446744073709551615}}",
+                     NULL, "",
+                     "line 1, column 46: invalid JSON: too big integer near "
+                     "'18446744073709551615'");
+
+  /* Durations. */
+  expect_parse_error("{\"limits\": {\"process_cpu_time\": 30}}", NULL,
+                     "limits.process_cpu_time",
+                     "limits.process_cpu_time: " EXPECT_DURATION ", got 30");
+  expect_parse_error("{\"limits\": {\"job_cpu_time\": \"30\"}}", NULL,
+                     "limits.job_cpu_time",
+                     "limits.job_cpu_time: " EXPECT_DURATION ", got \"30\"");
+  expect_parse_error("{\"limits\": {\"job_cpu_time\": \"1.5s\"}}", NULL,
+                     "limits.job_cpu_time",
+                     "limits.job_cpu_time: " EXPECT_DURATION ", got \"1.5s\"");
+  expect_parse_error("{\"limits\": {\"job_cpu_time\": \"0s\"}}", NULL,
+                     "limits.job_cpu_time",
+                     "limits.job_cpu_time: expected a duration of at least "
+                     "1ms, or \"unlimited\", got \"0s\"");
+  expect_parse_error("{\"limits\": {\"job_cpu_time\": \"256204779h\"}}", NULL,
+                     "limits.job_cpu_time",
+                     "limits.job_cpu_time: expected a duration of at most "
+                     "922337203685477ms, got \"256204779h\"");
+
+  /* Active processes. */
+  expect_parse_error("{\"limits\": {\"active_processes\": 0}}", NULL,
+                     "limits.active_processes",
+                     "limits.active_processes: " EXPECT_COUNT ", got 0");
+  expect_parse_error("{\"limits\": {\"active_processes\": 65536}}", NULL,
+                     "limits.active_processes",
+                     "limits.active_processes: " EXPECT_COUNT ", got 65536");
+  expect_parse_error("{\"limits\": {\"active_processes\": -1}}", NULL,
+                     "limits.active_processes",
+                     "limits.active_processes: " EXPECT_COUNT ", got -1");
+  expect_parse_error("{\"limits\": {\"active_processes\": \"4\"}}", NULL,
+                     "limits.active_processes",
+                     "limits.active_processes: " EXPECT_COUNT ", got \"4\"");
+  expect_parse_error("{\"limits\": {\"active_processes\": 4.0}}", NULL,
+                     "limits.active_processes",
+                     "limits.active_processes: " EXPECT_COUNT ", got 4.0");
+
+  /* Version. */
+  expect_parse_error("{\"version\": 2}", NULL, "version",
+                     "version: expected 1, got 2");
+  expect_parse_error("{\"version\": \"1\"}", NULL, "version",
+                     "version: expected 1, got \"1\"");
+  expect_parse_error("{\"version\": 1.0}", NULL, "version",
+                     "version: expected 1, got 1.0");
+  /* The version is checked first, wherever it is in the document. */
+  expect_parse_error("{\"tier\": 3, \"version\": 2}", NULL, "version",
+                     "version: expected 1, got 2");
+  /* Otherwise the first problem in document order is reported. */
+  expect_parse_error("{\"tier\": 3, \"name\": \"a b\"}", NULL, "tier",
+                     "tier: " EXPECT_TIER ", got 3");
+
+  /* Names. */
+  expect_parse_error("{\"name\": \"a b\"}", NULL, "name",
+                     "name: " EXPECT_NAME ", got \"a b\"");
+  expect_parse_error("{\"name\": \"\"}", NULL, "name",
+                     "name: " EXPECT_NAME ", got \"\"");
+  expect_parse_error("{\"name\": \"caf\\u00e9\"}", NULL, "name",
+                     "name: " EXPECT_NAME ", got \"caf\xC3\xA9\"");
+  expect_parse_error("{\"name\": \"a/b\"}", NULL, "name",
+                     "name: " EXPECT_NAME ", got \"a/b\"");
+  expect_parse_error("{\"name\": 7}", NULL, "name",
+                     "name: " EXPECT_NAME ", got 7");
+  {
+    char json[128], want[256], name[65];
+    memset(name, 'n', 64);
+    name[64] = '\0';
+    snprintf(json, sizeof json, "{\"name\": \"%s\"}", name);
+    /* 64 characters: too long; shown cut to 60 with "..." after it. */
+    snprintf(want, sizeof want, "name: " EXPECT_NAME ", got \"%.60s\"...",
+             name);
+    expect_parse_error(json, NULL, "name", want);
+  }
+
+  /* UI restrictions. */
+  expect_parse_error(
+      "{\"ui_restrictions\": [\"handles\", \"desktop\", \"bogus\"]}", NULL,
+      "ui_restrictions[2]",
+      "ui_restrictions[2]: expected one of " UI_LIST ", got \"bogus\"");
+  expect_parse_error("{\"ui_restrictions\": [\"handles\", 5]}", NULL,
+                     "ui_restrictions[1]",
+                     "ui_restrictions[1]: expected one of " UI_LIST ", got 5");
+  expect_parse_error("{\"ui_restrictions\": [\"all\"]}", NULL,
+                     "ui_restrictions[0]",
+                     "ui_restrictions[0]: expected one of " UI_LIST
+                     ", got \"all\"");
+  expect_parse_error(
+      "{\"ui_restrictions\": [\"handles\", \"desktop\", \"handles\"]}", NULL,
+      "ui_restrictions[2]",
+      "ui_restrictions[2]: expected each restriction once, got \"handles\" "
+      "twice");
+  expect_parse_error("{\"ui_restrictions\": \"some\"}", NULL,
+                     "ui_restrictions",
+                     "ui_restrictions: expected an array of UI restriction "
+                     "names, \"all\" or \"none\", got \"some\"");
+  expect_parse_error("{\"ui_restrictions\": 255}", NULL, "ui_restrictions",
+                     "ui_restrictions: expected an array of UI restriction "
+                     "names, \"all\" or \"none\", got 255");
+
+  /* JSON syntax: position from jansson, with and without an origin. */
+  expect_parse_error("{\"tier\": \"none\", \"tier\": \"hardened\"}",
+                     "policy.json", "",
+                     "policy.json:1:23: invalid JSON: duplicate object key "
+                     "near '\"tier\"'");
+  expect_parse_error("{\"limits\": {\"job_memory\": 1, \"job_memory\": 2}}",
+                     NULL, "",
+                     "line 1, column 41: invalid JSON: duplicate object key "
+                     "near '\"job_memory\"'");
+  expect_parse_error("{\n  \"tier\": \"lockdown\"\n  \"name\": \"x\"\n}",
+                     "policy.json", "",
+                     "policy.json:3:8: invalid JSON: '}' expected near "
+                     "'\"name\"'");
+  expect_parse_error("{\n  \"limits\": {\n    \"job_memory\": \"1G\",,\n  }\n}",
+                     "policy.json", "",
+                     "policy.json:3:24: invalid JSON: string or '}' expected "
+                     "near ','");
+  expect_parse_error("", NULL, "",
+                     "line 1, column 0: invalid JSON: unexpected token near "
+                     "end of file");
+  expect_parse_error("{} {}", NULL, "",
+                     "line 1, column 4: invalid JSON: end of file expected "
+                     "near '{'");
+  expect_parse_error("{\"name\": \"a\\u0000b\"}", NULL, "",
+                     "line 1, column 19: invalid JSON: \\u0000 is not "
+                     "allowed without JSON_ALLOW_NUL near '\"a\\u0000b\"'");
+  /* Invalid UTF-8 is a syntax error, and the raw bytes never reach the
+   * message. */
+  expect_parse_error("{\"name\": \"\xFF\xFE\"}", NULL, "",
+                     "line 1, column 10: invalid JSON: unable to decode byte "
+                     "0xff near '\"'");
+  /* A UTF-16 file (PowerShell 5 "> file") gets its own message. */
+  expect_parse_error("\xFF\xFE{\0}\0", "p.json", "",
+                     "p.json: the policy is UTF-16 text; save it as UTF-8");
+
+  /* The origin prefixes every message. */
+  expect_parse_error("{\"tier\": 3}", "policy.json", "tier",
+                     "policy.json: tier: " EXPECT_TIER ", got 3");
+}
+
+/* Hostile values in messages: escaped and bounded. */
+static void test_hostile_messages(void) {
+  char json[20000], want[512];
+  size_t i;
+
+  /* A terminal escape sequence and a right-to-left override. */
+  expect_parse_error("{\"tier\": \"\\u001b[31mred\\u202Eevil\\n\"}", NULL,
+                     "tier",
+                     "tier: " EXPECT_TIER
+                     ", got \"\\x1B[31mred\\u202Eevil\\n\"");
+  /* Quotes and backslashes cannot close the shown string early. */
+  expect_parse_error("{\"tier\": \"a\\\"b\\\\c\"}", NULL, "tier",
+                     "tier: " EXPECT_TIER ", got \"a\\\"b\\\\c\"");
+  /* 10 000 characters become 60 and "...". */
+  strcpy(json, "{\"tier\": \"");
+  for (i = 0; i < 10000; i++)
+    strcat(json + 10 + i, "x");
+  strcat(json, "\"}");
+  snprintf(want, sizeof want,
+           "tier: " EXPECT_TIER ", got \"%.60s\"...", json + 10);
+  expect_parse_error(json, NULL, "tier", want);
+  /* An escape is never split: 59 characters and a newline do not fit. */
+  expect_parse_error("{\"tier\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                     "xxxxxxxxxxxxxxxx\\n\"}",
+                     NULL, "tier",
+                     "tier: " EXPECT_TIER ", got \"xxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"...");
+  /* Nor a UTF-8 character: 59 bytes and a two-byte "é". */
+  expect_parse_error("{\"tier\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                     "xxxxxxxxxxxxxxxx\\u00e9\"}",
+                     NULL, "tier",
+                     "tier: " EXPECT_TIER ", got \"xxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"...");
+  /* A hostile key is escaped in both where and text. */
+  expect_parse_error("{\"a\\nb\\u0007\": 1}", NULL, "a\\nb\\x07",
+                     "a\\nb\\x07: unknown key (known: " TOP_KEYS ")");
+  strcpy(json, "{\"limits\": {\"");
+  for (i = 0; i < 5000; i++)
+    strcat(json + 13 + i, "k");
+  strcat(json, "\": 1}}");
+  expect_parse_error(json, NULL,
+                     "limits.kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
+                     "kkkkkkkkkkk...",
+                     "limits.kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
+                     "kkkkkkkkkkk...: unknown key (known: " LIMIT_KEYS ")");
+  /* A long origin keeps its end; control characters in it are escaped. */
+  {
+    char origin[400];
+    memset(origin, 'd', 300);
+    strcpy(origin + 300, "/x\ny.json");
+    /* The last 117 bytes: 108 of the "d"s and "/x\\ny.json". */
+    snprintf(want, sizeof want, "...%.108s/x\\ny.json: tier: " EXPECT_TIER
+             ", got 3", origin);
+    expect_parse_error("{\"tier\": 3}", origin, "tier", want);
+  }
+  /* Deep nesting is refused by jansson, not a stack overflow. */
+  {
+    static char deep[200001];
+    jw_policy_t p;
+    jw_error_t err;
+    memset(deep, '[', 100000);
+    memset(deep + 100000, ']', 100000);
+    jw_policy_init(&p);
+    CHECK_INT(jw_policy_parse(&p, deep, 200000, NULL, &err), JW_EPOLICY);
+    CHECK_STR(err.text, "line 1, column 2049: invalid JSON: maximum parsing "
+                        "depth reached near '['");
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_set(void) {
+  jw_policy_t p;
+  jw_error_t err;
+  static const char *const yes[] = {"true", "yes", "1", "on"};
+  static const char *const no[] = {"false", "no", "0", "off"};
+  size_t i;
+
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "active_processes", "4", "--active-processes",
+                          &err), 0);
+  CHECK_U64(p.active_processes, 4);
+  CHECK_U64(p.set, JW_SET_ACTIVE_PROCESSES);
+  CHECK_INT(jw_policy_set(&p, "process_memory", "512MiB", NULL, &err), 0);
+  CHECK_U64(p.process_memory, 512ull << 20);
+  CHECK_INT(jw_policy_set(&p, "job_memory", "2g", NULL, &err), 0);
+  CHECK_U64(p.job_memory, 2ull << 30);
+  CHECK_INT(jw_policy_set(&p, "process_cpu_time", "1500ms", NULL, &err), 0);
+  CHECK_U64(p.process_time_ms, 1500);
+  CHECK_INT(jw_policy_set(&p, "job_cpu_time", "5m", NULL, &err), 0);
+  CHECK_U64(p.job_time_ms, 300000);
+  CHECK_INT(jw_policy_set(&p, "ui_restrictions", "handles,desktop", NULL, &err),
+            0);
+  CHECK_U64(p.ui_restrictions, JW_UI_HANDLES | JW_UI_DESKTOP);
+  CHECK_INT(jw_policy_set(&p, "kill_on_close", "yes", NULL, &err), 0);
+  CHECK_INT(p.kill_on_close, 1);
+  CHECK_INT(jw_policy_set(&p, "die_on_unhandled_exception", "off", NULL, &err),
+            0);
+  CHECK_INT(p.die_on_unhandled_exception, 0);
+  CHECK_INT(jw_policy_set(&p, "allow_breakaway", "1", NULL, &err), 0);
+  CHECK_INT(p.breakaway_ok, 1);
+  CHECK_INT(jw_policy_set(&p, "tier", "lockdown", NULL, &err), 0);
+  CHECK_INT(p.tier, JW_TIER_LOCKDOWN);
+  CHECK_INT(jw_policy_set(&p, "name", "my-job", NULL, &err), 0);
+  CHECK_STR(p.name, "my-job");
+  CHECK_U64(p.set, ALL_SET_BITS);
+
+  for (i = 0; i < 4; i++) {
+    int before = jw_test_failures;
+    jw_policy_init(&p);
+    CHECK_INT(jw_policy_set(&p, "kill_on_close", yes[i], NULL, &err), 0);
+    CHECK_INT(p.kill_on_close, 1);
+    CHECK_INT(jw_policy_set(&p, "kill_on_close", no[i], NULL, &err), 0);
+    CHECK_INT(p.kill_on_close, 0);
+    CHECK_U64(p.set, JW_SET_KILL_ON_CLOSE);
+    note_case(before, yes[i]);
+  }
+
+  /* "unlimited", UI forms. */
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "active_processes", "unlimited", NULL, &err), 0);
+  CHECK_U64(p.active_processes, 0);
+  CHECK_U64(p.set, JW_SET_ACTIVE_PROCESSES);
+  CHECK_INT(jw_policy_set(&p, "active_processes", "65535", NULL, &err), 0);
+  CHECK_U64(p.active_processes, 65535);
+  CHECK_INT(jw_policy_set(&p, "job_cpu_time", "unlimited", NULL, &err), 0);
+  CHECK_U64(p.job_time_ms, 0);
+  CHECK_U64(p.set, JW_SET_ACTIVE_PROCESSES | JW_SET_JOB_TIME);
+  CHECK_INT(jw_policy_set(&p, "ui_restrictions", "all", NULL, &err), 0);
+  CHECK_U64(p.ui_restrictions, JW_UI_ALL);
+  CHECK_INT(jw_policy_set(&p, "ui_restrictions", "none", NULL, &err), 0);
+  CHECK_U64(p.ui_restrictions, 0);
+  CHECK_INT(jw_policy_set(&p, "ui_restrictions",
+                          " read_clipboard , write_clipboard,exit_windows",
+                          NULL, &err),
+            0);
+  CHECK_U64(p.ui_restrictions,
+            JW_UI_READCLIPBOARD | JW_UI_WRITECLIPBOARD | JW_UI_EXITWINDOWS);
+  CHECK_INT(jw_policy_set(&p, "ui_restrictions",
+                          "handles,read_clipboard,write_clipboard,"
+                          "system_parameters,display_settings,global_atoms,"
+                          "desktop,exit_windows",
+                          NULL, &err),
+            0);
+  CHECK_U64(p.ui_restrictions, JW_UI_ALL);
+
+  /* Errors: JW_EPOLICY, where = the flag, text with the flag. */
+  expect_set_error("job_memory", "abc", "--job-memory", JW_EPOLICY,
+                   "--job-memory",
+                   "--job-memory: " EXPECT_SIZE ", got \"abc\"");
+  expect_set_error("job_memory", "-3", "--job-memory", JW_EPOLICY,
+                   "--job-memory", "--job-memory: " EXPECT_SIZE ", got \"-3\"");
+  expect_set_error("job_memory", "0", "--job-memory", JW_EPOLICY,
+                   "--job-memory",
+                   "--job-memory: expected a size of at least 1 byte, or "
+                   "\"unlimited\", got \"0\"");
+  expect_set_error("process_memory", "99999999999T", "--process-memory",
+                   JW_EPOLICY, "--process-memory",
+                   "--process-memory: expected a size of at most "
+                   "18446744073709551615 bytes, got \"99999999999T\"");
+  expect_set_error("job_cpu_time", "30", "--job-cpu-time", JW_EPOLICY,
+                   "--job-cpu-time",
+                   "--job-cpu-time: " EXPECT_DURATION ", got \"30\"");
+  expect_set_error("active_processes", "0", "--active-processes", JW_EPOLICY,
+                   "--active-processes",
+                   "--active-processes: " EXPECT_COUNT ", got \"0\"");
+  expect_set_error("active_processes", "65536", "--active-processes",
+                   JW_EPOLICY, "--active-processes",
+                   "--active-processes: " EXPECT_COUNT ", got \"65536\"");
+  expect_set_error("active_processes", "4K", "--active-processes", JW_EPOLICY,
+                   "--active-processes",
+                   "--active-processes: " EXPECT_COUNT ", got \"4K\"");
+  expect_set_error("active_processes", " 4", "--active-processes", JW_EPOLICY,
+                   "--active-processes",
+                   "--active-processes: " EXPECT_COUNT ", got \" 4\"");
+  expect_set_error("active_processes", "", "--active-processes", JW_EPOLICY,
+                   "--active-processes",
+                   "--active-processes: " EXPECT_COUNT ", got \"\"");
+  expect_set_error("kill_on_close", "maybe", "--kill-on-close", JW_EPOLICY,
+                   "--kill-on-close",
+                   "--kill-on-close: expected true or false (or yes/no, "
+                   "on/off, 1/0), got \"maybe\"");
+  expect_set_error("kill_on_close", "TRUE", "--kill-on-close", JW_EPOLICY,
+                   "--kill-on-close",
+                   "--kill-on-close: expected true or false (or yes/no, "
+                   "on/off, 1/0), got \"TRUE\"");
+  expect_set_error("tier", "max", "--tier", JW_EPOLICY, "--tier",
+                   "--tier: " EXPECT_TIER ", got \"max\"");
+  expect_set_error("name", "has space", "--name", JW_EPOLICY, "--name",
+                   "--name: " EXPECT_NAME ", got \"has space\"");
+  expect_set_error("name", "", "--name", JW_EPOLICY, "--name",
+                   "--name: " EXPECT_NAME ", got \"\"");
+  expect_set_error("ui_restrictions", "handles,bogus", "--ui", JW_EPOLICY,
+                   "--ui",
+                   "--ui: expected \"all\", \"none\" or a comma-separated "
+                   "list of " UI_LIST ", got \"bogus\"");
+  expect_set_error("ui_restrictions", "handles,,desktop", "--ui", JW_EPOLICY,
+                   "--ui",
+                   "--ui: expected \"all\", \"none\" or a comma-separated "
+                   "list of " UI_LIST ", got \"\"");
+  expect_set_error("ui_restrictions", "handles,", "--ui", JW_EPOLICY, "--ui",
+                   "--ui: expected \"all\", \"none\" or a comma-separated "
+                   "list of " UI_LIST ", got \"\"");
+  expect_set_error("ui_restrictions", "", "--ui", JW_EPOLICY, "--ui",
+                   "--ui: expected \"all\", \"none\" or a comma-separated "
+                   "list of " UI_LIST ", got \"\"");
+  expect_set_error("ui_restrictions", "all,handles", "--ui", JW_EPOLICY,
+                   "--ui",
+                   "--ui: expected \"all\", \"none\" or a comma-separated "
+                   "list of " UI_LIST ", got \"all\"");
+  expect_set_error("ui_restrictions", "desktop,handles,desktop", "--ui",
+                   JW_EPOLICY, "--ui",
+                   "--ui: expected each restriction once, got \"desktop\" "
+                   "twice");
+  /* Bytes that are not UTF-8 reach jw_policy_set unchecked. */
+  expect_set_error("tier", "\xFF\xFE\x1B]0;x\x07", "--tier", JW_EPOLICY,
+                   "--tier",
+                   "--tier: " EXPECT_TIER ", got \"\\xFF\\xFE\\x1B]0;x\\x07\"");
+  /* Without `where`, the key names the source. */
+  expect_set_error("job_memory", "1.5G", NULL, JW_EPOLICY, "job_memory",
+                   "job_memory: " EXPECT_SIZE ", got \"1.5G\"");
+  /* An unknown key is a programming error: JW_EINVAL. */
+  expect_set_error("job_memroy", "1G", "--job-memroy", JW_EINVAL,
+                   "--job-memroy",
+                   "--job-memroy: unknown policy key \"job_memroy\" (known: "
+                   SET_KEYS ")");
+  expect_set_error("limits", "1G", NULL, JW_EINVAL, "limits",
+                   "limits: unknown policy key \"limits\" (known: " SET_KEYS
+                   ")");
+  expect_set_error("version", "1", NULL, JW_EINVAL, "version",
+                   "version: unknown policy key \"version\" (known: " SET_KEYS
+                   ")");
+  CHECK_INT(jw_policy_set(&p, NULL, "1", NULL, &err), JW_EINVAL);
+  CHECK_INT(jw_policy_set(&p, "tier", NULL, NULL, &err), JW_EINVAL);
+  CHECK_INT(jw_policy_set(NULL, "tier", "none", NULL, &err), JW_EINVAL);
+  CHECK_INT(jw_policy_set(&p, "tier", "max", NULL, NULL), JW_EPOLICY);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_resolve(void) {
+  jw_policy_t p, r, want;
+  jw_error_t err;
+
+  /* The tier table, nothing set explicitly. */
+  jw_policy_init(&p);
+  jw_policy_resolve(&p, &r);
+  jw_policy_init(&want);
+  check_policy(&r, &want, "tier none");
+
+  jw_policy_init(&p);
+  p.tier = JW_TIER_HARDENED;
+  p.breakaway_ok = 1; /* not set explicitly: the tier overrides it */
+  jw_policy_resolve(&p, &r);
+  want.tier = JW_TIER_HARDENED;
+  want.kill_on_close = 1;
+  want.die_on_unhandled_exception = 1;
+  want.breakaway_ok = 0;
+  check_policy(&r, &want, "tier hardened");
+  CHECK_U64(r.set, 0); /* resolving sets no bit */
+
+  jw_policy_init(&p);
+  p.tier = JW_TIER_LOCKDOWN;
+  jw_policy_resolve(&p, &r);
+  want.tier = JW_TIER_LOCKDOWN;
+  want.active_processes = 1;
+  want.ui_restrictions = JW_UI_ALL;
+  check_policy(&r, &want, "tier lockdown");
+
+  /* Explicit settings win, "unlimited" and false included; fields without
+   * a tier default keep their value. */
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p,
+                  "{\"tier\": \"lockdown\", \"limits\": {\"active_processes\":"
+                  " \"unlimited\", \"job_memory\": \"64M\"}, "
+                  "\"ui_restrictions\": \"none\", \"kill_on_close\": false, "
+                  "\"allow_breakaway\": true}",
+                  NULL, &err),
+            0);
+  jw_policy_resolve(&p, &r);
+  jw_policy_init(&want);
+  want.tier = JW_TIER_LOCKDOWN;
+  want.active_processes = 0;
+  want.job_memory = 64ull << 20;
+  want.ui_restrictions = 0;
+  want.kill_on_close = 0;
+  want.die_on_unhandled_exception = 1;
+  want.breakaway_ok = 1;
+  check_policy(&r, &want, "lockdown with overrides");
+  CHECK_U64(r.set, p.set);
+
+  /* A flag overrides lockdown's single process with "unlimited". */
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "tier", "lockdown", "--tier", &err), 0);
+  CHECK_INT(jw_policy_set(&p, "active_processes", "unlimited",
+                          "--active-processes", &err), 0);
+  jw_policy_resolve(&p, &p); /* in == out */
+  CHECK_U64(p.active_processes, 0);
+  CHECK_U64(p.ui_restrictions, JW_UI_ALL);
+  CHECK_INT(p.kill_on_close, 1);
+
+  /* in == out, and resolving twice changes nothing. */
+  jw_policy_init(&p);
+  p.tier = JW_TIER_LOCKDOWN;
+  p.job_time_ms = 5000;
+  jw_policy_resolve(&p, &p);
+  r = p;
+  jw_policy_resolve(&p, &p);
+  CHECK(memcmp(&p, &r, sizeof p) == 0);
+  CHECK_U64(p.active_processes, 1);
+  CHECK_U64(p.job_time_ms, 5000);
+  CHECK_INT(p.die_on_unhandled_exception, 1);
+
+  /* Tier none applies nothing: explicit values stay. */
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "kill_on_close", "true", NULL, &err), 0);
+  CHECK_INT(jw_policy_set(&p, "active_processes", "3", NULL, &err), 0);
+  jw_policy_resolve(&p, &r);
+  CHECK_INT(r.kill_on_close, 1);
+  CHECK_U64(r.active_processes, 3);
+  CHECK_INT(r.die_on_unhandled_exception, 0);
+  CHECK_U64(r.ui_restrictions, 0);
+}
+
+static void test_override_order(void) {
+  jw_policy_t p;
+  jw_error_t err;
+
+  /* A file, then flags, field by field. */
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p, full_policy, "policy.json", &err), 0);
+  CHECK_INT(jw_policy_set(&p, "job_memory", "2G", "--job-memory", &err), 0);
+  CHECK_INT(jw_policy_set(&p, "tier", "hardened", "--tier", &err), 0);
+  CHECK_U64(p.job_memory, 2ull << 30);
+  CHECK_INT(p.tier, JW_TIER_HARDENED);
+  CHECK_U64(p.process_memory, 512ull << 20); /* from the file */
+  CHECK_U64(p.active_processes, 4);
+  CHECK_STR(p.name, "agent-run");
+
+  /* A second document only replaces what it names. */
+  CHECK_INT(parse(&p, "{\"limits\": {\"process_memory\": \"1M\"}}", NULL,
+                  &err), 0);
+  CHECK_U64(p.process_memory, 1ull << 20);
+  CHECK_U64(p.job_memory, 2ull << 30);
+  CHECK_INT(p.tier, JW_TIER_HARDENED);
+
+  /* A failing flag leaves the earlier value in place. */
+  CHECK_INT(jw_policy_set(&p, "job_memory", "lots", "--job-memory", &err),
+            JW_EPOLICY);
+  CHECK_U64(p.job_memory, 2ull << 30);
+
+  /* A failing document changes nothing, even fields before the error. */
+  CHECK_INT(parse(&p, "{\"name\": \"changed\", \"tier\": 9}", NULL, &err),
+            JW_EPOLICY);
+  CHECK_STR(p.name, "agent-run");
+  CHECK_INT(p.tier, JW_TIER_HARDENED);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static char *dump(const jw_policy_t *p) {
+  json_t *j = jw_policy_to_json(p);
+  char *s;
+  if (j == NULL)
+    return NULL;
+  s = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  return s;
+}
+
+static void round_trip(const jw_policy_t *p, const char *what) {
+  jw_policy_t resolved, back;
+  jw_error_t err;
+  char *s;
+  int before = jw_test_failures;
+  jw_policy_resolve(p, &resolved);
+  s = dump(&resolved);
+  CHECK(s != NULL);
+  if (s == NULL)
+    return;
+  jw_policy_init(&back);
+  CHECK_INT(jw_policy_parse(&back, s, strlen(s), "to_json", &err), 0);
+  jw_policy_resolve(&back, &back);
+  check_policy(&back, &resolved, what);
+  /* Every field but the name (left out when empty) is explicit. */
+  CHECK_U64(back.set | (resolved.name[0] ? 0 : JW_SET_NAME), ALL_SET_BITS);
+  note_case(before, s);
+  free(s);
+}
+
+static void test_to_json(void) {
+  jw_policy_t p;
+  jw_error_t err;
+  char *s;
+
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p,
+                  "{\"name\": \"agent-run\", \"tier\": \"lockdown\", "
+                  "\"limits\": {\"job_memory\": \"1G\", "
+                  "\"process_cpu_time\": \"30s\"}}",
+                  NULL, &err),
+            0);
+  jw_policy_resolve(&p, &p);
+  s = dump(&p);
+  CHECK_STR(s, "{\"version\":1,\"name\":\"agent-run\",\"tier\":\"lockdown\","
+               "\"limits\":{\"active_processes\":1,"
+               "\"process_memory\":\"unlimited\",\"job_memory\":1073741824,"
+               "\"process_cpu_time\":\"30000ms\","
+               "\"job_cpu_time\":\"unlimited\"},"
+               "\"ui_restrictions\":[\"handles\",\"read_clipboard\","
+               "\"write_clipboard\",\"system_parameters\","
+               "\"display_settings\",\"global_atoms\",\"desktop\","
+               "\"exit_windows\"],"
+               "\"kill_on_close\":true,\"die_on_unhandled_exception\":true,"
+               "\"allow_breakaway\":false}");
+  free(s);
+
+  /* No name; sizes beyond a JSON integer; the largest duration. */
+  jw_policy_init(&p);
+  p.active_processes = 65535;
+  p.process_memory = UINT64_MAX;
+  p.job_memory = (uint64_t)INT64_MAX;
+  p.process_time_ms = 922337203685477ull;
+  p.job_time_ms = 1;
+  p.ui_restrictions = JW_UI_DESKTOP | JW_UI_READCLIPBOARD;
+  p.breakaway_ok = 1;
+  s = dump(&p);
+  CHECK_STR(s, "{\"version\":1,\"tier\":\"none\","
+               "\"limits\":{\"active_processes\":65535,"
+               "\"process_memory\":\"18446744073709551615\","
+               "\"job_memory\":9223372036854775807,"
+               "\"process_cpu_time\":\"922337203685477ms\","
+               "\"job_cpu_time\":\"1ms\"},"
+               "\"ui_restrictions\":[\"read_clipboard\",\"desktop\"],"
+               "\"kill_on_close\":false,\"die_on_unhandled_exception\":false,"
+               "\"allow_breakaway\":true}");
+  free(s);
+  round_trip(&p, "extremes");
+
+  /* Round trips through every tier, with and without overrides. */
+  jw_policy_init(&p);
+  round_trip(&p, "empty");
+  p.tier = JW_TIER_HARDENED;
+  round_trip(&p, "hardened");
+  p.tier = JW_TIER_LOCKDOWN;
+  round_trip(&p, "lockdown");
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p, full_policy, NULL, &err), 0);
+  round_trip(&p, "full");
+  CHECK_INT(jw_policy_set(&p, "active_processes", "unlimited", NULL, &err), 0);
+  CHECK_INT(jw_policy_set(&p, "ui_restrictions", "global_atoms", NULL, &err),
+            0);
+  CHECK_INT(jw_policy_set(&p, "kill_on_close", "false", NULL, &err), 0);
+  round_trip(&p, "lockdown overridden");
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int write_file(const char *path, const char *head, size_t total) {
+  FILE *f = fopen(path, "wb");
+  size_t i, hl = strlen(head);
+  if (f == NULL)
+    return -1;
+  fwrite(head, 1, hl, f);
+  for (i = hl; i < total; i++)
+    fputc(' ', f);
+  return fclose(f);
+}
+
+static void test_files(void) {
+  jw_policy_t p;
+  jw_error_t err;
+  char path[512], want[1024];
+
+  path_join(path, sizeof path, data_dir, "policy/lockdown.json");
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_parse_file(&p, path, &err), 0);
+  expect_full_policy(&p, path);
+
+  /* The examples shipped in docs/ stay valid. */
+  {
+    static const char *const examples[] = {"lockdown.json", "hardened.json",
+                                           "monitor.json"};
+    size_t i;
+    for (i = 0; i < 3; i++) {
+      int before = jw_test_failures;
+      snprintf(path, sizeof path, "%s/../../docs/examples/%s", data_dir,
+               examples[i]);
+      jw_policy_init(&p);
+      memset(&err, 0, sizeof err);
+      CHECK_INT(jw_policy_parse_file(&p, path, &err), 0);
+      CHECK_STR(err.text, "");
+      note_case(before, path);
+    }
+  }
+
+  path_join(path, sizeof path, data_dir, "policy/bom-utf8.json");
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_parse_file(&p, path, &err), 0);
+  CHECK_STR(p.name, "from-notepad");
+  CHECK_INT(p.tier, JW_TIER_HARDENED);
+
+  /* Errors name the file. These paths are short enough to be shown whole. */
+  path_join(path, sizeof path, data_dir, "policy/missing-comma.json");
+  CHECK(strlen(path) <= 120);
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_parse_file(&p, path, &err), JW_EPOLICY);
+  CHECK_STR(err.where, "");
+  snprintf(want, sizeof want,
+           "%s:3:8: invalid JSON: '}' expected near '\"name\"'", path);
+  CHECK_STR(err.text, want);
+
+  path_join(path, sizeof path, data_dir, "policy/unknown-limit.json");
+  CHECK_INT(jw_policy_parse_file(&p, path, &err), JW_EPOLICY);
+  CHECK_STR(err.where, "limits.job_memroy");
+  snprintf(want, sizeof want,
+           "%s: limits.job_memroy: unknown key (known: " LIMIT_KEYS ")", path);
+  CHECK_STR(err.text, want);
+  CHECK_U64(p.set, 0); /* job_memory before the error was not kept */
+
+  path_join(path, sizeof path, data_dir, "policy/utf16.json");
+  CHECK_INT(jw_policy_parse_file(&p, path, &err), JW_EPOLICY);
+  snprintf(want, sizeof want,
+           "%s: the policy is UTF-16 text; save it as UTF-8", path);
+  CHECK_STR(err.text, want);
+
+  /* Missing file: JW_ENOENT with errno. */
+  path_join(path, sizeof path, data_dir, "policy/does-not-exist.json");
+  CHECK_INT(jw_policy_parse_file(&p, path, &err), JW_ENOENT);
+  CHECK_INT(err.code, JW_ENOENT);
+  CHECK_U64(err.sys_error, ENOENT);
+  snprintf(want, sizeof want, "%s: cannot open the policy file: %s", path,
+           strerror(ENOENT));
+  CHECK_STR(err.text, want);
+
+  /* A directory cannot be read as a policy. */
+  path_join(path, sizeof path, data_dir, "policy");
+  CHECK_INT(jw_policy_parse_file(&p, path, &err), JW_EIO);
+  CHECK_INT(err.code, JW_EIO);
+  CHECK(err.sys_error != 0);
+
+  /* 1 MiB exactly is accepted; one byte more is refused. */
+  path_join(path, sizeof path, out_dir, "policy-1mib.json");
+  CHECK_INT(write_file(path, "{\"tier\": \"lockdown\"}", 1048576), 0);
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_parse_file(&p, path, &err), 0);
+  CHECK_INT(p.tier, JW_TIER_LOCKDOWN);
+  remove(path);
+  path_join(path, sizeof path, out_dir, "policy-too-big.json");
+  CHECK_INT(write_file(path, "{\"tier\": \"lockdown\"}", 1048577), 0);
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_parse_file(&p, path, &err), JW_EPOLICY);
+  CHECK_STR(err.where, "");
+  snprintf(want, sizeof want,
+           "%s: the policy file is larger than 1 MiB (1048576 bytes); a "
+           "policy is a few hundred bytes",
+           path);
+  CHECK_STR(err.text, want);
+  CHECK_INT(p.tier, JW_TIER_NONE);
+  remove(path);
+
+  CHECK_INT(jw_policy_parse_file(&p, NULL, &err), JW_EINVAL);
+  CHECK_INT(jw_policy_parse_file(NULL, "x.json", &err), JW_EINVAL);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1)
+    data_dir = argv[1];
+  if (argc > 2)
+    out_dir = argv[2];
+  test_init();
+  test_tier_names();
+  test_parse_size();
+  test_parse_duration();
+  test_parse_full();
+  test_parse_errors();
+  test_hostile_messages();
+  test_set();
+  test_resolve();
+  test_override_order();
+  test_to_json();
+  test_files();
+  return jw_test_result("policy");
+}
