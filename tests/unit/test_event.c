@@ -1,3 +1,878 @@
-/* placeholder until written */
-int main(void);
-int main(void) { return 1; }
+/* The event model: names, time and entity-id formatting, whole rendered
+ * lines compared byte for byte, the extra-merge rules, invalid UTF-8, and the
+ * data-driven hostile-string suite of DATA_DIR/hostile (see its README).
+ * usage: test_event DATA_DIR OUT_DIR
+ * Every line rendered for a valid event is also written to
+ * OUT_DIR/unit-event.jsonl (one run, seq 1, 2, 3...), which the
+ * <tree>.unit.schema test validates against docs/jobwarden-event.schema.json. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <jansson.h>
+
+#include "event_names.h"
+#include "harness.h"
+#include "jobwarden.h"
+
+/* 2026-11-23T09:11:05.123456Z; event n of the file is n-1 seconds later. */
+#define T0 UINT64_C(1795425065123456)
+
+static FILE *events_file;
+static uint64_t next_seq = 1;
+
+static jw_run_info_t test_run(void) {
+  jw_run_info_t run;
+  memset(&run, 0, sizeof(run));
+  strcpy(run.run_id, "0123456789abcdef0123456789abcdef");
+  strcpy(run.host, "build-host");
+  strcpy(run.job_name, "agent-ci");
+  run.tier = JW_TIER_LOCKDOWN;
+  return run;
+}
+
+static void init_event(jw_event_t *ev, jw_event_kind_t kind, const char *rule,
+                       const char *action, const char *enforcer,
+                       jw_severity_t sev, const char *source,
+                       const char *message) {
+  memset(ev, 0, sizeof(*ev));
+  ev->kind = kind;
+  ev->rule = rule;
+  ev->action = action;
+  ev->enforcer = enforcer;
+  ev->severity = sev;
+  ev->source = source;
+  strcpy(ev->message, message);
+}
+
+/* The line parses back, and dumping the parsed object gives the same bytes
+ * (compact, same key order: nothing is lost or reordered). */
+static void check_reparse(const char *line, size_t len, int lineno) {
+  json_error_t jerr;
+  json_t *back = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
+  char *again = NULL;
+  jw_test_checks++;
+  if (back == NULL) {
+    jw_test_failures++;
+    fprintf(stderr, "%s:%d: rendered line does not parse: %s (column %d)\n",
+            __FILE__, lineno, jerr.text, jerr.column);
+    return;
+  }
+  again = json_dumps(back, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  CHECK(again != NULL && strlen(again) + 1 == len &&
+        memcmp(again, line, len - 1) == 0);
+  free(again);
+  json_decref(back);
+}
+
+/* Renders ev with the next seq of the file, compares with `want` (the
+ * whole line without its "\n") when not NULL, appends to the file.
+ * Returns the line (caller frees) or NULL. */
+static char *emit(const jw_event_t *ev, const char *want, int lineno) {
+  jw_run_info_t run = test_run();
+  char *line = NULL;
+  size_t len = 0;
+  uint64_t seq = next_seq++;
+  int rc = jw_event_render_line(ev, &run, seq, T0 + (seq - 1) * 1000000, &line,
+                                &len);
+  jw_test_checks++;
+  if (rc != 0 || line == NULL) {
+    jw_test_failures++;
+    fprintf(stderr, "%s:%d: render failed: %d\n", __FILE__, lineno, rc);
+    return NULL;
+  }
+  /* One record: ends with the only "\n" of the line, length exact. */
+  CHECK_U64(len, strlen(line));
+  CHECK(len > 0 && line[len - 1] == '\n');
+  CHECK(memchr(line, '\n', len - 1) == NULL);
+  if (want != NULL) {
+    jw_test_checks++;
+    if (len != strlen(want) + 1 || memcmp(line, want, len - 1) != 0) {
+      jw_test_failures++;
+      fprintf(stderr, "%s:%d: rendered line differs\n  got:  %.*s\n  want: %s\n",
+              __FILE__, lineno, (int)(len - 1), line, want);
+    }
+  }
+  check_reparse(line, len, lineno);
+  if (events_file != NULL)
+    CHECK(fwrite(line, 1, len, events_file) == len);
+  return line;
+}
+
+#define EMIT(ev, want) free(emit(ev, want, __LINE__))
+
+/* ---- names, time, entity id --------------------------------------------- */
+
+static void test_names(void) {
+  uint32_t id;
+  CHECK_STR(jw_event_kind_name(JW_EVENT_VIOLATION), "sandbox.violation");
+  CHECK_STR(jw_event_kind_name(JW_EVENT_JOB_START), "sandbox.job_start");
+  CHECK_STR(jw_event_kind_name(JW_EVENT_JOB_END), "sandbox.job_end");
+  CHECK_STR(jw_event_kind_name(JW_EVENT_PROCESS_START),
+            "sandbox.process_start");
+  CHECK_STR(jw_event_kind_name(JW_EVENT_PROCESS_EXIT), "sandbox.process_exit");
+  CHECK_STR(jw_event_kind_name(JW_EVENT_NOTICE), "sandbox.notice");
+  CHECK_STR(jw_event_kind_name((jw_event_kind_t)99), "unknown");
+  CHECK_STR(jw_severity_name(JW_SEV_INFO), "info");
+  CHECK_STR(jw_severity_name(JW_SEV_LOW), "low");
+  CHECK_STR(jw_severity_name(JW_SEV_MEDIUM), "medium");
+  CHECK_STR(jw_severity_name(JW_SEV_HIGH), "high");
+  CHECK_STR(jw_severity_name(JW_SEV_CRITICAL), "critical");
+  CHECK_STR(jw_severity_name((jw_severity_t)5), "unknown");
+
+  CHECK_STR(jw__job_message_name(1), "JOB_OBJECT_MSG_END_OF_JOB_TIME");
+  CHECK_STR(jw__job_message_name(2), "JOB_OBJECT_MSG_END_OF_PROCESS_TIME");
+  CHECK_STR(jw__job_message_name(3), "JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT");
+  CHECK_STR(jw__job_message_name(4), "JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO");
+  CHECK_STR(jw__job_message_name(6), "JOB_OBJECT_MSG_NEW_PROCESS");
+  CHECK_STR(jw__job_message_name(7), "JOB_OBJECT_MSG_EXIT_PROCESS");
+  CHECK_STR(jw__job_message_name(8), "JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS");
+  CHECK_STR(jw__job_message_name(9), "JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT");
+  CHECK_STR(jw__job_message_name(10), "JOB_OBJECT_MSG_JOB_MEMORY_LIMIT");
+  CHECK_STR(jw__job_message_name(11), "JOB_OBJECT_MSG_NOTIFICATION_LIMIT");
+  CHECK_STR(jw__job_message_name(12), "JOB_OBJECT_MSG_JOB_CYCLE_TIME_LIMIT");
+  CHECK_STR(jw__job_message_name(13), "JOB_OBJECT_MSG_SILO_TERMINATED");
+  CHECK_STR(jw__job_message_name(0), "UNKNOWN");
+  CHECK_STR(jw__job_message_name(5), "UNKNOWN");
+  CHECK_STR(jw__job_message_name(14), "UNKNOWN");
+  CHECK_STR(jw__job_message_name(0xFFFFFFFFu), "UNKNOWN");
+  /* Every id 1..13 but 5 has a real name, with the prefix. */
+  for (id = 1; id <= 13; id++)
+    if (id != 5)
+      CHECK(strncmp(jw__job_message_name(id), "JOB_OBJECT_MSG_", 15) == 0);
+}
+
+static void check_time(uint64_t us, const char *want, int lineno) {
+  char buf[40];
+  memset(buf, 'x', sizeof(buf));
+  jw_format_time_us(us, buf, sizeof(buf));
+  jw_test_checks++;
+  if (strcmp(buf, want) != 0) {
+    jw_test_failures++;
+    fprintf(stderr, "%s:%d: time %" PRIu64 " -> %s, want %s\n", __FILE__,
+            lineno, us, buf, want);
+  }
+}
+#define TIME_CASE(us, want) check_time(us, want, __LINE__)
+
+static void test_time(void) {
+  char buf[40];
+  unsigned y = 1970, m = 1, d = 1, mismatches = 0;
+  uint64_t day;
+
+  TIME_CASE(0, "1970-01-01T00:00:00.000000Z");
+  TIME_CASE(1, "1970-01-01T00:00:00.000001Z");
+  TIME_CASE(999999, "1970-01-01T00:00:00.999999Z");
+  TIME_CASE(1000000, "1970-01-01T00:00:01.000000Z");
+  TIME_CASE(UINT64_C(86399999999), "1970-01-01T23:59:59.999999Z");
+  TIME_CASE(UINT64_C(86400000000), "1970-01-02T00:00:00.000000Z");
+  TIME_CASE(UINT64_C(94694399000005), "1972-12-31T23:59:59.000005Z");
+  TIME_CASE(UINT64_C(946684799999999), "1999-12-31T23:59:59.999999Z");
+  TIME_CASE(UINT64_C(951868799999999), "2000-02-29T23:59:59.999999Z");
+  TIME_CASE(UINT64_C(1709210096789012), "2024-02-29T12:34:56.789012Z");
+  TIME_CASE(T0, "2026-11-23T09:11:05.123456Z");
+  /* 2^31 seconds: past the 32-bit time_t end. */
+  TIME_CASE(UINT64_C(2147483648000000), "2038-01-19T03:14:08.000000Z");
+  /* 2^32 seconds. */
+  TIME_CASE(UINT64_C(4294967296000000), "2106-02-07T06:28:16.000000Z");
+  /* 2100 is not a leap year, 2400 is. */
+  TIME_CASE(UINT64_C(4107542400000001), "2100-03-01T00:00:00.000001Z");
+  TIME_CASE(UINT64_C(13574563200000000), "2400-02-29T00:00:00.000000Z");
+  /* The last representable instant, and clamping beyond it. */
+  TIME_CASE(UINT64_C(253402300799999999), "9999-12-31T23:59:59.999999Z");
+  TIME_CASE(UINT64_C(253402300800000000), "9999-12-31T23:59:59.999999Z");
+  TIME_CASE(UINT64_MAX, "9999-12-31T23:59:59.999999Z");
+
+  /* A small buffer gets a terminated prefix, nothing written past it. */
+  memset(buf, 'x', sizeof(buf));
+  jw_format_time_us(0, buf, 11);
+  CHECK_STR(buf, "1970-01-01");
+  CHECK(buf[11] == 'x');
+  jw_format_time_us(0, buf, 0); /* no write at all */
+  CHECK(buf[0] == '1');
+
+  /* Every day from 1970 to 9999 against a plain calendar walk (month
+   * lengths and the 4/100/400 rule, no arithmetic shared with the code). */
+  for (day = 0; day < UINT64_C(2932897); day++) {
+    static const unsigned mdays[12] = {31, 28, 31, 30, 31, 30,
+                                       31, 31, 30, 31, 30, 31};
+    char want[40];
+    unsigned len;
+    snprintf(want, sizeof(want), "%04u-%02u-%02uT00:00:00.000000Z", y, m, d);
+    jw_format_time_us(day * UINT64_C(86400000000), buf, sizeof(buf));
+    if (strcmp(buf, want) != 0 && mismatches++ < 5)
+      fprintf(stderr, "  day %" PRIu64 ": %s, want %s\n", day, buf, want);
+    len = mdays[m - 1] +
+          (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
+    if (++d > len) {
+      d = 1;
+      if (++m > 12) {
+        m = 1;
+        y++;
+      }
+    }
+  }
+  CHECK_INT(mismatches, 0);
+  CHECK_INT(y, 10000); /* the walk ended exactly after 9999-12-31 */
+}
+
+static void test_entity_id(void) {
+  char buf[40];
+  jw_format_entity_id(4242, UINT64_C(0x01DC5A0B12345678), buf, sizeof(buf));
+  CHECK_STR(buf, "4242-01DC5A0B12345678");
+  jw_format_entity_id(0, 1, buf, sizeof(buf));
+  CHECK_STR(buf, "0-0000000000000001");
+  jw_format_entity_id(0xFFFFFFFFu, UINT64_MAX, buf, sizeof(buf));
+  CHECK_STR(buf, "4294967295-FFFFFFFFFFFFFFFF");
+  CHECK_U64(strlen(buf), 27); /* the longest: fits the documented 32 */
+  memset(buf, 'x', sizeof(buf));
+  jw_format_entity_id(4242, 1, buf, 5);
+  CHECK_STR(buf, "4242");
+  CHECK(buf[5] == 'x');
+}
+
+/* ---- whole lines --------------------------------------------------------- */
+
+static void root_process(jw_process_info_t *p) {
+  p->pid = 4242;
+  p->create_time = UINT64_C(0x01DC5A0B12345678);
+  p->image = "C:\\agent\\agent.exe";
+  p->is_root = 1;
+}
+
+#define HEAD(seq, sec)                                                       \
+  "{\"schema_version\":\"1.0.0\",\"event\":"
+#define RUN(seq, sec)                                                        \
+  ",\"seq\":" #seq ",\"@timestamp\":\"2026-11-23T09:11:" sec                 \
+  ".123456Z\",\"host\":{\"name\":\"build-host\"},\"run_id\":"                \
+  "\"0123456789abcdef0123456789abcdef\",\"job\":{\"name\":\"agent-ci\","     \
+  "\"tier\":\"lockdown\"}"
+
+static void test_lines(void) {
+  jw_event_t ev;
+  json_t *extra;
+  char *line;
+
+  /* 1: job start, with the policy as an extra object. */
+  init_event(&ev, JW_EVENT_JOB_START, "job_lifecycle", "started", "monitor",
+             JW_SEV_INFO, "jobwarden", "Job agent-ci started (tier lockdown).");
+  ev.has_process = 1;
+  root_process(&ev.process);
+  extra = json_pack("{s:{s:s,s:i,s:b}}", "policy", "tier", "lockdown",
+                    "active_processes", 1, "kill_on_close", 1);
+  ev.extra = extra;
+  EMIT(&ev, HEAD(1, "05") "\"sandbox.job_start\"" RUN(1, "05")
+            ",\"rule\":\"job_lifecycle\",\"action\":\"started\","
+            "\"enforcer\":\"monitor\",\"severity\":\"info\","
+            "\"source\":\"jobwarden\",\"process\":{\"pid\":4242,"
+            "\"entity_id\":\"4242-01DC5A0B12345678\","
+            "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true},"
+            "\"message\":\"Job agent-ci started (tier lockdown).\","
+            "\"policy\":{\"tier\":\"lockdown\",\"active_processes\":1,"
+            "\"kill_on_close\":true}}");
+  /* The extra object is borrowed: still ours, unchanged. */
+  CHECK_INT(extra->refcount, 1);
+  CHECK_U64(json_object_size(extra), 1);
+  json_decref(extra);
+
+  /* 2: the root process starts (NEW_PROCESS from the port). */
+  init_event(&ev, JW_EVENT_PROCESS_START, "process_lifecycle", "started",
+             "monitor", JW_SEV_INFO, "port", "Process 4242 started.");
+  ev.has_job_message = 1;
+  ev.job_message = 6;
+  ev.has_process = 1;
+  root_process(&ev.process);
+  EMIT(&ev, HEAD(2, "06") "\"sandbox.process_start\"" RUN(2, "06")
+            ",\"rule\":\"process_lifecycle\",\"action\":\"started\","
+            "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"port\","
+            "\"job_message\":{\"id\":6,\"name\":\"JOB_OBJECT_MSG_NEW_PROCESS\"},"
+            "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
+            "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true},"
+            "\"message\":\"Process 4242 started.\"}");
+
+  /* 3: a child process over the active-process limit. */
+  init_event(&ev, JW_EVENT_VIOLATION, "child_process", "blocked", "kernel",
+             JW_SEV_HIGH, "port",
+             "Process 4242 tried to start a child process; the job allows 1.");
+  ev.has_job_message = 1;
+  ev.job_message = 3;
+  ev.has_limit = 1;
+  ev.limit_name = "active_processes";
+  ev.limit_unit = "processes";
+  ev.limit_configured = 1;
+  ev.has_limit_observed = 1;
+  ev.limit_observed = 2;
+  ev.has_process = 1;
+  ev.process.pid = 5000;
+  ev.process.create_time = UINT64_C(0x01DC5A0B12400000);
+  ev.process.image = "C:\\Windows\\System32\\cmd.exe";
+  ev.process.has_parent = 1;
+  ev.process.parent_pid = 4242;
+  EMIT(&ev, HEAD(3, "07") "\"sandbox.violation\"" RUN(3, "07")
+            ",\"rule\":\"child_process\",\"action\":\"blocked\","
+            "\"enforcer\":\"kernel\",\"severity\":\"high\",\"source\":\"port\","
+            "\"job_message\":{\"id\":3,"
+            "\"name\":\"JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT\"},"
+            "\"limit\":{\"name\":\"active_processes\",\"unit\":\"processes\","
+            "\"configured\":1,\"observed\":2},"
+            "\"process\":{\"pid\":5000,\"entity_id\":\"5000-01DC5A0B12400000\","
+            "\"executable\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\","
+            "\"parent\":{\"pid\":4242},\"is_root\":false},"
+            "\"message\":\"Process 4242 tried to start a child process; the job "
+            "allows 1.\"}");
+
+  /* 4: a memory limit, no measured value, unknown image and create time. */
+  init_event(&ev, JW_EVENT_VIOLATION, "process_memory", "blocked", "kernel",
+             JW_SEV_MEDIUM, "port", "Process 5001 hit the 512 MiB limit.");
+  ev.has_job_message = 1;
+  ev.job_message = 9;
+  ev.has_limit = 1;
+  ev.limit_name = "process_memory";
+  ev.limit_unit = "bytes";
+  ev.limit_configured = UINT64_C(536870912);
+  ev.has_process = 1;
+  ev.process.pid = 5001;
+  EMIT(&ev, HEAD(4, "08") "\"sandbox.violation\"" RUN(4, "08")
+            ",\"rule\":\"process_memory\",\"action\":\"blocked\","
+            "\"enforcer\":\"kernel\",\"severity\":\"medium\",\"source\":\"port\","
+            "\"job_message\":{\"id\":9,"
+            "\"name\":\"JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT\"},"
+            "\"limit\":{\"name\":\"process_memory\",\"unit\":\"bytes\","
+            "\"configured\":536870912},"
+            "\"process\":{\"pid\":5001,\"executable\":null,\"is_root\":false},"
+            "\"message\":\"Process 5001 hit the 512 MiB limit.\"}");
+
+  /* 5: a crash. */
+  init_event(&ev, JW_EVENT_VIOLATION, "abnormal_exit", "observed", "monitor",
+             JW_SEV_HIGH, "port",
+             "Process 4242 crashed: STATUS_ACCESS_VIOLATION.");
+  ev.has_job_message = 1;
+  ev.job_message = 8;
+  ev.has_process = 1;
+  root_process(&ev.process);
+  ev.process.has_exit_code = 1;
+  ev.process.exit_code = 0xC0000005u;
+  EMIT(&ev, HEAD(5, "09") "\"sandbox.violation\"" RUN(5, "09")
+            ",\"rule\":\"abnormal_exit\",\"action\":\"observed\","
+            "\"enforcer\":\"monitor\",\"severity\":\"high\",\"source\":\"port\","
+            "\"job_message\":{\"id\":8,"
+            "\"name\":\"JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS\"},"
+            "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
+            "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,"
+            "\"exit_code\":3221225477,\"exit_code_hex\":\"0xC0000005\","
+            "\"status\":\"STATUS_ACCESS_VIOLATION\",\"exit_class\":\"abnormal\"},"
+            "\"message\":\"Process 4242 crashed: STATUS_ACCESS_VIOLATION.\"}");
+
+  /* 6: a clean exit; 7: exit(-1): no status name. */
+  init_event(&ev, JW_EVENT_PROCESS_EXIT, "process_lifecycle", "ended",
+             "monitor", JW_SEV_INFO, "port", "Process 4242 exited with 0.");
+  ev.has_job_message = 1;
+  ev.job_message = 7;
+  ev.has_process = 1;
+  root_process(&ev.process);
+  ev.process.has_exit_code = 1;
+  ev.process.exit_code = 0;
+  EMIT(&ev, HEAD(6, "10") "\"sandbox.process_exit\"" RUN(6, "10")
+            ",\"rule\":\"process_lifecycle\",\"action\":\"ended\","
+            "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"port\","
+            "\"job_message\":{\"id\":7,\"name\":\"JOB_OBJECT_MSG_EXIT_PROCESS\"},"
+            "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
+            "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,"
+            "\"exit_code\":0,\"exit_code_hex\":\"0x00000000\",\"status\":null,"
+            "\"exit_class\":\"success\"},"
+            "\"message\":\"Process 4242 exited with 0.\"}");
+  ev.process.exit_code = 0xFFFFFFFFu;
+  ev.process.is_root = 0;
+  ev.process.has_parent = 1;
+  ev.process.parent_pid = 1;
+  ev.has_job_message = 0;
+  ev.source = "reconciled";
+  strcpy(ev.message, "Process 4242 exited with -1.");
+  EMIT(&ev, HEAD(7, "11") "\"sandbox.process_exit\"" RUN(7, "11")
+            ",\"rule\":\"process_lifecycle\",\"action\":\"ended\","
+            "\"enforcer\":\"monitor\",\"severity\":\"info\","
+            "\"source\":\"reconciled\","
+            "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
+            "\"executable\":\"C:\\\\agent\\\\agent.exe\","
+            "\"parent\":{\"pid\":1},\"is_root\":false,"
+            "\"exit_code\":4294967295,\"exit_code_hex\":\"0xFFFFFFFF\","
+            "\"status\":null,\"exit_class\":\"failure\"},"
+            "\"message\":\"Process 4242 exited with -1.\"}");
+
+  /* 8: a notice without process; 9: an unknown port message. */
+  init_event(&ev, JW_EVENT_NOTICE, "kill_on_close_unavailable", "degraded",
+             "monitor", JW_SEV_MEDIUM, "jobwarden",
+             "KILL_ON_JOB_CLOSE was refused; processes may outlive jobwarden.");
+  EMIT(&ev, HEAD(8, "12") "\"sandbox.notice\"" RUN(8, "12")
+            ",\"rule\":\"kill_on_close_unavailable\",\"action\":\"degraded\","
+            "\"enforcer\":\"monitor\",\"severity\":\"medium\","
+            "\"source\":\"jobwarden\",\"message\":\"KILL_ON_JOB_CLOSE was "
+            "refused; processes may outlive jobwarden.\"}");
+  init_event(&ev, JW_EVENT_NOTICE, "unknown_message", "observed", "monitor",
+             JW_SEV_LOW, "port", "Unknown job message 5.");
+  ev.has_job_message = 1;
+  ev.job_message = 5;
+  EMIT(&ev, HEAD(9, "13") "\"sandbox.notice\"" RUN(9, "13")
+            ",\"rule\":\"unknown_message\",\"action\":\"observed\","
+            "\"enforcer\":\"monitor\",\"severity\":\"low\",\"source\":\"port\","
+            "\"job_message\":{\"id\":5,\"name\":\"UNKNOWN\"},"
+            "\"message\":\"Unknown job message 5.\"}");
+
+  /* 10: a limit Windows reported that jobwarden did not configure
+   * (configured null), with the largest values the types hold. */
+  init_event(&ev, JW_EVENT_VIOLATION, "job_cpu_time", "killed_job", "kernel",
+             JW_SEV_CRITICAL, "port", "The job used its CPU time.");
+  ev.has_job_message = 1;
+  ev.job_message = 1;
+  ev.has_limit = 1;
+  ev.limit_name = "job_cpu_time";
+  ev.limit_unit = "ms";
+  ev.has_limit_observed = 1;
+  ev.limit_observed = UINT64_C(9223372036854775807);
+  ev.has_process = 1;
+  ev.process.pid = 0xFFFFFFFFu;
+  ev.process.create_time = UINT64_MAX;
+  ev.process.image = "";
+  EMIT(&ev, HEAD(10, "14") "\"sandbox.violation\"" RUN(10, "14")
+            ",\"rule\":\"job_cpu_time\",\"action\":\"killed_job\","
+            "\"enforcer\":\"kernel\",\"severity\":\"critical\","
+            "\"source\":\"port\",\"job_message\":{\"id\":1,"
+            "\"name\":\"JOB_OBJECT_MSG_END_OF_JOB_TIME\"},"
+            "\"limit\":{\"name\":\"job_cpu_time\",\"unit\":\"ms\","
+            "\"configured\":null,\"observed\":9223372036854775807},"
+            "\"process\":{\"pid\":4294967295,"
+            "\"entity_id\":\"4294967295-FFFFFFFFFFFFFFFF\",\"executable\":\"\","
+            "\"is_root\":false},\"message\":\"The job used its CPU time.\"}");
+
+  /* 11: extra may add keys but never replace or forge jobwarden's own, even
+   * ones this event leaves out ("limit", "process"); "_jw" keys are
+   * internal. Added keys keep extra's order, after "message". */
+  init_event(&ev, JW_EVENT_JOB_END, "job_lifecycle", "ended", "monitor",
+             JW_SEV_INFO, "jobwarden", "Job agent-ci ended.");
+  extra = json_pack("{s:i,s:s,s:{s:i},s:{s:i},s:{s:s},s:i,s:{s:i,s:i},s:s,"
+                    "s:{s:s}}",
+                    "seq", 99, "event", "forged", "process", "pid", 1,
+                    "limit", "observed", 5, "host", "name", "evil",
+                    "_jw.internal", 1, "summary", "processes", 3,
+                    "violations", 1, "message", "forged", "error", "where",
+                    "CreateJobObjectW");
+  ev.extra = extra;
+  EMIT(&ev, HEAD(11, "15") "\"sandbox.job_end\"" RUN(11, "15")
+            ",\"rule\":\"job_lifecycle\",\"action\":\"ended\","
+            "\"enforcer\":\"monitor\",\"severity\":\"info\","
+            "\"source\":\"jobwarden\",\"message\":\"Job agent-ci ended.\","
+            "\"summary\":{\"processes\":3,\"violations\":1},"
+            "\"error\":{\"where\":\"CreateJobObjectW\"}}");
+  json_decref(extra);
+
+  /* 12: invalid UTF-8 from elsewhere (host name, job name, rule, message):
+   * replaced, the event kept whole. */
+  {
+    jw_run_info_t run = test_run();
+    size_t len;
+    uint64_t seq = next_seq++;
+    static const char want[] =
+        HEAD(12, "16") "\"sandbox.notice\",\"seq\":12,\"@timestamp\":"
+        "\"2026-11-23T09:11:16.123456Z\",\"host\":{\"name\":"
+        "\"h\xEF\xBF\xBDst\"},\"run_id\":\"0123456789abcdef0123456789abcdef\","
+        "\"job\":{\"name\":\"j\xEF\xBF\xBD\xEF\xBF\xBD\",\"tier\":\"lockdown\"},"
+        "\"rule\":\"bad_\xEF\xBF\xBD\",\"action\":\"observed\","
+        "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"jobwarden\","
+        "\"message\":\"caf\xEF\xBF\xBD \xEF\xBF\xBD\"}\n";
+    strcpy(run.host, "h\xFFst");
+    strcpy(run.job_name, "j\xC0\xAF");
+    init_event(&ev, JW_EVENT_NOTICE, "bad_\x80", "observed", "monitor",
+               JW_SEV_INFO, "jobwarden", "caf\xC3 \xE2\x82");
+    line = NULL;
+    CHECK_INT(jw_event_render_line(&ev, &run, seq, T0 + (seq - 1) * 1000000,
+                                   &line, &len),
+              0);
+    CHECK_STR(line, want);
+    if (line != NULL) {
+      check_reparse(line, len, __LINE__);
+      if (events_file != NULL)
+        CHECK(fwrite(line, 1, len, events_file) == len);
+    }
+    free(line);
+  }
+
+  /* 13: a message filling all 512 bytes without a terminating 0 ends at
+   * the array's end, not beyond. */
+  init_event(&ev, JW_EVENT_NOTICE, "events_lost", "lost", "monitor",
+             JW_SEV_HIGH, "jobwarden", "");
+  memset(ev.message, 'm', sizeof(ev.message));
+  line = emit(&ev, NULL, __LINE__);
+  {
+    char want_msg[600];
+    strcpy(want_msg, ",\"message\":\"");
+    memset(want_msg + strlen(want_msg), 'm', 512);
+    strcpy(want_msg + 12 + 512, "\"}\n");
+    CHECK(line != NULL && strstr(line, want_msg) != NULL);
+  }
+  free(line);
+}
+
+/* Events that are not written to the file: bad producer values still
+ * render (null / "unknown"), seq is clamped, bad arguments are refused. */
+static void test_edges(void) {
+  jw_run_info_t run = test_run();
+  jw_event_t ev;
+  json_t *obj;
+  char *line;
+  size_t len;
+
+  init_event(&ev, (jw_event_kind_t)42, NULL, NULL, NULL, (jw_severity_t)9,
+             NULL, "m");
+  ev.has_limit = 1;
+  line = NULL;
+  CHECK_INT(jw_event_render_line(&ev, &run, UINT64_MAX, 0, &line, &len), 0);
+  CHECK_STR(line,
+            "{\"schema_version\":\"1.0.0\",\"event\":\"unknown\","
+            "\"seq\":9223372036854775807,"
+            "\"@timestamp\":\"1970-01-01T00:00:00.000000Z\","
+            "\"host\":{\"name\":\"build-host\"},"
+            "\"run_id\":\"0123456789abcdef0123456789abcdef\","
+            "\"job\":{\"name\":\"agent-ci\",\"tier\":\"lockdown\"},"
+            "\"rule\":null,\"action\":null,\"enforcer\":null,"
+            "\"severity\":\"unknown\",\"source\":null,"
+            "\"limit\":{\"name\":null,\"unit\":null,\"configured\":null},"
+            "\"message\":\"m\"}\n");
+  free(line);
+
+  /* jw_event_to_json returns a new object with the same content. */
+  init_event(&ev, JW_EVENT_NOTICE, "r", "observed", "monitor", JW_SEV_LOW,
+             "jobwarden", "hello");
+  obj = jw_event_to_json(&ev, &run, 3, T0);
+  CHECK(obj != NULL && json_is_object(obj));
+  if (obj != NULL) {
+    CHECK_INT(obj->refcount, 1);
+    CHECK_STR(json_string_value(json_object_get(obj, "message")), "hello");
+    CHECK_INT(json_integer_value(json_object_get(obj, "seq")), 3);
+    CHECK_STR(json_string_value(json_object_get(obj, "@timestamp")),
+              "2026-11-23T09:11:05.123456Z");
+    json_decref(obj);
+  }
+
+  /* Bad arguments. */
+  line = (char *)1;
+  CHECK_INT(jw_event_render_line(NULL, &run, 1, 0, &line, &len), JW_EINVAL);
+  CHECK(line == NULL);
+  CHECK_INT(jw_event_render_line(&ev, NULL, 1, 0, &line, &len), JW_EINVAL);
+  CHECK_INT(jw_event_render_line(&ev, &run, 1, 0, NULL, &len), JW_EINVAL);
+  CHECK(jw_event_to_json(NULL, &run, 1, 0) == NULL);
+
+  /* jw__event_set_image: refuses a non-object extra, keeps others. */
+  init_event(&ev, JW_EVENT_NOTICE, "r", "observed", "monitor", JW_SEV_LOW,
+             "jobwarden", "x");
+  ev.extra = json_integer(1);
+  CHECK_INT(jw__event_set_image(&ev, "a", 1, 0), JW_EINVAL);
+  json_decref((json_t *)ev.extra);
+  ev.extra = json_pack("{s:i}", "keep", 7);
+  CHECK_INT(jw__event_set_image(&ev, "a\0b", 3, 1), 0);
+  CHECK(ev.process.image != NULL && strcmp(ev.process.image, "a") == 0);
+  CHECK_INT(json_integer_value(json_object_get(ev.extra, "keep")), 7);
+  CHECK_INT(jw__event_set_image(NULL, "a", 1, 0), JW_EINVAL);
+  CHECK_INT(jw__event_set_image(&ev, NULL, 0, 0), JW_EINVAL);
+  /* Without has_process the image is not rendered and does not leak out
+   * through extra. */
+  line = NULL;
+  CHECK_INT(jw_event_render_line(&ev, &run, 1, 0, &line, &len), 0);
+  CHECK(line != NULL && strstr(line, "a\\u0000b") == NULL &&
+        strstr(line, "_jw") == NULL && strstr(line, "\"keep\":7}") != NULL);
+  free(line);
+  json_decref((json_t *)ev.extra);
+}
+
+/* ---- the hostile suite -------------------------------------------------- */
+
+static char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  char *buf = NULL;
+  size_t cap = 0, n = 0;
+  if (f == NULL)
+    return NULL;
+  for (;;) {
+    size_t got;
+    if (cap - n < 4096) {
+      char *p = realloc(buf, cap + 65536);
+      if (p == NULL)
+        abort();
+      buf = p;
+      cap += 65536;
+    }
+    got = fread(buf + n, 1, cap - n - 1, f);
+    n += got;
+    if (got == 0)
+      break;
+  }
+  fclose(f);
+  buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+struct hostile_case {
+  int is_message;      /* field message (bytes), else executable (units) */
+  int want_truncated;
+  uint16_t *units;
+  size_t n_units, cap_units;
+  char bytes[512];
+  size_t n_bytes;
+};
+
+static void add_unit(struct hostile_case *c, unsigned long u) {
+  if (c->n_units == c->cap_units) {
+    size_t cap = c->cap_units ? c->cap_units * 2 : 64;
+    uint16_t *p = realloc(c->units, cap * sizeof(*p));
+    if (p == NULL)
+      abort();
+    c->units = p;
+    c->cap_units = cap;
+  }
+  c->units[c->n_units++] = (uint16_t)u;
+}
+
+/* Parses one line of hex numbers; returns -1 on a bad token. */
+static int parse_hex_list(const char *p, struct hostile_case *c, int as_bytes) {
+  for (;;) {
+    char *end;
+    unsigned long v;
+    while (*p == ' ' || *p == '\t')
+      p++;
+    if (*p == '\0')
+      return 0;
+    v = strtoul(p, &end, 16);
+    if (end == p || (*end != '\0' && *end != ' ' && *end != '\t'))
+      return -1;
+    if (as_bytes) {
+      if (v == 0 || v > 0xFF || c->n_bytes >= sizeof(c->bytes) - 1)
+        return -1;
+      c->bytes[c->n_bytes++] = (char)v;
+    } else {
+      if (v > 0xFFFF)
+        return -1;
+      add_unit(c, v);
+    }
+    p = end;
+  }
+}
+
+static int parse_input(char *text, struct hostile_case *c) {
+  char *line = text;
+  while (line != NULL && *line != '\0') {
+    char *nl = strchr(line, '\n');
+    if (nl != NULL)
+      *nl = '\0';
+    if (nl != NULL && nl > line && nl[-1] == '\r')
+      nl[-1] = '\0';
+    if (line[0] == '#' || line[0] == '\0') {
+      /* comment or blank */
+    } else if (strcmp(line, "field message") == 0) {
+      c->is_message = 1;
+    } else if (strcmp(line, "field executable") == 0) {
+      c->is_message = 0;
+    } else if (strcmp(line, "truncated yes") == 0) {
+      c->want_truncated = 1;
+    } else if (strcmp(line, "truncated no") == 0) {
+      c->want_truncated = 0;
+    } else if (strncmp(line, "repeat ", 7) == 0) {
+      char *end;
+      unsigned long u = strtoul(line + 7, &end, 16), n, i;
+      if (u > 0xFFFF || *end != ' ')
+        return -1;
+      n = strtoul(end + 1, &end, 10);
+      if (*end != '\0' || n > 1000000)
+        return -1;
+      for (i = 0; i < n; i++)
+        add_unit(c, u);
+    } else if (strncmp(line, "bytes ", 6) == 0) {
+      if (parse_hex_list(line + 6, c, 1) != 0)
+        return -1;
+    } else if (strncmp(line, "units ", 6) == 0) {
+      if (parse_hex_list(line + 6, c, 0) != 0)
+        return -1;
+    } else if (parse_hex_list(line, c, 0) != 0) {
+      return -1;
+    }
+    line = nl ? nl + 1 : NULL;
+  }
+  if (c->is_message ? c->n_units != 0 : c->n_bytes != 0)
+    return -1; /* units for a message or bytes for an image: a typo */
+  return 0;
+}
+
+/* The JSON string token that starts at p (a '"'): its length, or 0. */
+static size_t string_token_length(const char *p) {
+  size_t i = 1;
+  if (p[0] != '"')
+    return 0;
+  while (p[i] != '\0' && p[i] != '"') {
+    if (p[i] == '\\' && p[i + 1] != '\0')
+      i++;
+    i++;
+  }
+  return p[i] == '"' ? i + 1 : 0;
+}
+
+static void run_hostile_case(const char *dir, const char *name) {
+  char path[1024];
+  char *input, *expected, *line, *token;
+  size_t in_len, exp_len, line_len, tok_len;
+  struct hostile_case c;
+  jw_event_t ev;
+  char *utf8 = NULL;
+  size_t utf8_len = 0;
+  int truncated = 0;
+  json_t *parsed, *want_value, *got_value;
+  json_error_t jerr;
+
+  memset(&c, 0, sizeof(c));
+  snprintf(path, sizeof(path), "%s/hostile/%s/input", dir, name);
+  input = read_file(path, &in_len);
+  snprintf(path, sizeof(path), "%s/hostile/%s/expected", dir, name);
+  expected = read_file(path, &exp_len);
+  jw_test_checks++;
+  if (input == NULL || expected == NULL || parse_input(input, &c) != 0) {
+    jw_test_failures++;
+    fprintf(stderr, "%s:%d: hostile case %s: missing or bad input/expected\n",
+            __FILE__, __LINE__, name);
+    goto done;
+  }
+  if (exp_len > 0 && expected[exp_len - 1] == '\n')
+    expected[--exp_len] = '\0';
+
+  init_event(&ev, JW_EVENT_PROCESS_START, "process_lifecycle", "started",
+             "monitor", JW_SEV_INFO, "port", "");
+  snprintf(ev.message, sizeof(ev.message), "hostile case %s", name);
+  ev.has_process = 1;
+  ev.process.pid = 7000;
+  ev.process.create_time = UINT64_C(0x01DC5A0B00000001);
+  ev.process.has_parent = 1;
+  ev.process.parent_pid = 4242;
+  if (c.is_message) {
+    memcpy(ev.message, c.bytes, c.n_bytes);
+    ev.message[c.n_bytes] = '\0';
+    ev.process.image = "C:\\x.exe";
+  } else {
+    CHECK_INT(jw_utf16_to_utf8(c.units, c.n_units, JW_HOSTILE_MAX_UNITS, &utf8,
+                               &utf8_len, &truncated),
+              0);
+    CHECK_INT(truncated, c.want_truncated);
+    if (utf8 == NULL)
+      goto done;
+    CHECK_INT(jw__event_set_image(&ev, utf8, utf8_len, truncated), 0);
+  }
+
+  line = emit(&ev, NULL, __LINE__);
+  if (line == NULL)
+    goto done;
+  line_len = strlen(line);
+  token = strstr(line, c.is_message ? "\"message\":" : "\"executable\":");
+  if (token != NULL)
+    token = strchr(token, ':') + 1;
+  tok_len = token ? string_token_length(token) : 0;
+  jw_test_checks++;
+  if (tok_len != exp_len || memcmp(token, expected, exp_len) != 0) {
+    jw_test_failures++;
+    fprintf(stderr, "%s:%d: hostile case %s: token differs\n  got:  %.*s\n"
+            "  want: %.*s\n", __FILE__, __LINE__, name,
+            (int)(tok_len < 300 ? tok_len : 300), token ? token : "",
+            (int)(exp_len < 300 ? exp_len : 300), expected);
+  }
+  /* image_truncated appears exactly when the image was cut. */
+  CHECK_INT(strstr(line, ",\"image_truncated\":true,") != NULL,
+            c.want_truncated);
+
+  /* Round trip: the value parsed from the line equals the value of the
+   * expected token and, for images, the converter's bytes. */
+  parsed = json_loadb(line, line_len, JSON_ALLOW_NUL, &jerr);
+  CHECK(parsed != NULL);
+  snprintf(path, sizeof(path), "%s", "[");
+  {
+    char *arr = malloc(exp_len + 3);
+    if (arr == NULL)
+      abort();
+    arr[0] = '[';
+    memcpy(arr + 1, expected, exp_len);
+    arr[exp_len + 1] = ']';
+    arr[exp_len + 2] = '\0';
+    want_value = json_array_get(
+        json_loadb(arr, exp_len + 2, JSON_ALLOW_NUL, &jerr), 0);
+    /* json_array_get borrows: keep the array alive through want_value. */
+    json_incref(want_value);
+    free(arr);
+  }
+  got_value = c.is_message
+                  ? json_object_get(parsed, "message")
+                  : json_object_get(json_object_get(parsed, "process"),
+                                    "executable");
+  CHECK(want_value != NULL && got_value != NULL &&
+        json_equal(want_value, got_value));
+  if (!c.is_message && got_value != NULL) {
+    CHECK_U64(json_string_length(got_value), utf8_len);
+    CHECK(memcmp(json_string_value(got_value), utf8, utf8_len) == 0);
+  }
+  json_decref(want_value);
+  json_decref(parsed);
+  free(line);
+
+done:
+  if (ev.extra != NULL && !c.is_message)
+    json_decref((json_t *)ev.extra);
+  free(utf8);
+  free(c.units);
+  free(input);
+  free(expected);
+}
+
+static void test_hostile(const char *data_dir) {
+  char path[1024];
+  char *index, *line;
+  size_t len;
+  int cases = 0;
+
+  snprintf(path, sizeof(path), "%s/hostile/INDEX", data_dir);
+  index = read_file(path, &len);
+  CHECK(index != NULL);
+  if (index == NULL)
+    return;
+  line = index;
+  while (line != NULL && *line != '\0') {
+    char *nl = strchr(line, '\n');
+    if (nl != NULL)
+      *nl = '\0';
+    if (nl != NULL && nl > line && nl[-1] == '\r')
+      nl[-1] = '\0';
+    if (line[0] != '#' && line[0] != '\0') {
+      run_hostile_case(data_dir, line);
+      cases++;
+    }
+    line = nl ? nl + 1 : NULL;
+  }
+  free(index);
+  /* The suite is not silently empty (19 cases when this was written). */
+  CHECK(cases >= 19);
+}
+
+int main(int argc, char **argv) {
+  char path[1024];
+  if (argc < 3) {
+    fprintf(stderr, "usage: test_event DATA_DIR OUT_DIR\n");
+    return 2;
+  }
+  snprintf(path, sizeof(path), "%s/unit-event.jsonl", argv[2]);
+  remove(path);
+  /* Binary: "\n" stays "\n" on Windows too. */
+  events_file = fopen(path, "wb");
+  CHECK(events_file != NULL);
+
+  test_names();
+  test_time();
+  test_entity_id();
+  test_lines();
+  test_edges();
+  test_hostile(argv[1]);
+
+  if (events_file != NULL)
+    CHECK(fclose(events_file) == 0);
+  return jw_test_result("event");
+}

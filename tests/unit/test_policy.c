@@ -1158,6 +1158,17 @@ static void test_files(void) {
     }
   }
 
+  /* A UTF-8 file name that the ANSI code page cannot spell: on Windows it
+   * must reach _wfopen as UTF-16. */
+  path_join(path, sizeof path, data_dir,
+            "policy/\xC3\xBCn\xC3\xAF" "c\xC3\xB8" "d\xC3\xA9-"
+            "\xE5\x90\x8D\xE5\x89\x8D.json");
+  jw_policy_init(&p);
+  memset(&err, 0, sizeof err);
+  CHECK_INT(jw_policy_parse_file(&p, path, &err), 0);
+  CHECK_STR(err.text, "");
+  CHECK_STR(p.name, "unicode-path");
+
   path_join(path, sizeof path, data_dir, "policy/bom-utf8.json");
   jw_policy_init(&p);
   CHECK_INT(jw_policy_parse_file(&p, path, &err), 0);

@@ -1,0 +1,252 @@
+/* Helper modes and utilities for the Windows tests (see helpers.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+const wchar_t *tw_self(void) {
+  static wchar_t self[MAX_PATH];
+  if (self[0] == 0)
+    GetModuleFileNameW(NULL, self, MAX_PATH);
+  return self;
+}
+
+void tw_helper_cmdline(wchar_t *buf, size_t size, const char *args) {
+  swprintf(buf, size, L"\"%ls\" --helper %hs", tw_self(), args);
+}
+
+static int start(const wchar_t *cmdline, DWORD flags, PROCESS_INFORMATION *pi) {
+  STARTUPINFOW si;
+  wchar_t *cmd = _wcsdup(cmdline);
+  BOOL ok;
+  memset(&si, 0, sizeof(si));
+  si.cb = sizeof(si);
+  ok = cmd != NULL && CreateProcessW(NULL, cmd, NULL, NULL, FALSE, flags, NULL, NULL, &si, pi);
+  free(cmd);
+  return ok ? 0 : -1;
+}
+
+int tw_run_wait(const wchar_t *cmdline, DWORD timeout_ms, DWORD *exit_code) {
+  PROCESS_INFORMATION pi;
+  int rc = 0;
+  if (start(cmdline, 0, &pi) != 0)
+    return -1;
+  if (WaitForSingleObject(pi.hProcess, timeout_ms) != WAIT_OBJECT_0) {
+    TerminateProcess(pi.hProcess, 1);
+    rc = -1;
+  } else if (!GetExitCodeProcess(pi.hProcess, exit_code)) {
+    rc = -1;
+  }
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return rc;
+}
+
+static int helper_tree(int argc, char **argv) {
+  wchar_t cmd[2048];
+  char args[1024] = "";
+  PROCESS_INFORMATION pi;
+  char tmp[MAX_PATH + 8], line[64];
+  FILE *f;
+  int i;
+  if (argc < 4)
+    return 90;
+  if (argc > 5) {
+    for (i = 5; i < argc; i++) {
+      strncat(args, argv[i], sizeof(args) - strlen(args) - 2);
+      strncat(args, " ", sizeof(args) - strlen(args) - 1);
+    }
+  } else {
+    snprintf(args, sizeof(args), "sleep %s", argv[4]);
+  }
+  tw_helper_cmdline(cmd, 2048, args);
+  if (start(cmd, 0, &pi) != 0)
+    return 91;
+  /* Written to a temporary name, then renamed: a reader never sees half. */
+  snprintf(tmp, sizeof(tmp), "%s.tmp", argv[3]);
+  f = fopen(tmp, "wb");
+  if (f == NULL)
+    return 92;
+  snprintf(line, sizeof(line), "%lu %lu\n", (unsigned long)GetCurrentProcessId(),
+           (unsigned long)pi.dwProcessId);
+  fputs(line, f);
+  fclose(f);
+  if (!MoveFileExA(tmp, argv[3], MOVEFILE_REPLACE_EXISTING))
+    return 93;
+  WaitForSingleObject(pi.hProcess, INFINITE);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return 0;
+}
+
+static int helper_race(void) {
+  BOOL self_in = FALSE, child_in = FALSE;
+  wchar_t cmd[1024];
+  PROCESS_INFORMATION pi;
+  /* The very first thing: is this process already confined? */
+  IsProcessInJob(GetCurrentProcess(), NULL, &self_in);
+  tw_helper_cmdline(cmd, 1024, "sleep 0");
+  if (start(cmd, 0, &pi) != 0)
+    return 94;
+  IsProcessInJob(pi.hProcess, NULL, &child_in);
+  WaitForSingleObject(pi.hProcess, 5000);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return 0x100 | (self_in ? 1 : 0) | (child_in ? 2 : 0);
+}
+
+static int helper_breakaway(void) {
+  wchar_t cmd[1024];
+  PROCESS_INFORMATION pi;
+  tw_helper_cmdline(cmd, 1024, "sleep 0");
+  if (start(cmd, CREATE_BREAKAWAY_FROM_JOB, &pi) != 0)
+    return (int)GetLastError();
+  TerminateProcess(pi.hProcess, 1);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return 0x200;
+}
+
+int tw_helper_main(int argc, char **argv) {
+  const char *mode;
+  if (argc < 3 || strcmp(argv[1], "--helper") != 0)
+    return -1;
+  mode = argv[2];
+  if (strcmp(mode, "exit") == 0 && argc > 3)
+    return (int)strtoul(argv[3], NULL, 0);
+  if (strcmp(mode, "crash") == 0) {
+    *(volatile int *)(ULONG_PTR)0 = 1;
+    return 95;
+  }
+  if (strcmp(mode, "sleep") == 0 && argc > 3) {
+    Sleep((DWORD)strtoul(argv[3], NULL, 0));
+    return 0;
+  }
+  if (strcmp(mode, "print") == 0 && argc > 3) {
+    printf("%s\n", argv[3]);
+    fflush(stdout);
+    return 0;
+  }
+  if (strcmp(mode, "tree") == 0)
+    return helper_tree(argc, argv);
+  if (strcmp(mode, "race") == 0)
+    return helper_race();
+  if (strcmp(mode, "breakaway") == 0)
+    return helper_breakaway();
+  if (strcmp(mode, "set-event") == 0 && argc > 3)
+    return SetEvent((HANDLE)(ULONG_PTR)strtoull(argv[3], NULL, 0)) ? 0 : 1;
+  fprintf(stderr, "unknown helper mode %s\n", mode);
+  return 99;
+}
+
+char *tw_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  char *buf = NULL;
+  long n;
+  if (f == NULL)
+    return NULL;
+  if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+    buf = malloc((size_t)n + 1);
+    if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+      free(buf);
+      buf = NULL;
+    }
+    if (buf != NULL) {
+      buf[n] = '\0';
+      if (len)
+        *len = (size_t)n;
+    }
+  }
+  fclose(f);
+  return buf;
+}
+
+json_t *tw_read_events(const char *path) {
+  size_t len = 0;
+  char *buf = tw_read_file(path, &len), *line, *nl;
+  json_t *arr;
+  int lineno = 0;
+  if (buf == NULL) {
+    fprintf(stderr, "%s: cannot read\n", path);
+    return NULL;
+  }
+  if (len > 0 && buf[len - 1] != '\n') {
+    fprintf(stderr, "%s: the last line is torn (no newline)\n", path);
+    free(buf);
+    return NULL;
+  }
+  arr = json_array();
+  for (line = buf; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+    json_error_t jerr;
+    json_t *j = json_loadb(line, (size_t)(nl - line), 0, &jerr);
+    lineno++;
+    if (j == NULL || !json_is_object(j)) {
+      fprintf(stderr, "%s:%d: not a JSON object: %s\n", path, lineno, jerr.text);
+      json_decref(j);
+      json_decref(arr);
+      free(buf);
+      return NULL;
+    }
+    json_array_append_new(arr, j);
+  }
+  free(buf);
+  return arr;
+}
+
+static json_t *at_path(json_t *ev, const char *path) {
+  char key[64];
+  const char *p = path;
+  while (ev != NULL && *p) {
+    const char *dot = strchr(p, '.');
+    size_t n = dot ? (size_t)(dot - p) : strlen(p);
+    if (n >= sizeof(key))
+      return NULL;
+    memcpy(key, p, n);
+    key[n] = '\0';
+    ev = json_object_get(ev, key);
+    p += n + (dot ? 1 : 0);
+  }
+  return ev;
+}
+
+long long tw_int(json_t *ev, const char *path) {
+  json_t *v = at_path(ev, path);
+  return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+const char *tw_str(json_t *ev, const char *path) {
+  return json_string_value(at_path(ev, path));
+}
+
+json_t *tw_filter(json_t *events, const char *event, const char *rule) {
+  json_t *out = json_array(), *ev;
+  size_t i;
+  json_array_foreach(events, i, ev) {
+    const char *e = tw_str(ev, "event"), *r = tw_str(ev, "rule");
+    if (e && strcmp(e, event) == 0 && (rule == NULL || (r && strcmp(r, rule) == 0)))
+      json_array_append(out, ev);
+  }
+  return out;
+}
+
+int tw_read_pids(const char *pidfile, DWORD timeout_ms, DWORD *a, DWORD *b) {
+  DWORD waited = 0;
+  for (;;) {
+    char *s = tw_read_file(pidfile, NULL);
+    if (s != NULL) {
+      unsigned long x = 0, y = 0;
+      int n = sscanf(s, "%lu %lu", &x, &y);
+      free(s);
+      if (n == 2) {
+        *a = (DWORD)x;
+        *b = (DWORD)y;
+        return 0;
+      }
+    }
+    if (waited >= timeout_ms)
+      return -1;
+    Sleep(10);
+    waited += 10;
+  }
+}
