@@ -153,15 +153,20 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
   if (c < 0x80) {
     *cp = c;
     return 1;
-  } else if (c >= 0xC2 && c <= 0xDF) {
-    need = 2, v = c & 0x1Fu, min = 0x80;
+  }
+  if (c >= 0xC2 && c <= 0xDF) {
+    need = 2;
+    min = 0x80;
   } else if (c >= 0xE0 && c <= 0xEF) {
-    need = 3, v = c & 0x0Fu, min = 0x800;
+    need = 3;
+    min = 0x800;
   } else if (c >= 0xF0 && c <= 0xF4) {
-    need = 4, v = c & 0x07u, min = 0x10000;
+    need = 4;
+    min = 0x10000;
   } else {
     return 0;
   }
+  v = c & (0x7Fu >> need);
   if (n < need)
     return 0;
   for (i = 1; i < need; i++) {
@@ -201,14 +206,11 @@ static int escape_text(char *out, size_t size, const char *s, size_t len,
     size_t plen = 1, adv = 1;
     uint32_t cp = 0;
     unsigned char c = u[i];
-    if (quoted && (c == '"' || c == '\\')) {
-      piece[0] = '\\', piece[1] = (char)c, plen = 2;
-    } else if (c == '\n') {
-      memcpy(piece, "\\n", 2), plen = 2;
-    } else if (c == '\r') {
-      memcpy(piece, "\\r", 2), plen = 2;
-    } else if (c == '\t') {
-      memcpy(piece, "\\t", 2), plen = 2;
+    if ((quoted && (c == '"' || c == '\\')) || c == '\n' || c == '\r' ||
+        c == '\t') {
+      piece[0] = '\\';
+      piece[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : (char)c;
+      plen = 2;
     } else if (c < 0x20 || c == 0x7F) {
       plen = (size_t)snprintf(piece, sizeof piece, "\\x%02X", (unsigned)c);
     } else if (c < 0x80) {
@@ -219,7 +221,8 @@ static int escape_text(char *out, size_t size, const char *s, size_t len,
     } else if (is_invisible(cp)) {
       plen = (size_t)snprintf(piece, sizeof piece, "\\u%04X", (unsigned)cp);
     } else {
-      memcpy(piece, u + i, adv), plen = adv;
+      memcpy(piece, u + i, adv);
+      plen = adv;
     }
     if (o + plen > max) {
       out[o] = '\0';

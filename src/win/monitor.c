@@ -170,7 +170,7 @@ static void enrich(tracked_t *t) {
       t->h = NULL;
     }
   }
-  if (t->h == NULL || t->image == NULL)
+  if (t->h == NULL)
     return;
   t->has_parent = query_parent(t->h, &t->ppid);
   t->create_time = query_create_time(t->h);

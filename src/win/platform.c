@@ -77,6 +77,16 @@ void jw__sys_error_text(uint32_t code, char *buf, size_t size) {
   n = FormatMessageW(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM |
                          FORMAT_MESSAGE_IGNORE_INSERTS,
                      NULL, code, 0, (LPWSTR)&msg, 0, NULL);
+  /* Messages such as "Bad EXE format for %1." keep their insert when
+   * inserts are ignored: drop " for %1" and any other "%1". */
+  if (n > 0) {
+    wchar_t *p;
+    while ((p = wcsstr(msg, L" for %1")) != NULL)
+      memmove(p, p + 7, (wcslen(p + 7) + 1) * sizeof(wchar_t));
+    while ((p = wcsstr(msg, L"%1")) != NULL)
+      memmove(p, p + 2, (wcslen(p + 2) + 1) * sizeof(wchar_t));
+    n = (DWORD)wcslen(msg);
+  }
   while (n > 0 && (msg[n - 1] == L'\r' || msg[n - 1] == L'\n' ||
                    msg[n - 1] == L' ' || msg[n - 1] == L'.'))
     n--;

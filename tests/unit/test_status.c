@@ -11,6 +11,7 @@
 #define WIN32_NO_STATUS
 #include <windows.h>
 #undef WIN32_NO_STATUS
+#include <winternl.h> /* NTSTATUS */
 #include <ntstatus.h>
 #define ROW(value, name) {value, #name, (uint32_t)(name)}
 #else

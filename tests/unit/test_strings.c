@@ -218,6 +218,11 @@ static void check_cmdline(const char *const *argv, int argc, const char *want,
  * 2n backslashes + quote = n backslashes + toggle, 2n+1 backslashes + quote
  * = n backslashes + literal quote, other backslashes literal, "" inside
  * quotes = literal quote. Returns argc; args are malloc'd, NULL on OOM. */
+#ifdef _WIN32
+/* Round trips checked by the system's CommandLineToArgvW. */
+static int system_splits;
+#endif
+
 struct sbuf {
   char *p;
   size_t n;
@@ -327,6 +332,7 @@ static int roundtrip(const char *const *argv, int argc) {
         abort();
       MultiByteToWideChar(CP_UTF8, 0, line, -1, w, wn);
       wargv = split(w, &wargc);
+      system_splits++;
       if (wargv == NULL || wargc != argc)
         bad = 2;
       for (i = 0; bad == 0 && i < wargc; i++) {
@@ -443,6 +449,23 @@ static void test_cmdline(void) {
   long_arg[32763] = '\0';
   CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out),
             JW_EINVAL);
+  /* Doubled trailing backslashes count: "p \"" + " " + 32759 a + "\\\\" +
+   * "\"" = 32766. */
+  long_arg[0] = ' ';
+  memset(long_arg + 1, 'a', 32759);
+  long_arg[32760] = '\\';
+  long_arg[32761] = '\0';
+  out = NULL;
+  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out),
+            0);
+  CHECK_U64(out ? strlen(out) : 0, 32766);
+  CHECK(out != NULL && strcmp(out + 32762, "a\\\\\"") == 0);
+  free(out);
+  long_arg[32760] = 'a';
+  long_arg[32761] = '\\';
+  long_arg[32762] = '\0';
+  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out),
+            JW_EINVAL);
   /* Escapes count too: 16383 quotes quote to 32766 + 2 bytes. */
   memset(long_arg, '"', 16383);
   long_arg[16383] = '\0';
@@ -516,6 +539,10 @@ static void test_cmdline(void) {
     }
     CHECK_INT(bad, 0);
   }
+#ifdef _WIN32
+  /* The system splitter really ran (shell32 loaded, function found). */
+  CHECK(system_splits > 3900);
+#endif
 }
 
 int main(int argc, char **argv) {

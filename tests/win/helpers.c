@@ -108,10 +108,14 @@ static int helper_breakaway(void) {
   return 0x200;
 }
 
+int tw_is_helper(int argc, char **argv) {
+  return argc >= 3 && strcmp(argv[1], "--helper") == 0;
+}
+
 int tw_helper_main(int argc, char **argv) {
   const char *mode;
-  if (argc < 3 || strcmp(argv[1], "--helper") != 0)
-    return -1;
+  if (!tw_is_helper(argc, argv))
+    return 98;
   mode = argv[2];
   if (strcmp(mode, "exit") == 0 && argc > 3)
     return (int)strtoul(argv[3], NULL, 0);

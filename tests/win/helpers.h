@@ -8,8 +8,11 @@
 
 #include <jansson.h>
 
-/* If argv[1] is "--helper", runs that helper mode and returns its exit
- * code; otherwise returns -1. Modes:
+/* Whether this run is a helper run (argv[1] is "--helper"). */
+int tw_is_helper(int argc, char **argv);
+
+/* Runs the helper mode named by argv[2] and returns its exit code (any
+ * 32-bit value, so only call it when tw_is_helper()). Modes:
  *   exit CODE             exit with CODE (decimal or 0x hex)
  *   crash                 write through a NULL pointer (0xC0000005)
  *   sleep MS              sleep, exit 0

@@ -1,0 +1,278 @@
+/* wine.real.spawn — the real Win32 spawn path under Wine:
+ * race-free confinement (the child and its first grandchild are in the job),
+ * the race proof (naive order with a delay lets a grandchild escape;
+ * jobwarden's order with the same delay never does), handle inheritance
+ * limited to stdio, breakaway refused, exit codes, missing programs, and
+ * cleanup when a step after creation fails. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "helpers.h"
+#include "win/win.h"
+
+#define RACE_TRIALS 50
+#define RACE_DELAY_MS 50
+
+static const char *self_utf8(void) {
+  static char buf[MAX_PATH * 3];
+  if (buf[0] == 0)
+    WideCharToMultiByte(CP_UTF8, 0, tw_self(), -1, buf, sizeof(buf), NULL, NULL);
+  return buf;
+}
+
+static HANDLE new_job(const jw_policy_t *p) {
+  jw_job_t job;
+  jw_error_t err;
+  jw_policy_t eff;
+  jw_policy_resolve(p, &eff);
+  if (jw_job_create(&job, &eff, &err) != 0) {
+    fprintf(stderr, "jw_job_create: %s\n", err.text);
+    return NULL;
+  }
+  CloseHandle(job.port); /* these tests read no messages */
+  return job.job;
+}
+
+/* Spawns self --helper ARGS... into job, waits, returns the exit code. */
+static DWORD spawn_wait(HANDLE job, const char *const *args, int nargs, unsigned delay,
+                        int naive, int fallback, jw_error_t *err, int *rc_out) {
+  const char *argv[16];
+  jw_spawn_options_t opt;
+  jw_child_t child;
+  DWORD code = 0xDEAD;
+  int i, rc;
+  argv[0] = self_utf8();
+  argv[1] = "--helper";
+  for (i = 0; i < nargs && i < 13; i++)
+    argv[2 + i] = args[i];
+  memset(&opt, 0, sizeof(opt));
+  opt.argv = argv;
+  opt.argc = 2 + nargs;
+  opt.test_delay_ms = delay;
+  opt.test_naive_order = naive;
+  opt.test_force_fallback = fallback;
+  memset(err, 0, sizeof(*err));
+  rc = jw_spawn(job, &opt, &child, err);
+  if (rc_out)
+    *rc_out = rc;
+  if (rc != 0)
+    return code;
+  if (WaitForSingleObject(child.process, 20000) == WAIT_OBJECT_0)
+    GetExitCodeProcess(child.process, &code);
+  else
+    TerminateProcess(child.process, 1);
+  jw_child_close(&child);
+  return code;
+}
+
+static void test_race_free(void) {
+  jw_policy_t p;
+  jw_error_t err;
+  const char *race[] = {"race"};
+  HANDLE job;
+  jw_policy_init(&p);
+  job = new_job(&p);
+  CHECK(job != NULL);
+  /* 0x100 marker | 1 (in a job at main) | 2 (grandchild in a job). */
+  CHECK_U64(spawn_wait(job, race, 1, 0, 0, 0, &err, NULL), 0x103);
+  /* The fallback order (suspended, assign, resume) is just as safe. */
+  CHECK_U64(spawn_wait(job, race, 1, 0, 0, 1, &err, NULL), 0x103);
+  CloseHandle(job);
+}
+
+/* The race proof: Wine's child needs ~30 ms to reach main, so without a
+ * delay the naive order (CreateProcess running, then Assign) rarely loses.
+ * A 50 ms sleep between creation and assignment makes it lose; the same
+ * sleep between creation and resume cannot hurt jobwarden's order. */
+static void test_race_proof(void) {
+  jw_policy_t p;
+  jw_error_t err;
+  const char *race[] = {"race"};
+  int naive_escapes = 0, jw_escapes = 0, naive_runs = 0, jw_runs = 0, i;
+  jw_policy_init(&p);
+  for (i = 0; i < RACE_TRIALS; i++) {
+    HANDLE job = new_job(&p);
+    DWORD code;
+    int rc;
+    if (job == NULL)
+      continue;
+    code = spawn_wait(job, race, 1, RACE_DELAY_MS, 1, 0, &err, &rc);
+    if (rc == 0 && (code & 0x100)) {
+      naive_runs++;
+      naive_escapes += (code & 2) == 0;
+    }
+    CloseHandle(job);
+
+    job = new_job(&p);
+    if (job == NULL)
+      continue;
+    code = spawn_wait(job, race, 1, RACE_DELAY_MS, 0, 0, &err, &rc);
+    if (rc == 0 && (code & 0x100)) {
+      jw_runs++;
+      jw_escapes += (code & 2) == 0 || (code & 1) == 0;
+    }
+    CloseHandle(job);
+  }
+  fprintf(stderr, "race proof: naive order %d/%d grandchildren escaped; jobwarden %d/%d\n",
+          naive_escapes, naive_runs, jw_escapes, jw_runs);
+  CHECK_INT(naive_runs, RACE_TRIALS);
+  CHECK_INT(jw_runs, RACE_TRIALS);
+  /* The hook must make the race real, or the next assertion proves nothing. */
+  CHECK(naive_escapes > RACE_TRIALS / 2);
+  CHECK_INT(jw_escapes, 0);
+}
+
+static void test_handles(void) {
+  jw_policy_t p;
+  jw_error_t err;
+  SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, TRUE};
+  HANDLE ev = CreateEventW(&sa, TRUE, FALSE, NULL); /* inheritable on purpose */
+  char value[32];
+  const char *args[] = {"set-event", value};
+  wchar_t cmd[1024];
+  HANDLE job;
+  DWORD code = 0;
+  STARTUPINFOW si;
+  PROCESS_INFORMATION pi;
+
+  CHECK(ev != NULL);
+  snprintf(value, sizeof(value), "%llu", (unsigned long long)(ULONG_PTR)ev);
+  jw_policy_init(&p);
+  job = new_job(&p);
+  /* jobwarden's spawn: the inheritable event stays behind. */
+  CHECK_U64(spawn_wait(job, args, 2, 0, 0, 0, &err, NULL), 1);
+  CHECK_U64(WaitForSingleObject(ev, 0), WAIT_TIMEOUT);
+  CloseHandle(job);
+
+  /* Control: a plain CreateProcess with inheritance passes it, so the probe
+   * above can fail. */
+  swprintf(cmd, 1024, L"\"%ls\" --helper set-event %hs", tw_self(), value);
+  memset(&si, 0, sizeof(si));
+  si.cb = sizeof(si);
+  CHECK(CreateProcessW(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi));
+  WaitForSingleObject(pi.hProcess, 10000);
+  GetExitCodeProcess(pi.hProcess, &code);
+  CHECK_U64(code, 0);
+  CHECK_U64(WaitForSingleObject(ev, 0), WAIT_OBJECT_0);
+  CloseHandle(pi.hProcess);
+  CloseHandle(pi.hThread);
+  CloseHandle(ev);
+}
+
+static void test_breakaway_and_exit_codes(void) {
+  jw_policy_t p;
+  jw_error_t err;
+  const char *brk[] = {"breakaway"};
+  const char *e42[] = {"exit", "42"};
+  const char *ebig[] = {"exit", "0xC0000409"};
+  const char *crash[] = {"crash"};
+  HANDLE job;
+  jw_policy_init(&p);
+  job = new_job(&p);
+  /* Without BREAKAWAY_OK the job refuses: ERROR_ACCESS_DENIED. */
+  CHECK_U64(spawn_wait(job, brk, 1, 0, 0, 0, &err, NULL), ERROR_ACCESS_DENIED);
+  CHECK_U64(spawn_wait(job, e42, 2, 0, 0, 0, &err, NULL), 42);
+  CHECK_U64(spawn_wait(job, ebig, 2, 0, 0, 0, &err, NULL), 0xC0000409u);
+  CHECK_U64(spawn_wait(job, crash, 1, 0, 0, 0, &err, NULL), 0xC0000005u);
+  CloseHandle(job);
+}
+
+static void test_missing(const char *outdir) {
+  jw_policy_t p;
+  jw_error_t err;
+  jw_spawn_options_t opt;
+  jw_child_t child;
+  const char *argv1[] = {"C:\\no\\such\\dir\\prog.exe"};
+  const char *argv2[] = {"no-such-program-jw"};
+  const char *argv3[] = {outdir};
+  char notexe[1024];
+  const char *argv4[] = {notexe};
+  FILE *f;
+  HANDLE job;
+  jw_policy_init(&p);
+  job = new_job(&p);
+  memset(&opt, 0, sizeof(opt));
+  opt.argc = 1;
+
+  opt.argv = argv1;
+  CHECK_INT(jw_spawn(job, &opt, &child, &err), JW_ENOENT);
+  CHECK_STR(err.text, "'C:\\no\\such\\dir\\prog.exe': program not found");
+  opt.argv = argv2;
+  CHECK_INT(jw_spawn(job, &opt, &child, &err), JW_ENOENT);
+  CHECK_CONTAINS(err.text, "'no-such-program-jw': program not found (searched");
+  opt.argv = argv3;
+  CHECK_INT(jw_spawn(job, &opt, &child, &err), JW_ENOEXEC);
+  CHECK_CONTAINS(err.text, "cannot execute: it is a directory");
+
+  snprintf(notexe, sizeof(notexe), "%s/not-a-program.exe", outdir);
+  f = fopen(notexe, "wb");
+  CHECK(f != NULL);
+  if (f) {
+    fputs("this is text, not a PE image\n", f);
+    fclose(f);
+  }
+  opt.argv = argv4;
+  CHECK_INT(jw_spawn(job, &opt, &child, &err), JW_ENOEXEC);
+  CHECK_CONTAINS(err.text, "cannot execute: ");
+  CHECK_INT(err.sys_error, ERROR_BAD_EXE_FORMAT);
+  remove(notexe);
+  CloseHandle(job);
+}
+
+typedef struct {
+  HANDLE dup;
+  DWORD pid;
+} capture_t;
+
+static int fail_before_resume(void *ctx, jw_child_t *child) {
+  capture_t *c = ctx;
+  c->pid = child->pid;
+  DuplicateHandle(GetCurrentProcess(), child->process, GetCurrentProcess(), &c->dup,
+                  SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, 0);
+  return JW_ESYS;
+}
+
+/* A failure after the process exists: it is terminated and waited for,
+ * never left suspended or running. */
+static void test_cleanup_on_failure(void) {
+  jw_policy_t p;
+  jw_error_t err;
+  jw_spawn_options_t opt;
+  jw_child_t child;
+  capture_t cap = {NULL, 0};
+  const char *argv[] = {self_utf8(), "--helper", "sleep", "60000"};
+  DWORD code = 0;
+  HANDLE job;
+  jw_policy_init(&p);
+  job = new_job(&p);
+  memset(&opt, 0, sizeof(opt));
+  opt.argv = argv;
+  opt.argc = 4;
+  opt.before_resume = fail_before_resume;
+  opt.ctx = &cap;
+  CHECK_INT(jw_spawn(job, &opt, &child, &err), JW_ESYS);
+  CHECK(child.process == NULL);
+  CHECK(cap.dup != NULL);
+  if (cap.dup != NULL) {
+    CHECK_U64(WaitForSingleObject(cap.dup, 0), WAIT_OBJECT_0);
+    CHECK(GetExitCodeProcess(cap.dup, &code));
+    CHECK_U64(code, JW_TERMINATE_EXIT_CODE);
+    CloseHandle(cap.dup);
+  }
+  CloseHandle(job);
+}
+
+int main(int argc, char **argv) {
+  const char *out = argc > 2 ? argv[2] : ".";
+  if (tw_is_helper(argc, argv))
+    return tw_helper_main(argc, argv);
+  test_race_free();
+  test_handles();
+  test_breakaway_and_exit_codes();
+  test_missing(out);
+  test_cleanup_on_failure();
+  test_race_proof();
+  return jw_test_result("spawn_real");
+}
