@@ -1,3 +1,262 @@
-/* placeholder until written */
-int main(void);
-int main(void) { return 1; }
+/* wine.real.monitor — the monitor thread on the real completion port under
+ * Wine: NEW_PROCESS of a grandchild becomes a sandbox.violation with its
+ * pid, parent and image; a crash (which Wine announces as a plain
+ * EXIT_PROCESS) becomes an abnormal_exit violation named by its NTSTATUS;
+ * TerminateJobObject leaves no survivor and every exit is still reported
+ * (Wine sends none: they are reconciled from the process handles). */
+#include "harness.h"
+#include "rig.h"
+
+static const char *g_dir;
+
+static char g_pidfile[1024];
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t a = s ? strlen(s) : 0, b = strlen(suffix);
+  return s != NULL && a >= b && _stricmp(s + a - b, suffix) == 0;
+}
+
+/* Checks the envelope of every event: seq 1..n, one run id, the job. */
+static void check_envelope(json_t *evs, const char *job_name, const char *tier) {
+  size_t i;
+  json_t *ev;
+  const char *run_id = tw_str(json_array_get(evs, 0), "run_id");
+  CHECK(run_id != NULL);
+  json_array_foreach(evs, i, ev) {
+    CHECK_INT(tw_int(ev, "seq"), (long long)i + 1);
+    CHECK_STR(tw_str(ev, "run_id"), run_id);
+    CHECK_STR(tw_str(ev, "job.name"), job_name);
+    CHECK_STR(tw_str(ev, "job.tier"), tier);
+  }
+}
+
+/* Root starts a grandchild that lives 300 ms; both exit 0. */
+static void test_tree(const char *tier) {
+  rig_t r;
+  jw_policy_t p;
+  const char *args[] = {"tree", g_pidfile, "300"};
+  json_t *evs, *v, *ex, *st, *end;
+  DWORD root = 0, gc = 0;
+  char name[64], entity[64];
+  int lockdown = strcmp(tier, "lockdown") == 0;
+
+  snprintf(name, sizeof(name), "monitor-tree-%s", tier);
+  snprintf(g_pidfile, sizeof(g_pidfile), "%s/%s.pids", g_dir, name);
+  remove(g_pidfile);
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "tier", tier, "test", NULL), 0);
+  CHECK_INT(jw_policy_set(&p, "name", name, "test", NULL), 0);
+  if (rig_start(&r, g_dir, name, &p, args, 3) != 0) {
+    CHECK(!"rig_start");
+    return;
+  }
+  CHECK_INT(tw_read_pids(g_pidfile, 10000, &root, &gc), 0);
+  CHECK_U64(root, r.child.pid);
+  evs = rig_finish(&r);
+  CHECK(evs != NULL);
+  if (evs == NULL)
+    return;
+  check_envelope(evs, name, tier);
+
+  st = tw_filter(evs, "sandbox.process_start", "root_process");
+  CHECK_INT(json_array_size(st), 1);
+  CHECK_INT(tw_int(json_array_get(st, 0), "process.pid"), root);
+  CHECK(json_is_true(json_object_get(json_object_get(json_array_get(st, 0), "process"), "is_root")));
+
+  v = tw_filter(evs, "sandbox.violation", NULL);
+  CHECK_INT(json_array_size(v), 1);
+  v = json_array_get(v, 0) ? json_incref(json_array_get(v, 0)) : NULL;
+  if (v != NULL) {
+    CHECK_STR(tw_str(v, "rule"), "child_process");
+    CHECK_STR(tw_str(v, "enforcer"), "kernel");
+    CHECK_STR(tw_str(v, "source"), "port");
+    CHECK_INT(tw_int(v, "job_message.id"), 6);
+    CHECK_STR(tw_str(v, "job_message.name"), "JOB_OBJECT_MSG_NEW_PROCESS");
+    CHECK_INT(tw_int(v, "process.pid"), gc);
+    CHECK_INT(tw_int(v, "process.parent.pid"), root);
+    CHECK(ends_with(tw_str(v, "process.executable"), "\\win_monitor.exe"));
+    snprintf(entity, sizeof(entity), "%lu-", (unsigned long)gc);
+    CHECK(tw_str(v, "process.entity_id") != NULL &&
+          strncmp(tw_str(v, "process.entity_id"), entity, strlen(entity)) == 0);
+    if (lockdown) {
+      CHECK_STR(tw_str(v, "action"), "not_enforced");
+      CHECK_STR(tw_str(v, "severity"), "high");
+      CHECK_INT(tw_int(v, "limit.configured"), 1);
+      CHECK_INT(tw_int(v, "limit.observed"), 2);
+      CHECK_STR(tw_str(v, "limit.name"), "active_processes");
+    } else {
+      CHECK_STR(tw_str(v, "action"), "allowed");
+      CHECK_STR(tw_str(v, "severity"), "low");
+      CHECK(json_object_get(v, "limit") == NULL);
+    }
+    json_decref(v);
+  }
+
+  ex = tw_filter(evs, "sandbox.process_exit", NULL);
+  CHECK_INT(json_array_size(ex), 2);
+  {
+    size_t i;
+    json_t *e;
+    int seen_root = 0, seen_gc = 0;
+    json_array_foreach(ex, i, e) {
+      long long pid = tw_int(e, "process.pid");
+      CHECK_INT(tw_int(e, "process.exit_code"), 0);
+      CHECK_STR(tw_str(e, "process.exit_class"), "success");
+      CHECK_STR(tw_str(e, "action"), "observed");
+      seen_root += pid == (long long)root;
+      seen_gc += pid == (long long)gc;
+    }
+    CHECK_INT(seen_root, 1);
+    CHECK_INT(seen_gc, 1);
+  }
+  end = json_array_get(evs, json_array_size(evs) - 1);
+  CHECK_STR(tw_str(end, "event"), "sandbox.job_end");
+  CHECK_STR(tw_str(end, "source"), "port");
+  CHECK_INT(tw_int(end, "job_message.id"), 4);
+  CHECK_INT(tw_int(end, "summary.processes"), 2);
+  CHECK_INT(tw_int(end, "summary.violations"), 1);
+  CHECK_INT(tw_int(end, "summary.abnormal_exits"), 0);
+  CHECK_INT(tw_int(end, "summary.root_exit_code"), 0);
+  CHECK_INT(r.stats.processes_seen, 2);
+  json_decref(st);
+  json_decref(ex);
+  json_decref(evs);
+  remove(g_pidfile);
+}
+
+/* A crash of the root, then of a grandchild. */
+static void test_crashes(void) {
+  rig_t r;
+  jw_policy_t p;
+  const char *crash[] = {"crash"};
+  const char *gcrash[] = {"tree", g_pidfile, "0", "crash"};
+  json_t *evs, *v;
+  DWORD root = 0, gc = 0;
+
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "tier", "lockdown", "test", NULL), 0);
+  if (rig_start(&r, g_dir, "monitor-crash", &p, crash, 1) != 0) {
+    CHECK(!"rig_start");
+    return;
+  }
+  root = r.child.pid;
+  evs = rig_finish(&r);
+  CHECK(evs != NULL);
+  v = tw_filter(evs, "sandbox.violation", "abnormal_exit");
+  CHECK_INT(json_array_size(v), 1);
+  if (json_array_size(v) == 1) {
+    json_t *e = json_array_get(v, 0);
+    CHECK_STR(tw_str(e, "action"), "terminated");
+    /* Wine announces a crash as EXIT_PROCESS; the exit code decides. */
+    CHECK_STR(tw_str(e, "enforcer"), "monitor");
+    CHECK_INT(tw_int(e, "job_message.id"), 7);
+    CHECK_INT(tw_int(e, "process.pid"), root);
+    CHECK_INT(tw_int(e, "process.exit_code"), 0xC0000005ll);
+    CHECK_STR(tw_str(e, "process.exit_code_hex"), "0xC0000005");
+    CHECK_STR(tw_str(e, "process.status"), "STATUS_ACCESS_VIOLATION");
+    CHECK_STR(tw_str(e, "process.exit_class"), "abnormal");
+    CHECK_STR(tw_str(e, "severity"), "high");
+  }
+  json_decref(v);
+  if (evs != NULL)
+    CHECK_INT(tw_int(json_array_get(evs, json_array_size(evs) - 1), "summary.abnormal_exits"), 1);
+  json_decref(evs);
+
+  snprintf(g_pidfile, sizeof(g_pidfile), "%s/monitor-gcrash.pids", g_dir);
+  remove(g_pidfile);
+  jw_policy_init(&p);
+  if (rig_start(&r, g_dir, "monitor-grandchild-crash", &p, gcrash, 4) != 0) {
+    CHECK(!"rig_start");
+    return;
+  }
+  CHECK_INT(tw_read_pids(g_pidfile, 10000, &root, &gc), 0);
+  evs = rig_finish(&r);
+  CHECK(evs != NULL);
+  v = tw_filter(evs, "sandbox.violation", "abnormal_exit");
+  CHECK_INT(json_array_size(v), 1);
+  if (json_array_size(v) == 1) {
+    json_t *e = json_array_get(v, 0);
+    CHECK_INT(tw_int(e, "process.pid"), gc);
+    CHECK_INT(tw_int(e, "process.parent.pid"), root);
+    CHECK(json_is_false(json_object_get(json_object_get(e, "process"), "is_root")));
+    CHECK_STR(tw_str(e, "process.status"), "STATUS_ACCESS_VIOLATION");
+  }
+  json_decref(v);
+  json_decref(evs);
+  remove(g_pidfile);
+}
+
+/* TerminateJobObject: both processes die; each exit is reported once, as
+ * killed by jobwarden, not as a crash. */
+static void test_terminate_job(void) {
+  rig_t r;
+  jw_policy_t p;
+  const char *args[] = {"tree", g_pidfile, "60000"};
+  json_t *evs, *ex, *end;
+  DWORD root = 0, gc = 0;
+  HANDLE hgc = NULL;
+  size_t i;
+  json_t *e;
+  int n_reconciled = 0;
+
+  snprintf(g_pidfile, sizeof(g_pidfile), "%s/monitor-terminate.pids", g_dir);
+  remove(g_pidfile);
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "tier", "hardened", "test", NULL), 0);
+  if (rig_start(&r, g_dir, "monitor-terminate", &p, args, 3) != 0) {
+    CHECK(!"rig_start");
+    return;
+  }
+  CHECK_INT(tw_read_pids(g_pidfile, 10000, &root, &gc), 0);
+  hgc = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, gc);
+  CHECK(hgc != NULL);
+  Sleep(200); /* let the monitor see the grandchild's NEW_PROCESS */
+  jw_monitor_note_terminating(r.mon, "terminated by the test");
+  CHECK(TerminateJobObject(r.job.job, JW_TERMINATE_EXIT_CODE));
+  CHECK_U64(WaitForSingleObject(r.child.process, 3000), WAIT_OBJECT_0);
+  if (hgc != NULL) {
+    DWORD code = 0;
+    CHECK_U64(WaitForSingleObject(hgc, 3000), WAIT_OBJECT_0);
+    CHECK(GetExitCodeProcess(hgc, &code));
+    CHECK_U64(code, JW_TERMINATE_EXIT_CODE);
+    CloseHandle(hgc);
+  }
+  evs = rig_finish(&r);
+  CHECK(evs != NULL);
+  if (evs == NULL)
+    return;
+  CHECK_INT(json_array_size(tw_filter(evs, "sandbox.violation", "abnormal_exit")), 0);
+  ex = tw_filter(evs, "sandbox.process_exit", NULL);
+  CHECK_INT(json_array_size(ex), 2);
+  json_array_foreach(ex, i, e) {
+    long long pid = tw_int(e, "process.pid");
+    const char *src = tw_str(e, "source");
+    CHECK(pid == (long long)root || pid == (long long)gc);
+    CHECK_STR(tw_str(e, "action"), "killed_job");
+    CHECK_INT(tw_int(e, "process.exit_code"), JW_TERMINATE_EXIT_CODE);
+    /* Real Windows reports these exits on the port; Wine does not, and the
+     * monitor reconciles them from the handles it holds. */
+    CHECK(src != NULL && (strcmp(src, "port") == 0 || strcmp(src, "reconciled") == 0));
+    n_reconciled += src != NULL && strcmp(src, "reconciled") == 0;
+  }
+  end = json_array_get(evs, json_array_size(evs) - 1);
+  CHECK_STR(tw_str(end, "event"), "sandbox.job_end");
+  CHECK_STR(tw_str(end, "action"), "killed_job");
+  CHECK_STR(tw_str(end, "summary.terminated_by_jobwarden"), "terminated by the test");
+  CHECK_INT(tw_int(end, "summary.reconciled_events"), n_reconciled);
+  CHECK_INT(tw_int(end, "summary.processes"), 2);
+  json_decref(ex);
+  json_decref(evs);
+  remove(g_pidfile);
+}
+
+int main(int argc, char **argv) {
+  if (tw_is_helper(argc, argv))
+    return tw_helper_main(argc, argv);
+  g_dir = argc > 2 ? argv[2] : ".";
+  test_tree("none");
+  test_tree("lockdown");
+  test_crashes();
+  test_terminate_job();
+  return jw_test_result("monitor_real");
+}
