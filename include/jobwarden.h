@@ -226,11 +226,19 @@ typedef enum {
 } jw_severity_t;
 
 /* What jobwarden knows about one process. Strings are owned by whoever owns
- * the event; they are UTF-8 (already sanitized with jw_utf16_to_utf8). */
+ * the event; they are UTF-8 (already sanitized with jw_utf16_to_utf8).
+ * The image is a counted string: a path may hold U+0000 (a 0 byte, which
+ * the JSON keeps escaped, with the rest of the path after it), so set
+ * image_len to the length jw_utf16_to_utf8 returned; image_len 0 means
+ * strlen(image), which ends at the first 0 byte. Invalid UTF-8 is replaced
+ * by U+FFFD when rendered, never dropped. image_truncated (set from
+ * jw_utf16_to_utf8's *truncated) is rendered as "image_truncated": true. */
 typedef struct jw_process_info_s {
   uint32_t pid;
   uint64_t create_time;   /* FILETIME (100 ns since 1601), 0 = unknown */
   const char *image;      /* full image path, NULL = unknown */
+  size_t image_len;       /* bytes of image; 0 = strlen(image) */
+  int image_truncated;    /* the source string was longer than JW_HOSTILE_MAX_UNITS */
   int has_parent;
   uint32_t parent_pid;
   int has_exit_code;

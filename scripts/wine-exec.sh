@@ -11,4 +11,10 @@ if [ ! -f "$prefix/.jobwarden-ready" ]; then
   "$(dirname "${BASH_SOURCE[0]}")/wine-prefix.sh" "$prefix" || exit 125
 fi
 wineserver -p </dev/null >/dev/null 2>&1
+# Wine's own services (services.exe, rpcss, ...) start with the first program
+# and would inherit this test's output pipe, keeping CTest waiting for EOF:
+# start them here, detached, when they are not running yet.
+if ! pgrep -f 'C:\\windows\\system32\\services.exe' >/dev/null 2>&1; then
+  wine wineboot </dev/null >/dev/null 2>&1
+fi
 exec wine "$@"

@@ -234,35 +234,6 @@ static int put(json_t *obj, const char *key, json_t *value) {
   return json_object_set_new(obj, key, value);
 }
 
-/* ---- counted image ------------------------------------------------------ */
-
-int jw__event_set_image(jw_event_t *ev, const char *image, size_t len,
-                        int truncated) {
-  json_t *extra, *img;
-  if (ev == NULL || image == NULL)
-    return JW_EINVAL;
-  if (ev->extra != NULL && !json_is_object((json_t *)ev->extra))
-    return JW_EINVAL;
-  img = json_object();
-  if (img == NULL || put(img, "executable", make_string(image, len)) != 0 ||
-      put(img, "truncated", json_boolean(truncated)) != 0)
-    goto nomem;
-  extra = ev->extra != NULL ? (json_t *)ev->extra : json_object();
-  if (extra == NULL)
-    goto nomem;
-  if (json_object_set_new(extra, JW__EXTRA_IMAGE_KEY, img) != 0) {
-    if (ev->extra == NULL)
-      json_decref(extra);
-    return JW_ENOMEM; /* img was released by json_object_set_new */
-  }
-  ev->extra = extra;
-  ev->process.image = image;
-  return 0;
-nomem:
-  json_decref(img);
-  return JW_ENOMEM;
-}
-
 /* ---- the event object --------------------------------------------------- */
 
 /* Keys jobwarden sets itself; ev->extra can never add or replace them, even
@@ -277,8 +248,6 @@ static const char *const reserved_keys[] = {
 
 static int is_reserved(const char *key) {
   size_t i;
-  if (strncmp(key, "_jw", 3) == 0)
-    return 1;
   for (i = 0; i < sizeof(reserved_keys) / sizeof(reserved_keys[0]); i++)
     if (strcmp(key, reserved_keys[i]) == 0)
       return 1;
@@ -297,11 +266,9 @@ static const char *exit_class_name(jw_exit_class_t c) {
   return "unknown";
 }
 
-static json_t *process_to_json(const jw_process_info_t *p,
-                               const json_t *image) {
-  json_t *o = json_object(), *exe = NULL;
+static json_t *process_to_json(const jw_process_info_t *p) {
+  json_t *o = json_object();
   char buf[48];
-  int truncated = 0;
   if (o == NULL)
     return NULL;
   if (put(o, "pid", json_integer(p->pid)) != 0)
@@ -311,19 +278,14 @@ static json_t *process_to_json(const jw_process_info_t *p,
     if (put(o, "entity_id", json_string(buf)) != 0)
       goto fail;
   }
-  if (image != NULL) {
-    /* The counted form from jw__event_set_image wins over p->image: it is
-     * the same path with nothing cut at an embedded U+0000. */
-    exe = json_object_get(image, "executable");
-    truncated = json_is_true(json_object_get(image, "truncated"));
-  }
-  if (json_is_string(exe)) {
-    if (json_object_set(o, "executable", exe) != 0)
-      goto fail;
-  } else if (put(o, "executable", make_cstring(p->image)) != 0) {
+  /* A counted image keeps every U+0000 and what follows it (jansson
+   * escapes the 0 byte); image_len 0 is the plain C string. NULL image is
+   * null either way. */
+  if (put(o, "executable",
+          p->image_len != 0 ? make_string(p->image, p->image_len)
+                            : make_cstring(p->image)) != 0)
     goto fail;
-  }
-  if (truncated && put(o, "image_truncated", json_true()) != 0)
+  if (p->image_truncated && put(o, "image_truncated", json_true()) != 0)
     goto fail;
   if (p->has_parent) {
     json_t *parent = json_object();
@@ -356,17 +318,13 @@ fail:
 void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run,
                        uint64_t seq, uint64_t time_us) {
   json_t *o, *sub;
-  const json_t *extra = NULL, *image = NULL;
+  const json_t *extra = NULL;
   char when[32];
 
   if (ev == NULL || run == NULL)
     return NULL;
-  if (ev->extra != NULL && json_is_object((json_t *)ev->extra)) {
+  if (ev->extra != NULL && json_is_object((json_t *)ev->extra))
     extra = (const json_t *)ev->extra;
-    image = json_object_get(extra, JW__EXTRA_IMAGE_KEY);
-    if (!json_is_object(image))
-      image = NULL;
-  }
   o = json_object();
   if (o == NULL)
     return NULL;
@@ -424,7 +382,7 @@ void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run,
   }
 
   if (ev->has_process &&
-      put(o, "process", process_to_json(&ev->process, image)) != 0)
+      put(o, "process", process_to_json(&ev->process)) != 0)
     goto fail;
 
   if (put(o, "message", make_bounded(ev->message, sizeof(ev->message))) != 0)

@@ -22,6 +22,8 @@ typedef struct tracked_s {
   HANDLE h;             /* owner: the monitor; NULL when it could not be opened */
   uint64_t create_time; /* 0 = unknown */
   char *image;          /* owned, UTF-8; NULL = unknown */
+  size_t image_len;     /* bytes of image (U+0000 kept); 0 = strlen(image) */
+  int image_truncated;  /* the path was cut at JW_HOSTILE_MAX_UNITS */
   int has_parent;
   DWORD ppid;
   int is_root;
@@ -77,19 +79,24 @@ static tracked_t *add_proc(jw_monitor_t *m, DWORD pid) {
 }
 
 /* The image path, or NULL (with the Win32 error in *e) when the handle
- * cannot answer yet. */
-static char *query_image(HANDLE h, DWORD *e) {
+ * cannot answer yet; its length in bytes (U+0000 kept) in *len and whether
+ * it was cut in *truncated. */
+static char *query_image(HANDLE h, DWORD *e, size_t *len, int *truncated) {
   wchar_t *buf = malloc(32768 * sizeof(wchar_t));
   char *out = NULL;
-  size_t len;
   DWORD size = 32768;
   *e = 0;
+  *len = 0;
+  *truncated = 0;
   if (buf == NULL)
     return NULL;
-  if (QueryFullProcessImageNameW(h, 0, buf, &size))
-    jw_utf16_to_utf8((const uint16_t *)buf, size, JW_HOSTILE_MAX_UNITS, &out, &len, NULL);
-  else
+  if (QueryFullProcessImageNameW(h, 0, buf, &size)) {
+    if (jw_utf16_to_utf8((const uint16_t *)buf, size, JW_HOSTILE_MAX_UNITS, &out, len,
+                         truncated) != 0)
+      *truncated = 0; /* no image: nothing to call truncated */
+  } else {
     *e = GetLastError();
+  }
   free(buf);
   return out;
 }
@@ -162,7 +169,7 @@ static void enrich(tracked_t *t) {
         return; /* no such process (any more) */
       continue;
     }
-    t->image = query_image(t->h, &e);
+    t->image = query_image(t->h, &e, &t->image_len, &t->image_truncated);
     if (t->image != NULL)
       break;
     if (e == ERROR_INVALID_HANDLE && attempt + 1 < OPEN_RETRIES) {
@@ -181,6 +188,8 @@ static void fill_process(const tracked_t *t, jw_process_info_t *p) {
   p->pid = t->pid;
   p->create_time = t->create_time;
   p->image = t->image;
+  p->image_len = t->image_len;
+  p->image_truncated = t->image_truncated;
   p->has_parent = t->has_parent;
   p->parent_pid = t->ppid;
   p->has_exit_code = t->has_exit_code;

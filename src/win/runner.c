@@ -10,15 +10,15 @@
 
 #define STOP_TIMEOUT_MS 5000
 
-static HANDLE g_interrupt;      /* owner: jw_run; set by the console handler */
-static HANDLE g_finished;       /* owner: jw_run; set once the log is complete */
+static HANDLE g_interrupt; /* owner: the process; set by the console handler */
+static HANDLE g_finished;  /* owner: the process; set once a run's log is complete */
 static volatile LONG g_ctrl_type = -1;
 
 /* Runs on a thread the system creates. Ctrl-C / Ctrl-Break / console close
  * only raise a flag; the main thread terminates the job and writes the end
  * of the record. For close/logoff/shutdown the process dies when this
  * returns, so it waits (bounded) for the record to be complete. */
-static BOOL WINAPI on_console_ctrl(DWORD type) {
+BOOL WINAPI jw__run_console_ctrl(DWORD type) {
   switch (type) {
   case CTRL_C_EVENT:
   case CTRL_BREAK_EVENT:
@@ -116,6 +116,7 @@ int jw_run(const jw_run_config_t *cfg) {
 
   memset(&job, 0, sizeof(job));
   memset(&child, 0, sizeof(child));
+  InterlockedExchange(&g_ctrl_type, -1);
   memset(&err, 0, sizeof(err));
   jw_policy_resolve(&cfg->policy, &pol);
   if (pol.name[0])
@@ -123,9 +124,14 @@ int jw_run(const jw_run_config_t *cfg) {
   else
     snprintf(name, sizeof(name), "jobwarden-%lu", (unsigned long)GetCurrentProcessId());
 
-  g_interrupt = CreateEventW(NULL, TRUE, FALSE, NULL);
-  g_finished = CreateEventW(NULL, TRUE, FALSE, NULL);
-  if (g_interrupt == NULL || g_finished == NULL) {
+  /* Created once per process and reset per run: the console handler may
+   * still refer to them after a run ends. */
+  if (g_interrupt == NULL)
+    g_interrupt = CreateEventW(NULL, TRUE, FALSE, NULL);
+  if (g_finished == NULL)
+    g_finished = CreateEventW(NULL, TRUE, FALSE, NULL);
+  if (g_interrupt == NULL || g_finished == NULL || !ResetEvent(g_interrupt) ||
+      !ResetEvent(g_finished)) {
     say("", "cannot create events (out of resources)");
     goto done;
   }
@@ -166,7 +172,7 @@ int jw_run(const jw_run_config_t *cfg) {
     emit_notice(em, "setup_failed", "blocked", JW_SEV_CRITICAL, &err, err.text);
     goto done;
   }
-  SetConsoleCtrlHandler(on_console_ctrl, TRUE);
+  SetConsoleCtrlHandler(jw__run_console_ctrl, TRUE);
 
   memset(&opt, 0, sizeof(opt));
   opt.argv = cfg->argv;
@@ -248,6 +254,7 @@ done:
   if (em != NULL && jw_emitter_failed_sinks(em) > 0)
     say("", "some events could not be written to every exporter (see above)");
   jw_emitter_free(em);
+  SetConsoleCtrlHandler(jw__run_console_ctrl, FALSE);
   if (g_finished != NULL)
     SetEvent(g_finished);
   return status;

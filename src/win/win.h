@@ -132,5 +132,9 @@ typedef struct jw_run_config_s {
   int argc;
 } jw_run_config_t;
 int jw_run(const jw_run_config_t *cfg);
+/* The console control handler jw_run installs (Ctrl-C, Ctrl-Break, close,
+ * logoff, shutdown). Exposed so tests can deliver exactly what Windows
+ * delivers where Wine cannot generate console events. */
+BOOL WINAPI jw__run_console_ctrl(DWORD type);
 
 #endif

@@ -449,17 +449,16 @@ static void test_lines(void) {
             "\"is_root\":false},\"message\":\"The job used its CPU time.\"}");
 
   /* 11: extra may add keys but never replace or forge jobwarden's own, even
-   * ones this event leaves out ("limit", "process"); "_jw" keys are
-   * internal. Added keys keep extra's order, after "message". */
+   * ones this event leaves out ("limit", "process"). Added keys keep
+   * extra's order, after "message". */
   init_event(&ev, JW_EVENT_JOB_END, "job", "observed", "monitor",
              JW_SEV_INFO, "jobwarden", "Job agent-ci ended.");
-  extra = json_pack("{s:i,s:s,s:{s:i},s:{s:i},s:{s:s},s:i,s:{s:i,s:i},s:s,"
+  extra = json_pack("{s:i,s:s,s:{s:i},s:{s:i},s:{s:s},s:{s:i,s:i},s:s,"
                     "s:{s:s}}",
                     "seq", 99, "event", "forged", "process", "pid", 1,
                     "limit", "observed", 5, "host", "name", "evil",
-                    "_jw.internal", 1, "summary", "processes", 3,
-                    "violations", 1, "message", "forged", "error", "where",
-                    "CreateJobObjectW");
+                    "summary", "processes", 3, "violations", 1, "message",
+                    "forged", "error", "where", "CreateJobObjectW");
   ev.extra = extra;
   EMIT(&ev, HEAD "\"sandbox.job_end\"" RUN(11, "15")
             ",\"rule\":\"job\",\"action\":\"observed\","
@@ -514,6 +513,51 @@ static void test_lines(void) {
     CHECK(line != NULL && strstr(line, want_msg) != NULL);
   }
   free(line);
+}
+
+/* jw_process_info_t.image is a counted string: with image_len, an embedded
+ * U+0000 renders as \u0000 with the rest of the path after it (also on the
+ * sanitizing path, when the bytes are not valid UTF-8); image_len 0 means
+ * strlen(image), which ends at the first 0 byte. */
+static void test_image_len(void) {
+  static const char image[] = "C:\\a\0b.exe"; /* 10 bytes + the final 0 */
+  jw_event_t ev;
+
+  /* 14: image_len covers the NUL and what follows it. */
+  init_event(&ev, JW_EVENT_PROCESS_START, "child_process", "observed",
+             "monitor", JW_SEV_INFO, "port", "Child started.");
+  ev.has_process = 1;
+  ev.process.pid = 77;
+  ev.process.image = image;
+  ev.process.image_len = sizeof(image) - 1;
+  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(14, "18")
+            ",\"rule\":\"child_process\",\"action\":\"observed\","
+            "\"enforcer\":\"monitor\",\"severity\":\"info\","
+            "\"source\":\"port\",\"process\":{\"pid\":77,"
+            "\"executable\":\"C:\\\\a\\u0000b.exe\",\"is_root\":false},"
+            "\"message\":\"Child started.\"}");
+
+  /* 15: the same pointer with image_len 0 is strlen(image): "C:\a". */
+  ev.process.image_len = 0;
+  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(15, "19")
+            ",\"rule\":\"child_process\",\"action\":\"observed\","
+            "\"enforcer\":\"monitor\",\"severity\":\"info\","
+            "\"source\":\"port\",\"process\":{\"pid\":77,"
+            "\"executable\":\"C:\\\\a\",\"is_root\":false},"
+            "\"message\":\"Child started.\"}");
+
+  /* 16: counted and invalid UTF-8: the sanitizing fallback keeps the NUL
+   * and replaces the bad byte; image_truncated follows executable. */
+  ev.process.image = "a\0\xFFz";
+  ev.process.image_len = 4;
+  ev.process.image_truncated = 1;
+  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(16, "20")
+            ",\"rule\":\"child_process\",\"action\":\"observed\","
+            "\"enforcer\":\"monitor\",\"severity\":\"info\","
+            "\"source\":\"port\",\"process\":{\"pid\":77,"
+            "\"executable\":\"a\\u0000\xEF\xBF\xBDz\","
+            "\"image_truncated\":true,\"is_root\":false},"
+            "\"message\":\"Child started.\"}");
 }
 
 /* Events that are not written to the file: bad producer values still
@@ -595,26 +639,18 @@ static void test_edges(void) {
   CHECK_INT(jw_event_render_line(&ev, &run, 1, 0, NULL, &len), JW_EINVAL);
   CHECK(jw_event_to_json(NULL, &run, 1, 0) == NULL);
 
-  /* jw__event_set_image: refuses a non-object extra, keeps others. */
+  /* Without has_process the image is not rendered, counted or not. */
   init_event(&ev, JW_EVENT_NOTICE, "r", "observed", "monitor", JW_SEV_LOW,
              "jobwarden", "x");
-  ev.extra = json_integer(1);
-  CHECK_INT(jw__event_set_image(&ev, "a", 1, 0), JW_EINVAL);
-  json_decref((json_t *)ev.extra);
-  ev.extra = json_pack("{s:i}", "keep", 7);
-  CHECK_INT(jw__event_set_image(&ev, "a\0b", 3, 1), 0);
-  CHECK(ev.process.image != NULL && strcmp(ev.process.image, "a") == 0);
-  CHECK_INT(json_integer_value(json_object_get(ev.extra, "keep")), 7);
-  CHECK_INT(jw__event_set_image(NULL, "a", 1, 0), JW_EINVAL);
-  CHECK_INT(jw__event_set_image(&ev, NULL, 0, 0), JW_EINVAL);
-  /* Without has_process the image is not rendered and does not leak out
-   * through extra. */
+  ev.process.image = "a\0b";
+  ev.process.image_len = 3;
+  ev.process.image_truncated = 1;
   line = NULL;
   CHECK_INT(jw_event_render_line(&ev, &run, 1, 0, &line, &len), 0);
-  CHECK(line != NULL && strstr(line, "a\\u0000b") == NULL &&
-        strstr(line, "_jw") == NULL && strstr(line, "\"keep\":7}") != NULL);
+  CHECK(line != NULL && strstr(line, "\"process\"") == NULL &&
+        strstr(line, "a\\u0000b") == NULL &&
+        strstr(line, "image_truncated") == NULL);
   free(line);
-  json_decref((json_t *)ev.extra);
 }
 
 /* ---- the hostile suite -------------------------------------------------- */
@@ -795,7 +831,9 @@ static void run_hostile_case(const char *dir, const char *name) {
     CHECK_INT(truncated, c.want_truncated);
     if (utf8 == NULL)
       goto done;
-    CHECK_INT(jw__event_set_image(&ev, utf8, utf8_len, truncated), 0);
+    ev.process.image = utf8;
+    ev.process.image_len = utf8_len;
+    ev.process.image_truncated = truncated;
   }
 
   line = emit(&ev, NULL, __LINE__);
@@ -852,8 +890,6 @@ static void run_hostile_case(const char *dir, const char *name) {
   free(line);
 
 done:
-  if (ev.extra != NULL && !c.is_message)
-    json_decref((json_t *)ev.extra);
   free(utf8);
   free(c.units);
   free(input);
@@ -905,6 +941,7 @@ int main(int argc, char **argv) {
   test_time();
   test_entity_id();
   test_lines();
+  test_image_len();
   test_edges();
   test_hostile(argv[1]);
 

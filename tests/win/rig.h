@@ -20,11 +20,11 @@ typedef struct rig_s {
   char path[1024];
 } rig_t;
 
-static int rig_set_root(void *ctx, jw_child_t *child) {
+static inline int rig_set_root(void *ctx, jw_child_t *child) {
   return jw_monitor_set_root((jw_monitor_t *)ctx, child);
 }
 
-static const char *rig_self_utf8(void) {
+static inline const char *rig_self_utf8(void) {
   static char buf[MAX_PATH * 3];
   if (buf[0] == 0)
     WideCharToMultiByte(CP_UTF8, 0, tw_self(), -1, buf, sizeof(buf), NULL, NULL);
@@ -33,7 +33,7 @@ static const char *rig_self_utf8(void) {
 
 /* Starts `self --helper args...` in a job built from `policy`; events go to
  * <dir>/wine-<name>.jsonl. Returns 0 or -1 (reported on stderr). */
-static int rig_start(rig_t *r, const char *dir, const char *name, const jw_policy_t *policy,
+static inline int rig_start(rig_t *r, const char *dir, const char *name, const jw_policy_t *policy,
                      const char *const *args, int nargs) {
   jw_run_info_t run;
   jw_policy_t eff;
@@ -78,7 +78,7 @@ static int rig_start(rig_t *r, const char *dir, const char *name, const jw_polic
 /* Waits for the root (20 s) and the job's end (5 s), stops the monitor,
  * closes everything and returns the events written (new reference, NULL
  * if the log is unreadable or torn). */
-static json_t *rig_finish(rig_t *r) {
+static inline json_t *rig_finish(rig_t *r) {
   if (r->child.process != NULL &&
       WaitForSingleObject(r->child.process, 20000) != WAIT_OBJECT_0) {
     fprintf(stderr, "rig: the root did not exit in time; terminating the job\n");
