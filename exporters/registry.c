@@ -11,7 +11,9 @@ static const jw_exporter_vtable_t *const registry[] = {
     &jw_exporter_stderr,
 };
 
-const char *jw_exporter_kinds(void) { return "file:PATH | stdout | stderr"; }
+const char *jw_exporter_kinds(void) {
+  return "file:PATH | stdout | stderr";
+}
 
 int jw_exporter_open(const char *spec, jw_exporter_t **out, jw_error_t *err) {
   const char *colon = strchr(spec, ':');
@@ -28,8 +30,7 @@ int jw_exporter_open(const char *spec, jw_exporter_t **out, jw_error_t *err) {
                         "--export: specification is longer than %u bytes",
                         (unsigned)sizeof(((jw_exporter_t *)0)->spec) - 1);
   for (i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {
-    if (strlen(registry[i]->name) == kind_len &&
-        memcmp(registry[i]->name, spec, kind_len) == 0) {
+    if (strlen(registry[i]->name) == kind_len && memcmp(registry[i]->name, spec, kind_len) == 0) {
       vt = registry[i];
       break;
     }
@@ -37,8 +38,7 @@ int jw_exporter_open(const char *spec, jw_exporter_t **out, jw_error_t *err) {
   if (vt == NULL)
     return jw_error_set(err, JW_EUSAGE, 0, "--export",
                         "--export: unknown exporter '%.*s' (expected %s)",
-                        (int)(kind_len > 40 ? 40 : kind_len), spec,
-                        jw_exporter_kinds());
+                        (int)(kind_len > 40 ? 40 : kind_len), spec, jw_exporter_kinds());
   exp = calloc(1, sizeof(*exp));
   if (exp == NULL)
     return jw_error_set(err, JW_ENOMEM, 0, "--export", "out of memory");

@@ -29,16 +29,16 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 /* One table generates the codes, jw_err_name() and jw_strerror(). */
-#define JW_ERRNO_MAP(XX)                                                     \
-  XX(EINVAL, "invalid argument")                                             \
-  XX(ENOMEM, "out of memory")                                                \
-  XX(EPOLICY, "invalid policy")                                              \
-  XX(EUSAGE, "invalid command line")                                         \
-  XX(ENOENT, "no such file or program")                                      \
-  XX(ENOEXEC, "program cannot be executed")                                  \
-  XX(EIO, "input/output error")                                              \
-  XX(ESYS, "system call failed")                                             \
-  XX(ETIMEDOUT, "timed out")                                                 \
+#define JW_ERRNO_MAP(XX)                                                                           \
+  XX(EINVAL, "invalid argument")                                                                   \
+  XX(ENOMEM, "out of memory")                                                                      \
+  XX(EPOLICY, "invalid policy")                                                                    \
+  XX(EUSAGE, "invalid command line")                                                               \
+  XX(ENOENT, "no such file or program")                                                            \
+  XX(ENOEXEC, "program cannot be executed")                                                        \
+  XX(EIO, "input/output error")                                                                    \
+  XX(ESYS, "system call failed")                                                                   \
+  XX(ETIMEDOUT, "timed out")                                                                       \
   XX(ENOTSUP, "not supported on this platform")
 
 enum jw__errno_index {
@@ -46,7 +46,7 @@ enum jw__errno_index {
 #define XX(code, _) JW__IDX_##code,
   JW_ERRNO_MAP(XX)
 #undef XX
-  JW__ERRNO_COUNT
+      JW__ERRNO_COUNT
 };
 
 typedef enum {
@@ -71,8 +71,8 @@ typedef struct jw_error_s {
 const char *jw_err_name(int code);
 const char *jw_strerror(int code);
 /* Fills err (if not NULL) and returns code. printf-style text. */
-int jw_error_set(jw_error_t *err, int code, uint32_t sys_error,
-                 const char *where, const char *fmt, ...)
+int jw_error_set(jw_error_t *err, int code, uint32_t sys_error, const char *where, const char *fmt,
+                 ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 5, 6)))
 #endif
@@ -122,17 +122,17 @@ enum {
 /* A policy. Zero means "no limit" for the numeric limits. */
 typedef struct jw_policy_s {
   jw_tier_t tier;
-  char name[JW_POLICY_NAME_MAX];   /* job name used in events; "" = default */
-  uint32_t active_processes;       /* 0 = unlimited */
-  uint64_t process_memory;         /* bytes, committed per process; 0 = unlimited */
-  uint64_t job_memory;             /* bytes, committed by the whole job */
-  uint64_t process_time_ms;        /* user-mode CPU time per process */
-  uint64_t job_time_ms;            /* user-mode CPU time of the whole job */
-  uint32_t ui_restrictions;        /* JW_UI_* bits */
-  int kill_on_close;               /* bool */
-  int die_on_unhandled_exception;  /* bool */
-  int breakaway_ok;                /* bool */
-  uint32_t set;                    /* JW_SET_* bits */
+  char name[JW_POLICY_NAME_MAX];  /* job name used in events; "" = default */
+  uint32_t active_processes;      /* 0 = unlimited */
+  uint64_t process_memory;        /* bytes, committed per process; 0 = unlimited */
+  uint64_t job_memory;            /* bytes, committed by the whole job */
+  uint64_t process_time_ms;       /* user-mode CPU time per process */
+  uint64_t job_time_ms;           /* user-mode CPU time of the whole job */
+  uint32_t ui_restrictions;       /* JW_UI_* bits */
+  int kill_on_close;              /* bool */
+  int die_on_unhandled_exception; /* bool */
+  int breakaway_ok;               /* bool */
+  uint32_t set;                   /* JW_SET_* bits */
 } jw_policy_t;
 
 /* A policy with nothing set: tier none, no limits. */
@@ -142,8 +142,8 @@ void jw_policy_init(jw_policy_t *policy);
  * what it already holds. Unknown keys are errors. On failure err->where is
  * the field path and err->text says what was expected and what was found.
  * `origin` (e.g. the file name) prefixes messages; may be NULL. */
-int jw_policy_parse(jw_policy_t *policy, const char *json, size_t len,
-                    const char *origin, jw_error_t *err);
+int jw_policy_parse(jw_policy_t *policy, const char *json, size_t len, const char *origin,
+                    jw_error_t *err);
 /* Reads and parses a policy file. */
 int jw_policy_parse_file(jw_policy_t *policy, const char *path, jw_error_t *err);
 
@@ -152,8 +152,8 @@ int jw_policy_parse_file(jw_policy_t *policy, const char *path, jw_error_t *err)
  * "job_memory", "process_cpu_time", "job_cpu_time", "ui_restrictions",
  * "kill_on_close", "die_on_unhandled_exception", "allow_breakaway",
  * "tier", "name"); `where` names the source in errors (e.g. "--job-memory"). */
-int jw_policy_set(jw_policy_t *policy, const char *key, const char *value,
-                  const char *where, jw_error_t *err);
+int jw_policy_set(jw_policy_t *policy, const char *key, const char *value, const char *where,
+                  jw_error_t *err);
 
 /* The effective policy: the tier's defaults applied to every field not set
  * explicitly. `in` and `out` may be the same object. */
@@ -178,9 +178,9 @@ int jw_parse_duration(const char *text, uint64_t *out_ms);
 /* ------------------------------------------------------------------------ */
 
 typedef enum {
-  JW_EXIT_SUCCESS = 0,  /* 0 */
-  JW_EXIT_FAILURE = 1,  /* a plain non-zero exit code chosen by the program */
-  JW_EXIT_ABNORMAL = 2  /* an exception / NTSTATUS error: crash, fail-fast... */
+  JW_EXIT_SUCCESS = 0, /* 0 */
+  JW_EXIT_FAILURE = 1, /* a plain non-zero exit code chosen by the program */
+  JW_EXIT_ABNORMAL = 2 /* an exception / NTSTATUS error: crash, fail-fast... */
 } jw_exit_class_t;
 
 jw_exit_class_t jw_exit_classify(uint32_t code);
@@ -196,8 +196,8 @@ const char *jw_ntstatus_name(uint32_t code);
  * new malloc'd string; *truncated (if not NULL) says whether input was cut.
  * Returns 0 or JW_ENOMEM. */
 #define JW_HOSTILE_MAX_UNITS 32768
-int jw_utf16_to_utf8(const uint16_t *s, size_t len, size_t max_units,
-                     char **out, size_t *out_len, int *truncated);
+int jw_utf16_to_utf8(const uint16_t *s, size_t len, size_t max_units, char **out, size_t *out_len,
+                     int *truncated);
 
 /* Quotes argv into one Windows command line following the rules that
  * CommandLineToArgvW and the MSVC runtime use to split it again.
@@ -209,12 +209,12 @@ int jw_argv_to_cmdline(const char *const *argv, int argc, char **out);
 /* ------------------------------------------------------------------------ */
 
 typedef enum {
-  JW_EVENT_VIOLATION = 0,     /* sandbox.violation */
-  JW_EVENT_JOB_START,         /* sandbox.job_start */
-  JW_EVENT_JOB_END,           /* sandbox.job_end */
-  JW_EVENT_PROCESS_START,     /* sandbox.process_start */
-  JW_EVENT_PROCESS_EXIT,      /* sandbox.process_exit */
-  JW_EVENT_NOTICE             /* sandbox.notice: degraded protection, unknown messages */
+  JW_EVENT_VIOLATION = 0, /* sandbox.violation */
+  JW_EVENT_JOB_START,     /* sandbox.job_start */
+  JW_EVENT_JOB_END,       /* sandbox.job_end */
+  JW_EVENT_PROCESS_START, /* sandbox.process_start */
+  JW_EVENT_PROCESS_EXIT,  /* sandbox.process_exit */
+  JW_EVENT_NOTICE         /* sandbox.notice: degraded protection, unknown messages */
 } jw_event_kind_t;
 
 typedef enum {
@@ -235,31 +235,31 @@ typedef enum {
  * jw_utf16_to_utf8's *truncated) is rendered as "image_truncated": true. */
 typedef struct jw_process_info_s {
   uint32_t pid;
-  uint64_t create_time;   /* FILETIME (100 ns since 1601), 0 = unknown */
-  const char *image;      /* full image path, NULL = unknown */
-  size_t image_len;       /* bytes of image; 0 = strlen(image) */
-  int image_truncated;    /* the source string was longer than JW_HOSTILE_MAX_UNITS */
+  uint64_t create_time; /* FILETIME (100 ns since 1601), 0 = unknown */
+  const char *image;    /* full image path, NULL = unknown */
+  size_t image_len;     /* bytes of image; 0 = strlen(image) */
+  int image_truncated;  /* the source string was longer than JW_HOSTILE_MAX_UNITS */
   int has_parent;
   uint32_t parent_pid;
   int has_exit_code;
   uint32_t exit_code;
-  int is_root;            /* the process jobwarden started */
+  int is_root; /* the process jobwarden started */
 } jw_process_info_t;
 
 typedef struct jw_event_s {
   jw_event_kind_t kind;
-  const char *rule;       /* static string: "child_process", "abnormal_exit", ... */
-  const char *action;     /* static string: "blocked", "terminated", "observed", ... */
-  const char *enforcer;   /* "kernel" or "monitor" */
-  const char *source;     /* "port", "jobwarden", "reconciled" */
+  const char *rule;     /* static string: "child_process", "abnormal_exit", ... */
+  const char *action;   /* static string: "blocked", "terminated", "observed", ... */
+  const char *enforcer; /* "kernel" or "monitor" */
+  const char *source;   /* "port", "jobwarden", "reconciled" */
   jw_severity_t severity;
 
-  int has_job_message;    /* raw JOB_OBJECT_MSG_* id, for forensics */
+  int has_job_message; /* raw JOB_OBJECT_MSG_* id, for forensics */
   uint32_t job_message;
 
   int has_limit;
-  const char *limit_name; /* policy field name */
-  const char *limit_unit; /* "bytes", "ms", "processes" */
+  const char *limit_name;    /* policy field name */
+  const char *limit_unit;    /* "bytes", "ms", "processes" */
   uint64_t limit_configured; /* 0 = not configured */
   int has_limit_observed;
   uint64_t limit_observed;
@@ -267,13 +267,13 @@ typedef struct jw_event_s {
   int has_process;
   jw_process_info_t process;
 
-  char message[512];      /* human-readable sentence */
-  void *extra;            /* json_t object merged into the event, or NULL; stolen by jw_emit() */
+  char message[512]; /* human-readable sentence */
+  void *extra;       /* json_t object merged into the event, or NULL; stolen by jw_emit() */
 } jw_event_t;
 
 /* Constant facts of one run, carried by every event. */
 typedef struct jw_run_info_s {
-  char run_id[40];        /* 32 hex digits */
+  char run_id[40]; /* 32 hex digits */
   char host[256];
   char job_name[JW_POLICY_NAME_MAX + 32];
   jw_tier_t tier;
@@ -285,13 +285,12 @@ const char *jw_severity_name(jw_severity_t sev);      /* "high" */
 /* Builds the JSON object of an event (new reference, returned as void *
  * holding a json_t *). `time_us` is microseconds since the Unix epoch, UTC.
  * `ev->extra` is borrowed here. Returns NULL on allocation failure. */
-void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run,
-                       uint64_t seq, uint64_t time_us);
+void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
+                       uint64_t time_us);
 /* Renders the event as one JSON Lines record: compact JSON + "\n", new
  * malloc'd buffer in *out, its length in *out_len. Returns 0 or JW_ENOMEM. */
-int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run,
-                         uint64_t seq, uint64_t time_us, char **out,
-                         size_t *out_len);
+int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
+                         uint64_t time_us, char **out, size_t *out_len);
 /* RFC 3339 UTC with microseconds: "2026-11-23T09:11:05.123456Z". buf >= 32. */
 void jw_format_time_us(uint64_t time_us, char *buf, size_t size);
 /* A PID-reuse-safe identity: "<pid>-<create_time as 16 hex digits>". buf >= 32. */
@@ -307,23 +306,23 @@ typedef struct jw_exporter_s jw_exporter_t;
  * exporters/registry.c. Every callback runs with the emitter's lock held, on
  * whichever thread emits, one call at a time. */
 typedef struct jw_exporter_vtable_s {
-  const char *name;   /* the SPEC prefix: "file", "stdout" */
+  const char *name; /* the SPEC prefix: "file", "stdout" */
   /* arg: the SPEC after "name:" (or NULL). Stores its state in self->state. */
   int (*init)(jw_exporter_t *self, const char *arg, jw_error_t *err);
   /* One complete line, '\n' included. Must write it whole or fail. */
-  int (*export_line)(jw_exporter_t *self, const char *line, size_t len,
-                     const jw_event_t *ev, jw_error_t *err);
+  int (*export_line)(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
+                     jw_error_t *err);
   int (*flush)(jw_exporter_t *self, jw_error_t *err);
   void (*close)(jw_exporter_t *self);
 } jw_exporter_vtable_t;
 
 struct jw_exporter_s {
   const jw_exporter_vtable_t *vt;
-  void *state;          /* owned by the exporter */
-  char spec[512];       /* as the user wrote it, for messages */
-  int failed;           /* set after the first failed write */
-  uint64_t written;     /* lines written */
-  uint64_t lost;        /* lines that could not be written */
+  void *state;      /* owned by the exporter */
+  char spec[512];   /* as the user wrote it, for messages */
+  int failed;       /* set after the first failed write */
+  uint64_t written; /* lines written */
+  uint64_t lost;    /* lines that could not be written */
 };
 
 /* Creates and initializes an exporter from a SPEC ("file:PATH", "stdout",

@@ -27,7 +27,7 @@ static const flag_def_t flag_defs[] = {
     {"--allow-breakaway", "allow_breakaway", 1},
 };
 
-#define N_FLAG_DEFS (sizeof(flag_defs) / sizeof(flag_defs[0]))
+#define N_FLAG_DEFS  (sizeof(flag_defs) / sizeof(flag_defs[0]))
 #define MAX_SETTINGS 64
 
 typedef struct {
@@ -103,8 +103,7 @@ static const flag_def_t *find_flag(const char *name, size_t len, int *negated) {
 /* Shows at most 60 bytes of a user-given argument in a message. */
 #define SHOW(s) (int)(strlen(s) > 60 ? 60 : strlen(s)), (s), (strlen(s) > 60 ? "..." : "")
 
-static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli,
-                     jw_error_t *err) {
+static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw_error_t *err) {
   setting_t settings[MAX_SETTINGS];
   int n_settings = 0, k, rc;
 
@@ -138,11 +137,11 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli,
       if (!value && i + 1 < argc)
         value = argv[++i];
       if (!value || !value[0])
-        return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                            "--export: expected a SPEC (%s)", jw_exporter_kinds());
+        return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export: expected a SPEC (%s)",
+                            jw_exporter_kinds());
       if (cli->n_exports == JW_CLI_MAX_EXPORTS)
-        return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                            "--export: at most %d exporters", JW_CLI_MAX_EXPORTS);
+        return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export: at most %d exporters",
+                            JW_CLI_MAX_EXPORTS);
       cli->exports[cli->n_exports++] = value;
       continue;
     }
@@ -152,13 +151,11 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli,
                           "run: unknown option '%.*s%s' (see jobwarden --help)", SHOW(a));
     if (def->boolean) {
       if (value)
-        return jw_error_set(err, JW_EUSAGE, 0, def->flag,
-                            "%.*s: takes no value", (int)name_len, a);
+        return jw_error_set(err, JW_EUSAGE, 0, def->flag, "%.*s: takes no value", (int)name_len, a);
       value = negated ? "false" : "true";
     } else if (!value) {
       if (i + 1 >= argc)
-        return jw_error_set(err, JW_EUSAGE, 0, def->flag, "%s: expected a value",
-                            def->flag);
+        return jw_error_set(err, JW_EUSAGE, 0, def->flag, "%s: expected a value", def->flag);
       value = argv[++i];
     }
     if (n_settings == MAX_SETTINGS)
@@ -181,8 +178,7 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli,
       return rc;
   }
   for (k = 0; k < n_settings; k++) {
-    rc = jw_policy_set(&cli->policy, settings[k].key, settings[k].value,
-                       settings[k].flag, err);
+    rc = jw_policy_set(&cli->policy, settings[k].key, settings[k].value, settings[k].flag, err);
     if (rc != 0)
       return rc;
   }

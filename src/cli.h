@@ -6,25 +6,20 @@
 
 /* Exit statuses of jobwarden itself, in the style of timeout(1) / env(1).
  * `run` otherwise exits with the sandboxed program's own exit code. */
-#define JW_EXIT_OK 0
-#define JW_EXIT_POLICY_INVALID 1 /* check-policy: the policy is invalid */
-#define JW_EXIT_JW_ERROR 125     /* usage, policy, job or exporter set-up error */
-#define JW_EXIT_CANNOT_EXEC 126  /* the program was found but cannot run */
-#define JW_EXIT_NOT_FOUND 127    /* the program was not found */
+#define JW_EXIT_OK             0
+#define JW_EXIT_POLICY_INVALID 1   /* check-policy: the policy is invalid */
+#define JW_EXIT_JW_ERROR       125 /* usage, policy, job or exporter set-up error */
+#define JW_EXIT_CANNOT_EXEC    126 /* the program was found but cannot run */
+#define JW_EXIT_NOT_FOUND      127 /* the program was not found */
 
-typedef enum {
-  JW_CMD_HELP = 0,
-  JW_CMD_VERSION,
-  JW_CMD_RUN,
-  JW_CMD_CHECK_POLICY
-} jw_cmd_t;
+typedef enum { JW_CMD_HELP = 0, JW_CMD_VERSION, JW_CMD_RUN, JW_CMD_CHECK_POLICY } jw_cmd_t;
 
 #define JW_CLI_MAX_EXPORTS 16
 
 typedef struct jw_cli_s {
   jw_cmd_t cmd;
-  jw_policy_t policy;         /* file then flags, not yet resolved */
-  const char *policy_file;    /* borrowed from argv, or NULL */
+  jw_policy_t policy;                      /* file then flags, not yet resolved */
+  const char *policy_file;                 /* borrowed from argv, or NULL */
   const char *exports[JW_CLI_MAX_EXPORTS]; /* borrowed from argv */
   int n_exports;
   const char *const *command; /* borrowed: argv of the program to run */

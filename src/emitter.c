@@ -12,8 +12,8 @@
 struct jw_emitter_s {
   jw__mutex_t lock;
   jw_run_info_t run;
-  uint64_t seq;             /* last seq handed out */
-  jw_exporter_t **sinks;    /* owned */
+  uint64_t seq;          /* last seq handed out */
+  jw_exporter_t **sinks; /* owned */
   size_t n_sinks;
   size_t cap_sinks;
   int failed_sinks;
@@ -49,8 +49,8 @@ done:
 }
 
 /* Tells the user once per sink that it failed; later failures only count. */
-static void report_sink_failure(jw_emitter_t *em, jw_exporter_t *exp,
-                                const jw_error_t *err, uint64_t seq) {
+static void report_sink_failure(jw_emitter_t *em, jw_exporter_t *exp, const jw_error_t *err,
+                                uint64_t seq) {
   char buf[1024];
   int n;
   exp->lost++;
@@ -61,8 +61,7 @@ static void report_sink_failure(jw_emitter_t *em, jw_exporter_t *exp,
   n = snprintf(buf, sizeof(buf),
                "jobwarden: exporter '%s' failed at event seq %llu: %s; "
                "later events to this sink are counted as lost\n",
-               exp->spec, (unsigned long long)seq,
-               err->text[0] ? err->text : "write failed");
+               exp->spec, (unsigned long long)seq, err->text[0] ? err->text : "write failed");
   if (n > 0)
     jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }

@@ -9,8 +9,8 @@ const char *jw_err_name(int code) {
   switch (code) {
   case 0:
     return "JW_OK";
-#define XX(c, _)                                                             \
-  case JW_##c:                                                               \
+#define XX(c, _)                                                                                   \
+  case JW_##c:                                                                                     \
     return "JW_" #c;
     JW_ERRNO_MAP(XX)
 #undef XX
@@ -23,8 +23,8 @@ const char *jw_strerror(int code) {
   switch (code) {
   case 0:
     return "success";
-#define XX(c, s)                                                             \
-  case JW_##c:                                                               \
+#define XX(c, s)                                                                                   \
+  case JW_##c:                                                                                     \
     return s;
     JW_ERRNO_MAP(XX)
 #undef XX
@@ -33,8 +33,8 @@ const char *jw_strerror(int code) {
   }
 }
 
-int jw_error_set(jw_error_t *err, int code, uint32_t sys_error,
-                 const char *where, const char *fmt, ...) {
+int jw_error_set(jw_error_t *err, int code, uint32_t sys_error, const char *where, const char *fmt,
+                 ...) {
   va_list ap;
   if (err == NULL)
     return code;

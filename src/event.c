@@ -81,8 +81,7 @@ const char *jw__job_message_name(uint32_t id) {
  * days plus one every 4 years except every 100 except every 400, and months
  * from March follow a fixed 153-days-per-5-months pattern. Pure integer
  * arithmetic: the same result on every platform, no gmtime, no time_t. */
-static void civil_from_days(uint64_t days, unsigned *year, unsigned *month,
-                            unsigned *day) {
+static void civil_from_days(uint64_t days, unsigned *year, unsigned *month, unsigned *day) {
   const uint64_t z = days + 719468; /* days from 0000-03-01 to 1970-01-01 */
   const uint64_t era = z / 146097;  /* 400-year cycles */
   const uint64_t doe = z - era * 146097;
@@ -111,13 +110,11 @@ void jw_format_time_us(uint64_t time_us, char *buf, size_t size) {
   us = (unsigned)(time_us % 1000000);
   sod = secs % 86400;
   civil_from_days(secs / 86400, &y, &mo, &d);
-  snprintf(buf, size, "%04u-%02u-%02uT%02u:%02u:%02u.%06uZ", y, mo, d,
-           (unsigned)(sod / 3600), (unsigned)(sod / 60 % 60),
-           (unsigned)(sod % 60), us);
+  snprintf(buf, size, "%04u-%02u-%02uT%02u:%02u:%02u.%06uZ", y, mo, d, (unsigned)(sod / 3600),
+           (unsigned)(sod / 60 % 60), (unsigned)(sod % 60), us);
 }
 
-void jw_format_entity_id(uint32_t pid, uint64_t create_time, char *buf,
-                         size_t size) {
+void jw_format_entity_id(uint32_t pid, uint64_t create_time, char *buf, size_t size) {
   if (buf == NULL || size == 0)
     return;
   snprintf(buf, size, "%" PRIu32 "-%016" PRIX64, pid, create_time);
@@ -221,8 +218,7 @@ static json_t *make_bounded(const char *s, size_t size) {
 /* jansson integers are signed 64-bit; values above INT64_MAX (no real
  * counter gets there) are clamped rather than wrapped to negative. */
 static json_t *make_u64(uint64_t v) {
-  return json_integer(v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX
-                                              : (json_int_t)v);
+  return json_integer(v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX : (json_int_t)v);
 }
 
 /* Sets key to value, stealing value. Returns -1 when value is NULL (a failed
@@ -240,10 +236,9 @@ static int put(json_t *obj, const char *key, json_t *value) {
  * when this event leaves them out (a process-less event cannot acquire a
  * forged "process" object through extra). */
 static const char *const reserved_keys[] = {
-    "schema_version", "event", "seq",    "@timestamp", "host",
-    "run_id",         "job",   "rule",   "action",     "enforcer",
-    "severity",       "source", "job_message", "limit", "process",
-    "message",
+    "schema_version", "event",   "seq",      "@timestamp", "host",   "run_id",      "job",
+    "rule",           "action",  "enforcer", "severity",   "source", "job_message", "limit",
+    "process",        "message",
 };
 
 static int is_reserved(const char *key) {
@@ -282,8 +277,7 @@ static json_t *process_to_json(const jw_process_info_t *p) {
    * escapes the 0 byte); image_len 0 is the plain C string. NULL image is
    * null either way. */
   if (put(o, "executable",
-          p->image_len != 0 ? make_string(p->image, p->image_len)
-                            : make_cstring(p->image)) != 0)
+          p->image_len != 0 ? make_string(p->image, p->image_len) : make_cstring(p->image)) != 0)
     goto fail;
   if (p->image_truncated && put(o, "image_truncated", json_true()) != 0)
     goto fail;
@@ -301,9 +295,7 @@ static json_t *process_to_json(const jw_process_info_t *p) {
     if (put(o, "exit_code", json_integer(p->exit_code)) != 0 ||
         put(o, "exit_code_hex", json_string(buf)) != 0 ||
         put(o, "status", status ? json_string(status) : json_null()) != 0 ||
-        put(o, "exit_class",
-            json_string(exit_class_name(jw_exit_classify(p->exit_code)))) !=
-            0)
+        put(o, "exit_class", json_string(exit_class_name(jw_exit_classify(p->exit_code)))) != 0)
       goto fail;
   }
   return o;
@@ -315,8 +307,8 @@ fail:
 /* Builds the object in schema order. Every put() failure means out of
  * memory; the half-built object is released and NULL returned, so a caller
  * never renders an event with a field missing. */
-void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run,
-                       uint64_t seq, uint64_t time_us) {
+void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
+                       uint64_t time_us) {
   json_t *o, *sub;
   const json_t *extra = NULL;
   char when[32];
@@ -332,8 +324,7 @@ void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run,
 
   if (put(o, "schema_version", json_string(JW_SCHEMA_VERSION)) != 0 ||
       put(o, "event", json_string(jw_event_kind_name(ev->kind))) != 0 ||
-      put(o, "seq", make_u64(seq)) != 0 ||
-      put(o, "@timestamp", json_string(when)) != 0)
+      put(o, "seq", make_u64(seq)) != 0 || put(o, "@timestamp", json_string(when)) != 0)
     goto fail;
 
   sub = json_object();
@@ -344,8 +335,7 @@ void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run,
     goto fail;
   sub = json_object();
   if (sub == NULL || put(o, "job", sub) != 0 ||
-      put(sub, "name", make_bounded(run->job_name, sizeof(run->job_name))) !=
-          0 ||
+      put(sub, "name", make_bounded(run->job_name, sizeof(run->job_name))) != 0 ||
       put(sub, "tier", make_cstring(jw_tier_name(run->tier))) != 0)
     goto fail;
 
@@ -362,8 +352,7 @@ void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run,
     sub = json_object();
     if (sub == NULL || put(o, "job_message", sub) != 0 ||
         put(sub, "id", json_integer(ev->job_message)) != 0 ||
-        put(sub, "name", json_string(jw__job_message_name(ev->job_message))) !=
-            0)
+        put(sub, "name", json_string(jw__job_message_name(ev->job_message))) != 0)
       goto fail;
   }
 
@@ -372,17 +361,14 @@ void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run,
     if (sub == NULL || put(o, "limit", sub) != 0 ||
         put(sub, "name", make_cstring(ev->limit_name)) != 0 ||
         put(sub, "unit", make_cstring(ev->limit_unit)) != 0 ||
-        put(sub, "configured", ev->limit_configured
-                                   ? make_u64(ev->limit_configured)
-                                   : json_null()) != 0)
+        put(sub, "configured",
+            ev->limit_configured ? make_u64(ev->limit_configured) : json_null()) != 0)
       goto fail;
-    if (ev->has_limit_observed &&
-        put(sub, "observed", make_u64(ev->limit_observed)) != 0)
+    if (ev->has_limit_observed && put(sub, "observed", make_u64(ev->limit_observed)) != 0)
       goto fail;
   }
 
-  if (ev->has_process &&
-      put(o, "process", process_to_json(&ev->process)) != 0)
+  if (ev->has_process && put(o, "process", process_to_json(&ev->process)) != 0)
     goto fail;
 
   if (put(o, "message", make_bounded(ev->message, sizeof(ev->message))) != 0)
@@ -436,9 +422,8 @@ static int line_append(const char *chunk, size_t size, void *data) {
   return 0;
 }
 
-int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run,
-                         uint64_t seq, uint64_t time_us, char **out,
-                         size_t *out_len) {
+int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
+                         uint64_t time_us, char **out, size_t *out_len) {
   struct line_buf b = {NULL, 0, 1024};
   json_t *obj;
   int rc;
@@ -458,8 +443,7 @@ int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run,
   }
   /* Compact, one line: jansson escapes every control character, so "\n"
    * never appears inside a record. Key order is insertion order. */
-  rc = json_dump_callback(obj, line_append, &b,
-                          JSON_COMPACT | JSON_PRESERVE_ORDER);
+  rc = json_dump_callback(obj, line_append, &b, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(obj);
   if (rc != 0) {
     free(b.data);

@@ -27,7 +27,7 @@
 #define POLICY_FILE_MAX (1024 * 1024)
 
 /* Bytes of escaped text shown for one hostile value, key or origin. */
-#define SHOW_MAX 60
+#define SHOW_MAX        60
 #define ORIGIN_SHOW_MAX 120
 
 #define ACTIVE_PROCESSES_MAX 65535u
@@ -52,10 +52,10 @@ typedef enum {
 } field_kind_t;
 
 typedef struct {
-  const char *key;  /* name in the policy file and in jw_policy_set() */
+  const char *key; /* name in the policy file and in jw_policy_set() */
   field_kind_t kind;
-  uint32_t bit;     /* JW_SET_* */
-  int in_limits;    /* lives in the "limits" object of the file */
+  uint32_t bit;  /* JW_SET_* */
+  int in_limits; /* lives in the "limits" object of the file */
 } field_t;
 
 static const field_t fields[] = {
@@ -73,14 +73,14 @@ static const field_t fields[] = {
 };
 #define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
 
-#define TOP_KEYS                                                             \
-  "version, name, tier, limits, ui_restrictions, kill_on_close, "            \
+#define TOP_KEYS                                                                                   \
+  "version, name, tier, limits, ui_restrictions, kill_on_close, "                                  \
   "die_on_unhandled_exception, allow_breakaway"
-#define LIMIT_KEYS                                                           \
-  "active_processes, process_memory, job_memory, process_cpu_time, "         \
+#define LIMIT_KEYS                                                                                 \
+  "active_processes, process_memory, job_memory, process_cpu_time, "                               \
   "job_cpu_time"
-#define SET_KEYS                                                             \
-  "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "             \
+#define SET_KEYS                                                                                   \
+  "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
   "die_on_unhandled_exception, allow_breakaway"
 
 static const struct {
@@ -98,9 +98,9 @@ static const struct {
 };
 #define UI_NAME_COUNT (sizeof(ui_names) / sizeof(ui_names[0]))
 
-#define UI_NAME_LIST                                                         \
-  "\"handles\", \"read_clipboard\", \"write_clipboard\", "                   \
-  "\"system_parameters\", \"display_settings\", \"global_atoms\", "          \
+#define UI_NAME_LIST                                                                               \
+  "\"handles\", \"read_clipboard\", \"write_clipboard\", "                                         \
+  "\"system_parameters\", \"display_settings\", \"global_atoms\", "                                \
   "\"desktop\", \"exit_windows\""
 
 static const char *const tier_names[] = {"none", "hardened", "lockdown"};
@@ -108,8 +108,7 @@ static const char *const tier_names[] = {"none", "hardened", "lockdown"};
 /* Why a textual quantity was refused; each reason has its own message. */
 typedef enum { VAL_OK = 0, VAL_BAD, VAL_ZERO, VAL_RANGE } val_result_t;
 
-static const char *expected_text(field_kind_t kind, val_result_t why,
-                                 int from_text) {
+static const char *expected_text(field_kind_t kind, val_result_t why, int from_text) {
   switch (kind) {
   case KIND_COUNT:
     return "an integer from 1 to 65535 or \"unlimited\"";
@@ -130,8 +129,7 @@ static const char *expected_text(field_kind_t kind, val_result_t why,
                        "UI restriction names"
                      : "an array of UI restriction names, \"all\" or \"none\"";
   case KIND_BOOL:
-    return from_text ? "true or false (or yes/no, on/off, 1/0)"
-                     : "true or false";
+    return from_text ? "true or false (or yes/no, on/off, 1/0)" : "true or false";
   case KIND_TIER:
     return "one of \"none\", \"hardened\", \"lockdown\"";
   case KIND_NAME:
@@ -184,8 +182,7 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
  * output: C1 controls, bidirectional controls, line separators, BOM. */
 static int is_invisible(uint32_t cp) {
   return (cp >= 0x80 && cp <= 0x9F) || cp == 0x200E || cp == 0x200F ||
-         (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
-         cp == 0xFEFF;
+         (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0xFEFF;
 }
 
 /* Writes s[0..len) into out (size > 0 bytes, always terminated) as one line
@@ -195,8 +192,7 @@ static int is_invisible(uint32_t cp) {
  * (Unquoted text keeps its backslashes: Windows paths are full of them.)
  * At most `max` bytes are written, never splitting an escape or a
  * character. Returns 1 when the text had to be cut. */
-static int escape_text(char *out, size_t size, const char *s, size_t len,
-                       size_t max, int quoted) {
+static int escape_text(char *out, size_t size, const char *s, size_t len, size_t max, int quoted) {
   const unsigned char *u = (const unsigned char *)s;
   size_t o = 0, i = 0;
   if (max > size - 1)
@@ -206,8 +202,7 @@ static int escape_text(char *out, size_t size, const char *s, size_t len,
     size_t plen = 1, adv = 1;
     uint32_t cp = 0;
     unsigned char c = u[i];
-    if ((quoted && (c == '"' || c == '\\')) || c == '\n' || c == '\r' ||
-        c == '\t') {
+    if ((quoted && (c == '"' || c == '\\')) || c == '\n' || c == '\r' || c == '\t') {
       piece[0] = '\\';
       piece[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : (char)c;
       plen = 2;
@@ -278,8 +273,7 @@ static void show_json(char out[SHOWN_SIZE], const json_t *v) {
 }
 
 /* A key from the document, for err->where: escaped and cut like a value. */
-static void show_key(char *out, size_t size, const char *prefix,
-                     const char *key) {
+static void show_key(char *out, size_t size, const char *prefix, const char *key) {
   char esc[SHOW_MAX + 1];
   int cut = escape_text(esc, sizeof esc, key, strlen(key), SHOW_MAX, 0);
   snprintf(out, size, "%s%s%s", prefix, esc, cut ? "..." : "");
@@ -312,35 +306,31 @@ static void ctx_init(ctx_t *cx, const char *origin, jw_error_t *err) {
     memcpy(cx->origin, "...", 3);
   }
   /* Room is left for escapes to grow the text, and for a final "...". */
-  if (escape_text(cx->origin + (start ? 3 : 0), sizeof cx->origin - 6,
-                  origin + start, len - start, sizeof cx->origin - 7, 0))
+  if (escape_text(cx->origin + (start ? 3 : 0), sizeof cx->origin - 6, origin + start, len - start,
+                  sizeof cx->origin - 7, 0))
     strcat(cx->origin, "...");
 }
 
 /* Fails with JW_EPOLICY: text is "[origin: ][where: ]<message>". */
-static int policy_fail(const ctx_t *cx, const char *where, const char *fmt,
-                       ...) POLICY_PRINTF(3, 4);
-static int policy_fail(const ctx_t *cx, const char *where, const char *fmt,
-                       ...) {
+static int policy_fail(const ctx_t *cx, const char *where, const char *fmt, ...)
+    POLICY_PRINTF(3, 4);
+static int policy_fail(const ctx_t *cx, const char *where, const char *fmt, ...) {
   char msg[400];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  return jw_error_set(cx->err, JW_EPOLICY, 0, where, "%s%s%s%s%s",
-                      cx->origin, cx->has_origin ? ": " : "", where,
-                      where[0] ? ": " : "", msg);
+  return jw_error_set(cx->err, JW_EPOLICY, 0, where, "%s%s%s%s%s", cx->origin,
+                      cx->has_origin ? ": " : "", where, where[0] ? ": " : "", msg);
 }
 
-static int fail_json(const ctx_t *cx, const char *where, const char *what,
-                     const json_t *got) {
+static int fail_json(const ctx_t *cx, const char *where, const char *what, const json_t *got) {
   char shown[SHOWN_SIZE];
   show_json(shown, got);
   return policy_fail(cx, where, "expected %s, got %s", what, shown);
 }
 
-static int fail_text(const ctx_t *cx, const char *where, const char *what,
-                     const char *got) {
+static int fail_text(const ctx_t *cx, const char *where, const char *what, const char *got) {
   char shown[SHOWN_SIZE];
   show_string(shown, got, strlen(got));
   return policy_fail(cx, where, "expected %s, got %s", what, shown);
@@ -460,8 +450,8 @@ static int name_is_valid(const char *s, size_t len) {
     return 0;
   for (i = 0; i < len; i++) {
     char c = s[i];
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
       return 0;
   }
   return 1;
@@ -470,8 +460,7 @@ static int name_is_valid(const char *s, size_t len) {
 static int ui_bit(const char *name, size_t len, uint32_t *bit) {
   size_t i;
   for (i = 0; i < UI_NAME_COUNT; i++) {
-    if (strlen(ui_names[i].name) == len &&
-        memcmp(ui_names[i].name, name, len) == 0) {
+    if (strlen(ui_names[i].name) == len && memcmp(ui_names[i].name, name, len) == 0) {
       *bit = ui_names[i].bit;
       return 1;
     }
@@ -526,8 +515,7 @@ static void store_name(jw_policy_t *p, const char *s, size_t len) {
 }
 
 /* A size, duration or count given as text (a JSON string or a flag). */
-static val_result_t quantity_from_text(field_kind_t kind, const char *text,
-                                       uint64_t *out) {
+static val_result_t quantity_from_text(field_kind_t kind, const char *text, uint64_t *out) {
   if (strcmp(text, "unlimited") == 0) {
     *out = 0;
     return VAL_OK;
@@ -543,8 +531,7 @@ static val_result_t quantity_from_text(field_kind_t kind, const char *text,
 /* Values from JSON                                                         */
 /* ------------------------------------------------------------------------ */
 
-static int ui_from_json(const ctx_t *cx, const char *where, const json_t *v,
-                        jw_policy_t *p) {
+static int ui_from_json(const ctx_t *cx, const char *where, const json_t *v, jw_policy_t *p) {
   uint32_t bits = 0, bit;
   size_t i;
   if (json_is_string(v) && strcmp(json_string_value(v), "all") == 0) {
@@ -560,17 +547,13 @@ static int ui_from_json(const ctx_t *cx, const char *where, const json_t *v,
   for (i = 0; i < json_array_size(v); i++) {
     const json_t *item = json_array_get(v, i);
     char item_where[64];
-    snprintf(item_where, sizeof item_where, "%s[%lu]", where,
-             (unsigned long)i);
-    if (!json_is_string(item) ||
-        !ui_bit(json_string_value(item), json_string_length(item), &bit))
+    snprintf(item_where, sizeof item_where, "%s[%lu]", where, (unsigned long)i);
+    if (!json_is_string(item) || !ui_bit(json_string_value(item), json_string_length(item), &bit))
       return fail_json(cx, item_where, "one of " UI_NAME_LIST, item);
     if (bits & bit) {
       char shown[SHOWN_SIZE];
       show_json(shown, item);
-      return policy_fail(cx, item_where,
-                         "expected each restriction once, got %s twice",
-                         shown);
+      return policy_fail(cx, item_where, "expected each restriction once, got %s twice", shown);
     }
     bits |= bit;
   }
@@ -578,8 +561,7 @@ static int ui_from_json(const ctx_t *cx, const char *where, const json_t *v,
   return 0;
 }
 
-static int field_from_json(const ctx_t *cx, const field_t *f,
-                           const char *where, const json_t *v,
+static int field_from_json(const ctx_t *cx, const field_t *f, const char *where, const json_t *v,
                            jw_policy_t *p) {
   uint64_t q = 0;
   val_result_t why = VAL_BAD;
@@ -619,8 +601,7 @@ static int field_from_json(const ctx_t *cx, const field_t *f,
     store(p, f->bit, (uint64_t)tier);
     return 0;
   case KIND_NAME:
-    if (!json_is_string(v) ||
-        !name_is_valid(json_string_value(v), json_string_length(v)))
+    if (!json_is_string(v) || !name_is_valid(json_string_value(v), json_string_length(v)))
       return fail_json(cx, where, expected_text(f->kind, why, 0), v);
     store_name(p, json_string_value(v), json_string_length(v));
     return 0;
@@ -633,8 +614,7 @@ static int field_from_json(const ctx_t *cx, const field_t *f,
 static const field_t *find_field(const char *key, int in_limits, int any) {
   size_t i;
   for (i = 0; i < FIELD_COUNT; i++)
-    if ((any || fields[i].in_limits == in_limits) &&
-        strcmp(fields[i].key, key) == 0)
+    if ((any || fields[i].in_limits == in_limits) && strcmp(fields[i].key, key) == 0)
       return &fields[i];
   return NULL;
 }
@@ -696,8 +676,8 @@ void jw_policy_init(jw_policy_t *policy) {
   policy->tier = JW_TIER_NONE;
 }
 
-int jw_policy_parse(jw_policy_t *policy, const char *json, size_t len,
-                    const char *origin, jw_error_t *err) {
+int jw_policy_parse(jw_policy_t *policy, const char *json, size_t len, const char *origin,
+                    jw_error_t *err) {
   const unsigned char *u = (const unsigned char *)json;
   ctx_t cx;
   json_error_t jerr;
@@ -715,23 +695,19 @@ int jw_policy_parse(jw_policy_t *policy, const char *json, size_t len,
   if (len >= 3 && u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF) {
     json += 3;
     len -= 3;
-  } else if (len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) ||
-                          (u[0] == 0xFE && u[1] == 0xFF))) {
+  } else if (len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF))) {
     return policy_fail(&cx, "", "the policy is UTF-16 text; save it as UTF-8");
   }
 
-  root = json_loadb(json ? json : "", len,
-                    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+  root = json_loadb(json ? json : "", len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
   if (root == NULL) {
     char text[sizeof jerr.text + 8];
-    if (escape_text(text, sizeof text, jerr.text, strlen(jerr.text),
-                    sizeof text - 4, 0))
+    if (escape_text(text, sizeof text, jerr.text, strlen(jerr.text), sizeof text - 4, 0))
       strcat(text, "...");
     if (cx.has_origin)
-      return jw_error_set(err, JW_EPOLICY, 0, "", "%s:%d:%d: invalid JSON: %s",
-                          cx.origin, jerr.line, jerr.column, text);
-    return jw_error_set(err, JW_EPOLICY, 0, "",
-                        "line %d, column %d: invalid JSON: %s", jerr.line,
+      return jw_error_set(err, JW_EPOLICY, 0, "", "%s:%d:%d: invalid JSON: %s", cx.origin,
+                          jerr.line, jerr.column, text);
+    return jw_error_set(err, JW_EPOLICY, 0, "", "line %d, column %d: invalid JSON: %s", jerr.line,
                         jerr.column, text);
   }
   if (!json_is_object(root)) {
@@ -772,8 +748,7 @@ static FILE *open_utf8(const char *path) {
 #endif
 }
 
-int jw_policy_parse_file(jw_policy_t *policy, const char *path,
-                         jw_error_t *err) {
+int jw_policy_parse_file(jw_policy_t *policy, const char *path, jw_error_t *err) {
   FILE *f = NULL;
   char *buf = NULL;
   size_t len = 0, cap = 0;
@@ -781,15 +756,13 @@ int jw_policy_parse_file(jw_policy_t *policy, const char *path,
   int rc;
 
   if (policy == NULL || path == NULL)
-    return jw_error_set(err, JW_EINVAL, 0, "",
-                        "jw_policy_parse_file: NULL argument");
+    return jw_error_set(err, JW_EINVAL, 0, "", "jw_policy_parse_file: NULL argument");
   ctx_init(&cx, path, err);
   f = open_utf8(path);
   if (f == NULL) {
     int e = errno;
     rc = jw_error_set(err, e == ENOENT ? JW_ENOENT : JW_EIO, (uint32_t)e, "",
-                      "%s: cannot open the policy file: %s", cx.origin,
-                      strerror(e));
+                      "%s: cannot open the policy file: %s", cx.origin, strerror(e));
     goto done;
   }
   /* Read to the end rather than trusting a size from fseek/ftell: the
@@ -803,8 +776,7 @@ int jw_policy_parse_file(jw_policy_t *policy, const char *path,
         ncap = (size_t)POLICY_FILE_MAX + 1;
       nbuf = realloc(buf, ncap);
       if (nbuf == NULL) {
-        rc = jw_error_set(err, JW_ENOMEM, 0, "", "%s: out of memory",
-                          cx.origin);
+        rc = jw_error_set(err, JW_ENOMEM, 0, "", "%s: out of memory", cx.origin);
         goto done;
       }
       buf = nbuf;
@@ -821,9 +793,8 @@ int jw_policy_parse_file(jw_policy_t *policy, const char *path,
     if (n == 0) {
       if (ferror(f)) {
         int e = errno;
-        rc = jw_error_set(err, JW_EIO, (uint32_t)e, "",
-                          "%s: cannot read the policy file: %s", cx.origin,
-                          strerror(e));
+        rc = jw_error_set(err, JW_EIO, (uint32_t)e, "", "%s: cannot read the policy file: %s",
+                          cx.origin, strerror(e));
         goto done;
       }
       break;
@@ -860,8 +831,7 @@ static int bool_from_text(const char *text, int *out) {
 
 /* "all", "none" or "handles,desktop"; spaces around a name are allowed
  * because "handles, desktop" is what people type. */
-static int ui_from_text(const ctx_t *cx, const char *where, const char *text,
-                        jw_policy_t *p) {
+static int ui_from_text(const ctx_t *cx, const char *where, const char *text, jw_policy_t *p) {
   uint32_t bits = 0, bit;
   const char *s = text;
   if (strcmp(text, "all") == 0) {
@@ -890,9 +860,7 @@ static int ui_from_text(const ctx_t *cx, const char *where, const char *text,
                          "list of " UI_NAME_LIST ", got %s",
                          shown);
     if (bits & bit)
-      return policy_fail(cx, where,
-                         "expected each restriction once, got %s twice",
-                         shown);
+      return policy_fail(cx, where, "expected each restriction once, got %s twice", shown);
     bits |= bit;
     if (*end == '\0')
       break;
@@ -902,8 +870,7 @@ static int ui_from_text(const ctx_t *cx, const char *where, const char *text,
   return 0;
 }
 
-static int field_from_text(const ctx_t *cx, const field_t *f,
-                           const char *where, const char *text,
+static int field_from_text(const ctx_t *cx, const field_t *f, const char *where, const char *text,
                            jw_policy_t *p) {
   uint64_t q = 0;
   val_result_t why;
@@ -939,23 +906,21 @@ static int field_from_text(const ctx_t *cx, const field_t *f,
   return fail_text(cx, where, "a valid value", text);
 }
 
-int jw_policy_set(jw_policy_t *policy, const char *key, const char *value,
-                  const char *where, jw_error_t *err) {
+int jw_policy_set(jw_policy_t *policy, const char *key, const char *value, const char *where,
+                  jw_error_t *err) {
   const field_t *f;
   ctx_t cx;
   jw_policy_t work;
   int rc;
   if (policy == NULL || key == NULL || value == NULL)
-    return jw_error_set(err, JW_EINVAL, 0, where ? where : "",
-                        "jw_policy_set: NULL argument");
+    return jw_error_set(err, JW_EINVAL, 0, where ? where : "", "jw_policy_set: NULL argument");
   if (where == NULL)
     where = key;
   f = find_field(key, 0, 1);
   if (f == NULL) {
     char shown[SHOWN_SIZE];
     show_string(shown, key, strlen(key));
-    return jw_error_set(err, JW_EINVAL, 0, where,
-                        "%s: unknown policy key %s (known: " SET_KEYS ")",
+    return jw_error_set(err, JW_EINVAL, 0, where, "%s: unknown policy key %s (known: " SET_KEYS ")",
                         where, shown);
   }
   ctx_init(&cx, NULL, err);
@@ -1022,24 +987,17 @@ void *jw_policy_to_json(const jw_policy_t *p) {
   /* The name is left out when empty ("use the default"): an empty name is
    * not valid in a policy file. */
   nul = memchr(p->name, '\0', sizeof p->name);
-  if (nul != NULL && nul != p->name &&
-      json_object_set_new(root, "name", json_string(p->name)) != 0)
+  if (nul != NULL && nul != p->name && json_object_set_new(root, "name", json_string(p->name)) != 0)
     goto fail;
-  if (json_object_set_new(root, "tier", json_string(jw_tier_name(p->tier))) !=
-      0)
+  if (json_object_set_new(root, "tier", json_string(jw_tier_name(p->tier))) != 0)
     goto fail;
   if (json_object_set_new(limits, "active_processes",
-                          p->active_processes
-                              ? json_integer(p->active_processes)
-                              : json_string("unlimited")) != 0 ||
-      json_object_set_new(limits, "process_memory",
-                          size_to_json(p->process_memory)) != 0 ||
-      json_object_set_new(limits, "job_memory", size_to_json(p->job_memory)) !=
-          0 ||
-      json_object_set_new(limits, "process_cpu_time",
-                          duration_to_json(p->process_time_ms)) != 0 ||
-      json_object_set_new(limits, "job_cpu_time",
-                          duration_to_json(p->job_time_ms)) != 0)
+                          p->active_processes ? json_integer(p->active_processes)
+                                              : json_string("unlimited")) != 0 ||
+      json_object_set_new(limits, "process_memory", size_to_json(p->process_memory)) != 0 ||
+      json_object_set_new(limits, "job_memory", size_to_json(p->job_memory)) != 0 ||
+      json_object_set_new(limits, "process_cpu_time", duration_to_json(p->process_time_ms)) != 0 ||
+      json_object_set_new(limits, "job_cpu_time", duration_to_json(p->job_time_ms)) != 0)
     goto fail;
   if (json_object_set_new(root, "limits", limits) != 0) {
     limits = NULL; /* stolen, even on failure */
@@ -1055,12 +1013,10 @@ void *jw_policy_to_json(const jw_policy_t *p) {
     goto fail;
   }
   ui = NULL;
-  if (json_object_set_new(root, "kill_on_close",
-                          json_boolean(p->kill_on_close)) != 0 ||
+  if (json_object_set_new(root, "kill_on_close", json_boolean(p->kill_on_close)) != 0 ||
       json_object_set_new(root, "die_on_unhandled_exception",
                           json_boolean(p->die_on_unhandled_exception)) != 0 ||
-      json_object_set_new(root, "allow_breakaway",
-                          json_boolean(p->breakaway_ok)) != 0)
+      json_object_set_new(root, "allow_breakaway", json_boolean(p->breakaway_ok)) != 0)
     goto fail;
   return root;
 fail:

@@ -9,7 +9,7 @@
  * the "customer" flag: C++ exceptions (0xE06D7363) and other user-defined
  * codes set it, and those are a program's own choice, not a system verdict. */
 #define SEVERITY_CUSTOMER_MASK 0xE0000000u
-#define SEVERITY_ERROR_SYSTEM 0xC0000000u
+#define SEVERITY_ERROR_SYSTEM  0xC0000000u
 
 jw_exit_class_t jw_exit_classify(uint32_t code) {
   if (code == 0)

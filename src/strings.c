@@ -11,20 +11,22 @@
  * including the Unicode terminating null character." */
 #define CMDLINE_MAX_UNITS 32767u
 
-static int is_high_surrogate(uint16_t u) { return u >= 0xD800 && u <= 0xDBFF; }
-static int is_low_surrogate(uint16_t u) { return u >= 0xDC00 && u <= 0xDFFF; }
+static int is_high_surrogate(uint16_t u) {
+  return u >= 0xD800 && u <= 0xDBFF;
+}
+static int is_low_surrogate(uint16_t u) {
+  return u >= 0xDC00 && u <= 0xDFFF;
+}
 
 /* Decodes the code point starting at s[i] (i < n). Lone and reversed
  * surrogates decode as U+FFFD, one per code unit. Sets *used to 1 or 2. */
-static uint32_t decode_utf16(const uint16_t *s, size_t n, size_t i,
-                             size_t *used) {
+static uint32_t decode_utf16(const uint16_t *s, size_t n, size_t i, size_t *used) {
   uint16_t u = s[i];
   *used = 1;
   if (is_high_surrogate(u)) {
     if (i + 1 < n && is_low_surrogate(s[i + 1])) {
       *used = 2;
-      return 0x10000u + (((uint32_t)(u - 0xD800u) << 10) |
-                         (uint32_t)(s[i + 1] - 0xDC00u));
+      return 0x10000u + (((uint32_t)(u - 0xD800u) << 10) | (uint32_t)(s[i + 1] - 0xDC00u));
     }
     return 0xFFFDu;
   }
@@ -68,8 +70,8 @@ static char *utf8_put(char *p, uint32_t cp) {
  * log. When the cut at max_units falls between the two halves of a
  * surrogate pair, the dangling high half is dropped rather than turned into
  * U+FFFD: it was valid input, the cut is ours, and *truncated says so. */
-int jw_utf16_to_utf8(const uint16_t *s, size_t len, size_t max_units,
-                     char **out, size_t *out_len, int *truncated) {
+int jw_utf16_to_utf8(const uint16_t *s, size_t len, size_t max_units, char **out, size_t *out_len,
+                     int *truncated) {
   size_t n = len, i, used, total = 0;
   char *buf, *p;
 

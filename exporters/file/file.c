@@ -24,12 +24,12 @@ static int file_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
   DWORD e;
   char why[256];
   if (arg == NULL || arg[0] == '\0')
-    return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                        "--export %s: expected file:PATH", self->spec);
+    return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: expected file:PATH",
+                        self->spec);
   wpath = jw__utf8_to_wide(arg);
   if (wpath == NULL)
-    return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                        "--export %s: the path is not valid UTF-8", self->spec);
+    return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: the path is not valid UTF-8",
+                        self->spec);
   st = calloc(1, sizeof(*st));
   if (st == NULL) {
     free(wpath);
@@ -37,23 +37,23 @@ static int file_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
   }
   /* Security attributes NULL: the handle is not inheritable. */
   st->h = CreateFileW(wpath, FILE_APPEND_DATA | SYNCHRONIZE,
-                      FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                      NULL, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
+                      FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, OPEN_ALWAYS,
+                      FILE_ATTRIBUTE_NORMAL, NULL);
   e = GetLastError();
   free(wpath);
   if (st->h == INVALID_HANDLE_VALUE) {
     free(st);
     jw__sys_error_text(e, why, sizeof(why));
     return jw_error_set(err, JW_EIO, e, "--export",
-                        "cannot open event log '%s' for appending: %s (Win32 error %lu)",
-                        arg, why, (unsigned long)e);
+                        "cannot open event log '%s' for appending: %s (Win32 error %lu)", arg, why,
+                        (unsigned long)e);
   }
   self->state = st;
   return 0;
 }
 
-static int file_export(jw_exporter_t *self, const char *line, size_t len,
-                       const jw_event_t *ev, jw_error_t *err) {
+static int file_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
+                       jw_error_t *err) {
   file_state_t *st = self->state;
   DWORD w = 0, e;
   char why[256];
@@ -66,8 +66,7 @@ static int file_export(jw_exporter_t *self, const char *line, size_t len,
   jw__sys_error_text(e, why, sizeof(why));
   return jw_error_set(err, JW_EIO, e, self->spec,
                       "write to '%s' failed after %lu of %lu bytes: %s (Win32 error %lu)",
-                      self->spec, (unsigned long)w, (unsigned long)len, why,
-                      (unsigned long)e);
+                      self->spec, (unsigned long)w, (unsigned long)len, why, (unsigned long)e);
 }
 
 static int file_flush(jw_exporter_t *self, jw_error_t *err) {
@@ -103,8 +102,8 @@ static int file_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
   file_state_t *st;
   int e;
   if (arg == NULL || arg[0] == '\0')
-    return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                        "--export %s: expected file:PATH", self->spec);
+    return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: expected file:PATH",
+                        self->spec);
   st = calloc(1, sizeof(*st));
   if (st == NULL)
     return jw_error_set(err, JW_ENOMEM, 0, "--export", "out of memory");
@@ -113,15 +112,14 @@ static int file_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
     e = errno;
     free(st);
     return jw_error_set(err, JW_EIO, (uint32_t)e, "--export",
-                        "cannot open event log '%s' for appending: %s", arg,
-                        strerror(e));
+                        "cannot open event log '%s' for appending: %s", arg, strerror(e));
   }
   self->state = st;
   return 0;
 }
 
-static int file_export(jw_exporter_t *self, const char *line, size_t len,
-                       const jw_event_t *ev, jw_error_t *err) {
+static int file_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
+                       jw_error_t *err) {
   file_state_t *st = self->state;
   ssize_t w;
   (void)ev;

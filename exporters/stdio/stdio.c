@@ -50,8 +50,8 @@ static int stdio_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
   return 0;
 }
 
-static int stdio_export(jw_exporter_t *self, const char *line, size_t len,
-                        const jw_event_t *ev, jw_error_t *err) {
+static int stdio_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
+                        jw_error_t *err) {
   uint32_t sys = 0;
   int which = strcmp(self->vt->name, "stdout") == 0 ? 1 : 2;
   char why[256];
@@ -59,8 +59,7 @@ static int stdio_export(jw_exporter_t *self, const char *line, size_t len,
   if (write_all(which, line, len, &sys) == 0)
     return 0;
   jw__sys_error_text(sys, why, sizeof(why));
-  return jw_error_set(err, JW_EIO, sys, self->spec, "write to %s failed: %s",
-                      self->vt->name, why);
+  return jw_error_set(err, JW_EIO, sys, self->spec, "write to %s failed: %s", self->vt->name, why);
 }
 
 const jw_exporter_vtable_t jw_exporter_stdout = {

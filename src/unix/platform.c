@@ -9,10 +9,18 @@
 
 #include "internal.h"
 
-void jw__mutex_init(jw__mutex_t *m) { pthread_mutex_init(m, NULL); }
-void jw__mutex_lock(jw__mutex_t *m) { pthread_mutex_lock(m); }
-void jw__mutex_unlock(jw__mutex_t *m) { pthread_mutex_unlock(m); }
-void jw__mutex_destroy(jw__mutex_t *m) { pthread_mutex_destroy(m); }
+void jw__mutex_init(jw__mutex_t *m) {
+  pthread_mutex_init(m, NULL);
+}
+void jw__mutex_lock(jw__mutex_t *m) {
+  pthread_mutex_lock(m);
+}
+void jw__mutex_unlock(jw__mutex_t *m) {
+  pthread_mutex_unlock(m);
+}
+void jw__mutex_destroy(jw__mutex_t *m) {
+  pthread_mutex_destroy(m);
+}
 
 int jw__random_bytes(void *buf, size_t n) {
   unsigned char *p = buf;

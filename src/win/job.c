@@ -6,7 +6,9 @@
 
 static jw__set_job_info_fn set_info_hook;
 
-void jw__job_set_info_hook(jw__set_job_info_fn fn) { set_info_hook = fn; }
+void jw__job_set_info_hook(jw__set_job_info_fn fn) {
+  set_info_hook = fn;
+}
 
 static BOOL set_job_info(HANDLE job, JOBOBJECTINFOCLASS cls, LPVOID info, DWORD len) {
   if (set_info_hook != NULL)
@@ -17,8 +19,8 @@ static BOOL set_job_info(HANDLE job, JOBOBJECTINFOCLASS cls, LPVOID info, DWORD 
 static int sys_fail(jw_error_t *err, const char *step, DWORD e, const char *what) {
   char why[256];
   jw__sys_error_text(e, why, sizeof(why));
-  return jw_error_set(err, JW_ESYS, e, step, "%s: %s failed: %s (Win32 error %lu)",
-                      what, step, why, (unsigned long)e);
+  return jw_error_set(err, JW_ESYS, e, step, "%s: %s failed: %s (Win32 error %lu)", what, step, why,
+                      (unsigned long)e);
 }
 
 /* 100-ns units for a limit in milliseconds, refusing what does not fit. */
@@ -52,10 +54,9 @@ int jw_job_create(jw_job_t *job, const jw_policy_t *p, jw_error_t *err) {
   }
   acp.CompletionKey = (PVOID)JW_KEY_JOB;
   acp.CompletionPort = job->port;
-  if (!set_job_info(job->job, JobObjectAssociateCompletionPortInformation, &acp,
-                    sizeof(acp))) {
-    rc = sys_fail(err, "SetInformationJobObject(AssociateCompletionPort)",
-                  GetLastError(), "cannot bind the completion port to the job");
+  if (!set_job_info(job->job, JobObjectAssociateCompletionPortInformation, &acp, sizeof(acp))) {
+    rc = sys_fail(err, "SetInformationJobObject(AssociateCompletionPort)", GetLastError(),
+                  "cannot bind the completion port to the job");
     goto done;
   }
 
@@ -66,7 +67,8 @@ int jw_job_create(jw_job_t *job, const jw_policy_t *p, jw_error_t *err) {
   }
   if (p->process_memory) {
     if (p->process_memory > (uint64_t)SIZE_MAX) {
-      rc = jw_error_set(err, JW_EPOLICY, 0, "limits.process_memory", "limits.process_memory: too large");
+      rc = jw_error_set(err, JW_EPOLICY, 0, "limits.process_memory",
+                        "limits.process_memory: too large");
       goto done;
     }
     flags |= JOB_OBJECT_LIMIT_PROCESS_MEMORY;
@@ -82,14 +84,16 @@ int jw_job_create(jw_job_t *job, const jw_policy_t *p, jw_error_t *err) {
   }
   if (p->process_time_ms) {
     if (ms_to_ticks(p->process_time_ms, &li.BasicLimitInformation.PerProcessUserTimeLimit)) {
-      rc = jw_error_set(err, JW_EPOLICY, 0, "limits.process_cpu_time", "limits.process_cpu_time: too large");
+      rc = jw_error_set(err, JW_EPOLICY, 0, "limits.process_cpu_time",
+                        "limits.process_cpu_time: too large");
       goto done;
     }
     flags |= JOB_OBJECT_LIMIT_PROCESS_TIME;
   }
   if (p->job_time_ms) {
     if (ms_to_ticks(p->job_time_ms, &li.BasicLimitInformation.PerJobUserTimeLimit)) {
-      rc = jw_error_set(err, JW_EPOLICY, 0, "limits.job_cpu_time", "limits.job_cpu_time: too large");
+      rc =
+          jw_error_set(err, JW_EPOLICY, 0, "limits.job_cpu_time", "limits.job_cpu_time: too large");
       goto done;
     }
     flags |= JOB_OBJECT_LIMIT_JOB_TIME;
@@ -102,8 +106,7 @@ int jw_job_create(jw_job_t *job, const jw_policy_t *p, jw_error_t *err) {
     flags |= JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
   li.BasicLimitInformation.LimitFlags = flags;
 
-  if (flags != 0 &&
-      !set_job_info(job->job, JobObjectExtendedLimitInformation, &li, sizeof(li))) {
+  if (flags != 0 && !set_job_info(job->job, JobObjectExtendedLimitInformation, &li, sizeof(li))) {
     DWORD e = GetLastError();
     /* A parent job may forbid KILL_ON_JOB_CLOSE (CI runners, some
      * terminals). Carry on without it; the caller says so in an event. */

@@ -13,8 +13,8 @@
 
 #include "win/win.h"
 
-#define BATCH 64
-#define OPEN_RETRIES 12
+#define BATCH          64
+#define OPEN_RETRIES   12
 #define RETRY_SLEEP_MS 10
 
 typedef struct tracked_s {
@@ -33,15 +33,15 @@ typedef struct tracked_s {
 } tracked_t;
 
 struct jw_monitor_s {
-  jw_job_t *job;           /* borrowed */
-  jw_emitter_t *em;        /* borrowed */
-  HANDLE thread;           /* owner: the monitor */
-  HANDLE done;             /* owner: the monitor; set when the job is empty */
-  int thread_running;      /* resumed (main thread only) */
-  tracked_t *procs;        /* monitor thread only once it runs */
+  jw_job_t *job;      /* borrowed */
+  jw_emitter_t *em;   /* borrowed */
+  HANDLE thread;      /* owner: the monitor */
+  HANDLE done;        /* owner: the monitor; set when the job is empty */
+  int thread_running; /* resumed (main thread only) */
+  tracked_t *procs;   /* monitor thread only once it runs */
   size_t n_procs, cap_procs;
   DWORD root_pid;
-  volatile LONG terminating;          /* jobwarden is killing the job */
+  volatile LONG terminating; /* jobwarden is killing the job */
   const char *volatile terminate_reason;
   jw_monitor_stats_t stats;
 };
@@ -91,8 +91,8 @@ static char *query_image(HANDLE h, DWORD *e, size_t *len, int *truncated) {
   if (buf == NULL)
     return NULL;
   if (QueryFullProcessImageNameW(h, 0, buf, &size)) {
-    if (jw_utf16_to_utf8((const uint16_t *)buf, size, JW_HOSTILE_MAX_UNITS, &out, len,
-                         truncated) != 0)
+    if (jw_utf16_to_utf8((const uint16_t *)buf, size, JW_HOSTILE_MAX_UNITS, &out, len, truncated) !=
+        0)
       *truncated = 0; /* no image: nothing to call truncated */
   } else {
     *e = GetLastError();
@@ -213,8 +213,8 @@ static uint32_t active_count(jw_monitor_t *m) {
 /* Events                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static void ev_init(jw_event_t *ev, jw_event_kind_t kind, const char *rule,
-                    const char *action, const char *enforcer, jw_severity_t sev) {
+static void ev_init(jw_event_t *ev, jw_event_kind_t kind, const char *rule, const char *action,
+                    const char *enforcer, jw_severity_t sev) {
   memset(ev, 0, sizeof(*ev));
   ev->kind = kind;
   ev->rule = rule;
@@ -263,15 +263,15 @@ static void report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *so
   if (abnormal && !killed) {
     m->stats.abnormal_exits++;
     ev_init(&ev, JW_EVENT_VIOLATION, "abnormal_exit", "terminated",
-            msg == JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS ? "kernel" : "monitor",
-            JW_SEV_HIGH);
+            msg == JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS ? "kernel" : "monitor", JW_SEV_HIGH);
     ev.source = source;
     if (msg)
       ev_job_message(&ev, msg);
     ev.has_process = 1;
     fill_process(t, &ev.process);
-    snprintf(ev.message, sizeof(ev.message), "%s process %.300s (pid %lu) exited abnormally with %s",
-             t->is_root ? "root" : "child", image_or_unknown(t), (unsigned long)t->pid, code);
+    snprintf(ev.message, sizeof(ev.message),
+             "%s process %.300s (pid %lu) exited abnormally with %s", t->is_root ? "root" : "child",
+             image_or_unknown(t), (unsigned long)t->pid, code);
     emit(m, &ev);
   }
 
@@ -283,7 +283,8 @@ static void report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *so
   ev.has_process = 1;
   fill_process(t, &ev.process);
   if (killed)
-    snprintf(ev.message, sizeof(ev.message), "%s process %.300s (pid %lu) was terminated by jobwarden (%s)",
+    snprintf(ev.message, sizeof(ev.message),
+             "%s process %.300s (pid %lu) was terminated by jobwarden (%s)",
              t->is_root ? "root" : "child", image_or_unknown(t), (unsigned long)t->pid,
              m->terminate_reason ? m->terminate_reason : "job terminated");
   else
@@ -333,8 +334,8 @@ static void on_new_process(jw_monitor_t *m, DWORD pid) {
     snprintf(ev.message, sizeof(ev.message),
              "child process %.300s (pid %lu, parent %lu) started although the active-process "
              "limit is %lu (%lu active): the kernel did not enforce the limit",
-             image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid,
-             (unsigned long)limit, (unsigned long)active);
+             image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid, (unsigned long)limit,
+             (unsigned long)active);
   } else {
     snprintf(ev.message, sizeof(ev.message),
              "child process %.300s (pid %lu, parent %lu) started; the policy allows it",
@@ -386,8 +387,8 @@ static void reconcile(jw_monitor_t *m) {
         ev.has_process = 1;
         fill_process(t, &ev.process);
         snprintf(ev.message, sizeof(ev.message),
-                 "process %.300s (pid %lu) is running outside the job",
-                 image_or_unknown(t), (unsigned long)t->pid);
+                 "process %.300s (pid %lu) is running outside the job", image_or_unknown(t),
+                 (unsigned long)t->pid);
         t->exited = 1; /* no longer a member */
         emit(m, &ev);
       }
@@ -415,9 +416,8 @@ static void emit_job_end(jw_monitor_t *m, const char *source) {
     json_object_set_new(summary, "reconciled_events", json_integer(m->stats.reconciled));
     json_object_set_new(summary, "active_processes", json_integer(active_count(m)));
     json_object_set_new(summary, "terminated_by_jobwarden",
-                        m->terminating && m->terminate_reason
-                            ? json_string(m->terminate_reason)
-                            : json_null());
+                        m->terminating && m->terminate_reason ? json_string(m->terminate_reason)
+                                                              : json_null());
     if (root != NULL && root->has_exit_code)
       json_object_set_new(summary, "root_exit_code", json_integer(root->exit_code));
     else
@@ -441,8 +441,8 @@ static void on_active_zero(jw_monitor_t *m) {
 /* A limit message: the kernel enforced (or, for notifications, observed) a
  * limit of the policy. */
 static void on_limit(jw_monitor_t *m, DWORD msg, DWORD pid, int has_pid, const char *rule,
-                     const char *action, const char *unit, uint64_t configured,
-                     jw_severity_t sev, const char *what) {
+                     const char *action, const char *unit, uint64_t configured, jw_severity_t sev,
+                     const char *what) {
   jw_event_t ev;
   tracked_t *t = NULL;
   ev_init(&ev, JW_EVENT_VIOLATION, rule, action, "kernel", sev);
@@ -476,8 +476,8 @@ static void on_notice(jw_monitor_t *m, DWORD msg, ULONG_PTR value, const char *r
   ev_init(&ev, JW_EVENT_NOTICE, rule, "observed", "kernel", sev);
   ev_job_message(&ev, msg);
   ev.extra = json_pack("{s:{s:I}}", "error", "value", (json_int_t)value);
-  snprintf(ev.message, sizeof(ev.message), "%s (message %lu, value %llu)", text,
-           (unsigned long)msg, (unsigned long long)value);
+  snprintf(ev.message, sizeof(ev.message), "%s (message %lu, value %llu)", text, (unsigned long)msg,
+           (unsigned long long)value);
   emit(m, &ev);
 }
 
@@ -508,8 +508,8 @@ static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
              JW_SEV_HIGH, "a process creation was refused: the active-process limit is reached");
     break;
   case JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT:
-    on_limit(m, msg, pid, 1, "process_memory", "blocked", "bytes", p->process_memory,
-             JW_SEV_HIGH, "a memory commit was refused: the per-process memory limit is reached");
+    on_limit(m, msg, pid, 1, "process_memory", "blocked", "bytes", p->process_memory, JW_SEV_HIGH,
+             "a memory commit was refused: the per-process memory limit is reached");
     break;
   case JOB_OBJECT_MSG_JOB_MEMORY_LIMIT:
     on_limit(m, msg, pid, 1, "job_memory", "blocked", "bytes", p->job_memory, JW_SEV_HIGH,
@@ -651,14 +651,16 @@ void jw_monitor_note_terminating(jw_monitor_t *m, const char *reason) {
   InterlockedExchange(&m->terminating, 1);
 }
 
-HANDLE jw_monitor_done_event(jw_monitor_t *m) { return m->done; }
+HANDLE jw_monitor_done_event(jw_monitor_t *m) {
+  return m->done;
+}
 
 int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats) {
   size_t i;
   if (m == NULL)
     return 0;
-  if (run_thread(m) != 0 ||
-      !PostQueuedCompletionStatus(m->job->port, 0, JW_KEY_CONTROL, (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_QUIT))
+  if (run_thread(m) != 0 || !PostQueuedCompletionStatus(m->job->port, 0, JW_KEY_CONTROL,
+                                                        (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_QUIT))
     return JW_ESYS;
   if (WaitForSingleObject(m->thread, timeout_ms) != WAIT_OBJECT_0)
     return JW_ETIMEDOUT; /* left running; the process is about to exit */

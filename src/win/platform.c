@@ -5,10 +5,18 @@
 
 #include "internal.h"
 
-void jw__mutex_init(jw__mutex_t *m) { InitializeCriticalSection(m); }
-void jw__mutex_lock(jw__mutex_t *m) { EnterCriticalSection(m); }
-void jw__mutex_unlock(jw__mutex_t *m) { LeaveCriticalSection(m); }
-void jw__mutex_destroy(jw__mutex_t *m) { DeleteCriticalSection(m); }
+void jw__mutex_init(jw__mutex_t *m) {
+  InitializeCriticalSection(m);
+}
+void jw__mutex_lock(jw__mutex_t *m) {
+  EnterCriticalSection(m);
+}
+void jw__mutex_unlock(jw__mutex_t *m) {
+  LeaveCriticalSection(m);
+}
+void jw__mutex_destroy(jw__mutex_t *m) {
+  DeleteCriticalSection(m);
+}
 
 /* RtlGenRandom is exported by advapi32 as SystemFunction036; it needs no
  * provider handle and is what the CRT's rand_s() uses. */
@@ -35,8 +43,7 @@ void jw__hostname(char *buf, size_t size) {
   if (size == 0)
     return;
   if (!GetComputerNameExW(ComputerNameDnsHostname, name, &len) || len == 0 ||
-      WideCharToMultiByte(CP_UTF8, 0, name, (int)len, buf, (int)size - 1, NULL,
-                          NULL) <= 0) {
+      WideCharToMultiByte(CP_UTF8, 0, name, (int)len, buf, (int)size - 1, NULL, NULL) <= 0) {
     jw__strlcpy(buf, "unknown", size);
     return;
   }
@@ -87,11 +94,10 @@ void jw__sys_error_text(uint32_t code, char *buf, size_t size) {
       memmove(p, p + 2, (wcslen(p + 2) + 1) * sizeof(wchar_t));
     n = (DWORD)wcslen(msg);
   }
-  while (n > 0 && (msg[n - 1] == L'\r' || msg[n - 1] == L'\n' ||
-                   msg[n - 1] == L' ' || msg[n - 1] == L'.'))
+  while (n > 0 &&
+         (msg[n - 1] == L'\r' || msg[n - 1] == L'\n' || msg[n - 1] == L' ' || msg[n - 1] == L'.'))
     n--;
-  if (n == 0 ||
-      WideCharToMultiByte(CP_UTF8, 0, msg, (int)n, buf, (int)size - 1, NULL, NULL) <= 0) {
+  if (n == 0 || WideCharToMultiByte(CP_UTF8, 0, msg, (int)n, buf, (int)size - 1, NULL, NULL) <= 0) {
     snprintf(buf, size, "Win32 error %lu", (unsigned long)code);
   } else {
     int len = WideCharToMultiByte(CP_UTF8, 0, msg, (int)n, NULL, 0, NULL, NULL);

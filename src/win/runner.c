@@ -43,8 +43,8 @@ static void say(const char *prefix, const char *text) {
     jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
-static void emit_notice(jw_emitter_t *em, const char *rule, const char *action,
-                        jw_severity_t sev, const jw_error_t *err, const char *message) {
+static void emit_notice(jw_emitter_t *em, const char *rule, const char *action, jw_severity_t sev,
+                        const jw_error_t *err, const char *message) {
   jw_event_t ev;
   memset(&ev, 0, sizeof(ev));
   ev.kind = JW_EVENT_NOTICE;
@@ -77,8 +77,8 @@ static void emit_job_start(jw_emitter_t *em, const jw_policy_t *pol, const jw_ru
     if (s != NULL)
       json_array_append_new(argv, s);
   }
-  ev.extra = json_pack("{s:o,s:{s:o,s:b}}", "policy", (json_t *)jw_policy_to_json(pol), "job_config",
-                       "command", argv ? argv : json_array(), "kill_on_close_applied",
+  ev.extra = json_pack("{s:o,s:{s:o,s:b}}", "policy", (json_t *)jw_policy_to_json(pol),
+                       "job_config", "command", argv ? argv : json_array(), "kill_on_close_applied",
                        job->policy.kill_on_close);
   snprintf(ev.message, sizeof(ev.message), "job created with tier %s; starting %.300s",
            jw_tier_name(pol->tier), cfg->argc > 0 ? cfg->argv[0] : "?");
@@ -192,7 +192,7 @@ int jw_run(const jw_run_config_t *cfg) {
     DWORD w = WaitForMultipleObjects(2, waits, FALSE, INFINITE);
     if (w == WAIT_OBJECT_0 + 1) {
       LONG type = g_ctrl_type;
-      const char *reason = type == CTRL_C_EVENT      ? "interrupted by Ctrl-C"
+      const char *reason = type == CTRL_C_EVENT       ? "interrupted by Ctrl-C"
                            : type == CTRL_BREAK_EVENT ? "interrupted by Ctrl-Break"
                                                       : "the console is closing";
       jw_monitor_note_terminating(mon, reason);
@@ -232,9 +232,10 @@ int jw_run(const jw_run_config_t *cfg) {
       ev.limit_configured = pol.active_processes;
       ev.has_limit_observed = 1;
       ev.limit_observed = left;
-      snprintf(ev.message, sizeof(ev.message),
-               "the root process exited leaving %lu process(es) in the job; jobwarden terminates them",
-               (unsigned long)left);
+      snprintf(
+          ev.message, sizeof(ev.message),
+          "the root process exited leaving %lu process(es) in the job; jobwarden terminates them",
+          (unsigned long)left);
       jw_monitor_note_terminating(mon, "the root process exited; leftovers terminated");
       jw_emit(em, &ev);
       TerminateJobObject(job.job, JW_TERMINATE_EXIT_CODE);

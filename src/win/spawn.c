@@ -15,8 +15,9 @@
 static int sys_fail(jw_error_t *err, const char *step, DWORD e) {
   char why[256];
   jw__sys_error_text(e, why, sizeof(why));
-  return jw_error_set(err, JW_ESYS, e, step, "cannot start the program: %s failed: %s (Win32 error %lu)",
-                      step, why, (unsigned long)e);
+  return jw_error_set(err, JW_ESYS, e, step,
+                      "cannot start the program: %s failed: %s (Win32 error %lu)", step, why,
+                      (unsigned long)e);
 }
 
 static int has_path_part(const char *s) {
@@ -56,8 +57,8 @@ wchar_t *jw__resolve_program(const char *name, jw_error_t *err) {
     if (!is_file(buf, &is_dir) && n + 4 < JW_PATH_UNITS) {
       wcscat(buf, L".exe");
       if (!is_file(buf, &is_dir)) {
-        jw_error_set(err, JW_ENOENT, ERROR_FILE_NOT_FOUND, "COMMAND",
-                     "'%.200s': program not found", name);
+        jw_error_set(err, JW_ENOENT, ERROR_FILE_NOT_FOUND, "COMMAND", "'%.200s': program not found",
+                     name);
         goto fail;
       }
     }
@@ -137,8 +138,7 @@ static int map_create_error(DWORD e, const char *program, jw_error_t *err) {
   }
 }
 
-int jw_spawn(HANDLE job, const jw_spawn_options_t *opt, jw_child_t *child,
-             jw_error_t *err) {
+int jw_spawn(HANDLE job, const jw_spawn_options_t *opt, jw_child_t *child, jw_error_t *err) {
   wchar_t *app = NULL, *wcmd = NULL;
   char *cmd = NULL;
   HANDLE std_dup[3] = {NULL, NULL, NULL};
@@ -167,8 +167,9 @@ int jw_spawn(HANDLE job, const jw_spawn_options_t *opt, jw_child_t *child,
   }
   rc = jw_argv_to_cmdline(opt->argv, opt->argc, &cmd);
   if (rc != 0) {
-    rc = jw_error_set(err, JW_EUSAGE, 0, "COMMAND",
-                      "the command line cannot be built (too long, or a quote in the program name)");
+    rc =
+        jw_error_set(err, JW_EUSAGE, 0, "COMMAND",
+                     "the command line cannot be built (too long, or a quote in the program name)");
     goto done;
   }
   wcmd = jw__utf8_to_wide(cmd);
@@ -178,9 +179,12 @@ int jw_spawn(HANDLE job, const jw_spawn_options_t *opt, jw_child_t *child,
     goto done;
   }
 
-  if ((rc = dup_std(opt->std_in ? opt->std_in : GetStdHandle(STD_INPUT_HANDLE), &std_dup[0], "stdin", err)) ||
-      (rc = dup_std(opt->std_out ? opt->std_out : GetStdHandle(STD_OUTPUT_HANDLE), &std_dup[1], "stdout", err)) ||
-      (rc = dup_std(opt->std_err ? opt->std_err : GetStdHandle(STD_ERROR_HANDLE), &std_dup[2], "stderr", err)))
+  if ((rc = dup_std(opt->std_in ? opt->std_in : GetStdHandle(STD_INPUT_HANDLE), &std_dup[0],
+                    "stdin", err)) ||
+      (rc = dup_std(opt->std_out ? opt->std_out : GetStdHandle(STD_OUTPUT_HANDLE), &std_dup[1],
+                    "stdout", err)) ||
+      (rc = dup_std(opt->std_err ? opt->std_err : GetStdHandle(STD_ERROR_HANDLE), &std_dup[2],
+                    "stderr", err)))
     goto done;
   for (i = 0; i < 3; i++)
     if (std_dup[i] != NULL)
@@ -227,8 +231,8 @@ int jw_spawn(HANDLE job, const jw_spawn_options_t *opt, jw_child_t *child,
   flags = EXTENDED_STARTUPINFO_PRESENT | CREATE_UNICODE_ENVIRONMENT;
   if (!opt->test_naive_order)
     flags |= CREATE_SUSPENDED;
-  if (!CreateProcessW(app, wcmd, NULL, NULL, n_inherit > 0, flags, NULL, NULL,
-                      &si.StartupInfo, &pi)) {
+  if (!CreateProcessW(app, wcmd, NULL, NULL, n_inherit > 0, flags, NULL, NULL, &si.StartupInfo,
+                      &pi)) {
     rc = map_create_error(GetLastError(), opt->argv[0], err);
     goto done;
   }

@@ -7,9 +7,9 @@
 
 /* Completion keys on the job's port. The job's own messages arrive under
  * JW_KEY_JOB; the owner posts control packets under JW_KEY_CONTROL. */
-#define JW_KEY_JOB ((ULONG_PTR)0x4A57001)
+#define JW_KEY_JOB     ((ULONG_PTR)0x4A57001)
 #define JW_KEY_CONTROL ((ULONG_PTR)0x4A57002)
-#define JW_CTRL_QUIT 1u
+#define JW_CTRL_QUIT   1u
 
 #ifndef JOB_OBJECT_MSG_SILO_TERMINATED
 #define JOB_OBJECT_MSG_SILO_TERMINATED 13
@@ -20,9 +20,9 @@
 #define JW_TERMINATE_EXIT_CODE 0xC000013Au /* STATUS_CONTROL_C_EXIT */
 
 typedef struct jw_job_s {
-  HANDLE job;  /* owner: jw_job; closing it kills members when kill-on-close is set */
-  HANDLE port; /* owner: jw_job; the completion port bound to `job` */
-  jw_policy_t policy; /* resolved */
+  HANDLE job;                /* owner: jw_job; closing it kills members when kill-on-close is set */
+  HANDLE port;               /* owner: jw_job; the completion port bound to `job` */
+  jw_policy_t policy;        /* resolved */
   int kill_on_close_refused; /* KILL_ON_JOB_CLOSE was refused and dropped */
   DWORD kill_on_close_error; /* the Win32 error of that refusal */
 } jw_job_t;
@@ -43,8 +43,8 @@ typedef BOOL(WINAPI *jw__set_job_info_fn)(HANDLE, JOBOBJECTINFOCLASS, LPVOID, DW
 void jw__job_set_info_hook(jw__set_job_info_fn fn);
 
 typedef struct jw_child_s {
-  HANDLE process;       /* owner: the caller of jw_spawn (close with jw_child_close) */
-  HANDLE thread;        /* owner: the caller; primary thread */
+  HANDLE process; /* owner: the caller of jw_spawn (close with jw_child_close) */
+  HANDLE thread;  /* owner: the caller; primary thread */
   DWORD pid;
   uint64_t create_time; /* FILETIME ticks, 0 if unknown */
   char *image;          /* UTF-8 full path of the program, owned */
@@ -80,8 +80,7 @@ typedef struct jw_spawn_options_s {
  * terminated and waited for. Returns 0, JW_ENOENT (program not found),
  * JW_ENOEXEC (cannot execute), JW_EUSAGE (bad argv) or JW_ESYS with
  * err->where naming the step and err->sys_error the Win32 error. */
-int jw_spawn(HANDLE job, const jw_spawn_options_t *opt, jw_child_t *child,
-             jw_error_t *err);
+int jw_spawn(HANDLE job, const jw_spawn_options_t *opt, jw_child_t *child, jw_error_t *err);
 void jw_child_close(jw_child_t *child);
 
 /* Resolves a program name the way `run` does (SearchPathW, ".exe" added).
@@ -95,8 +94,7 @@ typedef struct jw_monitor_s jw_monitor_t;
  * is known (jw_monitor_set_root) so the root's own NEW_PROCESS packet is
  * never mistaken for a child. Neither the job nor the emitter is
  * owned; both must outlive jw_monitor_stop. Main thread. */
-int jw_monitor_start(jw_job_t *job, jw_emitter_t *em, jw_monitor_t **out,
-                     jw_error_t *err);
+int jw_monitor_start(jw_job_t *job, jw_emitter_t *em, jw_monitor_t **out, jw_error_t *err);
 /* Tells the monitor which process is the root (before it runs; the handle is
  * duplicated) and emits its sandbox.process_start event. Main thread. */
 int jw_monitor_set_root(jw_monitor_t *m, const jw_child_t *root);
@@ -109,10 +107,10 @@ void jw_monitor_note_terminating(jw_monitor_t *m, const char *reason);
 HANDLE jw_monitor_done_event(jw_monitor_t *m);
 /* Counters of a finished monitor. */
 typedef struct jw_monitor_stats_s {
-  uint32_t processes_seen;  /* root included */
+  uint32_t processes_seen; /* root included */
   uint32_t violations;
   uint32_t abnormal_exits;
-  uint32_t reconciled;      /* events synthesized because the port missed them */
+  uint32_t reconciled; /* events synthesized because the port missed them */
   int job_end_emitted;
 } jw_monitor_stats_t;
 /* Posts QUIT; the thread handles every packet queued before it, reconciles
@@ -125,10 +123,10 @@ int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats
 /* The `run` subcommand: everything from the policy to the exit status.
  * Returns the exit status jobwarden should exit with. */
 typedef struct jw_run_config_s {
-  jw_policy_t policy;          /* not yet resolved */
-  const char *const *exports;  /* SPECs; none = the default file */
+  jw_policy_t policy;         /* not yet resolved */
+  const char *const *exports; /* SPECs; none = the default file */
   int n_exports;
-  const char *const *argv;     /* command */
+  const char *const *argv; /* command */
   int argc;
 } jw_run_config_t;
 int jw_run(const jw_run_config_t *cfg);

@@ -46,9 +46,21 @@ static void test_run_flags(void) {
   jw_cli_t cli;
   jw_error_t err;
   jw_policy_t eff;
-  const char *a1[] = {"jobwarden", "run", "--tier", "lockdown", "--export", "file:x.jsonl",
-                      "--export=stdout", "--job-memory=512M", "--active-processes", "unlimited",
-                      "--no-kill-on-close", "--", "agent.exe", "--tier", "x"};
+  const char *a1[] = {"jobwarden",
+                      "run",
+                      "--tier",
+                      "lockdown",
+                      "--export",
+                      "file:x.jsonl",
+                      "--export=stdout",
+                      "--job-memory=512M",
+                      "--active-processes",
+                      "unlimited",
+                      "--no-kill-on-close",
+                      "--",
+                      "agent.exe",
+                      "--tier",
+                      "x"};
   const char *a2[] = {"jobwarden", "run", "agent.exe", "--job-memory", "1G"};
   const char *a3[] = {"jobwarden", "run", "--tier", "lockdown"};
   const char *a4[] = {"jobwarden", "run", "--bogus", "x.exe"};
@@ -69,8 +81,8 @@ static void test_run_flags(void) {
   jw_policy_resolve(&cli.policy, &eff);
   CHECK_INT(eff.tier, JW_TIER_LOCKDOWN);
   CHECK_U64(eff.job_memory, 512ull << 20);
-  CHECK_INT(eff.active_processes, 0);       /* explicit "unlimited" beats lockdown's 1 */
-  CHECK_INT(eff.kill_on_close, 0);          /* explicit --no- beats the tier */
+  CHECK_INT(eff.active_processes, 0);           /* explicit "unlimited" beats lockdown's 1 */
+  CHECK_INT(eff.kill_on_close, 0);              /* explicit --no- beats the tier */
   CHECK_INT(eff.die_on_unhandled_exception, 1); /* from the tier */
   CHECK_INT(eff.ui_restrictions, JW_UI_ALL);
 
@@ -126,7 +138,9 @@ static void test_policy_file_then_flags(const char *dir) {
   CHECK(f != NULL);
   if (f == NULL)
     return;
-  fputs("{\"tier\": \"hardened\", \"limits\": {\"process_memory\": \"1G\", \"job_memory\": \"2G\"}}", f);
+  fputs(
+      "{\"tier\": \"hardened\", \"limits\": {\"process_memory\": \"1G\", \"job_memory\": \"2G\"}}",
+      f);
   fclose(f);
   /* Flags win over the file whatever their order on the line. */
   CHECK_INT(parse(ARGC(argv), argv, &cli, &err), 0);

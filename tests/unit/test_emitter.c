@@ -10,8 +10,8 @@
 #include "harness.h"
 #include "internal.h"
 
-static int fail_export(jw_exporter_t *self, const char *line, size_t len,
-                       const jw_event_t *ev, jw_error_t *err) {
+static int fail_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
+                       jw_error_t *err) {
   (void)line;
   (void)len;
   (void)ev;
@@ -125,7 +125,8 @@ static void test_fanout(const char *dir) {
     CHECK_STR(json_string_value(json_object_get(json_object_get(j, "job"), "tier")), "hardened");
     if (n_lines == 1) {
       CHECK_STR(json_string_value(json_object_get(j, "event")), "sandbox.job_start");
-      CHECK_STR(json_string_value(json_object_get(json_object_get(j, "policy"), "tier")), "hardened");
+      CHECK_STR(json_string_value(json_object_get(json_object_get(j, "policy"), "tier")),
+                "hardened");
     } else {
       CHECK_STR(json_string_value(json_object_get(j, "event")), "sandbox.violation");
       CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "process"), "pid")),

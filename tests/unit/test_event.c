@@ -30,9 +30,8 @@ static jw_run_info_t test_run(void) {
   return run;
 }
 
-static void init_event(jw_event_t *ev, jw_event_kind_t kind, const char *rule,
-                       const char *action, const char *enforcer,
-                       jw_severity_t sev, const char *source,
+static void init_event(jw_event_t *ev, jw_event_kind_t kind, const char *rule, const char *action,
+                       const char *enforcer, jw_severity_t sev, const char *source,
                        const char *message) {
   memset(ev, 0, sizeof(*ev));
   ev->kind = kind;
@@ -53,13 +52,12 @@ static void check_reparse(const char *line, size_t len, int lineno) {
   jw_test_checks++;
   if (back == NULL) {
     jw_test_failures++;
-    fprintf(stderr, "%s:%d: rendered line does not parse: %s (column %d)\n",
-            __FILE__, lineno, jerr.text, jerr.column);
+    fprintf(stderr, "%s:%d: rendered line does not parse: %s (column %d)\n", __FILE__, lineno,
+            jerr.text, jerr.column);
     return;
   }
   again = json_dumps(back, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  CHECK(again != NULL && strlen(again) + 1 == len &&
-        memcmp(again, line, len - 1) == 0);
+  CHECK(again != NULL && strlen(again) + 1 == len && memcmp(again, line, len - 1) == 0);
   free(again);
   json_decref(back);
 }
@@ -72,8 +70,7 @@ static char *emit(const jw_event_t *ev, const char *want, int lineno) {
   char *line = NULL;
   size_t len = 0;
   uint64_t seq = next_seq++;
-  int rc = jw_event_render_line(ev, &run, seq, T0 + (seq - 1) * 1000000, &line,
-                                &len);
+  int rc = jw_event_render_line(ev, &run, seq, T0 + (seq - 1) * 1000000, &line, &len);
   jw_test_checks++;
   if (rc != 0 || line == NULL) {
     jw_test_failures++;
@@ -88,8 +85,8 @@ static char *emit(const jw_event_t *ev, const char *want, int lineno) {
     jw_test_checks++;
     if (len != strlen(want) + 1 || memcmp(line, want, len - 1) != 0) {
       jw_test_failures++;
-      fprintf(stderr, "%s:%d: rendered line differs\n  got:  %.*s\n  want: %s\n",
-              __FILE__, lineno, (int)(len - 1), line, want);
+      fprintf(stderr, "%s:%d: rendered line differs\n  got:  %.*s\n  want: %s\n", __FILE__, lineno,
+              (int)(len - 1), line, want);
     }
   }
   check_reparse(line, len, lineno);
@@ -107,8 +104,7 @@ static void test_names(void) {
   CHECK_STR(jw_event_kind_name(JW_EVENT_VIOLATION), "sandbox.violation");
   CHECK_STR(jw_event_kind_name(JW_EVENT_JOB_START), "sandbox.job_start");
   CHECK_STR(jw_event_kind_name(JW_EVENT_JOB_END), "sandbox.job_end");
-  CHECK_STR(jw_event_kind_name(JW_EVENT_PROCESS_START),
-            "sandbox.process_start");
+  CHECK_STR(jw_event_kind_name(JW_EVENT_PROCESS_START), "sandbox.process_start");
   CHECK_STR(jw_event_kind_name(JW_EVENT_PROCESS_EXIT), "sandbox.process_exit");
   CHECK_STR(jw_event_kind_name(JW_EVENT_NOTICE), "sandbox.notice");
   CHECK_STR(jw_event_kind_name((jw_event_kind_t)99), "unknown");
@@ -148,8 +144,7 @@ static void check_time(uint64_t us, const char *want, int lineno) {
   jw_test_checks++;
   if (strcmp(buf, want) != 0) {
     jw_test_failures++;
-    fprintf(stderr, "%s:%d: time %" PRIu64 " -> %s, want %s\n", __FILE__,
-            lineno, us, buf, want);
+    fprintf(stderr, "%s:%d: time %" PRIu64 " -> %s, want %s\n", __FILE__, lineno, us, buf, want);
   }
 }
 #define TIME_CASE(us, want) check_time(us, want, __LINE__)
@@ -194,8 +189,7 @@ static void test_time(void) {
    * and the 4/100/400 rule, no arithmetic shared with the code): every day
    * up to 2200, then every 37th (so that the test stays fast under Wine). */
   for (day = 0; day < UINT64_C(2932897); day++) {
-    static const unsigned mdays[12] = {31, 28, 31, 30, 31, 30,
-                                       31, 31, 30, 31, 30, 31};
+    static const unsigned mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     char want[40];
     unsigned len;
     if (y < 2200 || day % 37 == 0) {
@@ -204,8 +198,7 @@ static void test_time(void) {
       if (strcmp(buf, want) != 0 && mismatches++ < 5)
         fprintf(stderr, "  day %" PRIu64 ": %s, want %s\n", day, buf, want);
     }
-    len = mdays[m - 1] +
-          (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
+    len = mdays[m - 1] + (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
     if (++d > len) {
       d = 1;
       if (++m > 12) {
@@ -243,10 +236,10 @@ static void root_process(jw_process_info_t *p) {
 }
 
 #define HEAD "{\"schema_version\":\"1.0.0\",\"event\":"
-#define RUN(seq, sec)                                                        \
-  ",\"seq\":" #seq ",\"@timestamp\":\"2026-11-23T09:11:" sec                 \
-  ".123456Z\",\"host\":{\"name\":\"build-host\"},\"run_id\":"                \
-  "\"0123456789abcdef0123456789abcdef\",\"job\":{\"name\":\"agent-ci\","     \
+#define RUN(seq, sec)                                                                              \
+  ",\"seq\":" #seq ",\"@timestamp\":\"2026-11-23T09:11:" sec                                       \
+  ".123456Z\",\"host\":{\"name\":\"build-host\"},\"run_id\":"                                      \
+  "\"0123456789abcdef0123456789abcdef\",\"job\":{\"name\":\"agent-ci\","                           \
   "\"tier\":\"lockdown\"}"
 
 static void test_lines(void) {
@@ -255,48 +248,46 @@ static void test_lines(void) {
   char *line;
 
   /* 1: job start, with the policy as an extra object. */
-  init_event(&ev, JW_EVENT_JOB_START, "job", "observed", "kernel",
-             JW_SEV_INFO, "jobwarden", "Job agent-ci started (tier lockdown).");
+  init_event(&ev, JW_EVENT_JOB_START, "job", "observed", "kernel", JW_SEV_INFO, "jobwarden",
+             "Job agent-ci started (tier lockdown).");
   ev.has_process = 1;
   root_process(&ev.process);
-  extra = json_pack("{s:{s:s,s:i,s:b},s:{s:[s,s],s:b}}", "policy", "tier",
-                    "lockdown", "active_processes", 1, "kill_on_close", 1,
-                    "job_config", "command", "agent.exe", "--task",
-                    "kill_on_close_applied", 1);
+  extra = json_pack("{s:{s:s,s:i,s:b},s:{s:[s,s],s:b}}", "policy", "tier", "lockdown",
+                    "active_processes", 1, "kill_on_close", 1, "job_config", "command", "agent.exe",
+                    "--task", "kill_on_close_applied", 1);
   ev.extra = extra;
-  EMIT(&ev, HEAD "\"sandbox.job_start\"" RUN(1, "05")
-            ",\"rule\":\"job\",\"action\":\"observed\","
-            "\"enforcer\":\"kernel\",\"severity\":\"info\","
-            "\"source\":\"jobwarden\",\"process\":{\"pid\":4242,"
-            "\"entity_id\":\"4242-01DC5A0B12345678\","
-            "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true},"
-            "\"message\":\"Job agent-ci started (tier lockdown).\","
-            "\"policy\":{\"tier\":\"lockdown\",\"active_processes\":1,"
-            "\"kill_on_close\":true},\"job_config\":{\"command\":"
-            "[\"agent.exe\",\"--task\"],\"kill_on_close_applied\":true}}");
+  EMIT(&ev, HEAD "\"sandbox.job_start\"" RUN(
+                1, "05") ",\"rule\":\"job\",\"action\":\"observed\","
+                         "\"enforcer\":\"kernel\",\"severity\":\"info\","
+                         "\"source\":\"jobwarden\",\"process\":{\"pid\":4242,"
+                         "\"entity_id\":\"4242-01DC5A0B12345678\","
+                         "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true},"
+                         "\"message\":\"Job agent-ci started (tier lockdown).\","
+                         "\"policy\":{\"tier\":\"lockdown\",\"active_processes\":1,"
+                         "\"kill_on_close\":true},\"job_config\":{\"command\":"
+                         "[\"agent.exe\",\"--task\"],\"kill_on_close_applied\":true}}");
   /* The extra object is borrowed: still ours, unchanged. */
   CHECK_INT(extra->refcount, 1);
   CHECK_U64(json_object_size(extra), 2);
   json_decref(extra);
 
   /* 2: the root process starts (NEW_PROCESS from the port). */
-  init_event(&ev, JW_EVENT_PROCESS_START, "root_process", "observed",
-             "monitor", JW_SEV_INFO, "port", "Process 4242 started.");
+  init_event(&ev, JW_EVENT_PROCESS_START, "root_process", "observed", "monitor", JW_SEV_INFO,
+             "port", "Process 4242 started.");
   ev.has_job_message = 1;
   ev.job_message = 6;
   ev.has_process = 1;
   root_process(&ev.process);
-  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(2, "06")
-            ",\"rule\":\"root_process\",\"action\":\"observed\","
-            "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"port\","
-            "\"job_message\":{\"id\":6,\"name\":\"JOB_OBJECT_MSG_NEW_PROCESS\"},"
-            "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
-            "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true},"
-            "\"message\":\"Process 4242 started.\"}");
+  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(
+                2, "06") ",\"rule\":\"root_process\",\"action\":\"observed\","
+                         "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"port\","
+                         "\"job_message\":{\"id\":6,\"name\":\"JOB_OBJECT_MSG_NEW_PROCESS\"},"
+                         "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
+                         "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true},"
+                         "\"message\":\"Process 4242 started.\"}");
 
   /* 3: a child process over the active-process limit. */
-  init_event(&ev, JW_EVENT_VIOLATION, "child_process", "blocked", "kernel",
-             JW_SEV_HIGH, "port",
+  init_event(&ev, JW_EVENT_VIOLATION, "child_process", "blocked", "kernel", JW_SEV_HIGH, "port",
              "Process 4242 tried to start a child process; the job allows 1.");
   ev.has_job_message = 1;
   ev.job_message = 3;
@@ -312,22 +303,22 @@ static void test_lines(void) {
   ev.process.image = "C:\\Windows\\System32\\cmd.exe";
   ev.process.has_parent = 1;
   ev.process.parent_pid = 4242;
-  EMIT(&ev, HEAD "\"sandbox.violation\"" RUN(3, "07")
-            ",\"rule\":\"child_process\",\"action\":\"blocked\","
-            "\"enforcer\":\"kernel\",\"severity\":\"high\",\"source\":\"port\","
-            "\"job_message\":{\"id\":3,"
-            "\"name\":\"JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT\"},"
-            "\"limit\":{\"name\":\"active_processes\",\"unit\":\"processes\","
-            "\"configured\":1,\"observed\":2},"
-            "\"process\":{\"pid\":5000,\"entity_id\":\"5000-01DC5A0B12400000\","
-            "\"executable\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\","
-            "\"parent\":{\"pid\":4242},\"is_root\":false},"
-            "\"message\":\"Process 4242 tried to start a child process; the job "
-            "allows 1.\"}");
+  EMIT(&ev, HEAD "\"sandbox.violation\"" RUN(
+                3, "07") ",\"rule\":\"child_process\",\"action\":\"blocked\","
+                         "\"enforcer\":\"kernel\",\"severity\":\"high\",\"source\":\"port\","
+                         "\"job_message\":{\"id\":3,"
+                         "\"name\":\"JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT\"},"
+                         "\"limit\":{\"name\":\"active_processes\",\"unit\":\"processes\","
+                         "\"configured\":1,\"observed\":2},"
+                         "\"process\":{\"pid\":5000,\"entity_id\":\"5000-01DC5A0B12400000\","
+                         "\"executable\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\","
+                         "\"parent\":{\"pid\":4242},\"is_root\":false},"
+                         "\"message\":\"Process 4242 tried to start a child process; the job "
+                         "allows 1.\"}");
 
   /* 4: a memory limit, no measured value, unknown image and create time. */
-  init_event(&ev, JW_EVENT_VIOLATION, "process_memory", "blocked", "kernel",
-             JW_SEV_MEDIUM, "port", "Process 5001 hit the 512 MiB limit.");
+  init_event(&ev, JW_EVENT_VIOLATION, "process_memory", "blocked", "kernel", JW_SEV_MEDIUM, "port",
+             "Process 5001 hit the 512 MiB limit.");
   ev.has_job_message = 1;
   ev.job_message = 9;
   ev.has_limit = 1;
@@ -336,19 +327,18 @@ static void test_lines(void) {
   ev.limit_configured = UINT64_C(536870912);
   ev.has_process = 1;
   ev.process.pid = 5001;
-  EMIT(&ev, HEAD "\"sandbox.violation\"" RUN(4, "08")
-            ",\"rule\":\"process_memory\",\"action\":\"blocked\","
-            "\"enforcer\":\"kernel\",\"severity\":\"medium\",\"source\":\"port\","
-            "\"job_message\":{\"id\":9,"
-            "\"name\":\"JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT\"},"
-            "\"limit\":{\"name\":\"process_memory\",\"unit\":\"bytes\","
-            "\"configured\":536870912},"
-            "\"process\":{\"pid\":5001,\"executable\":null,\"is_root\":false},"
-            "\"message\":\"Process 5001 hit the 512 MiB limit.\"}");
+  EMIT(&ev, HEAD "\"sandbox.violation\"" RUN(
+                4, "08") ",\"rule\":\"process_memory\",\"action\":\"blocked\","
+                         "\"enforcer\":\"kernel\",\"severity\":\"medium\",\"source\":\"port\","
+                         "\"job_message\":{\"id\":9,"
+                         "\"name\":\"JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT\"},"
+                         "\"limit\":{\"name\":\"process_memory\",\"unit\":\"bytes\","
+                         "\"configured\":536870912},"
+                         "\"process\":{\"pid\":5001,\"executable\":null,\"is_root\":false},"
+                         "\"message\":\"Process 5001 hit the 512 MiB limit.\"}");
 
   /* 5: a crash. */
-  init_event(&ev, JW_EVENT_VIOLATION, "abnormal_exit", "terminated", "kernel",
-             JW_SEV_HIGH, "port",
+  init_event(&ev, JW_EVENT_VIOLATION, "abnormal_exit", "terminated", "kernel", JW_SEV_HIGH, "port",
              "Process 4242 crashed: STATUS_ACCESS_VIOLATION.");
   ev.has_job_message = 1;
   ev.job_message = 8;
@@ -356,35 +346,35 @@ static void test_lines(void) {
   root_process(&ev.process);
   ev.process.has_exit_code = 1;
   ev.process.exit_code = 0xC0000005u;
-  EMIT(&ev, HEAD "\"sandbox.violation\"" RUN(5, "09")
-            ",\"rule\":\"abnormal_exit\",\"action\":\"terminated\","
-            "\"enforcer\":\"kernel\",\"severity\":\"high\",\"source\":\"port\","
-            "\"job_message\":{\"id\":8,"
-            "\"name\":\"JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS\"},"
-            "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
-            "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,"
-            "\"exit_code\":3221225477,\"exit_code_hex\":\"0xC0000005\","
-            "\"status\":\"STATUS_ACCESS_VIOLATION\",\"exit_class\":\"abnormal\"},"
-            "\"message\":\"Process 4242 crashed: STATUS_ACCESS_VIOLATION.\"}");
+  EMIT(&ev, HEAD "\"sandbox.violation\"" RUN(
+                5, "09") ",\"rule\":\"abnormal_exit\",\"action\":\"terminated\","
+                         "\"enforcer\":\"kernel\",\"severity\":\"high\",\"source\":\"port\","
+                         "\"job_message\":{\"id\":8,"
+                         "\"name\":\"JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS\"},"
+                         "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
+                         "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,"
+                         "\"exit_code\":3221225477,\"exit_code_hex\":\"0xC0000005\","
+                         "\"status\":\"STATUS_ACCESS_VIOLATION\",\"exit_class\":\"abnormal\"},"
+                         "\"message\":\"Process 4242 crashed: STATUS_ACCESS_VIOLATION.\"}");
 
   /* 6: a clean exit; 7: exit(-1): no status name. */
-  init_event(&ev, JW_EVENT_PROCESS_EXIT, "root_process", "observed",
-             "monitor", JW_SEV_INFO, "port", "Process 4242 exited with 0.");
+  init_event(&ev, JW_EVENT_PROCESS_EXIT, "root_process", "observed", "monitor", JW_SEV_INFO, "port",
+             "Process 4242 exited with 0.");
   ev.has_job_message = 1;
   ev.job_message = 7;
   ev.has_process = 1;
   root_process(&ev.process);
   ev.process.has_exit_code = 1;
   ev.process.exit_code = 0;
-  EMIT(&ev, HEAD "\"sandbox.process_exit\"" RUN(6, "10")
-            ",\"rule\":\"root_process\",\"action\":\"observed\","
-            "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"port\","
-            "\"job_message\":{\"id\":7,\"name\":\"JOB_OBJECT_MSG_EXIT_PROCESS\"},"
-            "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
-            "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,"
-            "\"exit_code\":0,\"exit_code_hex\":\"0x00000000\",\"status\":null,"
-            "\"exit_class\":\"success\"},"
-            "\"message\":\"Process 4242 exited with 0.\"}");
+  EMIT(&ev, HEAD "\"sandbox.process_exit\"" RUN(
+                6, "10") ",\"rule\":\"root_process\",\"action\":\"observed\","
+                         "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"port\","
+                         "\"job_message\":{\"id\":7,\"name\":\"JOB_OBJECT_MSG_EXIT_PROCESS\"},"
+                         "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
+                         "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,"
+                         "\"exit_code\":0,\"exit_code_hex\":\"0x00000000\",\"status\":null,"
+                         "\"exit_class\":\"success\"},"
+                         "\"message\":\"Process 4242 exited with 0.\"}");
   ev.process.exit_code = 0xFFFFFFFFu;
   ev.process.is_root = 0;
   ev.process.has_parent = 1;
@@ -392,40 +382,40 @@ static void test_lines(void) {
   ev.has_job_message = 0;
   ev.source = "reconciled";
   strcpy(ev.message, "Process 4242 exited with -1.");
-  EMIT(&ev, HEAD "\"sandbox.process_exit\"" RUN(7, "11")
-            ",\"rule\":\"root_process\",\"action\":\"observed\","
-            "\"enforcer\":\"monitor\",\"severity\":\"info\","
-            "\"source\":\"reconciled\","
-            "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
-            "\"executable\":\"C:\\\\agent\\\\agent.exe\","
-            "\"parent\":{\"pid\":1},\"is_root\":false,"
-            "\"exit_code\":4294967295,\"exit_code_hex\":\"0xFFFFFFFF\","
-            "\"status\":null,\"exit_class\":\"failure\"},"
-            "\"message\":\"Process 4242 exited with -1.\"}");
+  EMIT(&ev, HEAD "\"sandbox.process_exit\"" RUN(
+                7, "11") ",\"rule\":\"root_process\",\"action\":\"observed\","
+                         "\"enforcer\":\"monitor\",\"severity\":\"info\","
+                         "\"source\":\"reconciled\","
+                         "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
+                         "\"executable\":\"C:\\\\agent\\\\agent.exe\","
+                         "\"parent\":{\"pid\":1},\"is_root\":false,"
+                         "\"exit_code\":4294967295,\"exit_code_hex\":\"0xFFFFFFFF\","
+                         "\"status\":null,\"exit_class\":\"failure\"},"
+                         "\"message\":\"Process 4242 exited with -1.\"}");
 
   /* 8: a notice without process; 9: an unknown port message. */
-  init_event(&ev, JW_EVENT_NOTICE, "kill_on_close_unavailable", "degraded",
-             "monitor", JW_SEV_MEDIUM, "jobwarden",
+  init_event(&ev, JW_EVENT_NOTICE, "kill_on_close_unavailable", "degraded", "monitor",
+             JW_SEV_MEDIUM, "jobwarden",
              "KILL_ON_JOB_CLOSE was refused; processes may outlive jobwarden.");
-  EMIT(&ev, HEAD "\"sandbox.notice\"" RUN(8, "12")
-            ",\"rule\":\"kill_on_close_unavailable\",\"action\":\"degraded\","
-            "\"enforcer\":\"monitor\",\"severity\":\"medium\","
-            "\"source\":\"jobwarden\",\"message\":\"KILL_ON_JOB_CLOSE was "
-            "refused; processes may outlive jobwarden.\"}");
-  init_event(&ev, JW_EVENT_NOTICE, "unknown_job_message", "observed", "kernel",
-             JW_SEV_LOW, "port", "Unknown job message 5.");
+  EMIT(&ev, HEAD "\"sandbox.notice\"" RUN(
+                8, "12") ",\"rule\":\"kill_on_close_unavailable\",\"action\":\"degraded\","
+                         "\"enforcer\":\"monitor\",\"severity\":\"medium\","
+                         "\"source\":\"jobwarden\",\"message\":\"KILL_ON_JOB_CLOSE was "
+                         "refused; processes may outlive jobwarden.\"}");
+  init_event(&ev, JW_EVENT_NOTICE, "unknown_job_message", "observed", "kernel", JW_SEV_LOW, "port",
+             "Unknown job message 5.");
   ev.has_job_message = 1;
   ev.job_message = 5;
-  EMIT(&ev, HEAD "\"sandbox.notice\"" RUN(9, "13")
-            ",\"rule\":\"unknown_job_message\",\"action\":\"observed\","
-            "\"enforcer\":\"kernel\",\"severity\":\"low\",\"source\":\"port\","
-            "\"job_message\":{\"id\":5,\"name\":\"UNKNOWN\"},"
-            "\"message\":\"Unknown job message 5.\"}");
+  EMIT(&ev, HEAD "\"sandbox.notice\"" RUN(
+                9, "13") ",\"rule\":\"unknown_job_message\",\"action\":\"observed\","
+                         "\"enforcer\":\"kernel\",\"severity\":\"low\",\"source\":\"port\","
+                         "\"job_message\":{\"id\":5,\"name\":\"UNKNOWN\"},"
+                         "\"message\":\"Unknown job message 5.\"}");
 
   /* 10: a limit Windows reported that jobwarden did not configure
    * (configured null), with the largest values the types hold. */
-  init_event(&ev, JW_EVENT_VIOLATION, "job_cpu_time", "killed_job", "kernel",
-             JW_SEV_CRITICAL, "port", "The job used its CPU time.");
+  init_event(&ev, JW_EVENT_VIOLATION, "job_cpu_time", "killed_job", "kernel", JW_SEV_CRITICAL,
+             "port", "The job used its CPU time.");
   ev.has_job_message = 1;
   ev.job_message = 1;
   ev.has_limit = 1;
@@ -437,35 +427,34 @@ static void test_lines(void) {
   ev.process.pid = 0xFFFFFFFFu;
   ev.process.create_time = UINT64_MAX;
   ev.process.image = "";
-  EMIT(&ev, HEAD "\"sandbox.violation\"" RUN(10, "14")
-            ",\"rule\":\"job_cpu_time\",\"action\":\"killed_job\","
-            "\"enforcer\":\"kernel\",\"severity\":\"critical\","
-            "\"source\":\"port\",\"job_message\":{\"id\":1,"
-            "\"name\":\"JOB_OBJECT_MSG_END_OF_JOB_TIME\"},"
-            "\"limit\":{\"name\":\"job_cpu_time\",\"unit\":\"ms\","
-            "\"configured\":null,\"observed\":9223372036854775807},"
-            "\"process\":{\"pid\":4294967295,"
-            "\"entity_id\":\"4294967295-FFFFFFFFFFFFFFFF\",\"executable\":\"\","
-            "\"is_root\":false},\"message\":\"The job used its CPU time.\"}");
+  EMIT(&ev, HEAD "\"sandbox.violation\"" RUN(
+                10, "14") ",\"rule\":\"job_cpu_time\",\"action\":\"killed_job\","
+                          "\"enforcer\":\"kernel\",\"severity\":\"critical\","
+                          "\"source\":\"port\",\"job_message\":{\"id\":1,"
+                          "\"name\":\"JOB_OBJECT_MSG_END_OF_JOB_TIME\"},"
+                          "\"limit\":{\"name\":\"job_cpu_time\",\"unit\":\"ms\","
+                          "\"configured\":null,\"observed\":9223372036854775807},"
+                          "\"process\":{\"pid\":4294967295,"
+                          "\"entity_id\":\"4294967295-FFFFFFFFFFFFFFFF\",\"executable\":\"\","
+                          "\"is_root\":false},\"message\":\"The job used its CPU time.\"}");
 
   /* 11: extra may add keys but never replace or forge jobwarden's own, even
    * ones this event leaves out ("limit", "process"). Added keys keep
    * extra's order, after "message". */
-  init_event(&ev, JW_EVENT_JOB_END, "job", "observed", "monitor",
-             JW_SEV_INFO, "jobwarden", "Job agent-ci ended.");
+  init_event(&ev, JW_EVENT_JOB_END, "job", "observed", "monitor", JW_SEV_INFO, "jobwarden",
+             "Job agent-ci ended.");
   extra = json_pack("{s:i,s:s,s:{s:i},s:{s:i},s:{s:s},s:{s:i,s:i},s:s,"
                     "s:{s:s}}",
-                    "seq", 99, "event", "forged", "process", "pid", 1,
-                    "limit", "observed", 5, "host", "name", "evil",
-                    "summary", "processes", 3, "violations", 1, "message",
+                    "seq", 99, "event", "forged", "process", "pid", 1, "limit", "observed", 5,
+                    "host", "name", "evil", "summary", "processes", 3, "violations", 1, "message",
                     "forged", "error", "where", "CreateJobObjectW");
   ev.extra = extra;
-  EMIT(&ev, HEAD "\"sandbox.job_end\"" RUN(11, "15")
-            ",\"rule\":\"job\",\"action\":\"observed\","
-            "\"enforcer\":\"monitor\",\"severity\":\"info\","
-            "\"source\":\"jobwarden\",\"message\":\"Job agent-ci ended.\","
-            "\"summary\":{\"processes\":3,\"violations\":1},"
-            "\"error\":{\"where\":\"CreateJobObjectW\"}}");
+  EMIT(&ev, HEAD "\"sandbox.job_end\"" RUN(
+                11, "15") ",\"rule\":\"job\",\"action\":\"observed\","
+                          "\"enforcer\":\"monitor\",\"severity\":\"info\","
+                          "\"source\":\"jobwarden\",\"message\":\"Job agent-ci ended.\","
+                          "\"summary\":{\"processes\":3,\"violations\":1},"
+                          "\"error\":{\"where\":\"CreateJobObjectW\"}}");
   json_decref(extra);
 
   /* 12: invalid UTF-8 from elsewhere (host name, job name, message):
@@ -476,20 +465,18 @@ static void test_lines(void) {
     uint64_t seq = next_seq++;
     static const char want[] =
         HEAD "\"sandbox.notice\",\"seq\":12,\"@timestamp\":"
-        "\"2026-11-23T09:11:16.123456Z\",\"host\":{\"name\":"
-        "\"h\xEF\xBF\xBDst\"},\"run_id\":\"0123456789abcdef0123456789abcdef\","
-        "\"job\":{\"name\":\"j\xEF\xBF\xBD\xEF\xBF\xBD\",\"tier\":\"lockdown\"},"
-        "\"rule\":\"bad_input\",\"action\":\"observed\","
-        "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"jobwarden\","
-        "\"message\":\"caf\xEF\xBF\xBD \xEF\xBF\xBD\"}\n";
+             "\"2026-11-23T09:11:16.123456Z\",\"host\":{\"name\":"
+             "\"h\xEF\xBF\xBDst\"},\"run_id\":\"0123456789abcdef0123456789abcdef\","
+             "\"job\":{\"name\":\"j\xEF\xBF\xBD\xEF\xBF\xBD\",\"tier\":\"lockdown\"},"
+             "\"rule\":\"bad_input\",\"action\":\"observed\","
+             "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"jobwarden\","
+             "\"message\":\"caf\xEF\xBF\xBD \xEF\xBF\xBD\"}\n";
     strcpy(run.host, "h\xFFst");
     strcpy(run.job_name, "j\xC0\xAF");
-    init_event(&ev, JW_EVENT_NOTICE, "bad_input", "observed", "monitor",
-               JW_SEV_INFO, "jobwarden", "caf\xC3 \xE2\x82");
+    init_event(&ev, JW_EVENT_NOTICE, "bad_input", "observed", "monitor", JW_SEV_INFO, "jobwarden",
+               "caf\xC3 \xE2\x82");
     line = NULL;
-    CHECK_INT(jw_event_render_line(&ev, &run, seq, T0 + (seq - 1) * 1000000,
-                                   &line, &len),
-              0);
+    CHECK_INT(jw_event_render_line(&ev, &run, seq, T0 + (seq - 1) * 1000000, &line, &len), 0);
     CHECK_STR(line, want);
     if (line != NULL) {
       check_reparse(line, len, __LINE__);
@@ -501,8 +488,7 @@ static void test_lines(void) {
 
   /* 13: a message filling all 512 bytes without a terminating 0 ends at
    * the array's end, not beyond. */
-  init_event(&ev, JW_EVENT_NOTICE, "events_lost", "lost", "monitor",
-             JW_SEV_HIGH, "jobwarden", "");
+  init_event(&ev, JW_EVENT_NOTICE, "events_lost", "lost", "monitor", JW_SEV_HIGH, "jobwarden", "");
   memset(ev.message, 'm', sizeof(ev.message));
   line = emit(&ev, NULL, __LINE__);
   {
@@ -524,40 +510,40 @@ static void test_image_len(void) {
   jw_event_t ev;
 
   /* 14: image_len covers the NUL and what follows it. */
-  init_event(&ev, JW_EVENT_PROCESS_START, "child_process", "observed",
-             "monitor", JW_SEV_INFO, "port", "Child started.");
+  init_event(&ev, JW_EVENT_PROCESS_START, "child_process", "observed", "monitor", JW_SEV_INFO,
+             "port", "Child started.");
   ev.has_process = 1;
   ev.process.pid = 77;
   ev.process.image = image;
   ev.process.image_len = sizeof(image) - 1;
-  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(14, "18")
-            ",\"rule\":\"child_process\",\"action\":\"observed\","
-            "\"enforcer\":\"monitor\",\"severity\":\"info\","
-            "\"source\":\"port\",\"process\":{\"pid\":77,"
-            "\"executable\":\"C:\\\\a\\u0000b.exe\",\"is_root\":false},"
-            "\"message\":\"Child started.\"}");
+  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(
+                14, "18") ",\"rule\":\"child_process\",\"action\":\"observed\","
+                          "\"enforcer\":\"monitor\",\"severity\":\"info\","
+                          "\"source\":\"port\",\"process\":{\"pid\":77,"
+                          "\"executable\":\"C:\\\\a\\u0000b.exe\",\"is_root\":false},"
+                          "\"message\":\"Child started.\"}");
 
   /* 15: the same pointer with image_len 0 is strlen(image): "C:\a". */
   ev.process.image_len = 0;
-  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(15, "19")
-            ",\"rule\":\"child_process\",\"action\":\"observed\","
-            "\"enforcer\":\"monitor\",\"severity\":\"info\","
-            "\"source\":\"port\",\"process\":{\"pid\":77,"
-            "\"executable\":\"C:\\\\a\",\"is_root\":false},"
-            "\"message\":\"Child started.\"}");
+  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(
+                15, "19") ",\"rule\":\"child_process\",\"action\":\"observed\","
+                          "\"enforcer\":\"monitor\",\"severity\":\"info\","
+                          "\"source\":\"port\",\"process\":{\"pid\":77,"
+                          "\"executable\":\"C:\\\\a\",\"is_root\":false},"
+                          "\"message\":\"Child started.\"}");
 
   /* 16: counted and invalid UTF-8: the sanitizing fallback keeps the NUL
    * and replaces the bad byte; image_truncated follows executable. */
   ev.process.image = "a\0\xFFz";
   ev.process.image_len = 4;
   ev.process.image_truncated = 1;
-  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(16, "20")
-            ",\"rule\":\"child_process\",\"action\":\"observed\","
-            "\"enforcer\":\"monitor\",\"severity\":\"info\","
-            "\"source\":\"port\",\"process\":{\"pid\":77,"
-            "\"executable\":\"a\\u0000\xEF\xBF\xBDz\","
-            "\"image_truncated\":true,\"is_root\":false},"
-            "\"message\":\"Child started.\"}");
+  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(
+                16, "20") ",\"rule\":\"child_process\",\"action\":\"observed\","
+                          "\"enforcer\":\"monitor\",\"severity\":\"info\","
+                          "\"source\":\"port\",\"process\":{\"pid\":77,"
+                          "\"executable\":\"a\\u0000\xEF\xBF\xBDz\","
+                          "\"image_truncated\":true,\"is_root\":false},"
+                          "\"message\":\"Child started.\"}");
 }
 
 /* Events that are not written to the file: bad producer values still
@@ -570,31 +556,28 @@ static void test_edges(void) {
   size_t len;
 
   /* A static string that is not UTF-8 is replaced too, not dropped. */
-  init_event(&ev, JW_EVENT_NOTICE, "bad_\x80", "observed\xF5", "monitor",
-             JW_SEV_INFO, "jobwarden", "m");
+  init_event(&ev, JW_EVENT_NOTICE, "bad_\x80", "observed\xF5", "monitor", JW_SEV_INFO, "jobwarden",
+             "m");
   line = NULL;
   CHECK_INT(jw_event_render_line(&ev, &run, 1, 0, &line, &len), 0);
-  CHECK(line != NULL &&
-        strstr(line, ",\"rule\":\"bad_\xEF\xBF\xBD\",\"action\":\"observed"
-                     "\xEF\xBF\xBD\",") != NULL);
+  CHECK(line != NULL && strstr(line, ",\"rule\":\"bad_\xEF\xBF\xBD\",\"action\":\"observed"
+                                     "\xEF\xBF\xBD\",") != NULL);
   free(line);
 
-  init_event(&ev, (jw_event_kind_t)42, NULL, NULL, NULL, (jw_severity_t)9,
-             NULL, "m");
+  init_event(&ev, (jw_event_kind_t)42, NULL, NULL, NULL, (jw_severity_t)9, NULL, "m");
   ev.has_limit = 1;
   line = NULL;
   CHECK_INT(jw_event_render_line(&ev, &run, UINT64_MAX, 0, &line, &len), 0);
-  CHECK_STR(line,
-            "{\"schema_version\":\"1.0.0\",\"event\":\"unknown\","
-            "\"seq\":9223372036854775807,"
-            "\"@timestamp\":\"1970-01-01T00:00:00.000000Z\","
-            "\"host\":{\"name\":\"build-host\"},"
-            "\"run_id\":\"0123456789abcdef0123456789abcdef\","
-            "\"job\":{\"name\":\"agent-ci\",\"tier\":\"lockdown\"},"
-            "\"rule\":null,\"action\":null,\"enforcer\":null,"
-            "\"severity\":\"unknown\",\"source\":null,"
-            "\"limit\":{\"name\":null,\"unit\":null,\"configured\":null},"
-            "\"message\":\"m\"}\n");
+  CHECK_STR(line, "{\"schema_version\":\"1.0.0\",\"event\":\"unknown\","
+                  "\"seq\":9223372036854775807,"
+                  "\"@timestamp\":\"1970-01-01T00:00:00.000000Z\","
+                  "\"host\":{\"name\":\"build-host\"},"
+                  "\"run_id\":\"0123456789abcdef0123456789abcdef\","
+                  "\"job\":{\"name\":\"agent-ci\",\"tier\":\"lockdown\"},"
+                  "\"rule\":null,\"action\":null,\"enforcer\":null,"
+                  "\"severity\":\"unknown\",\"source\":null,"
+                  "\"limit\":{\"name\":null,\"unit\":null,\"configured\":null},"
+                  "\"message\":\"m\"}\n");
   free(line);
 
   /* Run info arrays filled to the last byte (no terminating 0) end at the
@@ -604,8 +587,7 @@ static void test_edges(void) {
     char want[400];
     memset(full.run_id, 'r', sizeof(full.run_id));
     memset(full.host, 'h', sizeof(full.host));
-    init_event(&ev, JW_EVENT_NOTICE, "r", "observed", "monitor", JW_SEV_LOW,
-               "jobwarden", "m");
+    init_event(&ev, JW_EVENT_NOTICE, "r", "observed", "monitor", JW_SEV_LOW, "jobwarden", "m");
     line = NULL;
     CHECK_INT(jw_event_render_line(&ev, &full, 1, 0, &line, &len), 0);
     strcpy(want, "\"host\":{\"name\":\"");
@@ -618,16 +600,14 @@ static void test_edges(void) {
   }
 
   /* jw_event_to_json returns a new object with the same content. */
-  init_event(&ev, JW_EVENT_NOTICE, "r", "observed", "monitor", JW_SEV_LOW,
-             "jobwarden", "hello");
+  init_event(&ev, JW_EVENT_NOTICE, "r", "observed", "monitor", JW_SEV_LOW, "jobwarden", "hello");
   obj = jw_event_to_json(&ev, &run, 3, T0);
   CHECK(obj != NULL && json_is_object(obj));
   if (obj != NULL) {
     CHECK_INT(obj->refcount, 1);
     CHECK_STR(json_string_value(json_object_get(obj, "message")), "hello");
     CHECK_INT(json_integer_value(json_object_get(obj, "seq")), 3);
-    CHECK_STR(json_string_value(json_object_get(obj, "@timestamp")),
-              "2026-11-23T09:11:05.123456Z");
+    CHECK_STR(json_string_value(json_object_get(obj, "@timestamp")), "2026-11-23T09:11:05.123456Z");
     json_decref(obj);
   }
 
@@ -640,15 +620,13 @@ static void test_edges(void) {
   CHECK(jw_event_to_json(NULL, &run, 1, 0) == NULL);
 
   /* Without has_process the image is not rendered, counted or not. */
-  init_event(&ev, JW_EVENT_NOTICE, "r", "observed", "monitor", JW_SEV_LOW,
-             "jobwarden", "x");
+  init_event(&ev, JW_EVENT_NOTICE, "r", "observed", "monitor", JW_SEV_LOW, "jobwarden", "x");
   ev.process.image = "a\0b";
   ev.process.image_len = 3;
   ev.process.image_truncated = 1;
   line = NULL;
   CHECK_INT(jw_event_render_line(&ev, &run, 1, 0, &line, &len), 0);
-  CHECK(line != NULL && strstr(line, "\"process\"") == NULL &&
-        strstr(line, "a\\u0000b") == NULL &&
+  CHECK(line != NULL && strstr(line, "\"process\"") == NULL && strstr(line, "a\\u0000b") == NULL &&
         strstr(line, "image_truncated") == NULL);
   free(line);
 }
@@ -682,7 +660,7 @@ static char *read_file(const char *path, size_t *len) {
 }
 
 struct hostile_case {
-  int is_message;      /* field message (bytes), else executable (units) */
+  int is_message; /* field message (bytes), else executable (units) */
   int want_truncated;
   uint16_t *units;
   size_t n_units, cap_units;
@@ -805,15 +783,15 @@ static void run_hostile_case(const char *dir, const char *name) {
   jw_test_checks++;
   if (input == NULL || expected == NULL || parse_input(input, &c) != 0) {
     jw_test_failures++;
-    fprintf(stderr, "%s:%d: hostile case %s: missing or bad input/expected\n",
-            __FILE__, __LINE__, name);
+    fprintf(stderr, "%s:%d: hostile case %s: missing or bad input/expected\n", __FILE__, __LINE__,
+            name);
     goto done;
   }
   if (exp_len > 0 && expected[exp_len - 1] == '\n')
     expected[--exp_len] = '\0';
 
-  init_event(&ev, JW_EVENT_PROCESS_START, "child_process", "observed",
-             "monitor", JW_SEV_INFO, "port", "");
+  init_event(&ev, JW_EVENT_PROCESS_START, "child_process", "observed", "monitor", JW_SEV_INFO,
+             "port", "");
   snprintf(ev.message, sizeof(ev.message), "hostile case %s", name);
   ev.has_process = 1;
   ev.process.pid = 7000;
@@ -825,9 +803,9 @@ static void run_hostile_case(const char *dir, const char *name) {
     ev.message[c.n_bytes] = '\0';
     ev.process.image = "C:\\x.exe";
   } else {
-    CHECK_INT(jw_utf16_to_utf8(c.units, c.n_units, JW_HOSTILE_MAX_UNITS, &utf8,
-                               &utf8_len, &truncated),
-              0);
+    CHECK_INT(
+        jw_utf16_to_utf8(c.units, c.n_units, JW_HOSTILE_MAX_UNITS, &utf8, &utf8_len, &truncated),
+        0);
     CHECK_INT(truncated, c.want_truncated);
     if (utf8 == NULL)
       goto done;
@@ -847,14 +825,14 @@ static void run_hostile_case(const char *dir, const char *name) {
   jw_test_checks++;
   if (tok_len != exp_len || memcmp(token, expected, exp_len) != 0) {
     jw_test_failures++;
-    fprintf(stderr, "%s:%d: hostile case %s: token differs\n  got:  %.*s\n"
-            "  want: %.*s\n", __FILE__, __LINE__, name,
-            (int)(tok_len < 300 ? tok_len : 300), token ? token : "",
+    fprintf(stderr,
+            "%s:%d: hostile case %s: token differs\n  got:  %.*s\n"
+            "  want: %.*s\n",
+            __FILE__, __LINE__, name, (int)(tok_len < 300 ? tok_len : 300), token ? token : "",
             (int)(exp_len < 300 ? exp_len : 300), expected);
   }
   /* image_truncated appears exactly when the image was cut. */
-  CHECK_INT(strstr(line, ",\"image_truncated\":true,") != NULL,
-            c.want_truncated);
+  CHECK_INT(strstr(line, ",\"image_truncated\":true,") != NULL, c.want_truncated);
 
   /* Round trip: the value parsed from the line equals the value of the
    * expected token and, for images, the converter's bytes. */
@@ -875,12 +853,9 @@ static void run_hostile_case(const char *dir, const char *name) {
     json_decref(wrapped);
     free(arr);
   }
-  got_value = c.is_message
-                  ? json_object_get(parsed, "message")
-                  : json_object_get(json_object_get(parsed, "process"),
-                                    "executable");
-  CHECK(want_value != NULL && got_value != NULL &&
-        json_equal(want_value, got_value));
+  got_value = c.is_message ? json_object_get(parsed, "message")
+                           : json_object_get(json_object_get(parsed, "process"), "executable");
+  CHECK(want_value != NULL && got_value != NULL && json_equal(want_value, got_value));
   if (!c.is_message && got_value != NULL) {
     CHECK_U64(json_string_length(got_value), utf8_len);
     CHECK(memcmp(json_string_value(got_value), utf8, utf8_len) == 0);

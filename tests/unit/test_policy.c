@@ -14,25 +14,24 @@
 static const char *data_dir = ".";
 static const char *out_dir = ".";
 
-#define LIMIT_KEYS                                                           \
-  "active_processes, process_memory, job_memory, process_cpu_time, "         \
+#define LIMIT_KEYS                                                                                 \
+  "active_processes, process_memory, job_memory, process_cpu_time, "                               \
   "job_cpu_time"
-#define TOP_KEYS                                                             \
-  "version, name, tier, limits, ui_restrictions, kill_on_close, "            \
+#define TOP_KEYS                                                                                   \
+  "version, name, tier, limits, ui_restrictions, kill_on_close, "                                  \
   "die_on_unhandled_exception, allow_breakaway"
-#define SET_KEYS                                                             \
-  "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "             \
+#define SET_KEYS                                                                                   \
+  "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
   "die_on_unhandled_exception, allow_breakaway"
-#define UI_LIST                                                              \
-  "\"handles\", \"read_clipboard\", \"write_clipboard\", "                   \
-  "\"system_parameters\", \"display_settings\", \"global_atoms\", "          \
+#define UI_LIST                                                                                    \
+  "\"handles\", \"read_clipboard\", \"write_clipboard\", "                                         \
+  "\"system_parameters\", \"display_settings\", \"global_atoms\", "                                \
   "\"desktop\", \"exit_windows\""
-#define EXPECT_SIZE "expected a size like \"512M\""
-#define EXPECT_DURATION                                                      \
-  "expected a duration with a unit, like \"500ms\", \"30s\", \"5m\" or \"2h\""
-#define EXPECT_COUNT "expected an integer from 1 to 65535 or \"unlimited\""
-#define EXPECT_TIER "expected one of \"none\", \"hardened\", \"lockdown\""
-#define EXPECT_NAME "expected a name of 1 to 63 characters from [A-Za-z0-9._-]"
+#define EXPECT_SIZE     "expected a size like \"512M\""
+#define EXPECT_DURATION "expected a duration with a unit, like \"500ms\", \"30s\", \"5m\" or \"2h\""
+#define EXPECT_COUNT    "expected an integer from 1 to 65535 or \"unlimited\""
+#define EXPECT_TIER     "expected one of \"none\", \"hardened\", \"lockdown\""
+#define EXPECT_NAME     "expected a name of 1 to 63 characters from [A-Za-z0-9._-]"
 
 /* Prints which case failed, since the CHECKs sit in shared helpers. */
 static void note_case(int failures_before, const char *what) {
@@ -40,15 +39,14 @@ static void note_case(int failures_before, const char *what) {
     fprintf(stderr, "    ^ in case: %s\n", what);
 }
 
-static int parse(jw_policy_t *p, const char *json, const char *origin,
-                 jw_error_t *err) {
+static int parse(jw_policy_t *p, const char *json, const char *origin, jw_error_t *err) {
   return jw_policy_parse(p, json, strlen(json), origin, err);
 }
 
 /* Parsing `json` fails with JW_EPOLICY, exactly this where and text, and
  * leaves the policy as it was. */
-static void expect_parse_error(const char *json, const char *origin,
-                               const char *where, const char *text) {
+static void expect_parse_error(const char *json, const char *origin, const char *where,
+                               const char *text) {
   int before = jw_test_failures;
   jw_policy_t p, orig;
   jw_error_t err;
@@ -66,8 +64,7 @@ static void expect_parse_error(const char *json, const char *origin,
   note_case(before, json);
 }
 
-static void expect_set_error(const char *key, const char *value,
-                             const char *where, int code,
+static void expect_set_error(const char *key, const char *value, const char *where, int code,
                              const char *want_where, const char *text) {
   int before = jw_test_failures;
   jw_policy_t p, orig;
@@ -84,8 +81,7 @@ static void expect_set_error(const char *key, const char *value,
   note_case(before, value);
 }
 
-static void check_policy(const jw_policy_t *got, const jw_policy_t *want,
-                         const char *what) {
+static void check_policy(const jw_policy_t *got, const jw_policy_t *want, const char *what) {
   int before = jw_test_failures;
   CHECK_INT(got->tier, want->tier);
   CHECK_STR(got->name, want->name);
@@ -101,8 +97,7 @@ static void check_policy(const jw_policy_t *got, const jw_policy_t *want,
   note_case(before, what);
 }
 
-static void path_join(char *out, size_t size, const char *dir,
-                      const char *name) {
+static void path_join(char *out, size_t size, const char *dir, const char *name) {
   snprintf(out, size, "%s/%s", dir, name);
 }
 
@@ -260,7 +255,7 @@ static void test_parse_duration(void) {
   duration_bad("256204779h");
   duration_bad("18446744073709551616ms");
   duration_bad("99999999999999999999999h");
-  duration_bad("30");   /* a bare number: seconds or milliseconds? */
+  duration_bad("30"); /* a bare number: seconds or milliseconds? */
   duration_bad("0ms");
   duration_bad("0s");
   duration_bad("0h");
@@ -411,10 +406,10 @@ static void test_parse_full(void) {
   CHECK_U64(p.process_time_ms, 0);
   CHECK_U64(p.job_time_ms, 0);
   CHECK_U64(p.ui_restrictions, JW_UI_ALL);
-  CHECK_U64(p.set & (JW_SET_ACTIVE_PROCESSES | JW_SET_PROCESS_MEMORY |
-                     JW_SET_JOB_MEMORY | JW_SET_PROCESS_TIME | JW_SET_JOB_TIME),
-            JW_SET_ACTIVE_PROCESSES | JW_SET_PROCESS_MEMORY |
-                JW_SET_JOB_MEMORY | JW_SET_PROCESS_TIME | JW_SET_JOB_TIME);
+  CHECK_U64(p.set & (JW_SET_ACTIVE_PROCESSES | JW_SET_PROCESS_MEMORY | JW_SET_JOB_MEMORY |
+                     JW_SET_PROCESS_TIME | JW_SET_JOB_TIME),
+            JW_SET_ACTIVE_PROCESSES | JW_SET_PROCESS_MEMORY | JW_SET_JOB_MEMORY |
+                JW_SET_PROCESS_TIME | JW_SET_JOB_TIME);
   CHECK_INT(parse(&p, "{\"ui_restrictions\": \"none\"}", NULL, &err), 0);
   CHECK_U64(p.ui_restrictions, 0);
 
@@ -445,8 +440,7 @@ static void test_parse_errors(void) {
   /* Unknown keys, at the top and inside limits. */
   expect_parse_error("{\"tier\": \"none\", \"foo\": 1}", NULL, "foo",
                      "foo: unknown key (known: " TOP_KEYS ")");
-  expect_parse_error("{\"limits\": {\"job_memory\": \"1G\", \"foo\": 1}}",
-                     NULL, "limits.foo",
+  expect_parse_error("{\"limits\": {\"job_memory\": \"1G\", \"foo\": 1}}", NULL, "limits.foo",
                      "limits.foo: unknown key (known: " LIMIT_KEYS ")");
   /* A field that exists at the other level is still unknown here. */
   expect_parse_error("{\"job_memory\": \"1G\"}", NULL, "job_memory",
@@ -457,12 +451,10 @@ static void test_parse_errors(void) {
                      "Tier: unknown key (known: " TOP_KEYS ")");
 
   /* Wrong types. */
-  expect_parse_error("{\"tier\": 3}", NULL, "tier",
-                     "tier: " EXPECT_TIER ", got 3");
+  expect_parse_error("{\"tier\": 3}", NULL, "tier", "tier: " EXPECT_TIER ", got 3");
   expect_parse_error("{\"tier\": \"Lockdown\"}", NULL, "tier",
                      "tier: " EXPECT_TIER ", got \"Lockdown\"");
-  expect_parse_error("{\"tier\": null}", NULL, "tier",
-                     "tier: " EXPECT_TIER ", got null");
+  expect_parse_error("{\"tier\": null}", NULL, "tier", "tier: " EXPECT_TIER ", got null");
   expect_parse_error("{\"limits\": [1]}", NULL, "limits",
                      "limits: expected an object, got an array");
   expect_parse_error("{\"limits\": \"1G\"}", NULL, "limits",
@@ -471,72 +463,53 @@ static void test_parse_errors(void) {
                      "kill_on_close: expected true or false, got \"true\"");
   expect_parse_error("{\"allow_breakaway\": 1}", NULL, "allow_breakaway",
                      "allow_breakaway: expected true or false, got 1");
-  expect_parse_error("{\"die_on_unhandled_exception\": {}}", NULL,
-                     "die_on_unhandled_exception",
+  expect_parse_error("{\"die_on_unhandled_exception\": {}}", NULL, "die_on_unhandled_exception",
                      "die_on_unhandled_exception: expected true or false, "
                      "got an object");
   expect_parse_error("[]", NULL, "", "expected a JSON object, got an array");
-  expect_parse_error("\"tier\"", "p.json", "",
-                     "p.json: expected a JSON object, got \"tier\"");
+  expect_parse_error("\"tier\"", "p.json", "", "p.json: expected a JSON object, got \"tier\"");
 
   /* Sizes. */
-  expect_parse_error("{\"limits\": {\"process_memory\": -3}}", NULL,
-                     "limits.process_memory",
+  expect_parse_error("{\"limits\": {\"process_memory\": -3}}", NULL, "limits.process_memory",
                      "limits.process_memory: " EXPECT_SIZE ", got -3");
-  expect_parse_error("{\"limits\": {\"job_memory\": \"99999999999T\"}}", NULL,
-                     "limits.job_memory",
+  expect_parse_error("{\"limits\": {\"job_memory\": \"99999999999T\"}}", NULL, "limits.job_memory",
                      "limits.job_memory: expected a size of at most "
                      "18446744073709551615 bytes, got \"99999999999T\"");
-  expect_parse_error("{\"limits\": {\"job_memory\": \"1.5G\"}}", NULL,
-                     "limits.job_memory",
+  expect_parse_error("{\"limits\": {\"job_memory\": \"1.5G\"}}", NULL, "limits.job_memory",
                      "limits.job_memory: " EXPECT_SIZE ", got \"1.5G\"");
-  expect_parse_error("{\"limits\": {\"job_memory\": 1.5}}", NULL,
-                     "limits.job_memory",
+  expect_parse_error("{\"limits\": {\"job_memory\": 1.5}}", NULL, "limits.job_memory",
                      "limits.job_memory: " EXPECT_SIZE ", got 1.5");
-  expect_parse_error("{\"limits\": {\"job_memory\": 1024.0}}", NULL,
-                     "limits.job_memory",
+  expect_parse_error("{\"limits\": {\"job_memory\": 1024.0}}", NULL, "limits.job_memory",
                      "limits.job_memory: " EXPECT_SIZE ", got 1024.0");
-  expect_parse_error("{\"limits\": {\"job_memory\": \"\"}}", NULL,
-                     "limits.job_memory",
+  expect_parse_error("{\"limits\": {\"job_memory\": \"\"}}", NULL, "limits.job_memory",
                      "limits.job_memory: " EXPECT_SIZE ", got \"\"");
-  expect_parse_error("{\"limits\": {\"job_memory\": \"12X\"}}", NULL,
-                     "limits.job_memory",
+  expect_parse_error("{\"limits\": {\"job_memory\": \"12X\"}}", NULL, "limits.job_memory",
                      "limits.job_memory: " EXPECT_SIZE ", got \"12X\"");
-  expect_parse_error("{\"limits\": {\"job_memory\": \" 12M\"}}", NULL,
-                     "limits.job_memory",
+  expect_parse_error("{\"limits\": {\"job_memory\": \" 12M\"}}", NULL, "limits.job_memory",
                      "limits.job_memory: " EXPECT_SIZE ", got \" 12M\"");
-  expect_parse_error("{\"limits\": {\"job_memory\": 0}}", NULL,
-                     "limits.job_memory",
+  expect_parse_error("{\"limits\": {\"job_memory\": 0}}", NULL, "limits.job_memory",
                      "limits.job_memory: expected a size of at least 1 byte, "
                      "or \"unlimited\", got 0");
-  expect_parse_error("{\"limits\": {\"job_memory\": \"0M\"}}", NULL,
-                     "limits.job_memory",
+  expect_parse_error("{\"limits\": {\"job_memory\": \"0M\"}}", NULL, "limits.job_memory",
                      "limits.job_memory: expected a size of at least 1 byte, "
                      "or \"unlimited\", got \"0M\"");
-  expect_parse_error("{\"limits\": {\"job_memory\": \"Unlimited\"}}", NULL,
-                     "limits.job_memory",
+  expect_parse_error("{\"limits\": {\"job_memory\": \"Unlimited\"}}", NULL, "limits.job_memory",
                      "limits.job_memory: " EXPECT_SIZE ", got \"Unlimited\"");
-  expect_parse_error("{\"limits\": {\"job_memory\": true}}", NULL,
-                     "limits.job_memory",
+  expect_parse_error("{\"limits\": {\"job_memory\": true}}", NULL, "limits.job_memory",
                      "limits.job_memory: " EXPECT_SIZE ", got true");
   /* Beyond a JSON integer jansson holds: a syntax error with its position. */
-  expect_parse_error("{\"limits\": {\"job_memory\": 18446744073709551615}}",
-                     NULL, "",
+  expect_parse_error("{\"limits\": {\"job_memory\": 18446744073709551615}}", NULL, "",
                      "line 1, column 46: invalid JSON: too big integer near "
                      "'18446744073709551615'");
 
   /* Durations. */
-  expect_parse_error("{\"limits\": {\"process_cpu_time\": 30}}", NULL,
-                     "limits.process_cpu_time",
+  expect_parse_error("{\"limits\": {\"process_cpu_time\": 30}}", NULL, "limits.process_cpu_time",
                      "limits.process_cpu_time: " EXPECT_DURATION ", got 30");
-  expect_parse_error("{\"limits\": {\"job_cpu_time\": \"30\"}}", NULL,
-                     "limits.job_cpu_time",
+  expect_parse_error("{\"limits\": {\"job_cpu_time\": \"30\"}}", NULL, "limits.job_cpu_time",
                      "limits.job_cpu_time: " EXPECT_DURATION ", got \"30\"");
-  expect_parse_error("{\"limits\": {\"job_cpu_time\": \"1.5s\"}}", NULL,
-                     "limits.job_cpu_time",
+  expect_parse_error("{\"limits\": {\"job_cpu_time\": \"1.5s\"}}", NULL, "limits.job_cpu_time",
                      "limits.job_cpu_time: " EXPECT_DURATION ", got \"1.5s\"");
-  expect_parse_error("{\"limits\": {\"job_cpu_time\": \"0s\"}}", NULL,
-                     "limits.job_cpu_time",
+  expect_parse_error("{\"limits\": {\"job_cpu_time\": \"0s\"}}", NULL, "limits.job_cpu_time",
                      "limits.job_cpu_time: expected a duration of at least "
                      "1ms, or \"unlimited\", got \"0s\"");
   expect_parse_error("{\"limits\": {\"job_cpu_time\": \"256204779h\"}}", NULL,
@@ -545,29 +518,21 @@ static void test_parse_errors(void) {
                      "922337203685477ms, got \"256204779h\"");
 
   /* Active processes. */
-  expect_parse_error("{\"limits\": {\"active_processes\": 0}}", NULL,
-                     "limits.active_processes",
+  expect_parse_error("{\"limits\": {\"active_processes\": 0}}", NULL, "limits.active_processes",
                      "limits.active_processes: " EXPECT_COUNT ", got 0");
-  expect_parse_error("{\"limits\": {\"active_processes\": 65536}}", NULL,
-                     "limits.active_processes",
+  expect_parse_error("{\"limits\": {\"active_processes\": 65536}}", NULL, "limits.active_processes",
                      "limits.active_processes: " EXPECT_COUNT ", got 65536");
-  expect_parse_error("{\"limits\": {\"active_processes\": -1}}", NULL,
-                     "limits.active_processes",
+  expect_parse_error("{\"limits\": {\"active_processes\": -1}}", NULL, "limits.active_processes",
                      "limits.active_processes: " EXPECT_COUNT ", got -1");
-  expect_parse_error("{\"limits\": {\"active_processes\": \"4\"}}", NULL,
-                     "limits.active_processes",
+  expect_parse_error("{\"limits\": {\"active_processes\": \"4\"}}", NULL, "limits.active_processes",
                      "limits.active_processes: " EXPECT_COUNT ", got \"4\"");
-  expect_parse_error("{\"limits\": {\"active_processes\": 4.0}}", NULL,
-                     "limits.active_processes",
+  expect_parse_error("{\"limits\": {\"active_processes\": 4.0}}", NULL, "limits.active_processes",
                      "limits.active_processes: " EXPECT_COUNT ", got 4.0");
 
   /* Version. */
-  expect_parse_error("{\"version\": 2}", NULL, "version",
-                     "version: expected 1, got 2");
-  expect_parse_error("{\"version\": \"1\"}", NULL, "version",
-                     "version: expected 1, got \"1\"");
-  expect_parse_error("{\"version\": 1.0}", NULL, "version",
-                     "version: expected 1, got 1.0");
+  expect_parse_error("{\"version\": 2}", NULL, "version", "version: expected 1, got 2");
+  expect_parse_error("{\"version\": \"1\"}", NULL, "version", "version: expected 1, got \"1\"");
+  expect_parse_error("{\"version\": 1.0}", NULL, "version", "version: expected 1, got 1.0");
   /* The version is checked first, wherever it is in the document. */
   expect_parse_error("{\"tier\": 3, \"version\": 2}", NULL, "version",
                      "version: expected 1, got 2");
@@ -576,46 +541,35 @@ static void test_parse_errors(void) {
                      "tier: " EXPECT_TIER ", got 3");
 
   /* Names. */
-  expect_parse_error("{\"name\": \"a b\"}", NULL, "name",
-                     "name: " EXPECT_NAME ", got \"a b\"");
-  expect_parse_error("{\"name\": \"\"}", NULL, "name",
-                     "name: " EXPECT_NAME ", got \"\"");
+  expect_parse_error("{\"name\": \"a b\"}", NULL, "name", "name: " EXPECT_NAME ", got \"a b\"");
+  expect_parse_error("{\"name\": \"\"}", NULL, "name", "name: " EXPECT_NAME ", got \"\"");
   expect_parse_error("{\"name\": \"caf\\u00e9\"}", NULL, "name",
                      "name: " EXPECT_NAME ", got \"caf\xC3\xA9\"");
-  expect_parse_error("{\"name\": \"a/b\"}", NULL, "name",
-                     "name: " EXPECT_NAME ", got \"a/b\"");
-  expect_parse_error("{\"name\": 7}", NULL, "name",
-                     "name: " EXPECT_NAME ", got 7");
+  expect_parse_error("{\"name\": \"a/b\"}", NULL, "name", "name: " EXPECT_NAME ", got \"a/b\"");
+  expect_parse_error("{\"name\": 7}", NULL, "name", "name: " EXPECT_NAME ", got 7");
   {
     char json[128], want[256], name[65];
     memset(name, 'n', 64);
     name[64] = '\0';
     snprintf(json, sizeof json, "{\"name\": \"%s\"}", name);
     /* 64 characters: too long; shown cut to 60 with "..." after it. */
-    snprintf(want, sizeof want, "name: " EXPECT_NAME ", got \"%.60s\"...",
-             name);
+    snprintf(want, sizeof want, "name: " EXPECT_NAME ", got \"%.60s\"...", name);
     expect_parse_error(json, NULL, "name", want);
   }
 
   /* UI restrictions. */
-  expect_parse_error(
-      "{\"ui_restrictions\": [\"handles\", \"desktop\", \"bogus\"]}", NULL,
-      "ui_restrictions[2]",
-      "ui_restrictions[2]: expected one of " UI_LIST ", got \"bogus\"");
-  expect_parse_error("{\"ui_restrictions\": [\"handles\", 5]}", NULL,
-                     "ui_restrictions[1]",
+  expect_parse_error("{\"ui_restrictions\": [\"handles\", \"desktop\", \"bogus\"]}", NULL,
+                     "ui_restrictions[2]",
+                     "ui_restrictions[2]: expected one of " UI_LIST ", got \"bogus\"");
+  expect_parse_error("{\"ui_restrictions\": [\"handles\", 5]}", NULL, "ui_restrictions[1]",
                      "ui_restrictions[1]: expected one of " UI_LIST ", got 5");
-  expect_parse_error("{\"ui_restrictions\": [\"all\"]}", NULL,
-                     "ui_restrictions[0]",
-                     "ui_restrictions[0]: expected one of " UI_LIST
-                     ", got \"all\"");
-  expect_parse_error(
-      "{\"ui_restrictions\": [\"handles\", \"desktop\", \"handles\"]}", NULL,
-      "ui_restrictions[2]",
-      "ui_restrictions[2]: expected each restriction once, got \"handles\" "
-      "twice");
-  expect_parse_error("{\"ui_restrictions\": \"some\"}", NULL,
-                     "ui_restrictions",
+  expect_parse_error("{\"ui_restrictions\": [\"all\"]}", NULL, "ui_restrictions[0]",
+                     "ui_restrictions[0]: expected one of " UI_LIST ", got \"all\"");
+  expect_parse_error("{\"ui_restrictions\": [\"handles\", \"desktop\", \"handles\"]}", NULL,
+                     "ui_restrictions[2]",
+                     "ui_restrictions[2]: expected each restriction once, got \"handles\" "
+                     "twice");
+  expect_parse_error("{\"ui_restrictions\": \"some\"}", NULL, "ui_restrictions",
                      "ui_restrictions: expected an array of UI restriction "
                      "names, \"all\" or \"none\", got \"some\"");
   expect_parse_error("{\"ui_restrictions\": 255}", NULL, "ui_restrictions",
@@ -623,20 +577,16 @@ static void test_parse_errors(void) {
                      "names, \"all\" or \"none\", got 255");
 
   /* JSON syntax: position from jansson, with and without an origin. */
-  expect_parse_error("{\"tier\": \"none\", \"tier\": \"hardened\"}",
-                     "policy.json", "",
+  expect_parse_error("{\"tier\": \"none\", \"tier\": \"hardened\"}", "policy.json", "",
                      "policy.json:1:23: invalid JSON: duplicate object key "
                      "near '\"tier\"'");
-  expect_parse_error("{\"limits\": {\"job_memory\": 1, \"job_memory\": 2}}",
-                     NULL, "",
+  expect_parse_error("{\"limits\": {\"job_memory\": 1, \"job_memory\": 2}}", NULL, "",
                      "line 1, column 41: invalid JSON: duplicate object key "
                      "near '\"job_memory\"'");
-  expect_parse_error("{\n  \"tier\": \"lockdown\"\n  \"name\": \"x\"\n}",
-                     "policy.json", "",
+  expect_parse_error("{\n  \"tier\": \"lockdown\"\n  \"name\": \"x\"\n}", "policy.json", "",
                      "policy.json:3:8: invalid JSON: '}' expected near "
                      "'\"name\"'");
-  expect_parse_error("{\n  \"limits\": {\n    \"job_memory\": \"1G\",,\n  }\n}",
-                     "policy.json", "",
+  expect_parse_error("{\n  \"limits\": {\n    \"job_memory\": \"1G\",,\n  }\n}", "policy.json", "",
                      "policy.json:3:24: invalid JSON: string or '}' expected "
                      "near ','");
   expect_parse_error("", NULL, "",
@@ -668,10 +618,8 @@ static void test_hostile_messages(void) {
   size_t i;
 
   /* A terminal escape sequence and a right-to-left override. */
-  expect_parse_error("{\"tier\": \"\\u001b[31mred\\u202Eevil\\n\"}", NULL,
-                     "tier",
-                     "tier: " EXPECT_TIER
-                     ", got \"\\x1B[31mred\\u202Eevil\\n\"");
+  expect_parse_error("{\"tier\": \"\\u001b[31mred\\u202Eevil\\n\"}", NULL, "tier",
+                     "tier: " EXPECT_TIER ", got \"\\x1B[31mred\\u202Eevil\\n\"");
   /* Quotes and backslashes cannot close the shown string early. */
   expect_parse_error("{\"tier\": \"a\\\"b\\\\c\"}", NULL, "tier",
                      "tier: " EXPECT_TIER ", got \"a\\\"b\\\\c\"");
@@ -680,8 +628,7 @@ static void test_hostile_messages(void) {
   for (i = 0; i < 10000; i++)
     strcat(json + 10 + i, "x");
   strcat(json, "\"}");
-  snprintf(want, sizeof want,
-           "tier: " EXPECT_TIER ", got \"%.60s\"...", json + 10);
+  snprintf(want, sizeof want, "tier: " EXPECT_TIER ", got \"%.60s\"...", json + 10);
   expect_parse_error(json, NULL, "tier", want);
   /* An escape is never split: 59 characters and a newline do not fit. */
   expect_parse_error("{\"tier\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -713,8 +660,7 @@ static void test_hostile_messages(void) {
     memset(origin, 'd', 300);
     strcpy(origin + 300, "/x\ny.json");
     /* The last 117 bytes: 108 of the "d"s and "/x\\ny.json". */
-    snprintf(want, sizeof want, "...%.108s/x\\ny.json: tier: " EXPECT_TIER
-             ", got 3", origin);
+    snprintf(want, sizeof want, "...%.108s/x\\ny.json: tier: " EXPECT_TIER ", got 3", origin);
     expect_parse_error("{\"tier\": 3}", origin, "tier", want);
   }
   /* Deep nesting is refused by jansson, not a stack overflow. */
@@ -741,8 +687,7 @@ static void test_set(void) {
   size_t i;
 
   jw_policy_init(&p);
-  CHECK_INT(jw_policy_set(&p, "active_processes", "4", "--active-processes",
-                          &err), 0);
+  CHECK_INT(jw_policy_set(&p, "active_processes", "4", "--active-processes", &err), 0);
   CHECK_U64(p.active_processes, 4);
   CHECK_U64(p.set, JW_SET_ACTIVE_PROCESSES);
   CHECK_INT(jw_policy_set(&p, "process_memory", "512MiB", NULL, &err), 0);
@@ -753,13 +698,11 @@ static void test_set(void) {
   CHECK_U64(p.process_time_ms, 1500);
   CHECK_INT(jw_policy_set(&p, "job_cpu_time", "5m", NULL, &err), 0);
   CHECK_U64(p.job_time_ms, 300000);
-  CHECK_INT(jw_policy_set(&p, "ui_restrictions", "handles,desktop", NULL, &err),
-            0);
+  CHECK_INT(jw_policy_set(&p, "ui_restrictions", "handles,desktop", NULL, &err), 0);
   CHECK_U64(p.ui_restrictions, JW_UI_HANDLES | JW_UI_DESKTOP);
   CHECK_INT(jw_policy_set(&p, "kill_on_close", "yes", NULL, &err), 0);
   CHECK_INT(p.kill_on_close, 1);
-  CHECK_INT(jw_policy_set(&p, "die_on_unhandled_exception", "off", NULL, &err),
-            0);
+  CHECK_INT(jw_policy_set(&p, "die_on_unhandled_exception", "off", NULL, &err), 0);
   CHECK_INT(p.die_on_unhandled_exception, 0);
   CHECK_INT(jw_policy_set(&p, "allow_breakaway", "1", NULL, &err), 0);
   CHECK_INT(p.breakaway_ok, 1);
@@ -794,12 +737,10 @@ static void test_set(void) {
   CHECK_U64(p.ui_restrictions, JW_UI_ALL);
   CHECK_INT(jw_policy_set(&p, "ui_restrictions", "none", NULL, &err), 0);
   CHECK_U64(p.ui_restrictions, 0);
-  CHECK_INT(jw_policy_set(&p, "ui_restrictions",
-                          " read_clipboard , write_clipboard,exit_windows",
+  CHECK_INT(jw_policy_set(&p, "ui_restrictions", " read_clipboard , write_clipboard,exit_windows",
                           NULL, &err),
             0);
-  CHECK_U64(p.ui_restrictions,
-            JW_UI_READCLIPBOARD | JW_UI_WRITECLIPBOARD | JW_UI_EXITWINDOWS);
+  CHECK_U64(p.ui_restrictions, JW_UI_READCLIPBOARD | JW_UI_WRITECLIPBOARD | JW_UI_EXITWINDOWS);
   CHECK_INT(jw_policy_set(&p, "ui_restrictions",
                           "handles,read_clipboard,write_clipboard,"
                           "system_parameters,display_settings,global_atoms,"
@@ -809,57 +750,44 @@ static void test_set(void) {
   CHECK_U64(p.ui_restrictions, JW_UI_ALL);
 
   /* Errors: JW_EPOLICY, where = the flag, text with the flag. */
-  expect_set_error("job_memory", "abc", "--job-memory", JW_EPOLICY,
-                   "--job-memory",
+  expect_set_error("job_memory", "abc", "--job-memory", JW_EPOLICY, "--job-memory",
                    "--job-memory: " EXPECT_SIZE ", got \"abc\"");
-  expect_set_error("job_memory", "-3", "--job-memory", JW_EPOLICY,
-                   "--job-memory", "--job-memory: " EXPECT_SIZE ", got \"-3\"");
-  expect_set_error("job_memory", "0", "--job-memory", JW_EPOLICY,
-                   "--job-memory",
+  expect_set_error("job_memory", "-3", "--job-memory", JW_EPOLICY, "--job-memory",
+                   "--job-memory: " EXPECT_SIZE ", got \"-3\"");
+  expect_set_error("job_memory", "0", "--job-memory", JW_EPOLICY, "--job-memory",
                    "--job-memory: expected a size of at least 1 byte, or "
                    "\"unlimited\", got \"0\"");
-  expect_set_error("process_memory", "99999999999T", "--process-memory",
-                   JW_EPOLICY, "--process-memory",
+  expect_set_error("process_memory", "99999999999T", "--process-memory", JW_EPOLICY,
+                   "--process-memory",
                    "--process-memory: expected a size of at most "
                    "18446744073709551615 bytes, got \"99999999999T\"");
-  expect_set_error("job_cpu_time", "30", "--job-cpu-time", JW_EPOLICY,
-                   "--job-cpu-time",
+  expect_set_error("job_cpu_time", "30", "--job-cpu-time", JW_EPOLICY, "--job-cpu-time",
                    "--job-cpu-time: " EXPECT_DURATION ", got \"30\"");
-  expect_set_error("active_processes", "0", "--active-processes", JW_EPOLICY,
-                   "--active-processes",
+  expect_set_error("active_processes", "0", "--active-processes", JW_EPOLICY, "--active-processes",
                    "--active-processes: " EXPECT_COUNT ", got \"0\"");
-  expect_set_error("active_processes", "65536", "--active-processes",
-                   JW_EPOLICY, "--active-processes",
-                   "--active-processes: " EXPECT_COUNT ", got \"65536\"");
-  expect_set_error("active_processes", "4K", "--active-processes", JW_EPOLICY,
-                   "--active-processes",
+  expect_set_error("active_processes", "65536", "--active-processes", JW_EPOLICY,
+                   "--active-processes", "--active-processes: " EXPECT_COUNT ", got \"65536\"");
+  expect_set_error("active_processes", "4K", "--active-processes", JW_EPOLICY, "--active-processes",
                    "--active-processes: " EXPECT_COUNT ", got \"4K\"");
-  expect_set_error("active_processes", " 4", "--active-processes", JW_EPOLICY,
-                   "--active-processes",
+  expect_set_error("active_processes", " 4", "--active-processes", JW_EPOLICY, "--active-processes",
                    "--active-processes: " EXPECT_COUNT ", got \" 4\"");
-  expect_set_error("active_processes", "", "--active-processes", JW_EPOLICY,
-                   "--active-processes",
+  expect_set_error("active_processes", "", "--active-processes", JW_EPOLICY, "--active-processes",
                    "--active-processes: " EXPECT_COUNT ", got \"\"");
-  expect_set_error("kill_on_close", "maybe", "--kill-on-close", JW_EPOLICY,
-                   "--kill-on-close",
+  expect_set_error("kill_on_close", "maybe", "--kill-on-close", JW_EPOLICY, "--kill-on-close",
                    "--kill-on-close: expected true or false (or yes/no, "
                    "on/off, 1/0), got \"maybe\"");
-  expect_set_error("kill_on_close", "TRUE", "--kill-on-close", JW_EPOLICY,
-                   "--kill-on-close",
+  expect_set_error("kill_on_close", "TRUE", "--kill-on-close", JW_EPOLICY, "--kill-on-close",
                    "--kill-on-close: expected true or false (or yes/no, "
                    "on/off, 1/0), got \"TRUE\"");
   expect_set_error("tier", "max", "--tier", JW_EPOLICY, "--tier",
                    "--tier: " EXPECT_TIER ", got \"max\"");
   expect_set_error("name", "has space", "--name", JW_EPOLICY, "--name",
                    "--name: " EXPECT_NAME ", got \"has space\"");
-  expect_set_error("name", "", "--name", JW_EPOLICY, "--name",
-                   "--name: " EXPECT_NAME ", got \"\"");
-  expect_set_error("ui_restrictions", "handles,bogus", "--ui", JW_EPOLICY,
-                   "--ui",
+  expect_set_error("name", "", "--name", JW_EPOLICY, "--name", "--name: " EXPECT_NAME ", got \"\"");
+  expect_set_error("ui_restrictions", "handles,bogus", "--ui", JW_EPOLICY, "--ui",
                    "--ui: expected \"all\", \"none\" or a comma-separated "
                    "list of " UI_LIST ", got \"bogus\"");
-  expect_set_error("ui_restrictions", "handles,,desktop", "--ui", JW_EPOLICY,
-                   "--ui",
+  expect_set_error("ui_restrictions", "handles,,desktop", "--ui", JW_EPOLICY, "--ui",
                    "--ui: expected \"all\", \"none\" or a comma-separated "
                    "list of " UI_LIST ", got \"\"");
   expect_set_error("ui_restrictions", "handles,", "--ui", JW_EPOLICY, "--ui",
@@ -868,32 +796,25 @@ static void test_set(void) {
   expect_set_error("ui_restrictions", "", "--ui", JW_EPOLICY, "--ui",
                    "--ui: expected \"all\", \"none\" or a comma-separated "
                    "list of " UI_LIST ", got \"\"");
-  expect_set_error("ui_restrictions", "all,handles", "--ui", JW_EPOLICY,
-                   "--ui",
+  expect_set_error("ui_restrictions", "all,handles", "--ui", JW_EPOLICY, "--ui",
                    "--ui: expected \"all\", \"none\" or a comma-separated "
                    "list of " UI_LIST ", got \"all\"");
-  expect_set_error("ui_restrictions", "desktop,handles,desktop", "--ui",
-                   JW_EPOLICY, "--ui",
+  expect_set_error("ui_restrictions", "desktop,handles,desktop", "--ui", JW_EPOLICY, "--ui",
                    "--ui: expected each restriction once, got \"desktop\" "
                    "twice");
   /* Bytes that are not UTF-8 reach jw_policy_set unchecked. */
-  expect_set_error("tier", "\xFF\xFE\x1B]0;x\x07", "--tier", JW_EPOLICY,
-                   "--tier",
+  expect_set_error("tier", "\xFF\xFE\x1B]0;x\x07", "--tier", JW_EPOLICY, "--tier",
                    "--tier: " EXPECT_TIER ", got \"\\xFF\\xFE\\x1B]0;x\\x07\"");
   /* Without `where`, the key names the source. */
   expect_set_error("job_memory", "1.5G", NULL, JW_EPOLICY, "job_memory",
                    "job_memory: " EXPECT_SIZE ", got \"1.5G\"");
   /* An unknown key is a programming error: JW_EINVAL. */
-  expect_set_error("job_memroy", "1G", "--job-memroy", JW_EINVAL,
-                   "--job-memroy",
-                   "--job-memroy: unknown policy key \"job_memroy\" (known: "
-                   SET_KEYS ")");
+  expect_set_error("job_memroy", "1G", "--job-memroy", JW_EINVAL, "--job-memroy",
+                   "--job-memroy: unknown policy key \"job_memroy\" (known: " SET_KEYS ")");
   expect_set_error("limits", "1G", NULL, JW_EINVAL, "limits",
-                   "limits: unknown policy key \"limits\" (known: " SET_KEYS
-                   ")");
+                   "limits: unknown policy key \"limits\" (known: " SET_KEYS ")");
   expect_set_error("version", "1", NULL, JW_EINVAL, "version",
-                   "version: unknown policy key \"version\" (known: " SET_KEYS
-                   ")");
+                   "version: unknown policy key \"version\" (known: " SET_KEYS ")");
   CHECK_INT(jw_policy_set(&p, NULL, "1", NULL, &err), JW_EINVAL);
   CHECK_INT(jw_policy_set(&p, "tier", NULL, NULL, &err), JW_EINVAL);
   CHECK_INT(jw_policy_set(NULL, "tier", "none", NULL, &err), JW_EINVAL);
@@ -956,8 +877,7 @@ static void test_resolve(void) {
   /* A flag overrides lockdown's single process with "unlimited". */
   jw_policy_init(&p);
   CHECK_INT(jw_policy_set(&p, "tier", "lockdown", "--tier", &err), 0);
-  CHECK_INT(jw_policy_set(&p, "active_processes", "unlimited",
-                          "--active-processes", &err), 0);
+  CHECK_INT(jw_policy_set(&p, "active_processes", "unlimited", "--active-processes", &err), 0);
   jw_policy_resolve(&p, &p); /* in == out */
   CHECK_U64(p.active_processes, 0);
   CHECK_U64(p.ui_restrictions, JW_UI_ALL);
@@ -1002,20 +922,17 @@ static void test_override_order(void) {
   CHECK_STR(p.name, "agent-run");
 
   /* A second document only replaces what it names. */
-  CHECK_INT(parse(&p, "{\"limits\": {\"process_memory\": \"1M\"}}", NULL,
-                  &err), 0);
+  CHECK_INT(parse(&p, "{\"limits\": {\"process_memory\": \"1M\"}}", NULL, &err), 0);
   CHECK_U64(p.process_memory, 1ull << 20);
   CHECK_U64(p.job_memory, 2ull << 30);
   CHECK_INT(p.tier, JW_TIER_HARDENED);
 
   /* A failing flag leaves the earlier value in place. */
-  CHECK_INT(jw_policy_set(&p, "job_memory", "lots", "--job-memory", &err),
-            JW_EPOLICY);
+  CHECK_INT(jw_policy_set(&p, "job_memory", "lots", "--job-memory", &err), JW_EPOLICY);
   CHECK_U64(p.job_memory, 2ull << 30);
 
   /* A failing document changes nothing, even fields before the error. */
-  CHECK_INT(parse(&p, "{\"name\": \"changed\", \"tier\": 9}", NULL, &err),
-            JW_EPOLICY);
+  CHECK_INT(parse(&p, "{\"name\": \"changed\", \"tier\": 9}", NULL, &err), JW_EPOLICY);
   CHECK_STR(p.name, "agent-run");
   CHECK_INT(p.tier, JW_TIER_HARDENED);
 }
@@ -1112,8 +1029,7 @@ static void test_to_json(void) {
   CHECK_INT(parse(&p, full_policy, NULL, &err), 0);
   round_trip(&p, "full");
   CHECK_INT(jw_policy_set(&p, "active_processes", "unlimited", NULL, &err), 0);
-  CHECK_INT(jw_policy_set(&p, "ui_restrictions", "global_atoms", NULL, &err),
-            0);
+  CHECK_INT(jw_policy_set(&p, "ui_restrictions", "global_atoms", NULL, &err), 0);
   CHECK_INT(jw_policy_set(&p, "kill_on_close", "false", NULL, &err), 0);
   round_trip(&p, "lockdown overridden");
 }
@@ -1143,13 +1059,11 @@ static void test_files(void) {
 
   /* The examples shipped in docs/ stay valid. */
   {
-    static const char *const examples[] = {"lockdown.json", "hardened.json",
-                                           "monitor.json"};
+    static const char *const examples[] = {"lockdown.json", "hardened.json", "monitor.json"};
     size_t i;
     for (i = 0; i < 3; i++) {
       int before = jw_test_failures;
-      snprintf(path, sizeof path, "%s/../../docs/examples/%s", data_dir,
-               examples[i]);
+      snprintf(path, sizeof path, "%s/../../docs/examples/%s", data_dir, examples[i]);
       jw_policy_init(&p);
       memset(&err, 0, sizeof err);
       CHECK_INT(jw_policy_parse_file(&p, path, &err), 0);
@@ -1161,7 +1075,9 @@ static void test_files(void) {
   /* A UTF-8 file name that the ANSI code page cannot spell: on Windows it
    * must reach _wfopen as UTF-16. */
   path_join(path, sizeof path, data_dir,
-            "policy/\xC3\xBCn\xC3\xAF" "c\xC3\xB8" "d\xC3\xA9-"
+            "policy/\xC3\xBCn\xC3\xAF"
+            "c\xC3\xB8"
+            "d\xC3\xA9-"
             "\xE5\x90\x8D\xE5\x89\x8D.json");
   jw_policy_init(&p);
   memset(&err, 0, sizeof err);
@@ -1181,22 +1097,19 @@ static void test_files(void) {
   jw_policy_init(&p);
   CHECK_INT(jw_policy_parse_file(&p, path, &err), JW_EPOLICY);
   CHECK_STR(err.where, "");
-  snprintf(want, sizeof want,
-           "%s:3:8: invalid JSON: '}' expected near '\"name\"'", path);
+  snprintf(want, sizeof want, "%s:3:8: invalid JSON: '}' expected near '\"name\"'", path);
   CHECK_STR(err.text, want);
 
   path_join(path, sizeof path, data_dir, "policy/unknown-limit.json");
   CHECK_INT(jw_policy_parse_file(&p, path, &err), JW_EPOLICY);
   CHECK_STR(err.where, "limits.job_memroy");
-  snprintf(want, sizeof want,
-           "%s: limits.job_memroy: unknown key (known: " LIMIT_KEYS ")", path);
+  snprintf(want, sizeof want, "%s: limits.job_memroy: unknown key (known: " LIMIT_KEYS ")", path);
   CHECK_STR(err.text, want);
   CHECK_U64(p.set, 0); /* job_memory before the error was not kept */
 
   path_join(path, sizeof path, data_dir, "policy/utf16.json");
   CHECK_INT(jw_policy_parse_file(&p, path, &err), JW_EPOLICY);
-  snprintf(want, sizeof want,
-           "%s: the policy is UTF-16 text; save it as UTF-8", path);
+  snprintf(want, sizeof want, "%s: the policy is UTF-16 text; save it as UTF-8", path);
   CHECK_STR(err.text, want);
 
   /* Missing file: JW_ENOENT with errno. */
@@ -1204,8 +1117,7 @@ static void test_files(void) {
   CHECK_INT(jw_policy_parse_file(&p, path, &err), JW_ENOENT);
   CHECK_INT(err.code, JW_ENOENT);
   CHECK_U64(err.sys_error, ENOENT);
-  snprintf(want, sizeof want, "%s: cannot open the policy file: %s", path,
-           strerror(ENOENT));
+  snprintf(want, sizeof want, "%s: cannot open the policy file: %s", path, strerror(ENOENT));
   CHECK_STR(err.text, want);
 
   /* A directory cannot be read as a policy. */

@@ -13,9 +13,11 @@
 #undef WIN32_NO_STATUS
 #include <winternl.h> /* NTSTATUS */
 #include <ntstatus.h>
-#define ROW(value, name) {value, #name, (uint32_t)(name)}
+#define ROW(value, name)                                                                           \
+  { value, #name, (uint32_t)(name) }
 #else
-#define ROW(value, name) {value, #name, value}
+#define ROW(value, name)                                                                           \
+  { value, #name, value }
 #endif
 
 struct named {
@@ -79,11 +81,10 @@ static const struct named expected_names[] = {
  * neighbours of listed codes, and real NTSTATUS values that are not exit
  * codes (STATUS_PENDING, STATUS_TIMEOUT, STATUS_BUFFER_OVERFLOW...). */
 static const uint32_t unnamed[] = {
-    0x00000000u, 0x00000001u, 0x00000002u, 0x00000003u, 0x00000102u,
-    0x00000103u, 0xFFFFFFFFu, 0xE06D7363u, 0xE0434352u, 0x80000005u,
-    0xC0000000u, 0xC0000002u, 0xC0000004u, 0xC0000007u, 0xC00000FCu,
-    0xC00000FEu, 0xC0000408u, 0xC000040Au, 0xC0000603u, 0xC00001ADu,
-    0x40010005u, 0x7FFFFFFFu, 0x80000000u,
+    0x00000000u, 0x00000001u, 0x00000002u, 0x00000003u, 0x00000102u, 0x00000103u,
+    0xFFFFFFFFu, 0xE06D7363u, 0xE0434352u, 0x80000005u, 0xC0000000u, 0xC0000002u,
+    0xC0000004u, 0xC0000007u, 0xC00000FCu, 0xC00000FEu, 0xC0000408u, 0xC000040Au,
+    0xC0000603u, 0xC00001ADu, 0x40010005u, 0x7FFFFFFFu, 0x80000000u,
 };
 
 struct classified {
@@ -96,11 +97,11 @@ static const struct classified classes[] = {
     /* Plain exit codes a program chooses. */
     {0x00000001u, JW_EXIT_FAILURE},
     {0x00000002u, JW_EXIT_FAILURE},
-    {0x00000003u, JW_EXIT_FAILURE},   /* abort() in the MSVC runtime */
+    {0x00000003u, JW_EXIT_FAILURE}, /* abort() in the MSVC runtime */
     {0x000000FFu, JW_EXIT_FAILURE},
-    {0x00000103u, JW_EXIT_FAILURE},   /* 259, STILL_ACTIVE as an exit code */
-    {0xFFFFFFFFu, JW_EXIT_FAILURE},   /* exit(-1) */
-    {0xFFFFFFFEu, JW_EXIT_FAILURE},   /* exit(-2) */
+    {0x00000103u, JW_EXIT_FAILURE}, /* 259, STILL_ACTIVE as an exit code */
+    {0xFFFFFFFFu, JW_EXIT_FAILURE}, /* exit(-1) */
+    {0xFFFFFFFEu, JW_EXIT_FAILURE}, /* exit(-2) */
     {0x7FFFFFFFu, JW_EXIT_FAILURE},
     /* Customer bit set: user-defined, e.g. an unhandled C++ / .NET
      * exception. The program's own code, not a system verdict. */
@@ -114,7 +115,7 @@ static const struct classified classes[] = {
     {0x80000000u, JW_EXIT_FAILURE},
     {0x80000005u, JW_EXIT_FAILURE},
     {0x80000029u, JW_EXIT_FAILURE},
-    {0xA0000001u, JW_EXIT_FAILURE},   /* warning + customer */
+    {0xA0000001u, JW_EXIT_FAILURE}, /* warning + customer */
     /* The four exception warnings. */
     {0x80000001u, JW_EXIT_ABNORMAL},
     {0x80000002u, JW_EXIT_ABNORMAL},
@@ -128,7 +129,7 @@ static const struct classified classes[] = {
     {0xC000013Au, JW_EXIT_ABNORMAL},
     {0xC0000602u, JW_EXIT_ABNORMAL},
     {0xC00001ADu, JW_EXIT_ABNORMAL},
-    {0xDFFFFFFFu, JW_EXIT_ABNORMAL},  /* highest without the customer bit */
+    {0xDFFFFFFFu, JW_EXIT_ABNORMAL}, /* highest without the customer bit */
 };
 
 int main(int argc, char **argv) {
@@ -145,8 +146,7 @@ int main(int argc, char **argv) {
     /* Written-out value == SDK value (a tautology off Windows). */
     CHECK_U64(n->sdk, n->code);
     /* No two rows share a code or a name (a typo in the table above). */
-    for (j = i + 1; j < sizeof(expected_names) / sizeof(expected_names[0]);
-         j++) {
+    for (j = i + 1; j < sizeof(expected_names) / sizeof(expected_names[0]); j++) {
       CHECK(expected_names[j].code != n->code);
       CHECK(strcmp(expected_names[j].name, n->name) != 0);
     }

@@ -13,22 +13,21 @@
 /* ---- UTF-16 -> UTF-8 ---------------------------------------------------- */
 
 /* Converts and compares with the exact bytes expected. */
-static void check_utf16(const uint16_t *in, size_t len, size_t max_units,
-                        const char *want, size_t want_len, int want_trunc,
-                        int line) {
+static void check_utf16(const uint16_t *in, size_t len, size_t max_units, const char *want,
+                        size_t want_len, int want_trunc, int line) {
   char *out = (char *)1;
   size_t out_len = 12345;
   int trunc = -1;
   int rc = jw_utf16_to_utf8(in, len, max_units, &out, &out_len, &trunc);
   jw_test_checks++;
-  if (rc != 0 || out == NULL || out_len != want_len ||
-      memcmp(out, want, want_len) != 0 || out[out_len] != '\0' ||
-      trunc != want_trunc) {
+  if (rc != 0 || out == NULL || out_len != want_len || memcmp(out, want, want_len) != 0 ||
+      out[out_len] != '\0' || trunc != want_trunc) {
     size_t i;
     jw_test_failures++;
-    fprintf(stderr, "%s:%d: utf16 case: rc=%d len=%zu (want %zu) trunc=%d "
-            "(want %d) bytes:", __FILE__, line, rc, out_len, want_len, trunc,
-            want_trunc);
+    fprintf(stderr,
+            "%s:%d: utf16 case: rc=%d len=%zu (want %zu) trunc=%d "
+            "(want %d) bytes:",
+            __FILE__, line, rc, out_len, want_len, trunc, want_trunc);
     for (i = 0; rc == 0 && out && i < out_len; i++)
       fprintf(stderr, " %02X", (unsigned char)out[i]);
     fprintf(stderr, "\n");
@@ -39,9 +38,8 @@ static void check_utf16(const uint16_t *in, size_t len, size_t max_units,
 
 #define U16(...) ((const uint16_t[]){__VA_ARGS__})
 #define N16(...) (sizeof((const uint16_t[]){__VA_ARGS__}) / sizeof(uint16_t))
-#define UTF16_CASE(max, want, want_len, trunc, ...)                          \
-  check_utf16(U16(__VA_ARGS__), N16(__VA_ARGS__), max, want, want_len, trunc, \
-              __LINE__)
+#define UTF16_CASE(max, want, want_len, trunc, ...)                                                \
+  check_utf16(U16(__VA_ARGS__), N16(__VA_ARGS__), max, want, want_len, trunc, __LINE__)
 
 /* Decodes one UTF-8 sequence (test-side, strict), for the exhaustive pass. */
 static long decode_one(const unsigned char *s, size_t len, size_t *used) {
@@ -53,17 +51,15 @@ static long decode_one(const unsigned char *s, size_t len, size_t *used) {
     *used = 2;
     return ((long)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
   }
-  if (len >= 3 && (s[0] & 0xF0) == 0xE0 && (s[1] & 0xC0) == 0x80 &&
-      (s[2] & 0xC0) == 0x80) {
+  if (len >= 3 && (s[0] & 0xF0) == 0xE0 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80) {
     *used = 3;
-    return ((long)(s[0] & 0x0F) << 12) | ((long)(s[1] & 0x3F) << 6) |
-           (s[2] & 0x3F);
+    return ((long)(s[0] & 0x0F) << 12) | ((long)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
   }
-  if (len >= 4 && (s[0] & 0xF8) == 0xF0 && (s[1] & 0xC0) == 0x80 &&
-      (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80) {
+  if (len >= 4 && (s[0] & 0xF8) == 0xF0 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80 &&
+      (s[3] & 0xC0) == 0x80) {
     *used = 4;
-    return ((long)(s[0] & 0x07) << 18) | ((long)(s[1] & 0x3F) << 12) |
-           ((long)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+    return ((long)(s[0] & 0x07) << 18) | ((long)(s[1] & 0x3F) << 12) | ((long)(s[2] & 0x3F) << 6) |
+           (s[3] & 0x3F);
   }
   *used = 0;
   return -1;
@@ -95,14 +91,18 @@ static void test_utf16(void) {
   UTF16_CASE(100, "\xF0\x9F\x98\x80", 4, 0, 0xD83D, 0xDE00);
   UTF16_CASE(100, "\xF4\x8F\xBF\xBF", 4, 0, 0xDBFF, 0xDFFF);
   /* Lone, reversed and doubled surrogates: one U+FFFD per bad unit. */
-  UTF16_CASE(100, "A\xEF\xBF\xBD" "B", 5, 0, 0x41, 0xD800, 0x42);
+  UTF16_CASE(100,
+             "A\xEF\xBF\xBD"
+             "B",
+             5, 0, 0x41, 0xD800, 0x42);
   UTF16_CASE(100, "A\xEF\xBF\xBD", 4, 0, 0x41, 0xDBFF);
-  UTF16_CASE(100, "A\xEF\xBF\xBD" "B", 5, 0, 0x41, 0xDC00, 0x42);
+  UTF16_CASE(100,
+             "A\xEF\xBF\xBD"
+             "B",
+             5, 0, 0x41, 0xDC00, 0x42);
   UTF16_CASE(100, "\xEF\xBF\xBD\xEF\xBF\xBD", 6, 0, 0xDE00, 0xD83D);
-  UTF16_CASE(100, "\xEF\xBF\xBD\xF0\x9F\x98\x80", 7, 0, 0xD83D, 0xD83D,
-             0xDE00);
-  UTF16_CASE(100, "\xF0\x9F\x98\x80\xEF\xBF\xBD", 7, 0, 0xD83D, 0xDE00,
-             0xDE00);
+  UTF16_CASE(100, "\xEF\xBF\xBD\xF0\x9F\x98\x80", 7, 0, 0xD83D, 0xD83D, 0xDE00);
+  UTF16_CASE(100, "\xF0\x9F\x98\x80\xEF\xBF\xBD", 7, 0, 0xD83D, 0xDE00, 0xDE00);
   /* U+0000 is kept inside and counted. */
   UTF16_CASE(100, "A\0B\0", 4, 0, 0x41, 0x0000, 0x42, 0x0000);
   UTF16_CASE(100, "\0", 1, 0, 0x0000);
@@ -117,8 +117,10 @@ static void test_utf16(void) {
   /* A lone high at the cut (next unit not a low): U+FFFD as usual. */
   UTF16_CASE(3, "AB\xEF\xBF\xBD", 5, 1, 0x41, 0x42, 0xD83D, 0x43);
   /* A low at the cut whose high is inside: the pair is complete. */
-  UTF16_CASE(4, "A\xF0\x9F\x98\x80" "C", 6, 1, 0x41, 0xD83D, 0xDE00, 0x43,
-             0x44);
+  UTF16_CASE(4,
+             "A\xF0\x9F\x98\x80"
+             "C",
+             6, 1, 0x41, 0xD83D, 0xDE00, 0x43, 0x44);
 
   /* Empty input, with and without a pointer. */
   out = NULL;
@@ -136,8 +138,7 @@ static void test_utf16(void) {
   out = (char *)1;
   CHECK_INT(jw_utf16_to_utf8(NULL, 1, 10, &out, &out_len, &trunc), JW_EINVAL);
   CHECK(out == NULL);
-  CHECK_INT(jw_utf16_to_utf8(U16(0x41), 1, 10, NULL, &out_len, &trunc),
-            JW_EINVAL);
+  CHECK_INT(jw_utf16_to_utf8(U16(0x41), 1, 10, NULL, &out_len, &trunc), JW_EINVAL);
 
   /* A huge declared length is never read past max_units (ASan would see
    * the overread): 100 real units, "len" SIZE_MAX. */
@@ -159,13 +160,11 @@ static void test_utf16(void) {
     long want = (u >= 0xD800 && u <= 0xDFFF) ? 0xFFFD : u;
     want_len = want < 0x80 ? 1 : want < 0x800 ? 2 : 3;
     out = NULL;
-    if (jw_utf16_to_utf8(&unit, 1, 1, &out, &out_len, &trunc) != 0 ||
-        out_len != want_len || trunc != 0 ||
-        decode_one((const unsigned char *)out, out_len, &used) != want ||
+    if (jw_utf16_to_utf8(&unit, 1, 1, &out, &out_len, &trunc) != 0 || out_len != want_len ||
+        trunc != 0 || decode_one((const unsigned char *)out, out_len, &used) != want ||
         used != out_len) {
       if (bad++ < 5)
-        fprintf(stderr, "%s:%d: unit U+%04lX converts wrongly\n", __FILE__,
-                __LINE__, u);
+        fprintf(stderr, "%s:%d: unit U+%04lX converts wrongly\n", __FILE__, __LINE__, u);
     }
     free(out);
   }
@@ -181,8 +180,7 @@ static void test_utf16(void) {
     pair[1] = (uint16_t)(0xDC00 + u % 1024);
     want = 0x10000 + ((long)(pair[0] - 0xD800) << 10) + (pair[1] - 0xDC00);
     out = NULL;
-    if (jw_utf16_to_utf8(pair, 2, 2, &out, &out_len, &trunc) != 0 ||
-        out_len != 4 ||
+    if (jw_utf16_to_utf8(pair, 2, 2, &out, &out_len, &trunc) != 0 || out_len != 4 ||
         decode_one((const unsigned char *)out, out_len, &used) != want)
       bad++;
     free(out);
@@ -192,25 +190,23 @@ static void test_utf16(void) {
 
 /* ---- argv -> command line ----------------------------------------------- */
 
-static void check_cmdline(const char *const *argv, int argc, const char *want,
-                          int line) {
+static void check_cmdline(const char *const *argv, int argc, const char *want, int line) {
   char *out = (char *)1;
   int rc = jw_argv_to_cmdline(argv, argc, &out);
   jw_test_checks++;
   if (rc != 0 || out == NULL || strcmp(out, want) != 0) {
     jw_test_failures++;
-    fprintf(stderr, "%s:%d: command line: rc=%d got [%s] want [%s]\n",
-            __FILE__, line, rc, rc == 0 && out ? out : "(none)", want);
+    fprintf(stderr, "%s:%d: command line: rc=%d got [%s] want [%s]\n", __FILE__, line, rc,
+            rc == 0 && out ? out : "(none)", want);
   }
   if (rc == 0)
     free(out);
 }
 
-#define CMDLINE_CASE(want, ...)                                              \
-  check_cmdline((const char *const[]){__VA_ARGS__},                          \
-                (int)(sizeof((const char *const[]){__VA_ARGS__}) /           \
-                      sizeof(const char *)),                                 \
-                want, __LINE__)
+#define CMDLINE_CASE(want, ...)                                                                    \
+  check_cmdline((const char *const[]){__VA_ARGS__},                                                \
+                (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)), want,    \
+                __LINE__)
 
 /* A reference splitter with the rules of the UCRT (and, for what quoting
  * produces, CommandLineToArgvW): the program name runs to the first space
@@ -321,8 +317,7 @@ static int roundtrip(const char *const *argv, int argc) {
       HMODULE shell32 = LoadLibraryW(L"shell32.dll");
       loaded = 1;
       if (shell32)
-        split = (split_fn)(void (*)(void))GetProcAddress(shell32,
-                                                         "CommandLineToArgvW");
+        split = (split_fn)(void (*)(void))GetProcAddress(shell32, "CommandLineToArgvW");
     }
     if (split) {
       int wn = MultiByteToWideChar(CP_UTF8, 0, line, -1, NULL, 0), wargc = 0;
@@ -337,8 +332,7 @@ static int roundtrip(const char *const *argv, int argc) {
         bad = 2;
       for (i = 0; bad == 0 && i < wargc; i++) {
         char u8[4096];
-        if (WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, u8, sizeof(u8),
-                                NULL, NULL) == 0 ||
+        if (WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, u8, sizeof(u8), NULL, NULL) == 0 ||
             strcmp(u8, argv[i]) != 0)
           bad = 2;
       }
@@ -393,29 +387,23 @@ static void test_cmdline(void) {
   CMDLINE_CASE("p \"a b\\\\\\\\\"", "p", "a b\\\\");
   /* The program name: quoted when needed, never escaped (the splitters
    * read it up to the next quote, backslashes literal). */
-  CMDLINE_CASE("\"C:\\Program Files\\app.exe\" x", "C:\\Program Files\\app.exe",
-               "x");
+  CMDLINE_CASE("\"C:\\Program Files\\app.exe\" x", "C:\\Program Files\\app.exe", "x");
   CMDLINE_CASE("\"C:\\a b\\\" x", "C:\\a b\\", "x");
   CMDLINE_CASE("\"\" x", "", "x");
   CMDLINE_CASE("C:\\tools\\x.exe", "C:\\tools\\x.exe");
   /* UTF-8 passes through as bytes. */
-  CMDLINE_CASE("p \"\xC3\xBC x\" \xE6\x96\x87", "p", "\xC3\xBC x",
-               "\xE6\x96\x87");
+  CMDLINE_CASE("p \"\xC3\xBC x\" \xE6\x96\x87", "p", "\xC3\xBC x", "\xE6\x96\x87");
 
   /* Refused: no program, a quote in the program name, NULL pointers. */
   out = (char *)1;
   CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p"}, 0, &out), JW_EINVAL);
   CHECK(out == NULL);
-  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p"}, -1, &out),
-            JW_EINVAL);
+  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p"}, -1, &out), JW_EINVAL);
   CHECK_INT(jw_argv_to_cmdline(NULL, 1, &out), JW_EINVAL);
   CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p"}, 1, NULL), JW_EINVAL);
-  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"a\"b.exe", "x"}, 2, &out),
-            JW_EINVAL);
-  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"\"p\""}, 1, &out),
-            JW_EINVAL);
-  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", NULL}, 2, &out),
-            JW_EINVAL);
+  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"a\"b.exe", "x"}, 2, &out), JW_EINVAL);
+  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"\"p\""}, 1, &out), JW_EINVAL);
+  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", NULL}, 2, &out), JW_EINVAL);
   /* A quote elsewhere than argv[0] is fine. */
   out = NULL;
   CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", "\""}, 2, &out), 0);
@@ -429,26 +417,22 @@ static void test_cmdline(void) {
   memset(long_arg, 'a', 1024 * 1024);
   long_arg[32764] = '\0';
   out = NULL;
-  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out),
-            0);
+  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out), 0);
   CHECK_U64(out ? strlen(out) : 0, 32766);
   free(out);
   long_arg[32764] = 'a';
   long_arg[32765] = '\0';
-  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out),
-            JW_EINVAL);
+  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out), JW_EINVAL);
   /* The added quotes count: "p \"" + 32762 + "\"" = 32766. */
   long_arg[0] = ' ';
   long_arg[32762] = '\0';
   out = NULL;
-  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out),
-            0);
+  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out), 0);
   CHECK_U64(out ? strlen(out) : 0, 32766);
   free(out);
   long_arg[32762] = 'a';
   long_arg[32763] = '\0';
-  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out),
-            JW_EINVAL);
+  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out), JW_EINVAL);
   /* Doubled trailing backslashes count: "p \"" + " " + 32759 a + "\\\\" +
    * "\"" = 32766. */
   long_arg[0] = ' ';
@@ -456,21 +440,18 @@ static void test_cmdline(void) {
   long_arg[32760] = '\\';
   long_arg[32761] = '\0';
   out = NULL;
-  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out),
-            0);
+  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out), 0);
   CHECK_U64(out ? strlen(out) : 0, 32766);
   CHECK(out != NULL && strcmp(out + 32762, "a\\\\\"") == 0);
   free(out);
   long_arg[32760] = 'a';
   long_arg[32761] = '\\';
   long_arg[32762] = '\0';
-  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out),
-            JW_EINVAL);
+  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out), JW_EINVAL);
   /* Escapes count too: 16383 quotes quote to 32766 + 2 bytes. */
   memset(long_arg, '"', 16383);
   long_arg[16383] = '\0';
-  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out),
-            JW_EINVAL);
+  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out), JW_EINVAL);
   /* Separators count: one space per argument after the first. */
   {
     static const char *many[16384];
@@ -486,10 +467,8 @@ static void test_cmdline(void) {
   /* A megabyte argument is refused without trouble. */
   memset(long_arg, 'b', 1024 * 1024);
   long_arg[1024 * 1024] = '\0';
-  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out),
-            JW_EINVAL);
-  CHECK_INT(jw_argv_to_cmdline((const char *const[]){long_arg}, 1, &out),
-            JW_EINVAL);
+  CHECK_INT(jw_argv_to_cmdline((const char *const[]){"p", long_arg}, 2, &out), JW_EINVAL);
+  CHECK_INT(jw_argv_to_cmdline((const char *const[]){long_arg}, 1, &out), JW_EINVAL);
   free(long_arg);
 
   /* Round trip: every string of up to 5 characters over the alphabet that
@@ -526,9 +505,8 @@ static void test_cmdline(void) {
   }
   /* Program names round-trip as well. */
   {
-    static const char *const names[] = {"prog", "a b", "C:\\x y\\", "",
-                                        "\\\\srv\\share\\p.exe", "a\\",
-                                        "tab\there", "C:\\\\"};
+    static const char *const names[] = {
+        "prog", "a b", "C:\\x y\\", "", "\\\\srv\\share\\p.exe", "a\\", "tab\there", "C:\\\\"};
     bad = 0;
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
       const char *argv[2];

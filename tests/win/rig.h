@@ -34,7 +34,7 @@ static inline const char *rig_self_utf8(void) {
 /* Starts `self --helper args...` in a job built from `policy`; events go to
  * <dir>/wine-<name>.jsonl. Returns 0 or -1 (reported on stderr). */
 static inline int rig_start(rig_t *r, const char *dir, const char *name, const jw_policy_t *policy,
-                     const char *const *args, int nargs) {
+                            const char *const *args, int nargs) {
   jw_run_info_t run;
   jw_policy_t eff;
   jw_exporter_t *exp;
@@ -79,8 +79,7 @@ static inline int rig_start(rig_t *r, const char *dir, const char *name, const j
  * closes everything and returns the events written (new reference, NULL
  * if the log is unreadable or torn). */
 static inline json_t *rig_finish(rig_t *r) {
-  if (r->child.process != NULL &&
-      WaitForSingleObject(r->child.process, 20000) != WAIT_OBJECT_0) {
+  if (r->child.process != NULL && WaitForSingleObject(r->child.process, 20000) != WAIT_OBJECT_0) {
     fprintf(stderr, "rig: the root did not exit in time; terminating the job\n");
     TerminateJobObject(r->job.job, 1);
   }

@@ -18,10 +18,10 @@
 #include "harness.h"
 #include "helpers.h"
 
-#define RUN_TIMEOUT_MS 30000
+#define RUN_TIMEOUT_MS   30000
 #define KILL_DEADLINE_MS 3000
-#define PATH_CHARS (MAX_PATH * 4)
-#define CMD_CHARS 8192
+#define PATH_CHARS       (MAX_PATH * 4)
+#define CMD_CHARS        8192
 
 static char g_self[PATH_CHARS];   /* this executable (Windows path) */
 static char g_jw[PATH_CHARS];     /* jobwarden.exe (Windows path) */
@@ -137,8 +137,8 @@ static int start_jobwarden(cli_run_t *r, const char *tag, const char *args) {
   list[2] = herr;
   InitializeProcThreadAttributeList(NULL, 1, 0, &attr_size);
   si.lpAttributeList = malloc(attr_size);
-  if (hin != INVALID_HANDLE_VALUE && hout != INVALID_HANDLE_VALUE &&
-      herr != INVALID_HANDLE_VALUE && si.lpAttributeList != NULL &&
+  if (hin != INVALID_HANDLE_VALUE && hout != INVALID_HANDLE_VALUE && herr != INVALID_HANDLE_VALUE &&
+      si.lpAttributeList != NULL &&
       InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &attr_size)) {
     if (UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list,
                                   sizeof(list), NULL, NULL))
@@ -209,7 +209,9 @@ static void free_run(cli_run_t *r) {
 
 /* Prints what jobwarden said when a case added failures. */
 static int g_case_failures;
-static void case_begin(void) { g_case_failures = jw_test_failures; }
+static void case_begin(void) {
+  g_case_failures = jw_test_failures;
+}
 static void case_end(const char *name, const cli_run_t *r) {
   if (jw_test_failures == g_case_failures)
     return;
@@ -483,8 +485,9 @@ static void case_tree(const char *tier) {
   ev = find_only(evs, "sandbox.violation", "child_process", &n);
   CHECK_INT(n, 1);
   if (ev != NULL && tw_str(ev, "process.executable") == NULL)
-    fprintf(stderr, "[%s] note: the monitor could not read the grandchild (executable null: "
-                    "enrich() in src/win/monitor.c gave up), so it has no parent either\n",
+    fprintf(stderr,
+            "[%s] note: the monitor could not read the grandchild (executable null: "
+            "enrich() in src/win/monitor.c gave up), so it has no parent either\n",
             tag);
   CHECK_INT(tw_int(ev, "process.pid"), gc);
   CHECK_INT(tw_int(ev, "process.parent.pid"), root);
@@ -576,8 +579,8 @@ static void case_not_executable(void) {
  * before the program starts: exit_want, the exact first line on stderr (or
  * one containing `contains`), nothing on stdout, no program started (the
  * helper would create MARKER), no default log written. */
-static void expect_refused(const char *tag, const char *opts, int exit_want,
-                           const char *line_want, const char *contains) {
+static void expect_refused(const char *tag, const char *opts, int exit_want, const char *line_want,
+                           const char *contains) {
   char marker[PATH_CHARS], args[CMD_CHARS], deflog[PATH_CHARS];
   cli_run_t r;
 
@@ -586,8 +589,7 @@ static void expect_refused(const char *tag, const char *opts, int exit_want,
   ev_path(deflog, sizeof(deflog), "jobwarden-events.jsonl");
   DeleteFileA(marker);
   DeleteFileA(deflog);
-  snprintf(args, sizeof(args), "run %s -- \"%s\" --helper tree \"%s\" 0", opts, g_self,
-           marker);
+  snprintf(args, sizeof(args), "run %s -- \"%s\" --helper tree \"%s\" 0", opts, g_self, marker);
   run_jobwarden(&r, tag, args);
   CHECK_U64(r.exit_code, exit_want);
   if (line_want != NULL)
@@ -678,8 +680,8 @@ static void case_unwritable_log(void) {
   CHECK(!file_exists(dir));
   snprintf(opts, sizeof(opts), "--export \"file:%s\\x.jsonl\"", dir);
   expect_refused("log-unwritable", opts, 125, NULL, "cannot open event log");
-  expect_refused("log-unwritable-z", "--export \"file:Z:\\no\\such\\dir\\x.jsonl\"", 125,
-                 NULL, "cannot open event log");
+  expect_refused("log-unwritable-z", "--export \"file:Z:\\no\\such\\dir\\x.jsonl\"", 125, NULL,
+                 "cannot open event log");
   CHECK(!file_exists(dir));
 }
 
@@ -825,8 +827,7 @@ static void case_stdio(void) {
     json_lines++;
     j = json_loadb(line, (size_t)(nl - line), 0, &jerr);
     if (!json_is_object(j)) {
-      fprintf(stderr, "stdout line does not parse: %.*s (%s)\n", (int)(nl - line), line,
-              jerr.text);
+      fprintf(stderr, "stdout line does not parse: %.*s (%s)\n", (int)(nl - line), line, jerr.text);
       bad++;
       json_decref(j);
       continue;
@@ -881,8 +882,7 @@ static void case_two_exporters(void) {
   DeleteFileA(a);
   DeleteFileA(b);
   snprintf(args, sizeof(args),
-           "run --export \"file:%s\" --export \"file:%s\" -- \"%s\" --helper exit 7", a, b,
-           g_self);
+           "run --export \"file:%s\" --export \"file:%s\" -- \"%s\" --helper exit 7", a, b, g_self);
   run_jobwarden(&r, "two-exporters", args);
   CHECK_U64(r.exit_code, 7);
   ta = tw_read_file(a, &la);

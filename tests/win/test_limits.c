@@ -9,13 +9,13 @@
 
 typedef struct {
   DWORD msg;
-  int with_pid;          /* lpOverlapped = root pid, else NULL (or `value`) */
+  int with_pid; /* lpOverlapped = root pid, else NULL (or `value`) */
   ULONG_PTR value;
   const char *event;
   const char *rule;
   const char *action;
-  const char *unit;      /* NULL: no limit object */
-  long long configured;  /* -1: null */
+  const char *unit;     /* NULL: no limit object */
+  long long configured; /* -1: null */
   const char *severity;
 } packet_t;
 
@@ -142,7 +142,8 @@ static void test_limit_packets(void) {
  * so in-band, never silently. */
 static DWORD g_flags_applied;
 
-static BOOL WINAPI refuse_kill_on_close(HANDLE job, JOBOBJECTINFOCLASS cls, LPVOID info, DWORD len) {
+static BOOL WINAPI refuse_kill_on_close(HANDLE job, JOBOBJECTINFOCLASS cls, LPVOID info,
+                                        DWORD len) {
   if (cls == JobObjectExtendedLimitInformation) {
     JOBOBJECT_EXTENDED_LIMIT_INFORMATION *li = info;
     if (li->BasicLimitInformation.LimitFlags & JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE) {

@@ -61,7 +61,8 @@ static void test_tree(const char *tier) {
   st = tw_filter(evs, "sandbox.process_start", "root_process");
   CHECK_INT(json_array_size(st), 1);
   CHECK_INT(tw_int(json_array_get(st, 0), "process.pid"), root);
-  CHECK(json_is_true(json_object_get(json_object_get(json_array_get(st, 0), "process"), "is_root")));
+  CHECK(
+      json_is_true(json_object_get(json_object_get(json_array_get(st, 0), "process"), "is_root")));
 
   v = tw_filter(evs, "sandbox.violation", NULL);
   CHECK_INT(json_array_size(v), 1);

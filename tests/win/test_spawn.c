@@ -12,7 +12,7 @@
 #include "helpers.h"
 #include "win/win.h"
 
-#define RACE_TRIALS 50
+#define RACE_TRIALS   50
 #define RACE_DELAY_MS 50
 
 static const char *self_utf8(void) {
@@ -36,8 +36,8 @@ static HANDLE new_job(const jw_policy_t *p) {
 }
 
 /* Spawns self --helper ARGS... into job, waits, returns the exit code. */
-static DWORD spawn_wait(HANDLE job, const char *const *args, int nargs, unsigned delay,
-                        int naive, int fallback, jw_error_t *err, int *rc_out) {
+static DWORD spawn_wait(HANDLE job, const char *const *args, int nargs, unsigned delay, int naive,
+                        int fallback, jw_error_t *err, int *rc_out) {
   const char *argv[16];
   jw_spawn_options_t opt;
   jw_child_t child;
