@@ -102,6 +102,14 @@ static void test_race_proof(void) {
     if (rc == 0 && (code & 0x100)) {
       naive_runs++;
       naive_escapes += (code & 2) == 0;
+    } else if (rc != 0 && strcmp(err.where, "AssignProcessToJobObject") == 0) {
+      /* Under load the child can finish its whole run before the naive
+       * assignment: it never was in the job at all. */
+      naive_runs++;
+      naive_escapes++;
+    } else {
+      fprintf(stderr, "naive trial %d: rc %d, exit 0x%lX, %s\n", i, rc, (unsigned long)code,
+              rc ? err.text : "");
     }
     CloseHandle(job);
 
@@ -112,6 +120,9 @@ static void test_race_proof(void) {
     if (rc == 0 && (code & 0x100)) {
       jw_runs++;
       jw_escapes += (code & 2) == 0 || (code & 1) == 0;
+    } else {
+      fprintf(stderr, "jobwarden trial %d: rc %d, exit 0x%lX, %s\n", i, rc, (unsigned long)code,
+              rc ? err.text : "");
     }
     CloseHandle(job);
   }
