@@ -198,7 +198,7 @@ json_t *tw_read_events(const char *path) {
   return arr;
 }
 
-static json_t *at_path(json_t *ev, const char *path) {
+json_t *tw_get(json_t *ev, const char *path) {
   char key[64];
   const char *p = path;
   while (ev != NULL && *p) {
@@ -215,12 +215,12 @@ static json_t *at_path(json_t *ev, const char *path) {
 }
 
 long long tw_int(json_t *ev, const char *path) {
-  json_t *v = at_path(ev, path);
+  json_t *v = tw_get(ev, path);
   return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
 }
 
 const char *tw_str(json_t *ev, const char *path) {
-  return json_string_value(at_path(ev, path));
+  return json_string_value(tw_get(ev, path));
 }
 
 json_t *tw_filter(json_t *events, const char *event, const char *rule) {

@@ -52,6 +52,8 @@ json_t *tw_read_events(const char *path);
 /* Events of an array matching event name and rule (rule may be NULL);
  * returns a new array. */
 json_t *tw_filter(json_t *events, const char *event, const char *rule);
+/* Value at a dotted path ("process.parent.pid"), borrowed; NULL if absent. */
+json_t *tw_get(json_t *ev, const char *path);
 /* Integer at a dotted path ("process.pid"), or -1 when absent. */
 long long tw_int(json_t *ev, const char *path);
 /* String at a dotted path, or NULL. */

@@ -249,25 +249,9 @@ static int count_occurrences(const char *hay, const char *needle) {
 /* Event logs                                                               */
 /* ------------------------------------------------------------------------ */
 
-static json_t *jpath(json_t *ev, const char *path) {
-  char key[64];
-  const char *p = path;
-  while (ev != NULL && *p) {
-    const char *dot = strchr(p, '.');
-    size_t n = dot ? (size_t)(dot - p) : strlen(p);
-    if (n >= sizeof(key))
-      return NULL;
-    memcpy(key, p, n);
-    key[n] = '\0';
-    ev = json_object_get(ev, key);
-    p += n + (dot ? 1 : 0);
-  }
-  return ev;
-}
-
 /* 1 true, 0 false, -1 absent or not a boolean. */
 static int jbool(json_t *ev, const char *path) {
-  json_t *v = jpath(ev, path);
+  json_t *v = tw_get(ev, path);
   return json_is_true(v) ? 1 : json_is_false(v) ? 0 : -1;
 }
 

@@ -9,18 +9,10 @@
 #include <string.h>
 
 #include "harness.h"
-#include "helpers.h"
-#include "win/win.h"
+#include "rig.h"
 
 #define RACE_TRIALS   50
 #define RACE_DELAY_MS 50
-
-static const char *self_utf8(void) {
-  static char buf[MAX_PATH * 3];
-  if (buf[0] == 0)
-    WideCharToMultiByte(CP_UTF8, 0, tw_self(), -1, buf, sizeof(buf), NULL, NULL);
-  return buf;
-}
 
 static HANDLE new_job(const jw_policy_t *p) {
   jw_job_t job;
@@ -43,7 +35,7 @@ static DWORD spawn_wait(HANDLE job, const char *const *args, int nargs, unsigned
   jw_child_t child;
   DWORD code = 0xDEAD;
   int i, rc;
-  argv[0] = self_utf8();
+  argv[0] = rig_self_utf8();
   argv[1] = "--helper";
   for (i = 0; i < nargs && i < 13; i++)
     argv[2 + i] = args[i];
@@ -253,7 +245,7 @@ static void test_cleanup_on_failure(void) {
   jw_spawn_options_t opt;
   jw_child_t child;
   capture_t cap = {NULL, 0};
-  const char *argv[] = {self_utf8(), "--helper", "sleep", "60000"};
+  const char *argv[] = {rig_self_utf8(), "--helper", "sleep", "60000"};
   DWORD code = 0;
   HANDLE job;
   jw_policy_init(&p);
