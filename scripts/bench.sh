@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs jobwarden's benchmarks under Wine (builds first). Figures and how to
+# read them: docs/performance.md. Usage: bash scripts/bench.sh [RUNS]
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+"$here/scripts/setup.sh" --no-demo >/dev/null
+export WINEPREFIX="$here/build/wineprefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+trap 'wineserver -k </dev/null >/dev/null 2>&1 || true' EXIT
+wineserver -p </dev/null >/dev/null 2>&1 || true
+wine wineboot </dev/null >/dev/null 2>&1 || true
+echo "== spawn overhead (median of ${1:-50}, interleaved)"
+wine "$here/build/win/tests/win/bench_spawn.exe" "${1:-50}"
