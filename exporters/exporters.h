@@ -8,5 +8,7 @@
 extern const jw_exporter_vtable_t jw_exporter_file;
 extern const jw_exporter_vtable_t jw_exporter_stdout;
 extern const jw_exporter_vtable_t jw_exporter_stderr;
+extern const jw_exporter_vtable_t jw_exporter_syslog_udp;
+extern const jw_exporter_vtable_t jw_exporter_syslog_tcp;
 
 #endif

@@ -6,13 +6,12 @@
 #include "internal.h"
 
 static const jw_exporter_vtable_t *const registry[] = {
-    &jw_exporter_file,
-    &jw_exporter_stdout,
-    &jw_exporter_stderr,
+    &jw_exporter_file,       &jw_exporter_stdout,     &jw_exporter_stderr,
+    &jw_exporter_syslog_udp, &jw_exporter_syslog_tcp, /* one source, two transports */
 };
 
 const char *jw_exporter_kinds(void) {
-  return "file:PATH | stdout | stderr";
+  return "file:PATH | stdout | stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT";
 }
 
 int jw_exporter_open(const char *spec, jw_exporter_t **out, jw_error_t *err) {

@@ -3,10 +3,14 @@
 
 usage: validate_events.py SCHEMA FILE_OR_DIR... [--expect N]
 
-Every line of every file (a directory stands for its *.jsonl files, not
-recursively) must be a JSON object that the schema accepts (Draft 2020-12,
-with format checking), and within each file the seq of each run_id must
-start at 1 and grow by exactly 1. Also refused: an empty file, a last line
+Every line of every file (a directory stands for its *.jsonl files and
+their rotated parts *.jsonl.N, not recursively) must be a JSON object that
+the schema accepts (Draft 2020-12, with format checking), and within each
+file the seq of each run_id must start at 1 and grow by exactly 1. A file
+written after a rotation may start with one sandbox.log_continued line: the
+seq of its run then starts at continues_at_seq, and the next line must be
+an event of that run (a continuation line anywhere else, or alone, is an
+error). Also refused: an empty file, a last line
 without its newline (a torn write), invalid UTF-8, duplicate keys, NaN or
 Infinity, strings holding lone surrogates, an exit_code_hex or entity_id
 that disagrees with exit_code or pid. --expect N fails when fewer than N
@@ -112,12 +116,16 @@ def semantic_problems(event):
     return problems
 
 
+EVENT_FILE = re.compile(r"\.jsonl(\.[0-9]+)?$")
+CONTINUED = "sandbox.log_continued"
+
+
 def collect(paths):
     files = []
     for path in paths:
         if os.path.isdir(path):
             files.extend(sorted(os.path.join(path, name) for name in os.listdir(path)
-                                if name.endswith(".jsonl")
+                                if EVENT_FILE.search(name)
                                 and os.path.isfile(os.path.join(path, name))))
         elif os.path.exists(path):
             files.append(path)
@@ -143,6 +151,7 @@ def check_file(path, validator, report):
     if not data.endswith(b"\n"):
         report(data.count(b"\n") + 1, "last line has no newline (torn write)")
     next_seq = {}
+    pending = None  # (run_id, seq) announced by a continuation line
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -174,6 +183,20 @@ def check_file(path, validator, report):
             report(number, problem)
         run = event.get("run_id")
         seq = event.get("seq")
+        if event.get("event") == CONTINUED:
+            if number != 1:
+                report(number, "%s is only allowed as the first line of a file" % CONTINUED)
+            at = event.get("continues_at_seq")
+            if number == 1 and isinstance(run, str) and isinstance(at, int) \
+                    and not isinstance(at, bool):
+                next_seq[run] = at
+                pending = (run, at)
+            continue
+        if pending is not None:
+            if run != pending[0]:
+                report(number, "%s announced run %s, the next event is of run %s"
+                       % (CONTINUED, pending[0], run))
+            pending = None
         if isinstance(run, str) and isinstance(seq, int) and not isinstance(seq, bool):
             want = next_seq.get(run, 1)
             if seq != want:
@@ -181,6 +204,8 @@ def check_file(path, validator, report):
                        % (seq, run, want, "gap: events lost" if seq > want
                           else "repeated or out of order"))
             next_seq[run] = seq + 1
+    if pending is not None:
+        report(len(lines), "%s is not followed by any event" % CONTINUED)
     return len(lines), len(next_seq)
 
 

@@ -609,7 +609,7 @@ static void case_usage(void) {
                  "jobwarden: --job-memory: expected a size like \"512M\", got \"abc\"", NULL);
   expect_refused("usage-export", "--export bogus:x", 125,
                  "jobwarden: --export: unknown exporter 'bogus' (expected file:PATH | stdout | "
-                 "stderr)",
+                 "stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT)",
                  NULL);
 }
 

@@ -1,0 +1,584 @@
+/* syslog exporters: RFC 5424 messages to a collector over UDP or TCP.
+ *
+ * SPEC: syslog+udp://HOST:PORT or syslog+tcp://HOST:PORT. HOST is a name, an
+ * IPv4 literal or an IPv6 literal in brackets ("[::1]").
+ *
+ * One message per event:
+ *   <PRI>1 TIMESTAMP HOSTNAME jobwarden PROCID MSGID
+ *     [jobwarden@32473 run_id="..." seq="N"] MSG
+ * PRI = facility local0 (16) * 8 + the event's severity (critical 2, high 3,
+ * medium 4, low 5, info 6); TIMESTAMP = the event's @timestamp; HOSTNAME =
+ * host.name; PROCID = jobwarden's pid; MSGID = the event name; MSG = the JSON
+ * line without its newline, UTF-8 without a BOM (JSON needs no marker and
+ * collectors that parse MSG as JSON would otherwise have to strip it).
+ *
+ * UDP: one datagram per event; a message longer than 65000 bytes is an error
+ * for that event (never truncated). TCP: octet-counting framing (RFC 6587,
+ * "LEN SP MSG"). Before each event the connection is checked (a collector
+ * never sends, so a readable socket means the peer closed or reset it); a
+ * broken connection is re-established once at once and the event resent; if
+ * that fails the event is reported lost and the next event tries again, so
+ * events flow again after a collector restart. A peer that vanishes between
+ * the check and the send can still lose that event unnoticed: TCP syslog has
+ * no acknowledgement.
+ *
+ * Sockets are not inheritable (WSA_FLAG_NO_HANDLE_INHERIT / SOCK_CLOEXEC);
+ * connecting is bounded by 2 s, a send by 5 s. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "exporters.h"
+#include "internal.h"
+
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+typedef SOCKET sock_t;
+#define BAD_SOCK INVALID_SOCKET
+#else
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+typedef int sock_t;
+#define BAD_SOCK (-1)
+#endif
+
+#define SYSLOG_FACILITY    16 /* local0 */
+#define SYSLOG_UDP_MAX     65000
+#define CONNECT_TIMEOUT_MS 2000
+#define SEND_TIMEOUT_MS    5000
+
+typedef struct {
+  int tcp;
+  char host[256];
+  char port[8];
+  struct sockaddr_storage addr; /* resolved once, at init */
+  int addr_len;
+  int family;
+  sock_t s; /* owner: this exporter; BAD_SOCK while disconnected */
+  unsigned long pid;
+} syslog_state_t;
+
+/* --- the small platform layer ---------------------------------------------- */
+
+#ifdef _WIN32
+static INIT_ONCE wsa_once = INIT_ONCE_STATIC_INIT;
+static int wsa_rc;
+
+static BOOL CALLBACK wsa_start(PINIT_ONCE once, PVOID param, PVOID *ctx) {
+  WSADATA d;
+  (void)once;
+  (void)param;
+  (void)ctx;
+  wsa_rc = WSAStartup(MAKEWORD(2, 2), &d);
+  return TRUE;
+}
+
+static int net_init(void) {
+  InitOnceExecuteOnce(&wsa_once, wsa_start, NULL, NULL);
+  return wsa_rc;
+}
+static uint32_t net_errno(void) {
+  return (uint32_t)WSAGetLastError();
+}
+static void sock_close(sock_t s) {
+  closesocket(s);
+}
+static unsigned long self_pid(void) {
+  return (unsigned long)GetCurrentProcessId();
+}
+static sock_t sock_new(int family, int type, int proto) {
+  sock_t s = WSASocketW(family, type, proto, NULL, 0, WSA_FLAG_NO_HANDLE_INHERIT);
+  if (s == INVALID_SOCKET && WSAGetLastError() == WSAEINVAL) {
+    /* Before Windows 7 SP1 the flag is unknown: clear the bit by hand. */
+    s = WSASocketW(family, type, proto, NULL, 0, 0);
+    if (s != INVALID_SOCKET)
+      SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
+  }
+  return s;
+}
+static int sock_nonblock(sock_t s, int on) {
+  u_long v = (u_long)on;
+  return ioctlsocket(s, FIONBIO, &v) == 0 ? 0 : -1;
+}
+static int connect_pending(uint32_t e) {
+  return e == WSAEWOULDBLOCK || e == WSAEINPROGRESS;
+}
+/* 1 writable (connected or failed: see SO_ERROR), 0 timeout, -1 error. */
+static int wait_writable(sock_t s, int ms) {
+  fd_set w, x;
+  struct timeval tv;
+  int r;
+  FD_ZERO(&w);
+  FD_ZERO(&x);
+  FD_SET(s, &w);
+  FD_SET(s, &x);
+  tv.tv_sec = ms / 1000;
+  tv.tv_usec = (ms % 1000) * 1000;
+  r = select(0, NULL, &w, &x, &tv);
+  return r < 0 ? -1 : r > 0;
+}
+/* 1 when the socket has something to read (for a collector: closed). */
+static int readable_now(sock_t s) {
+  fd_set r;
+  struct timeval tv = {0, 0};
+  FD_ZERO(&r);
+  FD_SET(s, &r);
+  return select(0, &r, NULL, NULL, &tv) > 0;
+}
+static void set_send_timeout(sock_t s, int ms) {
+  DWORD v = (DWORD)ms;
+  setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, (const char *)&v, sizeof(v));
+}
+static long sock_send(sock_t s, const char *buf, size_t len) {
+  return send(s, buf, len > 0x10000000 ? 0x10000000 : (int)len, 0);
+}
+static long sock_sendto(sock_t s, const char *buf, size_t len, const struct sockaddr *a, int alen) {
+  return sendto(s, buf, (int)len, 0, a, alen);
+}
+static long sock_peek(sock_t s, char *buf, size_t len) {
+  return recv(s, buf, (int)len, MSG_PEEK);
+}
+static int interrupted(uint32_t e) {
+  return e == WSAEINTR;
+}
+#else
+static int net_init(void) {
+  return 0;
+}
+static uint32_t net_errno(void) {
+  return (uint32_t)errno;
+}
+static void sock_close(sock_t s) {
+  close(s);
+}
+static unsigned long self_pid(void) {
+  return (unsigned long)getpid();
+}
+static sock_t sock_new(int family, int type, int proto) {
+  return socket(family, type | SOCK_CLOEXEC, proto);
+}
+static int sock_nonblock(sock_t s, int on) {
+  int fl = fcntl(s, F_GETFL);
+  if (fl < 0)
+    return -1;
+  return fcntl(s, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK) == 0 ? 0 : -1;
+}
+static int connect_pending(uint32_t e) {
+  return e == EINPROGRESS || e == EINTR;
+}
+static int wait_writable(sock_t s, int ms) {
+  struct pollfd p;
+  int r;
+  p.fd = s;
+  p.events = POLLOUT;
+  p.revents = 0;
+  do {
+    r = poll(&p, 1, ms);
+  } while (r < 0 && errno == EINTR);
+  return r < 0 ? -1 : r > 0;
+}
+static int readable_now(sock_t s) {
+  struct pollfd p;
+  p.fd = s;
+  p.events = POLLIN;
+  p.revents = 0;
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+}
+static void set_send_timeout(sock_t s, int ms) {
+  struct timeval tv;
+  tv.tv_sec = ms / 1000;
+  tv.tv_usec = (ms % 1000) * 1000;
+  setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+static long sock_send(sock_t s, const char *buf, size_t len) {
+  return (long)send(s, buf, len, MSG_NOSIGNAL);
+}
+static long sock_sendto(sock_t s, const char *buf, size_t len, const struct sockaddr *a, int alen) {
+  return (long)sendto(s, buf, len, MSG_NOSIGNAL, a, (socklen_t)alen);
+}
+static long sock_peek(sock_t s, char *buf, size_t len) {
+  return (long)recv(s, buf, len, MSG_PEEK | MSG_DONTWAIT);
+}
+static int interrupted(uint32_t e) {
+  return e == EINTR;
+}
+#endif
+
+static void net_error_text(uint32_t e, char *buf, size_t size) {
+#ifdef _WIN32
+  jw__sys_error_text(e, buf, size);
+#else
+  jw__strlcpy(buf, strerror((int)e), size);
+#endif
+}
+
+/* --- SPEC ------------------------------------------------------------------ */
+
+static int usage(jw_exporter_t *self, jw_error_t *err) {
+  return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: expected %s://HOST:PORT",
+                      self->spec, self->vt->name);
+}
+
+/* arg is the SPEC after "syslog+xxx:", i.e. "//HOST:PORT". */
+static int parse_target(jw_exporter_t *self, const char *arg, syslog_state_t *st, jw_error_t *err) {
+  const char *h, *hend, *p;
+  size_t hlen, plen, i;
+  unsigned long port = 0;
+  if (arg == NULL || strncmp(arg, "//", 2) != 0)
+    return usage(self, err);
+  h = arg + 2;
+  if (*h == '[') {
+    h++;
+    hend = strchr(h, ']');
+    if (hend == NULL || hend[1] != ':')
+      return usage(self, err);
+    p = hend + 2;
+  } else {
+    hend = strrchr(h, ':');
+    if (hend == NULL || memchr(h, ':', (size_t)(hend - h)) != NULL)
+      return usage(self, err);
+    p = hend + 1;
+  }
+  hlen = (size_t)(hend - h);
+  plen = strlen(p);
+  if (hlen == 0 || hlen >= sizeof(st->host) || plen == 0 || plen > 5)
+    return usage(self, err);
+  for (i = 0; i < plen; i++) {
+    if (p[i] < '0' || p[i] > '9')
+      return usage(self, err);
+    port = port * 10 + (unsigned long)(p[i] - '0');
+  }
+  if (port == 0 || port > 65535)
+    return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: port must be 1..65535",
+                        self->spec);
+  memcpy(st->host, h, hlen);
+  st->host[hlen] = '\0';
+  snprintf(st->port, sizeof(st->port), "%lu", port);
+  return 0;
+}
+
+static int resolve(jw_exporter_t *self, syslog_state_t *st, jw_error_t *err) {
+  struct addrinfo hints, *res = NULL;
+  int rc;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = st->tcp ? SOCK_STREAM : SOCK_DGRAM;
+  rc = getaddrinfo(st->host, st->port, &hints, &res);
+  if (rc != 0 || res == NULL) {
+#ifdef _WIN32
+    char why[256];
+    net_error_text((uint32_t)rc, why, sizeof(why));
+#else
+    const char *why = gai_strerror(rc);
+#endif
+    return jw_error_set(err, JW_EIO, (uint32_t)rc, "--export",
+                        "--export %s: cannot resolve '%s': %s", self->spec, st->host, why);
+  }
+  memcpy(&st->addr, res->ai_addr, res->ai_addrlen);
+  st->addr_len = (int)res->ai_addrlen;
+  st->family = res->ai_family;
+  freeaddrinfo(res);
+  return 0;
+}
+
+/* --- connection ------------------------------------------------------------ */
+
+static int tcp_connect(jw_exporter_t *self, syslog_state_t *st, jw_error_t *err) {
+  sock_t s;
+  uint32_t e = 0;
+  int r;
+  char why[256];
+  s = sock_new(st->family, SOCK_STREAM, IPPROTO_TCP);
+  if (s == BAD_SOCK) {
+    e = net_errno();
+    goto fail;
+  }
+  if (sock_nonblock(s, 1) != 0) {
+    e = net_errno();
+    goto fail;
+  }
+  if (connect(s, (const struct sockaddr *)&st->addr, st->addr_len) != 0) {
+    e = net_errno();
+    if (!connect_pending(e))
+      goto fail;
+    r = wait_writable(s, CONNECT_TIMEOUT_MS);
+    if (r <= 0) {
+      e = r == 0 ? 0 : net_errno();
+      sock_close(s);
+      if (r == 0)
+        return jw_error_set(err, JW_EIO, 0, self->spec,
+                            "cannot connect to %s port %s: no answer within %d ms", st->host,
+                            st->port, CONNECT_TIMEOUT_MS);
+      s = BAD_SOCK;
+      goto fail;
+    }
+    {
+      int soerr = 0;
+#ifdef _WIN32
+      int sl = sizeof(soerr);
+      getsockopt(s, SOL_SOCKET, SO_ERROR, (char *)&soerr, &sl);
+#else
+      socklen_t sl = sizeof(soerr);
+      getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+#endif
+      if (soerr != 0) {
+        e = (uint32_t)soerr;
+        goto fail;
+      }
+    }
+  }
+  if (sock_nonblock(s, 0) != 0) {
+    e = net_errno();
+    goto fail;
+  }
+  set_send_timeout(s, SEND_TIMEOUT_MS);
+  st->s = s;
+  return 0;
+fail:
+  if (s != BAD_SOCK)
+    sock_close(s);
+  net_error_text(e, why, sizeof(why));
+  return jw_error_set(err, JW_EIO, e, self->spec, "cannot connect to %s port %s: %s", st->host,
+                      st->port, why);
+}
+
+static void disconnect(syslog_state_t *st) {
+  if (st->s != BAD_SOCK) {
+    sock_close(st->s);
+    st->s = BAD_SOCK;
+  }
+}
+
+/* A collector never sends: a readable connection was closed or reset. */
+static int connection_broken(syslog_state_t *st) {
+  char c;
+  long n;
+  if (!readable_now(st->s))
+    return 0;
+  n = sock_peek(st->s, &c, 1);
+  return n <= 0;
+}
+
+/* One send loop for the whole frame. 0, or -1 with the error code in *e. */
+static int send_all(syslog_state_t *st, const char *buf, size_t len, uint32_t *e) {
+  while (len > 0) {
+    long w = sock_send(st->s, buf, len);
+    if (w <= 0) {
+      *e = w < 0 ? net_errno() : 0;
+      if (w < 0 && interrupted(*e))
+        continue;
+      return -1;
+    }
+    buf += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+/* --- message ----------------------------------------------------------------- */
+
+/* RFC 5424 header fields are PRINTUSASCII without spaces, bounded. */
+static void header_field(char *dst, size_t size, const char *src, size_t max) {
+  size_t i = 0;
+  if (src != NULL)
+    for (; src[i] != '\0' && i < max && i + 1 < size; i++)
+      dst[i] = (src[i] > 32 && src[i] < 127) ? src[i] : '_';
+  if (i == 0 && size > 1)
+    dst[i++] = '-';
+  dst[i] = '\0';
+}
+
+/* SD-PARAM value: '"', '\' and ']' are escaped with a backslash. */
+static size_t sd_escape(char *dst, size_t size, const char *src) {
+  size_t o = 0;
+  for (; src != NULL && *src != '\0' && o + 2 < size; src++) {
+    if (*src == '"' || *src == '\\' || *src == ']')
+      dst[o++] = '\\';
+    dst[o++] = *src;
+  }
+  dst[o] = '\0';
+  return o;
+}
+
+static int severity_code(const char *name, const jw_event_t *ev) {
+  static const struct {
+    const char *name;
+    int code;
+  } map[] = {{"critical", 2}, {"high", 3}, {"medium", 4}, {"low", 5}, {"info", 6}};
+  size_t i;
+  if (name != NULL)
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+      if (strcmp(name, map[i].name) == 0)
+        return map[i].code;
+  if (ev != NULL)
+    return severity_code(jw_severity_name(ev->severity), NULL);
+  return 6;
+}
+
+/* Builds the frame (TCP: with its octet count) into a new buffer. */
+static int build_frame(jw_exporter_t *self, syslog_state_t *st, const char *line, size_t len,
+                       const jw_event_t *ev, char **out, size_t *out_len, jw_error_t *err) {
+  json_t *j;
+  json_error_t jerr;
+  char ts[64], host[256], msgid[40], run_id[200], seq[32], hdr[1024], prefix[32];
+  size_t msg_len = len, hlen, plen = 0, total;
+  int n;
+  char *buf;
+  const char *sev;
+  json_t *seqv;
+
+  if (msg_len > 0 && line[msg_len - 1] == '\n')
+    msg_len--;
+  j = json_loadb(line, msg_len, 0, &jerr);
+  if (j == NULL)
+    return jw_error_set(err, JW_EIO, 0, self->spec, "event line is not JSON: %s", jerr.text);
+  header_field(ts, sizeof(ts), json_string_value(json_object_get(j, "@timestamp")), 40);
+  header_field(host, sizeof(host),
+               json_string_value(json_object_get(json_object_get(j, "host"), "name")), 255);
+  header_field(msgid, sizeof(msgid), json_string_value(json_object_get(j, "event")), 32);
+  sd_escape(run_id, sizeof(run_id), json_string_value(json_object_get(j, "run_id")));
+  seqv = json_object_get(j, "seq");
+  snprintf(seq, sizeof(seq), "%lld", (long long)json_integer_value(seqv));
+  sev = json_string_value(json_object_get(j, "severity"));
+  n = snprintf(hdr, sizeof(hdr),
+               "<%d>1 %s %s jobwarden %lu %s [jobwarden@32473 run_id=\"%s\" seq=\"%s\"] ",
+               SYSLOG_FACILITY * 8 + severity_code(sev, ev), ts, host, st->pid, msgid, run_id, seq);
+  json_decref(j);
+  if (n < 0 || (size_t)n >= sizeof(hdr))
+    return jw_error_set(err, JW_EIO, 0, self->spec, "syslog header too long");
+  hlen = (size_t)n;
+  if (!st->tcp && hlen + msg_len > SYSLOG_UDP_MAX)
+    return jw_error_set(err, JW_EIO, 0, self->spec,
+                        "message of %lu bytes exceeds the UDP limit of %d bytes; not sent",
+                        (unsigned long)(hlen + msg_len), SYSLOG_UDP_MAX);
+  if (st->tcp) {
+    n = snprintf(prefix, sizeof(prefix), "%lu ", (unsigned long)(hlen + msg_len));
+    plen = (size_t)n;
+  }
+  total = plen + hlen + msg_len;
+  buf = malloc(total);
+  if (buf == NULL)
+    return jw_error_set(err, JW_ENOMEM, 0, self->spec, "out of memory");
+  memcpy(buf, prefix, plen);
+  memcpy(buf + plen, hdr, hlen);
+  memcpy(buf + plen + hlen, line, msg_len);
+  *out = buf;
+  *out_len = total;
+  return 0;
+}
+
+/* --- callbacks --------------------------------------------------------------- */
+
+static int syslog_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
+  syslog_state_t *st;
+  int rc;
+  uint32_t e;
+  char why[256];
+  st = calloc(1, sizeof(*st));
+  if (st == NULL)
+    return jw_error_set(err, JW_ENOMEM, 0, "--export", "out of memory");
+  st->s = BAD_SOCK;
+  st->tcp = strcmp(self->vt->name, "syslog+tcp") == 0;
+  st->pid = self_pid();
+  rc = parse_target(self, arg, st, err);
+  if (rc == 0 && net_init() != 0)
+    rc = jw_error_set(err, JW_ESYS, 0, "--export", "--export %s: cannot start Winsock", self->spec);
+  if (rc == 0)
+    rc = resolve(self, st, err);
+  if (rc == 0 && st->tcp) {
+    /* Refuse to start when the collector is not there: like an unwritable
+     * log path, a sink that cannot take the first event is a set-up error. */
+    jw_error_t cerr;
+    memset(&cerr, 0, sizeof(cerr));
+    rc = tcp_connect(self, st, &cerr);
+    if (rc != 0)
+      jw_error_set(err, rc, cerr.sys_error, "--export", "--export %s: %s", self->spec, cerr.text);
+  } else if (rc == 0) {
+    st->s = sock_new(st->family, SOCK_DGRAM, IPPROTO_UDP);
+    if (st->s == BAD_SOCK) {
+      e = net_errno();
+      net_error_text(e, why, sizeof(why));
+      rc = jw_error_set(err, JW_EIO, e, "--export", "--export %s: cannot create a UDP socket: %s",
+                        self->spec, why);
+    }
+  }
+  if (rc != 0) {
+    disconnect(st);
+    free(st);
+    return rc;
+  }
+  self->state = st;
+  return 0;
+}
+
+static int syslog_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
+                         jw_error_t *err) {
+  syslog_state_t *st = self->state;
+  char *frame = NULL;
+  size_t flen = 0;
+  uint32_t e = 0;
+  char why[256];
+  int rc, attempt;
+
+  rc = build_frame(self, st, line, len, ev, &frame, &flen, err);
+  if (rc != 0)
+    return rc;
+  if (!st->tcp) {
+    long w = sock_sendto(st->s, frame, flen, (const struct sockaddr *)&st->addr, st->addr_len);
+    e = w < 0 ? net_errno() : 0;
+    free(frame);
+    if (w == (long)flen)
+      return 0;
+    net_error_text(e, why, sizeof(why));
+    return jw_error_set(err, JW_EIO, e, self->spec, "UDP send to %s port %s failed: %s", st->host,
+                        st->port, w < 0 ? why : "short datagram");
+  }
+  /* TCP: the current connection if it is healthy, else one new connection. */
+  for (attempt = 0; attempt < 2; attempt++) {
+    if (st->s != BAD_SOCK && connection_broken(st))
+      disconnect(st);
+    if (st->s == BAD_SOCK) {
+      if (attempt == 0)
+        attempt = 1; /* a fresh connection gets one try only */
+      rc = tcp_connect(self, st, err);
+      if (rc != 0) {
+        free(frame);
+        return rc;
+      }
+    }
+    if (send_all(st, frame, flen, &e) == 0) {
+      free(frame);
+      return 0;
+    }
+    disconnect(st);
+  }
+  free(frame);
+  net_error_text(e, why, sizeof(why));
+  return jw_error_set(err, JW_EIO, e, self->spec, "TCP send to %s port %s failed: %s", st->host,
+                      st->port, e ? why : "connection closed");
+}
+
+static void syslog_close(jw_exporter_t *self) {
+  syslog_state_t *st = self->state;
+  if (st == NULL)
+    return;
+  disconnect(st);
+  free(st);
+  self->state = NULL;
+}
+
+const jw_exporter_vtable_t jw_exporter_syslog_udp = {
+    "syslog+udp", syslog_init, syslog_export, NULL, syslog_close,
+};
+const jw_exporter_vtable_t jw_exporter_syslog_tcp = {
+    "syslog+tcp", syslog_init, syslog_export, NULL, syslog_close,
+};

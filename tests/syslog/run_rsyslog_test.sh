@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# wine.real.syslog: jobwarden.exe (under Wine) sends its events to a real
+# rsyslogd over TCP (RFC 6587 octet counting) and UDP, next to a file sink;
+# every line of the file must arrive in rsyslog's output, byte for byte and
+# in order, on both transports.
+#
+# Usage: run_rsyslog_test.sh JOBWARDEN_EXE HELPER_EXE WINEPREFIX EVENTS_DIR WORK_DIR
+#   HELPER_EXE is a Windows test executable with `--helper tree` (helpers.h).
+# rsyslogd runs in the foreground (-n) as a child of this script, on
+# 127.0.0.1 with random free ports, its own config, pid file and work
+# directory under WORK_DIR; it is always killed on exit (trap). The system's
+# rsyslog is never touched.
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+jobwarden=$1 helper=$2 prefix=$3 events=$4 work=$5
+
+fail() { echo "wine.real.syslog: $*" >&2; exit 1; }
+command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || fail "rsyslogd not installed (Debian package rsyslog; scripts/setup.sh installs it)"
+rsyslogd=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
+
+rm -rf "$work" && mkdir -p "$work/spool" || fail "cannot create $work"
+log="$events/real-syslog.jsonl"
+out_tcp="$work/rsyslog-tcp.txt"
+out_udp="$work/rsyslog-udp.txt"
+rm -f "$log"
+
+rsyslog_pid=
+cleanup() {
+  if [ -n "$rsyslog_pid" ]; then
+    kill "$rsyslog_pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$rsyslog_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$rsyslog_pid" 2>/dev/null
+    wait "$rsyslog_pid" 2>/dev/null
+  fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# Two free ports on 127.0.0.1 (TCP and UDP).
+read -r tcp_port udp_port < <(python3 - <<'PY'
+import socket
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM); t.bind(("127.0.0.1", 0))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+print(t.getsockname()[1], u.getsockname()[1])
+PY
+)
+[ -n "$udp_port" ] || fail "no free ports"
+
+sed -e "s#@WORK@#$work/spool#" -e "s#@TCP_PORT@#$tcp_port#" -e "s#@UDP_PORT@#$udp_port#" \
+    -e "s#@OUT_TCP@#$out_tcp#" -e "s#@OUT_UDP@#$out_udp#" "$here/rsyslog.conf" > "$work/rsyslog.conf"
+"$rsyslogd" -N1 -f "$work/rsyslog.conf" >"$work/rsyslogd-check.log" 2>&1 ||
+  { cat "$work/rsyslogd-check.log" >&2; fail "rsyslogd rejected the configuration"; }
+"$rsyslogd" -n -f "$work/rsyslog.conf" -i "$work/rsyslogd.pid" </dev/null >"$work/rsyslogd.log" 2>&1 &
+rsyslog_pid=$!
+
+# Ready when the TCP input accepts a connection.
+python3 - "$tcp_port" <<'PY' || { cat "$work/rsyslogd.log" >&2; fail "rsyslogd did not listen on 127.0.0.1:$tcp_port"; }
+import socket, sys, time
+end = time.time() + 5
+while time.time() < end:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.5).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit(1)
+PY
+
+# The run: a child that starts a grandchild gives a handful of events
+# (job start, process start, child_process violation, exits, job end).
+timeout 60 "$root/scripts/wine-exec.sh" "$prefix" "$jobwarden" run \
+  --export "syslog+tcp://127.0.0.1:$tcp_port" \
+  --export "syslog+udp://127.0.0.1:$udp_port" \
+  --export "file:Z:$log" \
+  -- "Z:$helper" --helper tree "Z:$work/pids" 100 </dev/null >"$work/jobwarden.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] || { cat "$work/jobwarden.log" >&2; fail "jobwarden run exited with $rc"; }
+
+# rsyslog writes asynchronously: wait until both outputs have every line.
+python3 - "$log" "$out_tcp" "$out_udp" <<'PY'
+import json, sys, time
+log, outs = sys.argv[1], sys.argv[2:]
+want = open(log, "rb").read()
+assert want.endswith(b"\n"), "event log has a torn last line"
+lines = want.split(b"\n")[:-1]
+assert len(lines) >= 5, f"only {len(lines)} events in {log}"
+for out in outs:
+    got = b""
+    end = time.time() + 10
+    while time.time() < end:
+        try:
+            got = open(out, "rb").read()
+        except FileNotFoundError:
+            got = b""
+        if got.count(b"\n") >= len(lines):
+            break
+        time.sleep(0.1)
+    got_lines = got.split(b"\n")[:-1] if got.endswith(b"\n") else got.split(b"\n")
+    if got_lines != lines:
+        print(f"{out}: {len(got_lines)} lines, expected {len(lines)} identical to {log}", file=sys.stderr)
+        for i, (a, b) in enumerate(zip(lines, got_lines)):
+            if a != b:
+                print(f"first difference at line {i + 1}:\n  file:    {a!r}\n  rsyslog: {b!r}", file=sys.stderr)
+                break
+        sys.exit(1)
+    for a, b in zip(lines, got_lines):
+        assert json.loads(a) == json.loads(b)
+    print(f"{out}: {len(lines)} events identical and in order")
+
+# rsyslog parsed the RFC 5424 header of every TCP message into the fields
+# jobwarden meant: PRI, HOSTNAME, APP-NAME, PROCID, MSGID, SD, TIMESTAMP.
+import re
+sev = {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}
+hdr = open(outs[0] + ".header", encoding="utf-8").read().splitlines()
+assert len(hdr) == len(lines), f"{len(hdr)} parsed headers for {len(lines)} events"
+pids = set()
+for a, h in zip(lines, hdr):
+    e = json.loads(a)
+    pri, host, app, procid, msgid, sd, ts = h.split("|")
+    want = (str(128 + sev[e["severity"]]), e["host"]["name"], "jobwarden", msgid, sd, ts)
+    got = (pri, host, app, e["event"],
+           f'[jobwarden@32473 run_id="{e["run_id"]}" seq="{e["seq"]}"]', e["@timestamp"])
+    assert want == got, f"parsed header {h!r} does not match event {a!r}"
+    assert re.fullmatch(r"[0-9]+", procid), procid
+    pids.add(procid)
+assert len(pids) == 1, pids
+print(f"{len(hdr)} RFC 5424 headers parsed by rsyslog as sent")
+PY
