@@ -80,8 +80,11 @@ configure "$build/win" -DCMAKE_TOOLCHAIN_FILE="$here/cmake/mingw-w64-x86_64.cmak
   -DJW_JANSSON_ROOT="$jansson_win" -DJW_WINEPREFIX="$build/wineprefix"
 for t in native asan win; do
   log "building $t"
-  cmake --build "$build/$t" | grep -v '^ninja: no work to do' || true
-  [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "setup.sh: build of $t failed" >&2; exit 1; }
+  if ! cmake --build "$build/$t" >"$build/$t.build.log" 2>&1; then
+    cat "$build/$t.build.log" >&2
+    echo "setup.sh: the $t build failed (log: $build/$t.build.log)" >&2
+    exit 1
+  fi
 done
 
 # One CTest entry point for all three trees, so a single run ends with a

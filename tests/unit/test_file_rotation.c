@@ -82,11 +82,13 @@ static int exists(const char *path) {
   return 1;
 }
 
+/* PATH or PATH.n; a path too long for buf is a broken test set-up. */
 static void numbered(char *buf, size_t size, const char *path, unsigned n) {
-  if (n == 0)
-    snprintf(buf, size, "%s", path);
-  else
-    snprintf(buf, size, "%s.%u", path, n);
+  int w = n == 0 ? snprintf(buf, size, "%s", path) : snprintf(buf, size, "%s.%u", path, n);
+  if (w < 0 || (size_t)w >= size) {
+    fprintf(stderr, "test path too long: %s\n", path);
+    abort();
+  }
 }
 
 static void remove_all(const char *path) {
