@@ -214,7 +214,8 @@ typedef enum {
   JW_EVENT_JOB_END,       /* sandbox.job_end */
   JW_EVENT_PROCESS_START, /* sandbox.process_start */
   JW_EVENT_PROCESS_EXIT,  /* sandbox.process_exit */
-  JW_EVENT_NOTICE         /* sandbox.notice: degraded protection, unknown messages */
+  JW_EVENT_NOTICE,        /* sandbox.notice: degraded protection, unknown messages */
+  JW_EVENT_TELEMETRY_GAP  /* sandbox.telemetry_gap: events a sink did not get */
 } jw_event_kind_t;
 
 typedef enum {
@@ -349,7 +350,22 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev);
 uint64_t jw_emitter_count(jw_emitter_t *em);
 /* Number of exporters that failed at least once. */
 int jw_emitter_failed_sinks(jw_emitter_t *em);
-/* Flushes, closes every exporter and frees the emitter. */
+/* Switches the emitter to delivery through queues: each exporter gets its own
+ * thread and a queue of `capacity` lines, so jw_emit never waits for a sink.
+ * Loss policy: when a sink's queue is full, lifecycle events are dropped for
+ * that sink; violations and notices (alerts) are still queued up to four
+ * times `capacity` (spill) before they are dropped too. A line a sink fails
+ * to write is dropped for that sink. Every drop is counted and reported in
+ * that sink's stream as a sandbox.telemetry_gap event (from_seq, to_seq,
+ * count, reason) written before the next line it does get; the gap event
+ * carries seq = to_seq, so the stream's seq stays strictly increasing and
+ * every hole is explained. Call once, after the last jw_emitter_add, from
+ * the owner's thread. Returns 0, JW_EINVAL or JW_ESYS. */
+int jw_emitter_start(jw_emitter_t *em, size_t capacity);
+/* Lines dropped so far for all sinks (reported in gap events). */
+uint64_t jw_emitter_dropped(jw_emitter_t *em);
+/* Drains every queue (writer threads finish what is queued), flushes,
+ * closes every exporter and frees the emitter. */
 void jw_emitter_free(jw_emitter_t *em);
 
 /* Fills run->run_id with 128 random bits and run->host with the host name. */

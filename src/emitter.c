@@ -9,14 +9,39 @@
 
 #include "internal.h"
 
+/* One queued line for one sink, or (gap_count > 0) a marker for lines this
+ * sink lost at that point of the stream. */
+typedef struct item_s {
+  struct item_s *next;
+  uint64_t seq;
+  jw_event_kind_t kind;
+  uint64_t gap_from, gap_count; /* marker: seq is the last lost seq */
+  const char *gap_reason;
+  size_t len;
+  char data[]; /* the line, '\n' included */
+} item_t;
+
+typedef struct sink_s {
+  jw_exporter_t *exp;  /* owned */
+  jw_emitter_t *em;    /* back pointer */
+  jw__thread_t thread; /* writer, once started */
+  int started;
+  item_t *head, *tail; /* guarded by em->lock */
+  size_t queued;       /* lines (not markers) in the queue */
+} sink_t;
+
 struct jw_emitter_s {
-  jw__mutex_t lock;
+  jw__mutex_t lock; /* guards everything below */
+  jw__cond_t wake;  /* queues changed or stopping */
   jw_run_info_t run;
-  uint64_t seq;          /* last seq handed out */
-  jw_exporter_t **sinks; /* owned */
+  uint64_t seq;  /* last seq handed out */
+  sink_t *sinks; /* owned */
   size_t n_sinks;
   size_t cap_sinks;
   int failed_sinks;
+  size_t capacity; /* 0: synchronous delivery */
+  int stopping;
+  uint64_t dropped;
 };
 
 int jw_emitter_new(const jw_run_info_t *run, jw_emitter_t **out) {
@@ -25,6 +50,7 @@ int jw_emitter_new(const jw_run_info_t *run, jw_emitter_t **out) {
     return JW_ENOMEM;
   em->run = *run;
   jw__mutex_init(&em->lock);
+  jw__cond_init(&em->wake);
   *out = em;
   return 0;
 }
@@ -32,9 +58,13 @@ int jw_emitter_new(const jw_run_info_t *run, jw_emitter_t **out) {
 int jw_emitter_add(jw_emitter_t *em, jw_exporter_t *exp) {
   int rc = 0;
   jw__mutex_lock(&em->lock);
+  if (em->capacity != 0) {
+    rc = JW_EINVAL; /* sinks are fixed once delivery threads run */
+    goto done;
+  }
   if (em->n_sinks == em->cap_sinks) {
     size_t cap = em->cap_sinks ? em->cap_sinks * 2 : 4;
-    jw_exporter_t **p = realloc(em->sinks, cap * sizeof(*p));
+    sink_t *p = realloc(em->sinks, cap * sizeof(*p));
     if (p == NULL) {
       rc = JW_ENOMEM;
       goto done;
@@ -42,7 +72,10 @@ int jw_emitter_add(jw_emitter_t *em, jw_exporter_t *exp) {
     em->sinks = p;
     em->cap_sinks = cap;
   }
-  em->sinks[em->n_sinks++] = exp;
+  memset(&em->sinks[em->n_sinks], 0, sizeof(sink_t));
+  em->sinks[em->n_sinks].exp = exp;
+  em->sinks[em->n_sinks].em = em;
+  em->n_sinks++;
 done:
   jw__mutex_unlock(&em->lock);
   return rc;
@@ -66,6 +99,61 @@ static void report_sink_failure(jw_emitter_t *em, jw_exporter_t *exp, const jw_e
     jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
+static int is_alert(jw_event_kind_t kind) {
+  return kind == JW_EVENT_VIOLATION || kind == JW_EVENT_NOTICE;
+}
+
+static void push(sink_t *k, item_t *it) {
+  it->next = NULL;
+  if (k->tail)
+    k->tail->next = it;
+  else
+    k->head = it;
+  k->tail = it;
+}
+
+/* Records that sink k does not get line `seq` (lock held). Consecutive
+ * losses extend the marker at the tail of the queue. */
+static void drop_for_sink(sink_t *k, uint64_t seq, const char *reason) {
+  item_t *m = k->tail;
+  k->exp->lost++;
+  k->em->dropped++;
+  if (m != NULL && m->gap_count > 0 && m->seq + 1 == seq) {
+    m->seq = seq;
+    m->gap_count++;
+    return;
+  }
+  m = calloc(1, sizeof(*m));
+  if (m == NULL)
+    return; /* counted in exp->lost; the seq hole still shows */
+  m->seq = seq;
+  m->gap_from = seq;
+  m->gap_count = 1;
+  m->gap_reason = reason;
+  push(k, m);
+}
+
+static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *line, size_t len) {
+  size_t limit = is_alert(kind) ? k->em->capacity * 4 : k->em->capacity;
+  item_t *it;
+  if (k->queued >= limit) {
+    drop_for_sink(k, seq, "queue_full");
+    return;
+  }
+  it = malloc(sizeof(*it) + len);
+  if (it == NULL) {
+    drop_for_sink(k, seq, "out_of_memory");
+    return;
+  }
+  memset(it, 0, sizeof(*it));
+  it->seq = seq;
+  it->kind = kind;
+  it->len = len;
+  memcpy(it->data, line, len);
+  push(k, it);
+  k->queued++;
+}
+
 int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
   char *line = NULL;
   size_t len = 0;
@@ -80,8 +168,14 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
     goto done;
   }
   em->seq++;
+  if (em->capacity != 0) {
+    for (i = 0; i < em->n_sinks; i++)
+      enqueue(&em->sinks[i], em->seq, ev->kind, line, len);
+    jw__cond_broadcast(&em->wake);
+    goto done;
+  }
   for (i = 0; i < em->n_sinks; i++) {
-    jw_exporter_t *exp = em->sinks[i];
+    jw_exporter_t *exp = em->sinks[i].exp;
     jw_error_t err;
     memset(&err, 0, sizeof(err));
     if (exp->vt->export_line(exp, line, len, ev, &err) != 0) {
@@ -99,6 +193,153 @@ done:
   }
   free(line);
   return rc;
+}
+
+/* Writes the telemetry_gap record for lost lines [from, to] of sink k.
+ * Writer thread, lock not held. */
+static int write_gap(sink_t *k, uint64_t from, uint64_t to, uint64_t count, const char *reason) {
+  jw_event_t ev;
+  jw_error_t err;
+  char *line = NULL;
+  size_t len = 0;
+  int rc;
+  memset(&ev, 0, sizeof(ev));
+  ev.kind = JW_EVENT_TELEMETRY_GAP;
+  ev.rule = "telemetry_gap";
+  ev.action = "lost";
+  ev.enforcer = "monitor";
+  ev.source = "jobwarden";
+  ev.severity = JW_SEV_HIGH;
+  ev.extra =
+      json_pack("{s:{s:I,s:I,s:I,s:s,s:s}}", "gap", "from_seq", (json_int_t)from, "to_seq",
+                (json_int_t)to, "count", (json_int_t)count, "sink", k->exp->spec, "reason", reason);
+  snprintf(ev.message, sizeof(ev.message),
+           "%llu event(s), seq %llu to %llu, did not reach this sink (%s)",
+           (unsigned long long)count, (unsigned long long)from, (unsigned long long)to, reason);
+  rc = jw_event_render_line(&ev, &k->em->run, to, jw_now_us(), &line, &len);
+  json_decref((json_t *)ev.extra);
+  if (rc != 0)
+    return rc;
+  memset(&err, 0, sizeof(err));
+  rc = k->exp->vt->export_line(k->exp, line, len, &ev, &err);
+  free(line);
+  return rc;
+}
+
+/* One writer per sink: takes lines in order and writes them; losses (from
+ * the queue or from failed writes) become one gap record, written before
+ * the next line the sink does get. */
+static void sink_main(void *arg) {
+  sink_t *k = arg;
+  jw_emitter_t *em = k->em;
+  uint64_t gap_from = 0, gap_to = 0, gap_count = 0;
+  const char *gap_reason = NULL;
+
+  for (;;) {
+    item_t *it;
+    jw__mutex_lock(&em->lock);
+    while (k->head == NULL && !em->stopping)
+      jw__cond_wait(&em->wake, &em->lock);
+    it = k->head;
+    if (it != NULL) {
+      k->head = it->next;
+      if (k->head == NULL)
+        k->tail = NULL;
+      if (it->gap_count == 0)
+        k->queued--;
+    }
+    jw__mutex_unlock(&em->lock);
+    if (it == NULL)
+      break; /* stopping and drained */
+
+    if (it->gap_count > 0) {
+      /* Merge with losses this writer already holds (they are adjacent). */
+      if (gap_count == 0) {
+        gap_from = it->gap_from;
+        gap_reason = it->gap_reason;
+      }
+      gap_to = it->seq;
+      gap_count += it->gap_count;
+      free(it);
+      continue;
+    }
+    if (gap_count > 0) {
+      if (write_gap(k, gap_from, gap_to, gap_count, gap_reason) == 0) {
+        gap_count = 0;
+      } else {
+        /* The sink is still failing: this line joins the gap. */
+        gap_to = it->seq;
+        gap_count++;
+        k->exp->lost++;
+        jw__mutex_lock(&em->lock);
+        em->dropped++;
+        jw__mutex_unlock(&em->lock);
+        free(it);
+        continue;
+      }
+    }
+    {
+      jw_event_t stub;
+      jw_error_t err;
+      memset(&stub, 0, sizeof(stub));
+      memset(&err, 0, sizeof(err));
+      stub.kind = it->kind;
+      if (k->exp->vt->export_line(k->exp, it->data, it->len, &stub, &err) == 0) {
+        k->exp->written++;
+      } else {
+        jw__mutex_lock(&em->lock);
+        report_sink_failure(em, k->exp, &err, it->seq); /* counts exp->lost */
+        em->dropped++;
+        jw__mutex_unlock(&em->lock);
+        if (gap_count == 0) {
+          gap_from = it->seq;
+          gap_reason = "write_failed";
+        }
+        gap_to = it->seq;
+        gap_count++;
+      }
+    }
+    free(it);
+  }
+  if (gap_count > 0 && write_gap(k, gap_from, gap_to, gap_count, gap_reason) != 0) {
+    char buf[600];
+    int n = snprintf(buf, sizeof(buf),
+                     "jobwarden: exporter '%s' lost %llu event(s) (seq %llu to %llu) and "
+                     "could not record the gap\n",
+                     k->exp->spec, (unsigned long long)gap_count, (unsigned long long)gap_from,
+                     (unsigned long long)gap_to);
+    if (n > 0)
+      jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+  }
+}
+
+int jw_emitter_start(jw_emitter_t *em, size_t capacity) {
+  size_t i;
+  int rc = 0;
+  if (capacity == 0)
+    return JW_EINVAL;
+  jw__mutex_lock(&em->lock);
+  if (em->capacity != 0)
+    rc = JW_EINVAL;
+  else
+    em->capacity = capacity;
+  jw__mutex_unlock(&em->lock);
+  if (rc != 0)
+    return rc;
+  for (i = 0; i < em->n_sinks; i++) {
+    if (jw__thread_start(&em->sinks[i].thread, sink_main, &em->sinks[i]) != 0)
+      return JW_ESYS; /* the sinks started so far are joined by jw_emitter_free */
+    em->sinks[i].started = 1;
+  }
+  return 0;
+}
+
+uint64_t jw_emitter_dropped(jw_emitter_t *em) {
+  uint64_t n;
+  jw__mutex_lock(&em->lock);
+  n = em->dropped;
+  jw__mutex_unlock(&em->lock);
+  return n;
 }
 
 uint64_t jw_emitter_count(jw_emitter_t *em) {
@@ -121,9 +362,23 @@ void jw_emitter_free(jw_emitter_t *em) {
   size_t i;
   if (em == NULL)
     return;
-  for (i = 0; i < em->n_sinks; i++)
-    jw_exporter_close(em->sinks[i]);
+  jw__mutex_lock(&em->lock);
+  em->stopping = 1;
+  jw__cond_broadcast(&em->wake);
+  jw__mutex_unlock(&em->lock);
+  for (i = 0; i < em->n_sinks; i++) {
+    sink_t *k = &em->sinks[i];
+    if (k->started)
+      jw__thread_join(&k->thread);
+    while (k->head != NULL) { /* a sink whose writer never started */
+      item_t *it = k->head;
+      k->head = it->next;
+      free(it);
+    }
+    jw_exporter_close(k->exp);
+  }
   free(em->sinks);
+  jw__cond_destroy(&em->wake);
   jw__mutex_destroy(&em->lock);
   free(em);
 }

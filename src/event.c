@@ -27,6 +27,8 @@ const char *jw_event_kind_name(jw_event_kind_t kind) {
     return "sandbox.process_exit";
   case JW_EVENT_NOTICE:
     return "sandbox.notice";
+  case JW_EVENT_TELEMETRY_GAP:
+    return "sandbox.telemetry_gap";
   }
   /* Not NULL: an out-of-range kind still renders (and fails the schema). */
   return "unknown";

@@ -7,9 +7,13 @@
 #ifdef _WIN32
 #include <windows.h>
 typedef CRITICAL_SECTION jw__mutex_t;
+typedef CONDITION_VARIABLE jw__cond_t;
+typedef HANDLE jw__thread_t;
 #else
 #include <pthread.h>
 typedef pthread_mutex_t jw__mutex_t;
+typedef pthread_cond_t jw__cond_t;
+typedef pthread_t jw__thread_t;
 #endif
 
 /* Platform layer (src/win/platform.c, src/unix/platform.c). */
@@ -17,6 +21,15 @@ void jw__mutex_init(jw__mutex_t *m);
 void jw__mutex_lock(jw__mutex_t *m);
 void jw__mutex_unlock(jw__mutex_t *m);
 void jw__mutex_destroy(jw__mutex_t *m);
+void jw__cond_init(jw__cond_t *c);
+/* Waits on c with m held; returns with m held again. */
+void jw__cond_wait(jw__cond_t *c, jw__mutex_t *m);
+void jw__cond_broadcast(jw__cond_t *c);
+void jw__cond_destroy(jw__cond_t *c);
+/* Starts fn(arg) on a new thread. Returns 0 or JW_ESYS. */
+int jw__thread_start(jw__thread_t *t, void (*fn)(void *), void *arg);
+/* Waits for the thread to end and releases it. */
+void jw__thread_join(jw__thread_t *t);
 /* Fills buf with n cryptographically random bytes. Returns 0 or JW_ESYS. */
 int jw__random_bytes(void *buf, size_t n);
 /* Host name as UTF-8; "unknown" when it cannot be read. */

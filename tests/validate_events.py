@@ -10,7 +10,9 @@ file the seq of each run_id must start at 1 and grow by exactly 1. A file
 written after a rotation may start with one sandbox.log_continued line: the
 seq of its run then starts at continues_at_seq, and the next line must be
 an event of that run (a continuation line anywhere else, or alone, is an
-error). Also refused: an empty file, a last line
+error). A sandbox.telemetry_gap line stands in for the lines a sink lost:
+its gap must cover exactly from the expected seq to its own seq (= to_seq).
+Also refused: an empty file, a last line
 without its newline (a torn write), invalid UTF-8, duplicate keys, NaN or
 Infinity, strings holding lone surrogates, an exit_code_hex or entity_id
 that disagrees with exit_code or pid. --expect N fails when fewer than N
@@ -199,7 +201,15 @@ def check_file(path, validator, report):
             pending = None
         if isinstance(run, str) and isinstance(seq, int) and not isinstance(seq, bool):
             want = next_seq.get(run, 1)
-            if seq != want:
+            gap = event.get("gap") if event.get("event") == "sandbox.telemetry_gap" else None
+            if isinstance(gap, dict):
+                # A gap record stands in for the lines it names: it must
+                # start where the stream broke off and carry seq = to_seq.
+                if gap.get("from_seq") != want or gap.get("to_seq") != seq or \
+                        gap.get("count") != seq - want + 1:
+                    report(number, "telemetry_gap %r does not cover seq %d..%d exactly"
+                           % (gap, want, seq))
+            elif seq != want:
                 report(number, "seq %d in run %s, expected %d (%s)"
                        % (seq, run, want, "gap: events lost" if seq > want
                           else "repeated or out of order"))

@@ -2,6 +2,7 @@
  * by the portable core's tools; the product itself runs on Windows. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -70,4 +71,46 @@ void jw__sys_error_text(uint32_t code, char *buf, size_t size) {
 
 FILE *jw__fopen_utf8(const char *path, const char *mode) {
   return fopen(path, mode);
+}
+
+void jw__cond_init(jw__cond_t *c) {
+  pthread_cond_init(c, NULL);
+}
+void jw__cond_wait(jw__cond_t *c, jw__mutex_t *m) {
+  pthread_cond_wait(c, m);
+}
+void jw__cond_broadcast(jw__cond_t *c) {
+  pthread_cond_broadcast(c);
+}
+void jw__cond_destroy(jw__cond_t *c) {
+  pthread_cond_destroy(c);
+}
+
+typedef struct {
+  void (*fn)(void *);
+  void *arg;
+} thread_start_t;
+
+static void *thread_trampoline(void *p) {
+  thread_start_t s = *(thread_start_t *)p;
+  free(p);
+  s.fn(s.arg);
+  return NULL;
+}
+
+int jw__thread_start(jw__thread_t *t, void (*fn)(void *), void *arg) {
+  thread_start_t *s = malloc(sizeof(*s));
+  if (s == NULL)
+    return JW_ENOMEM;
+  s->fn = fn;
+  s->arg = arg;
+  if (pthread_create(t, NULL, thread_trampoline, s) != 0) {
+    free(s);
+    return JW_ESYS;
+  }
+  return 0;
+}
+
+void jw__thread_join(jw__thread_t *t) {
+  pthread_join(*t, NULL);
 }

@@ -1,4 +1,5 @@
 /* Platform layer for Windows. */
+#include <process.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,4 +133,48 @@ FILE *jw__fopen_utf8(const char *path, const char *mode) {
   free(wpath);
   free(wmode);
   return f;
+}
+
+void jw__cond_init(jw__cond_t *c) {
+  InitializeConditionVariable(c);
+}
+void jw__cond_wait(jw__cond_t *c, jw__mutex_t *m) {
+  SleepConditionVariableCS(c, m, INFINITE);
+}
+void jw__cond_broadcast(jw__cond_t *c) {
+  WakeAllConditionVariable(c);
+}
+void jw__cond_destroy(jw__cond_t *c) {
+  (void)c;
+}
+
+typedef struct {
+  void (*fn)(void *);
+  void *arg;
+} thread_start_t;
+
+static unsigned __stdcall thread_trampoline(void *p) {
+  thread_start_t s = *(thread_start_t *)p;
+  free(p);
+  s.fn(s.arg);
+  return 0;
+}
+
+int jw__thread_start(jw__thread_t *t, void (*fn)(void *), void *arg) {
+  thread_start_t *s = malloc(sizeof(*s));
+  if (s == NULL)
+    return JW_ENOMEM;
+  s->fn = fn;
+  s->arg = arg;
+  *t = (HANDLE)_beginthreadex(NULL, 0, thread_trampoline, s, 0, NULL);
+  if (*t == NULL) {
+    free(s);
+    return JW_ESYS;
+  }
+  return 0;
+}
+
+void jw__thread_join(jw__thread_t *t) {
+  WaitForSingleObject(*t, INFINITE);
+  CloseHandle(*t);
 }

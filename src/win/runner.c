@@ -9,6 +9,9 @@
 #include "win/win.h"
 
 #define STOP_TIMEOUT_MS 5000
+/* Lines queued per sink before lifecycle events are dropped for it (alerts
+ * spill to four times this). */
+#define JW_RUN_QUEUE_CAPACITY 4096
 
 static HANDLE g_interrupt; /* owner: the process; set by the console handler */
 static HANDLE g_finished;  /* owner: the process; set once a run's log is complete */
@@ -152,6 +155,12 @@ int jw_run(const jw_run_config_t *cfg) {
     }
   }
 
+  /* From here on every sink is fed by its own writer thread: the monitor
+   * never waits for an exporter. */
+  if (jw_emitter_start(em, JW_RUN_QUEUE_CAPACITY) != 0) {
+    say("", "cannot start the exporter threads");
+    goto done;
+  }
   if (jw_job_create(&job, &pol, &err) != 0) {
     say("", err.text);
     emit_notice(em, "setup_failed", "blocked", JW_SEV_CRITICAL, &err, err.text);

@@ -20,6 +20,11 @@ static int fail_export(jw_exporter_t *self, const char *line, size_t len, const 
 
 static const jw_exporter_vtable_t failing_vt = {"failing", NULL, fail_export, NULL, NULL};
 
+static long long tw_json_int(json_t *j, const char *key) {
+  json_t *v = json_object_get(j, key);
+  return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
 static char *read_all(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   char *buf;
@@ -196,11 +201,214 @@ static void test_time_source(void) {
   CHECK(b >= a);
 }
 
+/* ---- queued delivery ---------------------------------------------------- */
+
+/* A sink that keeps its lines in memory; it can hold its writer inside
+ * export_line (the gate) and fail its first `fail_first` writes. */
+typedef struct {
+  jw__mutex_t m;
+  jw__cond_t c;
+  int gate_closed;
+  int entered; /* export_line has been called at least once */
+  int fail_first;
+  int calls;
+  char *lines[256];
+  int n;
+} mem_sink_t;
+
+static int mem_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
+                      jw_error_t *err) {
+  mem_sink_t *s = self->state;
+  int rc = 0;
+  (void)ev;
+  jw__mutex_lock(&s->m);
+  s->entered = 1;
+  jw__cond_broadcast(&s->c);
+  while (s->gate_closed)
+    jw__cond_wait(&s->c, &s->m);
+  if (s->calls++ < s->fail_first) {
+    rc = jw_error_set(err, JW_EIO, 0, self->spec, "simulated failure");
+  } else if (s->n < 256) {
+    s->lines[s->n] = malloc(len + 1);
+    memcpy(s->lines[s->n], line, len);
+    s->lines[s->n][len] = '\0';
+    s->n++;
+  }
+  jw__mutex_unlock(&s->m);
+  return rc;
+}
+
+static const jw_exporter_vtable_t mem_vt = {"memory", NULL, mem_export, NULL, NULL};
+
+static jw_exporter_t *mem_exporter(mem_sink_t *s) {
+  jw_exporter_t *e = calloc(1, sizeof(*e));
+  memset(s, 0, sizeof(*s));
+  jw__mutex_init(&s->m);
+  jw__cond_init(&s->c);
+  e->vt = &mem_vt;
+  e->state = s;
+  jw__strlcpy(e->spec, "memory:test", sizeof(e->spec));
+  return e;
+}
+
+static void emit_kind(jw_emitter_t *em, jw_event_kind_t kind) {
+  jw_event_t ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.kind = kind;
+  ev.rule = kind == JW_EVENT_VIOLATION ? "child_process" : "root_process";
+  ev.action = "observed";
+  ev.enforcer = "monitor";
+  ev.source = "port";
+  ev.severity = kind == JW_EVENT_VIOLATION ? JW_SEV_HIGH : JW_SEV_INFO;
+  ev.has_process = 1;
+  ev.process.pid = 4242;
+  ev.process.create_time = 134000000000000000ull;
+  ev.process.image = "C:\\agent.exe";
+  ev.process.is_root = kind != JW_EVENT_VIOLATION;
+  if (kind == JW_EVENT_PROCESS_EXIT) {
+    ev.process.has_exit_code = 1;
+    ev.process.exit_code = 0;
+  }
+  jw__strlcpy(ev.message, "queued delivery test", sizeof(ev.message));
+  CHECK_INT(jw_emit(em, &ev), 0);
+}
+
+static json_t *line_json(mem_sink_t *s, int i) {
+  json_error_t jerr;
+  return i < s->n ? json_loads(s->lines[i], 0, &jerr) : NULL;
+}
+
+static void save_lines(mem_sink_t *s, const char *path) {
+  FILE *f = fopen(path, "wb");
+  int i;
+  if (f == NULL)
+    return;
+  for (i = 0; i < s->n; i++)
+    fputs(s->lines[i], f);
+  fclose(f);
+}
+
+static void free_mem(mem_sink_t *s) {
+  int i;
+  for (i = 0; i < s->n; i++)
+    free(s->lines[i]);
+}
+
+/* A stuck sink never stalls jw_emit; lifecycle lines beyond the queue are
+ * dropped and recorded as one gap; alerts spill past the queue. */
+static void test_queue_full(const char *dir) {
+  jw_run_info_t run;
+  jw_emitter_t *em = NULL;
+  mem_sink_t s;
+  jw_exporter_t *e = mem_exporter(&s);
+  char path[1024];
+  json_t *j;
+  int i;
+
+  s.gate_closed = 1;
+  CHECK_INT(jw_run_info_init(&run, "queue-job", JW_TIER_NONE), 0);
+  CHECK_INT(jw_emitter_new(&run, &em), 0);
+  CHECK_INT(jw_emitter_add(em, e), 0);
+  CHECK_INT(jw_emitter_start(em, 8), 0);
+  CHECK_INT(jw_emitter_start(em, 8), JW_EINVAL);
+  CHECK_INT(jw_emitter_add(em, e), JW_EINVAL);
+  emit_kind(em, JW_EVENT_PROCESS_START); /* seq 1: the writer takes it and is held */
+  jw__mutex_lock(&s.m);
+  while (!s.entered)
+    jw__cond_wait(&s.c, &s.m);
+  jw__mutex_unlock(&s.m);
+  for (i = 2; i <= 30; i++) /* 2..9 fill the queue, 10..30 are dropped */
+    emit_kind(em, JW_EVENT_PROCESS_EXIT);
+  for (i = 31; i <= 35; i++) /* alerts spill past the full queue */
+    emit_kind(em, JW_EVENT_VIOLATION);
+  emit_kind(em, JW_EVENT_PROCESS_EXIT); /* seq 36: dropped again */
+  CHECK_U64(jw_emitter_dropped(em), 22);
+  CHECK_U64(jw_emitter_count(em), 36);
+  jw__mutex_lock(&s.m);
+  s.gate_closed = 0;
+  jw__cond_broadcast(&s.c);
+  jw__mutex_unlock(&s.m);
+  CHECK_U64(e->lost, 22);
+  jw_emitter_free(em); /* drains */
+
+  /* 1..9, gap 10..30, 31..35, gap 36..36 */
+  CHECK_INT(s.n, 9 + 1 + 5 + 1);
+  for (i = 0; i < 9; i++) {
+    j = line_json(&s, i);
+    CHECK_INT(tw_json_int(j, "seq"), i + 1);
+    json_decref(j);
+  }
+  j = line_json(&s, 9);
+  CHECK_STR(json_string_value(json_object_get(j, "event")), "sandbox.telemetry_gap");
+  CHECK_INT(tw_json_int(j, "seq"), 30);
+  CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "gap"), "from_seq")), 10);
+  CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "gap"), "to_seq")), 30);
+  CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "gap"), "count")), 21);
+  CHECK_STR(json_string_value(json_object_get(json_object_get(j, "gap"), "reason")), "queue_full");
+  CHECK_STR(json_string_value(json_object_get(json_object_get(j, "gap"), "sink")), "memory:test");
+  CHECK_STR(json_string_value(json_object_get(j, "run_id")), run.run_id);
+  json_decref(j);
+  for (i = 10; i < 15; i++) {
+    j = line_json(&s, i);
+    CHECK_INT(tw_json_int(j, "seq"), 21 + i);
+    CHECK_STR(json_string_value(json_object_get(j, "event")), "sandbox.violation");
+    json_decref(j);
+  }
+  j = line_json(&s, 15);
+  CHECK_STR(json_string_value(json_object_get(j, "event")), "sandbox.telemetry_gap");
+  CHECK_INT(tw_json_int(j, "seq"), 36);
+  CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "gap"), "from_seq")), 36);
+  CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "gap"), "count")), 1);
+  json_decref(j);
+  snprintf(path, sizeof(path), "%s/unit-emitter-gaps.jsonl", dir);
+  save_lines(&s, path);
+  free_mem(&s);
+}
+
+/* A sink that fails and recovers gets a gap record, then the stream. */
+static void test_write_failures(const char *dir) {
+  jw_run_info_t run;
+  jw_emitter_t *em = NULL;
+  mem_sink_t s;
+  jw_exporter_t *e = mem_exporter(&s);
+  char path[1024];
+  json_t *j;
+  int i;
+
+  s.fail_first = 3;
+  CHECK_INT(jw_run_info_init(&run, "failing-job", JW_TIER_NONE), 0);
+  CHECK_INT(jw_emitter_new(&run, &em), 0);
+  CHECK_INT(jw_emitter_add(em, e), 0);
+  CHECK_INT(jw_emitter_start(em, 64), 0);
+  for (i = 0; i < 6; i++)
+    emit_kind(em, JW_EVENT_PROCESS_EXIT);
+  jw_emitter_free(em);
+  CHECK_INT(s.n, 4);
+  j = line_json(&s, 0);
+  CHECK_STR(json_string_value(json_object_get(j, "event")), "sandbox.telemetry_gap");
+  CHECK_INT(tw_json_int(j, "seq"), 3);
+  CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "gap"), "from_seq")), 1);
+  CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "gap"), "count")), 3);
+  CHECK_STR(json_string_value(json_object_get(json_object_get(j, "gap"), "reason")),
+            "write_failed");
+  json_decref(j);
+  for (i = 1; i < 4; i++) {
+    j = line_json(&s, i);
+    CHECK_INT(tw_json_int(j, "seq"), 3 + i);
+    json_decref(j);
+  }
+  snprintf(path, sizeof(path), "%s/unit-emitter-failures.jsonl", dir);
+  save_lines(&s, path);
+  free_mem(&s);
+}
+
 int main(int argc, char **argv) {
   const char *out = argc > 2 ? argv[2] : ".";
   test_errors();
   test_time_source();
   test_specs(out);
   test_fanout(out);
+  test_queue_full(out);
+  test_write_failures(out);
   return jw_test_result("emitter");
 }

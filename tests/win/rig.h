@@ -50,7 +50,8 @@ static inline int rig_start(rig_t *r, const char *dir, const char *name, const j
   jw_policy_resolve(policy, &eff);
   snprintf(spec, sizeof(spec), "file:%s", r->path);
   if (jw_run_info_init(&run, name, eff.tier) != 0 || jw_emitter_new(&run, &r->em) != 0 ||
-      jw_exporter_open(spec, &exp, &err) != 0 || jw_emitter_add(r->em, exp) != 0) {
+      jw_exporter_open(spec, &exp, &err) != 0 || jw_emitter_add(r->em, exp) != 0 ||
+      jw_emitter_start(r->em, 1024) != 0) {
     fprintf(stderr, "rig %s: emitter set-up failed\n", name);
     return -1;
   }
