@@ -10,3 +10,7 @@ wineserver -p </dev/null >/dev/null 2>&1 || true
 wine wineboot </dev/null >/dev/null 2>&1 || true
 echo "== spawn overhead (median of ${1:-50}, interleaved)"
 wine "$here/build/win/tests/win/bench_spawn.exe" "${1:-50}"
+echo "== event throughput (100000 events, pipeline vs pre-rendered writes)"
+mkdir -p "$here/build/bench"
+"$here/build/native/tests/bench_emit" "$here/build/bench" 100000
+wine "$here/build/win/tests/bench_emit.exe" "$here/build/bench" 100000
