@@ -414,6 +414,10 @@ static void emit_job_end(jw_monitor_t *m, const char *source) {
     json_object_set_new(summary, "violations", json_integer(m->stats.violations));
     json_object_set_new(summary, "abnormal_exits", json_integer(m->stats.abnormal_exits));
     json_object_set_new(summary, "reconciled_events", json_integer(m->stats.reconciled));
+    /* Lines some sink did not get so far (each also reported in that sink's
+     * stream as a sandbox.telemetry_gap). */
+    json_object_set_new(summary, "events_dropped",
+                        json_integer((json_int_t)jw_emitter_dropped(m->em)));
     json_object_set_new(summary, "active_processes", json_integer(active_count(m)));
     json_object_set_new(summary, "terminated_by_jobwarden",
                         m->terminating && m->terminate_reason ? json_string(m->terminate_reason)

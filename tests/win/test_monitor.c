@@ -118,6 +118,7 @@ static void test_tree(const char *tier) {
   CHECK_INT(tw_int(end, "summary.violations"), 1);
   CHECK_INT(tw_int(end, "summary.abnormal_exits"), 0);
   CHECK_INT(tw_int(end, "summary.root_exit_code"), 0);
+  CHECK_INT(tw_int(end, "summary.events_dropped"), 0);
   CHECK_INT(r.stats.processes_seen, 2);
   json_decref(st);
   json_decref(ex);
