@@ -82,13 +82,14 @@ done:
 }
 
 /* Tells the user once per sink that it failed; later failures only count. */
-static void report_sink_failure(jw_emitter_t *em, jw_exporter_t *exp, const jw_error_t *err,
-                                uint64_t seq) {
+/* Returns 1 for the sink's first failure (reported), 0 afterwards. */
+static int report_sink_failure(jw_emitter_t *em, jw_exporter_t *exp, const jw_error_t *err,
+                               uint64_t seq) {
   char buf[1024];
   int n;
   exp->lost++;
   if (exp->failed)
-    return;
+    return 0;
   exp->failed = 1;
   em->failed_sinks++;
   n = snprintf(buf, sizeof(buf),
@@ -97,6 +98,31 @@ static void report_sink_failure(jw_emitter_t *em, jw_exporter_t *exp, const jw_e
                exp->spec, (unsigned long long)seq, err->text[0] ? err->text : "write failed");
   if (n > 0)
     jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+  return 1;
+}
+
+/* Tells every sink, in-band, that one sink failed (writer thread, lock not
+ * held). The failing sink gets the notice too: if it recovers, it shows. */
+static void emit_sink_failed(jw_emitter_t *em, const jw_exporter_t *exp, const jw_error_t *err,
+                             uint64_t seq) {
+  jw_event_t ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.kind = JW_EVENT_NOTICE;
+  ev.rule = "sink_failed";
+  ev.action = "degraded";
+  ev.enforcer = "monitor";
+  ev.source = "jobwarden";
+  ev.severity = JW_SEV_HIGH;
+  ev.extra = json_pack("{s:{s:s,s:s,s:I,s:I}}", "error", "where", exp->spec, "code",
+                       jw_err_name(err->code), "win32_error", (json_int_t)err->sys_error, "seq",
+                       (json_int_t)seq);
+  /* A long message is cut at the field's size: still one valid sentence start. */
+  if (snprintf(ev.message, sizeof(ev.message),
+               "exporter '%.200s' failed at event seq %llu: %.200s; what it misses is recorded as "
+               "sandbox.telemetry_gap in its stream if it recovers",
+               exp->spec, (unsigned long long)seq, err->text[0] ? err->text : "write failed") < 0)
+    jw__strlcpy(ev.message, "an exporter failed", sizeof(ev.message));
+  jw_emit(em, &ev);
 }
 
 static int is_alert(jw_event_kind_t kind) {
@@ -287,10 +313,13 @@ static void sink_main(void *arg) {
       if (k->exp->vt->export_line(k->exp, it->data, it->len, &stub, &err) == 0) {
         k->exp->written++;
       } else {
+        int first;
         jw__mutex_lock(&em->lock);
-        report_sink_failure(em, k->exp, &err, it->seq); /* counts exp->lost */
+        first = report_sink_failure(em, k->exp, &err, it->seq); /* counts exp->lost */
         em->dropped++;
         jw__mutex_unlock(&em->lock);
+        if (first)
+          emit_sink_failed(em, k->exp, &err, it->seq);
         if (gap_count == 0) {
           gap_from = it->seq;
           gap_reason = "write_failed";

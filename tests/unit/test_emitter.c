@@ -376,14 +376,21 @@ static void test_write_failures(const char *dir) {
   int i;
 
   s.fail_first = 3;
+  s.gate_closed = 1; /* every event is queued before the first write fails */
   CHECK_INT(jw_run_info_init(&run, "failing-job", JW_TIER_NONE), 0);
   CHECK_INT(jw_emitter_new(&run, &em), 0);
   CHECK_INT(jw_emitter_add(em, e), 0);
   CHECK_INT(jw_emitter_start(em, 64), 0);
   for (i = 0; i < 6; i++)
     emit_kind(em, JW_EVENT_PROCESS_EXIT);
+  jw__mutex_lock(&s.m);
+  s.gate_closed = 0;
+  jw__cond_broadcast(&s.c);
+  jw__mutex_unlock(&s.m);
   jw_emitter_free(em);
-  CHECK_INT(s.n, 4);
+  /* gap 1..3, events 4..6, then the in-band notice of the failure (seq 7),
+   * which this sink receives once it has recovered. */
+  CHECK_INT(s.n, 5);
   j = line_json(&s, 0);
   CHECK_STR(json_string_value(json_object_get(j, "event")), "sandbox.telemetry_gap");
   CHECK_INT(tw_json_int(j, "seq"), 3);
@@ -397,6 +404,15 @@ static void test_write_failures(const char *dir) {
     CHECK_INT(tw_json_int(j, "seq"), 3 + i);
     json_decref(j);
   }
+  j = line_json(&s, 4);
+  CHECK_INT(tw_json_int(j, "seq"), 7);
+  CHECK_STR(json_string_value(json_object_get(j, "event")), "sandbox.notice");
+  CHECK_STR(json_string_value(json_object_get(j, "rule")), "sink_failed");
+  CHECK_STR(json_string_value(json_object_get(j, "action")), "degraded");
+  CHECK_STR(json_string_value(json_object_get(json_object_get(j, "error"), "where")),
+            "memory:test");
+  CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "error"), "seq")), 1);
+  json_decref(j);
   snprintf(path, sizeof(path), "%s/unit-emitter-failures.jsonl", dir);
   save_lines(&s, path);
   free_mem(&s);
