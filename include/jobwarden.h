@@ -280,6 +280,10 @@ typedef struct jw_run_info_s {
   jw_tier_t tier;
 } jw_run_info_t;
 
+/* Clears *ev and sets the fields every event has. Strings are static. */
+void jw_event_init(jw_event_t *ev, jw_event_kind_t kind, const char *rule, const char *action,
+                   const char *enforcer, const char *source, jw_severity_t sev);
+
 const char *jw_event_kind_name(jw_event_kind_t kind); /* "sandbox.violation" */
 const char *jw_severity_name(jw_severity_t sev);      /* "high" */
 

@@ -106,13 +106,8 @@ static int report_sink_failure(jw_emitter_t *em, jw_exporter_t *exp, const jw_er
 static void emit_sink_failed(jw_emitter_t *em, const jw_exporter_t *exp, const jw_error_t *err,
                              uint64_t seq) {
   jw_event_t ev;
-  memset(&ev, 0, sizeof(ev));
-  ev.kind = JW_EVENT_NOTICE;
-  ev.rule = "sink_failed";
-  ev.action = "degraded";
-  ev.enforcer = "monitor";
-  ev.source = "jobwarden";
-  ev.severity = JW_SEV_HIGH;
+  jw_event_init(&ev, JW_EVENT_NOTICE, "sink_failed", "degraded", "monitor", "jobwarden",
+                JW_SEV_HIGH);
   ev.extra = json_pack("{s:{s:s,s:s,s:I,s:I}}", "error", "where", exp->spec, "code",
                        jw_err_name(err->code), "win32_error", (json_int_t)err->sys_error, "seq",
                        (json_int_t)seq);
@@ -229,13 +224,8 @@ static int write_gap(sink_t *k, uint64_t from, uint64_t to, uint64_t count, cons
   char *line = NULL;
   size_t len = 0;
   int rc;
-  memset(&ev, 0, sizeof(ev));
-  ev.kind = JW_EVENT_TELEMETRY_GAP;
-  ev.rule = "telemetry_gap";
-  ev.action = "lost";
-  ev.enforcer = "monitor";
-  ev.source = "jobwarden";
-  ev.severity = JW_SEV_HIGH;
+  jw_event_init(&ev, JW_EVENT_TELEMETRY_GAP, "telemetry_gap", "lost", "monitor", "jobwarden",
+                JW_SEV_HIGH);
   ev.extra =
       json_pack("{s:{s:I,s:I,s:I,s:s,s:s}}", "gap", "from_seq", (json_int_t)from, "to_seq",
                 (json_int_t)to, "count", (json_int_t)count, "sink", k->exp->spec, "reason", reason);

@@ -13,6 +13,17 @@
 #include "event_names.h"
 #include "internal.h"
 
+void jw_event_init(jw_event_t *ev, jw_event_kind_t kind, const char *rule, const char *action,
+                   const char *enforcer, const char *source, jw_severity_t sev) {
+  memset(ev, 0, sizeof(*ev));
+  ev->kind = kind;
+  ev->rule = rule;
+  ev->action = action;
+  ev->enforcer = enforcer;
+  ev->source = source;
+  ev->severity = sev;
+}
+
 const char *jw_event_kind_name(jw_event_kind_t kind) {
   switch (kind) {
   case JW_EVENT_VIOLATION:

@@ -213,15 +213,10 @@ static uint32_t active_count(jw_monitor_t *m) {
 /* Events                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* Most monitor events come from a port message. */
 static void ev_init(jw_event_t *ev, jw_event_kind_t kind, const char *rule, const char *action,
                     const char *enforcer, jw_severity_t sev) {
-  memset(ev, 0, sizeof(*ev));
-  ev->kind = kind;
-  ev->rule = rule;
-  ev->action = action;
-  ev->enforcer = enforcer;
-  ev->severity = sev;
-  ev->source = "port";
+  jw_event_init(ev, kind, rule, action, enforcer, "port", sev);
 }
 
 static void ev_job_message(jw_event_t *ev, DWORD msg) {

@@ -49,13 +49,7 @@ static void say(const char *prefix, const char *text) {
 static void emit_notice(jw_emitter_t *em, const char *rule, const char *action, jw_severity_t sev,
                         const jw_error_t *err, const char *message) {
   jw_event_t ev;
-  memset(&ev, 0, sizeof(ev));
-  ev.kind = JW_EVENT_NOTICE;
-  ev.rule = rule;
-  ev.action = action;
-  ev.enforcer = "monitor";
-  ev.source = "jobwarden";
-  ev.severity = sev;
+  jw_event_init(&ev, JW_EVENT_NOTICE, rule, action, "monitor", "jobwarden", sev);
   jw__strlcpy(ev.message, message, sizeof(ev.message));
   if (err != NULL)
     ev.extra = json_pack("{s:{s:s,s:s,s:I}}", "error", "where", err->where, "code",
@@ -68,13 +62,7 @@ static void emit_job_start(jw_emitter_t *em, const jw_policy_t *pol, const jw_ru
   jw_event_t ev;
   json_t *argv = json_array();
   int i;
-  memset(&ev, 0, sizeof(ev));
-  ev.kind = JW_EVENT_JOB_START;
-  ev.rule = "job";
-  ev.action = "observed";
-  ev.enforcer = "kernel";
-  ev.source = "jobwarden";
-  ev.severity = JW_SEV_INFO;
+  jw_event_init(&ev, JW_EVENT_JOB_START, "job", "observed", "kernel", "jobwarden", JW_SEV_INFO);
   for (i = 0; argv != NULL && i < cfg->argc; i++) {
     json_t *s = json_stringn(cfg->argv[i], strlen(cfg->argv[i]));
     if (s != NULL)
@@ -228,13 +216,8 @@ int jw_run(const jw_run_config_t *cfg) {
     uint32_t left = active_processes(job.job);
     if (left > 0) {
       jw_event_t ev;
-      memset(&ev, 0, sizeof(ev));
-      ev.kind = JW_EVENT_VIOLATION;
-      ev.rule = "orphan_processes";
-      ev.action = "killed_job";
-      ev.enforcer = "monitor";
-      ev.source = "jobwarden";
-      ev.severity = JW_SEV_MEDIUM;
+      jw_event_init(&ev, JW_EVENT_VIOLATION, "orphan_processes", "killed_job", "monitor",
+                    "jobwarden", JW_SEV_MEDIUM);
       ev.has_limit = 1;
       ev.limit_name = "active_processes";
       ev.limit_unit = "processes";
