@@ -114,10 +114,13 @@ enum {
   JW_SET_DIE_ON_EXCEPTION = 1u << 7,
   JW_SET_BREAKAWAY = 1u << 8,
   JW_SET_TIER = 1u << 9,
-  JW_SET_NAME = 1u << 10
+  JW_SET_NAME = 1u << 10,
+  JW_SET_EXPORTERS = 1u << 11
 };
 
 #define JW_POLICY_NAME_MAX 64
+#define JW_POLICY_MAX_EXPORTERS 16
+#define JW_EXPORTER_SPEC_MAX 512
 
 /* A policy. Zero means "no limit" for the numeric limits. */
 typedef struct jw_policy_s {
@@ -133,6 +136,10 @@ typedef struct jw_policy_s {
   int die_on_unhandled_exception; /* bool */
   int breakaway_ok;               /* bool */
   uint32_t set;                   /* JW_SET_* bits */
+  /* SPECs from the policy file's "exporters" array (checked, not opened);
+   * --export flags replace them. */
+  int n_exporters;
+  char exporters[JW_POLICY_MAX_EXPORTERS][JW_EXPORTER_SPEC_MAX];
 } jw_policy_t;
 
 /* A policy with nothing set: tier none, no limits. */
@@ -319,12 +326,15 @@ typedef struct jw_exporter_vtable_s {
                      jw_error_t *err);
   int (*flush)(jw_exporter_t *self, jw_error_t *err);
   void (*close)(jw_exporter_t *self);
+  /* Validates arg like init would, without opening anything (policy files
+   * are checked before a run). NULL: init itself has no side effect. */
+  int (*check)(jw_exporter_t *self, const char *arg, jw_error_t *err);
 } jw_exporter_vtable_t;
 
 struct jw_exporter_s {
   const jw_exporter_vtable_t *vt;
   void *state;      /* owned by the exporter */
-  char spec[512];   /* as the user wrote it, for messages */
+  char spec[JW_EXPORTER_SPEC_MAX]; /* as the user wrote it, for messages */
   int failed;       /* set after the first failed write */
   uint64_t written; /* lines written */
   uint64_t lost;    /* lines that could not be written */
@@ -335,6 +345,9 @@ struct jw_exporter_s {
  * jw_exporter_close), JW_EUSAGE for an unknown kind, or the init error. */
 int jw_exporter_open(const char *spec, jw_exporter_t **out, jw_error_t *err);
 void jw_exporter_close(jw_exporter_t *exp);
+/* Checks a SPEC without opening the sink. `where` replaces "--export" in the
+ * error text (e.g. "exporters[1]"). Returns 0 or JW_EUSAGE. */
+int jw_exporter_check(const char *spec, const char *where, jw_error_t *err);
 /* The list of registered kinds, for --help: "file:PATH | stdout | stderr". */
 const char *jw_exporter_kinds(void);
 

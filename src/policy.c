@@ -75,7 +75,7 @@ static const field_t fields[] = {
 
 #define TOP_KEYS                                                                                   \
   "version, name, tier, limits, ui_restrictions, kill_on_close, "                                  \
-  "die_on_unhandled_exception, allow_breakaway"
+  "die_on_unhandled_exception, allow_breakaway, exporters"
 #define LIMIT_KEYS                                                                                 \
   "active_processes, process_memory, job_memory, process_cpu_time, "                               \
   "job_cpu_time"
@@ -638,6 +638,45 @@ static int limits_from_json(const ctx_t *cx, json_t *limits, jw_policy_t *p) {
   return 0;
 }
 
+/* "exporters": an array of SPECs, each checked now (nothing is opened). */
+static int exporters_from_json(const ctx_t *cx, json_t *v, jw_policy_t *p) {
+  size_t i;
+  json_t *item;
+  if (!json_is_array(v))
+    return fail_json(cx, "exporters", "an array of exporter specs like \"file:events.jsonl\"", v);
+  if (json_array_size(v) > JW_POLICY_MAX_EXPORTERS)
+    return policy_fail(cx, "exporters", "at most %d exporters, got %lu", JW_POLICY_MAX_EXPORTERS,
+                       (unsigned long)json_array_size(v));
+  p->n_exporters = 0;
+  json_array_foreach(v, i, item) {
+    char where[32];
+    jw_error_t e;
+    snprintf(where, sizeof where, "exporters[%lu]", (unsigned long)i);
+    if (!json_is_string(item))
+      return fail_json(cx, where, "an exporter spec string", item);
+    if (json_string_length(item) >= JW_EXPORTER_SPEC_MAX ||
+        strlen(json_string_value(item)) != json_string_length(item))
+      return policy_fail(cx, where, "expected a spec shorter than %d bytes without NUL",
+                         JW_EXPORTER_SPEC_MAX);
+    memset(&e, 0, sizeof e);
+    if (jw_exporter_check(json_string_value(item), where, &e) != 0) {
+      /* e.text starts with `where` (then ": " or " SPEC: "): reword it in
+       * the policy's "origin: where: text" form. */
+      const char *rest = e.text;
+      if (strncmp(rest, where, strlen(where)) == 0) {
+        rest += strlen(where);
+        rest += rest[0] == ':' ? 1 : 0;
+        rest += rest[0] == ' ' ? 1 : 0;
+      }
+      return policy_fail(cx, where, "%s", rest);
+    }
+    memcpy(p->exporters[p->n_exporters], json_string_value(item), json_string_length(item) + 1);
+    p->n_exporters++;
+  }
+  p->set |= JW_SET_EXPORTERS;
+  return 0;
+}
+
 static int policy_from_json(const ctx_t *cx, json_t *root, jw_policy_t *p) {
   const char *key;
   json_t *v;
@@ -652,6 +691,11 @@ static int policy_from_json(const ctx_t *cx, json_t *root, jw_policy_t *p) {
       continue;
     if (strcmp(key, "limits") == 0) {
       if (limits_from_json(cx, v, p) != 0)
+        return JW_EPOLICY;
+      continue;
+    }
+    if (strcmp(key, "exporters") == 0) {
+      if (exporters_from_json(cx, v, p) != 0)
         return JW_EPOLICY;
       continue;
     }
@@ -1018,6 +1062,15 @@ void *jw_policy_to_json(const jw_policy_t *p) {
                           json_boolean(p->die_on_unhandled_exception)) != 0 ||
       json_object_set_new(root, "allow_breakaway", json_boolean(p->breakaway_ok)) != 0)
     goto fail;
+  if (p->n_exporters > 0) {
+    json_t *ex = json_array();
+    int k;
+    if (ex == NULL || json_object_set_new(root, "exporters", ex) != 0)
+      goto fail;
+    for (k = 0; k < p->n_exporters && k < JW_POLICY_MAX_EXPORTERS; k++)
+      if (json_array_append_new(ex, json_string(p->exporters[k])) != 0)
+        goto fail;
+  }
   return root;
 fail:
   json_decref(ui);

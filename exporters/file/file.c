@@ -549,6 +549,19 @@ static void file_close(jw_exporter_t *self) {
   self->state = NULL;
 }
 
+static int file_check(jw_exporter_t *self, const char *arg, jw_error_t *err) {
+  char *path = NULL;
+  uint64_t rotate;
+  unsigned keep;
+  int rc;
+  if (arg == NULL || arg[0] == '\0')
+    return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: expected file:PATH",
+                        self->spec);
+  rc = parse_spec(self, arg, &path, &rotate, &keep, err);
+  free(path);
+  return rc;
+}
+
 const jw_exporter_vtable_t jw_exporter_file = {
-    "file", file_init, file_export, file_flush, file_close,
+    "file", file_init, file_export, file_flush, file_close, file_check,
 };

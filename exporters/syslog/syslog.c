@@ -576,9 +576,15 @@ static void syslog_close(jw_exporter_t *self) {
   self->state = NULL;
 }
 
+static int syslog_check(jw_exporter_t *self, const char *arg, jw_error_t *err) {
+  syslog_state_t st;
+  memset(&st, 0, sizeof(st));
+  return parse_target(self, arg, &st, err);
+}
+
 const jw_exporter_vtable_t jw_exporter_syslog_udp = {
-    "syslog+udp", syslog_init, syslog_export, NULL, syslog_close,
+    "syslog+udp", syslog_init, syslog_export, NULL, syslog_close, syslog_check,
 };
 const jw_exporter_vtable_t jw_exporter_syslog_tcp = {
-    "syslog+tcp", syslog_init, syslog_export, NULL, syslog_close,
+    "syslog+tcp", syslog_init, syslog_export, NULL, syslog_close, syslog_check,
 };

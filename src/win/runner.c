@@ -89,8 +89,9 @@ static uint32_t active_processes(HANDLE job) {
 
 int jw_run(const jw_run_config_t *cfg) {
   static const char *const default_export[] = {"file:jobwarden-events.jsonl"};
-  const char *const *exports = cfg->n_exports ? cfg->exports : default_export;
-  int n_exports = cfg->n_exports ? cfg->n_exports : 1;
+  const char *policy_exports[JW_POLICY_MAX_EXPORTERS];
+  const char *const *exports = default_export;
+  int n_exports = 1;
   jw_policy_t pol;
   jw_run_info_t run;
   jw_emitter_t *em = NULL;
@@ -110,6 +111,17 @@ int jw_run(const jw_run_config_t *cfg) {
   InterlockedExchange(&g_ctrl_type, -1);
   memset(&err, 0, sizeof(err));
   jw_policy_resolve(&cfg->policy, &pol);
+  /* --export flags replace the policy file's "exporters"; with neither, the
+   * default file. */
+  if (cfg->n_exports > 0) {
+    exports = cfg->exports;
+    n_exports = cfg->n_exports;
+  } else if (pol.n_exporters > 0) {
+    for (i = 0; i < pol.n_exporters && i < JW_POLICY_MAX_EXPORTERS; i++)
+      policy_exports[i] = pol.exporters[i];
+    exports = policy_exports;
+    n_exports = i;
+  }
   if (pol.name[0])
     jw__strlcpy(name, pol.name, sizeof(name));
   else

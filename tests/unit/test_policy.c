@@ -19,7 +19,7 @@ static const char *out_dir = ".";
   "job_cpu_time"
 #define TOP_KEYS                                                                                   \
   "version, name, tier, limits, ui_restrictions, kill_on_close, "                                  \
-  "die_on_unhandled_exception, allow_breakaway"
+  "die_on_unhandled_exception, allow_breakaway, exporters"
 #define SET_KEYS                                                                                   \
   "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
   "die_on_unhandled_exception, allow_breakaway"
@@ -1150,6 +1150,59 @@ static void test_files(void) {
   CHECK_INT(jw_policy_parse_file(NULL, "x.json", &err), JW_EINVAL);
 }
 
+/* "exporters": SPECs checked at parse time with the policy's error format,
+ * stored, rendered back. */
+static void test_exporters_array(void) {
+  jw_policy_t p;
+  jw_error_t err;
+  json_t *j;
+  const char *ok = "{\"exporters\": [\"file:events.jsonl,rotate=64M,keep=3\", \"stdout\", "
+                   "\"syslog+tcp://127.0.0.1:6514\"]}";
+  jw_policy_init(&p);
+  memset(&err, 0, sizeof err);
+  CHECK_INT(jw_policy_parse(&p, ok, strlen(ok), "p.json", &err), 0);
+  CHECK_INT(p.n_exporters, 3);
+  CHECK_STR(p.exporters[0], "file:events.jsonl,rotate=64M,keep=3");
+  CHECK_STR(p.exporters[2], "syslog+tcp://127.0.0.1:6514");
+  CHECK(p.set & JW_SET_EXPORTERS);
+  j = jw_policy_to_json(&p);
+  CHECK(j != NULL);
+  CHECK_INT(json_array_size(json_object_get(j, "exporters")), 3);
+  CHECK_STR(json_string_value(json_array_get(json_object_get(j, "exporters"), 1)), "stdout");
+  json_decref(j);
+
+  {
+    static const struct {
+      const char *doc, *where, *text;
+    } bad[] = {
+        {"{\"exporters\": \"stdout\"}", "exporters",
+         "p.json: exporters: expected an array of exporter specs like \"file:events.jsonl\", got "
+         "\"stdout\""},
+        {"{\"exporters\": [\"stdout\", 3]}", "exporters[1]",
+         "p.json: exporters[1]: expected an exporter spec string, got 3"},
+        {"{\"exporters\": [\"bogus:x\"]}", "exporters[0]",
+         "p.json: exporters[0]: unknown exporter 'bogus' (expected file:PATH | stdout | stderr | "
+         "syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT)"},
+        {"{\"exporters\": [\"file:x.jsonl,rotate=abc\"]}", "exporters[0]",
+         "p.json: exporters[0]: file:x.jsonl,rotate=abc: rotate: expected a size like \"64M\", got "
+         "\"abc\""},
+        {"{\"exporters\": [\"syslog+tcp://nohostport\"]}", "exporters[0]",
+         "p.json: exporters[0]: syslog+tcp://nohostport: expected syslog+tcp://HOST:PORT"},
+        {"{\"exporters\": [\"stdout:x\"]}", "exporters[0]",
+         "p.json: exporters[0]: stdout:x: stdout and stderr take no argument"},
+    };
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+      jw_policy_init(&p);
+      memset(&err, 0, sizeof err);
+      CHECK_INT(jw_policy_parse(&p, bad[i].doc, strlen(bad[i].doc), "p.json", &err), JW_EPOLICY);
+      CHECK_STR(err.where, bad[i].where);
+      CHECK_STR(err.text, bad[i].text);
+      CHECK_INT(p.n_exporters, 0);
+    }
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc > 1)
     data_dir = argv[1];
@@ -1167,5 +1220,6 @@ int main(int argc, char **argv) {
   test_override_order();
   test_to_json();
   test_files();
+  test_exporters_array();
   return jw_test_result("policy");
 }

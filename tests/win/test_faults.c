@@ -39,6 +39,55 @@ static int run_jobwarden(const char *jw, const char *args, const char *err_path,
   return rc;
 }
 
+/* The policy file's "exporters" array is used when no --export is given,
+ * and --export replaces it. */
+static void test_policy_exporters(const char *dir, const char *jw) {
+  char pol[1024], a[1024], b[1024], errp[1024], args[3072], doc[2600];
+  DWORD code = 0;
+  FILE *f;
+  json_t *evs;
+  snprintf(pol, sizeof(pol), "%s/faults-policy.json", dir);
+  snprintf(a, sizeof(a), "%s/wine-faults-policy-a.jsonl", dir);
+  snprintf(b, sizeof(b), "%s/wine-faults-policy-b.jsonl", dir);
+  snprintf(errp, sizeof(errp), "%s/wine-faults-policy.stderr", dir);
+  remove(a);
+  remove(b);
+  /* JSON strings: backslashes of Windows paths are not expected here (the
+   * paths are Unix-style, seen through Z:). */
+  snprintf(doc, sizeof(doc), "{\"tier\": \"hardened\", \"exporters\": [\"file:%s\"]}", a);
+  f = fopen(pol, "wb");
+  CHECK(f != NULL);
+  if (f == NULL)
+    return;
+  fputs(doc, f);
+  fclose(f);
+  snprintf(args, sizeof(args), "run --policy \"%s\" -- \"%s\" --helper exit 4", pol,
+           rig_self_utf8());
+  CHECK_INT(run_jobwarden(jw, args, errp, &code), 0);
+  CHECK_U64(code, 4);
+  evs = tw_read_events(a);
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    CHECK_STR(tw_str(json_array_get(evs, 0), "event"), "sandbox.job_start");
+    CHECK_STR(tw_str(json_array_get(evs, 0), "job.tier"), "hardened");
+    CHECK_INT(tw_int(json_array_get(evs, json_array_size(evs) - 1), "summary.root_exit_code"), 4);
+    json_decref(evs);
+  }
+  remove(a);
+  snprintf(args, sizeof(args), "run --policy \"%s\" --export \"file:%s\" -- \"%s\" --helper exit 5",
+           pol, b, rig_self_utf8());
+  CHECK_INT(run_jobwarden(jw, args, errp, &code), 0);
+  CHECK_U64(code, 5);
+  CHECK(GetFileAttributesA(a) == INVALID_FILE_ATTRIBUTES); /* replaced, not added to */
+  evs = tw_read_events(b);
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    CHECK_INT(tw_int(json_array_get(evs, json_array_size(evs) - 1), "summary.root_exit_code"), 5);
+    json_decref(evs);
+  }
+  remove(pol);
+}
+
 int main(int argc, char **argv) {
   const char *dir = argc > 2 ? argv[2] : ".";
   const char *jw = argc > 3 ? argv[3] : "jobwarden.exe";
@@ -88,5 +137,6 @@ int main(int argc, char **argv) {
   CHECK_INT(json_array_size(n), 1);
   json_decref(n);
   json_decref(evs);
+  test_policy_exporters(dir, jw);
   return jw_test_result("faults_real");
 }
