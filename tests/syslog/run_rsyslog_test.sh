@@ -47,15 +47,18 @@ PY
 )
 [ -n "$udp_port" ] || fail "no free ports"
 
-sed -e "s#@WORK@#$work/spool#" -e "s#@TCP_PORT@#$tcp_port#" -e "s#@UDP_PORT@#$udp_port#" \
-    -e "s#@OUT_TCP@#$out_tcp#" -e "s#@OUT_UDP@#$out_udp#" "$here/rsyslog.conf" > "$work/rsyslog.conf"
-"$rsyslogd" -N1 -f "$work/rsyslog.conf" >"$work/rsyslogd-check.log" 2>&1 ||
-  { cat "$work/rsyslogd-check.log" >&2; fail "rsyslogd rejected the configuration"; }
-"$rsyslogd" -n -f "$work/rsyslog.conf" -i "$work/rsyslogd.pid" </dev/null >"$work/rsyslogd.log" 2>&1 &
-rsyslog_pid=$!
-
-# Ready when the TCP input accepts a connection.
-python3 - "$tcp_port" <<'PY' || { cat "$work/rsyslogd.log" >&2; fail "rsyslogd did not listen on 127.0.0.1:$tcp_port"; }
+# start_rsyslog OUT_TCP OUT_UDP: rsyslogd on the two ports, ready when its
+# TCP input accepts a connection; sets rsyslog_pid.
+start_rsyslog() {
+  local o_tcp=$1 o_udp=$2
+  sed -e "s#@WORK@#$work/spool#" -e "s#@TCP_PORT@#$tcp_port#" -e "s#@UDP_PORT@#$udp_port#" \
+      -e "s#@OUT_TCP@#$o_tcp#" -e "s#@OUT_UDP@#$o_udp#" "$here/rsyslog.conf" > "$work/rsyslog.conf"
+  "$rsyslogd" -N1 -f "$work/rsyslog.conf" >"$work/rsyslogd-check.log" 2>&1 ||
+    { cat "$work/rsyslogd-check.log" >&2; fail "rsyslogd rejected the configuration"; }
+  rm -f "$work/rsyslogd.pid"
+  "$rsyslogd" -n -f "$work/rsyslog.conf" -i "$work/rsyslogd.pid" </dev/null >>"$work/rsyslogd.log" 2>&1 &
+  rsyslog_pid=$!
+  python3 - "$tcp_port" <<'PY' || { cat "$work/rsyslogd.log" >&2; fail "rsyslogd did not listen on 127.0.0.1:$tcp_port"; }
 import socket, sys, time
 end = time.time() + 5
 while time.time() < end:
@@ -66,6 +69,14 @@ while time.time() < end:
         time.sleep(0.05)
 sys.exit(1)
 PY
+}
+
+stop_rsyslog() {
+  cleanup
+  rsyslog_pid=
+}
+
+start_rsyslog "$out_tcp" "$out_udp"
 
 # The run: a child that starts a grandchild gives a handful of events
 # (job start, process start, child_process violation, exits, job end).
@@ -126,4 +137,51 @@ for a, h in zip(lines, hdr):
     pids.add(procid)
 assert len(pids) == 1, pids
 print(f"{len(hdr)} RFC 5424 headers parsed by rsyslog as sent")
+PY
+
+# Phase 2: the collector is stopped and restarted in the middle of a run.
+# Every event of the file sink must reach rsyslog over TCP after the restart
+# or be covered by a sandbox.telemetry_gap record that did: never silently
+# missing. (UDP has no way to notice a dead collector; it is not checked.)
+stop_rsyslog
+out_restart="$work/rsyslog-restart.txt"
+log2="$events/real-syslog-restart.jsonl"
+rm -f "$log2" "$out_restart"
+start_rsyslog "$out_restart" "$work/rsyslog-restart-udp.txt"
+timeout 60 "$root/scripts/wine-exec.sh" "$prefix" "$jobwarden" run \
+  --export "syslog+tcp://127.0.0.1:$tcp_port" --export "file:Z:$log2" \
+  -- "Z:$helper" --helper series 40 40 </dev/null >"$work/jobwarden-restart.log" 2>&1 &
+jw_pid=$!
+sleep 1.5
+stop_rsyslog
+sleep 1.5
+start_rsyslog "$out_restart" "$work/rsyslog-restart-udp.txt"
+wait "$jw_pid"
+rc=$?
+[ $rc -eq 0 ] || { cat "$work/jobwarden-restart.log" >&2; fail "jobwarden run (restart phase) exited with $rc"; }
+python3 - "$log2" "$out_restart" <<'PY'
+import json, sys, time
+log, out = sys.argv[1], sys.argv[2]
+events = [json.loads(l) for l in open(log, encoding="utf-8")]
+seqs = [e["seq"] for e in events]
+assert seqs == list(range(1, len(seqs) + 1)), "file sink has a gap"
+got, covered, gaps = set(), set(), 0
+end = time.time() + 10
+while time.time() < end:
+    got, covered, gaps = set(), set(), 0
+    for line in open(out, encoding="utf-8"):
+        e = json.loads(line)
+        if e["event"] == "sandbox.telemetry_gap":
+            gaps += 1
+            covered.update(range(e["gap"]["from_seq"], e["gap"]["to_seq"] + 1))
+        else:
+            got.add(e["seq"])
+    if set(seqs) <= got | covered:
+        break
+    time.sleep(0.2)
+missing = sorted(set(seqs) - got - covered)
+assert not missing, f"seq {missing} neither delivered nor reported in a gap record"
+assert gaps >= 1, "the outage produced no gap record (the collector was down for 1.5 s)"
+assert max(got) == seqs[-1], "the events after the restart did not arrive"
+print(f"restart: {len(got)} of {len(seqs)} events delivered, {len(covered)} reported in {gaps} gap record(s), none missing")
 PY

@@ -132,6 +132,19 @@ int tw_helper_main(int argc, char **argv) {
     fflush(stdout);
     return 0;
   }
+  if (strcmp(mode, "series") == 0 && argc > 4) {
+    /* N short-lived children, MS apart: a steady trickle of events. */
+    unsigned long n = strtoul(argv[3], NULL, 0), ms = strtoul(argv[4], NULL, 0), i;
+    wchar_t cmd[1024];
+    tw_helper_cmdline(cmd, 1024, "exit 0");
+    for (i = 0; i < n; i++) {
+      DWORD code;
+      if (tw_run_wait(cmd, 10000, &code) != 0)
+        return 96;
+      Sleep((DWORD)ms);
+    }
+    return 0;
+  }
   if (strcmp(mode, "tree") == 0)
     return helper_tree(argc, argv);
   if (strcmp(mode, "race") == 0)

@@ -21,6 +21,8 @@ int tw_is_helper(int argc, char **argv);
  *                         start a grandchild (default: sleep MS), write
  *                         "<own pid> <grandchild pid>\n" to PIDFILE, wait
  *                         for the grandchild, exit 0
+ *   series N MS           run N children (exit 0) one after another, MS
+ *                         apart, exit 0
  *   race                  at once start a grandchild; exit 0x100 | 1 (if
  *                         this process was in a job at main) | 2 (if the
  *                         grandchild was in a job)
