@@ -14,3 +14,5 @@ echo "== event throughput (100000 events, pipeline vs pre-rendered writes)"
 mkdir -p "$here/build/bench"
 "$here/build/native/tests/bench_emit" "$here/build/bench" 100000
 wine "$here/build/win/tests/bench_emit.exe" "$here/build/bench" 100000
+echo "== latency: completion packet -> line read from the event file (10000, Wine)"
+wine "$here/build/win/tests/win/bench_latency.exe" "$here/build/bench" 10000
