@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "harness.h"
+#include "test_util.h"
 #include "internal.h"
 
 static int fail_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
@@ -23,28 +24,6 @@ static const jw_exporter_vtable_t failing_vt = {"failing", NULL, fail_export, NU
 static long long tw_json_int(json_t *j, const char *key) {
   json_t *v = json_object_get(j, key);
   return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
-}
-
-static char *read_all(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  char *buf;
-  long n;
-  if (f == NULL)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  buf = malloc((size_t)n + 1);
-  if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-    free(buf);
-    buf = NULL;
-  }
-  fclose(f);
-  if (buf != NULL) {
-    buf[n] = '\0';
-    *len = (size_t)n;
-  }
-  return buf;
 }
 
 static void test_fanout(const char *dir) {
@@ -108,8 +87,8 @@ static void test_fanout(const char *dir) {
   CHECK_U64(e1->lost, 0);
   jw_emitter_free(em);
 
-  a = read_all(path1, &la);
-  b = read_all(path2, &lb);
+  a = jw_test_read_file(path1, &la);
+  b = jw_test_read_file(path2, &lb);
   CHECK(a != NULL && b != NULL);
   if (a == NULL || b == NULL)
     return;

@@ -23,6 +23,7 @@
 #endif
 
 #include "harness.h"
+#include "test_util.h"
 #include "internal.h"
 
 /* ---- a sink that keeps every line it gets: the reference stream -------- */
@@ -50,29 +51,6 @@ static int capture_export(jw_exporter_t *self, const char *line, size_t len, con
 }
 
 static const jw_exporter_vtable_t capture_vt = {"capture", NULL, capture_export, NULL, NULL, NULL};
-
-static char *read_all(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  char *buf;
-  long n;
-  *len = 0;
-  if (f == NULL)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  buf = malloc((size_t)n + 1);
-  if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-    free(buf);
-    buf = NULL;
-  }
-  fclose(f);
-  if (buf != NULL) {
-    buf[n] = '\0';
-    *len = (size_t)n;
-  }
-  return buf;
-}
 
 static int exists(const char *path) {
   FILE *f = fopen(path, "rb");
@@ -221,7 +199,7 @@ static char *scan_files(const char *path, unsigned max_n, uint64_t rotate, const
     size_t len = 0, events = 0, max_line = 0;
     char *data, *line, *nl;
     numbered(p, sizeof(p), path, (unsigned)k);
-    data = read_all(p, &len);
+    data = jw_test_read_file(p, &len);
     if (data == NULL)
       continue;
     n = sc->files++;
@@ -399,7 +377,7 @@ static void test_rename_failure(const char *dir) {
   }
   CHECK_U64(fe->lost, 0);
   jw_emitter_free(em);
-  data = read_all(path, &len);
+  data = jw_test_read_file(path, &len);
   CHECK(data != NULL);
   for (i = 0; data != NULL && i < len; i++)
     lines += data[i] == '\n';
