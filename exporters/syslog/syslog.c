@@ -55,6 +55,7 @@ typedef int sock_t;
 #define SYSLOG_UDP_MAX     65000
 #define CONNECT_TIMEOUT_MS 2000
 #define SEND_TIMEOUT_MS    5000
+#define RESEND_MAX         16
 
 typedef struct {
   int tcp;
@@ -65,6 +66,13 @@ typedef struct {
   int family;
   sock_t s; /* owner: this exporter; BAD_SOCK while disconnected */
   unsigned long pid;
+  /* TCP syslog has no acknowledgement: frames the collector's kernel took
+   * may die unread with it. The last RESEND_MAX frames sent are kept and
+   * sent again on the next connection after a break (owned). */
+  char *recent[RESEND_MAX];
+  size_t recent_len[RESEND_MAX];
+  int n_recent;
+  int resend; /* the connection broke: resend `recent` first */
 } syslog_state_t;
 
 /* --- the small platform layer ---------------------------------------------- */
@@ -520,6 +528,29 @@ static int syslog_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
   return 0;
 }
 
+/* Keeps a sent frame (owned) among the last RESEND_MAX. */
+static void remember(syslog_state_t *st, char *frame, size_t len) {
+  if (st->n_recent == RESEND_MAX) {
+    free(st->recent[0]);
+    memmove(st->recent, st->recent + 1, (RESEND_MAX - 1) * sizeof(st->recent[0]));
+    memmove(st->recent_len, st->recent_len + 1, (RESEND_MAX - 1) * sizeof(st->recent_len[0]));
+    st->n_recent--;
+  }
+  st->recent[st->n_recent] = frame;
+  st->recent_len[st->n_recent] = len;
+  st->n_recent++;
+}
+
+/* Sends the remembered frames again on a new connection: at-least-once
+ * around a collector restart (a repeated line has the same run_id and seq). */
+static int resend_recent(syslog_state_t *st, uint32_t *e) {
+  int i;
+  for (i = 0; i < st->n_recent; i++)
+    if (send_all(st, st->recent[i], st->recent_len[i], e) != 0)
+      return -1;
+  return 0;
+}
+
 static int syslog_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
                          jw_error_t *err) {
   syslog_state_t *st = self->state;
@@ -542,10 +573,13 @@ static int syslog_export(jw_exporter_t *self, const char *line, size_t len, cons
     return jw_error_set(err, JW_EIO, e, self->spec, "UDP send to %s port %s failed: %s", st->host,
                         st->port, w < 0 ? why : "short datagram");
   }
-  /* TCP: the current connection if it is healthy, else one new connection. */
+  /* TCP: the current connection if it is healthy, else one new connection;
+   * after a break, the frames sent last on the old one go again first. */
   for (attempt = 0; attempt < 2; attempt++) {
-    if (st->s != BAD_SOCK && connection_broken(st))
+    if (st->s != BAD_SOCK && connection_broken(st)) {
       disconnect(st);
+      st->resend = 1;
+    }
     if (st->s == BAD_SOCK) {
       if (attempt == 0)
         attempt = 1; /* a fresh connection gets one try only */
@@ -554,12 +588,18 @@ static int syslog_export(jw_exporter_t *self, const char *line, size_t len, cons
         free(frame);
         return rc;
       }
+      if (st->resend && resend_recent(st, &e) != 0) {
+        disconnect(st);
+        continue;
+      }
+      st->resend = 0;
     }
     if (send_all(st, frame, flen, &e) == 0) {
-      free(frame);
+      remember(st, frame, flen); /* takes frame */
       return 0;
     }
     disconnect(st);
+    st->resend = 1;
   }
   free(frame);
   net_error_text(e, why, sizeof(why));
@@ -569,9 +609,12 @@ static int syslog_export(jw_exporter_t *self, const char *line, size_t len, cons
 
 static void syslog_close(jw_exporter_t *self) {
   syslog_state_t *st = self->state;
+  int i;
   if (st == NULL)
     return;
   disconnect(st);
+  for (i = 0; i < st->n_recent; i++)
+    free(st->recent[i]);
   free(st);
   self->state = NULL;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "test_util.h"
 
 const wchar_t *tw_self(void) {
   static wchar_t self[MAX_PATH];
@@ -158,24 +159,10 @@ int tw_helper_main(int argc, char **argv) {
 }
 
 char *tw_read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  char *buf = NULL;
-  long n;
-  if (f == NULL)
-    return NULL;
-  if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-    buf = malloc((size_t)n + 1);
-    if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-      free(buf);
-      buf = NULL;
-    }
-    if (buf != NULL) {
-      buf[n] = '\0';
-      if (len)
-        *len = (size_t)n;
-    }
-  }
-  fclose(f);
+  size_t n = 0;
+  char *buf = jw_test_read_file(path, &n);
+  if (len)
+    *len = n;
   return buf;
 }
 

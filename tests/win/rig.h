@@ -31,6 +31,19 @@ static inline const char *rig_self_utf8(void) {
   return buf;
 }
 
+/* Fills argv (16 slots) with `self --helper args...` and opt with it. */
+static inline void rig_helper_options(jw_spawn_options_t *opt, const char **argv,
+                                      const char *const *args, int nargs) {
+  int i;
+  argv[0] = rig_self_utf8();
+  argv[1] = "--helper";
+  for (i = 0; i < nargs && i < 13; i++)
+    argv[2 + i] = args[i];
+  memset(opt, 0, sizeof(*opt));
+  opt->argv = argv;
+  opt->argc = 2 + (nargs < 13 ? nargs : 13);
+}
+
 /* Starts `self --helper args...` in a job built from `policy`; events go to
  * <dir>/wine-<name>.jsonl. Returns 0 or -1 (reported on stderr). */
 static inline int rig_start(rig_t *r, const char *dir, const char *name, const jw_policy_t *policy,
@@ -42,7 +55,6 @@ static inline int rig_start(rig_t *r, const char *dir, const char *name, const j
   jw_spawn_options_t opt;
   const char *argv[16];
   char spec[1100];
-  int i;
 
   memset(r, 0, sizeof(*r));
   snprintf(r->path, sizeof(r->path), "%s/wine-%s.jsonl", dir, name);
@@ -60,13 +72,7 @@ static inline int rig_start(rig_t *r, const char *dir, const char *name, const j
     fprintf(stderr, "rig %s: %s\n", name, err.text);
     return -1;
   }
-  argv[0] = rig_self_utf8();
-  argv[1] = "--helper";
-  for (i = 0; i < nargs && i < 13; i++)
-    argv[2 + i] = args[i];
-  memset(&opt, 0, sizeof(opt));
-  opt.argv = argv;
-  opt.argc = 2 + nargs;
+  rig_helper_options(&opt, argv, args, nargs);
   opt.before_resume = rig_set_root;
   opt.ctx = r->mon;
   if (jw_spawn(r->job.job, &opt, &r->child, &err) != 0) {

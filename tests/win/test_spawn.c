@@ -34,14 +34,8 @@ static DWORD spawn_wait(HANDLE job, const char *const *args, int nargs, unsigned
   jw_spawn_options_t opt;
   jw_child_t child;
   DWORD code = 0xDEAD;
-  int i, rc;
-  argv[0] = rig_self_utf8();
-  argv[1] = "--helper";
-  for (i = 0; i < nargs && i < 13; i++)
-    argv[2 + i] = args[i];
-  memset(&opt, 0, sizeof(opt));
-  opt.argv = argv;
-  opt.argc = 2 + nargs;
+  int rc;
+  rig_helper_options(&opt, argv, args, nargs);
   opt.test_delay_ms = delay;
   opt.test_naive_order = naive;
   opt.test_force_fallback = fallback;
