@@ -40,6 +40,8 @@ const char *jw_cli_usage(void) {
   return "Usage:\n"
          "  jobwarden run [OPTIONS] [--] COMMAND [ARG...]\n"
          "  jobwarden check-policy FILE\n"
+         "  jobwarden tail NAME [--raw]\n"
+         "  jobwarden probe [--tier T | --policy FILE | limit flags] [--json]\n"
          "  jobwarden --help | --version\n"
          "\n"
          "Runs COMMAND inside a Windows Job Object built from a policy and writes\n"
@@ -52,7 +54,9 @@ const char *jw_cli_usage(void) {
          "  --export SPEC                    where events go; repeatable:\n"
          "                                   file:PATH[,rotate=SIZE][,keep=N] | stdout |\n"
          "                                   stderr | syslog+udp://HOST:PORT |\n"
-         "                                   syslog+tcp://HOST:PORT\n"
+         "                                   syslog+tcp://HOST:PORT | (Windows:)\n"
+         "                                   pipe:NAME[,replay=N][,buffer=N] |\n"
+         "                                   pipe-connect:NAME\n"
          "                                   (default: file:jobwarden-events.jsonl)\n"
          "  --active-processes N|unlimited   processes alive at once in the job\n"
          "  --process-memory SIZE|unlimited  committed memory per process (e.g. 512M)\n"
@@ -65,9 +69,19 @@ const char *jw_cli_usage(void) {
          "  --[no-]allow-breakaway           let processes leave the job\n"
          "  Flags override the policy file; the tier fills in what neither sets.\n"
          "\n"
+         "tail: connects to the pipe of 'run --export pipe:NAME' and prints one\n"
+         "  readable line per event (time, severity, rule, pid, image, message);\n"
+         "  --raw prints the JSON lines as they come. Ends when the run ends.\n"
+         "probe: runs canary checks inside a job built from the policy (default\n"
+         "  tier lockdown) and reports each restriction as blocked, allowed or\n"
+         "  skipped; --json prints one JSON document.\n"
+         "\n"
          "Exit status: the program's exit code; 125 jobwarden error (usage,\n"
          "policy, job or exporter set-up); 126 program cannot be executed;\n"
-         "127 program not found. check-policy: 0 valid, 1 invalid, 125 usage.\n";
+         "127 program not found. check-policy: 0 valid, 1 invalid, 125 usage.\n"
+         "tail: 0 the run ended (job_end seen), 1 the stream ended without\n"
+         "job_end, 3 no such pipe, 125 usage. probe: 0 every restriction the\n"
+         "policy claims is enforced, 1 at least one is not, 125 usage.\n";
 }
 
 int jw_cli_exit_status(int code) {
@@ -105,7 +119,10 @@ static const flag_def_t *find_flag(const char *name, size_t len, int *negated) {
 /* Shows at most 60 bytes of a user-given argument in a message. */
 #define SHOW(s) (int)(strlen(s) > 60 ? 60 : strlen(s)), (s), (strlen(s) > 60 ? "..." : "")
 
+/* `run` and `probe` share the policy options; `probe` takes no COMMAND and
+ * no --export, and adds --json. */
 static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw_error_t *err) {
+  const char *sub = cli->cmd == JW_CMD_PROBE ? "probe" : "run";
   setting_t settings[MAX_SETTINGS];
   int n_settings = 0, k, rc;
 
@@ -116,12 +133,19 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw
     const flag_def_t *def;
     int negated;
 
-    if (strcmp(a, "--") == 0) {
+    if (strcmp(a, "--") == 0 && cli->cmd == JW_CMD_RUN) {
       i++;
       break;
     }
-    if (a[0] != '-' || a[1] == '\0')
+    if (cli->cmd == JW_CMD_PROBE && strcmp(a, "--json") == 0) {
+      cli->json = 1;
+      continue;
+    }
+    if ((a[0] != '-' || a[1] == '\0') && cli->cmd == JW_CMD_RUN)
       break; /* the command starts here */
+    if (a[0] != '-' || a[1] == '\0')
+      return jw_error_set(err, JW_EUSAGE, 0, sub,
+                          "%s: unexpected argument '%.*s%s' (see jobwarden --help)", sub, SHOW(a));
     eq = strchr(a, '=');
     name_len = eq ? (size_t)(eq - a) : strlen(a);
     if (eq)
@@ -133,9 +157,10 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw
       if (!value || !value[0])
         return jw_error_set(err, JW_EUSAGE, 0, "--policy", "--policy: expected a FILE");
       cli->policy_file = value;
+      cli->tier_given = 1;
       continue;
     }
-    if (name_len == 8 && memcmp(a, "--export", 8) == 0) {
+    if (name_len == 8 && memcmp(a, "--export", 8) == 0 && cli->cmd == JW_CMD_RUN) {
       if (!value && i + 1 < argc)
         value = argv[++i];
       if (!value || !value[0])
@@ -149,8 +174,10 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw
     }
     def = find_flag(a, name_len, &negated);
     if (def == NULL)
-      return jw_error_set(err, JW_EUSAGE, 0, "run",
-                          "run: unknown option '%.*s%s' (see jobwarden --help)", SHOW(a));
+      return jw_error_set(err, JW_EUSAGE, 0, sub,
+                          "%s: unknown option '%.*s%s' (see jobwarden --help)", sub, SHOW(a));
+    if (strcmp(def->key, "tier") == 0)
+      cli->tier_given = 1;
     if (def->boolean) {
       if (value)
         return jw_error_set(err, JW_EUSAGE, 0, def->flag, "%.*s: takes no value", (int)name_len, a);
@@ -168,11 +195,18 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw
     n_settings++;
   }
 
-  if (i >= argc)
-    return jw_error_set(err, JW_EUSAGE, 0, "run",
-                        "run: expected a COMMAND to run (see jobwarden --help)");
-  cli->command = argv + i;
-  cli->command_argc = argc - i;
+  if (cli->cmd == JW_CMD_RUN) {
+    if (i >= argc)
+      return jw_error_set(err, JW_EUSAGE, 0, "run",
+                          "run: expected a COMMAND to run (see jobwarden --help)");
+    cli->command = argv + i;
+    cli->command_argc = argc - i;
+  } else if (!cli->tier_given) {
+    /* probe proves lockdown unless told otherwise */
+    rc = jw_policy_set(&cli->policy, "tier", "lockdown", "probe", err);
+    if (rc != 0)
+      return rc;
+  }
 
   if (cli->policy_file != NULL) {
     rc = jw_policy_parse_file(&cli->policy, cli->policy_file, err);
@@ -213,6 +247,32 @@ int jw_cli_parse(int argc, const char *const *argv, jw_cli_t *cli, jw_error_t *e
                           "check-policy: expected exactly one FILE");
     cli->policy_file = argv[2];
     return 0;
+  }
+  if (strcmp(cmd, "probe") == 0) {
+    cli->cmd = JW_CMD_PROBE;
+    return parse_run(argc, argv, 2, cli, err);
+  }
+  if (strcmp(cmd, "tail") == 0) {
+    int i;
+    cli->cmd = JW_CMD_TAIL;
+    for (i = 2; i < argc; i++) {
+      const char *a = argv[i];
+      if (strcmp(a, "--raw") == 0) {
+        cli->raw = 1;
+      } else if (a[0] == '-' && a[1] != '\0') {
+        return jw_error_set(err, JW_EUSAGE, 0, "tail",
+                            "tail: unknown option '%.*s%s' (see jobwarden --help)", SHOW(a));
+      } else if (cli->pipe_name != NULL) {
+        return jw_error_set(err, JW_EUSAGE, 0, "tail",
+                            "tail: expected one pipe NAME, got '%.*s%s' too", SHOW(a));
+      } else {
+        cli->pipe_name = a;
+      }
+    }
+    if (cli->pipe_name == NULL)
+      return jw_error_set(err, JW_EUSAGE, 0, "tail",
+                          "tail: expected the pipe NAME of a running 'run --export pipe:NAME'");
+    return jw__pipe_name_check(&cli->pipe_name, "tail", err);
   }
   return jw_error_set(err, JW_EUSAGE, 0, "", "unknown command '%.*s%s' (see jobwarden --help)",
                       SHOW(cmd));

@@ -54,4 +54,13 @@ wchar_t *jw__utf8_to_wide(const char *s);
 /* Bounded copy that always terminates dst (truncates silently). */
 void jw__strlcpy(char *dst, const char *src, size_t size);
 
+/* Longest pipe NAME accepted (the part after \\.\pipe\; the kernel takes
+ * 256 characters for the whole path). */
+#define JW_PIPE_NAME_MAX 200
+/* Checks a pipe NAME: 1 to JW_PIPE_NAME_MAX bytes, no backslash, slash or
+ * control character; a leading \\.\pipe\ is skipped (*name moves past
+ * it). `what` starts the error text ("tail", "--export pipe:"). Returns 0
+ * or JW_EUSAGE. */
+int jw__pipe_name_check(const char **name, const char *what, jw_error_t *err);
+
 #endif /* JW_INTERNAL_H */

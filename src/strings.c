@@ -231,3 +231,27 @@ int jw_argv_to_cmdline(const char *const *argv, int argc, char **out) {
   *out = buf;
   return 0;
 }
+
+int jw__pipe_name_check(const char **pname, const char *what, jw_error_t *err) {
+  static const char prefix[] = "\\\\.\\pipe\\";
+  const char *name = *pname;
+  size_t i, len;
+  if (strncmp(name, prefix, sizeof(prefix) - 1) == 0)
+    name += sizeof(prefix) - 1;
+  len = strlen(name);
+  if (len == 0)
+    return jw_error_set(err, JW_EUSAGE, 0, what, "%s: expected a pipe NAME", what);
+  if (len > JW_PIPE_NAME_MAX)
+    return jw_error_set(err, JW_EUSAGE, 0, what, "%s: pipe NAME is longer than %d bytes", what,
+                        JW_PIPE_NAME_MAX);
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)name[i];
+    if (c == '\\' || c == '/' || c < 0x20 || c == 0x7f)
+      return jw_error_set(err, JW_EUSAGE, 0, what,
+                          "%s: pipe NAME must not contain '\\', '/' or control characters "
+                          "(byte %u is 0x%02x)",
+                          what, (unsigned)i, c);
+  }
+  *pname = name;
+  return 0;
+}

@@ -156,6 +156,67 @@ static void test_policy_file_then_flags(const char *dir) {
   CHECK_CONTAINS(err.text, "/no/such/policy.json");
 }
 
+static void test_tail_and_probe(void) {
+  jw_cli_t cli;
+  jw_error_t err;
+  char long_name[260];
+  const char *t1[] = {"jobwarden", "tail", "agent-1"};
+  const char *t2[] = {"jobwarden", "tail", "--raw", "\\\\.\\pipe\\agent-2"};
+  const char *t3[] = {"jobwarden", "tail"};
+  const char *t4[] = {"jobwarden", "tail", "a", "b"};
+  const char *t5[] = {"jobwarden", "tail", "a\\b"};
+  const char *t6[] = {"jobwarden", "tail", "--follow", "a"};
+  const char *t7[] = {"jobwarden", "tail", long_name};
+  const char *t8[] = {"jobwarden", "tail", "a\x01"};
+  const char *p1[] = {"jobwarden", "probe"};
+  const char *p2[] = {"jobwarden", "probe", "--tier", "hardened", "--json", "--job-memory", "64M"};
+  const char *p3[] = {"jobwarden", "probe", "x.exe"};
+  const char *p4[] = {"jobwarden", "probe", "--export", "stdout"};
+  const char *p5[] = {"jobwarden", "probe", "--active-processes", "3"};
+
+  CHECK_INT(parse(ARGC(t1), t1, &cli, &err), 0);
+  CHECK_INT(cli.cmd, JW_CMD_TAIL);
+  CHECK_STR(cli.pipe_name, "agent-1");
+  CHECK_INT(cli.raw, 0);
+  CHECK_INT(parse(ARGC(t2), t2, &cli, &err), 0);
+  CHECK_STR(cli.pipe_name, "agent-2"); /* the \\.\pipe\ prefix is accepted */
+  CHECK_INT(cli.raw, 1);
+  CHECK_INT(parse(ARGC(t3), t3, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "tail: expected the pipe NAME of a running 'run --export pipe:NAME'");
+  CHECK_INT(parse(ARGC(t4), t4, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "tail: expected one pipe NAME, got 'b' too");
+  CHECK_INT(parse(ARGC(t5), t5, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "tail: pipe NAME must not contain '\\', '/' or control characters (byte 1 "
+                      "is 0x5c)");
+  CHECK_INT(parse(ARGC(t6), t6, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "tail: unknown option '--follow' (see jobwarden --help)");
+  memset(long_name, 'n', 201);
+  long_name[201] = '\0';
+  CHECK_INT(parse(ARGC(t7), t7, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "tail: pipe NAME is longer than 200 bytes");
+  long_name[200] = '\0';
+  CHECK_INT(parse(ARGC(t7), t7, &cli, &err), 0);
+  CHECK_INT(parse(ARGC(t8), t8, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "tail: pipe NAME must not contain '\\', '/' or control characters (byte 1 "
+                      "is 0x01)");
+
+  CHECK_INT(parse(ARGC(p1), p1, &cli, &err), 0);
+  CHECK_INT(cli.cmd, JW_CMD_PROBE);
+  CHECK_INT(cli.policy.tier, JW_TIER_LOCKDOWN); /* the default probe policy */
+  CHECK_INT(cli.json, 0);
+  CHECK_INT(parse(ARGC(p2), p2, &cli, &err), 0);
+  CHECK_INT(cli.policy.tier, JW_TIER_HARDENED);
+  CHECK_INT(cli.json, 1);
+  CHECK_U64(cli.policy.job_memory, 64u * 1024 * 1024);
+  CHECK_INT(parse(ARGC(p3), p3, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "probe: unexpected argument 'x.exe' (see jobwarden --help)");
+  CHECK_INT(parse(ARGC(p4), p4, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "probe: unknown option '--export' (see jobwarden --help)");
+  CHECK_INT(parse(ARGC(p5), p5, &cli, &err), 0);
+  CHECK_INT(cli.policy.tier, JW_TIER_LOCKDOWN); /* limits alone keep the lockdown base */
+  CHECK_U64(cli.policy.active_processes, 3);
+}
+
 static void test_exit_status(void) {
   CHECK_INT(jw_cli_exit_status(0), 0);
   CHECK_INT(jw_cli_exit_status(JW_ENOENT), 127);
@@ -170,6 +231,7 @@ int main(int argc, char **argv) {
   test_commands();
   test_run_flags();
   test_too_many_exports();
+  test_tail_and_probe();
   test_policy_file_then_flags(out);
   test_exit_status();
   return jw_test_result("cli");
