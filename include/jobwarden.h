@@ -118,9 +118,9 @@ enum {
   JW_SET_EXPORTERS = 1u << 11
 };
 
-#define JW_POLICY_NAME_MAX 64
+#define JW_POLICY_NAME_MAX      64
 #define JW_POLICY_MAX_EXPORTERS 16
-#define JW_EXPORTER_SPEC_MAX 512
+#define JW_EXPORTER_SPEC_MAX    512
 
 /* A policy. Zero means "no limit" for the numeric limits. */
 typedef struct jw_policy_s {
@@ -333,11 +333,14 @@ typedef struct jw_exporter_vtable_s {
 
 struct jw_exporter_s {
   const jw_exporter_vtable_t *vt;
-  void *state;      /* owned by the exporter */
+  void *state;                     /* owned by the exporter */
   char spec[JW_EXPORTER_SPEC_MAX]; /* as the user wrote it, for messages */
-  int failed;       /* set after the first failed write */
-  uint64_t written; /* lines written */
-  uint64_t lost;    /* lines that could not be written */
+  int failed;                      /* set after the first failed write */
+  uint64_t written;                /* lines written */
+  uint64_t lost;                   /* lines that could not be written */
+  /* The run this sink's events belong to, set by jw_emitter_add (exporters
+   * that render records of their own, e.g. a pipe reader's gaps). */
+  const jw_run_info_t *run;
 };
 
 /* Creates and initializes an exporter from a SPEC ("file:PATH", "stdout",

@@ -9,25 +9,12 @@
 
 #include "internal.h"
 
-/* One queued line for one sink, or (gap_count > 0) a marker for lines this
- * sink lost at that point of the stream. */
-typedef struct item_s {
-  struct item_s *next;
-  uint64_t seq;
-  jw_event_kind_t kind;
-  uint64_t gap_from, gap_count; /* marker: seq is the last lost seq */
-  const char *gap_reason;
-  size_t len;
-  char data[]; /* the line, '\n' included */
-} item_t;
-
 typedef struct sink_s {
   jw_exporter_t *exp;  /* owned */
   jw_emitter_t *em;    /* back pointer */
   jw__thread_t thread; /* writer, once started */
   int started;
-  item_t *head, *tail; /* guarded by em->lock */
-  size_t queued;       /* lines (not markers) in the queue */
+  jw__lineq_t q; /* guarded by em->lock */
 } sink_t;
 
 struct jw_emitter_s {
@@ -75,6 +62,7 @@ int jw_emitter_add(jw_emitter_t *em, jw_exporter_t *exp) {
   memset(&em->sinks[em->n_sinks], 0, sizeof(sink_t));
   em->sinks[em->n_sinks].exp = exp;
   em->sinks[em->n_sinks].em = em;
+  exp->run = &em->run;
   em->n_sinks++;
 done:
   jw__mutex_unlock(&em->lock);
@@ -124,55 +112,26 @@ static int is_alert(jw_event_kind_t kind) {
   return kind == JW_EVENT_VIOLATION || kind == JW_EVENT_NOTICE;
 }
 
-static void push(sink_t *k, item_t *it) {
-  it->next = NULL;
-  if (k->tail)
-    k->tail->next = it;
-  else
-    k->head = it;
-  k->tail = it;
-}
-
-/* Records that sink k does not get line `seq` (lock held). Consecutive
- * losses extend the marker at the tail of the queue. */
+/* Records that sink k does not get line `seq` (lock held). */
 static void drop_for_sink(sink_t *k, uint64_t seq, const char *reason) {
-  item_t *m = k->tail;
   k->exp->lost++;
   k->em->dropped++;
-  if (m != NULL && m->gap_count > 0 && m->seq + 1 == seq) {
-    m->seq = seq;
-    m->gap_count++;
-    return;
-  }
-  m = calloc(1, sizeof(*m));
-  if (m == NULL)
-    return; /* counted in exp->lost; the seq hole still shows */
-  m->seq = seq;
-  m->gap_from = seq;
-  m->gap_count = 1;
-  m->gap_reason = reason;
-  push(k, m);
+  jw__lineq_drop(&k->q, seq, seq, reason);
 }
 
 static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *line, size_t len) {
   size_t limit = is_alert(kind) ? k->em->capacity * 4 : k->em->capacity;
-  item_t *it;
-  if (k->queued >= limit) {
+  jw__line_t *it;
+  if (k->q.queued >= limit) {
     drop_for_sink(k, seq, "queue_full");
     return;
   }
-  it = malloc(sizeof(*it) + len);
+  it = jw__line_new(seq, kind, line, len);
   if (it == NULL) {
     drop_for_sink(k, seq, "out_of_memory");
     return;
   }
-  memset(it, 0, sizeof(*it));
-  it->seq = seq;
-  it->kind = kind;
-  it->len = len;
-  memcpy(it->data, line, len);
-  push(k, it);
-  k->queued++;
+  jw__lineq_push(&k->q, it);
 }
 
 int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
@@ -216,28 +175,20 @@ done:
   return rc;
 }
 
-/* Writes the telemetry_gap record for lost lines [from, to] of sink k.
- * Writer thread, lock not held. */
-static int write_gap(sink_t *k, uint64_t from, uint64_t to, uint64_t count, const char *reason) {
-  jw_event_t ev;
+/* Writes the telemetry_gap record for the lost lines in g (writer thread,
+ * lock not held). */
+static int write_gap(sink_t *k, const jw__gap_t *g) {
+  jw_event_t stub;
   jw_error_t err;
   char *line = NULL;
   size_t len = 0;
-  int rc;
-  jw_event_init(&ev, JW_EVENT_TELEMETRY_GAP, "telemetry_gap", "lost", "monitor", "jobwarden",
-                JW_SEV_HIGH);
-  ev.extra =
-      json_pack("{s:{s:I,s:I,s:I,s:s,s:s}}", "gap", "from_seq", (json_int_t)from, "to_seq",
-                (json_int_t)to, "count", (json_int_t)count, "sink", k->exp->spec, "reason", reason);
-  snprintf(ev.message, sizeof(ev.message),
-           "%llu event(s), seq %llu to %llu, did not reach this sink (%s)",
-           (unsigned long long)count, (unsigned long long)from, (unsigned long long)to, reason);
-  rc = jw_event_render_line(&ev, &k->em->run, to, jw_now_us(), &line, &len);
-  json_decref((json_t *)ev.extra);
+  int rc = jw__gap_render(&k->em->run, k->exp->spec, g, JW_SEV_HIGH, &line, &len);
   if (rc != 0)
     return rc;
+  memset(&stub, 0, sizeof(stub));
   memset(&err, 0, sizeof(err));
-  rc = k->exp->vt->export_line(k->exp, line, len, &ev, &err);
+  stub.kind = JW_EVENT_TELEMETRY_GAP;
+  rc = k->exp->vt->export_line(k->exp, line, len, &stub, &err);
   free(line);
   return rc;
 }
@@ -248,44 +199,30 @@ static int write_gap(sink_t *k, uint64_t from, uint64_t to, uint64_t count, cons
 static void sink_main(void *arg) {
   sink_t *k = arg;
   jw_emitter_t *em = k->em;
-  uint64_t gap_from = 0, gap_to = 0, gap_count = 0;
-  const char *gap_reason = NULL;
+  jw__gap_t gap = {0, 0, 0, NULL};
 
   for (;;) {
-    item_t *it;
+    jw__line_t *it;
     jw__mutex_lock(&em->lock);
-    while (k->head == NULL && !em->stopping)
+    while (k->q.head == NULL && !em->stopping)
       jw__cond_wait(&em->wake, &em->lock);
-    it = k->head;
-    if (it != NULL) {
-      k->head = it->next;
-      if (k->head == NULL)
-        k->tail = NULL;
-      if (it->gap_count == 0)
-        k->queued--;
-    }
+    it = jw__lineq_pop(&k->q);
     jw__mutex_unlock(&em->lock);
     if (it == NULL)
       break; /* stopping and drained */
 
     if (it->gap_count > 0) {
       /* Merge with losses this writer already holds (they are adjacent). */
-      if (gap_count == 0) {
-        gap_from = it->gap_from;
-        gap_reason = it->gap_reason;
-      }
-      gap_to = it->seq;
-      gap_count += it->gap_count;
+      jw__gap_add(&gap, it->gap_from, it->seq, it->gap_count, it->gap_reason);
       free(it);
       continue;
     }
-    if (gap_count > 0) {
-      if (write_gap(k, gap_from, gap_to, gap_count, gap_reason) == 0) {
-        gap_count = 0;
+    if (gap.count > 0) {
+      if (write_gap(k, &gap) == 0) {
+        gap.count = 0;
       } else {
         /* The sink is still failing: this line joins the gap. */
-        gap_to = it->seq;
-        gap_count++;
+        jw__gap_add(&gap, it->seq, it->seq, 1, gap.reason);
         k->exp->lost++;
         jw__mutex_lock(&em->lock);
         em->dropped++;
@@ -310,23 +247,18 @@ static void sink_main(void *arg) {
         jw__mutex_unlock(&em->lock);
         if (first)
           emit_sink_failed(em, k->exp, &err, it->seq);
-        if (gap_count == 0) {
-          gap_from = it->seq;
-          gap_reason = "write_failed";
-        }
-        gap_to = it->seq;
-        gap_count++;
+        jw__gap_add(&gap, it->seq, it->seq, 1, "write_failed");
       }
     }
     free(it);
   }
-  if (gap_count > 0 && write_gap(k, gap_from, gap_to, gap_count, gap_reason) != 0) {
+  if (gap.count > 0 && write_gap(k, &gap) != 0) {
     char buf[600];
     int n = snprintf(buf, sizeof(buf),
                      "jobwarden: exporter '%s' lost %llu event(s) (seq %llu to %llu) and "
                      "could not record the gap\n",
-                     k->exp->spec, (unsigned long long)gap_count, (unsigned long long)gap_from,
-                     (unsigned long long)gap_to);
+                     k->exp->spec, (unsigned long long)gap.count, (unsigned long long)gap.from,
+                     (unsigned long long)gap.to);
     if (n > 0)
       jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
   }
@@ -389,11 +321,7 @@ void jw_emitter_free(jw_emitter_t *em) {
     sink_t *k = &em->sinks[i];
     if (k->started)
       jw__thread_join(&k->thread);
-    while (k->head != NULL) { /* a sink whose writer never started */
-      item_t *it = k->head;
-      k->head = it->next;
-      free(it);
-    }
+    jw__lineq_clear(&k->q); /* a sink whose writer never started */
     jw_exporter_close(k->exp);
   }
   free(em->sinks);

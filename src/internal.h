@@ -63,4 +63,43 @@ void jw__strlcpy(char *dst, const char *src, size_t size);
  * or JW_EUSAGE. */
 int jw__pipe_name_check(const char **name, const char *what, jw_error_t *err);
 
+/* Line queues (src/lineq.c): the lines one consumer still has to write, in
+ * seq order, with markers (gap_count > 0) for lines it lost at that point.
+ * No locking inside: the owner guards each queue. */
+typedef struct jw__line_s {
+  struct jw__line_s *next;
+  uint64_t seq; /* a marker: the last lost seq */
+  jw_event_kind_t kind;
+  uint64_t gap_from, gap_count; /* marker only */
+  const char *gap_reason;       /* marker only; a static string */
+  size_t len;
+  char data[]; /* the line, '\n' included */
+} jw__line_t;
+
+typedef struct {
+  jw__line_t *head, *tail;
+  size_t queued; /* lines, markers not counted */
+} jw__lineq_t;
+
+/* A new line holding a copy of data; NULL when memory runs out. */
+jw__line_t *jw__line_new(uint64_t seq, jw_event_kind_t kind, const char *data, size_t len);
+void jw__lineq_push(jw__lineq_t *q, jw__line_t *it);
+/* The oldest entry or NULL; the caller frees it. */
+jw__line_t *jw__lineq_pop(jw__lineq_t *q);
+/* Records that seq from..to are lost at the tail of q: extends a marker
+ * that ends at from - 1, else appends a new one. */
+void jw__lineq_drop(jw__lineq_t *q, uint64_t from, uint64_t to, const char *reason);
+void jw__lineq_clear(jw__lineq_t *q);
+
+/* Losses a consumer holds until it can write their record. */
+typedef struct {
+  uint64_t from, to, count;
+  const char *reason;
+} jw__gap_t;
+/* Adds the adjacent losses from..to (count of them) to g. */
+void jw__gap_add(jw__gap_t *g, uint64_t from, uint64_t to, uint64_t count, const char *reason);
+/* Renders g as a sandbox.telemetry_gap line of `sink` (seq = g->to). */
+int jw__gap_render(const jw_run_info_t *run, const char *sink, const jw__gap_t *g,
+                   jw_severity_t severity, char **line, size_t *len);
+
 #endif /* JW_INTERNAL_H */
