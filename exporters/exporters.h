@@ -10,5 +10,9 @@ extern const jw_exporter_vtable_t jw_exporter_stdout;
 extern const jw_exporter_vtable_t jw_exporter_stderr;
 extern const jw_exporter_vtable_t jw_exporter_syslog_udp;
 extern const jw_exporter_vtable_t jw_exporter_syslog_tcp;
+#ifdef _WIN32
+extern const jw_exporter_vtable_t jw_exporter_pipe;         /* pipe/pipe.c */
+extern const jw_exporter_vtable_t jw_exporter_pipe_connect; /* pipe/connect.c */
+#endif
 
 #endif

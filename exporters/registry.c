@@ -6,12 +6,20 @@
 #include "internal.h"
 
 static const jw_exporter_vtable_t *const registry[] = {
-    &jw_exporter_file,       &jw_exporter_stdout,     &jw_exporter_stderr,
+    &jw_exporter_file,       &jw_exporter_stdout,       &jw_exporter_stderr,
     &jw_exporter_syslog_udp, &jw_exporter_syslog_tcp, /* one source, two transports */
+#ifdef _WIN32
+    &jw_exporter_pipe,       &jw_exporter_pipe_connect,
+#endif
 };
 
 const char *jw_exporter_kinds(void) {
+#ifdef _WIN32
+  return "file:PATH | stdout | stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT | "
+         "pipe:NAME | pipe-connect:NAME";
+#else
   return "file:PATH | stdout | stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT";
+#endif
 }
 
 /* Finds the exporter a SPEC names; fills *arg. Returns NULL with err set. */

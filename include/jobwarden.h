@@ -276,6 +276,7 @@ typedef struct jw_event_s {
   jw_process_info_t process;
 
   char message[512]; /* human-readable sentence */
+  uint64_t seq;      /* set by the emitter: the seq of this event's line */
   void *extra;       /* json_t object merged into the event, or NULL; stolen by jw_emit() */
 } jw_event_t;
 

@@ -48,6 +48,13 @@ int jw_cli_parse(int argc, const char *const *argv, jw_cli_t *cli, jw_error_t *e
 /* The --help text. */
 const char *jw_cli_usage(void);
 
+/* Formats one JSON event line for `jobwarden tail`: "TIME SEVERITY RULE
+ * pid=PID IMAGE  MESSAGE\n" into out (size >= 64; a longer line is cut),
+ * hostile strings shown without control characters. Returns 1 for
+ * sandbox.job_end, 0 for another event, -1 when the line is not a JSON
+ * object (out then says so). */
+int jw_tail_format(const char *line, size_t len, char *out, size_t size);
+
 /* Maps an error code from parsing or running to jobwarden's exit status. */
 int jw_cli_exit_status(int code);
 

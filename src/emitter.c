@@ -148,6 +148,7 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
     goto done;
   }
   em->seq++;
+  ev->seq = em->seq;
   if (em->capacity != 0) {
     for (i = 0; i < em->n_sinks; i++)
       enqueue(&em->sinks[i], em->seq, ev->kind, line, len);
@@ -182,12 +183,13 @@ static int write_gap(sink_t *k, const jw__gap_t *g) {
   jw_error_t err;
   char *line = NULL;
   size_t len = 0;
-  int rc = jw__gap_render(&k->em->run, k->exp->spec, g, JW_SEV_HIGH, &line, &len);
+  int rc = jw__gap_render(&k->em->run, k->exp->spec, 0, g, JW_SEV_HIGH, &line, &len);
   if (rc != 0)
     return rc;
   memset(&stub, 0, sizeof(stub));
   memset(&err, 0, sizeof(err));
   stub.kind = JW_EVENT_TELEMETRY_GAP;
+  stub.seq = g->to;
   rc = k->exp->vt->export_line(k->exp, line, len, &stub, &err);
   free(line);
   return rc;
@@ -237,6 +239,7 @@ static void sink_main(void *arg) {
       memset(&stub, 0, sizeof(stub));
       memset(&err, 0, sizeof(err));
       stub.kind = it->kind;
+      stub.seq = it->seq;
       if (k->exp->vt->export_line(k->exp, it->data, it->len, &stub, &err) == 0) {
         k->exp->written++;
       } else {

@@ -98,8 +98,9 @@ typedef struct {
 } jw__gap_t;
 /* Adds the adjacent losses from..to (count of them) to g. */
 void jw__gap_add(jw__gap_t *g, uint64_t from, uint64_t to, uint64_t count, const char *reason);
-/* Renders g as a sandbox.telemetry_gap line of `sink` (seq = g->to). */
-int jw__gap_render(const jw_run_info_t *run, const char *sink, const jw__gap_t *g,
+/* Renders g as a sandbox.telemetry_gap line of `sink` (seq = g->to);
+ * reader != 0 adds gap.reader (a pipe exporter's reader number). */
+int jw__gap_render(const jw_run_info_t *run, const char *sink, uint64_t reader, const jw__gap_t *g,
                    jw_severity_t severity, char **line, size_t *len);
 
 #endif /* JW_INTERNAL_H */

@@ -76,7 +76,7 @@ void jw__gap_add(jw__gap_t *g, uint64_t from, uint64_t to, uint64_t count, const
   g->count += count;
 }
 
-int jw__gap_render(const jw_run_info_t *run, const char *sink, const jw__gap_t *g,
+int jw__gap_render(const jw_run_info_t *run, const char *sink, uint64_t reader, const jw__gap_t *g,
                    jw_severity_t severity, char **line, size_t *len) {
   jw_event_t ev;
   int rc;
@@ -85,10 +85,13 @@ int jw__gap_render(const jw_run_info_t *run, const char *sink, const jw__gap_t *
   ev.extra = json_pack("{s:{s:I,s:I,s:I,s:s,s:s}}", "gap", "from_seq", (json_int_t)g->from,
                        "to_seq", (json_int_t)g->to, "count", (json_int_t)g->count, "sink", sink,
                        "reason", g->reason);
+  if (reader != 0 && ev.extra != NULL)
+    json_object_set_new(json_object_get((json_t *)ev.extra, "gap"), "reader",
+                        json_integer((json_int_t)reader));
   snprintf(ev.message, sizeof(ev.message),
-           "%llu event(s), seq %llu to %llu, did not reach this sink (%s)",
+           "%llu event(s), seq %llu to %llu, did not reach this %s (%s)",
            (unsigned long long)g->count, (unsigned long long)g->from, (unsigned long long)g->to,
-           g->reason);
+           reader != 0 ? "reader" : "sink", g->reason);
   rc = jw_event_render_line(&ev, run, g->to, jw_now_us(), line, len);
   json_decref((json_t *)ev.extra);
   return rc;

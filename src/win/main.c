@@ -81,6 +81,9 @@ int wmain(int argc, wchar_t **wargv) {
   case JW_CMD_CHECK_POLICY:
     status = check_policy(cli.policy_file);
     break;
+  case JW_CMD_TAIL:
+    status = jw_tail_main(cli.pipe_name, cli.raw);
+    break;
   case JW_CMD_RUN: {
     jw_run_config_t cfg;
     memset(&cfg, 0, sizeof(cfg));

@@ -135,4 +135,7 @@ int jw_run(const jw_run_config_t *cfg);
  * delivers where Wine cannot generate console events. */
 BOOL WINAPI jw__run_console_ctrl(DWORD type);
 
+/* `jobwarden tail NAME [--raw]` (src/win/tail.c). Returns the exit status. */
+int jw_tail_main(const char *name, int raw);
+
 #endif

@@ -217,6 +217,45 @@ static void test_tail_and_probe(void) {
   CHECK_U64(cli.policy.active_processes, 3);
 }
 
+static void test_tail_format(void) {
+  char out[1024], big[3000], line[4000];
+  const char *v = "{\"event\":\"sandbox.violation\",\"@timestamp\":\"2026-11-23T09:11:10.123457Z\","
+                  "\"severity\":\"high\",\"rule\":\"abnormal_exit\",\"process\":{\"pid\":4242,"
+                  "\"executable\":\"C:\\\\agent\\\\agent.exe\"},\"message\":\"it crashed\"}\n";
+  const char *end = "{\"event\":\"sandbox.job_end\",\"@timestamp\":\"T\",\"severity\":\"info\","
+                    "\"message\":\"done\"}";
+  /* ESC, BEL, C1 CSI (U+009B), RLO (U+202E), LRI (U+2066) in the image */
+  const char *hostile =
+      "{\"event\":\"sandbox.process_start\",\"@timestamp\":\"T\",\"severity\":"
+      "\"info\",\"rule\":\"child_process\",\"process\":{\"pid\":7,\"executable\":"
+      "\"a\\u001b[2Jb\\u0007c\\u009bd\\u202ee\\u2066f\u00e9\"},\"message\":\"m\\nx\"}";
+  CHECK_INT(jw_tail_format(v, strlen(v), out, sizeof(out)), 0);
+  CHECK_STR(out, "2026-11-23T09:11:10.123457Z high     abnormal_exit          pid=4242   "
+                 "C:\\agent\\agent.exe  it crashed\n");
+  CHECK_INT(jw_tail_format(end, strlen(end), out, sizeof(out)), 1);
+  CHECK_STR(out, "T info     job_end                pid=-      -  done\n");
+  CHECK_INT(jw_tail_format(hostile, strlen(hostile), out, sizeof(out)), 0);
+  CHECK_STR(out, "T info     child_process          pid=7      a?[2Jb?c?d?e?f\u00e9  m?x\n");
+  CHECK_INT(jw_tail_format("{\"a\":", 5, out, sizeof(out)), -1);
+  CHECK(strncmp(out, "(a line of 5 bytes that is not a JSON event: ", 45) == 0);
+  CHECK_INT(jw_tail_format("[1]", 3, out, sizeof(out)), -1);
+  CHECK_STR(out, "(a line of 3 bytes that is not a JSON event: not an object)\n");
+  /* a 2000-byte message of 2-byte characters is cut on a character boundary */
+  {
+    size_t i, n = 0;
+    for (i = 0; i < 1000; i++) {
+      big[n++] = (char)0xC3;
+      big[n++] = (char)0xA9;
+    }
+    big[n] = '\0';
+    snprintf(line, sizeof(line), "{\"event\":\"sandbox.notice\",\"message\":\"%s\"}", big);
+    CHECK_INT(jw_tail_format(line, strlen(line), out, sizeof(out)), 0);
+    CHECK(strstr(out, "...\n") != NULL);
+    CHECK_INT((int)strlen(out), 48 + 400 + 4); /* prefix, 200 characters, "...\n" */
+    CHECK((unsigned char)strstr(out, "...")[-1] == 0xA9);
+  }
+}
+
 static void test_exit_status(void) {
   CHECK_INT(jw_cli_exit_status(0), 0);
   CHECK_INT(jw_cli_exit_status(JW_ENOENT), 127);
@@ -232,6 +271,7 @@ int main(int argc, char **argv) {
   test_run_flags();
   test_too_many_exports();
   test_tail_and_probe();
+  test_tail_format();
   test_policy_file_then_flags(out);
   test_exit_status();
   return jw_test_result("cli");

@@ -1,0 +1,191 @@
+/* pipe-connect exporter (Windows): pushes the event stream into a pipe that
+ * a collector already serves (\\.\pipe\NAME), one JSON line per event.
+ *
+ * SPEC: pipe-connect:NAME (NAME as for pipe:).
+ *
+ * The collector may be absent at start, busy, or restart during the run.
+ * While it is away, the sink's queue in the emitter holds the events: the
+ * first line that finds no collector waits for one, retrying with backoff
+ * (50 ms doubling to 1 s) for up to RECONNECT_WAIT_MS. If none comes, that
+ * line and the following ones are reported lost (the emitter turns them
+ * into one sandbox.telemetry_gap record, written first when a collector is
+ * back) and each later line costs one quick connection attempt, no wait,
+ * so the end of the run is never held up. A write the collector does not
+ * take within WRITE_TIMEOUT_MS also counts as a break.
+ *
+ * The client end is opened with SECURITY_IDENTIFICATION, so the collector
+ * can identify jobwarden's user but never act as it, and is not
+ * inheritable. A collector that dies with lines in its pipe buffer loses
+ * them unnoticed (a pipe has no acknowledgement); after a break the
+ * collector may also hold an incomplete last line of the old connection,
+ * which it must discard. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <windows.h>
+
+#include "exporters.h"
+#include "internal.h"
+
+#define RECONNECT_WAIT_MS 5000
+#define BACKOFF_FIRST_MS  50
+#define BACKOFF_MAX_MS    1000
+#define WRITE_TIMEOUT_MS  5000
+
+typedef struct {
+  char name[JW_PIPE_NAME_MAX + 1];
+  wchar_t *path; /* owned */
+  HANDLE h;      /* owner: this exporter; NULL while disconnected */
+  int waited;    /* a wait for the collector already ran out */
+} connect_state_t;
+
+static int connect_parse(const jw_exporter_t *self, const char *arg, connect_state_t *cs,
+                         jw_error_t *err) {
+  char what[32 + JW_EXPORTER_SPEC_MAX];
+  const char *name = arg ? arg : "";
+  snprintf(what, sizeof(what), "--export %s", self->spec);
+  if (strchr(name, ',') != NULL)
+    return jw_error_set(err, JW_EUSAGE, 0, "--export",
+                        "%s: pipe-connect takes no options and a NAME without ','", what);
+  if (jw__pipe_name_check(&name, what, err) != 0)
+    return err->code;
+  jw__strlcpy(cs->name, name, sizeof(cs->name));
+  return 0;
+}
+
+static int connect_check(jw_exporter_t *self, const char *arg, jw_error_t *err) {
+  connect_state_t cs;
+  return connect_parse(self, arg, &cs, err);
+}
+
+static int connect_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
+  connect_state_t *cs = calloc(1, sizeof(*cs));
+  char path[JW_PIPE_NAME_MAX + 16];
+  int rc;
+  if (cs == NULL)
+    return jw_error_set(err, JW_ENOMEM, 0, "--export", "out of memory");
+  rc = connect_parse(self, arg, cs, err);
+  if (rc == 0) {
+    snprintf(path, sizeof(path), "\\\\.\\pipe\\%s", cs->name);
+    cs->path = jw__utf8_to_wide(path);
+    if (cs->path == NULL)
+      rc = jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: NAME is not valid UTF-8",
+                        self->spec);
+  }
+  if (rc != 0) {
+    free(cs);
+    return rc;
+  }
+  self->state = cs; /* connected lazily: the collector may start later */
+  return 0;
+}
+
+static void disconnect(connect_state_t *cs) {
+  if (cs->h != NULL) {
+    CloseHandle(cs->h);
+    cs->h = NULL;
+  }
+}
+
+/* One attempt. 0 connected, else the Win32 error. */
+static DWORD try_connect(connect_state_t *cs) {
+  HANDLE h =
+      CreateFileW(cs->path, GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                  FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
+  if (h == INVALID_HANDLE_VALUE)
+    return GetLastError();
+  cs->h = h;
+  cs->waited = 0;
+  return 0;
+}
+
+/* Connects, waiting for a collector unless a wait already ran out. */
+static DWORD ensure_connected(connect_state_t *cs) {
+  ULONGLONG deadline;
+  DWORD backoff = BACKOFF_FIRST_MS, e;
+  if (cs->h != NULL)
+    return 0;
+  e = try_connect(cs);
+  if (e == 0 || cs->waited)
+    return e;
+  deadline = GetTickCount64() + RECONNECT_WAIT_MS;
+  while (e != 0 && GetTickCount64() < deadline) {
+    if (e == ERROR_PIPE_BUSY) /* served, every instance taken: wait for one */
+      WaitNamedPipeW(cs->path, backoff);
+    else
+      Sleep(backoff);
+    backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    e = try_connect(cs);
+  }
+  if (e != 0)
+    cs->waited = 1;
+  return e;
+}
+
+/* Writes all of line on the current connection. 0 or the Win32 error. */
+static DWORD write_line(connect_state_t *cs, const char *line, size_t len) {
+  OVERLAPPED o;
+  DWORD e = 0;
+  HANDLE ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+  if (ev == NULL)
+    return GetLastError();
+  while (len > 0 && e == 0) {
+    DWORD put = 0, chunk = len > 0x40000000u ? 0x40000000u : (DWORD)len;
+    memset(&o, 0, sizeof(o));
+    o.hEvent = ev;
+    if (!WriteFile(cs->h, line, chunk, &put, &o)) {
+      e = GetLastError();
+      if (e == ERROR_IO_PENDING) {
+        e = 0;
+        if (WaitForSingleObject(ev, WRITE_TIMEOUT_MS) != WAIT_OBJECT_0) {
+          CancelIoEx(cs->h, &o);
+          e = ERROR_TIMEOUT;
+        }
+        if (!GetOverlappedResult(cs->h, &o, &put, TRUE) && e == 0)
+          e = GetLastError();
+      }
+    }
+    line += put;
+    len -= put;
+  }
+  CloseHandle(ev);
+  return e;
+}
+
+static int connect_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
+                          jw_error_t *err) {
+  connect_state_t *cs = self->state;
+  DWORD e = ensure_connected(cs);
+  (void)ev;
+  if (e == 0) {
+    e = write_line(cs, line, len);
+    if (e != 0 && e != ERROR_TIMEOUT) {
+      /* The collector went away since the last line: one fresh connection. */
+      disconnect(cs);
+      e = try_connect(cs);
+      if (e == 0)
+        e = write_line(cs, line, len);
+    }
+    if (e == 0)
+      return 0;
+    disconnect(cs);
+  }
+  return jw_error_set(err, JW_EIO, e, "--export",
+                      "--export %s: no collector takes lines on \\\\.\\pipe\\%s (error %lu)%s",
+                      self->spec, cs->name, (unsigned long)e,
+                      e == ERROR_FILE_NOT_FOUND ? ": nothing serves that pipe" : "");
+}
+
+static void connect_close(jw_exporter_t *self) {
+  connect_state_t *cs = self->state;
+  if (cs == NULL)
+    return;
+  disconnect(cs);
+  free(cs->path);
+  free(cs);
+  self->state = NULL;
+}
+
+const jw_exporter_vtable_t jw_exporter_pipe_connect = {
+    "pipe-connect", connect_init, connect_export, NULL, connect_close, connect_check};

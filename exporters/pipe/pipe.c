@@ -1,0 +1,629 @@
+/* pipe exporter (Windows): serves the event stream on a named pipe that any
+ * number of local readers (`jobwarden tail NAME`, a collector) connect to
+ * and leave at any time.
+ *
+ * SPEC: pipe:NAME[,replay=N][,buffer=N]. NAME is the part after \\.\pipe\
+ * (no backslash, slash, comma or control character, at most 200 bytes).
+ *   replay=N   lines a reader gets on connecting, from before it connected
+ *              (0..65536, default 256): a late reader sees the context.
+ *   buffer=N   lines queued for one reader before it loses lines (16..1M,
+ *              default 4096); alerts (violations, notices, gap records)
+ *              may fill four times that.
+ *
+ * The pipe is created with a DACL that grants access to the owner (the
+ * user jobwarden runs as) and SYSTEM only, FILE_FLAG_FIRST_PIPE_INSTANCE
+ * (a name someone already serves is refused, not shared: no squatting) and
+ * PIPE_REJECT_REMOTE_CLIENTS. Handles are not inheritable. Wine enforces
+ * neither the DACL nor FIRST_PIPE_INSTANCE, so the name is also checked with
+ * WaitNamedPipeW before it is created (docs/platform-support.md).
+ *
+ * Each reader has its own queue and writer thread; export_line only copies
+ * the line into every reader's queue, so a slow reader never delays the
+ * emitter or another reader. When a reader's queue is full it loses lines
+ * and, before the next line it does get, reads a sandbox.telemetry_gap
+ * record for exactly the seq range it missed (gap.reason "reader_slow",
+ * gap.reader = its number). A late reader's stream starts with a gap record
+ * for the events before its replay (reason "joined_late", severity info),
+ * so every reader's stream accounts for every seq from 1. A reader that
+ * goes away (WriteFile fails with ERROR_NO_DATA 232, or its pending read
+ * ends with ERROR_BROKEN_PIPE 109) is dropped; the run goes on.
+ *
+ * At the end of the run every reader gets what is queued for it (bounded by
+ * CLOSE_DEADLINE_MS for readers that stopped reading), then its handle is
+ * closed: a reader reads to the last line, then gets ERROR_BROKEN_PIPE.
+ *
+ * The pipe is duplex: bytes a reader writes are read and discarded today
+ * (reserved for a control channel). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <windows.h>
+
+#include <sddl.h>
+
+#include "exporters.h"
+#include "internal.h"
+
+#define PIPE_REPLAY_DEFAULT 256
+#define PIPE_REPLAY_MAX     65536
+#define PIPE_BUFFER_DEFAULT 4096
+#define PIPE_BUFFER_MIN     16
+#define PIPE_BUFFER_MAX     1048576
+#define PIPE_OUT_BYTES      65536 /* the kernel's buffer, per instance */
+#define PIPE_IN_BYTES       4096
+#define CLOSE_DEADLINE_MS   3000
+
+typedef struct pipe_state_s pipe_state_t;
+
+typedef struct reader_s {
+  struct reader_s *next;
+  pipe_state_t *ps;
+  HANDLE pipe; /* server end of this reader's instance, overlapped */
+  HANDLE wake; /* auto-reset: its queue grew, or the run is closing */
+  jw__thread_t thread;
+  uint64_t id;   /* 1, 2, ... in connection order */
+  jw__lineq_t q; /* guarded by ps->lock */
+  uint64_t last; /* last seq queued or dropped for it; guarded */
+  int done;      /* its thread has finished; guarded */
+} reader_t;
+
+struct pipe_state_s {
+  char name[JW_PIPE_NAME_MAX + 1];
+  wchar_t *path; /* \\.\pipe\NAME, owned */
+  size_t replay, buffer;
+  PSECURITY_DESCRIPTOR sd; /* owned (LocalFree) */
+  SECURITY_ATTRIBUTES sa;
+  HANDLE listening; /* the instance waiting for the next reader */
+  HANDLE stop;      /* manual-reset: stop accepting */
+  HANDLE abort;     /* manual-reset: give up on readers that do not read */
+  jw__thread_t acceptor;
+  int acceptor_started;
+  jw__mutex_t lock; /* guards everything below */
+  reader_t *readers;
+  uint64_t next_id;
+  jw__lineq_t ring; /* the last `replay` lines */
+  uint64_t last_seq;
+  int closing;
+  const jw_exporter_t *self;
+};
+
+/* --- SPEC ------------------------------------------------------------------ */
+
+static int parse_count(const char *v, size_t len, unsigned long lo, unsigned long hi, size_t *out) {
+  unsigned long n = 0;
+  size_t i;
+  if (len == 0)
+    return -1;
+  for (i = 0; i < len; i++) {
+    if (v[i] < '0' || v[i] > '9')
+      return -1;
+    n = n * 10 + (unsigned long)(v[i] - '0');
+    if (n > hi)
+      return -1;
+  }
+  if (n < lo)
+    return -1;
+  *out = (size_t)n;
+  return 0;
+}
+
+static int parse_pipe_spec(const jw_exporter_t *self, const char *arg, pipe_state_t *ps,
+                           jw_error_t *err) {
+  const char *comma, *name;
+  char what[64 + JW_EXPORTER_SPEC_MAX];
+  int has_replay = 0, has_buffer = 0;
+
+  snprintf(what, sizeof(what), "--export %s", self->spec);
+  ps->replay = PIPE_REPLAY_DEFAULT;
+  ps->buffer = PIPE_BUFFER_DEFAULT;
+  if (arg == NULL)
+    arg = "";
+  comma = strchr(arg, ',');
+  {
+    size_t n = comma ? (size_t)(comma - arg) : strlen(arg);
+    if (n > JW_PIPE_NAME_MAX)
+      return jw_error_set(err, JW_EUSAGE, 0, "--export", "%s: pipe NAME is longer than %d bytes",
+                          what, JW_PIPE_NAME_MAX);
+    memcpy(ps->name, arg, n);
+    ps->name[n] = '\0';
+  }
+  name = ps->name;
+  if (jw__pipe_name_check(&name, what, err) != 0)
+    return err->code;
+  memmove(ps->name, name, strlen(name) + 1);
+  while (comma != NULL) {
+    const char *opt = comma + 1, *eq;
+    size_t seg;
+    comma = strchr(opt, ',');
+    seg = comma ? (size_t)(comma - opt) : strlen(opt);
+    eq = memchr(opt, '=', seg);
+    if (eq != NULL && eq - opt == 6 && memcmp(opt, "replay", 6) == 0) {
+      if (has_replay++)
+        return jw_error_set(err, JW_EUSAGE, 0, "--export", "%s: replay: given twice", what);
+      if (parse_count(eq + 1, seg - 7, 0, PIPE_REPLAY_MAX, &ps->replay) != 0)
+        return jw_error_set(err, JW_EUSAGE, 0, "--export",
+                            "%s: replay: expected a number of lines from 0 to %d, got \"%.*s\"",
+                            what, PIPE_REPLAY_MAX, (int)(seg - 7 > 40 ? 40 : seg - 7), eq + 1);
+    } else if (eq != NULL && eq - opt == 6 && memcmp(opt, "buffer", 6) == 0) {
+      if (has_buffer++)
+        return jw_error_set(err, JW_EUSAGE, 0, "--export", "%s: buffer: given twice", what);
+      if (parse_count(eq + 1, seg - 7, PIPE_BUFFER_MIN, PIPE_BUFFER_MAX, &ps->buffer) != 0)
+        return jw_error_set(err, JW_EUSAGE, 0, "--export",
+                            "%s: buffer: expected a number of lines from %d to %d, got \"%.*s\"",
+                            what, PIPE_BUFFER_MIN, PIPE_BUFFER_MAX,
+                            (int)(seg - 7 > 40 ? 40 : seg - 7), eq + 1);
+    } else {
+      return jw_error_set(err, JW_EUSAGE, 0, "--export",
+                          "%s: unknown option '%.*s' (expected replay=N, buffer=N)", what,
+                          (int)(seg > 40 ? 40 : seg), opt);
+    }
+  }
+  return 0;
+}
+
+static int pipe_check(jw_exporter_t *self, const char *arg, jw_error_t *err) {
+  pipe_state_t ps;
+  memset(&ps, 0, sizeof(ps));
+  return parse_pipe_spec(self, arg, &ps, err);
+}
+
+/* --- security -------------------------------------------------------------- */
+
+/* Owner and SYSTEM only: "O:<user>D:P(A;;GA;;;<user>)(A;;GA;;;SY)". */
+static int make_security(pipe_state_t *ps, jw_error_t *err) {
+  HANDLE token = NULL;
+  union {
+    TOKEN_USER tu;
+    unsigned char raw[256];
+  } u;
+  DWORD got = 0;
+  LPWSTR sid = NULL;
+  wchar_t sddl[512];
+  int rc = 0;
+
+  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token))
+    return jw_error_set(err, JW_ESYS, GetLastError(), "OpenProcessToken",
+                        "--export pipe:%s: cannot read the current user (OpenProcessToken)",
+                        ps->name);
+  if (!GetTokenInformation(token, TokenUser, &u, sizeof(u), &got) ||
+      !ConvertSidToStringSidW(u.tu.User.Sid, &sid)) {
+    rc = jw_error_set(err, JW_ESYS, GetLastError(), "GetTokenInformation",
+                      "--export pipe:%s: cannot read the current user's SID", ps->name);
+    goto done;
+  }
+  if (_snwprintf(sddl, sizeof(sddl) / sizeof(sddl[0]), L"O:%lsD:P(A;;GA;;;%ls)(A;;GA;;;SY)", sid,
+                 sid) < 0 ||
+      !ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &ps->sd, NULL)) {
+    rc = jw_error_set(
+        err, JW_ESYS, GetLastError(), "ConvertStringSecurityDescriptorToSecurityDescriptorW",
+        "--export pipe:%s: cannot build the owner-only security descriptor", ps->name);
+    goto done;
+  }
+  ps->sa.nLength = sizeof(ps->sa);
+  ps->sa.lpSecurityDescriptor = ps->sd;
+  ps->sa.bInheritHandle = FALSE;
+done:
+  if (sid != NULL)
+    LocalFree(sid);
+  CloseHandle(token);
+  return rc;
+}
+
+static HANDLE new_instance(pipe_state_t *ps, int first) {
+  return CreateNamedPipeW(
+      ps->path,
+      PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | (first ? FILE_FLAG_FIRST_PIPE_INSTANCE : 0),
+      PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
+      PIPE_UNLIMITED_INSTANCES, PIPE_OUT_BYTES, PIPE_IN_BYTES, 0, &ps->sa);
+}
+
+/* --- one reader ------------------------------------------------------------ */
+
+/* Starts the read whose completion tells that the reader went away (or
+ * wrote something, which is discarded). 0, or -1 when it is already gone. */
+static int start_read(reader_t *r, OVERLAPPED *ro, char *buf, DWORD size) {
+  DWORD got;
+  for (;;) {
+    ResetEvent(ro->hEvent);
+    if (ReadFile(r->pipe, buf, size, &got, ro))
+      continue; /* data was there: discard, read again */
+    return GetLastError() == ERROR_IO_PENDING ? 0 : -1;
+  }
+}
+
+/* The pending read completed: data (discarded; read again) or the end. */
+static int read_completed(reader_t *r, OVERLAPPED *ro, char *buf, DWORD size) {
+  DWORD got;
+  if (!GetOverlappedResult(r->pipe, ro, &got, FALSE))
+    return -1;
+  return start_read(r, ro, buf, size);
+}
+
+/* Writes all of data. 0, or -1 when the reader is gone or given up on. */
+static int write_all(reader_t *r, const char *data, size_t len, OVERLAPPED *ro, char *rbuf,
+                     DWORD rsize) {
+  OVERLAPPED wo;
+  HANDLE ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+  int rc = 0;
+  if (ev == NULL)
+    return -1;
+  while (len > 0 && rc == 0) {
+    DWORD put = 0, chunk = len > 0x40000000u ? 0x40000000u : (DWORD)len;
+    memset(&wo, 0, sizeof(wo));
+    wo.hEvent = ev;
+    if (!WriteFile(r->pipe, data, chunk, &put, &wo)) {
+      if (GetLastError() != ERROR_IO_PENDING) {
+        rc = -1; /* ERROR_NO_DATA (232): the reader closed its end */
+        break;
+      }
+      for (;;) {
+        HANDLE hs[3] = {ev, ro->hEvent, r->ps->abort};
+        DWORD w = WaitForMultipleObjects(3, hs, FALSE, INFINITE);
+        if (w == WAIT_OBJECT_0) {
+          if (!GetOverlappedResult(r->pipe, &wo, &put, FALSE))
+            rc = -1;
+          break;
+        }
+        if (w == WAIT_OBJECT_0 + 1 && read_completed(r, ro, rbuf, rsize) == 0)
+          continue;
+        /* gone, or the run ends and this reader does not read */
+        CancelIoEx(r->pipe, &wo);
+        GetOverlappedResult(r->pipe, &wo, &put, TRUE);
+        rc = -1;
+        break;
+      }
+    }
+    data += put;
+    len -= put;
+  }
+  CloseHandle(ev);
+  return rc;
+}
+
+static void reader_main(void *arg) {
+  reader_t *r = arg;
+  pipe_state_t *ps = r->ps;
+  OVERLAPPED ro;
+  char rbuf[256];
+  jw__gap_t gap = {0, 0, 0, NULL};
+  int gone = 0;
+
+  memset(&ro, 0, sizeof(ro));
+  ro.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+  if (ro.hEvent == NULL || start_read(r, &ro, rbuf, sizeof(rbuf)) != 0)
+    gone = 1;
+  while (!gone) {
+    jw__line_t *it;
+    int closing;
+    jw__mutex_lock(&ps->lock);
+    it = jw__lineq_pop(&r->q);
+    closing = ps->closing;
+    jw__mutex_unlock(&ps->lock);
+    if (it == NULL) {
+      HANDLE hs[2] = {r->wake, ro.hEvent};
+      DWORD w;
+      if (closing)
+        break; /* everything it was owed is written */
+      w = WaitForMultipleObjects(2, hs, FALSE, INFINITE);
+      if (w == WAIT_OBJECT_0 + 1)
+        gone = read_completed(r, &ro, rbuf, sizeof(rbuf)) != 0;
+      else if (w != WAIT_OBJECT_0)
+        gone = 1;
+      continue;
+    }
+    if (it->gap_count > 0) {
+      jw__gap_add(&gap, it->gap_from, it->seq, it->gap_count, it->gap_reason);
+      free(it);
+      continue;
+    }
+    if (gap.count > 0) {
+      char *line = NULL;
+      size_t len = 0;
+      if (jw__gap_render(ps->self->run, ps->self->spec, r->id, &gap,
+                         strcmp(gap.reason, "joined_late") == 0 ? JW_SEV_INFO : JW_SEV_HIGH, &line,
+                         &len) == 0) {
+        gone = write_all(r, line, len, &ro, rbuf, sizeof(rbuf)) != 0;
+        free(line);
+      }
+      gap.count = 0;
+    }
+    if (!gone)
+      gone = write_all(r, it->data, it->len, &ro, rbuf, sizeof(rbuf)) != 0;
+    free(it);
+  }
+  if (ro.hEvent != NULL) {
+    DWORD got;
+    if (CancelIoEx(r->pipe, &ro) || GetLastError() != ERROR_NOT_FOUND)
+      GetOverlappedResult(r->pipe, &ro, &got, TRUE);
+    CloseHandle(ro.hEvent);
+  }
+  /* Not DisconnectNamedPipe: that would discard what the reader has not
+   * read yet. After CloseHandle it reads the rest, then ERROR_BROKEN_PIPE. */
+  CloseHandle(r->pipe);
+  r->pipe = NULL;
+  jw__mutex_lock(&ps->lock);
+  jw__lineq_clear(&r->q);
+  r->done = 1;
+  jw__mutex_unlock(&ps->lock);
+}
+
+/* Frees readers whose thread has finished (lock held). */
+static void reap(pipe_state_t *ps) {
+  reader_t **pp = &ps->readers;
+  while (*pp != NULL) {
+    reader_t *r = *pp;
+    if (!r->done) {
+      pp = &r->next;
+      continue;
+    }
+    *pp = r->next;
+    jw__thread_join(&r->thread); /* it has finished: at most a moment */
+    CloseHandle(r->wake);
+    free(r);
+  }
+}
+
+/* A reader connected on `h`: give it the replay and start its writer. */
+static void add_reader(pipe_state_t *ps, HANDLE h) {
+  reader_t *r = calloc(1, sizeof(*r));
+  jw__line_t *it;
+  if (r == NULL || (r->wake = CreateEventW(NULL, FALSE, FALSE, NULL)) == NULL) {
+    free(r);
+    CloseHandle(h);
+    return;
+  }
+  r->ps = ps;
+  r->pipe = h;
+  jw__mutex_lock(&ps->lock);
+  reap(ps);
+  r->id = ++ps->next_id;
+  /* Everything before the replay is accounted for by one record. */
+  {
+    uint64_t first = ps->ring.head ? ps->ring.head->seq : ps->last_seq + 1;
+    if (first > 1)
+      jw__lineq_drop(&r->q, 1, first - 1, "joined_late");
+  }
+  for (it = ps->ring.head; it != NULL; it = it->next) {
+    jw__line_t *copy = NULL;
+    if (it->gap_count == 0)
+      copy = jw__line_new(it->seq, it->kind, it->data, it->len);
+    if (copy != NULL)
+      jw__lineq_push(&r->q, copy);
+    else if (it->gap_count > 0)
+      jw__lineq_drop(&r->q, it->gap_from, it->seq, it->gap_reason);
+    else
+      jw__lineq_drop(&r->q, it->seq, it->seq, "out_of_memory");
+  }
+  r->last = ps->last_seq;
+  if (jw__thread_start(&r->thread, reader_main, r) != 0) {
+    jw__mutex_unlock(&ps->lock);
+    jw__lineq_clear(&r->q);
+    CloseHandle(r->wake);
+    CloseHandle(h);
+    free(r);
+    return;
+  }
+  r->next = ps->readers;
+  ps->readers = r;
+  jw__mutex_unlock(&ps->lock);
+}
+
+/* --- accepting readers ----------------------------------------------------- */
+
+static void acceptor_main(void *arg) {
+  pipe_state_t *ps = arg;
+  OVERLAPPED co;
+  memset(&co, 0, sizeof(co));
+  co.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+  if (co.hEvent == NULL)
+    return;
+  while (ps->listening != NULL) {
+    HANDLE h = ps->listening;
+    int connected = 0;
+    DWORD got;
+    ResetEvent(co.hEvent);
+    if (ConnectNamedPipe(h, &co) || GetLastError() == ERROR_PIPE_CONNECTED) {
+      connected = 1;
+    } else if (GetLastError() == ERROR_IO_PENDING) {
+      HANDLE hs[2] = {co.hEvent, ps->stop};
+      if (WaitForMultipleObjects(2, hs, FALSE, INFINITE) == WAIT_OBJECT_0) {
+        connected = GetOverlappedResult(h, &co, &got, FALSE) != 0;
+      } else {
+        CancelIoEx(h, &co);
+        GetOverlappedResult(h, &co, &got, TRUE);
+        break; /* the run ends */
+      }
+    }
+    if (WaitForSingleObject(ps->stop, 0) == WAIT_OBJECT_0) {
+      if (connected)
+        add_reader(ps, h); /* it still gets its replay before the end */
+      else
+        CloseHandle(h);
+      ps->listening = NULL;
+      break;
+    }
+    /* The next instance exists before this one is handed over, so a reader
+     * can always connect. */
+    ps->listening = new_instance(ps, 0);
+    if (connected) {
+      add_reader(ps, h);
+    } else {
+      CloseHandle(h); /* the client left before it was served */
+    }
+    if (ps->listening == INVALID_HANDLE_VALUE) {
+      char msg[400];
+      int n = snprintf(msg, sizeof(msg),
+                       "jobwarden: exporter 'pipe:%s' cannot accept more readers "
+                       "(CreateNamedPipeW failed with error %lu); connected readers go on\n",
+                       ps->name, (unsigned long)GetLastError());
+      if (n > 0)
+        jw__stderr_write(msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+      ps->listening = NULL;
+    }
+  }
+  if (ps->listening != NULL) {
+    CloseHandle(ps->listening);
+    ps->listening = NULL;
+  }
+  CloseHandle(co.hEvent);
+}
+
+/* --- the exporter ---------------------------------------------------------- */
+
+static void pipe_free(pipe_state_t *ps) {
+  if (ps->listening != NULL && ps->listening != INVALID_HANDLE_VALUE)
+    CloseHandle(ps->listening);
+  if (ps->stop != NULL)
+    CloseHandle(ps->stop);
+  if (ps->abort != NULL)
+    CloseHandle(ps->abort);
+  if (ps->sd != NULL)
+    LocalFree(ps->sd);
+  jw__lineq_clear(&ps->ring);
+  jw__mutex_destroy(&ps->lock);
+  free(ps->path);
+  free(ps);
+}
+
+static int pipe_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
+  pipe_state_t *ps = calloc(1, sizeof(*ps));
+  char path[JW_PIPE_NAME_MAX + 16];
+  int rc;
+  if (ps == NULL)
+    return jw_error_set(err, JW_ENOMEM, 0, "--export", "out of memory");
+  jw__mutex_init(&ps->lock);
+  ps->self = self;
+  rc = parse_pipe_spec(self, arg, ps, err);
+  if (rc != 0)
+    goto fail;
+  snprintf(path, sizeof(path), "\\\\.\\pipe\\%s", ps->name);
+  ps->path = jw__utf8_to_wide(path);
+  if (ps->path == NULL) {
+    rc = jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: NAME is not valid UTF-8",
+                      self->spec);
+    goto fail;
+  }
+  rc = make_security(ps, err);
+  if (rc != 0)
+    goto fail;
+  /* Refuse a name that is already served. FIRST_PIPE_INSTANCE makes this
+   * race-free on Windows; the probe also covers Wine, which ignores it. */
+  if (WaitNamedPipeW(ps->path, 1) || GetLastError() != ERROR_FILE_NOT_FOUND) {
+    rc = jw_error_set(err, JW_EUSAGE, ERROR_ACCESS_DENIED, "--export",
+                      "--export %s: %s already exists (another jobwarden run or another program "
+                      "serves it); choose another NAME",
+                      self->spec, path);
+    goto fail;
+  }
+  ps->listening = new_instance(ps, 1);
+  if (ps->listening == INVALID_HANDLE_VALUE) {
+    DWORD e = GetLastError();
+    ps->listening = NULL;
+    if (e == ERROR_ACCESS_DENIED || e == ERROR_PIPE_BUSY)
+      rc = jw_error_set(err, JW_EUSAGE, e, "--export",
+                        "--export %s: %s already exists (another jobwarden run or another "
+                        "program serves it); choose another NAME",
+                        self->spec, path);
+    else
+      rc = jw_error_set(err, JW_ESYS, e, "CreateNamedPipeW",
+                        "--export %s: cannot create %s (CreateNamedPipeW, error %lu)", self->spec,
+                        path, (unsigned long)e);
+    goto fail;
+  }
+  ps->stop = CreateEventW(NULL, TRUE, FALSE, NULL);
+  ps->abort = CreateEventW(NULL, TRUE, FALSE, NULL);
+  if (ps->stop == NULL || ps->abort == NULL ||
+      jw__thread_start(&ps->acceptor, acceptor_main, ps) != 0) {
+    rc = jw_error_set(err, JW_ESYS, GetLastError(), "CreateThread",
+                      "--export %s: cannot start the pipe's threads", self->spec);
+    goto fail;
+  }
+  ps->acceptor_started = 1;
+  self->state = ps;
+  return 0;
+fail:
+  pipe_free(ps);
+  return rc;
+}
+
+static int is_alert(jw_event_kind_t kind) {
+  return kind == JW_EVENT_VIOLATION || kind == JW_EVENT_NOTICE || kind == JW_EVENT_TELEMETRY_GAP;
+}
+
+static int pipe_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
+                       jw_error_t *err) {
+  pipe_state_t *ps = self->state;
+  reader_t *r;
+  (void)err;
+  jw__mutex_lock(&ps->lock);
+  ps->last_seq = ev->seq;
+  if (ps->replay > 0) {
+    jw__line_t *it = jw__line_new(ev->seq, ev->kind, line, len);
+    if (it != NULL) {
+      jw__lineq_push(&ps->ring, it);
+    } else {
+      /* the replay shows the hole as lost, not as a late join */
+      jw__lineq_drop(&ps->ring, ev->seq, ev->seq, "out_of_memory");
+    }
+    while (ps->ring.queued > ps->replay)
+      free(jw__lineq_pop(&ps->ring));
+    /* a marker at the head is covered by a late reader's joined_late gap */
+    while (ps->ring.head != NULL && ps->ring.head->gap_count > 0)
+      free(jw__lineq_pop(&ps->ring));
+  }
+  for (r = ps->readers; r != NULL; r = r->next) {
+    size_t limit = is_alert(ev->kind) ? ps->buffer * 4 : ps->buffer;
+    jw__line_t *it = NULL;
+    if (r->done)
+      continue;
+    if (r->q.queued < limit)
+      it = jw__line_new(ev->seq, ev->kind, line, len);
+    if (it != NULL)
+      jw__lineq_push(&r->q, it);
+    else /* everything since what it last got: gap records included */
+      jw__lineq_drop(&r->q, r->last + 1, ev->seq,
+                     r->q.queued < limit ? "out_of_memory" : "reader_slow");
+    r->last = ev->seq;
+    SetEvent(r->wake);
+  }
+  reap(ps);
+  jw__mutex_unlock(&ps->lock);
+  return 0;
+}
+
+static void pipe_close(jw_exporter_t *self) {
+  pipe_state_t *ps = self->state;
+  reader_t *r;
+  ULONGLONG deadline;
+  if (ps == NULL)
+    return;
+  SetEvent(ps->stop);
+  if (ps->acceptor_started)
+    jw__thread_join(&ps->acceptor);
+  jw__mutex_lock(&ps->lock);
+  ps->closing = 1;
+  for (r = ps->readers; r != NULL; r = r->next)
+    SetEvent(r->wake);
+  jw__mutex_unlock(&ps->lock);
+  /* Readers that read get everything; one that stopped reading is given up
+   * after the deadline (its lines are lost to it alone). */
+  deadline = GetTickCount64() + CLOSE_DEADLINE_MS;
+  for (;;) {
+    int waiting = 0;
+    jw__mutex_lock(&ps->lock);
+    reap(ps);
+    waiting = ps->readers != NULL;
+    jw__mutex_unlock(&ps->lock);
+    if (!waiting)
+      break;
+    if (GetTickCount64() >= deadline)
+      SetEvent(ps->abort);
+    Sleep(5);
+  }
+  self->state = NULL;
+  pipe_free(ps);
+}
+
+const jw_exporter_vtable_t jw_exporter_pipe = {"pipe", pipe_init,  pipe_export,
+                                               NULL,   pipe_close, pipe_check};

@@ -1,0 +1,130 @@
+/* `jobwarden tail`: one readable line per event (portable, unit-tested
+ * natively). Strings from the event came from the sandboxed program: they
+ * are shown without control characters, C1 controls or bidirectional
+ * overrides (a terminal must never obey them), each cut at FIELD_MAX
+ * bytes on a character boundary. */
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "internal.h"
+
+#define FIELD_MAX 400
+
+/* Appends a sanitized copy of s to out (bounded by *left). */
+static void put_field(char **out, size_t *left, const char *s, size_t max) {
+  size_t i = 0, n = strlen(s);
+  int cut = 0;
+  if (n > max) {
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+      n--; /* never split a character */
+    cut = 1;
+  }
+  while (i<n && * left> 1) {
+    unsigned char c = (unsigned char)s[i];
+    size_t clen = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    int bad = c < 0x20 || c == 0x7f;
+    if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] < 0xA0)
+      bad = 1; /* U+0080..U+009F */
+    if (c == 0xE2 && i + 2 < n &&
+        (((unsigned char)s[i + 1] == 0x80 && (unsigned char)s[i + 2] >= 0xAA &&
+          (unsigned char)s[i + 2] <= 0xAE) ||
+         ((unsigned char)s[i + 1] == 0x81 && (unsigned char)s[i + 2] >= 0xA6 &&
+          (unsigned char)s[i + 2] <= 0xA9)))
+      bad = 1; /* U+202A..U+202E, U+2066..U+2069 */
+    if (i + clen > n)
+      clen = n - i;
+    if (bad) {
+      **out = '?';
+      (*out)++;
+      (*left)--;
+    } else {
+      if (clen >= *left)
+        break;
+      memcpy(*out, s + i, clen);
+      *out += clen;
+      *left -= clen;
+    }
+    i += clen;
+  }
+  if (cut && *left > 3) {
+    memcpy(*out, "...", 3);
+    *out += 3;
+    *left -= 3;
+  }
+  **out = '\0';
+}
+
+static void put_text(char **out, size_t *left, const char *s) {
+  put_field(out, left, s, (size_t)-1 >> 1);
+}
+
+/* A sanitized field, then spaces up to `width` bytes. */
+static void put_padded(char **out, size_t *left, const char *s, size_t max, size_t width) {
+  char *start = *out;
+  put_field(out, left, s, max);
+  while ((size_t)(*out - start) < width && *left > 1) {
+    *(*out)++ = ' ';
+    (*left)--;
+  }
+  **out = '\0';
+}
+
+static const char *str_at(json_t *obj, const char *key, const char *fallback) {
+  const char *s = json_string_value(json_object_get(obj, key));
+  return s ? s : fallback;
+}
+
+int jw_tail_format(const char *line, size_t len, char *out, size_t size) {
+  json_t *ev, *proc;
+  json_error_t jerr;
+  const char *event, *rule;
+  char pid[32];
+  char *p = out;
+  size_t left = size;
+  int is_end;
+
+  if (size < 64)
+    return -1;
+  while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+    len--;
+  ev = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+  if (ev == NULL || !json_is_object(ev)) {
+    snprintf(out, size, "(a line of %lu bytes that is not a JSON event: %s)\n", (unsigned long)len,
+             ev ? "not an object" : jerr.text);
+    json_decref(ev);
+    return -1;
+  }
+  event = str_at(ev, "event", "?");
+  rule = str_at(ev, "rule", NULL);
+  if (rule == NULL)
+    rule = strncmp(event, "sandbox.", 8) == 0 ? event + 8 : event;
+  proc = json_object_get(ev, "process");
+  if (json_is_integer(json_object_get(proc, "pid")))
+    snprintf(pid, sizeof(pid), "pid=%lld",
+             (long long)json_integer_value(json_object_get(proc, "pid")));
+  else
+    snprintf(pid, sizeof(pid), "pid=-");
+
+  put_field(&p, &left, str_at(ev, "@timestamp", "-"), 40);
+  put_text(&p, &left, " ");
+  put_padded(&p, &left, str_at(ev, "severity", "-"), 16, 8);
+  put_text(&p, &left, " ");
+  put_padded(&p, &left, rule, 40, 22);
+  put_text(&p, &left, " ");
+  put_padded(&p, &left, pid, 32, 10);
+  put_text(&p, &left, " ");
+  put_field(&p, &left, str_at(proc, "executable", "-"), FIELD_MAX);
+  put_text(&p, &left, "  ");
+  put_field(&p, &left, str_at(ev, "message", ""), FIELD_MAX);
+  if (left > 1) { /* room for it is kept by the field caps */
+    *p++ = '\n';
+    *p = '\0';
+  }
+  is_end = strcmp(event, "sandbox.job_end") == 0;
+  json_decref(ev);
+  return is_end;
+}
