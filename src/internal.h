@@ -49,6 +49,9 @@ FILE *jw__fopen_utf8(const char *path, const char *mode);
 /* A new malloc'd UTF-16 copy of a UTF-8 string; NULL when the input is not
  * valid UTF-8 or memory runs out. */
 wchar_t *jw__utf8_to_wide(const char *s);
+/* Test hook (exporters/pipe/pipe.c): readers of a pipe: exporter that went
+ * away before the end, and the Win32 error that showed the last one. */
+int jw__pipe_reader_stats(jw_exporter_t *exp, uint64_t *gone, uint32_t *last_error);
 #endif
 
 /* Bounded copy that always terminates dst (truncates silently). */

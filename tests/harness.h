@@ -73,4 +73,15 @@ static inline int jw_test_result(const char *name) {
   return jw_test_failures ? 1 : 0;
 }
 
+/* The exporter kinds jobwarden lists in its messages (pipe exporters
+ * exist on Windows only). */
+#ifdef _WIN32
+#define JW_TEST_KINDS                                                                              \
+  "file:PATH | stdout | stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT | pipe:NAME | "   \
+  "pipe-connect:NAME"
+#else
+#define JW_TEST_KINDS                                                                              \
+  "file:PATH | stdout | stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT"
+#endif
+
 #endif

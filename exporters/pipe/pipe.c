@@ -85,6 +85,8 @@ struct pipe_state_s {
   jw__lineq_t ring; /* the last `replay` lines */
   uint64_t last_seq;
   int closing;
+  uint64_t readers_gone; /* readers that went away before the end */
+  DWORD gone_error;      /* the Win32 error that showed the last one */
   const jw_exporter_t *self;
 };
 
@@ -221,56 +223,62 @@ static HANDLE new_instance(pipe_state_t *ps, int first) {
 /* --- one reader ------------------------------------------------------------ */
 
 /* Starts the read whose completion tells that the reader went away (or
- * wrote something, which is discarded). 0, or -1 when it is already gone. */
-static int start_read(reader_t *r, OVERLAPPED *ro, char *buf, DWORD size) {
-  DWORD got;
+ * wrote something, which is discarded). 0, or the Win32 error that says it
+ * is already gone (ERROR_BROKEN_PIPE). */
+static DWORD start_read(reader_t *r, OVERLAPPED *ro, char *buf, DWORD size) {
+  DWORD got, e;
   for (;;) {
     ResetEvent(ro->hEvent);
     if (ReadFile(r->pipe, buf, size, &got, ro))
       continue; /* data was there: discard, read again */
-    return GetLastError() == ERROR_IO_PENDING ? 0 : -1;
+    e = GetLastError();
+    return e == ERROR_IO_PENDING ? 0 : e;
   }
 }
 
 /* The pending read completed: data (discarded; read again) or the end. */
-static int read_completed(reader_t *r, OVERLAPPED *ro, char *buf, DWORD size) {
+static DWORD read_completed(reader_t *r, OVERLAPPED *ro, char *buf, DWORD size) {
   DWORD got;
   if (!GetOverlappedResult(r->pipe, ro, &got, FALSE))
-    return -1;
+    return GetLastError();
   return start_read(r, ro, buf, size);
 }
 
-/* Writes all of data. 0, or -1 when the reader is gone or given up on. */
-static int write_all(reader_t *r, const char *data, size_t len, OVERLAPPED *ro, char *rbuf,
+/* Writes all of data. 0, or the Win32 error that ended this reader:
+ * ERROR_NO_DATA (232) when it closed its end, ERROR_BROKEN_PIPE from its
+ * pending read, ERROR_OPERATION_ABORTED when the run ends and it does not
+ * read. */
+static DWORD write_all(reader_t *r, const char *data, size_t len, OVERLAPPED *ro, char *rbuf,
                      DWORD rsize) {
   OVERLAPPED wo;
   HANDLE ev = CreateEventW(NULL, TRUE, FALSE, NULL);
-  int rc = 0;
+  DWORD rc = 0;
   if (ev == NULL)
-    return -1;
+    return GetLastError();
   while (len > 0 && rc == 0) {
     DWORD put = 0, chunk = len > 0x40000000u ? 0x40000000u : (DWORD)len;
     memset(&wo, 0, sizeof(wo));
     wo.hEvent = ev;
     if (!WriteFile(r->pipe, data, chunk, &put, &wo)) {
-      if (GetLastError() != ERROR_IO_PENDING) {
-        rc = -1; /* ERROR_NO_DATA (232): the reader closed its end */
-        break;
-      }
+      rc = GetLastError();
+      if (rc != ERROR_IO_PENDING)
+        break; /* ERROR_NO_DATA (232): the reader closed its end */
+      rc = 0;
       for (;;) {
         HANDLE hs[3] = {ev, ro->hEvent, r->ps->abort};
         DWORD w = WaitForMultipleObjects(3, hs, FALSE, INFINITE);
         if (w == WAIT_OBJECT_0) {
           if (!GetOverlappedResult(r->pipe, &wo, &put, FALSE))
-            rc = -1;
+            rc = GetLastError();
           break;
         }
-        if (w == WAIT_OBJECT_0 + 1 && read_completed(r, ro, rbuf, rsize) == 0)
+        if (w == WAIT_OBJECT_0 + 1 && (rc = read_completed(r, ro, rbuf, rsize)) == 0)
           continue;
         /* gone, or the run ends and this reader does not read */
         CancelIoEx(r->pipe, &wo);
         GetOverlappedResult(r->pipe, &wo, &put, TRUE);
-        rc = -1;
+        if (rc == 0)
+          rc = ERROR_OPERATION_ABORTED;
         break;
       }
     }
@@ -287,12 +295,11 @@ static void reader_main(void *arg) {
   OVERLAPPED ro;
   char rbuf[256];
   jw__gap_t gap = {0, 0, 0, NULL};
-  int gone = 0;
+  DWORD gone = 0; /* the Win32 error that ended this reader */
 
   memset(&ro, 0, sizeof(ro));
   ro.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
-  if (ro.hEvent == NULL || start_read(r, &ro, rbuf, sizeof(rbuf)) != 0)
-    gone = 1;
+  gone = ro.hEvent == NULL ? GetLastError() : start_read(r, &ro, rbuf, sizeof(rbuf));
   while (!gone) {
     jw__line_t *it;
     int closing;
@@ -307,9 +314,9 @@ static void reader_main(void *arg) {
         break; /* everything it was owed is written */
       w = WaitForMultipleObjects(2, hs, FALSE, INFINITE);
       if (w == WAIT_OBJECT_0 + 1)
-        gone = read_completed(r, &ro, rbuf, sizeof(rbuf)) != 0;
+        gone = read_completed(r, &ro, rbuf, sizeof(rbuf));
       else if (w != WAIT_OBJECT_0)
-        gone = 1;
+        gone = GetLastError();
       continue;
     }
     if (it->gap_count > 0) {
@@ -323,13 +330,13 @@ static void reader_main(void *arg) {
       if (jw__gap_render(ps->self->run, ps->self->spec, r->id, &gap,
                          strcmp(gap.reason, "joined_late") == 0 ? JW_SEV_INFO : JW_SEV_HIGH, &line,
                          &len) == 0) {
-        gone = write_all(r, line, len, &ro, rbuf, sizeof(rbuf)) != 0;
+        gone = write_all(r, line, len, &ro, rbuf, sizeof(rbuf));
         free(line);
       }
       gap.count = 0;
     }
     if (!gone)
-      gone = write_all(r, it->data, it->len, &ro, rbuf, sizeof(rbuf)) != 0;
+      gone = write_all(r, it->data, it->len, &ro, rbuf, sizeof(rbuf));
     free(it);
   }
   if (ro.hEvent != NULL) {
@@ -344,6 +351,10 @@ static void reader_main(void *arg) {
   r->pipe = NULL;
   jw__mutex_lock(&ps->lock);
   jw__lineq_clear(&r->q);
+  if (gone != 0) {
+    ps->readers_gone++;
+    ps->gone_error = gone;
+  }
   r->done = 1;
   jw__mutex_unlock(&ps->lock);
 }
@@ -623,6 +634,18 @@ static void pipe_close(jw_exporter_t *self) {
   }
   self->state = NULL;
   pipe_free(ps);
+}
+
+int jw__pipe_reader_stats(jw_exporter_t *exp, uint64_t *gone, uint32_t *last_error) {
+  pipe_state_t *ps;
+  if (exp == NULL || exp->vt != &jw_exporter_pipe || exp->state == NULL)
+    return JW_EINVAL;
+  ps = exp->state;
+  jw__mutex_lock(&ps->lock);
+  *gone = ps->readers_gone;
+  *last_error = ps->gone_error;
+  jw__mutex_unlock(&ps->lock);
+  return 0;
 }
 
 const jw_exporter_vtable_t jw_exporter_pipe = {"pipe", pipe_init,  pipe_export,

@@ -60,6 +60,14 @@ int wmain(int argc, wchar_t **wargv) {
                          &argv[i], &len, NULL) != 0)
       return JW_EXIT_JW_ERROR;
   }
+  /* `probe` re-runs jobwarden.exe inside the job as its canary. */
+  if (argc >= 2 && strcmp(argv[1], "--probe-canary") == 0) {
+    status = jw__probe_canary_main(argc - 2, argv + 2);
+    for (i = 0; i < argc; i++)
+      free(argv[i]);
+    free(argv);
+    return status;
+  }
   memset(&err, 0, sizeof(err));
   rc = jw_cli_parse(argc, (const char *const *)argv, &cli, &err);
   if (rc != 0) {
@@ -83,6 +91,9 @@ int wmain(int argc, wchar_t **wargv) {
     break;
   case JW_CMD_TAIL:
     status = jw_tail_main(cli.pipe_name, cli.raw);
+    break;
+  case JW_CMD_PROBE:
+    status = jw_probe(&cli.policy, cli.json);
     break;
   case JW_CMD_RUN: {
     jw_run_config_t cfg;

@@ -135,6 +135,18 @@ int jw_run(const jw_run_config_t *cfg);
  * delivers where Wine cannot generate console events. */
 BOOL WINAPI jw__run_console_ctrl(DWORD type);
 
+/* The `probe` subcommand: runs each canary check inside a job built from
+ * `policy` (not yet resolved) with jw_job_create + jw_spawn, and prints a
+ * table, or with `json` one JSON document (docs/probe.md), on stdout.
+ * Returns JW_EXIT_OK (every claimed restriction that could be probed is
+ * enforced), JW_EXIT_NOT_ENFORCED or JW_EXIT_JW_ERROR (set-up error, said on
+ * stderr). Main thread. */
+int jw_probe(const jw_policy_t *policy, int json);
+/* The canary side of `probe`: jobwarden.exe --probe-canary KIND [ARGS];
+ * argv starts at KIND. Answers with one line on stdout and returns the
+ * process's exit code. */
+int jw__probe_canary_main(int argc, char **argv);
+
 /* `jobwarden tail NAME [--raw]` (src/win/tail.c). Returns the exit status. */
 int jw_tail_main(const char *name, int raw);
 

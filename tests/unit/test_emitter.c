@@ -132,8 +132,7 @@ static void test_specs(const char *dir) {
   memset(&err, 0, sizeof(err));
   CHECK_INT(jw_exporter_open("bogus:x", &e, &err), JW_EUSAGE);
   CHECK(e == NULL);
-  CHECK_STR(err.text, "--export: unknown exporter 'bogus' (expected file:PATH | stdout | stderr | "
-                      "syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT)");
+  CHECK_STR(err.text, "--export: unknown exporter 'bogus' (expected " JW_TEST_KINDS ")");
 
   CHECK_INT(jw_exporter_open("file:", &e, &err), JW_EUSAGE);
   CHECK_STR(err.text, "--export file:: expected file:PATH");

@@ -609,7 +609,8 @@ static void case_usage(void) {
                  "jobwarden: --job-memory: expected a size like \"512M\", got \"abc\"", NULL);
   expect_refused("usage-export", "--export bogus:x", 125,
                  "jobwarden: --export: unknown exporter 'bogus' (expected file:PATH | stdout | "
-                 "stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT)",
+                 "stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT | pipe:NAME | "
+                 "pipe-connect:NAME)",
                  NULL);
 }
 

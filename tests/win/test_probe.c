@@ -1,0 +1,882 @@
+/* wine.real.probe: `jobwarden probe`, the real jobwarden.exe started as a
+ * child process with its output redirected to files, and its canaries run
+ * inside real jobs. Each case asserts every probe's exact result, error and
+ * reason as Wine 8.0 gives them, the table, the JSON document and the exit
+ * status. What Wine does not enforce (the active-process limit, memory and
+ * CPU-time limits, every UI restriction) must come out `allowed` with exit
+ * status 1: the probe reports honestly, it does not pass.
+ *
+ * argv: <tests/data dir> <events out dir> <path of jobwarden.exe>. Outputs
+ * go to <events dir>/wine-probe-<case>.stdout / .stderr.
+ *
+ * One case (kill-on-close refused by a parent job) cannot happen for real
+ * under Wine: it calls jw_probe() in this process with the refusal injected
+ * through jw__job_set_info_hook, exactly as wine.injected.limits does for
+ * `run`; its canaries are this executable (--probe-canary). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <windows.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "harness.h"
+#include "helpers.h"
+#include "win/win.h"
+
+#define RUN_TIMEOUT_MS 60000
+#define PATH_CHARS     (MAX_PATH * 4)
+#define CMD_CHARS      8192
+
+static char g_jw[PATH_CHARS];     /* jobwarden.exe (Windows path) */
+static char g_events[PATH_CHARS]; /* the events directory (Windows path) */
+
+static int full_path(const char *in, char *out, size_t n) {
+  wchar_t win[PATH_CHARS], wout[PATH_CHARS];
+  DWORD k;
+  size_t len;
+  if (!MultiByteToWideChar(CP_ACP, 0, in, -1, win, PATH_CHARS))
+    return -1;
+  k = GetFullPathNameW(win, PATH_CHARS, wout, NULL);
+  if (k == 0 || k >= PATH_CHARS)
+    return -1;
+  if (!WideCharToMultiByte(CP_ACP, 0, wout, -1, out, (int)n, NULL, NULL))
+    return -1;
+  len = strlen(out);
+  while (len > 3 && (out[len - 1] == '\\' || out[len - 1] == '/'))
+    out[--len] = '\0';
+  return 0;
+}
+
+static void case_path(char *buf, size_t n, const char *tag, const char *suffix) {
+  snprintf(buf, n, "%s\\wine-probe-%s%s", g_events, tag, suffix);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Running jobwarden.exe                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+  int finished;
+  DWORD exit_code;
+  char *out, *err;
+  size_t out_len, err_len;
+} run_t;
+
+static HANDLE open_inheritable(const char *path, DWORD access, DWORD disposition) {
+  SECURITY_ATTRIBUTES sa;
+  wchar_t w[PATH_CHARS];
+  sa.nLength = sizeof(sa);
+  sa.lpSecurityDescriptor = NULL;
+  sa.bInheritHandle = TRUE;
+  if (!MultiByteToWideChar(CP_ACP, 0, path, -1, w, PATH_CHARS))
+    return INVALID_HANDLE_VALUE;
+  return CreateFileW(w, access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, &sa,
+                     disposition, FILE_ATTRIBUTE_NORMAL, NULL);
+}
+
+static char *read_or_empty(const char *path, size_t *len) {
+  char *s = tw_read_file(path, len);
+  if (s == NULL) {
+    s = calloc(1, 1);
+    *len = 0;
+  }
+  return s;
+}
+
+/* Runs `"<jobwarden>" <args>` to completion with stdin = NUL and stdout /
+ * stderr in files. Only those handles (and `extra`, if not NULL) are
+ * inherited. */
+static void run_jw(run_t *r, const char *tag, const char *args, HANDLE extra) {
+  char out_path[PATH_CHARS], err_path[PATH_CHARS], cmd[CMD_CHARS];
+  wchar_t wcmd[CMD_CHARS], wcwd[PATH_CHARS];
+  HANDLE hin, hout, herr, list[4];
+  STARTUPINFOEXW si;
+  PROCESS_INFORMATION pi;
+  SIZE_T attr_size = 0;
+  BOOL ok = FALSE;
+
+  memset(r, 0, sizeof(*r));
+  r->exit_code = (DWORD)-1;
+  case_path(out_path, sizeof(out_path), tag, ".stdout");
+  case_path(err_path, sizeof(err_path), tag, ".stderr");
+  snprintf(cmd, sizeof(cmd), "\"%s\" %s", g_jw, args);
+  MultiByteToWideChar(CP_ACP, 0, cmd, -1, wcmd, CMD_CHARS);
+  MultiByteToWideChar(CP_ACP, 0, g_events, -1, wcwd, PATH_CHARS);
+  hout = open_inheritable(out_path, GENERIC_WRITE, CREATE_ALWAYS);
+  herr = open_inheritable(err_path, GENERIC_WRITE, CREATE_ALWAYS);
+  hin = open_inheritable("NUL", GENERIC_READ, OPEN_EXISTING);
+  memset(&si, 0, sizeof(si));
+  si.StartupInfo.cb = sizeof(si);
+  si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
+  si.StartupInfo.hStdInput = hin;
+  si.StartupInfo.hStdOutput = hout;
+  si.StartupInfo.hStdError = herr;
+  list[0] = hin;
+  list[1] = hout;
+  list[2] = herr;
+  list[3] = extra;
+  InitializeProcThreadAttributeList(NULL, 1, 0, &attr_size);
+  si.lpAttributeList = malloc(attr_size);
+  if (hin != INVALID_HANDLE_VALUE && hout != INVALID_HANDLE_VALUE && herr != INVALID_HANDLE_VALUE &&
+      si.lpAttributeList != NULL &&
+      InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &attr_size)) {
+    if (UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list,
+                                  (extra ? 4 : 3) * sizeof(HANDLE), NULL, NULL))
+      ok = CreateProcessW(NULL, wcmd, NULL, NULL, TRUE, EXTENDED_STARTUPINFO_PRESENT, NULL, wcwd,
+                          &si.StartupInfo, &pi);
+    DeleteProcThreadAttributeList(si.lpAttributeList);
+  }
+  free(si.lpAttributeList);
+  if (hin != INVALID_HANDLE_VALUE)
+    CloseHandle(hin);
+  if (hout != INVALID_HANDLE_VALUE)
+    CloseHandle(hout);
+  if (herr != INVALID_HANDLE_VALUE)
+    CloseHandle(herr);
+  CHECK(ok);
+  if (ok) {
+    if (WaitForSingleObject(pi.hProcess, RUN_TIMEOUT_MS) == WAIT_OBJECT_0) {
+      r->finished = 1;
+    } else {
+      fprintf(stderr, "[%s] jobwarden did not exit in time: killed\n", tag);
+      TerminateProcess(pi.hProcess, 1);
+      WaitForSingleObject(pi.hProcess, 5000);
+    }
+    if (!GetExitCodeProcess(pi.hProcess, &r->exit_code))
+      r->exit_code = (DWORD)-1;
+    CloseHandle(pi.hThread);
+    CloseHandle(pi.hProcess);
+  }
+  CHECK(r->finished);
+  r->out = read_or_empty(out_path, &r->out_len);
+  r->err = read_or_empty(err_path, &r->err_len);
+}
+
+static void free_run(run_t *r) {
+  free(r->out);
+  free(r->err);
+  r->out = r->err = NULL;
+}
+
+static int g_case_failures;
+static void case_begin(void) {
+  g_case_failures = jw_test_failures;
+}
+static void case_end(const char *name, const run_t *r) {
+  if (jw_test_failures == g_case_failures)
+    return;
+  fprintf(stderr, "---- case %s failed", name);
+  if (r != NULL && r->out != NULL)
+    fprintf(stderr, " (exit 0x%08lX)\n--- stdout:\n%s\n--- stderr:\n%s\n----\n",
+            (unsigned long)r->exit_code, r->out, r->err);
+  else
+    fprintf(stderr, "\n");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Expected results                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* One probe as Wine must report it. err_kind NULL: "error" is null. */
+typedef struct {
+  const char *name;
+  const char *field; /* NULL: JSON null */
+  int claimed;
+  const char *claim;
+  const char *result;
+  const char *reason;
+  const char *err_kind;
+  long long err_code;
+  const char *err_name; /* NULL: JSON null */
+} want_t;
+
+#define N_PROBES 16
+
+static const char *const probe_order[N_PROBES] = {"spawn",
+                                                  "breakaway",
+                                                  "process_memory",
+                                                  "job_memory",
+                                                  "process_cpu_time",
+                                                  "job_cpu_time",
+                                                  "ui.handles",
+                                                  "ui.read_clipboard",
+                                                  "ui.write_clipboard",
+                                                  "ui.system_parameters",
+                                                  "ui.display_settings",
+                                                  "ui.global_atoms",
+                                                  "ui.desktop",
+                                                  "ui.exit_windows",
+                                                  "handle_inheritance",
+                                                  "kill_on_close"};
+
+/* Reasons that do not depend on the policy. */
+#define R_BREAKAWAY                                                                                \
+  "CreateProcessW with CREATE_BREAKAWAY_FROM_JOB failed: the child stays in the job"
+#define R_INHERIT                                                                                  \
+  "an inheritable handle of jobwarden was not inherited (SetEvent on the value of jobwarden's "    \
+  "handle failed)"
+#define R_KILL "closing the job's last handle killed the program"
+
+/* Wine kills the members of a kill-on-close job with exit code 0. */
+static const want_t w_kill = {"kill_on_close",
+                              "kill_on_close",
+                              1,
+                              "the program dies with jobwarden",
+                              "blocked",
+                              R_KILL,
+                              "exit_code",
+                              0,
+                              NULL};
+
+/* Lockdown under Wine 8.0, measured. */
+static const want_t lockdown[N_PROBES] = {
+    {"spawn", "limits.active_processes", 1, "at most 1 active process", "allowed",
+     "2 process(es) were active in the job at once (CreateProcessW)", NULL, 0, NULL},
+    {"breakaway", "allow_breakaway", 1, "no process can leave the job", "blocked", R_BREAKAWAY,
+     "win32", 5, "ERROR_ACCESS_DENIED"},
+    {"process_memory", "limits.process_memory", 0, "unlimited", "skipped",
+     "the policy sets no per-process memory limit", NULL, 0, NULL},
+    {"job_memory", "limits.job_memory", 0, "unlimited", "skipped",
+     "the policy sets no job memory limit", NULL, 0, NULL},
+    {"process_cpu_time", "limits.process_cpu_time", 0, "unlimited", "skipped",
+     "the policy sets no per-process CPU-time limit", NULL, 0, NULL},
+    {"job_cpu_time", "limits.job_cpu_time", 0, "unlimited", "skipped",
+     "the policy sets no job CPU-time limit", NULL, 0, NULL},
+    {"ui.handles", "ui_restrictions", 1, "blocks using USER handles from outside the job",
+     "allowed", "GetClassNameW read the class of a window owned by a process outside the job", NULL,
+     0, NULL},
+    {"ui.read_clipboard", "ui_restrictions", 1, "blocks reading the clipboard", "allowed",
+     "GetClipboardData read the clipboard", NULL, 0, NULL},
+    {"ui.write_clipboard", "ui_restrictions", 1, "blocks writing the clipboard", "allowed",
+     "SetClipboardData wrote the clipboard", NULL, 0, NULL},
+    {"ui.system_parameters", "ui_restrictions", 1, "blocks changing system parameters", "allowed",
+     "SystemParametersInfoW(SPI_SETBEEP) changed a system parameter", NULL, 0, NULL},
+    {"ui.display_settings", "ui_restrictions", 1, "blocks changing display settings", "skipped",
+     "not probed: trying would change the display settings if it is not enforced", NULL, 0, NULL},
+    {"ui.global_atoms", "ui_restrictions", 1, "blocks seeing global atoms from outside the job",
+     "allowed", "GlobalFindAtomW found the global atom added outside the job", NULL, 0, NULL},
+    {"ui.desktop", "ui_restrictions", 1, "blocks creating or switching desktops", "allowed",
+     "CreateDesktopW created a desktop", NULL, 0, NULL},
+    {"ui.exit_windows", "ui_restrictions", 1, "blocks logging off or shutting down Windows",
+     "skipped", "not probed: trying would log off or shut down Windows if it is not enforced", NULL,
+     0, NULL},
+    {"handle_inheritance", NULL, 1, "only stdin, stdout and stderr are inherited", "blocked",
+     R_INHERIT, "win32", 6, "ERROR_INVALID_HANDLE"},
+    {"kill_on_close", "kill_on_close", 1, "the program dies with jobwarden", "blocked", R_KILL,
+     "exit_code", 0, NULL},
+};
+
+static const char *const ui_words[8] = {"using USER handles from outside the job",
+                                        "reading the clipboard",
+                                        "writing the clipboard",
+                                        "changing system parameters",
+                                        "changing display settings",
+                                        "seeing global atoms from outside the job",
+                                        "creating or switching desktops",
+                                        "logging off or shutting down Windows"};
+
+/* Tier none (nothing set): only what every job has is claimed. */
+static void want_none(want_t *w) {
+  int i;
+  memcpy(w, lockdown, sizeof(lockdown));
+  w[0] = (want_t){"spawn",   "limits.active_processes",
+                  0,         "unlimited",
+                  "skipped", "the policy sets no active-process limit",
+                  NULL,      0,
+                  NULL};
+  for (i = 0; i < 8; i++) {
+    static char reasons[8][96];
+    snprintf(reasons[i], sizeof(reasons[i]), "the policy does not restrict %s", ui_words[i]);
+    w[6 + i].claimed = 0;
+    w[6 + i].claim = "not restricted";
+    w[6 + i].result = "skipped";
+    w[6 + i].reason = reasons[i];
+  }
+  w[15] = (want_t){"kill_on_close",
+                   "kill_on_close",
+                   0,
+                   "off",
+                   "skipped",
+                   "the policy does not set kill_on_close",
+                   NULL,
+                   0,
+                   NULL};
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checking a JSON document                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void check_probe_json(json_t *p, const want_t *w) {
+  json_t *err = json_object_get(p, "error");
+  const char *field = json_string_value(json_object_get(p, "field"));
+  CHECK_STR(json_string_value(json_object_get(p, "name")), w->name);
+  if (w->field == NULL)
+    CHECK(json_is_null(json_object_get(p, "field")));
+  else
+    CHECK_STR(field, w->field);
+  CHECK_INT(json_is_true(json_object_get(p, "claimed")), w->claimed);
+  CHECK_STR(json_string_value(json_object_get(p, "claim")), w->claim);
+  CHECK_STR(json_string_value(json_object_get(p, "result")), w->result);
+  if (strcmp(w->result, "skipped") == 0)
+    CHECK(json_is_null(json_object_get(p, "enforced")));
+  else
+    CHECK_INT(json_is_true(json_object_get(p, "enforced")), strcmp(w->result, "blocked") == 0);
+  CHECK(json_is_boolean(json_object_get(p, "enforced")) ||
+        json_is_null(json_object_get(p, "enforced")));
+  CHECK_STR(json_string_value(json_object_get(p, "reason")), w->reason);
+  if (w->err_kind == NULL) {
+    CHECK(json_is_null(err));
+  } else {
+    CHECK(json_is_object(err));
+    CHECK_STR(json_string_value(json_object_get(err, "kind")), w->err_kind);
+    CHECK_INT(json_integer_value(json_object_get(err, "code")), w->err_code);
+    CHECK(json_is_integer(json_object_get(err, "code")));
+    if (w->err_name == NULL)
+      CHECK(json_is_null(json_object_get(err, "name")));
+    else
+      CHECK_STR(json_string_value(json_object_get(err, "name")), w->err_name);
+    CHECK(json_is_string(json_object_get(err, "text")));
+  }
+  CHECK_INT(json_object_size(p), 8);
+}
+
+/* Parses the whole stdout as one JSON document and checks it against want
+ * (N_PROBES entries, in order), the summary, verdict and exit status. */
+static json_t *check_document(const char *text, const want_t *want, const char *tier,
+                              int exit_status) {
+  json_error_t jerr;
+  json_t *doc = json_loads(text, JSON_REJECT_DUPLICATES, &jerr), *probes, *ne, *plat;
+  size_t i, blocked = 0, allowed = 0, skipped = 0, n_ne = 0;
+  CHECK(doc != NULL);
+  if (doc == NULL) {
+    fprintf(stderr, "invalid JSON: %s (line %d)\n", jerr.text, jerr.line);
+    return NULL;
+  }
+  CHECK_INT(json_integer_value(json_object_get(doc, "probe_version")), 1);
+  CHECK_STR(json_string_value(json_object_get(doc, "jobwarden")), JW_VERSION);
+  plat = json_object_get(doc, "platform");
+  CHECK_STR(json_string_value(json_object_get(plat, "wine")), "8.0");
+  CHECK(json_is_string(json_object_get(plat, "windows_version")));
+  CHECK_STR(json_string_value(json_object_get(doc, "tier")), tier);
+  CHECK_STR(json_string_value(json_object_get(json_object_get(doc, "policy"), "tier")), tier);
+  probes = json_object_get(doc, "probes");
+  CHECK(json_is_array(probes));
+  CHECK_INT(json_array_size(probes), N_PROBES);
+  for (i = 0; i < N_PROBES && i < json_array_size(probes); i++) {
+    CHECK_STR(want[i].name, probe_order[i]);
+    check_probe_json(json_array_get(probes, i), &want[i]);
+    if (strcmp(want[i].result, "blocked") == 0)
+      blocked++;
+    else if (strcmp(want[i].result, "allowed") == 0)
+      allowed++;
+    else
+      skipped++;
+  }
+  CHECK_INT(json_integer_value(json_object_get(json_object_get(doc, "summary"), "blocked")),
+            blocked);
+  CHECK_INT(json_integer_value(json_object_get(json_object_get(doc, "summary"), "allowed")),
+            allowed);
+  CHECK_INT(json_integer_value(json_object_get(json_object_get(doc, "summary"), "skipped")),
+            skipped);
+  ne = json_object_get(doc, "not_enforced");
+  CHECK(json_is_array(ne));
+  for (i = 0; i < N_PROBES; i++) {
+    if (strcmp(want[i].result, "allowed") != 0)
+      continue;
+    CHECK_STR(json_string_value(json_array_get(ne, n_ne)), want[i].name);
+    n_ne++;
+  }
+  CHECK_INT(json_array_size(ne), n_ne);
+  CHECK_STR(json_string_value(json_object_get(doc, "verdict")),
+            exit_status == 0 ? "enforced" : "not_enforced");
+  CHECK_INT(json_integer_value(json_object_get(doc, "exit_status")), exit_status);
+  CHECK_INT(json_object_size(doc), 10);
+  return doc;
+}
+
+/* The table line jobwarden prints for a probe. */
+static void table_line(const want_t *w, char *buf, size_t size) {
+  char err[128] = "";
+  if (w->err_kind != NULL && strcmp(w->err_kind, "win32") == 0)
+    snprintf(err, sizeof(err), " [%s, Win32 error %lld]", w->err_name, w->err_code);
+  else if (w->err_kind != NULL)
+    snprintf(err, sizeof(err), " [exit code 0x%08llX%s%s]", w->err_code, w->err_name ? ", " : "",
+             w->err_name ? w->err_name : "");
+  snprintf(buf, size, "%-20s %-48s %-8s %s%s\n", w->name, w->claim, w->result, w->reason, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Cases                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* 1. Default (lockdown), readable table: exit 1, every line exact. */
+static void case_lockdown_table(void) {
+  run_t r;
+  char line[1200], expect[8192], head[128];
+  size_t i;
+  case_begin();
+  run_jw(&r, "lockdown-table", "probe", NULL);
+  CHECK_U64(r.exit_code, JW_EXIT_NOT_ENFORCED);
+  CHECK_INT(r.err_len, 0);
+  expect[0] = '\0';
+  snprintf(head, sizeof(head), "%-20s %-48s %-8s %s\n", "PROBE", "CLAIM", "RESULT", "DETAILS");
+  strcat(expect, head);
+  for (i = 0; i < N_PROBES; i++) {
+    table_line(&lockdown[i], line, sizeof(line));
+    strcat(expect, line);
+  }
+  strcat(expect, "\nverdict: NOT ENFORCED: 7 claimed restrictions are allowed: spawn, ui.handles, "
+                 "ui.read_clipboard, ui.write_clipboard, ui.system_parameters, ui.global_atoms, "
+                 "ui.desktop\n");
+  /* The first line names the platform; the rest is the table. */
+  CHECK(strncmp(r.out, "jobwarden probe: tier lockdown, Windows ", 40) == 0);
+  CHECK_CONTAINS(r.out, " (Wine 8.0)\n\n");
+  {
+    const char *body = strstr(r.out, "\n\n");
+    CHECK_STR(body ? body + 2 : NULL, expect);
+  }
+  case_end("lockdown-table", &r);
+  free_run(&r);
+}
+
+/* 2. Default (lockdown) as JSON. */
+static void case_lockdown_json(void) {
+  run_t r;
+  json_t *doc;
+  case_begin();
+  run_jw(&r, "lockdown-json", "probe --json", NULL);
+  CHECK_U64(r.exit_code, JW_EXIT_NOT_ENFORCED);
+  CHECK_INT(r.err_len, 0);
+  doc = check_document(r.out, lockdown, "lockdown", 1);
+  if (doc != NULL) {
+    json_t *lim = json_object_get(json_object_get(doc, "policy"), "limits");
+    CHECK_INT(json_integer_value(json_object_get(lim, "active_processes")), 1);
+    CHECK_INT(json_is_true(json_object_get(json_object_get(doc, "policy"), "kill_on_close")), 1);
+  }
+  json_decref(doc);
+  case_end("lockdown-json", &r);
+  free_run(&r);
+}
+
+/* 3. Tier none: only breakaway (no BREAKAWAY_OK in any job) and handle
+ * inheritance (jobwarden's own) are claimed, both enforced: exit 0. */
+static void case_none(void) {
+  run_t r;
+  want_t w[N_PROBES];
+  json_t *doc;
+  case_begin();
+  want_none(w);
+  run_jw(&r, "none-json", "probe --tier none --json", NULL);
+  CHECK_U64(r.exit_code, JW_EXIT_OK);
+  CHECK_INT(r.err_len, 0);
+  doc = check_document(r.out, w, "none", 0);
+  json_decref(doc);
+  case_end("none-json", &r);
+  free_run(&r);
+
+  case_begin();
+  run_jw(&r, "none-table", "probe --tier none", NULL);
+  CHECK_U64(r.exit_code, JW_EXIT_OK);
+  CHECK_CONTAINS(r.out, "\n\nverdict: every claimed restriction that could be probed is enforced "
+                        "(2 blocked, 14 skipped)\n");
+  case_end("none-table", &r);
+  free_run(&r);
+}
+
+/* 4. Flags claiming every limit Wine accepts but does not enforce: each is
+ * probed for real and comes out allowed. */
+static void case_limits(void) {
+  run_t r;
+  want_t w[N_PROBES];
+  json_t *doc;
+  case_begin();
+  want_none(w);
+  w[0] = (want_t){"spawn",   "limits.active_processes",
+                  1,         "at most 3 active processes",
+                  "allowed", "4 process(es) were active in the job at once (CreateProcessW)",
+                  NULL,      0,
+                  NULL};
+  w[2] = (want_t){"process_memory",
+                  "limits.process_memory",
+                  1,
+                  "at most 64M committed per process",
+                  "allowed",
+                  "committed 68157440 bytes (more than the limit) in one VirtualAlloc",
+                  NULL,
+                  0,
+                  NULL};
+  w[3] = (want_t){"job_memory",
+                  "limits.job_memory",
+                  1,
+                  "at most 128M committed by the job",
+                  "allowed",
+                  "committed 135266304 bytes (more than the limit) in one VirtualAlloc",
+                  NULL,
+                  0,
+                  NULL};
+  w[4] = (want_t){"process_cpu_time",
+                  "limits.process_cpu_time",
+                  1,
+                  "at most 500ms user CPU time per process",
+                  "allowed",
+                  "used at least 1500 ms of user-mode CPU time and was not stopped",
+                  NULL,
+                  0,
+                  NULL};
+  w[5] = (want_t){"job_cpu_time",
+                  "limits.job_cpu_time",
+                  1,
+                  "at most 1s user CPU time for the job",
+                  "allowed",
+                  "used at least 2000 ms of user-mode CPU time and was not stopped",
+                  NULL,
+                  0,
+                  NULL};
+  w[11] = lockdown[11]; /* ui.global_atoms, allowed */
+  w[15] = w_kill;
+  run_jw(&r, "limits",
+         "probe --tier none --active-processes 3 --process-memory 64M --job-memory=128M "
+         "--process-cpu-time 500ms --job-cpu-time 1s --ui-restrictions global_atoms "
+         "--kill-on-close --json",
+         NULL);
+  CHECK_U64(r.exit_code, JW_EXIT_NOT_ENFORCED);
+  CHECK_INT(r.err_len, 0);
+  doc = check_document(r.out, w, "none", 1);
+  json_decref(doc);
+  case_end("limits", &r);
+  free_run(&r);
+}
+
+/* 5. A policy file whose every claim Wine enforces: hardened with
+ * breakaway allowed. Exit 0 with claimed restrictions blocked. */
+static void case_policy_file(void) {
+  run_t r;
+  want_t w[N_PROBES];
+  char path[PATH_CHARS], args[CMD_CHARS];
+  FILE *f;
+  json_t *doc;
+  case_begin();
+  case_path(path, sizeof(path), "hardened", ".policy.json");
+  f = fopen(path, "wb");
+  CHECK(f != NULL);
+  if (f != NULL) {
+    fputs("{\"tier\": \"hardened\", \"allow_breakaway\": true}\n", f);
+    fclose(f);
+  }
+  want_none(w);
+  w[1] = (want_t){"breakaway", "allow_breakaway",
+                  0,           "breakaway allowed",
+                  "skipped",   "the policy allows breakaway",
+                  NULL,        0,
+                  NULL};
+  w[15] = w_kill;
+  snprintf(args, sizeof(args), "probe --policy \"%s\" --json", path);
+  run_jw(&r, "hardened", args, NULL);
+  CHECK_U64(r.exit_code, JW_EXIT_OK);
+  CHECK_INT(r.err_len, 0);
+  doc = check_document(r.out, w, "hardened", 0);
+  json_decref(doc);
+  case_end("hardened", &r);
+  free_run(&r);
+}
+
+/* 6. Limits the probe will not try (too much CPU, more memory than the
+ * machine has) are skipped with the reason, and never fail the verdict. */
+static void case_unprobeable(void) {
+  run_t r;
+  json_t *doc, *probes, *p;
+  json_error_t jerr;
+  case_begin();
+  run_jw(&r, "unprobeable",
+         "probe --tier none --process-memory 16T --job-cpu-time 30s --active-processes 100 --json",
+         NULL);
+  CHECK_U64(r.exit_code, JW_EXIT_OK);
+  doc = json_loads(r.out, 0, &jerr);
+  CHECK(doc != NULL);
+  probes = json_object_get(doc, "probes");
+  p = json_array_get(probes, 0);
+  CHECK_STR(json_string_value(json_object_get(p, "result")), "skipped");
+  CHECK_INT(json_is_true(json_object_get(p, "claimed")), 1);
+  CHECK_STR(json_string_value(json_object_get(p, "claim")), "at most 100 active processes");
+  CHECK_STR(json_string_value(json_object_get(p, "reason")),
+            "the limit (100) is above the 32 processes the probe starts at most");
+  p = json_array_get(probes, 2);
+  CHECK_STR(json_string_value(json_object_get(p, "result")), "skipped");
+  CHECK_STR(json_string_value(json_object_get(p, "claim")), "at most 16T committed per process");
+  CHECK_CONTAINS(json_string_value(json_object_get(p, "reason")),
+                 "the limit is more than this machine can commit now (about ");
+  CHECK_CONTAINS(json_string_value(json_object_get(p, "reason")),
+                 "); a failed allocation would prove nothing");
+  p = json_array_get(probes, 5);
+  CHECK_STR(json_string_value(json_object_get(p, "result")), "skipped");
+  CHECK_STR(json_string_value(json_object_get(p, "claim")),
+            "at most 30s user CPU time for the job");
+  CHECK_STR(json_string_value(json_object_get(p, "reason")),
+            "the limit is above the 10 s of CPU time the probe burns at most; probe with a "
+            "smaller limit (e.g. --job-cpu-time 1s)");
+  CHECK_STR(json_string_value(json_object_get(doc, "verdict")), "enforced");
+  CHECK_INT(json_integer_value(json_object_get(json_object_get(doc, "summary"), "skipped")), 14);
+  json_decref(doc);
+  case_end("unprobeable", &r);
+  free_run(&r);
+}
+
+/* 7. Usage errors exit 125 with the message, and print no table. */
+static void case_usage(void) {
+  run_t r;
+  case_begin();
+  run_jw(&r, "usage-option", "probe --bogus", NULL);
+  CHECK_U64(r.exit_code, JW_EXIT_JW_ERROR);
+  CHECK_INT(r.out_len, 0);
+  CHECK_STR(r.err, "jobwarden: probe: unknown option '--bogus' (see jobwarden --help)\n");
+  case_end("usage-option", &r);
+  free_run(&r);
+  case_begin();
+  run_jw(&r, "usage-arg", "probe extra", NULL);
+  CHECK_U64(r.exit_code, JW_EXIT_JW_ERROR);
+  CHECK_INT(r.out_len, 0);
+  CHECK_STR(r.err, "jobwarden: probe: unexpected argument 'extra' (see jobwarden --help)\n");
+  case_end("usage-arg", &r);
+  free_run(&r);
+  case_begin();
+  run_jw(&r, "usage-memory", "probe --process-memory 0", NULL);
+  CHECK_U64(r.exit_code, JW_EXIT_JW_ERROR);
+  CHECK_INT(r.out_len, 0);
+  CHECK_CONTAINS(r.err, "jobwarden: --process-memory: ");
+  case_end("usage-memory", &r);
+  free_run(&r);
+}
+
+/* 8. Positive controls: the canaries detect what they look for when it is
+ * there, so a `blocked` is not a canary that cannot see. Outside any job,
+ * breakaway succeeds; a handle that really is inherited is found. And an
+ * unknown canary is an error, not a result. */
+static void case_canary_controls(void) {
+  run_t r;
+  SECURITY_ATTRIBUTES sa;
+  HANDLE ev;
+  char args[128];
+  case_begin();
+  run_jw(&r, "canary-breakaway", "--probe-canary breakaway", NULL);
+  CHECK_U64(r.exit_code, 0);
+  CHECK_STR(r.out, "allowed 0 CreateProcessW with CREATE_BREAKAWAY_FROM_JOB succeeded: a child "
+                   "left the job\n");
+  case_end("canary-breakaway", &r);
+  free_run(&r);
+
+  case_begin();
+  sa.nLength = sizeof(sa);
+  sa.lpSecurityDescriptor = NULL;
+  sa.bInheritHandle = TRUE;
+  ev = CreateEventW(&sa, TRUE, FALSE, NULL);
+  CHECK(ev != NULL);
+  snprintf(args, sizeof(args), "--probe-canary inherit %llu", (unsigned long long)(uintptr_t)ev);
+  run_jw(&r, "canary-inherit", args, ev);
+  CHECK_U64(r.exit_code, 0);
+  CHECK_STR(r.out, "allowed 0 SetEvent on the value of jobwarden's handle succeeded\n");
+  CHECK_INT(WaitForSingleObject(ev, 0), WAIT_OBJECT_0);
+  CloseHandle(ev);
+  case_end("canary-inherit", &r);
+  free_run(&r);
+
+  case_begin();
+  run_jw(&r, "canary-unknown", "--probe-canary nonsense", NULL);
+  CHECK_U64(r.exit_code, 2);
+  CHECK_STR(r.out, "error 0 unknown canary 'nonsense' or wrong arguments\n");
+  case_end("canary-unknown", &r);
+  free_run(&r);
+}
+
+/* The test prefix's clipboard: emptied (ownerless), or given "user data"
+ * as a user's copy would, with a window of this process as its owner. */
+static HWND g_clip_window;
+static int clipboard_set(const wchar_t *text) {
+  int ok = 0;
+  if (g_clip_window == NULL) {
+    WNDCLASSEXW wc;
+    memset(&wc, 0, sizeof(wc));
+    wc.cbSize = sizeof(wc);
+    wc.lpfnWndProc = DefWindowProcW;
+    wc.hInstance = GetModuleHandleW(NULL);
+    wc.lpszClassName = L"test-probe-clip";
+    RegisterClassExW(&wc);
+    g_clip_window = CreateWindowExW(0, L"test-probe-clip", L"", 0, 0, 0, 0, 0, HWND_MESSAGE, NULL,
+                                    wc.hInstance, NULL);
+  }
+  if (!OpenClipboard(text ? g_clip_window : NULL))
+    return -1;
+  if (EmptyClipboard()) {
+    ok = 1;
+    if (text != NULL) {
+      size_t size = (wcslen(text) + 1) * sizeof(wchar_t);
+      HGLOBAL g = GlobalAlloc(GMEM_MOVEABLE, size);
+      void *m = g ? GlobalLock(g) : NULL;
+      ok = 0;
+      if (m != NULL) {
+        memcpy(m, text, size);
+        GlobalUnlock(g);
+        ok = SetClipboardData(CF_UNICODETEXT, g) != NULL;
+      }
+    }
+  }
+  CloseClipboard();
+  return ok ? 0 : -1;
+}
+
+/* The clipboard's text and number of formats ("" and 0 when empty). */
+static int clipboard_get(wchar_t *buf, size_t n) {
+  int count;
+  HANDLE h;
+  buf[0] = 0;
+  if (!OpenClipboard(NULL))
+    return -1;
+  count = CountClipboardFormats();
+  h = GetClipboardData(CF_UNICODETEXT);
+  if (h != NULL) {
+    const wchar_t *s = GlobalLock(h);
+    if (s != NULL) {
+      wcsncpy(buf, s, n - 1);
+      buf[n - 1] = 0;
+      GlobalUnlock(h);
+    }
+  }
+  CloseClipboard();
+  return count;
+}
+
+/* 9. The clipboard probes never destroy what the user copied: with data on
+ * the clipboard, reading is probed on that data, writing is skipped, and
+ * the data is still there afterwards. On an empty clipboard the probe's
+ * marker is removed again. */
+static void case_clipboard(void) {
+  run_t r;
+  json_t *doc, *probes;
+  wchar_t text[64];
+  int count;
+  case_begin();
+  CHECK_INT(clipboard_set(L"user data"), 0);
+  run_jw(&r, "clipboard-user",
+         "probe --tier none --ui-restrictions read_clipboard,write_clipboard --json", NULL);
+  CHECK_U64(r.exit_code, JW_EXIT_NOT_ENFORCED);
+  doc = json_loads(r.out, 0, NULL);
+  probes = json_object_get(doc, "probes");
+  CHECK_STR(json_string_value(json_object_get(json_array_get(probes, 7), "result")), "allowed");
+  CHECK_STR(json_string_value(json_object_get(json_array_get(probes, 7), "reason")),
+            "GetClipboardData read the clipboard");
+  CHECK_STR(json_string_value(json_object_get(json_array_get(probes, 8), "result")), "skipped");
+  CHECK_STR(json_string_value(json_object_get(json_array_get(probes, 8), "reason")),
+            "not probed: the clipboard holds data that writing would replace; run the probe with "
+            "an empty clipboard");
+  json_decref(doc);
+  count = clipboard_get(text, 64);
+  CHECK(count >= 1);
+  CHECK(wcscmp(text, L"user data") == 0);
+  case_end("clipboard-user", &r);
+  free_run(&r);
+
+  case_begin();
+  CHECK_INT(clipboard_set(NULL), 0);
+  run_jw(&r, "clipboard-empty",
+         "probe --tier none --ui-restrictions read_clipboard,write_clipboard", NULL);
+  CHECK_U64(r.exit_code, JW_EXIT_NOT_ENFORCED);
+  CHECK_CONTAINS(r.out, "verdict: NOT ENFORCED: 2 claimed restrictions are allowed: "
+                        "ui.read_clipboard, ui.write_clipboard\n");
+  CHECK_INT(clipboard_get(text, 64), 0);
+  case_end("clipboard-empty", &r);
+  free_run(&r);
+}
+
+/* 10. Injected: a parent job refuses KILL_ON_JOB_CLOSE with
+ * ERROR_INVALID_PARAMETER (what Windows does in CI runners). jw_job_create
+ * carries on without it, and the probe must say the claim is not enforced. */
+static BOOL WINAPI refuse_kill_on_close(HANDLE job, JOBOBJECTINFOCLASS cls, LPVOID info,
+                                        DWORD len) {
+  if (cls == JobObjectExtendedLimitInformation &&
+      (((JOBOBJECT_EXTENDED_LIMIT_INFORMATION *)info)->BasicLimitInformation.LimitFlags &
+       JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE)) {
+    SetLastError(ERROR_INVALID_PARAMETER);
+    return FALSE;
+  }
+  return SetInformationJobObject(job, cls, info, len);
+}
+
+static void case_kill_on_close_refused(void) {
+  jw_policy_t pol;
+  jw_error_t err;
+  want_t w[N_PROBES];
+  char path[PATH_CHARS];
+  HANDLE out, saved;
+  int status;
+  char *text;
+  size_t len = 0;
+  json_t *doc;
+
+  case_begin();
+  jw_policy_init(&pol);
+  CHECK_INT(jw_policy_set(&pol, "tier", "hardened", "test", &err), 0);
+  case_path(path, sizeof(path), "refused", ".stdout");
+  out = CreateFileA(path, GENERIC_WRITE, FILE_SHARE_READ, NULL, CREATE_ALWAYS, 0, NULL);
+  CHECK(out != INVALID_HANDLE_VALUE);
+  saved = GetStdHandle(STD_OUTPUT_HANDLE);
+  SetStdHandle(STD_OUTPUT_HANDLE, out);
+  jw__job_set_info_hook(refuse_kill_on_close);
+  status = jw_probe(&pol, 1);
+  jw__job_set_info_hook(NULL);
+  SetStdHandle(STD_OUTPUT_HANDLE, saved);
+  CloseHandle(out);
+  CHECK_INT(status, JW_EXIT_NOT_ENFORCED);
+  text = tw_read_file(path, &len);
+  CHECK(text != NULL);
+  want_none(w);
+  w[15] = (want_t){"kill_on_close",
+                   "kill_on_close",
+                   1,
+                   "the program dies with jobwarden",
+                   "allowed",
+                   "KILL_ON_JOB_CLOSE was refused (jobwarden runs in a job that forbids it): the "
+                   "program would outlive jobwarden",
+                   "win32",
+                   87,
+                   "ERROR_INVALID_PARAMETER"};
+  doc = check_document(text ? text : "", w, "hardened", 1);
+  json_decref(doc);
+  free(text);
+  case_end("kill-on-close-refused", NULL);
+}
+
+int main(int argc, char **argv) {
+  /* The in-process case's canaries are this executable. */
+  if (argc >= 2 && strcmp(argv[1], "--probe-canary") == 0)
+    return jw__probe_canary_main(argc - 2, argv + 2);
+  if (argc < 4) {
+    fprintf(stderr, "usage: test_probe <tests/data dir> <events out dir> <jobwarden.exe>\n");
+    return 2;
+  }
+  if (full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
+      full_path(argv[3], g_jw, sizeof(g_jw)) != 0) {
+    fprintf(stderr, "cannot resolve the paths given\n");
+    return 2;
+  }
+  CreateDirectoryA(g_events, NULL);
+  CHECK(GetFileAttributesA(g_jw) != INVALID_FILE_ATTRIBUTES);
+
+  /* The lockdown cases probe writing the clipboard: it must be empty. */
+  CHECK_INT(clipboard_set(NULL), 0);
+  case_lockdown_table();
+  case_lockdown_json();
+  case_none();
+  case_limits();
+  case_policy_file();
+  case_unprobeable();
+  case_usage();
+  case_canary_controls();
+  case_clipboard();
+  case_kill_on_close_refused();
+  if (g_clip_window != NULL)
+    DestroyWindow(g_clip_window);
+  return jw_test_result("probe");
+}
