@@ -49,9 +49,11 @@ FILE *jw__fopen_utf8(const char *path, const char *mode);
 /* A new malloc'd UTF-16 copy of a UTF-8 string; NULL when the input is not
  * valid UTF-8 or memory runs out. */
 wchar_t *jw__utf8_to_wide(const char *s);
-/* Test hook (exporters/pipe/pipe.c): readers of a pipe: exporter that went
- * away before the end, and the Win32 error that showed the last one. */
-int jw__pipe_reader_stats(jw_exporter_t *exp, uint64_t *gone, uint32_t *last_error);
+/* Test hook (exporters/pipe/pipe.c): of a pipe: exporter's readers, how
+ * many connected so far, how many went away before the end, the Win32
+ * error that showed the last one leaving; and the last seq it took. */
+int jw__pipe_reader_stats(jw_exporter_t *exp, uint64_t *connected, uint64_t *gone,
+                          uint32_t *last_error, uint64_t *last_seq);
 #endif
 
 /* Bounded copy that always terminates dst (truncates silently). */

@@ -13,12 +13,16 @@
  * so the end of the run is never held up. A write the collector does not
  * take within WRITE_TIMEOUT_MS also counts as a break.
  *
+ * A pipe has no acknowledgement: lines in the pipe's buffer die unread
+ * with a collector that goes away. So the last RESEND_MAX lines written are
+ * kept and written again first on the next connection after a break:
+ * delivery is at-least-once around a break, and a collector deduplicates on
+ * run_id + seq (seq only grows within a run). It must also discard an
+ * incomplete last line of a connection that broke.
+ *
  * The client end is opened with SECURITY_IDENTIFICATION, so the collector
  * can identify jobwarden's user but never act as it, and is not
- * inheritable. A collector that dies with lines in its pipe buffer loses
- * them unnoticed (a pipe has no acknowledgement); after a break the
- * collector may also hold an incomplete last line of the old connection,
- * which it must discard. */
+ * inheritable. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,12 +36,15 @@
 #define BACKOFF_FIRST_MS  50
 #define BACKOFF_MAX_MS    1000
 #define WRITE_TIMEOUT_MS  5000
+#define RESEND_MAX        16
 
 typedef struct {
   char name[JW_PIPE_NAME_MAX + 1];
-  wchar_t *path; /* owned */
-  HANDLE h;      /* owner: this exporter; NULL while disconnected */
-  int waited;    /* a wait for the collector already ran out */
+  wchar_t *path;      /* owned */
+  HANDLE h;           /* owner: this exporter; NULL while disconnected */
+  int waited;         /* a wait for the collector already ran out */
+  jw__lineq_t recent; /* the last RESEND_MAX lines written */
+  int resend;         /* a connection broke: write `recent` first */
 } connect_state_t;
 
 static int connect_parse(const jw_exporter_t *self, const char *arg, connect_state_t *cs,
@@ -85,6 +92,7 @@ static void disconnect(connect_state_t *cs) {
   if (cs->h != NULL) {
     CloseHandle(cs->h);
     cs->h = NULL;
+    cs->resend = cs->recent.head != NULL;
   }
 }
 
@@ -153,24 +161,43 @@ static DWORD write_line(connect_state_t *cs, const char *line, size_t len) {
   return e;
 }
 
+/* Connects if needed, writes the lines a broken connection may have lost,
+ * then the line. 0 or the Win32 error (the connection is then closed). */
+static DWORD deliver(connect_state_t *cs, const char *line, size_t len, const jw_event_t *ev) {
+  DWORD e = ensure_connected(cs);
+  jw__line_t *it;
+  if (e != 0)
+    return e;
+  if (cs->resend) {
+    for (it = cs->recent.head; it != NULL && e == 0; it = it->next)
+      e = write_line(cs, it->data, it->len);
+    if (e == 0)
+      cs->resend = 0;
+  }
+  if (e == 0)
+    e = write_line(cs, line, len);
+  if (e != 0) {
+    disconnect(cs);
+    return e;
+  }
+  it = jw__line_new(ev->seq, ev->kind, line, len);
+  if (it != NULL) {
+    jw__lineq_push(&cs->recent, it);
+    if (cs->recent.queued > RESEND_MAX)
+      free(jw__lineq_pop(&cs->recent));
+  }
+  return 0;
+}
+
 static int connect_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
                           jw_error_t *err) {
   connect_state_t *cs = self->state;
-  DWORD e = ensure_connected(cs);
-  (void)ev;
-  if (e == 0) {
-    e = write_line(cs, line, len);
-    if (e != 0 && e != ERROR_TIMEOUT) {
-      /* The collector went away since the last line: one fresh connection. */
-      disconnect(cs);
-      e = try_connect(cs);
-      if (e == 0)
-        e = write_line(cs, line, len);
-    }
-    if (e == 0)
-      return 0;
-    disconnect(cs);
-  }
+  int had = cs->h != NULL;
+  DWORD e = deliver(cs, line, len, ev);
+  if (e != 0 && had && e != ERROR_TIMEOUT)
+    e = deliver(cs, line, len, ev); /* the collector went away since the last line */
+  if (e == 0)
+    return 0;
   return jw_error_set(err, JW_EIO, e, "--export",
                       "--export %s: no collector takes lines on \\\\.\\pipe\\%s (error %lu)%s",
                       self->spec, cs->name, (unsigned long)e,
@@ -182,6 +209,7 @@ static void connect_close(jw_exporter_t *self) {
   if (cs == NULL)
     return;
   disconnect(cs);
+  jw__lineq_clear(&cs->recent);
   free(cs->path);
   free(cs);
   self->state = NULL;

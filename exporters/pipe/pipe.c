@@ -28,9 +28,10 @@
  * goes away (WriteFile fails with ERROR_NO_DATA 232, or its pending read
  * ends with ERROR_BROKEN_PIPE 109) is dropped; the run goes on.
  *
- * At the end of the run every reader gets what is queued for it (bounded by
- * CLOSE_DEADLINE_MS for readers that stopped reading), then its handle is
- * closed: a reader reads to the last line, then gets ERROR_BROKEN_PIPE.
+ * At the end of the run every reader gets what is queued for it, then its
+ * handle is closed: a reader reads to the last line, then gets
+ * ERROR_BROKEN_PIPE. A reader that makes no progress for CLOSE_DEADLINE_MS
+ * is given up then, and the end waits CLOSE_MAX_MS at most.
  *
  * The pipe is duplex: bytes a reader writes are read and discarded today
  * (reserved for a control channel). */
@@ -53,6 +54,7 @@
 #define PIPE_OUT_BYTES      65536 /* the kernel's buffer, per instance */
 #define PIPE_IN_BYTES       4096
 #define CLOSE_DEADLINE_MS   3000
+#define CLOSE_MAX_MS        30000
 
 typedef struct pipe_state_s pipe_state_t;
 
@@ -249,7 +251,7 @@ static DWORD read_completed(reader_t *r, OVERLAPPED *ro, char *buf, DWORD size) 
  * pending read, ERROR_OPERATION_ABORTED when the run ends and it does not
  * read. */
 static DWORD write_all(reader_t *r, const char *data, size_t len, OVERLAPPED *ro, char *rbuf,
-                     DWORD rsize) {
+                       DWORD rsize) {
   OVERLAPPED wo;
   HANDLE ev = CreateEventW(NULL, TRUE, FALSE, NULL);
   DWORD rc = 0;
@@ -287,6 +289,21 @@ static DWORD write_all(reader_t *r, const char *data, size_t len, OVERLAPPED *ro
   }
   CloseHandle(ev);
   return rc;
+}
+
+/* Writes the record of the losses in g and clears it. 0 or the error. */
+static DWORD write_gap(reader_t *r, jw__gap_t *g, OVERLAPPED *ro, char *rbuf, DWORD rsize) {
+  char *line = NULL;
+  size_t len = 0;
+  DWORD e = 0;
+  if (jw__gap_render(r->ps->self->run, r->ps->self->spec, r->id, g,
+                     strcmp(g->reason, "joined_late") == 0 ? JW_SEV_INFO : JW_SEV_HIGH, &line,
+                     &len) == 0) {
+    e = write_all(r, line, len, ro, rbuf, rsize);
+    free(line);
+  }
+  g->count = 0;
+  return e;
 }
 
 static void reader_main(void *arg) {
@@ -339,6 +356,8 @@ static void reader_main(void *arg) {
       gone = write_all(r, it->data, it->len, &ro, rbuf, sizeof(rbuf));
     free(it);
   }
+  if (!gone && gap.count > 0) /* lost at the very end: still said */
+    gone = write_gap(r, &gap, &ro, rbuf, sizeof(rbuf));
   if (ro.hEvent != NULL) {
     DWORD got;
     if (CancelIoEx(r->pipe, &ro) || GetLastError() != ERROR_NOT_FOUND)
@@ -606,7 +625,8 @@ static int pipe_export(jw_exporter_t *self, const char *line, size_t len, const 
 static void pipe_close(jw_exporter_t *self) {
   pipe_state_t *ps = self->state;
   reader_t *r;
-  ULONGLONG deadline;
+  ULONGLONG deadline, limit;
+  size_t last_queued = (size_t)-1;
   if (ps == NULL)
     return;
   SetEvent(ps->stop);
@@ -617,33 +637,47 @@ static void pipe_close(jw_exporter_t *self) {
   for (r = ps->readers; r != NULL; r = r->next)
     SetEvent(r->wake);
   jw__mutex_unlock(&ps->lock);
-  /* Readers that read get everything; one that stopped reading is given up
-   * after the deadline (its lines are lost to it alone). */
+  /* Readers that read get everything, however slowly, as long as they make
+   * progress; one that stops reading for CLOSE_DEADLINE_MS is given up (its
+   * lines are lost to it alone), and the end is never held up longer than
+   * CLOSE_MAX_MS. */
   deadline = GetTickCount64() + CLOSE_DEADLINE_MS;
+  limit = GetTickCount64() + CLOSE_MAX_MS;
   for (;;) {
-    int waiting = 0;
+    size_t queued = 0;
+    int any;
+    ULONGLONG now = GetTickCount64();
     jw__mutex_lock(&ps->lock);
     reap(ps);
-    waiting = ps->readers != NULL;
+    for (r = ps->readers; r != NULL; r = r->next)
+      queued += r->q.queued + (r->q.head != NULL);
+    any = ps->readers != NULL;
     jw__mutex_unlock(&ps->lock);
-    if (!waiting)
+    if (!any)
       break;
-    if (GetTickCount64() >= deadline)
+    if (queued < last_queued && now < limit)
+      deadline = now + CLOSE_DEADLINE_MS;
+    last_queued = queued;
+    if (now >= deadline || now >= limit) {
       SetEvent(ps->abort);
+    }
     Sleep(5);
   }
   self->state = NULL;
   pipe_free(ps);
 }
 
-int jw__pipe_reader_stats(jw_exporter_t *exp, uint64_t *gone, uint32_t *last_error) {
+int jw__pipe_reader_stats(jw_exporter_t *exp, uint64_t *connected, uint64_t *gone,
+                          uint32_t *last_error, uint64_t *last_seq) {
   pipe_state_t *ps;
   if (exp == NULL || exp->vt != &jw_exporter_pipe || exp->state == NULL)
     return JW_EINVAL;
   ps = exp->state;
   jw__mutex_lock(&ps->lock);
+  *connected = ps->next_id;
   *gone = ps->readers_gone;
   *last_error = ps->gone_error;
+  *last_seq = ps->last_seq;
   jw__mutex_unlock(&ps->lock);
   return 0;
 }

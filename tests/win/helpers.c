@@ -254,3 +254,64 @@ int tw_read_pids(const char *pidfile, DWORD timeout_ms, DWORD *a, DWORD *b) {
     waited += 10;
   }
 }
+
+static HANDLE open_inheritable(const char *path, DWORD access, DWORD disposition) {
+  SECURITY_ATTRIBUTES sa;
+  wchar_t w[TW_PATH_CHARS];
+  sa.nLength = sizeof(sa);
+  sa.lpSecurityDescriptor = NULL;
+  sa.bInheritHandle = TRUE;
+  if (!MultiByteToWideChar(CP_ACP, 0, path, -1, w, TW_PATH_CHARS))
+    return INVALID_HANDLE_VALUE;
+  return CreateFileW(w, access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, &sa,
+                     disposition, FILE_ATTRIBUTE_NORMAL, NULL);
+}
+
+int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
+                        const char *err_path, PROCESS_INFORMATION *pi) {
+  wchar_t wcmd[TW_CMD_CHARS], wcwd[TW_PATH_CHARS];
+  HANDLE hin, hout, herr, list[3];
+  STARTUPINFOEXW si;
+  SIZE_T attr_size = 0;
+  BOOL ok = FALSE;
+
+  if (!MultiByteToWideChar(CP_ACP, 0, cmd, -1, wcmd, TW_CMD_CHARS) ||
+      !MultiByteToWideChar(CP_ACP, 0, cwd, -1, wcwd, TW_PATH_CHARS)) {
+    fprintf(stderr, "cannot convert the command line: %s\n", cmd);
+    return -1;
+  }
+  hout = open_inheritable(out_path, GENERIC_WRITE, CREATE_ALWAYS);
+  herr = open_inheritable(err_path, GENERIC_WRITE, CREATE_ALWAYS);
+  hin = open_inheritable("NUL", GENERIC_READ, OPEN_EXISTING);
+
+  memset(&si, 0, sizeof(si));
+  si.StartupInfo.cb = sizeof(si);
+  si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
+  si.StartupInfo.hStdInput = hin;
+  si.StartupInfo.hStdOutput = hout;
+  si.StartupInfo.hStdError = herr;
+  list[0] = hin;
+  list[1] = hout;
+  list[2] = herr;
+  InitializeProcThreadAttributeList(NULL, 1, 0, &attr_size);
+  si.lpAttributeList = malloc(attr_size);
+  if (hin != INVALID_HANDLE_VALUE && hout != INVALID_HANDLE_VALUE && herr != INVALID_HANDLE_VALUE &&
+      si.lpAttributeList != NULL &&
+      InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &attr_size)) {
+    if (UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list,
+                                  sizeof(list), NULL, NULL))
+      ok = CreateProcessW(NULL, wcmd, NULL, NULL, TRUE, EXTENDED_STARTUPINFO_PRESENT, NULL, wcwd,
+                          &si.StartupInfo, pi);
+    DeleteProcThreadAttributeList(si.lpAttributeList);
+  }
+  if (!ok)
+    fprintf(stderr, "cannot start (Win32 error %lu): %s\n", (unsigned long)GetLastError(), cmd);
+  free(si.lpAttributeList);
+  if (hin != INVALID_HANDLE_VALUE)
+    CloseHandle(hin);
+  if (hout != INVALID_HANDLE_VALUE)
+    CloseHandle(hout);
+  if (herr != INVALID_HANDLE_VALUE)
+    CloseHandle(herr);
+  return ok ? 0 : -1;
+}

@@ -18,6 +18,7 @@ typedef struct rig_s {
   jw_child_t child;
   jw_monitor_stats_t stats;
   char path[1024];
+  jw_exporter_t *extra; /* the second sink of rig_start_ex, owned by em */
 } rig_t;
 
 static inline int rig_set_root(void *ctx, jw_child_t *child) {
@@ -45,9 +46,11 @@ static inline void rig_helper_options(jw_spawn_options_t *opt, const char **argv
 }
 
 /* Starts `self --helper args...` in a job built from `policy`; events go to
- * <dir>/wine-<name>.jsonl. Returns 0 or -1 (reported on stderr). */
-static inline int rig_start(rig_t *r, const char *dir, const char *name, const jw_policy_t *policy,
-                            const char *const *args, int nargs) {
+ * <dir>/wine-<name>.jsonl and, when extra_spec is not NULL, to that sink
+ * too (r->extra). Returns 0 or -1 (reported on stderr). */
+static inline int rig_start_ex(rig_t *r, const char *dir, const char *name,
+                               const jw_policy_t *policy, const char *const *args, int nargs,
+                               const char *extra_spec) {
   jw_run_info_t run;
   jw_policy_t eff;
   jw_exporter_t *exp;
@@ -63,7 +66,9 @@ static inline int rig_start(rig_t *r, const char *dir, const char *name, const j
   snprintf(spec, sizeof(spec), "file:%s", r->path);
   if (jw_run_info_init(&run, name, eff.tier) != 0 || jw_emitter_new(&run, &r->em) != 0 ||
       jw_exporter_open(spec, &exp, &err) != 0 || jw_emitter_add(r->em, exp) != 0 ||
-      jw_emitter_start(r->em, 1024) != 0) {
+      (extra_spec != NULL && (jw_exporter_open(extra_spec, &r->extra, &err) != 0 ||
+                              jw_emitter_add(r->em, r->extra) != 0)) ||
+      jw_emitter_start(r->em, 4096) != 0) {
     fprintf(stderr, "rig %s: emitter set-up failed\n", name);
     return -1;
   }
@@ -80,6 +85,11 @@ static inline int rig_start(rig_t *r, const char *dir, const char *name, const j
     return -1;
   }
   return 0;
+}
+
+static inline int rig_start(rig_t *r, const char *dir, const char *name, const jw_policy_t *policy,
+                            const char *const *args, int nargs) {
+  return rig_start_ex(r, dir, name, policy, args, nargs, NULL);
 }
 
 /* Waits for the root (20 s) and the job's end (5 s), stops the monitor,

@@ -88,76 +88,17 @@ typedef struct {
   size_t out_len, err_len;
 } cli_run_t;
 
-static HANDLE open_inheritable(const char *path, DWORD access, DWORD disposition) {
-  SECURITY_ATTRIBUTES sa;
-  wchar_t w[PATH_CHARS];
-  sa.nLength = sizeof(sa);
-  sa.lpSecurityDescriptor = NULL;
-  sa.bInheritHandle = TRUE;
-  if (!MultiByteToWideChar(CP_ACP, 0, path, -1, w, PATH_CHARS))
-    return INVALID_HANDLE_VALUE;
-  return CreateFileW(w, access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, &sa,
-                     disposition, FILE_ATTRIBUTE_NORMAL, NULL);
-}
-
 /* Starts `"<jobwarden>" <args>` in the events directory with stdin = NUL
- * and stdout / stderr redirected to wine-cli-<tag>.stdout / .stderr. Only
- * those three handles are inherited (PROC_THREAD_ATTRIBUTE_HANDLE_LIST), so
- * no handle of the test (a CTest pipe...) leaks into jobwarden. */
+ * and stdout / stderr redirected to wine-cli-<tag>.stdout / .stderr. */
 static int start_jobwarden(cli_run_t *r, const char *tag, const char *args) {
   char out_path[PATH_CHARS], err_path[PATH_CHARS], cmd[CMD_CHARS];
-  wchar_t wcmd[CMD_CHARS], wcwd[PATH_CHARS];
-  HANDLE hin, hout, herr, list[3];
-  STARTUPINFOEXW si;
-  SIZE_T attr_size = 0;
-  BOOL ok = FALSE;
-
   memset(r, 0, sizeof(*r));
   r->tag = tag;
   case_path(out_path, sizeof(out_path), tag, ".stdout");
   case_path(err_path, sizeof(err_path), tag, ".stderr");
   snprintf(cmd, sizeof(cmd), "\"%s\" %s", g_jw, args);
-  if (!MultiByteToWideChar(CP_ACP, 0, cmd, -1, wcmd, CMD_CHARS) ||
-      !MultiByteToWideChar(CP_ACP, 0, g_events, -1, wcwd, PATH_CHARS)) {
-    fprintf(stderr, "[%s] cannot convert the command line\n", tag);
-    return -1;
-  }
-  hout = open_inheritable(out_path, GENERIC_WRITE, CREATE_ALWAYS);
-  herr = open_inheritable(err_path, GENERIC_WRITE, CREATE_ALWAYS);
-  hin = open_inheritable("NUL", GENERIC_READ, OPEN_EXISTING);
-
-  memset(&si, 0, sizeof(si));
-  si.StartupInfo.cb = sizeof(si);
-  si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
-  si.StartupInfo.hStdInput = hin;
-  si.StartupInfo.hStdOutput = hout;
-  si.StartupInfo.hStdError = herr;
-  list[0] = hin;
-  list[1] = hout;
-  list[2] = herr;
-  InitializeProcThreadAttributeList(NULL, 1, 0, &attr_size);
-  si.lpAttributeList = malloc(attr_size);
-  if (hin != INVALID_HANDLE_VALUE && hout != INVALID_HANDLE_VALUE && herr != INVALID_HANDLE_VALUE &&
-      si.lpAttributeList != NULL &&
-      InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &attr_size)) {
-    if (UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list,
-                                  sizeof(list), NULL, NULL))
-      ok = CreateProcessW(NULL, wcmd, NULL, NULL, TRUE, EXTENDED_STARTUPINFO_PRESENT, NULL, wcwd,
-                          &si.StartupInfo, &r->pi);
-    DeleteProcThreadAttributeList(si.lpAttributeList);
-  }
-  if (!ok)
-    fprintf(stderr, "[%s] cannot start jobwarden (Win32 error %lu): %s\n", tag,
-            (unsigned long)GetLastError(), cmd);
-  free(si.lpAttributeList);
-  if (hin != INVALID_HANDLE_VALUE)
-    CloseHandle(hin);
-  if (hout != INVALID_HANDLE_VALUE)
-    CloseHandle(hout);
-  if (herr != INVALID_HANDLE_VALUE)
-    CloseHandle(herr);
-  r->started = ok ? 1 : 0;
-  return ok ? 0 : -1;
+  r->started = tw_spawn_redirected(cmd, g_events, out_path, err_path, &r->pi) == 0;
+  return r->started ? 0 : -1;
 }
 
 static char *read_or_empty(const char *path, size_t *len) {
