@@ -855,8 +855,34 @@ static void case_connect(void) {
   memcpy(all, c1.buf ? c1.buf : "", c1.len);
   memcpy(all + c1.len, c2.buf ? c2.buf : "", c2.len);
   all[c1.len + c2.len] = '\0';
-  save("collector", all, c1.len + c2.len);
   evs = parse_lines(all, c1.len + c2.len);
+  if (evs != NULL) {
+    /* saved as a collector keeps it: deduplicated on seq (at-least-once) */
+    json_t *kept = json_array(), *ev;
+    long long last = 0, repeated = 0;
+    size_t i;
+    char *text = calloc(1, c1.len + c2.len + 1), *p = text;
+    json_array_foreach(evs, i, ev) {
+      char *line;
+      if (tw_int(ev, "seq") <= last) {
+        repeated++;
+        continue;
+      }
+      last = tw_int(ev, "seq");
+      line = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+      if (line != NULL && text != NULL) {
+        p += sprintf(p, "%s\n", line);
+      }
+      free(line);
+      json_array_append(kept, ev);
+    }
+    printf("collector: %lld line(s) repeated after the reconnection\n", repeated);
+    CHECK(repeated <= 16); /* at most the resent lines */
+    if (text != NULL)
+      save("collector", text, (size_t)(p - text));
+    free(text);
+    json_decref(kept);
+  }
   file_text = tw_read_file(file, &file_len);
   file_evs = file_text ? parse_lines(file_text, file_len) : NULL;
   CHECK(evs != NULL && file_evs != NULL);
