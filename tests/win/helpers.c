@@ -268,9 +268,9 @@ static HANDLE open_inheritable(const char *path, DWORD access, DWORD disposition
 }
 
 int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
-                        const char *err_path, PROCESS_INFORMATION *pi) {
+                        const char *err_path, HANDLE extra, PROCESS_INFORMATION *pi) {
   wchar_t wcmd[TW_CMD_CHARS], wcwd[TW_PATH_CHARS];
-  HANDLE hin, hout, herr, list[3];
+  HANDLE hin, hout, herr, list[4];
   STARTUPINFOEXW si;
   SIZE_T attr_size = 0;
   BOOL ok = FALSE;
@@ -293,13 +293,14 @@ int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
   list[0] = hin;
   list[1] = hout;
   list[2] = herr;
+  list[3] = extra;
   InitializeProcThreadAttributeList(NULL, 1, 0, &attr_size);
   si.lpAttributeList = malloc(attr_size);
   if (hin != INVALID_HANDLE_VALUE && hout != INVALID_HANDLE_VALUE && herr != INVALID_HANDLE_VALUE &&
       si.lpAttributeList != NULL &&
       InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &attr_size)) {
     if (UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list,
-                                  sizeof(list), NULL, NULL))
+                                  (extra ? 4 : 3) * sizeof(HANDLE), NULL, NULL))
       ok = CreateProcessW(NULL, wcmd, NULL, NULL, TRUE, EXTENDED_STARTUPINFO_PRESENT, NULL, wcwd,
                           &si.StartupInfo, pi);
     DeleteProcThreadAttributeList(si.lpAttributeList);

@@ -69,10 +69,11 @@ int tw_read_pids(const char *pidfile, DWORD timeout_ms, DWORD *a, DWORD *b);
 
 /* Starts the command line `cmd` (ANSI code page) in directory cwd with
  * stdin = NUL and stdout / stderr written to the two files (created anew).
- * Only those three handles are inherited (PROC_THREAD_ATTRIBUTE_HANDLE_LIST),
- * so no handle of the test (a CTest pipe...) leaks into the child. Returns 0
- * and *pi (the caller closes its handles) or -1 (reported on stderr). */
+ * Only those three handles, and `extra` (an inheritable handle) when not
+ * NULL, are inherited (PROC_THREAD_ATTRIBUTE_HANDLE_LIST), so no handle of
+ * the test (a CTest pipe...) leaks into the child. Returns 0 and *pi (the
+ * caller closes its handles) or -1 (reported on stderr). */
 int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
-                        const char *err_path, PROCESS_INFORMATION *pi);
+                        const char *err_path, HANDLE extra, PROCESS_INFORMATION *pi);
 
 #endif

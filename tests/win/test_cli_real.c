@@ -97,7 +97,7 @@ static int start_jobwarden(cli_run_t *r, const char *tag, const char *args) {
   case_path(out_path, sizeof(out_path), tag, ".stdout");
   case_path(err_path, sizeof(err_path), tag, ".stderr");
   snprintf(cmd, sizeof(cmd), "\"%s\" %s", g_jw, args);
-  r->started = tw_spawn_redirected(cmd, g_events, out_path, err_path, &r->pi) == 0;
+  r->started = tw_spawn_redirected(cmd, g_events, out_path, err_path, NULL, &r->pi) == 0;
   return r->started ? 0 : -1;
 }
 

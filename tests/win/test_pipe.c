@@ -624,7 +624,7 @@ static void proc_start(proc_t *p, const char *tag, const char *args) {
   snprintf(cmd, sizeof(cmd), "\"%s\" %s", g_jw, args);
   snprintf(out, sizeof(out), "%s\\wine-pipe-%s.stdout", g_events, tag);
   snprintf(err, sizeof(err), "%s\\wine-pipe-%s.stderr", g_events, tag);
-  p->started = tw_spawn_redirected(cmd, g_events, out, err, &p->pi) == 0;
+  p->started = tw_spawn_redirected(cmd, g_events, out, err, NULL, &p->pi) == 0;
   CHECK(p->started);
 }
 

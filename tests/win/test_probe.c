@@ -65,18 +65,6 @@ typedef struct {
   size_t out_len, err_len;
 } run_t;
 
-static HANDLE open_inheritable(const char *path, DWORD access, DWORD disposition) {
-  SECURITY_ATTRIBUTES sa;
-  wchar_t w[PATH_CHARS];
-  sa.nLength = sizeof(sa);
-  sa.lpSecurityDescriptor = NULL;
-  sa.bInheritHandle = TRUE;
-  if (!MultiByteToWideChar(CP_ACP, 0, path, -1, w, PATH_CHARS))
-    return INVALID_HANDLE_VALUE;
-  return CreateFileW(w, access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, &sa,
-                     disposition, FILE_ATTRIBUTE_NORMAL, NULL);
-}
-
 static char *read_or_empty(const char *path, size_t *len) {
   char *s = tw_read_file(path, len);
   if (s == NULL) {
@@ -91,51 +79,15 @@ static char *read_or_empty(const char *path, size_t *len) {
  * inherited. */
 static void run_jw(run_t *r, const char *tag, const char *args, HANDLE extra) {
   char out_path[PATH_CHARS], err_path[PATH_CHARS], cmd[CMD_CHARS];
-  wchar_t wcmd[CMD_CHARS], wcwd[PATH_CHARS];
-  HANDLE hin, hout, herr, list[4];
-  STARTUPINFOEXW si;
   PROCESS_INFORMATION pi;
-  SIZE_T attr_size = 0;
-  BOOL ok = FALSE;
+  int ok;
 
   memset(r, 0, sizeof(*r));
   r->exit_code = (DWORD)-1;
   case_path(out_path, sizeof(out_path), tag, ".stdout");
   case_path(err_path, sizeof(err_path), tag, ".stderr");
   snprintf(cmd, sizeof(cmd), "\"%s\" %s", g_jw, args);
-  MultiByteToWideChar(CP_ACP, 0, cmd, -1, wcmd, CMD_CHARS);
-  MultiByteToWideChar(CP_ACP, 0, g_events, -1, wcwd, PATH_CHARS);
-  hout = open_inheritable(out_path, GENERIC_WRITE, CREATE_ALWAYS);
-  herr = open_inheritable(err_path, GENERIC_WRITE, CREATE_ALWAYS);
-  hin = open_inheritable("NUL", GENERIC_READ, OPEN_EXISTING);
-  memset(&si, 0, sizeof(si));
-  si.StartupInfo.cb = sizeof(si);
-  si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
-  si.StartupInfo.hStdInput = hin;
-  si.StartupInfo.hStdOutput = hout;
-  si.StartupInfo.hStdError = herr;
-  list[0] = hin;
-  list[1] = hout;
-  list[2] = herr;
-  list[3] = extra;
-  InitializeProcThreadAttributeList(NULL, 1, 0, &attr_size);
-  si.lpAttributeList = malloc(attr_size);
-  if (hin != INVALID_HANDLE_VALUE && hout != INVALID_HANDLE_VALUE && herr != INVALID_HANDLE_VALUE &&
-      si.lpAttributeList != NULL &&
-      InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &attr_size)) {
-    if (UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list,
-                                  (extra ? 4 : 3) * sizeof(HANDLE), NULL, NULL))
-      ok = CreateProcessW(NULL, wcmd, NULL, NULL, TRUE, EXTENDED_STARTUPINFO_PRESENT, NULL, wcwd,
-                          &si.StartupInfo, &pi);
-    DeleteProcThreadAttributeList(si.lpAttributeList);
-  }
-  free(si.lpAttributeList);
-  if (hin != INVALID_HANDLE_VALUE)
-    CloseHandle(hin);
-  if (hout != INVALID_HANDLE_VALUE)
-    CloseHandle(hout);
-  if (herr != INVALID_HANDLE_VALUE)
-    CloseHandle(herr);
+  ok = tw_spawn_redirected(cmd, g_events, out_path, err_path, extra, &pi) == 0;
   CHECK(ok);
   if (ok) {
     if (WaitForSingleObject(pi.hProcess, RUN_TIMEOUT_MS) == WAIT_OBJECT_0) {
