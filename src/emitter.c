@@ -108,10 +108,6 @@ static void emit_sink_failed(jw_emitter_t *em, const jw_exporter_t *exp, const j
   jw_emit(em, &ev);
 }
 
-static int is_alert(jw_event_kind_t kind) {
-  return kind == JW_EVENT_VIOLATION || kind == JW_EVENT_NOTICE;
-}
-
 /* Records that sink k does not get line `seq` (lock held). */
 static void drop_for_sink(sink_t *k, uint64_t seq, const char *reason) {
   k->exp->lost++;
@@ -120,7 +116,7 @@ static void drop_for_sink(sink_t *k, uint64_t seq, const char *reason) {
 }
 
 static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *line, size_t len) {
-  size_t limit = is_alert(kind) ? k->em->capacity * 4 : k->em->capacity;
+  size_t limit = jw__is_alert(kind) ? k->em->capacity * 4 : k->em->capacity;
   jw__line_t *it;
   if (k->q.queued >= limit) {
     drop_for_sink(k, seq, "queue_full");

@@ -86,6 +86,9 @@ typedef struct {
   size_t queued; /* lines, markers not counted */
 } jw__lineq_t;
 
+/* Alerts (violations, notices, gap records) may fill a queue to four times
+ * its capacity before they are dropped; lifecycle events may not. */
+int jw__is_alert(jw_event_kind_t kind);
 /* A new line holding a copy of data; NULL when memory runs out. */
 jw__line_t *jw__line_new(uint64_t seq, jw_event_kind_t kind, const char *data, size_t len);
 void jw__lineq_push(jw__lineq_t *q, jw__line_t *it);

@@ -9,6 +9,10 @@
 
 #include "internal.h"
 
+int jw__is_alert(jw_event_kind_t kind) {
+  return kind == JW_EVENT_VIOLATION || kind == JW_EVENT_NOTICE || kind == JW_EVENT_TELEMETRY_GAP;
+}
+
 jw__line_t *jw__line_new(uint64_t seq, jw_event_kind_t kind, const char *data, size_t len) {
   jw__line_t *it = malloc(sizeof(*it) + len);
   if (it == NULL)

@@ -42,6 +42,7 @@ typedef struct {
   char name[JW_PIPE_NAME_MAX + 1];
   wchar_t *path;      /* owned */
   HANDLE h;           /* owner: this exporter; NULL while disconnected */
+  HANDLE wev;         /* owner: this exporter; completes the overlapped writes */
   int waited;         /* a wait for the collector already ran out */
   jw__lineq_t recent; /* the last RESEND_MAX lines written */
   int resend;         /* a connection broke: write `recent` first */
@@ -80,7 +81,11 @@ static int connect_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
       rc = jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: NAME is not valid UTF-8",
                         self->spec);
   }
+  if (rc == 0 && (cs->wev = CreateEventW(NULL, TRUE, FALSE, NULL)) == NULL)
+    rc = jw_error_set(err, JW_ESYS, GetLastError(), "CreateEventW",
+                      "--export %s: cannot create an event", self->spec);
   if (rc != 0) {
+    free(cs->path);
     free(cs);
     return rc;
   }
@@ -135,9 +140,7 @@ static DWORD ensure_connected(connect_state_t *cs) {
 static DWORD write_line(connect_state_t *cs, const char *line, size_t len) {
   OVERLAPPED o;
   DWORD e = 0;
-  HANDLE ev = CreateEventW(NULL, TRUE, FALSE, NULL);
-  if (ev == NULL)
-    return GetLastError();
+  HANDLE ev = cs->wev;
   while (len > 0 && e == 0) {
     DWORD put = 0, chunk = len > 0x40000000u ? 0x40000000u : (DWORD)len;
     memset(&o, 0, sizeof(o));
@@ -157,7 +160,6 @@ static DWORD write_line(connect_state_t *cs, const char *line, size_t len) {
     line += put;
     len -= put;
   }
-  CloseHandle(ev);
   return e;
 }
 
@@ -210,6 +212,7 @@ static void connect_close(jw_exporter_t *self) {
     return;
   disconnect(cs);
   jw__lineq_clear(&cs->recent);
+  CloseHandle(cs->wev);
   free(cs->path);
   free(cs);
   self->state = NULL;

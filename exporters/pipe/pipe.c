@@ -63,6 +63,7 @@ typedef struct reader_s {
   pipe_state_t *ps;
   HANDLE pipe; /* server end of this reader's instance, overlapped */
   HANDLE wake; /* auto-reset: its queue grew, or the run is closing */
+  HANDLE wev;  /* manual-reset: its overlapped writes complete (its thread's) */
   jw__thread_t thread;
   uint64_t id;   /* 1, 2, ... in connection order */
   jw__lineq_t q; /* guarded by ps->lock */
@@ -253,10 +254,8 @@ static DWORD read_completed(reader_t *r, OVERLAPPED *ro, char *buf, DWORD size) 
 static DWORD write_all(reader_t *r, const char *data, size_t len, OVERLAPPED *ro, char *rbuf,
                        DWORD rsize) {
   OVERLAPPED wo;
-  HANDLE ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+  HANDLE ev = r->wev;
   DWORD rc = 0;
-  if (ev == NULL)
-    return GetLastError();
   while (len > 0 && rc == 0) {
     DWORD put = 0, chunk = len > 0x40000000u ? 0x40000000u : (DWORD)len;
     memset(&wo, 0, sizeof(wo));
@@ -287,7 +286,6 @@ static DWORD write_all(reader_t *r, const char *data, size_t len, OVERLAPPED *ro
     data += put;
     len -= put;
   }
-  CloseHandle(ev);
   return rc;
 }
 
@@ -316,7 +314,9 @@ static void reader_main(void *arg) {
 
   memset(&ro, 0, sizeof(ro));
   ro.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
-  gone = ro.hEvent == NULL ? GetLastError() : start_read(r, &ro, rbuf, sizeof(rbuf));
+  r->wev = CreateEventW(NULL, TRUE, FALSE, NULL);
+  gone =
+      ro.hEvent == NULL || r->wev == NULL ? GetLastError() : start_read(r, &ro, rbuf, sizeof(rbuf));
   while (!gone) {
     jw__line_t *it;
     int closing;
@@ -364,6 +364,8 @@ static void reader_main(void *arg) {
       GetOverlappedResult(r->pipe, &ro, &got, TRUE);
     CloseHandle(ro.hEvent);
   }
+  if (r->wev != NULL)
+    CloseHandle(r->wev);
   /* Not DisconnectNamedPipe: that would discard what the reader has not
    * read yet. After CloseHandle it reads the rest, then ERROR_BROKEN_PIPE. */
   CloseHandle(r->pipe);
@@ -577,10 +579,6 @@ fail:
   return rc;
 }
 
-static int is_alert(jw_event_kind_t kind) {
-  return kind == JW_EVENT_VIOLATION || kind == JW_EVENT_NOTICE || kind == JW_EVENT_TELEMETRY_GAP;
-}
-
 static int pipe_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
                        jw_error_t *err) {
   pipe_state_t *ps = self->state;
@@ -603,7 +601,7 @@ static int pipe_export(jw_exporter_t *self, const char *line, size_t len, const 
       free(jw__lineq_pop(&ps->ring));
   }
   for (r = ps->readers; r != NULL; r = r->next) {
-    size_t limit = is_alert(ev->kind) ? ps->buffer * 4 : ps->buffer;
+    size_t limit = jw__is_alert(ev->kind) ? ps->buffer * 4 : ps->buffer;
     jw__line_t *it = NULL;
     if (r->done)
       continue;
