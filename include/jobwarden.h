@@ -22,7 +22,7 @@ extern "C" {
 
 #define JW_VERSION "0.1.0"
 /* Version of the event schema (docs/events.md, docs/jobwarden-event.schema.json). */
-#define JW_SCHEMA_VERSION "1.0.0"
+#define JW_SCHEMA_VERSION "1.1.0"
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */
@@ -115,12 +115,36 @@ enum {
   JW_SET_BREAKAWAY = 1u << 8,
   JW_SET_TIER = 1u << 9,
   JW_SET_NAME = 1u << 10,
-  JW_SET_EXPORTERS = 1u << 11
+  JW_SET_EXPORTERS = 1u << 11,
+  /* Monitor-enforced rules ("rules" in the policy file). */
+  JW_SET_TIMEOUT = 1u << 12,
+  JW_SET_TIMEOUT_ACTION = 1u << 13,
+  JW_SET_MAX_TOTAL = 1u << 14,
+  JW_SET_TOTAL_ACTION = 1u << 15,
+  JW_SET_DENY_IMAGES = 1u << 16,
+  JW_SET_ALLOW_IMAGES = 1u << 17,
+  JW_SET_IMAGE_ACTION = 1u << 18,
+  JW_SET_ACTIVE_ACTION = 1u << 19,
+  JW_SET_RULES = 0xFFu << 12 /* any of the rule bits */
 };
+
+/* What the monitor does when one of its rules is broken. DEFAULT (0, what
+ * jw_policy_init leaves) stands for the rule's own default, which
+ * jw_policy_resolve fills in: kill_job for the timeout, kill_process for
+ * the total-process cap and the image lists, report for the active-process
+ * limit. */
+typedef enum {
+  JW_ACTION_DEFAULT = 0,
+  JW_ACTION_REPORT = 1,       /* emit the violation, change nothing */
+  JW_ACTION_KILL_PROCESS = 2, /* TerminateProcess on the offending process */
+  JW_ACTION_KILL_JOB = 3      /* TerminateJobObject: every process of the job */
+} jw_rule_action_t;
 
 #define JW_POLICY_NAME_MAX      64
 #define JW_POLICY_MAX_EXPORTERS 16
 #define JW_EXPORTER_SPEC_MAX    512
+#define JW_POLICY_MAX_IMAGES    32  /* names per image list */
+#define JW_IMAGE_NAME_MAX       256 /* bytes of one name, NUL included */
 
 /* A policy. Zero means "no limit" for the numeric limits. */
 typedef struct jw_policy_s {
@@ -140,6 +164,21 @@ typedef struct jw_policy_s {
    * --export flags replace them. */
   int n_exporters;
   char exporters[JW_POLICY_MAX_EXPORTERS][JW_EXPORTER_SPEC_MAX];
+  /* Rules the monitor enforces itself (docs/policy.md, "Monitor rules"). */
+  uint64_t timeout_ms; /* wall-clock time of the run from the root's start; 0 = none */
+  jw_rule_action_t timeout_action;
+  uint32_t max_total_processes; /* processes over the job's lifetime, root included; 0 = no cap */
+  jw_rule_action_t total_processes_action;
+  /* File names (UTF-8, no directory) the descendants of the root may not
+   * run (deny) / the only ones they may run (allow, when not empty). */
+  int n_deny_images;
+  char deny_images[JW_POLICY_MAX_IMAGES][JW_IMAGE_NAME_MAX];
+  int n_allow_images;
+  char allow_images[JW_POLICY_MAX_IMAGES][JW_IMAGE_NAME_MAX];
+  jw_rule_action_t image_action;
+  /* What the monitor does when a process exceeds limits.active_processes
+   * although the kernel let it start (Wine; a limit another job overrides). */
+  jw_rule_action_t active_processes_action;
 } jw_policy_t;
 
 /* A policy with nothing set: tier none, no limits. */
@@ -158,12 +197,17 @@ int jw_policy_parse_file(jw_policy_t *policy, const char *path, jw_error_t *err)
  * key is the field name ("active_processes", "process_memory",
  * "job_memory", "process_cpu_time", "job_cpu_time", "ui_restrictions",
  * "kill_on_close", "die_on_unhandled_exception", "allow_breakaway",
- * "tier", "name"); `where` names the source in errors (e.g. "--job-memory"). */
+ * "tier", "name", and for the monitor rules "timeout", "timeout_action",
+ * "max_total_processes", "total_processes_action", "deny_image",
+ * "allow_image", "image_action", "active_processes_action"); `where` names
+ * the source in errors (e.g. "--job-memory"). "deny_image" and
+ * "allow_image" add one name to their list; every other key replaces. */
 int jw_policy_set(jw_policy_t *policy, const char *key, const char *value, const char *where,
                   jw_error_t *err);
 
 /* The effective policy: the tier's defaults applied to every field not set
- * explicitly. `in` and `out` may be the same object. */
+ * explicitly, and each rule's default action where none was chosen. `in`
+ * and `out` may be the same object. */
 void jw_policy_resolve(const jw_policy_t *in, jw_policy_t *out);
 
 /* Renders a (resolved) policy as a JSON object in the policy file format.
@@ -174,6 +218,9 @@ void *jw_policy_to_json(const jw_policy_t *policy);
 /* Text forms. jw_tier_name never returns NULL. */
 const char *jw_tier_name(jw_tier_t tier);
 int jw_tier_parse(const char *text, jw_tier_t *out);
+/* "report", "kill_process", "kill_job" ("default" for JW_ACTION_DEFAULT);
+ * never NULL. */
+const char *jw_rule_action_name(jw_rule_action_t action);
 
 /* "512M", "1G", "64KiB", "1048576" -> bytes. Returns 0 or JW_EINVAL. */
 int jw_parse_size(const char *text, uint64_t *out);

@@ -25,10 +25,19 @@ static const flag_def_t flag_defs[] = {
     {"--kill-on-close", "kill_on_close", 1},
     {"--die-on-unhandled-exception", "die_on_unhandled_exception", 1},
     {"--allow-breakaway", "allow_breakaway", 1},
+    {"--timeout", "timeout", 0},
+    {"--timeout-action", "timeout_action", 0},
+    {"--max-total-processes", "max_total_processes", 0},
+    {"--total-processes-action", "total_processes_action", 0},
+    {"--deny-image", "deny_image", 0},
+    {"--allow-image", "allow_image", 0},
+    {"--image-action", "image_action", 0},
+    {"--active-processes-action", "active_processes_action", 0},
 };
 
-#define N_FLAG_DEFS  (sizeof(flag_defs) / sizeof(flag_defs[0]))
-#define MAX_SETTINGS 64
+#define N_FLAG_DEFS (sizeof(flag_defs) / sizeof(flag_defs[0]))
+/* Room for every image of both lists (32 each) and the other flags. */
+#define MAX_SETTINGS 128
 
 typedef struct {
   const char *flag; /* as written, for messages */
@@ -67,6 +76,20 @@ const char *jw_cli_usage(void) {
          "  --[no-]kill-on-close             kill the job when jobwarden exits\n"
          "  --[no-]die-on-unhandled-exception\n"
          "  --[no-]allow-breakaway           let processes leave the job\n"
+         "  Monitor rules, enforced by jobwarden itself (ACTION: report,\n"
+         "  kill_process or kill_job):\n"
+         "  --timeout DUR|unlimited          wall-clock time of the run (e.g. 30m)\n"
+         "  --timeout-action ACTION          default kill_job\n"
+         "  --max-total-processes N|unlimited processes over the job's life, root\n"
+         "                                   included\n"
+         "  --total-processes-action ACTION  default kill_process\n"
+         "  --deny-image NAME                a file name the program's descendants may\n"
+         "                                   not run (cmd.exe; cmd: any extension);\n"
+         "                                   repeatable; adds to the policy file's list\n"
+         "  --allow-image NAME               the only file names they may run; the same\n"
+         "  --image-action ACTION            default kill_process\n"
+         "  --active-processes-action ACTION when the kernel lets --active-processes\n"
+         "                                   pass (Wine); default report\n"
          "  Flags override the policy file; the tier fills in what neither sets.\n"
          "\n"
          "tail: connects to the pipe of 'run --export pipe:NAME' and prints one\n"
@@ -76,7 +99,8 @@ const char *jw_cli_usage(void) {
          "  tier lockdown) and reports each restriction as blocked, allowed or\n"
          "  skipped; --json prints one JSON document.\n"
          "\n"
-         "Exit status: the program's exit code; 125 jobwarden error (usage,\n"
+         "Exit status: the program's exit code; 124 a monitor rule ended the program\n"
+         "(kill_job, or the timeout's kill_process); 125 jobwarden error (usage,\n"
          "policy, job or exporter set-up); 126 program cannot be executed;\n"
          "127 program not found. check-policy: 0 valid, 1 invalid, 125 usage.\n"
          "tail: 0 the run ended (job_end seen), 1 the stream ended without\n"

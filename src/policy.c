@@ -31,6 +31,7 @@
 #define ORIGIN_SHOW_MAX 120
 
 #define ACTIVE_PROCESSES_MAX 65535u
+#define TOTAL_PROCESSES_MAX  4294967295u
 
 /* Job Objects hold CPU-time limits as LARGE_INTEGER counts of 100 ns, so
  * the largest duration that reaches the kernel without overflowing is
@@ -48,14 +49,18 @@ typedef enum {
   KIND_UI,
   KIND_BOOL,
   KIND_TIER,
-  KIND_NAME
+  KIND_NAME,
+  KIND_TOTAL,  /* rules.total_processes.max: a count up to 2^32 - 1 */
+  KIND_ACTION, /* a rule's action */
+  KIND_IMAGE   /* one file name of an image list */
 } field_kind_t;
 
 typedef struct {
   const char *key; /* name in the policy file and in jw_policy_set() */
   field_kind_t kind;
   uint32_t bit;  /* JW_SET_* */
-  int in_limits; /* lives in the "limits" object of the file */
+  int in_limits; /* 1: lives in the "limits" object of the file; 2: in
+                  * "rules" (read by rules_from_json, set by key) */
 } field_t;
 
 static const field_t fields[] = {
@@ -70,18 +75,28 @@ static const field_t fields[] = {
     {"kill_on_close", KIND_BOOL, JW_SET_KILL_ON_CLOSE, 0},
     {"die_on_unhandled_exception", KIND_BOOL, JW_SET_DIE_ON_EXCEPTION, 0},
     {"allow_breakaway", KIND_BOOL, JW_SET_BREAKAWAY, 0},
+    {"timeout", KIND_DURATION, JW_SET_TIMEOUT, 2},
+    {"timeout_action", KIND_ACTION, JW_SET_TIMEOUT_ACTION, 2},
+    {"max_total_processes", KIND_TOTAL, JW_SET_MAX_TOTAL, 2},
+    {"total_processes_action", KIND_ACTION, JW_SET_TOTAL_ACTION, 2},
+    {"deny_image", KIND_IMAGE, JW_SET_DENY_IMAGES, 2},
+    {"allow_image", KIND_IMAGE, JW_SET_ALLOW_IMAGES, 2},
+    {"image_action", KIND_ACTION, JW_SET_IMAGE_ACTION, 2},
+    {"active_processes_action", KIND_ACTION, JW_SET_ACTIVE_ACTION, 2},
 };
 #define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
 
 #define TOP_KEYS                                                                                   \
   "version, name, tier, limits, ui_restrictions, kill_on_close, "                                  \
-  "die_on_unhandled_exception, allow_breakaway, exporters"
+  "die_on_unhandled_exception, allow_breakaway, exporters, rules"
 #define LIMIT_KEYS                                                                                 \
   "active_processes, process_memory, job_memory, process_cpu_time, "                               \
   "job_cpu_time"
 #define SET_KEYS                                                                                   \
   "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
-  "die_on_unhandled_exception, allow_breakaway"
+  "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
+  "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
+  "active_processes_action"
 
 static const struct {
   const char *name;
@@ -104,6 +119,32 @@ static const struct {
   "\"desktop\", \"exit_windows\""
 
 static const char *const tier_names[] = {"none", "hardened", "lockdown"};
+
+/* Indexed by jw_rule_action_t. */
+static const char *const action_names[] = {"default", "report", "kill_process", "kill_job"};
+#define ACTION_LIST "\"report\", \"kill_process\", \"kill_job\""
+
+/* The rules of the "rules" object: each key of a rule and the field it
+ * sets (a key of `fields`). */
+static const struct {
+  const char *rule;
+  const char *key;
+  const char *field;
+} rule_keys[] = {
+    {"timeout", "after", "timeout"},
+    {"timeout", "action", "timeout_action"},
+    {"total_processes", "max", "max_total_processes"},
+    {"total_processes", "action", "total_processes_action"},
+    {"images", "deny", "deny_image"},
+    {"images", "allow", "allow_image"},
+    {"images", "action", "image_action"},
+    {"active_processes", "action", "active_processes_action"},
+};
+#define RULE_KEY_COUNT (sizeof(rule_keys) / sizeof(rule_keys[0]))
+#define RULE_NAMES     "timeout, total_processes, images, active_processes"
+
+/* Why an image name was refused. */
+typedef enum { IMG_OK = 0, IMG_BAD, IMG_DIR, IMG_LONG } img_result_t;
 
 /* Why a textual quantity was refused; each reason has its own message. */
 typedef enum { VAL_OK = 0, VAL_BAD, VAL_ZERO, VAL_RANGE } val_result_t;
@@ -134,8 +175,22 @@ static const char *expected_text(field_kind_t kind, val_result_t why, int from_t
     return "one of \"none\", \"hardened\", \"lockdown\"";
   case KIND_NAME:
     return "a name of 1 to 63 characters from [A-Za-z0-9._-]";
+  case KIND_TOTAL:
+    return "an integer from 1 to 4294967295 or \"unlimited\"";
+  case KIND_ACTION:
+    return "one of " ACTION_LIST;
+  case KIND_IMAGE:
+    return "a file name like \"cmd.exe\"";
   }
   return "a valid value";
+}
+
+static const char *image_expected_text(img_result_t why) {
+  if (why == IMG_DIR)
+    return "a file name like \"cmd.exe\" without a directory or drive";
+  if (why == IMG_LONG)
+    return "a file name of at most 255 bytes";
+  return "a file name like \"cmd.exe\"";
 }
 
 /* ------------------------------------------------------------------------ */
@@ -430,13 +485,13 @@ static val_result_t duration_from_text(const char *text, uint64_t *out_ms) {
   return VAL_OK;
 }
 
-static val_result_t count_from_text(const char *text, uint64_t *out) {
+static val_result_t count_from_text(const char *text, uint64_t max, uint64_t *out) {
   const char *p = text;
   uint64_t v;
   int over;
   if (!read_digits(&p, &v, &over) || *p != '\0')
     return VAL_BAD;
-  if (over || v > ACTIVE_PROCESSES_MAX)
+  if (over || v > max)
     return VAL_RANGE;
   if (v == 0)
     return VAL_ZERO;
@@ -502,10 +557,83 @@ static void store(jw_policy_t *p, uint32_t bit, uint64_t v) {
   case JW_SET_TIER:
     p->tier = (jw_tier_t)v;
     break;
+  case JW_SET_TIMEOUT:
+    p->timeout_ms = v;
+    break;
+  case JW_SET_TIMEOUT_ACTION:
+    p->timeout_action = (jw_rule_action_t)v;
+    break;
+  case JW_SET_MAX_TOTAL:
+    p->max_total_processes = (uint32_t)v;
+    break;
+  case JW_SET_TOTAL_ACTION:
+    p->total_processes_action = (jw_rule_action_t)v;
+    break;
+  case JW_SET_IMAGE_ACTION:
+    p->image_action = (jw_rule_action_t)v;
+    break;
+  case JW_SET_ACTIVE_ACTION:
+    p->active_processes_action = (jw_rule_action_t)v;
+    break;
   default:
     return;
   }
   p->set |= bit;
+}
+
+/* "report" -> JW_ACTION_REPORT...; 0 when the word is not an action
+ * ("default" is not a word of the policy). */
+static jw_rule_action_t action_parse(const char *s, size_t len) {
+  size_t i;
+  for (i = JW_ACTION_REPORT; i <= JW_ACTION_KILL_JOB; i++)
+    if (strlen(action_names[i]) == len && memcmp(action_names[i], s, len) == 0)
+      return (jw_rule_action_t)i;
+  return JW_ACTION_DEFAULT;
+}
+
+/* An image name: one file name as Windows allows it, so that a typo or a
+ * path cannot sit in a list and silently never match. Directories are
+ * refused: the monitor matches the file name only (a path is easily
+ * sidestepped by copying the program elsewhere, and a list entry that
+ * looks like a path would promise more than it checks). */
+static img_result_t image_name_check(const char *s, size_t len) {
+  size_t i = 0;
+  if (len == 0 || strlen(s) != len)
+    return IMG_BAD; /* empty, or a NUL inside */
+  if (len >= JW_IMAGE_NAME_MAX)
+    return IMG_LONG;
+  if (strpbrk(s, "\\/:") != NULL)
+    return IMG_DIR;
+  /* Windows strips a trailing dot or space from a file name: such an
+   * entry could never match. */
+  if (s[len - 1] == '.' || s[len - 1] == ' ')
+    return IMG_BAD;
+  while (i < len) {
+    unsigned char c = (unsigned char)s[i];
+    uint32_t cp;
+    size_t adv;
+    if (c < 0x20 || c == 0x7F || strchr("<>\"|?*", c) != NULL)
+      return IMG_BAD;
+    adv = utf8_decode((const unsigned char *)s + i, len - i, &cp);
+    if (adv == 0)
+      return IMG_BAD;
+    i += adv;
+  }
+  return IMG_OK;
+}
+
+/* Appends a checked name to the list named by `bit`. Returns 0, or -1
+ * when the list is full. */
+static int image_append(jw_policy_t *p, uint32_t bit, const char *s, size_t len) {
+  int *n = bit == JW_SET_DENY_IMAGES ? &p->n_deny_images : &p->n_allow_images;
+  char(*list)[JW_IMAGE_NAME_MAX] = bit == JW_SET_DENY_IMAGES ? p->deny_images : p->allow_images;
+  if (*n >= JW_POLICY_MAX_IMAGES)
+    return -1;
+  memcpy(list[*n], s, len);
+  list[*n][len] = '\0';
+  (*n)++;
+  p->set |= bit;
+  return 0;
 }
 
 static void store_name(jw_policy_t *p, const char *s, size_t len) {
@@ -524,7 +652,8 @@ static val_result_t quantity_from_text(field_kind_t kind, const char *text, uint
     return size_from_text(text, out);
   if (kind == KIND_DURATION)
     return duration_from_text(text, out);
-  return count_from_text(text, out);
+  return count_from_text(text, kind == KIND_TOTAL ? TOTAL_PROCESSES_MAX : ACTIVE_PROCESSES_MAX,
+                         out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -561,6 +690,35 @@ static int ui_from_json(const ctx_t *cx, const char *where, const json_t *v, jw_
   return 0;
 }
 
+/* An image list of the file ("deny" or "allow"): an array of names that
+ * replaces the list built so far. */
+static int images_from_json(const ctx_t *cx, const field_t *f, const char *where, const json_t *v,
+                            jw_policy_t *p) {
+  size_t i;
+  if (!json_is_array(v))
+    return fail_json(cx, where, "an array of file names like [\"cmd.exe\"]", v);
+  if (json_array_size(v) > JW_POLICY_MAX_IMAGES)
+    return policy_fail(cx, where, "expected at most %d file names, got %lu", JW_POLICY_MAX_IMAGES,
+                       (unsigned long)json_array_size(v));
+  if (f->bit == JW_SET_DENY_IMAGES)
+    p->n_deny_images = 0;
+  else
+    p->n_allow_images = 0;
+  for (i = 0; i < json_array_size(v); i++) {
+    const json_t *item = json_array_get(v, i);
+    char item_where[96];
+    img_result_t why = IMG_BAD;
+    snprintf(item_where, sizeof item_where, "%s[%lu]", where, (unsigned long)i);
+    if (json_is_string(item))
+      why = image_name_check(json_string_value(item), json_string_length(item));
+    if (why != IMG_OK)
+      return fail_json(cx, item_where, image_expected_text(why), item);
+    image_append(p, f->bit, json_string_value(item), json_string_length(item));
+  }
+  p->set |= f->bit;
+  return 0;
+}
+
 static int field_from_json(const ctx_t *cx, const field_t *f, const char *where, const json_t *v,
                            jw_policy_t *p) {
   uint64_t q = 0;
@@ -568,19 +726,21 @@ static int field_from_json(const ctx_t *cx, const field_t *f, const char *where,
   jw_tier_t tier;
   switch (f->kind) {
   case KIND_COUNT:
+  case KIND_TOTAL:
   case KIND_SIZE:
   case KIND_DURATION:
     if (json_is_string(v)) {
       const char *s = json_string_value(v);
       /* In a file a count is a JSON integer; its only string is
        * "unlimited". */
-      if (f->kind != KIND_COUNT || strcmp(s, "unlimited") == 0)
+      if ((f->kind != KIND_COUNT && f->kind != KIND_TOTAL) || strcmp(s, "unlimited") == 0)
         why = quantity_from_text(f->kind, s, &q);
     } else if (json_is_integer(v) && f->kind != KIND_DURATION) {
       /* A bare number of milliseconds is too easily read as seconds, so
        * durations must carry a unit; sizes and counts need none. */
       json_int_t i = json_integer_value(v);
-      if (f->kind == KIND_COUNT && i > (json_int_t)ACTIVE_PROCESSES_MAX)
+      if ((f->kind == KIND_COUNT && i > (json_int_t)ACTIVE_PROCESSES_MAX) ||
+          (f->kind == KIND_TOTAL && i > (json_int_t)TOTAL_PROCESSES_MAX))
         why = VAL_RANGE;
       else
         why = i < 0 ? VAL_BAD : i == 0 ? VAL_ZERO : VAL_OK;
@@ -607,6 +767,17 @@ static int field_from_json(const ctx_t *cx, const field_t *f, const char *where,
     return 0;
   case KIND_UI:
     return ui_from_json(cx, where, v, p);
+  case KIND_ACTION: {
+    jw_rule_action_t a = JW_ACTION_DEFAULT;
+    if (json_is_string(v))
+      a = action_parse(json_string_value(v), json_string_length(v));
+    if (a == JW_ACTION_DEFAULT)
+      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
+    store(p, f->bit, (uint64_t)a);
+    return 0;
+  }
+  case KIND_IMAGE:
+    return images_from_json(cx, f, where, v, p);
   }
   return fail_json(cx, where, "a valid value", v);
 }
@@ -633,6 +804,62 @@ static int limits_from_json(const ctx_t *cx, json_t *limits, jw_policy_t *p) {
     }
     snprintf(where, sizeof where, "limits.%s", f->key);
     if (field_from_json(cx, f, where, v, p) != 0)
+      return JW_EPOLICY;
+  }
+  return 0;
+}
+
+/* One rule of "rules": an object whose keys are listed in rule_keys. */
+static int rule_from_json(const ctx_t *cx, const char *rule, json_t *obj, jw_policy_t *p) {
+  const char *key;
+  json_t *v;
+  char where[128];
+  snprintf(where, sizeof where, "rules.%s", rule);
+  if (!json_is_object(obj))
+    return fail_json(cx, where, "an object", obj);
+  json_object_foreach(obj, key, v) {
+    const field_t *f = NULL;
+    char known[96] = "";
+    size_t i;
+    for (i = 0; i < RULE_KEY_COUNT; i++) {
+      if (strcmp(rule_keys[i].rule, rule) != 0)
+        continue;
+      if (strcmp(rule_keys[i].key, key) == 0)
+        f = find_field(rule_keys[i].field, 2, 0);
+      snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", known[0] ? ", " : "",
+               rule_keys[i].key);
+    }
+    if (f == NULL) {
+      char prefix[64];
+      snprintf(prefix, sizeof prefix, "rules.%s.", rule);
+      show_key(where, sizeof where, prefix, key);
+      return policy_fail(cx, where, "unknown key (known: %s)", known);
+    }
+    snprintf(where, sizeof where, "rules.%s.%s", rule, key);
+    if (field_from_json(cx, f, where, v, p) != 0)
+      return JW_EPOLICY;
+  }
+  return 0;
+}
+
+/* "rules": the monitor-enforced rules. */
+static int rules_from_json(const ctx_t *cx, json_t *rules, jw_policy_t *p) {
+  static const char *const names[] = {"timeout", "total_processes", "images", "active_processes"};
+  const char *key;
+  json_t *v;
+  if (!json_is_object(rules))
+    return fail_json(cx, "rules", "an object", rules);
+  json_object_foreach(rules, key, v) {
+    size_t i;
+    for (i = 0; i < sizeof names / sizeof names[0]; i++)
+      if (strcmp(names[i], key) == 0)
+        break;
+    if (i == sizeof names / sizeof names[0]) {
+      char where[128];
+      show_key(where, sizeof where, "rules.", key);
+      return policy_fail(cx, where, "unknown key (known: " RULE_NAMES ")");
+    }
+    if (rule_from_json(cx, names[i], v, p) != 0)
       return JW_EPOLICY;
   }
   return 0;
@@ -696,6 +923,11 @@ static int policy_from_json(const ctx_t *cx, json_t *root, jw_policy_t *p) {
     }
     if (strcmp(key, "exporters") == 0) {
       if (exporters_from_json(cx, v, p) != 0)
+        return JW_EPOLICY;
+      continue;
+    }
+    if (strcmp(key, "rules") == 0) {
+      if (rules_from_json(cx, v, p) != 0)
         return JW_EPOLICY;
       continue;
     }
@@ -922,6 +1154,7 @@ static int field_from_text(const ctx_t *cx, const field_t *f, const char *where,
   int b;
   switch (f->kind) {
   case KIND_COUNT:
+  case KIND_TOTAL:
   case KIND_SIZE:
   case KIND_DURATION:
     why = quantity_from_text(f->kind, text, &q);
@@ -946,6 +1179,25 @@ static int field_from_text(const ctx_t *cx, const field_t *f, const char *where,
     return 0;
   case KIND_UI:
     return ui_from_text(cx, where, text, p);
+  case KIND_ACTION: {
+    jw_rule_action_t a = action_parse(text, strlen(text));
+    if (a == JW_ACTION_DEFAULT)
+      return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
+    store(p, f->bit, (uint64_t)a);
+    return 0;
+  }
+  case KIND_IMAGE: {
+    img_result_t why_img = image_name_check(text, strlen(text));
+    if (why_img != IMG_OK)
+      return fail_text(cx, where, image_expected_text(why_img), text);
+    if (image_append(p, f->bit, text, strlen(text)) != 0) {
+      char shown[SHOWN_SIZE];
+      show_string(shown, text, strlen(text));
+      return policy_fail(cx, where, "expected at most %d file names, got one more: %s",
+                         JW_POLICY_MAX_IMAGES, shown);
+    }
+    return 0;
+  }
   }
   return fail_text(cx, where, "a valid value", text);
 }
@@ -998,6 +1250,18 @@ void jw_policy_resolve(const jw_policy_t *in, jw_policy_t *out) {
     if (!(set & JW_SET_UI))
       out->ui_restrictions = JW_UI_ALL;
   }
+  /* Each rule's default action: what a user who only sets the rule's
+   * value means (a timeout ends the run, a cap or a list stops the
+   * process); the active-process limit belongs to the kernel, so its
+   * monitor fallback only reports unless asked. */
+  if (out->timeout_action == JW_ACTION_DEFAULT)
+    out->timeout_action = JW_ACTION_KILL_JOB;
+  if (out->total_processes_action == JW_ACTION_DEFAULT)
+    out->total_processes_action = JW_ACTION_KILL_PROCESS;
+  if (out->image_action == JW_ACTION_DEFAULT)
+    out->image_action = JW_ACTION_KILL_PROCESS;
+  if (out->active_processes_action == JW_ACTION_DEFAULT)
+    out->active_processes_action = JW_ACTION_REPORT;
 }
 
 /* Sizes as integer bytes (a string of digits above what a JSON integer
@@ -1018,6 +1282,36 @@ static json_t *duration_to_json(uint64_t ms) {
     return json_string("unlimited");
   snprintf(buf, sizeof buf, "%llums", (unsigned long long)ms);
   return json_string(buf);
+}
+
+static const char *action_or_default(jw_rule_action_t a, jw_rule_action_t def) {
+  return jw_rule_action_name(a == JW_ACTION_DEFAULT ? def : a);
+}
+
+static json_t *names_to_json(const char (*list)[JW_IMAGE_NAME_MAX], int n) {
+  json_t *arr = json_array();
+  int i;
+  for (i = 0; arr != NULL && i < n && i < JW_POLICY_MAX_IMAGES; i++) {
+    if (json_array_append_new(arr, json_string(list[i])) != 0) {
+      json_decref(arr);
+      return NULL;
+    }
+  }
+  return arr;
+}
+
+/* The "rules" object (new reference, NULL on allocation failure). */
+static json_t *rules_to_json(const jw_policy_t *p) {
+  return json_pack(
+      "{s:{s:o,s:s},s:{s:o,s:s},s:{s:o,s:o,s:s},s:{s:s}}", "timeout", "after",
+      duration_to_json(p->timeout_ms), "action",
+      action_or_default(p->timeout_action, JW_ACTION_KILL_JOB), "total_processes", "max",
+      p->max_total_processes ? json_integer(p->max_total_processes) : json_string("unlimited"),
+      "action", action_or_default(p->total_processes_action, JW_ACTION_KILL_PROCESS), "images",
+      "deny", names_to_json(p->deny_images, p->n_deny_images), "allow",
+      names_to_json(p->allow_images, p->n_allow_images), "action",
+      action_or_default(p->image_action, JW_ACTION_KILL_PROCESS), "active_processes", "action",
+      action_or_default(p->active_processes_action, JW_ACTION_REPORT));
 }
 
 void *jw_policy_to_json(const jw_policy_t *p) {
@@ -1062,6 +1356,12 @@ void *jw_policy_to_json(const jw_policy_t *p) {
                           json_boolean(p->die_on_unhandled_exception)) != 0 ||
       json_object_set_new(root, "allow_breakaway", json_boolean(p->breakaway_ok)) != 0)
     goto fail;
+  /* Rules are rendered when any is set (like exporters), each in full. */
+  if (p->set & JW_SET_RULES) {
+    json_t *rules = rules_to_json(p);
+    if (rules == NULL || json_object_set_new(root, "rules", rules) != 0)
+      goto fail;
+  }
   if (p->n_exporters > 0) {
     json_t *ex = json_array();
     int k;
@@ -1082,6 +1382,12 @@ fail:
 const char *jw_tier_name(jw_tier_t tier) {
   if ((unsigned)tier < sizeof tier_names / sizeof tier_names[0])
     return tier_names[tier];
+  return "unknown";
+}
+
+const char *jw_rule_action_name(jw_rule_action_t action) {
+  if ((unsigned)action < sizeof action_names / sizeof action_names[0])
+    return action_names[action];
   return "unknown";
 }
 

@@ -2,7 +2,13 @@
  * JOB_OBJECT_MSG_* packet into events. It never waits on an exporter's
  * reader (exporters write files and standard streams synchronously under
  * the emitter's lock) and sleeps only in GetQueuedCompletionStatusEx, so an
- * idle job costs nothing. */
+ * idle job costs nothing.
+ *
+ * It also enforces the policy's monitor rules (docs/policy.md): the image
+ * lists, the total-process cap and the active-process limit the kernel let
+ * pass are checked at each NEW_PROCESS; the run's timeout is the timeout of
+ * that same wait, so it costs no polling either. */
+#include <limits.h>
 #include <process.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +36,9 @@ typedef struct tracked_s {
   int exited;
   int has_exit_code;
   uint32_t exit_code;
+  DWORD open_error;      /* OpenProcess's error while h is NULL */
+  DWORD image_error;     /* the image query's last error while image is NULL */
+  const char *killed_by; /* static: the monitor rule that terminated it, or NULL */
 } tracked_t;
 
 struct jw_monitor_s {
@@ -44,7 +53,41 @@ struct jw_monitor_s {
   volatile LONG terminating; /* jobwarden is killing the job */
   const char *volatile terminate_reason;
   jw_monitor_stats_t stats;
+  /* The run's timeout: GetTickCount64 values set by jw_monitor_set_root
+   * before the thread runs; deadline 0 = none, or already handled. */
+  ULONGLONG start_tick, deadline_tick;
+  /* Set by the monitor thread before a rule's action ends the root, read by
+   * the owner once the root has exited (jw_monitor_rule_kill). */
+  const char *volatile rule_kill;
+  volatile LONG rule_kill_job;
+  char kill_reason[160]; /* terminate_reason of a rule's kill_job */
 };
+
+/* The outcome of a rule's action on one process (or the job). */
+typedef struct outcome_s {
+  int job_killed;        /* TerminateJobObject succeeded (now or earlier) */
+  int proc_killed;       /* TerminateProcess succeeded */
+  int proc_gone;         /* nothing to kill: the process had already exited */
+  const char *err_where; /* the call that failed, or NULL */
+  DWORD err;             /* its Win32 error */
+} outcome_t;
+
+/* One rule a new process breaks. */
+typedef struct verdict_s {
+  const char *rule;        /* "image_denied", "total_processes", ... (static) */
+  jw_rule_action_t action; /* configured */
+  int has_limit;
+  const char *limit_name, *limit_unit;
+  uint64_t configured, observed;
+  const char *list;    /* "deny" / "allow" for the image rules, else NULL */
+  const char *matched; /* the deny-list entry that matched (borrowed from the policy) */
+} verdict_t;
+
+static jw__query_image_fn query_image_hook;
+
+void jw__monitor_image_hook(jw__query_image_fn fn) {
+  query_image_hook = fn;
+}
 
 typedef LONG(NTAPI *nt_query_fn)(HANDLE, PROCESSINFOCLASS, PVOID, ULONG, PULONG);
 
@@ -90,7 +133,8 @@ static char *query_image(HANDLE h, DWORD *e, size_t *len, int *truncated) {
   *truncated = 0;
   if (buf == NULL)
     return NULL;
-  if (QueryFullProcessImageNameW(h, 0, buf, &size)) {
+  if (query_image_hook != NULL ? query_image_hook(h, 0, buf, &size)
+                               : QueryFullProcessImageNameW(h, 0, buf, &size)) {
     if (jw_utf16_to_utf8((const uint16_t *)buf, size, JW_HOSTILE_MAX_UNITS, &out, len, truncated) !=
         0)
       *truncated = 0; /* no image: nothing to call truncated */
@@ -162,14 +206,19 @@ static void enrich(tracked_t *t) {
     DWORD e = 0;
     if (attempt > 0)
       Sleep(RETRY_SLEEP_MS);
+    /* PROCESS_TERMINATE: a monitor rule may have to kill it. */
     if (t->h == NULL)
-      t->h = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, t->pid);
+      t->h = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_TERMINATE, FALSE,
+                         t->pid);
     if (t->h == NULL) {
-      if (GetLastError() == ERROR_INVALID_PARAMETER)
+      t->open_error = GetLastError();
+      if (t->open_error == ERROR_INVALID_PARAMETER)
         return; /* no such process (any more) */
       continue;
     }
+    t->open_error = 0;
     t->image = query_image(t->h, &e, &t->image_len, &t->image_truncated);
+    t->image_error = e;
     if (t->image != NULL)
       break;
     if (e == ERROR_INVALID_HANDLE && attempt + 1 < OPEN_RETRIES) {
@@ -246,7 +295,11 @@ static void format_code(uint32_t code, char *buf, size_t size) {
 static void report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *source) {
   jw_event_t ev;
   char code[96];
-  int killed = m->terminating && t->has_exit_code && t->exit_code == JW_TERMINATE_EXIT_CODE;
+  int ours = t->has_exit_code && t->exit_code == JW_TERMINATE_EXIT_CODE;
+  /* A process a rule terminated on its own (kill_process) keeps that
+   * cause even when the job is terminated afterwards. */
+  int killed_proc = ours && t->killed_by != NULL;
+  int killed = ours && (killed_proc || m->terminating);
   int abnormal = (t->has_exit_code && jw_exit_classify(t->exit_code) == JW_EXIT_ABNORMAL) ||
                  msg == JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS;
 
@@ -271,13 +324,22 @@ static void report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *so
   }
 
   ev_init(&ev, JW_EVENT_PROCESS_EXIT, t->is_root ? "root_process" : "child_process",
-          killed ? "killed_job" : "observed", "monitor", JW_SEV_INFO);
+          killed_proc ? "terminated"
+          : killed    ? "killed_job"
+                      : "observed",
+          "monitor", JW_SEV_INFO);
   ev.source = source;
   if (msg)
     ev_job_message(&ev, msg);
   ev.has_process = 1;
   fill_process(t, &ev.process);
-  if (killed)
+  if (killed_proc)
+    snprintf(ev.message, sizeof(ev.message),
+             "%s process %.300s (pid %lu) was terminated by jobwarden (monitor rule %s, "
+             "kill_process)",
+             t->is_root ? "root" : "child", image_or_unknown(t), (unsigned long)t->pid,
+             t->killed_by);
+  else if (killed)
     snprintf(ev.message, sizeof(ev.message),
              "%s process %.300s (pid %lu) was terminated by jobwarden (%s)",
              t->is_root ? "root" : "child", image_or_unknown(t), (unsigned long)t->pid,
@@ -296,10 +358,328 @@ static void read_exit_code(tracked_t *t) {
   }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Monitor rules                                                            */
+/* ------------------------------------------------------------------------ */
+
+static jw_rule_action_t effective(jw_rule_action_t a, jw_rule_action_t def) {
+  return a == JW_ACTION_DEFAULT ? def : a;
+}
+
+/* Whether `entry` (a policy name: no directory, at most 255 bytes) names
+ * the file `base` (UTF-16, blen units): equal ignoring case the way NTFS
+ * compares names (CompareStringOrdinal), or, for an entry without a dot,
+ * equal to the file name without its extension ("cmd" matches cmd.exe). */
+static int name_matches(const wchar_t *base, int blen, const char *entry) {
+  wchar_t w[JW_IMAGE_NAME_MAX];
+  int n, dot;
+  n = MultiByteToWideChar(CP_UTF8, 0, entry, -1, w, JW_IMAGE_NAME_MAX);
+  if (n <= 1)
+    return 0; /* cannot happen for a checked entry */
+  n--;        /* without the NUL */
+  if (CompareStringOrdinal(base, blen, w, n, TRUE) == CSTR_EQUAL)
+    return 1;
+  if (strchr(entry, '.') != NULL)
+    return 0;
+  for (dot = blen - 1; dot > 0 && base[dot] != L'.'; dot--)
+    ;
+  return dot > 0 && CompareStringOrdinal(base, dot, w, n, TRUE) == CSTR_EQUAL;
+}
+
+/* The file name part of the image as UTF-16 (new malloc'd string, length
+ * in *blen), NULL when the image is unknown, cut, or not convertible. */
+static wchar_t *image_basename(const tracked_t *t, int *blen, int *start) {
+  size_t len;
+  int n, i;
+  wchar_t *w;
+  if (t->image == NULL || t->image_truncated)
+    return NULL;
+  len = t->image_len ? t->image_len : strlen(t->image);
+  if (len == 0 || len > (size_t)INT_MAX / 2)
+    return NULL;
+  n = MultiByteToWideChar(CP_UTF8, 0, t->image, (int)len, NULL, 0);
+  if (n <= 0)
+    return NULL;
+  w = malloc(((size_t)n + 1) * sizeof(*w));
+  if (w == NULL)
+    return NULL;
+  if (MultiByteToWideChar(CP_UTF8, 0, t->image, (int)len, w, n) != n) {
+    free(w);
+    return NULL;
+  }
+  for (i = n; i > 0 && w[i - 1] != L'\\' && w[i - 1] != L'/'; i--)
+    ;
+  *start = i;
+  *blen = n - i;
+  return w;
+}
+
+/* The image lists. A process whose image cannot be read (or was cut) is
+ * never let through: it breaks the rule image_unknown, with the lists'
+ * action, so a list never fails open. */
+static int check_images(jw_monitor_t *m, const tracked_t *t, verdict_t *v) {
+  const jw_policy_t *p = &m->job->policy;
+  wchar_t *w;
+  int blen = 0, start = 0, i;
+  if (p->n_deny_images == 0 && p->n_allow_images == 0)
+    return 0;
+  memset(v, 0, sizeof(*v));
+  v->action = effective(p->image_action, JW_ACTION_KILL_PROCESS);
+  w = image_basename(t, &blen, &start);
+  if (w == NULL || blen == 0) {
+    free(w);
+    v->rule = "image_unknown";
+    return 1;
+  }
+  for (i = 0; i < p->n_deny_images && i < JW_POLICY_MAX_IMAGES; i++) {
+    if (name_matches(w + start, blen, p->deny_images[i])) {
+      free(w);
+      v->rule = "image_denied";
+      v->list = "deny";
+      v->matched = p->deny_images[i];
+      return 1;
+    }
+  }
+  if (p->n_allow_images > 0) {
+    for (i = 0; i < p->n_allow_images && i < JW_POLICY_MAX_IMAGES; i++) {
+      if (name_matches(w + start, blen, p->allow_images[i])) {
+        free(w);
+        return 0;
+      }
+    }
+    free(w);
+    v->rule = "image_not_allowed";
+    v->list = "allow";
+    return 1;
+  }
+  free(w);
+  return 0;
+}
+
+/* TerminateJobObject for a rule. The root dies with the job, so the owner
+ * learns which rule ended the run (set before the call: the owner may wake
+ * as soon as the root is gone). A job jobwarden is already terminating
+ * (Ctrl-C, an earlier rule) keeps its first reason. */
+static void kill_job_for(jw_monitor_t *m, const char *rule, outcome_t *o) {
+  int first = InterlockedCompareExchange(&m->terminating, 1, 0) == 0;
+  if (first) {
+    snprintf(m->kill_reason, sizeof(m->kill_reason), "monitor rule %s (kill_job)", rule);
+    m->terminate_reason = m->kill_reason;
+    m->rule_kill = rule;
+    InterlockedExchange(&m->rule_kill_job, 1);
+  }
+  if (TerminateJobObject(m->job->job, JW_TERMINATE_EXIT_CODE)) {
+    o->job_killed = 1;
+    return;
+  }
+  o->err_where = "TerminateJobObject";
+  o->err = GetLastError();
+  if (first) {
+    m->rule_kill = NULL;
+    InterlockedExchange(&m->rule_kill_job, 0);
+    m->terminate_reason = NULL;
+    InterlockedExchange(&m->terminating, 0);
+  }
+}
+
+/* TerminateProcess on the handle the monitor holds (the pid cannot have
+ * been reused while it is held). */
+static void kill_process_for(jw_monitor_t *m, tracked_t *t, const char *rule, outcome_t *o) {
+  DWORD e;
+  if (t->h == NULL) {
+    if (t->open_error == ERROR_INVALID_PARAMETER || t->open_error == 0) {
+      o->proc_gone = 1; /* no such process any more */
+    } else {
+      o->err_where = "OpenProcess";
+      o->err = t->open_error;
+    }
+    return;
+  }
+  t->killed_by = rule;
+  if (t->is_root) {
+    m->rule_kill = rule;
+    MemoryBarrier();
+  }
+  if (TerminateProcess(t->h, JW_TERMINATE_EXIT_CODE)) {
+    o->proc_killed = 1;
+    return;
+  }
+  e = GetLastError();
+  t->killed_by = NULL;
+  if (t->is_root)
+    m->rule_kill = NULL;
+  if (WaitForSingleObject(t->h, 0) == WAIT_OBJECT_0) {
+    o->proc_gone = 1;
+  } else {
+    o->err_where = "TerminateProcess";
+    o->err = e;
+  }
+}
+
+/* The `action` of an event for a rule whose configured action is `a`, and
+ * a sentence saying what was done. */
+static const char *outcome_action(jw_rule_action_t a, const outcome_t *o, char *say, size_t n) {
+  if (a == JW_ACTION_REPORT) {
+    snprintf(say, n, "reported only (action report)");
+    return "observed";
+  }
+  if (a == JW_ACTION_KILL_JOB ? o->job_killed : (o->proc_killed || o->job_killed)) {
+    snprintf(say, n, "%s",
+             a == JW_ACTION_KILL_JOB ? "jobwarden terminated the job"
+                                     : "jobwarden terminated the process");
+    return a == JW_ACTION_KILL_JOB ? "killed_job" : "terminated";
+  }
+  if (a == JW_ACTION_KILL_PROCESS && o->proc_gone) {
+    snprintf(say, n, "the process had already exited, nothing to terminate");
+    return "observed";
+  }
+  snprintf(say, n, "%s failed (Win32 error %lu): NOT enforced, it may still run",
+           o->err_where ? o->err_where : "the action", (unsigned long)o->err);
+  return "not_enforced";
+}
+
+/* The extension objects of a rule's event: "enforcement" (what the policy
+ * asked and, for the lists, which entry matched) and "error" when the
+ * action failed or the image could not be read. New reference or NULL. */
+static json_t *rule_extra(const verdict_t *v, const outcome_t *o, const tracked_t *t) {
+  json_t *x = json_object(), *enf = json_object();
+  if (x == NULL || enf == NULL) {
+    json_decref(x);
+    json_decref(enf);
+    return NULL;
+  }
+  json_object_set_new(enf, "configured_action", json_string(jw_rule_action_name(v->action)));
+  if (v->list != NULL)
+    json_object_set_new(enf, "list", json_string(v->list));
+  if (v->matched != NULL)
+    json_object_set_new(enf, "matched", json_string(v->matched));
+  json_object_set_new(x, "enforcement", enf);
+  if (o != NULL && o->err_where != NULL && v->action != JW_ACTION_REPORT)
+    json_object_set_new(x, "error",
+                        json_pack("{s:s,s:s,s:I}", "where", o->err_where, "code", "JW_ESYS",
+                                  "win32_error", (json_int_t)o->err));
+  else if (t != NULL && strcmp(v->rule, "image_unknown") == 0)
+    json_object_set_new(x, "error",
+                        json_pack("{s:s,s:s,s:I}", "where",
+                                  t->h == NULL ? "OpenProcess" : "QueryFullProcessImageNameW",
+                                  "code", "JW_ESYS", "win32_error",
+                                  (json_int_t)(t->h == NULL ? t->open_error : t->image_error)));
+  return x;
+}
+
+/* The event of one broken rule at a NEW_PROCESS. */
+static void emit_verdict(jw_monitor_t *m, const tracked_t *t, const verdict_t *v,
+                         const outcome_t *o) {
+  jw_event_t ev;
+  char say[160];
+  const char *action = outcome_action(v->action, o, say, sizeof(say));
+  ev_init(&ev, JW_EVENT_VIOLATION, v->rule, action, "monitor", JW_SEV_HIGH);
+  ev_job_message(&ev, JOB_OBJECT_MSG_NEW_PROCESS);
+  ev.has_process = 1;
+  fill_process(t, &ev.process);
+  if (v->has_limit) {
+    ev.has_limit = 1;
+    ev.limit_name = v->limit_name;
+    ev.limit_unit = v->limit_unit;
+    ev.limit_configured = v->configured;
+    ev.has_limit_observed = 1;
+    ev.limit_observed = v->observed;
+  }
+  if (strcmp(v->rule, "image_denied") == 0)
+    snprintf(ev.message, sizeof(ev.message),
+             "child process %.300s (pid %lu) runs an image the deny list names (\"%.60s\"): %s",
+             image_or_unknown(t), (unsigned long)t->pid, v->matched, say);
+  else if (strcmp(v->rule, "image_not_allowed") == 0)
+    snprintf(ev.message, sizeof(ev.message),
+             "child process %.300s (pid %lu) runs an image that is not on the allow list: %s",
+             image_or_unknown(t), (unsigned long)t->pid, say);
+  else if (strcmp(v->rule, "image_unknown") == 0)
+    snprintf(ev.message, sizeof(ev.message),
+             "the image of child process pid %lu (parent %lu) could not be read (Win32 error "
+             "%lu), so it cannot be checked against the image lists: %s",
+             (unsigned long)t->pid, (unsigned long)t->ppid,
+             (unsigned long)(t->h == NULL ? t->open_error : t->image_error), say);
+  else if (strcmp(v->rule, "total_processes") == 0)
+    snprintf(ev.message, sizeof(ev.message),
+             "child process %.300s (pid %lu) is process %llu of the job, over the cap of %llu "
+             "processes in its lifetime: %s",
+             image_or_unknown(t), (unsigned long)t->pid, (unsigned long long)v->observed,
+             (unsigned long long)v->configured, say);
+  else
+    snprintf(ev.message, sizeof(ev.message),
+             "child process %.300s (pid %lu) makes %llu active processes, over the limit of %llu "
+             "that the kernel did not enforce: %s",
+             image_or_unknown(t), (unsigned long)t->pid, (unsigned long long)v->observed,
+             (unsigned long long)v->configured, say);
+  ev.extra = rule_extra(v, o, t);
+  emit(m, &ev);
+}
+
+/* The kernel's own count of active processes, or `fallback` when it
+ * cannot be read. */
+static uint32_t kernel_active(jw_monitor_t *m, uint32_t fallback) {
+  JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acc;
+  if (!QueryInformationJobObject(m->job->job, JobObjectBasicAccountingInformation, &acc,
+                                 sizeof(acc), NULL))
+    return fallback;
+  return acc.ActiveProcesses;
+}
+
+/* The run's timeout: the deadline of the port wait has passed. */
+static void on_timeout(jw_monitor_t *m) {
+  const jw_policy_t *p = &m->job->policy;
+  tracked_t *root = find_proc(m, m->root_pid);
+  jw_rule_action_t a = effective(p->timeout_action, JW_ACTION_KILL_JOB);
+  uint64_t elapsed = GetTickCount64() - m->start_tick;
+  outcome_t o;
+  verdict_t v;
+  jw_event_t ev;
+  char say[160];
+  const char *action;
+
+  m->deadline_tick = 0; /* once */
+  memset(&o, 0, sizeof(o));
+  if (a == JW_ACTION_KILL_JOB) {
+    kill_job_for(m, "timeout", &o);
+  } else if (a == JW_ACTION_KILL_PROCESS) {
+    if (root != NULL && !root->exited)
+      kill_process_for(m, root, "timeout", &o);
+    else
+      o.proc_gone = 1;
+  }
+  action = outcome_action(a, &o, say, sizeof(say));
+  memset(&v, 0, sizeof(v));
+  v.rule = "timeout";
+  v.action = a;
+  ev_init(&ev, JW_EVENT_VIOLATION, "timeout", action, "monitor", JW_SEV_HIGH);
+  ev.source = "jobwarden";
+  ev.has_limit = 1;
+  ev.limit_name = "timeout";
+  ev.limit_unit = "ms";
+  ev.limit_configured = p->timeout_ms;
+  ev.has_limit_observed = 1;
+  ev.limit_observed = elapsed;
+  if (root != NULL) {
+    ev.has_process = 1;
+    fill_process(root, &ev.process);
+  }
+  snprintf(ev.message, sizeof(ev.message),
+           "the run exceeded its timeout of %llu ms (%llu ms since the root process started): "
+           "%s%s",
+           (unsigned long long)p->timeout_ms, (unsigned long long)elapsed, say,
+           a == JW_ACTION_KILL_PROCESS && o.proc_killed ? " (the root)" : "");
+  ev.extra = rule_extra(&v, &o, NULL);
+  emit(m, &ev);
+}
+
 static void on_new_process(jw_monitor_t *m, DWORD pid) {
+  const jw_policy_t *p = &m->job->policy;
   tracked_t *t = find_proc(m, pid);
   jw_event_t ev;
-  uint32_t limit = m->job->policy.active_processes, active;
+  uint32_t limit = p->active_processes, active;
+  verdict_t verdicts[3];
+  int n = 0, i, over, decider = -1;
+  outcome_t o;
 
   if (t != NULL && !t->exited)
     return; /* the root (announced by jw_monitor_set_root) or a repeat */
@@ -308,6 +688,50 @@ static void on_new_process(jw_monitor_t *m, DWORD pid) {
     return;
   enrich(t);
   active = active_count(m);
+  /* The monitor's count can run ahead of the kernel's when an exit is still
+   * queued behind this message: the kernel's count confirms it. */
+  over = limit != 0 && active > limit && kernel_active(m, active) > limit;
+
+  /* The rules this process breaks, and the strongest action among them. */
+  if (check_images(m, t, &verdicts[n]))
+    n++;
+  if (p->max_total_processes != 0 && m->stats.processes_seen > p->max_total_processes) {
+    verdict_t *v = &verdicts[n++];
+    memset(v, 0, sizeof(*v));
+    v->rule = "total_processes";
+    v->action = effective(p->total_processes_action, JW_ACTION_KILL_PROCESS);
+    v->has_limit = 1;
+    v->limit_name = "total_processes";
+    v->limit_unit = "processes";
+    v->configured = p->max_total_processes;
+    v->observed = m->stats.processes_seen;
+  }
+  /* The kernel should have refused this process (it does on Windows, and
+   * then no NEW_PROCESS arrives); this kernel did not. Its report is the
+   * child_process event below (not_enforced); any other action is the
+   * monitor's. */
+  if (over && effective(p->active_processes_action, JW_ACTION_REPORT) != JW_ACTION_REPORT) {
+    verdict_t *v = &verdicts[n++];
+    memset(v, 0, sizeof(*v));
+    v->rule = "active_processes";
+    v->action = p->active_processes_action;
+    v->has_limit = 1;
+    v->limit_name = "active_processes";
+    v->limit_unit = "processes";
+    v->configured = limit;
+    v->observed = active;
+  }
+  /* The first rule with the strongest action decides what is done. */
+  for (i = 0; i < n; i++)
+    if (decider < 0 || verdicts[i].action > verdicts[decider].action)
+      decider = i;
+
+  /* Act first (the process is running), report after. */
+  memset(&o, 0, sizeof(o));
+  if (decider >= 0 && verdicts[decider].action == JW_ACTION_KILL_JOB)
+    kill_job_for(m, verdicts[decider].rule, &o);
+  else if (decider >= 0 && verdicts[decider].action == JW_ACTION_KILL_PROCESS)
+    kill_process_for(m, t, verdicts[decider].rule, &o);
 
   ev_init(&ev, JW_EVENT_VIOLATION, "child_process", "allowed", "kernel", JW_SEV_LOW);
   ev_job_message(&ev, JOB_OBJECT_MSG_NEW_PROCESS);
@@ -321,9 +745,7 @@ static void on_new_process(jw_monitor_t *m, DWORD pid) {
     ev.has_limit_observed = 1;
     ev.limit_observed = active;
   }
-  if (limit != 0 && active > limit) {
-    /* The kernel should have refused this process (it does on Windows);
-     * this kernel did not. The process exists: say so loudly. */
+  if (over) {
     ev.action = "not_enforced";
     ev.severity = JW_SEV_HIGH;
     snprintf(ev.message, sizeof(ev.message),
@@ -331,12 +753,22 @@ static void on_new_process(jw_monitor_t *m, DWORD pid) {
              "limit is %lu (%lu active): the kernel did not enforce the limit",
              image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid, (unsigned long)limit,
              (unsigned long)active);
+  } else if (n > 0) {
+    /* The policy does not allow it: the rule's own event follows. */
+    ev.action = "observed";
+    ev.severity = JW_SEV_MEDIUM;
+    snprintf(ev.message, sizeof(ev.message),
+             "child process %.300s (pid %lu, parent %lu) started; it breaks the monitor rule %s "
+             "(next event)",
+             image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid, verdicts[0].rule);
   } else {
     snprintf(ev.message, sizeof(ev.message),
              "child process %.300s (pid %lu, parent %lu) started; the policy allows it",
              image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid);
   }
   emit(m, &ev);
+  for (i = 0; i < n; i++)
+    emit_verdict(m, t, &verdicts[i], &o);
 }
 
 static void on_exit_process(jw_monitor_t *m, DWORD pid, DWORD msg) {
@@ -398,6 +830,7 @@ static void emit_job_end(jw_monitor_t *m, const char *source) {
   if (m->stats.job_end_emitted)
     return;
   m->stats.job_end_emitted = 1;
+  m->deadline_tick = 0; /* the run is over: a timeout can no longer apply */
   ev_init(&ev, JW_EVENT_JOB_END, "job", m->terminating ? "killed_job" : "observed", "monitor",
           JW_SEV_INFO);
   ev.source = source;
@@ -539,9 +972,22 @@ static unsigned __stdcall monitor_main(void *arg) {
 
   while (!quit) {
     ULONG n = 0, i;
-    if (!GetQueuedCompletionStatusEx(m->job->port, ents, BATCH, &n, INFINITE, FALSE)) {
+    DWORD wait = INFINITE;
+    /* The timeout is the wait's own: the thread sleeps until a packet or
+     * the deadline, whichever comes first. */
+    if (m->deadline_tick != 0) {
+      ULONGLONG now = GetTickCount64();
+      if (now >= m->deadline_tick) {
+        on_timeout(m);
+        continue;
+      }
+      wait = m->deadline_tick - now >= INFINITE ? INFINITE - 1 : (DWORD)(m->deadline_tick - now);
+    }
+    if (!GetQueuedCompletionStatusEx(m->job->port, ents, BATCH, &n, wait, FALSE)) {
       jw_event_t ev;
       DWORD e = GetLastError();
+      if (wait != INFINITE && (e == WAIT_TIMEOUT || e == ERROR_TIMEOUT))
+        continue; /* the deadline, checked at the top */
       ev_init(&ev, JW_EVENT_NOTICE, "monitor_failed", "observed", "monitor", JW_SEV_CRITICAL);
       ev.source = "jobwarden";
       snprintf(ev.message, sizeof(ev.message),
@@ -629,8 +1075,15 @@ int jw_monitor_set_root(jw_monitor_t *m, const jw_child_t *root) {
   if (root->image != NULL)
     t->image = strdup(root->image);
   if (!DuplicateHandle(GetCurrentProcess(), root->process, GetCurrentProcess(), &t->h,
-                       SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, 0))
+                       SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_TERMINATE, FALSE,
+                       0)) {
+    t->open_error = GetLastError();
     t->h = NULL;
+  }
+  /* The run's clock starts now: the root runs as soon as this returns. */
+  m->start_tick = GetTickCount64();
+  if (m->job->policy.timeout_ms != 0)
+    m->deadline_tick = m->start_tick + m->job->policy.timeout_ms;
   t->has_parent = 1;
   t->ppid = GetCurrentProcessId();
 
@@ -648,6 +1101,15 @@ int jw_monitor_set_root(jw_monitor_t *m, const jw_child_t *root) {
 void jw_monitor_note_terminating(jw_monitor_t *m, const char *reason) {
   m->terminate_reason = reason;
   InterlockedExchange(&m->terminating, 1);
+}
+
+const char *jw_monitor_rule_kill(jw_monitor_t *m, int *job) {
+  const char *rule;
+  MemoryBarrier();
+  rule = m->rule_kill;
+  if (job != NULL)
+    *job = rule != NULL && m->rule_kill_job != 0;
+  return rule;
 }
 
 HANDLE jw_monitor_done_event(jw_monitor_t *m) {

@@ -101,6 +101,8 @@ int jw_run(const jw_run_config_t *cfg) {
   jw_spawn_options_t opt;
   jw_error_t err;
   jw_monitor_stats_t stats;
+  const char *rule_kill = NULL;
+  int rule_kill_job = 0;
   char name[JW_POLICY_NAME_MAX + 32];
   char msg[700];
   int status = JW_EXIT_JW_ERROR, i, rc;
@@ -221,10 +223,22 @@ int jw_run(const jw_run_config_t *cfg) {
     say("", "cannot read the program's exit code");
     exit_code = JW_EXIT_JW_ERROR;
   }
+  /* A monitor rule that ended the root (kill_job, or the timeout's
+   * kill_process) makes the run's status 124, as timeout(1) does: the
+   * program's own code is only the one jobwarden gave it. */
+  rule_kill = jw_monitor_rule_kill(mon, &rule_kill_job);
+  if (rule_kill != NULL && exit_code != JW_TERMINATE_EXIT_CODE)
+    rule_kill = NULL; /* the root had ended on its own first */
+  if (rule_kill != NULL) {
+    snprintf(msg, sizeof(msg), "the monitor rule %s terminated the %s (exit status %d)", rule_kill,
+             rule_kill_job ? "job" : "program", JW_EXIT_RULE_KILLED);
+    say("", msg);
+  }
 
   /* The run ends with its root: whatever the root left behind in the job
-   * is terminated, and that is reported. */
-  {
+   * is terminated, and that is reported. A job a rule terminated has no
+   * leftovers to speak of: its members are already dying. */
+  if (!(rule_kill != NULL && rule_kill_job)) {
     uint32_t left = active_processes(job.job);
     if (left > 0) {
       jw_event_t ev;
@@ -246,7 +260,7 @@ int jw_run(const jw_run_config_t *cfg) {
     }
   }
   WaitForSingleObject(jw_monitor_done_event(mon), STOP_TIMEOUT_MS);
-  status = (int)exit_code;
+  status = rule_kill != NULL ? JW_EXIT_RULE_KILLED : (int)exit_code;
 
 done:
   if (mon != NULL) {

@@ -102,6 +102,16 @@ int jw_monitor_set_root(jw_monitor_t *m, const jw_child_t *root);
  * static string such as "interrupted"), so the exits that follow are
  * reported as killed by jobwarden, not as crashes. Any thread. */
 void jw_monitor_note_terminating(jw_monitor_t *m, const char *reason);
+/* The monitor rule ("timeout", "image_denied", "total_processes", ...,
+ * a static string) whose action terminated the root process: a kill_job,
+ * or the timeout's kill_process; NULL when no rule did. *job (may be NULL)
+ * is set when the whole job was terminated. Reliable once the root has
+ * exited. Any thread. */
+const char *jw_monitor_rule_kill(jw_monitor_t *m, int *job);
+/* Test hook: replaces QueryFullProcessImageNameW in the monitor, so tests
+ * can make an image unreadable. NULL restores the real call. */
+typedef BOOL(WINAPI *jw__query_image_fn)(HANDLE, DWORD, LPWSTR, PDWORD);
+void jw__monitor_image_hook(jw__query_image_fn fn);
 /* Manual-reset event set once the job has no active process left (or the
  * monitor ended). Owned by the monitor. */
 HANDLE jw_monitor_done_event(jw_monitor_t *m);

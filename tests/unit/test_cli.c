@@ -264,6 +264,127 @@ static void test_exit_status(void) {
   CHECK_INT(jw_cli_exit_status(JW_ESYS), 125);
 }
 
+/* The monitor-rule flags: what each sets, image flags adding to the file's
+ * lists, and their errors. */
+static void test_rule_flags(const char *dir) {
+  jw_cli_t cli;
+  jw_error_t err;
+  jw_policy_t eff;
+  char path[1024];
+  FILE *f;
+  const char *a1[] = {"jobwarden",
+                      "run",
+                      "--timeout",
+                      "30s",
+                      "--timeout-action=kill_process",
+                      "--max-total-processes",
+                      "50",
+                      "--total-processes-action",
+                      "report",
+                      "--deny-image",
+                      "cmd.exe",
+                      "--deny-image=powershell",
+                      "--allow-image",
+                      "python.exe",
+                      "--image-action",
+                      "kill_job",
+                      "--active-processes-action",
+                      "kill_process",
+                      "agent.exe"};
+  const char *a2[] = {"jobwarden", "run", "--timeout", "5m", "agent.exe"};
+  const char *a3[] = {"jobwarden", "run", "--policy", path, "--deny-image", "wscript", "x.exe"};
+  const char *b1[] = {"jobwarden", "run", "--timeout", "30", "x.exe"};
+  const char *b2[] = {"jobwarden", "run", "--timeout-action", "kill", "x.exe"};
+  const char *b3[] = {"jobwarden", "run", "--deny-image", "C:\\Windows\\cmd.exe", "x.exe"};
+  const char *b4[] = {"jobwarden", "run", "--max-total-processes", "0", "x.exe"};
+  const char *b5[] = {"jobwarden", "run", "--deny-image"};
+  const char *b6[] = {"jobwarden", "run", "--image-action=", "x.exe"};
+  const char *many[2 + 2 * 33 + 1];
+  char names[33][16];
+  int i, n = 0;
+
+  CHECK_INT(parse(ARGC(a1), a1, &cli, &err), 0);
+  CHECK_INT(cli.command_argc, 1);
+  CHECK_U64(cli.policy.timeout_ms, 30000);
+  CHECK_INT(cli.policy.timeout_action, JW_ACTION_KILL_PROCESS);
+  CHECK_U64(cli.policy.max_total_processes, 50);
+  CHECK_INT(cli.policy.total_processes_action, JW_ACTION_REPORT);
+  CHECK_INT(cli.policy.n_deny_images, 2);
+  CHECK_STR(cli.policy.deny_images[0], "cmd.exe");
+  CHECK_STR(cli.policy.deny_images[1], "powershell");
+  CHECK_INT(cli.policy.n_allow_images, 1);
+  CHECK_STR(cli.policy.allow_images[0], "python.exe");
+  CHECK_INT(cli.policy.image_action, JW_ACTION_KILL_JOB);
+  CHECK_INT(cli.policy.active_processes_action, JW_ACTION_KILL_PROCESS);
+
+  /* Actions not given take the rule's default once resolved. */
+  CHECK_INT(parse(ARGC(a2), a2, &cli, &err), 0);
+  jw_policy_resolve(&cli.policy, &eff);
+  CHECK_U64(eff.timeout_ms, 300000);
+  CHECK_INT(eff.timeout_action, JW_ACTION_KILL_JOB);
+  CHECK_INT(eff.image_action, JW_ACTION_KILL_PROCESS);
+  CHECK_INT(eff.total_processes_action, JW_ACTION_KILL_PROCESS);
+  CHECK_INT(eff.active_processes_action, JW_ACTION_REPORT);
+
+  /* --deny-image adds to the policy file's list (a flag cannot silently
+   * drop a name the file denies). */
+  snprintf(path, sizeof(path), "%s/cli-rules-policy.json", dir);
+  f = fopen(path, "wb");
+  CHECK(f != NULL);
+  if (f != NULL) {
+    fputs("{\"rules\": {\"images\": {\"deny\": [\"cmd.exe\"], \"action\": \"report\"}}}", f);
+    fclose(f);
+    CHECK_INT(parse(ARGC(a3), a3, &cli, &err), 0);
+    CHECK_INT(cli.policy.n_deny_images, 2);
+    CHECK_STR(cli.policy.deny_images[0], "cmd.exe");
+    CHECK_STR(cli.policy.deny_images[1], "wscript");
+    CHECK_INT(cli.policy.image_action, JW_ACTION_REPORT);
+    remove(path);
+  }
+
+  CHECK_INT(parse(ARGC(b1), b1, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.where, "--timeout");
+  CHECK_STR(err.text, "--timeout: expected a duration with a unit, like \"500ms\", \"30s\", \"5m\" "
+                      "or \"2h\", got \"30\"");
+  CHECK_INT(parse(ARGC(b2), b2, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.where, "--timeout-action");
+  CHECK_STR(err.text, "--timeout-action: expected one of \"report\", \"kill_process\", "
+                      "\"kill_job\", got \"kill\"");
+  CHECK_INT(parse(ARGC(b3), b3, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.where, "--deny-image");
+  CHECK_STR(err.text, "--deny-image: expected a file name like \"cmd.exe\" without a directory or "
+                      "drive, got \"C:\\\\Windows\\\\cmd.exe\"");
+  CHECK_INT(parse(ARGC(b4), b4, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.text, "--max-total-processes: expected an integer from 1 to 4294967295 or "
+                      "\"unlimited\", got \"0\"");
+  CHECK_INT(parse(ARGC(b5), b5, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--deny-image: expected a value");
+  CHECK_INT(parse(ARGC(b6), b6, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.text, "--image-action: expected one of \"report\", \"kill_process\", "
+                      "\"kill_job\", got \"\"");
+
+  /* 32 names per list from flags; the 33rd is an error that names it. */
+  many[n++] = "jobwarden";
+  many[n++] = "run";
+  for (i = 0; i < 33; i++) {
+    snprintf(names[i], sizeof(names[i]), "x%d.exe", i);
+    many[n++] = "--deny-image";
+    many[n++] = names[i];
+  }
+  many[n++] = "x.exe";
+  CHECK_INT(parse(n, many, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.text, "--deny-image: expected at most 32 file names, got one more: \"x32.exe\"");
+  CHECK_INT(parse(n - 3, many, &cli, &err), JW_EUSAGE); /* no command after 32 */
+  many[n - 3] = "x.exe";
+  CHECK_INT(parse(n - 2, many, &cli, &err), 0);
+  CHECK_INT(cli.policy.n_deny_images, 32);
+
+  /* The usage text lists the flags and exit status 124. */
+  CHECK_CONTAINS(jw_cli_usage(), "--deny-image NAME");
+  CHECK_CONTAINS(jw_cli_usage(), "--timeout DUR|unlimited");
+  CHECK_CONTAINS(jw_cli_usage(), "124 a monitor rule ended the program");
+}
+
 int main(int argc, char **argv) {
   const char *out = argc > 2 ? argv[2] : ".";
   test_commands();
@@ -273,5 +394,6 @@ int main(int argc, char **argv) {
   test_tail_format();
   test_policy_file_then_flags(out);
   test_exit_status();
+  test_rule_flags(out);
   return jw_test_result("cli");
 }

@@ -19,10 +19,12 @@ static const char *out_dir = ".";
   "job_cpu_time"
 #define TOP_KEYS                                                                                   \
   "version, name, tier, limits, ui_restrictions, kill_on_close, "                                  \
-  "die_on_unhandled_exception, allow_breakaway, exporters"
+  "die_on_unhandled_exception, allow_breakaway, exporters, rules"
 #define SET_KEYS                                                                                   \
   "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
-  "die_on_unhandled_exception, allow_breakaway"
+  "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
+  "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
+  "active_processes_action"
 #define UI_LIST                                                                                    \
   "\"handles\", \"read_clipboard\", \"write_clipboard\", "                                         \
   "\"system_parameters\", \"display_settings\", \"global_atoms\", "                                \
@@ -1202,6 +1204,377 @@ static void test_exporters_array(void) {
   }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Monitor rules ("rules")                                                  */
+/* ------------------------------------------------------------------------ */
+
+#define EXPECT_ACTION "expected one of \"report\", \"kill_process\", \"kill_job\""
+#define EXPECT_TOTAL  "expected an integer from 1 to 4294967295 or \"unlimited\""
+#define EXPECT_IMAGE  "expected a file name like \"cmd.exe\""
+#define EXPECT_NODIR  "expected a file name like \"cmd.exe\" without a directory or drive"
+
+static const char *const rules_policy =
+    "{\"rules\": {\"timeout\": {\"after\": \"30m\", \"action\": \"report\"},\n"
+    "  \"total_processes\": {\"max\": 100, \"action\": \"kill_job\"},\n"
+    "  \"images\": {\"deny\": [\"cmd.exe\", \"powershell\"], \"allow\": [\"python.exe\"],\n"
+    "             \"action\": \"report\"},\n"
+    "  \"active_processes\": {\"action\": \"kill_process\"}}}";
+
+static void test_rules_parse(void) {
+  jw_policy_t p, r;
+  jw_error_t err;
+  jw_policy_init(&p);
+  CHECK_INT(p.timeout_action, JW_ACTION_DEFAULT);
+  CHECK_INT(parse(&p, rules_policy, "r.json", &err), 0);
+  CHECK_U64(p.timeout_ms, 1800000);
+  CHECK_INT(p.timeout_action, JW_ACTION_REPORT);
+  CHECK_U64(p.max_total_processes, 100);
+  CHECK_INT(p.total_processes_action, JW_ACTION_KILL_JOB);
+  CHECK_INT(p.n_deny_images, 2);
+  CHECK_STR(p.deny_images[0], "cmd.exe");
+  CHECK_STR(p.deny_images[1], "powershell");
+  CHECK_INT(p.n_allow_images, 1);
+  CHECK_STR(p.allow_images[0], "python.exe");
+  CHECK_INT(p.image_action, JW_ACTION_REPORT);
+  CHECK_INT(p.active_processes_action, JW_ACTION_KILL_PROCESS);
+  CHECK_U64(p.set, JW_SET_RULES);
+  /* Resolving keeps what was chosen. */
+  jw_policy_resolve(&p, &r);
+  CHECK_INT(r.timeout_action, JW_ACTION_REPORT);
+  CHECK_INT(r.total_processes_action, JW_ACTION_KILL_JOB);
+  CHECK_INT(r.image_action, JW_ACTION_REPORT);
+  CHECK_INT(r.active_processes_action, JW_ACTION_KILL_PROCESS);
+
+  /* Each key marks its own bit and nothing else. */
+  {
+    static const struct {
+      const char *json;
+      uint32_t bit;
+    } one[] = {
+        {"{\"rules\": {\"timeout\": {\"after\": \"1s\"}}}", JW_SET_TIMEOUT},
+        {"{\"rules\": {\"timeout\": {\"action\": \"kill_job\"}}}", JW_SET_TIMEOUT_ACTION},
+        {"{\"rules\": {\"total_processes\": {\"max\": \"unlimited\"}}}", JW_SET_MAX_TOTAL},
+        {"{\"rules\": {\"total_processes\": {\"action\": \"report\"}}}", JW_SET_TOTAL_ACTION},
+        {"{\"rules\": {\"images\": {\"deny\": []}}}", JW_SET_DENY_IMAGES},
+        {"{\"rules\": {\"images\": {\"allow\": [\"a\"]}}}", JW_SET_ALLOW_IMAGES},
+        {"{\"rules\": {\"images\": {\"action\": \"kill_job\"}}}", JW_SET_IMAGE_ACTION},
+        {"{\"rules\": {\"active_processes\": {\"action\": \"report\"}}}", JW_SET_ACTIVE_ACTION},
+        {"{\"rules\": {}}", 0},
+        {"{\"rules\": {\"images\": {}}}", 0},
+    };
+    size_t i;
+    for (i = 0; i < sizeof one / sizeof one[0]; i++) {
+      int before = jw_test_failures;
+      jw_policy_init(&p);
+      CHECK_INT(parse(&p, one[i].json, NULL, &err), 0);
+      CHECK_U64(p.set, one[i].bit);
+      note_case(before, one[i].json);
+    }
+  }
+
+  /* Defaults: a rule given only its value gets its own action. */
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p,
+                  "{\"rules\": {\"timeout\": {\"after\": \"2h\"}, \"total_processes\": {\"max\": "
+                  "4294967295}, \"images\": {\"deny\": [\"cmd\"]}}}",
+                  NULL, &err),
+            0);
+  CHECK_U64(p.timeout_ms, 7200000);
+  CHECK_U64(p.max_total_processes, 4294967295u);
+  CHECK_INT(p.timeout_action, JW_ACTION_DEFAULT);
+  jw_policy_resolve(&p, &r);
+  CHECK_INT(r.timeout_action, JW_ACTION_KILL_JOB);
+  CHECK_INT(r.total_processes_action, JW_ACTION_KILL_PROCESS);
+  CHECK_INT(r.image_action, JW_ACTION_KILL_PROCESS);
+  CHECK_INT(r.active_processes_action, JW_ACTION_REPORT);
+  /* The tiers change no rule. */
+  jw_policy_set(&p, "tier", "lockdown", NULL, NULL);
+  jw_policy_resolve(&p, &r);
+  CHECK_INT(r.active_processes_action, JW_ACTION_REPORT);
+  CHECK_U64(r.timeout_ms, 7200000);
+
+  /* "unlimited" lifts the timeout and the cap; a list in the file replaces
+   * the list, and [] empties it. */
+  CHECK_INT(parse(&p,
+                  "{\"rules\": {\"timeout\": {\"after\": \"unlimited\"}, \"total_processes\": "
+                  "{\"max\": \"unlimited\"}, \"images\": {\"deny\": [\"a.exe\", \"b\"]}}}",
+                  NULL, &err),
+            0);
+  CHECK_U64(p.timeout_ms, 0);
+  CHECK_U64(p.max_total_processes, 0);
+  CHECK_INT(p.n_deny_images, 2);
+  CHECK_STR(p.deny_images[0], "a.exe");
+  CHECK_INT(parse(&p, "{\"rules\": {\"images\": {\"deny\": []}}}", NULL, &err), 0);
+  CHECK_INT(p.n_deny_images, 0);
+
+  /* The longest name (255 bytes), non-ASCII names, 32 names. */
+  {
+    char json[9000], name[256];
+    int i;
+    memset(name, 'n', 255);
+    name[255] = '\0';
+    snprintf(json, sizeof json, "{\"rules\": {\"images\": {\"allow\": [\"%s\"]}}}", name);
+    jw_policy_init(&p);
+    CHECK_INT(parse(&p, json, NULL, &err), 0);
+    CHECK_STR(p.allow_images[0], name);
+    CHECK_INT(parse(&p,
+                    "{\"rules\": {\"images\": {\"deny\": [\"\xC3\x9Cn\xC3\xAF.exe\", "
+                    "\"\xE5\x90\x8D\xE5\x89\x8D\", \".hidden\", \"a b.exe\"]}}}",
+                    NULL, &err),
+              0);
+    CHECK_STR(p.deny_images[1], "\xE5\x90\x8D\xE5\x89\x8D");
+    strcpy(json, "{\"rules\": {\"images\": {\"deny\": [");
+    for (i = 0; i < 32; i++)
+      snprintf(json + strlen(json), sizeof json - strlen(json), "%s\"x%d.exe\"", i ? "," : "", i);
+    strcat(json, "]}}}");
+    CHECK_INT(parse(&p, json, NULL, &err), 0);
+    CHECK_INT(p.n_deny_images, 32);
+    CHECK_STR(p.deny_images[31], "x31.exe");
+  }
+}
+
+static void test_rules_errors(void) {
+  char json[9000], name[300];
+  int i;
+  expect_parse_error("{\"rules\": 1}", "p.json", "rules",
+                     "p.json: rules: expected an object, got 1");
+  expect_parse_error("{\"rules\": {\"timeout\": \"30s\"}}", "p.json", "rules.timeout",
+                     "p.json: rules.timeout: expected an object, got \"30s\"");
+  expect_parse_error("{\"rules\": {\"timout\": {}}}", "p.json", "rules.timout",
+                     "p.json: rules.timout: unknown key (known: timeout, total_processes, images, "
+                     "active_processes)");
+  expect_parse_error("{\"rules\": {\"timeout\": {\"afer\": \"1s\"}}}", "p.json",
+                     "rules.timeout.afer",
+                     "p.json: rules.timeout.afer: unknown key (known: after, action)");
+  expect_parse_error("{\"rules\": {\"total_processes\": {\"limit\": 3}}}", NULL,
+                     "rules.total_processes.limit",
+                     "rules.total_processes.limit: unknown key (known: max, action)");
+  expect_parse_error("{\"rules\": {\"images\": {\"block\": []}}}", NULL, "rules.images.block",
+                     "rules.images.block: unknown key (known: deny, allow, action)");
+  expect_parse_error("{\"rules\": {\"active_processes\": {\"max\": 1}}}", NULL,
+                     "rules.active_processes.max",
+                     "rules.active_processes.max: unknown key (known: action)");
+  expect_parse_error("{\"rules\": {\"timeout\": {\"after\": 30}}}", NULL, "rules.timeout.after",
+                     "rules.timeout.after: " EXPECT_DURATION ", got 30");
+  expect_parse_error("{\"rules\": {\"timeout\": {\"after\": \"0s\"}}}", NULL, "rules.timeout.after",
+                     "rules.timeout.after: expected a duration of at least 1ms, or \"unlimited\", "
+                     "got \"0s\"");
+  expect_parse_error("{\"rules\": {\"timeout\": {\"action\": \"kill\"}}}", NULL,
+                     "rules.timeout.action",
+                     "rules.timeout.action: " EXPECT_ACTION ", got \"kill\"");
+  expect_parse_error("{\"rules\": {\"timeout\": {\"action\": \"default\"}}}", NULL,
+                     "rules.timeout.action",
+                     "rules.timeout.action: " EXPECT_ACTION ", got \"default\"");
+  expect_parse_error("{\"rules\": {\"images\": {\"action\": \"Kill_Job\"}}}", NULL,
+                     "rules.images.action",
+                     "rules.images.action: " EXPECT_ACTION ", got \"Kill_Job\"");
+  expect_parse_error("{\"rules\": {\"active_processes\": {\"action\": 2}}}", NULL,
+                     "rules.active_processes.action",
+                     "rules.active_processes.action: " EXPECT_ACTION ", got 2");
+  expect_parse_error("{\"rules\": {\"total_processes\": {\"max\": 0}}}", NULL,
+                     "rules.total_processes.max",
+                     "rules.total_processes.max: " EXPECT_TOTAL ", got 0");
+  expect_parse_error("{\"rules\": {\"total_processes\": {\"max\": 4294967296}}}", NULL,
+                     "rules.total_processes.max",
+                     "rules.total_processes.max: " EXPECT_TOTAL ", got 4294967296");
+  expect_parse_error("{\"rules\": {\"total_processes\": {\"max\": \"10\"}}}", NULL,
+                     "rules.total_processes.max",
+                     "rules.total_processes.max: " EXPECT_TOTAL ", got \"10\"");
+  expect_parse_error("{\"rules\": {\"total_processes\": {\"max\": -1}}}", NULL,
+                     "rules.total_processes.max",
+                     "rules.total_processes.max: " EXPECT_TOTAL ", got -1");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": \"cmd.exe\"}}}", NULL,
+                     "rules.images.deny",
+                     "rules.images.deny: expected an array of file names like [\"cmd.exe\"], got "
+                     "\"cmd.exe\"");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"ok.exe\", \"\"]}}}", NULL,
+                     "rules.images.deny[1]", "rules.images.deny[1]: " EXPECT_IMAGE ", got \"\"");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [3]}}}", NULL, "rules.images.deny[0]",
+                     "rules.images.deny[0]: " EXPECT_IMAGE ", got 3");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"C:\\\\Windows\\\\cmd.exe\"]}}}", NULL,
+                     "rules.images.deny[0]",
+                     "rules.images.deny[0]: " EXPECT_NODIR ", got \"C:\\\\Windows\\\\cmd.exe\"");
+  expect_parse_error("{\"rules\": {\"images\": {\"allow\": [\"bin/python\"]}}}", NULL,
+                     "rules.images.allow[0]",
+                     "rules.images.allow[0]: " EXPECT_NODIR ", got \"bin/python\"");
+  expect_parse_error("{\"rules\": {\"images\": {\"allow\": [\"c:cmd.exe\"]}}}", NULL,
+                     "rules.images.allow[0]",
+                     "rules.images.allow[0]: " EXPECT_NODIR ", got \"c:cmd.exe\"");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"cmd.exe.\"]}}}", NULL,
+                     "rules.images.deny[0]",
+                     "rules.images.deny[0]: " EXPECT_IMAGE ", got \"cmd.exe.\"");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"cmd.exe \"]}}}", NULL,
+                     "rules.images.deny[0]",
+                     "rules.images.deny[0]: " EXPECT_IMAGE ", got \"cmd.exe \"");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"*.exe\"]}}}", NULL,
+                     "rules.images.deny[0]",
+                     "rules.images.deny[0]: " EXPECT_IMAGE ", got \"*.exe\"");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"a\\u0001b\"]}}}", NULL,
+                     "rules.images.deny[0]",
+                     "rules.images.deny[0]: " EXPECT_IMAGE ", got \"a\\x01b\"");
+  memset(name, 'n', 256);
+  name[256] = '\0';
+  snprintf(json, sizeof json, "{\"rules\": {\"images\": {\"deny\": [\"%s\"]}}}", name);
+  expect_parse_error(json, NULL, "rules.images.deny[0]",
+                     "rules.images.deny[0]: expected a file name of at most 255 bytes, got "
+                     "\"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn\"...");
+  strcpy(json, "{\"rules\": {\"images\": {\"allow\": [");
+  for (i = 0; i < 33; i++)
+    snprintf(json + strlen(json), sizeof json - strlen(json), "%s\"x%d.exe\"", i ? "," : "", i);
+  strcat(json, "]}}}");
+  expect_parse_error(json, NULL, "rules.images.allow",
+                     "rules.images.allow: expected at most 32 file names, got 33");
+  /* An unknown key under rules is shown escaped like any other. */
+  expect_parse_error("{\"rules\": {\"a\\u001bb\": {}}}", NULL, "rules.a\\x1Bb",
+                     "rules.a\\x1Bb: unknown key (known: timeout, total_processes, images, "
+                     "active_processes)");
+}
+
+static void test_rules_set(void) {
+  jw_policy_t p;
+  jw_error_t err;
+  char name[16];
+  int i;
+
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "timeout", "30s", "--timeout", &err), 0);
+  CHECK_U64(p.timeout_ms, 30000);
+  CHECK_INT(jw_policy_set(&p, "timeout_action", "kill_process", NULL, &err), 0);
+  CHECK_INT(p.timeout_action, JW_ACTION_KILL_PROCESS);
+  CHECK_INT(jw_policy_set(&p, "max_total_processes", "4294967295", NULL, &err), 0);
+  CHECK_U64(p.max_total_processes, 4294967295u);
+  CHECK_INT(jw_policy_set(&p, "total_processes_action", "report", NULL, &err), 0);
+  CHECK_INT(p.total_processes_action, JW_ACTION_REPORT);
+  CHECK_INT(jw_policy_set(&p, "deny_image", "cmd.exe", NULL, &err), 0);
+  CHECK_INT(jw_policy_set(&p, "deny_image", "powershell", NULL, &err), 0);
+  CHECK_INT(p.n_deny_images, 2);
+  CHECK_STR(p.deny_images[1], "powershell");
+  CHECK_INT(jw_policy_set(&p, "allow_image", "python.exe", NULL, &err), 0);
+  CHECK_INT(p.n_allow_images, 1);
+  CHECK_INT(jw_policy_set(&p, "image_action", "kill_job", NULL, &err), 0);
+  CHECK_INT(p.image_action, JW_ACTION_KILL_JOB);
+  CHECK_INT(jw_policy_set(&p, "active_processes_action", "kill_process", NULL, &err), 0);
+  CHECK_INT(p.active_processes_action, JW_ACTION_KILL_PROCESS);
+  CHECK_U64(p.set, JW_SET_RULES);
+  CHECK_INT(jw_policy_set(&p, "timeout", "unlimited", NULL, &err), 0);
+  CHECK_U64(p.timeout_ms, 0);
+  CHECK_INT(jw_policy_set(&p, "max_total_processes", "unlimited", NULL, &err), 0);
+  CHECK_U64(p.max_total_processes, 0);
+
+  /* Names from flags add to the file's list. */
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p, "{\"rules\": {\"images\": {\"deny\": [\"a.exe\"]}}}", NULL, &err), 0);
+  CHECK_INT(jw_policy_set(&p, "deny_image", "b.exe", "--deny-image", &err), 0);
+  CHECK_INT(p.n_deny_images, 2);
+  CHECK_STR(p.deny_images[0], "a.exe");
+  CHECK_STR(p.deny_images[1], "b.exe");
+
+  expect_set_error("timeout", "30", "--timeout", JW_EPOLICY, "--timeout",
+                   "--timeout: " EXPECT_DURATION ", got \"30\"");
+  expect_set_error("timeout", "0ms", "--timeout", JW_EPOLICY, "--timeout",
+                   "--timeout: expected a duration of at least 1ms, or \"unlimited\", got \"0ms\"");
+  expect_set_error("timeout_action", "kill", "--timeout-action", JW_EPOLICY, "--timeout-action",
+                   "--timeout-action: " EXPECT_ACTION ", got \"kill\"");
+  expect_set_error("total_processes_action", "", "--total-processes-action", JW_EPOLICY,
+                   "--total-processes-action",
+                   "--total-processes-action: " EXPECT_ACTION ", got \"\"");
+  expect_set_error("image_action", "KILL_JOB", "--image-action", JW_EPOLICY, "--image-action",
+                   "--image-action: " EXPECT_ACTION ", got \"KILL_JOB\"");
+  expect_set_error("active_processes_action", "default", "--active-processes-action", JW_EPOLICY,
+                   "--active-processes-action",
+                   "--active-processes-action: " EXPECT_ACTION ", got \"default\"");
+  expect_set_error("max_total_processes", "0", "--max-total-processes", JW_EPOLICY,
+                   "--max-total-processes", "--max-total-processes: " EXPECT_TOTAL ", got \"0\"");
+  expect_set_error("max_total_processes", "4294967296", "--max-total-processes", JW_EPOLICY,
+                   "--max-total-processes",
+                   "--max-total-processes: " EXPECT_TOTAL ", got \"4294967296\"");
+  expect_set_error("max_total_processes", "1e3", "--max-total-processes", JW_EPOLICY,
+                   "--max-total-processes", "--max-total-processes: " EXPECT_TOTAL ", got \"1e3\"");
+  expect_set_error("deny_image", "C:\\Windows\\cmd.exe", "--deny-image", JW_EPOLICY, "--deny-image",
+                   "--deny-image: " EXPECT_NODIR ", got \"C:\\\\Windows\\\\cmd.exe\"");
+  expect_set_error("allow_image", "", "--allow-image", JW_EPOLICY, "--allow-image",
+                   "--allow-image: " EXPECT_IMAGE ", got \"\"");
+  expect_set_error("deny_image", "\xFF.exe", "--deny-image", JW_EPOLICY, "--deny-image",
+                   "--deny-image: " EXPECT_IMAGE ", got \"\\xFF.exe\"");
+  expect_set_error("deny_image", "a|b", "--deny-image", JW_EPOLICY, "--deny-image",
+                   "--deny-image: " EXPECT_IMAGE ", got \"a|b\"");
+  /* Invisible characters are valid in file names, and kept. */
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "deny_image",
+                          "\xE2\x80\xAE"
+                          "exe.txt",
+                          NULL, &err),
+            0);
+  CHECK_STR(p.deny_images[0], "\xE2\x80\xAE"
+                              "exe.txt");
+
+  /* A 33rd name is refused and the policy keeps its 32. */
+  {
+    jw_policy_t before;
+    jw_policy_init(&p);
+    for (i = 0; i < 32; i++) {
+      snprintf(name, sizeof name, "x%d.exe", i);
+      CHECK_INT(jw_policy_set(&p, "allow_image", name, "--allow-image", &err), 0);
+    }
+    before = p;
+    memset(&err, 0, sizeof err);
+    CHECK_INT(jw_policy_set(&p, "allow_image", "x32.exe", "--allow-image", &err), JW_EPOLICY);
+    CHECK_STR(err.where, "--allow-image");
+    CHECK_STR(err.text, "--allow-image: expected at most 32 file names, got one more: \"x32.exe\"");
+    CHECK(memcmp(&p, &before, sizeof p) == 0);
+  }
+}
+
+static void test_rules_to_json(void) {
+  jw_policy_t p, back;
+  jw_error_t err;
+  char *s, *s2;
+
+  CHECK_STR(jw_rule_action_name(JW_ACTION_REPORT), "report");
+  CHECK_STR(jw_rule_action_name(JW_ACTION_KILL_PROCESS), "kill_process");
+  CHECK_STR(jw_rule_action_name(JW_ACTION_KILL_JOB), "kill_job");
+  CHECK_STR(jw_rule_action_name(JW_ACTION_DEFAULT), "default");
+  CHECK_STR(jw_rule_action_name((jw_rule_action_t)9), "unknown");
+
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p, rules_policy, NULL, &err), 0);
+  jw_policy_resolve(&p, &p);
+  s = dump(&p);
+  CHECK_STR(s, "{\"version\":1,\"tier\":\"none\","
+               "\"limits\":{\"active_processes\":\"unlimited\","
+               "\"process_memory\":\"unlimited\",\"job_memory\":\"unlimited\","
+               "\"process_cpu_time\":\"unlimited\",\"job_cpu_time\":\"unlimited\"},"
+               "\"ui_restrictions\":[],"
+               "\"kill_on_close\":false,\"die_on_unhandled_exception\":false,"
+               "\"allow_breakaway\":false,"
+               "\"rules\":{\"timeout\":{\"after\":\"1800000ms\",\"action\":\"report\"},"
+               "\"total_processes\":{\"max\":100,\"action\":\"kill_job\"},"
+               "\"images\":{\"deny\":[\"cmd.exe\",\"powershell\"],\"allow\":[\"python.exe\"],"
+               "\"action\":\"report\"},"
+               "\"active_processes\":{\"action\":\"kill_process\"}}}");
+  /* It parses back to the same rules, every rule field now explicit. */
+  jw_policy_init(&back);
+  CHECK_INT(jw_policy_parse(&back, s, strlen(s), "to_json", &err), 0);
+  CHECK_U64(back.set & JW_SET_RULES, JW_SET_RULES);
+  jw_policy_resolve(&back, &back);
+  s2 = dump(&back);
+  CHECK_STR(s2, s);
+  free(s);
+  free(s2);
+
+  /* One rule set: the others appear with their defaults. */
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "deny_image", "cmd", NULL, &err), 0);
+  jw_policy_resolve(&p, &p);
+  s = dump(&p);
+  CHECK(s != NULL && strstr(s, "\"rules\":{\"timeout\":{\"after\":\"unlimited\",\"action\":"
+                               "\"kill_job\"},\"total_processes\":{\"max\":\"unlimited\","
+                               "\"action\":\"kill_process\"},\"images\":{\"deny\":[\"cmd\"],"
+                               "\"allow\":[],\"action\":\"kill_process\"},\"active_processes\":{"
+                               "\"action\":\"report\"}}}") != NULL);
+  free(s);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1)
     data_dir = argv[1];
@@ -1220,5 +1593,9 @@ int main(int argc, char **argv) {
   test_to_json();
   test_files();
   test_exporters_array();
+  test_rules_parse();
+  test_rules_errors();
+  test_rules_set();
+  test_rules_to_json();
   return jw_test_result("policy");
 }
