@@ -288,6 +288,17 @@ typedef enum {
  * strlen(image), which ends at the first 0 byte. Invalid UTF-8 is replaced
  * by U+FFFD when rendered, never dropped. image_truncated (set from
  * jw_utf16_to_utf8's *truncated) is rendered as "image_truncated": true. */
+/* A process named in another's ancestry: enough to find its own events. */
+typedef struct jw_process_ref_s {
+  uint32_t pid;
+  uint64_t create_time; /* 0 = unknown (no entity_id) */
+  const char *image;    /* NULL = unknown; counted by image_len like jw_process_info_t */
+  size_t image_len;
+} jw_process_ref_t;
+
+#define JW_ANCESTRY_MAX    32 /* ancestors listed in a process event */
+#define JW_UNAVAILABLE_MAX 8
+
 typedef struct jw_process_info_s {
   uint32_t pid;
   uint64_t create_time; /* FILETIME (100 ns since 1601), 0 = unknown */
@@ -299,6 +310,35 @@ typedef struct jw_process_info_s {
   int has_exit_code;
   uint32_t exit_code;
   int is_root; /* the process jobwarden started */
+
+  /* Enrichment (schema 1.1.0). Every string is borrowed like image; NULL
+   * leaves the field out. Fields jobwarden asked for and could not get
+   * truthfully are named in unavailable[] with the reason instead. */
+  uint64_t parent_create_time; /* FILETIME of the parent; 0 = unknown (no parent.entity_id) */
+  const char *command_line;    /* counted like image */
+  size_t command_line_len;
+  int command_line_truncated;
+  const char *user_sid;  /* "S-1-5-21-..." */
+  const char *user_name; /* "DOMAIN\\user"; NULL = not resolvable */
+  const char *integrity; /* "untrusted", "low", "medium", "medium_plus", "high", "system",
+                            "protected"; NULL = unknown */
+  const jw_process_ref_t *ancestry; /* parent first, up to the sandbox root */
+  size_t n_ancestry;
+  int ancestry_truncated; /* the chain was longer than JW_ANCESTRY_MAX */
+  uint64_t end_time;      /* FILETIME of the exit; 0 = not exited / unknown */
+  int has_peak_working_set;
+  uint64_t peak_working_set;         /* bytes */
+  const char *peak_working_set_from; /* "exit" (read at exit) or "samples" (largest
+                                        value read while it ran: a lower bound) */
+  int has_cpu;
+  uint64_t cpu_user_100ns, cpu_kernel_100ns;
+  int has_io;
+  uint64_t io_read_ops, io_write_ops, io_other_ops, io_read_bytes, io_write_bytes, io_other_bytes;
+  struct {
+    const char *field;  /* "command_line", "user", "cpu", "io", "peak_working_set", ... */
+    const char *reason; /* why, with the Win32 / NTSTATUS code where there is one */
+  } unavailable[JW_UNAVAILABLE_MAX];
+  size_t n_unavailable;
 } jw_process_info_t;
 
 typedef struct jw_event_s {

@@ -274,6 +274,119 @@ static const char *exit_class_name(jw_exit_class_t c) {
   return "unknown";
 }
 
+/* FILETIME ticks (100 ns since 1601) of a plausible moment (after 1970)
+ * to "2026-11-23T09:11:05.123456Z"; 0 when not plausible. */
+#define FILETIME_UNIX_EPOCH 116444736000000000ull
+static int format_filetime(uint64_t ft, char *buf, size_t size) {
+  if (ft <= FILETIME_UNIX_EPOCH)
+    return 0;
+  jw_format_time_us((ft - FILETIME_UNIX_EPOCH) / 10u, buf, size);
+  return 1;
+}
+
+/* A counted string (len 0 = C string), as the image is kept. */
+static json_t *make_counted(const char *s, size_t len) {
+  return len != 0 ? make_string(s, len) : make_cstring(s);
+}
+
+static json_t *ancestry_to_json(const jw_process_info_t *p) {
+  json_t *a = json_array();
+  size_t i;
+  char buf[48];
+  if (a == NULL)
+    return NULL;
+  for (i = 0; i < p->n_ancestry; i++) {
+    const jw_process_ref_t *r = &p->ancestry[i];
+    json_t *e = json_object();
+    if (e == NULL || json_array_append_new(a, e) != 0 || put(e, "pid", json_integer(r->pid)) != 0)
+      goto fail;
+    if (r->create_time != 0) {
+      jw_format_entity_id(r->pid, r->create_time, buf, sizeof(buf));
+      if (put(e, "entity_id", json_string(buf)) != 0)
+        goto fail;
+    }
+    if (put(e, "executable", make_counted(r->image, r->image_len)) != 0)
+      goto fail;
+  }
+  return a;
+fail:
+  json_decref(a);
+  return NULL;
+}
+
+static json_t *ms_from_100ns(uint64_t v) {
+  return make_u64(v / 10000u);
+}
+
+/* The enrichment of schema 1.1.0, after is_root and the exit fields. */
+static int put_enrichment(json_t *o, const jw_process_info_t *p) {
+  char buf[48];
+  size_t i;
+  if (p->command_line != NULL &&
+      put(o, "command_line", make_counted(p->command_line, p->command_line_len)) != 0)
+    return -1;
+  if (p->command_line != NULL && p->command_line_truncated &&
+      put(o, "command_line_truncated", json_true()) != 0)
+    return -1;
+  if (p->user_sid != NULL) {
+    json_t *u = json_object();
+    if (u == NULL || put(o, "user", u) != 0 || put(u, "sid", make_cstring(p->user_sid)) != 0 ||
+        put(u, "name", make_cstring(p->user_name)) != 0)
+      return -1;
+  }
+  if (p->integrity != NULL && put(o, "integrity", json_string(p->integrity)) != 0)
+    return -1;
+  if (p->ancestry != NULL || p->n_ancestry != 0 || p->ancestry_truncated) {
+    if (put(o, "ancestry", ancestry_to_json(p)) != 0)
+      return -1;
+    if (p->ancestry_truncated && put(o, "ancestry_truncated", json_true()) != 0)
+      return -1;
+  }
+  if (format_filetime(p->create_time, buf, sizeof(buf)) && put(o, "start", json_string(buf)) != 0)
+    return -1;
+  if (format_filetime(p->end_time, buf, sizeof(buf))) {
+    if (put(o, "end", json_string(buf)) != 0)
+      return -1;
+    if (p->create_time > FILETIME_UNIX_EPOCH && p->end_time >= p->create_time &&
+        put(o, "lifetime_ms", ms_from_100ns(p->end_time - p->create_time)) != 0)
+      return -1;
+  }
+  if (p->has_peak_working_set) {
+    json_t *m = json_object();
+    if (m == NULL || put(o, "memory", m) != 0 ||
+        put(m, "peak_working_set", make_u64(p->peak_working_set)) != 0 ||
+        put(m, "from", json_string(p->peak_working_set_from ? p->peak_working_set_from : "exit")) !=
+            0)
+      return -1;
+  }
+  if (p->has_cpu) {
+    json_t *c = json_object();
+    if (c == NULL || put(o, "cpu", c) != 0 || put(c, "user_ms", ms_from_100ns(p->cpu_user_100ns)) != 0 ||
+        put(c, "kernel_ms", ms_from_100ns(p->cpu_kernel_100ns)) != 0)
+      return -1;
+  }
+  if (p->has_io) {
+    json_t *io = json_object();
+    if (io == NULL || put(o, "io", io) != 0 || put(io, "read_ops", make_u64(p->io_read_ops)) != 0 ||
+        put(io, "write_ops", make_u64(p->io_write_ops)) != 0 ||
+        put(io, "other_ops", make_u64(p->io_other_ops)) != 0 ||
+        put(io, "read_bytes", make_u64(p->io_read_bytes)) != 0 ||
+        put(io, "write_bytes", make_u64(p->io_write_bytes)) != 0 ||
+        put(io, "other_bytes", make_u64(p->io_other_bytes)) != 0)
+      return -1;
+  }
+  if (p->n_unavailable != 0) {
+    json_t *u = json_object();
+    if (u == NULL || put(o, "unavailable", u) != 0)
+      return -1;
+    for (i = 0; i < p->n_unavailable && i < JW_UNAVAILABLE_MAX; i++)
+      if (p->unavailable[i].field != NULL &&
+          put(u, p->unavailable[i].field, make_cstring(p->unavailable[i].reason)) != 0)
+        return -1;
+  }
+  return 0;
+}
+
 static json_t *process_to_json(const jw_process_info_t *p) {
   json_t *o = json_object();
   char buf[48];
@@ -289,8 +402,7 @@ static json_t *process_to_json(const jw_process_info_t *p) {
   /* A counted image keeps every U+0000 and what follows it (jansson
    * escapes the 0 byte); image_len 0 is the plain C string. NULL image is
    * null either way. */
-  if (put(o, "executable",
-          p->image_len != 0 ? make_string(p->image, p->image_len) : make_cstring(p->image)) != 0)
+  if (put(o, "executable", make_counted(p->image, p->image_len)) != 0)
     goto fail;
   if (p->image_truncated && put(o, "image_truncated", json_true()) != 0)
     goto fail;
@@ -299,6 +411,11 @@ static json_t *process_to_json(const jw_process_info_t *p) {
     if (parent == NULL || put(o, "parent", parent) != 0 ||
         put(parent, "pid", json_integer(p->parent_pid)) != 0)
       goto fail;
+    if (p->parent_create_time != 0) {
+      jw_format_entity_id(p->parent_pid, p->parent_create_time, buf, sizeof(buf));
+      if (put(parent, "entity_id", json_string(buf)) != 0)
+        goto fail;
+    }
   }
   if (put(o, "is_root", json_boolean(p->is_root)) != 0)
     goto fail;
@@ -311,6 +428,8 @@ static json_t *process_to_json(const jw_process_info_t *p) {
         put(o, "exit_class", json_string(exit_class_name(jw_exit_classify(p->exit_code)))) != 0)
       goto fail;
   }
+  if (put_enrichment(o, p) != 0)
+    goto fail;
   return o;
 fail:
   json_decref(o);
