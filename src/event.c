@@ -284,9 +284,17 @@ static int format_filetime(uint64_t ft, char *buf, size_t size) {
   return 1;
 }
 
+int jw__filetime_iso(uint64_t filetime, char *buf, size_t size) {
+  return format_filetime(filetime, buf, size);
+}
+
 /* A counted string (len 0 = C string), as the image is kept. */
 static json_t *make_counted(const char *s, size_t len) {
   return len != 0 ? make_string(s, len) : make_cstring(s);
+}
+
+void *jw__json_string(const char *s, size_t len) {
+  return make_counted(s, len);
 }
 
 static json_t *ancestry_to_json(const jw_process_info_t *p) {

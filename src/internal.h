@@ -99,6 +99,14 @@ jw__line_t *jw__lineq_pop(jw__lineq_t *q);
 void jw__lineq_drop(jw__lineq_t *q, uint64_t from, uint64_t to, const char *reason);
 void jw__lineq_clear(jw__lineq_t *q);
 
+/* "2026-11-23T09:11:05.123456Z" for a FILETIME (100 ns since 1601) after
+ * 1970; returns 0 (buf untouched) for anything earlier. */
+int jw__filetime_iso(uint64_t filetime, char *buf, size_t size);
+/* A JSON string (json_t *, new reference) of len bytes, ill-formed UTF-8
+ * replaced by U+FFFD, U+0000 kept; len 0 = strlen(s); NULL s = JSON null.
+ * NULL only when out of memory. */
+void *jw__json_string(const char *s, size_t len);
+
 /* Losses a consumer holds until it can write their record. */
 typedef struct {
   uint64_t from, to, count;

@@ -39,7 +39,39 @@ typedef struct tracked_s {
   DWORD open_error;      /* OpenProcess's error while h is NULL */
   DWORD image_error;     /* the image query's last error while image is NULL */
   const char *killed_by; /* static: the monitor rule that terminated it, or NULL */
+  /* Enrichment. */
+  const char *start_source; /* "jobwarden" (root), "port", "reconciled" */
+  long parent_idx;          /* index in procs of its parent inside the job, -1 = none */
+  uint64_t parent_create_time;
+  char *cmdline; /* owned; counted UTF-8 */
+  size_t cmdline_len;
+  int cmdline_truncated;
+  char *user_sid;        /* owned */
+  const char *user_name; /* borrowed from the monitor's SID cache; NULL = unresolved */
+  const char *integrity; /* static */
+  uint64_t peak_ws;      /* largest PeakWorkingSetSize read while it ran */
+  ULONGLONG signaled_tick; /* when a poll first found its handle signaled (no exit message yet) */
+  int exit_read;           /* xf holds what was read at its exit */
+  jw__exit_facts_t xf;
+  char cmdline_why[200];
+  char user_why[96];
 } tracked_t;
+
+/* A job message the port never delivered, found by reconciliation. */
+typedef struct lost_s {
+  const char *message; /* "JOB_OBJECT_MSG_EXIT_PROCESS", ... */
+  DWORD pid;
+  uint64_t create_time;
+  const char *detected_by; /* "process_handle", "process_id_list", "accounting" */
+  uint64_t count;          /* accounting only: how many */
+} lost_t;
+
+#define LOST_MAX      64  /* entries of one gap record */
+#define PENDING_MAX   256 /* pids seen in the job's list and not announced, per poll */
+#define SID_CACHE     8
+#define POLL_MS       200 /* the monitor's look at process handles and the job's list */
+#define EXIT_GRACE_MS 400 /* a signaled handle waits this long for its EXIT message */
+#define TREE_MAX      1024 /* processes listed in the job-end summary */
 
 struct jw_monitor_s {
   jw_job_t *job;      /* borrowed */
@@ -61,6 +93,24 @@ struct jw_monitor_s {
   const char *volatile rule_kill;
   volatile LONG rule_kill_job;
   char kill_reason[160]; /* terminate_reason of a rule's kill_job */
+  /* Enrichment and reconciliation (monitor thread). */
+  jw_process_ref_t anc[JW_ANCESTRY_MAX]; /* scratch: the ancestry of the event being built */
+  struct {
+    void *sid;
+    char *name;
+  } sids[SID_CACHE];
+  size_t n_sids;
+  uint64_t own_create_time; /* jobwarden's own: the root's parent entity id */
+  ULONGLONG last_poll;
+  DWORD pending[PENDING_MAX]; /* in the job's list, not announced, at the last poll */
+  size_t n_pending;
+  lost_t lost[LOST_MAX]; /* of the gap record being gathered */
+  size_t n_lost;
+  uint64_t lost_total;
+  void *idlist; /* answer buffer of JobObjectBasicProcessIdList */
+  DWORD *pids;  /* its ids */
+  size_t idlist_cap;
+  int accounting_checked;
 };
 
 /* The outcome of a rule's action on one process (or the job). */
@@ -84,9 +134,14 @@ typedef struct verdict_s {
 } verdict_t;
 
 static jw__query_image_fn query_image_hook;
+static jw__drop_message_fn drop_hook;
 
 void jw__monitor_image_hook(jw__query_image_fn fn) {
   query_image_hook = fn;
+}
+
+void jw__monitor_drop_hook(jw__drop_message_fn fn) {
+  drop_hook = fn;
 }
 
 typedef LONG(NTAPI *nt_query_fn)(HANDLE, PROCESSINFOCLASS, PVOID, ULONG, PULONG);
@@ -117,6 +172,8 @@ static tracked_t *add_proc(jw_monitor_t *m, DWORD pid) {
   t = &m->procs[m->n_procs++];
   memset(t, 0, sizeof(*t));
   t->pid = pid;
+  t->parent_idx = -1;
+  t->start_source = "port";
   m->stats.processes_seen++;
   return t;
 }
@@ -200,16 +257,115 @@ static uint64_t query_create_time(HANDLE h) {
  * NEW_PROCESS may hand out a handle that does not answer yet (Wine: error 6
  * for up to tens of milliseconds); it is opened again after a short pause,
  * a bounded number of times. */
-static void enrich(tracked_t *t) {
+/* PROCESS_TERMINATE: a monitor rule may have to kill it; QUERY_INFORMATION
+ * and VM_READ: its command line is read from its memory where the system
+ * has no query for it. Without those two (a protected process), the
+ * limited rights still give the rest. */
+#define TRACK_RIGHTS  (SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_TERMINATE)
+#define EXTRA_RIGHTS  (PROCESS_QUERY_INFORMATION | PROCESS_VM_READ)
+
+static HANDLE open_tracked(DWORD pid) {
+  HANDLE h = OpenProcess(TRACK_RIGHTS | EXTRA_RIGHTS, FALSE, pid);
+  if (h == NULL && GetLastError() == ERROR_ACCESS_DENIED)
+    h = OpenProcess(TRACK_RIGHTS, FALSE, pid);
+  return h;
+}
+
+/* The account name of a SID, through a small cache (a lookup can take a
+ * domain round trip; the members of one job nearly always share a user). */
+static const char *sid_name(jw_monitor_t *m, void *sid) {
+  size_t i;
+  char *name;
+  for (i = 0; i < m->n_sids; i++)
+    if (EqualSid((PSID)m->sids[i].sid, (PSID)sid)) {
+      free(sid);
+      return m->sids[i].name;
+    }
+  name = jw__sid_account_name(sid);
+  if (m->n_sids == SID_CACHE) {
+    free(sid);
+    return NULL; /* not cached: the name is left out rather than leaked */
+  }
+  m->sids[m->n_sids].sid = sid;
+  m->sids[m->n_sids].name = name;
+  m->n_sids++;
+  return name;
+}
+
+static void sample_memory(tracked_t *t) {
+  uint64_t v;
+  if (t->h == NULL)
+    return;
+  v = jw__peak_working_set(t->h);
+  if (v > t->peak_ws)
+    t->peak_ws = v;
+}
+
+/* The parent inside the job: the newest earlier entry with the parent's
+ * pid created no later than the child (an older holder of a reused pid
+ * cannot be the parent of a younger process... the younger one can't). */
+static void link_parent(jw_monitor_t *m, tracked_t *t) {
+  size_t idx = (size_t)(t - m->procs), j;
+  if (!t->has_parent)
+    return;
+  if (t->is_root) {
+    t->parent_create_time = t->ppid == GetCurrentProcessId() ? m->own_create_time : 0;
+    return;
+  }
+  for (j = idx; j-- > 0;) {
+    const tracked_t *p = &m->procs[j];
+    if (p->pid == t->ppid &&
+        (p->create_time == 0 || t->create_time == 0 || p->create_time <= t->create_time)) {
+      t->parent_idx = (long)j;
+      t->parent_create_time = p->create_time;
+      return;
+    }
+  }
+}
+
+/* Command line, user and integrity, parent link, a first memory sample. A
+ * just-created process may not answer the memory read yet (Wine: error 6
+ * or 299 for a few milliseconds): a few short retries. */
+static void enrich_more(jw_monitor_t *m, tracked_t *t) {
+  int attempt;
+  link_parent(m, t);
+  if (t->h == NULL) {
+    snprintf(t->cmdline_why, sizeof(t->cmdline_why),
+             "the process could not be opened (error %lu)", (unsigned long)t->open_error);
+    snprintf(t->user_why, sizeof(t->user_why), "the process could not be opened (error %lu)",
+             (unsigned long)t->open_error);
+    return;
+  }
+  for (attempt = 0; attempt < OPEN_RETRIES; attempt++) {
+    if (attempt > 0)
+      Sleep(RETRY_SLEEP_MS);
+    if (jw__proc_command_line(t->h, &t->cmdline, &t->cmdline_len, &t->cmdline_truncated,
+                              t->cmdline_why, sizeof(t->cmdline_why)) == 0) {
+      t->cmdline_why[0] = 0;
+      break;
+    }
+    if (WaitForSingleObject(t->h, 0) == WAIT_OBJECT_0)
+      break; /* gone: its memory with it */
+  }
+  {
+    void *sid = NULL;
+    if (jw__proc_user(t->h, &t->user_sid, &sid, &t->integrity, t->user_why, sizeof(t->user_why)) ==
+        0) {
+      t->user_why[0] = 0;
+      t->user_name = sid_name(m, sid);
+    }
+  }
+  sample_memory(t);
+}
+
+static void enrich(jw_monitor_t *m, tracked_t *t) {
   int attempt;
   for (attempt = 0; attempt < OPEN_RETRIES; attempt++) {
     DWORD e = 0;
     if (attempt > 0)
       Sleep(RETRY_SLEEP_MS);
-    /* PROCESS_TERMINATE: a monitor rule may have to kill it. */
     if (t->h == NULL)
-      t->h = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_TERMINATE, FALSE,
-                         t->pid);
+      t->h = open_tracked(t->pid);
     if (t->h == NULL) {
       t->open_error = GetLastError();
       if (t->open_error == ERROR_INVALID_PARAMETER)
@@ -226,13 +382,25 @@ static void enrich(tracked_t *t) {
       t->h = NULL;
     }
   }
-  if (t->h == NULL)
-    return;
-  t->has_parent = query_parent(t->h, &t->ppid);
-  t->create_time = query_create_time(t->h);
+  if (t->h != NULL) {
+    t->has_parent = query_parent(t->h, &t->ppid);
+    t->create_time = query_create_time(t->h);
+  }
+  enrich_more(m, t);
 }
 
-static void fill_process(const tracked_t *t, jw_process_info_t *p) {
+static void unavailable(jw_process_info_t *p, const char *field, const char *why) {
+  if (why != NULL && why[0] != 0 && p->n_unavailable < JW_UNAVAILABLE_MAX) {
+    p->unavailable[p->n_unavailable].field = field;
+    p->unavailable[p->n_unavailable].reason = why;
+    p->n_unavailable++;
+  }
+}
+
+/* Everything known about t, for an event emitted before the next call (the
+ * ancestry lives in the monitor's scratch array). */
+static void fill_process(jw_monitor_t *m, const tracked_t *t, jw_process_info_t *p) {
+  long idx;
   memset(p, 0, sizeof(*p));
   p->pid = t->pid;
   p->create_time = t->create_time;
@@ -244,6 +412,79 @@ static void fill_process(const tracked_t *t, jw_process_info_t *p) {
   p->has_exit_code = t->has_exit_code;
   p->exit_code = t->exit_code;
   p->is_root = t->is_root;
+
+  p->parent_create_time = t->parent_create_time;
+  p->command_line = t->cmdline;
+  p->command_line_len = t->cmdline_len;
+  p->command_line_truncated = t->cmdline_truncated;
+  p->user_sid = t->user_sid;
+  p->user_name = t->user_name;
+  p->integrity = t->integrity;
+  p->ancestry = m->anc;
+  for (idx = t->is_root ? -1 : t->parent_idx; idx >= 0;) {
+    const tracked_t *a = &m->procs[idx];
+    if (p->n_ancestry == JW_ANCESTRY_MAX) {
+      p->ancestry_truncated = 1;
+      break;
+    }
+    m->anc[p->n_ancestry].pid = a->pid;
+    m->anc[p->n_ancestry].create_time = a->create_time;
+    m->anc[p->n_ancestry].image = a->image;
+    m->anc[p->n_ancestry].image_len = a->image_len;
+    p->n_ancestry++;
+    if (a->is_root)
+      break;
+    idx = a->parent_idx;
+  }
+  unavailable(p, "command_line", t->cmdline == NULL ? t->cmdline_why : NULL);
+  unavailable(p, "user", t->user_sid == NULL ? t->user_why : NULL);
+  if (t->exited && t->exit_read) {
+    const jw__exit_facts_t *f = &t->xf;
+    p->end_time = f->end_time;
+    unavailable(p, "end", f->end_time == 0 ? f->end_why : NULL);
+    p->has_cpu = f->has_cpu;
+    p->cpu_user_100ns = f->cpu_user_100ns;
+    p->cpu_kernel_100ns = f->cpu_kernel_100ns;
+    unavailable(p, "cpu", f->has_cpu ? NULL : f->cpu_why);
+    p->has_io = f->has_io;
+    p->io_read_ops = f->io_read_ops;
+    p->io_write_ops = f->io_write_ops;
+    p->io_other_ops = f->io_other_ops;
+    p->io_read_bytes = f->io_read_bytes;
+    p->io_write_bytes = f->io_write_bytes;
+    p->io_other_bytes = f->io_other_bytes;
+    unavailable(p, "io", f->has_io ? NULL : f->io_why);
+    if (f->peak_working_set != 0 && f->peak_working_set >= t->peak_ws) {
+      p->has_peak_working_set = 1;
+      p->peak_working_set = f->peak_working_set;
+      p->peak_working_set_from = "exit";
+    } else if (t->peak_ws != 0) {
+      p->has_peak_working_set = 1;
+      p->peak_working_set = t->peak_ws;
+      p->peak_working_set_from = "samples";
+    } else {
+      unavailable(p, "peak_working_set",
+                  f->memory_why[0] ? f->memory_why
+                                   : "the system reported 0 and no value was read while it ran");
+    }
+  } else if (t->exited) {
+    unavailable(p, "end", "no handle to the process: nothing could be read at its exit");
+  }
+}
+
+/* Marks t exited and reads what its exit leaves: exit code, time, CPU,
+ * memory, I/O. */
+static void mark_exited(tracked_t *t) {
+  DWORD code;
+  t->exited = 1;
+  if (t->h == NULL)
+    return;
+  if (GetExitCodeProcess(t->h, &code) && code != STILL_ACTIVE) {
+    t->has_exit_code = 1;
+    t->exit_code = code;
+  }
+  jw__proc_exit_facts(t->h, &t->xf);
+  t->exit_read = 1;
 }
 
 static const char *image_or_unknown(const tracked_t *t) {
@@ -276,7 +517,9 @@ static void ev_job_message(jw_event_t *ev, DWORD msg) {
 static void emit(jw_monitor_t *m, jw_event_t *ev) {
   if (ev->kind == JW_EVENT_VIOLATION)
     m->stats.violations++;
-  if (ev->source != NULL && strcmp(ev->source, "reconciled") == 0)
+  /* Events that stand in for lost messages (not the gap record itself). */
+  if (ev->source != NULL && strcmp(ev->source, "reconciled") == 0 &&
+      ev->kind != JW_EVENT_TELEMETRY_GAP)
     m->stats.reconciled++;
   jw_emit(m->em, ev);
 }
@@ -316,7 +559,7 @@ static void report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *so
     if (msg)
       ev_job_message(&ev, msg);
     ev.has_process = 1;
-    fill_process(t, &ev.process);
+    fill_process(m, t, &ev.process);
     snprintf(ev.message, sizeof(ev.message),
              "%s process %.300s (pid %lu) exited abnormally with %s", t->is_root ? "root" : "child",
              image_or_unknown(t), (unsigned long)t->pid, code);
@@ -332,7 +575,7 @@ static void report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *so
   if (msg)
     ev_job_message(&ev, msg);
   ev.has_process = 1;
-  fill_process(t, &ev.process);
+  fill_process(m, t, &ev.process);
   if (killed_proc)
     snprintf(ev.message, sizeof(ev.message),
              "%s process %.300s (pid %lu) was terminated by jobwarden (monitor rule %s, "
@@ -348,14 +591,6 @@ static void report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *so
     snprintf(ev.message, sizeof(ev.message), "%s process %.300s (pid %lu) exited with %s",
              t->is_root ? "root" : "child", image_or_unknown(t), (unsigned long)t->pid, code);
   emit(m, &ev);
-}
-
-static void read_exit_code(tracked_t *t) {
-  DWORD code;
-  if (t->h != NULL && GetExitCodeProcess(t->h, &code) && code != STILL_ACTIVE) {
-    t->has_exit_code = 1;
-    t->exit_code = code;
-  }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -576,7 +811,7 @@ static void emit_verdict(jw_monitor_t *m, const tracked_t *t, const verdict_t *v
   ev_init(&ev, JW_EVENT_VIOLATION, v->rule, action, "monitor", JW_SEV_HIGH);
   ev_job_message(&ev, JOB_OBJECT_MSG_NEW_PROCESS);
   ev.has_process = 1;
-  fill_process(t, &ev.process);
+  fill_process(m, t, &ev.process);
   if (v->has_limit) {
     ev.has_limit = 1;
     ev.limit_name = v->limit_name;
@@ -661,7 +896,7 @@ static void on_timeout(jw_monitor_t *m) {
   ev.limit_observed = elapsed;
   if (root != NULL) {
     ev.has_process = 1;
-    fill_process(root, &ev.process);
+    fill_process(m, root, &ev.process);
   }
   snprintf(ev.message, sizeof(ev.message),
            "the run exceeded its timeout of %llu ms (%llu ms since the root process started): "
@@ -686,7 +921,7 @@ static void on_new_process(jw_monitor_t *m, DWORD pid) {
   t = add_proc(m, pid);
   if (t == NULL)
     return;
-  enrich(t);
+  enrich(m, t);
   active = active_count(m);
   /* The monitor's count can run ahead of the kernel's when an exit is still
    * queued behind this message: the kernel's count confirms it. */
@@ -736,7 +971,7 @@ static void on_new_process(jw_monitor_t *m, DWORD pid) {
   ev_init(&ev, JW_EVENT_VIOLATION, "child_process", "allowed", "kernel", JW_SEV_LOW);
   ev_job_message(&ev, JOB_OBJECT_MSG_NEW_PROCESS);
   ev.has_process = 1;
-  fill_process(t, &ev.process);
+  fill_process(m, t, &ev.process);
   if (limit != 0) {
     ev.has_limit = 1;
     ev.limit_name = "active_processes";
@@ -781,11 +1016,203 @@ static void on_exit_process(jw_monitor_t *m, DWORD pid, DWORD msg) {
     t = add_proc(m, pid);
     if (t == NULL)
       return;
-    enrich(t);
+    enrich(m, t);
   }
-  t->exited = 1;
-  read_exit_code(t);
+  mark_exited(t);
   report_exit(m, t, msg, "port");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reconciliation: what the port did not say                                */
+/* ------------------------------------------------------------------------ */
+
+static void note_lost(jw_monitor_t *m, const char *message, const tracked_t *t, DWORD pid,
+                      const char *by, uint64_t count) {
+  m->lost_total += count;
+  if (m->n_lost < LOST_MAX) {
+    lost_t *l = &m->lost[m->n_lost++];
+    l->message = message;
+    l->pid = t != NULL ? t->pid : pid;
+    l->create_time = t != NULL ? t->create_time : 0;
+    l->detected_by = by;
+    l->count = count;
+  }
+}
+
+/* One sandbox.telemetry_gap record for the messages gathered by note_lost
+ * since the last one (none: nothing). */
+static void emit_port_gap(jw_monitor_t *m, const JOBOBJECT_BASIC_ACCOUNTING_INFORMATION *acc,
+                          uint64_t announced) {
+  jw_event_t ev;
+  json_t *gap, *lost;
+  size_t i;
+  char eid[48];
+  if (m->lost_total == 0)
+    return;
+  ev_init(&ev, JW_EVENT_TELEMETRY_GAP, "telemetry_gap", "lost", "monitor", JW_SEV_MEDIUM);
+  ev.source = "reconciled";
+  gap = json_object();
+  lost = json_array();
+  if (gap != NULL && lost != NULL) {
+    json_object_set_new(gap, "count", json_integer((json_int_t)m->lost_total));
+    json_object_set_new(gap, "reason", json_string("port_message_lost"));
+    for (i = 0; i < m->n_lost; i++) {
+      const lost_t *l = &m->lost[i];
+      json_t *e = json_pack("{s:s}", "message", l->message);
+      if (e == NULL)
+        continue;
+      if (l->pid != 0)
+        json_object_set_new(e, "pid", json_integer(l->pid));
+      if (l->create_time != 0) {
+        jw_format_entity_id(l->pid, l->create_time, eid, sizeof(eid));
+        json_object_set_new(e, "entity_id", json_string(eid));
+      }
+      json_object_set_new(e, "detected_by", json_string(l->detected_by));
+      if (l->count > 1 || strcmp(l->detected_by, "accounting") == 0)
+        json_object_set_new(e, "count", json_integer((json_int_t)l->count));
+      json_array_append_new(lost, e);
+    }
+    json_object_set_new(gap, "lost", lost);
+    lost = NULL;
+    if (m->lost_total > m->n_lost && m->n_lost == LOST_MAX)
+      json_object_set_new(gap, "lost_truncated", json_true());
+    if (acc != NULL)
+      json_object_set_new(gap, "accounting",
+                          json_pack("{s:I,s:I}", "total_processes", (json_int_t)acc->TotalProcesses,
+                                    "announced", (json_int_t)announced));
+    ev.extra = json_pack("{s:o}", "gap", gap);
+    gap = NULL;
+  }
+  json_decref(gap);
+  json_decref(lost);
+  snprintf(ev.message, sizeof(ev.message),
+           "the job's completion port did not deliver %llu message(s); the events that replace "
+           "them carry source \"reconciled\"",
+           (unsigned long long)m->lost_total);
+  m->n_lost = 0;
+  m->lost_total = 0;
+  emit(m, &ev);
+}
+
+static int was_pending(const jw_monitor_t *m, DWORD pid) {
+  size_t i;
+  for (i = 0; i < m->n_pending; i++)
+    if (m->pending[i] == pid)
+      return 1;
+  return 0;
+}
+
+/* A member the port never announced, found in the job's process id list
+ * at two polls in a row: tracked from now on, and reported as it would
+ * have been (rule child_process), with source reconciled. */
+static void reconciled_start(jw_monitor_t *m, DWORD pid) {
+  tracked_t *t = add_proc(m, pid);
+  jw_event_t ev;
+  if (t == NULL)
+    return;
+  t->start_source = "reconciled";
+  enrich(m, t);
+  note_lost(m, "JOB_OBJECT_MSG_NEW_PROCESS", t, pid, "process_id_list", 1);
+  ev_init(&ev, JW_EVENT_VIOLATION, "child_process", "allowed", "kernel", JW_SEV_LOW);
+  ev.source = "reconciled";
+  ev.has_process = 1;
+  fill_process(m, t, &ev.process);
+  snprintf(ev.message, sizeof(ev.message),
+           "child process %.300s (pid %lu, parent %lu) is in the job although the port never "
+           "announced it",
+           image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid);
+  emit(m, &ev);
+}
+
+/* The job's members by its process id list; NULL with *n 0 on failure.
+ * m->idlist holds the raw answer (header + ULONG_PTR ids); the ids are
+ * returned in m->pids. */
+static const DWORD *job_pids(jw_monitor_t *m, size_t *n) {
+  *n = 0;
+  for (;;) {
+    size_t cap = m->idlist_cap ? m->idlist_cap : 64;
+    size_t bytes = sizeof(JOBOBJECT_BASIC_PROCESS_ID_LIST) + cap * sizeof(ULONG_PTR);
+    JOBOBJECT_BASIC_PROCESS_ID_LIST *l;
+    size_t i;
+    if (m->idlist == NULL) {
+      m->idlist = malloc(bytes);
+      m->pids = malloc(cap * sizeof(DWORD));
+      if (m->idlist == NULL || m->pids == NULL)
+        return NULL;
+      m->idlist_cap = cap;
+    }
+    l = (JOBOBJECT_BASIC_PROCESS_ID_LIST *)m->idlist;
+    memset(l, 0, sizeof(*l));
+    if (!QueryInformationJobObject(m->job->job, JobObjectBasicProcessIdList, l, (DWORD)bytes,
+                                   NULL) &&
+        GetLastError() != ERROR_MORE_DATA)
+      return NULL;
+    if (l->NumberOfAssignedProcesses > l->NumberOfProcessIdsInList &&
+        l->NumberOfAssignedProcesses < 65536 && cap < l->NumberOfAssignedProcesses + 16u) {
+      size_t want = l->NumberOfAssignedProcesses + 16u;
+      void *raw = realloc(m->idlist, sizeof(JOBOBJECT_BASIC_PROCESS_ID_LIST) +
+                                         want * sizeof(ULONG_PTR));
+      DWORD *ids;
+      if (raw == NULL)
+        return NULL;
+      m->idlist = raw;
+      ids = realloc(m->pids, want * sizeof(DWORD));
+      if (ids == NULL)
+        return NULL;
+      m->pids = ids;
+      m->idlist_cap = want;
+      continue;
+    }
+    for (i = 0; i < l->NumberOfProcessIdsInList && i < cap; i++)
+      m->pids[i] = (DWORD)l->ProcessIdList[i];
+    *n = i;
+    return m->pids;
+  }
+}
+
+/* Every POLL_MS while members run: exits whose message did not come
+ * (handle signaled for EXIT_GRACE_MS), members whose start message did
+ * not come (in the job's list at two polls in a row), memory samples. */
+static void poll_members(jw_monitor_t *m) {
+  ULONGLONG now = GetTickCount64();
+  size_t i, n = 0, n_pending = 0;
+  const DWORD *pids;
+  DWORD next[PENDING_MAX];
+
+  m->last_poll = now;
+  for (i = 0; i < m->n_procs; i++) {
+    tracked_t *t = &m->procs[i];
+    if (t->exited || t->h == NULL)
+      continue;
+    if (WaitForSingleObject(t->h, 0) != WAIT_OBJECT_0) {
+      sample_memory(t);
+      continue;
+    }
+    if (t->signaled_tick == 0) {
+      t->signaled_tick = now;
+      continue;
+    }
+    if (now - t->signaled_tick < EXIT_GRACE_MS)
+      continue;
+    mark_exited(t);
+    note_lost(m, "JOB_OBJECT_MSG_EXIT_PROCESS", t, 0, "process_handle", 1);
+    report_exit(m, t, 0, "reconciled");
+  }
+  pids = job_pids(m, &n);
+  for (i = 0; pids != NULL && i < n; i++) {
+    /* A pid tracked once is that process still: the monitor holds its
+     * handle, so the pid cannot have been reused (an exited member can
+     * stay in the list while handles to it are open). */
+    if (find_proc(m, pids[i]) != NULL)
+      continue;
+    if (was_pending(m, pids[i]))
+      reconciled_start(m, pids[i]);
+    else if (n_pending < PENDING_MAX)
+      next[n_pending++] = pids[i];
+  }
+  memcpy(m->pending, next, n_pending * sizeof(DWORD));
+  m->n_pending = n_pending;
+  emit_port_gap(m, NULL, 0);
 }
 
 /* Reports every tracked process the port did not report as exited. */
@@ -797,8 +1224,8 @@ static void reconcile(jw_monitor_t *m) {
     if (t->exited)
       continue;
     if (t->h != NULL && WaitForSingleObject(t->h, 0) == WAIT_OBJECT_0) {
-      t->exited = 1;
-      read_exit_code(t);
+      mark_exited(t);
+      note_lost(m, "JOB_OBJECT_MSG_EXIT_PROCESS", t, 0, "process_handle", 1);
       report_exit(m, t, 0, "reconciled");
       continue;
     }
@@ -812,7 +1239,7 @@ static void reconcile(jw_monitor_t *m) {
                 JW_SEV_CRITICAL);
         ev.source = "reconciled";
         ev.has_process = 1;
-        fill_process(t, &ev.process);
+        fill_process(m, t, &ev.process);
         snprintf(ev.message, sizeof(ev.message),
                  "process %.300s (pid %lu) is running outside the job", image_or_unknown(t),
                  (unsigned long)t->pid);
@@ -821,6 +1248,66 @@ static void reconcile(jw_monitor_t *m) {
       }
     }
   }
+  /* The kernel's count of every process ever in the job against the
+   * processes the monitor knows: starts that were never announced and never
+   * seen in the process id list (they came and went between polls). */
+  {
+    JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acc;
+    memset(&acc, 0, sizeof(acc));
+    if (!m->accounting_checked &&
+        QueryInformationJobObject(m->job->job, JobObjectBasicAccountingInformation, &acc,
+                                  sizeof(acc), NULL)) {
+      m->accounting_checked = 1;
+      if (acc.TotalProcesses > m->n_procs) {
+        note_lost(m, "JOB_OBJECT_MSG_NEW_PROCESS", NULL, 0, "accounting",
+                  acc.TotalProcesses - m->n_procs);
+        emit_port_gap(m, &acc, m->n_procs);
+        return;
+      }
+    }
+  }
+  emit_port_gap(m, NULL, 0);
+}
+
+/* The process tree of the run for the job-end summary: every process seen,
+ * in the order seen, at most TREE_MAX. */
+static json_t *process_tree(jw_monitor_t *m) {
+  json_t *a = json_array();
+  size_t i;
+  char buf[48];
+  if (a == NULL)
+    return NULL;
+  for (i = 0; i < m->n_procs && i < TREE_MAX; i++) {
+    const tracked_t *t = &m->procs[i];
+    json_t *e = json_object(), *parent = json_null();
+    if (e == NULL || json_array_append_new(a, e) != 0)
+      break;
+    json_object_set_new(e, "pid", json_integer(t->pid));
+    if (t->create_time != 0) {
+      jw_format_entity_id(t->pid, t->create_time, buf, sizeof(buf));
+      json_object_set_new(e, "entity_id", json_string(buf));
+    }
+    if (t->has_parent) {
+      parent = json_pack("{s:I}", "pid", (json_int_t)t->ppid);
+      if (parent != NULL && t->parent_create_time != 0) {
+        jw_format_entity_id(t->ppid, t->parent_create_time, buf, sizeof(buf));
+        json_object_set_new(parent, "entity_id", json_string(buf));
+      }
+    }
+    json_object_set_new(e, "parent", parent ? parent : json_null());
+    /* The image through the event renderer's own rules (counted, sanitized). */
+    json_object_set_new(e, "executable", (json_t *)jw__json_string(t->image, t->image_len));
+    if (jw__filetime_iso(t->create_time, buf, sizeof(buf)))
+      json_object_set_new(e, "start", json_string(buf));
+    json_object_set_new(e, "end",
+                        t->exit_read && jw__filetime_iso(t->xf.end_time, buf, sizeof(buf))
+                            ? json_string(buf)
+                            : json_null());
+    json_object_set_new(e, "exit_code",
+                        t->has_exit_code ? json_integer(t->exit_code) : json_null());
+    json_object_set_new(e, "start_source", json_string(t->start_source));
+  }
+  return a;
 }
 
 static void emit_job_end(jw_monitor_t *m, const char *source) {
@@ -854,6 +1341,10 @@ static void emit_job_end(jw_monitor_t *m, const char *source) {
       json_object_set_new(summary, "root_exit_code", json_integer(root->exit_code));
     else
       json_object_set_new(summary, "root_exit_code", json_null());
+    json_object_set_new(summary, "process_tree", process_tree(m));
+    if (m->n_procs > TREE_MAX)
+      json_object_set_new(summary, "process_tree_omitted",
+                          json_integer((json_int_t)(m->n_procs - TREE_MAX)));
     ev.extra = json_pack("{s:o}", "summary", summary);
   }
   snprintf(ev.message, sizeof(ev.message),
@@ -888,11 +1379,11 @@ static void on_limit(jw_monitor_t *m, DWORD msg, DWORD pid, int has_pid, const c
     if (t == NULL) {
       t = add_proc(m, pid);
       if (t != NULL)
-        enrich(t);
+        enrich(m, t);
     }
     if (t != NULL) {
       ev.has_process = 1;
-      fill_process(t, &ev.process);
+      fill_process(m, t, &ev.process);
     }
     snprintf(ev.message, sizeof(ev.message), "%s: process %.300s (pid %lu)", what,
              t ? image_or_unknown(t) : "(unknown)", (unsigned long)pid);
@@ -968,26 +1459,38 @@ static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
 static unsigned __stdcall monitor_main(void *arg) {
   jw_monitor_t *m = arg;
   OVERLAPPED_ENTRY ents[BATCH];
-  int quit = 0;
+  int quit = 0, busy = 0;
 
   while (!quit) {
     ULONG n = 0, i;
     DWORD wait = INFINITE;
     /* The timeout is the wait's own: the thread sleeps until a packet or
      * the deadline, whichever comes first. */
+    ULONGLONG now = GetTickCount64();
     if (m->deadline_tick != 0) {
-      ULONGLONG now = GetTickCount64();
       if (now >= m->deadline_tick) {
         on_timeout(m);
         continue;
       }
       wait = m->deadline_tick - now >= INFINITE ? INFINITE - 1 : (DWORD)(m->deadline_tick - now);
     }
+    /* While members run, the monitor also looks at them itself, every
+     * POLL_MS (also when packets keep coming). */
+    if (!m->stats.job_end_emitted && active_count(m) > 0) {
+      /* Not while the port still has a full batch waiting: the messages
+       * are flowing, and the queues behind are full of them. */
+      if (!busy && now - m->last_poll >= POLL_MS) {
+        poll_members(m);
+        now = GetTickCount64();
+      }
+      if (wait > POLL_MS)
+        wait = POLL_MS;
+    }
     if (!GetQueuedCompletionStatusEx(m->job->port, ents, BATCH, &n, wait, FALSE)) {
       jw_event_t ev;
       DWORD e = GetLastError();
       if (wait != INFINITE && (e == WAIT_TIMEOUT || e == ERROR_TIMEOUT))
-        continue; /* the deadline, checked at the top */
+        continue; /* the deadline or the poll, checked at the top */
       ev_init(&ev, JW_EVENT_NOTICE, "monitor_failed", "observed", "monitor", JW_SEV_CRITICAL);
       ev.source = "jobwarden";
       snprintf(ev.message, sizeof(ev.message),
@@ -997,6 +1500,7 @@ static unsigned __stdcall monitor_main(void *arg) {
       emit(m, &ev);
       break;
     }
+    busy = n == BATCH;
     for (i = 0; i < n; i++) {
       ULONG_PTR key = ents[i].lpCompletionKey;
       ULONG_PTR value = (ULONG_PTR)ents[i].lpOverlapped;
@@ -1004,6 +1508,8 @@ static unsigned __stdcall monitor_main(void *arg) {
         if (value == JW_CTRL_QUIT)
           quit = 1; /* the rest of this batch is still handled */
       } else if (key == JW_KEY_JOB && m->job->job != NULL) {
+        if (drop_hook != NULL && drop_hook(ents[i].dwNumberOfBytesTransferred, value))
+          continue; /* a test makes the port lose this message */
         on_job_message(m, ents[i].dwNumberOfBytesTransferred, value);
       } else {
         on_notice(m, ents[i].dwNumberOfBytesTransferred, value, "unknown_completion_key",
@@ -1070,13 +1576,15 @@ int jw_monitor_set_root(jw_monitor_t *m, const jw_child_t *root) {
   if (t == NULL)
     return JW_ENOMEM;
   t->is_root = 1;
+  t->start_source = "jobwarden";
   m->root_pid = root->pid;
   t->create_time = root->create_time;
   if (root->image != NULL)
     t->image = strdup(root->image);
   if (!DuplicateHandle(GetCurrentProcess(), root->process, GetCurrentProcess(), &t->h,
-                       SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_TERMINATE, FALSE,
-                       0)) {
+                       TRACK_RIGHTS | EXTRA_RIGHTS, FALSE, 0) &&
+      !DuplicateHandle(GetCurrentProcess(), root->process, GetCurrentProcess(), &t->h, TRACK_RIGHTS,
+                       FALSE, 0)) {
     t->open_error = GetLastError();
     t->h = NULL;
   }
@@ -1086,11 +1594,17 @@ int jw_monitor_set_root(jw_monitor_t *m, const jw_child_t *root) {
     m->deadline_tick = m->start_tick + m->job->policy.timeout_ms;
   t->has_parent = 1;
   t->ppid = GetCurrentProcessId();
+  {
+    FILETIME ct, xt, kt, ut;
+    if (GetProcessTimes(GetCurrentProcess(), &ct, &xt, &kt, &ut))
+      m->own_create_time = ((uint64_t)ct.dwHighDateTime << 32) | ct.dwLowDateTime;
+  }
+  enrich_more(m, t);
 
   ev_init(&ev, JW_EVENT_PROCESS_START, "root_process", "observed", "monitor", JW_SEV_INFO);
   ev.source = "jobwarden";
   ev.has_process = 1;
-  fill_process(t, &ev.process);
+  fill_process(m, t, &ev.process);
   snprintf(ev.message, sizeof(ev.message),
            "root process %.300s (pid %lu) created inside the job (%s); it runs next",
            image_or_unknown(t), (unsigned long)t->pid, root->method ? root->method : "?");
@@ -1133,7 +1647,15 @@ int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats
     if (m->procs[i].h != NULL)
       CloseHandle(m->procs[i].h);
     free(m->procs[i].image);
+    free(m->procs[i].cmdline);
+    free(m->procs[i].user_sid);
   }
+  for (i = 0; i < m->n_sids; i++) {
+    free(m->sids[i].sid);
+    free(m->sids[i].name);
+  }
+  free(m->idlist);
+  free(m->pids);
   free(m->procs);
   free(m);
   return 0;

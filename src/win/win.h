@@ -112,6 +112,11 @@ const char *jw_monitor_rule_kill(jw_monitor_t *m, int *job);
  * can make an image unreadable. NULL restores the real call. */
 typedef BOOL(WINAPI *jw__query_image_fn)(HANDLE, DWORD, LPWSTR, PDWORD);
 void jw__monitor_image_hook(jw__query_image_fn fn);
+/* Test hook: called with every job message (id, value) before the monitor
+ * handles it; nonzero drops it, as if the port had never delivered it.
+ * NULL: none dropped. */
+typedef int (*jw__drop_message_fn)(DWORD msg, ULONG_PTR value);
+void jw__monitor_drop_hook(jw__drop_message_fn fn);
 /* Manual-reset event set once the job has no active process left (or the
  * monitor ended). Owned by the monitor. */
 HANDLE jw_monitor_done_event(jw_monitor_t *m);
@@ -129,6 +134,40 @@ typedef struct jw_monitor_stats_s {
  * NULL) and frees. If the thread does not stop in time it is left running
  * and JW_ETIMEDOUT is returned (never TerminateThread). Main thread. */
 int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats);
+
+/* ---- process facts (src/win/procinfo.c) ------------------------------ */
+
+/* Nonzero when running under Wine (ntdll exports wine_get_version). */
+int jw__is_wine(void);
+/* The command line the process holds: NtQueryInformationProcess class 60,
+ * else read from its PEB (needs PROCESS_QUERY_INFORMATION | PROCESS_VM_READ).
+ * Counted UTF-8 in *out (owned by the caller). Returns 0, or -1 with the
+ * reason (both attempts, their status / error) in why. */
+int jw__proc_command_line(HANDLE h, char **out, size_t *len, int *truncated, char *why,
+                          size_t why_size);
+/* The token's user as "S-1-..." (*sid_out) and as a binary SID (*sid_bin,
+ * for jw__sid_account_name), both owned by the caller, and the integrity
+ * level's name (static; NULL when the token has none). Returns 0 or -1
+ * with the reason in why. */
+int jw__proc_user(HANDLE h, char **sid_out, void **sid_bin, const char **integrity, char *why,
+                  size_t why_size);
+/* "DOMAIN\\name" of a SID (owned by the caller), NULL when not resolvable.
+ * May be slow (a domain lookup): callers cache. */
+char *jw__sid_account_name(void *sid);
+/* PeakWorkingSetSize, 0 when it cannot be read. */
+uint64_t jw__peak_working_set(HANDLE h);
+/* What can be read truthfully about a process that has exited. A field
+ * that cannot has its *_why set (and has_* 0 / value 0). */
+typedef struct jw__exit_facts_s {
+  uint64_t end_time; /* FILETIME; 0 = unknown (end_why) */
+  int has_cpu;
+  uint64_t cpu_user_100ns, cpu_kernel_100ns;
+  uint64_t peak_working_set; /* 0 = none read (memory_why, or the system said 0) */
+  int has_io;
+  uint64_t io_read_ops, io_write_ops, io_other_ops, io_read_bytes, io_write_bytes, io_other_bytes;
+  char end_why[96], cpu_why[128], memory_why[96], io_why[96];
+} jw__exit_facts_t;
+void jw__proc_exit_facts(HANDLE h, jw__exit_facts_t *f);
 
 /* The `run` subcommand: everything from the policy to the exit status.
  * Returns the exit status jobwarden should exit with. */

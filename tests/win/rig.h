@@ -64,11 +64,13 @@ static inline int rig_start_ex(rig_t *r, const char *dir, const char *name,
   remove(r->path);
   jw_policy_resolve(policy, &eff);
   snprintf(spec, sizeof(spec), "file:%s", r->path);
+  /* Queue room for wine.real.pipe's 5000-packet burst, so that the file
+   * keeps every line even on a loaded machine (the file is the reference). */
   if (jw_run_info_init(&run, name, eff.tier) != 0 || jw_emitter_new(&run, &r->em) != 0 ||
       jw_exporter_open(spec, &exp, &err) != 0 || jw_emitter_add(r->em, exp) != 0 ||
       (extra_spec != NULL && (jw_exporter_open(extra_spec, &r->extra, &err) != 0 ||
                               jw_emitter_add(r->em, r->extra) != 0)) ||
-      jw_emitter_start(r->em, 4096) != 0) {
+      jw_emitter_start(r->em, 16384) != 0) {
     fprintf(stderr, "rig %s: emitter set-up failed\n", name);
     return -1;
   }

@@ -1,0 +1,644 @@
+/* wine.real.forensics and wine.injected.reconcile — the evidence in process
+ * events, and reconciliation of what the port did not say.
+ *
+ * real (the real Win32 path under Wine, mode "real"):
+ *   enrich     a root, a child with a hostile command line (quotes,
+ *              backslashes, ESC, U+202E, non-ASCII) and a grandchild: each
+ *              event's command line equals what the process itself reports
+ *              (GetCommandLineW, written to a file by the process), user and
+ *              integrity equal the test's own token, parent entity ids and
+ *              the ancestry chain link to the other events, exits carry end
+ *              time, lifetime, peak working set, and CPU / I/O are marked
+ *              unavailable exactly as Wine makes them; the job-end process
+ *              tree equals the three processes.
+ *   terminate  TerminateJobObject: Wine posts no EXIT_PROCESS, the monitor
+ *              synthesizes both exits (source reconciled) and one gap
+ *              record naming exactly those two messages.
+ *
+ * injected (the port loses a message, through the monitor's drop hook,
+ * mode "injected"):
+ *   lost exit   the child's EXIT_PROCESS: found by its handle, reported with
+ *               the exact exit code, gap record detected_by process_handle.
+ *   lost start  the child's NEW_PROCESS: found in the job's process id list,
+ *               reported as child_process with source reconciled, gap record
+ *               detected_by process_id_list; its EXIT still arrives.
+ *   lost both   a short child's NEW_PROCESS and EXIT_PROCESS: the job's
+ *               accounting (or, if it lived long enough, the id list)
+ *               reports exactly one lost start. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "rig.h"
+
+#include <sddl.h>
+
+/* The hostile tail of the child's command line. */
+#define HOSTILE L"\"a b\" c\\\\\" \\x \x1b[31m red \x202e evil.exe \x00e9t\x00e9 \x4e2d"
+
+static const char *g_dir;
+
+/* ---- helper modes (in the sandbox) --------------------------------------- */
+
+static int write_text(const char *path, const wchar_t *text) {
+  char tmp[TW_PATH_CHARS], *u8;
+  FILE *f;
+  int n = WideCharToMultiByte(CP_UTF8, 0, text, -1, NULL, 0, NULL, NULL);
+  if (n <= 0 || (u8 = malloc((size_t)n)) == NULL)
+    return -1;
+  WideCharToMultiByte(CP_UTF8, 0, text, -1, u8, n, NULL, NULL);
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  f = fopen(tmp, "wb");
+  if (f == NULL) {
+    free(u8);
+    return -1;
+  }
+  fputs(u8, f);
+  free(u8);
+  if (fclose(f) != 0 || !MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING))
+    return -1;
+  return 0;
+}
+
+static int start_wait(wchar_t *cmd, DWORD *pid, DWORD *code) {
+  STARTUPINFOW si;
+  PROCESS_INFORMATION pi;
+  memset(&si, 0, sizeof(si));
+  si.cb = sizeof(si);
+  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+    return -1;
+  *pid = pi.dwProcessId;
+  WaitForSingleObject(pi.hProcess, INFINITE);
+  GetExitCodeProcess(pi.hProcess, code);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return 0;
+}
+
+/* froot DIR: writes DIR/root.cmd, starts the hostile child, waits. */
+static int mode_root(const char *dir) {
+  wchar_t cmd[2048];
+  char path[TW_PATH_CHARS];
+  DWORD pid, code = 0;
+  snprintf(path, sizeof(path), "%s/root.cmd", dir);
+  if (write_text(path, GetCommandLineW()) != 0)
+    return 80;
+  swprintf(cmd, 2048, L"\"%ls\" --helper fchild %hs " HOSTILE, tw_self(), dir);
+  if (start_wait(cmd, &pid, &code) != 0)
+    return 81;
+  return code == 3 ? 0 : 82;
+}
+
+/* fchild DIR ...: writes DIR/child.cmd, runs a grandchild (sleep 300). */
+static int mode_child(const char *dir) {
+  wchar_t cmd[1024];
+  char path[TW_PATH_CHARS];
+  DWORD pid, code = 1;
+  snprintf(path, sizeof(path), "%s/child.cmd", dir);
+  if (write_text(path, GetCommandLineW()) != 0)
+    return 83;
+  tw_helper_cmdline(cmd, 1024, "sleep 300");
+  if (start_wait(cmd, &pid, &code) != 0 || code != 0)
+    return 84;
+  return 3;
+}
+
+/* parent-of MS CHILD_ARGS...: runs `--helper CHILD_ARGS`, waits for it,
+ * then sleeps MS (so that the monitor polls while the root still runs). */
+static int mode_parent_of(int argc, char **argv) {
+  wchar_t cmd[1024];
+  char args[512] = "";
+  DWORD pid, code;
+  int i;
+  for (i = 4; i < argc; i++) {
+    strncat(args, argv[i], sizeof(args) - strlen(args) - 2);
+    strncat(args, " ", sizeof(args) - strlen(args) - 1);
+  }
+  tw_helper_cmdline(cmd, 1024, args);
+  if (start_wait(cmd, &pid, &code) != 0)
+    return 85;
+  Sleep((DWORD)strtoul(argv[3], NULL, 0));
+  return 0;
+}
+
+/* ---- the test's own identity --------------------------------------------- */
+
+static char g_sid[200], g_user[600];
+static const char *g_integrity;
+
+static void own_identity(void) {
+  HANDLE tok;
+  union {
+    TOKEN_USER user;
+    TOKEN_MANDATORY_LABEL label;
+    BYTE raw[256];
+  } info;
+  DWORD n;
+  LPSTR s;
+  wchar_t name[256], dom[256], full[520];
+  DWORD nn = 256, dn = 256;
+  SID_NAME_USE use;
+  CHECK(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok));
+  CHECK(GetTokenInformation(tok, TokenUser, &info, sizeof(info), &n));
+  CHECK(ConvertSidToStringSidA(info.user.User.Sid, &s));
+  snprintf(g_sid, sizeof(g_sid), "%s", s);
+  LocalFree(s);
+  if (LookupAccountSidW(NULL, info.user.User.Sid, name, &nn, dom, &dn, &use)) {
+    swprintf(full, 520, dom[0] ? L"%ls\\%ls" : L"%ls%ls", dom[0] ? dom : L"", name);
+    WideCharToMultiByte(CP_UTF8, 0, full, -1, g_user, sizeof(g_user), NULL, NULL);
+  }
+  if (GetTokenInformation(tok, TokenIntegrityLevel, &info, sizeof(info), &n)) {
+    DWORD rid = *GetSidSubAuthority(info.label.Label.Sid,
+                                    *GetSidSubAuthorityCount(info.label.Label.Sid) - 1u);
+    g_integrity = rid < 0x1000   ? "untrusted"
+                  : rid < 0x2000 ? "low"
+                  : rid < 0x2100 ? "medium"
+                  : rid < 0x3000 ? "medium_plus"
+                  : rid < 0x4000 ? "high"
+                  : rid < 0x5000 ? "system"
+                                 : "protected";
+  }
+  CloseHandle(tok);
+}
+
+/* ---- checks --------------------------------------------------------------- */
+
+/* The one event of `evs` named `event` (rule may be NULL) whose
+ * process.pid is pid (borrowed; NULL and a failed check if not exactly
+ * one). */
+static json_t *one_for(json_t *evs, const char *event, const char *rule, long long pid) {
+  json_t *all = tw_filter(evs, event, rule), *ev, *found = NULL;
+  size_t i;
+  int n = 0;
+  json_array_foreach(all, i, ev) {
+    if (tw_int(ev, "process.pid") == pid) {
+      found = ev;
+      n++;
+    }
+  }
+  json_decref(all);
+  CHECK_INT(n, 1);
+  if (n != 1)
+    fprintf(stderr, "  (%s %s pid %lld)\n", event, rule ? rule : "*", pid);
+  return n == 1 ? found : NULL;
+}
+
+static void check_identity(json_t *ev) {
+  if (ev == NULL)
+    return;
+  CHECK_STR(tw_str(ev, "process.user.sid"), g_sid);
+  if (g_user[0])
+    CHECK_STR(tw_str(ev, "process.user.name"), g_user);
+  if (g_integrity)
+    CHECK_STR(tw_str(ev, "process.integrity"), g_integrity);
+}
+
+/* The exit facts: end after start, lifetime at least min_ms, a peak working
+ * set, and CPU / I/O as this platform gives them. */
+static void check_exit_facts(json_t *ev, long long min_ms) {
+  long long life;
+  if (ev == NULL)
+    return;
+  CHECK(tw_str(ev, "process.end") != NULL);
+  CHECK(tw_str(ev, "process.start") != NULL &&
+        strcmp(tw_str(ev, "process.start"), tw_str(ev, "process.end")) <= 0);
+  life = tw_int(ev, "process.lifetime_ms");
+  CHECK(life >= min_ms && life < 20000);
+  CHECK(tw_int(ev, "process.memory.peak_working_set") > 0);
+  if (jw__is_wine()) {
+    /* Wine: GetProcessMemoryInfo answers 0 once the process is gone (the
+     * largest sample taken while it ran stands in) but may still answer
+     * while the exit message is handled; the caller's own CPU times for
+     * another process; zero I/O counters. */
+    CHECK(tw_str(ev, "process.memory.from") != NULL &&
+          (strcmp(tw_str(ev, "process.memory.from"), "exit") == 0 ||
+           strcmp(tw_str(ev, "process.memory.from"), "samples") == 0));
+    CHECK_STR(tw_str(ev, "process.unavailable.cpu"),
+              "the system answered with jobwarden's own CPU times, not the process's");
+    CHECK_STR(tw_str(ev, "process.unavailable.io"),
+              "Wine reports zero I/O counters for every other process");
+    CHECK(tw_get(ev, "process.cpu") == NULL);
+    CHECK(tw_get(ev, "process.io") == NULL);
+  } else {
+    CHECK_STR(tw_str(ev, "process.memory.from"), "exit");
+    CHECK(tw_int(ev, "process.cpu.user_ms") >= 0);
+    CHECK(tw_int(ev, "process.io.read_ops") >= 0);
+    CHECK(tw_get(ev, "process.unavailable") == NULL);
+  }
+}
+
+static char *file_utf8(const char *dir, const char *name) {
+  char path[TW_PATH_CHARS];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  return tw_read_file(path, NULL);
+}
+
+/* ---- real: enrichment ----------------------------------------------------- */
+
+static void test_enrich(void) {
+  rig_t r;
+  jw_policy_t p;
+  char dir[TW_PATH_CHARS], hostile[512];
+  const char *args[2];
+  json_t *evs, *rs, *cs, *gs, *re, *ce, *ge, *end, *tree, *anc;
+  char *root_cmd, *child_cmd;
+  long long root, child, gc;
+  const char *root_eid, *child_eid, *gc_eid;
+  size_t i;
+
+  snprintf(dir, sizeof(dir), "%s/forensics-enrich", g_dir);
+  CreateDirectoryA(dir, NULL);
+  args[0] = "froot";
+  args[1] = dir;
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "tier", "hardened", "test", NULL), 0);
+  if (rig_start(&r, g_dir, "forensics-enrich", &p, args, 2) != 0) {
+    CHECK(!"rig_start");
+    return;
+  }
+  root = r.child.pid;
+  evs = rig_finish(&r);
+  CHECK(evs != NULL);
+  if (evs == NULL)
+    return;
+  CHECK_U64(r.stats.processes_seen, 3);
+  rs = one_for(evs, "sandbox.process_start", "root_process", root);
+  {
+    json_t *cps = tw_filter(evs, "sandbox.violation", "child_process");
+    CHECK_INT(json_array_size(cps), 2);
+    cs = json_array_get(cps, 0);
+    gs = json_array_get(cps, 1);
+    child = tw_int(cs, "process.pid");
+    gc = tw_int(gs, "process.pid");
+    json_incref(cs);
+    json_incref(gs);
+    json_decref(cps);
+  }
+  if (rs == NULL || cs == NULL || gs == NULL) {
+    json_decref(evs);
+    return;
+  }
+
+  /* Command lines: exactly what each process reports for itself. */
+  root_cmd = file_utf8(dir, "root.cmd");
+  child_cmd = file_utf8(dir, "child.cmd");
+  CHECK(root_cmd != NULL && child_cmd != NULL);
+  if (root_cmd != NULL)
+    CHECK_STR(tw_str(rs, "process.command_line"), root_cmd);
+  if (child_cmd != NULL)
+    CHECK_STR(tw_str(cs, "process.command_line"), child_cmd);
+  WideCharToMultiByte(CP_UTF8, 0, HOSTILE, -1, hostile, sizeof(hostile), NULL, NULL);
+  {
+    const char *cl = tw_str(cs, "process.command_line");
+    CHECK(cl != NULL && strlen(cl) > strlen(hostile) &&
+          strcmp(cl + strlen(cl) - strlen(hostile), hostile) == 0);
+  }
+  CHECK(tw_str(gs, "process.command_line") != NULL &&
+        strstr(tw_str(gs, "process.command_line"), "--helper sleep 300") != NULL);
+  CHECK(tw_get(rs, "process.unavailable") == NULL);
+  CHECK(tw_get(cs, "process.unavailable") == NULL);
+  free(root_cmd);
+  free(child_cmd);
+
+  /* Identity. */
+  check_identity(rs);
+  check_identity(cs);
+  check_identity(gs);
+
+  /* Lineage: parent entity ids and ancestry link the three. */
+  root_eid = tw_str(rs, "process.entity_id");
+  child_eid = tw_str(cs, "process.entity_id");
+  gc_eid = tw_str(gs, "process.entity_id");
+  CHECK(root_eid != NULL && child_eid != NULL && gc_eid != NULL);
+  CHECK_INT(tw_int(rs, "process.parent.pid"), (long long)GetCurrentProcessId());
+  CHECK(tw_str(rs, "process.parent.entity_id") != NULL);
+  CHECK_INT(json_array_size(tw_get(rs, "process.ancestry")), 0);
+  CHECK_INT(tw_int(cs, "process.parent.pid"), root);
+  CHECK_STR(tw_str(cs, "process.parent.entity_id"), root_eid);
+  anc = tw_get(cs, "process.ancestry");
+  CHECK_INT(json_array_size(anc), 1);
+  CHECK_STR(tw_str(json_array_get(anc, 0), "entity_id"), root_eid);
+  CHECK_STR(tw_str(json_array_get(anc, 0), "executable"), tw_str(rs, "process.executable"));
+  CHECK_INT(tw_int(gs, "process.parent.pid"), child);
+  CHECK_STR(tw_str(gs, "process.parent.entity_id"), child_eid);
+  anc = tw_get(gs, "process.ancestry");
+  CHECK_INT(json_array_size(anc), 2);
+  CHECK_INT(tw_int(json_array_get(anc, 0), "pid"), child);
+  CHECK_STR(tw_str(json_array_get(anc, 0), "entity_id"), child_eid);
+  CHECK_INT(tw_int(json_array_get(anc, 1), "pid"), root);
+  CHECK_STR(tw_str(json_array_get(anc, 1), "entity_id"), root_eid);
+
+  /* Exits. */
+  re = one_for(evs, "sandbox.process_exit", "root_process", root);
+  ce = one_for(evs, "sandbox.process_exit", "child_process", child);
+  ge = one_for(evs, "sandbox.process_exit", "child_process", gc);
+  if (re && ce && ge) {
+    CHECK_INT(tw_int(re, "process.exit_code"), 0);
+    CHECK_INT(tw_int(ce, "process.exit_code"), 3);
+    CHECK_INT(tw_int(ge, "process.exit_code"), 0);
+    CHECK_STR(tw_str(ge, "process.entity_id"), gc_eid);
+    CHECK_STR(tw_str(ge, "process.command_line"), tw_str(gs, "process.command_line"));
+    check_exit_facts(re, 300);
+    check_exit_facts(ce, 300);
+    check_exit_facts(ge, 300);
+  }
+
+  /* The process tree of the run. */
+  end = json_array_get(evs, json_array_size(evs) - 1);
+  CHECK_STR(tw_str(end, "event"), "sandbox.job_end");
+  tree = tw_get(end, "summary.process_tree");
+  CHECK_INT(json_array_size(tree), 3);
+  for (i = 0; i < json_array_size(tree) && i < 3; i++) {
+    json_t *e = json_array_get(tree, i);
+    long long want_pid[3] = {root, child, gc}, want_code[3] = {0, 3, 0};
+    const char *want_eid[3] = {root_eid, child_eid, gc_eid};
+    const char *want_parent[3] = {NULL, root_eid, child_eid};
+    json_t *start_ev[3] = {rs, cs, gs};
+    CHECK_INT(tw_int(e, "pid"), want_pid[i]);
+    CHECK_STR(tw_str(e, "entity_id"), want_eid[i]);
+    if (want_parent[i] != NULL)
+      CHECK_STR(tw_str(e, "parent.entity_id"), want_parent[i]);
+    CHECK_STR(tw_str(e, "executable"), tw_str(start_ev[i], "process.executable"));
+    CHECK_STR(tw_str(e, "start"), tw_str(start_ev[i], "process.start"));
+    CHECK(tw_str(e, "end") != NULL);
+    CHECK_INT(tw_int(e, "exit_code"), want_code[i]);
+    CHECK_STR(tw_str(e, "start_source"), i == 0 ? "jobwarden" : "port");
+  }
+  /* Nothing was lost on the way. */
+  CHECK_INT(json_array_size(tw_filter(evs, "sandbox.telemetry_gap", NULL)), 0);
+  CHECK_INT(tw_int(end, "summary.reconciled_events"), 0);
+  json_decref(cs);
+  json_decref(gs);
+  json_decref(evs);
+}
+
+/* ---- real: TerminateJobObject --------------------------------------------- */
+
+/* The gap records of evs with reason port_message_lost, all entries of
+ * their "lost" lists appended to *lost (new array). */
+static size_t port_gaps(json_t *evs, json_t **lost) {
+  json_t *gaps = tw_filter(evs, "sandbox.telemetry_gap", "telemetry_gap"), *g;
+  size_t i, n = 0;
+  *lost = json_array();
+  json_array_foreach(gaps, i, g) {
+    size_t j;
+    json_t *e;
+    CHECK_STR(tw_str(g, "gap.reason"), "port_message_lost");
+    CHECK_STR(tw_str(g, "source"), "reconciled");
+    CHECK_STR(tw_str(g, "enforcer"), "monitor");
+    CHECK_STR(tw_str(g, "severity"), "medium");
+    json_array_foreach(tw_get(g, "gap.lost"), j, e) json_array_append(*lost, e);
+    n++;
+  }
+  json_decref(gaps);
+  return n;
+}
+
+static void test_terminate(void) {
+  rig_t r;
+  jw_policy_t p;
+  char pidfile[TW_PATH_CHARS];
+  const char *args[] = {"tree", pidfile, "60000"};
+  json_t *evs, *lost, *ex, *e;
+  DWORD root = 0, child = 0;
+  size_t i;
+
+  snprintf(pidfile, sizeof(pidfile), "%s/forensics-terminate.pids", g_dir);
+  remove(pidfile);
+  jw_policy_init(&p);
+  if (rig_start(&r, g_dir, "forensics-terminate", &p, args, 3) != 0) {
+    CHECK(!"rig_start");
+    return;
+  }
+  CHECK_INT(tw_read_pids(pidfile, 10000, &root, &child), 0);
+  Sleep(300); /* the child's NEW_PROCESS is handled */
+  jw_monitor_note_terminating(r.mon, "terminated by the test");
+  CHECK(TerminateJobObject(r.job.job, JW_TERMINATE_EXIT_CODE));
+  evs = rig_finish(&r);
+  CHECK(evs != NULL);
+  if (evs == NULL)
+    return;
+  ex = tw_filter(evs, "sandbox.process_exit", NULL);
+  CHECK_INT(json_array_size(ex), 2);
+  json_array_foreach(ex, i, e) {
+    CHECK_STR(tw_str(e, "source"), "reconciled"); /* Wine: no EXIT_PROCESS */
+    CHECK_INT(tw_int(e, "process.exit_code"), JW_TERMINATE_EXIT_CODE);
+    CHECK(tw_str(e, "process.end") != NULL);
+  }
+  CHECK_INT(port_gaps(evs, &lost), 1);
+  CHECK_INT(json_array_size(lost), 2);
+  json_array_foreach(lost, i, e) {
+    long long pid = tw_int(e, "pid");
+    json_t *exit_ev = one_for(evs, "sandbox.process_exit", NULL, pid);
+    CHECK(pid == (long long)root || pid == (long long)child);
+    CHECK_STR(tw_str(e, "message"), "JOB_OBJECT_MSG_EXIT_PROCESS");
+    CHECK_STR(tw_str(e, "detected_by"), "process_handle");
+    if (exit_ev != NULL)
+      CHECK_STR(tw_str(e, "entity_id"), tw_str(exit_ev, "process.entity_id"));
+  }
+  CHECK(tw_int(json_array_get(lost, 0), "pid") != tw_int(json_array_get(lost, 1), "pid"));
+  e = json_array_get(evs, json_array_size(evs) - 1);
+  CHECK_STR(tw_str(e, "event"), "sandbox.job_end");
+  CHECK_INT(tw_int(e, "summary.reconciled_events"), 2);
+  CHECK_INT(json_array_size(tw_get(e, "summary.process_tree")), 2);
+  CHECK_INT(tw_int(json_array_get(tw_get(e, "summary.process_tree"), 1), "exit_code"),
+            JW_TERMINATE_EXIT_CODE);
+  json_decref(lost);
+  json_decref(ex);
+  json_decref(evs);
+  remove(pidfile);
+}
+
+/* ---- injected: the port loses messages ------------------------------------ */
+
+static volatile LONG g_drop_msg;   /* the message id to drop, 0 = none */
+static volatile LONG g_drop_msg2;  /* a second one */
+static volatile LONG g_drop_after; /* drop only for pids other than this (the root) */
+static volatile LONG g_dropped;
+
+static int drop_one(DWORD msg, ULONG_PTR value) {
+  if ((msg == (DWORD)g_drop_msg || msg == (DWORD)g_drop_msg2) && (DWORD)value != 0 &&
+      (DWORD)value != (DWORD)g_drop_after) {
+    InterlockedIncrement(&g_dropped);
+    return 1;
+  }
+  return 0;
+}
+
+/* Runs `parent-of SLEEP child...` with the given messages of non-root
+ * processes dropped; returns the events. */
+static json_t *run_dropping(const char *name, DWORD msg, DWORD msg2, const char *const *args,
+                            int nargs, DWORD *root) {
+  rig_t r;
+  jw_policy_t p;
+  json_t *evs;
+  jw_policy_init(&p);
+  g_drop_msg = (LONG)msg;
+  g_drop_msg2 = (LONG)msg2;
+  g_drop_after = 0;
+  g_dropped = 0;
+  jw__monitor_drop_hook(drop_one);
+  if (rig_start(&r, g_dir, name, &p, args, nargs) != 0) {
+    jw__monitor_drop_hook(NULL);
+    CHECK(!"rig_start");
+    return NULL;
+  }
+  *root = r.child.pid;
+  InterlockedExchange(&g_drop_after, (LONG)r.child.pid);
+  evs = rig_finish(&r);
+  jw__monitor_drop_hook(NULL);
+  CHECK(evs != NULL);
+  return evs;
+}
+
+static void test_lost_exit(void) {
+  const char *args[] = {"parent-of", "1500", "exit", "7"};
+  DWORD root = 0;
+  json_t *evs = run_dropping("reconcile-lost-exit", JOB_OBJECT_MSG_EXIT_PROCESS, 0, args, 4, &root);
+  json_t *cp, *ex, *lost, *end;
+  long long child;
+  if (evs == NULL)
+    return;
+  CHECK_INT(g_dropped, 1);
+  cp = tw_filter(evs, "sandbox.violation", "child_process");
+  CHECK_INT(json_array_size(cp), 1);
+  child = tw_int(json_array_get(cp, 0), "process.pid");
+  CHECK_STR(tw_str(json_array_get(cp, 0), "source"), "port");
+  ex = one_for(evs, "sandbox.process_exit", "child_process", child);
+  if (ex != NULL) {
+    CHECK_STR(tw_str(ex, "source"), "reconciled");
+    CHECK(tw_get(ex, "job_message") == NULL);
+    CHECK_INT(tw_int(ex, "process.exit_code"), 7);
+    CHECK_STR(tw_str(ex, "process.exit_class"), "failure");
+    CHECK(tw_str(ex, "process.end") != NULL);
+  }
+  CHECK_INT(port_gaps(evs, &lost), 1);
+  CHECK_INT(json_array_size(lost), 1);
+  CHECK_STR(tw_str(json_array_get(lost, 0), "message"), "JOB_OBJECT_MSG_EXIT_PROCESS");
+  CHECK_INT(tw_int(json_array_get(lost, 0), "pid"), child);
+  CHECK_STR(tw_str(json_array_get(lost, 0), "detected_by"), "process_handle");
+  if (ex != NULL)
+    CHECK_STR(tw_str(json_array_get(lost, 0), "entity_id"), tw_str(ex, "process.entity_id"));
+  /* Found while the root still ran (it sleeps 1.5 s after the child): the
+   * gap record follows the reconciled exit and precedes the root's exit. */
+  {
+    json_t *gap = json_array_get(tw_filter(evs, "sandbox.telemetry_gap", NULL), 0);
+    json_t *rex = one_for(evs, "sandbox.process_exit", "root_process", root);
+    if (gap && ex && rex) {
+      CHECK(tw_int(gap, "seq") > tw_int(ex, "seq"));
+      CHECK(tw_int(gap, "seq") < tw_int(rex, "seq"));
+      CHECK_STR(tw_str(rex, "source"), "port");
+    }
+  }
+  end = json_array_get(evs, json_array_size(evs) - 1);
+  CHECK_STR(tw_str(end, "event"), "sandbox.job_end");
+  CHECK_INT(tw_int(end, "summary.reconciled_events"), 1);
+  CHECK_INT(tw_int(end, "summary.processes"), 2);
+  json_decref(lost);
+  json_decref(cp);
+  json_decref(evs);
+}
+
+static void test_lost_start(void) {
+  const char *args[] = {"parent-of", "300", "sleep", "1500"};
+  DWORD root = 0;
+  json_t *evs = run_dropping("reconcile-lost-start", JOB_OBJECT_MSG_NEW_PROCESS, 0, args, 4, &root);
+  json_t *cp, *st, *ex, *lost, *end;
+  long long child;
+  if (evs == NULL)
+    return;
+  CHECK_INT(g_dropped, 1);
+  cp = tw_filter(evs, "sandbox.violation", "child_process");
+  CHECK_INT(json_array_size(cp), 1);
+  st = json_array_get(cp, 0);
+  child = tw_int(st, "process.pid");
+  CHECK(child > 0 && child != (long long)root);
+  CHECK_STR(tw_str(st, "source"), "reconciled");
+  CHECK_STR(tw_str(st, "action"), "allowed");
+  CHECK(tw_get(st, "job_message") == NULL);
+  CHECK_INT(tw_int(st, "process.parent.pid"), root);
+  CHECK(tw_str(st, "process.command_line") != NULL &&
+        strstr(tw_str(st, "process.command_line"), "--helper sleep 1500") != NULL);
+  CHECK_INT(json_array_size(tw_get(st, "process.ancestry")), 1);
+  ex = one_for(evs, "sandbox.process_exit", "child_process", child);
+  if (ex != NULL) {
+    CHECK_STR(tw_str(ex, "source"), "port"); /* its exit was delivered */
+    CHECK_INT(tw_int(ex, "process.exit_code"), 0);
+  }
+  CHECK_INT(port_gaps(evs, &lost), 1);
+  CHECK_INT(json_array_size(lost), 1);
+  CHECK_STR(tw_str(json_array_get(lost, 0), "message"), "JOB_OBJECT_MSG_NEW_PROCESS");
+  CHECK_INT(tw_int(json_array_get(lost, 0), "pid"), child);
+  CHECK_STR(tw_str(json_array_get(lost, 0), "detected_by"), "process_id_list");
+  CHECK_STR(tw_str(json_array_get(lost, 0), "entity_id"), tw_str(st, "process.entity_id"));
+  end = json_array_get(evs, json_array_size(evs) - 1);
+  CHECK_INT(tw_int(end, "summary.reconciled_events"), 1);
+  CHECK_INT(tw_int(end, "summary.processes"), 2);
+  CHECK_STR(tw_str(json_array_get(tw_get(end, "summary.process_tree"), 1), "start_source"),
+            "reconciled");
+  json_decref(lost);
+  json_decref(cp);
+  json_decref(evs);
+}
+
+static void test_lost_both(void) {
+  const char *args[] = {"parent-of", "100", "exit", "0"};
+  DWORD root = 0;
+  json_t *evs = run_dropping("reconcile-lost-both", JOB_OBJECT_MSG_NEW_PROCESS,
+                             JOB_OBJECT_MSG_EXIT_PROCESS, args, 4, &root);
+  json_t *lost, *end, *e;
+  size_t i;
+  long long starts = 0;
+  if (evs == NULL)
+    return;
+  CHECK_INT(g_dropped, 2);
+  CHECK(port_gaps(evs, &lost) >= 1);
+  json_array_foreach(lost, i, e) {
+    const char *by = tw_str(e, "detected_by");
+    if (strcmp(tw_str(e, "message"), "JOB_OBJECT_MSG_NEW_PROCESS") == 0) {
+      CHECK(strcmp(by, "accounting") == 0 || strcmp(by, "process_id_list") == 0);
+      starts += strcmp(by, "accounting") == 0 ? tw_int(e, "count") : 1;
+      fprintf(stderr, "lost start detected by %s\n", by);
+    }
+  }
+  CHECK_INT(starts, 1);
+  end = json_array_get(evs, json_array_size(evs) - 1);
+  CHECK_STR(tw_str(end, "event"), "sandbox.job_end");
+  {
+    /* The accounting record says what the kernel counted. */
+    json_t *gaps = tw_filter(evs, "sandbox.telemetry_gap", NULL), *g;
+    json_array_foreach(gaps, i, g) {
+      if (tw_get(g, "gap.accounting") != NULL) {
+        CHECK_INT(tw_int(g, "gap.accounting.total_processes"), 2);
+        CHECK_INT(tw_int(g, "gap.accounting.announced"), 1);
+      }
+    }
+    json_decref(gaps);
+  }
+  json_decref(lost);
+  json_decref(evs);
+}
+
+int main(int argc, char **argv) {
+  if (tw_is_helper(argc, argv)) {
+    if (strcmp(argv[2], "froot") == 0 && argc > 3)
+      return mode_root(argv[3]);
+    if (strcmp(argv[2], "fchild") == 0 && argc > 3)
+      return mode_child(argv[3]);
+    if (strcmp(argv[2], "parent-of") == 0 && argc > 4)
+      return mode_parent_of(argc, argv);
+    return tw_helper_main(argc, argv);
+  }
+  g_dir = argc > 2 ? argv[2] : ".";
+  own_identity();
+  if (argc > 4 && strcmp(argv[4], "injected") == 0) {
+    test_lost_exit();
+    test_lost_start();
+    test_lost_both();
+    return jw_test_result("reconcile_injected");
+  }
+  test_enrich();
+  test_terminate();
+  return jw_test_result("forensics_real");
+}
