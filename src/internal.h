@@ -86,8 +86,10 @@ typedef struct {
   size_t queued; /* lines, markers not counted */
 } jw__lineq_t;
 
-/* Alerts (violations, notices, gap records) may fill a queue to four times
- * its capacity before they are dropped; lifecycle events may not. */
+/* Alerts (violations, notices, gap records) and the job's end (the run's
+ * summary and process tree: the record an analyst starts from) may fill a
+ * queue to four times its capacity before they are dropped; the other
+ * lifecycle events may not. */
 int jw__is_alert(jw_event_kind_t kind);
 /* A new line holding a copy of data; NULL when memory runs out. */
 jw__line_t *jw__line_new(uint64_t seq, jw_event_kind_t kind, const char *data, size_t len);

@@ -10,7 +10,8 @@
 #include "internal.h"
 
 int jw__is_alert(jw_event_kind_t kind) {
-  return kind == JW_EVENT_VIOLATION || kind == JW_EVENT_NOTICE || kind == JW_EVENT_TELEMETRY_GAP;
+  return kind == JW_EVENT_VIOLATION || kind == JW_EVENT_NOTICE || kind == JW_EVENT_TELEMETRY_GAP ||
+         kind == JW_EVENT_JOB_END;
 }
 
 jw__line_t *jw__line_new(uint64_t seq, jw_event_kind_t kind, const char *data, size_t len) {

@@ -243,6 +243,10 @@ static void emit_kind(jw_emitter_t *em, jw_event_kind_t kind) {
   ev.process.create_time = 134000000000000000ull;
   ev.process.image = "C:\\agent.exe";
   ev.process.is_root = kind != JW_EVENT_VIOLATION;
+  if (kind == JW_EVENT_JOB_END) {
+    ev.rule = "job";
+    ev.has_process = 0;
+  }
   if (kind == JW_EVENT_PROCESS_EXIT) {
     ev.process.has_exit_code = 1;
     ev.process.exit_code = 0;
@@ -273,7 +277,8 @@ static void free_mem(mem_sink_t *s) {
 }
 
 /* A stuck sink never stalls jw_emit; lifecycle lines beyond the queue are
- * dropped and recorded as one gap; alerts spill past the queue. */
+ * dropped and recorded as one gap; alerts and the job end spill past the
+ * queue. */
 static void test_queue_full(const char *dir) {
   jw_run_info_t run;
   jw_emitter_t *em = NULL;
@@ -300,8 +305,9 @@ static void test_queue_full(const char *dir) {
   for (i = 31; i <= 35; i++) /* alerts spill past the full queue */
     emit_kind(em, JW_EVENT_VIOLATION);
   emit_kind(em, JW_EVENT_PROCESS_EXIT); /* seq 36: dropped again */
+  emit_kind(em, JW_EVENT_JOB_END);      /* seq 37: the run's summary spills */
   CHECK_U64(jw_emitter_dropped(em), 22);
-  CHECK_U64(jw_emitter_count(em), 36);
+  CHECK_U64(jw_emitter_count(em), 37);
   jw__mutex_lock(&s.m);
   s.gate_closed = 0;
   jw__cond_broadcast(&s.c);
@@ -309,8 +315,8 @@ static void test_queue_full(const char *dir) {
   CHECK_U64(e->lost, 22);
   jw_emitter_free(em); /* drains */
 
-  /* 1..9, gap 10..30, 31..35, gap 36..36 */
-  CHECK_INT(s.n, 9 + 1 + 5 + 1);
+  /* 1..9, gap 10..30, 31..35, gap 36..36, 37 */
+  CHECK_INT(s.n, 9 + 1 + 5 + 1 + 1);
   for (i = 0; i < 9; i++) {
     j = line_json(&s, i);
     CHECK_INT(tw_json_int(j, "seq"), i + 1);
@@ -337,6 +343,10 @@ static void test_queue_full(const char *dir) {
   CHECK_INT(tw_json_int(j, "seq"), 36);
   CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "gap"), "from_seq")), 36);
   CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "gap"), "count")), 1);
+  json_decref(j);
+  j = line_json(&s, 16);
+  CHECK_STR(json_string_value(json_object_get(j, "event")), "sandbox.job_end");
+  CHECK_INT(tw_json_int(j, "seq"), 37);
   json_decref(j);
   snprintf(path, sizeof(path), "%s/unit-emitter-gaps.jsonl", dir);
   save_lines(&s, path);
