@@ -901,8 +901,13 @@ typedef struct measure_s {
 } measure_t;
 
 #if defined(__GNUC__)
-__attribute__((format(printf, 5, 6)))
+#define MEASURE_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define MEASURE_PRINTF(f, a)
 #endif
+
+static void unmeasured(measure_t *mv, const char *where, int has_error, DWORD error,
+                       const char *fmt, ...) MEASURE_PRINTF(5, 6);
 static void unmeasured(measure_t *mv, const char *where, int has_error, DWORD error,
                        const char *fmt, ...) {
   va_list ap;
@@ -919,8 +924,7 @@ static void unmeasured(measure_t *mv, const char *where, int has_error, DWORD er
 static void call_failed(measure_t *mv, const char *where, DWORD e) {
   char text[128];
   jw__sys_error_text(e, text, sizeof(text));
-  unmeasured(mv, where, 1, e, "%s failed with Win32 error %lu (%s)", where, (unsigned long)e,
-             text);
+  unmeasured(mv, where, 1, e, "%s failed with Win32 error %lu (%s)", where, (unsigned long)e, text);
 }
 
 static void measured(measure_t *mv, uint64_t value, const char *source) {

@@ -63,13 +63,12 @@ static void add_notification_config(json_t *extra, const jw_job_t *job) {
   json_t *config = json_object_get(extra, "job_config"), *n;
   if (config == NULL || (job->notify_job_memory == 0 && job->notify_job_time_ms == 0))
     return;
-  n = json_pack("{s:o,s:o,s:b}", "job_memory",
-                job->notify_job_memory ? json_integer((json_int_t)job->notify_job_memory)
-                                       : json_null(),
-                "job_cpu_time_ms",
-                job->notify_job_time_ms ? json_integer((json_int_t)job->notify_job_time_ms)
-                                        : json_null(),
-                "applied", !job->notify_refused);
+  n = json_pack(
+      "{s:o,s:o,s:b}", "job_memory",
+      job->notify_job_memory ? json_integer((json_int_t)job->notify_job_memory) : json_null(),
+      "job_cpu_time_ms",
+      job->notify_job_time_ms ? json_integer((json_int_t)job->notify_job_time_ms) : json_null(),
+      "applied", !job->notify_refused);
   if (n != NULL)
     json_object_set_new(config, "notification_limits", n);
 }

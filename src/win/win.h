@@ -132,8 +132,7 @@ void jw__monitor_image_hook(jw__query_image_fn fn);
  * GetProcessTimes on the process a limit message names. NULL restores
  * the real calls. */
 typedef BOOL(WINAPI *jw__process_memory_fn)(HANDLE, PROCESS_MEMORY_COUNTERS *, DWORD);
-typedef BOOL(WINAPI *jw__process_times_fn)(HANDLE, LPFILETIME, LPFILETIME, LPFILETIME,
-                                           LPFILETIME);
+typedef BOOL(WINAPI *jw__process_times_fn)(HANDLE, LPFILETIME, LPFILETIME, LPFILETIME, LPFILETIME);
 void jw__monitor_measure_hooks(jw__process_memory_fn memory, jw__process_times_fn times);
 /* Manual-reset event set once the job has no active process left (or the
  * monitor ended). Owned by the monitor. */

@@ -499,7 +499,6 @@ static void test_lines(void) {
     CHECK(line != NULL && strstr(line, want_msg) != NULL);
   }
   free(line);
-
 }
 
 /* jw_process_info_t.image is a counted string: with image_len, an embedded

@@ -1593,12 +1593,12 @@ static void test_margin_parse(void) {
   static const struct {
     const char *text;
     uint32_t bp;
-  } ok[] = {{"10%", 1000}, {"2.5%", 250}, {"0.25%", 25}, {"0.01%", 1},   {"99.99%", 9999},
-            {"99%", 9900}, {"07%", 700},  {"0%", 0},     {"0.0%", 0},    {"off", 0},
+  } ok[] = {{"10%", 1000}, {"2.5%", 250}, {"0.25%", 25},   {"0.01%", 1}, {"99.99%", 9999},
+            {"99%", 9900}, {"07%", 700},  {"0%", 0},       {"0.0%", 0},  {"off", 0},
             {"0", 0},      {"1.5%", 150}, {"50.05%", 5005}};
-  static const char *const bad[] = {"",      "10",     "%",    ".5%",  "5.%",   "1.234%", "-1%",
-                                    "+1%",   "10 %",   " 10%", "10%%", "10% ",  "OFF",    "on",
-                                    "1e1%",  "0x10%",  "10p",  "0.5",  "1,5%",  "100",    "none"};
+  static const char *const bad[] = {"",     "10",    "%",    ".5%",  "5.%",  "1.234%", "-1%",
+                                    "+1%",  "10 %",  " 10%", "10%%", "10% ", "OFF",    "on",
+                                    "1e1%", "0x10%", "10p",  "0.5",  "1,5%", "100",    "none"};
   static const char *const range[] = {"100%", "100.00%", "150%", "99999999999999999999999%"};
   jw_policy_t p;
   jw_error_t err;
@@ -1642,8 +1642,8 @@ static void test_margin_parse(void) {
     int before = jw_test_failures;
     CHECK_INT(jw_parse_margin(range[i], &bp), JW_EINVAL);
     snprintf(json, sizeof json, "{\"limits\": {\"notification_margin\": \"%s\"}}", range[i]);
-    snprintf(want, sizeof want, "limits.notification_margin: %s, got \"%s\"",
-             EXPECT_MARGIN_RANGE, range[i]);
+    snprintf(want, sizeof want, "limits.notification_margin: %s, got \"%s\"", EXPECT_MARGIN_RANGE,
+             range[i]);
     expect_parse_error(json, NULL, "limits.notification_margin", want);
     snprintf(want, sizeof want, "--notification-margin: %s, got \"%s\"", EXPECT_MARGIN_RANGE,
              range[i]);
