@@ -58,17 +58,21 @@ static void emit_notice(jw_emitter_t *em, const char *rule, const char *action, 
 }
 
 /* job_config.notification_limits: the warning thresholds jobwarden asked
- * Windows for (null where none) and whether it accepted them. */
+ * Windows for (null where none) and whether it accepted them. Values
+ * beyond a JSON integer saturate, as the event renderer's do. */
+static json_t *threshold_json(uint64_t v) {
+  if (v == 0)
+    return json_null();
+  return json_integer(v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX : (json_int_t)v);
+}
+
 static void add_notification_config(json_t *extra, const jw_job_t *job) {
   json_t *config = json_object_get(extra, "job_config"), *n;
   if (config == NULL || (job->notify_job_memory == 0 && job->notify_job_time_ms == 0))
     return;
-  n = json_pack(
-      "{s:o,s:o,s:b}", "job_memory",
-      job->notify_job_memory ? json_integer((json_int_t)job->notify_job_memory) : json_null(),
-      "job_cpu_time_ms",
-      job->notify_job_time_ms ? json_integer((json_int_t)job->notify_job_time_ms) : json_null(),
-      "applied", !job->notify_refused);
+  n = json_pack("{s:o,s:o,s:b}", "job_memory", threshold_json(job->notify_job_memory),
+                "job_cpu_time_ms", threshold_json(job->notify_job_time_ms), "applied",
+                !job->notify_refused);
   if (n != NULL)
     json_object_set_new(config, "notification_limits", n);
 }
@@ -85,7 +89,7 @@ static void report_notifications_refused(jw_emitter_t *em, const jw_job_t *job) 
   err.sys_error = job->notify_error;
   jw__strlcpy(err.where, "SetInformationJobObject(NotificationLimitInformation)",
               sizeof(err.where));
-  snprintf(which, sizeof(which), "%s", "");
+  which[0] = '\0';
   if (job->notify_job_memory != 0)
     snprintf(which, sizeof(which), "job memory at %llu bytes",
              (unsigned long long)job->notify_job_memory);
