@@ -22,7 +22,7 @@ extern "C" {
 
 #define JW_VERSION "0.1.0"
 /* Version of the event schema (docs/events.md, docs/jobwarden-event.schema.json). */
-#define JW_SCHEMA_VERSION "1.1.0"
+#define JW_SCHEMA_VERSION "1.2.0"
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */
@@ -125,8 +125,16 @@ enum {
   JW_SET_ALLOW_IMAGES = 1u << 17,
   JW_SET_IMAGE_ACTION = 1u << 18,
   JW_SET_ACTIVE_ACTION = 1u << 19,
-  JW_SET_RULES = 0xFFu << 12 /* any of the rule bits */
+  JW_SET_RULES = 0xFFu << 12, /* any of the rule bits */
+  /* Warning thresholds below the job's hard limits (limits.notification_margin). */
+  JW_SET_NOTIFY_MARGIN = 1u << 20
 };
+
+/* The notification margin when the policy sets none: 10 % (in basis
+ * points, 1/100 of a percent). */
+#define JW_NOTIFY_MARGIN_DEFAULT_BP 1000u
+/* Basis points in 100 %: a margin is below this. */
+#define JW_NOTIFY_MARGIN_FULL_BP 10000u
 
 /* What the monitor does when one of its rules is broken. DEFAULT (0, what
  * jw_policy_init leaves) stands for the rule's own default, which
@@ -179,6 +187,12 @@ typedef struct jw_policy_s {
   /* What the monitor does when a process exceeds limits.active_processes
    * although the kernel let it start (Wine; a limit another job overrides). */
   jw_rule_action_t active_processes_action;
+  /* How far below the job's hard limits (job_memory, job_cpu_time) Windows
+   * is asked to post a guaranteed warning (JobObjectNotificationLimit-
+   * Information), in basis points of the limit (1000 = 10 %); 0 = no
+   * warnings. jw_policy_resolve puts JW_NOTIFY_MARGIN_DEFAULT_BP here when
+   * the policy does not set it. */
+  uint32_t notification_margin_bp;
 } jw_policy_t;
 
 /* A policy with nothing set: tier none, no limits. */
@@ -199,7 +213,8 @@ int jw_policy_parse_file(jw_policy_t *policy, const char *path, jw_error_t *err)
  * "kill_on_close", "die_on_unhandled_exception", "allow_breakaway",
  * "tier", "name", and for the monitor rules "timeout", "timeout_action",
  * "max_total_processes", "total_processes_action", "deny_image",
- * "allow_image", "image_action", "active_processes_action"); `where` names
+ * "allow_image", "image_action", "active_processes_action"; and
+ * "notification_margin"); `where` names
  * the source in errors (e.g. "--job-memory"). "deny_image" and
  * "allow_image" add one name to their list; every other key replaces. */
 int jw_policy_set(jw_policy_t *policy, const char *key, const char *value, const char *where,
@@ -221,6 +236,17 @@ int jw_tier_parse(const char *text, jw_tier_t *out);
 /* "report", "kill_process", "kill_job" ("default" for JW_ACTION_DEFAULT);
  * never NULL. */
 const char *jw_rule_action_name(jw_rule_action_t action);
+
+/* The warning threshold jobwarden sets below a hard limit: `limit` minus
+ * `margin_bp` basis points of it, rounded so that the margin is never
+ * more than asked (computed without overflow for any 64-bit limit).
+ * Returns 0 when no warning applies: no limit, no margin, a margin of
+ * 100 % or more, or a margin that rounds to nothing (the threshold would
+ * be the limit itself). Any thread. */
+uint64_t jw_notification_threshold(uint64_t limit, uint32_t margin_bp);
+/* "10%", "2.5%", "0.25%" -> basis points; "off", "0", "0%" -> 0. At most
+ * two decimals, below 100 %. Returns 0 or JW_EINVAL. */
+int jw_parse_margin(const char *text, uint32_t *out_bp);
 
 /* "512M", "1G", "64KiB", "1048576" -> bytes. Returns 0 or JW_EINVAL. */
 int jw_parse_size(const char *text, uint64_t *out);
@@ -311,7 +337,7 @@ typedef struct jw_process_info_s {
   uint32_t exit_code;
   int is_root; /* the process jobwarden started */
 
-  /* Enrichment (schema 1.1.0). Every string is borrowed like image; NULL
+  /* Enrichment (schema 1.2.0). Every string is borrowed like image; NULL
    * leaves the field out. Fields jobwarden asked for and could not get
    * truthfully are named in unavailable[] with the reason instead. */
   uint64_t parent_create_time; /* FILETIME of the parent; 0 = unknown (no parent.entity_id) */
@@ -358,6 +384,16 @@ typedef struct jw_event_s {
   uint64_t limit_configured; /* 0 = not configured */
   int has_limit_observed;
   uint64_t limit_observed;
+  /* Measured values (docs/events.md, "Measured values"). All optional. */
+  uint64_t limit_hard;               /* a warning's hard limit (limit.hard_limit); 0 = none */
+  const char *limit_observed_source; /* static: what measured limit_observed, or NULL */
+  /* Why there is no limit_observed (limit.observed_unavailable), "" when
+   * not said; with the call that failed (static, may be NULL) and its
+   * Win32 error when has_limit_unavailable_error. */
+  char limit_unavailable[240];
+  const char *limit_unavailable_where;
+  int has_limit_unavailable_error;
+  uint32_t limit_unavailable_error;
 
   int has_process;
   jw_process_info_t process;

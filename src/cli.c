@@ -21,6 +21,7 @@ static const flag_def_t flag_defs[] = {
     {"--job-memory", "job_memory", 0},
     {"--process-cpu-time", "process_cpu_time", 0},
     {"--job-cpu-time", "job_cpu_time", 0},
+    {"--notification-margin", "notification_margin", 0},
     {"--ui-restrictions", "ui_restrictions", 0},
     {"--kill-on-close", "kill_on_close", 1},
     {"--die-on-unhandled-exception", "die_on_unhandled_exception", 1},
@@ -72,6 +73,8 @@ const char *jw_cli_usage(void) {
          "  --job-memory SIZE|unlimited      committed memory of the whole job\n"
          "  --process-cpu-time DUR|unlimited user CPU time per process (e.g. 30s)\n"
          "  --job-cpu-time DUR|unlimited     user CPU time of the whole job\n"
+         "  --notification-margin PCT|off    warn this far below the job memory and\n"
+         "                                   job CPU time limits (default 10%)\n"
          "  --ui-restrictions LIST|all|none  e.g. read_clipboard,global_atoms\n"
          "  --[no-]kill-on-close             kill the job when jobwarden exits\n"
          "  --[no-]die-on-unhandled-exception\n"

@@ -1,4 +1,4 @@
-/* The event model: one jw_event_t becomes one JSON object (schema 1.1.0,
+/* The event model: one jw_event_t becomes one JSON object (schema 1.2.0,
  * docs/events.md) and one JSON Lines record. The key order is fixed here
  * and is part of the format: consumers may diff lines, tests compare them
  * byte for byte. Strings are hostile input: every one goes through
@@ -326,7 +326,7 @@ static json_t *ms_from_100ns(uint64_t v) {
   return make_u64(v / 10000u);
 }
 
-/* The enrichment of schema 1.1.0, after is_root and the exit fields. */
+/* The enrichment of schema 1.2.0, after is_root and the exit fields. */
 static int put_enrichment(json_t *o, const jw_process_info_t *p) {
   char buf[48];
   size_t i;
@@ -506,6 +506,26 @@ void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run, uint64_t 
       goto fail;
     if (ev->has_limit_observed && put(sub, "observed", make_u64(ev->limit_observed)) != 0)
       goto fail;
+    if (ev->limit_hard != 0 && put(sub, "hard_limit", make_u64(ev->limit_hard)) != 0)
+      goto fail;
+    if (ev->has_limit_observed && ev->limit_observed_source != NULL &&
+        put(sub, "observed_source", json_string(ev->limit_observed_source)) != 0)
+      goto fail;
+    /* A value that could not be measured says why, instead of a number:
+     * never a 0 that stands for "unknown". */
+    if (!ev->has_limit_observed && ev->limit_unavailable[0] != '\0') {
+      json_t *why = json_object();
+      if (why == NULL || put(sub, "observed_unavailable", why) != 0 ||
+          put(why, "reason", make_bounded(ev->limit_unavailable, sizeof(ev->limit_unavailable))) !=
+              0)
+        goto fail;
+      if (ev->limit_unavailable_where != NULL &&
+          put(why, "where", json_string(ev->limit_unavailable_where)) != 0)
+        goto fail;
+      if (ev->has_limit_unavailable_error &&
+          put(why, "win32_error", json_integer(ev->limit_unavailable_error)) != 0)
+        goto fail;
+    }
   }
 
   if (ev->has_process && put(o, "process", process_to_json(&ev->process)) != 0)

@@ -52,7 +52,8 @@ typedef enum {
   KIND_NAME,
   KIND_TOTAL,  /* rules.total_processes.max: a count up to 2^32 - 1 */
   KIND_ACTION, /* a rule's action */
-  KIND_IMAGE   /* one file name of an image list */
+  KIND_IMAGE,  /* one file name of an image list */
+  KIND_MARGIN  /* limits.notification_margin: a percentage, in basis points */
 } field_kind_t;
 
 typedef struct {
@@ -83,6 +84,7 @@ static const field_t fields[] = {
     {"allow_image", KIND_IMAGE, JW_SET_ALLOW_IMAGES, 2},
     {"image_action", KIND_ACTION, JW_SET_IMAGE_ACTION, 2},
     {"active_processes_action", KIND_ACTION, JW_SET_ACTIVE_ACTION, 2},
+    {"notification_margin", KIND_MARGIN, JW_SET_NOTIFY_MARGIN, 1},
 };
 #define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
 
@@ -91,7 +93,7 @@ static const field_t fields[] = {
   "die_on_unhandled_exception, allow_breakaway, exporters, rules"
 #define LIMIT_KEYS                                                                                 \
   "active_processes, process_memory, job_memory, process_cpu_time, "                               \
-  "job_cpu_time"
+  "job_cpu_time, notification_margin"
 #define SET_KEYS                                                                                   \
   "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
   "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
@@ -181,6 +183,10 @@ static const char *expected_text(field_kind_t kind, val_result_t why, int from_t
     return "one of " ACTION_LIST;
   case KIND_IMAGE:
     return "a file name like \"cmd.exe\"";
+  case KIND_MARGIN:
+    if (why == VAL_RANGE)
+      return "a percentage below 100%, like \"10%\"";
+    return "a percentage like \"10%\" or \"2.5%\" (at most two decimals), or \"off\"";
   }
   return "a valid value";
 }
@@ -499,6 +505,53 @@ static val_result_t count_from_text(const char *text, uint64_t max, uint64_t *ou
   return VAL_OK;
 }
 
+/* A notification margin: "N%" or "N.D%" / "N.DD%" below 100 %, in basis
+ * points; "off", "0" and "0%" turn warnings off (0). Nothing else: a bare
+ * "10" could mean 10 % or 0.1 and is refused. */
+static val_result_t margin_from_text(const char *text, uint32_t *out_bp) {
+  const char *p = text;
+  uint64_t whole;
+  uint32_t frac = 0;
+  int over, decimals = 0;
+  if (strcmp(text, "off") == 0 || strcmp(text, "0") == 0) {
+    *out_bp = 0;
+    return VAL_OK;
+  }
+  if (!read_digits(&p, &whole, &over))
+    return VAL_BAD;
+  if (*p == '.') {
+    p++;
+    while (*p >= '0' && *p <= '9') {
+      if (++decimals > 2)
+        return VAL_BAD;
+      frac = frac * 10 + (uint32_t)(*p - '0');
+      p++;
+    }
+    if (decimals == 0)
+      return VAL_BAD;
+    if (decimals == 1)
+      frac *= 10;
+  }
+  if (p[0] != '%' || p[1] != '\0')
+    return VAL_BAD;
+  if (over || whole >= 100)
+    return VAL_RANGE;
+  *out_bp = (uint32_t)whole * 100u + frac;
+  return VAL_OK;
+}
+
+/* "10%", "2.5%", "0.25%", "off": the text form of a margin (buf >= 16). */
+static void margin_to_text(uint32_t bp, char *buf, size_t size) {
+  if (bp == 0)
+    snprintf(buf, size, "off");
+  else if (bp % 100 == 0)
+    snprintf(buf, size, "%lu%%", (unsigned long)(bp / 100));
+  else if (bp % 10 == 0)
+    snprintf(buf, size, "%lu.%lu%%", (unsigned long)(bp / 100), (unsigned long)(bp % 100 / 10));
+  else
+    snprintf(buf, size, "%lu.%02lu%%", (unsigned long)(bp / 100), (unsigned long)(bp % 100));
+}
+
 static int name_is_valid(const char *s, size_t len) {
   size_t i;
   if (len == 0 || len >= JW_POLICY_NAME_MAX)
@@ -574,6 +627,9 @@ static void store(jw_policy_t *p, uint32_t bit, uint64_t v) {
     break;
   case JW_SET_ACTIVE_ACTION:
     p->active_processes_action = (jw_rule_action_t)v;
+    break;
+  case JW_SET_NOTIFY_MARGIN:
+    p->notification_margin_bp = (uint32_t)v;
     break;
   default:
     return;
@@ -778,6 +834,18 @@ static int field_from_json(const ctx_t *cx, const field_t *f, const char *where,
   }
   case KIND_IMAGE:
     return images_from_json(cx, f, where, v, p);
+  case KIND_MARGIN: {
+    uint32_t bp = 0;
+    /* A string, or the integer 0 (off): any other number is ambiguous. */
+    if (json_is_string(v))
+      why = margin_from_text(json_string_value(v), &bp);
+    else if (json_is_integer(v) && json_integer_value(v) == 0)
+      why = VAL_OK;
+    if (why != VAL_OK)
+      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
+    store(p, f->bit, bp);
+    return 0;
+  }
   }
   return fail_json(cx, where, "a valid value", v);
 }
@@ -1198,6 +1266,14 @@ static int field_from_text(const ctx_t *cx, const field_t *f, const char *where,
     }
     return 0;
   }
+  case KIND_MARGIN: {
+    uint32_t bp = 0;
+    why = margin_from_text(text, &bp);
+    if (why != VAL_OK)
+      return fail_text(cx, where, expected_text(f->kind, why, 1), text);
+    store(p, f->bit, bp);
+    return 0;
+  }
   }
   return fail_text(cx, where, "a valid value", text);
 }
@@ -1262,6 +1338,9 @@ void jw_policy_resolve(const jw_policy_t *in, jw_policy_t *out) {
     out->image_action = JW_ACTION_KILL_PROCESS;
   if (out->active_processes_action == JW_ACTION_DEFAULT)
     out->active_processes_action = JW_ACTION_REPORT;
+  /* Warnings before the hard job limits are on unless the policy says. */
+  if (!(set & JW_SET_NOTIFY_MARGIN))
+    out->notification_margin_bp = JW_NOTIFY_MARGIN_DEFAULT_BP;
 }
 
 /* Sizes as integer bytes (a string of digits above what a JSON integer
@@ -1337,6 +1416,17 @@ void *jw_policy_to_json(const jw_policy_t *p) {
       json_object_set_new(limits, "process_cpu_time", duration_to_json(p->process_time_ms)) != 0 ||
       json_object_set_new(limits, "job_cpu_time", duration_to_json(p->job_time_ms)) != 0)
     goto fail;
+  /* The margin is shown where it matters (a job limit it applies to) or
+   * where the policy chose it, always as the effective value: a policy
+   * that does not set it gets the default. */
+  if (p->job_memory != 0 || p->job_time_ms != 0 || (p->set & JW_SET_NOTIFY_MARGIN)) {
+    char margin[16];
+    margin_to_text((p->set & JW_SET_NOTIFY_MARGIN) ? p->notification_margin_bp
+                                                   : JW_NOTIFY_MARGIN_DEFAULT_BP,
+                   margin, sizeof margin);
+    if (json_object_set_new(limits, "notification_margin", json_string(margin)) != 0)
+      goto fail;
+  }
   if (json_object_set_new(root, "limits", limits) != 0) {
     limits = NULL; /* stolen, even on failure */
     goto fail;
@@ -1410,6 +1500,28 @@ int jw_parse_size(const char *text, uint64_t *out) {
     return JW_EINVAL;
   *out = v;
   return 0;
+}
+
+int jw_parse_margin(const char *text, uint32_t *out_bp) {
+  uint32_t bp;
+  if (text == NULL || out_bp == NULL || margin_from_text(text, &bp) != VAL_OK)
+    return JW_EINVAL;
+  *out_bp = bp;
+  return 0;
+}
+
+uint64_t jw_notification_threshold(uint64_t limit, uint32_t margin_bp) {
+  uint64_t margin;
+  if (limit == 0 || margin_bp == 0 || margin_bp >= JW_NOTIFY_MARGIN_FULL_BP)
+    return 0;
+  /* limit * bp / 10000 without the product: the quotient part is at most
+   * the limit itself, the remainder part below 10^8. Rounded down, so the
+   * warning comes no earlier than the margin asks. */
+  margin = limit / JW_NOTIFY_MARGIN_FULL_BP * margin_bp +
+           limit % JW_NOTIFY_MARGIN_FULL_BP * margin_bp / JW_NOTIFY_MARGIN_FULL_BP;
+  if (margin == 0 || margin >= limit)
+    return 0;
+  return limit - margin;
 }
 
 int jw_parse_duration(const char *text, uint64_t *out_ms) {

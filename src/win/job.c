@@ -16,6 +16,53 @@ static BOOL set_job_info(HANDLE job, JOBOBJECTINFOCLASS cls, LPVOID info, DWORD 
   return SetInformationJobObject(job, cls, info, len);
 }
 
+static jw__query_job_info_fn query_info_hook;
+
+void jw__job_query_info_hook(jw__query_job_info_fn fn) {
+  query_info_hook = fn;
+}
+
+BOOL jw__job_query_info(HANDLE job, JOBOBJECTINFOCLASS cls, LPVOID info, DWORD len, LPDWORD ret) {
+  if (query_info_hook != NULL)
+    return query_info_hook(job, cls, info, len, ret);
+  return QueryInformationJobObject(job, cls, info, len, ret);
+}
+
+/* Asks Windows for a guaranteed JOB_OBJECT_MSG_NOTIFICATION_LIMIT some way
+ * below the hard job limits (docs/policy.md, notification_margin). Unlike
+ * the hard limits' messages, the delivery of this one is guaranteed, so the
+ * record gets a warning before the kernel refuses memory or ends the job.
+ * A kernel that refuses the class (Windows before 8, Wine: error 87) only
+ * loses the warnings: the refusal is kept for the caller to report, and
+ * the job is set up without them. */
+static void set_notification_limits(jw_job_t *job, const jw_policy_t *p) {
+  JOBOBJECT_NOTIFICATION_LIMIT_INFORMATION nli;
+  DWORD flags = 0;
+  job->notify_job_memory = jw_notification_threshold(p->job_memory, p->notification_margin_bp);
+  job->notify_job_time_ms = jw_notification_threshold(p->job_time_ms, p->notification_margin_bp);
+  memset(&nli, 0, sizeof(nli));
+  if (job->notify_job_memory != 0) {
+    flags |= JOB_OBJECT_LIMIT_JOB_MEMORY;
+    nli.JobMemoryLimit = job->notify_job_memory;
+  }
+  if (job->notify_job_time_ms != 0) {
+    /* Below the hard limit, which ms_to_ticks already accepted. No
+     * process is in the job yet, so nothing is added to it (Windows adds
+     * the CPU time the members already used). */
+    flags |= JOB_OBJECT_LIMIT_JOB_TIME;
+    nli.PerJobUserTimeLimit.QuadPart = (LONGLONG)(job->notify_job_time_ms * 10000u);
+  }
+  if (flags == 0)
+    return;
+  nli.LimitFlags = flags;
+  if (set_job_info(job->job, JobObjectNotificationLimitInformation, &nli, sizeof(nli)))
+    job->notify_flags = flags;
+  else {
+    job->notify_error = GetLastError();
+    job->notify_refused = 1;
+  }
+}
+
 static int sys_fail(jw_error_t *err, const char *step, DWORD e, const char *what) {
   char why[256];
   jw__sys_error_text(e, why, sizeof(why));
@@ -128,6 +175,8 @@ int jw_job_create(jw_job_t *job, const jw_policy_t *p, jw_error_t *err) {
       goto done;
     }
   }
+
+  set_notification_limits(job, p);
 
   if (p->ui_restrictions) {
     JOBOBJECT_BASIC_UI_RESTRICTIONS ui;

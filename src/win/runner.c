@@ -57,6 +57,52 @@ static void emit_notice(jw_emitter_t *em, const char *rule, const char *action, 
   jw_emit(em, &ev);
 }
 
+/* job_config.notification_limits: the warning thresholds jobwarden asked
+ * Windows for (null where none) and whether it accepted them. Values
+ * beyond a JSON integer saturate, as the event renderer's do. */
+static json_t *threshold_json(uint64_t v) {
+  if (v == 0)
+    return json_null();
+  return json_integer(v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX : (json_int_t)v);
+}
+
+static void add_notification_config(json_t *extra, const jw_job_t *job) {
+  json_t *config = json_object_get(extra, "job_config"), *n;
+  if (config == NULL || (job->notify_job_memory == 0 && job->notify_job_time_ms == 0))
+    return;
+  n = json_pack("{s:o,s:o,s:b}", "job_memory", threshold_json(job->notify_job_memory),
+                "job_cpu_time_ms", threshold_json(job->notify_job_time_ms), "applied",
+                !job->notify_refused);
+  if (n != NULL)
+    json_object_set_new(config, "notification_limits", n);
+}
+
+/* The kernel refused the notification limits: said once, in-band. The
+ * hard limits still hold; only the guaranteed warning before them is
+ * lost. */
+static void report_notifications_refused(jw_emitter_t *em, const jw_job_t *job) {
+  jw_error_t err;
+  char msg[400], text[128], which[96];
+  jw__sys_error_text(job->notify_error, text, sizeof(text));
+  memset(&err, 0, sizeof(err));
+  err.code = JW_ESYS;
+  err.sys_error = job->notify_error;
+  jw__strlcpy(err.where, "SetInformationJobObject(NotificationLimitInformation)",
+              sizeof(err.where));
+  which[0] = '\0';
+  if (job->notify_job_memory != 0)
+    snprintf(which, sizeof(which), "job memory at %llu bytes",
+             (unsigned long long)job->notify_job_memory);
+  if (job->notify_job_time_ms != 0)
+    snprintf(which + strlen(which), sizeof(which) - strlen(which), "%sjob CPU time at %llu ms",
+             which[0] ? ", " : "", (unsigned long long)job->notify_job_time_ms);
+  snprintf(msg, sizeof(msg),
+           "Windows refused the notification limits (warnings: %s) with Win32 error %lu (%s); "
+           "the hard limits still apply, without a guaranteed warning before them",
+           which, (unsigned long)job->notify_error, text);
+  emit_notice(em, "notification_limits_unavailable", "degraded", JW_SEV_LOW, &err, msg);
+}
+
 static void emit_job_start(jw_emitter_t *em, const jw_policy_t *pol, const jw_run_config_t *cfg,
                            const jw_job_t *job) {
   jw_event_t ev;
@@ -71,6 +117,7 @@ static void emit_job_start(jw_emitter_t *em, const jw_policy_t *pol, const jw_ru
   ev.extra = json_pack("{s:o,s:{s:o,s:b}}", "policy", (json_t *)jw_policy_to_json(pol),
                        "job_config", "command", argv ? argv : json_array(), "kill_on_close_applied",
                        job->policy.kill_on_close);
+  add_notification_config(ev.extra, job);
   snprintf(ev.message, sizeof(ev.message), "job created with tier %s; starting %.300s",
            jw_tier_name(pol->tier), cfg->argc > 0 ? cfg->argv[0] : "?");
   jw_emit(em, &ev);
@@ -178,6 +225,8 @@ int jw_run(const jw_run_config_t *cfg) {
     say("warning: ", msg);
     emit_notice(em, "kill_on_close_unavailable", "degraded", JW_SEV_HIGH, NULL, msg);
   }
+  if (job.notify_refused)
+    report_notifications_refused(em, &job);
   if (jw_monitor_start(&job, em, &mon, &err) != 0) {
     say("", err.text);
     emit_notice(em, "setup_failed", "blocked", JW_SEV_CRITICAL, &err, err.text);

@@ -5,6 +5,8 @@
 
 #include "internal.h"
 
+#include <psapi.h>
+
 /* Completion keys on the job's port. The job's own messages arrive under
  * JW_KEY_JOB; the owner posts control packets under JW_KEY_CONTROL. */
 #define JW_KEY_JOB     ((ULONG_PTR)0x4A57001)
@@ -25,6 +27,13 @@ typedef struct jw_job_s {
   jw_policy_t policy;        /* resolved */
   int kill_on_close_refused; /* KILL_ON_JOB_CLOSE was refused and dropped */
   DWORD kill_on_close_error; /* the Win32 error of that refusal */
+  /* Warning thresholds (JobObjectNotificationLimitInformation) below the
+   * hard job limits, from policy.notification_margin_bp; 0 = none asked. */
+  uint64_t notify_job_memory;  /* bytes */
+  uint64_t notify_job_time_ms; /* user-mode CPU time */
+  DWORD notify_flags;          /* JOB_OBJECT_LIMIT_JOB_MEMORY / _JOB_TIME the kernel accepted */
+  int notify_refused;          /* SetInformationJobObject refused them: no warnings */
+  DWORD notify_error;          /* the Win32 error of that refusal */
 } jw_job_t;
 
 /* Creates a job with the resolved policy's limits and UI restrictions and
@@ -41,6 +50,12 @@ void jw_job_close(jw_job_t *job);
  * "refuse" an information class. NULL restores the real call. */
 typedef BOOL(WINAPI *jw__set_job_info_fn)(HANDLE, JOBOBJECTINFOCLASS, LPVOID, DWORD);
 void jw__job_set_info_hook(jw__set_job_info_fn fn);
+/* QueryInformationJobObject as the monitor's measurements call it, and its
+ * test hook (tests answer what a real Windows kernel would answer, e.g.
+ * JobObjectLimitViolationInformation). NULL restores the real call. */
+typedef BOOL(WINAPI *jw__query_job_info_fn)(HANDLE, JOBOBJECTINFOCLASS, LPVOID, DWORD, LPDWORD);
+void jw__job_query_info_hook(jw__query_job_info_fn fn);
+BOOL jw__job_query_info(HANDLE job, JOBOBJECTINFOCLASS cls, LPVOID info, DWORD len, LPDWORD ret);
 
 typedef struct jw_child_s {
   HANDLE process; /* owner: the caller of jw_spawn (close with jw_child_close) */
@@ -117,6 +132,13 @@ void jw__monitor_image_hook(jw__query_image_fn fn);
  * NULL: none dropped. */
 typedef int (*jw__drop_message_fn)(DWORD msg, ULONG_PTR value);
 void jw__monitor_drop_hook(jw__drop_message_fn fn);
+/* Test hooks for the measured values of limit hits: replace
+ * GetProcessMemoryInfo (a PROCESS_MEMORY_COUNTERS_EX is asked for) and
+ * GetProcessTimes on the process a limit message names. NULL restores
+ * the real calls. */
+typedef BOOL(WINAPI *jw__process_memory_fn)(HANDLE, PROCESS_MEMORY_COUNTERS *, DWORD);
+typedef BOOL(WINAPI *jw__process_times_fn)(HANDLE, LPFILETIME, LPFILETIME, LPFILETIME, LPFILETIME);
+void jw__monitor_measure_hooks(jw__process_memory_fn memory, jw__process_times_fn times);
 /* Manual-reset event set once the job has no active process left (or the
  * monitor ended). Owned by the monitor. */
 HANDLE jw_monitor_done_event(jw_monitor_t *m);

@@ -385,6 +385,39 @@ static void test_rule_flags(const char *dir) {
   CHECK_CONTAINS(jw_cli_usage(), "124 a monitor rule ended the program");
 }
 
+/* --notification-margin: the warning margin below the job limits. */
+static void test_notification_margin_flag(void) {
+  jw_cli_t cli;
+  jw_error_t err;
+  const char *a1[] = {"jobwarden", "run", "--job-memory", "1G", "--notification-margin", "5%", "x"};
+  const char *a2[] = {"jobwarden", "run", "--notification-margin=off", "x"};
+  const char *a3[] = {"jobwarden", "probe", "--notification-margin", "12.5%"};
+  const char *b1[] = {"jobwarden", "run", "--notification-margin", "100%", "x"};
+  const char *b2[] = {"jobwarden", "run", "--notification-margin", "10", "x"};
+  const char *b3[] = {"jobwarden", "run", "--notification-margin"};
+
+  CHECK_INT(parse(ARGC(a1), a1, &cli, &err), 0);
+  CHECK_U64(cli.policy.notification_margin_bp, 500);
+  CHECK_U64(cli.policy.set, JW_SET_JOB_MEMORY | JW_SET_NOTIFY_MARGIN);
+  CHECK_STR(cli.command[0], "x");
+  CHECK_INT(parse(ARGC(a2), a2, &cli, &err), 0);
+  CHECK_U64(cli.policy.notification_margin_bp, 0);
+  CHECK_U64(cli.policy.set, JW_SET_NOTIFY_MARGIN);
+  CHECK_INT(parse(ARGC(a3), a3, &cli, &err), 0);
+  CHECK_U64(cli.policy.notification_margin_bp, 1250);
+
+  CHECK_INT(parse(ARGC(b1), b1, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.where, "--notification-margin");
+  CHECK_STR(err.text, "--notification-margin: expected a percentage below 100%, like \"10%\", "
+                      "got \"100%\"");
+  CHECK_INT(parse(ARGC(b2), b2, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.text, "--notification-margin: expected a percentage like \"10%\" or \"2.5%\" "
+                      "(at most two decimals), or \"off\", got \"10\"");
+  CHECK_INT(parse(ARGC(b3), b3, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--notification-margin: expected a value");
+  CHECK_CONTAINS(jw_cli_usage(), "--notification-margin PCT|off");
+}
+
 int main(int argc, char **argv) {
   const char *out = argc > 2 ? argv[2] : ".";
   test_commands();
@@ -395,5 +428,6 @@ int main(int argc, char **argv) {
   test_policy_file_then_flags(out);
   test_exit_status();
   test_rule_flags(out);
+  test_notification_margin_flag();
   return jw_test_result("cli");
 }

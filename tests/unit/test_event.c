@@ -235,7 +235,7 @@ static void root_process(jw_process_info_t *p) {
   p->is_root = 1;
 }
 
-#define HEAD "{\"schema_version\":\"1.1.0\",\"event\":"
+#define HEAD "{\"schema_version\":\"1.2.0\",\"event\":"
 #define RUN(seq, sec)                                                                              \
   ",\"seq\":" #seq ",\"@timestamp\":\"2026-11-23T09:11:" sec                                       \
   ".123456Z\",\"host\":{\"name\":\"build-host\"},\"run_id\":"                                      \
@@ -546,7 +546,7 @@ static void test_image_len(void) {
                           "\"message\":\"Child started.\"}");
 }
 
-/* The enrichment of schema 1.1.0: every field at once, in its order, with
+/* The enrichment of schema 1.2.0: every field at once, in its order, with
  * a hostile command line (quote, backslash, ESC, U+0000 kept by the count)
  * and an ancestry chain; then an exit whose CPU and I/O are unavailable. */
 static void test_enrichment(void) {
@@ -687,7 +687,7 @@ static void test_edges(void) {
   ev.has_limit = 1;
   line = NULL;
   CHECK_INT(jw_event_render_line(&ev, &run, UINT64_MAX, 0, &line, &len), 0);
-  CHECK_STR(line, "{\"schema_version\":\"1.1.0\",\"event\":\"unknown\","
+  CHECK_STR(line, "{\"schema_version\":\"1.2.0\",\"event\":\"unknown\","
                   "\"seq\":9223372036854775807,"
                   "\"@timestamp\":\"1970-01-01T00:00:00.000000Z\","
                   "\"host\":{\"name\":\"build-host\"},"
@@ -1019,6 +1019,64 @@ static void test_hostile(const char *data_dir) {
   CHECK(cases >= 19);
 }
 
+/* limit.observed and what stands in for it (schema 1.2.0): the value with
+ * where it was read, or the reason, call and error when there is none. */
+static void test_limit_lines(void) {
+  jw_event_t ev;
+  char *line;
+
+  /* A warning below a hard limit, with the value Windows measured and
+   * where it was read; a reason set beside a value is not rendered (the
+   * value wins). */
+  init_event(&ev, JW_EVENT_VIOLATION, "job_memory_warning", "observed", "kernel", JW_SEV_MEDIUM,
+             "port", "warned");
+  ev.has_job_message = 1;
+  ev.job_message = 11;
+  ev.has_limit = 1;
+  ev.limit_name = "job_memory_warning";
+  ev.limit_unit = "bytes";
+  ev.limit_configured = 483183821;
+  ev.limit_hard = 536870912;
+  ev.has_limit_observed = 1;
+  ev.limit_observed = 490000000;
+  ev.limit_observed_source = "JobObjectLimitViolationInformation.JobMemory";
+  strcpy(ev.limit_unavailable, "ignored");
+  line = emit(&ev, NULL, __LINE__);
+  CHECK_CONTAINS(line, ",\"limit\":{\"name\":\"job_memory_warning\",\"unit\":\"bytes\","
+                       "\"configured\":483183821,\"observed\":490000000,"
+                       "\"hard_limit\":536870912,\"observed_source\":"
+                       "\"JobObjectLimitViolationInformation.JobMemory\"},\"message\":\"warned\"}");
+  free(line);
+
+  /* No value: the reason, the call and its error instead, never a 0; then
+   * a reason without a failed call. */
+  init_event(&ev, JW_EVENT_VIOLATION, "job_memory", "blocked", "kernel", JW_SEV_HIGH, "port",
+             "refused");
+  ev.has_limit = 1;
+  ev.limit_name = "job_memory";
+  ev.limit_unit = "bytes";
+  ev.limit_configured = 536870912;
+  strcpy(ev.limit_unavailable, "the query failed (87)");
+  ev.limit_unavailable_where = "QueryInformationJobObject(JobObjectLimitViolationInformation)";
+  ev.has_limit_unavailable_error = 1;
+  ev.limit_unavailable_error = 87;
+  line = emit(&ev, NULL, __LINE__);
+  CHECK_CONTAINS(line, ",\"limit\":{\"name\":\"job_memory\",\"unit\":\"bytes\","
+                       "\"configured\":536870912,\"observed_unavailable\":{\"reason\":"
+                       "\"the query failed (87)\",\"where\":\"QueryInformationJobObject("
+                       "JobObjectLimitViolationInformation)\",\"win32_error\":87}},"
+                       "\"message\":\"refused\"}");
+  free(line);
+  ev.limit_unavailable_where = NULL;
+  ev.has_limit_unavailable_error = 0;
+  strcpy(ev.limit_unavailable, "no documented query");
+  line = emit(&ev, NULL, __LINE__);
+  CHECK_CONTAINS(line, ",\"limit\":{\"name\":\"job_memory\",\"unit\":\"bytes\","
+                       "\"configured\":536870912,\"observed_unavailable\":{\"reason\":"
+                       "\"no documented query\"}},\"message\":\"refused\"}");
+  free(line);
+}
+
 int main(int argc, char **argv) {
   char path[1024];
   if (argc < 3) {
@@ -1039,6 +1097,7 @@ int main(int argc, char **argv) {
   test_enrichment();
   test_edges();
   test_hostile(argv[1]);
+  test_limit_lines();
 
   if (events_file != NULL)
     CHECK(fclose(events_file) == 0);

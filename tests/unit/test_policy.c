@@ -16,7 +16,7 @@ static const char *out_dir = ".";
 
 #define LIMIT_KEYS                                                                                 \
   "active_processes, process_memory, job_memory, process_cpu_time, "                               \
-  "job_cpu_time"
+  "job_cpu_time, notification_margin"
 #define TOP_KEYS                                                                                   \
   "version, name, tier, limits, ui_restrictions, kill_on_close, "                                  \
   "die_on_unhandled_exception, allow_breakaway, exporters, rules"
@@ -96,6 +96,7 @@ static void check_policy(const jw_policy_t *got, const jw_policy_t *want, const 
   CHECK_INT(got->kill_on_close, want->kill_on_close);
   CHECK_INT(got->die_on_unhandled_exception, want->die_on_unhandled_exception);
   CHECK_INT(got->breakaway_ok, want->breakaway_ok);
+  CHECK_U64(got->notification_margin_bp, want->notification_margin_bp);
   note_case(before, what);
 }
 
@@ -833,6 +834,7 @@ static void test_resolve(void) {
   jw_policy_init(&p);
   jw_policy_resolve(&p, &r);
   jw_policy_init(&want);
+  want.notification_margin_bp = JW_NOTIFY_MARGIN_DEFAULT_BP; /* every resolved policy */
   check_policy(&r, &want, "tier none");
 
   jw_policy_init(&p);
@@ -866,6 +868,7 @@ static void test_resolve(void) {
             0);
   jw_policy_resolve(&p, &r);
   jw_policy_init(&want);
+  want.notification_margin_bp = JW_NOTIFY_MARGIN_DEFAULT_BP;
   want.tier = JW_TIER_LOCKDOWN;
   want.active_processes = 0;
   want.job_memory = 64ull << 20;
@@ -965,8 +968,11 @@ static void round_trip(const jw_policy_t *p, const char *what) {
   CHECK_INT(jw_policy_parse(&back, s, strlen(s), "to_json", &err), 0);
   jw_policy_resolve(&back, &back);
   check_policy(&back, &resolved, what);
-  /* Every field but the name (left out when empty) is explicit. */
-  CHECK_U64(back.set | (resolved.name[0] ? 0 : JW_SET_NAME), ALL_SET_BITS);
+  /* Every field but the name (left out when empty) is explicit, and the
+   * notification margin where a job limit makes it matter. */
+  CHECK_U64(back.set | (resolved.name[0] ? 0 : JW_SET_NAME),
+            ALL_SET_BITS |
+                (resolved.job_memory || resolved.job_time_ms ? JW_SET_NOTIFY_MARGIN : 0));
   note_case(before, s);
   free(s);
 }
@@ -989,7 +995,7 @@ static void test_to_json(void) {
                "\"limits\":{\"active_processes\":1,"
                "\"process_memory\":\"unlimited\",\"job_memory\":1073741824,"
                "\"process_cpu_time\":\"30000ms\","
-               "\"job_cpu_time\":\"unlimited\"},"
+               "\"job_cpu_time\":\"unlimited\",\"notification_margin\":\"10%\"},"
                "\"ui_restrictions\":[\"handles\",\"read_clipboard\","
                "\"write_clipboard\",\"system_parameters\","
                "\"display_settings\",\"global_atoms\",\"desktop\","
@@ -1013,7 +1019,7 @@ static void test_to_json(void) {
                "\"process_memory\":\"18446744073709551615\","
                "\"job_memory\":9223372036854775807,"
                "\"process_cpu_time\":\"922337203685477ms\","
-               "\"job_cpu_time\":\"1ms\"},"
+               "\"job_cpu_time\":\"1ms\",\"notification_margin\":\"10%\"},"
                "\"ui_restrictions\":[\"read_clipboard\",\"desktop\"],"
                "\"kill_on_close\":false,\"die_on_unhandled_exception\":false,"
                "\"allow_breakaway\":true}");
@@ -1575,6 +1581,183 @@ static void test_rules_to_json(void) {
   free(s);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Notification margin                                                      */
+/* ------------------------------------------------------------------------ */
+
+#define EXPECT_MARGIN                                                                              \
+  "expected a percentage like \"10%\" or \"2.5%\" (at most two decimals), or \"off\""
+#define EXPECT_MARGIN_RANGE "expected a percentage below 100%, like \"10%\""
+
+static void test_margin_parse(void) {
+  static const struct {
+    const char *text;
+    uint32_t bp;
+  } ok[] = {{"10%", 1000}, {"2.5%", 250}, {"0.25%", 25},   {"0.01%", 1}, {"99.99%", 9999},
+            {"99%", 9900}, {"07%", 700},  {"0%", 0},       {"0.0%", 0},  {"off", 0},
+            {"0", 0},      {"1.5%", 150}, {"50.05%", 5005}};
+  static const char *const bad[] = {"",     "10",    "%",    ".5%",  "5.%",  "1.234%", "-1%",
+                                    "+1%",  "10 %",  " 10%", "10%%", "10% ", "OFF",    "on",
+                                    "1e1%", "0x10%", "10p",  "0.5",  "1,5%", "100",    "none"};
+  static const char *const range[] = {"100%", "100.00%", "150%", "99999999999999999999999%"};
+  jw_policy_t p;
+  jw_error_t err;
+  char json[128], want[256];
+  size_t i;
+  uint32_t bp;
+
+  for (i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    int before = jw_test_failures;
+    bp = 12345;
+    CHECK_INT(jw_parse_margin(ok[i].text, &bp), 0);
+    CHECK_U64(bp, ok[i].bp);
+    /* The same text from a policy file and from the flag. */
+    jw_policy_init(&p);
+    snprintf(json, sizeof json, "{\"limits\": {\"notification_margin\": \"%s\"}}", ok[i].text);
+    CHECK_INT(parse(&p, json, NULL, &err), 0);
+    CHECK_U64(p.notification_margin_bp, ok[i].bp);
+    CHECK_U64(p.set, JW_SET_NOTIFY_MARGIN);
+    jw_policy_init(&p);
+    CHECK_INT(jw_policy_set(&p, "notification_margin", ok[i].text, "--notification-margin", &err),
+              0);
+    CHECK_U64(p.notification_margin_bp, ok[i].bp);
+    CHECK_U64(p.set, JW_SET_NOTIFY_MARGIN);
+    note_case(before, ok[i].text);
+  }
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int before = jw_test_failures;
+    bp = 7;
+    CHECK_INT(jw_parse_margin(bad[i], &bp), JW_EINVAL);
+    CHECK_U64(bp, 7);
+    snprintf(json, sizeof json, "{\"limits\": {\"notification_margin\": \"%s\"}}", bad[i]);
+    snprintf(want, sizeof want, "limits.notification_margin: %s, got \"%s\"", EXPECT_MARGIN,
+             bad[i]);
+    expect_parse_error(json, NULL, "limits.notification_margin", want);
+    snprintf(want, sizeof want, "--notification-margin: %s, got \"%s\"", EXPECT_MARGIN, bad[i]);
+    expect_set_error("notification_margin", bad[i], "--notification-margin", JW_EPOLICY,
+                     "--notification-margin", want);
+    note_case(before, bad[i]);
+  }
+  for (i = 0; i < sizeof range / sizeof range[0]; i++) {
+    int before = jw_test_failures;
+    CHECK_INT(jw_parse_margin(range[i], &bp), JW_EINVAL);
+    snprintf(json, sizeof json, "{\"limits\": {\"notification_margin\": \"%s\"}}", range[i]);
+    snprintf(want, sizeof want, "limits.notification_margin: %s, got \"%s\"", EXPECT_MARGIN_RANGE,
+             range[i]);
+    expect_parse_error(json, NULL, "limits.notification_margin", want);
+    snprintf(want, sizeof want, "--notification-margin: %s, got \"%s\"", EXPECT_MARGIN_RANGE,
+             range[i]);
+    expect_set_error("notification_margin", range[i], "--notification-margin", JW_EPOLICY,
+                     "--notification-margin", want);
+    note_case(before, range[i]);
+  }
+  /* In a file: the integer 0 means off; any other number is ambiguous
+   * (10 % or 0.1?), and so is every other JSON type. */
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p, "{\"limits\": {\"notification_margin\": 0}}", NULL, &err), 0);
+  CHECK_U64(p.notification_margin_bp, 0);
+  CHECK_U64(p.set, JW_SET_NOTIFY_MARGIN);
+  expect_parse_error("{\"limits\": {\"notification_margin\": 10}}", NULL,
+                     "limits.notification_margin",
+                     "limits.notification_margin: " EXPECT_MARGIN ", got 10");
+  expect_parse_error("{\"limits\": {\"notification_margin\": 0.1}}", NULL,
+                     "limits.notification_margin",
+                     "limits.notification_margin: " EXPECT_MARGIN ", got 0.1");
+  expect_parse_error("{\"limits\": {\"notification_margin\": false}}", NULL,
+                     "limits.notification_margin",
+                     "limits.notification_margin: " EXPECT_MARGIN ", got false");
+  expect_parse_error("{\"limits\": {\"notification_margin\": null}}", NULL,
+                     "limits.notification_margin",
+                     "limits.notification_margin: " EXPECT_MARGIN ", got null");
+  expect_parse_error("{\"limits\": {\"notification_margin\": [\"10%\"]}}", NULL,
+                     "limits.notification_margin",
+                     "limits.notification_margin: " EXPECT_MARGIN ", got an array");
+  /* The key lives in "limits", nowhere else. */
+  expect_parse_error("{\"notification_margin\": \"10%\"}", NULL, "notification_margin",
+                     "notification_margin: unknown key (known: " TOP_KEYS ")");
+  CHECK_INT(jw_parse_margin(NULL, &bp), JW_EINVAL);
+  CHECK_INT(jw_parse_margin("10%", NULL), JW_EINVAL);
+}
+
+static void test_margin_resolve_and_render(void) {
+  jw_policy_t p;
+  jw_error_t err;
+  char *s;
+
+  /* Not set: the default after resolving; an explicit "off" stays off. */
+  jw_policy_init(&p);
+  CHECK_U64(p.notification_margin_bp, 0);
+  jw_policy_resolve(&p, &p);
+  CHECK_U64(p.notification_margin_bp, JW_NOTIFY_MARGIN_DEFAULT_BP);
+  CHECK_U64(p.set, 0);
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "notification_margin", "off", NULL, &err), 0);
+  jw_policy_resolve(&p, &p);
+  CHECK_U64(p.notification_margin_bp, 0);
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "notification_margin", "2.5%", NULL, &err), 0);
+  jw_policy_resolve(&p, &p);
+  CHECK_U64(p.notification_margin_bp, 250);
+
+  /* Rendered (effective value) where a job limit makes it matter... */
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p, "{\"limits\": {\"job_cpu_time\": \"1m\"}}", NULL, &err), 0);
+  s = dump(&p); /* unresolved: still the effective default */
+  CHECK_CONTAINS(s, "\"job_cpu_time\":\"60000ms\",\"notification_margin\":\"10%\"}");
+  free(s);
+  CHECK_INT(jw_policy_set(&p, "notification_margin", "0.25%", NULL, &err), 0);
+  s = dump(&p);
+  CHECK_CONTAINS(s, "\"notification_margin\":\"0.25%\"}");
+  free(s);
+  CHECK_INT(jw_policy_set(&p, "notification_margin", "7.5%", NULL, &err), 0);
+  s = dump(&p);
+  CHECK_CONTAINS(s, "\"notification_margin\":\"7.5%\"}");
+  free(s);
+  round_trip(&p, "margin 7.5%");
+  /* ... or where the policy chose it, even without a job limit ... */
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "notification_margin", "0", NULL, &err), 0);
+  s = dump(&p);
+  CHECK_CONTAINS(s, "\"job_cpu_time\":\"unlimited\",\"notification_margin\":\"off\"}");
+  free(s);
+  /* ... and left out otherwise. */
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "process_memory", "1G", NULL, &err), 0);
+  jw_policy_resolve(&p, &p);
+  s = dump(&p);
+  CHECK(s != NULL && strstr(s, "notification_margin") == NULL);
+  free(s);
+}
+
+static void test_notification_threshold(void) {
+  /* limit - floor(limit * margin / 100 %), exact for any 64-bit limit. */
+  CHECK_U64(jw_notification_threshold(512ull << 20, 1000), 483183821ull);
+  CHECK_U64(jw_notification_threshold(1ull << 30, 1000), 966367642ull);
+  CHECK_U64(jw_notification_threshold(60000, 1000), 54000);
+  CHECK_U64(jw_notification_threshold(60000, 250), 58500);
+  CHECK_U64(jw_notification_threshold(922337203685477ull, 1000), 830103483316930ull);
+  /* No overflow at the top of the range. */
+  CHECK_U64(jw_notification_threshold(UINT64_MAX, 1000), 16602069666338596454ull);
+  CHECK_U64(jw_notification_threshold(UINT64_MAX, 9999), 1844674407370956ull);
+  CHECK_U64(jw_notification_threshold(UINT64_MAX, 1), 18444899399302180660ull);
+  CHECK_U64(jw_notification_threshold((uint64_t)INT64_MAX, 1000), 8301034833169298227ull);
+  /* Rounded down: the warning never comes earlier than asked. */
+  CHECK_U64(jw_notification_threshold(10, 1000), 9);
+  CHECK_U64(jw_notification_threshold(19, 1000), 18);
+  CHECK_U64(jw_notification_threshold(2, 9999), 1);
+  CHECK_U64(jw_notification_threshold(10000, 1), 9999);
+  /* No warning: no limit, margin off, 100 % or more, or a margin that
+   * rounds to nothing (the threshold would be the limit itself). */
+  CHECK_U64(jw_notification_threshold(0, 1000), 0);
+  CHECK_U64(jw_notification_threshold(1ull << 30, 0), 0);
+  CHECK_U64(jw_notification_threshold(1ull << 30, 10000), 0);
+  CHECK_U64(jw_notification_threshold(1ull << 30, 20000), 0);
+  CHECK_U64(jw_notification_threshold(UINT64_MAX, UINT32_MAX), 0);
+  CHECK_U64(jw_notification_threshold(9, 1000), 0);
+  CHECK_U64(jw_notification_threshold(1, 9999), 0);
+  CHECK_U64(jw_notification_threshold(9999, 1), 0);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1)
     data_dir = argv[1];
@@ -1597,5 +1780,8 @@ int main(int argc, char **argv) {
   test_rules_errors();
   test_rules_set();
   test_rules_to_json();
+  test_margin_parse();
+  test_margin_resolve_and_render();
+  test_notification_threshold();
   return jw_test_result("policy");
 }

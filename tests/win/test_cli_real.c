@@ -593,6 +593,8 @@ static void case_policy(void) {
   CHECK_STR(tw_str(j, "tier"), "lockdown");
   CHECK_STR(tw_str(j, "name"), "agent-run");
   CHECK_INT(tw_int(j, "limits.active_processes"), 4);
+  /* The effective notification margin, shown because of the job limits. */
+  CHECK_STR(tw_str(j, "limits.notification_margin"), "10%");
   json_decref(j);
   case_end("policy-good-check", &r);
   free_run(&r);
@@ -826,6 +828,43 @@ static void case_two_exporters(void) {
   free_run(&r);
 }
 
+/* 13. --notification-margin through jobwarden.exe: the threshold below the
+ *     job memory limit, Wine's refusal said once on stderr and in the log,
+ *     and the program's exit code. */
+static void case_notification_margin(void) {
+  char log[PATH_CHARS], args[CMD_CHARS], names[512];
+  cli_run_t r;
+  json_t *evs, *ev;
+  size_t n;
+
+  case_begin();
+  case_path(log, sizeof(log), "notification-margin", ".jsonl");
+  DeleteFileA(log);
+  snprintf(args, sizeof(args),
+           "run --job-memory 64M --notification-margin 5%% --export \"file:%s\" -- \"%s\" "
+           "--helper exit 3",
+           log, g_self);
+  run_jobwarden(&r, "notification-margin", args);
+  CHECK_U64(r.exit_code, 3);
+  evs = load_log(log);
+  names_of(evs, names, sizeof(names));
+  CHECK_STR(names, "job_start,notice,process_start,process_exit,job_end");
+  check_envelope(evs, "none", 1);
+  ev = json_array_get(evs, 0);
+  CHECK_STR(tw_str(ev, "policy.limits.notification_margin"), "5%");
+  CHECK_INT(tw_int(ev, "job_config.notification_limits.job_memory"), 63753421);
+  CHECK_INT(jbool(ev, "job_config.notification_limits.applied"), 0);
+  ev = find_only(evs, "sandbox.notice", "notification_limits_unavailable", &n);
+  CHECK_INT(n, 1);
+  CHECK_INT(tw_int(ev, "error.win32_error"), 87);
+  CHECK_CONTAINS(tw_str(ev, "message"), "warnings: job memory at 63753421 bytes");
+  /* Said in the log only: the run is not worse than its hard limits. */
+  CHECK_INT(r.err_len, 0);
+  json_decref(evs);
+  case_end("notification-margin", &r);
+  free_run(&r);
+}
+
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
@@ -857,5 +896,6 @@ int main(int argc, char **argv) {
   case_stdio();
   case_help_version();
   case_two_exporters();
+  case_notification_margin();
   return jw_test_result("cli_real");
 }
