@@ -6,17 +6,17 @@
 
 /* Exit statuses of jobwarden itself, in the style of timeout(1) / env(1).
  * `run` otherwise exits with the sandboxed program's own exit code. */
-#define JW_EXIT_OK             0
-#define JW_EXIT_POLICY_INVALID 1   /* check-policy: the policy is invalid */
-#define JW_EXIT_NOT_ENFORCED   1   /* probe: a claimed restriction is not enforced */
-#define JW_EXIT_TAIL_CUT       1   /* tail: the stream ended without job_end */
-#define JW_EXIT_TAIL_NO_PIPE   3   /* tail: no such pipe (no run, or wrong NAME) */
-#define JW_EXIT_CONTROL_REFUSED 1  /* ps / kill: the run refused the request or could not do it */
-#define JW_EXIT_CONTROL_NO_PIPE 3  /* ps / kill: no such control pipe (no run, or wrong NAME) */
-#define JW_EXIT_RULE_KILLED    124 /* run: a monitor rule ended the program (as timeout(1)) */
-#define JW_EXIT_JW_ERROR       125 /* usage, policy, job or exporter set-up error */
-#define JW_EXIT_CANNOT_EXEC    126 /* the program was found but cannot run */
-#define JW_EXIT_NOT_FOUND      127 /* the program was not found */
+#define JW_EXIT_OK              0
+#define JW_EXIT_POLICY_INVALID  1   /* check-policy: the policy is invalid */
+#define JW_EXIT_NOT_ENFORCED    1   /* probe: a claimed restriction is not enforced */
+#define JW_EXIT_TAIL_CUT        1   /* tail: the stream ended without job_end */
+#define JW_EXIT_TAIL_NO_PIPE    3   /* tail: no such pipe (no run, or wrong NAME) */
+#define JW_EXIT_CONTROL_REFUSED 1   /* ps / kill: the run refused the request or could not do it */
+#define JW_EXIT_CONTROL_NO_PIPE 3   /* ps / kill: no such control pipe (no run, or wrong NAME) */
+#define JW_EXIT_RULE_KILLED     124 /* run: a monitor rule ended the program (as timeout(1)) */
+#define JW_EXIT_JW_ERROR        125 /* usage, policy, job or exporter set-up error */
+#define JW_EXIT_CANNOT_EXEC     126 /* the program was found but cannot run */
+#define JW_EXIT_NOT_FOUND       127 /* the program was not found */
 
 typedef enum {
   JW_CMD_HELP = 0,

@@ -122,8 +122,8 @@ void *jw_control_event_object(const jw_control_request_t *req, const char *resul
     bad |= json_object_set_new(o, "pid", json_integer(req->pid));
   bad |= json_object_set_new(who, "pid",
                              req->requester_pid ? json_integer(req->requester_pid) : json_null());
-  bad |= json_object_set_new(who, "user", req->requester_sid[0] ? json_string(req->requester_sid)
-                                                                : json_null());
+  bad |= json_object_set_new(who, "user",
+                             req->requester_sid[0] ? json_string(req->requester_sid) : json_null());
   bad |= json_object_set_new(o, "requester", who);
   bad |= json_object_set_new(o, "result", json_string(result));
   if (reason != NULL)

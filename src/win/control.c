@@ -45,9 +45,9 @@
 
 /* What the server knows about a client's connection. */
 typedef struct client_s {
-  DWORD pid;                       /* 0 = unknown */
-  char sid[JW_CONTROL_SID_MAX];    /* the user, "" = unknown */
-  const char *refusal;             /* NULL: may control the run; else the reason */
+  DWORD pid;                          /* 0 = unknown */
+  char sid[JW_CONTROL_SID_MAX];       /* the user, "" = unknown */
+  const char *refusal;                /* NULL: may control the run; else the reason */
   char why[JW_CONTROL_SID_MAX + 200]; /* the refusal as a sentence */
   int checked;
 } client_t;
@@ -58,17 +58,17 @@ struct jw_control_s {
   PSECURITY_DESCRIPTOR sd; /* owned (LocalFree) */
   SECURITY_ATTRIBUTES sa;
   char owner[JW_CONTROL_SID_MAX]; /* the run's user as text */
-  HANDLE pipe;             /* owner: the control; the one instance, overlapped */
-  HANDLE stop;             /* owner: the control; manual-reset: the run ends */
-  HANDLE io;               /* owner: the control; manual-reset, the server thread's I/O */
+  HANDLE pipe;                    /* owner: the control; the one instance, overlapped */
+  HANDLE stop;                    /* owner: the control; manual-reset: the run ends */
+  HANDLE io;                      /* owner: the control; manual-reset, the server thread's I/O */
   jw__thread_t thread;
   int thread_started;
-  jw_job_t *job;        /* borrowed */
-  jw_monitor_t *mon;    /* borrowed */
-  jw_emitter_t *em;     /* borrowed */
+  jw_job_t *job;     /* borrowed */
+  jw_monitor_t *mon; /* borrowed */
+  jw_emitter_t *em;  /* borrowed */
   char run_id[40];
   char job_name[JW_POLICY_NAME_MAX + 32];
-  unsigned refusals;    /* refusal notices emitted (server thread) */
+  unsigned refusals; /* refusal notices emitted (server thread) */
 };
 
 static jw__control_identity_fn volatile identity_hook;

@@ -37,8 +37,8 @@ static void say(const conn_t *c, const char *what, DWORD e) {
   int n;
   if (e != 0) {
     jw__sys_error_text(e, sys, sizeof(sys));
-    n = snprintf(msg, sizeof(msg), "jobwarden: %s: %s: %s (error %lu: %s)\n", c->cmd, c->path,
-                 what, (unsigned long)e, sys);
+    n = snprintf(msg, sizeof(msg), "jobwarden: %s: %s: %s (error %lu: %s)\n", c->cmd, c->path, what,
+                 (unsigned long)e, sys);
   } else {
     n = snprintf(msg, sizeof(msg), "jobwarden: %s: %s: %s\n", c->cmd, c->path, what);
   }
@@ -67,9 +67,9 @@ static DWORD open_control(conn_t *c) {
     return ERROR_INVALID_NAME;
   for (;;) {
     ULONGLONG now;
-    c->pipe = CreateFileW(wpath, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
-                          FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
-                          NULL);
+    c->pipe =
+        CreateFileW(wpath, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                    FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
     if (c->pipe != INVALID_HANDLE_VALUE)
       break;
     e = GetLastError();

@@ -48,11 +48,11 @@ typedef struct tracked_s {
 /* The control slot: one request of the control channel on its way to the
  * monitor thread and back (jw_monitor_control). */
 typedef enum {
-  SLOT_IDLE = 0,  /* nothing pending */
-  SLOT_POSTED,    /* the packet is on the port */
-  SLOT_TAKEN,     /* the monitor is answering */
-  SLOT_ANSWERED,  /* the reply waits for the control thread */
-  SLOT_ABANDONED  /* the control thread gave up while the monitor answered */
+  SLOT_IDLE = 0, /* nothing pending */
+  SLOT_POSTED,   /* the packet is on the port */
+  SLOT_TAKEN,    /* the monitor is answering */
+  SLOT_ANSWERED, /* the reply waits for the control thread */
+  SLOT_ABANDONED /* the control thread gave up while the monitor answered */
 } slot_state_t;
 
 struct jw_monitor_s {
@@ -80,12 +80,12 @@ struct jw_monitor_s {
   slot_state_t ctl_state;
   uint32_t ctl_gen; /* generation of the request in the slot */
   jw_control_request_t ctl_req;
-  json_t *ctl_reply; /* new reference, until taken by the control thread */
+  json_t *ctl_reply;   /* new reference, until taken by the control thread */
   HANDLE ctl_answered; /* owner: the monitor; auto-reset, set with a reply */
   /* Set by the monitor thread when a control request terminated the root or
    * the job, read by the owner once the root has exited. */
   char ctl_kill_text[JW_CONTROL_SID_MAX + 96];
-  volatile LONG ctl_killed;     /* 1 the root, 2 the job */
+  volatile LONG ctl_killed; /* 1 the root, 2 the job */
 };
 
 /* The outcome of a rule's action on one process (or the job). */
@@ -1000,8 +1000,8 @@ static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
 /* Control requests (docs/control.md)                                       */
 /* ------------------------------------------------------------------------ */
 
-#define PID_LIST_MAX   65536 /* processes the job's list is read for at most */
-#define FILETIME_1970  116444736000000000ull
+#define PID_LIST_MAX  65536 /* processes the job's list is read for at most */
+#define FILETIME_1970 116444736000000000ull
 
 /* The pids in the job now, as the kernel lists them: a new malloc'd array
  * in *ids, their count in *n. Returns 0 or the Win32 error. */
@@ -1019,8 +1019,8 @@ static DWORD job_pids(jw_monitor_t *m, DWORD **ids, DWORD *n) {
     if (!QueryInformationJobObject(m->job->job, JobObjectBasicProcessIdList, list, (DWORD)size,
                                    NULL))
       e = GetLastError();
-    if ((e == ERROR_MORE_DATA || (e == 0 && list->NumberOfAssignedProcesses >
-                                                list->NumberOfProcessIdsInList)) &&
+    if ((e == ERROR_MORE_DATA ||
+         (e == 0 && list->NumberOfAssignedProcesses > list->NumberOfProcessIdsInList)) &&
         cap < PID_LIST_MAX) {
       /* More members than room (some may have started since): again,
        * with room for all of them and some more. */
@@ -1112,11 +1112,10 @@ static json_t *member_json(const tracked_t *t) {
   if (t->create_time != 0)
     jw_format_entity_id(t->pid, t->create_time, buf, sizeof(buf));
   bad |= json_object_set_new(o, "entity_id", t->create_time ? json_string(buf) : json_null());
-  bad |= json_object_set_new(o, "executable",
-                             t->image == NULL ? json_null()
-                                              : json_stringn(t->image, t->image_len
-                                                                           ? t->image_len
-                                                                           : strlen(t->image)));
+  bad |= json_object_set_new(
+      o, "executable",
+      t->image == NULL ? json_null()
+                       : json_stringn(t->image, t->image_len ? t->image_len : strlen(t->image)));
   bad |= json_object_set_new(o, "parent_pid", t->has_parent ? json_integer(t->ppid) : json_null());
   bad |= json_object_set_new(o, "working_set",
                              working_set(t, &ws) ? json_integer((json_int_t)ws) : json_null());

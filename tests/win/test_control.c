@@ -35,11 +35,11 @@
 #define CHILD_MS "60000" /* the helpers live until they are killed */
 #define WAIT_MS  20000
 
-static char g_dir[TW_PATH_CHARS]; /* events directory (Windows path) */
-static char g_jw[TW_PATH_CHARS];  /* jobwarden.exe */
-static char g_me[TW_PATH_CHARS];  /* this executable, as the monitor reads it */
+static char g_dir[TW_PATH_CHARS];      /* events directory (Windows path) */
+static char g_jw[TW_PATH_CHARS];       /* jobwarden.exe */
+static char g_me[TW_PATH_CHARS];       /* this executable, as the monitor reads it */
 static char g_sid[JW_CONTROL_SID_MAX]; /* this process's user */
-static char g_tag[64];            /* "jwt-<pid>" */
+static char g_tag[64];                 /* "jwt-<pid>" */
 
 /* ------------------------------------------------------------------------ */
 /* Helper modes                                                             */
@@ -328,8 +328,9 @@ static void test_raw(const char *name) {
   CHECK_U64(put, 5001);
   free(big);
   CHECK_INT(read_line(h, reply, sizeof(reply)), 0);
-  CHECK_STR(reply, "{\"ok\":false,\"op\":\"invalid\",\"reason\":\"request_too_long\",\"error\":\"the "
-                   "request line is longer than 4095 bytes\"}");
+  CHECK_STR(reply,
+            "{\"ok\":false,\"op\":\"invalid\",\"reason\":\"request_too_long\",\"error\":\"the "
+            "request line is longer than 4095 bytes\"}");
   /* Malformed, then an unknown op, on the same connection. */
   CHECK(WriteFile(h, "{\"op\":\"ps\"\n", 11, &put, NULL));
   CHECK_INT(read_line(h, reply, sizeof(reply)), 0);
@@ -337,8 +338,9 @@ static void test_raw(const char *name) {
                    "request is not JSON: '}' expected near end of file (at byte 10)\"}");
   CHECK(WriteFile(h, "{\"op\":\"stop\"}\n", 14, &put, NULL));
   CHECK_INT(read_line(h, reply, sizeof(reply)), 0);
-  CHECK_STR(reply, "{\"ok\":false,\"op\":\"invalid\",\"reason\":\"bad_request\",\"error\":\"\\\"op\\\" "
-                   "must be \\\"ps\\\" or \\\"kill\\\"\"}");
+  CHECK_STR(reply,
+            "{\"ok\":false,\"op\":\"invalid\",\"reason\":\"bad_request\",\"error\":\"\\\"op\\\" "
+            "must be \\\"ps\\\" or \\\"kill\\\"\"}");
   /* The run goes on: a valid request on the same connection. */
   CHECK(WriteFile(h, "{\"op\":\"ps\"}\n", 12, &put, NULL));
   CHECK_INT(read_line(h, reply, sizeof(reply)), 0);
