@@ -80,8 +80,9 @@ struct jw_monitor_s {
   slot_state_t ctl_state;
   uint32_t ctl_gen; /* generation of the request in the slot */
   jw_control_request_t ctl_req;
-  json_t *ctl_reply;   /* new reference, until taken by the control thread */
-  HANDLE ctl_answered; /* owner: the monitor; auto-reset, set with a reply */
+  json_t *ctl_reply;      /* new reference, until taken by the control thread */
+  HANDLE ctl_answered;    /* owner: the monitor; auto-reset, set with a reply */
+  DWORD ctl_signal_error; /* SetEvent(ctl_answered) failed with it (never seen) */
   /* Set by the monitor thread when a control request terminated the root or
    * the job, read by the owner once the root has exited. */
   char ctl_kill_text[JW_CONTROL_SID_MAX + 96];
@@ -1352,7 +1353,10 @@ static void on_control_packet(jw_monitor_t *m, uint32_t gen) {
   if (m->ctl_state == SLOT_TAKEN) {
     m->ctl_reply = reply;
     m->ctl_state = SLOT_ANSWERED;
-    SetEvent(m->ctl_answered);
+    /* Should the signal fail, the control thread still finds the answer
+     * in the slot when its wait times out. */
+    if (!SetEvent(m->ctl_answered))
+      m->ctl_signal_error = GetLastError();
   } else { /* SLOT_ABANDONED */
     json_decref(reply);
     m->ctl_state = SLOT_IDLE;

@@ -13,7 +13,8 @@
  *   inside    jw_run in this process: the sandboxed program itself runs
  *             `jobwarden kill` (refused: from_sandbox); then, injected
  *             through the identity hook, a client of another user
- *             (refused: not_owner); then the owner ends the run
+ *             (refused: not_owner); then the owner kills the root, which
+ *             ends the run
  *
  * Pipe names carry this process's id, so suites running in parallel on
  * one wineserver never meet. Events: <dir>\wine-control-*.jsonl (validated
@@ -82,8 +83,8 @@ static int helper_tree(int argc, char **argv) {
 }
 
 /* ctl-inside JOBWARDEN NAME OUTFILE MS: runs `JOBWARDEN kill NAME` from
- * inside the job, writes its exit code (hex) and pid to OUTFILE, then
- * sleeps MS. */
+ * inside the job, writes its exit code (hex), its pid and this process's
+ * pid to OUTFILE, then sleeps MS. */
 static int helper_inside(int argc, char **argv) {
   STARTUPINFOW si;
   PROCESS_INFORMATION pi;
@@ -105,7 +106,8 @@ static int helper_inside(int argc, char **argv) {
   f = fopen(tmp, "wb");
   if (f == NULL)
     return 76;
-  fprintf(f, "%lx %lu\n", (unsigned long)code, (unsigned long)pi.dwProcessId);
+  fprintf(f, "%lx %lu %lu\n", (unsigned long)code, (unsigned long)pi.dwProcessId,
+          (unsigned long)GetCurrentProcessId());
   CloseHandle(pi.hThread);
   CloseHandle(pi.hProcess);
   if (fclose(f) != 0 || !MoveFileExA(tmp, argv[5], MOVEFILE_REPLACE_EXISTING))
@@ -640,7 +642,7 @@ static void test_inside(void) {
   char name[96], log[TW_PATH_CHARS], out[TW_PATH_CHARS], args[TW_CMD_CHARS], want[1024];
   const char *exports[1], *argv[8];
   char spec[TW_PATH_CHARS + 8];
-  unsigned long inside[2];
+  unsigned long inside[3]; /* the client's exit code, its pid, the root's pid */
   run_arg_t a;
   HANDLE th;
   cli_t r;
@@ -675,7 +677,7 @@ static void test_inside(void) {
     return;
 
   /* The sandboxed program's own `jobwarden kill`: refused, exit 1. */
-  CHECK_INT(read_numbers(out, 16, inside, 2), 0);
+  CHECK_INT(read_numbers(out, 16, inside, 3), 0);
   CHECK_U64(inside[0], JW_EXIT_CONTROL_REFUSED);
   CHECK_U64(WaitForSingleObject(th, 0), WAIT_TIMEOUT);
 
@@ -705,11 +707,15 @@ static void test_inside(void) {
   cli_free(&r);
   CHECK_U64(WaitForSingleObject(th, 0), WAIT_TIMEOUT);
 
-  /* The owner ends the run. */
+  /* The owner terminates the root: the run ends. */
   jw__control_identity_hook(NULL);
+  snprintf(args, sizeof(args), "kill %s --pid %lu", name, inside[2]);
   cli_run("owner-kill", args, &r);
   owner_kill = r.pid;
   CHECK_INT(r.code, 0);
+  snprintf(want, sizeof(want), "terminated pid %lu (%s), the root process: the run ends\n",
+           inside[2], g_me);
+  CHECK_STR(r.out, want);
   cli_free(&r);
   CHECK_U64(WaitForSingleObject(th, WAIT_MS), WAIT_OBJECT_0);
   CloseHandle(th);
@@ -733,9 +739,32 @@ static void test_inside(void) {
   check_notice(e, "blocked", "high", "kill", "refused", "not_owner", foreign_kill);
   CHECK_STR(tw_str(e, "control.requester.user"), FOREIGN_SID);
   e = json_array_get(notes, 3);
-  check_notice(e, "killed_job", "medium", "kill", "done", NULL, owner_kill);
+  check_notice(e, "terminated", "medium", "kill", "done", NULL, owner_kill);
   CHECK_STR(tw_str(e, "control.requester.user"), g_sid);
+  CHECK_INT(tw_int(e, "control.pid"), inside[2]);
+  CHECK_INT(tw_int(e, "process.pid"), inside[2]);
+  CHECK(json_is_true(tw_get(e, "process.is_root")));
+  snprintf(want, sizeof(want),
+           "control request kill from pid %lu (user %s) terminated root process %s (pid %lu); the "
+           "run ends",
+           (unsigned long)owner_kill, g_sid, g_me, inside[2]);
+  CHECK_STR(tw_str(e, "message"), want);
   json_decref(notes);
+  /* The root's exit names the request; nothing was left to terminate. */
+  {
+    json_t *exits = tw_filter(evs, "sandbox.process_exit", "root_process");
+    CHECK_INT(json_array_size(exits), 1);
+    e = json_array_get(exits, 0);
+    CHECK_STR(tw_str(e, "action"), "terminated");
+    CHECK_U64(tw_int(e, "process.exit_code"), KILLED);
+    snprintf(want, sizeof(want),
+             "root process %s (pid %lu) was terminated by jobwarden (control request `kill` from "
+             "pid %lu)",
+             g_me, inside[2], (unsigned long)owner_kill);
+    CHECK_STR(tw_str(e, "message"), want);
+    json_decref(exits);
+  }
+  CHECK_INT(count(evs, "sandbox.violation", "orphan_processes"), 0);
   /* The in-job client is a member of the job like any other process. */
   {
     json_t *starts = tw_filter(evs, "sandbox.violation", "child_process"), *s;
@@ -748,9 +777,11 @@ static void test_inside(void) {
     CHECK_INT(found, 1);
     json_decref(starts);
   }
+  /* The root alone was terminated, not the job. */
   e = json_array_get(evs, json_array_size(evs) - 1);
   CHECK_STR(tw_str(e, "event"), "sandbox.job_end");
-  CHECK_STR(tw_str(e, "action"), "killed_job");
+  CHECK_STR(tw_str(e, "action"), "observed");
+  CHECK(json_is_null(tw_get(e, "summary.terminated_by_jobwarden")));
   json_decref(evs);
 }
 
