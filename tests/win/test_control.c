@@ -4,6 +4,8 @@
  * other processes, each asserted exactly (exit statuses, the JSON reply,
  * the table, which processes died with which code, the events written).
  *
+ *   security  the control pipe as created: owner, protected DACL (the
+ *             user and SYSTEM), a second open of the name refused
  *   main      ps --json / ps, kill --pid of a member (only it dies, with
  *             0xC000013A), kill --pid of a process outside the job
  *             (refused, it lives), an oversized and a malformed request
@@ -26,6 +28,7 @@
 
 #include <windows.h>
 
+#include <aclapi.h>
 #include <sddl.h>
 
 #include "harness.h"
@@ -351,6 +354,87 @@ static void test_raw(const char *name) {
   CHECK_INT(json_array_size(json_object_get(j, "members")), 2);
   json_decref(j);
   CloseHandle(h);
+}
+
+/* ------------------------------------------------------------------------ */
+/* security: the pipe as created                                            */
+/* ------------------------------------------------------------------------ */
+
+static void test_security(void) {
+  char name[96], path[256], want[512];
+  wchar_t wpath[256];
+  jw_control_t *c = NULL, *second = NULL;
+  jw_error_t err;
+  HANDLE h, token;
+  PSID owner = NULL, system_sid;
+  PACL dacl = NULL;
+  PSECURITY_DESCRIPTOR sd = NULL;
+  SECURITY_DESCRIPTOR_CONTROL control = 0;
+  DWORD rev = 0, got = 0, i;
+  unsigned char sys_buf[SECURITY_MAX_SID_SIZE];
+  union {
+    TOKEN_USER tu;
+    unsigned char raw[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
+  } user;
+
+  snprintf(name, sizeof(name), "%s-sec", g_tag);
+  snprintf(path, sizeof(path), "\\\\.\\pipe\\jobwarden-control-%s", name);
+  MultiByteToWideChar(CP_ACP, 0, path, -1, wpath, 256);
+  memset(&err, 0, sizeof(err));
+  CHECK_INT(jw_control_open(name, &c, &err), 0);
+  if (c == NULL) {
+    fprintf(stderr, "%s\n", err.text);
+    return;
+  }
+  /* A second run on the same name is refused. */
+  memset(&err, 0, sizeof(err));
+  CHECK_INT(jw_control_open(name, &second, &err), JW_EUSAGE);
+  CHECK(second == NULL);
+  snprintf(want, sizeof(want),
+           "--control %s: %s already exists (another jobwarden run or another program serves "
+           "it); choose another NAME",
+           name, path);
+  CHECK_STR(err.text, want);
+
+  /* Owner = this user, a protected DACL: this user and SYSTEM only. */
+  h = CreateFileW(wpath, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING, 0, NULL);
+  CHECK(h != INVALID_HANDLE_VALUE);
+  CHECK_INT(GetSecurityInfo(h, SE_KERNEL_OBJECT,
+                            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &owner, NULL,
+                            &dacl, NULL, &sd),
+            ERROR_SUCCESS);
+  CHECK(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token));
+  CHECK(GetTokenInformation(token, TokenUser, &user, sizeof(user), &got));
+  CloseHandle(token);
+  got = sizeof(sys_buf);
+  system_sid = (PSID)sys_buf;
+  CHECK(CreateWellKnownSid(WinLocalSystemSid, NULL, system_sid, &got));
+  CHECK(owner != NULL && EqualSid(owner, user.tu.User.Sid));
+  CHECK(sd != NULL && GetSecurityDescriptorControl(sd, &control, &rev));
+  CHECK((control & SE_DACL_PROTECTED) != 0);
+  CHECK(dacl != NULL);
+  if (dacl != NULL) {
+    CHECK_INT(dacl->AceCount, 2);
+    for (i = 0; i < dacl->AceCount && i < 2; i++) {
+      ACCESS_ALLOWED_ACE *ace = NULL;
+      CHECK(GetAce(dacl, i, (void **)&ace));
+      if (ace == NULL)
+        continue;
+      CHECK_INT(ace->Header.AceType, ACCESS_ALLOWED_ACE_TYPE);
+      CHECK(ace->Mask == GENERIC_ALL || ace->Mask == FILE_ALL_ACCESS);
+      CHECK(EqualSid((PSID)&ace->SidStart, i == 0 ? user.tu.User.Sid : system_sid));
+    }
+  }
+  if (sd != NULL)
+    LocalFree(sd);
+  if (h != INVALID_HANDLE_VALUE)
+    CloseHandle(h);
+  jw_control_close(c);
+  /* Once the run is over the name is free again. */
+  memset(&err, 0, sizeof(err));
+  c = NULL;
+  CHECK_INT(jw_control_open(name, &c, &err), 0);
+  jw_control_close(c);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -800,6 +884,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   snprintf(g_tag, sizeof(g_tag), "jwt-%lu", (unsigned long)GetCurrentProcessId());
+  test_security();
   test_main();
   test_inside();
   return jw_test_result("control_real");
