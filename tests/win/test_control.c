@@ -17,6 +17,8 @@
  *             through the identity hook, a client of another user
  *             (refused: not_owner); then the owner kills the root, which
  *             ends the run
+ *   stuck     a client that connects and sends nothing: the run still
+ *             ends when its root does, and the client sees the pipe end
  *
  * Pipe names carry this process's id, so suites running in parallel on
  * one wineserver never meet. Events: <dir>\wine-control-*.jsonl (validated
@@ -869,6 +871,79 @@ static void test_inside(void) {
   json_decref(evs);
 }
 
+/* ------------------------------------------------------------------------ */
+/* stuck: a client that connects and sends nothing holds up nothing         */
+/* ------------------------------------------------------------------------ */
+
+static void test_stuck(void) {
+  char name[96], log[TW_PATH_CHARS], spec[TW_PATH_CHARS + 8], path[256], buf[16];
+  const char *exports[1], *argv[4];
+  wchar_t wpath[256];
+  run_arg_t a;
+  HANDLE th, h = INVALID_HANDLE_VALUE;
+  ULONGLONG t0;
+  DWORD waited, got = 0, e;
+
+  snprintf(name, sizeof(name), "%s-stuck", g_tag);
+  snprintf(log, sizeof(log), "%s\\wine-control-stuck.jsonl", g_dir);
+  snprintf(path, sizeof(path), "\\\\.\\pipe\\jobwarden-control-%s", name);
+  MultiByteToWideChar(CP_ACP, 0, path, -1, wpath, 256);
+  remove(log);
+  snprintf(spec, sizeof(spec), "file:%s", log);
+  exports[0] = spec;
+  argv[0] = rig_self_utf8();
+  argv[1] = "--helper";
+  argv[2] = "sleep";
+  argv[3] = "1500";
+  memset(&a, 0, sizeof(a));
+  jw_policy_init(&a.cfg.policy);
+  jw_policy_set(&a.cfg.policy, "name", "control-stuck", "test", NULL);
+  a.cfg.exports = exports;
+  a.cfg.n_exports = 1;
+  a.cfg.argv = argv;
+  a.cfg.argc = 4;
+  a.cfg.control_name = name;
+  th = (HANDLE)_beginthreadex(NULL, 0, run_thread, &a, 0, NULL);
+  CHECK(th != NULL);
+  if (th == NULL)
+    return;
+  for (waited = 0; waited < WAIT_MS && h == INVALID_HANDLE_VALUE; waited += 10) {
+    h = CreateFileW(wpath, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING, 0, NULL);
+    if (h == INVALID_HANDLE_VALUE)
+      Sleep(10);
+  }
+  CHECK(h != INVALID_HANDLE_VALUE);
+  t0 = GetTickCount64();
+  /* Connected, silent: the root ends by itself after 1.5 s and the run
+   * with it, well before the server would give up on this client (5 s). */
+  CHECK_U64(WaitForSingleObject(th, WAIT_MS), WAIT_OBJECT_0);
+  CHECK(GetTickCount64() - t0 < 4000);
+  CloseHandle(th);
+  CHECK_INT(a.status, 0);
+  /* The server's end is gone: the client reads the end of the pipe. */
+  CHECK(!ReadFile(h, buf, sizeof(buf), &got, NULL));
+  e = GetLastError();
+  CHECK_U64(e, ERROR_BROKEN_PIPE);
+  CHECK_U64(got, 0);
+  if (h != INVALID_HANDLE_VALUE)
+    CloseHandle(h);
+  {
+    json_t *evs = load(log);
+    CHECK_INT(count(evs, "sandbox.notice", "member_control"), 0);
+    CHECK_STR(tw_str(json_array_get(evs, json_array_size(evs) - 1), "event"), "sandbox.job_end");
+    json_decref(evs);
+  }
+}
+
+/* Runs one case and says how long it took (the suite's budget). */
+static void timed(const char *name, void (*fn)(void)) {
+  ULONGLONG t0 = GetTickCount64();
+  int failures = jw_test_failures;
+  fn();
+  fprintf(stderr, "case %s: %llu ms, %d failed check(s)\n", name, GetTickCount64() - t0,
+          jw_test_failures - failures);
+}
+
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv)) {
     if (strcmp(argv[2], "ctl-tree") == 0)
@@ -884,8 +959,9 @@ int main(int argc, char **argv) {
     return 1;
   }
   snprintf(g_tag, sizeof(g_tag), "jwt-%lu", (unsigned long)GetCurrentProcessId());
-  test_security();
-  test_main();
-  test_inside();
+  timed("security", test_security);
+  timed("main", test_main);
+  timed("inside", test_inside);
+  timed("stuck", test_stuck);
   return jw_test_result("control_real");
 }
