@@ -77,8 +77,10 @@ static DWORD open_control(conn_t *c) {
     if (e != ERROR_PIPE_BUSY || now >= deadline)
       break;
     /* A failed wait (the instance came free and was taken again, or the
-     * run ended) is answered by the next CreateFileW. */
-    WaitNamedPipeW(wpath, (DWORD)(deadline - now));
+     * run ended) is answered by the next CreateFileW; the pause keeps a
+     * wait that fails at once from spinning. */
+    if (!WaitNamedPipeW(wpath, (DWORD)(deadline - now)))
+      Sleep(10);
   }
   free(wpath);
   if (c->pipe == INVALID_HANDLE_VALUE) {
