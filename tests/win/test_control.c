@@ -313,16 +313,31 @@ static int read_line(HANDLE h, char *buf, size_t size) {
   return -1;
 }
 
-static void test_raw(const char *name) {
-  char path[256], reply[8192];
+/* Connects to the control pipe NAME as a plain synchronous client,
+ * waiting while the one instance is busy. */
+static HANDLE open_raw(const char *name) {
+  char path[256];
   wchar_t wpath[256];
+  DWORD waited;
+  snprintf(path, sizeof(path), "\\\\.\\pipe\\jobwarden-control-%s", name);
+  MultiByteToWideChar(CP_ACP, 0, path, -1, wpath, 256);
+  for (waited = 0; waited < WAIT_MS; waited += 10) {
+    HANDLE h = CreateFileW(wpath, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING, 0, NULL);
+    if (h != INVALID_HANDLE_VALUE || GetLastError() != ERROR_PIPE_BUSY)
+      return h;
+    if (!WaitNamedPipeW(wpath, 1000))
+      Sleep(10);
+  }
+  return INVALID_HANDLE_VALUE;
+}
+
+static void test_raw(const char *name) {
+  char reply[8192];
   char *big;
   DWORD put = 0;
   HANDLE h;
   json_t *j;
-  snprintf(path, sizeof(path), "\\\\.\\pipe\\jobwarden-control-%s", name);
-  MultiByteToWideChar(CP_ACP, 0, path, -1, wpath, 256);
-  h = CreateFileW(wpath, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING, 0, NULL);
+  h = open_raw(name);
   CHECK(h != INVALID_HANDLE_VALUE);
   if (h == INVALID_HANDLE_VALUE)
     return;
@@ -583,6 +598,33 @@ static void test_main(void) {
   /* Bounded requests on a raw connection; the run goes on. */
   test_raw(name);
   CHECK(alive(h_root) && alive(h_c2) && alive(run.hProcess));
+
+  /* A client that connects and stays silent holds the one instance for 5 s
+   * at most; a `ps` meanwhile waits for it, then gets its answer. */
+  {
+    char buf[16];
+    HANDLE silent;
+    ULONGLONG t0, took;
+    DWORD got = 0, rerr;
+    silent = open_raw(name);
+    CHECK(silent != INVALID_HANDLE_VALUE);
+    t0 = GetTickCount64();
+    snprintf(args, sizeof(args), "ps %s --json", name);
+    cli_run("ps-busy", args, &r);
+    took = GetTickCount64() - t0;
+    CHECK_INT(r.code, 0);
+    CHECK_STR(r.err, "");
+    CHECK(strncmp(r.out, "{\"ok\":true,\"op\":\"ps\",\"members\":[", 31) == 0);
+    cli_free(&r);
+    fprintf(stderr, "ps behind a silent client: %llu ms\n", took);
+    CHECK(took >= 4000 && took < 12000);
+    /* The server gave up on the silent client: its pipe is disconnected. */
+    CHECK(!ReadFile(silent, buf, sizeof(buf), &got, NULL));
+    rerr = GetLastError();
+    CHECK_U64(rerr, ERROR_PIPE_NOT_CONNECTED);
+    if (silent != INVALID_HANDLE_VALUE)
+      CloseHandle(silent);
+  }
 
   /* No such NAME: 3. */
   snprintf(args, sizeof(args), "ps %s-missing", g_tag);
