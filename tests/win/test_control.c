@@ -10,6 +10,7 @@
  *             0xC000013A), kill --pid of a process outside the job
  *             (refused, it lives), an oversized and a malformed request
  *             on one raw connection (error replies, the run goes on),
+ *             a silent client (held 5 s at most; a ps behind it waits),
  *             ps of a missing NAME (3), a taken NAME (125, nothing
  *             started), kill of the whole job (the run ends 0xC000013A)
  *   inside    jw_run in this process: the sandboxed program itself runs
