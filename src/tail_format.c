@@ -13,6 +13,8 @@
 
 #define FIELD_MAX 400
 
+/* Declared in internal.h: `ps` (src/control_proto.c) shows the sandboxed
+ * program's strings the same way. */
 void jw__put_sanitized(char **out, size_t *left, const char *s, size_t max) {
   size_t i = 0, n = strlen(s);
   int cut = 0;
