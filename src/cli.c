@@ -51,6 +51,8 @@ const char *jw_cli_usage(void) {
          "  jobwarden run [OPTIONS] [--] COMMAND [ARG...]\n"
          "  jobwarden check-policy FILE\n"
          "  jobwarden tail NAME [--raw]\n"
+         "  jobwarden ps NAME [--json]\n"
+         "  jobwarden kill NAME [--pid PID]\n"
          "  jobwarden probe [--tier T | --policy FILE | limit flags] [--json]\n"
          "  jobwarden --help | --version\n"
          "\n"
@@ -68,6 +70,10 @@ const char *jw_cli_usage(void) {
          "                                   pipe:NAME[,replay=N][,buffer=N] |\n"
          "                                   pipe-connect:NAME\n"
          "                                   (default: file:jobwarden-events.jsonl)\n"
+         "  --control NAME                   serve the control pipe\n"
+         "                                   \\\\.\\pipe\\jobwarden-control-NAME, for\n"
+         "                                   'jobwarden ps NAME' and 'jobwarden kill NAME'\n"
+         "                                   (the run's own user only)\n"
          "  --active-processes N|unlimited   processes alive at once in the job\n"
          "  --process-memory SIZE|unlimited  committed memory per process (e.g. 512M)\n"
          "  --job-memory SIZE|unlimited      committed memory of the whole job\n"
@@ -98,6 +104,10 @@ const char *jw_cli_usage(void) {
          "tail: connects to the pipe of 'run --export pipe:NAME' and prints one\n"
          "  readable line per event (time, severity, rule, pid, image, message);\n"
          "  --raw prints the JSON lines as they come. Ends when the run ends.\n"
+         "ps: lists the processes of the job of 'run --control NAME' (pid, working\n"
+         "  set, start time, image); --json prints the run's JSON reply.\n"
+         "kill: terminates the job of 'run --control NAME', or with --pid PID only\n"
+         "  that process (refused unless it is in the job).\n"
          "probe: runs canary checks inside a job built from the policy (default\n"
          "  tier lockdown) and reports each restriction as blocked, allowed or\n"
          "  skipped; --json prints one JSON document.\n"
@@ -108,7 +118,10 @@ const char *jw_cli_usage(void) {
          "127 program not found. check-policy: 0 valid, 1 invalid, 125 usage.\n"
          "tail: 0 the run ended (job_end seen), 1 the stream ended without\n"
          "job_end, 3 no such pipe, 125 usage. probe: 0 every restriction the\n"
-         "policy claims is enforced, 1 at least one is not, 125 usage.\n";
+         "policy claims is enforced, 1 at least one is not, 125 usage.\n"
+         "ps, kill: 0 done, 1 the run refused or could not do it, 3 no such\n"
+         "control pipe, 125 usage or no valid reply. A run ended by 'kill' exits\n"
+         "like an interrupted one: 0xC000013A (STATUS_CONTROL_C_EXIT).\n";
 }
 
 int jw_cli_exit_status(int code) {
@@ -199,6 +212,19 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw
       cli->exports[cli->n_exports++] = value;
       continue;
     }
+    if (name_len == 9 && memcmp(a, "--control", 9) == 0 && cli->cmd == JW_CMD_RUN) {
+      if (!value && i + 1 < argc)
+        value = argv[++i];
+      if (!value || !value[0])
+        return jw_error_set(err, JW_EUSAGE, 0, "--control", "--control: expected a NAME");
+      if (cli->control_name != NULL)
+        return jw_error_set(err, JW_EUSAGE, 0, "--control", "--control: given twice");
+      rc = jw__pipe_name_check(&value, "--control", err);
+      if (rc != 0)
+        return rc;
+      cli->control_name = value;
+      continue;
+    }
     def = find_flag(a, name_len, &negated);
     if (def == NULL)
       return jw_error_set(err, JW_EUSAGE, 0, sub,
@@ -246,6 +272,57 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw
       return rc;
   }
   return 0;
+}
+
+/* A pid as the user wrote it: decimal, 1..4294967295, nothing else. */
+static int parse_pid(const char *s, uint32_t *out) {
+  uint64_t n = 0;
+  size_t i;
+  if (s[0] == '\0' || strlen(s) > 10)
+    return -1;
+  for (i = 0; s[i]; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return -1;
+    n = n * 10 + (uint64_t)(s[i] - '0');
+  }
+  if (n < 1 || n > 0xFFFFFFFFu)
+    return -1;
+  *out = (uint32_t)n;
+  return 0;
+}
+
+/* `ps NAME [--json]` and `kill NAME [--pid PID]`. */
+static int parse_control(int argc, const char *const *argv, jw_cli_t *cli, jw_error_t *err) {
+  const char *sub = cli->cmd == JW_CMD_PS ? "ps" : "kill";
+  int i;
+  for (i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    if (cli->cmd == JW_CMD_PS && strcmp(a, "--json") == 0) {
+      cli->json = 1;
+    } else if (cli->cmd == JW_CMD_KILL &&
+               (strcmp(a, "--pid") == 0 || strncmp(a, "--pid=", 6) == 0)) {
+      const char *v = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
+      if (cli->has_pid)
+        return jw_error_set(err, JW_EUSAGE, 0, "--pid", "kill: --pid: given twice");
+      if (v == NULL || parse_pid(v, &cli->pid) != 0)
+        return jw_error_set(err, JW_EUSAGE, 0, "--pid",
+                            "kill: --pid: expected a process id from 1 to 4294967295, got '%.*s%s'",
+                            SHOW(v ? v : ""));
+      cli->has_pid = 1;
+    } else if (a[0] == '-' && a[1] != '\0') {
+      return jw_error_set(err, JW_EUSAGE, 0, sub,
+                          "%s: unknown option '%.*s%s' (see jobwarden --help)", sub, SHOW(a));
+    } else if (cli->pipe_name != NULL) {
+      return jw_error_set(err, JW_EUSAGE, 0, sub, "%s: expected one NAME, got '%.*s%s' too", sub,
+                          SHOW(a));
+    } else {
+      cli->pipe_name = a;
+    }
+  }
+  if (cli->pipe_name == NULL)
+    return jw_error_set(err, JW_EUSAGE, 0, sub,
+                        "%s: expected the NAME of a running 'run --control NAME'", sub);
+  return jw__pipe_name_check(&cli->pipe_name, sub, err);
 }
 
 int jw_cli_parse(int argc, const char *const *argv, jw_cli_t *cli, jw_error_t *err) {
@@ -300,6 +377,10 @@ int jw_cli_parse(int argc, const char *const *argv, jw_cli_t *cli, jw_error_t *e
       return jw_error_set(err, JW_EUSAGE, 0, "tail",
                           "tail: expected the pipe NAME of a running 'run --export pipe:NAME'");
     return jw__pipe_name_check(&cli->pipe_name, "tail", err);
+  }
+  if (strcmp(cmd, "ps") == 0 || strcmp(cmd, "kill") == 0) {
+    cli->cmd = strcmp(cmd, "ps") == 0 ? JW_CMD_PS : JW_CMD_KILL;
+    return parse_control(argc, argv, cli, err);
   }
   return jw_error_set(err, JW_EUSAGE, 0, "", "unknown command '%.*s%s' (see jobwarden --help)",
                       SHOW(cmd));

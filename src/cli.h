@@ -6,15 +6,17 @@
 
 /* Exit statuses of jobwarden itself, in the style of timeout(1) / env(1).
  * `run` otherwise exits with the sandboxed program's own exit code. */
-#define JW_EXIT_OK             0
-#define JW_EXIT_POLICY_INVALID 1   /* check-policy: the policy is invalid */
-#define JW_EXIT_NOT_ENFORCED   1   /* probe: a claimed restriction is not enforced */
-#define JW_EXIT_TAIL_CUT       1   /* tail: the stream ended without job_end */
-#define JW_EXIT_TAIL_NO_PIPE   3   /* tail: no such pipe (no run, or wrong NAME) */
-#define JW_EXIT_RULE_KILLED    124 /* run: a monitor rule ended the program (as timeout(1)) */
-#define JW_EXIT_JW_ERROR       125 /* usage, policy, job or exporter set-up error */
-#define JW_EXIT_CANNOT_EXEC    126 /* the program was found but cannot run */
-#define JW_EXIT_NOT_FOUND      127 /* the program was not found */
+#define JW_EXIT_OK              0
+#define JW_EXIT_POLICY_INVALID  1   /* check-policy: the policy is invalid */
+#define JW_EXIT_NOT_ENFORCED    1   /* probe: a claimed restriction is not enforced */
+#define JW_EXIT_TAIL_CUT        1   /* tail: the stream ended without job_end */
+#define JW_EXIT_TAIL_NO_PIPE    3   /* tail: no such pipe (no run, or wrong NAME) */
+#define JW_EXIT_CONTROL_REFUSED 1   /* ps / kill: the run refused the request or could not do it */
+#define JW_EXIT_CONTROL_NO_PIPE 3   /* ps / kill: no such control pipe (no run, or wrong NAME) */
+#define JW_EXIT_RULE_KILLED     124 /* run: a monitor rule ended the program (as timeout(1)) */
+#define JW_EXIT_JW_ERROR        125 /* usage, policy, job or exporter set-up error */
+#define JW_EXIT_CANNOT_EXEC     126 /* the program was found but cannot run */
+#define JW_EXIT_NOT_FOUND       127 /* the program was not found */
 
 typedef enum {
   JW_CMD_HELP = 0,
@@ -22,7 +24,9 @@ typedef enum {
   JW_CMD_RUN,
   JW_CMD_CHECK_POLICY,
   JW_CMD_TAIL,
-  JW_CMD_PROBE
+  JW_CMD_PROBE,
+  JW_CMD_PS,
+  JW_CMD_KILL
 } jw_cmd_t;
 
 #define JW_CLI_MAX_EXPORTS 16
@@ -35,10 +39,13 @@ typedef struct jw_cli_s {
   int n_exports;
   const char *const *command; /* borrowed: argv of the program to run */
   int command_argc;
-  const char *pipe_name; /* tail: NAME (borrowed, checked) */
-  int raw;               /* tail --raw */
-  int json;              /* probe --json */
-  int tier_given;        /* probe: --tier or --policy seen */
+  const char *pipe_name;    /* tail, ps, kill: NAME (borrowed, checked) */
+  const char *control_name; /* run --control NAME (borrowed, checked), or NULL */
+  int raw;                  /* tail --raw */
+  int json;                 /* probe --json, ps --json */
+  int tier_given;           /* probe: --tier or --policy seen */
+  int has_pid;              /* kill --pid given */
+  uint32_t pid;             /* kill --pid PID */
 } jw_cli_t;
 
 /* Parses argv (argv[0] is jobwarden itself). Loads --policy FILE and

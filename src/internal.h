@@ -59,6 +59,13 @@ int jw__pipe_reader_stats(jw_exporter_t *exp, uint64_t *connected, uint64_t *gon
 /* Bounded copy that always terminates dst (truncates silently). */
 void jw__strlcpy(char *dst, const char *src, size_t size);
 
+/* Appends s to *out (at most *left bytes, the NUL included; *out and
+ * *left move on) as a terminal may show it: control characters, C1
+ * controls and bidirectional overrides become '?', and s is cut after
+ * `max` bytes on a character boundary ("..." marks the cut). Used by
+ * `tail` and `ps` for strings that came from the sandboxed program. */
+void jw__put_sanitized(char **out, size_t *left, const char *s, size_t max);
+
 /* Longest pipe NAME accepted (the part after \\.\pipe\; the kernel takes
  * 256 characters for the whole path). */
 #define JW_PIPE_NAME_MAX 200

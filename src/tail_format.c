@@ -13,8 +13,9 @@
 
 #define FIELD_MAX 400
 
-/* Appends a sanitized copy of s to out (bounded by *left). */
-static void put_field(char **out, size_t *left, const char *s, size_t max) {
+/* Declared in internal.h: `ps` (src/control_proto.c) shows the sandboxed
+ * program's strings the same way. */
+void jw__put_sanitized(char **out, size_t *left, const char *s, size_t max) {
   size_t i = 0, n = strlen(s);
   int cut = 0;
   if (n > max) {
@@ -59,13 +60,13 @@ static void put_field(char **out, size_t *left, const char *s, size_t max) {
 }
 
 static void put_text(char **out, size_t *left, const char *s) {
-  put_field(out, left, s, (size_t)-1 >> 1);
+  jw__put_sanitized(out, left, s, (size_t)-1 >> 1);
 }
 
 /* A sanitized field, then spaces up to `width` bytes. */
 static void put_padded(char **out, size_t *left, const char *s, size_t max, size_t width) {
   char *start = *out;
-  put_field(out, left, s, max);
+  jw__put_sanitized(out, left, s, max);
   while ((size_t)(*out - start) < width && *left > 1) {
     *(*out)++ = ' ';
     (*left)--;
@@ -109,7 +110,7 @@ int jw_tail_format(const char *line, size_t len, char *out, size_t size) {
   else
     snprintf(pid, sizeof(pid), "pid=-");
 
-  put_field(&p, &left, str_at(ev, "@timestamp", "-"), 40);
+  jw__put_sanitized(&p, &left, str_at(ev, "@timestamp", "-"), 40);
   put_text(&p, &left, " ");
   put_padded(&p, &left, str_at(ev, "severity", "-"), 16, 8);
   put_text(&p, &left, " ");
@@ -117,9 +118,9 @@ int jw_tail_format(const char *line, size_t len, char *out, size_t size) {
   put_text(&p, &left, " ");
   put_padded(&p, &left, pid, 32, 10);
   put_text(&p, &left, " ");
-  put_field(&p, &left, str_at(proc, "executable", "-"), FIELD_MAX);
+  jw__put_sanitized(&p, &left, str_at(proc, "executable", "-"), FIELD_MAX);
   put_text(&p, &left, "  ");
-  put_field(&p, &left, str_at(ev, "message", ""), FIELD_MAX);
+  jw__put_sanitized(&p, &left, str_at(ev, "message", ""), FIELD_MAX);
   if (left > 1) { /* room for it is kept by the field caps */
     *p++ = '\n';
     *p = '\0';

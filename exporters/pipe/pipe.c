@@ -33,8 +33,8 @@
  * ERROR_BROKEN_PIPE. A reader that makes no progress for CLOSE_DEADLINE_MS
  * is given up then, and the end waits CLOSE_MAX_MS at most.
  *
- * The pipe is duplex: bytes a reader writes are read and discarded today
- * (reserved for a control channel). */
+ * The pipe is duplex: bytes a reader writes are read and discarded (the
+ * control channel is a pipe of its own: src/win/control.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

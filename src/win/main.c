@@ -95,6 +95,12 @@ int wmain(int argc, wchar_t **wargv) {
   case JW_CMD_PROBE:
     status = jw_probe(&cli.policy, cli.json);
     break;
+  case JW_CMD_PS:
+    status = jw_ps_main(cli.pipe_name, cli.json);
+    break;
+  case JW_CMD_KILL:
+    status = jw_kill_main(cli.pipe_name, cli.has_pid, cli.pid);
+    break;
   case JW_CMD_RUN: {
     jw_run_config_t cfg;
     memset(&cfg, 0, sizeof(cfg));
@@ -103,6 +109,7 @@ int wmain(int argc, wchar_t **wargv) {
     cfg.n_exports = cli.n_exports;
     cfg.argv = cli.command;
     cfg.argc = cli.command_argc;
+    cfg.control_name = cli.control_name;
     status = jw_run(&cfg);
     break;
   }

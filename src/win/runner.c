@@ -144,12 +144,13 @@ int jw_run(const jw_run_config_t *cfg) {
   jw_emitter_t *em = NULL;
   jw_job_t job;
   jw_monitor_t *mon = NULL;
+  jw_control_t *ctl = NULL;
   jw_child_t child;
   jw_spawn_options_t opt;
   jw_error_t err;
   jw_monitor_stats_t stats;
-  const char *rule_kill = NULL;
-  int rule_kill_job = 0;
+  const char *rule_kill = NULL, *control_kill = NULL;
+  int rule_kill_job = 0, control_kill_job = 0;
   char name[JW_POLICY_NAME_MAX + 32];
   char msg[700];
   int status = JW_EXIT_JW_ERROR, i, rc;
@@ -185,6 +186,12 @@ int jw_run(const jw_run_config_t *cfg) {
   if (g_interrupt == NULL || g_finished == NULL || !ResetEvent(g_interrupt) ||
       !ResetEvent(g_finished)) {
     say("", "cannot create events (out of resources)");
+    goto done;
+  }
+  /* The control pipe first: a name that is already served stops the run
+   * before any file, pipe or process exists. */
+  if (cfg->control_name != NULL && jw_control_open(cfg->control_name, &ctl, &err) != 0) {
+    say("", err.text);
     goto done;
   }
   if (jw_run_info_init(&run, name, pol.tier) != 0 || jw_emitter_new(&run, &em) != 0) {
@@ -228,6 +235,11 @@ int jw_run(const jw_run_config_t *cfg) {
   if (job.notify_refused)
     report_notifications_refused(em, &job);
   if (jw_monitor_start(&job, em, &mon, &err) != 0) {
+    say("", err.text);
+    emit_notice(em, "setup_failed", "blocked", JW_SEV_CRITICAL, &err, err.text);
+    goto done;
+  }
+  if (ctl != NULL && jw_control_start(ctl, &job, mon, em, &run, &err) != 0) {
     say("", err.text);
     emit_notice(em, "setup_failed", "blocked", JW_SEV_CRITICAL, &err, err.text);
     goto done;
@@ -284,10 +296,22 @@ int jw_run(const jw_run_config_t *cfg) {
     say("", msg);
   }
 
+  /* A control request (`jobwarden kill`) that ended the root or the job:
+   * the status stays the program's (0xC000013A, as after Ctrl-C). */
+  control_kill = jw_monitor_control_kill(mon, &control_kill_job);
+  if (control_kill != NULL && rule_kill == NULL && exit_code == JW_TERMINATE_EXIT_CODE) {
+    snprintf(msg, sizeof(msg), "the %s was terminated on request (%s)",
+             control_kill_job ? "job" : "program", control_kill);
+    say("", msg);
+  } else {
+    control_kill = NULL;
+  }
+
   /* The run ends with its root: whatever the root left behind in the job
-   * is terminated, and that is reported. A job a rule terminated has no
-   * leftovers to speak of: its members are already dying. */
-  if (!(rule_kill != NULL && rule_kill_job)) {
+   * is terminated, and that is reported. A job a rule or a control request
+   * terminated has no leftovers to speak of: its members are already
+   * dying. */
+  if (!(rule_kill != NULL && rule_kill_job) && !(control_kill != NULL && control_kill_job)) {
     uint32_t left = active_processes(job.job);
     if (left > 0) {
       jw_event_t ev;
@@ -312,6 +336,9 @@ int jw_run(const jw_run_config_t *cfg) {
   status = rule_kill != NULL ? JW_EXIT_RULE_KILLED : (int)exit_code;
 
 done:
+  /* Before the monitor it asks: the control thread stops first. */
+  jw_control_close(ctl);
+  ctl = NULL;
   if (mon != NULL) {
     if (jw_monitor_stop(mon, STOP_TIMEOUT_MS, &stats) != 0)
       say("", "the monitor did not stop in time; the event log may end early");

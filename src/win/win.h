@@ -3,6 +3,9 @@
 #ifndef JW_WIN_H
 #define JW_WIN_H
 
+#include <jansson.h>
+
+#include "control.h"
 #include "internal.h"
 
 #include <psapi.h>
@@ -12,6 +15,9 @@
 #define JW_KEY_JOB     ((ULONG_PTR)0x4A57001)
 #define JW_KEY_CONTROL ((ULONG_PTR)0x4A57002)
 #define JW_CTRL_QUIT   1u
+/* A control-channel request is waiting in the monitor's slot; the packet's
+ * byte count carries the request's generation (jw_monitor_control). */
+#define JW_CTRL_REQUEST 2u
 
 #ifndef JOB_OBJECT_MSG_SILO_TERMINATED
 #define JOB_OBJECT_MSG_SILO_TERMINATED 13
@@ -123,6 +129,23 @@ void jw_monitor_note_terminating(jw_monitor_t *m, const char *reason);
  * is set when the whole job was terminated. Reliable once the root has
  * exited. Any thread. */
 const char *jw_monitor_rule_kill(jw_monitor_t *m, int *job);
+/* Hands a control-channel request (docs/control.md) to the monitor thread,
+ * which owns the process table: it posts a JW_CTRL_REQUEST packet to the
+ * job's port and waits at most timeout_ms for the answer. The monitor
+ * lists the members (the job's own process-id list, described from its
+ * table) or terminates one member or the whole job, emits the
+ * member_control notice for a kill (done or refused) and answers with the
+ * reply object ({"ok":...}, a new reference in *reply). Returns 0,
+ * JW_ETIMEDOUT (no answer in time: the request is withdrawn, or its late
+ * answer dropped) or JW_ESYS (the packet could not be posted). One
+ * request at a time: the control thread only. */
+int jw_monitor_control(jw_monitor_t *m, const jw_control_request_t *req, DWORD timeout_ms,
+                       json_t **reply);
+/* When a control request terminated the root process or the whole job
+ * (*job, may be NULL, says which): a sentence naming the request ("`jobwarden
+ * kill` from pid P (user S)"), valid until jw_monitor_stop; else NULL.
+ * Reliable once the root has exited. Any thread. */
+const char *jw_monitor_control_kill(jw_monitor_t *m, int *job);
 /* Test hook: replaces QueryFullProcessImageNameW in the monitor, so tests
  * can make an image unreadable. NULL restores the real call. */
 typedef BOOL(WINAPI *jw__query_image_fn)(HANDLE, DWORD, LPWSTR, PDWORD);
@@ -199,6 +222,7 @@ typedef struct jw_run_config_s {
   int n_exports;
   const char *const *argv; /* command */
   int argc;
+  const char *control_name; /* serve \\.\pipe\jobwarden-control-NAME, or NULL */
 } jw_run_config_t;
 int jw_run(const jw_run_config_t *cfg);
 /* The console control handler jw_run installs (Ctrl-C, Ctrl-Break, close,
@@ -220,5 +244,31 @@ int jw__probe_canary_main(int argc, char **argv);
 
 /* `jobwarden tail NAME [--raw]` (src/win/tail.c). Returns the exit status. */
 int jw_tail_main(const char *name, int raw);
+
+/* The control channel's server (src/win/control.c). */
+typedef struct jw_control_s jw_control_t;
+/* Creates \\.\pipe\jobwarden-control-NAME (NAME checked by the caller):
+ * owner-and-SYSTEM DACL, first instance only, no remote clients, not
+ * inheritable. A name that is already served is refused with JW_EUSAGE
+ * (err says so) before anything else of the run starts. Main thread. */
+int jw_control_open(const char *name, jw_control_t **out, jw_error_t *err);
+/* Starts the thread that serves requests against `mon` (borrowed; it must
+ * outlive jw_control_close) and reports refusals on `em`. Main thread. */
+int jw_control_start(jw_control_t *c, jw_job_t *job, jw_monitor_t *mon, jw_emitter_t *em,
+                     const jw_run_info_t *run, jw_error_t *err);
+/* Stops the server (a request being answered gets its reply first; the
+ * wait is bounded) and frees it. NULL is ignored. Main thread. */
+void jw_control_close(jw_control_t *c);
+/* Test hook: replaces how the server reads a client's user. fn gets the
+ * client's pid and writes the user's SID as text ("S-1-..."); returning
+ * nonzero means "unknown". NULL restores the real reads (the pipe's
+ * impersonation token and the client process's token). Any thread. */
+typedef int (*jw__control_identity_fn)(DWORD client_pid, char *sid, size_t size);
+void jw__control_identity_hook(jw__control_identity_fn fn);
+
+/* `jobwarden ps NAME [--json]` and `jobwarden kill NAME [--pid PID]`
+ * (src/win/control_client.c). Return the exit status. */
+int jw_ps_main(const char *name, int json);
+int jw_kill_main(const char *name, int has_pid, uint32_t pid);
 
 #endif

@@ -216,6 +216,102 @@ static void test_tail_and_probe(void) {
   CHECK_U64(cli.policy.active_processes, 3);
 }
 
+/* `run --control`, `ps` and `kill`: what each sets, every usage error. */
+static void test_control_commands(void) {
+  jw_cli_t cli;
+  jw_error_t err;
+  const char *r1[] = {"jobwarden", "run", "--control", "agent", "x.exe"};
+  const char *r2[] = {"jobwarden", "run", "--control=\\\\.\\pipe\\agent", "--", "x.exe"};
+  const char *r3[] = {"jobwarden", "run", "--control", "a/b", "x.exe"};
+  const char *r4[] = {"jobwarden", "run", "--control", "a", "--control", "b", "x.exe"};
+  const char *r5[] = {"jobwarden", "run", "--control="};
+  const char *r6[] = {"jobwarden", "probe", "--control", "a"};
+  const char *s1[] = {"jobwarden", "ps", "agent"};
+  const char *s2[] = {"jobwarden", "ps", "--json", "agent"};
+  const char *s3[] = {"jobwarden", "ps"};
+  const char *s4[] = {"jobwarden", "ps", "a", "b"};
+  const char *s5[] = {"jobwarden", "ps", "agent", "--pid", "4"};
+  const char *k1[] = {"jobwarden", "kill", "agent"};
+  const char *k2[] = {"jobwarden", "kill", "agent", "--pid", "4242"};
+  const char *k3[] = {"jobwarden", "kill", "--pid=4294967295", "agent"};
+  const char *k4[] = {"jobwarden", "kill", "agent", "--pid", "0"};
+  const char *k5[] = {"jobwarden", "kill", "agent", "--pid", "4294967296"};
+  const char *k6[] = {"jobwarden", "kill", "agent", "--pid", "-1"};
+  const char *k7[] = {"jobwarden", "kill", "agent", "--pid"};
+  const char *k8[] = {"jobwarden", "kill", "agent", "--pid", "1", "--pid", "2"};
+  const char *k9[] = {"jobwarden", "kill", "agent", "--json"};
+  const char *k10[] = {"jobwarden", "kill", "--pid", "12x", "agent"};
+  const char *k11[] = {"jobwarden", "kill", "a\x1b"};
+
+  CHECK_INT(parse(ARGC(r1), r1, &cli, &err), 0);
+  CHECK_INT(cli.cmd, JW_CMD_RUN);
+  CHECK_STR(cli.control_name, "agent");
+  CHECK_INT(cli.command_argc, 1);
+  CHECK_STR(cli.command[0], "x.exe");
+  CHECK_INT(parse(ARGC(r2), r2, &cli, &err), 0);
+  CHECK_STR(cli.control_name, "agent"); /* the \\.\pipe\ prefix is accepted */
+  CHECK_INT(parse(ARGC(r3), r3, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--control: pipe NAME must not contain '\\', '/' or control characters "
+                      "(byte 1 is 0x2f)");
+  CHECK_INT(parse(ARGC(r4), r4, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--control: given twice");
+  CHECK_INT(parse(ARGC(r5), r5, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--control: expected a NAME");
+  CHECK_INT(parse(ARGC(r6), r6, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "probe: unknown option '--control' (see jobwarden --help)");
+  CHECK_INT(parse(ARGC(k1), k1, &cli, &err), 0);
+  CHECK(cli.control_name == NULL);
+
+  CHECK_INT(parse(ARGC(s1), s1, &cli, &err), 0);
+  CHECK_INT(cli.cmd, JW_CMD_PS);
+  CHECK_STR(cli.pipe_name, "agent");
+  CHECK_INT(cli.json, 0);
+  CHECK_INT(parse(ARGC(s2), s2, &cli, &err), 0);
+  CHECK_INT(cli.json, 1);
+  CHECK_INT(parse(ARGC(s3), s3, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "ps: expected the NAME of a running 'run --control NAME'");
+  CHECK_INT(parse(ARGC(s4), s4, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "ps: expected one NAME, got 'b' too");
+  CHECK_INT(parse(ARGC(s5), s5, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "ps: unknown option '--pid' (see jobwarden --help)");
+
+  CHECK_INT(parse(ARGC(k1), k1, &cli, &err), 0);
+  CHECK_INT(cli.cmd, JW_CMD_KILL);
+  CHECK_STR(cli.pipe_name, "agent");
+  CHECK_INT(cli.has_pid, 0);
+  CHECK_INT(parse(ARGC(k2), k2, &cli, &err), 0);
+  CHECK_INT(cli.has_pid, 1);
+  CHECK_U64(cli.pid, 4242);
+  CHECK_INT(parse(ARGC(k3), k3, &cli, &err), 0);
+  CHECK_U64(cli.pid, 4294967295u);
+  CHECK_STR(cli.pipe_name, "agent");
+  CHECK_INT(parse(ARGC(k4), k4, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "kill: --pid: expected a process id from 1 to 4294967295, got '0'");
+  CHECK_INT(parse(ARGC(k5), k5, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "kill: --pid: expected a process id from 1 to 4294967295, got "
+                      "'4294967296'");
+  CHECK_INT(parse(ARGC(k6), k6, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "kill: --pid: expected a process id from 1 to 4294967295, got '-1'");
+  CHECK_INT(parse(ARGC(k7), k7, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "kill: --pid: expected a process id from 1 to 4294967295, got ''");
+  CHECK_INT(parse(ARGC(k8), k8, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "kill: --pid: given twice");
+  CHECK_INT(parse(ARGC(k9), k9, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "kill: unknown option '--json' (see jobwarden --help)");
+  CHECK_INT(parse(ARGC(k10), k10, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "kill: --pid: expected a process id from 1 to 4294967295, got '12x'");
+  CHECK_INT(parse(ARGC(k11), k11, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "kill: pipe NAME must not contain '\\', '/' or control characters (byte 1 "
+                      "is 0x1b)");
+
+  CHECK_CONTAINS(jw_cli_usage(), "  jobwarden ps NAME [--json]\n");
+  CHECK_CONTAINS(jw_cli_usage(), "  jobwarden kill NAME [--pid PID]\n");
+  CHECK_CONTAINS(jw_cli_usage(), "ps, kill: 0 done, 1 the run refused or could not do it, 3 no "
+                                 "such\ncontrol pipe, 125 usage or no valid reply.");
+  CHECK_INT(JW_EXIT_CONTROL_REFUSED, 1);
+  CHECK_INT(JW_EXIT_CONTROL_NO_PIPE, 3);
+}
+
 static void test_tail_format(void) {
   char out[1024], big[3000], line[4000];
   const char *v = "{\"event\":\"sandbox.violation\",\"@timestamp\":\"2026-11-23T09:11:10.123457Z\","
@@ -424,6 +520,7 @@ int main(int argc, char **argv) {
   test_run_flags();
   test_too_many_exports();
   test_tail_and_probe();
+  test_control_commands();
   test_tail_format();
   test_policy_file_then_flags(out);
   test_exit_status();
