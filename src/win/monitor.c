@@ -1849,52 +1849,25 @@ static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
 /* Control requests (docs/control.md)                                       */
 /* ------------------------------------------------------------------------ */
 
-#define PID_LIST_MAX  65536 /* processes the job's list is read for at most */
 #define FILETIME_1970 116444736000000000ull
 
-/* The pids in the job now, as the kernel lists them: a new malloc'd array
- * in *ids, their count in *n. Returns 0 or the Win32 error. */
+/* The pids in the job now, as the kernel lists them (job_pids): a new
+ * malloc'd copy in *ids, their count in *n. Returns 0 or the Win32 error. */
 static DWORD list_job_pids(jw_monitor_t *m, DWORD **ids, DWORD *n) {
-  DWORD cap = 64;
+  size_t k = 0;
+  const DWORD *listed;
+  SetLastError(0);
+  listed = job_pids(m, &k);
   *ids = NULL;
   *n = 0;
-  for (;;) {
-    size_t size =
-        offsetof(JOBOBJECT_BASIC_PROCESS_ID_LIST, ProcessIdList) + cap * sizeof(ULONG_PTR);
-    JOBOBJECT_BASIC_PROCESS_ID_LIST *list = calloc(1, size);
-    DWORD i, e = 0;
-    if (list == NULL)
-      return ERROR_NOT_ENOUGH_MEMORY;
-    if (!QueryInformationJobObject(m->job->job, JobObjectBasicProcessIdList, list, (DWORD)size,
-                                   NULL))
-      e = GetLastError();
-    if ((e == ERROR_MORE_DATA ||
-         (e == 0 && list->NumberOfAssignedProcesses > list->NumberOfProcessIdsInList)) &&
-        cap < PID_LIST_MAX) {
-      /* More members than room (some may have started since): again,
-       * with room for all of them and some more. */
-      DWORD want = list->NumberOfAssignedProcesses + 64;
-      free(list);
-      cap = want > cap * 2 ? want : cap * 2;
-      if (cap > PID_LIST_MAX)
-        cap = PID_LIST_MAX;
-      continue;
-    }
-    if (e != 0) {
-      free(list);
-      return e;
-    }
-    *ids = malloc(((size_t)list->NumberOfProcessIdsInList + 1) * sizeof(DWORD));
-    if (*ids == NULL) {
-      free(list);
-      return ERROR_NOT_ENOUGH_MEMORY;
-    }
-    for (i = 0; i < list->NumberOfProcessIdsInList; i++)
-      (*ids)[i] = (DWORD)list->ProcessIdList[i];
-    *n = list->NumberOfProcessIdsInList;
-    free(list);
-    return 0;
-  }
+  if (listed == NULL)
+    return GetLastError() != 0 ? GetLastError() : ERROR_NOT_ENOUGH_MEMORY;
+  *ids = malloc((k + 1) * sizeof(DWORD));
+  if (*ids == NULL)
+    return ERROR_NOT_ENOUGH_MEMORY;
+  memcpy(*ids, listed, k * sizeof(DWORD));
+  *n = (DWORD)k;
+  return 0;
 }
 
 static int pid_listed(const DWORD *ids, DWORD n, DWORD pid) {
