@@ -364,15 +364,21 @@ static void enrich_more(jw_monitor_t *m, tracked_t *t) {
     return;
   }
   for (attempt = 0; attempt < OPEN_RETRIES; attempt++) {
+    int e;
     if (attempt > 0)
       Sleep(RETRY_SLEEP_MS);
-    if (jw__proc_command_line(t->h, &t->cmdline, &t->cmdline_len, &t->cmdline_truncated,
-                              t->cmdline_why, sizeof(t->cmdline_why)) == 0) {
+    e = jw__proc_command_line(t->h, &t->cmdline, &t->cmdline_len, &t->cmdline_truncated,
+                              t->cmdline_why, sizeof(t->cmdline_why));
+    if (e == 0) {
       t->cmdline_why[0] = 0;
       break;
     }
-    if (WaitForSingleObject(t->h, 0) == WAIT_OBJECT_0)
-      break; /* gone: its memory with it */
+    /* Only a process still being set up is worth another look; a refusal
+     * (access denied: a protected process) will not change. */
+    if ((e != ERROR_NOT_READY && e != ERROR_PARTIAL_COPY && e != ERROR_INVALID_HANDLE &&
+         e != ERROR_NOACCESS) ||
+        WaitForSingleObject(t->h, 0) == WAIT_OBJECT_0)
+      break; /* or gone: its memory with it */
   }
   {
     void *sid = NULL;

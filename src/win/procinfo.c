@@ -162,7 +162,7 @@ int jw__proc_command_line(HANDLE h, char **out, size_t *len, int *truncated, cha
            "class 60 query failed with NTSTATUS 0x%08lX; reading it from the process failed at %s "
            "(error %lu)",
            (unsigned long)st, step, (unsigned long)e);
-  return -1;
+  return e != 0 ? (int)e : -1;
 }
 
 /* The integrity level's name for a mandatory label RID. */

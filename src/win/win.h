@@ -186,7 +186,8 @@ int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats
 int jw__is_wine(void);
 /* The command line the process holds: NtQueryInformationProcess class 60,
  * else read from its PEB (needs PROCESS_QUERY_INFORMATION | PROCESS_VM_READ).
- * Counted UTF-8 in *out (owned by the caller). Returns 0, or -1 with the
+ * Counted UTF-8 in *out (owned by the caller). Returns 0, or the Win32
+ * error of the read from the process (-1 when there is none) with the
  * reason (both attempts, their status / error) in why. */
 int jw__proc_command_line(HANDLE h, char **out, size_t *len, int *truncated, char *why,
                           size_t why_size);
