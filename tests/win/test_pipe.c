@@ -46,6 +46,29 @@ static int full_path(const char *in, char *out, size_t n) {
 /* Pipe clients                                                             */
 /* ------------------------------------------------------------------------ */
 
+/* Pipe names unique to this test process: every "jw-" in s becomes
+ * "jw<pid>-", so that two suites on one wineserver cannot meet. The result
+ * lives in a ring of buffers (enough for every name in use at once). */
+static const char *U(const char *s) {
+  static char ring[32][1024];
+  static unsigned next;
+  char *out = ring[next++ % 32u], tag[16];
+  size_t o = 0, tl;
+  snprintf(tag, sizeof(tag), "jw%lu-", (unsigned long)GetCurrentProcessId());
+  tl = strlen(tag);
+  while (*s != 0 && o + tl + 1 < sizeof(ring[0])) {
+    if (strncmp(s, "jw-", 3) == 0) {
+      memcpy(out + o, tag, tl);
+      o += tl;
+      s += 3;
+    } else {
+      out[o++] = *s++;
+    }
+  }
+  out[o] = 0;
+  return out;
+}
+
 static HANDLE client_open(const char *name) {
   char path[300];
   HANDLE h;
@@ -209,8 +232,7 @@ static account_t account(json_t *evs, long long reader, const char *reason, int 
     const char *name = tw_str(ev, "event");
     if (dups && seq <= a.last)
       continue; /* a repeated line */
-    if (name != NULL && is_sink_gap(ev) &&
-        (reader == 0 || tw_int(ev, "gap.reader") == reader) &&
+    if (name != NULL && is_sink_gap(ev) && (reader == 0 || tw_int(ev, "gap.reader") == reader) &&
         (reason == NULL || strcmp(tw_str(ev, "gap.reason"), reason) == 0)) {
       long long from = tw_int(ev, "gap.from_seq"), to = tw_int(ev, "gap.to_seq");
       if (from != a.last + 1 || to != seq || tw_int(ev, "gap.count") != to - from + 1) {
@@ -337,18 +359,19 @@ static void case_security(void) {
   }
 
   memset(&err, 0, sizeof(err));
-  CHECK_INT(jw_exporter_open("pipe:jw-test-sec", &exp, &err), 0);
+  CHECK_INT(jw_exporter_open(U("pipe:jw-test-sec"), &exp, &err), 0);
   if (exp == NULL) {
     fprintf(stderr, "%s\n", err.text);
     return;
   }
   /* A second exporter (a second run) on the same name is refused. */
   memset(&err, 0, sizeof(err));
-  CHECK_INT(jw_exporter_open("pipe:jw-test-sec,replay=0", &second, &err), JW_EUSAGE);
-  CHECK_STR(err.text, "--export pipe:jw-test-sec,replay=0: \\\\.\\pipe\\jw-test-sec already exists "
-                      "(another jobwarden run or another program serves it); choose another NAME");
+  CHECK_INT(jw_exporter_open(U("pipe:jw-test-sec,replay=0"), &second, &err), JW_EUSAGE);
+  CHECK_STR(err.text,
+            U("--export pipe:jw-test-sec,replay=0: \\\\.\\pipe\\jw-test-sec already exists "
+              "(another jobwarden run or another program serves it); choose another NAME"));
 
-  h = client_open("jw-test-sec");
+  h = client_open(U("jw-test-sec"));
   CHECK(h != INVALID_HANDLE_VALUE);
   CHECK_INT(GetSecurityInfo(h, SE_KERNEL_OBJECT,
                             OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &owner, NULL,
@@ -380,7 +403,7 @@ static void case_security(void) {
   jw_exporter_close(exp);
   /* Once the run is over the name is free again. */
   memset(&err, 0, sizeof(err));
-  CHECK_INT(jw_exporter_open("pipe:jw-test-sec", &exp, &err), 0);
+  CHECK_INT(jw_exporter_open(U("pipe:jw-test-sec"), &exp, &err), 0);
   jw_exporter_close(exp);
 }
 
@@ -411,7 +434,7 @@ static void case_readers(void) {
   memset(&err, 0, sizeof(err));
   CHECK_INT(jw_run_info_init(&run, "pipe-readers", JW_TIER_NONE), 0);
   CHECK_INT(jw_emitter_new(&run, &em), 0);
-  CHECK_INT(jw_exporter_open("pipe:jw-test-rd,replay=3,buffer=16", &pipe, &err), 0);
+  CHECK_INT(jw_exporter_open(U("pipe:jw-test-rd,replay=3,buffer=16"), &pipe, &err), 0);
   CHECK_INT(jw_exporter_open(spec, &file, &err), 0);
   if (pipe == NULL || file == NULL) {
     fprintf(stderr, "%s\n", err.text);
@@ -422,14 +445,14 @@ static void case_readers(void) {
   CHECK_INT(jw_emitter_start(em, 4096), 0);
 
   /* Reader 1 connects first and does not read for now. */
-  r1.h = client_open("jw-test-rd");
+  r1.h = client_open(U("jw-test-rd"));
   CHECK(r1.h != INVALID_HANDLE_VALUE);
   wait_pipe_state(pipe, 1, 0, 0);
   emit_n(em, 10, JW_EVENT_PROCESS_START, 300, 0);
   wait_pipe_state(pipe, 1, 0, 10);
 
   /* Reader 2 joins late (replay 3: seq 8..10), reads two lines, leaves. */
-  r2.h = client_open("jw-test-rd");
+  r2.h = client_open(U("jw-test-rd"));
   CHECK(r2.h != INVALID_HANDLE_VALUE);
   wait_pipe_state(pipe, 2, 0, 10);
   r2.max_lines = 2;
@@ -447,7 +470,7 @@ static void case_readers(void) {
   wait_pipe_state(pipe, 2, 1, 300);
 
   /* Reader 3 joins after seq 300: joined_late 1..297, then 298..300. */
-  r3.h = client_open("jw-test-rd");
+  r3.h = client_open(U("jw-test-rd"));
   CHECK(r3.h != INVALID_HANDLE_VALUE);
   wait_pipe_state(pipe, 3, 1, 300);
   reader_start(&r3);
@@ -492,7 +515,7 @@ static void case_readers(void) {
   json_array_foreach(s1, i, ev) {
     if (is_sink_gap(ev)) {
       CHECK_STR(tw_str(ev, "severity"), "high");
-      CHECK_STR(tw_str(ev, "gap.sink"), "pipe:jw-test-rd,replay=3,buffer=16");
+      CHECK_STR(tw_str(ev, "gap.sink"), U("pipe:jw-test-rd,replay=3,buffer=16"));
     } else {
       CHECK(same_line_in_file(file_text, ev));
     }
@@ -559,9 +582,9 @@ static void case_burst(void) {
   memset(&rd, 0, sizeof(rd));
   jw_policy_init(&p);
   jw_policy_set(&p, "active_processes", "4", "test", NULL);
-  CHECK_INT(rig_start_ex(&r, g_events, "pipe-burst", &p, args, 2, "pipe:jw-test-burst,buffer=64"),
-            0);
-  rd.h = client_open("jw-test-burst");
+  CHECK_INT(
+      rig_start_ex(&r, g_events, "pipe-burst", &p, args, 2, U("pipe:jw-test-burst,buffer=64")), 0);
+  rd.h = client_open(U("jw-test-burst"));
   CHECK(rd.h != INVALID_HANDLE_VALUE);
   wait_pipe_state(r.extra, 1, 0, 0);
   rd.line_ms = 1; /* a deliberately slow reader */
@@ -694,22 +717,22 @@ static void case_cli(void) {
   snprintf(file, sizeof(file), "%s\\wine-pipe-cli.jsonl", g_events);
   DeleteFileA(file);
   snprintf(args, sizeof(args),
-           "run --name pipe-cli --export file:%s --export pipe:jw-cli-a --export "
-           "pipe:jw-cli-b,replay=3 -- \"%s\" --helper series 8 150",
-           file, g_self);
+           "run --name pipe-cli --export file:%s --export pipe:%s --export "
+           "pipe:%s,replay=3 -- \"%s\" --helper series 8 150",
+           file, U("jw-cli-a"), U("jw-cli-b"), g_self);
   proc_start(&run, "cli-run", args);
-  CHECK_INT(wait_pipe("jw-cli-b", 10000), 0);
-  proc_start(&t1, "cli-tail1", "tail --raw jw-cli-a");
-  proc_start(&t2, "cli-tail2", "tail --raw \\\\.\\pipe\\jw-cli-a");
+  CHECK_INT(wait_pipe(U("jw-cli-b"), 10000), 0);
+  proc_start(&t1, "cli-tail1", U("tail --raw jw-cli-a"));
+  proc_start(&t2, "cli-tail2", U("tail --raw \\\\.\\pipe\\jw-cli-a"));
   memset(&quitter, 0, sizeof(quitter));
-  quitter.h = client_open("jw-cli-a");
+  quitter.h = client_open(U("jw-cli-a"));
   CHECK(quitter.h != INVALID_HANDLE_VALUE);
   quitter.max_lines = 3;
   reader_main(&quitter); /* three lines, then it leaves mid-stream */
   CloseHandle(quitter.h);
   for (i = 0; i < 500 && file_lines(file) < 8; i++)
     Sleep(10);
-  proc_start(&t3, "cli-tail3", "tail jw-cli-b"); /* late, readable */
+  proc_start(&t3, "cli-tail3", U("tail jw-cli-b")); /* late, readable */
   proc_wait(&run);
   proc_wait(&t1);
   proc_wait(&t2);
@@ -785,26 +808,27 @@ static void case_cli(void) {
   free(file_text);
 
   /* tail of a pipe nobody serves: 3 and a clear message */
-  proc_start(&none, "cli-nosuch", "tail jw-cli-nosuch");
+  proc_start(&none, "cli-nosuch", U("tail jw-cli-nosuch"));
   proc_wait(&none);
   CHECK_INT(none.code, JW_EXIT_TAIL_NO_PIPE);
   {
-    static const char want[] = "jobwarden: tail: \\\\.\\pipe\\jw-cli-nosuch: no such pipe (is "
-                               "'jobwarden run --export pipe:NAME' running?) (error 2: ";
-    CHECK(strncmp(none.err, want, sizeof(want) - 1) == 0);
+    const char *want = U("jobwarden: tail: \\\\.\\pipe\\jw-cli-nosuch: no such pipe (is "
+                         "'jobwarden run --export pipe:NAME' running?) (error 2: ");
+    CHECK(strncmp(none.err, want, strlen(want)) == 0);
   }
 
   /* a run whose pipe name another program serves: 125, nothing started */
-  squat = CreateNamedPipeA("\\\\.\\pipe\\jw-cli-taken", PIPE_ACCESS_DUPLEX, PIPE_TYPE_BYTE,
+  squat = CreateNamedPipeA(U("\\\\.\\pipe\\jw-cli-taken"), PIPE_ACCESS_DUPLEX, PIPE_TYPE_BYTE,
                            PIPE_UNLIMITED_INSTANCES, 4096, 4096, 0, NULL);
   CHECK(squat != INVALID_HANDLE_VALUE);
-  snprintf(args, sizeof(args), "run --export pipe:jw-cli-taken -- \"%s\" --helper exit 7", g_self);
+  snprintf(args, sizeof(args), "run --export pipe:%s -- \"%s\" --helper exit 7", U("jw-cli-taken"),
+           g_self);
   proc_start(&taken, "cli-taken", args);
   proc_wait(&taken);
   CHECK_INT(taken.code, 125);
-  CHECK_STR(taken.err, "jobwarden: --export pipe:jw-cli-taken: \\\\.\\pipe\\jw-cli-taken already "
-                       "exists (another jobwarden run or another program serves it); choose "
-                       "another NAME\n");
+  CHECK_STR(taken.err, U("jobwarden: --export pipe:jw-cli-taken: \\\\.\\pipe\\jw-cli-taken already "
+                         "exists (another jobwarden run or another program serves it); choose "
+                         "another NAME\n"));
   CloseHandle(squat);
   proc_free(&none);
   proc_free(&taken);
@@ -850,16 +874,16 @@ static void case_connect(void) {
   snprintf(file, sizeof(file), "%s\\wine-pipe-connect.jsonl", g_events);
   DeleteFileA(file);
   snprintf(args, sizeof(args),
-           "run --name pipe-connect --export file:%s --export pipe-connect:jw-collector -- "
+           "run --name pipe-connect --export file:%s --export pipe-connect:%s -- "
            "\"%s\" --helper series 10 150",
-           file, g_self);
+           file, U("jw-collector"), g_self);
   memset(&c1, 0, sizeof(c1));
   memset(&c2, 0, sizeof(c2));
   proc_start(&run, "connect-run", args);
   c1.max_lines = 5;
-  collect("jw-collector", &c1); /* 5 lines, then the collector drops out */
-  Sleep(400);                   /* ... and comes back */
-  collect("jw-collector", &c2);
+  collect(U("jw-collector"), &c1); /* 5 lines, then the collector drops out */
+  Sleep(400);                      /* ... and comes back */
+  collect(U("jw-collector"), &c2);
   proc_wait(&run);
   CHECK_INT(run.code, 0);
   CHECK_STR(run.err, "");
