@@ -509,8 +509,16 @@ int jw_emitter_start(jw_emitter_t *em, size_t capacity);
 /* Lines dropped so far for all sinks (reported in gap events). */
 uint64_t jw_emitter_dropped(jw_emitter_t *em);
 /* Drains every queue (writer threads finish what is queued), flushes,
- * closes every exporter and frees the emitter. */
+ * closes every exporter and frees the emitter. Blocks until every writer
+ * has returned: call jw_emitter_drain first where a stuck sink must not
+ * hold up the caller. */
 void jw_emitter_free(jw_emitter_t *em);
+/* Stops accepting events and waits at most timeout_ms for every writer to
+ * write what is queued and return. Returns 0 (jw_emitter_free will not
+ * block), or JW_ETIMEDOUT when a sink is stuck in a write (each named on
+ * stderr with how many events it will not get): the caller may then leave
+ * the emitter unfreed and exit. */
+int jw_emitter_drain(jw_emitter_t *em, uint32_t timeout_ms);
 
 /* Fills run->run_id with 128 random bits and run->host with the host name. */
 int jw_run_info_init(jw_run_info_t *run, const char *job_name, jw_tier_t tier);

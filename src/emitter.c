@@ -14,6 +14,7 @@ typedef struct sink_s {
   jw_emitter_t *em;    /* back pointer */
   jw__thread_t thread; /* writer, once started */
   int started;
+  int finished;  /* the writer has drained its queue and returned (em->lock) */
   jw__lineq_t q; /* guarded by em->lock */
 } sink_t;
 
@@ -261,6 +262,10 @@ static void sink_main(void *arg) {
     if (n > 0)
       jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
   }
+  jw__mutex_lock(&em->lock);
+  k->finished = 1;
+  jw__cond_broadcast(&em->wake); /* jw_emitter_drain waits on it too */
+  jw__mutex_unlock(&em->lock);
 }
 
 int jw_emitter_start(jw_emitter_t *em, size_t capacity) {
@@ -306,6 +311,41 @@ int jw_emitter_failed_sinks(jw_emitter_t *em) {
   n = em->failed_sinks;
   jw__mutex_unlock(&em->lock);
   return n;
+}
+
+int jw_emitter_drain(jw_emitter_t *em, uint32_t timeout_ms) {
+  uint64_t deadline = jw_now_us() + (uint64_t)timeout_ms * 1000u;
+  size_t i, stuck = 0;
+  if (em == NULL)
+    return 0;
+  jw__mutex_lock(&em->lock);
+  em->stopping = 1;
+  jw__cond_broadcast(&em->wake);
+  for (;;) {
+    uint64_t now;
+    stuck = 0;
+    for (i = 0; i < em->n_sinks; i++)
+      stuck += em->sinks[i].started && !em->sinks[i].finished;
+    now = jw_now_us();
+    if (stuck == 0 || now >= deadline)
+      break;
+    jw__cond_timedwait(&em->wake, &em->lock, (uint32_t)((deadline - now + 999u) / 1000u));
+  }
+  for (i = 0; i < em->n_sinks && stuck > 0; i++) {
+    sink_t *k = &em->sinks[i];
+    char buf[700];
+    int n;
+    if (!k->started || k->finished)
+      continue;
+    n = snprintf(buf, sizeof(buf),
+                 "jobwarden: exporter '%s' is stuck (a write has not returned for %lu ms); "
+                 "%llu queued event(s) will not reach it\n",
+                 k->exp->spec, (unsigned long)timeout_ms, (unsigned long long)k->q.queued);
+    if (n > 0)
+      jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+  }
+  jw__mutex_unlock(&em->lock);
+  return stuck == 0 ? 0 : JW_ETIMEDOUT;
 }
 
 void jw_emitter_free(jw_emitter_t *em) {

@@ -24,6 +24,9 @@ void jw__mutex_destroy(jw__mutex_t *m);
 void jw__cond_init(jw__cond_t *c);
 /* Waits on c with m held; returns with m held again. */
 void jw__cond_wait(jw__cond_t *c, jw__mutex_t *m);
+/* Waits at most ms milliseconds; returns 0 when woken (possibly
+ * spuriously: callers loop on their condition) or 1 on the timeout. */
+int jw__cond_timedwait(jw__cond_t *c, jw__mutex_t *m, uint32_t ms);
 void jw__cond_broadcast(jw__cond_t *c);
 void jw__cond_destroy(jw__cond_t *c);
 /* Starts fn(arg) on a new thread. Returns 0 or JW_ESYS. */

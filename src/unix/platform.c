@@ -79,6 +79,17 @@ void jw__cond_init(jw__cond_t *c) {
 void jw__cond_wait(jw__cond_t *c, jw__mutex_t *m) {
   pthread_cond_wait(c, m);
 }
+int jw__cond_timedwait(jw__cond_t *c, jw__mutex_t *m, uint32_t ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += (time_t)(ms / 1000u);
+  ts.tv_nsec += (long)(ms % 1000u) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  return pthread_cond_timedwait(c, m, &ts) == ETIMEDOUT ? 1 : 0;
+}
 void jw__cond_broadcast(jw__cond_t *c) {
   pthread_cond_broadcast(c);
 }

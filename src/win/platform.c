@@ -141,6 +141,11 @@ void jw__cond_init(jw__cond_t *c) {
 void jw__cond_wait(jw__cond_t *c, jw__mutex_t *m) {
   SleepConditionVariableCS(c, m, INFINITE);
 }
+int jw__cond_timedwait(jw__cond_t *c, jw__mutex_t *m, uint32_t ms) {
+  if (SleepConditionVariableCS(c, m, ms >= INFINITE ? INFINITE - 1 : ms))
+    return 0;
+  return GetLastError() == ERROR_TIMEOUT ? 1 : 0;
+}
 void jw__cond_broadcast(jw__cond_t *c) {
   WakeAllConditionVariable(c);
 }

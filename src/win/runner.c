@@ -9,6 +9,7 @@
 #include "win/win.h"
 
 #define STOP_TIMEOUT_MS 5000
+#define DRAIN_TIMEOUT_MS 10000 /* the exporters' writers finish what is queued */
 /* Lines queued per sink before lifecycle events are dropped for it (alerts
  * spill to four times this). */
 #define JW_RUN_QUEUE_CAPACITY 4096
@@ -348,7 +349,13 @@ done:
   jw_job_close(&job);
   if (em != NULL && jw_emitter_failed_sinks(em) > 0)
     say("", "some events could not be written to every exporter (see above)");
-  jw_emitter_free(em);
+  /* A sink stuck in a write (a stdout pipe nobody reads, a hung share)
+   * must not hold jobwarden forever: after DRAIN_TIMEOUT_MS it is named on
+   * stderr and left behind with its writer; the process exits. */
+  if (jw_emitter_drain(em, DRAIN_TIMEOUT_MS) == 0)
+    jw_emitter_free(em);
+  else
+    say("", "exiting without waiting for the stuck exporter(s) named above");
   SetConsoleCtrlHandler(jw__run_console_ctrl, FALSE);
   if (g_finished != NULL)
     SetEvent(g_finished);

@@ -406,6 +406,57 @@ static void test_write_failures(const char *dir) {
   free_mem(&s);
 }
 
+/* jw_emitter_drain: bounded for a sink stuck in a write (the caller can
+ * leave), immediate for healthy ones; jw_emitter_free still delivers
+ * everything once the sink moves again. */
+static void test_drain(void) {
+  jw_run_info_t run;
+  jw_emitter_t *em = NULL;
+  mem_sink_t s;
+  jw_exporter_t *e = mem_exporter(&s);
+  uint64_t t0, ms;
+  int i;
+
+  CHECK_INT(jw_run_info_init(&run, "drain-job", JW_TIER_NONE), 0);
+  CHECK_INT(jw_emitter_new(&run, &em), 0);
+  CHECK_INT(jw_emitter_add(em, e), 0);
+  s.gate_closed = 1;
+  CHECK_INT(jw_emitter_start(em, 8), 0);
+  for (i = 0; i < 3; i++)
+    emit_kind(em, JW_EVENT_PROCESS_START);
+  jw__mutex_lock(&s.m);
+  while (!s.entered)
+    jw__cond_wait(&s.c, &s.m);
+  jw__mutex_unlock(&s.m);
+  t0 = jw_now_us();
+  CHECK_INT(jw_emitter_drain(em, 300), JW_ETIMEDOUT);
+  ms = (jw_now_us() - t0) / 1000u;
+  CHECK(ms >= 290 && ms < 5000);
+  jw__mutex_lock(&s.m);
+  s.gate_closed = 0;
+  jw__cond_broadcast(&s.c);
+  jw__mutex_unlock(&s.m);
+  CHECK_INT(jw_emitter_drain(em, 5000), 0); /* moving again: drained */
+  jw_emitter_free(em);
+  CHECK_INT(s.n, 3);
+  free_mem(&s);
+
+  /* A healthy sink: drained at once. */
+  e = mem_exporter(&s);
+  CHECK_INT(jw_emitter_new(&run, &em), 0);
+  CHECK_INT(jw_emitter_add(em, e), 0);
+  CHECK_INT(jw_emitter_start(em, 8), 0);
+  for (i = 0; i < 5; i++)
+    emit_kind(em, JW_EVENT_PROCESS_START);
+  t0 = jw_now_us();
+  CHECK_INT(jw_emitter_drain(em, 10000), 0);
+  CHECK((jw_now_us() - t0) / 1000u < 5000);
+  CHECK_INT(s.n, 5);
+  jw_emitter_free(em);
+  CHECK_INT(jw_emitter_drain(NULL, 10), 0);
+  free_mem(&s);
+}
+
 int main(int argc, char **argv) {
   const char *out = argc > 2 ? argv[2] : ".";
   test_errors();
@@ -414,5 +465,6 @@ int main(int argc, char **argv) {
   test_fanout(out);
   test_queue_full(out);
   test_write_failures(out);
+  test_drain();
   return jw_test_result("emitter");
 }

@@ -828,6 +828,74 @@ static void case_two_exporters(void) {
   free_run(&r);
 }
 
+/* 14. A sink stuck for good: jobwarden's stdout is a pipe nobody reads
+ *     (`--export stdout`), the file exporter beside it is healthy. The run
+ *     ends, the file has every event up to job_end, stderr names the stuck
+ *     exporter, and jobwarden exits with the program's code after its
+ *     bounded wait (10 s) instead of hanging. */
+static void case_stuck_stdout(void) {
+  char log[PATH_CHARS], err_path[PATH_CHARS], cmd[CMD_CHARS];
+  SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, TRUE};
+  HANDLE rd = NULL, wr = NULL, errf, nul;
+  STARTUPINFOA si;
+  PROCESS_INFORMATION pi;
+  DWORD code = 0, waited;
+  ULONGLONG t0;
+  char *err;
+  size_t err_len = 0;
+  json_t *evs;
+
+  case_begin();
+  case_path(log, sizeof(log), "stuck-stdout", ".jsonl");
+  case_path(err_path, sizeof(err_path), "stuck-stdout", ".stderr");
+  DeleteFileA(log);
+  CHECK(CreatePipe(&rd, &wr, &sa, 4096));
+  CHECK(SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0));
+  errf = CreateFileA(err_path, GENERIC_WRITE, FILE_SHARE_READ, &sa, CREATE_ALWAYS, 0, NULL);
+  nul = CreateFileA("NUL", GENERIC_READ, 0, &sa, OPEN_EXISTING, 0, NULL);
+  CHECK(errf != INVALID_HANDLE_VALUE && nul != INVALID_HANDLE_VALUE);
+  memset(&si, 0, sizeof(si));
+  si.cb = sizeof(si);
+  si.dwFlags = STARTF_USESTDHANDLES;
+  si.hStdInput = nul;
+  si.hStdOutput = wr;
+  si.hStdError = errf;
+  /* 40 children: far more event bytes than the pipe holds. */
+  snprintf(cmd, sizeof(cmd),
+           "\"%s\" run --export stdout --export \"file:%s\" -- \"%s\" --helper series 40 5", g_jw,
+           log, g_self);
+  t0 = GetTickCount64();
+  CHECK(CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, g_events, &si, &pi));
+  CloseHandle(wr);
+  CloseHandle(errf);
+  CloseHandle(nul);
+  waited = WaitForSingleObject(pi.hProcess, 60000);
+  CHECK_U64(waited, WAIT_OBJECT_0);
+  if (waited != WAIT_OBJECT_0)
+    TerminateProcess(pi.hProcess, 1);
+  CHECK(GetExitCodeProcess(pi.hProcess, &code));
+  CHECK_U64(code, 0);
+  /* It waited for the stuck writer, boundedly. */
+  CHECK(GetTickCount64() - t0 >= 9000);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  CloseHandle(rd);
+
+  err = tw_read_file(err_path, &err_len);
+  CHECK(err != NULL && strstr(err, "jobwarden: exporter 'stdout' is stuck (a write has not "
+                                   "returned for 10000 ms); ") != NULL);
+  CHECK(err != NULL &&
+        strstr(err, "jobwarden: exiting without waiting for the stuck exporter(s) named above\n") !=
+            NULL);
+  if (err != NULL && jw_test_failures != g_case_failures)
+    fprintf(stderr, "[stuck-stdout] stderr:\n%s\n", err);
+  free(err);
+  evs = load_log(log);
+  check_envelope(evs, "none", 1);
+  CHECK_INT(tw_int(json_array_get(evs, json_array_size(evs) - 1), "summary.processes"), 41);
+  json_decref(evs);
+}
+
 /* 13. --notification-margin through jobwarden.exe: the threshold below the
  *     job memory limit, Wine's refusal said once on stderr and in the log,
  *     and the program's exit code. */
@@ -897,5 +965,6 @@ int main(int argc, char **argv) {
   case_help_version();
   case_two_exporters();
   case_notification_margin();
+  case_stuck_stdout();
   return jw_test_result("cli_real");
 }
