@@ -313,8 +313,22 @@ static json_t *ancestry_to_json(const jw_process_info_t *p) {
       if (put(e, "entity_id", json_string(buf)) != 0)
         goto fail;
     }
-    if (put(e, "executable", make_counted(r->image, r->image_len)) != 0)
-      goto fail;
+    if (r->image == NULL) {
+      if (put(e, "executable", json_null()) != 0)
+        goto fail;
+    } else {
+      /* Cut long paths on a character boundary: up to 32 ancestors are
+       * repeated in every event. */
+      size_t len = r->image_len != 0 ? r->image_len : strlen(r->image), cut = len;
+      if (cut > JW_ANCESTOR_IMAGE_MAX) {
+        cut = JW_ANCESTOR_IMAGE_MAX;
+        while (cut > 0 && ((unsigned char)r->image[cut] & 0xC0) == 0x80)
+          cut--;
+      }
+      if (put(e, "executable", make_string(r->image, cut)) != 0 ||
+          (cut < len && put(e, "executable_truncated", json_true()) != 0))
+        goto fail;
+    }
   }
   return a;
 fail:

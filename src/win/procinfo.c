@@ -40,13 +40,22 @@ int jw__is_wine(void) {
   return cached;
 }
 
-/* UTF-16 units (at most 32767 in a UNICODE_STRING) to the counted UTF-8
- * form events keep. */
+/* UTF-16 units to the counted UTF-8 form events keep, at most max_units
+ * of them. */
+static int to_utf8_max(const wchar_t *s, size_t units, size_t max_units, char **out, size_t *len,
+                       int *truncated) {
+  return jw_utf16_to_utf8((const uint16_t *)s, units, max_units, out, len, truncated) == 0 ? 0 : -1;
+}
+
 static int to_utf8(const wchar_t *s, size_t units, char **out, size_t *len, int *truncated) {
-  return jw_utf16_to_utf8((const uint16_t *)s, units, JW_HOSTILE_MAX_UNITS, out, len, truncated) ==
-                 0
-             ? 0
-             : -1;
+  return to_utf8_max(s, units, JW_HOSTILE_MAX_UNITS, out, len, truncated);
+}
+
+/* A command line is cut at JW_COMMAND_LINE_MAX_UNITS: one up to the
+ * system's 32767 units of characters that each escape to six bytes would
+ * make an event too big for a syslog datagram, and so lose it there. */
+static int cmdline_utf8(const wchar_t *s, size_t units, char **out, size_t *len, int *truncated) {
+  return to_utf8_max(s, units, JW_COMMAND_LINE_MAX_UNITS, out, len, truncated);
 }
 
 /* Class 60: a UNICODE_STRING followed by its characters, in one buffer. */
@@ -71,7 +80,7 @@ static LONG command_line_class60(HANDLE h, char **out, size_t *len, int *truncat
       } else if (buf < base + sizeof(*us) || buf + us->Length > base + size) {
         st = (LONG)0xC0000001; /* STATUS_UNSUCCESSFUL: inconsistent answer */
       } else {
-        st = to_utf8(us->Buffer, units, out, len, truncated) == 0 ? 0 : (LONG)0xC0000017;
+        st = cmdline_utf8(us->Buffer, units, out, len, truncated) == 0 ? 0 : (LONG)0xC0000017;
       }
       free(us);
       return st;
@@ -134,7 +143,7 @@ static DWORD command_line_peb(HANDLE h, char **out, size_t *len, int *truncated,
      * command line starts with U+0000. */
     *step = "ReadProcessMemory(command line): still being written";
     e = ERROR_NOT_READY;
-  } else if (to_utf8(buf, units, out, len, truncated) != 0)
+  } else if (cmdline_utf8(buf, units, out, len, truncated) != 0)
     e = ERROR_NOT_ENOUGH_MEMORY;
   free(buf);
   return e;

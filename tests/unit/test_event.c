@@ -665,6 +665,52 @@ static void test_enrichment(void) {
                           "\"message\":\"Root exited.\"}");
 }
 
+/* An ancestor's long executable is cut at JW_ANCESTOR_IMAGE_MAX bytes on a
+ * character boundary (here inside a 2-byte character: one byte less). */
+static void test_ancestor_cut(void) {
+  char *image = malloc(3002);
+  jw_process_ref_t chain[1];
+  jw_run_info_t run = test_run();
+  jw_event_t ev;
+  json_t *o, *a;
+  const char *x;
+  size_t i;
+  if (image == NULL)
+    return;
+  image[0] = 'a';
+  for (i = 0; i < 1500; i++) {
+    image[1 + 2 * i] = (char)0xC3;
+    image[2 + 2 * i] = (char)0xA9; /* U+00E9 */
+  }
+  image[3001] = 0;
+  chain[0].pid = 1;
+  chain[0].create_time = 0;
+  chain[0].image = image;
+  chain[0].image_len = 0;
+  jw_event_init(&ev, JW_EVENT_PROCESS_START, "child_process", "observed", "monitor", "port",
+                JW_SEV_INFO);
+  ev.has_process = 1;
+  ev.process.pid = 2;
+  ev.process.ancestry = chain;
+  ev.process.n_ancestry = 1;
+  o = jw_event_to_json(&ev, &run, 1, T0);
+  a = json_array_get(json_object_get(json_object_get(o, "process"), "ancestry"), 0);
+  x = json_string_value(json_object_get(a, "executable"));
+  CHECK(x != NULL && strlen(x) == 1023 && memcmp(x, image, 1023) == 0);
+  CHECK(json_is_true(json_object_get(a, "executable_truncated")));
+  json_decref(o);
+  /* At the limit exactly: not cut. */
+  image[1024] = 0;
+  image[1023] = 'z';
+  o = jw_event_to_json(&ev, &run, 1, T0);
+  a = json_array_get(json_object_get(json_object_get(o, "process"), "ancestry"), 0);
+  x = json_string_value(json_object_get(a, "executable"));
+  CHECK(x != NULL && strlen(x) == 1024);
+  CHECK(json_object_get(a, "executable_truncated") == NULL);
+  json_decref(o);
+  free(image);
+}
+
 /* Events that are not written to the file: bad producer values still
  * render (null / "unknown"), seq is clamped, bad arguments are refused. */
 static void test_edges(void) {
@@ -1095,6 +1141,7 @@ int main(int argc, char **argv) {
   test_lines();
   test_image_len();
   test_enrichment();
+  test_ancestor_cut();
   test_edges();
   test_hostile(argv[1]);
   test_limit_lines();

@@ -11,6 +11,8 @@
  *              time, lifetime, peak working set, and CPU / I/O are marked
  *              unavailable exactly as Wine makes them; the job-end process
  *              tree equals the three processes.
+ *   longcmd    a 9000-character command line is kept to 8192 units, marked
+ *              truncated, and the event stays far below a syslog datagram.
  *   terminate  TerminateJobObject: Wine posts no EXIT_PROCESS, the monitor
  *              synthesizes both exits (source reconciled) and one gap
  *              record naming exactly those two messages.
@@ -120,6 +122,18 @@ static int mode_parent_of(int argc, char **argv) {
     return 85;
   Sleep((DWORD)strtoul(argv[3], NULL, 0));
   return 0;
+}
+
+/* longcmd: starts `--helper sleep 100 <9000 x>` (a command line longer
+ * than jobwarden keeps) and waits. */
+static int mode_longcmd(void) {
+  static wchar_t cmd[10000];
+  DWORD pid, code;
+  int n = swprintf(cmd, 10000, L"\"%ls\" --helper sleep 100 ", tw_self()), i;
+  for (i = 0; i < 9000 && n + i < 9999; i++)
+    cmd[n + i] = L'x';
+  cmd[n + i] = 0;
+  return start_wait(cmd, &pid, &code) == 0 ? 0 : 86;
 }
 
 /* ---- the test's own identity --------------------------------------------- */
@@ -371,6 +385,45 @@ static void test_enrich(void) {
   json_decref(cs);
   json_decref(gs);
   json_decref(evs);
+}
+
+/* ---- real: a command line longer than kept ---------------------------------- */
+
+static void test_long_command_line(void) {
+  rig_t r;
+  jw_policy_t p;
+  const char *args[] = {"longcmd"};
+  json_t *evs, *cp;
+  const char *cl;
+  char *text;
+  size_t len = 0, longest = 0, i, start = 0;
+  jw_policy_init(&p);
+  if (rig_start(&r, g_dir, "forensics-longcmd", &p, args, 1) != 0) {
+    CHECK(!"rig_start");
+    return;
+  }
+  evs = rig_finish(&r);
+  CHECK(evs != NULL);
+  if (evs == NULL)
+    return;
+  cp = tw_filter(evs, "sandbox.violation", "child_process");
+  CHECK_INT(json_array_size(cp), 1);
+  cl = tw_str(json_array_get(cp, 0), "process.command_line");
+  CHECK(cl != NULL && strlen(cl) == JW_COMMAND_LINE_MAX_UNITS);
+  CHECK(cl != NULL && strstr(cl, "--helper sleep 100 xxxx") != NULL && cl[strlen(cl) - 1] == 'x');
+  CHECK(json_is_true(tw_get(json_array_get(cp, 0), "process.command_line_truncated")));
+  json_decref(cp);
+  json_decref(evs);
+  /* Every line stays far below a syslog datagram (65000 bytes). */
+  text = tw_read_file(r.path, &len);
+  for (i = 0; text != NULL && i < len; i++)
+    if (text[i] == '\n') {
+      if (i - start > longest)
+        longest = i - start;
+      start = i + 1;
+    }
+  CHECK(longest > JW_COMMAND_LINE_MAX_UNITS && longest < 20000);
+  free(text);
 }
 
 /* ---- real: TerminateJobObject --------------------------------------------- */
@@ -628,6 +681,8 @@ int main(int argc, char **argv) {
       return mode_child(argv[3]);
     if (strcmp(argv[2], "parent-of") == 0 && argc > 4)
       return mode_parent_of(argc, argv);
+    if (strcmp(argv[2], "longcmd") == 0)
+      return mode_longcmd();
     return tw_helper_main(argc, argv);
   }
   g_dir = argc > 2 ? argv[2] : ".";
@@ -639,6 +694,7 @@ int main(int argc, char **argv) {
     return jw_test_result("reconcile_injected");
   }
   test_enrich();
+  test_long_command_line();
   test_terminate();
   return jw_test_result("forensics_real");
 }
