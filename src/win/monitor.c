@@ -77,6 +77,7 @@ typedef struct lost_s {
 #define POLL_MS       200 /* the monitor's look at process handles and the job's list */
 #define EXIT_GRACE_MS 400 /* a signaled handle waits this long for its EXIT message */
 #define TREE_MAX      1024 /* processes listed in the job-end summary */
+#define TREE_IMAGE_MAX 256 /* bytes of each one's executable there */
 
 /* The control slot: one request of the control channel on its way to the
  * monitor thread and back (jw_monitor_control). */
@@ -1334,8 +1335,21 @@ static json_t *process_tree(jw_monitor_t *m) {
       }
     }
     json_object_set_new(e, "parent", parent ? parent : json_null());
-    /* The image through the event renderer's own rules (counted, sanitized). */
-    json_object_set_new(e, "executable", (json_t *)jw__json_string(t->image, t->image_len));
+    /* The image through the event renderer's own rules (counted,
+     * sanitized), cut like an ancestor's: the tree lists every process. */
+    if (t->image == NULL) {
+      json_object_set_new(e, "executable", json_null());
+    } else {
+      size_t len = t->image_len != 0 ? t->image_len : strlen(t->image), cut = len;
+      if (cut > TREE_IMAGE_MAX) {
+        cut = TREE_IMAGE_MAX;
+        while (cut > 0 && ((unsigned char)t->image[cut] & 0xC0) == 0x80)
+          cut--;
+      }
+      json_object_set_new(e, "executable", (json_t *)jw__json_string(t->image, cut));
+      if (cut < len)
+        json_object_set_new(e, "executable_truncated", json_true());
+    }
     if (jw__filetime_iso(t->create_time, buf, sizeof(buf)))
       json_object_set_new(e, "start", json_string(buf));
     json_object_set_new(e, "end",
