@@ -94,6 +94,13 @@ int jw_tail_format(const char *line, size_t len, char *out, size_t size) {
     len--;
   ev = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
   if (ev == NULL || !json_is_object(ev)) {
+    char *c;
+    /* jansson's message quotes the offending bytes: shown as ASCII only,
+     * so that a malformed line cannot reach the terminal as an escape
+     * sequence either. */
+    for (c = jerr.text; *c != 0; c++)
+      if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+        *c = '?';
     snprintf(out, size, "(a line of %lu bytes that is not a JSON event: %s)\n", (unsigned long)len,
              ev ? "not an object" : jerr.text);
     json_decref(ev);

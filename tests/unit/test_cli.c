@@ -335,6 +335,13 @@ static void test_tail_format(void) {
   CHECK(strncmp(out, "(a line of 5 bytes that is not a JSON event: ", 45) == 0);
   CHECK_INT(jw_tail_format("[1]", 3, out, sizeof(out)), -1);
   CHECK_STR(out, "(a line of 3 bytes that is not a JSON event: not an object)\n");
+  /* A malformed line's own bytes (quoted by the JSON parser's message)
+   * reach the terminal as '?' (found by unit.fuzz). */
+  CHECK_INT(jw_tail_format("{\"a\"\x1b[2J", 9, out, sizeof(out)), -1);
+  CHECK(strchr(out, 0x1b) == NULL);
+  CHECK(strstr(out, "near '?'") != NULL);
+  CHECK_INT(jw_tail_format("{\"a\"\xc2\x9b", 6, out, sizeof(out)), -1);
+  CHECK(strstr(out, "\xc2") == NULL && strstr(out, "\x9b") == NULL);
   /* a 2000-byte message of 2-byte characters is cut on a character boundary */
   {
     size_t i, n = 0;
