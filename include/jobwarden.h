@@ -322,7 +322,7 @@ typedef struct jw_process_ref_s {
   size_t image_len;
 } jw_process_ref_t;
 
-#define JW_ANCESTRY_MAX    32 /* ancestors listed in a process event */
+#define JW_ANCESTRY_MAX 32 /* ancestors listed in a process event */
 /* A command line is kept up to this many UTF-16 units (then
  * command_line_truncated); an ancestor's executable up to this many bytes
  * (then executable_truncated): an event must stay small enough for every
@@ -330,7 +330,7 @@ typedef struct jw_process_ref_s {
  * processes. */
 #define JW_COMMAND_LINE_MAX_UNITS 8192
 #define JW_ANCESTOR_IMAGE_MAX     1024
-#define JW_UNAVAILABLE_MAX 8
+#define JW_UNAVAILABLE_MAX        8
 
 typedef struct jw_process_info_s {
   uint32_t pid;

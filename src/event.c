@@ -383,7 +383,8 @@ static int put_enrichment(json_t *o, const jw_process_info_t *p) {
   }
   if (p->has_cpu) {
     json_t *c = json_object();
-    if (c == NULL || put(o, "cpu", c) != 0 || put(c, "user_ms", ms_from_100ns(p->cpu_user_100ns)) != 0 ||
+    if (c == NULL || put(o, "cpu", c) != 0 ||
+        put(c, "user_ms", ms_from_100ns(p->cpu_user_100ns)) != 0 ||
         put(c, "kernel_ms", ms_from_100ns(p->cpu_kernel_100ns)) != 0)
       return -1;
   }

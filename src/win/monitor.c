@@ -50,16 +50,16 @@ typedef struct tracked_s {
   char *cmdline; /* owned; counted UTF-8 */
   size_t cmdline_len;
   int cmdline_truncated;
-  char *user_sid;        /* owned */
-  const char *user_name; /* borrowed from the monitor's SID cache; NULL = unresolved */
-  const char *integrity; /* static */
-  uint64_t peak_ws;      /* largest PeakWorkingSetSize read while it ran */
+  char *user_sid;          /* owned */
+  const char *user_name;   /* borrowed from the monitor's SID cache; NULL = unresolved */
+  const char *integrity;   /* static */
+  uint64_t peak_ws;        /* largest PeakWorkingSetSize read while it ran */
   ULONGLONG signaled_tick; /* when a poll first found its handle signaled (no exit message yet) */
   int exit_read;           /* xf holds what was read at its exit */
   jw__exit_facts_t xf;
   char cmdline_why[200];
   char user_why[96];
-  DWORD kill_requester;  /* killed_by "member_control": the requesting client's pid */
+  DWORD kill_requester; /* killed_by "member_control": the requesting client's pid */
 } tracked_t;
 
 /* A job message the port never delivered, found by reconciliation. */
@@ -71,13 +71,13 @@ typedef struct lost_s {
   uint64_t count;          /* accounting only: how many */
 } lost_t;
 
-#define LOST_MAX      64  /* entries of one gap record */
-#define PENDING_MAX   256 /* pids seen in the job's list and not announced, per poll */
-#define SID_CACHE     8
-#define POLL_MS       200 /* the monitor's look at process handles and the job's list */
-#define EXIT_GRACE_MS 400 /* a signaled handle waits this long for its EXIT message */
-#define TREE_MAX      1024 /* processes listed in the job-end summary */
-#define TREE_IMAGE_MAX 256 /* bytes of each one's executable there */
+#define LOST_MAX       64  /* entries of one gap record */
+#define PENDING_MAX    256 /* pids seen in the job's list and not announced, per poll */
+#define SID_CACHE      8
+#define POLL_MS        200  /* the monitor's look at process handles and the job's list */
+#define EXIT_GRACE_MS  400  /* a signaled handle waits this long for its EXIT message */
+#define TREE_MAX       1024 /* processes listed in the job-end summary */
+#define TREE_IMAGE_MAX 256  /* bytes of each one's executable there */
 
 /* The control slot: one request of the control channel on its way to the
  * monitor thread and back (jw_monitor_control). */
@@ -289,8 +289,8 @@ static uint64_t query_create_time(HANDLE h) {
  * and VM_READ: its command line is read from its memory where the system
  * has no query for it. Without those two (a protected process), the
  * limited rights still give the rest. */
-#define TRACK_RIGHTS  (SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_TERMINATE)
-#define EXTRA_RIGHTS  (PROCESS_QUERY_INFORMATION | PROCESS_VM_READ)
+#define TRACK_RIGHTS (SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_TERMINATE)
+#define EXTRA_RIGHTS (PROCESS_QUERY_INFORMATION | PROCESS_VM_READ)
 
 static HANDLE open_tracked(DWORD pid) {
   HANDLE h = OpenProcess(TRACK_RIGHTS | EXTRA_RIGHTS, FALSE, pid);
@@ -358,8 +358,8 @@ static void enrich_more(jw_monitor_t *m, tracked_t *t) {
   int attempt;
   link_parent(m, t);
   if (t->h == NULL) {
-    snprintf(t->cmdline_why, sizeof(t->cmdline_why),
-             "the process could not be opened (error %lu)", (unsigned long)t->open_error);
+    snprintf(t->cmdline_why, sizeof(t->cmdline_why), "the process could not be opened (error %lu)",
+             (unsigned long)t->open_error);
     snprintf(t->user_why, sizeof(t->user_why), "the process could not be opened (error %lu)",
              (unsigned long)t->open_error);
     return;
@@ -1190,8 +1190,8 @@ static const DWORD *job_pids(jw_monitor_t *m, size_t *n) {
     if (l->NumberOfAssignedProcesses > l->NumberOfProcessIdsInList &&
         l->NumberOfAssignedProcesses < 65536 && cap < l->NumberOfAssignedProcesses + 16u) {
       size_t want = l->NumberOfAssignedProcesses + 16u;
-      void *raw = realloc(m->idlist, sizeof(JOBOBJECT_BASIC_PROCESS_ID_LIST) +
-                                         want * sizeof(ULONG_PTR));
+      void *raw =
+          realloc(m->idlist, sizeof(JOBOBJECT_BASIC_PROCESS_ID_LIST) + want * sizeof(ULONG_PTR));
       DWORD *ids;
       if (raw == NULL)
         return NULL;

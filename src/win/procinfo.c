@@ -98,7 +98,8 @@ static LONG command_line_class60(HANDLE h, char **out, size_t *len, int *truncat
 /* The fallback: the command line the process keeps in its own memory
  * (PEB -> RTL_USER_PROCESS_PARAMETERS -> CommandLine). The process can
  * change it, so it is "what the process holds", as class 60 is too. */
-static DWORD command_line_peb(HANDLE h, char **out, size_t *len, int *truncated, const char **step) {
+static DWORD command_line_peb(HANDLE h, char **out, size_t *len, int *truncated,
+                              const char **step) {
   nt_query_fn q = nt_query();
   PROCESS_BASIC_INFORMATION pbi;
   PEB peb;
@@ -238,8 +239,8 @@ int jw__proc_user(HANDLE h, char **sid_out, void **sid_bin, const char **integri
   /* The integrity level is optional (the SID alone is returned without). */
   if (GetTokenInformation(tok, TokenIntegrityLevel, &info, sizeof(info), &n) &&
       IsValidSid(info.label.Label.Sid) && *GetSidSubAuthorityCount(info.label.Label.Sid) > 0)
-    *integrity = integrity_name(
-        *GetSidSubAuthority(info.label.Label.Sid, *GetSidSubAuthorityCount(info.label.Label.Sid) - 1u));
+    *integrity = integrity_name(*GetSidSubAuthority(
+        info.label.Label.Sid, *GetSidSubAuthorityCount(info.label.Label.Sid) - 1u));
 out:
   if (s != NULL)
     LocalFree(s);

@@ -8,7 +8,7 @@
 #include "cli.h"
 #include "win/win.h"
 
-#define STOP_TIMEOUT_MS 5000
+#define STOP_TIMEOUT_MS  5000
 #define DRAIN_TIMEOUT_MS 10000 /* the exporters' writers finish what is queued */
 /* Lines queued per sink before lifecycle events are dropped for it (alerts
  * spill to four times this). */

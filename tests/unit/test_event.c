@@ -261,7 +261,8 @@ static void test_lines(void) {
                          "\"enforcer\":\"kernel\",\"severity\":\"info\","
                          "\"source\":\"jobwarden\",\"process\":{\"pid\":4242,"
                          "\"entity_id\":\"4242-01DC5A0B12345678\","
-                         "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,\"start\":\"2025-11-20T10:47:31.083224Z\"},"
+                         "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,\"start\":"
+                         "\"2025-11-20T10:47:31.083224Z\"},"
                          "\"message\":\"Job agent-ci started (tier lockdown).\","
                          "\"policy\":{\"tier\":\"lockdown\",\"active_processes\":1,"
                          "\"kill_on_close\":true},\"job_config\":{\"command\":"
@@ -283,7 +284,8 @@ static void test_lines(void) {
                          "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"port\","
                          "\"job_message\":{\"id\":6,\"name\":\"JOB_OBJECT_MSG_NEW_PROCESS\"},"
                          "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
-                         "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,\"start\":\"2025-11-20T10:47:31.083224Z\"},"
+                         "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,\"start\":"
+                         "\"2025-11-20T10:47:31.083224Z\"},"
                          "\"message\":\"Process 4242 started.\"}");
 
   /* 3: a child process over the active-process limit. */
@@ -312,7 +314,8 @@ static void test_lines(void) {
                          "\"configured\":1,\"observed\":2},"
                          "\"process\":{\"pid\":5000,\"entity_id\":\"5000-01DC5A0B12400000\","
                          "\"executable\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\","
-                         "\"parent\":{\"pid\":4242},\"is_root\":false,\"start\":\"2025-11-20T10:47:31.159654Z\"},"
+                         "\"parent\":{\"pid\":4242},\"is_root\":false,\"start\":\"2025-11-20T10:47:"
+                         "31.159654Z\"},"
                          "\"message\":\"Process 4242 tried to start a child process; the job "
                          "allows 1.\"}");
 
@@ -354,7 +357,8 @@ static void test_lines(void) {
                          "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
                          "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,"
                          "\"exit_code\":3221225477,\"exit_code_hex\":\"0xC0000005\","
-                         "\"status\":\"STATUS_ACCESS_VIOLATION\",\"exit_class\":\"abnormal\",\"start\":\"2025-11-20T10:47:31.083224Z\"},"
+                         "\"status\":\"STATUS_ACCESS_VIOLATION\",\"exit_class\":\"abnormal\","
+                         "\"start\":\"2025-11-20T10:47:31.083224Z\"},"
                          "\"message\":\"Process 4242 crashed: STATUS_ACCESS_VIOLATION.\"}");
 
   /* 6: a clean exit; 7: exit(-1): no status name. */
@@ -390,7 +394,8 @@ static void test_lines(void) {
                          "\"executable\":\"C:\\\\agent\\\\agent.exe\","
                          "\"parent\":{\"pid\":1},\"is_root\":false,"
                          "\"exit_code\":4294967295,\"exit_code_hex\":\"0xFFFFFFFF\","
-                         "\"status\":null,\"exit_class\":\"failure\",\"start\":\"2025-11-20T10:47:31.083224Z\"},"
+                         "\"status\":null,\"exit_class\":\"failure\",\"start\":\"2025-11-20T10:47:"
+                         "31.083224Z\"},"
                          "\"message\":\"Process 4242 exited with -1.\"}");
 
   /* 8: a notice without process; 9: an unknown port message. */
@@ -436,7 +441,8 @@ static void test_lines(void) {
                           "\"configured\":null,\"observed\":9223372036854775807},"
                           "\"process\":{\"pid\":4294967295,"
                           "\"entity_id\":\"4294967295-FFFFFFFFFFFFFFFF\",\"executable\":\"\","
-                          "\"is_root\":false,\"start\":\"9999-12-31T23:59:59.999999Z\"},\"message\":\"The job used its CPU time.\"}");
+                          "\"is_root\":false,\"start\":\"9999-12-31T23:59:59.999999Z\"},"
+                          "\"message\":\"The job used its CPU time.\"}");
 
   /* 11: extra may add keys but never replace or forge jobwarden's own, even
    * ones this event leaves out ("limit", "process"). Added keys keep
@@ -575,23 +581,24 @@ static void test_enrichment(void) {
   ev.process.integrity = "medium";
   ev.process.ancestry = chain;
   ev.process.n_ancestry = 2;
-  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(
-                17, "21") ",\"rule\":\"child_process\",\"action\":\"observed\","
-                          "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"port\","
-                          "\"process\":{\"pid\":6000,\"entity_id\":\"6000-01DC5A0B12500000\","
-                          "\"executable\":\"C:\\\\tools\\\\curl.exe\","
-                          "\"parent\":{\"pid\":5000,\"entity_id\":\"5000-01DC5A0B12400000\"},"
-                          "\"is_root\":false,"
-                          "\"command_line\":\"agent.exe \\\"a b\\\" \\\\x \\u001B[31m\\u0000tail\","
-                          "\"command_line_truncated\":true,"
-                          "\"user\":{\"sid\":\"S-1-5-21-1-2-3-1001\",\"name\":\"BUILD-07\\\\agent\"},"
-                          "\"integrity\":\"medium\","
-                          "\"ancestry\":[{\"pid\":5000,\"entity_id\":\"5000-01DC5A0B12400000\","
-                          "\"executable\":\"C:\\\\tools\\\\sh.exe\"},{\"pid\":4242,"
-                          "\"entity_id\":\"4242-01DC5A0B12345678\","
-                          "\"executable\":\"C:\\\\agent\\\\agent.exe\"}],"
-                          "\"start\":\"2025-11-20T10:47:31.264512Z\"},"
-                          "\"message\":\"Grandchild started.\"}");
+  EMIT(&ev,
+       HEAD "\"sandbox.process_start\"" RUN(
+           17, "21") ",\"rule\":\"child_process\",\"action\":\"observed\","
+                     "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"port\","
+                     "\"process\":{\"pid\":6000,\"entity_id\":\"6000-01DC5A0B12500000\","
+                     "\"executable\":\"C:\\\\tools\\\\curl.exe\","
+                     "\"parent\":{\"pid\":5000,\"entity_id\":\"5000-01DC5A0B12400000\"},"
+                     "\"is_root\":false,"
+                     "\"command_line\":\"agent.exe \\\"a b\\\" \\\\x \\u001B[31m\\u0000tail\","
+                     "\"command_line_truncated\":true,"
+                     "\"user\":{\"sid\":\"S-1-5-21-1-2-3-1001\",\"name\":\"BUILD-07\\\\agent\"},"
+                     "\"integrity\":\"medium\","
+                     "\"ancestry\":[{\"pid\":5000,\"entity_id\":\"5000-01DC5A0B12400000\","
+                     "\"executable\":\"C:\\\\tools\\\\sh.exe\"},{\"pid\":4242,"
+                     "\"entity_id\":\"4242-01DC5A0B12345678\","
+                     "\"executable\":\"C:\\\\agent\\\\agent.exe\"}],"
+                     "\"start\":\"2025-11-20T10:47:31.264512Z\"},"
+                     "\"message\":\"Grandchild started.\"}");
 
   /* 18: its exit, 1.5 s later: end, lifetime, peak working set from
    * samples, CPU and I/O unavailable; an ancestry cut at the limit; a user
@@ -618,26 +625,27 @@ static void test_enrichment(void) {
   ev.process.unavailable[1].field = "io";
   ev.process.unavailable[1].reason = "Wine reports no I/O counters";
   ev.process.n_unavailable = 2;
-  EMIT(&ev, HEAD "\"sandbox.process_exit\"" RUN(
-                18, "22") ",\"rule\":\"child_process\",\"action\":\"observed\","
-                          "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"reconciled\","
-                          "\"process\":{\"pid\":6000,\"entity_id\":\"6000-01DC5A0B12500000\","
-                          "\"executable\":\"C:\\\\tools\\\\curl.exe\",\"is_root\":false,"
-                          "\"exit_code\":0,\"exit_code_hex\":\"0x00000000\",\"status\":null,"
-                          "\"exit_class\":\"success\","
-                          "\"user\":{\"sid\":\"S-1-5-21-1-2-3-1001\",\"name\":null},"
-                          "\"ancestry\":[{\"pid\":5000,\"entity_id\":\"5000-01DC5A0B12400000\","
-                          "\"executable\":\"C:\\\\tools\\\\sh.exe\"}],\"ancestry_truncated\":true,"
-                          "\"start\":\"2025-11-20T10:47:31.264512Z\","
-                          "\"end\":\"2025-11-20T10:47:32.764512Z\",\"lifetime_ms\":1500,"
-                          "\"memory\":{\"peak_working_set\":5242880,\"from\":\"samples\"},"
-                          "\"unavailable\":{\"cpu\":\"the system reported jobwarden's own CPU "
-                          "times\",\"io\":\"Wine reports no I/O counters\"}},"
-                          "\"message\":\"Grandchild exited.\"}");
+  EMIT(&ev,
+       HEAD "\"sandbox.process_exit\"" RUN(
+           18, "22") ",\"rule\":\"child_process\",\"action\":\"observed\","
+                     "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"reconciled\","
+                     "\"process\":{\"pid\":6000,\"entity_id\":\"6000-01DC5A0B12500000\","
+                     "\"executable\":\"C:\\\\tools\\\\curl.exe\",\"is_root\":false,"
+                     "\"exit_code\":0,\"exit_code_hex\":\"0x00000000\",\"status\":null,"
+                     "\"exit_class\":\"success\","
+                     "\"user\":{\"sid\":\"S-1-5-21-1-2-3-1001\",\"name\":null},"
+                     "\"ancestry\":[{\"pid\":5000,\"entity_id\":\"5000-01DC5A0B12400000\","
+                     "\"executable\":\"C:\\\\tools\\\\sh.exe\"}],\"ancestry_truncated\":true,"
+                     "\"start\":\"2025-11-20T10:47:31.264512Z\","
+                     "\"end\":\"2025-11-20T10:47:32.764512Z\",\"lifetime_ms\":1500,"
+                     "\"memory\":{\"peak_working_set\":5242880,\"from\":\"samples\"},"
+                     "\"unavailable\":{\"cpu\":\"the system reported jobwarden's own CPU "
+                     "times\",\"io\":\"Wine reports no I/O counters\"}},"
+                     "\"message\":\"Grandchild exited.\"}");
 
   /* 19: measured CPU and I/O (Windows); a root has an empty ancestry. */
-  init_event(&ev, JW_EVENT_PROCESS_EXIT, "root_process", "observed", "monitor", JW_SEV_INFO,
-             "port", "Root exited.");
+  init_event(&ev, JW_EVENT_PROCESS_EXIT, "root_process", "observed", "monitor", JW_SEV_INFO, "port",
+             "Root exited.");
   ev.has_process = 1;
   ev.process.pid = 4242;
   ev.process.image = "C:\\agent\\agent.exe";

@@ -215,8 +215,8 @@ static void fuzz_replies(int rounds) {
   for (i = 0; i < rounds; i++) {
     size_t len = input(reply_seeds, sizeof(reply_seeds) / sizeof(reply_seeds[0]), buf);
     char *text = NULL;
-    int rc = jw_control_reply_text(buf, len, rnd() % 2 ? JW_CONTROL_PS : JW_CONTROL_KILL_PID,
-                                   &text);
+    int rc =
+        jw_control_reply_text(buf, len, rnd() % 2 ? JW_CONTROL_PS : JW_CONTROL_KILL_PID, &text);
     CHECK(rc >= -1 && rc <= 1);
     CHECK(text != NULL);
     if (text != NULL && !terminal_safe(text, strlen(text))) {
@@ -253,7 +253,7 @@ static void fuzz_tail(int rounds) {
     rc = jw_tail_format(buf, len, out, size);
     CHECK(rc >= -1 && rc <= 1);
     n = strnlen(out, size);
-    CHECK(n < size); /* terminated inside the buffer */
+    CHECK(n < size);                                /* terminated inside the buffer */
     CHECK(size == sizeof(out) || out[size] == 'Z'); /* nothing written past it */
     if (!terminal_safe(out, n)) {
       CHECK(!"tail output is not safe for a terminal");
@@ -265,14 +265,53 @@ static void fuzz_tail(int rounds) {
 }
 
 static void fuzz_cli(int rounds) {
-  static const char *const words[] = {
-      "run", "check-policy", "tail", "probe", "ps", "kill", "--tier", "lockdown", "none",
-      "--policy", "--job-memory", "1G", "-1", "99999999999999999999", "--process-memory",
-      "--timeout", "5m", "--deny-image", "cmd.exe", "--allow-image", "", "--export",
-      "file:x.jsonl", "pipe:", "pipe:a/b", "syslog+udp://[::1]:514", "--control", "agent",
-      "--pid", "0", "4294967296", "--json", "--raw", "--", "prog.exe", "--help", "--version",
-      "--notification-margin", "100%", "off", "--ui-restrictions", "all", "--active-processes",
-      "--image-action", "kill_job", "--max-total-processes", "x"};
+  static const char *const words[] = {"run",
+                                      "check-policy",
+                                      "tail",
+                                      "probe",
+                                      "ps",
+                                      "kill",
+                                      "--tier",
+                                      "lockdown",
+                                      "none",
+                                      "--policy",
+                                      "--job-memory",
+                                      "1G",
+                                      "-1",
+                                      "99999999999999999999",
+                                      "--process-memory",
+                                      "--timeout",
+                                      "5m",
+                                      "--deny-image",
+                                      "cmd.exe",
+                                      "--allow-image",
+                                      "",
+                                      "--export",
+                                      "file:x.jsonl",
+                                      "pipe:",
+                                      "pipe:a/b",
+                                      "syslog+udp://[::1]:514",
+                                      "--control",
+                                      "agent",
+                                      "--pid",
+                                      "0",
+                                      "4294967296",
+                                      "--json",
+                                      "--raw",
+                                      "--",
+                                      "prog.exe",
+                                      "--help",
+                                      "--version",
+                                      "--notification-margin",
+                                      "100%",
+                                      "off",
+                                      "--ui-restrictions",
+                                      "all",
+                                      "--active-processes",
+                                      "--image-action",
+                                      "kill_job",
+                                      "--max-total-processes",
+                                      "x"};
   int i, ok = 0;
   for (i = 0; i < rounds; i++) {
     const char *argv[12];
