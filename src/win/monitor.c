@@ -56,6 +56,7 @@ typedef struct tracked_s {
   uint64_t peak_ws;        /* largest PeakWorkingSetSize read while it ran */
   ULONGLONG signaled_tick; /* when a poll first found its handle signaled (no exit message yet) */
   int exit_read;           /* xf holds what was read at its exit */
+  int released;            /* h was closed after its exit was reported */
   jw__exit_facts_t xf;
   char cmdline_why[200];
   char user_why[96];
@@ -631,6 +632,14 @@ static void report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *so
     snprintf(ev.message, sizeof(ev.message), "%s process %.300s (pid %lu) exited with %s",
              t->is_root ? "root" : "child", image_or_unknown(t), (unsigned long)t->pid, code);
   emit(m, &ev);
+  /* Reported: its handle is let go, so that a long run with many
+   * short-lived processes does not keep every one of them (and its pid)
+   * alive in the kernel. What the events need was read at the exit. */
+  if (t->h != NULL) {
+    CloseHandle(t->h);
+    t->h = NULL;
+    t->released = 1;
+  }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1164,6 +1173,21 @@ static void reconciled_start(jw_monitor_t *m, DWORD pid) {
   emit(m, &ev);
 }
 
+/* Whether the process now holding t's pid is t's own (same creation
+ * time); when it cannot be opened, it is taken to be (nothing new to
+ * report). */
+static int same_process(const tracked_t *t) {
+  HANDLE h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, t->pid);
+  FILETIME ct, xt, kt, ut;
+  int same = 1;
+  if (h == NULL)
+    return 1;
+  if (t->create_time != 0 && GetProcessTimes(h, &ct, &xt, &kt, &ut))
+    same = (((uint64_t)ct.dwHighDateTime << 32) | ct.dwLowDateTime) == t->create_time;
+  CloseHandle(h);
+  return same;
+}
+
 /* The job's members by its process id list; NULL with *n 0 on failure.
  * m->idlist holds the raw answer (header + ULONG_PTR ids); the ids are
  * returned in m->pids. */
@@ -1240,10 +1264,13 @@ static void poll_members(jw_monitor_t *m) {
   }
   pids = job_pids(m, &n);
   for (i = 0; pids != NULL && i < n; i++) {
-    /* A pid tracked once is that process still: the monitor holds its
-     * handle, so the pid cannot have been reused (an exited member can
-     * stay in the list while handles to it are open). */
-    if (find_proc(m, pids[i]) != NULL)
+    tracked_t *t = find_proc(m, pids[i]);
+    /* A pid the monitor holds a handle to is that process (running, or
+     * exited and still listed while handles to it are open). One whose
+     * exit was reported and handle let go is that process still if it was
+     * created at the same time (someone else keeps it listed); otherwise
+     * the pid was reused by a process the port did not announce. */
+    if (t != NULL && !(t->released && !same_process(t)))
       continue;
     if (was_pending(m, pids[i]))
       reconciled_start(m, pids[i]);
@@ -1912,8 +1939,9 @@ static void catch_up(jw_monitor_t *m, const DWORD *ids, DWORD n) {
   for (i = 0; i < n; i++) {
     tracked_t *t = find_proc(m, ids[i]);
     /* An exited entry whose handle is still signaled is that same process
-     * (the held handle keeps its pid from being reused). */
-    if (t == NULL || (t->exited && !has_ended(t)))
+     * (the held handle keeps its pid from being reused); one whose handle
+     * was let go after its exit is, when created at the same time. */
+    if (t == NULL || (t->exited && (t->released ? !same_process(t) : !has_ended(t))))
       on_new_process(m, ids[i]);
   }
 }
@@ -2447,6 +2475,8 @@ int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats
     return JW_ESYS;
   if (WaitForSingleObject(m->thread, timeout_ms) != WAIT_OBJECT_0)
     return JW_ETIMEDOUT; /* left running; the process is about to exit */
+  for (i = 0; i < m->n_procs; i++)
+    m->stats.handles_held += m->procs[i].h != NULL;
   if (stats != NULL)
     *stats = m->stats;
   CloseHandle(m->thread);

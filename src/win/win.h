@@ -172,6 +172,8 @@ typedef struct jw_monitor_stats_s {
   uint32_t abnormal_exits;
   uint32_t reconciled; /* events synthesized because the port missed them */
   int job_end_emitted;
+  uint32_t handles_held; /* process handles still held when the monitor stopped (an
+                            exited process's is let go once its exit is reported) */
 } jw_monitor_stats_t;
 /* Posts QUIT; the thread handles every packet queued before it, reconciles
  * what the port did not say (exits of tracked processes, the job end), and

@@ -426,6 +426,42 @@ static void test_long_command_line(void) {
   free(text);
 }
 
+/* ---- real: handles of exited processes are let go ------------------------- */
+
+/* 40 short-lived children: once their exits are reported the monitor holds
+ * no handle to them (without that, a long run would keep every process it
+ * ever had alive in the kernel), and the events still carry their exit
+ * facts and the process tree all 41. */
+static void test_handles_released(void) {
+  rig_t r;
+  jw_policy_t p;
+  const char *args[] = {"series", "40", "0"};
+  json_t *evs, *ex, *e;
+  size_t i;
+  jw_policy_init(&p);
+  if (rig_start(&r, g_dir, "forensics-handles", &p, args, 3) != 0) {
+    CHECK(!"rig_start");
+    return;
+  }
+  evs = rig_finish(&r);
+  CHECK(evs != NULL);
+  if (evs == NULL)
+    return;
+  CHECK_U64(r.stats.processes_seen, 41);
+  CHECK_U64(r.stats.handles_held, 0);
+  ex = tw_filter(evs, "sandbox.process_exit", "child_process");
+  CHECK_INT(json_array_size(ex), 40);
+  json_array_foreach(ex, i, e) {
+    CHECK_INT(tw_int(e, "process.exit_code"), 0);
+    CHECK(tw_str(e, "process.end") != NULL);
+  }
+  e = json_array_get(evs, json_array_size(evs) - 1);
+  CHECK_INT(json_array_size(tw_get(e, "summary.process_tree")), 41);
+  CHECK_INT(json_array_size(tw_filter(evs, "sandbox.telemetry_gap", NULL)), 0);
+  json_decref(ex);
+  json_decref(evs);
+}
+
 /* ---- real: TerminateJobObject --------------------------------------------- */
 
 /* The gap records of evs with reason port_message_lost, all entries of
@@ -695,6 +731,7 @@ int main(int argc, char **argv) {
   }
   test_enrich();
   test_long_command_line();
+  test_handles_released();
   test_terminate();
   return jw_test_result("forensics_real");
 }
