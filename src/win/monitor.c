@@ -1,8 +1,9 @@
 /* The monitor thread: drains the job's completion port and turns every
  * JOB_OBJECT_MSG_* packet into events. It never waits on an exporter's
  * reader (exporters write files and standard streams synchronously under
- * the emitter's lock) and sleeps only in GetQueuedCompletionStatusEx, so an
- * idle job costs nothing.
+ * the emitter's lock) and sleeps only in GetQueuedCompletionStatusEx: every
+ * 200 ms while members run (it then looks at them itself: reconciliation),
+ * without a timeout once the job is empty.
  *
  * It also enforces the policy's monitor rules (docs/policy.md): the image
  * lists, the total-process cap and the active-process limit the kernel let
@@ -11,7 +12,6 @@
 #include <limits.h>
 #include <process.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,126 +21,13 @@
 
 #include <jansson.h>
 
-#include "win/win.h"
+#include "win/monitor_int.h"
 
 #define BATCH          64
 #define OPEN_RETRIES   12
 #define RETRY_SLEEP_MS 10
 
-typedef struct tracked_s {
-  DWORD pid;
-  HANDLE h;             /* owner: the monitor; NULL when it could not be opened */
-  uint64_t create_time; /* 0 = unknown */
-  char *image;          /* owned, UTF-8; NULL = unknown */
-  size_t image_len;     /* bytes of image (U+0000 kept); 0 = strlen(image) */
-  int image_truncated;  /* the path was cut at JW_HOSTILE_MAX_UNITS */
-  int has_parent;
-  DWORD ppid;
-  int is_root;
-  int exited;
-  int has_exit_code;
-  uint32_t exit_code;
-  DWORD open_error;      /* OpenProcess's error while h is NULL */
-  DWORD image_error;     /* the image query's last error while image is NULL */
-  const char *killed_by; /* static: the monitor rule that terminated it, or NULL */
-  /* Enrichment. */
-  const char *start_source; /* "jobwarden" (root), "port", "reconciled" */
-  long parent_idx;          /* index in procs of its parent inside the job, -1 = none */
-  uint64_t parent_create_time;
-  char *cmdline; /* owned; counted UTF-8 */
-  size_t cmdline_len;
-  int cmdline_truncated;
-  char *user_sid;          /* owned */
-  const char *user_name;   /* borrowed from the monitor's SID cache; NULL = unresolved */
-  const char *integrity;   /* static */
-  uint64_t peak_ws;        /* largest PeakWorkingSetSize read while it ran */
-  ULONGLONG signaled_tick; /* when a poll first found its handle signaled (no exit message yet) */
-  int exit_read;           /* xf holds what was read at its exit */
-  int released;            /* h was closed after its exit was reported */
-  jw__exit_facts_t xf;
-  char cmdline_why[200];
-  char user_why[96];
-  DWORD kill_requester; /* killed_by "member_control": the requesting client's pid */
-} tracked_t;
-
-/* A job message the port never delivered, found by reconciliation. */
-typedef struct lost_s {
-  const char *message; /* "JOB_OBJECT_MSG_EXIT_PROCESS", ... */
-  DWORD pid;
-  uint64_t create_time;
-  const char *detected_by; /* "process_handle", "process_id_list", "accounting" */
-  uint64_t count;          /* accounting only: how many */
-} lost_t;
-
-#define LOST_MAX       64  /* entries of one gap record */
-#define PENDING_MAX    256 /* pids seen in the job's list and not announced, per poll */
-#define SID_CACHE      8
-#define POLL_MS        200  /* the monitor's look at process handles and the job's list */
-#define EXIT_GRACE_MS  400  /* a signaled handle waits this long for its EXIT message */
-#define TREE_MAX       1024 /* processes listed in the job-end summary */
-#define TREE_IMAGE_MAX 256  /* bytes of each one's executable there */
-
-/* The control slot: one request of the control channel on its way to the
- * monitor thread and back (jw_monitor_control). */
-typedef enum {
-  SLOT_IDLE = 0, /* nothing pending */
-  SLOT_POSTED,   /* the packet is on the port */
-  SLOT_TAKEN,    /* the monitor is answering */
-  SLOT_ANSWERED, /* the reply waits for the control thread */
-  SLOT_ABANDONED /* the control thread gave up while the monitor answered */
-} slot_state_t;
-
-struct jw_monitor_s {
-  jw_job_t *job;      /* borrowed */
-  jw_emitter_t *em;   /* borrowed */
-  HANDLE thread;      /* owner: the monitor */
-  HANDLE done;        /* owner: the monitor; set when the job is empty */
-  int thread_running; /* resumed (main thread only) */
-  tracked_t *procs;   /* monitor thread only once it runs */
-  size_t n_procs, cap_procs;
-  DWORD root_pid;
-  volatile LONG terminating; /* jobwarden is killing the job */
-  const char *volatile terminate_reason;
-  jw_monitor_stats_t stats;
-  /* The run's timeout: GetTickCount64 values set by jw_monitor_set_root
-   * before the thread runs; deadline 0 = none, or already handled. */
-  ULONGLONG start_tick, deadline_tick;
-  /* Set by the monitor thread before a rule's action ends the root, read by
-   * the owner once the root has exited (jw_monitor_rule_kill). */
-  const char *volatile rule_kill;
-  volatile LONG rule_kill_job;
-  char kill_reason[160]; /* terminate_reason of a rule's kill_job */
-  /* Enrichment and reconciliation (monitor thread). */
-  jw_process_ref_t anc[JW_ANCESTRY_MAX]; /* scratch: the ancestry of the event being built */
-  struct {
-    void *sid;
-    char *name;
-  } sids[SID_CACHE];
-  size_t n_sids;
-  uint64_t own_create_time; /* jobwarden's own: the root's parent entity id */
-  ULONGLONG last_poll;
-  DWORD pending[PENDING_MAX]; /* in the job's list, not announced, at the last poll */
-  size_t n_pending;
-  lost_t lost[LOST_MAX]; /* of the gap record being gathered */
-  size_t n_lost;
-  uint64_t lost_total;
-  void *idlist; /* answer buffer of JobObjectBasicProcessIdList */
-  DWORD *pids;  /* its ids */
-  size_t idlist_cap;
-  int accounting_checked;
-  /* The control slot, guarded by ctl_lock. */
-  jw__mutex_t ctl_lock;
-  slot_state_t ctl_state;
-  uint32_t ctl_gen; /* generation of the request in the slot */
-  jw_control_request_t ctl_req;
-  json_t *ctl_reply;      /* new reference, until taken by the control thread */
-  HANDLE ctl_answered;    /* owner: the monitor; auto-reset, set with a reply */
-  DWORD ctl_signal_error; /* SetEvent(ctl_answered) failed with it (never seen) */
-  /* Set by the monitor thread when a control request terminated the root or
-   * the job, read by the owner once the root has exited. */
-  char ctl_kill_text[JW_CONTROL_SID_MAX + 96];
-  volatile LONG ctl_killed; /* 1 the root, 2 the job */
-};
+/* tracked_t, lost_t and struct jw_monitor_s: src/win/monitor_int.h. */
 
 /* The outcome of a rule's action on one process (or the job). */
 typedef struct outcome_s {
@@ -179,7 +66,7 @@ typedef LONG(NTAPI *nt_query_fn)(HANDLE, PROCESSINFOCLASS, PVOID, ULONG, PULONG)
 /* Process facts                                                            */
 /* ------------------------------------------------------------------------ */
 
-static tracked_t *find_proc(jw_monitor_t *m, DWORD pid) {
+tracked_t *jw__mon_find_proc(jw_monitor_t *m, DWORD pid) {
   size_t i;
   /* Newest first: a reused pid belongs to the latest live entry. */
   for (i = m->n_procs; i-- > 0;)
@@ -434,7 +321,7 @@ static void unavailable(jw_process_info_t *p, const char *field, const char *why
 
 /* Everything known about t, for an event emitted before the next call (the
  * ancestry lives in the monitor's scratch array). */
-static void fill_process(jw_monitor_t *m, const tracked_t *t, jw_process_info_t *p) {
+void jw__mon_fill_process(jw_monitor_t *m, const tracked_t *t, jw_process_info_t *p) {
   long idx;
   memset(p, 0, sizeof(*p));
   p->pid = t->pid;
@@ -522,7 +409,7 @@ static void mark_exited(tracked_t *t) {
   t->exit_read = 1;
 }
 
-static const char *image_or_unknown(const tracked_t *t) {
+const char *jw__mon_image_or_unknown(const tracked_t *t) {
   return t->image ? t->image : "(image unknown)";
 }
 
@@ -549,7 +436,7 @@ static void ev_job_message(jw_event_t *ev, DWORD msg) {
   ev->job_message = msg;
 }
 
-static void emit(jw_monitor_t *m, jw_event_t *ev) {
+void jw__mon_emit(jw_monitor_t *m, jw_event_t *ev) {
   if (ev->kind == JW_EVENT_VIOLATION)
     m->stats.violations++;
   /* Events that stand in for lost messages (not the gap record itself). */
@@ -594,11 +481,11 @@ static void report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *so
     if (msg)
       ev_job_message(&ev, msg);
     ev.has_process = 1;
-    fill_process(m, t, &ev.process);
+    jw__mon_fill_process(m, t, &ev.process);
     snprintf(ev.message, sizeof(ev.message),
              "%s process %.300s (pid %lu) exited abnormally with %s", t->is_root ? "root" : "child",
-             image_or_unknown(t), (unsigned long)t->pid, code);
-    emit(m, &ev);
+             jw__mon_image_or_unknown(t), (unsigned long)t->pid, code);
+    jw__mon_emit(m, &ev);
   }
 
   ev_init(&ev, JW_EVENT_PROCESS_EXIT, t->is_root ? "root_process" : "child_process",
@@ -610,28 +497,29 @@ static void report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *so
   if (msg)
     ev_job_message(&ev, msg);
   ev.has_process = 1;
-  fill_process(m, t, &ev.process);
+  jw__mon_fill_process(m, t, &ev.process);
   if (killed_proc && strcmp(t->killed_by, "member_control") == 0)
     snprintf(ev.message, sizeof(ev.message),
              "%s process %.300s (pid %lu) was terminated by jobwarden (control request `kill` "
              "from pid %lu)",
-             t->is_root ? "root" : "child", image_or_unknown(t), (unsigned long)t->pid,
+             t->is_root ? "root" : "child", jw__mon_image_or_unknown(t), (unsigned long)t->pid,
              (unsigned long)t->kill_requester);
   else if (killed_proc)
     snprintf(ev.message, sizeof(ev.message),
              "%s process %.300s (pid %lu) was terminated by jobwarden (monitor rule %s, "
              "kill_process)",
-             t->is_root ? "root" : "child", image_or_unknown(t), (unsigned long)t->pid,
+             t->is_root ? "root" : "child", jw__mon_image_or_unknown(t), (unsigned long)t->pid,
              t->killed_by);
   else if (killed)
     snprintf(ev.message, sizeof(ev.message),
              "%s process %.300s (pid %lu) was terminated by jobwarden (%s)",
-             t->is_root ? "root" : "child", image_or_unknown(t), (unsigned long)t->pid,
+             t->is_root ? "root" : "child", jw__mon_image_or_unknown(t), (unsigned long)t->pid,
              m->terminate_reason ? m->terminate_reason : "job terminated");
   else
     snprintf(ev.message, sizeof(ev.message), "%s process %.300s (pid %lu) exited with %s",
-             t->is_root ? "root" : "child", image_or_unknown(t), (unsigned long)t->pid, code);
-  emit(m, &ev);
+             t->is_root ? "root" : "child", jw__mon_image_or_unknown(t), (unsigned long)t->pid,
+             code);
+  jw__mon_emit(m, &ev);
   /* Reported: its handle is let go, so that a long run with many
    * short-lived processes does not keep every one of them (and its pid)
    * alive in the kernel. What the events need was read at the exit. */
@@ -860,7 +748,7 @@ static void emit_verdict(jw_monitor_t *m, const tracked_t *t, const verdict_t *v
   ev_init(&ev, JW_EVENT_VIOLATION, v->rule, action, "monitor", JW_SEV_HIGH);
   ev_job_message(&ev, JOB_OBJECT_MSG_NEW_PROCESS);
   ev.has_process = 1;
-  fill_process(m, t, &ev.process);
+  jw__mon_fill_process(m, t, &ev.process);
   if (v->has_limit) {
     ev.has_limit = 1;
     ev.limit_name = v->limit_name;
@@ -872,11 +760,11 @@ static void emit_verdict(jw_monitor_t *m, const tracked_t *t, const verdict_t *v
   if (strcmp(v->rule, "image_denied") == 0)
     snprintf(ev.message, sizeof(ev.message),
              "child process %.300s (pid %lu) runs an image the deny list names (\"%.60s\"): %s",
-             image_or_unknown(t), (unsigned long)t->pid, v->matched, say);
+             jw__mon_image_or_unknown(t), (unsigned long)t->pid, v->matched, say);
   else if (strcmp(v->rule, "image_not_allowed") == 0)
     snprintf(ev.message, sizeof(ev.message),
              "child process %.300s (pid %lu) runs an image that is not on the allow list: %s",
-             image_or_unknown(t), (unsigned long)t->pid, say);
+             jw__mon_image_or_unknown(t), (unsigned long)t->pid, say);
   else if (strcmp(v->rule, "image_unknown") == 0)
     snprintf(ev.message, sizeof(ev.message),
              "the image of child process pid %lu (parent %lu) could not be read (Win32 error "
@@ -887,16 +775,16 @@ static void emit_verdict(jw_monitor_t *m, const tracked_t *t, const verdict_t *v
     snprintf(ev.message, sizeof(ev.message),
              "child process %.300s (pid %lu) is process %llu of the job, over the cap of %llu "
              "processes in its lifetime: %s",
-             image_or_unknown(t), (unsigned long)t->pid, (unsigned long long)v->observed,
+             jw__mon_image_or_unknown(t), (unsigned long)t->pid, (unsigned long long)v->observed,
              (unsigned long long)v->configured, say);
   else
     snprintf(ev.message, sizeof(ev.message),
              "child process %.300s (pid %lu) makes %llu active processes, over the limit of %llu "
              "that the kernel did not enforce: %s",
-             image_or_unknown(t), (unsigned long)t->pid, (unsigned long long)v->observed,
+             jw__mon_image_or_unknown(t), (unsigned long)t->pid, (unsigned long long)v->observed,
              (unsigned long long)v->configured, say);
   ev.extra = rule_extra(v, o, t);
-  emit(m, &ev);
+  jw__mon_emit(m, &ev);
 }
 
 /* The kernel's own count of active processes, or `fallback` when it
@@ -912,7 +800,7 @@ static uint32_t kernel_active(jw_monitor_t *m, uint32_t fallback) {
 /* The run's timeout: the deadline of the port wait has passed. */
 static void on_timeout(jw_monitor_t *m) {
   const jw_policy_t *p = &m->job->policy;
-  tracked_t *root = find_proc(m, m->root_pid);
+  tracked_t *root = jw__mon_find_proc(m, m->root_pid);
   jw_rule_action_t a = effective(p->timeout_action, JW_ACTION_KILL_JOB);
   uint64_t elapsed = GetTickCount64() - m->start_tick;
   outcome_t o;
@@ -945,7 +833,7 @@ static void on_timeout(jw_monitor_t *m) {
   ev.limit_observed = elapsed;
   if (root != NULL) {
     ev.has_process = 1;
-    fill_process(m, root, &ev.process);
+    jw__mon_fill_process(m, root, &ev.process);
   }
   snprintf(ev.message, sizeof(ev.message),
            "the run exceeded its timeout of %llu ms (%llu ms since the root process started): "
@@ -953,12 +841,12 @@ static void on_timeout(jw_monitor_t *m) {
            (unsigned long long)p->timeout_ms, (unsigned long long)elapsed, say,
            a == JW_ACTION_KILL_PROCESS && o.proc_killed ? " (the root)" : "");
   ev.extra = rule_extra(&v, &o, NULL);
-  emit(m, &ev);
+  jw__mon_emit(m, &ev);
 }
 
-static void on_new_process(jw_monitor_t *m, DWORD pid) {
+void jw__mon_on_new_process(jw_monitor_t *m, DWORD pid) {
   const jw_policy_t *p = &m->job->policy;
-  tracked_t *t = find_proc(m, pid);
+  tracked_t *t = jw__mon_find_proc(m, pid);
   jw_event_t ev;
   uint32_t limit = p->active_processes, active;
   verdict_t verdicts[3];
@@ -1020,7 +908,7 @@ static void on_new_process(jw_monitor_t *m, DWORD pid) {
   ev_init(&ev, JW_EVENT_VIOLATION, "child_process", "allowed", "kernel", JW_SEV_LOW);
   ev_job_message(&ev, JOB_OBJECT_MSG_NEW_PROCESS);
   ev.has_process = 1;
-  fill_process(m, t, &ev.process);
+  jw__mon_fill_process(m, t, &ev.process);
   if (limit != 0) {
     ev.has_limit = 1;
     ev.limit_name = "active_processes";
@@ -1035,8 +923,8 @@ static void on_new_process(jw_monitor_t *m, DWORD pid) {
     snprintf(ev.message, sizeof(ev.message),
              "child process %.300s (pid %lu, parent %lu) started although the active-process "
              "limit is %lu (%lu active): the kernel did not enforce the limit",
-             image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid, (unsigned long)limit,
-             (unsigned long)active);
+             jw__mon_image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid,
+             (unsigned long)limit, (unsigned long)active);
   } else if (n > 0) {
     /* The policy does not allow it: the rule's own event follows. */
     ev.action = "observed";
@@ -1044,19 +932,20 @@ static void on_new_process(jw_monitor_t *m, DWORD pid) {
     snprintf(ev.message, sizeof(ev.message),
              "child process %.300s (pid %lu, parent %lu) started; it breaks the monitor rule %s "
              "(next event)",
-             image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid, verdicts[0].rule);
+             jw__mon_image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid,
+             verdicts[0].rule);
   } else {
     snprintf(ev.message, sizeof(ev.message),
              "child process %.300s (pid %lu, parent %lu) started; the policy allows it",
-             image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid);
+             jw__mon_image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid);
   }
-  emit(m, &ev);
+  jw__mon_emit(m, &ev);
   for (i = 0; i < n; i++)
     emit_verdict(m, t, &verdicts[i], &o);
 }
 
 static void on_exit_process(jw_monitor_t *m, DWORD pid, DWORD msg) {
-  tracked_t *t = find_proc(m, pid);
+  tracked_t *t = jw__mon_find_proc(m, pid);
   if (t != NULL && t->exited)
     return; /* already reported */
   if (t == NULL) {
@@ -1140,7 +1029,7 @@ static void emit_port_gap(jw_monitor_t *m, const JOBOBJECT_BASIC_ACCOUNTING_INFO
            (unsigned long long)m->lost_total);
   m->n_lost = 0;
   m->lost_total = 0;
-  emit(m, &ev);
+  jw__mon_emit(m, &ev);
 }
 
 static int was_pending(const jw_monitor_t *m, DWORD pid) {
@@ -1165,18 +1054,18 @@ static void reconciled_start(jw_monitor_t *m, DWORD pid) {
   ev_init(&ev, JW_EVENT_VIOLATION, "child_process", "allowed", "kernel", JW_SEV_LOW);
   ev.source = "reconciled";
   ev.has_process = 1;
-  fill_process(m, t, &ev.process);
+  jw__mon_fill_process(m, t, &ev.process);
   snprintf(ev.message, sizeof(ev.message),
            "child process %.300s (pid %lu, parent %lu) is in the job although the port never "
            "announced it",
-           image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid);
-  emit(m, &ev);
+           jw__mon_image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid);
+  jw__mon_emit(m, &ev);
 }
 
 /* Whether the process now holding t's pid is t's own (same creation
  * time); when it cannot be opened, it is taken to be (nothing new to
  * report). */
-static int same_process(const tracked_t *t) {
+int jw__mon_same_process(const tracked_t *t) {
   HANDLE h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, t->pid);
   FILETIME ct, xt, kt, ut;
   int same = 1;
@@ -1191,7 +1080,7 @@ static int same_process(const tracked_t *t) {
 /* The job's members by its process id list; NULL with *n 0 on failure.
  * m->idlist holds the raw answer (header + ULONG_PTR ids); the ids are
  * returned in m->pids. */
-static const DWORD *job_pids(jw_monitor_t *m, size_t *n) {
+const DWORD *jw__mon_job_pids(jw_monitor_t *m, size_t *n) {
   *n = 0;
   for (;;) {
     size_t cap = m->idlist_cap ? m->idlist_cap : 64;
@@ -1262,15 +1151,15 @@ static void poll_members(jw_monitor_t *m) {
     note_lost(m, "JOB_OBJECT_MSG_EXIT_PROCESS", t, 0, "process_handle", 1);
     report_exit(m, t, 0, "reconciled");
   }
-  pids = job_pids(m, &n);
+  pids = jw__mon_job_pids(m, &n);
   for (i = 0; pids != NULL && i < n; i++) {
-    tracked_t *t = find_proc(m, pids[i]);
+    tracked_t *t = jw__mon_find_proc(m, pids[i]);
     /* A pid the monitor holds a handle to is that process (running, or
      * exited and still listed while handles to it are open). One whose
      * exit was reported and handle let go is that process still if it was
      * created at the same time (someone else keeps it listed); otherwise
      * the pid was reused by a process the port did not announce. */
-    if (t != NULL && !(t->released && !same_process(t)))
+    if (t != NULL && !(t->released && !jw__mon_same_process(t)))
       continue;
     if (was_pending(m, pids[i]))
       reconciled_start(m, pids[i]);
@@ -1306,12 +1195,12 @@ static void reconcile(jw_monitor_t *m) {
                 JW_SEV_CRITICAL);
         ev.source = "reconciled";
         ev.has_process = 1;
-        fill_process(m, t, &ev.process);
+        jw__mon_fill_process(m, t, &ev.process);
         snprintf(ev.message, sizeof(ev.message),
-                 "process %.300s (pid %lu) is running outside the job", image_or_unknown(t),
+                 "process %.300s (pid %lu) is running outside the job", jw__mon_image_or_unknown(t),
                  (unsigned long)t->pid);
         t->exited = 1; /* no longer a member */
-        emit(m, &ev);
+        jw__mon_emit(m, &ev);
       }
     }
   }
@@ -1393,7 +1282,7 @@ static json_t *process_tree(jw_monitor_t *m) {
 static void emit_job_end(jw_monitor_t *m, const char *source) {
   jw_event_t ev;
   json_t *summary;
-  tracked_t *root = find_proc(m, m->root_pid);
+  tracked_t *root = jw__mon_find_proc(m, m->root_pid);
   if (m->stats.job_end_emitted)
     return;
   m->stats.job_end_emitted = 1;
@@ -1432,7 +1321,7 @@ static void emit_job_end(jw_monitor_t *m, const char *source) {
            (unsigned long)m->stats.processes_seen, (unsigned long)m->stats.violations,
            (unsigned long)m->stats.abnormal_exits,
            strcmp(source, "port") == 0 ? "" : " (the port never announced the end; reconciled)");
-  emit(m, &ev);
+  jw__mon_emit(m, &ev);
 }
 
 static void on_active_zero(jw_monitor_t *m) {
@@ -1681,7 +1570,7 @@ static void measure_process_cpu(const tracked_t *t, measure_t *mv) {
 
 /* The process a limit message names: tracked, or opened now. */
 static tracked_t *limit_process(jw_monitor_t *m, DWORD pid) {
-  tracked_t *t = find_proc(m, pid);
+  tracked_t *t = jw__mon_find_proc(m, pid);
   if (t == NULL) {
     t = add_proc(m, pid);
     if (t != NULL)
@@ -1741,7 +1630,7 @@ static void on_limit(jw_monitor_t *m, DWORD msg, DWORD pid, int has_pid, const c
     t = limit_process(m, pid);
     if (t != NULL) {
       ev.has_process = 1;
-      fill_process(m, t, &ev.process);
+      jw__mon_fill_process(m, t, &ev.process);
     }
   }
   measure_limit(m, msg, t, &mv);
@@ -1749,10 +1638,10 @@ static void on_limit(jw_monitor_t *m, DWORD msg, DWORD pid, int has_pid, const c
   describe_measure(&mv, unit, seen, sizeof(seen));
   if (has_pid)
     snprintf(ev.message, sizeof(ev.message), "%s: process %.300s (pid %lu)%s", what,
-             t ? image_or_unknown(t) : "(unknown)", (unsigned long)pid, seen);
+             t ? jw__mon_image_or_unknown(t) : "(unknown)", (unsigned long)pid, seen);
   else
     snprintf(ev.message, sizeof(ev.message), "%s%s", what, seen);
-  emit(m, &ev);
+  jw__mon_emit(m, &ev);
 }
 
 /* The warning of one notification limit jobwarden set below a hard job
@@ -1773,7 +1662,7 @@ static void emit_warning(jw_monitor_t *m, tracked_t *t, int memory, const measur
   apply_measure(&ev, mv);
   if (t != NULL) {
     ev.has_process = 1;
-    fill_process(m, t, &ev.process);
+    jw__mon_fill_process(m, t, &ev.process);
   }
   describe_measure(mv, unit, seen, sizeof(seen));
   snprintf(ev.message, sizeof(ev.message),
@@ -1782,7 +1671,7 @@ static void emit_warning(jw_monitor_t *m, tracked_t *t, int memory, const measur
            memory ? "committed memory" : "user-mode CPU time",
            (unsigned long long)ev.limit_configured, unit, (unsigned long long)ev.limit_hard, unit,
            seen);
-  emit(m, &ev);
+  jw__mon_emit(m, &ev);
 }
 
 /* NOTIFICATION_LIMIT: Windows guarantees its delivery. The violation
@@ -1821,14 +1710,14 @@ static void on_notification(jw_monitor_t *m, DWORD pid) {
   ev_job_message(&ev, JOB_OBJECT_MSG_NOTIFICATION_LIMIT);
   if (t != NULL) {
     ev.has_process = 1;
-    fill_process(m, t, &ev.process);
+    jw__mon_fill_process(m, t, &ev.process);
   }
   if (why.has_error)
     ev.extra = json_pack("{s:{s:s,s:s,s:I}}", "error", "where", why.where, "code", "JW_ESYS",
                          "win32_error", (json_int_t)why.error);
   snprintf(ev.message, sizeof(ev.message),
            "a notification limit was exceeded; which one is unknown: %s", why.why);
-  emit(m, &ev);
+  jw__mon_emit(m, &ev);
 }
 static void on_notice(jw_monitor_t *m, DWORD msg, ULONG_PTR value, const char *rule,
                       jw_severity_t sev, const char *text) {
@@ -1838,7 +1727,7 @@ static void on_notice(jw_monitor_t *m, DWORD msg, ULONG_PTR value, const char *r
   ev.extra = json_pack("{s:{s:I}}", "error", "value", (json_int_t)value);
   snprintf(ev.message, sizeof(ev.message), "%s (message %lu, value %llu)", text, (unsigned long)msg,
            (unsigned long long)value);
-  emit(m, &ev);
+  jw__mon_emit(m, &ev);
 }
 
 static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
@@ -1846,7 +1735,7 @@ static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
   DWORD pid = (DWORD)value;
   switch (msg) {
   case JOB_OBJECT_MSG_NEW_PROCESS:
-    on_new_process(m, pid);
+    jw__mon_on_new_process(m, pid);
     break;
   case JOB_OBJECT_MSG_EXIT_PROCESS:
   case JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS:
@@ -1892,347 +1781,6 @@ static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
   }
 }
 
-/* ------------------------------------------------------------------------ */
-/* Control requests (docs/control.md)                                       */
-/* ------------------------------------------------------------------------ */
-
-#define FILETIME_1970 116444736000000000ull
-
-/* The pids in the job now, as the kernel lists them (job_pids): a new
- * malloc'd copy in *ids, their count in *n. Returns 0 or the Win32 error. */
-static DWORD list_job_pids(jw_monitor_t *m, DWORD **ids, DWORD *n) {
-  size_t k = 0;
-  const DWORD *listed;
-  SetLastError(0);
-  listed = job_pids(m, &k);
-  *ids = NULL;
-  *n = 0;
-  if (listed == NULL)
-    return GetLastError() != 0 ? GetLastError() : ERROR_NOT_ENOUGH_MEMORY;
-  *ids = malloc((k + 1) * sizeof(DWORD));
-  if (*ids == NULL)
-    return ERROR_NOT_ENOUGH_MEMORY;
-  memcpy(*ids, listed, k * sizeof(DWORD));
-  *n = (DWORD)k;
-  return 0;
-}
-
-static int pid_listed(const DWORD *ids, DWORD n, DWORD pid) {
-  DWORD i;
-  for (i = 0; i < n; i++)
-    if (ids[i] == pid)
-      return 1;
-  return 0;
-}
-
-/* Whether t is a process that has ended (its handle is signaled). */
-static int has_ended(const tracked_t *t) {
-  return t->h != NULL && WaitForSingleObject(t->h, 0) == WAIT_OBJECT_0;
-}
-
-/* A member the port has not announced yet (its NEW_PROCESS is still queued
- * behind this request) is handled now, exactly as that message would be:
- * its child_process event, the monitor rules. The queued message then
- * finds it tracked and is ignored, as for the root. */
-static void catch_up(jw_monitor_t *m, const DWORD *ids, DWORD n) {
-  DWORD i;
-  for (i = 0; i < n; i++) {
-    tracked_t *t = find_proc(m, ids[i]);
-    /* An exited entry whose handle is still signaled is that same process
-     * (the held handle keeps its pid from being reused); one whose handle
-     * was let go after its exit is, when created at the same time. */
-    if (t == NULL || (t->exited && (t->released ? !same_process(t) : !has_ended(t))))
-      on_new_process(m, ids[i]);
-  }
-}
-
-/* The working set in bytes; 0 when it cannot be read. */
-static int working_set(const tracked_t *t, uint64_t *bytes) {
-  PROCESS_MEMORY_COUNTERS pmc;
-  HANDLE h;
-  int ok;
-  memset(&pmc, 0, sizeof(pmc));
-  if (t->h == NULL)
-    return 0;
-  if (GetProcessMemoryInfo(t->h, &pmc, sizeof(pmc))) {
-    *bytes = pmc.WorkingSetSize;
-    return 1;
-  }
-  /* Older systems want PROCESS_VM_READ too. The pid cannot have been
-   * reused: t->h is held. */
-  h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_VM_READ, FALSE, t->pid);
-  if (h == NULL)
-    return 0;
-  ok = GetProcessMemoryInfo(h, &pmc, sizeof(pmc)) != 0;
-  CloseHandle(h);
-  if (ok)
-    *bytes = pmc.WorkingSetSize;
-  return ok;
-}
-
-/* One member of a ps reply. New reference or NULL. */
-static json_t *member_json(const tracked_t *t) {
-  json_t *o = json_object();
-  char buf[48];
-  uint64_t ws = 0;
-  int bad = 0;
-  if (o == NULL)
-    return NULL;
-  bad |= json_object_set_new(o, "pid", json_integer(t->pid));
-  if (t->create_time != 0)
-    jw_format_entity_id(t->pid, t->create_time, buf, sizeof(buf));
-  bad |= json_object_set_new(o, "entity_id", t->create_time ? json_string(buf) : json_null());
-  bad |= json_object_set_new(
-      o, "executable",
-      t->image == NULL ? json_null()
-                       : json_stringn(t->image, t->image_len ? t->image_len : strlen(t->image)));
-  bad |= json_object_set_new(o, "parent_pid", t->has_parent ? json_integer(t->ppid) : json_null());
-  bad |= json_object_set_new(o, "working_set",
-                             working_set(t, &ws) ? json_integer((json_int_t)ws) : json_null());
-  if (t->create_time > FILETIME_1970)
-    jw_format_time_us((t->create_time - FILETIME_1970) / 10, buf, sizeof(buf));
-  bad |= json_object_set_new(o, "start",
-                             t->create_time > FILETIME_1970 ? json_string(buf) : json_null());
-  bad |= json_object_set_new(o, "is_root", json_boolean(t->is_root));
-  if (bad) {
-    json_decref(o);
-    return NULL;
-  }
-  return o;
-}
-
-static json_t *refusal(const jw_control_request_t *req, const char *reason, const char *text) {
-  return json_pack("{s:b,s:s,s:s,s:s}", "ok", 0, "op", jw_control_op_name(req->op), "reason",
-                   reason, "error", text);
-}
-
-/* "control request kill from pid P (user S)" into buf. */
-static void describe_requester(const jw_control_request_t *req, char *buf, size_t size) {
-  snprintf(buf, size, "control request %s from pid %lu (user %s)", jw_control_op_name(req->op),
-           (unsigned long)req->requester_pid,
-           req->requester_sid[0] ? req->requester_sid : "unknown");
-}
-
-/* The member_control notice of a kill request. t (may be NULL) is the
- * process it named; err_where (may be NULL) the call that failed. */
-static void emit_control_notice(jw_monitor_t *m, const jw_control_request_t *req,
-                                const char *action, jw_severity_t sev, const char *result,
-                                const char *reason, const tracked_t *t, const char *err_where,
-                                DWORD err, const char *text) {
-  jw_event_t ev;
-  json_t *x = json_object(), *ctl = jw_control_event_object(req, result, reason);
-  jw_event_init(&ev, JW_EVENT_NOTICE, "member_control", action, "monitor", "jobwarden", sev);
-  if (t != NULL) {
-    ev.has_process = 1;
-    fill_process(m, t, &ev.process);
-  }
-  if (x != NULL && ctl != NULL) {
-    json_object_set_new(x, "control", ctl);
-    ctl = NULL;
-    if (err_where != NULL)
-      json_object_set_new(x, "error",
-                          json_pack("{s:s,s:s,s:I}", "where", err_where, "code", "JW_ESYS",
-                                    "win32_error", (json_int_t)err));
-    ev.extra = x;
-    x = NULL;
-  }
-  json_decref(x);
-  json_decref(ctl);
-  jw__strlcpy(ev.message, text, sizeof(ev.message));
-  emit(m, &ev);
-}
-
-static json_t *control_ps(jw_monitor_t *m, const DWORD *ids, DWORD n) {
-  json_t *members = json_array(), *reply;
-  size_t used = 256; /* the reply's own keys */
-  int truncated = 0;
-  DWORD i;
-  if (members == NULL)
-    return NULL;
-  for (i = 0; i < n && !truncated; i++) {
-    tracked_t *t = find_proc(m, ids[i]);
-    json_t *one;
-    size_t size;
-    if (t == NULL || t->exited || has_ended(t))
-      continue; /* gone: no longer a running member */
-    one = member_json(t);
-    if (one == NULL)
-      continue;
-    size = json_dumpb(one, NULL, 0, JSON_COMPACT) + 1;
-    if (used + size > JW_CONTROL_REPLY_MAX - 64) {
-      truncated = 1;
-      json_decref(one);
-      break;
-    }
-    used += size;
-    json_array_append_new(members, one);
-  }
-  reply = json_pack("{s:b,s:s,s:o,s:b}", "ok", 1, "op", "ps", "members", members, "truncated",
-                    truncated);
-  return reply;
-}
-
-static json_t *control_kill_pid(jw_monitor_t *m, const jw_control_request_t *req, const DWORD *ids,
-                                DWORD n) {
-  tracked_t *t = find_proc(m, req->pid);
-  char who[JW_CONTROL_SID_MAX + 64], text[512];
-  DWORD e;
-  describe_requester(req, who, sizeof(who));
-  if (!pid_listed(ids, n, req->pid) || t == NULL || t->exited || has_ended(t)) {
-    /* A pid outside the job is how a hostile caller would try to use
-     * jobwarden against another process: refused, and said loudly. */
-    snprintf(text, sizeof(text),
-             "%s asked to terminate pid %lu, which is not a running process of this job: refused",
-             who, (unsigned long)req->pid);
-    emit_control_notice(m, req, "blocked", JW_SEV_HIGH, "refused", "not_member", NULL, NULL, 0,
-                        text);
-    snprintf(text, sizeof(text), "pid %lu is not a running process of this job",
-             (unsigned long)req->pid);
-    return refusal(req, "not_member", text);
-  }
-  if (t->h == NULL) {
-    snprintf(text, sizeof(text),
-             "%s asked to terminate pid %lu, a process of this job that jobwarden could not open "
-             "(OpenProcess, Win32 error %lu): not terminated",
-             who, (unsigned long)req->pid, (unsigned long)t->open_error);
-    emit_control_notice(m, req, "observed", JW_SEV_HIGH, "failed", "system_error", t, "OpenProcess",
-                        t->open_error, text);
-    snprintf(text, sizeof(text), "cannot open pid %lu (OpenProcess, Win32 error %lu)",
-             (unsigned long)req->pid, (unsigned long)t->open_error);
-    return refusal(req, "system_error", text);
-  }
-  /* Said before the call: the owner may wake as soon as the root is gone. */
-  t->killed_by = "member_control";
-  t->kill_requester = req->requester_pid;
-  if (t->is_root) {
-    jw__strlcpy(m->ctl_kill_text, who, sizeof(m->ctl_kill_text));
-    InterlockedExchange(&m->ctl_killed, 1);
-  }
-  if (!TerminateProcess(t->h, JW_TERMINATE_EXIT_CODE)) {
-    e = GetLastError();
-    t->killed_by = NULL;
-    if (t->is_root)
-      InterlockedExchange(&m->ctl_killed, 0);
-    if (has_ended(t)) {
-      snprintf(text, sizeof(text), "pid %lu has already exited", (unsigned long)req->pid);
-      return refusal(req, "not_member", text);
-    }
-    snprintf(text, sizeof(text),
-             "%s asked to terminate %s process %.300s (pid %lu): TerminateProcess failed (Win32 "
-             "error %lu), it still runs",
-             who, t->is_root ? "root" : "child", image_or_unknown(t), (unsigned long)t->pid,
-             (unsigned long)e);
-    emit_control_notice(m, req, "observed", JW_SEV_HIGH, "failed", "system_error", t,
-                        "TerminateProcess", e, text);
-    snprintf(text, sizeof(text), "cannot terminate pid %lu (TerminateProcess, Win32 error %lu)",
-             (unsigned long)req->pid, (unsigned long)e);
-    return refusal(req, "system_error", text);
-  }
-  snprintf(text, sizeof(text), "%s terminated %s process %.300s (pid %lu)%s", who,
-           t->is_root ? "root" : "child", image_or_unknown(t), (unsigned long)t->pid,
-           t->is_root ? "; the run ends" : "");
-  emit_control_notice(m, req, "terminated", JW_SEV_MEDIUM, "done", NULL, t, NULL, 0, text);
-  return json_pack("{s:b,s:s,s:I,s:o,s:b}", "ok", 1, "op", "kill", "pid", (json_int_t)t->pid,
-                   "executable",
-                   t->image ? json_stringn(t->image, t->image_len ? t->image_len : strlen(t->image))
-                            : json_null(),
-                   "is_root", t->is_root);
-}
-
-static json_t *control_kill_job(jw_monitor_t *m, const jw_control_request_t *req, DWORD n) {
-  char who[JW_CONTROL_SID_MAX + 64], text[512];
-  int first = InterlockedCompareExchange(&m->terminating, 1, 0) == 0;
-  DWORD e;
-  describe_requester(req, who, sizeof(who));
-  if (first) {
-    jw__strlcpy(m->ctl_kill_text, who, sizeof(m->ctl_kill_text));
-    m->terminate_reason = m->ctl_kill_text;
-    InterlockedExchange(&m->ctl_killed, 2);
-  }
-  if (!TerminateJobObject(m->job->job, JW_TERMINATE_EXIT_CODE)) {
-    e = GetLastError();
-    if (first) {
-      InterlockedExchange(&m->ctl_killed, 0);
-      m->terminate_reason = NULL;
-      InterlockedExchange(&m->terminating, 0);
-    }
-    snprintf(text, sizeof(text),
-             "%s asked to terminate the job: TerminateJobObject failed (Win32 error %lu), its "
-             "processes still run",
-             who, (unsigned long)e);
-    emit_control_notice(m, req, "observed", JW_SEV_HIGH, "failed", "system_error", NULL,
-                        "TerminateJobObject", e, text);
-    snprintf(text, sizeof(text), "cannot terminate the job (TerminateJobObject, Win32 error %lu)",
-             (unsigned long)e);
-    return refusal(req, "system_error", text);
-  }
-  snprintf(text, sizeof(text), "%s terminated the job (%lu process(es) were running)", who,
-           (unsigned long)n);
-  emit_control_notice(m, req, "killed_job", JW_SEV_MEDIUM, "done", NULL, NULL, NULL, 0, text);
-  return json_pack("{s:b,s:s,s:b,s:I}", "ok", 1, "op", "kill", "job", 1, "processes",
-                   (json_int_t)n);
-}
-
-/* Answers one request. New reference, NULL only when memory runs out. */
-static json_t *on_control(jw_monitor_t *m, const jw_control_request_t *req) {
-  DWORD *ids = NULL, n = 0, e;
-  json_t *reply;
-  char text[160];
-  e = list_job_pids(m, &ids, &n);
-  if (e != 0) {
-    snprintf(text, sizeof(text),
-             "cannot list the job's processes (QueryInformationJobObject, Win32 error %lu)",
-             (unsigned long)e);
-    return refusal(req, "system_error", text);
-  }
-  catch_up(m, ids, n);
-  switch (req->op) {
-  case JW_CONTROL_PS:
-    reply = control_ps(m, ids, n);
-    break;
-  case JW_CONTROL_KILL_PID:
-    reply = control_kill_pid(m, req, ids, n);
-    break;
-  case JW_CONTROL_KILL_JOB:
-    reply = control_kill_job(m, req, n);
-    break;
-  default:
-    reply = refusal(req, "bad_request", "unknown request");
-    break;
-  }
-  free(ids);
-  return reply;
-}
-
-/* A JW_CTRL_REQUEST packet: answers the request in the slot if the packet
- * is the one posted for it (a withdrawn request's packet is ignored). */
-static void on_control_packet(jw_monitor_t *m, uint32_t gen) {
-  jw_control_request_t req;
-  json_t *reply;
-  jw__mutex_lock(&m->ctl_lock);
-  if (m->ctl_state != SLOT_POSTED || m->ctl_gen != gen) {
-    jw__mutex_unlock(&m->ctl_lock);
-    return;
-  }
-  req = m->ctl_req;
-  m->ctl_state = SLOT_TAKEN;
-  jw__mutex_unlock(&m->ctl_lock);
-  reply = on_control(m, &req);
-  jw__mutex_lock(&m->ctl_lock);
-  if (m->ctl_state == SLOT_TAKEN) {
-    m->ctl_reply = reply;
-    m->ctl_state = SLOT_ANSWERED;
-    /* Should the signal fail, the control thread still finds the answer
-     * in the slot when its wait times out. */
-    if (!SetEvent(m->ctl_answered))
-      m->ctl_signal_error = GetLastError();
-  } else { /* SLOT_ABANDONED */
-    json_decref(reply);
-    m->ctl_state = SLOT_IDLE;
-  }
-  jw__mutex_unlock(&m->ctl_lock);
-}
-
 static unsigned __stdcall monitor_main(void *arg) {
   jw_monitor_t *m = arg;
   OVERLAPPED_ENTRY ents[BATCH];
@@ -2274,7 +1822,7 @@ static unsigned __stdcall monitor_main(void *arg) {
                "the monitor cannot read the job's completion port (Win32 error %lu); "
                "no further job messages will be seen",
                (unsigned long)e);
-      emit(m, &ev);
+      jw__mon_emit(m, &ev);
       break;
     }
     busy = n == BATCH;
@@ -2285,7 +1833,7 @@ static unsigned __stdcall monitor_main(void *arg) {
         if (value == JW_CTRL_QUIT)
           quit = 1; /* the rest of this batch is still handled */
         else if (value == JW_CTRL_REQUEST)
-          on_control_packet(m, ents[i].dwNumberOfBytesTransferred);
+          jw__mon_on_control_packet(m, ents[i].dwNumberOfBytesTransferred);
       } else if (key == JW_KEY_JOB && m->job->job != NULL) {
         if (drop_hook != NULL && drop_hook(ents[i].dwNumberOfBytesTransferred, value))
           continue; /* a test makes the port lose this message */
@@ -2390,11 +1938,11 @@ int jw_monitor_set_root(jw_monitor_t *m, const jw_child_t *root) {
   ev_init(&ev, JW_EVENT_PROCESS_START, "root_process", "observed", "monitor", JW_SEV_INFO);
   ev.source = "jobwarden";
   ev.has_process = 1;
-  fill_process(m, t, &ev.process);
+  jw__mon_fill_process(m, t, &ev.process);
   snprintf(ev.message, sizeof(ev.message),
            "root process %.300s (pid %lu) created inside the job (%s); it runs next",
-           image_or_unknown(t), (unsigned long)t->pid, root->method ? root->method : "?");
-  emit(m, &ev);
+           jw__mon_image_or_unknown(t), (unsigned long)t->pid, root->method ? root->method : "?");
+  jw__mon_emit(m, &ev);
   return run_thread(m) == 0 ? 0 : JW_ESYS;
 }
 
@@ -2410,60 +1958,6 @@ const char *jw_monitor_rule_kill(jw_monitor_t *m, int *job) {
   if (job != NULL)
     *job = rule != NULL && m->rule_kill_job != 0;
   return rule;
-}
-
-int jw_monitor_control(jw_monitor_t *m, const jw_control_request_t *req, DWORD timeout_ms,
-                       json_t **reply) {
-  uint32_t gen;
-  int rc = JW_ETIMEDOUT;
-  *reply = NULL;
-  jw__mutex_lock(&m->ctl_lock);
-  if (m->ctl_state != SLOT_IDLE) {
-    /* An abandoned request is still being answered. */
-    jw__mutex_unlock(&m->ctl_lock);
-    return JW_ETIMEDOUT;
-  }
-  gen = ++m->ctl_gen;
-  m->ctl_req = *req;
-  m->ctl_state = SLOT_POSTED;
-  jw__mutex_unlock(&m->ctl_lock);
-  /* ResetEvent clears the signal of an earlier request's late answer. */
-  if (!ResetEvent(m->ctl_answered) ||
-      !PostQueuedCompletionStatus(m->job->port, gen, JW_KEY_CONTROL,
-                                  (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_REQUEST)) {
-    jw__mutex_lock(&m->ctl_lock);
-    m->ctl_state = SLOT_IDLE;
-    jw__mutex_unlock(&m->ctl_lock);
-    return JW_ESYS;
-  }
-  /* The slot's state says what happened, whatever the wait returns. */
-  WaitForSingleObject(m->ctl_answered, timeout_ms);
-  jw__mutex_lock(&m->ctl_lock);
-  if (m->ctl_state == SLOT_ANSWERED) {
-    *reply = m->ctl_reply;
-    m->ctl_reply = NULL;
-    m->ctl_state = SLOT_IDLE;
-    rc = *reply != NULL ? 0 : JW_ENOMEM;
-  } else if (m->ctl_state == SLOT_POSTED) {
-    m->ctl_state = SLOT_IDLE; /* withdrawn: the monitor skips its packet */
-  } else if (m->ctl_state == SLOT_TAKEN) {
-    m->ctl_state = SLOT_ABANDONED; /* the monitor drops the answer */
-  }
-  jw__mutex_unlock(&m->ctl_lock);
-  return rc;
-}
-
-const char *jw_monitor_control_kill(jw_monitor_t *m, int *job) {
-  LONG k;
-  MemoryBarrier();
-  k = m->ctl_killed;
-  if (job != NULL)
-    *job = k == 2;
-  return k != 0 ? m->ctl_kill_text : NULL;
-}
-
-HANDLE jw_monitor_done_event(jw_monitor_t *m) {
-  return m->done;
 }
 
 int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats) {
