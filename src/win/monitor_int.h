@@ -142,6 +142,22 @@ void jw__mon_on_new_process(jw_monitor_t *m, DWORD pid);
 /* The job's process id list (the monitor's buffer, valid until the next
  * call); NULL on failure. */
 const DWORD *jw__mon_job_pids(jw_monitor_t *m, size_t *n);
+/* A new tracked entry for pid (not yet enriched), or NULL (out of memory). */
+tracked_t *jw__mon_add_proc(jw_monitor_t *m, DWORD pid);
+/* Opens t's process and reads what can be read (image, parent, times,
+ * command line, user); keeps the handle. */
+void jw__mon_enrich(jw_monitor_t *m, tracked_t *t);
+/* Clears ev and sets the fields every monitor event has. */
+void jw__mon_ev_init(jw_event_t *ev, jw_event_kind_t kind, const char *rule, const char *action,
+                     const char *enforcer, jw_severity_t sev);
+/* Records the JOB_OBJECT_MSG_* the event comes from. */
+void jw__mon_ev_job_message(jw_event_t *ev, DWORD msg);
+/* A kernel limit message (src/win/monitor_limits.c). */
+void jw__mon_on_limit(jw_monitor_t *m, DWORD msg, DWORD pid, int has_pid, const char *rule,
+                      const char *action, const char *unit, uint64_t configured, jw_severity_t sev,
+                      const char *what);
+/* JOB_OBJECT_MSG_NOTIFICATION_LIMIT (src/win/monitor_limits.c). */
+void jw__mon_on_notification(jw_monitor_t *m, DWORD pid);
 /* A JW_CTRL_REQUEST packet of generation gen (src/win/monitor_control.c). */
 void jw__mon_on_control_packet(jw_monitor_t *m, uint32_t gen);
 
