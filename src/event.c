@@ -293,8 +293,29 @@ static json_t *make_counted(const char *s, size_t len) {
   return len != 0 ? make_string(s, len) : make_cstring(s);
 }
 
-void *jw__json_string(const char *s, size_t len) {
-  return make_counted(s, len);
+size_t jw__utf8_cut(const char *s, size_t len, size_t max) {
+  size_t cut = max;
+  if (len <= max)
+    return len;
+  while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+    cut--;
+  return cut;
+}
+
+int jw__json_put_cut(void *obj, const char *key, const char *s, size_t len, size_t max) {
+  char marker[64];
+  size_t cut;
+  if (s == NULL)
+    return put(obj, key, json_null());
+  if (len == 0)
+    len = strlen(s);
+  cut = jw__utf8_cut(s, len, max);
+  if (put(obj, key, make_string(s, cut)) != 0)
+    return -1;
+  if (cut == len)
+    return 0;
+  snprintf(marker, sizeof(marker), "%s_truncated", key);
+  return put(obj, marker, json_true());
 }
 
 static json_t *ancestry_to_json(const jw_process_info_t *p) {
@@ -313,22 +334,9 @@ static json_t *ancestry_to_json(const jw_process_info_t *p) {
       if (put(e, "entity_id", json_string(buf)) != 0)
         goto fail;
     }
-    if (r->image == NULL) {
-      if (put(e, "executable", json_null()) != 0)
-        goto fail;
-    } else {
-      /* Cut long paths on a character boundary: up to 32 ancestors are
-       * repeated in every event. */
-      size_t len = r->image_len != 0 ? r->image_len : strlen(r->image), cut = len;
-      if (cut > JW_ANCESTOR_IMAGE_MAX) {
-        cut = JW_ANCESTOR_IMAGE_MAX;
-        while (cut > 0 && ((unsigned char)r->image[cut] & 0xC0) == 0x80)
-          cut--;
-      }
-      if (put(e, "executable", make_string(r->image, cut)) != 0 ||
-          (cut < len && put(e, "executable_truncated", json_true()) != 0))
-        goto fail;
-    }
+    /* Cut long paths: up to 32 ancestors are repeated in every event. */
+    if (jw__json_put_cut(e, "executable", r->image, r->image_len, JW_ANCESTOR_IMAGE_MAX) != 0)
+      goto fail;
   }
   return a;
 fail:

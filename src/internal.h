@@ -9,6 +9,10 @@
 typedef CRITICAL_SECTION jw__mutex_t;
 typedef CONDITION_VARIABLE jw__cond_t;
 typedef HANDLE jw__thread_t;
+/* Writes all len bytes to h (a file, pipe or console) in a blocking loop
+ * (src/win/platform.c). Returns 0, or -1 when a write fails (or h is not a
+ * handle). */
+int jw__write_all(HANDLE h, const char *buf, size_t len);
 #else
 #include <pthread.h>
 typedef pthread_mutex_t jw__mutex_t;
@@ -114,10 +118,15 @@ void jw__lineq_clear(jw__lineq_t *q);
 /* "2026-11-23T09:11:05.123456Z" for a FILETIME (100 ns since 1601) after
  * 1970; returns 0 (buf untouched) for anything earlier. */
 int jw__filetime_iso(uint64_t filetime, char *buf, size_t size);
-/* A JSON string (json_t *, new reference) of len bytes, ill-formed UTF-8
- * replaced by U+FFFD, U+0000 kept; len 0 = strlen(s); NULL s = JSON null.
- * NULL only when out of memory. */
-void *jw__json_string(const char *s, size_t len);
+/* The longest prefix of s (len bytes) of at most max bytes that does not
+ * split a UTF-8 character: len itself when len <= max. */
+size_t jw__utf8_cut(const char *s, size_t len, size_t max);
+/* Sets key of obj (a json_t * object) to the string s (len bytes, 0 =
+ * strlen(s); ill-formed UTF-8 replaced by U+FFFD, U+0000 kept; NULL s =
+ * JSON null), cut at max bytes on a character boundary; when it was cut,
+ * also sets "<key>_truncated": true. Returns 0, or -1 when out of memory
+ * (obj may then hold key without its marker: the caller drops obj). */
+int jw__json_put_cut(void *obj, const char *key, const char *s, size_t len, size_t max);
 
 /* Losses a consumer holds until it can write their record. */
 typedef struct {

@@ -19,9 +19,7 @@ void jw__put_sanitized(char **out, size_t *left, const char *s, size_t max) {
   size_t i = 0, n = strlen(s);
   int cut = 0;
   if (n > max) {
-    n = max;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-      n--; /* never split a character */
+    n = jw__utf8_cut(s, n, max); /* never split a character */
     cut = 1;
   }
   while (i<n && * left> 1) {

@@ -46,17 +46,6 @@ static void say(const conn_t *c, const char *what, DWORD e) {
     jw__stderr_write(msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
 }
 
-static int write_out(HANDLE h, const char *s, size_t len) {
-  while (len > 0) {
-    DWORD w = 0;
-    if (!WriteFile(h, s, len > 0x10000000u ? 0x10000000u : (DWORD)len, &w, NULL) || w == 0)
-      return -1;
-    s += w;
-    len -= w;
-  }
-  return 0;
-}
-
 /* Opens the pipe, waiting (bounded) while another client is served.
  * Returns 0 or the Win32 error. */
 static DWORD open_control(conn_t *c) {
@@ -302,7 +291,7 @@ static int control_main(const char *cmd, const char *name, const jw_control_requ
   if (json) {
     /* The reply as it came: a valid JSON object, one line. */
     reply[rlen] = '\n';
-    if (write_out(out, reply, rlen + 1) != 0)
+    if (jw__write_all(out, reply, rlen + 1) != 0)
       goto done;
   }
   if (rc == 0) {
@@ -311,7 +300,7 @@ static int control_main(const char *cmd, const char *name, const jw_control_requ
     status = JW_EXIT_CONTROL_REFUSED;
     goto done;
   }
-  if (!json && write_out(out, text, strlen(text)) != 0)
+  if (!json && jw__write_all(out, text, strlen(text)) != 0)
     goto done;
   status = JW_EXIT_OK;
 done:

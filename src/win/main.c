@@ -9,12 +9,7 @@
 #include "win/win.h"
 
 static void out(HANDLE h, const char *s) {
-  DWORD w;
-  size_t len = strlen(s);
-  while (len > 0 && WriteFile(h, s, (DWORD)len, &w, NULL) && w > 0) {
-    s += w;
-    len -= w;
-  }
+  jw__write_all(h, s, strlen(s));
 }
 
 static int check_policy(const char *path) {

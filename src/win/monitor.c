@@ -205,6 +205,40 @@ static const char *sid_name(jw_monitor_t *m, void *sid) {
   return name;
 }
 
+static BOOL get_memory(HANDLE h, jw__process_memory_fn fn, PROCESS_MEMORY_COUNTERS_EX *pmc) {
+  memset(pmc, 0, sizeof(*pmc));
+  pmc->cb = sizeof(*pmc);
+  return fn != NULL ? fn(h, (PROCESS_MEMORY_COUNTERS *)pmc, sizeof(*pmc))
+                    : GetProcessMemoryInfo(h, (PROCESS_MEMORY_COUNTERS *)pmc, sizeof(*pmc));
+}
+
+int jw__mon_memory_counters(const tracked_t *t, jw__process_memory_fn fn,
+                            PROCESS_MEMORY_COUNTERS_EX *pmc, const char **where, DWORD *error) {
+  HANDLE h;
+  BOOL ok;
+  if (t->h == NULL) {
+    *where = "OpenProcess";
+    *error = t->open_error;
+    return -1;
+  }
+  if (get_memory(t->h, fn, pmc))
+    return 0;
+  *where = "GetProcessMemoryInfo";
+  *error = GetLastError();
+  if (*error != ERROR_ACCESS_DENIED)
+    return -1;
+  h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_VM_READ, FALSE, t->pid);
+  if (h == NULL) {
+    *where = "OpenProcess";
+    *error = GetLastError();
+    return -1;
+  }
+  ok = get_memory(h, fn, pmc);
+  *error = ok ? 0 : GetLastError();
+  CloseHandle(h);
+  return ok ? 0 : -1;
+}
+
 static void sample_memory(tracked_t *t) {
   uint64_t v;
   if (t->h == NULL)
@@ -1251,19 +1285,7 @@ static json_t *process_tree(jw_monitor_t *m) {
     json_object_set_new(e, "parent", parent ? parent : json_null());
     /* The image through the event renderer's own rules (counted,
      * sanitized), cut like an ancestor's: the tree lists every process. */
-    if (t->image == NULL) {
-      json_object_set_new(e, "executable", json_null());
-    } else {
-      size_t len = t->image_len != 0 ? t->image_len : strlen(t->image), cut = len;
-      if (cut > TREE_IMAGE_MAX) {
-        cut = TREE_IMAGE_MAX;
-        while (cut > 0 && ((unsigned char)t->image[cut] & 0xC0) == 0x80)
-          cut--;
-      }
-      json_object_set_new(e, "executable", (json_t *)jw__json_string(t->image, cut));
-      if (cut < len)
-        json_object_set_new(e, "executable_truncated", json_true());
-    }
+    jw__json_put_cut(e, "executable", t->image, t->image_len, TREE_IMAGE_MAX);
     if (jw__filetime_iso(t->create_time, buf, sizeof(buf)))
       json_object_set_new(e, "start", json_string(buf));
     json_object_set_new(e, "end",

@@ -65,26 +65,13 @@ static void catch_up(jw_monitor_t *m, const DWORD *ids, DWORD n) {
 
 /* The working set in bytes; 0 when it cannot be read. */
 static int working_set(const tracked_t *t, uint64_t *bytes) {
-  PROCESS_MEMORY_COUNTERS pmc;
-  HANDLE h;
-  int ok;
-  memset(&pmc, 0, sizeof(pmc));
-  if (t->h == NULL)
+  PROCESS_MEMORY_COUNTERS_EX pmc;
+  const char *where;
+  DWORD e;
+  if (jw__mon_memory_counters(t, NULL, &pmc, &where, &e) != 0)
     return 0;
-  if (GetProcessMemoryInfo(t->h, &pmc, sizeof(pmc))) {
-    *bytes = pmc.WorkingSetSize;
-    return 1;
-  }
-  /* Older systems want PROCESS_VM_READ too. The pid cannot have been
-   * reused: t->h is held. */
-  h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_VM_READ, FALSE, t->pid);
-  if (h == NULL)
-    return 0;
-  ok = GetProcessMemoryInfo(h, &pmc, sizeof(pmc)) != 0;
-  CloseHandle(h);
-  if (ok)
-    *bytes = pmc.WorkingSetSize;
-  return ok;
+  *bytes = pmc.WorkingSetSize;
+  return 1;
 }
 
 /* One member of a ps reply. New reference or NULL. */

@@ -158,6 +158,14 @@ void jw__mon_on_limit(jw_monitor_t *m, DWORD msg, DWORD pid, int has_pid, const 
                       const char *what);
 /* JOB_OBJECT_MSG_NOTIFICATION_LIMIT (src/win/monitor_limits.c). */
 void jw__mon_on_notification(jw_monitor_t *m, DWORD pid);
+/* GetProcessMemoryInfo of t (through fn when not NULL: a test hook) on the
+ * monitor's handle, or, where that handle lacks PROCESS_VM_READ (older
+ * systems want it), on a second handle opened by pid: it names the same
+ * process while the monitor's is held. Returns 0, or -1 with the failed
+ * call in *where and its error in *error (t without a handle: "OpenProcess"
+ * and t->open_error). */
+int jw__mon_memory_counters(const tracked_t *t, jw__process_memory_fn fn,
+                            PROCESS_MEMORY_COUNTERS_EX *pmc, const char **where, DWORD *error);
 /* A JW_CTRL_REQUEST packet of generation gen (src/win/monitor_control.c). */
 void jw__mon_on_control_packet(jw_monitor_t *m, uint32_t gen);
 

@@ -88,10 +88,6 @@ static void apply_measure(jw_event_t *ev, const measure_t *mv) {
   ev->limit_unavailable_error = mv->error;
 }
 
-static uint64_t filetime_u64(const FILETIME *f) {
-  return ((uint64_t)f->dwHighDateTime << 32) | f->dwLowDateTime;
-}
-
 /* Windows' record of the job's exceeded notification limits. */
 static int query_violation(jw_monitor_t *m, JOBOBJECT_LIMIT_VIOLATION_INFORMATION *v,
                            measure_t *mv) {
@@ -173,32 +169,16 @@ static int process_unreadable(const tracked_t *t, measure_t *mv) {
   return 1;
 }
 
-/* A process's commit (PROCESS_MEMORY_LIMIT). GetProcessMemoryInfo needs
- * PROCESS_VM_READ, which the monitor's own handle lacks; while that handle
- * is held the pid cannot be reused, so a second handle opened by pid names
- * the same process. */
+/* A process's commit (PROCESS_MEMORY_LIMIT), through the monitor's handle
+ * (jw__mon_memory_counters). */
 static void measure_process_commit(const tracked_t *t, measure_t *mv) {
   PROCESS_MEMORY_COUNTERS_EX pmc;
-  HANDLE h;
-  BOOL ok;
+  const char *where = NULL;
   DWORD e = 0;
   if (process_unreadable(t, mv))
     return;
-  h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_VM_READ, FALSE, t->pid);
-  if (h == NULL) {
-    call_failed(mv, "OpenProcess", GetLastError());
-    return;
-  }
-  memset(&pmc, 0, sizeof(pmc));
-  pmc.cb = sizeof(pmc);
-  ok = process_memory_hook != NULL
-           ? process_memory_hook(h, (PROCESS_MEMORY_COUNTERS *)&pmc, sizeof(pmc))
-           : GetProcessMemoryInfo(h, (PROCESS_MEMORY_COUNTERS *)&pmc, sizeof(pmc));
-  if (!ok)
-    e = GetLastError();
-  CloseHandle(h);
-  if (!ok)
-    call_failed(mv, "GetProcessMemoryInfo", e);
+  if (jw__mon_memory_counters(t, process_memory_hook, &pmc, &where, &e) != 0)
+    call_failed(mv, where, e);
   else if (pmc.PrivateUsage == 0)
     unmeasured(mv, "GetProcessMemoryInfo", 0, 0,
                "GetProcessMemoryInfo reports a commit (PrivateUsage) of 0 bytes, which no "
@@ -212,31 +192,15 @@ static void measure_process_commit(const tracked_t *t, measure_t *mv) {
  * jobwarden reads its own times just before and after, and an answer that
  * falls between them in both user and kernel time is not believed. */
 static void measure_process_cpu(const tracked_t *t, measure_t *mv) {
-  FILETIME c, x, k, u, c0, x0, k0, u0, c1, x1, k1, u1;
-  BOOL ok;
   DWORD e;
   uint64_t user, kernel;
+  int rc;
   if (process_unreadable(t, mv))
     return;
-  if (!GetProcessTimes(GetCurrentProcess(), &c0, &x0, &k0, &u0)) {
-    call_failed(mv, "GetProcessTimes", GetLastError());
-    return;
-  }
-  ok = process_times_hook != NULL ? process_times_hook(t->h, &c, &x, &k, &u)
-                                  : GetProcessTimes(t->h, &c, &x, &k, &u);
-  if (!ok) {
-    call_failed(mv, "GetProcessTimes", GetLastError());
-    return;
-  }
-  if (!GetProcessTimes(GetCurrentProcess(), &c1, &x1, &k1, &u1)) {
-    e = GetLastError();
+  rc = jw__proc_cpu_times(t->h, process_times_hook, &user, &kernel, NULL, &e);
+  if (rc == JW_CPU_FAILED || rc == JW_CPU_UNCHECKED) {
     call_failed(mv, "GetProcessTimes", e);
-    return;
-  }
-  user = filetime_u64(&u);
-  kernel = filetime_u64(&k);
-  if (user >= filetime_u64(&u0) && user <= filetime_u64(&u1) && kernel >= filetime_u64(&k0) &&
-      kernel <= filetime_u64(&k1)) {
+  } else if (rc == JW_CPU_OWN) {
     unmeasured(mv, "GetProcessTimes", 0, 0,
                "GetProcessTimes answered with jobwarden's own CPU times (%llu ms user, %llu ms "
                "kernel), not the process's (Wine does this for another process)",

@@ -56,15 +56,21 @@ void jw__hostname(char *buf, size_t size) {
   }
 }
 
-void jw__stderr_write(const char *buf, size_t len) {
-  HANDLE h = GetStdHandle(STD_ERROR_HANDLE);
-  while (h != NULL && h != INVALID_HANDLE_VALUE && len > 0) {
+int jw__write_all(HANDLE h, const char *buf, size_t len) {
+  if (h == NULL || h == INVALID_HANDLE_VALUE)
+    return -1;
+  while (len > 0) {
     DWORD w = 0;
     if (!WriteFile(h, buf, len > 65536 ? 65536 : (DWORD)len, &w, NULL) || w == 0)
-      return;
+      return -1;
     buf += w;
     len -= w;
   }
+  return 0;
+}
+
+void jw__stderr_write(const char *buf, size_t len) {
+  jw__write_all(GetStdHandle(STD_ERROR_HANDLE), buf, len);
 }
 
 uint64_t jw_now_us(void) {

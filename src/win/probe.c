@@ -1093,13 +1093,7 @@ done:
 /* ---- output ------------------------------------------------------------- */
 
 static void out_text(const char *s) {
-  HANDLE h = GetStdHandle(STD_OUTPUT_HANDLE);
-  DWORD w;
-  size_t len = strlen(s);
-  while (len > 0 && WriteFile(h, s, (DWORD)(len > 65536 ? 65536 : len), &w, NULL) && w > 0) {
-    s += w;
-    len -= w;
-  }
+  jw__write_all(GetStdHandle(STD_OUTPUT_HANDLE), s, strlen(s));
 }
 
 static void say_error(const char *text) {

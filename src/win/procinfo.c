@@ -278,40 +278,65 @@ static uint64_t ft64(FILETIME f) {
   return ((uint64_t)f.dwHighDateTime << 32) | f.dwLowDateTime;
 }
 
+int jw__proc_cpu_times(HANDLE h, jw__process_times_fn fn, uint64_t *user, uint64_t *kernel,
+                       uint64_t *exit_time, DWORD *error) {
+  FILETIME c, x, k, u, c0, x0, k0, u0, c1, x1, k1, u1;
+  BOOL own0, got, own1;
+  *user = *kernel = 0;
+  if (exit_time != NULL)
+    *exit_time = 0;
+  *error = 0;
+  own0 = GetProcessTimes(GetCurrentProcess(), &c0, &x0, &k0, &u0);
+  got = fn != NULL ? fn(h, &c, &x, &k, &u) : GetProcessTimes(h, &c, &x, &k, &u);
+  if (!got) {
+    *error = GetLastError();
+    return JW_CPU_FAILED;
+  }
+  own1 = GetProcessTimes(GetCurrentProcess(), &c1, &x1, &k1, &u1);
+  *user = ft64(u);
+  *kernel = ft64(k);
+  if (exit_time != NULL)
+    *exit_time = ft64(x);
+  if (!own0 || !own1) {
+    *error = GetLastError();
+    return JW_CPU_UNCHECKED;
+  }
+  /* Some kernels (Wine) answer for another process with the caller's own
+   * times: an answer within jobwarden's own, read just before and after,
+   * in both user and kernel time is not believed. */
+  if (*user >= ft64(u0) && *user <= ft64(u1) && *kernel >= ft64(k0) && *kernel <= ft64(k1))
+    return JW_CPU_OWN;
+  return JW_CPU_OK;
+}
+
 void jw__proc_exit_facts(HANDLE h, jw__exit_facts_t *f) {
-  FILETIME ct, xt, kt, ut, oc, ox, ok1, ou1, ok2, ou2;
   PROCESS_MEMORY_COUNTERS pmc;
   IO_COUNTERS io;
-  BOOL got, own1, own2;
+  uint64_t user, kernel;
+  DWORD e;
+  int rc;
 
   memset(f, 0, sizeof(*f));
-  own1 = GetProcessTimes(GetCurrentProcess(), &oc, &ox, &ok1, &ou1);
-  got = GetProcessTimes(h, &ct, &xt, &kt, &ut);
-  own2 = GetProcessTimes(GetCurrentProcess(), &oc, &ox, &ok2, &ou2);
-  if (!got) {
-    DWORD e = GetLastError();
+  rc = jw__proc_cpu_times(h, NULL, &user, &kernel, &f->end_time, &e);
+  if (rc == JW_CPU_FAILED) {
     snprintf(f->end_why, sizeof(f->end_why), "GetProcessTimes failed (error %lu)",
              (unsigned long)e);
     snprintf(f->cpu_why, sizeof(f->cpu_why), "GetProcessTimes failed (error %lu)",
              (unsigned long)e);
   } else {
-    f->end_time = ft64(xt);
     if (f->end_time == 0)
       snprintf(f->end_why, sizeof(f->end_why), "the system gave no exit time");
-    /* The caller's own times handed back for another process are not that
-     * process's: compare with jobwarden's own, read just before and after. */
-    if (!own1 || !own2)
+    if (rc == JW_CPU_UNCHECKED)
       snprintf(f->cpu_why, sizeof(f->cpu_why),
                "jobwarden's own CPU times could not be read to check the answer (error %lu)",
-               (unsigned long)GetLastError());
-    else if ((ft64(kt) == ft64(ok1) && ft64(ut) == ft64(ou1)) ||
-             (ft64(kt) == ft64(ok2) && ft64(ut) == ft64(ou2)))
+               (unsigned long)e);
+    else if (rc == JW_CPU_OWN)
       snprintf(f->cpu_why, sizeof(f->cpu_why),
                "the system answered with jobwarden's own CPU times, not the process's");
     else {
       f->has_cpu = 1;
-      f->cpu_kernel_100ns = ft64(kt);
-      f->cpu_user_100ns = ft64(ut);
+      f->cpu_kernel_100ns = kernel;
+      f->cpu_user_100ns = user;
     }
   }
 

@@ -14,17 +14,6 @@
 #define TAIL_LINE_MAX (4u << 20) /* longer lines are reported and skipped */
 #define BUSY_WAIT_MS  5000
 
-static int write_out(HANDLE h, const char *s, size_t len) {
-  while (len > 0) {
-    DWORD w = 0;
-    if (!WriteFile(h, s, len > 0x10000000u ? 0x10000000u : (DWORD)len, &w, NULL) || w == 0)
-      return -1;
-    s += w;
-    len -= w;
-  }
-  return 0;
-}
-
 static void say(const char *name, const char *what, DWORD e) {
   char msg[600], sys[256];
   int n;
@@ -106,7 +95,7 @@ int jw_tail_main(const char *name, int raw) {
         char line[2048];
         if (jw_tail_format(buf, len, line, sizeof(line)) == 1)
           saw_end = 1;
-        if (raw ? write_out(out, buf, len) : write_out(out, line, strlen(line)))
+        if (raw ? jw__write_all(out, buf, len) : jw__write_all(out, line, strlen(line)))
           goto stdout_gone;
       }
       memmove(buf, nl + 1, have - len);
@@ -115,7 +104,7 @@ int jw_tail_main(const char *name, int raw) {
     if (have > TAIL_LINE_MAX) {
       char note[120];
       snprintf(note, sizeof(note), "(a line longer than %u bytes, skipped)\n", TAIL_LINE_MAX);
-      if (write_out(out, note, strlen(note)) != 0)
+      if (jw__write_all(out, note, strlen(note)) != 0)
         goto stdout_gone;
       skipping = 1;
       have = 0;
@@ -125,7 +114,7 @@ int jw_tail_main(const char *name, int raw) {
     char note[120];
     snprintf(note, sizeof(note), "(the stream ended inside a line: %lu bytes dropped)\n",
              (unsigned long)have);
-    write_out(out, note, strlen(note));
+    jw__write_all(out, note, strlen(note));
   }
   if (saw_end) {
     status = JW_EXIT_OK;

@@ -216,6 +216,16 @@ typedef struct jw__exit_facts_s {
   char end_why[96], cpu_why[128], memory_why[96], io_why[96];
 } jw__exit_facts_t;
 void jw__proc_exit_facts(HANDLE h, jw__exit_facts_t *f);
+/* The CPU times of process h (100 ns units) and, when exit_time is not
+ * NULL, its exit FILETIME, through fn (NULL: GetProcessTimes; tests pass a
+ * hook). Returns JW_CPU_OK; JW_CPU_OWN when the answer lies within
+ * jobwarden's own times read just before and after (the system answered
+ * with the caller's, as Wine does for another process: not the process's);
+ * JW_CPU_UNCHECKED when jobwarden's own could not be read to check it
+ * (*error); JW_CPU_FAILED when the query itself failed (*error). */
+enum { JW_CPU_OK = 0, JW_CPU_OWN, JW_CPU_UNCHECKED, JW_CPU_FAILED };
+int jw__proc_cpu_times(HANDLE h, jw__process_times_fn fn, uint64_t *user, uint64_t *kernel,
+                       uint64_t *exit_time, DWORD *error);
 
 /* The `run` subcommand: everything from the policy to the exit status.
  * Returns the exit status jobwarden should exit with. */
