@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <winternl.h>
 
 #include <jansson.h>
 
@@ -56,8 +55,6 @@ void jw__monitor_image_hook(jw__query_image_fn fn) {
 void jw__monitor_drop_hook(jw__drop_message_fn fn) {
   drop_hook = fn;
 }
-
-typedef LONG(NTAPI *nt_query_fn)(HANDLE, PROCESSINFOCLASS, PVOID, ULONG, PULONG);
 
 /* ------------------------------------------------------------------------ */
 /* Process facts                                                            */
@@ -113,25 +110,6 @@ static char *query_image(HANDLE h, DWORD *e, size_t *len, int *truncated) {
   }
   free(buf);
   return out;
-}
-
-static int query_parent(HANDLE h, DWORD *ppid) {
-  static nt_query_fn fn;
-  PROCESS_BASIC_INFORMATION pbi;
-  ULONG got = 0;
-  if (fn == NULL) {
-    HMODULE nt = GetModuleHandleW(L"ntdll.dll");
-    if (nt == NULL)
-      return 0;
-    fn = (nt_query_fn)(void (*)(void))GetProcAddress(nt, "NtQueryInformationProcess");
-    if (fn == NULL)
-      return 0;
-  }
-  memset(&pbi, 0, sizeof(pbi));
-  if (fn(h, ProcessBasicInformation, &pbi, sizeof(pbi), &got) < 0)
-    return 0;
-  *ppid = (DWORD)pbi.InheritedFromUniqueProcessId;
-  return 1;
 }
 
 /* FILETIME of 2000-01-01, and of "now" plus a day: a creation time outside
@@ -336,7 +314,7 @@ void jw__mon_enrich(jw_monitor_t *m, tracked_t *t) {
     }
   }
   if (t->h != NULL) {
-    t->has_parent = query_parent(t->h, &t->ppid);
+    t->has_parent = jw__proc_parent(t->h, &t->ppid);
     t->create_time = query_create_time(t->h);
   }
   enrich_more(m, t);

@@ -1103,14 +1103,6 @@ static void say_error(const char *text) {
     jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
-static const char *wine_version(void) {
-  typedef const char *(CDECL * wine_get_version_fn)(void);
-  HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
-  wine_get_version_fn fn =
-      ntdll ? (wine_get_version_fn)(void (*)(void))GetProcAddress(ntdll, "wine_get_version") : NULL;
-  return fn ? fn() : NULL;
-}
-
 static void windows_version(char *buf, size_t size) {
   typedef LONG(WINAPI * rtl_get_version_fn)(OSVERSIONINFOW *);
   HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
@@ -1162,7 +1154,7 @@ static void error_short(const probe_t *p, char *buf, size_t size) {
 static json_t *document_json(const prober_t *pr, const probe_t *probes, size_t n, int status) {
   json_t *doc, *arr, *not_enforced;
   char winver[48];
-  const char *wine = wine_version();
+  const char *wine = jw__wine_version();
   size_t i, counts[3] = {0, 0, 0};
   windows_version(winver, sizeof(winver));
   arr = json_array();
@@ -1193,7 +1185,7 @@ static json_t *document_json(const prober_t *pr, const probe_t *probes, size_t n
 
 static void print_table(const prober_t *pr, const probe_t *probes, size_t n, int status) {
   char line[1200], err[128], winver[48];
-  const char *wine = wine_version();
+  const char *wine = jw__wine_version();
   size_t i, counts[3] = {0, 0, 0};
   int first = 1;
   windows_version(winver, sizeof(winver));

@@ -31,13 +31,30 @@ static nt_query_fn nt_query(void) {
   return fn;
 }
 
+const char *jw__wine_version(void) {
+  typedef const char *(CDECL * wine_get_version_fn)(void);
+  HMODULE nt = GetModuleHandleW(L"ntdll.dll");
+  wine_get_version_fn fn =
+      nt ? (wine_get_version_fn)(void (*)(void))GetProcAddress(nt, "wine_get_version") : NULL;
+  return fn ? fn() : NULL;
+}
+
 int jw__is_wine(void) {
   static int cached = -1;
-  if (cached < 0) {
-    HMODULE nt = GetModuleHandleW(L"ntdll.dll");
-    cached = nt != NULL && GetProcAddress(nt, "wine_get_version") != NULL;
-  }
+  if (cached < 0)
+    cached = jw__wine_version() != NULL;
   return cached;
+}
+
+int jw__proc_parent(HANDLE h, DWORD *ppid) {
+  nt_query_fn q = nt_query();
+  PROCESS_BASIC_INFORMATION pbi;
+  ULONG got = 0;
+  memset(&pbi, 0, sizeof(pbi));
+  if (q == NULL || q(h, ProcessBasicInformation, &pbi, sizeof(pbi), &got) < 0)
+    return 0;
+  *ppid = (DWORD)pbi.InheritedFromUniqueProcessId;
+  return 1;
 }
 
 /* UTF-16 units to the counted UTF-8 form events keep, at most max_units

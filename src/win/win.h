@@ -184,8 +184,14 @@ int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats
 
 /* ---- process facts (src/win/procinfo.c) ------------------------------ */
 
-/* Nonzero when running under Wine (ntdll exports wine_get_version). */
+/* Wine's version string when running under Wine (ntdll exports
+ * wine_get_version), else NULL. */
+const char *jw__wine_version(void);
+/* Nonzero when running under Wine. */
 int jw__is_wine(void);
+/* The parent pid recorded at the process's creation (the parent may be
+ * gone). Returns 1, or 0 when it cannot be read. */
+int jw__proc_parent(HANDLE h, DWORD *ppid);
 /* The command line the process holds: NtQueryInformationProcess class 60,
  * else read from its PEB (needs PROCESS_QUERY_INFORMATION | PROCESS_VM_READ).
  * Counted UTF-8 in *out (owned by the caller). Returns 0, or the Win32
