@@ -163,7 +163,10 @@ static HANDLE open_tracked(DWORD pid) {
 }
 
 /* The account name of a SID, through a small cache (a lookup can take a
- * domain round trip; the members of one job nearly always share a user). */
+ * domain round trip; the members of one job nearly always share a user).
+ * The root's is looked up by jw_monitor_set_root on the owner's thread
+ * before the monitor runs, so the monitor thread itself looks up only a
+ * descendant running as another user. */
 static const char *sid_name(jw_monitor_t *m, void *sid) {
   size_t i;
   char *name;
