@@ -109,6 +109,72 @@ static int helper_breakaway(void) {
   return 0x200;
 }
 
+/* --- series-sync: a trickle of events in phases the test controls ------- */
+
+/* Runs the helper `exit 0` once, waits for it; 0 and its pid, or -1. */
+static int run_one_child(DWORD *pid) {
+  wchar_t cmd[1024];
+  PROCESS_INFORMATION pi;
+  DWORD code = 0;
+  tw_helper_cmdline(cmd, 1024, "exit 0");
+  if (start(cmd, 0, &pi) != 0)
+    return -1;
+  *pid = pi.dwProcessId;
+  WaitForSingleObject(pi.hProcess, 10000);
+  GetExitCodeProcess(pi.hProcess, &code);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return code == 0 ? 0 : -1;
+}
+
+/* Writes TEXT to PATH through a temporary name and a rename, so a reader
+ * never sees half of it. */
+static int write_marker(const char *path, const char *text) {
+  char tmp[MAX_PATH + 8];
+  FILE *f;
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  f = fopen(tmp, "wb");
+  if (f == NULL)
+    return -1;
+  fputs(text, f);
+  fclose(f);
+  return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING) ? 0 : -1;
+}
+
+/* series-sync DIR N PHASES: see helpers.h. The wait for the test's go
+ * marker is a poll for a file the test creates (bounded by 120 s, so a test
+ * that died leaves no helper behind for ever), never a guess of how long
+ * the test needs. */
+static int helper_series_sync(int argc, char **argv) {
+  unsigned long n, phases, k, i;
+  char path[MAX_PATH], text[32];
+  DWORD pid = 0, waited;
+  if (argc < 6)
+    return 90;
+  n = strtoul(argv[4], NULL, 0);
+  phases = strtoul(argv[5], NULL, 0);
+  for (k = 1; k <= phases; k++) {
+    for (i = 0; i < n; i++)
+      if (run_one_child(&pid) != 0)
+        return 96;
+    snprintf(path, sizeof(path), "%s\\done-%lu", argv[3], k);
+    snprintf(text, sizeof(text), "%lu\n", (unsigned long)pid);
+    if (write_marker(path, text) != 0)
+      return 92;
+    if (k == phases)
+      break;
+    snprintf(path, sizeof(path), "%s\\go-%lu", argv[3], k);
+    for (waited = 0; GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES; waited += 10) {
+      if (waited >= 120000)
+        return 97;
+      Sleep(10);
+    }
+  }
+  return 0;
+}
+
+/* --- end of series-sync --------------------------------------------------- */
+
 int tw_is_helper(int argc, char **argv) {
   return argc >= 3 && strcmp(argv[1], "--helper") == 0;
 }
@@ -148,6 +214,8 @@ int tw_helper_main(int argc, char **argv) {
   }
   if (strcmp(mode, "tree") == 0)
     return helper_tree(argc, argv);
+  if (strcmp(mode, "series-sync") == 0)
+    return helper_series_sync(argc, argv);
   if (strcmp(mode, "race") == 0)
     return helper_race();
   if (strcmp(mode, "breakaway") == 0)

@@ -23,6 +23,12 @@ int tw_is_helper(int argc, char **argv);
  *                         for the grandchild, exit 0
  *   series N MS           run N children (exit 0) one after another, MS
  *                         apart, exit 0
+ *   series-sync DIR N PHASES
+ *                         PHASES times: run N children (exit 0) one after
+ *                         another; after phase k write DIR\done-k holding
+ *                         the last child's pid and a newline; before the
+ *                         next phase wait (up to 120 s, else exit 97) for
+ *                         DIR\go-k, which the test creates. Exit 0
  *   race                  at once start a grandchild; exit 0x100 | 1 (if
  *                         this process was in a job at main) | 2 (if the
  *                         grandchild was in a job)
