@@ -173,6 +173,28 @@ static int helper_series_sync(int argc, char **argv) {
   return 0;
 }
 
+/* tw_wait_event_pid: see helpers.h. Only complete lines count: the line
+ * being written is not an event yet. */
+int tw_wait_event_pid(const char *path, DWORD pid, DWORD timeout_ms) {
+  ULONGLONG deadline = GetTickCount64() + timeout_ms;
+  for (;;) {
+    size_t len = 0;
+    char *buf = tw_read_file(path, &len), *line, *nl;
+    int found = 0;
+    for (line = buf; buf != NULL && !found && (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+      json_t *ev = json_loadb(line, (size_t)(nl - line), 0, NULL);
+      found = ev != NULL && tw_int(ev, "process.pid") == (long long)pid;
+      json_decref(ev);
+    }
+    free(buf);
+    if (found)
+      return 0;
+    if (GetTickCount64() >= deadline)
+      return -1;
+    Sleep(10); /* a bounded poll of the file, not a guess */
+  }
+}
+
 /* --- end of series-sync --------------------------------------------------- */
 
 int tw_is_helper(int argc, char **argv) {

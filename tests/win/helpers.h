@@ -67,6 +67,11 @@ long long tw_int(json_t *ev, const char *path);
 /* String at a dotted path, or NULL. */
 const char *tw_str(json_t *ev, const char *path);
 
+/* Waits (up to timeout_ms) until the JSON Lines file at path holds a
+ * complete event whose process.pid is pid: the monitor has handled that
+ * process. 0, or -1 on timeout. */
+int tw_wait_event_pid(const char *path, DWORD pid, DWORD timeout_ms);
+
 /* Reads "<a> <b>" from PIDFILE, waiting up to timeout_ms for it to exist. */
 int tw_read_pids(const char *pidfile, DWORD timeout_ms, DWORD *a, DWORD *b);
 

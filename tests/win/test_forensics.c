@@ -501,7 +501,8 @@ static void test_terminate(void) {
     return;
   }
   CHECK_INT(tw_read_pids(pidfile, 10000, &root, &child), 0);
-  Sleep(300); /* the child's NEW_PROCESS is handled */
+  /* The child's NEW_PROCESS is handled: its event is written. */
+  CHECK_INT(tw_wait_event_pid(r.path, child, 10000), 0);
   jw_monitor_note_terminating(r.mon, "terminated by the test");
   CHECK(TerminateJobObject(r.job.job, JW_TERMINATE_EXIT_CODE));
   evs = rig_finish(&r);
