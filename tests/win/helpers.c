@@ -109,7 +109,8 @@ static int helper_breakaway(void) {
   return 0x200;
 }
 
-/* --- series-sync: a trickle of events in phases the test controls ------- */
+/* --- series-sync, race-sync, tw_wait_event_pid: helpers that wait for what
+ * happened ----------------------------------------------------------------- */
 
 /* Runs the helper `exit 0` once, waits for it; 0 and its pid, or -1. */
 static int run_one_child(DWORD *pid) {
@@ -195,7 +196,37 @@ int tw_wait_event_pid(const char *path, DWORD pid, DWORD timeout_ms) {
   }
 }
 
-/* --- end of series-sync --------------------------------------------------- */
+/* race-sync DIR: see helpers.h. The naive spawn order made deterministic:
+ * the grandchild exists before the test assigns this process to a job. */
+static int helper_race_sync(int argc, char **argv) {
+  char path[MAX_PATH];
+  wchar_t cmd[1024];
+  PROCESS_INFORMATION pi;
+  BOOL self_in = FALSE, child_in = FALSE;
+  DWORD waited;
+  if (argc < 4)
+    return 90;
+  tw_helper_cmdline(cmd, 1024, "sleep 0");
+  if (start(cmd, 0, &pi) != 0)
+    return 94;
+  snprintf(path, sizeof(path), "%s\\started", argv[3]);
+  if (write_marker(path, "started\n") != 0)
+    return 92;
+  snprintf(path, sizeof(path), "%s\\go", argv[3]);
+  for (waited = 0; GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES; waited += 10) {
+    if (waited >= 120000)
+      return 97;
+    Sleep(10);
+  }
+  IsProcessInJob(GetCurrentProcess(), NULL, &self_in);
+  IsProcessInJob(pi.hProcess, NULL, &child_in);
+  WaitForSingleObject(pi.hProcess, 5000);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return 0x100 | (self_in ? 1 : 0) | (child_in ? 2 : 0);
+}
+
+/* --- end of series-sync, race-sync, tw_wait_event_pid ------------------- */
 
 int tw_is_helper(int argc, char **argv) {
   return argc >= 3 && strcmp(argv[1], "--helper") == 0;
@@ -238,6 +269,8 @@ int tw_helper_main(int argc, char **argv) {
     return helper_tree(argc, argv);
   if (strcmp(mode, "series-sync") == 0)
     return helper_series_sync(argc, argv);
+  if (strcmp(mode, "race-sync") == 0)
+    return helper_race_sync(argc, argv);
   if (strcmp(mode, "race") == 0)
     return helper_race();
   if (strcmp(mode, "breakaway") == 0)

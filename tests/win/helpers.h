@@ -32,6 +32,10 @@ int tw_is_helper(int argc, char **argv);
  *   race                  at once start a grandchild; exit 0x100 | 1 (if
  *                         this process was in a job at main) | 2 (if the
  *                         grandchild was in a job)
+ *   race-sync DIR         start a grandchild at once, write DIR\started,
+ *                         wait (up to 120 s, else exit 97) for DIR\go, then
+ *                         exit 0x100 | 1 (in a job now) | 2 (the grandchild
+ *                         is in a job): the naive order, synchronised
  *   breakaway             try CREATE_BREAKAWAY_FROM_JOB; exit with the
  *                         Win32 error, or 0x200 if it was allowed
  *   set-event VALUE       SetEvent on the handle value; exit 0 if that
