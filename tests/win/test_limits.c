@@ -151,9 +151,9 @@ static void test_limit_packets(void) {
   Sleep(300); /* the root's own NEW_PROCESS is handled first */
   for (i = 0; i < N_PACKETS; i++) {
     ULONG_PTR ov = packets[i].with_pid ? (ULONG_PTR)root : packets[i].value;
-    CHECK(PostQueuedCompletionStatus(r.job.port, packets[i].msg, JW_KEY_JOB, (LPOVERLAPPED)ov));
+    CHECK(PostQueuedCompletionStatus(r.job.port, packets[i].msg, r.job.key_job, (LPOVERLAPPED)ov));
   }
-  CHECK(PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS, JW_KEY_JOB,
+  CHECK(PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS, r.job.key_job,
                                    (LPOVERLAPPED)(ULONG_PTR)ghost));
   /* A packet under a key that names no job. */
   CHECK(PostQueuedCompletionStatus(r.job.port, 6, (ULONG_PTR)0xBAD, (LPOVERLAPPED)(ULONG_PTR)4));
@@ -424,7 +424,7 @@ static void test_measured_values(void) {
   Sleep(300);
   for (i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
     ULONG_PTR ov = msgs[i] == 1 || msgs[i] == 3 ? 0 : (ULONG_PTR)root;
-    CHECK(PostQueuedCompletionStatus(r.job.port, msgs[i], JW_KEY_JOB, (LPOVERLAPPED)ov));
+    CHECK(PostQueuedCompletionStatus(r.job.port, msgs[i], r.job.key_job, (LPOVERLAPPED)ov));
   }
   Sleep(300);
   TerminateProcess(r.child.process, 0);
@@ -536,7 +536,7 @@ static void test_single_warning(void) {
   CHECK_U64(g_class12.JobMemoryLimit, 0);
   Sleep(300);
   CHECK(
-      PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_NOTIFICATION_LIMIT, JW_KEY_JOB, NULL));
+      PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_NOTIFICATION_LIMIT, r.job.key_job, NULL));
   Sleep(200);
   TerminateProcess(r.child.process, 0);
   evs = rig_finish(&r);
