@@ -87,6 +87,12 @@ static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
   case JOB_OBJECT_MSG_SILO_TERMINATED:
     on_notice(m, msg, value, "silo_terminated", JW_SEV_MEDIUM, "the job's silo was terminated");
     break;
+  case 0:
+    /* No kernel message has id 0: it is the shape of jobwarden's own quit
+     * packet posted under the job's key by whoever learned it. */
+    jw__mon_tampering(m, "job", 0, msg, value, "unknown_message",
+                      "no job message has id 0 (jobwarden's quit packet is not a job message)");
+    break;
   default:
     on_notice(m, msg, value, "unknown_job_message", JW_SEV_MEDIUM,
               "the job's port delivered a message jobwarden does not know");

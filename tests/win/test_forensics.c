@@ -547,6 +547,10 @@ static volatile LONG g_drop_after; /* drop only for pids other than this (the ro
 static volatile LONG g_dropped;
 
 static int drop_one(DWORD msg, ULONG_PTR value) {
+  /* Until the root is known (rig_start returns), nothing is dropped: its
+   * own NEW_PROCESS may be read before. */
+  if (g_drop_after == 0)
+    return 0;
   if ((msg == (DWORD)g_drop_msg || msg == (DWORD)g_drop_msg2) && (DWORD)value != 0 &&
       (DWORD)value != (DWORD)g_drop_after) {
     InterlockedIncrement(&g_dropped);

@@ -1,0 +1,302 @@
+/* wine.real.tamper — the sandboxed program attacks the monitor's
+ * completion port from inside the job (helper mode `tamper`): it opens its
+ * parent (this test process, which plays jobwarden through the rig) with
+ * PROCESS_DUP_HANDLE, copies the port, learns the job's completion key by
+ * dequeuing a packet, and posts forged packets. Each one must become
+ * exactly one critical monitor_tampering violation saying what was posted,
+ * and change nothing else: no start of the outside pid, no exit of the
+ * live helper before its real exit, one job_end, last, after it.
+ *
+ * Also (posted by this process, as an attacker holding the run's control
+ * key would): an unrequested quit and control packets jobwarden never
+ * posted, and a flood past the one-by-one bound. */
+#include "harness.h"
+#include "rig.h"
+
+static const char *g_dir;
+
+/* The value of "KEY a b c" in the helper's result (its fields after KEY
+ * in *a.. ), 0 when absent. */
+static int result_line(const char *buf, const char *key, char *rest, size_t size) {
+  const char *p = buf;
+  size_t n = strlen(key);
+  while (p != NULL && *p) {
+    if (strncmp(p, key, n) == 0 && p[n] == ' ') {
+      const char *e = strchr(p, '\n');
+      size_t len = e ? (size_t)(e - p - n - 1) : strlen(p + n + 1);
+      if (len >= size)
+        len = size - 1;
+      memcpy(rest, p + n + 1, len);
+      rest[len] = 0;
+      return 1;
+    }
+    p = strchr(p, '\n');
+    if (p != NULL)
+      p++;
+  }
+  return 0;
+}
+
+/* Waits (at most 60 s) until the event file parses and holds at least
+ * `want` monitor_tampering events; returns them all (new reference). */
+static json_t *wait_tampering(const char *path, size_t want) {
+  ULONGLONG until = GetTickCount64() + 60000;
+  for (;;) {
+    size_t len = 0;
+    char *buf = tw_read_file(path, &len);
+    json_t *evs = NULL;
+    /* Only whole lines: the emitter may be writing the last one. */
+    if (buf != NULL && len > 0 && buf[len - 1] == '\n')
+      evs = tw_read_events(path);
+    free(buf);
+    if (evs != NULL) {
+      json_t *t = tw_filter(evs, "sandbox.violation", "monitor_tampering");
+      size_t n = json_array_size(t);
+      json_decref(t);
+      if (n >= want)
+        return evs;
+      json_decref(evs);
+    }
+    if (GetTickCount64() > until)
+      return NULL;
+    Sleep(20);
+  }
+}
+
+static void check_tamper(json_t *e, const char *channel, const char *reason, long long bytes,
+                         const char *value) {
+  CHECK_STR(tw_str(e, "event"), "sandbox.violation");
+  CHECK_STR(tw_str(e, "rule"), "monitor_tampering");
+  CHECK_STR(tw_str(e, "severity"), "critical");
+  CHECK_STR(tw_str(e, "enforcer"), "monitor");
+  CHECK_STR(tw_str(e, "action"), "blocked");
+  CHECK_STR(tw_str(e, "tampering.channel"), channel);
+  CHECK_STR(tw_str(e, "tampering.reason"), reason);
+  CHECK_INT(tw_int(e, "tampering.bytes"), bytes);
+  CHECK_STR(tw_str(e, "tampering.value"), value);
+  CHECK(tw_str(e, "tampering.detail") != NULL);
+  CHECK(json_object_get(e, "process") == NULL);
+  if (strcmp(channel, "job") == 0)
+    CHECK_INT(tw_int(e, "job_message.id"), bytes);
+  else
+    CHECK(tw_get(e, "job_message") == NULL);
+}
+
+static long long count_for(json_t *evs, const char *event, const char *rule, long long pid) {
+  json_t *f = tw_filter(evs, event, rule), *e;
+  size_t i;
+  long long n = 0;
+  json_array_foreach(f, i, e) n += pid < 0 || tw_int(e, "process.pid") == pid;
+  json_decref(f);
+  return n;
+}
+
+static void test_agent_attack(void) {
+  rig_t r;
+  jw_policy_t p;
+  char result[1024], marker[1024], rest[256], hex[32];
+  const char *args[] = {"tamper", result, marker};
+  char *buf = NULL;
+  json_t *evs, *t, *end;
+  DWORD self = GetCurrentProcessId(), helper;
+  size_t i, n_forged;
+  int learned;
+  ULONGLONG until;
+
+  snprintf(result, sizeof(result), "%s/tamper-agent.result", g_dir);
+  snprintf(marker, sizeof(marker), "%s/tamper-agent.marker", g_dir);
+  remove(result);
+  remove(marker);
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "name", "tamper-agent", "test", NULL), 0);
+  if (rig_start(&r, g_dir, "tamper-agent", &p, args, 3) != 0) {
+    CHECK(!"rig_start");
+    return;
+  }
+  helper = r.child.pid;
+  /* The keys are the run's own: not the old constants, not each other. */
+  CHECK(r.job.key_job != 0 && r.job.key_control != 0 && r.job.key_job != r.job.key_control);
+  CHECK(r.job.key_job != (ULONG_PTR)0x4A57001 && r.job.key_control != (ULONG_PTR)0x4A57002);
+
+  until = GetTickCount64() + 60000;
+  while ((buf = tw_read_file(result, NULL)) == NULL && GetTickCount64() < until)
+    Sleep(20);
+  CHECK(buf != NULL);
+  if (buf == NULL) {
+    FILE *f = fopen(marker, "wb");
+    if (f)
+      fclose(f);
+    json_decref(rig_finish(&r));
+    return;
+  }
+  fprintf(stderr, "--- what the agent achieved (Wine) ---\n%s--- end ---\n", buf);
+  /* What Wine let the agent do (docs/platform-support.md). */
+  CHECK(result_line(buf, "parent", rest, sizeof(rest)));
+  CHECK_INT(strtoul(rest, NULL, 10), self);
+  CHECK(result_line(buf, "open_parent", rest, sizeof(rest)));
+  CHECK_STR(rest, "1 0");
+  CHECK(result_line(buf, "ports", rest, sizeof(rest)));
+  CHECK(strtoul(rest, NULL, 10) >= 1);
+  CHECK(result_line(buf, "dequeued", rest, sizeof(rest)));
+  learned = rest[0] == '1';
+  CHECK(learned);
+  CHECK(result_line(buf, "post old_quit", rest, sizeof(rest)));
+  CHECK_STR(rest, "1 0");
+  CHECK(result_line(buf, "post guessed_quit", rest, sizeof(rest)));
+  CHECK_STR(rest, "1 0");
+  if (learned) {
+    static const char *const names[] = {"learned_quit", "new_process", "exit_process",
+                                        "active_zero", "memory_limit"};
+    for (i = 0; i < 5; i++) {
+      char key[64];
+      snprintf(key, sizeof(key), "post %s", names[i]);
+      CHECK(result_line(buf, key, rest, sizeof(rest)));
+      CHECK_STR(rest, "1 0");
+    }
+  }
+  n_forged = learned ? 7 : 2;
+
+  /* Every forgery handled while the helper still runs (it waits for the
+   * marker): no job_end yet, no exit of the helper, no start of this
+   * process. */
+  evs = wait_tampering(r.path, n_forged);
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    CHECK_INT(count_for(evs, "sandbox.job_end", NULL, -1), 0);
+    CHECK_INT(count_for(evs, "sandbox.process_exit", NULL, helper), 0);
+    CHECK_INT(count_for(evs, "sandbox.violation", "child_process", self), 0);
+    CHECK(WaitForSingleObject(r.child.process, 0) == WAIT_TIMEOUT);
+    json_decref(evs);
+  }
+  {
+    FILE *f = fopen(marker, "wb");
+    CHECK(f != NULL);
+    if (f)
+      fclose(f);
+  }
+  evs = rig_finish(&r);
+  CHECK(evs != NULL);
+  if (evs == NULL) {
+    free(buf);
+    return;
+  }
+  t = tw_filter(evs, "sandbox.violation", "monitor_tampering");
+  CHECK_INT(json_array_size(t), n_forged);
+  if (json_array_size(t) == n_forged) {
+    check_tamper(json_array_get(t, 0), "unknown", "unknown_key", 0, "0x1");
+    CHECK_STR(tw_str(json_array_get(t, 0), "tampering.key"), "0x4A57002");
+    check_tamper(json_array_get(t, 1), "unknown", "unknown_key", 0, "0x1");
+    CHECK_STR(tw_str(json_array_get(t, 1), "tampering.key"), "0x12345678");
+    if (learned) {
+      check_tamper(json_array_get(t, 2), "job", "unknown_message", 0, "0x1");
+      snprintf(hex, sizeof(hex), "0x%lX", (unsigned long)self);
+      check_tamper(json_array_get(t, 3), "job", "not_a_member", 6, hex);
+      {
+        char want[128];
+        snprintf(want, sizeof(want), "IsProcessInJob: pid %lu is a running process outside the job",
+                 (unsigned long)self);
+        CHECK_STR(tw_str(json_array_get(t, 3), "tampering.detail"), want);
+      }
+      snprintf(hex, sizeof(hex), "0x%lX", (unsigned long)helper);
+      check_tamper(json_array_get(t, 4), "job", "exit_not_signaled", 7, hex);
+      check_tamper(json_array_get(t, 5), "job", "job_not_empty", 4, "0x0");
+      check_tamper(json_array_get(t, 6), "job", "limit_not_set", 9, hex);
+      /* The real keys never appear in the record. */
+      for (i = 2; i < n_forged; i++)
+        CHECK(tw_get(json_array_get(t, i), "tampering.key") == NULL);
+    }
+  }
+  json_decref(t);
+  /* Nothing else changed: this process never became a member, the
+   * helper exited once (really), the job ended once, last, after it. */
+  CHECK_INT(count_for(evs, "sandbox.violation", "child_process", self), 0);
+  CHECK_INT(count_for(evs, "sandbox.process_exit", "root_process", helper), 1);
+  CHECK_INT(count_for(evs, "sandbox.job_end", NULL, -1), 1);
+  end = json_array_get(evs, json_array_size(evs) - 1);
+  CHECK_STR(tw_str(end, "event"), "sandbox.job_end");
+  CHECK_INT(tw_int(end, "summary.forged_packets"), n_forged);
+  CHECK_INT(tw_int(end, "summary.root_exit_code"), 0);
+  {
+    json_t *ex = tw_filter(evs, "sandbox.process_exit", "root_process");
+    CHECK_INT(tw_int(json_array_get(ex, 0), "process.exit_code"), 0);
+    CHECK(tw_int(json_array_get(ex, 0), "seq") < tw_int(end, "seq"));
+    json_decref(ex);
+  }
+  free(buf);
+  json_decref(evs);
+  remove(result);
+  remove(marker);
+}
+
+/* Packets under the run's control key that jobwarden did not post, and a
+ * flood of forgeries past the one-by-one bound. */
+static void test_control_key_and_flood(void) {
+  rig_t r;
+  jw_policy_t p;
+  const char *args[] = {"sleep", "600000"};
+  json_t *evs, *t, *end, *sum;
+  size_t i, extra = 10, n;
+
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "name", "tamper-control", "test", NULL), 0);
+  if (rig_start(&r, g_dir, "tamper-control", &p, args, 2) != 0) {
+    CHECK(!"rig_start");
+    return;
+  }
+  CHECK(PostQueuedCompletionStatus(r.job.port, 0, r.job.key_control,
+                                   (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_QUIT));
+  CHECK(PostQueuedCompletionStatus(r.job.port, 0, r.job.key_control, (LPOVERLAPPED)(ULONG_PTR)7));
+  CHECK(PostQueuedCompletionStatus(r.job.port, 999, r.job.key_control,
+                                   (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_REQUEST));
+  /* 3 so far; the flood takes the run past TAMPER_DETAILED (32). */
+  for (i = 0; i < 29 + extra; i++)
+    CHECK(PostQueuedCompletionStatus(r.job.port, 6, (ULONG_PTR)0xF00D + i, NULL));
+  evs = wait_tampering(r.path, 32);
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    /* The quit was not obeyed: the run goes on. */
+    CHECK_INT(count_for(evs, "sandbox.job_end", NULL, -1), 0);
+    json_decref(evs);
+  }
+  CHECK(WaitForSingleObject(r.child.process, 0) == WAIT_TIMEOUT);
+  CHECK(TerminateProcess(r.child.process, 3));
+  evs = rig_finish(&r);
+  CHECK(evs != NULL);
+  if (evs == NULL)
+    return;
+  t = tw_filter(evs, "sandbox.violation", "monitor_tampering");
+  n = json_array_size(t);
+  CHECK_INT(n, 33);
+  check_tamper(json_array_get(t, 0), "control", "unrequested_quit", 0, "0x1");
+  check_tamper(json_array_get(t, 1), "control", "unknown_control", 0, "0x7");
+  check_tamper(json_array_get(t, 2), "control", "unknown_control", 999, "0x2");
+  check_tamper(json_array_get(t, 3), "unknown", "unknown_key", 6, "0x0");
+  CHECK_STR(tw_str(json_array_get(t, 3), "tampering.key"), "0xF00D");
+  check_tamper(json_array_get(t, 31), "unknown", "unknown_key", 6, "0x0");
+  CHECK_STR(tw_str(json_array_get(t, 31), "tampering.key"), "0xF029");
+  /* The summary of the rest, just before the end. */
+  sum = json_array_get(t, 32);
+  CHECK_STR(tw_str(sum, "tampering.channel"), "summary");
+  CHECK_STR(tw_str(sum, "tampering.reason"), "flood");
+  CHECK_INT(tw_int(sum, "tampering.count"), extra);
+  CHECK_STR(tw_str(sum, "severity"), "critical");
+  CHECK_STR(tw_str(sum, "tampering.detail"),
+            "10 further forged packet(s) after the first 32 were counted, not reported one by one");
+  end = json_array_get(evs, json_array_size(evs) - 1);
+  CHECK_STR(tw_str(end, "event"), "sandbox.job_end");
+  CHECK_INT(tw_int(end, "seq"), tw_int(sum, "seq") + 1);
+  CHECK_INT(tw_int(end, "summary.forged_packets"), 32 + extra);
+  CHECK_INT(tw_int(end, "summary.root_exit_code"), 3);
+  CHECK_INT(count_for(evs, "sandbox.job_end", NULL, -1), 1);
+  json_decref(t);
+  json_decref(evs);
+}
+
+int main(int argc, char **argv) {
+  if (tw_is_helper(argc, argv))
+    return tw_helper_main(argc, argv);
+  g_dir = argc > 2 ? argv[2] : ".";
+  test_agent_attack();
+  test_control_key_and_flood();
+  return jw_test_result("tamper_real");
+}
