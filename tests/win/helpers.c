@@ -217,7 +217,7 @@ static int helper_tamper(int argc, char **argv) {
           by_type, by_wait, type_fail, (unsigned long)qerr);
   /* Learn the key: the kernel posts a NEW_PROCESS and an EXIT_PROCESS for
    * each child; the monitor competes for them. */
-  for (tries = 0; tries < 60 && port == NULL && n_cand > 0; tries++) {
+  for (tries = 0; tries < 200 && port == NULL && n_cand > 0; tries++) {
     wchar_t cmd[1024];
     PROCESS_INFORMATION pi;
     STARTUPINFOW si;
