@@ -566,12 +566,13 @@ int jw__mon_has_ended(const tracked_t *t) {
 }
 
 /* A running entry is that process; an ended one is while the monitor holds
- * its handle (its pid cannot be reused), or, once the handle was let go,
- * when the pid's holder was created at the same time. One never opened is
- * taken to be (nothing tells otherwise). */
+ * its handle (its pid cannot be reused), or, once the handle was let go (or
+ * when it was never opened), when the pid's holder was created at the same
+ * time (jw__mon_same_process: a holder that cannot be asked is taken to
+ * be it). */
 tracked_t *jw__mon_known(jw_monitor_t *m, DWORD pid) {
   tracked_t *t = jw__mon_find_proc(m, pid);
-  if (t == NULL || !t->exited || !t->released)
+  if (t == NULL || !t->exited || t->h != NULL)
     return t;
   return jw__mon_same_process(t) ? t : NULL;
 }

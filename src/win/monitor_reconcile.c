@@ -130,21 +130,20 @@ void jw__mon_poll_members(jw_monitor_t *m) {
       n = 0;
   }
   for (i = 0; copy != NULL && i < n; i++) {
-    pids = copy;
-    tracked_t *t = jw__mon_find_proc(m, pids[i]);
     /* A pid the monitor holds a handle to is that process (running, or
      * exited and still listed while handles to it are open). One whose
      * exit was reported and handle let go is that process still if it was
      * created at the same time (someone else keeps it listed); otherwise
      * the pid was reused by a process the port did not announce. */
-    if (t != NULL && !(t->released && !jw__mon_same_process(t)))
+    if (jw__mon_known(m, copy[i]) != NULL)
       continue;
-    if (was_pending(m, pids[i])) {
+    if (was_pending(m, copy[i])) {
       /* Refused: it left the job meanwhile; nothing was posted, so no
        * forgery either. */
-      (void)jw__mon_admit(m, pids[i], ADMIT_ID_LIST, &refused, why, sizeof(why));
-    } else if (n_pending < PENDING_MAX)
-      next[n_pending++] = pids[i];
+      (void)jw__mon_admit(m, copy[i], ADMIT_ID_LIST, &refused, why, sizeof(why));
+    } else if (n_pending < PENDING_MAX) {
+      next[n_pending++] = copy[i];
+    }
   }
   free(copy);
   memcpy(m->pending, next, n_pending * sizeof(DWORD));

@@ -374,10 +374,19 @@ static void test_kernel_confirms(void) {
      * pid while the job exists, although no handle to it is left; so
      * admission confirms it with IsProcessInJob / its signaled handle and
      * never needs the accounting rule here (docs/platform-support.md). */
-    HANDLE h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, gone_pid);
+    HANDLE h = OpenProcess(PROCESS_QUERY_INFORMATION | SYNCHRONIZE, FALSE, gone_pid);
+    BOOL in = FALSE;
     CHECK(h != NULL);
-    if (h != NULL)
+    if (h != NULL) {
+      CHECK(WaitForSingleObject(h, 0) == WAIT_OBJECT_0);
+      CHECK(IsProcessInJob(h, r.job.job, &in));
+      CHECK(in);
+      fprintf(stderr,
+              "measured: an exited member, no handle left: OpenProcess ok, "
+              "IsProcessInJob says %s\n",
+              in ? "in the job" : "not in the job");
       CloseHandle(h);
+    }
   }
   CHECK(PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_EXIT_PROCESS, r.job.key_job,
                                    (LPOVERLAPPED)(ULONG_PTR)gone_pid));
