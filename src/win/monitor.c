@@ -1,16 +1,19 @@
 /* The monitor thread: drains the job's completion port and turns every
- * JOB_OBJECT_MSG_* packet the kernel confirms into events. This file is the
- * loop and its dispatch only; the handlers live in leaf files that never
- * call back into it (src/win/monitor_int.h lists them). It never waits on an exporter's
- * reader (exporters write files and standard streams synchronously under
- * the emitter's lock) and sleeps only in GetQueuedCompletionStatusEx: every
- * 200 ms while members run (it then looks at them itself: reconciliation),
- * without a timeout once the job is empty.
+ * packet the kernel confirms into events. This file is only the loop, its
+ * dispatch on key and message, and the owner side; the handlers live in
+ * leaf files that never call back into it (src/win/monitor_int.h lists
+ * them). It never waits on an exporter's reader (exporters write files and
+ * standard streams synchronously under the emitter's lock) and sleeps only
+ * in GetQueuedCompletionStatusEx: every 200 ms while members run (it then
+ * looks at them itself: reconciliation), at most a second once the job is
+ * empty (so the owner's stop flag is seen even if its quit packet was
+ * stolen from the port). The run's timeout is the timeout of that same
+ * wait, so it costs no polling either.
  *
- * It also enforces the policy's monitor rules (docs/policy.md): the image
- * lists, the total-process cap and the active-process limit the kernel let
- * pass are checked at each NEW_PROCESS; the run's timeout is the timeout of
- * that same wait, so it costs no polling either. */
+ * Keys: the job's messages come under job->key_job, jobwarden's own
+ * packets under job->key_control, both random per run; anything else, and
+ * any message the kernel's own state contradicts, is monitor_tampering
+ * (src/win/monitor_tamper.c). */
 #include <limits.h>
 #include <process.h>
 #include <stdio.h>
@@ -21,7 +24,8 @@
 
 #include "win/monitor_int.h"
 
-#define BATCH 64
+#define BATCH   64
+#define IDLE_MS 1000 /* the longest wait: the owner's stop flag is looked at this often */
 
 static jw__drop_message_fn drop_hook;
 
@@ -107,7 +111,10 @@ static unsigned __stdcall monitor_main(void *arg) {
 
   while (!quit) {
     ULONG n = 0, i;
-    DWORD wait = INFINITE;
+    /* Never INFINITE: a holder of a copy of the port may dequeue
+     * jobwarden's own quit packet, so the loop also looks at the owner's
+     * stop flag, at least every IDLE_MS. */
+    DWORD wait = IDLE_MS;
     /* The timeout is the wait's own: the thread sleeps until a packet or
      * the deadline, whichever comes first. */
     ULONGLONG now = GetTickCount64();
@@ -116,7 +123,8 @@ static unsigned __stdcall monitor_main(void *arg) {
         jw__mon_on_timeout(m);
         continue;
       }
-      wait = m->deadline_tick - now >= INFINITE ? INFINITE - 1 : (DWORD)(m->deadline_tick - now);
+      if (m->deadline_tick - now < wait)
+        wait = (DWORD)(m->deadline_tick - now);
     }
     /* While members run, the monitor also looks at them itself, every
      * POLL_MS (also when packets keep coming). */
@@ -130,11 +138,19 @@ static unsigned __stdcall monitor_main(void *arg) {
       if (wait > POLL_MS)
         wait = POLL_MS;
     }
+    if (m->stop_requested && wait > POLL_MS)
+      wait = POLL_MS;
     if (!GetQueuedCompletionStatusEx(m->job->port, ents, BATCH, &n, wait, FALSE)) {
       jw_event_t ev;
       DWORD e = GetLastError();
-      if (wait != INFINITE && (e == WAIT_TIMEOUT || e == ERROR_TIMEOUT))
+      if (e == WAIT_TIMEOUT || e == ERROR_TIMEOUT) {
+        /* The port is drained and the owner asked to stop: its quit packet
+         * may have been dequeued by someone else (a holder of a copy of
+         * the port), so the flag alone ends the loop. */
+        if (m->stop_requested)
+          break;
         continue; /* the deadline or the poll, checked at the top */
+      }
       jw__mon_ev_init(&ev, JW_EVENT_NOTICE, "monitor_failed", "observed", "monitor",
                       JW_SEV_CRITICAL);
       ev.source = "jobwarden";

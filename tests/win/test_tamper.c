@@ -10,6 +10,8 @@
  * Also (posted by this process, as an attacker holding the run's control
  * key would): an unrequested quit and control packets jobwarden never
  * posted, and a flood past the one-by-one bound. */
+#include <process.h>
+
 #include "harness.h"
 #include "rig.h"
 
@@ -292,6 +294,117 @@ static void test_control_key_and_flood(void) {
   json_decref(evs);
 }
 
+/* ---- a stolen quit packet -------------------------------------------------- */
+
+typedef struct {
+  HANDLE port;
+  HANDLE waiting; /* set just before its first wait */
+  LONG quits;     /* quit packets it took */
+  LONG other;     /* anything else but its own end packet */
+} stealer_t;
+
+#define STEALER_END ((ULONG_PTR)0xDEAD)
+
+/* Blocks on the port (queued behind the monitor's wait) and takes
+ * whatever it is handed, until its own end packet. */
+static unsigned __stdcall steal_main(void *arg) {
+  stealer_t *s = arg;
+  SetEvent(s->waiting);
+  for (;;) {
+    DWORD n = 0;
+    ULONG_PTR k = 0;
+    LPOVERLAPPED o = NULL;
+    if (!GetQueuedCompletionStatus(s->port, &n, &k, &o, 30000))
+      return 1;
+    if (k == STEALER_END)
+      return 0;
+    if ((ULONG_PTR)o == JW_CTRL_QUIT && n == 0)
+      s->quits++;
+    else
+      s->other++;
+  }
+}
+
+/* A holder of a copy of the port dequeues jobwarden's own quit packet: the
+ * monitor still stops (the owner's flag, seen at its next bounded wait)
+ * and the record still ends with job_end. To make the theft certain, the
+ * monitor is kept busy when the quit is posted: it is checking a forged
+ * EXIT_PROCESS of the running root (EXIT_CONFIRM_MS), so the stealer is the
+ * port's only waiter. */
+static void test_stolen_quit(void) {
+  rig_t r;
+  jw_policy_t p;
+  const char *args[] = {"sleep", "600000"};
+  stealer_t st;
+  HANDLE th;
+  ULONGLONG t0;
+  json_t *evs, *end, *t;
+  int rc, taken = 0, tries;
+
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "name", "tamper-stolen-quit", "test", NULL), 0);
+  if (rig_start(&r, g_dir, "tamper-stolen-quit", &p, args, 2) != 0) {
+    CHECK(!"rig_start");
+    return;
+  }
+  /* The forged exit, until the monitor (not this thread) has it: a packet
+   * this thread dequeues itself is its own and is posted again. */
+  CHECK(PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_EXIT_PROCESS, r.job.key_job,
+                                   (LPOVERLAPPED)(ULONG_PTR)r.child.pid));
+  for (tries = 0; tries < 5000 && taken == 0; tries++) {
+    DWORD n = 0;
+    ULONG_PTR k = 0;
+    LPOVERLAPPED o = NULL;
+    if (GetQueuedCompletionStatus(r.job.port, &n, &k, &o, 0)) {
+      if (!PostQueuedCompletionStatus(r.job.port, n, k, o))
+        taken = -1;
+      Sleep(1); /* let the monitor reach its wait */
+    } else {
+      taken = GetLastError() == WAIT_TIMEOUT;
+    }
+  }
+  CHECK_INT(taken, 1);
+  memset(&st, 0, sizeof(st));
+  st.port = r.job.port;
+  st.waiting = CreateEventW(NULL, TRUE, FALSE, NULL);
+  th = (HANDLE)_beginthreadex(NULL, 0, steal_main, &st, 0, NULL);
+  CHECK(th != NULL && st.waiting != NULL);
+  WaitForSingleObject(st.waiting, 5000);
+  t0 = GetTickCount64();
+  rc = jw_monitor_stop(r.mon, 5000, &r.stats);
+  fprintf(stderr, "measured: stop took %llu ms, the stealer took %ld quit packet(s)\n",
+          (unsigned long long)(GetTickCount64() - t0), st.quits);
+  r.mon = NULL;
+  CHECK_INT(rc, 0);
+  CHECK(PostQueuedCompletionStatus(r.job.port, 0, STEALER_END, NULL));
+  if (th != NULL) {
+    DWORD code = 9;
+    CHECK(WaitForSingleObject(th, 10000) == WAIT_OBJECT_0);
+    CHECK(GetExitCodeThread(th, &code) && code == 0);
+    CloseHandle(th);
+  }
+  CloseHandle(st.waiting);
+  CHECK_INT(st.quits, 1);
+  CHECK_INT(st.other, 0);
+  CHECK(TerminateJobObject(r.job.job, 3));
+  evs = rig_finish(&r);
+  CHECK(evs != NULL);
+  if (evs == NULL)
+    return;
+  /* The forged exit was refused, the root was not reported exited, and
+   * the record ended once (reconciled: the root still ran at the stop). */
+  t = tw_filter(evs, "sandbox.violation", "monitor_tampering");
+  CHECK_INT(json_array_size(t), 1);
+  CHECK_STR(tw_str(json_array_get(t, 0), "tampering.reason"), "exit_not_signaled");
+  json_decref(t);
+  CHECK_INT(count_for(evs, "sandbox.process_exit", "root_process", -1), 0);
+  end = json_array_get(evs, json_array_size(evs) - 1);
+  CHECK_STR(tw_str(end, "event"), "sandbox.job_end");
+  CHECK_STR(tw_str(end, "source"), "reconciled");
+  CHECK_INT(count_for(evs, "sandbox.job_end", NULL, -1), 1);
+  json_decref(evs);
+}
+
 /* ---- injected: what only a kernel posts, believed when the kernel agrees -- */
 
 static volatile LONG g_drop_pid;  /* drop this pid's messages: */
@@ -486,5 +599,6 @@ int main(int argc, char **argv) {
   }
   test_agent_attack();
   test_control_key_and_flood();
+  test_stolen_quit();
   return jw_test_result("tamper_real");
 }
