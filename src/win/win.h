@@ -10,11 +10,9 @@
 
 #include <psapi.h>
 
-/* Completion keys on the job's port. The job's own messages arrive under
- * JW_KEY_JOB; the owner posts control packets under JW_KEY_CONTROL. */
-#define JW_KEY_JOB     ((ULONG_PTR)0x4A57001)
-#define JW_KEY_CONTROL ((ULONG_PTR)0x4A57002)
-#define JW_CTRL_QUIT   1u
+/* Control packets the owner posts to the job's port under the run's
+ * control key (jw_job_t.key_control). */
+#define JW_CTRL_QUIT 1u
 /* A control-channel request is waiting in the monitor's slot; the packet's
  * byte count carries the request's generation (jw_monitor_control). */
 #define JW_CTRL_REQUEST 2u
@@ -28,8 +26,12 @@
 #define JW_TERMINATE_EXIT_CODE 0xC000013Au /* STATUS_CONTROL_C_EXIT */
 
 typedef struct jw_job_s {
-  HANDLE job;                /* owner: jw_job; closing it kills members when kill-on-close is set */
-  HANDLE port;               /* owner: jw_job; the completion port bound to `job` */
+  HANDLE job;  /* owner: jw_job; closing it kills members when kill-on-close is set */
+  HANDLE port; /* owner: jw_job; the completion port bound to `job` */
+  /* Completion keys drawn per run from the system CSPRNG (jw__random_bytes):
+   * the job's messages arrive under key_job, the owner's control packets
+   * under key_control; nonzero and different. Never written to the record. */
+  ULONG_PTR key_job, key_control;
   jw_policy_t policy;        /* resolved */
   int kill_on_close_refused; /* KILL_ON_JOB_CLOSE was refused and dropped */
   DWORD kill_on_close_error; /* the Win32 error of that refusal */
@@ -43,7 +45,7 @@ typedef struct jw_job_s {
 } jw_job_t;
 
 /* Creates a job with the resolved policy's limits and UI restrictions and
- * binds a new completion port to it under JW_KEY_JOB, before any process
+ * binds a new completion port to it under job->key_job, before any process
  * can be in it. If KILL_ON_JOB_CLOSE is refused with ERROR_INVALID_PARAMETER
  * (jobwarden already runs in a job that forbids it), retries without it and
  * sets job->kill_on_close_refused; the caller reports that in an event.

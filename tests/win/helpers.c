@@ -228,6 +228,167 @@ static int helper_race_sync(int argc, char **argv) {
 
 /* --- end of series-sync, race-sync, tw_wait_event_pid ------------------- */
 
+/* ---- tamper: an agent attacking the monitor's completion port ------------ */
+
+/* Wine 8 and Windows: NtQueryObject(ObjectTypeInformation) starts with the
+ * type's name as a UNICODE_STRING. */
+typedef struct {
+  USHORT Length, MaximumLength;
+  PWSTR Buffer;
+} tw_ustr_t;
+typedef LONG(WINAPI *tw_nt_query_object_fn)(HANDLE, int, PVOID, ULONG, PULONG);
+typedef LONG(WINAPI *tw_nt_query_process_fn)(HANDLE, int, PVOID, ULONG, PULONG);
+
+/* The parent pid, as an attacker reads it (ProcessBasicInformation). */
+static DWORD tamper_parent(void) {
+  ULONG_PTR pbi[6];
+  tw_nt_query_process_fn q = (tw_nt_query_process_fn)(void (*)(void))GetProcAddress(
+      GetModuleHandleW(L"ntdll.dll"), "NtQueryInformationProcess");
+  if (q == NULL || q(GetCurrentProcess(), 0, pbi, sizeof(pbi), NULL) != 0)
+    return 0;
+  return (DWORD)pbi[5];
+}
+
+/* 1: the handle is an IoCompletion object by its type name; 0: another
+ * type; -1: the type could not be read (*qerr: the NTSTATUS). */
+static int tamper_is_port_by_type(HANDLE h, LONG *qerr) {
+  static tw_nt_query_object_fn q;
+  union {
+    tw_ustr_t name;
+    BYTE raw[2048];
+  } buf;
+  LONG st;
+  if (q == NULL)
+    q = (tw_nt_query_object_fn)(void (*)(void))GetProcAddress(GetModuleHandleW(L"ntdll.dll"),
+                                                              "NtQueryObject");
+  if (q == NULL)
+    return -1;
+  memset(&buf, 0, sizeof(buf));
+  st = q(h, 2 /* ObjectTypeInformation */, &buf, sizeof(buf), NULL);
+  if (st != 0) {
+    *qerr = st;
+    return -1;
+  }
+  return buf.name.Buffer != NULL && buf.name.Length == 24 &&
+         wcsncmp(buf.name.Buffer, L"IoCompletion", 12) == 0;
+}
+
+static void tamper_post(HANDLE port, ULONG_PTR key, DWORD bytes, ULONG_PTR value, FILE *out,
+                        const char *name) {
+  BOOL ok = PostQueuedCompletionStatus(port, bytes, key, (LPOVERLAPPED)value);
+  fprintf(out, "post %s %d %lu\n", name, ok ? 1 : 0, ok ? 0ul : (unsigned long)GetLastError());
+}
+
+/* tamper RESULT MARKER: run inside the job. Opens its parent (the process
+ * playing jobwarden) with PROCESS_DUP_HANDLE, copies every handle value it
+ * has and keeps the IoCompletion ones (by type name where NtQueryObject
+ * answers, else by GetQueuedCompletionStatus's answer), learns the job's
+ * key by dequeuing a packet (it starts short-lived children until one of
+ * the candidate ports hands it one), then posts: the old constant quit,
+ * a quit under a guessed key, a quit under the learned key, and under the
+ * learned key a NEW_PROCESS naming its parent, an EXIT_PROCESS naming
+ * itself, an ACTIVE_PROCESS_ZERO, a PROCESS_MEMORY_LIMIT naming itself.
+ * Writes what it achieved to RESULT (renamed into place), then waits for
+ * MARKER to exist and exits 0. */
+static int helper_tamper(int argc, char **argv) {
+  char tmp[MAX_PATH + 8];
+  FILE *out;
+  DWORD parent = tamper_parent(), self = GetCurrentProcessId();
+  HANDLE hp, cand[16], port = NULL;
+  int n_cand = 0, by_type = 0, by_wait = 0, type_fail = 0, i, tries;
+  LONG qerr = 0;
+  ULONG_PTR v, key = 0;
+  DWORD bytes = 0;
+  ULONG_PTR got_value = 0;
+  if (argc < 5)
+    return 90;
+  snprintf(tmp, sizeof(tmp), "%s.tmp", argv[3]);
+  out = fopen(tmp, "wb");
+  if (out == NULL)
+    return 91;
+  fprintf(out, "parent %lu\nself %lu\n", (unsigned long)parent, (unsigned long)self);
+  hp = OpenProcess(PROCESS_DUP_HANDLE, FALSE, parent);
+  fprintf(out, "open_parent %d %lu\n", hp != NULL, hp ? 0ul : (unsigned long)GetLastError());
+  for (v = 4; hp != NULL && v < 0x10000 && n_cand < 16; v += 4) {
+    HANDLE h = NULL;
+    int t;
+    if (!DuplicateHandle(hp, (HANDLE)v, GetCurrentProcess(), &h, 0, FALSE, DUPLICATE_SAME_ACCESS))
+      continue;
+    t = tamper_is_port_by_type(h, &qerr);
+    if (t < 0) {
+      DWORD n = 0;
+      ULONG_PTR k = 0;
+      LPOVERLAPPED o = NULL;
+      type_fail++;
+      /* A port answers an empty wait with WAIT_TIMEOUT; other objects
+       * with ERROR_INVALID_HANDLE. */
+      t = !GetQueuedCompletionStatus(h, &n, &k, &o, 0) && GetLastError() == WAIT_TIMEOUT;
+      by_wait += t;
+    } else {
+      by_type += t;
+    }
+    if (t)
+      cand[n_cand++] = h;
+    else
+      CloseHandle(h);
+  }
+  fprintf(out, "ports %d by_type %d by_wait %d type_query_failures %d ntstatus 0x%08lX\n", n_cand,
+          by_type, by_wait, type_fail, (unsigned long)qerr);
+  /* Learn the key: the kernel posts a NEW_PROCESS and an EXIT_PROCESS for
+   * each child; the monitor competes for them. */
+  for (tries = 0; tries < 200 && port == NULL && n_cand > 0; tries++) {
+    wchar_t cmd[1024];
+    PROCESS_INFORMATION pi;
+    STARTUPINFOW si;
+    memset(&si, 0, sizeof(si));
+    si.cb = sizeof(si);
+    tw_helper_cmdline(cmd, 1024, "exit 0");
+    if (CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+      CloseHandle(pi.hThread);
+      /* Dequeue while the kernel posts (the child starts and exits). */
+      while (port == NULL && WaitForSingleObject(pi.hProcess, 0) != WAIT_OBJECT_0) {
+        for (i = 0; i < n_cand && port == NULL; i++) {
+          LPOVERLAPPED o = NULL;
+          if (GetQueuedCompletionStatus(cand[i], &bytes, &key, &o, 1) || o != NULL) {
+            port = cand[i];
+            got_value = (ULONG_PTR)o;
+          }
+        }
+      }
+      for (i = 0; i < n_cand && port == NULL; i++) {
+        LPOVERLAPPED o = NULL;
+        if (GetQueuedCompletionStatus(cand[i], &bytes, &key, &o, 20) || o != NULL) {
+          port = cand[i];
+          got_value = (ULONG_PTR)o;
+        }
+      }
+      CloseHandle(pi.hProcess);
+    }
+  }
+  fprintf(out, "dequeued %d tries %d message %lu value %lu\n", port != NULL, tries,
+          (unsigned long)bytes, (unsigned long)got_value);
+  if (port == NULL && n_cand > 0)
+    port = cand[0];
+  if (port != NULL) {
+    tamper_post(port, (ULONG_PTR)0x4A57002, 0, 1, out, "old_quit");
+    tamper_post(port, (ULONG_PTR)0x12345678, 0, 1, out, "guessed_quit");
+    if (key != 0) {
+      tamper_post(port, key, 0, 1, out, "learned_quit");
+      tamper_post(port, key, JOB_OBJECT_MSG_NEW_PROCESS, parent, out, "new_process");
+      tamper_post(port, key, JOB_OBJECT_MSG_EXIT_PROCESS, self, out, "exit_process");
+      tamper_post(port, key, JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO, 0, out, "active_zero");
+      tamper_post(port, key, JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT, self, out, "memory_limit");
+    }
+  }
+  fprintf(out, "done\n");
+  fclose(out);
+  if (!MoveFileExA(tmp, argv[3], MOVEFILE_REPLACE_EXISTING))
+    return 92;
+  while (GetFileAttributesA(argv[4]) == INVALID_FILE_ATTRIBUTES)
+    Sleep(10);
+  return 0;
+}
+
 int tw_is_helper(int argc, char **argv) {
   return argc >= 3 && strcmp(argv[1], "--helper") == 0;
 }
@@ -275,6 +436,8 @@ int tw_helper_main(int argc, char **argv) {
     return helper_race();
   if (strcmp(mode, "breakaway") == 0)
     return helper_breakaway();
+  if (strcmp(mode, "tamper") == 0)
+    return helper_tamper(argc, argv);
   if (strcmp(mode, "set-event") == 0 && argc > 3)
     return SetEvent((HANDLE)(ULONG_PTR)strtoull(argv[3], NULL, 0)) ? 0 : 1;
   fprintf(stderr, "unknown helper mode %s\n", mode);

@@ -39,7 +39,13 @@ int tw_is_helper(int argc, char **argv);
  *   breakaway             try CREATE_BREAKAWAY_FROM_JOB; exit with the
  *                         Win32 error, or 0x200 if it was allowed
  *   set-event VALUE       SetEvent on the handle value; exit 0 if that
- *                         worked (the handle was inherited), 1 otherwise */
+ *                         worked (the handle was inherited), 1 otherwise
+ *   tamper RESULT MARKER  the agent attacking the monitor's port from
+ *                         inside the job: finds its parent's completion
+ *                         port (PROCESS_DUP_HANDLE), learns the job's key
+ *                         by dequeuing, posts forged packets, writes what
+ *                         it achieved to RESULT ("post NAME OK ERR"
+ *                         lines...), waits for MARKER, exit 0 */
 int tw_helper_main(int argc, char **argv);
 
 /* This executable's full path (static buffer). */

@@ -590,7 +590,7 @@ static void case_burst(void) {
   rd.line_ms = 1; /* a deliberately slow reader */
   reader_start(&rd);
   for (k = 0; k < BURST; k++)
-    CHECK(PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, JW_KEY_JOB,
+    CHECK(PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, r.job.key_job,
                                      NULL));
   CHECK(TerminateJobObject(r.job.job, 1));
   file_evs = rig_finish(&r);
