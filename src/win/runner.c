@@ -116,6 +116,8 @@ typedef struct {
   json_t *token_built; /* owned: jw__token_describe of the built token, or NULL */
   int self_protect_rc; /* jw__self_protect's result at start */
   jw_error_t self_protect_err;
+  unsigned uninherited; /* handles jw__handles_uninherit made non-inheritable */
+  unsigned inheritable; /* handles that stayed inheritable */
   int emitted;
 } start_ctx_t;
 
@@ -125,6 +127,60 @@ static const char *kill_on_close_state(const start_ctx_t *sc) {
   if (sc->job->kill_on_close_refused)
     return "refused";
   return sc->job->policy.kill_on_close ? "on" : "opted_out";
+}
+
+/* Where the program's token is not what the policy asked: the built
+ * token lacks Low integrity or still holds privileges beyond
+ * SeChangeNotifyPrivilege, or the child's own token differs from the
+ * built one (Wine: both). Returns the number of gaps and describes them
+ * in `why` (may be NULL). */
+static int token_gap(const start_ctx_t *sc, json_t *child, char *why, size_t size) {
+  jw_token_mode_t mode = sc->pol->token;
+  json_t *built = sc->token_built, *privs;
+  int gaps = 0;
+  const char *s;
+  if (why != NULL && size > 0)
+    why[0] = '\0';
+#define GAP(...)                                                                                   \
+  do {                                                                                             \
+    gaps++;                                                                                        \
+    if (why != NULL)                                                                               \
+      snprintf(why + strlen(why), size - strlen(why), __VA_ARGS__);                                \
+  } while (0)
+  if (mode == JW_TOKEN_INHERIT)
+    return 0;
+  if (built == NULL) {
+    GAP("the token was not read back; ");
+    return gaps;
+  }
+  s = json_string_value(json_object_get(built, "integrity"));
+  if ((mode == JW_TOKEN_LOW_INTEGRITY || mode == JW_TOKEN_RESTRICTED_LOW) &&
+      (s == NULL || strcmp(s, "low") != 0))
+    GAP("the built token's integrity is %s, not low; ", s ? s : "unknown");
+  privs = json_object_get(built, "privileges");
+  if ((mode == JW_TOKEN_RESTRICTED || mode == JW_TOKEN_RESTRICTED_LOW) &&
+      (!json_is_array(privs) || json_array_size(privs) > 1 ||
+       (json_array_size(privs) == 1 && strcmp(json_string_value(json_array_get(privs, 0))
+                                                  ? json_string_value(json_array_get(privs, 0))
+                                                  : "",
+                                              "SeChangeNotifyPrivilege") != 0)))
+    GAP("the built token keeps %lu privilege(s); ", (unsigned long)json_array_size(privs));
+  if (child != NULL) {
+    if (!json_equal(json_object_get(child, "integrity"), json_object_get(built, "integrity")))
+      GAP("the program's integrity is %s, not the built token's %s; ",
+          json_string_value(json_object_get(child, "integrity"))
+              ? json_string_value(json_object_get(child, "integrity"))
+              : "unknown",
+          s ? s : "unknown");
+    if (!json_equal(json_object_get(child, "privileges"), privs))
+      GAP("the program holds %lu privilege(s), the built token %lu; ",
+          (unsigned long)json_array_size(json_object_get(child, "privileges")),
+          (unsigned long)json_array_size(privs));
+    if (!json_equal(json_object_get(child, "deny_only"), json_object_get(built, "deny_only")))
+      GAP("the program's deny-only groups differ from the built token's; ");
+  }
+#undef GAP
+  return gaps;
 }
 
 /* The "token" object: the mode asked, what the built token holds (read
@@ -140,6 +196,7 @@ static json_t *token_json(const start_ctx_t *sc, const jw_child_t *child) {
     json_t *c = jw__token_describe_process(child->process);
     if (c != NULL)
       json_object_set_new(t, "child", c);
+    json_object_set_new(t, "applied", json_boolean(token_gap(sc, c, NULL, 0) == 0));
   } else {
     json_object_set_new(
         t, "unavailable",
@@ -152,7 +209,7 @@ static void emit_job_start(start_ctx_t *sc, const jw_child_t *child) {
   const jw_policy_t *pol = sc->pol;
   const jw_run_config_t *cfg = sc->cfg;
   jw_event_t ev;
-  json_t *argv = json_array(), *self;
+  json_t *argv = json_array(), *self, *tok;
   char msg[700];
   int i;
   if (sc->emitted)
@@ -170,17 +227,35 @@ static void emit_job_start(start_ctx_t *sc, const jw_child_t *child) {
     self = json_pack("{s:b,s:{s:s,s:s,s:I}}", "process_dacl", 0, "error", "where",
                      sc->self_protect_err.where, "code", jw_err_name(sc->self_protect_err.code),
                      "win32_error", (json_int_t)sc->self_protect_err.sys_error);
+  if (self != NULL) {
+    json_object_set_new(self, "handles_made_uninheritable", json_integer(sc->uninherited));
+    json_object_set_new(self, "inheritable_handles", json_integer(sc->inheritable));
+  }
+  /* The token object is kept (a reference of ours) to check it once the
+   * event is out; the event's copy is never changed. */
+  tok = token_json(sc, child);
   ev.extra =
-      json_pack("{s:o,s:{s:o,s:b,s:s,s:o},s:o}", "policy", (json_t *)jw_policy_to_json(pol),
+      json_pack("{s:o,s:{s:o,s:b,s:s,s:o},s:O}", "policy", (json_t *)jw_policy_to_json(pol),
                 "job_config", "command", argv ? argv : json_array(), "kill_on_close_applied",
                 sc->job->policy.kill_on_close, "kill_on_close", kill_on_close_state(sc),
-                "self_protection", self ? self : json_object(), "token", token_json(sc, child));
+                "self_protection", self ? self : json_object(), "token", tok ? tok : json_null());
   add_notification_config(ev.extra, sc->job);
   snprintf(ev.message, sizeof(ev.message), "job created with tier %s; starting %.300s",
            jw_tier_name(pol->tier), cfg->argc > 0 ? cfg->argv[0] : "?");
   jw_emit(sc->em, &ev);
 
   /* What degrades the containment is said right after. */
+  if (child != NULL && child->process != NULL && sc->pol->token != JW_TOKEN_INHERIT) {
+    json_t *c = json_object_get(tok, "child");
+    char why[500];
+    if (token_gap(sc, c, why, sizeof(why)) > 0) {
+      snprintf(msg, sizeof(msg),
+               "the program runs with more than the policy's token %s: %.500s(job_start's token "
+               "object has the values read back)",
+               jw_token_mode_name(sc->pol->token), why);
+      emit_notice(sc->em, "token_not_applied", "degraded", JW_SEV_HIGH, NULL, msg);
+    }
+  }
   if (sc->self_protect_rc != 0) {
     snprintf(msg, sizeof(msg),
              "jobwarden could not protect its own process (%.400s); the program may open it",
@@ -200,6 +275,7 @@ static void emit_job_start(start_ctx_t *sc, const jw_child_t *child) {
   }
   if (sc->job->notify_refused)
     report_notifications_refused(sc->em, sc->job);
+  json_decref(tok);
 }
 
 /* The root is suspended in the job: job_start (with the root's token),
@@ -344,6 +420,10 @@ int jw_run(const jw_run_config_t *cfg) {
   /* Again, for the threads started since (writers, monitor, control). */
   if (sc.self_protect_rc == 0)
     sc.self_protect_rc = jw__self_protect(&sc.self_protect_err);
+  /* No handle of jobwarden's (job, port, logs, pipes, sockets, events)
+   * can be inherited: the program gets its three standard handles through
+   * PROC_THREAD_ATTRIBUTE_HANDLE_LIST, duplicated for it alone. */
+  jw__handles_uninherit(&sc.uninherited, &sc.inheritable);
 
   memset(&opt, 0, sizeof(opt));
   opt.argv = cfg->argv;

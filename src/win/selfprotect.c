@@ -165,3 +165,26 @@ int jw__self_protect(jw_error_t *err) {
     return sys_fail(err, "SetSecurityInfo(own process)", e);
   return 0;
 }
+
+int jw__handles_uninherit(unsigned *cleared, unsigned *left) {
+  DWORD v, flags, gap = 0;
+  *cleared = 0;
+  *left = 0;
+  /* Handle values are multiples of 4 and the table fills from the
+   * bottom: 4096 unused values in a row end the scan. */
+  for (v = 4; gap < 4096; v += 4) {
+    HANDLE h = (HANDLE)(ULONG_PTR)v;
+    if (!GetHandleInformation(h, &flags)) {
+      gap += 4;
+      continue;
+    }
+    gap = 0;
+    if (!(flags & HANDLE_FLAG_INHERIT))
+      continue;
+    if (SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0))
+      (*cleared)++;
+    else
+      (*left)++;
+  }
+  return *left == 0 ? 0 : JW_ESYS;
+}

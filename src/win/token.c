@@ -116,7 +116,10 @@ int jw__token_build(jw_token_mode_t mode, HANDLE *out, jw_error_t *err) {
   HANDLE built = NULL; /* owner: this function until handed to *out */
   TOKEN_GROUPS *groups = NULL;
   SID_AND_ATTRIBUTES *deny = NULL;
-  DWORD n_deny = 0, i, e;
+  TOKEN_PRIVILEGES *privs = NULL;
+  LUID_AND_ATTRIBUTES *drop = NULL;
+  LUID keep;
+  DWORD n_deny = 0, n_drop = 0, i, e;
   int rc = 0;
 
   *out = NULL;
@@ -144,9 +147,29 @@ int jw__token_build(jw_token_mode_t mode, HANDLE *out, jw_error_t *err) {
           sid_is_powerful(groups->Groups[i].Sid))
         deny[n_deny++].Sid = groups->Groups[i].Sid;
     /* DISABLE_MAX_PRIVILEGE removes every privilege except
-     * SeChangeNotifyPrivilege (traverse checking), which Windows keeps. */
-    if (!CreateRestrictedToken(self, DISABLE_MAX_PRIVILEGE, n_deny, n_deny ? deny : NULL, 0, NULL,
-                               0, NULL, &built)) {
+     * SeChangeNotifyPrivilege (traverse checking), which Windows keeps.
+     * The same privileges are also listed one by one: Wine ignores the
+     * flag but honours the list (measured, docs/platform-support.md). */
+    privs = token_info(self, TokenPrivileges, &e);
+    if (privs == NULL) {
+      rc = sys_fail(err, "GetTokenInformation(TokenPrivileges)", e);
+      goto done;
+    }
+    drop = calloc(privs->PrivilegeCount ? privs->PrivilegeCount : 1, sizeof(*drop));
+    if (drop == NULL) {
+      rc = jw_error_set(err, JW_ENOMEM, 0, "token", "out of memory");
+      goto done;
+    }
+    if (!LookupPrivilegeValueW(NULL, SE_CHANGE_NOTIFY_NAME, &keep)) {
+      rc = sys_fail(err, "LookupPrivilegeValueW(SeChangeNotifyPrivilege)", GetLastError());
+      goto done;
+    }
+    for (i = 0; i < privs->PrivilegeCount; i++)
+      if (privs->Privileges[i].Luid.LowPart != keep.LowPart ||
+          privs->Privileges[i].Luid.HighPart != keep.HighPart)
+        drop[n_drop++].Luid = privs->Privileges[i].Luid;
+    if (!CreateRestrictedToken(self, DISABLE_MAX_PRIVILEGE, n_deny, n_deny ? deny : NULL, n_drop,
+                               n_drop ? drop : NULL, 0, NULL, &built)) {
       rc = sys_fail(err, "CreateRestrictedToken", GetLastError());
       goto done;
     }
@@ -172,6 +195,8 @@ done:
     CloseHandle(self);
   free(deny);
   free(groups);
+  free(drop);
+  free(privs);
   return rc;
 }
 

@@ -145,6 +145,14 @@ extern const jw_self_ace_t jw__self_thread_aces[JW_SELF_ACES];
  * call. Returns 0 or JW_ESYS with err->where naming the failed call.
  * Main thread. */
 int jw__self_protect(jw_error_t *err);
+/* Clears HANDLE_FLAG_INHERIT on every handle jobwarden holds (its own
+ * standard handles included: the program gets duplicates made for it
+ * alone), so that no CreateProcess of jobwarden's, whatever its
+ * arguments, can hand one to another process. *cleared counts the
+ * handles changed, *left those that stayed inheritable. Returns 0, or
+ * JW_ESYS when *left > 0. Main thread, while no other thread creates
+ * handles meant to be inherited. */
+int jw__handles_uninherit(unsigned *cleared, unsigned *left);
 
 /* Resolves a program name the way `run` does (SearchPathW, ".exe" added).
  * Returns a new malloc'd UTF-16 path, or NULL with err set (JW_ENOENT). */

@@ -230,7 +230,8 @@ static const char *const ui_words[8] = {"using USER handles from outside the job
                                         "creating or switching desktops",
                                         "logging off or shutting down Windows"};
 
-/* Tier none (nothing set): only what every job has is claimed. */
+/* Tier none (nothing set): only what every job has is claimed, and
+ * kill-on-close, which every tier sets. */
 static void want_none(want_t *w) {
   int i;
   memcpy(w, lockdown, sizeof(lockdown));
@@ -247,15 +248,8 @@ static void want_none(want_t *w) {
     w[6 + i].result = "skipped";
     w[6 + i].reason = reasons[i];
   }
-  w[15] = (want_t){"kill_on_close",
-                   "kill_on_close",
-                   0,
-                   "off",
-                   "skipped",
-                   "the policy does not set kill_on_close",
-                   NULL,
-                   0,
-                   NULL};
+  /* Kill-on-close is on in tier none too (docs/policy.md): claimed and
+   * blocked as in lockdown, w[15] as copied. */
 }
 
 /* ------------------------------------------------------------------------ */
