@@ -191,7 +191,7 @@ static json_t *token_json(const start_ctx_t *sc, const jw_child_t *child) {
   if (t == NULL)
     return NULL;
   if (sc->token_built != NULL)
-    json_object_set(t, "built", sc->token_built);
+    json_object_set_new(t, "built", json_deep_copy(sc->token_built));
   if (child != NULL && child->process != NULL) {
     json_t *c = jw__token_describe_process(child->process);
     if (c != NULL)
@@ -231,14 +231,14 @@ static void emit_job_start(start_ctx_t *sc, const jw_child_t *child) {
     json_object_set_new(self, "handles_made_uninheritable", json_integer(sc->uninherited));
     json_object_set_new(self, "inheritable_handles", json_integer(sc->inheritable));
   }
-  /* The token object is kept (a reference of ours) to check it once the
-   * event is out; the event's copy is never changed. */
+  /* The event gets its own copy of the token object (an event handed to
+   * the emitter shares nothing); ours is checked once the event is out. */
   tok = token_json(sc, child);
-  ev.extra =
-      json_pack("{s:o,s:{s:o,s:b,s:s,s:o},s:O}", "policy", (json_t *)jw_policy_to_json(pol),
-                "job_config", "command", argv ? argv : json_array(), "kill_on_close_applied",
-                sc->job->policy.kill_on_close, "kill_on_close", kill_on_close_state(sc),
-                "self_protection", self ? self : json_object(), "token", tok ? tok : json_null());
+  ev.extra = json_pack("{s:o,s:{s:o,s:b,s:s,s:o},s:o}", "policy", (json_t *)jw_policy_to_json(pol),
+                       "job_config", "command", argv ? argv : json_array(), "kill_on_close_applied",
+                       sc->job->policy.kill_on_close, "kill_on_close", kill_on_close_state(sc),
+                       "self_protection", self ? self : json_object(), "token",
+                       tok ? json_deep_copy(tok) : json_null());
   add_notification_config(ev.extra, sc->job);
   snprintf(ev.message, sizeof(ev.message), "job created with tier %s; starting %.300s",
            jw_tier_name(pol->tier), cfg->argc > 0 ? cfg->argv[0] : "?");
