@@ -127,8 +127,23 @@ enum {
   JW_SET_ACTIVE_ACTION = 1u << 19,
   JW_SET_RULES = 0xFFu << 12, /* any of the rule bits */
   /* Warning thresholds below the job's hard limits (limits.notification_margin). */
-  JW_SET_NOTIFY_MARGIN = 1u << 20
+  JW_SET_NOTIFY_MARGIN = 1u << 20,
+  /* The token the program runs with (token). */
+  JW_SET_TOKEN = 1u << 26
 };
+
+/* The access token the sandboxed program is started with (policy key
+ * "token", docs/policy.md). INHERIT: jobwarden's own token. RESTRICTED:
+ * CreateRestrictedToken from jobwarden's token, every privilege but
+ * SeChangeNotifyPrivilege removed and the powerful groups deny-only.
+ * LOW_INTEGRITY: jobwarden's token at Low mandatory integrity
+ * (S-1-16-4096). RESTRICTED_LOW: both. */
+typedef enum {
+  JW_TOKEN_INHERIT = 0,
+  JW_TOKEN_RESTRICTED = 1,
+  JW_TOKEN_LOW_INTEGRITY = 2,
+  JW_TOKEN_RESTRICTED_LOW = 3
+} jw_token_mode_t;
 
 /* The notification margin when the policy sets none: 10 % (in basis
  * points, 1/100 of a percent). */
@@ -193,6 +208,9 @@ typedef struct jw_policy_s {
    * warnings. jw_policy_resolve puts JW_NOTIFY_MARGIN_DEFAULT_BP here when
    * the policy does not set it. */
   uint32_t notification_margin_bp;
+  /* The program's token; jw_policy_resolve fills in the tier's default
+   * (restricted_low in lockdown, inherit elsewhere) when not set. */
+  jw_token_mode_t token;
 } jw_policy_t;
 
 /* A policy with nothing set: tier none, no limits. */
@@ -211,7 +229,7 @@ int jw_policy_parse_file(jw_policy_t *policy, const char *path, jw_error_t *err)
  * key is the field name ("active_processes", "process_memory",
  * "job_memory", "process_cpu_time", "job_cpu_time", "ui_restrictions",
  * "kill_on_close", "die_on_unhandled_exception", "allow_breakaway",
- * "tier", "name", and for the monitor rules "timeout", "timeout_action",
+ * "tier", "name", "token", and for the monitor rules "timeout", "timeout_action",
  * "max_total_processes", "total_processes_action", "deny_image",
  * "allow_image", "image_action", "active_processes_action"; and
  * "notification_margin"); `where` names
@@ -233,6 +251,10 @@ void *jw_policy_to_json(const jw_policy_t *policy);
 /* Text forms. jw_tier_name never returns NULL. */
 const char *jw_tier_name(jw_tier_t tier);
 int jw_tier_parse(const char *text, jw_tier_t *out);
+/* "inherit", "restricted", "low_integrity", "restricted_low"; never NULL.
+ * jw_token_mode_parse returns 0 or JW_EINVAL. */
+const char *jw_token_mode_name(jw_token_mode_t mode);
+int jw_token_mode_parse(const char *text, jw_token_mode_t *out);
 /* "report", "kill_process", "kill_job" ("default" for JW_ACTION_DEFAULT);
  * never NULL. */
 const char *jw_rule_action_name(jw_rule_action_t action);

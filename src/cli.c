@@ -26,6 +26,7 @@ static const flag_def_t flag_defs[] = {
     {"--kill-on-close", "kill_on_close", 1},
     {"--die-on-unhandled-exception", "die_on_unhandled_exception", 1},
     {"--allow-breakaway", "allow_breakaway", 1},
+    {"--token", "token", 0},
     {"--timeout", "timeout", 0},
     {"--timeout-action", "timeout_action", 0},
     {"--max-total-processes", "max_total_processes", 0},
@@ -83,6 +84,10 @@ const char *jw_cli_usage(void) {
          "                                   job CPU time limits (default 10%)\n"
          "  --ui-restrictions LIST|all|none  e.g. read_clipboard,global_atoms\n"
          "  --[no-]kill-on-close             kill the job when jobwarden exits\n"
+         "                                   (default: on in every tier)\n"
+         "  --token MODE                     the program's token: inherit | restricted |\n"
+         "                                   low_integrity | restricted_low (default:\n"
+         "                                   restricted_low in lockdown, else inherit)\n"
          "  --[no-]die-on-unhandled-exception\n"
          "  --[no-]allow-breakaway           let processes leave the job\n"
          "  Monitor rules, enforced by jobwarden itself (ACTION: report,\n"

@@ -901,6 +901,7 @@ typedef struct prober_s {
   char *self;         /* jobwarden.exe as UTF-8, owned */
   HANDLE nul;         /* owner: prober; NUL, the canaries' stdin and stderr */
   HWND window;        /* owner: prober; message-only window of the UI probes, or NULL */
+  HANDLE token;       /* owner: prober; the policy's token for every canary, NULL = inherit */
   DWORD window_error; /* why there is no window */
   jw_error_t err;     /* the set-up error that ended the probe */
 } prober_t;
@@ -980,6 +981,9 @@ static int canary_launch(prober_t *pr, canary_t *c, const char *const *args, int
   opt.std_err = pr->nul;
   opt.before_resume = before_resume;
   opt.ctx = ctx;
+  /* Every canary runs with the token `run` gives the program: what it can
+   * reach is what the program could. */
+  opt.token = pr->token;
   i = jw_spawn(c->job.job, &opt, &c->child, &pr->err);
   /* The canary holds its own copy now: EOF comes when it exits. */
   CloseHandle(w);
@@ -1704,9 +1708,9 @@ static int probe_pipe_reader(prober_t *pr, probe_t *p) {
  * jobwarden gives it jobwarden's own token in every tier, so nothing is
  * claimed and the two token probes report what the program has as facts. */
 static void token_claims(const prober_t *pr, int *low_integrity, int *restricted) {
-  (void)pr;
-  *low_integrity = 0;
-  *restricted = 0;
+  jw_token_mode_t t = pr->policy.token;
+  *low_integrity = t == JW_TOKEN_LOW_INTEGRITY || t == JW_TOKEN_RESTRICTED_LOW;
+  *restricted = t == JW_TOKEN_RESTRICTED || t == JW_TOKEN_RESTRICTED_LOW;
 }
 
 static const char *integrity_name(long rid) {
@@ -2030,6 +2034,8 @@ static void probes_free(probe_t *probes, size_t n) {
 }
 
 static void prober_free(prober_t *pr) {
+  if (pr->token != NULL)
+    CloseHandle(pr->token);
   if (pr->window != NULL)
     DestroyWindow(pr->window);
   if (pr->nul != INVALID_HANDLE_VALUE && pr->nul != NULL)
@@ -2037,15 +2043,21 @@ static void prober_free(prober_t *pr) {
   free(pr->self);
 }
 
-/* jobwarden's self-protection, applied to the probe's own process. The
- * jobwarden.* and parent_spoof canaries open this process, so it must be
- * protected exactly like the process of `run`, by the same call `run`
- * makes, and this is the one place the probe applies it. jobwarden's
- * process has no protection of its own yet: there is nothing to apply, and
- * the canaries measure jobwarden as it is. 0 or -1 (pr->err). */
+/* jobwarden's self-protection, applied to the probe's own process, and the
+ * program's token. The jobwarden.* and parent_spoof canaries open this
+ * process, so it is protected exactly like the process of `run`, by the
+ * same calls `run` makes (src/win/runner.c), and this is the one place the
+ * probe applies them. A protection that cannot be applied is not an error
+ * of the probe: the canaries then show what the program could do to an
+ * unprotected jobwarden. A token that cannot be built is (`run` would not
+ * start either). 0 or -1 (pr->err). */
 static int probe_protect_self(prober_t *pr) {
-  (void)pr;
-  return 0;
+  jw_error_t ignored;
+  unsigned uninherited = 0, inheritable = 0;
+  memset(&ignored, 0, sizeof(ignored));
+  (void)jw__self_protect(&ignored);
+  jw__handles_uninherit(&uninherited, &inheritable);
+  return jw__token_build(pr->policy.token, &pr->token, &pr->err) == 0 ? 0 : -1;
 }
 
 int jw_probe(const jw_policy_t *policy, int json) {

@@ -93,6 +93,10 @@ typedef struct jw_spawn_options_s {
   int test_naive_order;
   /* Test-only: skip PROC_THREAD_ATTRIBUTE_JOB_LIST, use the fallback. */
   int test_force_fallback;
+  /* The primary token to start the program with (CreateProcessAsUserW,
+   * borrowed: the caller owns and closes it); NULL: jobwarden's own
+   * (CreateProcessW). See jw__token_build. */
+  HANDLE token;
 } jw_spawn_options_t;
 
 /* Spawns argv race-free into `job`: the child is created suspended and
@@ -105,6 +109,52 @@ typedef struct jw_spawn_options_s {
  * err->where naming the step and err->sys_error the Win32 error. */
 int jw_spawn(HANDLE job, const jw_spawn_options_t *opt, jw_child_t *child, jw_error_t *err);
 void jw_child_close(jw_child_t *child);
+
+/* Builds the primary token the program is started with for a token mode
+ * (docs/policy.md, "token") from jobwarden's own: RESTRICTED through
+ * CreateRestrictedToken (DISABLE_MAX_PRIVILEGE: every privilege but
+ * SeChangeNotifyPrivilege removed; the powerful groups the token holds
+ * made deny-only), LOW_INTEGRITY through DuplicateTokenEx at Low integrity
+ * (S-1-16-4096), RESTRICTED_LOW both. INHERIT leaves *out NULL. Returns 0
+ * and a new token handle in *out (owner: the caller), or JW_ESYS /
+ * JW_ENOMEM with err->where naming the failed call. Any thread. */
+int jw__token_build(jw_token_mode_t mode, HANDLE *out, jw_error_t *err);
+/* What a token really holds, read back: {"integrity", "integrity_sid",
+ * "privileges": [names], "deny_only": [SIDs]}, and "unavailable":
+ * [{"field","reason"}] for what could not be read. New reference (NULL
+ * only when out of memory). */
+json_t *jw__token_describe(HANDLE token);
+/* The same for a process's own token (OpenProcessToken TOKEN_QUERY); a
+ * token that cannot be opened gives {"unavailable":[{"field":"token",...}]}. */
+json_t *jw__token_describe_process(HANDLE process);
+/* "low", "medium"... for a mandatory-label RID (the names procinfo uses). */
+const char *jw__integrity_name(DWORD rid);
+
+/* jobwarden's own process and threads behind a protected DACL
+ * (src/win/selfprotect.c): the entries below, in this order; "user" is
+ * the SID of jobwarden's own token. */
+#define JW_SELF_ACES 3
+typedef struct {
+  const char *who; /* "user", or a SID string */
+  DWORD mask;      /* the access allowed */
+} jw_self_ace_t;
+extern const jw_self_ace_t jw__self_process_aces[JW_SELF_ACES];
+extern const jw_self_ace_t jw__self_thread_aces[JW_SELF_ACES];
+/* Sets the protected DACL on jobwarden's process (through its
+ * pseudo-handle, which keeps full access) and on every thread it has at
+ * the call; threads already protected by an earlier call are left as
+ * they are. Threads started later keep the default DACL until the next
+ * call. Returns 0 or JW_ESYS with err->where naming the failed call.
+ * Main thread. */
+int jw__self_protect(jw_error_t *err);
+/* Clears HANDLE_FLAG_INHERIT on every handle jobwarden holds (its own
+ * standard handles included: the program gets duplicates made for it
+ * alone), so that no CreateProcess of jobwarden's, whatever its
+ * arguments, can hand one to another process. *cleared counts the
+ * handles changed, *left those that stayed inheritable. Returns 0, or
+ * JW_ESYS when *left > 0. Main thread, while no other thread creates
+ * handles meant to be inherited. */
+int jw__handles_uninherit(unsigned *cleared, unsigned *left);
 
 /* Resolves a program name the way `run` does (SearchPathW, ".exe" added).
  * Returns a new malloc'd UTF-16 path, or NULL with err set (JW_ENOENT). */

@@ -1,10 +1,15 @@
 /* Helper modes and utilities for the Windows tests (see helpers.h). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "helpers.h"
 #include "test_util.h"
+
+#include <aclapi.h>
+#include <sddl.h>
+#include <tlhelp32.h>
 
 const wchar_t *tw_self(void) {
   static wchar_t self[MAX_PATH];
@@ -170,6 +175,54 @@ static int helper_series_sync(int argc, char **argv) {
         return 97;
       Sleep(10);
     }
+/* ------------------------------------------------------------------------ */
+/* Self-defence helpers (issue 9, part 1): the agent turns on jobwarden.    */
+/* Each reports on stdout (the handle jobwarden passes on, which a Low-     */
+/* integrity child can still write) in one WriteFile per line.              */
+/* ------------------------------------------------------------------------ */
+
+static void report(const char *fmt, ...) {
+  char line[4096];
+  va_list ap;
+  int n;
+  DWORD done;
+  va_start(ap, fmt);
+  n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  if ((size_t)n > sizeof(line) - 2)
+    n = (int)sizeof(line) - 2;
+  line[n++] = '\n';
+  WriteFile(GetStdHandle(STD_OUTPUT_HANDLE), line, (DWORD)n, &done, NULL);
+}
+
+/* The parent's pid, from a Toolhelp snapshot. */
+static DWORD parent_pid(void) {
+  HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+  PROCESSENTRY32W pe;
+  DWORD self = GetCurrentProcessId(), parent = 0;
+  if (snap == INVALID_HANDLE_VALUE)
+    return 0;
+  pe.dwSize = sizeof(pe);
+  if (Process32FirstW(snap, &pe)) {
+    do {
+      if (pe.th32ProcessID == self)
+        parent = pe.th32ParentProcessID;
+    } while (Process32NextW(snap, &pe));
+  }
+  CloseHandle(snap);
+  return parent;
+}
+
+/* Waits (polling, bounded) for a marker file the test creates. */
+static int wait_marker(const char *path, DWORD timeout_ms) {
+  DWORD waited = 0;
+  while (GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES) {
+    if (waited >= timeout_ms)
+      return -1;
+    Sleep(5);
+    waited += 5;
   }
   return 0;
 }
@@ -386,6 +439,254 @@ static int helper_tamper(int argc, char **argv) {
     return 92;
   while (GetFileAttributesA(argv[4]) == INVALID_FILE_ATTRIBUTES)
     Sleep(10);
+/* The owner's way round a process DACL: open the parent for WRITE_DAC
+ * (which an OWNER RIGHTS entry of READ_CONTROL alone refuses on Windows)
+ * and give Everyone full access. Reports "rewrite_open ERR" and, when the
+ * open worked, "rewrite_set ERR"; returns 0 when the DACL was replaced. */
+static int rewrite_parent_dacl(DWORD ppid) {
+  PSECURITY_DESCRIPTOR sd = NULL;
+  PACL dacl = NULL;
+  BOOL present = FALSE, defaulted = FALSE;
+  DWORD e;
+  HANDLE h = OpenProcess(WRITE_DAC, FALSE, ppid);
+  report("rewrite_open %lu", h != NULL ? 0ul : (unsigned long)GetLastError());
+  if (h == NULL)
+    return -1;
+  if (!ConvertStringSecurityDescriptorToSecurityDescriptorA("D:(A;;GA;;;WD)", SDDL_REVISION_1, &sd,
+                                                            NULL) ||
+      !GetSecurityDescriptorDacl(sd, &present, &dacl, &defaulted))
+    e = GetLastError();
+  else
+    e = SetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, dacl, NULL);
+  report("rewrite_set %lu", (unsigned long)e);
+  if (sd != NULL)
+    LocalFree(sd);
+  CloseHandle(h);
+  return e == 0 ? 0 : -1;
+}
+
+/* open-parent: one OpenProcess per right on jobwarden; "open <NAME> <err>"
+ * per right, err 0 when the open succeeded. */
+static int helper_open_parent(void) {
+  static const struct {
+    const char *name;
+    DWORD right;
+  } rights[] = {{"PROCESS_TERMINATE", PROCESS_TERMINATE},
+                {"PROCESS_DUP_HANDLE", PROCESS_DUP_HANDLE},
+                {"PROCESS_VM_READ", PROCESS_VM_READ},
+                {"PROCESS_CREATE_PROCESS", PROCESS_CREATE_PROCESS},
+                {"WRITE_DAC", WRITE_DAC},
+                {"PROCESS_QUERY_LIMITED_INFORMATION", PROCESS_QUERY_LIMITED_INFORMATION}};
+  DWORD ppid = parent_pid();
+  size_t i;
+  if (ppid == 0)
+    return 80;
+  report("parent %lu", (unsigned long)ppid);
+  for (i = 0; i < sizeof(rights) / sizeof(rights[0]); i++) {
+    HANDLE h = OpenProcess(rights[i].right, FALSE, ppid);
+    report("open %s %lu", rights[i].name, h != NULL ? 0ul : (unsigned long)GetLastError());
+    if (h != NULL)
+      CloseHandle(h);
+  }
+  return 0;
+}
+
+/* kill-parent PIDFILE GOFILE: starts a grandchild (sleep), writes
+ * "<own pid> <grandchild pid>" to PIDFILE, waits for GOFILE, then opens
+ * jobwarden with PROCESS_TERMINATE and terminates it with exit code 0.
+ * Reports "open <err>" and, if it got that far, "terminate <err>"; then
+ * waits for the grandchild (it dies with the job, or the test kills it). */
+static int helper_kill_parent(int argc, char **argv) {
+  wchar_t cmd[1024];
+  PROCESS_INFORMATION pi;
+  char tmp[MAX_PATH + 8];
+  FILE *f;
+  DWORD ppid = parent_pid();
+  HANDLE h;
+  if (argc < 5 || ppid == 0)
+    return 81;
+  tw_helper_cmdline(cmd, 1024, "sleep 60000");
+  if (start(cmd, 0, &pi) != 0)
+    return 82;
+  snprintf(tmp, sizeof(tmp), "%s.tmp", argv[3]);
+  f = fopen(tmp, "wb");
+  if (f == NULL)
+    return 83;
+  fprintf(f, "%lu %lu\n", (unsigned long)GetCurrentProcessId(), (unsigned long)pi.dwProcessId);
+  fclose(f);
+  if (!MoveFileExA(tmp, argv[3], MOVEFILE_REPLACE_EXISTING))
+    return 84;
+  if (wait_marker(argv[4], 30000) != 0)
+    return 85;
+  h = OpenProcess(PROCESS_TERMINATE, FALSE, ppid);
+  report("open %lu", h != NULL ? 0ul : (unsigned long)GetLastError());
+  if (h == NULL && rewrite_parent_dacl(ppid) == 0) {
+    h = OpenProcess(PROCESS_TERMINATE, FALSE, ppid);
+    report("reopen %lu", h != NULL ? 0ul : (unsigned long)GetLastError());
+  }
+  if (h != NULL) {
+    BOOL ok = TerminateProcess(h, 0);
+    report("terminate %lu", ok ? 0ul : (unsigned long)GetLastError());
+    CloseHandle(h);
+  }
+  WaitForSingleObject(pi.hProcess, 60000);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return 0;
+}
+
+/* dup-job: opens jobwarden with PROCESS_DUP_HANDLE, copies every handle
+ * value until one is the job this process is in, turns kill-on-close off
+ * and breakaway on through the copy, and tries a child that breaks away.
+ * Reports "open <err>", "job <handle value in jobwarden, 0 = not found>",
+ * "set <err>", "breakaway <err>" and "escaped <0|1>" (the child was outside
+ * every job; it is terminated at once). */
+static int helper_dup_job(void) {
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION li;
+  DWORD ppid = parent_pid(), v, found = 0;
+  HANDLE parent, job = NULL;
+  wchar_t cmd[1024];
+  PROCESS_INFORMATION pi;
+  if (ppid == 0)
+    return 86;
+  parent = OpenProcess(PROCESS_DUP_HANDLE, FALSE, ppid);
+  report("open %lu", parent != NULL ? 0ul : (unsigned long)GetLastError());
+  if (parent == NULL && rewrite_parent_dacl(ppid) == 0) {
+    parent = OpenProcess(PROCESS_DUP_HANDLE, FALSE, ppid);
+    report("reopen %lu", parent != NULL ? 0ul : (unsigned long)GetLastError());
+  }
+  if (parent == NULL)
+    return 0;
+  for (v = 4; v < 0x4000 && job == NULL; v += 4) {
+    HANDLE h = NULL;
+    BOOL in = FALSE;
+    if (!DuplicateHandle(parent, (HANDLE)(ULONG_PTR)v, GetCurrentProcess(), &h, 0, FALSE,
+                         DUPLICATE_SAME_ACCESS))
+      continue;
+    if (IsProcessInJob(GetCurrentProcess(), h, &in) && in) {
+      job = h;
+      found = v;
+    } else {
+      CloseHandle(h);
+    }
+  }
+  CloseHandle(parent);
+  report("job %lu", (unsigned long)found);
+  if (job == NULL)
+    return 0;
+  memset(&li, 0, sizeof(li));
+  li.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_BREAKAWAY_OK;
+  report("set %lu", SetInformationJobObject(job, JobObjectExtendedLimitInformation, &li, sizeof(li))
+                        ? 0ul
+                        : (unsigned long)GetLastError());
+  CloseHandle(job);
+  tw_helper_cmdline(cmd, 1024, "sleep 60000");
+  if (start(cmd, CREATE_BREAKAWAY_FROM_JOB | CREATE_SUSPENDED, &pi) != 0) {
+    report("breakaway %lu", (unsigned long)GetLastError());
+    return 0;
+  }
+  {
+    BOOL in = TRUE;
+    IsProcessInJob(pi.hProcess, NULL, &in);
+    report("breakaway 0");
+    report("escaped %d", in ? 0 : 1);
+  }
+  TerminateProcess(pi.hProcess, 1);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return 0;
+}
+
+/* inherited: the handles this process holds with HANDLE_FLAG_INHERIT set
+ * (an inherited handle keeps the flag: these are what it inherited) and
+ * its three standard handles. Reports "std <in> <out> <err>" and
+ * "inheritable <v>..." (values in hex). */
+static int helper_inherited(void) {
+  char list[2048] = "inheritable";
+  DWORD v, flags, gap = 0;
+  report("std 0x%lx 0x%lx 0x%lx", (unsigned long)(ULONG_PTR)GetStdHandle(STD_INPUT_HANDLE),
+         (unsigned long)(ULONG_PTR)GetStdHandle(STD_OUTPUT_HANDLE),
+         (unsigned long)(ULONG_PTR)GetStdHandle(STD_ERROR_HANDLE));
+  /* Handle tables fill from the bottom: 4096 unused values in a row end
+   * the scan. */
+  for (v = 4; gap < 4096; v += 4) {
+    if (!GetHandleInformation((HANDLE)(ULONG_PTR)v, &flags)) {
+      gap += 4;
+      continue;
+    }
+    gap = 0;
+    if ((flags & HANDLE_FLAG_INHERIT) && strlen(list) + 16 < sizeof(list))
+      snprintf(list + strlen(list), sizeof(list) - strlen(list), " 0x%lx", (unsigned long)v);
+  }
+  report("%s", list);
+  return 0;
+}
+
+/* token-report: this process's own token, read independently of
+ * jobwarden: "integrity <rid>", "privileges <name>...", "deny_only
+ * <sid>...". */
+static int helper_token_report(void) {
+  HANDLE tok = NULL;
+  BYTE buf[8192];
+  DWORD len = 0, i;
+  char line[3000];
+  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok))
+    return 87;
+  if (GetTokenInformation(tok, TokenIntegrityLevel, buf, sizeof(buf), &len)) {
+    PSID sid = ((TOKEN_MANDATORY_LABEL *)buf)->Label.Sid;
+    report("integrity 0x%lx",
+           (unsigned long)*GetSidSubAuthority(sid, *GetSidSubAuthorityCount(sid) - 1));
+  } else {
+    report("integrity unavailable %lu", (unsigned long)GetLastError());
+  }
+  strcpy(line, "privileges");
+  if (GetTokenInformation(tok, TokenPrivileges, buf, sizeof(buf), &len)) {
+    TOKEN_PRIVILEGES *tp = (TOKEN_PRIVILEGES *)buf;
+    for (i = 0; i < tp->PrivilegeCount; i++) {
+      char name[128];
+      DWORD n = sizeof(name);
+      if (LookupPrivilegeNameA(NULL, &tp->Privileges[i].Luid, name, &n) &&
+          strlen(line) + n + 2 < sizeof(line)) {
+        strcat(line, " ");
+        strcat(line, name);
+      }
+    }
+  }
+  report("%s", line);
+  strcpy(line, "deny_only");
+  if (GetTokenInformation(tok, TokenGroups, buf, sizeof(buf), &len)) {
+    TOKEN_GROUPS *g = (TOKEN_GROUPS *)buf;
+    for (i = 0; i < g->GroupCount; i++) {
+      char *sid = NULL;
+      if ((g->Groups[i].Attributes & SE_GROUP_USE_FOR_DENY_ONLY) &&
+          ConvertSidToStringSidA(g->Groups[i].Sid, &sid)) {
+        if (strlen(line) + strlen(sid) + 2 < sizeof(line)) {
+          strcat(line, " ");
+          strcat(line, sid);
+        }
+        LocalFree(sid);
+      }
+    }
+  }
+  report("%s", line);
+  CloseHandle(tok);
+  return 0;
+}
+
+static int helper_self_defense(int argc, char **argv, int *handled) {
+  const char *mode = argv[2];
+  *handled = 1;
+  if (strcmp(mode, "open-parent") == 0)
+    return helper_open_parent();
+  if (strcmp(mode, "kill-parent") == 0)
+    return helper_kill_parent(argc, argv);
+  if (strcmp(mode, "dup-job") == 0)
+    return helper_dup_job();
+  if (strcmp(mode, "inherited") == 0)
+    return helper_inherited();
+  if (strcmp(mode, "token-report") == 0)
+    return helper_token_report();
+  *handled = 0;
   return 0;
 }
 
@@ -440,6 +741,11 @@ int tw_helper_main(int argc, char **argv) {
     return helper_tamper(argc, argv);
   if (strcmp(mode, "set-event") == 0 && argc > 3)
     return SetEvent((HANDLE)(ULONG_PTR)strtoull(argv[3], NULL, 0)) ? 0 : 1;
+  {
+    int handled, rc = helper_self_defense(argc, argv, &handled);
+    if (handled)
+      return rc;
+  }
   fprintf(stderr, "unknown helper mode %s\n", mode);
   return 99;
 }

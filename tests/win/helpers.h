@@ -46,6 +46,36 @@ int tw_is_helper(int argc, char **argv);
  *                         by dequeuing, posts forged packets, writes what
  *                         it achieved to RESULT ("post NAME OK ERR"
  *                         lines...), waits for MARKER, exit 0 */
+ * Self-defence attacks (the agent against jobwarden, its parent); each
+ * reports lines on stdout, "<what> <Win32 error, 0 = it worked>":
+ *   open-parent           OpenProcess on the parent with each of
+ *                         PROCESS_TERMINATE, PROCESS_DUP_HANDLE,
+ *                         PROCESS_VM_READ, PROCESS_CREATE_PROCESS,
+ *                         WRITE_DAC, PROCESS_QUERY_LIMITED_INFORMATION:
+ *                         "parent PID", then "open NAME ERR" per right
+ *   kill-parent PIDFILE GOFILE
+ *                         start a grandchild (sleep 60 s), write
+ *                         "<own pid> <grandchild pid>" to PIDFILE, wait
+ *                         for GOFILE to exist, OpenProcess(PROCESS_TERMINATE)
+ *                         the parent and TerminateProcess it with 0:
+ *                         "open ERR", "terminate ERR"; then wait. When the
+ *                         open is refused, the owner's way round: open it
+ *                         for WRITE_DAC, give Everyone full access
+ *                         ("rewrite_open ERR", "rewrite_set ERR") and open
+ *                         again ("reopen ERR")
+ *   dup-job               copy the parent's handle to this process's job
+ *                         (PROCESS_DUP_HANDLE), set BREAKAWAY_OK without
+ *                         KILL_ON_JOB_CLOSE through it, start a child with
+ *                         CREATE_BREAKAWAY_FROM_JOB: "open ERR" (refused:
+ *                         the DACL rewrite of kill-parent, "reopen ERR"),
+ *                         "job VALUE"
+ *                         (0 = not found), "set ERR", "breakaway ERR",
+ *                         "escaped 0|1" (the child is terminated at once)
+ *   inherited             "std IN OUT ERR" (hex values) and "inheritable
+ *                         V..." (every handle with HANDLE_FLAG_INHERIT:
+ *                         what the process inherited)
+ *   token-report          its own token: "integrity 0xRID", "privileges
+ *                         NAME...", "deny_only SID..." */
 int tw_helper_main(int argc, char **argv);
 
 /* This executable's full path (static buffer). */

@@ -364,15 +364,8 @@ static void want_none(want_t *w) {
     w[6 + i].result = "skipped";
     w[6 + i].reason = reasons[i];
   }
-  w[15] = (want_t){"kill_on_close",
-                   "kill_on_close",
-                   0,
-                   "off",
-                   "skipped",
-                   "the policy does not set kill_on_close",
-                   NULL,
-                   0,
-                   NULL};
+  /* Kill-on-close is on in tier none too (docs/policy.md): claimed and
+   * blocked as in lockdown, w[15] as copied. */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -560,8 +553,9 @@ static void case_lockdown_json(void) {
   free_run(&r);
 }
 
-/* 3. Tier none: only breakaway (no BREAKAWAY_OK in any job) and handle
- * inheritance (jobwarden's own) are claimed, both enforced: exit 0. */
+/* 3. Tier none: only breakaway (no BREAKAWAY_OK in any job), handle
+ * inheritance (jobwarden's own) and kill-on-close (on in every tier) are
+ * claimed, all enforced: exit 0. */
 static void case_none(void) {
   run_t r;
   want_t w[N_PROBES];
