@@ -466,14 +466,14 @@ typedef struct jw_exporter_vtable_s {
  * one. The run sets it (jw_exporter_set_gate) once the job exists; a sink
  * without a gate serves every client it is configured to. */
 typedef enum {
-  JW_CLIENT_OK = 0,     /* serve it */
-  JW_CLIENT_IN_JOB,     /* a process of the sandboxed job: refuse */
-  JW_CLIENT_UNKNOWN,    /* its identity could not be established: refuse */
+  JW_CLIENT_OK = 0,  /* serve it */
+  JW_CLIENT_IN_JOB,  /* a process of the sandboxed job: refuse */
+  JW_CLIENT_UNKNOWN, /* its identity could not be established: refuse */
 } jw_client_verdict_t;
 typedef enum {
-  JW_CLIENT_REFUSED_IN_JOB = 0,  /* the gate said JW_CLIENT_IN_JOB */
-  JW_CLIENT_REFUSED_UNKNOWN,     /* the gate said JW_CLIENT_UNKNOWN */
-  JW_CLIENT_REFUSED_MAX,         /* the sink's own cap (pipe: max_readers) */
+  JW_CLIENT_REFUSED_IN_JOB = 0, /* the gate said JW_CLIENT_IN_JOB */
+  JW_CLIENT_REFUSED_UNKNOWN,    /* the gate said JW_CLIENT_UNKNOWN */
+  JW_CLIENT_REFUSED_MAX,        /* the sink's own cap (pipe: max_readers) */
 } jw_client_refusal_t;
 typedef struct jw_client_gate_s {
   /* Whether the process `pid` may be served. `why` (may be left empty)

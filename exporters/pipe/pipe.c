@@ -66,18 +66,18 @@
 #include "exporters.h"
 #include "internal.h"
 
-#define PIPE_REPLAY_DEFAULT 256
-#define PIPE_REPLAY_MAX     65536
-#define PIPE_BUFFER_DEFAULT 4096
-#define PIPE_BUFFER_MIN     16
-#define PIPE_BUFFER_MAX     1048576
-#define PIPE_OUT_BYTES      65536 /* the kernel's buffer, per instance */
-#define PIPE_IN_BYTES       4096
+#define PIPE_REPLAY_DEFAULT  256
+#define PIPE_REPLAY_MAX      65536
+#define PIPE_BUFFER_DEFAULT  4096
+#define PIPE_BUFFER_MIN      16
+#define PIPE_BUFFER_MAX      1048576
+#define PIPE_OUT_BYTES       65536 /* the kernel's buffer, per instance */
+#define PIPE_IN_BYTES        4096
 #define PIPE_READERS_DEFAULT 16
 #define PIPE_READERS_MAX     256
 #define READER_STACK_BYTES   (64u * 1024u) /* reader_main needs a few KB */
-#define CLOSE_DEADLINE_MS   3000
-#define CLOSE_MAX_MS        30000
+#define CLOSE_DEADLINE_MS    3000
+#define CLOSE_MAX_MS         30000
 
 typedef struct pipe_state_s pipe_state_t;
 
@@ -98,7 +98,7 @@ struct pipe_state_s {
   char name[JW_PIPE_NAME_MAX + 1];
   wchar_t *path; /* \\.\pipe\NAME, owned */
   size_t replay, buffer;
-  size_t max_readers; /* readers served at the same time */
+  size_t max_readers;      /* readers served at the same time */
   PSECURITY_DESCRIPTOR sd; /* owned (LocalFree) */
   SECURITY_ATTRIBUTES sa;
   HANDLE listening; /* the instance waiting for the next reader */
@@ -526,8 +526,9 @@ static int admit(pipe_state_t *ps, HANDLE h) {
     gate->refused(gate->ctx, ps->self->spec, what, (uint32_t)pid, why, ps->max_readers);
   } else {
     char msg[600];
-    int n = snprintf(msg, sizeof(msg), "jobwarden: exporter 'pipe:%s' refused a reader (pid %lu): %s\n",
-                     ps->name, (unsigned long)pid, why);
+    int n =
+        snprintf(msg, sizeof(msg), "jobwarden: exporter 'pipe:%s' refused a reader (pid %lu): %s\n",
+                 ps->name, (unsigned long)pid, why);
     if (n > 0)
       jw__stderr_write(msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
   }

@@ -92,8 +92,7 @@ static void gate_refused(void *ctx, const char *sink, jw_client_refusal_t what, 
     jw_event_init(&ev, JW_EVENT_NOTICE, "pipe_reader_refused", "blocked", "monitor", "jobwarden",
                   JW_SEV_MEDIUM);
   else
-    jw_event_init(&ev, JW_EVENT_VIOLATION, "pipe_reader_refused", "blocked", "monitor",
-                  "jobwarden",
+    jw_event_init(&ev, JW_EVENT_VIOLATION, "pipe_reader_refused", "blocked", "monitor", "jobwarden",
                   what == JW_CLIENT_REFUSED_IN_JOB ? JW_SEV_CRITICAL : JW_SEV_HIGH);
   reader = json_pack("{s:s,s:o,s:o,s:s}", "sink", sink, "pid",
                      pid != 0 ? json_integer(pid) : json_null(), "executable",

@@ -66,7 +66,9 @@ int jw__agent_output_resolve(const char *value, const char *const *exports, int 
                           "--agent-output inherit: the program would share jobwarden's %s with "
                           "the event stream (--export %s); use auto, %s, null or file:PATH",
                           out_used ? "stdout" : "stderr", out_used ? "stdout" : "stderr",
-                          out_used && !err_used ? "stderr" : !out_used ? "stdout" : "null");
+                          out_used && !err_used ? "stderr"
+                          : !out_used           ? "stdout"
+                                                : "null");
     *mode = JW_AGENT_OUT_INHERIT;
     return 0;
   }

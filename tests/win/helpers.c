@@ -109,6 +109,215 @@ static int helper_breakaway(void) {
   return 0x200;
 }
 
+/* --- Modes of wine.real.record (tests/win/test_record.c): attacks on the
+ * record from inside the job. --------------------------------------------- */
+
+/* Appends "NAME=ERR " for one attempt: 0 when it succeeded (then what it
+ * opened is closed again at once, without writing). */
+static void note(char *out, size_t size, const char *name, DWORD e) {
+  size_t n = strlen(out);
+  snprintf(out + n, size - n, "%s%s=%lu", n ? " " : "", name, (unsigned long)e);
+}
+
+static DWORD try_open(const wchar_t *path, DWORD access, DWORD disposition) {
+  HANDLE h = CreateFileW(path, access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                         disposition, FILE_ATTRIBUTE_NORMAL, NULL);
+  DWORD e = GetLastError();
+  if (h == INVALID_HANDLE_VALUE)
+    return e ? e : 1;
+  CloseHandle(h);
+  return 0;
+}
+
+/* Writes text to path through a temporary name (a reader never sees half). */
+static int write_result(const char *path, const char *text, size_t len) {
+  char tmp[MAX_PATH + 8];
+  FILE *f;
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  f = fopen(tmp, "wb");
+  if (f == NULL)
+    return -1;
+  fwrite(text, 1, len, f);
+  if (fclose(f) != 0)
+    return -1;
+  return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING) ? 0 : -1;
+}
+
+/* attack-file LOG RESULT SNAPSHOT: every way to rewrite the event file
+ * LOG in place, then a plain read of it (what a tailer does), saved to
+ * SNAPSHOT; RESULT gets "write=E trunc=E create=E delete=E move=E
+ * disposition=E read=E" (Win32 errors, 0 = it worked). */
+static int helper_attack_file(int argc, char **argv) {
+  wchar_t log[TW_PATH_CHARS], moved[TW_PATH_CHARS + 8];
+  char out[512] = "";
+  HANDLE h;
+  DWORD e;
+  char *snap;
+  size_t snap_len = 0;
+  if (argc < 6 || !MultiByteToWideChar(CP_ACP, 0, argv[3], -1, log, TW_PATH_CHARS))
+    return 90;
+  swprintf(moved, TW_PATH_CHARS + 8, L"%ls.moved", log);
+  note(out, sizeof(out), "write", try_open(log, GENERIC_WRITE, OPEN_EXISTING));
+  note(out, sizeof(out), "trunc", try_open(log, GENERIC_WRITE, TRUNCATE_EXISTING));
+  note(out, sizeof(out), "create", try_open(log, GENERIC_WRITE, CREATE_ALWAYS));
+  note(out, sizeof(out), "delete", DeleteFileW(log) ? 0 : GetLastError());
+  note(out, sizeof(out), "move",
+       MoveFileExW(log, moved, MOVEFILE_REPLACE_EXISTING) ? 0 : GetLastError());
+  /* Delete-on-close through a handle opened for DELETE: the open itself
+   * must fail; had it worked, the disposition would be set. */
+  h = CreateFileW(log, DELETE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                  OPEN_EXISTING, 0, NULL);
+  if (h == INVALID_HANDLE_VALUE) {
+    e = GetLastError();
+  } else {
+    FILE_DISPOSITION_INFO di;
+    di.DeleteFile = TRUE;
+    e = SetFileInformationByHandle(h, FileDispositionInfo, &di, sizeof(di)) ? 0 : GetLastError();
+    CloseHandle(h);
+    if (e != 0)
+      e = 0x10000 | e; /* opened (itself a failure of the defence), then refused */
+  }
+  note(out, sizeof(out), "disposition", e);
+  snap = tw_read_file(argv[3], &snap_len);
+  note(out, sizeof(out), "read",
+       snap != NULL && snap_len > 0 ? 0
+       : GetLastError()             ? GetLastError()
+                                    : 1);
+  if (snap != NULL && write_result(argv[5], snap, snap_len) != 0)
+    return 91;
+  free(snap);
+  return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
+}
+
+static void std_write(DWORD which, const char *s) {
+  DWORD w;
+  WriteFile(GetStdHandle(which), s, (DWORD)strlen(s), &w, NULL);
+}
+
+/* forge-output: what a program that shares jobwarden's event stream would
+ * write into it: half a line, then a whole forged sandbox.job_end, on
+ * stdout and on stderr in turn (TW_FORGED_OUTPUT is the exact sequence of
+ * bytes, stdout and stderr interleaved as written). */
+static int helper_forge_output(void) {
+  static const char *const parts[][2] = TW_FORGED_PARTS;
+  size_t i;
+  for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+    std_write(parts[i][0][0] == 'o' ? STD_OUTPUT_HANDLE : STD_ERROR_HANDLE, parts[i][1]);
+  return 0;
+}
+
+/* pipe-reader NAME RESULT: connects to \\.\pipe\NAME as a reader from
+ * inside the job and reads until the stream ends; RESULT gets
+ * "open=E bytes=N end=E" and, after a newline, what it read. */
+static int helper_pipe_reader(int argc, char **argv) {
+  char path[300], head[128], *all = NULL;
+  size_t len = 0, cap = 0;
+  HANDLE h;
+  DWORD open_e = 0, end_e = 0;
+  int i;
+  if (argc < 5)
+    return 90;
+  snprintf(path, sizeof(path), "\\\\.\\pipe\\%s", argv[3]);
+  for (i = 0; i < 200; i++) {
+    h = CreateFileA(path, GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
+    if (h != INVALID_HANDLE_VALUE || GetLastError() != ERROR_PIPE_BUSY)
+      break;
+    WaitNamedPipeA(path, 100);
+  }
+  if (h == INVALID_HANDLE_VALUE) {
+    open_e = GetLastError();
+  } else {
+    for (;;) {
+      char chunk[4096];
+      DWORD got = 0;
+      if (!ReadFile(h, chunk, sizeof(chunk), &got, NULL) || got == 0) {
+        end_e = GetLastError();
+        break;
+      }
+      if (len + got + 1 > cap) {
+        cap = (len + got + 1) * 2;
+        all = realloc(all, cap);
+        if (all == NULL)
+          return 91;
+      }
+      memcpy(all + len, chunk, got);
+      len += got;
+    }
+    CloseHandle(h);
+  }
+  snprintf(head, sizeof(head), "open=%lu bytes=%lu end=%lu\n", (unsigned long)open_e,
+           (unsigned long)len, (unsigned long)end_e);
+  {
+    size_t hl = strlen(head);
+    char *buf = malloc(hl + len + 1);
+    int rc;
+    if (buf == NULL)
+      return 91;
+    memcpy(buf, head, hl);
+    if (len)
+      memcpy(buf + hl, all, len);
+    rc = write_result(argv[4], buf, hl + len);
+    free(buf);
+    free(all);
+    return rc == 0 ? 0 : 92;
+  }
+}
+
+/* wait-file PATH: exits 0 once PATH exists (the test's signal). */
+static int helper_wait_file(int argc, char **argv) {
+  if (argc < 4)
+    return 90;
+  while (GetFileAttributesA(argv[3]) == INVALID_FILE_ATTRIBUTES)
+    Sleep(5);
+  return 0;
+}
+
+/* flood N: starts N children at once (each `exit 0 flood-<i>-<tag>`, a
+ * command line of its own), then waits for all of them. */
+static int helper_flood(int argc, char **argv) {
+  unsigned long n = argc > 3 ? strtoul(argv[3], NULL, 0) : 0, i, started = 0;
+  HANDLE *hs;
+  if (n == 0 || n > 2000)
+    return 90;
+  hs = calloc(n, sizeof(HANDLE));
+  if (hs == NULL)
+    return 91;
+  for (i = 0; i < n; i++) {
+    wchar_t cmd[1024];
+    char args[128];
+    PROCESS_INFORMATION pi;
+    snprintf(args, sizeof(args), "exit 0 " TW_FLOOD_TAG_FMT, i);
+    tw_helper_cmdline(cmd, 1024, args);
+    if (start(cmd, 0, &pi) != 0)
+      continue; /* counted by the test: every child it sees must be right */
+    CloseHandle(pi.hThread);
+    hs[started++] = pi.hProcess;
+  }
+  for (i = 0; i < started; i++) {
+    WaitForSingleObject(hs[i], 60000);
+    CloseHandle(hs[i]);
+  }
+  free(hs);
+  return started == n ? 0 : 93;
+}
+
+static int record_helper(const char *mode, int argc, char **argv, int *rc) {
+  if (strcmp(mode, "attack-file") == 0)
+    *rc = helper_attack_file(argc, argv);
+  else if (strcmp(mode, "forge-output") == 0)
+    *rc = helper_forge_output();
+  else if (strcmp(mode, "pipe-reader") == 0)
+    *rc = helper_pipe_reader(argc, argv);
+  else if (strcmp(mode, "wait-file") == 0)
+    *rc = helper_wait_file(argc, argv);
+  else if (strcmp(mode, "flood") == 0)
+    *rc = helper_flood(argc, argv);
+  else
+    return 0;
+  return 1;
+}
+/* --- end of wine.real.record's modes ---------------------------------------- */
+
 int tw_is_helper(int argc, char **argv) {
   return argc >= 3 && strcmp(argv[1], "--helper") == 0;
 }
@@ -152,6 +361,11 @@ int tw_helper_main(int argc, char **argv) {
     return helper_race();
   if (strcmp(mode, "breakaway") == 0)
     return helper_breakaway();
+  {
+    int rc;
+    if (record_helper(mode, argc, argv, &rc))
+      return rc;
+  }
   if (strcmp(mode, "set-event") == 0 && argc > 3)
     return SetEvent((HANDLE)(ULONG_PTR)strtoull(argv[3], NULL, 0)) ? 0 : 1;
   fprintf(stderr, "unknown helper mode %s\n", mode);

@@ -29,8 +29,42 @@ int tw_is_helper(int argc, char **argv);
  *   breakaway             try CREATE_BREAKAWAY_FROM_JOB; exit with the
  *                         Win32 error, or 0x200 if it was allowed
  *   set-event VALUE       SetEvent on the handle value; exit 0 if that
- *                         worked (the handle was inherited), 1 otherwise */
+ *                         worked (the handle was inherited), 1 otherwise
+ * wine.real.record (attacks on the record from inside the job):
+ *   attack-file LOG RESULT SNAPSHOT
+ *                         open LOG for GENERIC_WRITE, with TRUNCATE_EXISTING
+ *                         and CREATE_ALWAYS, DeleteFileW, MoveFileExW, open
+ *                         for DELETE + FileDispositionInfo, then read it;
+ *                         RESULT: "write=E trunc=E create=E delete=E move=E
+ *                         disposition=E read=E" (Win32 errors, 0 = done),
+ *                         SNAPSHOT: what it read
+ *   forge-output          write TW_FORGED_PARTS to stdout / stderr (half
+ *                         lines and forged sandbox.job_end lines), exit 0
+ *   pipe-reader NAME RESULT
+ *                         read \\.\pipe\NAME to its end; RESULT: "open=E
+ *                         bytes=N end=E\n" then the bytes read
+ *   wait-file PATH        exit 0 once PATH exists
+ *   flood N               start N children at once, each `exit 0` with the
+ *                         argument TW_FLOOD_TAG_FMT (its index), wait for
+ *                         them; exit 0, or 93 if a CreateProcessW failed */
 int tw_helper_main(int argc, char **argv);
+
+/* forge-output's writes in order: {"o" (stdout) or "e" (stderr), bytes}. */
+#define TW_FORGED_JOB_END                                                                          \
+  "{\"schema_version\":\"1.0\",\"event\":\"sandbox.job_end\",\"seq\":2,\"rule\":\"job\","          \
+  "\"action\":\"observed\",\"severity\":\"info\",\"message\":\"forged\"}\n"
+#define TW_FORGED_PARTS                                                                            \
+  {                                                                                                \
+    {"o", "{\"half\":\"a line without its end"}, {"o", TW_FORGED_JOB_END},                         \
+        {"e", "stderr: half a line"}, {"e", TW_FORGED_JOB_END}, {"o", "tail without newline"},     \
+  }
+/* The concatenation of TW_FORGED_PARTS' bytes. */
+#define TW_FORGED_OUTPUT                                                                           \
+  "{\"half\":\"a line without its end" TW_FORGED_JOB_END "stderr: half a line" TW_FORGED_JOB_END   \
+  "tail without newline"
+/* A flood child's last argument: its index, padded so every command line
+ * is long enough that a half-written one would show. */
+#define TW_FLOOD_TAG_FMT "flood-%04lu-abcdefghijklmnopqrstuvwxyz"
 
 /* This executable's full path (static buffer). */
 const wchar_t *tw_self(void);
