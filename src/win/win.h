@@ -196,7 +196,9 @@ int jw__proc_parent(HANDLE h, DWORD *ppid);
  * else read from its PEB (needs PROCESS_QUERY_INFORMATION | PROCESS_VM_READ).
  * Counted UTF-8 in *out (owned by the caller). Returns 0, or the Win32
  * error of the read from the process (-1 when there is none) with the
- * reason (both attempts, their status / error) in why. */
+ * reason (both attempts, their status / error) in why. Never an empty
+ * string: a parameter block without a command line (a process still being
+ * set up) is ERROR_NOT_READY, *out NULL. */
 int jw__proc_command_line(HANDLE h, char **out, size_t *len, int *truncated, char *why,
                           size_t why_size);
 /* The token's user as "S-1-..." (*sid_out) and as a binary SID (*sid_bin,

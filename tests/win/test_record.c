@@ -34,6 +34,7 @@
 
 #include <psapi.h>
 #include <tlhelp32.h>
+#include <winternl.h>
 
 #include <jansson.h>
 
@@ -41,6 +42,7 @@
 #include "helpers.h"
 #include "internal.h"
 #include "jobwarden.h"
+#include "win/win.h"
 
 #define RUN_TIMEOUT_MS 60000
 
@@ -816,6 +818,73 @@ static void case_flood(void) {
   jw_free(&r);
 }
 
+/* The parameter block of a live process with its command line emptied
+ * (Length 0: what a process still being set up shows) is read as "not
+ * read, and why", never as "". The real path: a process of ours whose
+ * PEB this test rewrites with WriteProcessMemory. */
+typedef LONG(NTAPI *nt_query_fn)(HANDLE, PROCESSINFOCLASS, PVOID, ULONG, PULONG);
+
+static void case_cmdline_empty(void) {
+  wchar_t cmd[1024];
+  char expect[1200], *out = NULL, why[512];
+  size_t len = 0;
+  int trunc = 0, rc, tries;
+  STARTUPINFOW si;
+  PROCESS_INFORMATION pi;
+  nt_query_fn q = (nt_query_fn)(void (*)(void))GetProcAddress(GetModuleHandleW(L"ntdll.dll"),
+                                                              "NtQueryInformationProcess");
+  PROCESS_BASIC_INFORMATION pbi;
+  PEB peb;
+  RTL_USER_PROCESS_PARAMETERS pp;
+  SIZE_T n = 0;
+  ULONG rl = 0;
+  USHORT zero = 0;
+
+  case_begin();
+  tw_helper_cmdline(cmd, 1024, "sleep 20000 cmdline-probe");
+  WideCharToMultiByte(CP_UTF8, 0, cmd, -1, expect, sizeof(expect), NULL, NULL);
+  memset(&si, 0, sizeof(si));
+  si.cb = sizeof(si);
+  CHECK(q != NULL);
+  if (q == NULL || !CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+    CHECK(0);
+    return;
+  }
+  /* Once it runs, its command line reads back exactly. */
+  for (tries = 0; tries < 200; tries++) {
+    rc = jw__proc_command_line(pi.hProcess, &out, &len, &trunc, why, sizeof(why));
+    if (rc == 0)
+      break;
+    Sleep(5);
+  }
+  CHECK_INT(rc, 0);
+  CHECK_STR(out, expect);
+  free(out);
+  out = NULL;
+  /* Now the same process with CommandLine.Length = 0. */
+  memset(&pbi, 0, sizeof(pbi));
+  CHECK(q(pi.hProcess, ProcessBasicInformation, &pbi, sizeof(pbi), &rl) >= 0);
+  CHECK(ReadProcessMemory(pi.hProcess, pbi.PebBaseAddress, &peb, sizeof(peb), &n));
+  CHECK(ReadProcessMemory(pi.hProcess, peb.ProcessParameters, &pp, sizeof(pp), &n));
+  CHECK(WriteProcessMemory(pi.hProcess,
+                           (char *)peb.ProcessParameters +
+                               offsetof(RTL_USER_PROCESS_PARAMETERS, CommandLine) +
+                               offsetof(UNICODE_STRING, Length),
+                           &zero, sizeof(zero), &n));
+  why[0] = 0;
+  rc = jw__proc_command_line(pi.hProcess, &out, &len, &trunc, why, sizeof(why));
+  CHECK_INT(rc, ERROR_NOT_READY);
+  CHECK(out == NULL);
+  CHECK_INT(len, 0);
+  CHECK_CONTAINS(why, "no command line (empty or still being set up)");
+  free(out);
+  TerminateProcess(pi.hProcess, 0);
+  WaitForSingleObject(pi.hProcess, 5000);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  case_end("cmdline-empty", NULL);
+}
+
 int main(int argc, char **argv) {
   const char *only_case = argc > 4 ? argv[4] : NULL;
   if (tw_is_helper(argc, argv))
@@ -842,6 +911,7 @@ int main(int argc, char **argv) {
   RUN("pipe-cap", case_pipe_cap);
   RUN("pipe-in-job", case_pipe_in_job);
   RUN("reader-cost", case_reader_cost);
+  RUN("cmdline-empty", case_cmdline_empty);
   RUN("flood", case_flood);
   return jw_test_result("record");
 }
