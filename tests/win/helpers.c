@@ -301,6 +301,20 @@ static int helper_flood(int argc, char **argv) {
   return started == n ? 0 : 93;
 }
 
+/* spew N: N lines TW_SPEW_FMT (index from 0) on stdout, written one
+ * WriteFile each: far more than a pipe holds. */
+static int helper_spew(int argc, char **argv) {
+  unsigned long n = argc > 3 ? strtoul(argv[3], NULL, 0) : 0, i;
+  for (i = 0; i < n; i++) {
+    char line[128];
+    DWORD w = 0;
+    int len = snprintf(line, sizeof(line), TW_SPEW_FMT, i);
+    if (!WriteFile(GetStdHandle(STD_OUTPUT_HANDLE), line, (DWORD)len, &w, NULL) || w != (DWORD)len)
+      return 91;
+  }
+  return 0;
+}
+
 static int record_helper(const char *mode, int argc, char **argv, int *rc) {
   if (strcmp(mode, "attack-file") == 0)
     *rc = helper_attack_file(argc, argv);
@@ -312,6 +326,8 @@ static int record_helper(const char *mode, int argc, char **argv, int *rc) {
     *rc = helper_wait_file(argc, argv);
   else if (strcmp(mode, "flood") == 0)
     *rc = helper_flood(argc, argv);
+  else if (strcmp(mode, "spew") == 0)
+    *rc = helper_spew(argc, argv);
   else
     return 0;
   return 1;

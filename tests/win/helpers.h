@@ -46,7 +46,9 @@ int tw_is_helper(int argc, char **argv);
  *   wait-file PATH        exit 0 once PATH exists
  *   flood N               start N children at once, each `exit 0` with the
  *                         argument TW_FLOOD_TAG_FMT (its index), wait for
- *                         them; exit 0, or 93 if a CreateProcessW failed */
+ *                         them; exit 0, or 93 if a CreateProcessW failed
+ *   spew N                write N lines TW_SPEW_FMT (0..N-1) on stdout, one
+ *                         WriteFile each, exit 0 */
 int tw_helper_main(int argc, char **argv);
 
 /* forge-output's writes in order: {"o" (stdout) or "e" (stderr), bytes}. */
@@ -64,6 +66,8 @@ int tw_helper_main(int argc, char **argv);
   "tail without newline"
 /* A flood child's last argument: its index, padded so every command line
  * is long enough that a half-written one would show. */
+/* spew's line i (an unsigned long). */
+#define TW_SPEW_FMT      "spew line %06lu: the quick brown fox jumps over the lazy dog\n"
 #define TW_FLOOD_TAG_FMT "flood-%04lu-abcdefghijklmnopqrstuvwxyz"
 
 /* This executable's full path (static buffer). */
