@@ -11,7 +11,8 @@
  *     sandbox.job_end lines on stdout and stderr. jobwarden's stdout holds
  *     its events alone (each line parses, one run, seq 1..n, exactly one
  *     job_end, last); the program's bytes arrive, intact and in order,
- *     where --agent-output says (auto: stderr; file:PATH; null). Conflicting
+ *     where --agent-output says (auto: stderr; file:PATH; null), also
+ *     10 000 lines, far more than the pipe holds. Conflicting
  *     --agent-output values are refused with exit status 125.
  *  3. pipe readers: (a) max_readers=2 and three readers: the third is
  *     disconnected before it reads a byte and a medium pipe_reader_refused
@@ -22,7 +23,9 @@
  *  4. command lines: a flood of 200 children started at once, each with
  *     its own command line: every child's events hold either its exact
  *     command line or no command_line and the reason in
- *     process.unavailable; never "".
+ *     process.unavailable; never "". And a live process whose parameter
+ *     block this test empties (CommandLine.Length = 0) reads as "not read,
+ *     and why", never as "".
  *
  * argv: <tests/data dir> <events out dir> <path of jobwarden.exe>. */
 #include <process.h>
