@@ -19,7 +19,9 @@
  *     notice names it; (b) a reader inside the job reads nothing and a
  *     critical pipe_reader_refused violation names it; (c) max_readers
  *     SPEC errors; (d) the cost of a reader, measured (printed for
- *     docs/architecture.md) and bounded.
+ *     docs/architecture.md) and bounded; (e) 40 readers against the
+ *     default cap of jobwarden.exe: 16 served, 24 refused and recorded,
+ *     jobwarden's thread count flat after the 16th.
  *  4. command lines: a flood of 200 children started at once, each with
  *     its own command line: every child's events hold either its exact
  *     command line or no command_line and the reason in
@@ -411,6 +413,8 @@ typedef struct {
   DWORD end_error;
   HANDLE thread;
   HANDLE first; /* set once the first byte arrived (or the stream ended) */
+  HANDLE saw;   /* set once `want` was read (or the stream ended) */
+  const char *want;
 } preader_t;
 
 static unsigned __stdcall preader_main(void *arg) {
@@ -427,12 +431,15 @@ static unsigned __stdcall preader_main(void *arg) {
     r->len += got;
     r->buf[r->len] = 0;
     SetEvent(r->first);
+    if (r->want != NULL && strstr(r->buf, r->want) != NULL)
+      SetEvent(r->saw);
   }
   SetEvent(r->first);
+  SetEvent(r->saw);
   return 0;
 }
 
-static int preader_open(preader_t *r, const char *name) {
+static int preader_open(preader_t *r, const char *name, const char *want) {
   char path[300];
   int i;
   memset(r, 0, sizeof(*r));
@@ -446,6 +453,8 @@ static int preader_open(preader_t *r, const char *name) {
   if (r->h == INVALID_HANDLE_VALUE)
     return -1;
   r->first = CreateEventW(NULL, TRUE, FALSE, NULL);
+  r->saw = CreateEventW(NULL, TRUE, FALSE, NULL);
+  r->want = want;
   r->thread = (HANDLE)_beginthreadex(NULL, 64 * 1024, preader_main, r,
                                      STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
   return r->thread != NULL ? 0 : -1;
@@ -460,6 +469,8 @@ static void preader_join(preader_t *r) {
     CloseHandle(r->h);
   if (r->first != NULL)
     CloseHandle(r->first);
+  if (r->saw != NULL)
+    CloseHandle(r->saw);
 }
 
 /* (a) max_readers=2, three readers from outside the job. */
@@ -486,7 +497,7 @@ static void case_pipe_cap(void) {
    * reader is judged after the first two are served. The first two get
    * the stream (at least job_start) before the third connects. */
   for (i = 0; i < 3; i++) {
-    CHECK_INT(preader_open(&rd[i], name), 0);
+    CHECK_INT(preader_open(&rd[i], name, NULL), 0);
     if (i < 2)
       CHECK(WaitForSingleObject(rd[i].first, 20000) == WAIT_OBJECT_0);
   }
@@ -587,6 +598,130 @@ static void case_pipe_in_job(void) {
   }
   json_decref(evs);
   case_end("pipe-in-job", &r);
+  jw_free(&r);
+}
+
+/* Threads and reserved + committed address space of another process. */
+static unsigned long proc_threads(DWORD pid) {
+  HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
+  THREADENTRY32 te;
+  unsigned long n = 0;
+  if (snap == INVALID_HANDLE_VALUE)
+    return 0;
+  te.dwSize = sizeof(te);
+  if (Thread32First(snap, &te)) {
+    do {
+      if (te.th32OwnerProcessID == pid)
+        n++;
+    } while (Thread32Next(snap, &te));
+  }
+  CloseHandle(snap);
+  return n;
+}
+
+static unsigned long long proc_address_space(HANDLE h) {
+  MEMORY_BASIC_INFORMATION mbi;
+  unsigned char *p = NULL;
+  unsigned long long total = 0;
+  while (VirtualQueryEx(h, p, &mbi, sizeof(mbi)) == sizeof(mbi)) {
+    if (mbi.State != MEM_FREE)
+      total += mbi.RegionSize;
+    p = (unsigned char *)mbi.BaseAddress + mbi.RegionSize;
+    if ((ULONG_PTR)p < (ULONG_PTR)mbi.BaseAddress)
+      break;
+  }
+  return total;
+}
+
+#define FLOOD_READERS 40
+
+/* (e) The default cap against a reader flood, on the real jobwarden.exe:
+ * 40 readers from outside the job; the first 16 are served (one thread
+ * each in jobwarden), the 24 others refused, each recorded, and they cost
+ * jobwarden no thread. Its threads and address space are measured. */
+static void case_pipe_flood(void) {
+  char log[TW_PATH_CHARS], marker[TW_PATH_CHARS], args[TW_CMD_CHARS];
+  const char *name = pipe_name("flood");
+  static preader_t rd[FLOOD_READERS];
+  jw_proc_t r;
+  json_t *evs;
+  HANDLE jwh = NULL;
+  unsigned long t1 = 0, t16 = 0, t40 = 0;
+  unsigned long long a1 = 0, a16 = 0, a40 = 0;
+  int i, served = 0, refused = 0;
+
+  case_begin();
+  rec_path(log, sizeof(log), "pipe-flood", ".jsonl");
+  rec_path(marker, sizeof(marker), "pipe-flood", ".go");
+  DeleteFileA(log);
+  DeleteFileA(marker);
+  snprintf(args, sizeof(args),
+           "run --export \"file:%s\" --export pipe:%s -- \"%s\" --helper wait-file \"%s\"", log,
+           name, g_self, marker);
+  CHECK_INT(jw_start(&r, "pipe-flood", NULL, args), 0);
+  jwh = r.started
+            ? OpenProcess(PROCESS_QUERY_INFORMATION | PROCESS_VM_READ, FALSE, r.pi.dwProcessId)
+            : NULL;
+  CHECK(jwh != NULL);
+  CHECK_INT(wait_pipe(name, 20000), 0);
+  for (i = 0; i < FLOOD_READERS; i++) {
+    /* A served reader has the root's process_start: by then every thread
+     * of the run (monitor, writers) exists. */
+    CHECK_INT(preader_open(&rd[i], name, "\"sandbox.process_start\""), 0);
+    CHECK(WaitForSingleObject(rd[i].saw, 20000) == WAIT_OBJECT_0);
+    if (i == 0) {
+      t1 = proc_threads(r.pi.dwProcessId);
+      a1 = proc_address_space(jwh);
+    } else if (i == 15) {
+      t16 = proc_threads(r.pi.dwProcessId);
+      a16 = proc_address_space(jwh);
+    }
+  }
+  t40 = proc_threads(r.pi.dwProcessId);
+  a40 = proc_address_space(jwh);
+  printf("pipe flood: jobwarden.exe threads %lu with 1 reader, %lu with 16, %lu after 24 more "
+         "were refused; address space +%llu KiB per served reader, +%llu KiB for the 24 "
+         "refusals\n",
+         t1, t16, t40, (a16 - a1) / 15 / 1024, a40 >= a16 ? (a40 - a16) / 1024 : 0);
+  CHECK_INT(t16 - t1, 15);
+  CHECK_INT(t40, t16);
+  {
+    HANDLE h = CreateFileA(marker, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
+    CHECK(h != INVALID_HANDLE_VALUE);
+    CloseHandle(h);
+  }
+  jw_wait(&r);
+  CHECK_U64(r.exit_code, 0);
+  for (i = 0; i < FLOOD_READERS; i++) {
+    preader_join(&rd[i]);
+    if (rd[i].len > 0 && strstr(rd[i].buf, "\"sandbox.job_end\"") != NULL)
+      served++;
+    else if (rd[i].len == 0)
+      refused++;
+    free(rd[i].buf);
+  }
+  CHECK_INT(served, 16);
+  CHECK_INT(refused, FLOOD_READERS - 16);
+  evs = tw_read_events(log);
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    json_t *f = tw_filter(evs, "sandbox.notice", "pipe_reader_refused"), *ev;
+    size_t k;
+    int right = 0;
+    check_stream(evs, log);
+    CHECK_INT(json_array_size(f), FLOOD_READERS - 16);
+    json_array_foreach(f, k, ev) {
+      right += tw_int(ev, "reader.max_readers") == 16 &&
+               tw_int(ev, "reader.pid") == (long long)GetCurrentProcessId() &&
+               strcmp(tw_str(ev, "severity"), "medium") == 0;
+    }
+    CHECK_INT(right, FLOOD_READERS - 16);
+    json_decref(f);
+  }
+  json_decref(evs);
+  if (jwh != NULL)
+    CloseHandle(jwh);
+  case_end("pipe-flood", &r);
   jw_free(&r);
 }
 
@@ -723,7 +858,7 @@ static void case_reader_cost(void) {
   a0 = own_address_space();
   c0 = own_commit();
   for (i = 0; i < COST_READERS; i++)
-    CHECK_INT(preader_open(&rd[i], name), 0);
+    CHECK_INT(preader_open(&rd[i], name, NULL), 0);
   /* Every reader is served once a line reaches it. */
   {
     jw_event_t ev;
@@ -940,6 +1075,7 @@ int main(int argc, char **argv) {
   RUN("pipe-spec", case_pipe_spec);
   RUN("pipe-cap", case_pipe_cap);
   RUN("pipe-in-job", case_pipe_in_job);
+  RUN("pipe-flood", case_pipe_flood);
   RUN("reader-cost", case_reader_cost);
   RUN("cmdline-empty", case_cmdline_empty);
   RUN("flood", case_flood);
