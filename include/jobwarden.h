@@ -469,11 +469,13 @@ typedef enum {
   JW_CLIENT_OK = 0,  /* serve it */
   JW_CLIENT_IN_JOB,  /* a process of the sandboxed job: refuse */
   JW_CLIENT_UNKNOWN, /* its identity could not be established: refuse */
+  JW_CLIENT_ESCAPED, /* not in the job, but its parent is jobwarden or a member: refuse */
 } jw_client_verdict_t;
 typedef enum {
   JW_CLIENT_REFUSED_IN_JOB = 0, /* the gate said JW_CLIENT_IN_JOB */
   JW_CLIENT_REFUSED_UNKNOWN,    /* the gate said JW_CLIENT_UNKNOWN */
   JW_CLIENT_REFUSED_MAX,        /* the sink's own cap (pipe: max_readers) */
+  JW_CLIENT_REFUSED_ESCAPED,    /* the gate said JW_CLIENT_ESCAPED */
 } jw_client_refusal_t;
 typedef struct jw_client_gate_s {
   /* Whether the process `pid` may be served. `why` (may be left empty)

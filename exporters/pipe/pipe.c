@@ -21,7 +21,8 @@
  * process of the sandboxed job, or whose identity cannot be established, is
  * disconnected before it reads a byte and the refusal recorded in-band
  * (rule pipe_reader_refused, severity critical): the program does not get
- * the telemetry about itself.
+ * the telemetry about itself. So is a process that escaped the job (not
+ * in it, but its parent is jobwarden or a process of the job).
  *
  * What a reader costs (docs/architecture.md): one thread with a stack of
  * READER_STACK_BYTES (64 KiB reserved, instead of the default 1 MB), three
@@ -510,6 +511,8 @@ static int admit(pipe_state_t *ps, HANDLE h) {
   jw__mutex_unlock(&ps->lock);
   if (verdict == JW_CLIENT_IN_JOB)
     what = JW_CLIENT_REFUSED_IN_JOB;
+  else if (verdict == JW_CLIENT_ESCAPED)
+    what = JW_CLIENT_REFUSED_ESCAPED;
   else if (verdict != JW_CLIENT_OK && gate != NULL)
     what = JW_CLIENT_REFUSED_UNKNOWN;
   else if (active < ps->max_readers)
@@ -517,11 +520,9 @@ static int admit(pipe_state_t *ps, HANDLE h) {
   if (what == JW_CLIENT_REFUSED_MAX)
     snprintf(why, sizeof(why), "%lu readers are served already (max_readers=%lu)",
              (unsigned long)active, (unsigned long)ps->max_readers);
-  /* DisconnectNamedPipe drops the instance at once: the client's pending
-   * or next read ends with ERROR_BROKEN_PIPE / ERROR_PIPE_NOT_CONNECTED
-   * before a single byte of the stream was written to it. */
-  DisconnectNamedPipe(h);
-  CloseHandle(h);
+  /* Recorded first, while the client still waits for its first byte: a
+   * client of the job that learnt of its refusal could end the job (and
+   * so the record) before the refusal is in it. */
   if (gate != NULL && gate->refused != NULL) {
     gate->refused(gate->ctx, ps->self->spec, what, (uint32_t)pid, why, ps->max_readers);
   } else {
@@ -532,6 +533,11 @@ static int admit(pipe_state_t *ps, HANDLE h) {
     if (n > 0)
       jw__stderr_write(msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
   }
+  /* DisconnectNamedPipe drops the instance at once: the client's pending
+   * or next read ends with ERROR_PIPE_NOT_CONNECTED (233), or
+   * ERROR_BROKEN_PIPE (109), without a single byte of the stream. */
+  DisconnectNamedPipe(h);
+  CloseHandle(h);
   return 0;
 }
 

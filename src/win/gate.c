@@ -16,12 +16,58 @@ struct jw__gate_s {
   jw_emitter_t *em;      /* borrowed: outlives every exporter that has the gate */
 };
 
+static uint64_t creation_time(HANDLE h) {
+  FILETIME c, x, k, u;
+  if (!GetProcessTimes(h, &c, &x, &k, &u))
+    return 0;
+  return ((uint64_t)c.dwHighDateTime << 32) | c.dwLowDateTime;
+}
+
+/* A client outside the job whose parent is jobwarden itself (jobwarden
+ * starts no process outside the job: a parent spoofed with
+ * PROC_THREAD_ATTRIBUTE_PARENT_PROCESS) or a process of the job (a
+ * breakaway) escaped the job. The parent must be older than the client,
+ * or the pid was reused and says nothing. */
+static jw_client_verdict_t escaped(jw__gate_t *g, HANDLE client, uint32_t pid, char *why,
+                                   size_t why_size) {
+  DWORD ppid = 0;
+  HANDLE p;
+  BOOL in = FALSE;
+  uint64_t born = creation_time(client), parent_born;
+  if (!jw__proc_parent(client, &ppid) || ppid == 0 || born == 0)
+    return JW_CLIENT_OK;
+  if (ppid == GetCurrentProcessId()) {
+    if (creation_time(GetCurrentProcess()) > born)
+      return JW_CLIENT_OK; /* an older process whose parent had jobwarden's pid */
+    snprintf(why, why_size,
+             "the client (pid %lu) is not in the job, yet its parent is jobwarden itself: it "
+             "escaped the job (a spoofed parent)",
+             (unsigned long)pid);
+    return JW_CLIENT_ESCAPED;
+  }
+  p = OpenProcess(PROCESS_QUERY_INFORMATION, FALSE, ppid);
+  if (p == NULL)
+    return JW_CLIENT_OK; /* the parent is gone or not ours to ask */
+  parent_born = creation_time(p);
+  if (IsProcessInJob(p, g->job, &in) && in && parent_born != 0 && parent_born <= born) {
+    CloseHandle(p);
+    snprintf(why, why_size,
+             "the client (pid %lu) is not in the job, yet its parent (pid %lu) is a process of "
+             "the job: it escaped the job",
+             (unsigned long)pid, (unsigned long)ppid);
+    return JW_CLIENT_ESCAPED;
+  }
+  CloseHandle(p);
+  return JW_CLIENT_OK;
+}
+
 /* "in_job" / "not in the job" from the kernel, for the client's pid. */
 static jw_client_verdict_t gate_check(void *ctx, uint32_t pid, char *why, size_t why_size) {
   jw__gate_t *g = ctx;
   HANDLE h;
   BOOL in = FALSE;
   DWORD e;
+  jw_client_verdict_t verdict;
   if (pid == GetCurrentProcessId())
     return JW_CLIENT_OK; /* jobwarden itself (its own tests, a probe) */
   /* Wine answers IsProcessInJob only for a PROCESS_QUERY_INFORMATION
@@ -44,13 +90,15 @@ static jw_client_verdict_t gate_check(void *ctx, uint32_t pid, char *why, size_t
              (unsigned long)pid, (unsigned long)e);
     return JW_CLIENT_UNKNOWN;
   }
-  CloseHandle(h);
   if (in) {
+    CloseHandle(h);
     snprintf(why, why_size, "the client (pid %lu) is a process of the sandboxed job",
              (unsigned long)pid);
     return JW_CLIENT_IN_JOB;
   }
-  return JW_CLIENT_OK;
+  verdict = escaped(g, h, pid, why, why_size);
+  CloseHandle(h);
+  return verdict;
 }
 
 /* The client's image path (new UTF-8 string) or NULL. */
@@ -71,8 +119,9 @@ static char *client_image(uint32_t pid) {
 static void gate_refused(void *ctx, const char *sink, jw_client_refusal_t what, uint32_t pid,
                          const char *why, uint64_t limit) {
   jw__gate_t *g = ctx;
-  static const char *const reasons[] = {"in_job", "identity_unknown", "max_readers"};
-  const char *reason = reasons[what <= JW_CLIENT_REFUSED_MAX ? what : JW_CLIENT_REFUSED_UNKNOWN];
+  static const char *const reasons[] = {"in_job", "identity_unknown", "max_readers", "escaped"};
+  const char *reason =
+      reasons[what <= JW_CLIENT_REFUSED_ESCAPED ? what : JW_CLIENT_REFUSED_UNKNOWN];
   jw_event_t ev;
   json_t *reader;
   char *image = pid != 0 ? client_image(pid) : NULL;
@@ -93,7 +142,7 @@ static void gate_refused(void *ctx, const char *sink, jw_client_refusal_t what, 
                   JW_SEV_MEDIUM);
   else
     jw_event_init(&ev, JW_EVENT_VIOLATION, "pipe_reader_refused", "blocked", "monitor", "jobwarden",
-                  what == JW_CLIENT_REFUSED_IN_JOB ? JW_SEV_CRITICAL : JW_SEV_HIGH);
+                  what == JW_CLIENT_REFUSED_UNKNOWN ? JW_SEV_HIGH : JW_SEV_CRITICAL);
   reader = json_pack("{s:s,s:o,s:o,s:s}", "sink", sink, "pid",
                      pid != 0 ? json_integer(pid) : json_null(), "executable",
                      image != NULL ? json_string(image) : json_null(), "reason", reason);

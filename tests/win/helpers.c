@@ -3,6 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <windows.h>
+
+#include <tlhelp32.h>
+
 #include "helpers.h"
 #include "test_util.h"
 
@@ -301,6 +305,66 @@ static int helper_flood(int argc, char **argv) {
   return started == n ? 0 : 93;
 }
 
+/* pipe-reader-escaped NAME RESULT: starts `pipe-reader NAME RESULT.child`
+ * as a child whose parent is this process's own parent (jobwarden) through
+ * PROC_THREAD_ATTRIBUTE_PARENT_PROCESS, so that it is in no job, and
+ * waits for it. RESULT: "child=PID" or "spoof=E" (the parent could not be
+ * opened with PROCESS_CREATE_PROCESS: the escape itself was refused) or
+ * "spawn=E". */
+static int helper_pipe_reader_escaped(int argc, char **argv) {
+  char out[64], args[1024];
+  wchar_t cmd[2048];
+  HANDLE snap, parent = NULL;
+  PROCESSENTRY32W pe;
+  DWORD ppid = 0, e;
+  SIZE_T size = 0;
+  LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
+  STARTUPINFOEXW si;
+  PROCESS_INFORMATION pi;
+  if (argc < 5)
+    return 90;
+  snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+  pe.dwSize = sizeof(pe);
+  if (snap != INVALID_HANDLE_VALUE && Process32FirstW(snap, &pe)) {
+    do {
+      if (pe.th32ProcessID == GetCurrentProcessId())
+        ppid = pe.th32ParentProcessID;
+    } while (Process32NextW(snap, &pe));
+  }
+  if (snap != INVALID_HANDLE_VALUE)
+    CloseHandle(snap);
+  parent = ppid ? OpenProcess(PROCESS_CREATE_PROCESS, FALSE, ppid) : NULL;
+  if (parent == NULL) {
+    snprintf(out, sizeof(out), "spoof=%lu", (unsigned long)GetLastError());
+    return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
+  }
+  InitializeProcThreadAttributeList(NULL, 1, 0, &size);
+  attrs = malloc(size);
+  memset(&si, 0, sizeof(si));
+  si.StartupInfo.cb = sizeof(si);
+  si.lpAttributeList = attrs;
+  snprintf(args, sizeof(args), "pipe-reader %s \"%s.child\"", argv[3], argv[4]);
+  tw_helper_cmdline(cmd, 2048, args);
+  if (attrs == NULL || !InitializeProcThreadAttributeList(attrs, 1, 0, &size) ||
+      !UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_PARENT_PROCESS, &parent,
+                                 sizeof(parent), NULL, NULL) ||
+      !CreateProcessW(NULL, cmd, NULL, NULL, FALSE, EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
+                      &si.StartupInfo, &pi)) {
+    e = GetLastError();
+    snprintf(out, sizeof(out), "spawn=%lu", (unsigned long)e);
+  } else {
+    snprintf(out, sizeof(out), "child=%lu", (unsigned long)pi.dwProcessId);
+    WaitForSingleObject(pi.hProcess, 60000);
+    CloseHandle(pi.hThread);
+    CloseHandle(pi.hProcess);
+  }
+  if (attrs != NULL)
+    DeleteProcThreadAttributeList(attrs);
+  free(attrs);
+  CloseHandle(parent);
+  return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
+}
+
 /* spew N: N lines TW_SPEW_FMT (index from 0) on stdout, written one
  * WriteFile each: far more than a pipe holds. */
 static int helper_spew(int argc, char **argv) {
@@ -326,6 +390,8 @@ static int record_helper(const char *mode, int argc, char **argv, int *rc) {
     *rc = helper_wait_file(argc, argv);
   else if (strcmp(mode, "flood") == 0)
     *rc = helper_flood(argc, argv);
+  else if (strcmp(mode, "pipe-reader-escaped") == 0)
+    *rc = helper_pipe_reader_escaped(argc, argv);
   else if (strcmp(mode, "spew") == 0)
     *rc = helper_spew(argc, argv);
   else

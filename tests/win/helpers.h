@@ -43,6 +43,13 @@ int tw_is_helper(int argc, char **argv);
  *   pipe-reader NAME RESULT
  *                         read \\.\pipe\NAME to its end; RESULT: "open=E
  *                         bytes=N end=E\n" then the bytes read
+ *   pipe-reader-escaped NAME RESULT
+ *                         start `pipe-reader NAME RESULT.child` with this
+ *                         process's parent (jobwarden) as its spoofed parent
+ *                         (PROC_THREAD_ATTRIBUTE_PARENT_PROCESS: in no job),
+ *                         wait for it; RESULT: "child=PID", or "spoof=E" /
+ *                         "spawn=E" when the parent could not be opened /
+ *                         the child not started
  *   wait-file PATH        exit 0 once PATH exists
  *   flood N               start N children at once, each `exit 0` with the
  *                         argument TW_FLOOD_TAG_FMT (its index), wait for

@@ -21,7 +21,9 @@
  *     SPEC errors; (d) the cost of a reader, measured (printed for
  *     docs/architecture.md) and bounded; (e) 40 readers against the
  *     default cap of jobwarden.exe: 16 served, 24 refused and recorded,
- *     jobwarden's thread count flat after the 16th.
+ *     jobwarden's thread count flat after the 16th; (f) a reader that
+ *     escaped the job (its parent spoofed to jobwarden from inside):
+ *     refused, a critical pipe_reader_refused violation.
  *  4. command lines: a flood of 200 children started at once, each with
  *     its own command line: every child's events hold either its exact
  *     command line or no command_line and the reason in
@@ -573,6 +575,7 @@ static void case_pipe_in_job(void) {
            log, name, g_self, name, result);
   jw_run_case(&r, "injob", NULL, args);
   CHECK_U64(r.exit_code, 0);
+  CHECK_INT(r.err_len, 0); /* recorded in-band, not on stderr */
   res = tw_read_file(result, NULL);
   /* Connected, then disconnected before a byte: nothing of the stream. */
   CHECK(res != NULL && (strcmp(res, "open=0 bytes=0 end=233\n") == 0 ||
@@ -722,6 +725,66 @@ static void case_pipe_flood(void) {
   if (jwh != NULL)
     CloseHandle(jwh);
   case_end("pipe-flood", &r);
+  jw_free(&r);
+}
+
+/* (f) A reader that escaped the job: a process of the job starts a child
+ * whose parent is spoofed to jobwarden (in no job), and that child reads
+ * the pipe. Refused, and a critical event names it. Should the spoof
+ * itself be refused (a process DACL on jobwarden that Wine enforces), the
+ * helper says so (spoof=5) and nothing escaped. */
+static void case_pipe_escaped(void) {
+  char log[TW_PATH_CHARS], result[TW_PATH_CHARS], child_result[TW_PATH_CHARS + 8];
+  char args[TW_CMD_CHARS];
+  const char *name = pipe_name("escaped");
+  jw_proc_t r;
+  json_t *evs;
+  char *res, *cres;
+  unsigned long child = 0;
+
+  case_begin();
+  rec_path(log, sizeof(log), "escaped", ".jsonl");
+  rec_path(result, sizeof(result), "escaped", ".result");
+  snprintf(child_result, sizeof(child_result), "%s.child", result);
+  DeleteFileA(log);
+  DeleteFileA(result);
+  DeleteFileA(child_result);
+  snprintf(args, sizeof(args),
+           "run --export \"file:%s\" --export pipe:%s -- \"%s\" --helper pipe-reader-escaped %s "
+           "\"%s\"",
+           log, name, g_self, name, result);
+  jw_run_case(&r, "escaped", NULL, args);
+  CHECK_U64(r.exit_code, 0);
+  CHECK_INT(r.err_len, 0); /* recorded in-band, not on stderr */
+  res = tw_read_file(result, NULL);
+  CHECK(res != NULL);
+  if (res != NULL && strcmp(res, "spoof=5") == 0) {
+    printf("pipe-escaped: the spoofed parent was refused (error 5): nothing escaped\n");
+  } else {
+    CHECK(res != NULL && sscanf(res, "child=%lu", &child) == 1 && child > 0);
+    cres = tw_read_file(child_result, NULL);
+    CHECK(cres != NULL && (strcmp(cres, "open=0 bytes=0 end=233\n") == 0 ||
+                           strcmp(cres, "open=0 bytes=0 end=109\n") == 0));
+    if (cres != NULL && strncmp(cres, "open=0 bytes=0 ", 15) != 0)
+      fprintf(stderr, "escaped reader got: %.300s\n", cres);
+    free(cres);
+    evs = tw_read_events(log);
+    CHECK(evs != NULL);
+    if (evs != NULL) {
+      json_t *ev;
+      check_stream(evs, log);
+      ev = only(evs, "sandbox.violation", "pipe_reader_refused");
+      CHECK_STR(tw_str(ev, "severity"), "critical");
+      CHECK_STR(tw_str(ev, "reader.reason"), "escaped");
+      CHECK_INT(tw_int(ev, "reader.pid"), child);
+      CHECK_STR(tw_str(ev, "reader.executable") ? file_name(tw_str(ev, "reader.executable")) : NULL,
+                file_name(g_self));
+      CHECK_CONTAINS(tw_str(ev, "message"), "yet its parent is jobwarden itself");
+    }
+    json_decref(evs);
+  }
+  free(res);
+  case_end("pipe-escaped", &r);
   jw_free(&r);
 }
 
@@ -1076,6 +1139,7 @@ int main(int argc, char **argv) {
   RUN("pipe-cap", case_pipe_cap);
   RUN("pipe-in-job", case_pipe_in_job);
   RUN("pipe-flood", case_pipe_flood);
+  RUN("pipe-escaped", case_pipe_escaped);
   RUN("reader-cost", case_reader_cost);
   RUN("cmdline-empty", case_cmdline_empty);
   RUN("flood", case_flood);
