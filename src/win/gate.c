@@ -1,6 +1,9 @@
 /* The gate of `jobwarden run` for sinks that serve local clients (pipe:):
- * a client that is a process of the sandboxed job is refused, and every
- * refusal a sink reports becomes an event in the run's own stream. */
+ * a client that is a process of the sandboxed job, or one that escaped it
+ * (not in the job, but its parent is jobwarden or a process of the job), is
+ * refused, and every refusal a sink reports becomes an event in the run's
+ * own stream until the run's record is complete (then it is said on
+ * stderr, so that job_end stays the last line). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
