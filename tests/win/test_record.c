@@ -1054,9 +1054,10 @@ typedef LONG(NTAPI *nt_query_fn)(HANDLE, PROCESSINFOCLASS, PVOID, ULONG, PULONG)
 
 static void case_cmdline_empty(void) {
   wchar_t cmd[1024];
-  char expect[1200], *out = NULL, why[512];
+  char expect[1200], *out = NULL, why[512], pidfile[TW_PATH_CHARS], targs[TW_PATH_CHARS + 32];
   size_t len = 0;
-  int trunc = 0, rc, tries;
+  int trunc = 0, rc;
+  DWORD self_pid = 0, grandchild = 0;
   STARTUPINFOW si;
   PROCESS_INFORMATION pi;
   nt_query_fn q = (nt_query_fn)(void (*)(void))GetProcAddress(GetModuleHandleW(L"ntdll.dll"),
@@ -1069,7 +1070,13 @@ static void case_cmdline_empty(void) {
   USHORT zero = 0;
 
   case_begin();
-  tw_helper_cmdline(cmd, 1024, "sleep 20000 cmdline-probe");
+  /* `tree` writes its pid file from main, after its start-up: from then on
+   * its parameter block is the one it keeps (Wine may still move it while
+   * a process starts, so rewriting it earlier could miss). */
+  rec_path(pidfile, sizeof(pidfile), "cmdline-empty", ".pids");
+  DeleteFileA(pidfile);
+  snprintf(targs, sizeof(targs), "tree \"%s\" 20000", pidfile);
+  tw_helper_cmdline(cmd, 1024, targs);
   WideCharToMultiByte(CP_UTF8, 0, cmd, -1, expect, sizeof(expect), NULL, NULL);
   memset(&si, 0, sizeof(si));
   si.cb = sizeof(si);
@@ -1079,12 +1086,9 @@ static void case_cmdline_empty(void) {
     return;
   }
   /* Once it runs, its command line reads back exactly. */
-  for (tries = 0; tries < 200; tries++) {
-    rc = jw__proc_command_line(pi.hProcess, &out, &len, &trunc, why, sizeof(why));
-    if (rc == 0)
-      break;
-    Sleep(5);
-  }
+  CHECK_INT(tw_read_pids(pidfile, 20000, &self_pid, &grandchild), 0);
+  CHECK_INT(self_pid, pi.dwProcessId);
+  rc = jw__proc_command_line(pi.hProcess, &out, &len, &trunc, why, sizeof(why));
   CHECK_INT(rc, 0);
   CHECK_STR(out, expect);
   free(out);
@@ -1106,6 +1110,15 @@ static void case_cmdline_empty(void) {
   CHECK_INT(len, 0);
   CHECK_CONTAINS(why, "no command line (empty or still being set up)");
   free(out);
+  if (grandchild != 0) {
+    HANDLE g = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, grandchild);
+    CHECK(g != NULL);
+    if (g != NULL) {
+      TerminateProcess(g, 0);
+      WaitForSingleObject(g, 5000);
+      CloseHandle(g);
+    }
+  }
   TerminateProcess(pi.hProcess, 0);
   WaitForSingleObject(pi.hProcess, 5000);
   CloseHandle(pi.hThread);
