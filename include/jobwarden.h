@@ -484,6 +484,33 @@ typedef struct jw_exporter_vtable_s {
   int (*check)(jw_exporter_t *self, const char *arg, jw_error_t *err);
 } jw_exporter_vtable_t;
 
+/* The gate a sink that serves local clients (pipe:) asks before it serves
+ * one. The run sets it (jw_exporter_set_gate) once the job exists; a sink
+ * without a gate serves every client it is configured to. */
+typedef enum {
+  JW_CLIENT_OK = 0,  /* serve it */
+  JW_CLIENT_IN_JOB,  /* a process of the sandboxed job: refuse */
+  JW_CLIENT_UNKNOWN, /* its identity could not be established: refuse */
+  JW_CLIENT_ESCAPED, /* not in the job, but its parent is jobwarden or a member: refuse */
+} jw_client_verdict_t;
+typedef enum {
+  JW_CLIENT_REFUSED_IN_JOB = 0, /* the gate said JW_CLIENT_IN_JOB */
+  JW_CLIENT_REFUSED_UNKNOWN,    /* the gate said JW_CLIENT_UNKNOWN */
+  JW_CLIENT_REFUSED_MAX,        /* the sink's own cap (pipe: max_readers) */
+  JW_CLIENT_REFUSED_ESCAPED,    /* the gate said JW_CLIENT_ESCAPED */
+} jw_client_refusal_t;
+typedef struct jw_client_gate_s {
+  /* Whether the process `pid` may be served. `why` (may be left empty)
+   * says how the verdict was reached. Any thread; must not emit. */
+  jw_client_verdict_t (*check)(void *ctx, uint32_t pid, char *why, size_t why_size);
+  /* Records a refusal in-band (an event). `limit` is the sink's cap for
+   * JW_CLIENT_REFUSED_MAX. Called on the sink's own thread, with none of
+   * the sink's locks held. */
+  void (*refused)(void *ctx, const char *sink_spec, jw_client_refusal_t what, uint32_t pid,
+                  const char *why, uint64_t limit);
+  void *ctx; /* borrowed: must outlive the exporter */
+} jw_client_gate_t;
+
 struct jw_exporter_s {
   const jw_exporter_vtable_t *vt;
   void *state;                     /* owned by the exporter */
@@ -494,7 +521,15 @@ struct jw_exporter_s {
   /* The run this sink's events belong to, set by jw_emitter_add (exporters
    * that render records of their own, e.g. a pipe reader's gaps). */
   const jw_run_info_t *run;
+  /* Asked before a local client is served (NULL: none). Set by
+   * jw_exporter_set_gate; read by the sink's own threads. */
+  const jw_client_gate_t *volatile gate;
 };
+
+/* Gives a sink the gate it asks before serving a local client (the run
+ * sets it once the job exists). Only sinks that serve clients use it.
+ * `gate` is borrowed and must outlive the exporter. Main thread. */
+void jw_exporter_set_gate(jw_exporter_t *exp, const jw_client_gate_t *gate);
 
 /* Creates and initializes an exporter from a SPEC ("file:PATH", "stdout",
  * "stderr"). Returns 0 and a new exporter in *out (free with

@@ -68,9 +68,14 @@ const char *jw_cli_usage(void) {
          "                                   file:PATH[,rotate=SIZE][,keep=N] | stdout |\n"
          "                                   stderr | syslog+udp://HOST:PORT |\n"
          "                                   syslog+tcp://HOST:PORT | (Windows:)\n"
-         "                                   pipe:NAME[,replay=N][,buffer=N] |\n"
-         "                                   pipe-connect:NAME\n"
+         "                                   pipe:NAME[,replay=N][,buffer=N]\n"
+         "                                   [,max_readers=N] | pipe-connect:NAME\n"
          "                                   (default: file:jobwarden-events.jsonl)\n"
+         "  --agent-output auto|inherit|stdout|stderr|null|file:PATH\n"
+         "                                   where the program's stdout and stderr go;\n"
+         "                                   auto (default): its own if no sink writes\n"
+         "                                   there, else relayed to the stream no sink\n"
+         "                                   uses (null when both are used)\n"
          "  --control NAME                   serve the control pipe\n"
          "                                   \\\\.\\pipe\\jobwarden-control-NAME, for\n"
          "                                   'jobwarden ps NAME' and 'jobwarden kill NAME'\n"
@@ -215,6 +220,18 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw
         return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export: at most %d exporters",
                             JW_CLI_MAX_EXPORTS);
       cli->exports[cli->n_exports++] = value;
+      continue;
+    }
+    if (name_len == 14 && memcmp(a, "--agent-output", 14) == 0 && cli->cmd == JW_CMD_RUN) {
+      if (!value && i + 1 < argc)
+        value = argv[++i];
+      if (!value || !value[0])
+        return jw_error_set(err, JW_EUSAGE, 0, "--agent-output",
+                            "--agent-output: expected auto, inherit, stdout, stderr, null or "
+                            "file:PATH");
+      if (cli->agent_output != NULL)
+        return jw_error_set(err, JW_EUSAGE, 0, "--agent-output", "--agent-output: given twice");
+      cli->agent_output = value;
       continue;
     }
     if (name_len == 9 && memcmp(a, "--control", 9) == 0 && cli->cmd == JW_CMD_RUN) {

@@ -1551,9 +1551,11 @@ static int probe_parent_spoof(prober_t *pr, probe_t *p) {
  * control pipe, the canary as the root process. */
 typedef struct minirun_s {
   jw_run_info_t run;
-  jw_emitter_t *em;  /* owner: minirun */
-  jw_monitor_t *mon; /* owner: minirun */
-  jw_control_t *ctl; /* owner: minirun */
+  jw_emitter_t *em;        /* owner: minirun */
+  jw_monitor_t *mon;       /* owner: minirun */
+  jw_control_t *ctl;       /* owner: minirun */
+  jw__gate_t *gate;        /* owner: minirun; the pipe readers' gate, outlives the exporters */
+  jw_exporter_t *sinks[4]; /* owned by em */
 } minirun_t;
 
 #define PROBE_RUN_QUEUE 4096
@@ -1583,7 +1585,7 @@ static int run_canary_in_run(prober_t *pr, probe_t *p, const char *const *export
                  p->name);
     goto done;
   }
-  for (i = 0; i < n_exports; i++) {
+  for (i = 0; i < n_exports && i < 4; i++) {
     jw_exporter_t *exp;
     if (jw_exporter_open(exports[i], &exp, &pr->err) != 0)
       goto done;
@@ -1592,6 +1594,7 @@ static int run_canary_in_run(prober_t *pr, probe_t *p, const char *const *export
       jw_error_set(&pr->err, JW_ENOMEM, 0, "probe", "out of memory");
       goto done;
     }
+    r.sinks[i] = exp;
   }
   if (jw_emitter_start(r.em, PROBE_RUN_QUEUE) != 0) {
     jw_error_set(&pr->err, JW_ESYS, 0, "probe", "probe %s: cannot start the exporter threads",
@@ -1600,7 +1603,12 @@ static int run_canary_in_run(prober_t *pr, probe_t *p, const char *const *export
   }
   if (jw_job_create(&c.job, &pol, &pr->err) != 0 ||
       jw_monitor_start(&c.job, r.em, &r.mon, &pr->err) != 0 ||
-      (r.ctl != NULL && jw_control_start(r.ctl, &c.job, r.mon, r.em, &r.run, &pr->err) != 0) ||
+      jw__gate_new(c.job.job, jw_monitor_done_event(r.mon), r.em, &r.gate, &pr->err) != 0)
+    goto done;
+  /* Readers of the event pipe are checked as `run` checks them. */
+  for (i = 0; i < n_exports && i < 4; i++)
+    jw_exporter_set_gate(r.sinks[i], jw__gate_get(r.gate));
+  if ((r.ctl != NULL && jw_control_start(r.ctl, &c.job, r.mon, r.em, &r.run, &pr->err) != 0) ||
       canary_launch(pr, &c, args, nargs, set_root_cb, r.mon) != 0)
     goto done;
   canary_wait(&c, PROBE_WAIT_MS);
@@ -1622,8 +1630,12 @@ done:
                  p->name);
     return -1;
   }
-  if (r.em != NULL && jw_emitter_drain(r.em, PROBE_KILL_WAIT_MS) == 0)
+  if (r.em != NULL && jw_emitter_drain(r.em, PROBE_KILL_WAIT_MS) == 0) {
     jw_emitter_free(r.em);
+    jw__gate_free(r.gate);
+  } else if (r.em == NULL) {
+    jw__gate_free(r.gate);
+  }
   canary_close(&c);
   return rc;
 }

@@ -10,6 +10,7 @@
 
 #define STOP_TIMEOUT_MS  5000
 #define DRAIN_TIMEOUT_MS 10000 /* the exporters' writers finish what is queued */
+#define RELAY_TIMEOUT_MS 5000  /* the program's output reaches its destination */
 /* Lines queued per sink before lifecycle events are dropped for it (alerts
  * spill to four times this). */
 #define JW_RUN_QUEUE_CAPACITY 4096
@@ -310,6 +311,12 @@ int jw_run(const jw_run_config_t *cfg) {
   jw_monitor_stats_t stats;
   start_ctx_t sc;
   HANDLE token = NULL; /* owner: jw_run; the program's primary token, NULL = jobwarden's */
+  jw_exporter_t *sinks[JW_POLICY_MAX_EXPORTERS + JW_CLI_MAX_EXPORTS]; /* owned by em */
+  jw__agent_output_t agent_out = JW_AGENT_OUT_INHERIT;
+  const char *agent_path = NULL;
+  jw__relay_t *relay = NULL; /* the program's own output stream (src/win/relay.c) */
+  HANDLE agent_stdio = NULL; /* its write end: owned by relay */
+  jw__gate_t *gate = NULL;   /* pipe readers' gate; outlives the exporters */
   const char *rule_kill = NULL, *control_kill = NULL;
   int rule_kill_job = 0, control_kill_job = 0;
   char name[JW_POLICY_NAME_MAX + 32];
@@ -346,6 +353,14 @@ int jw_run(const jw_run_config_t *cfg) {
   else
     snprintf(name, sizeof(name), "jobwarden-%lu", (unsigned long)GetCurrentProcessId());
 
+  /* The program never shares a stream with an event sink: checked before
+   * anything is opened. */
+  if (jw__agent_output_resolve(cfg->agent_output, exports, n_exports, &agent_out, &agent_path,
+                               &err) != 0) {
+    say("", err.text);
+    goto done;
+  }
+
   /* Created once per process and reset per run: the console handler may
    * still refer to them after a run ends. */
   if (g_interrupt == NULL)
@@ -378,6 +393,7 @@ int jw_run(const jw_run_config_t *cfg) {
       say("", "out of memory");
       goto done;
     }
+    sinks[i] = exp;
   }
 
   /* From here on every sink is fed by its own writer thread: the monitor
@@ -410,6 +426,22 @@ int jw_run(const jw_run_config_t *cfg) {
     goto done;
   }
   sc.mon = mon;
+  /* Sinks that serve readers (pipe:) refuse the job's own processes from
+   * now on, and record every refusal in-band. */
+  if (jw__gate_new(job.job, jw_monitor_done_event(mon), em, &gate, &err) != 0) {
+    say("", err.text);
+    emit_job_start(&sc, NULL);
+    emit_notice(em, "setup_failed", "blocked", JW_SEV_CRITICAL, &err, err.text);
+    goto done;
+  }
+  for (i = 0; i < n_exports; i++)
+    jw_exporter_set_gate(sinks[i], jw__gate_get(gate));
+  if (jw__relay_open(agent_out, agent_path, &relay, &agent_stdio, &err) != 0) {
+    say("", err.text);
+    emit_job_start(&sc, NULL);
+    emit_notice(em, "setup_failed", "blocked", JW_SEV_CRITICAL, &err, err.text);
+    goto done;
+  }
   if (ctl != NULL && jw_control_start(ctl, &job, mon, em, &run, &err) != 0) {
     say("", err.text);
     emit_job_start(&sc, NULL);
@@ -431,6 +463,8 @@ int jw_run(const jw_run_config_t *cfg) {
   opt.before_resume = set_root_cb;
   opt.ctx = &sc;
   opt.token = token;
+  opt.std_out = agent_stdio; /* NULL: jobwarden's own */
+  opt.std_err = agent_stdio;
   rc = jw_spawn(job.job, &opt, &child, &err);
   if (rc != 0) {
     status = jw_cli_exit_status(rc);
@@ -438,6 +472,11 @@ int jw_run(const jw_run_config_t *cfg) {
     emit_job_start(&sc, NULL);
     emit_notice(em, "spawn_failed", "blocked", JW_SEV_HIGH, &err, err.text);
     goto done;
+  }
+  if (jw__relay_start(relay, &err) != 0) {
+    say("", err.text);
+    emit_notice(em, "setup_failed", "killed_job", JW_SEV_CRITICAL, &err, err.text);
+    TerminateJobObject(job.job, JW_TERMINATE_EXIT_CODE);
   }
 
   {
@@ -530,15 +569,22 @@ done:
   if (token != NULL)
     CloseHandle(token);
   json_decref(sc.token_built);
+  /* The job is gone: the program's output pipe reaches EOF (unless a
+   * process outside the job holds it; then the relay is left behind). */
+  if (jw__relay_finish(relay, RELAY_TIMEOUT_MS) == 0)
+    jw__relay_free(relay);
+  relay = NULL;
   if (em != NULL && jw_emitter_failed_sinks(em) > 0)
     say("", "some events could not be written to every exporter (see above)");
   /* A sink stuck in a write (a stdout pipe nobody reads, a hung share)
    * must not hold jobwarden forever: after DRAIN_TIMEOUT_MS it is named on
    * stderr and left behind with its writer; the process exits. */
-  if (jw_emitter_drain(em, DRAIN_TIMEOUT_MS) == 0)
+  if (jw_emitter_drain(em, DRAIN_TIMEOUT_MS) == 0) {
     jw_emitter_free(em);
-  else
+    jw__gate_free(gate); /* no exporter asks it any more */
+  } else {
     say("", "exiting without waiting for the stuck exporter(s) named above");
+  }
   SetConsoleCtrlHandler(jw__run_console_ctrl, FALSE);
   if (g_finished != NULL)
     SetEvent(g_finished);

@@ -248,7 +248,9 @@ int jw__proc_parent(HANDLE h, DWORD *ppid);
  * else read from its PEB (needs PROCESS_QUERY_INFORMATION | PROCESS_VM_READ).
  * Counted UTF-8 in *out (owned by the caller). Returns 0, or the Win32
  * error of the read from the process (-1 when there is none) with the
- * reason (both attempts, their status / error) in why. */
+ * reason (both attempts, their status / error) in why. Never an empty
+ * string: a parameter block without a command line (a process still being
+ * set up) is ERROR_NOT_READY, *out NULL. */
 int jw__proc_command_line(HANDLE h, char **out, size_t *len, int *truncated, char *why,
                           size_t why_size);
 /* The token's user as "S-1-..." (*sid_out) and as a binary SID (*sid_bin,
@@ -294,6 +296,7 @@ typedef struct jw_run_config_s {
   const char *const *argv; /* command */
   int argc;
   const char *control_name; /* serve \\.\pipe\jobwarden-control-NAME, or NULL */
+  const char *agent_output; /* --agent-output VALUE, or NULL (auto) */
 } jw_run_config_t;
 int jw_run(const jw_run_config_t *cfg);
 /* The console control handler jw_run installs (Ctrl-C, Ctrl-Break, close,
@@ -341,5 +344,43 @@ void jw__control_identity_hook(jw__control_identity_fn fn);
  * (src/win/control_client.c). Return the exit status. */
 int jw_ps_main(const char *name, int json);
 int jw_kill_main(const char *name, int has_pid, uint32_t pid);
+
+/* --- The program's own output stream (src/win/relay.c) --- */
+typedef enum {
+  JW_AGENT_OUT_INHERIT = 0, /* jobwarden's own stdout / stderr (no sink uses them) */
+  JW_AGENT_OUT_STDOUT,      /* relayed to jobwarden's stdout */
+  JW_AGENT_OUT_STDERR,      /* relayed to jobwarden's stderr */
+  JW_AGENT_OUT_NULL,        /* read and discarded */
+  JW_AGENT_OUT_FILE         /* relayed to a file (appended) */
+} jw__agent_output_t;
+typedef struct jw__relay_s jw__relay_t;
+/* --agent-output VALUE (NULL = auto) checked against the event sinks:
+ * auto picks the standard stream no sink uses (null when both are used);
+ * naming a stream that carries events is JW_EUSAGE. *path (FILE) points
+ * into value. Main thread. */
+int jw__agent_output_resolve(const char *value, const char *const *exports, int n_exports,
+                             jw__agent_output_t *mode, const char **path, jw_error_t *err);
+/* Creates the program's output pipe (nothing for INHERIT: *out and
+ * *agent_stdio stay NULL). *agent_stdio is the write end to give the
+ * program as its stdout and stderr (borrowed: owned by the relay). */
+int jw__relay_open(jw__agent_output_t mode, const char *path, jw__relay_t **out,
+                   HANDLE *agent_stdio, jw_error_t *err);
+/* After the spawn: closes jobwarden's copy of the write end and starts
+ * copying. NULL is ignored. Main thread. */
+int jw__relay_start(jw__relay_t *r, jw_error_t *err);
+/* Waits (bounded) until everything the program wrote is relayed; problems
+ * are said on stderr. Returns 0, or -1 when the pipe is still held open
+ * (then the relay must not be freed). Main thread. */
+int jw__relay_finish(jw__relay_t *r, uint32_t timeout_ms);
+void jw__relay_free(jw__relay_t *r);
+
+/* --- The readers' gate of `run` (src/win/gate.c) --- */
+typedef struct jw__gate_s jw__gate_t;
+/* A gate that refuses clients in `job` and records refusals on `em` until
+ * `done` (the monitor's done event) is set, on stderr after. Both handles
+ * are duplicated; em is borrowed and must outlive the exporters. */
+int jw__gate_new(HANDLE job, HANDLE done, jw_emitter_t *em, jw__gate_t **out, jw_error_t *err);
+const jw_client_gate_t *jw__gate_get(const jw__gate_t *g);
+void jw__gate_free(jw__gate_t *g);
 
 #endif

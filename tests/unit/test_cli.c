@@ -561,10 +561,38 @@ static void test_notification_margin_flag(void) {
   CHECK_CONTAINS(jw_cli_usage(), "--notification-margin PCT|off");
 }
 
+/* `run --agent-output`: taken as given (checked against the sinks by the
+ * run), every usage error. */
+static void test_agent_output(void) {
+  jw_cli_t cli;
+  jw_error_t err;
+  const char *a1[] = {"jobwarden", "run", "--export", "stdout", "--agent-output", "null", "x.exe"};
+  const char *a2[] = {"jobwarden", "run", "--agent-output=file:C:\\out.txt", "--", "x.exe"};
+  const char *a3[] = {"jobwarden",      "run",    "--agent-output", "null",
+                      "--agent-output", "stderr", "x.exe"};
+  const char *a4[] = {"jobwarden", "run", "--agent-output="};
+  const char *a5[] = {"jobwarden", "probe", "--agent-output", "null"};
+  const char *a6[] = {"jobwarden", "run", "x.exe"};
+  CHECK_INT(parse(ARGC(a1), a1, &cli, &err), 0);
+  CHECK_STR(cli.agent_output, "null");
+  CHECK_STR(cli.command[0], "x.exe");
+  CHECK_INT(parse(ARGC(a2), a2, &cli, &err), 0);
+  CHECK_STR(cli.agent_output, "file:C:\\out.txt");
+  CHECK_INT(parse(ARGC(a3), a3, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--agent-output: given twice");
+  CHECK_INT(parse(ARGC(a4), a4, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--agent-output: expected auto, inherit, stdout, stderr, null or file:PATH");
+  CHECK_INT(parse(ARGC(a5), a5, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "probe: unknown option '--agent-output' (see jobwarden --help)");
+  CHECK_INT(parse(ARGC(a6), a6, &cli, &err), 0);
+  CHECK(cli.agent_output == NULL);
+}
+
 int main(int argc, char **argv) {
   const char *out = argc > 2 ? argv[2] : ".";
   test_commands();
   test_run_flags();
+  test_agent_output();
   test_too_many_exports();
   test_tail_and_probe();
   test_control_commands();

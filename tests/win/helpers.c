@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <windows.h>
+
 #include "helpers.h"
 #include "test_util.h"
 
@@ -175,54 +177,6 @@ static int helper_series_sync(int argc, char **argv) {
         return 97;
       Sleep(10);
     }
-/* ------------------------------------------------------------------------ */
-/* Self-defence helpers (issue 9, part 1): the agent turns on jobwarden.    */
-/* Each reports on stdout (the handle jobwarden passes on, which a Low-     */
-/* integrity child can still write) in one WriteFile per line.              */
-/* ------------------------------------------------------------------------ */
-
-static void report(const char *fmt, ...) {
-  char line[4096];
-  va_list ap;
-  int n;
-  DWORD done;
-  va_start(ap, fmt);
-  n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    return;
-  if ((size_t)n > sizeof(line) - 2)
-    n = (int)sizeof(line) - 2;
-  line[n++] = '\n';
-  WriteFile(GetStdHandle(STD_OUTPUT_HANDLE), line, (DWORD)n, &done, NULL);
-}
-
-/* The parent's pid, from a Toolhelp snapshot. */
-static DWORD parent_pid(void) {
-  HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
-  PROCESSENTRY32W pe;
-  DWORD self = GetCurrentProcessId(), parent = 0;
-  if (snap == INVALID_HANDLE_VALUE)
-    return 0;
-  pe.dwSize = sizeof(pe);
-  if (Process32FirstW(snap, &pe)) {
-    do {
-      if (pe.th32ProcessID == self)
-        parent = pe.th32ParentProcessID;
-    } while (Process32NextW(snap, &pe));
-  }
-  CloseHandle(snap);
-  return parent;
-}
-
-/* Waits (polling, bounded) for a marker file the test creates. */
-static int wait_marker(const char *path, DWORD timeout_ms) {
-  DWORD waited = 0;
-  while (GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES) {
-    if (waited >= timeout_ms)
-      return -1;
-    Sleep(5);
-    waited += 5;
   }
   return 0;
 }
@@ -439,6 +393,61 @@ static int helper_tamper(int argc, char **argv) {
     return 92;
   while (GetFileAttributesA(argv[4]) == INVALID_FILE_ATTRIBUTES)
     Sleep(10);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Self-defence helpers (issue 9, part 1): the agent turns on jobwarden.    */
+/* Each reports on stdout (the handle jobwarden passes on, which a Low-     */
+/* integrity child can still write) in one WriteFile per line.              */
+/* ------------------------------------------------------------------------ */
+
+static void report(const char *fmt, ...) {
+  char line[4096];
+  va_list ap;
+  int n;
+  DWORD done;
+  va_start(ap, fmt);
+  n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  if ((size_t)n > sizeof(line) - 2)
+    n = (int)sizeof(line) - 2;
+  line[n++] = '\n';
+  WriteFile(GetStdHandle(STD_OUTPUT_HANDLE), line, (DWORD)n, &done, NULL);
+}
+
+/* The parent's pid, from a Toolhelp snapshot. */
+static DWORD parent_pid(void) {
+  HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+  PROCESSENTRY32W pe;
+  DWORD self = GetCurrentProcessId(), parent = 0;
+  if (snap == INVALID_HANDLE_VALUE)
+    return 0;
+  pe.dwSize = sizeof(pe);
+  if (Process32FirstW(snap, &pe)) {
+    do {
+      if (pe.th32ProcessID == self)
+        parent = pe.th32ParentProcessID;
+    } while (Process32NextW(snap, &pe));
+  }
+  CloseHandle(snap);
+  return parent;
+}
+
+/* Waits (polling, bounded) for a marker file the test creates. */
+static int wait_marker(const char *path, DWORD timeout_ms) {
+  DWORD waited = 0;
+  while (GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES) {
+    if (waited >= timeout_ms)
+      return -1;
+    Sleep(5);
+    waited += 5;
+  }
+  return 0;
+}
+
 /* The owner's way round a process DACL: open the parent for WRITE_DAC
  * (which an OWNER RIGHTS entry of READ_CONTROL alone refuses on Windows)
  * and give Everyone full access. Reports "rewrite_open ERR" and, when the
@@ -690,6 +699,293 @@ static int helper_self_defense(int argc, char **argv, int *handled) {
   return 0;
 }
 
+/* --- Modes of wine.real.record (tests/win/test_record.c): attacks on the
+ * record from inside the job. --------------------------------------------- */
+
+/* Appends "NAME=ERR " for one attempt: 0 when it succeeded (then what it
+ * opened is closed again at once, without writing). */
+static void note(char *out, size_t size, const char *name, DWORD e) {
+  size_t n = strlen(out);
+  snprintf(out + n, size - n, "%s%s=%lu", n ? " " : "", name, (unsigned long)e);
+}
+
+static DWORD try_open(const wchar_t *path, DWORD access, DWORD disposition) {
+  HANDLE h = CreateFileW(path, access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                         disposition, FILE_ATTRIBUTE_NORMAL, NULL);
+  DWORD e = GetLastError();
+  if (h == INVALID_HANDLE_VALUE)
+    return e ? e : 1;
+  CloseHandle(h);
+  return 0;
+}
+
+/* Writes text to path through a temporary name (a reader never sees half). */
+static int write_result(const char *path, const char *text, size_t len) {
+  char tmp[MAX_PATH + 8];
+  FILE *f;
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  f = fopen(tmp, "wb");
+  if (f == NULL)
+    return -1;
+  fwrite(text, 1, len, f);
+  if (fclose(f) != 0)
+    return -1;
+  return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING) ? 0 : -1;
+}
+
+/* attack-file LOG RESULT SNAPSHOT: every way to rewrite the event file
+ * LOG in place, then a plain read of it (what a tailer does), saved to
+ * SNAPSHOT; RESULT gets "write=E trunc=E create=E delete=E move=E
+ * disposition=E read=E" (Win32 errors, 0 = it worked). */
+static int helper_attack_file(int argc, char **argv) {
+  wchar_t log[TW_PATH_CHARS], moved[TW_PATH_CHARS + 8];
+  char out[512] = "";
+  HANDLE h;
+  DWORD e;
+  char *snap;
+  size_t snap_len = 0;
+  if (argc < 6 || !MultiByteToWideChar(CP_ACP, 0, argv[3], -1, log, TW_PATH_CHARS))
+    return 90;
+  swprintf(moved, TW_PATH_CHARS + 8, L"%ls.moved", log);
+  note(out, sizeof(out), "write", try_open(log, GENERIC_WRITE, OPEN_EXISTING));
+  note(out, sizeof(out), "trunc", try_open(log, GENERIC_WRITE, TRUNCATE_EXISTING));
+  note(out, sizeof(out), "create", try_open(log, GENERIC_WRITE, CREATE_ALWAYS));
+  note(out, sizeof(out), "delete", DeleteFileW(log) ? 0 : GetLastError());
+  note(out, sizeof(out), "move",
+       MoveFileExW(log, moved, MOVEFILE_REPLACE_EXISTING) ? 0 : GetLastError());
+  /* Delete-on-close through a handle opened for DELETE: the open itself
+   * must fail; had it worked, the disposition would be set. */
+  h = CreateFileW(log, DELETE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                  OPEN_EXISTING, 0, NULL);
+  if (h == INVALID_HANDLE_VALUE) {
+    e = GetLastError();
+  } else {
+    FILE_DISPOSITION_INFO di;
+    di.DeleteFile = TRUE;
+    e = SetFileInformationByHandle(h, FileDispositionInfo, &di, sizeof(di)) ? 0 : GetLastError();
+    CloseHandle(h);
+    if (e != 0)
+      e = 0x10000 | e; /* opened (itself a failure of the defence), then refused */
+  }
+  note(out, sizeof(out), "disposition", e);
+  snap = tw_read_file(argv[3], &snap_len);
+  note(out, sizeof(out), "read",
+       snap != NULL && snap_len > 0 ? 0
+       : GetLastError()             ? GetLastError()
+                                    : 1);
+  if (snap != NULL && write_result(argv[5], snap, snap_len) != 0)
+    return 91;
+  free(snap);
+  return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
+}
+
+static void std_write(DWORD which, const char *s) {
+  DWORD w;
+  WriteFile(GetStdHandle(which), s, (DWORD)strlen(s), &w, NULL);
+}
+
+/* forge-output: what a program that shares jobwarden's event stream would
+ * write into it: half a line, then a whole forged sandbox.job_end, on
+ * stdout and on stderr in turn (TW_FORGED_OUTPUT is the exact sequence of
+ * bytes, stdout and stderr interleaved as written). */
+static int helper_forge_output(void) {
+  static const char *const parts[][2] = TW_FORGED_PARTS;
+  size_t i;
+  for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+    std_write(parts[i][0][0] == 'o' ? STD_OUTPUT_HANDLE : STD_ERROR_HANDLE, parts[i][1]);
+  return 0;
+}
+
+/* pipe-reader NAME RESULT: connects to \\.\pipe\NAME as a reader from
+ * inside the job and reads until the stream ends; RESULT gets
+ * "open=E bytes=N end=E" and, after a newline, what it read. */
+static int helper_pipe_reader(int argc, char **argv) {
+  char path[300], head[128], *all = NULL;
+  size_t len = 0, cap = 0;
+  HANDLE h;
+  DWORD open_e = 0, end_e = 0;
+  int i;
+  if (argc < 5)
+    return 90;
+  snprintf(path, sizeof(path), "\\\\.\\pipe\\%s", argv[3]);
+  for (i = 0; i < 200; i++) {
+    h = CreateFileA(path, GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
+    if (h != INVALID_HANDLE_VALUE || GetLastError() != ERROR_PIPE_BUSY)
+      break;
+    WaitNamedPipeA(path, 100);
+  }
+  if (h == INVALID_HANDLE_VALUE) {
+    open_e = GetLastError();
+  } else {
+    for (;;) {
+      char chunk[4096];
+      DWORD got = 0;
+      if (!ReadFile(h, chunk, sizeof(chunk), &got, NULL) || got == 0) {
+        end_e = GetLastError();
+        break;
+      }
+      if (len + got + 1 > cap) {
+        cap = (len + got + 1) * 2;
+        all = realloc(all, cap);
+        if (all == NULL)
+          return 91;
+      }
+      memcpy(all + len, chunk, got);
+      len += got;
+    }
+    CloseHandle(h);
+  }
+  snprintf(head, sizeof(head), "open=%lu bytes=%lu end=%lu\n", (unsigned long)open_e,
+           (unsigned long)len, (unsigned long)end_e);
+  {
+    size_t hl = strlen(head);
+    char *buf = malloc(hl + len + 1);
+    int rc;
+    if (buf == NULL)
+      return 91;
+    memcpy(buf, head, hl);
+    if (len)
+      memcpy(buf + hl, all, len);
+    rc = write_result(argv[4], buf, hl + len);
+    free(buf);
+    free(all);
+    return rc == 0 ? 0 : 92;
+  }
+}
+
+/* wait-file PATH: exits 0 once PATH exists (the test's signal). */
+static int helper_wait_file(int argc, char **argv) {
+  if (argc < 4)
+    return 90;
+  while (GetFileAttributesA(argv[3]) == INVALID_FILE_ATTRIBUTES)
+    Sleep(5);
+  return 0;
+}
+
+/* flood N: starts N children at once (each `exit 0 flood-<i>-<tag>`, a
+ * command line of its own), then waits for all of them. */
+static int helper_flood(int argc, char **argv) {
+  unsigned long n = argc > 3 ? strtoul(argv[3], NULL, 0) : 0, i, started = 0;
+  HANDLE *hs;
+  if (n == 0 || n > 2000)
+    return 90;
+  hs = calloc(n, sizeof(HANDLE));
+  if (hs == NULL)
+    return 91;
+  for (i = 0; i < n; i++) {
+    wchar_t cmd[1024];
+    char args[128];
+    PROCESS_INFORMATION pi;
+    snprintf(args, sizeof(args), "exit 0 " TW_FLOOD_TAG_FMT, i);
+    tw_helper_cmdline(cmd, 1024, args);
+    if (start(cmd, 0, &pi) != 0)
+      continue; /* counted by the test: every child it sees must be right */
+    CloseHandle(pi.hThread);
+    hs[started++] = pi.hProcess;
+  }
+  for (i = 0; i < started; i++) {
+    WaitForSingleObject(hs[i], 60000);
+    CloseHandle(hs[i]);
+  }
+  free(hs);
+  return started == n ? 0 : 93;
+}
+
+/* pipe-reader-escaped NAME RESULT: starts `pipe-reader NAME RESULT.child`
+ * as a child whose parent is this process's own parent (jobwarden) through
+ * PROC_THREAD_ATTRIBUTE_PARENT_PROCESS, so that it is in no job, and
+ * waits for it. RESULT: "child=PID" or "spoof=E" (the parent could not be
+ * opened with PROCESS_CREATE_PROCESS: the escape itself was refused) or
+ * "spawn=E". */
+static int helper_pipe_reader_escaped(int argc, char **argv) {
+  char out[64], args[1024];
+  wchar_t cmd[2048];
+  HANDLE snap, parent = NULL;
+  PROCESSENTRY32W pe;
+  DWORD ppid = 0, e;
+  SIZE_T size = 0;
+  LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
+  STARTUPINFOEXW si;
+  PROCESS_INFORMATION pi;
+  if (argc < 5)
+    return 90;
+  snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+  pe.dwSize = sizeof(pe);
+  if (snap != INVALID_HANDLE_VALUE && Process32FirstW(snap, &pe)) {
+    do {
+      if (pe.th32ProcessID == GetCurrentProcessId())
+        ppid = pe.th32ParentProcessID;
+    } while (Process32NextW(snap, &pe));
+  }
+  if (snap != INVALID_HANDLE_VALUE)
+    CloseHandle(snap);
+  parent = ppid ? OpenProcess(PROCESS_CREATE_PROCESS, FALSE, ppid) : NULL;
+  if (parent == NULL) {
+    snprintf(out, sizeof(out), "spoof=%lu", (unsigned long)GetLastError());
+    return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
+  }
+  InitializeProcThreadAttributeList(NULL, 1, 0, &size);
+  attrs = malloc(size);
+  memset(&si, 0, sizeof(si));
+  si.StartupInfo.cb = sizeof(si);
+  si.lpAttributeList = attrs;
+  snprintf(args, sizeof(args), "pipe-reader %s \"%s.child\"", argv[3], argv[4]);
+  tw_helper_cmdline(cmd, 2048, args);
+  if (attrs == NULL || !InitializeProcThreadAttributeList(attrs, 1, 0, &size) ||
+      !UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_PARENT_PROCESS, &parent,
+                                 sizeof(parent), NULL, NULL) ||
+      !CreateProcessW(NULL, cmd, NULL, NULL, FALSE, EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
+                      &si.StartupInfo, &pi)) {
+    e = GetLastError();
+    snprintf(out, sizeof(out), "spawn=%lu", (unsigned long)e);
+  } else {
+    snprintf(out, sizeof(out), "child=%lu", (unsigned long)pi.dwProcessId);
+    WaitForSingleObject(pi.hProcess, 60000);
+    CloseHandle(pi.hThread);
+    CloseHandle(pi.hProcess);
+  }
+  if (attrs != NULL)
+    DeleteProcThreadAttributeList(attrs);
+  free(attrs);
+  CloseHandle(parent);
+  return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
+}
+
+/* spew N: N lines TW_SPEW_FMT (index from 0) on stdout, written one
+ * WriteFile each: far more than a pipe holds. */
+static int helper_spew(int argc, char **argv) {
+  unsigned long n = argc > 3 ? strtoul(argv[3], NULL, 0) : 0, i;
+  for (i = 0; i < n; i++) {
+    char line[128];
+    DWORD w = 0;
+    int len = snprintf(line, sizeof(line), TW_SPEW_FMT, i);
+    if (!WriteFile(GetStdHandle(STD_OUTPUT_HANDLE), line, (DWORD)len, &w, NULL) || w != (DWORD)len)
+      return 91;
+  }
+  return 0;
+}
+
+static int record_helper(const char *mode, int argc, char **argv, int *rc) {
+  if (strcmp(mode, "attack-file") == 0)
+    *rc = helper_attack_file(argc, argv);
+  else if (strcmp(mode, "forge-output") == 0)
+    *rc = helper_forge_output();
+  else if (strcmp(mode, "pipe-reader") == 0)
+    *rc = helper_pipe_reader(argc, argv);
+  else if (strcmp(mode, "wait-file") == 0)
+    *rc = helper_wait_file(argc, argv);
+  else if (strcmp(mode, "flood") == 0)
+    *rc = helper_flood(argc, argv);
+  else if (strcmp(mode, "pipe-reader-escaped") == 0)
+    *rc = helper_pipe_reader_escaped(argc, argv);
+  else if (strcmp(mode, "spew") == 0)
+    *rc = helper_spew(argc, argv);
+  else
+    return 0;
+  return 1;
+}
+/* --- end of wine.real.record's modes ---------------------------------------- */
+
 int tw_is_helper(int argc, char **argv) {
   return argc >= 3 && strcmp(argv[1], "--helper") == 0;
 }
@@ -739,13 +1035,18 @@ int tw_helper_main(int argc, char **argv) {
     return helper_breakaway();
   if (strcmp(mode, "tamper") == 0)
     return helper_tamper(argc, argv);
-  if (strcmp(mode, "set-event") == 0 && argc > 3)
-    return SetEvent((HANDLE)(ULONG_PTR)strtoull(argv[3], NULL, 0)) ? 0 : 1;
   {
     int handled, rc = helper_self_defense(argc, argv, &handled);
     if (handled)
       return rc;
   }
+  {
+    int rc;
+    if (record_helper(mode, argc, argv, &rc))
+      return rc;
+  }
+  if (strcmp(mode, "set-event") == 0 && argc > 3)
+    return SetEvent((HANDLE)(ULONG_PTR)strtoull(argv[3], NULL, 0)) ? 0 : 1;
   fprintf(stderr, "unknown helper mode %s\n", mode);
   return 99;
 }

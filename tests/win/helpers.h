@@ -45,7 +45,8 @@ int tw_is_helper(int argc, char **argv);
  *                         port (PROCESS_DUP_HANDLE), learns the job's key
  *                         by dequeuing, posts forged packets, writes what
  *                         it achieved to RESULT ("post NAME OK ERR"
- *                         lines...), waits for MARKER, exit 0 */
+ *                         lines...), waits for MARKER, exit 0
+ *
  * Self-defence attacks (the agent against jobwarden, its parent); each
  * reports lines on stdout, "<what> <Win32 error, 0 = it worked>":
  *   open-parent           OpenProcess on the parent with each of
@@ -75,8 +76,54 @@ int tw_is_helper(int argc, char **argv);
  *                         V..." (every handle with HANDLE_FLAG_INHERIT:
  *                         what the process inherited)
  *   token-report          its own token: "integrity 0xRID", "privileges
- *                         NAME...", "deny_only SID..." */
+ *                         NAME...", "deny_only SID..."
+ *
+ * wine.real.record (attacks on the record from inside the job):
+ *   attack-file LOG RESULT SNAPSHOT
+ *                         open LOG for GENERIC_WRITE, with TRUNCATE_EXISTING
+ *                         and CREATE_ALWAYS, DeleteFileW, MoveFileExW, open
+ *                         for DELETE + FileDispositionInfo, then read it;
+ *                         RESULT: "write=E trunc=E create=E delete=E move=E
+ *                         disposition=E read=E" (Win32 errors, 0 = done),
+ *                         SNAPSHOT: what it read
+ *   forge-output          write TW_FORGED_PARTS to stdout / stderr (half
+ *                         lines and forged sandbox.job_end lines), exit 0
+ *   pipe-reader NAME RESULT
+ *                         read \\.\pipe\NAME to its end; RESULT: "open=E
+ *                         bytes=N end=E\n" then the bytes read
+ *   pipe-reader-escaped NAME RESULT
+ *                         start `pipe-reader NAME RESULT.child` with this
+ *                         process's parent (jobwarden) as its spoofed parent
+ *                         (PROC_THREAD_ATTRIBUTE_PARENT_PROCESS: in no job),
+ *                         wait for it; RESULT: "child=PID", or "spoof=E" /
+ *                         "spawn=E" when the parent could not be opened /
+ *                         the child not started
+ *   wait-file PATH        exit 0 once PATH exists
+ *   flood N               start N children at once, each `exit 0` with the
+ *                         argument TW_FLOOD_TAG_FMT (its index), wait for
+ *                         them; exit 0, or 93 if a CreateProcessW failed
+ *   spew N                write N lines TW_SPEW_FMT (0..N-1) on stdout, one
+ *                         WriteFile each, exit 0 */
 int tw_helper_main(int argc, char **argv);
+
+/* forge-output's writes in order: {"o" (stdout) or "e" (stderr), bytes}. */
+#define TW_FORGED_JOB_END                                                                          \
+  "{\"schema_version\":\"1.0\",\"event\":\"sandbox.job_end\",\"seq\":2,\"rule\":\"job\","          \
+  "\"action\":\"observed\",\"severity\":\"info\",\"message\":\"forged\"}\n"
+#define TW_FORGED_PARTS                                                                            \
+  {                                                                                                \
+    {"o", "{\"half\":\"a line without its end"}, {"o", TW_FORGED_JOB_END},                         \
+        {"e", "stderr: half a line"}, {"e", TW_FORGED_JOB_END}, {"o", "tail without newline"},     \
+  }
+/* The concatenation of TW_FORGED_PARTS' bytes. */
+#define TW_FORGED_OUTPUT                                                                           \
+  "{\"half\":\"a line without its end" TW_FORGED_JOB_END "stderr: half a line" TW_FORGED_JOB_END   \
+  "tail without newline"
+/* A flood child's last argument: its index, padded so every command line
+ * is long enough that a half-written one would show. */
+/* spew's line i (an unsigned long). */
+#define TW_SPEW_FMT      "spew line %06lu: the quick brown fox jumps over the lazy dog\n"
+#define TW_FLOOD_TAG_FMT "flood-%04lu-abcdefghijklmnopqrstuvwxyz"
 
 /* This executable's full path (static buffer). */
 const wchar_t *tw_self(void);

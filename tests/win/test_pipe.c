@@ -343,7 +343,7 @@ static void case_security(void) {
                           "1048576, got \"8\""},
       {"pipe:a,replay=1,replay=2", "--export pipe:a,replay=1,replay=2: replay: given twice"},
       {"pipe:a,keep=1", "--export pipe:a,keep=1: unknown option 'keep=1' (expected replay=N, "
-                        "buffer=N)"},
+                        "buffer=N, max_readers=N)"},
       {"pipe-connect:a,b", "--export pipe-connect:a,b: pipe-connect takes no options and a NAME "
                            "without ','"},
   };
