@@ -13,6 +13,18 @@ typedef HANDLE jw__thread_t;
  * (src/win/platform.c). Returns 0, or -1 when a write fails (or h is not a
  * handle). */
 int jw__write_all(HANDLE h, const char *buf, size_t len);
+/* The one way jobwarden starts a thread on Windows (src/win/platform.c):
+ * _beginthreadex with the protected thread DACL of jw__thread_dacl_set
+ * once that is set (docs/platform-support.md), stack_bytes reserved (0:
+ * the default), flags as _beginthreadex's (CREATE_SUSPENDED). Returns the
+ * thread's handle (owner: the caller) or NULL with GetLastError set. */
+HANDLE jw__thread_begin(unsigned(__stdcall *fn)(void *), void *arg, unsigned stack_bytes,
+                        unsigned flags);
+/* Makes acl (copied) the DACL of every thread jw__thread_begin starts
+ * from now on. The first call wins; later ones return 0 and change
+ * nothing. Call before other threads start (jw__self_protect does).
+ * Returns 0, JW_EINVAL or JW_ESYS. */
+int jw__thread_dacl_set(const ACL *acl);
 #else
 #include <pthread.h>
 typedef pthread_mutex_t jw__mutex_t;

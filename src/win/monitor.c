@@ -221,7 +221,7 @@ int jw_monitor_start(jw_job_t *job, jw_emitter_t *em, jw_monitor_t **out, jw_err
                         "cannot start the monitor: CreateEventW failed (Win32 error %lu)",
                         (unsigned long)e);
   }
-  m->thread = (HANDLE)_beginthreadex(NULL, 0, monitor_main, m, CREATE_SUSPENDED, NULL);
+  m->thread = jw__thread_begin(monitor_main, m, 0, CREATE_SUSPENDED);
   if (m->thread == NULL) {
     DWORD e = GetLastError();
     CloseHandle(m->done);

@@ -159,6 +159,45 @@ void jw__cond_destroy(jw__cond_t *c) {
   (void)c;
 }
 
+/* The protected DACL every thread jobwarden starts gets at its creation
+ * (jw__thread_dacl_set, from jw__self_protect): set once, before any
+ * other thread exists, and read-only afterwards. */
+static BYTE thread_acl[512];
+static SECURITY_DESCRIPTOR thread_sd;
+static SECURITY_ATTRIBUTES thread_sa;
+static volatile LONG thread_sa_state; /* 0 none, 1 being set, 2 set */
+
+int jw__thread_dacl_set(const ACL *acl) {
+  if (acl == NULL || acl->AclSize > sizeof(thread_acl))
+    return JW_EINVAL;
+  if (InterlockedCompareExchange(&thread_sa_state, 1, 0) != 0)
+    return 0; /* set by an earlier call: the same entries */
+  memcpy(thread_acl, acl, acl->AclSize);
+  if (!InitializeSecurityDescriptor(&thread_sd, SECURITY_DESCRIPTOR_REVISION) ||
+      !SetSecurityDescriptorDacl(&thread_sd, TRUE, (PACL)thread_acl, FALSE) ||
+      !SetSecurityDescriptorControl(&thread_sd, SE_DACL_PROTECTED, SE_DACL_PROTECTED)) {
+    InterlockedExchange(&thread_sa_state, 0);
+    return JW_ESYS;
+  }
+  thread_sa.nLength = sizeof(thread_sa);
+  thread_sa.lpSecurityDescriptor = &thread_sd;
+  thread_sa.bInheritHandle = FALSE;
+  MemoryBarrier();
+  InterlockedExchange(&thread_sa_state, 2);
+  return 0;
+}
+
+HANDLE jw__thread_begin(unsigned(__stdcall *fn)(void *), void *arg, unsigned stack_bytes,
+                        unsigned flags) {
+  /* The thread is created with the DACL (the creator's handle still has
+   * full access), so there is no moment at which another process could
+   * open it with the default one. */
+  SECURITY_ATTRIBUTES *sa = thread_sa_state == 2 ? &thread_sa : NULL;
+  if (stack_bytes != 0)
+    flags |= STACK_SIZE_PARAM_IS_A_RESERVATION;
+  return (HANDLE)_beginthreadex(sa, stack_bytes, fn, arg, flags, NULL);
+}
+
 typedef struct {
   void (*fn)(void *);
   void *arg;
@@ -181,10 +220,10 @@ int jw__thread_start_stack(jw__thread_t *t, void (*fn)(void *), void *arg, size_
     return JW_ENOMEM;
   s->fn = fn;
   s->arg = arg;
-  /* STACK_SIZE_PARAM_IS_A_RESERVATION: stack_bytes is the reserved address
-   * space (the whole stack), not just its first commit. */
-  *t = (HANDLE)_beginthreadex(NULL, (unsigned)stack_bytes, thread_trampoline, s,
-                              stack_bytes ? STACK_SIZE_PARAM_IS_A_RESERVATION : 0, NULL);
+  /* STACK_SIZE_PARAM_IS_A_RESERVATION (jw__thread_begin): stack_bytes is
+   * the reserved address space (the whole stack), not just its first
+   * commit. */
+  *t = jw__thread_begin(thread_trampoline, s, (unsigned)stack_bytes, 0);
   if (*t == NULL) {
     free(s);
     return JW_ESYS;

@@ -198,8 +198,7 @@ int jw__relay_start(jw__relay_t *r, jw_error_t *err) {
    * everything it handed the handle to) is done. */
   CloseHandle(r->write_end);
   r->write_end = NULL;
-  r->thread = (HANDLE)_beginthreadex(NULL, 64 * 1024, relay_main, r,
-                                     STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
+  r->thread = jw__thread_begin(relay_main, r, 64 * 1024, 0);
   if (r->thread == NULL) {
     DWORD e = GetLastError();
     return jw_error_set(err, JW_ESYS, e, "CreateThread",

@@ -122,6 +122,10 @@ int jw__self_protect(jw_error_t *err) {
       (rc = build_dacl(jw__self_thread_aces, user, tacl_buf, sizeof(tacl_buf), &tdacl, err)) != 0)
     return rc;
 
+  /* Every thread started from now on gets the DACL at its creation
+   * (jw__thread_begin); the calls below cover those that exist. */
+  if ((rc = jw__thread_dacl_set(tdacl)) != 0)
+    return sys_fail(err, "jw__thread_dacl_set", GetLastError());
   /* The threads first: the calling thread through its pseudo-handle (full
    * access, no access check), every other one opened for WRITE_DAC. */
   e = protect(GetCurrentThread(), tdacl);

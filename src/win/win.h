@@ -143,8 +143,9 @@ extern const jw_self_ace_t jw__self_thread_aces[JW_SELF_ACES];
 /* Sets the protected DACL on jobwarden's process (through its
  * pseudo-handle, which keeps full access) and on every thread it has at
  * the call; threads already protected by an earlier call are left as
- * they are. Threads started later keep the default DACL until the next
- * call. Returns 0 or JW_ESYS with err->where naming the failed call.
+ * they are. Threads started later get the same DACL at their creation
+ * (jw__thread_dacl_set, jw__thread_begin). Returns 0 or JW_ESYS with
+ * err->where naming the failed call.
  * Main thread. */
 int jw__self_protect(jw_error_t *err);
 /* Clears HANDLE_FLAG_INHERIT on every handle jobwarden holds (its own

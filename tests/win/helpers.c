@@ -986,6 +986,94 @@ static int record_helper(const char *mode, int argc, char **argv, int *rc) {
 }
 /* --- end of wine.real.record's modes ---------------------------------------- */
 
+/* --- Modes of the hardening round (wine.real.selfdefense threads,
+ * wine.real.record's refusal flood). ------------------------------------- */
+
+/* open-threads GOFILE: once GOFILE exists, every thread of the parent
+ * (jobwarden) opened with THREAD_SUSPEND_RESUME and with THREAD_TERMINATE:
+ * "thread TID SUSPEND_ERR TERMINATE_ERR" each (0 = granted: closed again
+ * at once, unused), then "threads N". */
+static int helper_open_threads(int argc, char **argv) {
+  DWORD ppid = parent_pid(), n = 0;
+  HANDLE snap;
+  THREADENTRY32 te;
+  if (argc < 4 || ppid == 0)
+    return 90;
+  if (wait_marker(argv[3], 60000) != 0)
+    return 91;
+  snap = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
+  if (snap == INVALID_HANDLE_VALUE)
+    return 92;
+  memset(&te, 0, sizeof(te));
+  te.dwSize = sizeof(te);
+  if (Thread32First(snap, &te)) {
+    do {
+      DWORD e[2], i;
+      static const DWORD rights[2] = {THREAD_SUSPEND_RESUME, THREAD_TERMINATE};
+      if (te.th32OwnerProcessID != ppid)
+        continue;
+      for (i = 0; i < 2; i++) {
+        HANDLE h = OpenThread(rights[i], FALSE, te.th32ThreadID);
+        e[i] = h != NULL ? 0 : GetLastError();
+        if (h != NULL)
+          CloseHandle(h);
+      }
+      report("thread %lu %lu %lu", (unsigned long)te.th32ThreadID, (unsigned long)e[0],
+             (unsigned long)e[1]);
+      n++;
+    } while (Thread32Next(snap, &te));
+  }
+  CloseHandle(snap);
+  report("threads %lu", (unsigned long)n);
+  return 0;
+}
+
+/* reader-flood NAME N: connects to \\.\pipe\NAME until N connections
+ * were made, reads one byte from each and closes it; reports "connected
+ * N", "refused R" (the read got nothing: the pipe was disconnected) and
+ * "served S" (it got a byte). A busy or missing pipe is waited for
+ * (WaitNamedPipe), at most 60 s in all. */
+static int helper_reader_flood(int argc, char **argv) {
+  char path[300];
+  unsigned long want = argc > 4 ? strtoul(argv[4], NULL, 0) : 0, got = 0, refused = 0, served = 0;
+  ULONGLONG end = GetTickCount64() + 60000;
+  if (argc < 5 || want == 0)
+    return 90;
+  snprintf(path, sizeof(path), "\\\\.\\pipe\\%s", argv[3]);
+  while (got < want && GetTickCount64() < end) {
+    char c;
+    DWORD n = 0;
+    HANDLE h = CreateFileA(path, GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
+    if (h == INVALID_HANDLE_VALUE) {
+      /* Between two instances: wait for the acceptor's next one. */
+      if (!WaitNamedPipeA(path, 1000) && GetLastError() == ERROR_FILE_NOT_FOUND)
+        Sleep(1);
+      continue;
+    }
+    got++;
+    if (ReadFile(h, &c, 1, &n, NULL) && n == 1)
+      served++;
+    else
+      refused++;
+    CloseHandle(h);
+  }
+  report("connected %lu", got);
+  report("refused %lu", refused);
+  report("served %lu", served);
+  return got == want ? 0 : 93;
+}
+
+static int harden_helper(const char *mode, int argc, char **argv, int *rc) {
+  if (strcmp(mode, "open-threads") == 0)
+    *rc = helper_open_threads(argc, argv);
+  else if (strcmp(mode, "reader-flood") == 0)
+    *rc = helper_reader_flood(argc, argv);
+  else
+    return 0;
+  return 1;
+}
+/* --- end of the hardening round's modes ------------------------------------- */
+
 int tw_is_helper(int argc, char **argv) {
   return argc >= 3 && strcmp(argv[1], "--helper") == 0;
 }
@@ -1043,6 +1131,8 @@ int tw_helper_main(int argc, char **argv) {
   {
     int rc;
     if (record_helper(mode, argc, argv, &rc))
+      return rc;
+    if (harden_helper(mode, argc, argv, &rc))
       return rc;
   }
   if (strcmp(mode, "set-event") == 0 && argc > 3)

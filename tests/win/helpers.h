@@ -103,7 +103,17 @@ int tw_is_helper(int argc, char **argv);
  *                         argument TW_FLOOD_TAG_FMT (its index), wait for
  *                         them; exit 0, or 93 if a CreateProcessW failed
  *   spew N                write N lines TW_SPEW_FMT (0..N-1) on stdout, one
- *                         WriteFile each, exit 0 */
+ *                         WriteFile each, exit 0
+ *
+ * The hardening round (wine.real.selfdefense, wine.real.record):
+ *   open-threads GOFILE   once GOFILE exists, OpenThread on every thread of
+ *                         the parent (jobwarden) with THREAD_SUSPEND_RESUME
+ *                         and THREAD_TERMINATE: "thread TID ESUSPEND
+ *                         ETERMINATE" each (Win32 errors, 0 = granted),
+ *                         then "threads N"
+ *   reader-flood NAME N   connect to \\.\pipe\NAME N times (waiting when
+ *                         it is busy), read a byte each: "connected N",
+ *                         "refused R", "served S"; exit 0 once N connected */
 int tw_helper_main(int argc, char **argv);
 
 /* forge-output's writes in order: {"o" (stdout) or "e" (stderr), bytes}. */

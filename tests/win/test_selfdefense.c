@@ -10,6 +10,7 @@
  *
  * argv: <tests/data dir> <events out dir> <path of jobwarden.exe>. Each
  * run writes <events dir>/wine-self-<case>.jsonl / .stdout / .stderr. */
+#include <process.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,10 +162,12 @@ static int read_user_sid(void) {
   return g_user_sid[0] ? 0 : -1;
 }
 
-/* Reads a kernel object's DACL and checks it is protected and holds
- * exactly: allow user `user_mask`, allow SYSTEM `system_mask`, allow
- * OWNER RIGHTS READ_CONTROL, in that order. */
-static void check_dacl(HANDLE h, DWORD user_mask, DWORD system_mask, const char *what) {
+/* Reads a kernel object's DACL and checks it holds exactly: allow user
+ * `user_mask`, allow SYSTEM `system_mask`, allow OWNER RIGHTS
+ * READ_CONTROL, in that order; and SE_DACL_PROTECTED as `want_protected`
+ * says (1 set, 0 clear, -1 either). */
+static void check_dacl_bit(HANDLE h, DWORD user_mask, DWORD system_mask, int want_protected,
+                           const char *what) {
   PSECURITY_DESCRIPTOR sd = NULL;
   PACL dacl = NULL;
   SECURITY_DESCRIPTOR_CONTROL ctl = 0;
@@ -180,9 +183,12 @@ static void check_dacl(HANDLE h, DWORD user_mask, DWORD system_mask, const char 
   if (e != ERROR_SUCCESS)
     return;
   CHECK(GetSecurityDescriptorControl(sd, &ctl, &rev));
-  /* Wine 8 (measured) does not keep SE_DACL_PROTECTED on a kernel
-   * object's descriptor: read back, the bit is clear. Windows keeps it. */
-  CHECK((ctl & SE_DACL_PROTECTED) == 0);
+  /* Wine 8 (measured) does not keep SE_DACL_PROTECTED when a DACL is
+   * set with SetSecurityInfo: read back, the bit is clear. It keeps the
+   * bit of a descriptor given at creation (a thread started with
+   * jobwarden's SECURITY_ATTRIBUTES). Windows keeps it either way. */
+  if (want_protected >= 0)
+    CHECK(((ctl & SE_DACL_PROTECTED) != 0) == want_protected);
   CHECK(dacl != NULL);
   if (dacl != NULL) {
     CHECK_INT(dacl->AceCount, 3);
@@ -202,6 +208,12 @@ static void check_dacl(HANDLE h, DWORD user_mask, DWORD system_mask, const char 
   LocalFree(sd);
   if (jw_test_failures != before)
     fprintf(stderr, "    ^ in the DACL of %s\n", what);
+}
+
+/* jobwarden's process: its DACL is set with SetSecurityInfo (the bit
+ * reads clear under Wine). */
+static void check_dacl(HANDLE h, DWORD user_mask, DWORD system_mask, const char *what) {
+  check_dacl_bit(h, user_mask, system_mask, 0, what);
 }
 
 /* 1. jobwarden's process and its threads carry the protected DACL, read
@@ -237,7 +249,9 @@ static void case_dacl_read_back(void) {
       if (h != NULL) {
         char what[64];
         snprintf(what, sizeof(what), "jobwarden's thread %lu", (unsigned long)te.th32ThreadID);
-        check_dacl(h, THREAD_QUERY_LIMITED_INFORMATION | SYNCHRONIZE, THREAD_ALL_ACCESS, what);
+        /* Set at creation or by jw__self_protect: the bit says which. */
+        check_dacl_bit(h, THREAD_QUERY_LIMITED_INFORMATION | SYNCHRONIZE, THREAD_ALL_ACCESS, -1,
+                       what);
         CloseHandle(h);
         threads++;
       }
@@ -278,6 +292,174 @@ static void case_dacl_read_back(void) {
   }
   finish_run(&r, RUN_TIMEOUT_MS);
   CHECK_U64(r.exit_code, 9);
+  free(r.out);
+}
+
+/* Waits until the file at path holds text (a line jobwarden wrote). 0,
+ * or -1 after timeout_ms. */
+static int wait_text(const char *path, const char *text, DWORD timeout_ms) {
+  ULONGLONG end = GetTickCount64() + timeout_ms;
+  for (;;) {
+    char *buf = tw_read_file(path, NULL);
+    int found = buf != NULL && strstr(buf, text) != NULL;
+    free(buf);
+    if (found)
+      return 0;
+    if (GetTickCount64() >= end)
+      return -1;
+    Sleep(5);
+  }
+}
+
+/* jobwarden's thread ids now (pid jw_pid), into ids[] (at most cap). */
+static size_t thread_ids(DWORD jw_pid, DWORD *ids, size_t cap) {
+  HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
+  THREADENTRY32 te;
+  size_t n = 0;
+  if (snap == INVALID_HANDLE_VALUE)
+    return 0;
+  te.dwSize = sizeof(te);
+  if (Thread32First(snap, &te)) {
+    do {
+      if (te.th32OwnerProcessID == jw_pid && n < cap)
+        ids[n++] = te.th32ThreadID;
+    } while (Thread32Next(snap, &te));
+  }
+  CloseHandle(snap);
+  return n;
+}
+
+typedef struct {
+  HANDLE h;     /* the pipe, read to its end */
+  HANDLE first; /* set at the first byte (or the end) */
+  size_t len;
+} drain_t;
+
+static unsigned __stdcall drain_main(void *arg) {
+  drain_t *d = arg;
+  char buf[4096];
+  DWORD got;
+  while (ReadFile(d->h, buf, sizeof(buf), &got, NULL) && got > 0) {
+    d->len += got;
+    SetEvent(d->first);
+  }
+  SetEvent(d->first);
+  return 0;
+}
+
+/* 1a. Threads jobwarden starts after the program: a pipe: reader from
+ *     outside the job makes jobwarden start its writer thread; then the
+ *     agent, from inside, opens every thread of jobwarden's with
+ *     THREAD_SUSPEND_RESUME and THREAD_TERMINATE. Every open is refused,
+ *     and every thread (the late ones too) carries the protected DACL. */
+static void case_late_threads(void) {
+  run_t r;
+  char gofile[TW_PATH_CHARS], args[TW_CMD_CHARS], opts[256], name[64], path[300];
+  DWORD before[256], after[256], jw_pid;
+  size_t nb, na, i, j, late = 0;
+  drain_t d;
+  HANDLE th = NULL;
+  int k;
+
+  memset(&d, 0, sizeof(d));
+  snprintf(name, sizeof(name), "jwself%lu-late", (unsigned long)GetCurrentProcessId());
+  snprintf(path, sizeof(path), "\\\\.\\pipe\\%s", name);
+  case_path(gofile, sizeof(gofile), "late-threads", ".go");
+  DeleteFileA(gofile);
+  snprintf(opts, sizeof(opts), "--tier none --export pipe:%s", name);
+  snprintf(args, sizeof(args), "open-threads \"%s\"", gofile);
+  if (start_run(&r, "late-threads", opts, args) != 0)
+    return;
+  jw_pid = r.pi.dwProcessId;
+  /* The root's process_start is written once every thread of the set-up
+   * is started and the second jw__self_protect is done: what starts from
+   * now on is the run's own. The pipe listens since before. */
+  CHECK_INT(wait_text(r.log, "\"rule\":\"root_process\"", RUN_TIMEOUT_MS), 0);
+  nb = thread_ids(jw_pid, before, 256);
+  d.h = INVALID_HANDLE_VALUE;
+  for (k = 0; k < 100 && d.h == INVALID_HANDLE_VALUE; k++) {
+    d.h = CreateFileA(path, GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
+    if (d.h == INVALID_HANDLE_VALUE)
+      WaitNamedPipeA(path, 1000); /* busy: the acceptor's next instance */
+  }
+  CHECK(d.h != INVALID_HANDLE_VALUE);
+  if (d.h != INVALID_HANDLE_VALUE) {
+    d.first = CreateEventW(NULL, TRUE, FALSE, NULL);
+    th = (HANDLE)_beginthreadex(NULL, 0, drain_main, &d, 0, NULL);
+    /* The first byte comes from the writer thread jobwarden started for
+     * this reader: it exists now. */
+    CHECK_INT(WaitForSingleObject(d.first, RUN_TIMEOUT_MS), WAIT_OBJECT_0);
+    CHECK(d.len > 0);
+  }
+  na = thread_ids(jw_pid, after, 256);
+  /* Read back from outside: every thread, the new ones included. */
+  for (i = 0; i < na; i++) {
+    HANDLE h = OpenThread(READ_CONTROL, FALSE, after[i]);
+    int is_new = 1;
+    for (j = 0; j < nb; j++)
+      is_new &= before[j] != after[i];
+    late += is_new;
+    if (h != NULL) {
+      char what[64];
+      snprintf(what, sizeof(what), "jobwarden's %sthread %lu", is_new ? "late " : "",
+               (unsigned long)after[i]);
+      /* A late thread got its DACL at creation, so the protected bit
+       * reads set under Wine too; an earlier one either way. */
+      check_dacl_bit(h, THREAD_QUERY_LIMITED_INFORMATION | SYNCHRONIZE, THREAD_ALL_ACCESS,
+                     is_new ? 1 : -1, what);
+      CloseHandle(h);
+    }
+    CHECK(h != NULL); /* READ_CONTROL: the OWNER RIGHTS entry grants it */
+  }
+  CHECK(late >= 1); /* the reader's writer thread at least */
+  {
+    FILE *f = fopen(gofile, "wb");
+    CHECK(f != NULL);
+    if (f)
+      fclose(f);
+  }
+  finish_run(&r, RUN_TIMEOUT_MS);
+  CHECK_U64(r.exit_code, 0);
+  if (th != NULL) {
+    CHECK_INT(WaitForSingleObject(th, RUN_TIMEOUT_MS), WAIT_OBJECT_0);
+    CloseHandle(th);
+  }
+  if (d.h != INVALID_HANDLE_VALUE)
+    CloseHandle(d.h);
+  if (d.first != NULL)
+    CloseHandle(d.first);
+  /* What the agent got: nothing, on every thread it saw (the late ones
+   * among them: they still ran when it looked, the run waited for it). */
+  {
+    long n = reported_long(&r, "threads");
+    const char *p = r.out;
+    long seen = 0, late_seen = 0;
+    CHECK(n >= 2);
+    while (p != NULL && (p = strstr(p, "thread ")) != NULL) {
+      unsigned long tid = 0, es = 0, et = 0;
+      if (sscanf(p, "thread %lu %lu %lu", &tid, &es, &et) == 3) {
+        seen++;
+        for (i = 0; i < na; i++)
+          if (after[i] == tid) {
+            int is_new = 1;
+            for (j = 0; j < nb; j++)
+              is_new &= before[j] != tid;
+            late_seen += is_new;
+          }
+        if (es != ERROR_ACCESS_DENIED || et != ERROR_ACCESS_DENIED)
+          fprintf(stderr, "[late-threads] thread %lu: suspend %lu terminate %lu\n", tid, es, et);
+        CHECK_U64(es, ERROR_ACCESS_DENIED);
+        CHECK_U64(et, ERROR_ACCESS_DENIED);
+      }
+      p += 7;
+    }
+    CHECK_INT(seen, n);
+    CHECK(late_seen >= 1);
+    fprintf(stderr,
+            "[late-threads] %ld thread(s) of jobwarden (%ld started after the reader came) "
+            "refused THREAD_SUSPEND_RESUME and THREAD_TERMINATE from inside the job\n",
+            seen, late_seen);
+  }
   free(r.out);
 }
 
@@ -687,6 +869,7 @@ int main(int argc, char **argv) {
   CreateDirectoryA(g_events, NULL);
 
   case_dacl_read_back();
+  case_late_threads();
   case_kill_on_close_opt_out();
   case_open_parent();
   case_agent_kills_jobwarden("none");
