@@ -5,10 +5,11 @@
  * them). It never waits on an exporter's reader (exporters write files and
  * standard streams synchronously under the emitter's lock) and sleeps only
  * in GetQueuedCompletionStatusEx: every 200 ms while members run (it then
- * looks at them itself: reconciliation), at most a second once the job is
- * empty (so the owner's stop flag is seen even if its quit packet was
- * stolen from the port). The run's timeout is the timeout of that same
- * wait, so it costs no polling either.
+ * looks at them itself: reconciliation), with no timeout once the job is
+ * empty and no deadline is due (no idle wake-up: the owner re-posts its
+ * quit packet until the thread ends, so a stolen quit cannot keep it
+ * running). The run's timeout is the timeout of that same wait, so it
+ * costs no polling either.
  *
  * Keys: the job's messages come under job->key_job, jobwarden's own
  * packets under job->key_control, both random per run; anything else, and
@@ -24,8 +25,8 @@
 
 #include "win/monitor_int.h"
 
-#define BATCH   64
-#define IDLE_MS 1000 /* the longest wait: the owner's stop flag is looked at this often */
+#define BATCH     64
+#define REPOST_MS 150 /* the owner posts its quit again this often until the thread ends */
 
 static jw__drop_message_fn drop_hook;
 
@@ -111,10 +112,11 @@ static unsigned __stdcall monitor_main(void *arg) {
 
   while (!quit) {
     ULONG n = 0, i;
-    /* Never INFINITE: a holder of a copy of the port may dequeue
-     * jobwarden's own quit packet, so the loop also looks at the owner's
-     * stop flag, at least every IDLE_MS. */
-    DWORD wait = IDLE_MS;
+    /* INFINITE when nothing is due. A holder of a copy of the port may
+     * dequeue jobwarden's own quit packet: the owner posts it again until
+     * the thread ends (jw_monitor_stop), and once it asked, every wait is
+     * bounded and the flag alone ends the loop. */
+    DWORD wait = INFINITE;
     /* The timeout is the wait's own: the thread sleeps until a packet or
      * the deadline, whichever comes first. */
     ULONGLONG now = GetTickCount64();
@@ -143,7 +145,9 @@ static unsigned __stdcall monitor_main(void *arg) {
     if (!GetQueuedCompletionStatusEx(m->job->port, ents, BATCH, &n, wait, FALSE)) {
       jw_event_t ev;
       DWORD e = GetLastError();
+      InterlockedIncrement(&m->wakeups);
       if (e == WAIT_TIMEOUT || e == ERROR_TIMEOUT) {
+        m->stats.timeouts++;
         /* The port is drained and the owner asked to stop: its quit packet
          * may have been dequeued by someone else (a holder of a copy of
          * the port), so the flag alone ends the loop. */
@@ -161,6 +165,7 @@ static unsigned __stdcall monitor_main(void *arg) {
       jw__mon_emit(m, &ev);
       break;
     }
+    InterlockedIncrement(&m->wakeups);
     busy = n == BATCH;
     for (i = 0; i < n; i++) {
       ULONG_PTR key = ents[i].lpCompletionKey;
@@ -303,17 +308,38 @@ const char *jw_monitor_rule_kill(jw_monitor_t *m, int *job) {
   return rule;
 }
 
+uint32_t jw_monitor_wakeups(jw_monitor_t *m) {
+  return (uint32_t)InterlockedCompareExchange(&m->wakeups, 0, 0);
+}
+
 int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats) {
   size_t i;
+  ULONGLONG end;
+  DWORD w;
   if (m == NULL)
     return 0;
   /* Set before the packet is posted: only then is a quit obeyed. */
   InterlockedExchange(&m->stop_requested, 1);
-  if (run_thread(m) != 0 || !PostQueuedCompletionStatus(m->job->port, 0, m->job->key_control,
-                                                        (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_QUIT))
+  if (run_thread(m) != 0)
     return JW_ESYS;
-  if (WaitForSingleObject(m->thread, timeout_ms) != WAIT_OBJECT_0)
+  /* The quit again every REPOST_MS: a holder of a copy of the port may
+   * take one, and the monitor may be in a wait with no timeout. A quit
+   * left over once the thread ended is never read. */
+  end = GetTickCount64() + timeout_ms;
+  do {
+    ULONGLONG now = GetTickCount64();
+    if (!PostQueuedCompletionStatus(m->job->port, 0, m->job->key_control,
+                                    (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_QUIT))
+      return JW_ESYS;
+    m->quits_posted++;
+    w = WaitForSingleObject(m->thread, now >= end              ? 0
+                                       : end - now < REPOST_MS ? (DWORD)(end - now)
+                                                               : REPOST_MS);
+  } while (w == WAIT_TIMEOUT && GetTickCount64() < end);
+  if (w != WAIT_OBJECT_0)
     return JW_ETIMEDOUT; /* left running; the process is about to exit */
+  m->stats.wakeups = (uint32_t)m->wakeups;
+  m->stats.quits_posted = m->quits_posted;
   for (i = 0; i < m->n_procs; i++)
     m->stats.handles_held += m->procs[i].h != NULL;
   if (stats != NULL)

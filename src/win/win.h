@@ -227,7 +227,13 @@ typedef struct jw_monitor_stats_s {
   int job_end_emitted;
   uint32_t handles_held; /* process handles still held when the monitor stopped (an
                             exited process's is let go once its exit is reported) */
+  uint32_t wakeups;      /* returns from the port's wait: packets or a timeout */
+  uint32_t timeouts;     /* of which a timeout (a member poll or deadline was due) */
+  uint32_t quits_posted; /* quit packets jw_monitor_stop posted (one per REPOST_MS) */
 } jw_monitor_stats_t;
+/* The monitor's wake-ups so far (jw_monitor_stats_t.wakeups), read while
+ * it runs. Any thread. */
+uint32_t jw_monitor_wakeups(jw_monitor_t *m);
 /* Posts QUIT; the thread handles every packet queued before it, reconciles
  * what the port did not say (exits of tracked processes, the job end), and
  * ends. Waits at most timeout_ms; copies the counters to *stats (may be

@@ -253,6 +253,56 @@ static void test_terminate_job(void) {
   remove(g_pidfile);
 }
 
+/* An idle monitor does not wake up. Once the job is empty (job_end
+ * written) and no deadline is due, the monitor waits on the port with no
+ * timeout: over a 2 s window its wake-up count does not move (the window
+ * is what is observed, not a synchronisation: the job's end is waited
+ * for on the done event). At the stop, every further wake-up is a quit
+ * packet the owner posted. While a member runs, the wake-ups are the
+ * packets and the member poll (POLL_MS; issue 13 replaces it with the
+ * exit's own signal). */
+static void test_idle(void) {
+  rig_t r;
+  jw_policy_t p;
+  const char *args[] = {"sleep", "1000"};
+  uint32_t w0, w1;
+  ULONGLONG t0, ran;
+  json_t *evs;
+
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "name", "monitor-idle", "test", NULL), 0);
+  t0 = GetTickCount64();
+  if (rig_start(&r, g_dir, "monitor-idle", &p, args, 2) != 0) {
+    CHECK(!"rig_start");
+    return;
+  }
+  CHECK_INT(WaitForSingleObject(jw_monitor_done_event(r.mon), 30000), WAIT_OBJECT_0);
+  ran = GetTickCount64() - t0;
+  w0 = jw_monitor_wakeups(r.mon);
+  Sleep(2000);
+  w1 = jw_monitor_wakeups(r.mon);
+  CHECK_U64(w1, w0);
+  evs = rig_finish(&r);
+  CHECK(evs != NULL);
+  CHECK(r.stats.wakeups > w0);
+  CHECK(r.stats.quits_posted >= 1);
+  CHECK(r.stats.wakeups - w0 <= r.stats.quits_posted);
+  /* While the root slept: no timed wake-up but the member polls. */
+  CHECK(r.stats.timeouts <= ran / 200 + 1); /* POLL_MS, src/win/monitor_int.h */
+  fprintf(stderr,
+          "measured: %lu wake-up(s) while the root ran %llu ms (%lu timed: the member poll), %lu "
+          "in 2 s idle, %lu at the stop (%lu quit(s) posted)\n",
+          (unsigned long)w0, (unsigned long long)ran, (unsigned long)r.stats.timeouts,
+          (unsigned long)(w1 - w0), (unsigned long)(r.stats.wakeups - w1),
+          (unsigned long)r.stats.quits_posted);
+  if (evs != NULL) {
+    json_t *end = json_array_get(evs, json_array_size(evs) - 1);
+    CHECK_STR(tw_str(end, "event"), "sandbox.job_end");
+    CHECK_STR(tw_str(end, "source"), "port");
+    json_decref(evs);
+  }
+}
+
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
@@ -261,5 +311,6 @@ int main(int argc, char **argv) {
   test_tree("lockdown");
   test_crashes();
   test_terminate_job();
+  test_idle();
   return jw_test_result("monitor_real");
 }
