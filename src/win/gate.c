@@ -3,7 +3,12 @@
  * (not in the job, but its parent is jobwarden or a process of the job), is
  * refused, and every refusal a sink reports becomes an event in the run's
  * own stream until the run's record is complete (then it is said on
- * stderr, so that job_end stays the last line). */
+ * stderr, so that job_end stays the last line).
+ *
+ * Cost of a flood (an agent connecting in a loop): the first
+ * REFUSALS_DETAILED refusals of a run are events one by one; later ones
+ * are counted by reason and reported in one summary event just before
+ * job_end (jw__gate_close_record, the monitor's before-end hook). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,11 +17,22 @@
 
 #include "win/win.h"
 
+#define REFUSALS_DETAILED 32 /* docs/events.md, "Pipe readers refused" */
+
+static const char *const reasons[] = {"in_job", "identity_unknown", "max_readers", "escaped"};
+#define N_REASONS 4
+
 struct jw__gate_s {
   jw_client_gate_t gate; /* handed to the exporters; ctx = this */
-  HANDLE job;            /* owner: this gate (a duplicate of the run's job handle) */
-  HANDLE done;           /* owner: this gate (a duplicate of the monitor's done event) */
-  jw_emitter_t *em;      /* borrowed: outlives every exporter that has the gate */
+  /* The flood bound; the lock orders a detailed event before the summary
+   * (sinks' acceptor threads against the monitor's thread). */
+  jw__mutex_t lock;
+  uint64_t total;                 /* every refusal recorded or counted */
+  uint64_t unreported[N_REASONS]; /* past REFUSALS_DETAILED, by reason */
+  int closed;                     /* the summary is written: stderr from now on */
+  HANDLE job;                     /* owner: this gate (a duplicate of the run's job handle) */
+  HANDLE done;                    /* owner: this gate (a duplicate of the monitor's done event) */
+  jw_emitter_t *em;               /* borrowed: outlives every exporter that has the gate */
 };
 
 static uint64_t creation_time(HANDLE h) {
@@ -122,14 +138,23 @@ static char *client_image(uint32_t pid) {
 static void gate_refused(void *ctx, const char *sink, jw_client_refusal_t what, uint32_t pid,
                          const char *why, uint64_t limit) {
   jw__gate_t *g = ctx;
-  static const char *const reasons[] = {"in_job", "identity_unknown", "max_readers", "escaped"};
-  const char *reason =
-      reasons[what <= JW_CLIENT_REFUSED_ESCAPED ? what : JW_CLIENT_REFUSED_UNKNOWN];
+  unsigned ri = what <= JW_CLIENT_REFUSED_ESCAPED ? (unsigned)what : JW_CLIENT_REFUSED_UNKNOWN;
+  const char *reason = reasons[ri];
   jw_event_t ev;
   json_t *reader;
-  char *image = pid != 0 ? client_image(pid) : NULL;
+  char *image = NULL;
 
-  if (WaitForSingleObject(g->done, 0) != WAIT_TIMEOUT) {
+  jw__mutex_lock(&g->lock);
+  if (!g->closed && WaitForSingleObject(g->done, 0) == WAIT_TIMEOUT &&
+      g->total >= REFUSALS_DETAILED) {
+    /* A flood: counted, said once in the summary before job_end. */
+    g->total++;
+    g->unreported[ri]++;
+    jw__mutex_unlock(&g->lock);
+    return;
+  }
+  image = pid != 0 ? client_image(pid) : NULL;
+  if (g->closed || WaitForSingleObject(g->done, 0) != WAIT_TIMEOUT) {
     /* The run's record is complete (job_end is its last line): said on
      * stderr instead. */
     char msg[700];
@@ -137,9 +162,11 @@ static void gate_refused(void *ctx, const char *sink, jw_client_refusal_t what, 
                      (unsigned long)pid, reason, why);
     if (n > 0)
       jw__stderr_write(msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+    jw__mutex_unlock(&g->lock);
     free(image);
     return;
   }
+  g->total++;
   if (what == JW_CLIENT_REFUSED_MAX)
     jw_event_init(&ev, JW_EVENT_NOTICE, "pipe_reader_refused", "blocked", "monitor", "jobwarden",
                   JW_SEV_MEDIUM);
@@ -155,8 +182,49 @@ static void gate_refused(void *ctx, const char *sink, jw_client_refusal_t what, 
     ev.extra = json_pack("{s:o}", "reader", reader);
   snprintf(ev.message, sizeof(ev.message), "%.200s refused a reader (pid %lu): %.250s", sink,
            (unsigned long)pid, why);
-  jw_emit(g->em, &ev);
+  jw_emit(g->em, &ev); /* under the lock: never after the summary */
+  jw__mutex_unlock(&g->lock);
   free(image);
+}
+
+void jw__gate_close_record(void *ctx) {
+  jw__gate_t *g = ctx;
+  jw_event_t ev;
+  json_t *by;
+  uint64_t count = 0;
+  unsigned i;
+  if (g == NULL)
+    return;
+  jw__mutex_lock(&g->lock);
+  g->closed = 1;
+  for (i = 0; i < N_REASONS; i++)
+    count += g->unreported[i];
+  if (count == 0) {
+    jw__mutex_unlock(&g->lock);
+    return;
+  }
+  /* Only the cap was hit: a notice, like each of its refusals; any
+   * refusal of the job's own or an unknown client makes it a violation. */
+  if (count == g->unreported[JW_CLIENT_REFUSED_MAX])
+    jw_event_init(&ev, JW_EVENT_NOTICE, "pipe_reader_refused", "blocked", "monitor", "jobwarden",
+                  JW_SEV_MEDIUM);
+  else
+    jw_event_init(&ev, JW_EVENT_VIOLATION, "pipe_reader_refused", "blocked", "monitor", "jobwarden",
+                  g->unreported[JW_CLIENT_REFUSED_IN_JOB] + g->unreported[JW_CLIENT_REFUSED_ESCAPED]
+                      ? JW_SEV_CRITICAL
+                      : JW_SEV_HIGH);
+  by = json_object();
+  for (i = 0; by != NULL && i < N_REASONS; i++)
+    if (g->unreported[i] != 0)
+      json_object_set_new(by, reasons[i], json_integer((json_int_t)g->unreported[i]));
+  ev.extra = json_pack("{s:{s:s,s:I,s:o}}", "reader", "reason", "flood", "count", (json_int_t)count,
+                       "by_reason", by != NULL ? by : json_object());
+  snprintf(ev.message, sizeof(ev.message),
+           "%llu further reader(s) refused after the first %u were counted, not reported one by "
+           "one; every one was refused",
+           (unsigned long long)count, (unsigned)REFUSALS_DETAILED);
+  jw_emit(g->em, &ev);
+  jw__mutex_unlock(&g->lock);
 }
 
 int jw__gate_new(HANDLE job, HANDLE done, jw_emitter_t *em, jw__gate_t **out, jw_error_t *err) {
@@ -174,6 +242,7 @@ int jw__gate_new(HANDLE job, HANDLE done, jw_emitter_t *em, jw__gate_t **out, jw
                         (unsigned long)e);
   }
   g->em = em;
+  jw__mutex_init(&g->lock);
   g->gate.check = gate_check;
   g->gate.refused = gate_refused;
   g->gate.ctx = g;
@@ -192,5 +261,7 @@ void jw__gate_free(jw__gate_t *g) {
     CloseHandle(g->job);
   if (g->done != NULL)
     CloseHandle(g->done);
+  if (g->em != NULL)
+    jw__mutex_destroy(&g->lock);
   free(g);
 }

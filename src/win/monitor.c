@@ -308,6 +308,11 @@ const char *jw_monitor_rule_kill(jw_monitor_t *m, int *job) {
   return rule;
 }
 
+void jw_monitor_before_end(jw_monitor_t *m, void (*fn)(void *), void *ctx) {
+  m->before_end = fn;
+  m->before_end_ctx = ctx;
+}
+
 uint32_t jw_monitor_wakeups(jw_monitor_t *m) {
   return (uint32_t)InterlockedCompareExchange(&m->wakeups, 0, 0);
 }

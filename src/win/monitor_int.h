@@ -177,8 +177,10 @@ struct jw_monitor_s {
   /* Set by the owner (jw_monitor_stop) before it posts the quit packet: a
    * quit packet is obeyed only then. */
   volatile LONG stop_requested;
-  volatile LONG wakeups; /* returns from the port's wait (jw_monitor_wakeups) */
-  uint32_t quits_posted; /* by jw_monitor_stop (the owner's thread) */
+  volatile LONG wakeups;      /* returns from the port's wait (jw_monitor_wakeups) */
+  uint32_t quits_posted;      /* by jw_monitor_stop (the owner's thread) */
+  void (*before_end)(void *); /* jw_monitor_before_end */
+  void *before_end_ctx;
   /* Forged packets (monitor_tamper.c). */
   uint64_t tamper_total;      /* every one */
   uint64_t tamper_unreported; /* past TAMPER_DETAILED, not yet in a summary violation */

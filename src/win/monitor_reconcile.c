@@ -254,6 +254,8 @@ static void emit_job_end(jw_monitor_t *m, const char *source) {
   if (m->stats.job_end_emitted)
     return;
   jw__mon_tamper_summary(m); /* before the end: job_end is the last event */
+  if (m->before_end != NULL)
+    m->before_end(m->before_end_ctx); /* the readers' gate's summary */
   m->stats.job_end_emitted = 1;
   m->deadline_tick = 0; /* the run is over: a timeout can no longer apply */
   jw__mon_ev_init(&ev, JW_EVENT_JOB_END, "job", m->terminating ? "killed_job" : "observed",

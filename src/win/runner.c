@@ -436,6 +436,8 @@ int jw_run(const jw_run_config_t *cfg) {
   }
   for (i = 0; i < n_exports; i++)
     jw_exporter_set_gate(sinks[i], jw__gate_get(gate));
+  /* A flood of refusals is summed up just before job_end. */
+  jw_monitor_before_end(mon, jw__gate_close_record, gate);
   if (jw__relay_open(agent_out, agent_path, &relay, &agent_stdio, &err) != 0) {
     say("", err.text);
     emit_job_start(&sc, NULL);

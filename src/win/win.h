@@ -231,6 +231,10 @@ typedef struct jw_monitor_stats_s {
   uint32_t timeouts;     /* of which a timeout (a member poll or deadline was due) */
   uint32_t quits_posted; /* quit packets jw_monitor_stop posted (one per REPOST_MS) */
 } jw_monitor_stats_t;
+/* fn(ctx) runs on the monitor's thread just before it writes job_end
+ * (after its own summaries), once: the last events of other parts of the
+ * run (the readers' gate). Set before the root runs. Main thread. */
+void jw_monitor_before_end(jw_monitor_t *m, void (*fn)(void *), void *ctx);
 /* The monitor's wake-ups so far (jw_monitor_stats_t.wakeups), read while
  * it runs. Any thread. */
 uint32_t jw_monitor_wakeups(jw_monitor_t *m);
@@ -389,5 +393,9 @@ typedef struct jw__gate_s jw__gate_t;
 int jw__gate_new(HANDLE job, HANDLE done, jw_emitter_t *em, jw__gate_t **out, jw_error_t *err);
 const jw_client_gate_t *jw__gate_get(const jw__gate_t *g);
 void jw__gate_free(jw__gate_t *g);
+/* Writes the summary of the refusals counted past the flood bound (if
+ * any) and closes the gate's part of the record: later refusals go to
+ * stderr. ctx: the gate. The monitor's before-end hook. */
+void jw__gate_close_record(void *ctx);
 
 #endif

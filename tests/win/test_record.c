@@ -607,6 +607,62 @@ static void case_pipe_in_job(void) {
   jw_free(&r);
 }
 
+/* (b2) A flood of refused readers: the agent connects 500 times from
+ *      inside the job. The first 32 refusals are events one by one, the
+ *      other 468 one summary (reason flood, the exact count) just before
+ *      job_end; the run goes on to its end. */
+static void case_pipe_refusal_flood(void) {
+  char log[TW_PATH_CHARS], args[TW_CMD_CHARS];
+  const char *name = pipe_name("rflood");
+  jw_proc_t r;
+  json_t *evs;
+
+  case_begin();
+  rec_path(log, sizeof(log), "rflood", ".jsonl");
+  DeleteFileA(log);
+  snprintf(args, sizeof(args),
+           "run --export \"file:%s\" --export pipe:%s -- \"%s\" --helper reader-flood %s 500", log,
+           name, g_self, name);
+  jw_run_case(&r, "rflood", NULL, args);
+  CHECK_U64(r.exit_code, 0); /* the helper connected 500 times */
+  CHECK_CONTAINS(r.out, "connected 500");
+  CHECK_CONTAINS(r.out, "refused 500");
+  CHECK_CONTAINS(r.out, "served 0");
+  CHECK_INT(r.err_len, 0);
+  evs = tw_read_events(log);
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    json_t *v = tw_filter(evs, "sandbox.violation", "pipe_reader_refused"), *ev;
+    size_t i, n = json_array_size(evs), detailed = 0;
+    json_t *root = only(evs, "sandbox.process_start", "root_process");
+    check_stream(evs, log);
+    CHECK_INT(json_array_size(v), 33);
+    json_array_foreach(v, i, ev) {
+      if (i < 32) {
+        detailed += tw_str(ev, "reader.reason") != NULL &&
+                    strcmp(tw_str(ev, "reader.reason"), "in_job") == 0 &&
+                    tw_int(ev, "reader.pid") == tw_int(root, "process.pid");
+        CHECK_STR(tw_str(ev, "severity"), "critical");
+      }
+    }
+    CHECK_INT(detailed, 32);
+    ev = json_array_get(v, 32);
+    CHECK_STR(tw_str(ev, "reader.reason"), "flood");
+    CHECK_INT(tw_int(ev, "reader.count"), 468);
+    CHECK_INT(tw_int(ev, "reader.by_reason.in_job"), 468);
+    CHECK_STR(tw_str(ev, "severity"), "critical");
+    CHECK_CONTAINS(tw_str(ev, "message"), "468 further reader(s) refused after the first 32");
+    /* The summary, then job_end, last. */
+    CHECK(n >= 2 && json_equal(json_array_get(evs, n - 2), ev));
+    CHECK_STR(tw_str(json_array_get(evs, n - 1), "event"), "sandbox.job_end");
+    CHECK_INT(tw_int(json_array_get(evs, n - 1), "summary.root_exit_code"), 0);
+    json_decref(v);
+  }
+  json_decref(evs);
+  case_end("pipe-refusal-flood", &r);
+  jw_free(&r);
+}
+
 /* Threads and reserved + committed address space of another process. */
 static unsigned long proc_threads(DWORD pid) {
   HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
@@ -1154,6 +1210,7 @@ int main(int argc, char **argv) {
   RUN("pipe-spec", case_pipe_spec);
   RUN("pipe-cap", case_pipe_cap);
   RUN("pipe-in-job", case_pipe_in_job);
+  RUN("pipe-refusal-flood", case_pipe_refusal_flood);
   RUN("pipe-flood", case_pipe_flood);
   RUN("pipe-escaped", case_pipe_escaped);
   RUN("reader-cost", case_reader_cost);
