@@ -117,6 +117,31 @@ static void check_observed(json_t *e, long long observed, const char *source, co
   check_reason(tw_str(e, "limit.observed_unavailable.reason"), reason);
 }
 
+/* Waits (20 s at most) until the event file at path holds n events with
+ * `"key":"value"`: the monitor has handled the packet that makes the n-th.
+ * 0, or -1 on the deadline. */
+static int wait_field(const char *path, const char *key, const char *value, int n) {
+  char needle[96];
+  ULONGLONG end = GetTickCount64() + 20000;
+  snprintf(needle, sizeof(needle), "\"%s\":\"%s\"", key, value);
+  for (;;) {
+    char *buf = tw_read_file(path, NULL), *p = buf;
+    int count = 0;
+    while (p != NULL && (p = strstr(p, needle)) != NULL) {
+      count++;
+      p += strlen(needle);
+    }
+    free(buf);
+    if (count >= n)
+      return 0;
+    if (GetTickCount64() >= end) {
+      fprintf(stderr, "%s: %d of %d %s event(s) after 20 s\n", path, count, n, needle);
+      return -1;
+    }
+    Sleep(5);
+  }
+}
+
 static void set_limits(jw_policy_t *p) {
   jw_policy_init(p);
   CHECK_INT(jw_policy_set(p, "active_processes", "4", "test", NULL), 0);
@@ -153,7 +178,9 @@ static void test_limit_packets(void) {
   CHECK_U64(r.job.notify_error, ERROR_INVALID_PARAMETER);
   CHECK_U64(r.job.notify_flags, 0);
   root = r.child.pid;
-  Sleep(300); /* the root's own NEW_PROCESS is handled first */
+  /* The root's own NEW_PROCESS is in the port already (JOB_LIST: the
+   * process joined the job inside CreateProcess, and the kernel posted
+   * it then), so the port hands it to the monitor before these. */
   for (i = 0; i < N_PACKETS; i++) {
     ULONG_PTR ov = packets[i].with_pid ? (ULONG_PTR)root : packets[i].value;
     CHECK(PostQueuedCompletionStatus(r.job.port, packets[i].msg, r.job.key_job, (LPOVERLAPPED)ov));
@@ -162,7 +189,8 @@ static void test_limit_packets(void) {
                                    (LPOVERLAPPED)(ULONG_PTR)ghost));
   /* A packet under a key that names no job. */
   CHECK(PostQueuedCompletionStatus(r.job.port, 6, (ULONG_PTR)0xBAD, (LPOVERLAPPED)(ULONG_PTR)4));
-  Sleep(300);
+  /* The last packet's event is in the file: the monitor handled them all. */
+  CHECK_INT(wait_field(r.path, "reason", "unknown_key", 1), 0);
   TerminateProcess(r.child.process, 0);
   evs = rig_finish(&r);
   CHECK(evs != NULL);
@@ -445,12 +473,13 @@ static void test_measured_values(void) {
   CHECK_U64(r.job.notify_flags, JOB_MEM | JOB_TIME);
   CHECK_INT(r.job.notify_refused, 0);
   root = r.child.pid;
-  Sleep(300);
+  /* The root's NEW_PROCESS is in the port before these (JOB_LIST). */
   for (i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
     ULONG_PTR ov = msgs[i] == 1 || msgs[i] == 3 ? 0 : (ULONG_PTR)root;
     CHECK(PostQueuedCompletionStatus(r.job.port, msgs[i], r.job.key_job, (LPOVERLAPPED)ov));
   }
-  Sleep(300);
+  /* The last message (JOB_MEMORY_LIMIT) makes the third job_memory. */
+  CHECK_INT(wait_field(r.path, "rule", "job_memory", 3), 0);
   TerminateProcess(r.child.process, 0);
   evs = rig_finish(&r);
   CHECK(evs != NULL);
@@ -558,10 +587,9 @@ static void test_single_warning(void) {
   CHECK_U64(g_class12.LimitFlags, JOB_TIME);
   CHECK_U64((uint64_t)g_class12.PerJobUserTimeLimit.QuadPart, 15000000ull);
   CHECK_U64(g_class12.JobMemoryLimit, 0);
-  Sleep(300);
   CHECK(PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_NOTIFICATION_LIMIT, r.job.key_job,
                                    NULL));
-  Sleep(200);
+  CHECK_INT(wait_field(r.path, "rule", "job_cpu_time_warning", 1), 0);
   TerminateProcess(r.child.process, 0);
   evs = rig_finish(&r);
   CHECK(evs != NULL);
