@@ -9,7 +9,11 @@
  * access rules, and on Windows the sandboxed program itself runs as the
  * same user, so the server also checks every connection itself:
  *   - the client's process (GetNamedPipeClientProcessId) must not be in the
- *     job: the sandbox never controls its own run;
+ *     job: the sandbox never controls its own run; nor an escape from it: a
+ *     process outside the job that descends, through processes outside the
+ *     job, from jobwarden itself or from a member (a parent named with
+ *     PROC_THREAD_ATTRIBUTE_PARENT_PROCESS takes the child out of the job;
+ *     src/win/escape.h);
  *   - every identity that can be read must be the run's user: the token
  *     the client lets the pipe see (ImpersonateNamedPipeClient at
  *     identification level + OpenThreadToken) and its process's token; at
@@ -34,6 +38,7 @@
 
 #include <sddl.h>
 
+#include "win/escape.h"
 #include "win/win.h"
 
 #define IDLE_MS            5000
@@ -42,6 +47,7 @@
 #define PIPE_OUT_BYTES     65536
 #define PIPE_IN_BYTES      JW_CONTROL_LINE_MAX
 #define MAX_REFUSAL_EVENTS 1000 /* refusal notices per run; the last one says so */
+#define ESCAPE_DEPTH       32   /* ancestors of a client looked at for an escape */
 
 /* What the server knows about a client's connection. */
 typedef struct client_s {
@@ -129,6 +135,57 @@ static DWORD pipe_user(HANDLE pipe, char *sid, size_t size) {
   return e;
 }
 
+/* Whether a client outside the job escaped from it: one of its ancestors,
+ * reached through processes outside the job, is jobwarden itself or a
+ * member. Each parent must have been created no later than its child, or
+ * the pid was reused and the chain ends there. `client` needs
+ * PROCESS_QUERY_(LIMITED_)INFORMATION. Returns "jobwarden" or "member" and
+ * the ancestor's pid in *via, or NULL. An ancestor that has exited cannot
+ * be examined any more: the chain ends there too (the monitor's own scan,
+ * which remembers the members, still reports the escape itself). */
+static const char *escaped_from(HANDLE job, HANDLE client, DWORD *via) {
+  DWORD self = jw__escape_self_pid(), ppid = 0;
+  HANDLE cur = client, p = NULL;
+  uint64_t cur_ct = jw__escape_create_time(client),
+           self_ct = jw__escape_create_time(GetCurrentProcess());
+  const char *kind = NULL;
+  int depth;
+  for (depth = 0; depth < ESCAPE_DEPTH && cur_ct != 0; depth++) {
+    uint64_t pct;
+    BOOL in_job = FALSE;
+    if (!jw__proc_parent(cur, &ppid) || ppid == 0)
+      break;
+    if (ppid == self) {
+      if (cur_ct >= self_ct) {
+        kind = "jobwarden";
+        *via = ppid;
+      }
+      break;
+    }
+    p = OpenProcess(PROCESS_QUERY_INFORMATION, FALSE, ppid);
+    if (p == NULL)
+      break;
+    pct = jw__escape_create_time(p);
+    if (pct == 0 || pct > cur_ct)
+      break;
+    if (IsProcessInJob(p, job, &in_job) && in_job) {
+      kind = "member";
+      *via = ppid;
+      break;
+    }
+    if (cur != client)
+      CloseHandle(cur);
+    cur = p;
+    cur_ct = pct;
+    p = NULL;
+  }
+  if (p != NULL)
+    CloseHandle(p);
+  if (cur != client)
+    CloseHandle(cur);
+  return kind;
+}
+
 /* Decides once per connection whether its client may control the run. */
 static void check_client(jw_control_t *c, client_t *cl) {
   char by_pipe[JW_CONTROL_SID_MAX] = "", by_process[JW_CONTROL_SID_MAX] = "";
@@ -136,6 +193,8 @@ static void check_client(jw_control_t *c, client_t *cl) {
   HANDLE h;
   BOOL in_job = FALSE;
   jw__control_identity_fn hook = identity_hook;
+  const char *escape = NULL;
+  DWORD escape_via = 0;
 
   cl->checked = 1;
   if (!GetNamedPipeClientProcessId(c->pipe, &cl->pid) || cl->pid == 0) {
@@ -163,6 +222,8 @@ static void check_client(jw_control_t *c, client_t *cl) {
              (unsigned long)e);
     return;
   }
+  if (!in_job)
+    escape = escaped_from(c->job->job, h, &escape_via);
   if (hook != NULL) {
     if (hook(cl->pid, by_process, sizeof(by_process)) != 0) {
       by_process[0] = '\0';
@@ -184,6 +245,14 @@ static void check_client(jw_control_t *c, client_t *cl) {
              "the request comes from pid %lu, a process inside the job: the sandbox cannot "
              "control its own run",
              (unsigned long)cl->pid);
+  } else if (escape != NULL) {
+    cl->refusal = "from_escape";
+    snprintf(cl->why, sizeof(cl->why),
+             "the request comes from pid %lu, a process outside the job that descends from %s "
+             "(pid %lu): it escaped the job, and the sandbox cannot control its own run",
+             (unsigned long)cl->pid,
+             strcmp(escape, "jobwarden") == 0 ? "jobwarden itself" : "a process of the job",
+             (unsigned long)escape_via);
   } else if (!by_pipe[0] && !by_process[0]) {
     cl->refusal = "identity_unknown";
     snprintf(cl->why, sizeof(cl->why),

@@ -233,7 +233,12 @@ static void sample_memory(tracked_t *t) {
  * pid created no later than the child (an older holder of a reused pid
  * cannot be the parent of a younger process... the younger one can't). */
 static void link_parent(jw_monitor_t *m, tracked_t *t) {
-  size_t idx = (size_t)(t - m->procs), j;
+  /* An escape (src/win/monitor_escape.c) is kept outside the table: every
+   * entry may be its parent. */
+  uintptr_t at = (uintptr_t)t, base = (uintptr_t)m->procs;
+  size_t idx = at >= base && at < base + m->n_procs * sizeof(*t) ? (size_t)(t - m->procs)
+                                                                 : m->n_procs,
+         j;
   if (!t->has_parent)
     return;
   if (t->is_root) {
@@ -665,6 +670,14 @@ static void kill_job_for(jw_monitor_t *m, const char *rule, outcome_t *o) {
     m->terminate_reason = NULL;
     InterlockedExchange(&m->terminating, 0);
   }
+}
+
+int jw__mon_kill_job(jw_monitor_t *m, const char *rule, DWORD *err) {
+  outcome_t o;
+  memset(&o, 0, sizeof(o));
+  kill_job_for(m, rule, &o);
+  *err = o.err;
+  return o.job_killed ? 0 : -1;
 }
 
 /* TerminateProcess on the handle the monitor holds (the pid cannot have
@@ -1326,6 +1339,7 @@ static void emit_job_end(jw_monitor_t *m, const char *source) {
 }
 
 static void on_active_zero(jw_monitor_t *m) {
+  jw__mon_escape_job_end(m);
   reconcile(m);
   emit_job_end(m, "port");
   SetEvent(m->done);
@@ -1345,6 +1359,7 @@ static void on_notice(jw_monitor_t *m, DWORD msg, ULONG_PTR value, const char *r
 static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
   const jw_policy_t *p = &m->job->policy;
   DWORD pid = (DWORD)value;
+  jw__mon_escape_note(m, msg);
   switch (msg) {
   case JOB_OBJECT_MSG_NEW_PROCESS:
     jw__mon_on_new_process(m, pid);
@@ -1426,6 +1441,7 @@ static unsigned __stdcall monitor_main(void *arg) {
       if (wait > POLL_MS)
         wait = POLL_MS;
     }
+    jw__mon_escape_tick(m, &wait);
     if (!GetQueuedCompletionStatusEx(m->job->port, ents, BATCH, &n, wait, FALSE)) {
       jw_event_t ev;
       DWORD e = GetLastError();
@@ -1463,6 +1479,7 @@ static unsigned __stdcall monitor_main(void *arg) {
   /* The port may never have said the job ended (its messages are not
    * guaranteed): reconcile and end the record anyway. */
   if (!m->stats.job_end_emitted) {
+    jw__mon_escape_job_end(m);
     reconcile(m);
     emit_job_end(m, "reconciled");
   }
@@ -1587,6 +1604,7 @@ int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats
     return JW_ETIMEDOUT; /* left running; the process is about to exit */
   for (i = 0; i < m->n_procs; i++)
     m->stats.handles_held += m->procs[i].h != NULL;
+  jw__mon_escape_free(m);
   if (stats != NULL)
     *stats = m->stats;
   CloseHandle(m->thread);

@@ -122,7 +122,8 @@ struct jw_monitor_s {
   /* Set by the monitor thread when a control request terminated the root or
    * the job, read by the owner once the root has exited. */
   char ctl_kill_text[JW_CONTROL_SID_MAX + 96];
-  volatile LONG ctl_killed; /* 1 the root, 2 the job */
+  volatile LONG ctl_killed;      /* 1 the root, 2 the job */
+  struct jw__mon_escapes_s *esc; /* owned: src/win/monitor_escape.c */
 };
 
 /* ---- shared by the monitor's files (monitor thread only) ----------------- */
@@ -168,5 +169,21 @@ int jw__mon_memory_counters(const tracked_t *t, jw__process_memory_fn fn,
                             PROCESS_MEMORY_COUNTERS_EX *pmc, const char **where, DWORD *error);
 /* A JW_CTRL_REQUEST packet of generation gen (src/win/monitor_control.c). */
 void jw__mon_on_control_packet(jw_monitor_t *m, uint32_t gen);
+/* TerminateJobObject for the monitor rule `rule`, recorded as the run's
+ * end like any rule's kill_job. 0, or -1 with the Win32 error in *err. */
+int jw__mon_kill_job(jw_monitor_t *m, const char *rule, DWORD *err);
+
+/* ---- escapes (src/win/monitor_escape.c; monitor thread only) ------------- */
+typedef struct jw__mon_escapes_s jw__mon_escapes_t;
+/* A job message arrived: a scan is due (rate-limited). */
+void jw__mon_escape_note(jw_monitor_t *m, DWORD msg);
+/* Before the port wait: the scans that are due, the exits of escapes; may
+ * shorten *wait to the next scan. */
+void jw__mon_escape_tick(jw_monitor_t *m, DWORD *wait);
+/* The job ended: a last scan, every escape still running terminated and
+ * its exit reported. Before the job's own reconciliation and job_end. */
+void jw__mon_escape_job_end(jw_monitor_t *m);
+/* Closes and frees what the escape scan holds (jw_monitor_stop). */
+void jw__mon_escape_free(jw_monitor_t *m);
 
 #endif

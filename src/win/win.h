@@ -174,6 +174,13 @@ typedef struct jw_monitor_stats_s {
   int job_end_emitted;
   uint32_t handles_held; /* process handles still held when the monitor stopped (an
                             exited process's is let go once its exit is reported) */
+  /* Escapes (src/win/monitor_escape.c): how many were found, and what the
+   * look for them cost (scans, microseconds in all and at most, processes
+   * on the system at the last scan). */
+  uint32_t escapes;
+  uint32_t escape_scans;
+  uint64_t escape_scan_us_total, escape_scan_us_max;
+  uint32_t escape_scan_processes;
 } jw_monitor_stats_t;
 /* Posts QUIT; the thread handles every packet queued before it, reconciles
  * what the port did not say (exits of tracked processes, the job end), and

@@ -1,0 +1,147 @@
+/* Escape detection primitives: see src/win/escape.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <windows.h>
+
+#include <tlhelp32.h>
+
+#include "win/escape.h"
+
+/* FILETIME of 2000-01-01, and of "now" plus a day: a creation time outside
+ * that range is not believed (Wine, a process still starting). */
+#define FILETIME_2000  0x01BF53EB256D4000ull
+#define CT_RETRIES     12
+#define CT_RETRY_SLEEP 10
+
+static volatile LONG self_hooked;
+static volatile DWORD self_pid;
+
+DWORD jw__escape_self_pid(void) {
+  MemoryBarrier();
+  return self_hooked ? self_pid : GetCurrentProcessId();
+}
+
+void jw__escape_self_hook(DWORD pid) {
+  self_pid = pid;
+  MemoryBarrier();
+  InterlockedExchange(&self_hooked, 1);
+}
+
+DWORD jw__escape_snapshot(jw__escape_snap_t *s) {
+  HANDLE snap;
+  PROCESSENTRY32W pe;
+  DWORD e = 0;
+  s->n = 0;
+  snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+  if (snap == INVALID_HANDLE_VALUE)
+    return GetLastError();
+  memset(&pe, 0, sizeof(pe));
+  pe.dwSize = sizeof(pe);
+  if (!Process32FirstW(snap, &pe)) {
+    e = GetLastError();
+    goto done;
+  }
+  do {
+    if (s->n == s->cap) {
+      size_t cap = s->cap ? s->cap * 2 : 256;
+      jw__proc_pair_t *p = realloc(s->procs, cap * sizeof(*p));
+      if (p == NULL) {
+        e = ERROR_NOT_ENOUGH_MEMORY;
+        s->n = 0;
+        goto done;
+      }
+      s->procs = p;
+      s->cap = cap;
+    }
+    s->procs[s->n].pid = pe.th32ProcessID;
+    s->procs[s->n].ppid = pe.th32ParentProcessID;
+    s->n++;
+  } while (Process32NextW(snap, &pe));
+done:
+  CloseHandle(snap);
+  return e;
+}
+
+void jw__escape_snap_free(jw__escape_snap_t *s) {
+  free(s->procs);
+  memset(s, 0, sizeof(*s));
+}
+
+int jw__escape_born_of(uint64_t parent_ct, uint64_t parent_end, uint64_t child_ct) {
+  if (parent_ct == 0 || child_ct == 0)
+    return 0;
+  return child_ct >= parent_ct && (parent_end == 0 || child_ct <= parent_end);
+}
+
+static int plausible(uint64_t ft) {
+  FILETIME now;
+  uint64_t n;
+  GetSystemTimeAsFileTime(&now);
+  n = ((uint64_t)now.dwHighDateTime << 32) | now.dwLowDateTime;
+  return ft >= FILETIME_2000 && ft <= n + 864000000000ull;
+}
+
+uint64_t jw__escape_create_time(HANDLE process) {
+  int attempt;
+  for (attempt = 0; attempt < CT_RETRIES; attempt++) {
+    FILETIME ct, xt, kt, ut;
+    uint64_t v;
+    memset(&ct, 0, sizeof(ct));
+    if (!GetProcessTimes(process, &ct, &xt, &kt, &ut))
+      return 0;
+    v = ((uint64_t)ct.dwHighDateTime << 32) | ct.dwLowDateTime;
+    if (plausible(v))
+      return v;
+    Sleep(CT_RETRY_SLEEP);
+  }
+  return 0;
+}
+
+/* SYNCHRONIZE: its exit is waited for; QUERY_INFORMATION: Wine's
+ * IsProcessInJob refuses a limited handle; TERMINATE: the policy may kill
+ * it; VM_READ: the monitor reads its command line from its memory. */
+#define FULL_RIGHTS                                                                                \
+  (SYNCHRONIZE | PROCESS_QUERY_INFORMATION | PROCESS_QUERY_LIMITED_INFORMATION |                   \
+   PROCESS_TERMINATE | PROCESS_VM_READ)
+
+jw__escape_verdict_t jw__escape_examine(HANDLE job, DWORD pid, uint64_t parent_ct,
+                                        uint64_t parent_end, HANDLE *h, uint64_t *ct, DWORD *err) {
+  HANDLE p;
+  BOOL in_job = TRUE;
+  uint64_t created;
+  *h = NULL;
+  *ct = 0;
+  *err = 0;
+  p = OpenProcess(FULL_RIGHTS, FALSE, pid);
+  if (p == NULL && GetLastError() == ERROR_ACCESS_DENIED)
+    p = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_INFORMATION | PROCESS_TERMINATE, FALSE, pid);
+  if (p == NULL && GetLastError() == ERROR_ACCESS_DENIED)
+    p = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_INFORMATION, FALSE, pid);
+  if (p == NULL) {
+    *err = GetLastError();
+    return *err == ERROR_INVALID_PARAMETER ? JW__ESC_GONE : JW__ESC_ERROR;
+  }
+  if (!IsProcessInJob(p, job, &in_job)) {
+    *err = GetLastError();
+    CloseHandle(p);
+    return JW__ESC_ERROR;
+  }
+  if (in_job) {
+    CloseHandle(p);
+    return JW__ESC_INSIDE;
+  }
+  created = jw__escape_create_time(p);
+  if (created == 0) {
+    *err = GetLastError() ? GetLastError() : ERROR_INVALID_DATA;
+    CloseHandle(p);
+    return JW__ESC_ERROR;
+  }
+  if (!jw__escape_born_of(parent_ct, parent_end, created)) {
+    CloseHandle(p);
+    return JW__ESC_NOT_CHILD;
+  }
+  *h = p;
+  *ct = created;
+  return JW__ESC_OUTSIDE;
+}
