@@ -1359,7 +1359,7 @@ static void on_notice(jw_monitor_t *m, DWORD msg, ULONG_PTR value, const char *r
 static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
   const jw_policy_t *p = &m->job->policy;
   DWORD pid = (DWORD)value;
-  jw__mon_escape_note(m, msg);
+  jw__mon_escape_note(m, msg, pid);
   switch (msg) {
   case JOB_OBJECT_MSG_NEW_PROCESS:
     jw__mon_on_new_process(m, pid);

@@ -399,11 +399,15 @@ static void check_exits(jw_monitor_t *m, jw__mon_escapes_t *x) {
 /* The monitor's calls                                                      */
 /* ------------------------------------------------------------------------ */
 
-void jw__mon_escape_note(jw_monitor_t *m, DWORD msg) {
+void jw__mon_escape_note(jw_monitor_t *m, DWORD msg, DWORD pid) {
   jw__mon_escapes_t *x = state(m);
+  const tracked_t *t;
   if (x == NULL || x->ended)
     return;
-  if (msg == JOB_OBJECT_MSG_NEW_PROCESS)
+  /* A member starting a process: not the root's own announcement (which
+   * jobwarden made already), nor a repeat. */
+  t = msg == JOB_OBJECT_MSG_NEW_PROCESS ? jw__mon_find_proc(m, pid) : NULL;
+  if (msg == JOB_OBJECT_MSG_NEW_PROCESS && (t == NULL || t->exited))
     x->pending = "new_process";
   else if (x->pending == NULL)
     x->pending = "port";

@@ -175,8 +175,9 @@ int jw__mon_kill_job(jw_monitor_t *m, const char *rule, DWORD *err);
 
 /* ---- escapes (src/win/monitor_escape.c; monitor thread only) ------------- */
 typedef struct jw__mon_escapes_s jw__mon_escapes_t;
-/* A job message arrived: a scan is due (rate-limited). */
-void jw__mon_escape_note(jw_monitor_t *m, DWORD msg);
+/* A job message arrived (pid: its value): a scan is due (rate-limited).
+ * Before the message is handled. */
+void jw__mon_escape_note(jw_monitor_t *m, DWORD msg, DWORD pid);
 /* Before the port wait: the scans that are due, the exits of escapes; may
  * shorten *wait to the next scan. */
 void jw__mon_escape_tick(jw_monitor_t *m, DWORD *wait);

@@ -5,6 +5,7 @@
 
 #include "helpers.h"
 #include "test_util.h"
+#include "win/win.h"
 
 const wchar_t *tw_self(void) {
   static wchar_t self[MAX_PATH];
@@ -109,6 +110,142 @@ static int helper_breakaway(void) {
   return 0x200;
 }
 
+/* ---- escapes (issue 9, section 3): attacks from inside the job ---------- */
+
+/* "<a> <b>\n" to path, through a temporary name: a reader never sees half. */
+static int write_pair(const char *path, DWORD a, DWORD b) {
+  char tmp[MAX_PATH * 4 + 8];
+  FILE *f;
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  f = fopen(tmp, "wb");
+  if (f == NULL)
+    return -1;
+  fprintf(f, "%lu %lu\n", (unsigned long)a, (unsigned long)b);
+  if (fclose(f) != 0)
+    return -1;
+  return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING) ? 0 : -1;
+}
+
+/* The pid of this process's parent (the process that started it), 0 if
+ * unknown. */
+static DWORD own_parent(void) {
+  DWORD ppid = 0;
+  return jw__proc_parent(GetCurrentProcess(), &ppid) ? ppid : 0;
+}
+
+/* spoof-parent WHO PIDFILE THEN MODE [ARGS...]: starts `self --helper MODE
+ * ARGS` with PROC_THREAD_ATTRIBUTE_PARENT_PROCESS naming WHO, so that it
+ * takes WHO's job instead of this one's. */
+static int helper_spoof_parent(int argc, char **argv) {
+  const char *who, *pidfile, *then;
+  char args[1024] = "";
+  wchar_t cmd[2048], kick[1024];
+  DWORD parent_pid;
+  HANDLE parent = NULL;
+  PROCESS_INFORMATION sib, pi, kp;
+  STARTUPINFOEXW si;
+  SIZE_T size = 0;
+  DWORD code = 0;
+  int i, rc = 0;
+  memset(&si, 0, sizeof(si));
+  memset(&sib, 0, sizeof(sib));
+  if (argc < 6)
+    return 80;
+  who = argv[3];
+  pidfile = argv[4];
+  then = argv[5];
+  for (i = 6; i < argc; i++) {
+    strncat(args, argv[i], sizeof(args) - strlen(args) - 2);
+    strncat(args, " ", sizeof(args) - strlen(args) - 1);
+  }
+  if (strcmp(who, "parent") == 0) {
+    parent_pid = own_parent();
+  } else if (strcmp(who, "member") == 0) {
+    /* A sibling started the ordinary way: a member of this job. */
+    tw_helper_cmdline(cmd, 2048, "sleep 60000");
+    if (start(cmd, 0, &sib) != 0)
+      return 81;
+    parent_pid = sib.dwProcessId;
+  } else {
+    parent_pid = (DWORD)strtoul(who, NULL, 0);
+  }
+  parent = OpenProcess(PROCESS_CREATE_PROCESS, FALSE, parent_pid);
+  if (parent == NULL) {
+    rc = 82;
+    goto done;
+  }
+  si.StartupInfo.cb = sizeof(si);
+  InitializeProcThreadAttributeList(NULL, 1, 0, &size);
+  si.lpAttributeList = malloc(size);
+  if (si.lpAttributeList == NULL ||
+      !InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &size) ||
+      !UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_PARENT_PROCESS,
+                                 &parent, sizeof(parent), NULL, NULL)) {
+    rc = 83;
+    goto done;
+  }
+  tw_helper_cmdline(cmd, 2048, args);
+  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
+                      &si.StartupInfo, &pi)) {
+    DeleteProcThreadAttributeList(si.lpAttributeList);
+    rc = 84;
+    goto done;
+  }
+  DeleteProcThreadAttributeList(si.lpAttributeList);
+  if (write_pair(pidfile, parent_pid, pi.dwProcessId) != 0)
+    rc = 85;
+  if (rc == 0 && strcmp(then, "kick") == 0) {
+    /* A child inside the job: a NEW_PROCESS on the port. */
+    tw_helper_cmdline(kick, 1024, "exit 0");
+    if (start(kick, 0, &kp) != 0) {
+      rc = 86;
+    } else {
+      WaitForSingleObject(kp.hProcess, 20000);
+      CloseHandle(kp.hThread);
+      CloseHandle(kp.hProcess);
+    }
+  }
+  if (rc == 0 && strcmp(then, "exit") != 0) {
+    /* How the escape ended is this process's exit code; jobwarden's kill
+     * (0xC000013A) becomes 58, so that this process does not look killed. */
+    if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0 ||
+        !GetExitCodeProcess(pi.hProcess, &code))
+      rc = 87;
+    else
+      rc = code == 0xC000013Au ? 58 : (int)code;
+  }
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+done:
+  free(si.lpAttributeList);
+  if (parent != NULL)
+    CloseHandle(parent);
+  if (sib.hProcess != NULL) {
+    TerminateProcess(sib.hProcess, 0);
+    WaitForSingleObject(sib.hProcess, 5000);
+    CloseHandle(sib.hThread);
+    CloseHandle(sib.hProcess);
+  }
+  return rc;
+}
+
+/* jw-control OUTFILE JW NAME: `JW ps NAME`, then `JW kill NAME`; their
+ * exit codes to OUTFILE as "<ps> <kill>\n". */
+static int helper_jw_control(int argc, char **argv) {
+  wchar_t cmd[2048];
+  DWORD ps = 0, kill = 0;
+  if (argc < 6)
+    return 80;
+  swprintf(cmd, 2048, L"\"%hs\" ps %hs", argv[4], argv[5]);
+  if (tw_run_wait(cmd, 20000, &ps) != 0)
+    return 81;
+  swprintf(cmd, 2048, L"\"%hs\" kill %hs", argv[4], argv[5]);
+  if (tw_run_wait(cmd, 20000, &kill) != 0)
+    return 82;
+  return write_pair(argv[3], ps, kill) == 0 ? 0 : 83;
+}
+/* ---- end of escapes ----------------------------------------------------- */
+
 int tw_is_helper(int argc, char **argv) {
   return argc >= 3 && strcmp(argv[1], "--helper") == 0;
 }
@@ -152,6 +289,10 @@ int tw_helper_main(int argc, char **argv) {
     return helper_race();
   if (strcmp(mode, "breakaway") == 0)
     return helper_breakaway();
+  if (strcmp(mode, "spoof-parent") == 0)
+    return helper_spoof_parent(argc, argv);
+  if (strcmp(mode, "jw-control") == 0)
+    return helper_jw_control(argc, argv);
   if (strcmp(mode, "set-event") == 0 && argc > 3)
     return SetEvent((HANDLE)(ULONG_PTR)strtoull(argv[3], NULL, 0)) ? 0 : 1;
   fprintf(stderr, "unknown helper mode %s\n", mode);
@@ -284,7 +425,6 @@ int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
   herr = open_inheritable(err_path, GENERIC_WRITE, CREATE_ALWAYS);
   hin = open_inheritable("NUL", GENERIC_READ, OPEN_EXISTING);
 
-  memset(&si, 0, sizeof(si));
   si.StartupInfo.cb = sizeof(si);
   si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
   si.StartupInfo.hStdInput = hin;

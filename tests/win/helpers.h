@@ -29,7 +29,26 @@ int tw_is_helper(int argc, char **argv);
  *   breakaway             try CREATE_BREAKAWAY_FROM_JOB; exit with the
  *                         Win32 error, or 0x200 if it was allowed
  *   set-event VALUE       SetEvent on the handle value; exit 0 if that
- *                         worked (the handle was inherited), 1 otherwise */
+ *                         worked (the handle was inherited), 1 otherwise
+ *   spoof-parent WHO PIDFILE THEN MODE [ARGS...]
+ *                         the escape attack: start `MODE ARGS` with
+ *                         PROC_THREAD_ATTRIBUTE_PARENT_PROCESS naming WHO
+ *                         ("parent": the process that started this one,
+ *                         i.e. jobwarden; "member": a sibling started for
+ *                         it inside the job; or a pid), opened with
+ *                         PROCESS_CREATE_PROCESS; write "<WHO's pid>
+ *                         <child pid>
+" to PIDFILE; then THEN: "exit"
+ *                         (exit 0 at once), "wait" (exit with the child's
+ *                         exit code; 0xC000013A, jobwarden's kill, as 58) or "kick" (first start a
+child inside
+ *                         the job, then wait). Failures: 80 arguments,
+ *                         81 sibling, 82 OpenProcess, 83 attribute list,
+ *                         84 CreateProcessW, 85 PIDFILE, 86 kick, 87 wait
+ *   jw-control OUTFILE JW NAME
+ *                         run `JW ps NAME` then `JW kill NAME`; write their
+ *                         exit codes "<ps> <kill>
+" to OUTFILE */
 int tw_helper_main(int argc, char **argv);
 
 /* This executable's full path (static buffer). */
