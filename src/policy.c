@@ -1493,7 +1493,7 @@ void *jw_policy_to_json(const jw_policy_t *p) {
       json_object_set_new(root, "allow_breakaway", json_boolean(p->breakaway_ok)) != 0)
     goto fail;
   /* Rules are rendered when any is set (like exporters), each in full. */
-  if (p->set & JW_SET_RULES) {
+  if (p->set & (JW_SET_RULES | JW_SET_ESCAPE_ACTION | JW_SET_ESCAPE_SCAN)) {
     json_t *rules = rules_to_json(p);
     if (rules == NULL || json_object_set_new(root, "rules", rules) != 0)
       goto fail;

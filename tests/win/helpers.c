@@ -5,7 +5,8 @@
 
 #include "helpers.h"
 #include "test_util.h"
-#include "win/win.h"
+
+#include <tlhelp32.h>
 
 const wchar_t *tw_self(void) {
   static wchar_t self[MAX_PATH];
@@ -129,8 +130,21 @@ static int write_pair(const char *path, DWORD a, DWORD b) {
 /* The pid of this process's parent (the process that started it), 0 if
  * unknown. */
 static DWORD own_parent(void) {
-  DWORD ppid = 0;
-  return jw__proc_parent(GetCurrentProcess(), &ppid) ? ppid : 0;
+  HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+  PROCESSENTRY32W pe;
+  DWORD me = GetCurrentProcessId(), ppid = 0;
+  if (snap == INVALID_HANDLE_VALUE)
+    return 0;
+  memset(&pe, 0, sizeof(pe));
+  pe.dwSize = sizeof(pe);
+  if (Process32FirstW(snap, &pe)) {
+    do {
+      if (pe.th32ProcessID == me)
+        ppid = pe.th32ParentProcessID;
+    } while (ppid == 0 && Process32NextW(snap, &pe));
+  }
+  CloseHandle(snap);
+  return ppid;
 }
 
 /* spoof-parent WHO PIDFILE THEN MODE [ARGS...]: starts `self --helper MODE
@@ -425,6 +439,7 @@ int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
   herr = open_inheritable(err_path, GENERIC_WRITE, CREATE_ALWAYS);
   hin = open_inheritable("NUL", GENERIC_READ, OPEN_EXISTING);
 
+  memset(&si, 0, sizeof(si));
   si.StartupInfo.cb = sizeof(si);
   si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
   si.StartupInfo.hStdInput = hin;
