@@ -5,6 +5,7 @@
 #include <windows.h>
 
 #include <tlhelp32.h>
+#include <winternl.h>
 
 #include "win/escape.h"
 
@@ -15,6 +16,11 @@
 #define CT_RETRY_SLEEP 10
 
 static volatile LONG self_hooked;
+static volatile LONG toolhelp_only;
+
+void jw__escape_toolhelp_only(int on) {
+  InterlockedExchange(&toolhelp_only, on != 0);
+}
 static volatile DWORD self_pid;
 
 DWORD jw__escape_self_pid(void) {
@@ -28,10 +34,92 @@ void jw__escape_self_hook(DWORD pid) {
   InterlockedExchange(&self_hooked, 1);
 }
 
+typedef LONG(NTAPI *nt_query_system_fn)(ULONG, PVOID, ULONG, PULONG);
+
+/* The head of SYSTEM_PROCESS_INFORMATION (winternl.h hides these fields
+ * in Reserved members): offsets as documented for NtQuerySystemInformation
+ * class 5 on 64-bit Windows. */
+typedef struct spi_head_s {
+  ULONG next;
+  ULONG threads;
+  LARGE_INTEGER private_ws, hard_faults_and_hwm, cycle_time;
+  LARGE_INTEGER create_time, user_time, kernel_time;
+  UNICODE_STRING image;
+  LONG base_priority;
+  HANDLE pid;
+  HANDLE ppid;
+} spi_head_t;
+
+#define SYSTEM_PROCESS_INFORMATION_CLASS 5
+#define STATUS_INFO_LENGTH_MISMATCH_     ((LONG)0xC0000004)
+
+/* The list through NtQuerySystemInformation(SystemProcessInformation):
+ * one call, where Toolhelp32 makes a snapshot object and a call per
+ * process (measured under Wine: docs/performance.md). 0, or an NTSTATUS
+ * or -1 (the caller falls back to Toolhelp32). */
+static LONG snapshot_nt(jw__escape_snap_t *s) {
+  static nt_query_system_fn q;
+  LONG st;
+  ULONG need = 0, off = 0;
+  if (q == NULL) {
+    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+    q = ntdll ? (nt_query_system_fn)(void *)GetProcAddress(ntdll, "NtQuerySystemInformation")
+              : NULL;
+    if (q == NULL)
+      return -1;
+  }
+  for (;;) {
+    if (s->raw_cap == 0) {
+      s->raw_cap = 256 * 1024;
+      s->raw = malloc(s->raw_cap);
+      if (s->raw == NULL) {
+        s->raw_cap = 0;
+        return -1;
+      }
+    }
+    st = q(SYSTEM_PROCESS_INFORMATION_CLASS, s->raw, s->raw_cap, &need);
+    if (st != STATUS_INFO_LENGTH_MISMATCH_)
+      break;
+    free(s->raw);
+    s->raw = NULL;
+    s->raw_cap = need > s->raw_cap * 2 ? need + 65536 : s->raw_cap * 2;
+    s->raw = malloc(s->raw_cap);
+    if (s->raw == NULL) {
+      s->raw_cap = 0;
+      return -1;
+    }
+  }
+  if (st < 0)
+    return st;
+  for (;;) {
+    const spi_head_t *e = (const spi_head_t *)((const char *)s->raw + off);
+    if (s->n == s->cap) {
+      size_t cap = s->cap ? s->cap * 2 : 256;
+      jw__proc_pair_t *p = realloc(s->procs, cap * sizeof(*p));
+      if (p == NULL) {
+        s->n = 0;
+        return -1;
+      }
+      s->procs = p;
+      s->cap = cap;
+    }
+    s->procs[s->n].pid = (DWORD)(ULONG_PTR)e->pid;
+    s->procs[s->n].ppid = (DWORD)(ULONG_PTR)e->ppid;
+    s->n++;
+    if (e->next == 0 || off + e->next + sizeof(spi_head_t) > s->raw_cap)
+      break;
+    off += e->next;
+  }
+  return 0;
+}
+
 DWORD jw__escape_snapshot(jw__escape_snap_t *s) {
   HANDLE snap;
   PROCESSENTRY32W pe;
   DWORD e = 0;
+  s->n = 0;
+  if (!toolhelp_only && snapshot_nt(s) == 0)
+    return 0;
   s->n = 0;
   snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
   if (snap == INVALID_HANDLE_VALUE)
@@ -65,6 +153,7 @@ done:
 
 void jw__escape_snap_free(jw__escape_snap_t *s) {
   free(s->procs);
+  free(s->raw);
   memset(s, 0, sizeof(*s));
 }
 

@@ -28,12 +28,17 @@ typedef struct jw__proc_pair_s {
 typedef struct jw__escape_snap_s {
   jw__proc_pair_t *procs; /* owned */
   size_t n, cap;
+  void *raw; /* owned: the system's answer, kept for the next list */
+  unsigned long raw_cap;
 } jw__escape_snap_t;
 
-/* Fills s with every process of the system (CreateToolhelp32Snapshot),
- * growing its buffer as needed. Returns 0, or the Win32 error (s->n is 0). */
+/* Fills s with every process of the system (NtQuerySystemInformation
+ * class 5, else CreateToolhelp32Snapshot), growing its buffers as needed.
+ * Returns 0, or the Win32 error (s->n is 0). One thread per s. */
 DWORD jw__escape_snapshot(jw__escape_snap_t *s);
-/* Frees s's buffer. */
+/* Benchmarks: list with Toolhelp32 only (1) or as usual (0). */
+void jw__escape_toolhelp_only(int on);
+/* Frees s's buffers. */
 void jw__escape_snap_free(jw__escape_snap_t *s);
 
 /* Whether a process created at child_ct (FILETIME, 100 ns) can be a child
