@@ -10,6 +10,8 @@
  *                (this process, playing jobwarden), and terminated
  *   rig-kick     tier none with escape_action kill_process and no timed
  *                scan: found at the next job message (a NEW_PROCESS)
+ *   rig-kill-job hardened with escape_action kill_job: the job and the
+ *                escape terminated, the run's end says which rule
  *   rig-report   tier none (report, no timed scan), the root exits at
  *                once: found at the job's end, reported, then terminated
  *                there (no process of the run outlives it)
@@ -309,6 +311,34 @@ static void test_rig_report(void) {
   rig_case_free(&c);
 }
 
+/* kill_job: the job and the escape (which the job's end does not reach). */
+static void test_rig_kill_job(void) {
+  rig_case_t c;
+  DWORD code;
+  json_t *end;
+  jw__monitor_drop_hook(drop_new_process);
+  memset(&c, 0, sizeof(c));
+  c.tag = "escape-rig-kill-job";
+  c.then = "wait";
+  jw_policy_init(&c.policy);
+  jw_policy_set(&c.policy, "tier", "hardened", "test", NULL);
+  jw_policy_set(&c.policy, "escape_action", "kill_job", "test", NULL);
+  rig_case(&c, "sleep", "30000");
+  jw__monitor_drop_hook(NULL);
+  check_escape_event(only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
+                     GetCurrentProcessId(), "jobwarden", "scan", "killed_job", "kill_job",
+                     "--helper sleep 30000");
+  check_escape_exit(c.evs, c.child, "monitor rule job_escape, kill_job");
+  CHECK(ended_with(c.h_child, &code));
+  CHECK_U64(code, KILLED);
+  CHECK_U64(c.root_code, KILLED); /* the root died with the job */
+  end = json_array_get(c.evs, json_array_size(c.evs) - 1);
+  CHECK_STR(tw_str(end, "event"), "sandbox.job_end");
+  CHECK_STR(tw_str(end, "action"), "killed_job");
+  CHECK_STR(tw_str(end, "summary.terminated_by_jobwarden"), "monitor rule job_escape (kill_job)");
+  rig_case_free(&c);
+}
+
 /* The named parent is a member: the child takes the member's job, this
  * one. Not an escape. */
 static void test_rig_member(void) {
@@ -501,6 +531,7 @@ int main(int argc, char **argv) {
   test_rig_scan();
   test_rig_kick();
   test_rig_report();
+  test_rig_kill_job();
   test_rig_member();
   test_cli_kill();
   test_cli_report();
