@@ -243,6 +243,38 @@ done:
   return rc;
 }
 
+/* breakaway-child PIDFILE MODE [ARGS...]: starts `self --helper MODE ARGS`
+ * with CREATE_BREAKAWAY_FROM_JOB (the job must allow it), writes "<own
+ * pid> <child pid>\n" to PIDFILE and exits as "wait" does above. */
+static int helper_breakaway_child(int argc, char **argv) {
+  char args[1024] = "";
+  wchar_t cmd[2048];
+  PROCESS_INFORMATION pi;
+  DWORD code = 0;
+  int i, rc = 0;
+  if (argc < 5)
+    return 80;
+  for (i = 4; i < argc; i++) {
+    strncat(args, argv[i], sizeof(args) - strlen(args) - 2);
+    strncat(args, " ", sizeof(args) - strlen(args) - 1);
+  }
+  tw_helper_cmdline(cmd, 2048, args);
+  if (start(cmd, CREATE_BREAKAWAY_FROM_JOB, &pi) != 0)
+    return 84;
+  if (write_pair(argv[3], GetCurrentProcessId(), pi.dwProcessId) != 0)
+    rc = 85;
+  if (rc == 0) {
+    if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0 ||
+        !GetExitCodeProcess(pi.hProcess, &code))
+      rc = 87;
+    else
+      rc = code == 0xC000013Au ? 58 : (int)code;
+  }
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return rc;
+}
+
 /* jw-control OUTFILE JW NAME: `JW ps NAME`, then `JW kill NAME`; their
  * exit codes to OUTFILE as "<ps> <kill>\n". */
 static int helper_jw_control(int argc, char **argv) {
@@ -305,6 +337,8 @@ int tw_helper_main(int argc, char **argv) {
     return helper_breakaway();
   if (strcmp(mode, "spoof-parent") == 0)
     return helper_spoof_parent(argc, argv);
+  if (strcmp(mode, "breakaway-child") == 0)
+    return helper_breakaway_child(argc, argv);
   if (strcmp(mode, "jw-control") == 0)
     return helper_jw_control(argc, argv);
   if (strcmp(mode, "set-event") == 0 && argc > 3)

@@ -45,6 +45,12 @@ child inside
  *                         the job, then wait). Failures: 80 arguments,
  *                         81 sibling, 82 OpenProcess, 83 attribute list,
  *                         84 CreateProcessW, 85 PIDFILE, 86 kick, 87 wait
+ *   breakaway-child PIDFILE MODE [ARGS...]
+ *                         start `MODE ARGS` with CREATE_BREAKAWAY_FROM_JOB
+ *                         (a child of this member outside the job, where
+ *                         the policy allows breakaway); "<own pid> <child
+ *                         pid>\n" to PIDFILE; exit as spoof-parent's
+ *                         "wait" (84 CreateProcessW, 85 PIDFILE, 87 wait)
  *   jw-control OUTFILE JW NAME
  *                         run `JW ps NAME` then `JW kill NAME`; write their
  *                         exit codes "<ps> <kill>

@@ -15,6 +15,8 @@
  *   rig-report   tier none (report, no timed scan), the root exits at
  *                once: found at the job's end, reported, then terminated
  *                there (no process of the run outlives it)
+ *   rig-breakaway a member's child started with CREATE_BREAKAWAY_FROM_JOB
+ *                (allowed by the policy): parent = a member, an escape
  *   rig-member   the named parent is a member: the child stays in the job;
  *                no job_escape
  *   cli-kill     the real jobwarden.exe, hardened: parent = jobwarden.exe
@@ -339,6 +341,51 @@ static void test_rig_kill_job(void) {
   rig_case_free(&c);
 }
 
+/* A member's own child outside the job (a breakaway the policy allows):
+ * its parent is a member, so it is an escape too, with the member in its
+ * ancestry. */
+static void test_rig_breakaway(void) {
+  rig_t r;
+  jw_policy_t p;
+  char pidfile[TW_PATH_CHARS];
+  const char *args[] = {"breakaway-child", NULL, "sleep", "30000"};
+  DWORD root = 0, child = 0, code, root_code = 0;
+  HANDLE h = NULL;
+  json_t *evs, *ev;
+  fresh_path(pidfile, sizeof(pidfile), "escape-rig-breakaway", ".pids");
+  args[1] = pidfile;
+  jw_policy_init(&p);
+  jw_policy_set(&p, "tier", "hardened", "test", NULL);
+  jw_policy_set(&p, "allow_breakaway", "true", "test", NULL);
+  if (rig_start(&r, g_dir, "escape-rig-breakaway", &p, args, 4) != 0) {
+    CHECK(0);
+    return;
+  }
+  CHECK_INT(tw_read_pids(pidfile, WAIT_MS, &root, &child), 0);
+  CHECK_INT(root, r.child.pid);
+  if (child != 0)
+    h = open_escape(child);
+  if (WaitForSingleObject(r.child.process, WAIT_MS) == WAIT_OBJECT_0)
+    GetExitCodeProcess(r.child.process, &root_code);
+  evs = rig_finish(&r);
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    ev = only_for(evs, "sandbox.violation", "job_escape", child);
+    check_escape_event(ev, child, root, "member", "scan|port|new_process", "terminated",
+                       "kill_process", "--helper sleep 30000");
+    if (ev != NULL) {
+      json_t *first = json_array_get(tw_get(ev, "process.ancestry"), 0);
+      CHECK_INT(tw_int(first, "pid"), root);
+    }
+  }
+  CHECK(ended_with(h, &code));
+  CHECK_U64(code, KILLED);
+  CHECK_INT(root_code, 58);
+  if (h != NULL)
+    CloseHandle(h);
+  json_decref(evs);
+}
+
 /* The named parent is a member: the child takes the member's job, this
  * one. Not an escape. */
 static void test_rig_member(void) {
@@ -532,6 +579,7 @@ int main(int argc, char **argv) {
   test_rig_kick();
   test_rig_report();
   test_rig_kill_job();
+  test_rig_breakaway();
   test_rig_member();
   test_cli_kill();
   test_cli_report();
