@@ -75,6 +75,7 @@ struct jw_control_s {
   char run_id[40];
   char job_name[JW_POLICY_NAME_MAX + 32];
   unsigned refusals; /* refusal notices emitted (server thread) */
+  uint64_t started;  /* FILETIME of jw_control_start: before the root exists */
 };
 
 static jw__control_identity_fn volatile identity_hook;
@@ -139,15 +140,17 @@ static DWORD pipe_user(HANDLE pipe, char *sid, size_t size) {
  * reached through processes outside the job, is jobwarden itself or a
  * member. Each parent must have been created no later than its child, or
  * the pid was reused and the chain ends there. `client` needs
- * PROCESS_QUERY_(LIMITED_)INFORMATION. Returns "jobwarden" or "member" and
- * the ancestor's pid in *via, or NULL. An ancestor that has exited cannot
- * be examined any more: the chain ends there too (the monitor's own scan,
- * which remembers the members, still reports the escape itself). */
-static const char *escaped_from(HANDLE job, HANDLE client, DWORD *via) {
+ * PROCESS_QUERY_(LIMITED_)INFORMATION. A child of jobwarden counts only if
+ * it was created after `since` (the channel's start, before the root's):
+ * nothing of the run existed before the root, and jobwarden's own console
+ * host (conhost.exe, whose parent is jobwarden on Windows) is older.
+ * Returns "jobwarden" or "member" and the ancestor's pid in *via, or NULL. An ancestor that has
+ * exited cannot be examined any more: the chain ends there too (the monitor's own scan, which
+ * remembers the members, still reports the escape itself). */
+static const char *escaped_from(HANDLE job, HANDLE client, uint64_t since, DWORD *via) {
   DWORD self = jw__escape_self_pid(), ppid = 0;
   HANDLE cur = client, p = NULL;
-  uint64_t cur_ct = jw__escape_create_time(client),
-           self_ct = jw__escape_create_time(GetCurrentProcess());
+  uint64_t cur_ct = jw__escape_create_time(client);
   const char *kind = NULL;
   int depth;
   for (depth = 0; depth < ESCAPE_DEPTH && cur_ct != 0; depth++) {
@@ -156,7 +159,7 @@ static const char *escaped_from(HANDLE job, HANDLE client, DWORD *via) {
     if (!jw__proc_parent(cur, &ppid) || ppid == 0)
       break;
     if (ppid == self) {
-      if (cur_ct >= self_ct) {
+      if (cur_ct >= since) {
         kind = "jobwarden";
         *via = ppid;
       }
@@ -223,7 +226,7 @@ static void check_client(jw_control_t *c, client_t *cl) {
     return;
   }
   if (!in_job)
-    escape = escaped_from(c->job->job, h, &escape_via);
+    escape = escaped_from(c->job->job, h, c->started, &escape_via);
   if (hook != NULL) {
     if (hook(cl->pid, by_process, sizeof(by_process)) != 0) {
       by_process[0] = '\0';
@@ -620,9 +623,12 @@ fail:
 
 int jw_control_start(jw_control_t *c, jw_job_t *job, jw_monitor_t *mon, jw_emitter_t *em,
                      const jw_run_info_t *run, jw_error_t *err) {
+  FILETIME now;
   c->job = job;
   c->mon = mon;
   c->em = em;
+  GetSystemTimeAsFileTime(&now);
+  c->started = ((uint64_t)now.dwHighDateTime << 32) | now.dwLowDateTime;
   jw__strlcpy(c->run_id, run->run_id, sizeof(c->run_id));
   jw__strlcpy(c->job_name, run->job_name, sizeof(c->job_name));
   if (jw__thread_start(&c->thread, server_main, c) != 0)

@@ -94,7 +94,7 @@ static int known(const jw_monitor_t *m, const jw__mon_escapes_t *x, DWORD pid) {
 /* The life of whatever tracked process had pid ppid: the widest window
  * (earliest creation, latest end; 0 = still running) over every holder of
  * that pid, and its kind; NULL when ppid names nobody of the run. */
-static const char *parent_window(const jw_monitor_t *m, const jw__mon_escapes_t *x, DWORD ppid,
+static const char *parent_window(jw_monitor_t *m, const jw__mon_escapes_t *x, DWORD ppid,
                                  uint64_t *ct, uint64_t *end) {
   const char *kind = NULL;
   int running = 0;
@@ -103,7 +103,11 @@ static const char *parent_window(const jw_monitor_t *m, const jw__mon_escapes_t 
   *ct = 0;
   *end = 0;
   if (ppid != 0 && ppid == jw__escape_self_pid()) {
-    *ct = x->self_ct;
+    /* Created after the root: nothing of the run existed before it, and
+     * jobwarden's own console host (conhost.exe, whose parent is
+     * jobwarden on Windows) is older. */
+    const tracked_t *root = jw__mon_find_proc(m, m->root_pid);
+    *ct = root != NULL && root->create_time > x->self_ct ? root->create_time : x->self_ct;
     return "jobwarden";
   }
   for (i = 0; i < m->n_procs + x->n; i++) {

@@ -239,6 +239,15 @@ static int drop_new_process(DWORD msg, ULONG_PTR value) {
   return msg == JOB_OBJECT_MSG_NEW_PROCESS;
 }
 
+/* The port loses the first NEW_PROCESS only: the root's (it is the first
+ * member), a repeat of what jobwarden announced itself, which might
+ * otherwise come late enough to find the escape first. */
+static volatile LONG g_new_seen;
+static int drop_first_new_process(DWORD msg, ULONG_PTR value) {
+  (void)value;
+  return msg == JOB_OBJECT_MSG_NEW_PROCESS && InterlockedIncrement(&g_new_seen) == 1;
+}
+
 /* Hardened: the timed scan finds it and kill_process ends it. */
 static void test_rig_scan(void) {
   rig_case_t c;
@@ -277,7 +286,10 @@ static void test_rig_kick(void) {
   c.then = "kick";
   jw_policy_init(&c.policy);
   jw_policy_set(&c.policy, "escape_action", "kill_process", "test", NULL);
+  g_new_seen = 0;
+  jw__monitor_drop_hook(drop_first_new_process);
   rig_case(&c, "sleep", "30000");
+  jw__monitor_drop_hook(NULL);
   check_escape_event(only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
                      GetCurrentProcessId(), "jobwarden", "new_process", "terminated",
                      "kill_process", "--helper sleep 30000");
@@ -288,7 +300,8 @@ static void test_rig_kick(void) {
 }
 
 /* Tier none: reported only, the root leaves at once; found at the job's
- * end and terminated there. */
+ * end (or by the scan the root's exit message causes, when the job's end
+ * comes in a later batch) and terminated when the job ends. */
 static void test_rig_report(void) {
   rig_case_t c;
   DWORD code;
@@ -299,7 +312,7 @@ static void test_rig_report(void) {
   jw_policy_init(&c.policy);
   rig_case(&c, "sleep", "30000");
   check_escape_event(only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
-                     GetCurrentProcessId(), "jobwarden", "job_end", "observed", "report",
+                     GetCurrentProcessId(), "jobwarden", "job_end|port", "observed", "report",
                      "--helper sleep 30000");
   check_escape_exit(c.evs, c.child, "still running when the job ended");
   CHECK(ended_with(c.h_child, &code));
@@ -497,7 +510,7 @@ static void test_cli_kill(void) {
 }
 
 static void test_cli_report(void) {
-  cli_case("escape-cli-report", "--tier none", "exit", "observed", "report", "job_end",
+  cli_case("escape-cli-report", "--tier none", "exit", "observed", "report", "job_end|port",
            "still running when the job ended", 0);
 }
 
@@ -552,12 +565,18 @@ static void test_cli_control(void) {
   json_decref(f);
   CHECK_INT(saw_ps, 1);
   CHECK_INT(saw_kill, 1);
-  /* The escape itself is reported (and, with report, left to run). */
-  ev = only_for(evs, "sandbox.violation", "job_escape", child);
-  if (ev != NULL) {
+  /* The escape itself lives about as long as its two requests (~150 ms
+   * under Wine), less than the scan interval: whether a scan saw it
+   * depends on timing (the other cases prove detection). When one did, it
+   * is reported once, left to run (report), with jobwarden as parent. */
+  f = tw_filter(evs, "sandbox.violation", "job_escape");
+  json_array_foreach(f, i, ev) {
+    if (tw_int(ev, "process.pid") != (long long)child)
+      continue;
     CHECK_STR(tw_str(ev, "action"), "observed");
     CHECK_INT(tw_int(ev, "process.parent.pid"), r.pi.dwProcessId);
   }
+  json_decref(f);
   /* The run was not killed. */
   ev = json_array_get(evs, json_array_size(evs) - 1);
   CHECK_STR(tw_str(ev, "event"), "sandbox.job_end");
