@@ -585,6 +585,18 @@ static void test_cli_control(void) {
   json_decref(evs);
 }
 
+/* The parent-life test on its own: a pid alone names nobody. */
+static void test_born_of(void) {
+  const uint64_t p = 1000, end = 2000;
+  CHECK_INT(jw__escape_born_of(p, 0, 1500), 1);   /* parent still running */
+  CHECK_INT(jw__escape_born_of(p, end, 1500), 1); /* within its life */
+  CHECK_INT(jw__escape_born_of(p, end, p), 1);    /* same instant */
+  CHECK_INT(jw__escape_born_of(p, 0, 999), 0);    /* older than the parent */
+  CHECK_INT(jw__escape_born_of(p, end, 2001), 0); /* after the parent ended: reused pid */
+  CHECK_INT(jw__escape_born_of(0, 0, 1500), 0);   /* unknown parent creation */
+  CHECK_INT(jw__escape_born_of(p, 0, 0), 0);      /* unknown child creation */
+}
+
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
@@ -594,6 +606,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: win_escape DATA EVENTS JOBWARDEN.EXE\n");
     return 1;
   }
+  test_born_of();
   test_rig_scan();
   test_rig_kick();
   test_rig_report();
