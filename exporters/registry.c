@@ -87,6 +87,11 @@ int jw_exporter_open(const char *spec, jw_exporter_t **out, jw_error_t *err) {
   return 0;
 }
 
+void jw_exporter_set_gate(jw_exporter_t *exp, const jw_client_gate_t *gate) {
+  if (exp != NULL)
+    exp->gate = gate;
+}
+
 void jw_exporter_close(jw_exporter_t *exp) {
   if (exp == NULL)
     return;

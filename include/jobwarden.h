@@ -131,12 +131,27 @@ enum {
   /* Escapes (rules.escape): processes outside the job whose parent is
    * jobwarden or a member (docs/policy.md, "Escapes"). */
   JW_SET_ESCAPE_ACTION = 1u << 21,
-  JW_SET_ESCAPE_SCAN = 1u << 22
+  JW_SET_ESCAPE_SCAN = 1u << 22,
+  /* The token the program runs with (token). */
+  JW_SET_TOKEN = 1u << 26
 };
 
 /* The escape scan's interval in the hardened and lockdown tiers when the
  * policy sets none (the monitor's own poll of the members). */
 #define JW_ESCAPE_SCAN_DEFAULT_MS 200u
+
+/* The access token the sandboxed program is started with (policy key
+ * "token", docs/policy.md). INHERIT: jobwarden's own token. RESTRICTED:
+ * CreateRestrictedToken from jobwarden's token, every privilege but
+ * SeChangeNotifyPrivilege removed and the powerful groups deny-only.
+ * LOW_INTEGRITY: jobwarden's token at Low mandatory integrity
+ * (S-1-16-4096). RESTRICTED_LOW: both. */
+typedef enum {
+  JW_TOKEN_INHERIT = 0,
+  JW_TOKEN_RESTRICTED = 1,
+  JW_TOKEN_LOW_INTEGRITY = 2,
+  JW_TOKEN_RESTRICTED_LOW = 3
+} jw_token_mode_t;
 
 /* The notification margin when the policy sets none: 10 % (in basis
  * points, 1/100 of a percent). */
@@ -207,6 +222,9 @@ typedef struct jw_policy_s {
    * something and at the job's end). */
   jw_rule_action_t escape_action;
   uint64_t escape_scan_ms;
+  /* The program's token; jw_policy_resolve fills in the tier's default
+   * (restricted_low in lockdown, inherit elsewhere) when not set. */
+  jw_token_mode_t token;
 } jw_policy_t;
 
 /* A policy with nothing set: tier none, no limits. */
@@ -225,7 +243,7 @@ int jw_policy_parse_file(jw_policy_t *policy, const char *path, jw_error_t *err)
  * key is the field name ("active_processes", "process_memory",
  * "job_memory", "process_cpu_time", "job_cpu_time", "ui_restrictions",
  * "kill_on_close", "die_on_unhandled_exception", "allow_breakaway",
- * "tier", "name", and for the monitor rules "timeout", "timeout_action",
+ * "tier", "name", "token", and for the monitor rules "timeout", "timeout_action",
  * "max_total_processes", "total_processes_action", "deny_image",
  * "allow_image", "image_action", "active_processes_action",
  * "escape_action", "escape_scan_interval"; and "notification_margin"); `where` names
@@ -247,6 +265,10 @@ void *jw_policy_to_json(const jw_policy_t *policy);
 /* Text forms. jw_tier_name never returns NULL. */
 const char *jw_tier_name(jw_tier_t tier);
 int jw_tier_parse(const char *text, jw_tier_t *out);
+/* "inherit", "restricted", "low_integrity", "restricted_low"; never NULL.
+ * jw_token_mode_parse returns 0 or JW_EINVAL. */
+const char *jw_token_mode_name(jw_token_mode_t mode);
+int jw_token_mode_parse(const char *text, jw_token_mode_t *out);
 /* "report", "kill_process", "kill_job" ("default" for JW_ACTION_DEFAULT);
  * never NULL. */
 const char *jw_rule_action_name(jw_rule_action_t action);
@@ -476,6 +498,33 @@ typedef struct jw_exporter_vtable_s {
   int (*check)(jw_exporter_t *self, const char *arg, jw_error_t *err);
 } jw_exporter_vtable_t;
 
+/* The gate a sink that serves local clients (pipe:) asks before it serves
+ * one. The run sets it (jw_exporter_set_gate) once the job exists; a sink
+ * without a gate serves every client it is configured to. */
+typedef enum {
+  JW_CLIENT_OK = 0,  /* serve it */
+  JW_CLIENT_IN_JOB,  /* a process of the sandboxed job: refuse */
+  JW_CLIENT_UNKNOWN, /* its identity could not be established: refuse */
+  JW_CLIENT_ESCAPED, /* not in the job, but its parent is jobwarden or a member: refuse */
+} jw_client_verdict_t;
+typedef enum {
+  JW_CLIENT_REFUSED_IN_JOB = 0, /* the gate said JW_CLIENT_IN_JOB */
+  JW_CLIENT_REFUSED_UNKNOWN,    /* the gate said JW_CLIENT_UNKNOWN */
+  JW_CLIENT_REFUSED_MAX,        /* the sink's own cap (pipe: max_readers) */
+  JW_CLIENT_REFUSED_ESCAPED,    /* the gate said JW_CLIENT_ESCAPED */
+} jw_client_refusal_t;
+typedef struct jw_client_gate_s {
+  /* Whether the process `pid` may be served. `why` (may be left empty)
+   * says how the verdict was reached. Any thread; must not emit. */
+  jw_client_verdict_t (*check)(void *ctx, uint32_t pid, char *why, size_t why_size);
+  /* Records a refusal in-band (an event). `limit` is the sink's cap for
+   * JW_CLIENT_REFUSED_MAX. Called on the sink's own thread, with none of
+   * the sink's locks held. */
+  void (*refused)(void *ctx, const char *sink_spec, jw_client_refusal_t what, uint32_t pid,
+                  const char *why, uint64_t limit);
+  void *ctx; /* borrowed: must outlive the exporter */
+} jw_client_gate_t;
+
 struct jw_exporter_s {
   const jw_exporter_vtable_t *vt;
   void *state;                     /* owned by the exporter */
@@ -486,7 +535,15 @@ struct jw_exporter_s {
   /* The run this sink's events belong to, set by jw_emitter_add (exporters
    * that render records of their own, e.g. a pipe reader's gaps). */
   const jw_run_info_t *run;
+  /* Asked before a local client is served (NULL: none). Set by
+   * jw_exporter_set_gate; read by the sink's own threads. */
+  const jw_client_gate_t *volatile gate;
 };
+
+/* Gives a sink the gate it asks before serving a local client (the run
+ * sets it once the job exists). Only sinks that serve clients use it.
+ * `gate` is borrowed and must outlive the exporter. Main thread. */
+void jw_exporter_set_gate(jw_exporter_t *exp, const jw_client_gate_t *gate);
 
 /* Creates and initializes an exporter from a SPEC ("file:PATH", "stdout",
  * "stderr"). Returns 0 and a new exporter in *out (free with

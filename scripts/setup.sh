@@ -26,18 +26,28 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# `apt-get source jansson` (step 2) needs deb-src entries. They are derived
+# from the machine's own `deb` entries (scripts/deb-src.sh: the same URIs and
+# suites, so a local mirror or proxy keeps working); a URI/suite that has a
+# deb-src entry already gets none. Only done while jansson still has to be
+# built: a machine that has it never has its apt configuration touched.
 src_list=/etc/apt/sources.list.d/jobwarden-deb-src.sources
+jansson_win="$build/deps/jansson-win"
 need_update=0
-if [ ! -f "$src_list" ]; then
-  log "adding a deb-src entry for Debian's jansson source package ($src_list)"
-  cat > "$src_list" <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-  need_update=1
+if [ ! -f "$jansson_win/lib/libjansson.a" ]; then
+  if ! deb_src=$("$here/scripts/deb-src.sh" /etc/apt); then
+    echo "setup.sh: cannot derive a deb-src entry from the apt sources (see above)" >&2
+    exit 1
+  fi
+  if [ -n "$deb_src" ]; then
+    log "adding deb-src entries for the configured apt sources ($src_list)"
+    if [ -s "$src_list" ]; then
+      printf '\n%s\n' "$deb_src" >> "$src_list"
+    else
+      printf '%s\n' "$deb_src" > "$src_list"
+    fi
+    need_update=1
+  fi
 fi
 if [ ${#missing[@]} -gt 0 ] || [ $need_update -eq 1 ]; then
   log "apt-get update"
@@ -49,13 +59,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- 2. jansson for Windows, from Debian's source package ------------------
-jansson_win="$build/deps/jansson-win"
 if [ ! -f "$jansson_win/lib/libjansson.a" ]; then
   log "cross-building jansson (Debian source package) for x86_64-w64-mingw32"
   src="$build/deps/src"
   rm -rf "$src" && mkdir -p "$src"
   (cd "$src" && apt-get source -q jansson >/dev/null 2>&1) || {
-    echo "setup.sh: 'apt-get source jansson' failed (is $src_list readable and the mirror reachable?)" >&2
+    echo "setup.sh: 'apt-get source jansson' failed (are the deb-src entries of the apt sources readable and their mirror reachable?)" >&2
     exit 1
   }
   jsrc=$(find "$src" -maxdepth 1 -type d -name 'jansson-*' | head -n 1)
@@ -68,10 +77,13 @@ if [ ! -f "$jansson_win/lib/libjansson.a" ]; then
 fi
 
 # --- 3. the three build trees ----------------------------------------------
+# The project's own trees treat warnings as errors (JW_WERROR; off by
+# default for anyone else's build). A tree configured before the option
+# existed is configured again once.
 configure() { # dir, extra cmake args...
   local dir=$1; shift
-  if [ ! -f "$dir/build.ninja" ]; then
-    cmake -S "$here" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  if [ ! -f "$dir/build.ninja" ] || ! grep -q '^JW_WERROR:BOOL=ON$' "$dir/CMakeCache.txt" 2>/dev/null; then
+    cmake -S "$here" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJW_WERROR=ON "$@" >/dev/null
   fi
 }
 configure "$build/native"

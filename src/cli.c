@@ -26,6 +26,7 @@ static const flag_def_t flag_defs[] = {
     {"--kill-on-close", "kill_on_close", 1},
     {"--die-on-unhandled-exception", "die_on_unhandled_exception", 1},
     {"--allow-breakaway", "allow_breakaway", 1},
+    {"--token", "token", 0},
     {"--timeout", "timeout", 0},
     {"--timeout-action", "timeout_action", 0},
     {"--max-total-processes", "max_total_processes", 0},
@@ -69,9 +70,14 @@ const char *jw_cli_usage(void) {
          "                                   file:PATH[,rotate=SIZE][,keep=N] | stdout |\n"
          "                                   stderr | syslog+udp://HOST:PORT |\n"
          "                                   syslog+tcp://HOST:PORT | (Windows:)\n"
-         "                                   pipe:NAME[,replay=N][,buffer=N] |\n"
-         "                                   pipe-connect:NAME\n"
+         "                                   pipe:NAME[,replay=N][,buffer=N]\n"
+         "                                   [,max_readers=N] | pipe-connect:NAME\n"
          "                                   (default: file:jobwarden-events.jsonl)\n"
+         "  --agent-output auto|inherit|stdout|stderr|null|file:PATH\n"
+         "                                   where the program's stdout and stderr go;\n"
+         "                                   auto (default): its own if no sink writes\n"
+         "                                   there, else relayed to the stream no sink\n"
+         "                                   uses (null when both are used)\n"
          "  --control NAME                   serve the control pipe\n"
          "                                   \\\\.\\pipe\\jobwarden-control-NAME, for\n"
          "                                   'jobwarden ps NAME' and 'jobwarden kill NAME'\n"
@@ -85,6 +91,10 @@ const char *jw_cli_usage(void) {
          "                                   job CPU time limits (default 10%)\n"
          "  --ui-restrictions LIST|all|none  e.g. read_clipboard,global_atoms\n"
          "  --[no-]kill-on-close             kill the job when jobwarden exits\n"
+         "                                   (default: on in every tier)\n"
+         "  --token MODE                     the program's token: inherit | restricted |\n"
+         "                                   low_integrity | restricted_low (default:\n"
+         "                                   restricted_low in lockdown, else inherit)\n"
          "  --[no-]die-on-unhandled-exception\n"
          "  --[no-]allow-breakaway           let processes leave the job\n"
          "  Monitor rules, enforced by jobwarden itself (ACTION: report,\n"
@@ -217,6 +227,18 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw
         return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export: at most %d exporters",
                             JW_CLI_MAX_EXPORTS);
       cli->exports[cli->n_exports++] = value;
+      continue;
+    }
+    if (name_len == 14 && memcmp(a, "--agent-output", 14) == 0 && cli->cmd == JW_CMD_RUN) {
+      if (!value && i + 1 < argc)
+        value = argv[++i];
+      if (!value || !value[0])
+        return jw_error_set(err, JW_EUSAGE, 0, "--agent-output",
+                            "--agent-output: expected auto, inherit, stdout, stderr, null or "
+                            "file:PATH");
+      if (cli->agent_output != NULL)
+        return jw_error_set(err, JW_EUSAGE, 0, "--agent-output", "--agent-output: given twice");
+      cli->agent_output = value;
       continue;
     }
     if (name_len == 9 && memcmp(a, "--control", 9) == 0 && cli->cmd == JW_CMD_RUN) {

@@ -41,6 +41,7 @@ typedef struct jw_cli_s {
   int command_argc;
   const char *pipe_name;    /* tail, ps, kill: NAME (borrowed, checked) */
   const char *control_name; /* run --control NAME (borrowed, checked), or NULL */
+  const char *agent_output; /* run --agent-output VALUE (borrowed), or NULL */
   int raw;                  /* tail --raw */
   int json;                 /* probe --json, ps --json */
   int tier_given;           /* probe: --tier or --policy seen */

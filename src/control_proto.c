@@ -144,9 +144,18 @@ typedef struct {
   int failed;
 } text_t;
 
+/* A text never grows near SIZE_MAX: a length beyond this is a bug, not
+ * memory to ask for. Checking it also keeps len + n + 1 from wrapping (and
+ * shows the compiler that the copy below is bounded). */
+#define TEXT_MAX (SIZE_MAX / 4)
+
 static void text_add(text_t *t, const char *s, size_t n) {
   if (t->failed)
     return;
+  if (n > TEXT_MAX || t->len > TEXT_MAX - n) {
+    t->failed = 1;
+    return;
+  }
   if (t->len + n + 1 > t->cap) {
     size_t cap = t->cap ? t->cap : 1024;
     char *p;

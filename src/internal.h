@@ -35,6 +35,11 @@ void jw__cond_broadcast(jw__cond_t *c);
 void jw__cond_destroy(jw__cond_t *c);
 /* Starts fn(arg) on a new thread. Returns 0 or JW_ESYS. */
 int jw__thread_start(jw__thread_t *t, void (*fn)(void *), void *arg);
+/* The same with an explicit stack size: stack_bytes of address space
+ * reserved (0: the system's default, 1 MB on Windows). For threads that
+ * exist once per client (a pipe reader) so that their cost is known and
+ * small. Returns 0 or JW_ESYS. */
+int jw__thread_start_stack(jw__thread_t *t, void (*fn)(void *), void *arg, size_t stack_bytes);
 /* Waits for the thread to end and releases it. */
 void jw__thread_join(jw__thread_t *t);
 /* Fills buf with n cryptographically random bytes. Returns 0 or JW_ESYS. */

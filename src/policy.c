@@ -50,11 +50,12 @@ typedef enum {
   KIND_BOOL,
   KIND_TIER,
   KIND_NAME,
-  KIND_TOTAL,   /* rules.total_processes.max: a count up to 2^32 - 1 */
-  KIND_ACTION,  /* a rule's action */
-  KIND_IMAGE,   /* one file name of an image list */
-  KIND_MARGIN,  /* limits.notification_margin: a percentage, in basis points */
-  KIND_INTERVAL /* rules.escape.scan_interval: a duration, or "off" (0) */
+  KIND_TOTAL,    /* rules.total_processes.max: a count up to 2^32 - 1 */
+  KIND_ACTION,   /* a rule's action */
+  KIND_IMAGE,    /* one file name of an image list */
+  KIND_MARGIN,   /* limits.notification_margin: a percentage, in basis points */
+  KIND_INTERVAL, /* rules.escape.scan_interval: a duration, or "off" (0) */
+  KIND_TOKEN     /* token: "inherit", "restricted", "low_integrity", "restricted_low" */
 } field_kind_t;
 
 typedef struct {
@@ -88,12 +89,13 @@ static const field_t fields[] = {
     {"notification_margin", KIND_MARGIN, JW_SET_NOTIFY_MARGIN, 1},
     {"escape_action", KIND_ACTION, JW_SET_ESCAPE_ACTION, 2},
     {"escape_scan_interval", KIND_INTERVAL, JW_SET_ESCAPE_SCAN, 2},
+    {"token", KIND_TOKEN, JW_SET_TOKEN, 0},
 };
 #define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
 
 #define TOP_KEYS                                                                                   \
   "version, name, tier, limits, ui_restrictions, kill_on_close, "                                  \
-  "die_on_unhandled_exception, allow_breakaway, exporters, rules"
+  "die_on_unhandled_exception, allow_breakaway, token, exporters, rules"
 #define LIMIT_KEYS                                                                                 \
   "active_processes, process_memory, job_memory, process_cpu_time, "                               \
   "job_cpu_time, notification_margin"
@@ -101,7 +103,7 @@ static const field_t fields[] = {
   "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
   "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
   "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
-  "active_processes_action, escape_action, escape_scan_interval"
+  "active_processes_action, escape_action, escape_scan_interval, token"
 
 static const struct {
   const char *name;
@@ -124,6 +126,11 @@ static const struct {
   "\"desktop\", \"exit_windows\""
 
 static const char *const tier_names[] = {"none", "hardened", "lockdown"};
+
+/* Indexed by jw_token_mode_t. */
+static const char *const token_names[] = {"inherit", "restricted", "low_integrity",
+                                          "restricted_low"};
+#define TOKEN_LIST "\"inherit\", \"restricted\", \"low_integrity\", \"restricted_low\""
 
 /* Indexed by jw_rule_action_t. */
 static const char *const action_names[] = {"default", "report", "kill_process", "kill_job"};
@@ -186,6 +193,8 @@ static const char *expected_text(field_kind_t kind, val_result_t why, int from_t
     return from_text ? "true or false (or yes/no, on/off, 1/0)" : "true or false";
   case KIND_TIER:
     return "one of \"none\", \"hardened\", \"lockdown\"";
+  case KIND_TOKEN:
+    return "one of " TOKEN_LIST;
   case KIND_NAME:
     return "a name of 1 to 63 characters from [A-Za-z0-9._-]";
   case KIND_TOTAL:
@@ -648,6 +657,9 @@ static void store(jw_policy_t *p, uint32_t bit, uint64_t v) {
   case JW_SET_ESCAPE_SCAN:
     p->escape_scan_ms = v;
     break;
+  case JW_SET_TOKEN:
+    p->token = (jw_token_mode_t)v;
+    break;
   default:
     return;
   }
@@ -842,6 +854,14 @@ static int field_from_json(const ctx_t *cx, const field_t *f, const char *where,
       return fail_json(cx, where, expected_text(f->kind, why, 0), v);
     store(p, f->bit, (uint64_t)tier);
     return 0;
+  case KIND_TOKEN: {
+    jw_token_mode_t mode;
+    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+        jw_token_mode_parse(json_string_value(v), &mode) != 0)
+      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
+    store(p, f->bit, (uint64_t)mode);
+    return 0;
+  }
   case KIND_NAME:
     if (!json_is_string(v) || !name_is_valid(json_string_value(v), json_string_length(v)))
       return fail_json(cx, where, expected_text(f->kind, why, 0), v);
@@ -1268,6 +1288,13 @@ static int field_from_text(const ctx_t *cx, const field_t *f, const char *where,
       return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
     store(p, f->bit, (uint64_t)tier);
     return 0;
+  case KIND_TOKEN: {
+    jw_token_mode_t mode;
+    if (jw_token_mode_parse(text, &mode) != 0)
+      return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
+    store(p, f->bit, (uint64_t)mode);
+    return 0;
+  }
   case KIND_NAME:
     if (!name_is_valid(text, strlen(text)))
       return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
@@ -1340,9 +1367,19 @@ void jw_policy_resolve(const jw_policy_t *in, jw_policy_t *out) {
   if (out != in)
     *out = *in;
   set = out->set;
+  /* Kill-on-close in every tier, none included: a jobwarden that is
+   * killed (by the agent itself, among others) must not leave the agent
+   * running unwatched. Only an explicit kill_on_close: false turns it
+   * off, and job_start says so. */
+  if (!(set & JW_SET_KILL_ON_CLOSE))
+    out->kill_on_close = 1;
+  /* Lockdown runs the program with less than jobwarden: a restricted,
+   * Low-integrity token. Elsewhere the program keeps jobwarden's token,
+   * because a Low-integrity program cannot write the user's files (its
+   * own working directory included) unless they are labelled for it. */
+  if (!(set & JW_SET_TOKEN))
+    out->token = out->tier == JW_TIER_LOCKDOWN ? JW_TOKEN_RESTRICTED_LOW : JW_TOKEN_INHERIT;
   if (out->tier == JW_TIER_HARDENED || out->tier == JW_TIER_LOCKDOWN) {
-    if (!(set & JW_SET_KILL_ON_CLOSE))
-      out->kill_on_close = 1;
     if (!(set & JW_SET_DIE_ON_EXCEPTION))
       out->die_on_unhandled_exception = 1;
     if (!(set & JW_SET_BREAKAWAY))
@@ -1490,7 +1527,8 @@ void *jw_policy_to_json(const jw_policy_t *p) {
   if (json_object_set_new(root, "kill_on_close", json_boolean(p->kill_on_close)) != 0 ||
       json_object_set_new(root, "die_on_unhandled_exception",
                           json_boolean(p->die_on_unhandled_exception)) != 0 ||
-      json_object_set_new(root, "allow_breakaway", json_boolean(p->breakaway_ok)) != 0)
+      json_object_set_new(root, "allow_breakaway", json_boolean(p->breakaway_ok)) != 0 ||
+      json_object_set_new(root, "token", json_string(jw_token_mode_name(p->token))) != 0)
     goto fail;
   /* Rules are rendered when any is set (like exporters), each in full. */
   if (p->set & (JW_SET_RULES | JW_SET_ESCAPE_ACTION | JW_SET_ESCAPE_SCAN)) {
@@ -1519,6 +1557,25 @@ const char *jw_tier_name(jw_tier_t tier) {
   if ((unsigned)tier < sizeof tier_names / sizeof tier_names[0])
     return tier_names[tier];
   return "unknown";
+}
+
+const char *jw_token_mode_name(jw_token_mode_t mode) {
+  if ((unsigned)mode < sizeof token_names / sizeof token_names[0])
+    return token_names[mode];
+  return "unknown";
+}
+
+int jw_token_mode_parse(const char *text, jw_token_mode_t *out) {
+  size_t i;
+  if (text == NULL || out == NULL)
+    return JW_EINVAL;
+  for (i = 0; i < sizeof token_names / sizeof token_names[0]; i++) {
+    if (strcmp(text, token_names[i]) == 0) {
+      *out = (jw_token_mode_t)i;
+      return 0;
+    }
+  }
+  return JW_EINVAL;
 }
 
 const char *jw_rule_action_name(jw_rule_action_t action) {

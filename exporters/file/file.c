@@ -4,9 +4,20 @@
  * only, so every write lands at the end even when another writer appends
  * too, and each event is one write of one whole line: a reader never sees
  * half a line from a completed write. On Windows the file is shared for
- * reading, writing and deletion so a tailer and a rotation can work while it
- * grows; the handle is not inheritable, so the sandboxed process never
- * receives it.
+ * reading only (no FILE_SHARE_WRITE, no FILE_SHARE_DELETE): while jobwarden
+ * holds it, no other process (the sandboxed program included) can open it
+ * for writing, truncate, delete or rename it (error 32, sharing violation),
+ * and Windows and Wine both enforce that. A reader that follows the file
+ * (`tail -F`-style) opens it for reading with FILE_SHARE_READ |
+ * FILE_SHARE_WRITE | FILE_SHARE_DELETE (it must admit jobwarden's write
+ * access, and sharing delete lets a rotation rename the file under it);
+ * rotation closes the file before it renames it, so jobwarden's own rename
+ * is never refused by its own handle. Only the file being written is held:
+ * rotated files (PATH.1 ...) are ordinary files that the sandboxed program
+ * can touch wherever the file system lets it (docs/threat-model.md, the
+ * restricted token). The second jobwarden run that names the same PATH at
+ * the same time is refused (sharing violation) instead of interleaving. The
+ * handle is not inheritable, so the sandboxed process never receives it.
  *
  * Options. The PATH ends at the first comma followed by NAME= (a word and
  * '='); without such a comma the whole argument is the path, commas
@@ -80,12 +91,19 @@ static int os_open(const char *spec, const char *path, file_handle_t *h, uint64_
   if (wpath == NULL)
     return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: the path is not valid UTF-8",
                         spec);
-  /* Security attributes NULL: the handle is not inheritable. */
-  *h = CreateFileW(wpath, FILE_APPEND_DATA | SYNCHRONIZE,
-                   FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, OPEN_ALWAYS,
+  /* Security attributes NULL: the handle is not inheritable. Shared for
+   * reading only: the record cannot be rewritten, truncated, deleted or
+   * renamed by anyone else while it is open (see the top of this file). */
+  *h = CreateFileW(wpath, FILE_APPEND_DATA | SYNCHRONIZE, FILE_SHARE_READ, NULL, OPEN_ALWAYS,
                    FILE_ATTRIBUTE_NORMAL, NULL);
   e = GetLastError();
   free(wpath);
+  if (*h == INVALID_HANDLE_VALUE && e == ERROR_SHARING_VIOLATION)
+    return jw_error_set(err, JW_EIO, e, "--export",
+                        "cannot open event log '%s' for appending: another process has it open "
+                        "for writing or deleting (another jobwarden run?); jobwarden needs it "
+                        "to itself (Win32 error %lu)",
+                        path, (unsigned long)e);
   if (*h == INVALID_HANDLE_VALUE) {
     jw__sys_error_text(e, why, sizeof(why));
     return jw_error_set(err, JW_EIO, e, "--export",

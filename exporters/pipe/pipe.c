@@ -2,13 +2,34 @@
  * number of local readers (`jobwarden tail NAME`, a collector) connect to
  * and leave at any time.
  *
- * SPEC: pipe:NAME[,replay=N][,buffer=N]. NAME is the part after \\.\pipe\
- * (no backslash, slash, comma or control character, at most 200 bytes).
+ * SPEC: pipe:NAME[,replay=N][,buffer=N][,max_readers=N]. NAME is the part
+ * after \\.\pipe\ (no backslash, slash, comma or control character, at
+ * most 200 bytes).
  *   replay=N   lines a reader gets on connecting, from before it connected
  *              (0..65536, default 256): a late reader sees the context.
  *   buffer=N   lines queued for one reader before it loses lines (16..1M,
  *              default 4096); alerts (violations, notices, gap records)
  *              may fill four times that.
+ *   max_readers=N  readers served at the same time (1..256, default 16); a
+ *              client beyond that is disconnected at once (it reads EOF)
+ *              and the refusal recorded in-band (rule pipe_reader_refused,
+ *              severity medium, the client's pid and image).
+ *
+ * Readers from inside the job. Before a client is served, the run's gate
+ * (jw_exporter_set_gate: jobwarden run sets one that asks IsProcessInJob
+ * for GetNamedPipeClientProcessId's pid) is asked; a client that is a
+ * process of the sandboxed job, or whose identity cannot be established, is
+ * disconnected before it reads a byte and the refusal recorded in-band
+ * (rule pipe_reader_refused, severity critical): the program does not get
+ * the telemetry about itself. So is a process that escaped the job (not
+ * in it, but its parent is jobwarden or a process of the job).
+ *
+ * What a reader costs (docs/architecture.md): one thread with a stack of
+ * READER_STACK_BYTES (64 KiB reserved, instead of the default 1 MB), three
+ * events, one pipe instance with a PIPE_OUT_BYTES kernel buffer, and its
+ * queue: at most buffer=N lines (4 N for alerts), each at most one event
+ * (an event line is at most about 70 KB; typically 1-2 KB). With
+ * max_readers=16 the number of readers, and so all of that, is bounded.
  *
  * The pipe is created with a DACL that grants access to the owner (the
  * user jobwarden runs as) and SYSTEM only, FILE_FLAG_FIRST_PIPE_INSTANCE
@@ -46,15 +67,18 @@
 #include "exporters.h"
 #include "internal.h"
 
-#define PIPE_REPLAY_DEFAULT 256
-#define PIPE_REPLAY_MAX     65536
-#define PIPE_BUFFER_DEFAULT 4096
-#define PIPE_BUFFER_MIN     16
-#define PIPE_BUFFER_MAX     1048576
-#define PIPE_OUT_BYTES      65536 /* the kernel's buffer, per instance */
-#define PIPE_IN_BYTES       4096
-#define CLOSE_DEADLINE_MS   3000
-#define CLOSE_MAX_MS        30000
+#define PIPE_REPLAY_DEFAULT  256
+#define PIPE_REPLAY_MAX      65536
+#define PIPE_BUFFER_DEFAULT  4096
+#define PIPE_BUFFER_MIN      16
+#define PIPE_BUFFER_MAX      1048576
+#define PIPE_OUT_BYTES       65536 /* the kernel's buffer, per instance */
+#define PIPE_IN_BYTES        4096
+#define PIPE_READERS_DEFAULT 16
+#define PIPE_READERS_MAX     256
+#define READER_STACK_BYTES   (64u * 1024u) /* reader_main needs a few KB */
+#define CLOSE_DEADLINE_MS    3000
+#define CLOSE_MAX_MS         30000
 
 typedef struct pipe_state_s pipe_state_t;
 
@@ -75,6 +99,7 @@ struct pipe_state_s {
   char name[JW_PIPE_NAME_MAX + 1];
   wchar_t *path; /* \\.\pipe\NAME, owned */
   size_t replay, buffer;
+  size_t max_readers;      /* readers served at the same time */
   PSECURITY_DESCRIPTOR sd; /* owned (LocalFree) */
   SECURITY_ATTRIBUTES sa;
   HANDLE listening; /* the instance waiting for the next reader */
@@ -117,11 +142,12 @@ static int parse_pipe_spec(const jw_exporter_t *self, const char *arg, pipe_stat
                            jw_error_t *err) {
   const char *comma, *name;
   char what[64 + JW_EXPORTER_SPEC_MAX];
-  int has_replay = 0, has_buffer = 0;
+  int has_replay = 0, has_buffer = 0, has_max = 0;
 
   snprintf(what, sizeof(what), "--export %s", self->spec);
   ps->replay = PIPE_REPLAY_DEFAULT;
   ps->buffer = PIPE_BUFFER_DEFAULT;
+  ps->max_readers = PIPE_READERS_DEFAULT;
   if (arg == NULL)
     arg = "";
   comma = strchr(arg, ',');
@@ -158,10 +184,18 @@ static int parse_pipe_spec(const jw_exporter_t *self, const char *arg, pipe_stat
                             "%s: buffer: expected a number of lines from %d to %d, got \"%.*s\"",
                             what, PIPE_BUFFER_MIN, PIPE_BUFFER_MAX,
                             (int)(seg - 7 > 40 ? 40 : seg - 7), eq + 1);
+    } else if (eq != NULL && eq - opt == 11 && memcmp(opt, "max_readers", 11) == 0) {
+      if (has_max++)
+        return jw_error_set(err, JW_EUSAGE, 0, "--export", "%s: max_readers: given twice", what);
+      if (parse_count(eq + 1, seg - 12, 1, PIPE_READERS_MAX, &ps->max_readers) != 0)
+        return jw_error_set(
+            err, JW_EUSAGE, 0, "--export",
+            "%s: max_readers: expected a number of readers from 1 to %d, got \"%.*s\"", what,
+            PIPE_READERS_MAX, (int)(seg - 12 > 40 ? 40 : seg - 12), eq + 1);
     } else {
       return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                          "%s: unknown option '%.*s' (expected replay=N, buffer=N)", what,
-                          (int)(seg > 40 ? 40 : seg), opt);
+                          "%s: unknown option '%.*s' (expected replay=N, buffer=N, max_readers=N)",
+                          what, (int)(seg > 40 ? 40 : seg), opt);
     }
   }
   return 0;
@@ -428,7 +462,7 @@ static void add_reader(pipe_state_t *ps, HANDLE h) {
       jw__lineq_drop(&r->q, it->seq, it->seq, "out_of_memory");
   }
   r->last = ps->last_seq;
-  if (jw__thread_start(&r->thread, reader_main, r) != 0) {
+  if (jw__thread_start_stack(&r->thread, reader_main, r, READER_STACK_BYTES) != 0) {
     jw__mutex_unlock(&ps->lock);
     jw__lineq_clear(&r->q);
     CloseHandle(r->wake);
@@ -442,6 +476,70 @@ static void add_reader(pipe_state_t *ps, HANDLE h) {
 }
 
 /* --- accepting readers ----------------------------------------------------- */
+
+/* Readers being served now (lock held). */
+static size_t active_readers(pipe_state_t *ps) {
+  size_t n = 0;
+  reader_t *r;
+  for (r = ps->readers; r != NULL; r = r->next)
+    n += !r->done;
+  return n;
+}
+
+/* Whether the client connected on h may be served; when not, it is
+ * disconnected (it reads EOF: ERROR_BROKEN_PIPE), h is closed and the
+ * refusal recorded. Returns 1 to serve it. The acceptor's thread, no lock
+ * held. */
+static int admit(pipe_state_t *ps, HANDLE h) {
+  const jw_client_gate_t *gate = ps->self->gate;
+  ULONG pid = 0;
+  char why[300] = "";
+  jw_client_verdict_t verdict = JW_CLIENT_OK;
+  jw_client_refusal_t what = JW_CLIENT_REFUSED_MAX;
+  size_t active;
+  if (!GetNamedPipeClientProcessId(h, &pid)) {
+    snprintf(why, sizeof(why), "GetNamedPipeClientProcessId failed (error %lu)",
+             (unsigned long)GetLastError());
+    pid = 0;
+    verdict = JW_CLIENT_UNKNOWN;
+  } else if (gate != NULL) {
+    verdict = gate->check(gate->ctx, (uint32_t)pid, why, sizeof(why));
+  }
+  jw__mutex_lock(&ps->lock);
+  reap(ps);
+  active = active_readers(ps);
+  jw__mutex_unlock(&ps->lock);
+  if (verdict == JW_CLIENT_IN_JOB)
+    what = JW_CLIENT_REFUSED_IN_JOB;
+  else if (verdict == JW_CLIENT_ESCAPED)
+    what = JW_CLIENT_REFUSED_ESCAPED;
+  else if (verdict != JW_CLIENT_OK && gate != NULL)
+    what = JW_CLIENT_REFUSED_UNKNOWN;
+  else if (active < ps->max_readers)
+    return 1; /* without a gate an unknown pid is served as before */
+  if (what == JW_CLIENT_REFUSED_MAX)
+    snprintf(why, sizeof(why), "%lu readers are served already (max_readers=%lu)",
+             (unsigned long)active, (unsigned long)ps->max_readers);
+  /* Recorded first, while the client still waits for its first byte: a
+   * client of the job that learnt of its refusal could end the job (and
+   * so the record) before the refusal is in it. */
+  if (gate != NULL && gate->refused != NULL) {
+    gate->refused(gate->ctx, ps->self->spec, what, (uint32_t)pid, why, ps->max_readers);
+  } else {
+    char msg[600];
+    int n =
+        snprintf(msg, sizeof(msg), "jobwarden: exporter 'pipe:%s' refused a reader (pid %lu): %s\n",
+                 ps->name, (unsigned long)pid, why);
+    if (n > 0)
+      jw__stderr_write(msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+  }
+  /* DisconnectNamedPipe drops the instance at once: the client's pending
+   * or next read ends with ERROR_PIPE_NOT_CONNECTED (233), or
+   * ERROR_BROKEN_PIPE (109), without a single byte of the stream. */
+  DisconnectNamedPipe(h);
+  CloseHandle(h);
+  return 0;
+}
 
 static void acceptor_main(void *arg) {
   pipe_state_t *ps = arg;
@@ -468,7 +566,7 @@ static void acceptor_main(void *arg) {
       }
     }
     if (WaitForSingleObject(ps->stop, 0) == WAIT_OBJECT_0) {
-      if (connected)
+      if (connected && admit(ps, h))
         add_reader(ps, h); /* it still gets its replay before the end */
       else
         CloseHandle(h);
@@ -479,7 +577,8 @@ static void acceptor_main(void *arg) {
      * can always connect. */
     ps->listening = new_instance(ps, 0);
     if (connected) {
-      add_reader(ps, h);
+      if (admit(ps, h))
+        add_reader(ps, h);
     } else {
       CloseHandle(h); /* the client left before it was served */
     }

@@ -110,12 +110,23 @@ static void *thread_trampoline(void *p) {
 }
 
 int jw__thread_start(jw__thread_t *t, void (*fn)(void *), void *arg) {
+  return jw__thread_start_stack(t, fn, arg, 0);
+}
+
+int jw__thread_start_stack(jw__thread_t *t, void (*fn)(void *), void *arg, size_t stack_bytes) {
   thread_start_t *s = malloc(sizeof(*s));
+  pthread_attr_t attr;
+  int rc;
   if (s == NULL)
     return JW_ENOMEM;
   s->fn = fn;
   s->arg = arg;
-  if (pthread_create(t, NULL, thread_trampoline, s) != 0) {
+  pthread_attr_init(&attr);
+  if (stack_bytes != 0)
+    pthread_attr_setstacksize(&attr, stack_bytes);
+  rc = pthread_create(t, &attr, thread_trampoline, s);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
     free(s);
     return JW_ESYS;
   }

@@ -99,7 +99,18 @@ int jw_job_create(jw_job_t *job, const jw_policy_t *p, jw_error_t *err) {
                   "cannot create the job's completion port");
     goto done;
   }
-  acp.CompletionKey = (PVOID)JW_KEY_JOB;
+  /* Unguessable keys per run (a constant one is a forger's gift); they are
+   * not a defence alone (a holder of the port can dequeue and learn them):
+   * the monitor checks every message against the kernel too. */
+  do {
+    if (jw__random_bytes(&job->key_job, sizeof(job->key_job)) != 0 ||
+        jw__random_bytes(&job->key_control, sizeof(job->key_control)) != 0) {
+      rc = jw_error_set(err, JW_ESYS, 0, "RtlGenRandom",
+                        "cannot draw the completion port's keys: no random source");
+      goto done;
+    }
+  } while (job->key_job == 0 || job->key_control == 0 || job->key_job == job->key_control);
+  acp.CompletionKey = (PVOID)job->key_job;
   acp.CompletionPort = job->port;
   if (!set_job_info(job->job, JobObjectAssociateCompletionPortInformation, &acp, sizeof(acp))) {
     rc = sys_fail(err, "SetInformationJobObject(AssociateCompletionPort)", GetLastError(),

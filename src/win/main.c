@@ -105,6 +105,7 @@ int wmain(int argc, wchar_t **wargv) {
     cfg.argv = cli.command;
     cfg.argc = cli.command_argc;
     cfg.control_name = cli.control_name;
+    cfg.agent_output = cli.agent_output;
     status = jw_run(&cfg);
     break;
   }

@@ -42,25 +42,19 @@ static int pid_listed(const DWORD *ids, DWORD n, DWORD pid) {
   return 0;
 }
 
-/* Whether t is a process that has ended (its handle is signaled). */
-static int has_ended(const tracked_t *t) {
-  return t->h != NULL && WaitForSingleObject(t->h, 0) == WAIT_OBJECT_0;
-}
-
 /* A member the port has not announced yet (its NEW_PROCESS is still queued
  * behind this request) is handled now, exactly as that message would be:
  * its child_process event, the monitor rules. The queued message then
  * finds it tracked and is ignored, as for the root. */
 static void catch_up(jw_monitor_t *m, const DWORD *ids, DWORD n) {
   DWORD i;
-  for (i = 0; i < n; i++) {
-    tracked_t *t = jw__mon_find_proc(m, ids[i]);
-    /* An exited entry whose handle is still signaled is that same process
-     * (the held handle keeps its pid from being reused); one whose handle
-     * was let go after its exit is, when created at the same time. */
-    if (t == NULL || (t->exited && (t->released ? !jw__mon_same_process(t) : !has_ended(t))))
-      jw__mon_on_new_process(m, ids[i]);
-  }
+  char why[240];
+  int refused;
+  /* The list is copied: admission reads the job's list again. A listed
+   * pid that admission refuses (it left the job meanwhile) is no forgery:
+   * nothing was posted; it is simply not admitted. */
+  for (i = 0; i < n; i++)
+    (void)jw__mon_admit(m, ids[i], ADMIT_CONTROL, &refused, why, sizeof(why));
 }
 
 /* The working set in bytes; 0 when it cannot be read. */
@@ -157,7 +151,7 @@ static json_t *control_ps(jw_monitor_t *m, const DWORD *ids, DWORD n) {
     tracked_t *t = jw__mon_find_proc(m, ids[i]);
     json_t *one;
     size_t size;
-    if (t == NULL || t->exited || has_ended(t))
+    if (t == NULL || t->exited || jw__mon_has_ended(t))
       continue; /* gone: no longer a running member */
     one = member_json(t);
     if (one == NULL)
@@ -182,7 +176,7 @@ static json_t *control_kill_pid(jw_monitor_t *m, const jw_control_request_t *req
   char who[JW_CONTROL_SID_MAX + 64], text[512];
   DWORD e;
   describe_requester(req, who, sizeof(who));
-  if (!pid_listed(ids, n, req->pid) || t == NULL || t->exited || has_ended(t)) {
+  if (!pid_listed(ids, n, req->pid) || t == NULL || t->exited || jw__mon_has_ended(t)) {
     /* A pid outside the job is how a hostile caller would try to use
      * jobwarden against another process: refused, and said loudly. */
     snprintf(text, sizeof(text),
@@ -205,19 +199,9 @@ static json_t *control_kill_pid(jw_monitor_t *m, const jw_control_request_t *req
              (unsigned long)req->pid, (unsigned long)t->open_error);
     return refusal(req, "system_error", text);
   }
-  /* Said before the call: the owner may wake as soon as the root is gone. */
-  t->killed_by = "member_control";
-  t->kill_requester = req->requester_pid;
-  if (t->is_root) {
-    jw__strlcpy(m->ctl_kill_text, who, sizeof(m->ctl_kill_text));
-    InterlockedExchange(&m->ctl_killed, 1);
-  }
-  if (!TerminateProcess(t->h, JW_TERMINATE_EXIT_CODE)) {
-    e = GetLastError();
-    t->killed_by = NULL;
-    if (t->is_root)
-      InterlockedExchange(&m->ctl_killed, 0);
-    if (has_ended(t)) {
+  e = jw__mon_kill_process_by_request(m, t, req->requester_pid, who);
+  if (e != 0) {
+    if (jw__mon_has_ended(t)) {
       snprintf(text, sizeof(text), "pid %lu has already exited", (unsigned long)req->pid);
       return refusal(req, "not_member", text);
     }
@@ -245,21 +229,10 @@ static json_t *control_kill_pid(jw_monitor_t *m, const jw_control_request_t *req
 
 static json_t *control_kill_job(jw_monitor_t *m, const jw_control_request_t *req, DWORD n) {
   char who[JW_CONTROL_SID_MAX + 64], text[512];
-  int first = InterlockedCompareExchange(&m->terminating, 1, 0) == 0;
   DWORD e;
   describe_requester(req, who, sizeof(who));
-  if (first) {
-    jw__strlcpy(m->ctl_kill_text, who, sizeof(m->ctl_kill_text));
-    m->terminate_reason = m->ctl_kill_text;
-    InterlockedExchange(&m->ctl_killed, 2);
-  }
-  if (!TerminateJobObject(m->job->job, JW_TERMINATE_EXIT_CODE)) {
-    e = GetLastError();
-    if (first) {
-      InterlockedExchange(&m->ctl_killed, 0);
-      m->terminate_reason = NULL;
-      InterlockedExchange(&m->terminating, 0);
-    }
+  e = jw__mon_kill_job_by_request(m, who);
+  if (e != 0) {
     snprintf(text, sizeof(text),
              "%s asked to terminate the job: TerminateJobObject failed (Win32 error %lu), its "
              "processes still run",
@@ -310,13 +283,16 @@ static json_t *on_control(jw_monitor_t *m, const jw_control_request_t *req) {
 
 /* A JW_CTRL_REQUEST packet: answers the request in the slot if the packet
  * is the one posted for it (a withdrawn request's packet is ignored). */
-void jw__mon_on_control_packet(jw_monitor_t *m, uint32_t gen) {
+int jw__mon_on_control_packet(jw_monitor_t *m, uint32_t gen) {
   jw_control_request_t req;
   json_t *reply;
   jw__mutex_lock(&m->ctl_lock);
   if (m->ctl_state != SLOT_POSTED || m->ctl_gen != gen) {
+    /* A withdrawn request's packet (its generation was issued) is
+     * ignored; a generation never issued was not posted by jobwarden. */
+    int forged = gen == 0 || gen > m->ctl_gen;
     jw__mutex_unlock(&m->ctl_lock);
-    return;
+    return forged ? -1 : 0;
   }
   req = m->ctl_req;
   m->ctl_state = SLOT_TAKEN;
@@ -335,6 +311,7 @@ void jw__mon_on_control_packet(jw_monitor_t *m, uint32_t gen) {
     m->ctl_state = SLOT_IDLE;
   }
   jw__mutex_unlock(&m->ctl_lock);
+  return 0;
 }
 
 int jw_monitor_control(jw_monitor_t *m, const jw_control_request_t *req, DWORD timeout_ms,
@@ -354,7 +331,7 @@ int jw_monitor_control(jw_monitor_t *m, const jw_control_request_t *req, DWORD t
   jw__mutex_unlock(&m->ctl_lock);
   /* ResetEvent clears the signal of an earlier request's late answer. */
   if (!ResetEvent(m->ctl_answered) ||
-      !PostQueuedCompletionStatus(m->job->port, gen, JW_KEY_CONTROL,
+      !PostQueuedCompletionStatus(m->job->port, gen, m->job->key_control,
                                   (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_REQUEST)) {
     jw__mutex_lock(&m->ctl_lock);
     m->ctl_state = SLOT_IDLE;

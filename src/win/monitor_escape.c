@@ -16,7 +16,13 @@
  * job: they take no part in its counts, its limits or its reconciliation),
  * each with its process handle, held until the monitor stops so that its
  * pid cannot be reused while the monitor may still attribute children to
- * it. Monitor thread only. */
+ * it. An escape is believed only when the kernel confirms it (not in the
+ * job by IsProcessInJob, created in the life of a parent of the run); it
+ * is described by admission (jw__mon_admit_outside) without becoming a
+ * member, and every kill goes through monitor_actions.c, whose record
+ * (tracked_t.killed_by, the job's terminate_reason) says who killed it.
+ * A leaf: called by the loop (note, tick, free) and at the job's confirmed
+ * end (monitor_reconcile.c); it calls nothing back. Monitor thread only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,22 +75,13 @@ static uint64_t now_filetime(void) {
   return ((uint64_t)f.dwHighDateTime << 32) | f.dwLowDateTime;
 }
 
-static int members_running(const jw_monitor_t *m) {
+/* Whether pid is a member the monitor knows (admission's own rule: that
+ * process, in the job or already reported as having left it), or an
+ * escape already found: nothing to examine. */
+static int known(jw_monitor_t *m, const jw__mon_escapes_t *x, DWORD pid) {
   size_t i;
-  for (i = 0; i < m->n_procs; i++)
-    if (!m->procs[i].exited)
-      return 1;
-  return 0;
-}
-
-/* Whether pid is a member the monitor holds (so it is that process, in the
- * job or already reported as having left it), or an escape already found:
- * nothing to examine. */
-static int known(const jw_monitor_t *m, const jw__mon_escapes_t *x, DWORD pid) {
-  size_t i;
-  for (i = m->n_procs; i-- > 0;)
-    if (m->procs[i].pid == pid && m->procs[i].h != NULL)
-      return 1;
+  if (jw__mon_known(m, pid) != NULL)
+    return 1;
   for (i = 0; i < x->n; i++)
     if (x->list[i].t.pid == pid)
       return 1;
@@ -245,58 +242,49 @@ static void report_exit(jw_monitor_t *m, escape_t *e, int at_job_end) {
 /* Actions                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* TerminateProcess on the escape's handle. 0, or -1 with the error. */
-static int kill_escape(escape_t *e, const char *why, DWORD *err) {
-  *err = 0;
-  if (e->t.h == NULL) {
-    *err = e->t.open_error ? e->t.open_error : ERROR_INVALID_HANDLE;
-    return -1;
-  }
-  e->t.killed_by = why;
-  if (TerminateProcess(e->t.h, JW_TERMINATE_EXIT_CODE))
-    return 0;
-  *err = GetLastError();
-  e->t.killed_by = NULL;
-  return -1;
-}
-
-/* The policy's action on a new escape, then its violation. */
+/* The policy's action on a new escape, then its violation. The kills are
+ * monitor_actions.c's (one record of who killed what): the escape's entry
+ * gets killed_by "job_escape", a kill_job the run's terminate reason. */
 static void act(jw_monitor_t *m, escape_t *e) {
-  jw_rule_action_t a = m->job->policy.escape_action;
+  jw_rule_action_t a = jw__mon_effective(
+      m->job->policy.escape_action,
+      m->job->policy.tier == JW_TIER_NONE ? JW_ACTION_REPORT : JW_ACTION_KILL_PROCESS);
   const char *action = "observed", *where = NULL;
   char say[200];
   DWORD err = 0;
-  if (a == JW_ACTION_DEFAULT)
-    a = m->job->policy.tier == JW_TIER_NONE ? JW_ACTION_REPORT : JW_ACTION_KILL_PROCESS;
+  outcome_t jo, po;
+  memset(&jo, 0, sizeof(jo));
+  memset(&po, 0, sizeof(po));
   snprintf(say, sizeof(say), "reported only (action report); it is terminated when the job ends");
   if (a == JW_ACTION_KILL_JOB) {
     /* The job's end does not reach a process outside it: both. */
-    DWORD jerr = 0;
-    int job_ok = jw__mon_kill_job(m, "job_escape", &jerr) == 0;
-    int proc_ok = kill_escape(e, "job_escape", &err) == 0;
-    if (job_ok && proc_ok) {
+    jw__mon_kill_job_for(m, "job_escape", &jo);
+    jw__mon_kill_process_for(m, &e->t, "job_escape", &po);
+    if (jo.job_killed && (po.proc_killed || po.proc_gone)) {
       action = "killed_job";
       snprintf(say, sizeof(say), "jobwarden terminated it and the job");
     } else {
       action = "not_enforced";
-      where = job_ok ? "TerminateProcess" : "TerminateJobObject";
-      err = job_ok ? err : jerr;
+      where = jo.job_killed ? po.err_where : jo.err_where;
+      err = jo.job_killed ? po.err : jo.err;
       snprintf(say, sizeof(say), "%s failed (Win32 error %lu): NOT enforced", where,
                (unsigned long)err);
     }
   } else if (a == JW_ACTION_KILL_PROCESS) {
-    if (kill_escape(e, "job_escape", &err) == 0) {
+    jw__mon_kill_process_for(m, &e->t, "job_escape", &po);
+    if (po.proc_killed) {
       action = "terminated";
       snprintf(say, sizeof(say), "jobwarden terminated it");
-    } else if (e->t.h != NULL && WaitForSingleObject(e->t.h, 0) == WAIT_OBJECT_0) {
+    } else if (po.proc_gone) {
       snprintf(say, sizeof(say), "it had already exited, nothing to terminate");
     } else {
       action = "not_enforced";
-      where = "TerminateProcess";
+      where = po.err_where;
+      err = po.err;
       snprintf(say, sizeof(say),
-               "TerminateProcess failed (Win32 error %lu): NOT enforced, it "
+               "%s failed (Win32 error %lu): NOT enforced, it "
                "may still run",
-               (unsigned long)err);
+               where, (unsigned long)err);
     }
   }
   emit_escape(m, e, a, action, say, where, err);
@@ -322,14 +310,10 @@ static void found(jw_monitor_t *m, jw__mon_escapes_t *x, DWORD pid, DWORD ppid, 
   }
   e = &x->list[x->n++];
   memset(e, 0, sizeof(*e));
-  e->t.pid = pid;
-  e->t.h = h;
-  e->t.parent_idx = -1;
-  e->t.start_source = "escape";
+  jw__mon_admit_outside(m, &e->t, pid, h, "escape");
   e->parent_kind = kind;
   e->detected_by = trigger;
   m->stats.escapes++;
-  jw__mon_enrich(m, &e->t);
   if (e->t.create_time == 0)
     e->t.create_time = ct;
   if (!e->t.has_parent || e->t.ppid != ppid) {
@@ -434,7 +418,7 @@ void jw__mon_escape_tick(jw_monitor_t *m, DWORD *wait) {
       *wait = (DWORD)(PORT_SCAN_GAP_MS - since);
     }
   }
-  if (interval != 0 && members_running(m)) {
+  if (interval != 0 && jw__mon_active_count(m) > 0) {
     if (since >= interval) {
       scan(m, x, "scan");
       since = 0;
@@ -458,11 +442,14 @@ void jw__mon_escape_job_end(jw_monitor_t *m) {
     scan(m, x, "job_end");
     for (i = 0; i < x->n; i++) {
       escape_t *e = &x->list[i];
-      DWORD err;
       if (e->exit_reported || e->t.h == NULL || WaitForSingleObject(e->t.h, 0) == WAIT_OBJECT_0)
         continue;
-      if (e->t.killed_by == NULL && kill_escape(e, "job_end", &err) == 0)
-        killed = 1;
+      if (e->t.killed_by == NULL) {
+        outcome_t o;
+        memset(&o, 0, sizeof(o));
+        jw__mon_kill_process_for(m, &e->t, "job_end", &o);
+        killed |= o.proc_killed;
+      }
     }
     if (x->n == before && !killed)
       break;

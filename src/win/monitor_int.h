@@ -1,7 +1,17 @@
-/* The monitor's own state, shared by its source files: src/win/monitor.c
- * (the port, process tracking, rules, reconciliation, limit hits, the owner
- * side) and src/win/monitor_control.c (control requests). Everything here
- * belongs to the monitor thread unless a field says otherwise. */
+/* The monitor's own state, shared by its source files. One way: the loop
+ * and its dispatch (src/win/monitor.c) call the leaf files, which never
+ * call back into the loop:
+ *   monitor_procs.c     the process table, what is read of a process, exits
+ *   monitor_admit.c     admission (every first sight of a pid) and the rules
+ *   monitor_actions.c   every termination, and the record of who killed what
+ *   monitor_limits.c    limit messages and their measured values
+ *   monitor_control.c   control requests
+ *   monitor_reconcile.c what the port did not say, and the job's end
+ *   monitor_tamper.c    packets the kernel did not send (monitor_tampering)
+ *   monitor_escape.c    escapes: processes outside the job whose parent is
+ *                       jobwarden or a member (job_escape)
+ * Everything here belongs to the monitor thread unless a field says
+ * otherwise. */
 #ifndef JW_WIN_MONITOR_INT_H
 #define JW_WIN_MONITOR_INT_H
 
@@ -62,6 +72,49 @@ typedef struct lost_s {
 #define EXIT_GRACE_MS  400  /* a signaled handle waits this long for its EXIT message */
 #define TREE_MAX       1024 /* processes listed in the job-end summary */
 #define TREE_IMAGE_MAX 256  /* bytes of each one's executable there */
+/* Forged packets reported one by one; later ones are counted, reported in
+ * one summary violation before the job's end, and get only the cheap checks. */
+#define TAMPER_DETAILED 32
+/* How long an EXIT_PROCESS waits for the process's handle to be signaled
+ * (the kernel posts the message while the process is being torn down):
+ * only for the first TAMPER_DETAILED forgeries, so a flood cannot stall the
+ * monitor. */
+#define EXIT_CONFIRM_MS 100
+
+/* PROCESS_TERMINATE: a monitor rule may have to kill it; QUERY_INFORMATION
+ * and VM_READ: its command line is read from its memory where the system
+ * has no query for it (and IsProcessInJob wants QUERY_INFORMATION). Without
+ * those two (a protected process), the limited rights still give the rest. */
+#define TRACK_RIGHTS (SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_TERMINATE)
+#define EXTRA_RIGHTS (PROCESS_QUERY_INFORMATION | PROCESS_VM_READ)
+
+/* The outcome of an action on one process (or the job). */
+typedef struct outcome_s {
+  int job_killed;        /* TerminateJobObject succeeded (now or earlier) */
+  int proc_killed;       /* TerminateProcess succeeded */
+  int proc_gone;         /* nothing to kill: the process had already exited */
+  const char *err_where; /* the call that failed, or NULL */
+  DWORD err;             /* its Win32 error */
+} outcome_t;
+
+/* One rule a process breaks (or the timeout). */
+typedef struct verdict_s {
+  const char *rule;        /* "image_denied", "total_processes", ... (static) */
+  jw_rule_action_t action; /* configured */
+  int has_limit;
+  const char *limit_name, *limit_unit;
+  uint64_t configured, observed;
+  const char *list;    /* "deny" / "allow" for the image rules, else NULL */
+  const char *matched; /* the deny-list entry that matched (borrowed from the policy) */
+} verdict_t;
+
+/* Where a pid was first seen (jw__mon_admit). */
+typedef enum {
+  ADMIT_PORT,    /* its NEW_PROCESS */
+  ADMIT_CONTROL, /* the job's list at a control request; its NEW_PROCESS is still queued */
+  ADMIT_ID_LIST, /* the job's list at two polls in a row; the port never announced it */
+  ADMIT_MESSAGE  /* an exit or limit message names it; the port never announced it */
+} admit_source_t;
 
 /* The control slot: one request of the control channel on its way to the
  * monitor thread and back (jw_monitor_control). */
@@ -122,43 +175,63 @@ struct jw_monitor_s {
   /* Set by the monitor thread when a control request terminated the root or
    * the job, read by the owner once the root has exited. */
   char ctl_kill_text[JW_CONTROL_SID_MAX + 96];
-  volatile LONG ctl_killed;      /* 1 the root, 2 the job */
+  volatile LONG ctl_killed; /* 1 the root, 2 the job */
+  /* Set by the owner (jw_monitor_stop) before it posts the quit packet: a
+   * quit packet is obeyed only then. */
+  volatile LONG stop_requested;
+  /* Forged packets (monitor_tamper.c). */
+  uint64_t tamper_total;         /* every one */
+  uint64_t tamper_unreported;    /* past TAMPER_DETAILED, not yet in a summary violation */
+  uint64_t tamper_after_end;     /* after the job's end: counted only (job_end is the last event) */
   struct jw__mon_escapes_s *esc; /* owned: src/win/monitor_escape.c */
 };
 
 /* ---- shared by the monitor's files (monitor thread only) ----------------- */
 
+/* monitor_procs.c: the process table. */
 /* The newest tracked entry of pid, or NULL. */
 tracked_t *jw__mon_find_proc(jw_monitor_t *m, DWORD pid);
+/* A new tracked entry for pid (not yet enriched), or NULL (out of memory).
+ * Only admission (and the root) add entries. */
+tracked_t *jw__mon_add_proc(jw_monitor_t *m, DWORD pid);
+/* OpenProcess with TRACK_RIGHTS | EXTRA_RIGHTS, else TRACK_RIGHTS. */
+HANDLE jw__mon_open_process(DWORD pid);
+/* Opens t's process (unless t->h is set) and reads what can be read
+ * (image, parent, times, command line, user); keeps the handle. */
+void jw__mon_enrich(jw_monitor_t *m, tracked_t *t);
+/* The part of jw__mon_enrich after the image: command line, user, parent
+ * link, a memory sample (the root's image and handle come from the spawn). */
+void jw__mon_enrich_more(jw_monitor_t *m, tracked_t *t);
 /* The image path of t, or "(image unknown)". */
 const char *jw__mon_image_or_unknown(const tracked_t *t);
 /* Everything known about t, for an event emitted before the next call. */
 void jw__mon_fill_process(jw_monitor_t *m, const tracked_t *t, jw_process_info_t *p);
-/* Counts and emits an event. */
-void jw__mon_emit(jw_monitor_t *m, jw_event_t *ev);
 /* Whether the process now holding t's pid is t's own (same creation time). */
 int jw__mon_same_process(const tracked_t *t);
-/* A NEW_PROCESS of pid, handled as the port's message would be. */
-void jw__mon_on_new_process(jw_monitor_t *m, DWORD pid);
+/* Whether t's handle is signaled (the process has ended). */
+int jw__mon_has_ended(const tracked_t *t);
+/* Whether pid names a process the monitor already tracks: running, or
+ * ended and still that same process. */
+tracked_t *jw__mon_known(jw_monitor_t *m, DWORD pid);
 /* The job's process id list (the monitor's buffer, valid until the next
  * call); NULL on failure. */
 const DWORD *jw__mon_job_pids(jw_monitor_t *m, size_t *n);
-/* A new tracked entry for pid (not yet enriched), or NULL (out of memory). */
-tracked_t *jw__mon_add_proc(jw_monitor_t *m, DWORD pid);
-/* Opens t's process and reads what can be read (image, parent, times,
- * command line, user); keeps the handle. */
-void jw__mon_enrich(jw_monitor_t *m, tracked_t *t);
+/* Tracked processes that have not exited. */
+uint32_t jw__mon_active_count(jw_monitor_t *m);
+void jw__mon_sample_memory(tracked_t *t);
+/* Marks t exited and reads what its exit leaves. */
+void jw__mon_mark_exited(tracked_t *t);
+/* The exit events of t (abnormal_exit, process_exit); lets its handle go. */
+void jw__mon_report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *source);
+/* EXIT_PROCESS / ABNORMAL_EXIT_PROCESS, checked against the kernel. */
+void jw__mon_on_exit_message(jw_monitor_t *m, DWORD msg, DWORD pid);
 /* Clears ev and sets the fields every monitor event has. */
 void jw__mon_ev_init(jw_event_t *ev, jw_event_kind_t kind, const char *rule, const char *action,
                      const char *enforcer, jw_severity_t sev);
 /* Records the JOB_OBJECT_MSG_* the event comes from. */
 void jw__mon_ev_job_message(jw_event_t *ev, DWORD msg);
-/* A kernel limit message (src/win/monitor_limits.c). */
-void jw__mon_on_limit(jw_monitor_t *m, DWORD msg, DWORD pid, int has_pid, const char *rule,
-                      const char *action, const char *unit, uint64_t configured, jw_severity_t sev,
-                      const char *what);
-/* JOB_OBJECT_MSG_NOTIFICATION_LIMIT (src/win/monitor_limits.c). */
-void jw__mon_on_notification(jw_monitor_t *m, DWORD pid);
+/* Counts and emits an event. */
+void jw__mon_emit(jw_monitor_t *m, jw_event_t *ev);
 /* GetProcessMemoryInfo of t (through fn when not NULL: a test hook) on the
  * monitor's handle, or, where that handle lacks PROCESS_VM_READ (older
  * systems want it), on a second handle opened by pid: it names the same
@@ -167,13 +240,87 @@ void jw__mon_on_notification(jw_monitor_t *m, DWORD pid);
  * and t->open_error). */
 int jw__mon_memory_counters(const tracked_t *t, jw__process_memory_fn fn,
                             PROCESS_MEMORY_COUNTERS_EX *pmc, const char **where, DWORD *error);
-/* A JW_CTRL_REQUEST packet of generation gen (src/win/monitor_control.c). */
-void jw__mon_on_control_packet(jw_monitor_t *m, uint32_t gen);
-/* TerminateJobObject for the monitor rule `rule`, recorded as the run's
- * end like any rule's kill_job. 0, or -1 with the Win32 error in *err. */
-int jw__mon_kill_job(jw_monitor_t *m, const char *rule, DWORD *err);
 
-/* ---- escapes (src/win/monitor_escape.c; monitor thread only) ------------- */
+/* monitor_admit.c: the one admission path. */
+/* The process pid, first seen by `src`: returns its entry when the monitor
+ * already tracks it, else checks with the kernel that it is a member of
+ * the job (IsProcessInJob; the job's id list; for a process already gone,
+ * the job's accounting), tracks and enriches it, runs the monitor rules
+ * and emits its child_process event (and the rules' violations). Returns
+ * NULL when the kernel does not confirm it (*refused set, the reason in
+ * why: the caller reports monitor_tampering) or memory ran out. */
+tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *refused, char *why,
+                         size_t why_size);
+/* NEW_PROCESS from the port: admission, or monitor_tampering. */
+void jw__mon_on_new_process_message(jw_monitor_t *m, DWORD pid);
+/* The configured action, `def` when the policy left it to the default. */
+jw_rule_action_t jw__mon_effective(jw_rule_action_t a, jw_rule_action_t def);
+/* An escape (src/win/monitor_escape.c): a process the kernel says is
+ * outside the job, in an entry t that is not in the process table. Gets
+ * admission's description (handle h, owned by t from here on; image,
+ * parent, times, command line, user) and nothing else: it does not become
+ * a member (no count, no rules, no child_process event). */
+void jw__mon_admit_outside(jw_monitor_t *m, tracked_t *t, DWORD pid, HANDLE h, const char *source);
+
+/* monitor_actions.c: every termination. */
+/* TerminateJobObject for a monitor rule. */
+void jw__mon_kill_job_for(jw_monitor_t *m, const char *rule, outcome_t *o);
+/* TerminateProcess of t for a monitor rule (on the handle the monitor holds). */
+void jw__mon_kill_process_for(jw_monitor_t *m, tracked_t *t, const char *rule, outcome_t *o);
+/* A control request's kill of t (requester's pid and description `who`):
+ * 0, or the Win32 error of TerminateProcess. */
+DWORD jw__mon_kill_process_by_request(jw_monitor_t *m, tracked_t *t, DWORD requester,
+                                      const char *who);
+/* A control request's kill of the job: 0, or TerminateJobObject's error. */
+DWORD jw__mon_kill_job_by_request(jw_monitor_t *m, const char *who);
+/* The event `action` for configured action a and what was done, with a
+ * sentence in say. */
+const char *jw__mon_outcome_action(jw_rule_action_t a, const outcome_t *o, char *say, size_t n);
+/* The "enforcement" / "error" objects of a rule's event. New reference. */
+json_t *jw__mon_rule_extra(const verdict_t *v, const outcome_t *o, const tracked_t *t);
+/* The run's timeout has passed. */
+void jw__mon_on_timeout(jw_monitor_t *m);
+
+/* monitor_limits.c */
+/* A kernel limit message, checked against the policy (a limit it did not
+ * set cannot have been hit) and, when it names a pid, admitted. */
+void jw__mon_on_limit(jw_monitor_t *m, DWORD msg, DWORD pid, int has_pid, const char *rule,
+                      const char *action, const char *unit, uint64_t configured, jw_severity_t sev,
+                      const char *what);
+/* JOB_OBJECT_MSG_NOTIFICATION_LIMIT. */
+void jw__mon_on_notification(jw_monitor_t *m, DWORD pid);
+
+/* monitor_control.c */
+/* A JW_CTRL_REQUEST packet of generation gen. Returns 0, or -1 when no
+ * request of that generation was ever posted (a forgery). */
+int jw__mon_on_control_packet(jw_monitor_t *m, uint32_t gen);
+
+/* monitor_reconcile.c */
+/* Records a message the port did not deliver, for the next gap record. */
+void jw__mon_note_lost(jw_monitor_t *m, const char *message, const tracked_t *t, DWORD pid,
+                       const char *by, uint64_t count);
+/* Every POLL_MS while members run. */
+void jw__mon_poll_members(jw_monitor_t *m);
+/* ACTIVE_PROCESS_ZERO, checked against the job's accounting; the job's end. */
+void jw__mon_on_active_zero(jw_monitor_t *m);
+/* The end of the record when the port never said it (the monitor stops). */
+void jw__mon_end_unannounced(jw_monitor_t *m);
+
+/* monitor_tamper.c */
+/* One forged packet: a critical monitor_tampering violation (the first
+ * TAMPER_DETAILED of the run; later ones are counted). channel: "job",
+ * "control" or "unknown" (the key is shown only for "unknown"); reason:
+ * a static token (docs/events.md); detail: what the kernel said instead. */
+void jw__mon_tampering(jw_monitor_t *m, const char *channel, ULONG_PTR key, DWORD bytes,
+                       ULONG_PTR value, const char *reason, const char *detail);
+/* Whether the next forgery still gets its own event (and the costlier
+ * checks: EXIT_CONFIRM_MS). */
+int jw__mon_tamper_detailed(const jw_monitor_t *m);
+/* Before the job's end: one summary violation for the forgeries counted
+ * but not reported one by one. */
+void jw__mon_tamper_summary(jw_monitor_t *m);
+
+/* monitor_escape.c: escapes (the loop's calls; monitor thread only). */
 typedef struct jw__mon_escapes_s jw__mon_escapes_t;
 /* A job message arrived (pid: its value): a scan is due (rate-limited).
  * Before the message is handled. */
@@ -181,8 +328,9 @@ void jw__mon_escape_note(jw_monitor_t *m, DWORD msg, DWORD pid);
 /* Before the port wait: the scans that are due, the exits of escapes; may
  * shorten *wait to the next scan. */
 void jw__mon_escape_tick(jw_monitor_t *m, DWORD *wait);
-/* The job ended: a last scan, every escape still running terminated and
- * its exit reported. Before the job's own reconciliation and job_end. */
+/* The job really ended (the kernel's accounting agrees): a last scan,
+ * every escape still running terminated and its exit reported. Before the
+ * job's own reconciliation and job_end (monitor_reconcile.c). */
 void jw__mon_escape_job_end(jw_monitor_t *m);
 /* Closes and frees what the escape scan holds (jw_monitor_stop). */
 void jw__mon_escape_free(jw_monitor_t *m);

@@ -214,15 +214,24 @@ static void measure_process_cpu(const tracked_t *t, measure_t *mv) {
   }
 }
 
-/* The process a limit message names: tracked, or opened now. */
-static tracked_t *limit_process(jw_monitor_t *m, DWORD pid) {
-  tracked_t *t = jw__mon_find_proc(m, pid);
-  if (t == NULL) {
-    t = jw__mon_add_proc(m, pid);
-    if (t != NULL)
-      jw__mon_enrich(m, t);
-  }
+/* The process a limit message names, through admission. NULL with
+ * *refused set when the kernel does not confirm it as a member. */
+static tracked_t *limit_process(jw_monitor_t *m, DWORD msg, DWORD pid, int *refused) {
+  char why[240];
+  tracked_t *t = jw__mon_admit(m, pid, ADMIT_MESSAGE, refused, why, sizeof(why));
+  if (t == NULL && *refused)
+    jw__mon_tampering(m, "job", 0, msg, pid, "not_a_member", why);
   return t;
+}
+
+/* A limit message for a limit jobwarden did not set cannot be the
+ * kernel's: monitor_tampering, and 1. */
+static int limit_not_set(jw_monitor_t *m, DWORD msg, ULONG_PTR value, const char *rule) {
+  char why[160];
+  snprintf(why, sizeof(why), "the policy sets no %s limit, so the kernel cannot have enforced one",
+           rule);
+  jw__mon_tampering(m, "job", 0, msg, value, "limit_not_set", why);
+  return 1;
 }
 
 /* What the message's own limit measures, read the moment it arrives. */
@@ -266,6 +275,18 @@ void jw__mon_on_limit(jw_monitor_t *m, DWORD msg, DWORD pid, int has_pid, const 
   tracked_t *t = NULL;
   measure_t mv;
   char seen[96];
+  int refused = 0;
+  /* Every limit jobwarden sets has a configured value; a cycle-time
+   * limit it never sets. */
+  if (configured == 0) {
+    limit_not_set(m, msg, has_pid ? pid : 0, rule);
+    return;
+  }
+  if (has_pid) {
+    t = limit_process(m, msg, pid, &refused);
+    if (refused)
+      return;
+  }
   jw__mon_ev_init(&ev, JW_EVENT_VIOLATION, rule, action, "kernel", sev);
   jw__mon_ev_job_message(&ev, msg);
   ev.has_limit = 1;
@@ -273,7 +294,6 @@ void jw__mon_on_limit(jw_monitor_t *m, DWORD msg, DWORD pid, int has_pid, const 
   ev.limit_unit = unit;
   ev.limit_configured = configured;
   if (has_pid) {
-    t = limit_process(m, pid);
     if (t != NULL) {
       ev.has_process = 1;
       jw__mon_fill_process(m, t, &ev.process);
@@ -328,8 +348,20 @@ void jw__mon_on_notification(jw_monitor_t *m, DWORD pid) {
   JOBOBJECT_LIMIT_VIOLATION_INFORMATION v;
   measure_t why, mv;
   jw_event_t ev;
-  tracked_t *t = pid != 0 ? limit_process(m, pid) : NULL;
+  tracked_t *t = NULL;
   DWORD set = m->job->notify_flags;
+  int refused = 0;
+
+  /* Only a notification limit the kernel accepted can be crossed. */
+  if (set == 0) {
+    limit_not_set(m, JOB_OBJECT_MSG_NOTIFICATION_LIMIT, pid, "notification");
+    return;
+  }
+  if (pid != 0) {
+    t = limit_process(m, JOB_OBJECT_MSG_NOTIFICATION_LIMIT, pid, &refused);
+    if (refused)
+      return;
+  }
 
   if (query_violation(m, &v, &why)) {
     DWORD hit = v.ViolationLimitFlags & JOB_WARNINGS;

@@ -172,12 +172,19 @@ static unsigned __stdcall thread_trampoline(void *p) {
 }
 
 int jw__thread_start(jw__thread_t *t, void (*fn)(void *), void *arg) {
+  return jw__thread_start_stack(t, fn, arg, 0);
+}
+
+int jw__thread_start_stack(jw__thread_t *t, void (*fn)(void *), void *arg, size_t stack_bytes) {
   thread_start_t *s = malloc(sizeof(*s));
   if (s == NULL)
     return JW_ENOMEM;
   s->fn = fn;
   s->arg = arg;
-  *t = (HANDLE)_beginthreadex(NULL, 0, thread_trampoline, s, 0, NULL);
+  /* STACK_SIZE_PARAM_IS_A_RESERVATION: stack_bytes is the reserved address
+   * space (the whole stack), not just its first commit. */
+  *t = (HANDLE)_beginthreadex(NULL, (unsigned)stack_bytes, thread_trampoline, s,
+                              stack_bytes ? STACK_SIZE_PARAM_IS_A_RESERVATION : 0, NULL);
   if (*t == NULL) {
     free(s);
     return JW_ESYS;

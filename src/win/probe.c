@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "control.h"
 #include "win/win.h"
 
 #define PROBE_MAX_CHILDREN    32      /* the spawn probe starts at most this many */
@@ -32,6 +33,7 @@
 #define PROBE_WINDOW_CLASS    L"jobwarden-probe-window"
 #define PROBE_CLIP_MARKER     L"jobwarden probe canary"
 #define PROBE_SELF_UNITS      32768
+#define PROBE_PIPE_READ_MS    5000 /* a pipe canary waits this long for a line */
 
 /* ------------------------------------------------------------------------ */
 /* Results                                                                  */
@@ -48,6 +50,7 @@ typedef struct probe_s {
   char reason[480];
   const char *error_kind; /* NULL, "win32" or "exit_code" */
   uint32_t error_code;
+  json_t *facts; /* owned; what the canary read about itself, or NULL */
 } probe_t;
 
 static const char *result_name(probe_result_t r) {
@@ -67,8 +70,14 @@ static const struct {
     {6, "ERROR_INVALID_HANDLE"},
     {8, "ERROR_NOT_ENOUGH_MEMORY"},
     {14, "ERROR_OUTOFMEMORY"},
+    {32, "ERROR_SHARING_VIOLATION"},
+    {50, "ERROR_NOT_SUPPORTED"},
     {87, "ERROR_INVALID_PARAMETER"},
+    {109, "ERROR_BROKEN_PIPE"},
     {120, "ERROR_CALL_NOT_IMPLEMENTED"},
+    {231, "ERROR_PIPE_BUSY"},
+    {233, "ERROR_PIPE_NOT_CONNECTED"},
+    {1314, "ERROR_PRIVILEGE_NOT_HELD"},
     {1400, "ERROR_INVALID_WINDOW_HANDLE"},
     {1418, "ERROR_CLIPBOARD_NOT_OPEN"},
     {1455, "ERROR_COMMITMENT_LIMIT"},
@@ -439,6 +448,388 @@ static int canary_inherit(unsigned long long value) {
   return 0;
 }
 
+/* ---- canaries against jobwarden itself ---------------------------------- */
+
+/* The rights a program in the job must not get on jobwarden's process. */
+static const struct {
+  const char *word; /* as the prober names it */
+  DWORD access;
+  const char *name; /* as Windows names it */
+} open_rights[] = {
+    {"terminate", PROCESS_TERMINATE, "PROCESS_TERMINATE"},
+    {"dup_handle", PROCESS_DUP_HANDLE, "PROCESS_DUP_HANDLE"},
+    {"vm_read", PROCESS_VM_READ, "PROCESS_VM_READ"},
+};
+
+/* Opens jobwarden's process (pid) for one right and closes the handle at
+ * once: having the handle is what the restriction must prevent; nothing
+ * is done with it. */
+static int canary_open_process(unsigned long long pid, const char *word) {
+  size_t i;
+  HANDLE h;
+  for (i = 0; i < sizeof(open_rights) / sizeof(open_rights[0]); i++)
+    if (strcmp(open_rights[i].word, word) == 0)
+      break;
+  if (i == sizeof(open_rights) / sizeof(open_rights[0]) || pid == 0 || pid > 0xFFFFFFFFull) {
+    canary_say("error", 0, "bad right or pid");
+    return 2;
+  }
+  h = OpenProcess(open_rights[i].access, FALSE, (DWORD)pid);
+  if (h == NULL) {
+    canary_say("blocked", GetLastError(), "OpenProcess(%s) on jobwarden's process failed",
+               open_rights[i].name);
+    return 0;
+  }
+  CloseHandle(h);
+  canary_say("allowed", 0, "OpenProcess(%s) on jobwarden's process succeeded", open_rights[i].name);
+  return 0;
+}
+
+/* Whether process `pid` is in the canary's own job: the job's process list
+ * (QueryInformationJobObject on NULL, i.e. the caller's job), else
+ * IsProcessInJob(any job). 1 in, 0 out, -1 unknown. *how names the check. */
+static int in_own_job(DWORD pid, HANDLE process, const char **how) {
+  union {
+    JOBOBJECT_BASIC_PROCESS_ID_LIST list;
+    char bytes[sizeof(JOBOBJECT_BASIC_PROCESS_ID_LIST) + 256 * sizeof(ULONG_PTR)];
+  } u;
+  BOOL in = FALSE;
+  DWORD i;
+  memset(&u, 0, sizeof(u));
+  if (QueryInformationJobObject(NULL, JobObjectBasicProcessIdList, &u, sizeof(u), NULL)) {
+    *how = "the job's process list";
+    for (i = 0; i < u.list.NumberOfProcessIdsInList && i < 256; i++)
+      if (u.list.ProcessIdList[i] == (ULONG_PTR)pid)
+        return 1;
+    return 0;
+  }
+  *how = "IsProcessInJob";
+  if (!IsProcessInJob(process, NULL, &in))
+    return -1;
+  return in ? 1 : 0;
+}
+
+/* Starts a child (suspended: it never runs a single instruction) whose
+ * parent is jobwarden's process (PROC_THREAD_ATTRIBUTE_PARENT_PROCESS), the
+ * escape of issue 9. Such a child gets the named parent's job. It is
+ * killed and waited for at once, whatever it turned out to be. */
+static int canary_parent_spoof(unsigned long long pid) {
+  static wchar_t self[PROBE_SELF_UNITS];
+  wchar_t cmd[PROBE_SELF_UNITS + 64];
+  STARTUPINFOEXW si;
+  SIZE_T size = 0;
+  PROCESS_INFORMATION pi;
+  HANDLE parent;
+  const char *how = "";
+  DWORD n, e = 0;
+  BOOL ok = FALSE;
+  int in;
+  if (pid == 0 || pid > 0xFFFFFFFFull) {
+    canary_say("error", 0, "bad pid");
+    return 2;
+  }
+  n = GetModuleFileNameW(NULL, self, PROBE_SELF_UNITS);
+  if (n == 0 || n >= PROBE_SELF_UNITS) {
+    canary_say("error", GetLastError(), "GetModuleFileNameW failed");
+    return 2;
+  }
+  parent = OpenProcess(PROCESS_CREATE_PROCESS, FALSE, (DWORD)pid);
+  if (parent == NULL) {
+    canary_say("blocked", GetLastError(),
+               "OpenProcess(PROCESS_CREATE_PROCESS) on jobwarden's process failed: the program "
+               "cannot name it as a parent");
+    return 0;
+  }
+  swprintf(cmd, sizeof(cmd) / sizeof(cmd[0]), L"\"%ls\" --probe-canary sleep 0", self);
+  memset(&si, 0, sizeof(si));
+  si.StartupInfo.cb = sizeof(si);
+  memset(&pi, 0, sizeof(pi));
+  InitializeProcThreadAttributeList(NULL, 1, 0, &size);
+  si.lpAttributeList = malloc(size);
+  if (si.lpAttributeList != NULL &&
+      InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &size)) {
+    if (UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_PARENT_PROCESS,
+                                  &parent, sizeof(parent), NULL, NULL))
+      ok = CreateProcessW(self, cmd, NULL, NULL, FALSE,
+                          CREATE_SUSPENDED | EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
+                          &si.StartupInfo, &pi);
+    e = GetLastError();
+    DeleteProcThreadAttributeList(si.lpAttributeList);
+  } else {
+    e = GetLastError();
+  }
+  free(si.lpAttributeList);
+  CloseHandle(parent);
+  if (!ok) {
+    canary_say("blocked", e,
+               "CreateProcessW with PROC_THREAD_ATTRIBUTE_PARENT_PROCESS naming jobwarden failed");
+    return 0;
+  }
+  in = in_own_job(pi.dwProcessId, pi.hProcess, &how);
+  /* Never leave it behind: it has not run, and it never will. */
+  if (!TerminateProcess(pi.hProcess, 0) ||
+      WaitForSingleObject(pi.hProcess, 5000) != WAIT_OBJECT_0) {
+    e = GetLastError();
+    CloseHandle(pi.hThread);
+    CloseHandle(pi.hProcess);
+    canary_say("error", e,
+               "could not kill the child it started with jobwarden as its parent (pid %lu)",
+               (unsigned long)pi.dwProcessId);
+    return 2;
+  }
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  if (in < 0) {
+    canary_say("error", GetLastError(), "cannot tell whether the child was in the job");
+    return 2;
+  }
+  if (in)
+    canary_say(
+        "blocked", 0,
+        "a child started with jobwarden as its parent (PROC_THREAD_ATTRIBUTE_PARENT_PROCESS) "
+        "was in the job (%s)",
+        how);
+  else
+    canary_say(
+        "allowed", 0,
+        "a child started with jobwarden as its parent (PROC_THREAD_ATTRIBUTE_PARENT_PROCESS) "
+        "was outside the job (%s); it was killed before it ran",
+        how);
+  return 0;
+}
+
+/* ---- canaries against jobwarden's record --------------------------------- */
+
+/* What the program tries on the event file the file exporter holds open:
+ * open it for writing (without writing), delete it, rename it. */
+static int canary_event_file(const char *what, const char *path, const char *to) {
+  wchar_t *w = jw__utf8_to_wide(path), *wto = to ? jw__utf8_to_wide(to) : NULL;
+  int rc = 0;
+  if (w == NULL || (to != NULL && wto == NULL)) {
+    canary_say("error", 0, "bad path");
+    rc = 2;
+  } else if (strcmp(what, "write") == 0) {
+    HANDLE h = CreateFileW(w, GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                           NULL, OPEN_EXISTING, 0, NULL);
+    if (h == INVALID_HANDLE_VALUE) {
+      canary_say("blocked", GetLastError(),
+                 "CreateFileW(GENERIC_WRITE) on jobwarden's event file failed");
+    } else {
+      CloseHandle(h); /* nothing written: having the handle is the point */
+      canary_say("allowed", 0,
+                 "CreateFileW(GENERIC_WRITE) opened jobwarden's event file for writing");
+    }
+  } else if (strcmp(what, "delete") == 0) {
+    if (!DeleteFileW(w))
+      canary_say("blocked", GetLastError(), "DeleteFileW on jobwarden's event file failed");
+    else
+      canary_say("allowed", 0, "DeleteFileW deleted jobwarden's event file");
+  } else if (strcmp(what, "rename") == 0 && wto != NULL) {
+    if (!MoveFileExW(w, wto, 0))
+      canary_say("blocked", GetLastError(), "MoveFileExW on jobwarden's event file failed");
+    else
+      canary_say("allowed", 0, "MoveFileExW renamed jobwarden's event file");
+  } else {
+    canary_say("error", 0, "bad event-file action");
+    rc = 2;
+  }
+  free(w);
+  free(wto);
+  return rc;
+}
+
+/* Waits (bounded) for one line on a pipe opened for synchronous I/O and
+ * returns its length (without '\n'), 0 when nothing came in time, or -1
+ * with *e the Win32 error (ERROR_BROKEN_PIPE: the server closed it). */
+static int pipe_read_line(HANDLE h, char *buf, size_t size, DWORD *e) {
+  ULONGLONG deadline = GetTickCount64() + PROBE_PIPE_READ_MS;
+  size_t len = 0;
+  *e = 0;
+  while (len < size - 1) {
+    DWORD avail = 0, got = 0;
+    char *nl;
+    if (!PeekNamedPipe(h, NULL, 0, NULL, &avail, NULL)) {
+      *e = GetLastError();
+      return len > 0 ? (int)len : -1;
+    }
+    if (avail == 0) {
+      if (GetTickCount64() >= deadline)
+        return (int)len;
+      Sleep(10); /* a bounded poll for data, not a guess */
+      continue;
+    }
+    if (avail > size - 1 - len)
+      avail = (DWORD)(size - 1 - len);
+    if (!ReadFile(h, buf + len, avail, &got, NULL)) {
+      *e = GetLastError();
+      return len > 0 ? (int)len : -1;
+    }
+    len += got;
+    buf[len] = '\0';
+    nl = memchr(buf, '\n', len);
+    if (nl != NULL) {
+      *nl = '\0';
+      return (int)(nl - buf);
+    }
+  }
+  buf[len] = '\0';
+  return (int)len;
+}
+
+/* Opens \\.\pipe\<name> at the identification level (as `jobwarden ps`
+ * does); NULL and *e on failure. */
+static HANDLE open_pipe(const char *name, DWORD access, DWORD *e) {
+  char path[JW_PIPE_NAME_MAX + 64];
+  wchar_t *w;
+  HANDLE h;
+  snprintf(path, sizeof(path), "\\\\.\\pipe\\%s", name);
+  w = jw__utf8_to_wide(path);
+  if (w == NULL) {
+    *e = ERROR_INVALID_NAME;
+    return NULL;
+  }
+  h = CreateFileW(w, access, 0, NULL, OPEN_EXISTING,
+                  SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
+  *e = h == INVALID_HANDLE_VALUE ? GetLastError() : 0;
+  free(w);
+  return h == INVALID_HANDLE_VALUE ? NULL : h;
+}
+
+/* Sends `{"op":"ps"}` on the run's control pipe and reads the answer. */
+static int canary_control(const char *name) {
+  char pipe[JW_PIPE_NAME_MAX + 32], line[PROBE_LINE_MAX], req_line[64];
+  jw_control_request_t req;
+  json_t *reply;
+  DWORD e = 0, w = 0;
+  size_t n;
+  int len;
+  HANDLE h;
+  snprintf(pipe, sizeof(pipe), "%s%s", JW_CONTROL_PIPE_PREFIX, name);
+  h = open_pipe(pipe, GENERIC_READ | GENERIC_WRITE, &e);
+  if (h == NULL) {
+    canary_say("blocked", e, "connecting to jobwarden's control pipe failed");
+    return 0;
+  }
+  memset(&req, 0, sizeof(req));
+  req.op = JW_CONTROL_PS;
+  n = jw_control_format_request(&req, req_line, sizeof(req_line));
+  if (n == 0 || !WriteFile(h, req_line, (DWORD)n, &w, NULL) || w != n) {
+    e = GetLastError();
+    CloseHandle(h);
+    canary_say("blocked", e, "writing a ps request to jobwarden's control pipe failed");
+    return 0;
+  }
+  len = pipe_read_line(h, line, sizeof(line), &e);
+  CloseHandle(h);
+  if (len < 0) {
+    canary_say("blocked", e,
+               "jobwarden's control pipe closed the connection without answering a ps request");
+    return 0;
+  }
+  if (len == 0) {
+    canary_say("skipped", 0,
+               "jobwarden's control pipe did not answer a ps request within %d ms: cannot tell",
+               PROBE_PIPE_READ_MS);
+    return 0;
+  }
+  reply = json_loadb(line, (size_t)len, 0, NULL);
+  if (json_is_true(json_object_get(reply, "ok"))) {
+    canary_say("allowed", 0, "jobwarden's control pipe answered a ps request from inside the job");
+  } else if (json_is_false(json_object_get(reply, "ok"))) {
+    const char *why = json_string_value(json_object_get(reply, "reason"));
+    canary_say("blocked", 0,
+               "jobwarden's control pipe refused a ps request from inside the job (%s)",
+               why ? why : "no reason given");
+  } else {
+    canary_say("blocked", 0, "jobwarden's control pipe answered with something other than a reply");
+  }
+  json_decref(reply);
+  return 0;
+}
+
+/* Connects to the pipe exporter's pipe as a reader and reads a line. */
+static int canary_pipe_reader(const char *name) {
+  char line[8192];
+  json_t *ev;
+  DWORD e = 0;
+  int len;
+  HANDLE h = open_pipe(name, GENERIC_READ, &e);
+  if (h == NULL) {
+    canary_say("blocked", e, "connecting to jobwarden's event pipe failed");
+    return 0;
+  }
+  len = pipe_read_line(h, line, sizeof(line), &e);
+  CloseHandle(h);
+  if (len < 0) {
+    canary_say("blocked", e, "jobwarden's event pipe closed the connection before any event");
+    return 0;
+  }
+  if (len == 0) {
+    canary_say("skipped", 0,
+               "connected to jobwarden's event pipe but nothing arrived within %d ms: cannot tell",
+               PROBE_PIPE_READ_MS);
+    return 0;
+  }
+  ev = json_loadb(line, (size_t)len, 0, NULL);
+  if (json_is_string(json_object_get(ev, "event")) && json_is_integer(json_object_get(ev, "seq")))
+    canary_say("allowed", 0, "read an event from jobwarden's event pipe inside the job");
+  else
+    canary_say("blocked", 0,
+               "jobwarden's event pipe sent no event to the program (it sent: %.120s)", line);
+  json_decref(ev);
+  return 0;
+}
+
+/* ---- the canary's own token ----------------------------------------------- */
+
+/* Writes "facts 0 <integrity RID or -1> <enabled privileges>,..." where the
+ * list is "-" when empty and "?" when the token could not be read. */
+static int canary_token(void) {
+  HANDLE tok = NULL;
+  char line[PROBE_LINE_MAX - 32];
+  size_t len = 0;
+  long rid = -1;
+  int privs_read = 0, n_enabled = 0;
+  union {
+    TOKEN_MANDATORY_LABEL label;
+    char bytes[256];
+  } il;
+  TOKEN_PRIVILEGES *tp = NULL;
+  DWORD size = 0, i;
+  line[0] = '\0';
+  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok)) {
+    canary_say("error", GetLastError(), "OpenProcessToken failed");
+    return 2;
+  }
+  if (GetTokenInformation(tok, TokenIntegrityLevel, &il, sizeof(il), &size) &&
+      IsValidSid(il.label.Label.Sid) && *GetSidSubAuthorityCount(il.label.Label.Sid) > 0)
+    rid = (long)*GetSidSubAuthority(il.label.Label.Sid,
+                                    (DWORD)(*GetSidSubAuthorityCount(il.label.Label.Sid) - 1));
+  GetTokenInformation(tok, TokenPrivileges, NULL, 0, &size);
+  if (size > 0 && (tp = malloc(size)) != NULL &&
+      GetTokenInformation(tok, TokenPrivileges, tp, size, &size)) {
+    privs_read = 1;
+    for (i = 0; i < tp->PrivilegeCount; i++) {
+      wchar_t wname[64];
+      char name[64];
+      DWORD wn = 64;
+      if (!(tp->Privileges[i].Attributes & SE_PRIVILEGE_ENABLED))
+        continue;
+      if (!LookupPrivilegeNameW(NULL, &tp->Privileges[i].Luid, wname, &wn) ||
+          !WideCharToMultiByte(CP_UTF8, 0, wname, -1, name, sizeof(name), NULL, NULL))
+        snprintf(name, sizeof(name), "LUID-%lu", (unsigned long)tp->Privileges[i].Luid.LowPart);
+      if (len + strlen(name) + 2 < sizeof(line)) {
+        len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", n_enabled ? "," : "", name);
+        n_enabled++;
+      }
+    }
+  }
+  free(tp);
+  CloseHandle(tok);
+  canary_say("facts", 0, "%ld %s", rid, !privs_read ? "?" : n_enabled ? line : "-");
+  return 0;
+}
+
 static int parse_ull(const char *s, unsigned long long *out) {
   char *end;
   if (s == NULL || s[0] < '0' || s[0] > '9')
@@ -485,6 +876,18 @@ int jw__probe_canary_main(int argc, char **argv) {
     return canary_desktop(argv[1]);
   if (strcmp(kind, "inherit") == 0 && one)
     return canary_inherit(a);
+  if (strcmp(kind, "open-process") == 0 && argc == 3 && parse_ull(argv[1], &a) == 0)
+    return canary_open_process(a, argv[2]);
+  if (strcmp(kind, "parent-spoof") == 0 && one)
+    return canary_parent_spoof(a);
+  if (strcmp(kind, "event-file") == 0 && (argc == 3 || argc == 4))
+    return canary_event_file(argv[1], argv[2], argc == 4 ? argv[3] : NULL);
+  if (strcmp(kind, "control") == 0 && argc == 2)
+    return canary_control(argv[1]);
+  if (strcmp(kind, "pipe-reader") == 0 && argc == 2)
+    return canary_pipe_reader(argv[1]);
+  if (strcmp(kind, "token") == 0 && argc == 1)
+    return canary_token();
   canary_say("error", 0, "unknown canary '%.40s' or wrong arguments", kind);
   return 2;
 }
@@ -498,6 +901,7 @@ typedef struct prober_s {
   char *self;         /* jobwarden.exe as UTF-8, owned */
   HANDLE nul;         /* owner: prober; NUL, the canaries' stdin and stderr */
   HWND window;        /* owner: prober; message-only window of the UI probes, or NULL */
+  HANDLE token;       /* owner: prober; the policy's token for every canary, NULL = inherit */
   DWORD window_error; /* why there is no window */
   jw_error_t err;     /* the set-up error that ended the probe */
 } prober_t;
@@ -544,19 +948,19 @@ static void job_policy(const prober_t *pr, unsigned keep, jw_policy_t *out) {
     out->job_time_ms = 0;
 }
 
-/* Creates the job and starts `jobwarden --probe-canary args...` in it.
+/* Starts `jobwarden --probe-canary args...` in c->job (created). Every
+ * canary is started here, with jw_spawn as `run` starts the program: what
+ * `run` gives the program (its token, its handles) the canary gets too.
+ * before_resume (may be NULL) runs while it is suspended in the job.
  * Returns 0 or -1 with pr->err set. */
-static int canary_start(prober_t *pr, canary_t *c, const jw_policy_t *pol, const char *const *args,
-                        int nargs) {
+static int canary_launch(prober_t *pr, canary_t *c, const char *const *args, int nargs,
+                         jw_before_resume_fn before_resume, void *ctx) {
   const char *argv[8];
   jw_spawn_options_t opt;
   HANDLE w = NULL;
   int i;
-  memset(c, 0, sizeof(*c));
   if (nargs > 6)
     return jw_error_set(&pr->err, JW_EINVAL, 0, "probe", "too many canary arguments"), -1;
-  if (jw_job_create(&c->job, pol, &pr->err) != 0)
-    return -1;
   if (!CreatePipe(&c->out, &w, NULL, 0)) {
     DWORD e = GetLastError();
     c->out = NULL;
@@ -575,10 +979,25 @@ static int canary_start(prober_t *pr, canary_t *c, const jw_policy_t *pol, const
   opt.std_in = pr->nul;
   opt.std_out = w;
   opt.std_err = pr->nul;
+  opt.before_resume = before_resume;
+  opt.ctx = ctx;
+  /* Every canary runs with the token `run` gives the program: what it can
+   * reach is what the program could. */
+  opt.token = pr->token;
   i = jw_spawn(c->job.job, &opt, &c->child, &pr->err);
   /* The canary holds its own copy now: EOF comes when it exits. */
   CloseHandle(w);
   return i == 0 ? 0 : -1;
+}
+
+/* Creates the job and starts `jobwarden --probe-canary args...` in it.
+ * Returns 0 or -1 with pr->err set. */
+static int canary_start(prober_t *pr, canary_t *c, const jw_policy_t *pol, const char *const *args,
+                        int nargs) {
+  memset(c, 0, sizeof(*c));
+  if (jw_job_create(&c->job, pol, &pr->err) != 0)
+    return -1;
+  return canary_launch(pr, c, args, nargs, NULL, NULL);
 }
 
 /* Reads what the canary wrote so far, without blocking. */
@@ -681,6 +1100,26 @@ static int no_answer(prober_t *pr, const probe_t *p, const canary_t *c) {
          -1;
 }
 
+/* Maps a finished canary's answer to the probe's result: blocked /
+ * allowed / skipped, the error the canary met. 0 or -1 (pr->err). */
+static int take_answer(prober_t *pr, probe_t *p, canary_t *c) {
+  if (canary_answer(c) != 0 || strcmp(c->word, "error") == 0) {
+    if (c->text != NULL)
+      jw_error_set(&pr->err, JW_ESYS, c->code, p->name, "probe %s: the canary failed: %s", p->name,
+                   c->text);
+    else
+      no_answer(pr, p, c);
+    return -1;
+  }
+  if (strcmp(c->word, "blocked") == 0)
+    set_result(p, PROBE_BLOCKED, c->code ? "win32" : NULL, c->code, "%s", c->text);
+  else if (strcmp(c->word, "allowed") == 0)
+    set_result(p, PROBE_ALLOWED, NULL, 0, "%s", c->text);
+  else
+    set_result(p, PROBE_SKIPPED, c->code ? "win32" : NULL, c->code, "%s", c->text);
+  return 0;
+}
+
 /* Runs one canary to its answer and maps it to the probe's result:
  * blocked / allowed / skipped, the error the canary met. 0 or -1. */
 static int run_canary(prober_t *pr, probe_t *p, unsigned keep, const char *const *args, int nargs,
@@ -692,21 +1131,7 @@ static int run_canary(prober_t *pr, probe_t *p, unsigned keep, const char *const
   if (canary_start(pr, &c, &pol, args, nargs) != 0)
     goto done;
   canary_wait(&c, timeout_ms);
-  if (canary_answer(&c) != 0 || strcmp(c.word, "error") == 0) {
-    if (c.text != NULL)
-      jw_error_set(&pr->err, JW_ESYS, c.code, p->name, "probe %s: the canary failed: %s", p->name,
-                   c.text);
-    else
-      no_answer(pr, p, &c);
-    goto done;
-  }
-  if (strcmp(c.word, "blocked") == 0)
-    set_result(p, PROBE_BLOCKED, c.code ? "win32" : NULL, c.code, "%s", c.text);
-  else if (strcmp(c.word, "allowed") == 0)
-    set_result(p, PROBE_ALLOWED, NULL, 0, "%s", c.text);
-  else
-    set_result(p, PROBE_SKIPPED, c.code ? "win32" : NULL, c.code, "%s", c.text);
-  rc = 0;
+  rc = take_answer(pr, p, &c);
 done:
   canary_close(&c);
   return rc;
@@ -1090,6 +1515,332 @@ done:
   return rc;
 }
 
+/* ---- jobwarden itself, its record, its pipes ---------------------------- */
+
+static const char *const open_claims[] = {"the program cannot terminate jobwarden",
+                                          "the program cannot copy jobwarden's handles",
+                                          "the program cannot read jobwarden's memory"};
+
+/* From inside the job: OpenProcess on the prober (jobwarden's own process,
+ * protected as `run` protects itself: probe_protect_self) for one right. */
+static int probe_open_jobwarden(prober_t *pr, probe_t *p, int which) {
+  char pid[24];
+  const char *args[3] = {"open-process", pid, open_rights[which].word};
+  p->field = NULL;
+  p->claimed = 1;
+  snprintf(p->claim, sizeof(p->claim), "%s", open_claims[which]);
+  snprintf(pid, sizeof(pid), "%lu", (unsigned long)GetCurrentProcessId());
+  return run_canary(pr, p, KEEP_ACTIVE, args, 3, PROBE_WAIT_MS);
+}
+
+/* From inside the job: a child whose parent is jobwarden. The job has no
+ * active-process limit here (as for breakaway): a refusal by the limit
+ * would say nothing about the parent. */
+static int probe_parent_spoof(prober_t *pr, probe_t *p) {
+  char pid[24];
+  const char *args[2] = {"parent-spoof", pid};
+  p->field = NULL;
+  p->claimed = 1;
+  snprintf(p->claim, sizeof(p->claim), "no process leaves the job by a spoofed parent");
+  snprintf(pid, sizeof(pid), "%lu", (unsigned long)GetCurrentProcessId());
+  return run_canary(pr, p, 0, args, 2, PROBE_WAIT_MS);
+}
+
+/* A run of the probe's own, set up as `run` sets one up (src/win/runner.c):
+ * the exporters fed by their writer threads, the job, the monitor, the
+ * control pipe, the canary as the root process. */
+typedef struct minirun_s {
+  jw_run_info_t run;
+  jw_emitter_t *em;        /* owner: minirun */
+  jw_monitor_t *mon;       /* owner: minirun */
+  jw_control_t *ctl;       /* owner: minirun */
+  jw__gate_t *gate;        /* owner: minirun; the pipe readers' gate, outlives the exporters */
+  jw_exporter_t *sinks[4]; /* owned by em */
+} minirun_t;
+
+#define PROBE_RUN_QUEUE 4096
+
+static int set_root_cb(void *ctx, jw_child_t *child) {
+  return jw_monitor_set_root((jw_monitor_t *)ctx, child);
+}
+
+/* Runs the canary `args` as the root of a run with the exporters
+ * `exports` and the control pipe `control` (NULL: none); its answer is p's
+ * result. 0 or -1 (pr->err). */
+static int run_canary_in_run(prober_t *pr, probe_t *p, const char *const *exports, int n_exports,
+                             const char *control, const char *const *args, int nargs) {
+  jw_policy_t pol;
+  canary_t c;
+  minirun_t r;
+  int rc = -1, i;
+  memset(&c, 0, sizeof(c));
+  memset(&r, 0, sizeof(r));
+  job_policy(pr, KEEP_ACTIVE, &pol);
+  if (control != NULL && jw_control_open(control, &r.ctl, &pr->err) != 0)
+    goto done;
+  if (jw_run_info_init(&r.run, "jobwarden-probe", pol.tier) != 0 ||
+      jw_emitter_new(&r.run, &r.em) != 0) {
+    jw_error_set(&pr->err, JW_ENOMEM, 0, "probe",
+                 "probe %s: cannot initialize the probe's run (no random source or out of memory)",
+                 p->name);
+    goto done;
+  }
+  for (i = 0; i < n_exports && i < 4; i++) {
+    jw_exporter_t *exp;
+    if (jw_exporter_open(exports[i], &exp, &pr->err) != 0)
+      goto done;
+    if (jw_emitter_add(r.em, exp) != 0) {
+      jw_exporter_close(exp);
+      jw_error_set(&pr->err, JW_ENOMEM, 0, "probe", "out of memory");
+      goto done;
+    }
+    r.sinks[i] = exp;
+  }
+  if (jw_emitter_start(r.em, PROBE_RUN_QUEUE) != 0) {
+    jw_error_set(&pr->err, JW_ESYS, 0, "probe", "probe %s: cannot start the exporter threads",
+                 p->name);
+    goto done;
+  }
+  if (jw_job_create(&c.job, &pol, &pr->err) != 0 ||
+      jw_monitor_start(&c.job, r.em, &r.mon, &pr->err) != 0 ||
+      jw__gate_new(c.job.job, jw_monitor_done_event(r.mon), r.em, &r.gate, &pr->err) != 0)
+    goto done;
+  /* Readers of the event pipe are checked as `run` checks them. */
+  for (i = 0; i < n_exports && i < 4; i++)
+    jw_exporter_set_gate(r.sinks[i], jw__gate_get(r.gate));
+  if ((r.ctl != NULL && jw_control_start(r.ctl, &c.job, r.mon, r.em, &r.run, &pr->err) != 0) ||
+      canary_launch(pr, &c, args, nargs, set_root_cb, r.mon) != 0)
+    goto done;
+  canary_wait(&c, PROBE_WAIT_MS);
+  rc = take_answer(pr, p, &c);
+done:
+  /* Torn down in `run`'s order: the job's processes, the monitor's view of
+   * the job's end, the control pipe, the monitor, the exporters. */
+  if (c.job.job != NULL) {
+    TerminateJobObject(c.job.job, JW_TERMINATE_EXIT_CODE);
+    if (c.child.process != NULL)
+      WaitForSingleObject(c.child.process, PROBE_KILL_WAIT_MS);
+  }
+  if (r.mon != NULL)
+    WaitForSingleObject(jw_monitor_done_event(r.mon), PROBE_KILL_WAIT_MS);
+  jw_control_close(r.ctl);
+  if (r.mon != NULL && jw_monitor_stop(r.mon, PROBE_KILL_WAIT_MS, NULL) != 0 && rc == 0) {
+    /* Its thread still uses the job and the emitter: both are left alone. */
+    jw_error_set(&pr->err, JW_ETIMEDOUT, 0, "probe", "probe %s: the monitor did not stop in time",
+                 p->name);
+    return -1;
+  }
+  if (r.em != NULL && jw_emitter_drain(r.em, PROBE_KILL_WAIT_MS) == 0) {
+    jw_emitter_free(r.em);
+    jw__gate_free(r.gate);
+  } else if (r.em == NULL) {
+    jw__gate_free(r.gate);
+  }
+  canary_close(&c);
+  return rc;
+}
+
+/* A fresh path in the temporary directory for the probe's event file. */
+static int temp_event_path(prober_t *pr, char *buf, size_t size) {
+  wchar_t dir[MAX_PATH + 1];
+  char name[64], *u = NULL;
+  size_t len = 0;
+  DWORD n = GetTempPathW(MAX_PATH + 1, dir);
+  if (n == 0 || n > MAX_PATH ||
+      jw_utf16_to_utf8((const uint16_t *)dir, n, JW_HOSTILE_MAX_UNITS, &u, &len, NULL) != 0)
+    return jw_error_set(&pr->err, JW_ESYS, GetLastError(), "GetTempPathW",
+                        "cannot find the temporary directory for the probe's event file"),
+           -1;
+  random_name(name, sizeof(name));
+  snprintf(buf, size, "%s%s.jsonl", u, name);
+  free(u);
+  return 0;
+}
+
+static void delete_utf8(const char *path) {
+  wchar_t *w = jw__utf8_to_wide(path);
+  if (w != NULL)
+    DeleteFileW(w);
+  free(w);
+}
+
+static const char *const file_actions[] = {"write", "delete", "rename"};
+
+/* From inside the job: the event file of a real file exporter (`file:PATH`,
+ * opened through the registry as `run` opens it, so the canary meets the
+ * sharing mode jobwarden really uses) opened for writing, deleted or
+ * renamed while the run holds it. */
+static int probe_event_file(prober_t *pr, probe_t *p, int which) {
+  char path[MAX_PATH * 4 + 64], to[MAX_PATH * 4 + 80], spec[MAX_PATH * 4 + 80];
+  const char *args[4] = {"event-file", file_actions[which], path, to};
+  const char *exports[1] = {spec};
+  int rc;
+  p->field = NULL;
+  p->claimed = 1;
+  snprintf(p->claim, sizeof(p->claim), "the program cannot %s the event file", file_actions[which]);
+  if (temp_event_path(pr, path, sizeof(path)) != 0)
+    return -1;
+  snprintf(to, sizeof(to), "%s.renamed", path);
+  snprintf(spec, sizeof(spec), "file:%s", path);
+  rc = run_canary_in_run(pr, p, exports, 1, NULL, args, which == 2 ? 4 : 3);
+  delete_utf8(path);
+  delete_utf8(to);
+  return rc;
+}
+
+/* From inside the job: a ps request on the run's `--control` pipe. */
+static int probe_control_pipe(prober_t *pr, probe_t *p) {
+  char name[64];
+  const char *args[2] = {"control", name};
+  p->field = NULL;
+  p->claimed = 1;
+  snprintf(p->claim, sizeof(p->claim), "the program cannot control its own run");
+  random_name(name, sizeof(name));
+  return run_canary_in_run(pr, p, NULL, 0, name, args, 2);
+}
+
+/* From inside the job: a reader on the run's `pipe:` exporter. The run's
+ * first event (the canary's own process_start) is in the pipe's replay
+ * before the canary runs, so an accepted reader always has a line. */
+static int probe_pipe_reader(prober_t *pr, probe_t *p) {
+  char name[64], spec[80];
+  const char *args[2] = {"pipe-reader", name};
+  const char *exports[1] = {spec};
+  p->field = NULL;
+  p->claimed = 1;
+  snprintf(p->claim, sizeof(p->claim), "the program cannot read the event pipe");
+  random_name(name, sizeof(name));
+  snprintf(spec, sizeof(spec), "pipe:%s", name);
+  return run_canary_in_run(pr, p, exports, 1, NULL, args, 2);
+}
+
+/* What the policy claims about the program's token: it runs below medium
+ * integrity, it has no privilege but SeChangeNotifyPrivilege enabled. The
+ * claims follow the token jw_spawn gives the program under this policy;
+ * jobwarden gives it jobwarden's own token in every tier, so nothing is
+ * claimed and the two token probes report what the program has as facts. */
+static void token_claims(const prober_t *pr, int *low_integrity, int *restricted) {
+  jw_token_mode_t t = pr->policy.token;
+  *low_integrity = t == JW_TOKEN_LOW_INTEGRITY || t == JW_TOKEN_RESTRICTED_LOW;
+  *restricted = t == JW_TOKEN_RESTRICTED || t == JW_TOKEN_RESTRICTED_LOW;
+}
+
+static const char *integrity_name(long rid) {
+  switch (rid) {
+  case SECURITY_MANDATORY_UNTRUSTED_RID:
+    return "Untrusted";
+  case SECURITY_MANDATORY_LOW_RID:
+    return "Low";
+  case SECURITY_MANDATORY_MEDIUM_RID:
+    return "Medium";
+  case 0x2100: /* SECURITY_MANDATORY_MEDIUM_PLUS_RID, not in mingw-w64 */
+    return "Medium Plus";
+  case SECURITY_MANDATORY_HIGH_RID:
+    return "High";
+  case SECURITY_MANDATORY_SYSTEM_RID:
+    return "System";
+  case SECURITY_MANDATORY_PROTECTED_PROCESS_RID:
+    return "Protected Process";
+  default:
+    return NULL;
+  }
+}
+
+/* One canary reads its own token (as the program would: the token jw_spawn
+ * gave it); two probes report it. */
+static int probe_token(prober_t *pr, probe_t *pi, probe_t *pp) {
+  const char *args[1] = {"token"};
+  jw_policy_t pol;
+  canary_t c;
+  int rc = -1, low, restricted, count = 0, only_notify = 1;
+  long rid = -1;
+  char level[64], sid[32], list[PROBE_LINE_MAX], *privs, *tok;
+  const char *iname;
+  json_t *arr;
+  pi->field = NULL;
+  pp->field = NULL;
+  token_claims(pr, &low, &restricted);
+  pi->claimed = low;
+  pp->claimed = restricted;
+  snprintf(pi->claim, sizeof(pi->claim), "%s",
+           low ? "the program runs below medium integrity" : "not lowered");
+  snprintf(pp->claim, sizeof(pp->claim), "%s",
+           restricted ? "only SeChangeNotifyPrivilege is enabled" : "not restricted");
+  job_policy(pr, KEEP_ACTIVE, &pol);
+  if (canary_start(pr, &c, &pol, args, 1) != 0)
+    goto done;
+  canary_wait(&c, PROBE_WAIT_MS);
+  if (canary_answer(&c) != 0 || strcmp(c.word, "facts") != 0) {
+    if (c.text != NULL)
+      jw_error_set(&pr->err, JW_ESYS, c.code, pi->name, "probe %s: the canary failed: %s", pi->name,
+                   c.text);
+    else
+      no_answer(pr, pi, &c);
+    goto done;
+  }
+  rid = strtol(c.text, &privs, 10);
+  while (*privs == ' ')
+    privs++;
+  jw__strlcpy(list, privs, sizeof(list));
+
+  /* The integrity level. */
+  iname = integrity_name(rid);
+  if (rid < 0) {
+    set_result(pi, PROBE_SKIPPED, NULL, 0, "the program could not read its own integrity level");
+  } else {
+    if (iname != NULL)
+      snprintf(level, sizeof(level), "%s integrity (S-1-16-%ld)", iname, rid);
+    else
+      snprintf(level, sizeof(level), "integrity S-1-16-%ld", rid);
+    snprintf(sid, sizeof(sid), "S-1-16-%ld", rid);
+    pi->facts = json_pack("{s:o,s:s}", "integrity", iname ? json_string(iname) : json_null(),
+                          "integrity_sid", sid);
+    if (!low)
+      set_result(pi, PROBE_SKIPPED, NULL, 0,
+                 "the policy does not lower the program's integrity; the program runs at %s",
+                 level);
+    else if (rid < SECURITY_MANDATORY_MEDIUM_RID)
+      set_result(pi, PROBE_BLOCKED, NULL, 0, "the program runs at %s, below medium", level);
+    else
+      set_result(pi, PROBE_ALLOWED, NULL, 0, "the program runs at %s, not below medium", level);
+  }
+
+  /* The enabled privileges. */
+  if (strcmp(list, "?") == 0) {
+    set_result(pp, PROBE_SKIPPED, NULL, 0, "the program could not read its own privileges");
+  } else {
+    char names[PROBE_LINE_MAX] = "";
+    size_t nlen = 0;
+    arr = json_array();
+    for (tok = strcmp(list, "-") == 0 ? NULL : strtok(list, ","); tok != NULL;
+         tok = strtok(NULL, ",")) {
+      json_array_append_new(arr, json_string(tok));
+      if (strcmp(tok, "SeChangeNotifyPrivilege") != 0)
+        only_notify = 0;
+      if (nlen + strlen(tok) + 3 < sizeof(names))
+        nlen +=
+            (size_t)snprintf(names + nlen, sizeof(names) - nlen, "%s%s", count ? ", " : "", tok);
+      count++;
+    }
+    pp->facts = json_pack("{s:o}", "enabled_privileges", arr);
+    if (!restricted)
+      set_result(pp, PROBE_SKIPPED, NULL, 0,
+                 "the policy does not restrict the program's privileges; the program has %d "
+                 "privilege(s) enabled%s%s",
+                 count, count ? ": " : "", names);
+    else if (only_notify)
+      set_result(pp, PROBE_BLOCKED, NULL, 0, "the program has %d privilege(s) enabled%s%s", count,
+                 count ? ": " : "", names);
+    else
+      set_result(pp, PROBE_ALLOWED, NULL, 0, "the program has %d privileges enabled: %s", count,
+                 names);
+  }
+  rc = 0;
+done:
+  canary_close(&c);
+  return rc;
+}
+
 /* ---- output ------------------------------------------------------------- */
 
 static void out_text(const char *s) {
@@ -1167,6 +1918,7 @@ static json_t *document_json(const prober_t *pr, const probe_t *probes, size_t n
                           p->result == PROBE_SKIPPED ? json_null()
                                                      : json_boolean(p->result == PROBE_BLOCKED),
                           "reason", p->reason, "error", error_json(p));
+    json_object_set(o, "facts", p->facts ? p->facts : json_null());
     counts[p->result]++;
     if (p->result == PROBE_ALLOWED && p->claimed)
       json_array_append_new(not_enforced, json_string(p->name));
@@ -1241,8 +1993,13 @@ static const struct {
     {"ui.exit_windows", JW_UI_EXITWINDOWS, "logging off or shutting down Windows"},
 };
 
+static const char *const jobwarden_probes[3] = {"jobwarden.terminate", "jobwarden.dup_handle",
+                                                "jobwarden.vm_read"};
+static const char *const event_file_probes[3] = {"event_file.write", "event_file.delete",
+                                                 "event_file.rename"};
+
 #define N_UI_PROBES  (sizeof(ui_probes) / sizeof(ui_probes[0]))
-#define N_PROBES_MAX (8 + N_UI_PROBES)
+#define N_PROBES_MAX (8 + N_UI_PROBES + 11)
 
 static int prober_init(prober_t *pr, const jw_policy_t *policy) {
   wchar_t *self = malloc(PROBE_SELF_UNITS * sizeof(wchar_t));
@@ -1280,12 +2037,39 @@ static int prober_init(prober_t *pr, const jw_policy_t *policy) {
   return 0;
 }
 
+static void probes_free(probe_t *probes, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    json_decref(probes[i].facts);
+    probes[i].facts = NULL;
+  }
+}
+
 static void prober_free(prober_t *pr) {
+  if (pr->token != NULL)
+    CloseHandle(pr->token);
   if (pr->window != NULL)
     DestroyWindow(pr->window);
   if (pr->nul != INVALID_HANDLE_VALUE && pr->nul != NULL)
     CloseHandle(pr->nul);
   free(pr->self);
+}
+
+/* jobwarden's self-protection, applied to the probe's own process, and the
+ * program's token. The jobwarden.* and parent_spoof canaries open this
+ * process, so it is protected exactly like the process of `run`, by the
+ * same calls `run` makes (src/win/runner.c), and this is the one place the
+ * probe applies them. A protection that cannot be applied is not an error
+ * of the probe: the canaries then show what the program could do to an
+ * unprotected jobwarden. A token that cannot be built is (`run` would not
+ * start either). 0 or -1 (pr->err). */
+static int probe_protect_self(prober_t *pr) {
+  jw_error_t ignored;
+  unsigned uninherited = 0, inheritable = 0;
+  memset(&ignored, 0, sizeof(ignored));
+  (void)jw__self_protect(&ignored);
+  jw__handles_uninherit(&uninherited, &inheritable);
+  return jw__token_build(pr->policy.token, &pr->token, &pr->err) == 0 ? 0 : -1;
 }
 
 int jw_probe(const jw_policy_t *policy, int json) {
@@ -1295,7 +2079,7 @@ int jw_probe(const jw_policy_t *policy, int json) {
   int status = JW_EXIT_OK, rc = 0;
 
   memset(probes, 0, sizeof(probes));
-  if (prober_init(&pr, policy) != 0) {
+  if (prober_init(&pr, policy) != 0 || probe_protect_self(&pr) != 0) {
     say_error(pr.err.text);
     prober_free(&pr);
     return JW_EXIT_JW_ERROR;
@@ -1329,9 +2113,34 @@ int jw_probe(const jw_policy_t *policy, int json) {
   probes[n].name = "kill_on_close";
   if (rc == 0)
     rc = probe_kill_on_close(&pr, &probes[n++]);
+  for (i = 0; i < 3; i++) {
+    probes[n].name = jobwarden_probes[i];
+    if (rc == 0)
+      rc = probe_open_jobwarden(&pr, &probes[n++], (int)i);
+  }
+  probes[n].name = "parent_spoof";
+  if (rc == 0)
+    rc = probe_parent_spoof(&pr, &probes[n++]);
+  for (i = 0; i < 3; i++) {
+    probes[n].name = event_file_probes[i];
+    if (rc == 0)
+      rc = probe_event_file(&pr, &probes[n++], (int)i);
+  }
+  probes[n].name = "control_pipe";
+  if (rc == 0)
+    rc = probe_control_pipe(&pr, &probes[n++]);
+  probes[n].name = "pipe_reader";
+  if (rc == 0)
+    rc = probe_pipe_reader(&pr, &probes[n++]);
+  probes[n].name = "token.integrity";
+  probes[n + 1].name = "token.privileges";
+  if (rc == 0)
+    rc = probe_token(&pr, &probes[n], &probes[n + 1]);
+  n += 2;
 
   if (rc != 0) {
     say_error(pr.err.text);
+    probes_free(probes, N_PROBES_MAX);
     prober_free(&pr);
     return JW_EXIT_JW_ERROR;
   }
@@ -1345,6 +2154,7 @@ int jw_probe(const jw_policy_t *policy, int json) {
     json_decref(doc);
     if (text == NULL) {
       say_error("out of memory");
+      probes_free(probes, N_PROBES_MAX);
       prober_free(&pr);
       return JW_EXIT_JW_ERROR;
     }
@@ -1354,6 +2164,7 @@ int jw_probe(const jw_policy_t *policy, int json) {
   } else {
     print_table(&pr, probes, n, status);
   }
+  probes_free(probes, N_PROBES_MAX);
   prober_free(&pr);
   return status;
 }

@@ -93,7 +93,9 @@ static LONG command_line_class60(HANDLE h, char **out, size_t *len, int *truncat
       size_t units = us->Length / sizeof(wchar_t);
       const char *base = (const char *)us, *buf = (const char *)us->Buffer;
       if (us->Buffer == NULL || units == 0) {
-        st = to_utf8(L"", 0, out, len, truncated) == 0 ? 0 : (LONG)0xC0000017;
+        /* Never "": an empty answer is what a process still being set up
+         * shows; the PEB read below decides (and says why). */
+        st = (LONG)0xC0000001; /* STATUS_UNSUCCESSFUL */
       } else if (buf < base + sizeof(*us) || buf + us->Length > base + size) {
         st = (LONG)0xC0000001; /* STATUS_UNSUCCESSFUL: inconsistent answer */
       } else {
@@ -146,8 +148,16 @@ static DWORD command_line_peb(HANDLE h, char **out, size_t *len, int *truncated,
   if (!ReadProcessMemory(h, peb.ProcessParameters, &pp, sizeof(pp), &got) || got != sizeof(pp))
     return GetLastError() ? GetLastError() : ERROR_PARTIAL_COPY;
   units = pp.CommandLine.Length / sizeof(wchar_t); /* at most 32767: bounded */
-  if (units == 0 || pp.CommandLine.Buffer == NULL)
-    return to_utf8(L"", 0, out, len, truncated) == 0 ? 0 : ERROR_NOT_ENOUGH_MEMORY;
+  if (units == 0 || pp.CommandLine.Buffer == NULL) {
+    /* A process caught while it is being set up shows a parameter block
+     * with no command line yet (Wine, floods: up to 2 % of children). An
+     * empty string would be a value claimed as true: it is reported as not
+     * read (the monitor retries; then the field is absent and named in
+     * process.unavailable). A process started with a really empty command
+     * line is reported the same way, never as "". */
+    *step = "ReadProcessMemory(process parameters): no command line (empty or still being set up)";
+    return ERROR_NOT_READY;
+  }
   buf = malloc(units * sizeof(wchar_t));
   if (buf == NULL)
     return ERROR_NOT_ENOUGH_MEMORY;

@@ -1,6 +1,7 @@
 /* Race-free spawn: the child exists only inside the job, suspended, until
  * every check has passed; it inherits its three standard handles and
- * nothing else. */
+ * nothing else; with a policy token it is started under that token
+ * (CreateProcessAsUserW) through the same path. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,13 +115,13 @@ static int dup_std(HANDLE h, HANDLE *out, const char *which, jw_error_t *err) {
   return 0;
 }
 
-static int map_create_error(DWORD e, const char *program, jw_error_t *err) {
+static int map_create_error(DWORD e, const char *call, const char *program, jw_error_t *err) {
   char why[256];
   jw__sys_error_text(e, why, sizeof(why));
   switch (e) {
   case ERROR_FILE_NOT_FOUND:
   case ERROR_PATH_NOT_FOUND:
-    return jw_error_set(err, JW_ENOENT, e, "CreateProcessW",
+    return jw_error_set(err, JW_ENOENT, e, call,
                         "'%.200s': program not found: %s (Win32 error %lu)", program, why,
                         (unsigned long)e);
   case ERROR_BAD_EXE_FORMAT:
@@ -130,11 +131,10 @@ static int map_create_error(DWORD e, const char *program, jw_error_t *err) {
   case ERROR_BAD_FORMAT:
   case ERROR_INVALID_EXE_SIGNATURE:
   case ERROR_ELEVATION_REQUIRED:
-    return jw_error_set(err, JW_ENOEXEC, e, "CreateProcessW",
-                        "'%.200s': cannot execute: %s (Win32 error %lu)", program, why,
-                        (unsigned long)e);
+    return jw_error_set(err, JW_ENOEXEC, e, call, "'%.200s': cannot execute: %s (Win32 error %lu)",
+                        program, why, (unsigned long)e);
   default:
-    return sys_fail(err, "CreateProcessW", e);
+    return sys_fail(err, call, e);
   }
 }
 
@@ -231,9 +231,17 @@ int jw_spawn(HANDLE job, const jw_spawn_options_t *opt, jw_child_t *child, jw_er
   flags = EXTENDED_STARTUPINFO_PRESENT | CREATE_UNICODE_ENVIRONMENT;
   if (!opt->test_naive_order)
     flags |= CREATE_SUSPENDED;
-  if (!CreateProcessW(app, wcmd, NULL, NULL, n_inherit > 0, flags, NULL, NULL, &si.StartupInfo,
-                      &pi)) {
-    rc = map_create_error(GetLastError(), opt->argv[0], err);
+  /* With a token of the policy's (restricted, Low integrity), the same
+   * path through CreateProcessAsUserW: suspended, in the job from the
+   * start, the listed handles only. The token is a restricted copy of
+   * jobwarden's own, which needs no privilege to assign. */
+  if (opt->token != NULL ? !CreateProcessAsUserW(opt->token, app, wcmd, NULL, NULL, n_inherit > 0,
+                                                 flags, NULL, NULL, &si.StartupInfo, &pi)
+                         : !CreateProcessW(app, wcmd, NULL, NULL, n_inherit > 0, flags, NULL, NULL,
+                                           &si.StartupInfo, &pi)) {
+    rc = map_create_error(GetLastError(),
+                          opt->token != NULL ? "CreateProcessAsUserW" : "CreateProcessW",
+                          opt->argv[0], err);
     goto done;
   }
   created = 1;

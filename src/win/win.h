@@ -10,11 +10,9 @@
 
 #include <psapi.h>
 
-/* Completion keys on the job's port. The job's own messages arrive under
- * JW_KEY_JOB; the owner posts control packets under JW_KEY_CONTROL. */
-#define JW_KEY_JOB     ((ULONG_PTR)0x4A57001)
-#define JW_KEY_CONTROL ((ULONG_PTR)0x4A57002)
-#define JW_CTRL_QUIT   1u
+/* Control packets the owner posts to the job's port under the run's
+ * control key (jw_job_t.key_control). */
+#define JW_CTRL_QUIT 1u
 /* A control-channel request is waiting in the monitor's slot; the packet's
  * byte count carries the request's generation (jw_monitor_control). */
 #define JW_CTRL_REQUEST 2u
@@ -28,8 +26,12 @@
 #define JW_TERMINATE_EXIT_CODE 0xC000013Au /* STATUS_CONTROL_C_EXIT */
 
 typedef struct jw_job_s {
-  HANDLE job;                /* owner: jw_job; closing it kills members when kill-on-close is set */
-  HANDLE port;               /* owner: jw_job; the completion port bound to `job` */
+  HANDLE job;  /* owner: jw_job; closing it kills members when kill-on-close is set */
+  HANDLE port; /* owner: jw_job; the completion port bound to `job` */
+  /* Completion keys drawn per run from the system CSPRNG (jw__random_bytes):
+   * the job's messages arrive under key_job, the owner's control packets
+   * under key_control; nonzero and different. Never written to the record. */
+  ULONG_PTR key_job, key_control;
   jw_policy_t policy;        /* resolved */
   int kill_on_close_refused; /* KILL_ON_JOB_CLOSE was refused and dropped */
   DWORD kill_on_close_error; /* the Win32 error of that refusal */
@@ -43,7 +45,7 @@ typedef struct jw_job_s {
 } jw_job_t;
 
 /* Creates a job with the resolved policy's limits and UI restrictions and
- * binds a new completion port to it under JW_KEY_JOB, before any process
+ * binds a new completion port to it under job->key_job, before any process
  * can be in it. If KILL_ON_JOB_CLOSE is refused with ERROR_INVALID_PARAMETER
  * (jobwarden already runs in a job that forbids it), retries without it and
  * sets job->kill_on_close_refused; the caller reports that in an event.
@@ -91,6 +93,10 @@ typedef struct jw_spawn_options_s {
   int test_naive_order;
   /* Test-only: skip PROC_THREAD_ATTRIBUTE_JOB_LIST, use the fallback. */
   int test_force_fallback;
+  /* The primary token to start the program with (CreateProcessAsUserW,
+   * borrowed: the caller owns and closes it); NULL: jobwarden's own
+   * (CreateProcessW). See jw__token_build. */
+  HANDLE token;
 } jw_spawn_options_t;
 
 /* Spawns argv race-free into `job`: the child is created suspended and
@@ -103,6 +109,52 @@ typedef struct jw_spawn_options_s {
  * err->where naming the step and err->sys_error the Win32 error. */
 int jw_spawn(HANDLE job, const jw_spawn_options_t *opt, jw_child_t *child, jw_error_t *err);
 void jw_child_close(jw_child_t *child);
+
+/* Builds the primary token the program is started with for a token mode
+ * (docs/policy.md, "token") from jobwarden's own: RESTRICTED through
+ * CreateRestrictedToken (DISABLE_MAX_PRIVILEGE: every privilege but
+ * SeChangeNotifyPrivilege removed; the powerful groups the token holds
+ * made deny-only), LOW_INTEGRITY through DuplicateTokenEx at Low integrity
+ * (S-1-16-4096), RESTRICTED_LOW both. INHERIT leaves *out NULL. Returns 0
+ * and a new token handle in *out (owner: the caller), or JW_ESYS /
+ * JW_ENOMEM with err->where naming the failed call. Any thread. */
+int jw__token_build(jw_token_mode_t mode, HANDLE *out, jw_error_t *err);
+/* What a token really holds, read back: {"integrity", "integrity_sid",
+ * "privileges": [names], "deny_only": [SIDs]}, and "unavailable":
+ * [{"field","reason"}] for what could not be read. New reference (NULL
+ * only when out of memory). */
+json_t *jw__token_describe(HANDLE token);
+/* The same for a process's own token (OpenProcessToken TOKEN_QUERY); a
+ * token that cannot be opened gives {"unavailable":[{"field":"token",...}]}. */
+json_t *jw__token_describe_process(HANDLE process);
+/* "low", "medium"... for a mandatory-label RID (the names procinfo uses). */
+const char *jw__integrity_name(DWORD rid);
+
+/* jobwarden's own process and threads behind a protected DACL
+ * (src/win/selfprotect.c): the entries below, in this order; "user" is
+ * the SID of jobwarden's own token. */
+#define JW_SELF_ACES 3
+typedef struct {
+  const char *who; /* "user", or a SID string */
+  DWORD mask;      /* the access allowed */
+} jw_self_ace_t;
+extern const jw_self_ace_t jw__self_process_aces[JW_SELF_ACES];
+extern const jw_self_ace_t jw__self_thread_aces[JW_SELF_ACES];
+/* Sets the protected DACL on jobwarden's process (through its
+ * pseudo-handle, which keeps full access) and on every thread it has at
+ * the call; threads already protected by an earlier call are left as
+ * they are. Threads started later keep the default DACL until the next
+ * call. Returns 0 or JW_ESYS with err->where naming the failed call.
+ * Main thread. */
+int jw__self_protect(jw_error_t *err);
+/* Clears HANDLE_FLAG_INHERIT on every handle jobwarden holds (its own
+ * standard handles included: the program gets duplicates made for it
+ * alone), so that no CreateProcess of jobwarden's, whatever its
+ * arguments, can hand one to another process. *cleared counts the
+ * handles changed, *left those that stayed inheritable. Returns 0, or
+ * JW_ESYS when *left > 0. Main thread, while no other thread creates
+ * handles meant to be inherited. */
+int jw__handles_uninherit(unsigned *cleared, unsigned *left);
 
 /* Resolves a program name the way `run` does (SearchPathW, ".exe" added).
  * Returns a new malloc'd UTF-16 path, or NULL with err set (JW_ENOENT). */
@@ -203,7 +255,9 @@ int jw__proc_parent(HANDLE h, DWORD *ppid);
  * else read from its PEB (needs PROCESS_QUERY_INFORMATION | PROCESS_VM_READ).
  * Counted UTF-8 in *out (owned by the caller). Returns 0, or the Win32
  * error of the read from the process (-1 when there is none) with the
- * reason (both attempts, their status / error) in why. */
+ * reason (both attempts, their status / error) in why. Never an empty
+ * string: a parameter block without a command line (a process still being
+ * set up) is ERROR_NOT_READY, *out NULL. */
 int jw__proc_command_line(HANDLE h, char **out, size_t *len, int *truncated, char *why,
                           size_t why_size);
 /* The token's user as "S-1-..." (*sid_out) and as a binary SID (*sid_bin,
@@ -249,6 +303,7 @@ typedef struct jw_run_config_s {
   const char *const *argv; /* command */
   int argc;
   const char *control_name; /* serve \\.\pipe\jobwarden-control-NAME, or NULL */
+  const char *agent_output; /* --agent-output VALUE, or NULL (auto) */
 } jw_run_config_t;
 int jw_run(const jw_run_config_t *cfg);
 /* The console control handler jw_run installs (Ctrl-C, Ctrl-Break, close,
@@ -296,5 +351,43 @@ void jw__control_identity_hook(jw__control_identity_fn fn);
  * (src/win/control_client.c). Return the exit status. */
 int jw_ps_main(const char *name, int json);
 int jw_kill_main(const char *name, int has_pid, uint32_t pid);
+
+/* --- The program's own output stream (src/win/relay.c) --- */
+typedef enum {
+  JW_AGENT_OUT_INHERIT = 0, /* jobwarden's own stdout / stderr (no sink uses them) */
+  JW_AGENT_OUT_STDOUT,      /* relayed to jobwarden's stdout */
+  JW_AGENT_OUT_STDERR,      /* relayed to jobwarden's stderr */
+  JW_AGENT_OUT_NULL,        /* read and discarded */
+  JW_AGENT_OUT_FILE         /* relayed to a file (appended) */
+} jw__agent_output_t;
+typedef struct jw__relay_s jw__relay_t;
+/* --agent-output VALUE (NULL = auto) checked against the event sinks:
+ * auto picks the standard stream no sink uses (null when both are used);
+ * naming a stream that carries events is JW_EUSAGE. *path (FILE) points
+ * into value. Main thread. */
+int jw__agent_output_resolve(const char *value, const char *const *exports, int n_exports,
+                             jw__agent_output_t *mode, const char **path, jw_error_t *err);
+/* Creates the program's output pipe (nothing for INHERIT: *out and
+ * *agent_stdio stay NULL). *agent_stdio is the write end to give the
+ * program as its stdout and stderr (borrowed: owned by the relay). */
+int jw__relay_open(jw__agent_output_t mode, const char *path, jw__relay_t **out,
+                   HANDLE *agent_stdio, jw_error_t *err);
+/* After the spawn: closes jobwarden's copy of the write end and starts
+ * copying. NULL is ignored. Main thread. */
+int jw__relay_start(jw__relay_t *r, jw_error_t *err);
+/* Waits (bounded) until everything the program wrote is relayed; problems
+ * are said on stderr. Returns 0, or -1 when the pipe is still held open
+ * (then the relay must not be freed). Main thread. */
+int jw__relay_finish(jw__relay_t *r, uint32_t timeout_ms);
+void jw__relay_free(jw__relay_t *r);
+
+/* --- The readers' gate of `run` (src/win/gate.c) --- */
+typedef struct jw__gate_s jw__gate_t;
+/* A gate that refuses clients in `job` and records refusals on `em` until
+ * `done` (the monitor's done event) is set, on stderr after. Both handles
+ * are duplicated; em is borrowed and must outlive the exporters. */
+int jw__gate_new(HANDLE job, HANDLE done, jw_emitter_t *em, jw__gate_t **out, jw_error_t *err);
+const jw_client_gate_t *jw__gate_get(const jw__gate_t *g);
+void jw__gate_free(jw__gate_t *g);
 
 #endif

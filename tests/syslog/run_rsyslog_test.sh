@@ -26,11 +26,12 @@ out_udp="$work/rsyslog-udp.txt"
 rm -f "$log"
 
 rsyslog_pid=
+# Stops rsyslogd and returns once it has exited (bash's wait on its own
+# child: no guessed duration; the CTest timeout bounds a rsyslogd that
+# ignores SIGTERM).
 cleanup() {
   if [ -n "$rsyslog_pid" ]; then
     kill "$rsyslog_pid" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$rsyslog_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$rsyslog_pid" 2>/dev/null
     wait "$rsyslog_pid" 2>/dev/null
   fi
 }
@@ -58,17 +59,8 @@ start_rsyslog() {
   rm -f "$work/rsyslogd.pid"
   "$rsyslogd" -n -f "$work/rsyslog.conf" -i "$work/rsyslogd.pid" </dev/null >>"$work/rsyslogd.log" 2>&1 &
   rsyslog_pid=$!
-  python3 - "$tcp_port" <<'PY' || { cat "$work/rsyslogd.log" >&2; fail "rsyslogd did not listen on 127.0.0.1:$tcp_port"; }
-import socket, sys, time
-end = time.time() + 5
-while time.time() < end:
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.5).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.05)
-sys.exit(1)
-PY
+  python3 "$here/wait_for.py" listen "$tcp_port" 10 ||
+    { cat "$work/rsyslogd.log" >&2; fail "rsyslogd did not listen on 127.0.0.1:$tcp_port"; }
 }
 
 stop_rsyslog() {
@@ -123,7 +115,16 @@ for out in outs:
 # jobwarden meant: PRI, HOSTNAME, APP-NAME, PROCID, MSGID, SD, TIMESTAMP.
 import re
 sev = {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}
-hdr = open(outs[0] + ".header", encoding="utf-8").read().splitlines()
+# The header file is a second action of the same ruleset: wait for it too.
+end = time.time() + 10
+while True:
+    try:
+        hdr = open(outs[0] + ".header", encoding="utf-8").read().splitlines()
+    except FileNotFoundError:
+        hdr = []
+    if len(hdr) >= len(lines) or time.time() >= end:
+        break
+    time.sleep(0.1)
 assert len(hdr) == len(lines), f"{len(hdr)} parsed headers for {len(lines)} events"
 pids = set()
 for a, h in zip(lines, hdr):
@@ -143,19 +144,43 @@ PY
 # Every event of the file sink must reach rsyslog over TCP after the restart
 # or be covered by a sandbox.telemetry_gap record that did: never silently
 # missing. (UDP has no way to notice a dead collector; it is not checked.)
+#
+# Every step waits for what happened, never for a guessed time: the helper
+# in the job runs its children in three phases and waits between them for
+# a marker this script creates (helpers.h, series-sync):
+#   1. children run while rsyslog is up; once rsyslog has written the exit
+#      of the phase's last child, rsyslog is stopped (and has exited), then
+#      go-1 lets the helper go on;
+#   2. children run while rsyslog is down; once the file sink has the
+#      phase's last exit and the sink_failed notice of the TCP sink (so the
+#      sink has really failed to send during the outage), rsyslog is started
+#      again (and accepts connections), then go-2;
+#   3. children run against the restarted collector; the run ends.
 stop_rsyslog
 out_restart="$work/rsyslog-restart.txt"
 log2="$events/real-syslog-restart.jsonl"
-rm -f "$log2" "$out_restart"
+sync="$work/sync"
+rm -rf "$log2" "$out_restart" "$sync" && mkdir -p "$sync" || fail "cannot create $sync"
+wait_for() { python3 "$here/wait_for.py" "$@"; }
 start_rsyslog "$out_restart" "$work/rsyslog-restart-udp.txt"
 timeout 60 "$root/scripts/wine-exec.sh" "$prefix" "$jobwarden" run \
   --export "syslog+tcp://127.0.0.1:$tcp_port" --export "file:Z:$log2" \
-  -- "Z:$helper" --helper series 40 40 </dev/null >"$work/jobwarden-restart.log" 2>&1 &
+  -- "Z:$helper" --helper series-sync "Z:$sync" 8 3 </dev/null >"$work/jobwarden-restart.log" 2>&1 &
 jw_pid=$!
-sleep 1.5
+restart_failed() { kill "$jw_pid" 2>/dev/null; cat "$work/jobwarden-restart.log" >&2; fail "restart phase: $*"; }
+pid1=$(wait_for file "$sync/done-1" 60) || restart_failed "the helper did not finish phase 1"
+wait_for event "$out_restart" event=sandbox.process_exit "process.pid=$pid1" >/dev/null ||
+  restart_failed "rsyslog did not receive phase 1"
 stop_rsyslog
-sleep 1.5
+: > "$sync/go-1"
+pid2=$(wait_for file "$sync/done-2" 60) || restart_failed "the helper did not finish phase 2"
+wait_for event "$log2" event=sandbox.process_exit "process.pid=$pid2" >/dev/null ||
+  restart_failed "the file sink did not get phase 2"
+wait_for event "$log2" event=sandbox.notice rule=sink_failed \
+  "error.where=syslog+tcp://127.0.0.1:$tcp_port" >/dev/null ||
+  restart_failed "the TCP sink never failed while rsyslog was down"
 start_rsyslog "$out_restart" "$work/rsyslog-restart-udp.txt"
+: > "$sync/go-2"
 wait "$jw_pid"
 rc=$?
 [ $rc -eq 0 ] || { cat "$work/jobwarden-restart.log" >&2; fail "jobwarden run (restart phase) exited with $rc"; }
@@ -181,7 +206,7 @@ while time.time() < end:
     time.sleep(0.2)
 missing = sorted(set(seqs) - got - covered)
 assert not missing, f"seq {missing} neither delivered nor reported in a gap record"
-assert gaps >= 1, "the outage produced no gap record (the collector was down for 1.5 s)"
+assert gaps >= 1, "the outage produced no gap record (the TCP sink failed while the collector was down)"
 assert max(got) == seqs[-1], "the events after the restart did not arrive"
 print(f"restart: {len(got)} of {len(seqs)} events delivered, {len(covered)} reported in {gaps} gap record(s), none missing")
 PY

@@ -488,6 +488,46 @@ static void test_rule_flags(const char *dir) {
   CHECK_CONTAINS(jw_cli_usage(), "124 a monitor rule ended the program");
 }
 
+/* --token and --no-kill-on-close (docs/policy.md): the token mode, its
+ * refusal, and the one way to run without kill-on-close. */
+static void test_token_flags(void) {
+  jw_cli_t cli;
+  jw_error_t err;
+  jw_policy_t eff;
+  const char *a1[] = {"jobwarden", "run", "--token", "low_integrity", "x"};
+  const char *a2[] = {"jobwarden", "run", "--tier", "lockdown", "--token=inherit", "x"};
+  const char *a3[] = {"jobwarden", "run", "--no-kill-on-close", "x"};
+  const char *a4[] = {"jobwarden", "run", "x"};
+  const char *a5[] = {"jobwarden", "probe", "--token", "restricted"};
+  const char *b1[] = {"jobwarden", "run", "--token", "system", "x"};
+  const char *b2[] = {"jobwarden", "run", "--token"};
+
+  CHECK_INT(parse(ARGC(a1), a1, &cli, &err), 0);
+  CHECK_INT(cli.policy.token, JW_TOKEN_LOW_INTEGRITY);
+  CHECK_U64(cli.policy.set, JW_SET_TOKEN);
+  CHECK_INT(parse(ARGC(a2), a2, &cli, &err), 0);
+  jw_policy_resolve(&cli.policy, &eff);
+  CHECK_INT(eff.token, JW_TOKEN_INHERIT); /* the flag beats lockdown's restricted_low */
+  CHECK_INT(parse(ARGC(a3), a3, &cli, &err), 0);
+  jw_policy_resolve(&cli.policy, &eff);
+  CHECK_INT(eff.kill_on_close, 0);
+  CHECK_U64(cli.policy.set, JW_SET_KILL_ON_CLOSE);
+  CHECK_INT(parse(ARGC(a4), a4, &cli, &err), 0);
+  jw_policy_resolve(&cli.policy, &eff);
+  CHECK_INT(eff.kill_on_close, 1); /* on in tier none too */
+  CHECK_INT(eff.token, JW_TOKEN_INHERIT);
+  CHECK_INT(parse(ARGC(a5), a5, &cli, &err), 0);
+  CHECK_INT(cli.policy.token, JW_TOKEN_RESTRICTED);
+
+  CHECK_INT(parse(ARGC(b1), b1, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.where, "--token");
+  CHECK_STR(err.text, "--token: expected one of \"inherit\", \"restricted\", \"low_integrity\", "
+                      "\"restricted_low\", got \"system\"");
+  CHECK_INT(parse(ARGC(b2), b2, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--token: expected a value");
+  CHECK_CONTAINS(jw_cli_usage(), "--token MODE");
+}
+
 /* --notification-margin: the warning margin below the job limits. */
 static void test_notification_margin_flag(void) {
   jw_cli_t cli;
@@ -521,10 +561,38 @@ static void test_notification_margin_flag(void) {
   CHECK_CONTAINS(jw_cli_usage(), "--notification-margin PCT|off");
 }
 
+/* `run --agent-output`: taken as given (checked against the sinks by the
+ * run), every usage error. */
+static void test_agent_output(void) {
+  jw_cli_t cli;
+  jw_error_t err;
+  const char *a1[] = {"jobwarden", "run", "--export", "stdout", "--agent-output", "null", "x.exe"};
+  const char *a2[] = {"jobwarden", "run", "--agent-output=file:C:\\out.txt", "--", "x.exe"};
+  const char *a3[] = {"jobwarden",      "run",    "--agent-output", "null",
+                      "--agent-output", "stderr", "x.exe"};
+  const char *a4[] = {"jobwarden", "run", "--agent-output="};
+  const char *a5[] = {"jobwarden", "probe", "--agent-output", "null"};
+  const char *a6[] = {"jobwarden", "run", "x.exe"};
+  CHECK_INT(parse(ARGC(a1), a1, &cli, &err), 0);
+  CHECK_STR(cli.agent_output, "null");
+  CHECK_STR(cli.command[0], "x.exe");
+  CHECK_INT(parse(ARGC(a2), a2, &cli, &err), 0);
+  CHECK_STR(cli.agent_output, "file:C:\\out.txt");
+  CHECK_INT(parse(ARGC(a3), a3, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--agent-output: given twice");
+  CHECK_INT(parse(ARGC(a4), a4, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--agent-output: expected auto, inherit, stdout, stderr, null or file:PATH");
+  CHECK_INT(parse(ARGC(a5), a5, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "probe: unknown option '--agent-output' (see jobwarden --help)");
+  CHECK_INT(parse(ARGC(a6), a6, &cli, &err), 0);
+  CHECK(cli.agent_output == NULL);
+}
+
 int main(int argc, char **argv) {
   const char *out = argc > 2 ? argv[2] : ".";
   test_commands();
   test_run_flags();
+  test_agent_output();
   test_too_many_exports();
   test_tail_and_probe();
   test_control_commands();
@@ -533,5 +601,6 @@ int main(int argc, char **argv) {
   test_exit_status();
   test_rule_flags(out);
   test_notification_margin_flag();
+  test_token_flags();
   return jw_test_result("cli");
 }

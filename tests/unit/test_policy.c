@@ -19,12 +19,12 @@ static const char *out_dir = ".";
   "job_cpu_time, notification_margin"
 #define TOP_KEYS                                                                                   \
   "version, name, tier, limits, ui_restrictions, kill_on_close, "                                  \
-  "die_on_unhandled_exception, allow_breakaway, exporters, rules"
+  "die_on_unhandled_exception, allow_breakaway, token, exporters, rules"
 #define SET_KEYS                                                                                   \
   "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
   "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
   "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
-  "active_processes_action, escape_action, escape_scan_interval"
+  "active_processes_action, escape_action, escape_scan_interval, token"
 #define UI_LIST                                                                                    \
   "\"handles\", \"read_clipboard\", \"write_clipboard\", "                                         \
   "\"system_parameters\", \"display_settings\", \"global_atoms\", "                                \
@@ -97,6 +97,7 @@ static void check_policy(const jw_policy_t *got, const jw_policy_t *want, const 
   CHECK_INT(got->die_on_unhandled_exception, want->die_on_unhandled_exception);
   CHECK_INT(got->breakaway_ok, want->breakaway_ok);
   CHECK_U64(got->notification_margin_bp, want->notification_margin_bp);
+  CHECK_INT(got->token, want->token);
   note_case(before, what);
 }
 
@@ -826,15 +827,79 @@ static void test_set(void) {
 
 /* ------------------------------------------------------------------------ */
 
+/* The token key (docs/policy.md, "token"): its four words in a file and
+ * on the command line, refusals that name the field, the value found and
+ * the words allowed, and the tier defaults an explicit value overrides. */
+static void test_token_key(void) {
+  static const char *const words[] = {"inherit", "restricted", "low_integrity", "restricted_low"};
+  jw_policy_t p, r;
+  jw_error_t err;
+  jw_token_mode_t m = JW_TOKEN_INHERIT;
+  char doc[128];
+  int i;
+  for (i = 0; i < 4; i++) {
+    CHECK_STR(jw_token_mode_name((jw_token_mode_t)i), words[i]);
+    CHECK_INT(jw_token_mode_parse(words[i], &m), 0);
+    CHECK_INT(m, i);
+    jw_policy_init(&p);
+    snprintf(doc, sizeof doc, "{\"token\": \"%s\"}", words[i]);
+    CHECK_INT(parse(&p, doc, NULL, &err), 0);
+    CHECK_INT(p.token, i);
+    CHECK_U64(p.set, JW_SET_TOKEN);
+    jw_policy_init(&p);
+    CHECK_INT(jw_policy_set(&p, "token", words[i], "--token", &err), 0);
+    CHECK_INT(p.token, i);
+    CHECK_U64(p.set, JW_SET_TOKEN);
+  }
+  CHECK_STR(jw_token_mode_name((jw_token_mode_t)4), "unknown");
+  CHECK_INT(jw_token_mode_parse("Restricted", &m), JW_EINVAL);
+  CHECK_INT(jw_token_mode_parse(NULL, &m), JW_EINVAL);
+
+  expect_parse_error("{\"token\": \"low\"}", NULL, "token",
+                     "token: expected one of \"inherit\", \"restricted\", \"low_integrity\", "
+                     "\"restricted_low\", got \"low\"");
+  expect_parse_error("{\"token\": true}", NULL, "token",
+                     "token: expected one of \"inherit\", \"restricted\", \"low_integrity\", "
+                     "\"restricted_low\", got true");
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "token", "untrusted", "--token", &err), JW_EPOLICY);
+  CHECK_STR(err.where, "--token");
+  CHECK_STR(err.text, "--token: expected one of \"inherit\", \"restricted\", "
+                      "\"low_integrity\", \"restricted_low\", got \"untrusted\"");
+  CHECK_U64(p.set, 0);
+
+  /* An explicit token beats lockdown's, and is kept in other tiers. */
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p, "{\"tier\": \"lockdown\", \"token\": \"inherit\"}", NULL, &err), 0);
+  jw_policy_resolve(&p, &r);
+  CHECK_INT(r.token, JW_TOKEN_INHERIT);
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p, "{\"tier\": \"none\", \"token\": \"low_integrity\"}", NULL, &err), 0);
+  jw_policy_resolve(&p, &r);
+  CHECK_INT(r.token, JW_TOKEN_LOW_INTEGRITY);
+  /* kill_on_close: false is the only way to have none, in any tier. */
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p, "{\"tier\": \"none\", \"kill_on_close\": false}", NULL, &err), 0);
+  jw_policy_resolve(&p, &r);
+  CHECK_INT(r.kill_on_close, 0);
+  jw_policy_init(&p);
+  jw_policy_resolve(&p, &r);
+  CHECK_INT(r.kill_on_close, 1);
+}
+
 static void test_resolve(void) {
   jw_policy_t p, r, want;
   jw_error_t err;
 
-  /* The tier table, nothing set explicitly. */
+  /* The tier table, nothing set explicitly. Kill-on-close is on in
+   * every tier, none included; the token is jobwarden's own except in
+   * lockdown. */
   jw_policy_init(&p);
   jw_policy_resolve(&p, &r);
   jw_policy_init(&want);
   want.notification_margin_bp = JW_NOTIFY_MARGIN_DEFAULT_BP; /* every resolved policy */
+  want.kill_on_close = 1;
+  want.token = JW_TOKEN_INHERIT;
   check_policy(&r, &want, "tier none");
 
   jw_policy_init(&p);
@@ -854,6 +919,7 @@ static void test_resolve(void) {
   want.tier = JW_TIER_LOCKDOWN;
   want.active_processes = 1;
   want.ui_restrictions = JW_UI_ALL;
+  want.token = JW_TOKEN_RESTRICTED_LOW;
   check_policy(&r, &want, "tier lockdown");
 
   /* Explicit settings win, "unlimited" and false included; fields without
@@ -876,6 +942,7 @@ static void test_resolve(void) {
   want.kill_on_close = 0;
   want.die_on_unhandled_exception = 1;
   want.breakaway_ok = 1;
+  want.token = JW_TOKEN_RESTRICTED_LOW;
   check_policy(&r, &want, "lockdown with overrides");
   CHECK_U64(r.set, p.set);
 
@@ -971,7 +1038,7 @@ static void round_trip(const jw_policy_t *p, const char *what) {
   /* Every field but the name (left out when empty) is explicit, and the
    * notification margin where a job limit makes it matter. */
   CHECK_U64(back.set | (resolved.name[0] ? 0 : JW_SET_NAME),
-            ALL_SET_BITS |
+            ALL_SET_BITS | JW_SET_TOKEN |
                 (resolved.job_memory || resolved.job_time_ms ? JW_SET_NOTIFY_MARGIN : 0));
   note_case(before, s);
   free(s);
@@ -1001,7 +1068,7 @@ static void test_to_json(void) {
                "\"display_settings\",\"global_atoms\",\"desktop\","
                "\"exit_windows\"],"
                "\"kill_on_close\":true,\"die_on_unhandled_exception\":true,"
-               "\"allow_breakaway\":false}");
+               "\"allow_breakaway\":false,\"token\":\"restricted_low\"}");
   free(s);
 
   /* No name; sizes beyond a JSON integer; the largest duration. */
@@ -1022,7 +1089,7 @@ static void test_to_json(void) {
                "\"job_cpu_time\":\"1ms\",\"notification_margin\":\"10%\"},"
                "\"ui_restrictions\":[\"read_clipboard\",\"desktop\"],"
                "\"kill_on_close\":false,\"die_on_unhandled_exception\":false,"
-               "\"allow_breakaway\":true}");
+               "\"allow_breakaway\":true,\"token\":\"inherit\"}");
   free(s);
   round_trip(&p, "extremes");
 
@@ -1551,8 +1618,8 @@ static void test_rules_to_json(void) {
                "\"process_memory\":\"unlimited\",\"job_memory\":\"unlimited\","
                "\"process_cpu_time\":\"unlimited\",\"job_cpu_time\":\"unlimited\"},"
                "\"ui_restrictions\":[],"
-               "\"kill_on_close\":false,\"die_on_unhandled_exception\":false,"
-               "\"allow_breakaway\":false,"
+               "\"kill_on_close\":true,\"die_on_unhandled_exception\":false,"
+               "\"allow_breakaway\":false,\"token\":\"inherit\","
                "\"rules\":{\"timeout\":{\"after\":\"1800000ms\",\"action\":\"report\"},"
                "\"total_processes\":{\"max\":100,\"action\":\"kill_job\"},"
                "\"images\":{\"deny\":[\"cmd.exe\",\"powershell\"],\"allow\":[\"python.exe\"],"
@@ -1836,6 +1903,7 @@ int main(int argc, char **argv) {
   test_parse_errors();
   test_hostile_messages();
   test_set();
+  test_token_key();
   test_resolve();
   test_override_order();
   test_to_json();

@@ -94,7 +94,8 @@ int main(int argc, char **argv) {
     return 1;
   for (i = 0; i < n; i++) {
     double t0 = now_us();
-    PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, JW_KEY_JOB, NULL);
+    PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, r.job.key_job,
+                               NULL);
     if (wait_both(h, pipe, have + 1, &have, &have_pipe, t0, &lat[i], &lat_pipe[i]) != 0)
       return 1;
   }

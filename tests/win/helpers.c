@@ -1,11 +1,16 @@
 /* Helper modes and utilities for the Windows tests (see helpers.h). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <windows.h>
+
 #include "helpers.h"
 #include "test_util.h"
 
+#include <aclapi.h>
+#include <sddl.h>
 #include <tlhelp32.h>
 
 const wchar_t *tw_self(void) {
@@ -113,18 +118,47 @@ static int helper_breakaway(void) {
 
 /* ---- escapes (issue 9, section 3): attacks from inside the job ---------- */
 
-/* "<a> <b>\n" to path, through a temporary name: a reader never sees half. */
-static int write_pair(const char *path, DWORD a, DWORD b) {
+/* "<a> <b>[ tail]\n" to path, through a temporary name: a reader never
+ * sees half. */
+static int write_pair_tail(const char *path, DWORD a, DWORD b, const char *tail) {
   char tmp[MAX_PATH * 4 + 8];
   FILE *f;
   snprintf(tmp, sizeof(tmp), "%s.tmp", path);
   f = fopen(tmp, "wb");
   if (f == NULL)
     return -1;
-  fprintf(f, "%lu %lu\n", (unsigned long)a, (unsigned long)b);
+  fprintf(f, "%lu %lu%s%s\n", (unsigned long)a, (unsigned long)b, tail[0] ? " " : "", tail);
   if (fclose(f) != 0)
     return -1;
   return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING) ? 0 : -1;
+}
+
+static int write_pair(const char *path, DWORD a, DWORD b) {
+  return write_pair_tail(path, a, b, "");
+}
+
+/* The owner's way round jobwarden's protected process DACL, which Wine
+ * allows (it ignores the OWNER RIGHTS entry; Windows refuses WRITE_DAC):
+ * open pid for WRITE_DAC and give Everyone full access. The Win32 error of
+ * the first step that failed, 0 when the DACL was replaced. */
+static DWORD grant_everyone(DWORD pid) {
+  PSECURITY_DESCRIPTOR sd = NULL;
+  PACL dacl = NULL;
+  BOOL present = FALSE, defaulted = FALSE;
+  DWORD e;
+  HANDLE h = OpenProcess(WRITE_DAC, FALSE, pid);
+  if (h == NULL)
+    return GetLastError();
+  if (!ConvertStringSecurityDescriptorToSecurityDescriptorA("D:(A;;GA;;;WD)", SDDL_REVISION_1, &sd,
+                                                            NULL) ||
+      !GetSecurityDescriptorDacl(sd, &present, &dacl, &defaulted))
+    e = GetLastError();
+  else
+    e = SetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, dacl, NULL);
+  if (sd != NULL)
+    LocalFree(sd);
+  CloseHandle(h);
+  return e;
 }
 
 /* The pid of this process's parent (the process that started it), 0 if
@@ -152,9 +186,9 @@ static DWORD own_parent(void) {
  * takes WHO's job instead of this one's. */
 static int helper_spoof_parent(int argc, char **argv) {
   const char *who, *pidfile, *then;
-  char args[1024] = "";
+  char args[1024] = "", tail[64];
   wchar_t cmd[2048], kick[1024];
-  DWORD parent_pid;
+  DWORD parent_pid, open_err = 0, rewrite_err = (DWORD)-1;
   HANDLE parent = NULL;
   PROCESS_INFORMATION sib, pi, kp;
   STARTUPINFOEXW si;
@@ -172,7 +206,7 @@ static int helper_spoof_parent(int argc, char **argv) {
     strncat(args, argv[i], sizeof(args) - strlen(args) - 2);
     strncat(args, " ", sizeof(args) - strlen(args) - 1);
   }
-  if (strcmp(who, "parent") == 0) {
+  if (strcmp(who, "parent") == 0 || strcmp(who, "parent-dacl") == 0) {
     parent_pid = own_parent();
   } else if (strcmp(who, "member") == 0) {
     /* A sibling started the ordinary way: a member of this job. */
@@ -185,6 +219,18 @@ static int helper_spoof_parent(int argc, char **argv) {
   }
   parent = OpenProcess(PROCESS_CREATE_PROCESS, FALSE, parent_pid);
   if (parent == NULL) {
+    open_err = GetLastError();
+    if (strcmp(who, "parent-dacl") == 0) {
+      rewrite_err = grant_everyone(parent_pid);
+      if (rewrite_err == 0)
+        parent = OpenProcess(PROCESS_CREATE_PROCESS, FALSE, parent_pid);
+    }
+  }
+  snprintf(tail, sizeof(tail), "open=%lu rewrite=%ld", (unsigned long)open_err,
+           rewrite_err == (DWORD)-1 ? -1L : (long)rewrite_err);
+  if (parent == NULL) {
+    /* Refused: nothing was started; the pid file says why. */
+    write_pair_tail(pidfile, parent_pid, 0, tail);
     rc = 82;
     goto done;
   }
@@ -206,7 +252,7 @@ static int helper_spoof_parent(int argc, char **argv) {
     goto done;
   }
   DeleteProcThreadAttributeList(si.lpAttributeList);
-  if (write_pair(pidfile, parent_pid, pi.dwProcessId) != 0)
+  if (write_pair_tail(pidfile, parent_pid, pi.dwProcessId, tail) != 0)
     rc = 85;
   if (rc == 0 && strcmp(then, "kick") == 0) {
     /* A child inside the job: a NEW_PROCESS on the port. */
@@ -292,6 +338,876 @@ static int helper_jw_control(int argc, char **argv) {
 }
 /* ---- end of escapes ----------------------------------------------------- */
 
+/* --- series-sync, race-sync, tw_wait_event_pid: helpers that wait for what
+ * happened ----------------------------------------------------------------- */
+
+/* Runs the helper `exit 0` once, waits for it; 0 and its pid, or -1. */
+static int run_one_child(DWORD *pid) {
+  wchar_t cmd[1024];
+  PROCESS_INFORMATION pi;
+  DWORD code = 0;
+  tw_helper_cmdline(cmd, 1024, "exit 0");
+  if (start(cmd, 0, &pi) != 0)
+    return -1;
+  *pid = pi.dwProcessId;
+  WaitForSingleObject(pi.hProcess, 10000);
+  GetExitCodeProcess(pi.hProcess, &code);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return code == 0 ? 0 : -1;
+}
+
+/* Writes TEXT to PATH through a temporary name and a rename, so a reader
+ * never sees half of it. */
+static int write_marker(const char *path, const char *text) {
+  char tmp[MAX_PATH + 8];
+  FILE *f;
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  f = fopen(tmp, "wb");
+  if (f == NULL)
+    return -1;
+  fputs(text, f);
+  fclose(f);
+  return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING) ? 0 : -1;
+}
+
+/* series-sync DIR N PHASES: see helpers.h. The wait for the test's go
+ * marker is a poll for a file the test creates (bounded by 120 s, so a test
+ * that died leaves no helper behind for ever), never a guess of how long
+ * the test needs. */
+static int helper_series_sync(int argc, char **argv) {
+  unsigned long n, phases, k, i;
+  char path[MAX_PATH], text[32];
+  DWORD pid = 0, waited;
+  if (argc < 6)
+    return 90;
+  n = strtoul(argv[4], NULL, 0);
+  phases = strtoul(argv[5], NULL, 0);
+  for (k = 1; k <= phases; k++) {
+    for (i = 0; i < n; i++)
+      if (run_one_child(&pid) != 0)
+        return 96;
+    snprintf(path, sizeof(path), "%s\\done-%lu", argv[3], k);
+    snprintf(text, sizeof(text), "%lu\n", (unsigned long)pid);
+    if (write_marker(path, text) != 0)
+      return 92;
+    if (k == phases)
+      break;
+    snprintf(path, sizeof(path), "%s\\go-%lu", argv[3], k);
+    for (waited = 0; GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES; waited += 10) {
+      if (waited >= 120000)
+        return 97;
+      Sleep(10);
+    }
+  }
+  return 0;
+}
+
+/* tw_wait_event_pid: see helpers.h. Only complete lines count: the line
+ * being written is not an event yet. */
+int tw_wait_event_pid(const char *path, DWORD pid, DWORD timeout_ms) {
+  ULONGLONG deadline = GetTickCount64() + timeout_ms;
+  for (;;) {
+    size_t len = 0;
+    char *buf = tw_read_file(path, &len), *line, *nl;
+    int found = 0;
+    for (line = buf; buf != NULL && !found && (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+      json_t *ev = json_loadb(line, (size_t)(nl - line), 0, NULL);
+      found = ev != NULL && tw_int(ev, "process.pid") == (long long)pid;
+      json_decref(ev);
+    }
+    free(buf);
+    if (found)
+      return 0;
+    if (GetTickCount64() >= deadline)
+      return -1;
+    Sleep(10); /* a bounded poll of the file, not a guess */
+  }
+}
+
+/* race-sync DIR: see helpers.h. The naive spawn order made deterministic:
+ * the grandchild exists before the test assigns this process to a job. */
+static int helper_race_sync(int argc, char **argv) {
+  char path[MAX_PATH];
+  wchar_t cmd[1024];
+  PROCESS_INFORMATION pi;
+  BOOL self_in = FALSE, child_in = FALSE;
+  DWORD waited;
+  if (argc < 4)
+    return 90;
+  tw_helper_cmdline(cmd, 1024, "sleep 0");
+  if (start(cmd, 0, &pi) != 0)
+    return 94;
+  snprintf(path, sizeof(path), "%s\\started", argv[3]);
+  if (write_marker(path, "started\n") != 0)
+    return 92;
+  snprintf(path, sizeof(path), "%s\\go", argv[3]);
+  for (waited = 0; GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES; waited += 10) {
+    if (waited >= 120000)
+      return 97;
+    Sleep(10);
+  }
+  IsProcessInJob(GetCurrentProcess(), NULL, &self_in);
+  IsProcessInJob(pi.hProcess, NULL, &child_in);
+  WaitForSingleObject(pi.hProcess, 5000);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return 0x100 | (self_in ? 1 : 0) | (child_in ? 2 : 0);
+}
+
+/* --- end of series-sync, race-sync, tw_wait_event_pid ------------------- */
+
+/* ---- tamper: an agent attacking the monitor's completion port ------------ */
+
+/* Wine 8 and Windows: NtQueryObject(ObjectTypeInformation) starts with the
+ * type's name as a UNICODE_STRING. */
+typedef struct {
+  USHORT Length, MaximumLength;
+  PWSTR Buffer;
+} tw_ustr_t;
+typedef LONG(WINAPI *tw_nt_query_object_fn)(HANDLE, int, PVOID, ULONG, PULONG);
+typedef LONG(WINAPI *tw_nt_query_process_fn)(HANDLE, int, PVOID, ULONG, PULONG);
+
+/* The parent pid, as an attacker reads it (ProcessBasicInformation). */
+static DWORD tamper_parent(void) {
+  ULONG_PTR pbi[6];
+  tw_nt_query_process_fn q = (tw_nt_query_process_fn)(void (*)(void))GetProcAddress(
+      GetModuleHandleW(L"ntdll.dll"), "NtQueryInformationProcess");
+  if (q == NULL || q(GetCurrentProcess(), 0, pbi, sizeof(pbi), NULL) != 0)
+    return 0;
+  return (DWORD)pbi[5];
+}
+
+/* 1: the handle is an IoCompletion object by its type name; 0: another
+ * type; -1: the type could not be read (*qerr: the NTSTATUS). */
+static int tamper_is_port_by_type(HANDLE h, LONG *qerr) {
+  static tw_nt_query_object_fn q;
+  union {
+    tw_ustr_t name;
+    BYTE raw[2048];
+  } buf;
+  LONG st;
+  if (q == NULL)
+    q = (tw_nt_query_object_fn)(void (*)(void))GetProcAddress(GetModuleHandleW(L"ntdll.dll"),
+                                                              "NtQueryObject");
+  if (q == NULL)
+    return -1;
+  memset(&buf, 0, sizeof(buf));
+  st = q(h, 2 /* ObjectTypeInformation */, &buf, sizeof(buf), NULL);
+  if (st != 0) {
+    *qerr = st;
+    return -1;
+  }
+  return buf.name.Buffer != NULL && buf.name.Length == 24 &&
+         wcsncmp(buf.name.Buffer, L"IoCompletion", 12) == 0;
+}
+
+static void tamper_post(HANDLE port, ULONG_PTR key, DWORD bytes, ULONG_PTR value, FILE *out,
+                        const char *name) {
+  BOOL ok = PostQueuedCompletionStatus(port, bytes, key, (LPOVERLAPPED)value);
+  fprintf(out, "post %s %d %lu\n", name, ok ? 1 : 0, ok ? 0ul : (unsigned long)GetLastError());
+}
+
+/* tamper RESULT MARKER: run inside the job. Opens its parent (the process
+ * playing jobwarden) with PROCESS_DUP_HANDLE, copies every handle value it
+ * has and keeps the IoCompletion ones (by type name where NtQueryObject
+ * answers, else by GetQueuedCompletionStatus's answer), learns the job's
+ * key by dequeuing a packet (it starts short-lived children until one of
+ * the candidate ports hands it one), then posts: the old constant quit,
+ * a quit under a guessed key, a quit under the learned key, and under the
+ * learned key a NEW_PROCESS naming its parent, an EXIT_PROCESS naming
+ * itself, an ACTIVE_PROCESS_ZERO, a PROCESS_MEMORY_LIMIT naming itself.
+ * Writes what it achieved to RESULT (renamed into place), then waits for
+ * MARKER to exist and exits 0. */
+static int helper_tamper(int argc, char **argv) {
+  char tmp[MAX_PATH + 8];
+  FILE *out;
+  DWORD parent = tamper_parent(), self = GetCurrentProcessId();
+  HANDLE hp, cand[16], port = NULL;
+  int n_cand = 0, by_type = 0, by_wait = 0, type_fail = 0, i, tries;
+  LONG qerr = 0;
+  ULONG_PTR v, key = 0;
+  DWORD bytes = 0;
+  ULONG_PTR got_value = 0;
+  if (argc < 5)
+    return 90;
+  snprintf(tmp, sizeof(tmp), "%s.tmp", argv[3]);
+  out = fopen(tmp, "wb");
+  if (out == NULL)
+    return 91;
+  fprintf(out, "parent %lu\nself %lu\n", (unsigned long)parent, (unsigned long)self);
+  hp = OpenProcess(PROCESS_DUP_HANDLE, FALSE, parent);
+  fprintf(out, "open_parent %d %lu\n", hp != NULL, hp ? 0ul : (unsigned long)GetLastError());
+  for (v = 4; hp != NULL && v < 0x10000 && n_cand < 16; v += 4) {
+    HANDLE h = NULL;
+    int t;
+    if (!DuplicateHandle(hp, (HANDLE)v, GetCurrentProcess(), &h, 0, FALSE, DUPLICATE_SAME_ACCESS))
+      continue;
+    t = tamper_is_port_by_type(h, &qerr);
+    if (t < 0) {
+      DWORD n = 0;
+      ULONG_PTR k = 0;
+      LPOVERLAPPED o = NULL;
+      type_fail++;
+      /* A port answers an empty wait with WAIT_TIMEOUT; other objects
+       * with ERROR_INVALID_HANDLE. */
+      t = !GetQueuedCompletionStatus(h, &n, &k, &o, 0) && GetLastError() == WAIT_TIMEOUT;
+      by_wait += t;
+    } else {
+      by_type += t;
+    }
+    if (t)
+      cand[n_cand++] = h;
+    else
+      CloseHandle(h);
+  }
+  fprintf(out, "ports %d by_type %d by_wait %d type_query_failures %d ntstatus 0x%08lX\n", n_cand,
+          by_type, by_wait, type_fail, (unsigned long)qerr);
+  /* Learn the key: the kernel posts a NEW_PROCESS and an EXIT_PROCESS for
+   * each child; the monitor competes for them. */
+  for (tries = 0; tries < 200 && port == NULL && n_cand > 0; tries++) {
+    wchar_t cmd[1024];
+    PROCESS_INFORMATION pi;
+    STARTUPINFOW si;
+    memset(&si, 0, sizeof(si));
+    si.cb = sizeof(si);
+    tw_helper_cmdline(cmd, 1024, "exit 0");
+    if (CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+      CloseHandle(pi.hThread);
+      /* Dequeue while the kernel posts (the child starts and exits). */
+      while (port == NULL && WaitForSingleObject(pi.hProcess, 0) != WAIT_OBJECT_0) {
+        for (i = 0; i < n_cand && port == NULL; i++) {
+          LPOVERLAPPED o = NULL;
+          if (GetQueuedCompletionStatus(cand[i], &bytes, &key, &o, 1) || o != NULL) {
+            port = cand[i];
+            got_value = (ULONG_PTR)o;
+          }
+        }
+      }
+      for (i = 0; i < n_cand && port == NULL; i++) {
+        LPOVERLAPPED o = NULL;
+        if (GetQueuedCompletionStatus(cand[i], &bytes, &key, &o, 20) || o != NULL) {
+          port = cand[i];
+          got_value = (ULONG_PTR)o;
+        }
+      }
+      CloseHandle(pi.hProcess);
+    }
+  }
+  fprintf(out, "dequeued %d tries %d message %lu value %lu\n", port != NULL, tries,
+          (unsigned long)bytes, (unsigned long)got_value);
+  if (port == NULL && n_cand > 0)
+    port = cand[0];
+  if (port != NULL) {
+    tamper_post(port, (ULONG_PTR)0x4A57002, 0, 1, out, "old_quit");
+    tamper_post(port, (ULONG_PTR)0x12345678, 0, 1, out, "guessed_quit");
+    if (key != 0) {
+      tamper_post(port, key, 0, 1, out, "learned_quit");
+      tamper_post(port, key, JOB_OBJECT_MSG_NEW_PROCESS, parent, out, "new_process");
+      tamper_post(port, key, JOB_OBJECT_MSG_EXIT_PROCESS, self, out, "exit_process");
+      tamper_post(port, key, JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO, 0, out, "active_zero");
+      tamper_post(port, key, JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT, self, out, "memory_limit");
+    }
+  }
+  fprintf(out, "done\n");
+  fclose(out);
+  if (!MoveFileExA(tmp, argv[3], MOVEFILE_REPLACE_EXISTING))
+    return 92;
+  while (GetFileAttributesA(argv[4]) == INVALID_FILE_ATTRIBUTES)
+    Sleep(10);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Self-defence helpers (issue 9, part 1): the agent turns on jobwarden.    */
+/* Each reports on stdout (the handle jobwarden passes on, which a Low-     */
+/* integrity child can still write) in one WriteFile per line.              */
+/* ------------------------------------------------------------------------ */
+
+static void report(const char *fmt, ...) {
+  char line[4096];
+  va_list ap;
+  int n;
+  DWORD done;
+  va_start(ap, fmt);
+  n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  if ((size_t)n > sizeof(line) - 2)
+    n = (int)sizeof(line) - 2;
+  line[n++] = '\n';
+  WriteFile(GetStdHandle(STD_OUTPUT_HANDLE), line, (DWORD)n, &done, NULL);
+}
+
+/* The parent's pid, from a Toolhelp snapshot. */
+static DWORD parent_pid(void) {
+  HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+  PROCESSENTRY32W pe;
+  DWORD self = GetCurrentProcessId(), parent = 0;
+  if (snap == INVALID_HANDLE_VALUE)
+    return 0;
+  pe.dwSize = sizeof(pe);
+  if (Process32FirstW(snap, &pe)) {
+    do {
+      if (pe.th32ProcessID == self)
+        parent = pe.th32ParentProcessID;
+    } while (Process32NextW(snap, &pe));
+  }
+  CloseHandle(snap);
+  return parent;
+}
+
+/* Waits (polling, bounded) for a marker file the test creates. */
+static int wait_marker(const char *path, DWORD timeout_ms) {
+  DWORD waited = 0;
+  while (GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES) {
+    if (waited >= timeout_ms)
+      return -1;
+    Sleep(5);
+    waited += 5;
+  }
+  return 0;
+}
+
+/* The owner's way round a process DACL: open the parent for WRITE_DAC
+ * (which an OWNER RIGHTS entry of READ_CONTROL alone refuses on Windows)
+ * and give Everyone full access. Reports "rewrite_open ERR" and, when the
+ * open worked, "rewrite_set ERR"; returns 0 when the DACL was replaced. */
+static int rewrite_parent_dacl(DWORD ppid) {
+  PSECURITY_DESCRIPTOR sd = NULL;
+  PACL dacl = NULL;
+  BOOL present = FALSE, defaulted = FALSE;
+  DWORD e;
+  HANDLE h = OpenProcess(WRITE_DAC, FALSE, ppid);
+  report("rewrite_open %lu", h != NULL ? 0ul : (unsigned long)GetLastError());
+  if (h == NULL)
+    return -1;
+  if (!ConvertStringSecurityDescriptorToSecurityDescriptorA("D:(A;;GA;;;WD)", SDDL_REVISION_1, &sd,
+                                                            NULL) ||
+      !GetSecurityDescriptorDacl(sd, &present, &dacl, &defaulted))
+    e = GetLastError();
+  else
+    e = SetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, dacl, NULL);
+  report("rewrite_set %lu", (unsigned long)e);
+  if (sd != NULL)
+    LocalFree(sd);
+  CloseHandle(h);
+  return e == 0 ? 0 : -1;
+}
+
+/* open-parent: one OpenProcess per right on jobwarden; "open <NAME> <err>"
+ * per right, err 0 when the open succeeded. */
+static int helper_open_parent(void) {
+  static const struct {
+    const char *name;
+    DWORD right;
+  } rights[] = {{"PROCESS_TERMINATE", PROCESS_TERMINATE},
+                {"PROCESS_DUP_HANDLE", PROCESS_DUP_HANDLE},
+                {"PROCESS_VM_READ", PROCESS_VM_READ},
+                {"PROCESS_CREATE_PROCESS", PROCESS_CREATE_PROCESS},
+                {"WRITE_DAC", WRITE_DAC},
+                {"PROCESS_QUERY_LIMITED_INFORMATION", PROCESS_QUERY_LIMITED_INFORMATION}};
+  DWORD ppid = parent_pid();
+  size_t i;
+  if (ppid == 0)
+    return 80;
+  report("parent %lu", (unsigned long)ppid);
+  for (i = 0; i < sizeof(rights) / sizeof(rights[0]); i++) {
+    HANDLE h = OpenProcess(rights[i].right, FALSE, ppid);
+    report("open %s %lu", rights[i].name, h != NULL ? 0ul : (unsigned long)GetLastError());
+    if (h != NULL)
+      CloseHandle(h);
+  }
+  return 0;
+}
+
+/* kill-parent PIDFILE GOFILE: starts a grandchild (sleep), writes
+ * "<own pid> <grandchild pid>" to PIDFILE, waits for GOFILE, then opens
+ * jobwarden with PROCESS_TERMINATE and terminates it with exit code 0.
+ * Reports "open <err>" and, if it got that far, "terminate <err>"; then
+ * waits for the grandchild (it dies with the job, or the test kills it). */
+static int helper_kill_parent(int argc, char **argv) {
+  wchar_t cmd[1024];
+  PROCESS_INFORMATION pi;
+  char tmp[MAX_PATH + 8];
+  FILE *f;
+  DWORD ppid = parent_pid();
+  HANDLE h;
+  if (argc < 5 || ppid == 0)
+    return 81;
+  tw_helper_cmdline(cmd, 1024, "sleep 60000");
+  if (start(cmd, 0, &pi) != 0)
+    return 82;
+  snprintf(tmp, sizeof(tmp), "%s.tmp", argv[3]);
+  f = fopen(tmp, "wb");
+  if (f == NULL)
+    return 83;
+  fprintf(f, "%lu %lu\n", (unsigned long)GetCurrentProcessId(), (unsigned long)pi.dwProcessId);
+  fclose(f);
+  if (!MoveFileExA(tmp, argv[3], MOVEFILE_REPLACE_EXISTING))
+    return 84;
+  if (wait_marker(argv[4], 30000) != 0)
+    return 85;
+  h = OpenProcess(PROCESS_TERMINATE, FALSE, ppid);
+  report("open %lu", h != NULL ? 0ul : (unsigned long)GetLastError());
+  if (h == NULL && rewrite_parent_dacl(ppid) == 0) {
+    h = OpenProcess(PROCESS_TERMINATE, FALSE, ppid);
+    report("reopen %lu", h != NULL ? 0ul : (unsigned long)GetLastError());
+  }
+  if (h != NULL) {
+    BOOL ok = TerminateProcess(h, 0);
+    report("terminate %lu", ok ? 0ul : (unsigned long)GetLastError());
+    CloseHandle(h);
+  }
+  WaitForSingleObject(pi.hProcess, 60000);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return 0;
+}
+
+/* dup-job: opens jobwarden with PROCESS_DUP_HANDLE, copies every handle
+ * value until one is the job this process is in, turns kill-on-close off
+ * and breakaway on through the copy, and tries a child that breaks away.
+ * Reports "open <err>", "job <handle value in jobwarden, 0 = not found>",
+ * "set <err>", "breakaway <err>" and "escaped <0|1>" (the child was outside
+ * every job; it is terminated at once). */
+static int helper_dup_job(void) {
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION li;
+  DWORD ppid = parent_pid(), v, found = 0;
+  HANDLE parent, job = NULL;
+  wchar_t cmd[1024];
+  PROCESS_INFORMATION pi;
+  if (ppid == 0)
+    return 86;
+  parent = OpenProcess(PROCESS_DUP_HANDLE, FALSE, ppid);
+  report("open %lu", parent != NULL ? 0ul : (unsigned long)GetLastError());
+  if (parent == NULL && rewrite_parent_dacl(ppid) == 0) {
+    parent = OpenProcess(PROCESS_DUP_HANDLE, FALSE, ppid);
+    report("reopen %lu", parent != NULL ? 0ul : (unsigned long)GetLastError());
+  }
+  if (parent == NULL)
+    return 0;
+  for (v = 4; v < 0x4000 && job == NULL; v += 4) {
+    HANDLE h = NULL;
+    BOOL in = FALSE;
+    if (!DuplicateHandle(parent, (HANDLE)(ULONG_PTR)v, GetCurrentProcess(), &h, 0, FALSE,
+                         DUPLICATE_SAME_ACCESS))
+      continue;
+    if (IsProcessInJob(GetCurrentProcess(), h, &in) && in) {
+      job = h;
+      found = v;
+    } else {
+      CloseHandle(h);
+    }
+  }
+  CloseHandle(parent);
+  report("job %lu", (unsigned long)found);
+  if (job == NULL)
+    return 0;
+  memset(&li, 0, sizeof(li));
+  li.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_BREAKAWAY_OK;
+  report("set %lu", SetInformationJobObject(job, JobObjectExtendedLimitInformation, &li, sizeof(li))
+                        ? 0ul
+                        : (unsigned long)GetLastError());
+  CloseHandle(job);
+  tw_helper_cmdline(cmd, 1024, "sleep 60000");
+  if (start(cmd, CREATE_BREAKAWAY_FROM_JOB | CREATE_SUSPENDED, &pi) != 0) {
+    report("breakaway %lu", (unsigned long)GetLastError());
+    return 0;
+  }
+  {
+    BOOL in = TRUE;
+    IsProcessInJob(pi.hProcess, NULL, &in);
+    report("breakaway 0");
+    report("escaped %d", in ? 0 : 1);
+  }
+  TerminateProcess(pi.hProcess, 1);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return 0;
+}
+
+/* inherited: the handles this process holds with HANDLE_FLAG_INHERIT set
+ * (an inherited handle keeps the flag: these are what it inherited) and
+ * its three standard handles. Reports "std <in> <out> <err>" and
+ * "inheritable <v>..." (values in hex). */
+static int helper_inherited(void) {
+  char list[2048] = "inheritable";
+  DWORD v, flags, gap = 0;
+  report("std 0x%lx 0x%lx 0x%lx", (unsigned long)(ULONG_PTR)GetStdHandle(STD_INPUT_HANDLE),
+         (unsigned long)(ULONG_PTR)GetStdHandle(STD_OUTPUT_HANDLE),
+         (unsigned long)(ULONG_PTR)GetStdHandle(STD_ERROR_HANDLE));
+  /* Handle tables fill from the bottom: 4096 unused values in a row end
+   * the scan. */
+  for (v = 4; gap < 4096; v += 4) {
+    if (!GetHandleInformation((HANDLE)(ULONG_PTR)v, &flags)) {
+      gap += 4;
+      continue;
+    }
+    gap = 0;
+    if ((flags & HANDLE_FLAG_INHERIT) && strlen(list) + 16 < sizeof(list))
+      snprintf(list + strlen(list), sizeof(list) - strlen(list), " 0x%lx", (unsigned long)v);
+  }
+  report("%s", list);
+  return 0;
+}
+
+/* token-report: this process's own token, read independently of
+ * jobwarden: "integrity <rid>", "privileges <name>...", "deny_only
+ * <sid>...". */
+static int helper_token_report(void) {
+  HANDLE tok = NULL;
+  BYTE buf[8192];
+  DWORD len = 0, i;
+  char line[3000];
+  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok))
+    return 87;
+  if (GetTokenInformation(tok, TokenIntegrityLevel, buf, sizeof(buf), &len)) {
+    PSID sid = ((TOKEN_MANDATORY_LABEL *)buf)->Label.Sid;
+    report("integrity 0x%lx",
+           (unsigned long)*GetSidSubAuthority(sid, *GetSidSubAuthorityCount(sid) - 1));
+  } else {
+    report("integrity unavailable %lu", (unsigned long)GetLastError());
+  }
+  strcpy(line, "privileges");
+  if (GetTokenInformation(tok, TokenPrivileges, buf, sizeof(buf), &len)) {
+    TOKEN_PRIVILEGES *tp = (TOKEN_PRIVILEGES *)buf;
+    for (i = 0; i < tp->PrivilegeCount; i++) {
+      char name[128];
+      DWORD n = sizeof(name);
+      if (LookupPrivilegeNameA(NULL, &tp->Privileges[i].Luid, name, &n) &&
+          strlen(line) + n + 2 < sizeof(line)) {
+        strcat(line, " ");
+        strcat(line, name);
+      }
+    }
+  }
+  report("%s", line);
+  strcpy(line, "deny_only");
+  if (GetTokenInformation(tok, TokenGroups, buf, sizeof(buf), &len)) {
+    TOKEN_GROUPS *g = (TOKEN_GROUPS *)buf;
+    for (i = 0; i < g->GroupCount; i++) {
+      char *sid = NULL;
+      if ((g->Groups[i].Attributes & SE_GROUP_USE_FOR_DENY_ONLY) &&
+          ConvertSidToStringSidA(g->Groups[i].Sid, &sid)) {
+        if (strlen(line) + strlen(sid) + 2 < sizeof(line)) {
+          strcat(line, " ");
+          strcat(line, sid);
+        }
+        LocalFree(sid);
+      }
+    }
+  }
+  report("%s", line);
+  CloseHandle(tok);
+  return 0;
+}
+
+static int helper_self_defense(int argc, char **argv, int *handled) {
+  const char *mode = argv[2];
+  *handled = 1;
+  if (strcmp(mode, "open-parent") == 0)
+    return helper_open_parent();
+  if (strcmp(mode, "kill-parent") == 0)
+    return helper_kill_parent(argc, argv);
+  if (strcmp(mode, "dup-job") == 0)
+    return helper_dup_job();
+  if (strcmp(mode, "inherited") == 0)
+    return helper_inherited();
+  if (strcmp(mode, "token-report") == 0)
+    return helper_token_report();
+  *handled = 0;
+  return 0;
+}
+
+/* --- Modes of wine.real.record (tests/win/test_record.c): attacks on the
+ * record from inside the job. --------------------------------------------- */
+
+/* Appends "NAME=ERR " for one attempt: 0 when it succeeded (then what it
+ * opened is closed again at once, without writing). */
+static void note(char *out, size_t size, const char *name, DWORD e) {
+  size_t n = strlen(out);
+  snprintf(out + n, size - n, "%s%s=%lu", n ? " " : "", name, (unsigned long)e);
+}
+
+static DWORD try_open(const wchar_t *path, DWORD access, DWORD disposition) {
+  HANDLE h = CreateFileW(path, access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                         disposition, FILE_ATTRIBUTE_NORMAL, NULL);
+  DWORD e = GetLastError();
+  if (h == INVALID_HANDLE_VALUE)
+    return e ? e : 1;
+  CloseHandle(h);
+  return 0;
+}
+
+/* Writes text to path through a temporary name (a reader never sees half). */
+static int write_result(const char *path, const char *text, size_t len) {
+  char tmp[MAX_PATH + 8];
+  FILE *f;
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  f = fopen(tmp, "wb");
+  if (f == NULL)
+    return -1;
+  fwrite(text, 1, len, f);
+  if (fclose(f) != 0)
+    return -1;
+  return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING) ? 0 : -1;
+}
+
+/* attack-file LOG RESULT SNAPSHOT: every way to rewrite the event file
+ * LOG in place, then a plain read of it (what a tailer does), saved to
+ * SNAPSHOT; RESULT gets "write=E trunc=E create=E delete=E move=E
+ * disposition=E read=E" (Win32 errors, 0 = it worked). */
+static int helper_attack_file(int argc, char **argv) {
+  wchar_t log[TW_PATH_CHARS], moved[TW_PATH_CHARS + 8];
+  char out[512] = "";
+  HANDLE h;
+  DWORD e;
+  char *snap;
+  size_t snap_len = 0;
+  if (argc < 6 || !MultiByteToWideChar(CP_ACP, 0, argv[3], -1, log, TW_PATH_CHARS))
+    return 90;
+  swprintf(moved, TW_PATH_CHARS + 8, L"%ls.moved", log);
+  note(out, sizeof(out), "write", try_open(log, GENERIC_WRITE, OPEN_EXISTING));
+  note(out, sizeof(out), "trunc", try_open(log, GENERIC_WRITE, TRUNCATE_EXISTING));
+  note(out, sizeof(out), "create", try_open(log, GENERIC_WRITE, CREATE_ALWAYS));
+  note(out, sizeof(out), "delete", DeleteFileW(log) ? 0 : GetLastError());
+  note(out, sizeof(out), "move",
+       MoveFileExW(log, moved, MOVEFILE_REPLACE_EXISTING) ? 0 : GetLastError());
+  /* Delete-on-close through a handle opened for DELETE: the open itself
+   * must fail; had it worked, the disposition would be set. */
+  h = CreateFileW(log, DELETE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                  OPEN_EXISTING, 0, NULL);
+  if (h == INVALID_HANDLE_VALUE) {
+    e = GetLastError();
+  } else {
+    FILE_DISPOSITION_INFO di;
+    di.DeleteFile = TRUE;
+    e = SetFileInformationByHandle(h, FileDispositionInfo, &di, sizeof(di)) ? 0 : GetLastError();
+    CloseHandle(h);
+    if (e != 0)
+      e = 0x10000 | e; /* opened (itself a failure of the defence), then refused */
+  }
+  note(out, sizeof(out), "disposition", e);
+  snap = tw_read_file(argv[3], &snap_len);
+  note(out, sizeof(out), "read",
+       snap != NULL && snap_len > 0 ? 0
+       : GetLastError()             ? GetLastError()
+                                    : 1);
+  if (snap != NULL && write_result(argv[5], snap, snap_len) != 0)
+    return 91;
+  free(snap);
+  return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
+}
+
+static void std_write(DWORD which, const char *s) {
+  DWORD w;
+  WriteFile(GetStdHandle(which), s, (DWORD)strlen(s), &w, NULL);
+}
+
+/* forge-output: what a program that shares jobwarden's event stream would
+ * write into it: half a line, then a whole forged sandbox.job_end, on
+ * stdout and on stderr in turn (TW_FORGED_OUTPUT is the exact sequence of
+ * bytes, stdout and stderr interleaved as written). */
+static int helper_forge_output(void) {
+  static const char *const parts[][2] = TW_FORGED_PARTS;
+  size_t i;
+  for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+    std_write(parts[i][0][0] == 'o' ? STD_OUTPUT_HANDLE : STD_ERROR_HANDLE, parts[i][1]);
+  return 0;
+}
+
+/* pipe-reader NAME RESULT: connects to \\.\pipe\NAME as a reader from
+ * inside the job and reads until the stream ends; RESULT gets
+ * "open=E bytes=N end=E" and, after a newline, what it read. */
+static int helper_pipe_reader(int argc, char **argv) {
+  char path[300], head[128], *all = NULL;
+  size_t len = 0, cap = 0;
+  HANDLE h;
+  DWORD open_e = 0, end_e = 0;
+  int i;
+  if (argc < 5)
+    return 90;
+  snprintf(path, sizeof(path), "\\\\.\\pipe\\%s", argv[3]);
+  for (i = 0; i < 200; i++) {
+    h = CreateFileA(path, GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
+    if (h != INVALID_HANDLE_VALUE || GetLastError() != ERROR_PIPE_BUSY)
+      break;
+    WaitNamedPipeA(path, 100);
+  }
+  if (h == INVALID_HANDLE_VALUE) {
+    open_e = GetLastError();
+  } else {
+    for (;;) {
+      char chunk[4096];
+      DWORD got = 0;
+      if (!ReadFile(h, chunk, sizeof(chunk), &got, NULL) || got == 0) {
+        end_e = GetLastError();
+        break;
+      }
+      if (len + got + 1 > cap) {
+        cap = (len + got + 1) * 2;
+        all = realloc(all, cap);
+        if (all == NULL)
+          return 91;
+      }
+      memcpy(all + len, chunk, got);
+      len += got;
+    }
+    CloseHandle(h);
+  }
+  snprintf(head, sizeof(head), "open=%lu bytes=%lu end=%lu\n", (unsigned long)open_e,
+           (unsigned long)len, (unsigned long)end_e);
+  {
+    size_t hl = strlen(head);
+    char *buf = malloc(hl + len + 1);
+    int rc;
+    if (buf == NULL)
+      return 91;
+    memcpy(buf, head, hl);
+    if (len)
+      memcpy(buf + hl, all, len);
+    rc = write_result(argv[4], buf, hl + len);
+    free(buf);
+    free(all);
+    return rc == 0 ? 0 : 92;
+  }
+}
+
+/* wait-file PATH: exits 0 once PATH exists (the test's signal). */
+static int helper_wait_file(int argc, char **argv) {
+  if (argc < 4)
+    return 90;
+  while (GetFileAttributesA(argv[3]) == INVALID_FILE_ATTRIBUTES)
+    Sleep(5);
+  return 0;
+}
+
+/* flood N: starts N children at once (each `exit 0 flood-<i>-<tag>`, a
+ * command line of its own), then waits for all of them. */
+static int helper_flood(int argc, char **argv) {
+  unsigned long n = argc > 3 ? strtoul(argv[3], NULL, 0) : 0, i, started = 0;
+  HANDLE *hs;
+  if (n == 0 || n > 2000)
+    return 90;
+  hs = calloc(n, sizeof(HANDLE));
+  if (hs == NULL)
+    return 91;
+  for (i = 0; i < n; i++) {
+    wchar_t cmd[1024];
+    char args[128];
+    PROCESS_INFORMATION pi;
+    snprintf(args, sizeof(args), "exit 0 " TW_FLOOD_TAG_FMT, i);
+    tw_helper_cmdline(cmd, 1024, args);
+    if (start(cmd, 0, &pi) != 0)
+      continue; /* counted by the test: every child it sees must be right */
+    CloseHandle(pi.hThread);
+    hs[started++] = pi.hProcess;
+  }
+  for (i = 0; i < started; i++) {
+    WaitForSingleObject(hs[i], 60000);
+    CloseHandle(hs[i]);
+  }
+  free(hs);
+  return started == n ? 0 : 93;
+}
+
+/* pipe-reader-escaped NAME RESULT: starts `pipe-reader NAME RESULT.child`
+ * as a child whose parent is this process's own parent (jobwarden) through
+ * PROC_THREAD_ATTRIBUTE_PARENT_PROCESS, so that it is in no job, and
+ * waits for it. RESULT: "child=PID" or "spoof=E" (the parent could not be
+ * opened with PROCESS_CREATE_PROCESS: the escape itself was refused) or
+ * "spawn=E". */
+static int helper_pipe_reader_escaped(int argc, char **argv) {
+  char out[64], args[1024];
+  wchar_t cmd[2048];
+  HANDLE snap, parent = NULL;
+  PROCESSENTRY32W pe;
+  DWORD ppid = 0, e;
+  SIZE_T size = 0;
+  LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
+  STARTUPINFOEXW si;
+  PROCESS_INFORMATION pi;
+  if (argc < 5)
+    return 90;
+  snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+  pe.dwSize = sizeof(pe);
+  if (snap != INVALID_HANDLE_VALUE && Process32FirstW(snap, &pe)) {
+    do {
+      if (pe.th32ProcessID == GetCurrentProcessId())
+        ppid = pe.th32ParentProcessID;
+    } while (Process32NextW(snap, &pe));
+  }
+  if (snap != INVALID_HANDLE_VALUE)
+    CloseHandle(snap);
+  parent = ppid ? OpenProcess(PROCESS_CREATE_PROCESS, FALSE, ppid) : NULL;
+  if (parent == NULL) {
+    snprintf(out, sizeof(out), "spoof=%lu", (unsigned long)GetLastError());
+    return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
+  }
+  InitializeProcThreadAttributeList(NULL, 1, 0, &size);
+  attrs = malloc(size);
+  memset(&si, 0, sizeof(si));
+  si.StartupInfo.cb = sizeof(si);
+  si.lpAttributeList = attrs;
+  snprintf(args, sizeof(args), "pipe-reader %s \"%s.child\"", argv[3], argv[4]);
+  tw_helper_cmdline(cmd, 2048, args);
+  if (attrs == NULL || !InitializeProcThreadAttributeList(attrs, 1, 0, &size) ||
+      !UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_PARENT_PROCESS, &parent,
+                                 sizeof(parent), NULL, NULL) ||
+      !CreateProcessW(NULL, cmd, NULL, NULL, FALSE, EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
+                      &si.StartupInfo, &pi)) {
+    e = GetLastError();
+    snprintf(out, sizeof(out), "spawn=%lu", (unsigned long)e);
+  } else {
+    snprintf(out, sizeof(out), "child=%lu", (unsigned long)pi.dwProcessId);
+    WaitForSingleObject(pi.hProcess, 60000);
+    CloseHandle(pi.hThread);
+    CloseHandle(pi.hProcess);
+  }
+  if (attrs != NULL)
+    DeleteProcThreadAttributeList(attrs);
+  free(attrs);
+  CloseHandle(parent);
+  return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
+}
+
+/* spew N: N lines TW_SPEW_FMT (index from 0) on stdout, written one
+ * WriteFile each: far more than a pipe holds. */
+static int helper_spew(int argc, char **argv) {
+  unsigned long n = argc > 3 ? strtoul(argv[3], NULL, 0) : 0, i;
+  for (i = 0; i < n; i++) {
+    char line[128];
+    DWORD w = 0;
+    int len = snprintf(line, sizeof(line), TW_SPEW_FMT, i);
+    if (!WriteFile(GetStdHandle(STD_OUTPUT_HANDLE), line, (DWORD)len, &w, NULL) || w != (DWORD)len)
+      return 91;
+  }
+  return 0;
+}
+
+static int record_helper(const char *mode, int argc, char **argv, int *rc) {
+  if (strcmp(mode, "attack-file") == 0)
+    *rc = helper_attack_file(argc, argv);
+  else if (strcmp(mode, "forge-output") == 0)
+    *rc = helper_forge_output();
+  else if (strcmp(mode, "pipe-reader") == 0)
+    *rc = helper_pipe_reader(argc, argv);
+  else if (strcmp(mode, "wait-file") == 0)
+    *rc = helper_wait_file(argc, argv);
+  else if (strcmp(mode, "flood") == 0)
+    *rc = helper_flood(argc, argv);
+  else if (strcmp(mode, "pipe-reader-escaped") == 0)
+    *rc = helper_pipe_reader_escaped(argc, argv);
+  else if (strcmp(mode, "spew") == 0)
+    *rc = helper_spew(argc, argv);
+  else
+    return 0;
+  return 1;
+}
+/* --- end of wine.real.record's modes ---------------------------------------- */
+
 int tw_is_helper(int argc, char **argv) {
   return argc >= 3 && strcmp(argv[1], "--helper") == 0;
 }
@@ -331,6 +1247,10 @@ int tw_helper_main(int argc, char **argv) {
   }
   if (strcmp(mode, "tree") == 0)
     return helper_tree(argc, argv);
+  if (strcmp(mode, "series-sync") == 0)
+    return helper_series_sync(argc, argv);
+  if (strcmp(mode, "race-sync") == 0)
+    return helper_race_sync(argc, argv);
   if (strcmp(mode, "race") == 0)
     return helper_race();
   if (strcmp(mode, "breakaway") == 0)
@@ -341,6 +1261,18 @@ int tw_helper_main(int argc, char **argv) {
     return helper_breakaway_child(argc, argv);
   if (strcmp(mode, "jw-control") == 0)
     return helper_jw_control(argc, argv);
+  if (strcmp(mode, "tamper") == 0)
+    return helper_tamper(argc, argv);
+  {
+    int handled, rc = helper_self_defense(argc, argv, &handled);
+    if (handled)
+      return rc;
+  }
+  {
+    int rc;
+    if (record_helper(mode, argc, argv, &rc))
+      return rc;
+  }
   if (strcmp(mode, "set-event") == 0 && argc > 3)
     return SetEvent((HANDLE)(ULONG_PTR)strtoull(argv[3], NULL, 0)) ? 0 : 1;
   fprintf(stderr, "unknown helper mode %s\n", mode);

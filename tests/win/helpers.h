@@ -23,9 +23,19 @@ int tw_is_helper(int argc, char **argv);
  *                         for the grandchild, exit 0
  *   series N MS           run N children (exit 0) one after another, MS
  *                         apart, exit 0
+ *   series-sync DIR N PHASES
+ *                         PHASES times: run N children (exit 0) one after
+ *                         another; after phase k write DIR\done-k holding
+ *                         the last child's pid and a newline; before the
+ *                         next phase wait (up to 120 s, else exit 97) for
+ *                         DIR\go-k, which the test creates. Exit 0
  *   race                  at once start a grandchild; exit 0x100 | 1 (if
  *                         this process was in a job at main) | 2 (if the
  *                         grandchild was in a job)
+ *   race-sync DIR         start a grandchild at once, write DIR\started,
+ *                         wait (up to 120 s, else exit 97) for DIR\go, then
+ *                         exit 0x100 | 1 (in a job now) | 2 (the grandchild
+ *                         is in a job): the naive order, synchronised
  *   breakaway             try CREATE_BREAKAWAY_FROM_JOB; exit with the
  *                         Win32 error, or 0x200 if it was allowed
  *   set-event VALUE       SetEvent on the handle value; exit 0 if that
@@ -34,28 +44,115 @@ int tw_is_helper(int argc, char **argv);
  *                         the escape attack: start `MODE ARGS` with
  *                         PROC_THREAD_ATTRIBUTE_PARENT_PROCESS naming WHO
  *                         ("parent": the process that started this one,
- *                         i.e. jobwarden; "member": a sibling started for
- *                         it inside the job; or a pid), opened with
+ *                         i.e. jobwarden; "parent-dacl": the same, but when
+ *                         the open is refused, first rewrite its DACL
+ *                         through WRITE_DAC (Everyone: full access) and
+ *                         open again; "member": a sibling started for it
+ *                         inside the job; or a pid), opened with
  *                         PROCESS_CREATE_PROCESS; write "<WHO's pid>
- *                         <child pid>
-" to PIDFILE; then THEN: "exit"
- *                         (exit 0 at once), "wait" (exit with the child's
- *                         exit code; 0xC000013A, jobwarden's kill, as 58) or "kick" (first start a
-child inside
- *                         the job, then wait). Failures: 80 arguments,
- *                         81 sibling, 82 OpenProcess, 83 attribute list,
- *                         84 CreateProcessW, 85 PIDFILE, 86 kick, 87 wait
+ *                         <child pid> open=E rewrite=E" to PIDFILE (E: Win32
+ *                         errors of the first open and of the rewrite, -1
+ *                         not tried; child pid 0 when refused); then THEN:
+ *                         "exit" (exit 0 at once), "wait" (exit with the
+ *                         child's exit code; 0xC000013A, jobwarden's kill,
+ *                         as 58) or "kick" (first start a child inside the
+ *                         job, then wait). Failures: 80 arguments, 81
+ *                         sibling, 82 OpenProcess refused, 83 attribute
+ *                         list, 84 CreateProcessW, 85 PIDFILE, 86 kick,
+ *                         87 wait
  *   breakaway-child PIDFILE MODE [ARGS...]
  *                         start `MODE ARGS` with CREATE_BREAKAWAY_FROM_JOB
  *                         (a child of this member outside the job, where
  *                         the policy allows breakaway); "<own pid> <child
- *                         pid>\n" to PIDFILE; exit as spoof-parent's
- *                         "wait" (84 CreateProcessW, 85 PIDFILE, 87 wait)
+ *                         pid>" to PIDFILE; exit as spoof-parent's "wait"
+ *                         (84 CreateProcessW, 85 PIDFILE, 87 wait)
  *   jw-control OUTFILE JW NAME
  *                         run `JW ps NAME` then `JW kill NAME`; write their
- *                         exit codes "<ps> <kill>
-" to OUTFILE */
+ *                         exit codes "<ps> <kill>" to OUTFILE
+ *   tamper RESULT MARKER  the agent attacking the monitor's port from
+ *                         inside the job: finds its parent's completion
+ *                         port (PROCESS_DUP_HANDLE), learns the job's key
+ *                         by dequeuing, posts forged packets, writes what
+ *                         it achieved to RESULT ("post NAME OK ERR"
+ *                         lines...), waits for MARKER, exit 0
+ *
+ * Self-defence attacks (the agent against jobwarden, its parent); each
+ * reports lines on stdout, "<what> <Win32 error, 0 = it worked>":
+ *   open-parent           OpenProcess on the parent with each of
+ *                         PROCESS_TERMINATE, PROCESS_DUP_HANDLE,
+ *                         PROCESS_VM_READ, PROCESS_CREATE_PROCESS,
+ *                         WRITE_DAC, PROCESS_QUERY_LIMITED_INFORMATION:
+ *                         "parent PID", then "open NAME ERR" per right
+ *   kill-parent PIDFILE GOFILE
+ *                         start a grandchild (sleep 60 s), write
+ *                         "<own pid> <grandchild pid>" to PIDFILE, wait
+ *                         for GOFILE to exist, OpenProcess(PROCESS_TERMINATE)
+ *                         the parent and TerminateProcess it with 0:
+ *                         "open ERR", "terminate ERR"; then wait. When the
+ *                         open is refused, the owner's way round: open it
+ *                         for WRITE_DAC, give Everyone full access
+ *                         ("rewrite_open ERR", "rewrite_set ERR") and open
+ *                         again ("reopen ERR")
+ *   dup-job               copy the parent's handle to this process's job
+ *                         (PROCESS_DUP_HANDLE), set BREAKAWAY_OK without
+ *                         KILL_ON_JOB_CLOSE through it, start a child with
+ *                         CREATE_BREAKAWAY_FROM_JOB: "open ERR" (refused:
+ *                         the DACL rewrite of kill-parent, "reopen ERR"),
+ *                         "job VALUE"
+ *                         (0 = not found), "set ERR", "breakaway ERR",
+ *                         "escaped 0|1" (the child is terminated at once)
+ *   inherited             "std IN OUT ERR" (hex values) and "inheritable
+ *                         V..." (every handle with HANDLE_FLAG_INHERIT:
+ *                         what the process inherited)
+ *   token-report          its own token: "integrity 0xRID", "privileges
+ *                         NAME...", "deny_only SID..."
+ *
+ * wine.real.record (attacks on the record from inside the job):
+ *   attack-file LOG RESULT SNAPSHOT
+ *                         open LOG for GENERIC_WRITE, with TRUNCATE_EXISTING
+ *                         and CREATE_ALWAYS, DeleteFileW, MoveFileExW, open
+ *                         for DELETE + FileDispositionInfo, then read it;
+ *                         RESULT: "write=E trunc=E create=E delete=E move=E
+ *                         disposition=E read=E" (Win32 errors, 0 = done),
+ *                         SNAPSHOT: what it read
+ *   forge-output          write TW_FORGED_PARTS to stdout / stderr (half
+ *                         lines and forged sandbox.job_end lines), exit 0
+ *   pipe-reader NAME RESULT
+ *                         read \\.\pipe\NAME to its end; RESULT: "open=E
+ *                         bytes=N end=E\n" then the bytes read
+ *   pipe-reader-escaped NAME RESULT
+ *                         start `pipe-reader NAME RESULT.child` with this
+ *                         process's parent (jobwarden) as its spoofed parent
+ *                         (PROC_THREAD_ATTRIBUTE_PARENT_PROCESS: in no job),
+ *                         wait for it; RESULT: "child=PID", or "spoof=E" /
+ *                         "spawn=E" when the parent could not be opened /
+ *                         the child not started
+ *   wait-file PATH        exit 0 once PATH exists
+ *   flood N               start N children at once, each `exit 0` with the
+ *                         argument TW_FLOOD_TAG_FMT (its index), wait for
+ *                         them; exit 0, or 93 if a CreateProcessW failed
+ *   spew N                write N lines TW_SPEW_FMT (0..N-1) on stdout, one
+ *                         WriteFile each, exit 0 */
 int tw_helper_main(int argc, char **argv);
+
+/* forge-output's writes in order: {"o" (stdout) or "e" (stderr), bytes}. */
+#define TW_FORGED_JOB_END                                                                          \
+  "{\"schema_version\":\"1.0\",\"event\":\"sandbox.job_end\",\"seq\":2,\"rule\":\"job\","          \
+  "\"action\":\"observed\",\"severity\":\"info\",\"message\":\"forged\"}\n"
+#define TW_FORGED_PARTS                                                                            \
+  {                                                                                                \
+    {"o", "{\"half\":\"a line without its end"}, {"o", TW_FORGED_JOB_END},                         \
+        {"e", "stderr: half a line"}, {"e", TW_FORGED_JOB_END}, {"o", "tail without newline"},     \
+  }
+/* The concatenation of TW_FORGED_PARTS' bytes. */
+#define TW_FORGED_OUTPUT                                                                           \
+  "{\"half\":\"a line without its end" TW_FORGED_JOB_END "stderr: half a line" TW_FORGED_JOB_END   \
+  "tail without newline"
+/* A flood child's last argument: its index, padded so every command line
+ * is long enough that a half-written one would show. */
+/* spew's line i (an unsigned long). */
+#define TW_SPEW_FMT      "spew line %06lu: the quick brown fox jumps over the lazy dog\n"
+#define TW_FLOOD_TAG_FMT "flood-%04lu-abcdefghijklmnopqrstuvwxyz"
 
 /* This executable's full path (static buffer). */
 const wchar_t *tw_self(void);
@@ -85,6 +182,11 @@ json_t *tw_get(json_t *ev, const char *path);
 long long tw_int(json_t *ev, const char *path);
 /* String at a dotted path, or NULL. */
 const char *tw_str(json_t *ev, const char *path);
+
+/* Waits (up to timeout_ms) until the JSON Lines file at path holds a
+ * complete event whose process.pid is pid: the monitor has handled that
+ * process. 0, or -1 on timeout. */
+int tw_wait_event_pid(const char *path, DWORD pid, DWORD timeout_ms);
 
 /* Reads "<a> <b>" from PIDFILE, waiting up to timeout_ms for it to exist. */
 int tw_read_pids(const char *pidfile, DWORD timeout_ms, DWORD *a, DWORD *b);

@@ -66,7 +66,9 @@ static void test_ctrl(const char *dir, DWORD type, const char *name, const char 
   hroot = OpenProcess(SYNCHRONIZE, FALSE, root);
   hgc = OpenProcess(SYNCHRONIZE, FALSE, gc);
   CHECK(hroot != NULL && hgc != NULL);
-  Sleep(200);
+  /* The run has seen the grandchild (its event is written) before the
+   * console event arrives. */
+  CHECK_INT(tw_wait_event_pid(path, gc, 10000), 0);
 
   c.type = type;
   c.returned = CreateEventW(NULL, TRUE, FALSE, NULL);

@@ -19,12 +19,19 @@
  *                (allowed by the policy): parent = a member, an escape
  *   rig-member   the named parent is a member: the child stays in the job;
  *                no job_escape
- *   cli-kill     the real jobwarden.exe, hardened: parent = jobwarden.exe
- *   cli-report   the real jobwarden.exe, tier none: reported at the end,
+ *   cli-refused  the real jobwarden.exe protects its process: the member's
+ *                OpenProcess(PROCESS_CREATE_PROCESS) on it fails with 5,
+ *                nothing is started, nothing escapes, no job_escape
+ *   cli-kill     the real jobwarden.exe, hardened: the attacker first
+ *                rewrites jobwarden's DACL through WRITE_DAC (Wine grants
+ *                it: it ignores the OWNER RIGHTS entry; Windows refuses
+ *                it, docs/platform-support.md), then spoofs: parent =
+ *                jobwarden.exe, found and terminated
+ *   cli-report   the same way in, tier none: reported at the end,
  *                terminated, jobwarden exits 0
- *   cli-control  an escape runs `jobwarden ps NAME` and `kill NAME` on its
- *                own run: both refused (from_escape), recorded, the run
- *                unaffected
+ *   cli-control  an escape (the same way in) runs `jobwarden ps NAME` and
+ *                `kill NAME` on its own run: both refused (from_escape),
+ *                recorded, the run unaffected
  *
  * argv: <tests/data dir> <events dir> <jobwarden.exe>. Events:
  * <events dir>\wine-escape-*.jsonl (validated by wine.schema.events). */
@@ -166,6 +173,21 @@ static void check_escape_event(json_t *ev, DWORD child, DWORD parent, const char
   CHECK(tw_get(ev, "error") == NULL);
 }
 
+/* What spoof-parent says of its way in: the first OpenProcess's error and
+ * the DACL rewrite's (-1: not tried), from the pid file's tail. */
+static void check_way_in(const char *pidfile, long open_err, long rewrite_err) {
+  char *s = tw_read_file(pidfile, NULL);
+  unsigned long a = 0, b = 0;
+  long o = -2, w = -2;
+  CHECK(s != NULL);
+  if (s == NULL)
+    return;
+  CHECK_INT(sscanf(s, "%lu %lu open=%ld rewrite=%ld", &a, &b, &o, &w), 4);
+  CHECK_INT(o, open_err);
+  CHECK_INT(w, rewrite_err);
+  free(s);
+}
+
 /* The exit event of an escape jobwarden terminated. */
 static void check_escape_exit(json_t *evs, DWORD child, const char *phrase) {
   json_t *ev = only_for(evs, "sandbox.process_exit", "escaped_process", child);
@@ -211,6 +233,9 @@ static void rig_case(rig_case_t *c, const char *mode, const char *mode_arg) {
     return;
   }
   CHECK_INT(tw_read_pids(pidfile, WAIT_MS, &c->parent, &c->child), 0);
+  /* This process plays jobwarden and does not protect itself: the open
+   * works at once, no DACL rewrite. */
+  check_way_in(pidfile, 0, -1);
   c->h_child = c->child
                    ? OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, c->child)
                    : NULL;
@@ -455,8 +480,9 @@ static void cli_finish(cli_t *r) {
   CloseHandle(r->pi.hProcess);
 }
 
-/* `jobwarden run OPTS -- self --helper spoof-parent parent PIDFILE THEN
- * sleep 30000`: the escape's parent is jobwarden.exe itself. */
+/* `jobwarden run OPTS -- self --helper spoof-parent parent-dacl PIDFILE
+ * THEN sleep 30000`: the escape's parent is jobwarden.exe itself, reached
+ * the way Wine lets a member in (its DACL rewritten first). */
 /* detected_by "scan|port": either (the root's own NEW_PROCESS, which Wine
  * posts when the root starts running, can come after the escape exists). */
 static void cli_case(const char *tag, const char *opts, const char *then, const char *action,
@@ -469,10 +495,11 @@ static void cli_case(const char *tag, const char *opts, const char *then, const 
   json_t *evs;
   fresh_path(log, sizeof(log), tag, ".jsonl");
   fresh_path(pidfile, sizeof(pidfile), tag, ".pids");
-  snprintf(args, sizeof(args),
-           "run %s --name %s --export file:%s -- \"%s\" --helper spoof-parent parent %s %s sleep "
-           "30000",
-           opts, tag, log, g_me, pidfile, then);
+  snprintf(
+      args, sizeof(args),
+      "run %s --name %s --export file:%s -- \"%s\" --helper spoof-parent parent-dacl %s %s sleep "
+      "30000",
+      opts, tag, log, g_me, pidfile, then);
   if (cli_start(&r, tag, args) != 0) {
     CHECK(0);
     return;
@@ -481,6 +508,8 @@ static void cli_case(const char *tag, const char *opts, const char *then, const 
   if (child != 0)
     h = open_escape(child);
   CHECK_INT(parent, r.pi.dwProcessId); /* the helper named jobwarden.exe */
+  /* jobwarden's own DACL refused the plain open; the rewrite let it in. */
+  check_way_in(pidfile, ERROR_ACCESS_DENIED, 0);
   cli_finish(&r);
   CHECK(r.finished);
   CHECK_U64(r.code, jw_code);
@@ -509,6 +538,44 @@ static void test_cli_kill(void) {
            "monitor rule job_escape, kill_process", 58);
 }
 
+/* Without the DACL rewrite: jobwarden's protected process refuses the
+ * member PROCESS_CREATE_PROCESS (5), the helper starts nothing (exit 82,
+ * which is jobwarden's exit status: the root's), and the record holds no
+ * escape and no process but the root. */
+static void test_cli_refused(void) {
+  cli_t r;
+  char log[TW_PATH_CHARS], pidfile[TW_PATH_CHARS], args[TW_CMD_CHARS];
+  DWORD parent = 0, child = 1;
+  json_t *evs;
+  fresh_path(log, sizeof(log), "escape-cli-refused", ".jsonl");
+  fresh_path(pidfile, sizeof(pidfile), "escape-cli-refused", ".pids");
+  snprintf(args, sizeof(args),
+           "run --tier hardened --name escape-cli-refused --export file:%s -- \"%s\" --helper "
+           "spoof-parent parent %s wait sleep 30000",
+           log, g_me, pidfile);
+  if (cli_start(&r, "escape-cli-refused", args) != 0) {
+    CHECK(0);
+    return;
+  }
+  CHECK_INT(tw_read_pids(pidfile, WAIT_MS, &parent, &child), 0);
+  CHECK_INT(parent, r.pi.dwProcessId);
+  CHECK_INT(child, 0); /* nothing was started */
+  check_way_in(pidfile, ERROR_ACCESS_DENIED, -1);
+  cli_finish(&r);
+  CHECK(r.finished);
+  CHECK_U64(r.code, 82); /* spoof-parent: OpenProcess refused */
+  evs = tw_read_events(log);
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    CHECK_INT(count(evs, "sandbox.violation", "job_escape"), 0);
+    CHECK_INT(count(evs, "sandbox.process_exit", "escaped_process"), 0);
+    CHECK_INT(count(evs, "sandbox.violation", "child_process"), 0);
+    CHECK_INT(index_of(evs, "sandbox.job_end", NULL, -1), (long)json_array_size(evs) - 1);
+    CHECK_INT(tw_int(json_array_get(evs, json_array_size(evs) - 1), "summary.processes"), 1);
+  }
+  json_decref(evs);
+}
+
 static void test_cli_report(void) {
   cli_case("escape-cli-report", "--tier none", "exit", "observed", "report", "job_end|port",
            "still running when the job ended", 0);
@@ -532,7 +599,8 @@ static void test_cli_control(void) {
   snprintf(name, sizeof(name), "jwt-escape-%lu", (unsigned long)GetCurrentProcessId());
   snprintf(args, sizeof(args),
            "run --tier hardened --escape-action report --name escape-cli-control --control %s "
-           "--export file:%s -- \"%s\" --helper spoof-parent parent %s wait jw-control %s %s %s",
+           "--export file:%s -- \"%s\" --helper spoof-parent parent-dacl %s wait jw-control %s %s "
+           "%s",
            name, log, g_me, pidfile, out, g_jw, name);
   if (cli_start(&r, "escape-cli-control", args) != 0) {
     CHECK(0);
@@ -540,6 +608,7 @@ static void test_cli_control(void) {
   }
   CHECK_INT(tw_read_pids(pidfile, WAIT_MS, &parent, &child), 0);
   CHECK_INT(parent, r.pi.dwProcessId);
+  check_way_in(pidfile, ERROR_ACCESS_DENIED, 0);
   CHECK_INT(tw_read_pids(out, WAIT_MS, &ps, &kill), 0);
   CHECK_INT(ps, JW_EXIT_CONTROL_REFUSED);
   CHECK_INT(kill, JW_EXIT_CONTROL_REFUSED);
@@ -613,6 +682,7 @@ int main(int argc, char **argv) {
   test_rig_kill_job();
   test_rig_breakaway();
   test_rig_member();
+  test_cli_refused();
   test_cli_kill();
   test_cli_report();
   test_cli_control();

@@ -212,7 +212,8 @@ static void test_terminate_job(void) {
   CHECK_INT(tw_read_pids(g_pidfile, 10000, &root, &gc), 0);
   hgc = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, gc);
   CHECK(hgc != NULL);
-  Sleep(200); /* let the monitor see the grandchild's NEW_PROCESS */
+  /* The monitor has handled the grandchild's NEW_PROCESS: its event is written. */
+  CHECK_INT(tw_wait_event_pid(r.path, gc, 10000), 0);
   jw_monitor_note_terminating(r.mon, "terminated by the test");
   CHECK(TerminateJobObject(r.job.job, JW_TERMINATE_EXIT_CODE));
   CHECK_U64(WaitForSingleObject(r.child.process, 3000), WAIT_OBJECT_0);

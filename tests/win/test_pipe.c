@@ -343,7 +343,7 @@ static void case_security(void) {
                           "1048576, got \"8\""},
       {"pipe:a,replay=1,replay=2", "--export pipe:a,replay=1,replay=2: replay: given twice"},
       {"pipe:a,keep=1", "--export pipe:a,keep=1: unknown option 'keep=1' (expected replay=N, "
-                        "buffer=N)"},
+                        "buffer=N, max_readers=N)"},
       {"pipe-connect:a,b", "--export pipe-connect:a,b: pipe-connect takes no options and a NAME "
                            "without ','"},
   };
@@ -590,7 +590,7 @@ static void case_burst(void) {
   rd.line_ms = 1; /* a deliberately slow reader */
   reader_start(&rd);
   for (k = 0; k < BURST; k++)
-    CHECK(PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, JW_KEY_JOB,
+    CHECK(PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, r.job.key_job,
                                      NULL));
   CHECK(TerminateJobObject(r.job.job, 1));
   file_evs = rig_finish(&r);
@@ -845,7 +845,10 @@ out:
 /* ------------------------------------------------------------------------ */
 
 /* Serves one connection on a new instance; returns what it read. */
-static void collect(const char *name, reader_t *r) {
+/* A collector: serves the pipe NAME, takes one connection and reads it.
+ * `ready` (may be NULL): a marker file created once the pipe exists, for a
+ * helper that waits for the collector to be there (series-sync). */
+static void collect(const char *name, reader_t *r, const char *ready) {
   char path[300];
   HANDLE h;
   snprintf(path, sizeof(path), "\\\\.\\pipe\\%s", name);
@@ -854,6 +857,12 @@ static void collect(const char *name, reader_t *r) {
   CHECK(h != INVALID_HANDLE_VALUE);
   if (h == INVALID_HANDLE_VALUE)
     return;
+  if (ready != NULL) {
+    FILE *f = fopen(ready, "wb");
+    CHECK(f != NULL);
+    if (f != NULL)
+      fclose(f);
+  }
   if (!ConnectNamedPipe(h, NULL))
     CHECK_INT(GetLastError(), ERROR_PIPE_CONNECTED);
   r->h = h;
@@ -863,7 +872,7 @@ static void collect(const char *name, reader_t *r) {
 }
 
 static void case_connect(void) {
-  char file[TW_PATH_CHARS], args[TW_CMD_CHARS];
+  char file[TW_PATH_CHARS], args[TW_CMD_CHARS], sync[TW_PATH_CHARS], go[TW_PATH_CHARS + 8];
   proc_t run;
   reader_t c1, c2;
   char *all, *file_text;
@@ -873,17 +882,23 @@ static void case_connect(void) {
 
   snprintf(file, sizeof(file), "%s\\wine-pipe-connect.jsonl", g_events);
   DeleteFileA(file);
+  /* The program runs its children in two phases and waits between them
+   * until the collector is back (its pipe exists), so the run cannot end
+   * while the collector is away, however slow the machine. */
+  snprintf(sync, sizeof(sync), "%s\\pipe-connect-sync", g_events);
+  snprintf(go, sizeof(go), "%s\\go-1", sync);
+  CreateDirectoryA(sync, NULL);
+  DeleteFileA(go);
   snprintf(args, sizeof(args),
            "run --name pipe-connect --export file:%s --export pipe-connect:%s -- "
-           "\"%s\" --helper series 10 150",
-           file, U("jw-collector"), g_self);
+           "\"%s\" --helper series-sync \"%s\" 5 2",
+           file, U("jw-collector"), g_self, sync);
   memset(&c1, 0, sizeof(c1));
   memset(&c2, 0, sizeof(c2));
   proc_start(&run, "connect-run", args);
   c1.max_lines = 5;
-  collect(U("jw-collector"), &c1); /* 5 lines, then the collector drops out */
-  Sleep(400);                      /* ... and comes back */
-  collect(U("jw-collector"), &c2);
+  collect(U("jw-collector"), &c1, NULL); /* 5 lines, then the collector drops out */
+  collect(U("jw-collector"), &c2, go);   /* ... and comes back */
   proc_wait(&run);
   CHECK_INT(run.code, 0);
   CHECK_STR(run.err, "");

@@ -2,7 +2,11 @@
  * burst, with a concurrent tailer. The tailer thread follows PATH like
  * `tail -F`: it keeps the file open (FILE_SHARE_READ | FILE_SHARE_WRITE |
  * FILE_SHARE_DELETE) while the exporter renames it away, drains it, then
- * switches to the new PATH. Checked: no rotation fails (nothing lost, no
+ * switches to the new PATH. (The exporter shares its file for reading only,
+ * so a reader must share write access to open it at all and delete access
+ * for the rotation's rename to pass it: these flags are what any `tail -F`
+ * on Windows uses; the tailer needed no change for the read-only share.)
+ * Checked: no rotation fails (nothing lost, no
  * rotation message), the tailer followed rotations while holding the file
  * and never read a torn line (every complete line it read is a JSON object
  * equal to the emitted line of that seq, in increasing seq order), every

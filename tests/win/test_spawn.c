@@ -1,7 +1,8 @@
 /* wine.real.spawn — the real Win32 spawn path under Wine:
  * race-free confinement (the child and its first grandchild are in the job),
- * the race proof (naive order with a delay lets a grandchild escape;
- * jobwarden's order with the same delay never does), handle inheritance
+ * the race proof (the naive order loses whenever the child starts a
+ * grandchild before its assignment, made to happen by synchronisation;
+ * jobwarden's order, even with a pause before resume, never does), handle inheritance
  * limited to stdio, breakaway refused, exit codes, missing programs, and
  * cleanup when a step after creation fails. */
 #include <stdio.h>
@@ -68,34 +69,75 @@ static void test_race_free(void) {
   CloseHandle(job);
 }
 
-/* The race proof: Wine's child needs ~30 ms to reach main, so without a
- * delay the naive order (CreateProcess running, then Assign) rarely loses.
- * A 50 ms sleep between creation and assignment makes it lose; the same
- * sleep between creation and resume cannot hurt jobwarden's order. */
-static void test_race_proof(void) {
+/* The race proof. The naive order (CreateProcess running, then Assign)
+ * loses whenever the child starts a grandchild before the assignment; how
+ * often that happens by chance depends on the machine's speed, so the test
+ * makes it happen: the child (`race-sync`) starts its grandchild, says so,
+ * and only then is assigned; every grandchild must have escaped. jobwarden's
+ * order cannot lose, whatever the timing: the child runs no instruction
+ * before it is in the job, even with a 50 ms pause between creation and
+ * resume. */
+static DWORD naive_trial(HANDLE job, const char *dir, int trial) {
+  char started[MAX_PATH + 16], go[MAX_PATH + 16], args[MAX_PATH + 32];
+  wchar_t cmd[TW_CMD_CHARS];
+  STARTUPINFOW si;
+  PROCESS_INFORMATION pi;
+  DWORD code = 0xDEAD, waited;
+  FILE *f;
+  snprintf(started, sizeof(started), "%s\\started", dir);
+  snprintf(go, sizeof(go), "%s\\go", dir);
+  DeleteFileA(started);
+  DeleteFileA(go);
+  snprintf(args, sizeof(args), "race-sync \"%s\"", dir);
+  tw_helper_cmdline(cmd, TW_CMD_CHARS, args);
+  memset(&si, 0, sizeof(si));
+  si.cb = sizeof(si);
+  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+    fprintf(stderr, "naive trial %d: CreateProcessW failed (%lu)\n", trial,
+            (unsigned long)GetLastError());
+    return code;
+  }
+  /* The grandchild exists: now the naive assignment. */
+  for (waited = 0; GetFileAttributesA(started) == INVALID_FILE_ATTRIBUTES && waited < 20000;
+       waited += 10)
+    Sleep(10);
+  if (!AssignProcessToJobObject(job, pi.hProcess))
+    fprintf(stderr, "naive trial %d: AssignProcessToJobObject failed (%lu)\n", trial,
+            (unsigned long)GetLastError());
+  f = fopen(go, "wb");
+  if (f != NULL)
+    fclose(f);
+  if (WaitForSingleObject(pi.hProcess, 20000) == WAIT_OBJECT_0)
+    GetExitCodeProcess(pi.hProcess, &code);
+  else
+    TerminateProcess(pi.hProcess, 1);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return code;
+}
+
+static void test_race_proof(const char *out) {
   jw_policy_t p;
   jw_error_t err;
   const char *race[] = {"race"};
+  char dir[MAX_PATH];
   int naive_escapes = 0, jw_escapes = 0, naive_runs = 0, jw_runs = 0, i;
   jw_policy_init(&p);
+  snprintf(dir, sizeof(dir), "%s\\spawn-race", out);
+  CreateDirectoryA(dir, NULL);
   for (i = 0; i < RACE_TRIALS; i++) {
     HANDLE job = new_job(&p);
     DWORD code;
     int rc;
     if (job == NULL)
       continue;
-    code = spawn_wait(job, race, 1, RACE_DELAY_MS, 1, 0, &err, &rc);
-    if (rc == 0 && (code & 0x100)) {
+    code = naive_trial(job, dir, i);
+    if (code & 0x100) {
       naive_runs++;
-      naive_escapes += (code & 2) == 0;
-    } else if (rc != 0 && strcmp(err.where, "AssignProcessToJobObject") == 0) {
-      /* Under load the child can finish its whole run before the naive
-       * assignment: it never was in the job at all. */
-      naive_runs++;
-      naive_escapes++;
+      /* In the job itself (assigned), its grandchild not. */
+      naive_escapes += code == 0x101;
     } else {
-      fprintf(stderr, "naive trial %d: rc %d, exit 0x%lX, %s\n", i, rc, (unsigned long)code,
-              rc ? err.text : "");
+      fprintf(stderr, "naive trial %d: exit 0x%lX\n", i, (unsigned long)code);
     }
     CloseHandle(job);
 
@@ -135,10 +177,8 @@ static void test_race_proof(void) {
           naive_escapes, naive_runs, jw_escapes, jw_runs);
   CHECK_INT(naive_runs, RACE_TRIALS);
   CHECK_INT(jw_runs, RACE_TRIALS);
-  /* The hook must make the race real, or the next assertion proves nothing. */
-  /* Under load the child reaches main later and the naive order loses less
-   * often; a tenth of the trials is still far from chance. */
-  CHECK(naive_escapes >= RACE_TRIALS / 10);
+  /* The naive order loses every time its race is lost: the proof is real. */
+  CHECK_INT(naive_escapes, RACE_TRIALS);
   CHECK_INT(jw_escapes, 0);
 }
 
@@ -291,6 +331,6 @@ int main(int argc, char **argv) {
   test_breakaway_and_exit_codes();
   test_missing(out);
   test_cleanup_on_failure();
-  test_race_proof();
+  test_race_proof(out);
   return jw_test_result("spawn_real");
 }

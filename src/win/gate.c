@@ -1,0 +1,196 @@
+/* The gate of `jobwarden run` for sinks that serve local clients (pipe:):
+ * a client that is a process of the sandboxed job, or one that escaped it
+ * (not in the job, but its parent is jobwarden or a process of the job), is
+ * refused, and every refusal a sink reports becomes an event in the run's
+ * own stream until the run's record is complete (then it is said on
+ * stderr, so that job_end stays the last line). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "win/win.h"
+
+struct jw__gate_s {
+  jw_client_gate_t gate; /* handed to the exporters; ctx = this */
+  HANDLE job;            /* owner: this gate (a duplicate of the run's job handle) */
+  HANDLE done;           /* owner: this gate (a duplicate of the monitor's done event) */
+  jw_emitter_t *em;      /* borrowed: outlives every exporter that has the gate */
+};
+
+static uint64_t creation_time(HANDLE h) {
+  FILETIME c, x, k, u;
+  if (!GetProcessTimes(h, &c, &x, &k, &u))
+    return 0;
+  return ((uint64_t)c.dwHighDateTime << 32) | c.dwLowDateTime;
+}
+
+/* A client outside the job whose parent is jobwarden itself (jobwarden
+ * starts no process outside the job: a parent spoofed with
+ * PROC_THREAD_ATTRIBUTE_PARENT_PROCESS) or a process of the job (a
+ * breakaway) escaped the job. The parent must be older than the client,
+ * or the pid was reused and says nothing. */
+static jw_client_verdict_t escaped(jw__gate_t *g, HANDLE client, uint32_t pid, char *why,
+                                   size_t why_size) {
+  DWORD ppid = 0;
+  HANDLE p;
+  BOOL in = FALSE;
+  uint64_t born = creation_time(client), parent_born;
+  if (!jw__proc_parent(client, &ppid) || ppid == 0 || born == 0)
+    return JW_CLIENT_OK;
+  if (ppid == GetCurrentProcessId()) {
+    if (creation_time(GetCurrentProcess()) > born)
+      return JW_CLIENT_OK; /* an older process whose parent had jobwarden's pid */
+    snprintf(why, why_size,
+             "the client (pid %lu) is not in the job, yet its parent is jobwarden itself: it "
+             "escaped the job (a spoofed parent)",
+             (unsigned long)pid);
+    return JW_CLIENT_ESCAPED;
+  }
+  p = OpenProcess(PROCESS_QUERY_INFORMATION, FALSE, ppid);
+  if (p == NULL)
+    return JW_CLIENT_OK; /* the parent is gone or not ours to ask */
+  parent_born = creation_time(p);
+  if (IsProcessInJob(p, g->job, &in) && in && parent_born != 0 && parent_born <= born) {
+    CloseHandle(p);
+    snprintf(why, why_size,
+             "the client (pid %lu) is not in the job, yet its parent (pid %lu) is a process of "
+             "the job: it escaped the job",
+             (unsigned long)pid, (unsigned long)ppid);
+    return JW_CLIENT_ESCAPED;
+  }
+  CloseHandle(p);
+  return JW_CLIENT_OK;
+}
+
+/* "in_job" / "not in the job" from the kernel, for the client's pid. */
+static jw_client_verdict_t gate_check(void *ctx, uint32_t pid, char *why, size_t why_size) {
+  jw__gate_t *g = ctx;
+  HANDLE h;
+  BOOL in = FALSE;
+  DWORD e;
+  jw_client_verdict_t verdict;
+  if (pid == GetCurrentProcessId())
+    return JW_CLIENT_OK; /* jobwarden itself (its own tests, a probe) */
+  /* Wine answers IsProcessInJob only for a PROCESS_QUERY_INFORMATION
+   * handle (../shared/WINE.md); Windows also takes the limited right. */
+  h = OpenProcess(PROCESS_QUERY_INFORMATION, FALSE, pid);
+  if (h == NULL)
+    h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
+  if (h == NULL) {
+    e = GetLastError();
+    snprintf(why, why_size,
+             "the client (pid %lu) could not be opened to check whether it is in the job "
+             "(OpenProcess, error %lu)",
+             (unsigned long)pid, (unsigned long)e);
+    return JW_CLIENT_UNKNOWN;
+  }
+  if (!IsProcessInJob(h, g->job, &in)) {
+    e = GetLastError();
+    CloseHandle(h);
+    snprintf(why, why_size, "IsProcessInJob failed for the client (pid %lu, error %lu)",
+             (unsigned long)pid, (unsigned long)e);
+    return JW_CLIENT_UNKNOWN;
+  }
+  if (in) {
+    CloseHandle(h);
+    snprintf(why, why_size, "the client (pid %lu) is a process of the sandboxed job",
+             (unsigned long)pid);
+    return JW_CLIENT_IN_JOB;
+  }
+  verdict = escaped(g, h, pid, why, why_size);
+  CloseHandle(h);
+  return verdict;
+}
+
+/* The client's image path (new UTF-8 string) or NULL. */
+static char *client_image(uint32_t pid) {
+  HANDLE h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
+  wchar_t buf[1024];
+  DWORD n = 1024;
+  char *out = NULL;
+  size_t len = 0;
+  if (h == NULL)
+    return NULL;
+  if (QueryFullProcessImageNameW(h, 0, buf, &n) && n > 0)
+    jw_utf16_to_utf8((const uint16_t *)buf, n, JW_HOSTILE_MAX_UNITS, &out, &len, NULL);
+  CloseHandle(h);
+  return out;
+}
+
+static void gate_refused(void *ctx, const char *sink, jw_client_refusal_t what, uint32_t pid,
+                         const char *why, uint64_t limit) {
+  jw__gate_t *g = ctx;
+  static const char *const reasons[] = {"in_job", "identity_unknown", "max_readers", "escaped"};
+  const char *reason =
+      reasons[what <= JW_CLIENT_REFUSED_ESCAPED ? what : JW_CLIENT_REFUSED_UNKNOWN];
+  jw_event_t ev;
+  json_t *reader;
+  char *image = pid != 0 ? client_image(pid) : NULL;
+
+  if (WaitForSingleObject(g->done, 0) != WAIT_TIMEOUT) {
+    /* The run's record is complete (job_end is its last line): said on
+     * stderr instead. */
+    char msg[700];
+    int n = snprintf(msg, sizeof(msg), "jobwarden: %s refused a reader (pid %lu, %s): %s\n", sink,
+                     (unsigned long)pid, reason, why);
+    if (n > 0)
+      jw__stderr_write(msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+    free(image);
+    return;
+  }
+  if (what == JW_CLIENT_REFUSED_MAX)
+    jw_event_init(&ev, JW_EVENT_NOTICE, "pipe_reader_refused", "blocked", "monitor", "jobwarden",
+                  JW_SEV_MEDIUM);
+  else
+    jw_event_init(&ev, JW_EVENT_VIOLATION, "pipe_reader_refused", "blocked", "monitor", "jobwarden",
+                  what == JW_CLIENT_REFUSED_UNKNOWN ? JW_SEV_HIGH : JW_SEV_CRITICAL);
+  reader = json_pack("{s:s,s:o,s:o,s:s}", "sink", sink, "pid",
+                     pid != 0 ? json_integer(pid) : json_null(), "executable",
+                     image != NULL ? json_string(image) : json_null(), "reason", reason);
+  if (reader != NULL && what == JW_CLIENT_REFUSED_MAX)
+    json_object_set_new(reader, "max_readers", json_integer((json_int_t)limit));
+  if (reader != NULL)
+    ev.extra = json_pack("{s:o}", "reader", reader);
+  snprintf(ev.message, sizeof(ev.message), "%.200s refused a reader (pid %lu): %.250s", sink,
+           (unsigned long)pid, why);
+  jw_emit(g->em, &ev);
+  free(image);
+}
+
+int jw__gate_new(HANDLE job, HANDLE done, jw_emitter_t *em, jw__gate_t **out, jw_error_t *err) {
+  jw__gate_t *g = calloc(1, sizeof(*g));
+  HANDLE self = GetCurrentProcess();
+  *out = NULL;
+  if (g == NULL)
+    return jw_error_set(err, JW_ENOMEM, 0, "gate", "out of memory");
+  if (!DuplicateHandle(self, job, self, &g->job, 0, FALSE, DUPLICATE_SAME_ACCESS) ||
+      !DuplicateHandle(self, done, self, &g->done, SYNCHRONIZE, FALSE, 0)) {
+    DWORD e = GetLastError();
+    jw__gate_free(g);
+    return jw_error_set(err, JW_ESYS, e, "DuplicateHandle",
+                        "cannot set up the readers' gate: DuplicateHandle failed (Win32 error %lu)",
+                        (unsigned long)e);
+  }
+  g->em = em;
+  g->gate.check = gate_check;
+  g->gate.refused = gate_refused;
+  g->gate.ctx = g;
+  *out = g;
+  return 0;
+}
+
+const jw_client_gate_t *jw__gate_get(const jw__gate_t *g) {
+  return g != NULL ? &g->gate : NULL;
+}
+
+void jw__gate_free(jw__gate_t *g) {
+  if (g == NULL)
+    return;
+  if (g->job != NULL)
+    CloseHandle(g->job);
+  if (g->done != NULL)
+    CloseHandle(g->done);
+  free(g);
+}

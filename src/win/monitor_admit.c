@@ -1,0 +1,406 @@
+/* Admission: the one path by which a process becomes known to the monitor,
+ * whatever saw it first (the port's NEW_PROCESS, the control channel's
+ * catch-up, the job's process id list, a limit or exit message naming an
+ * unknown pid): check that the kernel says it is a member of the job,
+ * track it, enrich it, run the monitor rules, emit. A leaf: nothing here
+ * calls back into the loop. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "win/monitor_int.h"
+
+/* ------------------------------------------------------------------------ */
+/* Monitor rules                                                            */
+/* ------------------------------------------------------------------------ */
+
+jw_rule_action_t jw__mon_effective(jw_rule_action_t a, jw_rule_action_t def) {
+  return a == JW_ACTION_DEFAULT ? def : a;
+}
+
+/* Whether `entry` (a policy name: no directory, at most 255 bytes) names
+ * the file `base` (UTF-16, blen units): equal ignoring case the way NTFS
+ * compares names (CompareStringOrdinal), or, for an entry without a dot,
+ * equal to the file name without its extension ("cmd" matches cmd.exe). */
+static int name_matches(const wchar_t *base, int blen, const char *entry) {
+  wchar_t w[JW_IMAGE_NAME_MAX];
+  int n, dot;
+  n = MultiByteToWideChar(CP_UTF8, 0, entry, -1, w, JW_IMAGE_NAME_MAX);
+  if (n <= 1)
+    return 0; /* cannot happen for a checked entry */
+  n--;        /* without the NUL */
+  if (CompareStringOrdinal(base, blen, w, n, TRUE) == CSTR_EQUAL)
+    return 1;
+  if (strchr(entry, '.') != NULL)
+    return 0;
+  for (dot = blen - 1; dot > 0 && base[dot] != L'.'; dot--)
+    ;
+  return dot > 0 && CompareStringOrdinal(base, dot, w, n, TRUE) == CSTR_EQUAL;
+}
+
+/* The file name part of the image as UTF-16 (new malloc'd string, length
+ * in *blen), NULL when the image is unknown, cut, or not convertible. */
+static wchar_t *image_basename(const tracked_t *t, int *blen, int *start) {
+  size_t len;
+  int n, i;
+  wchar_t *w;
+  if (t->image == NULL || t->image_truncated)
+    return NULL;
+  len = t->image_len ? t->image_len : strlen(t->image);
+  if (len == 0 || len > (size_t)INT_MAX / 2)
+    return NULL;
+  n = MultiByteToWideChar(CP_UTF8, 0, t->image, (int)len, NULL, 0);
+  if (n <= 0)
+    return NULL;
+  w = malloc(((size_t)n + 1) * sizeof(*w));
+  if (w == NULL)
+    return NULL;
+  if (MultiByteToWideChar(CP_UTF8, 0, t->image, (int)len, w, n) != n) {
+    free(w);
+    return NULL;
+  }
+  for (i = n; i > 0 && w[i - 1] != L'\\' && w[i - 1] != L'/'; i--)
+    ;
+  *start = i;
+  *blen = n - i;
+  return w;
+}
+
+/* The image lists. A process whose image cannot be read (or was cut) is
+ * never let through: it breaks the rule image_unknown, with the lists'
+ * action, so a list never fails open. */
+static int check_images(jw_monitor_t *m, const tracked_t *t, verdict_t *v) {
+  const jw_policy_t *p = &m->job->policy;
+  wchar_t *w;
+  int blen = 0, start = 0, i;
+  if (p->n_deny_images == 0 && p->n_allow_images == 0)
+    return 0;
+  memset(v, 0, sizeof(*v));
+  v->action = jw__mon_effective(p->image_action, JW_ACTION_KILL_PROCESS);
+  w = image_basename(t, &blen, &start);
+  if (w == NULL || blen == 0) {
+    free(w);
+    v->rule = "image_unknown";
+    return 1;
+  }
+  for (i = 0; i < p->n_deny_images && i < JW_POLICY_MAX_IMAGES; i++) {
+    if (name_matches(w + start, blen, p->deny_images[i])) {
+      free(w);
+      v->rule = "image_denied";
+      v->list = "deny";
+      v->matched = p->deny_images[i];
+      return 1;
+    }
+  }
+  if (p->n_allow_images > 0) {
+    for (i = 0; i < p->n_allow_images && i < JW_POLICY_MAX_IMAGES; i++) {
+      if (name_matches(w + start, blen, p->allow_images[i])) {
+        free(w);
+        return 0;
+      }
+    }
+    free(w);
+    v->rule = "image_not_allowed";
+    v->list = "allow";
+    return 1;
+  }
+  free(w);
+  return 0;
+}
+
+/* The event of one broken rule at a NEW_PROCESS. */
+static void emit_verdict(jw_monitor_t *m, const tracked_t *t, const verdict_t *v,
+                         const outcome_t *o) {
+  jw_event_t ev;
+  char say[160];
+  const char *action = jw__mon_outcome_action(v->action, o, say, sizeof(say));
+  jw__mon_ev_init(&ev, JW_EVENT_VIOLATION, v->rule, action, "monitor", JW_SEV_HIGH);
+  if (strcmp(t->start_source, "port") == 0)
+    jw__mon_ev_job_message(&ev, JOB_OBJECT_MSG_NEW_PROCESS);
+  else
+    ev.source = t->start_source;
+  ev.has_process = 1;
+  jw__mon_fill_process(m, t, &ev.process);
+  if (v->has_limit) {
+    ev.has_limit = 1;
+    ev.limit_name = v->limit_name;
+    ev.limit_unit = v->limit_unit;
+    ev.limit_configured = v->configured;
+    ev.has_limit_observed = 1;
+    ev.limit_observed = v->observed;
+  }
+  if (strcmp(v->rule, "image_denied") == 0)
+    snprintf(ev.message, sizeof(ev.message),
+             "child process %.300s (pid %lu) runs an image the deny list names (\"%.60s\"): %s",
+             jw__mon_image_or_unknown(t), (unsigned long)t->pid, v->matched, say);
+  else if (strcmp(v->rule, "image_not_allowed") == 0)
+    snprintf(ev.message, sizeof(ev.message),
+             "child process %.300s (pid %lu) runs an image that is not on the allow list: %s",
+             jw__mon_image_or_unknown(t), (unsigned long)t->pid, say);
+  else if (strcmp(v->rule, "image_unknown") == 0)
+    snprintf(ev.message, sizeof(ev.message),
+             "the image of child process pid %lu (parent %lu) could not be read (Win32 error "
+             "%lu), so it cannot be checked against the image lists: %s",
+             (unsigned long)t->pid, (unsigned long)t->ppid,
+             (unsigned long)(t->h == NULL ? t->open_error : t->image_error), say);
+  else if (strcmp(v->rule, "total_processes") == 0)
+    snprintf(ev.message, sizeof(ev.message),
+             "child process %.300s (pid %lu) is process %llu of the job, over the cap of %llu "
+             "processes in its lifetime: %s",
+             jw__mon_image_or_unknown(t), (unsigned long)t->pid, (unsigned long long)v->observed,
+             (unsigned long long)v->configured, say);
+  else
+    snprintf(ev.message, sizeof(ev.message),
+             "child process %.300s (pid %lu) makes %llu active processes, over the limit of %llu "
+             "that the kernel did not enforce: %s",
+             jw__mon_image_or_unknown(t), (unsigned long)t->pid, (unsigned long long)v->observed,
+             (unsigned long long)v->configured, say);
+  ev.extra = jw__mon_rule_extra(v, o, t);
+  jw__mon_emit(m, &ev);
+}
+
+/* The kernel's own count of active processes, or `fallback` when it
+ * cannot be read. */
+static uint32_t kernel_active(jw_monitor_t *m, uint32_t fallback) {
+  JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acc;
+  if (!QueryInformationJobObject(m->job->job, JobObjectBasicAccountingInformation, &acc,
+                                 sizeof(acc), NULL))
+    return fallback;
+  return acc.ActiveProcesses;
+}
+
+/* The monitor rules for a process just admitted, their actions, and its
+ * events: child_process, then one violation per broken rule. */
+static void judge(jw_monitor_t *m, tracked_t *t) {
+  const jw_policy_t *p = &m->job->policy;
+  DWORD pid = t->pid;
+  jw_event_t ev;
+  uint32_t limit = p->active_processes, active;
+  verdict_t verdicts[3];
+  int n = 0, i, over, decider = -1;
+  int reconciled = strcmp(t->start_source, "port") != 0;
+  outcome_t o;
+
+  active = jw__mon_active_count(m);
+  /* The monitor's count can run ahead of the kernel's when an exit is still
+   * queued behind this message: the kernel's count confirms it. */
+  over = limit != 0 && active > limit && kernel_active(m, active) > limit;
+
+  /* The rules this process breaks, and the strongest action among them. */
+  if (check_images(m, t, &verdicts[n]))
+    n++;
+  if (p->max_total_processes != 0 && m->stats.processes_seen > p->max_total_processes) {
+    verdict_t *v = &verdicts[n++];
+    memset(v, 0, sizeof(*v));
+    v->rule = "total_processes";
+    v->action = jw__mon_effective(p->total_processes_action, JW_ACTION_KILL_PROCESS);
+    v->has_limit = 1;
+    v->limit_name = "total_processes";
+    v->limit_unit = "processes";
+    v->configured = p->max_total_processes;
+    v->observed = m->stats.processes_seen;
+  }
+  /* The kernel should have refused this process (it does on Windows, and
+   * then no NEW_PROCESS arrives); this kernel did not. Its report is the
+   * child_process event below (not_enforced); any other action is the
+   * monitor's. */
+  if (over && jw__mon_effective(p->active_processes_action, JW_ACTION_REPORT) != JW_ACTION_REPORT) {
+    verdict_t *v = &verdicts[n++];
+    memset(v, 0, sizeof(*v));
+    v->rule = "active_processes";
+    v->action = p->active_processes_action;
+    v->has_limit = 1;
+    v->limit_name = "active_processes";
+    v->limit_unit = "processes";
+    v->configured = limit;
+    v->observed = active;
+  }
+  /* The first rule with the strongest action decides what is done. */
+  for (i = 0; i < n; i++)
+    if (decider < 0 || verdicts[i].action > verdicts[decider].action)
+      decider = i;
+
+  /* Act first (the process is running), report after. */
+  memset(&o, 0, sizeof(o));
+  if (decider >= 0 && verdicts[decider].action == JW_ACTION_KILL_JOB)
+    jw__mon_kill_job_for(m, verdicts[decider].rule, &o);
+  else if (decider >= 0 && verdicts[decider].action == JW_ACTION_KILL_PROCESS)
+    jw__mon_kill_process_for(m, t, verdicts[decider].rule, &o);
+
+  jw__mon_ev_init(&ev, JW_EVENT_VIOLATION, "child_process", "allowed", "kernel", JW_SEV_LOW);
+  if (reconciled)
+    ev.source = t->start_source;
+  else
+    jw__mon_ev_job_message(&ev, JOB_OBJECT_MSG_NEW_PROCESS);
+  ev.has_process = 1;
+  jw__mon_fill_process(m, t, &ev.process);
+  if (limit != 0) {
+    ev.has_limit = 1;
+    ev.limit_name = "active_processes";
+    ev.limit_unit = "processes";
+    ev.limit_configured = limit;
+    ev.has_limit_observed = 1;
+    ev.limit_observed = active;
+  }
+  if (over) {
+    ev.action = "not_enforced";
+    ev.severity = JW_SEV_HIGH;
+    snprintf(ev.message, sizeof(ev.message),
+             "child process %.300s (pid %lu, parent %lu) started although the active-process "
+             "limit is %lu (%lu active): the kernel did not enforce the limit",
+             jw__mon_image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid,
+             (unsigned long)limit, (unsigned long)active);
+  } else if (n > 0) {
+    /* The policy does not allow it: the rule's own event follows. */
+    ev.action = "observed";
+    ev.severity = JW_SEV_MEDIUM;
+    snprintf(ev.message, sizeof(ev.message),
+             "child process %.300s (pid %lu, parent %lu) started; it breaks the monitor rule %s "
+             "(next event)",
+             jw__mon_image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid,
+             verdicts[0].rule);
+  } else if (reconciled) {
+    snprintf(ev.message, sizeof(ev.message),
+             "child process %.300s (pid %lu, parent %lu) is in the job although the port never "
+             "announced it",
+             jw__mon_image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid);
+  } else {
+    snprintf(ev.message, sizeof(ev.message),
+             "child process %.300s (pid %lu, parent %lu) started; the policy allows it",
+             jw__mon_image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid);
+  }
+  jw__mon_emit(m, &ev);
+  for (i = 0; i < n; i++)
+    emit_verdict(m, t, &verdicts[i], &o);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Admission                                                                */
+/* ------------------------------------------------------------------------ */
+
+static int listed(jw_monitor_t *m, DWORD pid) {
+  size_t n = 0, i;
+  const DWORD *ids = jw__mon_job_pids(m, &n);
+  for (i = 0; ids != NULL && i < n; i++)
+    if (ids[i] == pid)
+      return 1;
+  return 0;
+}
+
+/* Members the job lists that the monitor does not know yet (their
+ * NEW_PROCESS may still be queued): each accounts for one of the kernel's
+ * processes without a record. */
+static uint32_t untracked_listed(jw_monitor_t *m) {
+  size_t n = 0, i;
+  uint32_t k = 0;
+  const DWORD *ids = jw__mon_job_pids(m, &n);
+  for (i = 0; ids != NULL && i < n; i++)
+    k += jw__mon_known(m, ids[i]) == NULL;
+  return k;
+}
+
+/* Whether the kernel says pid is a member of the job. *h gets an open
+ * handle when one could be opened (the caller owns it). A process that is
+ * already gone (a real short-lived member whose NEW_PROCESS comes late)
+ * cannot be asked: it is believed only while the job's accounting counts
+ * more processes than the monitor knows of (TotalProcesses > processes
+ * seen + members listed but not yet known), so a forged pid never gets a
+ * record the kernel's count does not leave room for. */
+static int is_member(jw_monitor_t *m, DWORD pid, HANDLE *h, char *why, size_t why_size) {
+  BOOL in = FALSE;
+  DWORD e;
+  JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acc;
+  *h = pid != 0 ? jw__mon_open_process(pid) : NULL;
+  if (*h != NULL) {
+    if (IsProcessInJob(*h, m->job->job, &in)) {
+      if (in)
+        return 1;
+      /* An ended member may already be out of the job: judged as gone. */
+      if (WaitForSingleObject(*h, 0) != WAIT_OBJECT_0) {
+        snprintf(why, why_size, "IsProcessInJob: pid %lu is a running process outside the job",
+                 (unsigned long)pid);
+        return 0;
+      }
+    } else if (listed(m, pid)) {
+      return 1; /* the handle cannot ask (limited rights); the job's list can */
+    }
+    e = ERROR_INVALID_PARAMETER;
+  } else {
+    e = pid != 0 ? GetLastError() : ERROR_INVALID_PARAMETER;
+    if (pid != 0 && listed(m, pid))
+      return 1; /* a member jobwarden cannot open (a protected process) */
+  }
+  memset(&acc, 0, sizeof(acc));
+  if (!QueryInformationJobObject(m->job->job, JobObjectBasicAccountingInformation, &acc,
+                                 sizeof(acc), NULL)) {
+    DWORD qe = GetLastError();
+    snprintf(why, why_size,
+             "pid %lu cannot be opened (Win32 error %lu) and the job's accounting cannot be read "
+             "(Win32 error %lu)",
+             (unsigned long)pid, (unsigned long)e, (unsigned long)qe);
+    return 0;
+  }
+  {
+    uint64_t known = (uint64_t)m->stats.processes_seen + untracked_listed(m);
+    if (acc.TotalProcesses > known)
+      return 1;
+    snprintf(why, why_size,
+             "pid %lu is not in the job (OpenProcess: Win32 error %lu; not in the job's process "
+             "id list; the job's accounting counts %lu process(es) in its lifetime, all of them "
+             "known)",
+             (unsigned long)pid, (unsigned long)e, (unsigned long)acc.TotalProcesses);
+  }
+  return 0;
+}
+
+tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *refused, char *why,
+                         size_t why_size) {
+  tracked_t *t = jw__mon_known(m, pid);
+  HANDLE h = NULL;
+  *refused = 0;
+  if (t != NULL)
+    return t; /* the root (announced by jw_monitor_set_root), or a repeat */
+  if (!is_member(m, pid, &h, why, why_size)) {
+    if (h != NULL)
+      CloseHandle(h);
+    *refused = 1;
+    return NULL;
+  }
+  t = jw__mon_add_proc(m, pid);
+  if (t == NULL) {
+    if (h != NULL)
+      CloseHandle(h);
+    return NULL;
+  }
+  t->h = h; /* owner: the monitor, from here on */
+  t->start_source = src == ADMIT_PORT || src == ADMIT_CONTROL ? "port" : "reconciled";
+  jw__mon_enrich(m, t);
+  if (src == ADMIT_ID_LIST || src == ADMIT_MESSAGE)
+    jw__mon_note_lost(m, "JOB_OBJECT_MSG_NEW_PROCESS", t, pid,
+                      src == ADMIT_ID_LIST ? "process_id_list" : "job_message", 1);
+  judge(m, t);
+  return t;
+}
+
+/* An escape is described like a member (the same reads, the same parent
+ * link) but kept out of the table: the kernel's check for it is
+ * jw__escape_examine (IsProcessInJob false, created in its parent's life),
+ * its rule and event are monitor_escape.c's. */
+void jw__mon_admit_outside(jw_monitor_t *m, tracked_t *t, DWORD pid, HANDLE h, const char *source) {
+  memset(t, 0, sizeof(*t));
+  t->pid = pid;
+  t->h = h; /* owner: t's holder (monitor_escape.c) */
+  t->parent_idx = -1;
+  t->start_source = source;
+  jw__mon_enrich(m, t);
+}
+
+void jw__mon_on_new_process_message(jw_monitor_t *m, DWORD pid) {
+  char why[240];
+  int refused = 0;
+  if (jw__mon_admit(m, pid, ADMIT_PORT, &refused, why, sizeof(why)) == NULL && refused)
+    jw__mon_tampering(m, "job", 0, JOB_OBJECT_MSG_NEW_PROCESS, pid, "not_a_member", why);
+}

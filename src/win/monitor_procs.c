@@ -1,0 +1,618 @@
+/* The monitor's process table (src/win/monitor_int.h): tracked processes,
+ * what is read of them (image, parent, times, command line, user, memory),
+ * how they are described in events, and their exits. A leaf: nothing here
+ * calls back into the loop (src/win/monitor.c). */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "win/monitor_int.h"
+
+#define OPEN_RETRIES   12
+#define RETRY_SLEEP_MS 10
+
+static jw__query_image_fn query_image_hook;
+
+void jw__monitor_image_hook(jw__query_image_fn fn) {
+  query_image_hook = fn;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Process facts                                                            */
+/* ------------------------------------------------------------------------ */
+
+tracked_t *jw__mon_find_proc(jw_monitor_t *m, DWORD pid) {
+  size_t i;
+  /* Newest first: a reused pid belongs to the latest live entry. */
+  for (i = m->n_procs; i-- > 0;)
+    if (m->procs[i].pid == pid)
+      return &m->procs[i];
+  return NULL;
+}
+
+tracked_t *jw__mon_add_proc(jw_monitor_t *m, DWORD pid) {
+  tracked_t *t;
+  if (m->n_procs == m->cap_procs) {
+    size_t cap = m->cap_procs ? m->cap_procs * 2 : 16;
+    tracked_t *p = realloc(m->procs, cap * sizeof(*p));
+    if (p == NULL)
+      return NULL;
+    m->procs = p;
+    m->cap_procs = cap;
+  }
+  t = &m->procs[m->n_procs++];
+  memset(t, 0, sizeof(*t));
+  t->pid = pid;
+  t->parent_idx = -1;
+  t->start_source = "port";
+  m->stats.processes_seen++;
+  return t;
+}
+
+/* The image path, or NULL (with the Win32 error in *e) when the handle
+ * cannot answer yet; its length in bytes (U+0000 kept) in *len and whether
+ * it was cut in *truncated. */
+static char *query_image(HANDLE h, DWORD *e, size_t *len, int *truncated) {
+  wchar_t *buf = malloc(32768 * sizeof(wchar_t));
+  char *out = NULL;
+  DWORD size = 32768;
+  *e = 0;
+  *len = 0;
+  *truncated = 0;
+  if (buf == NULL)
+    return NULL;
+  if (query_image_hook != NULL ? query_image_hook(h, 0, buf, &size)
+                               : QueryFullProcessImageNameW(h, 0, buf, &size)) {
+    if (jw_utf16_to_utf8((const uint16_t *)buf, size, JW_HOSTILE_MAX_UNITS, &out, len, truncated) !=
+        0)
+      *truncated = 0; /* no image: nothing to call truncated */
+  } else {
+    *e = GetLastError();
+  }
+  free(buf);
+  return out;
+}
+
+/* FILETIME of 2000-01-01, and of "now" plus a day: a creation time outside
+ * that range is not believed. */
+#define FILETIME_2000 0x01BF53EB256D4000ull
+
+static int plausible_filetime(uint64_t ft) {
+  FILETIME now;
+  uint64_t n;
+  GetSystemTimeAsFileTime(&now);
+  n = ((uint64_t)now.dwHighDateTime << 32) | now.dwLowDateTime;
+  return ft >= FILETIME_2000 && ft <= n + 864000000000ull;
+}
+
+/* The creation time, 0 when it cannot be read. Wine reports a bogus value
+ * for a process that is still starting; it settles within milliseconds. */
+static uint64_t query_create_time(HANDLE h) {
+  int attempt;
+  for (attempt = 0; attempt < OPEN_RETRIES; attempt++) {
+    FILETIME ct, xt, kt, ut;
+    uint64_t v;
+    memset(&ct, 0, sizeof(ct));
+    if (!GetProcessTimes(h, &ct, &xt, &kt, &ut))
+      return 0;
+    v = ((uint64_t)ct.dwHighDateTime << 32) | ct.dwLowDateTime;
+    if (plausible_filetime(v))
+      return v;
+    Sleep(RETRY_SLEEP_MS);
+  }
+  return 0;
+}
+
+/* Opens a process announced by the port and records what can be read. The
+ * handle is kept for the process's lifetime, so its pid cannot be reused
+ * while jobwarden tracks it. A process caught at the instant of its
+ * NEW_PROCESS may hand out a handle that does not answer yet (Wine: error 6
+ * for up to tens of milliseconds); it is opened again after a short pause,
+ * a bounded number of times. */
+HANDLE jw__mon_open_process(DWORD pid) {
+  HANDLE h = OpenProcess(TRACK_RIGHTS | EXTRA_RIGHTS, FALSE, pid);
+  if (h == NULL && GetLastError() == ERROR_ACCESS_DENIED)
+    h = OpenProcess(TRACK_RIGHTS, FALSE, pid);
+  return h;
+}
+
+/* The account name of a SID, through a small cache (a lookup can take a
+ * domain round trip; the members of one job nearly always share a user).
+ * The root's is looked up by jw_monitor_set_root on the owner's thread
+ * before the monitor runs, so the monitor thread itself looks up only a
+ * descendant running as another user. */
+static const char *sid_name(jw_monitor_t *m, void *sid) {
+  size_t i;
+  char *name;
+  for (i = 0; i < m->n_sids; i++)
+    if (EqualSid((PSID)m->sids[i].sid, (PSID)sid)) {
+      free(sid);
+      return m->sids[i].name;
+    }
+  name = jw__sid_account_name(sid);
+  if (m->n_sids == SID_CACHE) {
+    free(sid);
+    return NULL; /* not cached: the name is left out rather than leaked */
+  }
+  m->sids[m->n_sids].sid = sid;
+  m->sids[m->n_sids].name = name;
+  m->n_sids++;
+  return name;
+}
+
+static BOOL get_memory(HANDLE h, jw__process_memory_fn fn, PROCESS_MEMORY_COUNTERS_EX *pmc) {
+  memset(pmc, 0, sizeof(*pmc));
+  pmc->cb = sizeof(*pmc);
+  return fn != NULL ? fn(h, (PROCESS_MEMORY_COUNTERS *)pmc, sizeof(*pmc))
+                    : GetProcessMemoryInfo(h, (PROCESS_MEMORY_COUNTERS *)pmc, sizeof(*pmc));
+}
+
+int jw__mon_memory_counters(const tracked_t *t, jw__process_memory_fn fn,
+                            PROCESS_MEMORY_COUNTERS_EX *pmc, const char **where, DWORD *error) {
+  HANDLE h;
+  BOOL ok;
+  if (t->h == NULL) {
+    *where = "OpenProcess";
+    *error = t->open_error;
+    return -1;
+  }
+  if (get_memory(t->h, fn, pmc))
+    return 0;
+  *where = "GetProcessMemoryInfo";
+  *error = GetLastError();
+  if (*error != ERROR_ACCESS_DENIED)
+    return -1;
+  h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_VM_READ, FALSE, t->pid);
+  if (h == NULL) {
+    *where = "OpenProcess";
+    *error = GetLastError();
+    return -1;
+  }
+  ok = get_memory(h, fn, pmc);
+  *error = ok ? 0 : GetLastError();
+  CloseHandle(h);
+  return ok ? 0 : -1;
+}
+
+void jw__mon_sample_memory(tracked_t *t) {
+  uint64_t v;
+  if (t->h == NULL)
+    return;
+  v = jw__peak_working_set(t->h);
+  if (v > t->peak_ws)
+    t->peak_ws = v;
+}
+
+/* The parent inside the job: the newest earlier entry with the parent's
+ * pid created no later than the child (an older holder of a reused pid
+ * cannot be the parent of a younger process... the younger one can't). */
+static void link_parent(jw_monitor_t *m, tracked_t *t) {
+  /* An escape (src/win/monitor_escape.c) is kept outside the table: every
+   * entry may be its parent. */
+  uintptr_t at = (uintptr_t)t, base = (uintptr_t)m->procs;
+  size_t idx = at >= base && at < base + m->n_procs * sizeof(*t) ? (size_t)(t - m->procs)
+                                                                 : m->n_procs,
+         j;
+  if (!t->has_parent)
+    return;
+  if (t->is_root) {
+    t->parent_create_time = t->ppid == GetCurrentProcessId() ? m->own_create_time : 0;
+    return;
+  }
+  for (j = idx; j-- > 0;) {
+    const tracked_t *p = &m->procs[j];
+    if (p->pid == t->ppid &&
+        (p->create_time == 0 || t->create_time == 0 || p->create_time <= t->create_time)) {
+      t->parent_idx = (long)j;
+      t->parent_create_time = p->create_time;
+      return;
+    }
+  }
+}
+
+/* Command line, user and integrity, parent link, a first memory sample. A
+ * just-created process may not answer the memory read yet (Wine: error 6
+ * or 299 for a few milliseconds): a few short retries. */
+void jw__mon_enrich_more(jw_monitor_t *m, tracked_t *t) {
+  int attempt;
+  link_parent(m, t);
+  if (t->h == NULL) {
+    snprintf(t->cmdline_why, sizeof(t->cmdline_why), "the process could not be opened (error %lu)",
+             (unsigned long)t->open_error);
+    snprintf(t->user_why, sizeof(t->user_why), "the process could not be opened (error %lu)",
+             (unsigned long)t->open_error);
+    return;
+  }
+  for (attempt = 0; attempt < OPEN_RETRIES; attempt++) {
+    int e;
+    if (attempt > 0)
+      Sleep(RETRY_SLEEP_MS);
+    e = jw__proc_command_line(t->h, &t->cmdline, &t->cmdline_len, &t->cmdline_truncated,
+                              t->cmdline_why, sizeof(t->cmdline_why));
+    if (e == 0) {
+      t->cmdline_why[0] = 0;
+      break;
+    }
+    /* Only a process still being set up is worth another look; a refusal
+     * (access denied: a protected process) will not change. */
+    if ((e != ERROR_NOT_READY && e != ERROR_PARTIAL_COPY && e != ERROR_INVALID_HANDLE &&
+         e != ERROR_NOACCESS) ||
+        WaitForSingleObject(t->h, 0) == WAIT_OBJECT_0)
+      break; /* or gone: its memory with it */
+  }
+  {
+    void *sid = NULL;
+    if (jw__proc_user(t->h, &t->user_sid, &sid, &t->integrity, t->user_why, sizeof(t->user_why)) ==
+        0) {
+      t->user_why[0] = 0;
+      t->user_name = sid_name(m, sid);
+    }
+  }
+  jw__mon_sample_memory(t);
+}
+
+void jw__mon_enrich(jw_monitor_t *m, tracked_t *t) {
+  int attempt;
+  for (attempt = 0; attempt < OPEN_RETRIES; attempt++) {
+    DWORD e = 0;
+    if (attempt > 0)
+      Sleep(RETRY_SLEEP_MS);
+    if (t->h == NULL)
+      t->h = jw__mon_open_process(t->pid);
+    if (t->h == NULL) {
+      t->open_error = GetLastError();
+      if (t->open_error == ERROR_INVALID_PARAMETER)
+        return; /* no such process (any more) */
+      continue;
+    }
+    t->open_error = 0;
+    t->image = query_image(t->h, &e, &t->image_len, &t->image_truncated);
+    t->image_error = e;
+    if (t->image != NULL)
+      break;
+    if (e == ERROR_INVALID_HANDLE && attempt + 1 < OPEN_RETRIES) {
+      CloseHandle(t->h);
+      t->h = NULL;
+    }
+  }
+  if (t->h != NULL) {
+    t->has_parent = jw__proc_parent(t->h, &t->ppid);
+    t->create_time = query_create_time(t->h);
+  }
+  jw__mon_enrich_more(m, t);
+}
+
+static void unavailable(jw_process_info_t *p, const char *field, const char *why) {
+  if (why != NULL && why[0] != 0 && p->n_unavailable < JW_UNAVAILABLE_MAX) {
+    p->unavailable[p->n_unavailable].field = field;
+    p->unavailable[p->n_unavailable].reason = why;
+    p->n_unavailable++;
+  }
+}
+
+/* Everything known about t, for an event emitted before the next call (the
+ * ancestry lives in the monitor's scratch array). */
+void jw__mon_fill_process(jw_monitor_t *m, const tracked_t *t, jw_process_info_t *p) {
+  long idx;
+  memset(p, 0, sizeof(*p));
+  p->pid = t->pid;
+  p->create_time = t->create_time;
+  p->image = t->image;
+  p->image_len = t->image_len;
+  p->image_truncated = t->image_truncated;
+  p->has_parent = t->has_parent;
+  p->parent_pid = t->ppid;
+  p->has_exit_code = t->has_exit_code;
+  p->exit_code = t->exit_code;
+  p->is_root = t->is_root;
+
+  p->parent_create_time = t->parent_create_time;
+  p->command_line = t->cmdline;
+  p->command_line_len = t->cmdline_len;
+  p->command_line_truncated = t->cmdline_truncated;
+  p->user_sid = t->user_sid;
+  p->user_name = t->user_name;
+  p->integrity = t->integrity;
+  p->ancestry = m->anc;
+  for (idx = t->is_root ? -1 : t->parent_idx; idx >= 0;) {
+    const tracked_t *a = &m->procs[idx];
+    if (p->n_ancestry == JW_ANCESTRY_MAX) {
+      p->ancestry_truncated = 1;
+      break;
+    }
+    m->anc[p->n_ancestry].pid = a->pid;
+    m->anc[p->n_ancestry].create_time = a->create_time;
+    m->anc[p->n_ancestry].image = a->image;
+    m->anc[p->n_ancestry].image_len = a->image_len;
+    p->n_ancestry++;
+    if (a->is_root)
+      break;
+    idx = a->parent_idx;
+  }
+  unavailable(p, "command_line", t->cmdline == NULL ? t->cmdline_why : NULL);
+  unavailable(p, "user", t->user_sid == NULL ? t->user_why : NULL);
+  if (t->exited && t->exit_read) {
+    const jw__exit_facts_t *f = &t->xf;
+    p->end_time = f->end_time;
+    unavailable(p, "end", f->end_time == 0 ? f->end_why : NULL);
+    p->has_cpu = f->has_cpu;
+    p->cpu_user_100ns = f->cpu_user_100ns;
+    p->cpu_kernel_100ns = f->cpu_kernel_100ns;
+    unavailable(p, "cpu", f->has_cpu ? NULL : f->cpu_why);
+    p->has_io = f->has_io;
+    p->io_read_ops = f->io_read_ops;
+    p->io_write_ops = f->io_write_ops;
+    p->io_other_ops = f->io_other_ops;
+    p->io_read_bytes = f->io_read_bytes;
+    p->io_write_bytes = f->io_write_bytes;
+    p->io_other_bytes = f->io_other_bytes;
+    unavailable(p, "io", f->has_io ? NULL : f->io_why);
+    if (f->peak_working_set != 0 && f->peak_working_set >= t->peak_ws) {
+      p->has_peak_working_set = 1;
+      p->peak_working_set = f->peak_working_set;
+      p->peak_working_set_from = "exit";
+    } else if (t->peak_ws != 0) {
+      p->has_peak_working_set = 1;
+      p->peak_working_set = t->peak_ws;
+      p->peak_working_set_from = "samples";
+    } else {
+      unavailable(p, "peak_working_set",
+                  f->memory_why[0] ? f->memory_why
+                                   : "the system reported 0 and no value was read while it ran");
+    }
+  } else if (t->exited) {
+    unavailable(p, "end", "no handle to the process: nothing could be read at its exit");
+  }
+}
+
+/* Marks t exited and reads what its exit leaves: exit code, time, CPU,
+ * memory, I/O. */
+void jw__mon_mark_exited(tracked_t *t) {
+  DWORD code;
+  t->exited = 1;
+  if (t->h == NULL)
+    return;
+  if (GetExitCodeProcess(t->h, &code) && code != STILL_ACTIVE) {
+    t->has_exit_code = 1;
+    t->exit_code = code;
+  }
+  jw__proc_exit_facts(t->h, &t->xf);
+  t->exit_read = 1;
+}
+
+const char *jw__mon_image_or_unknown(const tracked_t *t) {
+  return t->image ? t->image : "(image unknown)";
+}
+
+uint32_t jw__mon_active_count(jw_monitor_t *m) {
+  uint32_t n = 0;
+  size_t i;
+  for (i = 0; i < m->n_procs; i++)
+    n += !m->procs[i].exited;
+  return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Events                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Most monitor events come from a port message. */
+void jw__mon_ev_init(jw_event_t *ev, jw_event_kind_t kind, const char *rule, const char *action,
+                     const char *enforcer, jw_severity_t sev) {
+  jw_event_init(ev, kind, rule, action, enforcer, "port", sev);
+}
+
+void jw__mon_ev_job_message(jw_event_t *ev, DWORD msg) {
+  ev->has_job_message = 1;
+  ev->job_message = msg;
+}
+
+void jw__mon_emit(jw_monitor_t *m, jw_event_t *ev) {
+  if (ev->kind == JW_EVENT_VIOLATION)
+    m->stats.violations++;
+  /* Events that stand in for lost messages (not the gap record itself). */
+  if (ev->source != NULL && strcmp(ev->source, "reconciled") == 0 &&
+      ev->kind != JW_EVENT_TELEMETRY_GAP)
+    m->stats.reconciled++;
+  jw_emit(m->em, ev);
+}
+
+static void format_code(uint32_t code, char *buf, size_t size) {
+  const char *name = jw_ntstatus_name(code);
+  if (name != NULL)
+    snprintf(buf, size, "0x%08lX %s", (unsigned long)code, name);
+  else
+    snprintf(buf, size, "0x%08lX", (unsigned long)code);
+}
+
+/* The exit of a tracked process: its lifecycle event, preceded by a
+ * violation when the exit code is an exception / NTSTATUS error (whichever
+ * message announced it) and jobwarden did not cause it. */
+void jw__mon_report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *source) {
+  jw_event_t ev;
+  char code[96];
+  int ours = t->has_exit_code && t->exit_code == JW_TERMINATE_EXIT_CODE;
+  /* A process a rule terminated on its own (kill_process) keeps that
+   * cause even when the job is terminated afterwards. */
+  int killed_proc = ours && t->killed_by != NULL;
+  int killed = ours && (killed_proc || m->terminating);
+  int abnormal = (t->has_exit_code && jw_exit_classify(t->exit_code) == JW_EXIT_ABNORMAL) ||
+                 msg == JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS;
+
+  if (t->has_exit_code)
+    format_code(t->exit_code, code, sizeof(code));
+  else
+    snprintf(code, sizeof(code), "an unknown exit code");
+
+  if (abnormal && !killed) {
+    m->stats.abnormal_exits++;
+    jw__mon_ev_init(&ev, JW_EVENT_VIOLATION, "abnormal_exit", "terminated",
+                    msg == JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS ? "kernel" : "monitor",
+                    JW_SEV_HIGH);
+    ev.source = source;
+    if (msg)
+      jw__mon_ev_job_message(&ev, msg);
+    ev.has_process = 1;
+    jw__mon_fill_process(m, t, &ev.process);
+    snprintf(ev.message, sizeof(ev.message),
+             "%s process %.300s (pid %lu) exited abnormally with %s", t->is_root ? "root" : "child",
+             jw__mon_image_or_unknown(t), (unsigned long)t->pid, code);
+    jw__mon_emit(m, &ev);
+  }
+
+  jw__mon_ev_init(&ev, JW_EVENT_PROCESS_EXIT, t->is_root ? "root_process" : "child_process",
+                  killed_proc ? "terminated"
+                  : killed    ? "killed_job"
+                              : "observed",
+                  "monitor", JW_SEV_INFO);
+  ev.source = source;
+  if (msg)
+    jw__mon_ev_job_message(&ev, msg);
+  ev.has_process = 1;
+  jw__mon_fill_process(m, t, &ev.process);
+  if (killed_proc && strcmp(t->killed_by, "member_control") == 0)
+    snprintf(ev.message, sizeof(ev.message),
+             "%s process %.300s (pid %lu) was terminated by jobwarden (control request `kill` "
+             "from pid %lu)",
+             t->is_root ? "root" : "child", jw__mon_image_or_unknown(t), (unsigned long)t->pid,
+             (unsigned long)t->kill_requester);
+  else if (killed_proc)
+    snprintf(ev.message, sizeof(ev.message),
+             "%s process %.300s (pid %lu) was terminated by jobwarden (monitor rule %s, "
+             "kill_process)",
+             t->is_root ? "root" : "child", jw__mon_image_or_unknown(t), (unsigned long)t->pid,
+             t->killed_by);
+  else if (killed)
+    snprintf(ev.message, sizeof(ev.message),
+             "%s process %.300s (pid %lu) was terminated by jobwarden (%s)",
+             t->is_root ? "root" : "child", jw__mon_image_or_unknown(t), (unsigned long)t->pid,
+             m->terminate_reason ? m->terminate_reason : "job terminated");
+  else
+    snprintf(ev.message, sizeof(ev.message), "%s process %.300s (pid %lu) exited with %s",
+             t->is_root ? "root" : "child", jw__mon_image_or_unknown(t), (unsigned long)t->pid,
+             code);
+  jw__mon_emit(m, &ev);
+  /* Reported: its handle is let go, so that a long run with many
+   * short-lived processes does not keep every one of them (and its pid)
+   * alive in the kernel. What the events need was read at the exit. */
+  if (t->h != NULL) {
+    CloseHandle(t->h);
+    t->h = NULL;
+    t->released = 1;
+  }
+}
+
+/* Whether the process now holding t's pid is t's own (same creation
+ * time); when it cannot be opened, it is taken to be (nothing new to
+ * report). */
+int jw__mon_same_process(const tracked_t *t) {
+  HANDLE h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, t->pid);
+  FILETIME ct, xt, kt, ut;
+  int same = 1;
+  if (h == NULL)
+    return 1;
+  if (t->create_time != 0 && GetProcessTimes(h, &ct, &xt, &kt, &ut))
+    same = (((uint64_t)ct.dwHighDateTime << 32) | ct.dwLowDateTime) == t->create_time;
+  CloseHandle(h);
+  return same;
+}
+
+/* The job's members by its process id list; NULL with *n 0 on failure.
+ * m->idlist holds the raw answer (header + ULONG_PTR ids); the ids are
+ * returned in m->pids. */
+const DWORD *jw__mon_job_pids(jw_monitor_t *m, size_t *n) {
+  *n = 0;
+  for (;;) {
+    size_t cap = m->idlist_cap ? m->idlist_cap : 64;
+    size_t bytes = sizeof(JOBOBJECT_BASIC_PROCESS_ID_LIST) + cap * sizeof(ULONG_PTR);
+    JOBOBJECT_BASIC_PROCESS_ID_LIST *l;
+    size_t i;
+    if (m->idlist == NULL) {
+      m->idlist = malloc(bytes);
+      m->pids = malloc(cap * sizeof(DWORD));
+      if (m->idlist == NULL || m->pids == NULL)
+        return NULL;
+      m->idlist_cap = cap;
+    }
+    l = (JOBOBJECT_BASIC_PROCESS_ID_LIST *)m->idlist;
+    memset(l, 0, sizeof(*l));
+    if (!QueryInformationJobObject(m->job->job, JobObjectBasicProcessIdList, l, (DWORD)bytes,
+                                   NULL) &&
+        GetLastError() != ERROR_MORE_DATA)
+      return NULL;
+    if (l->NumberOfAssignedProcesses > l->NumberOfProcessIdsInList &&
+        l->NumberOfAssignedProcesses < 65536 && cap < l->NumberOfAssignedProcesses + 16u) {
+      size_t want = l->NumberOfAssignedProcesses + 16u;
+      void *raw =
+          realloc(m->idlist, sizeof(JOBOBJECT_BASIC_PROCESS_ID_LIST) + want * sizeof(ULONG_PTR));
+      DWORD *ids;
+      if (raw == NULL)
+        return NULL;
+      m->idlist = raw;
+      ids = realloc(m->pids, want * sizeof(DWORD));
+      if (ids == NULL)
+        return NULL;
+      m->pids = ids;
+      m->idlist_cap = want;
+      continue;
+    }
+    for (i = 0; i < l->NumberOfProcessIdsInList && i < cap; i++)
+      m->pids[i] = (DWORD)l->ProcessIdList[i];
+    *n = i;
+    return m->pids;
+  }
+}
+
+int jw__mon_has_ended(const tracked_t *t) {
+  return t->h != NULL && WaitForSingleObject(t->h, 0) == WAIT_OBJECT_0;
+}
+
+/* A running entry is that process; an ended one is while the monitor holds
+ * its handle (its pid cannot be reused), or, once the handle was let go (or
+ * when it was never opened), when the pid's holder was created at the same
+ * time (jw__mon_same_process: a holder that cannot be asked is taken to
+ * be it). */
+tracked_t *jw__mon_known(jw_monitor_t *m, DWORD pid) {
+  tracked_t *t = jw__mon_find_proc(m, pid);
+  if (t == NULL || !t->exited || t->h != NULL)
+    return t;
+  return jw__mon_same_process(t) ? t : NULL;
+}
+
+/* EXIT_PROCESS / ABNORMAL_EXIT_PROCESS. The kernel posts it while the
+ * process is being torn down, so its handle is signaled at once or within
+ * moments: a tracked process whose handle stays unsignaled is still
+ * running, and the message is a forgery. An unknown pid goes through
+ * admission first (which asks the kernel whether it is a member). */
+void jw__mon_on_exit_message(jw_monitor_t *m, DWORD msg, DWORD pid) {
+  tracked_t *t = jw__mon_find_proc(m, pid);
+  char why[200];
+  int refused = 0;
+  if (t != NULL && t->exited)
+    return; /* already reported (the poll found it first, or a repeat) */
+  if (t == NULL) {
+    t = jw__mon_admit(m, pid, ADMIT_MESSAGE, &refused, why, sizeof(why));
+    if (t == NULL) {
+      if (refused)
+        jw__mon_tampering(m, "job", 0, msg, pid, "not_a_member", why);
+      return;
+    }
+  }
+  /* A process the monitor could not open (t->h NULL) cannot be checked
+   * this way; it is taken at the message's word (admission confirmed its
+   * membership). */
+  if (t->h != NULL && WaitForSingleObject(t->h, jw__mon_tamper_detailed(m) ? EXIT_CONFIRM_MS : 0) !=
+                          WAIT_OBJECT_0) {
+    snprintf(why, sizeof(why),
+             "process %lu is still running: its handle was not signaled within %u ms of the exit "
+             "message",
+             (unsigned long)pid, jw__mon_tamper_detailed(m) ? EXIT_CONFIRM_MS : 0u);
+    jw__mon_tampering(m, "job", 0, msg, pid, "exit_not_signaled", why);
+    return;
+  }
+  jw__mon_mark_exited(t);
+  jw__mon_report_exit(m, t, msg, "port");
+}

@@ -1,0 +1,1163 @@
+/* wine.real.record: the record cannot be rewritten in place (issue 9, 4).
+ * Each attack runs FROM INSIDE THE JOB, as a helper mode of this
+ * executable started by the real jobwarden.exe (`jobwarden run`).
+ *
+ *  1. file: the program opens the event file for writing, truncates it,
+ *     recreates it, deletes it, renames it and sets delete-on-close; each
+ *     fails with 32 (sharing violation). A plain read works (a tailer). The
+ *     file afterwards holds every event, what the program read is an
+ *     unchanged prefix of it, job_end is last.
+ *  2. stdout: with --export stdout the program writes half lines and forged
+ *     sandbox.job_end lines on stdout and stderr. jobwarden's stdout holds
+ *     its events alone (each line parses, one run, seq 1..n, exactly one
+ *     job_end, last); the program's bytes arrive, intact and in order,
+ *     where --agent-output says (auto: stderr; file:PATH; null), also
+ *     10 000 lines, far more than the pipe holds. Conflicting
+ *     --agent-output values are refused with exit status 125.
+ *  3. pipe readers: (a) max_readers=2 and three readers: the third is
+ *     disconnected before it reads a byte and a medium pipe_reader_refused
+ *     notice names it; (b) a reader inside the job reads nothing and a
+ *     critical pipe_reader_refused violation names it; (c) max_readers
+ *     SPEC errors; (d) the cost of a reader, measured (printed for
+ *     docs/architecture.md) and bounded; (e) 40 readers against the
+ *     default cap of jobwarden.exe: 16 served, 24 refused and recorded,
+ *     jobwarden's thread count flat after the 16th; (f) a reader that
+ *     escaped the job (its parent spoofed to jobwarden from inside):
+ *     refused, a critical pipe_reader_refused violation.
+ *  4. command lines: a flood of 200 children started at once, each with
+ *     its own command line: every child's events hold either its exact
+ *     command line or no command_line and the reason in
+ *     process.unavailable; never "". And a live process whose parameter
+ *     block this test empties (CommandLine.Length = 0) reads as "not read,
+ *     and why", never as "".
+ *
+ * argv: <tests/data dir> <events out dir> <path of jobwarden.exe>. */
+#include <process.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <windows.h>
+
+#include <psapi.h>
+#include <tlhelp32.h>
+#include <winternl.h>
+
+#include <jansson.h>
+
+#include "harness.h"
+#include "helpers.h"
+#include "internal.h"
+#include "jobwarden.h"
+#include "win/win.h"
+
+#define RUN_TIMEOUT_MS 60000
+
+static char g_events[TW_PATH_CHARS]; /* the events directory (Windows path) */
+static char g_jw[TW_PATH_CHARS];     /* jobwarden.exe */
+static char g_self[TW_PATH_CHARS];   /* this executable */
+
+static int full_path(const char *in, char *out, size_t n) {
+  DWORD k = GetFullPathNameA(in, (DWORD)n, out, NULL);
+  return k == 0 || k >= n ? -1 : 0;
+}
+
+/* <events dir>\wine-record-<tag><suffix> */
+static void rec_path(char *buf, size_t n, const char *tag, const char *suffix) {
+  snprintf(buf, n, "%s\\wine-record-%s%s", g_events, tag, suffix);
+}
+
+typedef struct {
+  PROCESS_INFORMATION pi;
+  int started, finished;
+  DWORD exit_code;
+  char *out, *err;
+  size_t out_len, err_len;
+  char out_path[TW_PATH_CHARS], err_path[TW_PATH_CHARS];
+} jw_proc_t;
+
+/* Starts `jobwarden <args>`; its stdout goes to out_path (default
+ * wine-record-<tag>.stdout), its stderr to wine-record-<tag>.stderr. */
+static int jw_start(jw_proc_t *r, const char *tag, const char *out_path, const char *args) {
+  char cmd[TW_CMD_CHARS];
+  memset(r, 0, sizeof(*r));
+  if (out_path != NULL)
+    snprintf(r->out_path, sizeof(r->out_path), "%s", out_path);
+  else
+    rec_path(r->out_path, sizeof(r->out_path), tag, ".stdout");
+  rec_path(r->err_path, sizeof(r->err_path), tag, ".stderr");
+  snprintf(cmd, sizeof(cmd), "\"%s\" %s", g_jw, args);
+  r->started = tw_spawn_redirected(cmd, g_events, r->out_path, r->err_path, NULL, &r->pi) == 0;
+  return r->started ? 0 : -1;
+}
+
+static void jw_wait(jw_proc_t *r) {
+  if (r->started) {
+    if (WaitForSingleObject(r->pi.hProcess, RUN_TIMEOUT_MS) == WAIT_OBJECT_0) {
+      r->finished = 1;
+    } else {
+      fprintf(stderr, "jobwarden did not end within %d ms: killed\n", RUN_TIMEOUT_MS);
+      TerminateProcess(r->pi.hProcess, 1);
+      WaitForSingleObject(r->pi.hProcess, 5000);
+    }
+    GetExitCodeProcess(r->pi.hProcess, &r->exit_code);
+    CloseHandle(r->pi.hThread);
+    CloseHandle(r->pi.hProcess);
+  }
+  r->out = tw_read_file(r->out_path, &r->out_len);
+  r->err = tw_read_file(r->err_path, &r->err_len);
+  if (r->out == NULL)
+    r->out = calloc(1, 1);
+  if (r->err == NULL)
+    r->err = calloc(1, 1);
+  CHECK(r->finished);
+}
+
+static void jw_run_case(jw_proc_t *r, const char *tag, const char *out_path, const char *args) {
+  CHECK_INT(jw_start(r, tag, out_path, args), 0);
+  jw_wait(r);
+}
+
+static void jw_free(jw_proc_t *r) {
+  free(r->out);
+  free(r->err);
+}
+
+static int g_case_failures;
+static void case_begin(void) {
+  g_case_failures = jw_test_failures;
+}
+static void case_end(const char *name, const jw_proc_t *r) {
+  if (jw_test_failures == g_case_failures)
+    return;
+  fprintf(stderr, "---- case %s failed", name);
+  if (r != NULL && r->out != NULL)
+    fprintf(stderr, " (exit 0x%08lX)\n--- stdout:\n%s\n--- stderr:\n%s\n----\n",
+            (unsigned long)r->exit_code, r->out, r->err);
+  else
+    fprintf(stderr, "\n");
+}
+
+/* One run's stream, complete and written by jobwarden alone: one run_id,
+ * seq 1..n without a hole, exactly one sandbox.job_end and it is the last
+ * line. */
+static void check_stream(json_t *evs, const char *what) {
+  size_t i, n = json_array_size(evs), ends = 0;
+  const char *run = n ? tw_str(json_array_get(evs, 0), "run_id") : NULL;
+  int bad_run = 0, bad_seq = 0;
+  CHECK(n >= 3);
+  for (i = 0; i < n; i++) {
+    json_t *ev = json_array_get(evs, i);
+    const char *r = tw_str(ev, "run_id");
+    if (r == NULL || run == NULL || strcmp(r, run) != 0)
+      bad_run++;
+    if (tw_int(ev, "seq") != (long long)(i + 1))
+      bad_seq++;
+    if (strcmp(tw_str(ev, "event") ? tw_str(ev, "event") : "", "sandbox.job_end") == 0)
+      ends++;
+  }
+  CHECK_INT(bad_run, 0);
+  CHECK_INT(bad_seq, 0);
+  CHECK_INT(ends, 1);
+  CHECK_STR(n ? tw_str(json_array_get(evs, n - 1), "event") : NULL, "sandbox.job_end");
+  if (bad_run || bad_seq || ends != 1)
+    fprintf(stderr, "(%s: %lu events)\n", what, (unsigned long)n);
+}
+
+/* The only event of that name and rule (NULL, and a failed check, if
+ * there is not exactly one). Borrowed from evs. */
+static json_t *only(json_t *evs, const char *event, const char *rule) {
+  json_t *f = tw_filter(evs, event, rule), *ev = NULL;
+  CHECK_INT(json_array_size(f), 1);
+  if (json_array_size(f) == 1)
+    ev = json_array_get(f, 0);
+  json_decref(f); /* the array only; the events stay referenced by evs */
+  return ev;
+}
+
+static const char *file_name(const char *path) {
+  const char *a = strrchr(path, '\\'), *b = strrchr(path, '/');
+  const char *p = a > b ? a : b;
+  return p ? p + 1 : path;
+}
+
+/* ------------------------------------------------------------------------ */
+/* 1. The event file                                                        */
+/* ------------------------------------------------------------------------ */
+
+static void case_file_attack(void) {
+  char log[TW_PATH_CHARS], result[TW_PATH_CHARS], snap[TW_PATH_CHARS], args[TW_CMD_CHARS];
+  char moved[TW_PATH_CHARS + 8];
+  char *res, *text, *seen;
+  size_t text_len = 0, seen_len = 0;
+  jw_proc_t r;
+  json_t *evs;
+
+  case_begin();
+  rec_path(log, sizeof(log), "file", ".jsonl");
+  rec_path(result, sizeof(result), "file", ".result");
+  rec_path(snap, sizeof(snap), "file", ".snapshot");
+  snprintf(moved, sizeof(moved), "%s.moved", log);
+  DeleteFileA(log);
+  DeleteFileA(result);
+  DeleteFileA(snap);
+  DeleteFileA(moved);
+  snprintf(args, sizeof(args),
+           "run --export \"file:%s\" -- \"%s\" --helper attack-file \"%s\" \"%s\" \"%s\"", log,
+           g_self, log, result, snap);
+  jw_run_case(&r, "file", NULL, args);
+  CHECK_U64(r.exit_code, 0);
+  res = tw_read_file(result, NULL);
+  /* Every attempt is refused by the share mode: 32, ERROR_SHARING_VIOLATION;
+   * a plain read (what a tailer does) works. */
+  CHECK_STR(res, "write=32 trunc=32 create=32 delete=32 move=32 disposition=32 read=0");
+  free(res);
+  CHECK(GetFileAttributesA(moved) == INVALID_FILE_ATTRIBUTES);
+  /* What the program read mid-run is, byte for byte, the start of the
+   * final file: nothing was rewritten. */
+  text = tw_read_file(log, &text_len);
+  seen = tw_read_file(snap, &seen_len);
+  CHECK(text != NULL && seen != NULL);
+  CHECK(seen_len > 0 && seen_len < text_len);
+  CHECK(text != NULL && seen != NULL && seen_len <= text_len && memcmp(text, seen, seen_len) == 0);
+  free(text);
+  free(seen);
+  evs = tw_read_events(log);
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    check_stream(evs, log);
+    CHECK(only(evs, "sandbox.job_start", "job") != NULL);
+    CHECK(only(evs, "sandbox.process_exit", "root_process") != NULL);
+  }
+  json_decref(evs);
+  /* A second writer on the same file is refused while jobwarden holds it
+   * (here: the file is free again after the run, so it opens). */
+  {
+    HANDLE h = CreateFileA(log, GENERIC_WRITE, FILE_SHARE_READ, NULL, OPEN_EXISTING, 0, NULL);
+    CHECK(h != INVALID_HANDLE_VALUE);
+    if (h != INVALID_HANDLE_VALUE)
+      CloseHandle(h);
+  }
+  case_end("file-attack", &r);
+  jw_free(&r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 2. --export stdout | stderr                                             */
+/* ------------------------------------------------------------------------ */
+
+/* The events on a stream jobwarden wrote alone. */
+static void check_event_stream(const char *path, const char *what) {
+  json_t *evs = tw_read_events(path);
+  CHECK(evs != NULL);
+  if (evs != NULL)
+    check_stream(evs, what);
+  json_decref(evs);
+}
+
+static void case_stdout_forgery(void) {
+  char out[TW_PATH_CHARS], errp[TW_PATH_CHARS], agent[TW_PATH_CHARS], args[TW_CMD_CHARS];
+  char *bytes;
+  size_t len = 0;
+  jw_proc_t r;
+
+  /* auto: the agent's bytes go to jobwarden's stderr. */
+  case_begin();
+  rec_path(out, sizeof(out), "stdout-auto", ".jsonl");
+  snprintf(args, sizeof(args), "run --export stdout -- \"%s\" --helper forge-output", g_self);
+  jw_run_case(&r, "stdout-auto", out, args);
+  CHECK_U64(r.exit_code, 0);
+  check_event_stream(out, "stdout-auto");
+  CHECK_INT(r.err_len, strlen(TW_FORGED_OUTPUT));
+  CHECK_STR(r.err, TW_FORGED_OUTPUT);
+  /* None of the program's bytes on the event stream ("forged_packets" is
+   * a field of jobwarden's own job_end summary). */
+  CHECK(strstr(r.out, "\"message\":\"forged\"") == NULL &&
+        strstr(r.out, "a line without its end") == NULL && strstr(r.out, "half a line") == NULL);
+  case_end("stdout-auto", &r);
+  jw_free(&r);
+
+  /* --export stderr: the agent's bytes go to stdout. */
+  case_begin();
+  rec_path(errp, sizeof(errp), "stderr-auto", ".stderr");
+  snprintf(args, sizeof(args), "run --export stderr -- \"%s\" --helper forge-output", g_self);
+  jw_run_case(&r, "stderr-auto", NULL, args);
+  CHECK_U64(r.exit_code, 0);
+  check_event_stream(r.err_path, "stderr-auto");
+  CHECK_STR(r.out, TW_FORGED_OUTPUT);
+  /* Kept under a .jsonl name: wine.schema.events validates it too. */
+  {
+    char kept[TW_PATH_CHARS];
+    rec_path(kept, sizeof(kept), "stderr-auto", ".jsonl");
+    CHECK(CopyFileA(r.err_path, kept, FALSE));
+  }
+  case_end("stderr-auto", &r);
+  jw_free(&r);
+
+  /* file:PATH: the agent's bytes in the file, nothing on stderr. */
+  case_begin();
+  rec_path(out, sizeof(out), "stdout-file", ".jsonl");
+  rec_path(agent, sizeof(agent), "stdout-file", ".agent");
+  DeleteFileA(agent);
+  snprintf(args, sizeof(args),
+           "run --export stdout --agent-output \"file:%s\" -- \"%s\" --helper forge-output", agent,
+           g_self);
+  jw_run_case(&r, "stdout-file", out, args);
+  CHECK_U64(r.exit_code, 0);
+  check_event_stream(out, "stdout-file");
+  CHECK_INT(r.err_len, 0);
+  bytes = tw_read_file(agent, &len);
+  CHECK_STR(bytes, TW_FORGED_OUTPUT);
+  free(bytes);
+  case_end("stdout-file", &r);
+  jw_free(&r);
+
+  /* Both streams carry events: auto discards the agent's bytes. */
+  case_begin();
+  rec_path(out, sizeof(out), "both", ".jsonl");
+  snprintf(args, sizeof(args),
+           "run --export stdout --export stderr -- \"%s\" --helper forge-output", g_self);
+  jw_run_case(&r, "both", out, args);
+  CHECK_U64(r.exit_code, 0);
+  check_event_stream(out, "both stdout");
+  check_event_stream(r.err_path, "both stderr");
+  CHECK(r.out_len == r.err_len && memcmp(r.out, r.err, r.out_len) == 0);
+  case_end("both", &r);
+  jw_free(&r);
+
+  /* Much more output than the pipe holds (850 KB in 10 000 writes; the pipe holds 64 KB),
+   * while events are written: all of it arrives, in order, intact. */
+  case_begin();
+  rec_path(out, sizeof(out), "spew", ".jsonl");
+  snprintf(args, sizeof(args), "run --export stdout -- \"%s\" --helper spew 10000", g_self);
+  jw_run_case(&r, "spew", out, args);
+  CHECK_U64(r.exit_code, 0);
+  check_event_stream(out, "spew");
+  {
+    unsigned long i;
+    size_t off = 0;
+    int bad = 0;
+    for (i = 0; i < 10000 && !bad; i++) {
+      char line[128];
+      int ll = snprintf(line, sizeof(line), TW_SPEW_FMT, i);
+      if (off + (size_t)ll > r.err_len || memcmp(r.err + off, line, (size_t)ll) != 0) {
+        fprintf(stderr, "spew: line %lu differs at offset %lu\n", i, (unsigned long)off);
+        bad = 1;
+      }
+      off += (size_t)ll;
+    }
+    CHECK_INT(bad, 0);
+    CHECK_INT(r.err_len, off);
+  }
+  case_end("spew", &r);
+  jw_free(&r);
+
+  /* A stream that carries events cannot be given to the program. */
+  case_begin();
+  snprintf(args, sizeof(args),
+           "run --export stdout --agent-output stdout -- \"%s\" --helper forge-output", g_self);
+  jw_run_case(&r, "stdout-conflict", NULL, args);
+  CHECK_U64(r.exit_code, 125);
+  CHECK_INT(r.out_len, 0);
+  CHECK_STR(r.err, "jobwarden: --agent-output stdout: jobwarden's stdout carries events (--export "
+                   "stdout); the program's output must go elsewhere (auto, stderr, null or "
+                   "file:PATH)\n");
+  case_end("stdout-conflict", &r);
+  jw_free(&r);
+
+  case_begin();
+  snprintf(args, sizeof(args),
+           "run --export stderr --agent-output inherit -- \"%s\" --helper forge-output", g_self);
+  jw_run_case(&r, "inherit-conflict", NULL, args);
+  CHECK_U64(r.exit_code, 125);
+  CHECK_STR(r.err, "jobwarden: --agent-output inherit: the program would share jobwarden's "
+                   "stderr with the event stream (--export stderr); use auto, stdout, null or "
+                   "file:PATH\n");
+  case_end("inherit-conflict", &r);
+  jw_free(&r);
+
+  case_begin();
+  snprintf(args, sizeof(args), "run --agent-output somewhere -- \"%s\" --helper exit 0", g_self);
+  jw_run_case(&r, "agent-output-bad", NULL, args);
+  CHECK_U64(r.exit_code, 125);
+  CHECK_STR(r.err, "jobwarden: --agent-output: expected auto, inherit, stdout, stderr, null or "
+                   "file:PATH, got \"somewhere\"\n");
+  case_end("agent-output-bad", &r);
+  jw_free(&r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 3. Pipe readers                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* Pipe names unique to this test process. */
+static const char *pipe_name(const char *base) {
+  static char ring[8][128];
+  static unsigned next;
+  char *out = ring[next++ % 8u];
+  snprintf(out, 128, "jw%lu-%s", (unsigned long)GetCurrentProcessId(), base);
+  return out;
+}
+
+static int wait_pipe(const char *name, DWORD timeout_ms) {
+  char path[300];
+  ULONGLONG end = GetTickCount64() + timeout_ms;
+  snprintf(path, sizeof(path), "\\\\.\\pipe\\%s", name);
+  while (GetTickCount64() < end) {
+    if (WaitNamedPipeA(path, 1) || GetLastError() != ERROR_FILE_NOT_FOUND)
+      return 0;
+    Sleep(5);
+  }
+  return -1;
+}
+
+typedef struct {
+  HANDLE h;
+  char *buf;
+  size_t len;
+  DWORD end_error;
+  HANDLE thread;
+  HANDLE first; /* set once the first byte arrived (or the stream ended) */
+  HANDLE saw;   /* set once `want` was read (or the stream ended) */
+  const char *want;
+} preader_t;
+
+static unsigned __stdcall preader_main(void *arg) {
+  preader_t *r = arg;
+  for (;;) {
+    char chunk[4096];
+    DWORD got = 0;
+    if (!ReadFile(r->h, chunk, sizeof(chunk), &got, NULL) || got == 0) {
+      r->end_error = GetLastError();
+      break;
+    }
+    r->buf = realloc(r->buf, r->len + got + 1);
+    memcpy(r->buf + r->len, chunk, got);
+    r->len += got;
+    r->buf[r->len] = 0;
+    SetEvent(r->first);
+    if (r->want != NULL && strstr(r->buf, r->want) != NULL)
+      SetEvent(r->saw);
+  }
+  SetEvent(r->first);
+  SetEvent(r->saw);
+  return 0;
+}
+
+static int preader_open(preader_t *r, const char *name, const char *want) {
+  char path[300];
+  int i;
+  memset(r, 0, sizeof(*r));
+  snprintf(path, sizeof(path), "\\\\.\\pipe\\%s", name);
+  for (i = 0; i < 200; i++) {
+    r->h = CreateFileA(path, GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
+    if (r->h != INVALID_HANDLE_VALUE || GetLastError() != ERROR_PIPE_BUSY)
+      break;
+    WaitNamedPipeA(path, 100);
+  }
+  if (r->h == INVALID_HANDLE_VALUE)
+    return -1;
+  r->first = CreateEventW(NULL, TRUE, FALSE, NULL);
+  r->saw = CreateEventW(NULL, TRUE, FALSE, NULL);
+  r->want = want;
+  r->thread = (HANDLE)_beginthreadex(NULL, 64 * 1024, preader_main, r,
+                                     STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
+  return r->thread != NULL ? 0 : -1;
+}
+
+static void preader_join(preader_t *r) {
+  if (r->thread != NULL) {
+    CHECK(WaitForSingleObject(r->thread, RUN_TIMEOUT_MS) == WAIT_OBJECT_0);
+    CloseHandle(r->thread);
+  }
+  if (r->h != INVALID_HANDLE_VALUE && r->h != NULL)
+    CloseHandle(r->h);
+  if (r->first != NULL)
+    CloseHandle(r->first);
+  if (r->saw != NULL)
+    CloseHandle(r->saw);
+}
+
+/* (a) max_readers=2, three readers from outside the job. */
+static void case_pipe_cap(void) {
+  char log[TW_PATH_CHARS], marker[TW_PATH_CHARS], args[TW_CMD_CHARS], kept[TW_PATH_CHARS];
+  const char *name = pipe_name("cap");
+  preader_t rd[3];
+  jw_proc_t r;
+  json_t *evs;
+  int i;
+
+  case_begin();
+  rec_path(log, sizeof(log), "cap", ".jsonl");
+  rec_path(marker, sizeof(marker), "cap", ".go");
+  DeleteFileA(log);
+  DeleteFileA(marker);
+  snprintf(args, sizeof(args),
+           "run --export \"file:%s\" --export pipe:%s,max_readers=2 -- \"%s\" --helper wait-file "
+           "\"%s\"",
+           log, name, g_self, marker);
+  CHECK_INT(jw_start(&r, "cap", NULL, args), 0);
+  CHECK_INT(wait_pipe(name, 20000), 0);
+  /* The acceptor serves one connection at a time, in order: the third
+   * reader is judged after the first two are served. The first two get
+   * the stream (at least job_start) before the third connects. */
+  for (i = 0; i < 3; i++) {
+    CHECK_INT(preader_open(&rd[i], name, NULL), 0);
+    if (i < 2)
+      CHECK(WaitForSingleObject(rd[i].first, 20000) == WAIT_OBJECT_0);
+  }
+  CHECK(WaitForSingleObject(rd[2].first, 20000) == WAIT_OBJECT_0);
+  /* Refused before a single byte: its read ends at once. */
+  CHECK_INT(rd[2].len, 0);
+  CHECK(rd[2].end_error == ERROR_PIPE_NOT_CONNECTED || rd[2].end_error == ERROR_BROKEN_PIPE);
+  {
+    HANDLE h = CreateFileA(marker, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
+    CHECK(h != INVALID_HANDLE_VALUE);
+    CloseHandle(h);
+  }
+  jw_wait(&r);
+  CHECK_U64(r.exit_code, 0);
+  for (i = 0; i < 3; i++)
+    preader_join(&rd[i]);
+  for (i = 0; i < 2; i++) {
+    FILE *f;
+    char tag[32];
+    snprintf(tag, sizeof(tag), "cap-reader%d", i + 1);
+    rec_path(kept, sizeof(kept), tag, ".jsonl");
+    f = fopen(kept, "wb");
+    if (f != NULL) {
+      fwrite(rd[i].buf, 1, rd[i].len, f);
+      fclose(f);
+    }
+    CHECK(rd[i].len > 0 && strstr(rd[i].buf, "\"sandbox.job_end\"") != NULL);
+    CHECK_INT(rd[i].end_error, ERROR_BROKEN_PIPE);
+    free(rd[i].buf);
+  }
+  free(rd[2].buf);
+  evs = tw_read_events(log);
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    json_t *ev;
+    check_stream(evs, log);
+    ev = only(evs, "sandbox.notice", "pipe_reader_refused");
+    CHECK_STR(tw_str(ev, "severity"), "medium");
+    CHECK_STR(tw_str(ev, "action"), "blocked");
+    CHECK_STR(tw_str(ev, "enforcer"), "monitor");
+    CHECK_STR(tw_str(ev, "reader.reason"), "max_readers");
+    CHECK_INT(tw_int(ev, "reader.max_readers"), 2);
+    CHECK_INT(tw_int(ev, "reader.pid"), GetCurrentProcessId());
+    CHECK_STR(tw_str(ev, "reader.executable") ? file_name(tw_str(ev, "reader.executable")) : NULL,
+              file_name(g_self));
+    {
+      char spec[200];
+      snprintf(spec, sizeof(spec), "pipe:%s,max_readers=2", name);
+      CHECK_STR(tw_str(ev, "reader.sink"), spec);
+    }
+    CHECK_CONTAINS(tw_str(ev, "message"), "2 readers are served already (max_readers=2)");
+  }
+  json_decref(evs);
+  case_end("pipe-cap", &r);
+  jw_free(&r);
+}
+
+/* (b) A reader inside the job. */
+static void case_pipe_in_job(void) {
+  char log[TW_PATH_CHARS], result[TW_PATH_CHARS], args[TW_CMD_CHARS];
+  const char *name = pipe_name("injob");
+  jw_proc_t r;
+  json_t *evs;
+  char *res;
+
+  case_begin();
+  rec_path(log, sizeof(log), "injob", ".jsonl");
+  rec_path(result, sizeof(result), "injob", ".result");
+  DeleteFileA(log);
+  DeleteFileA(result);
+  snprintf(args, sizeof(args),
+           "run --export \"file:%s\" --export pipe:%s -- \"%s\" --helper pipe-reader %s \"%s\"",
+           log, name, g_self, name, result);
+  jw_run_case(&r, "injob", NULL, args);
+  CHECK_U64(r.exit_code, 0);
+  CHECK_INT(r.err_len, 0); /* recorded in-band, not on stderr */
+  res = tw_read_file(result, NULL);
+  /* Connected, then disconnected before a byte: nothing of the stream. */
+  CHECK(res != NULL && (strcmp(res, "open=0 bytes=0 end=233\n") == 0 ||
+                        strcmp(res, "open=0 bytes=0 end=109\n") == 0));
+  if (res != NULL && strncmp(res, "open=0 bytes=0 ", 15) != 0)
+    fprintf(stderr, "in-job reader got: %.300s\n", res);
+  free(res);
+  evs = tw_read_events(log);
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    json_t *ev, *root;
+    check_stream(evs, log);
+    root = only(evs, "sandbox.process_start", "root_process");
+    ev = only(evs, "sandbox.violation", "pipe_reader_refused");
+    CHECK_STR(tw_str(ev, "severity"), "critical");
+    CHECK_STR(tw_str(ev, "action"), "blocked");
+    CHECK_STR(tw_str(ev, "reader.reason"), "in_job");
+    CHECK(tw_int(ev, "reader.pid") > 0);
+    CHECK_INT(tw_int(ev, "reader.pid"), tw_int(root, "process.pid"));
+    CHECK_STR(tw_str(ev, "reader.executable"), tw_str(root, "process.executable"));
+    CHECK(tw_get(ev, "reader.max_readers") == NULL);
+    CHECK_CONTAINS(tw_str(ev, "message"), "is a process of the sandboxed job");
+  }
+  json_decref(evs);
+  case_end("pipe-in-job", &r);
+  jw_free(&r);
+}
+
+/* Threads and reserved + committed address space of another process. */
+static unsigned long proc_threads(DWORD pid) {
+  HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
+  THREADENTRY32 te;
+  unsigned long n = 0;
+  if (snap == INVALID_HANDLE_VALUE)
+    return 0;
+  te.dwSize = sizeof(te);
+  if (Thread32First(snap, &te)) {
+    do {
+      if (te.th32OwnerProcessID == pid)
+        n++;
+    } while (Thread32Next(snap, &te));
+  }
+  CloseHandle(snap);
+  return n;
+}
+
+static unsigned long long proc_address_space(HANDLE h) {
+  MEMORY_BASIC_INFORMATION mbi;
+  unsigned char *p = NULL;
+  unsigned long long total = 0;
+  while (VirtualQueryEx(h, p, &mbi, sizeof(mbi)) == sizeof(mbi)) {
+    if (mbi.State != MEM_FREE)
+      total += mbi.RegionSize;
+    p = (unsigned char *)mbi.BaseAddress + mbi.RegionSize;
+    if ((ULONG_PTR)p < (ULONG_PTR)mbi.BaseAddress)
+      break;
+  }
+  return total;
+}
+
+#define FLOOD_READERS 40
+
+/* (e) The default cap against a reader flood, on the real jobwarden.exe:
+ * 40 readers from outside the job; the first 16 are served (one thread
+ * each in jobwarden), the 24 others refused, each recorded, and they cost
+ * jobwarden no thread. Its threads and address space are measured. */
+static void case_pipe_flood(void) {
+  char log[TW_PATH_CHARS], marker[TW_PATH_CHARS], args[TW_CMD_CHARS];
+  const char *name = pipe_name("flood");
+  static preader_t rd[FLOOD_READERS];
+  jw_proc_t r;
+  json_t *evs;
+  HANDLE jwh = NULL;
+  unsigned long t1 = 0, t16 = 0, t40 = 0;
+  unsigned long long a1 = 0, a16 = 0, a40 = 0;
+  int i, served = 0, refused = 0;
+
+  case_begin();
+  rec_path(log, sizeof(log), "pipe-flood", ".jsonl");
+  rec_path(marker, sizeof(marker), "pipe-flood", ".go");
+  DeleteFileA(log);
+  DeleteFileA(marker);
+  snprintf(args, sizeof(args),
+           "run --export \"file:%s\" --export pipe:%s -- \"%s\" --helper wait-file \"%s\"", log,
+           name, g_self, marker);
+  CHECK_INT(jw_start(&r, "pipe-flood", NULL, args), 0);
+  jwh = r.started
+            ? OpenProcess(PROCESS_QUERY_INFORMATION | PROCESS_VM_READ, FALSE, r.pi.dwProcessId)
+            : NULL;
+  CHECK(jwh != NULL);
+  CHECK_INT(wait_pipe(name, 20000), 0);
+  for (i = 0; i < FLOOD_READERS; i++) {
+    /* A served reader has the root's process_start: by then every thread
+     * of the run (monitor, writers) exists. */
+    CHECK_INT(preader_open(&rd[i], name, "\"sandbox.process_start\""), 0);
+    CHECK(WaitForSingleObject(rd[i].saw, 20000) == WAIT_OBJECT_0);
+    if (i == 0) {
+      t1 = proc_threads(r.pi.dwProcessId);
+      a1 = proc_address_space(jwh);
+    } else if (i == 15) {
+      t16 = proc_threads(r.pi.dwProcessId);
+      a16 = proc_address_space(jwh);
+    }
+  }
+  t40 = proc_threads(r.pi.dwProcessId);
+  a40 = proc_address_space(jwh);
+  printf("pipe flood: jobwarden.exe threads %lu with 1 reader, %lu with 16, %lu after 24 more "
+         "were refused; address space +%llu KiB per served reader, +%llu KiB for the 24 "
+         "refusals\n",
+         t1, t16, t40, (a16 - a1) / 15 / 1024, a40 >= a16 ? (a40 - a16) / 1024 : 0);
+  CHECK_INT(t16 - t1, 15);
+  CHECK_INT(t40, t16);
+  {
+    HANDLE h = CreateFileA(marker, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
+    CHECK(h != INVALID_HANDLE_VALUE);
+    CloseHandle(h);
+  }
+  jw_wait(&r);
+  CHECK_U64(r.exit_code, 0);
+  for (i = 0; i < FLOOD_READERS; i++) {
+    preader_join(&rd[i]);
+    if (rd[i].len > 0 && strstr(rd[i].buf, "\"sandbox.job_end\"") != NULL)
+      served++;
+    else if (rd[i].len == 0)
+      refused++;
+    free(rd[i].buf);
+  }
+  CHECK_INT(served, 16);
+  CHECK_INT(refused, FLOOD_READERS - 16);
+  evs = tw_read_events(log);
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    json_t *f = tw_filter(evs, "sandbox.notice", "pipe_reader_refused"), *ev;
+    size_t k;
+    int right = 0;
+    check_stream(evs, log);
+    CHECK_INT(json_array_size(f), FLOOD_READERS - 16);
+    json_array_foreach(f, k, ev) {
+      right += tw_int(ev, "reader.max_readers") == 16 &&
+               tw_int(ev, "reader.pid") == (long long)GetCurrentProcessId() &&
+               strcmp(tw_str(ev, "severity"), "medium") == 0;
+    }
+    CHECK_INT(right, FLOOD_READERS - 16);
+    json_decref(f);
+  }
+  json_decref(evs);
+  if (jwh != NULL)
+    CloseHandle(jwh);
+  case_end("pipe-flood", &r);
+  jw_free(&r);
+}
+
+/* (f) A reader that escaped the job: a process of the job starts a child
+ * whose parent is spoofed to jobwarden (in no job), and that child reads
+ * the pipe. Refused, and a critical event names it. Should the spoof
+ * itself be refused (a process DACL on jobwarden that Wine enforces), the
+ * helper says so (spoof=5) and nothing escaped. */
+static void case_pipe_escaped(void) {
+  char log[TW_PATH_CHARS], result[TW_PATH_CHARS], child_result[TW_PATH_CHARS + 8];
+  char args[TW_CMD_CHARS];
+  const char *name = pipe_name("escaped");
+  jw_proc_t r;
+  json_t *evs;
+  char *res, *cres;
+  unsigned long child = 0;
+
+  case_begin();
+  rec_path(log, sizeof(log), "escaped", ".jsonl");
+  rec_path(result, sizeof(result), "escaped", ".result");
+  snprintf(child_result, sizeof(child_result), "%s.child", result);
+  DeleteFileA(log);
+  DeleteFileA(result);
+  DeleteFileA(child_result);
+  snprintf(args, sizeof(args),
+           "run --export \"file:%s\" --export pipe:%s -- \"%s\" --helper pipe-reader-escaped %s "
+           "\"%s\"",
+           log, name, g_self, name, result);
+  jw_run_case(&r, "escaped", NULL, args);
+  CHECK_U64(r.exit_code, 0);
+  CHECK_INT(r.err_len, 0); /* recorded in-band, not on stderr */
+  res = tw_read_file(result, NULL);
+  CHECK(res != NULL);
+  if (res != NULL && strcmp(res, "spoof=5") == 0) {
+    printf("pipe-escaped: the spoofed parent was refused (error 5): nothing escaped\n");
+  } else {
+    CHECK(res != NULL && sscanf(res, "child=%lu", &child) == 1 && child > 0);
+    cres = tw_read_file(child_result, NULL);
+    CHECK(cres != NULL && (strcmp(cres, "open=0 bytes=0 end=233\n") == 0 ||
+                           strcmp(cres, "open=0 bytes=0 end=109\n") == 0));
+    if (cres != NULL && strncmp(cres, "open=0 bytes=0 ", 15) != 0)
+      fprintf(stderr, "escaped reader got: %.300s\n", cres);
+    free(cres);
+    evs = tw_read_events(log);
+    CHECK(evs != NULL);
+    if (evs != NULL) {
+      json_t *ev;
+      check_stream(evs, log);
+      ev = only(evs, "sandbox.violation", "pipe_reader_refused");
+      CHECK_STR(tw_str(ev, "severity"), "critical");
+      CHECK_STR(tw_str(ev, "reader.reason"), "escaped");
+      CHECK_INT(tw_int(ev, "reader.pid"), child);
+      CHECK_STR(tw_str(ev, "reader.executable") ? file_name(tw_str(ev, "reader.executable")) : NULL,
+                file_name(g_self));
+      CHECK_CONTAINS(tw_str(ev, "message"), "yet its parent is jobwarden itself");
+    }
+    json_decref(evs);
+  }
+  free(res);
+  case_end("pipe-escaped", &r);
+  jw_free(&r);
+}
+
+/* (c) max_readers: bounds and form. */
+static void case_pipe_spec(void) {
+  static const struct {
+    const char *spec, *text;
+  } bad[] = {
+      {"pipe:x,max_readers=0", "--export pipe:x,max_readers=0: max_readers: expected a number of "
+                               "readers from 1 to 256, got \"0\""},
+      {"pipe:x,max_readers=257", "--export pipe:x,max_readers=257: max_readers: expected a number "
+                                 "of readers from 1 to 256, got \"257\""},
+      {"pipe:x,max_readers=", "--export pipe:x,max_readers=: max_readers: expected a number of "
+                              "readers from 1 to 256, got \"\""},
+      {"pipe:x,max_readers=1,max_readers=2",
+       "--export pipe:x,max_readers=1,max_readers=2: max_readers: given twice"},
+      {"pipe:x,readers=2", "--export pipe:x,readers=2: unknown option 'readers=2' (expected "
+                           "replay=N, buffer=N, max_readers=N)"},
+  };
+  size_t i;
+  jw_error_t err;
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    memset(&err, 0, sizeof(err));
+    CHECK_INT(jw_exporter_check(bad[i].spec, "--export", &err), JW_EUSAGE);
+    CHECK_STR(err.text, bad[i].text);
+  }
+  memset(&err, 0, sizeof(err));
+  CHECK_INT(jw_exporter_check("pipe:x,max_readers=256", "--export", &err), 0);
+  CHECK_INT(jw_exporter_check("pipe:x,max_readers=1", "--export", &err), 0);
+}
+
+/* (d) What a reader costs: threads, reserved address space and commit,
+ * in this process, for 64 readers of an in-process pipe exporter; and the
+ * stack alone, default (1 MB) against READER_STACK_BYTES. Printed for
+ * docs/architecture.md; bounded here. */
+static unsigned long own_threads(void) {
+  HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
+  THREADENTRY32 te;
+  unsigned long n = 0;
+  if (snap == INVALID_HANDLE_VALUE)
+    return 0;
+  te.dwSize = sizeof(te);
+  if (Thread32First(snap, &te)) {
+    do {
+      if (te.th32OwnerProcessID == GetCurrentProcessId())
+        n++;
+    } while (Thread32Next(snap, &te));
+  }
+  CloseHandle(snap);
+  return n;
+}
+
+/* Reserved + committed address space of this process, in bytes. */
+static unsigned long long own_address_space(void) {
+  MEMORY_BASIC_INFORMATION mbi;
+  unsigned char *p = NULL;
+  unsigned long long total = 0;
+  while (VirtualQuery(p, &mbi, sizeof(mbi)) == sizeof(mbi)) {
+    if (mbi.State != MEM_FREE)
+      total += mbi.RegionSize;
+    p = (unsigned char *)mbi.BaseAddress + mbi.RegionSize;
+    if ((ULONG_PTR)p < (ULONG_PTR)mbi.BaseAddress)
+      break;
+  }
+  return total;
+}
+
+static unsigned long long own_commit(void) {
+  PROCESS_MEMORY_COUNTERS pmc;
+  memset(&pmc, 0, sizeof(pmc));
+  GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof(pmc));
+  return pmc.PagefileUsage;
+}
+
+static HANDLE g_park; /* idle threads wait on it */
+static void park_main(void *arg) {
+  (void)arg;
+  WaitForSingleObject(g_park, INFINITE);
+}
+
+#define COST_READERS 64
+#define COST_THREADS 64
+
+static void case_reader_cost(void) {
+  const char *name = pipe_name("cost");
+  char spec[200];
+  jw_run_info_t run;
+  jw_emitter_t *em = NULL;
+  jw_exporter_t *exp = NULL;
+  jw_error_t err;
+  preader_t rd[COST_READERS];
+  jw__thread_t th[COST_THREADS];
+  unsigned long t0, t1;
+  unsigned long long a0, a1, c0, c1, sa0, sa1, sb1;
+  int i;
+
+  /* The stack alone: 64 idle threads with the default stack, then 64 with
+   * the readers' explicit one. */
+  g_park = CreateEventW(NULL, TRUE, FALSE, NULL);
+  sa0 = own_address_space();
+  for (i = 0; i < COST_THREADS; i++)
+    CHECK_INT(jw__thread_start(&th[i], park_main, NULL), 0);
+  sa1 = own_address_space() - sa0;
+  SetEvent(g_park);
+  for (i = 0; i < COST_THREADS; i++)
+    jw__thread_join(&th[i]);
+  ResetEvent(g_park);
+  sa0 = own_address_space();
+  for (i = 0; i < COST_THREADS; i++)
+    CHECK_INT(jw__thread_start_stack(&th[i], park_main, NULL, 64 * 1024), 0);
+  sb1 = own_address_space() - sa0;
+  SetEvent(g_park);
+  for (i = 0; i < COST_THREADS; i++)
+    jw__thread_join(&th[i]);
+  CloseHandle(g_park);
+  printf("reader cost: an idle thread reserves %llu KiB with the default stack, %llu KiB with "
+         "a 64 KiB stack\n",
+         sa1 / COST_THREADS / 1024, sb1 / COST_THREADS / 1024);
+  /* Under Wine a thread also costs about 2 MB of its own (TEB, signal and
+   * kernel stacks): what the explicit stack saves is the difference, about
+   * 1 MB a thread. */
+  CHECK(sa1 > sb1 && (sa1 - sb1) / COST_THREADS >= 900 * 1024);
+
+  snprintf(spec, sizeof(spec), "pipe:%s,max_readers=%d,replay=1", name, COST_READERS);
+  memset(&err, 0, sizeof(err));
+  if (jw_run_info_init(&run, "cost", JW_TIER_NONE) != 0 || jw_emitter_new(&run, &em) != 0 ||
+      jw_exporter_open(spec, &exp, &err) != 0 || jw_emitter_add(em, exp) != 0 ||
+      jw_emitter_start(em, 1024) != 0) {
+    fprintf(stderr, "cost: set-up failed: %s\n", err.text);
+    CHECK(0);
+    return;
+  }
+  t0 = own_threads();
+  a0 = own_address_space();
+  c0 = own_commit();
+  for (i = 0; i < COST_READERS; i++)
+    CHECK_INT(preader_open(&rd[i], name, NULL), 0);
+  /* Every reader is served once a line reaches it. */
+  {
+    jw_event_t ev;
+    jw_event_init(&ev, JW_EVENT_NOTICE, "cost", "observed", "monitor", "jobwarden", JW_SEV_INFO);
+    jw__strlcpy(ev.message, "reader cost probe", sizeof(ev.message));
+    jw_emit(em, &ev);
+  }
+  for (i = 0; i < COST_READERS; i++)
+    CHECK(WaitForSingleObject(rd[i].first, 20000) == WAIT_OBJECT_0);
+  t1 = own_threads();
+  a1 = own_address_space();
+  c1 = own_commit();
+  /* Each reader of ours costs a thread here too (its reading thread, 1 MB
+   * default stack): subtract it to get the exporter's share. */
+  /* The test's own reading threads have the same 64 KiB stack as the
+   * exporter's: half of the threads and sb1 of the address space per
+   * reader are the test's, not the exporter's. */
+  printf("reader cost: %d readers: +%lu threads (half of them the test's own readers), "
+         "+%llu KiB address space, +%llu KiB commit in this process; the exporter's share per "
+         "reader: 1 thread, about %llu KiB address space, %llu KiB commit\n",
+         COST_READERS, t1 - t0, (a1 - a0) / 1024, (c1 - c0) / 1024,
+         ((a1 - a0) - sb1) / COST_READERS / 1024, (c1 - c0) / COST_READERS / 1024);
+  CHECK_INT(t1 - t0, 2 * COST_READERS);
+  CHECK(jw_emitter_drain(em, 10000) == 0);
+  jw_emitter_free(em);
+  for (i = 0; i < COST_READERS; i++) {
+    preader_join(&rd[i]);
+    free(rd[i].buf);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* 4. Command lines in a flood                                              */
+/* ------------------------------------------------------------------------ */
+
+#define FLOOD_N 200
+
+static void case_flood(void) {
+  char log[TW_PATH_CHARS], args[TW_CMD_CHARS];
+  static char seen[FLOOD_N];
+  jw_proc_t r;
+  json_t *evs, *ev;
+  size_t i;
+  int exact = 0, absent = 0, empty = 0, wrong = 0, children = 0, dup = 0;
+  wchar_t wprefix[1024];
+  char prefix[1024];
+
+  case_begin();
+  rec_path(log, sizeof(log), "flood", ".jsonl");
+  DeleteFileA(log);
+  /* The command line a flood child gets, up to its tag (helpers.c). */
+  tw_helper_cmdline(wprefix, 1024, "exit 0 ");
+  WideCharToMultiByte(CP_UTF8, 0, wprefix, -1, prefix, sizeof(prefix), NULL, NULL);
+  snprintf(args, sizeof(args), "run --export \"file:%s\" -- \"%s\" --helper flood %d", log, g_self,
+           FLOOD_N);
+  jw_run_case(&r, "flood", NULL, args);
+  CHECK_U64(r.exit_code, 0);
+  evs = tw_read_events(log);
+  CHECK(evs != NULL);
+  json_array_foreach(evs, i, ev) {
+    const char *e = tw_str(ev, "event"), *rule = tw_str(ev, "rule"), *cl;
+    json_t *cv;
+    int start;
+    /* A child's start is a sandbox.violation (rule child_process, action
+     * allowed under tier none); its end a sandbox.process_exit. */
+    if (e == NULL || rule == NULL || strcmp(rule, "child_process") != 0 ||
+        (strcmp(e, "sandbox.violation") != 0 && strcmp(e, "sandbox.process_exit") != 0))
+      continue;
+    start = strcmp(e, "sandbox.violation") == 0;
+    cv = tw_get(ev, "process.command_line");
+    cl = json_string_value(cv);
+    if (start)
+      children++;
+    if (cv == NULL) {
+      const char *why = tw_str(ev, "process.unavailable.command_line");
+      absent++;
+      if (why == NULL || why[0] == 0) {
+        wrong++;
+        fprintf(stderr, "flood: no command_line and no reason (seq %lld)\n", tw_int(ev, "seq"));
+      }
+      continue;
+    }
+    if (cl != NULL && cl[0] == 0) {
+      empty++;
+      continue;
+    }
+    {
+      unsigned long idx = 0;
+      char expect[1200];
+      size_t pl = strlen(prefix);
+      if (cl == NULL || strncmp(cl, prefix, pl) != 0 || sscanf(cl + pl, "flood-%lu", &idx) != 1 ||
+          idx >= FLOOD_N) {
+        wrong++;
+        fprintf(stderr, "flood: unexpected command line: %.300s\n", cl ? cl : "(not a string)");
+        continue;
+      }
+      snprintf(expect, sizeof(expect), "%s" TW_FLOOD_TAG_FMT, prefix, idx);
+      if (strcmp(cl, expect) != 0) {
+        wrong++;
+        fprintf(stderr, "flood: command line %.300s, expected %.300s\n", cl, expect);
+        continue;
+      }
+      if (start) {
+        dup += seen[idx];
+        seen[idx] = 1;
+      }
+      exact++;
+    }
+  }
+  printf("flood: %d children, %d events with the exact command line, %d without one (reason "
+         "given), %d empty\n",
+         children, exact, absent, empty);
+  CHECK_INT(children, FLOOD_N);
+  CHECK_INT(empty, 0);
+  CHECK_INT(wrong, 0);
+  CHECK_INT(dup, 0);
+  CHECK_INT(exact + absent, 2 * FLOOD_N);
+  if (evs != NULL)
+    check_stream(evs, log);
+  json_decref(evs);
+  case_end("flood", &r);
+  jw_free(&r);
+}
+
+/* The parameter block of a live process with its command line emptied
+ * (Length 0: what a process still being set up shows) is read as "not
+ * read, and why", never as "". The real path: a process of ours whose
+ * PEB this test rewrites with WriteProcessMemory. */
+typedef LONG(NTAPI *nt_query_fn)(HANDLE, PROCESSINFOCLASS, PVOID, ULONG, PULONG);
+
+static void case_cmdline_empty(void) {
+  wchar_t cmd[1024];
+  char expect[1200], *out = NULL, why[512], pidfile[TW_PATH_CHARS], targs[TW_PATH_CHARS + 32];
+  size_t len = 0;
+  int trunc = 0, rc;
+  DWORD self_pid = 0, grandchild = 0;
+  STARTUPINFOW si;
+  PROCESS_INFORMATION pi;
+  nt_query_fn q = (nt_query_fn)(void (*)(void))GetProcAddress(GetModuleHandleW(L"ntdll.dll"),
+                                                              "NtQueryInformationProcess");
+  PROCESS_BASIC_INFORMATION pbi;
+  PEB peb;
+  RTL_USER_PROCESS_PARAMETERS pp;
+  SIZE_T n = 0;
+  ULONG rl = 0;
+  USHORT zero = 0;
+
+  case_begin();
+  /* `tree` writes its pid file from main, after its start-up: from then on
+   * its parameter block is the one it keeps (Wine may still move it while
+   * a process starts, so rewriting it earlier could miss). */
+  rec_path(pidfile, sizeof(pidfile), "cmdline-empty", ".pids");
+  DeleteFileA(pidfile);
+  snprintf(targs, sizeof(targs), "tree \"%s\" 20000", pidfile);
+  tw_helper_cmdline(cmd, 1024, targs);
+  WideCharToMultiByte(CP_UTF8, 0, cmd, -1, expect, sizeof(expect), NULL, NULL);
+  memset(&si, 0, sizeof(si));
+  si.cb = sizeof(si);
+  CHECK(q != NULL);
+  if (q == NULL || !CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+    CHECK(0);
+    return;
+  }
+  /* Once it runs, its command line reads back exactly. */
+  CHECK_INT(tw_read_pids(pidfile, 20000, &self_pid, &grandchild), 0);
+  CHECK_INT(self_pid, pi.dwProcessId);
+  rc = jw__proc_command_line(pi.hProcess, &out, &len, &trunc, why, sizeof(why));
+  CHECK_INT(rc, 0);
+  CHECK_STR(out, expect);
+  free(out);
+  out = NULL;
+  /* Now the same process with CommandLine.Length = 0. */
+  memset(&pbi, 0, sizeof(pbi));
+  CHECK(q(pi.hProcess, ProcessBasicInformation, &pbi, sizeof(pbi), &rl) >= 0);
+  CHECK(ReadProcessMemory(pi.hProcess, pbi.PebBaseAddress, &peb, sizeof(peb), &n));
+  CHECK(ReadProcessMemory(pi.hProcess, peb.ProcessParameters, &pp, sizeof(pp), &n));
+  CHECK(WriteProcessMemory(pi.hProcess,
+                           (char *)peb.ProcessParameters +
+                               offsetof(RTL_USER_PROCESS_PARAMETERS, CommandLine) +
+                               offsetof(UNICODE_STRING, Length),
+                           &zero, sizeof(zero), &n));
+  why[0] = 0;
+  rc = jw__proc_command_line(pi.hProcess, &out, &len, &trunc, why, sizeof(why));
+  CHECK_INT(rc, ERROR_NOT_READY);
+  CHECK(out == NULL);
+  CHECK_INT(len, 0);
+  CHECK_CONTAINS(why, "no command line (empty or still being set up)");
+  free(out);
+  if (grandchild != 0) {
+    HANDLE g = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, grandchild);
+    CHECK(g != NULL);
+    if (g != NULL) {
+      TerminateProcess(g, 0);
+      WaitForSingleObject(g, 5000);
+      CloseHandle(g);
+    }
+  }
+  TerminateProcess(pi.hProcess, 0);
+  WaitForSingleObject(pi.hProcess, 5000);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  case_end("cmdline-empty", NULL);
+}
+
+int main(int argc, char **argv) {
+  const char *only_case = argc > 4 ? argv[4] : NULL;
+  if (tw_is_helper(argc, argv))
+    return tw_helper_main(argc, argv);
+  if (argc < 4) {
+    fprintf(stderr,
+            "usage: test_record <tests/data dir> <events out dir> <jobwarden.exe> [CASE]\n");
+    return 2;
+  }
+  if (full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
+      full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
+      !WideCharToMultiByte(CP_ACP, 0, tw_self(), -1, g_self, (int)sizeof(g_self), NULL, NULL)) {
+    fprintf(stderr, "cannot resolve the paths given\n");
+    return 2;
+  }
+  CreateDirectoryA(g_events, NULL);
+  setvbuf(stdout, NULL, _IONBF, 0);
+#define RUN(name, fn)                                                                              \
+  if (only_case == NULL || strcmp(only_case, name) == 0)                                           \
+  fn()
+  RUN("file", case_file_attack);
+  RUN("stdout", case_stdout_forgery);
+  RUN("pipe-spec", case_pipe_spec);
+  RUN("pipe-cap", case_pipe_cap);
+  RUN("pipe-in-job", case_pipe_in_job);
+  RUN("pipe-flood", case_pipe_flood);
+  RUN("pipe-escaped", case_pipe_escaped);
+  RUN("reader-cost", case_reader_cost);
+  RUN("cmdline-empty", case_cmdline_empty);
+  RUN("flood", case_flood);
+  return jw_test_result("record");
+}
