@@ -47,7 +47,6 @@
 #define PIPE_OUT_BYTES     65536
 #define PIPE_IN_BYTES      JW_CONTROL_LINE_MAX
 #define MAX_REFUSAL_EVENTS 1000 /* refusal notices per run; the last one says so */
-#define ESCAPE_DEPTH       32   /* ancestors of a client looked at for an escape */
 
 /* What the server knows about a client's connection. */
 typedef struct client_s {
@@ -136,59 +135,6 @@ static DWORD pipe_user(HANDLE pipe, char *sid, size_t size) {
   return e;
 }
 
-/* Whether a client outside the job escaped from it: one of its ancestors,
- * reached through processes outside the job, is jobwarden itself or a
- * member. Each parent must have been created no later than its child, or
- * the pid was reused and the chain ends there. `client` needs
- * PROCESS_QUERY_(LIMITED_)INFORMATION. A child of jobwarden counts only if
- * it was created after `since` (the channel's start, before the root's):
- * nothing of the run existed before the root, and jobwarden's own console
- * host (conhost.exe, whose parent is jobwarden on Windows) is older.
- * Returns "jobwarden" or "member" and the ancestor's pid in *via, or NULL. An ancestor that has
- * exited cannot be examined any more: the chain ends there too (the monitor's own scan, which
- * remembers the members, still reports the escape itself). */
-static const char *escaped_from(HANDLE job, HANDLE client, uint64_t since, DWORD *via) {
-  DWORD self = jw__escape_self_pid(), ppid = 0;
-  HANDLE cur = client, p = NULL;
-  uint64_t cur_ct = jw__escape_create_time(client);
-  const char *kind = NULL;
-  int depth;
-  for (depth = 0; depth < ESCAPE_DEPTH && cur_ct != 0; depth++) {
-    uint64_t pct;
-    BOOL in_job = FALSE;
-    if (!jw__proc_parent(cur, &ppid) || ppid == 0)
-      break;
-    if (ppid == self) {
-      if (cur_ct >= since) {
-        kind = "jobwarden";
-        *via = ppid;
-      }
-      break;
-    }
-    p = OpenProcess(PROCESS_QUERY_INFORMATION, FALSE, ppid);
-    if (p == NULL)
-      break;
-    pct = jw__escape_create_time(p);
-    if (pct == 0 || pct > cur_ct)
-      break;
-    if (IsProcessInJob(p, job, &in_job) && in_job) {
-      kind = "member";
-      *via = ppid;
-      break;
-    }
-    if (cur != client)
-      CloseHandle(cur);
-    cur = p;
-    cur_ct = pct;
-    p = NULL;
-  }
-  if (p != NULL)
-    CloseHandle(p);
-  if (cur != client)
-    CloseHandle(cur);
-  return kind;
-}
-
 /* Decides once per connection whether its client may control the run. */
 static void check_client(jw_control_t *c, client_t *cl) {
   char by_pipe[JW_CONTROL_SID_MAX] = "", by_process[JW_CONTROL_SID_MAX] = "";
@@ -226,7 +172,7 @@ static void check_client(jw_control_t *c, client_t *cl) {
     return;
   }
   if (!in_job)
-    escape = escaped_from(c->job->job, h, c->started, &escape_via);
+    escape = jw__escape_ancestry(c->job->job, h, c->started, &escape_via);
   if (hook != NULL) {
     if (hook(cl->pid, by_process, sizeof(by_process)) != 0) {
       by_process[0] = '\0';

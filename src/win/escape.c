@@ -8,6 +8,7 @@
 #include <winternl.h>
 
 #include "win/escape.h"
+#include "win/win.h"
 
 /* FILETIME of 2000-01-01, and of "now" plus a day: a creation time outside
  * that range is not believed (Wine, a process still starting). */
@@ -233,4 +234,49 @@ jw__escape_verdict_t jw__escape_examine(HANDLE job, DWORD pid, uint64_t parent_c
   *h = p;
   *ct = created;
   return JW__ESC_OUTSIDE;
+}
+
+/* Ancestors looked at for an escape, at most. */
+#define ESCAPE_DEPTH 32
+
+const char *jw__escape_ancestry(HANDLE job, HANDLE client, uint64_t since, DWORD *via) {
+  DWORD self = jw__escape_self_pid(), ppid = 0;
+  HANDLE cur = client, p = NULL;
+  uint64_t cur_ct = jw__escape_create_time(client);
+  const char *kind = NULL;
+  int depth;
+  for (depth = 0; depth < ESCAPE_DEPTH && cur_ct != 0; depth++) {
+    uint64_t pct;
+    BOOL in_job = FALSE;
+    if (!jw__proc_parent(cur, &ppid) || ppid == 0)
+      break;
+    if (ppid == self) {
+      if (cur_ct >= since) {
+        kind = "jobwarden";
+        *via = ppid;
+      }
+      break;
+    }
+    p = OpenProcess(PROCESS_QUERY_INFORMATION, FALSE, ppid);
+    if (p == NULL)
+      break;
+    pct = jw__escape_create_time(p);
+    if (pct == 0 || pct > cur_ct)
+      break;
+    if (IsProcessInJob(p, job, &in_job) && in_job) {
+      kind = "member";
+      *via = ppid;
+      break;
+    }
+    if (cur != client)
+      CloseHandle(cur);
+    cur = p;
+    cur_ct = pct;
+    p = NULL;
+  }
+  if (p != NULL)
+    CloseHandle(p);
+  if (cur != client)
+    CloseHandle(cur);
+  return kind;
 }

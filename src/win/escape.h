@@ -71,6 +71,22 @@ typedef enum {
 jw__escape_verdict_t jw__escape_examine(HANDLE job, DWORD pid, uint64_t parent_ct,
                                         uint64_t parent_end, HANDLE *h, uint64_t *ct, DWORD *err);
 
+/* Whether `process`, a process outside `job`, escaped it: one of its
+ * ancestors, reached through processes outside the job, is jobwarden
+ * itself (jw__escape_self_pid) or a member of the job. Each parent must
+ * have been created no later than its child, or the pid was reused and the
+ * chain ends there. A child of jobwarden counts only if it was created at
+ * or after `since` (FILETIME: the caller's start, before the root's):
+ * nothing of the run existed before the root, and jobwarden's own console
+ * host (conhost.exe, whose parent is jobwarden on Windows) is older. An
+ * ancestor that has exited cannot be examined: the chain ends there too
+ * (the monitor's scan, which remembers the members, still reports the
+ * escape itself). `process` needs PROCESS_QUERY_(LIMITED_)INFORMATION.
+ * Returns "jobwarden" or "member" and that ancestor's pid in *via, or NULL.
+ * The one rule of the control channel (src/win/control.c) and the pipe
+ * readers' gate (src/win/gate.c); any thread. */
+const char *jw__escape_ancestry(HANDLE job, HANDLE process, uint64_t since, DWORD *via);
+
 /* The pid that stands for jobwarden: processes whose parent it is (other
  * than the run's root) are escapes. This process by default. Tests that
  * run jobwarden inside their own process, and start processes of their

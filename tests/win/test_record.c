@@ -733,9 +733,10 @@ static void case_pipe_flood(void) {
 
 /* (f) A reader that escaped the job: a process of the job starts a child
  * whose parent is spoofed to jobwarden (in no job), and that child reads
- * the pipe. Refused, and a critical event names it. Should the spoof
- * itself be refused (a process DACL on jobwarden that Wine enforces), the
- * helper says so (spoof=5) and nothing escaped. */
+ * the pipe. Refused, and a critical event names it. jobwarden's process
+ * DACL refuses the spoof (5); the helper takes the way round that Wine
+ * leaves (it rewrites the DACL through WRITE_DAC, which Windows refuses:
+ * docs/platform-support.md), so the gate itself is what is proven here. */
 static void case_pipe_escaped(void) {
   char log[TW_PATH_CHARS], result[TW_PATH_CHARS], child_result[TW_PATH_CHARS + 8];
   char args[TW_CMD_CHARS];
@@ -761,10 +762,10 @@ static void case_pipe_escaped(void) {
   CHECK_INT(r.err_len, 0); /* recorded in-band, not on stderr */
   res = tw_read_file(result, NULL);
   CHECK(res != NULL);
-  if (res != NULL && strcmp(res, "spoof=5") == 0) {
-    printf("pipe-escaped: the spoofed parent was refused (error 5): nothing escaped\n");
-  } else {
-    CHECK(res != NULL && sscanf(res, "child=%lu", &child) == 1 && child > 0);
+  {
+    CHECK(res != NULL && sscanf(res, "spoof=5 rewrite=0 child=%lu", &child) == 1 && child > 0);
+    if (res != NULL && child == 0)
+      fprintf(stderr, "pipe-reader-escaped: %.200s\n", res);
     cres = tw_read_file(child_result, NULL);
     CHECK(cres != NULL && (strcmp(cres, "open=0 bytes=0 end=233\n") == 0 ||
                            strcmp(cres, "open=0 bytes=0 end=109\n") == 0));
@@ -782,7 +783,7 @@ static void case_pipe_escaped(void) {
       CHECK_INT(tw_int(ev, "reader.pid"), child);
       CHECK_STR(tw_str(ev, "reader.executable") ? file_name(tw_str(ev, "reader.executable")) : NULL,
                 file_name(g_self));
-      CHECK_CONTAINS(tw_str(ev, "message"), "yet its parent is jobwarden itself");
+      CHECK_CONTAINS(tw_str(ev, "message"), "yet it descends from jobwarden itself");
     }
     json_decref(evs);
   }
