@@ -894,15 +894,17 @@ static int helper_flood(int argc, char **argv) {
 /* pipe-reader-escaped NAME RESULT: starts `pipe-reader NAME RESULT.child`
  * as a child whose parent is this process's own parent (jobwarden) through
  * PROC_THREAD_ATTRIBUTE_PARENT_PROCESS, so that it is in no job, and
- * waits for it. RESULT: "child=PID" or "spoof=E" (the parent could not be
- * opened with PROCESS_CREATE_PROCESS: the escape itself was refused) or
- * "spawn=E". */
+ * waits for it. RESULT: "first=E child=PID", where E is the error of the
+ * first OpenProcess(PROCESS_CREATE_PROCESS) on jobwarden (5: its DACL
+ * refused it, and the DACL was then rewritten through WRITE_DAC, a way only
+ * Wine leaves open), or "first=E spoof=E" (the parent could not be opened
+ * at all: nothing escaped) or "spawn=E". */
 static int helper_pipe_reader_escaped(int argc, char **argv) {
   char out[64], args[1024];
   wchar_t cmd[2048];
   HANDLE snap, parent = NULL;
   PROCESSENTRY32W pe;
-  DWORD ppid = 0, e;
+  DWORD ppid = 0, e, first;
   SIZE_T size = 0;
   LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
   STARTUPINFOEXW si;
@@ -920,8 +922,15 @@ static int helper_pipe_reader_escaped(int argc, char **argv) {
   if (snap != INVALID_HANDLE_VALUE)
     CloseHandle(snap);
   parent = ppid ? OpenProcess(PROCESS_CREATE_PROCESS, FALSE, ppid) : NULL;
+  first = parent != NULL ? 0 : GetLastError();
+  /* jobwarden's DACL refuses the direct way (5). The owner's way round it,
+   * which only Wine leaves open (it ignores OWNER RIGHTS): rewrite the
+   * DACL, then open. */
+  if (parent == NULL && first == ERROR_ACCESS_DENIED && rewrite_parent_dacl(ppid) == 0)
+    parent = OpenProcess(PROCESS_CREATE_PROCESS, FALSE, ppid);
   if (parent == NULL) {
-    snprintf(out, sizeof(out), "spoof=%lu", (unsigned long)GetLastError());
+    snprintf(out, sizeof(out), "first=%lu spoof=%lu", (unsigned long)first,
+             (unsigned long)GetLastError());
     return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
   }
   InitializeProcThreadAttributeList(NULL, 1, 0, &size);
@@ -939,7 +948,8 @@ static int helper_pipe_reader_escaped(int argc, char **argv) {
     e = GetLastError();
     snprintf(out, sizeof(out), "spawn=%lu", (unsigned long)e);
   } else {
-    snprintf(out, sizeof(out), "child=%lu", (unsigned long)pi.dwProcessId);
+    snprintf(out, sizeof(out), "first=%lu child=%lu", (unsigned long)first,
+             (unsigned long)pi.dwProcessId);
     WaitForSingleObject(pi.hProcess, 60000);
     CloseHandle(pi.hThread);
     CloseHandle(pi.hProcess);

@@ -95,9 +95,12 @@ int tw_is_helper(int argc, char **argv);
  *                         start `pipe-reader NAME RESULT.child` with this
  *                         process's parent (jobwarden) as its spoofed parent
  *                         (PROC_THREAD_ATTRIBUTE_PARENT_PROCESS: in no job),
- *                         wait for it; RESULT: "child=PID", or "spoof=E" /
- *                         "spawn=E" when the parent could not be opened /
- *                         the child not started
+ *                         wait for it; when jobwarden's DACL refuses the
+ *                         open (5), rewrite it through WRITE_DAC first (the
+ *                         owner's way round, open under Wine only); RESULT:
+ *                         "first=E child=PID" (E: the first open's error),
+ *                         or "first=E spoof=E" / "spawn=E" when the parent
+ *                         could not be opened / the child not started
  *   wait-file PATH        exit 0 once PATH exists
  *   flood N               start N children at once, each `exit 0` with the
  *                         argument TW_FLOOD_TAG_FMT (its index), wait for
