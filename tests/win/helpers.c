@@ -1116,16 +1116,17 @@ static int helper_flood(int argc, char **argv) {
 /* pipe-reader-escaped NAME RESULT: starts `pipe-reader NAME RESULT.child`
  * as a child whose parent is this process's own parent (jobwarden) through
  * PROC_THREAD_ATTRIBUTE_PARENT_PROCESS, so that it is in no job, and
- * waits for it. When jobwarden's process DACL refuses the open for
- * PROCESS_CREATE_PROCESS, it first rewrites that DACL (WRITE_DAC, which
- * Wine grants) and opens again. RESULT: "[spoof=E rewrite=E ]child=PID",
- * or "...reopen=E" (still refused), or "...spawn=E". */
+ * waits for it. RESULT: "first=E child=PID", where E is the error of the
+ * first OpenProcess(PROCESS_CREATE_PROCESS) on jobwarden (5: its DACL
+ * refused it, and the DACL was then rewritten through WRITE_DAC, a way only
+ * Wine leaves open), or "first=E spoof=E" (the parent could not be opened
+ * at all: nothing escaped) or "spawn=E". */
 static int helper_pipe_reader_escaped(int argc, char **argv) {
-  char out[96], args[1024], pre[48] = "";
+  char out[64], args[1024];
   wchar_t cmd[2048];
   HANDLE snap, parent = NULL;
   PROCESSENTRY32W pe;
-  DWORD ppid = 0, e;
+  DWORD ppid = 0, e, first;
   SIZE_T size = 0;
   LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
   STARTUPINFOEXW si;
@@ -1143,18 +1144,16 @@ static int helper_pipe_reader_escaped(int argc, char **argv) {
   if (snap != INVALID_HANDLE_VALUE)
     CloseHandle(snap);
   parent = ppid ? OpenProcess(PROCESS_CREATE_PROCESS, FALSE, ppid) : NULL;
+  first = parent != NULL ? 0 : GetLastError();
+  /* jobwarden's DACL refuses the direct way (5). The owner's way round it,
+   * which only Wine leaves open (it ignores OWNER RIGHTS): rewrite the
+   * DACL, then open. */
+  if (parent == NULL && first == ERROR_ACCESS_DENIED && rewrite_parent_dacl(ppid) == 0)
+    parent = OpenProcess(PROCESS_CREATE_PROCESS, FALSE, ppid);
   if (parent == NULL) {
-    /* jobwarden's protected DACL refused it: the way round Wine leaves
-     * (WRITE_DAC, see grant_everyone), then the open again. */
-    DWORD open_err = GetLastError(), rewrite_err = ppid ? grant_everyone(ppid) : open_err;
-    if (rewrite_err == 0)
-      parent = OpenProcess(PROCESS_CREATE_PROCESS, FALSE, ppid);
-    snprintf(pre, sizeof(pre), "spoof=%lu rewrite=%lu ", (unsigned long)open_err,
-             (unsigned long)rewrite_err);
-    if (parent == NULL) {
-      snprintf(out, sizeof(out), "%sreopen=%lu", pre, (unsigned long)GetLastError());
-      return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
-    }
+    snprintf(out, sizeof(out), "first=%lu spoof=%lu", (unsigned long)first,
+             (unsigned long)GetLastError());
+    return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
   }
   InitializeProcThreadAttributeList(NULL, 1, 0, &size);
   attrs = malloc(size);
@@ -1169,9 +1168,10 @@ static int helper_pipe_reader_escaped(int argc, char **argv) {
       !CreateProcessW(NULL, cmd, NULL, NULL, FALSE, EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
                       &si.StartupInfo, &pi)) {
     e = GetLastError();
-    snprintf(out, sizeof(out), "%sspawn=%lu", pre, (unsigned long)e);
+    snprintf(out, sizeof(out), "spawn=%lu", (unsigned long)e);
   } else {
-    snprintf(out, sizeof(out), "%schild=%lu", pre, (unsigned long)pi.dwProcessId);
+    snprintf(out, sizeof(out), "first=%lu child=%lu", (unsigned long)first,
+             (unsigned long)pi.dwProcessId);
     WaitForSingleObject(pi.hProcess, 60000);
     CloseHandle(pi.hThread);
     CloseHandle(pi.hProcess);

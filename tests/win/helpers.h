@@ -125,11 +125,11 @@ int tw_is_helper(int argc, char **argv);
  *                         process's parent (jobwarden) as its spoofed parent
  *                         (PROC_THREAD_ATTRIBUTE_PARENT_PROCESS: in no job),
  *                         wait for it; when jobwarden's DACL refuses the
- *                         open, it rewrites the DACL first (WRITE_DAC, as
- *                         spoof-parent's "parent-dacl"); RESULT:
- *                         "[spoof=E rewrite=E ]child=PID", or with
- *                         "reopen=E" / "spawn=E" instead of child= when the
- *                         parent stayed closed / the child not started
+ *                         open (5), rewrite it through WRITE_DAC first (the
+ *                         owner's way round, open under Wine only); RESULT:
+ *                         "first=E child=PID" (E: the first open's error),
+ *                         or "first=E spoof=E" / "spawn=E" when the parent
+ *                         could not be opened / the child not started
  *   wait-file PATH        exit 0 once PATH exists
  *   flood N               start N children at once, each `exit 0` with the
  *                         argument TW_FLOOD_TAG_FMT (its index), wait for
