@@ -128,9 +128,17 @@ enum {
   JW_SET_RULES = 0xFFu << 12, /* any of the rule bits */
   /* Warning thresholds below the job's hard limits (limits.notification_margin). */
   JW_SET_NOTIFY_MARGIN = 1u << 20,
+  /* Escapes (rules.escape): processes outside the job whose parent is
+   * jobwarden or a member (docs/policy.md, "Escapes"). */
+  JW_SET_ESCAPE_ACTION = 1u << 21,
+  JW_SET_ESCAPE_SCAN = 1u << 22,
   /* The token the program runs with (token). */
   JW_SET_TOKEN = 1u << 26
 };
+
+/* The escape scan's interval in the hardened and lockdown tiers when the
+ * policy sets none (the monitor's own poll of the members). */
+#define JW_ESCAPE_SCAN_DEFAULT_MS 200u
 
 /* The access token the sandboxed program is started with (policy key
  * "token", docs/policy.md). INHERIT: jobwarden's own token. RESTRICTED:
@@ -208,6 +216,12 @@ typedef struct jw_policy_s {
    * warnings. jw_policy_resolve puts JW_NOTIFY_MARGIN_DEFAULT_BP here when
    * the policy does not set it. */
   uint32_t notification_margin_bp;
+  /* What the monitor does with an escaped process (default: kill_process
+   * in hardened and lockdown, report in none), and how often it looks for
+   * escapes while members run (ms; 0 = only when the job's port reports
+   * something and at the job's end). */
+  jw_rule_action_t escape_action;
+  uint64_t escape_scan_ms;
   /* The program's token; jw_policy_resolve fills in the tier's default
    * (restricted_low in lockdown, inherit elsewhere) when not set. */
   jw_token_mode_t token;
@@ -231,8 +245,8 @@ int jw_policy_parse_file(jw_policy_t *policy, const char *path, jw_error_t *err)
  * "kill_on_close", "die_on_unhandled_exception", "allow_breakaway",
  * "tier", "name", "token", and for the monitor rules "timeout", "timeout_action",
  * "max_total_processes", "total_processes_action", "deny_image",
- * "allow_image", "image_action", "active_processes_action"; and
- * "notification_margin"); `where` names
+ * "allow_image", "image_action", "active_processes_action",
+ * "escape_action", "escape_scan_interval"; and "notification_margin"); `where` names
  * the source in errors (e.g. "--job-memory"). "deny_image" and
  * "allow_image" add one name to their list; every other key replaces. */
 int jw_policy_set(jw_policy_t *policy, const char *key, const char *value, const char *where,

@@ -35,6 +35,8 @@ static const flag_def_t flag_defs[] = {
     {"--allow-image", "allow_image", 0},
     {"--image-action", "image_action", 0},
     {"--active-processes-action", "active_processes_action", 0},
+    {"--escape-action", "escape_action", 0},
+    {"--escape-scan-interval", "escape_scan_interval", 0},
 };
 
 #define N_FLAG_DEFS (sizeof(flag_defs) / sizeof(flag_defs[0]))
@@ -109,6 +111,11 @@ const char *jw_cli_usage(void) {
          "  --image-action ACTION            default kill_process\n"
          "  --active-processes-action ACTION when the kernel lets --active-processes\n"
          "                                   pass (Wine); default report\n"
+         "  --escape-action ACTION           a process outside the job whose parent is\n"
+         "                                   jobwarden or a member; default kill_process\n"
+         "                                   (report in tier none)\n"
+         "  --escape-scan-interval DUR|off   how often to look for escapes while members\n"
+         "                                   run; default 200ms (off in tier none)\n"
          "  Flags override the policy file; the tier fills in what neither sets.\n"
          "\n"
          "tail: connects to the pipe of 'run --export pipe:NAME' and prints one\n"

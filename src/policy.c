@@ -50,11 +50,12 @@ typedef enum {
   KIND_BOOL,
   KIND_TIER,
   KIND_NAME,
-  KIND_TOTAL,  /* rules.total_processes.max: a count up to 2^32 - 1 */
-  KIND_ACTION, /* a rule's action */
-  KIND_IMAGE,  /* one file name of an image list */
-  KIND_MARGIN, /* limits.notification_margin: a percentage, in basis points */
-  KIND_TOKEN   /* token: "inherit", "restricted", "low_integrity", "restricted_low" */
+  KIND_TOTAL,    /* rules.total_processes.max: a count up to 2^32 - 1 */
+  KIND_ACTION,   /* a rule's action */
+  KIND_IMAGE,    /* one file name of an image list */
+  KIND_MARGIN,   /* limits.notification_margin: a percentage, in basis points */
+  KIND_INTERVAL, /* rules.escape.scan_interval: a duration, or "off" (0) */
+  KIND_TOKEN     /* token: "inherit", "restricted", "low_integrity", "restricted_low" */
 } field_kind_t;
 
 typedef struct {
@@ -86,6 +87,8 @@ static const field_t fields[] = {
     {"image_action", KIND_ACTION, JW_SET_IMAGE_ACTION, 2},
     {"active_processes_action", KIND_ACTION, JW_SET_ACTIVE_ACTION, 2},
     {"notification_margin", KIND_MARGIN, JW_SET_NOTIFY_MARGIN, 1},
+    {"escape_action", KIND_ACTION, JW_SET_ESCAPE_ACTION, 2},
+    {"escape_scan_interval", KIND_INTERVAL, JW_SET_ESCAPE_SCAN, 2},
     {"token", KIND_TOKEN, JW_SET_TOKEN, 0},
 };
 #define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
@@ -100,7 +103,7 @@ static const field_t fields[] = {
   "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
   "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
   "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
-  "active_processes_action, token"
+  "active_processes_action, escape_action, escape_scan_interval, token"
 
 static const struct {
   const char *name;
@@ -148,9 +151,11 @@ static const struct {
     {"images", "allow", "allow_image"},
     {"images", "action", "image_action"},
     {"active_processes", "action", "active_processes_action"},
+    {"escape", "action", "escape_action"},
+    {"escape", "scan_interval", "escape_scan_interval"},
 };
 #define RULE_KEY_COUNT (sizeof(rule_keys) / sizeof(rule_keys[0]))
-#define RULE_NAMES     "timeout, total_processes, images, active_processes"
+#define RULE_NAMES     "timeout, total_processes, images, active_processes, escape"
 
 /* Why an image name was refused. */
 typedef enum { IMG_OK = 0, IMG_BAD, IMG_DIR, IMG_LONG } img_result_t;
@@ -168,6 +173,12 @@ static const char *expected_text(field_kind_t kind, val_result_t why, int from_t
     if (why == VAL_RANGE)
       return "a size of at most 18446744073709551615 bytes";
     return "a size like \"512M\"";
+  case KIND_INTERVAL:
+    if (why == VAL_ZERO)
+      return "a duration of at least 1ms, or \"off\"";
+    if (why == VAL_RANGE)
+      return "a duration of at most 922337203685477ms";
+    return "a duration with a unit, like \"200ms\" or \"1s\", or \"off\"";
   case KIND_DURATION:
     if (why == VAL_ZERO)
       return "a duration of at least 1ms, or \"unlimited\"";
@@ -640,6 +651,12 @@ static void store(jw_policy_t *p, uint32_t bit, uint64_t v) {
   case JW_SET_NOTIFY_MARGIN:
     p->notification_margin_bp = (uint32_t)v;
     break;
+  case JW_SET_ESCAPE_ACTION:
+    p->escape_action = (jw_rule_action_t)v;
+    break;
+  case JW_SET_ESCAPE_SCAN:
+    p->escape_scan_ms = v;
+    break;
   case JW_SET_TOKEN:
     p->token = (jw_token_mode_t)v;
     break;
@@ -712,6 +729,14 @@ static void store_name(jw_policy_t *p, const char *s, size_t len) {
 
 /* A size, duration or count given as text (a JSON string or a flag). */
 static val_result_t quantity_from_text(field_kind_t kind, const char *text, uint64_t *out) {
+  if (kind == KIND_INTERVAL) {
+    /* An interval is switched off, not made unlimited. */
+    if (strcmp(text, "off") == 0) {
+      *out = 0;
+      return VAL_OK;
+    }
+    return strcmp(text, "unlimited") == 0 ? VAL_BAD : duration_from_text(text, out);
+  }
   if (strcmp(text, "unlimited") == 0) {
     *out = 0;
     return VAL_OK;
@@ -797,13 +822,14 @@ static int field_from_json(const ctx_t *cx, const field_t *f, const char *where,
   case KIND_TOTAL:
   case KIND_SIZE:
   case KIND_DURATION:
+  case KIND_INTERVAL:
     if (json_is_string(v)) {
       const char *s = json_string_value(v);
       /* In a file a count is a JSON integer; its only string is
        * "unlimited". */
       if ((f->kind != KIND_COUNT && f->kind != KIND_TOTAL) || strcmp(s, "unlimited") == 0)
         why = quantity_from_text(f->kind, s, &q);
-    } else if (json_is_integer(v) && f->kind != KIND_DURATION) {
+    } else if (json_is_integer(v) && f->kind != KIND_DURATION && f->kind != KIND_INTERVAL) {
       /* A bare number of milliseconds is too easily read as seconds, so
        * durations must carry a unit; sizes and counts need none. */
       json_int_t i = json_integer_value(v);
@@ -932,7 +958,8 @@ static int rule_from_json(const ctx_t *cx, const char *rule, json_t *obj, jw_pol
 
 /* "rules": the monitor-enforced rules. */
 static int rules_from_json(const ctx_t *cx, json_t *rules, jw_policy_t *p) {
-  static const char *const names[] = {"timeout", "total_processes", "images", "active_processes"};
+  static const char *const names[] = {"timeout", "total_processes", "images", "active_processes",
+                                      "escape"};
   const char *key;
   json_t *v;
   if (!json_is_object(rules))
@@ -1245,6 +1272,7 @@ static int field_from_text(const ctx_t *cx, const field_t *f, const char *where,
   case KIND_TOTAL:
   case KIND_SIZE:
   case KIND_DURATION:
+  case KIND_INTERVAL:
     why = quantity_from_text(f->kind, text, &q);
     if (why != VAL_OK)
       return fail_text(cx, where, expected_text(f->kind, why, 1), text);
@@ -1375,6 +1403,12 @@ void jw_policy_resolve(const jw_policy_t *in, jw_policy_t *out) {
     out->image_action = JW_ACTION_KILL_PROCESS;
   if (out->active_processes_action == JW_ACTION_DEFAULT)
     out->active_processes_action = JW_ACTION_REPORT;
+  /* Escapes: stopped and looked for on a timer in the tiers that contain;
+   * in none reported, and looked for only when the port says something. */
+  if (out->escape_action == JW_ACTION_DEFAULT)
+    out->escape_action = out->tier == JW_TIER_NONE ? JW_ACTION_REPORT : JW_ACTION_KILL_PROCESS;
+  if (!(set & JW_SET_ESCAPE_SCAN))
+    out->escape_scan_ms = out->tier == JW_TIER_NONE ? 0 : JW_ESCAPE_SCAN_DEFAULT_MS;
   /* Warnings before the hard job limits are on unless the policy says. */
   if (!(set & JW_SET_NOTIFY_MARGIN))
     out->notification_margin_bp = JW_NOTIFY_MARGIN_DEFAULT_BP;
@@ -1416,10 +1450,21 @@ static json_t *names_to_json(const char (*list)[JW_IMAGE_NAME_MAX], int n) {
   return arr;
 }
 
+static json_t *interval_to_json(uint64_t ms) {
+  char buf[32];
+  if (ms == 0)
+    return json_string("off");
+  snprintf(buf, sizeof buf, "%llums", (unsigned long long)ms);
+  return json_string(buf);
+}
+
 /* The "rules" object (new reference, NULL on allocation failure). */
 static json_t *rules_to_json(const jw_policy_t *p) {
+  jw_rule_action_t esc = p->escape_action != JW_ACTION_DEFAULT ? p->escape_action
+                         : p->tier == JW_TIER_NONE             ? JW_ACTION_REPORT
+                                                               : JW_ACTION_KILL_PROCESS;
   return json_pack(
-      "{s:{s:o,s:s},s:{s:o,s:s},s:{s:o,s:o,s:s},s:{s:s}}", "timeout", "after",
+      "{s:{s:o,s:s},s:{s:o,s:s},s:{s:o,s:o,s:s},s:{s:s},s:{s:s,s:o}}", "timeout", "after",
       duration_to_json(p->timeout_ms), "action",
       action_or_default(p->timeout_action, JW_ACTION_KILL_JOB), "total_processes", "max",
       p->max_total_processes ? json_integer(p->max_total_processes) : json_string("unlimited"),
@@ -1427,7 +1472,8 @@ static json_t *rules_to_json(const jw_policy_t *p) {
       "deny", names_to_json(p->deny_images, p->n_deny_images), "allow",
       names_to_json(p->allow_images, p->n_allow_images), "action",
       action_or_default(p->image_action, JW_ACTION_KILL_PROCESS), "active_processes", "action",
-      action_or_default(p->active_processes_action, JW_ACTION_REPORT));
+      action_or_default(p->active_processes_action, JW_ACTION_REPORT), "escape", "action",
+      jw_rule_action_name(esc), "scan_interval", interval_to_json(p->escape_scan_ms));
 }
 
 void *jw_policy_to_json(const jw_policy_t *p) {
@@ -1485,7 +1531,7 @@ void *jw_policy_to_json(const jw_policy_t *p) {
       json_object_set_new(root, "token", json_string(jw_token_mode_name(p->token))) != 0)
     goto fail;
   /* Rules are rendered when any is set (like exporters), each in full. */
-  if (p->set & JW_SET_RULES) {
+  if (p->set & (JW_SET_RULES | JW_SET_ESCAPE_ACTION | JW_SET_ESCAPE_SCAN)) {
     json_t *rules = rules_to_json(p);
     if (rules == NULL || json_object_set_new(root, "rules", rules) != 0)
       goto fail;

@@ -9,7 +9,11 @@
  * access rules, and on Windows the sandboxed program itself runs as the
  * same user, so the server also checks every connection itself:
  *   - the client's process (GetNamedPipeClientProcessId) must not be in the
- *     job: the sandbox never controls its own run;
+ *     job: the sandbox never controls its own run; nor an escape from it: a
+ *     process outside the job that descends, through processes outside the
+ *     job, from jobwarden itself or from a member (a parent named with
+ *     PROC_THREAD_ATTRIBUTE_PARENT_PROCESS takes the child out of the job;
+ *     src/win/escape.h);
  *   - every identity that can be read must be the run's user: the token
  *     the client lets the pipe see (ImpersonateNamedPipeClient at
  *     identification level + OpenThreadToken) and its process's token; at
@@ -34,6 +38,7 @@
 
 #include <sddl.h>
 
+#include "win/escape.h"
 #include "win/win.h"
 
 #define IDLE_MS            5000
@@ -69,6 +74,7 @@ struct jw_control_s {
   char run_id[40];
   char job_name[JW_POLICY_NAME_MAX + 32];
   unsigned refusals; /* refusal notices emitted (server thread) */
+  uint64_t started;  /* FILETIME of jw_control_start: before the root exists */
 };
 
 static jw__control_identity_fn volatile identity_hook;
@@ -136,6 +142,8 @@ static void check_client(jw_control_t *c, client_t *cl) {
   HANDLE h;
   BOOL in_job = FALSE;
   jw__control_identity_fn hook = identity_hook;
+  const char *escape = NULL;
+  DWORD escape_via = 0;
 
   cl->checked = 1;
   if (!GetNamedPipeClientProcessId(c->pipe, &cl->pid) || cl->pid == 0) {
@@ -163,6 +171,8 @@ static void check_client(jw_control_t *c, client_t *cl) {
              (unsigned long)e);
     return;
   }
+  if (!in_job)
+    escape = jw__escape_ancestry(c->job->job, h, c->started, &escape_via);
   if (hook != NULL) {
     if (hook(cl->pid, by_process, sizeof(by_process)) != 0) {
       by_process[0] = '\0';
@@ -184,6 +194,14 @@ static void check_client(jw_control_t *c, client_t *cl) {
              "the request comes from pid %lu, a process inside the job: the sandbox cannot "
              "control its own run",
              (unsigned long)cl->pid);
+  } else if (escape != NULL) {
+    cl->refusal = "from_escape";
+    snprintf(cl->why, sizeof(cl->why),
+             "the request comes from pid %lu, a process outside the job that descends from %s "
+             "(pid %lu): it escaped the job, and the sandbox cannot control its own run",
+             (unsigned long)cl->pid,
+             strcmp(escape, "jobwarden") == 0 ? "jobwarden itself" : "a process of the job",
+             (unsigned long)escape_via);
   } else if (!by_pipe[0] && !by_process[0]) {
     cl->refusal = "identity_unknown";
     snprintf(cl->why, sizeof(cl->why),
@@ -551,9 +569,12 @@ fail:
 
 int jw_control_start(jw_control_t *c, jw_job_t *job, jw_monitor_t *mon, jw_emitter_t *em,
                      const jw_run_info_t *run, jw_error_t *err) {
+  FILETIME now;
   c->job = job;
   c->mon = mon;
   c->em = em;
+  GetSystemTimeAsFileTime(&now);
+  c->started = ((uint64_t)now.dwHighDateTime << 32) | now.dwLowDateTime;
   jw__strlcpy(c->run_id, run->run_id, sizeof(c->run_id));
   jw__strlcpy(c->job_name, run->job_name, sizeof(c->job_name));
   if (jw__thread_start(&c->thread, server_main, c) != 0)

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "win/escape.h"
 #include "win/win.h"
 
 #define REFUSALS_DETAILED 32 /* docs/events.md, "Pipe readers refused" */
@@ -33,51 +34,31 @@ struct jw__gate_s {
   HANDLE job;                     /* owner: this gate (a duplicate of the run's job handle) */
   HANDLE done;                    /* owner: this gate (a duplicate of the monitor's done event) */
   jw_emitter_t *em;               /* borrowed: outlives every exporter that has the gate */
+  uint64_t since;                 /* FILETIME of jw__gate_new: before the root exists */
 };
 
-static uint64_t creation_time(HANDLE h) {
-  FILETIME c, x, k, u;
-  if (!GetProcessTimes(h, &c, &x, &k, &u))
-    return 0;
-  return ((uint64_t)c.dwHighDateTime << 32) | c.dwLowDateTime;
-}
-
-/* A client outside the job whose parent is jobwarden itself (jobwarden
- * starts no process outside the job: a parent spoofed with
- * PROC_THREAD_ATTRIBUTE_PARENT_PROCESS) or a process of the job (a
- * breakaway) escaped the job. The parent must be older than the client,
- * or the pid was reused and says nothing. */
+/* A client outside the job whose ancestor, through processes outside the
+ * job, is jobwarden itself (jobwarden starts no process outside the job: a
+ * parent spoofed with PROC_THREAD_ATTRIBUTE_PARENT_PROCESS) or a process of
+ * the job (a breakaway) escaped the job: the rule of src/win/escape.h, the
+ * same for the control channel and the monitor's scan. */
 static jw_client_verdict_t escaped(jw__gate_t *g, HANDLE client, uint32_t pid, char *why,
                                    size_t why_size) {
-  DWORD ppid = 0;
-  HANDLE p;
-  BOOL in = FALSE;
-  uint64_t born = creation_time(client), parent_born;
-  if (!jw__proc_parent(client, &ppid) || ppid == 0 || born == 0)
+  DWORD via = 0;
+  const char *kind = jw__escape_ancestry(g->job, client, g->since, &via);
+  if (kind == NULL)
     return JW_CLIENT_OK;
-  if (ppid == GetCurrentProcessId()) {
-    if (creation_time(GetCurrentProcess()) > born)
-      return JW_CLIENT_OK; /* an older process whose parent had jobwarden's pid */
+  if (strcmp(kind, "jobwarden") == 0)
     snprintf(why, why_size,
-             "the client (pid %lu) is not in the job, yet its parent is jobwarden itself: it "
+             "the client (pid %lu) is not in the job, yet it descends from jobwarden itself: it "
              "escaped the job (a spoofed parent)",
              (unsigned long)pid);
-    return JW_CLIENT_ESCAPED;
-  }
-  p = OpenProcess(PROCESS_QUERY_INFORMATION, FALSE, ppid);
-  if (p == NULL)
-    return JW_CLIENT_OK; /* the parent is gone or not ours to ask */
-  parent_born = creation_time(p);
-  if (IsProcessInJob(p, g->job, &in) && in && parent_born != 0 && parent_born <= born) {
-    CloseHandle(p);
+  else
     snprintf(why, why_size,
-             "the client (pid %lu) is not in the job, yet its parent (pid %lu) is a process of "
-             "the job: it escaped the job",
-             (unsigned long)pid, (unsigned long)ppid);
-    return JW_CLIENT_ESCAPED;
-  }
-  CloseHandle(p);
-  return JW_CLIENT_OK;
+             "the client (pid %lu) is not in the job, yet it descends from a process of the job "
+             "(pid %lu): it escaped the job",
+             (unsigned long)pid, (unsigned long)via);
+  return JW_CLIENT_ESCAPED;
 }
 
 /* "in_job" / "not in the job" from the kernel, for the client's pid. */
@@ -243,6 +224,11 @@ int jw__gate_new(HANDLE job, HANDLE done, jw_emitter_t *em, jw__gate_t **out, jw
   }
   g->em = em;
   jw__mutex_init(&g->lock);
+  {
+    FILETIME now;
+    GetSystemTimeAsFileTime(&now);
+    g->since = ((uint64_t)now.dwHighDateTime << 32) | now.dwLowDateTime;
+  }
   g->gate.check = gate_check;
   g->gate.refused = gate_refused;
   g->gate.ctx = g;

@@ -48,6 +48,10 @@ static void on_notice(jw_monitor_t *m, DWORD msg, ULONG_PTR value, const char *r
 static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
   const jw_policy_t *p = &m->job->policy;
   DWORD pid = (DWORD)value;
+  /* Any job message may mean a member started something: an escape scan
+   * is due (rate-limited; it believes only the kernel, so a forged
+   * message finds nothing). */
+  jw__mon_escape_note(m, msg, pid);
   switch (msg) {
   case JOB_OBJECT_MSG_NEW_PROCESS:
     jw__mon_on_new_process_message(m, pid);
@@ -142,6 +146,9 @@ static unsigned __stdcall monitor_main(void *arg) {
     }
     if (m->stop_requested && wait > POLL_MS)
       wait = POLL_MS;
+    /* The escape scans that are due (a child with a spoofed parent causes
+     * no job message at all); may shorten the wait to the next one. */
+    jw__mon_escape_tick(m, &wait);
     if (!GetQueuedCompletionStatusEx(m->job->port, ents, BATCH, &n, wait, FALSE)) {
       jw_event_t ev;
       DWORD e = GetLastError();
@@ -347,6 +354,7 @@ int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats
   m->stats.quits_posted = m->quits_posted;
   for (i = 0; i < m->n_procs; i++)
     m->stats.handles_held += m->procs[i].h != NULL;
+  jw__mon_escape_free(m);
   if (stats != NULL)
     *stats = m->stats;
   CloseHandle(m->thread);

@@ -385,6 +385,19 @@ tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *re
   return t;
 }
 
+/* An escape is described like a member (the same reads, the same parent
+ * link) but kept out of the table: the kernel's check for it is
+ * jw__escape_examine (IsProcessInJob false, created in its parent's life),
+ * its rule and event are monitor_escape.c's. */
+void jw__mon_admit_outside(jw_monitor_t *m, tracked_t *t, DWORD pid, HANDLE h, const char *source) {
+  memset(t, 0, sizeof(*t));
+  t->pid = pid;
+  t->h = h; /* owner: t's holder (monitor_escape.c) */
+  t->parent_idx = -1;
+  t->start_source = source;
+  jw__mon_enrich(m, t);
+}
+
 void jw__mon_on_new_process_message(jw_monitor_t *m, DWORD pid) {
   char why[240];
   int refused = 0;

@@ -8,6 +8,8 @@
  *   monitor_control.c   control requests
  *   monitor_reconcile.c what the port did not say, and the job's end
  *   monitor_tamper.c    packets the kernel did not send (monitor_tampering)
+ *   monitor_escape.c    escapes: processes outside the job whose parent is
+ *                       jobwarden or a member (job_escape)
  * Everything here belongs to the monitor thread unless a field says
  * otherwise. */
 #ifndef JW_WIN_MONITOR_INT_H
@@ -182,9 +184,10 @@ struct jw_monitor_s {
   void (*before_end)(void *); /* jw_monitor_before_end */
   void *before_end_ctx;
   /* Forged packets (monitor_tamper.c). */
-  uint64_t tamper_total;      /* every one */
-  uint64_t tamper_unreported; /* past TAMPER_DETAILED, not yet in a summary violation */
-  uint64_t tamper_after_end;  /* after the job's end: counted only (job_end is the last event) */
+  uint64_t tamper_total;         /* every one */
+  uint64_t tamper_unreported;    /* past TAMPER_DETAILED, not yet in a summary violation */
+  uint64_t tamper_after_end;     /* after the job's end: counted only (job_end is the last event) */
+  struct jw__mon_escapes_s *esc; /* owned: src/win/monitor_escape.c */
 };
 
 /* ---- shared by the monitor's files (monitor thread only) ----------------- */
@@ -256,6 +259,12 @@ tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *re
 void jw__mon_on_new_process_message(jw_monitor_t *m, DWORD pid);
 /* The configured action, `def` when the policy left it to the default. */
 jw_rule_action_t jw__mon_effective(jw_rule_action_t a, jw_rule_action_t def);
+/* An escape (src/win/monitor_escape.c): a process the kernel says is
+ * outside the job, in an entry t that is not in the process table. Gets
+ * admission's description (handle h, owned by t from here on; image,
+ * parent, times, command line, user) and nothing else: it does not become
+ * a member (no count, no rules, no child_process event). */
+void jw__mon_admit_outside(jw_monitor_t *m, tracked_t *t, DWORD pid, HANDLE h, const char *source);
 
 /* monitor_actions.c: every termination. */
 /* TerminateJobObject for a monitor rule. */
@@ -314,5 +323,20 @@ int jw__mon_tamper_detailed(const jw_monitor_t *m);
 /* Before the job's end: one summary violation for the forgeries counted
  * but not reported one by one. */
 void jw__mon_tamper_summary(jw_monitor_t *m);
+
+/* monitor_escape.c: escapes (the loop's calls; monitor thread only). */
+typedef struct jw__mon_escapes_s jw__mon_escapes_t;
+/* A job message arrived (pid: its value): a scan is due (rate-limited).
+ * Before the message is handled. */
+void jw__mon_escape_note(jw_monitor_t *m, DWORD msg, DWORD pid);
+/* Before the port wait: the scans that are due, the exits of escapes; may
+ * shorten *wait to the next scan. */
+void jw__mon_escape_tick(jw_monitor_t *m, DWORD *wait);
+/* The job really ended (the kernel's accounting agrees): a last scan,
+ * every escape still running terminated and its exit reported. Before the
+ * job's own reconciliation and job_end (monitor_reconcile.c). */
+void jw__mon_escape_job_end(jw_monitor_t *m);
+/* Closes and frees what the escape scan holds (jw_monitor_stop). */
+void jw__mon_escape_free(jw_monitor_t *m);
 
 #endif

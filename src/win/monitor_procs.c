@@ -190,7 +190,12 @@ void jw__mon_sample_memory(tracked_t *t) {
  * pid created no later than the child (an older holder of a reused pid
  * cannot be the parent of a younger process... the younger one can't). */
 static void link_parent(jw_monitor_t *m, tracked_t *t) {
-  size_t idx = (size_t)(t - m->procs), j;
+  /* An escape (src/win/monitor_escape.c) is kept outside the table: every
+   * entry may be its parent. */
+  uintptr_t at = (uintptr_t)t, base = (uintptr_t)m->procs;
+  size_t idx = at >= base && at < base + m->n_procs * sizeof(*t) ? (size_t)(t - m->procs)
+                                                                 : m->n_procs,
+         j;
   if (!t->has_parent)
     return;
   if (t->is_root) {

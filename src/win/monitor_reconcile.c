@@ -331,6 +331,9 @@ void jw__mon_on_active_zero(jw_monitor_t *m) {
   }
   if (m->stats.job_end_emitted)
     return; /* a second real one (a process was assigned after the end) */
+  /* Only now, the end confirmed: a forged ACTIVE_PROCESS_ZERO must not
+   * end the look for escapes. */
+  jw__mon_escape_job_end(m);
   reconcile(m);
   emit_job_end(m, "port");
   SetEvent(m->done);
@@ -338,6 +341,7 @@ void jw__mon_on_active_zero(jw_monitor_t *m) {
 
 void jw__mon_end_unannounced(jw_monitor_t *m) {
   if (!m->stats.job_end_emitted) {
+    jw__mon_escape_job_end(m);
     reconcile(m);
     emit_job_end(m, "reconciled");
   }

@@ -1715,10 +1715,10 @@ static int probe_pipe_reader(prober_t *pr, probe_t *p) {
 }
 
 /* What the policy claims about the program's token: it runs below medium
- * integrity, it has no privilege but SeChangeNotifyPrivilege enabled. The
- * claims follow the token jw_spawn gives the program under this policy;
- * jobwarden gives it jobwarden's own token in every tier, so nothing is
- * claimed and the two token probes report what the program has as facts. */
+ * integrity (low_integrity, restricted_low: lockdown's default), it has no
+ * privilege but SeChangeNotifyPrivilege enabled (restricted,
+ * restricted_low). With `inherit` nothing is claimed and the two token
+ * probes report what the program has as facts. */
 static void token_claims(const prober_t *pr, int *low_integrity, int *restricted) {
   jw_token_mode_t t = pr->policy.token;
   *low_integrity = t == JW_TOKEN_LOW_INTEGRITY || t == JW_TOKEN_RESTRICTED_LOW;

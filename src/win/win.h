@@ -230,6 +230,13 @@ typedef struct jw_monitor_stats_s {
   uint32_t wakeups;      /* returns from the port's wait: packets or a timeout */
   uint32_t timeouts;     /* of which a timeout (a member poll or deadline was due) */
   uint32_t quits_posted; /* quit packets jw_monitor_stop posted (one per REPOST_MS) */
+  /* Escapes (src/win/monitor_escape.c): how many were found, and what the
+   * look for them cost (scans, microseconds in all and at most, processes
+   * on the system at the last scan). */
+  uint32_t escapes;
+  uint32_t escape_scans;
+  uint64_t escape_scan_us_total, escape_scan_us_max;
+  uint32_t escape_scan_processes;
 } jw_monitor_stats_t;
 /* fn(ctx) runs on the monitor's thread just before it writes job_end
  * (after its own summaries), once: the last events of other parts of the

@@ -24,7 +24,7 @@ static const char *out_dir = ".";
   "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
   "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
   "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
-  "active_processes_action, token"
+  "active_processes_action, escape_action, escape_scan_interval, token"
 #define UI_LIST                                                                                    \
   "\"handles\", \"read_clipboard\", \"write_clipboard\", "                                         \
   "\"system_parameters\", \"display_settings\", \"global_atoms\", "                                \
@@ -1415,7 +1415,7 @@ static void test_rules_errors(void) {
                      "p.json: rules.timeout: expected an object, got \"30s\"");
   expect_parse_error("{\"rules\": {\"timout\": {}}}", "p.json", "rules.timout",
                      "p.json: rules.timout: unknown key (known: timeout, total_processes, images, "
-                     "active_processes)");
+                     "active_processes, escape)");
   expect_parse_error("{\"rules\": {\"timeout\": {\"afer\": \"1s\"}}}", "p.json",
                      "rules.timeout.afer",
                      "p.json: rules.timeout.afer: unknown key (known: after, action)");
@@ -1500,7 +1500,7 @@ static void test_rules_errors(void) {
   /* An unknown key under rules is shown escaped like any other. */
   expect_parse_error("{\"rules\": {\"a\\u001bb\": {}}}", NULL, "rules.a\\x1Bb",
                      "rules.a\\x1Bb: unknown key (known: timeout, total_processes, images, "
-                     "active_processes)");
+                     "active_processes, escape)");
 }
 
 static void test_rules_set(void) {
@@ -1624,7 +1624,8 @@ static void test_rules_to_json(void) {
                "\"total_processes\":{\"max\":100,\"action\":\"kill_job\"},"
                "\"images\":{\"deny\":[\"cmd.exe\",\"powershell\"],\"allow\":[\"python.exe\"],"
                "\"action\":\"report\"},"
-               "\"active_processes\":{\"action\":\"kill_process\"}}}");
+               "\"active_processes\":{\"action\":\"kill_process\"},"
+               "\"escape\":{\"action\":\"report\",\"scan_interval\":\"off\"}}}");
   /* It parses back to the same rules, every rule field now explicit. */
   jw_policy_init(&back);
   CHECK_INT(jw_policy_parse(&back, s, strlen(s), "to_json", &err), 0);
@@ -1644,7 +1645,8 @@ static void test_rules_to_json(void) {
                                "\"kill_job\"},\"total_processes\":{\"max\":\"unlimited\","
                                "\"action\":\"kill_process\"},\"images\":{\"deny\":[\"cmd\"],"
                                "\"allow\":[],\"action\":\"kill_process\"},\"active_processes\":{"
-                               "\"action\":\"report\"}}}") != NULL);
+                               "\"action\":\"report\"},\"escape\":{\"action\":\"report\","
+                               "\"scan_interval\":\"off\"}}}") != NULL);
   free(s);
 }
 
@@ -1655,6 +1657,69 @@ static void test_rules_to_json(void) {
 #define EXPECT_MARGIN                                                                              \
   "expected a percentage like \"10%\" or \"2.5%\" (at most two decimals), or \"off\""
 #define EXPECT_MARGIN_RANGE "expected a percentage below 100%, like \"10%\""
+
+/* rules.escape: its action and the timed scan's interval; the tiers'
+ * defaults; "off"; the errors. */
+static void test_escape_rule(void) {
+  jw_policy_t p, r;
+  jw_error_t err;
+  char *s;
+  /* Tier defaults. */
+  jw_policy_init(&p);
+  jw_policy_resolve(&p, &r);
+  CHECK_INT(r.escape_action, JW_ACTION_REPORT);
+  CHECK_U64(r.escape_scan_ms, 0);
+  jw_policy_set(&p, "tier", "hardened", NULL, NULL);
+  jw_policy_resolve(&p, &r);
+  CHECK_INT(r.escape_action, JW_ACTION_KILL_PROCESS);
+  CHECK_U64(r.escape_scan_ms, JW_ESCAPE_SCAN_DEFAULT_MS);
+  jw_policy_set(&p, "tier", "lockdown", NULL, NULL);
+  jw_policy_resolve(&p, &r);
+  CHECK_INT(r.escape_action, JW_ACTION_KILL_PROCESS);
+  CHECK_U64(r.escape_scan_ms, 200);
+  /* A file sets both; a tier does not override them. */
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p,
+                  "{\"tier\": \"lockdown\", \"rules\": {\"escape\": {\"action\": \"kill_job\", "
+                  "\"scan_interval\": \"off\"}}}",
+                  NULL, &err),
+            0);
+  CHECK_U64(p.set & (JW_SET_ESCAPE_ACTION | JW_SET_ESCAPE_SCAN),
+            JW_SET_ESCAPE_ACTION | JW_SET_ESCAPE_SCAN);
+  jw_policy_resolve(&p, &r);
+  CHECK_INT(r.escape_action, JW_ACTION_KILL_JOB);
+  CHECK_U64(r.escape_scan_ms, 0);
+  s = dump(&r);
+  CHECK(s != NULL &&
+        strstr(s, "\"escape\":{\"action\":\"kill_job\",\"scan_interval\":\"off\"}") != NULL);
+  free(s);
+  /* Flags (jw_policy_set), tier none with a timed scan. */
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "escape_scan_interval", "1s", "--escape-scan-interval", &err), 0);
+  CHECK_INT(jw_policy_set(&p, "escape_action", "kill_process", "--escape-action", &err), 0);
+  jw_policy_resolve(&p, &r);
+  CHECK_U64(r.escape_scan_ms, 1000);
+  CHECK_INT(r.escape_action, JW_ACTION_KILL_PROCESS);
+  CHECK_INT(jw_policy_set(&p, "escape_scan_interval", "off", NULL, &err), 0);
+  CHECK_U64(p.escape_scan_ms, 0);
+  /* Errors: what, where, why. */
+  expect_parse_error("{\"rules\": {\"escape\": {\"scan_interval\": 200}}}", NULL,
+                     "rules.escape.scan_interval",
+                     "rules.escape.scan_interval: expected a duration with a unit, like \"200ms\" "
+                     "or \"1s\", or \"off\", got 200");
+  expect_parse_error("{\"rules\": {\"escape\": {\"scan_interval\": \"unlimited\"}}}", NULL,
+                     "rules.escape.scan_interval",
+                     "rules.escape.scan_interval: expected a duration with a unit, like \"200ms\" "
+                     "or \"1s\", or \"off\", got \"unlimited\"");
+  expect_parse_error("{\"rules\": {\"escape\": {\"scan\": \"1s\"}}}", NULL, "rules.escape.scan",
+                     "rules.escape.scan: unknown key (known: action, scan_interval)");
+  expect_parse_error("{\"rules\": {\"escape\": {\"action\": \"kill\"}}}", NULL,
+                     "rules.escape.action", "rules.escape.action: " EXPECT_ACTION ", got \"kill\"");
+  expect_set_error("escape_scan_interval", "0ms", "--escape-scan-interval", JW_EPOLICY,
+                   "--escape-scan-interval",
+                   "--escape-scan-interval: expected a duration of at least 1ms, or \"off\", got "
+                   "\"0ms\"");
+}
 
 static void test_margin_parse(void) {
   static const struct {
@@ -1848,6 +1913,7 @@ int main(int argc, char **argv) {
   test_rules_errors();
   test_rules_set();
   test_rules_to_json();
+  test_escape_rule();
   test_margin_parse();
   test_margin_resolve_and_render();
   test_notification_threshold();

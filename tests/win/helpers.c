@@ -116,6 +116,228 @@ static int helper_breakaway(void) {
   return 0x200;
 }
 
+/* ---- escapes (issue 9, section 3): attacks from inside the job ---------- */
+
+/* "<a> <b>[ tail]\n" to path, through a temporary name: a reader never
+ * sees half. */
+static int write_pair_tail(const char *path, DWORD a, DWORD b, const char *tail) {
+  char tmp[MAX_PATH * 4 + 8];
+  FILE *f;
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  f = fopen(tmp, "wb");
+  if (f == NULL)
+    return -1;
+  fprintf(f, "%lu %lu%s%s\n", (unsigned long)a, (unsigned long)b, tail[0] ? " " : "", tail);
+  if (fclose(f) != 0)
+    return -1;
+  return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING) ? 0 : -1;
+}
+
+static int write_pair(const char *path, DWORD a, DWORD b) {
+  return write_pair_tail(path, a, b, "");
+}
+
+/* The owner's way round jobwarden's protected process DACL, which Wine
+ * allows (it ignores the OWNER RIGHTS entry; Windows refuses WRITE_DAC):
+ * open pid for WRITE_DAC and give Everyone full access. The Win32 error of
+ * the first step that failed, 0 when the DACL was replaced. */
+static DWORD grant_everyone(DWORD pid) {
+  PSECURITY_DESCRIPTOR sd = NULL;
+  PACL dacl = NULL;
+  BOOL present = FALSE, defaulted = FALSE;
+  DWORD e;
+  HANDLE h = OpenProcess(WRITE_DAC, FALSE, pid);
+  if (h == NULL)
+    return GetLastError();
+  if (!ConvertStringSecurityDescriptorToSecurityDescriptorA("D:(A;;GA;;;WD)", SDDL_REVISION_1, &sd,
+                                                            NULL) ||
+      !GetSecurityDescriptorDacl(sd, &present, &dacl, &defaulted))
+    e = GetLastError();
+  else
+    e = SetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, dacl, NULL);
+  if (sd != NULL)
+    LocalFree(sd);
+  CloseHandle(h);
+  return e;
+}
+
+/* The pid of this process's parent (the process that started it), 0 if
+ * unknown. */
+static DWORD own_parent(void) {
+  HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+  PROCESSENTRY32W pe;
+  DWORD me = GetCurrentProcessId(), ppid = 0;
+  if (snap == INVALID_HANDLE_VALUE)
+    return 0;
+  memset(&pe, 0, sizeof(pe));
+  pe.dwSize = sizeof(pe);
+  if (Process32FirstW(snap, &pe)) {
+    do {
+      if (pe.th32ProcessID == me)
+        ppid = pe.th32ParentProcessID;
+    } while (ppid == 0 && Process32NextW(snap, &pe));
+  }
+  CloseHandle(snap);
+  return ppid;
+}
+
+/* spoof-parent WHO PIDFILE THEN MODE [ARGS...]: starts `self --helper MODE
+ * ARGS` with PROC_THREAD_ATTRIBUTE_PARENT_PROCESS naming WHO, so that it
+ * takes WHO's job instead of this one's. */
+static int helper_spoof_parent(int argc, char **argv) {
+  const char *who, *pidfile, *then;
+  char args[1024] = "", tail[64];
+  wchar_t cmd[2048], kick[1024];
+  DWORD parent_pid, open_err = 0, rewrite_err = (DWORD)-1;
+  HANDLE parent = NULL;
+  PROCESS_INFORMATION sib, pi, kp;
+  STARTUPINFOEXW si;
+  SIZE_T size = 0;
+  DWORD code = 0;
+  int i, rc = 0;
+  memset(&si, 0, sizeof(si));
+  memset(&sib, 0, sizeof(sib));
+  if (argc < 6)
+    return 80;
+  who = argv[3];
+  pidfile = argv[4];
+  then = argv[5];
+  for (i = 6; i < argc; i++) {
+    strncat(args, argv[i], sizeof(args) - strlen(args) - 2);
+    strncat(args, " ", sizeof(args) - strlen(args) - 1);
+  }
+  if (strcmp(who, "parent") == 0 || strcmp(who, "parent-dacl") == 0) {
+    parent_pid = own_parent();
+  } else if (strcmp(who, "member") == 0) {
+    /* A sibling started the ordinary way: a member of this job. */
+    tw_helper_cmdline(cmd, 2048, "sleep 60000");
+    if (start(cmd, 0, &sib) != 0)
+      return 81;
+    parent_pid = sib.dwProcessId;
+  } else {
+    parent_pid = (DWORD)strtoul(who, NULL, 0);
+  }
+  parent = OpenProcess(PROCESS_CREATE_PROCESS, FALSE, parent_pid);
+  if (parent == NULL) {
+    open_err = GetLastError();
+    if (strcmp(who, "parent-dacl") == 0) {
+      rewrite_err = grant_everyone(parent_pid);
+      if (rewrite_err == 0)
+        parent = OpenProcess(PROCESS_CREATE_PROCESS, FALSE, parent_pid);
+    }
+  }
+  snprintf(tail, sizeof(tail), "open=%lu rewrite=%ld", (unsigned long)open_err,
+           rewrite_err == (DWORD)-1 ? -1L : (long)rewrite_err);
+  if (parent == NULL) {
+    /* Refused: nothing was started; the pid file says why. */
+    write_pair_tail(pidfile, parent_pid, 0, tail);
+    rc = 82;
+    goto done;
+  }
+  si.StartupInfo.cb = sizeof(si);
+  InitializeProcThreadAttributeList(NULL, 1, 0, &size);
+  si.lpAttributeList = malloc(size);
+  if (si.lpAttributeList == NULL ||
+      !InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &size) ||
+      !UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_PARENT_PROCESS,
+                                 &parent, sizeof(parent), NULL, NULL)) {
+    rc = 83;
+    goto done;
+  }
+  tw_helper_cmdline(cmd, 2048, args);
+  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
+                      &si.StartupInfo, &pi)) {
+    DeleteProcThreadAttributeList(si.lpAttributeList);
+    rc = 84;
+    goto done;
+  }
+  DeleteProcThreadAttributeList(si.lpAttributeList);
+  if (write_pair_tail(pidfile, parent_pid, pi.dwProcessId, tail) != 0)
+    rc = 85;
+  if (rc == 0 && strcmp(then, "kick") == 0) {
+    /* A child inside the job: a NEW_PROCESS on the port. */
+    tw_helper_cmdline(kick, 1024, "exit 0");
+    if (start(kick, 0, &kp) != 0) {
+      rc = 86;
+    } else {
+      WaitForSingleObject(kp.hProcess, 20000);
+      CloseHandle(kp.hThread);
+      CloseHandle(kp.hProcess);
+    }
+  }
+  if (rc == 0 && strcmp(then, "exit") != 0) {
+    /* How the escape ended is this process's exit code; jobwarden's kill
+     * (0xC000013A) becomes 58, so that this process does not look killed. */
+    if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0 ||
+        !GetExitCodeProcess(pi.hProcess, &code))
+      rc = 87;
+    else
+      rc = code == 0xC000013Au ? 58 : (int)code;
+  }
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+done:
+  free(si.lpAttributeList);
+  if (parent != NULL)
+    CloseHandle(parent);
+  if (sib.hProcess != NULL) {
+    TerminateProcess(sib.hProcess, 0);
+    WaitForSingleObject(sib.hProcess, 5000);
+    CloseHandle(sib.hThread);
+    CloseHandle(sib.hProcess);
+  }
+  return rc;
+}
+
+/* breakaway-child PIDFILE MODE [ARGS...]: starts `self --helper MODE ARGS`
+ * with CREATE_BREAKAWAY_FROM_JOB (the job must allow it), writes "<own
+ * pid> <child pid>\n" to PIDFILE and exits as "wait" does above. */
+static int helper_breakaway_child(int argc, char **argv) {
+  char args[1024] = "";
+  wchar_t cmd[2048];
+  PROCESS_INFORMATION pi;
+  DWORD code = 0;
+  int i, rc = 0;
+  if (argc < 5)
+    return 80;
+  for (i = 4; i < argc; i++) {
+    strncat(args, argv[i], sizeof(args) - strlen(args) - 2);
+    strncat(args, " ", sizeof(args) - strlen(args) - 1);
+  }
+  tw_helper_cmdline(cmd, 2048, args);
+  if (start(cmd, CREATE_BREAKAWAY_FROM_JOB, &pi) != 0)
+    return 84;
+  if (write_pair(argv[3], GetCurrentProcessId(), pi.dwProcessId) != 0)
+    rc = 85;
+  if (rc == 0) {
+    if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0 ||
+        !GetExitCodeProcess(pi.hProcess, &code))
+      rc = 87;
+    else
+      rc = code == 0xC000013Au ? 58 : (int)code;
+  }
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return rc;
+}
+
+/* jw-control OUTFILE JW NAME: `JW ps NAME`, then `JW kill NAME`; their
+ * exit codes to OUTFILE as "<ps> <kill>\n". */
+static int helper_jw_control(int argc, char **argv) {
+  wchar_t cmd[2048];
+  DWORD ps = 0, kill = 0;
+  if (argc < 6)
+    return 80;
+  swprintf(cmd, 2048, L"\"%hs\" ps %hs", argv[4], argv[5]);
+  if (tw_run_wait(cmd, 20000, &ps) != 0)
+    return 81;
+  swprintf(cmd, 2048, L"\"%hs\" kill %hs", argv[4], argv[5]);
+  if (tw_run_wait(cmd, 20000, &kill) != 0)
+    return 82;
+  return write_pair(argv[3], ps, kill) == 0 ? 0 : 83;
+}
+/* ---- end of escapes ----------------------------------------------------- */
+
 /* --- series-sync, race-sync, tw_wait_event_pid: helpers that wait for what
  * happened ----------------------------------------------------------------- */
 
@@ -894,15 +1116,17 @@ static int helper_flood(int argc, char **argv) {
 /* pipe-reader-escaped NAME RESULT: starts `pipe-reader NAME RESULT.child`
  * as a child whose parent is this process's own parent (jobwarden) through
  * PROC_THREAD_ATTRIBUTE_PARENT_PROCESS, so that it is in no job, and
- * waits for it. RESULT: "child=PID" or "spoof=E" (the parent could not be
- * opened with PROCESS_CREATE_PROCESS: the escape itself was refused) or
- * "spawn=E". */
+ * waits for it. RESULT: "first=E child=PID", where E is the error of the
+ * first OpenProcess(PROCESS_CREATE_PROCESS) on jobwarden (5: its DACL
+ * refused it, and the DACL was then rewritten through WRITE_DAC, a way only
+ * Wine leaves open), or "first=E spoof=E" (the parent could not be opened
+ * at all: nothing escaped) or "spawn=E". */
 static int helper_pipe_reader_escaped(int argc, char **argv) {
   char out[64], args[1024];
   wchar_t cmd[2048];
   HANDLE snap, parent = NULL;
   PROCESSENTRY32W pe;
-  DWORD ppid = 0, e;
+  DWORD ppid = 0, e, first;
   SIZE_T size = 0;
   LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
   STARTUPINFOEXW si;
@@ -920,8 +1144,15 @@ static int helper_pipe_reader_escaped(int argc, char **argv) {
   if (snap != INVALID_HANDLE_VALUE)
     CloseHandle(snap);
   parent = ppid ? OpenProcess(PROCESS_CREATE_PROCESS, FALSE, ppid) : NULL;
+  first = parent != NULL ? 0 : GetLastError();
+  /* jobwarden's DACL refuses the direct way (5). The owner's way round it,
+   * which only Wine leaves open (it ignores OWNER RIGHTS): rewrite the
+   * DACL, then open. */
+  if (parent == NULL && first == ERROR_ACCESS_DENIED && rewrite_parent_dacl(ppid) == 0)
+    parent = OpenProcess(PROCESS_CREATE_PROCESS, FALSE, ppid);
   if (parent == NULL) {
-    snprintf(out, sizeof(out), "spoof=%lu", (unsigned long)GetLastError());
+    snprintf(out, sizeof(out), "first=%lu spoof=%lu", (unsigned long)first,
+             (unsigned long)GetLastError());
     return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
   }
   InitializeProcThreadAttributeList(NULL, 1, 0, &size);
@@ -939,7 +1170,8 @@ static int helper_pipe_reader_escaped(int argc, char **argv) {
     e = GetLastError();
     snprintf(out, sizeof(out), "spawn=%lu", (unsigned long)e);
   } else {
-    snprintf(out, sizeof(out), "child=%lu", (unsigned long)pi.dwProcessId);
+    snprintf(out, sizeof(out), "first=%lu child=%lu", (unsigned long)first,
+             (unsigned long)pi.dwProcessId);
     WaitForSingleObject(pi.hProcess, 60000);
     CloseHandle(pi.hThread);
     CloseHandle(pi.hProcess);
@@ -1121,6 +1353,12 @@ int tw_helper_main(int argc, char **argv) {
     return helper_race();
   if (strcmp(mode, "breakaway") == 0)
     return helper_breakaway();
+  if (strcmp(mode, "spoof-parent") == 0)
+    return helper_spoof_parent(argc, argv);
+  if (strcmp(mode, "breakaway-child") == 0)
+    return helper_breakaway_child(argc, argv);
+  if (strcmp(mode, "jw-control") == 0)
+    return helper_jw_control(argc, argv);
   if (strcmp(mode, "tamper") == 0)
     return helper_tamper(argc, argv);
   {

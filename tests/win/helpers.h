@@ -40,6 +40,35 @@ int tw_is_helper(int argc, char **argv);
  *                         Win32 error, or 0x200 if it was allowed
  *   set-event VALUE       SetEvent on the handle value; exit 0 if that
  *                         worked (the handle was inherited), 1 otherwise
+ *   spoof-parent WHO PIDFILE THEN MODE [ARGS...]
+ *                         the escape attack: start `MODE ARGS` with
+ *                         PROC_THREAD_ATTRIBUTE_PARENT_PROCESS naming WHO
+ *                         ("parent": the process that started this one,
+ *                         i.e. jobwarden; "parent-dacl": the same, but when
+ *                         the open is refused, first rewrite its DACL
+ *                         through WRITE_DAC (Everyone: full access) and
+ *                         open again; "member": a sibling started for it
+ *                         inside the job; or a pid), opened with
+ *                         PROCESS_CREATE_PROCESS; write "<WHO's pid>
+ *                         <child pid> open=E rewrite=E" to PIDFILE (E: Win32
+ *                         errors of the first open and of the rewrite, -1
+ *                         not tried; child pid 0 when refused); then THEN:
+ *                         "exit" (exit 0 at once), "wait" (exit with the
+ *                         child's exit code; 0xC000013A, jobwarden's kill,
+ *                         as 58) or "kick" (first start a child inside the
+ *                         job, then wait). Failures: 80 arguments, 81
+ *                         sibling, 82 OpenProcess refused, 83 attribute
+ *                         list, 84 CreateProcessW, 85 PIDFILE, 86 kick,
+ *                         87 wait
+ *   breakaway-child PIDFILE MODE [ARGS...]
+ *                         start `MODE ARGS` with CREATE_BREAKAWAY_FROM_JOB
+ *                         (a child of this member outside the job, where
+ *                         the policy allows breakaway); "<own pid> <child
+ *                         pid>" to PIDFILE; exit as spoof-parent's "wait"
+ *                         (84 CreateProcessW, 85 PIDFILE, 87 wait)
+ *   jw-control OUTFILE JW NAME
+ *                         run `JW ps NAME` then `JW kill NAME`; write their
+ *                         exit codes "<ps> <kill>" to OUTFILE
  *   tamper RESULT MARKER  the agent attacking the monitor's port from
  *                         inside the job: finds its parent's completion
  *                         port (PROCESS_DUP_HANDLE), learns the job's key
@@ -95,9 +124,12 @@ int tw_is_helper(int argc, char **argv);
  *                         start `pipe-reader NAME RESULT.child` with this
  *                         process's parent (jobwarden) as its spoofed parent
  *                         (PROC_THREAD_ATTRIBUTE_PARENT_PROCESS: in no job),
- *                         wait for it; RESULT: "child=PID", or "spoof=E" /
- *                         "spawn=E" when the parent could not be opened /
- *                         the child not started
+ *                         wait for it; when jobwarden's DACL refuses the
+ *                         open (5), rewrite it through WRITE_DAC first (the
+ *                         owner's way round, open under Wine only); RESULT:
+ *                         "first=E child=PID" (E: the first open's error),
+ *                         or "first=E spoof=E" / "spawn=E" when the parent
+ *                         could not be opened / the child not started
  *   wait-file PATH        exit 0 once PATH exists
  *   flood N               start N children at once, each `exit 0` with the
  *                         argument TW_FLOOD_TAG_FMT (its index), wait for

@@ -37,6 +37,7 @@
 #include "harness.h"
 #include "rig.h"
 #include "cli.h"
+#include "win/escape.h"
 
 #define KILLED   JW_TERMINATE_EXIT_CODE
 #define CHILD_MS "60000" /* the helpers live until they are killed */
@@ -778,6 +779,9 @@ static void test_inside(void) {
   json_t *evs, *notes, *e;
   DWORD foreign_ps = 0, foreign_kill = 0, owner_kill = 0;
 
+  /* jw_run runs in this process, which also starts the owner's clients
+   * outside the job: children of "jobwarden" that are no escape. */
+  jw__escape_self_hook(0);
   snprintf(name, sizeof(name), "%s-inside", g_tag);
   snprintf(log, sizeof(log), "%s\\wine-control-inside.jsonl", g_dir);
   snprintf(out, sizeof(out), "%s\\wine-control-inside.code", g_dir);
@@ -912,6 +916,7 @@ static void test_inside(void) {
   CHECK_STR(tw_str(e, "action"), "observed");
   CHECK(json_is_null(tw_get(e, "summary.terminated_by_jobwarden")));
   json_decref(evs);
+  jw__escape_self_hook(GetCurrentProcessId());
 }
 
 /* ------------------------------------------------------------------------ */
