@@ -22,7 +22,7 @@ extern "C" {
 
 #define JW_VERSION "0.1.0"
 /* Version of the event schema (docs/events.md, docs/jobwarden-event.schema.json). */
-#define JW_SCHEMA_VERSION "1.2.0"
+#define JW_SCHEMA_VERSION "1.3.0"
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */

@@ -1,4 +1,4 @@
-/* The event model: one jw_event_t becomes one JSON object (schema 1.2.0,
+/* The event model: one jw_event_t becomes one JSON object (schema 1.3.0,
  * docs/events.md) and one JSON Lines record. The key order is fixed here
  * and is part of the format: consumers may diff lines, tests compare them
  * byte for byte. Strings are hostile input: every one goes through

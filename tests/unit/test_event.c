@@ -235,7 +235,7 @@ static void root_process(jw_process_info_t *p) {
   p->is_root = 1;
 }
 
-#define HEAD "{\"schema_version\":\"1.2.0\",\"event\":"
+#define HEAD "{\"schema_version\":\"1.3.0\",\"event\":"
 #define RUN(seq, sec)                                                                              \
   ",\"seq\":" #seq ",\"@timestamp\":\"2026-11-23T09:11:" sec                                       \
   ".123456Z\",\"host\":{\"name\":\"build-host\"},\"run_id\":"                                      \
@@ -741,7 +741,7 @@ static void test_edges(void) {
   ev.has_limit = 1;
   line = NULL;
   CHECK_INT(jw_event_render_line(&ev, &run, UINT64_MAX, 0, &line, &len), 0);
-  CHECK_STR(line, "{\"schema_version\":\"1.2.0\",\"event\":\"unknown\","
+  CHECK_STR(line, "{\"schema_version\":\"1.3.0\",\"event\":\"unknown\","
                   "\"seq\":9223372036854775807,"
                   "\"@timestamp\":\"1970-01-01T00:00:00.000000Z\","
                   "\"host\":{\"name\":\"build-host\"},"

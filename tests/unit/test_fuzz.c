@@ -230,13 +230,13 @@ static void fuzz_replies(int rounds) {
 }
 
 static const char *const line_seeds[] = {
-    "{\"schema_version\":\"1.2.0\",\"event\":\"sandbox.violation\",\"seq\":3,\"@timestamp\":"
+    "{\"schema_version\":\"1.3.0\",\"event\":\"sandbox.violation\",\"seq\":3,\"@timestamp\":"
     "\"2026-11-23T09:11:07.223801Z\",\"host\":{\"name\":\"BUILD-07\"},\"run_id\":"
     "\"5f0c9a7e1b2d4c3a8e6f70a1b2c3d4e5\",\"job\":{\"name\":\"agent-ci\",\"tier\":\"lockdown\"},"
     "\"rule\":\"child_process\",\"action\":\"allowed\",\"enforcer\":\"kernel\",\"severity\":"
     "\"low\",\"source\":\"port\",\"process\":{\"pid\":5000,\"executable\":\"C:\\\\x\\u202e.exe\","
     "\"command_line\":\"a \\\"b\\\" \\u001b[2J\",\"is_root\":false},\"message\":\"child\"}",
-    "{\"schema_version\":\"1.2.0\",\"event\":\"sandbox.job_end\",\"seq\":9,\"summary\":"
+    "{\"schema_version\":\"1.3.0\",\"event\":\"sandbox.job_end\",\"seq\":9,\"summary\":"
     "{\"processes\":2}}",
     "{\"event\":\"sandbox.telemetry_gap\",\"gap\":{\"from_seq\":1,\"to_seq\":4}}",
 };
