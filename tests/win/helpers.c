@@ -1537,3 +1537,106 @@ int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
     CloseHandle(herr);
   return ok ? 0 : -1;
 }
+
+/* ------------------------------------------------------------------------ */
+/* The test kit for runs of jobwarden.exe                                  */
+/* ------------------------------------------------------------------------ */
+
+int tw_full_path(const char *in, char *out, size_t n) {
+  wchar_t win[TW_PATH_CHARS], wout[TW_PATH_CHARS];
+  DWORD k;
+  size_t len;
+  if (!MultiByteToWideChar(CP_ACP, 0, in, -1, win, TW_PATH_CHARS))
+    return -1;
+  k = GetFullPathNameW(win, TW_PATH_CHARS, wout, NULL);
+  if (k == 0 || k >= TW_PATH_CHARS)
+    return -1;
+  if (!WideCharToMultiByte(CP_ACP, 0, wout, -1, out, (int)n, NULL, NULL))
+    return -1;
+  len = strlen(out);
+  while (len > 3 && (out[len - 1] == '\\' || out[len - 1] == '/'))
+    out[--len] = '\0';
+  return 0;
+}
+
+void tw_case_path(char *buf, size_t n, const char *dir, const char *prefix, const char *tag,
+                  const char *suffix) {
+  snprintf(buf, n, "%s\\%s%s%s", dir, prefix, tag, suffix);
+}
+
+int tw_proc_start(tw_proc_t *p, const char *exe, const char *args, const char *dir,
+                  const char *prefix, const char *tag, const char *out_path, HANDLE extra) {
+  char cmd[TW_CMD_CHARS];
+  memset(p, 0, sizeof(*p));
+  p->exit_code = (DWORD)-1;
+  snprintf(p->tag, sizeof(p->tag), "%s", tag);
+  if (out_path != NULL)
+    snprintf(p->out_path, sizeof(p->out_path), "%s", out_path);
+  else
+    tw_case_path(p->out_path, sizeof(p->out_path), dir, prefix, tag, ".stdout");
+  tw_case_path(p->err_path, sizeof(p->err_path), dir, prefix, tag, ".stderr");
+  snprintf(cmd, sizeof(cmd), "\"%s\" %s", exe, args);
+  p->started = tw_spawn_redirected(cmd, dir, p->out_path, p->err_path, extra, &p->pi) == 0;
+  return p->started ? 0 : -1;
+}
+
+/* Reads a whole file, "" when it is unreadable (NULL only when out of
+ * memory). */
+static char *tw__read_or_empty(const char *path, size_t *len) {
+  char *s = tw_read_file(path, len);
+  if (s == NULL) {
+    s = calloc(1, 1);
+    *len = 0;
+  }
+  return s;
+}
+
+int tw_proc_wait(tw_proc_t *p, DWORD timeout_ms, UINT kill_code) {
+  if (p->started && p->pi.hProcess != NULL) {
+    if (WaitForSingleObject(p->pi.hProcess, timeout_ms) == WAIT_OBJECT_0) {
+      p->finished = 1;
+    } else {
+      fprintf(stderr, "[%s] jobwarden did not exit within %lu ms: killed\n", p->tag,
+              (unsigned long)timeout_ms);
+      TerminateProcess(p->pi.hProcess, kill_code);
+      WaitForSingleObject(p->pi.hProcess, 5000);
+    }
+    if (!GetExitCodeProcess(p->pi.hProcess, &p->exit_code))
+      p->exit_code = (DWORD)-1;
+    CloseHandle(p->pi.hThread);
+    CloseHandle(p->pi.hProcess);
+    p->pi.hThread = p->pi.hProcess = NULL;
+  }
+  tw_proc_free(p);
+  p->out = tw__read_or_empty(p->out_path, &p->out_len);
+  p->err = tw__read_or_empty(p->err_path, &p->err_len);
+  return p->finished;
+}
+
+void tw_proc_free(tw_proc_t *p) {
+  free(p->out);
+  free(p->err);
+  p->out = p->err = NULL;
+}
+
+/* The harness's failure count at the current case's start. */
+static int tw__case_failures;
+
+void tw_case_begin(int failures) {
+  tw__case_failures = failures;
+}
+
+int tw_case_failed(int failures) {
+  return failures != tw__case_failures;
+}
+
+void tw_case_end(const char *name, int failures, const tw_proc_t *r) {
+  if (!tw_case_failed(failures))
+    return;
+  fprintf(stderr, "---- case %s failed", name);
+  if (r != NULL && r->out != NULL)
+    fprintf(stderr, " (exit 0x%08lX)\n--- stdout:\n%s\n--- stderr:\n%s\n----\n",
+            (unsigned long)r->exit_code, r->out, r->err);
+  else
+    fprintf(stderr, "\n");
+}

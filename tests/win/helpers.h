@@ -216,4 +216,66 @@ int tw_read_pids(const char *pidfile, DWORD timeout_ms, DWORD *a, DWORD *b);
 int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
                         const char *err_path, HANDLE extra, PROCESS_INFORMATION *pi);
 
+/* ------------------------------------------------------------------------ */
+/* The test kit for runs of jobwarden.exe (shared by every test file that  */
+/* starts it)                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* A full Windows path for an argv path (Unix-style paths resolve through
+ * the current drive, Z: under Wine), through GetFullPathNameW, in the ANSI
+ * code page, without trailing separators (a drive root keeps its own).
+ * Returns 0, or -1 when it does not convert or does not fit in n bytes. */
+int tw_full_path(const char *in, char *out, size_t n);
+
+/* Writes "<dir>\<prefix><tag><suffix>" to buf: a case's file in the events
+ * directory under the test's own prefix ("wine-cli-", "wine-probe-"...).
+ * Only that name is written; nothing is created or removed. */
+void tw_case_path(char *buf, size_t n, const char *dir, const char *prefix, const char *tag,
+                  const char *suffix);
+
+/* One run of a program with stdout / stderr in files. */
+typedef struct tw_proc_s {
+  char tag[64];           /* the case's tag (messages) */
+  PROCESS_INFORMATION pi; /* owned by the run from tw_proc_start until
+                             tw_proc_wait closes both handles */
+  int started;            /* tw_proc_start started it */
+  int finished;           /* it exited by itself within tw_proc_wait's timeout */
+  DWORD exit_code;        /* (DWORD)-1 until tw_proc_wait reads it; after a
+                             kill, the kill code; (DWORD)-1 when unreadable */
+  char *out, *err;        /* stdout / stderr (malloc'd, NUL-terminated, "" when
+                             unreadable), never NULL after tw_proc_wait;
+                             freed by tw_proc_free */
+  size_t out_len, err_len;
+  char out_path[TW_PATH_CHARS], err_path[TW_PATH_CHARS];
+} tw_proc_t;
+
+/* Starts `"<exe>" <args>` in the directory dir with stdin = NUL and stdout /
+ * stderr to <dir>\<prefix><tag>.stdout / .stderr (created anew; out_path,
+ * when not NULL, replaces the stdout file), inheriting only those and
+ * `extra` (see tw_spawn_redirected). Clears *p first. Returns 0, or -1
+ * (p->started 0; the reason is on stderr). */
+int tw_proc_start(tw_proc_t *p, const char *exe, const char *args, const char *dir,
+                  const char *prefix, const char *tag, const char *out_path, HANDLE extra);
+
+/* Waits up to timeout_ms for a started run; when it does not exit in time,
+ * says so on stderr, terminates it with kill_code and waits (5 s) for that.
+ * Then reads its exit code, closes its handles (a second call does not
+ * wait again) and reads both files into p->out / p->err, freeing what they
+ * held (also when it never started: then exit_code stays (DWORD)-1).
+ * Returns p->finished. */
+int tw_proc_wait(tw_proc_t *p, DWORD timeout_ms, UINT kill_code);
+
+/* Frees p->out / p->err (NULL afterwards); p may be reused. */
+void tw_proc_free(tw_proc_t *p);
+
+/* Failed-case reports. tw_case_begin(jw_test_failures) marks a case's start
+ * (the harness's counter is per test executable, so the caller passes it);
+ * tw_case_end(name, jw_test_failures, r) prints "---- case NAME failed"
+ * on stderr when the counter grew since, with r's exit code, stdout and
+ * stderr when r is not NULL and holds them. Nothing is printed otherwise. */
+void tw_case_begin(int failures);
+void tw_case_end(const char *name, int failures, const tw_proc_t *r);
+/* Whether the counter (jw_test_failures) grew since tw_case_begin: 1 or 0. */
+int tw_case_failed(int failures);
+
 #endif

@@ -32,25 +32,6 @@ static char g_data[PATH_CHARS];   /* tests/data (Windows path) */
 /* Paths                                                                    */
 /* ------------------------------------------------------------------------ */
 
-/* A full Windows path for an argv path (Unix-style paths resolve through
- * the current drive, Z: under Wine). */
-static int full_path(const char *in, char *out, size_t n) {
-  wchar_t win[PATH_CHARS], wout[PATH_CHARS];
-  DWORD k;
-  size_t len;
-  if (!MultiByteToWideChar(CP_ACP, 0, in, -1, win, PATH_CHARS))
-    return -1;
-  k = GetFullPathNameW(win, PATH_CHARS, wout, NULL);
-  if (k == 0 || k >= PATH_CHARS)
-    return -1;
-  if (!WideCharToMultiByte(CP_ACP, 0, wout, -1, out, (int)n, NULL, NULL))
-    return -1;
-  len = strlen(out);
-  while (len > 3 && (out[len - 1] == '\\' || out[len - 1] == '/'))
-    out[--len] = '\0';
-  return 0;
-}
-
 /* <events dir>\<name> */
 static void ev_path(char *buf, size_t n, const char *name) {
   snprintf(buf, n, "%s\\%s", g_events, name);
@@ -58,7 +39,7 @@ static void ev_path(char *buf, size_t n, const char *name) {
 
 /* <events dir>\wine-cli-<tag><suffix> */
 static void case_path(char *buf, size_t n, const char *tag, const char *suffix) {
-  snprintf(buf, n, "%s\\wine-cli-%s%s", g_events, tag, suffix);
+  tw_case_path(buf, n, g_events, "wine-cli-", tag, suffix);
 }
 
 static int file_exists(const char *path) {
@@ -77,61 +58,18 @@ static int write_text(const char *path, const char *text) {
 /* Running jobwarden.exe                                                    */
 /* ------------------------------------------------------------------------ */
 
-typedef struct {
-  const char *tag;
-  PROCESS_INFORMATION pi;
-  int started;
-  int finished;    /* exited by itself within the timeout */
-  DWORD exit_code; /* valid when finished (or killed) */
-  char *out;       /* its stdout, never NULL after wait_jobwarden */
-  char *err;       /* its stderr, never NULL after wait_jobwarden */
-  size_t out_len, err_len;
-} cli_run_t;
+typedef tw_proc_t cli_run_t;
 
 /* Starts `"<jobwarden>" <args>` in the events directory with stdin = NUL
  * and stdout / stderr redirected to wine-cli-<tag>.stdout / .stderr. */
 static int start_jobwarden(cli_run_t *r, const char *tag, const char *args) {
-  char out_path[PATH_CHARS], err_path[PATH_CHARS], cmd[CMD_CHARS];
-  memset(r, 0, sizeof(*r));
-  r->tag = tag;
-  case_path(out_path, sizeof(out_path), tag, ".stdout");
-  case_path(err_path, sizeof(err_path), tag, ".stderr");
-  snprintf(cmd, sizeof(cmd), "\"%s\" %s", g_jw, args);
-  r->started = tw_spawn_redirected(cmd, g_events, out_path, err_path, NULL, &r->pi) == 0;
-  return r->started ? 0 : -1;
-}
-
-static char *read_or_empty(const char *path, size_t *len) {
-  char *s = tw_read_file(path, len);
-  if (s == NULL) {
-    s = calloc(1, 1);
-    *len = 0;
-  }
-  return s;
+  return tw_proc_start(r, g_jw, args, g_events, "wine-cli-", tag, NULL, NULL);
 }
 
 /* Waits for a started jobwarden (killed after timeout_ms), then reads its
  * exit code, stdout and stderr. */
 static void wait_jobwarden(cli_run_t *r, DWORD timeout_ms) {
-  char path[PATH_CHARS];
-  if (r->started) {
-    if (WaitForSingleObject(r->pi.hProcess, timeout_ms) == WAIT_OBJECT_0) {
-      r->finished = 1;
-    } else {
-      fprintf(stderr, "[%s] jobwarden did not exit within %lu ms: killed\n", r->tag,
-              (unsigned long)timeout_ms);
-      TerminateProcess(r->pi.hProcess, 1);
-      WaitForSingleObject(r->pi.hProcess, 5000);
-    }
-    if (!GetExitCodeProcess(r->pi.hProcess, &r->exit_code))
-      r->exit_code = (DWORD)-1;
-    CloseHandle(r->pi.hThread);
-    CloseHandle(r->pi.hProcess);
-  }
-  case_path(path, sizeof(path), r->tag, ".stdout");
-  r->out = read_or_empty(path, &r->out_len);
-  case_path(path, sizeof(path), r->tag, ".stderr");
-  r->err = read_or_empty(path, &r->err_len);
+  tw_proc_wait(r, timeout_ms, 1);
 }
 
 /* Runs jobwarden to completion; a run that does not finish in time fails. */
@@ -140,28 +78,6 @@ static void run_jobwarden(cli_run_t *r, const char *tag, const char *args) {
   CHECK(r->started);
   wait_jobwarden(r, RUN_TIMEOUT_MS);
   CHECK(r->finished);
-}
-
-static void free_run(cli_run_t *r) {
-  free(r->out);
-  free(r->err);
-  r->out = r->err = NULL;
-}
-
-/* Prints what jobwarden said when a case added failures. */
-static int g_case_failures;
-static void case_begin(void) {
-  g_case_failures = jw_test_failures;
-}
-static void case_end(const char *name, const cli_run_t *r) {
-  if (jw_test_failures == g_case_failures)
-    return;
-  fprintf(stderr, "---- case %s failed", name);
-  if (r != NULL && r->out != NULL)
-    fprintf(stderr, " (exit 0x%08lX)\n--- stdout:\n%s\n--- stderr:\n%s\n----\n",
-            (unsigned long)r->exit_code, r->out, r->err);
-  else
-    fprintf(stderr, "\n");
 }
 
 /* The first line of a text, without its line end (static buffer). */
@@ -296,7 +212,7 @@ static void case_exit_codes(void) {
     DWORD root;
     size_t n;
 
-    case_begin();
+    tw_case_begin(jw_test_failures);
     snprintf(tag, sizeof(tag), "exit-%lu", (unsigned long)code);
     case_path(log, sizeof(log), tag, ".jsonl");
     DeleteFileA(log);
@@ -331,8 +247,8 @@ static void case_exit_codes(void) {
       CHECK_STR(tw_str(ev, "process.exit_code_hex"), "0xC0000409");
     }
     json_decref(evs);
-    case_end(tag, &r);
-    free_run(&r);
+    tw_case_end(tag, jw_test_failures, &r);
+    tw_proc_free(&r);
   }
 }
 
@@ -346,7 +262,7 @@ static void case_crash_lockdown(void) {
   DWORD root;
   size_t n;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   case_path(log, sizeof(log), tag, ".jsonl");
   DeleteFileA(log);
   snprintf(args, sizeof(args), "run --tier lockdown --export \"file:%s\" -- \"%s\" --helper crash",
@@ -375,8 +291,8 @@ static void case_crash_lockdown(void) {
   CHECK_INT(tw_int(ev, "summary.root_exit_code"), 3221225477LL);
   CHECK_INT(tw_int(ev, "summary.abnormal_exits"), 1);
   json_decref(evs);
-  case_end(tag, &r);
-  free_run(&r);
+  tw_case_end(tag, jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 3. Child + grandchild: under lockdown (active_processes 1) the
@@ -390,7 +306,7 @@ static void case_tree(const char *tier) {
   DWORD root = 0, gc = 0, started_root;
   size_t n;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   snprintf(tag, sizeof(tag), "tree-%s", tier);
   case_path(log, sizeof(log), tag, ".jsonl");
   case_path(pidfile, sizeof(pidfile), tag, ".pids");
@@ -441,8 +357,8 @@ static void case_tree(const char *tier) {
   CHECK_INT(tw_int(ev, "summary.processes"), 2);
   CHECK_INT(tw_int(ev, "summary.root_exit_code"), 0);
   json_decref(evs);
-  case_end(tag, &r);
-  free_run(&r);
+  tw_case_end(tag, jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 4. A program that does not exist: 127, a message naming it, and a
@@ -453,7 +369,7 @@ static void case_missing_program(const char *tag, const char *program) {
   json_t *evs, *ev;
   size_t n;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   case_path(log, sizeof(log), tag, ".jsonl");
   DeleteFileA(log);
   snprintf(args, sizeof(args), "run --export \"file:%s\" -- %s", log, program);
@@ -470,8 +386,8 @@ static void case_missing_program(const char *tag, const char *program) {
   json_decref(ev = tw_filter(evs, "sandbox.process_start", NULL));
   CHECK_INT(json_array_size(ev), 0);
   json_decref(evs);
-  case_end(tag, &r);
-  free_run(&r);
+  tw_case_end(tag, jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 5. A file that exists but is not a program: 126 "cannot execute". */
@@ -482,7 +398,7 @@ static void case_not_executable(void) {
   json_t *evs;
   size_t n;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   case_path(log, sizeof(log), tag, ".jsonl");
   ev_path(exe, sizeof(exe), "not-an-exe.exe");
   DeleteFileA(log);
@@ -498,8 +414,8 @@ static void case_not_executable(void) {
   find_only(evs, "sandbox.notice", "spawn_failed", &n);
   CHECK_INT(n, 1);
   json_decref(evs);
-  case_end(tag, &r);
-  free_run(&r);
+  tw_case_end(tag, jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* Runs `run <opts> -- <self> --helper tree MARKER 0`, which must be refused
@@ -511,7 +427,7 @@ static void expect_refused(const char *tag, const char *opts, int exit_want, con
   char marker[PATH_CHARS], args[CMD_CHARS], deflog[PATH_CHARS];
   cli_run_t r;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   case_path(marker, sizeof(marker), tag, ".marker");
   ev_path(deflog, sizeof(deflog), "jobwarden-events.jsonl");
   DeleteFileA(marker);
@@ -526,20 +442,20 @@ static void expect_refused(const char *tag, const char *opts, int exit_want, con
   CHECK_INT(r.out_len, 0);
   CHECK(!file_exists(marker));
   CHECK(!file_exists(deflog));
-  case_end(tag, &r);
-  free_run(&r);
+  tw_case_end(tag, jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* The same without a program to run (`run` alone). */
 static void expect_refused_plain(const char *tag, const char *args, const char *line_want) {
   cli_run_t r;
-  case_begin();
+  tw_case_begin(jw_test_failures);
   run_jobwarden(&r, tag, args);
   CHECK_U64(r.exit_code, 125);
   CHECK_STR(first_line(r.err), line_want);
   CHECK_INT(r.out_len, 0);
-  case_end(tag, &r);
-  free_run(&r);
+  tw_case_end(tag, jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 6. Usage errors. */
@@ -575,17 +491,17 @@ static void case_policy(void) {
   snprintf(opts, sizeof(opts), "--policy \"%s\"", bad);
   expect_refused("policy-bad-run", opts, 125, NULL, bad_text);
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   snprintf(args, sizeof(args), "check-policy \"%s\"", bad);
   run_jobwarden(&r, "policy-bad-check", args);
   CHECK_U64(r.exit_code, 1);
   CHECK_CONTAINS(r.err, bad_text);
   CHECK_CONTAINS(first_line(r.err), "jobwarden: check-policy: ");
   CHECK_INT(r.out_len, 0);
-  case_end("policy-bad-check", &r);
-  free_run(&r);
+  tw_case_end("policy-bad-check", jw_test_failures, &r);
+  tw_proc_free(&r);
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   snprintf(args, sizeof(args), "check-policy \"%s\"", good);
   run_jobwarden(&r, "policy-good-check", args);
   CHECK_U64(r.exit_code, 0);
@@ -598,8 +514,8 @@ static void case_policy(void) {
   /* The effective notification margin, shown because of the job limits. */
   CHECK_STR(tw_str(j, "limits.notification_margin"), "10%");
   json_decref(j);
-  case_end("policy-good-check", &r);
-  free_run(&r);
+  tw_case_end("policy-good-check", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 8. An event log that cannot be opened: 125 and the program never runs. */
@@ -626,7 +542,7 @@ static void case_kill_jobwarden(void) {
   json_t *evs;
   size_t n;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   case_path(log, sizeof(log), tag, ".jsonl");
   case_path(pidfile, sizeof(pidfile), tag, ".pids");
   DeleteFileA(log);
@@ -638,8 +554,8 @@ static void case_kill_jobwarden(void) {
   CHECK(r.started);
   if (!r.started) {
     wait_jobwarden(&r, 0);
-    case_end(tag, &r);
-    free_run(&r);
+    tw_case_end(tag, jw_test_failures, &r);
+    tw_proc_free(&r);
     return;
   }
   CHECK_INT(tw_read_pids(pidfile, RUN_TIMEOUT_MS, &root, &gc), 0);
@@ -687,8 +603,8 @@ static void case_kill_jobwarden(void) {
     CHECK_INT(tw_int(ev, "process.pid"), root);
     json_decref(evs);
   }
-  case_end(tag, &r);
-  free_run(&r);
+  tw_case_end(tag, jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* The line the helper prints: `print` uses printf on a text-mode stdout,
@@ -707,7 +623,7 @@ static void case_stdio(void) {
 
   /* Default exporter: file:jobwarden-events.jsonl in the current
    * directory (the events directory here). */
-  case_begin();
+  tw_case_begin(jw_test_failures);
   ev_path(deflog, sizeof(deflog), "jobwarden-events.jsonl");
   case_path(kept, sizeof(kept), "stdio-default", ".jsonl");
   DeleteFileA(deflog);
@@ -726,12 +642,12 @@ static void case_stdio(void) {
     check_envelope(evs, "none", 1);
     json_decref(evs);
   }
-  case_end("stdio-default", &r);
-  free_run(&r);
+  tw_case_end("stdio-default", jw_test_failures, &r);
+  tw_proc_free(&r);
 
   /* --export stdout: the events alone on stdout; the program's output is
    * relayed to stderr (--agent-output auto), byte for byte. */
-  case_begin();
+  tw_case_begin(jw_test_failures);
   DeleteFileA(deflog);
   snprintf(args, sizeof(args), "run --export stdout -- \"%s\" --helper print hello-from-child",
            g_self);
@@ -775,29 +691,29 @@ static void case_stdio(void) {
   CHECK_INT(n, 1);
   CHECK_INT(tw_int(ev, "process.exit_code"), 0);
   json_decref(evs);
-  case_end("stdio-export-stdout", &r);
-  free_run(&r);
+  tw_case_end("stdio-export-stdout", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 11. --help and --version. */
 static void case_help_version(void) {
   cli_run_t r;
-  case_begin();
+  tw_case_begin(jw_test_failures);
   run_jobwarden(&r, "help", "--help");
   CHECK_U64(r.exit_code, 0);
   CHECK(strncmp(r.out, "Usage:", 6) == 0);
   CHECK_CONTAINS(r.out, "jobwarden run [OPTIONS] [--] COMMAND [ARG...]");
   CHECK_INT(r.err_len, 0);
-  case_end("help", &r);
-  free_run(&r);
+  tw_case_end("help", jw_test_failures, &r);
+  tw_proc_free(&r);
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   run_jobwarden(&r, "version", "--version");
   CHECK_U64(r.exit_code, 0);
   CHECK_CONTAINS(r.out, "jobwarden 0.1.0");
   CHECK_INT(r.err_len, 0);
-  case_end("version", &r);
-  free_run(&r);
+  tw_case_end("version", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 12. Two file exporters get the very same bytes. */
@@ -807,7 +723,7 @@ static void case_two_exporters(void) {
   cli_run_t r;
   json_t *evs;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   case_path(a, sizeof(a), "two-a", ".jsonl");
   case_path(b, sizeof(b), "two-b", ".jsonl");
   DeleteFileA(a);
@@ -827,8 +743,8 @@ static void case_two_exporters(void) {
   evs = load_log(a);
   check_envelope(evs, "none", 1);
   json_decref(evs);
-  case_end("two-exporters", &r);
-  free_run(&r);
+  tw_case_end("two-exporters", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 14. A sink stuck for good: jobwarden's stdout is a pipe nobody reads
@@ -848,7 +764,7 @@ static void case_stuck_stdout(void) {
   size_t err_len = 0;
   json_t *evs;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   case_path(log, sizeof(log), "stuck-stdout", ".jsonl");
   case_path(err_path, sizeof(err_path), "stuck-stdout", ".stderr");
   DeleteFileA(log);
@@ -890,7 +806,7 @@ static void case_stuck_stdout(void) {
   CHECK(err != NULL &&
         strstr(err, "jobwarden: exiting without waiting for the stuck exporter(s) named above\n") !=
             NULL);
-  if (err != NULL && jw_test_failures != g_case_failures)
+  if (err != NULL && tw_case_failed(jw_test_failures))
     fprintf(stderr, "[stuck-stdout] stderr:\n%s\n", err);
   free(err);
   evs = load_log(log);
@@ -908,7 +824,7 @@ static void case_notification_margin(void) {
   json_t *evs, *ev;
   size_t n;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   case_path(log, sizeof(log), "notification-margin", ".jsonl");
   DeleteFileA(log);
   snprintf(args, sizeof(args),
@@ -932,8 +848,8 @@ static void case_notification_margin(void) {
   /* Said in the log only: the run is not worse than its hard limits. */
   CHECK_INT(r.err_len, 0);
   json_decref(evs);
-  case_end("notification-margin", &r);
-  free_run(&r);
+  tw_case_end("notification-margin", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 int main(int argc, char **argv) {
@@ -943,9 +859,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: test_cli <tests/data dir> <events out dir> <jobwarden.exe>\n");
     return 2;
   }
-  if (full_path(argv[1], g_data, sizeof(g_data)) != 0 ||
-      full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
-      full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
+  if (tw_full_path(argv[1], g_data, sizeof(g_data)) != 0 ||
+      tw_full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
+      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
       !WideCharToMultiByte(CP_ACP, 0, tw_self(), -1, g_self, (int)sizeof(g_self), NULL, NULL)) {
     fprintf(stderr, "cannot resolve the paths given\n");
     return 2;

@@ -127,19 +127,6 @@ static int helper_inside(int argc, char **argv) {
 /* Utilities                                                                */
 /* ------------------------------------------------------------------------ */
 
-static int full_path(const char *in, char *out, size_t n) {
-  wchar_t win[TW_PATH_CHARS], wout[TW_PATH_CHARS];
-  DWORD k;
-  if (!MultiByteToWideChar(CP_ACP, 0, in, -1, win, TW_PATH_CHARS))
-    return -1;
-  k = GetFullPathNameW(win, TW_PATH_CHARS, wout, NULL);
-  if (k == 0 || k >= TW_PATH_CHARS)
-    return -1;
-  if (!WideCharToMultiByte(CP_ACP, 0, wout, -1, out, (int)n, NULL, NULL))
-    return -1;
-  return 0;
-}
-
 static int own_sid(char *buf, size_t size) {
   HANDLE token;
   union {
@@ -161,65 +148,33 @@ static int own_sid(char *buf, size_t size) {
   return rc;
 }
 
-/* One run of jobwarden.exe to its end: exit code, stdout, stderr, pid. */
-typedef struct {
-  DWORD code;
-  DWORD pid;
-  char *out, *err;
-} cli_t;
+/* One run of jobwarden.exe to its end: exit code, stdout, stderr, pid
+ * (pi.dwProcessId). */
+typedef tw_proc_t cli_t;
 
 static void cli_free(cli_t *r) {
-  free(r->out);
-  free(r->err);
+  tw_proc_free(r);
   memset(r, 0, sizeof(*r));
-}
-
-static char *read_or_empty(const char *path) {
-  char *s = tw_read_file(path, NULL);
-  return s ? s : calloc(1, 1);
 }
 
 /* Starts `jobwarden.exe ARGS` with stdout/stderr to <dir>\wine-control-TAG.*. */
-static int cli_start(const char *tag, const char *args, PROCESS_INFORMATION *pi) {
-  char cmd[TW_CMD_CHARS], out[TW_PATH_CHARS], err[TW_PATH_CHARS];
-  snprintf(out, sizeof(out), "%s\\wine-control-%s.stdout", g_dir, tag);
-  snprintf(err, sizeof(err), "%s\\wine-control-%s.stderr", g_dir, tag);
-  snprintf(cmd, sizeof(cmd), "\"%s\" %s", g_jw, args);
-  return tw_spawn_redirected(cmd, g_dir, out, err, NULL, pi);
+static int cli_start(const char *tag, const char *args, cli_t *r) {
+  return tw_proc_start(r, g_jw, args, g_dir, "wine-control-", tag, NULL, NULL);
 }
 
-static void cli_finish(const char *tag, PROCESS_INFORMATION *pi, cli_t *r) {
-  char path[TW_PATH_CHARS];
-  memset(r, 0, sizeof(*r));
-  r->code = 0xDEADBEEF;
-  r->pid = pi->dwProcessId;
-  if (WaitForSingleObject(pi->hProcess, WAIT_MS) != WAIT_OBJECT_0) {
-    fprintf(stderr, "[%s] jobwarden did not exit in time: killed\n", tag);
-    TerminateProcess(pi->hProcess, 1);
-    WaitForSingleObject(pi->hProcess, 5000);
-  } else if (!GetExitCodeProcess(pi->hProcess, &r->code)) {
-    r->code = 0xDEADBEEF;
-  }
-  CloseHandle(pi->hThread);
-  CloseHandle(pi->hProcess);
-  snprintf(path, sizeof(path), "%s\\wine-control-%s.stdout", g_dir, tag);
-  r->out = read_or_empty(path);
-  snprintf(path, sizeof(path), "%s\\wine-control-%s.stderr", g_dir, tag);
-  r->err = read_or_empty(path);
+/* Waits for it (killed after WAIT_MS) and reads its output; the exit code
+ * is 0xDEADBEEF unless it exited by itself in time (1, a kill's code, is
+ * also JW_EXIT_CONTROL_REFUSED). */
+static void cli_finish(cli_t *r) {
+  if (!tw_proc_wait(r, WAIT_MS, 1))
+    r->exit_code = 0xDEADBEEF;
 }
 
 /* Runs `jobwarden.exe ARGS` to its end. */
 static void cli_run(const char *tag, const char *args, cli_t *r) {
-  PROCESS_INFORMATION pi;
-  memset(r, 0, sizeof(*r));
-  if (cli_start(tag, args, &pi) != 0) {
+  if (cli_start(tag, args, r) != 0)
     CHECK(!"jobwarden.exe did not start");
-    r->out = calloc(1, 1);
-    r->err = calloc(1, 1);
-    r->code = 0xDEADBEEF;
-    return;
-  }
-  cli_finish(tag, &pi, r);
+  cli_finish(r);
 }
 
 /* Reads "a b c" (count numbers) from path, waiting for it. */
@@ -493,9 +448,9 @@ static void test_main(void) {
   char name[96], args[TW_CMD_CHARS], log[TW_PATH_CHARS], pids[TW_PATH_CHARS], want[1024];
   char taken_log[TW_PATH_CHARS];
   unsigned long p[3];
-  PROCESS_INFORMATION run, outsider;
+  PROCESS_INFORMATION outsider;
   HANDLE h_root, h_c1, h_c2;
-  cli_t r, done;
+  cli_t r, run;
   json_t *reply, *members, *evs, *notes, *e;
   DWORD kill1_pid = 0, refused_pid = 0, killjob_pid = 0;
   wchar_t cmd[TW_CMD_CHARS];
@@ -523,7 +478,7 @@ static void test_main(void) {
   /* ps --json: exactly the three, described. */
   snprintf(args, sizeof(args), "ps %s --json", name);
   cli_run("ps-json", args, &r);
-  CHECK_INT(r.code, 0);
+  CHECK_INT(r.exit_code, 0);
   CHECK_STR(r.err, "");
   reply = json_loads(r.out, JSON_REJECT_DUPLICATES, NULL);
   CHECK(reply != NULL && r.out[strlen(r.out) - 1] == '\n' && strchr(r.out, '\n')[1] == '\0');
@@ -534,7 +489,7 @@ static void test_main(void) {
   CHECK(json_is_false(json_object_get(reply, "truncated")));
   members = json_object_get(reply, "members");
   CHECK_INT(json_array_size(members), 3);
-  check_member(member(members, p[0]), run.dwProcessId, 1);
+  check_member(member(members, p[0]), run.pi.dwProcessId, 1);
   check_member(member(members, p[1]), p[0], 0);
   check_member(member(members, p[2]), p[0], 0);
   cli_free(&r);
@@ -542,7 +497,7 @@ static void test_main(void) {
   /* The table. */
   snprintf(args, sizeof(args), "ps %s", name);
   cli_run("ps", args, &r);
-  CHECK_INT(r.code, 0);
+  CHECK_INT(r.exit_code, 0);
   CHECK_STR(r.err, "");
   CHECK(strncmp(r.out, "    PID  WORKING SET  STARTED (UTC)                IMAGE\n", 57) == 0);
   {
@@ -565,8 +520,8 @@ static void test_main(void) {
   /* kill --pid of one child: only it dies, with 0xC000013A. */
   snprintf(args, sizeof(args), "kill %s --pid %lu", name, p[1]);
   cli_run("kill-pid", args, &r);
-  kill1_pid = r.pid;
-  CHECK_INT(r.code, 0);
+  kill1_pid = r.pi.dwProcessId;
+  CHECK_INT(r.exit_code, 0);
   snprintf(want, sizeof(want), "terminated pid %lu (%s)\n", p[1], g_me);
   CHECK_STR(r.out, want);
   CHECK_STR(r.err, "");
@@ -574,7 +529,7 @@ static void test_main(void) {
   CHECK_U64(exit_code_of(h_c1), KILLED);
   CHECK(alive(h_root));
   CHECK(alive(h_c2));
-  CHECK(alive(run.hProcess));
+  CHECK(alive(run.pi.hProcess));
 
   /* kill --pid of a process outside the job: refused, it lives. */
   memset(&si, 0, sizeof(si));
@@ -583,8 +538,8 @@ static void test_main(void) {
   CHECK(CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &outsider));
   snprintf(args, sizeof(args), "kill %s --pid %lu", name, (unsigned long)outsider.dwProcessId);
   cli_run("kill-outsider", args, &r);
-  refused_pid = r.pid;
-  CHECK_INT(r.code, JW_EXIT_CONTROL_REFUSED);
+  refused_pid = r.pi.dwProcessId;
+  CHECK_INT(r.exit_code, JW_EXIT_CONTROL_REFUSED);
   CHECK_STR(r.out, "");
   snprintf(want, sizeof(want),
            "jobwarden: kill: \\\\.\\pipe\\jobwarden-control-%s: refused: pid %lu is not a running "
@@ -599,7 +554,7 @@ static void test_main(void) {
 
   /* Bounded requests on a raw connection; the run goes on. */
   test_raw(name);
-  CHECK(alive(h_root) && alive(h_c2) && alive(run.hProcess));
+  CHECK(alive(h_root) && alive(h_c2) && alive(run.pi.hProcess));
 
   /* A client that connects and stays silent holds the one instance for 5 s
    * at most; a `ps` meanwhile waits for it, then gets its answer. */
@@ -614,7 +569,7 @@ static void test_main(void) {
     snprintf(args, sizeof(args), "ps %s --json", name);
     cli_run("ps-busy", args, &r);
     took = GetTickCount64() - t0;
-    CHECK_INT(r.code, 0);
+    CHECK_INT(r.exit_code, 0);
     CHECK_STR(r.err, "");
     CHECK(strncmp(r.out, "{\"ok\":true,\"op\":\"ps\",\"members\":[", 31) == 0);
     cli_free(&r);
@@ -631,7 +586,7 @@ static void test_main(void) {
   /* No such NAME: 3. */
   snprintf(args, sizeof(args), "ps %s-missing", g_tag);
   cli_run("ps-missing", args, &r);
-  CHECK_INT(r.code, JW_EXIT_CONTROL_NO_PIPE);
+  CHECK_INT(r.exit_code, JW_EXIT_CONTROL_NO_PIPE);
   CHECK_STR(r.out, "");
   snprintf(want, sizeof(want),
            "jobwarden: ps: \\\\.\\pipe\\jobwarden-control-%s-missing: no such control pipe (is "
@@ -646,7 +601,7 @@ static void test_main(void) {
   snprintf(args, sizeof(args), "run --control %s --export \"file:%s\" -- \"%s\" --helper exit 7",
            name, taken_log, rig_self_utf8());
   cli_run("taken", args, &r);
-  CHECK_INT(r.code, JW_EXIT_JW_ERROR);
+  CHECK_INT(r.exit_code, JW_EXIT_JW_ERROR);
   CHECK_STR(r.out, "");
   snprintf(want, sizeof(want),
            "jobwarden: --control %s: \\\\.\\pipe\\jobwarden-control-%s already exists (another "
@@ -659,22 +614,22 @@ static void test_main(void) {
   /* kill: the whole job; the run ends like an interrupted one. */
   snprintf(args, sizeof(args), "kill %s", name);
   cli_run("kill-job", args, &r);
-  killjob_pid = r.pid;
-  CHECK_INT(r.code, 0);
+  killjob_pid = r.pi.dwProcessId;
+  CHECK_INT(r.exit_code, 0);
   CHECK_STR(r.out, "terminated the job (2 process(es) were running)\n");
   CHECK_STR(r.err, "");
   cli_free(&r);
   CHECK_U64(exit_code_of(h_root), KILLED);
   CHECK_U64(exit_code_of(h_c2), KILLED);
-  cli_finish("run", &run, &done);
-  CHECK_U64(done.code, KILLED);
-  CHECK_STR(done.out, "");
+  cli_finish(&run);
+  CHECK_U64(run.exit_code, KILLED);
+  CHECK_STR(run.out, "");
   snprintf(want, sizeof(want),
            "jobwarden: the job was terminated on request (control request kill from pid %lu "
            "(user %s))\n",
            (unsigned long)killjob_pid, g_sid);
-  CHECK_STR(done.err, want);
-  cli_free(&done);
+  CHECK_STR(run.err, want);
+  cli_free(&run);
   CloseHandle(h_root);
   CloseHandle(h_c1);
   CloseHandle(h_c2);
@@ -818,8 +773,8 @@ static void test_inside(void) {
   jw__control_identity_hook(foreign_identity);
   snprintf(args, sizeof(args), "ps %s --json", name);
   cli_run("foreign-ps", args, &r);
-  foreign_ps = r.pid;
-  CHECK_INT(r.code, JW_EXIT_CONTROL_REFUSED);
+  foreign_ps = r.pi.dwProcessId;
+  CHECK_INT(r.exit_code, JW_EXIT_CONTROL_REFUSED);
   snprintf(want, sizeof(want),
            "{\"ok\":false,\"op\":\"ps\",\"reason\":\"not_owner\",\"error\":\"the client (pid %lu) "
            "runs as " FOREIGN_SID ", not as the run's user: only the owner of the run may control "
@@ -829,8 +784,8 @@ static void test_inside(void) {
   cli_free(&r);
   snprintf(args, sizeof(args), "kill %s", name);
   cli_run("foreign-kill", args, &r);
-  foreign_kill = r.pid;
-  CHECK_INT(r.code, JW_EXIT_CONTROL_REFUSED);
+  foreign_kill = r.pi.dwProcessId;
+  CHECK_INT(r.exit_code, JW_EXIT_CONTROL_REFUSED);
   CHECK_STR(r.out, "");
   snprintf(want, sizeof(want),
            "jobwarden: kill: \\\\.\\pipe\\jobwarden-control-%s: refused: the client (pid %lu) runs "
@@ -844,8 +799,8 @@ static void test_inside(void) {
   jw__control_identity_hook(NULL);
   snprintf(args, sizeof(args), "kill %s --pid %lu", name, inside[2]);
   cli_run("owner-kill", args, &r);
-  owner_kill = r.pid;
-  CHECK_INT(r.code, 0);
+  owner_kill = r.pi.dwProcessId;
+  CHECK_INT(r.exit_code, 0);
   snprintf(want, sizeof(want), "terminated pid %lu (%s), the root process: the run ends\n",
            inside[2], g_me);
   CHECK_STR(r.out, want);
@@ -1000,8 +955,8 @@ int main(int argc, char **argv) {
       return helper_inside(argc, argv);
     return tw_helper_main(argc, argv);
   }
-  if (argc < 4 || full_path(argv[2], g_dir, sizeof(g_dir)) != 0 ||
-      full_path(argv[3], g_jw, sizeof(g_jw)) != 0 || own_sid(g_sid, sizeof(g_sid)) != 0 ||
+  if (argc < 4 || tw_full_path(argv[2], g_dir, sizeof(g_dir)) != 0 ||
+      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0 || own_sid(g_sid, sizeof(g_sid)) != 0 ||
       !WideCharToMultiByte(CP_ACP, 0, tw_self(), -1, g_me, sizeof(g_me), NULL, NULL)) {
     fprintf(stderr, "usage: win_control DATA EVENTS JOBWARDEN.EXE (and a writable EVENTS)\n");
     return 1;

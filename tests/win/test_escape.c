@@ -53,26 +53,9 @@ static char g_dir[TW_PATH_CHARS]; /* events directory (Windows path) */
 static char g_jw[TW_PATH_CHARS];  /* jobwarden.exe */
 static char g_me[TW_PATH_CHARS];  /* this executable (Windows path) */
 
-static int full_path(const char *in, char *out, size_t n) {
-  wchar_t win[TW_PATH_CHARS], wout[TW_PATH_CHARS];
-  DWORD k;
-  size_t len;
-  if (!MultiByteToWideChar(CP_ACP, 0, in, -1, win, TW_PATH_CHARS))
-    return -1;
-  k = GetFullPathNameW(win, TW_PATH_CHARS, wout, NULL);
-  if (k == 0 || k >= TW_PATH_CHARS)
-    return -1;
-  if (!WideCharToMultiByte(CP_ACP, 0, wout, -1, out, (int)n, NULL, NULL))
-    return -1;
-  len = strlen(out);
-  while (len > 3 && (out[len - 1] == '\\' || out[len - 1] == '/'))
-    out[--len] = '\0';
-  return 0;
-}
-
 /* <events dir>\wine-escape-<tag><suffix>, removed. */
 static void fresh_path(char *buf, size_t n, const char *tag, const char *suffix) {
-  snprintf(buf, n, "%s\\wine-escape-%s%s", g_dir, tag, suffix);
+  tw_case_path(buf, n, g_dir, "wine-escape-", tag, suffix);
   DeleteFileA(buf);
 }
 
@@ -453,31 +436,20 @@ static void test_rig_member(void) {
 /* The real jobwarden.exe                                                   */
 /* ------------------------------------------------------------------------ */
 
-typedef struct {
-  PROCESS_INFORMATION pi;
-  DWORD code;
-  int finished;
-} cli_t;
+typedef tw_proc_t cli_t;
 
+/* Starts `jobwarden.exe ARGS` with stdout/stderr to <dir>\wine-escape-TAG.*
+ * (created anew). */
 static int cli_start(cli_t *r, const char *tag, const char *args) {
-  char cmd[TW_CMD_CHARS], out[TW_PATH_CHARS], err[TW_PATH_CHARS];
-  memset(r, 0, sizeof(*r));
-  fresh_path(out, sizeof(out), tag, ".stdout");
-  fresh_path(err, sizeof(err), tag, ".stderr");
-  snprintf(cmd, sizeof(cmd), "\"%s\" %s", g_jw, args);
-  return tw_spawn_redirected(cmd, g_dir, out, err, NULL, &r->pi);
+  return tw_proc_start(r, g_jw, args, g_dir, "wine-escape-", tag, NULL, NULL);
 }
 
+/* Waits for it (killed after WAIT_MS); the exit code is (DWORD)-1 unless it
+ * exited by itself in time. Its output is not looked at. */
 static void cli_finish(cli_t *r) {
-  r->code = (DWORD)-1;
-  if (WaitForSingleObject(r->pi.hProcess, WAIT_MS) == WAIT_OBJECT_0) {
-    r->finished = 1;
-    GetExitCodeProcess(r->pi.hProcess, &r->code);
-  } else {
-    TerminateProcess(r->pi.hProcess, 1);
-  }
-  CloseHandle(r->pi.hThread);
-  CloseHandle(r->pi.hProcess);
+  if (!tw_proc_wait(r, WAIT_MS, 1))
+    r->exit_code = (DWORD)-1;
+  tw_proc_free(r);
 }
 
 /* `jobwarden run OPTS -- self --helper spoof-parent parent-dacl PIDFILE
@@ -512,7 +484,7 @@ static void cli_case(const char *tag, const char *opts, const char *then, const 
   check_way_in(pidfile, ERROR_ACCESS_DENIED, 0);
   cli_finish(&r);
   CHECK(r.finished);
-  CHECK_U64(r.code, jw_code);
+  CHECK_U64(r.exit_code, jw_code);
   evs = tw_read_events(log);
   CHECK(evs != NULL);
   if (evs != NULL) {
@@ -563,7 +535,7 @@ static void test_cli_refused(void) {
   check_way_in(pidfile, ERROR_ACCESS_DENIED, -1);
   cli_finish(&r);
   CHECK(r.finished);
-  CHECK_U64(r.code, 82); /* spoof-parent: OpenProcess refused */
+  CHECK_U64(r.exit_code, 82); /* spoof-parent: OpenProcess refused */
   evs = tw_read_events(log);
   CHECK(evs != NULL);
   if (evs != NULL) {
@@ -614,7 +586,7 @@ static void test_cli_control(void) {
   CHECK_INT(kill, JW_EXIT_CONTROL_REFUSED);
   cli_finish(&r);
   CHECK(r.finished);
-  CHECK_U64(r.code, 0); /* the root's own code: the escape ended by itself */
+  CHECK_U64(r.exit_code, 0); /* the root's own code: the escape ended by itself */
   evs = tw_read_events(log);
   CHECK(evs != NULL);
   if (evs == NULL)
@@ -669,8 +641,8 @@ static void test_born_of(void) {
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if (argc < 4 || full_path(argv[2], g_dir, sizeof(g_dir)) != 0 ||
-      full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
+  if (argc < 4 || tw_full_path(argv[2], g_dir, sizeof(g_dir)) != 0 ||
+      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
       !WideCharToMultiByte(CP_ACP, 0, tw_self(), -1, g_me, sizeof(g_me), NULL, NULL)) {
     fprintf(stderr, "usage: win_escape DATA EVENTS JOBWARDEN.EXE\n");
     return 1;

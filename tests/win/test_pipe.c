@@ -37,11 +37,6 @@ static char g_events[TW_PATH_CHARS]; /* the events directory (Windows path) */
 static char g_jw[TW_PATH_CHARS];     /* jobwarden.exe */
 static char g_self[TW_PATH_CHARS];   /* this executable */
 
-static int full_path(const char *in, char *out, size_t n) {
-  DWORD k = GetFullPathNameA(in, (DWORD)n, out, NULL);
-  return k == 0 || k >= n ? -1 : 0;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Pipe clients                                                             */
 /* ------------------------------------------------------------------------ */
@@ -646,52 +641,17 @@ static void case_burst(void) {
 /* 4. jobwarden.exe + tail                                                  */
 /* ------------------------------------------------------------------------ */
 
-typedef struct {
-  PROCESS_INFORMATION pi;
-  int started;
-  DWORD code;
-  char *out, *err;
-  size_t out_len, err_len;
-  char tag[64];
-} proc_t;
+typedef tw_proc_t proc_t;
 
+/* Starts `jobwarden <args>` with stdout / stderr to wine-pipe-<tag>.*. */
 static void proc_start(proc_t *p, const char *tag, const char *args) {
-  char cmd[TW_CMD_CHARS], out[TW_PATH_CHARS], err[TW_PATH_CHARS];
-  memset(p, 0, sizeof(*p));
-  snprintf(p->tag, sizeof(p->tag), "%s", tag);
-  snprintf(cmd, sizeof(cmd), "\"%s\" %s", g_jw, args);
-  snprintf(out, sizeof(out), "%s\\wine-pipe-%s.stdout", g_events, tag);
-  snprintf(err, sizeof(err), "%s\\wine-pipe-%s.stderr", g_events, tag);
-  p->started = tw_spawn_redirected(cmd, g_events, out, err, NULL, &p->pi) == 0;
+  tw_proc_start(p, g_jw, args, g_events, "wine-pipe-", tag, NULL, NULL);
   CHECK(p->started);
 }
 
+/* Waits for it (killed with 99 after 60 s) and reads its output. */
 static void proc_wait(proc_t *p) {
-  char path[TW_PATH_CHARS];
-  p->code = (DWORD)-1;
-  if (p->started) {
-    if (WaitForSingleObject(p->pi.hProcess, 60000) != WAIT_OBJECT_0) {
-      fprintf(stderr, "[%s] did not exit in time: killed\n", p->tag);
-      TerminateProcess(p->pi.hProcess, 99);
-      WaitForSingleObject(p->pi.hProcess, 5000);
-    }
-    GetExitCodeProcess(p->pi.hProcess, &p->code);
-    CloseHandle(p->pi.hProcess);
-    CloseHandle(p->pi.hThread);
-  }
-  snprintf(path, sizeof(path), "%s\\wine-pipe-%s.stdout", g_events, p->tag);
-  p->out = tw_read_file(path, &p->out_len);
-  snprintf(path, sizeof(path), "%s\\wine-pipe-%s.stderr", g_events, p->tag);
-  p->err = tw_read_file(path, &p->err_len);
-  if (p->out == NULL)
-    p->out = calloc(1, 1);
-  if (p->err == NULL)
-    p->err = calloc(1, 1);
-}
-
-static void proc_free(proc_t *p) {
-  free(p->out);
-  free(p->err);
+  tw_proc_wait(p, 60000, 99);
 }
 
 /* Number of complete lines in a file, 0 when unreadable. */
@@ -737,7 +697,7 @@ static void case_cli(void) {
   proc_wait(&t1);
   proc_wait(&t2);
   proc_wait(&t3);
-  CHECK_INT(run.code, 0);
+  CHECK_INT(run.exit_code, 0);
   CHECK_STR(run.err, "");
   file_text = tw_read_file(file, &file_len);
   CHECK(file_text != NULL);
@@ -748,8 +708,8 @@ static void case_cli(void) {
   n = evs ? json_array_size(evs) : 0;
   CHECK_INT(n, 2 + 16 + 2); /* job_start, root start, 8 x (start, exit), root exit, job_end */
   /* the two tails got the file's exact bytes, and ended with the run */
-  CHECK_INT(t1.code, 0);
-  CHECK_INT(t2.code, 0);
+  CHECK_INT(t1.exit_code, 0);
+  CHECK_INT(t2.exit_code, 0);
   CHECK_STR(t1.err, "");
   CHECK(t1.out_len == file_len && memcmp(t1.out, file_text, file_len) == 0);
   CHECK(t2.out_len == file_len && memcmp(t2.out, file_text, file_len) == 0);
@@ -759,7 +719,7 @@ static void case_cli(void) {
             (size_t)(strchr(strchr(strchr(file_text, '\n') + 1, '\n') + 1, '\n') - file_text + 1));
   /* the late readable tail: a joined_late line first, then the file's
    * events from where its replay started, formatted one per line */
-  CHECK_INT(t3.code, 0);
+  CHECK_INT(t3.exit_code, 0);
   late = json_array();
   {
     const char *p = t3.out, *nl = strchr(p, '\n');
@@ -810,7 +770,7 @@ static void case_cli(void) {
   /* tail of a pipe nobody serves: 3 and a clear message */
   proc_start(&none, "cli-nosuch", U("tail jw-cli-nosuch"));
   proc_wait(&none);
-  CHECK_INT(none.code, JW_EXIT_TAIL_NO_PIPE);
+  CHECK_INT(none.exit_code, JW_EXIT_TAIL_NO_PIPE);
   {
     const char *want = U("jobwarden: tail: \\\\.\\pipe\\jw-cli-nosuch: no such pipe (is "
                          "'jobwarden run --export pipe:NAME' running?) (error 2: ");
@@ -825,19 +785,19 @@ static void case_cli(void) {
            g_self);
   proc_start(&taken, "cli-taken", args);
   proc_wait(&taken);
-  CHECK_INT(taken.code, 125);
+  CHECK_INT(taken.exit_code, 125);
   CHECK_STR(taken.err, U("jobwarden: --export pipe:jw-cli-taken: \\\\.\\pipe\\jw-cli-taken already "
                          "exists (another jobwarden run or another program serves it); choose "
                          "another NAME\n"));
   CloseHandle(squat);
-  proc_free(&none);
-  proc_free(&taken);
+  tw_proc_free(&none);
+  tw_proc_free(&taken);
 out:
   free(quitter.buf);
-  proc_free(&run);
-  proc_free(&t1);
-  proc_free(&t2);
-  proc_free(&t3);
+  tw_proc_free(&run);
+  tw_proc_free(&t1);
+  tw_proc_free(&t2);
+  tw_proc_free(&t3);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -900,7 +860,7 @@ static void case_connect(void) {
   collect(U("jw-collector"), &c1, NULL); /* 5 lines, then the collector drops out */
   collect(U("jw-collector"), &c2, go);   /* ... and comes back */
   proc_wait(&run);
-  CHECK_INT(run.code, 0);
+  CHECK_INT(run.exit_code, 0);
   CHECK_STR(run.err, "");
   /* A collector discards an incomplete last line of a broken connection. */
   while (c1.len > 0 && c1.buf[c1.len - 1] != '\n')
@@ -955,14 +915,14 @@ static void case_connect(void) {
   free(all);
   free(c1.buf);
   free(c2.buf);
-  proc_free(&run);
+  tw_proc_free(&run);
 }
 
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if (argc < 4 || full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
-      full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
+  if (argc < 4 || tw_full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
+      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
       GetModuleFileNameA(NULL, g_self, sizeof(g_self)) == 0) {
     fprintf(stderr, "usage: win_pipe DATA_DIR EVENTS_DIR JOBWARDEN_EXE\n");
     return 2;

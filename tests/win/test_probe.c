@@ -33,46 +33,15 @@
 static char g_jw[PATH_CHARS];     /* jobwarden.exe (Windows path) */
 static char g_events[PATH_CHARS]; /* the events directory (Windows path) */
 
-static int full_path(const char *in, char *out, size_t n) {
-  wchar_t win[PATH_CHARS], wout[PATH_CHARS];
-  DWORD k;
-  size_t len;
-  if (!MultiByteToWideChar(CP_ACP, 0, in, -1, win, PATH_CHARS))
-    return -1;
-  k = GetFullPathNameW(win, PATH_CHARS, wout, NULL);
-  if (k == 0 || k >= PATH_CHARS)
-    return -1;
-  if (!WideCharToMultiByte(CP_ACP, 0, wout, -1, out, (int)n, NULL, NULL))
-    return -1;
-  len = strlen(out);
-  while (len > 3 && (out[len - 1] == '\\' || out[len - 1] == '/'))
-    out[--len] = '\0';
-  return 0;
-}
-
 static void case_path(char *buf, size_t n, const char *tag, const char *suffix) {
-  snprintf(buf, n, "%s\\wine-probe-%s%s", g_events, tag, suffix);
+  tw_case_path(buf, n, g_events, "wine-probe-", tag, suffix);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Running jobwarden.exe                                                    */
 /* ------------------------------------------------------------------------ */
 
-typedef struct {
-  int finished;
-  DWORD exit_code;
-  char *out, *err;
-  size_t out_len, err_len;
-} run_t;
-
-static char *read_or_empty(const char *path, size_t *len) {
-  char *s = tw_read_file(path, len);
-  if (s == NULL) {
-    s = calloc(1, 1);
-    *len = 0;
-  }
-  return s;
-}
+typedef tw_proc_t run_t;
 
 /* Runs `"<jobwarden>" <args>` to completion with stdin = NUL and stdout /
  * stderr in files. Only those handles (and `extra`, if not NULL) are
@@ -103,55 +72,10 @@ static char *same_pipe_close(char *out, size_t *len) {
 }
 
 static void run_jw(run_t *r, const char *tag, const char *args, HANDLE extra) {
-  char out_path[PATH_CHARS], err_path[PATH_CHARS], cmd[CMD_CHARS];
-  PROCESS_INFORMATION pi;
-  int ok;
-
-  memset(r, 0, sizeof(*r));
-  r->exit_code = (DWORD)-1;
-  case_path(out_path, sizeof(out_path), tag, ".stdout");
-  case_path(err_path, sizeof(err_path), tag, ".stderr");
-  snprintf(cmd, sizeof(cmd), "\"%s\" %s", g_jw, args);
-  ok = tw_spawn_redirected(cmd, g_events, out_path, err_path, extra, &pi) == 0;
-  CHECK(ok);
-  if (ok) {
-    if (WaitForSingleObject(pi.hProcess, RUN_TIMEOUT_MS) == WAIT_OBJECT_0) {
-      r->finished = 1;
-    } else {
-      fprintf(stderr, "[%s] jobwarden did not exit in time: killed\n", tag);
-      TerminateProcess(pi.hProcess, 1);
-      WaitForSingleObject(pi.hProcess, 5000);
-    }
-    if (!GetExitCodeProcess(pi.hProcess, &r->exit_code))
-      r->exit_code = (DWORD)-1;
-    CloseHandle(pi.hThread);
-    CloseHandle(pi.hProcess);
-  }
+  CHECK(tw_proc_start(r, g_jw, args, g_events, "wine-probe-", tag, NULL, extra) == 0);
+  tw_proc_wait(r, RUN_TIMEOUT_MS, 1);
   CHECK(r->finished);
-  r->out = read_or_empty(out_path, &r->out_len);
   r->out = same_pipe_close(r->out, &r->out_len);
-  r->err = read_or_empty(err_path, &r->err_len);
-}
-
-static void free_run(run_t *r) {
-  free(r->out);
-  free(r->err);
-  r->out = r->err = NULL;
-}
-
-static int g_case_failures;
-static void case_begin(void) {
-  g_case_failures = jw_test_failures;
-}
-static void case_end(const char *name, const run_t *r) {
-  if (jw_test_failures == g_case_failures)
-    return;
-  fprintf(stderr, "---- case %s failed", name);
-  if (r != NULL && r->out != NULL)
-    fprintf(stderr, " (exit 0x%08lX)\n--- stdout:\n%s\n--- stderr:\n%s\n----\n",
-            (unsigned long)r->exit_code, r->out, r->err);
-  else
-    fprintf(stderr, "\n");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -570,7 +494,7 @@ static void case_lockdown_table(void) {
   char line[1200], expect[8192], head[128];
   size_t i;
   want_t w[N_PROBES];
-  case_begin();
+  tw_case_begin(jw_test_failures);
   want_lockdown(w);
   run_jw(&r, "lockdown-table", "probe", NULL);
   CHECK_U64(r.exit_code, want_status(w));
@@ -591,8 +515,8 @@ static void case_lockdown_table(void) {
     const char *body = strstr(r.out, "\n\n");
     CHECK_STR(body ? body + 2 : NULL, expect);
   }
-  case_end("lockdown-table", &r);
-  free_run(&r);
+  tw_case_end("lockdown-table", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 2. Default (lockdown) as JSON. */
@@ -600,7 +524,7 @@ static void case_lockdown_json(void) {
   run_t r;
   json_t *doc;
   want_t w[N_PROBES];
-  case_begin();
+  tw_case_begin(jw_test_failures);
   want_lockdown(w);
   run_jw(&r, "lockdown-json", "probe --json", NULL);
   CHECK_U64(r.exit_code, want_status(w));
@@ -612,8 +536,8 @@ static void case_lockdown_json(void) {
     CHECK_INT(json_is_true(json_object_get(json_object_get(doc, "policy"), "kill_on_close")), 1);
   }
   json_decref(doc);
-  case_end("lockdown-json", &r);
-  free_run(&r);
+  tw_case_end("lockdown-json", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 3. Tier none: only breakaway (no BREAKAWAY_OK in any job), handle
@@ -623,17 +547,17 @@ static void case_none(void) {
   run_t r;
   want_t w[N_PROBES];
   json_t *doc;
-  case_begin();
+  tw_case_begin(jw_test_failures);
   want_none(w);
   run_jw(&r, "none-json", "probe --tier none --json", NULL);
   CHECK_U64(r.exit_code, want_status(w));
   CHECK_INT(r.err_len, 0);
   doc = check_document(r.out, w, "none");
   json_decref(doc);
-  case_end("none-json", &r);
-  free_run(&r);
+  tw_case_end("none-json", jw_test_failures, &r);
+  tw_proc_free(&r);
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   run_jw(&r, "none-table", "probe --tier none", NULL);
   CHECK_U64(r.exit_code, want_status(w));
   {
@@ -642,8 +566,8 @@ static void case_none(void) {
     snprintf(tail, sizeof(tail), "\n%s", verdict);
     CHECK_CONTAINS(r.out, tail);
   }
-  case_end("none-table", &r);
-  free_run(&r);
+  tw_case_end("none-table", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 4. Flags claiming every limit Wine accepts but does not enforce: each is
@@ -652,7 +576,7 @@ static void case_limits(void) {
   run_t r;
   want_t w[N_PROBES];
   json_t *doc;
-  case_begin();
+  tw_case_begin(jw_test_failures);
   want_none(w);
   w[0] = (want_t){"spawn",   "limits.active_processes",
                   1,         "at most 3 active processes",
@@ -706,8 +630,8 @@ static void case_limits(void) {
   CHECK_INT(r.err_len, 0);
   doc = check_document(r.out, w, "none");
   json_decref(doc);
-  case_end("limits", &r);
-  free_run(&r);
+  tw_case_end("limits", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 5. A policy file whose every claim Wine enforces: hardened with
@@ -718,7 +642,7 @@ static void case_policy_file(void) {
   char path[PATH_CHARS], args[CMD_CHARS];
   FILE *f;
   json_t *doc;
-  case_begin();
+  tw_case_begin(jw_test_failures);
   case_path(path, sizeof(path), "hardened", ".policy.json");
   f = fopen(path, "wb");
   CHECK(f != NULL);
@@ -739,8 +663,8 @@ static void case_policy_file(void) {
   CHECK_INT(r.err_len, 0);
   doc = check_document(r.out, w, "hardened");
   json_decref(doc);
-  case_end("hardened", &r);
-  free_run(&r);
+  tw_case_end("hardened", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 6. Limits the probe will not try (too much CPU, more memory than the
@@ -752,7 +676,7 @@ static void case_unprobeable(void) {
   want_t w[N_PROBES];
   int i, skipped = 0;
   size_t k = 0;
-  case_begin();
+  tw_case_begin(jw_test_failures);
   /* Skipped like tier none's unclaimed limits; the rest as in tier none. */
   want_none(w);
   for (i = 0; i < N_PROBES; i++)
@@ -795,34 +719,34 @@ static void case_unprobeable(void) {
       CHECK_STR(json_string_value(json_array_get(ne, k++)), w[i].name);
   CHECK_INT(json_array_size(ne), k);
   json_decref(doc);
-  case_end("unprobeable", &r);
-  free_run(&r);
+  tw_case_end("unprobeable", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 7. Usage errors exit 125 with the message, and print no table. */
 static void case_usage(void) {
   run_t r;
-  case_begin();
+  tw_case_begin(jw_test_failures);
   run_jw(&r, "usage-option", "probe --bogus", NULL);
   CHECK_U64(r.exit_code, JW_EXIT_JW_ERROR);
   CHECK_INT(r.out_len, 0);
   CHECK_STR(r.err, "jobwarden: probe: unknown option '--bogus' (see jobwarden --help)\n");
-  case_end("usage-option", &r);
-  free_run(&r);
-  case_begin();
+  tw_case_end("usage-option", jw_test_failures, &r);
+  tw_proc_free(&r);
+  tw_case_begin(jw_test_failures);
   run_jw(&r, "usage-arg", "probe extra", NULL);
   CHECK_U64(r.exit_code, JW_EXIT_JW_ERROR);
   CHECK_INT(r.out_len, 0);
   CHECK_STR(r.err, "jobwarden: probe: unexpected argument 'extra' (see jobwarden --help)\n");
-  case_end("usage-arg", &r);
-  free_run(&r);
-  case_begin();
+  tw_case_end("usage-arg", jw_test_failures, &r);
+  tw_proc_free(&r);
+  tw_case_begin(jw_test_failures);
   run_jw(&r, "usage-memory", "probe --process-memory 0", NULL);
   CHECK_U64(r.exit_code, JW_EXIT_JW_ERROR);
   CHECK_INT(r.out_len, 0);
   CHECK_CONTAINS(r.err, "jobwarden: --process-memory: ");
-  case_end("usage-memory", &r);
-  free_run(&r);
+  tw_case_end("usage-memory", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 8. Positive controls: the canaries detect what they look for when it is
@@ -834,15 +758,15 @@ static void case_canary_controls(void) {
   SECURITY_ATTRIBUTES sa;
   HANDLE ev;
   char args[128];
-  case_begin();
+  tw_case_begin(jw_test_failures);
   run_jw(&r, "canary-breakaway", "--probe-canary breakaway", NULL);
   CHECK_U64(r.exit_code, 0);
   CHECK_STR(r.out, "allowed 0 CreateProcessW with CREATE_BREAKAWAY_FROM_JOB succeeded: a child "
                    "left the job\n");
-  case_end("canary-breakaway", &r);
-  free_run(&r);
+  tw_case_end("canary-breakaway", jw_test_failures, &r);
+  tw_proc_free(&r);
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   sa.nLength = sizeof(sa);
   sa.lpSecurityDescriptor = NULL;
   sa.bInheritHandle = TRUE;
@@ -854,8 +778,8 @@ static void case_canary_controls(void) {
   CHECK_STR(r.out, "allowed 0 SetEvent on the value of jobwarden's handle succeeded\n");
   CHECK_INT(WaitForSingleObject(ev, 0), WAIT_OBJECT_0);
   CloseHandle(ev);
-  case_end("canary-inherit", &r);
-  free_run(&r);
+  tw_case_end("canary-inherit", jw_test_failures, &r);
+  tw_proc_free(&r);
 
   /* The event-file canaries see a refusal when there is one: a file held
    * open sharing read only (what a file sink that protects its record
@@ -875,7 +799,7 @@ static void case_canary_controls(void) {
                        0, NULL);
     CHECK(held != INVALID_HANDLE_VALUE);
     for (i = 0; i < 3; i++) {
-      case_begin();
+      tw_case_begin(jw_test_failures);
       snprintf(tag, sizeof(tag), "canary-file-%s", actions[i]);
       if (i < 2) /* write and delete take the path only */
         snprintf(args, sizeof(args), "--probe-canary event-file %s \"%s\"", actions[i], path);
@@ -885,8 +809,8 @@ static void case_canary_controls(void) {
       run_jw(&r, tag, args, NULL);
       CHECK_U64(r.exit_code, 0);
       CHECK_STR(r.out, lines[i]);
-      case_end(tag, &r);
-      free_run(&r);
+      tw_case_end(tag, jw_test_failures, &r);
+      tw_proc_free(&r);
     }
     CHECK(GetFileAttributesA(path) != INVALID_FILE_ATTRIBUTES);
     CloseHandle(held);
@@ -910,31 +834,31 @@ static void case_canary_controls(void) {
     };
     size_t i;
     for (i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
-      case_begin();
+      tw_case_begin(jw_test_failures);
       run_jw(&r, none[i].tag, none[i].args, NULL);
       CHECK_U64(r.exit_code, 0);
       CHECK_STR(r.out, none[i].out);
-      case_end(none[i].tag, &r);
-      free_run(&r);
+      tw_case_end(none[i].tag, jw_test_failures, &r);
+      tw_proc_free(&r);
     }
   }
 
   /* Outside any job the canary's token is the one it has inside the job:
    * Wine gives every process its user's full token. */
-  case_begin();
+  tw_case_begin(jw_test_failures);
   run_jw(&r, "canary-token", "--probe-canary token", NULL);
   CHECK_U64(r.exit_code, 0);
   CHECK_STR(r.out, "facts 0 12288 SeChangeNotifyPrivilege,SeLoadDriverPrivilege,"
                    "SeImpersonatePrivilege,SeCreateGlobalPrivilege\n");
-  case_end("canary-token", &r);
-  free_run(&r);
+  tw_case_end("canary-token", jw_test_failures, &r);
+  tw_proc_free(&r);
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   run_jw(&r, "canary-unknown", "--probe-canary nonsense", NULL);
   CHECK_U64(r.exit_code, 2);
   CHECK_STR(r.out, "error 0 unknown canary 'nonsense' or wrong arguments\n");
-  case_end("canary-unknown", &r);
-  free_run(&r);
+  tw_case_end("canary-unknown", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* The test prefix's clipboard: emptied (ownerless), or given "user data"
@@ -1003,7 +927,7 @@ static void case_clipboard(void) {
   json_t *doc, *probes;
   wchar_t text[64];
   int count;
-  case_begin();
+  tw_case_begin(jw_test_failures);
   CHECK_INT(clipboard_set(L"user data"), 0);
   run_jw(&r, "clipboard-user",
          "probe --tier none --ui-restrictions read_clipboard,write_clipboard --json", NULL);
@@ -1021,10 +945,10 @@ static void case_clipboard(void) {
   count = clipboard_get(text, 64);
   CHECK(count >= 1);
   CHECK(wcscmp(text, L"user data") == 0);
-  case_end("clipboard-user", &r);
-  free_run(&r);
+  tw_case_end("clipboard-user", jw_test_failures, &r);
+  tw_proc_free(&r);
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   CHECK_INT(clipboard_set(NULL), 0);
   run_jw(&r, "clipboard-empty",
          "probe --tier none --ui-restrictions read_clipboard,write_clipboard", NULL);
@@ -1039,8 +963,8 @@ static void case_clipboard(void) {
     CHECK_CONTAINS(r.out, verdict);
   }
   CHECK_INT(clipboard_get(text, 64), 0);
-  case_end("clipboard-empty", &r);
-  free_run(&r);
+  tw_case_end("clipboard-empty", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* 10. Injected: a parent job refuses KILL_ON_JOB_CLOSE with
@@ -1068,7 +992,7 @@ static void case_kill_on_close_refused(void) {
   size_t len = 0;
   json_t *doc;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   jw_policy_init(&pol);
   CHECK_INT(jw_policy_set(&pol, "tier", "hardened", "test", &err), 0);
   case_path(path, sizeof(path), "refused", ".stdout");
@@ -1098,7 +1022,7 @@ static void case_kill_on_close_refused(void) {
   doc = check_document(text ? text : "", w, "hardened");
   json_decref(doc);
   free(text);
-  case_end("kill-on-close-refused", NULL);
+  tw_case_end("kill-on-close-refused", jw_test_failures, NULL);
 }
 
 int main(int argc, char **argv) {
@@ -1109,8 +1033,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: test_probe <tests/data dir> <events out dir> <jobwarden.exe>\n");
     return 2;
   }
-  if (full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
-      full_path(argv[3], g_jw, sizeof(g_jw)) != 0) {
+  if (tw_full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
+      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0) {
     fprintf(stderr, "cannot resolve the paths given\n");
     return 2;
   }

@@ -57,85 +57,26 @@ static char g_events[TW_PATH_CHARS]; /* the events directory (Windows path) */
 static char g_jw[TW_PATH_CHARS];     /* jobwarden.exe */
 static char g_self[TW_PATH_CHARS];   /* this executable */
 
-static int full_path(const char *in, char *out, size_t n) {
-  DWORD k = GetFullPathNameA(in, (DWORD)n, out, NULL);
-  return k == 0 || k >= n ? -1 : 0;
-}
-
 /* <events dir>\wine-record-<tag><suffix> */
 static void rec_path(char *buf, size_t n, const char *tag, const char *suffix) {
-  snprintf(buf, n, "%s\\wine-record-%s%s", g_events, tag, suffix);
+  tw_case_path(buf, n, g_events, "wine-record-", tag, suffix);
 }
 
-typedef struct {
-  PROCESS_INFORMATION pi;
-  int started, finished;
-  DWORD exit_code;
-  char *out, *err;
-  size_t out_len, err_len;
-  char out_path[TW_PATH_CHARS], err_path[TW_PATH_CHARS];
-} jw_proc_t;
+typedef tw_proc_t jw_proc_t;
 
 /* Starts `jobwarden <args>`; its stdout goes to out_path (default
  * wine-record-<tag>.stdout), its stderr to wine-record-<tag>.stderr. */
 static int jw_start(jw_proc_t *r, const char *tag, const char *out_path, const char *args) {
-  char cmd[TW_CMD_CHARS];
-  memset(r, 0, sizeof(*r));
-  if (out_path != NULL)
-    snprintf(r->out_path, sizeof(r->out_path), "%s", out_path);
-  else
-    rec_path(r->out_path, sizeof(r->out_path), tag, ".stdout");
-  rec_path(r->err_path, sizeof(r->err_path), tag, ".stderr");
-  snprintf(cmd, sizeof(cmd), "\"%s\" %s", g_jw, args);
-  r->started = tw_spawn_redirected(cmd, g_events, r->out_path, r->err_path, NULL, &r->pi) == 0;
-  return r->started ? 0 : -1;
+  return tw_proc_start(r, g_jw, args, g_events, "wine-record-", tag, out_path, NULL);
 }
 
 static void jw_wait(jw_proc_t *r) {
-  if (r->started) {
-    if (WaitForSingleObject(r->pi.hProcess, RUN_TIMEOUT_MS) == WAIT_OBJECT_0) {
-      r->finished = 1;
-    } else {
-      fprintf(stderr, "jobwarden did not end within %d ms: killed\n", RUN_TIMEOUT_MS);
-      TerminateProcess(r->pi.hProcess, 1);
-      WaitForSingleObject(r->pi.hProcess, 5000);
-    }
-    GetExitCodeProcess(r->pi.hProcess, &r->exit_code);
-    CloseHandle(r->pi.hThread);
-    CloseHandle(r->pi.hProcess);
-  }
-  r->out = tw_read_file(r->out_path, &r->out_len);
-  r->err = tw_read_file(r->err_path, &r->err_len);
-  if (r->out == NULL)
-    r->out = calloc(1, 1);
-  if (r->err == NULL)
-    r->err = calloc(1, 1);
-  CHECK(r->finished);
+  CHECK(tw_proc_wait(r, RUN_TIMEOUT_MS, 1));
 }
 
 static void jw_run_case(jw_proc_t *r, const char *tag, const char *out_path, const char *args) {
   CHECK_INT(jw_start(r, tag, out_path, args), 0);
   jw_wait(r);
-}
-
-static void jw_free(jw_proc_t *r) {
-  free(r->out);
-  free(r->err);
-}
-
-static int g_case_failures;
-static void case_begin(void) {
-  g_case_failures = jw_test_failures;
-}
-static void case_end(const char *name, const jw_proc_t *r) {
-  if (jw_test_failures == g_case_failures)
-    return;
-  fprintf(stderr, "---- case %s failed", name);
-  if (r != NULL && r->out != NULL)
-    fprintf(stderr, " (exit 0x%08lX)\n--- stdout:\n%s\n--- stderr:\n%s\n----\n",
-            (unsigned long)r->exit_code, r->out, r->err);
-  else
-    fprintf(stderr, "\n");
 }
 
 /* One run's stream, complete and written by jobwarden alone: one run_id,
@@ -193,7 +134,7 @@ static void case_file_attack(void) {
   jw_proc_t r;
   json_t *evs;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   rec_path(log, sizeof(log), "file", ".jsonl");
   rec_path(result, sizeof(result), "file", ".result");
   rec_path(snap, sizeof(snap), "file", ".snapshot");
@@ -238,8 +179,8 @@ static void case_file_attack(void) {
     if (h != INVALID_HANDLE_VALUE)
       CloseHandle(h);
   }
-  case_end("file-attack", &r);
-  jw_free(&r);
+  tw_case_end("file-attack", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -262,7 +203,7 @@ static void case_stdout_forgery(void) {
   jw_proc_t r;
 
   /* auto: the agent's bytes go to jobwarden's stderr. */
-  case_begin();
+  tw_case_begin(jw_test_failures);
   rec_path(out, sizeof(out), "stdout-auto", ".jsonl");
   snprintf(args, sizeof(args), "run --export stdout -- \"%s\" --helper forge-output", g_self);
   jw_run_case(&r, "stdout-auto", out, args);
@@ -274,11 +215,11 @@ static void case_stdout_forgery(void) {
    * a field of jobwarden's own job_end summary). */
   CHECK(strstr(r.out, "\"message\":\"forged\"") == NULL &&
         strstr(r.out, "a line without its end") == NULL && strstr(r.out, "half a line") == NULL);
-  case_end("stdout-auto", &r);
-  jw_free(&r);
+  tw_case_end("stdout-auto", jw_test_failures, &r);
+  tw_proc_free(&r);
 
   /* --export stderr: the agent's bytes go to stdout. */
-  case_begin();
+  tw_case_begin(jw_test_failures);
   rec_path(errp, sizeof(errp), "stderr-auto", ".stderr");
   snprintf(args, sizeof(args), "run --export stderr -- \"%s\" --helper forge-output", g_self);
   jw_run_case(&r, "stderr-auto", NULL, args);
@@ -291,11 +232,11 @@ static void case_stdout_forgery(void) {
     rec_path(kept, sizeof(kept), "stderr-auto", ".jsonl");
     CHECK(CopyFileA(r.err_path, kept, FALSE));
   }
-  case_end("stderr-auto", &r);
-  jw_free(&r);
+  tw_case_end("stderr-auto", jw_test_failures, &r);
+  tw_proc_free(&r);
 
   /* file:PATH: the agent's bytes in the file, nothing on stderr. */
-  case_begin();
+  tw_case_begin(jw_test_failures);
   rec_path(out, sizeof(out), "stdout-file", ".jsonl");
   rec_path(agent, sizeof(agent), "stdout-file", ".agent");
   DeleteFileA(agent);
@@ -309,11 +250,11 @@ static void case_stdout_forgery(void) {
   bytes = tw_read_file(agent, &len);
   CHECK_STR(bytes, TW_FORGED_OUTPUT);
   free(bytes);
-  case_end("stdout-file", &r);
-  jw_free(&r);
+  tw_case_end("stdout-file", jw_test_failures, &r);
+  tw_proc_free(&r);
 
   /* Both streams carry events: auto discards the agent's bytes. */
-  case_begin();
+  tw_case_begin(jw_test_failures);
   rec_path(out, sizeof(out), "both", ".jsonl");
   snprintf(args, sizeof(args),
            "run --export stdout --export stderr -- \"%s\" --helper forge-output", g_self);
@@ -322,12 +263,12 @@ static void case_stdout_forgery(void) {
   check_event_stream(out, "both stdout");
   check_event_stream(r.err_path, "both stderr");
   CHECK(r.out_len == r.err_len && memcmp(r.out, r.err, r.out_len) == 0);
-  case_end("both", &r);
-  jw_free(&r);
+  tw_case_end("both", jw_test_failures, &r);
+  tw_proc_free(&r);
 
   /* Much more output than the pipe holds (850 KB in 10 000 writes; the pipe holds 64 KB),
    * while events are written: all of it arrives, in order, intact. */
-  case_begin();
+  tw_case_begin(jw_test_failures);
   rec_path(out, sizeof(out), "spew", ".jsonl");
   snprintf(args, sizeof(args), "run --export stdout -- \"%s\" --helper spew 10000", g_self);
   jw_run_case(&r, "spew", out, args);
@@ -349,11 +290,11 @@ static void case_stdout_forgery(void) {
     CHECK_INT(bad, 0);
     CHECK_INT(r.err_len, off);
   }
-  case_end("spew", &r);
-  jw_free(&r);
+  tw_case_end("spew", jw_test_failures, &r);
+  tw_proc_free(&r);
 
   /* A stream that carries events cannot be given to the program. */
-  case_begin();
+  tw_case_begin(jw_test_failures);
   snprintf(args, sizeof(args),
            "run --export stdout --agent-output stdout -- \"%s\" --helper forge-output", g_self);
   jw_run_case(&r, "stdout-conflict", NULL, args);
@@ -362,10 +303,10 @@ static void case_stdout_forgery(void) {
   CHECK_STR(r.err, "jobwarden: --agent-output stdout: jobwarden's stdout carries events (--export "
                    "stdout); the program's output must go elsewhere (auto, stderr, null or "
                    "file:PATH)\n");
-  case_end("stdout-conflict", &r);
-  jw_free(&r);
+  tw_case_end("stdout-conflict", jw_test_failures, &r);
+  tw_proc_free(&r);
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   snprintf(args, sizeof(args),
            "run --export stderr --agent-output inherit -- \"%s\" --helper forge-output", g_self);
   jw_run_case(&r, "inherit-conflict", NULL, args);
@@ -373,17 +314,17 @@ static void case_stdout_forgery(void) {
   CHECK_STR(r.err, "jobwarden: --agent-output inherit: the program would share jobwarden's "
                    "stderr with the event stream (--export stderr); use auto, stdout, null or "
                    "file:PATH\n");
-  case_end("inherit-conflict", &r);
-  jw_free(&r);
+  tw_case_end("inherit-conflict", jw_test_failures, &r);
+  tw_proc_free(&r);
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   snprintf(args, sizeof(args), "run --agent-output somewhere -- \"%s\" --helper exit 0", g_self);
   jw_run_case(&r, "agent-output-bad", NULL, args);
   CHECK_U64(r.exit_code, 125);
   CHECK_STR(r.err, "jobwarden: --agent-output: expected auto, inherit, stdout, stderr, null or "
                    "file:PATH, got \"somewhere\"\n");
-  case_end("agent-output-bad", &r);
-  jw_free(&r);
+  tw_case_end("agent-output-bad", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -487,7 +428,7 @@ static void case_pipe_cap(void) {
   json_t *evs;
   int i;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   rec_path(log, sizeof(log), "cap", ".jsonl");
   rec_path(marker, sizeof(marker), "cap", ".go");
   DeleteFileA(log);
@@ -556,8 +497,8 @@ static void case_pipe_cap(void) {
     CHECK_CONTAINS(tw_str(ev, "message"), "2 readers are served already (max_readers=2)");
   }
   json_decref(evs);
-  case_end("pipe-cap", &r);
-  jw_free(&r);
+  tw_case_end("pipe-cap", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* (b) A reader inside the job. */
@@ -568,7 +509,7 @@ static void case_pipe_in_job(void) {
   json_t *evs;
   char *res;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   rec_path(log, sizeof(log), "injob", ".jsonl");
   rec_path(result, sizeof(result), "injob", ".result");
   DeleteFileA(log);
@@ -603,8 +544,8 @@ static void case_pipe_in_job(void) {
     CHECK_CONTAINS(tw_str(ev, "message"), "is a process of the sandboxed job");
   }
   json_decref(evs);
-  case_end("pipe-in-job", &r);
-  jw_free(&r);
+  tw_case_end("pipe-in-job", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* (b2) A flood of refused readers: the agent connects 500 times from
@@ -617,7 +558,7 @@ static void case_pipe_refusal_flood(void) {
   jw_proc_t r;
   json_t *evs;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   rec_path(log, sizeof(log), "rflood", ".jsonl");
   DeleteFileA(log);
   snprintf(args, sizeof(args),
@@ -659,8 +600,8 @@ static void case_pipe_refusal_flood(void) {
     json_decref(v);
   }
   json_decref(evs);
-  case_end("pipe-refusal-flood", &r);
-  jw_free(&r);
+  tw_case_end("pipe-refusal-flood", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* Threads and reserved + committed address space of another process. */
@@ -712,7 +653,7 @@ static void case_pipe_flood(void) {
   unsigned long long a1 = 0, a16 = 0, a40 = 0;
   int i, served = 0, refused = 0;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   rec_path(log, sizeof(log), "pipe-flood", ".jsonl");
   rec_path(marker, sizeof(marker), "pipe-flood", ".go");
   DeleteFileA(log);
@@ -783,8 +724,8 @@ static void case_pipe_flood(void) {
   json_decref(evs);
   if (jwh != NULL)
     CloseHandle(jwh);
-  case_end("pipe-flood", &r);
-  jw_free(&r);
+  tw_case_end("pipe-flood", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* (f) A reader that escaped the job: a process of the job starts a child
@@ -801,7 +742,7 @@ static void case_pipe_escaped(void) {
   char *res, *cres;
   unsigned long child = 0;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   rec_path(log, sizeof(log), "escaped", ".jsonl");
   rec_path(result, sizeof(result), "escaped", ".result");
   snprintf(child_result, sizeof(child_result), "%s.child", result);
@@ -846,8 +787,8 @@ static void case_pipe_escaped(void) {
     json_decref(evs);
   }
   free(res);
-  case_end("pipe-escaped", &r);
-  jw_free(&r);
+  tw_case_end("pipe-escaped", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* (c) max_readers: bounds and form. */
@@ -1031,7 +972,7 @@ static void case_flood(void) {
   wchar_t wprefix[1024];
   char prefix[1024];
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   rec_path(log, sizeof(log), "flood", ".jsonl");
   DeleteFileA(log);
   /* The command line a flood child gets, up to its tag (helpers.c). */
@@ -1104,8 +1045,8 @@ static void case_flood(void) {
   if (evs != NULL)
     check_stream(evs, log);
   json_decref(evs);
-  case_end("flood", &r);
-  jw_free(&r);
+  tw_case_end("flood", jw_test_failures, &r);
+  tw_proc_free(&r);
 }
 
 /* The parameter block of a live process with its command line emptied
@@ -1131,7 +1072,7 @@ static void case_cmdline_empty(void) {
   ULONG rl = 0;
   USHORT zero = 0;
 
-  case_begin();
+  tw_case_begin(jw_test_failures);
   /* `tree` writes its pid file from main, after its start-up: from then on
    * its parameter block is the one it keeps (Wine may still move it while
    * a process starts, so rewriting it earlier could miss). */
@@ -1185,7 +1126,7 @@ static void case_cmdline_empty(void) {
   WaitForSingleObject(pi.hProcess, 5000);
   CloseHandle(pi.hThread);
   CloseHandle(pi.hProcess);
-  case_end("cmdline-empty", NULL);
+  tw_case_end("cmdline-empty", jw_test_failures, NULL);
 }
 
 int main(int argc, char **argv) {
@@ -1197,8 +1138,8 @@ int main(int argc, char **argv) {
             "usage: test_record <tests/data dir> <events out dir> <jobwarden.exe> [CASE]\n");
     return 2;
   }
-  if (full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
-      full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
+  if (tw_full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
+      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
       !WideCharToMultiByte(CP_ACP, 0, tw_self(), -1, g_self, (int)sizeof(g_self), NULL, NULL)) {
     fprintf(stderr, "cannot resolve the paths given\n");
     return 2;

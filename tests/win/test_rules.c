@@ -109,19 +109,6 @@ static int read_codes(const char *path, DWORD *codes, int max) {
 /* Set-up                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static int full_path(const char *in, char *out, size_t n) {
-  wchar_t win[TW_PATH_CHARS], wout[TW_PATH_CHARS];
-  DWORD k;
-  if (!MultiByteToWideChar(CP_ACP, 0, in, -1, win, TW_PATH_CHARS))
-    return -1;
-  k = GetFullPathNameW(win, TW_PATH_CHARS, wout, NULL);
-  if (k == 0 || k >= TW_PATH_CHARS)
-    return -1;
-  if (!WideCharToMultiByte(CP_ACP, 0, wout, -1, out, (int)n, NULL, NULL))
-    return -1;
-  return 0;
-}
-
 /* g_bin\cmd.exe, ok.exe and the non-ASCII name: copies of this program. */
 static int make_bin(void) {
   static const char *const names[] = {"cmd.exe", "ok.exe"};
@@ -699,8 +686,8 @@ int main(int argc, char **argv) {
       return helper_rules_spawn(argc, argv);
     return tw_helper_main(argc, argv);
   }
-  if (argc < 4 || full_path(argv[2], g_dir, sizeof(g_dir)) != 0 ||
-      full_path(argv[3], g_jw, sizeof(g_jw)) != 0 || make_bin() != 0) {
+  if (argc < 4 || tw_full_path(argv[2], g_dir, sizeof(g_dir)) != 0 ||
+      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0 || make_bin() != 0) {
     fprintf(stderr, "usage: win_rules DATA EVENTS JOBWARDEN.EXE (and a writable EVENTS)\n");
     return 1;
   }

@@ -33,23 +33,8 @@ static char g_self[TW_PATH_CHARS];   /* this executable */
 static char g_jw[TW_PATH_CHARS];     /* jobwarden.exe */
 static char g_events[TW_PATH_CHARS]; /* the events directory */
 
-static int full_path(const char *in, char *out, size_t n) {
-  wchar_t win[TW_PATH_CHARS], wout[TW_PATH_CHARS];
-  DWORD k;
-  if (!MultiByteToWideChar(CP_ACP, 0, in, -1, win, TW_PATH_CHARS))
-    return -1;
-  k = GetFullPathNameW(win, TW_PATH_CHARS, wout, NULL);
-  if (k == 0 || k >= TW_PATH_CHARS)
-    return -1;
-  if (!WideCharToMultiByte(CP_ACP, 0, wout, -1, out, (int)n, NULL, NULL))
-    return -1;
-  while (strlen(out) > 3 && out[strlen(out) - 1] == '\\')
-    out[strlen(out) - 1] = '\0';
-  return 0;
-}
-
 static void case_path(char *buf, size_t n, const char *tag, const char *suffix) {
-  snprintf(buf, n, "%s\\wine-self-%s%s", g_events, tag, suffix);
+  tw_case_path(buf, n, g_events, "wine-self-", tag, suffix);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -57,56 +42,34 @@ static void case_path(char *buf, size_t n, const char *tag, const char *suffix) 
 /* ------------------------------------------------------------------------ */
 
 typedef struct {
-  const char *tag;
-  PROCESS_INFORMATION pi;
-  int started;
-  DWORD exit_code;
+  tw_proc_t p; /* the run; p.out is the helper's reports after finish_run */
   char log[TW_PATH_CHARS];
-  char *out; /* its stdout (the helper's reports), never NULL after finish_run */
 } run_t;
 
 /* Starts `jobwarden run OPTS --export file:<log> -- <self> --helper ARGS`. */
 static int start_run(run_t *r, const char *tag, const char *opts, const char *helper_args) {
-  char out_path[TW_PATH_CHARS], err_path[TW_PATH_CHARS], cmd[TW_CMD_CHARS];
-  memset(r, 0, sizeof(*r));
-  r->tag = tag;
+  char cmd[TW_CMD_CHARS];
   case_path(r->log, sizeof(r->log), tag, ".jsonl");
-  case_path(out_path, sizeof(out_path), tag, ".stdout");
-  case_path(err_path, sizeof(err_path), tag, ".stderr");
   DeleteFileA(r->log);
-  snprintf(cmd, sizeof(cmd), "\"%s\" run %s --export \"file:%s\" -- \"%s\" --helper %s", g_jw, opts,
-           r->log, g_self, helper_args);
-  r->started = tw_spawn_redirected(cmd, g_events, out_path, err_path, NULL, &r->pi) == 0;
-  CHECK(r->started);
-  return r->started ? 0 : -1;
+  snprintf(cmd, sizeof(cmd), "run %s --export \"file:%s\" -- \"%s\" --helper %s", opts, r->log,
+           g_self, helper_args);
+  tw_proc_start(&r->p, g_jw, cmd, g_events, "wine-self-", tag, NULL, NULL);
+  CHECK(r->p.started);
+  return r->p.started ? 0 : -1;
 }
 
+/* Waits for the run (a run killed after timeout_ms fails), reads its
+ * reports. */
 static void finish_run(run_t *r, DWORD timeout_ms) {
-  char path[TW_PATH_CHARS];
-  if (r->started) {
-    if (WaitForSingleObject(r->pi.hProcess, timeout_ms) != WAIT_OBJECT_0) {
-      fprintf(stderr, "[%s] jobwarden did not exit within %lu ms: killed\n", r->tag,
-              (unsigned long)timeout_ms);
-      TerminateProcess(r->pi.hProcess, 1);
-      WaitForSingleObject(r->pi.hProcess, 5000);
-      CHECK(0);
-    }
-    GetExitCodeProcess(r->pi.hProcess, &r->exit_code);
-    CloseHandle(r->pi.hThread);
-    CloseHandle(r->pi.hProcess);
-    r->started = 0;
-  }
-  case_path(path, sizeof(path), r->tag, ".stdout");
-  r->out = tw_read_file(path, NULL);
-  if (r->out == NULL)
-    r->out = calloc(1, 1);
+  if (!tw_proc_wait(&r->p, timeout_ms, 1))
+    CHECK(0);
 }
 
 /* The rest of the helper's report line starting with "key " (static
  * buffer), or NULL. */
 static const char *reported(const run_t *r, const char *key) {
   static char value[2048];
-  const char *p = r->out;
+  const char *p = r->p.out;
   size_t k = strlen(key);
   while (p != NULL && *p) {
     const char *nl = strchr(p, '\n');
@@ -231,10 +194,10 @@ static void case_dacl_read_back(void) {
   snprintf(args, sizeof(args), "tree \"%s\" 60000", pidfile);
   if (start_run(&r, "dacl", "--tier none", args) != 0)
     return;
-  jw_pid = r.pi.dwProcessId;
+  jw_pid = r.p.pi.dwProcessId;
   CHECK_INT(tw_read_pids(pidfile, RUN_TIMEOUT_MS, &root, &gc), 0);
   /* The creator's handle has full access: it reads the DACL as set. */
-  check_dacl(r.pi.hProcess, PROCESS_QUERY_LIMITED_INFORMATION | SYNCHRONIZE, PROCESS_ALL_ACCESS,
+  check_dacl(r.p.pi.hProcess, PROCESS_QUERY_LIMITED_INFORMATION | SYNCHRONIZE, PROCESS_ALL_ACCESS,
              "jobwarden's process");
   /* Every thread jobwarden had when the program started. */
   snap = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
@@ -282,7 +245,7 @@ static void case_dacl_read_back(void) {
     HANDLE m[2];
     m[0] = OpenProcess(SYNCHRONIZE, FALSE, root);
     m[1] = OpenProcess(SYNCHRONIZE, FALSE, gc);
-    CHECK(TerminateProcess(r.pi.hProcess, 9));
+    CHECK(TerminateProcess(r.p.pi.hProcess, 9));
     if (m[0] && m[1])
       CHECK_INT(WaitForMultipleObjects(2, m, TRUE, KILL_DEADLINE_MS), WAIT_OBJECT_0);
     if (m[0])
@@ -291,8 +254,8 @@ static void case_dacl_read_back(void) {
       CloseHandle(m[1]);
   }
   finish_run(&r, RUN_TIMEOUT_MS);
-  CHECK_U64(r.exit_code, 9);
-  free(r.out);
+  CHECK_U64(r.p.exit_code, 9);
+  tw_proc_free(&r.p);
 }
 
 /* Waits until the file at path holds text (a line jobwarden wrote). 0,
@@ -370,7 +333,7 @@ static void case_late_threads(void) {
   snprintf(args, sizeof(args), "open-threads \"%s\"", gofile);
   if (start_run(&r, "late-threads", opts, args) != 0)
     return;
-  jw_pid = r.pi.dwProcessId;
+  jw_pid = r.p.pi.dwProcessId;
   /* The root's process_start is written once every thread of the set-up
    * is started and the second jw__self_protect is done: what starts from
    * now on is the run's own. The pipe listens since before. */
@@ -419,7 +382,7 @@ static void case_late_threads(void) {
       fclose(f);
   }
   finish_run(&r, RUN_TIMEOUT_MS);
-  CHECK_U64(r.exit_code, 0);
+  CHECK_U64(r.p.exit_code, 0);
   if (th != NULL) {
     CHECK_INT(WaitForSingleObject(th, RUN_TIMEOUT_MS), WAIT_OBJECT_0);
     CloseHandle(th);
@@ -432,7 +395,7 @@ static void case_late_threads(void) {
    * among them: they still ran when it looked, the run waited for it). */
   {
     long n = reported_long(&r, "threads");
-    const char *p = r.out;
+    const char *p = r.p.out;
     long seen = 0, late_seen = 0;
     CHECK(n >= 2);
     while (p != NULL && (p = strstr(p, "thread ")) != NULL) {
@@ -460,7 +423,7 @@ static void case_late_threads(void) {
             "refused THREAD_SUSPEND_RESUME and THREAD_TERMINATE from inside the job\n",
             seen, late_seen);
   }
-  free(r.out);
+  tw_proc_free(&r.p);
 }
 
 /* 1b. The explicit opt-out: --no-kill-on-close is recorded as
@@ -482,8 +445,8 @@ static void case_kill_on_close_opt_out(void) {
   m[0] = OpenProcess(SYNCHRONIZE | PROCESS_TERMINATE, FALSE, root);
   m[1] = OpenProcess(SYNCHRONIZE | PROCESS_TERMINATE, FALSE, gc);
   CHECK(m[0] != NULL && m[1] != NULL);
-  CHECK(TerminateProcess(r.pi.hProcess, 9));
-  CHECK_INT(WaitForSingleObject(r.pi.hProcess, KILL_DEADLINE_MS), WAIT_OBJECT_0);
+  CHECK(TerminateProcess(r.p.pi.hProcess, 9));
+  CHECK_INT(WaitForSingleObject(r.p.pi.hProcess, KILL_DEADLINE_MS), WAIT_OBJECT_0);
   /* Kill-on-close ends members within milliseconds (WINE.md: ~4 ms);
    * with it off, both are still running after the whole deadline. */
   for (i = 0; i < 2; i++)
@@ -496,7 +459,7 @@ static void case_kill_on_close_opt_out(void) {
       CloseHandle(m[i]);
     }
   finish_run(&r, RUN_TIMEOUT_MS);
-  CHECK_U64(r.exit_code, 9);
+  CHECK_U64(r.p.exit_code, 9);
   evs = tw_read_events(r.log);
   CHECK(evs != NULL);
   if (evs != NULL) {
@@ -506,7 +469,7 @@ static void case_kill_on_close_opt_out(void) {
     CHECK(json_is_false(tw_get(ev, "policy.kill_on_close")));
     json_decref(evs);
   }
-  free(r.out);
+  tw_proc_free(&r.p);
 }
 
 /* 2. From inside the job: which rights on jobwarden the agent gets.
@@ -529,8 +492,8 @@ static void case_open_parent(void) {
   if (start_run(&r, "open-parent", "--tier none", "open-parent") != 0)
     return;
   finish_run(&r, RUN_TIMEOUT_MS);
-  CHECK_U64(r.exit_code, 0);
-  CHECK_INT(reported_long(&r, "parent"), (long)r.pi.dwProcessId);
+  CHECK_U64(r.p.exit_code, 0);
+  CHECK_INT(reported_long(&r, "parent"), (long)r.p.pi.dwProcessId);
   for (i = 0; i < sizeof(rights) / sizeof(rights[0]); i++) {
     char key[64];
     const char *v;
@@ -540,7 +503,7 @@ static void case_open_parent(void) {
             v ? v : "(not reported)");
     CHECK_STR(v, rights[i].want);
   }
-  free(r.out);
+  tw_proc_free(&r.p);
 }
 
 /* 3. The agent kills jobwarden (exit code 0) while it has a grandchild:
@@ -575,7 +538,7 @@ static void case_agent_kills_jobwarden(const char *tier) {
       fclose(f);
   }
   /* jobwarden dies by the agent's hand... */
-  CHECK_INT(WaitForSingleObject(r.pi.hProcess, RUN_TIMEOUT_MS), WAIT_OBJECT_0);
+  CHECK_INT(WaitForSingleObject(r.p.pi.hProcess, RUN_TIMEOUT_MS), WAIT_OBJECT_0);
   /* ...and the whole run with it, within the deadline. */
   if (m[0] && m[1]) {
     DWORD w = WaitForMultipleObjects(2, m, TRUE, KILL_DEADLINE_MS);
@@ -601,7 +564,7 @@ static void case_agent_kills_jobwarden(const char *tier) {
   CHECK_STR(reported(&r, "rewrite_open"), "0"); /* windows-only: 5 */
   CHECK_STR(reported(&r, "rewrite_set"), "0");
   CHECK_STR(reported(&r, "reopen"), "0");
-  CHECK_U64(r.exit_code, 0);
+  CHECK_U64(r.p.exit_code, 0);
   evs = tw_read_events(r.log); /* NULL on a torn line */
   CHECK(evs != NULL);
   if (evs != NULL) {
@@ -614,7 +577,7 @@ static void case_agent_kills_jobwarden(const char *tier) {
     json_decref(end);
     json_decref(evs);
   }
-  free(r.out);
+  tw_proc_free(&r.p);
 }
 
 /* 4. The agent copies jobwarden's job handle (PROCESS_DUP_HANDLE) and
@@ -628,7 +591,7 @@ static void case_dup_job_windows_only(void) {
   if (start_run(&r, "dup-job", "--tier none", "dup-job") != 0)
     return;
   finish_run(&r, RUN_TIMEOUT_MS);
-  CHECK_U64(r.exit_code, 0);
+  CHECK_U64(r.p.exit_code, 0);
   CHECK_STR(reported(&r, "open"), "5");         /* the DACL, Wine and Windows */
   CHECK_STR(reported(&r, "rewrite_open"), "0"); /* windows-only: 5, and nothing follows */
   CHECK_STR(reported(&r, "rewrite_set"), "0");
@@ -648,7 +611,7 @@ static void case_dup_job_windows_only(void) {
     CHECK(end != NULL);
     json_decref(evs);
   }
-  free(r.out);
+  tw_proc_free(&r.p);
 }
 
 /* 5. What the program inherited (the HANDLE_LIST path): exactly its three
@@ -663,7 +626,7 @@ static void case_inherited_handles(void) {
   if (start_run(&r, "inherited", "--tier none", "inherited") != 0)
     return;
   finish_run(&r, RUN_TIMEOUT_MS);
-  CHECK_U64(r.exit_code, 0);
+  CHECK_U64(r.p.exit_code, 0);
   std = reported(&r, "std");
   CHECK(std != NULL && sscanf(std, "%lx %lx %lx", &in, &out, &err) == 3);
   CHECK(in != 0 && out != 0 && err != 0 && in != out && out != err && in != err);
@@ -692,7 +655,7 @@ static void case_inherited_handles(void) {
     CHECK(tw_int(ev, "job_config.self_protection.handles_made_uninheritable") >= 3);
     json_decref(evs);
   }
-  free(r.out);
+  tw_proc_free(&r.p);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -774,7 +737,7 @@ static void case_token(const char *tag, const char *opts, const char *mode) {
   if (start_run(&r, tag, opts, "token-report") != 0)
     return;
   finish_run(&r, RUN_TIMEOUT_MS);
-  CHECK_U64(r.exit_code, 0);
+  CHECK_U64(r.p.exit_code, 0);
   powerful_groups(deny, sizeof(deny));
   evs = tw_read_events(r.log);
   CHECK(evs != NULL);
@@ -849,7 +812,7 @@ static void case_token(const char *tag, const char *opts, const char *mode) {
       fprintf(stderr, "    ^ in case %s\n", tag);
     json_decref(evs);
   }
-  free(r.out);
+  tw_proc_free(&r.p);
 }
 
 int main(int argc, char **argv) {
@@ -859,8 +822,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: test_selfdefense <tests/data dir> <events out dir> <jobwarden.exe>\n");
     return 2;
   }
-  if (full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
-      full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
+  if (tw_full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
+      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
       !WideCharToMultiByte(CP_ACP, 0, tw_self(), -1, g_self, (int)sizeof(g_self), NULL, NULL) ||
       read_user_sid() != 0) {
     fprintf(stderr, "cannot resolve the paths given or read the user\n");
