@@ -1559,6 +1559,16 @@ int tw_full_path(const char *in, char *out, size_t n) {
   return 0;
 }
 
+int tw_test_args(int argc, char **argv, char *events, char *jw, char *self) {
+  if (argc < 4 || tw_full_path(argv[2], events, TW_PATH_CHARS) != 0 ||
+      tw_full_path(argv[3], jw, TW_PATH_CHARS) != 0)
+    return -1;
+  if (self != NULL &&
+      !WideCharToMultiByte(CP_ACP, 0, tw_self(), -1, self, TW_PATH_CHARS, NULL, NULL))
+    return -1;
+  return 0;
+}
+
 void tw_case_path(char *buf, size_t n, const char *dir, const char *prefix, const char *tag,
                   const char *suffix) {
   snprintf(buf, n, "%s\\%s%s%s", dir, prefix, tag, suffix);
@@ -1617,6 +1627,18 @@ void tw_proc_free(tw_proc_t *p) {
   free(p->out);
   free(p->err);
   p->out = p->err = NULL;
+}
+
+int tw_wait_pipe(const char *name, DWORD timeout_ms, DWORD poll_ms) {
+  char path[300];
+  ULONGLONG end = GetTickCount64() + timeout_ms;
+  snprintf(path, sizeof(path), "\\\\.\\pipe\\%s", name);
+  while (GetTickCount64() < end) {
+    if (WaitNamedPipeA(path, 1) || GetLastError() != ERROR_FILE_NOT_FOUND)
+      return 0;
+    Sleep(poll_ms);
+  }
+  return -1;
 }
 
 /* The harness's failure count at the current case's start. */

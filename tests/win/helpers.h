@@ -227,6 +227,14 @@ int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
  * Returns 0, or -1 when it does not convert or does not fit in n bytes. */
 int tw_full_path(const char *in, char *out, size_t n);
 
+/* The arguments every test executable run against jobwarden.exe takes:
+ * `<tests/data dir> <events dir> <jobwarden.exe>`. Resolves argv[2] into
+ * events and argv[3] into jw (tw_full_path) and, when self is not NULL,
+ * writes this executable's path (ANSI code page) into self; each buffer
+ * holds TW_PATH_CHARS bytes. Returns 0, or -1 when argc < 4 or a path does
+ * not resolve (nothing is printed: each test says its own usage). */
+int tw_test_args(int argc, char **argv, char *events, char *jw, char *self);
+
 /* Writes "<dir>\<prefix><tag><suffix>" to buf: a case's file in the events
  * directory under the test's own prefix ("wine-cli-", "wine-probe-"...).
  * Only that name is written; nothing is created or removed. */
@@ -267,6 +275,11 @@ int tw_proc_wait(tw_proc_t *p, DWORD timeout_ms, UINT kill_code);
 
 /* Frees p->out / p->err (NULL afterwards); p may be reused. */
 void tw_proc_free(tw_proc_t *p);
+
+/* Waits (up to timeout_ms, looking again every poll_ms) until the pipe
+ * \\.\pipe\<name> exists: a server (jobwarden) has started serving it.
+ * 0, or -1 on timeout. */
+int tw_wait_pipe(const char *name, DWORD timeout_ms, DWORD poll_ms);
 
 /* Failed-case reports. tw_case_begin(jw_test_failures) marks a case's start
  * (the harness's counter is per test executable, so the caller passes it);

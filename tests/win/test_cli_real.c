@@ -20,13 +20,11 @@
 
 #define RUN_TIMEOUT_MS   30000
 #define KILL_DEADLINE_MS 3000
-#define PATH_CHARS       (MAX_PATH * 4)
-#define CMD_CHARS        8192
 
-static char g_self[PATH_CHARS];   /* this executable (Windows path) */
-static char g_jw[PATH_CHARS];     /* jobwarden.exe (Windows path) */
-static char g_events[PATH_CHARS]; /* the events directory (Windows path) */
-static char g_data[PATH_CHARS];   /* tests/data (Windows path) */
+static char g_self[TW_PATH_CHARS];   /* this executable (Windows path) */
+static char g_jw[TW_PATH_CHARS];     /* jobwarden.exe (Windows path) */
+static char g_events[TW_PATH_CHARS]; /* the events directory (Windows path) */
+static char g_data[TW_PATH_CHARS];   /* tests/data (Windows path) */
 
 /* ------------------------------------------------------------------------ */
 /* Paths                                                                    */
@@ -206,7 +204,7 @@ static void case_exit_codes(void) {
   for (k = 0; k < sizeof(codes) / sizeof(codes[0]); k++) {
     DWORD code = codes[k];
     int abnormal = code == 0xC0000409u;
-    char tag[64], log[PATH_CHARS], args[CMD_CHARS], names[512];
+    char tag[64], log[TW_PATH_CHARS], args[TW_CMD_CHARS], names[512];
     cli_run_t r;
     json_t *evs, *ev;
     DWORD root;
@@ -256,7 +254,7 @@ static void case_exit_codes(void) {
  *    the abnormal exit with its status name. */
 static void case_crash_lockdown(void) {
   const char *tag = "crash-lockdown";
-  char log[PATH_CHARS], args[CMD_CHARS], names[512];
+  char log[TW_PATH_CHARS], args[TW_CMD_CHARS], names[512];
   cli_run_t r;
   json_t *evs, *ev;
   DWORD root;
@@ -300,7 +298,7 @@ static void case_crash_lockdown(void) {
  *    under tier none it is allowed and carries no limit. */
 static void case_tree(const char *tier) {
   int lockdown = strcmp(tier, "lockdown") == 0;
-  char tag[64], log[PATH_CHARS], pidfile[PATH_CHARS], args[CMD_CHARS];
+  char tag[64], log[TW_PATH_CHARS], pidfile[TW_PATH_CHARS], args[TW_CMD_CHARS];
   cli_run_t r;
   json_t *evs, *ev;
   DWORD root = 0, gc = 0, started_root;
@@ -364,7 +362,7 @@ static void case_tree(const char *tier) {
 /* 4. A program that does not exist: 127, a message naming it, and a
  *    spawn_failed notice in the log (which still ends properly). */
 static void case_missing_program(const char *tag, const char *program) {
-  char log[PATH_CHARS], args[CMD_CHARS];
+  char log[TW_PATH_CHARS], args[TW_CMD_CHARS];
   cli_run_t r;
   json_t *evs, *ev;
   size_t n;
@@ -393,7 +391,7 @@ static void case_missing_program(const char *tag, const char *program) {
 /* 5. A file that exists but is not a program: 126 "cannot execute". */
 static void case_not_executable(void) {
   const char *tag = "not-executable";
-  char log[PATH_CHARS], exe[PATH_CHARS], args[CMD_CHARS];
+  char log[TW_PATH_CHARS], exe[TW_PATH_CHARS], args[TW_CMD_CHARS];
   cli_run_t r;
   json_t *evs;
   size_t n;
@@ -424,7 +422,7 @@ static void case_not_executable(void) {
  * helper would create MARKER), no default log written. */
 static void expect_refused(const char *tag, const char *opts, int exit_want, const char *line_want,
                            const char *contains) {
-  char marker[PATH_CHARS], args[CMD_CHARS], deflog[PATH_CHARS];
+  char marker[TW_PATH_CHARS], args[TW_CMD_CHARS], deflog[TW_PATH_CHARS];
   cli_run_t r;
 
   tw_case_begin(jw_test_failures);
@@ -478,7 +476,7 @@ static void case_usage(void) {
 static void case_policy(void) {
   static const char *const bad_text =
       "limits.process_memory: expected a size like \"512M\", got -3";
-  char bad[PATH_CHARS], good[PATH_CHARS], args[CMD_CHARS], opts[CMD_CHARS];
+  char bad[TW_PATH_CHARS], good[TW_PATH_CHARS], args[TW_CMD_CHARS], opts[TW_CMD_CHARS];
   cli_run_t r;
   json_t *j;
   json_error_t jerr;
@@ -520,7 +518,7 @@ static void case_policy(void) {
 
 /* 8. An event log that cannot be opened: 125 and the program never runs. */
 static void case_unwritable_log(void) {
-  char dir[PATH_CHARS], opts[CMD_CHARS];
+  char dir[TW_PATH_CHARS], opts[TW_CMD_CHARS];
   ev_path(dir, sizeof(dir), "wine-cli-no-such-dir");
   RemoveDirectoryA(dir); /* it must not exist */
   CHECK(!file_exists(dir));
@@ -535,7 +533,7 @@ static void case_unwritable_log(void) {
  *    so far is whole lines. */
 static void case_kill_jobwarden(void) {
   const char *tag = "kill";
-  char log[PATH_CHARS], pidfile[PATH_CHARS], args[CMD_CHARS];
+  char log[TW_PATH_CHARS], pidfile[TW_PATH_CHARS], args[TW_CMD_CHARS];
   cli_run_t r;
   DWORD root = 0, gc = 0;
   HANDLE h[2] = {NULL, NULL};
@@ -615,7 +613,7 @@ static void case_kill_jobwarden(void) {
 /* 10. The program's standard output reaches jobwarden's, once; with
  *     --export stdout the JSON lines share the stream. */
 static void case_stdio(void) {
-  char deflog[PATH_CHARS], kept[PATH_CHARS], args[CMD_CHARS], other[256], *line, *nl;
+  char deflog[TW_PATH_CHARS], kept[TW_PATH_CHARS], args[TW_CMD_CHARS], other[256], *line, *nl;
   cli_run_t r;
   json_t *evs, *ev;
   size_t n;
@@ -718,7 +716,7 @@ static void case_help_version(void) {
 
 /* 12. Two file exporters get the very same bytes. */
 static void case_two_exporters(void) {
-  char a[PATH_CHARS], b[PATH_CHARS], args[CMD_CHARS], *ta, *tb;
+  char a[TW_PATH_CHARS], b[TW_PATH_CHARS], args[TW_CMD_CHARS], *ta, *tb;
   size_t la = 0, lb = 0;
   cli_run_t r;
   json_t *evs;
@@ -753,7 +751,7 @@ static void case_two_exporters(void) {
  *     exporter, and jobwarden exits with the program's code after its
  *     bounded wait (10 s) instead of hanging. */
 static void case_stuck_stdout(void) {
-  char log[PATH_CHARS], err_path[PATH_CHARS], cmd[CMD_CHARS];
+  char log[TW_PATH_CHARS], err_path[TW_PATH_CHARS], cmd[TW_CMD_CHARS];
   SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, TRUE};
   HANDLE rd = NULL, wr = NULL, errf, nul;
   STARTUPINFOA si;
@@ -819,7 +817,7 @@ static void case_stuck_stdout(void) {
  *     job memory limit, Wine's refusal said once on stderr and in the log,
  *     and the program's exit code. */
 static void case_notification_margin(void) {
-  char log[PATH_CHARS], args[CMD_CHARS], names[512];
+  char log[TW_PATH_CHARS], args[TW_CMD_CHARS], names[512];
   cli_run_t r;
   json_t *evs, *ev;
   size_t n;
@@ -860,9 +858,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (tw_full_path(argv[1], g_data, sizeof(g_data)) != 0 ||
-      tw_full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
-      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
-      !WideCharToMultiByte(CP_ACP, 0, tw_self(), -1, g_self, (int)sizeof(g_self), NULL, NULL)) {
+      tw_test_args(argc, argv, g_events, g_jw, g_self) != 0) {
     fprintf(stderr, "cannot resolve the paths given\n");
     return 2;
   }

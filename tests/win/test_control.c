@@ -955,9 +955,7 @@ int main(int argc, char **argv) {
       return helper_inside(argc, argv);
     return tw_helper_main(argc, argv);
   }
-  if (argc < 4 || tw_full_path(argv[2], g_dir, sizeof(g_dir)) != 0 ||
-      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0 || own_sid(g_sid, sizeof(g_sid)) != 0 ||
-      !WideCharToMultiByte(CP_ACP, 0, tw_self(), -1, g_me, sizeof(g_me), NULL, NULL)) {
+  if (tw_test_args(argc, argv, g_dir, g_jw, g_me) != 0 || own_sid(g_sid, sizeof(g_sid)) != 0) {
     fprintf(stderr, "usage: win_control DATA EVENTS JOBWARDEN.EXE (and a writable EVENTS)\n");
     return 1;
   }

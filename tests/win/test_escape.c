@@ -641,9 +641,7 @@ static void test_born_of(void) {
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if (argc < 4 || tw_full_path(argv[2], g_dir, sizeof(g_dir)) != 0 ||
-      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
-      !WideCharToMultiByte(CP_ACP, 0, tw_self(), -1, g_me, sizeof(g_me), NULL, NULL)) {
+  if (tw_test_args(argc, argv, g_dir, g_jw, g_me) != 0) {
     fprintf(stderr, "usage: win_escape DATA EVENTS JOBWARDEN.EXE\n");
     return 1;
   }

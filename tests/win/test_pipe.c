@@ -80,15 +80,7 @@ static HANDLE client_open(const char *name) {
 
 /* Waits until a pipe with this name is served (jobwarden started). */
 static int wait_pipe(const char *name, DWORD timeout_ms) {
-  char path[300];
-  ULONGLONG end = GetTickCount64() + timeout_ms;
-  snprintf(path, sizeof(path), "\\\\.\\pipe\\%s", name);
-  while (GetTickCount64() < end) {
-    if (WaitNamedPipeA(path, 1) || GetLastError() != ERROR_FILE_NOT_FOUND)
-      return 0;
-    Sleep(10);
-  }
-  return -1;
+  return tw_wait_pipe(name, timeout_ms, 10);
 }
 
 typedef struct {
@@ -921,9 +913,7 @@ static void case_connect(void) {
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if (argc < 4 || tw_full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
-      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
-      GetModuleFileNameA(NULL, g_self, sizeof(g_self)) == 0) {
+  if (tw_test_args(argc, argv, g_events, g_jw, g_self) != 0) {
     fprintf(stderr, "usage: win_pipe DATA_DIR EVENTS_DIR JOBWARDEN_EXE\n");
     return 2;
   }

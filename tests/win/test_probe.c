@@ -27,11 +27,9 @@
 #include "win/win.h"
 
 #define RUN_TIMEOUT_MS 60000
-#define PATH_CHARS     (MAX_PATH * 4)
-#define CMD_CHARS      8192
 
-static char g_jw[PATH_CHARS];     /* jobwarden.exe (Windows path) */
-static char g_events[PATH_CHARS]; /* the events directory (Windows path) */
+static char g_jw[TW_PATH_CHARS];     /* jobwarden.exe (Windows path) */
+static char g_events[TW_PATH_CHARS]; /* the events directory (Windows path) */
 
 static void case_path(char *buf, size_t n, const char *tag, const char *suffix) {
   tw_case_path(buf, n, g_events, "wine-probe-", tag, suffix);
@@ -639,7 +637,7 @@ static void case_limits(void) {
 static void case_policy_file(void) {
   run_t r;
   want_t w[N_PROBES];
-  char path[PATH_CHARS], args[CMD_CHARS];
+  char path[TW_PATH_CHARS], args[TW_CMD_CHARS];
   FILE *f;
   json_t *doc;
   tw_case_begin(jw_test_failures);
@@ -791,7 +789,7 @@ static void case_canary_controls(void) {
         "blocked 32 CreateFileW(GENERIC_WRITE) on jobwarden's event file failed\n",
         "blocked 32 DeleteFileW on jobwarden's event file failed\n",
         "blocked 32 MoveFileExW on jobwarden's event file failed\n"};
-    char path[PATH_CHARS], tag[64];
+    char path[TW_PATH_CHARS], tag[64];
     HANDLE held;
     int i;
     case_path(path, sizeof(path), "held", ".jsonl");
@@ -985,7 +983,7 @@ static void case_kill_on_close_refused(void) {
   jw_policy_t pol;
   jw_error_t err;
   want_t w[N_PROBES];
-  char path[PATH_CHARS];
+  char path[TW_PATH_CHARS];
   HANDLE out, saved;
   int status;
   char *text;
@@ -1033,8 +1031,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: test_probe <tests/data dir> <events out dir> <jobwarden.exe>\n");
     return 2;
   }
-  if (tw_full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
-      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0) {
+  if (tw_test_args(argc, argv, g_events, g_jw, NULL) != 0) {
     fprintf(stderr, "cannot resolve the paths given\n");
     return 2;
   }

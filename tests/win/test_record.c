@@ -340,16 +340,9 @@ static const char *pipe_name(const char *base) {
   return out;
 }
 
+/* Waits until a pipe with this name is served (jobwarden started). */
 static int wait_pipe(const char *name, DWORD timeout_ms) {
-  char path[300];
-  ULONGLONG end = GetTickCount64() + timeout_ms;
-  snprintf(path, sizeof(path), "\\\\.\\pipe\\%s", name);
-  while (GetTickCount64() < end) {
-    if (WaitNamedPipeA(path, 1) || GetLastError() != ERROR_FILE_NOT_FOUND)
-      return 0;
-    Sleep(5);
-  }
-  return -1;
+  return tw_wait_pipe(name, timeout_ms, 5);
 }
 
 typedef struct {
@@ -1138,9 +1131,7 @@ int main(int argc, char **argv) {
             "usage: test_record <tests/data dir> <events out dir> <jobwarden.exe> [CASE]\n");
     return 2;
   }
-  if (tw_full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
-      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
-      !WideCharToMultiByte(CP_ACP, 0, tw_self(), -1, g_self, (int)sizeof(g_self), NULL, NULL)) {
+  if (tw_test_args(argc, argv, g_events, g_jw, g_self) != 0) {
     fprintf(stderr, "cannot resolve the paths given\n");
     return 2;
   }

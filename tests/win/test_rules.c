@@ -686,8 +686,7 @@ int main(int argc, char **argv) {
       return helper_rules_spawn(argc, argv);
     return tw_helper_main(argc, argv);
   }
-  if (argc < 4 || tw_full_path(argv[2], g_dir, sizeof(g_dir)) != 0 ||
-      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0 || make_bin() != 0) {
+  if (tw_test_args(argc, argv, g_dir, g_jw, NULL) != 0 || make_bin() != 0) {
     fprintf(stderr, "usage: win_rules DATA EVENTS JOBWARDEN.EXE (and a writable EVENTS)\n");
     return 1;
   }

@@ -822,10 +822,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: test_selfdefense <tests/data dir> <events out dir> <jobwarden.exe>\n");
     return 2;
   }
-  if (tw_full_path(argv[2], g_events, sizeof(g_events)) != 0 ||
-      tw_full_path(argv[3], g_jw, sizeof(g_jw)) != 0 ||
-      !WideCharToMultiByte(CP_ACP, 0, tw_self(), -1, g_self, (int)sizeof(g_self), NULL, NULL) ||
-      read_user_sid() != 0) {
+  if (tw_test_args(argc, argv, g_events, g_jw, g_self) != 0 || read_user_sid() != 0) {
     fprintf(stderr, "cannot resolve the paths given or read the user\n");
     return 2;
   }
