@@ -217,8 +217,7 @@ int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
                         const char *err_path, HANDLE extra, PROCESS_INFORMATION *pi);
 
 /* ------------------------------------------------------------------------ */
-/* The test kit for runs of jobwarden.exe (shared by every test file that  */
-/* starts it)                                                              */
+/* The test kit for runs of jobwarden.exe (every test file that starts it) */
 /* ------------------------------------------------------------------------ */
 
 /* A full Windows path for an argv path (Unix-style paths resolve through

@@ -78,11 +78,6 @@ static HANDLE client_open(const char *name) {
   return INVALID_HANDLE_VALUE;
 }
 
-/* Waits until a pipe with this name is served (jobwarden started). */
-static int wait_pipe(const char *name, DWORD timeout_ms) {
-  return tw_wait_pipe(name, timeout_ms, 10);
-}
-
 typedef struct {
   HANDLE h;
   char *buf;
@@ -673,7 +668,7 @@ static void case_cli(void) {
            "pipe:%s,replay=3 -- \"%s\" --helper series 8 150",
            file, U("jw-cli-a"), U("jw-cli-b"), g_self);
   proc_start(&run, "cli-run", args);
-  CHECK_INT(wait_pipe(U("jw-cli-b"), 10000), 0);
+  CHECK_INT(tw_wait_pipe(U("jw-cli-b"), 10000, 10), 0);
   proc_start(&t1, "cli-tail1", U("tail --raw jw-cli-a"));
   proc_start(&t2, "cli-tail2", U("tail --raw \\\\.\\pipe\\jw-cli-a"));
   memset(&quitter, 0, sizeof(quitter));

@@ -340,11 +340,6 @@ static const char *pipe_name(const char *base) {
   return out;
 }
 
-/* Waits until a pipe with this name is served (jobwarden started). */
-static int wait_pipe(const char *name, DWORD timeout_ms) {
-  return tw_wait_pipe(name, timeout_ms, 5);
-}
-
 typedef struct {
   HANDLE h;
   char *buf;
@@ -431,7 +426,7 @@ static void case_pipe_cap(void) {
            "\"%s\"",
            log, name, g_self, marker);
   CHECK_INT(jw_start(&r, "cap", NULL, args), 0);
-  CHECK_INT(wait_pipe(name, 20000), 0);
+  CHECK_INT(tw_wait_pipe(name, 20000, 5), 0);
   /* The acceptor serves one connection at a time, in order: the third
    * reader is judged after the first two are served. The first two get
    * the stream (at least job_start) before the third connects. */
@@ -659,7 +654,7 @@ static void case_pipe_flood(void) {
             ? OpenProcess(PROCESS_QUERY_INFORMATION | PROCESS_VM_READ, FALSE, r.pi.dwProcessId)
             : NULL;
   CHECK(jwh != NULL);
-  CHECK_INT(wait_pipe(name, 20000), 0);
+  CHECK_INT(tw_wait_pipe(name, 20000, 5), 0);
   for (i = 0; i < FLOOD_READERS; i++) {
     /* A served reader has the root's process_start: by then every thread
      * of the run (monitor, writers) exists. */
