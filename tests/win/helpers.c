@@ -1539,7 +1539,7 @@ int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
 }
 
 /* ------------------------------------------------------------------------ */
-/* The test kit for runs of jobwarden.exe                                  */
+/* The test kit for runs of jobwarden.exe */
 /* ------------------------------------------------------------------------ */
 
 int tw_full_path(const char *in, char *out, size_t n) {
