@@ -31,6 +31,20 @@ static int start(const wchar_t *cmdline, DWORD flags, PROCESS_INFORMATION *pi) {
   memset(&si, 0, sizeof(si));
   si.cb = sizeof(si);
   ok = cmd != NULL && CreateProcessW(NULL, cmd, NULL, NULL, FALSE, flags, NULL, NULL, &si, pi);
+  /* Wine under load very rarely fails a creation with ERROR_INTERNAL_ERROR
+   * (docs/platform-support.md): tried once more, and said. */
+  if (!ok && cmd != NULL && GetLastError() == ERROR_INTERNAL_ERROR) {
+    fprintf(stderr, "helper: CreateProcessW failed with 1359; trying once more: %ls\n", cmdline);
+    ok = CreateProcessW(NULL, cmd, NULL, NULL, FALSE, flags, NULL, NULL, &si, pi);
+  }
+  if (!ok) {
+    /* Said on stderr, so that a helper's failure to start a child names
+     * the error in the test's output. */
+    DWORD e = GetLastError();
+    fprintf(stderr, "helper: CreateProcessW failed (Win32 error %lu): %ls\n", (unsigned long)e,
+            cmdline);
+    SetLastError(e);
+  }
   free(cmd);
   return ok ? 0 : -1;
 }
@@ -1524,6 +1538,12 @@ int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
                                   (extra ? 4 : 3) * sizeof(HANDLE), NULL, NULL))
       ok = CreateProcessW(NULL, wcmd, NULL, NULL, TRUE, EXTENDED_STARTUPINFO_PRESENT, NULL, wcwd,
                           &si.StartupInfo, pi);
+    /* The same rare Wine failure as in start(): once more, and said. */
+    if (!ok && GetLastError() == ERROR_INTERNAL_ERROR) {
+      fprintf(stderr, "CreateProcessW failed with 1359; trying once more: %s\n", cmd);
+      ok = CreateProcessW(NULL, wcmd, NULL, NULL, TRUE, EXTENDED_STARTUPINFO_PRESENT, NULL, wcwd,
+                          &si.StartupInfo, pi);
+    }
     DeleteProcThreadAttributeList(si.lpAttributeList);
   }
   if (!ok)
