@@ -195,16 +195,17 @@ static void emit_escape(jw_monitor_t *m, escape_t *e, jw_rule_action_t a, const 
 /* The end of an escape: read what its exit leaves, report it once. */
 static void report_exit(jw_monitor_t *m, escape_t *e, int at_job_end) {
   jw_event_t ev;
-  DWORD code;
+  int64_t code;
   int ours;
   if (e->exit_reported)
     return;
   e->exit_reported = 1;
   e->t.exited = 1;
   if (e->t.h != NULL) {
-    if (GetExitCodeProcess(e->t.h, &code) && code != STILL_ACTIVE) {
+    code = jw__proc_exit_code(e->t.h);
+    if (code >= 0) {
       e->t.has_exit_code = 1;
-      e->t.exit_code = code;
+      e->t.exit_code = (uint32_t)code;
     }
     jw__proc_exit_facts(e->t.h, &e->t.xf);
     e->t.exit_read = 1;

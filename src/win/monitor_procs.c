@@ -371,13 +371,14 @@ void jw__mon_fill_process(jw_monitor_t *m, const tracked_t *t, jw_process_info_t
 /* Marks t exited and reads what its exit leaves: exit code, time, CPU,
  * memory, I/O. */
 void jw__mon_mark_exited(tracked_t *t) {
-  DWORD code;
+  int64_t code;
   t->exited = 1;
   if (t->h == NULL)
     return;
-  if (GetExitCodeProcess(t->h, &code) && code != STILL_ACTIVE) {
+  code = jw__proc_exit_code(t->h);
+  if (code >= 0) {
     t->has_exit_code = 1;
-    t->exit_code = code;
+    t->exit_code = (uint32_t)code;
   }
   jw__proc_exit_facts(t->h, &t->xf);
   t->exit_read = 1;

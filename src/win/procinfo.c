@@ -336,6 +336,16 @@ int jw__proc_cpu_times(HANDLE h, jw__process_times_fn fn, uint64_t *user, uint64
   return JW_CPU_OK;
 }
 
+int64_t jw__proc_exit_code(HANDLE h) {
+  DWORD code = 0;
+  /* GetExitCodeProcess answers 259 for a process that still runs, and a
+   * process may also exit with 259: only a signaled handle tells them
+   * apart. */
+  if (h == NULL || WaitForSingleObject(h, 0) != WAIT_OBJECT_0 || !GetExitCodeProcess(h, &code))
+    return -1;
+  return (int64_t)code;
+}
+
 void jw__proc_exit_facts(HANDLE h, jw__exit_facts_t *f) {
   PROCESS_MEMORY_COUNTERS pmc;
   IO_COUNTERS io;

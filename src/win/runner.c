@@ -502,9 +502,14 @@ int jw_run(const jw_run_config_t *cfg) {
       WaitForSingleObject(child.process, STOP_TIMEOUT_MS);
     }
   }
-  if (!GetExitCodeProcess(child.process, &exit_code) || exit_code == STILL_ACTIVE) {
-    say("", "cannot read the program's exit code");
-    exit_code = JW_EXIT_JW_ERROR;
+  {
+    int64_t code = jw__proc_exit_code(child.process);
+    if (code < 0) {
+      say("", "cannot read the program's exit code");
+      exit_code = JW_EXIT_JW_ERROR;
+    } else {
+      exit_code = (DWORD)code;
+    }
   }
   /* A monitor rule that ended the root (kill_job, or the timeout's
    * kill_process) makes the run's status 124, as timeout(1) does: the

@@ -294,6 +294,10 @@ typedef struct jw__exit_facts_s {
   char end_why[96], cpu_why[128], memory_why[96], io_why[96];
 } jw__exit_facts_t;
 void jw__proc_exit_facts(HANDLE h, jw__exit_facts_t *f);
+/* The exit code of a process that has ended: the code (any 32-bit value,
+ * STILL_ACTIVE's 259 included: a program may exit with it) when h is
+ * signaled, -1 while it runs or when the code cannot be read. */
+int64_t jw__proc_exit_code(HANDLE h);
 /* The CPU times of process h (100 ns units) and, when exit_time is not
  * NULL, its exit FILETIME, through fn (NULL: GetProcessTimes; tests pass a
  * hook). Returns JW_CPU_OK; JW_CPU_OWN when the answer lies within

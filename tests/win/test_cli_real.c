@@ -196,10 +196,10 @@ static DWORD check_root_start(json_t *evs, DWORD jw_pid) {
 /* Cases                                                                    */
 /* ------------------------------------------------------------------------ */
 
-/* 1. `run` exits with the program's exit code, all 32 bits of it, and the
- *    log tells the same story. */
+/* 1. `run` exits with the program's exit code, all 32 bits of it (259,
+ *    STILL_ACTIVE's value, too), and the log tells the same story. */
 static void case_exit_codes(void) {
-  static const DWORD codes[] = {0, 1, 42, 255, 0xC0000409u};
+  static const DWORD codes[] = {0, 1, 42, 255, 259, 0xC0000409u};
   size_t k;
   for (k = 0; k < sizeof(codes) / sizeof(codes[0]); k++) {
     DWORD code = codes[k];
