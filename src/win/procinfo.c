@@ -202,23 +202,6 @@ int jw__proc_command_line(HANDLE h, char **out, size_t *len, int *truncated, cha
   return e != 0 ? (int)e : -1;
 }
 
-/* The integrity level's name for a mandatory label RID. */
-static const char *integrity_name(DWORD rid) {
-  if (rid < SECURITY_MANDATORY_LOW_RID)
-    return "untrusted";
-  if (rid < SECURITY_MANDATORY_MEDIUM_RID)
-    return "low";
-  if (rid < (SECURITY_MANDATORY_MEDIUM_RID + 0x100))
-    return "medium";
-  if (rid < SECURITY_MANDATORY_HIGH_RID)
-    return "medium_plus";
-  if (rid < SECURITY_MANDATORY_SYSTEM_RID)
-    return "high";
-  if (rid < SECURITY_MANDATORY_PROTECTED_PROCESS_RID)
-    return "system";
-  return "protected";
-}
-
 int jw__proc_user(HANDLE h, char **sid_out, void **sid_bin, const char **integrity, char *why,
                   size_t why_size) {
   HANDLE tok = NULL;
@@ -266,7 +249,7 @@ int jw__proc_user(HANDLE h, char **sid_out, void **sid_bin, const char **integri
   /* The integrity level is optional (the SID alone is returned without). */
   if (GetTokenInformation(tok, TokenIntegrityLevel, &info, sizeof(info), &n) &&
       IsValidSid(info.label.Label.Sid) && *GetSidSubAuthorityCount(info.label.Label.Sid) > 0)
-    *integrity = integrity_name(*GetSidSubAuthority(
+    *integrity = jw__integrity_name(*GetSidSubAuthority(
         info.label.Label.Sid, *GetSidSubAuthorityCount(info.label.Label.Sid) - 1u));
 out:
   if (s != NULL)
