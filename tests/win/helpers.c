@@ -134,45 +134,35 @@ static int helper_breakaway(void) {
 
 /* "<a> <b>[ tail]\n" to path, through a temporary name: a reader never
  * sees half. */
-static int write_pair_tail(const char *path, DWORD a, DWORD b, const char *tail) {
+/* Writes len bytes to path through a temporary name and a rename, so that a
+ * reader never sees half of them. 0 or -1. */
+static int write_file_atomic(const char *path, const char *text, size_t len) {
   char tmp[MAX_PATH * 4 + 8];
   FILE *f;
   snprintf(tmp, sizeof(tmp), "%s.tmp", path);
   f = fopen(tmp, "wb");
   if (f == NULL)
     return -1;
-  fprintf(f, "%lu %lu%s%s\n", (unsigned long)a, (unsigned long)b, tail[0] ? " " : "", tail);
+  if (fwrite(text, 1, len, f) != len) {
+    fclose(f);
+    return -1;
+  }
   if (fclose(f) != 0)
     return -1;
   return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING) ? 0 : -1;
 }
 
-static int write_pair(const char *path, DWORD a, DWORD b) {
-  return write_pair_tail(path, a, b, "");
-}
-
-/* The owner's way round jobwarden's protected process DACL, which Wine
- * allows (it ignores the OWNER RIGHTS entry; Windows refuses WRITE_DAC):
- * open pid for WRITE_DAC and give Everyone full access. The Win32 error of
- * the first step that failed, 0 when the DACL was replaced. */
-static DWORD grant_everyone(DWORD pid) {
-  PSECURITY_DESCRIPTOR sd = NULL;
-  PACL dacl = NULL;
-  BOOL present = FALSE, defaulted = FALSE;
-  DWORD e;
-  HANDLE h = OpenProcess(WRITE_DAC, FALSE, pid);
-  if (h == NULL)
-    return GetLastError();
-  if (!ConvertStringSecurityDescriptorToSecurityDescriptorA("D:(A;;GA;;;WD)", SDDL_REVISION_1, &sd,
-                                                            NULL) ||
-      !GetSecurityDescriptorDacl(sd, &present, &dacl, &defaulted))
-    e = GetLastError();
-  else
-    e = SetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, dacl, NULL);
-  if (sd != NULL)
-    LocalFree(sd);
-  CloseHandle(h);
-  return e;
+/* Waits for a file the test creates (its signal), polling every 5 ms: 0,
+ * or -1 after timeout_ms (INFINITE: no bound). */
+static int wait_file(const char *path, DWORD timeout_ms) {
+  DWORD waited = 0;
+  while (GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES) {
+    if (timeout_ms != INFINITE && waited >= timeout_ms)
+      return -1;
+    Sleep(5);
+    waited += 5;
+  }
+  return 0;
 }
 
 /* The pid of this process's parent (the process that started it), 0 if
@@ -195,6 +185,62 @@ static DWORD own_parent(void) {
   return ppid;
 }
 
+/* Waits (60 s) for a child and gives its exit code as this helper's;
+ * jobwarden's kill (0xC000013A) becomes 58, so that the helper does not
+ * look killed itself; 87 when it did not end or its code cannot be read.
+ * Closes pi's handles. */
+static int child_exit_rc(PROCESS_INFORMATION *pi) {
+  DWORD code = 0;
+  int rc;
+  if (WaitForSingleObject(pi->hProcess, 60000) != WAIT_OBJECT_0 ||
+      !GetExitCodeProcess(pi->hProcess, &code))
+    rc = 87;
+  else
+    rc = code == 0xC000013Au ? 58 : (int)code;
+  CloseHandle(pi->hThread);
+  CloseHandle(pi->hProcess);
+  return rc;
+}
+
+static int write_pair_tail(const char *path, DWORD a, DWORD b, const char *tail) {
+  char text[256];
+  int n = snprintf(text, sizeof(text), "%lu %lu%s%s\n", (unsigned long)a, (unsigned long)b,
+                   tail[0] ? " " : "", tail);
+  if (n < 0 || (size_t)n >= sizeof(text))
+    return -1;
+  return write_file_atomic(path, text, (size_t)n);
+}
+
+static int write_pair(const char *path, DWORD a, DWORD b) {
+  return write_pair_tail(path, a, b, "");
+}
+
+/* The owner's way round jobwarden's protected process DACL, which Wine
+ * allows (it ignores the OWNER RIGHTS entry; Windows refuses WRITE_DAC):
+ * open pid for WRITE_DAC and give Everyone full access. The Win32 error of
+ * the first step that failed, 0 when the DACL was replaced; *opened says
+ * whether the WRITE_DAC open worked. */
+static DWORD grant_everyone(DWORD pid, int *opened) {
+  PSECURITY_DESCRIPTOR sd = NULL;
+  PACL dacl = NULL;
+  BOOL present = FALSE, defaulted = FALSE;
+  DWORD e;
+  HANDLE h = OpenProcess(WRITE_DAC, FALSE, pid);
+  *opened = h != NULL;
+  if (h == NULL)
+    return GetLastError();
+  if (!ConvertStringSecurityDescriptorToSecurityDescriptorA("D:(A;;GA;;;WD)", SDDL_REVISION_1, &sd,
+                                                            NULL) ||
+      !GetSecurityDescriptorDacl(sd, &present, &dacl, &defaulted))
+    e = GetLastError();
+  else
+    e = SetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, dacl, NULL);
+  if (sd != NULL)
+    LocalFree(sd);
+  CloseHandle(h);
+  return e;
+}
+
 /* spoof-parent WHO PIDFILE THEN MODE [ARGS...]: starts `self --helper MODE
  * ARGS` with PROC_THREAD_ATTRIBUTE_PARENT_PROCESS naming WHO, so that it
  * takes WHO's job instead of this one's. */
@@ -207,7 +253,6 @@ static int helper_spoof_parent(int argc, char **argv) {
   PROCESS_INFORMATION sib, pi, kp;
   STARTUPINFOEXW si;
   SIZE_T size = 0;
-  DWORD code = 0;
   int i, rc = 0;
   memset(&si, 0, sizeof(si));
   memset(&sib, 0, sizeof(sib));
@@ -235,7 +280,8 @@ static int helper_spoof_parent(int argc, char **argv) {
   if (parent == NULL) {
     open_err = GetLastError();
     if (strcmp(who, "parent-dacl") == 0) {
-      rewrite_err = grant_everyone(parent_pid);
+      int opened;
+      rewrite_err = grant_everyone(parent_pid, &opened);
       if (rewrite_err == 0)
         parent = OpenProcess(PROCESS_CREATE_PROCESS, FALSE, parent_pid);
     }
@@ -280,16 +326,12 @@ static int helper_spoof_parent(int argc, char **argv) {
     }
   }
   if (rc == 0 && strcmp(then, "exit") != 0) {
-    /* How the escape ended is this process's exit code; jobwarden's kill
-     * (0xC000013A) becomes 58, so that this process does not look killed. */
-    if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0 ||
-        !GetExitCodeProcess(pi.hProcess, &code))
-      rc = 87;
-    else
-      rc = code == 0xC000013Au ? 58 : (int)code;
+    /* How the escape ended is this process's exit code. */
+    rc = child_exit_rc(&pi);
+  } else {
+    CloseHandle(pi.hThread);
+    CloseHandle(pi.hProcess);
   }
-  CloseHandle(pi.hThread);
-  CloseHandle(pi.hProcess);
 done:
   free(si.lpAttributeList);
   if (parent != NULL)
@@ -310,7 +352,6 @@ static int helper_breakaway_child(int argc, char **argv) {
   char args[1024] = "";
   wchar_t cmd[2048];
   PROCESS_INFORMATION pi;
-  DWORD code = 0;
   int i, rc = 0;
   if (argc < 5)
     return 80;
@@ -323,16 +364,12 @@ static int helper_breakaway_child(int argc, char **argv) {
     return 84;
   if (write_pair(argv[3], GetCurrentProcessId(), pi.dwProcessId) != 0)
     rc = 85;
-  if (rc == 0) {
-    if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0 ||
-        !GetExitCodeProcess(pi.hProcess, &code))
-      rc = 87;
-    else
-      rc = code == 0xC000013Au ? 58 : (int)code;
+  if (rc != 0) {
+    CloseHandle(pi.hThread);
+    CloseHandle(pi.hProcess);
+    return rc;
   }
-  CloseHandle(pi.hThread);
-  CloseHandle(pi.hProcess);
-  return rc;
+  return child_exit_rc(&pi);
 }
 
 /* jw-control OUTFILE JW NAME: `JW ps NAME`, then `JW kill NAME`; their
@@ -371,20 +408,6 @@ static int run_one_child(DWORD *pid) {
   return code == 0 ? 0 : -1;
 }
 
-/* Writes TEXT to PATH through a temporary name and a rename, so a reader
- * never sees half of it. */
-static int write_marker(const char *path, const char *text) {
-  char tmp[MAX_PATH + 8];
-  FILE *f;
-  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-  f = fopen(tmp, "wb");
-  if (f == NULL)
-    return -1;
-  fputs(text, f);
-  fclose(f);
-  return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING) ? 0 : -1;
-}
-
 /* series-sync DIR N PHASES: see helpers.h. The wait for the test's go
  * marker is a poll for a file the test creates (bounded by 120 s, so a test
  * that died leaves no helper behind for ever), never a guess of how long
@@ -392,7 +415,7 @@ static int write_marker(const char *path, const char *text) {
 static int helper_series_sync(int argc, char **argv) {
   unsigned long n, phases, k, i;
   char path[MAX_PATH], text[32];
-  DWORD pid = 0, waited;
+  DWORD pid = 0;
   if (argc < 6)
     return 90;
   n = strtoul(argv[4], NULL, 0);
@@ -403,16 +426,13 @@ static int helper_series_sync(int argc, char **argv) {
         return 96;
     snprintf(path, sizeof(path), "%s\\done-%lu", argv[3], k);
     snprintf(text, sizeof(text), "%lu\n", (unsigned long)pid);
-    if (write_marker(path, text) != 0)
+    if (write_file_atomic(path, text, strlen(text)) != 0)
       return 92;
     if (k == phases)
       break;
     snprintf(path, sizeof(path), "%s\\go-%lu", argv[3], k);
-    for (waited = 0; GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES; waited += 10) {
-      if (waited >= 120000)
-        return 97;
-      Sleep(10);
-    }
+    if (wait_file(path, 120000) != 0)
+      return 97;
   }
   return 0;
 }
@@ -446,21 +466,17 @@ static int helper_race_sync(int argc, char **argv) {
   wchar_t cmd[1024];
   PROCESS_INFORMATION pi;
   BOOL self_in = FALSE, child_in = FALSE;
-  DWORD waited;
   if (argc < 4)
     return 90;
   tw_helper_cmdline(cmd, 1024, "sleep 0");
   if (start(cmd, 0, &pi) != 0)
     return 94;
   snprintf(path, sizeof(path), "%s\\started", argv[3]);
-  if (write_marker(path, "started\n") != 0)
+  if (write_file_atomic(path, "started\n", 8) != 0)
     return 92;
   snprintf(path, sizeof(path), "%s\\go", argv[3]);
-  for (waited = 0; GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES; waited += 10) {
-    if (waited >= 120000)
-      return 97;
-    Sleep(10);
-  }
+  if (wait_file(path, 120000) != 0)
+    return 97;
   IsProcessInJob(GetCurrentProcess(), NULL, &self_in);
   IsProcessInJob(pi.hProcess, NULL, &child_in);
   WaitForSingleObject(pi.hProcess, 5000);
@@ -627,8 +643,7 @@ static int helper_tamper(int argc, char **argv) {
   fclose(out);
   if (!MoveFileExA(tmp, argv[3], MOVEFILE_REPLACE_EXISTING))
     return 92;
-  while (GetFileAttributesA(argv[4]) == INVALID_FILE_ATTRIBUTES)
-    Sleep(10);
+  wait_file(argv[4], INFINITE);
   return 0;
 }
 
@@ -654,59 +669,15 @@ static void report(const char *fmt, ...) {
   WriteFile(GetStdHandle(STD_OUTPUT_HANDLE), line, (DWORD)n, &done, NULL);
 }
 
-/* The parent's pid, from a Toolhelp snapshot. */
-static DWORD parent_pid(void) {
-  HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
-  PROCESSENTRY32W pe;
-  DWORD self = GetCurrentProcessId(), parent = 0;
-  if (snap == INVALID_HANDLE_VALUE)
-    return 0;
-  pe.dwSize = sizeof(pe);
-  if (Process32FirstW(snap, &pe)) {
-    do {
-      if (pe.th32ProcessID == self)
-        parent = pe.th32ParentProcessID;
-    } while (Process32NextW(snap, &pe));
-  }
-  CloseHandle(snap);
-  return parent;
-}
-
-/* Waits (polling, bounded) for a marker file the test creates. */
-static int wait_marker(const char *path, DWORD timeout_ms) {
-  DWORD waited = 0;
-  while (GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES) {
-    if (waited >= timeout_ms)
-      return -1;
-    Sleep(5);
-    waited += 5;
-  }
-  return 0;
-}
-
-/* The owner's way round a process DACL: open the parent for WRITE_DAC
- * (which an OWNER RIGHTS entry of READ_CONTROL alone refuses on Windows)
- * and give Everyone full access. Reports "rewrite_open ERR" and, when the
- * open worked, "rewrite_set ERR"; returns 0 when the DACL was replaced. */
+/* The owner's way round a process DACL (grant_everyone), reported:
+ * "rewrite_open ERR" and, when the open worked, "rewrite_set ERR"; 0 when
+ * the DACL was replaced. */
 static int rewrite_parent_dacl(DWORD ppid) {
-  PSECURITY_DESCRIPTOR sd = NULL;
-  PACL dacl = NULL;
-  BOOL present = FALSE, defaulted = FALSE;
-  DWORD e;
-  HANDLE h = OpenProcess(WRITE_DAC, FALSE, ppid);
-  report("rewrite_open %lu", h != NULL ? 0ul : (unsigned long)GetLastError());
-  if (h == NULL)
-    return -1;
-  if (!ConvertStringSecurityDescriptorToSecurityDescriptorA("D:(A;;GA;;;WD)", SDDL_REVISION_1, &sd,
-                                                            NULL) ||
-      !GetSecurityDescriptorDacl(sd, &present, &dacl, &defaulted))
-    e = GetLastError();
-  else
-    e = SetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, dacl, NULL);
-  report("rewrite_set %lu", (unsigned long)e);
-  if (sd != NULL)
-    LocalFree(sd);
-  CloseHandle(h);
+  int opened = 0;
+  DWORD e = grant_everyone(ppid, &opened);
+  report("rewrite_open %lu", opened ? 0ul : (unsigned long)e);
+  if (opened)
+    report("rewrite_set %lu", (unsigned long)e);
   return e == 0 ? 0 : -1;
 }
 
@@ -722,7 +693,7 @@ static int helper_open_parent(void) {
                 {"PROCESS_CREATE_PROCESS", PROCESS_CREATE_PROCESS},
                 {"WRITE_DAC", WRITE_DAC},
                 {"PROCESS_QUERY_LIMITED_INFORMATION", PROCESS_QUERY_LIMITED_INFORMATION}};
-  DWORD ppid = parent_pid();
+  DWORD ppid = own_parent();
   size_t i;
   if (ppid == 0)
     return 80;
@@ -746,7 +717,7 @@ static int helper_kill_parent(int argc, char **argv) {
   PROCESS_INFORMATION pi;
   char tmp[MAX_PATH + 8];
   FILE *f;
-  DWORD ppid = parent_pid();
+  DWORD ppid = own_parent();
   HANDLE h;
   if (argc < 5 || ppid == 0)
     return 81;
@@ -761,7 +732,7 @@ static int helper_kill_parent(int argc, char **argv) {
   fclose(f);
   if (!MoveFileExA(tmp, argv[3], MOVEFILE_REPLACE_EXISTING))
     return 84;
-  if (wait_marker(argv[4], 30000) != 0)
+  if (wait_file(argv[4], 30000) != 0)
     return 85;
   h = OpenProcess(PROCESS_TERMINATE, FALSE, ppid);
   report("open %lu", h != NULL ? 0ul : (unsigned long)GetLastError());
@@ -788,7 +759,7 @@ static int helper_kill_parent(int argc, char **argv) {
  * every job; it is terminated at once). */
 static int helper_dup_job(void) {
   JOBOBJECT_EXTENDED_LIMIT_INFORMATION li;
-  DWORD ppid = parent_pid(), v, found = 0;
+  DWORD ppid = own_parent(), v, found = 0;
   HANDLE parent, job = NULL;
   wchar_t cmd[1024];
   PROCESS_INFORMATION pi;
@@ -955,20 +926,6 @@ static DWORD try_open(const wchar_t *path, DWORD access, DWORD disposition) {
   return 0;
 }
 
-/* Writes text to path through a temporary name (a reader never sees half). */
-static int write_result(const char *path, const char *text, size_t len) {
-  char tmp[MAX_PATH + 8];
-  FILE *f;
-  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-  f = fopen(tmp, "wb");
-  if (f == NULL)
-    return -1;
-  fwrite(text, 1, len, f);
-  if (fclose(f) != 0)
-    return -1;
-  return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING) ? 0 : -1;
-}
-
 /* attack-file LOG RESULT SNAPSHOT: every way to rewrite the event file
  * LOG in place, then a plain read of it (what a tailer does), saved to
  * SNAPSHOT; RESULT gets "write=E trunc=E create=E delete=E move=E
@@ -1009,10 +966,10 @@ static int helper_attack_file(int argc, char **argv) {
        snap != NULL && snap_len > 0 ? 0
        : GetLastError()             ? GetLastError()
                                     : 1);
-  if (snap != NULL && write_result(argv[5], snap, snap_len) != 0)
+  if (snap != NULL && write_file_atomic(argv[5], snap, snap_len) != 0)
     return 91;
   free(snap);
-  return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
+  return write_file_atomic(argv[4], out, strlen(out)) == 0 ? 0 : 92;
 }
 
 static void std_write(DWORD which, const char *s) {
@@ -1082,7 +1039,7 @@ static int helper_pipe_reader(int argc, char **argv) {
     memcpy(buf, head, hl);
     if (len)
       memcpy(buf + hl, all, len);
-    rc = write_result(argv[4], buf, hl + len);
+    rc = write_file_atomic(argv[4], buf, hl + len);
     free(buf);
     free(all);
     return rc == 0 ? 0 : 92;
@@ -1093,8 +1050,7 @@ static int helper_pipe_reader(int argc, char **argv) {
 static int helper_wait_file(int argc, char **argv) {
   if (argc < 4)
     return 90;
-  while (GetFileAttributesA(argv[3]) == INVALID_FILE_ATTRIBUTES)
-    Sleep(5);
+  wait_file(argv[3], INFINITE);
   return 0;
 }
 
@@ -1167,7 +1123,7 @@ static int helper_pipe_reader_escaped(int argc, char **argv) {
   if (parent == NULL) {
     snprintf(out, sizeof(out), "first=%lu spoof=%lu", (unsigned long)first,
              (unsigned long)GetLastError());
-    return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
+    return write_file_atomic(argv[4], out, strlen(out)) == 0 ? 0 : 92;
   }
   InitializeProcThreadAttributeList(NULL, 1, 0, &size);
   attrs = malloc(size);
@@ -1194,7 +1150,7 @@ static int helper_pipe_reader_escaped(int argc, char **argv) {
     DeleteProcThreadAttributeList(attrs);
   free(attrs);
   CloseHandle(parent);
-  return write_result(argv[4], out, strlen(out)) == 0 ? 0 : 92;
+  return write_file_atomic(argv[4], out, strlen(out)) == 0 ? 0 : 92;
 }
 
 /* spew N: N lines TW_SPEW_FMT (index from 0) on stdout, written one
@@ -1240,12 +1196,12 @@ static int record_helper(const char *mode, int argc, char **argv, int *rc) {
  * "thread TID SUSPEND_ERR TERMINATE_ERR" each (0 = granted: closed again
  * at once, unused), then "threads N". */
 static int helper_open_threads(int argc, char **argv) {
-  DWORD ppid = parent_pid(), n = 0;
+  DWORD ppid = own_parent(), n = 0;
   HANDLE snap;
   THREADENTRY32 te;
   if (argc < 4 || ppid == 0)
     return 90;
-  if (wait_marker(argv[3], 60000) != 0)
+  if (wait_file(argv[3], 60000) != 0)
     return 91;
   snap = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
   if (snap == INVALID_HANDLE_VALUE)
