@@ -330,8 +330,12 @@ static unsigned __stdcall steal_main(void *arg) {
  * and the record still ends with job_end. To make the theft certain, the
  * monitor is kept busy when the quit is posted: it is checking a forged
  * EXIT_PROCESS of the running root (EXIT_CONFIRM_MS), so the stealer is the
- * port's only waiter. */
-static void test_stolen_quit(void) {
+ * port's only waiter. On a loaded machine the stealer may start waiting only
+ * after that check is over; then the monitor takes the quit itself and the
+ * attempt proves nothing about theft (everything else is still asserted):
+ * test_stolen_quit tries again. Returns the quits the stealer took. */
+static long stolen_quit_attempt(int attempt) {
+  char name[64];
   rig_t r;
   jw_policy_t p;
   const char *args[] = {"sleep", "600000"};
@@ -342,10 +346,14 @@ static void test_stolen_quit(void) {
   int rc, taken = 0, tries;
 
   jw_policy_init(&p);
-  CHECK_INT(jw_policy_set(&p, "name", "tamper-stolen-quit", "test", NULL), 0);
-  if (rig_start(&r, g_dir, "tamper-stolen-quit", &p, args, 2) != 0) {
+  if (attempt == 0)
+    snprintf(name, sizeof(name), "tamper-stolen-quit");
+  else
+    snprintf(name, sizeof(name), "tamper-stolen-quit-%d", attempt);
+  CHECK_INT(jw_policy_set(&p, "name", name, "test", NULL), 0);
+  if (rig_start(&r, g_dir, name, &p, args, 2) != 0) {
     CHECK(!"rig_start");
-    return;
+    return -1;
   }
   /* The forged exit, until the monitor (not this thread) has it: a packet
    * this thread dequeues itself is its own and is posted again. */
@@ -385,16 +393,16 @@ static void test_stolen_quit(void) {
     CloseHandle(th);
   }
   CloseHandle(st.waiting);
-  /* The thief took one quit at least; the owner posted more (one per
-   * REPOST_MS) until the monitor ended. */
-  CHECK(st.quits >= 1);
+  /* The owner posted quits (one per REPOST_MS) until the monitor ended;
+   * the thief took some of them (test_stolen_quit wants one at least). */
+  CHECK(r.stats.quits_posted >= 1);
   CHECK(r.stats.quits_posted >= (uint32_t)st.quits);
   CHECK_INT(st.other, 0);
   CHECK(TerminateJobObject(r.job.job, 3));
   evs = rig_finish(&r);
   CHECK(evs != NULL);
   if (evs == NULL)
-    return;
+    return st.quits;
   /* The forged exit was refused, the root was not reported exited, and
    * the record ended once (reconciled: the root still ran at the stop). */
   t = tw_filter(evs, "sandbox.violation", "monitor_tampering");
@@ -407,6 +415,16 @@ static void test_stolen_quit(void) {
   CHECK_STR(tw_str(end, "source"), "reconciled");
   CHECK_INT(count_for(evs, "sandbox.job_end", NULL, -1), 1);
   json_decref(evs);
+  return st.quits;
+}
+
+static void test_stolen_quit(void) {
+  long quits = 0;
+  int attempt;
+  for (attempt = 0; attempt < 5 && quits <= 0; attempt++)
+    quits = stolen_quit_attempt(attempt);
+  fprintf(stderr, "measured: the quit was stolen in attempt %d of at most 5\n", attempt);
+  CHECK(quits >= 1);
 }
 
 /* ---- injected: what only a kernel posts, believed when the kernel agrees -- */
