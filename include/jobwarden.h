@@ -20,9 +20,9 @@
 extern "C" {
 #endif
 
-#define JW_VERSION "0.1.0"
+#define JW_VERSION "0.2.0"
 /* Version of the event schema (docs/events.md, docs/jobwarden-event.schema.json). */
-#define JW_SCHEMA_VERSION "1.3.0"
+#define JW_SCHEMA_VERSION "2.0.0"
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */
@@ -331,7 +331,8 @@ typedef enum {
   JW_EVENT_PROCESS_START, /* sandbox.process_start */
   JW_EVENT_PROCESS_EXIT,  /* sandbox.process_exit */
   JW_EVENT_NOTICE,        /* sandbox.notice: degraded protection, unknown messages */
-  JW_EVENT_TELEMETRY_GAP  /* sandbox.telemetry_gap: events a sink did not get */
+  JW_EVENT_TELEMETRY_GAP, /* sandbox.telemetry_gap: events a sink did not get */
+  JW_EVENT_PROCESS_UPDATE /* sandbox.process_update: fields of a started process that came later */
 } jw_event_kind_t;
 
 typedef enum {
@@ -414,7 +415,9 @@ typedef struct jw_event_s {
   jw_event_kind_t kind;
   const char *rule;     /* static string: "child_process", "abnormal_exit", ... */
   const char *action;   /* static string: "blocked", "terminated", "observed", ... */
-  const char *enforcer; /* "kernel" or "monitor" */
+  const char *enforcer; /* "kernel" or "monitor": who acted. Rendered only with an action that
+                           says something was done (blocked, terminated, killed_job); with any
+                           other action nobody acted and the field is left out. */
   const char *source;   /* "port", "jobwarden", "reconciled" */
   jw_severity_t severity;
 
@@ -441,17 +444,45 @@ typedef struct jw_event_s {
   int has_process;
   jw_process_info_t process;
 
+  /* When it happened, microseconds since the Unix epoch (UTC): the
+   * process's creation time for a start, its exit time for an exit, when
+   * the system gives them. 0 = when it was emitted. Rendered as @timestamp;
+   * the emit time is "emitted". */
+  uint64_t time_us;
+  /* Tags of this occurrence besides the rule's own (rule_catalog.c): an
+   * ATT&CK technique the matched image stands for, a policy entry's tags.
+   * Static or owned by the event's owner; NULL-terminated when fewer. */
+  const char *tags[4];
+
   char message[512]; /* human-readable sentence */
   uint64_t seq;      /* set by the emitter: the seq of this event's line */
   void *extra;       /* json_t object merged into the event, or NULL; stolen by jw_emit() */
 } jw_event_t;
 
 /* Constant facts of one run, carried by every event. */
+#define JW_CONTEXT_UNAVAILABLE_MAX 6
 typedef struct jw_run_info_s {
   char run_id[40]; /* 32 hex digits */
   char host[256];
   char job_name[JW_POLICY_NAME_MAX + 32];
   jw_tier_t tier;
+  /* Context of every event (jw_run_info_init reads it; "" = not known, and
+   * then named in unavailable[] with the reason). */
+  char host_id[64];      /* Windows: MachineGuid; elsewhere /etc/machine-id */
+  char os_name[32];      /* "Windows", "Linux" */
+  char os_version[32];   /* "10.0" */
+  char os_build[32];     /* "19045" */
+  char wine_version[32]; /* Wine's version when jobwarden runs under Wine, else "" */
+  char user_id[192];     /* the user who started the run: a SID string, a uid */
+  char user_name[128];
+  char user_domain[128];
+  char agent_build[48]; /* the git commit jobwarden was built from ("" = not known) */
+  struct {
+    char field[24];   /* "host.id", "user", "host.os", "agent.build" */
+    char reason[160]; /* why, with the system's error */
+  } unavailable[JW_CONTEXT_UNAVAILABLE_MAX];
+  size_t n_unavailable;
+  uint64_t start_us; /* when the run began (jw_run_info_init): job_start's @timestamp */
 } jw_run_info_t;
 
 /* Clears *ev and sets the fields every event has. Strings are static. */
@@ -598,8 +629,15 @@ void jw_emitter_free(jw_emitter_t *em);
  * the emitter unfreed and exit. */
 int jw_emitter_drain(jw_emitter_t *em, uint32_t timeout_ms);
 
-/* Fills run->run_id with 128 random bits and run->host with the host name. */
+/* Fills run->run_id with 128 random bits, the host, OS and user context
+ * (what cannot be read is named in run->unavailable), run->start_us, and
+ * the job name: `job_name`, or when it is NULL or "" the default
+ * "<program>-<host>-<first 8 hex digits of run_id>" (`program`: the file
+ * name of the program without directory and ".exe"; NULL = "jobwarden"),
+ * which names the program and is unique across hosts and runs. */
 int jw_run_info_init(jw_run_info_t *run, const char *job_name, jw_tier_t tier);
+int jw_run_info_init_for(jw_run_info_t *run, const char *job_name, const char *program,
+                         jw_tier_t tier);
 /* Microseconds since the Unix epoch, UTC. */
 uint64_t jw_now_us(void);
 

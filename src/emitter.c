@@ -1,6 +1,7 @@
 /* The emitter: numbers events (seq), stamps them, renders each once and
  * hands the line to every exporter. One lock serializes numbering and
  * writing, so seq order is file order in every sink. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <jansson.h>
 
 #include "internal.h"
+#include "jw_build_info.h"
 
 typedef struct sink_s {
   jw_exporter_t *exp;  /* owned */
@@ -138,6 +140,11 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
   int rc = 0;
 
   jw__mutex_lock(&em->lock);
+  /* An event that does not say when it happened happened now, on the
+   * clock of the kernel's own process times (event_clock_us): read before
+   * the emit time, so that @timestamp <= emitted. */
+  if (ev->time_us == 0)
+    ev->time_us = jw__event_clock_us();
   /* The seq is consumed only once the line exists, so a failed render never
    * leaves a gap that no sink can explain. */
   if (jw_event_render_line(ev, &em->run, em->seq + 1, jw_now_us(), &line, &len) != 0) {
@@ -369,11 +376,66 @@ void jw_emitter_free(jw_emitter_t *em) {
   free(em);
 }
 
-int jw_run_info_init(jw_run_info_t *run, const char *job_name, jw_tier_t tier) {
+void jw__run_unavailable(jw_run_info_t *run, const char *field, const char *fmt, ...) {
+  va_list ap;
+  if (run->n_unavailable >= JW_CONTEXT_UNAVAILABLE_MAX)
+    return;
+  jw__strlcpy(run->unavailable[run->n_unavailable].field, field, sizeof(run->unavailable[0].field));
+  va_start(ap, fmt);
+  vsnprintf(run->unavailable[run->n_unavailable].reason, sizeof(run->unavailable[0].reason), fmt,
+            ap);
+  va_end(ap);
+  run->n_unavailable++;
+}
+
+/* "<program>-<host>-<8 hex>": the program's file name without directory
+ * and ".exe", and the host, each kept to the characters a job name may
+ * hold anywhere (letters, digits, '.', '_', '-'; others become '_') and
+ * cut so that the whole fits the policy's name limit. */
+static void default_job_name(jw_run_info_t *run, const char *program) {
+  char prog[41], host[40];
+  const char *base = program ? program : "jobwarden";
+  const char *p;
+  size_t i, n;
+  for (p = base; *p; p++)
+    if (*p == '\\' || *p == '/' || *p == ':')
+      base = p + 1;
+  n = strlen(base);
+  if (n >= 4 && base[n - 4] == '.' && (base[n - 3] | 0x20) == 'e' && (base[n - 2] | 0x20) == 'x' &&
+      (base[n - 1] | 0x20) == 'e')
+    n -= 4;
+  if (n == 0) {
+    base = "jobwarden";
+    n = strlen(base);
+  }
+  if (n >= sizeof(prog))
+    n = sizeof(prog) - 1;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)base[i];
+    prog[i] = (char)((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                             c == '.' || c == '_' || c == '-'
+                         ? c
+                         : '_');
+  }
+  prog[n] = '\0';
+  for (i = 0; i + 1 < sizeof(host) && run->host[i]; i++) {
+    unsigned char c = (unsigned char)run->host[i];
+    host[i] = (char)((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                             c == '.' || c == '_' || c == '-'
+                         ? c
+                         : '_');
+  }
+  host[i] = '\0';
+  snprintf(run->job_name, sizeof(run->job_name), "%s-%s-%.8s", prog, host, run->run_id);
+}
+
+int jw_run_info_init_for(jw_run_info_t *run, const char *job_name, const char *program,
+                         jw_tier_t tier) {
   unsigned char rnd[16];
   static const char hex[] = "0123456789abcdef";
   size_t i;
   memset(run, 0, sizeof(*run));
+  run->start_us = jw__event_clock_us();
   if (jw__random_bytes(rnd, sizeof(rnd)) != 0)
     return JW_ESYS;
   for (i = 0; i < sizeof(rnd); i++) {
@@ -382,7 +444,20 @@ int jw_run_info_init(jw_run_info_t *run, const char *job_name, jw_tier_t tier) {
   }
   run->run_id[32] = '\0';
   jw__hostname(run->host, sizeof(run->host));
-  jw__strlcpy(run->job_name, job_name ? job_name : "", sizeof(run->job_name));
+  jw__run_context(run);
+#ifdef JW_BUILD
+  jw__strlcpy(run->agent_build, JW_BUILD, sizeof(run->agent_build));
+#else
+  jw__run_unavailable(run, "agent.build", "jobwarden was not built from a git checkout");
+#endif
+  if (job_name != NULL && job_name[0] != '\0')
+    jw__strlcpy(run->job_name, job_name, sizeof(run->job_name));
+  else
+    default_job_name(run, program);
   run->tier = tier;
   return 0;
+}
+
+int jw_run_info_init(jw_run_info_t *run, const char *job_name, jw_tier_t tier) {
+  return jw_run_info_init_for(run, job_name, NULL, tier);
 }

@@ -1,4 +1,4 @@
-/* The event model: one jw_event_t becomes one JSON object (schema 1.3.0,
+/* The event model: one jw_event_t becomes one JSON object (schema 2.0.0,
  * docs/events.md) and one JSON Lines record. The key order is fixed here
  * and is part of the format: consumers may diff lines, tests compare them
  * byte for byte. Strings are hostile input: every one goes through
@@ -12,6 +12,7 @@
 
 #include "event_names.h"
 #include "internal.h"
+#include "rule_catalog.h"
 
 void jw_event_init(jw_event_t *ev, jw_event_kind_t kind, const char *rule, const char *action,
                    const char *enforcer, const char *source, jw_severity_t sev) {
@@ -40,6 +41,8 @@ const char *jw_event_kind_name(jw_event_kind_t kind) {
     return "sandbox.notice";
   case JW_EVENT_TELEMETRY_GAP:
     return "sandbox.telemetry_gap";
+  case JW_EVENT_PROCESS_UPDATE:
+    return "sandbox.process_update";
   }
   /* Not NULL: an out-of-range kind still renders (and fails the schema). */
   return "unknown";
@@ -249,9 +252,10 @@ static int put(json_t *obj, const char *key, json_t *value) {
  * when this event leaves them out (a process-less event cannot acquire a
  * forged "process" object through extra). */
 static const char *const reserved_keys[] = {
-    "schema_version", "event",   "seq",      "@timestamp", "host",   "run_id",      "job",
-    "rule",           "action",  "enforcer", "severity",   "source", "job_message", "limit",
-    "process",        "message",
+    "schema_version", "event",    "seq",      "@timestamp",  "emitted", "host",
+    "agent",          "user",     "run_id",   "job",         "rule",    "rule_id",
+    "action",         "enforcer", "severity", "source",      "tags",    "job_message",
+    "limit",          "process",  "message",  "unavailable",
 };
 
 static int is_reserved(const char *key) {
@@ -470,11 +474,92 @@ fail:
 /* Builds the object in schema order. Every put() failure means out of
  * memory; the half-built object is released and NULL returned, so a caller
  * never renders an event with a field missing. */
+/* An action that says something was done to the offending thing; only
+ * these name who did it (enforcer). */
+static int action_acts(const char *action) {
+  return action != NULL && (strcmp(action, "blocked") == 0 || strcmp(action, "terminated") == 0 ||
+                            strcmp(action, "killed_job") == 0);
+}
+
+/* host, agent and user: the context of every event (schema 2.0.0). */
+static int put_context(json_t *o, const jw_run_info_t *run) {
+  json_t *host = json_object(), *os, *agent, *user;
+  if (host == NULL || put(o, "host", host) != 0 ||
+      put(host, "name", make_bounded(run->host, sizeof(run->host))) != 0)
+    return -1;
+  if (run->host_id[0] != '\0' &&
+      put(host, "id", make_bounded(run->host_id, sizeof(run->host_id))) != 0)
+    return -1;
+  if (run->os_name[0] != '\0') {
+    os = json_object();
+    if (os == NULL || put(host, "os", os) != 0 ||
+        put(os, "name", make_bounded(run->os_name, sizeof(run->os_name))) != 0)
+      return -1;
+    if (run->os_version[0] != '\0' &&
+        put(os, "version", make_bounded(run->os_version, sizeof(run->os_version))) != 0)
+      return -1;
+    if (run->os_build[0] != '\0' &&
+        put(os, "build", make_bounded(run->os_build, sizeof(run->os_build))) != 0)
+      return -1;
+    if (run->wine_version[0] != '\0' &&
+        put(os, "wine_version", make_bounded(run->wine_version, sizeof(run->wine_version))) != 0)
+      return -1;
+  }
+  agent = json_object();
+  if (agent == NULL || put(o, "agent", agent) != 0 ||
+      put(agent, "name", json_string("jobwarden")) != 0 ||
+      put(agent, "version", json_string(JW_VERSION)) != 0)
+    return -1;
+  if (run->agent_build[0] != '\0' &&
+      put(agent, "build", make_bounded(run->agent_build, sizeof(run->agent_build))) != 0)
+    return -1;
+  if (run->user_id[0] != '\0') {
+    user = json_object();
+    if (user == NULL || put(o, "user", user) != 0 ||
+        put(user, "id", make_bounded(run->user_id, sizeof(run->user_id))) != 0)
+      return -1;
+    if (run->user_name[0] != '\0' &&
+        put(user, "name", make_bounded(run->user_name, sizeof(run->user_name))) != 0)
+      return -1;
+    if (run->user_domain[0] != '\0' &&
+        put(user, "domain", make_bounded(run->user_domain, sizeof(run->user_domain))) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* The rule's catalog tags, then this occurrence's own, without repeats. */
+static json_t *make_tags(const jw_rule_info_t *info, const jw_event_t *ev) {
+  json_t *a = json_array();
+  size_t i, k;
+  if (a == NULL)
+    return NULL;
+  for (i = 0; info != NULL && i < JW_RULE_TAGS_MAX && info->tags[i] != NULL; i++)
+    if (json_array_append_new(a, json_string(info->tags[i])) != 0)
+      goto fail;
+  for (i = 0; i < sizeof(ev->tags) / sizeof(ev->tags[0]) && ev->tags[i] != NULL; i++) {
+    int seen = 0;
+    for (k = 0; k < json_array_size(a); k++)
+      if (strcmp(json_string_value(json_array_get(a, k)), ev->tags[i]) == 0)
+        seen = 1;
+    if (!seen && json_array_append_new(a, make_cstring(ev->tags[i])) != 0)
+      goto fail;
+  }
+  return a;
+fail:
+  json_decref(a);
+  return NULL;
+}
+
+/* Builds the object in schema order. Every put() failure means out of
+ * memory; the half-built object is released and NULL returned, so a caller
+ * never renders an event with a field missing. */
 void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
                        uint64_t time_us) {
   json_t *o, *sub;
   const json_t *extra = NULL;
-  char when[32];
+  const jw_rule_info_t *info;
+  char when[32], emitted[32];
 
   if (ev == NULL || run == NULL)
     return NULL;
@@ -483,16 +568,19 @@ void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run, uint64_t 
   o = json_object();
   if (o == NULL)
     return NULL;
-  jw_format_time_us(time_us, when, sizeof(when));
+  /* @timestamp is when it happened, "emitted" when this line was made: a
+   * timeline sorted on @timestamp puts a reconciled exit where the exit
+   * was, not where jobwarden found it. */
+  jw_format_time_us(ev->time_us != 0 ? ev->time_us : time_us, when, sizeof(when));
+  jw_format_time_us(time_us, emitted, sizeof(emitted));
 
   if (put(o, "schema_version", json_string(JW_SCHEMA_VERSION)) != 0 ||
       put(o, "event", json_string(jw_event_kind_name(ev->kind))) != 0 ||
-      put(o, "seq", make_u64(seq)) != 0 || put(o, "@timestamp", json_string(when)) != 0)
+      put(o, "seq", make_u64(seq)) != 0 || put(o, "@timestamp", json_string(when)) != 0 ||
+      put(o, "emitted", json_string(emitted)) != 0)
     goto fail;
 
-  sub = json_object();
-  if (sub == NULL || put(o, "host", sub) != 0 ||
-      put(sub, "name", make_bounded(run->host, sizeof(run->host))) != 0)
+  if (put_context(o, run) != 0)
     goto fail;
   if (put(o, "run_id", make_bounded(run->run_id, sizeof(run->run_id))) != 0)
     goto fail;
@@ -504,11 +592,19 @@ void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run, uint64_t 
 
   /* NULL here is a producer bug: it renders as null, which the schema
    * rejects, so the tests catch it while the event itself is not lost. */
-  if (put(o, "rule", make_cstring(ev->rule)) != 0 ||
-      put(o, "action", make_cstring(ev->action)) != 0 ||
-      put(o, "enforcer", make_cstring(ev->enforcer)) != 0 ||
-      put(o, "severity", json_string(jw_severity_name(ev->severity))) != 0 ||
-      put(o, "source", make_cstring(ev->source)) != 0)
+  info = jw_rule_info(ev->rule);
+  if (put(o, "rule", make_cstring(ev->rule)) != 0)
+    goto fail;
+  if (info != NULL && put(o, "rule_id", json_string(info->id)) != 0)
+    goto fail;
+  if (put(o, "action", make_cstring(ev->action)) != 0)
+    goto fail;
+  /* Who acted, only when someone did: with "observed", "reported",
+   * "not_enforced" nobody stopped anything and no enforcer is named. */
+  if (action_acts(ev->action) && put(o, "enforcer", make_cstring(ev->enforcer)) != 0)
+    goto fail;
+  if (put(o, "severity", json_string(jw_severity_name(ev->severity))) != 0 ||
+      put(o, "source", make_cstring(ev->source)) != 0 || put(o, "tags", make_tags(info, ev)) != 0)
     goto fail;
 
   if (ev->has_job_message) {
@@ -556,6 +652,17 @@ void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run, uint64_t 
 
   if (put(o, "message", make_bounded(ev->message, sizeof(ev->message))) != 0)
     goto fail;
+
+  if (run->n_unavailable != 0) {
+    size_t i;
+    sub = json_object();
+    if (sub == NULL || put(o, "unavailable", sub) != 0)
+      goto fail;
+    for (i = 0; i < run->n_unavailable && i < JW_CONTEXT_UNAVAILABLE_MAX; i++)
+      if (put(sub, run->unavailable[i].field,
+              make_bounded(run->unavailable[i].reason, sizeof(run->unavailable[i].reason))) != 0)
+        goto fail;
+  }
 
   if (extra != NULL) {
     const char *key;

@@ -58,6 +58,20 @@ void jw__thread_join(jw__thread_t *t);
 int jw__random_bytes(void *buf, size_t n);
 /* Host name as UTF-8; "unknown" when it cannot be read. */
 void jw__hostname(char *buf, size_t size);
+/* Microseconds since the Unix epoch on the clock the kernel stamps process
+ * creation and exit times with (Windows: GetSystemTimeAsFileTime, which
+ * advances at the timer tick; GetSystemTimePreciseAsFileTime, jw_now_us,
+ * runs ahead of it by up to a tick). Every @timestamp jobwarden makes
+ * itself is on this clock, so that a process's own times and the events
+ * around them sort in the order they happened. Never later than a
+ * jw_now_us() read after it. */
+uint64_t jw__event_clock_us(void);
+/* The run's context beyond the host name: host id, OS, the user running
+ * jobwarden; each value that cannot be read is named in
+ * run->unavailable[] with the reason (platform.c). */
+void jw__run_context(jw_run_info_t *run);
+/* Adds field -> reason to run->unavailable (formats like printf). */
+void jw__run_unavailable(jw_run_info_t *run, const char *field, const char *fmt, ...);
 /* Writes all of buf to the process's stderr, unbuffered (messages that must
  * not interleave with another thread's output mid-line). */
 void jw__stderr_write(const char *buf, size_t len);

@@ -15,7 +15,14 @@ its gap must cover exactly from the expected seq to its own seq (= to_seq).
 Also refused: an empty file, a last line
 without its newline (a torn write), invalid UTF-8, duplicate keys, NaN or
 Infinity, strings holding lone surrogates, an exit_code_hex or entity_id
-that disagrees with exit_code or pid. --expect N fails when fewer than N
+that disagrees with exit_code or pid, a limit block of another rule than
+the event's. The record of each run must hold together in time (schema
+2.0.0: @timestamp is when it happened, emitted when it was written):
+@timestamp <= emitted; job_start at or before, job_end at or after every
+other event of its run; a process's events not before its process_start,
+a child's start not before its parent's. sandbox.job_end must be the last
+line of its run in its file, and a run that has a job_start must have a
+job_end in the files checked together. --expect N fails when fewer than N
 files were checked.
 
 This is the independent validator the design asks for: it shares no code
@@ -115,7 +122,64 @@ def semantic_problems(event):
                 not entity.startswith("%d-" % pid):
             problems.append("process.entity_id %s does not start with pid %d"
                             % (entity, pid))
+    limit = event.get("limit")
+    if isinstance(limit, dict) and limit.get("name") != event.get("rule"):
+        problems.append("limit block %r on an event of rule %r: every rule has its own limit "
+                        "or none" % (limit.get("name"), event.get("rule")))
     return problems
+
+
+def timeline_problems(events):
+    """events: [(line, event)] of one run in one file, in file order.
+    Yields (line, problem) for a record that does not hold together in
+    time. Times are RFC 3339 with a fixed width, so text order is time
+    order."""
+    def when(event):
+        value = event.get("@timestamp")
+        return value if isinstance(value, str) else None
+
+    def entity(event, *path):
+        value = event
+        for key in ("process",) + path + ("entity_id",):
+            value = value.get(key) if isinstance(value, dict) else None
+        return value if isinstance(value, str) else None
+
+    end_line = None
+    first = last = None
+    starts = {}
+    for line, event in events:
+        kind = event.get("event")
+        stamp, emitted = when(event), event.get("emitted")
+        if stamp and isinstance(emitted, str) and stamp > emitted:
+            yield line, "@timestamp %s is after emitted %s" % (stamp, emitted)
+        if end_line is not None:
+            yield line, "an event of the run follows its sandbox.job_end (line %d)" % end_line
+        if kind == "sandbox.job_end":
+            end_line = line
+            last = (line, stamp)
+        if kind == "sandbox.job_start" and first is None:
+            first = (line, stamp)
+        if kind == "sandbox.process_start" and stamp and entity(event):
+            starts.setdefault(entity(event), (line, stamp))
+    for line, event in events:
+        stamp = when(event)
+        if not stamp or event.get("event") in ("sandbox.telemetry_gap", "sandbox.job_start"):
+            continue
+        if first and first[1] and stamp < first[1]:
+            yield line, "@timestamp %s is before the run's job_start (%s, line %d)" % (
+                stamp, first[1], first[0])
+        if last and last[1] and stamp > last[1]:
+            yield line, "@timestamp %s is after the run's job_end (%s, line %d)" % (
+                stamp, last[1], last[0])
+        own = entity(event)
+        if own in starts and stamp < starts[own][1]:
+            yield line, "@timestamp %s of %s is before its process_start (%s, line %d)" % (
+                stamp, own, starts[own][1], starts[own][0])
+        parent = entity(event, "parent")
+        if event.get("event") == "sandbox.process_start" and parent in starts and \
+                stamp < starts[parent][1]:
+            yield line, "process %s starts at %s, before its parent %s (%s, line %d)" % (
+                own, stamp, parent, starts[parent][1], starts[parent][0])
 
 
 EVENT_FILE = re.compile(r"\.jsonl(\.[0-9]+)?$")
@@ -139,8 +203,13 @@ def error_path(error):
                          for p in error.absolute_path)
 
 
-def check_file(path, validator, report):
-    """Returns (lines, runs) and calls report(line_no, text) per problem."""
+def check_file(path, validator, report, ends=None):
+    """Returns (lines, runs) and calls report(line_no, text) per problem.
+    ends (a dict run_id -> [started, ended]) collects, across files,
+    whether each run has its job_start and its job_end."""
+    if ends is None:
+        ends = {}
+    by_run = {}
     try:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -185,6 +254,13 @@ def check_file(path, validator, report):
             report(number, problem)
         run = event.get("run_id")
         seq = event.get("seq")
+        if isinstance(run, str) and event.get("event") != CONTINUED:
+            by_run.setdefault(run, []).append((number, event))
+            mark = ends.setdefault(run, [None, False])
+            if event.get("event") == "sandbox.job_start":
+                mark[0] = number
+            if event.get("event") == "sandbox.job_end":
+                mark[1] = True
         if event.get("event") == CONTINUED:
             if number != 1:
                 report(number, "%s is only allowed as the first line of a file" % CONTINUED)
@@ -218,6 +294,9 @@ def check_file(path, validator, report):
             next_seq[run] = seq + 1
     if pending is not None:
         report(len(lines), "%s is not followed by any event" % CONTINUED)
+    for events in by_run.values():
+        for line, problem in timeline_problems(events):
+            report(line, problem)
     return len(lines), len(next_seq)
 
 
@@ -252,12 +331,22 @@ def main(argv):
     problems = []
     total_lines = total_runs = 0
     files = collect(targets)
+    ends = {}
+    started_in = {}
     for path in files:
         def report(line, text, path=path):
             problems.append("%s:%d: %s" % (path, line, text))
-        lines, runs = check_file(path, validator, report)
+        before = {run: mark[0] for run, mark in ends.items()}
+        lines, runs = check_file(path, validator, report, ends)
+        for run, mark in ends.items():
+            if mark[0] is not None and before.get(run) is None:
+                started_in[run] = "%s:%d" % (path, mark[0])
         total_lines += lines
         total_runs += runs
+    for run, mark in sorted(ends.items()):
+        if mark[0] is not None and not mark[1]:
+            problems.append("%s: run %s has a sandbox.job_start and no sandbox.job_end"
+                            % (started_in.get(run, "?"), run))
     for path in targets:
         if not os.path.exists(path):
             problems.append("%s:0: no such file or directory" % path)

@@ -4,7 +4,10 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <sys/random.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +60,10 @@ void jw__stderr_write(const char *buf, size_t len) {
     buf += w;
     len -= (size_t)w;
   }
+}
+
+uint64_t jw__event_clock_us(void) {
+  return jw_now_us();
 }
 
 uint64_t jw_now_us(void) {
@@ -135,4 +142,31 @@ int jw__thread_start_stack(jw__thread_t *t, void (*fn)(void *), void *arg, size_
 
 void jw__thread_join(jw__thread_t *t) {
   pthread_join(*t, NULL);
+}
+
+/* The native build only renders and checks events (unit tests, tools);
+ * its context is read the same honest way: what is not there is named. */
+void jw__run_context(jw_run_info_t *run) {
+  FILE *f = fopen("/etc/machine-id", "r");
+  struct utsname u;
+  struct passwd *pw;
+  if (f != NULL) {
+    if (fgets(run->host_id, sizeof(run->host_id), f) != NULL)
+      run->host_id[strcspn(run->host_id, "\r\n")] = '\0';
+    fclose(f);
+  }
+  if (run->host_id[0] == '\0')
+    jw__run_unavailable(run, "host.id", "/etc/machine-id could not be read");
+  if (uname(&u) == 0) {
+    jw__strlcpy(run->os_name, u.sysname, sizeof(run->os_name));
+    jw__strlcpy(run->os_version, u.release, sizeof(run->os_version));
+  } else {
+    jw__run_unavailable(run, "host.os", "uname failed (errno %d)", errno);
+  }
+  snprintf(run->user_id, sizeof(run->user_id), "%lu", (unsigned long)getuid());
+  pw = getpwuid(getuid());
+  if (pw != NULL && pw->pw_name != NULL)
+    jw__strlcpy(run->user_name, pw->pw_name, sizeof(run->user_name));
+  else
+    jw__run_unavailable(run, "user.name", "uid %lu has no passwd entry", (unsigned long)getuid());
 }

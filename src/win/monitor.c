@@ -290,10 +290,11 @@ int jw_monitor_set_root(jw_monitor_t *m, const jw_child_t *root) {
   }
   jw__mon_enrich_more(m, t);
 
-  jw__mon_ev_init(&ev, JW_EVENT_PROCESS_START, "root_process", "observed", "monitor", JW_SEV_INFO);
+  jw__mon_ev_init(&ev, JW_EVENT_PROCESS_START, "root_process", "observed", NULL, JW_SEV_INFO);
   ev.source = "jobwarden";
   ev.has_process = 1;
   jw__mon_fill_process(m, t, &ev.process);
+  ev.time_us = jw__mon_filetime_us(t->create_time);
   snprintf(ev.message, sizeof(ev.message),
            "root process %.300s (pid %lu) created inside the job (%s); it runs next",
            jw__mon_image_or_unknown(t), (unsigned long)t->pid, root->method ? root->method : "?");

@@ -77,7 +77,7 @@ void jw__mon_kill_process_for(jw_monitor_t *m, tracked_t *t, const char *rule, o
 const char *jw__mon_outcome_action(jw_rule_action_t a, const outcome_t *o, char *say, size_t n) {
   if (a == JW_ACTION_REPORT) {
     snprintf(say, n, "reported only (action report)");
-    return "observed";
+    return "reported";
   }
   if (a == JW_ACTION_KILL_JOB ? o->job_killed : (o->proc_killed || o->job_killed)) {
     snprintf(say, n, "%s",

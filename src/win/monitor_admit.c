@@ -117,6 +117,13 @@ static void emit_verdict(jw_monitor_t *m, const tracked_t *t, const verdict_t *v
   jw_event_t ev;
   char say[160];
   const char *action = jw__mon_outcome_action(v->action, o, say, sizeof(say));
+  /* The active-process limit is the kernel's to enforce: when it let the
+   * process pass and the policy asks only for a report, the limit was
+   * not enforced, which is more than "reported". */
+  if (strcmp(v->rule, "active_processes") == 0 && v->action == JW_ACTION_REPORT) {
+    action = "not_enforced";
+    snprintf(say, sizeof(say), "nothing stopped it (action report)");
+  }
   jw__mon_ev_init(&ev, JW_EVENT_VIOLATION, v->rule, action, "monitor", JW_SEV_HIGH);
   if (strcmp(t->start_source, "port") == 0)
     jw__mon_ev_job_message(&ev, JOB_OBJECT_MSG_NEW_PROCESS);
@@ -173,7 +180,7 @@ static uint32_t kernel_active(jw_monitor_t *m, uint32_t fallback) {
 }
 
 /* The monitor rules for a process just admitted, their actions, and its
- * events: child_process, then one violation per broken rule. */
+ * events: its process_start, then one violation per broken rule. */
 static void judge(jw_monitor_t *m, tracked_t *t) {
   const jw_policy_t *p = &m->job->policy;
   DWORD pid = t->pid;
@@ -204,14 +211,14 @@ static void judge(jw_monitor_t *m, tracked_t *t) {
     v->observed = m->stats.processes_seen;
   }
   /* The kernel should have refused this process (it does on Windows, and
-   * then no NEW_PROCESS arrives); this kernel did not. Its report is the
-   * child_process event below (not_enforced); any other action is the
-   * monitor's. */
-  if (over && jw__mon_effective(p->active_processes_action, JW_ACTION_REPORT) != JW_ACTION_REPORT) {
+   * then no NEW_PROCESS arrives); this kernel did not. That is a violation
+   * of the active-process limit whatever the rule's action: with `report`
+   * nobody stops it (not_enforced), otherwise the monitor acts. */
+  if (over) {
     verdict_t *v = &verdicts[n++];
     memset(v, 0, sizeof(*v));
     v->rule = "active_processes";
-    v->action = p->active_processes_action;
+    v->action = jw__mon_effective(p->active_processes_action, JW_ACTION_REPORT);
     v->has_limit = 1;
     v->limit_name = "active_processes";
     v->limit_unit = "processes";
@@ -230,48 +237,30 @@ static void judge(jw_monitor_t *m, tracked_t *t) {
   else if (decider >= 0 && verdicts[decider].action == JW_ACTION_KILL_PROCESS)
     jw__mon_kill_process_for(m, t, verdicts[decider].rule, &o);
 
-  jw__mon_ev_init(&ev, JW_EVENT_VIOLATION, "child_process", "allowed", "kernel", JW_SEV_LOW);
+  /* Every process of the job gets its start event, whatever the policy
+   * says of it; a decision against it is a violation of its own, after. */
+  jw__mon_ev_init(&ev, JW_EVENT_PROCESS_START, "child_process", "observed", NULL, JW_SEV_INFO);
   if (reconciled)
     ev.source = t->start_source;
   else
     jw__mon_ev_job_message(&ev, JOB_OBJECT_MSG_NEW_PROCESS);
   ev.has_process = 1;
   jw__mon_fill_process(m, t, &ev.process);
-  if (limit != 0) {
-    ev.has_limit = 1;
-    ev.limit_name = "active_processes";
-    ev.limit_unit = "processes";
-    ev.limit_configured = limit;
-    ev.has_limit_observed = 1;
-    ev.limit_observed = active;
-  }
-  if (over) {
-    ev.action = "not_enforced";
-    ev.severity = JW_SEV_HIGH;
-    snprintf(ev.message, sizeof(ev.message),
-             "child process %.300s (pid %lu, parent %lu) started although the active-process "
-             "limit is %lu (%lu active): the kernel did not enforce the limit",
-             jw__mon_image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid,
-             (unsigned long)limit, (unsigned long)active);
-  } else if (n > 0) {
-    /* The policy does not allow it: the rule's own event follows. */
-    ev.action = "observed";
-    ev.severity = JW_SEV_MEDIUM;
-    snprintf(ev.message, sizeof(ev.message),
-             "child process %.300s (pid %lu, parent %lu) started; it breaks the monitor rule %s "
-             "(next event)",
-             jw__mon_image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid,
-             verdicts[0].rule);
-  } else if (reconciled) {
+  ev.time_us = jw__mon_filetime_us(t->create_time);
+  if (reconciled)
     snprintf(ev.message, sizeof(ev.message),
              "child process %.300s (pid %lu, parent %lu) is in the job although the port never "
              "announced it",
              jw__mon_image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid);
-  } else {
+  else if (n > 0)
     snprintf(ev.message, sizeof(ev.message),
-             "child process %.300s (pid %lu, parent %lu) started; the policy allows it",
+             "child process %.300s (pid %lu, parent %lu) started; it breaks the rule %s (next "
+             "event)",
+             jw__mon_image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid,
+             verdicts[0].rule);
+  else
+    snprintf(ev.message, sizeof(ev.message), "child process %.300s (pid %lu, parent %lu) started",
              jw__mon_image_or_unknown(t), (unsigned long)pid, (unsigned long)t->ppid);
-  }
   jw__mon_emit(m, &ev);
   for (i = 0; i < n; i++)
     emit_verdict(m, t, &verdicts[i], &o);

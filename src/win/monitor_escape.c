@@ -216,6 +216,7 @@ static void report_exit(jw_monitor_t *m, escape_t *e, int at_job_end) {
   ev.source = "jobwarden";
   ev.has_process = 1;
   jw__mon_fill_process(m, &e->t, &ev.process);
+  ev.time_us = jw__mon_filetime_us(ev.process.end_time);
   if (ours && at_job_end)
     snprintf(ev.message, sizeof(ev.message),
              "escaped process %.300s (pid %lu) was still running when the job ended: terminated "
@@ -250,7 +251,7 @@ static void act(jw_monitor_t *m, escape_t *e) {
   jw_rule_action_t a = jw__mon_effective(
       m->job->policy.escape_action,
       m->job->policy.tier == JW_TIER_NONE ? JW_ACTION_REPORT : JW_ACTION_KILL_PROCESS);
-  const char *action = "observed", *where = NULL;
+  const char *action = a == JW_ACTION_REPORT ? "reported" : "observed", *where = NULL;
   char say[200];
   DWORD err = 0;
   outcome_t jo, po;

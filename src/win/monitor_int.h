@@ -230,6 +230,9 @@ void jw__mon_report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *s
 /* EXIT_PROCESS / ABNORMAL_EXIT_PROCESS, checked against the kernel. */
 void jw__mon_on_exit_message(jw_monitor_t *m, DWORD msg, DWORD pid);
 /* Clears ev and sets the fields every monitor event has. */
+/* A FILETIME (100 ns since 1601) as microseconds since 1970 for an
+ * event's time_us; 0 (= the emit time) when it is not a plausible time. */
+uint64_t jw__mon_filetime_us(uint64_t filetime);
 void jw__mon_ev_init(jw_event_t *ev, jw_event_kind_t kind, const char *rule, const char *action,
                      const char *enforcer, jw_severity_t sev);
 /* Records the JOB_OBJECT_MSG_* the event comes from. */

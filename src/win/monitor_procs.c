@@ -401,6 +401,12 @@ uint32_t jw__mon_active_count(jw_monitor_t *m) {
 /* ------------------------------------------------------------------------ */
 
 /* Most monitor events come from a port message. */
+uint64_t jw__mon_filetime_us(uint64_t filetime) {
+  if (filetime <= 116444736000000000ull)
+    return 0;
+  return (filetime - 116444736000000000ull) / 10u;
+}
+
 void jw__mon_ev_init(jw_event_t *ev, jw_event_kind_t kind, const char *rule, const char *action,
                      const char *enforcer, jw_severity_t sev) {
   jw_event_init(ev, kind, rule, action, enforcer, "port", sev);
@@ -450,14 +456,14 @@ void jw__mon_report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *s
 
   if (abnormal && !killed) {
     m->stats.abnormal_exits++;
-    jw__mon_ev_init(&ev, JW_EVENT_VIOLATION, "abnormal_exit", "terminated",
-                    msg == JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS ? "kernel" : "monitor",
-                    JW_SEV_HIGH);
+    /* A crash: nobody acted on the process, it ended by itself. */
+    jw__mon_ev_init(&ev, JW_EVENT_VIOLATION, "abnormal_exit", "observed", NULL, JW_SEV_HIGH);
     ev.source = source;
     if (msg)
       jw__mon_ev_job_message(&ev, msg);
     ev.has_process = 1;
     jw__mon_fill_process(m, t, &ev.process);
+    ev.time_us = jw__mon_filetime_us(ev.process.end_time);
     snprintf(ev.message, sizeof(ev.message),
              "%s process %.300s (pid %lu) exited abnormally with %s", t->is_root ? "root" : "child",
              jw__mon_image_or_unknown(t), (unsigned long)t->pid, code);
@@ -474,6 +480,7 @@ void jw__mon_report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *s
     jw__mon_ev_job_message(&ev, msg);
   ev.has_process = 1;
   jw__mon_fill_process(m, t, &ev.process);
+  ev.time_us = jw__mon_filetime_us(ev.process.end_time);
   if (killed_proc && strcmp(t->killed_by, "member_control") == 0)
     snprintf(ev.message, sizeof(ev.message),
              "%s process %.300s (pid %lu) was terminated by jobwarden (control request `kill` "

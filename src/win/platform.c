@@ -73,6 +73,15 @@ void jw__stderr_write(const char *buf, size_t len) {
   jw__write_all(GetStdHandle(STD_ERROR_HANDLE), buf, len);
 }
 
+uint64_t jw__event_clock_us(void) {
+  FILETIME ft;
+  ULARGE_INTEGER u;
+  GetSystemTimeAsFileTime(&ft);
+  u.LowPart = ft.dwLowDateTime;
+  u.HighPart = ft.dwHighDateTime;
+  return (u.QuadPart - 116444736000000000ull) / 10u;
+}
+
 uint64_t jw_now_us(void) {
   FILETIME ft;
   ULARGE_INTEGER u;

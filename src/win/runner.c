@@ -120,6 +120,7 @@ typedef struct {
   unsigned uninherited; /* handles jw__handles_uninherit made non-inheritable */
   unsigned inheritable; /* handles that stayed inheritable */
   int emitted;
+  uint64_t run_start_us; /* the run's start, job_start's @timestamp */
 } start_ctx_t;
 
 /* job_config.kill_on_close: "on", "opted_out" (the policy turned it off)
@@ -216,7 +217,9 @@ static void emit_job_start(start_ctx_t *sc, const jw_child_t *child) {
   if (sc->emitted)
     return;
   sc->emitted = 1;
-  jw_event_init(&ev, JW_EVENT_JOB_START, "job", "observed", "kernel", "jobwarden", JW_SEV_INFO);
+  jw_event_init(&ev, JW_EVENT_JOB_START, "job", "observed", NULL, "jobwarden", JW_SEV_INFO);
+  /* When the run began: before the job and the root existed. */
+  ev.time_us = sc->run_start_us;
   for (i = 0; argv != NULL && i < cfg->argc; i++) {
     json_t *s = json_stringn(cfg->argv[i], strlen(cfg->argv[i]));
     if (s != NULL)
@@ -348,10 +351,9 @@ int jw_run(const jw_run_config_t *cfg) {
     exports = policy_exports;
     n_exports = i;
   }
-  if (pol.name[0])
-    jw__strlcpy(name, pol.name, sizeof(name));
-  else
-    snprintf(name, sizeof(name), "jobwarden-%lu", (unsigned long)GetCurrentProcessId());
+  /* The default name ("<program>-<host>-<run id>") needs the run id:
+   * jw_run_info_init_for makes it below. */
+  jw__strlcpy(name, pol.name, sizeof(name));
 
   /* The program never shares a stream with an event sink: checked before
    * anything is opened. */
@@ -378,10 +380,13 @@ int jw_run(const jw_run_config_t *cfg) {
     say("", err.text);
     goto done;
   }
-  if (jw_run_info_init(&run, name, pol.tier) != 0 || jw_emitter_new(&run, &em) != 0) {
+  if (jw_run_info_init_for(&run, pol.name[0] ? name : NULL, cfg->argv[0], pol.tier) != 0 ||
+      jw_emitter_new(&run, &em) != 0) {
     say("", "cannot initialize the run (no random source or out of memory)");
     goto done;
   }
+  jw__strlcpy(name, run.job_name, sizeof(name));
+  sc.run_start_us = run.start_us;
   for (i = 0; i < n_exports; i++) {
     jw_exporter_t *exp;
     if (jw_exporter_open(exports[i], &exp, &err) != 0) {
@@ -544,12 +549,8 @@ int jw_run(const jw_run_config_t *cfg) {
       jw_event_t ev;
       jw_event_init(&ev, JW_EVENT_VIOLATION, "orphan_processes", "killed_job", "monitor",
                     "jobwarden", JW_SEV_MEDIUM);
-      ev.has_limit = 1;
-      ev.limit_name = "active_processes";
-      ev.limit_unit = "processes";
-      ev.limit_configured = pol.active_processes;
-      ev.has_limit_observed = 1;
-      ev.limit_observed = left;
+      /* No limit was hit: the count is the rule's own fact. */
+      ev.extra = json_pack("{s:{s:I}}", "orphans", "count", (json_int_t)left);
       snprintf(
           ev.message, sizeof(ev.message),
           "the root process exited leaving %lu process(es) in the job; jobwarden terminates them",

@@ -62,13 +62,14 @@ static void test_fanout(const char *dir) {
   for (i = 0; i < N; i++) {
     jw_event_t ev;
     memset(&ev, 0, sizeof(ev));
-    ev.kind = i == 0 ? JW_EVENT_JOB_START : JW_EVENT_VIOLATION;
-    ev.rule = i == 0 ? "job" : "child_process";
+    /* A stream as jobwarden writes one: job_start first, job_end last. */
+    ev.kind = i == 0 ? JW_EVENT_JOB_START : i == N - 1 ? JW_EVENT_JOB_END : JW_EVENT_VIOLATION;
+    ev.rule = i == 0 || i == N - 1 ? "job" : "image_denied";
     ev.action = "observed";
     ev.enforcer = "kernel";
     ev.source = "port";
     ev.severity = JW_SEV_LOW;
-    ev.has_process = i != 0;
+    ev.has_process = i != 0 && i != N - 1;
     ev.process.pid = 1000u + (uint32_t)i;
     ev.process.create_time = 133000000000000000ull + (uint64_t)i;
     ev.process.image = "C:\\agent\\child.exe";
@@ -111,6 +112,8 @@ static void test_fanout(const char *dir) {
       CHECK_STR(json_string_value(json_object_get(j, "event")), "sandbox.job_start");
       CHECK_STR(json_string_value(json_object_get(json_object_get(j, "policy"), "tier")),
                 "hardened");
+    } else if (n_lines == N) {
+      CHECK_STR(json_string_value(json_object_get(j, "event")), "sandbox.job_end");
     } else {
       CHECK_STR(json_string_value(json_object_get(j, "event")), "sandbox.violation");
       CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "process"), "pid")),
@@ -233,7 +236,7 @@ static void emit_kind(jw_emitter_t *em, jw_event_kind_t kind) {
   jw_event_t ev;
   memset(&ev, 0, sizeof(ev));
   ev.kind = kind;
-  ev.rule = kind == JW_EVENT_VIOLATION ? "child_process" : "root_process";
+  ev.rule = kind == JW_EVENT_VIOLATION ? "abnormal_exit" : "root_process";
   ev.action = "observed";
   ev.enforcer = "monitor";
   ev.source = "port";

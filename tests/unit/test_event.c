@@ -235,10 +235,12 @@ static void root_process(jw_process_info_t *p) {
   p->is_root = 1;
 }
 
-#define HEAD "{\"schema_version\":\"1.3.0\",\"event\":"
+#define HEAD "{\"schema_version\":\"2.0.0\",\"event\":"
 #define RUN(seq, sec)                                                                              \
   ",\"seq\":" #seq ",\"@timestamp\":\"2026-11-23T09:11:" sec                                       \
-  ".123456Z\",\"host\":{\"name\":\"build-host\"},\"run_id\":"                                      \
+  ".123456Z\",\"emitted\":\"2026-11-23T09:11:" sec                                                 \
+  ".123456Z\",\"host\":{\"name\":\"build-host\"},"                                                 \
+  "\"agent\":{\"name\":\"jobwarden\",\"version\":\"" JW_VERSION "\"},\"run_id\":"                  \
   "\"0123456789abcdef0123456789abcdef\",\"job\":{\"name\":\"agent-ci\","                           \
   "\"tier\":\"lockdown\"}"
 
@@ -257,9 +259,10 @@ static void test_lines(void) {
                     "--task", "kill_on_close_applied", 1);
   ev.extra = extra;
   EMIT(&ev, HEAD "\"sandbox.job_start\"" RUN(
-                1, "05") ",\"rule\":\"job\",\"action\":\"observed\","
-                         "\"enforcer\":\"kernel\",\"severity\":\"info\","
-                         "\"source\":\"jobwarden\",\"process\":{\"pid\":4242,"
+                1, "05") ",\"rule\":\"job\",\"rule_id\":\"JW-0001\",\"action\":\"observed\","
+                         "\"severity\":\"info\","
+                         "\"source\":\"jobwarden\",\"tags\":[\"jobwarden.lifecycle\"],\"process\":{"
+                         "\"pid\":4242,"
                          "\"entity_id\":\"4242-01DC5A0B12345678\","
                          "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,\"start\":"
                          "\"2025-11-20T10:47:31.083224Z\"},"
@@ -279,17 +282,18 @@ static void test_lines(void) {
   ev.job_message = 6;
   ev.has_process = 1;
   root_process(&ev.process);
-  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(
-                2, "06") ",\"rule\":\"root_process\",\"action\":\"observed\","
-                         "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"port\","
-                         "\"job_message\":{\"id\":6,\"name\":\"JOB_OBJECT_MSG_NEW_PROCESS\"},"
-                         "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
-                         "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,\"start\":"
-                         "\"2025-11-20T10:47:31.083224Z\"},"
-                         "\"message\":\"Process 4242 started.\"}");
+  EMIT(&ev,
+       HEAD "\"sandbox.process_start\"" RUN(
+           2, "06") ",\"rule\":\"root_process\",\"rule_id\":\"JW-0002\",\"action\":\"observed\","
+                    "\"severity\":\"info\",\"source\":\"port\",\"tags\":[\"jobwarden.lifecycle\"],"
+                    "\"job_message\":{\"id\":6,\"name\":\"JOB_OBJECT_MSG_NEW_PROCESS\"},"
+                    "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
+                    "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,\"start\":"
+                    "\"2025-11-20T10:47:31.083224Z\"},"
+                    "\"message\":\"Process 4242 started.\"}");
 
   /* 3: a child process over the active-process limit. */
-  init_event(&ev, JW_EVENT_VIOLATION, "child_process", "blocked", "kernel", JW_SEV_HIGH, "port",
+  init_event(&ev, JW_EVENT_VIOLATION, "active_processes", "blocked", "kernel", JW_SEV_HIGH, "port",
              "Process 4242 tried to start a child process; the job allows 1.");
   ev.has_job_message = 1;
   ev.job_message = 3;
@@ -305,19 +309,21 @@ static void test_lines(void) {
   ev.process.image = "C:\\Windows\\System32\\cmd.exe";
   ev.process.has_parent = 1;
   ev.process.parent_pid = 4242;
-  EMIT(&ev, HEAD "\"sandbox.violation\"" RUN(
-                3, "07") ",\"rule\":\"child_process\",\"action\":\"blocked\","
-                         "\"enforcer\":\"kernel\",\"severity\":\"high\",\"source\":\"port\","
-                         "\"job_message\":{\"id\":3,"
-                         "\"name\":\"JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT\"},"
-                         "\"limit\":{\"name\":\"active_processes\",\"unit\":\"processes\","
-                         "\"configured\":1,\"observed\":2},"
-                         "\"process\":{\"pid\":5000,\"entity_id\":\"5000-01DC5A0B12400000\","
-                         "\"executable\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\","
-                         "\"parent\":{\"pid\":4242},\"is_root\":false,\"start\":\"2025-11-20T10:47:"
-                         "31.159654Z\"},"
-                         "\"message\":\"Process 4242 tried to start a child process; the job "
-                         "allows 1.\"}");
+  EMIT(&ev,
+       HEAD "\"sandbox.violation\"" RUN(
+           3, "07") ",\"rule\":\"active_processes\",\"rule_id\":\"JW-1001\",\"action\":\"blocked\","
+                    "\"enforcer\":\"kernel\",\"severity\":\"high\",\"source\":\"port\",\"tags\":["
+                    "\"jobwarden.limit\"],"
+                    "\"job_message\":{\"id\":3,"
+                    "\"name\":\"JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT\"},"
+                    "\"limit\":{\"name\":\"active_processes\",\"unit\":\"processes\","
+                    "\"configured\":1,\"observed\":2},"
+                    "\"process\":{\"pid\":5000,\"entity_id\":\"5000-01DC5A0B12400000\","
+                    "\"executable\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\","
+                    "\"parent\":{\"pid\":4242},\"is_root\":false,\"start\":\"2025-11-20T10:47:"
+                    "31.159654Z\"},"
+                    "\"message\":\"Process 4242 tried to start a child process; the job "
+                    "allows 1.\"}");
 
   /* 4: a memory limit, no measured value, unknown image and create time. */
   init_event(&ev, JW_EVENT_VIOLATION, "process_memory", "blocked", "kernel", JW_SEV_MEDIUM, "port",
@@ -330,18 +336,20 @@ static void test_lines(void) {
   ev.limit_configured = UINT64_C(536870912);
   ev.has_process = 1;
   ev.process.pid = 5001;
-  EMIT(&ev, HEAD "\"sandbox.violation\"" RUN(
-                4, "08") ",\"rule\":\"process_memory\",\"action\":\"blocked\","
-                         "\"enforcer\":\"kernel\",\"severity\":\"medium\",\"source\":\"port\","
-                         "\"job_message\":{\"id\":9,"
-                         "\"name\":\"JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT\"},"
-                         "\"limit\":{\"name\":\"process_memory\",\"unit\":\"bytes\","
-                         "\"configured\":536870912},"
-                         "\"process\":{\"pid\":5001,\"executable\":null,\"is_root\":false},"
-                         "\"message\":\"Process 5001 hit the 512 MiB limit.\"}");
+  EMIT(&ev,
+       HEAD "\"sandbox.violation\"" RUN(
+           4, "08") ",\"rule\":\"process_memory\",\"rule_id\":\"JW-1002\",\"action\":\"blocked\","
+                    "\"enforcer\":\"kernel\",\"severity\":\"medium\",\"source\":\"port\",\"tags\":["
+                    "\"jobwarden.limit\"],"
+                    "\"job_message\":{\"id\":9,"
+                    "\"name\":\"JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT\"},"
+                    "\"limit\":{\"name\":\"process_memory\",\"unit\":\"bytes\","
+                    "\"configured\":536870912},"
+                    "\"process\":{\"pid\":5001,\"executable\":null,\"is_root\":false},"
+                    "\"message\":\"Process 5001 hit the 512 MiB limit.\"}");
 
   /* 5: a crash. */
-  init_event(&ev, JW_EVENT_VIOLATION, "abnormal_exit", "terminated", "kernel", JW_SEV_HIGH, "port",
+  init_event(&ev, JW_EVENT_VIOLATION, "abnormal_exit", "observed", "kernel", JW_SEV_HIGH, "port",
              "Process 4242 crashed: STATUS_ACCESS_VIOLATION.");
   ev.has_job_message = 1;
   ev.job_message = 8;
@@ -349,17 +357,19 @@ static void test_lines(void) {
   root_process(&ev.process);
   ev.process.has_exit_code = 1;
   ev.process.exit_code = 0xC0000005u;
-  EMIT(&ev, HEAD "\"sandbox.violation\"" RUN(
-                5, "09") ",\"rule\":\"abnormal_exit\",\"action\":\"terminated\","
-                         "\"enforcer\":\"kernel\",\"severity\":\"high\",\"source\":\"port\","
-                         "\"job_message\":{\"id\":8,"
-                         "\"name\":\"JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS\"},"
-                         "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
-                         "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,"
-                         "\"exit_code\":3221225477,\"exit_code_hex\":\"0xC0000005\","
-                         "\"status\":\"STATUS_ACCESS_VIOLATION\",\"exit_class\":\"abnormal\","
-                         "\"start\":\"2025-11-20T10:47:31.083224Z\"},"
-                         "\"message\":\"Process 4242 crashed: STATUS_ACCESS_VIOLATION.\"}");
+  EMIT(&ev,
+       HEAD "\"sandbox.violation\"" RUN(
+           5, "09") ",\"rule\":\"abnormal_exit\",\"rule_id\":\"JW-1201\",\"action\":\"observed\","
+                    "\"severity\":\"high\",\"source\":\"port\",\"tags\":["
+                    "\"jobwarden.process\"],"
+                    "\"job_message\":{\"id\":8,"
+                    "\"name\":\"JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS\"},"
+                    "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
+                    "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,"
+                    "\"exit_code\":3221225477,\"exit_code_hex\":\"0xC0000005\","
+                    "\"status\":\"STATUS_ACCESS_VIOLATION\",\"exit_class\":\"abnormal\","
+                    "\"start\":\"2025-11-20T10:47:31.083224Z\"},"
+                    "\"message\":\"Process 4242 crashed: STATUS_ACCESS_VIOLATION.\"}");
 
   /* 6: a clean exit; 7: exit(-1): no status name. */
   init_event(&ev, JW_EVENT_PROCESS_EXIT, "root_process", "observed", "monitor", JW_SEV_INFO, "port",
@@ -370,15 +380,16 @@ static void test_lines(void) {
   root_process(&ev.process);
   ev.process.has_exit_code = 1;
   ev.process.exit_code = 0;
-  EMIT(&ev, HEAD "\"sandbox.process_exit\"" RUN(
-                6, "10") ",\"rule\":\"root_process\",\"action\":\"observed\","
-                         "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"port\","
-                         "\"job_message\":{\"id\":7,\"name\":\"JOB_OBJECT_MSG_EXIT_PROCESS\"},"
-                         "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
-                         "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,"
-                         "\"exit_code\":0,\"exit_code_hex\":\"0x00000000\",\"status\":null,"
-                         "\"exit_class\":\"success\",\"start\":\"2025-11-20T10:47:31.083224Z\"},"
-                         "\"message\":\"Process 4242 exited with 0.\"}");
+  EMIT(&ev,
+       HEAD "\"sandbox.process_exit\"" RUN(
+           6, "10") ",\"rule\":\"root_process\",\"rule_id\":\"JW-0002\",\"action\":\"observed\","
+                    "\"severity\":\"info\",\"source\":\"port\",\"tags\":[\"jobwarden.lifecycle\"],"
+                    "\"job_message\":{\"id\":7,\"name\":\"JOB_OBJECT_MSG_EXIT_PROCESS\"},"
+                    "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
+                    "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,"
+                    "\"exit_code\":0,\"exit_code_hex\":\"0x00000000\",\"status\":null,"
+                    "\"exit_class\":\"success\",\"start\":\"2025-11-20T10:47:31.083224Z\"},"
+                    "\"message\":\"Process 4242 exited with 0.\"}");
   ev.process.exit_code = 0xFFFFFFFFu;
   ev.process.is_root = 0;
   ev.process.has_parent = 1;
@@ -386,36 +397,42 @@ static void test_lines(void) {
   ev.has_job_message = 0;
   ev.source = "reconciled";
   strcpy(ev.message, "Process 4242 exited with -1.");
-  EMIT(&ev, HEAD "\"sandbox.process_exit\"" RUN(
-                7, "11") ",\"rule\":\"root_process\",\"action\":\"observed\","
-                         "\"enforcer\":\"monitor\",\"severity\":\"info\","
-                         "\"source\":\"reconciled\","
-                         "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
-                         "\"executable\":\"C:\\\\agent\\\\agent.exe\","
-                         "\"parent\":{\"pid\":1},\"is_root\":false,"
-                         "\"exit_code\":4294967295,\"exit_code_hex\":\"0xFFFFFFFF\","
-                         "\"status\":null,\"exit_class\":\"failure\",\"start\":\"2025-11-20T10:47:"
-                         "31.083224Z\"},"
-                         "\"message\":\"Process 4242 exited with -1.\"}");
+  EMIT(&ev,
+       HEAD "\"sandbox.process_exit\"" RUN(
+           7, "11") ",\"rule\":\"root_process\",\"rule_id\":\"JW-0002\",\"action\":\"observed\","
+                    "\"severity\":\"info\","
+                    "\"source\":\"reconciled\",\"tags\":[\"jobwarden.lifecycle\"],"
+                    "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
+                    "\"executable\":\"C:\\\\agent\\\\agent.exe\","
+                    "\"parent\":{\"pid\":1},\"is_root\":false,"
+                    "\"exit_code\":4294967295,\"exit_code_hex\":\"0xFFFFFFFF\","
+                    "\"status\":null,\"exit_class\":\"failure\",\"start\":\"2025-11-20T10:47:"
+                    "31.083224Z\"},"
+                    "\"message\":\"Process 4242 exited with -1.\"}");
 
   /* 8: a notice without process; 9: an unknown port message. */
   init_event(&ev, JW_EVENT_NOTICE, "kill_on_close_unavailable", "degraded", "monitor",
              JW_SEV_MEDIUM, "jobwarden",
              "KILL_ON_JOB_CLOSE was refused; processes may outlive jobwarden.");
-  EMIT(&ev, HEAD "\"sandbox.notice\"" RUN(
-                8, "12") ",\"rule\":\"kill_on_close_unavailable\",\"action\":\"degraded\","
-                         "\"enforcer\":\"monitor\",\"severity\":\"medium\","
-                         "\"source\":\"jobwarden\",\"message\":\"KILL_ON_JOB_CLOSE was "
-                         "refused; processes may outlive jobwarden.\"}");
+  EMIT(&ev, HEAD
+       "\"sandbox.notice\"" RUN(8, "12") ",\"rule\":\"kill_on_close_unavailable\",\"rule_id\":\"JW-"
+                                         "2003\",\"action\":\"degraded\","
+                                         "\"severity\":\"medium\","
+                                         "\"source\":\"jobwarden\",\"tags\":[\"jobwarden.sandbox_"
+                                         "health\"],\"message\":\"KILL_ON_JOB_CLOSE was "
+                                         "refused; processes may outlive jobwarden.\"}");
   init_event(&ev, JW_EVENT_NOTICE, "unknown_job_message", "observed", "kernel", JW_SEV_LOW, "port",
              "Unknown job message 5.");
   ev.has_job_message = 1;
   ev.job_message = 5;
-  EMIT(&ev, HEAD "\"sandbox.notice\"" RUN(
-                9, "13") ",\"rule\":\"unknown_job_message\",\"action\":\"observed\","
-                         "\"enforcer\":\"kernel\",\"severity\":\"low\",\"source\":\"port\","
-                         "\"job_message\":{\"id\":5,\"name\":\"UNKNOWN\"},"
-                         "\"message\":\"Unknown job message 5.\"}");
+  EMIT(
+      &ev,
+      HEAD "\"sandbox.notice\"" RUN(
+          9,
+          "13") ",\"rule\":\"unknown_job_message\",\"rule_id\":\"JW-2002\",\"action\":\"observed\","
+                "\"severity\":\"low\",\"source\":\"port\",\"tags\":[\"jobwarden.sandbox_health\"],"
+                "\"job_message\":{\"id\":5,\"name\":\"UNKNOWN\"},"
+                "\"message\":\"Unknown job message 5.\"}");
 
   /* 10: a limit Windows reported that jobwarden did not configure
    * (configured null), with the largest values the types hold. */
@@ -432,22 +449,24 @@ static void test_lines(void) {
   ev.process.pid = 0xFFFFFFFFu;
   ev.process.create_time = UINT64_MAX;
   ev.process.image = "";
-  EMIT(&ev, HEAD "\"sandbox.violation\"" RUN(
-                10, "14") ",\"rule\":\"job_cpu_time\",\"action\":\"killed_job\","
-                          "\"enforcer\":\"kernel\",\"severity\":\"critical\","
-                          "\"source\":\"port\",\"job_message\":{\"id\":1,"
-                          "\"name\":\"JOB_OBJECT_MSG_END_OF_JOB_TIME\"},"
-                          "\"limit\":{\"name\":\"job_cpu_time\",\"unit\":\"ms\","
-                          "\"configured\":null,\"observed\":9223372036854775807},"
-                          "\"process\":{\"pid\":4294967295,"
-                          "\"entity_id\":\"4294967295-FFFFFFFFFFFFFFFF\",\"executable\":\"\","
-                          "\"is_root\":false,\"start\":\"9999-12-31T23:59:59.999999Z\"},"
-                          "\"message\":\"The job used its CPU time.\"}");
+  EMIT(&ev,
+       HEAD "\"sandbox.violation\"" RUN(
+           10, "14") ",\"rule\":\"job_cpu_time\",\"rule_id\":\"JW-1005\",\"action\":\"killed_job\","
+                     "\"enforcer\":\"kernel\",\"severity\":\"critical\","
+                     "\"source\":\"port\",\"tags\":[\"jobwarden.limit\"],\"job_message\":{\"id\":1,"
+                     "\"name\":\"JOB_OBJECT_MSG_END_OF_JOB_TIME\"},"
+                     "\"limit\":{\"name\":\"job_cpu_time\",\"unit\":\"ms\","
+                     "\"configured\":null,\"observed\":9223372036854775807},"
+                     "\"process\":{\"pid\":4294967295,"
+                     "\"entity_id\":\"4294967295-FFFFFFFFFFFFFFFF\",\"executable\":\"\","
+                     "\"is_root\":false,\"start\":\"9999-12-31T23:59:59.999999Z\"},"
+                     "\"message\":\"The job used its CPU time.\"}");
 
   /* 11: extra may add keys but never replace or forge jobwarden's own, even
    * ones this event leaves out ("limit", "process"). Added keys keep
-   * extra's order, after "message". */
-  init_event(&ev, JW_EVENT_JOB_END, "job", "observed", "monitor", JW_SEV_INFO, "jobwarden",
+   * extra's order, after "message". (Not a job_end: that is the last line
+   * of the file, test_last_line.) */
+  init_event(&ev, JW_EVENT_NOTICE, "sink_failed", "degraded", "monitor", JW_SEV_INFO, "jobwarden",
              "Job agent-ci ended.");
   extra = json_pack("{s:i,s:s,s:{s:i},s:{s:i},s:{s:s},s:{s:i,s:i},s:s,"
                     "s:{s:s}}",
@@ -455,12 +474,14 @@ static void test_lines(void) {
                     "host", "name", "evil", "summary", "processes", 3, "violations", 1, "message",
                     "forged", "error", "where", "CreateJobObjectW");
   ev.extra = extra;
-  EMIT(&ev, HEAD "\"sandbox.job_end\"" RUN(
-                11, "15") ",\"rule\":\"job\",\"action\":\"observed\","
-                          "\"enforcer\":\"monitor\",\"severity\":\"info\","
-                          "\"source\":\"jobwarden\",\"message\":\"Job agent-ci ended.\","
-                          "\"summary\":{\"processes\":3,\"violations\":1},"
-                          "\"error\":{\"where\":\"CreateJobObjectW\"}}");
+  EMIT(&ev,
+       HEAD "\"sandbox.notice\"" RUN(
+           11, "15") ",\"rule\":\"sink_failed\",\"rule_id\":\"JW-2101\",\"action\":\"degraded\","
+                     "\"severity\":\"info\","
+                     "\"source\":\"jobwarden\",\"tags\":[\"jobwarden.telemetry\"],\"message\":"
+                     "\"Job agent-ci ended.\","
+                     "\"summary\":{\"processes\":3,\"violations\":1},"
+                     "\"error\":{\"where\":\"CreateJobObjectW\"}}");
   json_decref(extra);
 
   /* 12: invalid UTF-8 from elsewhere (host name, job name, message):
@@ -469,18 +490,20 @@ static void test_lines(void) {
     jw_run_info_t run = test_run();
     size_t len;
     uint64_t seq = next_seq++;
-    static const char want[] =
-        HEAD "\"sandbox.notice\",\"seq\":12,\"@timestamp\":"
-             "\"2026-11-23T09:11:16.123456Z\",\"host\":{\"name\":"
-             "\"h\xEF\xBF\xBDst\"},\"run_id\":\"0123456789abcdef0123456789abcdef\","
-             "\"job\":{\"name\":\"j\xEF\xBF\xBD\xEF\xBF\xBD\",\"tier\":\"lockdown\"},"
-             "\"rule\":\"bad_input\",\"action\":\"observed\","
-             "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"jobwarden\","
-             "\"message\":\"caf\xEF\xBF\xBD \xEF\xBF\xBD\"}\n";
+    static const char want[] = HEAD
+        "\"sandbox.notice\",\"seq\":12,\"@timestamp\":"
+        "\"2026-11-23T09:11:16.123456Z\",\"emitted\":\"2026-11-23T09:11:16.123456Z\","
+        "\"host\":{\"name\":"
+        "\"h\xEF\xBF\xBDst\"},\"agent\":{\"name\":\"jobwarden\",\"version\":\"" JW_VERSION "\"},"
+        "\"run_id\":\"0123456789abcdef0123456789abcdef\","
+        "\"job\":{\"name\":\"j\xEF\xBF\xBD\xEF\xBF\xBD\",\"tier\":\"lockdown\"},"
+        "\"rule\":\"unknown_job_message\",\"rule_id\":\"JW-2002\",\"action\":\"observed\","
+        "\"severity\":\"info\",\"source\":\"jobwarden\",\"tags\":[\"jobwarden.sandbox_health\"],"
+        "\"message\":\"caf\xEF\xBF\xBD \xEF\xBF\xBD\"}\n";
     strcpy(run.host, "h\xFFst");
     strcpy(run.job_name, "j\xC0\xAF");
-    init_event(&ev, JW_EVENT_NOTICE, "bad_input", "observed", "monitor", JW_SEV_INFO, "jobwarden",
-               "caf\xC3 \xE2\x82");
+    init_event(&ev, JW_EVENT_NOTICE, "unknown_job_message", "observed", "monitor", JW_SEV_INFO,
+               "jobwarden", "caf\xC3 \xE2\x82");
     line = NULL;
     CHECK_INT(jw_event_render_line(&ev, &run, seq, T0 + (seq - 1) * 1000000, &line, &len), 0);
     CHECK_STR(line, want);
@@ -494,7 +517,7 @@ static void test_lines(void) {
 
   /* 13: a message filling all 512 bytes without a terminating 0 ends at
    * the array's end, not beyond. */
-  init_event(&ev, JW_EVENT_NOTICE, "events_lost", "lost", "monitor", JW_SEV_HIGH, "jobwarden", "");
+  init_event(&ev, JW_EVENT_NOTICE, "sink_failed", "lost", "monitor", JW_SEV_HIGH, "jobwarden", "");
   memset(ev.message, 'm', sizeof(ev.message));
   line = emit(&ev, NULL, __LINE__);
   {
@@ -522,34 +545,40 @@ static void test_image_len(void) {
   ev.process.pid = 77;
   ev.process.image = image;
   ev.process.image_len = sizeof(image) - 1;
-  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(
-                14, "18") ",\"rule\":\"child_process\",\"action\":\"observed\","
-                          "\"enforcer\":\"monitor\",\"severity\":\"info\","
-                          "\"source\":\"port\",\"process\":{\"pid\":77,"
-                          "\"executable\":\"C:\\\\a\\u0000b.exe\",\"is_root\":false},"
-                          "\"message\":\"Child started.\"}");
+  EMIT(&ev,
+       HEAD "\"sandbox.process_start\"" RUN(
+           14,
+           "18") ",\"rule\":\"child_process\",\"rule_id\":\"JW-0003\",\"action\":\"observed\","
+                 "\"severity\":\"info\","
+                 "\"source\":\"port\",\"tags\":[\"jobwarden.lifecycle\"],\"process\":{\"pid\":77,"
+                 "\"executable\":\"C:\\\\a\\u0000b.exe\",\"is_root\":false},"
+                 "\"message\":\"Child started.\"}");
 
   /* 15: the same pointer with image_len 0 is strlen(image): "C:\a". */
   ev.process.image_len = 0;
-  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(
-                15, "19") ",\"rule\":\"child_process\",\"action\":\"observed\","
-                          "\"enforcer\":\"monitor\",\"severity\":\"info\","
-                          "\"source\":\"port\",\"process\":{\"pid\":77,"
-                          "\"executable\":\"C:\\\\a\",\"is_root\":false},"
-                          "\"message\":\"Child started.\"}");
+  EMIT(&ev,
+       HEAD "\"sandbox.process_start\"" RUN(
+           15,
+           "19") ",\"rule\":\"child_process\",\"rule_id\":\"JW-0003\",\"action\":\"observed\","
+                 "\"severity\":\"info\","
+                 "\"source\":\"port\",\"tags\":[\"jobwarden.lifecycle\"],\"process\":{\"pid\":77,"
+                 "\"executable\":\"C:\\\\a\",\"is_root\":false},"
+                 "\"message\":\"Child started.\"}");
 
   /* 16: counted and invalid UTF-8: the sanitizing fallback keeps the NUL
    * and replaces the bad byte; image_truncated follows executable. */
   ev.process.image = "a\0\xFFz";
   ev.process.image_len = 4;
   ev.process.image_truncated = 1;
-  EMIT(&ev, HEAD "\"sandbox.process_start\"" RUN(
-                16, "20") ",\"rule\":\"child_process\",\"action\":\"observed\","
-                          "\"enforcer\":\"monitor\",\"severity\":\"info\","
-                          "\"source\":\"port\",\"process\":{\"pid\":77,"
-                          "\"executable\":\"a\\u0000\xEF\xBF\xBDz\","
-                          "\"image_truncated\":true,\"is_root\":false},"
-                          "\"message\":\"Child started.\"}");
+  EMIT(&ev,
+       HEAD "\"sandbox.process_start\"" RUN(
+           16,
+           "20") ",\"rule\":\"child_process\",\"rule_id\":\"JW-0003\",\"action\":\"observed\","
+                 "\"severity\":\"info\","
+                 "\"source\":\"port\",\"tags\":[\"jobwarden.lifecycle\"],\"process\":{\"pid\":77,"
+                 "\"executable\":\"a\\u0000\xEF\xBF\xBDz\","
+                 "\"image_truncated\":true,\"is_root\":false},"
+                 "\"message\":\"Child started.\"}");
 }
 
 /* The enrichment of schema 1.2.0: every field at once, in its order, with
@@ -583,8 +612,8 @@ static void test_enrichment(void) {
   ev.process.n_ancestry = 2;
   EMIT(&ev,
        HEAD "\"sandbox.process_start\"" RUN(
-           17, "21") ",\"rule\":\"child_process\",\"action\":\"observed\","
-                     "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"port\","
+           17, "21") ",\"rule\":\"child_process\",\"rule_id\":\"JW-0003\",\"action\":\"observed\","
+                     "\"severity\":\"info\",\"source\":\"port\",\"tags\":[\"jobwarden.lifecycle\"],"
                      "\"process\":{\"pid\":6000,\"entity_id\":\"6000-01DC5A0B12500000\","
                      "\"executable\":\"C:\\\\tools\\\\curl.exe\","
                      "\"parent\":{\"pid\":5000,\"entity_id\":\"5000-01DC5A0B12400000\"},"
@@ -627,8 +656,9 @@ static void test_enrichment(void) {
   ev.process.n_unavailable = 2;
   EMIT(&ev,
        HEAD "\"sandbox.process_exit\"" RUN(
-           18, "22") ",\"rule\":\"child_process\",\"action\":\"observed\","
-                     "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"reconciled\","
+           18, "22") ",\"rule\":\"child_process\",\"rule_id\":\"JW-0003\",\"action\":\"observed\","
+                     "\"severity\":\"info\",\"source\":\"reconciled\",\"tags\":[\"jobwarden."
+                     "lifecycle\"],"
                      "\"process\":{\"pid\":6000,\"entity_id\":\"6000-01DC5A0B12500000\","
                      "\"executable\":\"C:\\\\tools\\\\curl.exe\",\"is_root\":false,"
                      "\"exit_code\":0,\"exit_code_hex\":\"0x00000000\",\"status\":null,"
@@ -661,16 +691,17 @@ static void test_enrichment(void) {
   ev.process.io_read_bytes = 4096;
   ev.process.io_write_bytes = UINT64_C(0xFFFFFFFFFFFFFFFF);
   ev.process.io_other_bytes = 0;
-  EMIT(&ev, HEAD "\"sandbox.process_exit\"" RUN(
-                19, "23") ",\"rule\":\"root_process\",\"action\":\"observed\","
-                          "\"enforcer\":\"monitor\",\"severity\":\"info\",\"source\":\"port\","
-                          "\"process\":{\"pid\":4242,\"executable\":\"C:\\\\agent\\\\agent.exe\","
-                          "\"is_root\":true,\"ancestry\":[],"
-                          "\"cpu\":{\"user_ms\":123,\"kernel_ms\":0},"
-                          "\"io\":{\"read_ops\":1,\"write_ops\":2,\"other_ops\":3,"
-                          "\"read_bytes\":4096,\"write_bytes\":9223372036854775807,"
-                          "\"other_bytes\":0}},"
-                          "\"message\":\"Root exited.\"}");
+  EMIT(&ev,
+       HEAD "\"sandbox.process_exit\"" RUN(
+           19, "23") ",\"rule\":\"root_process\",\"rule_id\":\"JW-0002\",\"action\":\"observed\","
+                     "\"severity\":\"info\",\"source\":\"port\",\"tags\":[\"jobwarden.lifecycle\"],"
+                     "\"process\":{\"pid\":4242,\"executable\":\"C:\\\\agent\\\\agent.exe\","
+                     "\"is_root\":true,\"ancestry\":[],"
+                     "\"cpu\":{\"user_ms\":123,\"kernel_ms\":0},"
+                     "\"io\":{\"read_ops\":1,\"write_ops\":2,\"other_ops\":3,"
+                     "\"read_bytes\":4096,\"write_bytes\":9223372036854775807,"
+                     "\"other_bytes\":0}},"
+                     "\"message\":\"Root exited.\"}");
 }
 
 /* An ancestor's long executable is cut at JW_ANCESTOR_IMAGE_MAX bytes on a
@@ -741,14 +772,16 @@ static void test_edges(void) {
   ev.has_limit = 1;
   line = NULL;
   CHECK_INT(jw_event_render_line(&ev, &run, UINT64_MAX, 0, &line, &len), 0);
-  CHECK_STR(line, "{\"schema_version\":\"1.3.0\",\"event\":\"unknown\","
+  CHECK_STR(line, "{\"schema_version\":\"2.0.0\",\"event\":\"unknown\","
                   "\"seq\":9223372036854775807,"
                   "\"@timestamp\":\"1970-01-01T00:00:00.000000Z\","
+                  "\"emitted\":\"1970-01-01T00:00:00.000000Z\","
                   "\"host\":{\"name\":\"build-host\"},"
+                  "\"agent\":{\"name\":\"jobwarden\",\"version\":\"" JW_VERSION "\"},"
                   "\"run_id\":\"0123456789abcdef0123456789abcdef\","
                   "\"job\":{\"name\":\"agent-ci\",\"tier\":\"lockdown\"},"
-                  "\"rule\":null,\"action\":null,\"enforcer\":null,"
-                  "\"severity\":\"unknown\",\"source\":null,"
+                  "\"rule\":null,\"action\":null,"
+                  "\"severity\":\"unknown\",\"source\":null,\"tags\":[],"
                   "\"limit\":{\"name\":null,\"unit\":null,\"configured\":null},"
                   "\"message\":\"m\"}\n");
   free(line);
@@ -765,9 +798,13 @@ static void test_edges(void) {
     CHECK_INT(jw_event_render_line(&ev, &full, 1, 0, &line, &len), 0);
     strcpy(want, "\"host\":{\"name\":\"");
     memset(want + 16, 'h', 256);
-    strcpy(want + 16 + 256, "\"},\"run_id\":\"");
-    memset(want + strlen(want), 'r', 40);
-    strcpy(want + 16 + 256 + 13 + 40, "\",\"job\":{\"name\":\"agent-ci\"");
+    strcpy(want + 16 + 256,
+           "\"},\"agent\":{\"name\":\"jobwarden\",\"version\":\"" JW_VERSION "\"},\"run_id\":\"");
+    {
+      size_t at = strlen(want);
+      memset(want + at, 'r', 40);
+      strcpy(want + at + 40, "\",\"job\":{\"name\":\"agent-ci\"");
+    }
     CHECK(line != NULL && strstr(line, want) != NULL);
     free(line);
   }
@@ -1075,6 +1112,19 @@ static void test_hostile(const char *data_dir) {
 
 /* limit.observed and what stands in for it (schema 1.2.0): the value with
  * where it was read, or the reason, call and error when there is none. */
+/* The last line of the sample file is its run's job_end, as in every
+ * stream jobwarden writes (the validator checks it). */
+static void test_last_line(void) {
+  jw_event_t ev;
+  char *line;
+  init_event(&ev, JW_EVENT_JOB_END, "job", "observed", "monitor", JW_SEV_INFO, "jobwarden",
+             "Job agent-ci ended.");
+  line = emit(&ev, NULL, __LINE__);
+  CHECK(line != NULL && strstr(line, ",\"rule\":\"job\",\"rule_id\":\"JW-0001\","
+                                     "\"action\":\"observed\",\"severity\":\"info\",") != NULL);
+  free(line);
+}
+
 static void test_limit_lines(void) {
   jw_event_t ev;
   char *line;
@@ -1153,6 +1203,7 @@ int main(int argc, char **argv) {
   test_edges();
   test_hostile(argv[1]);
   test_limit_lines();
+  test_last_line();
 
   if (events_file != NULL)
     CHECK(fclose(events_file) == 0);
