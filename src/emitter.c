@@ -32,6 +32,7 @@ struct jw_emitter_s {
   size_t capacity; /* 0: synchronous delivery */
   int stopping;
   uint64_t dropped;
+  int ended; /* job_end was emitted: it stays the last line of every stream */
 };
 
 int jw_emitter_new(const jw_run_info_t *run, jw_emitter_t **out) {
@@ -140,6 +141,24 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
   int rc = 0;
 
   jw__mutex_lock(&em->lock);
+  /* sandbox.job_end closes every stream: a consumer may rely on it being
+   * the last line. Whatever comes later (a sink that fails on the job_end
+   * line itself) is not numbered; it goes to stderr instead of being lost
+   * without a word. */
+  if (em->ended) {
+    char buf[700];
+    int n =
+        snprintf(buf, sizeof(buf), "jobwarden: after the job's end, not in the record: %s %s: %s\n",
+                 jw_event_kind_name(ev->kind), ev->rule ? ev->rule : "?", ev->message);
+    if (n > 0)
+      jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+    json_decref(ev->extra);
+    ev->extra = NULL;
+    rc = JW_EINVAL;
+    goto done;
+  }
+  if (ev->kind == JW_EVENT_JOB_END)
+    em->ended = 1;
   /* An event that does not say when it happened happened now, on the
    * clock of the kernel's own process times (event_clock_us): read before
    * the emit time, so that @timestamp <= emitted. */

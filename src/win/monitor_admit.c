@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "rule_catalog.h"
 #include "win/monitor_int.h"
 
 /* ------------------------------------------------------------------------ */
@@ -39,6 +40,18 @@ static int name_matches(const wchar_t *base, int blen, const char *entry) {
   for (dot = blen - 1; dot > 0 && base[dot] != L'.'; dot--)
     ;
   return dot > 0 && CompareStringOrdinal(base, dot, w, n, TRUE) == CSTR_EQUAL;
+}
+
+/* The file name part of the image, UTF-8, inside t->image; NULL when the
+ * image is unknown. */
+static const char *image_file_name(const tracked_t *t) {
+  const char *p, *name;
+  if (t->image == NULL)
+    return NULL;
+  for (name = p = t->image; *p; p++)
+    if (*p == '\\' || *p == '/')
+      name = p + 1;
+  return name;
 }
 
 /* The file name part of the image as UTF-16 (new malloc'd string, length
@@ -131,6 +144,9 @@ static void emit_verdict(jw_monitor_t *m, const tracked_t *t, const verdict_t *v
     ev.source = t->start_source;
   ev.has_process = 1;
   jw__mon_fill_process(m, t, &ev.process);
+  /* An interpreter stopped by an image list: its ATT&CK technique. */
+  if (strcmp(v->rule, "image_denied") == 0 || strcmp(v->rule, "image_not_allowed") == 0)
+    ev.tags[0] = jw_rule_image_tag(image_file_name(t));
   if (v->has_limit) {
     ev.has_limit = 1;
     ev.limit_name = v->limit_name;

@@ -1414,6 +1414,13 @@ const char *tw_str(json_t *ev, const char *path) {
   return json_string_value(tw_get(ev, path));
 }
 
+const char *tw_enforcer_for(const char *action, const char *who) {
+  if (action != NULL && (strcmp(action, "blocked") == 0 || strcmp(action, "terminated") == 0 ||
+                         strcmp(action, "killed_job") == 0))
+    return who;
+  return NULL;
+}
+
 json_t *tw_filter(json_t *events, const char *event, const char *rule) {
   json_t *out = json_array(), *ev;
   size_t i;

@@ -195,6 +195,10 @@ json_t *tw_get(json_t *ev, const char *path);
 long long tw_int(json_t *ev, const char *path);
 /* String at a dotted path, or NULL. */
 const char *tw_str(json_t *ev, const char *path);
+/* The enforcer an event with `action` names under schema 2.0.0: `who`
+ * when something was done (blocked, terminated, killed_job), NULL (no
+ * enforcer field) for every other action. For CHECK_STR. */
+const char *tw_enforcer_for(const char *action, const char *who);
 
 /* Waits (up to timeout_ms) until the JSON Lines file at path holds a
  * complete event whose process.pid is pid: the monitor has handled that

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "harness.h"
+#include "jobwarden.h"
 #include "helpers.h"
 
 #define RUN_TIMEOUT_MS   30000
@@ -146,6 +147,43 @@ static json_t *find_only(json_t *evs, const char *event, const char *rule, size_
 
 /* The envelope of a whole log: seq 1..k without gaps, one run_id, the tier
  * on every line, job_start first and (when the run ended) job_end last. */
+/* The context of schema 2.0.0, the same in every event of the run: the
+ * host's MachineGuid as the registry of this Wine prefix holds it, the
+ * OS as RtlGetVersion says with Wine's own version, this jobwarden, and
+ * the user running it (a SID that resolves). */
+static void check_context(json_t *evs) {
+  json_t *first = json_array_get(evs, 0), *ev;
+  size_t i;
+  char guid[64] = "";
+  HKEY k;
+  DWORD size = sizeof(guid);
+  if (first == NULL)
+    return;
+  if (RegOpenKeyExA(HKEY_LOCAL_MACHINE, "SOFTWARE\\Microsoft\\Cryptography", 0,
+                    KEY_READ | KEY_WOW64_64KEY, &k) == ERROR_SUCCESS) {
+    if (RegQueryValueExA(k, "MachineGuid", NULL, NULL, (BYTE *)guid, &size) != ERROR_SUCCESS)
+      guid[0] = '\0';
+    RegCloseKey(k);
+  }
+  CHECK(guid[0] != '\0');
+  CharLowerA(guid);
+  CHECK_STR(tw_str(first, "host.id"), guid);
+  CHECK_STR(tw_str(first, "host.os.name"), "Windows");
+  CHECK(tw_str(first, "host.os.version") != NULL && tw_str(first, "host.os.build") != NULL);
+  CHECK(tw_str(first, "host.os.wine_version") != NULL); /* this runs under Wine */
+  CHECK_STR(tw_str(first, "agent.name"), "jobwarden");
+  CHECK_STR(tw_str(first, "agent.version"), JW_VERSION);
+  CHECK(tw_str(first, "user.id") != NULL && strncmp(tw_str(first, "user.id"), "S-1-5-", 6) == 0);
+  CHECK(tw_str(first, "user.name") != NULL);
+  json_array_foreach(evs, i, ev) {
+    CHECK(json_equal(tw_get(ev, "host"), tw_get(first, "host")));
+    CHECK(json_equal(tw_get(ev, "agent"), tw_get(first, "agent")));
+    CHECK(json_equal(tw_get(ev, "user"), tw_get(first, "user")));
+    CHECK(tw_str(ev, "emitted") != NULL && tw_str(ev, "@timestamp") != NULL &&
+          strcmp(tw_str(ev, "@timestamp"), tw_str(ev, "emitted")) <= 0);
+  }
+}
+
 static void check_envelope(json_t *evs, const char *tier, int ended) {
   size_t i, n = json_array_size(evs);
   int bad = 0;
@@ -173,6 +211,7 @@ static void check_envelope(json_t *evs, const char *tier, int ended) {
     }
   }
   CHECK_INT(bad, 0);
+  check_context(evs);
   CHECK_STR(tw_str(json_array_get(evs, 0), "event"), "sandbox.job_start");
   if (ended)
     CHECK_STR(tw_str(json_array_get(evs, n - 1), "event"), "sandbox.job_end");
@@ -320,10 +359,21 @@ static void case_tree(const char *tier) {
 
   evs = load_log(log);
   check_envelope(evs, tier, 1);
+  {
+    /* No policy name: "<program>-<host>-<first 8 hex of the run id>". */
+    char want[256];
+    const char *base = strrchr(g_self, '\\') ? strrchr(g_self, '\\') + 1 : g_self;
+    const char *rid = tw_str(json_array_get(evs, 0), "run_id");
+    int blen = (int)strlen(base) - 4; /* without ".exe" */
+    snprintf(want, sizeof(want), "%.*s-%s-%.8s", blen, base,
+             tw_str(json_array_get(evs, 0), "host.name"), rid ? rid : "");
+    CHECK_STR(tw_str(json_array_get(evs, 0), "job.name"), want);
+  }
   started_root = check_root_start(evs, r.pi.dwProcessId);
   CHECK_INT(started_root, root);
 
-  ev = find_only(evs, "sandbox.violation", "child_process", &n);
+  /* Every process has its start, whatever the tier: the grandchild too. */
+  ev = find_only(evs, "sandbox.process_start", "child_process", &n);
   CHECK_INT(n, 1);
   if (ev != NULL && tw_str(ev, "process.executable") == NULL)
     fprintf(stderr,
@@ -333,14 +383,29 @@ static void case_tree(const char *tier) {
   CHECK_INT(tw_int(ev, "process.pid"), gc);
   CHECK_INT(tw_int(ev, "process.parent.pid"), root);
   CHECK_INT(jbool(ev, "process.is_root"), 0);
-  if (lockdown) {
-    CHECK_STR(tw_str(ev, "action"), "not_enforced");
-    CHECK_STR(tw_str(ev, "limit.name"), "active_processes");
-    CHECK_INT(tw_int(ev, "limit.configured"), 1);
-    CHECK_INT(tw_int(ev, "limit.observed"), 2);
-  } else {
-    CHECK_STR(tw_str(ev, "action"), "allowed");
-    CHECK(ev != NULL && json_object_get(ev, "limit") == NULL);
+  CHECK_STR(tw_str(ev, "action"), "observed");
+  CHECK_STR(tw_str(ev, "severity"), "info");
+  CHECK(ev != NULL && json_object_get(ev, "limit") == NULL);
+  CHECK(ev != NULL && json_object_get(ev, "enforcer") == NULL);
+  {
+    /* Violations only for what the policy forbids: under lockdown (one
+     * active process) the grandchild is over the limit Wine did not
+     * enforce; under none and hardened there is no violation at all. */
+    json_t *v = tw_filter(evs, "sandbox.violation", NULL);
+    if (lockdown) {
+      CHECK_INT(json_array_size(v), 1);
+      ev = json_array_get(v, 0);
+      CHECK_STR(tw_str(ev, "rule"), "active_processes");
+      CHECK_STR(tw_str(ev, "action"), "not_enforced");
+      CHECK(ev != NULL && json_object_get(ev, "enforcer") == NULL);
+      CHECK_INT(tw_int(ev, "process.pid"), gc);
+      CHECK_STR(tw_str(ev, "limit.name"), "active_processes");
+      CHECK_INT(tw_int(ev, "limit.configured"), 1);
+      CHECK_INT(tw_int(ev, "limit.observed"), 2);
+    } else {
+      CHECK_INT(json_array_size(v), 0);
+    }
+    json_decref(v);
   }
 
   /* Both exits are reported, the grandchild's as a child process. */
@@ -708,7 +773,7 @@ static void case_help_version(void) {
   tw_case_begin(jw_test_failures);
   run_jobwarden(&r, "version", "--version");
   CHECK_U64(r.exit_code, 0);
-  CHECK_CONTAINS(r.out, "jobwarden 0.1.0");
+  CHECK_CONTAINS(r.out, "jobwarden " JW_VERSION " (event schema " JW_SCHEMA_VERSION ")");
   CHECK_INT(r.err_len, 0);
   tw_case_end("version", jw_test_failures, &r);
   tw_proc_free(&r);

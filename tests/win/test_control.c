@@ -855,7 +855,7 @@ static void test_inside(void) {
   CHECK_INT(count(evs, "sandbox.violation", "orphan_processes"), 0);
   /* The in-job client is a member of the job like any other process. */
   {
-    json_t *starts = tw_filter(evs, "sandbox.violation", "child_process"), *s;
+    json_t *starts = tw_filter(evs, "sandbox.process_start", "child_process"), *s;
     size_t i;
     int found = 0;
     json_array_foreach(starts, i, s) {

@@ -120,9 +120,11 @@ static void check_escape_event(json_t *ev, DWORD child, DWORD parent, const char
   CHECK_STR(tw_str(ev, "event"), "sandbox.violation");
   CHECK_STR(tw_str(ev, "rule"), "job_escape");
   CHECK_STR(tw_str(ev, "severity"), "critical");
-  CHECK_STR(tw_str(ev, "enforcer"), "monitor");
+  CHECK_STR(tw_str(ev, "enforcer"), tw_enforcer_for(action, "monitor"));
   CHECK_STR(tw_str(ev, "source"), "jobwarden");
   CHECK_STR(tw_str(ev, "action"), action);
+  CHECK_STR(tw_str(ev, "rule_id"), "JW-1301");
+  CHECK_STR(json_string_value(json_array_get(tw_get(ev, "tags"), 0)), "attack.t1134.004");
   CHECK_INT(tw_int(ev, "process.pid"), child);
   CHECK(tw_str(ev, "process.entity_id") != NULL);
   CHECK_STR(tw_str(ev, "process.executable"), g_me);
@@ -278,7 +280,7 @@ static void test_rig_scan(void) {
   CHECK_U64(code, KILLED);
   CHECK_INT(c.root_code, 58); /* the root saw its escape terminated */
   /* Never a member: no child_process event for it. */
-  CHECK_INT(index_of(c.evs, "sandbox.violation", "child_process", c.child), -1);
+  CHECK_INT(index_of(c.evs, "sandbox.process_start", "child_process", c.child), -1);
   /* The escape's exit comes before the job's end. */
   CHECK(index_of(c.evs, "sandbox.process_exit", "escaped_process", c.child) <
         index_of(c.evs, "sandbox.job_end", NULL, -1));
@@ -320,7 +322,7 @@ static void test_rig_report(void) {
   jw_policy_init(&c.policy);
   rig_case(&c, "sleep", "30000");
   check_escape_event(only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
-                     GetCurrentProcessId(), "jobwarden", "job_end|port", "observed", "report",
+                     GetCurrentProcessId(), "jobwarden", "job_end|port", "reported", "report",
                      "--helper sleep 30000");
   check_escape_exit(c.evs, c.child, "still running when the job ended");
   CHECK(ended_with(c.h_child, &code));
@@ -423,7 +425,7 @@ static void test_rig_member(void) {
   CHECK(c.parent != 0 && c.parent != GetCurrentProcessId());
   CHECK_INT(count(c.evs, "sandbox.violation", "job_escape"), 0);
   CHECK_INT(count(c.evs, "sandbox.process_exit", "escaped_process"), 0);
-  ev = only_for(c.evs, "sandbox.violation", "child_process", c.child);
+  ev = only_for(c.evs, "sandbox.process_start", "child_process", c.child);
   if (ev != NULL)
     CHECK_INT(tw_int(ev, "process.parent.pid"), c.parent);
   CHECK(ended_with(c.h_child, &code));
@@ -541,7 +543,7 @@ static void test_cli_refused(void) {
   if (evs != NULL) {
     CHECK_INT(count(evs, "sandbox.violation", "job_escape"), 0);
     CHECK_INT(count(evs, "sandbox.process_exit", "escaped_process"), 0);
-    CHECK_INT(count(evs, "sandbox.violation", "child_process"), 0);
+    CHECK_INT(count(evs, "sandbox.process_start", "child_process"), 0);
     CHECK_INT(index_of(evs, "sandbox.job_end", NULL, -1), (long)json_array_size(evs) - 1);
     CHECK_INT(tw_int(json_array_get(evs, json_array_size(evs) - 1), "summary.processes"), 1);
   }
@@ -549,7 +551,7 @@ static void test_cli_refused(void) {
 }
 
 static void test_cli_report(void) {
-  cli_case("escape-cli-report", "--tier none", "exit", "observed", "report", "job_end|port",
+  cli_case("escape-cli-report", "--tier none", "exit", "reported", "report", "job_end|port",
            "still running when the job ended", 0);
 }
 
@@ -614,7 +616,7 @@ static void test_cli_control(void) {
   json_array_foreach(f, i, ev) {
     if (tw_int(ev, "process.pid") != (long long)child)
       continue;
-    CHECK_STR(tw_str(ev, "action"), "observed");
+    CHECK_STR(tw_str(ev, "action"), "reported");
     CHECK_INT(tw_int(ev, "process.parent.pid"), r.pi.dwProcessId);
   }
   json_decref(f);

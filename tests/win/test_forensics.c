@@ -279,7 +279,7 @@ static void test_enrich(void) {
   CHECK_U64(r.stats.processes_seen, 3);
   rs = one_for(evs, "sandbox.process_start", "root_process", root);
   {
-    json_t *cps = tw_filter(evs, "sandbox.violation", "child_process");
+    json_t *cps = tw_filter(evs, "sandbox.process_start", "child_process");
     CHECK_INT(json_array_size(cps), 2);
     cs = json_array_get(cps, 0);
     gs = json_array_get(cps, 1);
@@ -406,7 +406,7 @@ static void test_long_command_line(void) {
   CHECK(evs != NULL);
   if (evs == NULL)
     return;
-  cp = tw_filter(evs, "sandbox.violation", "child_process");
+  cp = tw_filter(evs, "sandbox.process_start", "child_process");
   CHECK_INT(json_array_size(cp), 1);
   cl = tw_str(json_array_get(cp, 0), "process.command_line");
   CHECK(cl != NULL && strlen(cl) == JW_COMMAND_LINE_MAX_UNITS);
@@ -475,7 +475,7 @@ static size_t port_gaps(json_t *evs, json_t **lost) {
     json_t *e;
     CHECK_STR(tw_str(g, "gap.reason"), "port_message_lost");
     CHECK_STR(tw_str(g, "source"), "reconciled");
-    CHECK_STR(tw_str(g, "enforcer"), "monitor");
+    CHECK(tw_get(g, "enforcer") == NULL); /* lost: nobody acted */
     CHECK_STR(tw_str(g, "severity"), "medium");
     json_array_foreach(tw_get(g, "gap.lost"), j, e) json_array_append(*lost, e);
     n++;
@@ -600,7 +600,7 @@ static void test_lost_exit(void) {
   if (evs == NULL)
     return;
   CHECK_INT(g_dropped, 1);
-  cp = tw_filter(evs, "sandbox.violation", "child_process");
+  cp = tw_filter(evs, "sandbox.process_start", "child_process");
   CHECK_INT(json_array_size(cp), 1);
   child = tw_int(json_array_get(cp, 0), "process.pid");
   CHECK_STR(tw_str(json_array_get(cp, 0), "source"), "port");
@@ -611,6 +611,10 @@ static void test_lost_exit(void) {
     CHECK_INT(tw_int(ex, "process.exit_code"), 7);
     CHECK_STR(tw_str(ex, "process.exit_class"), "failure");
     CHECK(tw_str(ex, "process.end") != NULL);
+    /* Reconciled later, dated when it happened: its exit time. */
+    CHECK_STR(tw_str(ex, "@timestamp"), tw_str(ex, "process.end"));
+    CHECK(tw_str(ex, "emitted") != NULL &&
+          strcmp(tw_str(ex, "@timestamp"), tw_str(ex, "emitted")) < 0);
   }
   CHECK_INT(port_gaps(evs, &lost), 1);
   CHECK_INT(json_array_size(lost), 1);
@@ -648,13 +652,16 @@ static void test_lost_start(void) {
   if (evs == NULL)
     return;
   CHECK_INT(g_dropped, 1);
-  cp = tw_filter(evs, "sandbox.violation", "child_process");
+  cp = tw_filter(evs, "sandbox.process_start", "child_process");
   CHECK_INT(json_array_size(cp), 1);
   st = json_array_get(cp, 0);
   child = tw_int(st, "process.pid");
   CHECK(child > 0 && child != (long long)root);
   CHECK_STR(tw_str(st, "source"), "reconciled");
-  CHECK_STR(tw_str(st, "action"), "allowed");
+  CHECK_STR(tw_str(st, "action"), "observed");
+  /* Found late, dated when it happened: its creation time. */
+  CHECK_STR(tw_str(st, "@timestamp"), tw_str(st, "process.start"));
+  CHECK(strcmp(tw_str(st, "@timestamp"), tw_str(st, "emitted")) < 0);
   CHECK(tw_get(st, "job_message") == NULL);
   CHECK_INT(tw_int(st, "process.parent.pid"), root);
   CHECK(tw_str(st, "process.command_line") != NULL &&

@@ -976,12 +976,12 @@ static void case_flood(void) {
     const char *e = tw_str(ev, "event"), *rule = tw_str(ev, "rule"), *cl;
     json_t *cv;
     int start;
-    /* A child's start is a sandbox.violation (rule child_process, action
-     * allowed under tier none); its end a sandbox.process_exit. */
+    /* A child's start is a sandbox.process_start (rule child_process); its
+     * end a sandbox.process_exit. */
     if (e == NULL || rule == NULL || strcmp(rule, "child_process") != 0 ||
-        (strcmp(e, "sandbox.violation") != 0 && strcmp(e, "sandbox.process_exit") != 0))
+        (strcmp(e, "sandbox.process_start") != 0 && strcmp(e, "sandbox.process_exit") != 0))
       continue;
-    start = strcmp(e, "sandbox.violation") == 0;
+    start = strcmp(e, "sandbox.process_start") == 0;
     cv = tw_get(ev, "process.command_line");
     cl = json_string_value(cv);
     if (start)

@@ -236,8 +236,8 @@ static unsigned __stdcall tailer_main(void *p) {
 static void make_event(jw_event_t *ev, int i, char *image, size_t image_len) {
   memset(ev, 0, sizeof(*ev));
   ev->kind = i % 50 == 0 ? JW_EVENT_VIOLATION : JW_EVENT_PROCESS_START;
-  ev->rule = i % 50 == 0 ? "child_process" : "root_process";
-  ev->action = i % 50 == 0 ? "allowed" : "observed";
+  ev->rule = i % 50 == 0 ? "image_denied" : "root_process";
+  ev->action = i % 50 == 0 ? "reported" : "observed";
   ev->enforcer = "monitor";
   ev->source = "port";
   ev->severity = i % 50 == 0 ? JW_SEV_LOW : JW_SEV_INFO;
