@@ -58,10 +58,14 @@ static kind_t kind_of(const char *ev) {
     const char *name;
     kind_t kind;
   } map[] = {
-      {"sandbox.process_start", K_PROCESS_START}, {"sandbox.process_exit", K_PROCESS_EXIT},
-      {"sandbox.process_update", K_PROCESS_UPDATE}, {"sandbox.violation", K_VIOLATION},
-      {"sandbox.notice", K_NOTICE},                 {"sandbox.job_start", K_JOB_START},
-      {"sandbox.job_end", K_JOB_END},               {"sandbox.telemetry_gap", K_GAP},
+      {"sandbox.process_start", K_PROCESS_START},
+      {"sandbox.process_exit", K_PROCESS_EXIT},
+      {"sandbox.process_update", K_PROCESS_UPDATE},
+      {"sandbox.violation", K_VIOLATION},
+      {"sandbox.notice", K_NOTICE},
+      {"sandbox.job_start", K_JOB_START},
+      {"sandbox.job_end", K_JOB_END},
+      {"sandbox.telemetry_gap", K_GAP},
   };
   size_t i;
   for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
@@ -240,16 +244,15 @@ static int copy_except(json_t *dst, const json_t *src, const char *const *skip) 
  * map to fields of their own; of host, agent and process the members
  * neither maps. */
 static json_t *jobwarden_part(const json_t *n) {
-  static const char *const top_skip[] = {"@timestamp", "emitted", "seq",     "host", "agent",
-                                         "user",       "rule_id", "tags",    "process",
-                                         "message",    "severity", NULL};
+  static const char *const top_skip[] = {"@timestamp", "emitted", "seq",      "host",
+                                         "agent",      "user",    "rule_id",  "tags",
+                                         "process",    "message", "severity", NULL};
   static const char *const host_skip[] = {"name", "id", "os", NULL};
   static const char *const os_skip[] = {"name", "version", NULL};
   static const char *const agent_skip[] = {"name", "version", "build", NULL};
-  static const char *const proc_skip[] = {"pid",     "entity_id",      "executable",
-                                          "command_line", "start",     "end",
-                                          "hash",    "pe",             "code_signature",
-                                          "parent",  NULL};
+  static const char *const proc_skip[] = {
+      "pid",  "entity_id", "executable",     "command_line", "start", "end",
+      "hash", "pe",        "code_signature", "parent",       NULL};
   json_t *jw = json_object(), *host, *os, *agent, *proc;
   if (jw == NULL || copy_except(jw, n, top_skip) != 0)
     goto fail;
@@ -541,9 +544,9 @@ json_t *jw_format_ecs(const json_t *n) {
     type = json_pack("[s]", "info");
     break;
   case K_VIOLATION: {
-    int stopped = action != NULL && (strcmp(action, "blocked") == 0 ||
-                                     strcmp(action, "terminated") == 0 ||
-                                     strcmp(action, "killed_job") == 0);
+    int stopped =
+        action != NULL && (strcmp(action, "blocked") == 0 || strcmp(action, "terminated") == 0 ||
+                           strcmp(action, "killed_job") == 0);
     category = json_pack("[s]", "intrusion_detection");
     type = json_pack("[s]", stopped ? "denied" : "info");
     break;
@@ -560,8 +563,7 @@ json_t *jw_format_ecs(const json_t *n) {
   if ((kind == K_VIOLATION || kind == K_NOTICE) && rule != NULL)
     rc |= put(o, "event.action", json_string(rule));
   else
-    rc |= put(o, "event.action",
-              json_string(strncmp(ev, "sandbox.", 8) == 0 ? ev + 8 : ev));
+    rc |= put(o, "event.action", json_string(strncmp(ev, "sandbox.", 8) == 0 ? ev + 8 : ev));
   if (action != NULL && (strcmp(action, "blocked") == 0 || strcmp(action, "lost") == 0))
     rc |= put(o, "event.outcome", json_string("failure"));
   else if (kind == K_PROCESS_START || kind == K_JOB_START)
@@ -651,8 +653,9 @@ static json_t *ocsf_file(const char *path, const json_t *p) {
   rc |= put(f, "type_id", json_integer(1));
   rc |= put(f, "type", json_string("Regular File"));
   if (str(hash, "sha256") != NULL)
-    rc |= put(f, "hashes", json_pack("[{s:i,s:s,s:s}]", "algorithm_id", 3, "algorithm", "SHA-256",
-                                     "value", str(hash, "sha256")));
+    rc |= put(f, "hashes",
+              json_pack("[{s:i,s:s,s:s}]", "algorithm_id", 3, "algorithm", "SHA-256", "value",
+                        str(hash, "sha256")));
   if (json_is_integer(get(p, "image_size")))
     rc |= put(f, "size", copy(get(p, "image_size")));
   rc |= put(f, "company_name", copy_str(pe, "company"));
@@ -669,7 +672,7 @@ static json_t *ocsf_integrity_id(const char *s) {
   static const struct {
     const char *name;
     int id;
-  } map[] = {{"untrusted", 1}, {"low", 2},    {"medium", 3},    {"high", 4},
+  } map[] = {{"untrusted", 1}, {"low", 2},       {"medium", 3},      {"high", 4},
              {"system", 5},    {"protected", 6}, {"medium_plus", 99}};
   size_t i;
   for (i = 0; s != NULL && i < sizeof(map) / sizeof(map[0]); i++)

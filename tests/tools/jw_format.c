@@ -77,8 +77,10 @@ int main(int argc, char **argv) {
       const char *prev = json_string_value(json_object_get(n, "previous_file"));
       json_t *seq = json_object_get(n, "continues_at_seq");
       if (prev == NULL || !json_is_integer(seq) || cont_prev != NULL) {
-        fprintf(stderr, "jw-format: line %ld: a sandbox.log_continued line without "
-                        "previous_file and continues_at_seq, or after another one\n", lineno);
+        fprintf(stderr,
+                "jw-format: line %ld: a sandbox.log_continued line without "
+                "previous_file and continues_at_seq, or after another one\n",
+                lineno);
         status = 1;
       } else {
         cont_prev = strdup(prev);

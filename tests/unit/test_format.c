@@ -28,7 +28,7 @@
 #include "internal.h"
 #include "test_util.h"
 
-#define RUN  "\"run_id\":\"0f8c2d4e6a1b3c5d7e9f0a2b4c6d8e0f\""
+#define RUN "\"run_id\":\"0f8c2d4e6a1b3c5d7e9f0a2b4c6d8e0f\""
 #define HOST                                                                                       \
   "\"host\":{\"name\":\"BUILD-07\",\"id\":\"6f1c2b3a-0d4e-4f5a-9b8c-7d6e5f4a3b2c\",\"os\":{"       \
   "\"name\":\"Windows\",\"version\":\"10.0\",\"build\":\"19045\",\"wine_version\":\"8.0\"}},"      \
@@ -39,101 +39,147 @@
   "\",\"emitted\":\"" em "\"," HOST "," RUN ",\"job\":{\"name\":\"agent-BUILD-07-0f8c2d4e\","      \
   "\"tier\":\"lockdown\"},"
 #define ROOT_PROC                                                                                  \
-  "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DD7B683C62E130\",\"executable\":"             \
+  "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DD7B683C62E130\",\"executable\":"              \
   "\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,\"parent\":{\"pid\":1000,\"entity_id\":"          \
   "\"1000-01DD7B683C000000\"},\"command_line\":\"agent.exe --run\",\"user\":{\"sid\":"             \
   "\"S-1-5-21-1-2-3-1001\",\"name\":\"BUILD-07\\\\alice\"},\"integrity\":\"medium\","              \
-  "\"ancestry\":[],\"start\":\"2026-11-23T09:11:05.090000Z\",\"hash\":{\"sha256\":"              \
+  "\"ancestry\":[],\"start\":\"2026-11-23T09:11:05.090000Z\",\"hash\":{\"sha256\":"                \
   "\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"},\"image_size\":123456,"   \
   "\"pe\":{\"original_file_name\":\"agent.exe\",\"company\":\"Example Corp\",\"product\":"         \
-  "\"Agent\",\"description\":\"The agent\",\"file_version\":\"1.2.3.4\"},\"code_signature\":{"    \
+  "\"Agent\",\"description\":\"The agent\",\"file_version\":\"1.2.3.4\"},\"code_signature\":{"     \
   "\"exists\":false,\"status\":\"unsigned\",\"trusted\":false}}"
 #define CHILD_IDS                                                                                  \
-  "\"pid\":4300,\"entity_id\":\"4300-01DD7B683D000000\",\"executable\":"                          \
+  "\"pid\":4300,\"entity_id\":\"4300-01DD7B683D000000\",\"executable\":"                           \
   "\"C:\\\\Windows\\\\System32\\\\cmd.exe\",\"is_root\":false,\"parent\":{\"pid\":4242,"           \
-  "\"entity_id\":\"4242-01DD7B683C62E130\"},\"ancestry\":[{\"pid\":4242,\"entity_id\":"           \
+  "\"entity_id\":\"4242-01DD7B683C62E130\"},\"ancestry\":[{\"pid\":4242,\"entity_id\":"            \
   "\"4242-01DD7B683C62E130\",\"executable\":\"C:\\\\agent\\\\agent.exe\"}],\"start\":"             \
   "\"2026-11-23T09:11:06.000001Z\""
 
 /* One native line per event kind (schema 2.0.0). */
 static const char *const native_lines[] = {
     /* 0 job_start */
-    HEAD("sandbox.job_start", 1, "2026-11-23T09:11:05.100000Z", "2026-11-23T09:11:05.100250Z")
-    "\"rule\":\"job\",\"action\":\"observed\",\"severity\":\"info\",\"source\":\"jobwarden\","
-    "\"message\":\"job agent-BUILD-07-0f8c2d4e started\",\"policy\":{\"tier\":\"lockdown\"},"
-    "\"job_config\":{\"command\":[\"agent.exe\",\"--run\"]}}",
+    HEAD("sandbox.job_start", 1, "2026-11-23T09:11:05.100000Z",
+         "2026-11-23T09:11:05.100250Z") "\"rule\":\"job\",\"action\":\"observed\",\"severity\":"
+                                        "\"info\",\"source\":\"jobwarden\","
+                                        "\"message\":\"job agent-BUILD-07-0f8c2d4e "
+                                        "started\",\"policy\":{\"tier\":\"lockdown\"},"
+                                        "\"job_config\":{\"command\":[\"agent.exe\",\"--run\"]}}",
     /* 1 process_start of the root */
-    HEAD("sandbox.process_start", 2, "2026-11-23T09:11:05.090000Z", "2026-11-23T09:11:05.100400Z")
-    "\"rule\":\"root_process\",\"action\":\"observed\",\"severity\":\"info\",\"source\":"
-    "\"jobwarden\"," ROOT_PROC ",\"message\":\"process 4242 started\"}",
+    HEAD("sandbox.process_start", 2, "2026-11-23T09:11:05.090000Z",
+         "2026-11-23T09:11:05.100400Z") "\"rule\":\"root_process\",\"action\":\"observed\","
+                                        "\"severity\":\"info\",\"source\":"
+                                        "\"jobwarden\"," ROOT_PROC
+                                        ",\"message\":\"process 4242 started\"}",
     /* 2 process_start of a child, identity not ready yet */
-    HEAD("sandbox.process_start", 3, "2026-11-23T09:11:06.000001Z", "2026-11-23T09:11:06.000900Z")
-    "\"rule\":\"child_process\",\"action\":\"observed\",\"severity\":\"info\",\"source\":\"port\","
-    "\"process\":{" CHILD_IDS ",\"command_line\":\"cmd.exe /c whoami\",\"integrity\":"
-    "\"medium_plus\",\"unavailable\":{\"hash\":\"still hashing\"}},\"message\":\"process 4300 "
-    "started\"}",
+    HEAD("sandbox.process_start", 3, "2026-11-23T09:11:06.000001Z",
+         "2026-11-23T09:11:06.000900Z") "\"rule\":\"child_process\",\"action\":\"observed\","
+                                        "\"severity\":\"info\",\"source\":\"port\","
+                                        "\"process\":{" CHILD_IDS
+                                        ",\"command_line\":\"cmd.exe /c whoami\",\"integrity\":"
+                                        "\"medium_plus\",\"unavailable\":{\"hash\":\"still "
+                                        "hashing\"}},\"message\":\"process 4300 "
+                                        "started\"}",
     /* 3 process_update: the child's identity */
-    HEAD("sandbox.process_update", 4, "2026-11-23T09:11:06.020000Z", "2026-11-23T09:11:06.020100Z")
-    "\"rule\":\"child_process\",\"action\":\"observed\",\"severity\":\"info\",\"source\":"
-    "\"jobwarden\",\"process\":{" CHILD_IDS ",\"hash\":{\"sha256\":"
-    "\"b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9\"},\"pe\":{"
-    "\"original_file_name\":\"Cmd.Exe\",\"company\":\"Microsoft Corporation\"},"
-    "\"code_signature\":{\"exists\":true,\"status\":\"valid\",\"subject_name\":\"Microsoft "
-    "Windows\",\"trusted\":true}},\"message\":\"identity of process 4300\"}",
+    HEAD("sandbox.process_update", 4, "2026-11-23T09:11:06.020000Z",
+         "2026-11-23T09:11:06.020100Z") "\"rule\":\"child_process\",\"action\":\"observed\","
+                                        "\"severity\":\"info\",\"source\":"
+                                        "\"jobwarden\",\"process\":{" CHILD_IDS
+                                        ",\"hash\":{\"sha256\":"
+                                        "\"b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ac"
+                                        "e2efcde9\"},\"pe\":{"
+                                        "\"original_file_name\":\"Cmd.Exe\",\"company\":"
+                                        "\"Microsoft Corporation\"},"
+                                        "\"code_signature\":{\"exists\":true,\"status\":\"valid\","
+                                        "\"subject_name\":\"Microsoft "
+                                        "Windows\",\"trusted\":true}},\"message\":\"identity of "
+                                        "process 4300\"}",
     /* 4 violation: a denied image, terminated by jobwarden */
-    HEAD("sandbox.violation", 5, "2026-11-23T09:11:06.030000Z", "2026-11-23T09:11:06.030300Z")
-    "\"rule\":\"image_denied\",\"rule_id\":\"JW-1103\",\"action\":\"terminated\",\"enforcer\":"
-    "\"monitor\",\"severity\":\"high\",\"source\":\"jobwarden\",\"tags\":["
-    "\"attack.t1059.003\",\"jobwarden.monitor_rule\"],\"process\":{" CHILD_IDS "},\"message\":"
-    "\"process 4300 runs cmd.exe, which the deny list names; terminated\",\"enforcement\":{"
-    "\"configured_action\":\"kill_process\",\"list\":\"deny\",\"matched\":\"cmd.exe\"}}",
+    HEAD("sandbox.violation", 5, "2026-11-23T09:11:06.030000Z",
+         "2026-11-23T09:11:06.030300Z") "\"rule\":\"image_denied\",\"rule_id\":\"JW-1103\","
+                                        "\"action\":\"terminated\",\"enforcer\":"
+                                        "\"monitor\",\"severity\":\"high\",\"source\":"
+                                        "\"jobwarden\",\"tags\":["
+                                        "\"attack.t1059.003\",\"jobwarden.monitor_rule\"],"
+                                        "\"process\":{" CHILD_IDS "},\"message\":"
+                                        "\"process 4300 runs cmd.exe, which the deny list names; "
+                                        "terminated\",\"enforcement\":{"
+                                        "\"configured_action\":\"kill_process\",\"list\":\"deny\","
+                                        "\"matched\":\"cmd.exe\"}}",
     /* 5 process_exit of the child: ended by jobwarden */
-    HEAD("sandbox.process_exit", 6, "2026-11-23T09:11:06.040000Z", "2026-11-23T09:11:06.040200Z")
-    "\"rule\":\"child_process\",\"action\":\"terminated\",\"enforcer\":\"monitor\",\"severity\":"
-    "\"info\",\"source\":\"port\",\"process\":{" CHILD_IDS ",\"exit_code\":1,\"exit_code_hex\":"
-    "\"0x00000001\",\"status\":null,\"exit_class\":\"failure\",\"end\":"
-    "\"2026-11-23T09:11:06.040000Z\",\"lifetime_ms\":39},\"message\":\"process 4300 exited\"}",
+    HEAD("sandbox.process_exit", 6, "2026-11-23T09:11:06.040000Z",
+         "2026-11-23T09:11:06.040200Z") "\"rule\":\"child_process\",\"action\":\"terminated\","
+                                        "\"enforcer\":\"monitor\",\"severity\":"
+                                        "\"info\",\"source\":\"port\",\"process\":{" CHILD_IDS
+                                        ",\"exit_code\":1,\"exit_code_hex\":"
+                                        "\"0x00000001\",\"status\":null,\"exit_class\":\"failure\","
+                                        "\"end\":"
+                                        "\"2026-11-23T09:11:06.040000Z\",\"lifetime_ms\":39},"
+                                        "\"message\":\"process 4300 exited\"}",
     /* 6 violation: job escape (two ATT&CK tags: a sub-technique and a tactic) */
-    HEAD("sandbox.violation", 7, "2026-11-23T09:11:07.000000Z", "2026-11-23T09:11:07.000500Z")
-    "\"rule\":\"job_escape\",\"rule_id\":\"JW-1301\",\"action\":\"terminated\",\"enforcer\":"
-    "\"monitor\",\"severity\":\"critical\",\"source\":\"jobwarden\",\"tags\":["
-    "\"attack.t1134.004\",\"attack.defense_evasion\",\"jobwarden.attack\"],\"process\":{\"pid\":"
-    "5000,\"entity_id\":\"5000-01DD7B683E000000\",\"executable\":\"C:\\\\agent\\\\x.exe\","
-    "\"is_root\":false,\"parent\":{\"pid\":700}},\"message\":\"process 5000 escaped the job\","
-    "\"escape\":{\"parent\":\"member\",\"detected_by\":\"scan\",\"detected_after_ms\":120}}",
+    HEAD("sandbox.violation", 7, "2026-11-23T09:11:07.000000Z",
+         "2026-11-23T09:11:07.000500Z") "\"rule\":\"job_escape\",\"rule_id\":\"JW-1301\","
+                                        "\"action\":\"terminated\",\"enforcer\":"
+                                        "\"monitor\",\"severity\":\"critical\",\"source\":"
+                                        "\"jobwarden\",\"tags\":["
+                                        "\"attack.t1134.004\",\"attack.defense_evasion\","
+                                        "\"jobwarden.attack\"],\"process\":{\"pid\":"
+                                        "5000,\"entity_id\":\"5000-01DD7B683E000000\","
+                                        "\"executable\":\"C:\\\\agent\\\\x.exe\","
+                                        "\"is_root\":false,\"parent\":{\"pid\":700}},\"message\":"
+                                        "\"process 5000 escaped the job\","
+                                        "\"escape\":{\"parent\":\"member\",\"detected_by\":"
+                                        "\"scan\",\"detected_after_ms\":120}}",
     /* 7 violation: the active-process limit, refused by the kernel (no process) */
-    HEAD("sandbox.violation", 8, "2026-11-23T09:11:07.100000Z", "2026-11-23T09:11:07.100100Z")
-    "\"rule\":\"active_processes\",\"rule_id\":\"JW-1001\",\"action\":\"blocked\",\"enforcer\":"
-    "\"kernel\",\"severity\":\"medium\",\"source\":\"port\",\"tags\":[\"jobwarden.limit\"],"
-    "\"job_message\":{\"id\":3,\"name\":\"JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT\"},\"limit\":{"
-    "\"name\":\"active_processes\",\"unit\":\"processes\",\"configured\":4},\"message\":\"a "
-    "process creation over the limit of 4 was refused\"}",
+    HEAD("sandbox.violation", 8, "2026-11-23T09:11:07.100000Z",
+         "2026-11-23T09:11:07.100100Z") "\"rule\":\"active_processes\",\"rule_id\":\"JW-1001\","
+                                        "\"action\":\"blocked\",\"enforcer\":"
+                                        "\"kernel\",\"severity\":\"medium\",\"source\":\"port\","
+                                        "\"tags\":[\"jobwarden.limit\"],"
+                                        "\"job_message\":{\"id\":3,\"name\":\"JOB_OBJECT_MSG_"
+                                        "ACTIVE_PROCESS_LIMIT\"},\"limit\":{"
+                                        "\"name\":\"active_processes\",\"unit\":\"processes\","
+                                        "\"configured\":4},\"message\":\"a "
+                                        "process creation over the limit of 4 was refused\"}",
     /* 8 process_exit of the root: a crash nobody caused */
-    HEAD("sandbox.process_exit", 9, "2026-11-23T09:11:08.000000Z", "2026-11-23T09:11:08.000700Z")
-    "\"rule\":\"root_process\",\"action\":\"observed\",\"severity\":\"info\",\"source\":\"port\","
-    "\"process\":{\"pid\":4242,\"entity_id\":\"4242-01DD7B683C62E130\",\"executable\":"
-    "\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,\"parent\":{\"pid\":1000,\"entity_id\":"
-    "\"1000-01DD7B683C000000\"},\"ancestry\":[],\"exit_code\":3221225477,\"exit_code_hex\":"
-    "\"0xC0000005\",\"status\":\"STATUS_ACCESS_VIOLATION\",\"exit_class\":\"abnormal\",\"start\":"
-    "\"2026-11-23T09:11:05.090000Z\",\"end\":\"2026-11-23T09:11:08.000000Z\"},\"message\":"
-    "\"process 4242 exited with 0xC0000005\"}",
+    HEAD("sandbox.process_exit", 9, "2026-11-23T09:11:08.000000Z",
+         "2026-11-23T09:11:08.000700Z") "\"rule\":\"root_process\",\"action\":\"observed\","
+                                        "\"severity\":\"info\",\"source\":\"port\","
+                                        "\"process\":{\"pid\":4242,\"entity_id\":\"4242-"
+                                        "01DD7B683C62E130\",\"executable\":"
+                                        "\"C:\\\\agent\\\\agent.exe\",\"is_root\":true,\"parent\":{"
+                                        "\"pid\":1000,\"entity_id\":"
+                                        "\"1000-01DD7B683C000000\"},\"ancestry\":[],\"exit_code\":"
+                                        "3221225477,\"exit_code_hex\":"
+                                        "\"0xC0000005\",\"status\":\"STATUS_ACCESS_VIOLATION\","
+                                        "\"exit_class\":\"abnormal\",\"start\":"
+                                        "\"2026-11-23T09:11:05.090000Z\",\"end\":\"2026-11-23T09:"
+                                        "11:08.000000Z\"},\"message\":"
+                                        "\"process 4242 exited with 0xC0000005\"}",
     /* 9 notice */
-    HEAD("sandbox.notice", 10, "2026-11-23T09:11:08.001000Z", "2026-11-23T09:11:08.001100Z")
-    "\"rule\":\"token_not_applied\",\"rule_id\":\"JW-2006\",\"action\":\"degraded\",\"severity\":"
-    "\"high\",\"source\":\"jobwarden\",\"tags\":[\"jobwarden.sandbox_health\"],\"message\":\"the "
-    "program runs with a token that has more rights than asked\"}",
+    HEAD("sandbox.notice", 10, "2026-11-23T09:11:08.001000Z",
+         "2026-11-23T09:11:08.001100Z") "\"rule\":\"token_not_applied\",\"rule_id\":\"JW-2006\","
+                                        "\"action\":\"degraded\",\"severity\":"
+                                        "\"high\",\"source\":\"jobwarden\",\"tags\":[\"jobwarden."
+                                        "sandbox_health\"],\"message\":\"the "
+                                        "program runs with a token that has more rights than "
+                                        "asked\"}",
     /* 10 telemetry_gap */
     HEAD("sandbox.telemetry_gap", 14, "2026-11-23T09:11:08.002000Z",
-         "2026-11-23T09:11:08.002000Z")
-    "\"rule\":\"telemetry_gap\",\"rule_id\":\"JW-2102\",\"action\":\"lost\",\"severity\":\"high\","
-    "\"source\":\"jobwarden\",\"message\":\"3 event(s), seq 11 to 14, did not reach this sink "
-    "(queue_full)\",\"gap\":{\"from_seq\":11,\"to_seq\":14,\"count\":3,\"sink\":"
-    "\"file:e.jsonl,format=ecs\",\"reason\":\"queue_full\"}}",
+         "2026-11-23T09:11:08.002000Z") "\"rule\":\"telemetry_gap\",\"rule_id\":\"JW-2102\","
+                                        "\"action\":\"lost\",\"severity\":\"high\","
+                                        "\"source\":\"jobwarden\",\"message\":\"3 event(s), seq 11 "
+                                        "to 14, did not reach this sink "
+                                        "(queue_full)\",\"gap\":{\"from_seq\":11,\"to_seq\":14,"
+                                        "\"count\":3,\"sink\":"
+                                        "\"file:e.jsonl,format=ecs\",\"reason\":\"queue_full\"}}",
     /* 11 job_end, the last line */
-    HEAD("sandbox.job_end", 15, "2026-11-23T09:11:08.003000Z", "2026-11-23T09:11:08.003100Z")
-    "\"rule\":\"job\",\"action\":\"observed\",\"severity\":\"info\",\"source\":\"jobwarden\","
-    "\"message\":\"job ended\",\"summary\":{\"processes\":2,\"violations\":3,\"root_exit_code\":"
-    "3221225477}}",
+    HEAD("sandbox.job_end", 15, "2026-11-23T09:11:08.003000Z",
+         "2026-11-23T09:11:08.003100Z") "\"rule\":\"job\",\"action\":\"observed\",\"severity\":"
+                                        "\"info\",\"source\":\"jobwarden\","
+                                        "\"message\":\"job "
+                                        "ended\",\"summary\":{\"processes\":2,\"violations\":3,"
+                                        "\"root_exit_code\":"
+                                        "3221225477}}",
 };
 #define N_LINES (sizeof(native_lines) / sizeof(native_lines[0]))
 
@@ -615,8 +661,9 @@ static void test_option(const char *out) {
   CHECK_INT(jw_exporter_check("pipe-connect:collector,format=ocsf", "--export", &err), 0);
 #endif
   CHECK_INT(jw_exporter_check("file:e.jsonl,format=xml", "exporters[2]", &err), JW_EUSAGE);
-  CHECK_STR(err.text,
-            "exporters[2] file:e.jsonl,format=xml: format: expected native, ecs or ocsf, got \"xml\"");
+  CHECK_STR(
+      err.text,
+      "exporters[2] file:e.jsonl,format=xml: format: expected native, ecs or ocsf, got \"xml\"");
   CHECK_INT(jw_exporter_check("stdout,format=", "--export", &err), JW_EUSAGE);
   CHECK_STR(err.text, "--export stdout,format=: format: expected native, ecs or ocsf, got \"\"");
   CHECK_INT(jw_exporter_check("stdout,format=ecs,format=ocsf", "--export", &err), JW_EUSAGE);
@@ -693,11 +740,14 @@ static void test_emitter(const char *out, size_t capacity) {
     CHECK_INT(jw_emitter_start(em, capacity), 0);
   for (i = 0; i < 20; i++) {
     jw_event_t ev;
-    jw_event_init(&ev, i == 0 ? JW_EVENT_JOB_START
-                       : i % 3 ? JW_EVENT_PROCESS_START
-                               : JW_EVENT_VIOLATION,
-                  i == 0 ? "job" : i % 3 ? "child_process" : "image_denied", "observed", NULL,
-                  "port", i % 3 ? JW_SEV_INFO : JW_SEV_HIGH);
+    jw_event_init(&ev,
+                  i == 0  ? JW_EVENT_JOB_START
+                  : i % 3 ? JW_EVENT_PROCESS_START
+                          : JW_EVENT_VIOLATION,
+                  i == 0  ? "job"
+                  : i % 3 ? "child_process"
+                          : "image_denied",
+                  "observed", NULL, "port", i % 3 ? JW_SEV_INFO : JW_SEV_HIGH);
     ev.has_process = i != 0;
     ev.process.pid = 2000u + (uint32_t)i;
     ev.process.create_time = 133000000000000000ull + (uint64_t)i;
@@ -755,8 +805,7 @@ static void test_gap_format(void) {
   CHECK_INT(jw_emitter_start(em, 64), 0);
   for (i = 0; i < 6; i++) {
     jw_event_t ev;
-    jw_event_init(&ev, JW_EVENT_NOTICE, "interrupted", "degraded", NULL, "jobwarden",
-                  JW_SEV_LOW);
+    jw_event_init(&ev, JW_EVENT_NOTICE, "interrupted", "degraded", NULL, "jobwarden", JW_SEV_LOW);
     snprintf(ev.message, sizeof(ev.message), "notice %d", i);
     jw_emit(em, &ev);
   }
@@ -768,7 +817,8 @@ static void test_gap_format(void) {
     json_t *j = json_loadb(p, (size_t)(strchr(p, '\n') - p), 0, NULL);
     CHECK_STR(s_at(j, "ecs.version"), JW_ECS_VERSION);
     CHECK(at(j, "schema_version") == NULL);
-    if (s_at(j, "jobwarden.event") && strcmp(s_at(j, "jobwarden.event"), "sandbox.telemetry_gap") == 0) {
+    if (s_at(j, "jobwarden.event") &&
+        strcmp(s_at(j, "jobwarden.event"), "sandbox.telemetry_gap") == 0) {
       gaps++;
       CHECK_STR(s_at(j, "jobwarden.gap.reason"), "write_failed");
       CHECK_INT(i_at(j, "jobwarden.gap.count"), 3);
