@@ -122,15 +122,25 @@ static json_t *copy_str(const json_t *o, const char *k) {
   return json_is_string(v) ? json_deep_copy(v) : NULL;
 }
 
-/* The file name part of a Windows (or POSIX) path, NULL when none. */
-static json_t *base_name(const char *path) {
-  const char *p, *b;
-  if (path == NULL)
+/* The part of the string v after its last separator (sep: "\\/" for a
+ * path, "\\" for DOMAIN\\name), as a new string; all of v when it has none;
+ * NULL when v is not a string or nothing follows the separator. Works on
+ * v's bytes with their length: a path may hold U+0000 (docs/events.md),
+ * which stays in the result instead of cutting it. */
+static json_t *last_part(const json_t *v, const char *sep) {
+  const char *s = json_string_value(v), *b;
+  size_t n, i;
+  if (s == NULL)
     return NULL;
-  for (b = p = path; *p; p++)
-    if (*p == '\\' || *p == '/')
-      b = p + 1;
-  return *b ? json_string(b) : NULL;
+  n = json_string_length(v);
+  for (b = s, i = 0; i < n; i++)
+    if (s[i] != '\0' && strchr(sep, s[i]) != NULL)
+      b = s + i + 1;
+  return b < s + n ? json_stringn(b, (size_t)(s + n - b)) : NULL;
+}
+
+static json_t *base_name(const json_t *path) {
+  return last_part(path, "\\/");
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
@@ -461,13 +471,22 @@ done:
   return rc;
 }
 
-/* "DOMAIN\name" -> name (ECS user.name is the short name). */
-static json_t *short_user_name(const char *s) {
-  const char *b;
-  if (s == NULL)
-    return NULL;
-  b = strrchr(s, '\\');
-  return json_string(b != NULL ? b + 1 : s);
+/* "DOMAIN\\name" -> name (ECS user.name is the short name). */
+static json_t *short_user_name(const json_t *v) {
+  return last_part(v, "\\");
+}
+
+/* "DOMAIN\\name" -> DOMAIN; NULL when there is no domain part. */
+static json_t *user_domain(const json_t *v) {
+  const char *s = json_string_value(v);
+  size_t n = json_string_length(v), i, cut = 0;
+  int found = 0;
+  for (i = 0; s != NULL && i < n; i++)
+    if (s[i] == '\\') {
+      cut = i;
+      found = 1;
+    }
+  return found ? json_stringn(s, cut) : NULL;
 }
 
 static int ecs_process(json_t *o, const json_t *p) {
@@ -478,7 +497,7 @@ static int ecs_process(json_t *o, const json_t *p) {
   rc |= put(o, "process.pid", copy(get(p, "pid")));
   rc |= put(o, "process.entity_id", copy_str(p, "entity_id"));
   rc |= put(o, "process.executable", copy_str(p, "executable"));
-  rc |= put(o, "process.name", base_name(str(p, "executable")));
+  rc |= put(o, "process.name", base_name(get(p, "executable")));
   rc |= put(o, "process.command_line", copy_str(p, "command_line"));
   rc |= put(o, "process.start", copy_str(p, "start"));
   rc |= put(o, "process.end", copy_str(p, "end"));
@@ -496,7 +515,7 @@ static int ecs_process(json_t *o, const json_t *p) {
   if (json_is_boolean(get(cs, "trusted")))
     rc |= put(o, "process.code_signature.trusted", copy(get(cs, "trusted")));
   rc |= put(o, "process.user.id", copy_str(user, "sid"));
-  rc |= put(o, "process.user.name", short_user_name(str(user, "name")));
+  rc |= put(o, "process.user.name", short_user_name(get(user, "name")));
   if (json_is_integer(get(parent, "pid")))
     rc |= put(o, "process.parent.pid", copy(get(parent, "pid")));
   rc |= put(o, "process.parent.entity_id", copy_str(parent, "entity_id"));
@@ -505,7 +524,7 @@ static int ecs_process(json_t *o, const json_t *p) {
   if (parent_eid != NULL && str(anc, "entity_id") != NULL &&
       strcmp(parent_eid, str(anc, "entity_id")) == 0) {
     rc |= put(o, "process.parent.executable", copy_str(anc, "executable"));
-    rc |= put(o, "process.parent.name", base_name(str(anc, "executable")));
+    rc |= put(o, "process.parent.name", base_name(get(anc, "executable")));
   }
   return rc;
 }
@@ -638,18 +657,19 @@ json_t *jw_format_ecs(const json_t *n) {
 static const char *const severity_caption[] = {"Unknown", "Informational", "Low",
                                                "Medium",  "High",          "Critical"};
 
-/* An OCSF file object for an image path (type Regular File). */
-static json_t *ocsf_file(const char *path, const json_t *p) {
+/* An OCSF file object for an image path (a JSON string; type Regular
+ * File), with the identity p (a native process) has of it. */
+static json_t *ocsf_file(const json_t *path, const json_t *p) {
   json_t *f;
   const json_t *pe = get(p, "pe"), *hash = get(p, "hash");
   int rc = 0;
-  if (path == NULL)
+  if (!json_is_string(path))
     return NULL;
   f = json_object();
   if (f == NULL)
     return NULL;
   rc |= put(f, "name", base_name(path));
-  rc |= put(f, "path", json_string(path));
+  rc |= put(f, "path", json_deep_copy(path));
   rc |= put(f, "type_id", json_integer(1));
   rc |= put(f, "type", json_string("Regular File"));
   if (str(hash, "sha256") != NULL)
@@ -697,7 +717,7 @@ static json_t *ocsf_parent(const json_t *p) {
     rc |= put(o, "pid", copy(get(parent, "pid")));
   rc |= put(o, "uid", copy_str(parent, "entity_id"));
   if (eid != NULL && str(anc, "entity_id") != NULL && strcmp(eid, str(anc, "entity_id")) == 0)
-    rc |= put(o, "file", ocsf_file(str(anc, "executable"), NULL));
+    rc |= put(o, "file", ocsf_file(get(anc, "executable"), NULL));
   if (rc != 0) {
     json_decref(o);
     return NULL;
@@ -714,17 +734,15 @@ static json_t *ocsf_process(const json_t *p) {
   if (json_is_integer(get(p, "pid")))
     rc |= put(o, "pid", copy(get(p, "pid")));
   rc |= put(o, "uid", copy_str(p, "entity_id"));
-  rc |= put(o, "name", base_name(str(p, "executable")));
+  rc |= put(o, "name", base_name(get(p, "executable")));
   rc |= put(o, "cmd_line", copy_str(p, "command_line"));
   rc |= put(o, "created_time", ms_of(p, "start"));
   rc |= put(o, "terminated_time", ms_of(p, "end"));
-  rc |= put(o, "file", ocsf_file(str(p, "executable"), p));
+  rc |= put(o, "file", ocsf_file(get(p, "executable"), p));
   if (str(user, "sid") != NULL || str(user, "name") != NULL) {
-    const char *name = str(user, "name"), *bs = name ? strrchr(name, '\\') : NULL;
     rc |= put(o, "user.uid", copy_str(user, "sid"));
-    rc |= put(o, "user.name", short_user_name(name));
-    if (bs != NULL)
-      rc |= put(o, "user.domain", json_stringn(name, (size_t)(bs - name)));
+    rc |= put(o, "user.name", short_user_name(get(user, "name")));
+    rc |= put(o, "user.domain", user_domain(get(user, "name")));
   }
   rc |= put(o, "integrity", copy_str(p, "integrity"));
   rc |= put(o, "integrity_id", ocsf_integrity_id(str(p, "integrity")));
@@ -885,9 +903,13 @@ json_t *jw_format_ocsf(const json_t *n) {
     rc |= put(o, "process", json_is_object(p) ? ocsf_process(p) : NULL);
     if (kind == K_PROCESS_EXIT)
       rc |= put(o, "exit_code", signed_exit_code(p));
-    /* The actor: who launched it (its parent; jobwarden for the root), or
-     * who ended it (jobwarden, the kernel, or, for an exit nobody caused,
-     * the process itself: OCSF's reflexive case). */
+    /* The actor: who ended it (jobwarden, the kernel, or, for an exit
+     * nobody caused, the process itself: OCSF's reflexive case), or who
+     * launched it: jobwarden for the root; for any other process of the
+     * job, the sandboxed program (app_name = the job's name, app_uid = the
+     * run) and, when known, the parent process. Only jobwarden and the
+     * job's own processes can put a process into the job, so that much is
+     * known even when the parent is not. */
     if (actor == NULL) {
       rc = -1;
     } else if (kind == K_PROCESS_EXIT && enforcer != NULL) {
@@ -897,8 +919,12 @@ json_t *jw_format_ocsf(const json_t *n) {
       rc |= put(actor, "process", json_is_object(p) ? ocsf_process(p) : NULL);
     } else {
       rc |= put(actor, "process", ocsf_parent(p));
-      if (json_is_true(get(p, "is_root")))
+      if (json_is_true(get(p, "is_root"))) {
         rc |= put(actor, "app_name", json_string("jobwarden"));
+      } else {
+        rc |= put(actor, "app_name", copy_str(get(n, "job"), "name"));
+        rc |= put(actor, "app_uid", copy_str(n, "run_id"));
+      }
     }
     if (json_object_size(actor) > 0)
       rc |= put(o, "actor", actor);
@@ -1003,7 +1029,7 @@ int jw_format_line(jw_format_t f, const char *line, size_t len, char **out, size
   int rc;
   if (len > 0 && line[len - 1] == '\n')
     len--;
-  n = json_loadb(line, len, 0, &jerr);
+  n = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
   if (n == NULL)
     return JW_EINVAL;
   o = jw_format_convert(f, n);
@@ -1090,7 +1116,7 @@ char *jw_format_continuation(jw_format_t f, const char *previous_file, const cha
   int rc = 0;
   if (len > 0 && first[len - 1] == '\n')
     len--;
-  ev = json_loadb(first, len, 0, &jerr);
+  ev = json_loadb(first, len, JSON_ALLOW_NUL, &jerr);
   if (ev == NULL)
     return NULL;
   jw_format_meta(f, ev, &m);
@@ -1110,6 +1136,10 @@ char *jw_format_continuation(jw_format_t f, const char *previous_file, const cha
   case JW_FORMAT_ECS:
     /* The rotation happened just before the first line of the new file
      * was written: that line's event.created. */
+    /* 1.x lines have no event.created: their @timestamp was the time of
+     * writing. */
+    if (m.emitted == NULL)
+      m.emitted = m.timestamp;
     rc |= put(o, "@timestamp", m.emitted ? json_string(m.emitted) : NULL);
     rc |= put(o, "ecs.version", json_string(JW_ECS_VERSION));
     rc |= put(o, "event.kind", json_string("event"));
@@ -1136,6 +1166,9 @@ char *jw_format_continuation(jw_format_t f, const char *previous_file, const cha
     rc |= put(o, "activity_name", json_string("Rotate"));
     rc |= put(o, "type_uid", json_integer(100805));
     rc |= put(o, "type_name", json_string("Event Log Activity: Rotate"));
+    /* 1.x lines have no logged_time: their time was the time of writing. */
+    if (m.emitted_ms < 0 && json_is_integer(get(ev, "time")))
+      m.emitted_ms = (int64_t)json_integer_value(get(ev, "time"));
     rc |= put(o, "time", m.emitted_ms >= 0 ? json_integer((json_int_t)m.emitted_ms) : NULL);
     rc |= put(o, "severity_id", json_integer(1));
     rc |= put(o, "severity", json_string("Informational"));
@@ -1144,7 +1177,11 @@ char *jw_format_continuation(jw_format_t f, const char *previous_file, const cha
     json_object_del(get(o, "metadata"), "sequence");
     rc |= put(o, "metadata.event_code", json_string("sandbox.log_continued"));
     rc |= put(o, "device", copy(get(ev, "device")));
-    rc |= put(o, "file", ocsf_file(previous_file, NULL));
+    {
+      json_t *prev = json_string(previous_file);
+      rc |= put(o, "file", ocsf_file(prev, NULL));
+      json_decref(prev);
+    }
     rc |= put(o, "log_name", json_string("jobwarden"));
     rc |= put(o, "log_provider", json_string("jobwarden"));
     rc |= put(o, "status_id", json_integer(1));

@@ -450,7 +450,7 @@ static int build_frame(jw_exporter_t *self, syslog_state_t *st, const char *line
 
   if (msg_len > 0 && line[msg_len - 1] == '\n')
     msg_len--;
-  j = json_loadb(line, msg_len, 0, &jerr);
+  j = json_loadb(line, msg_len, JSON_ALLOW_NUL, &jerr);
   if (j == NULL)
     return jw_error_set(err, JW_EIO, 0, self->spec, "event line is not JSON: %s", jerr.text);
   /* The header's facts, read where the sink's format keeps them. */

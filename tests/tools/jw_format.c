@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
     lineno++;
     if (len == 0)
       continue;
-    n = json_loadb(buf, (size_t)len, 0, &jerr);
+    n = json_loadb(buf, (size_t)len, JSON_ALLOW_NUL, &jerr);
     if (n != NULL && json_is_string(json_object_get(n, "event")) &&
         strcmp(json_string_value(json_object_get(n, "event")), "sandbox.log_continued") == 0) {
       const char *prev = json_string_value(json_object_get(n, "previous_file"));

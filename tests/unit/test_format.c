@@ -388,7 +388,8 @@ static void test_kinds(const char *out) {
       CHECK_INT(i_at(o, "actor.process.pid"), 4242);
       CHECK_STR(s_at(o, "actor.process.file.name"), "agent.exe");
       CHECK_STR(s_at(o, "process.parent_process.uid"), "4242-01DD7B683C62E130");
-      CHECK(at(o, "actor.app_name") == NULL);
+      CHECK_STR(s_at(o, "actor.app_name"), "agent-BUILD-07-0f8c2d4e");
+      CHECK_STR(s_at(o, "actor.app_uid"), "0f8c2d4e6a1b3c5d7e9f0a2b4c6d8e0f");
       break;
     case 3: /* process_update */
       check_ocsf_common(o, n, 1007, 99);
@@ -617,6 +618,39 @@ static void test_refused(void) {
   }
 }
 
+/* A path holding U+0000 (docs/events.md) is kept whole, and the names
+ * derived from it are not cut at the 0 byte. */
+static void test_nul(void) {
+  static const char line[] =
+      HEAD("sandbox.process_start", 2, "2026-11-23T09:11:05.090000Z",
+           "2026-11-23T09:11:05.100400Z") "\"rule\":\"child_process\",\"action\":\"observed\","
+                                          "\"severity\":\"info\",\"source\":\"port\",\"process\":{"
+                                          "\"pid\":9,\"entity_id\":"
+                                          "\"9-01DD7B683C62E130\",\"executable\":\"C:"
+                                          "\\\\d\\u0000x\\\\a\\u0000b.exe\",\"user\":{"
+                                          "\"sid\":\"S-1-5-21-1\",\"name\":"
+                                          "\"DO\\u0000M\\\\b\\u0000ob\"}},\"message\":\"m\"}";
+  char *out = NULL;
+  size_t len = 0;
+  json_t *e, *o;
+  CHECK_INT(jw_format_line(JW_FORMAT_ECS, line, sizeof(line) - 1, &out, &len), 0);
+  e = out ? json_loadb(out, len, JSON_ALLOW_NUL, NULL) : NULL;
+  CHECK_INT(json_string_length(at(e, "process.executable")), 14);
+  CHECK_INT(json_string_length(at(e, "process.name")), 7);
+  CHECK(memcmp(s_at(e, "process.name") ? s_at(e, "process.name") : "", "a\0b.exe", 7) == 0);
+  CHECK_INT(json_string_length(at(e, "process.user.name")), 4);
+  free(out);
+  CHECK_INT(jw_format_line(JW_FORMAT_OCSF, line, sizeof(line) - 1, &out, &len), 0);
+  o = out ? json_loadb(out, len, JSON_ALLOW_NUL, NULL) : NULL;
+  CHECK_INT(json_string_length(at(o, "process.file.path")), 14);
+  CHECK_INT(json_string_length(at(o, "process.file.name")), 7);
+  CHECK_INT(json_string_length(at(o, "process.user.domain")), 4);
+  CHECK_INT(json_string_length(at(o, "process.user.name")), 4);
+  free(out);
+  json_decref(e);
+  json_decref(o);
+}
+
 /* The syslog header's facts are the same whatever the format. */
 static void test_meta(void) {
   jw_format_t fs[3] = {JW_FORMAT_NATIVE, JW_FORMAT_ECS, JW_FORMAT_OCSF};
@@ -839,6 +873,7 @@ int main(int argc, char **argv) {
   MKDIR(dir);
   test_kinds(out);
   test_refused();
+  test_nul();
   test_meta();
   test_option(out);
   test_emitter(out, 0);
