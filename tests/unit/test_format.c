@@ -23,6 +23,7 @@
 #define MKDIR(p) mkdir(p, 0755)
 #endif
 
+#include "cli.h"
 #include "format.h"
 #include "harness.h"
 #include "internal.h"
@@ -651,6 +652,31 @@ static void test_nul(void) {
   json_decref(o);
 }
 
+/* `jobwarden tail` on a pipe sink with format=ecs|ocsf shows the same line
+ * as on a native one (OCSF's time has milliseconds), and still ends at
+ * job_end. */
+static void test_tail(void) {
+  size_t i;
+  for (i = 0; i < N_LINES; i++) {
+    char want[2048], got[2048], *conv = NULL;
+    size_t clen = 0;
+    int end = jw_tail_format(native_lines[i], strlen(native_lines[i]), want, sizeof(want)), k;
+    CHECK_INT(end, i == N_LINES - 1);
+    for (k = 1; k < 3; k++) {
+      CHECK_INT(
+          jw_format_line((jw_format_t)k, native_lines[i], strlen(native_lines[i]), &conv, &clen),
+          0);
+      CHECK_INT(jw_tail_format(conv ? conv : "", clen, got, sizeof(got)), end);
+      if (k == 1)
+        CHECK_STR(got, want);
+      else /* "2026-11-23T09:11:05.100Z" for "2026-11-23T09:11:05.100000Z" */
+        CHECK_STR(strchr(got, ' '), strchr(want, ' '));
+      free(conv);
+      conv = NULL;
+    }
+  }
+}
+
 /* The syslog header's facts are the same whatever the format. */
 static void test_meta(void) {
   jw_format_t fs[3] = {JW_FORMAT_NATIVE, JW_FORMAT_ECS, JW_FORMAT_OCSF};
@@ -874,6 +900,7 @@ int main(int argc, char **argv) {
   test_kinds(out);
   test_refused();
   test_nul();
+  test_tail();
   test_meta();
   test_option(out);
   test_emitter(out, 0);
