@@ -842,6 +842,37 @@ fail:
   return NULL;
 }
 
+/* The security_control profile's outcome of a violation: what jobwarden
+ * or the kernel did (action_id) and how it ended (disposition_id). A
+ * process ended after it started has no disposition of its own in OCSF:
+ * Other, with jobwarden's word for it. */
+static int ocsf_disposition(json_t *o, const char *action) {
+  static const struct {
+    const char *action;
+    int action_id;
+    const char *action_name;
+    int disposition_id;
+    const char *disposition;
+  } map[] = {
+      {"blocked", 2, "Denied", 2, "Blocked"},
+      {"terminated", 2, "Denied", 99, "terminated"},
+      {"killed_job", 2, "Denied", 99, "killed_job"},
+      {"reported", 3, "Observed", 19, "Alert"},
+      {"not_enforced", 3, "Observed", 16, "No Action"},
+      {"observed", 3, "Observed", 15, "Detected"},
+  };
+  size_t i;
+  int rc = 0;
+  for (i = 0; action != NULL && i < sizeof(map) / sizeof(map[0]); i++)
+    if (strcmp(map[i].action, action) == 0) {
+      rc |= put(o, "action_id", json_integer(map[i].action_id));
+      rc |= put(o, "action", json_string(map[i].action_name));
+      rc |= put(o, "disposition_id", json_integer(map[i].disposition_id));
+      rc |= put(o, "disposition", json_string(map[i].disposition));
+    }
+  return rc;
+}
+
 /* The members every OCSF class of the format carries. */
 static int ocsf_common(json_t *o, const json_t *n, int category_uid, const char *category_name,
                        int class_uid, const char *class_name, int activity_id,
@@ -958,7 +989,9 @@ json_t *jw_format_ocsf(const json_t *n) {
         rc = -1;
       rc |= put(o, "evidences", e ? json_pack("[o]", e) : NULL);
     }
-    (void)action;
+    rc |= put(o, "is_alert", json_true());
+    rc |= ocsf_disposition(o, action);
+    rc |= put(o, "metadata.profiles", json_pack("[s]", "security_control"));
     break;
   }
   case K_GAP: {

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # native.format.all_outputs: converts every native event file the other
 # tests wrote (DIR/*.jsonl, their rotated parts *.jsonl.N, and the unit
-# tests' *.jsonl.txt[.N]) to ECS and to OCSF with jw-format, checks that
+# rotation test's unit-rotation*.jsonl.txt[.N]: the files the schema tests
+# validate, written by the tests of the fixtures this test requires; other
+# *.txt files are scratch files of tests still running) to ECS and to OCSF
+# with jw-format, checks that
 # each conversion has exactly the input's number of lines, and validates
 # every converted line: ECS against @elastic/ecs (tests/ecs/check.sh), OCSF
 # against the transcribed classes (tests/ocsf/validate_ocsf.py).
@@ -21,7 +24,7 @@ for dir in "$@"; do
   fi
   tree=$(basename "$(dirname "$dir")")
   shopt -s nullglob
-  for f in "$dir"/*.jsonl "$dir"/*.jsonl.[0-9]* "$dir"/*.jsonl.txt "$dir"/*.jsonl.txt.[0-9]*; do
+  for f in "$dir"/*.jsonl "$dir"/*.jsonl.[0-9]* "$dir"/unit-rotation*.jsonl.txt*; do
     n=$(grep -c '' "$f")
     [ "$n" -gt 0 ] || continue
     files=$((files + 1))

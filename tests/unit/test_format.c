@@ -445,6 +445,12 @@ static void test_kinds(const char *out) {
       CHECK_STR(s_at(o, "severity"), "High");
       CHECK_STR(s_at(o, "unmapped.jobwarden.rule"), "image_denied");
       CHECK_STR(s_at(o, "unmapped.jobwarden.action"), "terminated");
+      CHECK(json_is_true(at(o, "is_alert")));
+      CHECK_INT(i_at(o, "action_id"), 2);
+      CHECK_STR(s_at(o, "action"), "Denied");
+      CHECK_INT(i_at(o, "disposition_id"), 99);
+      CHECK_STR(s_at(o, "disposition"), "terminated");
+      CHECK_STR(s_at(o, "metadata.profiles.0"), "security_control");
       break;
     case 5: /* the child's exit, ended by jobwarden */
       check_ocsf_common(o, n, 1007, 2);
@@ -484,6 +490,9 @@ static void test_kinds(const char *out) {
       CHECK(at(e, "process") == NULL);
       CHECK(at(o, "evidences") == NULL);
       CHECK(at(o, "finding_info.attacks") == NULL);
+      CHECK_INT(i_at(o, "action_id"), 2);
+      CHECK_INT(i_at(o, "disposition_id"), 2);
+      CHECK_STR(s_at(o, "disposition"), "Blocked");
       break;
     case 8: /* the root crashed */
       check_ocsf_common(o, n, 1007, 2);
