@@ -12,9 +12,14 @@ version=9.3.0
 dest=${1:-"$here/build/ecs-defs"}
 pkg="$dest/node_modules/@elastic/ecs/package.json"
 
-if [ -f "$pkg" ] && grep -q "\"version\": \"$version\"" "$pkg"; then
-  exit 0
-fi
+installed() { [ -f "$pkg" ] && grep -q "\"version\": \"$version\"" "$pkg"; }
+installed && exit 0
+# Tests that run in parallel may all find the cache missing: one installs,
+# the others wait for it.
+mkdir -p "$(dirname "$dest")"
+exec 9>"$dest.lock"
+flock 9
+installed && exit 0
 if ! command -v npm >/dev/null 2>&1; then
   echo "ecs-defs.sh: npm is not installed (Debian: apt-get install nodejs npm; scripts/setup.sh does it)" >&2
   exit 1
