@@ -44,8 +44,12 @@ static int split_format(const char *spec, char *base, size_t size, jw_format_t *
   vlen = end ? (size_t)(end - v) : strlen(v);
   if (strstr(v, opt) != NULL)
     return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: format: given twice", spec);
-  if (vlen >= sizeof(value) ||
-      (memcpy(value, v, vlen), value[vlen] = '\0', jw_format_parse(value, fmt) != 0))
+  value[0] = '\0';
+  if (vlen < sizeof(value)) {
+    memcpy(value, v, vlen);
+    value[vlen] = '\0';
+  }
+  if (vlen >= sizeof(value) || jw_format_parse(value, fmt) != 0)
     return jw_error_set(err, JW_EUSAGE, 0, "--export",
                         "--export %s: format: expected native, ecs or ocsf, got \"%.*s\"", spec,
                         (int)(vlen > 40 ? 40 : vlen), v);

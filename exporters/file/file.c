@@ -31,9 +31,9 @@
  *                oldest, the one beyond it is replaced (deleted).
  * Each file after a rotation starts with a sandbox.log_continued line
  * (run_id, continues_at_seq, previous_file; in the sink's format=), written
- * with its first event in the same write. A failed rename is reported on stderr and the exporter
- * keeps appending to the current file (retrying after another SIZE bytes):
- * no line is lost.
+ * with its first event in the same write. A failed rename is reported on
+ * stderr and the exporter keeps appending to the current file (retrying
+ * after another SIZE bytes): no line is lost.
  *
  * Violations (ev->kind == JW_EVENT_VIOLATION) are flushed to disk
  * (FlushFileBuffers / fdatasync) before the line is reported written. */
