@@ -512,6 +512,11 @@ void jw_format_entity_id(uint32_t pid, uint64_t create_time, char *buf, size_t s
 
 typedef struct jw_exporter_s jw_exporter_t;
 
+/* What a sink writes (the SPEC option format=, parsed once for every
+ * exporter in exporters/registry.c): jobwarden's own JSON lines, ECS or
+ * OCSF (src/format.h, docs/integrations.md). */
+typedef enum { JW_FORMAT_NATIVE = 0, JW_FORMAT_ECS, JW_FORMAT_OCSF } jw_format_t;
+
 /* A sink. Exporters live in exporters/<name>/ and register one line in
  * exporters/registry.c. Every callback runs with the emitter's lock held, on
  * whichever thread emits, one call at a time. */
@@ -569,6 +574,10 @@ struct jw_exporter_s {
   /* Asked before a local client is served (NULL: none). Set by
    * jw_exporter_set_gate; read by the sink's own threads. */
   const jw_client_gate_t *volatile gate;
+  /* The format of every line this sink writes (format=; set before init
+   * runs). The emitter hands it lines in this format; records the sink
+   * renders itself (gaps, rotation) are converted to it too. */
+  jw_format_t format;
 };
 
 /* Gives a sink the gate it asks before serving a local client (the run

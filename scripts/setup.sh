@@ -21,11 +21,17 @@ log() { printf '== %s\n' "$*"; }
 # --- 1. Debian packages ------------------------------------------------------
 packages=(cmake ninja-build gcc libc6-dev pkg-config libjansson-dev
           mingw-w64 wine wine64 python3 python3-jsonschema dpkg-dev xz-utils
-          rsyslog)
+          rsyslog nodejs)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# npm: Debian's package, unless the nodejs installed already brings its own
+# npm (a nodejs built elsewhere conflicts with Debian's npm package).
+if ! command -v npm >/dev/null 2>&1 &&
+   ! dpkg-query -W -f='${Status}' npm 2>/dev/null | grep -q 'install ok installed'; then
+  missing+=(npm)
+fi
 # `apt-get source jansson` (step 2) needs deb-src entries. They are derived
 # from the machine's own `deb` entries (scripts/deb-src.sh: the same URIs and
 # suites, so a local mirror or proxy keeps working); a URI/suite that has a
@@ -107,10 +113,18 @@ cat > "$build/all/CTestTestfile.cmake" <<CT
 subdirs("$build/native" "$build/asan" "$build/win")
 CT
 
-# --- 4. the Wine prefix -----------------------------------------------------
+# --- 4. ECS field definitions for the format tests --------------------------
+# @elastic/ecs at the pinned version, from the npm registry, into
+# build/ecs-defs (tests/ecs/check.sh fetches it too when it is missing, so a
+# machine without the registry now can still build; its ECS tests say why).
+if ! "$here/scripts/ecs-defs.sh" "$build/ecs-defs"; then
+  echo "setup.sh: warning: the ECS definitions could not be installed; the format tests will try again" >&2
+fi
+
+# --- 5. the Wine prefix -----------------------------------------------------
 "$here/scripts/wine-prefix.sh" "$build/wineprefix"
 
-# --- 5. the demo ------------------------------------------------------------
+# --- 6. the demo ------------------------------------------------------------
 if [ $demo -eq 1 ]; then
   "$here/scripts/demo.sh"
 fi

@@ -72,6 +72,8 @@ const char *jw_cli_usage(void) {
          "                                   syslog+tcp://HOST:PORT | (Windows:)\n"
          "                                   pipe:NAME[,replay=N][,buffer=N]\n"
          "                                   [,max_readers=N] | pipe-connect:NAME\n"
+         "                                   each also [,format=native|ecs|ocsf]\n"
+         "                                   (docs/integrations.md)\n"
          "                                   (default: file:jobwarden-events.jsonl)\n"
          "  --agent-output auto|inherit|stdout|stderr|null|file:PATH\n"
          "                                   where the program's stdout and stderr go;\n"

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "format.h"
 #include "internal.h"
 #include "jw_build_info.h"
 
@@ -134,9 +135,26 @@ static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *l
   jw__lineq_push(&k->q, it);
 }
 
+/* Fills lines[f] / lens[f] for every format f != native that a sink of em
+ * writes, each converted once from the native line (lines[native]); a
+ * format that cannot be rendered stays NULL (its sinks lose the line). */
+static void render_formats(jw_emitter_t *em, char *lines[3], size_t lens[3]) {
+  size_t i;
+  for (i = 0; i < em->n_sinks; i++) {
+    jw_format_t f = em->sinks[i].exp->format;
+    if (f != JW_FORMAT_NATIVE && lines[f] == NULL &&
+        jw_format_line(f, lines[JW_FORMAT_NATIVE], lens[JW_FORMAT_NATIVE], &lines[f], &lens[f]) !=
+            0)
+      lines[f] = NULL;
+  }
+}
+
 int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
   char *line = NULL;
   size_t len = 0;
+  /* The line in each format (index: jw_format_t), [native] = line. */
+  char *lines[3] = {NULL, NULL, NULL};
+  size_t lens[3] = {0, 0, 0};
   size_t i;
   int rc = 0;
 
@@ -172,17 +190,31 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
   }
   em->seq++;
   ev->seq = em->seq;
+  lines[JW_FORMAT_NATIVE] = line;
+  lens[JW_FORMAT_NATIVE] = len;
+  render_formats(em, lines, lens);
   if (em->capacity != 0) {
-    for (i = 0; i < em->n_sinks; i++)
-      enqueue(&em->sinks[i], em->seq, ev->kind, line, len);
+    for (i = 0; i < em->n_sinks; i++) {
+      jw_format_t f = em->sinks[i].exp->format;
+      if (lines[f] != NULL)
+        enqueue(&em->sinks[i], em->seq, ev->kind, lines[f], lens[f]);
+      else
+        drop_for_sink(&em->sinks[i], em->seq, "out_of_memory");
+    }
     jw__cond_broadcast(&em->wake);
     goto done;
   }
   for (i = 0; i < em->n_sinks; i++) {
     jw_exporter_t *exp = em->sinks[i].exp;
+    jw_format_t f = exp->format;
     jw_error_t err;
     memset(&err, 0, sizeof(err));
-    if (exp->vt->export_line(exp, line, len, ev, &err) != 0) {
+    if (lines[f] == NULL) {
+      jw_error_set(&err, JW_ENOMEM, 0, exp->spec, "the line could not be rendered as %s",
+                   jw_format_name(f));
+      report_sink_failure(em, exp, &err, em->seq);
+      rc = JW_EIO;
+    } else if (exp->vt->export_line(exp, lines[f], lens[f], ev, &err) != 0) {
       report_sink_failure(em, exp, &err, em->seq);
       rc = JW_EIO;
     } else {
@@ -196,6 +228,8 @@ done:
     ev->extra = NULL;
   }
   free(line);
+  free(lines[JW_FORMAT_ECS]);
+  free(lines[JW_FORMAT_OCSF]);
   return rc;
 }
 
@@ -209,6 +243,17 @@ static int write_gap(sink_t *k, const jw__gap_t *g) {
   int rc = jw__gap_render(&k->em->run, k->exp->spec, 0, g, JW_SEV_HIGH, &line, &len);
   if (rc != 0)
     return rc;
+  if (k->exp->format != JW_FORMAT_NATIVE) {
+    /* The record in the sink's format, like every other line it gets. */
+    char *conv = NULL;
+    size_t clen = 0;
+    rc = jw_format_line(k->exp->format, line, len, &conv, &clen);
+    free(line);
+    if (rc != 0)
+      return rc;
+    line = conv;
+    len = clen;
+  }
   memset(&stub, 0, sizeof(stub));
   memset(&err, 0, sizeof(err));
   stub.kind = JW_EVENT_TELEMETRY_GAP;

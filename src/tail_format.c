@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "format.h"
 #include "internal.h"
 
 #define FIELD_MAX 400
@@ -77,14 +78,27 @@ static const char *str_at(json_t *obj, const char *key, const char *fallback) {
   return s ? s : fallback;
 }
 
+/* The format a pipe sink wrote the line in (format=): ECS lines carry
+ * the "ecs" object, OCSF lines class_uid and metadata. */
+static jw_format_t format_of(json_t *ev) {
+  if (json_is_object(json_object_get(ev, "ecs")))
+    return JW_FORMAT_ECS;
+  if (json_is_integer(json_object_get(ev, "class_uid")) &&
+      json_is_object(json_object_get(ev, "metadata")))
+    return JW_FORMAT_OCSF;
+  return JW_FORMAT_NATIVE;
+}
+
 int jw_tail_format(const char *line, size_t len, char *out, size_t size) {
-  json_t *ev, *proc;
+  json_t *ev, *proc, *jw;
   json_error_t jerr;
-  const char *event, *rule;
+  const char *event, *rule, *exe;
   char pid[32];
   char *p = out;
   size_t left = size;
   int is_end;
+  jw_format_t f;
+  jw_format_meta_t m;
 
   if (size < 64)
     return -1;
@@ -104,26 +118,36 @@ int jw_tail_format(const char *line, size_t len, char *out, size_t size) {
     json_decref(ev);
     return -1;
   }
-  event = str_at(ev, "event", "?");
-  rule = str_at(ev, "rule", NULL);
+  /* The same facts from wherever the sink's format keeps them. */
+  f = format_of(ev);
+  jw_format_meta(f, ev, &m);
+  jw = f == JW_FORMAT_ECS    ? json_object_get(ev, "jobwarden")
+       : f == JW_FORMAT_OCSF ? json_object_get(json_object_get(ev, "unmapped"), "jobwarden")
+                             : ev;
+  event = m.event ? m.event : "?";
+  rule = str_at(jw, "rule", NULL);
   if (rule == NULL)
     rule = strncmp(event, "sandbox.", 8) == 0 ? event + 8 : event;
   proc = json_object_get(ev, "process");
+  if (f == JW_FORMAT_OCSF && proc == NULL)
+    proc = json_object_get(json_array_get(json_object_get(ev, "evidences"), 0), "process");
+  exe = f == JW_FORMAT_OCSF ? str_at(json_object_get(proc, "file"), "path", "-")
+                            : str_at(proc, "executable", "-");
   if (json_is_integer(json_object_get(proc, "pid")))
     snprintf(pid, sizeof(pid), "pid=%lld",
              (long long)json_integer_value(json_object_get(proc, "pid")));
   else
     snprintf(pid, sizeof(pid), "pid=-");
 
-  jw__put_sanitized(&p, &left, str_at(ev, "@timestamp", "-"), 40);
+  jw__put_sanitized(&p, &left, m.timestamp ? m.timestamp : "-", 40);
   put_text(&p, &left, " ");
-  put_padded(&p, &left, str_at(ev, "severity", "-"), 16, 8);
+  put_padded(&p, &left, m.severity ? m.severity : "-", 16, 8);
   put_text(&p, &left, " ");
   put_padded(&p, &left, rule, 40, 22);
   put_text(&p, &left, " ");
   put_padded(&p, &left, pid, 32, 10);
   put_text(&p, &left, " ");
-  jw__put_sanitized(&p, &left, str_at(proc, "executable", "-"), FIELD_MAX);
+  jw__put_sanitized(&p, &left, exe, FIELD_MAX);
   put_text(&p, &left, "  ");
   jw__put_sanitized(&p, &left, str_at(ev, "message", ""), FIELD_MAX);
   if (left > 1) { /* room for it is kept by the field caps */

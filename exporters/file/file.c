@@ -30,10 +30,10 @@
  *   keep=N       rotated files kept (1..1000, default 5): PATH.N is the
  *                oldest, the one beyond it is replaced (deleted).
  * Each file after a rotation starts with a sandbox.log_continued line
- * (run_id, continues_at_seq, previous_file), written with its first event in
- * the same write. A failed rename is reported on stderr and the exporter
- * keeps appending to the current file (retrying after another SIZE bytes):
- * no line is lost.
+ * (run_id, continues_at_seq, previous_file; in the sink's format=), written
+ * with its first event in the same write. A failed rename is reported on
+ * stderr and the exporter keeps appending to the current file (retrying
+ * after another SIZE bytes): no line is lost.
  *
  * Violations (ev->kind == JW_EVENT_VIOLATION) are flushed to disk
  * (FlushFileBuffers / fdatasync) before the line is reported written. */
@@ -44,6 +44,7 @@
 #include <jansson.h>
 
 #include "exporters.h"
+#include "format.h"
 #include "internal.h"
 
 #define FILE_KEEP_DEFAULT 5
@@ -390,36 +391,13 @@ static int file_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
 }
 
 /* The sandbox.log_continued line for the file that will start with `line`
- * (new malloc'd buffer, '\n' included), NULL when it cannot be built. */
-static char *continuation_line(const char *path, const char *line, size_t len, size_t *out_len) {
-  json_error_t jerr;
-  json_t *ev = json_loadb(line, len, 0, &jerr), *obj = NULL, *seq, *run;
-  char *prev = numbered(path, 1), *text = NULL, *out = NULL;
-  if (ev == NULL || prev == NULL)
-    goto done;
-  seq = json_object_get(ev, "seq");
-  run = json_object_get(ev, "run_id");
-  if (!json_is_integer(seq) || !json_is_string(run))
-    goto done;
-  obj = json_object();
-  if (obj == NULL || json_object_set_new(obj, "schema_version", json_string(JW_SCHEMA_VERSION)) ||
-      json_object_set_new(obj, "event", json_string("sandbox.log_continued")) ||
-      json_object_set(obj, "run_id", run) || json_object_set(obj, "continues_at_seq", seq) ||
-      json_object_set_new(obj, "previous_file", json_string(prev)))
-    goto done;
-  text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  if (text == NULL)
-    goto done;
-  *out_len = strlen(text) + 1;
-  out = malloc(*out_len);
-  if (out != NULL) {
-    memcpy(out, text, *out_len - 1);
-    out[*out_len - 1] = '\n';
-  }
-done:
-  free(text);
-  json_decref(obj);
-  json_decref(ev);
+ * (new malloc'd buffer, '\n' included), in the sink's format
+ * (jw_format_continuation), NULL when it cannot be built. */
+static char *continuation_line(jw_exporter_t *self, const char *path, const char *line, size_t len,
+                               size_t *out_len) {
+  char *prev = numbered(path, 1), *out = NULL;
+  if (prev != NULL)
+    out = jw_format_continuation(self->format, prev, line, len, out_len);
   free(prev);
   return out;
 }
@@ -513,7 +491,7 @@ static int file_export(jw_exporter_t *self, const char *line, size_t len, const 
       return rc;
     if (rc == 1 && !st->has_events) {
       size_t hlen = 0;
-      char *head = continuation_line(st->path, line, len, &hlen);
+      char *head = continuation_line(self, st->path, line, len, &hlen);
       if (head != NULL) {
         buf = malloc(hlen + len);
         if (buf != NULL) {

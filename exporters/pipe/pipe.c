@@ -65,6 +65,7 @@
 #include <sddl.h>
 
 #include "exporters.h"
+#include "format.h"
 #include "internal.h"
 
 #define PIPE_REPLAY_DEFAULT  256
@@ -323,14 +324,33 @@ static DWORD write_all(reader_t *r, const char *data, size_t len, OVERLAPPED *ro
   return rc;
 }
 
+/* The gap record of g for reader r in the sink's format (format=), new
+ * buffer in *line. Returns 0 or a JW_E* code. */
+static int render_gap(reader_t *r, const jw__gap_t *g, char **line, size_t *len) {
+  const jw_exporter_t *self = r->ps->self;
+  char *native = NULL, *conv = NULL;
+  size_t nlen = 0, clen = 0;
+  int rc = jw__gap_render(self->run, self->spec, r->id, g,
+                          strcmp(g->reason, "joined_late") == 0 ? JW_SEV_INFO : JW_SEV_HIGH,
+                          &native, &nlen);
+  if (rc != 0 || self->format == JW_FORMAT_NATIVE) {
+    *line = native;
+    *len = nlen;
+    return rc;
+  }
+  rc = jw_format_line(self->format, native, nlen, &conv, &clen);
+  free(native);
+  *line = conv;
+  *len = clen;
+  return rc;
+}
+
 /* Writes the record of the losses in g and clears it. 0 or the error. */
 static DWORD write_gap(reader_t *r, jw__gap_t *g, OVERLAPPED *ro, char *rbuf, DWORD rsize) {
   char *line = NULL;
   size_t len = 0;
   DWORD e = 0;
-  if (jw__gap_render(r->ps->self->run, r->ps->self->spec, r->id, g,
-                     strcmp(g->reason, "joined_late") == 0 ? JW_SEV_INFO : JW_SEV_HIGH, &line,
-                     &len) == 0) {
+  if (render_gap(r, g, &line, &len) == 0) {
     e = write_all(r, line, len, ro, rbuf, rsize);
     free(line);
   }
@@ -378,9 +398,7 @@ static void reader_main(void *arg) {
     if (gap.count > 0) {
       char *line = NULL;
       size_t len = 0;
-      if (jw__gap_render(ps->self->run, ps->self->spec, r->id, &gap,
-                         strcmp(gap.reason, "joined_late") == 0 ? JW_SEV_INFO : JW_SEV_HIGH, &line,
-                         &len) == 0) {
+      if (render_gap(r, &gap, &line, &len) == 0) {
         gone = write_all(r, line, len, &ro, rbuf, sizeof(rbuf));
         free(line);
       }

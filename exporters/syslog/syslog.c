@@ -11,6 +11,9 @@
  * host.name; PROCID = jobwarden's pid; MSGID = the event name; MSG = the JSON
  * line without its newline, UTF-8 without a BOM (JSON needs no marker and
  * collectors that parse MSG as JSON would otherwise have to strip it).
+ * With format=ecs or ocsf, MSG is the line in that format and the header
+ * takes the same facts from where that format keeps them (jw_format_meta):
+ * the header is the same whatever the format.
  *
  * UDP: one datagram per event; a message longer than 65000 bytes is an error
  * for that event (never truncated). TCP: octet-counting framing (RFC 6587,
@@ -31,6 +34,7 @@
 #include <jansson.h>
 
 #include "exporters.h"
+#include "format.h"
 #include "internal.h"
 
 #ifdef _WIN32
@@ -442,21 +446,21 @@ static int build_frame(jw_exporter_t *self, syslog_state_t *st, const char *line
   int n;
   char *buf;
   const char *sev;
-  json_t *seqv;
+  jw_format_meta_t m;
 
   if (msg_len > 0 && line[msg_len - 1] == '\n')
     msg_len--;
-  j = json_loadb(line, msg_len, 0, &jerr);
+  j = json_loadb(line, msg_len, JSON_ALLOW_NUL, &jerr);
   if (j == NULL)
     return jw_error_set(err, JW_EIO, 0, self->spec, "event line is not JSON: %s", jerr.text);
-  header_field(ts, sizeof(ts), json_string_value(json_object_get(j, "@timestamp")), 40);
-  header_field(host, sizeof(host),
-               json_string_value(json_object_get(json_object_get(j, "host"), "name")), 255);
-  header_field(msgid, sizeof(msgid), json_string_value(json_object_get(j, "event")), 32);
-  sd_escape(run_id, sizeof(run_id), json_string_value(json_object_get(j, "run_id")));
-  seqv = json_object_get(j, "seq");
-  snprintf(seq, sizeof(seq), "%lld", (long long)json_integer_value(seqv));
-  sev = json_string_value(json_object_get(j, "severity"));
+  /* The header's facts, read where the sink's format keeps them. */
+  jw_format_meta(self->format, j, &m);
+  header_field(ts, sizeof(ts), m.timestamp, 40);
+  header_field(host, sizeof(host), m.host, 255);
+  header_field(msgid, sizeof(msgid), m.event, 32);
+  sd_escape(run_id, sizeof(run_id), m.run_id);
+  snprintf(seq, sizeof(seq), "%lld", (long long)(m.has_seq ? m.seq : 0));
+  sev = m.severity;
   n = snprintf(hdr, sizeof(hdr),
                "<%d>1 %s %s jobwarden %lu %s [jobwarden@32473 run_id=\"%s\" seq=\"%s\"] ",
                SYSLOG_FACILITY * 8 + severity_code(sev, ev), ts, host, st->pid, msgid, run_id, seq);

@@ -36,8 +36,10 @@ struct jw__relay_s {
   char *path;       /* FILE: the path, for messages */
 };
 
+/* "stdout" / "stderr", also with options ("stdout,format=ecs"). */
 static int is_stdio_sink(const char *spec, const char *which) {
-  return spec != NULL && strcmp(spec, which) == 0;
+  size_t n = strlen(which);
+  return spec != NULL && strncmp(spec, which, n) == 0 && (spec[n] == '\0' || spec[n] == ',');
 }
 
 int jw__agent_output_resolve(const char *value, const char *const *exports, int n_exports,

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "format.h"
 #include "harness.h"
 #include "internal.h"
 
@@ -486,6 +487,82 @@ static void test_tcp(const char *dir) {
   remove(path);
 }
 
+/* The RFC 5424 header of a datagram: everything up to the space after the
+ * structured data. */
+static size_t header_len(const char *msg, size_t len) {
+  const char *sd = strstr(msg, "[jobwarden@32473 ");
+  const char *end = sd ? strstr(sd, "] ") : NULL;
+  return end && (size_t)(end + 2 - msg) <= len ? (size_t)(end + 2 - msg) : 0;
+}
+
+/* format=ecs and format=ocsf syslog sinks: the header says the same as the
+ * native sink's (OCSF's time has milliseconds), and MSG is the conversion
+ * of the native line. */
+static void test_udp_formats(void) {
+  const char *names[3] = {"native", "ecs", "ocsf"};
+  jw_run_info_t run;
+  jw_emitter_t *em = NULL;
+  jw_exporter_t *x[3] = {NULL, NULL, NULL};
+  tsock_t u[3];
+  unsigned port[3];
+  jw_error_t err;
+  char spec[256];
+  int i, k;
+  run_info(&run);
+  CHECK_INT(jw_emitter_new(&run, &em), 0);
+  for (k = 0; k < 3; k++) {
+    port[k] = 0; /* ephemeral */
+    u[k] = tbind(SOCK_DGRAM, &port[k]);
+    CHECK(u[k] != TBAD);
+    snprintf(spec, sizeof(spec), "syslog+udp://127.0.0.1:%u,format=%s", port[k], names[k]);
+    CHECK_INT(jw_exporter_open(spec, &x[k], &err), 0);
+    if (x[k] != NULL)
+      jw_emitter_add(em, x[k]);
+  }
+  if (em == NULL || x[0] == NULL || x[1] == NULL || x[2] == NULL)
+    return;
+  for (i = 0; i < 5; i++) {
+    jw_event_t ev;
+    char *got[3];
+    size_t len[3], h[3];
+    make_event(&ev, i);
+    CHECK_INT(jw_emit(em, &ev), 0);
+    for (k = 0; k < 3; k++) {
+      got[k] = trecv_datagram(u[k], &len[k]);
+      CHECK(got[k] != NULL);
+      h[k] = got[k] ? header_len(got[k], len[k]) : 0;
+      CHECK(h[k] > 0);
+    }
+    if (got[0] && got[1] && got[2] && h[0] && h[1] && h[2]) {
+      char *conv = NULL, want[1024];
+      const char *ts = strchr(got[0], ' ') + 1; /* after "<PRI>1 " */
+      size_t clen = 0, pre = (size_t)(ts - got[0]);
+      /* ecs: the same header byte for byte. */
+      CHECK_INT(h[1], h[0]);
+      CHECK(h[1] == h[0] && memcmp(got[0], got[1], h[0]) == 0);
+      /* ocsf: the same header with the time cut to milliseconds
+       * ("...T09:11:05.123456Z" -> "...T09:11:05.123Z"). */
+      snprintf(want, sizeof(want), "%.*s%.23sZ%.*s", (int)pre, got[0], ts, (int)(h[0] - pre - 27),
+               ts + 27);
+      CHECK_INT(h[2], strlen(want));
+      CHECK(h[2] == strlen(want) && memcmp(got[2], want, h[2]) == 0);
+      for (k = 1; k < 3; k++) {
+        CHECK_INT(jw_format_line((jw_format_t)k, got[0] + h[0], len[0] - h[0], &conv, &clen), 0);
+        CHECK_INT(len[k] - h[k], clen - 1);
+        CHECK(conv != NULL && len[k] - h[k] == clen - 1 &&
+              memcmp(got[k] + h[k], conv, clen - 1) == 0);
+        free(conv);
+        conv = NULL;
+      }
+    }
+    for (k = 0; k < 3; k++)
+      free(got[k]);
+  }
+  jw_emitter_free(em);
+  for (k = 0; k < 3; k++)
+    tclose(u[k]);
+}
+
 int main(int argc, char **argv) {
   const char *out = argc > 2 ? argv[2] : ".";
 #ifdef _WIN32
@@ -495,5 +572,6 @@ int main(int argc, char **argv) {
   test_specs();
   test_udp(out);
   test_tcp(out);
+  test_udp_formats();
   return jw_test_result("syslog");
 }
