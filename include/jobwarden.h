@@ -133,12 +133,18 @@ enum {
   JW_SET_ESCAPE_ACTION = 1u << 21,
   JW_SET_ESCAPE_SCAN = 1u << 22,
   /* The token the program runs with (token). */
-  JW_SET_TOKEN = 1u << 26
+  JW_SET_TOKEN = 1u << 26,
+  /* Coalescing of repeated violations (rules.coalesce.window). */
+  JW_SET_COALESCE = 1u << 27
 };
 
 /* The escape scan's interval in the hardened and lockdown tiers when the
  * policy sets none (the monitor's own poll of the members). */
 #define JW_ESCAPE_SCAN_DEFAULT_MS 200u
+/* The window in which repeats of a violation (same rule, same process or
+ * image) are counted instead of written, when the policy sets none
+ * (docs/events.md, "Coalesced repeats"). */
+#define JW_COALESCE_DEFAULT_MS 10000u
 
 /* The access token the sandboxed program is started with (policy key
  * "token", docs/policy.md). INHERIT: jobwarden's own token. RESTRICTED:
@@ -222,6 +228,10 @@ typedef struct jw_policy_s {
    * something and at the job's end). */
   jw_rule_action_t escape_action;
   uint64_t escape_scan_ms;
+  /* Repeats of a violation within this many ms of the written one are
+   * counted into one summary line (0 = every hit is written).
+   * jw_policy_resolve puts JW_COALESCE_DEFAULT_MS here when not set. */
+  uint64_t coalesce_ms;
   /* The program's token; jw_policy_resolve fills in the tier's default
    * (restricted_low in lockdown, inherit elsewhere) when not set. */
   jw_token_mode_t token;

@@ -37,6 +37,7 @@ static const flag_def_t flag_defs[] = {
     {"--active-processes-action", "active_processes_action", 0},
     {"--escape-action", "escape_action", 0},
     {"--escape-scan-interval", "escape_scan_interval", 0},
+    {"--coalesce-window", "coalesce_window", 0},
 };
 
 #define N_FLAG_DEFS (sizeof(flag_defs) / sizeof(flag_defs[0]))
@@ -118,6 +119,9 @@ const char *jw_cli_usage(void) {
          "                                   (report in tier none)\n"
          "  --escape-scan-interval DUR|off   how often to look for escapes while members\n"
          "                                   run; default 200ms (off in tier none)\n"
+         "  --coalesce-window DUR|off        repeats of a violation (same rule, same\n"
+         "                                   process or image) within DUR of the first\n"
+         "                                   become one summary line; default 10s\n"
          "  Flags override the policy file; the tier fills in what neither sets.\n"
          "\n"
          "tail: connects to the pipe of 'run --export pipe:NAME' and prints one\n"

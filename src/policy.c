@@ -89,6 +89,7 @@ static const field_t fields[] = {
     {"notification_margin", KIND_MARGIN, JW_SET_NOTIFY_MARGIN, 1},
     {"escape_action", KIND_ACTION, JW_SET_ESCAPE_ACTION, 2},
     {"escape_scan_interval", KIND_INTERVAL, JW_SET_ESCAPE_SCAN, 2},
+    {"coalesce_window", KIND_INTERVAL, JW_SET_COALESCE, 2},
     {"token", KIND_TOKEN, JW_SET_TOKEN, 0},
 };
 #define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
@@ -103,7 +104,7 @@ static const field_t fields[] = {
   "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
   "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
   "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
-  "active_processes_action, escape_action, escape_scan_interval, token"
+  "active_processes_action, escape_action, escape_scan_interval, coalesce_window, token"
 
 static const struct {
   const char *name;
@@ -153,9 +154,10 @@ static const struct {
     {"active_processes", "action", "active_processes_action"},
     {"escape", "action", "escape_action"},
     {"escape", "scan_interval", "escape_scan_interval"},
+    {"coalesce", "window", "coalesce_window"},
 };
 #define RULE_KEY_COUNT (sizeof(rule_keys) / sizeof(rule_keys[0]))
-#define RULE_NAMES     "timeout, total_processes, images, active_processes, escape"
+#define RULE_NAMES     "timeout, total_processes, images, active_processes, escape, coalesce"
 
 /* Why an image name was refused. */
 typedef enum { IMG_OK = 0, IMG_BAD, IMG_DIR, IMG_LONG } img_result_t;
@@ -657,6 +659,9 @@ static void store(jw_policy_t *p, uint32_t bit, uint64_t v) {
   case JW_SET_ESCAPE_SCAN:
     p->escape_scan_ms = v;
     break;
+  case JW_SET_COALESCE:
+    p->coalesce_ms = v;
+    break;
   case JW_SET_TOKEN:
     p->token = (jw_token_mode_t)v;
     break;
@@ -958,8 +963,8 @@ static int rule_from_json(const ctx_t *cx, const char *rule, json_t *obj, jw_pol
 
 /* "rules": the monitor-enforced rules. */
 static int rules_from_json(const ctx_t *cx, json_t *rules, jw_policy_t *p) {
-  static const char *const names[] = {"timeout", "total_processes", "images", "active_processes",
-                                      "escape"};
+  static const char *const names[] = {"timeout",          "total_processes", "images",
+                                      "active_processes", "escape",          "coalesce"};
   const char *key;
   json_t *v;
   if (!json_is_object(rules))
@@ -1409,6 +1414,8 @@ void jw_policy_resolve(const jw_policy_t *in, jw_policy_t *out) {
     out->escape_action = out->tier == JW_TIER_NONE ? JW_ACTION_REPORT : JW_ACTION_KILL_PROCESS;
   if (!(set & JW_SET_ESCAPE_SCAN))
     out->escape_scan_ms = out->tier == JW_TIER_NONE ? 0 : JW_ESCAPE_SCAN_DEFAULT_MS;
+  if (!(set & JW_SET_COALESCE))
+    out->coalesce_ms = JW_COALESCE_DEFAULT_MS;
   /* Warnings before the hard job limits are on unless the policy says. */
   if (!(set & JW_SET_NOTIFY_MARGIN))
     out->notification_margin_bp = JW_NOTIFY_MARGIN_DEFAULT_BP;
@@ -1464,7 +1471,7 @@ static json_t *rules_to_json(const jw_policy_t *p) {
                          : p->tier == JW_TIER_NONE             ? JW_ACTION_REPORT
                                                                : JW_ACTION_KILL_PROCESS;
   return json_pack(
-      "{s:{s:o,s:s},s:{s:o,s:s},s:{s:o,s:o,s:s},s:{s:s},s:{s:s,s:o}}", "timeout", "after",
+      "{s:{s:o,s:s},s:{s:o,s:s},s:{s:o,s:o,s:s},s:{s:s},s:{s:s,s:o},s:{s:o}}", "timeout", "after",
       duration_to_json(p->timeout_ms), "action",
       action_or_default(p->timeout_action, JW_ACTION_KILL_JOB), "total_processes", "max",
       p->max_total_processes ? json_integer(p->max_total_processes) : json_string("unlimited"),
@@ -1473,7 +1480,9 @@ static json_t *rules_to_json(const jw_policy_t *p) {
       names_to_json(p->allow_images, p->n_allow_images), "action",
       action_or_default(p->image_action, JW_ACTION_KILL_PROCESS), "active_processes", "action",
       action_or_default(p->active_processes_action, JW_ACTION_REPORT), "escape", "action",
-      jw_rule_action_name(esc), "scan_interval", interval_to_json(p->escape_scan_ms));
+      jw_rule_action_name(esc), "scan_interval", interval_to_json(p->escape_scan_ms), "coalesce",
+      "window",
+      interval_to_json((p->set & JW_SET_COALESCE) ? p->coalesce_ms : JW_COALESCE_DEFAULT_MS));
 }
 
 void *jw_policy_to_json(const jw_policy_t *p) {
@@ -1531,7 +1540,7 @@ void *jw_policy_to_json(const jw_policy_t *p) {
       json_object_set_new(root, "token", json_string(jw_token_mode_name(p->token))) != 0)
     goto fail;
   /* Rules are rendered when any is set (like exporters), each in full. */
-  if (p->set & (JW_SET_RULES | JW_SET_ESCAPE_ACTION | JW_SET_ESCAPE_SCAN)) {
+  if (p->set & (JW_SET_RULES | JW_SET_ESCAPE_ACTION | JW_SET_ESCAPE_SCAN | JW_SET_COALESCE)) {
     json_t *rules = rules_to_json(p);
     if (rules == NULL || json_object_set_new(root, "rules", rules) != 0)
       goto fail;

@@ -149,6 +149,9 @@ static unsigned __stdcall monitor_main(void *arg) {
     /* The escape scans that are due (a child with a spoofed parent causes
      * no job message at all); may shorten the wait to the next one. */
     jw__mon_escape_tick(m, &wait);
+    /* Coalescing windows that closed: their summaries, and the wait until
+     * the next one closes. */
+    jw__mon_coalesce_flush(m, 0, &wait);
     if (!GetQueuedCompletionStatusEx(m->job->port, ents, BATCH, &n, wait, FALSE)) {
       jw_event_t ev;
       DWORD e = GetLastError();
@@ -220,6 +223,9 @@ int jw_monitor_start(jw_job_t *job, jw_emitter_t *em, jw_monitor_t **out, jw_err
     return jw_error_set(err, JW_ENOMEM, 0, "monitor", "out of memory");
   m->job = job;
   m->em = em;
+  jw__coalesce_init(&m->coalesce, job->policy.coalesce_ms > UINT32_MAX
+                                      ? UINT32_MAX
+                                      : (uint32_t)job->policy.coalesce_ms);
   m->done = CreateEventW(NULL, TRUE, FALSE, NULL);
   m->ctl_answered = CreateEventW(NULL, FALSE, FALSE, NULL);
   if (m->done == NULL || m->ctl_answered == NULL) {

@@ -17,6 +17,8 @@
 
 #include <jansson.h>
 
+#include "coalesce.h"
+
 #include "control.h"
 #include "win/win.h"
 
@@ -138,6 +140,7 @@ struct jw_monitor_s {
   volatile LONG terminating; /* jobwarden is killing the job */
   const char *volatile terminate_reason;
   jw_monitor_stats_t stats;
+  jw__coalesce_t coalesce; /* repeated violations (monitor_procs.c, jw__mon_emit) */
   /* The run's timeout: GetTickCount64 values set by jw_monitor_set_root
    * before the thread runs; deadline 0 = none, or already handled. */
   ULONGLONG start_tick, deadline_tick;
@@ -287,6 +290,10 @@ const char *jw__mon_outcome_action(jw_rule_action_t a, const outcome_t *o, char 
 json_t *jw__mon_rule_extra(const verdict_t *v, const outcome_t *o, const tracked_t *t);
 /* The run's timeout has passed. */
 void jw__mon_on_timeout(jw_monitor_t *m);
+/* Writes the summaries of the coalescing windows that closed by now (all
+ * of them when all != 0: before job_end), and lowers *wait (when not
+ * NULL) to the next window's close. */
+void jw__mon_coalesce_flush(jw_monitor_t *m, int all, DWORD *wait);
 
 /* monitor_limits.c */
 /* A kernel limit message, checked against the policy (a limit it did not

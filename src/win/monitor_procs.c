@@ -417,14 +417,51 @@ void jw__mon_ev_job_message(jw_event_t *ev, DWORD msg) {
   ev->job_message = msg;
 }
 
+void jw__mon_coalesce_flush(jw_monitor_t *m, int all, DWORD *wait) {
+  jw_event_t ev;
+  uint64_t now = jw_now_us(), next;
+  while (jw__coalesce_take(&m->coalesce, now, all, &ev))
+    jw_emit(m->em, &ev);
+  next = jw__coalesce_next_close(&m->coalesce);
+  if (wait != NULL && next != 0) {
+    uint64_t ms = next > now ? (next - now + 999u) / 1000u : 0;
+    if (ms < *wait)
+      *wait = (DWORD)ms;
+  }
+}
+
+/* Violations about the sandbox itself are written every time (the
+ * tampering and reader floods have their own bound). */
+static int coalescable(const jw_event_t *ev) {
+  return ev->kind == JW_EVENT_VIOLATION && ev->rule != NULL &&
+         strcmp(ev->rule, "job_escape") != 0 && strcmp(ev->rule, "monitor_tampering") != 0 &&
+         strcmp(ev->rule, "pipe_reader_refused") != 0;
+}
+
 void jw__mon_emit(jw_monitor_t *m, jw_event_t *ev) {
+  uint64_t now = 0;
   if (ev->kind == JW_EVENT_VIOLATION)
     m->stats.violations++;
+  /* A repeat of a violation inside the window of the one written: counted
+   * into that window's summary (coalesce.h). Enforcement already
+   * happened; only the line is held back. */
+  if (coalescable(ev)) {
+    now = jw_now_us();
+    jw__mon_coalesce_flush(m, 0, NULL); /* a closed window first: its summary, then this */
+    if (jw__coalesce_hold(&m->coalesce, ev, now)) {
+      m->stats.coalesced++;
+      json_decref((json_t *)ev->extra);
+      ev->extra = NULL;
+      return;
+    }
+  }
   /* Events that stand in for lost messages (not the gap record itself). */
   if (ev->source != NULL && strcmp(ev->source, "reconciled") == 0 &&
       ev->kind != JW_EVENT_TELEMETRY_GAP)
     m->stats.reconciled++;
   jw_emit(m->em, ev);
+  if (now != 0)
+    jw__coalesce_opened(&m->coalesce, ev, now);
 }
 
 static void format_code(uint32_t code, char *buf, size_t size) {

@@ -254,6 +254,7 @@ static void emit_job_end(jw_monitor_t *m, const char *source) {
   if (m->stats.job_end_emitted)
     return;
   jw__mon_tamper_summary(m); /* before the end: job_end is the last event */
+  jw__mon_coalesce_flush(m, 1, NULL);
   if (m->before_end != NULL)
     m->before_end(m->before_end_ctx); /* the readers' gate's summary */
   m->stats.job_end_emitted = 1;
@@ -267,6 +268,8 @@ static void emit_job_end(jw_monitor_t *m, const char *source) {
   if (summary != NULL) {
     json_object_set_new(summary, "processes", json_integer(m->stats.processes_seen));
     json_object_set_new(summary, "violations", json_integer(m->stats.violations));
+    /* Of them, repeats counted into a coalesced summary line. */
+    json_object_set_new(summary, "coalesced", json_integer(m->stats.coalesced));
     json_object_set_new(summary, "abnormal_exits", json_integer(m->stats.abnormal_exits));
     json_object_set_new(summary, "reconciled_events", json_integer(m->stats.reconciled));
     /* Packets the kernel did not send (each a monitor_tampering violation,

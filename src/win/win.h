@@ -223,6 +223,7 @@ typedef struct jw_monitor_stats_s {
   uint32_t processes_seen; /* root included */
   uint32_t violations;
   uint32_t abnormal_exits;
+  uint32_t coalesced;  /* violations counted into a summary instead of written */
   uint32_t reconciled; /* events synthesized because the port missed them */
   int job_end_emitted;
   uint32_t handles_held; /* process handles still held when the monitor stopped (an

@@ -24,7 +24,7 @@ static const char *out_dir = ".";
   "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
   "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
   "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
-  "active_processes_action, escape_action, escape_scan_interval, token"
+  "active_processes_action, escape_action, escape_scan_interval, coalesce_window, token"
 #define UI_LIST                                                                                    \
   "\"handles\", \"read_clipboard\", \"write_clipboard\", "                                         \
   "\"system_parameters\", \"display_settings\", \"global_atoms\", "                                \
@@ -1415,7 +1415,7 @@ static void test_rules_errors(void) {
                      "p.json: rules.timeout: expected an object, got \"30s\"");
   expect_parse_error("{\"rules\": {\"timout\": {}}}", "p.json", "rules.timout",
                      "p.json: rules.timout: unknown key (known: timeout, total_processes, images, "
-                     "active_processes, escape)");
+                     "active_processes, escape, coalesce)");
   expect_parse_error("{\"rules\": {\"timeout\": {\"afer\": \"1s\"}}}", "p.json",
                      "rules.timeout.afer",
                      "p.json: rules.timeout.afer: unknown key (known: after, action)");
@@ -1500,7 +1500,7 @@ static void test_rules_errors(void) {
   /* An unknown key under rules is shown escaped like any other. */
   expect_parse_error("{\"rules\": {\"a\\u001bb\": {}}}", NULL, "rules.a\\x1Bb",
                      "rules.a\\x1Bb: unknown key (known: timeout, total_processes, images, "
-                     "active_processes, escape)");
+                     "active_processes, escape, coalesce)");
 }
 
 static void test_rules_set(void) {
@@ -1625,7 +1625,8 @@ static void test_rules_to_json(void) {
                "\"images\":{\"deny\":[\"cmd.exe\",\"powershell\"],\"allow\":[\"python.exe\"],"
                "\"action\":\"report\"},"
                "\"active_processes\":{\"action\":\"kill_process\"},"
-               "\"escape\":{\"action\":\"report\",\"scan_interval\":\"off\"}}}");
+               "\"escape\":{\"action\":\"report\",\"scan_interval\":\"off\"},"
+               "\"coalesce\":{\"window\":\"10000ms\"}}}");
   /* It parses back to the same rules, every rule field now explicit. */
   jw_policy_init(&back);
   CHECK_INT(jw_policy_parse(&back, s, strlen(s), "to_json", &err), 0);
@@ -1646,7 +1647,8 @@ static void test_rules_to_json(void) {
                                "\"action\":\"kill_process\"},\"images\":{\"deny\":[\"cmd\"],"
                                "\"allow\":[],\"action\":\"kill_process\"},\"active_processes\":{"
                                "\"action\":\"report\"},\"escape\":{\"action\":\"report\","
-                               "\"scan_interval\":\"off\"}}}") != NULL);
+                               "\"scan_interval\":\"off\"},\"coalesce\":{\"window\":"
+                               "\"10000ms\"}}}") != NULL);
   free(s);
 }
 
@@ -1719,6 +1721,39 @@ static void test_escape_rule(void) {
                    "--escape-scan-interval",
                    "--escape-scan-interval: expected a duration of at least 1ms, or \"off\", got "
                    "\"0ms\"");
+}
+
+/* rules.coalesce.window: default 10 s, a duration, or "off"; errors say
+ * what, where, why. */
+static void test_coalesce_window(void) {
+  jw_policy_t p, r;
+  jw_error_t err;
+  char *s;
+  jw_policy_init(&p);
+  jw_policy_resolve(&p, &r);
+  CHECK_U64(r.coalesce_ms, JW_COALESCE_DEFAULT_MS);
+  CHECK_INT(parse(&p, "{\"rules\": {\"coalesce\": {\"window\": \"2s\"}}}", NULL, &err), 0);
+  CHECK_U64(p.set & JW_SET_COALESCE, JW_SET_COALESCE);
+  jw_policy_resolve(&p, &r);
+  CHECK_U64(r.coalesce_ms, 2000);
+  s = dump(&r);
+  CHECK(s != NULL && strstr(s, "\"coalesce\":{\"window\":\"2000ms\"}") != NULL);
+  free(s);
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "coalesce_window", "off", "--coalesce-window", &err), 0);
+  jw_policy_resolve(&p, &r);
+  CHECK_U64(r.coalesce_ms, 0);
+  s = dump(&r);
+  CHECK(s != NULL && strstr(s, "\"coalesce\":{\"window\":\"off\"}") != NULL);
+  free(s);
+  expect_parse_error("{\"rules\": {\"coalesce\": {\"window\": 5}}}", NULL, "rules.coalesce.window",
+                     "rules.coalesce.window: expected a duration with a unit, like \"200ms\" "
+                     "or \"1s\", or \"off\", got 5");
+  expect_parse_error("{\"rules\": {\"coalesce\": {\"size\": \"1s\"}}}", NULL, "rules.coalesce.size",
+                     "rules.coalesce.size: unknown key (known: window)");
+  expect_set_error("coalesce_window", "soon", "--coalesce-window", JW_EPOLICY, "--coalesce-window",
+                   "--coalesce-window: expected a duration with a unit, like \"200ms\" or \"1s\", "
+                   "or \"off\", got \"soon\"");
 }
 
 static void test_margin_parse(void) {
@@ -1917,5 +1952,6 @@ int main(int argc, char **argv) {
   test_margin_parse();
   test_margin_resolve_and_render();
   test_notification_threshold();
+  test_coalesce_window();
   return jw_test_result("policy");
 }

@@ -380,27 +380,53 @@ static void test_total(const char *action) {
     size_t i;
     int kill = strcmp(action, "kill_process") == 0;
     CHECK_INT(r.status, 0);
+    /* Two processes of ok.exe over the cap: the first hit is written in
+     * full, the second (same rule, same image, inside the 10 s window) is
+     * counted into one coalesced summary before job_end. Both are acted
+     * on and both have their start and exit. */
     CHECK_INT(json_array_size(v), 2);
     CHECK_INT(json_array_size(cp), 3);
     CHECK_STR(tw_str(json_array_get(cp, 0), "action"), "observed");
     CHECK_STR(tw_str(json_array_get(cp, 0), "severity"), "info");
-    for (i = 0; i < json_array_size(v); i++) {
-      json_t *e = json_array_get(v, i), *c = json_array_get(cp, i + 1), *ex;
+    for (i = 0; i < 2; i++) {
+      json_t *c = json_array_get(cp, i + 1), *ex;
+      /* Every child has its start, also the ones a rule is against. */
+      CHECK_STR(tw_str(c, "action"), "observed");
+      CHECK_STR(tw_str(c, "severity"), "info");
+      ex = exit_of(r.evs, tw_int(c, "process.pid"));
+      CHECK_STR(tw_str(ex, "action"), kill ? "terminated" : "observed");
+      CHECK_INT(tw_int(ex, "process.exit_code"), kill ? KILLED : 0);
+      json_decref(ex);
+    }
+    {
+      json_t *e = json_array_get(v, 0), *sum = json_array_get(v, 1);
       check_rule_event(e, "total_processes", kill ? "terminated" : "reported", action);
       CHECK_STR(tw_str(e, "limit.name"), "total_processes");
       CHECK_STR(tw_str(e, "limit.unit"), "processes");
       CHECK_INT(tw_int(e, "limit.configured"), 2);
-      CHECK_INT(tw_int(e, "limit.observed"), 3 + (long long)i);
+      CHECK_INT(tw_int(e, "limit.observed"), 3);
       CHECK_INT(tw_int(e, "job_message.id"), 6);
-      CHECK_INT(tw_int(e, "process.pid"), tw_int(c, "process.pid"));
+      CHECK_INT(tw_int(e, "process.pid"), tw_int(json_array_get(cp, 1), "process.pid"));
       CHECK(ends_with(tw_str(e, "process.executable"), "\\ok.exe"));
-      /* Every child has its start, also the ones a rule is against. */
-      CHECK_STR(tw_str(c, "action"), "observed");
-      CHECK_STR(tw_str(c, "severity"), "info");
-      ex = exit_of(r.evs, tw_int(e, "process.pid"));
-      CHECK_STR(tw_str(ex, "action"), kill ? "terminated" : "observed");
-      CHECK_INT(tw_int(ex, "process.exit_code"), kill ? KILLED : 0);
-      json_decref(ex);
+      CHECK(tw_get(e, "coalesced") == NULL);
+      /* The summary: same rule and action, the count, the written hit's
+       * seq, the last repeat's process and measured value. */
+      check_rule_event(sum, "total_processes", kill ? "terminated" : "reported", action);
+      CHECK(tw_get(sum, "process") == NULL);
+      CHECK_INT(tw_int(sum, "coalesced.count"), 1);
+      CHECK_INT(tw_int(sum, "coalesced.first_seq"), tw_int(e, "seq"));
+      CHECK_INT(tw_int(sum, "coalesced.window_ms"), 10000);
+      CHECK_INT(tw_int(sum, "coalesced.last_pid"), tw_int(json_array_get(cp, 2), "process.pid"));
+      CHECK(tw_str(sum, "coalesced.subject") != NULL &&
+            strncmp(tw_str(sum, "coalesced.subject"), "image:", 6) == 0 &&
+            ends_with(tw_str(sum, "coalesced.subject"), "\\ok.exe"));
+      CHECK_INT(tw_int(sum, "limit.observed"), 4);
+      CHECK(tw_int(sum, "seq") > tw_int(e, "seq"));
+      CHECK(tw_str(sum, "coalesced.first") != NULL && tw_str(sum, "coalesced.last") != NULL &&
+            strcmp(tw_str(sum, "coalesced.first"), tw_str(sum, "coalesced.last")) <= 0);
+      /* job_end counts both hits, one of them coalesced. */
+      CHECK_INT(tw_int(json_array_get(r.evs, json_array_size(r.evs) - 1), "summary.violations"), 2);
+      CHECK_INT(tw_int(json_array_get(r.evs, json_array_size(r.evs) - 1), "summary.coalesced"), 1);
     }
     CHECK_INT(read_codes(r.out, codes, MAX_CHILDREN), 3);
     CHECK_U64(codes[0], 0);
