@@ -55,7 +55,7 @@ static jw__coalesce_slot_t *find(jw__coalesce_t *c, const char *rule, const char
   return NULL;
 }
 
-int jw__coalesce_hold(jw__coalesce_t *c, const jw_event_t *ev, uint64_t now_us) {
+int jw__coalesce_hold(jw__coalesce_t *c, jw_event_t *ev, uint64_t now_us) {
   char subject[200];
   jw__coalesce_slot_t *s;
   if (c->window_us == 0 || ev->rule == NULL)
@@ -66,10 +66,11 @@ int jw__coalesce_hold(jw__coalesce_t *c, const jw_event_t *ev, uint64_t now_us) 
     return 0;
   s->count++;
   s->last_us = now_us;
+  json_decref((json_t *)s->proto.extra);
   s->proto = *ev;
   s->proto.has_process = 0;
   memset(&s->proto.process, 0, sizeof(s->proto.process));
-  s->proto.extra = NULL;
+  ev->extra = NULL; /* the last repeat's enforcement and error go into the summary */
   s->has_pid = ev->has_process;
   s->pid = ev->process.pid;
   c->held++;
@@ -128,13 +129,21 @@ int jw__coalesce_take(jw__coalesce_t *c, uint64_t now_us, int all, jw_event_t *o
              "(coalesced: one line per %llu ms window)",
              (unsigned long long)s->count, s->rule, s->subject, first, last,
              (unsigned long long)s->first_seq, (unsigned long long)(c->window_us / 1000u));
-    out->extra =
-        json_pack("{s:{s:I,s:s,s:s,s:I,s:I,s:s}}", "coalesced", "count", (json_int_t)s->count,
-                  "first", first, "last", last, "first_seq", (json_int_t)s->first_seq, "window_ms",
-                  (json_int_t)(c->window_us / 1000u), "subject", s->subject);
-    if (out->extra != NULL && s->has_pid)
-      json_object_set_new(json_object_get(out->extra, "coalesced"), "last_pid",
-                          json_integer(s->pid));
+    {
+      json_t *co =
+          json_pack("{s:I,s:s,s:s,s:I,s:I,s:s}", "count", (json_int_t)s->count, "first", first,
+                    "last", last, "first_seq", (json_int_t)s->first_seq, "window_ms",
+                    (json_int_t)(c->window_us / 1000u), "subject", s->subject);
+      json_t *x = s->proto.extra != NULL ? (json_t *)s->proto.extra : json_object();
+      s->proto.extra = NULL;
+      if (co != NULL && s->has_pid)
+        json_object_set_new(co, "last_pid", json_integer(s->pid));
+      if (x != NULL && co != NULL)
+        json_object_set_new(x, "coalesced", co);
+      else
+        json_decref(co);
+      out->extra = x;
+    }
     return 1;
   }
   return 0;

@@ -22,8 +22,8 @@ typedef struct jw__coalesce_slot_s {
   uint64_t first_us, last_us, close_us; /* first hit (the written one), last repeat, window end */
   uint64_t first_seq;                   /* seq of the written first hit */
   uint64_t count;                       /* repeats held back in this window */
-  jw_event_t proto;                     /* the last repeat, without process and extra */
-  uint32_t pid;                         /* its process, when it has one */
+  jw_event_t proto; /* the last repeat, without process; its extra (enforcement, error) owned */
+  uint32_t pid;     /* its process, when it has one */
   int has_pid;
 } jw__coalesce_slot_t;
 
@@ -42,10 +42,11 @@ void jw__coalesce_init(jw__coalesce_t *c, uint32_t window_ms);
 void jw__coalesce_subject(const jw_event_t *ev, char *buf, size_t size);
 
 /* Whether ev (a violation at now_us) is a repeat inside an open window of
- * its (rule, subject): then it is counted and 1 is returned, and the
- * caller does not write it. Otherwise 0: the caller writes it, then calls
+ * its (rule, subject): then it is counted, its extra is taken over
+ * (ev->extra becomes NULL) and 1 is returned, and the caller does not
+ * write it. Otherwise 0: the caller writes it, then calls
  * jw__coalesce_opened with its seq. A full table never holds a hit back. */
-int jw__coalesce_hold(jw__coalesce_t *c, const jw_event_t *ev, uint64_t now_us);
+int jw__coalesce_hold(jw__coalesce_t *c, jw_event_t *ev, uint64_t now_us);
 void jw__coalesce_opened(jw__coalesce_t *c, const jw_event_t *ev, uint64_t now_us);
 
 /* The earliest moment a window closes, 0 when none is open. */

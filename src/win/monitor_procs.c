@@ -450,8 +450,6 @@ void jw__mon_emit(jw_monitor_t *m, jw_event_t *ev) {
     jw__mon_coalesce_flush(m, 0, NULL); /* a closed window first: its summary, then this */
     if (jw__coalesce_hold(&m->coalesce, ev, now)) {
       m->stats.coalesced++;
-      json_decref((json_t *)ev->extra);
-      ev->extra = NULL;
       return;
     }
   }

@@ -40,7 +40,9 @@ static void test_window(void) {
   hit(&ev, "image_denied", 102, 3, "C:\\w\\cmd.exe");
   CHECK_INT(jw__coalesce_hold(&c, &ev, t0 + 200 * MS), 1);
   hit(&ev, "image_denied", 103, 4, "C:\\w\\cmd.exe");
+  ev.extra = json_pack("{s:{s:s}}", "enforcement", "configured_action", "kill_process");
   CHECK_INT(jw__coalesce_hold(&c, &ev, t0 + 300 * MS), 1);
+  CHECK(ev.extra == NULL); /* taken over: the summary carries it */
   CHECK_U64(c.held, 3);
 
   /* Another image, another rule: not the same hit. */
@@ -68,6 +70,9 @@ static void test_window(void) {
     CHECK_STR(json_string_value(json_object_get(co, "last")), "2025-12-02T04:33:20.300000Z");
   }
   CHECK_CONTAINS(out.message, "3 more image_denied hit(s)");
+  CHECK_STR(json_string_value(
+                json_object_get(json_object_get(out.extra, "enforcement"), "configured_action")),
+            "kill_process");
   json_decref(out.extra);
   /* Taken once. */
   CHECK_INT(jw__coalesce_take(&c, t0 + 2000 * MS, 0, &out), 0);

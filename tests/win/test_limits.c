@@ -144,6 +144,8 @@ static int wait_field(const char *path, const char *key, const char *value, int 
 
 static void set_limits(jw_policy_t *p) {
   jw_policy_init(p);
+  /* Each injected hit is checked one by one: no coalescing. */
+  CHECK_INT(jw_policy_set(p, "coalesce_window", "off", "test", NULL), 0);
   CHECK_INT(jw_policy_set(p, "active_processes", "4", "test", NULL), 0);
   CHECK_INT(jw_policy_set(p, "process_memory", "256M", "test", NULL), 0);
   CHECK_INT(jw_policy_set(p, "job_memory", "1G", "test", NULL), 0);
@@ -571,6 +573,8 @@ static void test_single_warning(void) {
   json_t *evs, *e;
 
   jw_policy_init(&p);
+  /* Each injected hit is checked one by one: no coalescing. */
+  CHECK_INT(jw_policy_set(&p, "coalesce_window", "off", "test", NULL), 0);
   CHECK_INT(jw_policy_set(&p, "job_cpu_time", "2s", "test", NULL), 0);
   CHECK_INT(jw_policy_set(&p, "notification_margin", "25%", "test", NULL), 0);
   memset(&g_class12, 0, sizeof(g_class12));
@@ -640,6 +644,8 @@ static void test_notifications_refused(void) {
   json_t *evs, *n, *e;
 
   jw_policy_init(&p);
+  /* Each injected hit is checked one by one: no coalescing. */
+  CHECK_INT(jw_policy_set(&p, "coalesce_window", "off", "test", NULL), 0);
   CHECK_INT(jw_policy_set(&p, "job_memory", "64M", "test", NULL), 0);
   CHECK_INT(jw_policy_set(&p, "job_cpu_time", "10s", "test", NULL), 0);
   CHECK_INT(run_policy("real-notifications-refused", &p, path, sizeof(path)), 7);
@@ -689,12 +695,16 @@ static void test_notifications_off(void) {
   json_t *evs, *n;
 
   jw_policy_init(&p);
+  /* Each injected hit is checked one by one: no coalescing. */
+  CHECK_INT(jw_policy_set(&p, "coalesce_window", "off", "test", NULL), 0);
   CHECK_INT(jw_policy_set(&p, "job_memory", "64M", "test", NULL), 0);
   CHECK_INT(jw_policy_set(&p, "notification_margin", "off", "test", NULL), 0);
   g_class12_calls = 0;
   jw__job_set_info_hook(count_notifications);
   CHECK_INT(run_policy("real-notifications-off", &p, path, sizeof(path)), 7);
   jw_policy_init(&p);
+  /* Each injected hit is checked one by one: no coalescing. */
+  CHECK_INT(jw_policy_set(&p, "coalesce_window", "off", "test", NULL), 0);
   CHECK_INT(jw_policy_set(&p, "process_memory", "64M", "test", NULL), 0);
   CHECK_INT(run_policy("real-notifications-none", &p, path, sizeof(path)), 7);
   jw__job_set_info_hook(NULL);

@@ -564,6 +564,8 @@ static void case_burst(void) {
   memset(&rd, 0, sizeof(rd));
   jw_policy_init(&p);
   jw_policy_set(&p, "active_processes", "4", "test", NULL);
+  /* The burst is 5000 identical hits: every one must reach the pipe. */
+  jw_policy_set(&p, "coalesce_window", "off", "test", NULL);
   CHECK_INT(
       rig_start_ex(&r, g_events, "pipe-burst", &p, args, 2, U("pipe:jw-test-burst,buffer=64")), 0);
   rd.h = client_open(U("jw-test-burst"));
