@@ -51,6 +51,8 @@ except ImportError:  # pragma: no cover - environment problem
     sys.stderr.write("check_sigma: needs python3-yaml and python3-jsonschema\n")
     sys.exit(2)
 
+# No __pycache__ in the source tree when CTest runs this.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sigma_eval  # noqa: E402  pylint: disable=wrong-import-position
 from sigma_eval import Detection, SigmaError  # noqa: E402
