@@ -442,7 +442,16 @@ static int wait_dropped(void) {
   return g_drop_new <= 0 && g_drop_exit <= 0 ? 0 : -1;
 }
 
+#define DROP_NEXT_NEW ((LONG)-1) /* g_drop_pid: the next NEW_PROCESS's pid, learned */
+static volatile LONG g_root_pid; /* never learned: its NEW_PROCESS may still be queued */
+
 static int drop_for(DWORD msg, ULONG_PTR value) {
+  /* A child created inside the job announces itself at creation, maybe
+   * before CreateProcessW has returned its pid: the next NEW_PROCESS is
+   * the one, and its pid is the one to drop from then on. */
+  if (g_drop_pid == DROP_NEXT_NEW && msg == JOB_OBJECT_MSG_NEW_PROCESS && g_drop_new > 0 &&
+      (DWORD)value != 0 && (DWORD)value != (DWORD)g_root_pid)
+    InterlockedCompareExchange(&g_drop_pid, (LONG)(DWORD)value, DROP_NEXT_NEW);
   if ((DWORD)value == 0 || (DWORD)value != (DWORD)g_drop_pid)
     return 0;
   if (msg == JOB_OBJECT_MSG_NEW_PROCESS && g_drop_new > 0)
@@ -452,22 +461,44 @@ static int drop_for(DWORD msg, ULONG_PTR value) {
   return 0;
 }
 
-/* `self --helper ARGS` created suspended and assigned to the rig's job by
- * this process (a member the root did not start). */
+/* `self --helper ARGS` created suspended inside the rig's job by this
+ * process (a member the root did not start). */
+/* Created inside the job (PROC_THREAD_ATTRIBUTE_JOB_LIST, as jobwarden
+ * spawns): created outside and assigned after, the child would be, for a
+ * moment, a process outside the job whose parent is this test standing in
+ * for jobwarden — an escape the monitor's scan rightly reports (seen in a
+ * full run: a job_escape of the member before its start). */
 static int start_member(rig_t *r, const char *args, PROCESS_INFORMATION *pi) {
   wchar_t cmd[1024];
-  STARTUPINFOW si;
+  STARTUPINFOEXW si;
+  SIZE_T size = 0;
+  HANDLE job = r->job.job;
+  int rc = -1;
   memset(&si, 0, sizeof(si));
-  si.cb = sizeof(si);
+  si.StartupInfo.cb = sizeof(si);
   tw_helper_cmdline(cmd, 1024, args);
-  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, CREATE_SUSPENDED, NULL, NULL, &si, pi))
-    return -1;
-  InterlockedExchange(&g_drop_pid, (LONG)pi->dwProcessId);
-  if (!AssignProcessToJobObject(r->job.job, pi->hProcess)) {
-    TerminateProcess(pi->hProcess, 1);
-    return -1;
+  InitializeProcThreadAttributeList(NULL, 1, 0, &size);
+  si.lpAttributeList = HeapAlloc(GetProcessHeap(), 0, size);
+  if (si.lpAttributeList == NULL ||
+      !InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &size))
+    goto done;
+  if (!UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_JOB_LIST, &job,
+                                 sizeof(job), NULL, NULL)) {
+    DeleteProcThreadAttributeList(si.lpAttributeList);
+    goto done;
   }
-  return 0;
+  /* Its NEW_PROCESS is posted at creation: a caller that drops it arms
+   * g_drop_pid with DROP_NEXT_NEW first. */
+  if (CreateProcessW(NULL, cmd, NULL, NULL, FALSE, CREATE_SUSPENDED | EXTENDED_STARTUPINFO_PRESENT,
+                     NULL, NULL, &si.StartupInfo, pi)) {
+    InterlockedExchange(&g_drop_pid, (LONG)pi->dwProcessId);
+    rc = 0;
+  }
+  DeleteProcThreadAttributeList(si.lpAttributeList);
+done:
+  if (si.lpAttributeList != NULL)
+    HeapFree(GetProcessHeap(), 0, si.lpAttributeList);
+  return rc;
 }
 
 static void test_kernel_confirms(void) {
@@ -494,8 +525,10 @@ static void test_kernel_confirms(void) {
    * pid the monitor never saw; admission asks the kernel, which confirms
    * it, so it is believed. */
   /* Armed before the member exists: its NEW_PROCESS is posted when it is
-   * assigned, inside start_member, and a monitor waiting on the port takes
+   * created, inside start_member, and a monitor waiting on the port takes
    * it at once (seen: 1 full run in 2 lost the race when armed after). */
+  InterlockedExchange(&g_root_pid, (LONG)r.child.pid);
+  InterlockedExchange(&g_drop_pid, DROP_NEXT_NEW);
   InterlockedExchange(&g_drop_new, 1);
   InterlockedExchange(&g_drop_exit, 1);
   CHECK_INT(start_member(&r, "exit 0", &gone), 0);
