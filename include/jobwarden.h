@@ -367,6 +367,7 @@ typedef struct jw_process_ref_s {
   uint64_t create_time; /* 0 = unknown (no entity_id) */
   const char *image;    /* NULL = unknown; counted by image_len like jw_process_info_t */
   size_t image_len;
+  const char *sha256; /* its image's SHA-256 (64 lowercase hex digits), NULL = not known */
 } jw_process_ref_t;
 
 #define JW_ANCESTRY_MAX 32 /* ancestors listed in a process event */
@@ -377,7 +378,7 @@ typedef struct jw_process_ref_s {
  * processes. */
 #define JW_COMMAND_LINE_MAX_UNITS 8192
 #define JW_ANCESTOR_IMAGE_MAX     1024
-#define JW_UNAVAILABLE_MAX        8
+#define JW_UNAVAILABLE_MAX        12
 
 typedef struct jw_process_info_s {
   uint32_t pid;
@@ -414,6 +415,18 @@ typedef struct jw_process_info_s {
   uint64_t cpu_user_100ns, cpu_kernel_100ns;
   int has_io;
   uint64_t io_read_ops, io_write_ops, io_other_ops, io_read_bytes, io_write_bytes, io_other_bytes;
+  /* Executable identity (schema 2.0.0): the image file's SHA-256 (64
+   * lowercase hex digits), size, PE version resource and Authenticode
+   * signature. NULL / 0 leave a field out; what was asked for and could
+   * not be had is named in unavailable[] ("hash", "pe", "code_signature"). */
+  const char *sha256;
+  int has_image_size;
+  uint64_t image_size;
+  const char *pe_original_file_name, *pe_company, *pe_product, *pe_description, *pe_file_version;
+  int has_code_signature;
+  int cs_exists, cs_trusted;
+  const char *cs_status;       /* "valid", "unsigned", "untrusted", "expired", "revoked", ... */
+  const char *cs_subject_name; /* NULL = none */
   struct {
     const char *field;  /* "command_line", "user", "cpu", "io", "peak_working_set", ... */
     const char *reason; /* why, with the Win32 / NTSTATUS code where there is one */

@@ -341,6 +341,11 @@ static json_t *ancestry_to_json(const jw_process_info_t *p) {
     /* Cut long paths: up to 32 ancestors are repeated in every event. */
     if (jw__json_put_cut(e, "executable", r->image, r->image_len, JW_ANCESTOR_IMAGE_MAX) != 0)
       goto fail;
+    if (r->sha256 != NULL) {
+      json_t *h = json_object();
+      if (h == NULL || put(e, "hash", h) != 0 || put(h, "sha256", make_cstring(r->sha256)) != 0)
+        goto fail;
+    }
   }
   return a;
 fail:
@@ -422,6 +427,46 @@ static int put_enrichment(json_t *o, const jw_process_info_t *p) {
   return 0;
 }
 
+/* A string member when the value is there ("" counts as absent). */
+static int put_opt(json_t *o, const char *key, const char *v) {
+  if (v == NULL || v[0] == '\0')
+    return 0;
+  return put(o, key, make_cstring(v));
+}
+
+/* The executable identity of schema 2.0.0, after executable. */
+static int put_identity(json_t *o, const jw_process_info_t *p) {
+  if (p->sha256 != NULL) {
+    json_t *h = json_object();
+    if (h == NULL || put(o, "hash", h) != 0 || put(h, "sha256", make_cstring(p->sha256)) != 0)
+      return -1;
+  }
+  if (p->has_image_size && put(o, "image_size", make_u64(p->image_size)) != 0)
+    return -1;
+  if (p->pe_original_file_name || p->pe_company || p->pe_product || p->pe_description ||
+      p->pe_file_version) {
+    json_t *pe = json_object();
+    if (pe == NULL || put(o, "pe", pe) != 0 ||
+        put_opt(pe, "original_file_name", p->pe_original_file_name) != 0 ||
+        put_opt(pe, "company", p->pe_company) != 0 || put_opt(pe, "product", p->pe_product) != 0 ||
+        put_opt(pe, "description", p->pe_description) != 0 ||
+        put_opt(pe, "file_version", p->pe_file_version) != 0)
+      return -1;
+    if (json_object_size(pe) == 0)
+      json_object_del(o, "pe");
+  }
+  if (p->has_code_signature) {
+    json_t *cs = json_object();
+    if (cs == NULL || put(o, "code_signature", cs) != 0 ||
+        put(cs, "exists", json_boolean(p->cs_exists)) != 0 ||
+        put(cs, "status", make_cstring(p->cs_status)) != 0 ||
+        put_opt(cs, "subject_name", p->cs_subject_name) != 0 ||
+        put(cs, "trusted", json_boolean(p->cs_trusted)) != 0)
+      return -1;
+  }
+  return 0;
+}
+
 static json_t *process_to_json(const jw_process_info_t *p) {
   json_t *o = json_object();
   char buf[48];
@@ -440,6 +485,8 @@ static json_t *process_to_json(const jw_process_info_t *p) {
   if (put(o, "executable", make_counted(p->image, p->image_len)) != 0)
     goto fail;
   if (p->image_truncated && put(o, "image_truncated", json_true()) != 0)
+    goto fail;
+  if (put_identity(o, p) != 0)
     goto fail;
   if (p->has_parent) {
     json_t *parent = json_object();

@@ -584,11 +584,61 @@ static void test_image_len(void) {
 /* The enrichment of schema 1.2.0: every field at once, in its order, with
  * a hostile command line (quote, backslash, ESC, U+0000 kept by the count)
  * and an ancestry chain; then an exit whose CPU and I/O are unavailable. */
+/* The executable identity of schema 2.0.0: hash, size, version resource,
+ * signature, in that order after executable; the ancestors' hashes; what
+ * could not be had in unavailable. A process_update carries it. */
+static void test_identity(void) {
+  static const jw_process_ref_t chain[] = {
+      {4242, UINT64_C(0x01DC5A0B12345678), "C:\\agent\\agent.exe", 0,
+       "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
+  };
+  jw_event_t ev;
+  char *line;
+  init_event(&ev, JW_EVENT_PROCESS_UPDATE, "child_process", "observed", NULL, JW_SEV_INFO, "port",
+             "Identity of cmd.exe.");
+  ev.has_process = 1;
+  ev.process.pid = 6100;
+  ev.process.create_time = UINT64_C(0x01DC5A0B12600000);
+  ev.process.image = "C:\\w\\renamed.exe";
+  ev.process.sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+  ev.process.has_image_size = 1;
+  ev.process.image_size = 289792;
+  ev.process.pe_original_file_name = "Cmd.Exe";
+  ev.process.pe_company = "Microsoft Corporation";
+  ev.process.pe_product = "";
+  ev.process.pe_file_version = "10.0.19041.1";
+  ev.process.has_code_signature = 1;
+  ev.process.cs_exists = 0;
+  ev.process.cs_status = "unsigned";
+  ev.process.ancestry = chain;
+  ev.process.n_ancestry = 1;
+  ev.process.unavailable[0].field = "pe";
+  ev.process.unavailable[0].reason = "the version resource has no ProductName";
+  ev.process.n_unavailable = 1;
+  line = emit(&ev, NULL, __LINE__);
+  CHECK(line != NULL && strstr(line, "\"event\":\"sandbox.process_update\",") != NULL &&
+        strstr(line,
+               "\"executable\":\"C:\\\\w\\\\renamed.exe\","
+               "\"hash\":{\"sha256\":\"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b"
+               "7852b855\"},\"image_size\":289792,\"pe\":{\"original_file_name\":\"Cmd.Exe\","
+               "\"company\":\"Microsoft Corporation\",\"file_version\":\"10.0.19041.1\"},"
+               "\"code_signature\":{\"exists\":false,\"status\":\"unsigned\",\"trusted\":false},"
+               "\"is_root\":false,") != NULL);
+  CHECK(line != NULL &&
+        strstr(line,
+               "\"ancestry\":[{\"pid\":4242,\"entity_id\":\"4242-01DC5A0B12345678\","
+               "\"executable\":\"C:\\\\agent\\\\agent.exe\",\"hash\":{\"sha256\":"
+               "\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"}}]") != NULL);
+  CHECK(line != NULL && strstr(line, "\"unavailable\":{\"pe\":\"the version resource has no "
+                                     "ProductName\"}") != NULL);
+  free(line);
+}
+
 static void test_enrichment(void) {
   static const char cmd[] = "agent.exe \"a b\" \\x \x1B[31m\0tail";
   static const jw_process_ref_t chain[] = {
-      {5000, UINT64_C(0x01DC5A0B12400000), "C:\\tools\\sh.exe", 0},
-      {4242, UINT64_C(0x01DC5A0B12345678), "C:\\agent\\agent.exe", 0},
+      {5000, UINT64_C(0x01DC5A0B12400000), "C:\\tools\\sh.exe", 0, NULL},
+      {4242, UINT64_C(0x01DC5A0B12345678), "C:\\agent\\agent.exe", 0, NULL},
   };
   jw_event_t ev;
 
@@ -1199,6 +1249,7 @@ int main(int argc, char **argv) {
   test_lines();
   test_image_len();
   test_enrichment();
+  test_identity();
   test_ancestor_cut();
   test_edges();
   test_hostile(argv[1]);
