@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# wine.real.imageid: the expected hashes are computed natively here, with
+# coreutils' sha256sum, from the very files the Windows test hashes, and
+# passed to it as arguments: the test never compares CNG with itself.
+#
+# Usage: run_imageid_test.sh WINEPREFIX TEST_EXE HELPER_EXE EVENTS_DIR WORK_DIR
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+prefix=$1 test_exe=$2 helper_exe=$3 events=$4 work=$5
+
+rm -rf "$work" && mkdir -p "$work" || { echo "cannot create $work" >&2; exit 1; }
+# The flood's files are copies of this one.
+printf 'jobwarden identity flood\n' > "$work/seed.txt"
+sum() { sha256sum "$1" | cut -d' ' -f1; }
+exec "$root/scripts/wine-exec.sh" "$prefix" "$test_exe" "$events" "$work" \
+  "$helper_exe" "$(sum "$test_exe")" "$(stat -c %s "$test_exe")" \
+  "$(sum "$helper_exe")" "$(stat -c %s "$helper_exe")" "$(sum "$work/seed.txt")"

@@ -1,0 +1,432 @@
+/* wine.real.imageid: executable identity (src/win/imageid.c) on real files
+ * under Wine: CNG's SHA-256 against coreutils' sha256sum of the same files
+ * (computed natively by run_imageid_test.sh and passed as arguments), the
+ * version resource of a helper image built with one (jwtestid.rc), the
+ * Authenticode status Wine answers for an unsigned image, the cache key
+ * (a copy, a hard link, a rewrite), the size cap, a missing file, the
+ * queue bound, and every counter exactly.
+ *
+ * argv: <events dir> <work dir> <jwtestid.exe> <sha256 of this exe>
+ *       <size of this exe> <sha256 of jwtestid.exe> <size of jwtestid.exe>
+ *       <sha256 of work\seed.txt>
+ * Every path is a Linux path (Wine maps it through drive Z:). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <windows.h>
+
+#include "harness.h"
+#include "internal.h"
+#include "win/imageid.h"
+
+#define WAIT_MS 120000
+#define FLOOD   (JW_IMAGEID_QUEUE_MAX + 5)
+
+static wchar_t g_work[MAX_PATH], g_self[MAX_PATH], g_helper[MAX_PATH];
+static const char *g_self_sha, *g_helper_sha, *g_seed_sha;
+static unsigned long long g_self_size, g_helper_size;
+
+/* Results the callback delivered, by cookie. */
+#define SLOTS 256
+static jw__imageid_t g_res[SLOTS];
+static int g_got[SLOTS];
+static LONG g_calls;
+static LARGE_INTEGER g_done_at[SLOTS];
+
+static void on_result(void *ctx, uint64_t cookie, const jw__imageid_t *r) {
+  (void)ctx;
+  InterlockedIncrement(&g_calls);
+  if (cookie < SLOTS) {
+    QueryPerformanceCounter(&g_done_at[cookie]);
+    g_res[cookie] = *r;
+    g_got[cookie]++;
+  }
+}
+
+static int to_full(const char *in, wchar_t *out) {
+  wchar_t w[MAX_PATH];
+  DWORD k;
+  if (!MultiByteToWideChar(CP_UTF8, 0, in, -1, w, MAX_PATH))
+    return -1;
+  k = GetFullPathNameW(w, MAX_PATH, out, NULL);
+  return k == 0 || k >= MAX_PATH ? -1 : 0;
+}
+
+static void work_path(wchar_t *out, const wchar_t *name) {
+  swprintf(out, MAX_PATH, L"%ls\\%ls", g_work, name);
+}
+
+/* Writes len bytes of data as the whole content of path (replacing it in
+ * place: same file, new size and last write time). */
+static int rewrite(const wchar_t *path, const void *data, DWORD len) {
+  HANDLE h = CreateFileW(path, GENERIC_WRITE, 0, NULL, TRUNCATE_EXISTING, 0, NULL);
+  DWORD put = 0;
+  BOOL ok;
+  if (h == INVALID_HANDLE_VALUE)
+    return -1;
+  ok = WriteFile(h, data, len, &put, NULL) && put == len;
+  CloseHandle(h);
+  return ok ? 0 : -1;
+}
+
+static void *read_all(const wchar_t *path, DWORD *len) {
+  HANDLE h = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, 0, NULL);
+  DWORD size, got = 0;
+  void *buf = NULL;
+  *len = 0;
+  if (h == INVALID_HANDLE_VALUE)
+    return NULL;
+  size = GetFileSize(h, NULL);
+  buf = malloc(size ? size : 1);
+  if (buf != NULL && (!ReadFile(h, buf, size, &got, NULL) || got != size)) {
+    free(buf);
+    buf = NULL;
+  }
+  CloseHandle(h);
+  *len = size;
+  return buf;
+}
+
+/* The fields of an image without a version resource that Wine 8 reports
+ * unsigned (docs/platform-support.md, "Executable identity"). */
+static void check_unsigned_no_pe(const jw__imageid_t *r) {
+  CHECK_INT(r->has_pe, 0);
+  CHECK_STR(jw__imageid_unavailable(r, "pe"), "image has no version resource");
+  CHECK_INT(r->has_code_signature, 1);
+  CHECK_INT(r->code_signature.exists, 0);
+  CHECK_STR(r->code_signature.status, "unsigned");
+  CHECK_STR(r->code_signature.subject_name, "");
+  CHECK_INT(r->code_signature.trusted, 0);
+  CHECK(jw__imageid_unavailable(r, "code_signature") == NULL);
+}
+
+static void check_helper_pe(const jw__imageid_t *r) {
+  CHECK_INT(r->has_pe, 1);
+  CHECK_STR(r->original_file_name, "jwtestid.exe");
+  CHECK_STR(r->company, "jobwarden tests");
+  CHECK_STR(r->product, "jobwarden");
+  CHECK_STR(r->description, "jobwarden identity test image");
+  CHECK_STR(r->file_version, "1.2.3.4");
+  CHECK(jw__imageid_unavailable(r, "pe") == NULL);
+}
+
+static double ms_since(LARGE_INTEGER t0, LARGE_INTEGER t1) {
+  LARGE_INTEGER f;
+  QueryPerformanceFrequency(&f);
+  return (double)(t1.QuadPart - t0.QuadPart) * 1000.0 / (double)f.QuadPart;
+}
+
+/* Requests path under cookie and waits for the worker; returns the
+ * request's answer, the result in *r, and the time from the request to
+ * the callback in *ms (QUEUED only). */
+static int request_wait(jw__imageid_svc_t *s, const wchar_t *path, uint64_t cookie,
+                        jw__imageid_t *r, double *ms) {
+  LARGE_INTEGER t0;
+  int rc;
+  QueryPerformanceCounter(&t0);
+  rc = jw__imageid_request(s, path, cookie, r);
+  if (rc == JW_IMAGEID_QUEUED) {
+    CHECK_INT(jw__imageid_flush(s, WAIT_MS), 0);
+    CHECK_INT(g_got[cookie], 1);
+    *r = g_res[cookie];
+    if (ms != NULL)
+      *ms = ms_since(t0, g_done_at[cookie]);
+  }
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  jw__imageid_svc_t *s = NULL, *small = NULL;
+  jw__imageid_counters_t c;
+  jw__imageid_t r, r2;
+  wchar_t copy[MAX_PATH], link[MAX_PATH], missing[MAX_PATH], rw[MAX_PATH], hcopy[MAX_PATH],
+      seed[MAX_PATH], f[MAX_PATH];
+  uint64_t hashed = 0, misses = 0, hits = 0;
+  double ms = 0, ms_helper = 0, ms_self = 0, ms_max = 0;
+  void *helper_bytes;
+  DWORD helper_len;
+  int i, rc, linked;
+  uint64_t self_index;
+
+  if (argc < 9 || to_full(argv[2], g_work) != 0 || to_full(argv[3], g_helper) != 0) {
+    fprintf(stderr, "usage: test_imageid EVENTS WORK HELPER SELF_SHA SELF_SIZE HELPER_SHA "
+                    "HELPER_SIZE SEED_SHA\n");
+    return 2;
+  }
+  GetModuleFileNameW(NULL, g_self, MAX_PATH);
+  g_self_sha = argv[4];
+  g_self_size = strtoull(argv[5], NULL, 10);
+  g_helper_sha = argv[6];
+  g_helper_size = strtoull(argv[7], NULL, 10);
+  g_seed_sha = argv[8];
+  CHECK_INT(strlen(g_self_sha), 64);
+
+  CHECK_INT(jw__imageid_start(&s, 0, on_result, NULL), 0);
+  if (s == NULL)
+    return jw_test_result("imageid");
+
+  /* 1. This executable: a miss, then a hit with the same answer. */
+  rc = request_wait(s, g_self, 1, &r, &ms_self);
+  CHECK_INT(rc, JW_IMAGEID_QUEUED);
+  misses++;
+  hashed += g_self_size;
+  CHECK_INT(r.has_sha256, 1);
+  CHECK_STR(r.sha256, g_self_sha);
+  CHECK_INT(r.has_image_size, 1);
+  CHECK_U64(r.image_size, g_self_size);
+  check_unsigned_no_pe(&r);
+  CHECK_INT(r.n_unavailable, 1);
+  self_index = r.key.file_index;
+  rc = jw__imageid_request(s, g_self, 2, &r2);
+  CHECK_INT(rc, JW_IMAGEID_CACHED);
+  hits++;
+  CHECK_STR(r2.sha256, g_self_sha);
+  CHECK(memcmp(&r, &r2, sizeof r) == 0);
+  CHECK_INT(g_got[2], 0); /* no callback for a cached answer */
+
+  /* 2. A renamed copy: another file (another file id), a miss, the same
+   * hash. */
+  work_path(copy, L"renamed-copy.exe");
+  CHECK(CopyFileW(g_self, copy, FALSE));
+  rc = request_wait(s, copy, 3, &r, &ms);
+  CHECK_INT(rc, JW_IMAGEID_QUEUED);
+  misses++;
+  hashed += g_self_size;
+  CHECK_STR(r.sha256, g_self_sha);
+  CHECK(r.key.file_index != self_index);
+  check_unsigned_no_pe(&r);
+
+  /* 3. A hard link to the copy: the same file under another name, so
+   * the same key and a cache hit (Wine 8 supports CreateHardLinkW on a
+   * Unix file system and gives both names one file index). */
+  work_path(link, L"hard-link.exe");
+  linked = CreateHardLinkW(link, copy, NULL) != 0;
+  CHECK_INT(linked, 1);
+  if (linked) {
+    rc = jw__imageid_request(s, link, 4, &r2);
+    CHECK_INT(rc, JW_IMAGEID_CACHED);
+    hits++;
+    CHECK_STR(r2.sha256, g_self_sha);
+    CHECK_U64(r2.key.file_index, r.key.file_index);
+  }
+
+  /* 4. The image with a version resource, and a renamed copy of it: the
+   * resource still says what it is. */
+  rc = request_wait(s, g_helper, 5, &r, &ms_helper);
+  CHECK_INT(rc, JW_IMAGEID_QUEUED);
+  misses++;
+  hashed += g_helper_size;
+  CHECK_STR(r.sha256, g_helper_sha);
+  CHECK_U64(r.image_size, g_helper_size);
+  check_helper_pe(&r);
+  CHECK_STR(r.code_signature.status, "unsigned");
+  CHECK_INT(r.n_unavailable, 0);
+  work_path(hcopy, L"renamed-tool.exe");
+  CHECK(CopyFileW(g_helper, hcopy, FALSE));
+  rc = request_wait(s, hcopy, 6, &r, &ms);
+  CHECK_INT(rc, JW_IMAGEID_QUEUED);
+  misses++;
+  hashed += g_helper_size;
+  CHECK_STR(r.sha256, g_helper_sha);
+  check_helper_pe(&r);
+  /* Measured Wine 8 quirk (docs/platform-support.md): a copy named like
+   * one of Wine's built-in programs is not read by the path-based version
+   * API (Wine answers for its built-in module, which has none here): the
+   * version resource is missing, and said so. The hash still names the
+   * file, which is why image rules match by hash too. */
+  work_path(hcopy, L"notepad.exe");
+  CHECK(CopyFileW(g_helper, hcopy, FALSE));
+  rc = request_wait(s, hcopy, 11, &r, &ms);
+  CHECK_INT(rc, JW_IMAGEID_QUEUED);
+  misses++;
+  hashed += g_helper_size;
+  CHECK_STR(r.sha256, g_helper_sha);
+  CHECK_INT(r.has_pe, 0);
+  CHECK_STR(jw__imageid_unavailable(&r, "pe"), "image has no version resource");
+
+  /* 5. A missing file: an error with the reason, nothing queued. */
+  work_path(missing, L"no-such-image.exe");
+  rc = jw__imageid_request(s, missing, 7, &r);
+  CHECK_INT(rc, JW_ENOENT);
+  CHECK_INT(r.has_key, 0);
+  CHECK_INT(r.has_sha256, 0);
+  CHECK_STR(jw__imageid_unavailable(&r, "hash"),
+            "image file cannot be opened (CreateFileW error 2)");
+  CHECK_STR(jw__imageid_unavailable(&r, "image_size"),
+            "image file cannot be opened (CreateFileW error 2)");
+  CHECK_STR(jw__imageid_unavailable(&r, "pe"), "image file cannot be opened (CreateFileW error 2)");
+  CHECK_STR(jw__imageid_unavailable(&r, "code_signature"),
+            "image file cannot be opened (CreateFileW error 2)");
+  CHECK_INT(r.n_unavailable, 4);
+
+  /* 6. A file rewritten after it was cached: the same file id, another
+   * size and last write time, so a miss and the new content's hash; then
+   * only its last write time changed: a miss, the same hash. */
+  work_path(rw, L"rewritten.exe");
+  CHECK(CopyFileW(g_self, rw, FALSE));
+  rc = request_wait(s, rw, 8, &r, &ms);
+  CHECK_INT(rc, JW_IMAGEID_QUEUED);
+  misses++;
+  hashed += g_self_size;
+  CHECK_STR(r.sha256, g_self_sha);
+  helper_bytes = read_all(g_helper, &helper_len);
+  CHECK(helper_bytes != NULL);
+  CHECK_U64(helper_len, g_helper_size);
+  if (helper_bytes != NULL)
+    CHECK_INT(rewrite(rw, helper_bytes, helper_len), 0);
+  free(helper_bytes);
+  rc = request_wait(s, rw, 9, &r2, &ms);
+  CHECK_INT(rc, JW_IMAGEID_QUEUED);
+  misses++;
+  hashed += g_helper_size;
+  CHECK_U64(r2.key.file_index, r.key.file_index);
+  CHECK(r2.key.size != r.key.size);
+  CHECK_STR(r2.sha256, g_helper_sha);
+  check_helper_pe(&r2);
+  {
+    HANDLE h =
+        CreateFileW(rw, FILE_WRITE_ATTRIBUTES, FILE_SHARE_READ, NULL, OPEN_EXISTING, 0, NULL);
+    FILETIME ft;
+    ULARGE_INTEGER u;
+    u.QuadPart = r2.key.last_write + 10000000ull * 3600; /* an hour later */
+    ft.dwLowDateTime = u.LowPart;
+    ft.dwHighDateTime = u.HighPart;
+    CHECK(h != INVALID_HANDLE_VALUE);
+    CHECK(SetFileTime(h, NULL, NULL, &ft));
+    CloseHandle(h);
+  }
+  rc = request_wait(s, rw, 10, &r, &ms);
+  CHECK_INT(rc, JW_IMAGEID_QUEUED);
+  misses++;
+  hashed += g_helper_size;
+  CHECK_U64(r.key.last_write, r2.key.last_write + 10000000ull * 3600);
+  CHECK_U64(r.key.size, r2.key.size);
+  CHECK_STR(r.sha256, g_helper_sha);
+
+  /* 7. The queue bound: with the worker held, a flood of distinct files
+   * (copies of seed.txt) fills the queue; every request past the bound is
+   * refused at once with "identity queue full" and gets no callback. One
+   * duplicate request of the first file is queued as well (the worker
+   * then answers it from the cache, once the first is done). */
+  work_path(seed, L"seed.txt");
+  jw__imageid_test_hold(s, 1);
+  g_calls = 0;
+  {
+    int queued = 0, full = 0;
+    for (i = 0; i < FLOOD; i++) {
+      wchar_t name[32];
+      swprintf(name, 32, L"flood-%03d.txt", i);
+      work_path(f, name);
+      CHECK(CopyFileW(seed, f, FALSE));
+      rc = jw__imageid_request(s, f, 100 + (uint64_t)i, &r);
+      if (rc == JW_IMAGEID_QUEUED)
+        queued++;
+      else if (rc == JW_IMAGEID_FULL) {
+        full++;
+        CHECK_STR(jw__imageid_unavailable(&r, "hash"), "identity queue full");
+        CHECK_STR(jw__imageid_unavailable(&r, "pe"), "identity queue full");
+        CHECK_STR(jw__imageid_unavailable(&r, "code_signature"), "identity queue full");
+        CHECK_INT(r.has_image_size, 1);
+        CHECK_U64(r.image_size, 25);
+      }
+    }
+    CHECK_INT(queued, JW_IMAGEID_QUEUE_MAX);
+    CHECK_INT(full, FLOOD - JW_IMAGEID_QUEUE_MAX);
+    misses += JW_IMAGEID_QUEUE_MAX;
+    hashed += 25u * JW_IMAGEID_QUEUE_MAX;
+  }
+  CHECK_INT(jw__imageid_flush(s, 200), JW_ETIMEDOUT); /* held: nothing moves */
+  CHECK_INT(g_calls, 0);
+  jw__imageid_test_hold(s, 0);
+  CHECK_INT(jw__imageid_flush(s, WAIT_MS), 0);
+  CHECK_INT(g_calls, JW_IMAGEID_QUEUE_MAX);
+  for (i = 0; i < FLOOD; i++) {
+    if (i < JW_IMAGEID_QUEUE_MAX) {
+      CHECK_INT(g_got[100 + i], 1);
+      CHECK_STR(g_res[100 + i].sha256, g_seed_sha);
+    } else {
+      CHECK_INT(g_got[100 + i], 0);
+    }
+  }
+  /* A text file: Wine's version API says "no version resource" (not
+   * ERROR_BAD_EXE_FORMAT), and WinVerifyTrust TRUST_E_SUBJECT_FORM_UNKNOWN:
+   * no signature status is made up for it. */
+  r = g_res[100];
+  CHECK_STR(jw__imageid_unavailable(&r, "pe"), "image has no version resource");
+  CHECK_INT(r.has_code_signature, 0);
+  CHECK_STR(jw__imageid_unavailable(&r, "code_signature"), "WinVerifyTrust answered 0x800B0003");
+
+  /* A duplicate while queued: two misses, one computation. */
+  jw__imageid_test_hold(s, 1);
+  work_path(f, L"duplicate.exe");
+  CHECK(CopyFileW(g_helper, f, FALSE));
+  CHECK_INT(jw__imageid_request(s, f, 200, &r), JW_IMAGEID_QUEUED);
+  CHECK_INT(jw__imageid_request(s, f, 201, &r), JW_IMAGEID_QUEUED);
+  misses += 2;
+  hashed += g_helper_size;
+  jw__imageid_test_hold(s, 0);
+  CHECK_INT(jw__imageid_flush(s, WAIT_MS), 0);
+  CHECK_STR(g_res[200].sha256, g_helper_sha);
+  CHECK(memcmp(&g_res[200], &g_res[201], sizeof r) == 0);
+
+  jw__imageid_counters(s, &c);
+  CHECK_U64(c.hits, hits);
+  CHECK_U64(c.misses, misses);
+  CHECK_U64(c.full, FLOOD - JW_IMAGEID_QUEUE_MAX);
+  CHECK_U64(c.worker_hits, 1);
+  CHECK_U64(c.computed, misses - 1);
+  CHECK_U64(c.hashed_bytes, hashed);
+  CHECK_U64(c.evicted, 0);
+
+  /* 8. Timing: request to callback for copies of this executable (each a
+   * new file: a miss), the bound docs/architecture.md states. */
+  for (i = 0; i < 10; i++) {
+    wchar_t name[32];
+    swprintf(name, 32, L"timing-%d.exe", i);
+    work_path(f, name);
+    CHECK(CopyFileW(g_self, f, FALSE));
+    CHECK_INT(request_wait(s, f, 210 + (uint64_t)i, &r, &ms), JW_IMAGEID_QUEUED);
+    CHECK_STR(r.sha256, g_self_sha);
+    if (ms > ms_max)
+      ms_max = ms;
+  }
+  fprintf(stderr,
+          "imageid: request to callback: this exe (%llu bytes) %.1f ms first, max %.1f ms of 10 "
+          "copies; jwtestid.exe (%llu bytes) %.1f ms\n",
+          g_self_size, ms_self, ms_max, g_helper_size, ms_helper);
+  jw__imageid_stop(s);
+
+  /* 9. The size cap: an image over it is neither hashed nor verified,
+   * and says why; its version resource is still read. */
+  CHECK_INT(jw__imageid_start(&small, 4096, on_result, NULL), 0);
+  if (small != NULL) {
+    rc = request_wait(small, g_helper, 240, &r, &ms);
+    CHECK_INT(rc, JW_IMAGEID_QUEUED);
+    CHECK_INT(r.has_sha256, 0);
+    CHECK_STR(jw__imageid_unavailable(&r, "hash"), "image larger than the 4 KiB hashing cap");
+    CHECK_INT(r.has_code_signature, 0);
+    CHECK_STR(jw__imageid_unavailable(&r, "code_signature"),
+              "image larger than the 4 KiB hashing cap");
+    CHECK_U64(r.image_size, g_helper_size);
+    check_helper_pe(&r);
+    CHECK_INT(r.n_unavailable, 2);
+    /* Under the cap: hashed. */
+    work_path(f, L"flood-000.txt");
+    rc = request_wait(small, f, 241, &r, &ms);
+    CHECK_INT(rc, JW_IMAGEID_QUEUED);
+    CHECK_STR(r.sha256, g_seed_sha);
+    jw__imageid_counters(small, &c);
+    CHECK_U64(c.hashed_bytes, 25);
+    CHECK_U64(c.misses, 2);
+    jw__imageid_stop(small);
+  }
+
+  /* 10. Without the service (same code path, this thread). */
+  CHECK_INT(jw__imageid_compute(g_helper, 0, &r), 0);
+  CHECK_STR(r.sha256, g_helper_sha);
+  check_helper_pe(&r);
+  CHECK_INT(jw__imageid_compute(missing, 0, &r), JW_ENOENT);
+
+  return jw_test_result("imageid");
+}
