@@ -58,6 +58,44 @@ void jw__thread_join(jw__thread_t *t);
 int jw__random_bytes(void *buf, size_t n);
 /* Host name as UTF-8; "unknown" when it cannot be read. */
 void jw__hostname(char *buf, size_t size);
+/* Whether two UTF-8 names are equal ignoring case the way Windows compares
+ * file names: CompareStringOrdinal(bIgnoreCase) on Windows (every letter
+ * the system upper-cases); on other systems ASCII letters only (the
+ * portable unit tests). Invalid UTF-8 compares bytewise. */
+int jw__name_equal_nocase(const char *a, size_t alen, const char *b, size_t blen);
+
+/* Image list entries (docs/policy.md, "Image lists"): a plain file name,
+ * "sha256:<64 lowercase hex>", "original_file_name:<name>" or
+ * "signer:<subject name>", stored in the policy as written (the hex
+ * lowercased). */
+typedef enum {
+  JW_IMAGE_NO_MATCH = 0, /* no entry matches, and every entry could be decided */
+  JW_IMAGE_MATCH = 1,    /* an entry matches (*matched names it) */
+  JW_IMAGE_UNDECIDED = 2 /* none matches yet, but an entry needs a fact not known */
+} jw_image_match_t;
+
+/* What is known about one image. NULL: not known (not computed yet, or
+ * unavailable); "": known to be absent. signer is the subject name of a
+ * signature that verified (code_signature.status "valid") and "" for an
+ * image that is unsigned or whose signature did not verify: a self-signed
+ * certificate can carry any name, so an untrusted one is no signer. */
+typedef struct {
+  const char *file_name;          /* the image's file name, no directory */
+  const char *sha256;             /* 64 lowercase hex */
+  const char *original_file_name; /* the version resource's OriginalFilename */
+  const char *signer;
+} jw_image_facts_t;
+
+/* Matches one image list (n entries of a jw_policy_t list) against the
+ * facts, in list order: the first entry that matches decides (MATCH, its
+ * text in *matched, borrowed from list); an entry whose fact is NULL
+ * makes the answer UNDECIDED unless a later entry matches. Plain names
+ * and original_file_name: equal ignoring case (jw__name_equal_nocase),
+ * and an entry without a dot also matches the name without its extension
+ * ("cmd" matches cmd.exe). signer: exact, ignoring case. sha256: exact.
+ * Pure; any thread. matched may be NULL. */
+jw_image_match_t jw__image_list_match(const char (*list)[JW_IMAGE_NAME_MAX], int n,
+                                      const jw_image_facts_t *facts, const char **matched);
 /* Writes all of buf to the process's stderr, unbuffered (messages that must
  * not interleave with another thread's output mid-line). */
 void jw__stderr_write(const char *buf, size_t len);
