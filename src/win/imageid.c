@@ -339,11 +339,28 @@ static void signer_name(HANDLE state, jw__imageid_t *r) {
   free(u);
 }
 
+/* The error status of the chain WinVerifyTrust built for the signer
+ * (CERT_TRUST_* bits) into *status; 0 when there is none to read. */
+static int signer_chain_status(HANDLE state, DWORD *status) {
+  CRYPT_PROVIDER_DATA *pd;
+  CRYPT_PROVIDER_SGNR *sg;
+  if (state == NULL)
+    return 0;
+  pd = WTHelperProvDataFromStateData(state);
+  sg = pd != NULL ? WTHelperGetProvSignerFromChain(pd, 0, FALSE, 0) : NULL;
+  if (sg == NULL || sg->pChainContext == NULL)
+    return 0;
+  *status = sg->pChainContext->TrustStatus.dwErrorStatus;
+  return 1;
+}
+
 /* One WinVerifyTrust verification (file or catalog member), its state
  * always closed. Returns the answer; *last is GetLastError right after
  * it (it tells "no signature" from "cannot tell" for
- * TRUST_E_NOSIGNATURE); the signer's name goes into r when known. */
-static LONG verify(WINTRUST_DATA *wd, DWORD *last, jw__imageid_t *r) {
+ * TRUST_E_NOSIGNATURE); the signer's name goes into r when known, and
+ * the signer chain's error status into *chain (*have_chain 1). */
+static LONG verify(WINTRUST_DATA *wd, DWORD *last, DWORD *chain, int *have_chain,
+                   jw__imageid_t *r) {
   GUID action = WINTRUST_ACTION_GENERIC_VERIFY_V2;
   LONG st;
   wd->cbStruct = sizeof(*wd);
@@ -358,6 +375,7 @@ static LONG verify(WINTRUST_DATA *wd, DWORD *last, jw__imageid_t *r) {
   if (st != TRUST_E_NOSIGNATURE && st != TRUST_E_SUBJECT_FORM_UNKNOWN &&
       st != TRUST_E_PROVIDER_UNKNOWN)
     signer_name(wd->hWVTStateData, r);
+  *have_chain = signer_chain_status(wd->hWVTStateData, chain);
   wd->dwStateAction = WTD_STATEACTION_CLOSE;
   WinVerifyTrust(NULL, &action, wd);
   return st;
@@ -370,11 +388,45 @@ static void set_signature(jw__imageid_t *r, int exists, const char *status) {
   r->code_signature.trusted = strcmp(status, "valid") == 0;
 }
 
-/* Maps a verification's answer; returns 1 when it said something. */
-static int map_trust(LONG st, DWORD last, jw__imageid_t *r) {
+/* Chain errors that say nothing about the signature when revocation is
+ * not checked (WTD_REVOKE_NONE). */
+#define CHAIN_IGNORED (CERT_TRUST_REVOCATION_STATUS_UNKNOWN | CERT_TRUST_IS_OFFLINE_REVOCATION)
+
+/* Maps a verification's answer; returns 1 when it said something.
+ *
+ * A success is believed only when the signer's chain agrees: Wine 8's
+ * WinVerifyTrust answers ERROR_SUCCESS for a self-signed certificate that
+ * no root trusts and for an expired one (docs/platform-support.md), while
+ * the chain it built says CERT_TRUST_IS_UNTRUSTED_ROOT / _NOT_TIME_VALID.
+ * On Windows a success comes with a clean chain, so this changes nothing
+ * there. The order of the checks is the one Windows' Authenticode policy
+ * reports them in. */
+static int map_trust(LONG st, DWORD last, DWORD chain, int have_chain, jw__imageid_t *r) {
   switch ((DWORD)st) {
   case ERROR_SUCCESS:
-    set_signature(r, 1, "valid");
+    if (!have_chain) {
+      unavail(r, "code_signature",
+              "WinVerifyTrust answered success without a signer chain to confirm it");
+      return 0;
+    }
+    chain &= ~(DWORD)CHAIN_IGNORED;
+    if (chain == 0)
+      set_signature(r, 1, "valid");
+    else if (chain & CERT_TRUST_IS_NOT_SIGNATURE_VALID)
+      set_signature(r, 1, "bad_signature");
+    else if (chain & (CERT_TRUST_IS_UNTRUSTED_ROOT | CERT_TRUST_IS_PARTIAL_CHAIN |
+                      CERT_TRUST_IS_CYCLIC | CERT_TRUST_IS_EXPLICIT_DISTRUST))
+      set_signature(r, 1, "untrusted");
+    else if (chain & CERT_TRUST_IS_NOT_TIME_VALID)
+      set_signature(r, 1, "expired");
+    else if (chain & CERT_TRUST_IS_REVOKED)
+      set_signature(r, 1, "revoked");
+    else {
+      unavail(r, "code_signature",
+              "WinVerifyTrust answered success but the signer's chain has errors 0x%08lX",
+              (unsigned long)chain);
+      return 0;
+    }
     return 1;
   case (DWORD)CERT_E_EXPIRED:
     set_signature(r, 1, "expired");
@@ -419,7 +471,8 @@ static int catalog_verify(HANDLE h, const wchar_t *path, int sha256, jw__imageid
   HCATADMIN adm = NULL; /* owner: this function */
   HCATINFO ci = NULL;   /* owner: this function (released through adm) */
   BYTE *hash = NULL;
-  DWORD hlen = 0, last = 0, i;
+  DWORD hlen = 0, last = 0, i, chain = 0;
+  int have_chain = 0;
   wchar_t *tag = NULL;
   CATALOG_INFO info;
   WINTRUST_CATALOG_INFO cat;
@@ -496,8 +549,8 @@ static int catalog_verify(HANDLE h, const wchar_t *path, int sha256, jw__imageid
   memset(&wd, 0, sizeof wd);
   wd.dwUnionChoice = WTD_CHOICE_CATALOG;
   wd.pCatalog = &cat;
-  st = verify(&wd, &last, r);
-  map_trust(st, last, r);
+  st = verify(&wd, &last, &chain, &have_chain, r);
+  map_trust(st, last, chain, have_chain, r);
   ret = 1;
 done:
   if (ci != NULL)
@@ -517,9 +570,9 @@ static void code_signature(HANDLE h, const wchar_t *path, jw__imageid_t *r) {
   WINTRUST_FILE_INFO fi;
   WINTRUST_DATA wd;
   LARGE_INTEGER zero;
-  DWORD last = 0;
+  DWORD last = 0, chain = 0;
   LONG st;
-  int c;
+  int c, have_chain = 0;
 
   memset(&fi, 0, sizeof fi);
   fi.cbStruct = sizeof fi;
@@ -530,9 +583,9 @@ static void code_signature(HANDLE h, const wchar_t *path, jw__imageid_t *r) {
   wd.pFile = &fi;
   zero.QuadPart = 0;
   SetFilePointerEx(h, zero, NULL, FILE_BEGIN);
-  st = verify(&wd, &last, r);
+  st = verify(&wd, &last, &chain, &have_chain, r);
   if ((DWORD)st != (DWORD)TRUST_E_NOSIGNATURE || last != (DWORD)TRUST_E_NOSIGNATURE) {
-    map_trust(st, last, r);
+    map_trust(st, last, chain, have_chain, r);
     return;
   }
   /* No embedded signature: a catalog may sign it (SHA-256 catalogs

@@ -136,6 +136,30 @@ static int request_wait(jw__imageid_svc_t *s, const wchar_t *path, uint64_t cook
   return rc;
 }
 
+/* `--identify PATH...`: prints what jw__imageid_compute answers for each
+ * file (the measurements in docs/platform-support.md were made so). */
+static int identify_main(int argc, char **argv) {
+  int i, k;
+  for (i = 2; i < argc; i++) {
+    wchar_t w[MAX_PATH];
+    jw__imageid_t r;
+    int rc;
+    if (to_full(argv[i], w) != 0)
+      return 2;
+    rc = jw__imageid_compute(w, 0, &r);
+    printf("%s: rc=%d sha256=%s size=%llu pe=%d ofn=\"%s\" company=\"%s\" product=\"%s\" "
+           "description=\"%s\" version=\"%s\" signature=%d exists=%d status=\"%s\" "
+           "subject=\"%s\" trusted=%d\n",
+           argv[i], rc, r.has_sha256 ? r.sha256 : "-", (unsigned long long)r.image_size, r.has_pe,
+           r.original_file_name, r.company, r.product, r.description, r.file_version,
+           r.has_code_signature, r.code_signature.exists, r.code_signature.status,
+           r.code_signature.subject_name, r.code_signature.trusted);
+    for (k = 0; k < r.n_unavailable; k++)
+      printf("  unavailable %s: %s\n", r.unavailable[k].field, r.unavailable[k].reason);
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   jw__imageid_svc_t *s = NULL, *small = NULL;
   jw__imageid_counters_t c;
@@ -149,6 +173,8 @@ int main(int argc, char **argv) {
   int i, rc, linked;
   uint64_t self_index;
 
+  if (argc > 1 && strcmp(argv[1], "--identify") == 0)
+    return identify_main(argc, argv);
   if (argc < 11 || to_full(argv[2], g_work) != 0 || to_full(argv[3], g_helper) != 0) {
     fprintf(stderr, "usage: test_imageid EVENTS WORK HELPER SELF_SHA SELF_SIZE HELPER_SHA "
                     "HELPER_SIZE SEED_SHA BIG_SHA BIG_SIZE\n");
