@@ -401,7 +401,8 @@ static void set_signature(jw__imageid_t *r, int exists, const char *status) {
  * On Windows a success comes with a clean chain, so this changes nothing
  * there. The order of the checks is the one Windows' Authenticode policy
  * reports them in. */
-static int map_trust(LONG st, DWORD last, DWORD chain, int have_chain, jw__imageid_t *r) {
+int jw__imageid_map_trust(long st, unsigned long last, unsigned long chain, int have_chain,
+                          jw__imageid_t *r) {
   switch ((DWORD)st) {
   case ERROR_SUCCESS:
     if (!have_chain) {
@@ -550,7 +551,7 @@ static int catalog_verify(HANDLE h, const wchar_t *path, int sha256, jw__imageid
   wd.dwUnionChoice = WTD_CHOICE_CATALOG;
   wd.pCatalog = &cat;
   st = verify(&wd, &last, &chain, &have_chain, r);
-  map_trust(st, last, chain, have_chain, r);
+  jw__imageid_map_trust(st, last, chain, have_chain, r);
   ret = 1;
 done:
   if (ci != NULL)
@@ -585,7 +586,7 @@ static void code_signature(HANDLE h, const wchar_t *path, jw__imageid_t *r) {
   SetFilePointerEx(h, zero, NULL, FILE_BEGIN);
   st = verify(&wd, &last, &chain, &have_chain, r);
   if ((DWORD)st != (DWORD)TRUST_E_NOSIGNATURE || last != (DWORD)TRUST_E_NOSIGNATURE) {
-    map_trust(st, last, chain, have_chain, r);
+    jw__imageid_map_trust(st, last, chain, have_chain, r);
     return;
   }
   /* No embedded signature: a catalog may sign it (SHA-256 catalogs

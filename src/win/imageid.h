@@ -129,6 +129,14 @@ void jw__imageid_counters(jw__imageid_svc_t *svc, jw__imageid_counters_t *out);
  * test can fill it to its bound deterministically). Any thread. */
 void jw__imageid_test_hold(jw__imageid_svc_t *svc, int hold);
 
+/* How a WinVerifyTrust answer (st, GetLastError right after it in last)
+ * and the signer chain's CERT_TRUST_* error bits (chain, when have_chain)
+ * become code_signature or an unavailable reason in r; returns 1 when a
+ * status was set. Exposed for wine.injected.imageid: Wine cannot produce
+ * a trusted chain (docs/platform-support.md). Pure; any thread. */
+int jw__imageid_map_trust(long st, unsigned long last, unsigned long chain, int have_chain,
+                          jw__imageid_t *r);
+
 /* The identity of one file computed on the calling thread, without the
  * service (a tool, a test). Same result as a QUEUED request's. Returns 0
  * or the error of jw__imageid_request. */

@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include <windows.h>
+#include <wincrypt.h>
+#include <wintrust.h>
 
 #include "harness.h"
 #include "internal.h"
@@ -136,11 +138,159 @@ static int request_wait(jw__imageid_svc_t *s, const wchar_t *path, uint64_t cook
   return rc;
 }
 
-/* `--identify PATH...`: prints what jw__imageid_compute answers for each
+/* Adds the DER certificate at path to the current user's Root store (the
+ * test's own root, removed again by untrust_root). Returns the added
+ * certificate's context (owner: the caller, via untrust_root) or NULL. */
+static PCCERT_CONTEXT trust_root(const char *path) {
+  wchar_t w[MAX_PATH];
+  DWORD len;
+  void *der;
+  HCERTSTORE store;
+  PCCERT_CONTEXT added = NULL;
+  if (to_full(path, w) != 0 || (der = read_all(w, &len)) == NULL)
+    return NULL;
+  store = CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0, CERT_SYSTEM_STORE_LOCAL_MACHINE, L"Root");
+  if (store != NULL) {
+    if (!CertAddEncodedCertificateToStore(store, X509_ASN_ENCODING, der, len,
+                                          CERT_STORE_ADD_REPLACE_EXISTING, &added))
+      added = NULL;
+    CertCloseStore(store, 0);
+  }
+  free(der);
+  return added;
+}
+
+/* Removes the root trust_root added (frees ctx). */
+static int untrust_root(PCCERT_CONTEXT ctx) {
+  /* CertDeleteCertificateFromStore frees the context, even on failure. */
+  return ctx != NULL && CertDeleteCertificateFromStore(ctx) ? 0 : -1;
+}
+
+/* The hash coreutils' sha256sum gave for `name` in work\signed\SHA256SUMS
+ * (copied into out, 65 bytes), or "" when it is not listed. */
+static void signed_sum(const char *name, char out[65]) {
+  wchar_t w[MAX_PATH];
+  DWORD len;
+  char *text, *line;
+  out[0] = '\0';
+  work_path(w, L"signed\\SHA256SUMS");
+  text = read_all(w, &len);
+  if (text == NULL)
+    return;
+  text = realloc(text, len + 1);
+  text[len] = '\0';
+  for (line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n"))
+    if (strlen(line) > 66 && strcmp(line + 66, name) == 0)
+      snprintf(out, 65, "%.64s", line);
+  free(text);
+}
+
+/* One signed image: its hash against sha256sum, and what the identity
+ * says of its signature. subject NULL: the subject is named unavailable. */
+static void check_signed(const char *name, const char *status, const char *subject) {
+  wchar_t w[MAX_PATH], wn[64];
+  char want[65];
+  jw__imageid_t r;
+  int before = jw_test_failures;
+  MultiByteToWideChar(CP_UTF8, 0, name, -1, wn, 64);
+  swprintf(w, MAX_PATH, L"%ls\\signed\\%ls", g_work, wn);
+  signed_sum(name, want);
+  CHECK_INT(strlen(want), 64);
+  CHECK_INT(jw__imageid_compute(w, 0, &r), 0);
+  CHECK_STR(r.sha256, want);
+  check_helper_pe(&r);
+  CHECK_INT(r.has_code_signature, 1);
+  CHECK_INT(r.code_signature.exists, 1);
+  CHECK_STR(r.code_signature.status, status);
+  CHECK_INT(r.code_signature.trusted, strcmp(status, "valid") == 0);
+  if (subject != NULL) {
+    CHECK_STR(r.code_signature.subject_name, subject);
+    CHECK(jw__imageid_unavailable(&r, "code_signature.subject_name") == NULL);
+  } else {
+    CHECK_STR(r.code_signature.subject_name, "");
+    CHECK_STR(jw__imageid_unavailable(&r, "code_signature.subject_name"),
+              "the signer's certificate could not be read");
+  }
+  CHECK(jw__imageid_unavailable(&r, "code_signature") == NULL);
+  if (jw_test_failures != before)
+    fprintf(stderr, "    ^ in signed image %s\n", name);
+}
+
+/* wine.injected.imageid: the mapping of WinVerifyTrust's answers and the
+ * signer chain's status, for the answers Wine cannot give (a success
+ * with a clean chain needs a root Wine trusts: only the host's). */
+static void expect_map(long st, unsigned long last, unsigned long chain, int have_chain,
+                       const char *status, const char *reason) {
+  jw__imageid_t r;
+  int before = jw_test_failures;
+  memset(&r, 0, sizeof r);
+  CHECK_INT(jw__imageid_map_trust(st, last, chain, have_chain, &r), status != NULL);
+  if (status != NULL) {
+    CHECK_INT(r.has_code_signature, 1);
+    CHECK_INT(r.code_signature.exists, 1);
+    CHECK_STR(r.code_signature.status, status);
+    CHECK_INT(r.code_signature.trusted, strcmp(status, "valid") == 0);
+    CHECK_INT(r.n_unavailable, 0);
+  } else {
+    CHECK_INT(r.has_code_signature, 0);
+    CHECK_STR(jw__imageid_unavailable(&r, "code_signature"), reason);
+    CHECK_INT(r.n_unavailable, 1);
+  }
+  if (jw_test_failures != before)
+    fprintf(stderr, "    ^ in mapping st=0x%08lX chain=0x%08lX\n", (unsigned long)st, chain);
+}
+
+static int injected_main(void) {
+  expect_map(0, 0, 0, 1, "valid", NULL);
+  /* Without revocation checks, "revocation unknown" says nothing. */
+  expect_map(0, 0, CERT_TRUST_REVOCATION_STATUS_UNKNOWN | CERT_TRUST_IS_OFFLINE_REVOCATION, 1,
+             "valid", NULL);
+  expect_map(0, 0, 0, 0, NULL,
+             "WinVerifyTrust answered success without a signer chain to confirm it");
+  expect_map(0, 0, CERT_TRUST_IS_NOT_TIME_VALID, 1, "expired", NULL);
+  expect_map(0, 0, CERT_TRUST_IS_REVOKED, 1, "revoked", NULL);
+  expect_map(0, 0, CERT_TRUST_IS_NOT_SIGNATURE_VALID | CERT_TRUST_IS_UNTRUSTED_ROOT, 1,
+             "bad_signature", NULL);
+  /* What Wine 8 answers for the signed images of wine.real.imageid:
+   * success, with these chains. */
+  expect_map(0, 0xEA, CERT_TRUST_IS_UNTRUSTED_ROOT, 1, "untrusted", NULL);
+  expect_map(0, 0xEA, CERT_TRUST_IS_PARTIAL_CHAIN, 1, "untrusted", NULL);
+  expect_map(0, 0xEA, CERT_TRUST_IS_PARTIAL_CHAIN | CERT_TRUST_IS_NOT_TIME_VALID, 1, "untrusted",
+             NULL);
+  expect_map(0, 0, CERT_TRUST_IS_CYCLIC, 1, "untrusted", NULL);
+  expect_map(0, 0, CERT_TRUST_IS_EXPLICIT_DISTRUST, 1, "untrusted", NULL);
+  expect_map(0, 0, CERT_TRUST_IS_NOT_VALID_FOR_USAGE, 1, NULL,
+             "WinVerifyTrust answered success but the signer's chain has errors 0x00000010");
+  /* Windows' own answers. */
+  expect_map(CERT_E_EXPIRED, 0, 0, 0, "expired", NULL);
+  expect_map(CERT_E_REVOKED, 0, 0, 0, "revoked", NULL);
+  expect_map(TRUST_E_BAD_DIGEST, 0, 0, 0, "bad_signature", NULL);
+  expect_map(CERT_E_UNTRUSTEDROOT, 0, 0, 0, "untrusted", NULL);
+  expect_map(CERT_E_CHAINING, 0, 0, 0, "untrusted", NULL);
+  /* TRUST_E_NOSIGNATURE means "unsigned" only with that same last error
+   * (the caller checks it before a catalog lookup); otherwise the file
+   * could not be read: never "unsigned". */
+  expect_map(TRUST_E_NOSIGNATURE, 0x80070005, 0, 0, NULL,
+             "WinVerifyTrust answered TRUST_E_NOSIGNATURE with error 0x80070005: a signature "
+             "that cannot be read, not a missing one");
+  expect_map(TRUST_E_SUBJECT_FORM_UNKNOWN, TRUST_E_SUBJECT_FORM_UNKNOWN, 0, 0, NULL,
+             "WinVerifyTrust answered 0x800B0003");
+  expect_map(TRUST_E_PROVIDER_UNKNOWN, 0, 0, 0, NULL, "WinVerifyTrust answered 0x800B0001");
+  expect_map(TRUST_E_CERT_SIGNATURE, 0, 0, 0, NULL, "WinVerifyTrust answered 0x80096004");
+  return jw_test_result("imageid-injected");
+}
+
+/* `--identify [--trust-root DER] PATH...`: prints what jw__imageid_compute answers for each
  * file (the measurements in docs/platform-support.md were made so). */
 static int identify_main(int argc, char **argv) {
-  int i, k;
-  for (i = 2; i < argc; i++) {
+  int i = 2, k;
+  PCCERT_CONTEXT root = NULL;
+  if (argc > 3 && strcmp(argv[2], "--trust-root") == 0) {
+    root = trust_root(argv[3]);
+    printf("root trusted: %s\n", root != NULL ? "yes" : "no");
+    i = 4;
+  }
+  for (; i < argc; i++) {
     wchar_t w[MAX_PATH];
     jw__imageid_t r;
     int rc;
@@ -157,6 +307,8 @@ static int identify_main(int argc, char **argv) {
     for (k = 0; k < r.n_unavailable; k++)
       printf("  unavailable %s: %s\n", r.unavailable[k].field, r.unavailable[k].reason);
   }
+  if (root != NULL)
+    printf("root removed: %s\n", untrust_root(root) == 0 ? "yes" : "no");
   return 0;
 }
 
@@ -175,6 +327,8 @@ int main(int argc, char **argv) {
 
   if (argc > 1 && strcmp(argv[1], "--identify") == 0)
     return identify_main(argc, argv);
+  if (argc > 1 && strcmp(argv[1], "--injected") == 0)
+    return injected_main();
   if (argc < 11 || to_full(argv[2], g_work) != 0 || to_full(argv[3], g_helper) != 0) {
     fprintf(stderr, "usage: test_imageid EVENTS WORK HELPER SELF_SHA SELF_SIZE HELPER_SHA "
                     "HELPER_SIZE SEED_SHA BIG_SHA BIG_SIZE\n");
@@ -455,7 +609,18 @@ int main(int argc, char **argv) {
     jw__imageid_stop(small);
   }
 
-  /* 10. Without the service (same code path, this thread). */
+  /* 10. Signed images (make_signed.sh). Wine 8's WinVerifyTrust answers
+   * ERROR_SUCCESS for every intact one, whatever its chain; the chain
+   * check makes them "untrusted" (the root is not one Wine trusts: Wine
+   * takes its roots from the host, docs/platform-support.md). Before that
+   * check, the identity said "valid" for a self-signed certificate. */
+  check_signed("signed-valid.exe", "untrusted", "jobwarden test signer");
+  check_signed("signed-withroot.exe", "untrusted", "jobwarden test signer");
+  check_signed("signed-expired.exe", "untrusted", "jobwarden expired signer");
+  check_signed("signed-selfsigned.exe", "untrusted", "jobwarden self-signed signer");
+  check_signed("signed-tampered.exe", "bad_signature", NULL);
+
+  /* 11. Without the service (same code path, this thread). */
   CHECK_INT(jw__imageid_compute(g_helper, 0, &r), 0);
   CHECK_STR(r.sha256, g_helper_sha);
   check_helper_pe(&r);

@@ -15,6 +15,9 @@ printf 'jobwarden identity flood\n' > "$work/seed.txt"
 # A typical program's size for the timing: the test exe with 6 MiB of
 # overlay data (still a PE image, still unsigned).
 { cat "$test_exe"; head -c 6291456 /dev/zero; } > "$work/big.exe"
+# Signed copies of the helper (a test root, an expired and a self-signed
+# signer, a tampered file), made now; their hashes in signed/SHA256SUMS.
+mkdir -p "$work/signed" && bash "$here/make_signed.sh" "$helper_exe" "$work/signed" || exit 1
 sum() { sha256sum "$1" | cut -d' ' -f1; }
 exec "$root/scripts/wine-exec.sh" "$prefix" "$test_exe" "$events" "$work" \
   "$helper_exe" "$(sum "$test_exe")" "$(stat -c %s "$test_exe")" \
