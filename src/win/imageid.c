@@ -268,9 +268,10 @@ static void version_info(const wchar_t *path, jw__imageid_t *r) {
     e = GetLastError();
     if (e == ERROR_RESOURCE_TYPE_NOT_FOUND || e == ERROR_RESOURCE_DATA_NOT_FOUND ||
         e == ERROR_RESOURCE_NAME_NOT_FOUND)
-      unavail(r, "pe", "image has no version resource");
+      unavail(r, "pe", "image has no version resource (error %lu)", (unsigned long)e);
     else if (e == ERROR_BAD_EXE_FORMAT)
-      unavail(r, "pe", "image is not a PE file the version API can read");
+      unavail(r, "pe", "image is not a PE file the version API can read (error %lu)",
+              (unsigned long)e);
     else
       unavail(r, "pe", "GetFileVersionInfoSizeExW failed (error %lu)", (unsigned long)e);
     return;

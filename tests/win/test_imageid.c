@@ -94,7 +94,7 @@ static void *read_all(const wchar_t *path, DWORD *len) {
  * unsigned (docs/platform-support.md, "Executable identity"). */
 static void check_unsigned_no_pe(const jw__imageid_t *r) {
   CHECK_INT(r->has_pe, 0);
-  CHECK_STR(jw__imageid_unavailable(r, "pe"), "image has no version resource");
+  CHECK_STR(jw__imageid_unavailable(r, "pe"), "image has no version resource (error 1812)");
   CHECK_INT(r->has_code_signature, 1);
   CHECK_INT(r->code_signature.exists, 0);
   CHECK_STR(r->code_signature.status, "unsigned");
@@ -425,7 +425,7 @@ int main(int argc, char **argv) {
   hashed += g_helper_size;
   CHECK_STR(r.sha256, g_helper_sha);
   CHECK_INT(r.has_pe, 0);
-  CHECK_STR(jw__imageid_unavailable(&r, "pe"), "image has no version resource");
+  CHECK_STR(jw__imageid_unavailable(&r, "pe"), "image has no version resource (error 1812)");
 
   /* 5. A missing file: an error with the reason, nothing queued. */
   work_path(missing, L"no-such-image.exe");
@@ -535,7 +535,7 @@ int main(int argc, char **argv) {
    * ERROR_BAD_EXE_FORMAT), and WinVerifyTrust TRUST_E_SUBJECT_FORM_UNKNOWN:
    * no signature status is made up for it. */
   r = g_res[100];
-  CHECK_STR(jw__imageid_unavailable(&r, "pe"), "image has no version resource");
+  CHECK_STR(jw__imageid_unavailable(&r, "pe"), "image has no version resource (error 1812)");
   CHECK_INT(r.has_code_signature, 0);
   CHECK_STR(jw__imageid_unavailable(&r, "code_signature"), "WinVerifyTrust answered 0x800B0003");
 
