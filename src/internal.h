@@ -64,6 +64,23 @@ void jw__hostname(char *buf, size_t size);
  * portable unit tests). Invalid UTF-8 compares bytewise. */
 int jw__name_equal_nocase(const char *a, size_t alen, const char *b, size_t blen);
 
+/* Reads len bytes at offset off of a file into buf: 0, or -1 when they
+ * cannot all be read. */
+typedef int (*jw__pe_read_fn)(void *ctx, uint64_t off, void *buf, size_t len);
+/* Version resources larger than this are refused (real ones are ~1-2 KiB). */
+#define JW_PE_VERSION_MAX (64u * 1024u)
+/* The raw RT_VERSION resource (VS_VERSIONINFO: the first name; of its
+ * languages neutral, else US English, else any English, else the first)
+ * of the PE file read through `read` (file_size bytes), taken
+ * from the file itself, never from a .mui satellite (src/pe_version.c).
+ * Returns 0 with *out (new malloc'd, *out_len bytes); JW_ENOENT when the
+ * file has none, JW_EINVAL when it is not a PE file or is malformed,
+ * JW_EIO when a read fails, JW_ENOMEM; *why is then a static sentence
+ * ("image has no version resource", "not a PE file", ...). Pure; any
+ * thread. */
+int jw__pe_version_resource(jw__pe_read_fn read, void *ctx, uint64_t file_size, void **out,
+                            size_t *out_len, const char **why);
+
 /* Image list entries (docs/policy.md, "Image lists"): a plain file name,
  * "sha256:<64 lowercase hex>", "original_file_name:<name>" or
  * "signer:<subject name>", stored in the policy as written (the hex

@@ -249,42 +249,62 @@ static void version_string(const void *block, const wchar_t *sub, const char *fi
   free(u);
 }
 
-/* The version APIs take a path, not a handle: they load the file as a
- * resource module themselves. FILE_VER_GET_NEUTRAL asks for the file's
- * own resource, not that of a language (MUI) satellite file, which is
- * another file than the one hashed. The caller checks afterwards that the
- * path still names the identified file. */
-static void version_info(const wchar_t *path, jw__imageid_t *r) {
-  DWORD size, ignored = 0, e;
-  void *block = NULL;
+/* jw__pe_read_fn over the identified file's handle. */
+static int read_at(void *ctx, uint64_t off, void *buf, size_t len) {
+  unsigned char *p = buf;
+  while (len > 0) {
+    OVERLAPPED ov;
+    DWORD want = len > READ_CHUNK ? READ_CHUNK : (DWORD)len, got = 0;
+    memset(&ov, 0, sizeof ov);
+    ov.Offset = (DWORD)off;
+    ov.OffsetHigh = (DWORD)(off >> 32);
+    if (!ReadFile((HANDLE)ctx, p, want, &got, &ov) || got == 0)
+      return -1;
+    p += got;
+    off += got;
+    len -= got;
+  }
+  return 0;
+}
+
+/* The version resource of the file behind h, the handle it was identified
+ * and hashed from. Windows' version API would open the path again (by
+ * then maybe another file) and, for a language-neutral system file, take
+ * the strings of its .mui satellite (another file: OriginalFilename
+ * "Cmd.Exe.MUI"); Wine's answers for a file named like one of its
+ * built-in programs. So the resource is found in the file itself
+ * (jw__pe_version_resource, portable, fuzzed) and only its strings are
+ * read by the system's VerQueryValueW. */
+static void version_info(HANDLE h, uint64_t size, jw__imageid_t *r) {
+  void *res = NULL;
+  size_t len = 0;
+  const char *why = NULL;
+  unsigned char *block = NULL;
   struct {
     WORD lang, codepage;
   } *tr = NULL;
   UINT trlen = 0;
   wchar_t sub[16];
+  int rc;
 
-  size = GetFileVersionInfoSizeExW(FILE_VER_GET_NEUTRAL, path, &ignored);
-  if (size == 0) {
-    e = GetLastError();
-    if (e == ERROR_RESOURCE_TYPE_NOT_FOUND || e == ERROR_RESOURCE_DATA_NOT_FOUND ||
-        e == ERROR_RESOURCE_NAME_NOT_FOUND)
-      unavail(r, "pe", "image has no version resource (error %lu)", (unsigned long)e);
-    else if (e == ERROR_BAD_EXE_FORMAT)
-      unavail(r, "pe", "image is not a PE file the version API can read (error %lu)",
-              (unsigned long)e);
-    else
-      unavail(r, "pe", "GetFileVersionInfoSizeExW failed (error %lu)", (unsigned long)e);
+  rc = jw__pe_version_resource(read_at, h, size, &res, &len, &why);
+  if (rc != 0) {
+    unavail(r, "pe", "%s", why != NULL ? why : "the version resource cannot be read");
     return;
   }
-  block = malloc(size);
-  if (block == NULL) {
-    unavail(r, "pe", "out of memory");
-    return;
-  }
-  if (!GetFileVersionInfoExW(FILE_VER_GET_NEUTRAL, path, 0, size, block)) {
-    unavail(r, "pe", "GetFileVersionInfoExW failed (error %lu)", (unsigned long)GetLastError());
+  /* VerQueryValueW walks the block by its own lengths: the first one must
+   * fit, and the copy is followed by as many zero bytes again (the room
+   * GetFileVersionInfoW leaves after a block it returns). */
+  if (len < 6 || ((const unsigned char *)res)[0] + ((const unsigned char *)res)[1] * 256u > len) {
+    unavail(r, "pe", "the version resource is malformed");
     goto done;
   }
+  block = calloc(1, 2 * len + 4);
+  if (block == NULL) {
+    unavail(r, "pe", "out of memory");
+    goto done;
+  }
+  memcpy(block, res, len);
   /* The first translation names the string table; without one, the
    * table most resources carry (US English, Unicode). */
   if (VerQueryValueW(block, L"\\VarFileInfo\\Translation", (void **)&tr, &trlen) && tr != NULL &&
@@ -301,6 +321,7 @@ static void version_info(const wchar_t *path, jw__imageid_t *r) {
   version_string(block, sub, "pe.file_version", L"FileVersion", r->file_version, r);
 done:
   free(block);
+  free(res);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -604,30 +625,15 @@ static void code_signature(HANDLE h, const wchar_t *path, jw__imageid_t *r) {
 /* ------------------------------------------------------------------------ */
 
 /* Everything that reads the content, from the handle open_identify
- * returned (r->key filled). Returns 1 when the result may be cached (the
- * path still named the identified file after the path-based version
- * read, and nothing changed meanwhile). */
+ * returned (r->key filled). Returns 1 when the result may be cached
+ * (nothing changed while it was read). */
 static int compute(BCRYPT_ALG_HANDLE alg, HANDLE h, const wchar_t *path, uint64_t cap,
                    jw__imageid_t *r, uint64_t *bytes) {
-  HANDLE again = NULL; /* owner: this function */
-  jw__imageid_t probe;
   int cacheable = 1;
 
   if (hash_handle(alg, h, cap, r, bytes))
     cacheable = 0;
-  version_info(path, r);
-  /* The version API opened the path itself: if the path names another
-   * file now (renamed over meanwhile), what it read describes that one. */
-  memset(&probe, 0, sizeof probe);
-  if (open_identify(path, &again, &probe) != 0 || !key_equal(&probe.key, &r->key)) {
-    r->has_pe = 0;
-    r->original_file_name[0] = r->company[0] = r->product[0] = r->description[0] =
-        r->file_version[0] = '\0';
-    unavail(r, "pe", "image file replaced while its version resource was read");
-    cacheable = 0;
-  }
-  if (again != NULL)
-    CloseHandle(again);
+  version_info(h, r->key.size, r);
   if (r->key.size > cap) {
     char c[32];
     cap_text(cap, c, sizeof c);
