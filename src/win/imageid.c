@@ -704,6 +704,7 @@ struct jw__imageid_svc_s {
   entry_t *buckets[BUCKETS];
   entry_t *ring[JW_IMAGEID_CACHE_MAX];
   unsigned ring_pos;
+  unsigned cache_max; /* entries kept: JW_IMAGEID_CACHE_MAX (less in tests) */
   jw__imageid_counters_t c;
   jw__imageid_t work; /* the worker's result being built (worker only) */
 };
@@ -748,7 +749,7 @@ static void cache_put(jw__imageid_svc_t *s, const jw__imageid_t *r) {
   e->next = s->buckets[key_bucket(&r->key)];
   s->buckets[key_bucket(&r->key)] = e;
   s->ring[s->ring_pos] = e;
-  s->ring_pos = (s->ring_pos + 1) % JW_IMAGEID_CACHE_MAX;
+  s->ring_pos = (s->ring_pos + 1) % s->cache_max;
 }
 
 static unsigned __stdcall worker_main(void *arg) {
@@ -809,6 +810,7 @@ int jw__imageid_start(jw__imageid_svc_t **out, uint64_t cap_bytes, jw__imageid_c
   if (s == NULL)
     return JW_ENOMEM;
   s->cap = cap_bytes ? cap_bytes : JW_IMAGEID_DEFAULT_CAP;
+  s->cache_max = JW_IMAGEID_CACHE_MAX;
   s->cb = cb;
   s->ctx = ctx;
   if (BCryptOpenAlgorithmProvider(&s->alg, BCRYPT_SHA256_ALGORITHM, NULL, 0) != STATUS_SUCCESS) {
@@ -926,6 +928,17 @@ void jw__imageid_counters(jw__imageid_svc_t *s, jw__imageid_counters_t *out) {
   jw__mutex_lock(&s->lock);
   *out = s->c;
   jw__mutex_unlock(&s->lock);
+}
+
+int jw__imageid_test_cache_max(jw__imageid_svc_t *s, unsigned n) {
+  int rc = JW_EINVAL;
+  jw__mutex_lock(&s->lock);
+  if (n >= 1 && n <= JW_IMAGEID_CACHE_MAX && s->ring[0] == NULL) {
+    s->cache_max = n;
+    rc = 0;
+  }
+  jw__mutex_unlock(&s->lock);
+  return rc;
 }
 
 void jw__imageid_test_hold(jw__imageid_svc_t *s, int hold) {

@@ -137,6 +137,11 @@ void jw__imageid_test_hold(jw__imageid_svc_t *svc, int hold);
 int jw__imageid_map_trust(long st, unsigned long last, unsigned long chain, int have_chain,
                           jw__imageid_t *r);
 
+/* Test hook: keeps at most n (1..JW_IMAGEID_CACHE_MAX) results, so a
+ * test sees eviction without 4096 files. Only before the first result is
+ * cached. Returns 0 or JW_EINVAL. Any thread. */
+int jw__imageid_test_cache_max(jw__imageid_svc_t *svc, unsigned n);
+
 /* The identity of one file computed on the calling thread, without the
  * service (a tool, a test). Same result as a QUEUED request's. Returns 0
  * or the error of jw__imageid_request. */

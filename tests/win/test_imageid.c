@@ -30,7 +30,7 @@ static const char *g_self_sha, *g_helper_sha, *g_seed_sha, *g_big_sha;
 static unsigned long long g_self_size, g_helper_size, g_big_size;
 
 /* Results the callback delivered, by cookie. */
-#define SLOTS 256
+#define SLOTS 300
 static jw__imageid_t g_res[SLOTS];
 static int g_got[SLOTS];
 static LONG g_calls;
@@ -616,7 +616,40 @@ int main(int argc, char **argv) {
   check_signed("signed-selfsigned.exe", "untrusted", "jobwarden self-signed signer");
   check_signed("signed-tampered.exe", "bad_signature", NULL);
 
-  /* 11. Without the service (same code path, this thread). */
+  /* 11. Eviction: a cache of 3 results, 4 files; the oldest is dropped
+   * (a miss again), the newest still a hit. */
+  CHECK_INT(jw__imageid_start(&small, 0, on_result, NULL), 0);
+  if (small != NULL) {
+    CHECK_INT(jw__imageid_test_cache_max(small, 3), 0);
+    CHECK_INT(jw__imageid_test_cache_max(small, 0), JW_EINVAL);
+    for (i = 0; i < 4; i++) {
+      wchar_t name[32];
+      swprintf(name, 32, L"flood-%03d.txt", i);
+      work_path(f, name);
+      CHECK_INT(request_wait(small, f, 250 + (uint64_t)i, &r, &ms), JW_IMAGEID_QUEUED);
+    }
+    work_path(f, L"flood-003.txt");
+    CHECK_INT(jw__imageid_request(small, f, 254, &r), JW_IMAGEID_CACHED);
+    CHECK_STR(r.sha256, g_seed_sha);
+    work_path(f, L"flood-001.txt");
+    CHECK_INT(jw__imageid_request(small, f, 255, &r), JW_IMAGEID_CACHED);
+    work_path(f, L"flood-000.txt");
+    CHECK_INT(request_wait(small, f, 256, &r, &ms), JW_IMAGEID_QUEUED);
+    CHECK_STR(r.sha256, g_seed_sha);
+    /* Its return evicted the next oldest, flood-001. */
+    work_path(f, L"flood-001.txt");
+    CHECK_INT(request_wait(small, f, 257, &r, &ms), JW_IMAGEID_QUEUED);
+    jw__imageid_counters(small, &c);
+    CHECK_U64(c.hits, 2);
+    CHECK_U64(c.misses, 6);
+    CHECK_U64(c.computed, 6);
+    CHECK_U64(c.evicted, 3);
+    CHECK_U64(c.hashed_bytes, 6 * 25);
+    CHECK_INT(jw__imageid_test_cache_max(small, 5), JW_EINVAL); /* not once results exist */
+    jw__imageid_stop(small);
+  }
+
+  /* 12. Without the service (same code path, this thread). */
   CHECK_INT(jw__imageid_compute(g_helper, 0, &r), 0);
   CHECK_STR(r.sha256, g_helper_sha);
   check_helper_pe(&r);
