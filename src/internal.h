@@ -81,6 +81,11 @@ typedef int (*jw__pe_read_fn)(void *ctx, uint64_t off, void *buf, size_t len);
 int jw__pe_version_resource(jw__pe_read_fn read, void *ctx, uint64_t file_size, void **out,
                             size_t *out_len, const char **why);
 
+/* Whether a VS_VERSIONINFO block (len bytes) is well formed enough for
+ * the system's VerQueryValueW to walk: every node at least 6 bytes, inside
+ * its parent, its key NUL-terminated, at most 5 levels. 1 or 0. Pure. */
+int jw__pe_version_block_ok(const void *block, size_t len);
+
 /* Image list entries (docs/policy.md, "Image lists"): a plain file name,
  * "sha256:<64 lowercase hex>", "original_file_name:<name>" or
  * "signer:<subject name>", stored in the policy as written (the hex

@@ -263,3 +263,49 @@ done:
   free(pe);
   return rc;
 }
+
+/* One node of a VS_VERSIONINFO tree (wLength, wValueLength, wType, a
+ * NUL-terminated UTF-16 key, padding, the value, padding, children) at
+ * b[off..end), checked to lie inside its parent with its key terminated
+ * and every child inside it, depth levels deep at most. */
+static int node_ok(const unsigned char *b, size_t off, size_t end, int depth) {
+  size_t len, node_end, p, value_len;
+  if (depth > 4 || off + 6 > end)
+    return 0;
+  len = le16(b + off);
+  if (len < 6 || len > end - off)
+    return 0;
+  node_end = off + len;
+  /* The key: UTF-16 code units up to a NUL, inside the node. */
+  for (p = off + 6;; p += 2) {
+    if (p + 2 > node_end)
+      return 0;
+    if (b[p] == 0 && b[p + 1] == 0)
+      break;
+  }
+  p = (p + 2 + 3) & ~(size_t)3;
+  /* The value: wValueLength counts UTF-16 units for text (wType 1) and
+   * bytes otherwise; real files get it wrong both ways, so a value that
+   * runs past the node only ends the walk (no children), as in the
+   * system's own reader. */
+  if (le16(b + off + 4) > 1)
+    return 0; /* wType: 1 text, 0 binary; readers differ on anything else */
+  value_len = le16(b + off + 2) * (le16(b + off + 4) == 1 ? 2u : 1u);
+  if (p >= node_end || value_len >= node_end - p)
+    return 1;
+  p = (p + value_len + 3) & ~(size_t)3;
+  while (p + 6 <= node_end) {
+    size_t child_len = le16(b + p);
+    if (!node_ok(b, p, node_end, depth + 1))
+      return 0;
+    p = (p + child_len + 3) & ~(size_t)3;
+  }
+  return 1;
+}
+
+int jw__pe_version_block_ok(const void *block, size_t len) {
+  const unsigned char *b = block;
+  if (block == NULL || len < 6 || le16(b) > len)
+    return 0;
+  return node_ok(b, 0, le16(b), 0);
+}

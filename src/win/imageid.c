@@ -292,10 +292,11 @@ static void version_info(HANDLE h, uint64_t size, jw__imageid_t *r) {
     unavail(r, "pe", "%s", why != NULL ? why : "the version resource cannot be read");
     return;
   }
-  /* VerQueryValueW walks the block by its own lengths: the first one must
-   * fit, and the copy is followed by as many zero bytes again (the room
-   * GetFileVersionInfoW leaves after a block it returns). */
-  if (len < 6 || ((const unsigned char *)res)[0] + ((const unsigned char *)res)[1] * 256u > len) {
+  /* VerQueryValueW walks the block by its own lengths: they are checked
+   * first (jw__pe_version_block_ok), and the copy is followed by as many
+   * zero bytes again (the room GetFileVersionInfoW leaves after a block
+   * it returns). */
+  if (!jw__pe_version_block_ok(res, len)) {
     unavail(r, "pe", "the version resource is malformed");
     goto done;
   }

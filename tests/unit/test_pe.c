@@ -308,9 +308,118 @@ static void test_mutations(void) {
   CHECK(bad > 0);
 }
 
+/* A VS_VERSIONINFO writer: nodes opened and closed like a stack. */
+typedef struct {
+  unsigned char b[1024];
+  size_t n;
+} blk_t;
+
+static void pad4(blk_t *k) {
+  while (k->n % 4)
+    k->b[k->n++] = 0;
+}
+
+/* Opens a node: key (ASCII), wType, value of value_units (UTF-16 units
+ * for text, bytes otherwise; the bytes are 'v'). Returns its start. */
+static size_t open_node(blk_t *k, const char *key, int type, unsigned value_units) {
+  size_t start = k->n, i;
+  put16(k->b + k->n + 2, value_units);
+  put16(k->b + k->n + 4, (unsigned)type);
+  k->n += 6;
+  for (i = 0; key[i]; i++, k->n += 2)
+    put16(k->b + k->n, (unsigned char)key[i]);
+  put16(k->b + k->n, 0);
+  k->n += 2;
+  pad4(k);
+  for (i = 0; i < value_units * (type ? 2u : 1u); i++)
+    k->b[k->n++] = 'v';
+  pad4(k);
+  return start;
+}
+
+static void close_node(blk_t *k, size_t start) {
+  put16(k->b + start, (unsigned)(k->n - start));
+}
+
+/* VS_VERSION_INFO { fixed info; StringFileInfo { 040904b0 { CompanyName } } } */
+static void build_block(blk_t *k) {
+  size_t root, sfi, table, str;
+  memset(k, 0, sizeof(*k));
+  root = open_node(k, "VS_VERSION_INFO", 0, 52);
+  sfi = open_node(k, "StringFileInfo", 1, 0);
+  table = open_node(k, "040904b0", 1, 0);
+  str = open_node(k, "CompanyName", 1, 2);
+  close_node(k, str);
+  close_node(k, table);
+  close_node(k, sfi);
+  close_node(k, root);
+}
+
+static void test_block(void) {
+  blk_t k;
+  size_t i, nest[8];
+  int j;
+  uint64_t rng = 0x626c6f636b21ull;
+
+  build_block(&k);
+  CHECK_INT(jw__pe_version_block_ok(k.b, k.n), 1);
+  CHECK_INT(jw__pe_version_block_ok(k.b, 5), 0);
+  CHECK_INT(jw__pe_version_block_ok(NULL, 0), 0);
+  CHECK_INT(jw__pe_version_block_ok(k.b, k.n - 1), 0); /* root longer than the data */
+  put16(k.b, 0);
+  CHECK_INT(jw__pe_version_block_ok(k.b, k.n), 0);
+  build_block(&k);
+  put16(k.b + 92, 0x200); /* StringFileInfo (at 92) longer than its parent */
+  CHECK_INT(jw__pe_version_block_ok(k.b, k.n), 0);
+  build_block(&k);
+  put16(k.b + 92, 4); /* shorter than a node */
+  CHECK_INT(jw__pe_version_block_ok(k.b, k.n), 0);
+  build_block(&k);
+  put16(k.b + 96, 2); /* wType 2 */
+  CHECK_INT(jw__pe_version_block_ok(k.b, k.n), 0);
+  build_block(&k);
+  for (i = 6; i < k.n; i++) /* no NUL to end the root's key */
+    if (k.b[i] == 0)
+      k.b[i] = 'k';
+  put16(k.b, (unsigned)k.n);
+  CHECK_INT(jw__pe_version_block_ok(k.b, k.n), 0);
+  /* A value said to run past its node: no children, not refused (the
+   * system's reader does the same). */
+  build_block(&k);
+  put16(k.b + 2, 0xFFFF);
+  CHECK_INT(jw__pe_version_block_ok(k.b, k.n), 1);
+  /* Six levels: refused. */
+  memset(&k, 0, sizeof k);
+  for (j = 0; j < 6; j++)
+    nest[j] = open_node(&k, "n", 1, 0);
+  for (j = 5; j >= 0; j--)
+    close_node(&k, nest[j]);
+  CHECK_INT(jw__pe_version_block_ok(k.b, k.n), 0);
+  memset(&k, 0, sizeof k);
+  for (j = 0; j < 5; j++)
+    nest[j] = open_node(&k, "n", 1, 0);
+  for (j = 4; j >= 0; j--)
+    close_node(&k, nest[j]);
+  CHECK_INT(jw__pe_version_block_ok(k.b, k.n), 1);
+  /* Mutations: any answer, never a read outside (ASan). */
+  for (j = 0; j < 20000; j++) {
+    blk_t m;
+    int n;
+    build_block(&m);
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    for (n = 0; n < 1 + (int)((rng >> 60) & 3); n++) {
+      rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+      m.b[(rng >> 20) % m.n] = (unsigned char)(rng >> 40);
+    }
+    (void)jw__pe_version_block_ok(m.b, m.n);
+  }
+  CHECK(1);
+}
+
 int main(void) {
   test_found();
   test_refused();
   test_mutations();
+  test_block();
   return jw_test_result("pe");
 }
