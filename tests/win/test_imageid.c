@@ -46,6 +46,41 @@ static void on_result(void *ctx, uint64_t cookie, const jw__imageid_t *r) {
   }
 }
 
+/* The concurrency case: results only counted and checked. */
+static jw__imageid_svc_t *g_conc;
+static LONG g_cached, g_bad;
+
+static void on_count(void *ctx, uint64_t cookie, const jw__imageid_t *r) {
+  (void)ctx;
+  (void)cookie;
+  InterlockedIncrement(&g_calls);
+  if (!r->has_sha256 || strcmp(r->sha256, g_seed_sha) != 0)
+    InterlockedIncrement(&g_bad);
+}
+
+static void work_path(wchar_t *out, const wchar_t *name);
+
+static DWORD WINAPI conc_main(void *arg) {
+  int i;
+  (void)arg;
+  for (i = 0; i < 15; i++) {
+    wchar_t name[32], f[MAX_PATH];
+    jw__imageid_t r;
+    int rc;
+    swprintf(name, 32, L"flood-%03d.txt", 20 + i);
+    work_path(f, name);
+    rc = jw__imageid_request(g_conc, f, (uint64_t)i, &r);
+    if (rc == JW_IMAGEID_CACHED) {
+      InterlockedIncrement(&g_cached);
+      if (strcmp(r.sha256, g_seed_sha) != 0)
+        InterlockedIncrement(&g_bad);
+    } else if (rc != JW_IMAGEID_QUEUED) {
+      InterlockedIncrement(&g_bad);
+    }
+  }
+  return 0;
+}
+
 static int to_full(const char *in, wchar_t *out) {
   wchar_t w[MAX_PATH];
   DWORD k;
@@ -649,7 +684,55 @@ int main(int argc, char **argv) {
     jw__imageid_stop(small);
   }
 
-  /* 12. Without the service (same code path, this thread). */
+  /* 12. Stop with requests still queued: they are dropped, no callback
+   * comes (after stop returns, none can). */
+  CHECK_INT(jw__imageid_start(&small, 0, on_result, NULL), 0);
+  if (small != NULL) {
+    jw__imageid_test_hold(small, 1);
+    for (i = 0; i < 3; i++) {
+      wchar_t name[32];
+      swprintf(name, 32, L"flood-%03d.txt", 10 + i);
+      work_path(f, name);
+      CHECK_INT(jw__imageid_request(small, f, 260 + (uint64_t)i, &r), JW_IMAGEID_QUEUED);
+    }
+    jw__imageid_stop(small);
+    for (i = 0; i < 3; i++)
+      CHECK_INT(g_got[260 + i], 0);
+  }
+
+  /* 13. Four threads requesting the same 15 files at once (60 requests:
+   * under the queue's bound, so none is refused): every request is
+   * answered exactly once (CACHED now or one callback later), the
+   * counters add up. */
+  CHECK_INT(jw__imageid_start(&small, 0, on_count, NULL), 0);
+  if (small != NULL) {
+    HANDLE th[4];
+    g_calls = 0;
+    g_cached = 0;
+    g_conc = small;
+    for (i = 0; i < 4; i++)
+      th[i] = CreateThread(NULL, 0, conc_main, NULL, 0, NULL);
+    for (i = 0; i < 4; i++) {
+      CHECK(th[i] != NULL);
+      if (th[i] != NULL) {
+        CHECK_INT(WaitForSingleObject(th[i], WAIT_MS), WAIT_OBJECT_0);
+        CloseHandle(th[i]);
+      }
+    }
+    CHECK_INT(jw__imageid_flush(small, WAIT_MS), 0);
+    jw__imageid_counters(small, &c);
+    CHECK_U64(c.hits + c.misses + c.full, 60);
+    CHECK_U64(c.full, 0);
+    CHECK_U64(c.hits, g_cached);
+    CHECK_U64(c.misses, g_calls);
+    CHECK_U64(c.computed + c.worker_hits, c.misses);
+    CHECK(c.computed >= 15);
+    CHECK_U64(c.hashed_bytes, 25 * c.computed);
+    CHECK_INT(g_bad, 0);
+    jw__imageid_stop(small);
+  }
+
+  /* 14. Without the service (same code path, this thread). */
   CHECK_INT(jw__imageid_compute(g_helper, 0, &r), 0);
   CHECK_STR(r.sha256, g_helper_sha);
   check_helper_pe(&r);
