@@ -46,8 +46,10 @@ typedef struct {
   char sha256[65]; /* 64 lowercase hex digits */
   int has_image_size;
   uint64_t image_size; /* bytes of the image file */
-  /* PE version resource (the file's own, language-neutral one: not a MUI
-   * satellite, which is another file). An empty value counts as absent. */
+  /* PE version resource, read from the identified file itself (never a
+   * .mui satellite, which is another file): the language-neutral one,
+   * else US English, else any English, else the first. An empty value
+   * counts as absent. */
   int has_pe; /* a version resource was read (some strings may be absent) */
   char original_file_name[JW_IMAGEID_STR_MAX];
   char company[JW_IMAGEID_STR_MAX];
@@ -96,13 +98,16 @@ typedef struct {
  * released by jw__imageid_stop), JW_ENOMEM or JW_ESYS. Any thread. */
 int jw__imageid_start(jw__imageid_svc_t **out, uint64_t cap_bytes, jw__imageid_cb cb, void *ctx);
 
-/* Results of jw__imageid_request (errors are negative JW_E* codes). */
-#define JW_IMAGEID_CACHED 1 /* *out filled from the cache; no callback */
-#define JW_IMAGEID_QUEUED 2 /* the callback follows, on the worker, with cookie */
-#define JW_IMAGEID_FULL                                                                            \
-  3 /* the queue is at its bound: *out holds the key and                                           \
-     * size, the rest named unavailable ("identity queue                                           \
-     * full"); no callback */
+/* Results of jw__imageid_request (errors are negative JW_E* codes):
+ * CACHED: *out filled from the cache, no callback;
+ * QUEUED: the callback follows, on the worker, with the cookie;
+ * FULL:   the queue is at its bound: *out holds the key and size, every
+ *         other field named unavailable ("identity queue full"), and no
+ *         callback follows (remembering it would take the memory the bound
+ *         is there to cap). */
+#define JW_IMAGEID_CACHED 1
+#define JW_IMAGEID_QUEUED 2
+#define JW_IMAGEID_FULL   3
 
 /* Identifies the file at path on the caller's thread (open + identity,
  * nothing read) and answers from the cache or queues the work. *out is
