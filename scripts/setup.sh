@@ -21,7 +21,7 @@ log() { printf '== %s\n' "$*"; }
 # --- 1. Debian packages ------------------------------------------------------
 packages=(cmake ninja-build gcc libc6-dev pkg-config libjansson-dev
           mingw-w64 wine wine64 python3 python3-jsonschema dpkg-dev xz-utils
-          rsyslog nodejs)
+          rsyslog nodejs openssl osslsigncode)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

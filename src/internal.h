@@ -72,6 +72,66 @@ uint64_t jw__event_clock_us(void);
 void jw__run_context(jw_run_info_t *run);
 /* Adds field -> reason to run->unavailable (formats like printf). */
 void jw__run_unavailable(jw_run_info_t *run, const char *field, const char *fmt, ...);
+/* Whether two UTF-8 names are equal ignoring case the way Windows compares
+ * file names: CompareStringOrdinal(bIgnoreCase) on Windows (every letter
+ * the system upper-cases); on other systems ASCII letters only (the
+ * portable unit tests). Invalid UTF-8 compares bytewise. */
+int jw__name_equal_nocase(const char *a, size_t alen, const char *b, size_t blen);
+
+/* Reads len bytes at offset off of a file into buf: 0, or -1 when they
+ * cannot all be read. */
+typedef int (*jw__pe_read_fn)(void *ctx, uint64_t off, void *buf, size_t len);
+/* Version resources larger than this are refused (real ones are ~1-2 KiB). */
+#define JW_PE_VERSION_MAX (64u * 1024u)
+/* The raw RT_VERSION resource (VS_VERSIONINFO: the first name; of its
+ * languages neutral, else US English, else any English, else the first)
+ * of the PE file read through `read` (file_size bytes), taken
+ * from the file itself, never from a .mui satellite (src/pe_version.c).
+ * Returns 0 with *out (new malloc'd, *out_len bytes); JW_ENOENT when the
+ * file has none, JW_EINVAL when it is not a PE file or is malformed,
+ * JW_EIO when a read fails, JW_ENOMEM; *why is then a static sentence
+ * ("image has no version resource", "not a PE file", ...). Pure; any
+ * thread. */
+int jw__pe_version_resource(jw__pe_read_fn read, void *ctx, uint64_t file_size, void **out,
+                            size_t *out_len, const char **why);
+
+/* Whether a VS_VERSIONINFO block (len bytes) is well formed enough for
+ * the system's VerQueryValueW to walk: every node at least 6 bytes, inside
+ * its parent, its key NUL-terminated, at most 5 levels. 1 or 0. Pure. */
+int jw__pe_version_block_ok(const void *block, size_t len);
+
+/* Image list entries (docs/policy.md, "Image lists"): a plain file name,
+ * "sha256:<64 lowercase hex>", "original_file_name:<name>" or
+ * "signer:<subject name>", stored in the policy as written (the hex
+ * lowercased). */
+typedef enum {
+  JW_IMAGE_NO_MATCH = 0, /* no entry matches, and every entry could be decided */
+  JW_IMAGE_MATCH = 1,    /* an entry matches (*matched names it) */
+  JW_IMAGE_UNDECIDED = 2 /* none matches yet, but an entry needs a fact not known */
+} jw_image_match_t;
+
+/* What is known about one image. NULL: not known (not computed yet, or
+ * unavailable); "": known to be absent. signer is the subject name of a
+ * signature that verified (code_signature.status "valid") and "" for an
+ * image that is unsigned or whose signature did not verify: a self-signed
+ * certificate can carry any name, so an untrusted one is no signer. */
+typedef struct {
+  const char *file_name;          /* the image's file name, no directory */
+  const char *sha256;             /* 64 lowercase hex */
+  const char *original_file_name; /* the version resource's OriginalFilename */
+  const char *signer;
+} jw_image_facts_t;
+
+/* Matches one image list (n entries of a jw_policy_t list) against the
+ * facts, in list order: the first entry that matches decides (MATCH, its
+ * text in *matched, borrowed from list); an entry whose fact is NULL
+ * makes the answer UNDECIDED unless a later entry matches. Plain names
+ * and original_file_name: equal ignoring case (jw__name_equal_nocase),
+ * and an entry without a dot also matches the name without its extension
+ * ("cmd" matches cmd.exe). signer: exact, ignoring case. sha256: exact.
+ * Pure; any thread. matched may be NULL. */
+jw_image_match_t jw__image_list_match(const char (*list)[JW_IMAGE_NAME_MAX], int n,
+                                      const jw_image_facts_t *facts, const char **matched);
 /* Writes all of buf to the process's stderr, unbuffered (messages that must
  * not interleave with another thread's output mid-line). */
 void jw__stderr_write(const char *buf, size_t len);

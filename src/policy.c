@@ -712,6 +712,99 @@ static img_result_t image_name_check(const char *s, size_t len) {
   return IMG_OK;
 }
 
+/* The entry kinds of an image list besides plain file names
+ * (docs/policy.md, "Image lists"). */
+#define IMG_SHA256   "sha256"
+#define IMG_ORIGINAL "original_file_name"
+#define IMG_SIGNER   "signer"
+#define IMG_KINDS    IMG_SHA256 ", " IMG_ORIGINAL ", " IMG_SIGNER
+
+static int is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A signer's subject name: printable UTF-8 (no control or invisible
+ * characters, which no certificate name needs and a log would hide). */
+static int signer_name_ok(const char *s, size_t len) {
+  size_t i = 0;
+  if (len == 0 || s[0] == ' ' || s[len - 1] == ' ')
+    return 0;
+  while (i < len) {
+    uint32_t cp;
+    size_t adv = utf8_decode((const unsigned char *)s + i, len - i, &cp);
+    if (adv == 0 || cp < 0x20 || cp == 0x7F || is_invisible(cp))
+      return 0;
+    i += adv;
+  }
+  return 1;
+}
+
+/* Checks one image list entry (s, len bytes, from a file or a flag):
+ * a file name, or "<kind>:<value>". Returns 0, or fails with a message
+ * that names the kind and shows the value. A single letter before a colon
+ * is a drive ("c:cmd.exe"), refused like any path. */
+static int image_entry_check(const ctx_t *cx, const char *where, const char *s, size_t len) {
+  const char *colon = memchr(s, ':', len);
+  char shown[SHOWN_SIZE];
+  img_result_t why;
+  if (colon != NULL && strlen(s) == len) {
+    size_t klen = (size_t)(colon - s), vlen = len - klen - 1, i;
+    const char *v = colon + 1;
+    show_string(shown, v, vlen);
+    if (klen == strlen(IMG_SHA256) && memcmp(s, IMG_SHA256, klen) == 0) {
+      for (i = 0; i < vlen && is_hex(v[i]); i++)
+        ;
+      /* A value too long to show whole says how long it was. */
+      if (vlen != 64 && vlen > SHOW_MAX)
+        return policy_fail(cx, where, IMG_SHA256 ": expected 64 hex digits, got %lu characters %s",
+                           (unsigned long)vlen, shown);
+      if (vlen != 64 || i != vlen)
+        return policy_fail(cx, where, IMG_SHA256 ": expected 64 hex digits, got %s", shown);
+      return 0;
+    }
+    if (klen == strlen(IMG_ORIGINAL) && memcmp(s, IMG_ORIGINAL, klen) == 0) {
+      why = image_name_check(v, vlen);
+      if (why == IMG_OK && len >= JW_IMAGE_NAME_MAX)
+        why = IMG_LONG;
+      if (why == IMG_LONG)
+        return policy_fail(cx, where,
+                           IMG_ORIGINAL ": expected an entry of at most %d bytes, got %s",
+                           JW_IMAGE_NAME_MAX - 1, shown);
+      if (why != IMG_OK)
+        return policy_fail(cx, where, IMG_ORIGINAL ": expected %s, got %s",
+                           image_expected_text(why), shown);
+      return 0;
+    }
+    if (klen == strlen(IMG_SIGNER) && memcmp(s, IMG_SIGNER, klen) == 0) {
+      if (len >= JW_IMAGE_NAME_MAX)
+        return policy_fail(cx, where, IMG_SIGNER ": expected an entry of at most %d bytes, got %s",
+                           JW_IMAGE_NAME_MAX - 1, shown);
+      if (!signer_name_ok(v, vlen))
+        return policy_fail(cx, where,
+                           IMG_SIGNER ": expected a signer's subject name like \"Microsoft "
+                                      "Corporation\", got %s",
+                           shown);
+      return 0;
+    }
+    if (klen >= 2) {
+      for (i = 0; i < klen && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                               (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-');
+           i++)
+        ;
+      if (i == klen) {
+        show_string(shown, s, klen);
+        return policy_fail(cx, where, "unknown entry kind %s (known: " IMG_KINDS ")", shown);
+      }
+    }
+  }
+  why = image_name_check(s, len);
+  if (why != IMG_OK) {
+    show_string(shown, s, len);
+    return policy_fail(cx, where, "expected %s, got %s", image_expected_text(why), shown);
+  }
+  return 0;
+}
+
 /* Appends a checked name to the list named by `bit`. Returns 0, or -1
  * when the list is full. */
 static int image_append(jw_policy_t *p, uint32_t bit, const char *s, size_t len) {
@@ -721,6 +814,12 @@ static int image_append(jw_policy_t *p, uint32_t bit, const char *s, size_t len)
     return -1;
   memcpy(list[*n], s, len);
   list[*n][len] = '\0';
+  /* A hash is kept in the form images report it: lowercase. */
+  if (strncmp(list[*n], IMG_SHA256 ":", strlen(IMG_SHA256) + 1) == 0) {
+    char *c;
+    for (c = list[*n] + strlen(IMG_SHA256) + 1; *c; c++)
+      *c = ascii_lower(*c);
+  }
   (*n)++;
   p->set |= bit;
   return 0;
@@ -805,12 +904,11 @@ static int images_from_json(const ctx_t *cx, const field_t *f, const char *where
   for (i = 0; i < json_array_size(v); i++) {
     const json_t *item = json_array_get(v, i);
     char item_where[96];
-    img_result_t why = IMG_BAD;
     snprintf(item_where, sizeof item_where, "%s[%lu]", where, (unsigned long)i);
-    if (json_is_string(item))
-      why = image_name_check(json_string_value(item), json_string_length(item));
-    if (why != IMG_OK)
-      return fail_json(cx, item_where, image_expected_text(why), item);
+    if (!json_is_string(item))
+      return fail_json(cx, item_where, image_expected_text(IMG_BAD), item);
+    if (image_entry_check(cx, item_where, json_string_value(item), json_string_length(item)) != 0)
+      return JW_EPOLICY;
     image_append(p, f->bit, json_string_value(item), json_string_length(item));
   }
   p->set |= f->bit;
@@ -1315,9 +1413,8 @@ static int field_from_text(const ctx_t *cx, const field_t *f, const char *where,
     return 0;
   }
   case KIND_IMAGE: {
-    img_result_t why_img = image_name_check(text, strlen(text));
-    if (why_img != IMG_OK)
-      return fail_text(cx, where, image_expected_text(why_img), text);
+    if (image_entry_check(cx, where, text, strlen(text)) != 0)
+      return JW_EPOLICY;
     if (image_append(p, f->bit, text, strlen(text)) != 0) {
       char shown[SHOWN_SIZE];
       show_string(shown, text, strlen(text));
@@ -1642,4 +1739,60 @@ int jw_parse_duration(const char *text, uint64_t *out_ms) {
     return JW_EINVAL;
   *out_ms = v;
   return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Matching an image against a list                                         */
+/* ------------------------------------------------------------------------ */
+
+/* A name entry (a plain file name or an original_file_name value) against
+ * a name: equal ignoring case, or, for an entry without a dot, equal to
+ * the name without its last extension ("cmd" matches cmd.exe; ".exe" is
+ * no name with an extension). */
+static int image_name_matches(const char *entry, const char *name) {
+  size_t elen = strlen(entry), nlen = strlen(name), dot;
+  if (jw__name_equal_nocase(name, nlen, entry, elen))
+    return 1;
+  if (strchr(entry, '.') != NULL || nlen == 0)
+    return 0;
+  for (dot = nlen - 1; dot > 0 && name[dot] != '.'; dot--)
+    ;
+  return dot > 0 && jw__name_equal_nocase(name, dot, entry, elen);
+}
+
+jw_image_match_t jw__image_list_match(const char (*list)[JW_IMAGE_NAME_MAX], int n,
+                                      const jw_image_facts_t *facts, const char **matched) {
+  static const char sha[] = IMG_SHA256 ":", orig[] = IMG_ORIGINAL ":", sig[] = IMG_SIGNER ":";
+  int i, undecided = 0;
+  if (matched != NULL)
+    *matched = NULL;
+  for (i = 0; i < n && i < JW_POLICY_MAX_IMAGES; i++) {
+    const char *e = list[i], *fact, *v;
+    int hit;
+    if (strncmp(e, sha, sizeof sha - 1) == 0) {
+      fact = facts->sha256;
+      v = e + sizeof sha - 1;
+      hit = fact != NULL && strcmp(fact, v) == 0;
+    } else if (strncmp(e, orig, sizeof orig - 1) == 0) {
+      fact = facts->original_file_name;
+      v = e + sizeof orig - 1;
+      hit = fact != NULL && fact[0] != '\0' && image_name_matches(v, fact);
+    } else if (strncmp(e, sig, sizeof sig - 1) == 0) {
+      fact = facts->signer;
+      v = e + sizeof sig - 1;
+      hit = fact != NULL && fact[0] != '\0' &&
+            jw__name_equal_nocase(fact, strlen(fact), v, strlen(v));
+    } else {
+      fact = facts->file_name;
+      hit = fact != NULL && fact[0] != '\0' && image_name_matches(e, fact);
+    }
+    if (hit) {
+      if (matched != NULL)
+        *matched = e;
+      return JW_IMAGE_MATCH;
+    }
+    if (fact == NULL)
+      undecided = 1;
+  }
+  return undecided ? JW_IMAGE_UNDECIDED : JW_IMAGE_NO_MATCH;
 }

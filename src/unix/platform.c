@@ -41,6 +41,25 @@ int jw__random_bytes(void *buf, size_t n) {
   return 0;
 }
 
+/* ASCII letters only: jobwarden runs programs on Windows, where the
+ * Windows version (CompareStringOrdinal) is used; this one serves the
+ * portable unit tests. */
+int jw__name_equal_nocase(const char *a, size_t alen, const char *b, size_t blen) {
+  size_t i;
+  if (alen != blen)
+    return 0;
+  for (i = 0; i < alen; i++) {
+    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+    if (x >= 'A' && x <= 'Z')
+      x = (unsigned char)(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z')
+      y = (unsigned char)(y - 'A' + 'a');
+    if (x != y)
+      return 0;
+  }
+  return 1;
+}
+
 void jw__hostname(char *buf, size_t size) {
   if (size == 0)
     return;

@@ -38,6 +38,20 @@ int jw__random_bytes(void *buf, size_t n) {
   return 0;
 }
 
+/* Both names as UTF-16, then CompareStringOrdinal with bIgnoreCase: the
+ * comparison the monitor's image lists have always used (NTFS-like). */
+int jw__name_equal_nocase(const char *a, size_t alen, const char *b, size_t blen) {
+  wchar_t wa[1024], wb[1024];
+  int na, nb;
+  if (alen == 0 || blen == 0 || alen > 1024 || blen > 1024)
+    return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+  na = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, a, (int)alen, wa, 1024);
+  nb = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, b, (int)blen, wb, 1024);
+  if (na <= 0 || nb <= 0)
+    return alen == blen && memcmp(a, b, alen) == 0;
+  return CompareStringOrdinal(wa, na, wb, nb, TRUE) == CSTR_EQUAL;
+}
+
 void jw__hostname(char *buf, size_t size) {
   wchar_t name[256];
   DWORD len = (DWORD)(sizeof(name) / sizeof(name[0]));

@@ -145,6 +145,8 @@ static const char *const policy_seeds[] = {
     "{\"tier\":\"none\",\"limits\":{\"job_memory\":\"unlimited\"},\"allow_breakaway\":false,"
     "\"die_on_unhandled_exception\":true}",
     "\xEF\xBB\xBF{\"name\":\"\\u00e9\\ud83d\\ude00\"}",
+    "{\"rules\":{\"images\":{\"deny\":[\"sha256:0123456789abcdef0123456789abcdef0123456789abcdef"
+    "0123456789abcdef\",\"original_file_name:Cmd.Exe\",\"signer:Evil Corp\"]}}}",
 };
 
 static void fuzz_policy(int rounds) {

@@ -10,6 +10,7 @@
 
 #include "harness.h"
 #include "jobwarden.h"
+#include "internal.h"
 
 static const char *data_dir = ".";
 static const char *out_dir = ".";
@@ -1925,6 +1926,236 @@ static void test_notification_threshold(void) {
   CHECK_U64(jw_notification_threshold(9999, 1), 0);
 }
 
+/* Image list entries by hash, OriginalFileName and signer (issue 10,
+ * section 2): parsed from a file and from flags, bad ones refused with
+ * what, where and why. */
+#define SHA_A "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define SHA_U "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"
+static void test_image_entries(void) {
+  jw_policy_t p;
+  jw_error_t err;
+  char json[1024], name[300];
+
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p,
+                  "{\"rules\": {\"images\": {\"deny\": [\"cmd.exe\", \"sha256:" SHA_U "\", "
+                  "\"original_file_name:Cmd.Exe\", \"signer:Evil Corp Ltd\", "
+                  "\"original_file_name:powershell\"]}}}",
+                  "p.json", &err),
+            0);
+  CHECK_INT(p.n_deny_images, 5);
+  CHECK_STR(p.deny_images[0], "cmd.exe");
+  CHECK_STR(p.deny_images[1], "sha256:" SHA_A); /* kept lowercase */
+  CHECK_STR(p.deny_images[2], "original_file_name:Cmd.Exe");
+  CHECK_STR(p.deny_images[3], "signer:Evil Corp Ltd");
+  CHECK_STR(p.deny_images[4], "original_file_name:powershell");
+  /* Rendered back as stored: the resolved policy in job_start shows them. */
+  {
+    json_t *j = jw_policy_to_json(&p);
+    char *text =
+        json_dumps(json_object_get(json_object_get(json_object_get(j, "rules"), "images"), "deny"),
+                   JSON_COMPACT);
+    CHECK_STR(text, "[\"cmd.exe\",\"sha256:" SHA_A "\",\"original_file_name:Cmd.Exe\","
+                    "\"signer:Evil Corp Ltd\",\"original_file_name:powershell\"]");
+    free(text);
+    json_decref(j);
+  }
+  /* Flags take the same entries. */
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "deny_image", "sha256:" SHA_U, "--deny-image", &err), 0);
+  CHECK_INT(jw_policy_set(&p, "allow_image", "signer:Microsoft Corporation", "--allow-image", &err),
+            0);
+  CHECK_INT(jw_policy_set(&p, "allow_image", "original_file_name:python.exe", NULL, &err), 0);
+  CHECK_STR(p.deny_images[0], "sha256:" SHA_A);
+  CHECK_STR(p.allow_images[0], "signer:Microsoft Corporation");
+  CHECK_STR(p.allow_images[1], "original_file_name:python.exe");
+
+  /* Refused: what, where and why. */
+  expect_parse_error(
+      "{\"rules\": {\"images\": {\"deny\": [\"a.exe\", \"b.exe\", \"sha256:abc\"]}}}", "p.json",
+      "rules.images.deny[2]",
+      "p.json: rules.images.deny[2]: sha256: expected 64 hex digits, got \"abc\"");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"sha256:\"]}}}", NULL,
+                     "rules.images.deny[0]",
+                     "rules.images.deny[0]: sha256: expected 64 hex digits, got \"\"");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"sha256:" SHA_A "0\"]}}}", NULL,
+                     "rules.images.deny[0]",
+                     "rules.images.deny[0]: sha256: expected 64 hex digits, got 65 characters "
+                     "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab\"...");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"sha256:"
+                     "g123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"]}}}",
+                     NULL, "rules.images.deny[0]",
+                     "rules.images.deny[0]: sha256: expected 64 hex digits, got "
+                     "\"g123456789abcdef0123456789abcdef0123456789abcdef0123456789ab\"...");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"sha256:0123456789abcdef\"]}}}", NULL,
+                     "rules.images.deny[0]",
+                     "rules.images.deny[0]: sha256: expected 64 hex digits, got "
+                     "\"0123456789abcdef\"");
+  /* Kinds are lowercase, as documented. */
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"SHA256:" SHA_A "\"]}}}", NULL,
+                     "rules.images.deny[0]",
+                     "rules.images.deny[0]: unknown entry kind \"SHA256\" (known: sha256, "
+                     "original_file_name, signer)");
+  expect_parse_error("{\"rules\": {\"images\": {\"allow\": [\"original_file_name:\"]}}}", NULL,
+                     "rules.images.allow[0]",
+                     "rules.images.allow[0]: original_file_name: " EXPECT_IMAGE ", got \"\"");
+  expect_parse_error(
+      "{\"rules\": {\"images\": {\"allow\": [\"original_file_name:C:\\\\x\\\\cmd.exe\"]}}}", NULL,
+      "rules.images.allow[0]",
+      "rules.images.allow[0]: original_file_name: " EXPECT_NODIR ", got \"C:\\\\x\\\\cmd.exe\"");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"original_file_name:cmd.exe \"]}}}",
+                     NULL, "rules.images.deny[0]",
+                     "rules.images.deny[0]: original_file_name: " EXPECT_IMAGE
+                     ", got \"cmd.exe \"");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"signer:\"]}}}", NULL,
+                     "rules.images.deny[0]",
+                     "rules.images.deny[0]: signer: expected a signer's subject name like "
+                     "\"Microsoft Corporation\", got \"\"");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"signer:Evil\\u202eCorp\"]}}}", NULL,
+                     "rules.images.deny[0]",
+                     "rules.images.deny[0]: signer: expected a signer's subject name like "
+                     "\"Microsoft Corporation\", got \"Evil\\u202ECorp\"");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"signer: Evil\"]}}}", NULL,
+                     "rules.images.deny[0]",
+                     "rules.images.deny[0]: signer: expected a signer's subject name like "
+                     "\"Microsoft Corporation\", got \" Evil\"");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"sha1:abcd\"]}}}", NULL,
+                     "rules.images.deny[0]",
+                     "rules.images.deny[0]: unknown entry kind \"sha1\" (known: sha256, "
+                     "original_file_name, signer)");
+  expect_parse_error("{\"rules\": {\"images\": {\"deny\": [\"signature:x\"]}}}", NULL,
+                     "rules.images.deny[0]",
+                     "rules.images.deny[0]: unknown entry kind \"signature\" (known: sha256, "
+                     "original_file_name, signer)");
+  memset(name, 'n', 250);
+  name[250] = '\0';
+  snprintf(json, sizeof json, "{\"rules\": {\"images\": {\"deny\": [\"signer:%s\"]}}}", name);
+  expect_parse_error(json, NULL, "rules.images.deny[0]",
+                     "rules.images.deny[0]: signer: expected an entry of at most 255 bytes, got "
+                     "\"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn\"...");
+  snprintf(json, sizeof json, "{\"rules\": {\"images\": {\"deny\": [\"original_file_name:%s\"]}}}",
+           name);
+  expect_parse_error(json, NULL, "rules.images.deny[0]",
+                     "rules.images.deny[0]: original_file_name: expected an entry of at most 255 "
+                     "bytes, got "
+                     "\"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn\"...");
+  /* The longest that fits: 255 bytes in all. */
+  memset(name, 's', 248);
+  name[248] = '\0';
+  snprintf(json, sizeof json, "{\"rules\": {\"images\": {\"deny\": [\"signer:%s\"]}}}", name);
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p, json, NULL, &err), 0);
+  CHECK_INT(strlen(p.deny_images[0]), 255);
+  expect_set_error("deny_image", "sha256:xyz", "--deny-image", JW_EPOLICY, "--deny-image",
+                   "--deny-image: sha256: expected 64 hex digits, got \"xyz\"");
+  expect_set_error("allow_image", "md5:00", "--allow-image", JW_EPOLICY, "--allow-image",
+                   "--allow-image: unknown entry kind \"md5\" (known: sha256, original_file_name, "
+                   "signer)");
+}
+
+/* jw__image_list_match: the portable matcher the monitor uses. */
+static void test_image_match(void) {
+  static const char list[][JW_IMAGE_NAME_MAX] = {
+      "cmd", "sha256:" SHA_A, "original_file_name:PowerShell.EXE", "signer:Evil Corp Ltd",
+      "original_file_name:wscript"};
+  static const char names[][JW_IMAGE_NAME_MAX] = {"cmd.exe", "python"};
+  jw_image_facts_t f;
+  const char *m = "x";
+
+  /* Plain names, as the monitor matched them before. */
+  memset(&f, 0, sizeof f);
+  f.file_name = "CMD.EXE";
+  CHECK_INT(jw__image_list_match(names, 2, &f, &m), JW_IMAGE_MATCH);
+  CHECK_STR(m, "cmd.exe");
+  f.file_name = "python.exe";
+  CHECK_INT(jw__image_list_match(names, 2, &f, &m), JW_IMAGE_MATCH);
+  CHECK_STR(m, "python");
+  f.file_name = "cmd.exe.bak";
+  CHECK_INT(jw__image_list_match(names, 2, &f, &m), JW_IMAGE_NO_MATCH);
+  CHECK(m == NULL);
+  f.file_name = "python"; /* no extension: equal to the entry */
+  CHECK_INT(jw__image_list_match(names, 2, &f, &m), JW_IMAGE_MATCH);
+  f.file_name = ".exe";
+  CHECK_INT(jw__image_list_match(names, 2, &f, NULL), JW_IMAGE_NO_MATCH);
+  f.file_name = "pythonw.exe";
+  CHECK_INT(jw__image_list_match(names, 2, &f, NULL), JW_IMAGE_NO_MATCH);
+
+  /* A renamed cmd.exe: the name says nothing, the hash and the
+   * OriginalFileName catch it; before they are known: undecided. */
+  memset(&f, 0, sizeof f);
+  f.file_name = "notepad.exe";
+  CHECK_INT(jw__image_list_match(list, 5, &f, &m), JW_IMAGE_UNDECIDED);
+  CHECK(m == NULL);
+  f.sha256 = SHA_A;
+  CHECK_INT(jw__image_list_match(list, 5, &f, &m), JW_IMAGE_MATCH);
+  CHECK_STR(m, "sha256:" SHA_A);
+  f.sha256 = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+  CHECK_INT(jw__image_list_match(list, 5, &f, &m), JW_IMAGE_UNDECIDED);
+  f.original_file_name = "powershell.exe";
+  CHECK_INT(jw__image_list_match(list, 5, &f, &m), JW_IMAGE_MATCH);
+  CHECK_STR(m, "original_file_name:PowerShell.EXE");
+  f.original_file_name = "WScript.exe"; /* an entry without a dot: .exe optional */
+  f.signer = "";
+  CHECK_INT(jw__image_list_match(list, 5, &f, &m), JW_IMAGE_MATCH);
+  CHECK_STR(m, "original_file_name:wscript");
+  /* Every fact known, none matching. "" = known absent (no version
+   * resource, no trusted signer). */
+  f.original_file_name = "";
+  f.signer = "";
+  CHECK_INT(jw__image_list_match(list, 5, &f, &m), JW_IMAGE_NO_MATCH);
+  CHECK(m == NULL);
+  /* The signer: exact, ignoring case; not a prefix or a part. */
+  f.signer = "EVIL CORP LTD";
+  CHECK_INT(jw__image_list_match(list, 5, &f, &m), JW_IMAGE_MATCH);
+  CHECK_STR(m, "signer:Evil Corp Ltd");
+  f.signer = "Evil Corp";
+  CHECK_INT(jw__image_list_match(list, 5, &f, &m), JW_IMAGE_NO_MATCH);
+  f.signer = "Evil Corp Ltd.";
+  CHECK_INT(jw__image_list_match(list, 5, &f, &m), JW_IMAGE_NO_MATCH);
+  /* The first matching entry in list order decides, even while a later
+   * one is undecided; an undecided earlier one does not stop a match. */
+  memset(&f, 0, sizeof f);
+  f.file_name = "cmd.exe";
+  CHECK_INT(jw__image_list_match(list, 5, &f, &m), JW_IMAGE_MATCH);
+  CHECK_STR(m, "cmd");
+  memset(&f, 0, sizeof f);
+  f.signer = "evil corp ltd";
+  CHECK_INT(jw__image_list_match(list, 5, &f, &m), JW_IMAGE_MATCH);
+  CHECK_STR(m, "signer:Evil Corp Ltd");
+  /* A hash entry never matches by name, a name entry never by hash. */
+  {
+    static const char only[][JW_IMAGE_NAME_MAX] = {"sha256:" SHA_A};
+    memset(&f, 0, sizeof f);
+    f.file_name = "sha256:" SHA_A;
+    f.original_file_name = "";
+    f.signer = "";
+    CHECK_INT(jw__image_list_match(only, 1, &f, NULL), JW_IMAGE_UNDECIDED);
+    f.sha256 = SHA_A "";
+    CHECK_INT(jw__image_list_match(only, 1, &f, NULL), JW_IMAGE_MATCH);
+    CHECK_INT(jw__image_list_match(only, 0, &f, &m), JW_IMAGE_NO_MATCH);
+  }
+  /* Parsed entries match as written: the uppercase hash was lowered. */
+  {
+    jw_policy_t p;
+    jw_error_t err;
+    jw_policy_init(&p);
+    CHECK_INT(jw_policy_set(&p, "deny_image", "sha256:" SHA_U, NULL, &err), 0);
+    memset(&f, 0, sizeof f);
+    f.sha256 = SHA_A;
+    CHECK_INT(jw__image_list_match(p.deny_images, p.n_deny_images, &f, &m), JW_IMAGE_MATCH);
+  }
+#ifdef _WIN32
+  /* On Windows, letters beyond ASCII compare ignoring case too (the
+   * comparison the monitor has always used). */
+  {
+    static const char uni[][JW_IMAGE_NAME_MAX] = {"\xC3\x89vil.exe"}; /* Évil.exe */
+    memset(&f, 0, sizeof f);
+    f.file_name = "\xC3\xA9VIL.EXE"; /* éVIL.EXE */
+    CHECK_INT(jw__image_list_match(uni, 1, &f, NULL), JW_IMAGE_MATCH);
+  }
+#endif
+}
+
 int main(int argc, char **argv) {
   if (argc > 1)
     data_dir = argv[1];
@@ -1953,5 +2184,7 @@ int main(int argc, char **argv) {
   test_margin_resolve_and_render();
   test_notification_threshold();
   test_coalesce_window();
+  test_image_entries();
+  test_image_match();
   return jw_test_result("policy");
 }
