@@ -189,6 +189,8 @@ static unsigned __stdcall monitor_main(void *arg) {
         else if (value == JW_CTRL_QUIT)
           jw__mon_tampering(m, "control", 0, bytes, value, "unrequested_quit",
                             "jobwarden did not ask the monitor to stop");
+        else if (value == JW_CTRL_IDENTITY)
+          jw__mon_on_identity_packet(m, bytes, value);
         else if (value != JW_CTRL_REQUEST)
           jw__mon_tampering(m, "control", 0, bytes, value, "unknown_control",
                             "jobwarden posts no such control packet");
@@ -223,6 +225,7 @@ int jw_monitor_start(jw_job_t *job, jw_emitter_t *em, jw_monitor_t **out, jw_err
     return jw_error_set(err, JW_ENOMEM, 0, "monitor", "out of memory");
   m->job = job;
   m->em = em;
+  jw__mon_identity_start(m);
   jw__coalesce_init(&m->coalesce, job->policy.coalesce_ms > UINT32_MAX
                                       ? UINT32_MAX
                                       : (uint32_t)job->policy.coalesce_ms);
@@ -234,6 +237,7 @@ int jw_monitor_start(jw_job_t *job, jw_emitter_t *em, jw_monitor_t **out, jw_err
       CloseHandle(m->done);
     if (m->ctl_answered != NULL)
       CloseHandle(m->ctl_answered);
+    jw__mon_identity_stop(m);
     free(m);
     return jw_error_set(err, JW_ESYS, e, "CreateEventW",
                         "cannot start the monitor: CreateEventW failed (Win32 error %lu)",
@@ -244,6 +248,7 @@ int jw_monitor_start(jw_job_t *job, jw_emitter_t *em, jw_monitor_t **out, jw_err
     DWORD e = GetLastError();
     CloseHandle(m->done);
     CloseHandle(m->ctl_answered);
+    jw__mon_identity_stop(m);
     free(m);
     return jw_error_set(err, JW_ESYS, e, "_beginthreadex",
                         "cannot start the monitor thread (Win32 error %lu)", (unsigned long)e);
@@ -295,6 +300,7 @@ int jw_monitor_set_root(jw_monitor_t *m, const jw_child_t *root) {
       m->own_create_time = ((uint64_t)ct.dwHighDateTime << 32) | ct.dwLowDateTime;
   }
   jw__mon_enrich_more(m, t);
+  jw__mon_identity_request(m, t);
 
   jw__mon_ev_init(&ev, JW_EVENT_PROCESS_START, "root_process", "observed", NULL, JW_SEV_INFO);
   ev.source = "jobwarden";
@@ -362,6 +368,7 @@ int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats
   for (i = 0; i < m->n_procs; i++)
     m->stats.handles_held += m->procs[i].h != NULL;
   jw__mon_escape_free(m);
+  jw__mon_identity_stop(m);
   if (stats != NULL)
     *stats = m->stats;
   CloseHandle(m->thread);
@@ -374,6 +381,7 @@ int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats
       CloseHandle(m->procs[i].h);
     free(m->procs[i].image);
     free(m->procs[i].cmdline);
+    free(m->procs[i].id);
     free(m->procs[i].user_sid);
   }
   for (i = 0; i < m->n_sids; i++) {

@@ -22,26 +22,6 @@ jw_rule_action_t jw__mon_effective(jw_rule_action_t a, jw_rule_action_t def) {
   return a == JW_ACTION_DEFAULT ? def : a;
 }
 
-/* Whether `entry` (a policy name: no directory, at most 255 bytes) names
- * the file `base` (UTF-16, blen units): equal ignoring case the way NTFS
- * compares names (CompareStringOrdinal), or, for an entry without a dot,
- * equal to the file name without its extension ("cmd" matches cmd.exe). */
-static int name_matches(const wchar_t *base, int blen, const char *entry) {
-  wchar_t w[JW_IMAGE_NAME_MAX];
-  int n, dot;
-  n = MultiByteToWideChar(CP_UTF8, 0, entry, -1, w, JW_IMAGE_NAME_MAX);
-  if (n <= 1)
-    return 0; /* cannot happen for a checked entry */
-  n--;        /* without the NUL */
-  if (CompareStringOrdinal(base, blen, w, n, TRUE) == CSTR_EQUAL)
-    return 1;
-  if (strchr(entry, '.') != NULL)
-    return 0;
-  for (dot = blen - 1; dot > 0 && base[dot] != L'.'; dot--)
-    ;
-  return dot > 0 && CompareStringOrdinal(base, dot, w, n, TRUE) == CSTR_EQUAL;
-}
-
 /* The file name part of the image, UTF-8, inside t->image; NULL when the
  * image is unknown. */
 static const char *image_file_name(const tracked_t *t) {
@@ -54,74 +34,74 @@ static const char *image_file_name(const tracked_t *t) {
   return name;
 }
 
-/* The file name part of the image as UTF-16 (new malloc'd string, length
- * in *blen), NULL when the image is unknown, cut, or not convertible. */
-static wchar_t *image_basename(const tracked_t *t, int *blen, int *start) {
-  size_t len;
-  int n, i;
-  wchar_t *w;
-  if (t->image == NULL || t->image_truncated)
-    return NULL;
-  len = t->image_len ? t->image_len : strlen(t->image);
-  if (len == 0 || len > (size_t)INT_MAX / 2)
-    return NULL;
-  n = MultiByteToWideChar(CP_UTF8, 0, t->image, (int)len, NULL, 0);
-  if (n <= 0)
-    return NULL;
-  w = malloc(((size_t)n + 1) * sizeof(*w));
-  if (w == NULL)
-    return NULL;
-  if (MultiByteToWideChar(CP_UTF8, 0, t->image, (int)len, w, n) != n) {
-    free(w);
-    return NULL;
-  }
-  for (i = n; i > 0 && w[i - 1] != L'\\' && w[i - 1] != L'/'; i--)
-    ;
-  *start = i;
-  *blen = n - i;
-  return w;
+/* What is known of t's image for the lists (jw__image_list_match): NULL
+ * for a fact not known (yet, or at all), "" for one known to be absent. A
+ * signer counts only when the signature verified. */
+static void image_facts(const tracked_t *t, jw_image_facts_t *f) {
+  const jw__imageid_t *r = t->id_state == ID_KNOWN || t->id_state == ID_FAILED ? t->id : NULL;
+  memset(f, 0, sizeof(*f));
+  f->file_name = image_file_name(t);
+  if (r == NULL)
+    return;
+  if (r->has_sha256)
+    f->sha256 = r->sha256;
+  /* The file was read: a missing version resource is an absent name. */
+  if (r->has_pe)
+    f->original_file_name = r->original_file_name;
+  else if (t->id_state == ID_KNOWN && r->has_sha256)
+    f->original_file_name = "";
+  if (r->has_code_signature)
+    f->signer = r->code_signature.trusted ? r->code_signature.subject_name : "";
 }
 
-/* The image lists. A process whose image cannot be read (or was cut) is
- * never let through: it breaks the rule image_unknown, with the lists'
- * action, so a list never fails open. */
-static int check_images(jw_monitor_t *m, const tracked_t *t, verdict_t *v) {
+/* The image lists for t. Returns 1 with *v filled when t breaks one, 0
+ * when it does not, -1 when the answer needs an identity fact that is not
+ * known yet (only while its identity is pending and !final). A list never
+ * fails open: an image that cannot be read, or whose identity a list needs
+ * and cannot be had, breaks image_unknown with the lists' action. */
+static int image_verdict(jw_monitor_t *m, const tracked_t *t, int final, verdict_t *v) {
   const jw_policy_t *p = &m->job->policy;
-  wchar_t *w;
-  int blen = 0, start = 0, i;
+  jw_image_facts_t f;
+  jw_image_match_t deny = JW_IMAGE_NO_MATCH, allow = JW_IMAGE_MATCH;
+  const char *matched = NULL;
+  memset(v, 0, sizeof(*v));
   if (p->n_deny_images == 0 && p->n_allow_images == 0)
     return 0;
-  memset(v, 0, sizeof(*v));
   v->action = jw__mon_effective(p->image_action, JW_ACTION_KILL_PROCESS);
-  w = image_basename(t, &blen, &start);
-  if (w == NULL || blen == 0) {
-    free(w);
+  image_facts(t, &f);
+  if (t->image == NULL || t->image_truncated || f.file_name == NULL || f.file_name[0] == '\0') {
     v->rule = "image_unknown";
     return 1;
   }
-  for (i = 0; i < p->n_deny_images && i < JW_POLICY_MAX_IMAGES; i++) {
-    if (name_matches(w + start, blen, p->deny_images[i])) {
-      free(w);
-      v->rule = "image_denied";
-      v->list = "deny";
-      v->matched = p->deny_images[i];
-      return 1;
-    }
+  if (p->n_deny_images > 0)
+    deny = jw__image_list_match(p->deny_images,
+                                p->n_deny_images < JW_POLICY_MAX_IMAGES ? p->n_deny_images
+                                                                        : JW_POLICY_MAX_IMAGES,
+                                &f, &matched);
+  if (deny == JW_IMAGE_MATCH) {
+    v->rule = "image_denied";
+    v->list = "deny";
+    v->matched = matched;
+    return 1;
   }
-  if (p->n_allow_images > 0) {
-    for (i = 0; i < p->n_allow_images && i < JW_POLICY_MAX_IMAGES; i++) {
-      if (name_matches(w + start, blen, p->allow_images[i])) {
-        free(w);
-        return 0;
-      }
-    }
-    free(w);
+  if (p->n_allow_images > 0)
+    allow = jw__image_list_match(p->allow_images,
+                                 p->n_allow_images < JW_POLICY_MAX_IMAGES ? p->n_allow_images
+                                                                          : JW_POLICY_MAX_IMAGES,
+                                 &f, NULL);
+  if (allow == JW_IMAGE_NO_MATCH) {
     v->rule = "image_not_allowed";
     v->list = "allow";
     return 1;
   }
-  free(w);
-  return 0;
+  if (deny == JW_IMAGE_NO_MATCH && allow == JW_IMAGE_MATCH)
+    return 0;
+  /* An entry needs a fact of the identity. */
+  if (!final && t->id_state == ID_PENDING)
+    return -1;
+  v->rule = "image_unknown";
+  v->why = "its executable identity, which an image list entry needs, could not be read";
+  return 1;
 }
 
 /* The event of one broken rule at a NEW_PROCESS. */
@@ -138,7 +118,9 @@ static void emit_verdict(jw_monitor_t *m, const tracked_t *t, const verdict_t *v
     snprintf(say, sizeof(say), "nothing stopped it (action report)");
   }
   jw__mon_ev_init(&ev, JW_EVENT_VIOLATION, v->rule, action, "monitor", JW_SEV_HIGH);
-  if (strcmp(t->start_source, "port") == 0)
+  if (v->late)
+    ev.source = "jobwarden"; /* decided on the identity the worker computed */
+  else if (strcmp(t->start_source, "port") == 0)
     jw__mon_ev_job_message(&ev, JOB_OBJECT_MSG_NEW_PROCESS);
   else
     ev.source = t->start_source;
@@ -163,6 +145,11 @@ static void emit_verdict(jw_monitor_t *m, const tracked_t *t, const verdict_t *v
     snprintf(ev.message, sizeof(ev.message),
              "child process %.300s (pid %lu) runs an image that is not on the allow list: %s",
              jw__mon_image_or_unknown(t), (unsigned long)t->pid, say);
+  else if (strcmp(v->rule, "image_unknown") == 0 && v->why != NULL)
+    snprintf(ev.message, sizeof(ev.message),
+             "child process %.300s (pid %lu): %s, so it cannot be checked against the image "
+             "lists: %s",
+             jw__mon_image_or_unknown(t), (unsigned long)t->pid, v->why, say);
   else if (strcmp(v->rule, "image_unknown") == 0)
     snprintf(ev.message, sizeof(ev.message),
              "the image of child process pid %lu (parent %lu) could not be read (Win32 error "
@@ -183,6 +170,21 @@ static void emit_verdict(jw_monitor_t *m, const tracked_t *t, const verdict_t *v
              (unsigned long long)v->configured, say);
   ev.extra = jw__mon_rule_extra(v, o, t);
   jw__mon_emit(m, &ev);
+}
+
+void jw__mon_image_decide(jw_monitor_t *m, tracked_t *t, int final) {
+  verdict_t v;
+  outcome_t o;
+  t->image_rules_pending = 0;
+  if (image_verdict(m, t, final, &v) <= 0)
+    return;
+  v.late = 1;
+  memset(&o, 0, sizeof(o));
+  if (v.action == JW_ACTION_KILL_JOB)
+    jw__mon_kill_job_for(m, v.rule, &o);
+  else if (v.action == JW_ACTION_KILL_PROCESS)
+    jw__mon_kill_process_for(m, t, v.rule, &o);
+  emit_verdict(m, t, &v, &o);
 }
 
 /* The kernel's own count of active processes, or `fallback` when it
@@ -213,8 +215,13 @@ static void judge(jw_monitor_t *m, tracked_t *t) {
   over = limit != 0 && active > limit && kernel_active(m, active) > limit;
 
   /* The rules this process breaks, and the strongest action among them. */
-  if (check_images(m, t, &verdicts[n]))
-    n++;
+  {
+    int img = image_verdict(m, t, 0, &verdicts[n]);
+    if (img > 0)
+      n++;
+    else if (img < 0)
+      t->image_rules_pending = 1; /* decided when its identity arrives */
+  }
   if (p->max_total_processes != 0 && m->stats.processes_seen > p->max_total_processes) {
     verdict_t *v = &verdicts[n++];
     memset(v, 0, sizeof(*v));
@@ -386,6 +393,8 @@ tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *re
   if (src == ADMIT_ID_LIST || src == ADMIT_MESSAGE)
     jw__mon_note_lost(m, "JOB_OBJECT_MSG_NEW_PROCESS", t, pid,
                       src == ADMIT_ID_LIST ? "process_id_list" : "job_message", 1);
+  /* Its executable identity: in the start event when cached, else later. */
+  jw__mon_identity_request(m, t);
   judge(m, t);
   return t;
 }

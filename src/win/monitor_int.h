@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "coalesce.h"
+#include "win/imageid.h"
 
 #include "control.h"
 #include "win/win.h"
@@ -56,7 +57,21 @@ typedef struct tracked_s {
   char cmdline_why[200];
   char user_why[96];
   DWORD kill_requester; /* killed_by "member_control": the requesting client's pid */
+  /* Executable identity (monitor_identity.c). */
+  int id_state;            /* ID_* */
+  uint64_t id_cookie;      /* of its request to the identity service */
+  jw__imageid_t *id;       /* owned; the result (ID_KNOWN), or why not (ID_FAILED); else NULL */
+  int image_rules_pending; /* an image list entry waits for its identity */
 } tracked_t;
+
+enum {
+  ID_OFF = 0, /* not asked: no service, or the image itself is unknown */
+  ID_PENDING, /* the worker is computing it: a process_update follows */
+  ID_KNOWN,   /* in id */
+  ID_FAILED   /* could not be had: id->unavailable says why */
+};
+/* How long the job's end waits for identities still being computed. */
+#define JW_IDENTITY_FLUSH_MS 2000u
 
 /* A job message the port never delivered, found by reconciliation. */
 typedef struct lost_s {
@@ -108,6 +123,8 @@ typedef struct verdict_s {
   uint64_t configured, observed;
   const char *list;    /* "deny" / "allow" for the image rules, else NULL */
   const char *matched; /* the deny-list entry that matched (borrowed from the policy) */
+  const char *why;     /* image_unknown for want of the identity: why (static), else NULL */
+  int late;            /* decided when the identity arrived, not at the process's start */
 } verdict_t;
 
 /* Where a pid was first seen (jw__mon_admit). */
@@ -141,6 +158,15 @@ struct jw_monitor_s {
   const char *volatile terminate_reason;
   jw_monitor_stats_t stats;
   jw__coalesce_t coalesce; /* repeated violations (monitor_procs.c, jw__mon_emit) */
+  /* Executable identity (monitor_identity.c). id_lock guards id_head,
+   * id_tail and id_posted, which the service's worker writes. */
+  jw__imageid_svc_t *idsvc; /* owned; NULL when it could not start (id_off_why) */
+  char id_off_why[96];
+  jw__mutex_t id_lock;
+  struct id_result_s *id_head, *id_tail;
+  LONG id_posted;       /* wake-up packets the worker posted */
+  uint64_t id_received; /* JW_CTRL_IDENTITY packets the monitor took */
+  uint64_t id_serial;
   /* The run's timeout: GetTickCount64 values set by jw_monitor_set_root
    * before the thread runs; deadline 0 = none, or already handled. */
   ULONGLONG start_tick, deadline_tick;
@@ -290,6 +316,21 @@ const char *jw__mon_outcome_action(jw_rule_action_t a, const outcome_t *o, char 
 json_t *jw__mon_rule_extra(const verdict_t *v, const outcome_t *o, const tracked_t *t);
 /* The run's timeout has passed. */
 void jw__mon_on_timeout(jw_monitor_t *m);
+
+/* monitor_identity.c: executable identity. start/stop: the service (owner
+ * thread, before the monitor runs / after it ended); request: at a
+ * process's admission, before its start event; fill: its fields for an
+ * event; on_identity_packet: a JW_CTRL_IDENTITY wake-up; finish: before
+ * job_end, every identity asked for. */
+void jw__mon_identity_start(jw_monitor_t *m);
+void jw__mon_identity_stop(jw_monitor_t *m);
+void jw__mon_identity_request(jw_monitor_t *m, tracked_t *t);
+void jw__mon_identity_fill(const jw_monitor_t *m, const tracked_t *t, jw_process_info_t *p);
+void jw__mon_on_identity_packet(jw_monitor_t *m, DWORD bytes, ULONG_PTR value);
+void jw__mon_identity_finish(jw_monitor_t *m);
+/* monitor_admit.c: the image lists for t once its identity is known (or
+ * final: will not be), acting and reporting like at its start. */
+void jw__mon_image_decide(jw_monitor_t *m, tracked_t *t, int final);
 /* Writes the summaries of the coalescing windows that closed by now (all
  * of them when all != 0: before job_end), and lowers *wait (when not
  * NULL) to the next window's close. */

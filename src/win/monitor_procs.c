@@ -327,11 +327,14 @@ void jw__mon_fill_process(jw_monitor_t *m, const tracked_t *t, jw_process_info_t
     m->anc[p->n_ancestry].create_time = a->create_time;
     m->anc[p->n_ancestry].image = a->image;
     m->anc[p->n_ancestry].image_len = a->image_len;
+    m->anc[p->n_ancestry].sha256 =
+        a->id != NULL && a->id_state == ID_KNOWN && a->id->has_sha256 ? a->id->sha256 : NULL;
     p->n_ancestry++;
     if (a->is_root)
       break;
     idx = a->parent_idx;
   }
+  jw__mon_identity_fill(m, t, p);
   unavailable(p, "command_line", t->cmdline == NULL ? t->cmdline_why : NULL);
   unavailable(p, "user", t->user_sid == NULL ? t->user_why : NULL);
   if (t->exited && t->exit_read) {

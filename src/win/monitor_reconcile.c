@@ -253,7 +253,8 @@ static void emit_job_end(jw_monitor_t *m, const char *source) {
   tracked_t *root = jw__mon_find_proc(m, m->root_pid);
   if (m->stats.job_end_emitted)
     return;
-  jw__mon_tamper_summary(m); /* before the end: job_end is the last event */
+  jw__mon_identity_finish(m); /* the identities still being computed, and their rules */
+  jw__mon_tamper_summary(m);  /* before the end: job_end is the last event */
   jw__mon_coalesce_flush(m, 1, NULL);
   if (m->before_end != NULL)
     m->before_end(m->before_end_ctx); /* the readers' gate's summary */

@@ -16,6 +16,8 @@
 /* A control-channel request is waiting in the monitor's slot; the packet's
  * byte count carries the request's generation (jw_monitor_control). */
 #define JW_CTRL_REQUEST 2u
+/* The identity worker has results for the monitor (monitor_identity.c). */
+#define JW_CTRL_IDENTITY 3u
 
 #ifndef JOB_OBJECT_MSG_SILO_TERMINATED
 #define JOB_OBJECT_MSG_SILO_TERMINATED 13
