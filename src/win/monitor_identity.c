@@ -97,13 +97,18 @@ void jw__mon_identity_request(jw_monitor_t *m, tracked_t *t) {
   len = t->image_len ? t->image_len : strlen(t->image);
   n = MultiByteToWideChar(CP_UTF8, 0, t->image, (int)len, NULL, 0);
   w = n > 0 ? malloc(((size_t)n + 1) * sizeof(*w)) : NULL;
-  if (w == NULL || MultiByteToWideChar(CP_UTF8, 0, t->image, (int)len, w, n) != n ||
-      wcslen(w) != (size_t)n /* a U+0000 in the path: not a file that can be opened */) {
+  if (w != NULL && MultiByteToWideChar(CP_UTF8, 0, t->image, (int)len, w, n) == n)
+    w[n] = L'\0';
+  else {
+    free(w);
+    w = NULL;
+  }
+  /* A U+0000 inside the path: not a file name that can be opened. */
+  if (w == NULL || wcslen(w) != (size_t)n) {
     free(w);
     t->id_state = ID_OFF;
     return;
   }
-  w[n] = L'\0';
   t->id_cookie = ++m->id_serial;
   rc = jw__imageid_request(m->idsvc, w, t->id_cookie, &r);
   free(w);

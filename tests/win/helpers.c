@@ -1317,6 +1317,18 @@ int tw_helper_main(int argc, char **argv) {
     }
     return 0;
   }
+  if (strcmp(mode, "run-exe") == 0 && argc > 3) {
+    /* Runs another program (a copy of a binary under another name) with
+     * the rest of the arguments; its exit code is this helper's. */
+    wchar_t cmd[2048];
+    PROCESS_INFORMATION pi;
+    int i, k = swprintf(cmd, 2048, L"\"%hs\"", argv[3]);
+    for (i = 4; i < argc && k > 0 && k < 2000; i++)
+      k += swprintf(cmd + k, 2048 - (size_t)k, L" %hs", argv[i]);
+    if (start(cmd, 0, &pi) != 0)
+      return 91;
+    return child_exit_rc(&pi);
+  }
   if (strcmp(mode, "tree") == 0)
     return helper_tree(argc, argv);
   if (strcmp(mode, "series-sync") == 0)

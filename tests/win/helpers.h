@@ -146,6 +146,8 @@ int tw_is_helper(int argc, char **argv);
  *   reader-flood NAME N   connect to \\.\pipe\NAME N times (waiting when
  *                         it is busy), read a byte each: "connected N",
  *                         "refused R", "served S"; exit 0 once N connected */
+/*   run-exe EXE [ARGS...]: runs EXE with ARGS and exits with its exit code
+ *                          (a renamed copy of a binary, for the image lists) */
 int tw_helper_main(int argc, char **argv);
 
 /* forge-output's writes in order: {"o" (stdout) or "e" (stderr), bytes}. */

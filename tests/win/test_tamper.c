@@ -300,6 +300,7 @@ typedef struct {
   HANDLE port;
   HANDLE waiting; /* set just before its first wait */
   LONG quits;     /* quit packets it took */
+  LONG wakeups;   /* the identity worker's wake-ups it took (they carry nothing) */
   LONG other;     /* anything else but its own end packet */
 } stealer_t;
 
@@ -320,6 +321,8 @@ static unsigned __stdcall steal_main(void *arg) {
       return 0;
     if ((ULONG_PTR)o == JW_CTRL_QUIT && n == 0)
       s->quits++;
+    else if ((ULONG_PTR)o == JW_CTRL_IDENTITY && n == 0)
+      s->wakeups++; /* the results stay in the monitor's memory: taken before job_end */
     else
       s->other++;
   }
