@@ -20,6 +20,96 @@
 #include "internal.h"
 #include "win/imageid.h"
 
+/* wintrust.dll and crypt32.dll import user32.dll (Windows' and Wine's
+ * alike), and a process that loads user32 connects to a desktop — under
+ * Wine, one with no desktop process running starts explorer.exe as its
+ * own child. They are loaded on first use, by the identity worker, never
+ * at process start: no executable that links jobwarden (the test programs
+ * double as sandboxed programs) carries them as imports. */
+static struct {
+  __typeof__(&WinVerifyTrust) WinVerifyTrust_;
+  __typeof__(&WTHelperProvDataFromStateData) WTHelperProvDataFromStateData_;
+  __typeof__(&WTHelperGetProvSignerFromChain) WTHelperGetProvSignerFromChain_;
+  __typeof__(&WTHelperGetProvCertFromChain) WTHelperGetProvCertFromChain_;
+  __typeof__(&CryptCATAdminAcquireContext) CryptCATAdminAcquireContext_;
+  __typeof__(&CryptCATAdminCalcHashFromFileHandle) CryptCATAdminCalcHashFromFileHandle_;
+  __typeof__(&CryptCATAdminEnumCatalogFromHash) CryptCATAdminEnumCatalogFromHash_;
+  __typeof__(&CryptCATAdminReleaseCatalogContext) CryptCATAdminReleaseCatalogContext_;
+  __typeof__(&CryptCATAdminReleaseContext) CryptCATAdminReleaseContext_;
+  __typeof__(&CryptCATCatalogInfoFromContext) CryptCATCatalogInfoFromContext_;
+  __typeof__(&CertGetNameStringW) CertGetNameStringW_;
+  int ok;
+} trust;
+static INIT_ONCE trust_once = INIT_ONCE_STATIC_INIT;
+
+static BOOL CALLBACK load_trust(PINIT_ONCE once, PVOID param, PVOID *context) {
+  HMODULE wt = LoadLibraryW(L"wintrust.dll"), c32 = LoadLibraryW(L"crypt32.dll");
+  (void)once;
+  (void)param;
+  (void)context;
+  if (wt != NULL && c32 != NULL) {
+    trust.WinVerifyTrust_ =
+        (__typeof__(trust.WinVerifyTrust_))(void *)GetProcAddress(wt, "WinVerifyTrust");
+    trust.WTHelperProvDataFromStateData_ =
+        (__typeof__(trust.WTHelperProvDataFromStateData_))(void *)GetProcAddress(
+            wt, "WTHelperProvDataFromStateData");
+    trust.WTHelperGetProvSignerFromChain_ =
+        (__typeof__(trust.WTHelperGetProvSignerFromChain_))(void *)GetProcAddress(
+            wt, "WTHelperGetProvSignerFromChain");
+    trust.WTHelperGetProvCertFromChain_ =
+        (__typeof__(trust.WTHelperGetProvCertFromChain_))(void *)GetProcAddress(
+            wt, "WTHelperGetProvCertFromChain");
+    trust.CryptCATAdminAcquireContext_ =
+        (__typeof__(trust.CryptCATAdminAcquireContext_))(void *)GetProcAddress(
+            wt, "CryptCATAdminAcquireContext");
+    trust.CryptCATAdminCalcHashFromFileHandle_ =
+        (__typeof__(trust.CryptCATAdminCalcHashFromFileHandle_))(void *)GetProcAddress(
+            wt, "CryptCATAdminCalcHashFromFileHandle");
+    trust.CryptCATAdminEnumCatalogFromHash_ =
+        (__typeof__(trust.CryptCATAdminEnumCatalogFromHash_))(void *)GetProcAddress(
+            wt, "CryptCATAdminEnumCatalogFromHash");
+    trust.CryptCATAdminReleaseCatalogContext_ =
+        (__typeof__(trust.CryptCATAdminReleaseCatalogContext_))(void *)GetProcAddress(
+            wt, "CryptCATAdminReleaseCatalogContext");
+    trust.CryptCATAdminReleaseContext_ =
+        (__typeof__(trust.CryptCATAdminReleaseContext_))(void *)GetProcAddress(
+            wt, "CryptCATAdminReleaseContext");
+    trust.CryptCATCatalogInfoFromContext_ =
+        (__typeof__(trust.CryptCATCatalogInfoFromContext_))(void *)GetProcAddress(
+            wt, "CryptCATCatalogInfoFromContext");
+    trust.CertGetNameStringW_ =
+        (__typeof__(trust.CertGetNameStringW_))(void *)GetProcAddress(c32, "CertGetNameStringW");
+    trust.ok = trust.WinVerifyTrust_ != NULL && trust.WTHelperProvDataFromStateData_ != NULL &&
+               trust.WTHelperGetProvSignerFromChain_ != NULL &&
+               trust.WTHelperGetProvCertFromChain_ != NULL &&
+               trust.CryptCATAdminAcquireContext_ != NULL &&
+               trust.CryptCATAdminCalcHashFromFileHandle_ != NULL &&
+               trust.CryptCATAdminEnumCatalogFromHash_ != NULL &&
+               trust.CryptCATAdminReleaseCatalogContext_ != NULL &&
+               trust.CryptCATAdminReleaseContext_ != NULL &&
+               trust.CryptCATCatalogInfoFromContext_ != NULL && trust.CertGetNameStringW_ != NULL;
+  }
+  return TRUE;
+}
+
+/* Whether the trust functions are there (loaded once, any thread). */
+static int trust_ready(void) {
+  InitOnceExecuteOnce(&trust_once, load_trust, NULL, NULL);
+  return trust.ok;
+}
+
+#define WinVerifyTrust                      trust.WinVerifyTrust_
+#define WTHelperProvDataFromStateData       trust.WTHelperProvDataFromStateData_
+#define WTHelperGetProvSignerFromChain      trust.WTHelperGetProvSignerFromChain_
+#define WTHelperGetProvCertFromChain        trust.WTHelperGetProvCertFromChain_
+#define CryptCATAdminAcquireContext         trust.CryptCATAdminAcquireContext_
+#define CryptCATAdminCalcHashFromFileHandle trust.CryptCATAdminCalcHashFromFileHandle_
+#define CryptCATAdminEnumCatalogFromHash    trust.CryptCATAdminEnumCatalogFromHash_
+#define CryptCATAdminReleaseCatalogContext  trust.CryptCATAdminReleaseCatalogContext_
+#define CryptCATAdminReleaseContext         trust.CryptCATAdminReleaseContext_
+#define CryptCATCatalogInfoFromContext      trust.CryptCATCatalogInfoFromContext_
+#define CertGetNameStringW                  trust.CertGetNameStringW_
+
 #ifndef STATUS_SUCCESS
 #define STATUS_SUCCESS ((NTSTATUS)0)
 #endif
@@ -489,7 +579,7 @@ typedef BOOL(WINAPI *calc2_fn)(HCATADMIN, HANDLE, DWORD *, BYTE *, DWORD);
  * lookup failed (r names why). The SHA-256 functions (Windows 8+) are
  * looked up at run time: Wine 8 lacks CryptCATAdminCalcHashFromFileHandle2. */
 static int catalog_verify(HANDLE h, const wchar_t *path, int sha256, jw__imageid_t *r) {
-  HMODULE wt = GetModuleHandleW(L"wintrust.dll");
+  HMODULE wt = GetModuleHandleW(L"wintrust.dll"); /* loaded by trust_ready */
   acquire2_fn acquire2 = NULL;
   calc2_fn calc2 = NULL;
   HCATADMIN adm = NULL; /* owner: this function */
@@ -597,6 +687,12 @@ static void code_signature(HANDLE h, const wchar_t *path, jw__imageid_t *r) {
   DWORD last = 0, chain = 0;
   LONG st;
   int c, have_chain = 0;
+  if (!trust_ready()) {
+    unavail(r, "code_signature",
+            "wintrust.dll or crypt32.dll could not be loaded (Win32 error %lu)",
+            (unsigned long)GetLastError());
+    return;
+  }
 
   memset(&fi, 0, sizeof fi);
   fi.cbStruct = sizeof fi;

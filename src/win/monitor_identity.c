@@ -154,8 +154,11 @@ void jw__mon_identity_fill(const jw_monitor_t *m, const tracked_t *t, jw_process
     p->unavailable[p->n_unavailable].field = "hash";
     p->unavailable[p->n_unavailable++].reason = why;
   }
+  /* An image without a version resource has no pe to read: that is its
+   * absence, not a failure (pe_version.c says "image has no version
+   * resource"); a resource that could not be read is named. */
   if (!r->has_pe && (why = jw__imageid_unavailable(r, "pe")) != NULL &&
-      p->n_unavailable < JW_UNAVAILABLE_MAX) {
+      strcmp(why, "image has no version resource") != 0 && p->n_unavailable < JW_UNAVAILABLE_MAX) {
     p->unavailable[p->n_unavailable].field = "pe";
     p->unavailable[p->n_unavailable++].reason = why;
   }

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "event_names.h"
+#include "rule_catalog.h"
 #include "harness.h"
 #include "jobwarden.h"
 
@@ -772,6 +773,7 @@ static void test_ancestor_cut(void) {
     image[2 + 2 * i] = (char)0xA9; /* U+00E9 */
   }
   image[3001] = 0;
+  memset(chain, 0, sizeof(chain));
   chain[0].pid = 1;
   chain[0].create_time = 0;
   chain[0].image = image;
@@ -1231,6 +1233,68 @@ static void test_limit_lines(void) {
   free(line);
 }
 
+/* docs/events.md's Rules table and the rule catalog (src/rule_catalog.c)
+ * say the same: every catalog rule has its row with its id and exactly its
+ * tags, and every row is in the catalog. */
+static void test_catalog_doc(const char *data_dir) {
+  char path[1024], line[4096];
+  FILE *f;
+  size_t n = 0, i, rows = 0;
+  const jw_rule_info_t *cat = jw_rule_catalog(&n);
+  int seen[64] = {0};
+  snprintf(path, sizeof(path), "%s/../../docs/events.md", data_dir);
+  f = fopen(path, "rb");
+  CHECK(f != NULL);
+  if (f == NULL)
+    return;
+  CHECK(n > 30 && n < 64);
+  while (fgets(line, sizeof(line), f) != NULL) {
+    char name[64], id[16];
+    const char *tags, *p;
+    const jw_rule_info_t *info;
+    size_t k, ntags = 0;
+    /* | `name` | JW-NNNN | kinds | meaning | `tag`, `tag` | */
+    if (sscanf(line, "| `%63[a-z_]` | %15[JW0-9-] |", name, id) != 2 ||
+        strncmp(id, "JW-", 3) != 0 || strlen(id) != 7)
+      continue;
+    rows++;
+    info = jw_rule_info(name);
+    CHECK(info != NULL);
+    if (info == NULL) {
+      fprintf(stderr, "docs/events.md: rule %s is not in the catalog\n", name);
+      continue;
+    }
+    CHECK_STR(id, info->id);
+    seen[info - cat] = 1;
+    tags = strrchr(line, '|');
+    /* the last cell: back up to the cell before the closing bar */
+    p = tags;
+    while (p > line && *(p - 1) != '|')
+      p--;
+    for (k = 0; k < JW_RULE_TAGS_MAX && info->tags[k] != NULL; k++) {
+      char want[80];
+      snprintf(want, sizeof(want), "`%s`", info->tags[k]);
+      CHECK(strstr(p, want) != NULL && strstr(p, want) < tags);
+      ntags++;
+    }
+    /* No tag in the row that the catalog does not have. */
+    for (k = 0; p < tags && (p = strchr(p, '`')) != NULL && p < tags; k++) {
+      p = strchr(p + 1, '`');
+      if (p == NULL)
+        break;
+      p++;
+    }
+    CHECK_U64(k, ntags);
+  }
+  fclose(f);
+  CHECK_U64(rows, n);
+  for (i = 0; i < n; i++)
+    if (!seen[i]) {
+      CHECK(!"a catalog rule has no row in docs/events.md");
+      fprintf(stderr, "missing row: %s\n", cat[i].name);
+    }
+}
+
 int main(int argc, char **argv) {
   char path[1024];
   if (argc < 3) {
@@ -1243,6 +1307,7 @@ int main(int argc, char **argv) {
   events_file = fopen(path, "wb");
   CHECK(events_file != NULL);
 
+  test_catalog_doc(argv[1]);
   test_names();
   test_time();
   test_entity_id();

@@ -401,6 +401,7 @@ static void fuzz_render(int rounds) {
     ev.process.command_line_len = rnd() % 2 ? l2 : 0;
     ev.process.user_sid = s3;
     ev.process.user_name = rnd() % 2 ? s1 : NULL;
+    memset(anc, 0, sizeof(anc));
     anc[0].pid = rnd();
     anc[0].create_time = rnd();
     anc[0].image = s2;

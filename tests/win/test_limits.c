@@ -394,13 +394,17 @@ static BOOL WINAPI windows_times(HANDLE h, LPFILETIME c, LPFILETIME x, LPFILETIM
   return TRUE;
 }
 
-/* The events of a rule, which must be exactly `n`; the first (borrowed
- * from evs) or NULL. */
+/* The events of a rule, which must be exactly `n`, not counting a
+ * process's identity update (whether it comes in its start or in an
+ * update depends on the identity cache); the index-th (borrowed from evs)
+ * or NULL. */
 static json_t *only(json_t *evs, const char *rule, size_t n, size_t index) {
   json_t *ev, *found = NULL;
   size_t i, count = 0;
   json_array_foreach(evs, i, ev) {
-    const char *r = tw_str(ev, "rule");
+    const char *r = tw_str(ev, "rule"), *k = tw_str(ev, "event");
+    if (k != NULL && strcmp(k, "sandbox.process_update") == 0)
+      continue;
     if (r != NULL && strcmp(r, rule) == 0 && count++ == index)
       found = ev;
   }
