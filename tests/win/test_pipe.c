@@ -698,9 +698,9 @@ static void case_cli(void) {
   {
     /* Identity updates come or not depending on the identity cache (the
      * root and its 8 children share one image): at most one per process. */
-    size_t i, updates = 0;
+    size_t k, updates = 0;
     json_t *ev;
-    json_array_foreach(evs, i, ev) {
+    json_array_foreach(evs, k, ev) {
       if (strcmp(tw_str(ev, "event") ? tw_str(ev, "event") : "", "sandbox.process_update") == 0)
         updates++;
       else
