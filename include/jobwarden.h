@@ -64,7 +64,7 @@ typedef struct jw_error_s {
   int code;
   uint32_t sys_error;
   char where[128];
-  char text[512];
+  char text[1024];
 } jw_error_t;
 
 /* Name ("JW_EPOLICY") and description of an error code; never NULL. */
@@ -135,7 +135,9 @@ enum {
   /* The token the program runs with (token). */
   JW_SET_TOKEN = 1u << 26,
   /* Coalescing of repeated violations (rules.coalesce.window). */
-  JW_SET_COALESCE = 1u << 27
+  JW_SET_COALESCE = 1u << 27,
+  /* A rule's own tags (rules.<rule>.tags). */
+  JW_SET_RULE_TAGS = 1u << 28
 };
 
 /* The escape scan's interval in the hardened and lockdown tiers when the
@@ -145,6 +147,18 @@ enum {
  * image) are counted instead of written, when the policy sets none
  * (docs/events.md, "Coalesced repeats"). */
 #define JW_COALESCE_DEFAULT_MS 10000u
+/* The monitor rules a policy may tag (rules.<rule>.tags), and how many
+ * tags each may add, of how many bytes (NUL included). */
+enum {
+  JW_TAGGED_TIMEOUT = 0,
+  JW_TAGGED_TOTAL_PROCESSES,
+  JW_TAGGED_IMAGES,
+  JW_TAGGED_ACTIVE_PROCESSES,
+  JW_TAGGED_ESCAPE,
+  JW_TAGGED_RULES
+};
+#define JW_RULE_TAGS_POLICY_MAX 3
+#define JW_TAG_MAX              64
 
 /* The access token the sandboxed program is started with (policy key
  * "token", docs/policy.md). INHERIT: jobwarden's own token. RESTRICTED:
@@ -232,6 +246,10 @@ typedef struct jw_policy_s {
    * counted into one summary line (0 = every hit is written).
    * jw_policy_resolve puts JW_COALESCE_DEFAULT_MS here when not set. */
   uint64_t coalesce_ms;
+  /* Tags the policy adds to the violations of a monitor rule
+   * (rules.<rule>.tags), by JW_TAGGED_* rule; each [a-z][a-z0-9_.]*. */
+  char rule_tags[JW_TAGGED_RULES][JW_RULE_TAGS_POLICY_MAX][JW_TAG_MAX];
+  int n_rule_tags[JW_TAGGED_RULES];
   /* The program's token; jw_policy_resolve fills in the tier's default
    * (restricted_low in lockdown, inherit elsewhere) when not set. */
   jw_token_mode_t token;

@@ -55,7 +55,8 @@ typedef enum {
   KIND_IMAGE,    /* one file name of an image list */
   KIND_MARGIN,   /* limits.notification_margin: a percentage, in basis points */
   KIND_INTERVAL, /* rules.escape.scan_interval: a duration, or "off" (0) */
-  KIND_TOKEN     /* token: "inherit", "restricted", "low_integrity", "restricted_low" */
+  KIND_TOKEN,    /* token: "inherit", "restricted", "low_integrity", "restricted_low" */
+  KIND_TAGS      /* rules.<rule>.tags: tags added to the rule's violations */
 } field_kind_t;
 
 typedef struct {
@@ -90,6 +91,11 @@ static const field_t fields[] = {
     {"escape_action", KIND_ACTION, JW_SET_ESCAPE_ACTION, 2},
     {"escape_scan_interval", KIND_INTERVAL, JW_SET_ESCAPE_SCAN, 2},
     {"coalesce_window", KIND_INTERVAL, JW_SET_COALESCE, 2},
+    {"timeout_tags", KIND_TAGS, JW_SET_RULE_TAGS, 2},
+    {"total_processes_tags", KIND_TAGS, JW_SET_RULE_TAGS, 2},
+    {"images_tags", KIND_TAGS, JW_SET_RULE_TAGS, 2},
+    {"active_processes_tags", KIND_TAGS, JW_SET_RULE_TAGS, 2},
+    {"escape_tags", KIND_TAGS, JW_SET_RULE_TAGS, 2},
     {"token", KIND_TOKEN, JW_SET_TOKEN, 0},
 };
 #define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
@@ -104,7 +110,8 @@ static const field_t fields[] = {
   "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
   "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
   "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
-  "active_processes_action, escape_action, escape_scan_interval, coalesce_window, token"
+  "active_processes_action, escape_action, escape_scan_interval, coalesce_window, timeout_tags, "  \
+  "total_processes_tags, images_tags, active_processes_tags, escape_tags, token"
 
 static const struct {
   const char *name;
@@ -155,6 +162,11 @@ static const struct {
     {"escape", "action", "escape_action"},
     {"escape", "scan_interval", "escape_scan_interval"},
     {"coalesce", "window", "coalesce_window"},
+    {"timeout", "tags", "timeout_tags"},
+    {"total_processes", "tags", "total_processes_tags"},
+    {"images", "tags", "images_tags"},
+    {"active_processes", "tags", "active_processes_tags"},
+    {"escape", "tags", "escape_tags"},
 };
 #define RULE_KEY_COUNT (sizeof(rule_keys) / sizeof(rule_keys[0]))
 #define RULE_NAMES     "timeout, total_processes, images, active_processes, escape, coalesce"
@@ -205,6 +217,9 @@ static const char *expected_text(field_kind_t kind, val_result_t why, int from_t
     return "one of " ACTION_LIST;
   case KIND_IMAGE:
     return "a file name like \"cmd.exe\"";
+  case KIND_TAGS:
+    return "a tag of 1 to 63 characters from [a-z0-9_.], starting with a letter, like "
+           "\"attack.t1059\"";
   case KIND_MARGIN:
     if (why == VAL_RANGE)
       return "a percentage below 100%, like \"10%\"";
@@ -825,6 +840,44 @@ static int image_append(jw_policy_t *p, uint32_t bit, const char *s, size_t len)
   return 0;
 }
 
+/* Which tagged rule a *_tags field is (its key's prefix). */
+static int tagged_index(const char *key) {
+  static const char *const names[JW_TAGGED_RULES] = {"timeout_tags", "total_processes_tags",
+                                                     "images_tags", "active_processes_tags",
+                                                     "escape_tags"};
+  int i;
+  for (i = 0; i < JW_TAGGED_RULES; i++)
+    if (strcmp(names[i], key) == 0)
+      return i;
+  return -1;
+}
+
+/* A tag as the events carry it: [a-z][a-z0-9_.]{0,62}. */
+static int tag_is_valid(const char *s, size_t len) {
+  size_t i;
+  if (len == 0 || len >= JW_TAG_MAX || !(s[0] >= 'a' && s[0] <= 'z'))
+    return 0;
+  for (i = 1; i < len; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+          s[i] == '.'))
+      return 0;
+  return 1;
+}
+
+static int tag_append(const ctx_t *cx, const char *where, jw_policy_t *p, int rule, const char *s,
+                      size_t len) {
+  if (!tag_is_valid(s, len))
+    return fail_text(cx, where, expected_text(KIND_TAGS, VAL_BAD, 1), s);
+  if (p->n_rule_tags[rule] >= JW_RULE_TAGS_POLICY_MAX)
+    return policy_fail(cx, where, "expected at most %d tags per rule, got one more: %s",
+                       JW_RULE_TAGS_POLICY_MAX, s);
+  memcpy(p->rule_tags[rule][p->n_rule_tags[rule]], s, len);
+  p->rule_tags[rule][p->n_rule_tags[rule]][len] = '\0';
+  p->n_rule_tags[rule]++;
+  p->set |= JW_SET_RULE_TAGS;
+  return 0;
+}
+
 static void store_name(jw_policy_t *p, const char *s, size_t len) {
   memcpy(p->name, s, len);
   p->name[len] = '\0';
@@ -983,6 +1036,25 @@ static int field_from_json(const ctx_t *cx, const field_t *f, const char *where,
   }
   case KIND_IMAGE:
     return images_from_json(cx, f, where, v, p);
+  case KIND_TAGS: {
+    int rule = tagged_index(f->key);
+    size_t i;
+    if (!json_is_array(v) || rule < 0)
+      return fail_json(cx, where, "an array of tags like [\"attack.t1059\"]", v);
+    p->n_rule_tags[rule] = 0;
+    for (i = 0; i < json_array_size(v); i++) {
+      const json_t *item = json_array_get(v, i);
+      char item_where[96];
+      snprintf(item_where, sizeof item_where, "%s[%lu]", where, (unsigned long)i);
+      if (!json_is_string(item) || strlen(json_string_value(item)) != json_string_length(item))
+        return fail_json(cx, item_where, expected_text(KIND_TAGS, VAL_BAD, 0), item);
+      if (tag_append(cx, item_where, p, rule, json_string_value(item), json_string_length(item)) !=
+          0)
+        return JW_EPOLICY;
+    }
+    p->set |= JW_SET_RULE_TAGS;
+    return 0;
+  }
   case KIND_MARGIN: {
     uint32_t bp = 0;
     /* A string, or the integer 0 (off): any other number is ambiguous. */
@@ -1412,6 +1484,12 @@ static int field_from_text(const ctx_t *cx, const field_t *f, const char *where,
     store(p, f->bit, (uint64_t)a);
     return 0;
   }
+  case KIND_TAGS: {
+    int rule = tagged_index(f->key);
+    if (rule < 0)
+      return fail_text(cx, where, "a valid value", text);
+    return tag_append(cx, where, p, rule, text, strlen(text));
+  }
   case KIND_IMAGE: {
     if (image_entry_check(cx, where, text, strlen(text)) != 0)
       return JW_EPOLICY;
@@ -1567,7 +1645,7 @@ static json_t *rules_to_json(const jw_policy_t *p) {
   jw_rule_action_t esc = p->escape_action != JW_ACTION_DEFAULT ? p->escape_action
                          : p->tier == JW_TIER_NONE             ? JW_ACTION_REPORT
                                                                : JW_ACTION_KILL_PROCESS;
-  return json_pack(
+  json_t *rules = json_pack(
       "{s:{s:o,s:s},s:{s:o,s:s},s:{s:o,s:o,s:s},s:{s:s},s:{s:s,s:o},s:{s:o}}", "timeout", "after",
       duration_to_json(p->timeout_ms), "action",
       action_or_default(p->timeout_action, JW_ACTION_KILL_JOB), "total_processes", "max",
@@ -1580,6 +1658,23 @@ static json_t *rules_to_json(const jw_policy_t *p) {
       jw_rule_action_name(esc), "scan_interval", interval_to_json(p->escape_scan_ms), "coalesce",
       "window",
       interval_to_json((p->set & JW_SET_COALESCE) ? p->coalesce_ms : JW_COALESCE_DEFAULT_MS));
+  /* A rule's own tags, when the policy gives it some. */
+  static const char *const tagged[JW_TAGGED_RULES] = {"timeout", "total_processes", "images",
+                                                      "active_processes", "escape"};
+  int r, k;
+  for (r = 0; rules != NULL && r < JW_TAGGED_RULES; r++) {
+    json_t *a;
+    if (p->n_rule_tags[r] == 0)
+      continue;
+    a = json_array();
+    for (k = 0; a != NULL && k < p->n_rule_tags[r] && k < JW_RULE_TAGS_POLICY_MAX; k++)
+      json_array_append_new(a, json_string(p->rule_tags[r][k]));
+    if (a == NULL || json_object_set_new(json_object_get(rules, tagged[r]), "tags", a) != 0) {
+      json_decref(rules);
+      return NULL;
+    }
+  }
+  return rules;
 }
 
 void *jw_policy_to_json(const jw_policy_t *p) {
@@ -1637,7 +1732,8 @@ void *jw_policy_to_json(const jw_policy_t *p) {
       json_object_set_new(root, "token", json_string(jw_token_mode_name(p->token))) != 0)
     goto fail;
   /* Rules are rendered when any is set (like exporters), each in full. */
-  if (p->set & (JW_SET_RULES | JW_SET_ESCAPE_ACTION | JW_SET_ESCAPE_SCAN | JW_SET_COALESCE)) {
+  if (p->set & (JW_SET_RULES | JW_SET_ESCAPE_ACTION | JW_SET_ESCAPE_SCAN | JW_SET_COALESCE |
+                JW_SET_RULE_TAGS)) {
     json_t *rules = rules_to_json(p);
     if (rules == NULL || json_object_set_new(root, "rules", rules) != 0)
       goto fail;

@@ -441,10 +441,35 @@ static int coalescable(const jw_event_t *ev) {
          strcmp(ev->rule, "pipe_reader_refused") != 0;
 }
 
+/* The policy's own tags for a monitor rule's violation (rules.<rule>.tags). */
+static void add_policy_tags(const jw_monitor_t *m, jw_event_t *ev) {
+  const jw_policy_t *p = &m->job->policy;
+  int r = -1, k;
+  size_t slot;
+  if (strncmp(ev->rule, "image_", 6) == 0)
+    r = JW_TAGGED_IMAGES;
+  else if (strcmp(ev->rule, "timeout") == 0)
+    r = JW_TAGGED_TIMEOUT;
+  else if (strcmp(ev->rule, "total_processes") == 0)
+    r = JW_TAGGED_TOTAL_PROCESSES;
+  else if (strcmp(ev->rule, "active_processes") == 0)
+    r = JW_TAGGED_ACTIVE_PROCESSES;
+  else if (strcmp(ev->rule, "job_escape") == 0)
+    r = JW_TAGGED_ESCAPE;
+  if (r < 0)
+    return;
+  for (slot = 0; slot < sizeof(ev->tags) / sizeof(ev->tags[0]) && ev->tags[slot] != NULL; slot++)
+    ;
+  for (k = 0; k < p->n_rule_tags[r] && slot < sizeof(ev->tags) / sizeof(ev->tags[0]); k++)
+    ev->tags[slot++] = p->rule_tags[r][k];
+}
+
 void jw__mon_emit(jw_monitor_t *m, jw_event_t *ev) {
   uint64_t now = 0;
   if (ev->kind == JW_EVENT_VIOLATION)
     m->stats.violations++;
+  if (ev->kind == JW_EVENT_VIOLATION && ev->rule != NULL)
+    add_policy_tags(m, ev);
   /* A repeat of a violation inside the window of the one written: counted
    * into that window's summary (coalesce.h). Enforcement already
    * happened; only the line is held back. */

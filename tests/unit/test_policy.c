@@ -25,7 +25,8 @@ static const char *out_dir = ".";
   "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
   "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
   "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
-  "active_processes_action, escape_action, escape_scan_interval, coalesce_window, token"
+  "active_processes_action, escape_action, escape_scan_interval, coalesce_window, timeout_tags, "  \
+  "total_processes_tags, images_tags, active_processes_tags, escape_tags, token"
 #define UI_LIST                                                                                    \
   "\"handles\", \"read_clipboard\", \"write_clipboard\", "                                         \
   "\"system_parameters\", \"display_settings\", \"global_atoms\", "                                \
@@ -1419,15 +1420,15 @@ static void test_rules_errors(void) {
                      "active_processes, escape, coalesce)");
   expect_parse_error("{\"rules\": {\"timeout\": {\"afer\": \"1s\"}}}", "p.json",
                      "rules.timeout.afer",
-                     "p.json: rules.timeout.afer: unknown key (known: after, action)");
+                     "p.json: rules.timeout.afer: unknown key (known: after, action, tags)");
   expect_parse_error("{\"rules\": {\"total_processes\": {\"limit\": 3}}}", NULL,
                      "rules.total_processes.limit",
-                     "rules.total_processes.limit: unknown key (known: max, action)");
+                     "rules.total_processes.limit: unknown key (known: max, action, tags)");
   expect_parse_error("{\"rules\": {\"images\": {\"block\": []}}}", NULL, "rules.images.block",
-                     "rules.images.block: unknown key (known: deny, allow, action)");
+                     "rules.images.block: unknown key (known: deny, allow, action, tags)");
   expect_parse_error("{\"rules\": {\"active_processes\": {\"max\": 1}}}", NULL,
                      "rules.active_processes.max",
-                     "rules.active_processes.max: unknown key (known: action)");
+                     "rules.active_processes.max: unknown key (known: action, tags)");
   expect_parse_error("{\"rules\": {\"timeout\": {\"after\": 30}}}", NULL, "rules.timeout.after",
                      "rules.timeout.after: " EXPECT_DURATION ", got 30");
   expect_parse_error("{\"rules\": {\"timeout\": {\"after\": \"0s\"}}}", NULL, "rules.timeout.after",
@@ -1715,13 +1716,58 @@ static void test_escape_rule(void) {
                      "rules.escape.scan_interval: expected a duration with a unit, like \"200ms\" "
                      "or \"1s\", or \"off\", got \"unlimited\"");
   expect_parse_error("{\"rules\": {\"escape\": {\"scan\": \"1s\"}}}", NULL, "rules.escape.scan",
-                     "rules.escape.scan: unknown key (known: action, scan_interval)");
+                     "rules.escape.scan: unknown key (known: action, scan_interval, tags)");
   expect_parse_error("{\"rules\": {\"escape\": {\"action\": \"kill\"}}}", NULL,
                      "rules.escape.action", "rules.escape.action: " EXPECT_ACTION ", got \"kill\"");
   expect_set_error("escape_scan_interval", "0ms", "--escape-scan-interval", JW_EPOLICY,
                    "--escape-scan-interval",
                    "--escape-scan-interval: expected a duration of at least 1ms, or \"off\", got "
                    "\"0ms\"");
+}
+
+/* rules.<rule>.tags: tags the policy adds to a monitor rule's violations,
+ * from the file or one by one from jw_policy_set; rendered with the rule;
+ * errors say what, where, why. */
+static void test_rule_tags(void) {
+  jw_policy_t p, r;
+  jw_error_t err;
+  char *s;
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p,
+                  "{\"rules\": {\"images\": {\"deny\": [\"cmd\"], \"tags\": [\"team.review\", "
+                  "\"attack.t1059\"]}, \"escape\": {\"tags\": [\"sev_page\"]}}}",
+                  NULL, &err),
+            0);
+  CHECK_U64(p.set & JW_SET_RULE_TAGS, JW_SET_RULE_TAGS);
+  CHECK_INT(p.n_rule_tags[JW_TAGGED_IMAGES], 2);
+  CHECK_STR(p.rule_tags[JW_TAGGED_IMAGES][0], "team.review");
+  CHECK_STR(p.rule_tags[JW_TAGGED_IMAGES][1], "attack.t1059");
+  CHECK_INT(p.n_rule_tags[JW_TAGGED_ESCAPE], 1);
+  CHECK_INT(p.n_rule_tags[JW_TAGGED_TIMEOUT], 0);
+  jw_policy_resolve(&p, &r);
+  s = dump(&r);
+  CHECK(s != NULL &&
+        strstr(s, "\"images\":{\"deny\":[\"cmd\"],\"allow\":[],\"action\":"
+                  "\"kill_process\",\"tags\":[\"team.review\",\"attack.t1059\"]}") != NULL);
+  CHECK(s != NULL && strstr(s, "\"tags\":[\"sev_page\"]") != NULL);
+  free(s);
+  /* One by one (flags, jw_policy_set): appended. */
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "timeout_tags", "a.b", "test", &err), 0);
+  CHECK_INT(jw_policy_set(&p, "timeout_tags", "c_d", "test", &err), 0);
+  CHECK_INT(p.n_rule_tags[JW_TAGGED_TIMEOUT], 2);
+  CHECK_STR(p.rule_tags[JW_TAGGED_TIMEOUT][1], "c_d");
+  /* Errors. */
+  expect_parse_error("{\"rules\": {\"images\": {\"tags\": [\"Team-X\"]}}}", NULL,
+                     "rules.images.tags[0]",
+                     "rules.images.tags[0]: expected a tag of 1 to 63 characters from [a-z0-9_.], "
+                     "starting with a letter, like \"attack.t1059\", got \"Team-X\"");
+  expect_parse_error(
+      "{\"rules\": {\"images\": {\"tags\": \"x\"}}}", NULL, "rules.images.tags",
+      "rules.images.tags: expected an array of tags like [\"attack.t1059\"], got \"x\"");
+  expect_parse_error("{\"rules\": {\"timeout\": {\"tags\": [\"a\", \"b\", \"c\", \"d\"]}}}", NULL,
+                     "rules.timeout.tags[3]",
+                     "rules.timeout.tags[3]: expected at most 3 tags per rule, got one more: d");
 }
 
 /* rules.coalesce.window: default 10 s, a duration, or "off"; errors say
@@ -2184,6 +2230,7 @@ int main(int argc, char **argv) {
   test_margin_resolve_and_render();
   test_notification_threshold();
   test_coalesce_window();
+  test_rule_tags();
   test_image_entries();
   test_image_match();
   return jw_test_result("policy");

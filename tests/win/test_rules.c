@@ -461,6 +461,8 @@ static void test_deny(const char *action) {
   snprintf(name, sizeof(name), "deny-%s", action);
   jw_policy_init(&p);
   CHECK_INT(jw_policy_set(&p, "deny_image", "CMD", "test", NULL), 0);
+  /* The policy's own tag for this rule's violations (rules.images.tags). */
+  CHECK_INT(jw_policy_set(&p, "images_tags", "team.agent_review", "test", NULL), 0);
   CHECK_INT(jw_policy_set(&p, "deny_image",
                           "\xC3\xBCN\xC3\x8F"
                           "C\xC3\x98"
@@ -511,7 +513,14 @@ static void test_deny(const char *action) {
     CHECK_STR(tw_str(json_array_get(v, 0), "rule_id"), "JW-1103");
     CHECK_STR(json_string_value(json_array_get(tw_get(json_array_get(v, 0), "tags"), 1)),
               "attack.t1059.003");
-    CHECK_INT(json_array_size(tw_get(json_array_get(v, 0), "tags")), 2);
+    CHECK_STR(json_string_value(json_array_get(tw_get(json_array_get(v, 0), "tags"), 2)),
+              "team.agent_review");
+    CHECK_INT(json_array_size(tw_get(json_array_get(v, 0), "tags")), 3);
+    /* The other denied image has no interpreter technique: the rule's tag
+     * and the policy's. */
+    CHECK_STR(json_string_value(json_array_get(tw_get(json_array_get(v, 1), "tags"), 1)),
+              "team.agent_review");
+    CHECK_INT(json_array_size(tw_get(json_array_get(v, 1), "tags")), 2);
     ex = exit_of(r.evs, tw_int(json_array_get(v, 0), "process.pid"));
     CHECK_STR(tw_str(ex, "action"), kill ? "terminated" : "observed");
     CHECK_CONTAINS(tw_str(ex, "message"), kill ? "monitor rule image_denied" : "exited with");
