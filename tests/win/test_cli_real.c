@@ -291,8 +291,8 @@ static void case_exit_codes(void) {
     evs = load_log(log);
     names_of(evs, names, sizeof(names));
     CHECK_STR(names, abnormal
-                         ? "job_start,process_start,process_update,violation,process_exit,job_end"
-                         : "job_start,process_start,process_update,process_exit,job_end");
+                         ? "job_start,process_start,violation,process_exit,job_end"
+                         : "job_start,process_start,process_exit,job_end");
     check_envelope(evs, "none", 1);
     root = check_root_start(evs, r.pi.dwProcessId);
 
@@ -342,7 +342,7 @@ static void case_crash_lockdown(void) {
   names_of(evs, names, sizeof(names));
   /* The notice: lockdown's Low-integrity token, which Wine does not
    * apply (token_not_applied, docs/platform-support.md). */
-  CHECK_STR(names, "job_start,notice,process_start,process_update,violation,process_exit,job_end");
+  CHECK_STR(names, "job_start,notice,process_start,violation,process_exit,job_end");
   check_envelope(evs, "lockdown", 1);
   root = check_root_start(evs, r.pi.dwProcessId);
 
@@ -931,7 +931,7 @@ static void case_notification_margin(void) {
   CHECK_U64(r.exit_code, 3);
   evs = load_log(log);
   names_of(evs, names, sizeof(names));
-  CHECK_STR(names, "job_start,notice,process_start,process_update,process_exit,job_end");
+  CHECK_STR(names, "job_start,notice,process_start,process_exit,job_end");
   check_envelope(evs, "none", 1);
   ev = json_array_get(evs, 0);
   CHECK_STR(tw_str(ev, "policy.limits.notification_margin"), "5%");
