@@ -249,6 +249,24 @@ static int copy_except(json_t *dst, const json_t *src, const char *const *skip) 
   return 0;
 }
 
+/* Sets dst[key] to a copy of the object src without the keys in skip,
+ * unless nothing is left (or src is not an object). -1 on allocation
+ * failure. */
+static int put_rest(json_t *dst, const char *key, const json_t *src, const char *const *skip) {
+  json_t *rest;
+  if (!json_is_object(src))
+    return 0;
+  rest = json_object();
+  if (rest == NULL || copy_except(rest, src, skip) != 0) {
+    json_decref(rest);
+    return -1;
+  }
+  if (json_object_size(rest) > 0)
+    json_object_set(dst, key, rest);
+  json_decref(rest);
+  return 0;
+}
+
 /* What jobwarden keeps for itself (ECS jobwarden.*, OCSF
  * unmapped.jobwarden.*): every native member except those both formats
  * map to fields of their own; of host, agent and process the members
@@ -284,27 +302,10 @@ static json_t *jobwarden_part(const json_t *n) {
     json_decref(h);
   }
   agent = get(n, "agent");
-  if (json_is_object(agent)) {
-    json_t *a = json_object();
-    if (a == NULL || copy_except(a, agent, agent_skip) != 0) {
-      json_decref(a);
-      goto fail;
-    }
-    if (json_object_size(a) > 0)
-      json_object_set(jw, "agent", a);
-    json_decref(a);
-  }
   proc = get(n, "process");
-  if (json_is_object(proc)) {
-    json_t *p = json_object();
-    if (p == NULL || copy_except(p, proc, proc_skip) != 0) {
-      json_decref(p);
-      goto fail;
-    }
-    if (json_object_size(p) > 0)
-      json_object_set(jw, "process", p);
-    json_decref(p);
-  }
+  if (put_rest(jw, "agent", agent, agent_skip) != 0 ||
+      put_rest(jw, "process", proc, proc_skip) != 0)
+    goto fail;
   return jw;
 fail:
   json_decref(jw);

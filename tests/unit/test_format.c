@@ -184,21 +184,9 @@ static const char *const native_lines[] = {
 };
 #define N_LINES (sizeof(native_lines) / sizeof(native_lines[0]))
 
-/* The value at a dotted path ("process.parent.pid"); arrays by index
- * ("threat.technique.id.0"). */
+/* The value at a dotted path (test_util.h). */
 static json_t *at(json_t *o, const char *path) {
-  char key[64];
-  while (o != NULL && *path) {
-    const char *dot = strchr(path, '.');
-    size_t n = dot ? (size_t)(dot - path) : strlen(path);
-    if (n >= sizeof(key))
-      return NULL;
-    memcpy(key, path, n);
-    key[n] = '\0';
-    o = json_is_array(o) ? json_array_get(o, (size_t)atoi(key)) : json_object_get(o, key);
-    path += n + (dot ? 1 : 0);
-  }
-  return o;
+  return jw_test_json_at(o, path);
 }
 static const char *s_at(json_t *o, const char *path) {
   return json_string_value(at(o, path));
