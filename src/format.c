@@ -1140,6 +1140,25 @@ void jw_format_meta(jw_format_t f, const json_t *obj, jw_format_meta_t *m) {
     m->seq = (int64_t)json_integer_value(seq);
   }
 }
+/* The continuation's own facts under prefix (ECS "jobwarden.", OCSF
+ * "unmapped.jobwarden."), as the native line names them. */
+static int put_continued(json_t *o, const char *prefix, const char *run_id, long long seq,
+                         const char *previous_file) {
+  static const char *const keys[] = {"event", "run_id", "continues_at_seq", "previous_file"};
+  json_t *values[4];
+  char key[64];
+  int rc = 0;
+  size_t i;
+  values[0] = json_string("sandbox.log_continued");
+  values[1] = json_string(run_id);
+  values[2] = json_integer((json_int_t)seq);
+  values[3] = json_string(previous_file);
+  for (i = 0; i < 4; i++) {
+    snprintf(key, sizeof(key), "%s%s", prefix, keys[i]);
+    rc |= put(o, key, values[i]);
+  }
+  return rc;
+}
 
 char *jw_format_continuation(jw_format_t f, const char *previous_file, const char *first,
                              size_t len, size_t *out_len) {
@@ -1186,10 +1205,7 @@ char *jw_format_continuation(jw_format_t f, const char *previous_file, const cha
     rc |= put(o, "host", copy(get(ev, "host")));
     rc |= put(o, "agent", copy(get(ev, "agent")));
     rc |= put(o, "message", json_string(msg));
-    rc |= put(o, "jobwarden.event", json_string("sandbox.log_continued"));
-    rc |= put(o, "jobwarden.run_id", json_string(m.run_id));
-    rc |= put(o, "jobwarden.continues_at_seq", json_integer((json_int_t)m.seq));
-    rc |= put(o, "jobwarden.previous_file", json_string(previous_file));
+    rc |= put_continued(o, "jobwarden.", m.run_id, m.seq, previous_file);
     break;
   case JW_FORMAT_OCSF:
     rc |= put(o, "category_uid", json_integer(1));
@@ -1220,10 +1236,7 @@ char *jw_format_continuation(jw_format_t f, const char *previous_file, const cha
     rc |= put(o, "log_provider", json_string("jobwarden"));
     rc |= put(o, "status_id", json_integer(1));
     rc |= put(o, "status", json_string("Success"));
-    rc |= put(o, "unmapped.jobwarden.event", json_string("sandbox.log_continued"));
-    rc |= put(o, "unmapped.jobwarden.run_id", json_string(m.run_id));
-    rc |= put(o, "unmapped.jobwarden.continues_at_seq", json_integer((json_int_t)m.seq));
-    rc |= put(o, "unmapped.jobwarden.previous_file", json_string(previous_file));
+    rc |= put_continued(o, "unmapped.jobwarden.", m.run_id, m.seq, previous_file);
     break;
   }
   if (rc == 0 && dump_line(o, &out, out_len) != 0)
