@@ -220,7 +220,10 @@ void jw__mon_enrich_more(jw_monitor_t *m, tracked_t *t) {
   int attempt;
   link_parent(m, t);
   if (t->h == NULL) {
-    snprintf(t->cmdline_why, sizeof(t->cmdline_why), "the process could not be opened (error %lu)",
+    snprintf(t->cmdline_why, sizeof(t->cmdline_why), "%s (error %lu)",
+             t->open_error == ERROR_INVALID_PARAMETER
+                 ? "the process was gone before it could be opened"
+                 : "the process could not be opened",
              (unsigned long)t->open_error);
     snprintf(t->user_why, sizeof(t->user_why), "the process could not be opened (error %lu)",
              (unsigned long)t->open_error);
@@ -265,7 +268,7 @@ void jw__mon_enrich(jw_monitor_t *m, tracked_t *t) {
     if (t->h == NULL) {
       t->open_error = GetLastError();
       if (t->open_error == ERROR_INVALID_PARAMETER)
-        return; /* no such process (any more) */
+        break; /* no such process (any more): what it cannot give is said below */
       continue;
     }
     t->open_error = 0;

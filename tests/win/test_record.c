@@ -956,7 +956,7 @@ static void case_flood(void) {
   jw_proc_t r;
   json_t *evs, *ev;
   size_t i;
-  int exact = 0, absent = 0, empty = 0, wrong = 0, children = 0, dup = 0;
+  int exact = 0, absent = 0, empty = 0, wrong = 0, children = 0, dup = 0, ghosts = 0;
   wchar_t wprefix[1024];
   char prefix[1024];
 
@@ -982,6 +982,15 @@ static void case_flood(void) {
         (strcmp(e, "sandbox.process_start") != 0 && strcmp(e, "sandbox.process_exit") != 0))
       continue;
     start = strcmp(e, "sandbox.process_start") == 0;
+    /* A creation Wine failed with 1359 can leave a process in the job that
+     * was gone before anyone could open it (seen in a fresh-clone run: no
+     * image, parent 0); the helper then starts that child again. Counted
+     * apart, and only as many as the helper said it retried. */
+    if (tw_get(ev, "process.executable") == json_null() && tw_get(ev, "process.parent") == NULL) {
+      ghosts += start;
+      CHECK(tw_str(ev, "process.unavailable.command_line") != NULL);
+      continue;
+    }
     cv = tw_get(ev, "process.command_line");
     cl = json_string_value(cv);
     if (start)
@@ -1025,6 +1034,15 @@ static void case_flood(void) {
   printf("flood: %d children, %d events with the exact command line, %d without one (reason "
          "given), %d empty\n",
          children, exact, absent, empty);
+  {
+    int retries = 0;
+    const char *at = r.err;
+    while (at != NULL && (at = strstr(at, "failed with 1359; trying once more")) != NULL) {
+      retries++;
+      at++;
+    }
+    CHECK(ghosts <= retries);
+  }
   CHECK_INT(children, FLOOD_N);
   CHECK_INT(empty, 0);
   CHECK_INT(wrong, 0);
