@@ -166,6 +166,7 @@ struct jw_monitor_s {
   struct id_result_s *id_head, *id_tail;
   LONG id_posted;       /* wake-up packets the worker posted */
   uint64_t id_received; /* JW_CTRL_IDENTITY packets the monitor took */
+  uint64_t id_forged;   /* of them, reported as not posted by the worker */
   uint64_t id_serial;
   /* The run's timeout: GetTickCount64 values set by jw_monitor_set_root
    * before the thread runs; deadline 0 = none, or already handled. */

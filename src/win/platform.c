@@ -87,23 +87,24 @@ void jw__stderr_write(const char *buf, size_t len) {
   jw__write_all(GetStdHandle(STD_ERROR_HANDLE), buf, len);
 }
 
+/* 100 ns ticks since 1601-01-01 -> microseconds since 1970-01-01. */
+static uint64_t unix_us(const FILETIME *ft) {
+  ULARGE_INTEGER u;
+  u.LowPart = ft->dwLowDateTime;
+  u.HighPart = ft->dwHighDateTime;
+  return (u.QuadPart - 116444736000000000ull) / 10u;
+}
+
 uint64_t jw__event_clock_us(void) {
   FILETIME ft;
-  ULARGE_INTEGER u;
   GetSystemTimeAsFileTime(&ft);
-  u.LowPart = ft.dwLowDateTime;
-  u.HighPart = ft.dwHighDateTime;
-  return (u.QuadPart - 116444736000000000ull) / 10u;
+  return unix_us(&ft);
 }
 
 uint64_t jw_now_us(void) {
   FILETIME ft;
-  ULARGE_INTEGER u;
   GetSystemTimePreciseAsFileTime(&ft);
-  u.LowPart = ft.dwLowDateTime;
-  u.HighPart = ft.dwHighDateTime;
-  /* 100 ns ticks since 1601-01-01 -> microseconds since 1970-01-01. */
-  return (u.QuadPart - 116444736000000000ull) / 10u;
+  return unix_us(&ft);
 }
 
 void jw__sys_error_text(uint32_t code, char *buf, size_t size) {
