@@ -39,7 +39,8 @@ extern "C" {
   XX(EIO, "input/output error")                                                                    \
   XX(ESYS, "system call failed")                                                                   \
   XX(ETIMEDOUT, "timed out")                                                                       \
-  XX(ENOTSUP, "not supported on this platform")
+  XX(ENOTSUP, "not supported on this platform")                                                    \
+  XX(EEXIST, "file exists")
 
 enum jw__errno_index {
   JW__ERRNO_FIRST = 0,
@@ -619,6 +620,10 @@ struct jw_exporter_s {
    * runs). The emitter hands it lines in this format; records the sink
    * renders itself (gaps, rotation) are converted to it too. */
   jw_format_t format;
+  /* The stream's seal chain (src/seal.h), NULL when the run is not
+   * sealed. Set by the run before the first line; used by the exporter
+   * right before each write (jw_exporter_seal). Owned. */
+  struct jw_seal_s *seal;
 };
 
 /* Gives a sink the gate it asks before serving a local client (the run

@@ -19,9 +19,9 @@ done
 log() { printf '== %s\n' "$*"; }
 
 # --- 1. Debian packages ------------------------------------------------------
-packages=(cmake ninja-build gcc libc6-dev pkg-config libjansson-dev
+packages=(cmake ninja-build gcc libc6-dev pkg-config libjansson-dev libsodium-dev
           mingw-w64 wine wine64 python3 python3-jsonschema dpkg-dev xz-utils
-          rsyslog nodejs openssl osslsigncode)
+          rsyslog nodejs openssl osslsigncode autoconf automake libtool chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -39,8 +39,9 @@ fi
 # built: a machine that has it never has its apt configuration touched.
 src_list=/etc/apt/sources.list.d/jobwarden-deb-src.sources
 jansson_win="$build/deps/jansson-win"
+sodium_win="$build/deps/sodium-win"
 need_update=0
-if [ ! -f "$jansson_win/lib/libjansson.a" ]; then
+if [ ! -f "$jansson_win/lib/libjansson.a" ] || [ ! -f "$sodium_win/lib/libsodium.a" ]; then
   if ! deb_src=$("$here/scripts/deb-src.sh" /etc/apt); then
     echo "setup.sh: cannot derive a deb-src entry from the apt sources (see above)" >&2
     exit 1
@@ -82,20 +83,45 @@ if [ ! -f "$jansson_win/lib/libjansson.a" ]; then
   cmake --build "$build/deps/jansson-build" --target install >/dev/null
 fi
 
+# --- 2b. libsodium for Windows, from Debian's source package --------------
+# The seal chain's BLAKE2b and the CSPRNG (src/seal.c). Debian builds it
+# with `dh --with autoreconf`; the same here, then a static mingw build of
+# the minimal API (crypto_generichash, randombytes, sodium_memzero).
+if [ ! -f "$sodium_win/lib/libsodium.a" ]; then
+  log "cross-building libsodium (Debian source package) for x86_64-w64-mingw32"
+  src="$build/deps/src-sodium"
+  rm -rf "$src" && mkdir -p "$src"
+  (cd "$src" && apt-get source -q libsodium >/dev/null 2>&1) || {
+    echo "setup.sh: 'apt-get source libsodium' failed (are the deb-src entries of the apt sources readable and their mirror reachable?)" >&2
+    exit 1
+  }
+  ssrc=$(find "$src" -maxdepth 1 -type d -name 'libsodium-*' | head -n 1)
+  if ! (cd "$ssrc" && autoreconf -fi && mkdir -p build-win && cd build-win &&
+        ../configure --host=x86_64-w64-mingw32 --prefix="$sodium_win" --disable-shared \
+          --enable-static --enable-minimal --disable-pie &&
+        make -j"$(nproc)" && make install) >"$build/deps/sodium-build.log" 2>&1; then
+    tail -n 30 "$build/deps/sodium-build.log" >&2
+    echo "setup.sh: the libsodium cross-build failed (log: $build/deps/sodium-build.log)" >&2
+    exit 1
+  fi
+fi
+
 # --- 3. the three build trees ----------------------------------------------
 # The project's own trees treat warnings as errors (JW_WERROR; off by
-# default for anyone else's build). A tree configured before the option
-# existed is configured again once.
+# default for anyone else's build). A tree is configured again when the
+# arguments it was configured with change (a new dependency's prefix).
 configure() { # dir, extra cmake args...
   local dir=$1; shift
-  if [ ! -f "$dir/build.ninja" ] || ! grep -q '^JW_WERROR:BOOL=ON$' "$dir/CMakeCache.txt" 2>/dev/null; then
+  local args="-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJW_WERROR=ON $*"
+  if [ ! -f "$dir/build.ninja" ] || [ "$(cat "$dir/.jw-configure-args" 2>/dev/null)" != "$args" ]; then
     cmake -S "$here" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJW_WERROR=ON "$@" >/dev/null
+    printf '%s' "$args" > "$dir/.jw-configure-args"
   fi
 }
 configure "$build/native"
 configure "$build/asan" -DJW_SANITIZE=ON
 configure "$build/win" -DCMAKE_TOOLCHAIN_FILE="$here/cmake/mingw-w64-x86_64.cmake" \
-  -DJW_JANSSON_ROOT="$jansson_win" -DJW_WINEPREFIX="$build/wineprefix"
+  -DJW_JANSSON_ROOT="$jansson_win" -DJW_SODIUM_ROOT="$sodium_win" -DJW_WINEPREFIX="$build/wineprefix"
 for t in native asan win; do
   log "building $t"
   if ! cmake --build "$build/$t" >"$build/$t.build.log" 2>&1; then

@@ -135,6 +135,15 @@ jw_image_match_t jw__image_list_match(const char (*list)[JW_IMAGE_NAME_MAX], int
 /* Writes all of buf to the process's stderr, unbuffered (messages that must
  * not interleave with another thread's output mid-line). */
 void jw__stderr_write(const char *buf, size_t len);
+/* Writes all of buf to standard output: 0, or -1 when it cannot. */
+int jw__stdout_write(const char *buf, size_t len);
+/* Creates the file `path` (UTF-8) for a secret: refused when it exists
+ * (JW_EEXIST), readable and writable by its owner only (POSIX mode 0600;
+ * on Windows a protected DACL with one entry, the current user, so that
+ * a process whose restricted token does not carry the user's SID for
+ * access checks is denied), holding exactly data[0..len). Returns 0 or
+ * an error code with err set (what, where, why). */
+int jw__create_secret_file(const char *path, const void *data, size_t len, jw_error_t *err);
 
 /* Text of a system error code (GetLastError() / errno), UTF-8, without a
  * trailing newline or period. */

@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,6 +94,59 @@ uint64_t jw_now_us(void) {
 
 void jw__sys_error_text(uint32_t code, char *buf, size_t size) {
   jw__strlcpy(buf, strerror((int)code), size);
+}
+
+int jw__stdout_write(const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t w = write(1, buf, len);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    buf += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+int jw__create_secret_file(const char *path, const void *data, size_t len, jw_error_t *err) {
+  const char *p = data;
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    int e = errno;
+    return jw_error_set(err, e == EEXIST ? JW_EEXIST : JW_ESYS, (uint32_t)e, path,
+                        "%s: cannot create: %s%s", path, strerror(e),
+                        e == EEXIST ? " (a key file is never overwritten)" : "");
+  }
+  /* umask may only take bits away; say exactly what the file is. */
+  if (fchmod(fd, 0600) != 0) {
+    int e = errno;
+    close(fd);
+    unlink(path);
+    return jw_error_set(err, JW_ESYS, (uint32_t)e, path, "%s: cannot restrict to the owner: %s",
+                        path, strerror(e));
+  }
+  while (len > 0) {
+    ssize_t w = write(fd, p, len);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      int e = errno;
+      close(fd);
+      unlink(path);
+      return jw_error_set(err, JW_EIO, (uint32_t)e, path, "%s: cannot write: %s", path,
+                          strerror(e));
+    }
+    p += w;
+    len -= (size_t)w;
+  }
+  if (fsync(fd) != 0 || close(fd) != 0) {
+    int e = errno;
+    unlink(path);
+    return jw_error_set(err, JW_EIO, (uint32_t)e, path, "%s: cannot write: %s", path, strerror(e));
+  }
+  return 0;
 }
 
 FILE *jw__fopen_utf8(const char *path, const char *mode) {

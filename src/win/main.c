@@ -6,37 +6,11 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "commands.h"
 #include "win/win.h"
 
 static void out(HANDLE h, const char *s) {
   jw__write_all(h, s, strlen(s));
-}
-
-static int check_policy(const char *path) {
-  jw_policy_t p;
-  jw_error_t err;
-  json_t *j;
-  char *text;
-  memset(&err, 0, sizeof(err));
-  jw_policy_init(&p);
-  if (jw_policy_parse_file(&p, path, &err) != 0) {
-    out(GetStdHandle(STD_ERROR_HANDLE), "jobwarden: check-policy: ");
-    out(GetStdHandle(STD_ERROR_HANDLE), err.text);
-    out(GetStdHandle(STD_ERROR_HANDLE), "\n");
-    return JW_EXIT_POLICY_INVALID;
-  }
-  jw_policy_resolve(&p, &p);
-  j = jw_policy_to_json(&p);
-  text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-  json_decref(j);
-  if (text == NULL) {
-    out(GetStdHandle(STD_ERROR_HANDLE), "jobwarden: check-policy: out of memory\n");
-    return JW_EXIT_JW_ERROR;
-  }
-  out(GetStdHandle(STD_OUTPUT_HANDLE), text);
-  out(GetStdHandle(STD_OUTPUT_HANDLE), "\n");
-  free(text);
-  return JW_EXIT_OK;
 }
 
 int wmain(int argc, wchar_t **wargv);
@@ -63,6 +37,14 @@ int wmain(int argc, wchar_t **wargv) {
     free(argv);
     return status;
   }
+  /* verify, report, seal-key, check-policy, tail --file: the same code as
+   * the native build's (src/commands.c). */
+  if (jw_portable_command(argc, argv, &status)) {
+    for (i = 0; i < argc; i++)
+      free(argv[i]);
+    free(argv);
+    return status;
+  }
   memset(&err, 0, sizeof(err));
   rc = jw_cli_parse(argc, (const char *const *)argv, &cli, &err);
   if (rc != 0) {
@@ -82,7 +64,7 @@ int wmain(int argc, wchar_t **wargv) {
     status = JW_EXIT_OK;
     break;
   case JW_CMD_CHECK_POLICY:
-    status = check_policy(cli.policy_file);
+    status = jw_cmd_check_policy(argc, argv);
     break;
   case JW_CMD_TAIL:
     status = jw_tail_main(cli.pipe_name, cli.raw);

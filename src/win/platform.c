@@ -6,6 +6,8 @@
 
 #include "internal.h"
 
+#include <sddl.h>
+
 void jw__mutex_init(jw__mutex_t *m) {
   InitializeCriticalSection(m);
 }
@@ -163,6 +165,91 @@ FILE *jw__fopen_utf8(const char *path, const char *mode) {
   free(wpath);
   free(wmode);
   return f;
+}
+
+int jw__stdout_write(const char *buf, size_t len) {
+  return jw__write_all(GetStdHandle(STD_OUTPUT_HANDLE), buf, len) == 0 ? 0 : -1;
+}
+
+/* "D:P(A;;FA;;;<user>)": a protected DACL (nothing inherited from the
+ * folder) whose one entry grants the current user full access. A
+ * restricted token checks its restricting SIDs too, which this entry
+ * does not name: the sandboxed program is denied (Windows; Wine does not
+ * enforce tokens, docs/platform-support.md). */
+static int owner_only_sa(SECURITY_ATTRIBUTES *sa, DWORD *e) {
+  union {
+    TOKEN_USER tu;
+    unsigned char raw[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
+  } u;
+  HANDLE token = NULL;
+  DWORD got = 0;
+  LPWSTR sid = NULL;
+  wchar_t sddl[256];
+  int ok;
+  memset(sa, 0, sizeof(*sa));
+  sa->nLength = sizeof(*sa);
+  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token)) {
+    *e = GetLastError();
+    return -1;
+  }
+  ok = GetTokenInformation(token, TokenUser, &u, sizeof(u), &got) &&
+       ConvertSidToStringSidW(u.tu.User.Sid, &sid);
+  *e = ok ? 0 : GetLastError();
+  CloseHandle(token);
+  if (!ok)
+    return -1;
+  _snwprintf(sddl, sizeof(sddl) / sizeof(sddl[0]) - 1, L"D:P(A;;FA;;;%ls)", sid);
+  sddl[sizeof(sddl) / sizeof(sddl[0]) - 1] = L'\0';
+  LocalFree(sid);
+  if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1,
+                                                            &sa->lpSecurityDescriptor, NULL)) {
+    *e = GetLastError();
+    return -1;
+  }
+  return 0;
+}
+
+int jw__create_secret_file(const char *path, const void *data, size_t len, jw_error_t *err) {
+  SECURITY_ATTRIBUTES sa;
+  wchar_t *wpath = jw__utf8_to_wide(path);
+  HANDLE h;
+  DWORD e = 0;
+  char sys[256];
+  int rc;
+  if (wpath == NULL)
+    return jw_error_set(err, JW_EINVAL, 0, path, "%s: not a valid UTF-8 file name", path);
+  if (owner_only_sa(&sa, &e) != 0) {
+    free(wpath);
+    jw__sys_error_text(e, sys, sizeof(sys));
+    return jw_error_set(err, JW_ESYS, e, path,
+                        "%s: cannot build an owner-only security descriptor (error %lu: %s)",
+                        path, (unsigned long)e, sys);
+  }
+  h = CreateFileW(wpath, GENERIC_WRITE, 0, &sa, CREATE_NEW,
+                  FILE_ATTRIBUTE_NORMAL | FILE_FLAG_WRITE_THROUGH, NULL);
+  e = h == INVALID_HANDLE_VALUE ? GetLastError() : 0;
+  LocalFree(sa.lpSecurityDescriptor);
+  if (h == INVALID_HANDLE_VALUE) {
+    free(wpath);
+    jw__sys_error_text(e, sys, sizeof(sys));
+    return jw_error_set(err, e == ERROR_FILE_EXISTS ? JW_EEXIST : JW_ESYS, e, path,
+                        "%s: cannot create (error %lu: %s)%s", path, (unsigned long)e, sys,
+                        e == ERROR_FILE_EXISTS ? " (a key file is never overwritten)" : "");
+  }
+  rc = jw__write_all(h, data, len);
+  if (rc == 0 && !FlushFileBuffers(h))
+    rc = -1;
+  e = rc != 0 ? GetLastError() : 0;
+  CloseHandle(h);
+  if (rc != 0) {
+    DeleteFileW(wpath);
+    free(wpath);
+    jw__sys_error_text(e, sys, sizeof(sys));
+    return jw_error_set(err, JW_EIO, e, path, "%s: cannot write (error %lu: %s)", path,
+                        (unsigned long)e, sys);
+  }
+  free(wpath);
+  return 0;
 }
 
 void jw__cond_init(jw__cond_t *c) {
