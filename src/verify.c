@@ -614,7 +614,8 @@ void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t 
         }
       }
       g_dmg_entries = r.e;
-      qsort(ds.d, ds.n, sizeof(damage_t), damage_order);
+      if (ds.n > 1)
+        qsort(ds.d, ds.n, sizeof(damage_t), damage_order);
       jf = json_array();
       {
         int *seen = calloc((size_t)(nfiles > 0 ? nfiles : 1), sizeof(int));
