@@ -452,8 +452,38 @@ static void test_failed_write(void) {
   free(exp);
 }
 
+/* The policy's "seal" and the flags that set it. */
+static void test_policy(void) {
+  jw_policy_t p;
+  jw_error_t err;
+  static const char both[] = "{\"seal\":{\"new_key\":\"a.key\",\"existing_key\":\"b.key\"}}";
+  static const char empty[] = "{\"seal\":{}}";
+  static const char wrong[] = "{\"seal\":{\"key\":\"a\"}}";
+  static const char bad[] = "{\"seal\":{\"new_key\":\"\"}}";
+  static const char good[] = "{\"seal\":{\"existing_key\":\"C:\\\\keys\\\\run.key\"}}";
+  memset(&err, 0, sizeof(err));
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_parse(&p, good, strlen(good), "p.json", &err), 0);
+  CHECK_STR(p.seal_key, "C:\\keys\\run.key");
+  CHECK_INT(p.seal_key_existing, 1);
+  /* A flag over the file: the later setting wins. */
+  CHECK_INT(jw_policy_set(&p, "seal_key", "new.key", "--seal-key", &err), 0);
+  CHECK_STR(p.seal_key, "new.key");
+  CHECK_INT(p.seal_key_existing, 0);
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_parse(&p, both, strlen(both), "p.json", &err), JW_EPOLICY);
+  CHECK_STR(err.text, "p.json: seal.existing_key: give new_key or existing_key, not both");
+  CHECK_INT(jw_policy_parse(&p, empty, strlen(empty), "p.json", &err), JW_EPOLICY);
+  CHECK_STR(err.text, "p.json: seal: expected new_key or existing_key");
+  CHECK_INT(jw_policy_parse(&p, wrong, strlen(wrong), "p.json", &err), JW_EPOLICY);
+  CHECK_STR(err.text, "p.json: seal.key: unknown key (known: new_key, existing_key)");
+  CHECK_INT(jw_policy_parse(&p, bad, strlen(bad), "p.json", &err), JW_EPOLICY);
+  CHECK_CONTAINS(err.text, "p.json: seal.new_key: expected a file path of 1 to 1023 bytes");
+}
+
 int main(int argc, char **argv) {
   g_dir = argc > 2 ? argv[2] : ".";
+  test_policy();
   test_key_files();
   test_intact_and_damage();
   test_rotation();
