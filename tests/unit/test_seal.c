@@ -214,6 +214,10 @@ static void test_intact_and_damage(void) {
 
   CHECK_INT(jw_seal_key_generate(&key), 0);
   CHECK_INT(jw_seal_key_generate(&other), 0);
+  /* The record's key beside it: wine.seal.records verifies it too. */
+  path_of(path, sizeof(path), "unit-seal.key");
+  remove(path);
+  CHECK_INT(jw_seal_key_write(path, &key, NULL), 0);
   path_of(path, sizeof(path), "unit-seal.jsonl");
   remove(path);
   snprintf(spec, sizeof(spec), "file:%s", path);
@@ -360,6 +364,9 @@ static void test_rotation(void) {
   json_t *doc;
   int i, n = 0;
   CHECK_INT(jw_seal_key_generate(&key), 0);
+  path_of(path, sizeof(path), "unit-seal-rot.key");
+  remove(path);
+  CHECK_INT(jw_seal_key_write(path, &key, NULL), 0);
   path_of(path, sizeof(path), "unit-seal-rot.jsonl");
   for (i = 0; i <= 9; i++) {
     snprintf(p1, sizeof(p1), i ? "%s.%d" : "%s", path, i);
