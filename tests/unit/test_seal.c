@@ -58,8 +58,10 @@ static void write_record(const char *spec, const jw_seal_key_t *key, int n, int 
     else {
       jw_event_init(&ev, JW_EVENT_NOTICE, "sink_failed", "degraded", "monitor", "jobwarden",
                     JW_SEV_HIGH);
-      snprintf(ev.message, sizeof(ev.message), "event number %d of the sealed record, padded "
-               "to make lines long enough for a rotation: %080d", i, i);
+      snprintf(ev.message, sizeof(ev.message),
+               "event number %d of the sealed record, padded "
+               "to make lines long enough for a rotation: %080d",
+               i, i);
     }
     CHECK_INT(jw_emit(em, &ev), 0);
   }
@@ -387,8 +389,8 @@ static void test_rotation(void) {
   CHECK(n >= 3);
   doc = jw_verify_files(files, n, &key, why, sizeof(why));
   CHECK_STR(json_string_value(json_object_get(doc, "verdict")), "intact");
-  CHECK_INT(json_integer_value(json_object_get(json_array_get(json_object_get(doc, "streams"), 0),
-                                               "lines")),
+  CHECK_INT(json_integer_value(
+                json_object_get(json_array_get(json_object_get(doc, "streams"), 0), "lines")),
             40 + (n - 1)); /* each rotated file starts with its log_continued line */
   json_decref(doc);
   /* The middle file left out. */

@@ -1623,8 +1623,8 @@ int tw_proc_start(tw_proc_t *p, const char *exe, const char *args, const char *d
    * afterwards (docs/forensics.md). */
   {
     size_t el = strlen(exe);
-    if (el >= 13 && _stricmp(exe + el - 13, "jobwarden.exe") == 0 && strncmp(args, "run ", 4) == 0 &&
-        strstr(args, "--seal-key") == NULL) {
+    if (el >= 13 && _stricmp(exe + el - 13, "jobwarden.exe") == 0 &&
+        strncmp(args, "run ", 4) == 0 && strstr(args, "--seal-key") == NULL) {
       char key[TW_PATH_CHARS];
       tw_case_path(key, sizeof(key), dir, prefix, tag, ".seal.key");
       DeleteFileA(key);
