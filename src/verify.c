@@ -47,6 +47,7 @@ typedef struct {
   size_t prefix_len;
   int stream_no; /* index into streams, -1: none */
   int spliced;
+  int dup; /* another line read before it claims its index */
 } entry_t;
 
 typedef struct {
@@ -298,34 +299,29 @@ static void check_stream(entry_t *E, stream_t *s, const jw_seal_key_t *key, dama
                "the stream was sealed with key %s, the key given is another", s->key_id);
     return;
   }
-  /* Order, in reading order. Files of a rotated stream are read in the
-   * order of their first index (entries were grouped so already). */
-  for (i = 0; i < s->n; i++) {
-    entry_t *e = &E[s->entries[i]];
-    if (any && e->index <= max_seen) {
-      /* An index seen before: a duplicate (inserted) or a line that came
-       * back later (reordered), told apart by the MACs below. */
-      size_t j;
-      int dup = 0;
-      for (j = 0; j < i; j++)
-        if (E[s->entries[j]].index == e->index)
-          dup = 1;
-      if (!dup)
-        add_damage(ds, JW_DAMAGE_REORDERED, s->entries[i], s->entries[i], e->index,
-                   "index %llu comes after index %llu", (unsigned long long)e->index,
-                   (unsigned long long)max_seen);
-    }
-    if (!any || e->index > max_seen)
-      max_seen = e->index;
-    any = 1;
-  }
-  /* MACs, in index order. */
   sorted = malloc(s->n * sizeof(int));
   if (sorted == NULL)
     return;
   memcpy(sorted, s->entries, s->n * sizeof(int));
   g_sort_entries = E;
   qsort(sorted, s->n, sizeof(int), by_index);
+  for (i = 1; i < s->n; i++)
+    E[sorted[i]].dup = E[sorted[i]].index == E[sorted[i - 1]].index;
+  /* Order, in reading order. Files of a rotated stream are read in the
+   * order of their first index (entries were grouped so already). An
+   * index seen before is a duplicate (inserted: told apart by the MACs
+   * below) or a line that came back later (reordered). */
+  for (i = 0; i < s->n; i++) {
+    entry_t *e = &E[s->entries[i]];
+    if (any && e->index <= max_seen && !e->dup)
+      add_damage(ds, JW_DAMAGE_REORDERED, s->entries[i], s->entries[i], e->index,
+                 "index %llu comes after index %llu", (unsigned long long)e->index,
+                 (unsigned long long)max_seen);
+    if (!any || e->index > max_seen)
+      max_seen = e->index;
+    any = 1;
+  }
+  /* MACs, in index order. */
   jw__seal_k0(key, s->run, s->stream, kcur);
   memset(prev, 0, sizeof(prev));
   for (i = 0; i < s->n;) {
