@@ -74,9 +74,9 @@ start_rsyslog "$out_tcp" "$out_udp"
 # (job start, process start, child_process violation, exits, job end).
 # Sealed (docs/forensics.md): each sink its own chain, verified below in
 # the collector's files.
-rm -f "$work/syslog.key"
+rm -f "$events/real-syslog.key"
 timeout 60 "$root/scripts/wine-exec.sh" "$prefix" "$jobwarden" run \
-  --seal-key "Z:$work/syslog.key" \
+  --seal-key "Z:$events/real-syslog.key" \
   --export "syslog+tcp://127.0.0.1:$tcp_port" \
   --export "syslog+udp://127.0.0.1:$udp_port" \
   --export "file:Z:$log" \
@@ -158,7 +158,7 @@ if [ -n "$native" ]; then
   [ -x "$native" ] || fail "the native jobwarden ($native) is not built"
   for f in "$out_tcp:0" "$out_udp:1" "$log:2"; do
     path=${f%:*} stream=${f##*:}
-    v=$("$native" verify "$path" --key "$work/syslog.key" 2>&1) ||
+    v=$("$native" verify "$path" --key "$events/real-syslog.key" 2>&1) ||
       { echo "$v" >&2; fail "verify $path: not intact"; }
     grep -q " stream $stream: intact, .*, closed by sandbox.job_end$" <<<"$v" ||
       { echo "$v" >&2; fail "verify $path: not stream $stream, intact and closed"; }
