@@ -435,6 +435,7 @@ typedef struct {
   json_t *events; /* seqs of its events (owned) */
   long long start_seq, exit_seq, first_seq;
   const char *start_ts; /* borrowed from an event */
+  const char *exit_ts;  /* the process_exit's @timestamp, borrowed */
   int parent;           /* index into procs, -1 none */
   int escaped;
   unsigned long violations;
@@ -677,6 +678,10 @@ static json_t *process_entry(rep_procs_t *ps, size_t i, int depth) {
   }
   json_object_set_new(e, "start_seq", p->start_seq > 0 ? json_integer(p->start_seq) : json_null());
   json_object_set_new(e, "exit_seq", p->exit_seq > 0 ? json_integer(p->exit_seq) : json_null());
+  /* When the record says when its start and exit events happened (their
+   * @timestamp), also for a process whose own start or end is unknown. */
+  json_object_set_new(e, "start_time", p->start_seq > 0 ? json_string(p->start_ts) : json_null());
+  json_object_set_new(e, "exit_time", p->exit_ts ? json_string(p->exit_ts) : json_null());
   json_object_set_new(e, "violations", json_integer((json_int_t)p->violations));
   for (c = 0; c < p->n_children; c++)
     json_array_append_new(children, json_integer(ps->p[p->children[c]].out_index));
@@ -772,8 +777,10 @@ static json_t *build_run(jw_report_t *r, rep_run_t *run, json_t *problems) {
       ps.p[pi].start_seq = L[i].seq;
       ps.p[pi].start_ts = str(ev, "@timestamp");
     }
-    if (strcmp(event, "sandbox.process_exit") == 0)
+    if (strcmp(event, "sandbox.process_exit") == 0) {
       ps.p[pi].exit_seq = L[i].seq;
+      ps.p[pi].exit_ts = str(ev, "@timestamp");
+    }
     if (ps.p[pi].start_ts == NULL)
       ps.p[pi].start_ts = str(proc, "start") ? str(proc, "start") : str(ev, "@timestamp");
     if (strcmp(cat, "violation") == 0)

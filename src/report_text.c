@@ -208,7 +208,8 @@ static void put_processes(jw_rbuf_t *out, json_t *run) {
     else
       snprintf(life, sizeof(life), "-");
     jw__rbuf_printf(out, "  %-9s ", pid);
-    put_pad(out, get(p, "start"), "-", 40, 28);
+    put_pad(out, json_is_string(get(p, "start")) ? get(p, "start") : get(p, "start_time"), "-", 40,
+            28);
     jw__rbuf_printf(out, " %-12s ", life);
     put_exit(out, p, 52);
     jw__rbuf_puts(out, " ");
