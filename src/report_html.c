@@ -67,7 +67,7 @@ static const char k_style[] =
     ".events tr:hover { background: #e3f2fd; }\n"
     ".events tr.sel { background: #bbdefb; }\n"
     ".details { position: sticky; bottom: 0; background: #fffde7; border: 1px solid #fbc02d; "
-    "padding: 6px 10px; max-height: 45vh; overflow: auto; }\n"
+    "padding: 6px 10px; max-height: 30vh; overflow: auto; }\n"
     ".details pre { margin: 4px 0; white-space: pre-wrap; word-break: break-all; }\n"
     ".note { color: #8d4a00; }\n"
     ".hidden { display: none; }\n";
@@ -214,7 +214,8 @@ static const char k_script[] =
     "      sm.violations + ', notices ' + sm.notices + ', gap records ' + sm.gap_records + ', "
     "escapes ' +\n"
     "      sm.escapes + ', tampering ' + sm.tampering + ', abnormal exits ' + sm.abnormal_exits +\n"
-    "      ', lost events ' + sm.lost_events + ', port messages lost ' + sm.port_messages_lost));\n"
+    "      ', lost events ' + sm.lost_events + ', port messages lost ' + sm.port_messages_lost +\n"
+    "      ', coalesced repeats ' + sm.coalesced_repeats));\n"
     "    var sevp = add(sec, el('p', 'by-severity'));\n"
     "    SEVS.forEach(function (s) { add(sevp, badge(s + ' ' + (sm.by_severity[s] || 0), 'sev-' + "
     "s)); });\n"

@@ -712,7 +712,7 @@ static json_t *build_run(jw_report_t *r, rep_run_t *run, json_t *problems) {
   size_t n_explained = 0;
   json_t *job_start = NULL, *job_end = NULL, *first = NULL;
   unsigned long dup = 0;
-  long long lost_events = 0, port_lost = 0;
+  long long lost_events = 0, port_lost = 0, coalesced = 0;
   json_t *fail = NULL;
 
   memset(&ps, 0, sizeof(ps));
@@ -856,6 +856,10 @@ static json_t *build_run(jw_report_t *r, rep_run_t *run, json_t *problems) {
       incr(sum, "escapes", 1);
     if (rule != NULL && strcmp(rule, "monitor_tampering") == 0)
       incr(sum, "tampering", 1);
+    /* Repeats a coalesced summary stands for (docs/events.md, "Coalesced
+     * repeats"): hits that were acted on but not written one by one. */
+    if (strcmp(cat, "violation") == 0)
+      coalesced += json_integer_value(json_object_get(json_object_get(ev, "coalesced"), "count"));
     if (strcmp(cat, "gap") == 0) {
       json_t *g = json_object_get(ev, "gap");
       const char *reason = str(g, "reason");
@@ -1007,6 +1011,7 @@ static json_t *build_run(jw_report_t *r, rep_run_t *run, json_t *problems) {
   }
   json_object_set_new(sum, "lost_events", json_integer(lost_events));
   json_object_set_new(sum, "port_messages_lost", json_integer(port_lost));
+  json_object_set_new(sum, "coalesced_repeats", json_integer(coalesced));
   json_object_set_new(sum, "by_severity", by_sev);
   by_sev = NULL;
   json_object_set_new(sum, "by_rule", by_rule);

@@ -350,11 +350,12 @@ static void put_run(jw_rbuf_t *out, json_t *run, size_t i, size_t n) {
   jw__rbuf_printf(out,
                   "  events %lld  processes %lld  violations %lld  notices %lld  gap records %lld"
                   "\n  escapes %lld  tampering %lld  abnormal exits %lld  lost events %lld  "
-                  "port messages lost %lld\n",
+                  "port messages lost %lld\n  coalesced repeats %lld (violations acted on, "
+                  "counted in a summary line instead of one line each)\n",
                   num(sum, "events"), num(sum, "processes"), num(sum, "violations"),
                   num(sum, "notices"), num(sum, "gap_records"), num(sum, "escapes"),
                   num(sum, "tampering"), num(sum, "abnormal_exits"), num(sum, "lost_events"),
-                  num(sum, "port_messages_lost"));
+                  num(sum, "port_messages_lost"), num(sum, "coalesced_repeats"));
   jw__rbuf_puts(out, "  by severity:");
   put_counts(out, get(sum, "by_severity"));
   jw__rbuf_puts(out, "\n  by rule:    ");

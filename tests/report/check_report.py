@@ -172,6 +172,8 @@ def check_run(rr, evs):
         if c:
             by_rule[e["rule"]] = by_rule.get(e["rule"], 0) + 1
     check(sm["by_rule"] == by_rule, "%s: by_rule %r != %r" % (rid, sm["by_rule"], by_rule))
+    check(sm["coalesced_repeats"] == sum((e.get("coalesced") or {}).get("count", 0) for e in lines
+                                         if e["event"] == "sandbox.violation"), "%s: coalesced_repeats" % rid)
     check(sm["escapes"] == sum(1 for e in lines if e.get("rule") == "job_escape"), "%s: escapes" % rid)
     check(sm["tampering"] == sum(1 for e in lines if e.get("rule") == "monitor_tampering"),
           "%s: tampering" % rid)
