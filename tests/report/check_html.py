@@ -25,6 +25,7 @@ import base64
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cdp  # noqa: E402
@@ -76,7 +77,9 @@ def main():
         return 1
     try:
         page = cdp.Page(browser)
+        t0 = time.monotonic()
         page.navigate(url)
+        load_ms = (time.monotonic() - t0) * 1000
         check(page.evaluate("document.body.dataset.rendered") == "yes", "the page did not render")
         for p in page_problems(page, url):
             failures.append(p)
@@ -217,8 +220,10 @@ def main():
             print("check_html: " + f, file=sys.stderr)
         print("check_html: %d check(s) failed (%s)" % (len(failures), html), file=sys.stderr)
         return 1
-    print("check_html: %s: %d run(s), %d bar(s), loads with no error and no request; CSP holds"
-          % (html, len(report["runs"]), sum(len(r["processes"]) for r in report["runs"])))
+    print("check_html: %s: %d run(s), %d bar(s), loads with no error and no request (%d bytes, "
+          "loaded and drawn in %.0f ms); CSP holds"
+          % (html, len(report["runs"]), sum(len(r["processes"]) for r in report["runs"]),
+             os.path.getsize(html), load_ms))
     return 0
 
 

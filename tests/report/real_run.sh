@@ -17,11 +17,11 @@
 #   - jobwarden.exe's own json report (under Wine) equals the native one;
 #   - the html opens in headless chromium (check_html.py); its screenshot
 #     is kept as WORK_DIR/report.png.
-# Usage: real_run.sh JOBWARDEN_EXE HELPER_EXE WINEPREFIX NATIVE_JOBWARDEN WORK_DIR EVENTS_DIR
+# Usage: real_run.sh JOBWARDEN_EXE HELPER_EXE WINEPREFIX NATIVE_JOBWARDEN WORK_DIR
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-exe=$1 helper=$2 prefix=$3 jw=$4 work=$5 events=$6
+exe=$1 helper=$2 prefix=$3 jw=$4 work=$5
 fail() { echo "wine.report.real: $*" >&2; exit 1; }
 
 rm -rf "$work" && mkdir -p "$work" || fail "cannot create $work"
@@ -33,7 +33,6 @@ timeout 240 "$root/scripts/wine-exec.sh" "$prefix" "$exe" run --tier none --acti
 rc=$?
 [ $rc -eq 0 ] || { cat "$work/run.log" >&2; fail "jobwarden run exited with $rc"; }
 
-# (not copied to EVENTS_DIR: wine.sigma.match expects only its own tests there)
 
 cd "$work" || exit 1
 files=$(ls rot.jsonl* | sort -V)   # newest first: rot.jsonl, rot.jsonl.1, rot.jsonl.2 ...
