@@ -15,7 +15,7 @@ set(JW_REPORT_DIR "${CMAKE_CURRENT_SOURCE_DIR}/report")
 if(NOT WIN32)
   add_test(NAME ${JW_TEST_PREFIX}.report.usage
            COMMAND bash ${JW_REPORT_DIR}/usage.sh $<TARGET_FILE:jobwarden>
-                   ${CMAKE_CURRENT_BINARY_DIR}/report-usage ${JW_REPORT_DIR}/sample.jsonl)
+                   ${CMAKE_CURRENT_BINARY_DIR}/report-usage ${JW_TEST_DATA}/report/sample.jsonl)
   if(JW_TEST_PREFIX STREQUAL "native")
     set(JW_REPORT_HTML html)
   else()
