@@ -116,7 +116,7 @@ def main():
               const r = document.querySelector('%s');
               return {
                 bars: Array.from(r.querySelectorAll('.timeline .bar')).map(b => Number(b.dataset.index)),
-                cmd: Array.from(r.querySelectorAll('.tree tr.cmdline td:last-child')).map(t => t.textContent),
+                cmd: Array.from(r.querySelectorAll('.tree summary .cmd')).map(t => t.textContent),
                 exe: Array.from(r.querySelectorAll('.tree summary .node')).map(t => t.textContent),
                 rows: r.querySelectorAll('table.events tbody tr').length,
                 marks: r.querySelectorAll('.timeline .mark').length
@@ -124,7 +124,7 @@ def main():
             })()""" % sel)
             n = len(run["processes"])
             check(got["bars"] == list(range(n)), "run %d: bars %d, processes %d" % (ri, len(got["bars"]), n))
-            want_cmd = [p["command_line"] if p["command_line"] is not None else "(not recorded)"
+            want_cmd = [p["command_line"] if p["command_line"] is not None else "(command line not recorded)"
                         for p in run["processes"]]
             want_exe = [p["executable"] if p["executable"] is not None else "(image unknown)"
                         for p in run["processes"]]
@@ -134,6 +134,19 @@ def main():
                     failures.append("  shown %r, recorded %r" % (a[:120], b[:120]))
                     break
             check(got["exe"] == want_exe, "run %d: images in the tree differ from the record" % ri)
+            # A large run's lifecycle rows are drawn on demand (the box
+            # starts unchecked): first the others, then all of them.
+            lazy = not page.evaluate("document.querySelector('%s input.f-life').checked" % sel)
+            check(lazy == (len(run["events"]) > 2000), "run %d: lifecycle rows lazy: %s" % (ri, lazy))
+            if lazy:
+                alert_rows = [e for e in run["events"] if e["category"] not in ("process", "job")]
+                check(got["rows"] == len(alert_rows), "run %d: %d rows before the lifecycle box, want %d"
+                      % (ri, got["rows"], len(alert_rows)))
+                t1 = time.monotonic()
+                page.evaluate("document.querySelector('%s input.f-life').click()" % sel)
+                lazy_ms = (time.monotonic() - t1) * 1000
+                got["rows"] = page.evaluate("document.querySelectorAll('%s table.events tbody tr').length" % sel)
+                print("check_html: run %d: the lifecycle rows drawn on demand in %.0f ms" % (ri, lazy_ms))
             check(got["rows"] == len(run["events"]), "run %d: %d event rows, %d events" % (ri, got["rows"], len(run["events"])))
             alerts = [e for e in run["events"] if e["category"] in ("violation", "notice", "gap")]
             check(got["marks"] == len(alerts), "run %d: %d marks, %d violations/notices/gaps" % (ri, got["marks"], len(alerts)))
@@ -179,7 +192,7 @@ def main():
             check(hidden == want_hidden, "run %d: the info filter hid %d rows, %d info events" % (ri, len(hidden), len(want_hidden)))
 
         if strings is not None:
-            shown = set(page.evaluate("Array.from(document.querySelectorAll('.tree tr.cmdline td:last-child')).map(t => t.textContent)"))
+            shown = set(page.evaluate("Array.from(document.querySelectorAll('.tree summary .cmd')).map(t => t.textContent)"))
             for s in strings["command_lines"]:
                 check(s in shown, "string not shown as a command line: %r" % s[:80])
         for p in page_problems(page, url):

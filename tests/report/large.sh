@@ -13,12 +13,14 @@ jw=$1 work=$2 n=${3:-5000}
 fail() { echo "native.report.large: $*" >&2; exit 1; }
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 python3 "$here/make_record.py" large big.jsonl "$n" || fail "make_record.py failed"
+TIMEFORMAT='%R %U %S'
 for f in text json html; do
-  start=$(date +%s%N)
-  "$jw" report big.jsonl --format $f -o big.$f || fail "--format $f exited with $?"
-  ms=$(( ($(date +%s%N) - start) / 1000000 ))
-  size=$(stat -c %s big.$f)
-  echo "report --format $f: $n processes, $(stat -c %s big.jsonl) bytes in, $size bytes out, ${ms} ms"
+  { time "$jw" report big.jsonl --format $f -o big.$f 2>big.$f.err; } 2>big.$f.time ||
+    fail "--format $f exited with an error: $(cat big.$f.err)"
+  read -r real user sys < big.$f.time
+  ms=$(awk -v r="$real" 'BEGIN { printf "%d", r * 1000 }')
+  echo "report --format $f: $n processes, $(stat -c %s big.jsonl) bytes in, $(stat -c %s big.$f) bytes out," \
+       "${real} s wall, ${user} s user, ${sys} s sys"
   [ "$ms" -lt 2000 ] || fail "--format $f took ${ms} ms (limit 2000)"
 done
 python3 "$here/check_report.py" "$root/docs/jobwarden-report.schema.json" big.json --text big.text \
