@@ -236,6 +236,21 @@ static int valid_run_id(const char *s) {
   return 1;
 }
 
+/* v when it is an integer / a string / an array, else NULL (borrowed):
+ * the report's own members have the types its schema says, whatever a
+ * forged line holds. */
+static json_t *int_or(json_t *v) {
+  return json_is_integer(v) ? v : NULL;
+}
+
+static json_t *string_or(json_t *v) {
+  return json_is_string(v) ? v : NULL;
+}
+
+static json_t *array_or(json_t *v) {
+  return json_is_array(v) ? v : NULL;
+}
+
 static int file_line(void *ctx, const char *line, size_t len, unsigned long lineno, int cut) {
   rep_file_t *f = ctx;
   json_t *ev;
@@ -299,9 +314,9 @@ static int file_line(void *ctx, const char *line, size_t len, unsigned long line
   }
   if (strcmp(event, "sandbox.log_continued") == 0) {
     /* Not an event: it says which file and seq this one continues. */
-    json_t *c =
-        json_pack("{s:O?, s:O?}", "continues_at_seq", json_object_get(ev, "continues_at_seq"),
-                  "previous_file", json_object_get(ev, "previous_file"));
+    json_t *c = json_pack("{s:O?, s:O?}", "continues_at_seq",
+                          int_or(json_object_get(ev, "continues_at_seq")), "previous_file",
+                          string_or(json_object_get(ev, "previous_file")));
     if (c == NULL || json_object_set_new(f->entry, "continues", c) != 0)
       f->oom = 1;
     json_object_set_new(f->run_ids, run_id, json_true());
@@ -599,6 +614,12 @@ static json_t *event_detail(json_t *ev) {
   return d;
 }
 
+/* A new reference to the string member key of ev, or to JSON null. */
+static json_t *str_or_null(json_t *ev, const char *key) {
+  json_t *v = json_object_get(ev, key);
+  return json_is_string(v) ? json_incref(v) : json_null();
+}
+
 static const char *category_of(const char *event) {
   if (strcmp(event, "sandbox.violation") == 0)
     return "violation";
@@ -635,7 +656,8 @@ static json_t *process_entry(rep_procs_t *ps, size_t i, int depth) {
   children = json_array();
   json_object_set_new(e, "index", json_integer(p->out_index));
   json_object_set(e, "entity_id",
-                  json_object_get(f, "entity_id") ? json_object_get(f, "entity_id") : json_null());
+                  json_is_string(json_object_get(f, "entity_id")) ? json_object_get(f, "entity_id")
+                                                                  : json_null());
   json_object_set(e, "pid", json_object_get(f, "pid") ? json_object_get(f, "pid") : json_null());
   json_object_set_new(e, "parent_index",
                       p->parent >= 0 ? json_integer(ps->p[p->parent].out_index) : json_null());
@@ -649,14 +671,28 @@ static json_t *process_entry(rep_procs_t *ps, size_t i, int depth) {
   json_object_set_new(e, "seen_start", json_boolean(p->start_seq > 0));
   json_object_set_new(e, "seen_exit", json_boolean(p->exit_seq > 0));
   {
-    static const char *const promote[] = {"executable",  "command_line", "start",         "end",
-                                          "lifetime_ms", "exit_code",    "exit_code_hex", "status",
-                                          "exit_class",  "integrity"};
+    /* Promoted only with the type the event schema gives them; a value of
+     * another type (a forged line) stays as it is in `fields`. */
+    static const struct {
+      const char *name;
+      int integer;
+    } promote[] = {{"executable", 0},  {"command_line", 0}, {"start", 0},         {"end", 0},
+                   {"lifetime_ms", 1}, {"exit_code", 1},    {"exit_code_hex", 0}, {"status", 0},
+                   {"exit_class", 0},  {"integrity", 0}};
     size_t k;
     for (k = 0; k < sizeof(promote) / sizeof(promote[0]); k++) {
-      v = json_object_get(f, promote[k]);
-      json_object_set(e, promote[k], v ? v : json_null());
-      json_object_del(f, promote[k]);
+      v = json_object_get(f, promote[k].name);
+      if (promote[k].integer ? json_is_integer(v) : json_is_string(v)) {
+        json_object_set(e, promote[k].name, v);
+        json_object_del(f, promote[k].name);
+      } else {
+        json_object_set_new(e, promote[k].name, json_null());
+      }
+    }
+    v = json_object_get(e, "exit_code");
+    if (json_is_integer(v) && (json_integer_value(v) < 0 || json_integer_value(v) > 0xFFFFFFFFLL)) {
+      json_object_set(f, "exit_code", v);
+      json_object_set_new(e, "exit_code", json_null());
     }
   }
   /* An exit code without its NTSTATUS name in the record gets it here. */
@@ -668,11 +704,11 @@ static json_t *process_entry(rep_procs_t *ps, size_t i, int depth) {
       json_object_set_new(e, "status", json_string(name));
   }
   v = json_object_get(json_object_get(f, "hash"), "sha256");
-  json_object_set(e, "sha256", v ? v : json_null());
+  json_object_set(e, "sha256", json_is_string(v) ? v : json_null());
   v = json_object_get(f, "user");
   if (json_is_object(v)) {
-    json_t *n = json_object_get(v, "name");
-    json_object_set(e, "user", json_is_string(n) ? n : json_object_get(v, "sid"));
+    json_t *n = json_object_get(v, "name"), *sid = json_object_get(v, "sid");
+    json_object_set(e, "user", json_is_string(n) ? n : json_is_string(sid) ? sid : json_null());
   } else {
     json_object_set_new(e, "user", json_null());
   }
@@ -864,12 +900,12 @@ static json_t *build_run(jw_report_t *r, rep_run_t *run, json_t *problems) {
       json_t *g = json_object_get(ev, "gap");
       const char *reason = str(g, "reason");
       json_t *from = json_object_get(g, "from_seq"), *to = json_object_get(g, "to_seq");
-      json_t *ge =
-          json_pack("{s:I, s:s?, s:s?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:s?}", "seq",
-                    (json_int_t)L[i].seq, "time", str(ev, "@timestamp"), "reason", reason,
-                    "from_seq", from, "to_seq", to, "count", json_object_get(g, "count"), "sink",
-                    json_object_get(g, "sink"), "reader", json_object_get(g, "reader"), "lost",
-                    json_object_get(g, "lost"), "message", str(ev, "message"));
+      json_t *ge = json_pack(
+          "{s:I, s:s?, s:s?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:s?}", "seq",
+          (json_int_t)L[i].seq, "time", str(ev, "@timestamp"), "reason", reason, "from_seq",
+          int_or(from), "to_seq", int_or(to), "count", int_or(json_object_get(g, "count")), "sink",
+          string_or(json_object_get(g, "sink")), "reader", int_or(json_object_get(g, "reader")),
+          "lost", array_or(json_object_get(g, "lost")), "message", str(ev, "message"));
       if (ge == NULL || json_array_append_new(gaps, ge) != 0)
         goto oom;
       if (reason != NULL && strcmp(reason, "port_message_lost") == 0)
@@ -933,13 +969,10 @@ static json_t *build_run(jw_report_t *r, rep_run_t *run, json_t *problems) {
     }
     e = json_pack("{s:I, s:s, s:s, s:s, s:o?, s:o?, s:o?, s:o?, s:o?, s:o?, s:o, s:s, s:I}", "seq",
                   (json_int_t)l->seq, "time", str(ev, "@timestamp"), "event", event, "category",
-                  cat, "rule", json_incref(json_object_get(ev, "rule")), "rule_id",
-                  json_incref(json_object_get(ev, "rule_id")), "severity",
-                  json_incref(json_object_get(ev, "severity")), "action",
-                  json_incref(json_object_get(ev, "action")), "source",
-                  json_incref(json_object_get(ev, "source")), "message",
-                  json_incref(json_object_get(ev, "message")), "process", pidx, "file", l->file,
-                  "line", (json_int_t)l->line);
+                  cat, "rule", str_or_null(ev, "rule"), "rule_id", str_or_null(ev, "rule_id"),
+                  "severity", str_or_null(ev, "severity"), "action", str_or_null(ev, "action"),
+                  "source", str_or_null(ev, "source"), "message", str_or_null(ev, "message"),
+                  "process", pidx, "file", l->file, "line", (json_int_t)l->line);
     if (e == NULL)
       goto oom;
     if (strcmp(cat, "process") != 0) {
@@ -960,14 +993,27 @@ static json_t *build_run(jw_report_t *r, rep_run_t *run, json_t *problems) {
     long long last = run->n ? L[run->n - 1].seq : 0;
     json_object_set_new(out, "run_id", json_string(run->run_id));
     json_object_set(out, "job",
-                    json_object_get(src, "job") ? json_object_get(src, "job") : json_null());
+                    json_is_object(json_object_get(src, "job")) ? json_object_get(src, "job")
+                                                                : json_null());
     json_object_set(out, "host",
-                    json_object_get(src, "host") ? json_object_get(src, "host") : json_null());
+                    json_is_object(json_object_get(src, "host")) ? json_object_get(src, "host")
+                                                                 : json_null());
     json_object_set(out, "agent",
-                    json_object_get(src, "agent") ? json_object_get(src, "agent") : json_null());
+                    json_is_object(json_object_get(src, "agent")) ? json_object_get(src, "agent")
+                                                                  : json_null());
     json_object_set(out, "user",
-                    json_object_get(src, "user") ? json_object_get(src, "user") : json_null());
-    json_object_set(out, "command", json_is_array(cmd) ? cmd : json_null());
+                    json_is_object(json_object_get(src, "user")) ? json_object_get(src, "user")
+                                                                 : json_null());
+    {
+      size_t k;
+      json_t *a;
+      int strings = json_is_array(cmd);
+      json_array_foreach(cmd, k, a) {
+        if (!json_is_string(a))
+          strings = 0;
+      }
+      json_object_set(out, "command", strings ? cmd : json_null());
+    }
     json_object_set_new(out, "start", json_string(str(first, "@timestamp")));
     json_object_set_new(out, "end", json_string(str(L[run->n - 1].ev, "@timestamp")));
     json_object_set_new(out, "complete", json_boolean(job_end != NULL));

@@ -5,6 +5,8 @@
 #                            any order, killed, hostile, sealed, foreign
 #                            lines) against check_report.py; native: the
 #                            html of each in chromium too
+#   asan.report.fuzz         400 damaged records (types, cycles, cuts...):
+#                            no crash, the document keeps its schema
 #   native.report.large      5,000 processes in under 2 s per format, alone
 #   wine.report.real         a real run under Wine (hostile command lines,
 #                            crashes, rotation) reported and checked, the
@@ -26,6 +28,14 @@ if(NOT WIN32)
                    ${CMAKE_CURRENT_BINARY_DIR}/report-scenarios ${JW_REPORT_HTML})
   set_tests_properties(${JW_TEST_PREFIX}.report.usage ${JW_TEST_PREFIX}.report.scenarios
                        PROPERTIES LABELS "report;${JW_TEST_PREFIX}" TIMEOUT 300)
+  if(JW_TEST_PREFIX STREQUAL "asan")
+    add_test(NAME asan.report.fuzz
+             COMMAND /usr/bin/python3 ${JW_REPORT_DIR}/fuzz.py $<TARGET_FILE:jobwarden>
+                     ${CMAKE_SOURCE_DIR}/docs/jobwarden-report.schema.json
+                     ${CMAKE_CURRENT_BINARY_DIR}/report-fuzz 400 ${JW_TEST_DATA}/hostile
+                     ${JW_TEST_DATA}/report/sample.jsonl)
+    set_tests_properties(asan.report.fuzz PROPERTIES LABELS "report;asan" TIMEOUT 600)
+  endif()
   if(JW_TEST_PREFIX STREQUAL "native")
     add_test(NAME native.report.large
              COMMAND bash ${JW_REPORT_DIR}/large.sh $<TARGET_FILE:jobwarden>
