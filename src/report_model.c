@@ -1062,9 +1062,10 @@ static json_t *build_run(jw_report_t *r, rep_run_t *run, json_t *problems) {
   by_sev = NULL;
   json_object_set_new(sum, "by_rule", by_rule);
   by_rule = NULL;
-  json_object_set(sum, "job_end", job_end ? json_object_get(job_end, "summary") : json_null());
-  if (json_object_get(sum, "job_end") == NULL)
-    json_object_set_new(sum, "job_end", json_null());
+  {
+    json_t *js = json_object_get(job_end, "summary");
+    json_object_set(sum, "job_end", json_is_object(js) ? js : json_null());
+  }
   json_object_set_new(out, "summary", sum);
   sum = NULL;
   json_object_set_new(out, "notes", notes);
