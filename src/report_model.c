@@ -758,12 +758,22 @@ static json_t *build_run(jw_report_t *r, rep_run_t *run, json_t *problems) {
       ps.by_key == NULL)
     goto oom;
 
-  /* Seq order; a seq read twice (the same events in two files) once. */
+  /* Seq order; a seq read twice (the same events in two files) once.
+   * Two sinks of one run number their lines alike, except that a sink's
+   * gap record takes the seq of the last event it lost (docs/events.md):
+   * when one sink has the event and another its gap record, the event is
+   * kept. Any other difference is a problem. */
   qsort(run->lines, run->n, sizeof(rep_line_t), cmp_seq);
   for (i = 0, n = 0; i < run->n; i++) {
     if (n > 0 && run->lines[n - 1].seq == run->lines[i].seq) {
       rep_line_t *k = &run->lines[n - 1], *d = &run->lines[i];
-      if (!json_equal(k->ev, d->ev)) {
+      int k_gap = strcmp(str(k->ev, "event"), "sandbox.telemetry_gap") == 0;
+      int d_gap = strcmp(str(d->ev, "event"), "sandbox.telemetry_gap") == 0;
+      if (k_gap && !d_gap) {
+        rep_line_t t = *k;
+        *k = *d;
+        *d = t;
+      } else if (k_gap == d_gap && !json_equal(k->ev, d->ev)) {
         json_t *p =
             json_pack("{s:s, s:I, s:s++}", "file", d->file, "line", (json_int_t)d->line, "reason",
                       "seq already read with a different event (kept: ", k->file, ")");

@@ -55,7 +55,13 @@ def read_runs(files):
                 if "@timestamp" not in ev:
                     continue
                 ev.pop("seal", None)
-                runs.setdefault(ev["run_id"], {}).setdefault(ev["seq"], (ev, path))
+                run = runs.setdefault(ev["run_id"], {})
+                had = run.get(ev["seq"])
+                # Two sinks: one's gap record shares the seq of an event
+                # the other has; the event wins.
+                if had is None or (had[0]["event"] == "sandbox.telemetry_gap"
+                                   and ev["event"] != "sandbox.telemetry_gap"):
+                    run[ev["seq"]] = (ev, path)
     return runs
 
 

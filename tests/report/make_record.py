@@ -14,7 +14,9 @@ make on demand: 5,000 processes, several runs, forged or broken lines.
                                       file), DIR/rot.jsonl[.1,.2] (a
                                       rotated run with sandbox.log_continued),
                                       DIR/incomplete.jsonl (no job_end, a
-                                      deleted line), DIR/hostile.jsonl (the
+                                      deleted line), DIR/sink-a.jsonl and
+                                      sink-b.jsonl (two sinks of one run,
+                                      sink-b lost seq 5-7), DIR/hostile.jsonl (the
                                       hostile corpus as command lines and
                                       images, markup, sealed lines, an ECS
                                       line, a torn line, a schema 1 line)
@@ -254,6 +256,22 @@ def scenarios(d, corpus):
     lines = r.lines[:-3]
     del lines[4]
     write(os.path.join(d, "incomplete.jsonl"), lines)
+
+    # Two sinks of one run: sink-a got every event, sink-b lost seq 5-7
+    # (its gap record has seq 7, the seq of an event sink-a has).
+    r = Run("1111111111111111111111111111111a", "run-sinks")
+    r.job_start(0, ["C:\\agent\\sinks.exe"])
+    add_processes(r, 5, 0)
+    r.job_end(9000000, 5)
+    write(os.path.join(d, "sink-a.jsonl"), r.lines)
+    gap = dict(r.lines[6])
+    gap.update({"event": "sandbox.telemetry_gap", "rule": "telemetry_gap", "rule_id": "JW-2102",
+                "action": "lost", "severity": "high", "source": "jobwarden",
+                "message": "3 event(s), seq 5 to 7, did not reach this sink (queue_full)",
+                "gap": {"from_seq": 5, "to_seq": 7, "count": 3, "sink": "file:sink-b.jsonl",
+                        "reason": "queue_full"}})
+    gap.pop("process", None)
+    write(os.path.join(d, "sink-b.jsonl"), r.lines[:4] + [gap] + r.lines[7:])
 
     # Hostile strings as command lines and images, sealed lines, and lines
     # that are not events.

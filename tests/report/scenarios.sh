@@ -12,7 +12,12 @@
 #   hostile     the hostile corpus and markup as command lines and images,
 #               sealed lines, an ECS line, a schema 1 line, a torn line:
 #               the three named (file:line, why), no seal in any event;
-#               with CHECK_HTML=1 the html page in chromium (check_html.py).
+#               with a third argument "html", each html page in chromium
+#               (check_html.py);
+#   sinks       two sinks of one run, one of which lost seq 5-7 (its gap
+#               record has seq 7): alone, the gap explains the hole; with
+#               the other sink's file, every event is there and the gap
+#               record gives way to the event of the same seq.
 # Usage: scenarios.sh JOBWARDEN WORK_DIR [html]
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,6 +42,8 @@ report multi multi-a.jsonl multi-b.jsonl
 report rotated rot.jsonl rot.jsonl.2 rot.jsonl.1
 report incomplete incomplete.jsonl
 report hostile hostile.jsonl
+report sinkb sink-b.jsonl
+report sinks sink-b.jsonl sink-a.jsonl
 
 python3 - <<'PY' || fail "scenario checks failed"
 import json, sys
@@ -66,7 +73,17 @@ check([(p["line"], p["reason"]) for p in h["problems"]] == [
 check(h["files"][0]["sealed"] == 63 and h["files"][0]["not_events"] == 3, "hostile: sealed/not_events")
 check("\"seal\"" not in json.dumps(h["runs"]), "hostile: a seal member reached the report")
 check(h["runs"][0]["summary"]["escapes"] == 1, "hostile: escapes")
-for name in ("multi", "rotated", "incomplete", "hostile"):
+b = json.load(open("sinkb.json"))["runs"][0]
+check(b["seq"]["missing"] == [] and [g["from_seq"] for g in b["gaps"]] == [5] and b["summary"]["lost_events"] == 3,
+      "sink-b alone: the gap explains seq 5-7: %r %r" % (b["seq"]["missing"], b["gaps"]))
+both = json.load(open("sinks.json"))
+s2 = both["runs"][0]
+check(both["problems"] == [] and s2["gaps"] == [] and s2["seq"]["missing"] == [], "two sinks: problems or gaps")
+check([e["seq"] for e in s2["events"] if e["event"] == "sandbox.telemetry_gap"] == [], "two sinks: the gap record was kept over the event")
+check(s2["seq"]["events"] == s2["seq"]["last"] and s2["seq"]["duplicates"] == len(open("sink-b.jsonl").read().splitlines()),
+      "two sinks: %r" % s2["seq"])
+check(s2["files"] == ["sink-b.jsonl", "sink-a.jsonl"] or s2["files"] == ["sink-a.jsonl", "sink-b.jsonl"], "two sinks: files %r" % s2["files"])
+for name in ("multi", "rotated", "incomplete", "hostile", "sinkb", "sinks"):
     for line in open(name + ".err"):
         check(line.startswith("jobwarden: report: hostile.jsonl:") if name == "hostile" else False,
               "%s: stderr %r" % (name, line[:100]))
@@ -79,4 +96,4 @@ if [ -n "$html" ]; then
   python3 "$here/check_html.py" multi.html multi.json multi.png || fail "multi.html"
   python3 "$here/check_html.py" incomplete.html incomplete.json incomplete.png || fail "incomplete.html"
 fi
-echo "report.scenarios: multi, rotated, incomplete, hostile as expected${html:+ (html in chromium too)}"
+echo "report.scenarios: multi, rotated, incomplete, hostile, sinks as expected${html:+ (html in chromium too)}"
