@@ -432,12 +432,15 @@ static int cmp_seq(const void *a, const void *b) {
   return x->order < y->order ? -1 : x->order > y->order;
 }
 
+/* qsort has no context argument in C11: the comparators below read the
+ * array they order through these (the report is single-threaded). */
+static const rep_line_t *g_sort_lines;
+
 /* Events in the order things happened: (@timestamp, seq) (docs/events.md,
  * "Time"); the fixed-width timestamps sort as text. */
-static rep_line_t **g_sort_lines;
 static int cmp_time(const void *a, const void *b) {
   size_t i = *(const size_t *)a, j = *(const size_t *)b;
-  const rep_line_t *x = g_sort_lines[0] + i, *y = g_sort_lines[0] + j;
+  const rep_line_t *x = g_sort_lines + i, *y = g_sort_lines + j;
   int c = strcmp(str(x->ev, "@timestamp"), str(y->ev, "@timestamp"));
   if (c != 0)
     return c;
@@ -544,7 +547,7 @@ static int child_add(rep_proc_t *p, size_t child) {
   return 0;
 }
 
-static rep_procs_t *g_sort_procs;
+static const rep_procs_t *g_sort_procs;
 static int cmp_proc_start(const void *a, const void *b) {
   const rep_proc_t *x = &g_sort_procs->p[*(const size_t *)a];
   const rep_proc_t *y = &g_sort_procs->p[*(const size_t *)b];
@@ -793,6 +796,8 @@ static json_t *build_run(jw_report_t *r, rep_run_t *run, json_t *problems) {
   for (i = 0; i < run->n; i++) {
     size_t k;
     int seen = 0;
+    if (i > 0 && L[i].file == L[i - 1].file)
+      continue; /* the same argv string: most lines */
     for (k = 0; k < json_array_size(files); k++)
       if (strcmp(json_string_value(json_array_get(files, k)), L[i].file) == 0)
         seen = 1;
@@ -845,13 +850,13 @@ static json_t *build_run(jw_report_t *r, rep_run_t *run, json_t *problems) {
     }
   }
   /* A parent cycle (forged ids) would hide processes from the tree: the
-   * process that closes one becomes a root. */
+   * first process of a cycle met here becomes a root, which breaks it. */
   for (i = 0; i < ps.n; i++) {
     size_t steps = 0;
     int cur = ps.p[i].parent;
     while (cur >= 0 && (size_t)cur != i && steps++ <= ps.n)
       cur = ps.p[cur].parent;
-    if (cur >= 0) {
+    if (cur >= 0 && (size_t)cur == i) {
       rep_proc_t *par = &ps.p[ps.p[i].parent];
       size_t c;
       for (c = 0; c < par->n_children; c++)
@@ -961,7 +966,7 @@ static json_t *build_run(jw_report_t *r, rep_run_t *run, json_t *problems) {
   /* The timeline: every event, in the order things happened. */
   for (i = 0; i < run->n; i++)
     tix[i] = i;
-  g_sort_lines = &L;
+  g_sort_lines = L;
   qsort(tix, run->n, sizeof(size_t), cmp_time);
   for (i = 0; i < run->n; i++) {
     rep_line_t *l = &L[tix[i]];

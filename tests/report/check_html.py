@@ -4,6 +4,7 @@ chromium (cdp.py: the DevTools protocol over --remote-debugging-pipe) and
 checks what an analyst would get from it.
 
 Usage: check_html.py PAGE.html REPORT.json SCREENSHOT.png [--strings STRINGS.json]
+       check_html.py --smoke PAGE.html...
 
 REPORT.json is the same record's `--format json` report: what the page must
 show. Checks: the page loads with no console message, no exception, no log
@@ -57,8 +58,45 @@ def page_problems(page, url):
     return out
 
 
+def smoke(pages):
+    """--smoke PAGE.html...: each page loads with no console message,
+    exception, log entry or request but its own, and draws one bar per
+    process of its own data (the pages of damaged records: fuzz.py)."""
+    try:
+        browser = cdp.Browser()
+    except cdp.CdpError as e:
+        print("check_html: %s" % e, file=sys.stderr)
+        return 1
+    try:
+        for html in pages:
+            page = cdp.Page(browser)
+            url = "file://" + os.path.abspath(html)
+            page.navigate(url)
+            check(page.evaluate("document.body.dataset.rendered") == "yes", "%s: not rendered" % html)
+            for p in page_problems(page, url):
+                failures.append("%s: %s" % (html, p))
+            got = page.evaluate("""(() => {
+              const d = JSON.parse(document.getElementById('jw-data').textContent);
+              return [d.runs.map(r => r.processes.length),
+                      Array.from(document.querySelectorAll('section.run')).map(
+                        s => s.querySelectorAll('.timeline .bar').length)];
+            })()""")
+            check(got[0] == got[1], "%s: bars %r, processes %r" % (html, got[1], got[0]))
+            page.send("Page.close")
+    finally:
+        browser.close()
+    if failures:
+        for f in failures[:30]:
+            print("check_html: " + f, file=sys.stderr)
+        return 1
+    print("check_html: %d page(s) load and draw with no error and no request" % len(pages))
+    return 0
+
+
 def main():
     args = sys.argv[1:]
+    if args[:1] == ["--smoke"]:
+        return smoke(args[1:])
     strings = None
     if "--strings" in args:
         i = args.index("--strings")
