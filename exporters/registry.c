@@ -5,6 +5,7 @@
 #include "format.h"
 #include "exporters.h"
 #include "internal.h"
+#include "seal.h"
 
 static const jw_exporter_vtable_t *const registry[] = {
     &jw_exporter_file,       &jw_exporter_stdout,       &jw_exporter_stderr,
@@ -145,5 +146,6 @@ void jw_exporter_close(jw_exporter_t *exp) {
     exp->vt->flush(exp, NULL);
   if (exp->vt->close != NULL)
     exp->vt->close(exp);
+  jw_seal_free(exp->seal);
   free(exp);
 }

@@ -138,7 +138,9 @@ enum {
   /* Coalescing of repeated violations (rules.coalesce.window). */
   JW_SET_COALESCE = 1u << 27,
   /* A rule's own tags (rules.<rule>.tags). */
-  JW_SET_RULE_TAGS = 1u << 28
+  JW_SET_RULE_TAGS = 1u << 28,
+  /* Sealing of the run's streams (seal.new_key / seal.existing_key). */
+  JW_SET_SEAL = 1u << 29
 };
 
 /* The escape scan's interval in the hardened and lockdown tiers when the
@@ -197,6 +199,7 @@ typedef enum {
 #define JW_EXPORTER_SPEC_MAX    512
 #define JW_POLICY_MAX_IMAGES    32  /* names per image list */
 #define JW_IMAGE_NAME_MAX       256 /* bytes of one name, NUL included */
+#define JW_POLICY_PATH_MAX      1024 /* bytes of a file path, NUL included */
 
 /* A policy. Zero means "no limit" for the numeric limits. */
 typedef struct jw_policy_s {
@@ -254,6 +257,12 @@ typedef struct jw_policy_s {
   /* The program's token; jw_policy_resolve fills in the tier's default
    * (restricted_low in lockdown, inherit elsewhere) when not set. */
   jw_token_mode_t token;
+  /* Sealing (docs/forensics.md): the key file (UTF-8 path, "" = the run
+   * is not sealed), and whether it exists already (made by `jobwarden
+   * seal-key new`; 0: the run makes a new key and creates the file,
+   * refused when it exists). */
+  char seal_key[JW_POLICY_PATH_MAX];
+  int seal_key_existing;
 } jw_policy_t;
 
 /* A policy with nothing set: tier none, no limits. */
@@ -574,6 +583,11 @@ typedef struct jw_exporter_vtable_s {
   /* Validates arg like init would, without opening anything (policy files
    * are checked before a run). NULL: init itself has no side effect. */
   int (*check)(jw_exporter_t *self, const char *arg, jw_error_t *err);
+  /* 0: the emitter seals each line before export_line (sealed runs).
+   * 1: the exporter seals what it writes itself, with jw_exporter_seal
+   * (src/seal.h): lines of its own (a rotated file's first line) or one
+   * chain per client (a pipe's readers). */
+  int seals_itself;
 } jw_exporter_vtable_t;
 
 /* The gate a sink that serves local clients (pipe:) asks before it serves

@@ -38,6 +38,8 @@ static const flag_def_t flag_defs[] = {
     {"--escape-action", "escape_action", 0},
     {"--escape-scan-interval", "escape_scan_interval", 0},
     {"--coalesce-window", "coalesce_window", 0},
+    {"--seal-key", "seal_key", 0},
+    {"--seal-key-existing", "seal_key_existing", 0},
 };
 
 #define N_FLAG_DEFS (sizeof(flag_defs) / sizeof(flag_defs[0]))
@@ -127,6 +129,10 @@ const char *jw_cli_usage(void) {
          "  --coalesce-window DUR|off        repeats of a violation (same rule, same\n"
          "                                   process or image) within DUR of the first\n"
          "                                   become one summary line; default 10s\n"
+         "  --seal-key FILE                  seal every stream (docs/forensics.md) with\n"
+         "                                   a new key written to FILE (refused if it\n"
+         "                                   exists; owner-only)\n"
+         "  --seal-key-existing FILE         seal with a key made by 'seal-key new'\n"
          "  Flags override the policy file; the tier fills in what neither sets.\n"
          "\n"
          "tail: connects to the pipe of 'run --export pipe:NAME' and prints one\n"

@@ -13,6 +13,8 @@
 #define JW_EXIT_TAIL_NO_PIPE    3   /* tail: no such pipe (no run, or wrong NAME) */
 #define JW_EXIT_CONTROL_REFUSED 1   /* ps / kill: the run refused the request or could not do it */
 #define JW_EXIT_CONTROL_NO_PIPE 3   /* ps / kill: no such control pipe (no run, or wrong NAME) */
+#define JW_EXIT_VERIFY_DAMAGED  1   /* verify: a stream is damaged, incomplete or unsealed */
+#define JW_EXIT_REPORT_UNREADABLE 1 /* report: a file could not be read as a record */
 #define JW_EXIT_RULE_KILLED     124 /* run: a monitor rule ended the program (as timeout(1)) */
 #define JW_EXIT_JW_ERROR        125 /* usage, policy, job or exporter set-up error */
 #define JW_EXIT_CANNOT_EXEC     126 /* the program was found but cannot run */

@@ -214,7 +214,7 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
                    jw_format_name(f));
       report_sink_failure(em, exp, &err, em->seq);
       rc = JW_EIO;
-    } else if (exp->vt->export_line(exp, lines[f], lens[f], ev, &err) != 0) {
+    } else if (jw__exporter_write(exp, lines[f], lens[f], ev, &err) != 0) {
       report_sink_failure(em, exp, &err, em->seq);
       rc = JW_EIO;
     } else {
@@ -258,7 +258,7 @@ static int write_gap(sink_t *k, const jw__gap_t *g) {
   memset(&err, 0, sizeof(err));
   stub.kind = JW_EVENT_TELEMETRY_GAP;
   stub.seq = g->to;
-  rc = k->exp->vt->export_line(k->exp, line, len, &stub, &err);
+  rc = jw__exporter_write(k->exp, line, len, &stub, &err);
   free(line);
   return rc;
 }
@@ -308,7 +308,7 @@ static void sink_main(void *arg) {
       memset(&err, 0, sizeof(err));
       stub.kind = it->kind;
       stub.seq = it->seq;
-      if (k->exp->vt->export_line(k->exp, it->data, it->len, &stub, &err) == 0) {
+      if (jw__exporter_write(k->exp, it->data, it->len, &stub, &err) == 0) {
         k->exp->written++;
       } else {
         int first;

@@ -137,6 +137,11 @@ jw_image_match_t jw__image_list_match(const char (*list)[JW_IMAGE_NAME_MAX], int
 void jw__stderr_write(const char *buf, size_t len);
 /* Writes all of buf to standard output: 0, or -1 when it cannot. */
 int jw__stdout_write(const char *buf, size_t len);
+/* Hands one line to an exporter, sealed first when the run seals and the
+ * exporter does not seal itself (src/seal.c). The emitter's only way to
+ * call export_line. */
+int jw__exporter_write(jw_exporter_t *exp, const char *line, size_t len, const jw_event_t *ev,
+                       jw_error_t *err);
 /* Creates the file `path` (UTF-8) for a secret: refused when it exists
  * (JW_EEXIST), readable and writable by its owner only (POSIX mode 0600;
  * on Windows a protected DACL with one entry, the current user, so that

@@ -56,7 +56,8 @@ typedef enum {
   KIND_MARGIN,   /* limits.notification_margin: a percentage, in basis points */
   KIND_INTERVAL, /* rules.escape.scan_interval: a duration, or "off" (0) */
   KIND_TOKEN,    /* token: "inherit", "restricted", "low_integrity", "restricted_low" */
-  KIND_TAGS      /* rules.<rule>.tags: tags added to the rule's violations */
+  KIND_TAGS,     /* rules.<rule>.tags: tags added to the rule's violations */
+  KIND_KEY_FILE  /* seal.new_key / seal.existing_key: a key file's path */
 } field_kind_t;
 
 typedef struct {
@@ -64,7 +65,8 @@ typedef struct {
   field_kind_t kind;
   uint32_t bit;  /* JW_SET_* */
   int in_limits; /* 1: lives in the "limits" object of the file; 2: in
-                  * "rules" (read by rules_from_json, set by key) */
+                  * "rules" (read by rules_from_json, set by key); 3: in
+                  * "seal" (read by seal_from_json, set by key) */
 } field_t;
 
 static const field_t fields[] = {
@@ -97,12 +99,14 @@ static const field_t fields[] = {
     {"active_processes_tags", KIND_TAGS, JW_SET_RULE_TAGS, 2},
     {"escape_tags", KIND_TAGS, JW_SET_RULE_TAGS, 2},
     {"token", KIND_TOKEN, JW_SET_TOKEN, 0},
+    {"seal_key", KIND_KEY_FILE, JW_SET_SEAL, 3},
+    {"seal_key_existing", KIND_KEY_FILE, JW_SET_SEAL, 3},
 };
 #define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
 
 #define TOP_KEYS                                                                                   \
   "version, name, tier, limits, ui_restrictions, kill_on_close, "                                  \
-  "die_on_unhandled_exception, allow_breakaway, token, exporters, rules"
+  "die_on_unhandled_exception, allow_breakaway, token, exporters, rules, seal"
 #define LIMIT_KEYS                                                                                 \
   "active_processes, process_memory, job_memory, process_cpu_time, "                               \
   "job_cpu_time, notification_margin"
@@ -111,7 +115,8 @@ static const field_t fields[] = {
   "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
   "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
   "active_processes_action, escape_action, escape_scan_interval, coalesce_window, timeout_tags, "  \
-  "total_processes_tags, images_tags, active_processes_tags, escape_tags, token"
+  "total_processes_tags, images_tags, active_processes_tags, escape_tags, token, seal_key, "      \
+  "seal_key_existing"
 
 static const struct {
   const char *name;
@@ -217,6 +222,8 @@ static const char *expected_text(field_kind_t kind, val_result_t why, int from_t
     return "one of " ACTION_LIST;
   case KIND_IMAGE:
     return "a file name like \"cmd.exe\"";
+  case KIND_KEY_FILE:
+    return "a file path of 1 to 1023 bytes without NUL";
   case KIND_TAGS:
     return "a tag of 1 to 63 characters from [a-z0-9_.], starting with a letter, like "
            "\"attack.t1059\"";
@@ -878,6 +885,13 @@ static int tag_append(const ctx_t *cx, const char *where, jw_policy_t *p, int ru
   return 0;
 }
 
+/* The seal key file: the later setting wins (a flag over the file). */
+static void store_key_file(jw_policy_t *p, const field_t *f, const char *path) {
+  jw__strlcpy(p->seal_key, path, sizeof(p->seal_key));
+  p->seal_key_existing = strcmp(f->key, "seal_key_existing") == 0;
+  p->set |= JW_SET_SEAL;
+}
+
 static void store_name(jw_policy_t *p, const char *s, size_t len) {
   memcpy(p->name, s, len);
   p->name[len] = '\0';
@@ -1018,6 +1032,13 @@ static int field_from_json(const ctx_t *cx, const field_t *f, const char *where,
     store(p, f->bit, (uint64_t)mode);
     return 0;
   }
+  case KIND_KEY_FILE:
+    if (!json_is_string(v) || json_string_length(v) == 0 ||
+        json_string_length(v) >= JW_POLICY_PATH_MAX ||
+        strlen(json_string_value(v)) != json_string_length(v))
+      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
+    store_key_file(p, f, json_string_value(v));
+    return 0;
   case KIND_NAME:
     if (!json_is_string(v) || !name_is_valid(json_string_value(v), json_string_length(v)))
       return fail_json(cx, where, expected_text(f->kind, why, 0), v);
@@ -1155,6 +1176,35 @@ static int rules_from_json(const ctx_t *cx, json_t *rules, jw_policy_t *p) {
   return 0;
 }
 
+/* "seal": {"new_key": PATH} or {"existing_key": PATH}. */
+static int seal_from_json(const ctx_t *cx, json_t *v, jw_policy_t *p) {
+  const char *key;
+  json_t *item;
+  int n = 0;
+  if (!json_is_object(v))
+    return fail_json(cx, "seal", "an object like {\"new_key\": \"run.key\"}", v);
+  json_object_foreach(v, key, item) {
+    char where[128];
+    const field_t *f;
+    if (strcmp(key, "new_key") == 0) {
+      f = find_field("seal_key", 3, 0);
+    } else if (strcmp(key, "existing_key") == 0) {
+      f = find_field("seal_key_existing", 3, 0);
+    } else {
+      show_key(where, sizeof where, "seal.", key);
+      return policy_fail(cx, where, "unknown key (known: new_key, existing_key)");
+    }
+    snprintf(where, sizeof where, "seal.%s", key);
+    if (++n > 1)
+      return policy_fail(cx, where, "give new_key or existing_key, not both");
+    if (field_from_json(cx, f, where, item, p) != 0)
+      return JW_EPOLICY;
+  }
+  if (n == 0)
+    return policy_fail(cx, "seal", "expected new_key or existing_key");
+  return 0;
+}
+
 /* "exporters": an array of SPECs, each checked now (nothing is opened). */
 static int exporters_from_json(const ctx_t *cx, json_t *v, jw_policy_t *p) {
   size_t i;
@@ -1218,6 +1268,11 @@ static int policy_from_json(const ctx_t *cx, json_t *root, jw_policy_t *p) {
     }
     if (strcmp(key, "rules") == 0) {
       if (rules_from_json(cx, v, p) != 0)
+        return JW_EPOLICY;
+      continue;
+    }
+    if (strcmp(key, "seal") == 0) {
+      if (seal_from_json(cx, v, p) != 0)
         return JW_EPOLICY;
       continue;
     }
@@ -1470,6 +1525,11 @@ static int field_from_text(const ctx_t *cx, const field_t *f, const char *where,
     store(p, f->bit, (uint64_t)mode);
     return 0;
   }
+  case KIND_KEY_FILE:
+    if (text[0] == '\0' || strlen(text) >= JW_POLICY_PATH_MAX)
+      return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
+    store_key_file(p, f, text);
+    return 0;
   case KIND_NAME:
     if (!name_is_valid(text, strlen(text)))
       return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
@@ -1736,6 +1796,12 @@ void *jw_policy_to_json(const jw_policy_t *p) {
                 JW_SET_RULE_TAGS)) {
     json_t *rules = rules_to_json(p);
     if (rules == NULL || json_object_set_new(root, "rules", rules) != 0)
+      goto fail;
+  }
+  if (p->set & JW_SET_SEAL) {
+    json_t *seal = json_pack("{s:s}", p->seal_key_existing ? "existing_key" : "new_key",
+                             p->seal_key);
+    if (seal == NULL || json_object_set_new(root, "seal", seal) != 0)
       goto fail;
   }
   if (p->n_exporters > 0) {

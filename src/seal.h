@@ -70,6 +70,12 @@ void jw_seal_free(jw_seal_t *s);
  * JW_ENOMEM. */
 int jw_seal_line(jw_seal_t *s, const char *line, size_t len, int flags, char **out,
                  size_t *out_len);
+/* After one or more jw_seal_line calls: the lines were written (the keys
+ * they used are wiped) or were not (the chain goes back to before them,
+ * so that the next line takes their place: a sink's lost lines show as
+ * its gap record, not as a hole in its chain). */
+void jw_seal_commit(jw_seal_t *s);
+void jw_seal_abort(jw_seal_t *s);
 /* The index the next line gets. */
 uint64_t jw_seal_next_index(const jw_seal_t *s);
 
@@ -78,6 +84,19 @@ uint64_t jw_seal_next_index(const jw_seal_t *s);
  * is written as it is. Exporters call it right before writing. */
 int jw_exporter_seal(jw_exporter_t *exp, const char *line, size_t len, const jw_event_t *ev,
                      int flags, char **buf, const char **wline, size_t *wlen);
+/* After the write of what jw_exporter_seal gave: written or not. */
+void jw_exporter_sealed(jw_exporter_t *exp, int written);
+
+/* What the verifier recomputes: k0 of a stream ("S" or "S/R"), one MAC,
+ * one step of the key, hex digits, a constant-time comparison. */
+void jw__seal_k0(const jw_seal_key_t *key, const char *run_id, const char *stream,
+                 unsigned char out[JW_SEAL_KEY_BYTES]);
+void jw__seal_mac(const unsigned char key[JW_SEAL_KEY_BYTES],
+                  const unsigned char prev[JW_SEAL_MAC_BYTES], const char *prefix, size_t len,
+                  unsigned char out[JW_SEAL_MAC_BYTES]);
+void jw__seal_evolve(unsigned char key[JW_SEAL_KEY_BYTES]);
+int jw__seal_hex(const char *s, unsigned char *out, size_t n);
+int jw__seal_equal(const unsigned char *a, const unsigned char *b, size_t n);
 
 /* ---- verification (src/verify.c) --------------------------------------- */
 

@@ -46,6 +46,7 @@
 #include "exporters.h"
 #include "format.h"
 #include "internal.h"
+#include "seal.h"
 
 #define FILE_KEEP_DEFAULT 5
 #define FILE_KEEP_MAX     1000
@@ -471,9 +472,10 @@ static int rotate_now(jw_exporter_t *self, file_state_t *st, jw_error_t *err) {
 static int file_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
                        jw_error_t *err) {
   file_state_t *st = self->state;
-  char *buf = NULL;
-  size_t blen = 0;
-  int rc;
+  char *buf = NULL, *sealed = NULL;
+  const char *wline = line;
+  size_t blen = 0, wlen = len;
+  int rc, params = 0;
 
   if (st->h == FILE_NO_HANDLE) {
     /* A rotation could not reopen the file: try again now. */
@@ -484,6 +486,7 @@ static int file_export(jw_exporter_t *self, const char *line, size_t len, const 
     }
     st->base = 0;
     st->has_events = st->size > 0;
+    params = 1; /* a sealed stream states its chain again in a new file */
   }
   if (st->rotate != 0 && st->has_events && st->size - st->base + len > st->rotate) {
     rc = rotate_now(self, st, err);
@@ -492,25 +495,54 @@ static int file_export(jw_exporter_t *self, const char *line, size_t len, const 
     if (rc == 1 && !st->has_events) {
       size_t hlen = 0;
       char *head = continuation_line(self, st->path, line, len, &hlen);
+      params = 1;
       if (head != NULL) {
-        buf = malloc(hlen + len);
-        if (buf != NULL) {
-          memcpy(buf, head, hlen);
-          memcpy(buf + hlen, line, len);
-          blen = hlen + len;
+        /* Sealed first: the continuation line comes first in the chain and
+         * states its parameters for the new file. */
+        char *shead = NULL;
+        const char *whead = head;
+        if (jw_exporter_seal(self, head, hlen, NULL, JW_SEAL_PARAMS, &shead, &whead, &hlen) == 0) {
+          params = 0;
+          if (jw_exporter_seal(self, line, len, ev, 0, &sealed, &wline, &wlen) != 0) {
+            free(shead);
+            free(head);
+            jw_exporter_sealed(self, 0);
+            return jw_error_set(err, JW_ENOMEM, 0, self->spec, "%s: cannot seal the line",
+                                self->spec);
+          }
+          buf = malloc(hlen + wlen);
+          if (buf != NULL) {
+            memcpy(buf, whead, hlen);
+            memcpy(buf + hlen, wline, wlen);
+            blen = hlen + wlen;
+          } else {
+            jw_exporter_sealed(self, 0); /* both go back; the line alone below */
+            free(sealed);
+            sealed = NULL;
+            wline = line;
+            wlen = len;
+            params = 1;
+          }
         }
+        free(shead);
         free(head);
       }
     }
   }
+  if (buf == NULL && wline == line &&
+      jw_exporter_seal(self, line, len, ev, params ? JW_SEAL_PARAMS : 0, &sealed, &wline, &wlen) !=
+          0)
+    return jw_error_set(err, JW_ENOMEM, 0, self->spec, "%s: cannot seal the line", self->spec);
   if (buf != NULL) {
     /* The continuation line and the first event in one write. */
     rc = os_write(self, st->h, buf, blen, err);
     free(buf);
   } else {
-    blen = len;
-    rc = os_write(self, st->h, line, len, err);
+    blen = wlen;
+    rc = os_write(self, st->h, wline, wlen, err);
   }
+  free(sealed);
+  jw_exporter_sealed(self, rc == 0);
   if (rc != 0)
     return rc;
   st->size += blen;
@@ -559,5 +591,5 @@ static int file_check(jw_exporter_t *self, const char *arg, jw_error_t *err) {
 }
 
 const jw_exporter_vtable_t jw_exporter_file = {
-    "file", file_init, file_export, file_flush, file_close, file_check,
+    "file", file_init, file_export, file_flush, file_close, file_check, 1 /* seals itself: rotation */
 };

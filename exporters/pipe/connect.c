@@ -219,4 +219,4 @@ static void connect_close(jw_exporter_t *self) {
 }
 
 const jw_exporter_vtable_t jw_exporter_pipe_connect = {
-    "pipe-connect", connect_init, connect_export, NULL, connect_close, connect_check};
+    "pipe-connect", connect_init, connect_export, NULL, connect_close, connect_check, 0};

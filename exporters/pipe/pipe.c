@@ -67,6 +67,7 @@
 #include "exporters.h"
 #include "format.h"
 #include "internal.h"
+#include "seal.h"
 
 #define PIPE_REPLAY_DEFAULT  256
 #define PIPE_REPLAY_MAX      65536
@@ -94,6 +95,7 @@ typedef struct reader_s {
   jw__lineq_t q; /* guarded by ps->lock */
   uint64_t last; /* last seq queued or dropped for it; guarded */
   int done;      /* its thread has finished; guarded */
+  jw_seal_t *seal; /* its own chain "S/id" in a sealed run (its thread's) */
 } reader_t;
 
 struct pipe_state_s {
@@ -324,6 +326,35 @@ static DWORD write_all(reader_t *r, const char *data, size_t len, OVERLAPPED *ro
   return rc;
 }
 
+/* Writes one line to reader r, sealed with the reader's own chain when the
+ * run seals (each reader's stream is complete in itself: its replay, its
+ * gap records, the live lines). The chain is made at the first line: the
+ * run sets the sink's root before any line exists. */
+static DWORD reader_write(reader_t *r, const char *data, size_t len, int end, OVERLAPPED *ro,
+                          char *rbuf, DWORD rsize) {
+  const jw_seal_t *root = r->ps->self->seal;
+  char *sealed = NULL;
+  size_t slen = 0;
+  DWORD e;
+  if (root != NULL && r->seal == NULL && jw_seal_child(root, (unsigned long)r->id, &r->seal) != 0)
+    return ERROR_NOT_ENOUGH_MEMORY;
+  if (r->seal != NULL) {
+    if (jw_seal_line(r->seal, data, len, end ? JW_SEAL_END : 0, &sealed, &slen) != 0)
+      return ERROR_NOT_ENOUGH_MEMORY;
+    data = sealed;
+    len = slen;
+  }
+  e = write_all(r, data, len, ro, rbuf, rsize);
+  if (r->seal != NULL) {
+    if (e == 0)
+      jw_seal_commit(r->seal);
+    else
+      jw_seal_abort(r->seal);
+  }
+  free(sealed);
+  return e;
+}
+
 /* The gap record of g for reader r in the sink's format (format=), new
  * buffer in *line. Returns 0 or a JW_E* code. */
 static int render_gap(reader_t *r, const jw__gap_t *g, char **line, size_t *len) {
@@ -351,7 +382,7 @@ static DWORD write_gap(reader_t *r, jw__gap_t *g, OVERLAPPED *ro, char *rbuf, DW
   size_t len = 0;
   DWORD e = 0;
   if (render_gap(r, g, &line, &len) == 0) {
-    e = write_all(r, line, len, ro, rbuf, rsize);
+    e = reader_write(r, line, len, 0, ro, rbuf, rsize);
     free(line);
   }
   g->count = 0;
@@ -399,13 +430,14 @@ static void reader_main(void *arg) {
       char *line = NULL;
       size_t len = 0;
       if (render_gap(r, &gap, &line, &len) == 0) {
-        gone = write_all(r, line, len, &ro, rbuf, sizeof(rbuf));
+        gone = reader_write(r, line, len, 0, &ro, rbuf, sizeof(rbuf));
         free(line);
       }
       gap.count = 0;
     }
     if (!gone)
-      gone = write_all(r, it->data, it->len, &ro, rbuf, sizeof(rbuf));
+      gone = reader_write(r, it->data, it->len, it->kind == JW_EVENT_JOB_END, &ro, rbuf,
+                          sizeof(rbuf));
     free(it);
   }
   if (!gone && gap.count > 0) /* lost at the very end: still said */
@@ -444,6 +476,7 @@ static void reap(pipe_state_t *ps) {
     *pp = r->next;
     jw__thread_join(&r->thread); /* it has finished: at most a moment */
     CloseHandle(r->wake);
+    jw_seal_free(r->seal);
     free(r);
   }
 }
@@ -797,5 +830,7 @@ int jw__pipe_reader_stats(jw_exporter_t *exp, uint64_t *connected, uint64_t *gon
   return 0;
 }
 
-const jw_exporter_vtable_t jw_exporter_pipe = {"pipe", pipe_init,  pipe_export,
-                                               NULL,   pipe_close, pipe_check};
+/* Seals itself: one chain per reader (reader_write). */
+const jw_exporter_vtable_t jw_exporter_pipe = {"pipe",     pipe_init,  pipe_export,
+                                               NULL,       pipe_close, pipe_check,
+                                               1};

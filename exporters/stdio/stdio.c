@@ -63,8 +63,8 @@ static int stdio_export(jw_exporter_t *self, const char *line, size_t len, const
 }
 
 const jw_exporter_vtable_t jw_exporter_stdout = {
-    "stdout", stdio_init, stdio_export, NULL, NULL, NULL,
+    "stdout", stdio_init, stdio_export, NULL, NULL, NULL, 0,
 };
 const jw_exporter_vtable_t jw_exporter_stderr = {
-    "stderr", stdio_init, stdio_export, NULL, NULL, NULL,
+    "stderr", stdio_init, stdio_export, NULL, NULL, NULL, 0,
 };

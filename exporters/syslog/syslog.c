@@ -630,8 +630,8 @@ static int syslog_check(jw_exporter_t *self, const char *arg, jw_error_t *err) {
 }
 
 const jw_exporter_vtable_t jw_exporter_syslog_udp = {
-    "syslog+udp", syslog_init, syslog_export, NULL, syslog_close, syslog_check,
+    "syslog+udp", syslog_init, syslog_export, NULL, syslog_close, syslog_check, 0,
 };
 const jw_exporter_vtable_t jw_exporter_syslog_tcp = {
-    "syslog+tcp", syslog_init, syslog_export, NULL, syslog_close, syslog_check,
+    "syslog+tcp", syslog_init, syslog_export, NULL, syslog_close, syslog_check, 0,
 };

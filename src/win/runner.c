@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "seal.h"
 #include "win/win.h"
 
 #define STOP_TIMEOUT_MS  5000
@@ -324,10 +325,12 @@ int jw_run(const jw_run_config_t *cfg) {
   int rule_kill_job = 0, control_kill_job = 0;
   char name[JW_POLICY_NAME_MAX + 32];
   char msg[700];
-  int status = JW_EXIT_JW_ERROR, i, rc;
+  int status = JW_EXIT_JW_ERROR, i, rc, sealed = 0;
   DWORD exit_code = 0;
+  jw_seal_key_t seal_key; /* wiped once every sink has its chain */
 
   memset(&job, 0, sizeof(job));
+  memset(&seal_key, 0, sizeof(seal_key));
   memset(&child, 0, sizeof(child));
   InterlockedExchange(&g_ctrl_type, -1);
   memset(&err, 0, sizeof(err));
@@ -387,11 +390,36 @@ int jw_run(const jw_run_config_t *cfg) {
   }
   jw__strlcpy(name, run.job_name, sizeof(name));
   sc.run_start_us = run.start_us;
+  /* Sealing: the master key is read (or made and written once) before any
+   * sink exists, each sink's chain is derived from it, and then it is
+   * wiped: from here on this process holds only keys that evolve. */
+  if (pol.seal_key[0] != '\0') {
+    int krc = pol.seal_key_existing ? jw_seal_key_read(pol.seal_key, &seal_key, &err)
+                                    : jw_seal_key_generate(&seal_key);
+    if (krc == 0 && !pol.seal_key_existing)
+      krc = jw_seal_key_write(pol.seal_key, &seal_key, &err);
+    else if (krc != 0 && !pol.seal_key_existing)
+      jw_error_set(&err, krc, 0, "seal", "cannot make a seal key (no random source)");
+    if (krc != 0) {
+      say("", err.text);
+      goto done;
+    }
+    sealed = 1;
+  }
   for (i = 0; i < n_exports; i++) {
     jw_exporter_t *exp;
     if (jw_exporter_open(exports[i], &exp, &err) != 0) {
       say("", err.text);
       goto done;
+    }
+    if (sealed) {
+      char stream[16];
+      snprintf(stream, sizeof(stream), "%d", i);
+      if (jw_seal_new(&seal_key, run.run_id, stream, &exp->seal) != 0) {
+        jw_exporter_close(exp);
+        say("", "cannot start the seal chain (out of memory)");
+        goto done;
+      }
     }
     if (jw_emitter_add(em, exp) != 0) {
       jw_exporter_close(exp);
@@ -400,6 +428,8 @@ int jw_run(const jw_run_config_t *cfg) {
     }
     sinks[i] = exp;
   }
+
+  jw_seal_key_wipe(&seal_key);
 
   /* From here on every sink is fed by its own writer thread: the monitor
    * never waits for an exporter. */
@@ -564,6 +594,7 @@ int jw_run(const jw_run_config_t *cfg) {
   status = rule_kill != NULL ? JW_EXIT_RULE_KILLED : (int)exit_code;
 
 done:
+  jw_seal_key_wipe(&seal_key);
   /* Before the monitor it asks: the control thread stops first. */
   jw_control_close(ctl);
   ctl = NULL;

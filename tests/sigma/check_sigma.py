@@ -748,6 +748,7 @@ WINE_EXPECTATIONS = {
             ("wine-monitor-crash.jsonl", 1, 1),  # wine.real.monitor
             ("wine-monitor-grandchild-crash.jsonl", 1, 1),
             ("wine-tamper-kernel.jsonl", 1, 1),  # the injected ABNORMAL_EXIT_PROCESS
+            ("wine-seal-a.jsonl", 1, 1),  # wine.real.seal: the root crashes
             ("wine-cli-exit-1.jsonl", 0, 0),  # failures the program chose
             ("wine-cli-exit-255.jsonl", 0, 0),
         ],

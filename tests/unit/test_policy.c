@@ -20,13 +20,14 @@ static const char *out_dir = ".";
   "job_cpu_time, notification_margin"
 #define TOP_KEYS                                                                                   \
   "version, name, tier, limits, ui_restrictions, kill_on_close, "                                  \
-  "die_on_unhandled_exception, allow_breakaway, token, exporters, rules"
+  "die_on_unhandled_exception, allow_breakaway, token, exporters, rules, seal"
 #define SET_KEYS                                                                                   \
   "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
   "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
   "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
   "active_processes_action, escape_action, escape_scan_interval, coalesce_window, timeout_tags, "  \
-  "total_processes_tags, images_tags, active_processes_tags, escape_tags, token"
+  "total_processes_tags, images_tags, active_processes_tags, escape_tags, token, seal_key, "  \
+  "seal_key_existing"
 #define UI_LIST                                                                                    \
   "\"handles\", \"read_clipboard\", \"write_clipboard\", "                                         \
   "\"system_parameters\", \"display_settings\", \"global_atoms\", "                                \

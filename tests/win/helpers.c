@@ -1352,6 +1352,24 @@ int tw_helper_main(int argc, char **argv) {
     *(volatile int *)(ULONG_PTR)0 = 1;
     return 95;
   }
+  if (strcmp(mode, "series-then-crash") == 0 && argc > 3) {
+    /* Once MARK exists: three children `exit 0`, one after another, then
+     * a crash (a record with starts, exits and an NTSTATUS exit). */
+    wchar_t cmd[1024];
+    DWORD code, i;
+    for (i = 0; GetFileAttributesA(argv[3]) == INVALID_FILE_ATTRIBUTES; i++) {
+      if (i > 3000)
+        return 97;
+      Sleep(10);
+    }
+    tw_helper_cmdline(cmd, 1024, "exit 0");
+    for (i = 0; i < 3; i++)
+      if (tw_run_wait(cmd, 10000, &code) != 0)
+        return 96;
+    SetErrorMode(SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX);
+    *(volatile int *)(ULONG_PTR)0 = 1;
+    return 95;
+  }
   if (strcmp(mode, "sleep") == 0 && argc > 3) {
     Sleep((DWORD)strtoul(argv[3], NULL, 0));
     return 0;

@@ -138,6 +138,10 @@ int tw_is_helper(int argc, char **argv);
  *                         or "first=E spoof=E" / "spawn=E" when the parent
  *                         could not be opened / the child not started
  *   wait-file PATH        exit 0 once PATH exists
+ *   series-then-crash MARK
+ *                         once MARK exists, run three children `exit 0`
+ *                         one after another, then crash (0xC0000005); 97
+ *                         when MARK does not come within 30 s
  *   flood N               start N children at once, each `exit 0` with the
  *                         argument TW_FLOOD_TAG_FMT (its index), wait for
  *                         them; exit 0, or 93 if a CreateProcessW failed

@@ -1,0 +1,492 @@
+/* unit: forward-secure sealing and `verify` (src/seal.c, src/verify.c).
+ * A key file is created owner-only and never overwritten; a damaged key
+ * file is refused with a message that says what is wrong. A sealed record
+ * written through the emitter and the file exporter verifies intact (in
+ * one file and rotated over several, given in any order), and every kind
+ * of damage made to it is found and named at the right line: modified,
+ * inserted (an unsealed line, a forged valid-looking line, a replayed
+ * line), deleted, reordered, truncated, spliced from another run, key
+ * mismatch. Whoever holds the chain at line N (the state of a jobwarden
+ * taken over there) cannot reseal an earlier line. A write that fails
+ * leaves no hole in the chain. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#ifndef _WIN32
+#include <sys/stat.h>
+#endif
+
+#include "commands.h"
+#include "harness.h"
+#include "internal.h"
+#include "seal.h"
+#include "test_util.h"
+
+static const char *g_dir;
+
+static void path_of(char *buf, size_t size, const char *name) {
+  snprintf(buf, size, "%s/%s", g_dir, name);
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+/* Writes a sealed record of `n` events (job_start, n-2 violations,
+ * job_end unless `no_end`) to `file` with `key`; *run_id receives the run. */
+static void write_record(const char *spec, const jw_seal_key_t *key, int n, int no_end,
+                         char run_id[33]) {
+  jw_run_info_t run;
+  jw_emitter_t *em = NULL;
+  jw_exporter_t *exp = NULL;
+  jw_error_t err;
+  int i;
+  memset(&err, 0, sizeof(err));
+  CHECK_INT(jw_run_info_init(&run, "seal-test", JW_TIER_NONE), 0);
+  memcpy(run_id, run.run_id, 33);
+  CHECK_INT(jw_emitter_new(&run, &em), 0);
+  CHECK_INT(jw_exporter_open(spec, &exp, &err), 0);
+  CHECK_INT(jw_seal_new(key, run.run_id, "0", &exp->seal), 0);
+  CHECK_INT(jw_emitter_add(em, exp), 0);
+  for (i = 0; i < n; i++) {
+    jw_event_t ev;
+    if (i == 0)
+      jw_event_init(&ev, JW_EVENT_JOB_START, "job", "observed", NULL, "jobwarden", JW_SEV_INFO);
+    else if (i == n - 1 && !no_end)
+      jw_event_init(&ev, JW_EVENT_JOB_END, "job", "observed", NULL, "jobwarden", JW_SEV_INFO);
+    else {
+      jw_event_init(&ev, JW_EVENT_NOTICE, "sink_failed", "degraded", "monitor", "jobwarden",
+                    JW_SEV_HIGH);
+      snprintf(ev.message, sizeof(ev.message), "event number %d of the sealed record, padded "
+               "to make lines long enough for a rotation: %080d", i, i);
+    }
+    CHECK_INT(jw_emit(em, &ev), 0);
+  }
+  jw_emitter_free(em);
+}
+
+typedef struct {
+  char **lines;
+  size_t n;
+} lines_t;
+
+static void read_lines(const char *path, lines_t *out) {
+  size_t len = 0;
+  char *text = jw_test_read_file(path, &len), *p, *nl;
+  out->lines = NULL;
+  out->n = 0;
+  if (text == NULL)
+    return;
+  for (p = text; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+    out->lines = realloc(out->lines, (out->n + 1) * sizeof(char *));
+    *nl = '\0';
+    out->lines[out->n++] = strdup(p);
+  }
+  free(text);
+}
+
+static void write_lines(const char *path, char *const *lines, size_t n) {
+  FILE *f = fopen(path, "wb");
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (lines[i] != NULL)
+      fprintf(f, "%s\n", lines[i]);
+  fclose(f);
+}
+
+static void free_lines(lines_t *l) {
+  size_t i;
+  for (i = 0; i < l->n; i++)
+    free(l->lines[i]);
+  free(l->lines);
+}
+
+/* verify's document for one file. */
+static json_t *verify1(const char *path, const jw_seal_key_t *key) {
+  const char *files[1];
+  char why[512];
+  files[0] = path;
+  return jw_verify_files(files, 1, key, why, sizeof(why));
+}
+
+/* The first damage of `path` is `kind` at `line` (or, for a missing line,
+ * before/after that line: `where`). */
+static void expect_damage(const char *path, const jw_seal_key_t *key, const char *kind,
+                          const char *where, long line) {
+  json_t *doc = verify1(path, key), *d;
+  CHECK(doc != NULL);
+  if (doc == NULL)
+    return;
+  CHECK_STR(json_string_value(json_object_get(doc, "verdict")), "damaged");
+  d = json_object_get(doc, "first_damage");
+  CHECK_STR(json_string_value(json_object_get(d, "kind")), kind);
+  if (where != NULL)
+    d = json_object_get(d, where);
+  CHECK_INT(json_integer_value(json_object_get(d, "line")), line);
+  CHECK_STR(json_string_value(json_object_get(d, "file")), path);
+  if (jw_test_failures > 0 && getenv("JW_TEST_VERBOSE")) {
+    char *t = json_dumps(doc, JSON_INDENT(2));
+    fprintf(stderr, "%s\n", t);
+    free(t);
+  }
+  json_decref(doc);
+}
+
+/* ---- key files ------------------------------------------------------------ */
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "wb");
+  fputs(text, f);
+  fclose(f);
+}
+
+static void test_key_files(void) {
+  jw_seal_key_t k, r;
+  jw_error_t err;
+  char path[1024], bad[1024], want[1400];
+  path_of(path, sizeof(path), "unit-seal.key.txt");
+  remove(path);
+  memset(&err, 0, sizeof(err));
+  CHECK_INT(jw_seal_key_generate(&k), 0);
+  CHECK_INT((int)strlen(k.key_id), 32);
+  CHECK_INT(jw_seal_key_write(path, &k, &err), 0);
+#ifndef _WIN32
+  {
+    struct stat sb;
+    CHECK_INT(stat(path, &sb), 0);
+    CHECK_INT(sb.st_mode & 0777, 0600); /* owner-only, whatever the umask */
+  }
+#endif
+  /* Never overwritten. */
+  CHECK_INT(jw_seal_key_write(path, &k, &err), JW_EEXIST);
+  CHECK_CONTAINS(err.text, "(a key file is never overwritten)");
+  CHECK_INT(jw_seal_key_read(path, &r, &err), 0);
+  CHECK(memcmp(r.master, k.master, sizeof(k.master)) == 0);
+  CHECK_STR(r.key_id, k.key_id);
+
+  path_of(bad, sizeof(bad), "unit-seal-bad.key.txt");
+  write_text(bad, "not json\n");
+  CHECK_INT(jw_seal_key_read(bad, &r, &err), JW_EINVAL);
+  snprintf(want, sizeof(want),
+           "%s: not a jobwarden seal key (expected the JSON line that 'jobwarden seal-key new' "
+           "writes)",
+           bad);
+  CHECK_STR(err.text, want);
+  write_text(bad, "{\"jobwarden_seal_key\":2,\"key\":\"00\"}\n");
+  CHECK_INT(jw_seal_key_read(bad, &r, &err), JW_EINVAL);
+  snprintf(want, sizeof(want),
+           "%s: jobwarden_seal_key: expected version 1 (a key of another version or not a key "
+           "file)",
+           bad);
+  CHECK_STR(err.text, want);
+  write_text(bad, "{\"jobwarden_seal_key\":1,\"key\":\"zz\",\"key_id\":\"x\"}\n");
+  CHECK_INT(jw_seal_key_read(bad, &r, &err), JW_EINVAL);
+  snprintf(want, sizeof(want), "%s: key: expected 64 hex digits", bad);
+  CHECK_STR(err.text, want);
+  {
+    /* A key whose id was edited (another key's id pasted in). */
+    char text[256];
+    jw_seal_key_t other;
+    CHECK_INT(jw_seal_key_generate(&other), 0);
+    jw_seal_key_text(&k, text, sizeof(text));
+    memcpy(strstr(text, k.key_id), other.key_id, 32);
+    write_text(bad, text);
+    CHECK_INT(jw_seal_key_read(bad, &r, &err), JW_EINVAL);
+    snprintf(want, sizeof(want), "%s: key_id does not belong to the key (the file was edited)",
+             bad);
+    CHECK_STR(err.text, want);
+  }
+  path_of(bad, sizeof(bad), "unit-seal-missing.key.txt");
+  remove(bad);
+  CHECK_INT(jw_seal_key_read(bad, &r, &err), JW_ENOENT);
+  CHECK_CONTAINS(err.text, "cannot open the key file");
+}
+
+/* ---- the chain ------------------------------------------------------------ */
+
+static void test_intact_and_damage(void) {
+  jw_seal_key_t key, other;
+  char spec[1200], path[1024], copy[1024], other_path[1024], run_id[33], run2[33];
+  lines_t l, o;
+  json_t *doc, *s;
+  char *saved;
+
+  CHECK_INT(jw_seal_key_generate(&key), 0);
+  CHECK_INT(jw_seal_key_generate(&other), 0);
+  path_of(path, sizeof(path), "unit-seal.jsonl");
+  remove(path);
+  snprintf(spec, sizeof(spec), "file:%s", path);
+  write_record(spec, &key, 8, 0, run_id);
+
+  doc = verify1(path, &key);
+  CHECK(doc != NULL);
+  CHECK_STR(json_string_value(json_object_get(doc, "verdict")), "intact");
+  s = json_array_get(json_object_get(doc, "streams"), 0);
+  CHECK_INT(json_array_size(json_object_get(doc, "streams")), 1);
+  CHECK_STR(json_string_value(json_object_get(s, "run_id")), run_id);
+  CHECK_STR(json_string_value(json_object_get(s, "stream")), "0");
+  CHECK_INT(json_integer_value(json_object_get(s, "lines")), 8);
+  CHECK_INT(json_integer_value(json_object_get(s, "first_index")), 0);
+  CHECK_INT(json_integer_value(json_object_get(s, "last_index")), 7);
+  CHECK(json_is_true(json_object_get(s, "complete")));
+  json_decref(doc);
+
+  read_lines(path, &l);
+  CHECK_INT(l.n, 8);
+  if (l.n != 8)
+    return;
+  /* The first line states the chain; the others do not; the last ends it. */
+  CHECK_CONTAINS(l.lines[0], ",\"seal\":{\"v\":1,\"alg\":\"blake2b-256\",\"key_id\":\"");
+  CHECK(strstr(l.lines[3], "\"v\":1") == NULL);
+  CHECK_CONTAINS(l.lines[7], "\"i\":7,\"end\":true,\"mac\":\"");
+
+  path_of(copy, sizeof(copy), "unit-seal-damaged.jsonl.txt");
+  /* modified: one byte of line 4's message. */
+  {
+    char *p = strstr(l.lines[3], "event number 3");
+    p[13] = '4';
+    write_lines(copy, l.lines, l.n);
+    expect_damage(copy, &key, "modified", NULL, 4);
+    p[13] = '3';
+  }
+  /* deleted: line 4 gone. */
+  saved = l.lines[3];
+  l.lines[3] = NULL;
+  write_lines(copy, l.lines, l.n);
+  expect_damage(copy, &key, "deleted", "before", 4); /* the line that is now 4th */
+  l.lines[3] = saved;
+  /* inserted: a line without a seal, after line 2. */
+  {
+    char *ins[9];
+    memcpy(ins, l.lines, 2 * sizeof(char *));
+    ins[2] = "{\"schema_version\":\"2.0.0\",\"event\":\"sandbox.notice\",\"seq\":3}";
+    memcpy(ins + 3, l.lines + 2, 6 * sizeof(char *));
+    write_lines(copy, ins, 9);
+    expect_damage(copy, &key, "inserted", NULL, 3);
+    /* a forged, valid-looking line: line 3 with another message and the
+     * seal of index 2 with a made-up MAC */
+    ins[2] = strdup(l.lines[2]);
+    memcpy(strstr(ins[2], "event number 2"), "EVENT", 5);
+    memset(strstr(ins[2], "\"mac\":\"") + 7, 'a', 64);
+    write_lines(copy, ins, 9);
+    expect_damage(copy, &key, "inserted", NULL, 3);
+    /* a line played twice */
+    free(ins[2]);
+    ins[2] = l.lines[1];
+    write_lines(copy, ins, 9);
+    expect_damage(copy, &key, "inserted", NULL, 3);
+  }
+  /* reordered: lines 4 and 5 swapped. */
+  saved = l.lines[3];
+  l.lines[3] = l.lines[4];
+  l.lines[4] = saved;
+  write_lines(copy, l.lines, l.n);
+  expect_damage(copy, &key, "reordered", NULL, 5);
+  l.lines[4] = l.lines[3];
+  l.lines[3] = saved;
+  /* truncated: the closing line cut off. */
+  write_lines(copy, l.lines, l.n - 1);
+  expect_damage(copy, &key, "truncated", "after", 7);
+  /* key mismatch: the right record, the wrong key. */
+  expect_damage(path, &other, "key_mismatch", NULL, 1);
+  /* spliced: line 4 replaced by line 4 of another run sealed with the same
+   * key. */
+  path_of(other_path, sizeof(other_path), "unit-seal-other.jsonl.txt");
+  remove(other_path);
+  snprintf(spec, sizeof(spec), "file:%s", other_path);
+  write_record(spec, &key, 8, 0, run2);
+  read_lines(other_path, &o);
+  CHECK_INT(o.n, 8);
+  if (o.n == 8) {
+    saved = l.lines[3];
+    l.lines[3] = o.lines[3];
+    write_lines(copy, l.lines, l.n);
+    expect_damage(copy, &key, "spliced", NULL, 4);
+    l.lines[3] = saved;
+  }
+  free_lines(&o);
+
+  /* Forward security: whoever holds the chain after line 5 (k5, M4) and
+   * rewrites line 4 with it gets nothing that verifies. */
+  {
+    jw_seal_t *ch = NULL;
+    char *line = NULL, *forged = NULL, *cut;
+    size_t flen = 0;
+    int i;
+    CHECK_INT(jw_seal_new(&key, run_id, "0", &ch), 0);
+    /* Walk the genuine chain up to line 5 (the state at that moment). */
+    for (i = 0; i < 5; i++) {
+      char *tmp = NULL;
+      size_t tl = 0;
+      line = strdup(l.lines[i]);
+      cut = strstr(line, ",\"seal\":{");
+      strcpy(cut, "}");
+      CHECK_INT(jw_seal_line(ch, line, strlen(line), 0, &tmp, &tl), 0);
+      jw_seal_commit(ch);
+      CHECK_STR(tmp, l.lines[i]); /* the same chain gives the same lines */
+      free(tmp);
+      free(line);
+    }
+    line = strdup(l.lines[3]);
+    cut = strstr(line, ",\"seal\":{");
+    strcpy(cut, "}");
+    memcpy(strstr(line, "event number 3"), "EVENT", 5);
+    CHECK_INT(jw_seal_line(ch, line, strlen(line), 0, &forged, &flen), 0);
+    /* it claims index 5; renumbered to 3 it is still the wrong MAC */
+    {
+      char *p = strstr(forged, "\"i\":5,");
+      p[4] = '3';
+    }
+    saved = l.lines[3];
+    l.lines[3] = forged;
+    write_lines(copy, l.lines, l.n);
+    expect_damage(copy, &key, "modified", NULL, 4);
+    l.lines[3] = saved;
+    free(forged);
+    free(line);
+    jw_seal_free(ch);
+  }
+  free_lines(&l);
+}
+
+/* A rotated record: files given newest first still verify; one file
+ * missing from the middle is a deletion. */
+static void test_rotation(void) {
+  jw_seal_key_t key;
+  char spec[1200], path[1024], p1[1100], p2[1100], run_id[33];
+  const char *files[8];
+  char why[512];
+  json_t *doc;
+  int i, n = 0;
+  CHECK_INT(jw_seal_key_generate(&key), 0);
+  path_of(path, sizeof(path), "unit-seal-rot.jsonl");
+  for (i = 0; i <= 9; i++) {
+    snprintf(p1, sizeof(p1), i ? "%s.%d" : "%s", path, i);
+    remove(p1);
+  }
+  snprintf(spec, sizeof(spec), "file:%s,rotate=16K,keep=9", path);
+  write_record(spec, &key, 40, 0, run_id);
+  files[n++] = path;
+  for (i = 1; i <= 9; i++) {
+    FILE *f;
+    snprintf(p1, sizeof(p1), "%s.%d", path, i);
+    f = fopen(p1, "rb");
+    if (f == NULL)
+      break;
+    fclose(f);
+    files[n++] = strdup(p1);
+  }
+  CHECK(n >= 3);
+  doc = jw_verify_files(files, n, &key, why, sizeof(why));
+  CHECK_STR(json_string_value(json_object_get(doc, "verdict")), "intact");
+  CHECK_INT(json_integer_value(json_object_get(json_array_get(json_object_get(doc, "streams"), 0),
+                                               "lines")),
+            40 + (n - 1)); /* each rotated file starts with its log_continued line */
+  json_decref(doc);
+  /* The middle file left out. */
+  if (n >= 3) {
+    const char *some[8];
+    int k = 0;
+    for (i = 0; i < n; i++)
+      if (i != 1)
+        some[k++] = files[i];
+    doc = jw_verify_files(some, k, &key, why, sizeof(why));
+    CHECK_STR(json_string_value(json_object_get(json_object_get(doc, "first_damage"), "kind")),
+              "deleted");
+    json_decref(doc);
+  }
+  /* A rotated file starts with a continuation line that states the chain. */
+  {
+    lines_t l;
+    snprintf(p2, sizeof(p2), "%s.1", path);
+    read_lines(p2, &l);
+    CHECK(l.n > 0);
+    if (l.n > 0) {
+      CHECK_CONTAINS(l.lines[0], "\"event\":\"sandbox.log_continued\"");
+      CHECK_CONTAINS(l.lines[0], ",\"seal\":{\"v\":1,");
+    }
+    free_lines(&l);
+  }
+  for (i = 1; i < n; i++)
+    free((char *)files[i]);
+}
+
+/* A sink whose first write fails: the line is lost (its gap record says
+ * so), the chain is not: the next line takes index 0. */
+static int g_fail_next = 1;
+static char g_written[8192];
+static int flaky_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
+                        jw_error_t *err) {
+  (void)self;
+  (void)ev;
+  if (g_fail_next) {
+    g_fail_next = 0;
+    return jw_error_set(err, JW_EIO, 0, "flaky", "first write fails");
+  }
+  if (strlen(g_written) + len < sizeof(g_written))
+    strncat(g_written, line, len);
+  return 0;
+}
+static const jw_exporter_vtable_t flaky_vt = {"flaky", NULL, flaky_export, NULL, NULL, NULL, 0};
+
+static void test_failed_write(void) {
+  jw_seal_key_t key;
+  jw_exporter_t *exp = calloc(1, sizeof(*exp));
+  jw_run_info_t run;
+  jw_error_t err;
+  CHECK_INT(jw_seal_key_generate(&key), 0);
+  CHECK_INT(jw_run_info_init(&run, "seal-flaky", JW_TIER_NONE), 0);
+  exp->vt = &flaky_vt;
+  CHECK_INT(jw_seal_new(&key, run.run_id, "0", &exp->seal), 0);
+  memset(&err, 0, sizeof(err));
+  CHECK_INT(jw__exporter_write(exp, "{\"a\":1}\n", 8, NULL, &err), JW_EIO);
+  CHECK_INT(jw__exporter_write(exp, "{\"a\":2}\n", 8, NULL, &err), 0);
+  CHECK_CONTAINS(g_written, "{\"a\":2,\"seal\":{\"v\":1,");
+  CHECK_CONTAINS(g_written, "\"i\":0,\"mac\":\"");
+  CHECK_INT(jw_seal_next_index(exp->seal), 1);
+  /* Not a JSON object line: refused, the chain stays. */
+  CHECK_INT(jw__exporter_write(exp, "plain text\n", 11, NULL, &err), JW_EINVAL);
+  CHECK_INT(jw_seal_next_index(exp->seal), 1);
+  jw_seal_free(exp->seal);
+  free(exp);
+}
+
+/* The policy's "seal" and the flags that set it. */
+static void test_policy(void) {
+  jw_policy_t p;
+  jw_error_t err;
+  static const char both[] = "{\"seal\":{\"new_key\":\"a.key\",\"existing_key\":\"b.key\"}}";
+  static const char empty[] = "{\"seal\":{}}";
+  static const char wrong[] = "{\"seal\":{\"key\":\"a\"}}";
+  static const char bad[] = "{\"seal\":{\"new_key\":\"\"}}";
+  static const char good[] = "{\"seal\":{\"existing_key\":\"C:\\\\keys\\\\run.key\"}}";
+  memset(&err, 0, sizeof(err));
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_parse(&p, good, strlen(good), "p.json", &err), 0);
+  CHECK_STR(p.seal_key, "C:\\keys\\run.key");
+  CHECK_INT(p.seal_key_existing, 1);
+  /* A flag over the file: the later setting wins. */
+  CHECK_INT(jw_policy_set(&p, "seal_key", "new.key", "--seal-key", &err), 0);
+  CHECK_STR(p.seal_key, "new.key");
+  CHECK_INT(p.seal_key_existing, 0);
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_parse(&p, both, strlen(both), "p.json", &err), JW_EPOLICY);
+  CHECK_STR(err.text, "p.json: seal.existing_key: give new_key or existing_key, not both");
+  CHECK_INT(jw_policy_parse(&p, empty, strlen(empty), "p.json", &err), JW_EPOLICY);
+  CHECK_STR(err.text, "p.json: seal: expected new_key or existing_key");
+  CHECK_INT(jw_policy_parse(&p, wrong, strlen(wrong), "p.json", &err), JW_EPOLICY);
+  CHECK_STR(err.text, "p.json: seal.key: unknown key (known: new_key, existing_key)");
+  CHECK_INT(jw_policy_parse(&p, bad, strlen(bad), "p.json", &err), JW_EPOLICY);
+  CHECK_CONTAINS(err.text, "p.json: seal.new_key: expected a file path of 1 to 1023 bytes");
+}
+
+int main(int argc, char **argv) {
+  g_dir = argc > 2 ? argv[2] : ".";
+  test_policy();
+  test_key_files();
+  test_intact_and_damage();
+  test_rotation();
+  test_failed_write();
+  return jw_test_result("seal");
+}

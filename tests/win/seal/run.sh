@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# wine.real.seal: the Windows test (tests/win/test_seal.c) makes sealed
+# records with the real jobwarden.exe, damages copies of them and checks
+# jobwarden.exe's verdicts; then every file of its manifest is verified
+# again here with the native jobwarden (the analyst's Linux machine), which
+# must give the same verdict at the same line.
+#
+# Usage: run.sh WINEPREFIX TEST_EXE DATA EVENTS JOBWARDEN_EXE NATIVE_JOBWARDEN
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+prefix=$1 test_exe=$2 data=$3 events=$4 jw=$5 native=$6
+"$root/scripts/wine-exec.sh" "$prefix" "$test_exe" "$data" "$events" "$jw" || exit 1
+if [ ! -x "$native" ]; then
+  echo "wine.real.seal: the native jobwarden ($native) is not built: run scripts/setup.sh" >&2
+  exit 1
+fi
+manifest="$events/wine-seal-manifest.txt"
+[ -s "$manifest" ] || { echo "wine.real.seal: no manifest $manifest" >&2; exit 1; }
+# Z:\path -> /path (the Wine prefix maps Z: to /).
+unix() { printf '%s' "$1" | sed -e 's|^[Zz]:||' -e 's|\\|/|g'; }
+fail=0 n=0
+while IFS=$'\t' read -r file key kind where; do
+  f=$(unix "$file") k=$(unix "$key")
+  out=$("$native" verify "$f" --key "$k" 2>&1); rc=$?
+  n=$((n + 1))
+  if [ "$kind" = intact ]; then
+    if [ $rc -ne 0 ] || ! grep -q '^verify: intact$' <<<"$out"; then
+      echo "native verify $f: expected intact (exit 0), got exit $rc:"; echo "$out"; fail=1
+    fi
+    continue
+  fi
+  case "$where" in
+    before*|after*) rel="${where%% *} "; line="${where#* }" ;;
+    *) rel="" line="$where" ;;
+  esac
+  if [ "$where" = after ]; then want="  $kind: after $f:"; else want="  $kind: $rel$f:$line"; fi
+  if [ $rc -ne 1 ] || ! grep -qF -- "$want" <<<"$(sed -n '/^verify: DAMAGED/,$p' <<<"$out")"; then
+    echo "native verify $f: expected exit 1 and '$want', got exit $rc:"; echo "$out"; fail=1
+  fi
+done < "$manifest"
+echo "wine.real.seal: native jobwarden verify agreed on $n file(s)$([ $fail -ne 0 ] && echo ' except the ones above')"
+exit $fail

@@ -1,0 +1,444 @@
+/* wine.real.seal: sealed records made by the real jobwarden.exe.
+ *
+ * (a) `run --seal-key KEY` with a file, an ECS file and a pipe sink: the
+ *     key file is created with a protected DACL granting the current user
+ *     alone (read back); every stream verifies intact with `jobwarden
+ *     verify` (the pipe reader's own stream "2/1" included);
+ * (b) the key file exists: the run is refused (125) before any event file;
+ * (c) `seal-key new` + `--seal-key-existing`: intact with that key, a key
+ *     mismatch with another;
+ * (d) the record of (a) damaged the ways an attacker who can write the
+ *     file after the run would (a byte changed, a line deleted, a forged
+ *     line inserted, two lines swapped, the end cut, a line of another run
+ *     spliced in): each copy is refused (exit 1) and the first bad line is
+ *     named with its kind; the copies and the expected verdicts are listed
+ *     in wine-seal-manifest.txt, which tests/win/seal/run.sh checks again
+ *     with the native jobwarden;
+ * (e) jobwarden killed mid-run: its sealed record is truncated.
+ * Manifest lines: FILE<TAB>KEY<TAB>intact<TAB>- | FILE<TAB>KEY<TAB>KIND<TAB>WHERE
+ * (WHERE: the line, "before LINE" / "after LINE" for a missing one).
+ * argv: <tests/data dir> <events out dir> <jobwarden.exe> */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <windows.h>
+
+#include <aclapi.h>
+#include <sddl.h>
+
+#include <jansson.h>
+
+#include "harness.h"
+#include "helpers.h"
+#include "internal.h"
+#include "win/win.h"
+
+#define RUN_TIMEOUT_MS 60000
+
+static char g_events[TW_PATH_CHARS];
+static char g_jw[TW_PATH_CHARS];
+static char g_self[TW_PATH_CHARS];
+static FILE *g_manifest;
+
+static void path_of(char *buf, size_t n, const char *tag, const char *suffix) {
+  tw_case_path(buf, n, g_events, "wine-seal-", tag, suffix);
+}
+
+/* Runs jobwarden.exe with args; waits. */
+static void seal_run(tw_proc_t *r, const char *tag, const char *args) {
+  CHECK_INT(tw_proc_start(r, g_jw, args, g_events, "wine-seal-", tag, NULL, NULL), 0);
+  CHECK(tw_proc_wait(r, RUN_TIMEOUT_MS, 1));
+}
+
+/* `jobwarden verify FILE --key KEY`: its exit code, stdout in r. */
+static DWORD verify(tw_proc_t *r, const char *tag, const char *file, const char *key) {
+  char args[TW_CMD_CHARS];
+  snprintf(args, sizeof(args), "verify \"%s\" --key \"%s\"", file, key);
+  seal_run(r, tag, args);
+  return r->exit_code;
+}
+
+static void expect_intact(const char *file, const char *key, const char *stream) {
+  tw_proc_t r;
+  char want[256];
+  CHECK_U64(verify(&r, "verify-intact", file, key), 0);
+  CHECK_CONTAINS(r.out, "verify: intact\n");
+  snprintf(want, sizeof(want), " stream %s: intact, ", stream);
+  CHECK_CONTAINS(r.out, want);
+  CHECK_CONTAINS(r.out, ", closed by sandbox.job_end\n");
+  if (tw_case_failed(jw_test_failures))
+    fprintf(stderr, "verify %s:\n%s%s", file, r.out, r.err);
+  tw_proc_free(&r);
+}
+
+/* ---- lines of a file ---------------------------------------------------- */
+
+typedef struct {
+  char **l;
+  size_t n;
+} lines_t;
+
+static int read_lines(const char *path, lines_t *out) {
+  size_t len = 0;
+  char *text = tw_read_file(path, &len), *p, *nl;
+  out->l = NULL;
+  out->n = 0;
+  if (text == NULL)
+    return -1;
+  for (p = text; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+    char **grown = realloc(out->l, (out->n + 1) * sizeof(char *));
+    if (grown == NULL)
+      break;
+    out->l = grown;
+    *nl = '\0';
+    out->l[out->n++] = _strdup(p);
+  }
+  free(text);
+  return 0;
+}
+
+static void free_lines(lines_t *l) {
+  size_t i;
+  for (i = 0; i < l->n; i++)
+    free(l->l[i]);
+  free(l->l);
+}
+
+static void write_lines(const char *path, char *const *l, size_t n) {
+  FILE *f = fopen(path, "wb");
+  size_t i;
+  if (f == NULL)
+    return;
+  for (i = 0; i < n; i++)
+    if (l[i] != NULL)
+      fprintf(f, "%s\n", l[i]);
+  fclose(f);
+}
+
+/* Verifies a damaged copy: exit 1, the first bad line "KIND: [REL]COPY:LINE".
+ * Listed in the manifest for the native check. */
+static void expect_damaged(const char *tag, char *const *l, size_t n, const char *key,
+                           const char *kind, const char *rel, unsigned line) {
+  char copy[TW_PATH_CHARS], want[TW_PATH_CHARS + 64];
+  tw_proc_t r;
+  tw_case_begin(jw_test_failures);
+  path_of(copy, sizeof(copy), tag, ".jsonl.txt");
+  write_lines(copy, l, n);
+  CHECK_U64(verify(&r, tag, copy, key), 1);
+  snprintf(want, sizeof(want), "verify: DAMAGED; the first bad line:\n  %s: %s%s:%u", kind, rel,
+           copy, line);
+  CHECK_CONTAINS(r.out, want);
+  tw_case_end(tag, jw_test_failures, &r);
+  tw_proc_free(&r);
+  if (g_manifest != NULL)
+    fprintf(g_manifest, "%s\t%s\t%s\t%s%u\n", copy, key, kind, rel, line);
+}
+
+/* ---- the key file's DACL ------------------------------------------------ */
+
+/* Windows-only: Wine keeps no file DACLs (measured: a DACL given to
+ * CreateFileW or SetNamedSecurityInfoW is not stored; the one read back is
+ * made from the Unix mode bits, docs/platform-support.md). */
+static void check_key_dacl(const char *key) {
+  PSECURITY_DESCRIPTOR sd = NULL;
+  PACL dacl = NULL;
+  SECURITY_DESCRIPTOR_CONTROL ctl = 0;
+  DWORD rev = 0, got = 0;
+  ACCESS_ALLOWED_ACE *ace = NULL;
+  HANDLE token = NULL;
+  union {
+    TOKEN_USER tu;
+    unsigned char raw[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
+  } u;
+  if (jw__is_wine()) {
+    printf("windows-only: the DACL of %s (Wine %s keeps no file DACLs)\n", key,
+           jw__wine_version());
+    return;
+  }
+  CHECK_U64(GetNamedSecurityInfoA(key, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL,
+                                  &dacl, NULL, &sd),
+            ERROR_SUCCESS);
+  if (sd == NULL)
+    return;
+  CHECK(GetSecurityDescriptorControl(sd, &ctl, &rev));
+  CHECK(ctl & SE_DACL_PROTECTED); /* nothing inherited from the folder */
+  CHECK(dacl != NULL);
+  if (dacl != NULL) {
+    CHECK_INT(dacl->AceCount, 1);
+    CHECK(GetAce(dacl, 0, (void **)&ace));
+  }
+  CHECK(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token));
+  CHECK(GetTokenInformation(token, TokenUser, &u, sizeof(u), &got));
+  if (ace != NULL) {
+    CHECK_INT(ace->Header.AceType, ACCESS_ALLOWED_ACE_TYPE);
+    CHECK(EqualSid((PSID)&ace->SidStart, u.tu.User.Sid));
+    CHECK_U64(ace->Mask & FILE_ALL_ACCESS, FILE_ALL_ACCESS);
+  }
+  if (token != NULL)
+    CloseHandle(token);
+  LocalFree(sd);
+}
+
+/* ---- (a) a sealed run with three sinks ---------------------------------- */
+
+static void case_sealed_run(char *key, size_t key_n, char *rec, size_t rec_n) {
+  char ecs[TW_PATH_CHARS], mark[TW_PATH_CHARS], pipe_out[TW_PATH_CHARS], args[TW_CMD_CHARS];
+  char name[64], pipe_path[128];
+  tw_proc_t r;
+  HANDLE h = INVALID_HANDLE_VALUE;
+  DWORD i;
+
+  tw_case_begin(jw_test_failures);
+  path_of(key, key_n, "a", ".key");
+  path_of(rec, rec_n, "a", ".jsonl");
+  path_of(ecs, sizeof(ecs), "a-ecs", ".jsonl.txt");
+  path_of(mark, sizeof(mark), "a", ".mark");
+  path_of(pipe_out, sizeof(pipe_out), "a-pipe", ".jsonl.txt");
+  DeleteFileA(key);
+  DeleteFileA(rec);
+  DeleteFileA(ecs);
+  DeleteFileA(mark);
+  snprintf(name, sizeof(name), "jw-seal-%lu", (unsigned long)GetCurrentProcessId());
+  snprintf(pipe_path, sizeof(pipe_path), "\\\\.\\pipe\\%s", name);
+  /* The root waits for the mark (made once this test reads the pipe),
+   * then starts three children and one that crashes. */
+  snprintf(args, sizeof(args),
+           "run --seal-key \"%s\" --export \"file:%s\" --export \"file:%s,format=ecs\" "
+           "--export pipe:%s -- \"%s\" --helper series-then-crash \"%s\"",
+           key, rec, ecs, name, g_self, mark);
+  CHECK_INT(tw_proc_start(&r, g_jw, args, g_events, "wine-seal-", "a", NULL, NULL), 0);
+  CHECK_INT(tw_wait_pipe(name, 20000, 20), 0);
+  for (i = 0; i < 200 && h == INVALID_HANDLE_VALUE; i++) {
+    h = CreateFileA(pipe_path, GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
+    if (h == INVALID_HANDLE_VALUE)
+      Sleep(20); /* every instance busy: the next one comes */
+  }
+  CHECK(h != INVALID_HANDLE_VALUE);
+  {
+    FILE *m = fopen(mark, "wb");
+    if (m != NULL)
+      fclose(m);
+  }
+  if (h != INVALID_HANDLE_VALUE) {
+    FILE *out = fopen(pipe_out, "wb");
+    char buf[65536];
+    DWORD got;
+    while (ReadFile(h, buf, sizeof(buf), &got, NULL) && got > 0)
+      if (out != NULL)
+        fwrite(buf, 1, got, out);
+    if (out != NULL)
+      fclose(out);
+    CloseHandle(h);
+  }
+  CHECK(tw_proc_wait(&r, RUN_TIMEOUT_MS, 1));
+  CHECK_U64(r.exit_code, 0xC0000005); /* the root's own exit: the crash */
+  tw_case_end("sealed-run", jw_test_failures, &r);
+  tw_proc_free(&r);
+
+  tw_case_begin(jw_test_failures);
+  check_key_dacl(key);
+  expect_intact(rec, key, "0");
+  expect_intact(ecs, key, "1");
+  expect_intact(pipe_out, key, "2/1");
+  tw_case_end("sealed-streams", jw_test_failures, NULL);
+}
+
+/* ---- (b) the key file exists --------------------------------------------- */
+
+static void case_key_exists(const char *key) {
+  char rec[TW_PATH_CHARS], args[TW_CMD_CHARS], want[TW_PATH_CHARS + 64];
+  tw_proc_t r;
+  tw_case_begin(jw_test_failures);
+  path_of(rec, sizeof(rec), "b", ".jsonl");
+  DeleteFileA(rec);
+  snprintf(args, sizeof(args), "run --seal-key \"%s\" --export \"file:%s\" -- \"%s\" --helper exit 0",
+           key, rec, g_self);
+  seal_run(&r, "b", args);
+  CHECK_U64(r.exit_code, 125);
+  snprintf(want, sizeof(want), "%s: cannot create (error 80: ", key);
+  CHECK_CONTAINS(r.err, want);
+  CHECK_CONTAINS(r.err, "(a key file is never overwritten)");
+  CHECK(GetFileAttributesA(rec) == INVALID_FILE_ATTRIBUTES); /* nothing was opened */
+  tw_case_end("key-exists", jw_test_failures, &r);
+  tw_proc_free(&r);
+}
+
+/* ---- (c) a key made beforehand -------------------------------------------- */
+
+static void case_existing_key(const char *key_a, char *rec, size_t rec_n) {
+  char key[TW_PATH_CHARS], args[TW_CMD_CHARS];
+  tw_proc_t r;
+  tw_case_begin(jw_test_failures);
+  path_of(key, sizeof(key), "c", ".key");
+  path_of(rec, rec_n, "c", ".jsonl");
+  DeleteFileA(key);
+  DeleteFileA(rec);
+  snprintf(args, sizeof(args), "seal-key new \"%s\"", key);
+  seal_run(&r, "c-key", args);
+  CHECK_U64(r.exit_code, 0);
+  CHECK_CONTAINS(r.out, ": new seal key ");
+  tw_proc_free(&r);
+  check_key_dacl(key);
+  snprintf(args, sizeof(args),
+           "run --seal-key-existing \"%s\" --export \"file:%s\" -- \"%s\" --helper series 2 0",
+           key, rec, g_self);
+  seal_run(&r, "c", args);
+  CHECK_U64(r.exit_code, 0);
+  tw_proc_free(&r);
+  expect_intact(rec, key, "0");
+  /* The right record, the wrong key. */
+  CHECK_U64(verify(&r, "c-wrong-key", rec, key_a), 1);
+  CHECK_CONTAINS(r.out, "key_mismatch: ");
+  tw_proc_free(&r);
+  tw_case_end("existing-key", jw_test_failures, NULL);
+}
+
+/* ---- (d) damage ----------------------------------------------------------- */
+
+static void case_damage(const char *key, const char *rec, const char *key_c) {
+  lines_t l, other;
+  char other_rec[TW_PATH_CHARS], args[TW_CMD_CHARS], *saved;
+  tw_proc_t r;
+  size_t i;
+
+  CHECK_INT(read_lines(rec, &l), 0);
+  CHECK(l.n >= 8);
+  if (l.n < 8) {
+    free_lines(&l);
+    return;
+  }
+  /* modified: one byte of line 3 (inside its message). */
+  {
+    char *p = strstr(l.l[2], "\"message\":\"");
+    CHECK(p != NULL);
+    if (p != NULL) {
+      p[11] ^= 0x01;
+      expect_damaged("d-modified", l.l, l.n, key, "modified", "", 3);
+      p[11] ^= 0x01;
+    }
+  }
+  /* deleted: line 4. */
+  saved = l.l[3];
+  l.l[3] = NULL;
+  expect_damaged("d-deleted", l.l, l.n, key, "deleted", "before ", 4);
+  l.l[3] = saved;
+  /* inserted: a forged, valid-looking line after line 4: line 4 again with
+   * another pid, its seal's MAC made up. */
+  {
+    char **ins = calloc(l.n + 1, sizeof(char *));
+    char *forged = _strdup(l.l[3]), *mac = strstr(forged, "\"mac\":\"");
+    memcpy(ins, l.l, 4 * sizeof(char *));
+    if (mac != NULL)
+      memset(mac + 7, 'f', 64);
+    ins[4] = forged;
+    memcpy(ins + 5, l.l + 4, (l.n - 4) * sizeof(char *));
+    expect_damaged("d-inserted", ins, l.n + 1, key, "inserted", "", 5);
+    free(forged);
+    free(ins);
+  }
+  /* reordered: lines 5 and 6 swapped. */
+  saved = l.l[4];
+  l.l[4] = l.l[5];
+  l.l[5] = saved;
+  expect_damaged("d-reordered", l.l, l.n, key, "reordered", "", 6);
+  l.l[5] = l.l[4];
+  l.l[4] = saved;
+  /* truncated: the last two lines cut. */
+  {
+    char name[TW_PATH_CHARS];
+    path_of(name, sizeof(name), "d-truncated", ".jsonl.txt");
+    expect_damaged("d-truncated", l.l, l.n - 2, key, "truncated", "after ", (unsigned)(l.n - 2));
+  }
+  /* spliced: line 4 replaced by line 4 of another run sealed with the same
+   * key (a second run with --seal-key-existing). */
+  path_of(other_rec, sizeof(other_rec), "d-other", ".jsonl");
+  DeleteFileA(other_rec);
+  snprintf(args, sizeof(args),
+           "run --seal-key-existing \"%s\" --export \"file:%s\" -- \"%s\" --helper series 3 0",
+           key, other_rec, g_self);
+  seal_run(&r, "d-other", args);
+  CHECK_U64(r.exit_code, 0);
+  tw_proc_free(&r);
+  CHECK_INT(read_lines(other_rec, &other), 0);
+  CHECK(other.n >= 5);
+  if (other.n >= 5) {
+    saved = l.l[3];
+    l.l[3] = other.l[3];
+    expect_damaged("d-spliced", l.l, l.n, key, "spliced", "", 4);
+    l.l[3] = saved;
+  }
+  free_lines(&other);
+  /* key mismatch: the intact record, another key. */
+  expect_damaged("d-key", l.l, l.n, key_c, "key_mismatch", "", 1);
+  for (i = 0; i < l.n; i++)
+    (void)i;
+  free_lines(&l);
+}
+
+/* ---- (e) jobwarden killed ------------------------------------------------ */
+
+static void case_killed(void) {
+  char key[TW_PATH_CHARS], rec[TW_PATH_CHARS], args[TW_CMD_CHARS];
+  tw_proc_t r, v;
+  tw_case_begin(jw_test_failures);
+  path_of(key, sizeof(key), "e", ".key");
+  path_of(rec, sizeof(rec), "e-killed", ".jsonl");
+  DeleteFileA(key);
+  DeleteFileA(rec);
+  snprintf(args, sizeof(args),
+           "run --seal-key \"%s\" --export \"file:%s\" -- \"%s\" --helper sleep 60000", key, rec,
+           g_self);
+  CHECK_INT(tw_proc_start(&r, g_jw, args, g_events, "wine-seal-", "e", NULL, NULL), 0);
+  /* Once the root's start is written, jobwarden dies. */
+  {
+    DWORD i;
+    for (i = 0; i < 1000; i++) {
+      char *t = tw_read_file(rec, NULL);
+      int started = t != NULL && strstr(t, "\"event\":\"sandbox.process_start\"") != NULL &&
+                    strstr(t, "}}\n") != NULL;
+      free(t);
+      if (started)
+        break;
+      Sleep(20);
+    }
+  }
+  CHECK(TerminateProcess(r.pi.hProcess, 9));
+  tw_proc_wait(&r, RUN_TIMEOUT_MS, 1);
+  CHECK_U64(verify(&v, "e-verify", rec, key), 1);
+  CHECK_CONTAINS(v.out, "verify: DAMAGED; the first bad line:\n  truncated: after ");
+  CHECK_CONTAINS(v.out, "without its closing line (sandbox.job_end)");
+  tw_case_end("killed", jw_test_failures, &v);
+  tw_proc_free(&v);
+  tw_proc_free(&r);
+  if (g_manifest != NULL)
+    fprintf(g_manifest, "%s\t%s\ttruncated\tafter\n", rec, key);
+}
+
+int main(int argc, char **argv) {
+  char key[TW_PATH_CHARS], rec[TW_PATH_CHARS], rec_c[TW_PATH_CHARS], manifest[TW_PATH_CHARS];
+  char key_c[TW_PATH_CHARS];
+  if (tw_is_helper(argc, argv))
+    return tw_helper_main(argc, argv);
+  if (argc < 4 || tw_test_args(argc, argv, g_events, g_jw, g_self) != 0) {
+    fprintf(stderr, "usage: test_seal <tests/data dir> <events out dir> <jobwarden.exe>\n");
+    return 2;
+  }
+  CreateDirectoryA(g_events, NULL);
+  setvbuf(stdout, NULL, _IONBF, 0);
+  path_of(manifest, sizeof(manifest), "manifest", ".txt");
+  g_manifest = fopen(manifest, "wb");
+  case_sealed_run(key, sizeof(key), rec, sizeof(rec));
+  if (g_manifest != NULL)
+    fprintf(g_manifest, "%s\t%s\tintact\t-\n", rec, key);
+  case_key_exists(key);
+  case_existing_key(key, rec_c, sizeof(rec_c));
+  path_of(key_c, sizeof(key_c), "c", ".key");
+  if (g_manifest != NULL)
+    fprintf(g_manifest, "%s\t%s\tintact\t-\n", rec_c, key_c);
+  case_damage(key, rec, key_c);
+  case_killed();
+  if (g_manifest != NULL)
+    fclose(g_manifest);
+  return jw_test_result("seal");
+}
