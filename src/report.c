@@ -110,8 +110,11 @@ static json_t *verify_seals(const report_args_t *a, int *status) {
   memset(&err, 0, sizeof(err));
   memset(&key, 0, sizeof(key));
   if (jw_seal_key_read(a->key_file, &key, &err) != 0) {
-    jw_errf("report: --key %.300s: %s", a->key_file,
-            err.text[0] ? err.text : "the key file cannot be used");
+    /* The key reader's text names the file and what is wrong with it. */
+    if (err.text[0])
+      jw_errf("report: --key: %s", err.text);
+    else
+      jw_errf("report: --key: %.300s: the key file cannot be used", a->key_file);
     *status = JW_EXIT_JW_ERROR;
     return NULL;
   }

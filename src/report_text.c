@@ -141,6 +141,9 @@ static void put_seal(jw_rbuf_t *out, json_t *seal) {
       put_str(out, get(d, "detail"), "");
       jw__rbuf_puts(out, "\n");
     }
+    if (num(s, "damage_not_listed") > 0)
+      jw__rbuf_printf(out, "    ... and %lld more damage(s) not listed\n",
+                      num(s, "damage_not_listed"));
   }
   json_array_foreach(get(seal, "files"), i, f) {
     if (num(f, "unsealed") <= 0)

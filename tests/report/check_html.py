@@ -148,6 +148,22 @@ def main():
         with open(shot, "wb") as f:
             f.write(base64.b64decode(shot_data))
 
+        # The seal verdict (--key): one row per stream and per damage, the
+        # verdicts as badges.
+        if report.get("seal"):
+            seal = report["seal"]
+            got = page.evaluate("""(() => {
+              const t = document.querySelector('table.seal');
+              return t ? [Array.from(t.querySelectorAll('tr')).length,
+                          Array.from(t.querySelectorAll('.badge')).map(b => b.textContent),
+                          document.body.textContent.includes('DAMAGE ')] : null;
+            })()""")
+            streams = seal.get("streams", [])
+            ndmg = sum(len(s.get("damage", [])) for s in streams)
+            check(got is not None and got[0] == len(streams) + ndmg and
+                  got[1] == [s["verdict"] for s in streams] and got[2] == (ndmg > 0),
+                  "seal section: %r for %d stream(s), %d damage(s)" % (got, len(streams), ndmg))
+
         for ri, run in enumerate(report["runs"]):
             sel = "#run-%d" % ri
             got = page.evaluate("""(() => {

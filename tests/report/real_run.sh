@@ -16,7 +16,11 @@
 #     run as the whole file;
 #   - jobwarden.exe's own json report (under Wine) equals the native one;
 #   - the html opens in headless chromium (check_html.py); its screenshot
-#     is kept as WORK_DIR/report.png.
+#     is kept as WORK_DIR/report.png;
+#   - the run is sealed (--seal-key): with --key the report's seal section
+#     is `jobwarden verify --json`'s document (intact), and a copy with one
+#     line modified is reported damaged at that file and line, in json,
+#     text and html (in chromium too).
 # Usage: real_run.sh JOBWARDEN_EXE HELPER_EXE WINEPREFIX NATIVE_JOBWARDEN WORK_DIR
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,7 +32,7 @@ rm -rf "$work" && mkdir -p "$work" || fail "cannot create $work"
 python3 "$here/hostile_input.py" "$root/tests/data/hostile" "$work/hostile.bin" "$work/strings.json" ||
   fail "hostile_input.py failed"
 timeout 240 "$root/scripts/wine-exec.sh" "$prefix" "$exe" run --tier none --active-processes 1 \
-  --export "file:Z:$work/rot.jsonl,rotate=4K,keep=200" --export "file:Z:$work/whole.jsonl" \
+  --seal-key "Z:$work/run.key" --export "file:Z:$work/rot.jsonl,rotate=4K,keep=200" --export "file:Z:$work/whole.jsonl" \
   -- "Z:$helper" --helper report-mix "Z:$work/hostile.bin" </dev/null >"$work/run.log" 2>&1
 rc=$?
 [ $rc -eq 0 ] || { cat "$work/run.log" >&2; fail "jobwarden run exited with $rc"; }
@@ -65,4 +69,60 @@ timeout 120 "$root/scripts/wine-exec.sh" "$prefix" "$exe" report $files --format
 cmp -s rot.json rot-exe.json || fail "jobwarden.exe's json report differs from the native one"
 
 python3 "$here/check_html.py" rot.html rot.json report.png || fail "the html report failed in chromium"
+
+# --key: the seal verdict per stream is the verifier's own document, in the
+# report; a line modified in a copy is named there (kind, file, line).
+# shellcheck disable=SC2086
+"$jw" verify $files --key run.key --json >verify.json || fail "verify of the intact record exited with $?"
+# shellcheck disable=SC2086
+"$jw" report $files --key run.key --format json -o sealed.json || fail "report --key exited with $?"
+# shellcheck disable=SC2086
+"$jw" report $files --key run.key -o sealed.txt || fail "report --key (text) exited with $?"
+mkdir -p damaged && for f in $files; do cp "$f" damaged/; done
+# The second line of the oldest file but two: an event whose message is
+# changed, the JSON still valid.
+victim=$(echo "$files" | tail -3 | head -1)
+python3 - "damaged/$victim" <<'PY' || fail "cannot damage the copy"
+import json, sys
+lines = open(sys.argv[1], encoding="utf-8").read().split("\n")
+ev = json.loads(lines[1])
+ev["message"] = ev["message"] + " (edited)"
+lines[1] = json.dumps(ev, ensure_ascii=False, separators=(",", ":"))
+open(sys.argv[1], "w", encoding="utf-8").write("\n".join(lines))
+PY
+dfiles=$(for f in $files; do echo "damaged/$f"; done)
+# shellcheck disable=SC2086
+"$jw" report $dfiles --key run.key --format json -o damaged.json || fail "report --key of the damaged copy exited with $?"
+# shellcheck disable=SC2086
+"$jw" report $dfiles --key run.key -o damaged.txt || fail "report --key (text) of the damaged copy exited with $?"
+# shellcheck disable=SC2086
+"$jw" report $dfiles --key run.key --format html -o damaged.html || fail "report --key --format html exited with $?"
+python3 - "damaged/$victim" <<'PY' || fail "the seal verdicts in the report are not the verifier's"
+import json, sys
+victim = sys.argv[1]
+bad = []
+def check(c, what):
+    if not c: bad.append(what)
+verify = json.load(open("verify.json"))
+sealed = json.load(open("sealed.json"))
+plain = json.load(open("rot.json"))
+check(sealed["seal"] == verify and verify["verdict"] == "intact", "intact: the seal section is not verify's document")
+check({k: v for k, v in sealed.items() if k != "seal"} == {k: v for k, v in plain.items() if k != "seal"},
+      "intact: --key changed the rest of the report")
+text = open("sealed.txt").read()
+check("\nSeal verdict: intact\n" in text, "intact: text verdict")
+for s in verify["streams"]:
+    check("  run %s stream %s: intact, %d line(s)" % (s["run_id"], s["stream"], s["lines"]) in text, "intact: stream %s" % s["stream"])
+d = json.load(open("damaged.json"))["seal"]
+check(d["verdict"] == "damaged", "damaged: verdict %r" % d["verdict"])
+dmg = [x for s in d["streams"] for x in s.get("damage", [])]
+check(any(x["kind"] == "modified" and x["file"] == victim and x["line"] == 2 for x in dmg),
+      "damaged: no 'modified' at %s:2 in %r" % (victim, dmg[:3]))
+dt = open("damaged.txt").read()
+check("\nSeal verdict: damaged\n" in dt and ("    DAMAGE modified at %s:2 " % victim) in dt, "damaged: text")
+if bad:
+    print("\n".join("wine.report.real: " + b for b in bad), file=sys.stderr)
+    sys.exit(1)
+PY
+python3 "$here/check_html.py" damaged.html damaged.json damaged.png || fail "the html report with the seal verdict failed in chromium"
 echo "wine.report.real: $nfiles rotated files, $(python3 -c "import json;print(len(json.load(open('rot.json'))['runs'][0]['processes']))") processes reported and checked"

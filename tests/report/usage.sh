@@ -23,19 +23,6 @@ expect() {
     fails=$((fails + 1))
   fi
 }
-# expect_prefix STATUS STDERR_PREFIX ARGS...: the same, stderr starts so.
-expect_prefix() {
-  local want_rc=$1 want=$2; shift 2
-  "$jw" report "$@" >out.txt 2>err.txt
-  local rc=$?
-  local err; err=$(cat err.txt)
-  if [ "$rc" != "$want_rc" ] || [ "${err#"$want"}" = "$err" ] || [ -s out.txt ] ||
-     [ "$(wc -l < err.txt)" != 1 ]; then
-    echo "FAIL: report $* -> exit $rc (want $want_rc), stderr: $err (want a line starting: $want)" >&2
-    fails=$((fails + 1))
-  fi
-}
-
 printf 'hello\n' > notjson.jsonl
 : > empty.jsonl
 printf '{"ecs":{"version":"8.11.0"},"event":{"kind":"event"}}\n' > ecs.jsonl
@@ -60,10 +47,22 @@ expect 125 "jobwarden: report: -o given twice" good.jsonl -o a -o b
 expect 125 "jobwarden: report: unknown option '--verbose' $U" good.jsonl --verbose
 expect 125 "jobwarden: report: --key needs a KEYFILE $U" good.jsonl --key
 expect 125 "jobwarden: report: -o no/such/dir/out.txt: cannot create: No such file or directory" good.jsonl -o no/such/dir/out.txt
-# The key file: read by src/seal.c's jw_seal_key_read, whose own text
-# follows the prefix (what is wrong with the file).
-expect_prefix 125 "jobwarden: report: --key nonexistent.key: " good.jsonl --key nonexistent.key
-expect_prefix 125 "jobwarden: report: --key bad.key: " good.jsonl --key bad.key
+# The key file: read by src/seal.c's jw_seal_key_read, whose text names
+# the file and what is wrong with it.
+expect 125 "jobwarden: report: --key: nonexistent.key: cannot open the key file: No such file or directory" good.jsonl --key nonexistent.key
+expect 125 "jobwarden: report: --key: bad.key: not a jobwarden seal key (expected the JSON line that 'jobwarden seal-key new' writes)" good.jsonl --key bad.key
+# A good key and an unsealed record: reported (exit 0), the seal section
+# says the file carries no seal.
+"$jw" seal-key new good.key >/dev/null 2>&1 || { echo "FAIL: seal-key new" >&2; fails=$((fails + 1)); }
+"$jw" report good.jsonl --key good.key --format json -o keyed.json 2>err.txt
+rc=$?
+python3 - <<'PY' || { echo "FAIL: --key on an unsealed record: exit $rc, $(cat err.txt)" >&2; fails=$((fails + 1)); }
+import json, sys
+s = json.load(open("keyed.json"))["seal"]
+sys.exit(0 if s["verdict"] == "damaged" and s["files"][0]["unsealed"] == s["files"][0]["lines"] > 0
+         and any(d["kind"] == "unsealed" for st in s["streams"] for d in st["damage"]) else 1)
+PY
+[ $rc -eq 0 ] || { echo "FAIL: --key on an unsealed record exited $rc" >&2; fails=$((fails + 1)); }
 
 # A record with lines that are not events: reported (exit 0), each line
 # named on stderr, and listed in the report itself.

@@ -23,7 +23,7 @@ static const char k_seal[] =
     "\"stream\":\"0\",\"files\":[\"ev\\u001b[31m.jsonl\"],\"lines\":7,\"first_index\":0,"
     "\"last_index\":6,\"complete\":false,\"verdict\":\"damaged\",\"damage\":[{\"kind\":"
     "\"modified\",\"file\":\"ev\\u001b[31m.jsonl\",\"line\":3,\"seq\":3,\"index\":2,\"detail\":"
-    "\"mac mismatch </script><script>x()</script>\\u202e\"}]},{\"run_id\":"
+    "\"mac mismatch </script><script>x()</script>\\u202e\"}],\"damage_not_listed\":3},{\"run_id\":"
     "\"5f0c9a7e1b2d4c3a8e6f70a1b2c3d4e5\",\"stream\":\"2/1\",\"files\":[\"b.jsonl\"],\"lines\":"
     "7,\"first_index\":0,\"last_index\":6,\"complete\":true,\"verdict\":\"intact\",\"damage\":"
     "[]}],\"files\":[{\"file\":\"c.jsonl\",\"lines\":4,\"unsealed\":4}]}";
@@ -66,6 +66,7 @@ static void test_seal(void) {
                             "    files: ev?[31m.jsonl\n"
                             "    DAMAGE modified at ev?[31m.jsonl:3 (seq 3, index 2): mac mismatch "
                             "</script><script>x()</script>?\n"
+                            "    ... and 3 more damage(s) not listed\n"
                             "  run 5f0c9a7e1b2d4c3a8e6f70a1b2c3d4e5 stream 2/1: intact, 7 line(s), "
                             "index 0-6, complete (closed by job_end)\n"
                             "    files: b.jsonl\n"
