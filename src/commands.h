@@ -28,8 +28,7 @@ int jw_cmd_tail_file(int argc, char **argv);
 #define JW_RECORD_LINE_MAX (16u << 20)
 typedef int (*jw_record_line_fn)(void *ctx, const char *line, size_t len, unsigned long lineno,
                                  int cut);
-int jw_record_read(const char *path, jw_record_line_fn fn, void *ctx, char *errbuf,
-                   size_t errsize);
+int jw_record_read(const char *path, jw_record_line_fn fn, void *ctx, char *errbuf, size_t errsize);
 
 /* Writes all of buf to standard output / a FILE; 0 or -1. */
 int jw_out(const char *buf, size_t len);

@@ -182,8 +182,7 @@ static void stream_key(const jw_seal_key_t *key, const char *run_id, const char 
   sodium_memzero(&st, sizeof(st));
 }
 
-static int seal_alloc(const char *run_id, const char *stream, const char *key_id,
-                      jw_seal_t **out) {
+static int seal_alloc(const char *run_id, const char *stream, const char *key_id, jw_seal_t **out) {
   jw_seal_t *s;
   *out = NULL;
   if (lib_ready() != 0)
@@ -200,17 +199,11 @@ static int seal_alloc(const char *run_id, const char *stream, const char *key_id
   return 0;
 }
 
-int jw_seal_new(const jw_seal_key_t *key, const char *run_id, const char *stream,
-                jw_seal_t **out) {
+int jw_seal_new(const jw_seal_key_t *key, const char *run_id, const char *stream, jw_seal_t **out) {
   int rc = seal_alloc(run_id, stream, key->key_id, out);
   if (rc == 0)
     stream_key(key, run_id, stream, (*out)->key);
   return rc;
-}
-
-int jw_seal_root_new(const jw_seal_key_t *key, const char *run_id, const char *stream,
-                     jw_seal_t **out) {
-  return jw_seal_new(key, run_id, stream, out);
 }
 
 int jw_seal_child(const jw_seal_t *root, unsigned long n, jw_seal_t **out) {
@@ -262,13 +255,15 @@ int jw_seal_line(jw_seal_t *s, const char *line, size_t len, int flags, char **o
   /* `,"seal":{...,"mac":"` replaces the closing brace; "{}" has no member
    * to put a comma after. */
   if (s->next == 0 || (flags & JW_SEAL_PARAMS))
-    n = snprintf(head, sizeof(head),
-                 "%s\"seal\":{\"v\":%d,\"alg\":\"%s\",\"key_id\":\"%s\",\"run\":\"%s\",\"s\":\"%s\","
-                 "\"i\":%llu%s,\"mac\":\"",
-                 body == 2 ? "" : ",", JW_SEAL_VERSION, JW_SEAL_ALG, s->key_id, s->run_id,
-                 s->stream, (unsigned long long)s->next, (flags & JW_SEAL_END) ? ",\"end\":true" : "");
+    n = snprintf(
+        head, sizeof(head),
+        "%s\"seal\":{\"v\":%d,\"alg\":\"%s\",\"key_id\":\"%s\",\"run\":\"%s\",\"s\":\"%s\","
+        "\"i\":%llu%s,\"mac\":\"",
+        body == 2 ? "" : ",", JW_SEAL_VERSION, JW_SEAL_ALG, s->key_id, s->run_id, s->stream,
+        (unsigned long long)s->next, (flags & JW_SEAL_END) ? ",\"end\":true" : "");
   else
-    n = snprintf(head, sizeof(head), "%s\"seal\":{\"run\":\"%s\",\"s\":\"%s\",\"i\":%llu%s,\"mac\":\"",
+    n = snprintf(head, sizeof(head),
+                 "%s\"seal\":{\"run\":\"%s\",\"s\":\"%s\",\"i\":%llu%s,\"mac\":\"",
                  body == 2 ? "" : ",", s->run_id, s->stream, (unsigned long long)s->next,
                  (flags & JW_SEAL_END) ? ",\"end\":true" : "");
   if (n <= 0 || (size_t)n >= sizeof(head))

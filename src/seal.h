@@ -24,10 +24,10 @@
 
 #include "jobwarden.h"
 
-#define JW_SEAL_VERSION   1
-#define JW_SEAL_ALG       "blake2b-256"
-#define JW_SEAL_KEY_BYTES 32
-#define JW_SEAL_MAC_BYTES 32
+#define JW_SEAL_VERSION    1
+#define JW_SEAL_ALG        "blake2b-256"
+#define JW_SEAL_KEY_BYTES  32
+#define JW_SEAL_MAC_BYTES  32
 #define JW_SEAL_STREAM_MAX 24 /* "12/4294967295" and its NUL fit */
 
 typedef struct {
@@ -50,13 +50,10 @@ void jw_seal_key_wipe(jw_seal_key_t *key);
 typedef struct jw_seal_s jw_seal_t;
 
 /* The chain of stream `stream` ("0", "2/7") of run `run_id`. */
-int jw_seal_new(const jw_seal_key_t *key, const char *run_id, const char *stream,
-                jw_seal_t **out);
-/* A root from which the chains of one sink's sub-streams are made later
- * (a pipe sink's readers, "S/R"), without the master key: its own key is
- * derived from the master like a chain's k0 for stream S. */
-int jw_seal_root_new(const jw_seal_key_t *key, const char *run_id, const char *stream,
-                     jw_seal_t **out);
+int jw_seal_new(const jw_seal_key_t *key, const char *run_id, const char *stream, jw_seal_t **out);
+/* The chain of sub-stream "S/n" of a sink whose own chain `root` (stream
+ * S) never seals a line itself (a pipe sink: one chain per reader, made
+ * when the reader comes, without the master key). */
 int jw_seal_child(const jw_seal_t *root, unsigned long n, jw_seal_t **out);
 void jw_seal_free(jw_seal_t *s);
 

@@ -47,6 +47,7 @@ typedef struct {
   size_t prefix_len;
   int stream_no; /* index into streams, -1: none */
   int spliced;
+  int dup; /* another line read before it claims its index */
 } entry_t;
 
 typedef struct {
@@ -80,9 +81,9 @@ typedef struct {
 } reader_t;
 
 const char *jw_damage_name(jw_damage_t d) {
-  static const char *const names[] = {"none",      "modified",  "inserted",
-                                      "deleted",   "reordered", "truncated",
-                                      "spliced",   "key_mismatch", "unsealed"};
+  static const char *const names[] = {"none",    "modified",     "inserted",
+                                      "deleted", "reordered",    "truncated",
+                                      "spliced", "key_mismatch", "unsealed"};
   return (unsigned)d < sizeof(names) / sizeof(names[0]) ? names[d] : "unknown";
 }
 
@@ -138,8 +139,7 @@ static void parse_seal(entry_t *e, const char *line, size_t len) {
   if (seal == NULL)
     return;
   e->malformed = 1;
-  if (len < tail || (size_t)(seal - line) + tail > len ||
-      memcmp(line + len - 3, "\"}}", 3) != 0 ||
+  if (len < tail || (size_t)(seal - line) + tail > len || memcmp(line + len - 3, "\"}}", 3) != 0 ||
       memcmp(line + len - tail, macpat, sizeof(macpat) - 1) != 0 ||
       !is_hex(line + len - 3 - 2 * JW_SEAL_MAC_BYTES, 2 * JW_SEAL_MAC_BYTES))
     return;
@@ -296,38 +296,32 @@ static void check_stream(entry_t *E, stream_t *s, const jw_seal_key_t *key, dama
 
   if (s->key_mismatch) {
     add_damage(ds, JW_DAMAGE_KEY_MISMATCH, s->entries[0], s->entries[0], E[s->entries[0]].index,
-               "the stream was sealed with key %s, the key given is another",
-               s->key_id);
+               "the stream was sealed with key %s, the key given is another", s->key_id);
     return;
   }
-  /* Order, in reading order. Files of a rotated stream are read in the
-   * order of their first index (entries were grouped so already). */
-  for (i = 0; i < s->n; i++) {
-    entry_t *e = &E[s->entries[i]];
-    if (any && e->index <= max_seen) {
-      /* An index seen before: a duplicate (inserted) or a line that came
-       * back later (reordered), told apart by the MACs below. */
-      size_t j;
-      int dup = 0;
-      for (j = 0; j < i; j++)
-        if (E[s->entries[j]].index == e->index)
-          dup = 1;
-      if (!dup)
-        add_damage(ds, JW_DAMAGE_REORDERED, s->entries[i], s->entries[i], e->index,
-                   "index %llu comes after index %llu", (unsigned long long)e->index,
-                   (unsigned long long)max_seen);
-    }
-    if (!any || e->index > max_seen)
-      max_seen = e->index;
-    any = 1;
-  }
-  /* MACs, in index order. */
   sorted = malloc(s->n * sizeof(int));
   if (sorted == NULL)
     return;
   memcpy(sorted, s->entries, s->n * sizeof(int));
   g_sort_entries = E;
   qsort(sorted, s->n, sizeof(int), by_index);
+  for (i = 1; i < s->n; i++)
+    E[sorted[i]].dup = E[sorted[i]].index == E[sorted[i - 1]].index;
+  /* Order, in reading order. Files of a rotated stream are read in the
+   * order of their first index (entries were grouped so already). An
+   * index seen before is a duplicate (inserted: told apart by the MACs
+   * below) or a line that came back later (reordered). */
+  for (i = 0; i < s->n; i++) {
+    entry_t *e = &E[s->entries[i]];
+    if (any && e->index <= max_seen && !e->dup)
+      add_damage(ds, JW_DAMAGE_REORDERED, s->entries[i], s->entries[i], e->index,
+                 "index %llu comes after index %llu", (unsigned long long)e->index,
+                 (unsigned long long)max_seen);
+    if (!any || e->index > max_seen)
+      max_seen = e->index;
+    any = 1;
+  }
+  /* MACs, in index order. */
   jw__seal_k0(key, s->run, s->stream, kcur);
   memset(prev, 0, sizeof(prev));
   for (i = 0; i < s->n;) {
@@ -363,14 +357,13 @@ static void check_stream(entry_t *E, stream_t *s, const jw_seal_key_t *key, dama
         continue;
       if (genuine != (size_t)-1)
         add_damage(ds, JW_DAMAGE_INSERTED, sorted[k], sorted[k], c,
-                   "a second line for index %llu that the key did not seal",
-                   (unsigned long long)c);
+                   "a second line for index %llu that the key did not seal", (unsigned long long)c);
       else if (k == i)
         add_damage(ds, JW_DAMAGE_MODIFIED, sorted[k], sorted[k], c,
                    "its MAC does not match its content (index %llu)", (unsigned long long)c);
       else
-        add_damage(ds, JW_DAMAGE_INSERTED, sorted[k], sorted[k], c,
-                   "a second line for index %llu", (unsigned long long)c);
+        add_damage(ds, JW_DAMAGE_INSERTED, sorted[k], sorted[k], c, "a second line for index %llu",
+                   (unsigned long long)c);
       (void)e;
     }
     /* The chain goes on from the genuine line, or from the modified one's
@@ -442,8 +435,8 @@ static int damage_order(const void *a, const void *b) {
          (y->entry < 0 && y->kind != JW_DAMAGE_TRUNCATED ? 0 : 1);
 }
 
-void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t *key,
-                      char *errbuf, size_t errsize) {
+void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t *key, char *errbuf,
+                      size_t errsize) {
   reader_t r;
   stream_t *st = NULL;
   size_t nst = 0, capst = 0, i;
@@ -501,9 +494,9 @@ void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t 
       }
       e->stream_no = sn;
     }
-    json_array_append_new(jfiles, json_pack("{s:s,s:I,s:I}", "file", files[f], "lines",
-                                            (json_int_t)r.lines, "unsealed",
-                                            (json_int_t)r.unsealed));
+    json_array_append_new(jfiles,
+                          json_pack("{s:s,s:I,s:I}", "file", files[f], "lines", (json_int_t)r.lines,
+                                    "unsealed", (json_int_t)r.unsealed));
   }
   /* Each stream's entries: its files in the order of their first index,
    * each file's lines in order. */
@@ -588,8 +581,8 @@ void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t 
                                                        : "no line of the file is sealed");
         if (first == NULL)
           first = json_incref(d);
-        json_array_append_new(jstreams, json_pack("{s:s,s:[s],s:s,s:[o]}", "run_id", "", "files", files[f],
-                                        "verdict", "damaged", "damage", d));
+        json_array_append_new(jstreams, json_pack("{s:s,s:[s],s:s,s:[o]}", "run_id", "", "files",
+                                                  files[f], "verdict", "damaged", "damage", d));
         damaged = 1;
       }
     }
@@ -608,8 +601,8 @@ void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t 
         for (m = 0; m < st[i].n && !in_files; m++)
           in_files = r.e[st[i].entries[m]].file == e->file;
         if (in_files && all.d[k].kind != 0) {
-          add_damage(&ds, all.d[k].kind, all.d[k].entry, all.d[k].near_entry, all.d[k].index,
-                     "%s", all.d[k].detail);
+          add_damage(&ds, all.d[k].kind, all.d[k].entry, all.d[k].near_entry, all.d[k].index, "%s",
+                     all.d[k].detail);
           all.d[k].kind = JW_DAMAGE_NONE; /* said once */
         }
       }
@@ -634,9 +627,9 @@ void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t 
       js = json_pack("{s:s,s:s,s:o,s:I,s:I,s:I,s:b,s:s,s:o}", "run_id", st[i].run, "stream",
                      st[i].stream, "files", jf, "lines", (json_int_t)st[i].n, "first_index",
                      (json_int_t)(st[i].n ? r.e[st[i].entries[0]].index : 0), "last_index",
-                     (json_int_t)(st[i].n ? r.e[st[i].entries[st[i].n - 1]].index : 0),
-                     "complete", st[i].n > 0 && r.e[st[i].entries[st[i].n - 1]].end && ds.n == 0,
-                     "verdict", ds.n == 0 ? "intact" : "damaged", "damage", jd);
+                     (json_int_t)(st[i].n ? r.e[st[i].entries[st[i].n - 1]].index : 0), "complete",
+                     st[i].n > 0 && r.e[st[i].entries[st[i].n - 1]].end && ds.n == 0, "verdict",
+                     ds.n == 0 ? "intact" : "damaged", "damage", jd);
       if (ds.n > MAX_DAMAGE_LISTED)
         json_object_set_new(js, "damage_not_listed",
                             json_integer((json_int_t)(ds.n - MAX_DAMAGE_LISTED)));
@@ -655,8 +648,9 @@ void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t 
         damaged = 1;
         if (first == NULL)
           first = json_incref(d);
-        json_array_append_new(jstreams, json_pack("{s:s,s:s,s:[o]}", "run_id", r.e[all.d[i].entry].run,
-                                                  "verdict", "damaged", "damage", d));
+        json_array_append_new(jstreams,
+                              json_pack("{s:s,s:s,s:[o]}", "run_id", r.e[all.d[i].entry].run,
+                                        "verdict", "damaged", "damage", d));
       }
     free(all.d);
   }
@@ -687,10 +681,10 @@ done:
 /* ------------------------------------------------------------------------ */
 
 static void say_damage(json_t *d) {
-  json_t *w = json_object_get(d, "before") ? json_object_get(d, "before")
+  json_t *w = json_object_get(d, "before")  ? json_object_get(d, "before")
               : json_object_get(d, "after") ? json_object_get(d, "after")
                                             : d;
-  const char *rel = json_object_get(d, "before") ? "before "
+  const char *rel = json_object_get(d, "before")  ? "before "
                     : json_object_get(d, "after") ? "after "
                                                   : "";
   const char *file = json_string_value(json_object_get(w, "file"));
@@ -699,15 +693,14 @@ static void say_damage(json_t *d) {
     if (json_is_integer(seq))
       jw_outf("  %s: %s%s:%lld (seq %lld): %s\n", json_string_value(json_object_get(d, "kind")),
               rel, file, (long long)json_integer_value(json_object_get(w, "line")),
-              (long long)json_integer_value(seq),
-              json_string_value(json_object_get(d, "detail")));
+              (long long)json_integer_value(seq), json_string_value(json_object_get(d, "detail")));
     else
       jw_outf("  %s: %s%s:%lld: %s\n", json_string_value(json_object_get(d, "kind")), rel, file,
               (long long)json_integer_value(json_object_get(w, "line")),
               json_string_value(json_object_get(d, "detail")));
   } else {
-    jw_outf("  %s: %s: %s\n", json_string_value(json_object_get(d, "kind")),
-            file ? file : "?", json_string_value(json_object_get(d, "detail")));
+    jw_outf("  %s: %s: %s\n", json_string_value(json_object_get(d, "kind")), file ? file : "?",
+            json_string_value(json_object_get(d, "detail")));
   }
 }
 

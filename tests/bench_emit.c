@@ -149,8 +149,8 @@ int main(int argc, char **argv) {
   printf("baseline (pre-rendered, file sink)   %9.0f lines/s  (%.3f s)\n", n / base, base);
   printf("pipeline (render+queue+file sink)    %9.0f events/s (%.3f s, median of %d)\n", n / full,
          full, ROUNDS);
-  printf("pipeline, sealed                     %9.0f events/s (%.3f s, median of %d)\n",
-         n / sealed, sealed, ROUNDS);
+  printf("pipeline, sealed                     %9.0f events/s (%.3f s, median of %d)\n", n / sealed,
+         sealed, ROUNDS);
   printf("pipeline / baseline throughput ratio %.3f\n", base / full);
   printf("sealed / unsealed throughput ratio   %.3f\n", full / sealed);
   return 0;

@@ -591,5 +591,6 @@ static int file_check(jw_exporter_t *self, const char *arg, jw_error_t *err) {
 }
 
 const jw_exporter_vtable_t jw_exporter_file = {
-    "file", file_init, file_export, file_flush, file_close, file_check, 1 /* seals itself: rotation */
+    "file",     file_init, file_export, file_flush, file_close,
+    file_check, 1 /* seals itself: rotation */
 };

@@ -91,10 +91,10 @@ typedef struct reader_s {
   HANDLE wake; /* auto-reset: its queue grew, or the run is closing */
   HANDLE wev;  /* manual-reset: its overlapped writes complete (its thread's) */
   jw__thread_t thread;
-  uint64_t id;   /* 1, 2, ... in connection order */
-  jw__lineq_t q; /* guarded by ps->lock */
-  uint64_t last; /* last seq queued or dropped for it; guarded */
-  int done;      /* its thread has finished; guarded */
+  uint64_t id;     /* 1, 2, ... in connection order */
+  jw__lineq_t q;   /* guarded by ps->lock */
+  uint64_t last;   /* last seq queued or dropped for it; guarded */
+  int done;        /* its thread has finished; guarded */
   jw_seal_t *seal; /* its own chain "S/id" in a sealed run (its thread's) */
 } reader_t;
 
@@ -436,8 +436,8 @@ static void reader_main(void *arg) {
       gap.count = 0;
     }
     if (!gone)
-      gone = reader_write(r, it->data, it->len, it->kind == JW_EVENT_JOB_END, &ro, rbuf,
-                          sizeof(rbuf));
+      gone =
+          reader_write(r, it->data, it->len, it->kind == JW_EVENT_JOB_END, &ro, rbuf, sizeof(rbuf));
     free(it);
   }
   if (!gone && gap.count > 0) /* lost at the very end: still said */
@@ -831,6 +831,5 @@ int jw__pipe_reader_stats(jw_exporter_t *exp, uint64_t *connected, uint64_t *gon
 }
 
 /* Seals itself: one chain per reader (reader_write). */
-const jw_exporter_vtable_t jw_exporter_pipe = {"pipe",     pipe_init,  pipe_export,
-                                               NULL,       pipe_close, pipe_check,
-                                               1};
+const jw_exporter_vtable_t jw_exporter_pipe = {"pipe",     pipe_init, pipe_export, NULL, pipe_close,
+                                               pipe_check, 1};

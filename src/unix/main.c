@@ -43,7 +43,8 @@ int main(int argc, char **argv) {
       fprintf(stderr,
               "jobwarden: %s: Windows-only (it needs a Job Object); this native build has "
               "verify, report, seal-key, check-policy and tail --file%s\n",
-              argv[1], strcmp(argv[1], "tail") == 0 ? " (tail --file FILE reads a record file)" : "");
+              argv[1],
+              strcmp(argv[1], "tail") == 0 ? " (tail --file FILE reads a record file)" : "");
       return JW_EXIT_JW_ERROR;
     }
   fprintf(stderr, "jobwarden: unknown command '%.100s' (see jobwarden --help)\n", argv[1]);

@@ -222,8 +222,8 @@ int jw__create_secret_file(const char *path, const void *data, size_t len, jw_er
     free(wpath);
     jw__sys_error_text(e, sys, sizeof(sys));
     return jw_error_set(err, JW_ESYS, e, path,
-                        "%s: cannot build an owner-only security descriptor (error %lu: %s)",
-                        path, (unsigned long)e, sys);
+                        "%s: cannot build an owner-only security descriptor (error %lu: %s)", path,
+                        (unsigned long)e, sys);
   }
   h = CreateFileW(wpath, GENERIC_WRITE, 0, &sa, CREATE_NEW,
                   FILE_ATTRIBUTE_NORMAL | FILE_FLAG_WRITE_THROUGH, NULL);

@@ -13,7 +13,7 @@
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-jobwarden=$1 helper=$2 prefix=$3 events=$4 work=$5
+jobwarden=$1 helper=$2 prefix=$3 events=$4 work=$5 native=${6:-}
 
 fail() { echo "wine.real.syslog: $*" >&2; exit 1; }
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || fail "rsyslogd not installed (Debian package rsyslog; scripts/setup.sh installs it)"
@@ -72,7 +72,11 @@ start_rsyslog "$out_tcp" "$out_udp"
 
 # The run: a child that starts a grandchild gives a handful of events
 # (job start, process start, child_process violation, exits, job end).
+# Sealed (docs/forensics.md): each sink its own chain, verified below in
+# the collector's files.
+rm -f "$work/syslog.key"
 timeout 60 "$root/scripts/wine-exec.sh" "$prefix" "$jobwarden" run \
+  --seal-key "Z:$work/syslog.key" \
   --export "syslog+tcp://127.0.0.1:$tcp_port" \
   --export "syslog+udp://127.0.0.1:$udp_port" \
   --export "file:Z:$log" \
@@ -82,12 +86,17 @@ rc=$?
 
 # rsyslog writes asynchronously: wait until both outputs have every line.
 python3 - "$log" "$out_tcp" "$out_udp" <<'PY'
-import json, sys, time
+import json, re, sys, time
 log, outs = sys.argv[1], sys.argv[2:]
+# Each sink seals its own stream: the lines compare without their seal
+# member (the last one; its chain is checked by jobwarden verify below).
+SEAL = re.compile(rb',"seal":\{[^{}]*\}\}$')
+unseal = lambda line: SEAL.sub(b"}", line)
 want = open(log, "rb").read()
 assert want.endswith(b"\n"), "event log has a torn last line"
-lines = want.split(b"\n")[:-1]
+lines = [unseal(l) for l in want.split(b"\n")[:-1]]
 assert len(lines) >= 5, f"only {len(lines)} events in {log}"
+assert all(SEAL.search(l) for l in want.split(b"\n")[:-1]), f"{log}: a line without its seal"
 for out in outs:
     got = b""
     end = time.time() + 10
@@ -100,6 +109,8 @@ for out in outs:
             break
         time.sleep(0.1)
     got_lines = got.split(b"\n")[:-1] if got.endswith(b"\n") else got.split(b"\n")
+    assert all(SEAL.search(l) for l in got_lines), f"{out}: a line without its seal"
+    got_lines = [unseal(l) for l in got_lines]
     if got_lines != lines:
         print(f"{out}: {len(got_lines)} lines, expected {len(lines)} identical to {log}", file=sys.stderr)
         for i, (a, b) in enumerate(zip(lines, got_lines)):
@@ -139,6 +150,21 @@ for a, h in zip(lines, hdr):
 assert len(pids) == 1, pids
 print(f"{len(hdr)} RFC 5424 headers parsed by rsyslog as sent")
 PY
+[ $? -eq 0 ] || fail "the collector's messages differ from the run's file"
+
+# The collector's files are sealed streams of their own (stream 0: TCP,
+# 1: UDP), complete and intact with the run's key, as is the file (2).
+if [ -n "$native" ]; then
+  [ -x "$native" ] || fail "the native jobwarden ($native) is not built"
+  for f in "$out_tcp:0" "$out_udp:1" "$log:2"; do
+    path=${f%:*} stream=${f##*:}
+    v=$("$native" verify "$path" --key "$work/syslog.key" 2>&1) ||
+      { echo "$v" >&2; fail "verify $path: not intact"; }
+    grep -q " stream $stream: intact, .*, closed by sandbox.job_end$" <<<"$v" ||
+      { echo "$v" >&2; fail "verify $path: not stream $stream, intact and closed"; }
+  done
+  echo "the TCP and UDP collectors' files and the file sink verify intact (streams 0, 1, 2)"
+fi
 
 # Phase 2: the collector is stopped and restarted in the middle of a run.
 # Every event of the file sink must reach rsyslog over TCP after the restart

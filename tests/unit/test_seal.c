@@ -58,8 +58,10 @@ static void write_record(const char *spec, const jw_seal_key_t *key, int n, int 
     else {
       jw_event_init(&ev, JW_EVENT_NOTICE, "sink_failed", "degraded", "monitor", "jobwarden",
                     JW_SEV_HIGH);
-      snprintf(ev.message, sizeof(ev.message), "event number %d of the sealed record, padded "
-               "to make lines long enough for a rotation: %080d", i, i);
+      snprintf(ev.message, sizeof(ev.message),
+               "event number %d of the sealed record, padded "
+               "to make lines long enough for a rotation: %080d",
+               i, i);
     }
     CHECK_INT(jw_emit(em, &ev), 0);
   }
@@ -214,6 +216,10 @@ static void test_intact_and_damage(void) {
 
   CHECK_INT(jw_seal_key_generate(&key), 0);
   CHECK_INT(jw_seal_key_generate(&other), 0);
+  /* The record's key beside it: wine.seal.records verifies it too. */
+  path_of(path, sizeof(path), "unit-seal.key");
+  remove(path);
+  CHECK_INT(jw_seal_key_write(path, &key, NULL), 0);
   path_of(path, sizeof(path), "unit-seal.jsonl");
   remove(path);
   snprintf(spec, sizeof(spec), "file:%s", path);
@@ -360,6 +366,9 @@ static void test_rotation(void) {
   json_t *doc;
   int i, n = 0;
   CHECK_INT(jw_seal_key_generate(&key), 0);
+  path_of(path, sizeof(path), "unit-seal-rot.key");
+  remove(path);
+  CHECK_INT(jw_seal_key_write(path, &key, NULL), 0);
   path_of(path, sizeof(path), "unit-seal-rot.jsonl");
   for (i = 0; i <= 9; i++) {
     snprintf(p1, sizeof(p1), i ? "%s.%d" : "%s", path, i);
@@ -380,8 +389,8 @@ static void test_rotation(void) {
   CHECK(n >= 3);
   doc = jw_verify_files(files, n, &key, why, sizeof(why));
   CHECK_STR(json_string_value(json_object_get(doc, "verdict")), "intact");
-  CHECK_INT(json_integer_value(json_object_get(json_array_get(json_object_get(doc, "streams"), 0),
-                                               "lines")),
+  CHECK_INT(json_integer_value(
+                json_object_get(json_array_get(json_object_get(doc, "streams"), 0), "lines")),
             40 + (n - 1)); /* each rotated file starts with its log_continued line */
   json_decref(doc);
   /* The middle file left out. */

@@ -277,7 +277,9 @@ typedef struct tw_proc_s {
  * stderr to <dir>\<prefix><tag>.stdout / .stderr (created anew; out_path,
  * when not NULL, replaces the stdout file), inheriting only those and
  * `extra` (see tw_spawn_redirected). Clears *p first. Returns 0, or -1
- * (p->started 0; the reason is on stderr). */
+ * (p->started 0; the reason is on stderr). A `run` of jobwarden.exe whose
+ * args do not seal it is sealed with a new key <dir>\<prefix><tag>.seal.key
+ * (--seal-key after "run"), so that wine.seal.records can verify it. */
 int tw_proc_start(tw_proc_t *p, const char *exe, const char *args, const char *dir,
                   const char *prefix, const char *tag, const char *out_path, HANDLE extra);
 
@@ -288,6 +290,12 @@ int tw_proc_start(tw_proc_t *p, const char *exe, const char *args, const char *d
  * held (also when it never started: then exit_code stays (DWORD)-1).
  * Returns p->finished. */
 int tw_proc_wait(tw_proc_t *p, DWORD timeout_ms, UINT kill_code);
+
+/* Takes the `seal` member (docs/forensics.md) out of every line of
+ * text[0..len) in place: what two sinks of a sealed run wrote then
+ * compares byte for byte. Returns the new length (text NUL-terminated
+ * there when it shrank). */
+size_t tw_unseal(char *text, size_t len);
 
 /* Frees p->out / p->err (NULL afterwards); p may be reused. */
 void tw_proc_free(tw_proc_t *p);

@@ -831,6 +831,11 @@ static void case_two_exporters(void) {
   ta = tw_read_file(a, &la);
   tb = tw_read_file(b, &lb);
   CHECK(ta != NULL && tb != NULL);
+  /* the same events; each sink's own seal chain aside */
+  if (ta != NULL && tb != NULL) {
+    la = tw_unseal(ta, la);
+    lb = tw_unseal(tb, lb);
+  }
   CHECK(la > 0);
   CHECK_INT(la, lb);
   CHECK(ta != NULL && tb != NULL && la == lb && memcmp(ta, tb, la) == 0);

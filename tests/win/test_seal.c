@@ -152,12 +152,11 @@ static void check_key_dacl(const char *key) {
     unsigned char raw[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
   } u;
   if (jw__is_wine()) {
-    printf("windows-only: the DACL of %s (Wine %s keeps no file DACLs)\n", key,
-           jw__wine_version());
+    printf("windows-only: the DACL of %s (Wine %s keeps no file DACLs)\n", key, jw__wine_version());
     return;
   }
-  CHECK_U64(GetNamedSecurityInfoA(key, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL,
-                                  &dacl, NULL, &sd),
+  CHECK_U64(GetNamedSecurityInfoA(key, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, &dacl,
+                                  NULL, &sd),
             ERROR_SUCCESS);
   if (sd == NULL)
     return;
@@ -252,8 +251,9 @@ static void case_key_exists(const char *key) {
   tw_case_begin(jw_test_failures);
   path_of(rec, sizeof(rec), "b", ".jsonl");
   DeleteFileA(rec);
-  snprintf(args, sizeof(args), "run --seal-key \"%s\" --export \"file:%s\" -- \"%s\" --helper exit 0",
-           key, rec, g_self);
+  snprintf(args, sizeof(args),
+           "run --seal-key \"%s\" --export \"file:%s\" -- \"%s\" --helper exit 0", key, rec,
+           g_self);
   seal_run(&r, "b", args);
   CHECK_U64(r.exit_code, 125);
   snprintf(want, sizeof(want), "%s: cannot create (error 80: ", key);
@@ -281,8 +281,8 @@ static void case_existing_key(const char *key_a, char *rec, size_t rec_n) {
   tw_proc_free(&r);
   check_key_dacl(key);
   snprintf(args, sizeof(args),
-           "run --seal-key-existing \"%s\" --export \"file:%s\" -- \"%s\" --helper series 2 0",
-           key, rec, g_self);
+           "run --seal-key-existing \"%s\" --export \"file:%s\" -- \"%s\" --helper series 2 0", key,
+           rec, g_self);
   seal_run(&r, "c", args);
   CHECK_U64(r.exit_code, 0);
   tw_proc_free(&r);
@@ -355,8 +355,8 @@ static void case_damage(const char *key, const char *rec, const char *key_c) {
   path_of(other_rec, sizeof(other_rec), "d-other", ".jsonl");
   DeleteFileA(other_rec);
   snprintf(args, sizeof(args),
-           "run --seal-key-existing \"%s\" --export \"file:%s\" -- \"%s\" --helper series 3 0",
-           key, other_rec, g_self);
+           "run --seal-key-existing \"%s\" --export \"file:%s\" -- \"%s\" --helper series 3 0", key,
+           other_rec, g_self);
   seal_run(&r, "d-other", args);
   CHECK_U64(r.exit_code, 0);
   tw_proc_free(&r);
