@@ -6,7 +6,9 @@
 # and gap, the summary, complete or not. Rotated sets (NAME, NAME.1, ...)
 # are reported together, given newest first. A file with no native event
 # (an empty stream of a run that failed early) must be refused with exit 1
-# and the reason.
+# and the reason. A sealed run with its key beside it (the test kit's
+# <name>.seal.key) is reported with --key too: the seal section must be
+# `jobwarden verify --json`'s document, the rest of the report unchanged.
 # Usage: records.sh JOBWARDEN WORK_DIR MIN_REPORTS EVENTS_DIR...
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,7 +16,7 @@ root=$(cd "$here/../.." && pwd)
 jw=$1 work=$2 min=$3; shift 3
 schema="$root/docs/jobwarden-report.schema.json"
 rm -rf "$work" && mkdir -p "$work" || exit 1
-reports=0 refused=0 fails=0 k=0
+reports=0 refused=0 fails=0 k=0 keyed=0
 for dir in "$@"; do
   [ -d "$dir" ] || continue
   # Groups: a file name without a trailing .N (rotation).
@@ -56,8 +58,29 @@ PY
     else
       echo "FAIL: $g:" >&2; cat "$out.check" >&2; fails=$((fails + 1))
     fi
+    # A sealed run of the test kit has its key beside it (<name>.seal.key):
+    # with --key, the report's seal section is verify's own document and
+    # the rest of the report does not change.
+    key="$dir/${g%.jsonl}.seal.key"
+    if [ -f "$key" ]; then
+      "$jw" verify "${paths[@]}" --key "$key" --json >"$out.verify.json" 2>/dev/null
+      "$jw" report "${paths[@]}" --key "$key" --format json -o "$out.keyed.json" 2>"$out.keyed.err" ||
+        { echo "FAIL: $g: report --key exited $?: $(cat "$out.keyed.err")" >&2; fails=$((fails + 1)); continue; }
+      if python3 - "$out.json" "$out.keyed.json" "$out.verify.json" <<'PY'
+import json, sys
+plain, keyed, verify = (json.load(open(p)) for p in sys.argv[1:4])
+same = {k: v for k, v in keyed.items() if k != "seal"} == {k: v for k, v in plain.items() if k != "seal"}
+sys.exit(0 if same and keyed["seal"] == verify and plain["seal"] is None else 1)
+PY
+      then
+        keyed=$((keyed + 1))
+      else
+        echo "FAIL: $g: report --key's seal section is not verify's document" >&2; fails=$((fails + 1))
+      fi
+    fi
   done
 done
-echo "wine.report.records: $reports record(s) reported and checked, $refused refused (no event), $fails failure(s)"
+echo "wine.report.records: $reports record(s) reported and checked ($keyed sealed ones with --key too)," \
+     "$refused refused (no event), $fails failure(s)"
 [ $fails -eq 0 ] || exit 1
 [ $reports -ge "$min" ] || { echo "wine.report.records: fewer than $min records checked" >&2; exit 1; }
