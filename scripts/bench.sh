@@ -16,3 +16,5 @@ mkdir -p "$here/build/bench"
 wine "$here/build/win/tests/bench_emit.exe" "$here/build/bench" 100000
 echo "== latency: completion packet -> line read from the event file (10000, Wine)"
 wine "$here/build/win/tests/win/bench_latency.exe" "$here/build/bench" 10000
+echo "== report: one run of 5000 processes, native (text, json, html; the html in chromium)"
+bash "$here/tests/report/large.sh" "$here/build/native/jobwarden" "$here/build/bench/report" 5000

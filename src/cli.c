@@ -153,6 +153,8 @@ const char *jw_cli_usage(void) {
          "tail: 0 the run ended (job_end seen), 1 the stream ended without\n"
          "job_end, 3 no such pipe, 125 usage. probe: 0 every restriction the\n"
          "policy claims is enforced, 1 at least one is not, 125 usage.\n"
+         "report: 0 the report was written, 1 a file could not be read as a record\n"
+         "(which and why on stderr), 125 usage (docs/forensics.md).\n"
          "ps, kill: 0 done, 1 the run refused or could not do it, 3 no such\n"
          "control pipe, 125 usage or no valid reply. A run ended by 'kill' exits\n"
          "like an interrupted one: 0xC000013A (STATUS_CONTROL_C_EXIT).\n";

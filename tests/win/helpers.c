@@ -1280,6 +1280,63 @@ int tw_is_helper(int argc, char **argv) {
   return argc >= 3 && strcmp(argv[1], "--helper") == 0;
 }
 
+/* ---- wine.report.real (the forensic report of a real run) --------------- */
+
+/* report-mix FILE: the run the report test reads. FILE holds UTF-16LE
+ * strings, each ended by a U+0000 unit; for string i it runs
+ * `--helper exit I <string>` (the string as the rest of the child's
+ * command line, exactly as given: quotes, control characters, lone
+ * surrogates, markup), one after another. Then a child that exits with
+ * 0xC0000409 (an NTSTATUS exit, an abnormal_exit violation), one that
+ * really crashes (0xC0000005), and a `tree` child with a grandchild.
+ * Exit 0, or 88 when FILE cannot be read, 89 when a creation failed. */
+static int helper_report_mix(int argc, char **argv) {
+  size_t len = 0, i, start = 0;
+  char *buf;
+  const wchar_t *units;
+  wchar_t cmd[32768];
+  DWORD code;
+  unsigned long k = 0;
+  if (argc < 4 || (buf = tw_read_file(argv[3], &len)) == NULL)
+    return 88;
+  units = (const wchar_t *)buf;
+  for (i = 0; i < len / 2; i++) {
+    int n;
+    char args[32];
+    if (units[i] != 0)
+      continue;
+    snprintf(args, sizeof(args), "exit %lu ", k++);
+    tw_helper_cmdline(cmd, 32768, args);
+    n = (int)wcslen(cmd);
+    if (n + (int)(i - start) >= 32767) {
+      free(buf);
+      return 89;
+    }
+    memcpy(cmd + n, units + start, (i - start) * sizeof(wchar_t));
+    cmd[n + (i - start)] = 0;
+    start = i + 1;
+    if (tw_run_wait(cmd, 60000, &code) != 0) {
+      free(buf);
+      return 89;
+    }
+  }
+  free(buf);
+  tw_helper_cmdline(cmd, 32768, "exit 0xC0000409");
+  if (tw_run_wait(cmd, 60000, &code) != 0)
+    return 89;
+  tw_helper_cmdline(cmd, 32768, "crash");
+  if (tw_run_wait(cmd, 60000, &code) != 0)
+    return 89;
+  {
+    char args[600];
+    snprintf(args, sizeof(args), "tree %s.tree 10", argv[3]);
+    tw_helper_cmdline(cmd, 32768, args);
+    if (tw_run_wait(cmd, 60000, &code) != 0)
+      return 89;
+  }
+  return 0;
+}
+
 int tw_helper_main(int argc, char **argv) {
   const char *mode;
   if (!tw_is_helper(argc, argv))
@@ -1365,6 +1422,8 @@ int tw_helper_main(int argc, char **argv) {
     return helper_jw_control(argc, argv);
   if (strcmp(mode, "tamper") == 0)
     return helper_tamper(argc, argv);
+  if (strcmp(mode, "report-mix") == 0)
+    return helper_report_mix(argc, argv);
   {
     int handled, rc = helper_self_defense(argc, argv, &handled);
     if (handled)

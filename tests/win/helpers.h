@@ -76,6 +76,13 @@ int tw_is_helper(int argc, char **argv);
  *                         it achieved to RESULT ("post NAME OK ERR"
  *                         lines...), waits for MARKER, exit 0
  *
+ *   report-mix FILE       wine.report.real's run: FILE holds UTF-16LE strings,
+ *                         each ended by a U+0000 unit; string i becomes the
+ *                         rest of the command line of a child `exit I
+ *                         <string>` (run one after another); then children
+ *                         `exit 0xC0000409`, `crash` and `tree FILE.tree 10`.
+ *                         Exit 0; 88 FILE unreadable, 89 a creation failed
+ *
  * Self-defence attacks (the agent against jobwarden, its parent); each
  * reports lines on stdout, "<what> <Win32 error, 0 = it worked>":
  *   open-parent           OpenProcess on the parent with each of
