@@ -231,7 +231,17 @@ static void put_processes(jw_rbuf_t *out, json_t *run) {
       jw__rbuf_printf(out, "  [%lld violation(s)]", num(p, "violations"));
     jw__rbuf_puts(out, "\n");
     jw__rbuf_puts(out, "            command line: ");
-    put_str(out, get(p, "command_line"), "(not recorded)");
+    {
+      /* Not read: the record says why (process.unavailable). */
+      json_t *why = get(get(get(p, "fields"), "unavailable"), "command_line");
+      if (json_is_null(get(p, "command_line")) && json_is_string(why)) {
+        jw__rbuf_puts(out, "(unavailable: ");
+        put_str(out, why, "");
+        jw__rbuf_puts(out, ")");
+      } else {
+        put_str(out, get(p, "command_line"), "(not recorded)");
+      }
+    }
     jw__rbuf_puts(out, "\n            sha256: ");
     put_str(out, get(p, "sha256"), "(not recorded)");
     jw__rbuf_puts(out, "  user: ");
