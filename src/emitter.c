@@ -156,7 +156,7 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
   char *lines[3] = {NULL, NULL, NULL};
   size_t lens[3] = {0, 0, 0};
   size_t i;
-  int rc = 0;
+  int rc = 0, wake = 0;
 
   jw__mutex_lock(&em->lock);
   /* sandbox.job_end closes every stream: a consumer may rely on it being
@@ -201,7 +201,9 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
       else
         drop_for_sink(&em->sinks[i], em->seq, "out_of_memory");
     }
-    jw__cond_broadcast(&em->wake);
+    /* The writers are woken once the lock is free: woken under it, each
+     * would only wait for it again. */
+    wake = 1;
     goto done;
   }
   for (i = 0; i < em->n_sinks; i++) {
@@ -223,6 +225,8 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
   }
 done:
   jw__mutex_unlock(&em->lock);
+  if (wake)
+    jw__cond_broadcast(&em->wake);
   if (ev->extra != NULL) {
     json_decref((json_t *)ev->extra);
     ev->extra = NULL;
@@ -271,13 +275,20 @@ static void sink_main(void *arg) {
   jw_emitter_t *em = k->em;
   jw__gap_t gap = {0, 0, 0, NULL};
 
+  jw__lineq_t batch;
+  memset(&batch, 0, sizeof(batch));
   for (;;) {
     jw__line_t *it;
-    jw__mutex_lock(&em->lock);
-    while (k->q.head == NULL && !em->stopping)
-      jw__cond_wait(&em->wake, &em->lock);
-    it = jw__lineq_pop(&k->q);
-    jw__mutex_unlock(&em->lock);
+    if (batch.head == NULL) {
+      /* Everything queued so far in one take: the lock the emitter numbers
+       * and renders under is taken once per batch, not once per line. */
+      jw__mutex_lock(&em->lock);
+      while (k->q.head == NULL && !em->stopping)
+        jw__cond_wait(&em->wake, &em->lock);
+      jw__lineq_take(&k->q, &batch);
+      jw__mutex_unlock(&em->lock);
+    }
+    it = jw__lineq_pop(&batch);
     if (it == NULL)
       break; /* stopping and drained */
 

@@ -215,6 +215,8 @@ jw__line_t *jw__line_new(uint64_t seq, jw_event_kind_t kind, const char *data, s
 void jw__lineq_push(jw__lineq_t *q, jw__line_t *it);
 /* The oldest entry or NULL; the caller frees it. */
 jw__line_t *jw__lineq_pop(jw__lineq_t *q);
+/* Moves every item of q into `into` (which must be empty); q is empty. */
+void jw__lineq_take(jw__lineq_t *q, jw__lineq_t *into);
 /* Records that seq from..to are lost at the tail of q: extends a marker
  * that ends at from - 1, else appends a new one. */
 void jw__lineq_drop(jw__lineq_t *q, uint64_t from, uint64_t to, const char *reason);

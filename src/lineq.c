@@ -49,6 +49,12 @@ jw__line_t *jw__lineq_pop(jw__lineq_t *q) {
   return it;
 }
 
+void jw__lineq_take(jw__lineq_t *q, jw__lineq_t *into) {
+  *into = *q;
+  q->head = q->tail = NULL;
+  q->queued = 0;
+}
+
 void jw__lineq_drop(jw__lineq_t *q, uint64_t from, uint64_t to, const char *reason) {
   jw__line_t *m = q->tail;
   if (m != NULL && m->gap_count > 0 && m->seq + 1 == from) {

@@ -56,7 +56,7 @@ static int open_sink(const char *dir, const char *name, const char *format, jw_e
   return 0;
 }
 
-#define ROUNDS 3
+#define ROUNDS 5
 
 static double median(double *v) {
   int i, j;
