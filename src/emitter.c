@@ -2,6 +2,7 @@
  * hands the line to every exporter. One lock serializes numbering and
  * writing, so seq order is file order in every sink. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,9 @@ typedef struct sink_s {
   int started;
   int finished;  /* the writer has drained its queue and returned (em->lock) */
   jw__lineq_t q; /* guarded by em->lock */
+  /* Lines of the batch the writer took from q and has not come to yet
+   * (set under em->lock, counted down by the writer). */
+  atomic_size_t in_hand;
 } sink_t;
 
 struct jw_emitter_s {
@@ -65,6 +69,7 @@ int jw_emitter_add(jw_emitter_t *em, jw_exporter_t *exp) {
     em->cap_sinks = cap;
   }
   memset(&em->sinks[em->n_sinks], 0, sizeof(sink_t));
+  atomic_init(&em->sinks[em->n_sinks].in_hand, 0);
   em->sinks[em->n_sinks].exp = exp;
   em->sinks[em->n_sinks].em = em;
   exp->run = &em->run;
@@ -286,11 +291,14 @@ static void sink_main(void *arg) {
       while (k->q.head == NULL && !em->stopping)
         jw__cond_wait(&em->wake, &em->lock);
       jw__lineq_take(&k->q, &batch);
+      atomic_store(&k->in_hand, batch.queued);
       jw__mutex_unlock(&em->lock);
     }
     it = jw__lineq_pop(&batch);
     if (it == NULL)
       break; /* stopping and drained */
+    if (it->gap_count == 0)
+      atomic_fetch_sub(&k->in_hand, 1);
 
     if (it->gap_count > 0) {
       /* Merge with losses this writer already holds (they are adjacent). */
@@ -422,7 +430,8 @@ int jw_emitter_drain(jw_emitter_t *em, uint32_t timeout_ms) {
     n = snprintf(buf, sizeof(buf),
                  "jobwarden: exporter '%s' is stuck (a write has not returned for %lu ms); "
                  "%llu queued event(s) will not reach it\n",
-                 k->exp->spec, (unsigned long)timeout_ms, (unsigned long long)k->q.queued);
+                 k->exp->spec, (unsigned long)timeout_ms,
+                 (unsigned long long)(k->q.queued + atomic_load(&k->in_hand)));
     if (n > 0)
       jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
   }

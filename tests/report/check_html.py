@@ -178,8 +178,17 @@ def main():
             })()""" % sel)
             n = len(run["processes"])
             check(got["bars"] == list(range(n)), "run %d: bars %d, processes %d" % (ri, len(got["bars"]), n))
-            want_cmd = [p["command_line"] if p["command_line"] is not None else "(command line not recorded)"
-                        for p in run["processes"]]
+            def shown_cmd(p):
+                # What the page must show: the command line, or why the
+                # record has none (process.unavailable), or that it has none.
+                u = (p.get("fields") or {}).get("unavailable")
+                why = u.get("command_line") if isinstance(u, dict) else None
+                if p["command_line"] is not None:
+                    return p["command_line"]
+                if isinstance(why, str):
+                    return "(command line unavailable: " + why + ")"
+                return "(command line not recorded)"
+            want_cmd = [shown_cmd(p) for p in run["processes"]]
             want_exe = [p["executable"] if p["executable"] is not None else "(image unknown)"
                         for p in run["processes"]]
             check(got["cmd"] == want_cmd, "run %d: command lines in the tree differ from the record" % ri)
