@@ -65,16 +65,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Unpacks Debian's source package PKG into DIR (made anew) and prints the
+# path of its source tree.
+debian_source() { # PKG DIR
+  rm -rf "$2" && mkdir -p "$2"
+  (cd "$2" && apt-get source -q "$1" >/dev/null 2>&1) || {
+    echo "setup.sh: 'apt-get source $1' failed (are the deb-src entries of the apt sources readable and their mirror reachable?)" >&2
+    return 1
+  }
+  find "$2" -maxdepth 1 -type d -name "$1-*" | head -n 1
+}
+
 # --- 2. jansson for Windows, from Debian's source package ------------------
 if [ ! -f "$jansson_win/lib/libjansson.a" ]; then
   log "cross-building jansson (Debian source package) for x86_64-w64-mingw32"
-  src="$build/deps/src"
-  rm -rf "$src" && mkdir -p "$src"
-  (cd "$src" && apt-get source -q jansson >/dev/null 2>&1) || {
-    echo "setup.sh: 'apt-get source jansson' failed (are the deb-src entries of the apt sources readable and their mirror reachable?)" >&2
-    exit 1
-  }
-  jsrc=$(find "$src" -maxdepth 1 -type d -name 'jansson-*' | head -n 1)
+  jsrc=$(debian_source jansson "$build/deps/src") || exit 1
   cmake -S "$jsrc" -B "$build/deps/jansson-build" -G Ninja \
     -DCMAKE_TOOLCHAIN_FILE="$here/cmake/mingw-w64-x86_64.cmake" \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$jansson_win" \
@@ -89,13 +94,7 @@ fi
 # the minimal API (crypto_generichash, randombytes, sodium_memzero).
 if [ ! -f "$sodium_win/lib/libsodium.a" ]; then
   log "cross-building libsodium (Debian source package) for x86_64-w64-mingw32"
-  src="$build/deps/src-sodium"
-  rm -rf "$src" && mkdir -p "$src"
-  (cd "$src" && apt-get source -q libsodium >/dev/null 2>&1) || {
-    echo "setup.sh: 'apt-get source libsodium' failed (are the deb-src entries of the apt sources readable and their mirror reachable?)" >&2
-    exit 1
-  }
-  ssrc=$(find "$src" -maxdepth 1 -type d -name 'libsodium-*' | head -n 1)
+  ssrc=$(debian_source libsodium "$build/deps/src-sodium") || exit 1
   if ! (cd "$ssrc" && autoreconf -fi && mkdir -p build-win && cd build-win &&
         ../configure --host=x86_64-w64-mingw32 --prefix="$sodium_win" --disable-shared \
           --enable-static --enable-minimal --disable-pie &&

@@ -132,12 +132,19 @@ static void put_seal(jw_rbuf_t *out, json_t *seal) {
     }
     jw__rbuf_puts(out, "\n");
     json_array_foreach(get(s, "damage"), j, d) {
+      /* A missing line is placed by the line before / after it; a field
+       * the verifier did not give (a line without seq) is not shown. */
+      json_t *w = get(d, "before") ? get(d, "before") : get(d, "after") ? get(d, "after") : d;
       jw__rbuf_puts(out, "    DAMAGE ");
       put_str(out, get(d, "kind"), "?");
-      jw__rbuf_puts(out, " at ");
-      put_str(out, get(d, "file"), "?");
-      jw__rbuf_printf(out, ":%lld (seq %lld, index %lld): ", num(d, "line"), num(d, "seq"),
-                      num(d, "index"));
+      jw__rbuf_puts(out, get(d, "before") ? " before " : get(d, "after") ? " after " : " at ");
+      put_str(out, get(w, "file"), "?");
+      if (json_is_integer(get(w, "line")))
+        jw__rbuf_printf(out, ":%lld", num(w, "line"));
+      jw__rbuf_puts(out, " (");
+      if (json_is_integer(get(w, "seq")))
+        jw__rbuf_printf(out, "seq %lld, ", num(w, "seq"));
+      jw__rbuf_printf(out, "index %lld): ", num(d, "index"));
       put_str(out, get(d, "detail"), "");
       jw__rbuf_puts(out, "\n");
     }

@@ -1,4 +1,5 @@
-/* Small helpers shared by the portable unit tests. */
+/* Small helpers shared by the portable unit tests (and the Windows tests
+ * that read event files). */
 #ifndef JW_TEST_UTIL_H
 #define JW_TEST_UTIL_H
 
@@ -47,6 +48,61 @@ static inline json_t *jw_test_json_at(json_t *o, const char *path) {
     path += n + (dot ? 1 : 0);
   }
   return o;
+}
+
+/* The lines of a file, each a malloc'd NUL-terminated string without its
+ * newline (a last line without one is kept). */
+typedef struct {
+  char **l;
+  size_t n;
+} jw_test_lines_t;
+
+/* 0, or -1 when the file cannot be read (out->n is 0 then). */
+static inline int jw_test_lines_read(const char *path, jw_test_lines_t *out) {
+  size_t len = 0;
+  char *text = jw_test_read_file(path, &len), *p, *nl;
+  out->l = NULL;
+  out->n = 0;
+  if (text == NULL)
+    return -1;
+  for (p = text; *p != '\0'; p = nl ? nl + 1 : p + strlen(p)) {
+    char **grown = (char **)realloc(out->l, (out->n + 1) * sizeof(char *));
+    size_t n;
+    nl = strchr(p, '\n');
+    n = nl ? (size_t)(nl - p) : strlen(p);
+    if (grown == NULL)
+      break;
+    out->l = grown;
+    out->l[out->n] = (char *)malloc(n + 1);
+    if (out->l[out->n] == NULL)
+      break;
+    memcpy(out->l[out->n], p, n);
+    out->l[out->n++][n] = '\0';
+  }
+  free(text);
+  return 0;
+}
+
+/* Writes lines[0..n) to path, each with a newline; NULL entries are left
+ * out (a deleted line). */
+static inline void jw_test_lines_write(const char *path, char *const *lines, size_t n) {
+  FILE *f = fopen(path, "wb");
+  size_t i;
+  if (f == NULL)
+    return;
+  for (i = 0; i < n; i++)
+    if (lines[i] != NULL)
+      fprintf(f, "%s\n", lines[i]);
+  fclose(f);
+}
+
+static inline void jw_test_lines_free(jw_test_lines_t *l) {
+  size_t i;
+  for (i = 0; i < l->n; i++)
+    free(l->l[i]);
+  free(l->l);
+  l->l = NULL;
+  l->n = 0;
 }
 
 #endif

@@ -68,42 +68,6 @@ static void write_record(const char *spec, const jw_seal_key_t *key, int n, int 
   jw_emitter_free(em);
 }
 
-typedef struct {
-  char **lines;
-  size_t n;
-} lines_t;
-
-static void read_lines(const char *path, lines_t *out) {
-  size_t len = 0;
-  char *text = jw_test_read_file(path, &len), *p, *nl;
-  out->lines = NULL;
-  out->n = 0;
-  if (text == NULL)
-    return;
-  for (p = text; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
-    out->lines = realloc(out->lines, (out->n + 1) * sizeof(char *));
-    *nl = '\0';
-    out->lines[out->n++] = strdup(p);
-  }
-  free(text);
-}
-
-static void write_lines(const char *path, char *const *lines, size_t n) {
-  FILE *f = fopen(path, "wb");
-  size_t i;
-  for (i = 0; i < n; i++)
-    if (lines[i] != NULL)
-      fprintf(f, "%s\n", lines[i]);
-  fclose(f);
-}
-
-static void free_lines(lines_t *l) {
-  size_t i;
-  for (i = 0; i < l->n; i++)
-    free(l->lines[i]);
-  free(l->lines);
-}
-
 /* verify's document for one file. */
 static json_t *verify1(const char *path, const jw_seal_key_t *key) {
   const char *files[1];
@@ -210,7 +174,7 @@ static void test_key_files(void) {
 static void test_intact_and_damage(void) {
   jw_seal_key_t key, other;
   char spec[1200], path[1024], copy[1024], other_path[1024], run_id[33], run2[33];
-  lines_t l, o;
+  jw_test_lines_t l, o;
   json_t *doc, *s;
   char *saved;
 
@@ -238,61 +202,61 @@ static void test_intact_and_damage(void) {
   CHECK(json_is_true(json_object_get(s, "complete")));
   json_decref(doc);
 
-  read_lines(path, &l);
+  jw_test_lines_read(path, &l);
   CHECK_INT(l.n, 8);
   if (l.n != 8)
     return;
   /* The first line states the chain; the others do not; the last ends it. */
-  CHECK_CONTAINS(l.lines[0], ",\"seal\":{\"v\":1,\"alg\":\"blake2b-256\",\"key_id\":\"");
-  CHECK(strstr(l.lines[3], "\"v\":1") == NULL);
-  CHECK_CONTAINS(l.lines[7], "\"i\":7,\"end\":true,\"mac\":\"");
+  CHECK_CONTAINS(l.l[0], ",\"seal\":{\"v\":1,\"alg\":\"blake2b-256\",\"key_id\":\"");
+  CHECK(strstr(l.l[3], "\"v\":1") == NULL);
+  CHECK_CONTAINS(l.l[7], "\"i\":7,\"end\":true,\"mac\":\"");
 
   path_of(copy, sizeof(copy), "unit-seal-damaged.jsonl.txt");
   /* modified: one byte of line 4's message. */
   {
-    char *p = strstr(l.lines[3], "event number 3");
+    char *p = strstr(l.l[3], "event number 3");
     p[13] = '4';
-    write_lines(copy, l.lines, l.n);
+    jw_test_lines_write(copy, l.l, l.n);
     expect_damage(copy, &key, "modified", NULL, 4);
     p[13] = '3';
   }
   /* deleted: line 4 gone. */
-  saved = l.lines[3];
-  l.lines[3] = NULL;
-  write_lines(copy, l.lines, l.n);
+  saved = l.l[3];
+  l.l[3] = NULL;
+  jw_test_lines_write(copy, l.l, l.n);
   expect_damage(copy, &key, "deleted", "before", 4); /* the line that is now 4th */
-  l.lines[3] = saved;
+  l.l[3] = saved;
   /* inserted: a line without a seal, after line 2. */
   {
     char *ins[9];
-    memcpy(ins, l.lines, 2 * sizeof(char *));
+    memcpy(ins, l.l, 2 * sizeof(char *));
     ins[2] = "{\"schema_version\":\"2.0.0\",\"event\":\"sandbox.notice\",\"seq\":3}";
-    memcpy(ins + 3, l.lines + 2, 6 * sizeof(char *));
-    write_lines(copy, ins, 9);
+    memcpy(ins + 3, l.l + 2, 6 * sizeof(char *));
+    jw_test_lines_write(copy, ins, 9);
     expect_damage(copy, &key, "inserted", NULL, 3);
     /* a forged, valid-looking line: line 3 with another message and the
      * seal of index 2 with a made-up MAC */
-    ins[2] = strdup(l.lines[2]);
+    ins[2] = strdup(l.l[2]);
     memcpy(strstr(ins[2], "event number 2"), "EVENT", 5);
     memset(strstr(ins[2], "\"mac\":\"") + 7, 'a', 64);
-    write_lines(copy, ins, 9);
+    jw_test_lines_write(copy, ins, 9);
     expect_damage(copy, &key, "inserted", NULL, 3);
     /* a line played twice */
     free(ins[2]);
-    ins[2] = l.lines[1];
-    write_lines(copy, ins, 9);
+    ins[2] = l.l[1];
+    jw_test_lines_write(copy, ins, 9);
     expect_damage(copy, &key, "inserted", NULL, 3);
   }
   /* reordered: lines 4 and 5 swapped. */
-  saved = l.lines[3];
-  l.lines[3] = l.lines[4];
-  l.lines[4] = saved;
-  write_lines(copy, l.lines, l.n);
+  saved = l.l[3];
+  l.l[3] = l.l[4];
+  l.l[4] = saved;
+  jw_test_lines_write(copy, l.l, l.n);
   expect_damage(copy, &key, "reordered", NULL, 5);
-  l.lines[4] = l.lines[3];
-  l.lines[3] = saved;
+  l.l[4] = l.l[3];
+  l.l[3] = saved;
   /* truncated: the closing line cut off. */
-  write_lines(copy, l.lines, l.n - 1);
+  jw_test_lines_write(copy, l.l, l.n - 1);
   expect_damage(copy, &key, "truncated", "after", 7);
   /* key mismatch: the right record, the wrong key. */
   expect_damage(path, &other, "key_mismatch", NULL, 1);
@@ -302,16 +266,16 @@ static void test_intact_and_damage(void) {
   remove(other_path);
   snprintf(spec, sizeof(spec), "file:%s", other_path);
   write_record(spec, &key, 8, 0, run2);
-  read_lines(other_path, &o);
+  jw_test_lines_read(other_path, &o);
   CHECK_INT(o.n, 8);
   if (o.n == 8) {
-    saved = l.lines[3];
-    l.lines[3] = o.lines[3];
-    write_lines(copy, l.lines, l.n);
+    saved = l.l[3];
+    l.l[3] = o.l[3];
+    jw_test_lines_write(copy, l.l, l.n);
     expect_damage(copy, &key, "spliced", NULL, 4);
-    l.lines[3] = saved;
+    l.l[3] = saved;
   }
-  free_lines(&o);
+  jw_test_lines_free(&o);
 
   /* Forward security: whoever holds the chain after line 5 (k5, M4) and
    * rewrites line 4 with it gets nothing that verifies. */
@@ -325,16 +289,16 @@ static void test_intact_and_damage(void) {
     for (i = 0; i < 5; i++) {
       char *tmp = NULL;
       size_t tl = 0;
-      line = strdup(l.lines[i]);
+      line = strdup(l.l[i]);
       cut = strstr(line, ",\"seal\":{");
       strcpy(cut, "}");
       CHECK_INT(jw_seal_line(ch, line, strlen(line), 0, &tmp, &tl), 0);
       jw_seal_commit(ch);
-      CHECK_STR(tmp, l.lines[i]); /* the same chain gives the same lines */
+      CHECK_STR(tmp, l.l[i]); /* the same chain gives the same lines */
       free(tmp);
       free(line);
     }
-    line = strdup(l.lines[3]);
+    line = strdup(l.l[3]);
     cut = strstr(line, ",\"seal\":{");
     strcpy(cut, "}");
     memcpy(strstr(line, "event number 3"), "EVENT", 5);
@@ -344,16 +308,16 @@ static void test_intact_and_damage(void) {
       char *p = strstr(forged, "\"i\":5,");
       p[4] = '3';
     }
-    saved = l.lines[3];
-    l.lines[3] = forged;
-    write_lines(copy, l.lines, l.n);
+    saved = l.l[3];
+    l.l[3] = forged;
+    jw_test_lines_write(copy, l.l, l.n);
     expect_damage(copy, &key, "modified", NULL, 4);
-    l.lines[3] = saved;
+    l.l[3] = saved;
     free(forged);
     free(line);
     jw_seal_free(ch);
   }
-  free_lines(&l);
+  jw_test_lines_free(&l);
 }
 
 /* A rotated record: files given newest first still verify; one file
@@ -407,15 +371,15 @@ static void test_rotation(void) {
   }
   /* A rotated file starts with a continuation line that states the chain. */
   {
-    lines_t l;
+    jw_test_lines_t l;
     snprintf(p2, sizeof(p2), "%s.1", path);
-    read_lines(p2, &l);
+    jw_test_lines_read(p2, &l);
     CHECK(l.n > 0);
     if (l.n > 0) {
-      CHECK_CONTAINS(l.lines[0], "\"event\":\"sandbox.log_continued\"");
-      CHECK_CONTAINS(l.lines[0], ",\"seal\":{\"v\":1,");
+      CHECK_CONTAINS(l.l[0], "\"event\":\"sandbox.log_continued\"");
+      CHECK_CONTAINS(l.l[0], ",\"seal\":{\"v\":1,");
     }
-    free_lines(&l);
+    jw_test_lines_free(&l);
   }
   for (i = 1; i < n; i++)
     free((char *)files[i]);

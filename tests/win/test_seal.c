@@ -31,6 +31,7 @@
 
 #include "harness.h"
 #include "helpers.h"
+#include "test_util.h"
 #include "internal.h"
 #include "win/win.h"
 
@@ -72,50 +73,6 @@ static void expect_intact(const char *file, const char *key, const char *stream)
   tw_proc_free(&r);
 }
 
-/* ---- lines of a file ---------------------------------------------------- */
-
-typedef struct {
-  char **l;
-  size_t n;
-} lines_t;
-
-static int read_lines(const char *path, lines_t *out) {
-  size_t len = 0;
-  char *text = tw_read_file(path, &len), *p, *nl;
-  out->l = NULL;
-  out->n = 0;
-  if (text == NULL)
-    return -1;
-  for (p = text; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
-    char **grown = realloc(out->l, (out->n + 1) * sizeof(char *));
-    if (grown == NULL)
-      break;
-    out->l = grown;
-    *nl = '\0';
-    out->l[out->n++] = _strdup(p);
-  }
-  free(text);
-  return 0;
-}
-
-static void free_lines(lines_t *l) {
-  size_t i;
-  for (i = 0; i < l->n; i++)
-    free(l->l[i]);
-  free(l->l);
-}
-
-static void write_lines(const char *path, char *const *l, size_t n) {
-  FILE *f = fopen(path, "wb");
-  size_t i;
-  if (f == NULL)
-    return;
-  for (i = 0; i < n; i++)
-    if (l[i] != NULL)
-      fprintf(f, "%s\n", l[i]);
-  fclose(f);
-}
-
 /* Verifies a damaged copy: exit 1, the first bad line "KIND: [REL]COPY:LINE".
  * Listed in the manifest for the native check. */
 static void expect_damaged(const char *tag, char *const *l, size_t n, const char *key,
@@ -124,7 +81,7 @@ static void expect_damaged(const char *tag, char *const *l, size_t n, const char
   tw_proc_t r;
   tw_case_begin(jw_test_failures);
   path_of(copy, sizeof(copy), tag, ".jsonl.txt");
-  write_lines(copy, l, n);
+  jw_test_lines_write(copy, l, n);
   CHECK_U64(verify(&r, tag, copy, key), 1);
   snprintf(want, sizeof(want), "verify: DAMAGED; the first bad line:\n  %s: %s%s:%u", kind, rel,
            copy, line);
@@ -297,15 +254,15 @@ static void case_existing_key(const char *key_a, char *rec, size_t rec_n) {
 /* ---- (d) damage ----------------------------------------------------------- */
 
 static void case_damage(const char *key, const char *rec, const char *key_c) {
-  lines_t l, other;
+  jw_test_lines_t l, other;
   char other_rec[TW_PATH_CHARS], args[TW_CMD_CHARS], *saved;
   tw_proc_t r;
   size_t i;
 
-  CHECK_INT(read_lines(rec, &l), 0);
+  CHECK_INT(jw_test_lines_read(rec, &l), 0);
   CHECK(l.n >= 8);
   if (l.n < 8) {
-    free_lines(&l);
+    jw_test_lines_free(&l);
     return;
   }
   /* modified: one byte of line 3 (inside its message). */
@@ -360,7 +317,7 @@ static void case_damage(const char *key, const char *rec, const char *key_c) {
   seal_run(&r, "d-other", args);
   CHECK_U64(r.exit_code, 0);
   tw_proc_free(&r);
-  CHECK_INT(read_lines(other_rec, &other), 0);
+  CHECK_INT(jw_test_lines_read(other_rec, &other), 0);
   CHECK(other.n >= 5);
   if (other.n >= 5) {
     saved = l.l[3];
@@ -368,12 +325,12 @@ static void case_damage(const char *key, const char *rec, const char *key_c) {
     expect_damaged("d-spliced", l.l, l.n, key, "spliced", "", 4);
     l.l[3] = saved;
   }
-  free_lines(&other);
+  jw_test_lines_free(&other);
   /* key mismatch: the intact record, another key. */
   expect_damaged("d-key", l.l, l.n, key_c, "key_mismatch", "", 1);
   for (i = 0; i < l.n; i++)
     (void)i;
-  free_lines(&l);
+  jw_test_lines_free(&l);
 }
 
 /* ---- (e) jobwarden killed ------------------------------------------------ */

@@ -3,6 +3,7 @@
 verifies with its key, by the native jobwarden.
 
 usage: records.py NATIVE_JOBWARDEN EVENTS_DIR --expect N [--unended GLOB]...
+                  [--schema VERIFY_SCHEMA]
 
 The test kit seals every run of jobwarden.exe it starts (a key of its own,
 <prefix><tag>.seal.key; tests/win/helpers.c). Here every event file of
@@ -11,7 +12,8 @@ matched to its key by the key_id its chain states, the files of one key
 are verified together (a rotated stream spans files), and the verdict must
 be `intact`. Files of runs whose jobwarden was killed on purpose (--unended,
 the same globs as the schema test) must be damaged in one way only:
-`truncated`. Fails when fewer than N sealed files are found (so that a
+`truncated`. Every document verify prints is validated against
+docs/jobwarden-verify.schema.json (--schema). Fails when fewer than N sealed files are found (so that a
 change that stops sealing cannot make the test vacuous), when a sealed
 file's key is missing, or on any other verdict."""
 import fnmatch
@@ -31,12 +33,17 @@ def main(argv):
         return 2
     native, events, expect = argv[1], argv[2], int(argv[4])
     unended = []
+    validator = None
     rest = argv[5:]
     while rest:
-        if rest[0] != "--unended" or len(rest) < 2:
+        if rest[0] not in ("--unended", "--schema") or len(rest) < 2:
             print(__doc__, file=sys.stderr)
             return 2
-        unended.append(rest[1])
+        if rest[0] == "--schema":
+            import jsonschema
+            validator = jsonschema.Draft202012Validator(json.load(open(rest[1], encoding="utf-8")))
+        else:
+            unended.append(rest[1])
         rest = rest[2:]
     if not os.access(native, os.X_OK):
         print(f"wine.seal.records: the native jobwarden ({native}) is not built", file=sys.stderr)
@@ -79,6 +86,10 @@ def main(argv):
             problems.append(f"{' '.join(names)}: verify printed no JSON (exit {run.returncode}): "
                             f"{run.stderr.strip()}")
             continue
+        if validator is not None:
+            for err in validator.iter_errors(doc):
+                problems.append(f"{' '.join(names)}: verify's document breaks its schema at "
+                                f"{'/'.join(str(p) for p in err.absolute_path)}: {err.message}")
         for stream in doc["streams"]:
             files = [os.path.basename(f) for f in stream.get("files", [])]
             allowed = any(fnmatch.fnmatch(f, g) for f in files for g in unended)

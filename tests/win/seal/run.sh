@@ -16,6 +16,7 @@ if [ ! -x "$native" ]; then
   exit 1
 fi
 manifest="$events/wine-seal-manifest.txt"
+rm -f "$events"/wine-seal-verify-*.json.txt
 [ -s "$manifest" ] || { echo "wine.real.seal: no manifest $manifest" >&2; exit 1; }
 # Z:\path -> /path (the Wine prefix maps Z: to /).
 unix() { printf '%s' "$1" | sed -e 's|^[Zz]:||' -e 's|\\|/|g'; }
@@ -24,6 +25,7 @@ while IFS=$'\t' read -r file key kind where; do
   f=$(unix "$file") k=$(unix "$key")
   out=$("$native" verify "$f" --key "$k" 2>&1); rc=$?
   n=$((n + 1))
+  "$native" verify "$f" --key "$k" --json >"$events/wine-seal-verify-$n.json.txt" 2>/dev/null
   if [ "$kind" = intact ]; then
     if [ $rc -ne 0 ] || ! grep -q '^verify: intact$' <<<"$out"; then
       echo "native verify $f: expected intact (exit 0), got exit $rc:"; echo "$out"; fail=1
@@ -39,5 +41,18 @@ while IFS=$'\t' read -r file key kind where; do
     echo "native verify $f: expected exit 1 and '$want', got exit $rc:"; echo "$out"; fail=1
   fi
 done < "$manifest"
+# Every --json document (intact, and each kind of damage) fits its schema.
+python3 - "$root/docs/jobwarden-verify.schema.json" "$events"/wine-seal-verify-*.json.txt <<'PY' || fail=1
+import json, sys
+import jsonschema
+v = jsonschema.Draft202012Validator(json.load(open(sys.argv[1], encoding="utf-8")))
+bad = 0
+for path in sys.argv[2:]:
+    for e in v.iter_errors(json.load(open(path, encoding="utf-8"))):
+        bad += 1
+        print(f"{path}: {'/'.join(map(str, e.absolute_path))}: {e.message}")
+print(f"wine.real.seal: {len(sys.argv) - 2} verify --json document(s) checked against the schema")
+sys.exit(1 if bad else 0)
+PY
 echo "wine.real.seal: native jobwarden verify agreed on $n file(s)$([ $fail -ne 0 ] && echo ' except the ones above')"
 exit $fail
