@@ -193,6 +193,19 @@ static void case_sealed_run(char *key, size_t key_n, char *rec, size_t rec_n) {
   tw_proc_free(&r);
 
   tw_case_begin(jw_test_failures);
+  /* jobwarden.exe tail --file: the portable formatter over the record
+   * (the seal member is not shown), exit 0 for a record that ends with
+   * job_end. */
+  {
+    char targs[TW_CMD_CHARS];
+    tw_proc_t t;
+    snprintf(targs, sizeof(targs), "tail --file \"%s\"", rec);
+    seal_run(&t, "a-tail", targs);
+    CHECK_U64(t.exit_code, 0);
+    CHECK_CONTAINS(t.out, " info     job                    pid=-      -  job ended: ");
+    CHECK(strstr(t.out, "seal") == NULL);
+    tw_proc_free(&t);
+  }
   check_key_dacl(key);
   expect_intact(rec, key, "0");
   expect_intact(ecs, key, "1");
@@ -365,6 +378,14 @@ static void case_killed(void) {
   CHECK_U64(verify(&v, "e-verify", rec, key), 1);
   CHECK_CONTAINS(v.out, "verify: DAMAGED; the first bad line:\n  truncated: after ");
   CHECK_CONTAINS(v.out, "without its closing line (sandbox.job_end)");
+  tw_proc_free(&v);
+  {
+    char targs[TW_CMD_CHARS];
+    snprintf(targs, sizeof(targs), "tail --file \"%s\"", rec);
+    seal_run(&v, "e-tail", targs);
+    CHECK_U64(v.exit_code, 1); /* the record ends before sandbox.job_end */
+    CHECK_CONTAINS(v.err, ": the record ends before sandbox.job_end");
+  }
   tw_case_end("killed", jw_test_failures, &v);
   tw_proc_free(&v);
   tw_proc_free(&r);
