@@ -13,7 +13,8 @@
  *     modified; an index nobody claims is deleted;
  *   - ends: index 0 present (else deleted), the last index closes the
  *     stream with "end":true (else truncated), nothing after it.
- * A line without a seal in a sealed file is inserted; a line of another
+ * A line with a syslog header before its message is read from the
+ * message on. A line without a seal in a sealed file is inserted; a line of another
  * run amid a stream is spliced; a stream whose key id is not the key's is
  * a key mismatch (nothing else is said of it). */
 #include <errno.h>
@@ -214,6 +215,21 @@ static int on_line(void *ctx, const char *line, size_t len, unsigned long lineno
   e->file = r->file;
   e->lineno = lineno;
   e->stream_no = -1;
+  /* A syslog collector's line: a header (RFC 5424, or rsyslog's
+   * traditional format) before the message. The seal covers the message,
+   * which starts at the first `{"`; the header is the collector's and is
+   * not checked. */
+  if (len > 0 && line[0] != '{') {
+    const char *m = NULL;
+    size_t i;
+    for (i = 0; i + 1 < len && m == NULL; i++)
+      if (line[i] == '{' && line[i + 1] == '"')
+        m = line + i;
+    if (m != NULL) {
+      len -= (size_t)(m - line);
+      line = m;
+    }
+  }
   parse_seal(e, line, len);
   if (!e->sealed)
     e->seq = line_seq(line, len);

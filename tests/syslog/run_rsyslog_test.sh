@@ -153,17 +153,18 @@ PY
 [ $? -eq 0 ] || fail "the collector's messages differ from the run's file"
 
 # The collector's files are sealed streams of their own (stream 0: TCP,
-# 1: UDP), complete and intact with the run's key, as is the file (2).
+# 1: UDP), complete and intact with the run's key, as is the file (2);
+# the TCP one also as rsyslog keeps it with each message's header.
 if [ -n "$native" ]; then
   [ -x "$native" ] || fail "the native jobwarden ($native) is not built"
-  for f in "$out_tcp:0" "$out_udp:1" "$log:2"; do
+  for f in "$out_tcp:0" "$out_tcp.full:0" "$out_udp:1" "$log:2"; do
     path=${f%:*} stream=${f##*:}
     v=$("$native" verify "$path" --key "$events/real-syslog.key" 2>&1) ||
       { echo "$v" >&2; fail "verify $path: not intact"; }
     grep -q " stream $stream: intact, .*, closed by sandbox.job_end$" <<<"$v" ||
       { echo "$v" >&2; fail "verify $path: not stream $stream, intact and closed"; }
   done
-  echo "the TCP and UDP collectors' files and the file sink verify intact (streams 0, 1, 2)"
+  echo "the TCP and UDP collectors' files (TCP also with its RFC 5424 headers) and the file sink verify intact (streams 0, 1, 2)"
 fi
 
 # Phase 2: the collector is stopped and restarted in the middle of a run.

@@ -211,6 +211,27 @@ static void test_intact_and_damage(void) {
   CHECK(strstr(l.l[3], "\"v\":1") == NULL);
   CHECK_CONTAINS(l.l[7], "\"i\":7,\"end\":true,\"mac\":\"");
 
+  /* As a syslog collector keeps it: a header before every message. */
+  {
+    char *with[8];
+    size_t i;
+    json_t *d;
+    for (i = 0; i < 8; i++) {
+      with[i] = malloc(strlen(l.l[i]) + 80);
+      sprintf(with[i], "<134>1 2026-12-02T07:00:00Z vm jobwarden 42 sandbox.x - %s", l.l[i]);
+    }
+    path_of(copy, sizeof(copy), "unit-seal-syslog.jsonl.txt");
+    jw_test_lines_write(copy, with, 8);
+    d = verify1(copy, &key);
+    CHECK_STR(json_string_value(json_object_get(d, "verdict")), "intact");
+    json_decref(d);
+    memcpy(strstr(with[5], "event number 5"), "EVENT", 5);
+    jw_test_lines_write(copy, with, 8);
+    expect_damage(copy, &key, "modified", NULL, 6);
+    for (i = 0; i < 8; i++)
+      free(with[i]);
+  }
+
   path_of(copy, sizeof(copy), "unit-seal-damaged.jsonl.txt");
   /* modified: one byte of line 4's message. */
   {
