@@ -234,6 +234,19 @@ static void case_key_exists(const char *key) {
   tw_proc_free(&r);
 }
 
+/* A run sealed with the existing key `key` into the file `rec`: its root
+ * runs `children` children one after another; exit 0. */
+static void run_with_key(const char *key, const char *rec, const char *tag, int children) {
+  char args[TW_CMD_CHARS];
+  tw_proc_t r;
+  snprintf(args, sizeof(args),
+           "run --seal-key-existing \"%s\" --export \"file:%s\" -- \"%s\" --helper series %d 0",
+           key, rec, g_self, children);
+  seal_run(&r, tag, args);
+  CHECK_U64(r.exit_code, 0);
+  tw_proc_free(&r);
+}
+
 /* ---- (c) a key made beforehand -------------------------------------------- */
 
 static void case_existing_key(const char *key_a, char *rec, size_t rec_n) {
@@ -250,12 +263,7 @@ static void case_existing_key(const char *key_a, char *rec, size_t rec_n) {
   CHECK_CONTAINS(r.out, ": new seal key ");
   tw_proc_free(&r);
   check_key_dacl(key);
-  snprintf(args, sizeof(args),
-           "run --seal-key-existing \"%s\" --export \"file:%s\" -- \"%s\" --helper series 2 0", key,
-           rec, g_self);
-  seal_run(&r, "c", args);
-  CHECK_U64(r.exit_code, 0);
-  tw_proc_free(&r);
+  run_with_key(key, rec, "c", 2);
   expect_intact(rec, key, "0");
   /* The right record, the wrong key. */
   CHECK_U64(verify(&r, "c-wrong-key", rec, key_a), 1);
@@ -268,9 +276,7 @@ static void case_existing_key(const char *key_a, char *rec, size_t rec_n) {
 
 static void case_damage(const char *key, const char *rec, const char *key_c) {
   jw_test_lines_t l, other;
-  char other_rec[TW_PATH_CHARS], args[TW_CMD_CHARS], *saved;
-  tw_proc_t r;
-  size_t i;
+  char other_rec[TW_PATH_CHARS], *saved;
 
   CHECK_INT(jw_test_lines_read(rec, &l), 0);
   CHECK(l.n >= 8);
@@ -324,12 +330,7 @@ static void case_damage(const char *key, const char *rec, const char *key_c) {
    * key (a second run with --seal-key-existing). */
   path_of(other_rec, sizeof(other_rec), "d-other", ".jsonl");
   DeleteFileA(other_rec);
-  snprintf(args, sizeof(args),
-           "run --seal-key-existing \"%s\" --export \"file:%s\" -- \"%s\" --helper series 3 0", key,
-           other_rec, g_self);
-  seal_run(&r, "d-other", args);
-  CHECK_U64(r.exit_code, 0);
-  tw_proc_free(&r);
+  run_with_key(key, other_rec, "d-other", 3);
   CHECK_INT(jw_test_lines_read(other_rec, &other), 0);
   CHECK(other.n >= 5);
   if (other.n >= 5) {
@@ -341,8 +342,6 @@ static void case_damage(const char *key, const char *rec, const char *key_c) {
   jw_test_lines_free(&other);
   /* key mismatch: the intact record, another key. */
   expect_damaged("d-key", l.l, l.n, key_c, "key_mismatch", "", 1);
-  for (i = 0; i < l.n; i++)
-    (void)i;
   jw_test_lines_free(&l);
 }
 
