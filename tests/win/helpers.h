@@ -138,6 +138,13 @@ int tw_is_helper(int argc, char **argv);
  *                         or "first=E spoof=E" / "spawn=E" when the parent
  *                         could not be opened / the child not started
  *   wait-file PATH        exit 0 once PATH exists
+ *   spawn-rewriter LOG MARK
+ *                         start `rewrite-after LOG MARK` and exit 0 (89 when
+ *                         the child cannot be started)
+ *   rewrite-after LOG MARK
+ *                         once LOG opens for writing (no sharing), flip
+ *                         one bit of the third line's first message
+ *                         character; MARK: "rewritten" or "failed E"
  *   series-then-crash MARK
  *                         once MARK exists, run three children `exit 0`
  *                         one after another, then crash (0xC0000005); 97

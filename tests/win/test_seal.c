@@ -14,7 +14,9 @@
  *     named with its kind; the copies and the expected verdicts are listed
  *     in wine-seal-manifest.txt, which tests/win/seal/run.sh checks again
  *     with the native jobwarden;
- * (e) jobwarden killed mid-run: its sealed record is truncated.
+ * (e) jobwarden killed mid-run: its sealed record is truncated;
+ * (f) the agent, from inside the job, tries to outlive the run and rewrite
+ *     the record: it is terminated first, the record verifies intact.
  * Manifest lines: FILE<TAB>KEY<TAB>intact<TAB>- | FILE<TAB>KEY<TAB>KIND<TAB>WHERE
  * (WHERE: the line, "before LINE" / "after LINE" for a missing one).
  * argv: <tests/data dir> <events out dir> <jobwarden.exe> */
@@ -345,6 +347,55 @@ static void case_damage(const char *key, const char *rec, const char *key_c) {
   jw_test_lines_free(&l);
 }
 
+/* ---- (f) the agent tries to rewrite the record ---------------------------
+ * From inside the job, with kill-on-close off: the root starts a child
+ * and exits, the child waits until jobwarden lets go of the record (share
+ * modes stop it while the run lasts: wine.real.record) to change a byte of
+ * its third line. What it got: nothing. jobwarden terminates what the root
+ * leaves in the job before the record is closed (orphan_processes,
+ * killed_job), so the child never opens the file (no MARK) and the record
+ * verifies intact. A rewrite by anyone later is what verify names: (d). */
+static void case_agent_rewrites(const char *key) {
+  char rec[TW_PATH_CHARS], mark[TW_PATH_CHARS], args[TW_CMD_CHARS];
+  tw_proc_t r;
+  json_t *evs, *ev;
+  size_t k;
+  int orphan = 0, child_killed = 0;
+  tw_case_begin(jw_test_failures);
+  path_of(rec, sizeof(rec), "f-agent", ".jsonl.txt");
+  path_of(mark, sizeof(mark), "f-agent", ".mark");
+  DeleteFileA(rec);
+  DeleteFileA(mark);
+  snprintf(args, sizeof(args),
+           "run --no-kill-on-close --seal-key-existing \"%s\" --export \"file:%s\" -- \"%s\" "
+           "--helper spawn-rewriter \"%s\" \"%s\"",
+           key, rec, g_self, rec, mark);
+  seal_run(&r, "f", args);
+  CHECK_U64(r.exit_code, 0);
+  /* The child's end is in the record, before job_end: it was terminated
+   * while jobwarden still held the file. */
+  evs = tw_read_events(rec);
+  CHECK(evs != NULL);
+  json_array_foreach(evs, k, ev) {
+    const char *rule = tw_str(ev, "rule"), *action = tw_str(ev, "action");
+    if (rule != NULL && strcmp(rule, "orphan_processes") == 0)
+      orphan++;
+    if (rule != NULL && action != NULL && strcmp(rule, "child_process") == 0 &&
+        strcmp(action, "killed_job") == 0 &&
+        strcmp(tw_str(ev, "event") ? tw_str(ev, "event") : "", "sandbox.process_exit") == 0)
+      child_killed++;
+  }
+  json_decref(evs);
+  CHECK_INT(orphan, 1);
+  CHECK_INT(child_killed, 1);
+  CHECK(GetFileAttributesA(mark) == INVALID_FILE_ATTRIBUTES); /* it never opened the file */
+  expect_intact(rec, key, "0");
+  tw_case_end("agent-rewrites", jw_test_failures, &r);
+  tw_proc_free(&r);
+  if (g_manifest != NULL)
+    fprintf(g_manifest, "%s\t%s\tintact\t-\n", rec, key);
+}
+
 /* ---- (e) jobwarden killed ------------------------------------------------ */
 
 static void case_killed(void) {
@@ -414,6 +465,7 @@ int main(int argc, char **argv) {
   if (g_manifest != NULL)
     fprintf(g_manifest, "%s\t%s\tintact\t-\n", rec_c, key_c);
   case_damage(key, rec, key_c);
+  case_agent_rewrites(key);
   case_killed();
   if (g_manifest != NULL)
     fclose(g_manifest);
