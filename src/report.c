@@ -190,7 +190,7 @@ int jw_cmd_report(int argc, char **argv) {
   for (i = 0; i < a.n_files; i++) {
     if (jw__report_read_file(r, a.files[i], why, sizeof(why)) != 0) {
       jw_errf("report: %s", why);
-      status = 1;
+      status = JW_EXIT_REPORT_UNREADABLE;
       goto done;
     }
   }

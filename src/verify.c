@@ -609,18 +609,19 @@ void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t 
       int a;
       memset(&ds, 0, sizeof(ds));
       check_stream(r.e, &st[i], key, &ds);
-      /* the stream's own share of the stray lines (same files, same run) */
-      for (k = 0; k < all.n; k++) {
-        const entry_t *e = &r.e[all.d[k].entry];
-        int in_files = 0;
-        size_t m;
-        for (m = 0; m < st[i].n && !in_files; m++)
-          in_files = r.e[st[i].entries[m]].file == e->file;
-        if (in_files && all.d[k].kind != 0) {
-          add_damage(&ds, all.d[k].kind, all.d[k].entry, all.d[k].near_entry, all.d[k].index, "%s",
-                     all.d[k].detail);
-          all.d[k].kind = JW_DAMAGE_NONE; /* said once */
-        }
+      /* the stream's own share of the stray lines (in its files) */
+      {
+        /* (no memory: the stray lines are said on their own, below) */
+        char *in_file = calloc((size_t)(nfiles > 0 ? nfiles : 1), 1);
+        for (k = 0; k < st[i].n && in_file != NULL; k++)
+          in_file[r.e[st[i].entries[k]].file] = 1;
+        for (k = 0; k < all.n && in_file != NULL; k++)
+          if (all.d[k].kind != JW_DAMAGE_NONE && in_file[r.e[all.d[k].entry].file]) {
+            add_damage(&ds, all.d[k].kind, all.d[k].entry, all.d[k].near_entry, all.d[k].index,
+                       "%s", all.d[k].detail);
+            all.d[k].kind = JW_DAMAGE_NONE; /* said once */
+          }
+        free(in_file);
       }
       g_dmg_entries = r.e;
       if (ds.n > 1)
