@@ -40,7 +40,8 @@ extern "C" {
   XX(ESYS, "system call failed")                                                                   \
   XX(ETIMEDOUT, "timed out")                                                                       \
   XX(ENOTSUP, "not supported on this platform")                                                    \
-  XX(EEXIST, "file exists")
+  XX(EEXIST, "file exists")                                                                        \
+  XX(EBUSY, "in use by another process")
 
 enum jw__errno_index {
   JW__ERRNO_FIRST = 0,
@@ -197,8 +198,8 @@ typedef enum {
 #define JW_POLICY_NAME_MAX      64
 #define JW_POLICY_MAX_EXPORTERS 16
 #define JW_EXPORTER_SPEC_MAX    512
-#define JW_POLICY_MAX_IMAGES    32  /* names per image list */
-#define JW_IMAGE_NAME_MAX       256 /* bytes of one name, NUL included */
+#define JW_POLICY_MAX_IMAGES    32   /* names per image list */
+#define JW_IMAGE_NAME_MAX       256  /* bytes of one name, NUL included */
 #define JW_POLICY_PATH_MAX      1024 /* bytes of a file path, NUL included */
 
 /* A policy. Zero means "no limit" for the numeric limits. */
@@ -568,12 +569,52 @@ typedef struct jw_exporter_s jw_exporter_t;
  * OCSF (src/format.h, docs/integrations.md). */
 typedef enum { JW_FORMAT_NATIVE = 0, JW_FORMAT_ECS, JW_FORMAT_OCSF } jw_format_t;
 
-/* A sink. Exporters live in exporters/<name>/ and register one line in
- * exporters/registry.c. Every callback runs with the emitter's lock held, on
- * whichever thread emits, one call at a time. */
+/* The options of a SPEC ("file:PATH,rotate=64M,keep=3"), declared as one
+ * row each (exporters/options.c parses them, checks them, fills the
+ * exporter's config struct and writes --help from the rows):
+ *   SIZE      "64M", "512K", bytes (jw_parse_size)        -> uint64_t
+ *   COUNT     a decimal number                           -> uint64_t
+ *   DURATION  "500ms", "10s", "2m" (jw_parse_duration)   -> uint64_t ms
+ *   FLAG      the NAME alone, no value                   -> int 1
+ *   STRING    any text without ','                       -> char * (owned)
+ *   CHOICE    one of `values` ("native|ecs|ocsf")        -> int index */
+typedef enum {
+  JW_OPT_SIZE = 0,
+  JW_OPT_COUNT,
+  JW_OPT_DURATION,
+  JW_OPT_FLAG,
+  JW_OPT_STRING,
+  JW_OPT_CHOICE,
+} jw_option_type_t;
+
+typedef struct jw_option_s {
+  const char *name;      /* as written in a SPEC: "rotate" */
+  jw_option_type_t type; /* how the value is read and stored */
+  size_t offset;         /* where it goes in the config struct */
+  const char *def;       /* the default, as written in a SPEC; NULL: unset (0 / NULL) */
+  uint64_t min, max;     /* SIZE, COUNT, DURATION (ms): bounds (max 0: none) */
+  /* CHOICE: the values, '|'-separated. COUNT, STRING: the placeholder for
+   * --help and messages ("N", "DIR"). */
+  const char *values;
+  const char *help; /* one line, for --help */
+} jw_option_t;
+
+/* How a sink's lines reach it. LOCAL: the sink's writer thread writes each
+ * line itself (a failed write is a loss, recorded as a gap). NETWORK: the
+ * line is kept in the sink's on-disk spool first (src/spool.c) and
+ * delivered from there by the sink's own sender thread, with retries and
+ * backoff while the collector is away; export_line is then the attempt to
+ * deliver one line (connecting if needed), and a failure means "not now". */
+typedef enum { JW_DELIVERY_LOCAL = 0, JW_DELIVERY_NETWORK = 1 } jw_delivery_t;
+
+/* A sink. Exporters live in exporters/<name>/: one vtable with its option
+ * rows, and one line in exporters/registry.c. Callbacks of one exporter
+ * are never called concurrently. */
 typedef struct jw_exporter_vtable_s {
   const char *name; /* the SPEC prefix: "file", "stdout" */
-  /* arg: the SPEC after "name:" (or NULL). Stores its state in self->state. */
+  /* arg: the SPEC's target after "name:" without the options ("PATH",
+   * "//HOST:PORT"), or NULL. The options are in self->config, already
+   * parsed and within their bounds. Stores its state in self->state. */
   int (*init)(jw_exporter_t *self, const char *arg, jw_error_t *err);
   /* One complete line, '\n' included. Must write it whole or fail. */
   int (*export_line)(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
@@ -588,6 +629,15 @@ typedef struct jw_exporter_vtable_s {
    * (src/seal.h): lines of its own (a rotated file's first line) or one
    * chain per client (a pipe's readers). */
   int seals_itself;
+  /* The SPEC's shape for messages and --help ("file:PATH"). */
+  const char *usage;
+  /* One line for --help: what the sink does. */
+  const char *summary;
+  /* The kind's own options (NULL-name terminated), filling a struct of
+   * config_size bytes at self->config. NULL: none. */
+  const jw_option_t *options;
+  size_t config_size;
+  jw_delivery_t delivery;
 } jw_exporter_vtable_t;
 
 /* The gate a sink that serves local clients (pipe:) asks before it serves
@@ -638,6 +688,25 @@ struct jw_exporter_s {
    * sealed. Set by the run before the first line; used by the exporter
    * right before each write (jw_exporter_seal). Owned. */
   struct jw_seal_s *seal;
+  /* The kind's options, parsed from the SPEC (vt->options; owned). */
+  void *config;
+  /* The options every sink has, and a network sink's delivery options
+   * (exporters/options.c). */
+  struct {
+    char *spool;           /* spool=DIR, "none", or NULL: the default directory */
+    uint64_t spool_max;    /* spool_max=SIZE */
+    uint64_t drain_ms;     /* drain=DURATION */
+    uint64_t retry_max_ms; /* retry_max=DURATION: the backoff's ceiling */
+  } delivery;
+  /* A NETWORK sink's spool and sender (src/spool.c); NULL otherwise or
+   * with spool=none before the emitter starts it. Owned. */
+  struct jw_spool_s *spool;
+  /* How the sink tells the run about its delivery (a network sink's
+   * outage and recovery): set by jw_emitter_add; NULL: stderr only.
+   * `extra` is a json_t * (stolen). Called on the sink's own threads. */
+  void (*notice)(void *ctx, jw_exporter_t *exp, const char *rule, jw_severity_t severity,
+                 const char *message, void *extra);
+  void *notice_ctx;
 };
 
 /* Gives a sink the gate it asks before serving a local client (the run
@@ -684,6 +753,12 @@ int jw_emitter_failed_sinks(jw_emitter_t *em);
  * every hole is explained. Call once, after the last jw_emitter_add, from
  * the owner's thread. Returns 0, JW_EINVAL or JW_ESYS. */
 int jw_emitter_start(jw_emitter_t *em, size_t capacity);
+/* Waits at most timeout_ms until every sink's writer has handled all that
+ * is queued for it (written, spooled, or recorded as lost), including the
+ * notices those writes cause: called before sandbox.job_end, so that a
+ * sink's failure is in the record before the end. Returns 0 or
+ * JW_ETIMEDOUT. */
+int jw_emitter_settle(jw_emitter_t *em, uint32_t timeout_ms);
 /* Lines dropped so far for all sinks (reported in gap events). */
 uint64_t jw_emitter_dropped(jw_emitter_t *em);
 /* Drains every queue (writer threads finish what is queued), flushes,

@@ -72,14 +72,8 @@ const char *jw_cli_usage(void) {
          "  --tier none|hardened|lockdown    base policy (default: none)\n"
          "  --policy FILE                    JSON policy file (docs/policy.md)\n"
          "  --name NAME                      job name shown in events\n"
-         "  --export SPEC                    where events go; repeatable:\n"
-         "                                   file:PATH[,rotate=SIZE][,keep=N] | stdout |\n"
-         "                                   stderr | syslog+udp://HOST:PORT |\n"
-         "                                   syslog+tcp://HOST:PORT | (Windows:)\n"
-         "                                   pipe:NAME[,replay=N][,buffer=N]\n"
-         "                                   [,max_readers=N] | pipe-connect:NAME\n"
-         "                                   each also [,format=native|ecs|ocsf]\n"
-         "                                   (docs/integrations.md)\n"
+         "  --export SPEC                    where events go; repeatable; the kinds\n"
+         "                                   and their options: 'Exporters' below\n"
          "                                   (default: file:jobwarden-events.jsonl)\n"
          "  --agent-output auto|inherit|stdout|stderr|null|file:PATH\n"
          "                                   where the program's stdout and stderr go;\n"
@@ -167,6 +161,22 @@ const char *jw_cli_usage(void) {
          "ps, kill: 0 done, 1 the run refused or could not do it, 3 no such\n"
          "control pipe, 125 usage or no valid reply. A run ended by 'kill' exits\n"
          "like an interrupted one: 0xC000013A (STATUS_CONTROL_C_EXIT).\n";
+}
+
+char *jw_cli_help(void) {
+  static const char head[] = "\nExporters (--export KIND[:TARGET][,OPTION=VALUE]...; "
+                             "docs/integrations.md):\n";
+  const char *u = jw_cli_usage();
+  char *ex = jw_exporter_help(), *out;
+  size_t n;
+  if (ex == NULL)
+    return NULL;
+  n = strlen(u) + sizeof(head) + strlen(ex) + 1;
+  out = malloc(n);
+  if (out != NULL)
+    snprintf(out, n, "%s%s%s", u, head, ex);
+  free(ex);
+  return out;
 }
 
 int jw_cli_exit_status(int code) {

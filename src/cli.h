@@ -58,6 +58,9 @@ int jw_cli_parse(int argc, const char *const *argv, jw_cli_t *cli, jw_error_t *e
 
 /* The --help text. */
 const char *jw_cli_usage(void);
+/* The usage followed by every exporter kind with its options (from their
+ * option rows): what --help prints. malloc'd, NULL without memory. */
+char *jw_cli_help(void);
 
 /* Formats one JSON event line for `jobwarden tail`: "TIME SEVERITY RULE
  * pid=PID IMAGE  MESSAGE\n" into out (size >= 64; a longer line is cut),

@@ -12,6 +12,7 @@
 #include "format.h"
 #include "internal.h"
 #include "jw_build_info.h"
+#include "spool.h"
 
 typedef struct sink_s {
   jw_exporter_t *exp;  /* owned */
@@ -23,6 +24,7 @@ typedef struct sink_s {
   /* Lines of the batch the writer took from q and has not come to yet
    * (set under em->lock, counted down by the writer). */
   atomic_size_t in_hand;
+  int busy; /* the writer holds a batch it has not finished (em->lock) */
 } sink_t;
 
 struct jw_emitter_s {
@@ -51,6 +53,31 @@ int jw_emitter_new(const jw_run_info_t *run, jw_emitter_t **out) {
   return 0;
 }
 
+/* A sink's word about its own delivery (a network sink's outage and
+ * recovery, src/spool.c): a notice in every stream, and on stderr. */
+static void sink_notice(void *ctx, jw_exporter_t *exp, const char *rule, jw_severity_t sev,
+                        const char *message, void *extra) {
+  jw_emitter_t *em = ctx;
+  jw_event_t ev;
+  char buf[800];
+  int n = snprintf(buf, sizeof(buf), "jobwarden: %s\n", message);
+  (void)exp;
+  if (n > 0)
+    jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+  jw__mutex_lock(&em->lock);
+  n = em->ended;
+  jw__mutex_unlock(&em->lock);
+  if (n) {
+    json_decref((json_t *)extra); /* after job_end: stderr only (said above) */
+    return;
+  }
+  jw_event_init(&ev, JW_EVENT_NOTICE, rule, sev >= JW_SEV_MEDIUM ? "degraded" : "observed",
+                "monitor", "jobwarden", sev);
+  ev.extra = extra;
+  jw__strlcpy(ev.message, message, sizeof(ev.message));
+  jw_emit(em, &ev);
+}
+
 int jw_emitter_add(jw_emitter_t *em, jw_exporter_t *exp) {
   int rc = 0;
   jw__mutex_lock(&em->lock);
@@ -73,6 +100,8 @@ int jw_emitter_add(jw_emitter_t *em, jw_exporter_t *exp) {
   em->sinks[em->n_sinks].exp = exp;
   em->sinks[em->n_sinks].em = em;
   exp->run = &em->run;
+  exp->notice = sink_notice;
+  exp->notice_ctx = em;
   em->n_sinks++;
 done:
   jw__mutex_unlock(&em->lock);
@@ -288,10 +317,15 @@ static void sink_main(void *arg) {
       /* Everything queued so far in one take: the lock the emitter numbers
        * and renders under is taken once per batch, not once per line. */
       jw__mutex_lock(&em->lock);
+      if (k->busy) {
+        k->busy = 0;
+        jw__cond_broadcast(&em->wake); /* jw_emitter_settle */
+      }
       while (k->q.head == NULL && !em->stopping)
         jw__cond_wait(&em->wake, &em->lock);
       jw__lineq_take(&k->q, &batch);
       atomic_store(&k->in_hand, batch.queued);
+      k->busy = batch.head != NULL;
       jw__mutex_unlock(&em->lock);
     }
     it = jw__lineq_pop(&batch);
@@ -377,6 +411,56 @@ int jw_emitter_start(jw_emitter_t *em, size_t capacity) {
     em->sinks[i].started = 1;
   }
   return 0;
+}
+
+int jw_emitter_settle(jw_emitter_t *em, uint32_t timeout_ms) {
+  uint64_t deadline = jw_now_us() + (uint64_t)timeout_ms * 1000u;
+  int rc = 0;
+  if (em == NULL)
+    return 0;
+  jw__mutex_lock(&em->lock);
+  for (;;) {
+    size_t i, busy = 0;
+    uint64_t now;
+    for (i = 0; i < em->n_sinks; i++) {
+      sink_t *k = &em->sinks[i];
+      busy += k->started && !k->finished && (k->q.head != NULL || k->busy);
+    }
+    if (busy == 0)
+      break;
+    now = jw_now_us();
+    if (now >= deadline) {
+      rc = JW_ETIMEDOUT;
+      break;
+    }
+    jw__cond_timedwait(&em->wake, &em->lock, (uint32_t)((deadline - now + 999u) / 1000u));
+  }
+  jw__mutex_unlock(&em->lock);
+  return rc;
+}
+
+void *jw__emitter_sinks_json(jw_emitter_t *em) {
+  json_t *a = json_array();
+  size_t i;
+  if (a == NULL)
+    return NULL;
+  jw__mutex_lock(&em->lock);
+  for (i = 0; i < em->n_sinks; i++) {
+    jw_exporter_t *exp = em->sinks[i].exp;
+    jw__spool_stats_t st;
+    json_t *o = json_pack("{s:s,s:I,s:I}", "exporter", exp->spec, "written",
+                          (json_int_t)exp->written, "lost", (json_int_t)exp->lost);
+    if (o != NULL && jw__spool_stats(exp, &st) == 0)
+      json_object_set_new(o, "spool",
+                          json_pack("{s:s,s:I,s:I,s:I,s:b}", "dir", st.dir, "delivered",
+                                    (json_int_t)st.delivered, "pending", (json_int_t)st.pending,
+                                    "earlier_runs", (json_int_t)st.adopted, "collector_down",
+                                    st.down));
+    if (o != NULL)
+      json_array_append_new(a, o);
+  }
+  jw__mutex_unlock(&em->lock);
+  return a;
 }
 
 uint64_t jw_emitter_dropped(jw_emitter_t *em) {

@@ -140,6 +140,21 @@ int jw__stdout_write(const char *buf, size_t len);
 /* Hands one line to an exporter, sealed first when the run seals and the
  * exporter does not seal itself (src/seal.c). The emitter's only way to
  * call export_line. */
+/* Per sink, for job_end's summary: [{exporter, written, lost, spool?}]
+ * (a json_t *, new reference). */
+void *jw__emitter_sinks_json(jw_emitter_t *em);
+/* The registered exporters (exporters/registry.c). */
+const jw_exporter_vtable_t *const *jw__exporter_registry(size_t *count);
+/* Parses a SPEC's options (exporters/options.c): after_kind is the SPEC
+ * after its kind (":TARGET,OPTS", ",OPTS" or ""); exp->vt and exp->spec
+ * set. Fills exp->config and exp's common fields, *target (malloc'd or
+ * NULL). */
+int jw__exporter_parse(jw_exporter_t *exp, const char *after_kind, char **target, jw_error_t *err);
+void jw__exporter_options_free(jw_exporter_t *exp);
+/* Parses every row's default (the unit test of each kind's table). */
+int jw__exporter_defaults_parse(const jw_exporter_vtable_t *vt, jw_error_t *err);
+/* --help's text for the exporters, from their option rows (malloc'd). */
+char *jw_exporter_help(void);
 int jw__exporter_write(jw_exporter_t *exp, const char *line, size_t len, const jw_event_t *ev,
                        jw_error_t *err);
 /* Creates the file `path` (UTF-8) for a secret: refused when it exists

@@ -12,6 +12,7 @@
 
 #include "internal.h"
 #include "seal.h"
+#include "spool.h"
 
 static const char evolve_msg[] = "jobwarden seal evolve v1";
 static const char stream_msg[] = "jobwarden seal stream v1";
@@ -345,6 +346,15 @@ int jw_exporter_seal(jw_exporter_t *exp, const char *line, size_t len, const jw_
   return 0;
 }
 
+/* The line to the sink: a network sink's to its spool (src/spool.h), from
+ * where its sender delivers it; others' to export_line. */
+static int hand_over(jw_exporter_t *exp, const char *line, size_t len, const jw_event_t *ev,
+                     jw_error_t *err) {
+  if (exp->spool != NULL)
+    return jw__spool_append(exp, line, len, ev != NULL && ev->kind == JW_EVENT_VIOLATION, err);
+  return exp->vt->export_line(exp, line, len, ev, err);
+}
+
 int jw__exporter_write(jw_exporter_t *exp, const char *line, size_t len, const jw_event_t *ev,
                        jw_error_t *err) {
   char *buf = NULL;
@@ -352,12 +362,12 @@ int jw__exporter_write(jw_exporter_t *exp, const char *line, size_t len, const j
   size_t wlen;
   int rc;
   if (exp->seal == NULL || exp->vt->seals_itself)
-    return exp->vt->export_line(exp, line, len, ev, err);
+    return hand_over(exp, line, len, ev, err);
   rc = jw_exporter_seal(exp, line, len, ev, 0, &buf, &w, &wlen);
   if (rc != 0)
     return jw_error_set(err, rc, 0, exp->spec, "%s: cannot seal the line (%s)", exp->spec,
                         jw_strerror(rc));
-  rc = exp->vt->export_line(exp, w, wlen, ev, err);
+  rc = hand_over(exp, w, wlen, ev, err);
   jw_exporter_sealed(exp, rc == 0);
   free(buf);
   return rc;

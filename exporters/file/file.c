@@ -19,9 +19,9 @@
  * the same time is refused (sharing violation) instead of interleaving. The
  * handle is not inheritable, so the sandboxed process never receives it.
  *
- * Options. The PATH ends at the first comma followed by NAME= (a word and
- * '='); without such a comma the whole argument is the path, commas
- * included. When options follow, the path itself must not hold a comma.
+ * Options (the rows in file_options; exporters/options.c parses them).
+ * The PATH ends at the first comma followed by NAME= (a word and '=');
+ * without such a comma the whole argument is the path, commas included.
  *   rotate=SIZE  (jw_parse_size, at least 1K) before a line would make the
  *                current file exceed SIZE bytes, the file is closed and
  *                renamed PATH -> PATH.1 (PATH.1 -> PATH.2 ... first), and a
@@ -37,6 +37,7 @@
  *
  * Violations (ev->kind == JW_EVENT_VIOLATION) are flushed to disk
  * (FlushFileBuffers / fdatasync) before the line is reported written. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,109 +234,30 @@ static uint32_t os_rename(const char *from, const char *to, int *missing) {
 /* SPEC parsing                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* Length of NAME in "NAME=..." at s, 0 when s does not start an option. */
-static size_t option_name_len(const char *s) {
-  size_t n = 0;
-  while ((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') || s[n] == '_' ||
-         (n > 0 && s[n] >= '0' && s[n] <= '9'))
-    n++;
-  return n > 0 && s[n] == '=' ? n : 0;
-}
+/* The options (exporters/options.c parses them into file_config_t). */
+typedef struct {
+  uint64_t rotate; /* 0: never */
+  uint64_t keep;   /* 0: not given (FILE_KEEP_DEFAULT) */
+} file_config_t;
 
-static int parse_keep(const char *v, unsigned *out) {
-  unsigned long n = 0;
-  const char *p = v;
-  if (*p == '\0')
-    return -1;
-  for (; *p; p++) {
-    if (*p < '0' || *p > '9')
-      return -1;
-    n = n * 10 + (unsigned long)(*p - '0');
-    if (n > FILE_KEEP_MAX)
-      return -1;
-  }
-  if (n < 1)
-    return -1;
-  *out = (unsigned)n;
-  return 0;
-}
+static const jw_option_t file_options[] = {
+    {"rotate", JW_OPT_SIZE, offsetof(file_config_t, rotate), NULL, FILE_ROTATE_MIN, 0, NULL,
+     "before a line would make the file exceed SIZE, rename it PATH.1 (PATH.1 -> PATH.2 ...) and "
+     "start a new one"},
+    {"keep", JW_OPT_COUNT, offsetof(file_config_t, keep), NULL, 1, FILE_KEEP_MAX, "N",
+     "rotated files kept, with rotate= (default 5)"},
+    {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
+};
 
-/* Splits arg into the path (new string in *path) and the options. */
-static int parse_spec(jw_exporter_t *self, const char *arg, char **path, uint64_t *rotate,
-                      unsigned *keep, jw_error_t *err) {
-  const char *opts = NULL, *p;
-  size_t path_len;
-  int has_rotate = 0, has_keep = 0;
-
-  *rotate = 0;
-  *keep = FILE_KEEP_DEFAULT;
-  for (p = strchr(arg, ','); p != NULL; p = strchr(p + 1, ',')) {
-    if (option_name_len(p + 1) > 0) {
-      opts = p + 1;
-      break;
-    }
-  }
-  path_len = opts ? (size_t)(opts - 1 - arg) : strlen(arg);
-  if (path_len == 0)
+/* The path and the options' cross-checks. */
+static int check_spec(jw_exporter_t *self, const char *arg, jw_error_t *err) {
+  const file_config_t *cfg = self->config;
+  if (arg == NULL || arg[0] == '\0')
     return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: expected file:PATH",
                         self->spec);
-  if (opts != NULL && memchr(arg, ',', path_len) != NULL)
-    return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                        "--export %s: a PATH holding a comma cannot take options "
-                        "(rename the file, or give it without options)",
-                        self->spec);
-  while (opts != NULL) {
-    const char *end = strchr(opts, ',');
-    size_t seg = end ? (size_t)(end - opts) : strlen(opts);
-    size_t nlen = option_name_len(opts);
-    char value[128];
-    if (nlen == 0 || nlen >= seg + 1) {
-      return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                          "--export %s: expected NAME=VALUE after ',', got \"%.*s\"", self->spec,
-                          (int)(seg > 64 ? 64 : seg), opts);
-    }
-    if (seg - nlen - 1 >= sizeof(value))
-      return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: %.*s: value too long",
-                          self->spec, (int)nlen, opts);
-    memcpy(value, opts + nlen + 1, seg - nlen - 1);
-    value[seg - nlen - 1] = '\0';
-    if (nlen == 6 && memcmp(opts, "rotate", 6) == 0) {
-      if (has_rotate)
-        return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: rotate: given twice",
-                            self->spec);
-      has_rotate = 1;
-      if (jw_parse_size(value, rotate) != 0)
-        return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                            "--export %s: rotate: expected a size like \"64M\", got \"%s\"",
-                            self->spec, value);
-      if (*rotate < FILE_ROTATE_MIN)
-        return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                            "--export %s: rotate: must be at least 1K, got \"%s\"", self->spec,
-                            value);
-    } else if (nlen == 4 && memcmp(opts, "keep", 4) == 0) {
-      if (has_keep)
-        return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: keep: given twice",
-                            self->spec);
-      has_keep = 1;
-      if (parse_keep(value, keep) != 0)
-        return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                            "--export %s: keep: expected a number from 1 to %d, got \"%s\"",
-                            self->spec, FILE_KEEP_MAX, value);
-    } else {
-      return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                          "--export %s: unknown option '%.*s' (expected rotate=SIZE, keep=N)",
-                          self->spec, (int)(nlen > 64 ? 64 : nlen), opts);
-    }
-    opts = end ? end + 1 : NULL;
-  }
-  if (has_keep && !has_rotate)
+  if (cfg->keep != 0 && cfg->rotate == 0)
     return jw_error_set(err, JW_EUSAGE, 0, "--export",
                         "--export %s: keep: only meaningful with rotate=SIZE", self->spec);
-  *path = malloc(path_len + 1);
-  if (*path == NULL)
-    return jw_error_set(err, JW_ENOMEM, 0, "--export", "out of memory");
-  memcpy(*path, arg, path_len);
-  (*path)[path_len] = '\0';
   return 0;
 }
 
@@ -367,17 +289,20 @@ static void count_rotated(file_state_t *st) {
 }
 
 static int file_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
+  const file_config_t *cfg = self->config;
   file_state_t *st;
-  int rc;
-  if (arg == NULL || arg[0] == '\0')
-    return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: expected file:PATH",
-                        self->spec);
+  int rc = check_spec(self, arg, err);
+  if (rc != 0)
+    return rc;
   st = calloc(1, sizeof(*st));
-  if (st == NULL)
+  if (st == NULL || (st->path = malloc(strlen(arg) + 1)) == NULL) {
+    free(st);
     return jw_error_set(err, JW_ENOMEM, 0, "--export", "out of memory");
-  rc = parse_spec(self, arg, &st->path, &st->rotate, &st->keep, err);
-  if (rc == 0)
-    rc = os_open(self->spec, st->path, &st->h, &st->size, err);
+  }
+  memcpy(st->path, arg, strlen(arg) + 1);
+  st->rotate = cfg->rotate;
+  st->keep = cfg->keep != 0 ? (unsigned)cfg->keep : FILE_KEEP_DEFAULT;
+  rc = os_open(self->spec, st->path, &st->h, &st->size, err);
   if (rc != 0) {
     free(st->path);
     free(st);
@@ -578,19 +503,19 @@ static void file_close(jw_exporter_t *self) {
 }
 
 static int file_check(jw_exporter_t *self, const char *arg, jw_error_t *err) {
-  char *path = NULL;
-  uint64_t rotate;
-  unsigned keep;
-  int rc;
-  if (arg == NULL || arg[0] == '\0')
-    return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: expected file:PATH",
-                        self->spec);
-  rc = parse_spec(self, arg, &path, &rotate, &keep, err);
-  free(path);
-  return rc;
+  return check_spec(self, arg, err);
 }
 
 const jw_exporter_vtable_t jw_exporter_file = {
-    "file",     file_init, file_export, file_flush, file_close,
-    file_check, 1 /* seals itself: rotation */
+    .name = "file",
+    .init = file_init,
+    .export_line = file_export,
+    .flush = file_flush,
+    .close = file_close,
+    .check = file_check,
+    .seals_itself = 1, /* rotation: each file's first line restates the chain */
+    .usage = "file:PATH",
+    .summary = "JSON Lines appended to PATH; shared for reading only while jobwarden runs",
+    .options = file_options,
+    .config_size = sizeof(file_config_t),
 };

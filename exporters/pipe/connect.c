@@ -1,17 +1,23 @@
 /* pipe-connect exporter (Windows): pushes the event stream into a pipe that
  * a collector already serves (\\.\pipe\NAME), one JSON line per event.
  *
- * SPEC: pipe-connect:NAME (NAME as for pipe:).
+ * SPEC: pipe-connect:NAME (NAME as for pipe:), and the delivery options of
+ * every network sink (spool=, spool_max=, drain=, retry_max=).
  *
- * The collector may be absent at start, busy, or restart during the run.
- * While it is away, the sink's queue in the emitter holds the events: the
- * first line that finds no collector waits for one, retrying with backoff
- * (50 ms doubling to 1 s) for up to RECONNECT_WAIT_MS. If none comes, that
- * line and the following ones are reported lost (the emitter turns them
- * into one sandbox.telemetry_gap record, written first when a collector is
- * back) and each later line costs one quick connection attempt, no wait,
- * so the end of the run is never held up. A write the collector does not
- * take within WRITE_TIMEOUT_MS also counts as a break.
+ * A NETWORK sink (src/spool.h): every line goes to the sink's spool first
+ * and its sender delivers from there; export_line is one attempt — connect
+ * if not connected (a collector that serves the pipe with every instance
+ * taken gets a short WaitNamedPipe), write the line. The collector may be
+ * absent at start, busy, or restart during the run: the spool holds the
+ * lines and the sender retries with backoff. A write the collector does
+ * not take within WRITE_TIMEOUT_MS is a failed attempt too.
+ *
+ * With spool=none there is no spool: the first line that finds no
+ * collector waits for one, retrying with backoff (50 ms doubling to 1 s)
+ * for up to RECONNECT_WAIT_MS; if none comes, that line and the following
+ * ones are lost (the emitter turns them into one sandbox.telemetry_gap
+ * record, written first when a collector is back) and each later line
+ * costs one quick connection attempt.
  *
  * A pipe has no acknowledgement: lines in the pipe's buffer die unread
  * with a collector that goes away. So the last RESEND_MAX lines written are
@@ -44,6 +50,7 @@ typedef struct {
   HANDLE h;           /* owner: this exporter; NULL while disconnected */
   HANDLE wev;         /* owner: this exporter; completes the overlapped writes */
   int waited;         /* a wait for the collector already ran out */
+  int spooled;        /* the engine retries: one attempt per call */
   jw__lineq_t recent; /* the last RESEND_MAX lines written */
   int resend;         /* a connection broke: write `recent` first */
 } connect_state_t;
@@ -54,8 +61,7 @@ static int connect_parse(const jw_exporter_t *self, const char *arg, connect_sta
   const char *name = arg ? arg : "";
   snprintf(what, sizeof(what), "--export %s", self->spec);
   if (strchr(name, ',') != NULL)
-    return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                        "%s: pipe-connect takes no options and a NAME without ','", what);
+    return jw_error_set(err, JW_EUSAGE, 0, "--export", "%s: a pipe NAME has no ','", what);
   if (jw__pipe_name_check(&name, what, err) != 0)
     return err->code;
   jw__strlcpy(cs->name, name, sizeof(cs->name));
@@ -89,6 +95,7 @@ static int connect_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
     free(cs);
     return rc;
   }
+  cs->spooled = self->delivery.spool == NULL || strcmp(self->delivery.spool, "none") != 0;
   self->state = cs; /* connected lazily: the collector may start later */
   return 0;
 }
@@ -120,7 +127,9 @@ static DWORD ensure_connected(connect_state_t *cs) {
   if (cs->h != NULL)
     return 0;
   e = try_connect(cs);
-  if (e == 0 || cs->waited)
+  if (e == ERROR_PIPE_BUSY && cs->spooled && WaitNamedPipeW(cs->path, BACKOFF_MAX_MS))
+    e = try_connect(cs);
+  if (e == 0 || cs->waited || cs->spooled)
     return e;
   deadline = GetTickCount64() + RECONNECT_WAIT_MS;
   while (e != 0 && GetTickCount64() < deadline) {
@@ -219,4 +228,13 @@ static void connect_close(jw_exporter_t *self) {
 }
 
 const jw_exporter_vtable_t jw_exporter_pipe_connect = {
-    "pipe-connect", connect_init, connect_export, NULL, connect_close, connect_check, 0};
+    .name = "pipe-connect",
+    .init = connect_init,
+    .export_line = connect_export,
+    .close = connect_close,
+    .check = connect_check,
+    .usage = "pipe-connect:NAME",
+    .summary = "writes into \\\\.\\pipe\\NAME that a collector serves; spooled while it is "
+               "away",
+    .delivery = JW_DELIVERY_NETWORK,
+};

@@ -56,6 +56,7 @@
  *
  * The pipe is duplex: bytes a reader writes are read and discarded (the
  * control channel is a pipe of its own: src/win/control.c). */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,84 +124,35 @@ struct pipe_state_s {
 
 /* --- SPEC ------------------------------------------------------------------ */
 
-static int parse_count(const char *v, size_t len, unsigned long lo, unsigned long hi, size_t *out) {
-  unsigned long n = 0;
-  size_t i;
-  if (len == 0)
-    return -1;
-  for (i = 0; i < len; i++) {
-    if (v[i] < '0' || v[i] > '9')
-      return -1;
-    n = n * 10 + (unsigned long)(v[i] - '0');
-    if (n > hi)
-      return -1;
-  }
-  if (n < lo)
-    return -1;
-  *out = (size_t)n;
-  return 0;
-}
+typedef struct {
+  uint64_t replay, buffer, max_readers;
+} pipe_config_t;
+
+static const jw_option_t pipe_options[] = {
+    {"replay", JW_OPT_COUNT, offsetof(pipe_config_t, replay), "256", 0, PIPE_REPLAY_MAX, "N",
+     "lines a reader gets on connecting, from before it connected"},
+    {"buffer", JW_OPT_COUNT, offsetof(pipe_config_t, buffer), "4096", PIPE_BUFFER_MIN,
+     PIPE_BUFFER_MAX, "N", "lines queued for one reader before it loses lines (alerts: 4 times)"},
+    {"max_readers", JW_OPT_COUNT, offsetof(pipe_config_t, max_readers), "16", 1, PIPE_READERS_MAX,
+     "N", "readers served at the same time; one more is refused and recorded"},
+    {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
+};
 
 static int parse_pipe_spec(const jw_exporter_t *self, const char *arg, pipe_state_t *ps,
                            jw_error_t *err) {
-  const char *comma, *name;
+  const pipe_config_t *cfg = self->config;
+  const char *name = arg ? arg : "";
   char what[64 + JW_EXPORTER_SPEC_MAX];
-  int has_replay = 0, has_buffer = 0, has_max = 0;
-
   snprintf(what, sizeof(what), "--export %s", self->spec);
-  ps->replay = PIPE_REPLAY_DEFAULT;
-  ps->buffer = PIPE_BUFFER_DEFAULT;
-  ps->max_readers = PIPE_READERS_DEFAULT;
-  if (arg == NULL)
-    arg = "";
-  comma = strchr(arg, ',');
-  {
-    size_t n = comma ? (size_t)(comma - arg) : strlen(arg);
-    if (n > JW_PIPE_NAME_MAX)
-      return jw_error_set(err, JW_EUSAGE, 0, "--export", "%s: pipe NAME is longer than %d bytes",
-                          what, JW_PIPE_NAME_MAX);
-    memcpy(ps->name, arg, n);
-    ps->name[n] = '\0';
-  }
-  name = ps->name;
+  if (strlen(name) > JW_PIPE_NAME_MAX)
+    return jw_error_set(err, JW_EUSAGE, 0, "--export", "%s: pipe NAME is longer than %d bytes",
+                        what, JW_PIPE_NAME_MAX);
   if (jw__pipe_name_check(&name, what, err) != 0)
     return err->code;
-  memmove(ps->name, name, strlen(name) + 1);
-  while (comma != NULL) {
-    const char *opt = comma + 1, *eq;
-    size_t seg;
-    comma = strchr(opt, ',');
-    seg = comma ? (size_t)(comma - opt) : strlen(opt);
-    eq = memchr(opt, '=', seg);
-    if (eq != NULL && eq - opt == 6 && memcmp(opt, "replay", 6) == 0) {
-      if (has_replay++)
-        return jw_error_set(err, JW_EUSAGE, 0, "--export", "%s: replay: given twice", what);
-      if (parse_count(eq + 1, seg - 7, 0, PIPE_REPLAY_MAX, &ps->replay) != 0)
-        return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                            "%s: replay: expected a number of lines from 0 to %d, got \"%.*s\"",
-                            what, PIPE_REPLAY_MAX, (int)(seg - 7 > 40 ? 40 : seg - 7), eq + 1);
-    } else if (eq != NULL && eq - opt == 6 && memcmp(opt, "buffer", 6) == 0) {
-      if (has_buffer++)
-        return jw_error_set(err, JW_EUSAGE, 0, "--export", "%s: buffer: given twice", what);
-      if (parse_count(eq + 1, seg - 7, PIPE_BUFFER_MIN, PIPE_BUFFER_MAX, &ps->buffer) != 0)
-        return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                            "%s: buffer: expected a number of lines from %d to %d, got \"%.*s\"",
-                            what, PIPE_BUFFER_MIN, PIPE_BUFFER_MAX,
-                            (int)(seg - 7 > 40 ? 40 : seg - 7), eq + 1);
-    } else if (eq != NULL && eq - opt == 11 && memcmp(opt, "max_readers", 11) == 0) {
-      if (has_max++)
-        return jw_error_set(err, JW_EUSAGE, 0, "--export", "%s: max_readers: given twice", what);
-      if (parse_count(eq + 1, seg - 12, 1, PIPE_READERS_MAX, &ps->max_readers) != 0)
-        return jw_error_set(
-            err, JW_EUSAGE, 0, "--export",
-            "%s: max_readers: expected a number of readers from 1 to %d, got \"%.*s\"", what,
-            PIPE_READERS_MAX, (int)(seg - 12 > 40 ? 40 : seg - 12), eq + 1);
-    } else {
-      return jw_error_set(err, JW_EUSAGE, 0, "--export",
-                          "%s: unknown option '%.*s' (expected replay=N, buffer=N, max_readers=N)",
-                          what, (int)(seg > 40 ? 40 : seg), opt);
-    }
-  }
+  jw__strlcpy(ps->name, name, sizeof(ps->name));
+  ps->replay = (size_t)cfg->replay;
+  ps->buffer = (size_t)cfg->buffer;
+  ps->max_readers = (size_t)cfg->max_readers;
   return 0;
 }
 
@@ -831,5 +783,16 @@ int jw__pipe_reader_stats(jw_exporter_t *exp, uint64_t *connected, uint64_t *gon
 }
 
 /* Seals itself: one chain per reader (reader_write). */
-const jw_exporter_vtable_t jw_exporter_pipe = {"pipe",     pipe_init, pipe_export, NULL, pipe_close,
-                                               pipe_check, 1};
+const jw_exporter_vtable_t jw_exporter_pipe = {
+    .name = "pipe",
+    .init = pipe_init,
+    .export_line = pipe_export,
+    .close = pipe_close,
+    .check = pipe_check,
+    .seals_itself = 1, /* one chain per reader */
+    .usage = "pipe:NAME",
+    .summary = "serves \\\\.\\pipe\\NAME to local readers (jobwarden tail NAME, a collector); "
+               "the job's own processes are refused",
+    .options = pipe_options,
+    .config_size = sizeof(pipe_config_t),
+};

@@ -63,8 +63,16 @@ static int stdio_export(jw_exporter_t *self, const char *line, size_t len, const
 }
 
 const jw_exporter_vtable_t jw_exporter_stdout = {
-    "stdout", stdio_init, stdio_export, NULL, NULL, NULL, 0,
+    .name = "stdout",
+    .init = stdio_init,
+    .export_line = stdio_export,
+    .usage = "stdout",
+    .summary = "JSON Lines on jobwarden's standard output",
 };
 const jw_exporter_vtable_t jw_exporter_stderr = {
-    "stderr", stdio_init, stdio_export, NULL, NULL, NULL, 0,
+    .name = "stderr",
+    .init = stdio_init,
+    .export_line = stdio_export,
+    .usage = "stderr",
+    .summary = "JSON Lines on jobwarden's standard error",
 };

@@ -1,32 +1,44 @@
 /* syslog exporters: RFC 5424 messages to a collector over UDP or TCP.
  *
- * SPEC: syslog+udp://HOST:PORT or syslog+tcp://HOST:PORT. HOST is a name, an
+ * SPEC: syslog+udp://HOST:PORT or syslog+tcp://HOST:PORT, and the options
+ * in syslog_options (facility=, sd_id=, max_message=). HOST is a name, an
  * IPv4 literal or an IPv6 literal in brackets ("[::1]").
  *
  * One message per event:
- *   <PRI>1 TIMESTAMP HOSTNAME jobwarden PROCID MSGID
- *     [jobwarden@32473 run_id="..." seq="N"] MSG
- * PRI = facility local0 (16) * 8 + the event's severity (critical 2, high 3,
- * medium 4, low 5, info 6); TIMESTAMP = the event's @timestamp; HOSTNAME =
- * host.name; PROCID = jobwarden's pid; MSGID = the event name; MSG = the JSON
- * line without its newline, UTF-8 without a BOM (JSON needs no marker and
- * collectors that parse MSG as JSON would otherwise have to strip it).
- * With format=ecs or ocsf, MSG is the line in that format and the header
- * takes the same facts from where that format keeps them (jw_format_meta):
- * the header is the same whatever the format.
+ *   <PRI>1 TIMESTAMP HOSTNAME jobwarden PROCID MSGID SD MSG
+ * PRI = facility (facility=, default local0 = 16) * 8 + the event's
+ * severity (critical 2, high 3, medium 4, low 5, info 6); TIMESTAMP = the
+ * event's @timestamp; HOSTNAME = host.name; PROCID = jobwarden's pid; MSGID
+ * = the event name; MSG = the JSON line without its newline, UTF-8 without
+ * a BOM (JSON needs no marker and collectors that parse MSG as JSON would
+ * otherwise have to strip it). With format=ecs or ocsf, MSG is the line in
+ * that format and the header takes the same facts from where that format
+ * keeps them (jw_format_meta): the header is the same whatever the format.
  *
- * UDP: one datagram per event; a message longer than 65000 bytes is an error
- * for that event (never truncated). TCP: octet-counting framing (RFC 6587,
- * "LEN SP MSG"). Before each event the connection is checked (a collector
- * never sends, so a readable socket means the peer closed or reset it); a
- * broken connection is re-established once at once and the event resent; if
- * that fails the event is reported lost and the next event tries again, so
- * events flow again after a collector restart. A peer that vanishes between
- * the check and the send can still lose that event unnoticed: TCP syslog has
- * no acknowledgement.
+ * SD: none ("-") by default. An SD-ID of the form NAME@NUMBER belongs to
+ * the holder of that IANA private enterprise number; jobwarden has none, so
+ * it claims none. With sd_id=NAME@PEN (the user's own number) each message
+ * carries [NAME@PEN run_id="..." seq="N"]. The run_id and seq are in MSG
+ * in every case.
+ *
+ * Size: a message longer than max_message= (default 8K, rsyslog's default
+ * limit; UDP at most 65000) is never cut: it is sent as continuation
+ * records (src/parts.h), each a message of its own, that readers reassemble.
+ *
+ * UDP: one datagram per message, fire and forget. TCP: octet-counting
+ * framing (RFC 6587, "LEN SP MSG"); a NETWORK sink: every line goes through
+ * its spool (src/spool.h) and export_line is one delivery attempt. Before
+ * each message the connection is checked (a collector never sends, so a
+ * readable socket means the peer closed or reset it); a broken connection
+ * is re-established once at once; after a break the last RESEND_MAX frames
+ * are sent again first (frames the collector's kernel took may have died
+ * unread with it): delivery is at-least-once, and a repeated message is
+ * byte for byte the same (run_id + seq identify it). A collector that does
+ * not take a frame within SEND_TIMEOUT_MS is a failed attempt too.
  *
  * Sockets are not inheritable (WSA_FLAG_NO_HANDLE_INHERIT / SOCK_CLOEXEC);
  * connecting is bounded by 2 s, a send by 5 s. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,14 +67,37 @@ typedef int sock_t;
 #define BAD_SOCK (-1)
 #endif
 
-#define SYSLOG_FACILITY    16 /* local0 */
 #define SYSLOG_UDP_MAX     65000
 #define CONNECT_TIMEOUT_MS 2000
 #define SEND_TIMEOUT_MS    5000
 #define RESEND_MAX         16
 
+/* The options (exporters/options.c). */
+typedef struct {
+  int facility;         /* the code: the CHOICE's index */
+  char *sd_id;          /* NAME@PEN, or NULL: no structured data */
+  uint64_t max_message; /* bytes of one message (header included) */
+} syslog_config_t;
+
+static const jw_option_t syslog_options[] = {
+    {"facility", JW_OPT_CHOICE, offsetof(syslog_config_t, facility), "local0", 0, 0,
+     "kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|ntp|audit|alert|clock|"
+     "local0|local1|local2|local3|local4|local5|local6|local7",
+     "the messages' facility (RFC 5424 codes 0-23)"},
+    {"sd_id", JW_OPT_STRING, offsetof(syslog_config_t, sd_id), NULL, 0, 0, "NAME@PEN",
+     "structured data [NAME@PEN run_id seq] under your own IANA enterprise number (default: "
+     "none)"},
+    {"max_message", JW_OPT_SIZE, offsetof(syslog_config_t, max_message), "8K", 1024, 64u << 20,
+     NULL,
+     "longer messages go as continuation records (UDP: at most 65000); the collector's limit"},
+    {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
+};
+
 typedef struct {
   int tcp;
+  int facility;
+  char sd_id[40]; /* "" : none */
+  size_t max_message;
   char host[256];
   char port[8];
   struct sockaddr_storage addr; /* resolved once, at init */
@@ -278,6 +313,43 @@ static int parse_target(jw_exporter_t *self, const char *arg, syslog_state_t *st
   return 0;
 }
 
+/* sd_id=: an SD-NAME (RFC 5424: 1-32 printable US-ASCII, no '=', ' ',
+ * ']', '"') of the form NAME@PEN, PEN a private enterprise number
+ * (digits and dots). The documentation number 32473 (RFC 5612) is for
+ * examples, not for messages: refused. */
+static int check_options(jw_exporter_t *self, syslog_state_t *st, jw_error_t *err) {
+  const syslog_config_t *cfg = self->config;
+  const char *sd = cfg->sd_id, *at, *p;
+  st->facility = cfg->facility;
+  st->max_message = (size_t)cfg->max_message;
+  st->sd_id[0] = '\0';
+  if (!st->tcp && cfg->max_message > SYSLOG_UDP_MAX)
+    return jw_error_set(err, JW_EUSAGE, 0, "--export",
+                        "--export %s: max_message: a UDP datagram holds at most %d bytes",
+                        self->spec, SYSLOG_UDP_MAX);
+  if (sd == NULL)
+    return 0;
+  at = strchr(sd, '@');
+  for (p = sd; *p; p++)
+    if (*p <= 32 || *p >= 127 || *p == '=' || *p == ']' || *p == '"')
+      break;
+  if (*p != '\0' || strlen(sd) > 32 || at == NULL || at == sd || at[1] == '\0' ||
+      strspn(at + 1, "0123456789.") != strlen(at + 1) || at[1] == '.')
+    return jw_error_set(err, JW_EUSAGE, 0, "--export",
+                        "--export %s: sd_id: expected NAME@PEN (at most 32 printable characters "
+                        "without '=', ']', '\"' or spaces; PEN your IANA private enterprise "
+                        "number), got \"%.40s\"",
+                        self->spec, sd);
+  if (strcmp(at + 1, "32473") == 0 || strncmp(at + 1, "32473.", 6) == 0)
+    return jw_error_set(err, JW_EUSAGE, 0, "--export",
+                        "--export %s: sd_id: 32473 is the enterprise number reserved for "
+                        "documentation (RFC 5612); use your organisation's own number, or no "
+                        "sd_id",
+                        self->spec);
+  jw__strlcpy(st->sd_id, sd, sizeof(st->sd_id));
+  return 0;
+}
+
 static int resolve(jw_exporter_t *self, syslog_state_t *st, jw_error_t *err) {
   struct addrinfo hints, *res = NULL;
   int rc;
@@ -461,17 +533,21 @@ static int build_frame(jw_exporter_t *self, syslog_state_t *st, const char *line
   sd_escape(run_id, sizeof(run_id), m.run_id);
   snprintf(seq, sizeof(seq), "%lld", (long long)(m.has_seq ? m.seq : 0));
   sev = m.severity;
-  n = snprintf(hdr, sizeof(hdr),
-               "<%d>1 %s %s jobwarden %lu %s [jobwarden@32473 run_id=\"%s\" seq=\"%s\"] ",
-               SYSLOG_FACILITY * 8 + severity_code(sev, ev), ts, host, st->pid, msgid, run_id, seq);
+  if (st->sd_id[0] != '\0')
+    n = snprintf(hdr, sizeof(hdr), "<%d>1 %s %s jobwarden %lu %s [%s run_id=\"%s\" seq=\"%s\"] ",
+                 st->facility * 8 + severity_code(sev, ev), ts, host, st->pid, msgid, st->sd_id,
+                 run_id, seq);
+  else
+    n = snprintf(hdr, sizeof(hdr), "<%d>1 %s %s jobwarden %lu %s - ",
+                 st->facility * 8 + severity_code(sev, ev), ts, host, st->pid, msgid);
   json_decref(j);
   if (n < 0 || (size_t)n >= sizeof(hdr))
     return jw_error_set(err, JW_EIO, 0, self->spec, "syslog header too long");
   hlen = (size_t)n;
-  if (!st->tcp && hlen + msg_len > SYSLOG_UDP_MAX)
+  if (hlen + msg_len > st->max_message)
     return jw_error_set(err, JW_EIO, 0, self->spec,
-                        "message of %lu bytes exceeds the UDP limit of %d bytes; not sent",
-                        (unsigned long)(hlen + msg_len), SYSLOG_UDP_MAX);
+                        "message of %lu bytes exceeds max_message=%lu; not sent",
+                        (unsigned long)(hlen + msg_len), (unsigned long)st->max_message);
   if (st->tcp) {
     n = snprintf(prefix, sizeof(prefix), "%lu ", (unsigned long)(hlen + msg_len));
     plen = (size_t)n;
@@ -502,16 +578,21 @@ static int syslog_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
   st->tcp = strcmp(self->vt->name, "syslog+tcp") == 0;
   st->pid = self_pid();
   rc = parse_target(self, arg, st, err);
+  if (rc == 0)
+    rc = check_options(self, st, err);
   if (rc == 0 && net_init() != 0)
     rc = jw_error_set(err, JW_ESYS, 0, "--export", "--export %s: cannot start Winsock", self->spec);
   if (rc == 0)
     rc = resolve(self, st, err);
   if (rc == 0 && st->tcp) {
-    /* Refuse to start when the collector is not there: like an unwritable
-     * log path, a sink that cannot take the first event is a set-up error. */
+    /* Without a spool, refuse to start when the collector is not there:
+     * like an unwritable log path, a sink that cannot take the first event
+     * is a set-up error. With one, the spool holds the lines until it
+     * comes (connected at the first delivery). */
+    int spooled = self->delivery.spool == NULL || strcmp(self->delivery.spool, "none") != 0;
     jw_error_t cerr;
     memset(&cerr, 0, sizeof(cerr));
-    rc = tcp_connect(self, st, &cerr);
+    rc = spooled ? 0 : tcp_connect(self, st, &cerr);
     if (rc != 0)
       jw_error_set(err, rc, cerr.sys_error, "--export", "--export %s: %s", self->spec, cerr.text);
   } else if (rc == 0) {
@@ -625,13 +706,34 @@ static void syslog_close(jw_exporter_t *self) {
 
 static int syslog_check(jw_exporter_t *self, const char *arg, jw_error_t *err) {
   syslog_state_t st;
+  int rc;
   memset(&st, 0, sizeof(st));
-  return parse_target(self, arg, &st, err);
+  st.tcp = strcmp(self->vt->name, "syslog+udp") != 0;
+  rc = parse_target(self, arg, &st, err);
+  return rc != 0 ? rc : check_options(self, &st, err);
 }
 
 const jw_exporter_vtable_t jw_exporter_syslog_udp = {
-    "syslog+udp", syslog_init, syslog_export, NULL, syslog_close, syslog_check, 0,
+    .name = "syslog+udp",
+    .init = syslog_init,
+    .export_line = syslog_export,
+    .close = syslog_close,
+    .check = syslog_check,
+    .usage = "syslog+udp://HOST:PORT",
+    .summary = "RFC 5424 messages in UDP datagrams (RFC 5426): fire and forget, no spool",
+    .options = syslog_options,
+    .config_size = sizeof(syslog_config_t),
 };
 const jw_exporter_vtable_t jw_exporter_syslog_tcp = {
-    "syslog+tcp", syslog_init, syslog_export, NULL, syslog_close, syslog_check, 0,
+    .name = "syslog+tcp",
+    .init = syslog_init,
+    .export_line = syslog_export,
+    .close = syslog_close,
+    .check = syslog_check,
+    .usage = "syslog+tcp://HOST:PORT",
+    .summary = "RFC 5424 messages over TCP, octet-counted (RFC 6587); spooled while the "
+               "collector is away",
+    .options = syslog_options,
+    .config_size = sizeof(syslog_config_t),
+    .delivery = JW_DELIVERY_NETWORK,
 };

@@ -54,8 +54,11 @@ int wmain(int argc, wchar_t **wargv) {
     return JW_EXIT_JW_ERROR;
   }
   switch (cli.cmd) {
-  case JW_CMD_HELP:
-    out(GetStdHandle(STD_OUTPUT_HANDLE), jw_cli_usage());
+  case JW_CMD_HELP: {
+    char *help = jw_cli_help();
+    out(GetStdHandle(STD_OUTPUT_HANDLE), help != NULL ? help : jw_cli_usage());
+    free(help);
+  }
     status = JW_EXIT_OK;
     break;
   case JW_CMD_VERSION:

@@ -10,6 +10,9 @@
 
 #include "win/monitor_int.h"
 
+/* How long job_end waits for the sinks to handle what came before it. */
+#define SETTLE_TIMEOUT_MS 2000
+
 /* ------------------------------------------------------------------------ */
 /* Reconciliation: what the port did not say                                */
 /* ------------------------------------------------------------------------ */
@@ -258,6 +261,10 @@ static void emit_job_end(jw_monitor_t *m, const char *source) {
   jw__mon_coalesce_flush(m, 1, NULL);
   if (m->before_end != NULL)
     m->before_end(m->before_end_ctx); /* the readers' gate's summary */
+  /* Every sink has handled what came before, so that a sink's failure
+   * (sink_failed) is in the record before the end, and the summary's
+   * figures per sink are true for everything but job_end itself. */
+  jw_emitter_settle(m->em, SETTLE_TIMEOUT_MS);
   m->stats.job_end_emitted = 1;
   m->deadline_tick = 0; /* the run is over: a timeout can no longer apply */
   jw__mon_ev_init(&ev, JW_EVENT_JOB_END, "job", m->terminating ? "killed_job" : "observed",
@@ -280,6 +287,9 @@ static void emit_job_end(jw_monitor_t *m, const char *source) {
      * stream as a sandbox.telemetry_gap). */
     json_object_set_new(summary, "events_dropped",
                         json_integer((json_int_t)jw_emitter_dropped(m->em)));
+    /* Per sink: lines written (a network sink: into its spool), lost,
+     * and a network sink's delivery so far. */
+    json_object_set_new(summary, "sinks", (json_t *)jw__emitter_sinks_json(m->em));
     json_object_set_new(summary, "active_processes", json_integer(jw__mon_active_count(m)));
     json_object_set_new(summary, "terminated_by_jobwarden",
                         m->terminating && m->terminate_reason ? json_string(m->terminate_reason)

@@ -19,7 +19,7 @@ static int fail_export(jw_exporter_t *self, const char *line, size_t len, const 
   return jw_error_set(err, JW_EIO, 28, self->spec, "simulated: no space left on device");
 }
 
-static const jw_exporter_vtable_t failing_vt = {"failing", NULL, fail_export, NULL, NULL, NULL, 0};
+static const jw_exporter_vtable_t failing_vt = {.name = "failing", .export_line = fail_export};
 
 static long long tw_json_int(json_t *j, const char *key) {
   json_t *v = json_object_get(j, key);
@@ -219,7 +219,7 @@ static int mem_export(jw_exporter_t *self, const char *line, size_t len, const j
   return rc;
 }
 
-static const jw_exporter_vtable_t mem_vt = {"memory", NULL, mem_export, NULL, NULL, NULL, 0};
+static const jw_exporter_vtable_t mem_vt = {.name = "memory", .export_line = mem_export};
 
 static jw_exporter_t *mem_exporter(mem_sink_t *s) {
   jw_exporter_t *e = calloc(1, sizeof(*e));

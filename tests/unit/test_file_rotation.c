@@ -50,7 +50,7 @@ static int capture_export(jw_exporter_t *self, const char *line, size_t len, con
   return 0;
 }
 
-static const jw_exporter_vtable_t capture_vt = {"capture", NULL, capture_export, NULL, NULL, NULL, 0};
+static const jw_exporter_vtable_t capture_vt = {.name = "capture", .export_line = capture_export};
 
 static int exists(const char *path) {
   FILE *f = fopen(path, "rb");
@@ -97,14 +97,17 @@ static void test_options(const char *dir) {
   jw_error_t err;
 
   expect_usage("file:x.jsonl,rotate=abc",
-               "--export file:x.jsonl,rotate=abc: rotate: expected a size like \"64M\", got "
-               "\"abc\"");
+               "--export file:x.jsonl,rotate=abc: rotate: expected a size like \"64M\", at least "
+               "1K, got \"abc\"");
   expect_usage("file:x.jsonl,rotate=0",
-               "--export file:x.jsonl,rotate=0: rotate: expected a size like \"64M\", got \"0\"");
+               "--export file:x.jsonl,rotate=0: rotate: expected a size like \"64M\", at least 1K, "
+               "got \"0\"");
   expect_usage("file:x.jsonl,rotate=",
-               "--export file:x.jsonl,rotate=: rotate: expected a size like \"64M\", got \"\"");
+               "--export file:x.jsonl,rotate=: rotate: expected a size like \"64M\", at least 1K, "
+               "got \"\"");
   expect_usage("file:x.jsonl,rotate=512",
-               "--export file:x.jsonl,rotate=512: rotate: must be at least 1K, got \"512\"");
+               "--export file:x.jsonl,rotate=512: rotate: expected a size like \"64M\", at least "
+               "1K, got \"512\"");
   expect_usage("file:x.jsonl,rotate=64M,keep=0",
                "--export file:x.jsonl,rotate=64M,keep=0: keep: expected a number from 1 to 1000, "
                "got \"0\"");
@@ -118,24 +121,31 @@ static void test_options(const char *dir) {
                "--export file:x.jsonl,keep=3: keep: only meaningful with rotate=SIZE");
   expect_usage("file:x.jsonl,color=red",
                "--export file:x.jsonl,color=red: unknown option 'color' (expected rotate=SIZE, "
-               "keep=N)");
+               "keep=N, format=native|ecs|ocsf)");
   expect_usage("file:x.jsonl,rotate=1M,rotate=2M",
                "--export file:x.jsonl,rotate=1M,rotate=2M: rotate: given twice");
   expect_usage("file:x.jsonl,rotate=1M,",
-               "--export file:x.jsonl,rotate=1M,: expected NAME=VALUE after ',', got \"\"");
+               "--export file:x.jsonl,rotate=1M,: expected NAME=VALUE after ',', got \"\" "
+               "(options: rotate=SIZE, keep=N, format=native|ecs|ocsf)");
   expect_usage("file:x.jsonl,rotate=1M,keep",
-               "--export file:x.jsonl,rotate=1M,keep: expected NAME=VALUE after ',', got "
-               "\"keep\"");
-  expect_usage("file:a,b.jsonl,rotate=1M",
-               "--export file:a,b.jsonl,rotate=1M: a PATH holding a comma cannot take options "
-               "(rename the file, or give it without options)");
+               "--export file:x.jsonl,rotate=1M,keep: keep: expected keep=N");
+  expect_usage("file:x.jsonl,rotate=1M,keep=2,rotate=2M",
+               "--export file:x.jsonl,rotate=1M,keep=2,rotate=2M: rotate: given twice");
   expect_usage("file:,rotate=1M", "--export file:,rotate=1M: expected file:PATH");
   CHECK(!exists("x.jsonl")); /* nothing was created by a refused SPEC */
 
-  /* Without options a comma is part of the path, as before. */
+  /* A comma is part of the path unless an option (NAME=) follows it. */
   snprintf(path, sizeof(path), "%s/unit-rotation,comma,1.jsonl.txt", dir);
   remove(path);
   snprintf(spec, sizeof(spec), "file:%s", path);
+  CHECK_INT(jw_exporter_open(spec, &e, &err), 0);
+  jw_exporter_close(e);
+  CHECK(exists(path));
+  remove(path);
+  snprintf(path, sizeof(path), "%s/unit-rotation,comma,2.jsonl.txt", dir);
+  remove(path);
+  snprintf(spec, sizeof(spec), "file:%s,rotate=1M,keep=2", path);
+  e = NULL;
   CHECK_INT(jw_exporter_open(spec, &e, &err), 0);
   jw_exporter_close(e);
   CHECK(exists(path));

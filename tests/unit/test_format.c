@@ -843,7 +843,7 @@ static int block_export(jw_exporter_t *self, const char *line, size_t len, const
   }
   return 0;
 }
-static const jw_exporter_vtable_t flaky_vt = {"capture", NULL, fail_first, NULL, NULL, NULL, 0};
+static const jw_exporter_vtable_t flaky_vt = {.name = "capture", .export_line = fail_first};
 
 static void test_gap_format(void) {
   jw_run_info_t run;

@@ -26,7 +26,7 @@ static const char *out_dir = ".";
   "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
   "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
   "active_processes_action, escape_action, escape_scan_interval, coalesce_window, timeout_tags, "  \
-  "total_processes_tags, images_tags, active_processes_tags, escape_tags, token, seal_key, "  \
+  "total_processes_tags, images_tags, active_processes_tags, escape_tags, token, seal_key, "       \
   "seal_key_existing"
 #define UI_LIST                                                                                    \
   "\"handles\", \"read_clipboard\", \"write_clipboard\", "                                         \
@@ -1261,7 +1261,8 @@ static void test_exporters_array(void) {
         {"{\"exporters\": [\"bogus:x\"]}", "exporters[0]",
          "p.json: exporters[0]: unknown exporter 'bogus' (expected " JW_TEST_KINDS ")"},
         {"{\"exporters\": [\"file:x.jsonl,rotate=abc\"]}", "exporters[0]",
-         "p.json: exporters[0]: file:x.jsonl,rotate=abc: rotate: expected a size like \"64M\", got "
+         "p.json: exporters[0]: file:x.jsonl,rotate=abc: rotate: expected a size like \"64M\", at "
+         "least 1K, got "
          "\"abc\""},
         {"{\"exporters\": [\"syslog+tcp://nohostport\"]}", "exporters[0]",
          "p.json: exporters[0]: syslog+tcp://nohostport: expected syslog+tcp://HOST:PORT"},

@@ -422,7 +422,7 @@ static int flaky_export(jw_exporter_t *self, const char *line, size_t len, const
     strncat(g_written, line, len);
   return 0;
 }
-static const jw_exporter_vtable_t flaky_vt = {"flaky", NULL, flaky_export, NULL, NULL, NULL, 0};
+static const jw_exporter_vtable_t flaky_vt = {.name = "flaky", .export_line = flaky_export};
 
 static void test_failed_write(void) {
   jw_seal_key_t key;

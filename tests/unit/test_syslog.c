@@ -1,8 +1,10 @@
 /* unit: the syslog+udp and syslog+tcp exporters against listeners opened by
- * the test on 127.0.0.1: exact RFC 5424 bytes (PRI, version, timestamp,
- * hostname, MSGID, structured data, MSG == the JSON line), RFC 6587 octet
- * counting, TCP reconnection after the peer closed, losses counted while the
- * collector is down and delivery again once it is back; SPEC errors. */
+ * the test on 127.0.0.1: exact RFC 5424 bytes (PRI from facility=, version,
+ * timestamp, hostname, MSGID, no structured data or sd_id=, MSG == the JSON
+ * line), RFC 6587 octet counting, TCP reconnection after the peer closed;
+ * the spool: nothing lost while the collector is down, delivered in order
+ * with the outage's notices once it is back, what a run could not deliver
+ * delivered by the next one, a full spool's loss counted; SPEC errors. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,8 @@
 #include "format.h"
 #include "harness.h"
 #include "internal.h"
+#include "fileio.h"
+#include "spool.h"
 
 #ifdef _WIN32
 #include <winsock2.h>
@@ -164,27 +168,38 @@ static const jw_severity_t sevs[] = {JW_SEV_INFO, JW_SEV_LOW, JW_SEV_MEDIUM, JW_
                                      JW_SEV_CRITICAL};
 
 /* Checks one received message against the expected header and MSG. The
- * timestamp is the one inside MSG (the emitter stamps it). */
-static void check_message(const char *got, size_t got_len, const char *line, uint64_t seq,
-                          int sev_index) {
+ * timestamp is the one inside MSG (the emitter stamps it). facility: the
+ * code; sd_id: NULL for none ("-"). */
+static void check_message_sd(const char *got, size_t got_len, const char *line, int facility,
+                             const char *sd_id) {
   json_t *j;
   json_error_t jerr;
-  char want[2048];
+  char want[2048], sd[300];
   size_t line_len = strlen(line);
-  int n;
+  int n, sev_index;
+  const char *sev;
   CHECK(line_len > 0 && line[line_len - 1] == '\n');
   line_len--;
   j = json_loadb(line, line_len, 0, &jerr);
   CHECK(j != NULL);
   if (j == NULL)
     return;
-  CHECK_STR(json_string_value(json_object_get(j, "severity")), sev_names[sev_index]);
-  CHECK_INT(json_integer_value(json_object_get(j, "seq")), (long long)seq);
-  n = snprintf(want, sizeof(want),
-               "<%d>1 %s unit_host_\xC3\xA9 jobwarden %lu sandbox.violation "
-               "[jobwarden@32473 run_id=\"ab\\\"c\\\\d\\]e\" seq=\"%llu\"] ",
-               128 + 6 - sev_index, json_string_value(json_object_get(j, "@timestamp")), tpid(),
-               (unsigned long long)seq);
+  sev = json_string_value(json_object_get(j, "severity"));
+  for (sev_index = 0; sev_index < 5 && sev != NULL && strcmp(sev, sev_names[sev_index]) != 0;
+       sev_index++)
+    ;
+  CHECK(sev_index < 5);
+  if (sd_id != NULL)
+    snprintf(sd, sizeof(sd), "[%s run_id=\"%s\" seq=\"%lld\"]", sd_id,
+             strcmp(json_string_value(json_object_get(j, "run_id")), "ab\"c\\d]e") == 0
+                 ? "ab\\\"c\\\\d\\]e"
+                 : json_string_value(json_object_get(j, "run_id")),
+             (long long)json_integer_value(json_object_get(j, "seq")));
+  else
+    snprintf(sd, sizeof(sd), "-");
+  n = snprintf(want, sizeof(want), "<%d>1 %s unit_host_\xC3\xA9 jobwarden %lu %s %s ",
+               facility * 8 + 6 - sev_index, json_string_value(json_object_get(j, "@timestamp")),
+               tpid(), json_string_value(json_object_get(j, "event")), sd);
   json_decref(j);
   CHECK(n > 0 && (size_t)n < sizeof(want));
   /* The hostname: space -> '_', each non-ASCII byte -> '_'. */
@@ -257,10 +272,40 @@ static void free_lines(char **v, size_t n) {
   free(v);
 }
 
-static void test_specs(void) {
+/* Removes a directory tree the test made (two levels: root/run/file). */
+static void rm_tree(const char *path) {
+  char **names = NULL;
+  size_t n = 0, i;
+  jw_error_t err;
+  memset(&err, 0, sizeof(err));
+  if (jw__dir_list(path, &names, &n, &err) == 0) {
+    for (i = 0; i < n; i++) {
+      char sub[1400];
+      snprintf(sub, sizeof(sub), "%s%c%s", path, JW_PATH_SEP, names[i]);
+      if (jw__file_remove(sub, &err) != 0)
+        rm_tree(sub);
+    }
+    jw__dir_list_free(names, n);
+  }
+  jw__dir_remove(path, &err);
+}
+
+/* The run directories in a spool root. */
+static size_t count_runs(const char *root) {
+  char **names = NULL;
+  size_t n = 0;
+  jw_error_t err;
+  memset(&err, 0, sizeof(err));
+  if (jw__dir_list(root, &names, &n, &err) != 0)
+    return 0;
+  jw__dir_list_free(names, n);
+  return n;
+}
+
+static void test_specs(const char *dir) {
   jw_exporter_t *e = NULL;
   jw_error_t err;
-  char spec[128];
+  char spec[1400], want[1500], root[1200];
   unsigned port = 0;
   tsock_t l;
 
@@ -283,43 +328,108 @@ static void test_specs(void) {
   CHECK_STR(err.text, "--export syslog+udp://[::1]:0: port must be 1..65535");
   CHECK_INT(jw_exporter_open("syslog+http://127.0.0.1:1", &e, &err), JW_EUSAGE);
   CHECK_CONTAINS(err.text, "unknown exporter 'syslog+http'");
+  /* The options, from their rows. */
+  CHECK_INT(jw_exporter_open("syslog+udp://[::1]:514,facility=local9", &e, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--export syslog+udp://[::1]:514,facility=local9: facility: expected kern, "
+                      "user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, "
+                      "ntp, audit, alert, clock, local0, local1, local2, local3, local4, local5, "
+                      "local6 or local7, got \"local9\"");
+  CHECK_INT(jw_exporter_open("syslog+udp://[::1]:514,sd_id=jobwarden", &e, &err), JW_EUSAGE);
+  CHECK_CONTAINS(err.text, "sd_id: expected NAME@PEN (at most 32 printable characters");
+  CHECK_INT(jw_exporter_open("syslog+udp://[::1]:514,sd_id=a b@12", &e, &err), JW_EUSAGE);
+  CHECK_CONTAINS(err.text, "got \"a b@12\"");
+  CHECK_INT(jw_exporter_open("syslog+udp://[::1]:514,sd_id=jobwarden@32473", &e, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--export syslog+udp://[::1]:514,sd_id=jobwarden@32473: sd_id: 32473 is "
+                      "the enterprise number reserved for documentation (RFC 5612); use your "
+                      "organisation's own number, or no sd_id");
+  CHECK_INT(jw_exporter_open("syslog+udp://[::1]:514,max_message=70000", &e, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--export syslog+udp://[::1]:514,max_message=70000: max_message: a UDP "
+                      "datagram holds at most 65000 bytes");
+  CHECK_INT(jw_exporter_open("syslog+udp://[::1]:514,max_message=512", &e, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--export syslog+udp://[::1]:514,max_message=512: max_message: expected a "
+                      "size like \"64M\" from 1K to 64M, got \"512\"");
+  CHECK_INT(jw_exporter_open("syslog+udp://[::1]:514,spool=x", &e, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--export syslog+udp://[::1]:514,spool=x: unknown option 'spool' "
+                      "(expected facility=NAME, sd_id=NAME@PEN, max_message=SIZE, "
+                      "format=native|ecs|ocsf)");
+  CHECK_INT(jw_exporter_open("syslog+tcp://[::1]:514,drain=2d", &e, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--export syslog+tcp://[::1]:514,drain=2d: drain: expected a duration "
+                      "like \"10s\" from 0s to 1h, got \"2d\"");
+  CHECK_INT(jw_exporter_open("syslog+tcp://[::1]:514,spool_max=1K", &e, &err), JW_EUSAGE);
+  CHECK_CONTAINS(err.text, "spool_max: expected a size like \"64M\", at least 64K, got \"1K\"");
+  CHECK_INT(jw_exporter_open("syslog+tcp://[::1]:514,retry_max=10ms", &e, &err), JW_EUSAGE);
+  CHECK_CONTAINS(err.text, "retry_max: expected a duration like \"10s\" from 100ms to 1h");
+  CHECK_INT(jw_exporter_open("syslog+tcp://[::1]:514,spool=", &e, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--export syslog+tcp://[::1]:514,spool=: spool: expected spool=DIR");
 
   /* IPv6 literal in brackets: UDP needs no peer to open. */
-  CHECK_INT(jw_exporter_open("syslog+udp://[::1]:514", &e, &err), 0);
+  CHECK_INT(jw_exporter_open("syslog+udp://[::1]:514,facility=auth,sd_id=probe@1.3.6", &e, &err),
+            0);
   CHECK(e != NULL);
   jw_exporter_close(e);
   e = NULL;
 
-  /* TCP with nobody listening: a set-up error that names the target. */
+  /* TCP with nobody listening and no spool: a set-up error that names the
+   * target. */
   l = tbind(SOCK_STREAM, &port);
   CHECK(l != TBAD);
   tclose(l);
-  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u", port);
+  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=none", port);
   CHECK_INT(jw_exporter_open(spec, &e, &err), JW_EIO);
   CHECK(e == NULL);
-  snprintf(spec, sizeof(spec),
-           "--export syslog+tcp://127.0.0.1:%u: cannot connect to 127.0.0.1 port %u: ", port, port);
-  CHECK_CONTAINS(err.text, spec);
+  snprintf(want, sizeof(want),
+           "--export syslog+tcp://127.0.0.1:%u,spool=none: cannot connect to 127.0.0.1 port %u: ",
+           port, port);
+  CHECK_CONTAINS(err.text, want);
   CHECK(err.sys_error != 0);
+  /* With a spool it opens (the spool holds the lines until it comes): a
+   * run directory with its lock, sink and cursor; removed at the close
+   * when nothing waits. */
+  snprintf(root, sizeof(root), "%s/unit-syslog-spool-specs", dir);
+  rm_tree(root);
+  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=%s,drain=0s", port, root);
+  CHECK_INT(jw_exporter_open(spec, &e, &err), 0);
+  CHECK(e != NULL && e->spool != NULL);
+  CHECK_INT(count_runs(root), 1);
+  jw_exporter_close(e);
+  e = NULL;
+  CHECK_INT(count_runs(root), 0);
+  /* A spool directory that cannot be made: a set-up error. */
+  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=%s/unit-syslog.jsonl.txt/x", port,
+           dir);
+  {
+    FILE *f;
+    char file[1300];
+    snprintf(file, sizeof(file), "%s/unit-syslog.jsonl.txt", dir);
+    f = fopen(file, "wb");
+    if (f != NULL)
+      fclose(f);
+    CHECK_INT(jw_exporter_open(spec, &e, &err), JW_EIO);
+    CHECK(e == NULL);
+    snprintf(want, sizeof(want), "--export %s: spool: cannot create directory", spec);
+    CHECK_CONTAINS(err.text, want);
+    remove(file);
+  }
+  rm_tree(root);
 }
 
 static void test_udp(const char *dir) {
   jw_run_info_t run;
   jw_emitter_t *em = NULL;
-  jw_exporter_t *sx = NULL, *fx = NULL;
+  jw_exporter_t *sx = NULL, *fx = NULL, *dx = NULL;
   jw_error_t err;
   char spec[1200], path[1024];
-  unsigned port = 0;
-  tsock_t u = tbind(SOCK_DGRAM, &port);
+  unsigned port = 0, port2 = 0;
+  tsock_t u = tbind(SOCK_DGRAM, &port), u2 = tbind(SOCK_DGRAM, &port2);
   char **lines;
   size_t n_lines = 0;
   int i;
   const int N = 5;
-  char *got[5];
-  size_t got_len[5];
+  char *got[5], *got2[5];
+  size_t got_len[5], got2_len[5];
 
-  CHECK(u != TBAD);
-  if (u == TBAD)
+  CHECK(u != TBAD && u2 != TBAD);
+  if (u == TBAD || u2 == TBAD)
     return;
   snprintf(path, sizeof(path), "%s/unit-syslog-udp.jsonl.txt", dir);
   remove(path);
@@ -327,20 +437,26 @@ static void test_udp(const char *dir) {
   CHECK_INT(jw_emitter_new(&run, &em), 0);
   snprintf(spec, sizeof(spec), "syslog+udp://127.0.0.1:%u", port);
   CHECK_INT(jw_exporter_open(spec, &sx, &err), 0);
+  /* facility=auth (4) and structured data under a test number. */
+  snprintf(spec, sizeof(spec), "syslog+udp://127.0.0.1:%u,sd_id=probe@1.3.6,facility=auth", port2);
+  CHECK_INT(jw_exporter_open(spec, &dx, &err), 0);
   snprintf(spec, sizeof(spec), "file:%s", path);
   CHECK_INT(jw_exporter_open(spec, &fx, &err), 0);
-  if (em == NULL || sx == NULL || fx == NULL)
+  if (em == NULL || sx == NULL || fx == NULL || dx == NULL)
     return;
   jw_emitter_add(em, sx);
+  jw_emitter_add(em, dx);
   jw_emitter_add(em, fx);
   for (i = 0; i < N; i++) {
     jw_event_t ev;
     make_event(&ev, i);
     CHECK_INT(jw_emit(em, &ev), 0);
     got[i] = trecv_datagram(u, &got_len[i]);
-    CHECK(got[i] != NULL);
+    got2[i] = trecv_datagram(u2, &got2_len[i]);
+    CHECK(got[i] != NULL && got2[i] != NULL);
   }
-  /* Too big for one datagram: an error for this event, nothing truncated. */
+  /* Too big for one message (max_message=8K): an error for this event,
+   * nothing truncated. */
   {
     jw_event_t ev;
     char *big = malloc(66000);
@@ -360,13 +476,44 @@ static void test_udp(const char *dir) {
   CHECK_INT(n_lines, N + 1);
   for (i = 0; i < N && (size_t)i < n_lines; i++) {
     if (got[i] != NULL)
-      check_message(got[i], got_len[i], lines[i], (uint64_t)i + 1, i % 5);
+      check_message_sd(got[i], got_len[i], lines[i], 16, NULL);
+    if (got2[i] != NULL)
+      check_message_sd(got2[i], got2_len[i], lines[i], 4, "probe@1.3.6");
   }
-  for (i = 0; i < N; i++)
+  for (i = 0; i < N; i++) {
     free(got[i]);
+    free(got2[i]);
+  }
   free_lines(lines, n_lines);
   tclose(u);
+  tclose(u2);
   remove(path);
+}
+
+/* Receives frames from c until `want` of them or a timeout; appends. */
+static int recv_frames(tsock_t c, char **got, size_t *got_len, int n_got, int want) {
+  while (n_got < want) {
+    got[n_got] = trecv_frame(c, &got_len[n_got]);
+    if (got[n_got] == NULL)
+      break;
+    n_got++;
+  }
+  return n_got;
+}
+
+/* The rule of a received message's MSG ("" if none). */
+static const char *frame_rule(const char *msg, char *buf, size_t size) {
+  const char *r = strstr(msg, "\"rule\":\"");
+  size_t n = 0;
+  buf[0] = '\0';
+  if (r != NULL) {
+    r += 8;
+    while (r[n] != '"' && n + 1 < size)
+      n++;
+    memcpy(buf, r, n);
+    buf[n] = '\0';
+  }
+  return buf;
 }
 
 static void test_tcp(const char *dir) {
@@ -374,25 +521,25 @@ static void test_tcp(const char *dir) {
   jw_emitter_t *em = NULL;
   jw_exporter_t *sx = NULL, *fx = NULL;
   jw_error_t err;
-  char spec[1200], path[1024];
+  char spec[1400], path[1024], root[1100], rule[64];
   unsigned port = 0;
   tsock_t l = tbind(SOCK_STREAM, &port), c;
   char **lines;
   size_t n_lines = 0, len;
-  int i;
-  char *got[20] = {0};
-  size_t got_len[20] = {0};
-  uint64_t seqs[20];
-  int n_got = 0;
+  int i, n_got = 0, first_after;
+  char *got[64] = {0};
+  size_t got_len[64] = {0};
 
   CHECK(l != TBAD);
   if (l == TBAD)
     return;
   snprintf(path, sizeof(path), "%s/unit-syslog-tcp.jsonl.txt", dir);
+  snprintf(root, sizeof(root), "%s/unit-syslog-spool-tcp", dir);
   remove(path);
+  rm_tree(root);
   run_info(&run);
   CHECK_INT(jw_emitter_new(&run, &em), 0);
-  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u", port);
+  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=%s,retry_max=200ms", port, root);
   CHECK_INT(jw_exporter_open(spec, &sx, &err), 0);
   snprintf(spec, sizeof(spec), "file:%s", path);
   CHECK_INT(jw_exporter_open(spec, &fx, &err), 0);
@@ -400,73 +547,80 @@ static void test_tcp(const char *dir) {
     return;
   jw_emitter_add(em, sx);
   jw_emitter_add(em, fx);
-  c = taccept(l); /* the exporter connected at init */
-  CHECK(c != TBAD);
 
-  /* seq 1..3 on the first connection. */
+  /* seq 1..3 on the first connection (made at the first delivery). */
   for (i = 0; i < 3; i++) {
     jw_event_t ev;
     make_event(&ev, i);
     CHECK_INT(jw_emit(em, &ev), 0);
-    got[n_got] = trecv_frame(c, &got_len[n_got]);
-    seqs[n_got++] = (uint64_t)i + 1;
   }
+  c = taccept(l);
+  CHECK(c != TBAD);
+  n_got = recv_frames(c, got, got_len, n_got, 3);
+  CHECK_INT(n_got, 3);
   /* The collector closes the connection: the next event opens a new one,
    * which first gets the frames sent last on the old connection again (no
    * acknowledgement says they were read), then seq 4. */
   CHECK_INT(tclose_acked(c), 0);
   {
     jw_event_t ev;
-    uint64_t k;
     make_event(&ev, 3);
     CHECK_INT(jw_emit(em, &ev), 0);
     c = taccept(l);
     CHECK(c != TBAD);
-    for (k = 1; k <= 4; k++) {
-      got[n_got] = c != TBAD ? trecv_frame(c, &got_len[n_got]) : NULL;
-      seqs[n_got++] = k;
-    }
+    if (c != TBAD)
+      n_got = recv_frames(c, got, got_len, n_got, 3 + 4);
+    CHECK_INT(n_got, 7);
   }
   CHECK_U64(sx->lost, 0);
 
-  /* Collector down: seq 5 and 6 are reported lost, counted per sink. */
-  /* Closed and acked; the listener's port is unbound once tclose returns,
-   * so a reconnect is refused at once. */
+  /* Collector down: seq 5 and 6 wait in the spool; nothing is lost, and
+   * the outage is a notice (sink_unreachable) in every stream. */
   CHECK_INT(tclose_acked(c), 0);
   tclose(l);
   for (i = 4; i < 6; i++) {
     jw_event_t ev;
     make_event(&ev, i);
-    CHECK_INT(jw_emit(em, &ev), JW_EIO);
-    CHECK_U64(sx->lost, (uint64_t)i - 3);
+    CHECK_INT(jw_emit(em, &ev), 0);
   }
-  CHECK_INT(jw_emitter_failed_sinks(em), 1);
+  {
+    jw__spool_stats_t st;
+    int tries;
+    /* The sender's failed attempt (it retries every 200 ms at most). */
+    for (tries = 0; tries < 300; tries++) {
+      CHECK_INT(jw__spool_stats(sx, &st), 0);
+      if (st.down)
+        break;
+      jw__spool_wait(sx, 10);
+    }
+    CHECK(st.down);
+    CHECK(st.pending >= 2);
+  }
+  CHECK_U64(sx->lost, 0);
+  CHECK_INT(jw_emitter_failed_sinks(em), 0);
 
   /* Collector back on the same port: the last frames sent (seq 1..4) go
-   * again, then events flow (seq 7, 8). */
+   * again, then everything spooled, in order: 5, 6, the notices. */
   l = tbind(SOCK_STREAM, &port);
   CHECK(l != TBAD);
-  c = TBAD;
-  for (i = 6; i < 8 && l != TBAD; i++) {
+  c = l != TBAD ? taccept(l) : TBAD;
+  CHECK(c != TBAD);
+  CHECK_INT(jw__spool_wait(sx, 10000), 0);
+  for (i = 6; i < 8; i++) {
     jw_event_t ev;
     make_event(&ev, i);
     CHECK_INT(jw_emit(em, &ev), 0);
-    if (c == TBAD) {
-      uint64_t k;
-      c = taccept(l);
-      for (k = 1; k <= 4 && c != TBAD; k++) {
-        got[n_got] = trecv_frame(c, &got_len[n_got]);
-        seqs[n_got++] = k;
-      }
-    }
-    CHECK(c != TBAD);
-    got[n_got] = c != TBAD ? trecv_frame(c, &got_len[n_got]) : NULL;
-    seqs[n_got++] = (uint64_t)i + 1;
   }
-  CHECK_INT(n_got, 3 + 4 + 4 + 2);
-  CHECK_U64(sx->lost, 2);
-  CHECK_U64(sx->written, 6);
+  CHECK_INT(jw__spool_wait(sx, 10000), 0);
+  CHECK_U64(sx->lost, 0);
   jw_emitter_free(em);
+  lines = read_lines(path, &n_lines);
+  /* 8 events, sink_unreachable, sink_recovered. */
+  CHECK_INT(n_lines, 10);
+  first_after = n_got;
+  if (c != TBAD)
+    n_got = recv_frames(c, got, got_len, n_got, first_after + 4 + (int)n_lines - 4);
+  CHECK_INT(n_got, 7 + 4 + 10 - 4);
   /* Nothing else arrived, and the exporter closed its connection. */
   if (c != TBAD) {
     CHECK(trecv_frame(c, &len) == NULL);
@@ -474,25 +628,195 @@ static void test_tcp(const char *dir) {
   }
   if (l != TBAD)
     tclose(l);
-
-  lines = read_lines(path, &n_lines);
-  CHECK_INT(n_lines, 8);
-  for (i = 0; i < n_got; i++) {
-    CHECK(got[i] != NULL);
-    if (got[i] != NULL && seqs[i] <= n_lines)
-      check_message(got[i], got_len[i], lines[seqs[i] - 1], seqs[i], (int)(seqs[i] - 1) % 5);
-    free(got[i]);
+  /* What arrived: 1 2 3 | 1 2 3 4 | 1 2 3 4 then lines 5..10 of the file. */
+  for (i = 0; i < n_got && n_lines == 10; i++) {
+    size_t want = i < 3    ? (size_t)i
+                  : i < 7  ? (size_t)(i - 3)
+                  : i < 11 ? (size_t)(i - 7)
+                           : (size_t)(i - 7);
+    check_message_sd(got[i], got_len[i], lines[want], 16, NULL);
   }
+  {
+    int unreachable = 0, recovered = 0;
+    size_t k;
+    for (k = 0; k < n_lines; k++) {
+      unreachable += strcmp(frame_rule(lines[k], rule, sizeof(rule)), "sink_unreachable") == 0;
+      recovered += strcmp(frame_rule(lines[k], rule, sizeof(rule)), "sink_recovered") == 0;
+    }
+    CHECK_INT(unreachable, 1);
+    CHECK_INT(recovered, 1);
+  }
+  for (i = 0; i < n_got; i++)
+    free(got[i]);
   free_lines(lines, n_lines);
+  /* Everything was delivered: the run's directory is gone. */
+  CHECK_INT(count_runs(root), 0);
+  rm_tree(root);
   remove(path);
 }
 
-/* The RFC 5424 header of a datagram: everything up to the space after the
- * structured data. */
+/* A run that could not deliver leaves its lines in the spool; the next
+ * exporter on the same spool delivers them first, byte for byte, then its
+ * own; `flush` (jw__spool_open_flush) delivers leftovers alone. */
+static void test_spool_restart(const char *dir) {
+  jw_run_info_t run;
+  jw_emitter_t *em = NULL;
+  jw_exporter_t *sx = NULL, *fx = NULL;
+  jw_error_t err;
+  char spec[1400], path[1024], root[1100];
+  unsigned port = 0;
+  tsock_t l = tbind(SOCK_STREAM, &port), c;
+  char **lines;
+  size_t n_lines = 0;
+  int i, n_got = 0;
+  char *got[32] = {0};
+  size_t got_len[32] = {0};
+
+  CHECK(l != TBAD);
+  if (l == TBAD)
+    return;
+  tclose(l); /* the collector is down during the first run */
+  snprintf(path, sizeof(path), "%s/unit-syslog-restart.jsonl.txt", dir);
+  snprintf(root, sizeof(root), "%s/unit-syslog-spool-restart", dir);
+  remove(path);
+  rm_tree(root);
+
+  /* Run 1: 4 events, no collector, drain=0s. */
+  run_info(&run);
+  CHECK_INT(jw_emitter_new(&run, &em), 0);
+  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=%s,drain=0s", port, root);
+  CHECK_INT(jw_exporter_open(spec, &sx, &err), 0);
+  snprintf(spec, sizeof(spec), "file:%s", path);
+  CHECK_INT(jw_exporter_open(spec, &fx, &err), 0);
+  if (em == NULL || sx == NULL || fx == NULL)
+    return;
+  jw_emitter_add(em, sx);
+  jw_emitter_add(em, fx);
+  for (i = 0; i < 4; i++) {
+    jw_event_t ev;
+    make_event(&ev, i);
+    CHECK_INT(jw_emit(em, &ev), 0);
+  }
+  jw_emitter_free(em); /* sink_unreachable may be in it too */
+  CHECK_INT(count_runs(root), 1);
+  lines = read_lines(path, &n_lines);
+  CHECK(n_lines == 4 || n_lines == 5);
+
+  /* Run 2 on the same spool, the collector up: run 1's lines first. */
+  l = tbind(SOCK_STREAM, &port);
+  CHECK(l != TBAD);
+  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=%s", port, root);
+  sx = NULL;
+  CHECK_INT(jw_exporter_open(spec, &sx, &err), 0);
+  if (sx == NULL || l == TBAD)
+    return;
+  {
+    jw__spool_stats_t st;
+    CHECK_INT(jw__spool_stats(sx, &st), 0);
+    CHECK_U64(st.adopted, n_lines);
+  }
+  c = taccept(l);
+  CHECK(c != TBAD);
+  if (c != TBAD)
+    n_got = recv_frames(c, got, got_len, 0, (int)n_lines);
+  CHECK_INT(n_got, (int)n_lines);
+  for (i = 0; i < n_got; i++)
+    check_message_sd(got[i], got_len[i], lines[i], 16, NULL);
+  CHECK_INT(jw__spool_wait(sx, 5000), 0);
+  jw_exporter_close(sx);
+  CHECK_INT(count_runs(root), 0); /* both directories delivered and gone */
+  for (i = 0; i < n_got; i++)
+    free(got[i]);
+  free_lines(lines, n_lines);
+  if (c != TBAD)
+    tclose(c);
+  tclose(l);
+  rm_tree(root);
+  remove(path);
+}
+
+/* A full spool: what does not fit is lost for that sink, counted, and
+ * recorded in its stream as a telemetry_gap once it has room again. */
+static void test_spool_full(const char *dir) {
+  jw_run_info_t run;
+  jw_emitter_t *em = NULL;
+  jw_exporter_t *sx = NULL;
+  jw_error_t err;
+  char spec[1400], root[1100];
+  unsigned port = 0;
+  tsock_t l = tbind(SOCK_STREAM, &port), c;
+  int i, n_got = 0, gaps = 0, events = 0;
+  uint64_t emitted;
+  char *got[400] = {0};
+  size_t got_len[400] = {0};
+  uint64_t lost;
+
+  CHECK(l != TBAD);
+  if (l == TBAD)
+    return;
+  tclose(l);
+  snprintf(root, sizeof(root), "%s/unit-syslog-spool-full", dir);
+  rm_tree(root);
+  run_info(&run);
+  CHECK_INT(jw_emitter_new(&run, &em), 0);
+  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=%s,spool_max=64K,retry_max=100ms",
+           port, root);
+  CHECK_INT(jw_exporter_open(spec, &sx, &err), 0);
+  if (em == NULL || sx == NULL)
+    return;
+  jw_emitter_add(em, sx);
+  CHECK_INT(jw_emitter_start(em, 1024), 0);
+  /* ~700-byte lines: 64K holds about 90 of them. */
+  for (i = 0; i < 200; i++) {
+    jw_event_t ev;
+    make_event(&ev, i);
+    jw_emit(em, &ev);
+  }
+  CHECK_INT(jw_emitter_settle(em, 5000), 0);
+  lost = sx->lost;
+  CHECK(lost > 50 && lost < 150);
+  /* The collector comes; one more event: the gap record goes first. */
+  l = tbind(SOCK_STREAM, &port);
+  c = l != TBAD ? taccept(l) : TBAD;
+  CHECK(c != TBAD);
+  CHECK_INT(jw__spool_wait(sx, 10000), 0);
+  {
+    jw_event_t ev;
+    make_event(&ev, 200);
+    jw_emit(em, &ev);
+  }
+  CHECK_INT(jw_emitter_settle(em, 5000), 0);
+  CHECK_INT(jw__spool_wait(sx, 10000), 0);
+  emitted = jw_emitter_count(em);
+  CHECK_U64(sx->lost, lost); /* no more since */
+  jw_emitter_free(em);
+  if (c != TBAD)
+    n_got = recv_frames(c, got, got_len, 0, 400);
+  for (i = 0; i < n_got; i++) {
+    if (strstr(got[i], "\"event\":\"sandbox.telemetry_gap\"") != NULL) {
+      char want[64];
+      gaps++;
+      snprintf(want, sizeof(want), "\"count\":%llu", (unsigned long long)lost);
+      CHECK(strstr(got[i], want) != NULL);
+    } else {
+      events++;
+    }
+    free(got[i]);
+  }
+  /* Every line the run made arrived, or is in the one gap record. */
+  CHECK_INT(gaps, 1);
+  CHECK_U64((uint64_t)events + lost, emitted);
+  if (c != TBAD)
+    tclose(c);
+  if (l != TBAD)
+    tclose(l);
+  rm_tree(root);
+}
+
+/* The RFC 5424 header of a datagram: everything before MSG's '{'. */
 static size_t header_len(const char *msg, size_t len) {
-  const char *sd = strstr(msg, "[jobwarden@32473 ");
-  const char *end = sd ? strstr(sd, "] ") : NULL;
-  return end && (size_t)(end + 2 - msg) <= len ? (size_t)(end + 2 - msg) : 0;
+  const char *brace = memchr(msg, '{', len);
+  return brace != NULL ? (size_t)(brace - msg) : 0;
 }
 
 /* format=ecs and format=ocsf syslog sinks: the header says the same as the
@@ -569,9 +893,11 @@ int main(int argc, char **argv) {
   WSADATA d;
   WSAStartup(MAKEWORD(2, 2), &d);
 #endif
-  test_specs();
+  test_specs(out);
   test_udp(out);
   test_tcp(out);
+  test_spool_restart(out);
+  test_spool_full(out);
   test_udp_formats();
   return jw_test_result("syslog");
 }

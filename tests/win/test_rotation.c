@@ -56,7 +56,7 @@ static int capture_export(jw_exporter_t *self, const char *line, size_t len, con
   return 0;
 }
 
-static const jw_exporter_vtable_t capture_vt = {"capture", NULL, capture_export, NULL, NULL, NULL, 0};
+static const jw_exporter_vtable_t capture_vt = {.name = "capture", .export_line = capture_export};
 
 /* ---- the tailer ---------------------------------------------------------- */
 
