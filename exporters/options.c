@@ -141,6 +141,13 @@ static const char *placeholder(const jw_option_t *o) {
   }
 }
 
+/* COUNT and STRING rows' values: "N" or "N lines" (placeholder, then what
+ * is counted, for messages). */
+static size_t placeholder_len(const jw_option_t *o, const char *ph) {
+  const char *sp = (o->type == JW_OPT_COUNT || o->type == JW_OPT_STRING) ? strchr(ph, ' ') : NULL;
+  return sp != NULL ? (size_t)(sp - ph) : strlen(ph);
+}
+
 /* What a value of o must be, for "NAME: expected ..., got ...". */
 static void expectation(const jw_option_t *o, char *buf, size_t size) {
   char lo[32], hi[32];
@@ -160,10 +167,12 @@ static void expectation(const jw_option_t *o, char *buf, size_t size) {
     duration_text(o->max, hi, sizeof(hi));
     snprintf(buf, size, "a duration like \"10s\" from %s to %s", lo, hi);
     break;
-  case JW_OPT_COUNT:
-    snprintf(buf, size, "a number from %llu to %llu", (unsigned long long)o->min,
-             (unsigned long long)o->max);
+  case JW_OPT_COUNT: {
+    const char *noun = o->values != NULL ? strchr(o->values, ' ') : NULL;
+    snprintf(buf, size, "a number%s%s from %llu to %llu", noun ? " of" : "", noun ? noun : "",
+             (unsigned long long)o->min, (unsigned long long)o->max);
     break;
+  }
   case JW_OPT_CHOICE: {
     /* "native, ecs or ocsf" */
     const char *v = o->values, *bar;
@@ -179,7 +188,8 @@ static void expectation(const jw_option_t *o, char *buf, size_t size) {
     break;
   }
   default:
-    snprintf(buf, size, "%s=%s", o->name, placeholder(o));
+    snprintf(buf, size, "%s=%.*s", o->name, (int)placeholder_len(o, placeholder(o)),
+             placeholder(o));
   }
 }
 
@@ -263,8 +273,9 @@ static int set_value(jw_exporter_t *exp, void *base, const jw_option_t *o, const
   case JW_OPT_STRING: {
     char **s = (char **)field;
     if (vlen == 0)
-      return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: %s: expected %s=%s",
-                          exp->spec, o->name, o->name, placeholder(o));
+      return jw_error_set(err, JW_EUSAGE, 0, "--export", "--export %s: %s: expected %s=%.*s",
+                          exp->spec, o->name, o->name, (int)placeholder_len(o, placeholder(o)),
+                          placeholder(o));
     free(*s);
     *s = malloc(vlen + 1);
     if (*s == NULL)
@@ -286,8 +297,9 @@ static void option_list(const jw_exporter_vtable_t *vt, char *buf, size_t size) 
   buf[0] = '\0';
   for (t = 0; t < n; t++)
     for (o = tables[t]; o->name != NULL && used + 1 < size; o++) {
-      int w = snprintf(buf + used, size - used, "%s%s%s%s", used ? ", " : "", o->name,
-                       o->type == JW_OPT_FLAG ? "" : "=", placeholder(o));
+      int w = snprintf(buf + used, size - used, "%s%s%s%.*s", used ? ", " : "", o->name,
+                       o->type == JW_OPT_FLAG ? "" : "=", (int)placeholder_len(o, placeholder(o)),
+                       placeholder(o));
       if (w < 0)
         break;
       used += (size_t)w < size - used ? (size_t)w : size - used - 1;
@@ -437,8 +449,9 @@ static void put_option(text_t *t, const jw_option_t *o) {
   char head[96], help[700];
   int long_choice = o->type == JW_OPT_CHOICE && strlen(o->values) > 24;
   const char *ph = long_choice ? o->values : placeholder(o);
-  int n = snprintf(head, sizeof(head), "      ,%s%s%s", o->name, o->type == JW_OPT_FLAG ? "" : "=",
-                   long_choice ? "NAME" : ph);
+  int n =
+      snprintf(head, sizeof(head), "      ,%s%s%.*s", o->name, o->type == JW_OPT_FLAG ? "" : "=",
+               (int)(long_choice ? 4 : placeholder_len(o, ph)), long_choice ? "NAME" : ph);
   char values[300] = "";
   if (long_choice) {
     size_t i, k = 0;

@@ -112,6 +112,50 @@ int jw_exporter_open(const char *spec, jw_exporter_t **out, jw_error_t *err) {
   return 0;
 }
 
+int jw__exporter_open_flush(const char *spec, const char *dir, jw_exporter_t **out, uint64_t *found,
+                            jw_error_t *err) {
+  const char *rest;
+  const jw_exporter_vtable_t *vt;
+  jw_exporter_t *exp;
+  char *target = NULL;
+  int rc;
+  *out = NULL;
+  *found = 0;
+  vt = lookup(spec, &rest, err);
+  if (vt == NULL)
+    return err->code;
+  if (vt->delivery != JW_DELIVERY_NETWORK)
+    return jw_error_set(err, JW_EUSAGE, 0, "flush", "'%s' is not a network sink: it has no spool",
+                        spec);
+  exp = calloc(1, sizeof(*exp));
+  if (exp == NULL)
+    return jw_error_set(err, JW_ENOMEM, 0, "flush", "out of memory");
+  exp->vt = vt;
+  jw__strlcpy(exp->spec, spec, sizeof(exp->spec));
+  rc = jw__exporter_parse(exp, rest, &target, err);
+  if (rc == 0) {
+    /* The exporter itself without a spool of its own (no connection at
+     * init, as with one). */
+    char *saved = exp->delivery.spool;
+    exp->delivery.spool = NULL;
+    rc = vt->init(exp, target, err);
+    exp->delivery.spool = saved;
+    if (rc == 0) {
+      rc = jw__spool_open_flush(exp, dir, found, err);
+      if (rc != 0 && vt->close != NULL)
+        vt->close(exp);
+    }
+  }
+  free(target);
+  if (rc != 0) {
+    jw__exporter_options_free(exp);
+    free(exp);
+    return rc;
+  }
+  *out = exp;
+  return 0;
+}
+
 void jw_exporter_set_gate(jw_exporter_t *exp, const jw_client_gate_t *gate) {
   if (exp != NULL)
     exp->gate = gate;

@@ -234,6 +234,8 @@ int jw_portable_command(int argc, char **argv, int *status) {
     *status = jw_cmd_report(argc, argv);
   else if (strcmp(cmd, "seal-key") == 0)
     *status = jw_cmd_seal_key(argc, argv);
+  else if (strcmp(cmd, "flush") == 0)
+    *status = jw_cmd_flush(argc, argv);
   else if (strcmp(cmd, "tail") == 0 && has_arg(argc, argv, "--file"))
     *status = jw_cmd_tail_file(argc, argv);
   else

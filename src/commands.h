@@ -9,7 +9,7 @@
 #include <stdio.h>
 
 /* Runs argv[1] when it is a portable subcommand (check-policy, verify,
- * report, seal-key, tail --file); *status is its exit status. Returns 0
+ * report, seal-key, tail --file, flush); *status is its exit status. Returns 0
  * when argv[1] is something else (run, probe, ... or nothing). */
 int jw_portable_command(int argc, char **argv, int *status);
 
@@ -18,6 +18,7 @@ int jw_cmd_verify(int argc, char **argv);
 int jw_cmd_report(int argc, char **argv);
 int jw_cmd_seal_key(int argc, char **argv);
 int jw_cmd_tail_file(int argc, char **argv);
+int jw_cmd_flush(int argc, char **argv);
 
 /* Reads a record file line by line: `fn` gets each line without its
  * newline (and without a '\r' before it), numbered from 1; a last line

@@ -448,9 +448,11 @@ void *jw__emitter_sinks_json(jw_emitter_t *em) {
   for (i = 0; i < em->n_sinks; i++) {
     jw_exporter_t *exp = em->sinks[i].exp;
     jw__spool_stats_t st;
-    json_t *o = json_pack("{s:s,s:I,s:I}", "exporter", exp->spec, "written",
-                          (json_int_t)exp->written, "lost", (json_int_t)exp->lost);
-    if (o != NULL && jw__spool_stats(exp, &st) == 0)
+    int spooled = jw__spool_stats(exp, &st) == 0;
+    json_t *o =
+        json_pack("{s:s,s:I,s:I}", "exporter", exp->spec, "written", (json_int_t)exp->written,
+                  "lost", (json_int_t)(exp->lost + (spooled ? st.undeliverable : 0)));
+    if (o != NULL && spooled)
       json_object_set_new(o, "spool",
                           json_pack("{s:s,s:I,s:I,s:I,s:b}", "dir", st.dir, "delivered",
                                     (json_int_t)st.delivered, "pending", (json_int_t)st.pending,

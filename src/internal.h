@@ -151,6 +151,10 @@ const jw_exporter_vtable_t *const *jw__exporter_registry(size_t *count);
  * NULL). */
 int jw__exporter_parse(jw_exporter_t *exp, const char *after_kind, char **target, jw_error_t *err);
 void jw__exporter_options_free(jw_exporter_t *exp);
+/* Opens the exporter a spool's `sink` file names, to deliver what the
+ * spool directory dir holds (`jobwarden flush`): *found lines wait. */
+int jw__exporter_open_flush(const char *spec, const char *dir, jw_exporter_t **out,
+                            uint64_t *found, jw_error_t *err);
 /* Parses every row's default (the unit test of each kind's table). */
 int jw__exporter_defaults_parse(const jw_exporter_vtable_t *vt, jw_error_t *err);
 /* --help's text for the exporters, from their option rows (malloc'd). */

@@ -69,6 +69,7 @@ struct jw_spool_s {
   uint64_t deadline_us; /* with stopping: when the sender gives up */
   uint64_t undelivered; /* this run's bytes not delivered (spool_max) */
   uint64_t appended, delivered, adopted, adopted_sent;
+  uint64_t undeliverable; /* lines the exporter said it can never deliver (skipped) */
   int down;
   uint64_t down_since_us, retry_at_us, backoff_ms, attempts_failed;
   uint64_t cursor_at_us;
@@ -414,7 +415,9 @@ static void on_success(jw_spool_t *sp, uint64_t waited) {
  * there. Called with sp->lock held; releases it around the I/O. */
 static void deliver_some(jw_spool_t *sp, dir_t *d, char **buf, size_t *cap) {
   seg_t *s = d->segs;
-  uint64_t off = d->off, end, sent_lines = 0, sent_bytes = 0, waited;
+  uint64_t off = d->off, end, sent_lines = 0, sent_bytes = 0, waited, skipped = 0;
+  char skip_why[300] = "";
+  int rc;
   size_t got = 0, pos = 0;
   jw_error_t err;
   int failed = 0;
@@ -473,7 +476,14 @@ static void deliver_some(jw_spool_t *sp, dir_t *d, char **buf, size_t *cap) {
     memset(&stub, 0, sizeof(stub));
     stub.kind = JW_EVENT_NOTICE;
     memset(&err, 0, sizeof(err));
-    if (sp->exp->vt->export_line(sp->exp, *buf + pos, len, &stub, &err) != 0) {
+    rc = sp->exp->vt->export_line(sp->exp, *buf + pos, len, &stub, &err);
+    if (rc == JW_EINVAL) {
+      /* This line can never be delivered (the exporter says so): it must
+       * not hold up the ones behind it. Skipped, counted as lost, said. */
+      skipped++;
+      if (skipped == 1)
+        jw__strlcpy(skip_why, err.text, sizeof(skip_why));
+    } else if (rc != 0) {
       failed = 1;
       break;
     }
@@ -490,7 +500,21 @@ static void deliver_some(jw_spool_t *sp, dir_t *d, char **buf, size_t *cap) {
   } else {
     sp->adopted_sent += sent_lines;
   }
-  if (sent_lines > 0 || failed == 0)
+  if (skipped > 0) {
+    int first = sp->undeliverable == 0;
+    sp->undeliverable += skipped;
+    if (first) {
+      json_t *extra = json_pack("{s:{s:s,s:s,s:I}}", "error", "where", sp->exp->spec, "code",
+                                "EINVAL", "win32_error", (json_int_t)0);
+      jw__mutex_unlock(&sp->lock);
+      notice(sp->exp, "sink_failed", JW_SEV_HIGH, extra,
+             "exporter '%.200s' cannot deliver a line at all (%.200s); it is skipped and counted "
+             "as lost, the lines after it go on",
+             sp->exp->spec, skip_why);
+      jw__mutex_lock(&sp->lock);
+    }
+  }
+  if (sent_lines > skipped || failed == 0)
     on_success(sp, waited);
   if (failed)
     on_failure(sp, &err);
@@ -841,6 +865,7 @@ int jw__spool_stats(jw_exporter_t *exp, jw__spool_stats_t *st) {
   st->adopted = sp->adopted;
   st->adopted_sent = sp->adopted_sent;
   st->pending = total_pending(sp);
+  st->undeliverable = sp->undeliverable;
   st->down = sp->down;
   if (sp->own != NULL)
     jw__strlcpy(st->dir, sp->own->path, sizeof(st->dir));

@@ -129,12 +129,13 @@ typedef struct {
 } pipe_config_t;
 
 static const jw_option_t pipe_options[] = {
-    {"replay", JW_OPT_COUNT, offsetof(pipe_config_t, replay), "256", 0, PIPE_REPLAY_MAX, "N",
+    {"replay", JW_OPT_COUNT, offsetof(pipe_config_t, replay), "256", 0, PIPE_REPLAY_MAX, "N lines",
      "lines a reader gets on connecting, from before it connected"},
     {"buffer", JW_OPT_COUNT, offsetof(pipe_config_t, buffer), "4096", PIPE_BUFFER_MIN,
-     PIPE_BUFFER_MAX, "N", "lines queued for one reader before it loses lines (alerts: 4 times)"},
+     PIPE_BUFFER_MAX, "N lines",
+     "lines queued for one reader before it loses lines (alerts: 4 times)"},
     {"max_readers", JW_OPT_COUNT, offsetof(pipe_config_t, max_readers), "16", 1, PIPE_READERS_MAX,
-     "N", "readers served at the same time; one more is refused and recorded"},
+     "N readers", "readers served at the same time; one more is refused and recorded"},
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 

@@ -523,8 +523,8 @@ static int build_frame(jw_exporter_t *self, syslog_state_t *st, const char *line
   if (msg_len > 0 && line[msg_len - 1] == '\n')
     msg_len--;
   j = json_loadb(line, msg_len, JSON_ALLOW_NUL, &jerr);
-  if (j == NULL)
-    return jw_error_set(err, JW_EIO, 0, self->spec, "event line is not JSON: %s", jerr.text);
+  if (j == NULL) /* never deliverable: JW_EINVAL (src/spool.h) */
+    return jw_error_set(err, JW_EINVAL, 0, self->spec, "event line is not JSON: %s", jerr.text);
   /* The header's facts, read where the sink's format keeps them. */
   jw_format_meta(self->format, j, &m);
   header_field(ts, sizeof(ts), m.timestamp, 40);
@@ -545,7 +545,7 @@ static int build_frame(jw_exporter_t *self, syslog_state_t *st, const char *line
     return jw_error_set(err, JW_EIO, 0, self->spec, "syslog header too long");
   hlen = (size_t)n;
   if (hlen + msg_len > st->max_message)
-    return jw_error_set(err, JW_EIO, 0, self->spec,
+    return jw_error_set(err, JW_EINVAL, 0, self->spec,
                         "message of %lu bytes exceeds max_message=%lu; not sent",
                         (unsigned long)(hlen + msg_len), (unsigned long)st->max_message);
   if (st->tcp) {

@@ -16,13 +16,15 @@ static const char usage[] =
     "  jobwarden seal-key new FILE\n"
     "  jobwarden check-policy FILE\n"
     "  jobwarden tail --file FILE [--raw]\n"
+    "  jobwarden flush DIR [--timeout DURATION]   (syslog+tcp spools)\n"
     "  jobwarden --help | --version\n"
     "\n"
     "Windows-only: run, probe, ps, kill, tail NAME (they need a Job Object).\n"
     "Exit status: verify 0 intact, 1 damaged, 125 usage; report 0, 1 a file\n"
     "could not be read as a record, 125 usage; check-policy 0 valid, 1 invalid,\n"
     "125 usage; tail --file 0 the record ends with sandbox.job_end, 1 it does\n"
-    "not, 125 usage. See docs/forensics.md.\n";
+    "not, 125 usage; flush 0 all delivered, 1 lines still wait, 125 usage.\n"
+    "See docs/forensics.md and docs/integrations.md.\n";
 
 int main(int argc, char **argv) {
   int status;

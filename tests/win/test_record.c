@@ -795,8 +795,8 @@ static void case_pipe_spec(void) {
                               "readers from 1 to 256, got \"\""},
       {"pipe:x,max_readers=1,max_readers=2",
        "--export pipe:x,max_readers=1,max_readers=2: max_readers: given twice"},
-      {"pipe:x,readers=2", "--export pipe:x,readers=2: unknown option 'readers=2' (expected "
-                           "replay=N, buffer=N, max_readers=N)"},
+      {"pipe:x,readers=2", "--export pipe:x,readers=2: unknown option 'readers' (expected "
+                           "replay=N, buffer=N, max_readers=N, format=native|ecs|ocsf)"},
   };
   size_t i;
   jw_error_t err;
