@@ -40,13 +40,14 @@ int jw__spool_open_flush(jw_exporter_t *exp, const char *root, uint64_t *found, 
 int jw__spool_append(jw_exporter_t *exp, const char *line, size_t len, int durable,
                      jw_error_t *err);
 typedef struct {
-  uint64_t appended;     /* lines this run put in its spool */
-  uint64_t delivered;    /* of them, delivered */
-  uint64_t adopted;      /* lines of ended runs found at the start */
-  uint64_t adopted_sent; /* of them, delivered */
-  uint64_t pending;      /* lines waiting (this run's and adopted) */
-  int down;              /* the last delivery attempt failed */
-  char dir[512];         /* this run's directory ("" with flush) */
+  uint64_t appended;      /* lines this run put in its spool */
+  uint64_t delivered;     /* of them, delivered */
+  uint64_t adopted;       /* lines of ended runs found at the start */
+  uint64_t adopted_sent;  /* of them, delivered */
+  uint64_t pending;       /* lines waiting (this run's and adopted) */
+  uint64_t undeliverable; /* lines skipped: the exporter can never deliver them */
+  int down;               /* the last delivery attempt failed */
+  char dir[512];          /* this run's directory ("" with flush) */
 } jw__spool_stats_t;
 /* 0 and the figures, or JW_EINVAL when exp has no spool. Any thread. */
 int jw__spool_stats(jw_exporter_t *exp, jw__spool_stats_t *st);
