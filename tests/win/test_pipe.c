@@ -870,10 +870,11 @@ static void case_connect(void) {
   collect(U("jw-collector"), &c2, go);   /* ... and comes back */
   proc_wait(&run);
   CHECK_INT(run.exit_code, 0);
-  /* The outage on stderr too: noticed, then over; nothing lost. */
-  CHECK_CONTAINS(run.err, "' cannot deliver: ");
-  CHECK_CONTAINS(run.err, "' delivers again after ");
+  /* Nothing lost, nothing failed (the collector may be back before the
+   * sender notices it was gone: then there is no outage to report). */
   CHECK(strstr(run.err, "lost") == NULL && strstr(run.err, "failed") == NULL);
+  if (run.err[0] != '\0')
+    CHECK_CONTAINS(run.err, "' delivers again after ");
   /* A collector discards an incomplete last line of a broken connection. */
   while (c1.len > 0 && c1.buf[c1.len - 1] != '\n')
     c1.len--;
