@@ -307,6 +307,37 @@ static void case_ca_files(void) {
   CHECK(err.sys_error != 0);
   printf("PEM block that is no certificate: %s\n", err.text);
 
+  /* The second certificate is bad: named by its number and line (the
+   * line after ca.pem's last). */
+  {
+    char ca[TW_PATH_CHARS];
+    size_t len = 0, i;
+    unsigned lines = 0;
+    char *text;
+    work_path(ca, sizeof ca, "ca.pem");
+    text = tw_read_file(ca, &len);
+    CHECK(text != NULL);
+    for (i = 0; text != NULL && i < len; i++)
+      lines += text[i] == '\n';
+    free(text);
+    work_path(path, sizeof path, "second-bad.pem");
+    memset(&err, 0, sizeof err);
+    CHECK_INT(jw__tls_creds_new(&cfg, &c, &err), JW_EINVAL);
+    snprintf(want, sizeof want,
+             "the CA file %s: certificate 2 (line %u) is not an X.509 certificate: ", path,
+             lines + 1);
+    CHECK(strncmp(err.text, want, strlen(want)) == 0);
+    printf("bad second certificate: %s\n", err.text);
+  }
+
+  work_path(path, sizeof path, "truncated.pem");
+  memset(&err, 0, sizeof err);
+  CHECK_INT(jw__tls_creds_new(&cfg, &c, &err), JW_EINVAL);
+  snprintf(want, sizeof want,
+           "the CA file %s: certificate 1 (line 1) has no \"-----END CERTIFICATE-----\" line",
+           path);
+  CHECK_STR(err.text, want);
+
   work_path(path, sizeof path, "key-only.pem");
   memset(&err, 0, sizeof err);
   CHECK_INT(jw__tls_creds_new(&cfg, &c, &err), JW_EINVAL);

@@ -82,6 +82,8 @@ printf 'this is not a certificate\n' > not-a-cert.pem
 printf -- '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n' > garbage.pem
 cp server.key key-only.pem
 cat other-ca.pem ca.pem > two-cas.pem
+cat ca.pem garbage.pem > second-bad.pem
+head -n 3 ca.pem > truncated.pem
 
 # --- rsyslogd ---------------------------------------------------------------
 read -r good_port expired_port other_port tls13_port tls11_port closer_port < <(python3 - <<'PY'
