@@ -15,30 +15,39 @@
  *
  * - Validation is always ours (SCH_CRED_MANUAL_CRED_VALIDATION): SChannel's
  *   automatic check would trust every system root, and `ca=` must mean
- *   "this CA and no other". After the handshake the server's certificate
+ *   "this CA and no other" (Wine's SChannel checks nothing at all:
+ *   measured). After the handshake the server's certificate
  *   (SECPKG_ATTR_REMOTE_CERT_CONTEXT) goes through, in this order:
  *     1. CertGetCertificateChain, with the certificates the server sent and
  *        those of `ca=` as additional stores, for server-auth usage;
  *     2. with `ca=`: the chain's last certificate must be one of the file's,
- *        compared byte for byte (a server can send any root of its own; a
- *        system root does not count either); the chain policy is then told
- *        to accept that the root is not a system root, nothing else;
- *     3. CertVerifyCertificateChainPolicy(CERT_CHAIN_POLICY_SSL): time
- *        validity of every certificate, server-auth usage, signatures,
- *        chain building, and the DNS name (SAN dNSName, or the common name
- *        when the certificate has no DNS name);
- *     4. an IP literal is matched against the SAN iPAddress entries here,
- *        as bytes (InetPton), because Wine's policy never matches one
- *        (measured) and its name check is skipped for them.
+ *        compared byte for byte (a server can send a root of its own; a
+ *        system root does not count either). Wine has no exclusive-root
+ *        chain engine (hExclusiveRoot: E_INVALIDARG), hence this;
+ *     3. CertVerifyCertificateChainPolicy(CERT_CHAIN_POLICY_SSL), told with
+ *        `ca=` to accept a root the system does not trust (step 2 checked
+ *        it), nothing else: time validity of every certificate, server-auth
+ *        usage, signatures, and the DNS name (SAN dNSName, or the common
+ *        name when the certificate has no DNS name);
+ *     4. the chain's own status: what the policy let pass is refused all
+ *        the same, but for revocation (not asked for) and, with `ca=`, the
+ *        untrusted root. Wine's policy passes a chain whose issuer is
+ *        nowhere (measured); Windows answers CERT_E_CHAINING;
+ *     5. an IP literal is matched against the SAN iPAddress entries here,
+ *        as bytes (inet_pton), because Wine's policy never matches one
+ *        (measured); the policy's name check is skipped for it.
  *   Revocation is not checked: collectors on private CAs rarely publish a
  *   CRL or OCSP responder, and an unreachable one would refuse every
- *   connection. `insecure` skips 1-4.
+ *   connection. `insecure` skips 1-5. A refused server is told why with a
+ *   fatal alert (close_notify under Wine, which makes no alert token).
  *
- * - Credentials ask for TLS 1.2 or later: SCH_CREDENTIALS with SSL 2/3 and
- *   TLS 1.0/1.1 disabled, which lets a Windows that has TLS 1.3 use it;
- *   where SCH_CREDENTIALS is unknown (before Windows 10 1809), SCHANNEL_CRED
- *   with TLS 1.2 only. The negotiated version is checked again after the
- *   handshake (RFC 9662 requires TLS 1.2 for RFC 5425).
+ * - TLS 1.2 or later (RFC 9662 updates RFC 5425 so): SCH_CREDENTIALS with
+ *   SSL 2/3 and TLS 1.0/1.1 disabled, which lets a Windows that has TLS 1.3
+ *   use it; where SCH_CREDENTIALS is unknown (before Windows 10 1809),
+ *   SCHANNEL_CRED with TLS 1.2 only. The negotiated version is checked
+ *   after the handshake: Wine ignores the disabled versions of
+ *   SCH_CREDENTIALS and negotiates TLS 1.1 with a server that offers no
+ *   more (measured). Nothing is sent on such a connection.
  *
  * - The socket is non-blocking from jw__tls_connect on, and every wait is a
  *   select() bounded by a deadline: the handshake and each send have
@@ -50,10 +59,10 @@
  *   drains what arrived without waiting: end of stream, a reset, a
  *   close_notify (SEC_I_CONTEXT_EXPIRED on Windows; under Wine 8 a record
  *   that decrypts to nothing, which counts as one) or a record that does
- *   not decrypt mean the server is gone. TLS 1.3 post-handshake messages (session
- *   tickets) come out of DecryptMessage as SEC_I_RENEGOTIATE and are given
- *   back to InitializeSecurityContext, as SChannel requires (windows-only:
- *   Wine 8 speaks TLS 1.2 at most). */
+ *   not decrypt mean the server is gone. TLS 1.3 post-handshake messages
+ *   (session tickets) come out of DecryptMessage as SEC_I_RENEGOTIATE and
+ *   are given back to InitializeSecurityContextW, as SChannel requires
+ *   (windows-only: Wine 8 speaks TLS 1.2 at most). */
 #define SECURITY_WIN32
 #include <winsock2.h>
 #include <ws2tcpip.h>
@@ -79,7 +88,8 @@
 #endif
 
 #define CA_FILE_MAX   (1024 * 1024)
-#define HANDSHAKE_MAX (256 * 1024) /* largest handshake input we buffer */
+#define HANDSHAKE_MAX (256 * 1024)             /* largest handshake input we buffer */
+#define RECORD_MAX    (5 + 16384 + 2048 + 256) /* a TLS record, with room */
 #define PEM_BEGIN     "-----BEGIN CERTIFICATE-----"
 #define PEM_END       "-----END CERTIFICATE-----"
 
@@ -854,7 +864,7 @@ static int chain_status_error(jw__tls_t *t, PCCERT_CHAIN_CONTEXT chain, PCCERT_C
   return policy_error(t, chain, &ps, leaf, err);
 }
 
-/* Checks the server's certificate (the design's steps 1-4). */
+/* Checks the server's certificate (the design's steps 1-5). */
 static int verify_server(jw__tls_t *t, jw_error_t *err) {
   jw__tls_creds_t *c = t->creds;
   PCCERT_CONTEXT leaf = NULL;
@@ -942,10 +952,11 @@ static int verify_server(jw__tls_t *t, jw_error_t *err) {
     rc = policy_error(t, chain, &ps, leaf, err);
     goto done;
   }
+  /* 4. What the chain engine found that the policy let pass. */
   if ((rc = chain_status_error(t, chain, leaf, err)) != 0)
     goto done;
 
-  /* 4. An IP literal among the certificate's IP addresses. */
+  /* 5. An IP literal among the certificate's IP addresses. */
   if (is_ip && !cert_has_ip(leaf, ip, ip_len)) {
     char names[512];
     cert_names(leaf, names, sizeof names);
@@ -1180,15 +1191,16 @@ int jw__tls_connect(jw__tls_creds_t *c, uintptr_t sock, const char *server_name,
                                                    : TLS1_ALERT_BAD_CERTIFICATE);
     goto done;
   }
-  /* The input buffer must take one whole record from now on. */
-  if (t->in_cap < t->out_cap + 64) {
-    char *p = realloc(t->in, t->out_cap + 64);
+  /* The input buffer must take one whole record from now on: TLS allows
+   * 2^14 bytes of data plus 2048 of expansion, and a header. */
+  if (t->in_cap < RECORD_MAX) {
+    char *p = realloc(t->in, RECORD_MAX);
     if (p == NULL) {
       rc = jw_error_set(err, JW_ENOMEM, 0, "tls", "out of memory");
       goto done;
     }
     t->in = p;
-    t->in_cap = t->out_cap + 64;
+    t->in_cap = RECORD_MAX;
   }
   rc = 0;
 done:
