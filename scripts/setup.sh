@@ -19,9 +19,12 @@ done
 log() { printf '== %s\n' "$*"; }
 
 # --- 1. Debian packages ------------------------------------------------------
+# rsyslog-gnutls: rsyslog's TLS driver (wine.real.tls). libgnutls30: Wine's
+# SChannel is GnuTLS underneath, and it is only a Recommends of libwine,
+# which --no-install-recommends leaves out.
 packages=(cmake ninja-build gcc libc6-dev pkg-config libjansson-dev libsodium-dev
-          mingw-w64 wine wine64 python3 python3-jsonschema dpkg-dev xz-utils
-          rsyslog nodejs openssl osslsigncode autoconf automake libtool chromium)
+          mingw-w64 wine wine64 libgnutls30 python3 python3-jsonschema dpkg-dev xz-utils
+          rsyslog rsyslog-gnutls nodejs openssl osslsigncode autoconf automake libtool chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
