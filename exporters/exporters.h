@@ -13,6 +13,7 @@ extern const jw_exporter_vtable_t jw_exporter_syslog_tcp;
 #ifdef _WIN32
 extern const jw_exporter_vtable_t jw_exporter_pipe;         /* pipe/pipe.c */
 extern const jw_exporter_vtable_t jw_exporter_pipe_connect; /* pipe/connect.c */
+extern const jw_exporter_vtable_t jw_exporter_syslog_tls;   /* syslog/syslog.c + tls_win.c */
 #endif
 
 #endif

@@ -12,7 +12,7 @@ static const jw_exporter_vtable_t *const registry[] = {
     &jw_exporter_file,       &jw_exporter_stdout,       &jw_exporter_stderr,
     &jw_exporter_syslog_udp, &jw_exporter_syslog_tcp, /* one source, two transports */
 #ifdef _WIN32
-    &jw_exporter_pipe,       &jw_exporter_pipe_connect,
+    &jw_exporter_syslog_tls, &jw_exporter_pipe,       &jw_exporter_pipe_connect,
 #endif
 };
 
@@ -24,7 +24,7 @@ const jw_exporter_vtable_t *const *jw__exporter_registry(size_t *count) {
 const char *jw_exporter_kinds(void) {
 #ifdef _WIN32
   return "file:PATH | stdout | stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT | "
-         "pipe:NAME | pipe-connect:NAME";
+         "syslog+tls://HOST:PORT | pipe:NAME | pipe-connect:NAME";
 #else
   return "file:PATH | stdout | stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT";
 #endif

@@ -535,7 +535,12 @@ typedef struct jw_run_info_s {
   } unavailable[JW_CONTEXT_UNAVAILABLE_MAX];
   size_t n_unavailable;
   uint64_t start_us; /* when the run began (jw_run_info_init): job_start's @timestamp */
+  /* A sink of the run delivers without checking its collector's
+   * certificate (syslog+tls with insecure): every event carries the tag
+   * JW_TAG_INSECURE_TRANSPORT. Set by jw_emitter_add. */
+  int insecure_transport;
 } jw_run_info_t;
+#define JW_TAG_INSECURE_TRANSPORT "jobwarden.insecure_transport"
 
 /* Clears *ev and sets the fields every event has. Strings are static. */
 void jw_event_init(jw_event_t *ev, jw_event_kind_t kind, const char *rule, const char *action,
@@ -707,6 +712,9 @@ struct jw_exporter_s {
   void (*notice)(void *ctx, jw_exporter_t *exp, const char *rule, jw_severity_t severity,
                  const char *message, void *extra);
   void *notice_ctx;
+  /* Set by the exporter's init: it delivers without checking whom it
+   * talks to (syslog+tls,insecure). The run then tags every event. */
+  int insecure;
 };
 
 /* Gives a sink the gate it asks before serving a local client (the run

@@ -100,6 +100,8 @@ int jw_emitter_add(jw_emitter_t *em, jw_exporter_t *exp) {
   em->sinks[em->n_sinks].exp = exp;
   em->sinks[em->n_sinks].em = em;
   exp->run = &em->run;
+  if (exp->insecure)
+    em->run.insecure_transport = 1;
   exp->notice = sink_notice;
   exp->notice_ctx = em;
   em->n_sinks++;

@@ -575,8 +575,11 @@ static int put_context(json_t *o, const jw_run_info_t *run) {
   return 0;
 }
 
-/* The rule's catalog tags, then this occurrence's own, without repeats. */
-static json_t *make_tags(const jw_rule_info_t *info, const jw_event_t *ev) {
+/* The rule's catalog tags, then this occurrence's own, without repeats;
+ * then the run's own (a sink without certificate checks: every event of
+ * the run says so). */
+static json_t *make_tags(const jw_rule_info_t *info, const jw_event_t *ev,
+                         const jw_run_info_t *run) {
   json_t *a = json_array();
   size_t i, k;
   if (a == NULL)
@@ -592,6 +595,9 @@ static json_t *make_tags(const jw_rule_info_t *info, const jw_event_t *ev) {
     if (!seen && json_array_append_new(a, make_cstring(ev->tags[i])) != 0)
       goto fail;
   }
+  if (run != NULL && run->insecure_transport &&
+      json_array_append_new(a, json_string(JW_TAG_INSECURE_TRANSPORT)) != 0)
+    goto fail;
   return a;
 fail:
   json_decref(a);
@@ -651,7 +657,8 @@ void *jw_event_to_json(const jw_event_t *ev, const jw_run_info_t *run, uint64_t 
   if (action_acts(ev->action) && put(o, "enforcer", make_cstring(ev->enforcer)) != 0)
     goto fail;
   if (put(o, "severity", json_string(jw_severity_name(ev->severity))) != 0 ||
-      put(o, "source", make_cstring(ev->source)) != 0 || put(o, "tags", make_tags(info, ev)) != 0)
+      put(o, "source", make_cstring(ev->source)) != 0 ||
+      put(o, "tags", make_tags(info, ev, run)) != 0)
     goto fail;
 
   if (ev->has_job_message) {

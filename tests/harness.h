@@ -77,8 +77,8 @@ static inline int jw_test_result(const char *name) {
  * exist on Windows only). */
 #ifdef _WIN32
 #define JW_TEST_KINDS                                                                              \
-  "file:PATH | stdout | stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT | pipe:NAME | "   \
-  "pipe-connect:NAME"
+  "file:PATH | stdout | stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT | "               \
+  "syslog+tls://HOST:PORT | pipe:NAME | pipe-connect:NAME"
 #else
 #define JW_TEST_KINDS                                                                              \
   "file:PATH | stdout | stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT"

@@ -48,6 +48,9 @@
 #include "exporters.h"
 #include "format.h"
 #include "internal.h"
+#ifdef _WIN32
+#include "syslog/tls.h"
+#endif
 
 #ifdef _WIN32
 #include <winsock2.h>
@@ -77,6 +80,8 @@ typedef struct {
   int facility;         /* the code: the CHOICE's index */
   char *sd_id;          /* NAME@PEN, or NULL: no structured data */
   uint64_t max_message; /* bytes of one message (header included) */
+  char *ca;             /* syslog+tls: the CA file, or NULL: the system's roots */
+  int insecure;         /* syslog+tls: no certificate check (tests only) */
 } syslog_config_t;
 
 static const jw_option_t syslog_options[] = {
@@ -93,6 +98,28 @@ static const jw_option_t syslog_options[] = {
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
+#ifdef _WIN32
+/* syslog+tls: the same, and how the collector is checked. */
+static const jw_option_t syslog_tls_options[] = {
+    {"facility", JW_OPT_CHOICE, offsetof(syslog_config_t, facility), "local0", 0, 0,
+     "kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|ntp|audit|alert|clock|"
+     "local0|local1|local2|local3|local4|local5|local6|local7",
+     "the messages' facility (RFC 5424 codes 0-23)"},
+    {"sd_id", JW_OPT_STRING, offsetof(syslog_config_t, sd_id), NULL, 0, 0, "NAME@PEN",
+     "structured data [NAME@PEN run_id seq] under your own IANA enterprise number (default: "
+     "none)"},
+    {"max_message", JW_OPT_SIZE, offsetof(syslog_config_t, max_message), "8K", 1024, 64u << 20,
+     NULL, "longer messages go as continuation records; the collector's limit"},
+    {"ca", JW_OPT_STRING, offsetof(syslog_config_t, ca), NULL, 0, 0, "FILE",
+     "the collector's certificate must chain to a CA in FILE (PEM or DER; default: the "
+     "system's trusted roots)"},
+    {"insecure", JW_OPT_FLAG, offsetof(syslog_config_t, insecure), NULL, 0, 0, NULL,
+     "no certificate check at all: for tests only; every event of the run is "
+     "tagged " JW_TAG_INSECURE_TRANSPORT},
+    {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
+};
+#endif
+
 typedef struct {
   int tcp;
   int facility;
@@ -104,6 +131,12 @@ typedef struct {
   int addr_len;
   int family;
   sock_t s; /* owner: this exporter; BAD_SOCK while disconnected */
+  int tls;  /* syslog+tls: every connection is a TLS session (RFC 5425) */
+#ifdef _WIN32
+  jw__tls_creds_t *creds; /* owned; the CA checked at init */
+  jw__tls_t *session;     /* owned; NULL while disconnected */
+#endif
+  jw_error_t send_err; /* why the last send failed (TLS: the session's word) */
   unsigned long pid;
   /* TCP syslog has no acknowledgement: frames the collector's kernel took
    * may die unread with it. The last RESEND_MAX frames sent are kept and
@@ -425,6 +458,19 @@ static int tcp_connect(jw_exporter_t *self, syslog_state_t *st, jw_error_t *err)
     goto fail;
   }
   set_send_timeout(s, SEND_TIMEOUT_MS);
+#ifdef _WIN32
+  if (st->tls) {
+    jw_error_t terr;
+    int rc;
+    memset(&terr, 0, sizeof(terr));
+    rc = jw__tls_connect(st->creds, (uintptr_t)s, st->host, SEND_TIMEOUT_MS, &st->session, &terr);
+    if (rc != 0) {
+      sock_close(s);
+      return jw_error_set(err, rc, terr.sys_error, self->spec, "TLS with %s port %s: %s", st->host,
+                          st->port, terr.text);
+    }
+  }
+#endif
   st->s = s;
   return 0;
 fail:
@@ -436,6 +482,12 @@ fail:
 }
 
 static void disconnect(syslog_state_t *st) {
+#ifdef _WIN32
+  if (st->session != NULL) {
+    jw__tls_close(st->session);
+    st->session = NULL;
+  }
+#endif
   if (st->s != BAD_SOCK) {
     sock_close(st->s);
     st->s = BAD_SOCK;
@@ -446,6 +498,10 @@ static void disconnect(syslog_state_t *st) {
 static int connection_broken(syslog_state_t *st) {
   char c;
   long n;
+#ifdef _WIN32
+  if (st->session != NULL) /* TLS data is not a close: the session says */
+    return jw__tls_peer_closed(st->session);
+#endif
   if (!readable_now(st->s))
     return 0;
   n = sock_peek(st->s, &c, 1);
@@ -454,6 +510,15 @@ static int connection_broken(syslog_state_t *st) {
 
 /* One send loop for the whole frame. 0, or -1 with the error code in *e. */
 static int send_all(syslog_state_t *st, const char *buf, size_t len, uint32_t *e) {
+  memset(&st->send_err, 0, sizeof(st->send_err));
+#ifdef _WIN32
+  if (st->session != NULL) {
+    if (jw__tls_send(st->session, buf, len, &st->send_err) == 0)
+      return 0;
+    *e = st->send_err.sys_error;
+    return -1;
+  }
+#endif
   while (len > 0) {
     long w = sock_send(st->s, buf, len);
     if (w <= 0) {
@@ -575,7 +640,8 @@ static int syslog_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
   if (st == NULL)
     return jw_error_set(err, JW_ENOMEM, 0, "--export", "out of memory");
   st->s = BAD_SOCK;
-  st->tcp = strcmp(self->vt->name, "syslog+tcp") == 0;
+  st->tls = strcmp(self->vt->name, "syslog+tls") == 0;
+  st->tcp = st->tls || strcmp(self->vt->name, "syslog+tcp") == 0;
   st->pid = self_pid();
   rc = parse_target(self, arg, st, err);
   if (rc == 0)
@@ -584,6 +650,32 @@ static int syslog_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
     rc = jw_error_set(err, JW_ESYS, 0, "--export", "--export %s: cannot start Winsock", self->spec);
   if (rc == 0)
     rc = resolve(self, st, err);
+#ifdef _WIN32
+  if (rc == 0 && st->tls) {
+    /* The CA file is read now: a bad one is a set-up error. */
+    const syslog_config_t *cfg = self->config;
+    jw__tls_config_t tc;
+    jw_error_t terr;
+    memset(&tc, 0, sizeof(tc));
+    memset(&terr, 0, sizeof(terr));
+    tc.ca_file = cfg->ca;
+    tc.insecure = cfg->insecure;
+    rc = jw__tls_creds_new(&tc, &st->creds, &terr);
+    if (rc != 0)
+      jw_error_set(err, rc == JW_ENOMEM ? rc : JW_EUSAGE, terr.sys_error, "--export",
+                   "--export %s: %s", self->spec, terr.text);
+    if (rc == 0 && cfg->insecure) {
+      char warn[700];
+      int n = snprintf(warn, sizeof(warn),
+                       "jobwarden: exporter '%s' does not check its collector's certificate "
+                       "(insecure: for tests only); every event of this run is tagged %s\n",
+                       self->spec, JW_TAG_INSECURE_TRANSPORT);
+      self->insecure = 1;
+      if (n > 0)
+        jw__stderr_write(warn, (size_t)n < sizeof(warn) ? (size_t)n : sizeof(warn) - 1);
+    }
+  }
+#endif
   if (rc == 0 && st->tcp) {
     /* Without a spool, refuse to start when the collector is not there:
      * like an unwritable log path, a sink that cannot take the first event
@@ -687,6 +779,9 @@ static int syslog_export(jw_exporter_t *self, const char *line, size_t len, cons
     st->resend = 1;
   }
   free(frame);
+  if (st->send_err.text[0] != '\0')
+    return jw_error_set(err, JW_EIO, e, self->spec, "TLS send to %s port %s failed: %s", st->host,
+                        st->port, st->send_err.text);
   net_error_text(e, why, sizeof(why));
   return jw_error_set(err, JW_EIO, e, self->spec, "TCP send to %s port %s failed: %s", st->host,
                       st->port, e ? why : "connection closed");
@@ -698,6 +793,9 @@ static void syslog_close(jw_exporter_t *self) {
   if (st == NULL)
     return;
   disconnect(st);
+#ifdef _WIN32
+  jw__tls_creds_free(st->creds);
+#endif
   for (i = 0; i < st->n_recent; i++)
     free(st->recent[i]);
   free(st);
@@ -709,6 +807,27 @@ static int syslog_check(jw_exporter_t *self, const char *arg, jw_error_t *err) {
   int rc;
   memset(&st, 0, sizeof(st));
   st.tcp = strcmp(self->vt->name, "syslog+udp") != 0;
+#ifdef _WIN32
+  if (strcmp(self->vt->name, "syslog+tls") == 0) {
+    /* The CA file is checked by the policy check too. */
+    const syslog_config_t *cfg = self->config;
+    jw__tls_config_t tc;
+    jw__tls_creds_t *c = NULL;
+    jw_error_t terr;
+    memset(&tc, 0, sizeof(tc));
+    memset(&terr, 0, sizeof(terr));
+    tc.ca_file = cfg->ca;
+    tc.insecure = cfg->insecure;
+    rc = parse_target(self, arg, &st, err);
+    if (rc == 0)
+      rc = check_options(self, &st, err);
+    if (rc == 0 && jw__tls_creds_new(&tc, &c, &terr) != 0)
+      rc = jw_error_set(err, JW_EUSAGE, terr.sys_error, "--export", "--export %s: %s", self->spec,
+                        terr.text);
+    jw__tls_creds_free(c);
+    return rc;
+  }
+#endif
   rc = parse_target(self, arg, &st, err);
   return rc != 0 ? rc : check_options(self, &st, err);
 }
@@ -737,3 +856,18 @@ const jw_exporter_vtable_t jw_exporter_syslog_tcp = {
     .config_size = sizeof(syslog_config_t),
     .delivery = JW_DELIVERY_NETWORK,
 };
+#ifdef _WIN32
+const jw_exporter_vtable_t jw_exporter_syslog_tls = {
+    .name = "syslog+tls",
+    .init = syslog_init,
+    .export_line = syslog_export,
+    .close = syslog_close,
+    .check = syslog_check,
+    .usage = "syslog+tls://HOST:PORT",
+    .summary = "RFC 5424 messages over TLS (RFC 5425) through Windows' SChannel; the collector's "
+               "certificate checked against ca= or the system's roots; spooled while it is away",
+    .options = syslog_tls_options,
+    .config_size = sizeof(syslog_config_t),
+    .delivery = JW_DELIVERY_NETWORK,
+};
+#endif

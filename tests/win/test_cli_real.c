@@ -290,9 +290,8 @@ static void case_exit_codes(void) {
 
     evs = load_log(log);
     names_of(evs, names, sizeof(names));
-    CHECK_STR(names, abnormal
-                         ? "job_start,process_start,violation,process_exit,job_end"
-                         : "job_start,process_start,process_exit,job_end");
+    CHECK_STR(names, abnormal ? "job_start,process_start,violation,process_exit,job_end"
+                              : "job_start,process_start,process_exit,job_end");
     check_envelope(evs, "none", 1);
     root = check_root_start(evs, r.pi.dwProcessId);
 
@@ -562,8 +561,8 @@ static void case_usage(void) {
                  "jobwarden: --job-memory: expected a size like \"512M\", got \"abc\"", NULL);
   expect_refused("usage-export", "--export bogus:x", 125,
                  "jobwarden: --export: unknown exporter 'bogus' (expected file:PATH | stdout | "
-                 "stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT | pipe:NAME | "
-                 "pipe-connect:NAME)",
+                 "stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT | "
+                 "syslog+tls://HOST:PORT | pipe:NAME | pipe-connect:NAME)",
                  NULL);
 }
 
