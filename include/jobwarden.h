@@ -763,9 +763,10 @@ int jw_emitter_failed_sinks(jw_emitter_t *em);
 int jw_emitter_start(jw_emitter_t *em, size_t capacity);
 /* Waits at most timeout_ms until every sink's writer has handled all that
  * is queued for it (written, spooled, or recorded as lost), including the
- * notices those writes cause: called before sandbox.job_end, so that a
- * sink's failure is in the record before the end. Returns 0 or
- * JW_ETIMEDOUT. */
+ * notices those writes cause, and every network sink has delivered what
+ * its spool holds or found its collector away (and said so): called before
+ * sandbox.job_end, so that a sink's failure is in the record before the
+ * end. Returns 0 or JW_ETIMEDOUT. */
 int jw_emitter_settle(jw_emitter_t *em, uint32_t timeout_ms);
 /* Lines dropped so far for all sinks (reported in gap events). */
 uint64_t jw_emitter_dropped(jw_emitter_t *em);

@@ -424,18 +424,27 @@ int jw_emitter_settle(jw_emitter_t *em, uint32_t timeout_ms) {
   for (;;) {
     size_t i, busy = 0;
     uint64_t now;
+    int spool_busy = 0;
     for (i = 0; i < em->n_sinks; i++) {
       sink_t *k = &em->sinks[i];
+      jw__spool_stats_t st;
       busy += k->started && !k->finished && (k->q.head != NULL || k->busy);
+      /* A network sink has delivered what it holds, or knows (and has
+       * said) that its collector is away. */
+      if (jw__spool_stats(k->exp, &st) == 0 && st.pending > 0 && !st.down)
+        spool_busy = 1;
     }
-    if (busy == 0)
+    if (busy == 0 && !spool_busy)
       break;
     now = jw_now_us();
     if (now >= deadline) {
       rc = JW_ETIMEDOUT;
       break;
     }
-    jw__cond_timedwait(&em->wake, &em->lock, (uint32_t)((deadline - now + 999u) / 1000u));
+    /* The writers signal em->wake; a spool's sender does not: look again
+     * every few milliseconds while only a spool is busy. */
+    jw__cond_timedwait(&em->wake, &em->lock,
+                       busy == 0 ? 5u : (uint32_t)((deadline - now + 999u) / 1000u));
   }
   jw__mutex_unlock(&em->lock);
   return rc;
