@@ -74,7 +74,7 @@ check() { # NAME STATUS
 "$jwp" split 400 "$work/rec.jsonl" "$work/split.jsonl"
 part_re='^\{"jobwarden_part":\{"v":1,"run_id":"[0-9a-f]{32}","seq":[1-8],"n":[0-9]+,"of":[0-9]+,"bytes":[0-9]+,"data":".*"\}\}$'
 [ "$(wc -l <"$work/rec.jsonl")" -eq 8 ] && [ "$(wc -l <"$work/split.jsonl")" -gt 16 ] &&
-  ! grep -qvE "$part_re" "$work/split.jsonl" && [ "$(awk 'length > 400' "$work/split.jsonl" | wc -l)" -eq 0 ]
+  ! grep -qvE "$part_re" "$work/split.jsonl" && [ "$(LC_ALL=C awk 'length > 400' "$work/split.jsonl" | wc -l)" -eq 0 ]
 check "split: 8 lines into part records of at most 400 bytes" $?
 run=$(sed -n 's/.*"run_id":"\([0-9a-f]\{32\}\)".*/\1/p' "$work/rec.jsonl" | head -1)
 expect verify-split 0 "^$work/split\\.jsonl: run $run stream 0: intact, 8 lines, index 0 to 7, closed by sandbox\\.job_end\$" '' -- verify "$work/split.jsonl" --key "$work/parts.key"
