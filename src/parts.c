@@ -17,7 +17,10 @@
  * 16-byte BLAKE2b digest per part, so that a part read again later is
  * known to be the same (ignored) or not (a conflict). Everything held is
  * counted against a cap; completed lines are forgotten oldest first when
- * the count goes over it. */
+ * the count goes over it (a stray copy of one part of a line forgotten
+ * then looks like the start of an incomplete line). An incomplete line
+ * sets its whole `bytes` aside when its first part comes, so a line taken
+ * in can always be completed. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
