@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "internal.h"
+#include "parts.h"
 
 int jw_out(const char *buf, size_t len) {
   return jw__stdout_write(buf, len);
@@ -153,14 +154,55 @@ typedef struct {
   int raw;
   int saw_end;
   int out_failed;
+  const char *path;
+  jw__parts_t *parts; /* events sent as continuation records, put together */
+  unsigned long incomplete;
 } tail_file_t;
+
+static int tail_event(tail_file_t *t, const char *line, size_t len);
 
 static int tail_line(void *ctx, const char *line, size_t len, unsigned long lineno, int cut) {
   tail_file_t *t = ctx;
+  jw__part_result_t res;
+  size_t rlen = len;
+  const char *rec = jw__parts_record_start(line, &rlen);
+  int pr, rc;
+  (void)cut;
+  pr = jw__parts_feed(t->parts, rec, rlen, lineno, &res);
+  switch (pr) {
+  case JW_PARTS_HELD:
+  case JW_PARTS_REPEAT:
+    return 0;
+  case JW_PARTS_WHOLE:
+    rc = tail_event(t, res.whole, res.whole_len);
+    free(res.whole);
+    return rc;
+  case JW_EINVAL:
+    jw_errf("tail: %s:%lu: %s", t->path, lineno, res.why);
+    return 0;
+  case JW_ENOMEM:
+    jw_errf("tail: out of memory");
+    t->out_failed = 1;
+    return 1;
+  default:
+    return tail_event(t, line, len);
+  }
+}
+
+static void tail_incomplete(void *ctx, const jw__parts_pending_t *pp) {
+  tail_file_t *t = ctx;
+  if (pp->repeat)
+    return;
+  t->incomplete++;
+  jw_errf("tail: %s:%lu: an incomplete event: run %s seq %llu: %lu of %lu continuation records "
+          "(part %lu missing)",
+          t->path, (unsigned long)pp->first_tag, pp->run_id, (unsigned long long)pp->seq,
+          (unsigned long)pp->seen, (unsigned long)pp->of, (unsigned long)pp->missing);
+}
+
+static int tail_event(tail_file_t *t, const char *line, size_t len) {
   char out[2048];
   int r;
-  (void)lineno;
-  (void)cut;
   r = jw_tail_format(line, len, out, sizeof(out));
   if (r == 1)
     t->saw_end = 1;
@@ -199,16 +241,27 @@ int jw_cmd_tail_file(int argc, char **argv) {
     jw_errf("tail: expected --file FILE");
     return JW_EXIT_JW_ERROR;
   }
+  t.path = path;
+  t.parts = jw__parts_new();
+  if (t.parts == NULL) {
+    jw_errf("tail: out of memory");
+    return JW_EXIT_JW_ERROR;
+  }
   if (jw_record_read(path, tail_line, &t, why, sizeof(why)) < 0) {
+    jw__parts_free(t.parts);
     jw_errf("tail: %s", why);
     return JW_EXIT_JW_ERROR;
   }
+  jw__parts_pending(t.parts, tail_incomplete, &t);
+  jw__parts_free(t.parts);
   if (t.out_failed)
     return JW_EXIT_JW_ERROR;
   if (!t.saw_end) {
     jw_errf("tail: %s: the record ends before sandbox.job_end", path);
     return JW_EXIT_TAIL_CUT;
   }
+  if (t.incomplete > 0)
+    return JW_EXIT_TAIL_CUT; /* an event is missing: said above */
   return JW_EXIT_OK;
 }
 

@@ -9,7 +9,11 @@
  * the job's start and end) stays an event of the run's timeline, tied to
  * its process when it names one. Only native lines of schema 2.x are
  * events; anything else is kept as a problem (file, line, why), never
- * guessed at. */
+ * guessed at. An event sent as continuation records (src/parts.h) is put
+ * back together first, across the files, and read at the line of its
+ * first part; one left incomplete is a problem. An event whose run_id and
+ * seq were read before (a sink's resend, a replayed spool, two sinks'
+ * files) is counted once. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +22,7 @@
 #include "commands.h"
 #include "internal.h"
 #include "jobwarden.h"
+#include "parts.h"
 #include "report.h"
 
 /* ---- output buffer ------------------------------------------------------ */
@@ -105,7 +110,15 @@ struct jw_report_s {
   json_t *files;     /* the document's "files" (owned) */
   json_t *problems;  /* the document's "problems" (owned) */
   size_t order;
+  jw__parts_t *parts; /* continuation records across the files (owned) */
+  const char **paths; /* the files read, by index (borrowed from the caller) */
+  size_t n_paths;
 };
+
+/* A line's place for the reassembler: file index and line number. */
+#define TAG(file, line) (((uint64_t)(file) << 40) | (uint64_t)(line))
+#define TAG_FILE(t)     ((size_t)((t) >> 40))
+#define TAG_LINE(t)     ((unsigned long)((t) & ((1ull << 40) - 1)))
 
 /* Reading one file. */
 typedef struct {
@@ -127,7 +140,8 @@ jw_report_t *jw__report_new(void) {
   r->run_index = json_object();
   r->files = json_array();
   r->problems = json_array();
-  if (r->run_index == NULL || r->files == NULL || r->problems == NULL) {
+  r->parts = jw__parts_new();
+  if (r->run_index == NULL || r->files == NULL || r->problems == NULL || r->parts == NULL) {
     jw__report_free(r);
     return NULL;
   }
@@ -148,6 +162,8 @@ void jw__report_free(jw_report_t *r) {
   json_decref(r->run_index);
   json_decref(r->files);
   json_decref(r->problems);
+  jw__parts_free(r->parts);
+  free(r->paths);
   free(r);
 }
 
@@ -192,6 +208,11 @@ static int run_add(rep_run_t *run, const rep_line_t *l) {
 }
 
 /* Records why line `lineno` of the file is not an event. */
+static void not_event(rep_file_t *f, unsigned long lineno, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 static void not_event(rep_file_t *f, unsigned long lineno, const char *fmt, ...) {
   char why[300];
   va_list ap;
@@ -251,8 +272,49 @@ static json_t *array_or(json_t *v) {
   return json_is_array(v) ? v : NULL;
 }
 
+static int event_line(rep_file_t *f, const char *line, size_t len, unsigned long lineno, int cut);
+
 static int file_line(void *ctx, const char *line, size_t len, unsigned long lineno, int cut) {
   rep_file_t *f = ctx;
+  jw__part_result_t res;
+  int pr, rc;
+
+  f->lines++;
+  if (len == 0) {
+    not_event(f, lineno, "an empty line");
+    return f->oom;
+  }
+  if (len < JW_RECORD_LINE_MAX) {
+    size_t rlen = len;
+    const char *rec = jw__parts_record_start(line, &rlen);
+    pr = jw__parts_feed(f->r->parts, rec, rlen, TAG(f->r->n_paths - 1, lineno), &res);
+    if (pr == JW_ENOMEM) {
+      f->oom = 1;
+      return 1;
+    }
+    if (pr == JW_PARTS_HELD || pr == JW_PARTS_REPEAT)
+      return 0;
+    if (pr == JW_EINVAL) {
+      not_event(f, lineno, "%s", res.why);
+      return f->oom;
+    }
+    if (pr == JW_PARTS_WHOLE) {
+      /* The event is read where its first part is (perhaps in an
+       * earlier file: a problem with it is said there too). */
+      const char *here = f->path;
+      f->path = f->r->paths[TAG_FILE(res.first_tag)];
+      rc = event_line(f, res.whole, res.whole_len, TAG_LINE(res.first_tag), 0);
+      f->path = here;
+      free(res.whole);
+      return rc;
+    }
+  }
+  return event_line(f, line, len, lineno, cut);
+}
+
+/* One line that is not a continuation record (or a whole one put
+ * together), at f->path:`lineno`. */
+static int event_line(rep_file_t *f, const char *line, size_t len, unsigned long lineno, int cut) {
   json_t *ev;
   json_error_t jerr;
   const char *event, *schema, *run_id;
@@ -260,11 +322,6 @@ static int file_line(void *ctx, const char *line, size_t len, unsigned long line
   rep_run_t *run;
   rep_line_t l;
 
-  f->lines++;
-  if (len == 0) {
-    not_event(f, lineno, "an empty line");
-    return f->oom;
-  }
   if (len >= JW_RECORD_LINE_MAX) {
     not_event(f, lineno, "a line longer than %u bytes (cut there): not an event",
               (unsigned)JW_RECORD_LINE_MAX);
@@ -373,10 +430,18 @@ int jw__report_read_file(jw_report_t *r, const char *path, char *errbuf, size_t 
   f.path = path;
   f.entry = json_pack("{s:s}", "file", path);
   f.run_ids = json_object();
-  if (f.entry == NULL || f.run_ids == NULL || json_array_append(r->files, f.entry) != 0) {
-    snprintf(errbuf, errsize, "%s: out of memory", path);
-    rc = -1;
-    goto done;
+  {
+    const char **np = realloc(r->paths, (r->n_paths + 1) * sizeof(*np));
+    if (np != NULL) {
+      r->paths = np;
+      r->paths[r->n_paths++] = path;
+    }
+    if (np == NULL || f.entry == NULL || f.run_ids == NULL ||
+        json_array_append(r->files, f.entry) != 0) {
+      snprintf(errbuf, errsize, "%s: out of memory", path);
+      rc = -1;
+      goto done;
+    }
   }
   rc = jw_record_read(path, file_line, &f, errbuf, errsize);
   if (rc < 0)
@@ -1058,6 +1123,15 @@ static json_t *build_run(jw_report_t *r, rep_run_t *run, json_t *problems) {
     if (json_array_size(json_object_get(out, "files")) > 1)
       json_array_append_new(notes, json_string("rotated: the run's events come from several files, "
                                                "read in seq order"));
+    if (dup > 0) {
+      char note[300];
+      snprintf(note, sizeof(note),
+               "%lu line(s) repeat the seq of an event already read (a sink's resend after a "
+               "reconnect, a replayed spool, or the same events in several files): each event "
+               "is counted once (seq.duplicates)",
+               dup);
+      json_array_append_new(notes, json_string(note));
+    }
   }
   json_object_set_new(sum, "events", json_integer((json_int_t)run->n));
   json_object_set_new(sum, "processes", json_integer((json_int_t)ps.n));
@@ -1124,11 +1198,41 @@ static int cmp_run_start(const void *a, const void *b) {
   return c != 0 ? c : strcmp(x->run_id, y->run_id);
 }
 
+/* An event some of whose continuation records were read but not all:
+ * a problem at its first part (nothing is lost with a partial repeat of
+ * a line already whole). */
+typedef struct {
+  jw_report_t *r;
+  size_t n;
+} rep_incomplete_t;
+
+static void incomplete_problem(void *ctx, const jw__parts_pending_t *pp) {
+  rep_incomplete_t *in = ctx;
+  char why[300];
+  json_t *p;
+  if (pp->repeat)
+    return;
+  snprintf(why, sizeof(why),
+           "an incomplete event: run %s seq %llu: %lu of %lu continuation records (part %lu "
+           "missing); the event is not in the report",
+           pp->run_id, (unsigned long long)pp->seq, (unsigned long)pp->seen, (unsigned long)pp->of,
+           (unsigned long)pp->missing);
+  p = json_pack("{s:s, s:I, s:s}", "file", in->r->paths[TAG_FILE(pp->first_tag)], "line",
+                (json_int_t)TAG_LINE(pp->first_tag), "reason", why);
+  if (p != NULL)
+    json_array_append_new(in->r->problems, p);
+  in->n++;
+}
+
 json_t *jw__report_finish(jw_report_t *r, json_t *seal) {
   json_t *doc = NULL, *runs = json_array(), *notes = json_array();
   size_t i;
+  rep_incomplete_t inc;
   if (runs == NULL || notes == NULL)
     goto fail;
+  inc.r = r;
+  inc.n = 0;
+  jw__parts_pending(r->parts, incomplete_problem, &inc);
   /* Runs in the order they began (each run's first line in seq order). */
   for (i = 0; i < r->n_runs; i++)
     qsort(r->runs[i].lines, r->runs[i].n, sizeof(rep_line_t), cmp_seq);
@@ -1143,6 +1247,14 @@ json_t *jw__report_finish(jw_report_t *r, json_t *seal) {
     snprintf(note, sizeof(note),
              "%lu runs in these files (distinct run_id): each is reported on its own",
              (unsigned long)r->n_runs);
+    json_array_append_new(notes, json_string(note));
+  }
+  if (inc.n > 0) {
+    char note[200];
+    snprintf(note, sizeof(note),
+             "%lu event(s) sent as continuation records are incomplete: parts are missing "
+             "(problems), the events are not in the report",
+             (unsigned long)inc.n);
     json_array_append_new(notes, json_string(note));
   }
   if (json_array_size(r->problems) > 0)

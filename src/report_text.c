@@ -151,6 +151,22 @@ static void put_seal(jw_rbuf_t *out, json_t *seal) {
     if (num(s, "damage_not_listed") > 0)
       jw__rbuf_printf(out, "    ... and %lld more damage(s) not listed\n",
                       num(s, "damage_not_listed"));
+    json_array_foreach(get(s, "duplicates"), j, d) {
+      jw__rbuf_puts(out, "    duplicate at ");
+      put_str(out, get(d, "file"), "?");
+      jw__rbuf_printf(out, ":%lld (index %lld): the same line as ", num(d, "line"),
+                      num(d, "index"));
+      put_str(out, get(get(d, "first"), "file"), "?");
+      jw__rbuf_printf(out, ":%lld (not damage)\n", num(get(d, "first"), "line"));
+    }
+  }
+  json_array_foreach(get(seal, "incomplete"), i, d) {
+    jw__rbuf_puts(out, "  INCOMPLETE ");
+    put_str(out, get(d, "file"), "?");
+    jw__rbuf_printf(out, ":%lld: run ", num(d, "line"));
+    put_str(out, get(d, "run_id"), "?");
+    jw__rbuf_printf(out, " seq %lld: %lld of %lld continuation records (part %lld missing)\n",
+                    num(d, "seq"), num(d, "parts_read"), num(d, "parts"), num(d, "first_missing"));
   }
   json_array_foreach(get(seal, "files"), i, f) {
     if (num(f, "unsealed") <= 0)

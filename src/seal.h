@@ -107,7 +107,9 @@ typedef enum {
   JW_DAMAGE_TRUNCATED,
   JW_DAMAGE_SPLICED,
   JW_DAMAGE_KEY_MISMATCH,
-  JW_DAMAGE_UNSEALED, /* no seal at all in a file */
+  JW_DAMAGE_UNSEALED,   /* no seal at all in a file */
+  JW_DAMAGE_DUPLICATE,  /* not damage: a line delivered again, byte for byte */
+  JW_DAMAGE_INCOMPLETE, /* a line whose continuation records are not all there */
 } jw_damage_t;
 const char *jw_damage_name(jw_damage_t d);
 

@@ -16,7 +16,18 @@
  * A line with a syslog header before its message is read from the
  * message on. A line without a seal in a sealed file is inserted; a line of another
  * run amid a stream is spliced; a stream whose key id is not the key's is
- * a key mismatch (nothing else is said of it). */
+ * a key mismatch (nothing else is said of it).
+ *
+ * Continuation records (src/parts.h) are put back together first, across
+ * the files in the order given: the whole line is an entry at the line of
+ * its first part read. A damaged part is a modified line, a part that
+ * contradicts another an inserted one; a line whose parts are not all
+ * there is listed as incomplete (and its chain shows it missing).
+ *
+ * At-least-once delivery: a line byte for byte equal to another line of
+ * the same stream claiming the same index (the message from its first
+ * `{"` on: a collector's header may differ) is a duplicate, listed with
+ * where it was first read, and is not damage. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,9 +39,15 @@
 #include "cli.h"
 #include "commands.h"
 #include "internal.h"
+#include "parts.h"
 #include "seal.h"
 
 #define MAX_DAMAGE_LISTED 100
+
+/* A line's place for the reassembler: file index and line number. */
+#define TAG(file, line) (((uint64_t)(file) << 40) | (uint64_t)(line))
+#define TAG_FILE(t)     ((int)((t) >> 40))
+#define TAG_LINE(t)     ((unsigned long)((t) & ((1ull << 40) - 1)))
 
 typedef struct {
   int file;             /* index into the file list */
@@ -48,7 +65,12 @@ typedef struct {
   size_t prefix_len;
   int stream_no; /* index into streams, -1: none */
   int spliced;
-  int dup; /* another line read before it claims its index */
+  int dup;        /* another line read before it claims its index */
+  int dup_of;     /* the entry it repeats byte for byte, or -1 */
+  unsigned parts; /* put together from this many continuation records; 0: read as is */
+  char *bad_part; /* a damaged or contradicting continuation record: why (owned) */
+  int conflict;   /* bad_part contradicts the part at conflict_tag */
+  uint64_t conflict_tag;
 } entry_t;
 
 typedef struct {
@@ -65,7 +87,7 @@ typedef struct {
   int entry;      /* -1: none (a missing line) */
   int near_entry; /* where a missing line would have been */
   uint64_t index;
-  char detail[240];
+  char detail[400];
 } damage_t;
 
 typedef struct {
@@ -77,14 +99,15 @@ typedef struct {
   char cur_run[33];
   char cur_stream[JW_SEAL_STREAM_MAX];
   int have_cur;
-  unsigned long lines, unsealed;
+  unsigned long lines, unsealed, parts;
+  jw__parts_t *reassembler; /* across all files: a line's parts may span a rotation */
   int oom;
 } reader_t;
 
 const char *jw_damage_name(jw_damage_t d) {
-  static const char *const names[] = {"none",    "modified",     "inserted",
-                                      "deleted", "reordered",    "truncated",
-                                      "spliced", "key_mismatch", "unsealed"};
+  static const char *const names[] = {"none",      "modified",  "inserted",  "deleted",
+                                      "reordered", "truncated", "spliced",   "key_mismatch",
+                                      "unsealed",  "duplicate", "incomplete"};
   return (unsigned)d < sizeof(names) / sizeof(names[0]) ? names[d] : "unknown";
 }
 
@@ -197,13 +220,31 @@ out:
 static int on_line(void *ctx, const char *line, size_t len, unsigned long lineno, int cut) {
   reader_t *r = ctx;
   entry_t *e;
+  jw__part_result_t res;
+  int pr;
   (void)cut;
   if (len == 0 && cut)
     return 0; /* nothing after the last newline */
+  r->lines++;
+  /* A syslog collector's line: a header (RFC 5424, or rsyslog's
+   * traditional format) before the message. The seal covers the message,
+   * which starts at the first `{"`; the header is the collector's and is
+   * not checked. */
+  line = jw__parts_record_start(line, &len);
+  pr = jw__parts_feed(r->reassembler, line, len, TAG(r->file, lineno), &res);
+  if (pr == JW_ENOMEM) {
+    r->oom = 1;
+    return 1;
+  }
+  if (pr != JW_PARTS_NONE)
+    r->parts++;
+  if (pr == JW_PARTS_HELD || pr == JW_PARTS_REPEAT)
+    return 0;
   if (r->n == r->cap) {
     size_t cap = r->cap ? r->cap * 2 : 1024;
     entry_t *p = realloc(r->e, cap * sizeof(*p));
     if (p == NULL) {
+      free(res.whole);
       r->oom = 1;
       return 1;
     }
@@ -215,25 +256,34 @@ static int on_line(void *ctx, const char *line, size_t len, unsigned long lineno
   e->file = r->file;
   e->lineno = lineno;
   e->stream_no = -1;
-  /* A syslog collector's line: a header (RFC 5424, or rsyslog's
-   * traditional format) before the message. The seal covers the message,
-   * which starts at the first `{"`; the header is the collector's and is
-   * not checked. */
-  if (len > 0 && line[0] != '{') {
-    const char *m = NULL;
-    size_t i;
-    for (i = 0; i + 1 < len && m == NULL; i++)
-      if (line[i] == '{' && line[i + 1] == '"')
-        m = line + i;
-    if (m != NULL) {
-      len -= (size_t)(m - line);
-      line = m;
+  e->dup_of = -1;
+  e->seq = -1;
+  if (pr == JW_PARTS_WHOLE) {
+    e->file = TAG_FILE(res.first_tag);
+    e->lineno = TAG_LINE(res.first_tag);
+    e->parts = res.of;
+    parse_seal(e, res.whole, res.whole_len);
+    if (!e->sealed)
+      e->seq = line_seq(res.whole, res.whole_len);
+    free(res.whole);
+  } else if (pr == JW_EINVAL) {
+    size_t n = strlen(res.why) + 1;
+    e->malformed = 1;
+    e->bad_part = malloc(n);
+    if (e->bad_part == NULL) {
+      r->oom = 1;
+      return 1;
     }
+    memcpy(e->bad_part, res.why, n);
+    e->conflict = res.conflict;
+    e->conflict_tag = res.other_tag;
+    if (res.run_id[0] != '\0')
+      e->seq = (long long)res.seq;
+  } else {
+    parse_seal(e, line, len);
+    if (!e->sealed)
+      e->seq = line_seq(line, len);
   }
-  parse_seal(e, line, len);
-  if (!e->sealed)
-    e->seq = line_seq(line, len);
-  r->lines++;
   if (!e->sealed)
     r->unsealed++;
   return 0;
@@ -302,8 +352,55 @@ static int by_index(const void *a, const void *b) {
   return *(const int *)a < *(const int *)b ? -1 : *(const int *)a > *(const int *)b;
 }
 
+/* Lines by content (the bytes the MAC covers, then the MAC), reading
+ * order kept among equal ones. */
+static int by_content(const void *a, const void *b) {
+  const entry_t *x = &g_sort_entries[*(const int *)a], *y = &g_sort_entries[*(const int *)b];
+  int c;
+  if (x->prefix_len != y->prefix_len)
+    return x->prefix_len < y->prefix_len ? -1 : 1;
+  c = memcmp(x->prefix, y->prefix, x->prefix_len);
+  if (c == 0)
+    c = memcmp(x->mac, y->mac, sizeof(x->mac));
+  if (c != 0)
+    return c;
+  return *(const int *)a < *(const int *)b ? -1 : *(const int *)a > *(const int *)b;
+}
+
+/* In each group of sorted[0..n) claiming one index, a line equal byte
+ * for byte to one read before it is a duplicate of that one (dup_of):
+ * listed in dups, left out of the judging. */
+static void mark_duplicates(entry_t *E, const int *sorted, size_t n, damages_t *dups) {
+  size_t i = 0, j, k;
+  while (i < n) {
+    int *tmp;
+    for (j = i + 1; j < n && E[sorted[j]].index == E[sorted[i]].index; j++)
+      ;
+    if (j - i > 1 && (tmp = malloc((j - i) * sizeof(int))) != NULL) {
+      size_t first = 0;
+      memcpy(tmp, sorted + i, (j - i) * sizeof(int));
+      g_sort_entries = E;
+      qsort(tmp, j - i, sizeof(int), by_content);
+      for (k = 1; k < j - i; k++) {
+        entry_t *a = &E[tmp[first]], *b = &E[tmp[k]];
+        if (a->prefix_len == b->prefix_len && memcmp(a->prefix, b->prefix, a->prefix_len) == 0 &&
+            memcmp(a->mac, b->mac, sizeof(a->mac)) == 0) {
+          b->dup_of = tmp[first];
+          add_damage(dups, JW_DAMAGE_DUPLICATE, tmp[k], tmp[first], b->index,
+                     "the same line again (delivered twice: not damage)");
+        } else {
+          first = k;
+        }
+      }
+      free(tmp);
+    }
+    i = j;
+  }
+}
+
 /* The checks of one stream (see the top of the file). */
-static void check_stream(entry_t *E, stream_t *s, const jw_seal_key_t *key, damages_t *ds) {
+static void check_stream(entry_t *E, stream_t *s, const jw_seal_key_t *key, damages_t *ds,
+                         damages_t *dups) {
   int *sorted;
   size_t i, k;
   uint64_t max_seen = 0, expected = 0, kidx = 0;
@@ -323,6 +420,8 @@ static void check_stream(entry_t *E, stream_t *s, const jw_seal_key_t *key, dama
   qsort(sorted, s->n, sizeof(int), by_index);
   for (i = 1; i < s->n; i++)
     E[sorted[i]].dup = E[sorted[i]].index == E[sorted[i - 1]].index;
+  mark_duplicates(E, sorted, s->n, dups);
+  g_sort_entries = E;
   /* Order, in reading order. Files of a rotated stream are read in the
    * order of their first index (entries were grouped so already). An
    * index seen before is a duplicate (inserted: told apart by the MACs
@@ -357,8 +456,8 @@ static void check_stream(entry_t *E, stream_t *s, const jw_seal_key_t *key, dama
     /* The group of entries claiming c. */
     for (j = i; j < s->n && E[sorted[j]].index == c; j++) {
       entry_t *e = &E[sorted[j]];
-      if (!known_prev) {
-        continue; /* nothing to check the first line after a hole against */
+      if (!known_prev || e->dup_of >= 0) {
+        continue; /* nothing to check the first line after a hole against; a copy */
       }
       jw__seal_mac(kcur, prev, e->prefix, e->prefix_len, mac);
       if (genuine == (size_t)-1 && jw__seal_equal(mac, e->mac, JW_SEAL_MAC_BYTES))
@@ -369,7 +468,7 @@ static void check_stream(entry_t *E, stream_t *s, const jw_seal_key_t *key, dama
     }
     for (k = i; k < j; k++) {
       entry_t *e = &E[sorted[k]];
-      if (k == genuine)
+      if (k == genuine || e->dup_of >= 0)
         continue;
       if (genuine != (size_t)-1)
         add_damage(ds, JW_DAMAGE_INSERTED, sorted[k], sorted[k], c,
@@ -414,6 +513,8 @@ static json_t *where_json(const entry_t *E, const char *const *files, int entry)
   json_t *o = json_pack("{s:s,s:I}", "file", files[e->file], "line", (json_int_t)e->lineno);
   if (o != NULL && e->seq >= 0)
     json_object_set_new(o, "seq", json_integer(e->seq));
+  if (o != NULL && e->parts > 0)
+    json_object_set_new(o, "parts", json_integer((json_int_t)e->parts));
   return o;
 }
 
@@ -427,6 +528,8 @@ static json_t *damage_json(const entry_t *E, const char *const *files, const dam
     w = where_json(E, files, d->entry);
     json_object_update(o, w);
     json_decref(w);
+    if (d->kind == JW_DAMAGE_DUPLICATE && d->near_entry >= 0)
+      json_object_set_new(o, "first", where_json(E, files, d->near_entry));
   } else if (d->near_entry >= 0) {
     /* A missing line: where it would have been (before this line, or
      * after the last one). */
@@ -451,6 +554,25 @@ static int damage_order(const void *a, const void *b) {
          (y->entry < 0 && y->kind != JW_DAMAGE_TRUNCATED ? 0 : 1);
 }
 
+/* The incomplete lines the reassembler was left with (not those that
+ * only repeat a line already whole: nothing of them is lost). */
+typedef struct {
+  json_t *list;
+  const char *const *files;
+} incomplete_t;
+
+static void list_incomplete(void *ctx, const jw__parts_pending_t *pp) {
+  incomplete_t *inc = ctx;
+  if (pp->repeat)
+    return;
+  json_array_append_new(
+      inc->list, json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I}", "run_id", pp->run_id, "seq",
+                           (json_int_t)pp->seq, "file", inc->files[TAG_FILE(pp->first_tag)], "line",
+                           (json_int_t)TAG_LINE(pp->first_tag), "parts_read", (json_int_t)pp->seen,
+                           "parts", (json_int_t)pp->of, "first_missing", (json_int_t)pp->missing,
+                           "bytes", (json_int_t)pp->bytes));
+}
+
 void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t *key, char *errbuf,
                       size_t errsize) {
   reader_t r;
@@ -459,14 +581,18 @@ void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t 
   json_t *doc = NULL, *jstreams, *jfiles;
   int f, damaged = 0;
   json_t *first = NULL;
+  size_t n_dups = 0;
 
   memset(&r, 0, sizeof(r));
   r.files = files;
+  r.reassembler = jw__parts_new();
   jfiles = json_array();
+  if (r.reassembler == NULL || jfiles == NULL)
+    goto oom;
   for (f = 0; f < nfiles; f++) {
     size_t start = r.n, k;
     r.file = f;
-    r.lines = r.unsealed = 0;
+    r.lines = r.unsealed = r.parts = 0;
     r.have_cur = 0;
     if (jw_record_read(files[f], on_line, &r, errbuf, errsize) != 0) {
       if (r.oom)
@@ -510,9 +636,9 @@ void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t 
       }
       e->stream_no = sn;
     }
-    json_array_append_new(jfiles,
-                          json_pack("{s:s,s:I,s:I}", "file", files[f], "lines", (json_int_t)r.lines,
-                                    "unsealed", (json_int_t)r.unsealed));
+    json_array_append_new(jfiles, json_pack("{s:s,s:I,s:I,s:I}", "file", files[f], "lines",
+                                            (json_int_t)r.lines, "unsealed", (json_int_t)r.unsealed,
+                                            "parts", (json_int_t)r.parts));
   }
   /* Each stream's entries: its files in the order of their first index,
    * each file's lines in order. */
@@ -578,6 +704,12 @@ void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t 
       if (e->spliced)
         add_damage(&all, JW_DAMAGE_SPLICED, (int)i, (int)i, e->index,
                    "a line of run %s amid a stream of another run", e->run);
+      else if (!e->sealed && file_sealed[e->file] && e->bad_part != NULL && e->conflict)
+        add_damage(&all, JW_DAMAGE_INSERTED, (int)i, (int)i, 0,
+                   "a continuation record that contradicts the one kept (%s:%lu): %s",
+                   files[TAG_FILE(e->conflict_tag)], TAG_LINE(e->conflict_tag), e->bad_part);
+      else if (!e->sealed && file_sealed[e->file] && e->bad_part != NULL)
+        add_damage(&all, JW_DAMAGE_MODIFIED, (int)i, (int)i, 0, "%s", e->bad_part);
       else if (!e->sealed && file_sealed[e->file]) /* a file with no seal: once, below */
         add_damage(&all, e->malformed ? JW_DAMAGE_MODIFIED : JW_DAMAGE_INSERTED, (int)i, (int)i, 0,
                    e->malformed ? "its seal is damaged" : "a line without a seal");
@@ -603,12 +735,13 @@ void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t 
       }
     }
     for (i = 0; i < nst; i++) {
-      damages_t ds;
-      json_t *js, *jd, *jf;
+      damages_t ds, dups;
+      json_t *js, *jd, *jf, *jdup;
       size_t k;
       int a;
       memset(&ds, 0, sizeof(ds));
-      check_stream(r.e, &st[i], key, &ds);
+      memset(&dups, 0, sizeof(dups));
+      check_stream(r.e, &st[i], key, &ds, &dups);
       /* the stream's own share of the stray lines (in its files) */
       {
         /* (no memory: the stray lines are said on their own, below) */
@@ -641,15 +774,39 @@ void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t 
       jd = json_array();
       for (k = 0; k < ds.n && k < MAX_DAMAGE_LISTED; k++)
         json_array_append_new(jd, damage_json(r.e, files, &ds.d[k]));
-      js = json_pack("{s:s,s:s,s:o,s:I,s:I,s:I,s:b,s:s,s:o}", "run_id", st[i].run, "stream",
-                     st[i].stream, "files", jf, "lines", (json_int_t)st[i].n, "first_index",
-                     (json_int_t)(st[i].n ? r.e[st[i].entries[0]].index : 0), "last_index",
-                     (json_int_t)(st[i].n ? r.e[st[i].entries[st[i].n - 1]].index : 0), "complete",
-                     st[i].n > 0 && r.e[st[i].entries[st[i].n - 1]].end && ds.n == 0, "verdict",
-                     ds.n == 0 ? "intact" : "damaged", "damage", jd);
+      /* The stream's first and last lines in reading order, copies
+       * delivered again left aside. */
+      {
+        size_t lo = 0, hi = 0;
+        for (k = 0; k < st[i].n; k++)
+          if (r.e[st[i].entries[k]].dup_of < 0) {
+            if (lo == 0)
+              lo = k + 1;
+            hi = k + 1;
+          }
+        js = json_pack("{s:s,s:s,s:o,s:I,s:I,s:I,s:b,s:s,s:o}", "run_id", st[i].run, "stream",
+                       st[i].stream, "files", jf, "lines", (json_int_t)st[i].n, "first_index",
+                       (json_int_t)(lo ? r.e[st[i].entries[lo - 1]].index : 0), "last_index",
+                       (json_int_t)(hi ? r.e[st[i].entries[hi - 1]].index : 0), "complete",
+                       hi > 0 && r.e[st[i].entries[hi - 1]].end && ds.n == 0, "verdict",
+                       ds.n == 0 ? "intact" : "damaged", "damage", jd);
+      }
       if (ds.n > MAX_DAMAGE_LISTED)
         json_object_set_new(js, "damage_not_listed",
                             json_integer((json_int_t)(ds.n - MAX_DAMAGE_LISTED)));
+      /* Lines delivered twice: where each repeats, and where it was
+       * first read. */
+      if (dups.n > 1)
+        qsort(dups.d, dups.n, sizeof(damage_t), damage_order);
+      jdup = json_array();
+      for (k = 0; k < dups.n && k < MAX_DAMAGE_LISTED; k++)
+        json_array_append_new(jdup, damage_json(r.e, files, &dups.d[k]));
+      json_object_set_new(js, "duplicates", jdup);
+      if (dups.n > MAX_DAMAGE_LISTED)
+        json_object_set_new(js, "duplicates_not_listed",
+                            json_integer((json_int_t)(dups.n - MAX_DAMAGE_LISTED)));
+      n_dups += dups.n;
+      free(dups.d);
       json_array_append_new(jstreams, js);
       if (ds.n > 0) {
         damaged = 1;
@@ -671,6 +828,27 @@ void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t 
       }
     free(all.d);
   }
+  /* Lines whose continuation records are not all there. */
+  {
+    incomplete_t inc;
+    inc.list = json_array();
+    inc.files = files;
+    if (inc.list == NULL)
+      goto oom;
+    jw__parts_pending(r.reassembler, list_incomplete, &inc);
+    if (json_array_size(inc.list) > 0) {
+      damaged = 1;
+      if (first == NULL) {
+        json_t *i0 = json_array_get(inc.list, 0);
+        first = json_pack("{s:s,s:O,s:O,s:O,s:s}", "kind", "incomplete", "file",
+                          json_object_get(i0, "file"), "line", json_object_get(i0, "line"), "seq",
+                          json_object_get(i0, "seq"), "detail",
+                          "a line whose continuation records are not all there (see incomplete)");
+      }
+    }
+    json_object_set_new(doc, "incomplete", inc.list);
+  }
+  json_object_set_new(doc, "duplicates", json_integer((json_int_t)n_dups));
   json_object_set_new(doc, "verdict", json_string(damaged ? "damaged" : "intact"));
   if (first != NULL)
     json_object_set_new(doc, "first_damage", first);
@@ -684,9 +862,12 @@ fail:
   doc = NULL;
 done:
   json_decref(jfiles);
-  for (i = 0; i < r.n; i++)
+  for (i = 0; i < r.n; i++) {
     free(r.e[i].prefix);
+    free(r.e[i].bad_part);
+  }
   free(r.e);
+  jw__parts_free(r.reassembler);
   for (i = 0; i < nst; i++)
     free(st[i].entries);
   free(st);
@@ -705,9 +886,15 @@ static void say_damage(json_t *d) {
                     : json_object_get(d, "after") ? "after "
                                                   : "";
   const char *file = json_string_value(json_object_get(w, "file"));
-  json_t *seq = json_object_get(w, "seq");
+  json_t *seq = json_object_get(w, "seq"), *parts = json_object_get(w, "parts");
   if (file != NULL && json_object_get(w, "line") != NULL) {
-    if (json_is_integer(seq))
+    if (json_is_integer(seq) && json_is_integer(parts))
+      jw_outf("  %s: %s%s:%lld (seq %lld, a line of %lld continuation records): %s\n",
+              json_string_value(json_object_get(d, "kind")), rel, file,
+              (long long)json_integer_value(json_object_get(w, "line")),
+              (long long)json_integer_value(seq), (long long)json_integer_value(parts),
+              json_string_value(json_object_get(d, "detail")));
+    else if (json_is_integer(seq))
       jw_outf("  %s: %s%s:%lld (seq %lld): %s\n", json_string_value(json_object_get(d, "kind")),
               rel, file, (long long)json_integer_value(json_object_get(w, "line")),
               (long long)json_integer_value(seq), json_string_value(json_object_get(d, "detail")));
@@ -800,7 +987,34 @@ int jw_cmd_verify(int argc, char **argv) {
       else
         jw_out("\n", 1);
       json_array_foreach(json_object_get(s, "damage"), m, d) say_damage(d);
+      json_array_foreach(json_object_get(s, "duplicates"), m, d) {
+        json_t *f1 = json_object_get(d, "first");
+        jw_outf("  duplicate: %s:%lld (index %lld): the same line as %s:%lld, delivered again "
+                "(not damage)\n",
+                json_string_value(json_object_get(d, "file")),
+                (long long)json_integer_value(json_object_get(d, "line")),
+                (long long)json_integer_value(json_object_get(d, "index")),
+                json_string_value(json_object_get(f1, "file")),
+                (long long)json_integer_value(json_object_get(f1, "line")));
+      }
+      if (json_object_get(s, "duplicates_not_listed") != NULL)
+        jw_outf("  ... and %lld more duplicate line(s)\n",
+                (long long)json_integer_value(json_object_get(s, "duplicates_not_listed")));
     }
+    json_array_foreach(json_object_get(doc, "incomplete"), k, s) {
+      jw_outf("%s:%lld: incomplete: run %s seq %lld: %lld of %lld continuation records (part "
+              "%lld missing); the event is not in the record\n",
+              json_string_value(json_object_get(s, "file")),
+              (long long)json_integer_value(json_object_get(s, "line")),
+              json_string_value(json_object_get(s, "run_id")),
+              (long long)json_integer_value(json_object_get(s, "seq")),
+              (long long)json_integer_value(json_object_get(s, "parts_read")),
+              (long long)json_integer_value(json_object_get(s, "parts")),
+              (long long)json_integer_value(json_object_get(s, "first_missing")));
+    }
+    if (json_integer_value(json_object_get(doc, "duplicates")) > 0)
+      jw_outf("verify: %lld duplicate line(s): delivered more than once, not damage\n",
+              (long long)json_integer_value(json_object_get(doc, "duplicates")));
     if (status == JW_EXIT_OK) {
       jw_outf("verify: intact\n");
     } else {

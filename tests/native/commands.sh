@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # native.cli.commands: the native jobwarden (src/unix/main.c): the portable
 # subcommands run, the Windows-only ones say so, every usage error has its
-# message and exit status 125.
+# message and exit status 125. Continuation records and lines delivered
+# twice: a sealed record (made by jw-parts) split as a sink with a size
+# limit sends it verifies intact and reads the same in report and tail
+# --file; a part missing is named by all three; lines delivered twice are
+# `duplicate`, exit 0.
 #
-# Usage: commands.sh JOBWARDEN WORKDIR DATA_DIR
+# Usage: commands.sh JOBWARDEN WORKDIR DATA_DIR JW_PARTS
 set -u
-jw=$1 work=$2 data=$3
+jw=$1 work=$2 data=$3 jwp=$4
+root=$(cd "$data/../.." && pwd)
 rm -rf "$work" && mkdir -p "$work"
 fails=0 checks=0
 # expect NAME STATUS STDOUT_GREP STDERR_GREP -- ARGS...
@@ -59,5 +64,100 @@ expect tail-nofile 125 '' '^jobwarden: tail: --file needs a FILE$' -- tail --fil
 expect check-policy-usage 125 '' '^jobwarden: check-policy: expected exactly one FILE$' -- check-policy
 printf '{"seal":{"new_key":"k.key"}}' > "$work/p.json"
 expect check-policy-seal 0 '"new_key": "k.key"' '' -- check-policy "$work/p.json"
+# Continuation records: a sealed record of 8 events (lines of 600 to 700
+# bytes), every line split at 400 bytes.
+check() { # NAME STATUS
+  checks=$((checks + 1))
+  if [ "$2" -ne 0 ]; then fails=$((fails + 1)); echo "FAIL $1"; fi
+}
+"$jwp" record "$work/parts.key" "$work/rec.jsonl" 8
+"$jwp" split 400 "$work/rec.jsonl" "$work/split.jsonl"
+part_re='^\{"jobwarden_part":\{"v":1,"run_id":"[0-9a-f]{32}","seq":[1-8],"n":[0-9]+,"of":[0-9]+,"bytes":[0-9]+,"data":".*"\}\}$'
+[ "$(wc -l <"$work/rec.jsonl")" -eq 8 ] && [ "$(wc -l <"$work/split.jsonl")" -gt 16 ] &&
+  ! grep -qvE "$part_re" "$work/split.jsonl" && [ "$(LC_ALL=C awk 'length > 400' "$work/split.jsonl" | wc -l)" -eq 0 ]
+check "split: 8 lines into part records of at most 400 bytes" $?
+run=$(sed -n 's/.*"run_id":"\([0-9a-f]\{32\}\)".*/\1/p' "$work/rec.jsonl" | head -1)
+expect verify-split 0 "^$work/split\\.jsonl: run $run stream 0: intact, 8 lines, index 0 to 7, closed by sandbox\\.job_end\$" '' -- verify "$work/split.jsonl" --key "$work/parts.key"
+grep -qx 'verify: intact' "$work/out"; check "verify-split: verify: intact" $?
+expect tail-split 0 '' '' -- tail --file "$work/split.jsonl"
+cp "$work/out" "$work/tail-split.txt"
+"$jw" tail --file "$work/rec.jsonl" >"$work/tail-rec.txt"
+cmp -s "$work/tail-split.txt" "$work/tail-rec.txt" && [ "$(wc -l <"$work/tail-rec.txt")" -eq 8 ]
+check "tail --file: the split record prints the same 8 events as the record" $?
+"$jw" tail --file "$work/split.jsonl" --raw | cmp -s - "$work/rec.jsonl"
+check "tail --file --raw: the split record's lines put together are the record, byte for byte" $?
+expect report-split 0 '^  Seq:      1-8, 8 event\(s\), missing: none$' '' -- report "$work/split.jsonl"
+"$jw" report "$work/split.jsonl" --format json >"$work/report-split.json" &&
+  "$jw" report "$work/rec.jsonl" --format json >"$work/report-rec.json" &&
+  python3 - "$work/report-split.json" "$work/report-rec.json" <<'PY'
+import json, sys
+def strip(path):
+    d = json.load(open(path, encoding="utf-8"))
+    d.pop("files")
+    for r in d["runs"]:
+        r.pop("files")
+        for e in r["events"]:
+            e.pop("file"), e.pop("line")
+    return d
+sys.exit(0 if strip(sys.argv[1]) == strip(sys.argv[2]) else 1)
+PY
+check "report --format json: the split record's report is the record's (files and lines aside)" $?
+# A part missing: part 1 of the event of seq 2 (its line gone). Its other
+# parts start at the same line number then; verify places the missing
+# index before seq 3's first part.
+l2=$(grep -n '"seq":2,"n":1,' "$work/split.jsonl" | cut -d: -f1)
+of2=$(sed -n "${l2}s/.*\"of\":\([0-9]*\).*/\1/p" "$work/split.jsonl")
+sed "${l2}d" "$work/split.jsonl" >"$work/miss.jsonl"
+l3=$(grep -n '"seq":3,"n":1,' "$work/miss.jsonl" | cut -d: -f1)
+expect verify-missing-part 1 "^$work/miss\\.jsonl:$l2: incomplete: run $run seq 2: $((of2 - 1)) of $of2 continuation records \\(part 1 missing\\); the event is not in the record\$" '' -- verify "$work/miss.jsonl" --key "$work/parts.key"
+grep -qxE "  deleted: before $work/miss\\.jsonl:$l3 \\(seq 3, a line of [0-9]+ continuation records\\): index 1 is missing" "$work/out"
+check "verify-missing-part: index 1 deleted, before seq 3's first part" $?
+expect report-missing-part 0 '' "^jobwarden: report: $work/miss\\.jsonl:$l2: an incomplete event: run $run seq 2: $((of2 - 1)) of $of2 continuation records \\(part 1 missing\\); the event is not in the report\$" -- report "$work/miss.jsonl"
+grep -qx 'Note: 1 event(s) sent as continuation records are incomplete: parts are missing (problems), the events are not in the report' "$work/out"
+check "report-missing-part: the note" $?
+expect tail-missing-part 1 '' "^jobwarden: tail: $work/miss\\.jsonl:$l2: an incomplete event: run $run seq 2: $((of2 - 1)) of $of2 continuation records \\(part 1 missing\\)\$" -- tail --file "$work/miss.jsonl"
+[ "$(wc -l <"$work/out")" -eq 7 ]; check "tail-missing-part: the 7 other events" $?
+# Lines delivered twice (a resend after a reconnect): lines 3 to 5 again
+# at the end, byte for byte.
+{ cat "$work/rec.jsonl"; sed -n 3,5p "$work/rec.jsonl"; } >"$work/dup.jsonl"
+expect verify-duplicates 0 "^$work/dup\\.jsonl: run $run stream 0: intact, 11 lines, index 0 to 7, closed by sandbox\\.job_end\$" '' -- verify "$work/dup.jsonl" --key "$work/parts.key"
+{
+  for i in 9 10 11; do
+    echo "  duplicate: $work/dup.jsonl:$i (index $((i - 7))): the same line as $work/dup.jsonl:$((i - 6)), delivered again (not damage)"
+  done
+  echo "verify: 3 duplicate line(s): delivered more than once, not damage"
+  echo "verify: intact"
+} >"$work/dup-want.txt"
+tail -n 5 "$work/out" | cmp -s - "$work/dup-want.txt"; check "verify-duplicates: the three duplicates, intact" $?
+expect report-duplicates 0 "^  Note: 3 line\\(s\\) repeat the seq of an event already read \\(a sink's resend after a reconnect, a replayed spool, or the same events in several files\\): each event is counted once \\(seq\\.duplicates\\)\$" '' -- report "$work/dup.jsonl"
+grep -qx '  Seq:      1-8, 8 event(s), 3 line(s) repeated a seq (read once), missing: none' "$work/out"
+check "report-duplicates: 8 events, 3 repeats" $?
+# A line delivered again but changed (not byte for byte) stays damage.
+{ cat "$work/rec.jsonl"; sed -n 3p "$work/rec.jsonl" | sed 's/event 2:/event 9:/'; } >"$work/forged.jsonl"
+expect verify-not-a-duplicate 1 "^  inserted: $work/forged\\.jsonl:9 \\(seq 3\\): a second line for index 2 that the key did not seal\$" '' -- verify "$work/forged.jsonl" --key "$work/parts.key"
+# Every --json document fits docs/jobwarden-verify.schema.json and says
+# the same.
+for f in split miss dup forged; do
+  "$jw" verify "$work/$f.jsonl" --key "$work/parts.key" --json >"$work/$f.verify.json"
+done
+python3 - "$root/docs/jobwarden-verify.schema.json" "$work"/split.verify.json "$work"/miss.verify.json \
+  "$work"/dup.verify.json "$work"/forged.verify.json <<'PY'
+import json, sys
+import jsonschema
+v = jsonschema.Draft202012Validator(json.load(open(sys.argv[1], encoding="utf-8")))
+docs = [json.load(open(p, encoding="utf-8")) for p in sys.argv[2:]]
+bad = [f"{p}: {e.message}" for p, d in zip(sys.argv[2:], docs) for e in v.iter_errors(d)]
+split, miss, dup, forged = docs
+want = [split["verdict"] == "intact" and split["incomplete"] == [] and split["duplicates"] == 0,
+        miss["verdict"] == "damaged" and len(miss["incomplete"]) == 1 and miss["incomplete"][0]["seq"] == 2
+        and miss["incomplete"][0]["first_missing"] == 1,
+        dup["verdict"] == "intact" and dup["duplicates"] == 3
+        and [(d["line"], d["first"]["line"]) for d in dup["streams"][0]["duplicates"]] == [(9, 3), (10, 4), (11, 5)],
+        forged["verdict"] == "damaged" and forged["duplicates"] == 0]
+for line in bad + ([] if all(want) else ["unexpected verdicts: %r" % want]):
+    print(line)
+sys.exit(0 if not bad and all(want) else 1)
+PY
+check "verify --json: the four documents fit the schema and say the same" $?
 echo "native.cli.commands: $checks checks, $fails failed"
 [ $fails -eq 0 ]

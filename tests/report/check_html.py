@@ -148,21 +148,29 @@ def main():
         with open(shot, "wb") as f:
             f.write(base64.b64decode(shot_data))
 
-        # The seal verdict (--key): one row per stream and per damage, the
-        # verdicts as badges.
+        # The seal verdict (--key): one row per stream, per damage and per
+        # duplicate line, the verdicts as badges; each incomplete line.
         if report.get("seal"):
             seal = report["seal"]
             got = page.evaluate("""(() => {
               const t = document.querySelector('table.seal');
               return t ? [Array.from(t.querySelectorAll('tr')).length,
                           Array.from(t.querySelectorAll('.badge')).map(b => b.textContent),
-                          document.body.textContent.includes('DAMAGE ')] : null;
+                          t.textContent.includes('DAMAGE '),
+                          Array.from(t.querySelectorAll('td'))
+                            .filter(d => d.textContent.startsWith('duplicate at ')).length,
+                          Array.from(document.querySelectorAll('p'))
+                            .filter(p => p.textContent.startsWith('INCOMPLETE ')).length] : null;
             })()""")
             streams = seal.get("streams", [])
             ndmg = sum(len(s.get("damage", [])) for s in streams)
-            check(got is not None and got[0] == len(streams) + ndmg and
-                  got[1] == [s["verdict"] for s in streams] and got[2] == (ndmg > 0),
-                  "seal section: %r for %d stream(s), %d damage(s)" % (got, len(streams), ndmg))
+            ndup = sum(len(s.get("duplicates", [])) for s in streams)
+            ninc = len(seal.get("incomplete", []))
+            check(got is not None and got[0] == len(streams) + ndmg + ndup and
+                  got[1] == [s["verdict"] for s in streams] and got[2] == (ndmg > 0) and
+                  got[3] == ndup and got[4] == ninc,
+                  "seal section: %r for %d stream(s), %d damage(s), %d duplicate(s), %d incomplete"
+                  % (got, len(streams), ndmg, ndup, ninc))
 
         for ri, run in enumerate(report["runs"]):
             sel = "#run-%d" % ri

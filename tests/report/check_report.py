@@ -37,9 +37,26 @@ def read_runs(files):
     """run_id -> {seq: event} (the first line of a seq wins), from the
     lines that are native jobwarden events."""
     runs = {}
+    parts = {}  # (run_id, seq) -> {n: data}: continuation records (docs/events.md)
     for path in files:
         with open(path, "rb") as f:
             for raw in f.read().split(b"\n"):
+                # A part record (after a collector's header, if any): its
+                # line is read once all its parts are here.
+                at = raw.find(b'{"')
+                if at >= 0 and raw[at:].startswith(b'{"jobwarden_part":'):
+                    try:
+                        p = json.loads(raw[at:].decode("utf-8"))["jobwarden_part"]
+                        got = parts.setdefault((p["run_id"], p["seq"]), {})
+                        got.setdefault(p["n"], p["data"])
+                        if len(got) != p["of"]:
+                            continue
+                        raw = "".join(got[n] for n in range(1, p["of"] + 1)).encode("utf-8")
+                        del parts[(p["run_id"], p["seq"])]
+                        if len(raw) != p["bytes"]:
+                            continue
+                    except Exception:
+                        continue
                 try:
                     ev = json.loads(raw.decode("utf-8"))
                 except Exception:

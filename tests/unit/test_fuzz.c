@@ -2,7 +2,8 @@
  * mutated inputs: policy documents (a user's file), control requests and
  * replies (another process on the control pipe), event lines for `tail`
  * (whoever serves the pipe NAME), command lines, and the event renderer
- * with hostile process strings. Deterministic (a fixed seed, so a failure
+ * with hostile process strings, continuation records for the readers'
+ * reassembler (whatever a collector's file holds). Deterministic (a fixed seed, so a failure
  * reproduces), bounded (a fixed number of inputs per target), and run in
  * every tree: natively, under ASan/UBSan (where an out-of-bounds read or
  * write fails the test), and under Wine.
@@ -21,6 +22,7 @@
 #include "control.h"
 #include "harness.h"
 #include "internal.h"
+#include "parts.h"
 
 static uint64_t g_rng = 0x6A77617264656E21ull; /* fixed: reproducible */
 
@@ -427,6 +429,86 @@ static void fuzz_render(int rounds) {
   printf("rendered events: %d inputs\n", rounds);
 }
 
+/* Continuation records (src/parts.c): real part lines of three lines
+ * (escapes, multi-byte characters), damaged or as they are, fed in a
+ * random order to one reassembler with a small cap. Each answer is one
+ * of the documented ones; a whole line is valid UTF-8 of the length its
+ * parts announced; a refusal says why in printable text; the reassembler
+ * never holds more than its cap. */
+typedef struct {
+  char *l[64];
+  size_t n;
+} fz_parts_t;
+
+static int fz_collect(void *ctx, const char *part, size_t len) {
+  fz_parts_t *p = ctx;
+  if (p->n < 64) {
+    p->l[p->n] = malloc(len + 1);
+    memcpy(p->l[p->n], part, len + 1);
+    p->n++;
+  }
+  return 0;
+}
+
+static void fuzz_parts(int rounds) {
+  static char buf[CAP];
+  static char src[3][1400];
+  fz_parts_t fp;
+  jw__parts_t *r = jw__parts_new();
+  int i, counts[5] = {0, 0, 0, 0, 0};
+  size_t k;
+  memset(&fp, 0, sizeof(fp));
+  for (k = 0; k < 3; k++) {
+    /* 13 bytes: a quote, a backslash, a control byte, a 2- and a 3-byte
+     * character; 107 of them, so the line ends after a whole character */
+    static const char pat[] = "a\"\\\x01\xc3\xa9\xe2\x82\xac{}:,";
+    size_t j;
+    for (j = 0; j < 13 * 107; j++)
+      src[k][j] = pat[j % (sizeof(pat) - 1)];
+    src[k][13 * 107] = 0;
+    CHECK_INT(jw__parts_split(src[k], strlen(src[k]), 256 + 200 * k, "fuzzrun", 7 + k, fz_collect,
+                              &fp, NULL),
+              0);
+  }
+  CHECK(fp.n > 6);
+  jw__parts_set_cap(r, 16384);
+  for (i = 0; i < rounds; i++) {
+    const char *seeds[1];
+    size_t len;
+    jw__part_result_t res;
+    int rc;
+    seeds[0] = fp.l[below(fp.n)];
+    if (rnd() % 3 == 0) {
+      len = strlen(seeds[0]);
+      memcpy(buf, seeds[0], len);
+    } else {
+      len = input(seeds, 1, buf);
+    }
+    rc = jw__parts_feed(r, buf, len, (uint64_t)i, &res);
+    CHECK(rc == JW_EINVAL || (rc >= JW_PARTS_NONE && rc <= JW_PARTS_REPEAT));
+    if (rc == JW_PARTS_WHOLE) {
+      json_t *s = res.whole ? json_stringn(res.whole, res.whole_len) : NULL;
+      CHECK(s != NULL && res.whole[res.whole_len] == 0);
+      json_decref(s);
+      free(res.whole);
+    } else {
+      CHECK(res.whole == NULL);
+    }
+    if (rc == JW_EINVAL)
+      CHECK(res.why[0] != 0 && terminal_safe(res.why, strlen(res.why)));
+    if (rc >= 0 && rc < 5)
+      counts[rc]++;
+    CHECK(jw__parts_held(r) <= 16384);
+  }
+  printf("parts: %d inputs: %d not parts, %d held, %d whole, %d repeats, %lu incomplete at the "
+         "end\n",
+         rounds, counts[0], counts[1], counts[2], counts[3],
+         (unsigned long)jw__parts_pending(r, NULL, NULL));
+  jw__parts_free(r);
+  for (k = 0; k < fp.n; k++)
+    free(fp.l[k]);
+}
+
 int main(void) {
   /* Fewer rounds where each costs more (sanitizers, Wine): set by CMake. */
   const char *env = getenv("JW_FUZZ_ROUNDS");
@@ -438,5 +520,6 @@ int main(void) {
   fuzz_cli(rounds / 4);
   fuzz_utf16(rounds / 4);
   fuzz_render(rounds / 4);
+  fuzz_parts(rounds);
   return jw_test_result("fuzz");
 }

@@ -22,6 +22,7 @@
 #include "commands.h"
 #include "harness.h"
 #include "internal.h"
+#include "parts.h"
 #include "seal.h"
 #include "test_util.h"
 
@@ -96,6 +97,30 @@ static void expect_damage(const char *path, const jw_seal_key_t *key, const char
     fprintf(stderr, "%s\n", t);
     free(t);
   }
+  json_decref(doc);
+}
+
+/* `path` verifies intact with `n` duplicate lines, the first of them at
+ * line `line`, a copy of line `first`. */
+static void expect_duplicates(const char *path, const jw_seal_key_t *key, int n, long line,
+                              long first) {
+  json_t *doc = verify1(path, key), *s, *d;
+  CHECK(doc != NULL);
+  if (doc == NULL)
+    return;
+  CHECK_STR(json_string_value(json_object_get(doc, "verdict")), "intact");
+  CHECK(json_object_get(doc, "first_damage") == NULL);
+  CHECK_INT(json_integer_value(json_object_get(doc, "duplicates")), n);
+  s = json_array_get(json_object_get(doc, "streams"), 0);
+  CHECK_STR(json_string_value(json_object_get(s, "verdict")), "intact");
+  CHECK_INT(json_array_size(json_object_get(s, "damage")), 0);
+  CHECK_INT(json_array_size(json_object_get(s, "duplicates")), n);
+  d = json_array_get(json_object_get(s, "duplicates"), 0);
+  CHECK_STR(json_string_value(json_object_get(d, "kind")), "duplicate");
+  CHECK_STR(json_string_value(json_object_get(d, "file")), path);
+  CHECK_INT(json_integer_value(json_object_get(d, "line")), line);
+  CHECK_INT(json_integer_value(json_object_get(json_object_get(d, "first"), "line")), first);
+  CHECK_STR(json_string_value(json_object_get(json_object_get(d, "first"), "file")), path);
   json_decref(doc);
 }
 
@@ -262,11 +287,12 @@ static void test_intact_and_damage(void) {
     memset(strstr(ins[2], "\"mac\":\"") + 7, 'a', 64);
     jw_test_lines_write(copy, ins, 9);
     expect_damage(copy, &key, "inserted", NULL, 3);
-    /* a line played twice */
+    /* a line played twice, byte for byte (at-least-once delivery): a
+     * duplicate, not damage */
     free(ins[2]);
     ins[2] = l.l[1];
     jw_test_lines_write(copy, ins, 9);
-    expect_damage(copy, &key, "inserted", NULL, 3);
+    expect_duplicates(copy, &key, 1, 3, 2);
   }
   /* reordered: lines 4 and 5 swapped. */
   saved = l.l[3];
@@ -338,6 +364,232 @@ static void test_intact_and_damage(void) {
     free(line);
     jw_seal_free(ch);
   }
+  jw_test_lines_free(&l);
+}
+
+/* ---- continuation records and lines delivered twice ------------------------ */
+
+typedef struct {
+  char *l[400];
+  size_t n;
+} out_t;
+
+static int out_add(void *ctx, const char *line, size_t len) {
+  out_t *o = ctx;
+  if (o->n >= 400)
+    return JW_ENOMEM;
+  o->l[o->n] = malloc(len + 1);
+  memcpy(o->l[o->n], line, len + 1);
+  o->n++;
+  return 0;
+}
+
+static void out_copy(out_t *o, const char *line) {
+  out_add(o, line, strlen(line));
+}
+
+/* Appends `line` split into part records of at most `max` bytes (its
+ * run_id and seq read from it); returns how many. */
+static size_t out_split(out_t *o, const char *line, size_t max) {
+  json_t *j = json_loads(line, 0, NULL);
+  size_t before = o->n;
+  CHECK_INT(
+      jw__parts_split(line, strlen(line), max, json_string_value(json_object_get(j, "run_id")),
+                      (uint64_t)json_integer_value(json_object_get(j, "seq")), out_add, o, NULL),
+      0);
+  json_decref(j);
+  return o->n - before;
+}
+
+static void out_free(out_t *o) {
+  size_t i;
+  for (i = 0; i < o->n; i++)
+    free(o->l[i]);
+  o->n = 0;
+}
+
+/* A sealed record as a collector with a size limit keeps it: line 1 (the
+ * chain's parameters) and line 5 split into continuation records. It
+ * verifies intact, also with headers and with parts in any order. A part
+ * missing, damaged or contradicted is named; a part's data changed is the
+ * line modified, at its first part. A resend — whole lines or all the
+ * parts of one — is `duplicate`, not damage. */
+static void test_parts_and_resends(void) {
+  jw_seal_key_t key;
+  char spec[1200], path[1024], copy[1024], run_id[33], want[2000];
+  jw_test_lines_t l;
+  out_t o;
+  json_t *doc, *d, *inc;
+  size_t k1, k5, i, at5;
+
+  memset(&o, 0, sizeof(o));
+  CHECK_INT(jw_seal_key_generate(&key), 0);
+  path_of(path, sizeof(path), "unit-seal-parts.jsonl.txt");
+  remove(path);
+  snprintf(spec, sizeof(spec), "file:%s", path);
+  write_record(spec, &key, 8, 0, run_id);
+  jw_test_lines_read(path, &l);
+  CHECK_INT(l.n, 8);
+  if (l.n != 8)
+    return;
+  path_of(copy, sizeof(copy), "unit-seal-parts-copy.jsonl.txt");
+
+  /* Intact: lines 1 and 5 split. */
+  k1 = out_split(&o, l.l[0], 300);
+  for (i = 1; i < 4; i++)
+    out_copy(&o, l.l[i]);
+  at5 = o.n; /* where line 5's parts start (0-based) */
+  k5 = out_split(&o, l.l[4], 256);
+  for (i = 5; i < 8; i++)
+    out_copy(&o, l.l[i]);
+  CHECK(k1 >= 3 && k5 >= 4);
+  jw_test_lines_write(copy, o.l, o.n);
+  doc = verify1(copy, &key);
+  CHECK_STR(json_string_value(json_object_get(doc, "verdict")), "intact");
+  d = json_array_get(json_object_get(doc, "streams"), 0);
+  CHECK_INT(json_integer_value(json_object_get(d, "lines")), 8);
+  CHECK(json_is_true(json_object_get(d, "complete")));
+  d = json_array_get(json_object_get(doc, "files"), 0);
+  CHECK_INT(json_integer_value(json_object_get(d, "lines")), (long long)o.n);
+  CHECK_INT(json_integer_value(json_object_get(d, "parts")), (long long)(k1 + k5));
+  CHECK_INT(json_integer_value(json_object_get(d, "unsealed")), 0);
+  CHECK_INT(json_array_size(json_object_get(doc, "incomplete")), 0);
+  CHECK_INT(json_integer_value(json_object_get(doc, "duplicates")), 0);
+  json_decref(doc);
+
+  /* With a collector's header before every line, and line 5's parts in
+   * reverse order. */
+  {
+    out_t h;
+    memset(&h, 0, sizeof(h));
+    for (i = 0; i < o.n; i++) {
+      size_t src = i >= at5 && i < at5 + k5 ? at5 + (at5 + k5 - 1 - i) : i;
+      char *t = malloc(strlen(o.l[src]) + 100);
+      sprintf(t, "<134>1 2026-12-02T07:00:%02luZ vm jobwarden 42 sandbox - %s", (unsigned long)i,
+              o.l[src]);
+      out_copy(&h, t);
+      free(t);
+    }
+    jw_test_lines_write(copy, h.l, h.n);
+    doc = verify1(copy, &key);
+    CHECK_STR(json_string_value(json_object_get(doc, "verdict")), "intact");
+    json_decref(doc);
+    out_free(&h);
+  }
+
+  /* A part missing: line 5 is incomplete (listed) and its chain shows it
+   * deleted, before line 6. */
+  {
+    char *saved = o.l[at5 + 1];
+    memmove(o.l + at5 + 1, o.l + at5 + 2, (o.n - at5 - 2) * sizeof(char *));
+    jw_test_lines_write(copy, o.l, o.n - 1);
+    expect_damage(copy, &key, "deleted", "before", (long)(at5 + k5)); /* line 6, now */
+    doc = verify1(copy, &key);
+    inc = json_array_get(json_object_get(doc, "incomplete"), 0);
+    CHECK_INT(json_array_size(json_object_get(doc, "incomplete")), 1);
+    CHECK_STR(json_string_value(json_object_get(inc, "run_id")), run_id);
+    CHECK_INT(json_integer_value(json_object_get(inc, "seq")), 5);
+    CHECK_STR(json_string_value(json_object_get(inc, "file")), copy);
+    CHECK_INT(json_integer_value(json_object_get(inc, "line")), (long long)at5 + 1);
+    CHECK_INT(json_integer_value(json_object_get(inc, "parts_read")), (long long)k5 - 1);
+    CHECK_INT(json_integer_value(json_object_get(inc, "parts")), (long long)k5);
+    CHECK_INT(json_integer_value(json_object_get(inc, "first_missing")), 2);
+    json_decref(doc);
+    memmove(o.l + at5 + 2, o.l + at5 + 1, (o.n - at5 - 2) * sizeof(char *));
+    o.l[at5 + 1] = saved;
+  }
+  /* A part whose data was changed (still a valid part): the line put
+   * together does not verify: modified, at its first part. */
+  {
+    char *p = NULL;
+    for (i = at5; i < at5 + k5 && p == NULL; i++)
+      p = strstr(o.l[i], "event number 4");
+    CHECK(p != NULL);
+    if (p != NULL) {
+      p[6] = 'N';
+      jw_test_lines_write(copy, o.l, o.n);
+      expect_damage(copy, &key, "modified", NULL, (long)at5 + 1);
+      doc = verify1(copy, &key);
+      d = json_object_get(doc, "first_damage");
+      CHECK_INT(json_integer_value(json_object_get(d, "parts")), (long long)k5);
+      CHECK_INT(json_integer_value(json_object_get(d, "seq")), 5);
+      json_decref(doc);
+      p[6] = 'n';
+    }
+  }
+  /* A part damaged (not JSON): modified there, with the reason. */
+  {
+    char *saved = o.l[at5 + 2];
+    o.l[at5 + 2] = strdup(saved);
+    o.l[at5 + 2][strlen(saved) - 1] = ' ';
+    jw_test_lines_write(copy, o.l, o.n);
+    expect_damage(copy, &key, "modified", NULL, (long)at5 + 3);
+    doc = verify1(copy, &key);
+    d = json_object_get(doc, "first_damage");
+    CHECK_CONTAINS(json_string_value(json_object_get(d, "detail")),
+                   "a damaged part record: not JSON: ");
+    CHECK_INT(json_array_size(json_object_get(doc, "incomplete")), 1);
+    json_decref(doc);
+    free(o.l[at5 + 2]);
+    o.l[at5 + 2] = saved;
+  }
+  /* A second part 2 with other data after the genuine one: inserted,
+   * naming the one kept; the line itself is whole and verifies. */
+  {
+    out_t c;
+    memset(&c, 0, sizeof(c));
+    for (i = 0; i < o.n; i++) {
+      out_copy(&c, o.l[i]);
+      if (i == at5 + 1) {
+        out_copy(&c, o.l[i]);
+        strstr(c.l[c.n - 1], "\"data\":\"")[9] ^= 1;
+      }
+    }
+    jw_test_lines_write(copy, c.l, c.n);
+    expect_damage(copy, &key, "inserted", NULL, (long)at5 + 3);
+    doc = verify1(copy, &key);
+    d = json_object_get(doc, "first_damage");
+    snprintf(want, sizeof(want),
+             "a continuation record that contradicts the one kept (%s:%lu): part 2 of %lu of run "
+             "%s seq 5 differs from the part 2 read before",
+             copy, (unsigned long)at5 + 2, (unsigned long)k5, run_id);
+    CHECK_STR(json_string_value(json_object_get(d, "detail")), want);
+    d = json_array_get(json_object_get(doc, "streams"), 0);
+    CHECK_INT(json_array_size(json_object_get(d, "damage")), 1);
+    json_decref(doc);
+    out_free(&c);
+  }
+  /* A resend: all the parts of line 5 again after the last line, and
+   * lines 3 to 4 again with other headers. Duplicates, intact. */
+  {
+    out_t c;
+    memset(&c, 0, sizeof(c));
+    for (i = 0; i < o.n; i++)
+      out_copy(&c, o.l[i]);
+    for (i = at5; i < at5 + k5; i++)
+      out_copy(&c, o.l[i]);
+    for (i = 2; i < 4; i++) {
+      char *t = malloc(strlen(l.l[i]) + 100);
+      sprintf(t, "<134>1 2026-12-02T08:00:00Z vm jobwarden 42 sandbox - %s", l.l[i]);
+      out_copy(&c, t);
+      free(t);
+    }
+    jw_test_lines_write(copy, c.l, c.n);
+    /* in the order of the file: line 5's parts, then lines 3 and 4 */
+    expect_duplicates(copy, &key, 3, (long)o.n + 1, (long)at5 + 1);
+    doc = verify1(copy, &key);
+    d = json_object_get(json_array_get(json_object_get(doc, "streams"), 0), "duplicates");
+    CHECK_INT(json_integer_value(json_object_get(json_array_get(d, 0), "parts")), (long long)k5);
+    CHECK_INT(json_integer_value(json_object_get(json_array_get(d, 0), "seq")), 5);
+    CHECK_INT(json_integer_value(json_object_get(json_array_get(d, 2), "line")),
+              (long long)(o.n + k5 + 2));
+    CHECK_INT(
+        json_integer_value(json_object_get(json_object_get(json_array_get(d, 2), "first"), "line")),
+        (long long)k1 + 3);
+    json_decref(doc);
+    out_free(&c);
+  }
+  out_free(&o);
   jw_test_lines_free(&l);
 }
 
@@ -481,6 +733,7 @@ int main(int argc, char **argv) {
   test_key_files();
   test_intact_and_damage();
   test_rotation();
+  test_parts_and_resends();
   test_failed_write();
   return jw_test_result("seal");
 }
