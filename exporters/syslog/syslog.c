@@ -23,7 +23,8 @@
  *
  * Size: a message longer than max_message= (default 8K, rsyslog's default
  * limit; UDP at most 65000) is never cut: it is sent as continuation
- * records (src/parts.h), each a message of its own, that readers reassemble.
+ * records (src/parts.h), each a message of its own with the event's
+ * header, that readers (verify, report, tail --file) put back together.
  *
  * UDP: one datagram per message, fire and forget. TCP: octet-counting
  * framing (RFC 6587, "LEN SP MSG"); a NETWORK sink: every line goes through
@@ -48,6 +49,7 @@
 #include "exporters.h"
 #include "format.h"
 #include "internal.h"
+#include "parts.h"
 #ifdef _WIN32
 #include "syslog/tls.h"
 #endif
@@ -573,20 +575,19 @@ static int severity_code(const char *name, const jw_event_t *ev) {
   return 6;
 }
 
-/* Builds the frame (TCP: with its octet count) into a new buffer. */
-static int build_frame(jw_exporter_t *self, syslog_state_t *st, const char *line, size_t len,
-                       const jw_event_t *ev, char **out, size_t *out_len, jw_error_t *err) {
+/* The RFC 5424 header for a line (without its newline: msg_len bytes)
+ * into hdr; the line's run_id (unescaped, for continuation records) and
+ * seq. JW_EINVAL: the line can never be sent (not JSON). */
+static int build_header(jw_exporter_t *self, syslog_state_t *st, const char *line, size_t msg_len,
+                        const jw_event_t *ev, char hdr[1024], size_t *hlen, char run_raw[80],
+                        uint64_t *seq_out, jw_error_t *err) {
   json_t *j;
   json_error_t jerr;
-  char ts[64], host[256], msgid[40], run_id[200], seq[32], hdr[1024], prefix[32];
-  size_t msg_len = len, hlen, plen = 0, total;
+  char ts[64], host[256], msgid[40], run_id[200], seq[32];
   int n;
-  char *buf;
   const char *sev;
   jw_format_meta_t m;
 
-  if (msg_len > 0 && line[msg_len - 1] == '\n')
-    msg_len--;
   j = json_loadb(line, msg_len, JSON_ALLOW_NUL, &jerr);
   if (j == NULL) /* never deliverable: JW_EINVAL (src/spool.h) */
     return jw_error_set(err, JW_EINVAL, 0, self->spec, "event line is not JSON: %s", jerr.text);
@@ -596,26 +597,34 @@ static int build_frame(jw_exporter_t *self, syslog_state_t *st, const char *line
   header_field(host, sizeof(host), m.host, 255);
   header_field(msgid, sizeof(msgid), m.event, 32);
   sd_escape(run_id, sizeof(run_id), m.run_id);
+  jw__strlcpy(run_raw, m.run_id != NULL ? m.run_id : "", 80);
+  *seq_out = m.has_seq ? (uint64_t)m.seq : 0;
   snprintf(seq, sizeof(seq), "%lld", (long long)(m.has_seq ? m.seq : 0));
   sev = m.severity;
   if (st->sd_id[0] != '\0')
-    n = snprintf(hdr, sizeof(hdr), "<%d>1 %s %s jobwarden %lu %s [%s run_id=\"%s\" seq=\"%s\"] ",
+    n = snprintf(hdr, 1024, "<%d>1 %s %s jobwarden %lu %s [%s run_id=\"%s\" seq=\"%s\"] ",
                  st->facility * 8 + severity_code(sev, ev), ts, host, st->pid, msgid, st->sd_id,
                  run_id, seq);
   else
-    n = snprintf(hdr, sizeof(hdr), "<%d>1 %s %s jobwarden %lu %s - ",
+    n = snprintf(hdr, 1024, "<%d>1 %s %s jobwarden %lu %s - ",
                  st->facility * 8 + severity_code(sev, ev), ts, host, st->pid, msgid);
   json_decref(j);
-  if (n < 0 || (size_t)n >= sizeof(hdr))
-    return jw_error_set(err, JW_EIO, 0, self->spec, "syslog header too long");
-  hlen = (size_t)n;
-  if (hlen + msg_len > st->max_message)
-    return jw_error_set(err, JW_EINVAL, 0, self->spec,
-                        "message of %lu bytes exceeds max_message=%lu; not sent",
-                        (unsigned long)(hlen + msg_len), (unsigned long)st->max_message);
+  if (n < 0 || n >= 1024)
+    return jw_error_set(err, JW_EINVAL, 0, self->spec, "syslog header too long");
+  *hlen = (size_t)n;
+  return 0;
+}
+
+/* [octet count SP] header message, in a new buffer. */
+static int make_frame(jw_exporter_t *self, syslog_state_t *st, const char *hdr, size_t hlen,
+                      const char *msg, size_t msg_len, char **out, size_t *out_len,
+                      jw_error_t *err) {
+  char prefix[32];
+  size_t plen = 0, total;
+  char *buf;
   if (st->tcp) {
-    n = snprintf(prefix, sizeof(prefix), "%lu ", (unsigned long)(hlen + msg_len));
-    plen = (size_t)n;
+    int n = snprintf(prefix, sizeof(prefix), "%lu ", (unsigned long)(hlen + msg_len));
+    plen = n > 0 ? (size_t)n : 0;
   }
   total = plen + hlen + msg_len;
   buf = malloc(total);
@@ -623,7 +632,7 @@ static int build_frame(jw_exporter_t *self, syslog_state_t *st, const char *line
     return jw_error_set(err, JW_ENOMEM, 0, self->spec, "out of memory");
   memcpy(buf, prefix, plen);
   memcpy(buf + plen, hdr, hlen);
-  memcpy(buf + plen + hlen, line, msg_len);
+  memcpy(buf + plen + hlen, msg, msg_len);
   *out = buf;
   *out_len = total;
   return 0;
@@ -728,18 +737,15 @@ static int resend_recent(syslog_state_t *st, uint32_t *e) {
   return 0;
 }
 
-static int syslog_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
-                         jw_error_t *err) {
-  syslog_state_t *st = self->state;
-  char *frame = NULL;
-  size_t flen = 0;
+/* Sends one frame (taken: kept for a resend or freed). UDP: one
+ * datagram. TCP/TLS: the current connection if it is healthy, else one
+ * new connection; after a break, the frames sent last on the old one go
+ * again first. */
+static int send_frame(jw_exporter_t *self, syslog_state_t *st, char *frame, size_t flen,
+                      jw_error_t *err) {
   uint32_t e = 0;
   char why[256];
   int rc, attempt;
-
-  rc = build_frame(self, st, line, len, ev, &frame, &flen, err);
-  if (rc != 0)
-    return rc;
   if (!st->tcp) {
     long w = sock_sendto(st->s, frame, flen, (const struct sockaddr *)&st->addr, st->addr_len);
     e = w < 0 ? net_errno() : 0;
@@ -750,8 +756,6 @@ static int syslog_export(jw_exporter_t *self, const char *line, size_t len, cons
     return jw_error_set(err, JW_EIO, e, self->spec, "UDP send to %s port %s failed: %s", st->host,
                         st->port, w < 0 ? why : "short datagram");
   }
-  /* TCP: the current connection if it is healthy, else one new connection;
-   * after a break, the frames sent last on the old one go again first. */
   for (attempt = 0; attempt < 2; attempt++) {
     if (st->s != BAD_SOCK && connection_broken(st)) {
       disconnect(st);
@@ -785,6 +789,63 @@ static int syslog_export(jw_exporter_t *self, const char *line, size_t len, cons
   net_error_text(e, why, sizeof(why));
   return jw_error_set(err, JW_EIO, e, self->spec, "TCP send to %s port %s failed: %s", st->host,
                       st->port, e ? why : "connection closed");
+}
+
+/* One continuation record of a line over max_message, with the line's
+ * header. */
+typedef struct {
+  jw_exporter_t *self;
+  syslog_state_t *st;
+  const char *hdr;
+  size_t hlen;
+  jw_error_t *err;
+} part_ctx_t;
+
+static int send_part(void *ctx, const char *part, size_t part_len) {
+  part_ctx_t *c = ctx;
+  char *frame = NULL;
+  size_t flen = 0;
+  int rc = make_frame(c->self, c->st, c->hdr, c->hlen, part, part_len, &frame, &flen, c->err);
+  return rc != 0 ? rc : send_frame(c->self, c->st, frame, flen, c->err);
+}
+
+static int syslog_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
+                         jw_error_t *err) {
+  syslog_state_t *st = self->state;
+  char hdr[1024], run_id[80], *frame = NULL;
+  size_t msg_len = len, hlen = 0, flen = 0;
+  uint64_t seq = 0;
+  part_ctx_t pc;
+  int rc;
+
+  if (msg_len > 0 && line[msg_len - 1] == '\n')
+    msg_len--;
+  rc = build_header(self, st, line, msg_len, ev, hdr, &hlen, run_id, &seq, err);
+  if (rc != 0)
+    return rc;
+  if (hlen + msg_len <= st->max_message) {
+    rc = make_frame(self, st, hdr, hlen, line, msg_len, &frame, &flen, err);
+    return rc != 0 ? rc : send_frame(self, st, frame, flen, err);
+  }
+  /* Too long for one message: continuation records, each a message with
+   * this line's header (src/parts.h); never cut. A part that fails to go
+   * fails the line: it is sent again whole later (readers ignore a part
+   * they already have). */
+  if (st->max_message < hlen + JW_PARTS_MIN_MAX)
+    return jw_error_set(err, JW_EINVAL, 0, self->spec,
+                        "message of %lu bytes exceeds max_message=%lu, and its %lu-byte header "
+                        "leaves less than %u bytes for a continuation record; not sent",
+                        (unsigned long)(hlen + msg_len), (unsigned long)st->max_message,
+                        (unsigned long)hlen, (unsigned)JW_PARTS_MIN_MAX);
+  pc.self = self;
+  pc.st = st;
+  pc.hdr = hdr;
+  pc.hlen = hlen;
+  pc.err = err;
+  rc = jw__parts_split(line, msg_len, st->max_message - hlen, run_id, seq, send_part, &pc, err);
+  if (rc == JW_PARTS_FITS) /* cannot be: it did not fit */
+    rc = jw_error_set(err, JW_EINVAL, 0, self->spec, "continuation records: the line fits");
+  return rc;
 }
 
 static void syslog_close(jw_exporter_t *self) {
