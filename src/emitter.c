@@ -549,8 +549,13 @@ void jw_emitter_free(jw_emitter_t *em) {
     if (k->started)
       jw__thread_join(&k->thread);
     jw__lineq_clear(&k->q); /* a sink whose writer never started */
-    jw_exporter_close(k->exp);
   }
+  /* Every network sink's drain runs at the same time, not one after the
+   * other. */
+  for (i = 0; i < em->n_sinks; i++)
+    jw__spool_stop(em->sinks[i].exp);
+  for (i = 0; i < em->n_sinks; i++)
+    jw_exporter_close(em->sinks[i].exp);
   free(em->sinks);
   jw__cond_destroy(&em->wake);
   jw__mutex_destroy(&em->lock);

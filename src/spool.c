@@ -892,12 +892,15 @@ int jw__spool_wait(jw_exporter_t *exp, uint32_t timeout_ms) {
   return rc;
 }
 
-void jw__spool_close(jw_exporter_t *exp) {
+void jw__spool_stop(jw_exporter_t *exp) {
   jw_spool_t *sp = exp->spool;
-  uint64_t left_own, left_all;
   if (sp == NULL)
     return;
   jw__mutex_lock(&sp->lock);
+  if (sp->stopping) {
+    jw__mutex_unlock(&sp->lock);
+    return;
+  }
   sp->stopping = 1;
   sp->deadline_us = jw_now_us() + exp->delivery.drain_ms * 1000u;
   /* The drain tries at once and then at least every DRAIN_BACKOFF_MS. */
@@ -907,6 +910,14 @@ void jw__spool_close(jw_exporter_t *exp) {
     sp->backoff_ms = DRAIN_BACKOFF_MS;
   jw__cond_broadcast(&sp->wake);
   jw__mutex_unlock(&sp->lock);
+}
+
+void jw__spool_close(jw_exporter_t *exp) {
+  jw_spool_t *sp = exp->spool;
+  uint64_t left_own, left_all;
+  if (sp == NULL)
+    return;
+  jw__spool_stop(exp);
   if (sp->started)
     jw__thread_join(&sp->thread);
   left_all = total_pending(sp);

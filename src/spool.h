@@ -54,7 +54,12 @@ int jw__spool_stats(jw_exporter_t *exp, jw__spool_stats_t *st);
 /* Waits until nothing is pending or timeout_ms passed. Returns 0 when all
  * was delivered, JW_ETIMEDOUT otherwise. */
 int jw__spool_wait(jw_exporter_t *exp, uint32_t timeout_ms);
-/* Delivers what it can within drain= (from now), stops the sender, and
+/* Starts the end: the sender has drain= from now to deliver what waits
+ * (retrying at least every second), then stops. Returns at once; several
+ * sinks drain side by side. */
+void jw__spool_stop(jw_exporter_t *exp);
+/* Delivers what it can within drain= (from now, or from jw__spool_stop),
+ * stops the sender, and
  * releases the run directory: removed when everything was delivered,
  * otherwise left for later (said on stderr). No-op without a spool. */
 void jw__spool_close(jw_exporter_t *exp);

@@ -194,6 +194,10 @@ static int sock_nonblock(sock_t s, int on) {
 static int connect_pending(uint32_t e) {
   return e == WSAEWOULDBLOCK || e == WSAEINPROGRESS;
 }
+static int would_block(uint32_t e) {
+  return e == WSAEWOULDBLOCK;
+}
+#define SEND_TIMED_OUT WSAETIMEDOUT
 /* 1 writable (connected or failed: see SO_ERROR), 0 timeout, -1 error. */
 static int wait_writable(sock_t s, int ms) {
   fd_set w, x;
@@ -257,6 +261,10 @@ static int sock_nonblock(sock_t s, int on) {
 static int connect_pending(uint32_t e) {
   return e == EINPROGRESS || e == EINTR;
 }
+static int would_block(uint32_t e) {
+  return e == EAGAIN || e == EWOULDBLOCK;
+}
+#define SEND_TIMED_OUT ETIMEDOUT
 static int wait_writable(sock_t s, int ms) {
   struct pollfd p;
   int r;
@@ -455,10 +463,10 @@ static int tcp_connect(jw_exporter_t *self, syslog_state_t *st, jw_error_t *err)
       }
     }
   }
-  if (sock_nonblock(s, 0) != 0) {
-    e = net_errno();
-    goto fail;
-  }
+  /* The socket stays non-blocking: every send waits for room itself,
+   * bounded by SEND_TIMEOUT_MS (Wine does not honour SO_SNDTIMEO on a
+   * blocking send: a collector that stops reading would hold the sender
+   * for ever; measured, docs/platform-support.md). */
   set_send_timeout(s, SEND_TIMEOUT_MS);
 #ifdef _WIN32
   if (st->tls) {
@@ -521,12 +529,21 @@ static int send_all(syslog_state_t *st, const char *buf, size_t len, uint32_t *e
     return -1;
   }
 #endif
+  uint64_t deadline = jw_now_us() + (uint64_t)SEND_TIMEOUT_MS * 1000u;
   while (len > 0) {
     long w = sock_send(st->s, buf, len);
     if (w <= 0) {
       *e = w < 0 ? net_errno() : 0;
       if (w < 0 && interrupted(*e))
         continue;
+      if (w < 0 && would_block(*e)) {
+        /* The collector's window is full: wait for room, not for ever. */
+        uint64_t now = jw_now_us();
+        int r = now < deadline ? wait_writable(st->s, (int)((deadline - now + 999u) / 1000u)) : 0;
+        if (r > 0)
+          continue;
+        *e = r == 0 ? SEND_TIMED_OUT : net_errno();
+      }
       return -1;
     }
     buf += w;
@@ -786,7 +803,11 @@ static int send_frame(jw_exporter_t *self, syslog_state_t *st, char *frame, size
   if (st->send_err.text[0] != '\0')
     return jw_error_set(err, JW_EIO, e, self->spec, "TLS send to %s port %s failed: %s", st->host,
                         st->port, st->send_err.text);
-  net_error_text(e, why, sizeof(why));
+  if (e == SEND_TIMED_OUT)
+    snprintf(why, sizeof(why), "the collector took nothing for %d ms (it does not read)",
+             SEND_TIMEOUT_MS);
+  else
+    net_error_text(e, why, sizeof(why));
   return jw_error_set(err, JW_EIO, e, self->spec, "TCP send to %s port %s failed: %s", st->host,
                       st->port, e ? why : "connection closed");
 }

@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], windows_only[i]) == 0) {
       fprintf(stderr,
               "jobwarden: %s: Windows-only (it needs a Job Object); this native build has "
-              "verify, report, seal-key, check-policy and tail --file%s\n",
+              "verify, report, seal-key, check-policy, tail --file and flush%s\n",
               argv[1],
               strcmp(argv[1], "tail") == 0 ? " (tail --file FILE reads a record file)" : "");
       return JW_EXIT_JW_ERROR;

@@ -30,7 +30,7 @@ expect help 0 '^  jobwarden verify FILE\.\.\. --key KEYFILE \[--json\]$' '' -- -
 expect version 0 '^jobwarden [0-9.]+ \(event schema [0-9.]+, native build\)$' '' -- --version
 expect none 125 '' '^Usage' --
 for c in run probe ps kill; do
-  expect "$c" 125 '' "^jobwarden: $c: Windows-only \(it needs a Job Object\); this native build has verify, report, seal-key, check-policy and tail --file\$" -- "$c" x
+  expect "$c" 125 '' "^jobwarden: $c: Windows-only \(it needs a Job Object\); this native build has verify, report, seal-key, check-policy, tail --file and flush\$" -- "$c" x
 done
 expect tail-name 125 '' '^jobwarden: tail: Windows-only .*\(tail --file FILE reads a record file\)$' -- tail NAME
 expect unknown 125 '' "^jobwarden: unknown command 'frobnicate' \(see jobwarden --help\)\$" -- frobnicate
@@ -40,6 +40,20 @@ expect seal-key-new 0 "^$work/k: new seal key [0-9a-f]{32} \(owner-only; keep a 
 [ "$(stat -c %a "$work/k")" = 600 ] || { fails=$((fails + 1)); echo "FAIL key mode $(stat -c %a "$work/k")"; }
 checks=$((checks + 1))
 expect seal-key-exists 125 '' "^jobwarden: seal-key: $work/k: cannot create: File exists \(a key file is never overwritten\)\$" -- seal-key new "$work/k"
+# flush: usage and spools that are not (a real one: wine.real.spool)
+expect flush-nodir 125 '' '^jobwarden: flush: expected the spool directory \(usage: jobwarden flush DIR \[--timeout DURATION\]\)$' -- flush
+expect flush-missing 125 '' "^jobwarden: flush: cannot list '$work/nospool': No such file or directory\$" -- flush "$work/nospool"
+mkdir -p "$work/notspool/sub"
+expect flush-notspool 125 '' "^jobwarden: flush: $work/notspool: not a spool \(no run directory with a 'sink' file in it\)\$" -- flush "$work/notspool"
+expect flush-timeout 125 '' '^jobwarden: flush: --timeout: expected a duration like "30s" \(at most 24h\), got "soon"$' -- flush "$work/notspool" --timeout soon
+expect flush-opt 125 '' "^jobwarden: flush: unknown option '--now'" -- flush "$work/notspool" --now
+mkdir -p "$work/spool/run1" "$work/spool/run2"
+printf 'pipe-connect:collector\n' > "$work/spool/run1/sink"
+expect flush-windows-sink 125 '' "^jobwarden: flush: $work/spool/run1: --export: unknown exporter 'pipe-connect'" -- flush "$work/spool/run1"
+printf 'syslog+tcp://127.0.0.1:9,spool=x\n' > "$work/spool/run2/sink"
+expect flush-empty 0 '^flush: 0 line\(s\) delivered, 0 still waiting$' '' -- flush "$work/spool/run2"
+[ ! -e "$work/spool/run2" ] || { fails=$((fails + 1)); echo "FAIL flush-empty left $work/spool/run2"; }
+checks=$((checks + 1))
 # verify: usage
 expect verify-nokey 125 '' '^jobwarden: verify: expected FILE\.\.\. and --key KEYFILE' -- verify x.jsonl
 expect verify-nofile 125 '' '^jobwarden: verify: expected FILE\.\.\. and --key KEYFILE' -- verify --key "$work/k"

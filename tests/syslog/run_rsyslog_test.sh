@@ -77,7 +77,7 @@ start_rsyslog "$out_tcp" "$out_udp"
 rm -f "$events/real-syslog.key"
 timeout 60 "$root/scripts/wine-exec.sh" "$prefix" "$jobwarden" run \
   --seal-key "Z:$events/real-syslog.key" \
-  --export "syslog+tcp://127.0.0.1:$tcp_port" \
+  --export "syslog+tcp://127.0.0.1:$tcp_port,spool=Z:$work/spool-1" \
   --export "syslog+udp://127.0.0.1:$udp_port" \
   --export "file:Z:$log" \
   -- "Z:$helper" --helper tree "Z:$work/pids" 100 </dev/null >"$work/jobwarden.log" 2>&1
@@ -214,9 +214,9 @@ start_rsyslog "$out_restart" "$work/rsyslog-restart-udp.txt"
 wait "$jw_pid"
 rc=$?
 [ $rc -eq 0 ] || { cat "$work/jobwarden-restart.log" >&2; fail "jobwarden run (restart phase) exited with $rc"; }
-python3 - "$log2" "$out_restart" <<'PY'
-import json, sys, time
-log, out = sys.argv[1], sys.argv[2]
+python3 - "$log2" "$out_restart" "$native" <<'PY'
+import json, subprocess, sys, time
+log, out, native = sys.argv[1], sys.argv[2], sys.argv[3]
 events = [json.loads(l) for l in open(log, encoding="utf-8")]
 seqs = [e["seq"] for e in events]
 assert seqs == list(range(1, len(seqs) + 1)), "file sink has a gap"
@@ -230,7 +230,10 @@ got, dup = [], 0
 end = time.time() + 15
 while time.time() < end:
     got, gaps = [], 0
-    for line in open(out, encoding="utf-8"):
+    # As a reader sees them: job_end's continuation records put together.
+    lines = subprocess.run([native, "tail", "--file", out, "--raw"],
+                           capture_output=True).stdout.split(b"\n")[:-1]
+    for line in lines:
         e = json.loads(line)
         gaps += e["event"] == "sandbox.telemetry_gap"
         got.append(e["seq"])
@@ -251,3 +254,56 @@ assert order == seqs, "the collector got the run's lines out of order"
 print(f"restart: all {len(seqs)} events delivered in order ({len(got) - len(seqs)} repeated "
       f"around the break), none lost, no gap record")
 PY
+[ $? -eq 0 ] || fail "the restart phase lost or reordered events"
+
+# Phase 3: a run of 1000 processes over UDP. Its job_end lists every
+# process (about 300 KB): over max_message (8K by default) it goes as
+# continuation records, one datagram each, never cut. The collector's file,
+# read by the native jobwarden (which puts the records back together), is
+# the run's record line for line, and its sealed stream verifies.
+if [ -n "$native" ]; then
+  stop_rsyslog
+  out_big="$work/rsyslog-big-udp.txt"
+  log3="$events/real-syslog-big.jsonl"
+  rm -f "$out_big" "$log3" "$events/real-syslog-big.key"
+  start_rsyslog "$work/rsyslog-big-tcp.txt" "$out_big"
+  timeout 240 "$root/scripts/wine-exec.sh" "$prefix" "$jobwarden" run \
+    --seal-key "Z:$events/real-syslog-big.key" \
+    --export "syslog+udp://127.0.0.1:$udp_port" --export "file:Z:$log3" \
+    -- "Z:$helper" --helper flood 1000 </dev/null >"$work/jobwarden-big.log" 2>&1
+  rc=$?
+  [ $rc -eq 0 ] || { cat "$work/jobwarden-big.log" >&2; fail "the 1000-process run exited with $rc"; }
+  python3 - "$log3" "$out_big" "$native" <<'PY' || fail "the big run over UDP"
+import json, re, subprocess, sys, time
+log, out, native = sys.argv[1:]
+SEAL = re.compile(rb',"seal":\{[^{}]*\}\}$')
+want = open(log, "rb").read().split(b"\n")[:-1]
+end_seq = json.loads(want[-1])["seq"]
+assert json.loads(want[-1])["event"] == "sandbox.job_end"
+assert len(want[-1]) > 200000, f"job_end is only {len(want[-1])} bytes"
+# rsyslog writes asynchronously: until the last continuation record is in.
+deadline = time.time() + 60
+while True:
+    raw = open(out, "rb").read() if __import__("os").path.exists(out) else b""
+    parts = [l for l in raw.split(b"\n")[:-1] if l.startswith(b'{"jobwarden_part":')]
+    done = [p for p in parts if json.loads(p)["jobwarden_part"]["seq"] == end_seq]
+    if done and len(done) == json.loads(done[0])["jobwarden_part"]["of"] or time.time() > deadline:
+        break
+    time.sleep(0.2)
+assert done, "no continuation record of job_end arrived"
+of = json.loads(done[0])["jobwarden_part"]["of"]
+assert len(done) == of and of >= 30, f"{len(done)} of {of} records"
+assert all(len(p) <= 8192 for p in parts), "a continuation record over max_message"
+got = subprocess.run([native, "tail", "--file", out, "--raw"], capture_output=True).stdout
+got = got.split(b"\n")[:-1]
+strip = lambda l: SEAL.sub(b"}", l)
+assert [strip(l) for l in got] == [strip(l) for l in want], \
+    f"{len(got)} events read back from the collector, {len(want)} in the file"
+print(f"big run over UDP: {len(want)} events, job_end of {len(want[-1])} bytes in {of} "
+      f"continuation records, read back whole")
+PY
+  v=$("$native" verify "$out_big" --key "$events/real-syslog-big.key" 2>&1) ||
+    { echo "$v" >&2; fail "verify of the big run's UDP stream"; }
+  grep -q " stream 0: intact, .*, closed by sandbox.job_end$" <<<"$v" ||
+    { echo "$v" >&2; fail "the big run's UDP stream is not intact"; }
+fi

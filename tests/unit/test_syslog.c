@@ -797,6 +797,114 @@ static void test_spool_restart(const char *dir) {
   remove(path);
 }
 
+/* A collector that accepts and never reads: the sender's send waits for
+ * room at most 5 s, then the attempt has failed (sink_unreachable); the
+ * lines stay in the spool, nothing is lost, and once the collector reads
+ * they all arrive (with at most the resent frames twice). */
+/* Marks the seq of each frame read from s until it has nothing more for
+ * ms milliseconds or is closed; returns the number of new seqs. */
+static size_t read_seqs(tsock_t s, char *seen, unsigned long max, int ms) {
+  size_t have = 0;
+  char *m;
+  size_t len;
+  while (twait(s, ms) && (m = trecv_frame(s, &len)) != NULL) {
+    const char *q = strstr(m, "\"seq\":");
+    unsigned long v = q ? strtoul(q + 6, NULL, 10) : 0;
+    if (v > 0 && v <= max && !seen[v]) {
+      seen[v] = 1;
+      have++;
+    }
+    free(m);
+  }
+  return have;
+}
+
+static void test_stall(const char *dir) {
+  jw_run_info_t run;
+  jw_emitter_t *em = NULL;
+  jw_exporter_t *sx = NULL;
+  jw_error_t err;
+  char spec[1400], root[1100];
+  unsigned port = 0;
+  tsock_t l = tbind(SOCK_STREAM, &port), c = TBAD;
+  int i, small = 4096, tries;
+  const int N = 8000; /* ~6 MB: more than the kernel's buffers hold (~3 MB) */
+  jw__spool_stats_t st;
+  uint64_t t0;
+  char *seen = calloc((size_t)N + 8, 1);
+  size_t have = 0;
+
+  CHECK(l != TBAD && seen != NULL);
+  if (l == TBAD || seen == NULL)
+    return;
+  setsockopt(l, SOL_SOCKET, SO_RCVBUF, (const char *)&small, sizeof(small));
+  snprintf(root, sizeof(root), "%s/unit-syslog-spool-stall", dir);
+  rm_tree(root);
+  run_info(&run);
+  CHECK_INT(jw_emitter_new(&run, &em), 0);
+  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=%s,retry_max=200ms,drain=0s", port,
+           root);
+  CHECK_INT(jw_exporter_open(spec, &sx, &err), 0);
+  if (em == NULL || sx == NULL)
+    return;
+  jw_emitter_add(em, sx);
+  for (i = 0; i < N; i++) {
+    jw_event_t ev;
+    make_event(&ev, i);
+    CHECK_INT(jw_emit(em, &ev), 0);
+    if (i == 0) {
+      /* Accepted and never read (yet); no other connection is taken
+       * meanwhile (a listening socket's kernel would take some and hold
+       * their bytes unread too). */
+      c = taccept(l);
+      tclose(l);
+      l = TBAD;
+    }
+  }
+  CHECK(c != TBAD);
+  /* The sender gives up on the stalled connection within ~5 s. */
+  t0 = jw_now_us();
+  memset(&st, 0, sizeof(st));
+  while (jw__spool_stats(sx, &st) == 0 && !st.down && st.pending > 0 &&
+         jw_now_us() - t0 < 30000000u)
+    jw__spool_wait(sx, 20);
+  CHECK(st.down);
+  CHECK(st.pending > 0);
+  CHECK_U64(sx->lost, 0);
+  printf("stall: the sender gave up after %llu ms with %llu line(s) pending\n",
+         (unsigned long long)((jw_now_us() - t0) / 1000u), (unsigned long long)st.pending);
+  /* The collector reads again: what the stalled connection holds, then
+   * the connections the sender makes until its spool is empty. */
+  if (c != TBAD)
+    have += read_seqs(c, seen, (unsigned long)N + 4, 2000);
+  l = tbind(SOCK_STREAM, &port);
+  CHECK(l != TBAD);
+  for (tries = 0; tries < 20 && have < (size_t)N + 1 && l != TBAD; tries++) {
+    tsock_t n2 = taccept(l);
+    if (n2 == TBAD)
+      continue;
+    have += read_seqs(n2, seen, (unsigned long)N + 4, 1000);
+    tclose(n2);
+  }
+  /* Every event and the sink_unreachable notice (sink_recovered may still
+   * be on its way). */
+  CHECK(have >= (size_t)N + 1);
+  for (i = 1; i <= N; i++)
+    if (!seen[i]) {
+      CHECK(!"an event never arrived");
+      fprintf(stderr, "seq %d missing\n", i);
+      break;
+    }
+  CHECK_U64(sx->lost, 0);
+  free(seen);
+  jw_emitter_free(em);
+  if (c != TBAD)
+    tclose(c);
+  if (l != TBAD)
+    tclose(l);
+  rm_tree(root);
+}
+
 /* A full spool: what does not fit is lost for that sink, counted, and
  * recorded in its stream as a telemetry_gap once it has room again. */
 static void test_spool_full(const char *dir) {
@@ -954,6 +1062,7 @@ int main(int argc, char **argv) {
   test_tcp(out);
   test_spool_restart(out);
   test_spool_full(out);
+  test_stall(out);
   test_udp_formats();
   return jw_test_result("syslog");
 }

@@ -1058,18 +1058,25 @@ static int helper_wait_file(int argc, char **argv) {
  * command line of its own), then waits for all of them. */
 static int helper_flood(int argc, char **argv) {
   unsigned long n = argc > 3 ? strtoul(argv[3], NULL, 0) : 0, i, started = 0;
+  unsigned long pad = argc > 4 ? strtoul(argv[4], NULL, 0) : 0;
   HANDLE *hs;
-  if (n == 0 || n > 2000)
+  static wchar_t cmd[32768];
+  static char args[32000];
+  if (n == 0 || n > 2000 || pad > 30000)
     return 90;
   hs = calloc(n, sizeof(HANDLE));
   if (hs == NULL)
     return 91;
   for (i = 0; i < n; i++) {
-    wchar_t cmd[1024];
-    char args[128];
     PROCESS_INFORMATION pi;
-    snprintf(args, sizeof(args), "exit 0 " TW_FLOOD_TAG_FMT, i);
-    tw_helper_cmdline(cmd, 1024, args);
+    int k = snprintf(args, sizeof(args), "exit 0 " TW_FLOOD_TAG_FMT, i);
+    if (pad > 0 && k > 0) {
+      /* One more argument of PAD characters: big events. */
+      args[k++] = ' ';
+      memset(args + k, 'p', pad);
+      args[k + (int)pad] = '\0';
+    }
+    tw_helper_cmdline(cmd, 32768, args);
     if (start(cmd, 0, &pi) != 0)
       continue; /* counted by the test: every child it sees must be right */
     CloseHandle(pi.hThread);

@@ -149,9 +149,11 @@ int tw_is_helper(int argc, char **argv);
  *                         once MARK exists, run three children `exit 0`
  *                         one after another, then crash (0xC0000005); 97
  *                         when MARK does not come within 30 s
- *   flood N               start N children at once, each `exit 0` with the
- *                         argument TW_FLOOD_TAG_FMT (its index), wait for
- *                         them; exit 0, or 93 if a CreateProcessW failed
+ *   flood N [PAD]         start N children at once, each `exit 0` with the
+ *                         argument TW_FLOOD_TAG_FMT (its index) and, with
+ *                         PAD, one more of PAD characters (big events),
+ *                         wait for them; exit 0, or 93 if a CreateProcessW
+ *                         failed
  *   spew N                write N lines TW_SPEW_FMT (0..N-1) on stdout, one
  *                         WriteFile each, exit 0
  *
