@@ -83,7 +83,7 @@ const char *jw_cli_usage(void) {
          "                                   uses (null when both are used)\n"
          "  --control NAME                   serve the control pipe\n"
          "                                   \\\\.\\pipe\\jobwarden-control-NAME, for\n"
-         "                                   'jobwarden ps NAME' and 'jobwarden kill NAME'\n"
+         "                                   jobwarden ps NAME and jobwarden kill NAME\n"
          "                                   (the run's own user only)\n"
          "  --active-processes N|unlimited   processes alive at once in the job\n"
          "  --process-memory SIZE|unlimited  committed memory per process (e.g. 512M)\n"

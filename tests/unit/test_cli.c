@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "harness.h"
+#include "internal.h"
 
 #define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -588,8 +589,51 @@ static void test_agent_output(void) {
   CHECK(cli.agent_output == NULL);
 }
 
+/* --help's exporter part comes from the option rows: every kind, every
+ * option with its default; every row's default parses within its bounds;
+ * no line over 79 columns. */
+static void test_exporter_help(void) {
+  char *help = jw_cli_help();
+  size_t count = 0, i;
+  const jw_exporter_vtable_t *const *kinds = jw__exporter_registry(&count);
+  const char *line;
+  CHECK(help != NULL);
+  if (help == NULL)
+    return;
+  CHECK_CONTAINS(help, "jobwarden run [OPTIONS] [--] COMMAND [ARG...]");
+  CHECK_CONTAINS(help, "\nExporters (--export KIND[:TARGET][,OPTION=VALUE]...; "
+                       "docs/integrations.md):\n");
+  CHECK(count >= 5);
+  for (i = 0; i < count; i++) {
+    jw_error_t err;
+    const jw_option_t *o;
+    char want[128];
+    memset(&err, 0, sizeof(err));
+    snprintf(want, sizeof(want), "\n  %s\n", kinds[i]->usage);
+    CHECK_CONTAINS(help, want);
+    CHECK_INT(jw__exporter_defaults_parse(kinds[i], &err), 0);
+    for (o = kinds[i]->options; o != NULL && o->name != NULL; o++) {
+      snprintf(want, sizeof(want), "      ,%s", o->name);
+      CHECK_CONTAINS(help, want);
+    }
+  }
+  CHECK_CONTAINS(help, "      ,spool=DIR ");
+  CHECK_CONTAINS(help, "(default 10s)");
+  CHECK_CONTAINS(help, "      ,format=native|ecs|ocsf ");
+  for (line = help; *line != '\0';) {
+    const char *nl = strchr(line, '\n');
+    size_t n = nl ? (size_t)(nl - line) : strlen(line);
+    if (n > 79)
+      fprintf(stderr, "a --help line of %u columns: %.*s\n", (unsigned)n, (int)n, line);
+    CHECK(n <= 79);
+    line += n + (nl != NULL);
+  }
+  free(help);
+}
+
 int main(int argc, char **argv) {
   const char *out = argc > 2 ? argv[2] : ".";
+  test_exporter_help();
   test_commands();
   test_run_flags();
   test_agent_output();
