@@ -460,8 +460,55 @@ static void test_drain(void) {
   free_mem(&s);
 }
 
+/* sandbox.job_end stays the last line of every stream, and a sink's
+ * failure is in the record before it: jw_emitter_settle waits until every
+ * writer has handled what was queued, the sink_failed notice its failure
+ * caused included. Sink A fails its first line, which it only gets to
+ * once its gate opens, right before the settle. */
+static void test_settle(void) {
+  jw_run_info_t run;
+  jw_emitter_t *em = NULL;
+  mem_sink_t sa, sb;
+  jw_exporter_t *a, *b;
+  int i, failed_at = -1, end_at = -1;
+  CHECK_INT(jw_run_info_init(&run, "unit-settle", JW_TIER_NONE), 0);
+  CHECK_INT(jw_emitter_new(&run, &em), 0);
+  a = mem_exporter(&sa);
+  b = mem_exporter(&sb);
+  jw__strlcpy(a->spec, "memory:a", sizeof(a->spec));
+  sa.fail_first = 1;
+  sa.gate_closed = 1;
+  CHECK_INT(jw_emitter_add(em, a), 0);
+  CHECK_INT(jw_emitter_add(em, b), 0);
+  CHECK_INT(jw_emitter_start(em, 64), 0);
+  for (i = 0; i < 3; i++)
+    emit_kind(em, JW_EVENT_PROCESS_START);
+  jw__mutex_lock(&sa.m);
+  sa.gate_closed = 0;
+  jw__cond_broadcast(&sa.c);
+  jw__mutex_unlock(&sa.m);
+  CHECK_INT(jw_emitter_settle(em, 5000), 0);
+  emit_kind(em, JW_EVENT_JOB_END);
+  CHECK_INT(jw_emitter_drain(em, 5000), 0);
+  for (i = 0; i < sb.n; i++) {
+    if (strstr(sb.lines[i], "\"rule\":\"sink_failed\"") != NULL)
+      failed_at = i;
+    if (strstr(sb.lines[i], "\"event\":\"sandbox.job_end\"") != NULL)
+      end_at = i;
+  }
+  CHECK_INT(sb.n, 5);
+  CHECK_INT(failed_at, 3);
+  CHECK_INT(end_at, 4);
+  jw_emitter_free(em);
+  for (i = 0; i < sb.n; i++)
+    free(sb.lines[i]);
+  for (i = 0; i < sa.n; i++)
+    free(sa.lines[i]);
+}
+
 int main(int argc, char **argv) {
   const char *out = argc > 2 ? argv[2] : ".";
+  test_settle();
   test_errors();
   test_time_source();
   test_specs(out);
