@@ -24,7 +24,9 @@
  *               and the copy breaks image_unknown once its identity is in
  *               (source jobwarden), terminated (kill_process), the reason
  *               in process.unavailable.hash and in the message; the copy's
- *               process_update and the root's identity say the same.
+ *               process_update and the root's identity say the same. The
+ *               run also gives --rule-tags images=... (and escape=...):
+ *               the violation carries the images rule's tags, exactly.
  *  cap-allow    the same cap with `--allow-image sha256:<its hash>` and
  *               --image-action report: image_unknown reported, the copy
  *               left to run to its own exit code.
@@ -289,7 +291,8 @@ static void test_cap(const char *tag, int allow) {
   else
     snprintf(opts, sizeof(opts),
              "--tier none --image-hash-cap 64K --deny-image original_file_name:jwtestid.exe "
-             "--deny-image sha256:%s --image-action kill_process",
+             "--deny-image sha256:%s --image-action kill_process --rule-tags "
+             "images=team.identity_review,attack.t1036.005 --rule-tags escape=team.not_this_rule",
              g_self_sha);
   snprintf(cmd, sizeof(cmd), "\"%s\" --helper run-exe \"%s\" --helper %s", g_self, copy,
            allow ? "exit 5" : "sleep 20000");
@@ -321,6 +324,16 @@ static void test_cap(const char *tag, int allow) {
              copy, pid,
              allow ? "reported only (action report)" : "jobwarden terminated the process");
     CHECK_STR(tw_str(e, "message"), want);
+    /* --rule-tags: the images rule's own tags after the catalog's, in the
+     * order given; the escape rule's are not this rule's. */
+    if (allow) {
+      CHECK_INT(json_array_size(tw_get(e, "tags")), 1);
+    } else {
+      CHECK_INT(json_array_size(tw_get(e, "tags")), 3);
+      CHECK_STR(json_string_value(json_array_get(tw_get(e, "tags"), 1)), "team.identity_review");
+      CHECK_STR(json_string_value(json_array_get(tw_get(e, "tags"), 2)), "attack.t1036.005");
+    }
+    CHECK_STR(json_string_value(json_array_get(tw_get(e, "tags"), 0)), "jobwarden.monitor_rule");
   }
   /* The identity came once, in the copy's process_update, before the
    * violation it decided. */
