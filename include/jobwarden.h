@@ -134,6 +134,8 @@ enum {
    * jobwarden or a member (docs/policy.md, "Escapes"). */
   JW_SET_ESCAPE_ACTION = 1u << 21,
   JW_SET_ESCAPE_SCAN = 1u << 22,
+  /* The executable identity's hashing cap (rules.images.hash_cap). */
+  JW_SET_IMAGE_HASH_CAP = 1u << 23,
   /* The token the program runs with (token). */
   JW_SET_TOKEN = 1u << 26,
   /* Coalescing of repeated violations (rules.coalesce.window). */
@@ -151,6 +153,10 @@ enum {
  * image) are counted instead of written, when the policy sets none
  * (docs/events.md, "Coalesced repeats"). */
 #define JW_COALESCE_DEFAULT_MS 10000u
+/* Images larger than this many bytes are not hashed nor verified (their
+ * hash and signature are named unavailable) when the policy sets no
+ * rules.images.hash_cap (docs/policy.md). */
+#define JW_IMAGE_HASH_CAP_DEFAULT ((uint64_t)256 << 20)
 /* The monitor rules a policy may tag (rules.<rule>.tags), and how many
  * tags each may add, of how many bytes (NUL included). */
 enum {
@@ -232,6 +238,10 @@ typedef struct jw_policy_s {
   int n_allow_images;
   char allow_images[JW_POLICY_MAX_IMAGES][JW_IMAGE_NAME_MAX];
   jw_rule_action_t image_action;
+  /* Bytes: images larger than this are not hashed nor verified (the
+   * executable identity's cap, rules.images.hash_cap); jw_policy_resolve
+   * puts JW_IMAGE_HASH_CAP_DEFAULT here when not set. */
+  uint64_t image_hash_cap;
   /* What the monitor does when a process exceeds limits.active_processes
    * although the kernel let it start (Wine; a limit another job overrides). */
   jw_rule_action_t active_processes_action;

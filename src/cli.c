@@ -34,6 +34,7 @@ static const flag_def_t flag_defs[] = {
     {"--deny-image", "deny_image", 0},
     {"--allow-image", "allow_image", 0},
     {"--image-action", "image_action", 0},
+    {"--image-hash-cap", "image_hash_cap", 0},
     {"--active-processes-action", "active_processes_action", 0},
     {"--escape-action", "escape_action", 0},
     {"--escape-scan-interval", "escape_scan_interval", 0},
@@ -43,6 +44,24 @@ static const flag_def_t flag_defs[] = {
 };
 
 #define N_FLAG_DEFS (sizeof(flag_defs) / sizeof(flag_defs[0]))
+
+/* --rule-tags RULE=TAG[,TAG...]: the monitor rules that take tags, each
+ * with the policy key that adds one (rules.<rule>.tags) and the name its
+ * messages are given under. */
+static const struct {
+  const char *rule, *key, *where;
+} rule_tag_defs[] = {
+    {"timeout", "timeout_tags", "--rule-tags timeout"},
+    {"total_processes", "total_processes_tags", "--rule-tags total_processes"},
+    {"images", "images_tags", "--rule-tags images"},
+    {"active_processes", "active_processes_tags", "--rule-tags active_processes"},
+    {"escape", "escape_tags", "--rule-tags escape"},
+};
+#define N_RULE_TAG_DEFS (sizeof(rule_tag_defs) / sizeof(rule_tag_defs[0]))
+#define RULE_TAG_NAMES  "timeout, total_processes, images, active_processes, escape"
+/* Bytes of one tag handed to the policy: a longer one is refused there
+ * anyway (tags are at most 63 bytes), shown cut. */
+#define RULE_TAG_PIECE 256
 /* Room for every image of both lists (32 each) and the other flags. */
 #define MAX_SETTINGS 128
 
@@ -50,6 +69,7 @@ typedef struct {
   const char *flag; /* as written, for messages */
   const char *key;
   const char *value;
+  int tag_list; /* --rule-tags: value is TAG[,TAG...], one jw_policy_set per tag */
 } setting_t;
 
 const char *jw_cli_usage(void) {
@@ -114,6 +134,10 @@ const char *jw_cli_usage(void) {
          "                                   repeatable; adds to the policy file's list\n"
          "  --allow-image NAME               the only file names they may run; the same\n"
          "  --image-action ACTION            default kill_process\n"
+         "  --image-hash-cap SIZE            images larger than SIZE are not hashed nor\n"
+         "                                   verified (sha256: and signer: entries then\n"
+         "                                   cannot decide them: image_unknown);\n"
+         "                                   default 256M\n"
          "  --active-processes-action ACTION when the kernel lets --active-processes\n"
          "                                   pass (Wine); default report\n"
          "  --escape-action ACTION           a process outside the job whose parent is\n"
@@ -124,6 +148,12 @@ const char *jw_cli_usage(void) {
          "  --coalesce-window DUR|off        repeats of a violation (same rule, same\n"
          "                                   process or image) within DUR of the first\n"
          "                                   become one summary line; default 10s\n"
+         "  --rule-tags RULE=TAG[,TAG...]    tags added to the violations of RULE\n"
+         "                                   (timeout, total_processes, images,\n"
+         "                                   active_processes, escape), e.g.\n"
+         "                                   images=attack.t1059; at most 3 per rule,\n"
+         "                                   each [a-z][a-z0-9_.]{0,62}; repeatable;\n"
+         "                                   adds to the policy file's tags\n"
          "  --seal-key FILE                  seal every stream (docs/forensics.md) with\n"
          "                                   a new key written to FILE (refused if it\n"
          "                                   exists; owner-only)\n"
@@ -224,6 +254,50 @@ static const flag_def_t *find_flag(const char *name, size_t len, int *negated) {
 /* Shows at most 60 bytes of a user-given argument in a message. */
 #define SHOW(s) (int)(strlen(s) > 60 ? 60 : strlen(s)), (s), (strlen(s) > 60 ? "..." : "")
 
+/* --rule-tags RULE=TAG[,TAG...] into *s: the rule checked here, the
+ * tags by the policy when the settings are applied. */
+static int rule_tags_setting(const char *value, setting_t *s, jw_error_t *err) {
+  const char *eq = value != NULL ? strchr(value, '=') : NULL;
+  size_t i, len;
+  if (value == NULL || eq == NULL)
+    return jw_error_set(err, JW_EUSAGE, 0, "--rule-tags",
+                        "--rule-tags: expected RULE=TAG[,TAG...] (RULE: " RULE_TAG_NAMES
+                        "), got '%.*s%s'",
+                        SHOW(value != NULL ? value : ""));
+  len = (size_t)(eq - value);
+  for (i = 0; i < N_RULE_TAG_DEFS; i++) {
+    if (strlen(rule_tag_defs[i].rule) == len && memcmp(rule_tag_defs[i].rule, value, len) == 0) {
+      s->flag = rule_tag_defs[i].where;
+      s->key = rule_tag_defs[i].key;
+      s->value = eq + 1;
+      s->tag_list = 1;
+      return 0;
+    }
+  }
+  return jw_error_set(err, JW_EUSAGE, 0, "--rule-tags",
+                      "--rule-tags: unknown rule '%.*s%s' (rules that take tags: " RULE_TAG_NAMES
+                      ")",
+                      (int)(len > 60 ? 60 : len), value, len > 60 ? "..." : "");
+}
+
+/* Applies one --rule-tags setting: each tag of its list in turn (an empty
+ * one, as in "images=" or "a,,b", is refused like any bad tag). */
+static int apply_tag_list(jw_policy_t *policy, const setting_t *s, jw_error_t *err) {
+  const char *p = s->value;
+  for (;;) {
+    char tag[RULE_TAG_PIECE];
+    size_t n = strcspn(p, ",");
+    int rc;
+    snprintf(tag, sizeof(tag), "%.*s", (int)(n < sizeof(tag) ? n : sizeof(tag) - 1), p);
+    rc = jw_policy_set(policy, s->key, tag, s->flag, err);
+    if (rc != 0)
+      return rc;
+    if (p[n] == '\0')
+      return 0;
+    p += n + 1;
+  }
+}
+
 /* `run` and `probe` share the policy options; `probe` takes no COMMAND and
  * no --export, and adds --json. */
 static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw_error_t *err) {
@@ -302,6 +376,17 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw
       cli->control_name = value;
       continue;
     }
+    if (name_len == 11 && memcmp(a, "--rule-tags", 11) == 0) {
+      if (!value && i + 1 < argc)
+        value = argv[++i];
+      if (n_settings == MAX_SETTINGS)
+        return jw_error_set(err, JW_EUSAGE, 0, "--rule-tags", "too many options");
+      rc = rule_tags_setting(value, &settings[n_settings], err);
+      if (rc != 0)
+        return rc;
+      n_settings++;
+      continue;
+    }
     def = find_flag(a, name_len, &negated);
     if (def == NULL)
       return jw_error_set(err, JW_EUSAGE, 0, sub,
@@ -322,6 +407,7 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw
     settings[n_settings].flag = def->flag;
     settings[n_settings].key = def->key;
     settings[n_settings].value = value;
+    settings[n_settings].tag_list = 0;
     n_settings++;
   }
 
@@ -344,7 +430,9 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw
       return rc;
   }
   for (k = 0; k < n_settings; k++) {
-    rc = jw_policy_set(&cli->policy, settings[k].key, settings[k].value, settings[k].flag, err);
+    rc = settings[k].tag_list ? apply_tag_list(&cli->policy, &settings[k], err)
+                              : jw_policy_set(&cli->policy, settings[k].key, settings[k].value,
+                                              settings[k].flag, err);
     if (rc != 0)
       return rc;
   }

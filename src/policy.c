@@ -57,7 +57,8 @@ typedef enum {
   KIND_INTERVAL, /* rules.escape.scan_interval: a duration, or "off" (0) */
   KIND_TOKEN,    /* token: "inherit", "restricted", "low_integrity", "restricted_low" */
   KIND_TAGS,     /* rules.<rule>.tags: tags added to the rule's violations */
-  KIND_KEY_FILE  /* seal.new_key / seal.existing_key: a key file's path */
+  KIND_KEY_FILE, /* seal.new_key / seal.existing_key: a key file's path */
+  KIND_HASH_CAP  /* rules.images.hash_cap: a size of at least 1 byte, never "unlimited" */
 } field_kind_t;
 
 typedef struct {
@@ -88,6 +89,7 @@ static const field_t fields[] = {
     {"deny_image", KIND_IMAGE, JW_SET_DENY_IMAGES, 2},
     {"allow_image", KIND_IMAGE, JW_SET_ALLOW_IMAGES, 2},
     {"image_action", KIND_ACTION, JW_SET_IMAGE_ACTION, 2},
+    {"image_hash_cap", KIND_HASH_CAP, JW_SET_IMAGE_HASH_CAP, 2},
     {"active_processes_action", KIND_ACTION, JW_SET_ACTIVE_ACTION, 2},
     {"notification_margin", KIND_MARGIN, JW_SET_NOTIFY_MARGIN, 1},
     {"escape_action", KIND_ACTION, JW_SET_ESCAPE_ACTION, 2},
@@ -114,9 +116,9 @@ static const field_t fields[] = {
   "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
   "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
   "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
-  "active_processes_action, escape_action, escape_scan_interval, coalesce_window, timeout_tags, "  \
-  "total_processes_tags, images_tags, active_processes_tags, escape_tags, token, seal_key, "      \
-  "seal_key_existing"
+  "image_hash_cap, active_processes_action, escape_action, escape_scan_interval, "                 \
+  "coalesce_window, timeout_tags, total_processes_tags, images_tags, active_processes_tags, "      \
+  "escape_tags, token, seal_key, seal_key_existing"
 
 static const struct {
   const char *name;
@@ -172,6 +174,7 @@ static const struct {
     {"images", "tags", "images_tags"},
     {"active_processes", "tags", "active_processes_tags"},
     {"escape", "tags", "escape_tags"},
+    {"images", "hash_cap", "image_hash_cap"},
 };
 #define RULE_KEY_COUNT (sizeof(rule_keys) / sizeof(rule_keys[0]))
 #define RULE_NAMES     "timeout, total_processes, images, active_processes, escape, coalesce"
@@ -224,6 +227,10 @@ static const char *expected_text(field_kind_t kind, val_result_t why, int from_t
     return "a file name like \"cmd.exe\"";
   case KIND_KEY_FILE:
     return "a file path of 1 to 1023 bytes without NUL";
+  case KIND_HASH_CAP:
+    if (why == VAL_RANGE)
+      return "a size of at most 18446744073709551615 bytes";
+    return "a size of at least 1 byte like \"256M\" (there is no \"unlimited\" cap)";
   case KIND_TAGS:
     return "a tag of 1 to 63 characters from [a-z0-9_.], starting with a letter, like "
            "\"attack.t1059\"";
@@ -681,6 +688,9 @@ static void store(jw_policy_t *p, uint32_t bit, uint64_t v) {
   case JW_SET_ESCAPE_SCAN:
     p->escape_scan_ms = v;
     break;
+  case JW_SET_IMAGE_HASH_CAP:
+    p->image_hash_cap = v;
+    break;
   case JW_SET_COALESCE:
     p->coalesce_ms = v;
     break;
@@ -1032,6 +1042,20 @@ static int field_from_json(const ctx_t *cx, const field_t *f, const char *where,
     store(p, f->bit, (uint64_t)mode);
     return 0;
   }
+  case KIND_HASH_CAP:
+    /* A size like the limits' ("256M", or integer bytes), but a cap has
+     * no "unlimited": hashing every image whatever its size would let one
+     * huge file keep the identity worker busy for the whole run. */
+    if (json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v))
+      why = size_from_text(json_string_value(v), &q);
+    else if (json_is_integer(v))
+      why = json_integer_value(v) < 0 ? VAL_BAD : json_integer_value(v) == 0 ? VAL_ZERO : VAL_OK;
+    if (why == VAL_OK && json_is_integer(v))
+      q = (uint64_t)json_integer_value(v);
+    if (why != VAL_OK)
+      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
+    store(p, f->bit, q);
+    return 0;
   case KIND_KEY_FILE:
     if (!json_is_string(v) || json_string_length(v) == 0 ||
         json_string_length(v) >= JW_POLICY_PATH_MAX ||
@@ -1525,6 +1549,12 @@ static int field_from_text(const ctx_t *cx, const field_t *f, const char *where,
     store(p, f->bit, (uint64_t)mode);
     return 0;
   }
+  case KIND_HASH_CAP:
+    why = size_from_text(text, &q);
+    if (why != VAL_OK)
+      return fail_text(cx, where, expected_text(f->kind, why, 1), text);
+    store(p, f->bit, q);
+    return 0;
   case KIND_KEY_FILE:
     if (text[0] == '\0' || strlen(text) >= JW_POLICY_PATH_MAX)
       return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
@@ -1651,6 +1681,8 @@ void jw_policy_resolve(const jw_policy_t *in, jw_policy_t *out) {
     out->escape_scan_ms = out->tier == JW_TIER_NONE ? 0 : JW_ESCAPE_SCAN_DEFAULT_MS;
   if (!(set & JW_SET_COALESCE))
     out->coalesce_ms = JW_COALESCE_DEFAULT_MS;
+  if (!(set & JW_SET_IMAGE_HASH_CAP))
+    out->image_hash_cap = JW_IMAGE_HASH_CAP_DEFAULT;
   /* Warnings before the hard job limits are on unless the policy says. */
   if (!(set & JW_SET_NOTIFY_MARGIN))
     out->notification_margin_bp = JW_NOTIFY_MARGIN_DEFAULT_BP;
@@ -1718,6 +1750,13 @@ static json_t *rules_to_json(const jw_policy_t *p) {
       jw_rule_action_name(esc), "scan_interval", interval_to_json(p->escape_scan_ms), "coalesce",
       "window",
       interval_to_json((p->set & JW_SET_COALESCE) ? p->coalesce_ms : JW_COALESCE_DEFAULT_MS));
+  /* The hashing cap, when the policy sets one (integer bytes). */
+  if (rules != NULL && (p->set & JW_SET_IMAGE_HASH_CAP) &&
+      json_object_set_new(json_object_get(rules, "images"), "hash_cap",
+                          size_to_json(p->image_hash_cap)) != 0) {
+    json_decref(rules);
+    return NULL;
+  }
   /* A rule's own tags, when the policy gives it some. */
   static const char *const tagged[JW_TAGGED_RULES] = {"timeout", "total_processes", "images",
                                                       "active_processes", "escape"};
@@ -1793,14 +1832,14 @@ void *jw_policy_to_json(const jw_policy_t *p) {
     goto fail;
   /* Rules are rendered when any is set (like exporters), each in full. */
   if (p->set & (JW_SET_RULES | JW_SET_ESCAPE_ACTION | JW_SET_ESCAPE_SCAN | JW_SET_COALESCE |
-                JW_SET_RULE_TAGS)) {
+                JW_SET_RULE_TAGS | JW_SET_IMAGE_HASH_CAP)) {
     json_t *rules = rules_to_json(p);
     if (rules == NULL || json_object_set_new(root, "rules", rules) != 0)
       goto fail;
   }
   if (p->set & JW_SET_SEAL) {
-    json_t *seal = json_pack("{s:s}", p->seal_key_existing ? "existing_key" : "new_key",
-                             p->seal_key);
+    json_t *seal =
+        json_pack("{s:s}", p->seal_key_existing ? "existing_key" : "new_key", p->seal_key);
     if (seal == NULL || json_object_set_new(root, "seal", seal) != 0)
       goto fail;
   }

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <wchar.h>
 
+#include "jobwarden.h"
+
 /* Bytes of one string field, NUL included (a longer value is not cut: the
  * field is left absent and named in unavailable, never a partial value). */
 #define JW_IMAGEID_STR_MAX 256
@@ -22,8 +24,9 @@
 #define JW_IMAGEID_FIELD_MAX       32
 #define JW_IMAGEID_MAX_UNAVAILABLE 10
 /* Images larger than this are not hashed (nor verified: WinVerifyTrust
- * hashes the whole file too); jw__imageid_start takes another cap. */
-#define JW_IMAGEID_DEFAULT_CAP ((uint64_t)256 << 20)
+ * hashes the whole file too); jw__imageid_start takes another cap (the
+ * policy's rules.images.hash_cap). */
+#define JW_IMAGEID_DEFAULT_CAP JW_IMAGE_HASH_CAP_DEFAULT
 /* Results kept (the oldest is evicted first) and requests waiting for the
  * worker (one more is refused with JW_IMAGEID_FULL). */
 #define JW_IMAGEID_CACHE_MAX 4096

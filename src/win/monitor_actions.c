@@ -114,7 +114,9 @@ json_t *jw__mon_rule_extra(const verdict_t *v, const outcome_t *o, const tracked
     json_object_set_new(x, "error",
                         json_pack("{s:s,s:s,s:I}", "where", o->err_where, "code", "JW_ESYS",
                                   "win32_error", (json_int_t)o->err));
-  else if (t != NULL && strcmp(v->rule, "image_unknown") == 0)
+  /* The image path itself could not be read (an identity that could not
+   * be had says why in process.unavailable instead). */
+  else if (t != NULL && strcmp(v->rule, "image_unknown") == 0 && v->why == NULL)
     json_object_set_new(x, "error",
                         json_pack("{s:s,s:s,s:I}", "where",
                                   t->h == NULL ? "OpenProcess" : "QueryFullProcessImageNameW",

@@ -39,19 +39,52 @@ static const char *image_file_name(const tracked_t *t) {
  * signer counts only when the signature verified. */
 static void image_facts(const tracked_t *t, jw_image_facts_t *f) {
   const jw__imageid_t *r = t->id_state == ID_KNOWN || t->id_state == ID_FAILED ? t->id : NULL;
+  const char *why;
   memset(f, 0, sizeof(*f));
   f->file_name = image_file_name(t);
   if (r == NULL)
     return;
   if (r->has_sha256)
     f->sha256 = r->sha256;
-  /* The file was read: a missing version resource is an absent name. */
+  /* The file was read: a missing version resource is an absent name. It
+   * is read over the hashing cap too (a few small reads), so an image too
+   * large to hash still has its OriginalFilename, or is known to lack one. */
   if (r->has_pe)
     f->original_file_name = r->original_file_name;
-  else if (t->id_state == ID_KNOWN && r->has_sha256)
+  else if (t->id_state == ID_KNOWN &&
+           (r->has_sha256 || ((why = jw__imageid_unavailable(r, "pe")) != NULL &&
+                              strcmp(why, "image has no version resource") == 0)))
     f->original_file_name = "";
   if (r->has_code_signature)
     f->signer = r->code_signature.trusted ? r->code_signature.subject_name : "";
+}
+
+/* Which identity fact an undecided entry of the lists waits for, and why
+ * it is not known: the first entry whose fact is NULL names its field
+ * ("hash", "pe", "code_signature") and the reason t's identity gives for
+ * it (borrowed from t->id; NULL when there is none to give). */
+static void identity_gap(const jw_policy_t *p, const jw_image_facts_t *f, const tracked_t *t,
+                         verdict_t *v) {
+  static const struct {
+    const char *prefix, *field;
+  } kinds[] = {{"sha256:", "hash"}, {"original_file_name:", "pe"}, {"signer:", "code_signature"}};
+  int list, i, k;
+  for (list = 0; list < 2; list++) {
+    const char(*names)[JW_IMAGE_NAME_MAX] = list == 0 ? p->deny_images : p->allow_images;
+    int n = list == 0 ? p->n_deny_images : p->n_allow_images;
+    if (n > JW_POLICY_MAX_IMAGES)
+      n = JW_POLICY_MAX_IMAGES;
+    for (i = 0; i < n; i++) {
+      for (k = 0; k < 3; k++) {
+        const char *fact = k == 0 ? f->sha256 : k == 1 ? f->original_file_name : f->signer;
+        if (fact != NULL || strncmp(names[i], kinds[k].prefix, strlen(kinds[k].prefix)) != 0)
+          continue;
+        v->gap_field = kinds[k].field;
+        v->gap_reason = t->id != NULL ? jw__imageid_unavailable(t->id, kinds[k].field) : NULL;
+        return;
+      }
+    }
+  }
 }
 
 /* The image lists for t. Returns 1 with *v filled when t breaks one, 0
@@ -100,7 +133,8 @@ static int image_verdict(jw_monitor_t *m, const tracked_t *t, int final, verdict
   if (!final && t->id_state == ID_PENDING)
     return -1;
   v->rule = "image_unknown";
-  v->why = "its executable identity, which an image list entry needs, could not be read";
+  v->why = "its executable identity, which an image list entry needs, could not be had";
+  identity_gap(p, &f, t, v);
   return 1;
 }
 
@@ -145,6 +179,12 @@ static void emit_verdict(jw_monitor_t *m, const tracked_t *t, const verdict_t *v
     snprintf(ev.message, sizeof(ev.message),
              "child process %.300s (pid %lu) runs an image that is not on the allow list: %s",
              jw__mon_image_or_unknown(t), (unsigned long)t->pid, say);
+  else if (strcmp(v->rule, "image_unknown") == 0 && v->why != NULL && v->gap_reason != NULL)
+    snprintf(ev.message, sizeof(ev.message),
+             "child process %.300s (pid %lu): %s (%s: %.240s), so it cannot be checked against "
+             "the image lists: %s",
+             jw__mon_image_or_unknown(t), (unsigned long)t->pid, v->why, v->gap_field,
+             v->gap_reason, say);
   else if (strcmp(v->rule, "image_unknown") == 0 && v->why != NULL)
     snprintf(ev.message, sizeof(ev.message),
              "child process %.300s (pid %lu): %s, so it cannot be checked against the image "

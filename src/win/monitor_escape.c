@@ -327,6 +327,13 @@ static void found(jw_monitor_t *m, jw__mon_escapes_t *x, DWORD pid, DWORD ppid, 
     e->t.parent_create_time = x->self_ct;
   else if (eidx >= 0)
     e->t.parent_create_time = x->list[eidx].t.create_time;
+  /* Its executable identity, as a member's: in the violation when the
+   * service has it cached, else a process_update (rule escaped_process)
+   * follows once the worker has read the file. Only the file's open and
+   * identity happen here, on the monitor's thread (monitor_identity.c);
+   * the process itself need not live for it, so the kill below does not
+   * wait for it. */
+  jw__mon_identity_request(m, &e->t);
   act(m, e);
 }
 
@@ -465,6 +472,15 @@ void jw__mon_escape_job_end(jw_monitor_t *m) {
   }
 }
 
+tracked_t *jw__mon_escape_pending(jw_monitor_t *m, uint64_t cookie) {
+  jw__mon_escapes_t *x = m->esc;
+  size_t i;
+  for (i = 0; x != NULL && i < x->n; i++)
+    if (x->list[i].t.id_state == ID_PENDING && x->list[i].t.id_cookie == cookie)
+      return &x->list[i].t;
+  return NULL;
+}
+
 void jw__mon_escape_free(jw_monitor_t *m) {
   jw__mon_escapes_t *x = m->esc;
   size_t i;
@@ -476,6 +492,7 @@ void jw__mon_escape_free(jw_monitor_t *m) {
     free(x->list[i].t.image);
     free(x->list[i].t.cmdline);
     free(x->list[i].t.user_sid);
+    free(x->list[i].t.id);
   }
   free(x->list);
   jw__escape_snap_free(&x->snap);

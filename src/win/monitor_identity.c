@@ -1,5 +1,7 @@
 /* Executable identity of the job's processes (src/win/imageid.c), a leaf
- * of the monitor (monitor_int.h). At admission the monitor asks the
+ * of the monitor (monitor_int.h). At admission (and when an escape is
+ * found, monitor_escape.c: the same identity, in its job_escape violation
+ * or in a process_update with rule escaped_process) the monitor asks the
  * identity service for the image of each process: the service opens the
  * file and reads its identity on the monitor's thread (no content is read
  * there) and answers from its cache, or queues the work for its own worker
@@ -49,7 +51,8 @@ static void on_identity(void *ctx, uint64_t cookie, const jw__imageid_t *result)
 
 void jw__mon_identity_start(jw_monitor_t *m) {
   jw__mutex_init(&m->id_lock);
-  if (jw__imageid_start(&m->idsvc, 0, on_identity, m) != 0) {
+  /* The policy's hashing cap (rules.images.hash_cap; 0: the default). */
+  if (jw__imageid_start(&m->idsvc, m->job->policy.image_hash_cap, on_identity, m) != 0) {
     m->idsvc = NULL;
     jw__strlcpy(m->id_off_why, "the identity service could not start (out of resources)",
                 sizeof(m->id_off_why));
@@ -174,16 +177,21 @@ void jw__mon_identity_fill(const jw_monitor_t *m, const tracked_t *t, jw_process
   }
 }
 
-/* The process_update of t: its identity arrived after its start. */
-static void emit_update(jw_monitor_t *m, tracked_t *t) {
+/* The process_update of t: its identity arrived after its start (a
+ * member's process_start, an escape's job_escape violation). */
+static void emit_update(jw_monitor_t *m, tracked_t *t, int escaped) {
   jw_event_t ev;
-  jw__mon_ev_init(&ev, JW_EVENT_PROCESS_UPDATE, t->is_root ? "root_process" : "child_process",
+  const char *who = escaped ? "escaped" : t->is_root ? "root" : "child";
+  jw__mon_ev_init(&ev, JW_EVENT_PROCESS_UPDATE,
+                  escaped      ? "escaped_process"
+                  : t->is_root ? "root_process"
+                               : "child_process",
                   "observed", NULL, JW_SEV_INFO);
   ev.source = "jobwarden";
   ev.has_process = 1;
   jw__mon_fill_process(m, t, &ev.process);
   snprintf(ev.message, sizeof(ev.message), "%s process %.300s (pid %lu): executable identity%s%s",
-           t->is_root ? "root" : "child", jw__mon_image_or_unknown(t), (unsigned long)t->pid,
+           who, jw__mon_image_or_unknown(t), (unsigned long)t->pid,
            ev.process.sha256 ? ", sha256 " : " (no hash: see unavailable)",
            ev.process.sha256 ? ev.process.sha256 : "");
   jw__mon_emit(m, &ev);
@@ -198,16 +206,22 @@ static void drain(jw_monitor_t *m) {
   m->id_head = m->id_tail = NULL;
   jw__mutex_unlock(&m->id_lock);
   for (; e != NULL; e = next) {
+    tracked_t *t;
     next = e->next;
     for (i = 0; i < m->n_procs; i++) {
-      tracked_t *t = &m->procs[i];
+      t = &m->procs[i];
       if (t->id_state != ID_PENDING || t->id_cookie != e->cookie)
         continue;
       keep(t, &e->r, ID_KNOWN);
-      emit_update(m, t);
+      emit_update(m, t, 0);
       if (t->image_rules_pending)
         jw__mon_image_decide(m, t, 1);
       break;
+    }
+    /* Not a member's: an escape's (no rules apply to it, only its record). */
+    if (i == m->n_procs && (t = jw__mon_escape_pending(m, e->cookie)) != NULL) {
+      keep(t, &e->r, ID_KNOWN);
+      emit_update(m, t, 1);
     }
     free(e);
   }

@@ -124,7 +124,11 @@ typedef struct verdict_s {
   const char *list;    /* "deny" / "allow" for the image rules, else NULL */
   const char *matched; /* the deny-list entry that matched (borrowed from the policy) */
   const char *why;     /* image_unknown for want of the identity: why (static), else NULL */
-  int late;            /* decided when the identity arrived, not at the process's start */
+  /* With why: the identity field an undecided entry needs ("hash", "pe",
+   * "code_signature"; static) and its unavailable reason (borrowed from the
+   * process's identity), or NULL. */
+  const char *gap_field, *gap_reason;
+  int late; /* decided when the identity arrived, not at the process's start */
 } verdict_t;
 
 /* Where a pid was first seen (jw__mon_admit). */
@@ -388,6 +392,9 @@ void jw__mon_escape_tick(jw_monitor_t *m, DWORD *wait);
  * every escape still running terminated and its exit reported. Before the
  * job's own reconciliation and job_end (monitor_reconcile.c). */
 void jw__mon_escape_job_end(jw_monitor_t *m);
+/* The escape whose executable identity is still being computed under
+ * that cookie (monitor_identity.c's results), or NULL. */
+tracked_t *jw__mon_escape_pending(jw_monitor_t *m, uint64_t cookie);
 /* Closes and frees what the escape scan holds (jw_monitor_stop). */
 void jw__mon_escape_free(jw_monitor_t *m);
 

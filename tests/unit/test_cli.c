@@ -489,6 +489,121 @@ static void test_rule_flags(const char *dir) {
   CHECK_CONTAINS(jw_cli_usage(), "124 a monitor rule ended the program");
 }
 
+/* --rule-tags RULE=TAG[,TAG...] (docs/policy.md): onto the policy keys
+ * <rule>_tags, in order, adding to the policy file's tags; exact errors
+ * for a missing '=', an unknown rule, a bad tag and one tag too many. */
+static void test_rule_tags_flag(const char *dir) {
+  jw_cli_t cli;
+  jw_error_t err;
+  char path[1024];
+  FILE *f;
+  const char *a1[] = {"jobwarden",
+                      "run",
+                      "--rule-tags",
+                      "images=attack.t1059,team.x",
+                      "--rule-tags=escape=sev_page",
+                      "--rule-tags",
+                      "timeout=t1",
+                      "--rule-tags",
+                      "images=z9",
+                      "x.exe"};
+  const char *a2[] = {"jobwarden", "run", "--policy", path, "--rule-tags", "images=b.b", "x.exe"};
+  const char *a3[] = {
+      "jobwarden",          "run",  "--rule-tags", "total_processes=a", "--rule-tags",
+      "active_processes=b", "x.exe"};
+  const char *b1[] = {"jobwarden", "run", "--rule-tags", "images", "x.exe"};
+  const char *b2[] = {"jobwarden", "run", "--rule-tags", "coalesce=a.b", "x.exe"};
+  const char *b3[] = {"jobwarden", "run", "--rule-tags", "images=Team-X", "x.exe"};
+  const char *b4[] = {"jobwarden", "run", "--rule-tags", "images=a,b,c,d", "x.exe"};
+  const char *b5[] = {"jobwarden", "run", "--rule-tags", "images=a,,b", "x.exe"};
+  const char *b6[] = {"jobwarden", "run", "--rule-tags", "images=", "x.exe"};
+  const char *b7[] = {"jobwarden", "run", "--rule-tags"};
+  const char *b8[] = {"jobwarden",   "run",        "--rule-tags", "images=a,b",
+                      "--rule-tags", "images=c,d", "x.exe"};
+  const char *b9[] = {"jobwarden", "run", "--rule-tags", "=a", "x.exe"};
+
+  CHECK_INT(parse(ARGC(a1), a1, &cli, &err), 0);
+  CHECK_INT(cli.command_argc, 1);
+  CHECK_STR(cli.command[0], "x.exe");
+  CHECK_U64(cli.policy.set & JW_SET_RULE_TAGS, JW_SET_RULE_TAGS);
+  CHECK_INT(cli.policy.n_rule_tags[JW_TAGGED_IMAGES], 3);
+  CHECK_STR(cli.policy.rule_tags[JW_TAGGED_IMAGES][0], "attack.t1059");
+  CHECK_STR(cli.policy.rule_tags[JW_TAGGED_IMAGES][1], "team.x");
+  CHECK_STR(cli.policy.rule_tags[JW_TAGGED_IMAGES][2], "z9");
+  CHECK_INT(cli.policy.n_rule_tags[JW_TAGGED_ESCAPE], 1);
+  CHECK_STR(cli.policy.rule_tags[JW_TAGGED_ESCAPE][0], "sev_page");
+  CHECK_INT(cli.policy.n_rule_tags[JW_TAGGED_TIMEOUT], 1);
+  CHECK_STR(cli.policy.rule_tags[JW_TAGGED_TIMEOUT][0], "t1");
+  CHECK_INT(cli.policy.n_rule_tags[JW_TAGGED_TOTAL_PROCESSES], 0);
+  CHECK_INT(cli.policy.n_rule_tags[JW_TAGGED_ACTIVE_PROCESSES], 0);
+  CHECK_INT(parse(ARGC(a3), a3, &cli, &err), 0);
+  CHECK_INT(cli.policy.n_rule_tags[JW_TAGGED_TOTAL_PROCESSES], 1);
+  CHECK_STR(cli.policy.rule_tags[JW_TAGGED_TOTAL_PROCESSES][0], "a");
+  CHECK_INT(cli.policy.n_rule_tags[JW_TAGGED_ACTIVE_PROCESSES], 1);
+  CHECK_STR(cli.policy.rule_tags[JW_TAGGED_ACTIVE_PROCESSES][0], "b");
+
+  /* The flag adds to the file's tags, like --deny-image to its list. */
+  snprintf(path, sizeof(path), "%s/cli-rule-tags-policy.json", dir);
+  f = fopen(path, "wb");
+  CHECK(f != NULL);
+  if (f != NULL) {
+    fputs("{\"rules\": {\"images\": {\"tags\": [\"a.a\"]}}}", f);
+    fclose(f);
+    CHECK_INT(parse(ARGC(a2), a2, &cli, &err), 0);
+    CHECK_INT(cli.policy.n_rule_tags[JW_TAGGED_IMAGES], 2);
+    CHECK_STR(cli.policy.rule_tags[JW_TAGGED_IMAGES][0], "a.a");
+    CHECK_STR(cli.policy.rule_tags[JW_TAGGED_IMAGES][1], "b.b");
+    remove(path);
+  }
+
+  CHECK_INT(parse(ARGC(b1), b1, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.where, "--rule-tags");
+  CHECK_STR(err.text, "--rule-tags: expected RULE=TAG[,TAG...] (RULE: timeout, total_processes, "
+                      "images, active_processes, escape), got 'images'");
+  CHECK_INT(parse(ARGC(b2), b2, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.where, "--rule-tags");
+  CHECK_STR(err.text, "--rule-tags: unknown rule 'coalesce' (rules that take tags: timeout, "
+                      "total_processes, images, active_processes, escape)");
+  CHECK_INT(parse(ARGC(b9), b9, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--rule-tags: unknown rule '' (rules that take tags: timeout, "
+                      "total_processes, images, active_processes, escape)");
+  CHECK_INT(parse(ARGC(b3), b3, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.where, "--rule-tags images");
+  CHECK_STR(err.text, "--rule-tags images: expected a tag of 1 to 63 characters from [a-z0-9_.], "
+                      "starting with a letter, like \"attack.t1059\", got \"Team-X\"");
+  CHECK_INT(parse(ARGC(b4), b4, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.where, "--rule-tags images");
+  CHECK_STR(err.text, "--rule-tags images: expected at most 3 tags per rule, got one more: d");
+  CHECK_INT(parse(ARGC(b8), b8, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.text, "--rule-tags images: expected at most 3 tags per rule, got one more: d");
+  CHECK_INT(parse(ARGC(b5), b5, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.text, "--rule-tags images: expected a tag of 1 to 63 characters from [a-z0-9_.], "
+                      "starting with a letter, like \"attack.t1059\", got \"\"");
+  CHECK_INT(parse(ARGC(b6), b6, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.text, "--rule-tags images: expected a tag of 1 to 63 characters from [a-z0-9_.], "
+                      "starting with a letter, like \"attack.t1059\", got \"\"");
+  CHECK_INT(parse(ARGC(b7), b7, &cli, &err), JW_EUSAGE);
+  CHECK_STR(err.text, "--rule-tags: expected RULE=TAG[,TAG...] (RULE: timeout, total_processes, "
+                      "images, active_processes, escape), got ''");
+  CHECK_CONTAINS(jw_cli_usage(), "--rule-tags RULE=TAG[,TAG...]");
+}
+
+/* --image-hash-cap SIZE: the policy's rules.images.hash_cap. */
+static void test_image_hash_cap_flag(void) {
+  jw_cli_t cli;
+  jw_error_t err;
+  const char *a1[] = {"jobwarden", "run", "--image-hash-cap", "64K", "x.exe"};
+  const char *b1[] = {"jobwarden", "run", "--image-hash-cap=unlimited", "x.exe"};
+  CHECK_INT(parse(ARGC(a1), a1, &cli, &err), 0);
+  CHECK_U64(cli.policy.image_hash_cap, 65536);
+  CHECK_U64(cli.policy.set & JW_SET_IMAGE_HASH_CAP, JW_SET_IMAGE_HASH_CAP);
+  CHECK_INT(parse(ARGC(b1), b1, &cli, &err), JW_EPOLICY);
+  CHECK_STR(err.where, "--image-hash-cap");
+  CHECK_STR(err.text, "--image-hash-cap: expected a size of at least 1 byte like \"256M\" (there "
+                      "is no \"unlimited\" cap), got \"unlimited\"");
+  CHECK_CONTAINS(jw_cli_usage(), "--image-hash-cap SIZE");
+}
+
 /* --token and --no-kill-on-close (docs/policy.md): the token mode, its
  * refusal, and the one way to run without kill-on-close. */
 static void test_token_flags(void) {
@@ -644,6 +759,8 @@ int main(int argc, char **argv) {
   test_policy_file_then_flags(out);
   test_exit_status();
   test_rule_flags(out);
+  test_rule_tags_flag(out);
+  test_image_hash_cap_flag();
   test_notification_margin_flag();
   test_token_flags();
   return jw_test_result("cli");

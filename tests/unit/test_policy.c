@@ -25,9 +25,9 @@ static const char *out_dir = ".";
   "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
   "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
   "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
-  "active_processes_action, escape_action, escape_scan_interval, coalesce_window, timeout_tags, "  \
-  "total_processes_tags, images_tags, active_processes_tags, escape_tags, token, seal_key, "       \
-  "seal_key_existing"
+  "image_hash_cap, active_processes_action, escape_action, escape_scan_interval, "                 \
+  "coalesce_window, timeout_tags, total_processes_tags, images_tags, active_processes_tags, "      \
+  "escape_tags, token, seal_key, seal_key_existing"
 #define UI_LIST                                                                                    \
   "\"handles\", \"read_clipboard\", \"write_clipboard\", "                                         \
   "\"system_parameters\", \"display_settings\", \"global_atoms\", "                                \
@@ -1426,8 +1426,9 @@ static void test_rules_errors(void) {
   expect_parse_error("{\"rules\": {\"total_processes\": {\"limit\": 3}}}", NULL,
                      "rules.total_processes.limit",
                      "rules.total_processes.limit: unknown key (known: max, action, tags)");
-  expect_parse_error("{\"rules\": {\"images\": {\"block\": []}}}", NULL, "rules.images.block",
-                     "rules.images.block: unknown key (known: deny, allow, action, tags)");
+  expect_parse_error(
+      "{\"rules\": {\"images\": {\"block\": []}}}", NULL, "rules.images.block",
+      "rules.images.block: unknown key (known: deny, allow, action, tags, hash_cap)");
   expect_parse_error("{\"rules\": {\"active_processes\": {\"max\": 1}}}", NULL,
                      "rules.active_processes.max",
                      "rules.active_processes.max: unknown key (known: action, tags)");
@@ -1770,6 +1771,77 @@ static void test_rule_tags(void) {
   expect_parse_error("{\"rules\": {\"timeout\": {\"tags\": [\"a\", \"b\", \"c\", \"d\"]}}}", NULL,
                      "rules.timeout.tags[3]",
                      "rules.timeout.tags[3]: expected at most 3 tags per rule, got one more: d");
+}
+
+/* rules.images.hash_cap: the executable identity's hashing cap. Default
+ * 256 MiB (resolve), a size of at least 1 byte in the file (string or
+ * integer bytes) and from jw_policy_set / --image-hash-cap; no
+ * "unlimited"; rendered only when set, in bytes, and parsed back. */
+static void test_image_hash_cap(void) {
+  jw_policy_t p, r, back;
+  jw_error_t err;
+  char *s;
+  jw_policy_init(&p);
+  jw_policy_resolve(&p, &r);
+  CHECK_U64(r.image_hash_cap, (uint64_t)256 << 20);
+  CHECK_U64(JW_IMAGE_HASH_CAP_DEFAULT, (uint64_t)256 << 20);
+  s = dump(&r);
+  CHECK(s != NULL && strstr(s, "hash_cap") == NULL);
+  free(s);
+  CHECK_INT(parse(&p, "{\"rules\": {\"images\": {\"hash_cap\": \"64K\"}}}", NULL, &err), 0);
+  CHECK_U64(p.set & JW_SET_IMAGE_HASH_CAP, JW_SET_IMAGE_HASH_CAP);
+  CHECK_U64(p.image_hash_cap, 65536);
+  jw_policy_resolve(&p, &r);
+  CHECK_U64(r.image_hash_cap, 65536);
+  s = dump(&r);
+  CHECK(s != NULL && strstr(s, "\"images\":{\"deny\":[],\"allow\":[],\"action\":\"kill_process\","
+                               "\"hash_cap\":65536}") != NULL);
+  jw_policy_init(&back);
+  CHECK_INT(s != NULL ? parse(&back, s, NULL, &err) : -1, 0);
+  CHECK_U64(back.image_hash_cap, 65536);
+  free(s);
+  jw_policy_init(&p);
+  CHECK_INT(parse(&p, "{\"rules\": {\"images\": {\"hash_cap\": 1000}}}", NULL, &err), 0);
+  CHECK_U64(p.image_hash_cap, 1000);
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "image_hash_cap", "1G", "--image-hash-cap", &err), 0);
+  CHECK_U64(p.image_hash_cap, (uint64_t)1 << 30);
+  CHECK_INT(jw_policy_set(&p, "image_hash_cap", "512", "--image-hash-cap", &err), 0);
+  CHECK_U64(p.image_hash_cap, 512);
+  /* The largest size there is: rendered as a string of digits, read back. */
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "image_hash_cap", "18446744073709551615", "t", &err), 0);
+  s = dump(&p);
+  CHECK(s != NULL && strstr(s, "\"hash_cap\":\"18446744073709551615\"") != NULL);
+  jw_policy_init(&back);
+  CHECK_INT(s != NULL ? parse(&back, s, NULL, &err) : -1, 0);
+  CHECK_U64(back.image_hash_cap, UINT64_MAX);
+  free(s);
+  /* Errors: what, where, why; the policy left as it was. */
+  expect_parse_error("{\"rules\": {\"images\": {\"hash_cap\": \"unlimited\"}}}", NULL,
+                     "rules.images.hash_cap",
+                     "rules.images.hash_cap: expected a size of at least 1 byte like \"256M\" "
+                     "(there is no \"unlimited\" cap), got \"unlimited\"");
+  expect_parse_error("{\"rules\": {\"images\": {\"hash_cap\": 0}}}", NULL, "rules.images.hash_cap",
+                     "rules.images.hash_cap: expected a size of at least 1 byte like \"256M\" "
+                     "(there is no \"unlimited\" cap), got 0");
+  expect_parse_error("{\"rules\": {\"images\": {\"hash_cap\": -5}}}", NULL, "rules.images.hash_cap",
+                     "rules.images.hash_cap: expected a size of at least 1 byte like \"256M\" "
+                     "(there is no \"unlimited\" cap), got -5");
+  expect_parse_error("{\"rules\": {\"images\": {\"hash_cap\": true}}}", NULL,
+                     "rules.images.hash_cap",
+                     "rules.images.hash_cap: expected a size of at least 1 byte like \"256M\" "
+                     "(there is no \"unlimited\" cap), got true");
+  expect_set_error("image_hash_cap", "0", "--image-hash-cap", JW_EPOLICY, "--image-hash-cap",
+                   "--image-hash-cap: expected a size of at least 1 byte like \"256M\" (there is "
+                   "no \"unlimited\" cap), got \"0\"");
+  expect_set_error("image_hash_cap", "lots", "--image-hash-cap", JW_EPOLICY, "--image-hash-cap",
+                   "--image-hash-cap: expected a size of at least 1 byte like \"256M\" (there is "
+                   "no \"unlimited\" cap), got \"lots\"");
+  expect_set_error("image_hash_cap", "99999999999999999999", "--image-hash-cap", JW_EPOLICY,
+                   "--image-hash-cap",
+                   "--image-hash-cap: expected a size of at most 18446744073709551615 bytes, got "
+                   "\"99999999999999999999\"");
 }
 
 /* rules.coalesce.window: default 10 s, a duration, or "off"; errors say
@@ -2233,6 +2305,7 @@ int main(int argc, char **argv) {
   test_notification_threshold();
   test_coalesce_window();
   test_rule_tags();
+  test_image_hash_cap();
   test_image_entries();
   test_image_match();
   return jw_test_result("policy");

@@ -241,9 +241,10 @@ static DWORD grant_everyone(DWORD pid, int *opened) {
   return e;
 }
 
-/* spoof-parent WHO PIDFILE THEN MODE [ARGS...]: starts `self --helper MODE
- * ARGS` with PROC_THREAD_ATTRIBUTE_PARENT_PROCESS naming WHO, so that it
- * takes WHO's job instead of this one's. */
+/* spoof-parent WHO PIDFILE THEN [image=EXE] MODE [ARGS...]: starts `self
+ * --helper MODE ARGS` (or `EXE --helper MODE ARGS`, EXE a copy of this
+ * executable) with PROC_THREAD_ATTRIBUTE_PARENT_PROCESS naming WHO, so
+ * that it takes WHO's job instead of this one's. */
 static int helper_spoof_parent(int argc, char **argv) {
   const char *who, *pidfile, *then;
   char args[1024] = "", tail[64];
@@ -253,7 +254,8 @@ static int helper_spoof_parent(int argc, char **argv) {
   PROCESS_INFORMATION sib, pi, kp;
   STARTUPINFOEXW si;
   SIZE_T size = 0;
-  int i, rc = 0;
+  const char *image = NULL;
+  int i, first, rc = 0;
   memset(&si, 0, sizeof(si));
   memset(&sib, 0, sizeof(sib));
   if (argc < 6)
@@ -261,7 +263,12 @@ static int helper_spoof_parent(int argc, char **argv) {
   who = argv[3];
   pidfile = argv[4];
   then = argv[5];
-  for (i = 6; i < argc; i++) {
+  first = 6;
+  if (argc > 6 && strncmp(argv[6], "image=", 6) == 0) {
+    image = argv[6] + 6;
+    first = 7;
+  }
+  for (i = first; i < argc; i++) {
     strncat(args, argv[i], sizeof(args) - strlen(args) - 2);
     strncat(args, " ", sizeof(args) - strlen(args) - 1);
   }
@@ -304,7 +311,10 @@ static int helper_spoof_parent(int argc, char **argv) {
     rc = 83;
     goto done;
   }
-  tw_helper_cmdline(cmd, 2048, args);
+  if (image != NULL)
+    swprintf(cmd, 2048, L"\"%hs\" --helper %hs", image, args);
+  else
+    tw_helper_cmdline(cmd, 2048, args);
   if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
                       &si.StartupInfo, &pi)) {
     DeleteProcThreadAttributeList(si.lpAttributeList);

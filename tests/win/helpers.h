@@ -40,8 +40,9 @@ int tw_is_helper(int argc, char **argv);
  *                         Win32 error, or 0x200 if it was allowed
  *   set-event VALUE       SetEvent on the handle value; exit 0 if that
  *                         worked (the handle was inherited), 1 otherwise
- *   spoof-parent WHO PIDFILE THEN MODE [ARGS...]
- *                         the escape attack: start `MODE ARGS` with
+ *   spoof-parent WHO PIDFILE THEN [image=EXE] MODE [ARGS...]
+ *                         the escape attack: start `MODE ARGS` (run from
+ *                         EXE, a copy of this executable, when given) with
  *                         PROC_THREAD_ATTRIBUTE_PARENT_PROCESS naming WHO
  *                         ("parent": the process that started this one,
  *                         i.e. jobwarden; "parent-dacl": the same, but when

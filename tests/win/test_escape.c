@@ -7,7 +7,10 @@
  *   rig-scan     hardened (kill_process, scan every 200 ms): the escape is
  *                found by the timed scan (no job message exists for it),
  *                reported critical with its image, command line and parent
- *                (this process, playing jobwarden), and terminated
+ *                (this process, playing jobwarden), and terminated; it runs
+ *                a fresh copy of this executable, whose identity no cache
+ *                holds: its job_escape comes without it and one
+ *                process_update (rule escaped_process) follows with it
  *   rig-kick     tier none with escape_action kill_process and no timed
  *                scan: found at the next job message (a NEW_PROCESS)
  *   rig-kill-job hardened with escape_action kill_job: the job and the
@@ -33,8 +36,16 @@
  *                `kill NAME` on its own run: both refused (from_escape),
  *                recorded, the run unaffected
  *
- * argv: <tests/data dir> <events dir> <jobwarden.exe>. Events:
- * <events dir>\wine-escape-*.jsonl (validated by wine.schema.events). */
+ * Every escape's executable identity (its hash, size, signature status,
+ * as a member's process_start carries them) is asserted against
+ * coreutils' sha256sum of the file it runs, computed natively by
+ * tests/win/escape/run.sh: exactly once, in its job_escape violation
+ * (cached: the root runs the same file) or in one process_update after it,
+ * before job_end.
+ *
+ * argv: <tests/data dir> <events dir> <jobwarden.exe> <sha256 of this
+ * executable> <its size>. Events: <events dir>\wine-escape-*.jsonl
+ * (validated by wine.schema.events). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +63,8 @@
 static char g_dir[TW_PATH_CHARS]; /* events directory (Windows path) */
 static char g_jw[TW_PATH_CHARS];  /* jobwarden.exe */
 static char g_me[TW_PATH_CHARS];  /* this executable (Windows path) */
+static const char *g_sha;         /* its SHA-256, by coreutils (escape/run.sh) */
+static long long g_size;          /* its size in bytes */
 
 /* <events dir>\wine-escape-<tag><suffix>, removed. */
 static void fresh_path(char *buf, size_t n, const char *tag, const char *suffix) {
@@ -113,7 +126,7 @@ static long index_of(json_t *evs, const char *event, const char *rule, long long
  * escape's image (this executable) and command line, its parent. */
 static void check_escape_event(json_t *ev, DWORD child, DWORD parent, const char *parent_kind,
                                const char *detected_by, const char *action, const char *configured,
-                               const char *mode_args) {
+                               const char *mode_args, const char *image) {
   const char *cmd;
   if (ev == NULL)
     return;
@@ -127,7 +140,7 @@ static void check_escape_event(json_t *ev, DWORD child, DWORD parent, const char
   CHECK_STR(json_string_value(json_array_get(tw_get(ev, "tags"), 0)), "attack.t1134.004");
   CHECK_INT(tw_int(ev, "process.pid"), child);
   CHECK(tw_str(ev, "process.entity_id") != NULL);
-  CHECK_STR(tw_str(ev, "process.executable"), g_me);
+  CHECK_STR(tw_str(ev, "process.executable"), image);
   CHECK_INT(tw_int(ev, "process.parent.pid"), parent);
   CHECK(tw_str(ev, "process.parent.entity_id") != NULL);
   CHECK(tw_get(ev, "process.is_root") == json_false());
@@ -156,6 +169,65 @@ static void check_escape_event(json_t *ev, DWORD child, DWORD parent, const char
   }
   CHECK(tw_int(ev, "escape.detected_after_ms") >= 0);
   CHECK(tw_get(ev, "error") == NULL);
+}
+
+/* The identity fields of a process running this executable (or a copy):
+ * sha256sum's hash and the file's size, unsigned (a mingw build), no
+ * version resource (and none missing), nothing named unavailable. */
+static void check_identity_fields(json_t *ev) {
+  CHECK_STR(tw_str(ev, "process.hash.sha256"), g_sha);
+  CHECK_INT(tw_int(ev, "process.image_size"), g_size);
+  CHECK(tw_get(ev, "process.code_signature.exists") == json_false());
+  CHECK_STR(tw_str(ev, "process.code_signature.status"), "unsigned");
+  CHECK(tw_get(ev, "process.code_signature.trusted") == json_false());
+  CHECK(tw_get(ev, "process.pe") == NULL);
+  CHECK(tw_get(ev, "process.unavailable.hash") == NULL);
+  CHECK(tw_get(ev, "process.unavailable.pe") == NULL);
+  CHECK(tw_get(ev, "process.unavailable.code_signature") == NULL);
+  CHECK(tw_get(ev, "process.unavailable.image_size") == NULL);
+}
+
+/* The escape's executable identity: exactly once among its job_escape
+ * violation and its process_updates (rule escaped_process, after the
+ * violation, before job_end); in the update when must_update (a file no
+ * cache holds). Its exit, when it carries a hash, carries the same. */
+static void check_escape_identity(json_t *evs, DWORD child, int must_update) {
+  json_t *ev, *found = NULL;
+  size_t i;
+  long long esc_seq = -1, end_seq = -1;
+  int times = 0, in_update = 0;
+  json_array_foreach(evs, i, ev) {
+    const char *kind = tw_str(ev, "event"), *rule = tw_str(ev, "rule");
+    if (kind != NULL && strcmp(kind, "sandbox.job_end") == 0)
+      end_seq = tw_int(ev, "seq");
+    if (kind == NULL || rule == NULL || tw_int(ev, "process.pid") != (long long)child)
+      continue;
+    if (strcmp(kind, "sandbox.violation") == 0 && strcmp(rule, "job_escape") == 0) {
+      esc_seq = tw_int(ev, "seq");
+      if (tw_get(ev, "process.hash") != NULL) {
+        times++;
+        found = ev;
+      }
+    } else if (strcmp(kind, "sandbox.process_update") == 0) {
+      CHECK_STR(rule, "escaped_process");
+      CHECK_STR(tw_str(ev, "action"), "observed");
+      CHECK_STR(tw_str(ev, "severity"), "info");
+      CHECK_STR(tw_str(ev, "source"), "jobwarden");
+      CHECK(esc_seq > 0 && tw_int(ev, "seq") > esc_seq);
+      times++;
+      in_update = 1;
+      found = ev;
+    } else if (strcmp(kind, "sandbox.process_exit") == 0 && tw_get(ev, "process.hash") != NULL) {
+      CHECK_STR(tw_str(ev, "process.hash.sha256"), g_sha);
+    }
+  }
+  CHECK_INT(times, 1);
+  if (must_update)
+    CHECK_INT(in_update, 1);
+  if (found != NULL) {
+    check_identity_fields(found);
+    CHECK(end_seq > 0 && tw_int(found, "seq") < end_seq);
+  }
 }
 
 /* What spoof-parent says of its way in: the first OpenProcess's error and
@@ -190,6 +262,7 @@ static void check_escape_exit(json_t *evs, DWORD child, const char *phrase) {
 typedef struct {
   const char *tag;
   jw_policy_t policy;
+  const char *image;   /* "image=EXE" for spoof-parent, or NULL: this executable */
   const char *then;    /* spoof-parent's THEN */
   const char *who;     /* NULL: this process */
   json_t *evs;         /* after the run */
@@ -201,7 +274,7 @@ typedef struct {
 static void rig_case(rig_case_t *c, const char *mode, const char *mode_arg) {
   rig_t r;
   char pidfile[TW_PATH_CHARS], me[32];
-  const char *args[8];
+  const char *args[9];
   int n = 0;
   fresh_path(pidfile, sizeof(pidfile), c->tag, ".pids");
   snprintf(me, sizeof(me), "%lu", (unsigned long)GetCurrentProcessId());
@@ -209,6 +282,8 @@ static void rig_case(rig_case_t *c, const char *mode, const char *mode_arg) {
   args[n++] = c->who ? c->who : me;
   args[n++] = pidfile;
   args[n++] = c->then;
+  if (c->image != NULL)
+    args[n++] = c->image;
   args[n++] = mode;
   args[n++] = mode_arg;
   c->evs = NULL;
@@ -262,18 +337,29 @@ static int drop_first_new_process(DWORD msg, ULONG_PTR value) {
 static void test_rig_scan(void) {
   rig_case_t c;
   DWORD code;
+  char copy[TW_PATH_CHARS], image[TW_PATH_CHARS + 8];
+  json_t *esc;
+  /* A fresh copy: a file the identity service has never seen. */
+  fresh_path(copy, sizeof(copy), "rig-scan-copy", ".exe");
+  CHECK(CopyFileA(g_me, copy, FALSE));
+  snprintf(image, sizeof(image), "image=%s", copy);
   jw__monitor_drop_hook(drop_new_process);
   memset(&c, 0, sizeof(c));
   c.tag = "escape-rig-scan";
   c.then = "wait";
+  c.image = image;
   jw_policy_init(&c.policy);
   jw_policy_set(&c.policy, "tier", "hardened", "test", NULL);
   rig_case(&c, "sleep", "30000");
   jw__monitor_drop_hook(NULL);
   CHECK_INT(c.parent, GetCurrentProcessId());
-  check_escape_event(only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
-                     GetCurrentProcessId(), "jobwarden", "scan", "terminated", "kill_process",
-                     "--helper sleep 30000");
+  esc = only_for(c.evs, "sandbox.violation", "job_escape", c.child);
+  check_escape_event(esc, c.child, GetCurrentProcessId(), "jobwarden", "scan", "terminated",
+                     "kill_process", "--helper sleep 30000", copy);
+  /* The violation did not wait for the hash: the update brings it. */
+  if (esc != NULL)
+    CHECK(tw_get(esc, "process.hash") == NULL);
+  check_escape_identity(c.evs, c.child, 1);
   CHECK_INT(count(c.evs, "sandbox.violation", "job_escape"), 1);
   check_escape_exit(c.evs, c.child, "monitor rule job_escape, kill_process");
   CHECK(ended_with(c.h_child, &code));
@@ -285,6 +371,7 @@ static void test_rig_scan(void) {
   CHECK(index_of(c.evs, "sandbox.process_exit", "escaped_process", c.child) <
         index_of(c.evs, "sandbox.job_end", NULL, -1));
   rig_case_free(&c);
+  DeleteFileA(copy);
 }
 
 /* No timed scan; the next job message (a member's NEW_PROCESS) finds it. */
@@ -302,7 +389,8 @@ static void test_rig_kick(void) {
   jw__monitor_drop_hook(NULL);
   check_escape_event(only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
                      GetCurrentProcessId(), "jobwarden", "new_process", "terminated",
-                     "kill_process", "--helper sleep 30000");
+                     "kill_process", "--helper sleep 30000", g_me);
+  check_escape_identity(c.evs, c.child, 0);
   CHECK(ended_with(c.h_child, &code));
   CHECK_U64(code, KILLED);
   CHECK_INT(c.root_code, 58);
@@ -323,7 +411,8 @@ static void test_rig_report(void) {
   rig_case(&c, "sleep", "30000");
   check_escape_event(only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
                      GetCurrentProcessId(), "jobwarden", "job_end|port", "reported", "report",
-                     "--helper sleep 30000");
+                     "--helper sleep 30000", g_me);
+  check_escape_identity(c.evs, c.child, 0);
   check_escape_exit(c.evs, c.child, "still running when the job ended");
   CHECK(ended_with(c.h_child, &code));
   CHECK_U64(code, KILLED);
@@ -352,7 +441,8 @@ static void test_rig_kill_job(void) {
   jw__monitor_drop_hook(NULL);
   check_escape_event(only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
                      GetCurrentProcessId(), "jobwarden", "scan", "killed_job", "kill_job",
-                     "--helper sleep 30000");
+                     "--helper sleep 30000", g_me);
+  check_escape_identity(c.evs, c.child, 0);
   check_escape_exit(c.evs, c.child, "monitor rule job_escape, kill_job");
   CHECK(ended_with(c.h_child, &code));
   CHECK_U64(code, KILLED);
@@ -395,7 +485,8 @@ static void test_rig_breakaway(void) {
   if (evs != NULL) {
     ev = only_for(evs, "sandbox.violation", "job_escape", child);
     check_escape_event(ev, child, root, "member", "scan|port|new_process", "terminated",
-                       "kill_process", "--helper sleep 30000");
+                       "kill_process", "--helper sleep 30000", g_me);
+    check_escape_identity(evs, child, 0);
     if (ev != NULL) {
       json_t *first = json_array_get(tw_get(ev, "process.ancestry"), 0);
       CHECK_INT(tw_int(first, "pid"), root);
@@ -492,7 +583,8 @@ static void cli_case(const char *tag, const char *opts, const char *then, const 
   if (evs != NULL) {
     check_escape_event(only_for(evs, "sandbox.violation", "job_escape", child), child,
                        r.pi.dwProcessId, "jobwarden", detected_by, action, configured,
-                       "--helper sleep 30000");
+                       "--helper sleep 30000", g_me);
+    check_escape_identity(evs, child, 0);
     CHECK_INT(count(evs, "sandbox.violation", "job_escape"), 1);
     check_escape_exit(evs, child, phrase);
     CHECK_INT(index_of(evs, "sandbox.job_end", NULL, -1), (long)json_array_size(evs) - 1);
@@ -643,10 +735,12 @@ static void test_born_of(void) {
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if (tw_test_args(argc, argv, g_dir, g_jw, g_me) != 0) {
-    fprintf(stderr, "usage: win_escape DATA EVENTS JOBWARDEN.EXE\n");
+  if (argc < 6 || tw_test_args(argc, argv, g_dir, g_jw, g_me) != 0 || strlen(argv[4]) != 64) {
+    fprintf(stderr, "usage: win_escape DATA EVENTS JOBWARDEN.EXE SELF_SHA256 SELF_SIZE\n");
     return 1;
   }
+  g_sha = argv[4];
+  g_size = atoll(argv[5]);
   test_born_of();
   test_rig_scan();
   test_rig_kick();

@@ -16,6 +16,28 @@
  *               `original_file_name:jwtestid.exe` after a `signer:` entry
  *               that cannot match an unsigned file: image_denied, matched
  *               the original_file_name entry, with the process's pe fields.
+ *  cap-deny     --image-hash-cap 64K (this executable is larger): a copy
+ *               of it, denied by `sha256:<its hash>` after an
+ *               `original_file_name:` entry that the cap does not stop
+ *               (the version resource is still read: it has none, so no
+ *               match): the hash cannot be had, so the list cannot decide
+ *               and the copy breaks image_unknown once its identity is in
+ *               (source jobwarden), terminated (kill_process), the reason
+ *               in process.unavailable.hash and in the message; the copy's
+ *               process_update and the root's identity say the same. The
+ *               run also gives --rule-tags images=... (and escape=...):
+ *               the violation carries the images rule's tags, exactly.
+ *  cap-allow    the same cap with `--allow-image sha256:<its hash>` and
+ *               --image-action report: image_unknown reported, the copy
+ *               left to run to its own exit code.
+ *  gone         an image that cannot be read (the rig: this process plays
+ *               jobwarden and holds the job): a copy started suspended
+ *               outside any job, renamed (Wine and Windows refuse to
+ *               delete a running image but rename it; the process's image
+ *               path stays the old one, where CreateFileW then fails with
+ *               2), then assigned to the job: NEW_PROCESS, admission, the
+ *               identity fails at once, and a `sha256:` deny entry makes
+ *               image_unknown at its start (source port), terminated.
  *
  * usage: win_identity DATA EVENTS JOBWARDEN SELF_SHA256 SELF_SIZE TESTID_EXE TESTID_SHA256 */
 #include <stdio.h>
@@ -28,6 +50,7 @@
 
 #include "harness.h"
 #include "helpers.h"
+#include "rig.h"
 
 #define KILLED 0xC000013Au
 
@@ -201,6 +224,260 @@ static void test_deny_original(void) {
   DeleteFileA(copy);
 }
 
+/* The only event matching (event, rule, pid); a failed check otherwise.
+ * Borrowed from evs. */
+static json_t *only_for(json_t *evs, const char *event, const char *rule, long long pid) {
+  json_t *f = tw_filter(evs, event, rule), *ev, *hit = NULL;
+  size_t i, n = 0;
+  json_array_foreach(f, i, ev) {
+    if (tw_int(ev, "process.pid") == pid) {
+      hit = ev;
+      n++;
+    }
+  }
+  json_decref(f);
+  CHECK_INT(n, 1);
+  return n == 1 ? hit : NULL;
+}
+
+static size_t count(json_t *evs, const char *event, const char *rule) {
+  json_t *f = tw_filter(evs, event, rule);
+  size_t n = json_array_size(f);
+  json_decref(f);
+  return n;
+}
+
+/* The pid of the run's only child_process. */
+static long long only_child(json_t *evs) {
+  json_t *starts = tw_filter(evs, "sandbox.process_start", "child_process");
+  long long pid = -1;
+  CHECK_INT(json_array_size(starts), 1);
+  if (json_array_size(starts) == 1)
+    pid = tw_int(json_array_get(starts, 0), "process.pid");
+  json_decref(starts);
+  return pid;
+}
+
+/* The identity of a process over the hashing cap, in an event: its size,
+ * no hash, no signature, both named unavailable with the cap. */
+static void check_over_cap(json_t *ev, const char *reason) {
+  if (ev == NULL)
+    return;
+  CHECK(tw_get(ev, "process.hash") == NULL);
+  CHECK(tw_get(ev, "process.code_signature") == NULL);
+  CHECK_INT(tw_int(ev, "process.image_size"), g_self_size);
+  CHECK_STR(tw_str(ev, "process.unavailable.hash"), reason);
+  CHECK_STR(tw_str(ev, "process.unavailable.code_signature"), reason);
+  /* The version resource is read over the cap: it has none, no failure. */
+  CHECK(tw_get(ev, "process.pe") == NULL);
+  CHECK(tw_get(ev, "process.unavailable.pe") == NULL);
+}
+
+#define CAP_REASON "image larger than the 64 KiB hashing cap"
+
+/* image_unknown for want of the hash: a copy of this executable over the
+ * cap, under a sha256: deny entry (kill_process) or allow entry (report). */
+static void test_cap(const char *tag, int allow) {
+  char copy[TW_PATH_CHARS], cmd[TW_CMD_CHARS], opts[512], want[1024];
+  DWORD code = 0;
+  json_t *evs, *e, *up, *ex, *root;
+  long long pid;
+  tw_case_path(copy, sizeof(copy), g_events, "wine-identity-", tag, ".exe");
+  CHECK(CopyFileA(g_self, copy, FALSE));
+  if (allow)
+    snprintf(opts, sizeof(opts),
+             "--tier none --image-hash-cap 64K --allow-image sha256:%s --image-action report",
+             g_self_sha);
+  else
+    snprintf(opts, sizeof(opts),
+             "--tier none --image-hash-cap 64K --deny-image original_file_name:jwtestid.exe "
+             "--deny-image sha256:%s --image-action kill_process --rule-tags "
+             "images=team.identity_review,attack.t1036.005 --rule-tags escape=team.not_this_rule",
+             g_self_sha);
+  snprintf(cmd, sizeof(cmd), "\"%s\" --helper run-exe \"%s\" --helper %s", g_self, copy,
+           allow ? "exit 5" : "sleep 20000");
+  evs = run(tag, opts, cmd, &code);
+  /* The root (exempt) ran the copy: killed (58), or its own exit code. */
+  CHECK_U64(code, allow ? 5 : 58);
+  pid = only_child(evs);
+  CHECK_INT(count(evs, "sandbox.violation", "image_denied"), 0);
+  CHECK_INT(count(evs, "sandbox.violation", "image_not_allowed"), 0);
+  e = only_for(evs, "sandbox.violation", "image_unknown", pid);
+  if (e != NULL) {
+    CHECK_STR(tw_str(e, "rule_id"), "JW-1105");
+    CHECK_STR(tw_str(e, "severity"), "high");
+    CHECK_STR(tw_str(e, "enforcer"), tw_enforcer_for(tw_str(e, "action"), "monitor"));
+    /* Decided once the worker had the copy's identity, not at its start. */
+    CHECK_STR(tw_str(e, "source"), "jobwarden");
+    CHECK(tw_get(e, "job_message") == NULL);
+    CHECK_STR(tw_str(e, "action"), allow ? "reported" : "terminated");
+    CHECK_STR(tw_str(e, "enforcement.configured_action"), allow ? "report" : "kill_process");
+    CHECK(tw_get(e, "enforcement.list") == NULL);
+    CHECK(tw_get(e, "enforcement.matched") == NULL);
+    CHECK(tw_get(e, "error") == NULL);
+    CHECK_STR(tw_str(e, "process.executable"), copy);
+    check_over_cap(e, CAP_REASON);
+    snprintf(want, sizeof(want),
+             "child process %s (pid %lld): its executable identity, which an image list entry "
+             "needs, could not be had (hash: " CAP_REASON
+             "), so it cannot be checked against the image lists: %s",
+             copy, pid,
+             allow ? "reported only (action report)" : "jobwarden terminated the process");
+    CHECK_STR(tw_str(e, "message"), want);
+    /* --rule-tags: the images rule's own tags after the catalog's, in the
+     * order given; the escape rule's are not this rule's. */
+    if (allow) {
+      CHECK_INT(json_array_size(tw_get(e, "tags")), 1);
+    } else {
+      CHECK_INT(json_array_size(tw_get(e, "tags")), 3);
+      CHECK_STR(json_string_value(json_array_get(tw_get(e, "tags"), 1)), "team.identity_review");
+      CHECK_STR(json_string_value(json_array_get(tw_get(e, "tags"), 2)), "attack.t1036.005");
+    }
+    CHECK_STR(json_string_value(json_array_get(tw_get(e, "tags"), 0)), "jobwarden.monitor_rule");
+  }
+  /* The identity came once, in the copy's process_update, before the
+   * violation it decided. */
+  up = only_for(evs, "sandbox.process_update", "child_process", pid);
+  check_over_cap(up, CAP_REASON);
+  CHECK(up != NULL && e != NULL && tw_int(up, "seq") < tw_int(e, "seq"));
+  ex = only_for(evs, "sandbox.process_exit", "child_process", pid);
+  if (ex != NULL) {
+    CHECK_STR(tw_str(ex, "action"), allow ? "observed" : "terminated");
+    CHECK_INT(tw_int(ex, "process.exit_code"), allow ? 5 : (long long)KILLED);
+  }
+  /* The cap is the run's: the root (this executable too) is not hashed
+   * either, whichever event carries its identity. */
+  {
+    json_t *ev;
+    size_t i;
+    int k, seen = 0;
+    for (k = 0; k < 2; k++) {
+      root = tw_filter(evs, k == 0 ? "sandbox.process_start" : "sandbox.process_update",
+                       "root_process");
+      json_array_foreach(root, i, ev) {
+        if (tw_get(ev, "process.unavailable.hash") != NULL) {
+          check_over_cap(ev, CAP_REASON);
+          seen++;
+        }
+        CHECK(tw_get(ev, "process.hash") == NULL);
+      }
+      json_decref(root);
+    }
+    CHECK_INT(seen, 1);
+  }
+  json_decref(evs);
+  DeleteFileA(copy);
+}
+
+/* An image that cannot be read: renamed away while its process was
+ * suspended outside the job, then put in the job (the rig). */
+static void test_gone(void) {
+  char copy[TW_PATH_CHARS], moved[TW_PATH_CHARS], marker[TW_PATH_CHARS], entry[80], want[1024];
+  wchar_t wcopy[TW_PATH_CHARS], wmoved[TW_PATH_CHARS], cmd[2 * TW_PATH_CHARS];
+  const char *args[2];
+  STARTUPINFOW si;
+  PROCESS_INFORMATION pi;
+  DWORD code = 0;
+  rig_t r;
+  jw_policy_t p;
+  json_t *evs, *e, *s;
+  tw_case_path(copy, sizeof(copy), g_events, "wine-identity-", "gone", ".exe");
+  tw_case_path(moved, sizeof(moved), g_events, "wine-identity-", "gone-moved", ".exe");
+  tw_case_path(marker, sizeof(marker), g_events, "wine-identity-", "gone", ".go");
+  DeleteFileA(moved);
+  DeleteFileA(marker);
+  CHECK(CopyFileA(g_self, copy, FALSE));
+  MultiByteToWideChar(CP_UTF8, 0, copy, -1, wcopy, TW_PATH_CHARS);
+  MultiByteToWideChar(CP_UTF8, 0, moved, -1, wmoved, TW_PATH_CHARS);
+  swprintf(cmd, 2 * TW_PATH_CHARS, L"\"%ls\" --helper sleep 30000", wcopy);
+  memset(&si, 0, sizeof(si));
+  si.cb = sizeof(si);
+  memset(&pi, 0, sizeof(pi));
+  /* Before the rig's root: not mistaken for an escape (created before
+   * anything of the run). */
+  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, CREATE_SUSPENDED, NULL, NULL, &si, &pi)) {
+    CHECK(!"CreateProcessW of the copy");
+    return;
+  }
+  /* Measured (Wine 8.0, as Windows documents): DeleteFileW of a running
+   * image fails with 5, MoveFileW works. */
+  CHECK(!DeleteFileW(wcopy));
+  CHECK_INT(GetLastError(), ERROR_ACCESS_DENIED);
+  CHECK(MoveFileW(wcopy, wmoved));
+  jw_policy_init(&p);
+  snprintf(entry, sizeof(entry), "sha256:%s", g_self_sha);
+  CHECK_INT(jw_policy_set(&p, "deny_image", entry, "test", NULL), 0);
+  CHECK_INT(jw_policy_set(&p, "image_action", "kill_process", "test", NULL), 0);
+  args[0] = "wait-file";
+  args[1] = marker;
+  if (rig_start(&r, g_events, "identity-gone", &p, args, 2) != 0) {
+    CHECK(!"rig_start");
+    TerminateProcess(pi.hProcess, 1);
+    goto done;
+  }
+  CHECK(AssignProcessToJobObject(r.job.job, pi.hProcess));
+  /* The monitor acts before it reports: the copy's end is the sign. */
+  CHECK(WaitForSingleObject(pi.hProcess, 30000) == WAIT_OBJECT_0);
+  CHECK(GetExitCodeProcess(pi.hProcess, &code));
+  CHECK_U64(code, KILLED);
+  {
+    FILE *f = fopen(marker, "wb");
+    CHECK(f != NULL);
+    if (f != NULL)
+      fclose(f);
+  }
+  evs = rig_finish(&r);
+  CHECK(evs != NULL);
+  if (evs == NULL)
+    goto done;
+  e = only_for(evs, "sandbox.violation", "image_unknown", pi.dwProcessId);
+  if (e != NULL) {
+    CHECK_STR(tw_str(e, "action"), "terminated");
+    CHECK_STR(tw_str(e, "enforcer"), "monitor");
+    CHECK_STR(tw_str(e, "source"), "port");
+    CHECK_STR(tw_str(e, "job_message.name"), "JOB_OBJECT_MSG_NEW_PROCESS");
+    CHECK_STR(tw_str(e, "enforcement.configured_action"), "kill_process");
+    CHECK(tw_get(e, "enforcement.list") == NULL);
+    CHECK(tw_get(e, "error") == NULL);
+    /* The path the process was started from, where no file is now. */
+    CHECK_STR(tw_str(e, "process.executable"), copy);
+    CHECK(tw_get(e, "process.hash") == NULL);
+    CHECK(tw_get(e, "process.image_size") == NULL);
+    CHECK_STR(tw_str(e, "process.unavailable.hash"),
+              "image file cannot be opened (CreateFileW error 2)");
+    CHECK_STR(tw_str(e, "process.unavailable.image_size"),
+              "image file cannot be opened (CreateFileW error 2)");
+    CHECK_STR(tw_str(e, "process.unavailable.pe"),
+              "image file cannot be opened (CreateFileW error 2)");
+    CHECK_STR(tw_str(e, "process.unavailable.code_signature"),
+              "image file cannot be opened (CreateFileW error 2)");
+    snprintf(want, sizeof(want),
+             "child process %s (pid %lu): its executable identity, which an image list entry "
+             "needs, could not be had (hash: image file cannot be opened (CreateFileW error 2)), "
+             "so it cannot be checked against the image lists: jobwarden terminated the process",
+             copy, (unsigned long)pi.dwProcessId);
+    CHECK_STR(tw_str(e, "message"), want);
+  }
+  /* Its start says the same, and no update follows (nothing to wait for). */
+  s = only_for(evs, "sandbox.process_start", "child_process", pi.dwProcessId);
+  if (s != NULL)
+    CHECK_STR(tw_str(s, "process.unavailable.hash"),
+              "image file cannot be opened (CreateFileW error 2)");
+  CHECK(s != NULL && e != NULL && tw_int(s, "seq") + 1 == tw_int(e, "seq"));
+  {
+    json_t *u = tw_filter(evs, "sandbox.process_update", "child_process");
+    CHECK_INT(json_array_size(u), 0);
+    json_decref(u);
+  }
+  json_decref(evs);
+done:
+  TerminateProcess(pi.hProcess, 1); /* a failed case must not leave it */
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  DeleteFileA(moved);
+  DeleteFileA(marker);
+}
+
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
@@ -216,5 +493,8 @@ int main(int argc, char **argv) {
   test_hashes();
   test_deny_hash();
   test_deny_original();
+  test_cap("cap-deny", 0);
+  test_cap("cap-allow", 1);
+  test_gone();
   return jw_test_result("identity");
 }
