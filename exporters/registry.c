@@ -9,7 +9,7 @@
 #include "spool.h"
 
 static const jw_exporter_vtable_t *const registry[] = {
-    &jw_exporter_file,       &jw_exporter_stdout,       &jw_exporter_stderr,
+    &jw_exporter_file,       &jw_exporter_stdout,     &jw_exporter_stderr,
     &jw_exporter_syslog_udp, &jw_exporter_syslog_tcp, /* one source, two transports */
 #ifdef _WIN32
     &jw_exporter_syslog_tls, &jw_exporter_pipe,       &jw_exporter_pipe_connect,
@@ -78,30 +78,67 @@ int jw_exporter_check(const char *spec, const char *where, jw_error_t *err) {
   return jw_error_set(err, rc, e.sys_error, where, "%s: %s", where, e.text);
 }
 
-int jw_exporter_open(const char *spec, jw_exporter_t **out, jw_error_t *err) {
+/* A new exporter of the SPEC's kind with its options parsed; *target
+ * (malloc'd or NULL) for init. NULL with err set. */
+static jw_exporter_t *exporter_new(const char *spec, char **target, jw_error_t *err) {
   const char *rest;
-  const jw_exporter_vtable_t *vt;
+  const jw_exporter_vtable_t *vt = lookup(spec, &rest, err);
   jw_exporter_t *exp;
-  char *target = NULL;
-  int rc;
-
-  *out = NULL;
-  vt = lookup(spec, &rest, err);
+  *target = NULL;
   if (vt == NULL)
-    return err ? err->code : JW_EUSAGE;
+    return NULL;
   exp = calloc(1, sizeof(*exp));
-  if (exp == NULL)
-    return jw_error_set(err, JW_ENOMEM, 0, "--export", "out of memory");
+  if (exp == NULL) {
+    jw_error_set(err, JW_ENOMEM, 0, "--export", "out of memory");
+    return NULL;
+  }
   exp->vt = vt;
   jw__strlcpy(exp->spec, spec, sizeof(exp->spec));
-  rc = jw__exporter_parse(exp, rest, &target, err);
-  if (rc == 0)
-    rc = vt->init(exp, target, err);
-  if (rc == 0 && vt->delivery == JW_DELIVERY_NETWORK) {
-    rc = jw__spool_open(exp, target, err);
-    if (rc != 0 && vt->close != NULL)
-      vt->close(exp);
+  if (jw__exporter_parse(exp, rest, target, err) != 0) {
+    free(*target);
+    *target = NULL;
+    jw__exporter_options_free(exp);
+    free(exp);
+    return NULL;
   }
+  return exp;
+}
+
+/* Initializes exp and gives it its spool: the run's own (dir NULL) or,
+ * for flush, what ended runs left in dir. */
+static int exporter_start(jw_exporter_t *exp, const char *target, const char *dir, uint64_t *found,
+                          jw_error_t *err) {
+  int rc;
+  if (dir != NULL) {
+    /* Without a spool of its own (no connection at init, as with one). */
+    char *saved = exp->delivery.spool;
+    exp->delivery.spool = NULL;
+    rc = exp->vt->init(exp, target, err);
+    exp->delivery.spool = saved;
+  } else {
+    rc = exp->vt->init(exp, target, err);
+  }
+  if (rc == 0 && exp->vt->delivery == JW_DELIVERY_NETWORK)
+    rc =
+        dir != NULL ? jw__spool_open_flush(exp, dir, found, err) : jw__spool_open(exp, target, err);
+  if (rc != 0 && exp->vt->close != NULL && exp->state != NULL)
+    exp->vt->close(exp);
+  return rc;
+}
+
+static int exporter_open(const char *spec, const char *dir, jw_exporter_t **out, uint64_t *found,
+                         jw_error_t *err) {
+  char *target = NULL;
+  jw_exporter_t *exp = exporter_new(spec, &target, err);
+  int rc;
+  *out = NULL;
+  if (exp == NULL)
+    return err->code ? err->code : JW_EUSAGE;
+  if (dir != NULL && exp->vt->delivery != JW_DELIVERY_NETWORK)
+    rc = jw_error_set(err, JW_EUSAGE, 0, "flush", "'%s' is not a network sink: it has no spool",
+                      spec);
+  else
+    rc = exporter_start(exp, target, dir, found, err);
   free(target);
   if (rc != 0) {
     jw__exporter_options_free(exp);
@@ -112,48 +149,15 @@ int jw_exporter_open(const char *spec, jw_exporter_t **out, jw_error_t *err) {
   return 0;
 }
 
+int jw_exporter_open(const char *spec, jw_exporter_t **out, jw_error_t *err) {
+  uint64_t found;
+  return exporter_open(spec, NULL, out, &found, err);
+}
+
 int jw__exporter_open_flush(const char *spec, const char *dir, jw_exporter_t **out, uint64_t *found,
                             jw_error_t *err) {
-  const char *rest;
-  const jw_exporter_vtable_t *vt;
-  jw_exporter_t *exp;
-  char *target = NULL;
-  int rc;
-  *out = NULL;
   *found = 0;
-  vt = lookup(spec, &rest, err);
-  if (vt == NULL)
-    return err->code;
-  if (vt->delivery != JW_DELIVERY_NETWORK)
-    return jw_error_set(err, JW_EUSAGE, 0, "flush", "'%s' is not a network sink: it has no spool",
-                        spec);
-  exp = calloc(1, sizeof(*exp));
-  if (exp == NULL)
-    return jw_error_set(err, JW_ENOMEM, 0, "flush", "out of memory");
-  exp->vt = vt;
-  jw__strlcpy(exp->spec, spec, sizeof(exp->spec));
-  rc = jw__exporter_parse(exp, rest, &target, err);
-  if (rc == 0) {
-    /* The exporter itself without a spool of its own (no connection at
-     * init, as with one). */
-    char *saved = exp->delivery.spool;
-    exp->delivery.spool = NULL;
-    rc = vt->init(exp, target, err);
-    exp->delivery.spool = saved;
-    if (rc == 0) {
-      rc = jw__spool_open_flush(exp, dir, found, err);
-      if (rc != 0 && vt->close != NULL)
-        vt->close(exp);
-    }
-  }
-  free(target);
-  if (rc != 0) {
-    jw__exporter_options_free(exp);
-    free(exp);
-    return rc;
-  }
-  *out = exp;
-  return 0;
+  return exporter_open(spec, dir, out, found, err);
 }
 
 void jw_exporter_set_gate(jw_exporter_t *exp, const jw_client_gate_t *gate) {

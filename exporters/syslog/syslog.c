@@ -86,32 +86,41 @@ typedef struct {
   int insecure;         /* syslog+tls: no certificate check (tests only) */
 } syslog_config_t;
 
+/* The rows every syslog transport has. */
+#define SYSLOG_ROWS                                                                                \
+  {"facility",                                                                                     \
+   JW_OPT_CHOICE,                                                                                  \
+   offsetof(syslog_config_t, facility),                                                            \
+   "local0",                                                                                       \
+   0,                                                                                              \
+   0,                                                                                              \
+   "kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|ntp|audit|alert|clock|"      \
+   "local0|local1|local2|local3|local4|local5|local6|local7",                                      \
+   "the messages' facility (RFC 5424 codes 0-23)"},                                                \
+      {"sd_id",                                                                                    \
+       JW_OPT_STRING,                                                                              \
+       offsetof(syslog_config_t, sd_id),                                                           \
+       NULL,                                                                                       \
+       0,                                                                                          \
+       0,                                                                                          \
+       "NAME@PEN",                                                                                 \
+       "structured data [NAME@PEN run_id seq] under your own IANA enterprise number (default: "    \
+       "none)"},                                                                                   \
+  {                                                                                                \
+    "max_message", JW_OPT_SIZE, offsetof(syslog_config_t, max_message), "8K", 1024, 64u << 20,     \
+        NULL,                                                                                      \
+        "longer messages go as continuation records (UDP: at most 65000); the collector's limit"   \
+  }
+
 static const jw_option_t syslog_options[] = {
-    {"facility", JW_OPT_CHOICE, offsetof(syslog_config_t, facility), "local0", 0, 0,
-     "kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|ntp|audit|alert|clock|"
-     "local0|local1|local2|local3|local4|local5|local6|local7",
-     "the messages' facility (RFC 5424 codes 0-23)"},
-    {"sd_id", JW_OPT_STRING, offsetof(syslog_config_t, sd_id), NULL, 0, 0, "NAME@PEN",
-     "structured data [NAME@PEN run_id seq] under your own IANA enterprise number (default: "
-     "none)"},
-    {"max_message", JW_OPT_SIZE, offsetof(syslog_config_t, max_message), "8K", 1024, 64u << 20,
-     NULL,
-     "longer messages go as continuation records (UDP: at most 65000); the collector's limit"},
+    SYSLOG_ROWS,
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
 #ifdef _WIN32
 /* syslog+tls: the same, and how the collector is checked. */
 static const jw_option_t syslog_tls_options[] = {
-    {"facility", JW_OPT_CHOICE, offsetof(syslog_config_t, facility), "local0", 0, 0,
-     "kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|ntp|audit|alert|clock|"
-     "local0|local1|local2|local3|local4|local5|local6|local7",
-     "the messages' facility (RFC 5424 codes 0-23)"},
-    {"sd_id", JW_OPT_STRING, offsetof(syslog_config_t, sd_id), NULL, 0, 0, "NAME@PEN",
-     "structured data [NAME@PEN run_id seq] under your own IANA enterprise number (default: "
-     "none)"},
-    {"max_message", JW_OPT_SIZE, offsetof(syslog_config_t, max_message), "8K", 1024, 64u << 20,
-     NULL, "longer messages go as continuation records; the collector's limit"},
+    SYSLOG_ROWS,
     {"ca", JW_OPT_STRING, offsetof(syslog_config_t, ca), NULL, 0, 0, "FILE",
      "the collector's certificate must chain to a CA in FILE (PEM or DER; default: the "
      "system's trusted roots)"},

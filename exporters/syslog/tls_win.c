@@ -642,31 +642,39 @@ static int status_error(jw__tls_t *t, SECURITY_STATUS ss, const char *step, jw_e
 }
 
 /* The handshake: InitializeSecurityContextW until SEC_E_OK. */
+/* One InitializeSecurityContextW step: t->in as the input token (none
+ * before the context exists), inb[] the input buffers (for the caller's
+ * keep_extra), outb[0] the token to send (FreeContextBuffer it); new_ctx:
+ * the handshake's steps name the context as the new one too. */
+static SECURITY_STATUS isc_step(jw__tls_t *t, SecBuffer inb[2], SecBuffer outb[1], int new_ctx) {
+  SecBufferDesc ind, outd;
+  ULONG attrs = 0;
+  inb[0].BufferType = SECBUFFER_TOKEN;
+  inb[0].pvBuffer = t->in;
+  inb[0].cbBuffer = (ULONG)t->in_len;
+  inb[1].BufferType = SECBUFFER_EMPTY;
+  inb[1].pvBuffer = NULL;
+  inb[1].cbBuffer = 0;
+  ind.ulVersion = SECBUFFER_VERSION;
+  ind.cBuffers = 2;
+  ind.pBuffers = inb;
+  outb[0].BufferType = SECBUFFER_TOKEN;
+  outb[0].pvBuffer = NULL;
+  outb[0].cbBuffer = 0;
+  outd.ulVersion = SECBUFFER_VERSION;
+  outd.cBuffers = 1;
+  outd.pBuffers = outb;
+  return api.sspi->InitializeSecurityContextW(&t->creds->cred, t->have_ctx ? &t->ctx : NULL,
+                                              t->target, ISC_FLAGS, 0, 0, t->have_ctx ? &ind : NULL,
+                                              0, new_ctx ? &t->ctx : NULL, &outd, &attrs, NULL);
+}
+
 static int handshake(jw__tls_t *t, ULONGLONG deadline, jw_error_t *err) {
   for (;;) {
     SecBuffer inb[2], outb[1];
-    SecBufferDesc ind, outd;
-    ULONG attrs = 0;
     SECURITY_STATUS ss;
     int rc;
-    inb[0].BufferType = SECBUFFER_TOKEN;
-    inb[0].pvBuffer = t->in;
-    inb[0].cbBuffer = (ULONG)t->in_len;
-    inb[1].BufferType = SECBUFFER_EMPTY;
-    inb[1].pvBuffer = NULL;
-    inb[1].cbBuffer = 0;
-    ind.ulVersion = SECBUFFER_VERSION;
-    ind.cBuffers = 2;
-    ind.pBuffers = inb;
-    outb[0].BufferType = SECBUFFER_TOKEN;
-    outb[0].pvBuffer = NULL;
-    outb[0].cbBuffer = 0;
-    outd.ulVersion = SECBUFFER_VERSION;
-    outd.cBuffers = 1;
-    outd.pBuffers = outb;
-    ss = api.sspi->InitializeSecurityContextW(&t->creds->cred, t->have_ctx ? &t->ctx : NULL,
-                                              t->target, ISC_FLAGS, 0, 0, t->have_ctx ? &ind : NULL,
-                                              0, &t->ctx, &outd, &attrs, NULL);
+    ss = isc_step(t, inb, outb, 1);
     if (!t->have_ctx && (ss == SEC_E_OK || ss == SEC_I_CONTINUE_NEEDED ||
                          ss == SEC_E_INCOMPLETE_MESSAGE || ss == SEC_I_INCOMPLETE_CREDENTIALS))
       t->have_ctx = 1;
@@ -1271,26 +1279,7 @@ int jw__tls_send(jw__tls_t *t, const char *buf, size_t len, jw_error_t *err) {
  * InitializeSecurityContextW as SChannel asks. 0, or -1 (broken). */
 static int post_handshake(jw__tls_t *t) {
   SecBuffer inb[2], outb[1];
-  SecBufferDesc ind, outd;
-  ULONG attrs = 0;
-  SECURITY_STATUS ss;
-  inb[0].BufferType = SECBUFFER_TOKEN;
-  inb[0].pvBuffer = t->in;
-  inb[0].cbBuffer = (ULONG)t->in_len;
-  inb[1].BufferType = SECBUFFER_EMPTY;
-  inb[1].pvBuffer = NULL;
-  inb[1].cbBuffer = 0;
-  ind.ulVersion = SECBUFFER_VERSION;
-  ind.cBuffers = 2;
-  ind.pBuffers = inb;
-  outb[0].BufferType = SECBUFFER_TOKEN;
-  outb[0].pvBuffer = NULL;
-  outb[0].cbBuffer = 0;
-  outd.ulVersion = SECBUFFER_VERSION;
-  outd.cBuffers = 1;
-  outd.pBuffers = outb;
-  ss = api.sspi->InitializeSecurityContextW(&t->creds->cred, &t->ctx, t->target, ISC_FLAGS, 0, 0,
-                                            &ind, 0, NULL, &outd, &attrs, NULL);
+  SECURITY_STATUS ss = isc_step(t, inb, outb, 0); /* t->have_ctx: the context exists */
   if (outb[0].pvBuffer != NULL) {
     int rc = 0;
     if (outb[0].cbBuffer > 0 && ss == SEC_E_OK)

@@ -145,12 +145,14 @@ void jw__file_close(jw__file_t *f) {
   }
 }
 
-int jw__file_remove(const char *path, jw_error_t *err) {
+/* DeleteFileW or RemoveDirectoryW on path; 0 also when it is not there. */
+static int remove_with(const char *path, BOOL(WINAPI *op)(LPCWSTR), const char *what,
+                       jw_error_t *err) {
   wchar_t *w = jw__utf8_to_wide(path);
   DWORD e;
   if (w == NULL)
-    return jw_error_set(err, JW_EINVAL, 0, "delete", "cannot delete '%s': not valid UTF-8", path);
-  if (DeleteFileW(w)) {
+    return jw_error_set(err, JW_EINVAL, 0, what, "cannot %s '%s': not valid UTF-8", what, path);
+  if (op(w)) {
     free(w);
     return 0;
   }
@@ -158,7 +160,11 @@ int jw__file_remove(const char *path, jw_error_t *err) {
   free(w);
   if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)
     return 0;
-  return fail(err, JW_EIO, e, "delete", path);
+  return fail(err, JW_EIO, e, what, path);
+}
+
+int jw__file_remove(const char *path, jw_error_t *err) {
+  return remove_with(path, DeleteFileW, "delete", err);
 }
 
 int jw__dir_create(const char *path, jw_error_t *err) {
@@ -259,19 +265,7 @@ void jw__dir_list_free(char **names, size_t count) {
 }
 
 int jw__dir_remove(const char *path, jw_error_t *err) {
-  wchar_t *w = jw__utf8_to_wide(path);
-  DWORD e;
-  if (w == NULL)
-    return jw_error_set(err, JW_EINVAL, 0, "rmdir", "'%s' is not valid UTF-8", path);
-  if (RemoveDirectoryW(w)) {
-    free(w);
-    return 0;
-  }
-  e = GetLastError();
-  free(w);
-  if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)
-    return 0;
-  return fail(err, JW_EIO, e, "remove directory", path);
+  return remove_with(path, RemoveDirectoryW, "remove directory", err);
 }
 
 char *jw__state_dir(jw_error_t *err) {

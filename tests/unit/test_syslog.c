@@ -309,6 +309,50 @@ static size_t header_len(const char *msg, size_t len) {
   return brace != NULL ? (size_t)(brace - msg) : 0;
 }
 
+/* The spool tests' rig: an emitter with a syslog+tcp sink on port
+ * spooled to DIR/unit-syslog-spool-NAME (made anew; its path in root),
+ * with OPTS after the spool option, and, when path != NULL, a file sink
+ * DIR/unit-syslog-NAME.jsonl.txt (made anew). NULL when something failed
+ * (a CHECK says what). */
+static jw_emitter_t *spool_rig(const char *dir, const char *name, unsigned port, const char *opts,
+                               jw_run_info_t *run, jw_exporter_t **sx, char *root, size_t root_size,
+                               char *path, size_t path_size) {
+  jw_emitter_t *em = NULL;
+  jw_exporter_t *fx = NULL;
+  jw_error_t err;
+  char spec[1500];
+  snprintf(root, root_size, "%s/unit-syslog-spool-%s", dir, name);
+  rm_tree(root);
+  run_info(run);
+  *sx = NULL;
+  CHECK_INT(jw_emitter_new(run, &em), 0);
+  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=%s%s", port, root, opts);
+  CHECK_INT(jw_exporter_open(spec, sx, &err), 0);
+  if (em == NULL || *sx == NULL)
+    return NULL;
+  jw_emitter_add(em, *sx);
+  if (path != NULL) {
+    snprintf(path, path_size, "%s/unit-syslog-%s.jsonl.txt", dir, name);
+    remove(path);
+    snprintf(spec, sizeof(spec), "file:%s", path);
+    CHECK_INT(jw_exporter_open(spec, &fx, &err), 0);
+    if (fx == NULL)
+      return NULL;
+    jw_emitter_add(em, fx);
+  }
+  return em;
+}
+
+/* Events from..to-1 of make_event, each emitted (and taken) at once. */
+static void emit_range(jw_emitter_t *em, int from, int to) {
+  int i;
+  for (i = from; i < to; i++) {
+    jw_event_t ev;
+    make_event(&ev, i);
+    CHECK_INT(jw_emit(em, &ev), 0);
+  }
+}
+
 static void test_specs(const char *dir) {
   jw_exporter_t *e = NULL;
   jw_error_t err;
@@ -581,9 +625,8 @@ static const char *frame_rule(const char *msg, char *buf, size_t size) {
 static void test_tcp(const char *dir) {
   jw_run_info_t run;
   jw_emitter_t *em = NULL;
-  jw_exporter_t *sx = NULL, *fx = NULL;
-  jw_error_t err;
-  char spec[1400], path[1024], root[1100], rule[64];
+  jw_exporter_t *sx = NULL;
+  char path[1024], root[1100], rule[64];
   unsigned port = 0;
   tsock_t l = tbind(SOCK_STREAM, &port), c;
   char **lines;
@@ -595,27 +638,13 @@ static void test_tcp(const char *dir) {
   CHECK(l != TBAD);
   if (l == TBAD)
     return;
-  snprintf(path, sizeof(path), "%s/unit-syslog-tcp.jsonl.txt", dir);
-  snprintf(root, sizeof(root), "%s/unit-syslog-spool-tcp", dir);
-  remove(path);
-  rm_tree(root);
-  run_info(&run);
-  CHECK_INT(jw_emitter_new(&run, &em), 0);
-  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=%s,retry_max=200ms", port, root);
-  CHECK_INT(jw_exporter_open(spec, &sx, &err), 0);
-  snprintf(spec, sizeof(spec), "file:%s", path);
-  CHECK_INT(jw_exporter_open(spec, &fx, &err), 0);
-  if (em == NULL || sx == NULL || fx == NULL)
+  em = spool_rig(dir, "tcp", port, ",retry_max=200ms", &run, &sx, root, sizeof(root), path,
+                 sizeof(path));
+  if (em == NULL)
     return;
-  jw_emitter_add(em, sx);
-  jw_emitter_add(em, fx);
 
   /* seq 1..3 on the first connection (made at the first delivery). */
-  for (i = 0; i < 3; i++) {
-    jw_event_t ev;
-    make_event(&ev, i);
-    CHECK_INT(jw_emit(em, &ev), 0);
-  }
+  emit_range(em, 0, 3);
   c = taccept(l);
   CHECK(c != TBAD);
   n_got = recv_frames(c, got, got_len, n_got, 3);
@@ -723,7 +752,7 @@ static void test_tcp(const char *dir) {
 static void test_spool_restart(const char *dir) {
   jw_run_info_t run;
   jw_emitter_t *em = NULL;
-  jw_exporter_t *sx = NULL, *fx = NULL;
+  jw_exporter_t *sx = NULL;
   jw_error_t err;
   char spec[1400], path[1024], root[1100];
   unsigned port = 0;
@@ -738,27 +767,12 @@ static void test_spool_restart(const char *dir) {
   if (l == TBAD)
     return;
   tclose(l); /* the collector is down during the first run */
-  snprintf(path, sizeof(path), "%s/unit-syslog-restart.jsonl.txt", dir);
-  snprintf(root, sizeof(root), "%s/unit-syslog-spool-restart", dir);
-  remove(path);
-  rm_tree(root);
-
   /* Run 1: 4 events, no collector, drain=0s. */
-  run_info(&run);
-  CHECK_INT(jw_emitter_new(&run, &em), 0);
-  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=%s,drain=0s", port, root);
-  CHECK_INT(jw_exporter_open(spec, &sx, &err), 0);
-  snprintf(spec, sizeof(spec), "file:%s", path);
-  CHECK_INT(jw_exporter_open(spec, &fx, &err), 0);
-  if (em == NULL || sx == NULL || fx == NULL)
+  em = spool_rig(dir, "restart", port, ",drain=0s", &run, &sx, root, sizeof(root), path,
+                 sizeof(path));
+  if (em == NULL)
     return;
-  jw_emitter_add(em, sx);
-  jw_emitter_add(em, fx);
-  for (i = 0; i < 4; i++) {
-    jw_event_t ev;
-    make_event(&ev, i);
-    CHECK_INT(jw_emit(em, &ev), 0);
-  }
+  emit_range(em, 0, 4);
   jw_emitter_free(em); /* sink_unreachable may be in it too */
   CHECK_INT(count_runs(root), 1);
   lines = read_lines(path, &n_lines);
@@ -823,8 +837,7 @@ static void test_stall(const char *dir) {
   jw_run_info_t run;
   jw_emitter_t *em = NULL;
   jw_exporter_t *sx = NULL;
-  jw_error_t err;
-  char spec[1400], root[1100];
+  char root[1100];
   unsigned port = 0;
   tsock_t l = tbind(SOCK_STREAM, &port), c = TBAD;
   int i, small = 4096, tries;
@@ -838,16 +851,10 @@ static void test_stall(const char *dir) {
   if (l == TBAD || seen == NULL)
     return;
   setsockopt(l, SOL_SOCKET, SO_RCVBUF, (const char *)&small, sizeof(small));
-  snprintf(root, sizeof(root), "%s/unit-syslog-spool-stall", dir);
-  rm_tree(root);
-  run_info(&run);
-  CHECK_INT(jw_emitter_new(&run, &em), 0);
-  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=%s,retry_max=200ms,drain=0s", port,
-           root);
-  CHECK_INT(jw_exporter_open(spec, &sx, &err), 0);
-  if (em == NULL || sx == NULL)
+  em = spool_rig(dir, "stall", port, ",retry_max=200ms,drain=0s", &run, &sx, root, sizeof(root),
+                 NULL, 0);
+  if (em == NULL)
     return;
-  jw_emitter_add(em, sx);
   for (i = 0; i < N; i++) {
     jw_event_t ev;
     make_event(&ev, i);
@@ -911,8 +918,7 @@ static void test_spool_full(const char *dir) {
   jw_run_info_t run;
   jw_emitter_t *em = NULL;
   jw_exporter_t *sx = NULL;
-  jw_error_t err;
-  char spec[1400], root[1100];
+  char root[1100];
   unsigned port = 0;
   tsock_t l = tbind(SOCK_STREAM, &port), c;
   int i, n_got = 0, gaps = 0, events = 0;
@@ -925,16 +931,10 @@ static void test_spool_full(const char *dir) {
   if (l == TBAD)
     return;
   tclose(l);
-  snprintf(root, sizeof(root), "%s/unit-syslog-spool-full", dir);
-  rm_tree(root);
-  run_info(&run);
-  CHECK_INT(jw_emitter_new(&run, &em), 0);
-  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=%s,spool_max=64K,retry_max=100ms",
-           port, root);
-  CHECK_INT(jw_exporter_open(spec, &sx, &err), 0);
-  if (em == NULL || sx == NULL)
+  em = spool_rig(dir, "full", port, ",spool_max=64K,retry_max=100ms", &run, &sx, root, sizeof(root),
+                 NULL, 0);
+  if (em == NULL)
     return;
-  jw_emitter_add(em, sx);
   CHECK_INT(jw_emitter_start(em, 1024), 0);
   /* ~700-byte lines: 64K holds about 90 of them. */
   for (i = 0; i < 200; i++) {

@@ -1,0 +1,32 @@
+/* What the benchmarks share (tests/bench_emit.c, tests/bench_spool.c). */
+#ifndef JW_BENCH_UTIL_H
+#define JW_BENCH_UTIL_H
+
+#include <stdio.h>
+#include <string.h>
+
+#include "jobwarden.h"
+
+/* The benchmarks' event: a child's start, about 1 KB rendered. */
+static inline void make_event(jw_event_t *ev, uint32_t i) {
+  memset(ev, 0, sizeof(*ev));
+  ev->kind = JW_EVENT_PROCESS_START;
+  ev->rule = "child_process";
+  ev->action = "observed";
+  ev->source = "port";
+  ev->severity = JW_SEV_INFO;
+  ev->has_job_message = 1;
+  ev->job_message = 6;
+  ev->has_process = 1;
+  ev->process.pid = 1000 + i;
+  ev->process.create_time = 134000000000000000ull + i;
+  ev->process.image = "C:\\Users\\agent\\AppData\\Local\\Programs\\tool\\child.exe";
+  ev->process.has_parent = 1;
+  ev->process.parent_pid = 999;
+  snprintf(ev->message, sizeof(ev->message),
+           "child process C:\\Users\\agent\\AppData\\Local\\Programs\\tool\\child.exe (pid %u, "
+           "parent 999) started",
+           (unsigned)(1000 + i));
+}
+
+#endif
