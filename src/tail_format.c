@@ -30,11 +30,12 @@ void jw__put_sanitized(char **out, size_t *left, const char *s, size_t max) {
     if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] < 0xA0)
       bad = 1; /* U+0080..U+009F */
     if (c == 0xE2 && i + 2 < n &&
-        (((unsigned char)s[i + 1] == 0x80 && (unsigned char)s[i + 2] >= 0xAA &&
+        (((unsigned char)s[i + 1] == 0x80 && (unsigned char)s[i + 2] >= 0xA8 &&
           (unsigned char)s[i + 2] <= 0xAE) ||
          ((unsigned char)s[i + 1] == 0x81 && (unsigned char)s[i + 2] >= 0xA6 &&
           (unsigned char)s[i + 2] <= 0xA9)))
-      bad = 1; /* U+202A..U+202E, U+2066..U+2069 */
+      bad = 1; /* U+2028/U+2029 (line and paragraph separators), U+202A..U+202E,
+                  U+2066..U+2069 */
     if (i + clen > n)
       clen = n - i;
     if (bad) {

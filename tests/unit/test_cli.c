@@ -320,18 +320,20 @@ static void test_tail_format(void) {
                   "\"executable\":\"C:\\\\agent\\\\agent.exe\"},\"message\":\"it crashed\"}\n";
   const char *end = "{\"event\":\"sandbox.job_end\",\"@timestamp\":\"T\",\"severity\":\"info\","
                     "\"message\":\"done\"}";
-  /* ESC, BEL, C1 CSI (U+009B), RLO (U+202E), LRI (U+2066) in the image */
-  const char *hostile =
-      "{\"event\":\"sandbox.process_start\",\"@timestamp\":\"T\",\"severity\":"
-      "\"info\",\"rule\":\"child_process\",\"process\":{\"pid\":7,\"executable\":"
-      "\"a\\u001b[2Jb\\u0007c\\u009bd\\u202ee\\u2066f\u00e9\"},\"message\":\"m\\nx\"}";
+  /* ESC, BEL, C1 CSI (U+009B), RLO (U+202E), LRI (U+2066) in the image;
+   * a line separator (U+2028) and a paragraph separator (U+2029) in the
+   * message */
+  const char *hostile = "{\"event\":\"sandbox.process_start\",\"@timestamp\":\"T\",\"severity\":"
+                        "\"info\",\"rule\":\"child_process\",\"process\":{\"pid\":7,\"executable\":"
+                        "\"a\\u001b[2Jb\\u0007c\\u009bd\\u202ee\\u2066f\u00e9\"},\"message\":"
+                        "\"m\\nx\\u2028y\\u2029z\"}";
   CHECK_INT(jw_tail_format(v, strlen(v), out, sizeof(out)), 0);
   CHECK_STR(out, "2026-11-23T09:11:10.123457Z high     abnormal_exit          pid=4242   "
                  "C:\\agent\\agent.exe  it crashed\n");
   CHECK_INT(jw_tail_format(end, strlen(end), out, sizeof(out)), 1);
   CHECK_STR(out, "T info     job_end                pid=-      -  done\n");
   CHECK_INT(jw_tail_format(hostile, strlen(hostile), out, sizeof(out)), 0);
-  CHECK_STR(out, "T info     child_process          pid=7      a?[2Jb?c?d?e?f\u00e9  m?x\n");
+  CHECK_STR(out, "T info     child_process          pid=7      a?[2Jb?c?d?e?f\u00e9  m?x?y?z\n");
   CHECK_INT(jw_tail_format("{\"a\":", 5, out, sizeof(out)), -1);
   CHECK(strncmp(out, "(a line of 5 bytes that is not a JSON event: ", 45) == 0);
   CHECK_INT(jw_tail_format("[1]", 3, out, sizeof(out)), -1);

@@ -102,8 +102,9 @@ static size_t input(const char *const *seeds, size_t n_seeds, char *buf) {
 }
 
 /* Safe to print on a terminal: valid UTF-8, no C0 control but '\n', no
- * DEL, no C1 control (U+0080..U+009F), no bidirectional override or
- * isolate (U+202A..U+202E, U+2066..U+2069). */
+ * DEL, no C1 control (U+0080..U+009F), no line or paragraph separator
+ * (U+2028, U+2029), no bidirectional override or isolate (U+202A..U+202E,
+ * U+2066..U+2069). */
 static int terminal_safe(const char *s, size_t n) {
   size_t i = 0;
   while (i < n) {
@@ -125,7 +126,7 @@ static int terminal_safe(const char *s, size_t n) {
         return 0;
       cp = cp << 6 | ((unsigned char)s[i + k] & 0x3F);
     }
-    if ((cp >= 0x80 && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) ||
+    if ((cp >= 0x80 && cp <= 0x9F) || (cp >= 0x2028 && cp <= 0x202E) ||
         (cp >= 0x2066 && cp <= 0x2069) || (cp >= 0xD800 && cp <= 0xDFFF))
       return 0;
     i += clen;
