@@ -191,4 +191,29 @@ for k in a b c d; do
   grep -q "stream 0: intact, .*, closed by sandbox.job_end$" <<<"$v" ||
     { echo "$v" >&2; fail "run $k's stream in the collector is not intact"; }
 done
+# ---- 3. the program attacks the spool --------------------------------------
+# The collector is down; the program in the job finds its run's spool
+# segment and tries every way to rewrite it (write, truncate, create,
+# delete, move, delete disposition): each refused by the share mode (32);
+# a plain read works. The lines then reach the collector (flush) and the
+# stream verifies intact.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+spool3="$work/spool-attack"
+mkdir -p "$spool3"
+rm -f "$work/attack.txt" "$work/attack.snap"
+run_jw "$events/real-spool-attack.jsonl" "$events/real-spool-attack.key" \
+  "syslog+tcp://127.0.0.1:$port,spool=Z:$spool3,drain=0s" "$work/jw-attack.err" \
+  --helper attack-spool "Z:$spool3" "Z:$work/attack.txt" "Z:$work/attack.snap"
+rc=$?
+[ $rc -eq 0 ] || { cat "$work/jw-attack.err" >&2; fail "the attacking run exited with $rc"; }
+[ "$(cat "$work/attack.txt")" = "write=32 trunc=32 create=32 delete=32 move=32 disposition=32 read=0" ] ||
+  fail "the program got at its spool: $(cat "$work/attack.txt")"
+start_collector recv "$work/attack-out.txt" "$port"
+"$native" flush "$spool3" --timeout 30s >"$work/flush-attack.out" 2>&1 ||
+  { cat "$work/flush-attack.out" >&2; fail "flush after the attack"; }
+stop_collector
+v=$("$native" verify "$work/attack-out.txt" --key "$events/real-spool-attack.key" 2>&1)
+grep -q "stream 0: intact, .*, closed by sandbox.job_end$" <<<"$v" ||
+  { echo "$v" >&2; fail "the attacked spool's stream is not intact"; }
+echo "attack: every rewrite of the spool refused (32); the stream verifies intact"
 echo "wine.real.spool: passed"

@@ -1100,6 +1100,44 @@ static int helper_flood(int argc, char **argv) {
   return started == n ? 0 : 93;
 }
 
+/* attack-spool DIR RESULT SNAPSHOT: attack-file on the first segment of
+ * the run directory jobwarden made under the spool root DIR (waits, at
+ * most 10 s, until it exists: the first line is spooled when the program
+ * starts). */
+static int helper_attack_spool(int argc, char **argv) {
+  char pattern[TW_PATH_CHARS], seg[TW_PATH_CHARS];
+  char *args[6];
+  WIN32_FIND_DATAA fd;
+  HANDLE f;
+  int i;
+  if (argc < 6)
+    return 90;
+  for (i = 0; i < 1000; i++) {
+    snprintf(pattern, sizeof(pattern), "%s\\*", argv[3]);
+    f = FindFirstFileA(pattern, &fd);
+    seg[0] = '\0';
+    if (f != INVALID_HANDLE_VALUE) {
+      do {
+        if (fd.cFileName[0] != '.' && (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY))
+          snprintf(seg, sizeof(seg), "%s\\%s\\00000001.seg", argv[3], fd.cFileName);
+      } while (seg[0] == '\0' && FindNextFileA(f, &fd));
+      FindClose(f);
+    }
+    if (seg[0] != '\0' && GetFileAttributesA(seg) != INVALID_FILE_ATTRIBUTES)
+      break;
+    Sleep(10); /* polling for the segment; bounded */
+  }
+  if (i == 1000)
+    return 94;
+  args[0] = argv[0];
+  args[1] = argv[1];
+  args[2] = "attack-file";
+  args[3] = seg;
+  args[4] = argv[4];
+  args[5] = argv[5];
+  return helper_attack_file(6, args);
+}
+
 /* pipe-reader-escaped NAME RESULT: starts `pipe-reader NAME RESULT.child`
  * as a child whose parent is this process's own parent (jobwarden) through
  * PROC_THREAD_ATTRIBUTE_PARENT_PROCESS, so that it is in no job, and
@@ -1185,7 +1223,9 @@ static int helper_spew(int argc, char **argv) {
 }
 
 static int record_helper(const char *mode, int argc, char **argv, int *rc) {
-  if (strcmp(mode, "attack-file") == 0)
+  if (strcmp(mode, "attack-spool") == 0)
+    *rc = helper_attack_spool(argc, argv);
+  else if (strcmp(mode, "attack-file") == 0)
     *rc = helper_attack_file(argc, argv);
   else if (strcmp(mode, "forge-output") == 0)
     *rc = helper_forge_output();

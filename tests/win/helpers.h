@@ -116,6 +116,8 @@ int tw_is_helper(int argc, char **argv);
  *                         NAME...", "deny_only SID..."
  *
  * wine.real.record (attacks on the record from inside the job):
+ *   attack-spool DIR RESULT SNAPSHOT   attack-file on the first segment of
+ *                         the run directory under the spool root DIR
  *   attack-file LOG RESULT SNAPSHOT
  *                         open LOG for GENERIC_WRITE, with TRUNCATE_EXISTING
  *                         and CREATE_ALWAYS, DeleteFileW, MoveFileExW, open
