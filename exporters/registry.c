@@ -21,13 +21,22 @@ const jw_exporter_vtable_t *const *jw__exporter_registry(size_t *count) {
   return registry;
 }
 
+/* "file:PATH | stdout | ...": the kinds' usage in registry order, made
+ * once (the first call comes from the command line's or a policy's
+ * parsing, before any thread of a run). */
 const char *jw_exporter_kinds(void) {
-#ifdef _WIN32
-  return "file:PATH | stdout | stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT | "
-         "syslog+tls://HOST:PORT | pipe:NAME | pipe-connect:NAME";
-#else
-  return "file:PATH | stdout | stderr | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT";
-#endif
+  static char kinds[512];
+  size_t i, used = 0;
+  if (kinds[0] != '\0')
+    return kinds;
+  for (i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {
+    int n = snprintf(kinds + used, sizeof(kinds) - used, "%s%s", i ? " | " : "",
+                     registry[i]->usage ? registry[i]->usage : registry[i]->name);
+    if (n < 0 || (size_t)n >= sizeof(kinds) - used)
+      break;
+    used += (size_t)n;
+  }
+  return kinds;
 }
 
 /* Finds the exporter a SPEC names: its kind ends at the first ':' or ','.
