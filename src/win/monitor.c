@@ -4,12 +4,14 @@
  * leaf files that never call back into it (src/win/monitor_int.h lists
  * them). It never waits on an exporter's reader (exporters write files and
  * standard streams synchronously under the emitter's lock) and sleeps only
- * in GetQueuedCompletionStatusEx: every 200 ms while members run (it then
- * looks at them itself: reconciliation), with no timeout once the job is
- * empty and no deadline is due (no idle wake-up: the owner re-posts its
- * quit packet until the thread ends, so a stolen quit cannot keep it
- * running). The run's timeout is the timeout of that same wait, so it
- * costs no polling either.
+ * in GetQueuedCompletionStatusEx, with no timeout while nothing is due: a
+ * member's exit posts its own packet (an exit wait on its handle,
+ * monitor_procs.c), so nothing is polled on a clock. Timed work exists
+ * only while something is due: a signaled member's EXIT message (it gets
+ * EXIT_GRACE_MS, then the exit is reconciled), a second look at pids the
+ * job lists but the port did not announce, the run's timeout, a
+ * coalescing window, the opt-in escape scan. The owner re-posts its quit
+ * packet until the thread ends, so a stolen quit cannot keep it running.
  *
  * Keys: the job's messages come under job->key_job, jobwarden's own
  * packets under job->key_control, both random per run; anything else, and
@@ -112,10 +114,11 @@ static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
 static unsigned __stdcall monitor_main(void *arg) {
   jw_monitor_t *m = arg;
   OVERLAPPED_ENTRY ents[BATCH];
-  int quit = 0, busy = 0;
+  int quit = 0;
 
   while (!quit) {
     ULONG n = 0, i;
+    int activity;
     /* INFINITE when nothing is due. A holder of a copy of the port may
      * dequeue jobwarden's own quit packet: the owner posts it again until
      * the thread ends (jw_monitor_stop), and once it asked, every wait is
@@ -132,20 +135,14 @@ static unsigned __stdcall monitor_main(void *arg) {
       if (m->deadline_tick - now < wait)
         wait = (DWORD)(m->deadline_tick - now);
     }
-    /* While members run, the monitor also looks at them itself, every
-     * POLL_MS (also when packets keep coming). */
-    if (!m->stats.job_end_emitted && jw__mon_active_count(m) > 0) {
-      /* Not while the port still has a full batch waiting: the messages
-       * are flowing, and the queues behind are full of them. */
-      if (!busy && now - m->last_poll >= POLL_MS) {
-        jw__mon_poll_members(m);
-        now = GetTickCount64();
-      }
-      if (wait > POLL_MS)
-        wait = POLL_MS;
-    }
-    if (m->stop_requested && wait > POLL_MS)
-      wait = POLL_MS;
+    /* No look at the members on a clock: an exit posts its own packet
+     * (jw__mon_watch_exit). Timed work only while something is due: a
+     * signaled member's EXIT message (EXIT_GRACE_MS), a second look at
+     * pids the job lists and the port did not announce (RECHECK_MS). */
+    jw__mon_exit_grace(m, now, &wait);
+    jw__mon_recheck_tick(m, now, &wait);
+    if (m->stop_requested && wait > REPOST_MS)
+      wait = REPOST_MS;
     /* The escape scans that are due (a child with a spoofed parent causes
      * no job message at all); may shorten the wait to the next one. */
     jw__mon_escape_tick(m, &wait);
@@ -176,7 +173,7 @@ static unsigned __stdcall monitor_main(void *arg) {
       break;
     }
     InterlockedIncrement(&m->wakeups);
-    busy = n == BATCH;
+    activity = 0;
     for (i = 0; i < n; i++) {
       ULONG_PTR key = ents[i].lpCompletionKey;
       ULONG_PTR value = (ULONG_PTR)ents[i].lpOverlapped;
@@ -191,7 +188,10 @@ static unsigned __stdcall monitor_main(void *arg) {
                             "jobwarden did not ask the monitor to stop");
         else if (value == JW_CTRL_IDENTITY)
           jw__mon_on_identity_packet(m, bytes, value);
-        else if (value != JW_CTRL_REQUEST)
+        else if (value == JW_CTRL_EXITED) {
+          jw__mon_on_exit_signal(m, bytes, value);
+          activity = 1;
+        } else if (value != JW_CTRL_REQUEST)
           jw__mon_tampering(m, "control", 0, bytes, value, "unknown_control",
                             "jobwarden posts no such control packet");
         else if (jw__mon_on_control_packet(m, bytes) != 0)
@@ -201,11 +201,17 @@ static unsigned __stdcall monitor_main(void *arg) {
         if (drop_hook != NULL && drop_hook(bytes, value))
           continue; /* a test makes the port lose this message */
         on_job_message(m, bytes, value);
+        activity = 1;
       } else {
         jw__mon_tampering(m, "unknown", key, bytes, value, "unknown_key",
                           "the completion key is neither the job's nor jobwarden's");
       }
     }
+    /* The port drained after job messages or exits: does the kernel
+     * count members the monitor does not know (a lost NEW_PROCESS)? Not
+     * while a full batch says more is queued. */
+    if (activity && n < BATCH)
+      jw__mon_check_members(m);
   }
   /* The port may never have said the job ended (its messages are not
    * guaranteed): reconcile and end the record anyway. */
@@ -301,6 +307,7 @@ int jw_monitor_set_root(jw_monitor_t *m, const jw_child_t *root) {
   }
   jw__mon_enrich_more(m, t);
   jw__mon_identity_request(m, t);
+  jw__mon_watch_exit(m, t);
 
   jw__mon_ev_init(&ev, JW_EVENT_PROCESS_START, "root_process", "observed", NULL, JW_SEV_INFO);
   ev.source = "jobwarden";
@@ -365,8 +372,7 @@ int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats
     return JW_ETIMEDOUT; /* left running; the process is about to exit */
   m->stats.wakeups = (uint32_t)m->wakeups;
   m->stats.quits_posted = m->quits_posted;
-  for (i = 0; i < m->n_procs; i++)
-    m->stats.handles_held += m->procs[i].h != NULL;
+  m->stats.table_peak = m->n_mem_peak;
   jw__mon_escape_free(m);
   jw__mon_identity_stop(m);
   if (stats != NULL)
@@ -376,21 +382,15 @@ int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats
   CloseHandle(m->ctl_answered);
   json_decref(m->ctl_reply);
   jw__mutex_destroy(&m->ctl_lock);
-  for (i = 0; i < m->n_procs; i++) {
-    if (m->procs[i].h != NULL)
-      CloseHandle(m->procs[i].h);
-    free(m->procs[i].image);
-    free(m->procs[i].cmdline);
-    free(m->procs[i].id);
-    free(m->procs[i].user_sid);
-  }
+  jw__mon_table_free(m); /* counts stats.handles_held first */
+  if (stats != NULL)
+    stats->handles_held = m->stats.handles_held;
   for (i = 0; i < m->n_sids; i++) {
     free(m->sids[i].sid);
     free(m->sids[i].name);
   }
   free(m->idlist);
   free(m->pids);
-  free(m->procs);
   free(m);
   return 0;
 }

@@ -350,7 +350,7 @@ static uint32_t untracked_listed(jw_monitor_t *m) {
   uint32_t k = 0;
   const DWORD *ids = jw__mon_job_pids(m, &n);
   for (i = 0; ids != NULL && i < n; i++)
-    k += jw__mon_known(m, ids[i]) == NULL;
+    k += !jw__mon_known(m, ids[i], NULL);
   return k;
 }
 
@@ -410,11 +410,13 @@ static int is_member(jw_monitor_t *m, DWORD pid, HANDLE *h, char *why, size_t wh
 
 tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *refused, char *why,
                          size_t why_size) {
-  tracked_t *t = jw__mon_known(m, pid);
+  tracked_t *t = NULL;
   HANDLE h = NULL;
   *refused = 0;
-  if (t != NULL)
-    return t; /* the root (announced by jw_monitor_set_root), or a repeat */
+  /* The root (announced by jw_monitor_set_root), or a repeat; NULL (not
+   * refused) when it is a process long exited whose entry was freed. */
+  if (jw__mon_known(m, pid, &t))
+    return t;
   if (!is_member(m, pid, &h, why, why_size)) {
     if (h != NULL)
       CloseHandle(h);
@@ -435,6 +437,7 @@ tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *re
                       src == ADMIT_ID_LIST ? "process_id_list" : "job_message", 1);
   /* Its executable identity: in the start event when cached, else later. */
   jw__mon_identity_request(m, t);
+  jw__mon_watch_exit(m, t);
   judge(m, t);
   return t;
 }
@@ -447,7 +450,6 @@ void jw__mon_admit_outside(jw_monitor_t *m, tracked_t *t, DWORD pid, HANDLE h, c
   memset(t, 0, sizeof(*t));
   t->pid = pid;
   t->h = h; /* owner: t's holder (monitor_escape.c) */
-  t->parent_idx = -1;
   t->start_source = source;
   jw__mon_enrich(m, t);
 }

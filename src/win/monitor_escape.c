@@ -80,7 +80,7 @@ static uint64_t now_filetime(void) {
  * escape already found: nothing to examine. */
 static int known(jw_monitor_t *m, const jw__mon_escapes_t *x, DWORD pid) {
   size_t i;
-  if (jw__mon_known(m, pid) != NULL)
+  if (jw__mon_known(m, pid, NULL))
     return 1;
   for (i = 0; i < x->n; i++)
     if (x->list[i].t.pid == pid)
@@ -88,14 +88,39 @@ static int known(jw_monitor_t *m, const jw__mon_escapes_t *x, DWORD pid) {
   return 0;
 }
 
+/* The life window so far (window_add): the earliest creation, the latest
+ * end, whether a holder still runs, and the first holder's kind. */
+typedef struct window_s {
+  const char *kind;
+  int running;
+  uint64_t ct, last;
+} window_t;
+
+static void window_add(window_t *w, const tracked_t *t, const char *kind) {
+  if (t->create_time == 0)
+    return;
+  /* An exited process whose end is unknown bounds nothing: left out. */
+  if (t->exited && !(t->exit_read && t->xf.end_time != 0))
+    return;
+  if (w->kind == NULL || t->create_time < w->ct)
+    w->ct = t->create_time;
+  if (!t->exited)
+    w->running = 1;
+  else if (t->xf.end_time > w->last)
+    w->last = t->xf.end_time;
+  if (w->kind == NULL)
+    w->kind = kind;
+}
+
 /* The life of whatever tracked process had pid ppid: the widest window
  * (earliest creation, latest end; 0 = still running) over every holder of
- * that pid, and its kind; NULL when ppid names nobody of the run. */
+ * that pid, and its kind; NULL when ppid names nobody of the run. The
+ * members are those of the table's pid slot (exited ones are kept while
+ * recent, in the tree or an ancestor). */
 static const char *parent_window(jw_monitor_t *m, const jw__mon_escapes_t *x, DWORD ppid,
                                  uint64_t *ct, uint64_t *end) {
-  const char *kind = NULL;
-  int running = 0;
-  uint64_t last = 0;
+  window_t w;
+  const tracked_t *t;
   size_t i;
   *ct = 0;
   *end = 0;
@@ -107,43 +132,34 @@ static const char *parent_window(jw_monitor_t *m, const jw__mon_escapes_t *x, DW
     *ct = root != NULL && root->create_time > x->self_ct ? root->create_time : x->self_ct;
     return "jobwarden";
   }
-  for (i = 0; i < m->n_procs + x->n; i++) {
-    const tracked_t *t = i < m->n_procs ? &m->procs[i] : &x->list[i - m->n_procs].t;
-    if (t->pid != ppid || t->create_time == 0)
-      continue;
-    /* An exited process whose end is unknown bounds nothing: left out. */
-    if (t->exited && !(t->exit_read && t->xf.end_time != 0))
-      continue;
-    if (kind == NULL || t->create_time < *ct)
-      *ct = t->create_time;
-    if (!t->exited)
-      running = 1;
-    else if (t->xf.end_time > last)
-      last = t->xf.end_time;
-    if (kind == NULL)
-      kind = i < m->n_procs ? "member" : "escape";
-  }
-  *end = running ? 0 : last;
-  return kind;
+  memset(&w, 0, sizeof(w));
+  for (t = jw__mon_find_proc(m, ppid); t != NULL; t = t->pid_next)
+    window_add(&w, t, "member");
+  for (i = 0; i < x->n; i++)
+    if (x->list[i].t.pid == ppid)
+      window_add(&w, &x->list[i].t, "escape");
+  *ct = w.ct;
+  *end = w.running ? 0 : w.last;
+  return w.kind;
 }
 
-/* The one holder of ppid whose life contains child_ct: *midx (member) or
- * *eidx (escape), -1 for the other; 0 when none does (a reused pid). */
-static int pick_parent(const jw_monitor_t *m, const jw__mon_escapes_t *x, DWORD ppid,
-                       uint64_t child_ct, long *midx, long *eidx) {
+/* The one holder of ppid whose life contains child_ct: *member, or *eidx
+ * (an escape's index); 0 when none does (a reused pid). */
+static int pick_parent(jw_monitor_t *m, const jw__mon_escapes_t *x, DWORD ppid, uint64_t child_ct,
+                       const tracked_t **member, long *eidx) {
+  const tracked_t *t;
   size_t i;
-  *midx = -1;
+  *member = NULL;
   *eidx = -1;
-  for (i = m->n_procs; i-- > 0;) {
-    const tracked_t *t = &m->procs[i];
-    if (t->pid == ppid && (!t->exited || t->exit_read) &&
+  for (t = jw__mon_find_proc(m, ppid); t != NULL; t = t->pid_next) {
+    if ((!t->exited || t->exit_read) &&
         jw__escape_born_of(t->create_time, t->exited ? t->xf.end_time : 0, child_ct)) {
-      *midx = (long)i;
+      *member = t;
       return 1;
     }
   }
   for (i = x->n; i-- > 0;) {
-    const tracked_t *t = &x->list[i].t;
+    t = &x->list[i].t;
     if (t->pid == ppid && (!t->exited || t->exit_read) &&
         jw__escape_born_of(t->create_time, t->exited ? t->xf.end_time : 0, child_ct)) {
       *eidx = (long)i;
@@ -351,7 +367,8 @@ static void scan(jw_monitor_t *m, jw__mon_escapes_t *x, const char *trigger) {
   for (i = 0; i < x->snap.n; i++) {
     DWORD pid = x->snap.procs[i].pid, ppid = x->snap.procs[i].ppid, err;
     uint64_t pct, pend, ct;
-    long midx, eidx;
+    const tracked_t *member;
+    long eidx;
     const char *kind;
     HANDLE h;
     if (pid == 0 || pid == self || pid == m->root_pid || pid == ppid)
@@ -362,11 +379,11 @@ static void scan(jw_monitor_t *m, jw__mon_escapes_t *x, const char *trigger) {
     if (jw__escape_examine(m->job->job, pid, pct, pend, &h, &ct, &err) != JW__ESC_OUTSIDE)
       continue; /* in the job (the port announces it), gone, or not that parent's */
     if (strcmp(kind, "jobwarden") != 0) {
-      if (!pick_parent(m, x, ppid, ct, &midx, &eidx)) {
+      if (!pick_parent(m, x, ppid, ct, &member, &eidx)) {
         CloseHandle(h);
         continue;
       }
-      kind = midx >= 0 ? "member" : "escape";
+      kind = member != NULL ? "member" : "escape";
     } else {
       eidx = -1;
     }

@@ -117,9 +117,10 @@ void jw__mon_identity_request(jw_monitor_t *m, tracked_t *t) {
   free(w);
   if (rc == JW_IMAGEID_CACHED)
     keep(t, &r, ID_KNOWN);
-  else if (rc == JW_IMAGEID_QUEUED)
+  else if (rc == JW_IMAGEID_QUEUED) {
     t->id_state = ID_PENDING;
-  else
+    jw__mon_idq_add(m, t); /* found again by its cookie (drain) */
+  } else
     keep(t, &r, ID_FAILED); /* FULL or an error: r names why */
 }
 
@@ -127,6 +128,10 @@ void jw__mon_identity_request(jw_monitor_t *m, tracked_t *t) {
 void jw__mon_identity_fill(const jw_monitor_t *m, const tracked_t *t, jw_process_info_t *p) {
   const jw__imageid_t *r = t->id;
   const char *why;
+  if (t->id_state == ID_DROPPED && p->n_unavailable < JW_UNAVAILABLE_MAX) {
+    p->unavailable[p->n_unavailable].field = "hash";
+    p->unavailable[p->n_unavailable++].reason = JW_NOT_KEPT;
+  }
   if (t->id_state == ID_OFF && m->idsvc == NULL && m->id_off_why[0] != '\0' &&
       p->n_unavailable < JW_UNAVAILABLE_MAX) {
     p->unavailable[p->n_unavailable].field = "hash";
@@ -200,7 +205,6 @@ static void emit_update(jw_monitor_t *m, tracked_t *t, int escaped) {
 /* Takes every result the worker has handed over. */
 static void drain(jw_monitor_t *m) {
   id_result_t *e, *next;
-  size_t i;
   jw__mutex_lock(&m->id_lock);
   e = m->id_head;
   m->id_head = m->id_tail = NULL;
@@ -208,18 +212,19 @@ static void drain(jw_monitor_t *m) {
   for (; e != NULL; e = next) {
     tracked_t *t;
     next = e->next;
-    for (i = 0; i < m->n_procs; i++) {
-      t = &m->procs[i];
+    /* The pending list is as long as the worker's queue (bounded). */
+    for (t = m->idq; t != NULL; t = t->idq_next) {
       if (t->id_state != ID_PENDING || t->id_cookie != e->cookie)
         continue;
       keep(t, &e->r, ID_KNOWN);
       emit_update(m, t, 0);
       if (t->image_rules_pending)
         jw__mon_image_decide(m, t, 1);
+      jw__mon_idq_remove(m, t); /* may free t: last */
       break;
     }
     /* Not a member's: an escape's (no rules apply to it, only its record). */
-    if (i == m->n_procs && (t = jw__mon_escape_pending(m, e->cookie)) != NULL) {
+    if (t == NULL && (t = jw__mon_escape_pending(m, e->cookie)) != NULL) {
       keep(t, &e->r, ID_KNOWN);
       emit_update(m, t, 1);
     }
@@ -246,14 +251,14 @@ void jw__mon_on_identity_packet(jw_monitor_t *m, DWORD bytes, ULONG_PTR value) {
 }
 
 void jw__mon_identity_finish(jw_monitor_t *m) {
-  size_t i;
+  tracked_t *t, *next;
   /* Every identity asked for is in the record before job_end: wait for the
    * worker (bounded), then take what it handed over. */
   if (m->idsvc != NULL)
     jw__imageid_flush(m->idsvc, JW_IDENTITY_FLUSH_MS);
   drain(m);
-  for (i = 0; i < m->n_procs; i++) {
-    tracked_t *t = &m->procs[i];
+  for (t = m->idq; t != NULL; t = next) {
+    next = t->idq_next;
     if (t->id_state == ID_PENDING && t->image_rules_pending)
       jw__mon_image_decide(m, t, 1); /* decided without it: image_unknown */
   }

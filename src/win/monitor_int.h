@@ -41,7 +41,8 @@ typedef struct tracked_s {
   const char *killed_by; /* static: the monitor rule that terminated it, or NULL */
   /* Enrichment. */
   const char *start_source; /* "jobwarden" (root), "port", "reconciled" */
-  long parent_idx;          /* index in procs of its parent inside the job, -1 = none */
+  /* Its parent inside the job (one of the parent's references), or NULL. */
+  struct tracked_s *parent;
   uint64_t parent_create_time;
   char *cmdline; /* owned; counted UTF-8 */
   size_t cmdline_len;
@@ -50,7 +51,7 @@ typedef struct tracked_s {
   const char *user_name;   /* borrowed from the monitor's SID cache; NULL = unresolved */
   const char *integrity;   /* static */
   uint64_t peak_ws;        /* largest PeakWorkingSetSize read while it ran */
-  ULONGLONG signaled_tick; /* when a poll first found its handle signaled (no exit message yet) */
+  ULONGLONG signaled_tick; /* when its handle was found signaled (no exit message yet) */
   int exit_read;           /* xf holds what was read at its exit */
   int released;            /* h was closed after its exit was reported */
   jw__exit_facts_t xf;
@@ -61,15 +62,43 @@ typedef struct tracked_s {
   int id_state;            /* ID_* */
   uint64_t id_cookie;      /* of its request to the identity service */
   jw__imageid_t *id;       /* owned; the result (ID_KNOWN), or why not (ID_FAILED); else NULL */
+  char *kept_sha256;       /* owned; ID_DROPPED: the hash it had, or NULL */
   int image_rules_pending; /* an image list entry waits for its identity */
+  /* The process table (monitor_procs.c). An entry lives on the heap at a
+   * fixed address while anything refers to it: its own run (until its exit
+   * is reported), each child whose parent it is, a place in the job-end
+   * tree, the exit grace queue, the recent exits, a pending identity.
+   * With no reference left it is freed, and what stays of it is its pid's
+   * slot (the creation time of the newest holder that was freed). */
+  uint32_t refs;
+  int in_table;                            /* a member (0: an escape, monitor_escape.c) */
+  struct tracked_s *pid_next;              /* the next older entry of the same pid */
+  struct tracked_s *all_prev, *all_next;   /* every entry in memory */
+  struct tracked_s *live_prev, *live_next; /* members not exited */
+  struct tracked_s *grace_next;            /* exit grace queue */
+  struct tracked_s *recent_next;           /* recent exits */
+  struct tracked_s *idq_prev, *idq_next;   /* identities pending */
+  int in_grace;                            /* in the exit grace queue */
+  int retired;                             /* among the recent exits, or past them */
+  /* The wait that posts JW_CTRL_EXITED when its handle is signaled
+   * (RegisterWaitForSingleObject), and its context; NULL when none. */
+  HANDLE exit_wait;
+  void *exit_wait_ctx;
 } tracked_t;
 
 enum {
   ID_OFF = 0, /* not asked: no service, or the image itself is unknown */
   ID_PENDING, /* the worker is computing it: a process_update follows */
   ID_KNOWN,   /* in id */
-  ID_FAILED   /* could not be had: id->unavailable says why */
+  ID_FAILED,  /* could not be had: id->unavailable says why */
+  ID_DROPPED  /* let go after its exit (RECENT_EXITS); kept_sha256 keeps the hash */
 };
+/* Why a field of a process long exited is absent from a later event. */
+#define JW_NOT_KEPT                                                                                \
+  "not kept: the process exited more than " JW_MON_XSTR(RECENT_EXITS) " process exits before "     \
+                                                                      "this event"
+#define JW_MON_STR(x)  #x
+#define JW_MON_XSTR(x) JW_MON_STR(x)
 /* How long the job's end waits for identities still being computed. */
 #define JW_IDENTITY_FLUSH_MS 2000u
 
@@ -82,11 +111,18 @@ typedef struct lost_s {
   uint64_t count;          /* accounting only: how many */
 } lost_t;
 
-#define LOST_MAX       64  /* entries of one gap record */
-#define PENDING_MAX    256 /* pids seen in the job's list and not announced, per poll */
-#define SID_CACHE      8
-#define POLL_MS        200  /* the monitor's look at process handles and the job's list */
-#define EXIT_GRACE_MS  400  /* a signaled handle waits this long for its EXIT message */
+#define LOST_MAX    64  /* entries of one gap record */
+#define PENDING_MAX 256 /* pids seen in the job's list and not announced, per look */
+#define SID_CACHE   8
+/* A pid seen in the job's list and not announced is looked at again this
+ * long after (its NEW_PROCESS may still have been on its way); a timer
+ * only while such a pid is pending. */
+#define RECHECK_MS    200
+#define EXIT_GRACE_MS 400 /* a signaled handle waits this long for its EXIT message */
+/* Exited members kept whole (command line, user, identity) after their
+ * exit was reported, for messages that still name them; older ones keep
+ * only what the tree and ancestry need, or nothing. */
+#define RECENT_EXITS   256
 #define TREE_MAX       1024 /* processes listed in the job-end summary */
 #define TREE_IMAGE_MAX 256  /* bytes of each one's executable there */
 /* Forged packets reported one by one; later ones are counted, reported in
@@ -135,7 +171,7 @@ typedef struct verdict_s {
 typedef enum {
   ADMIT_PORT,    /* its NEW_PROCESS */
   ADMIT_CONTROL, /* the job's list at a control request; its NEW_PROCESS is still queued */
-  ADMIT_ID_LIST, /* the job's list at two polls in a row; the port never announced it */
+  ADMIT_ID_LIST, /* the job's list at two looks in a row; the port never announced it */
   ADMIT_MESSAGE  /* an exit or limit message names it; the port never announced it */
 } admit_source_t;
 
@@ -155,8 +191,22 @@ struct jw_monitor_s {
   HANDLE thread;      /* owner: the monitor */
   HANDLE done;        /* owner: the monitor; set when the job is empty */
   int thread_running; /* resumed (main thread only) */
-  tracked_t *procs;   /* monitor thread only once it runs */
-  size_t n_procs, cap_procs;
+  /* The process table (monitor_procs.c; monitor thread only once it
+   * runs): every entry in memory, the running members and their count,
+   * the first TREE_MAX members (the job-end tree), pid slots (an open
+   * addressing hash: pid -> newest entry), the exit grace queue, the
+   * recent exits, the pending identities. */
+  tracked_t *all, *live;
+  uint32_t n_live;
+  uint64_t n_mem, n_mem_peak; /* entries in memory, now and at most */
+  tracked_t *tree[TREE_MAX];
+  size_t n_tree;
+  struct pid_slot_s *slots;
+  size_t slot_cap, slot_used;
+  tracked_t *grace_head, *grace_tail;
+  tracked_t *recent_head, *recent_tail;
+  size_t n_recent;
+  tracked_t *idq;
   DWORD root_pid;
   volatile LONG terminating; /* jobwarden is killing the job */
   const char *volatile terminate_reason;
@@ -187,11 +237,13 @@ struct jw_monitor_s {
     char *name;
   } sids[SID_CACHE];
   size_t n_sids;
-  uint64_t own_create_time; /* jobwarden's own: the root's parent entity id */
-  ULONGLONG last_poll;
-  DWORD pending[PENDING_MAX]; /* in the job's list, not announced, at the last poll */
+  uint64_t own_create_time;   /* jobwarden's own: the root's parent entity id */
+  DWORD pending[PENDING_MAX]; /* in the job's list, not announced, at the last look */
   size_t n_pending;
-  lost_t lost[LOST_MAX]; /* of the gap record being gathered */
+  ULONGLONG recheck_tick; /* when the pending pids are looked at again; 0 = none */
+  DWORD looked_total;     /* the accounting's TotalProcesses at the last look at the list */
+  uint32_t exit_posts;    /* JW_CTRL_EXITED packets for processes already reported */
+  lost_t lost[LOST_MAX];  /* of the gap record being gathered */
   size_t n_lost;
   uint64_t lost_total;
   void *idlist; /* answer buffer of JobObjectBasicProcessIdList */
@@ -226,12 +278,30 @@ struct jw_monitor_s {
 
 /* ---- shared by the monitor's files (monitor thread only) ----------------- */
 
-/* monitor_procs.c: the process table. */
-/* The newest tracked entry of pid, or NULL. */
+/* monitor_procs.c: the process table. Every operation is O(1) in the
+ * number of processes the run has seen (a hash by pid, lists by state). */
+/* The newest entry in memory of pid, or NULL. */
 tracked_t *jw__mon_find_proc(jw_monitor_t *m, DWORD pid);
-/* A new tracked entry for pid (not yet enriched), or NULL (out of memory).
- * Only admission (and the root) add entries. */
+/* A new entry for pid (not yet enriched), or NULL (out of memory). Only
+ * admission (and the root) add entries. */
 tracked_t *jw__mon_add_proc(jw_monitor_t *m, DWORD pid);
+/* References to an entry (monitor_int.h, tracked_t.refs): the last
+ * jw__mon_unref frees it. */
+void jw__mon_ref(tracked_t *t);
+void jw__mon_unref(jw_monitor_t *m, tracked_t *t);
+/* Identities pending (monitor_identity.c): the list holds a reference. */
+void jw__mon_idq_add(jw_monitor_t *m, tracked_t *t);
+void jw__mon_idq_remove(jw_monitor_t *m, tracked_t *t);
+/* Every entry, its handle and its wait: jw_monitor_stop. */
+void jw__mon_table_free(jw_monitor_t *m);
+/* The exit of t's process posts JW_CTRL_EXITED (its pid in the byte
+ * count) to the port: no polling. Needs t->h. */
+void jw__mon_watch_exit(jw_monitor_t *m, tracked_t *t);
+/* A JW_CTRL_EXITED packet. */
+void jw__mon_on_exit_signal(jw_monitor_t *m, DWORD bytes, ULONG_PTR value);
+/* Signaled members whose EXIT message did not come within EXIT_GRACE_MS:
+ * their exits, reconciled; lowers *wait to the next one's due time. */
+void jw__mon_exit_grace(jw_monitor_t *m, ULONGLONG now, DWORD *wait);
 /* OpenProcess with TRACK_RIGHTS | EXTRA_RIGHTS, else TRACK_RIGHTS. */
 HANDLE jw__mon_open_process(DWORD pid);
 /* Opens t's process (unless t->h is set) and reads what can be read
@@ -244,21 +314,25 @@ void jw__mon_enrich_more(jw_monitor_t *m, tracked_t *t);
 const char *jw__mon_image_or_unknown(const tracked_t *t);
 /* Everything known about t, for an event emitted before the next call. */
 void jw__mon_fill_process(jw_monitor_t *m, const tracked_t *t, jw_process_info_t *p);
-/* Whether the process now holding t's pid is t's own (same creation time). */
-int jw__mon_same_process(const tracked_t *t);
+/* Whether the process now holding pid was created at create_time (when
+ * it cannot be asked, or create_time is 0: taken to be). */
+int jw__mon_same_process(DWORD pid, uint64_t create_time);
 /* Whether t's handle is signaled (the process has ended). */
 int jw__mon_has_ended(const tracked_t *t);
 /* Whether pid names a process the monitor already tracks: running, or
- * ended and still that same process. */
-tracked_t *jw__mon_known(jw_monitor_t *m, DWORD pid);
+ * ended and still that same process (also one whose entry was freed). *t
+ * (when not NULL) gets its entry, NULL when it was freed. */
+int jw__mon_known(jw_monitor_t *m, DWORD pid, tracked_t **t);
 /* The job's process id list (the monitor's buffer, valid until the next
  * call); NULL on failure. */
 const DWORD *jw__mon_job_pids(jw_monitor_t *m, size_t *n);
 /* Tracked processes that have not exited. */
-uint32_t jw__mon_active_count(jw_monitor_t *m);
+uint32_t jw__mon_active_count(const jw_monitor_t *m);
 void jw__mon_sample_memory(tracked_t *t);
 /* Marks t exited and reads what its exit leaves. */
-void jw__mon_mark_exited(tracked_t *t);
+void jw__mon_mark_exited(jw_monitor_t *m, tracked_t *t);
+/* t is no longer a member although it runs (it left the job). */
+void jw__mon_left_job(jw_monitor_t *m, tracked_t *t);
 /* The exit events of t (abnormal_exit, process_exit); lets its handle go. */
 void jw__mon_report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *source);
 /* EXIT_PROCESS / ABNORMAL_EXIT_PROCESS, checked against the kernel. */
@@ -359,8 +433,13 @@ int jw__mon_on_control_packet(jw_monitor_t *m, uint32_t gen);
 /* Records a message the port did not deliver, for the next gap record. */
 void jw__mon_note_lost(jw_monitor_t *m, const char *message, const tracked_t *t, DWORD pid,
                        const char *by, uint64_t count);
-/* Every POLL_MS while members run. */
-void jw__mon_poll_members(jw_monitor_t *m);
+/* After port activity (the port drained): members the job's accounting
+ * counts that the monitor does not know are looked for in the job's list;
+ * one seen at two looks in a row is admitted (its NEW_PROCESS was lost).
+ * Sets m->recheck_tick while pids are pending. */
+void jw__mon_check_members(jw_monitor_t *m);
+/* The second look at pending pids when it is due; lowers *wait. */
+void jw__mon_recheck_tick(jw_monitor_t *m, ULONGLONG now, DWORD *wait);
 /* ACTIVE_PROCESS_ZERO, checked against the job's accounting; the job's end. */
 void jw__mon_on_active_zero(jw_monitor_t *m);
 /* The end of the record when the port never said it (the monitor stops). */

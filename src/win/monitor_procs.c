@@ -24,32 +24,338 @@ void jw__monitor_image_hook(jw__query_image_fn fn) {
 /* Process facts                                                            */
 /* ------------------------------------------------------------------------ */
 
-tracked_t *jw__mon_find_proc(jw_monitor_t *m, DWORD pid) {
+/* ------------------------------------------------------------------------ */
+/* The table                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* A pid's slot: its newest entry in memory (the older ones follow on
+ * pid_next), and the creation time of the newest holder whose entry was
+ * freed (gone: there was one). A slot stays for the run: there are as many
+ * as distinct pids, which the system reuses. */
+typedef struct pid_slot_s {
+  DWORD pid; /* 0 = free slot (no process has pid 0 in a job) */
+  int gone;
+  uint64_t gone_ct;
+  tracked_t *head;
+} pid_slot_t;
+
+static size_t slot_hash(DWORD pid, size_t cap) {
+  /* Pids are multiples of 4 on Windows: mixed before the mask. */
+  uint32_t h = (uint32_t)pid * 2654435761u;
+  return (size_t)(h ^ (h >> 15)) & (cap - 1);
+}
+
+static pid_slot_t *slot_find(jw_monitor_t *m, DWORD pid) {
   size_t i;
-  /* Newest first: a reused pid belongs to the latest live entry. */
-  for (i = m->n_procs; i-- > 0;)
-    if (m->procs[i].pid == pid)
-      return &m->procs[i];
-  return NULL;
+  if (m->slot_cap == 0 || pid == 0)
+    return NULL;
+  for (i = slot_hash(pid, m->slot_cap);; i = (i + 1) & (m->slot_cap - 1)) {
+    if (m->slots[i].pid == pid)
+      return &m->slots[i];
+    if (m->slots[i].pid == 0)
+      return NULL;
+  }
+}
+
+/* The slot of pid, made when missing; NULL when out of memory. */
+static pid_slot_t *slot_get(jw_monitor_t *m, DWORD pid) {
+  pid_slot_t *s = slot_find(m, pid);
+  size_t i;
+  if (s != NULL || pid == 0)
+    return s;
+  if ((m->slot_used + 1) * 10 > m->slot_cap * 7) {
+    size_t cap = m->slot_cap ? m->slot_cap * 2 : 64, j;
+    pid_slot_t *n = calloc(cap, sizeof(*n));
+    if (n == NULL)
+      return NULL;
+    for (j = 0; j < m->slot_cap; j++) {
+      if (m->slots[j].pid == 0)
+        continue;
+      for (i = slot_hash(m->slots[j].pid, cap); n[i].pid != 0; i = (i + 1) & (cap - 1))
+        ;
+      n[i] = m->slots[j];
+    }
+    free(m->slots);
+    m->slots = n;
+    m->slot_cap = cap;
+  }
+  for (i = slot_hash(pid, m->slot_cap); m->slots[i].pid != 0; i = (i + 1) & (m->slot_cap - 1))
+    ;
+  m->slots[i].pid = pid;
+  m->slot_used++;
+  return &m->slots[i];
+}
+
+tracked_t *jw__mon_find_proc(jw_monitor_t *m, DWORD pid) {
+  pid_slot_t *s = slot_find(m, pid);
+  return s != NULL ? s->head : NULL;
 }
 
 tracked_t *jw__mon_add_proc(jw_monitor_t *m, DWORD pid) {
+  pid_slot_t *s = slot_get(m, pid);
   tracked_t *t;
-  if (m->n_procs == m->cap_procs) {
-    size_t cap = m->cap_procs ? m->cap_procs * 2 : 16;
-    tracked_t *p = realloc(m->procs, cap * sizeof(*p));
-    if (p == NULL)
-      return NULL;
-    m->procs = p;
-    m->cap_procs = cap;
-  }
-  t = &m->procs[m->n_procs++];
-  memset(t, 0, sizeof(*t));
+  if (s == NULL || (t = calloc(1, sizeof(*t))) == NULL)
+    return NULL;
   t->pid = pid;
-  t->parent_idx = -1;
   t->start_source = "port";
+  t->in_table = 1;
+  t->refs = 1; /* its run: until its exit is reported */
+  /* Newest first: a reused pid belongs to the latest entry. */
+  t->pid_next = s->head;
+  s->head = t;
+  t->all_next = m->all;
+  if (m->all != NULL)
+    m->all->all_prev = t;
+  m->all = t;
+  t->live_next = m->live;
+  if (m->live != NULL)
+    m->live->live_prev = t;
+  m->live = t;
+  m->n_live++;
+  if (++m->n_mem > m->n_mem_peak)
+    m->n_mem_peak = m->n_mem;
+  if (m->n_tree < TREE_MAX) {
+    m->tree[m->n_tree++] = t;
+    t->refs++;
+  }
   m->stats.processes_seen++;
   return t;
+}
+
+void jw__mon_ref(tracked_t *t) {
+  t->refs++;
+}
+
+static void unwatch_exit(tracked_t *t);
+
+/* Frees t (no reference left): its pid's slot remembers it was there. */
+static void table_drop(jw_monitor_t *m, tracked_t *t) {
+  pid_slot_t *s = slot_find(m, t->pid);
+  tracked_t **pp;
+  if (s != NULL) {
+    for (pp = &s->head; *pp != NULL && *pp != t; pp = &(*pp)->pid_next)
+      ;
+    if (*pp == t)
+      *pp = t->pid_next;
+    if (!s->gone || t->create_time > s->gone_ct) {
+      s->gone = 1;
+      s->gone_ct = t->create_time;
+    }
+  }
+  if (t->all_prev != NULL)
+    t->all_prev->all_next = t->all_next;
+  else
+    m->all = t->all_next;
+  if (t->all_next != NULL)
+    t->all_next->all_prev = t->all_prev;
+  m->n_mem--;
+  unwatch_exit(t);
+  if (t->h != NULL)
+    CloseHandle(t->h);
+  free(t->image);
+  free(t->cmdline);
+  free(t->id);
+  free(t->kept_sha256);
+  free(t->user_sid);
+  free(t);
+}
+
+void jw__mon_unref(jw_monitor_t *m, tracked_t *t) {
+  /* A chain of ancestors may go with it: a loop, not recursion. */
+  while (t != NULL && t->in_table && t->refs > 0 && --t->refs == 0) {
+    tracked_t *parent = t->parent;
+    table_drop(m, t);
+    t = parent;
+  }
+}
+
+void jw__mon_idq_add(jw_monitor_t *m, tracked_t *t) {
+  if (!t->in_table)
+    return; /* an escape's identity: found by monitor_escape.c */
+  t->idq_prev = NULL;
+  t->idq_next = m->idq;
+  if (m->idq != NULL)
+    m->idq->idq_prev = t;
+  m->idq = t;
+  t->refs++;
+}
+
+void jw__mon_idq_remove(jw_monitor_t *m, tracked_t *t) {
+  if (!t->in_table || (t->idq_prev == NULL && m->idq != t))
+    return;
+  if (t->idq_prev != NULL)
+    t->idq_prev->idq_next = t->idq_next;
+  else
+    m->idq = t->idq_next;
+  if (t->idq_next != NULL)
+    t->idq_next->idq_prev = t->idq_prev;
+  t->idq_prev = t->idq_next = NULL;
+  jw__mon_unref(m, t);
+}
+
+/* t is no longer a running member: out of the live list and the count. */
+static void leave_live(jw_monitor_t *m, tracked_t *t) {
+  if (!t->in_table || t->exited)
+    return;
+  t->exited = 1;
+  if (t->live_prev != NULL)
+    t->live_prev->live_next = t->live_next;
+  else
+    m->live = t->live_next;
+  if (t->live_next != NULL)
+    t->live_next->live_prev = t->live_prev;
+  t->live_prev = t->live_next = NULL;
+  m->n_live--;
+}
+
+void jw__mon_left_job(jw_monitor_t *m, tracked_t *t) {
+  leave_live(m, t);
+}
+
+/* A reported exit: t's whole record stays among the RECENT_EXITS newest
+ * (a late message may still name it); the oldest one there is cut down
+ * to what the tree and ancestry read (pid, times, image, hash, parent,
+ * exit), and lets go of the reference of its run. */
+static void retire(jw_monitor_t *m, tracked_t *t) {
+  tracked_t *old;
+  t->recent_next = NULL;
+  if (m->recent_tail != NULL)
+    m->recent_tail->recent_next = t;
+  else
+    m->recent_head = t;
+  m->recent_tail = t;
+  if (++m->n_recent <= RECENT_EXITS)
+    return;
+  old = m->recent_head;
+  m->recent_head = old->recent_next;
+  if (m->recent_head == NULL)
+    m->recent_tail = NULL;
+  m->n_recent--;
+  /* What a later event about it cannot have, named (never a false
+   * value): a message naming it after this many exits is rare. The hash
+   * stays for its descendants' ancestry. */
+  if (old->cmdline != NULL) {
+    free(old->cmdline);
+    old->cmdline = NULL;
+    old->cmdline_len = 0;
+    snprintf(old->cmdline_why, sizeof(old->cmdline_why), "%s", JW_NOT_KEPT);
+  }
+  if (old->user_sid != NULL) {
+    free(old->user_sid);
+    old->user_sid = NULL;
+    old->user_name = NULL;
+    snprintf(old->user_why, sizeof(old->user_why), "%s", JW_NOT_KEPT);
+  }
+  if (old->id != NULL && (old->id_state == ID_KNOWN || old->id_state == ID_FAILED)) {
+    if (old->id_state == ID_KNOWN && old->id->has_sha256)
+      old->kept_sha256 = strdup(old->id->sha256);
+    free(old->id);
+    old->id = NULL;
+    old->id_state = ID_DROPPED;
+  }
+  jw__mon_unref(m, old);
+}
+
+void jw__mon_table_free(jw_monitor_t *m) {
+  tracked_t *t, *next;
+  for (t = m->all; t != NULL; t = next) {
+    next = t->all_next;
+    m->stats.handles_held += t->h != NULL;
+    unwatch_exit(t);
+    if (t->h != NULL)
+      CloseHandle(t->h);
+    free(t->image);
+    free(t->cmdline);
+    free(t->id);
+    free(t->kept_sha256);
+    free(t->user_sid);
+    free(t);
+  }
+  m->all = m->live = NULL;
+  free(m->slots);
+  m->slots = NULL;
+  m->slot_cap = m->slot_used = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Exits without polling                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* What an exit wait's callback needs: it runs on a thread-pool thread and
+ * touches nothing of the monitor's but these copies. */
+typedef struct exit_wait_s {
+  HANDLE port;
+  ULONG_PTR key;
+  DWORD pid;
+} exit_wait_t;
+
+static VOID CALLBACK on_signaled(PVOID ctx, BOOLEAN timed_out) {
+  exit_wait_t *w = ctx;
+  (void)timed_out;
+  PostQueuedCompletionStatus(w->port, w->pid, w->key, (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_EXITED);
+}
+
+void jw__mon_watch_exit(jw_monitor_t *m, tracked_t *t) {
+  exit_wait_t *w;
+  if (t->h == NULL || t->exit_wait != NULL || t->exited || !t->in_table)
+    return;
+  w = malloc(sizeof(*w));
+  if (w == NULL)
+    return;
+  w->port = m->job->port;
+  w->key = m->job->key_control;
+  w->pid = t->pid;
+  if (!RegisterWaitForSingleObject(&t->exit_wait, t->h, on_signaled, w, INFINITE,
+                                   WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD)) {
+    /* Never seen: the exit is still learnt from its message, and at the
+     * job's end from the handle. */
+    t->exit_wait = NULL;
+    free(w);
+    m->stats.exit_waits_failed++;
+    return;
+  }
+  t->exit_wait_ctx = w;
+}
+
+/* Waits for a callback that may be running: after this, none runs. */
+static void unwatch_exit(tracked_t *t) {
+  if (t->exit_wait == NULL)
+    return;
+  UnregisterWaitEx(t->exit_wait, INVALID_HANDLE_VALUE);
+  t->exit_wait = NULL;
+  free(t->exit_wait_ctx);
+  t->exit_wait_ctx = NULL;
+}
+
+void jw__mon_on_exit_signal(jw_monitor_t *m, DWORD bytes, ULONG_PTR value) {
+  tracked_t *t = jw__mon_find_proc(m, bytes);
+  char why[160];
+  if (t == NULL || t->exited) {
+    /* Its exit was reported (the message came first): nothing to do, and
+     * a packet naming such a process changes nothing either. */
+    m->exit_posts++;
+    return;
+  }
+  if (t->h == NULL || WaitForSingleObject(t->h, 0) != WAIT_OBJECT_0) {
+    snprintf(why, sizeof(why),
+             "process %lu is still running: no exit wait of jobwarden's has fired for it",
+             (unsigned long)bytes);
+    jw__mon_tampering(m, "control", 0, bytes, value, "unposted_exit", why);
+    return;
+  }
+  if (t->in_grace)
+    return;
+  /* The kernel posts EXIT_PROCESS while the process is torn down: give it
+   * EXIT_GRACE_MS, then the exit is reconciled (jw__mon_exit_grace). */
+  t->signaled_tick = GetTickCount64();
+  t->in_grace = 1;
+  t->grace_next = NULL;
+  t->refs++;
+  if (m->grace_tail != NULL)
+    m->grace_tail->grace_next = t;
+  else
+    m->grace_head = t;
+  m->grace_tail = t;
 }
 
 /* The image path, or NULL (with the Win32 error in *e) when the handle
@@ -186,28 +492,25 @@ void jw__mon_sample_memory(tracked_t *t) {
     t->peak_ws = v;
 }
 
-/* The parent inside the job: the newest earlier entry with the parent's
- * pid created no later than the child (an older holder of a reused pid
- * cannot be the parent of a younger process... the younger one can't). */
+/* The parent inside the job: the newest entry of the parent's pid
+ * created no later than the child (a younger holder of a reused pid
+ * cannot be its parent). Takes one of the parent's references. An escape
+ * (src/win/monitor_escape.c, not in the table) links the same way. */
 static void link_parent(jw_monitor_t *m, tracked_t *t) {
-  /* An escape (src/win/monitor_escape.c) is kept outside the table: every
-   * entry may be its parent. */
-  uintptr_t at = (uintptr_t)t, base = (uintptr_t)m->procs;
-  size_t idx = at >= base && at < base + m->n_procs * sizeof(*t) ? (size_t)(t - m->procs)
-                                                                 : m->n_procs,
-         j;
-  if (!t->has_parent)
+  tracked_t *p;
+  if (!t->has_parent || t->parent != NULL)
     return;
   if (t->is_root) {
     t->parent_create_time = t->ppid == GetCurrentProcessId() ? m->own_create_time : 0;
     return;
   }
-  for (j = idx; j-- > 0;) {
-    const tracked_t *p = &m->procs[j];
-    if (p->pid == t->ppid &&
-        (p->create_time == 0 || t->create_time == 0 || p->create_time <= t->create_time)) {
-      t->parent_idx = (long)j;
+  for (p = jw__mon_find_proc(m, t->ppid); p != NULL; p = p->pid_next) {
+    if (p == t)
+      continue;
+    if (p->create_time == 0 || t->create_time == 0 || p->create_time <= t->create_time) {
+      t->parent = p;
       t->parent_create_time = p->create_time;
+      jw__mon_ref(p);
       return;
     }
   }
@@ -299,7 +602,7 @@ static void unavailable(jw_process_info_t *p, const char *field, const char *why
 /* Everything known about t, for an event emitted before the next call (the
  * ancestry lives in the monitor's scratch array). */
 void jw__mon_fill_process(jw_monitor_t *m, const tracked_t *t, jw_process_info_t *p) {
-  long idx;
+  const tracked_t *a;
   memset(p, 0, sizeof(*p));
   p->pid = t->pid;
   p->create_time = t->create_time;
@@ -320,8 +623,7 @@ void jw__mon_fill_process(jw_monitor_t *m, const tracked_t *t, jw_process_info_t
   p->user_name = t->user_name;
   p->integrity = t->integrity;
   p->ancestry = m->anc;
-  for (idx = t->is_root ? -1 : t->parent_idx; idx >= 0;) {
-    const tracked_t *a = &m->procs[idx];
+  for (a = t->is_root ? NULL : t->parent; a != NULL; a = a->parent) {
     if (p->n_ancestry == JW_ANCESTRY_MAX) {
       p->ancestry_truncated = 1;
       break;
@@ -330,12 +632,13 @@ void jw__mon_fill_process(jw_monitor_t *m, const tracked_t *t, jw_process_info_t
     m->anc[p->n_ancestry].create_time = a->create_time;
     m->anc[p->n_ancestry].image = a->image;
     m->anc[p->n_ancestry].image_len = a->image_len;
-    m->anc[p->n_ancestry].sha256 =
-        a->id != NULL && a->id_state == ID_KNOWN && a->id->has_sha256 ? a->id->sha256 : NULL;
+    m->anc[p->n_ancestry].sha256 = a->id != NULL && a->id_state == ID_KNOWN && a->id->has_sha256
+                                       ? a->id->sha256
+                                   : a->id_state == ID_DROPPED ? a->kept_sha256
+                                                               : NULL;
     p->n_ancestry++;
     if (a->is_root)
       break;
-    idx = a->parent_idx;
   }
   jw__mon_identity_fill(m, t, p);
   unavailable(p, "command_line", t->cmdline == NULL ? t->cmdline_why : NULL);
@@ -376,9 +679,9 @@ void jw__mon_fill_process(jw_monitor_t *m, const tracked_t *t, jw_process_info_t
 
 /* Marks t exited and reads what its exit leaves: exit code, time, CPU,
  * memory, I/O. */
-void jw__mon_mark_exited(tracked_t *t) {
+void jw__mon_mark_exited(jw_monitor_t *m, tracked_t *t) {
   int64_t code;
-  t->exited = 1;
+  leave_live(m, t);
   if (t->h == NULL)
     return;
   code = jw__proc_exit_code(t->h);
@@ -394,12 +697,8 @@ const char *jw__mon_image_or_unknown(const tracked_t *t) {
   return t->image ? t->image : "(image unknown)";
 }
 
-uint32_t jw__mon_active_count(jw_monitor_t *m) {
-  uint32_t n = 0;
-  size_t i;
-  for (i = 0; i < m->n_procs; i++)
-    n += !m->procs[i].exited;
-  return n;
+uint32_t jw__mon_active_count(const jw_monitor_t *m) {
+  return m->n_live;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -572,24 +871,29 @@ void jw__mon_report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *s
   /* Reported: its handle is let go, so that a long run with many
    * short-lived processes does not keep every one of them (and its pid)
    * alive in the kernel. What the events need was read at the exit. */
+  unwatch_exit(t);
   if (t->h != NULL) {
     CloseHandle(t->h);
     t->h = NULL;
     t->released = 1;
+  }
+  if (t->in_table && !t->retired) {
+    t->retired = 1;
+    retire(m, t);
   }
 }
 
 /* Whether the process now holding t's pid is t's own (same creation
  * time); when it cannot be opened, it is taken to be (nothing new to
  * report). */
-int jw__mon_same_process(const tracked_t *t) {
-  HANDLE h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, t->pid);
+int jw__mon_same_process(DWORD pid, uint64_t create_time) {
+  HANDLE h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
   FILETIME ct, xt, kt, ut;
   int same = 1;
   if (h == NULL)
     return 1;
-  if (t->create_time != 0 && GetProcessTimes(h, &ct, &xt, &kt, &ut))
-    same = (((uint64_t)ct.dwHighDateTime << 32) | ct.dwLowDateTime) == t->create_time;
+  if (create_time != 0 && GetProcessTimes(h, &ct, &xt, &kt, &ut))
+    same = (((uint64_t)ct.dwHighDateTime << 32) | ct.dwLowDateTime) == create_time;
   CloseHandle(h);
   return same;
 }
@@ -649,11 +953,17 @@ int jw__mon_has_ended(const tracked_t *t) {
  * when it was never opened), when the pid's holder was created at the same
  * time (jw__mon_same_process: a holder that cannot be asked is taken to
  * be it). */
-tracked_t *jw__mon_known(jw_monitor_t *m, DWORD pid) {
-  tracked_t *t = jw__mon_find_proc(m, pid);
-  if (t == NULL || !t->exited || t->h != NULL)
-    return t;
-  return jw__mon_same_process(t) ? t : NULL;
+int jw__mon_known(jw_monitor_t *m, DWORD pid, tracked_t **out) {
+  pid_slot_t *s = slot_find(m, pid);
+  tracked_t *t = s != NULL ? s->head : NULL;
+  if (out != NULL)
+    *out = t;
+  if (t != NULL && (!t->exited || t->h != NULL))
+    return 1;
+  if (t != NULL)
+    return jw__mon_same_process(t->pid, t->create_time);
+  /* Its entries were freed: the newest of them was created then. */
+  return s != NULL && s->gone && jw__mon_same_process(pid, s->gone_ct);
 }
 
 /* EXIT_PROCESS / ABNORMAL_EXIT_PROCESS. The kernel posts it while the
@@ -666,7 +976,7 @@ void jw__mon_on_exit_message(jw_monitor_t *m, DWORD msg, DWORD pid) {
   char why[200];
   int refused = 0;
   if (t != NULL && t->exited)
-    return; /* already reported (the poll found it first, or a repeat) */
+    return; /* already reported (its grace ran out first, or a repeat) */
   if (t == NULL) {
     t = jw__mon_admit(m, pid, ADMIT_MESSAGE, &refused, why, sizeof(why));
     if (t == NULL) {
@@ -687,6 +997,6 @@ void jw__mon_on_exit_message(jw_monitor_t *m, DWORD msg, DWORD pid) {
     jw__mon_tampering(m, "job", 0, msg, pid, "exit_not_signaled", why);
     return;
   }
-  jw__mon_mark_exited(t);
+  jw__mon_mark_exited(m, t);
   jw__mon_report_exit(m, t, msg, "port");
 }

@@ -93,36 +93,16 @@ static int was_pending(const jw_monitor_t *m, DWORD pid) {
   return 0;
 }
 
-/* Every POLL_MS while members run: exits whose message did not come
- * (handle signaled for EXIT_GRACE_MS), members whose start message did
- * not come (in the job's list at two polls in a row), memory samples. */
-void jw__mon_poll_members(jw_monitor_t *m) {
-  ULONGLONG now = GetTickCount64();
+/* The job's list against the table: a pid the monitor does not know is
+ * pending at its first sighting (its NEW_PROCESS may be on its way) and
+ * admitted at the second, RECHECK_MS later (the port lost it). */
+static void look_at_list(jw_monitor_t *m) {
   size_t i, n = 0, n_pending = 0;
   const DWORD *pids;
   DWORD next[PENDING_MAX], *copy = NULL;
   char why[240];
   int refused;
 
-  m->last_poll = now;
-  for (i = 0; i < m->n_procs; i++) {
-    tracked_t *t = &m->procs[i];
-    if (t->exited || t->h == NULL)
-      continue;
-    if (WaitForSingleObject(t->h, 0) != WAIT_OBJECT_0) {
-      jw__mon_sample_memory(t);
-      continue;
-    }
-    if (t->signaled_tick == 0) {
-      t->signaled_tick = now;
-      continue;
-    }
-    if (now - t->signaled_tick < EXIT_GRACE_MS)
-      continue;
-    jw__mon_mark_exited(t);
-    jw__mon_note_lost(m, "JOB_OBJECT_MSG_EXIT_PROCESS", t, 0, "process_handle", 1);
-    jw__mon_report_exit(m, t, 0, "reconciled");
-  }
   /* Admission reads the job's list itself: this one is copied first. */
   pids = jw__mon_job_pids(m, &n);
   if (pids != NULL && n > 0) {
@@ -138,7 +118,7 @@ void jw__mon_poll_members(jw_monitor_t *m) {
      * exit was reported and handle let go is that process still if it was
      * created at the same time (someone else keeps it listed); otherwise
      * the pid was reused by a process the port did not announce. */
-    if (jw__mon_known(m, copy[i]) != NULL)
+    if (jw__mon_known(m, copy[i], NULL))
       continue;
     if (was_pending(m, copy[i])) {
       /* Refused: it left the job meanwhile; nothing was posted, so no
@@ -151,19 +131,71 @@ void jw__mon_poll_members(jw_monitor_t *m) {
   free(copy);
   memcpy(m->pending, next, n_pending * sizeof(DWORD));
   m->n_pending = n_pending;
+  m->recheck_tick = n_pending > 0 ? GetTickCount64() + RECHECK_MS : 0;
+  emit_port_gap(m, NULL, 0);
+}
+
+void jw__mon_check_members(jw_monitor_t *m) {
+  JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acc;
+  if (m->stats.job_end_emitted || m->n_pending > 0)
+    return; /* over, or the second look is already due */
+  memset(&acc, 0, sizeof(acc));
+  if (QueryInformationJobObject(m->job->job, JobObjectBasicAccountingInformation, &acc, sizeof(acc),
+                                NULL)) {
+    /* Every process the kernel counted is known, or was looked for at
+     * this count already (gone before it could be listed: the job's end
+     * counts it). */
+    if (acc.TotalProcesses <= m->stats.processes_seen || acc.TotalProcesses == m->looked_total)
+      return;
+    m->looked_total = acc.TotalProcesses;
+  }
+  look_at_list(m);
+}
+
+void jw__mon_recheck_tick(jw_monitor_t *m, ULONGLONG now, DWORD *wait) {
+  if (m->recheck_tick == 0)
+    return;
+  if (now >= m->recheck_tick) {
+    m->recheck_tick = 0;
+    if (!m->stats.job_end_emitted)
+      look_at_list(m);
+    return;
+  }
+  if (m->recheck_tick - now < *wait)
+    *wait = (DWORD)(m->recheck_tick - now);
+}
+
+void jw__mon_exit_grace(jw_monitor_t *m, ULONGLONG now, DWORD *wait) {
+  tracked_t *t;
+  while ((t = m->grace_head) != NULL) {
+    if (!t->exited && now - t->signaled_tick < EXIT_GRACE_MS) {
+      DWORD left = (DWORD)(EXIT_GRACE_MS - (now - t->signaled_tick));
+      if (left < *wait)
+        *wait = left;
+      return;
+    }
+    m->grace_head = t->grace_next;
+    if (m->grace_head == NULL)
+      m->grace_tail = NULL;
+    t->in_grace = 0;
+    if (!t->exited) {
+      jw__mon_mark_exited(m, t);
+      jw__mon_note_lost(m, "JOB_OBJECT_MSG_EXIT_PROCESS", t, 0, "process_handle", 1);
+      jw__mon_report_exit(m, t, 0, "reconciled");
+    }
+    jw__mon_unref(m, t); /* the queue's */
+  }
   emit_port_gap(m, NULL, 0);
 }
 
 /* Reports every tracked process the port did not report as exited. */
 static void reconcile(jw_monitor_t *m) {
-  size_t i;
-  for (i = 0; i < m->n_procs; i++) {
-    tracked_t *t = &m->procs[i];
+  tracked_t *t, *next;
+  for (t = m->live; t != NULL; t = next) {
     jw_event_t ev;
-    if (t->exited)
-      continue;
+    next = t->live_next; /* t may leave the list */
     if (t->h != NULL && WaitForSingleObject(t->h, 0) == WAIT_OBJECT_0) {
-      jw__mon_mark_exited(t);
+      jw__mon_mark_exited(m, t);
       jw__mon_note_lost(m, "JOB_OBJECT_MSG_EXIT_PROCESS", t, 0, "process_handle", 1);
       jw__mon_report_exit(m, t, 0, "reconciled");
       continue;
@@ -182,7 +214,7 @@ static void reconcile(jw_monitor_t *m) {
         snprintf(ev.message, sizeof(ev.message),
                  "process %.300s (pid %lu) is running outside the job", jw__mon_image_or_unknown(t),
                  (unsigned long)t->pid);
-        t->exited = 1; /* no longer a member */
+        jw__mon_left_job(m, t); /* no longer a member */
         jw__mon_emit(m, &ev);
       }
     }
@@ -197,10 +229,10 @@ static void reconcile(jw_monitor_t *m) {
         QueryInformationJobObject(m->job->job, JobObjectBasicAccountingInformation, &acc,
                                   sizeof(acc), NULL)) {
       m->accounting_checked = 1;
-      if (acc.TotalProcesses > m->n_procs) {
+      if (acc.TotalProcesses > m->stats.processes_seen) {
         jw__mon_note_lost(m, "JOB_OBJECT_MSG_NEW_PROCESS", NULL, 0, "accounting",
-                          acc.TotalProcesses - m->n_procs);
-        emit_port_gap(m, &acc, m->n_procs);
+                          acc.TotalProcesses - m->stats.processes_seen);
+        emit_port_gap(m, &acc, m->stats.processes_seen);
         return;
       }
     }
@@ -216,8 +248,8 @@ static json_t *process_tree(jw_monitor_t *m) {
   char buf[48];
   if (a == NULL)
     return NULL;
-  for (i = 0; i < m->n_procs && i < TREE_MAX; i++) {
-    const tracked_t *t = &m->procs[i];
+  for (i = 0; i < m->n_tree; i++) {
+    const tracked_t *t = m->tree[i];
     json_t *e = json_object(), *parent = json_null();
     if (e == NULL || json_array_append_new(a, e) != 0)
       break;
@@ -299,9 +331,9 @@ static void emit_job_end(jw_monitor_t *m, const char *source) {
     else
       json_object_set_new(summary, "root_exit_code", json_null());
     json_object_set_new(summary, "process_tree", process_tree(m));
-    if (m->n_procs > TREE_MAX)
+    if (m->stats.processes_seen > m->n_tree)
       json_object_set_new(summary, "process_tree_omitted",
-                          json_integer((json_int_t)(m->n_procs - TREE_MAX)));
+                          json_integer((json_int_t)(m->stats.processes_seen - m->n_tree)));
     ev.extra = json_pack("{s:o}", "summary", summary);
   }
   snprintf(ev.message, sizeof(ev.message),
@@ -330,10 +362,9 @@ void jw__mon_on_active_zero(jw_monitor_t *m) {
       return;
     }
   } else {
-    size_t i;
-    for (i = 0; i < m->n_procs; i++) {
-      tracked_t *t = &m->procs[i];
-      if (!t->exited && t->h != NULL && !jw__mon_has_ended(t)) {
+    const tracked_t *t;
+    for (t = m->live; t != NULL; t = t->live_next) {
+      if (t->h != NULL && !jw__mon_has_ended(t)) {
         snprintf(why, sizeof(why),
                  "the job's accounting cannot be read (Win32 error %lu) and process %lu still "
                  "runs",

@@ -18,6 +18,9 @@
 #define JW_CTRL_REQUEST 2u
 /* The identity worker has results for the monitor (monitor_identity.c). */
 #define JW_CTRL_IDENTITY 3u
+/* A member's process handle was signaled: its exit wait (monitor_procs.c)
+ * posts this with the pid in the byte count. */
+#define JW_CTRL_EXITED 4u
 
 #ifndef JOB_OBJECT_MSG_SILO_TERMINATED
 #define JOB_OBJECT_MSG_SILO_TERMINATED 13
@@ -240,6 +243,12 @@ typedef struct jw_monitor_stats_s {
   uint32_t escape_scans;
   uint64_t escape_scan_us_total, escape_scan_us_max;
   uint32_t escape_scan_processes;
+  /* The process table: entries in memory at most (members running, exited
+   * ones kept for the tree, ancestry or recent messages), exit waits that
+   * could not be registered (their exits are then learnt from the
+   * message, or at the job's end). */
+  uint64_t table_peak;
+  uint32_t exit_waits_failed;
 } jw_monitor_stats_t;
 /* fn(ctx) runs on the monitor's thread just before it writes job_end
  * (after its own summaries), once: the last events of other parts of the

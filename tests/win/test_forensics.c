@@ -21,8 +21,9 @@
  * mode "injected"):
  *   lost exit   the child's EXIT_PROCESS: found by its handle, reported with
  *               the exact exit code, gap record detected_by process_handle.
- *   lost start  the child's NEW_PROCESS: found in the job's process id list,
- *               reported as child_process with source reconciled, gap record
+ *   lost start  the child's NEW_PROCESS: found in the job's process id list
+ *               at the next port traffic (no polling), reported as
+ *               child_process with source reconciled, gap record
  *               detected_by process_id_list; its EXIT still arrives.
  *   lost both   a short child's NEW_PROCESS and EXIT_PROCESS: the job's
  *               accounting (or, if it lived long enough, the id list)
@@ -107,7 +108,7 @@ static int mode_child(const char *dir) {
 }
 
 /* parent-of MS CHILD_ARGS...: runs `--helper CHILD_ARGS`, waits for it,
- * then sleeps MS (so that the monitor polls while the root still runs). */
+ * then sleeps MS (the root still runs after its child's end). */
 static int mode_parent_of(int argc, char **argv) {
   wchar_t cmd[1024];
   char args[512] = "";
@@ -121,6 +122,30 @@ static int mode_parent_of(int argc, char **argv) {
   if (start_wait(cmd, &pid, &code) != 0)
     return 85;
   Sleep((DWORD)strtoul(argv[3], NULL, 0));
+  return 0;
+}
+
+/* then-another MS: starts `--helper sleep MS` (the child whose start the
+ * test drops), then runs `--helper exit 0` to its end (ordinary port
+ * traffic while the first one runs), then waits for the first. */
+static int mode_then_another(char **argv) {
+  wchar_t cmd[1024], cmd2[1024];
+  char args[64];
+  STARTUPINFOW si;
+  PROCESS_INFORMATION pi;
+  DWORD pid, code;
+  snprintf(args, sizeof(args), "sleep %s", argv[3]);
+  tw_helper_cmdline(cmd, 1024, args);
+  memset(&si, 0, sizeof(si));
+  si.cb = sizeof(si);
+  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+    return 86;
+  tw_helper_cmdline(cmd2, 1024, "exit 0");
+  if (start_wait(cmd2, &pid, &code) != 0)
+    return 87;
+  WaitForSingleObject(pi.hProcess, 60000);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
   return 0;
 }
 
@@ -546,6 +571,7 @@ static volatile LONG g_drop_msg;   /* the message id to drop, 0 = none */
 static volatile LONG g_drop_msg2;  /* a second one */
 static volatile LONG g_drop_after; /* drop only for pids other than this (the root) */
 static volatile LONG g_dropped;
+static volatile LONG g_drop_max; /* drop at most this many, 0 = every one */
 
 static int drop_one(DWORD msg, ULONG_PTR value) {
   ULONGLONG deadline;
@@ -558,7 +584,8 @@ static int drop_one(DWORD msg, ULONG_PTR value) {
   deadline = GetTickCount64() + 10000;
   while (InterlockedCompareExchange(&g_drop_after, 0, 0) == 0 && GetTickCount64() < deadline)
     Sleep(1);
-  if ((DWORD)value != (DWORD)g_drop_after) {
+  if ((DWORD)value != (DWORD)g_drop_after &&
+      (g_drop_max == 0 || InterlockedCompareExchange(&g_dropped, 0, 0) < g_drop_max)) {
     InterlockedIncrement(&g_dropped);
     return 1;
   }
@@ -577,6 +604,7 @@ static json_t *run_dropping(const char *name, DWORD msg, DWORD msg2, const char 
   g_drop_msg2 = (LONG)msg2;
   g_drop_after = 0;
   g_dropped = 0;
+  g_drop_max = strcmp(args[0], "then-another") == 0; /* only the first child's */
   jw__monitor_drop_hook(drop_one);
   if (rig_start(&r, g_dir, name, &p, args, nargs) != 0) {
     jw__monitor_drop_hook(NULL);
@@ -643,21 +671,38 @@ static void test_lost_exit(void) {
   json_decref(evs);
 }
 
+/* The port loses the start of a child that then sleeps. Nothing polls:
+ * the next port traffic (another child's start and exit) makes the
+ * monitor compare the job's accounting with what it knows, look at the
+ * job's list, and admit the unknown pid at its second look (RECHECK_MS
+ * later), while it still runs (its command line readable). */
 static void test_lost_start(void) {
-  const char *args[] = {"parent-of", "300", "sleep", "1500"};
+  const char *args[] = {"then-another", "1500"};
   DWORD root = 0;
-  json_t *evs = run_dropping("reconcile-lost-start", JOB_OBJECT_MSG_NEW_PROCESS, 0, args, 4, &root);
-  json_t *cp, *st, *ex, *lost, *end;
+  json_t *evs = run_dropping("reconcile-lost-start", JOB_OBJECT_MSG_NEW_PROCESS, 0, args, 2, &root);
+  json_t *cp, *st = NULL, *e, *ex, *lost, *end, *tree;
   long long child;
+  size_t i;
+  int reconciled_at = -1;
   if (evs == NULL)
     return;
   CHECK_INT(g_dropped, 1);
   cp = tw_filter(evs, "sandbox.process_start", "child_process");
-  CHECK_INT(json_array_size(cp), 1);
-  st = json_array_get(cp, 0);
+  CHECK_INT(json_array_size(cp), 2);
+  json_array_foreach(cp, i, e) {
+    if (strcmp(tw_str(e, "source"), "reconciled") == 0)
+      st = e;
+    else
+      CHECK_STR(tw_str(e, "source"), "port"); /* the other child */
+  }
+  CHECK(st != NULL);
+  if (st == NULL) {
+    json_decref(cp);
+    json_decref(evs);
+    return;
+  }
   child = tw_int(st, "process.pid");
   CHECK(child > 0 && child != (long long)root);
-  CHECK_STR(tw_str(st, "source"), "reconciled");
   CHECK_STR(tw_str(st, "action"), "observed");
   /* Found late, dated when it happened: its creation time. */
   CHECK_STR(tw_str(st, "@timestamp"), tw_str(st, "process.start"));
@@ -671,6 +716,7 @@ static void test_lost_start(void) {
   if (ex != NULL) {
     CHECK_STR(tw_str(ex, "source"), "port"); /* its exit was delivered */
     CHECK_INT(tw_int(ex, "process.exit_code"), 0);
+    CHECK(tw_int(ex, "seq") > tw_int(st, "seq"));
   }
   CHECK_INT(port_gaps(evs, &lost), 1);
   CHECK_INT(json_array_size(lost), 1);
@@ -680,9 +726,18 @@ static void test_lost_start(void) {
   CHECK_STR(tw_str(json_array_get(lost, 0), "entity_id"), tw_str(st, "process.entity_id"));
   end = json_array_get(evs, json_array_size(evs) - 1);
   CHECK_INT(tw_int(end, "summary.reconciled_events"), 1);
-  CHECK_INT(tw_int(end, "summary.processes"), 2);
-  CHECK_STR(tw_str(json_array_get(tw_get(end, "summary.process_tree"), 1), "start_source"),
-            "reconciled");
+  CHECK_INT(tw_int(end, "summary.processes"), 3);
+  tree = tw_get(end, "summary.process_tree");
+  CHECK_INT(json_array_size(tree), 3);
+  json_array_foreach(tree, i, e) {
+    if (tw_int(e, "pid") == child) {
+      CHECK_STR(tw_str(e, "start_source"), "reconciled");
+      reconciled_at = (int)i;
+    } else {
+      CHECK_STR(tw_str(e, "start_source"), i == 0 ? "jobwarden" : "port");
+    }
+  }
+  CHECK_INT(reconciled_at, 2); /* admitted after the child that was announced */
   json_decref(lost);
   json_decref(cp);
   json_decref(evs);
@@ -734,6 +789,8 @@ int main(int argc, char **argv) {
       return mode_child(argv[3]);
     if (strcmp(argv[2], "parent-of") == 0 && argc > 4)
       return mode_parent_of(argc, argv);
+    if (strcmp(argv[2], "then-another") == 0 && argc > 3)
+      return mode_then_another(argv);
     if (strcmp(argv[2], "longcmd") == 0)
       return mode_longcmd();
     return tw_helper_main(argc, argv);
