@@ -232,6 +232,10 @@ int jw_monitor_start(jw_job_t *job, jw_emitter_t *em, jw_monitor_t **out, jw_err
   m->job = job;
   m->em = em;
   jw__mon_identity_start(m);
+  /* Without it, exits still come from their messages, the job's
+   * accounting at port activity, and the job's end. */
+  if (jw__exitwatch_start(job->port, job->key_control, &m->xw) != 0)
+    m->xw = NULL;
   jw__coalesce_init(&m->coalesce, job->policy.coalesce_ms > UINT32_MAX
                                       ? UINT32_MAX
                                       : (uint32_t)job->policy.coalesce_ms);
@@ -244,6 +248,7 @@ int jw_monitor_start(jw_job_t *job, jw_emitter_t *em, jw_monitor_t **out, jw_err
     if (m->ctl_answered != NULL)
       CloseHandle(m->ctl_answered);
     jw__mon_identity_stop(m);
+    jw__exitwatch_stop(m->xw);
     free(m);
     return jw_error_set(err, JW_ESYS, e, "CreateEventW",
                         "cannot start the monitor: CreateEventW failed (Win32 error %lu)",
@@ -255,6 +260,7 @@ int jw_monitor_start(jw_job_t *job, jw_emitter_t *em, jw_monitor_t **out, jw_err
     CloseHandle(m->done);
     CloseHandle(m->ctl_answered);
     jw__mon_identity_stop(m);
+    jw__exitwatch_stop(m->xw);
     free(m);
     return jw_error_set(err, JW_ESYS, e, "_beginthreadex",
                         "cannot start the monitor thread (Win32 error %lu)", (unsigned long)e);
@@ -373,6 +379,10 @@ int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats
   m->stats.wakeups = (uint32_t)m->wakeups;
   m->stats.quits_posted = m->quits_posted;
   m->stats.table_peak = m->n_mem_peak;
+  /* Its threads end first: no packet is posted after this. */
+  m->stats.exit_waits_failed += jw__exitwatch_failed(m->xw) + (m->xw == NULL);
+  jw__exitwatch_stop(m->xw);
+  m->xw = NULL;
   jw__mon_escape_free(m);
   jw__mon_identity_stop(m);
   if (stats != NULL)

@@ -408,15 +408,43 @@ static int is_member(jw_monitor_t *m, DWORD pid, HANDLE *h, char *why, size_t wh
   return 0;
 }
 
+static jw__synthetic_fn synthetic_hook;
+
+void jw__monitor_synthetic_hook(jw__synthetic_fn fn) {
+  synthetic_hook = fn;
+}
+
+/* A benchmark's pid (jw__monitor_synthetic_hook): tracked with the hook's
+ * facts, as admission would with the kernel's. */
+static tracked_t *admit_synthetic(jw_monitor_t *m, DWORD pid, const jw__synthetic_proc_t *f,
+                                  admit_source_t src) {
+  tracked_t *t = jw__mon_add_proc(m, pid);
+  if (t == NULL)
+    return NULL;
+  t->start_source = src == ADMIT_PORT || src == ADMIT_CONTROL ? "port" : "reconciled";
+  t->has_parent = 1;
+  t->ppid = f->ppid;
+  t->create_time = f->create_time;
+  t->image = f->image != NULL ? strdup(f->image) : NULL;
+  t->open_error = ERROR_INVALID_PARAMETER;
+  jw__mon_enrich_more(m, t);
+  jw__mon_identity_request(m, t);
+  judge(m, t);
+  return t;
+}
+
 tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *refused, char *why,
                          size_t why_size) {
   tracked_t *t = NULL;
   HANDLE h = NULL;
+  jw__synthetic_proc_t syn;
   *refused = 0;
   /* The root (announced by jw_monitor_set_root), or a repeat; NULL (not
    * refused) when it is a process long exited whose entry was freed. */
   if (jw__mon_known(m, pid, &t))
     return t;
+  if (synthetic_hook != NULL && synthetic_hook(pid, &syn))
+    return admit_synthetic(m, pid, &syn, src);
   if (!is_member(m, pid, &h, why, why_size)) {
     if (h != NULL)
       CloseHandle(h);

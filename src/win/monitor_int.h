@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "coalesce.h"
+#include "win/exitwatch.h"
 #include "win/imageid.h"
 
 #include "control.h"
@@ -80,10 +81,7 @@ typedef struct tracked_s {
   struct tracked_s *idq_prev, *idq_next;   /* identities pending */
   int in_grace;                            /* in the exit grace queue */
   int retired;                             /* among the recent exits, or past them */
-  /* The wait that posts JW_CTRL_EXITED when its handle is signaled
-   * (RegisterWaitForSingleObject), and its context; NULL when none. */
-  HANDLE exit_wait;
-  void *exit_wait_ctx;
+  int watched;                             /* the exit watcher has its handle */
 } tracked_t;
 
 enum {
@@ -207,6 +205,8 @@ struct jw_monitor_s {
   tracked_t *recent_head, *recent_tail;
   size_t n_recent;
   tracked_t *idq;
+  uint32_t n_grace;
+  jw__exitwatch_t *xw; /* owned; NULL when it could not start (exits then come from messages) */
   DWORD root_pid;
   volatile LONG terminating; /* jobwarden is killing the job */
   const char *volatile terminate_reason;
@@ -295,10 +295,12 @@ void jw__mon_idq_remove(jw_monitor_t *m, tracked_t *t);
 /* Every entry, its handle and its wait: jw_monitor_stop. */
 void jw__mon_table_free(jw_monitor_t *m);
 /* The exit of t's process posts JW_CTRL_EXITED (its pid in the byte
- * count) to the port: no polling. Needs t->h. */
+ * count) to the port (src/win/exitwatch.c): no polling. Needs t->h. */
 void jw__mon_watch_exit(jw_monitor_t *m, tracked_t *t);
 /* A JW_CTRL_EXITED packet. */
 void jw__mon_on_exit_signal(jw_monitor_t *m, DWORD bytes, ULONG_PTR value);
+/* t's handle is signaled: its EXIT message gets EXIT_GRACE_MS. */
+void jw__mon_grace_add(jw_monitor_t *m, tracked_t *t);
 /* Signaled members whose EXIT message did not come within EXIT_GRACE_MS:
  * their exits, reconciled; lowers *wait to the next one's due time. */
 void jw__mon_exit_grace(jw_monitor_t *m, ULONGLONG now, DWORD *wait);

@@ -126,8 +126,6 @@ void jw__mon_ref(tracked_t *t) {
   t->refs++;
 }
 
-static void unwatch_exit(tracked_t *t);
-
 /* Frees t (no reference left): its pid's slot remembers it was there. */
 static void table_drop(jw_monitor_t *m, tracked_t *t) {
   pid_slot_t *s = slot_find(m, t->pid);
@@ -149,7 +147,6 @@ static void table_drop(jw_monitor_t *m, tracked_t *t) {
   if (t->all_next != NULL)
     t->all_next->all_prev = t->all_prev;
   m->n_mem--;
-  unwatch_exit(t);
   if (t->h != NULL)
     CloseHandle(t->h);
   free(t->image);
@@ -261,7 +258,6 @@ void jw__mon_table_free(jw_monitor_t *m) {
   for (t = m->all; t != NULL; t = next) {
     next = t->all_next;
     m->stats.handles_held += t->h != NULL;
-    unwatch_exit(t);
     if (t->h != NULL)
       CloseHandle(t->h);
     free(t->image);
@@ -281,50 +277,16 @@ void jw__mon_table_free(jw_monitor_t *m) {
 /* Exits without polling                                                    */
 /* ------------------------------------------------------------------------ */
 
-/* What an exit wait's callback needs: it runs on a thread-pool thread and
- * touches nothing of the monitor's but these copies. */
-typedef struct exit_wait_s {
-  HANDLE port;
-  ULONG_PTR key;
-  DWORD pid;
-} exit_wait_t;
-
-static VOID CALLBACK on_signaled(PVOID ctx, BOOLEAN timed_out) {
-  exit_wait_t *w = ctx;
-  (void)timed_out;
-  PostQueuedCompletionStatus(w->port, w->pid, w->key, (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_EXITED);
-}
-
 void jw__mon_watch_exit(jw_monitor_t *m, tracked_t *t) {
-  exit_wait_t *w;
-  if (t->h == NULL || t->exit_wait != NULL || t->exited || !t->in_table)
+  if (t->h == NULL || t->watched || t->exited || !t->in_table)
     return;
-  w = malloc(sizeof(*w));
-  if (w == NULL)
-    return;
-  w->port = m->job->port;
-  w->key = m->job->key_control;
-  w->pid = t->pid;
-  if (!RegisterWaitForSingleObject(&t->exit_wait, t->h, on_signaled, w, INFINITE,
-                                   WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD)) {
-    /* Never seen: the exit is still learnt from its message, and at the
-     * job's end from the handle. */
-    t->exit_wait = NULL;
-    free(w);
+  if (jw__exitwatch_add(m->xw, t->h, t->pid) != 0) {
+    /* Its exit is still learnt from its message, from the job's
+     * accounting at the next port activity, and at the job's end. */
     m->stats.exit_waits_failed++;
     return;
   }
-  t->exit_wait_ctx = w;
-}
-
-/* Waits for a callback that may be running: after this, none runs. */
-static void unwatch_exit(tracked_t *t) {
-  if (t->exit_wait == NULL)
-    return;
-  UnregisterWaitEx(t->exit_wait, INVALID_HANDLE_VALUE);
-  t->exit_wait = NULL;
-  free(t->exit_wait_ctx);
-  t->exit_wait_ctx = NULL;
+  t->watched = 1;
 }
 
 void jw__mon_on_exit_signal(jw_monitor_t *m, DWORD bytes, ULONG_PTR value) {
@@ -343,12 +305,17 @@ void jw__mon_on_exit_signal(jw_monitor_t *m, DWORD bytes, ULONG_PTR value) {
     jw__mon_tampering(m, "control", 0, bytes, value, "unposted_exit", why);
     return;
   }
-  if (t->in_grace)
+  jw__mon_grace_add(m, t);
+}
+
+void jw__mon_grace_add(jw_monitor_t *m, tracked_t *t) {
+  if (t->in_grace || t->exited)
     return;
   /* The kernel posts EXIT_PROCESS while the process is torn down: give it
    * EXIT_GRACE_MS, then the exit is reconciled (jw__mon_exit_grace). */
   t->signaled_tick = GetTickCount64();
   t->in_grace = 1;
+  m->n_grace++;
   t->grace_next = NULL;
   t->refs++;
   if (m->grace_tail != NULL)
@@ -871,7 +838,6 @@ void jw__mon_report_exit(jw_monitor_t *m, tracked_t *t, DWORD msg, const char *s
   /* Reported: its handle is let go, so that a long run with many
    * short-lived processes does not keep every one of them (and its pid)
    * alive in the kernel. What the events need was read at the exit. */
-  unwatch_exit(t);
   if (t->h != NULL) {
     CloseHandle(t->h);
     t->h = NULL;

@@ -137,14 +137,29 @@ static void look_at_list(jw_monitor_t *m) {
 
 void jw__mon_check_members(jw_monitor_t *m) {
   JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acc;
-  if (m->stats.job_end_emitted || m->n_pending > 0)
-    return; /* over, or the second look is already due */
+  int have;
+  if (m->stats.job_end_emitted)
+    return;
   memset(&acc, 0, sizeof(acc));
-  if (QueryInformationJobObject(m->job->job, JobObjectBasicAccountingInformation, &acc, sizeof(acc),
-                                NULL)) {
-    /* Every process the kernel counted is known, or was looked for at
-     * this count already (gone before it could be listed: the job's end
-     * counts it). */
+  have = QueryInformationJobObject(m->job->job, JobObjectBasicAccountingInformation, &acc,
+                                   sizeof(acc), NULL) != 0;
+  if (have && acc.ActiveProcesses + m->n_grace < m->n_live) {
+    /* Fewer members run than the monitor thinks, beyond those whose exit
+     * it awaits: an exit it was not told of (its message and its
+     * watcher's packet both taken from the port by someone holding a copy
+     * of it, or TerminateJobObject under Wine, which posts no message).
+     * The signaled handles say which. */
+    tracked_t *t;
+    for (t = m->live; t != NULL; t = t->live_next)
+      if (!t->in_grace && jw__mon_has_ended(t))
+        jw__mon_grace_add(m, t);
+  }
+  if (m->n_pending > 0)
+    return; /* the second look is already due */
+  /* Every process the kernel counted is known, or was looked for at this
+   * count already (gone before it could be listed: the job's end counts
+   * it). */
+  if (have) {
     if (acc.TotalProcesses <= m->stats.processes_seen || acc.TotalProcesses == m->looked_total)
       return;
     m->looked_total = acc.TotalProcesses;
@@ -178,6 +193,7 @@ void jw__mon_exit_grace(jw_monitor_t *m, ULONGLONG now, DWORD *wait) {
     if (m->grace_head == NULL)
       m->grace_tail = NULL;
     t->in_grace = 0;
+    m->n_grace--;
     if (!t->exited) {
       jw__mon_mark_exited(m, t);
       jw__mon_note_lost(m, "JOB_OBJECT_MSG_EXIT_PROCESS", t, 0, "process_handle", 1);

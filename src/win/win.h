@@ -213,6 +213,19 @@ void jw__monitor_image_hook(jw__query_image_fn fn);
  * NULL: none dropped. */
 typedef int (*jw__drop_message_fn)(DWORD msg, ULONG_PTR value);
 void jw__monitor_drop_hook(jw__drop_message_fn fn);
+/* Benchmark hook (tests/win/bench_scale.c): pids that exist only in
+ * packets the benchmark posts to the job's port. For a pid the hook
+ * claims (returns 1, its facts filled), admission takes the hook's word
+ * for membership and facts instead of asking the kernel (there is no
+ * process to open); everything after admission is the monitor's own path.
+ * Never set outside benchmarks. */
+typedef struct jw__synthetic_proc_s {
+  DWORD ppid;
+  uint64_t create_time; /* FILETIME */
+  const char *image;    /* UTF-8, copied */
+} jw__synthetic_proc_t;
+typedef int (*jw__synthetic_fn)(DWORD pid, jw__synthetic_proc_t *out);
+void jw__monitor_synthetic_hook(jw__synthetic_fn fn);
 /* Test hooks for the measured values of limit hits: replace
  * GetProcessMemoryInfo (a PROCESS_MEMORY_COUNTERS_EX is asked for) and
  * GetProcessTimes on the process a limit message names. NULL restores

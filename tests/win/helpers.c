@@ -548,12 +548,26 @@ static void tamper_post(HANDLE port, ULONG_PTR key, DWORD bytes, ULONG_PTR value
   fprintf(out, "post %s %d %lu\n", name, ok ? 1 : 0, ok ? 0ul : (unsigned long)GetLastError());
 }
 
+/* Whether a dequeued packet is the kernel's (a job message: its byte
+ * count a JOB_OBJECT_MSG_* id, its value a pid or 0) rather than one of
+ * jobwarden's own (a small value: the control packets, e.g. an exit
+ * watcher's JW_CTRL_EXITED with a pid as its byte count). Jobwarden's are
+ * put back unchanged: the attacker wants the job's key, and the monitor
+ * must not tell the difference. */
+static int tamper_job_packet(HANDLE port, DWORD bytes, ULONG_PTR key, LPOVERLAPPED o) {
+  if (bytes >= 1 && bytes <= 13 && ((ULONG_PTR)o == 0 || (ULONG_PTR)o >= 16))
+    return 1;
+  PostQueuedCompletionStatus(port, bytes, key, o);
+  return 0;
+}
+
 /* tamper RESULT MARKER: run inside the job. Opens its parent (the process
  * playing jobwarden) with PROCESS_DUP_HANDLE, copies every handle value it
  * has and keeps the IoCompletion ones (by type name where NtQueryObject
  * answers, else by GetQueuedCompletionStatus's answer), learns the job's
- * key by dequeuing a packet (it starts short-lived children until one of
- * the candidate ports hands it one), then posts: the old constant quit,
+ * key by dequeuing a job message (it starts short-lived children until one
+ * of the candidate ports hands it one; jobwarden's own packets it puts
+ * back), then posts: the old constant quit,
  * a quit under a guessed key, a quit under the learned key, and under the
  * learned key a NEW_PROCESS naming its parent, an EXIT_PROCESS naming
  * itself, an ACTIVE_PROCESS_ZERO, a PROCESS_MEMORY_LIMIT naming itself.
@@ -619,6 +633,8 @@ static int helper_tamper(int argc, char **argv) {
         for (i = 0; i < n_cand && port == NULL; i++) {
           LPOVERLAPPED o = NULL;
           if (GetQueuedCompletionStatus(cand[i], &bytes, &key, &o, 1) || o != NULL) {
+            if (!tamper_job_packet(cand[i], bytes, key, o))
+              continue; /* jobwarden's own: put back, the job's key is wanted */
             port = cand[i];
             got_value = (ULONG_PTR)o;
           }
@@ -627,6 +643,8 @@ static int helper_tamper(int argc, char **argv) {
       for (i = 0; i < n_cand && port == NULL; i++) {
         LPOVERLAPPED o = NULL;
         if (GetQueuedCompletionStatus(cand[i], &bytes, &key, &o, 20) || o != NULL) {
+          if (!tamper_job_packet(cand[i], bytes, key, o))
+            continue;
           port = cand[i];
           got_value = (ULONG_PTR)o;
         }
