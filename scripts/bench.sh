@@ -19,5 +19,10 @@ echo "== spool: syslog+tcp through the spool vs spool=none (native 50000, Wine 1
 wine "$here/build/win/tests/bench_spool.exe" "$here/build/bench" 10000
 echo "== latency: completion packet -> line read from the event file (10000, Wine)"
 wine "$here/build/win/tests/win/bench_latency.exe" "$here/build/bench" 10000
+echo "== idle: 10 s of a sleeping program, tiers none and hardened (wake-ups and CPU from /proc)"
+bash "$here/tests/win/bench_idle.sh" "$here/build/win/jobwarden.exe" \
+  "$here/build/win/tests/win/win_monitor.exe" "$here/build/bench" 10 none hardened
+echo "== scaling: 1 000 / 10 000 / 100 000 processes through the monitor (at most 1 000 live)"
+wine "$here/build/win/tests/win/bench_scale.exe" "$here/build/bench" 1000 10000 100000
 echo "== report: one run of 5000 processes, native (text, json, html; the html in chromium)"
 bash "$here/tests/report/large.sh" "$here/build/native/jobwarden" "$here/build/bench/report" 5000

@@ -9,12 +9,13 @@
  * own path: the table, the rules, the process_start / process_exit events
  * through the emitter to an event file. Timed from the first packet until
  * the emitter has numbered all 2N events; the rate is also taken over the
- * first and the last tenth of them (flat means the same). Memory: the
- * process's private bytes before the run, when WINDOW processes are live,
- * and once all N have exited (before the job ends).
+ * first and the last tenth of them (flat means the same). The monitor is
+ * held at the first packet until all are posted (the clock starts when it
+ * is let go), so the poster's round trips do not compete with it. Memory
+ * (this process's working set and page-file usage): before the run, when
+ * WINDOW processes are live, and once all N have exited (before the job
+ * ends).
  * Usage: bench_scale.exe DIR [N...]. See docs/performance.md. */
-#include <process.h>
-
 #include "rig.h"
 
 #define WINDOW 1000
@@ -47,15 +48,6 @@ static int synthetic(DWORD pid, jw__synthetic_proc_t *out) {
   return 1;
 }
 
-static double private_mb(void) {
-  PROCESS_MEMORY_COUNTERS_EX pmc;
-  memset(&pmc, 0, sizeof(pmc));
-  pmc.cb = sizeof(pmc);
-  if (!GetProcessMemoryInfo(GetCurrentProcess(), (PROCESS_MEMORY_COUNTERS *)&pmc, sizeof(pmc)))
-    return -1;
-  return (double)pmc.PrivateUsage / (1024.0 * 1024.0);
-}
-
 /* Waits until the emitter has numbered `target` events; records when it
  * passed `mark_a` and `mark_b`. -1 when it stalls for 60 s. */
 static int wait_count(jw_emitter_t *em, uint64_t target, uint64_t mark_a, double *at_a,
@@ -81,51 +73,46 @@ static int wait_count(jw_emitter_t *em, uint64_t target, uint64_t mark_a, double
   }
 }
 
-/* The packets, from a thread of their own so that the main thread sees
- * the whole run's progress. */
-typedef struct poster_s {
-  rig_t *r;
-  DWORD n, live;
-  uint64_t base;
-  double mb_live;
-} poster_t;
+/* Holds the monitor at the first packet until every packet is posted, so
+ * that the clock measures the monitor alone (not the posting thread's
+ * round trips competing with it). Drops nothing. */
+static HANDLE g_gate;
 
-static unsigned __stdcall poster(void *arg) {
-  poster_t *po = arg;
-  DWORD i;
-  for (i = 0; i < po->n + po->live; i++) {
-    if (i < po->n)
-      PostQueuedCompletionStatus(po->r->job.port, JOB_OBJECT_MSG_NEW_PROCESS, po->r->job.key_job,
-                                 (LPOVERLAPPED)(ULONG_PTR)pid_of(i));
-    if (i >= po->live)
-      PostQueuedCompletionStatus(po->r->job.port, JOB_OBJECT_MSG_EXIT_PROCESS, po->r->job.key_job,
-                                 (LPOVERLAPPED)(ULONG_PTR)pid_of(i - po->live));
-    if (i + 1 == po->live) {
-      /* The window's peak: every one of the first `live` started. */
-      if (wait_count(po->r->em, po->base + po->live, 0, NULL, 0, NULL) != 0)
-        return 1;
-      po->mb_live = private_mb();
-    }
-  }
+static int gate(DWORD msg, ULONG_PTR value) {
+  (void)msg;
+  (void)value;
+  if (g_gate != NULL)
+    WaitForSingleObject(g_gate, INFINITE);
   return 0;
 }
 
+/* Memory of this process: Wine fills the working set and the page-file
+ * usage (private bytes read 0). */
+static void memory(double *ws_mb, double *pf_mb) {
+  PROCESS_MEMORY_COUNTERS_EX pmc;
+  memset(&pmc, 0, sizeof(pmc));
+  pmc.cb = sizeof(pmc);
+  *ws_mb = *pf_mb = -1;
+  if (!GetProcessMemoryInfo(GetCurrentProcess(), (PROCESS_MEMORY_COUNTERS *)&pmc, sizeof(pmc)))
+    return;
+  *ws_mb = (double)pmc.WorkingSetSize / (1024.0 * 1024.0);
+  *pf_mb = (double)pmc.PagefileUsage / (1024.0 * 1024.0);
+}
+
 static int run_size(const char *dir, DWORD n, int index) {
-  poster_t po;
-  HANDLE th;
   rig_t r;
   jw_policy_t p;
   const char *args[] = {"sleep", "600000"};
   char name[64];
-  double t0, t1, first_a = 0, first_b = 0, last_a = 0, last_b = 0, mb0, mb_live, mb_end;
+  double t0, t1, at_live = 0, first = 0, last_from = 0, ws[3], pf[3];
   uint64_t base, total = 2ull * n, tenth = total / 10;
-  DWORD live = n < WINDOW ? n : WINDOW;
+  DWORD i, live = n < WINDOW ? n : WINDOW;
   FILETIME ft;
 
   snprintf(name, sizeof(name), "bench-scale-%lu", (unsigned long)n);
   jw_policy_init(&p);
   jw_policy_set(&p, "tier", "none", "bench", NULL);
-  mb0 = private_mb();
+  memory(&ws[0], &pf[0]);
   if (rig_start(&r, dir, name, &p, args, 2) != 0)
     return 1;
   g_root = r.child.pid;
@@ -138,26 +125,31 @@ static int run_size(const char *dir, DWORD n, int index) {
     return 1;
   Sleep(300);
   base = jw_emitter_count(r.em);
-  po.r = &r;
-  po.n = n;
-  po.live = live;
-  po.base = base;
+  ResetEvent(g_gate);
+  jw__monitor_drop_hook(gate);
+  for (i = 0; i < n + live; i++) {
+    if (i < n)
+      PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_NEW_PROCESS, r.job.key_job,
+                                 (LPOVERLAPPED)(ULONG_PTR)pid_of(i));
+    if (i >= live)
+      PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_EXIT_PROCESS, r.job.key_job,
+                                 (LPOVERLAPPED)(ULONG_PTR)pid_of(i - live));
+  }
   t0 = now_us();
-  th = (HANDLE)_beginthreadex(NULL, 0, poster, &po, 0, NULL);
-  if (th == NULL)
+  SetEvent(g_gate);
+  /* The window's peak: the first `live` started, none exited yet. */
+  if (wait_count(r.em, base + live, base + tenth, &first, 0, NULL) != 0)
     return 1;
-  if (wait_count(r.em, base + total, base + tenth, &first_b, base + total - tenth, &last_a) != 0) {
+  at_live = now_us();
+  memory(&ws[1], &pf[1]);
+  if (wait_count(r.em, base + total, base + tenth, &first, base + total - tenth, &last_from) != 0) {
     fprintf(stderr, "bench_scale: the monitor stalled at %llu of %llu events\n",
             (unsigned long long)(jw_emitter_count(r.em) - base), (unsigned long long)total);
     return 1;
   }
-  WaitForSingleObject(th, INFINITE);
-  CloseHandle(th);
-  mb_live = po.mb_live;
   t1 = now_us();
-  first_a = t0;
-  last_b = t1;
-  mb_end = private_mb();
+  jw__monitor_drop_hook(NULL);
+  memory(&ws[2], &pf[2]);
   TerminateJobObject(r.job.job, 0);
   WaitForSingleObject(jw_monitor_done_event(r.mon), 30000);
   jw_monitor_stop(r.mon, 30000, &r.stats);
@@ -166,17 +158,18 @@ static int run_size(const char *dir, DWORD n, int index) {
   {
     uint64_t dropped = jw_emitter_dropped(r.em);
     jw_emitter_free(r.em);
+    (void)at_live;
     printf("N=%lu (at most %lu live): %llu events in %.0f ms = %.1f us/event; first tenth %.1f "
-           "us/event, last tenth %.1f us/event (last/first %.2f); private bytes %.1f MB before, "
-           "%.1f MB at %lu live, %.1f MB after all exited (after/at-live %.2f); table peak %llu "
-           "entries; %lu processes seen; %llu lines dropped by the sink\n",
+           "us/event, last tenth %.1f us/event (last/first %.2f); working set %.1f MB before, "
+           "%.1f MB at %lu live, %.1f MB after all exited (after/at-live %.2f); page-file usage "
+           "%.1f / %.1f / %.1f MB (%.2f); table peak %llu entries; %lu processes seen; %llu "
+           "lines dropped by the sink\n",
            (unsigned long)n, (unsigned long)live, (unsigned long long)total, (t1 - t0) / 1000.0,
-           (t1 - t0) / (double)total, (first_b - first_a) / (double)tenth,
-           (last_b - last_a) / (double)tenth,
-           (last_b - last_a) / (first_b - first_a > 0 ? first_b - first_a : 1), mb0, mb_live,
-           (unsigned long)live, mb_end, mb_live > 0 ? mb_end / mb_live : 0,
-           (unsigned long long)r.stats.table_peak, (unsigned long)r.stats.processes_seen,
-           (unsigned long long)dropped);
+           (t1 - t0) / (double)total, (first - t0) / (double)tenth,
+           (t1 - last_from) / (double)tenth, (t1 - last_from) / (first - t0 > 0 ? first - t0 : 1),
+           ws[0], ws[1], (unsigned long)live, ws[2], ws[1] > 0 ? ws[2] / ws[1] : 0, pf[0], pf[1],
+           pf[2], pf[1] > 0 ? pf[2] / pf[1] : 0, (unsigned long long)r.stats.table_peak,
+           (unsigned long)r.stats.processes_seen, (unsigned long long)dropped);
   }
   fflush(stdout);
   remove(r.path);
@@ -190,6 +183,7 @@ int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
   snprintf(g_image, sizeof(g_image), "%s", rig_self_utf8());
+  g_gate = CreateEventW(NULL, TRUE, TRUE, NULL);
   jw__monitor_synthetic_hook(synthetic);
   if (argc > 2) {
     for (i = 2; i < argc; i++)
