@@ -209,8 +209,10 @@ const char *jw_monitor_control_kill(jw_monitor_t *m, int *job);
 typedef BOOL(WINAPI *jw__query_image_fn)(HANDLE, DWORD, LPWSTR, PDWORD);
 void jw__monitor_image_hook(jw__query_image_fn fn);
 /* Test hook: called with every job message (id, value) before the monitor
- * handles it; nonzero drops it, as if the port had never delivered it.
- * NULL: none dropped. */
+ * handles it, and with every exit watcher's packet as (JW_DROP_EXITED,
+ * pid); nonzero drops it, as if the port had never delivered it (or
+ * someone holding a copy of the port had taken it). NULL: none dropped. */
+#define JW_DROP_EXITED 0x4A570004u
 typedef int (*jw__drop_message_fn)(DWORD msg, ULONG_PTR value);
 void jw__monitor_drop_hook(jw__drop_message_fn fn);
 /* Benchmark hook (tests/win/bench_scale.c): pids that exist only in

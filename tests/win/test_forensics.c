@@ -25,6 +25,9 @@
  *               at the next port traffic (no polling), reported as
  *               child_process with source reconciled, gap record
  *               detected_by process_id_list; its EXIT still arrives.
+ *   lost exit and signal  a child's EXIT_PROCESS and the exit watcher's packet:
+ *               found at the next port traffic by the job's accounting and
+ *               the signaled handle, reconciled with the exact exit code.
  *   lost both   a short child's NEW_PROCESS and EXIT_PROCESS: the job's
  *               accounting (or, if it lived long enough, the id list)
  *               reports exactly one lost start. */
@@ -121,6 +124,21 @@ static int mode_parent_of(int argc, char **argv) {
   tw_helper_cmdline(cmd, 1024, args);
   if (start_wait(cmd, &pid, &code) != 0)
     return 85;
+  Sleep((DWORD)strtoul(argv[3], NULL, 0));
+  return 0;
+}
+
+/* two-then MS: runs `--helper exit 7` to its end, then `--helper exit 0`
+ * to its end (port traffic after the first one's end), then sleeps MS. */
+static int mode_two_then(char **argv) {
+  wchar_t cmd[1024];
+  DWORD pid, code;
+  tw_helper_cmdline(cmd, 1024, "exit 7");
+  if (start_wait(cmd, &pid, &code) != 0 || code != 7)
+    return 88;
+  tw_helper_cmdline(cmd, 1024, "exit 0");
+  if (start_wait(cmd, &pid, &code) != 0 || code != 0)
+    return 89;
   Sleep((DWORD)strtoul(argv[3], NULL, 0));
   return 0;
 }
@@ -604,7 +622,9 @@ static json_t *run_dropping(const char *name, DWORD msg, DWORD msg2, const char 
   g_drop_msg2 = (LONG)msg2;
   g_drop_after = 0;
   g_dropped = 0;
-  g_drop_max = strcmp(args[0], "then-another") == 0; /* only the first child's */
+  /* then-another: only the first child's start; two-then: the first
+   * child's exit message and its watcher's packet. */
+  g_drop_max = strcmp(args[0], "then-another") == 0 ? 1 : strcmp(args[0], "two-then") == 0 ? 2 : 0;
   jw__monitor_drop_hook(drop_one);
   if (rig_start(&r, g_dir, name, &p, args, nargs) != 0) {
     jw__monitor_drop_hook(NULL);
@@ -743,6 +763,50 @@ static void test_lost_start(void) {
   json_decref(evs);
 }
 
+/* Someone holding a copy of the port takes both the kernel's EXIT_PROCESS
+ * of a child and the exit watcher's packet for it (injected: the drop
+ * hook). The next port traffic (another child's start) makes the monitor
+ * compare the job's accounting (fewer active processes than it knows)
+ * with its members: the child's handle is signaled, its exit is
+ * reconciled with the exact exit code, long before the job's end. */
+static void test_lost_exit_and_signal(void) {
+  const char *args[] = {"two-then", "1500"};
+  DWORD root = 0;
+  json_t *evs = run_dropping("reconcile-lost-exit-signal", JOB_OBJECT_MSG_EXIT_PROCESS,
+                             JW_DROP_EXITED, args, 2, &root);
+  json_t *cp, *ex, *ex2, *lost, *rex, *st2;
+  long long child, child2;
+  if (evs == NULL)
+    return;
+  CHECK_INT(g_dropped, 2);
+  cp = tw_filter(evs, "sandbox.process_start", "child_process");
+  CHECK_INT(json_array_size(cp), 2);
+  child = tw_int(json_array_get(cp, 0), "process.pid");
+  st2 = json_array_get(cp, 1);
+  child2 = tw_int(st2, "process.pid");
+  ex = one_for(evs, "sandbox.process_exit", "child_process", child);
+  ex2 = one_for(evs, "sandbox.process_exit", "child_process", child2);
+  rex = one_for(evs, "sandbox.process_exit", "root_process", root);
+  CHECK(ex != NULL && ex2 != NULL && rex != NULL);
+  if (ex != NULL && ex2 != NULL && rex != NULL && st2 != NULL) {
+    CHECK_STR(tw_str(ex, "source"), "reconciled");
+    CHECK_INT(tw_int(ex, "process.exit_code"), 7);
+    CHECK_STR(tw_str(ex2, "source"), "port");
+    /* Found at the traffic after it (the second child's start), before
+     * the root's exit 1.5 s later. */
+    CHECK(tw_int(ex, "seq") > tw_int(st2, "seq"));
+    CHECK(tw_int(ex, "seq") < tw_int(rex, "seq"));
+  }
+  CHECK_INT(port_gaps(evs, &lost), 1);
+  CHECK_INT(json_array_size(lost), 1);
+  CHECK_STR(tw_str(json_array_get(lost, 0), "message"), "JOB_OBJECT_MSG_EXIT_PROCESS");
+  CHECK_INT(tw_int(json_array_get(lost, 0), "pid"), child);
+  CHECK_STR(tw_str(json_array_get(lost, 0), "detected_by"), "process_handle");
+  json_decref(lost);
+  json_decref(cp);
+  json_decref(evs);
+}
+
 static void test_lost_both(void) {
   const char *args[] = {"parent-of", "100", "exit", "0"};
   DWORD root = 0;
@@ -791,6 +855,8 @@ int main(int argc, char **argv) {
       return mode_parent_of(argc, argv);
     if (strcmp(argv[2], "then-another") == 0 && argc > 3)
       return mode_then_another(argv);
+    if (strcmp(argv[2], "two-then") == 0 && argc > 3)
+      return mode_two_then(argv);
     if (strcmp(argv[2], "longcmd") == 0)
       return mode_longcmd();
     return tw_helper_main(argc, argv);
@@ -801,6 +867,7 @@ int main(int argc, char **argv) {
     test_lost_exit();
     test_lost_start();
     test_lost_both();
+    test_lost_exit_and_signal();
     return jw_test_result("reconcile_injected");
   }
   test_enrich();

@@ -318,6 +318,59 @@ static void test_control_key_and_flood(void) {
   json_decref(evs);
 }
 
+/* The exit watcher's packet forged for a member that runs, to have its
+ * exit reconciled (and the member forgotten) while it goes on: refused as
+ * unposted_exit (its handle is not signaled); nothing else changes. Its
+ * real end later is reported once, from the port. */
+static void test_forged_exit_signal(void) {
+  rig_t r;
+  jw_policy_t p;
+  const char *args[] = {"sleep", "600000"};
+  json_t *evs, *t, *ex, *end;
+  char want[160];
+  DWORD root;
+
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "name", "tamper-exit-signal", "test", NULL), 0);
+  if (rig_start(&r, g_dir, "tamper-exit-signal", &p, args, 2) != 0) {
+    CHECK(!"rig_start");
+    return;
+  }
+  root = r.child.pid;
+  CHECK(PostQueuedCompletionStatus(r.job.port, root, r.job.key_control,
+                                   (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_EXITED));
+  evs = wait_tampering(r.path, 1);
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    CHECK_INT(count_for(evs, "sandbox.process_exit", NULL, -1), 0);
+    json_decref(evs);
+  }
+  CHECK(WaitForSingleObject(r.child.process, 0) == WAIT_TIMEOUT);
+  CHECK(TerminateProcess(r.child.process, 3));
+  evs = rig_finish(&r);
+  CHECK(evs != NULL);
+  if (evs == NULL)
+    return;
+  t = tw_filter(evs, "sandbox.violation", "monitor_tampering");
+  CHECK_INT(json_array_size(t), 1);
+  check_tamper(json_array_get(t, 0), "control", "unposted_exit", (long long)root, "0x4");
+  snprintf(want, sizeof(want),
+           "process %lu is still running: no exit wait of jobwarden's has fired for it",
+           (unsigned long)root);
+  CHECK_STR(tw_str(json_array_get(t, 0), "tampering.detail"), want);
+  ex = tw_filter(evs, "sandbox.process_exit", "root_process");
+  CHECK_INT(json_array_size(ex), 1);
+  CHECK_STR(tw_str(json_array_get(ex, 0), "source"), "port");
+  CHECK_INT(tw_int(json_array_get(ex, 0), "process.exit_code"), 3);
+  end = json_array_get(evs, json_array_size(evs) - 1);
+  CHECK_STR(tw_str(end, "event"), "sandbox.job_end");
+  CHECK_INT(tw_int(end, "summary.reconciled_events"), 0);
+  CHECK_INT(tw_int(end, "summary.forged_packets"), 1);
+  json_decref(ex);
+  json_decref(t);
+  json_decref(evs);
+}
+
 /* ---- a stolen quit packet -------------------------------------------------- */
 
 typedef struct {
@@ -687,6 +740,7 @@ int main(int argc, char **argv) {
   }
   test_agent_attack();
   test_control_key_and_flood();
+  test_forged_exit_signal();
   test_stolen_quit();
   return jw_test_result("tamper_real");
 }
