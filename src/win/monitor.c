@@ -190,6 +190,7 @@ static unsigned __stdcall monitor_main(void *arg) {
           jw__mon_on_identity_packet(m, bytes, value);
         else if (value == JW_CTRL_EXITED) {
           activity = 1;
+          InterlockedIncrement(&m->exit_taken);
           if (drop_hook != NULL && drop_hook(JW_DROP_EXITED, bytes))
             continue; /* a test takes this packet from the port */
           jw__mon_on_exit_signal(m, bytes, value);
@@ -350,6 +351,11 @@ void jw_monitor_before_end(jw_monitor_t *m, void (*fn)(void *), void *ctx) {
 
 uint32_t jw_monitor_wakeups(jw_monitor_t *m) {
   return (uint32_t)InterlockedCompareExchange(&m->wakeups, 0, 0);
+}
+
+void jw_monitor_exit_packets(jw_monitor_t *m, uint32_t *posted, uint32_t *taken) {
+  *posted = jw__exitwatch_posted(m->xw);
+  *taken = (uint32_t)InterlockedCompareExchange(&m->exit_taken, 0, 0);
 }
 
 int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats) {

@@ -266,6 +266,7 @@ struct jw_monitor_s {
    * quit packet is obeyed only then. */
   volatile LONG stop_requested;
   volatile LONG wakeups;      /* returns from the port's wait (jw_monitor_wakeups) */
+  volatile LONG exit_taken;   /* JW_CTRL_EXITED packets taken (jw_monitor_exit_packets) */
   uint32_t quits_posted;      /* by jw_monitor_stop (the owner's thread) */
   void (*before_end)(void *); /* jw_monitor_before_end */
   void *before_end_ctx;

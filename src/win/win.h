@@ -272,6 +272,9 @@ void jw_monitor_before_end(jw_monitor_t *m, void (*fn)(void *), void *ctx);
 /* The monitor's wake-ups so far (jw_monitor_stats_t.wakeups), read while
  * it runs. Any thread. */
 uint32_t jw_monitor_wakeups(jw_monitor_t *m);
+/* Exit-watcher packets posted so far, and of them taken by the monitor
+ * (a test's idle window starts once every one was taken). Any thread. */
+void jw_monitor_exit_packets(jw_monitor_t *m, uint32_t *posted, uint32_t *taken);
 /* Posts QUIT; the thread handles every packet queued before it, reconciles
  * what the port did not say (exits of tracked processes, the job end), and
  * ends. Waits at most timeout_ms; copies the counters to *stats (may be

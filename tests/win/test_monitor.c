@@ -292,6 +292,22 @@ static void test_idle(void) {
   }
   CHECK_INT(WaitForSingleObject(jw_monitor_done_event(r.mon), 30000), WAIT_OBJECT_0);
   ran = GetTickCount64() - t0;
+  /* The root's exit-watcher packet may come after its EXIT_PROCESS and
+   * ACTIVE_PROCESS_ZERO (the watcher's thread wakes when the handle is
+   * signaled, at the very end of the teardown): the window starts once
+   * the monitor took it. */
+  {
+    uint32_t posted = 0, taken = 0;
+    ULONGLONG until = GetTickCount64() + 10000;
+    do {
+      jw_monitor_exit_packets(r.mon, &posted, &taken);
+      if (posted >= 1 && taken == posted)
+        break;
+      Sleep(1);
+    } while (GetTickCount64() < until);
+    CHECK_INT(posted, 1);
+    CHECK_INT(taken, 1);
+  }
   w0 = jw_monitor_wakeups(r.mon);
   Sleep(2000);
   w1 = jw_monitor_wakeups(r.mon);
