@@ -5,8 +5,11 @@
  *   jobwarden  a new job (policy: lockdown) + jw_spawn (JOB_LIST, HANDLE_LIST,
  *              membership check) — what `jobwarden run` does per run
  *   fallback   the same with CREATE_SUSPENDED + AssignProcessToJobObject
- * Prints one line per way and the ratios to the baseline.
+ * Prints one line per way, the ratio of the medians, the median of each
+ * round's own ratios (paired), and the ratios within each of Wine's two
+ * start-up modes (mode-aware).
  * Usage: bench_spawn.exe [RUNS] (default 50). See docs/performance.md. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,10 +71,16 @@ static double jobwarden_once(int fallback) {
   return now_ms() - t0;
 }
 
+/* The median of n values (sorted in place). */
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof(double), cmp);
+  return n > 0 ? v[n / 2] : 0;
+}
+
 int main(int argc, char **argv) {
   int runs = 50, i, w;
-  double *t[3];
-  double med[3];
+  double *t[3], *sorted[3], *pr[3];
+  double med[3], split;
   const char *names[3] = {"baseline (CreateProcessW)", "jobwarden (job + JOB_LIST)",
                           "jobwarden (suspended+assign)"};
   if (tw_is_helper(argc, argv))
@@ -80,23 +89,65 @@ int main(int argc, char **argv) {
     runs = atoi(argv[1]);
   if (runs < 5)
     runs = 5;
-  for (w = 0; w < 3; w++)
+  for (w = 0; w < 3; w++) {
     t[w] = calloc((size_t)runs, sizeof(double));
+    sorted[w] = calloc((size_t)runs, sizeof(double));
+    pr[w] = calloc((size_t)runs, sizeof(double));
+    if (t[w] == NULL || sorted[w] == NULL || pr[w] == NULL)
+      return 1;
+  }
   baseline_once(); /* warm-up */
   jobwarden_once(0);
-  /* Interleaved, so drift in machine load hits all three alike. */
+  /* Rounds of one run of each way, in an order rotated round by round, so
+   * that drift in machine load and Wine's start-up mode hit all three
+   * alike and none always goes first. */
   for (i = 0; i < runs; i++) {
-    t[0][i] = baseline_once();
-    t[1][i] = jobwarden_once(0);
-    t[2][i] = jobwarden_once(1);
+    int k;
+    for (k = 0; k < 3; k++) {
+      w = (i + k) % 3;
+      t[w][i] = w == 0 ? baseline_once() : jobwarden_once(w == 2);
+    }
   }
   for (w = 0; w < 3; w++) {
-    qsort(t[w], (size_t)runs, sizeof(double), cmp);
-    med[w] = t[w][runs / 2];
+    memcpy(sorted[w], t[w], (size_t)runs * sizeof(double));
+    qsort(sorted[w], (size_t)runs, sizeof(double), cmp);
+    med[w] = sorted[w][runs / 2];
     printf("%-30s median %7.2f ms  p10 %7.2f  p90 %7.2f  (n=%d)\n", names[w], med[w],
-           t[w][runs / 10], t[w][runs * 9 / 10], runs);
+           sorted[w][runs / 10], sorted[w][runs * 9 / 10], runs);
   }
-  printf("ratio to baseline: job_list %.3f, suspended+assign %.3f\n", med[1] / med[0],
+  printf("ratio of medians: job_list %.3f, suspended+assign %.3f\n", med[1] / med[0],
          med[2] / med[0]);
+  /* Paired: each round's own ratio (the runs of a round are seconds
+   * apart), then their median and quartiles. */
+  for (w = 1; w < 3; w++) {
+    for (i = 0; i < runs; i++)
+      pr[w][i] = t[w][i] / t[0][i];
+    qsort(pr[w], (size_t)runs, sizeof(double), cmp);
+  }
+  printf("paired ratio (median of the rounds' own ratios, quartiles): job_list %.3f (%.3f-%.3f), "
+         "suspended+assign %.3f (%.3f-%.3f)\n",
+         pr[1][runs / 2], pr[1][runs / 4], pr[1][runs * 3 / 4], pr[2][runs / 2], pr[2][runs / 4],
+         pr[2][runs * 3 / 4]);
+  /* Wine starts a process in one of two modes tens of milliseconds apart
+   * (measured: p10 and p90 of the baseline differ by 2-8x): the runs are
+   * split at the geometric mean of the baseline's p10 and p90, and each
+   * mode compared with itself. */
+  split = sqrt(sorted[0][runs / 10] * sorted[0][runs * 9 / 10]);
+  for (i = 0; i < 2; i++) {
+    double m[3];
+    int n[3];
+    for (w = 0; w < 3; w++) {
+      int j;
+      n[w] = 0;
+      for (j = 0; j < runs; j++)
+        if ((t[w][j] < split) == (i == 0))
+          pr[w][n[w]++] = t[w][j];
+      m[w] = median(pr[w], n[w]);
+    }
+    printf("%s mode (%s %.1f ms): n %d/%d/%d, medians %.2f/%.2f/%.2f ms, ratio job_list %.3f, "
+           "suspended+assign %.3f\n",
+           i == 0 ? "fast" : "slow", i == 0 ? "<" : ">=", split, n[0], n[1], n[2], m[0], m[1], m[2],
+           n[0] && n[1] ? m[1] / m[0] : 0, n[0] && n[2] ? m[2] / m[0] : 0);
+  }
   return 0;
 }
