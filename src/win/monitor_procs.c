@@ -126,6 +126,18 @@ void jw__mon_ref(tracked_t *t) {
   t->refs++;
 }
 
+/* An entry and what it owns. */
+static void free_entry(tracked_t *t) {
+  if (t->h != NULL)
+    CloseHandle(t->h);
+  free(t->image);
+  free(t->cmdline);
+  free(t->id);
+  free(t->kept_sha256);
+  free(t->user_sid);
+  free(t);
+}
+
 /* Frees t (no reference left): its pid's slot remembers it was there. */
 static void table_drop(jw_monitor_t *m, tracked_t *t) {
   pid_slot_t *s = slot_find(m, t->pid);
@@ -147,14 +159,7 @@ static void table_drop(jw_monitor_t *m, tracked_t *t) {
   if (t->all_next != NULL)
     t->all_next->all_prev = t->all_prev;
   m->n_mem--;
-  if (t->h != NULL)
-    CloseHandle(t->h);
-  free(t->image);
-  free(t->cmdline);
-  free(t->id);
-  free(t->kept_sha256);
-  free(t->user_sid);
-  free(t);
+  free_entry(t);
 }
 
 void jw__mon_unref(jw_monitor_t *m, tracked_t *t) {
@@ -258,14 +263,7 @@ void jw__mon_table_free(jw_monitor_t *m) {
   for (t = m->all; t != NULL; t = next) {
     next = t->all_next;
     m->stats.handles_held += t->h != NULL;
-    if (t->h != NULL)
-      CloseHandle(t->h);
-    free(t->image);
-    free(t->cmdline);
-    free(t->id);
-    free(t->kept_sha256);
-    free(t->user_sid);
-    free(t);
+    free_entry(t);
   }
   m->all = m->live = NULL;
   free(m->slots);
