@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "harness.h"
 #include "internal.h"
@@ -748,6 +750,110 @@ static void test_exporter_help(void) {
   free(help);
 }
 
+/* Every policy flag at once (and each boolean's --no- form), the policy
+ * rendered as check-policy prints it: byte for byte the rendering in
+ * tests/data/cli/every-flag.golden (made by the code before the field
+ * table). JW_CLI_GOLDEN_WRITE=PATH writes what this build renders. */
+static void test_every_flag_golden(const char *data) {
+  const char *argv[] = {"jobwarden",
+                        "run",
+                        "--tier",
+                        "hardened",
+                        "--name=every-flag",
+                        "--active-processes",
+                        "3",
+                        "--process-memory",
+                        "1G",
+                        "--job-memory=4G",
+                        "--process-cpu-time",
+                        "10s",
+                        "--job-cpu-time",
+                        "1h",
+                        "--notification-margin",
+                        "7.5%",
+                        "--ui-restrictions",
+                        "desktop,global_atoms",
+                        "--no-kill-on-close",
+                        "--die-on-unhandled-exception",
+                        "--no-allow-breakaway",
+                        "--allow-breakaway",
+                        "--token",
+                        "low_integrity",
+                        "--timeout",
+                        "45m",
+                        "--timeout-action",
+                        "report",
+                        "--max-total-processes",
+                        "99",
+                        "--total-processes-action",
+                        "kill_job",
+                        "--deny-image",
+                        "cmd.exe",
+                        "--deny-image=original_file_name:pwsh",
+                        "--allow-image",
+                        "python",
+                        "--image-action",
+                        "report",
+                        "--image-hash-cap",
+                        "2M",
+                        "--active-processes-action",
+                        "kill_process",
+                        "--escape-action",
+                        "kill_job",
+                        "--escape-scan-interval",
+                        "2s",
+                        "--coalesce-window",
+                        "off",
+                        "--rule-tags",
+                        "images=attack.t1059,team.x",
+                        "--rule-tags=escape=attack.t1611",
+                        "--rule-tags",
+                        "timeout=slow",
+                        "--rule-tags",
+                        "total_processes=many",
+                        "--rule-tags",
+                        "active_processes=busy",
+                        "--seal-key",
+                        "first.key",
+                        "--seal-key-existing",
+                        "second.key",
+                        "--",
+                        "agent.exe"};
+  jw_cli_t cli;
+  jw_error_t err;
+  json_t *j;
+  char *text, path[1024], *want;
+  const char *write_to = getenv("JW_CLI_GOLDEN_WRITE");
+  FILE *f;
+  size_t len;
+  CHECK_INT(parse(ARGC(argv), argv, &cli, &err), 0);
+  jw_policy_resolve(&cli.policy, &cli.policy);
+  j = jw_policy_to_json(&cli.policy);
+  text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+  json_decref(j);
+  CHECK(text != NULL);
+  if (text == NULL)
+    return;
+  len = strlen(text);
+  if (write_to != NULL && (f = fopen(write_to, "wb")) != NULL) {
+    fwrite(text, 1, len, f);
+    fclose(f);
+  }
+  snprintf(path, sizeof(path), "%s/cli/every-flag.golden", data);
+  f = fopen(path, "rb");
+  CHECK(f != NULL);
+  want = calloc(1, len + 2);
+  if (f != NULL && want != NULL) {
+    size_t n = fread(want, 1, len + 1, f);
+    want[n] = '\0';
+    CHECK_STR(text, want);
+  }
+  if (f != NULL)
+    fclose(f);
+  free(want);
+  free(text);
+}
+
 int main(int argc, char **argv) {
   const char *out = argc > 2 ? argv[2] : ".";
   test_exporter_help();
@@ -765,5 +871,6 @@ int main(int argc, char **argv) {
   test_image_hash_cap_flag();
   test_notification_margin_flag();
   test_token_flags();
+  test_every_flag_golden(argc > 1 ? argv[1] : ".");
   return jw_test_result("cli");
 }

@@ -1112,6 +1112,214 @@ static void test_to_json(void) {
   round_trip(&p, "lockdown overridden");
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Rendering, byte for byte against a golden file                           */
+/* ------------------------------------------------------------------------ */
+
+/* Appends "== what (raw|resolved)\n" and the rendering as check-policy
+ * prints it, for the policy as parsed and once resolved. */
+static void golden_add(char **text, size_t *len, const jw_policy_t *p, const char *what) {
+  int pass;
+  for (pass = 0; pass < 2; pass++) {
+    jw_policy_t q = *p;
+    json_t *j;
+    char *s, *grown;
+    size_t need;
+    if (pass == 1)
+      jw_policy_resolve(&q, &q);
+    j = jw_policy_to_json(&q);
+    s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    CHECK(s != NULL);
+    if (s == NULL)
+      return;
+    need = *len + strlen(what) + strlen(s) + 32;
+    grown = realloc(*text, need);
+    CHECK(grown != NULL);
+    if (grown == NULL) {
+      free(s);
+      return;
+    }
+    *text = grown;
+    *len += (size_t)snprintf(*text + *len, need - *len, "== %s (%s)\n%s\n", what,
+                             pass ? "resolved" : "raw", s);
+    free(s);
+  }
+}
+
+static void golden_file(char **text, size_t *len, const char *dir, const char *name) {
+  char path[1024];
+  jw_policy_t p;
+  jw_error_t err;
+  path_join(path, sizeof path, dir, name);
+  jw_policy_init(&p);
+  memset(&err, 0, sizeof err);
+  CHECK_INT(jw_policy_parse_file(&p, path, &err), 0);
+  golden_add(text, len, &p, name);
+}
+
+/* Policies set key by key: the command line's way in. */
+static void golden_set(char **text, size_t *len, const char *what, const char *const *kv) {
+  jw_policy_t p;
+  jw_error_t err;
+  jw_policy_init(&p);
+  for (; kv[0] != NULL; kv += 2) {
+    memset(&err, 0, sizeof err);
+    CHECK_INT(jw_policy_set(&p, kv[0], kv[1], NULL, &err), 0);
+  }
+  golden_add(text, len, &p, what);
+}
+
+/* The rendering of every tier, of the example and test policies and of
+ * policies set key by key, raw and resolved, is the one in
+ * tests/data/policy/rendering.golden (made by the code before the field
+ * table). JW_POLICY_GOLDEN_WRITE=PATH writes what this build renders. */
+static void test_rendering_golden(void) {
+  static const char *const tiers[] = {"none", "hardened", "lockdown"};
+  static const char *const rules_only[] = {"coalesce_window", "5s", NULL};
+  static const char *const extremes[] = {"process_memory",
+                                         "18446744073709551615",
+                                         "job_memory",
+                                         "9223372036854775807",
+                                         "process_cpu_time",
+                                         "922337203685477ms",
+                                         "job_cpu_time",
+                                         "1ms",
+                                         "active_processes",
+                                         "65535",
+                                         "notification_margin",
+                                         "0.25%",
+                                         "image_hash_cap",
+                                         "18446744073709551615",
+                                         "max_total_processes",
+                                         "1",
+                                         "escape_scan_interval",
+                                         "off",
+                                         "ui_restrictions",
+                                         "none",
+                                         NULL};
+  static const char *const every_key[] = {"name",
+                                          "set-by-key",
+                                          "tier",
+                                          "lockdown",
+                                          "active_processes",
+                                          "unlimited",
+                                          "process_memory",
+                                          "64KiB",
+                                          "job_memory",
+                                          "unlimited",
+                                          "process_cpu_time",
+                                          "unlimited",
+                                          "job_cpu_time",
+                                          "5m",
+                                          "notification_margin",
+                                          "off",
+                                          "ui_restrictions",
+                                          "read_clipboard, write_clipboard",
+                                          "kill_on_close",
+                                          "no",
+                                          "die_on_unhandled_exception",
+                                          "0",
+                                          "allow_breakaway",
+                                          "on",
+                                          "timeout",
+                                          "2h",
+                                          "timeout_action",
+                                          "kill_process",
+                                          "max_total_processes",
+                                          "12",
+                                          "total_processes_action",
+                                          "report",
+                                          "deny_image",
+                                          "sha256:0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF",
+                                          "deny_image",
+                                          "cmd",
+                                          "allow_image",
+                                          "signer:Example Corp",
+                                          "image_action",
+                                          "kill_job",
+                                          "image_hash_cap",
+                                          "4096B",
+                                          "active_processes_action",
+                                          "kill_job",
+                                          "escape_action",
+                                          "report",
+                                          "escape_scan_interval",
+                                          "50ms",
+                                          "coalesce_window",
+                                          "1h",
+                                          "timeout_tags",
+                                          "a",
+                                          "total_processes_tags",
+                                          "b.c",
+                                          "images_tags",
+                                          "d_e",
+                                          "active_processes_tags",
+                                          "f1",
+                                          "escape_tags",
+                                          "g",
+                                          "escape_tags",
+                                          "h",
+                                          "token",
+                                          "restricted",
+                                          "seal_key",
+                                          "new.key",
+                                          NULL};
+  char dir[1024], path[1024], *text = NULL, *want = NULL;
+  size_t len = 0, i;
+  const char *write_to = getenv("JW_POLICY_GOLDEN_WRITE");
+  FILE *f;
+  for (i = 0; i < 3; i++) {
+    jw_policy_t p;
+    char what[64];
+    jw_policy_init(&p);
+    CHECK_INT(jw_policy_set(&p, "tier", tiers[i], NULL, NULL), 0);
+    snprintf(what, sizeof what, "tier %s", tiers[i]);
+    golden_add(&text, &len, &p, what);
+    snprintf(what, sizeof what, "tier %s, rules.coalesce.window", tiers[i]);
+    CHECK_INT(jw_policy_set(&p, "coalesce_window", "5s", NULL, NULL), 0);
+    golden_add(&text, &len, &p, what);
+  }
+  path_join(dir, sizeof dir, data_dir, "../../docs/examples");
+  golden_file(&text, &len, dir, "hardened.json");
+  golden_file(&text, &len, dir, "lockdown.json");
+  golden_file(&text, &len, dir, "monitor.json");
+  path_join(dir, sizeof dir, data_dir, "policy");
+  golden_file(&text, &len, dir, "lockdown.json");
+  golden_file(&text, &len, dir, "bom-utf8.json");
+  golden_file(&text, &len, dir, "every-field.json");
+  golden_set(&text, &len, "rules.coalesce.window only", rules_only);
+  golden_set(&text, &len, "extremes", extremes);
+  golden_set(&text, &len, "every key by jw_policy_set", every_key);
+  CHECK(text != NULL);
+  if (text == NULL)
+    return;
+  if (write_to != NULL) {
+    f = fopen(write_to, "wb");
+    CHECK(f != NULL);
+    if (f != NULL) {
+      fwrite(text, 1, len, f);
+      fclose(f);
+    }
+  }
+  path_join(path, sizeof path, data_dir, "policy/rendering.golden");
+  f = fopen(path, "rb");
+  CHECK(f != NULL);
+  if (f != NULL) {
+    want = calloc(1, len + 2);
+    if (want != NULL) {
+      size_t n = fread(want, 1, len + 1, f);
+      CHECK_U64(n, len);
+      want[n] = '\0';
+      CHECK_STR(text, want);
+    }
+    fclose(f);
+  }
+  free(want);
+  free(text);
+}
+
 /* ------------------------------------------------------------------------ */
 
 static int write_file(const char *path, const char *head, size_t total) {
@@ -2308,5 +2516,6 @@ int main(int argc, char **argv) {
   test_image_hash_cap();
   test_image_entries();
   test_image_match();
+  test_rendering_golden();
   return jw_test_result("policy");
 }
