@@ -909,6 +909,11 @@ static void test_flags_from_rows(void) {
   }
   CHECK(flags >= 25);
   CHECK_INT(tags, 5);
+  /* The generated usage fits its buffer: it ends with its last line. */
+  {
+    static const char last[] = "like an interrupted one: 0xC000013A (STATUS_CONTROL_C_EXIT).\n";
+    CHECK(strlen(usage) > strlen(last) && strcmp(usage + strlen(usage) - strlen(last), last) == 0);
+  }
 }
 
 /* Every policy flag at once (and each boolean's --no- form), the policy
