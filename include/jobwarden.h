@@ -289,15 +289,10 @@ int jw_policy_parse(jw_policy_t *policy, const char *json, size_t len, const cha
 int jw_policy_parse_file(jw_policy_t *policy, const char *path, jw_error_t *err);
 
 /* Sets one field from its textual form, as given on the command line:
- * key is the field name ("active_processes", "process_memory",
- * "job_memory", "process_cpu_time", "job_cpu_time", "ui_restrictions",
- * "kill_on_close", "die_on_unhandled_exception", "allow_breakaway",
- * "tier", "name", "token", and for the monitor rules "timeout", "timeout_action",
- * "max_total_processes", "total_processes_action", "deny_image",
- * "allow_image", "image_action", "active_processes_action",
- * "escape_action", "escape_scan_interval"; and "notification_margin"); `where` names
- * the source in errors (e.g. "--job-memory"). "deny_image" and
- * "allow_image" add one name to their list; every other key replaces. */
+ * key is a field's key (the `key` of a jw_policy_fields() row:
+ * "job_memory", "timeout_action", ...); `where` names the source in
+ * errors (e.g. "--job-memory"). The image lists and the tags add one
+ * entry; every other key replaces. */
 int jw_policy_set(jw_policy_t *policy, const char *key, const char *value, const char *where,
                   jw_error_t *err);
 
@@ -310,6 +305,70 @@ void jw_policy_resolve(const jw_policy_t *in, jw_policy_t *out);
  * Returns a new reference (json_t *) as void * so that this header does not
  * require jansson.h; NULL on allocation failure. */
 void *jw_policy_to_json(const jw_policy_t *policy);
+
+/* The policy's fields, one row each: everything else about a field (the
+ * file's parser and its unknown-key lists, jw_policy_set, the tier
+ * defaults jw_policy_resolve fills in, the rendering back to JSON, the
+ * run/probe flags and their --help lines) is read from its row
+ * (src/policy.c). How a row's value is read, checked and written: */
+typedef enum {
+  JW_PF_NAME = 0, /* [A-Za-z0-9._-]{1,63} -> char[] */
+  JW_PF_TIER,     /* "none" | "hardened" | "lockdown" -> jw_tier_t */
+  JW_PF_COUNT,    /* 1..65535 or "unlimited" (0) -> uint32_t */
+  JW_PF_TOTAL,    /* 1..4294967295 or "unlimited" (0) -> uint32_t */
+  JW_PF_SIZE,     /* "512M" (jw_parse_size) or "unlimited" (0) -> uint64_t bytes */
+  JW_PF_DURATION, /* "30s" (jw_parse_duration) or "unlimited" (0) -> uint64_t ms */
+  JW_PF_INTERVAL, /* "200ms" or "off" (0) -> uint64_t ms */
+  JW_PF_MARGIN,   /* "10%" (jw_parse_margin) or "off" (0) -> uint32_t basis points */
+  JW_PF_UI,       /* UI restriction names, "all" or "none" -> uint32_t JW_UI_* */
+  JW_PF_BOOL,     /* true / false -> int */
+  JW_PF_TOKEN,    /* jw_token_mode_parse -> jw_token_mode_t */
+  JW_PF_ACTION,   /* "report" | "kill_process" | "kill_job" -> jw_rule_action_t */
+  JW_PF_IMAGE,    /* an image list: entries appended, `count` holds how many */
+  JW_PF_HASH_CAP, /* a size of at least 1 byte, no "unlimited" -> uint64_t */
+  JW_PF_TAGS,     /* a rule's tags: appended, `count` holds how many */
+  JW_PF_KEY_FILE  /* a path -> char[]; the int at `count` is set to `arg` */
+} jw_policy_type_t;
+
+/* When a row is written by jw_policy_to_json. */
+typedef enum {
+  JW_PF_SHOWN_ALWAYS = 0,
+  JW_PF_SHOWN_IF_NOT_EMPTY, /* a name or a list that holds something */
+  JW_PF_SHOWN_IF_SET,       /* set by the policy (KEY_FILE: and selected by `arg`) */
+  JW_PF_SHOWN_IF_JOB_LIMIT  /* set, or a job memory or CPU time limit it applies to */
+} jw_policy_shown_t;
+
+/* Row flags. */
+enum {
+  /* Rendered as the effective value: the tier's default when unset. */
+  JW_PF_EFFECTIVE = 1u << 0,
+  /* Listed after the other keys of its object in an unknown-key message
+   * (where it has always been listed). */
+  JW_PF_LISTED_LAST = 1u << 1
+};
+
+typedef struct jw_policy_field_s {
+  const char *key;       /* jw_policy_set(): "job_memory" */
+  const char *path;      /* in the file: "limits.job_memory" */
+  const char *flag;      /* run and probe: "--job-memory" (JW_PF_BOOL: and --no-...); NULL: none */
+  jw_policy_type_t type; /* how the value is read, checked, stored and rendered */
+  size_t offset, size;   /* the value in jw_policy_t */
+  size_t count;          /* IMAGE, TAGS: the int count of entries; KEY_FILE: the selector */
+  int arg;               /* KEY_FILE: the selector's value */
+  uint32_t bit;          /* JW_SET_* marked when a file or a flag sets it */
+  /* By jw_tier_t: what jw_policy_resolve fills in when the field is unset
+   * (for actions: still JW_ACTION_DEFAULT), as a flag would write it;
+   * NULL: the tier leaves the field as it is. */
+  const char *tier_default[3];
+  jw_policy_shown_t shown;
+  unsigned flags;          /* JW_PF_EFFECTIVE, JW_PF_LISTED_LAST */
+  const char *placeholder; /* --help: "SIZE|unlimited" (JW_PF_BOOL: none) */
+  const char *help;        /* --help: one sentence, wrapped there */
+} jw_policy_field_t;
+
+/* The rows, in the order jw_policy_set's unknown-key message lists their
+ * keys; *count is set to how many. Never NULL; any thread. */
+const jw_policy_field_t *jw_policy_fields(size_t *count);
 
 /* Text forms. jw_tier_name never returns NULL. */
 const char *jw_tier_name(jw_tier_t tier);

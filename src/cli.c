@@ -5,60 +5,12 @@
 #include "cli.h"
 #include "internal.h"
 
-/* A limit flag: the CLI name and the policy key it sets. `boolean` flags
- * take no value; their --no- form sets false. */
-typedef struct {
-  const char *flag;
-  const char *key;
-  int boolean;
-} flag_def_t;
+/* The policy's flags are its fields' rows (jw_policy_fields(): flag, key,
+ * placeholder, help, tier defaults); a JW_PF_BOOL row's flag takes no
+ * value and has a --no- form that sets false. --rule-tags RULE=TAG[,TAG...]
+ * feeds the JW_PF_TAGS rows, RULE being the rule of their path
+ * ("rules.<rule>.tags"). */
 
-static const flag_def_t flag_defs[] = {
-    {"--tier", "tier", 0},
-    {"--name", "name", 0},
-    {"--active-processes", "active_processes", 0},
-    {"--process-memory", "process_memory", 0},
-    {"--job-memory", "job_memory", 0},
-    {"--process-cpu-time", "process_cpu_time", 0},
-    {"--job-cpu-time", "job_cpu_time", 0},
-    {"--notification-margin", "notification_margin", 0},
-    {"--ui-restrictions", "ui_restrictions", 0},
-    {"--kill-on-close", "kill_on_close", 1},
-    {"--die-on-unhandled-exception", "die_on_unhandled_exception", 1},
-    {"--allow-breakaway", "allow_breakaway", 1},
-    {"--token", "token", 0},
-    {"--timeout", "timeout", 0},
-    {"--timeout-action", "timeout_action", 0},
-    {"--max-total-processes", "max_total_processes", 0},
-    {"--total-processes-action", "total_processes_action", 0},
-    {"--deny-image", "deny_image", 0},
-    {"--allow-image", "allow_image", 0},
-    {"--image-action", "image_action", 0},
-    {"--image-hash-cap", "image_hash_cap", 0},
-    {"--active-processes-action", "active_processes_action", 0},
-    {"--escape-action", "escape_action", 0},
-    {"--escape-scan-interval", "escape_scan_interval", 0},
-    {"--coalesce-window", "coalesce_window", 0},
-    {"--seal-key", "seal_key", 0},
-    {"--seal-key-existing", "seal_key_existing", 0},
-};
-
-#define N_FLAG_DEFS (sizeof(flag_defs) / sizeof(flag_defs[0]))
-
-/* --rule-tags RULE=TAG[,TAG...]: the monitor rules that take tags, each
- * with the policy key that adds one (rules.<rule>.tags) and the name its
- * messages are given under. */
-static const struct {
-  const char *rule, *key, *where;
-} rule_tag_defs[] = {
-    {"timeout", "timeout_tags", "--rule-tags timeout"},
-    {"total_processes", "total_processes_tags", "--rule-tags total_processes"},
-    {"images", "images_tags", "--rule-tags images"},
-    {"active_processes", "active_processes_tags", "--rule-tags active_processes"},
-    {"escape", "escape_tags", "--rule-tags escape"},
-};
-#define N_RULE_TAG_DEFS (sizeof(rule_tag_defs) / sizeof(rule_tag_defs[0]))
-#define RULE_TAG_NAMES  "timeout, total_processes, images, active_processes, escape"
 /* Bytes of one tag handed to the policy: a longer one is refused there
  * anyway (tags are at most 63 bytes), shown cut. */
 #define RULE_TAG_PIECE 256
@@ -69,138 +21,237 @@ typedef struct {
   const char *flag; /* as written, for messages */
   const char *key;
   const char *value;
-  int tag_list; /* --rule-tags: value is TAG[,TAG...], one jw_policy_set per tag */
+  int tag_list;       /* --rule-tags: value is TAG[,TAG...], one jw_policy_set per tag */
+  char tag_where[96]; /* --rule-tags: "--rule-tags RULE", what flag points to */
 } setting_t;
 
+/* The rule of a JW_PF_TAGS row ("rules.images.tags" -> "images", *len 6);
+ * NULL for any other row. */
+static const char *tagged_rule(const jw_policy_field_t *f, size_t *len) {
+  const char *rule = f->path + strlen("rules."), *dot;
+  if (f->type != JW_PF_TAGS || strncmp(f->path, "rules.", 6) != 0 ||
+      (dot = strchr(rule, '.')) == NULL)
+    return NULL;
+  *len = (size_t)(dot - rule);
+  return rule;
+}
+
+/* "timeout, total_processes, images, active_processes, escape" */
+static void tagged_rules(char *buf, size_t size) {
+  size_t n, i, len, used = 0;
+  const jw_policy_field_t *rows = jw_policy_fields(&n);
+  buf[0] = '\0';
+  for (i = 0; i < n; i++) {
+    const char *rule = tagged_rule(&rows[i], &len);
+    if (rule != NULL && used + 1 < size)
+      used += (size_t)snprintf(buf + used, size - used, "%s%.*s", used ? ", " : "", (int)len, rule);
+  }
+}
+
+/* The usage text, grown in a fixed buffer (it is a few KB). */
+typedef struct {
+  char *buf;
+  size_t size, len;
+} text_t;
+
+static void put(text_t *t, const char *s, size_t n) {
+  if (t->len + n >= t->size)
+    n = t->size - 1 - t->len;
+  memcpy(t->buf + t->len, s, n);
+  t->len += n;
+  t->buf[t->len] = '\0';
+}
+
+static void puts_(text_t *t, const char *s) {
+  put(t, s, strlen(s));
+}
+
+/* A flag's --help line(s): "  --flag ARG" then its help from column 35,
+ * words wrapped within 79 columns. */
+#define HELP_COLUMN 35
+#define HELP_WIDTH  79
+static void put_flag_help(text_t *t, const char *head, const char *help) {
+  static const char spaces[] = "                                   ";
+  size_t col = strlen(head);
+  puts_(t, head);
+  if (col < HELP_COLUMN) {
+    put(t, spaces, HELP_COLUMN - col);
+  } else {
+    put(t, "\n", 1);
+    put(t, spaces, HELP_COLUMN);
+  }
+  col = HELP_COLUMN;
+  while (*help != '\0') {
+    size_t w = strcspn(help, " ");
+    if (col > HELP_COLUMN && col + 1 + w > HELP_WIDTH) {
+      put(t, "\n", 1);
+      put(t, spaces, HELP_COLUMN);
+      col = HELP_COLUMN;
+    } else if (col > HELP_COLUMN) {
+      put(t, " ", 1);
+      col++;
+    }
+    put(t, help, w);
+    col += w;
+    help += w;
+    while (*help == ' ')
+      help++;
+  }
+  put(t, "\n", 1);
+}
+
+/* "; default 10%", "; default 1 in lockdown", "; default report in none,
+ * kill_process in hardened and lockdown": a row's tier defaults. */
+static void default_text(const jw_policy_field_t *f, char *buf, size_t size) {
+  static const char *const tiers[] = {"none", "hardened", "lockdown"};
+  const char *const *d = f->tier_default;
+  size_t used = 0;
+  int i, j;
+  buf[0] = '\0';
+  if (d[0] != NULL && d[1] != NULL && d[2] != NULL && strcmp(d[0], d[1]) == 0 &&
+      strcmp(d[1], d[2]) == 0) {
+    snprintf(buf, size, "; default %s", d[0]);
+    return;
+  }
+  for (i = 0; i < 3; i++) {
+    int first = 1;
+    if (d[i] == NULL)
+      continue;
+    for (j = 0; j < i; j++)
+      if (d[j] != NULL && strcmp(d[j], d[i]) == 0)
+        break;
+    if (j < i)
+      continue; /* said with tier j */
+    used += (size_t)snprintf(buf + used, size - used, "%s%s in", used ? ", " : "; default ", d[i]);
+    for (j = i; j < 3 && used < size; j++)
+      if (d[j] != NULL && strcmp(d[j], d[i]) == 0) {
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", first ? " " : " and ", tiers[j]);
+        first = 0;
+      }
+    if (used >= size)
+      return;
+  }
+}
+
+/* The policy flags, from the rows: the job's settings, then the monitor
+ * rules ("rules.") and --rule-tags. */
+static void put_policy_flags(text_t *t) {
+  size_t n, i;
+  const jw_policy_field_t *rows = jw_policy_fields(&n);
+  int rules;
+  for (rules = 0; rules < 2; rules++) {
+    if (rules)
+      puts_(t, "  Monitor rules, enforced by jobwarden itself (ACTION: report,\n"
+               "  kill_process or kill_job):\n");
+    for (i = 0; i < n; i++) {
+      const jw_policy_field_t *f = &rows[i];
+      char head[96], help[600], defaults[160];
+      if (f->flag == NULL || (strncmp(f->path, "rules.", 6) == 0) != rules)
+        continue;
+      if (f->type == JW_PF_BOOL)
+        snprintf(head, sizeof(head), "  --[no-]%s", f->flag + 2);
+      else
+        snprintf(head, sizeof(head), "  %s %s", f->flag, f->placeholder);
+      default_text(f, defaults, sizeof(defaults));
+      snprintf(help, sizeof(help), "%s%s", f->help, defaults);
+      put_flag_help(t, head, help);
+    }
+  }
+  {
+    char names[200], help[600];
+    tagged_rules(names, sizeof(names));
+    snprintf(help, sizeof(help),
+             "tags added to the violations of RULE (%s), e.g. images=attack.t1059; at most %d per "
+             "rule, each [a-z][a-z0-9_.]{0,62}; repeatable; adds to the policy file's tags",
+             names, JW_RULE_TAGS_POLICY_MAX);
+    put_flag_help(t, "  --rule-tags RULE=TAG[,TAG...]", help);
+  }
+}
+
+static const char usage_head[] =
+    "Usage:\n"
+    "  jobwarden run [OPTIONS] [--] COMMAND [ARG...]\n"
+    "  jobwarden check-policy FILE\n"
+    "  jobwarden tail NAME [--raw] | tail --file FILE [--raw]\n"
+    "  jobwarden verify FILE... --key KEYFILE [--json]\n"
+    "  jobwarden report FILE... [--format text|json|html] [--key KEYFILE] [-o OUT]\n"
+    "  jobwarden seal-key new FILE\n"
+    "  jobwarden flush DIR [--timeout DURATION]\n"
+    "  jobwarden ps NAME [--json]\n"
+    "  jobwarden kill NAME [--pid PID]\n"
+    "  jobwarden probe [--tier T | --policy FILE | limit flags] [--json]\n"
+    "  jobwarden --help | --version\n"
+    "\n"
+    "Runs COMMAND inside a Windows Job Object built from a policy and writes\n"
+    "every event the sandbox sees as JSON Lines.\n"
+    "\n"
+    "run options:\n"
+    "  --policy FILE                    JSON policy file (docs/policy.md)\n"
+    "  --export SPEC                    where events go; repeatable; the kinds\n"
+    "                                   and their options: 'Exporters' below\n"
+    "                                   (default: file:jobwarden-events.jsonl)\n"
+    "  --agent-output auto|inherit|stdout|stderr|null|file:PATH\n"
+    "                                   where the program's stdout and stderr go;\n"
+    "                                   auto (default): its own if no sink writes\n"
+    "                                   there, else relayed to the stream no sink\n"
+    "                                   uses (null when both are used)\n"
+    "  --control NAME                   serve the control pipe\n"
+    "                                   \\\\.\\pipe\\jobwarden-control-NAME, for\n"
+    "                                   jobwarden ps NAME and jobwarden kill NAME\n"
+    "                                   (the run's own user only)\n";
+
+static const char usage_tail[] =
+    "  Flags override the policy file; the tier fills in what neither sets.\n"
+    "\n"
+    "tail: connects to the pipe of 'run --export pipe:NAME' and prints one\n"
+    "  readable line per event (time, severity, rule, pid, image, message);\n"
+    "  --raw prints the JSON lines as they come. Ends when the run ends.\n"
+    "ps: lists the processes of the job of 'run --control NAME' (pid, working\n"
+    "  set, start time, image); --json prints the run's JSON reply.\n"
+    "kill: terminates the job of 'run --control NAME', or with --pid PID only\n"
+    "  that process (refused unless it is in the job).\n"
+    "probe: runs canary checks inside a job built from the policy (default\n"
+    "  tier lockdown) and reports each restriction as blocked, allowed or\n"
+    "  skipped; --json prints one JSON document.\n"
+    "verify: checks sealed records (--seal-key) against the key: names the\n"
+    "  first line modified, inserted, deleted, reordered, cut off or spliced\n"
+    "  in; a line delivered again byte for byte is a duplicate, not damage;\n"
+    "  --json prints one JSON document. seal-key new FILE makes a key.\n"
+    "verify, report and tail --file put an event split into continuation\n"
+    "  records (a sink's size limit) back together, and name one left\n"
+    "  incomplete.\n"
+    "flush: delivers what runs left in a network sink's spool DIR (spool=) to\n"
+    "  its collector, waiting at most --timeout (default 30s).\n"
+    "report: the runs of the records as text, JSON or one HTML page; --key\n"
+    "  adds each stream's seal verdict. tail --file FILE: tail's lines for a\n"
+    "  record file.\n"
+    "\n"
+    "Exit status: the program's exit code; 124 a monitor rule ended the program\n"
+    "(kill_job, or the timeout's kill_process); 125 jobwarden error (usage,\n"
+    "policy, job or exporter set-up); 126 program cannot be executed;\n"
+    "127 program not found. check-policy: 0 valid, 1 invalid, 125 usage.\n"
+    "tail: 0 the run ended (job_end seen), 1 the stream ended without\n"
+    "job_end, 3 no such pipe, 125 usage. probe: 0 every restriction the\n"
+    "policy claims is enforced, 1 at least one is not, 125 usage.\n"
+    "verify: 0 every stream intact and complete, 1 damaged, incomplete or\n"
+    "unsealed, 125 usage or a bad key file. seal-key: 0, 125 (the file exists).\n"
+    "tail --file: 0 the record ends with job_end, 1 it does not or an event\n"
+    "is incomplete, 125 usage.\n"
+    "flush: 0 everything waiting was delivered, 1 some lines still wait,\n"
+    "125 usage (not a spool, a sink this build cannot open).\n"
+    "report: 0 the report was written, 1 a file could not be read as a record\n"
+    "(which and why on stderr), 125 usage (docs/forensics.md).\n"
+    "ps, kill: 0 done, 1 the run refused or could not do it, 3 no such\n"
+    "control pipe, 125 usage or no valid reply. A run ended by 'kill' exits\n"
+    "like an interrupted one: 0xC000013A (STATUS_CONTROL_C_EXIT).\n";
+
 const char *jw_cli_usage(void) {
-  return "Usage:\n"
-         "  jobwarden run [OPTIONS] [--] COMMAND [ARG...]\n"
-         "  jobwarden check-policy FILE\n"
-         "  jobwarden tail NAME [--raw] | tail --file FILE [--raw]\n"
-         "  jobwarden verify FILE... --key KEYFILE [--json]\n"
-         "  jobwarden report FILE... [--format text|json|html] [--key KEYFILE] [-o OUT]\n"
-         "  jobwarden seal-key new FILE\n"
-         "  jobwarden flush DIR [--timeout DURATION]\n"
-         "  jobwarden ps NAME [--json]\n"
-         "  jobwarden kill NAME [--pid PID]\n"
-         "  jobwarden probe [--tier T | --policy FILE | limit flags] [--json]\n"
-         "  jobwarden --help | --version\n"
-         "\n"
-         "Runs COMMAND inside a Windows Job Object built from a policy and writes\n"
-         "every event the sandbox sees as JSON Lines.\n"
-         "\n"
-         "run options:\n"
-         "  --tier none|hardened|lockdown    base policy (default: none)\n"
-         "  --policy FILE                    JSON policy file (docs/policy.md)\n"
-         "  --name NAME                      job name shown in events\n"
-         "  --export SPEC                    where events go; repeatable; the kinds\n"
-         "                                   and their options: 'Exporters' below\n"
-         "                                   (default: file:jobwarden-events.jsonl)\n"
-         "  --agent-output auto|inherit|stdout|stderr|null|file:PATH\n"
-         "                                   where the program's stdout and stderr go;\n"
-         "                                   auto (default): its own if no sink writes\n"
-         "                                   there, else relayed to the stream no sink\n"
-         "                                   uses (null when both are used)\n"
-         "  --control NAME                   serve the control pipe\n"
-         "                                   \\\\.\\pipe\\jobwarden-control-NAME, for\n"
-         "                                   jobwarden ps NAME and jobwarden kill NAME\n"
-         "                                   (the run's own user only)\n"
-         "  --active-processes N|unlimited   processes alive at once in the job\n"
-         "  --process-memory SIZE|unlimited  committed memory per process (e.g. 512M)\n"
-         "  --job-memory SIZE|unlimited      committed memory of the whole job\n"
-         "  --process-cpu-time DUR|unlimited user CPU time per process (e.g. 30s)\n"
-         "  --job-cpu-time DUR|unlimited     user CPU time of the whole job\n"
-         "  --notification-margin PCT|off    warn this far below the job memory and\n"
-         "                                   job CPU time limits (default 10%)\n"
-         "  --ui-restrictions LIST|all|none  e.g. read_clipboard,global_atoms\n"
-         "  --[no-]kill-on-close             kill the job when jobwarden exits\n"
-         "                                   (default: on in every tier)\n"
-         "  --token MODE                     the program's token: inherit | restricted |\n"
-         "                                   low_integrity | restricted_low (default:\n"
-         "                                   restricted_low in lockdown, else inherit)\n"
-         "  --[no-]die-on-unhandled-exception\n"
-         "  --[no-]allow-breakaway           let processes leave the job\n"
-         "  Monitor rules, enforced by jobwarden itself (ACTION: report,\n"
-         "  kill_process or kill_job):\n"
-         "  --timeout DUR|unlimited          wall-clock time of the run (e.g. 30m)\n"
-         "  --timeout-action ACTION          default kill_job\n"
-         "  --max-total-processes N|unlimited processes over the job's life, root\n"
-         "                                   included\n"
-         "  --total-processes-action ACTION  default kill_process\n"
-         "  --deny-image NAME                a file name the program's descendants may\n"
-         "                                   not run (cmd.exe; cmd: any extension), or\n"
-         "                                   sha256:HEX, original_file_name:NAME,\n"
-         "                                   signer:SUBJECT (docs/policy.md);\n"
-         "                                   repeatable; adds to the policy file's list\n"
-         "  --allow-image NAME               the only file names they may run; the same\n"
-         "  --image-action ACTION            default kill_process\n"
-         "  --image-hash-cap SIZE            images larger than SIZE are not hashed nor\n"
-         "                                   verified (sha256: and signer: entries then\n"
-         "                                   cannot decide them: image_unknown);\n"
-         "                                   default 256M\n"
-         "  --active-processes-action ACTION when the kernel lets --active-processes\n"
-         "                                   pass (Wine); default report\n"
-         "  --escape-action ACTION           a process outside the job whose parent is\n"
-         "                                   jobwarden or a member; default kill_process\n"
-         "                                   (report in tier none)\n"
-         "  --escape-scan-interval DUR|off   how often to look for escapes while members\n"
-         "                                   run; default 200ms (off in tier none)\n"
-         "  --coalesce-window DUR|off        repeats of a violation (same rule, same\n"
-         "                                   process or image) within DUR of the first\n"
-         "                                   become one summary line; default 10s\n"
-         "  --rule-tags RULE=TAG[,TAG...]    tags added to the violations of RULE\n"
-         "                                   (timeout, total_processes, images,\n"
-         "                                   active_processes, escape), e.g.\n"
-         "                                   images=attack.t1059; at most 3 per rule,\n"
-         "                                   each [a-z][a-z0-9_.]{0,62}; repeatable;\n"
-         "                                   adds to the policy file's tags\n"
-         "  --seal-key FILE                  seal every stream (docs/forensics.md) with\n"
-         "                                   a new key written to FILE (refused if it\n"
-         "                                   exists; owner-only)\n"
-         "  --seal-key-existing FILE         seal with a key made by 'seal-key new'\n"
-         "  Flags override the policy file; the tier fills in what neither sets.\n"
-         "\n"
-         "tail: connects to the pipe of 'run --export pipe:NAME' and prints one\n"
-         "  readable line per event (time, severity, rule, pid, image, message);\n"
-         "  --raw prints the JSON lines as they come. Ends when the run ends.\n"
-         "ps: lists the processes of the job of 'run --control NAME' (pid, working\n"
-         "  set, start time, image); --json prints the run's JSON reply.\n"
-         "kill: terminates the job of 'run --control NAME', or with --pid PID only\n"
-         "  that process (refused unless it is in the job).\n"
-         "probe: runs canary checks inside a job built from the policy (default\n"
-         "  tier lockdown) and reports each restriction as blocked, allowed or\n"
-         "  skipped; --json prints one JSON document.\n"
-         "verify: checks sealed records (--seal-key) against the key: names the\n"
-         "  first line modified, inserted, deleted, reordered, cut off or spliced\n"
-         "  in; a line delivered again byte for byte is a duplicate, not damage;\n"
-         "  --json prints one JSON document. seal-key new FILE makes a key.\n"
-         "verify, report and tail --file put an event split into continuation\n"
-         "  records (a sink's size limit) back together, and name one left\n"
-         "  incomplete.\n"
-         "flush: delivers what runs left in a network sink's spool DIR (spool=) to\n"
-         "  its collector, waiting at most --timeout (default 30s).\n"
-         "report: the runs of the records as text, JSON or one HTML page; --key\n"
-         "  adds each stream's seal verdict. tail --file FILE: tail's lines for a\n"
-         "  record file.\n"
-         "\n"
-         "Exit status: the program's exit code; 124 a monitor rule ended the program\n"
-         "(kill_job, or the timeout's kill_process); 125 jobwarden error (usage,\n"
-         "policy, job or exporter set-up); 126 program cannot be executed;\n"
-         "127 program not found. check-policy: 0 valid, 1 invalid, 125 usage.\n"
-         "tail: 0 the run ended (job_end seen), 1 the stream ended without\n"
-         "job_end, 3 no such pipe, 125 usage. probe: 0 every restriction the\n"
-         "policy claims is enforced, 1 at least one is not, 125 usage.\n"
-         "verify: 0 every stream intact and complete, 1 damaged, incomplete or\n"
-         "unsealed, 125 usage or a bad key file. seal-key: 0, 125 (the file exists).\n"
-         "tail --file: 0 the record ends with job_end, 1 it does not or an event\n"
-         "is incomplete, 125 usage.\n"
-         "flush: 0 everything waiting was delivered, 1 some lines still wait,\n"
-         "125 usage (not a spool, a sink this build cannot open).\n"
-         "report: 0 the report was written, 1 a file could not be read as a record\n"
-         "(which and why on stderr), 125 usage (docs/forensics.md).\n"
-         "ps, kill: 0 done, 1 the run refused or could not do it, 3 no such\n"
-         "control pipe, 125 usage or no valid reply. A run ended by 'kill' exits\n"
-         "like an interrupted one: 0xC000013A (STATUS_CONTROL_C_EXIT).\n";
+  static char usage[16384];
+  text_t t = {usage, sizeof(usage), 0};
+  puts_(&t, usage_head);
+  put_policy_flags(&t);
+  puts_(&t, usage_tail);
+  return usage;
 }
 
 char *jw_cli_help(void) {
@@ -232,22 +283,26 @@ int jw_cli_exit_status(int code) {
   }
 }
 
-static const flag_def_t *find_flag(const char *name, size_t len, int *negated) {
-  size_t i;
+/* The row whose flag is name[0..len), or whose --no- form it is
+ * (*negated set) for a JW_PF_BOOL row. */
+static const jw_policy_field_t *find_flag(const char *name, size_t len, int *negated) {
+  size_t n, i;
+  const jw_policy_field_t *rows = jw_policy_fields(&n);
   *negated = 0;
   if (len > 5 && memcmp(name, "--no-", 5) == 0) {
-    for (i = 0; i < N_FLAG_DEFS; i++) {
-      const char *f = flag_defs[i].flag + 2;
-      if (flag_defs[i].boolean && strlen(f) == len - 5 && memcmp(f, name + 5, len - 5) == 0) {
+    for (i = 0; i < n; i++) {
+      const char *f = rows[i].flag ? rows[i].flag + 2 : NULL;
+      if (f != NULL && rows[i].type == JW_PF_BOOL && strlen(f) == len - 5 &&
+          memcmp(f, name + 5, len - 5) == 0) {
         *negated = 1;
-        return &flag_defs[i];
+        return &rows[i];
       }
     }
     return NULL;
   }
-  for (i = 0; i < N_FLAG_DEFS; i++)
-    if (strlen(flag_defs[i].flag) == len && memcmp(flag_defs[i].flag, name, len) == 0)
-      return &flag_defs[i];
+  for (i = 0; i < n; i++)
+    if (rows[i].flag != NULL && strlen(rows[i].flag) == len && memcmp(rows[i].flag, name, len) == 0)
+      return &rows[i];
   return NULL;
 }
 
@@ -258,26 +313,29 @@ static const flag_def_t *find_flag(const char *name, size_t len, int *negated) {
  * tags by the policy when the settings are applied. */
 static int rule_tags_setting(const char *value, setting_t *s, jw_error_t *err) {
   const char *eq = value != NULL ? strchr(value, '=') : NULL;
-  size_t i, len;
+  size_t n, i, len, rlen;
+  const jw_policy_field_t *rows = jw_policy_fields(&n);
+  char names[200];
+  tagged_rules(names, sizeof(names));
   if (value == NULL || eq == NULL)
     return jw_error_set(err, JW_EUSAGE, 0, "--rule-tags",
-                        "--rule-tags: expected RULE=TAG[,TAG...] (RULE: " RULE_TAG_NAMES
-                        "), got '%.*s%s'",
+                        "--rule-tags: expected RULE=TAG[,TAG...] (RULE: %s), got '%.*s%s'", names,
                         SHOW(value != NULL ? value : ""));
   len = (size_t)(eq - value);
-  for (i = 0; i < N_RULE_TAG_DEFS; i++) {
-    if (strlen(rule_tag_defs[i].rule) == len && memcmp(rule_tag_defs[i].rule, value, len) == 0) {
-      s->flag = rule_tag_defs[i].where;
-      s->key = rule_tag_defs[i].key;
+  for (i = 0; i < n; i++) {
+    const char *rule = tagged_rule(&rows[i], &rlen);
+    if (rule != NULL && rlen == len && memcmp(rule, value, len) == 0) {
+      snprintf(s->tag_where, sizeof(s->tag_where), "--rule-tags %.*s", (int)rlen, rule);
+      s->flag = s->tag_where;
+      s->key = rows[i].key;
       s->value = eq + 1;
       s->tag_list = 1;
       return 0;
     }
   }
   return jw_error_set(err, JW_EUSAGE, 0, "--rule-tags",
-                      "--rule-tags: unknown rule '%.*s%s' (rules that take tags: " RULE_TAG_NAMES
-                      ")",
-                      (int)(len > 60 ? 60 : len), value, len > 60 ? "..." : "");
+                      "--rule-tags: unknown rule '%.*s%s' (rules that take tags: %s)",
+                      (int)(len > 60 ? 60 : len), value, len > 60 ? "..." : "", names);
 }
 
 /* Applies one --rule-tags setting: each tag of its list in turn (an empty
@@ -309,7 +367,7 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw
     const char *a = argv[i];
     const char *eq, *value = NULL;
     size_t name_len;
-    const flag_def_t *def;
+    const jw_policy_field_t *def;
     int negated;
 
     if (strcmp(a, "--") == 0 && cli->cmd == JW_CMD_RUN) {
@@ -393,7 +451,7 @@ static int parse_run(int argc, const char *const *argv, int i, jw_cli_t *cli, jw
                           "%s: unknown option '%.*s%s' (see jobwarden --help)", sub, SHOW(a));
     if (strcmp(def->key, "tier") == 0)
       cli->tier_given = 1;
-    if (def->boolean) {
+    if (def->type == JW_PF_BOOL) {
       if (value)
         return jw_error_set(err, JW_EUSAGE, 0, def->flag, "%.*s: takes no value", (int)name_len, a);
       value = negated ? "false" : "true";

@@ -56,7 +56,9 @@ typedef struct jw_cli_s {
  * and why) or the policy error. */
 int jw_cli_parse(int argc, const char *const *argv, jw_cli_t *cli, jw_error_t *err);
 
-/* The --help text. */
+/* The --help text; its policy flags come from the policy's field rows
+ * (jw_policy_fields()). Built into a static buffer on each call: call it
+ * from one thread at a time. */
 const char *jw_cli_usage(void);
 /* The usage followed by every exporter kind with its options (from their
  * option rows): what --help prints. malloc'd, NULL without memory. */

@@ -42,83 +42,423 @@
 /* The fields                                                               */
 /* ------------------------------------------------------------------------ */
 
-typedef enum {
-  KIND_COUNT,    /* active_processes */
-  KIND_SIZE,     /* bytes */
-  KIND_DURATION, /* milliseconds */
-  KIND_UI,
-  KIND_BOOL,
-  KIND_TIER,
-  KIND_NAME,
-  KIND_TOTAL,    /* rules.total_processes.max: a count up to 2^32 - 1 */
-  KIND_ACTION,   /* a rule's action */
-  KIND_IMAGE,    /* one file name of an image list */
-  KIND_MARGIN,   /* limits.notification_margin: a percentage, in basis points */
-  KIND_INTERVAL, /* rules.escape.scan_interval: a duration, or "off" (0) */
-  KIND_TOKEN,    /* token: "inherit", "restricted", "low_integrity", "restricted_low" */
-  KIND_TAGS,     /* rules.<rule>.tags: tags added to the rule's violations */
-  KIND_KEY_FILE, /* seal.new_key / seal.existing_key: a key file's path */
-  KIND_HASH_CAP  /* rules.images.hash_cap: a size of at least 1 byte, never "unlimited" */
-} field_kind_t;
+/* Where a row's value lives in jw_policy_t. */
+#define STORED(m)  .offset = offsetof(jw_policy_t, m), .size = sizeof(((jw_policy_t *)0)->m)
+#define COUNTED(m) .count = offsetof(jw_policy_t, m)
+#define EVERY_TIER(v)                                                                              \
+  .tier_default = {[JW_TIER_NONE] = v, [JW_TIER_HARDENED] = v, [JW_TIER_LOCKDOWN] = v}
+#define TAGS_ROW(rule, index)                                                                      \
+  {                                                                                                \
+    .key = rule "_tags", .path = "rules." rule ".tags", .type = JW_PF_TAGS,                        \
+    STORED(rule_tags[index]), COUNTED(n_rule_tags[index]), .bit = JW_SET_RULE_TAGS,                \
+    .shown = JW_PF_SHOWN_IF_NOT_EMPTY                                                              \
+  }
 
-typedef struct {
-  const char *key; /* name in the policy file and in jw_policy_set() */
-  field_kind_t kind;
-  uint32_t bit;  /* JW_SET_* */
-  int in_limits; /* 1: lives in the "limits" object of the file; 2: in
-                  * "rules" (read by rules_from_json, set by key); 3: in
-                  * "seal" (read by seal_from_json, set by key) */
-} field_t;
-
-static const field_t fields[] = {
-    {"name", KIND_NAME, JW_SET_NAME, 0},
-    {"tier", KIND_TIER, JW_SET_TIER, 0},
-    {"active_processes", KIND_COUNT, JW_SET_ACTIVE_PROCESSES, 1},
-    {"process_memory", KIND_SIZE, JW_SET_PROCESS_MEMORY, 1},
-    {"job_memory", KIND_SIZE, JW_SET_JOB_MEMORY, 1},
-    {"process_cpu_time", KIND_DURATION, JW_SET_PROCESS_TIME, 1},
-    {"job_cpu_time", KIND_DURATION, JW_SET_JOB_TIME, 1},
-    {"ui_restrictions", KIND_UI, JW_SET_UI, 0},
-    {"kill_on_close", KIND_BOOL, JW_SET_KILL_ON_CLOSE, 0},
-    {"die_on_unhandled_exception", KIND_BOOL, JW_SET_DIE_ON_EXCEPTION, 0},
-    {"allow_breakaway", KIND_BOOL, JW_SET_BREAKAWAY, 0},
-    {"timeout", KIND_DURATION, JW_SET_TIMEOUT, 2},
-    {"timeout_action", KIND_ACTION, JW_SET_TIMEOUT_ACTION, 2},
-    {"max_total_processes", KIND_TOTAL, JW_SET_MAX_TOTAL, 2},
-    {"total_processes_action", KIND_ACTION, JW_SET_TOTAL_ACTION, 2},
-    {"deny_image", KIND_IMAGE, JW_SET_DENY_IMAGES, 2},
-    {"allow_image", KIND_IMAGE, JW_SET_ALLOW_IMAGES, 2},
-    {"image_action", KIND_ACTION, JW_SET_IMAGE_ACTION, 2},
-    {"image_hash_cap", KIND_HASH_CAP, JW_SET_IMAGE_HASH_CAP, 2},
-    {"active_processes_action", KIND_ACTION, JW_SET_ACTIVE_ACTION, 2},
-    {"notification_margin", KIND_MARGIN, JW_SET_NOTIFY_MARGIN, 1},
-    {"escape_action", KIND_ACTION, JW_SET_ESCAPE_ACTION, 2},
-    {"escape_scan_interval", KIND_INTERVAL, JW_SET_ESCAPE_SCAN, 2},
-    {"coalesce_window", KIND_INTERVAL, JW_SET_COALESCE, 2},
-    {"timeout_tags", KIND_TAGS, JW_SET_RULE_TAGS, 2},
-    {"total_processes_tags", KIND_TAGS, JW_SET_RULE_TAGS, 2},
-    {"images_tags", KIND_TAGS, JW_SET_RULE_TAGS, 2},
-    {"active_processes_tags", KIND_TAGS, JW_SET_RULE_TAGS, 2},
-    {"escape_tags", KIND_TAGS, JW_SET_RULE_TAGS, 2},
-    {"token", KIND_TOKEN, JW_SET_TOKEN, 0},
-    {"seal_key", KIND_KEY_FILE, JW_SET_SEAL, 3},
-    {"seal_key_existing", KIND_KEY_FILE, JW_SET_SEAL, 3},
+/* One row per field: adding a field is adding its row (and its storage
+ * and JW_SET_* bit in jobwarden.h); docs/policy.md's tables of fields and
+ * tiers are checked against these rows by unit.policy. The rows are in
+ * the order jw_policy_set's unknown-key message lists the keys; each
+ * object of the file lists its keys, and is rendered, in this order too. */
+static const jw_policy_field_t fields[] = {
+    {.key = "name",
+     .path = "name",
+     .flag = "--name",
+     .type = JW_PF_NAME,
+     STORED(name),
+     .bit = JW_SET_NAME,
+     .shown = JW_PF_SHOWN_IF_NOT_EMPTY,
+     .placeholder = "NAME",
+     .help = "job name shown in events"},
+    {.key = "tier",
+     .path = "tier",
+     .flag = "--tier",
+     .type = JW_PF_TIER,
+     STORED(tier),
+     .bit = JW_SET_TIER,
+     .placeholder = "none|hardened|lockdown",
+     .help = "base policy: its defaults fill in what nothing else sets (default: none)"},
+    {.key = "active_processes",
+     .path = "limits.active_processes",
+     .flag = "--active-processes",
+     .type = JW_PF_COUNT,
+     STORED(active_processes),
+     .bit = JW_SET_ACTIVE_PROCESSES,
+     .tier_default = {[JW_TIER_LOCKDOWN] = "1"},
+     .placeholder = "N|unlimited",
+     .help = "processes alive at once in the job"},
+    {.key = "process_memory",
+     .path = "limits.process_memory",
+     .flag = "--process-memory",
+     .type = JW_PF_SIZE,
+     STORED(process_memory),
+     .bit = JW_SET_PROCESS_MEMORY,
+     .placeholder = "SIZE|unlimited",
+     .help = "committed memory per process (e.g. 512M)"},
+    {.key = "job_memory",
+     .path = "limits.job_memory",
+     .flag = "--job-memory",
+     .type = JW_PF_SIZE,
+     STORED(job_memory),
+     .bit = JW_SET_JOB_MEMORY,
+     .placeholder = "SIZE|unlimited",
+     .help = "committed memory of the whole job"},
+    {.key = "process_cpu_time",
+     .path = "limits.process_cpu_time",
+     .flag = "--process-cpu-time",
+     .type = JW_PF_DURATION,
+     STORED(process_time_ms),
+     .bit = JW_SET_PROCESS_TIME,
+     .placeholder = "DUR|unlimited",
+     .help = "user CPU time per process (e.g. 30s)"},
+    {.key = "job_cpu_time",
+     .path = "limits.job_cpu_time",
+     .flag = "--job-cpu-time",
+     .type = JW_PF_DURATION,
+     STORED(job_time_ms),
+     .bit = JW_SET_JOB_TIME,
+     .placeholder = "DUR|unlimited",
+     .help = "user CPU time of the whole job"},
+    {.key = "notification_margin",
+     .path = "limits.notification_margin",
+     .flag = "--notification-margin",
+     .type = JW_PF_MARGIN,
+     STORED(notification_margin_bp),
+     .bit = JW_SET_NOTIFY_MARGIN,
+     EVERY_TIER("10%"),
+     .shown = JW_PF_SHOWN_IF_JOB_LIMIT,
+     .flags = JW_PF_EFFECTIVE,
+     .placeholder = "PCT|off",
+     .help = "warn this far below the job memory and job CPU time limits"},
+    {.key = "ui_restrictions",
+     .path = "ui_restrictions",
+     .flag = "--ui-restrictions",
+     .type = JW_PF_UI,
+     STORED(ui_restrictions),
+     .bit = JW_SET_UI,
+     .tier_default = {[JW_TIER_LOCKDOWN] = "all"},
+     .placeholder = "LIST|all|none",
+     .help = "e.g. read_clipboard,global_atoms"},
+    {.key = "kill_on_close",
+     .path = "kill_on_close",
+     .flag = "--kill-on-close",
+     .type = JW_PF_BOOL,
+     STORED(kill_on_close),
+     .bit = JW_SET_KILL_ON_CLOSE,
+     /* In every tier, none included: a jobwarden that is killed (by the
+      * agent itself, among others) must not leave the agent running
+      * unwatched. Only an explicit false turns it off, and job_start
+      * says so. */
+     EVERY_TIER("true"),
+     .help = "kill the job when jobwarden exits"},
+    {.key = "die_on_unhandled_exception",
+     .path = "die_on_unhandled_exception",
+     .flag = "--die-on-unhandled-exception",
+     .type = JW_PF_BOOL,
+     STORED(die_on_unhandled_exception),
+     .bit = JW_SET_DIE_ON_EXCEPTION,
+     .tier_default = {[JW_TIER_HARDENED] = "true", [JW_TIER_LOCKDOWN] = "true"},
+     .help = "a crashing process ends at once instead of waiting on an error-report dialog"},
+    {.key = "allow_breakaway",
+     .path = "allow_breakaway",
+     .flag = "--allow-breakaway",
+     .type = JW_PF_BOOL,
+     STORED(breakaway_ok),
+     .bit = JW_SET_BREAKAWAY,
+     .tier_default = {[JW_TIER_HARDENED] = "false", [JW_TIER_LOCKDOWN] = "false"},
+     .help = "let processes leave the job"},
+    {.key = "timeout",
+     .path = "rules.timeout.after",
+     .flag = "--timeout",
+     .type = JW_PF_DURATION,
+     STORED(timeout_ms),
+     .bit = JW_SET_TIMEOUT,
+     .placeholder = "DUR|unlimited",
+     .help = "wall-clock time of the run (e.g. 30m)"},
+    /* Each rule's default action is what a user who only sets the rule's
+     * value means: a timeout ends the run, a cap or a list stops the
+     * process; the active-process limit belongs to the kernel, so its
+     * monitor fallback only reports unless asked. */
+    {.key = "timeout_action",
+     .path = "rules.timeout.action",
+     .flag = "--timeout-action",
+     .type = JW_PF_ACTION,
+     STORED(timeout_action),
+     .bit = JW_SET_TIMEOUT_ACTION,
+     EVERY_TIER("kill_job"),
+     .flags = JW_PF_EFFECTIVE,
+     .placeholder = "ACTION",
+     .help = "when the run lasts longer than --timeout"},
+    {.key = "max_total_processes",
+     .path = "rules.total_processes.max",
+     .flag = "--max-total-processes",
+     .type = JW_PF_TOTAL,
+     STORED(max_total_processes),
+     .bit = JW_SET_MAX_TOTAL,
+     .placeholder = "N|unlimited",
+     .help = "processes over the job's life, root included"},
+    {.key = "total_processes_action",
+     .path = "rules.total_processes.action",
+     .flag = "--total-processes-action",
+     .type = JW_PF_ACTION,
+     STORED(total_processes_action),
+     .bit = JW_SET_TOTAL_ACTION,
+     EVERY_TIER("kill_process"),
+     .flags = JW_PF_EFFECTIVE,
+     .placeholder = "ACTION",
+     .help = "when a process starts beyond --max-total-processes"},
+    {.key = "deny_image",
+     .path = "rules.images.deny",
+     .flag = "--deny-image",
+     .type = JW_PF_IMAGE,
+     STORED(deny_images),
+     COUNTED(n_deny_images),
+     .bit = JW_SET_DENY_IMAGES,
+     .placeholder = "NAME",
+     .help = "a file name the program's descendants may not run (cmd.exe; cmd: any extension), "
+             "or sha256:HEX, original_file_name:NAME, signer:SUBJECT (docs/policy.md); "
+             "repeatable; adds to the policy file's list"},
+    {.key = "allow_image",
+     .path = "rules.images.allow",
+     .flag = "--allow-image",
+     .type = JW_PF_IMAGE,
+     STORED(allow_images),
+     COUNTED(n_allow_images),
+     .bit = JW_SET_ALLOW_IMAGES,
+     .placeholder = "NAME",
+     .help = "the only file names they may run; the same"},
+    {.key = "image_action",
+     .path = "rules.images.action",
+     .flag = "--image-action",
+     .type = JW_PF_ACTION,
+     STORED(image_action),
+     .bit = JW_SET_IMAGE_ACTION,
+     EVERY_TIER("kill_process"),
+     .flags = JW_PF_EFFECTIVE,
+     .placeholder = "ACTION",
+     .help = "when a process runs an image the lists refuse"},
+    {.key = "image_hash_cap",
+     .path = "rules.images.hash_cap",
+     .flag = "--image-hash-cap",
+     .type = JW_PF_HASH_CAP,
+     STORED(image_hash_cap),
+     .bit = JW_SET_IMAGE_HASH_CAP,
+     EVERY_TIER("256M"),
+     .shown = JW_PF_SHOWN_IF_SET,
+     .flags = JW_PF_LISTED_LAST,
+     .placeholder = "SIZE",
+     .help = "images larger than SIZE are not hashed nor verified (sha256: and signer: entries "
+             "then cannot decide them: image_unknown)"},
+    {.key = "active_processes_action",
+     .path = "rules.active_processes.action",
+     .flag = "--active-processes-action",
+     .type = JW_PF_ACTION,
+     STORED(active_processes_action),
+     .bit = JW_SET_ACTIVE_ACTION,
+     EVERY_TIER("report"),
+     .flags = JW_PF_EFFECTIVE,
+     .placeholder = "ACTION",
+     .help = "when the kernel lets --active-processes pass (Wine)"},
+    /* Escapes: stopped and looked for on a timer in the tiers that
+     * contain; in none reported, and looked for only when the port says
+     * something. */
+    {.key = "escape_action",
+     .path = "rules.escape.action",
+     .flag = "--escape-action",
+     .type = JW_PF_ACTION,
+     STORED(escape_action),
+     .bit = JW_SET_ESCAPE_ACTION,
+     .tier_default = {[JW_TIER_NONE] = "report",
+                      [JW_TIER_HARDENED] = "kill_process",
+                      [JW_TIER_LOCKDOWN] = "kill_process"},
+     .flags = JW_PF_EFFECTIVE,
+     .placeholder = "ACTION",
+     .help = "a process outside the job whose parent is jobwarden or a member"},
+    {.key = "escape_scan_interval",
+     .path = "rules.escape.scan_interval",
+     .flag = "--escape-scan-interval",
+     .type = JW_PF_INTERVAL,
+     STORED(escape_scan_ms),
+     .bit = JW_SET_ESCAPE_SCAN,
+     .tier_default =
+         {[JW_TIER_NONE] = "off", [JW_TIER_HARDENED] = "200ms", [JW_TIER_LOCKDOWN] = "200ms"},
+     .placeholder = "DUR|off",
+     .help = "how often to look for escapes while members run"},
+    {.key = "coalesce_window",
+     .path = "rules.coalesce.window",
+     .flag = "--coalesce-window",
+     .type = JW_PF_INTERVAL,
+     STORED(coalesce_ms),
+     .bit = JW_SET_COALESCE,
+     EVERY_TIER("10s"),
+     .flags = JW_PF_EFFECTIVE,
+     .placeholder = "DUR|off",
+     .help = "repeats of a violation (same rule, same process or image) within DUR of the first "
+             "become one summary line"},
+    /* Tags come in through --rule-tags RULE=TAG,... (src/cli.c). */
+    TAGS_ROW("timeout", JW_TAGGED_TIMEOUT),
+    TAGS_ROW("total_processes", JW_TAGGED_TOTAL_PROCESSES),
+    TAGS_ROW("images", JW_TAGGED_IMAGES),
+    TAGS_ROW("active_processes", JW_TAGGED_ACTIVE_PROCESSES),
+    TAGS_ROW("escape", JW_TAGGED_ESCAPE),
+    /* Lockdown runs the program with less than jobwarden: a restricted,
+     * Low-integrity token. Elsewhere the program keeps jobwarden's token,
+     * because a Low-integrity program cannot write the user's files (its
+     * own working directory included) unless they are labelled for it. */
+    {.key = "token",
+     .path = "token",
+     .flag = "--token",
+     .type = JW_PF_TOKEN,
+     STORED(token),
+     .bit = JW_SET_TOKEN,
+     .tier_default = {[JW_TIER_NONE] = "inherit",
+                      [JW_TIER_HARDENED] = "inherit",
+                      [JW_TIER_LOCKDOWN] = "restricted_low"},
+     .placeholder = "MODE",
+     .help = "the program's token: inherit, restricted, low_integrity or restricted_low"},
+    /* The seal key file: the later setting wins (a flag over the file). */
+    {.key = "seal_key",
+     .path = "seal.new_key",
+     .flag = "--seal-key",
+     .type = JW_PF_KEY_FILE,
+     STORED(seal_key),
+     COUNTED(seal_key_existing),
+     .arg = 0,
+     .bit = JW_SET_SEAL,
+     .shown = JW_PF_SHOWN_IF_SET,
+     .placeholder = "FILE",
+     .help = "seal every stream (docs/forensics.md) with a new key written to FILE (refused if "
+             "it exists; owner-only)"},
+    {.key = "seal_key_existing",
+     .path = "seal.existing_key",
+     .flag = "--seal-key-existing",
+     .type = JW_PF_KEY_FILE,
+     STORED(seal_key),
+     COUNTED(seal_key_existing),
+     .arg = 1,
+     .bit = JW_SET_SEAL,
+     .shown = JW_PF_SHOWN_IF_SET,
+     .placeholder = "FILE",
+     .help = "seal with a key made by 'seal-key new'"},
 };
 #define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
 
-#define TOP_KEYS                                                                                   \
-  "version, name, tier, limits, ui_restrictions, kill_on_close, "                                  \
-  "die_on_unhandled_exception, allow_breakaway, token, exporters, rules, seal"
-#define LIMIT_KEYS                                                                                 \
-  "active_processes, process_memory, job_memory, process_cpu_time, "                               \
-  "job_cpu_time, notification_margin"
-#define SET_KEYS                                                                                   \
-  "name, tier, " LIMIT_KEYS ", ui_restrictions, kill_on_close, "                                   \
-  "die_on_unhandled_exception, allow_breakaway, timeout, timeout_action, "                         \
-  "max_total_processes, total_processes_action, deny_image, allow_image, image_action, "           \
-  "image_hash_cap, active_processes_action, escape_action, escape_scan_interval, "                 \
-  "coalesce_window, timeout_tags, total_processes_tags, images_tags, active_processes_tags, "      \
-  "escape_tags, token, seal_key, seal_key_existing"
+/* The file's top level, in the order its unknown-key message lists the
+ * keys and rendering writes them (exporters last there). A FIELD is the
+ * row of that path; an OBJECT holds the rows whose path starts with its
+ * name and a dot; RULES holds one object per rule ("rules.<rule>.<key>"
+ * rows); ONE_OF is an OBJECT that takes exactly one of its keys. */
+typedef enum {
+  TOP_VERSION,
+  TOP_FIELD,
+  TOP_OBJECT,
+  TOP_RULES,
+  TOP_ONE_OF,
+  TOP_EXPORTERS
+} top_kind_t;
+
+static const struct {
+  const char *name;
+  top_kind_t kind;
+  const char *expected; /* OBJECT, RULES, ONE_OF: what a value that is no object should be */
+  int always_shown;     /* OBJECT: rendered even when none of its rows is set */
+} top_keys[] = {
+    {.name = "version", .kind = TOP_VERSION},
+    {.name = "name", .kind = TOP_FIELD},
+    {.name = "tier", .kind = TOP_FIELD},
+    {.name = "limits", .kind = TOP_OBJECT, .expected = "an object", .always_shown = 1},
+    {.name = "ui_restrictions", .kind = TOP_FIELD},
+    {.name = "kill_on_close", .kind = TOP_FIELD},
+    {.name = "die_on_unhandled_exception", .kind = TOP_FIELD},
+    {.name = "allow_breakaway", .kind = TOP_FIELD},
+    {.name = "token", .kind = TOP_FIELD},
+    {.name = "exporters", .kind = TOP_EXPORTERS},
+    {.name = "rules", .kind = TOP_RULES, .expected = "an object"},
+    {.name = "seal", .kind = TOP_ONE_OF, .expected = "an object like {\"new_key\": \"run.key\"}"},
+};
+#define TOP_KEY_COUNT (sizeof(top_keys) / sizeof(top_keys[0]))
+
+const jw_policy_field_t *jw_policy_fields(size_t *count) {
+  if (count != NULL)
+    *count = FIELD_COUNT;
+  return fields;
+}
+
+/* The part of a row's path after "<prefix>." (prefix of plen bytes), or
+ * NULL when the row is not under it. */
+static const char *under(const jw_policy_field_t *f, const char *prefix, size_t plen) {
+  if (strncmp(f->path, prefix, plen) != 0 || f->path[plen] != '.')
+    return NULL;
+  return f->path + plen + 1;
+}
+
+/* The row at `path` (plen bytes) "." key, or at `path` itself when key
+ * is NULL. */
+static const jw_policy_field_t *field_at(const char *path, size_t plen, const char *key) {
+  size_t i;
+  for (i = 0; i < FIELD_COUNT; i++) {
+    const char *rest = key != NULL ? under(&fields[i], path, plen) : fields[i].path;
+    if (key == NULL && strlen(rest) == plen && memcmp(rest, path, plen) == 0)
+      return &fields[i];
+    if (key != NULL && rest != NULL && strcmp(rest, key) == 0)
+      return &fields[i];
+  }
+  return NULL;
+}
+
+static const jw_policy_field_t *field_by_key(const char *key) {
+  size_t i;
+  for (i = 0; i < FIELD_COUNT; i++)
+    if (strcmp(fields[i].key, key) == 0)
+      return &fields[i];
+  return NULL;
+}
+
+/* Appends `word` to a ", "-separated list in buf. */
+static void list_add(char *buf, size_t size, const char *word, size_t wlen) {
+  size_t used = strlen(buf);
+  snprintf(buf + used, size - used, "%s%.*s", used ? ", " : "", (int)wlen, word);
+}
+
+/* The keys of the object at `prefix` ("limits", "rules.images"), for an
+ * unknown-key message: its rows' last path parts in row order, the
+ * JW_PF_LISTED_LAST ones after. */
+static void keys_under(const char *prefix, char *buf, size_t size) {
+  size_t plen = strlen(prefix), i;
+  int last;
+  buf[0] = '\0';
+  for (last = 0; last < 2; last++)
+    for (i = 0; i < FIELD_COUNT; i++) {
+      const char *rest = under(&fields[i], prefix, plen);
+      if (rest != NULL && !!(fields[i].flags & JW_PF_LISTED_LAST) == last)
+        list_add(buf, size, rest, strlen(rest));
+    }
+}
+
+/* The rule names of "rules.<rule>.<key>" rows, in row order: rule n
+ * (from 0) in *name / *len; 0 when there are fewer. */
+static int rule_name(size_t n, const char **name, size_t *len) {
+  size_t i, j, seen = 0;
+  for (i = 0; i < FIELD_COUNT; i++) {
+    const char *rest = under(&fields[i], "rules", 5);
+    size_t rlen;
+    int dup = 0;
+    if (rest == NULL || strchr(rest, '.') == NULL)
+      continue;
+    rlen = (size_t)(strchr(rest, '.') - rest);
+    for (j = 0; j < i && !dup; j++) {
+      const char *prev = under(&fields[j], "rules", 5);
+      dup = prev != NULL && strncmp(prev, rest, rlen) == 0 && prev[rlen] == '.';
+    }
+    if (dup)
+      continue;
+    if (seen++ == n) {
+      *name = rest;
+      *len = rlen;
+      return 1;
+    }
+  }
+  return 0;
+}
 
 static const struct {
   const char *name;
@@ -151,90 +491,62 @@ static const char *const token_names[] = {"inherit", "restricted", "low_integrit
 static const char *const action_names[] = {"default", "report", "kill_process", "kill_job"};
 #define ACTION_LIST "\"report\", \"kill_process\", \"kill_job\""
 
-/* The rules of the "rules" object: each key of a rule and the field it
- * sets (a key of `fields`). */
-static const struct {
-  const char *rule;
-  const char *key;
-  const char *field;
-} rule_keys[] = {
-    {"timeout", "after", "timeout"},
-    {"timeout", "action", "timeout_action"},
-    {"total_processes", "max", "max_total_processes"},
-    {"total_processes", "action", "total_processes_action"},
-    {"images", "deny", "deny_image"},
-    {"images", "allow", "allow_image"},
-    {"images", "action", "image_action"},
-    {"active_processes", "action", "active_processes_action"},
-    {"escape", "action", "escape_action"},
-    {"escape", "scan_interval", "escape_scan_interval"},
-    {"coalesce", "window", "coalesce_window"},
-    {"timeout", "tags", "timeout_tags"},
-    {"total_processes", "tags", "total_processes_tags"},
-    {"images", "tags", "images_tags"},
-    {"active_processes", "tags", "active_processes_tags"},
-    {"escape", "tags", "escape_tags"},
-    {"images", "hash_cap", "image_hash_cap"},
-};
-#define RULE_KEY_COUNT (sizeof(rule_keys) / sizeof(rule_keys[0]))
-#define RULE_NAMES     "timeout, total_processes, images, active_processes, escape, coalesce"
-
 /* Why an image name was refused. */
 typedef enum { IMG_OK = 0, IMG_BAD, IMG_DIR, IMG_LONG } img_result_t;
 
 /* Why a textual quantity was refused; each reason has its own message. */
 typedef enum { VAL_OK = 0, VAL_BAD, VAL_ZERO, VAL_RANGE } val_result_t;
 
-static const char *expected_text(field_kind_t kind, val_result_t why, int from_text) {
+static const char *expected_text(jw_policy_type_t kind, val_result_t why, int from_text) {
   switch (kind) {
-  case KIND_COUNT:
+  case JW_PF_COUNT:
     return "an integer from 1 to 65535 or \"unlimited\"";
-  case KIND_SIZE:
+  case JW_PF_SIZE:
     if (why == VAL_ZERO)
       return "a size of at least 1 byte, or \"unlimited\"";
     if (why == VAL_RANGE)
       return "a size of at most 18446744073709551615 bytes";
     return "a size like \"512M\"";
-  case KIND_INTERVAL:
+  case JW_PF_INTERVAL:
     if (why == VAL_ZERO)
       return "a duration of at least 1ms, or \"off\"";
     if (why == VAL_RANGE)
       return "a duration of at most 922337203685477ms";
     return "a duration with a unit, like \"200ms\" or \"1s\", or \"off\"";
-  case KIND_DURATION:
+  case JW_PF_DURATION:
     if (why == VAL_ZERO)
       return "a duration of at least 1ms, or \"unlimited\"";
     if (why == VAL_RANGE)
       return "a duration of at most 922337203685477ms";
     return "a duration with a unit, like \"500ms\", \"30s\", \"5m\" or \"2h\"";
-  case KIND_UI:
+  case JW_PF_UI:
     return from_text ? "\"all\", \"none\" or a comma-separated list of "
                        "UI restriction names"
                      : "an array of UI restriction names, \"all\" or \"none\"";
-  case KIND_BOOL:
+  case JW_PF_BOOL:
     return from_text ? "true or false (or yes/no, on/off, 1/0)" : "true or false";
-  case KIND_TIER:
+  case JW_PF_TIER:
     return "one of \"none\", \"hardened\", \"lockdown\"";
-  case KIND_TOKEN:
+  case JW_PF_TOKEN:
     return "one of " TOKEN_LIST;
-  case KIND_NAME:
+  case JW_PF_NAME:
     return "a name of 1 to 63 characters from [A-Za-z0-9._-]";
-  case KIND_TOTAL:
+  case JW_PF_TOTAL:
     return "an integer from 1 to 4294967295 or \"unlimited\"";
-  case KIND_ACTION:
+  case JW_PF_ACTION:
     return "one of " ACTION_LIST;
-  case KIND_IMAGE:
+  case JW_PF_IMAGE:
     return "a file name like \"cmd.exe\"";
-  case KIND_KEY_FILE:
+  case JW_PF_KEY_FILE:
     return "a file path of 1 to 1023 bytes without NUL";
-  case KIND_HASH_CAP:
+  case JW_PF_HASH_CAP:
     if (why == VAL_RANGE)
       return "a size of at most 18446744073709551615 bytes";
     return "a size of at least 1 byte like \"256M\" (there is no \"unlimited\" cap)";
-  case KIND_TAGS:
+  case JW_PF_TAGS:
     return "a tag of 1 to 63 characters from [a-z0-9_.], starting with a letter, like "
            "\"attack.t1059\"";
-  case KIND_MARGIN:
+  case JW_PF_MARGIN:
     if (why == VAL_RANGE)
       return "a percentage below 100%, like \"10%\"";
     return "a percentage like \"10%\" or \"2.5%\" (at most two decimals), or \"off\"";
@@ -627,80 +939,43 @@ static int ui_bit(const char *name, size_t len, uint32_t *bit) {
   return 0;
 }
 
-/* Stores a numeric or boolean value into the field named by `bit` and marks
- * it as set. */
-static void store(jw_policy_t *p, uint32_t bit, uint64_t v) {
-  switch (bit) {
-  case JW_SET_ACTIVE_PROCESSES:
-    p->active_processes = (uint32_t)v;
-    break;
-  case JW_SET_PROCESS_MEMORY:
-    p->process_memory = v;
-    break;
-  case JW_SET_JOB_MEMORY:
-    p->job_memory = v;
-    break;
-  case JW_SET_PROCESS_TIME:
-    p->process_time_ms = v;
-    break;
-  case JW_SET_JOB_TIME:
-    p->job_time_ms = v;
-    break;
-  case JW_SET_UI:
-    p->ui_restrictions = (uint32_t)v;
-    break;
-  case JW_SET_KILL_ON_CLOSE:
-    p->kill_on_close = v != 0;
-    break;
-  case JW_SET_DIE_ON_EXCEPTION:
-    p->die_on_unhandled_exception = v != 0;
-    break;
-  case JW_SET_BREAKAWAY:
-    p->breakaway_ok = v != 0;
-    break;
-  case JW_SET_TIER:
-    p->tier = (jw_tier_t)v;
-    break;
-  case JW_SET_TIMEOUT:
-    p->timeout_ms = v;
-    break;
-  case JW_SET_TIMEOUT_ACTION:
-    p->timeout_action = (jw_rule_action_t)v;
-    break;
-  case JW_SET_MAX_TOTAL:
-    p->max_total_processes = (uint32_t)v;
-    break;
-  case JW_SET_TOTAL_ACTION:
-    p->total_processes_action = (jw_rule_action_t)v;
-    break;
-  case JW_SET_IMAGE_ACTION:
-    p->image_action = (jw_rule_action_t)v;
-    break;
-  case JW_SET_ACTIVE_ACTION:
-    p->active_processes_action = (jw_rule_action_t)v;
-    break;
-  case JW_SET_NOTIFY_MARGIN:
-    p->notification_margin_bp = (uint32_t)v;
-    break;
-  case JW_SET_ESCAPE_ACTION:
-    p->escape_action = (jw_rule_action_t)v;
-    break;
-  case JW_SET_ESCAPE_SCAN:
-    p->escape_scan_ms = v;
-    break;
-  case JW_SET_IMAGE_HASH_CAP:
-    p->image_hash_cap = v;
-    break;
-  case JW_SET_COALESCE:
-    p->coalesce_ms = v;
-    break;
-  case JW_SET_TOKEN:
-    p->token = (jw_token_mode_t)v;
-    break;
-  default:
-    return;
+/* A row's storage in p. */
+static void *slot(jw_policy_t *p, size_t offset) {
+  return (char *)p + offset;
+}
+
+/* Writes a number, a boolean or an enumerator into f's storage (the
+ * row's size says how wide it is). */
+static void put_uint(jw_policy_t *p, const jw_policy_field_t *f, uint64_t v) {
+  if (f->size == sizeof(uint64_t)) {
+    memcpy(slot(p, f->offset), &v, sizeof v);
+  } else {
+    uint32_t v32 = (uint32_t)v;
+    memcpy(slot(p, f->offset), &v32, sizeof v32);
   }
-  p->set |= bit;
+}
+
+static uint64_t get_uint(const jw_policy_t *p, const jw_policy_field_t *f) {
+  if (f->size == sizeof(uint64_t)) {
+    uint64_t v;
+    memcpy(&v, (const char *)p + f->offset, sizeof v);
+    return v;
+  } else {
+    uint32_t v32;
+    memcpy(&v32, (const char *)p + f->offset, sizeof v32);
+    return v32;
+  }
+}
+
+static int *count_of(jw_policy_t *p, const jw_policy_field_t *f) {
+  return (int *)slot(p, f->count);
+}
+
+/* Stores a numeric, boolean or enumerated value into f and marks it as
+ * set. */
+static void store(jw_policy_t *p, const jw_policy_field_t *f, uint64_t v) {
+  put_uint(p, f, f->type == JW_PF_BOOL ? (v != 0) : v);
+  p->set |= f->bit;
 }
 
 /* "report" -> JW_ACTION_REPORT...; 0 when the word is not an action
@@ -837,11 +1112,11 @@ static int image_entry_check(const ctx_t *cx, const char *where, const char *s, 
   return 0;
 }
 
-/* Appends a checked name to the list named by `bit`. Returns 0, or -1
- * when the list is full. */
-static int image_append(jw_policy_t *p, uint32_t bit, const char *s, size_t len) {
-  int *n = bit == JW_SET_DENY_IMAGES ? &p->n_deny_images : &p->n_allow_images;
-  char(*list)[JW_IMAGE_NAME_MAX] = bit == JW_SET_DENY_IMAGES ? p->deny_images : p->allow_images;
+/* Appends a checked name to f's list. Returns 0, or -1 when the list is
+ * full. */
+static int image_append(jw_policy_t *p, const jw_policy_field_t *f, const char *s, size_t len) {
+  int *n = count_of(p, f);
+  char(*list)[JW_IMAGE_NAME_MAX] = slot(p, f->offset);
   if (*n >= JW_POLICY_MAX_IMAGES)
     return -1;
   memcpy(list[*n], s, len);
@@ -853,20 +1128,8 @@ static int image_append(jw_policy_t *p, uint32_t bit, const char *s, size_t len)
       *c = ascii_lower(*c);
   }
   (*n)++;
-  p->set |= bit;
+  p->set |= f->bit;
   return 0;
-}
-
-/* Which tagged rule a *_tags field is (its key's prefix). */
-static int tagged_index(const char *key) {
-  static const char *const names[JW_TAGGED_RULES] = {"timeout_tags", "total_processes_tags",
-                                                     "images_tags", "active_processes_tags",
-                                                     "escape_tags"};
-  int i;
-  for (i = 0; i < JW_TAGGED_RULES; i++)
-    if (strcmp(names[i], key) == 0)
-      return i;
-  return -1;
 }
 
 /* A tag as the events carry it: [a-z][a-z0-9_.]{0,62}. */
@@ -881,36 +1144,36 @@ static int tag_is_valid(const char *s, size_t len) {
   return 1;
 }
 
-static int tag_append(const ctx_t *cx, const char *where, jw_policy_t *p, int rule, const char *s,
-                      size_t len) {
+static int tag_append(const ctx_t *cx, const char *where, jw_policy_t *p,
+                      const jw_policy_field_t *f, const char *s, size_t len) {
+  int *n = count_of(p, f);
+  char(*tags)[JW_TAG_MAX] = slot(p, f->offset);
   if (!tag_is_valid(s, len))
-    return fail_text(cx, where, expected_text(KIND_TAGS, VAL_BAD, 1), s);
-  if (p->n_rule_tags[rule] >= JW_RULE_TAGS_POLICY_MAX)
+    return fail_text(cx, where, expected_text(JW_PF_TAGS, VAL_BAD, 1), s);
+  if (*n >= JW_RULE_TAGS_POLICY_MAX)
     return policy_fail(cx, where, "expected at most %d tags per rule, got one more: %s",
                        JW_RULE_TAGS_POLICY_MAX, s);
-  memcpy(p->rule_tags[rule][p->n_rule_tags[rule]], s, len);
-  p->rule_tags[rule][p->n_rule_tags[rule]][len] = '\0';
-  p->n_rule_tags[rule]++;
-  p->set |= JW_SET_RULE_TAGS;
+  memcpy(tags[*n], s, len);
+  tags[*n][len] = '\0';
+  (*n)++;
+  p->set |= f->bit;
   return 0;
 }
 
-/* The seal key file: the later setting wins (a flag over the file). */
-static void store_key_file(jw_policy_t *p, const field_t *f, const char *path) {
-  jw__strlcpy(p->seal_key, path, sizeof(p->seal_key));
-  p->seal_key_existing = strcmp(f->key, "seal_key_existing") == 0;
-  p->set |= JW_SET_SEAL;
-}
-
-static void store_name(jw_policy_t *p, const char *s, size_t len) {
-  memcpy(p->name, s, len);
-  p->name[len] = '\0';
-  p->set |= JW_SET_NAME;
+/* A text field (a name, a key file's path), checked to fit; a key file
+ * also sets its selector. */
+static void store_text(jw_policy_t *p, const jw_policy_field_t *f, const char *s, size_t len) {
+  char *text = slot(p, f->offset);
+  memcpy(text, s, len);
+  text[len] = '\0';
+  if (f->type == JW_PF_KEY_FILE)
+    *count_of(p, f) = f->arg;
+  p->set |= f->bit;
 }
 
 /* A size, duration or count given as text (a JSON string or a flag). */
-static val_result_t quantity_from_text(field_kind_t kind, const char *text, uint64_t *out) {
-  if (kind == KIND_INTERVAL) {
+static val_result_t quantity_from_text(jw_policy_type_t kind, const char *text, uint64_t *out) {
+  if (kind == JW_PF_INTERVAL) {
     /* An interval is switched off, not made unlimited. */
     if (strcmp(text, "off") == 0) {
       *out = 0;
@@ -922,11 +1185,11 @@ static val_result_t quantity_from_text(field_kind_t kind, const char *text, uint
     *out = 0;
     return VAL_OK;
   }
-  if (kind == KIND_SIZE)
+  if (kind == JW_PF_SIZE)
     return size_from_text(text, out);
-  if (kind == KIND_DURATION)
+  if (kind == JW_PF_DURATION)
     return duration_from_text(text, out);
-  return count_from_text(text, kind == KIND_TOTAL ? TOTAL_PROCESSES_MAX : ACTIVE_PROCESSES_MAX,
+  return count_from_text(text, kind == JW_PF_TOTAL ? TOTAL_PROCESSES_MAX : ACTIVE_PROCESSES_MAX,
                          out);
 }
 
@@ -934,19 +1197,20 @@ static val_result_t quantity_from_text(field_kind_t kind, const char *text, uint
 /* Values from JSON                                                         */
 /* ------------------------------------------------------------------------ */
 
-static int ui_from_json(const ctx_t *cx, const char *where, const json_t *v, jw_policy_t *p) {
+static int ui_from_json(const ctx_t *cx, const jw_policy_field_t *f, const char *where,
+                        const json_t *v, jw_policy_t *p) {
   uint32_t bits = 0, bit;
   size_t i;
   if (json_is_string(v) && strcmp(json_string_value(v), "all") == 0) {
-    store(p, JW_SET_UI, JW_UI_ALL);
+    store(p, f, JW_UI_ALL);
     return 0;
   }
   if (json_is_string(v) && strcmp(json_string_value(v), "none") == 0) {
-    store(p, JW_SET_UI, 0);
+    store(p, f, 0);
     return 0;
   }
   if (!json_is_array(v))
-    return fail_json(cx, where, expected_text(KIND_UI, VAL_BAD, 0), v);
+    return fail_json(cx, where, expected_text(JW_PF_UI, VAL_BAD, 0), v);
   for (i = 0; i < json_array_size(v); i++) {
     const json_t *item = json_array_get(v, i);
     char item_where[64];
@@ -960,24 +1224,21 @@ static int ui_from_json(const ctx_t *cx, const char *where, const json_t *v, jw_
     }
     bits |= bit;
   }
-  store(p, JW_SET_UI, bits);
+  store(p, f, bits);
   return 0;
 }
 
 /* An image list of the file ("deny" or "allow"): an array of names that
  * replaces the list built so far. */
-static int images_from_json(const ctx_t *cx, const field_t *f, const char *where, const json_t *v,
-                            jw_policy_t *p) {
+static int images_from_json(const ctx_t *cx, const jw_policy_field_t *f, const char *where,
+                            const json_t *v, jw_policy_t *p) {
   size_t i;
   if (!json_is_array(v))
     return fail_json(cx, where, "an array of file names like [\"cmd.exe\"]", v);
   if (json_array_size(v) > JW_POLICY_MAX_IMAGES)
     return policy_fail(cx, where, "expected at most %d file names, got %lu", JW_POLICY_MAX_IMAGES,
                        (unsigned long)json_array_size(v));
-  if (f->bit == JW_SET_DENY_IMAGES)
-    p->n_deny_images = 0;
-  else
-    p->n_allow_images = 0;
+  *count_of(p, f) = 0;
   for (i = 0; i < json_array_size(v); i++) {
     const json_t *item = json_array_get(v, i);
     char item_where[96];
@@ -986,63 +1247,63 @@ static int images_from_json(const ctx_t *cx, const field_t *f, const char *where
       return fail_json(cx, item_where, image_expected_text(IMG_BAD), item);
     if (image_entry_check(cx, item_where, json_string_value(item), json_string_length(item)) != 0)
       return JW_EPOLICY;
-    image_append(p, f->bit, json_string_value(item), json_string_length(item));
+    image_append(p, f, json_string_value(item), json_string_length(item));
   }
   p->set |= f->bit;
   return 0;
 }
 
-static int field_from_json(const ctx_t *cx, const field_t *f, const char *where, const json_t *v,
-                           jw_policy_t *p) {
+static int field_from_json(const ctx_t *cx, const jw_policy_field_t *f, const char *where,
+                           const json_t *v, jw_policy_t *p) {
   uint64_t q = 0;
   val_result_t why = VAL_BAD;
   jw_tier_t tier;
-  switch (f->kind) {
-  case KIND_COUNT:
-  case KIND_TOTAL:
-  case KIND_SIZE:
-  case KIND_DURATION:
-  case KIND_INTERVAL:
+  switch (f->type) {
+  case JW_PF_COUNT:
+  case JW_PF_TOTAL:
+  case JW_PF_SIZE:
+  case JW_PF_DURATION:
+  case JW_PF_INTERVAL:
     if (json_is_string(v)) {
       const char *s = json_string_value(v);
       /* In a file a count is a JSON integer; its only string is
        * "unlimited". */
-      if ((f->kind != KIND_COUNT && f->kind != KIND_TOTAL) || strcmp(s, "unlimited") == 0)
-        why = quantity_from_text(f->kind, s, &q);
-    } else if (json_is_integer(v) && f->kind != KIND_DURATION && f->kind != KIND_INTERVAL) {
+      if ((f->type != JW_PF_COUNT && f->type != JW_PF_TOTAL) || strcmp(s, "unlimited") == 0)
+        why = quantity_from_text(f->type, s, &q);
+    } else if (json_is_integer(v) && f->type != JW_PF_DURATION && f->type != JW_PF_INTERVAL) {
       /* A bare number of milliseconds is too easily read as seconds, so
        * durations must carry a unit; sizes and counts need none. */
       json_int_t i = json_integer_value(v);
-      if ((f->kind == KIND_COUNT && i > (json_int_t)ACTIVE_PROCESSES_MAX) ||
-          (f->kind == KIND_TOTAL && i > (json_int_t)TOTAL_PROCESSES_MAX))
+      if ((f->type == JW_PF_COUNT && i > (json_int_t)ACTIVE_PROCESSES_MAX) ||
+          (f->type == JW_PF_TOTAL && i > (json_int_t)TOTAL_PROCESSES_MAX))
         why = VAL_RANGE;
       else
         why = i < 0 ? VAL_BAD : i == 0 ? VAL_ZERO : VAL_OK;
       q = (uint64_t)i;
     }
     if (why != VAL_OK)
-      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
-    store(p, f->bit, q);
+      return fail_json(cx, where, expected_text(f->type, why, 0), v);
+    store(p, f, q);
     return 0;
-  case KIND_BOOL:
+  case JW_PF_BOOL:
     if (!json_is_boolean(v))
-      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
-    store(p, f->bit, json_is_true(v));
+      return fail_json(cx, where, expected_text(f->type, why, 0), v);
+    store(p, f, json_is_true(v));
     return 0;
-  case KIND_TIER:
+  case JW_PF_TIER:
     if (!json_is_string(v) || jw_tier_parse(json_string_value(v), &tier) != 0)
-      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
-    store(p, f->bit, (uint64_t)tier);
+      return fail_json(cx, where, expected_text(f->type, why, 0), v);
+    store(p, f, (uint64_t)tier);
     return 0;
-  case KIND_TOKEN: {
+  case JW_PF_TOKEN: {
     jw_token_mode_t mode;
     if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
         jw_token_mode_parse(json_string_value(v), &mode) != 0)
-      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
-    store(p, f->bit, (uint64_t)mode);
+      return fail_json(cx, where, expected_text(f->type, why, 0), v);
+    store(p, f, (uint64_t)mode);
     return 0;
   }
-  case KIND_HASH_CAP:
+  case JW_PF_HASH_CAP:
     /* A size like the limits' ("256M", or integer bytes), but a cap has
      * no "unlimited": hashing every image whatever its size would let one
      * huge file keep the identity worker busy for the whole run. */
@@ -1053,54 +1314,52 @@ static int field_from_json(const ctx_t *cx, const field_t *f, const char *where,
     if (why == VAL_OK && json_is_integer(v))
       q = (uint64_t)json_integer_value(v);
     if (why != VAL_OK)
-      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
-    store(p, f->bit, q);
+      return fail_json(cx, where, expected_text(f->type, why, 0), v);
+    store(p, f, q);
     return 0;
-  case KIND_KEY_FILE:
+  case JW_PF_KEY_FILE:
     if (!json_is_string(v) || json_string_length(v) == 0 ||
         json_string_length(v) >= JW_POLICY_PATH_MAX ||
         strlen(json_string_value(v)) != json_string_length(v))
-      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
-    store_key_file(p, f, json_string_value(v));
+      return fail_json(cx, where, expected_text(f->type, why, 0), v);
+    store_text(p, f, json_string_value(v), json_string_length(v));
     return 0;
-  case KIND_NAME:
+  case JW_PF_NAME:
     if (!json_is_string(v) || !name_is_valid(json_string_value(v), json_string_length(v)))
-      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
-    store_name(p, json_string_value(v), json_string_length(v));
+      return fail_json(cx, where, expected_text(f->type, why, 0), v);
+    store_text(p, f, json_string_value(v), json_string_length(v));
     return 0;
-  case KIND_UI:
-    return ui_from_json(cx, where, v, p);
-  case KIND_ACTION: {
+  case JW_PF_UI:
+    return ui_from_json(cx, f, where, v, p);
+  case JW_PF_ACTION: {
     jw_rule_action_t a = JW_ACTION_DEFAULT;
     if (json_is_string(v))
       a = action_parse(json_string_value(v), json_string_length(v));
     if (a == JW_ACTION_DEFAULT)
-      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
-    store(p, f->bit, (uint64_t)a);
+      return fail_json(cx, where, expected_text(f->type, why, 0), v);
+    store(p, f, (uint64_t)a);
     return 0;
   }
-  case KIND_IMAGE:
+  case JW_PF_IMAGE:
     return images_from_json(cx, f, where, v, p);
-  case KIND_TAGS: {
-    int rule = tagged_index(f->key);
+  case JW_PF_TAGS: {
     size_t i;
-    if (!json_is_array(v) || rule < 0)
+    if (!json_is_array(v))
       return fail_json(cx, where, "an array of tags like [\"attack.t1059\"]", v);
-    p->n_rule_tags[rule] = 0;
+    *count_of(p, f) = 0;
     for (i = 0; i < json_array_size(v); i++) {
       const json_t *item = json_array_get(v, i);
       char item_where[96];
       snprintf(item_where, sizeof item_where, "%s[%lu]", where, (unsigned long)i);
       if (!json_is_string(item) || strlen(json_string_value(item)) != json_string_length(item))
-        return fail_json(cx, item_where, expected_text(KIND_TAGS, VAL_BAD, 0), item);
-      if (tag_append(cx, item_where, p, rule, json_string_value(item), json_string_length(item)) !=
-          0)
+        return fail_json(cx, item_where, expected_text(JW_PF_TAGS, VAL_BAD, 0), item);
+      if (tag_append(cx, item_where, p, f, json_string_value(item), json_string_length(item)) != 0)
         return JW_EPOLICY;
     }
-    p->set |= JW_SET_RULE_TAGS;
+    p->set |= f->bit;
     return 0;
   }
-  case KIND_MARGIN: {
+  case JW_PF_MARGIN: {
     uint32_t bp = 0;
     /* A string, or the integer 0 (off): any other number is ambiguous. */
     if (json_is_string(v))
@@ -1108,124 +1367,83 @@ static int field_from_json(const ctx_t *cx, const field_t *f, const char *where,
     else if (json_is_integer(v) && json_integer_value(v) == 0)
       why = VAL_OK;
     if (why != VAL_OK)
-      return fail_json(cx, where, expected_text(f->kind, why, 0), v);
-    store(p, f->bit, bp);
+      return fail_json(cx, where, expected_text(f->type, why, 0), v);
+    store(p, f, bp);
     return 0;
   }
   }
   return fail_json(cx, where, "a valid value", v);
 }
 
-static const field_t *find_field(const char *key, int in_limits, int any) {
-  size_t i;
-  for (i = 0; i < FIELD_COUNT; i++)
-    if ((any || fields[i].in_limits == in_limits) && strcmp(fields[i].key, key) == 0)
-      return &fields[i];
-  return NULL;
-}
-
-static int limits_from_json(const ctx_t *cx, json_t *limits, jw_policy_t *p) {
-  const char *key;
-  json_t *v;
-  if (!json_is_object(limits))
-    return fail_json(cx, "limits", "an object", limits);
-  json_object_foreach(limits, key, v) {
-    const field_t *f = find_field(key, 1, 0);
-    char where[128];
-    if (f == NULL) {
-      show_key(where, sizeof where, "limits.", key);
-      return policy_fail(cx, where, "unknown key (known: " LIMIT_KEYS ")");
-    }
-    snprintf(where, sizeof where, "limits.%s", f->key);
-    if (field_from_json(cx, f, where, v, p) != 0)
-      return JW_EPOLICY;
+/* "a, b or c" from "a, b, c" (in place; at most one list at a time). */
+static const char *or_list(char *list) {
+  char *last = strrchr(list, ',');
+  if (last != NULL) {
+    memmove(last + 3, last + 1, strlen(last + 1) + 1);
+    memcpy(last, " or", 3);
   }
-  return 0;
+  return list;
 }
 
-/* One rule of "rules": an object whose keys are listed in rule_keys. */
-static int rule_from_json(const ctx_t *cx, const char *rule, json_t *obj, jw_policy_t *p) {
+/* An object of the file whose keys are rows under `prefix` ("limits",
+ * "rules.images", "seal"): each key read into its row. ONE_OF: exactly
+ * one key. */
+static int object_from_json(const ctx_t *cx, const char *prefix, const char *expected, int one_of,
+                            json_t *obj, jw_policy_t *p) {
   const char *key;
   json_t *v;
-  char where[128];
-  snprintf(where, sizeof where, "rules.%s", rule);
+  char where[128], known[256];
+  int n = 0;
   if (!json_is_object(obj))
-    return fail_json(cx, where, "an object", obj);
+    return fail_json(cx, prefix, expected, obj);
   json_object_foreach(obj, key, v) {
-    const field_t *f = NULL;
-    char known[96] = "";
-    size_t i;
-    for (i = 0; i < RULE_KEY_COUNT; i++) {
-      if (strcmp(rule_keys[i].rule, rule) != 0)
-        continue;
-      if (strcmp(rule_keys[i].key, key) == 0)
-        f = find_field(rule_keys[i].field, 2, 0);
-      snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", known[0] ? ", " : "",
-               rule_keys[i].key);
-    }
+    const jw_policy_field_t *f = field_at(prefix, strlen(prefix), key);
     if (f == NULL) {
-      char prefix[64];
-      snprintf(prefix, sizeof prefix, "rules.%s.", rule);
-      show_key(where, sizeof where, prefix, key);
+      char dotted[96];
+      snprintf(dotted, sizeof dotted, "%s.", prefix);
+      show_key(where, sizeof where, dotted, key);
+      keys_under(prefix, known, sizeof known);
       return policy_fail(cx, where, "unknown key (known: %s)", known);
     }
-    snprintf(where, sizeof where, "rules.%s.%s", rule, key);
-    if (field_from_json(cx, f, where, v, p) != 0)
+    if (one_of && ++n > 1) {
+      keys_under(prefix, known, sizeof known);
+      return policy_fail(cx, f->path, "give %s, not both", or_list(known));
+    }
+    if (field_from_json(cx, f, f->path, v, p) != 0)
       return JW_EPOLICY;
+  }
+  if (one_of && n == 0) {
+    keys_under(prefix, known, sizeof known);
+    return policy_fail(cx, prefix, "expected %s", or_list(known));
   }
   return 0;
 }
 
-/* "rules": the monitor-enforced rules. */
-static int rules_from_json(const ctx_t *cx, json_t *rules, jw_policy_t *p) {
-  static const char *const names[] = {"timeout",          "total_processes", "images",
-                                      "active_processes", "escape",          "coalesce"};
+/* "rules": one object per rule. */
+static int rules_from_json(const ctx_t *cx, const char *expected, json_t *rules, jw_policy_t *p) {
   const char *key;
   json_t *v;
   if (!json_is_object(rules))
-    return fail_json(cx, "rules", "an object", rules);
+    return fail_json(cx, "rules", expected, rules);
   json_object_foreach(rules, key, v) {
-    size_t i;
-    for (i = 0; i < sizeof names / sizeof names[0]; i++)
-      if (strcmp(names[i], key) == 0)
-        break;
-    if (i == sizeof names / sizeof names[0]) {
+    const char *rule;
+    char prefix[96], known[256] = "";
+    size_t i, len;
+    int found = 0;
+    for (i = 0; rule_name(i, &rule, &len); i++) {
+      if (strlen(key) == len && memcmp(key, rule, len) == 0)
+        found = 1;
+      list_add(known, sizeof known, rule, len);
+    }
+    if (!found) {
       char where[128];
       show_key(where, sizeof where, "rules.", key);
-      return policy_fail(cx, where, "unknown key (known: " RULE_NAMES ")");
+      return policy_fail(cx, where, "unknown key (known: %s)", known);
     }
-    if (rule_from_json(cx, names[i], v, p) != 0)
+    snprintf(prefix, sizeof prefix, "rules.%s", key);
+    if (object_from_json(cx, prefix, "an object", 0, v, p) != 0)
       return JW_EPOLICY;
   }
-  return 0;
-}
-
-/* "seal": {"new_key": PATH} or {"existing_key": PATH}. */
-static int seal_from_json(const ctx_t *cx, json_t *v, jw_policy_t *p) {
-  const char *key;
-  json_t *item;
-  int n = 0;
-  if (!json_is_object(v))
-    return fail_json(cx, "seal", "an object like {\"new_key\": \"run.key\"}", v);
-  json_object_foreach(v, key, item) {
-    char where[128];
-    const field_t *f;
-    if (strcmp(key, "new_key") == 0) {
-      f = find_field("seal_key", 3, 0);
-    } else if (strcmp(key, "existing_key") == 0) {
-      f = find_field("seal_key_existing", 3, 0);
-    } else {
-      show_key(where, sizeof where, "seal.", key);
-      return policy_fail(cx, where, "unknown key (known: new_key, existing_key)");
-    }
-    snprintf(where, sizeof where, "seal.%s", key);
-    if (++n > 1)
-      return policy_fail(cx, where, "give new_key or existing_key, not both");
-    if (field_from_json(cx, f, where, item, p) != 0)
-      return JW_EPOLICY;
-  }
-  if (n == 0)
-    return policy_fail(cx, "seal", "expected new_key or existing_key");
   return 0;
 }
 
@@ -1277,36 +1495,37 @@ static int policy_from_json(const ctx_t *cx, json_t *root, jw_policy_t *p) {
   if (v != NULL && !(json_is_integer(v) && json_integer_value(v) == 1))
     return fail_json(cx, "version", "1", v);
   json_object_foreach(root, key, v) {
-    const field_t *f;
-    if (strcmp(key, "version") == 0)
-      continue;
-    if (strcmp(key, "limits") == 0) {
-      if (limits_from_json(cx, v, p) != 0)
-        return JW_EPOLICY;
-      continue;
-    }
-    if (strcmp(key, "exporters") == 0) {
-      if (exporters_from_json(cx, v, p) != 0)
-        return JW_EPOLICY;
-      continue;
-    }
-    if (strcmp(key, "rules") == 0) {
-      if (rules_from_json(cx, v, p) != 0)
-        return JW_EPOLICY;
-      continue;
-    }
-    if (strcmp(key, "seal") == 0) {
-      if (seal_from_json(cx, v, p) != 0)
-        return JW_EPOLICY;
-      continue;
-    }
-    f = find_field(key, 0, 0);
-    if (f == NULL) {
-      char where[128];
+    size_t i;
+    int rc = 0;
+    for (i = 0; i < TOP_KEY_COUNT && strcmp(top_keys[i].name, key) != 0; i++)
+      ;
+    if (i == TOP_KEY_COUNT) {
+      char where[128], known[400] = "";
       show_key(where, sizeof where, "", key);
-      return policy_fail(cx, where, "unknown key (known: " TOP_KEYS ")");
+      for (i = 0; i < TOP_KEY_COUNT; i++)
+        list_add(known, sizeof known, top_keys[i].name, strlen(top_keys[i].name));
+      return policy_fail(cx, where, "unknown key (known: %s)", known);
     }
-    if (field_from_json(cx, f, f->key, v, p) != 0)
+    switch (top_keys[i].kind) {
+    case TOP_VERSION:
+      break;
+    case TOP_FIELD: {
+      const jw_policy_field_t *f = field_at(key, strlen(key), NULL);
+      rc = f != NULL ? field_from_json(cx, f, f->path, v, p) : JW_EPOLICY;
+      break;
+    }
+    case TOP_OBJECT:
+    case TOP_ONE_OF:
+      rc = object_from_json(cx, key, top_keys[i].expected, top_keys[i].kind == TOP_ONE_OF, v, p);
+      break;
+    case TOP_RULES:
+      rc = rules_from_json(cx, top_keys[i].expected, v, p);
+      break;
+    case TOP_EXPORTERS:
+      rc = exporters_from_json(cx, v, p);
+      break;
+    }
+    if (rc != 0)
       return JW_EPOLICY;
   }
   return 0;
@@ -1476,15 +1695,16 @@ static int bool_from_text(const char *text, int *out) {
 
 /* "all", "none" or "handles,desktop"; spaces around a name are allowed
  * because "handles, desktop" is what people type. */
-static int ui_from_text(const ctx_t *cx, const char *where, const char *text, jw_policy_t *p) {
+static int ui_from_text(const ctx_t *cx, const jw_policy_field_t *f, const char *where,
+                        const char *text, jw_policy_t *p) {
   uint32_t bits = 0, bit;
   const char *s = text;
   if (strcmp(text, "all") == 0) {
-    store(p, JW_SET_UI, JW_UI_ALL);
+    store(p, f, JW_UI_ALL);
     return 0;
   }
   if (strcmp(text, "none") == 0) {
-    store(p, JW_SET_UI, 0);
+    store(p, f, 0);
     return 0;
   }
   for (;;) {
@@ -1511,79 +1731,75 @@ static int ui_from_text(const ctx_t *cx, const char *where, const char *text, jw
       break;
     s = end + 1;
   }
-  store(p, JW_SET_UI, bits);
+  store(p, f, bits);
   return 0;
 }
 
-static int field_from_text(const ctx_t *cx, const field_t *f, const char *where, const char *text,
-                           jw_policy_t *p) {
+static int field_from_text(const ctx_t *cx, const jw_policy_field_t *f, const char *where,
+                           const char *text, jw_policy_t *p) {
   uint64_t q = 0;
   val_result_t why;
   jw_tier_t tier;
   int b;
-  switch (f->kind) {
-  case KIND_COUNT:
-  case KIND_TOTAL:
-  case KIND_SIZE:
-  case KIND_DURATION:
-  case KIND_INTERVAL:
-    why = quantity_from_text(f->kind, text, &q);
+  switch (f->type) {
+  case JW_PF_COUNT:
+  case JW_PF_TOTAL:
+  case JW_PF_SIZE:
+  case JW_PF_DURATION:
+  case JW_PF_INTERVAL:
+    why = quantity_from_text(f->type, text, &q);
     if (why != VAL_OK)
-      return fail_text(cx, where, expected_text(f->kind, why, 1), text);
-    store(p, f->bit, q);
+      return fail_text(cx, where, expected_text(f->type, why, 1), text);
+    store(p, f, q);
     return 0;
-  case KIND_BOOL:
+  case JW_PF_BOOL:
     if (!bool_from_text(text, &b))
-      return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
-    store(p, f->bit, (uint64_t)b);
+      return fail_text(cx, where, expected_text(f->type, VAL_BAD, 1), text);
+    store(p, f, (uint64_t)b);
     return 0;
-  case KIND_TIER:
+  case JW_PF_TIER:
     if (jw_tier_parse(text, &tier) != 0)
-      return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
-    store(p, f->bit, (uint64_t)tier);
+      return fail_text(cx, where, expected_text(f->type, VAL_BAD, 1), text);
+    store(p, f, (uint64_t)tier);
     return 0;
-  case KIND_TOKEN: {
+  case JW_PF_TOKEN: {
     jw_token_mode_t mode;
     if (jw_token_mode_parse(text, &mode) != 0)
-      return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
-    store(p, f->bit, (uint64_t)mode);
+      return fail_text(cx, where, expected_text(f->type, VAL_BAD, 1), text);
+    store(p, f, (uint64_t)mode);
     return 0;
   }
-  case KIND_HASH_CAP:
+  case JW_PF_HASH_CAP:
     why = size_from_text(text, &q);
     if (why != VAL_OK)
-      return fail_text(cx, where, expected_text(f->kind, why, 1), text);
-    store(p, f->bit, q);
+      return fail_text(cx, where, expected_text(f->type, why, 1), text);
+    store(p, f, q);
     return 0;
-  case KIND_KEY_FILE:
+  case JW_PF_KEY_FILE:
     if (text[0] == '\0' || strlen(text) >= JW_POLICY_PATH_MAX)
-      return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
-    store_key_file(p, f, text);
+      return fail_text(cx, where, expected_text(f->type, VAL_BAD, 1), text);
+    store_text(p, f, text, strlen(text));
     return 0;
-  case KIND_NAME:
+  case JW_PF_NAME:
     if (!name_is_valid(text, strlen(text)))
-      return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
-    store_name(p, text, strlen(text));
+      return fail_text(cx, where, expected_text(f->type, VAL_BAD, 1), text);
+    store_text(p, f, text, strlen(text));
     return 0;
-  case KIND_UI:
-    return ui_from_text(cx, where, text, p);
-  case KIND_ACTION: {
+  case JW_PF_UI:
+    return ui_from_text(cx, f, where, text, p);
+  case JW_PF_ACTION: {
     jw_rule_action_t a = action_parse(text, strlen(text));
     if (a == JW_ACTION_DEFAULT)
-      return fail_text(cx, where, expected_text(f->kind, VAL_BAD, 1), text);
-    store(p, f->bit, (uint64_t)a);
+      return fail_text(cx, where, expected_text(f->type, VAL_BAD, 1), text);
+    store(p, f, (uint64_t)a);
     return 0;
   }
-  case KIND_TAGS: {
-    int rule = tagged_index(f->key);
-    if (rule < 0)
-      return fail_text(cx, where, "a valid value", text);
-    return tag_append(cx, where, p, rule, text, strlen(text));
-  }
-  case KIND_IMAGE: {
+  case JW_PF_TAGS:
+    return tag_append(cx, where, p, f, text, strlen(text));
+  case JW_PF_IMAGE: {
     if (image_entry_check(cx, where, text, strlen(text)) != 0)
       return JW_EPOLICY;
-    if (image_append(p, f->bit, text, strlen(text)) != 0) {
+    if (image_append(p, f, text, strlen(text)) != 0) {
       char shown[SHOWN_SIZE];
       show_string(shown, text, strlen(text));
       return policy_fail(cx, where, "expected at most %d file names, got one more: %s",
@@ -1591,12 +1807,12 @@ static int field_from_text(const ctx_t *cx, const field_t *f, const char *where,
     }
     return 0;
   }
-  case KIND_MARGIN: {
+  case JW_PF_MARGIN: {
     uint32_t bp = 0;
     why = margin_from_text(text, &bp);
     if (why != VAL_OK)
-      return fail_text(cx, where, expected_text(f->kind, why, 1), text);
-    store(p, f->bit, bp);
+      return fail_text(cx, where, expected_text(f->type, why, 1), text);
+    store(p, f, bp);
     return 0;
   }
   }
@@ -1605,7 +1821,7 @@ static int field_from_text(const ctx_t *cx, const field_t *f, const char *where,
 
 int jw_policy_set(jw_policy_t *policy, const char *key, const char *value, const char *where,
                   jw_error_t *err) {
-  const field_t *f;
+  const jw_policy_field_t *f;
   ctx_t cx;
   jw_policy_t work;
   int rc;
@@ -1613,12 +1829,15 @@ int jw_policy_set(jw_policy_t *policy, const char *key, const char *value, const
     return jw_error_set(err, JW_EINVAL, 0, where ? where : "", "jw_policy_set: NULL argument");
   if (where == NULL)
     where = key;
-  f = find_field(key, 0, 1);
+  f = field_by_key(key);
   if (f == NULL) {
-    char shown[SHOWN_SIZE];
+    char shown[SHOWN_SIZE], known[800] = "";
+    size_t i;
     show_string(shown, key, strlen(key));
-    return jw_error_set(err, JW_EINVAL, 0, where, "%s: unknown policy key %s (known: " SET_KEYS ")",
-                        where, shown);
+    for (i = 0; i < FIELD_COUNT; i++)
+      list_add(known, sizeof known, fields[i].key, strlen(fields[i].key));
+    return jw_error_set(err, JW_EINVAL, 0, where, "%s: unknown policy key %s (known: %s)", where,
+                        shown, known);
   }
   ctx_init(&cx, NULL, err);
   work = *policy;
@@ -1632,60 +1851,37 @@ int jw_policy_set(jw_policy_t *policy, const char *key, const char *value, const
 /* Public: tiers and rendering                                              */
 /* ------------------------------------------------------------------------ */
 
+/* Whether nothing chose f's value: an action still JW_ACTION_DEFAULT (what
+ * jw_policy_init leaves), any other field not marked set. */
+static int is_unset(const jw_policy_t *p, const jw_policy_field_t *f) {
+  if (f->type == JW_PF_ACTION)
+    return get_uint(p, f) == JW_ACTION_DEFAULT;
+  return !(p->set & f->bit);
+}
+
+/* Puts f's default in p's tier into f's storage; p->set and the other
+ * fields do not change. The default is read as a flag would be (unit.policy
+ * checks that every row's defaults read). */
+static void put_default(jw_policy_t *p, const jw_policy_field_t *f) {
+  const char *text = NULL;
+  uint32_t set = p->set;
+  ctx_t cx;
+  if ((unsigned)p->tier < sizeof f->tier_default / sizeof f->tier_default[0])
+    text = f->tier_default[p->tier];
+  if (text == NULL)
+    return;
+  ctx_init(&cx, NULL, NULL);
+  field_from_text(&cx, f, f->key, text, p);
+  p->set = set;
+}
+
 void jw_policy_resolve(const jw_policy_t *in, jw_policy_t *out) {
-  uint32_t set;
+  size_t i;
   if (out != in)
     *out = *in;
-  set = out->set;
-  /* Kill-on-close in every tier, none included: a jobwarden that is
-   * killed (by the agent itself, among others) must not leave the agent
-   * running unwatched. Only an explicit kill_on_close: false turns it
-   * off, and job_start says so. */
-  if (!(set & JW_SET_KILL_ON_CLOSE))
-    out->kill_on_close = 1;
-  /* Lockdown runs the program with less than jobwarden: a restricted,
-   * Low-integrity token. Elsewhere the program keeps jobwarden's token,
-   * because a Low-integrity program cannot write the user's files (its
-   * own working directory included) unless they are labelled for it. */
-  if (!(set & JW_SET_TOKEN))
-    out->token = out->tier == JW_TIER_LOCKDOWN ? JW_TOKEN_RESTRICTED_LOW : JW_TOKEN_INHERIT;
-  if (out->tier == JW_TIER_HARDENED || out->tier == JW_TIER_LOCKDOWN) {
-    if (!(set & JW_SET_DIE_ON_EXCEPTION))
-      out->die_on_unhandled_exception = 1;
-    if (!(set & JW_SET_BREAKAWAY))
-      out->breakaway_ok = 0;
-  }
-  if (out->tier == JW_TIER_LOCKDOWN) {
-    if (!(set & JW_SET_ACTIVE_PROCESSES))
-      out->active_processes = 1;
-    if (!(set & JW_SET_UI))
-      out->ui_restrictions = JW_UI_ALL;
-  }
-  /* Each rule's default action: what a user who only sets the rule's
-   * value means (a timeout ends the run, a cap or a list stops the
-   * process); the active-process limit belongs to the kernel, so its
-   * monitor fallback only reports unless asked. */
-  if (out->timeout_action == JW_ACTION_DEFAULT)
-    out->timeout_action = JW_ACTION_KILL_JOB;
-  if (out->total_processes_action == JW_ACTION_DEFAULT)
-    out->total_processes_action = JW_ACTION_KILL_PROCESS;
-  if (out->image_action == JW_ACTION_DEFAULT)
-    out->image_action = JW_ACTION_KILL_PROCESS;
-  if (out->active_processes_action == JW_ACTION_DEFAULT)
-    out->active_processes_action = JW_ACTION_REPORT;
-  /* Escapes: stopped and looked for on a timer in the tiers that contain;
-   * in none reported, and looked for only when the port says something. */
-  if (out->escape_action == JW_ACTION_DEFAULT)
-    out->escape_action = out->tier == JW_TIER_NONE ? JW_ACTION_REPORT : JW_ACTION_KILL_PROCESS;
-  if (!(set & JW_SET_ESCAPE_SCAN))
-    out->escape_scan_ms = out->tier == JW_TIER_NONE ? 0 : JW_ESCAPE_SCAN_DEFAULT_MS;
-  if (!(set & JW_SET_COALESCE))
-    out->coalesce_ms = JW_COALESCE_DEFAULT_MS;
-  if (!(set & JW_SET_IMAGE_HASH_CAP))
-    out->image_hash_cap = JW_IMAGE_HASH_CAP_DEFAULT;
-  /* Warnings before the hard job limits are on unless the policy says. */
-  if (!(set & JW_SET_NOTIFY_MARGIN))
-    out->notification_margin_bp = JW_NOTIFY_MARGIN_DEFAULT_BP;
+  for (i = 0; i < FIELD_COUNT; i++)
+    if (is_unset(out, &fields[i]))
+      put_default(out, &fields[i]);
 }
 
 /* Sizes as integer bytes (a string of digits above what a JSON integer
@@ -1708,22 +1904,6 @@ static json_t *duration_to_json(uint64_t ms) {
   return json_string(buf);
 }
 
-static const char *action_or_default(jw_rule_action_t a, jw_rule_action_t def) {
-  return jw_rule_action_name(a == JW_ACTION_DEFAULT ? def : a);
-}
-
-static json_t *names_to_json(const char (*list)[JW_IMAGE_NAME_MAX], int n) {
-  json_t *arr = json_array();
-  int i;
-  for (i = 0; arr != NULL && i < n && i < JW_POLICY_MAX_IMAGES; i++) {
-    if (json_array_append_new(arr, json_string(list[i])) != 0) {
-      json_decref(arr);
-      return NULL;
-    }
-  }
-  return arr;
-}
-
 static json_t *interval_to_json(uint64_t ms) {
   char buf[32];
   if (ms == 0)
@@ -1732,43 +1912,140 @@ static json_t *interval_to_json(uint64_t ms) {
   return json_string(buf);
 }
 
-/* The "rules" object (new reference, NULL on allocation failure). */
-static json_t *rules_to_json(const jw_policy_t *p) {
-  jw_rule_action_t esc = p->escape_action != JW_ACTION_DEFAULT ? p->escape_action
-                         : p->tier == JW_TIER_NONE             ? JW_ACTION_REPORT
-                                                               : JW_ACTION_KILL_PROCESS;
-  json_t *rules = json_pack(
-      "{s:{s:o,s:s},s:{s:o,s:s},s:{s:o,s:o,s:s},s:{s:s},s:{s:s,s:o},s:{s:o}}", "timeout", "after",
-      duration_to_json(p->timeout_ms), "action",
-      action_or_default(p->timeout_action, JW_ACTION_KILL_JOB), "total_processes", "max",
-      p->max_total_processes ? json_integer(p->max_total_processes) : json_string("unlimited"),
-      "action", action_or_default(p->total_processes_action, JW_ACTION_KILL_PROCESS), "images",
-      "deny", names_to_json(p->deny_images, p->n_deny_images), "allow",
-      names_to_json(p->allow_images, p->n_allow_images), "action",
-      action_or_default(p->image_action, JW_ACTION_KILL_PROCESS), "active_processes", "action",
-      action_or_default(p->active_processes_action, JW_ACTION_REPORT), "escape", "action",
-      jw_rule_action_name(esc), "scan_interval", interval_to_json(p->escape_scan_ms), "coalesce",
-      "window",
-      interval_to_json((p->set & JW_SET_COALESCE) ? p->coalesce_ms : JW_COALESCE_DEFAULT_MS));
-  /* The hashing cap, when the policy sets one (integer bytes). */
-  if (rules != NULL && (p->set & JW_SET_IMAGE_HASH_CAP) &&
-      json_object_set_new(json_object_get(rules, "images"), "hash_cap",
-                          size_to_json(p->image_hash_cap)) != 0) {
-    json_decref(rules);
-    return NULL;
+/* An array of n strings of `width` bytes each at list (new reference). */
+static json_t *strings_to_json(const char *list, size_t width, int n, int max) {
+  json_t *arr = json_array();
+  int i;
+  for (i = 0; arr != NULL && i < n && i < max; i++) {
+    if (json_array_append_new(arr, json_string(list + (size_t)i * width)) != 0) {
+      json_decref(arr);
+      return NULL;
+    }
   }
-  /* A rule's own tags, when the policy gives it some. */
-  static const char *const tagged[JW_TAGGED_RULES] = {"timeout", "total_processes", "images",
-                                                      "active_processes", "escape"};
-  int r, k;
-  for (r = 0; rules != NULL && r < JW_TAGGED_RULES; r++) {
-    json_t *a;
-    if (p->n_rule_tags[r] == 0)
-      continue;
-    a = json_array();
-    for (k = 0; a != NULL && k < p->n_rule_tags[r] && k < JW_RULE_TAGS_POLICY_MAX; k++)
-      json_array_append_new(a, json_string(p->rule_tags[r][k]));
-    if (a == NULL || json_object_set_new(json_object_get(rules, tagged[r]), "tags", a) != 0) {
+  return arr;
+}
+
+static int is_list(const jw_policy_field_t *f) {
+  return f->type == JW_PF_IMAGE || f->type == JW_PF_TAGS;
+}
+
+/* f's value in p, in the file's form (new reference; NULL without
+ * memory). */
+static json_t *field_to_json(const jw_policy_t *p, const jw_policy_field_t *f) {
+  const char *at = (const char *)p + f->offset;
+  int n = is_list(f) ? *(const int *)(const void *)((const char *)p + f->count) : 0;
+  uint64_t v = f->size <= sizeof(uint64_t) ? get_uint(p, f) : 0; /* scalars: 4 or 8 bytes */
+  switch (f->type) {
+  case JW_PF_NAME:
+  case JW_PF_KEY_FILE:
+    return json_string(at);
+  case JW_PF_TIER:
+    return json_string(jw_tier_name((jw_tier_t)v));
+  case JW_PF_COUNT:
+  case JW_PF_TOTAL:
+    return v ? json_integer((json_int_t)v) : json_string("unlimited");
+  case JW_PF_SIZE:
+  case JW_PF_HASH_CAP:
+    return size_to_json(v);
+  case JW_PF_DURATION:
+    return duration_to_json(v);
+  case JW_PF_INTERVAL:
+    return interval_to_json(v);
+  case JW_PF_MARGIN: {
+    char margin[16];
+    margin_to_text((uint32_t)v, margin, sizeof margin);
+    return json_string(margin);
+  }
+  case JW_PF_UI: {
+    json_t *ui = json_array();
+    size_t i;
+    for (i = 0; ui != NULL && i < UI_NAME_COUNT; i++)
+      if ((v & ui_names[i].bit) && json_array_append_new(ui, json_string(ui_names[i].name)) != 0) {
+        json_decref(ui);
+        return NULL;
+      }
+    return ui;
+  }
+  case JW_PF_BOOL:
+    return json_boolean(v);
+  case JW_PF_TOKEN:
+    return json_string(jw_token_mode_name((jw_token_mode_t)v));
+  case JW_PF_ACTION:
+    return json_string(jw_rule_action_name((jw_rule_action_t)v));
+  case JW_PF_IMAGE:
+    return strings_to_json(at, JW_IMAGE_NAME_MAX, n, JW_POLICY_MAX_IMAGES);
+  case JW_PF_TAGS:
+    return strings_to_json(at, JW_TAG_MAX, n, JW_RULE_TAGS_POLICY_MAX);
+  }
+  return NULL;
+}
+
+/* Whether rendering writes f (see jw_policy_shown_t). */
+static int is_shown(const jw_policy_t *p, const jw_policy_field_t *f) {
+  const char *at = (const char *)p + f->offset;
+  switch (f->shown) {
+  case JW_PF_SHOWN_ALWAYS:
+    return 1;
+  case JW_PF_SHOWN_IF_NOT_EMPTY:
+    /* An empty name means "use the default" and is not valid in a file. */
+    if (is_list(f))
+      return *(const int *)(const void *)((const char *)p + f->count) > 0;
+    return memchr(at, '\0', f->size) != NULL && at[0] != '\0';
+  case JW_PF_SHOWN_IF_SET:
+    if (!(p->set & f->bit))
+      return 0;
+    return f->type != JW_PF_KEY_FILE ||
+           !!*(const int *)(const void *)((const char *)p + f->count) == f->arg;
+  case JW_PF_SHOWN_IF_JOB_LIMIT:
+    /* Where it matters (a job limit it applies to) or where the policy
+     * chose it. */
+    return p->job_memory != 0 || p->job_time_ms != 0 || (p->set & f->bit);
+  }
+  return 1;
+}
+
+/* Sets key to f's value in obj when it is shown. Returns 0, -1 without
+ * memory. */
+static int put_field(json_t *obj, const jw_policy_t *p, const jw_policy_field_t *f,
+                     const char *key) {
+  if (!is_shown(p, f))
+    return 0;
+  return json_object_set_new(obj, key, field_to_json(p, f));
+}
+
+/* The object of the rows under `prefix` (new reference; NULL without
+ * memory). */
+static json_t *object_to_json(const jw_policy_t *p, const char *prefix) {
+  json_t *obj = json_object();
+  size_t plen = strlen(prefix), i;
+  for (i = 0; obj != NULL && i < FIELD_COUNT; i++) {
+    const char *rest = under(&fields[i], prefix, plen);
+    if (rest != NULL && put_field(obj, p, &fields[i], rest) != 0) {
+      json_decref(obj);
+      return NULL;
+    }
+  }
+  return obj;
+}
+
+/* Whether a file or a flag set any row under `prefix`. */
+static int any_set(const jw_policy_t *p, const char *prefix) {
+  size_t plen = strlen(prefix), i;
+  for (i = 0; i < FIELD_COUNT; i++)
+    if (under(&fields[i], prefix, plen) != NULL && (p->set & fields[i].bit))
+      return 1;
+  return 0;
+}
+
+/* "rules": every rule in full, each key in its row's place. */
+static json_t *rules_to_json(const jw_policy_t *p) {
+  json_t *rules = json_object();
+  const char *rule;
+  size_t n, len;
+  for (n = 0; rules != NULL && rule_name(n, &rule, &len); n++) {
+    char prefix[96];
+    snprintf(prefix, sizeof prefix, "rules.%.*s", (int)len, rule);
+    if (json_object_set_new(rules, prefix + 6, object_to_json(p, prefix)) != 0) {
       json_decref(rules);
       return NULL;
     }
@@ -1776,88 +2053,58 @@ static json_t *rules_to_json(const jw_policy_t *p) {
   return rules;
 }
 
-void *jw_policy_to_json(const jw_policy_t *p) {
-  json_t *root = json_object(), *limits = json_object(), *ui = json_array();
-  const char *nul;
+void *jw_policy_to_json(const jw_policy_t *policy) {
+  json_t *root = json_object();
+  jw_policy_t *p = malloc(sizeof *p);
   size_t i;
-  if (root == NULL || limits == NULL || ui == NULL)
-    goto fail;
-  if (json_object_set_new(root, "version", json_integer(1)) != 0)
-    goto fail;
-  /* The name is left out when empty ("use the default"): an empty name is
-   * not valid in a policy file. */
-  nul = memchr(p->name, '\0', sizeof p->name);
-  if (nul != NULL && nul != p->name && json_object_set_new(root, "name", json_string(p->name)) != 0)
-    goto fail;
-  if (json_object_set_new(root, "tier", json_string(jw_tier_name(p->tier))) != 0)
-    goto fail;
-  if (json_object_set_new(limits, "active_processes",
-                          p->active_processes ? json_integer(p->active_processes)
-                                              : json_string("unlimited")) != 0 ||
-      json_object_set_new(limits, "process_memory", size_to_json(p->process_memory)) != 0 ||
-      json_object_set_new(limits, "job_memory", size_to_json(p->job_memory)) != 0 ||
-      json_object_set_new(limits, "process_cpu_time", duration_to_json(p->process_time_ms)) != 0 ||
-      json_object_set_new(limits, "job_cpu_time", duration_to_json(p->job_time_ms)) != 0)
-    goto fail;
-  /* The margin is shown where it matters (a job limit it applies to) or
-   * where the policy chose it, always as the effective value: a policy
-   * that does not set it gets the default. */
-  if (p->job_memory != 0 || p->job_time_ms != 0 || (p->set & JW_SET_NOTIFY_MARGIN)) {
-    char margin[16];
-    margin_to_text((p->set & JW_SET_NOTIFY_MARGIN) ? p->notification_margin_bp
-                                                   : JW_NOTIFY_MARGIN_DEFAULT_BP,
-                   margin, sizeof margin);
-    if (json_object_set_new(limits, "notification_margin", json_string(margin)) != 0)
-      goto fail;
+  int failed = root == NULL || p == NULL;
+  if (!failed) {
+    /* The effective value of the rows that show it: the tier's default
+     * where nothing chose one. */
+    *p = *policy;
+    for (i = 0; i < FIELD_COUNT; i++)
+      if ((fields[i].flags & JW_PF_EFFECTIVE) && is_unset(p, &fields[i]))
+        put_default(p, &fields[i]);
   }
-  if (json_object_set_new(root, "limits", limits) != 0) {
-    limits = NULL; /* stolen, even on failure */
-    goto fail;
+  for (i = 0; !failed && i < TOP_KEY_COUNT; i++) {
+    const char *name = top_keys[i].name;
+    switch (top_keys[i].kind) {
+    case TOP_VERSION:
+      failed = json_object_set_new(root, name, json_integer(1)) != 0;
+      break;
+    case TOP_FIELD: {
+      const jw_policy_field_t *f = field_at(name, strlen(name), NULL);
+      failed = f == NULL || put_field(root, p, f, name) != 0;
+      break;
+    }
+    case TOP_OBJECT:
+    case TOP_ONE_OF:
+      /* Rendered when any of its rows is set (limits: always). */
+      if (top_keys[i].always_shown || any_set(p, name))
+        failed = json_object_set_new(root, name, object_to_json(p, name)) != 0;
+      break;
+    case TOP_RULES:
+      /* When any rule is set (like exporters), each rule in full. */
+      if (any_set(p, name))
+        failed = json_object_set_new(root, name, rules_to_json(p)) != 0;
+      break;
+    case TOP_EXPORTERS:
+      break; /* last, below */
+    }
   }
-  limits = NULL;
-  for (i = 0; i < UI_NAME_COUNT; i++)
-    if ((p->ui_restrictions & ui_names[i].bit) &&
-        json_array_append_new(ui, json_string(ui_names[i].name)) != 0)
-      goto fail;
-  if (json_object_set_new(root, "ui_restrictions", ui) != 0) {
-    ui = NULL;
-    goto fail;
-  }
-  ui = NULL;
-  if (json_object_set_new(root, "kill_on_close", json_boolean(p->kill_on_close)) != 0 ||
-      json_object_set_new(root, "die_on_unhandled_exception",
-                          json_boolean(p->die_on_unhandled_exception)) != 0 ||
-      json_object_set_new(root, "allow_breakaway", json_boolean(p->breakaway_ok)) != 0 ||
-      json_object_set_new(root, "token", json_string(jw_token_mode_name(p->token))) != 0)
-    goto fail;
-  /* Rules are rendered when any is set (like exporters), each in full. */
-  if (p->set & (JW_SET_RULES | JW_SET_ESCAPE_ACTION | JW_SET_ESCAPE_SCAN | JW_SET_COALESCE |
-                JW_SET_RULE_TAGS | JW_SET_IMAGE_HASH_CAP)) {
-    json_t *rules = rules_to_json(p);
-    if (rules == NULL || json_object_set_new(root, "rules", rules) != 0)
-      goto fail;
-  }
-  if (p->set & JW_SET_SEAL) {
-    json_t *seal =
-        json_pack("{s:s}", p->seal_key_existing ? "existing_key" : "new_key", p->seal_key);
-    if (seal == NULL || json_object_set_new(root, "seal", seal) != 0)
-      goto fail;
-  }
-  if (p->n_exporters > 0) {
+  if (!failed && p->n_exporters > 0) {
     json_t *ex = json_array();
     int k;
-    if (ex == NULL || json_object_set_new(root, "exporters", ex) != 0)
-      goto fail;
-    for (k = 0; k < p->n_exporters && k < JW_POLICY_MAX_EXPORTERS; k++)
-      if (json_array_append_new(ex, json_string(p->exporters[k])) != 0)
-        goto fail;
+    failed = ex == NULL || json_object_set_new(root, "exporters", ex) != 0;
+    for (k = 0; !failed && k < p->n_exporters && k < JW_POLICY_MAX_EXPORTERS; k++)
+      failed = json_array_append_new(ex, json_string(p->exporters[k])) != 0;
+  }
+  free(p);
+  if (failed) {
+    json_decref(root);
+    return NULL;
   }
   return root;
-fail:
-  json_decref(ui);
-  json_decref(limits);
-  json_decref(root);
-  return NULL;
 }
 
 const char *jw_tier_name(jw_tier_t tier) {

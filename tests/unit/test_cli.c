@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "harness.h"
 #include "internal.h"
@@ -748,6 +750,276 @@ static void test_exporter_help(void) {
   free(help);
 }
 
+/* A value of each type, as a flag writes it, that differs from what
+ * jw_policy_init leaves. */
+static const char *sample_of(jw_policy_type_t type) {
+  switch (type) {
+  case JW_PF_NAME:
+    return "sample-1";
+  case JW_PF_TIER:
+    return "hardened";
+  case JW_PF_COUNT:
+    return "7";
+  case JW_PF_TOTAL:
+    return "70000";
+  case JW_PF_SIZE:
+    return "3M";
+  case JW_PF_DURATION:
+    return "90s";
+  case JW_PF_INTERVAL:
+    return "250ms";
+  case JW_PF_MARGIN:
+    return "2.5%";
+  case JW_PF_UI:
+    return "desktop,handles";
+  case JW_PF_BOOL:
+    return NULL; /* takes no value */
+  case JW_PF_TOKEN:
+    return "restricted";
+  case JW_PF_ACTION:
+    return "kill_job";
+  case JW_PF_IMAGE:
+    return "original_file_name:pwsh";
+  case JW_PF_HASH_CAP:
+    return "5M";
+  case JW_PF_TAGS:
+    return "attack.t1059";
+  case JW_PF_KEY_FILE:
+    return "run.key";
+  }
+  return NULL;
+}
+
+/* {"a": {"b": value}} for path "a.b" (value borrowed; new reference). */
+static json_t *document_at(const char *path, json_t *value) {
+  size_t n = strcspn(path, ".");
+  char part[128];
+  json_t *obj = json_object();
+  snprintf(part, sizeof(part), "%.*s", (int)n, path);
+  if (path[n] == '\0')
+    json_object_set(obj, part, value);
+  else
+    json_object_set_new(obj, part, document_at(path + n + 1, value));
+  return obj;
+}
+
+/* The file's form of a row's value in p: the rendering's value at the
+ * row's path, alone in a document ({"limits": {"job_memory": 3145728}}),
+ * parsed into *out from jw_policy_init. */
+static int parse_path_alone(const jw_policy_t *p, const jw_policy_field_t *f, jw_policy_t *out) {
+  json_t *j = jw_policy_to_json(p), *v = j, *doc;
+  const char *path = f->path;
+  char part[128], *text;
+  jw_error_t err;
+  int rc;
+  while (v != NULL && *path != '\0') {
+    size_t n = strcspn(path, ".");
+    snprintf(part, sizeof(part), "%.*s", (int)n, path);
+    v = json_object_get(v, part);
+    path += n + (path[n] == '.');
+  }
+  doc = v != NULL ? document_at(f->path, v) : NULL;
+  text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  jw_policy_init(out);
+  memset(&err, 0, sizeof(err));
+  rc = text ? jw_policy_parse(out, text, strlen(text), "alone", &err) : -1;
+  if (rc != 0)
+    fprintf(stderr, "%s: %s (%s)\n", f->path, err.text, text ? text : "no value rendered");
+  free(text);
+  json_decref(doc);
+  json_decref(j);
+  return rc;
+}
+
+static int same_value(const jw_policy_t *a, const jw_policy_t *b, const jw_policy_field_t *f) {
+  if (memcmp((const char *)a + f->offset, (const char *)b + f->offset, f->size) != 0)
+    return 0;
+  return f->count == 0 ||
+         memcmp((const char *)a + f->count, (const char *)b + f->count, sizeof(int)) == 0;
+}
+
+/* Every row with a flag: --help shows it (with its placeholder, or as
+ * --[no-]NAME), `run FLAG VALUE` sets that row alone, to what the file's
+ * key at the row's path gives, and a JW_PF_BOOL row's --no- form sets it
+ * false; a JW_PF_TAGS row through --rule-tags RULE=TAG. No row's flag is
+ * one of run's own. */
+static void test_flags_from_rows(void) {
+  static const char *const own[] = {"--policy",  "--export",    "--agent-output",
+                                    "--control", "--rule-tags", "--json"};
+  size_t n, i, k;
+  const jw_policy_field_t *rows = jw_policy_fields(&n);
+  const char *usage = jw_cli_usage();
+  int flags = 0, tags = 0;
+  for (i = 0; i < n; i++) {
+    const jw_policy_field_t *f = &rows[i];
+    int before = jw_test_failures;
+    jw_cli_t cli;
+    jw_error_t err;
+    jw_policy_t alone, init;
+    char want[160], rule_arg[160];
+    const char *argv[6] = {"jobwarden", "run", NULL, NULL, NULL, NULL};
+    int argc = 2;
+    jw_policy_init(&init);
+    if (f->flag == NULL) {
+      /* rules.<rule>.tags */
+      const char *rule = f->path + 6, *dot = strchr(rule, '.');
+      CHECK(f->type == JW_PF_TAGS && strncmp(f->path, "rules.", 6) == 0 && dot != NULL);
+      if (dot == NULL)
+        continue;
+      tags++;
+      snprintf(rule_arg, sizeof(rule_arg), "%.*s=%s", (int)(dot - rule), rule, sample_of(f->type));
+      argv[argc++] = "--rule-tags";
+      argv[argc++] = rule_arg;
+    } else {
+      flags++;
+      for (k = 0; k < sizeof(own) / sizeof(own[0]); k++)
+        CHECK(strcmp(f->flag, own[k]) != 0);
+      if (f->type == JW_PF_BOOL)
+        snprintf(want, sizeof(want), "\n  --[no-]%s ", f->flag + 2);
+      else
+        snprintf(want, sizeof(want), "\n  %s %s ", f->flag, f->placeholder);
+      /* a long head goes on a line of its own */
+      if (strstr(usage, want) == NULL)
+        want[strlen(want) - 1] = '\n';
+      CHECK_CONTAINS(usage, want);
+      argv[argc++] = f->flag;
+      if (f->type != JW_PF_BOOL)
+        argv[argc++] = sample_of(f->type);
+    }
+    argv[argc++] = "--";
+    argv[argc++] = "x.exe";
+    CHECK_INT(parse(argc, argv, &cli, &err), 0);
+    CHECK_U64(cli.policy.set, f->bit);
+    CHECK(!same_value(&cli.policy, &init, f));
+    CHECK_INT(parse_path_alone(&cli.policy, f, &alone), 0);
+    CHECK(same_value(&alone, &cli.policy, f));
+    CHECK_U64(alone.set, f->bit);
+    if (f->type == JW_PF_BOOL) {
+      char no[96];
+      jw_policy_t want_false;
+      snprintf(no, sizeof(no), "--no-%s", f->flag + 2);
+      argv[2] = no;
+      CHECK_INT(parse(argc, argv, &cli, &err), 0);
+      jw_policy_init(&want_false);
+      CHECK_INT(jw_policy_set(&want_false, f->key, "false", NULL, NULL), 0);
+      CHECK(memcmp(&cli.policy, &want_false, sizeof(want_false)) == 0);
+    }
+    if (jw_test_failures != before)
+      fprintf(stderr, "    ^ in row: %s\n", f->key);
+  }
+  CHECK(flags >= 25);
+  CHECK_INT(tags, 5);
+  /* The generated usage fits its buffer: it ends with its last line. */
+  {
+    static const char last[] = "like an interrupted one: 0xC000013A (STATUS_CONTROL_C_EXIT).\n";
+    CHECK(strlen(usage) > strlen(last) && strcmp(usage + strlen(usage) - strlen(last), last) == 0);
+  }
+}
+
+/* Every policy flag at once (and each boolean's --no- form), the policy
+ * rendered as check-policy prints it: byte for byte the rendering in
+ * tests/data/cli/every-flag.golden (made by the code before the field
+ * table). JW_CLI_GOLDEN_WRITE=PATH writes what this build renders. */
+static void test_every_flag_golden(const char *data) {
+  const char *argv[] = {"jobwarden",
+                        "run",
+                        "--tier",
+                        "hardened",
+                        "--name=every-flag",
+                        "--active-processes",
+                        "3",
+                        "--process-memory",
+                        "1G",
+                        "--job-memory=4G",
+                        "--process-cpu-time",
+                        "10s",
+                        "--job-cpu-time",
+                        "1h",
+                        "--notification-margin",
+                        "7.5%",
+                        "--ui-restrictions",
+                        "desktop,global_atoms",
+                        "--no-kill-on-close",
+                        "--die-on-unhandled-exception",
+                        "--no-allow-breakaway",
+                        "--allow-breakaway",
+                        "--token",
+                        "low_integrity",
+                        "--timeout",
+                        "45m",
+                        "--timeout-action",
+                        "report",
+                        "--max-total-processes",
+                        "99",
+                        "--total-processes-action",
+                        "kill_job",
+                        "--deny-image",
+                        "cmd.exe",
+                        "--deny-image=original_file_name:pwsh",
+                        "--allow-image",
+                        "python",
+                        "--image-action",
+                        "report",
+                        "--image-hash-cap",
+                        "2M",
+                        "--active-processes-action",
+                        "kill_process",
+                        "--escape-action",
+                        "kill_job",
+                        "--escape-scan-interval",
+                        "2s",
+                        "--coalesce-window",
+                        "off",
+                        "--rule-tags",
+                        "images=attack.t1059,team.x",
+                        "--rule-tags=escape=attack.t1611",
+                        "--rule-tags",
+                        "timeout=slow",
+                        "--rule-tags",
+                        "total_processes=many",
+                        "--rule-tags",
+                        "active_processes=busy",
+                        "--seal-key",
+                        "first.key",
+                        "--seal-key-existing",
+                        "second.key",
+                        "--",
+                        "agent.exe"};
+  jw_cli_t cli;
+  jw_error_t err;
+  json_t *j;
+  char *text, path[1024], *want;
+  const char *write_to = getenv("JW_CLI_GOLDEN_WRITE");
+  FILE *f;
+  size_t len;
+  CHECK_INT(parse(ARGC(argv), argv, &cli, &err), 0);
+  jw_policy_resolve(&cli.policy, &cli.policy);
+  j = jw_policy_to_json(&cli.policy);
+  text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+  json_decref(j);
+  CHECK(text != NULL);
+  if (text == NULL)
+    return;
+  len = strlen(text);
+  if (write_to != NULL && (f = fopen(write_to, "wb")) != NULL) {
+    fwrite(text, 1, len, f);
+    fclose(f);
+  }
+  snprintf(path, sizeof(path), "%s/cli/every-flag.golden", data);
+  f = fopen(path, "rb");
+  CHECK(f != NULL);
+  want = calloc(1, len + 2);
+  if (f != NULL && want != NULL) {
+    size_t n = fread(want, 1, len + 1, f);
+    want[n] = '\0';
+    CHECK_STR(text, want);
+  }
+  if (f != NULL)
+    fclose(f);
+  free(want);
+  free(text);
+}
+
 int main(int argc, char **argv) {
   const char *out = argc > 2 ? argv[2] : ".";
   test_exporter_help();
@@ -765,5 +1037,7 @@ int main(int argc, char **argv) {
   test_image_hash_cap_flag();
   test_notification_margin_flag();
   test_token_flags();
+  test_every_flag_golden(argc > 1 ? argv[1] : ".");
+  test_flags_from_rows();
   return jw_test_result("cli");
 }

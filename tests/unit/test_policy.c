@@ -1113,6 +1113,620 @@ static void test_to_json(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Rendering, byte for byte against a golden file                           */
+/* ------------------------------------------------------------------------ */
+
+/* Appends "== what (raw|resolved)\n" and the rendering as check-policy
+ * prints it, for the policy as parsed and once resolved. */
+static void golden_add(char **text, size_t *len, const jw_policy_t *p, const char *what) {
+  int pass;
+  for (pass = 0; pass < 2; pass++) {
+    jw_policy_t q = *p;
+    json_t *j;
+    char *s, *grown;
+    size_t need;
+    if (pass == 1)
+      jw_policy_resolve(&q, &q);
+    j = jw_policy_to_json(&q);
+    s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    CHECK(s != NULL);
+    if (s == NULL)
+      return;
+    need = *len + strlen(what) + strlen(s) + 32;
+    grown = realloc(*text, need);
+    CHECK(grown != NULL);
+    if (grown == NULL) {
+      free(s);
+      return;
+    }
+    *text = grown;
+    *len += (size_t)snprintf(*text + *len, need - *len, "== %s (%s)\n%s\n", what,
+                             pass ? "resolved" : "raw", s);
+    free(s);
+  }
+}
+
+static void golden_file(char **text, size_t *len, const char *dir, const char *name) {
+  char path[1024];
+  jw_policy_t p;
+  jw_error_t err;
+  path_join(path, sizeof path, dir, name);
+  jw_policy_init(&p);
+  memset(&err, 0, sizeof err);
+  CHECK_INT(jw_policy_parse_file(&p, path, &err), 0);
+  golden_add(text, len, &p, name);
+}
+
+/* Policies set key by key: the command line's way in. */
+static void golden_set(char **text, size_t *len, const char *what, const char *const *kv) {
+  jw_policy_t p;
+  jw_error_t err;
+  jw_policy_init(&p);
+  for (; kv[0] != NULL; kv += 2) {
+    memset(&err, 0, sizeof err);
+    CHECK_INT(jw_policy_set(&p, kv[0], kv[1], NULL, &err), 0);
+  }
+  golden_add(text, len, &p, what);
+}
+
+/* The rendering of every tier, of the example and test policies and of
+ * policies set key by key, raw and resolved, is the one in
+ * tests/data/policy/rendering.golden (made by the code before the field
+ * table). JW_POLICY_GOLDEN_WRITE=PATH writes what this build renders. */
+static void test_rendering_golden(void) {
+  static const char *const tiers[] = {"none", "hardened", "lockdown"};
+  static const char *const rules_only[] = {"coalesce_window", "5s", NULL};
+  static const char *const extremes[] = {"process_memory",
+                                         "18446744073709551615",
+                                         "job_memory",
+                                         "9223372036854775807",
+                                         "process_cpu_time",
+                                         "922337203685477ms",
+                                         "job_cpu_time",
+                                         "1ms",
+                                         "active_processes",
+                                         "65535",
+                                         "notification_margin",
+                                         "0.25%",
+                                         "image_hash_cap",
+                                         "18446744073709551615",
+                                         "max_total_processes",
+                                         "1",
+                                         "escape_scan_interval",
+                                         "off",
+                                         "ui_restrictions",
+                                         "none",
+                                         NULL};
+  static const char *const every_key[] = {
+      "name",
+      "set-by-key",
+      "tier",
+      "lockdown",
+      "active_processes",
+      "unlimited",
+      "process_memory",
+      "64KiB",
+      "job_memory",
+      "unlimited",
+      "process_cpu_time",
+      "unlimited",
+      "job_cpu_time",
+      "5m",
+      "notification_margin",
+      "off",
+      "ui_restrictions",
+      "read_clipboard, write_clipboard",
+      "kill_on_close",
+      "no",
+      "die_on_unhandled_exception",
+      "0",
+      "allow_breakaway",
+      "on",
+      "timeout",
+      "2h",
+      "timeout_action",
+      "kill_process",
+      "max_total_processes",
+      "12",
+      "total_processes_action",
+      "report",
+      "deny_image",
+      "sha256:0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF",
+      "deny_image",
+      "cmd",
+      "allow_image",
+      "signer:Example Corp",
+      "image_action",
+      "kill_job",
+      "image_hash_cap",
+      "4096B",
+      "active_processes_action",
+      "kill_job",
+      "escape_action",
+      "report",
+      "escape_scan_interval",
+      "50ms",
+      "coalesce_window",
+      "1h",
+      "timeout_tags",
+      "a",
+      "total_processes_tags",
+      "b.c",
+      "images_tags",
+      "d_e",
+      "active_processes_tags",
+      "f1",
+      "escape_tags",
+      "g",
+      "escape_tags",
+      "h",
+      "token",
+      "restricted",
+      "seal_key",
+      "new.key",
+      NULL};
+  char dir[1024], path[1024], *text = NULL, *want = NULL;
+  size_t len = 0, i;
+  const char *write_to = getenv("JW_POLICY_GOLDEN_WRITE");
+  FILE *f;
+  for (i = 0; i < 3; i++) {
+    jw_policy_t p;
+    char what[64];
+    jw_policy_init(&p);
+    CHECK_INT(jw_policy_set(&p, "tier", tiers[i], NULL, NULL), 0);
+    snprintf(what, sizeof what, "tier %s", tiers[i]);
+    golden_add(&text, &len, &p, what);
+    snprintf(what, sizeof what, "tier %s, rules.coalesce.window", tiers[i]);
+    CHECK_INT(jw_policy_set(&p, "coalesce_window", "5s", NULL, NULL), 0);
+    golden_add(&text, &len, &p, what);
+  }
+  path_join(dir, sizeof dir, data_dir, "../../docs/examples");
+  golden_file(&text, &len, dir, "hardened.json");
+  golden_file(&text, &len, dir, "lockdown.json");
+  golden_file(&text, &len, dir, "monitor.json");
+  path_join(dir, sizeof dir, data_dir, "policy");
+  golden_file(&text, &len, dir, "lockdown.json");
+  golden_file(&text, &len, dir, "bom-utf8.json");
+  golden_file(&text, &len, dir, "every-field.json");
+  golden_set(&text, &len, "rules.coalesce.window only", rules_only);
+  golden_set(&text, &len, "extremes", extremes);
+  golden_set(&text, &len, "every key by jw_policy_set", every_key);
+  CHECK(text != NULL);
+  if (text == NULL)
+    return;
+  if (write_to != NULL) {
+    f = fopen(write_to, "wb");
+    CHECK(f != NULL);
+    if (f != NULL) {
+      fwrite(text, 1, len, f);
+      fclose(f);
+    }
+  }
+  path_join(path, sizeof path, data_dir, "policy/rendering.golden");
+  f = fopen(path, "rb");
+  CHECK(f != NULL);
+  if (f != NULL) {
+    want = calloc(1, len + 2);
+    if (want != NULL) {
+      size_t n = fread(want, 1, len + 1, f);
+      CHECK_U64(n, len);
+      want[n] = '\0';
+      CHECK_STR(text, want);
+    }
+    fclose(f);
+  }
+  free(want);
+  free(text);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The table of fields                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* A value of each type, as a flag writes it, that differs from what
+ * jw_policy_init leaves. */
+static const char *sample_of(jw_policy_type_t type) {
+  switch (type) {
+  case JW_PF_NAME:
+    return "sample-1";
+  case JW_PF_TIER:
+    return "lockdown";
+  case JW_PF_COUNT:
+    return "7";
+  case JW_PF_TOTAL:
+    return "70000";
+  case JW_PF_SIZE:
+    return "3M";
+  case JW_PF_DURATION:
+    return "90s";
+  case JW_PF_INTERVAL:
+    return "250ms";
+  case JW_PF_MARGIN:
+    return "2.5%";
+  case JW_PF_UI:
+    return "desktop, handles";
+  case JW_PF_BOOL:
+    return "true";
+  case JW_PF_TOKEN:
+    return "restricted";
+  case JW_PF_ACTION:
+    return "kill_job";
+  case JW_PF_IMAGE:
+    return "sha256:ABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789";
+  case JW_PF_HASH_CAP:
+    return "5M";
+  case JW_PF_TAGS:
+    return "attack.t1059";
+  case JW_PF_KEY_FILE:
+    return "run.key";
+  }
+  return NULL;
+}
+
+/* Whether a row's stored value (and its count or selector) is the same in
+ * a and b. */
+static int same_value(const jw_policy_t *a, const jw_policy_t *b, const jw_policy_field_t *f) {
+  if (memcmp((const char *)a + f->offset, (const char *)b + f->offset, f->size) != 0)
+    return 0;
+  return f->count == 0 ||
+         memcmp((const char *)a + f->count, (const char *)b + f->count, sizeof(int)) == 0;
+}
+
+/* The JSON value at a dotted path of obj (borrowed), or NULL. */
+static json_t *at_path(json_t *obj, const char *path) {
+  char part[128];
+  while (obj != NULL && *path != '\0') {
+    size_t n = strcspn(path, ".");
+    snprintf(part, sizeof part, "%.*s", (int)n, path);
+    obj = json_object_get(obj, part);
+    path += n + (path[n] == '.');
+  }
+  return obj;
+}
+
+/* {"a": {"b": value}} for path "a.b" (value borrowed; new reference). */
+static json_t *document_at(const char *path, json_t *value) {
+  size_t n = strcspn(path, ".");
+  char part[128];
+  json_t *obj = json_object();
+  snprintf(part, sizeof part, "%.*s", (int)n, path);
+  if (path[n] == '\0')
+    json_object_set(obj, part, value);
+  else
+    json_object_set_new(obj, part, document_at(path + n + 1, value));
+  return obj;
+}
+
+/* Rows: unique keys, paths and flags; storage that matches the type. */
+static void test_table_rows(void) {
+  size_t n, i, j;
+  const jw_policy_field_t *rows = jw_policy_fields(&n);
+  CHECK(n >= 30);
+  for (i = 0; i < n; i++) {
+    const jw_policy_field_t *f = &rows[i];
+    int before = jw_test_failures, scalar = f->type != JW_PF_NAME && f->type != JW_PF_IMAGE &&
+                                            f->type != JW_PF_TAGS && f->type != JW_PF_KEY_FILE;
+    CHECK(f->key != NULL && f->key[0] != '\0');
+    CHECK(f->path != NULL && f->path[0] != '\0');
+    CHECK(f->bit != 0 && (f->bit & (f->bit - 1)) == 0);
+    CHECK(f->help == NULL || f->flag != NULL);
+    CHECK(f->flag == NULL || (strncmp(f->flag, "--", 2) == 0 && f->help != NULL &&
+                              (f->type == JW_PF_BOOL) == (f->placeholder == NULL)));
+    /* Scalars are stored in 4 or 8 bytes; the others are arrays. */
+    if (scalar)
+      CHECK(f->size == 4 || f->size == 8);
+    else
+      CHECK(f->size > 8);
+    CHECK((f->count != 0) ==
+          (f->type == JW_PF_IMAGE || f->type == JW_PF_TAGS || f->type == JW_PF_KEY_FILE));
+    CHECK(f->offset + f->size <= sizeof(jw_policy_t));
+    /* Only scalars have tier defaults. */
+    for (j = 0; j < 3; j++)
+      CHECK(scalar || f->tier_default[j] == NULL);
+    for (j = 0; j < i; j++) {
+      CHECK(strcmp(rows[j].key, f->key) != 0);
+      CHECK(strcmp(rows[j].path, f->path) != 0);
+      CHECK(f->flag == NULL || rows[j].flag == NULL || strcmp(rows[j].flag, f->flag) != 0);
+      /* Each field its own storage; the seal's two keys are one path
+       * and a selector. */
+      if (!(f->type == JW_PF_KEY_FILE && rows[j].type == JW_PF_KEY_FILE))
+        CHECK(f->offset + f->size <= rows[j].offset || rows[j].offset + rows[j].size <= f->offset);
+    }
+    note_case(before, f->key);
+  }
+}
+
+/* Every row: its key sets it (and marks its bit, nothing else), the
+ * rendering shows it at its path, and both the rendering and a document
+ * with only that path parse back to the same value. */
+static void test_table_round_trip(void) {
+  size_t n, i;
+  const jw_policy_field_t *rows = jw_policy_fields(&n);
+  for (i = 0; i < n; i++) {
+    const jw_policy_field_t *f = &rows[i];
+    int before = jw_test_failures;
+    jw_policy_t init, p, back, alone;
+    jw_error_t err;
+    json_t *j, *v, *doc;
+    char *text;
+    jw_policy_init(&init);
+    p = init;
+    memset(&err, 0, sizeof err);
+    CHECK_INT(jw_policy_set(&p, f->key, sample_of(f->type), "test", &err), 0);
+    CHECK_U64(p.set, f->bit);
+    CHECK(!same_value(&p, &init, f));
+    j = jw_policy_to_json(&p);
+    v = j ? at_path(j, f->path) : NULL;
+    CHECK(v != NULL);
+    text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    jw_policy_init(&back);
+    CHECK_INT(text ? jw_policy_parse(&back, text, strlen(text), "rendered", &err) : -1, 0);
+    CHECK(same_value(&back, &p, f));
+    CHECK(back.set & f->bit);
+    free(text);
+    /* The path alone: the file's key stores where the flag's key does. */
+    doc = v ? document_at(f->path, v) : NULL;
+    text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    jw_policy_init(&alone);
+    CHECK_INT(text ? jw_policy_parse(&alone, text, strlen(text), "alone", &err) : -1, 0);
+    CHECK(same_value(&alone, &p, f));
+    CHECK_U64(alone.set, f->bit);
+    free(text);
+    json_decref(doc);
+    json_decref(j);
+    note_case(before, f->key);
+  }
+}
+
+/* jw_policy_resolve fills in each row's default for the tier (read as a
+ * flag would be) where nothing set the field, leaves the others as
+ * jw_policy_init does, and marks nothing; the defaults the monitor uses
+ * (JW_*_DEFAULT*) are the rows'. */
+static void test_table_tier_defaults(void) {
+  static const char *const tiers[] = {"none", "hardened", "lockdown"};
+  size_t n, i, t;
+  const jw_policy_field_t *rows = jw_policy_fields(&n);
+  int with_default = 0;
+  for (t = 0; t < 3; t++) {
+    jw_policy_t p, init;
+    jw_policy_init(&p);
+    CHECK_INT(jw_policy_set(&p, "tier", tiers[t], NULL, NULL), 0);
+    init = p;
+    jw_policy_resolve(&p, &p);
+    CHECK_U64(p.set, JW_SET_TIER);
+    for (i = 0; i < n; i++) {
+      const jw_policy_field_t *f = &rows[i];
+      int before = jw_test_failures;
+      jw_policy_t want = init;
+      if (f->tier_default[t] != NULL) {
+        with_default++;
+        CHECK_INT(jw_policy_set(&want, f->key, f->tier_default[t], NULL, NULL), 0);
+      }
+      CHECK(same_value(&p, &want, f));
+      note_case(before, f->key);
+    }
+  }
+  CHECK(with_default >= 3 * 10);
+  for (i = 0; i < n; i++) {
+    jw_policy_t d;
+    jw_policy_init(&d);
+    if (strcmp(rows[i].key, "coalesce_window") == 0) {
+      CHECK_INT(jw_policy_set(&d, rows[i].key, rows[i].tier_default[JW_TIER_NONE], NULL, NULL), 0);
+      CHECK_U64(d.coalesce_ms, JW_COALESCE_DEFAULT_MS);
+    } else if (strcmp(rows[i].key, "image_hash_cap") == 0) {
+      CHECK_INT(jw_policy_set(&d, rows[i].key, rows[i].tier_default[JW_TIER_NONE], NULL, NULL), 0);
+      CHECK_U64(d.image_hash_cap, JW_IMAGE_HASH_CAP_DEFAULT);
+    } else if (strcmp(rows[i].key, "notification_margin") == 0) {
+      CHECK_INT(jw_policy_set(&d, rows[i].key, rows[i].tier_default[JW_TIER_NONE], NULL, NULL), 0);
+      CHECK_U64(d.notification_margin_bp, JW_NOTIFY_MARGIN_DEFAULT_BP);
+    } else if (strcmp(rows[i].key, "escape_scan_interval") == 0) {
+      CHECK_INT(jw_policy_set(&d, rows[i].key, rows[i].tier_default[JW_TIER_HARDENED], NULL, NULL),
+                0);
+      CHECK_U64(d.escape_scan_ms, JW_ESCAPE_SCAN_DEFAULT_MS);
+    }
+  }
+}
+
+/* The unknown-key message of jw_policy_set lists every row's key once, in
+ * row order. */
+static void test_table_key_list(void) {
+  size_t n, i;
+  const jw_policy_field_t *rows = jw_policy_fields(&n);
+  char want[1024] = "";
+  jw_policy_t p;
+  jw_error_t err;
+  for (i = 0; i < n; i++)
+    snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s", i ? ", " : "", rows[i].key);
+  CHECK_STR(want, SET_KEYS);
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "nope", "1", "--nope", &err), JW_EINVAL);
+  CHECK_CONTAINS(err.text, want);
+}
+
+/* docs/policy.md: the "Fields" table has a line for every row (and for
+ * the document's own keys, version and exporters), each naming the row's
+ * flag; the "Tiers" table has a line for every row with a default, with
+ * the row's defaults. */
+static char *read_text(const char *path) {
+  FILE *f = fopen(path, "rb");
+  char *buf = NULL;
+  size_t len = 0, cap = 0, got;
+  if (f == NULL)
+    return NULL;
+  do {
+    if (len + 4096 > cap) {
+      char *b = realloc(buf, cap += 65536);
+      if (b == NULL) {
+        free(buf);
+        fclose(f);
+        return NULL;
+      }
+      buf = b;
+    }
+    got = fread(buf + len, 1, cap - len - 1, f);
+    len += got;
+  } while (got > 0);
+  fclose(f);
+  buf[len] = '\0';
+  return buf;
+}
+
+/* The table lines ("| ...") of the section whose heading line is
+ * `heading`, one by one: *line set to the next, 0 at the end. */
+static int next_table_line(const char *doc, const char *heading, const char **line, size_t *len) {
+  const char *p = *line == NULL ? strstr(doc, heading) : *line + *len + 1;
+  if (p == NULL)
+    return 0;
+  if (*line == NULL) {
+    /* the first table line after the heading */
+    p = strstr(p, "\n|");
+    if (p == NULL)
+      return 0;
+    p++;
+  }
+  if (*p != '|')
+    return 0;
+  *line = p;
+  *len = strcspn(p, "\n");
+  return 1;
+}
+
+/* Cell k (from 0) of a table line, trimmed, into out. */
+static void cell(const char *line, size_t len, int k, char *out, size_t size) {
+  const char *p = line + 1, *end = line + len;
+  int i;
+  for (i = 0; i < k && p < end; i++) {
+    const char *bar = memchr(p, '|', (size_t)(end - p));
+    p = bar ? bar + 1 : end;
+  }
+  {
+    const char *bar = memchr(p, '|', (size_t)(end - p));
+    size_t n = (size_t)((bar ? bar : end) - p);
+    while (n > 0 && *p == ' ')
+      p++, n--;
+    while (n > 0 && p[n - 1] == ' ')
+      n--;
+    snprintf(out, size, "%.*s", (int)n, p);
+  }
+}
+
+/* "`"10%"`" -> 10%; "—" -> "" */
+static void bare_value(const char *c, char *out, size_t size) {
+  size_t n = strlen(c);
+  if (n >= 2 && c[0] == '`' && c[n - 1] == '`')
+    c++, n -= 2;
+  if (n >= 2 && c[0] == '"' && c[n - 1] == '"')
+    c++, n -= 2;
+  if (strncmp(c, "\xE2\x80\x94", 3) == 0) /* — */
+    n = 0;
+  snprintf(out, size, "%.*s", (int)n, c);
+}
+
+static void test_table_docs(void) {
+  char path[1024], *doc;
+  size_t n, i, len;
+  const jw_policy_field_t *rows = jw_policy_fields(&n);
+  int *in_fields = calloc(n, sizeof(int)), *in_tiers = calloc(n, sizeof(int));
+  const char *line = NULL;
+  int extra = 0;
+  path_join(path, sizeof path, data_dir, "../../docs/policy.md");
+  doc = read_text(path);
+  CHECK(doc != NULL && in_fields != NULL && in_tiers != NULL);
+  if (doc == NULL || in_fields == NULL || in_tiers == NULL)
+    goto done;
+  /* | `path` | value | flags |, and `rules.<rule>.tags` (`timeout`, ...) */
+  while (next_table_line(doc, "\n### Fields\n", &line, &len)) {
+    char first[512], flags[512], docpath[128];
+    const char *tick;
+    cell(line, len, 0, first, sizeof first);
+    cell(line, len, 2, flags, sizeof flags);
+    if (first[0] != '`')
+      continue; /* the header and its rule */
+    for (tick = first; (tick = strchr(tick, '`')) != NULL;) {
+      const char *close = strchr(tick + 1, '`');
+      size_t tl = close ? (size_t)(close - tick - 1) : 0;
+      int found = 0;
+      if (close == NULL)
+        break;
+      if (strstr(first, "<rule>") != NULL) {
+        if (tick == first) { /* the pattern itself */
+          tick = close + 1;
+          continue;
+        }
+        snprintf(docpath, sizeof docpath, "rules.%.*s.tags", (int)tl, tick + 1);
+      } else {
+        snprintf(docpath, sizeof docpath, "%.*s", (int)tl, tick + 1);
+      }
+      for (i = 0; i < n; i++) {
+        if (strcmp(rows[i].path, docpath) != 0)
+          continue;
+        char want[128];
+        found = 1;
+        in_fields[i]++;
+        if (rows[i].flag == NULL) {
+          CHECK_CONTAINS(flags, "--rule-tags");
+        } else {
+          snprintf(want, sizeof want, "`%s%s", rows[i].flag,
+                   rows[i].type == JW_PF_BOOL ? "`" : " ");
+          CHECK_CONTAINS(flags, want);
+          if (rows[i].type == JW_PF_BOOL) {
+            snprintf(want, sizeof want, "`--no-%s`", rows[i].flag + 2);
+            CHECK_CONTAINS(flags, want);
+          }
+        }
+      }
+      if (!found) {
+        /* The document's own keys, read outside the table of fields. */
+        CHECK(strcmp(docpath, "version") == 0 || strcmp(docpath, "exporters") == 0);
+        if (strcmp(docpath, "version") != 0 && strcmp(docpath, "exporters") != 0)
+          fprintf(stderr, "docs/policy.md Fields: %s is no row\n", docpath);
+        extra++;
+      }
+      if (strstr(first, "<rule>") == NULL)
+        break; /* one path per line */
+      tick = close + 1;
+    }
+  }
+  CHECK_INT(extra, 2);
+  /* | `path` | none | hardened | lockdown | */
+  line = NULL;
+  while (next_table_line(doc, "\n## Tiers\n", &line, &len)) {
+    char first[256], value[128], docpath[128];
+    int t;
+    cell(line, len, 0, first, sizeof first);
+    if (first[0] != '`')
+      continue;
+    bare_value(first, docpath, sizeof docpath);
+    for (i = 0; i < n && strcmp(rows[i].path, docpath) != 0; i++)
+      ;
+    CHECK(i < n);
+    if (i == n) {
+      fprintf(stderr, "docs/policy.md Tiers: %s is no row\n", docpath);
+      continue;
+    }
+    in_tiers[i]++;
+    for (t = 0; t < 3; t++) {
+      char c[128];
+      cell(line, len, 1 + t, c, sizeof c);
+      bare_value(c, value, sizeof value);
+      CHECK_STR(value, rows[i].tier_default[t] ? rows[i].tier_default[t] : "");
+    }
+  }
+  for (i = 0; i < n; i++) {
+    int before = jw_test_failures;
+    int has_default = rows[i].tier_default[0] || rows[i].tier_default[1] || rows[i].tier_default[2];
+    CHECK_INT(in_fields[i], 1);
+    CHECK_INT(in_tiers[i], has_default ? 1 : 0);
+    note_case(before, rows[i].path);
+  }
+done:
+  free(in_fields);
+  free(in_tiers);
+  free(doc);
+}
+
+/* ------------------------------------------------------------------------ */
 
 static int write_file(const char *path, const char *head, size_t total) {
   FILE *f = fopen(path, "wb");
@@ -2308,5 +2922,11 @@ int main(int argc, char **argv) {
   test_image_hash_cap();
   test_image_entries();
   test_image_match();
+  test_rendering_golden();
+  test_table_rows();
+  test_table_round_trip();
+  test_table_tier_defaults();
+  test_table_key_list();
+  test_table_docs();
   return jw_test_result("policy");
 }
