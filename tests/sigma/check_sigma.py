@@ -668,6 +668,7 @@ WINE_EXPECTATIONS = {
             ("wine-tamper-agent.jsonl", 2, 7),  # wine.real.tamper: 7 forged, 2 if the key was not learned
             ("wine-tamper-control.jsonl", 33, 33),  # 32 one by one + the flood summary
             ("wine-tamper-stolen-quit.jsonl", 1, 1),  # the forged exit_not_signaled
+            ("wine-tamper-exit-signal.jsonl", 1, 1),  # the forged exit watcher's packet
             ("wine-tamper-kernel.jsonl", 1, 1),  # wine.injected.tamper
             ("wine-injected-limits.jsonl", 4, 4),  # summary.forged_packets 4
         ],
