@@ -28,14 +28,18 @@
  *
  * UDP: one datagram per message, fire and forget. TCP: octet-counting
  * framing (RFC 6587, "LEN SP MSG"); a NETWORK sink: every line goes through
- * its spool (src/spool.h) and export_line is one delivery attempt. Before
- * each message the connection is checked (a collector never sends, so a
- * readable socket means the peer closed or reset it); a broken connection
- * is re-established once at once; after a break the last RESEND_MAX frames
- * are sent again first (frames the collector's kernel took may have died
- * unread with it): delivery is at-least-once, and a repeated message is
- * byte for byte the same (run_id + seq identify it). A collector that does
- * not take a frame within SEND_TIMEOUT_MS is a failed attempt too.
+ * its spool (src/spool.h), whose sender hands deliver_lines a batch of
+ * lines: they are framed into one buffer and sent with as few sends as the
+ * socket takes (under Wine each socket call is a wineserver round trip;
+ * docs/performance.md). Before each send the connection is checked once
+ * (a collector never sends, so a readable socket means the peer closed or
+ * reset it); a broken connection is re-established once at once; after a
+ * break the last RESEND_MAX frames are sent again first (frames the
+ * collector's kernel took may have died unread with it), then the batch
+ * from the first line not sent whole: delivery is at-least-once, and a
+ * repeated message is byte for byte the same (run_id + seq identify it).
+ * Only lines sent whole count as delivered. A collector that takes nothing
+ * for SEND_TIMEOUT_MS is a failed attempt too.
  *
  * Sockets are not inheritable (WSA_FLAG_NO_HANDLE_INHERIT / SOCK_CLOEXEC);
  * connecting is bounded by 2 s, a send by 5 s. */
@@ -891,14 +895,15 @@ static void remember(syslog_state_t *st, size_t first, size_t end) {
   start = first > 0 ? st->frame_end[first - 1] : 0;
   bytes = st->frame_end[end - 1] - start;
   if (st->recent_cap - st->recent_bytes < bytes) {
-    char *p = realloc(st->recent, st->recent_bytes + bytes);
+    size_t cap = (st->recent_bytes + bytes) * 2; /* frames vary: not a realloc per batch */
+    char *p = realloc(st->recent, cap);
     if (p == NULL) {
       st->n_recent = 0;
       st->recent_bytes = 0;
       return;
     }
     st->recent = p;
-    st->recent_cap = st->recent_bytes + bytes;
+    st->recent_cap = cap;
   }
   memcpy(st->recent + st->recent_bytes, st->out + start, bytes);
   st->recent_bytes += bytes;

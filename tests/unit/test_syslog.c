@@ -1364,12 +1364,16 @@ static void test_batch_broken_in_use(const char *dir) {
 
 /* A line that can never be sent (not JSON) in the middle of a batch: the
  * lines before it and after it arrive, exactly once and in order, on one
- * connection; it is skipped, counted, and said once (sink_failed). */
-static void test_batch_undeliverable(const char *dir) {
+ * connection; it is skipped, counted, and said once (sink_failed). by_line:
+ * the same through an exporter without deliver_lines (the sender calls
+ * export_line per line: one send each). */
+static void test_batch_undeliverable(const char *dir, int by_line) {
+  jw_exporter_vtable_t line_vt;
   char root[1200], line[1024], frame[1200], want[BATCH_N * 1200];
   size_t want_len = 0, flen, got_len = 0;
   unsigned port = 0;
-  jw_exporter_t *sx = batch_rig(dir, "undeliverable", &port, root, sizeof(root));
+  jw_exporter_t *sx =
+      batch_rig(dir, by_line ? "by-line" : "undeliverable", &port, root, sizeof(root));
   jw__spool_stats_t st;
   jw_error_t err;
   tsock_t l, c;
@@ -1377,6 +1381,12 @@ static void test_batch_undeliverable(const char *dir) {
   int i;
   if (sx == NULL)
     return;
+  if (by_line) {
+    /* Before the first line: the sender reads vt when it delivers. */
+    line_vt = *sx->vt;
+    line_vt.deliver_lines = NULL;
+    sx->vt = &line_vt;
+  }
   for (i = 0; i < BATCH_N; i++) {
     if (i == 2 || i == 4)
       CHECK_INT(jw__spool_append(sx, "not json\n", 9, 0, &err), 0);
@@ -1402,9 +1412,10 @@ static void test_batch_undeliverable(const char *dir) {
   CHECK_U64(got_len, want_len);
   CHECK(got != NULL && got_len == want_len && memcmp(got, want, want_len) == 0);
   free(got);
-  /* Every send was of a whole batch: the lines before the first bad one,
-   * between the two, and after the second (a short send would add some). */
-  CHECK_U64((uint64_t)hook_calls, 3);
+  /* Batches: every send was of a whole batch, the lines before the first
+   * bad one, between the two, and after the second. Line by line: one per
+   * line. */
+  CHECK_U64((uint64_t)hook_calls, by_line ? BATCH_N : 3);
   CHECK_STR(notice_rules, "sink_unreachable sink_failed sink_recovered ");
   if (c != TBAD)
     tclose(c);
@@ -1497,7 +1508,8 @@ int main(int argc, char **argv) {
   test_batch_short_sends(out);
   test_batch_broken(out);
   test_batch_broken_in_use(out);
-  test_batch_undeliverable(out);
+  test_batch_undeliverable(out, 0);
+  test_batch_undeliverable(out, 1);
   test_udp_formats();
   return jw_test_result("syslog");
 }
