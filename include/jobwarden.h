@@ -677,8 +677,9 @@ typedef struct jw_option_s {
  * line itself (a failed write is a loss, recorded as a gap). NETWORK: the
  * line is kept in the sink's on-disk spool first (src/spool.c) and
  * delivered from there by the sink's own sender thread, with retries and
- * backoff while the collector is away; export_line is then the attempt to
- * deliver one line (connecting if needed), and a failure means "not now". */
+ * backoff while the collector is away; export_line (or deliver_lines, for
+ * what the spool holds) is then the attempt to deliver (connecting if
+ * needed), and a failure means "not now". */
 typedef enum { JW_DELIVERY_LOCAL = 0, JW_DELIVERY_NETWORK = 1 } jw_delivery_t;
 
 /* A sink. Exporters live in exporters/<name>/: one vtable with its option
@@ -693,6 +694,17 @@ typedef struct jw_exporter_vtable_s {
   /* One complete line, '\n' included. Must write it whole or fail. */
   int (*export_line)(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
                      jw_error_t *err);
+  /* NETWORK sinks, optional: one delivery attempt for a batch of whole
+   * lines (lines[0..len), one or more, each ending in '\n'), in order, with
+   * as few system calls as the transport allows (the spool's sender calls
+   * it with what it read; NULL: export_line per line). *done is always
+   * set: the bytes of the first lines that were delivered whole (a line
+   * boundary). 0: all of them (*done == len). JW_EINVAL: the line at
+   * *done can never be delivered (the caller skips it and goes on after
+   * it). Any other error: nothing from *done on is delivered now; the next
+   * attempt starts there, byte for byte. */
+  int (*deliver_lines)(jw_exporter_t *self, const char *lines, size_t len, size_t *done,
+                       jw_error_t *err);
   int (*flush)(jw_exporter_t *self, jw_error_t *err);
   void (*close)(jw_exporter_t *self);
   /* Validates arg like init would, without opening anything (policy files

@@ -14,7 +14,7 @@ echo "== event throughput (100000 events, pipeline vs pre-rendered writes)"
 mkdir -p "$here/build/bench"
 "$here/build/native/tests/bench_emit" "$here/build/bench" 100000
 wine "$here/build/win/tests/bench_emit.exe" "$here/build/bench" 100000
-echo "== spool: syslog+tcp through the spool vs spool=none (native 50000, Wine 10000)"
+echo "== spool: syslog+tcp through the spool vs spool=none; the sender alone vs raw send() (native 50000, Wine 10000)"
 "$here/build/native/tests/bench_spool" "$here/build/bench" 50000
 wine "$here/build/win/tests/bench_spool.exe" "$here/build/bench" 10000
 echo "== latency: completion packet -> line read from the event file (10000, Wine)"

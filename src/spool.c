@@ -3,10 +3,11 @@
  * Two threads touch a spool. The sink's writer (the emitter's thread for
  * that sink) appends whole lines to the tail segment of this run's
  * directory; the sender delivers from the head: it reads a chunk of the
- * head segment, hands each complete line to the exporter's export_line,
- * advances the cursor, and deletes a segment once it is delivered and
- * another follows. Only the sender calls export_line, so the exporter sees
- * one caller. A failed delivery is not a loss: the line stays where it is
+ * head segment, hands the complete lines in it to the exporter as one
+ * batch (deliver_lines; export_line line by line for an exporter without
+ * it), advances the cursor past what was delivered, and deletes a segment
+ * once it is delivered and another follows. Only the sender calls the
+ * exporter, so it sees one caller. A failed delivery is not a loss: the line stays where it is
  * and is tried again after a backoff (100 ms doubling up to retry_max=);
  * the first failure of an outage and the first success after it are
  * notices in the record (sink_unreachable, sink_recovered).
@@ -466,7 +467,44 @@ static void deliver_some(jw_spool_t *sp, dir_t *d, char **buf, size_t *cap) {
     }
     break;
   }
-  while (!failed) {
+  if (!failed && sp->exp->vt->deliver_lines != NULL) {
+    /* The whole lines read go to the exporter as one batch: it frames
+     * them together and checks and writes its connection once, not once
+     * per line. What it reports delivered (whole lines) is what the
+     * cursor passes; the next attempt starts at the first line it did
+     * not deliver, byte for byte as it is on disk. */
+    const char *last = last_newline(*buf, got);
+    size_t whole = last != NULL ? (size_t)(last - *buf) + 1 : 0;
+    while (pos < whole) {
+      size_t done = 0, left = whole - pos;
+      memset(&err, 0, sizeof(err));
+      rc = sp->exp->vt->deliver_lines(sp->exp, *buf + pos, left, &done, &err);
+      if (done > left || (done > 0 && (*buf)[pos + done - 1] != '\n'))
+        done = 0; /* not a line boundary: nothing counts as delivered */
+      sent_lines += count_lines(*buf + pos, done);
+      sent_bytes += done;
+      pos += done;
+      if (rc == JW_EINVAL && pos < whole) {
+        /* This line can never be delivered (the exporter says so): it
+         * must not hold up the ones behind it. Skipped, counted as lost,
+         * said. */
+        size_t len =
+            (size_t)((const char *)memchr(*buf + pos, '\n', whole - pos) - (*buf + pos)) + 1;
+        skipped++;
+        if (skipped == 1)
+          jw__strlcpy(skip_why, err.text, sizeof(skip_why));
+        pos += len;
+        sent_lines++;
+        sent_bytes += len;
+      } else if (rc != 0 || done == 0) {
+        if (rc == 0)
+          jw_error_set(&err, JW_EIO, 0, sp->exp->spec, "the exporter delivered nothing");
+        failed = 1;
+        break;
+      }
+    }
+  }
+  while (!failed && sp->exp->vt->deliver_lines == NULL) {
     const char *nl = memchr(*buf + pos, '\n', got - pos);
     size_t len;
     jw_event_t stub;
@@ -478,8 +516,7 @@ static void deliver_some(jw_spool_t *sp, dir_t *d, char **buf, size_t *cap) {
     memset(&err, 0, sizeof(err));
     rc = sp->exp->vt->export_line(sp->exp, *buf + pos, len, &stub, &err);
     if (rc == JW_EINVAL) {
-      /* This line can never be delivered (the exporter says so): it must
-       * not hold up the ones behind it. Skipped, counted as lost, said. */
+      /* As above: skipped, counted as lost, said. */
       skipped++;
       if (skipped == 1)
         jw__strlcpy(skip_why, err.text, sizeof(skip_why));

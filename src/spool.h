@@ -30,10 +30,12 @@ int jw__spool_open(jw_exporter_t *exp, const char *target, jw_error_t *err);
  * single run directory root names) and starts delivering it; takes no run
  * directory of its own. *found: the lines waiting when it started. */
 int jw__spool_open_flush(jw_exporter_t *exp, const char *root, uint64_t *found, jw_error_t *err);
-/* The sender hands each line to the exporter's export_line: 0 delivered;
- * JW_EINVAL this line can never be delivered (it is skipped, counted in
- * `undeliverable` and said once in a sink_failed notice); any other error
- * is "not now" (tried again after the backoff). */
+/* The sender hands the lines it read to the exporter's deliver_lines as
+ * one batch (or each to export_line when it has none): what is reported
+ * delivered is passed; JW_EINVAL: that line can never be delivered (it is
+ * skipped, counted in `undeliverable` and said once in a sink_failed
+ * notice); any other error is "not now" (tried again after the backoff
+ * from the first line not delivered). */
 /* Appends one line (the writer thread). durable: to the disk before it
  * returns. Fails when the spool is full (spool_max) or the disk fails:
  * that line is then lost for this sink (the emitter records the gap). */

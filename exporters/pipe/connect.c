@@ -7,7 +7,8 @@
  * A NETWORK sink (src/spool.h): every line goes to the sink's spool first
  * and its sender delivers from there; export_line is one attempt — connect
  * if not connected (a collector that serves the pipe with every instance
- * taken gets a short WaitNamedPipe), write the line. The collector may be
+ * taken gets a short WaitNamedPipe), write the line; deliver_lines writes
+ * a batch of what the spool holds with one write. The collector may be
  * absent at start, busy, or restart during the run: the spool holds the
  * lines and the sender retries with backoff. A write the collector does
  * not take within WRITE_TIMEOUT_MS is a failed attempt too.
@@ -145,11 +146,15 @@ static DWORD ensure_connected(connect_state_t *cs) {
   return e;
 }
 
-/* Writes all of line on the current connection. 0 or the Win32 error. */
-static DWORD write_line(connect_state_t *cs, const char *line, size_t len) {
+/* Writes all of line (one line or a batch of them) on the current
+ * connection. 0 or the Win32 error. *wrote (may be NULL): the bytes the
+ * pipe took, also on failure. */
+static DWORD write_line(connect_state_t *cs, const char *line, size_t len, size_t *wrote) {
   OVERLAPPED o;
   DWORD e = 0;
   HANDLE ev = cs->wev;
+  if (wrote != NULL)
+    *wrote = 0;
   while (len > 0 && e == 0) {
     DWORD put = 0, chunk = len > 0x40000000u ? 0x40000000u : (DWORD)len;
     memset(&o, 0, sizeof(o));
@@ -168,51 +173,102 @@ static DWORD write_line(connect_state_t *cs, const char *line, size_t len) {
     }
     line += put;
     len -= put;
+    if (wrote != NULL)
+      *wrote += put;
   }
   return e;
 }
 
+/* Keeps the last RESEND_MAX of the whole lines in lines[0..len). */
+static void remember(connect_state_t *cs, const char *lines, size_t len) {
+  const char *end = lines + len, *start = end;
+  int n = 0;
+  /* The start of the last RESEND_MAX lines: only those are kept. */
+  while (start > lines && n < RESEND_MAX) {
+    const char *p = start - 1;
+    while (p > lines && p[-1] != '\n')
+      p--;
+    start = p;
+    n++;
+  }
+  while (start < end) {
+    const char *nl = memchr(start, '\n', (size_t)(end - start));
+    size_t l = nl != NULL ? (size_t)(nl - start) + 1 : (size_t)(end - start);
+    jw__line_t *it = jw__line_new(0, JW_EVENT_NOTICE, start, l);
+    if (it != NULL) {
+      jw__lineq_push(&cs->recent, it);
+      if (cs->recent.queued > RESEND_MAX)
+        free(jw__lineq_pop(&cs->recent));
+    }
+    start += l;
+  }
+}
+
 /* Connects if needed, writes the lines a broken connection may have lost,
- * then the line. 0 or the Win32 error (the connection is then closed). */
-static DWORD deliver(connect_state_t *cs, const char *line, size_t len, const jw_event_t *ev) {
+ * then lines[0..len) (whole lines) with one write. 0 or the Win32 error
+ * (the connection is then closed). *done: the bytes of the lines the pipe
+ * took whole. */
+static DWORD deliver(connect_state_t *cs, const char *lines, size_t len, size_t *done) {
   DWORD e = ensure_connected(cs);
   jw__line_t *it;
+  size_t wrote = 0;
+  *done = 0;
   if (e != 0)
     return e;
   if (cs->resend) {
     for (it = cs->recent.head; it != NULL && e == 0; it = it->next)
-      e = write_line(cs, it->data, it->len);
+      e = write_line(cs, it->data, it->len, NULL);
     if (e == 0)
       cs->resend = 0;
   }
   if (e == 0)
-    e = write_line(cs, line, len);
-  if (e != 0) {
+    e = write_line(cs, lines, len, &wrote);
+  /* The lines written whole count; a torn one goes again whole. */
+  while (wrote > 0 && lines[wrote - 1] != '\n')
+    wrote--;
+  *done = wrote;
+  remember(cs, lines, wrote);
+  if (e != 0)
     disconnect(cs);
-    return e;
+  return e;
+}
+
+/* One attempt for lines[0..len): one write for all of them; a collector
+ * that went away since the last write gets one new connection at once,
+ * from the first line not written whole. */
+static DWORD deliver_attempt(connect_state_t *cs, const char *lines, size_t len, size_t *done) {
+  int had = cs->h != NULL;
+  size_t more = 0;
+  DWORD e = deliver(cs, lines, len, done);
+  if (e != 0 && had && e != ERROR_TIMEOUT) {
+    e = deliver(cs, lines + *done, len - *done, &more);
+    *done += more;
   }
-  it = jw__line_new(ev->seq, ev->kind, line, len);
-  if (it != NULL) {
-    jw__lineq_push(&cs->recent, it);
-    if (cs->recent.queued > RESEND_MAX)
-      free(jw__lineq_pop(&cs->recent));
-  }
-  return 0;
+  return e;
+}
+
+static int connect_error(jw_exporter_t *self, connect_state_t *cs, DWORD e, jw_error_t *err) {
+  return jw_error_set(err, JW_EIO, e, "--export",
+                      "--export %s: no collector takes lines on \\\\.\\pipe\\%s (error %lu)%s",
+                      self->spec, cs->name, (unsigned long)e,
+                      e == ERROR_FILE_NOT_FOUND ? ": nothing serves that pipe" : "");
 }
 
 static int connect_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
                           jw_error_t *err) {
   connect_state_t *cs = self->state;
-  int had = cs->h != NULL;
-  DWORD e = deliver(cs, line, len, ev);
-  if (e != 0 && had && e != ERROR_TIMEOUT)
-    e = deliver(cs, line, len, ev); /* the collector went away since the last line */
-  if (e == 0)
-    return 0;
-  return jw_error_set(err, JW_EIO, e, "--export",
-                      "--export %s: no collector takes lines on \\\\.\\pipe\\%s (error %lu)%s",
-                      self->spec, cs->name, (unsigned long)e,
-                      e == ERROR_FILE_NOT_FOUND ? ": nothing serves that pipe" : "");
+  size_t done = 0;
+  DWORD e = deliver_attempt(cs, line, len, &done);
+  (void)ev;
+  return e == 0 ? 0 : connect_error(self, cs, e, err);
+}
+
+/* A batch from the spool: one write for all of it. */
+static int connect_deliver(jw_exporter_t *self, const char *lines, size_t len, size_t *done,
+                           jw_error_t *err) {
+  connect_state_t *cs = self->state;
+  DWORD e = deliver_attempt(cs, lines, len, done);
+  return e == 0 ? 0 : connect_error(self, cs, e, err);
 }
 
 static void connect_close(jw_exporter_t *self) {
@@ -231,6 +287,7 @@ const jw_exporter_vtable_t jw_exporter_pipe_connect = {
     .name = "pipe-connect",
     .init = connect_init,
     .export_line = connect_export,
+    .deliver_lines = connect_deliver,
     .close = connect_close,
     .check = connect_check,
     .usage = "pipe-connect:NAME",

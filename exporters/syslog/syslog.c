@@ -28,14 +28,18 @@
  *
  * UDP: one datagram per message, fire and forget. TCP: octet-counting
  * framing (RFC 6587, "LEN SP MSG"); a NETWORK sink: every line goes through
- * its spool (src/spool.h) and export_line is one delivery attempt. Before
- * each message the connection is checked (a collector never sends, so a
- * readable socket means the peer closed or reset it); a broken connection
- * is re-established once at once; after a break the last RESEND_MAX frames
- * are sent again first (frames the collector's kernel took may have died
- * unread with it): delivery is at-least-once, and a repeated message is
- * byte for byte the same (run_id + seq identify it). A collector that does
- * not take a frame within SEND_TIMEOUT_MS is a failed attempt too.
+ * its spool (src/spool.h), whose sender hands deliver_lines a batch of
+ * lines: they are framed into one buffer and sent with as few sends as the
+ * socket takes (under Wine each socket call is a wineserver round trip;
+ * docs/performance.md). Before each send the connection is checked once
+ * (a collector never sends, so a readable socket means the peer closed or
+ * reset it); a broken connection is re-established once at once; after a
+ * break the last RESEND_MAX frames are sent again first (frames the
+ * collector's kernel took may have died unread with it), then the batch
+ * from the first line not sent whole: delivery is at-least-once, and a
+ * repeated message is byte for byte the same (run_id + seq identify it).
+ * Only lines sent whole count as delivered. A collector that takes nothing
+ * for SEND_TIMEOUT_MS is a failed attempt too.
  *
  * Sockets are not inheritable (WSA_FLAG_NO_HANDLE_INHERIT / SOCK_CLOEXEC);
  * connecting is bounded by 2 s, a send by 5 s. */
@@ -50,6 +54,7 @@
 #include "format.h"
 #include "internal.h"
 #include "parts.h"
+#include "syslog/syslog.h"
 #ifdef _WIN32
 #include "syslog/tls.h"
 #endif
@@ -150,13 +155,32 @@ typedef struct {
   jw_error_t send_err; /* why the last send failed (TLS: the session's word) */
   unsigned long pid;
   /* TCP syslog has no acknowledgement: frames the collector's kernel took
-   * may die unread with it. The last RESEND_MAX frames sent are kept and
-   * sent again on the next connection after a break (owned). */
-  char *recent[RESEND_MAX];
+   * may die unread with it. The last RESEND_MAX frames sent are kept, back
+   * to back, and sent again on the next connection after a break. */
+  char *recent; /* owned */
+  size_t recent_bytes, recent_cap;
   size_t recent_len[RESEND_MAX];
   int n_recent;
   int resend; /* the connection broke: resend `recent` first */
+  /* What is being sent (one line's frames, or a whole batch's), back to
+   * back, so that it goes out in as few sends as the socket takes. Per
+   * frame: where it ends in `out`, and for the last frame of a line where
+   * that line ends in the caller's input (NOT_LINE_END for the other
+   * parts of a long line). Owned, reused from one call to the next. */
+  char *out;
+  size_t out_len, out_cap;
+  size_t *frame_end, *line_end;
+  size_t n_frames, frames_cap;
 } syslog_state_t;
+
+#define NOT_LINE_END ((size_t)-1)
+
+/* Test hook (exporters/syslog/syslog.h): caps or fails each TCP send. */
+static jw__syslog_send_hook_fn send_hook;
+
+void jw__syslog_send_hook(jw__syslog_send_hook_fn fn) {
+  send_hook = fn;
+}
 
 /* --- the small platform layer ---------------------------------------------- */
 
@@ -207,6 +231,7 @@ static int would_block(uint32_t e) {
   return e == WSAEWOULDBLOCK;
 }
 #define SEND_TIMED_OUT WSAETIMEDOUT
+#define CONN_RESET     WSAECONNRESET
 /* 1 writable (connected or failed: see SO_ERROR), 0 timeout, -1 error. */
 static int wait_writable(sock_t s, int ms) {
   fd_set w, x;
@@ -274,6 +299,7 @@ static int would_block(uint32_t e) {
   return e == EAGAIN || e == EWOULDBLOCK;
 }
 #define SEND_TIMED_OUT ETIMEDOUT
+#define CONN_RESET     ECONNRESET
 static int wait_writable(sock_t s, int ms) {
   struct pollfd p;
   int r;
@@ -527,20 +553,34 @@ static int connection_broken(syslog_state_t *st) {
   return n <= 0;
 }
 
-/* One send loop for the whole frame. 0, or -1 with the error code in *e. */
-static int send_all(syslog_state_t *st, const char *buf, size_t len, uint32_t *e) {
+/* One send loop for buf (frames back to back). 0, or -1 with the error
+ * code in *e. *sent: the bytes handed to the connection (TLS: in records
+ * that went out whole), on success and failure. */
+static int send_all(syslog_state_t *st, const char *buf, size_t len, size_t *sent, uint32_t *e) {
+  uint64_t deadline;
+  *sent = 0;
   memset(&st->send_err, 0, sizeof(st->send_err));
 #ifdef _WIN32
   if (st->session != NULL) {
-    if (jw__tls_send(st->session, buf, len, &st->send_err) == 0)
+    if (jw__tls_send_some(st->session, buf, len, sent, &st->send_err) == 0)
       return 0;
     *e = st->send_err.sys_error;
     return -1;
   }
 #endif
-  uint64_t deadline = jw_now_us() + (uint64_t)SEND_TIMEOUT_MS * 1000u;
+  deadline = jw_now_us() + (uint64_t)SEND_TIMEOUT_MS * 1000u;
   while (len > 0) {
-    long w = sock_send(st->s, buf, len);
+    size_t offer = len;
+    long w;
+    if (send_hook != NULL) {
+      long cap = send_hook(len);
+      if (cap < 0) {
+        *e = CONN_RESET;
+        return -1;
+      }
+      offer = (size_t)cap < len ? (size_t)cap : len;
+    }
+    w = sock_send(st->s, buf, offer);
     if (w <= 0) {
       *e = w < 0 ? net_errno() : 0;
       if (w < 0 && interrupted(*e))
@@ -557,6 +597,9 @@ static int send_all(syslog_state_t *st, const char *buf, size_t len, uint32_t *e
     }
     buf += w;
     len -= (size_t)w;
+    *sent += (size_t)w;
+    /* A batch may be long: the bound is on a collector that takes nothing. */
+    deadline = jw_now_us() + (uint64_t)SEND_TIMEOUT_MS * 1000u;
   }
   return 0;
 }
@@ -641,26 +684,114 @@ static int build_header(jw_exporter_t *self, syslog_state_t *st, const char *lin
   return 0;
 }
 
-/* [octet count SP] header message, in a new buffer. */
-static int make_frame(jw_exporter_t *self, syslog_state_t *st, const char *hdr, size_t hlen,
-                      const char *msg, size_t msg_len, char **out, size_t *out_len,
-                      jw_error_t *err) {
+/* --- framing: what is to be sent, back to back in st->out ---------------------- */
+
+static void frames_reset(syslog_state_t *st) {
+  st->out_len = 0;
+  st->n_frames = 0;
+}
+
+/* Appends one frame: [octet count SP] header message. */
+static int append_frame(syslog_state_t *st, const char *hdr, size_t hlen, const char *msg,
+                        size_t msg_len) {
   char prefix[32];
   size_t plen = 0, total;
-  char *buf;
   if (st->tcp) {
     int n = snprintf(prefix, sizeof(prefix), "%lu ", (unsigned long)(hlen + msg_len));
     plen = n > 0 ? (size_t)n : 0;
   }
   total = plen + hlen + msg_len;
-  buf = malloc(total);
-  if (buf == NULL)
-    return jw_error_set(err, JW_ENOMEM, 0, self->spec, "out of memory");
-  memcpy(buf, prefix, plen);
-  memcpy(buf + plen, hdr, hlen);
-  memcpy(buf + plen + hlen, msg, msg_len);
-  *out = buf;
-  *out_len = total;
+  if (st->out_cap - st->out_len < total) {
+    size_t cap = st->out_cap ? st->out_cap : 64u << 10;
+    char *p;
+    while (cap - st->out_len < total)
+      cap *= 2;
+    p = realloc(st->out, cap);
+    if (p == NULL)
+      return JW_ENOMEM;
+    st->out = p;
+    st->out_cap = cap;
+  }
+  if (st->n_frames == st->frames_cap) {
+    size_t cap = st->frames_cap ? st->frames_cap * 2 : 256;
+    size_t *fe = realloc(st->frame_end, cap * sizeof(*fe)), *le;
+    if (fe == NULL)
+      return JW_ENOMEM;
+    st->frame_end = fe;
+    le = realloc(st->line_end, cap * sizeof(*le));
+    if (le == NULL)
+      return JW_ENOMEM;
+    st->line_end = le;
+    st->frames_cap = cap;
+  }
+  memcpy(st->out + st->out_len, prefix, plen);
+  memcpy(st->out + st->out_len + plen, hdr, hlen);
+  memcpy(st->out + st->out_len + plen + hlen, msg, msg_len);
+  st->out_len += total;
+  st->frame_end[st->n_frames] = st->out_len;
+  st->line_end[st->n_frames] = NOT_LINE_END;
+  st->n_frames++;
+  return 0;
+}
+
+/* One continuation record of a line over max_message, with the line's
+ * header. */
+typedef struct {
+  syslog_state_t *st;
+  const char *hdr;
+  size_t hlen;
+} part_ctx_t;
+
+static int append_part(void *ctx, const char *part, size_t part_len) {
+  part_ctx_t *c = ctx;
+  return append_frame(c->st, c->hdr, c->hlen, part, part_len);
+}
+
+/* Appends the frames of one line (len bytes, '\n' included): one message,
+ * or continuation records when it is longer than max_message. line_end:
+ * where the line ends in the caller's input, kept with its last frame.
+ * JW_EINVAL: the line can never be sent (nothing is appended). */
+static int frame_line(jw_exporter_t *self, syslog_state_t *st, const char *line, size_t len,
+                      const jw_event_t *ev, size_t line_end, jw_error_t *err) {
+  char hdr[1024], run_id[80];
+  size_t msg_len = len, hlen = 0, out_len = st->out_len, n_frames = st->n_frames;
+  uint64_t seq = 0;
+  part_ctx_t pc;
+  int rc;
+
+  if (msg_len > 0 && line[msg_len - 1] == '\n')
+    msg_len--;
+  rc = build_header(self, st, line, msg_len, ev, hdr, &hlen, run_id, &seq, err);
+  if (rc != 0)
+    return rc;
+  if (hlen + msg_len <= st->max_message) {
+    rc = append_frame(st, hdr, hlen, line, msg_len);
+  } else if (st->max_message < hlen + JW_PARTS_MIN_MAX) {
+    return jw_error_set(err, JW_EINVAL, 0, self->spec,
+                        "message of %lu bytes exceeds max_message=%lu, and its %lu-byte header "
+                        "leaves less than %u bytes for a continuation record; not sent",
+                        (unsigned long)(hlen + msg_len), (unsigned long)st->max_message,
+                        (unsigned long)hlen, (unsigned)JW_PARTS_MIN_MAX);
+  } else {
+    /* Too long for one message: continuation records, each a message with
+     * this line's header (src/parts.h); never cut. A part that fails to
+     * go fails the line: it is sent again whole later (readers ignore a
+     * part they already have). */
+    pc.st = st;
+    pc.hdr = hdr;
+    pc.hlen = hlen;
+    rc = jw__parts_split(line, msg_len, st->max_message - hlen, run_id, seq, append_part, &pc, err);
+    if (rc == JW_PARTS_FITS) /* cannot be: it did not fit */
+      rc = jw_error_set(err, JW_EINVAL, 0, self->spec, "continuation records: the line fits");
+  }
+  if (rc == JW_ENOMEM && err->text[0] == '\0')
+    jw_error_set(err, JW_ENOMEM, 0, self->spec, "out of memory");
+  if (rc != 0) {
+    st->out_len = out_len; /* none of this line's frames */
+    st->n_frames = n_frames;
+    return rc;
+  }
+  st->line_end[st->n_frames - 1] = line_end;
   return 0;
 }
 
@@ -740,49 +871,89 @@ static int syslog_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
   return 0;
 }
 
-/* Keeps a sent frame (owned) among the last RESEND_MAX. */
-static void remember(syslog_state_t *st, char *frame, size_t len) {
-  if (st->n_recent == RESEND_MAX) {
-    free(st->recent[0]);
-    memmove(st->recent, st->recent + 1, (RESEND_MAX - 1) * sizeof(st->recent[0]));
-    memmove(st->recent_len, st->recent_len + 1, (RESEND_MAX - 1) * sizeof(st->recent_len[0]));
-    st->n_recent--;
+/* Keeps frames [first, end) of st->out, just sent, as the newest of the
+ * last RESEND_MAX. Out of memory: none are kept (the resend after a break
+ * is a best effort; the spool holds every line not sent). */
+static void remember(syslog_state_t *st, size_t first, size_t end) {
+  size_t n, drop, start, bytes, i;
+  if (end <= first)
+    return;
+  if (end - first > RESEND_MAX)
+    first = end - RESEND_MAX;
+  n = end - first;
+  drop = (size_t)st->n_recent + n > RESEND_MAX ? (size_t)st->n_recent + n - RESEND_MAX : 0;
+  if (drop > 0) {
+    size_t gone = 0;
+    for (i = 0; i < drop; i++)
+      gone += st->recent_len[i];
+    memmove(st->recent, st->recent + gone, st->recent_bytes - gone);
+    memmove(st->recent_len, st->recent_len + drop,
+            ((size_t)st->n_recent - drop) * sizeof(st->recent_len[0]));
+    st->n_recent -= (int)drop;
+    st->recent_bytes -= gone;
   }
-  st->recent[st->n_recent] = frame;
-  st->recent_len[st->n_recent] = len;
-  st->n_recent++;
+  start = first > 0 ? st->frame_end[first - 1] : 0;
+  bytes = st->frame_end[end - 1] - start;
+  if (st->recent_cap - st->recent_bytes < bytes) {
+    size_t cap = (st->recent_bytes + bytes) * 2; /* frames vary: not a realloc per batch */
+    char *p = realloc(st->recent, cap);
+    if (p == NULL) {
+      st->n_recent = 0;
+      st->recent_bytes = 0;
+      return;
+    }
+    st->recent = p;
+    st->recent_cap = cap;
+  }
+  memcpy(st->recent + st->recent_bytes, st->out + start, bytes);
+  st->recent_bytes += bytes;
+  for (i = first; i < end; i++)
+    st->recent_len[st->n_recent++] = st->frame_end[i] - (i > 0 ? st->frame_end[i - 1] : 0);
 }
 
 /* Sends the remembered frames again on a new connection: at-least-once
  * around a collector restart (a repeated line has the same run_id and seq). */
 static int resend_recent(syslog_state_t *st, uint32_t *e) {
-  int i;
-  for (i = 0; i < st->n_recent; i++)
-    if (send_all(st, st->recent[i], st->recent_len[i], e) != 0)
-      return -1;
+  size_t sent = 0;
+  return st->n_recent > 0 ? send_all(st, st->recent, st->recent_bytes, &sent, e) : 0;
+}
+
+/* UDP: one datagram per frame of st->out, fire and forget. */
+static int send_datagrams(jw_exporter_t *self, syslog_state_t *st, jw_error_t *err) {
+  size_t i, start = 0;
+  char why[256];
+  for (i = 0; i < st->n_frames; i++) {
+    size_t flen = st->frame_end[i] - start;
+    long w =
+        sock_sendto(st->s, st->out + start, flen, (const struct sockaddr *)&st->addr, st->addr_len);
+    uint32_t e = w < 0 ? net_errno() : 0;
+    if (w != (long)flen) {
+      net_error_text(e, why, sizeof(why));
+      return jw_error_set(err, JW_EIO, e, self->spec, "UDP send to %s port %s failed: %s", st->host,
+                          st->port, w < 0 ? why : "short datagram");
+    }
+    start = st->frame_end[i];
+  }
   return 0;
 }
 
-/* Sends one frame (taken: kept for a resend or freed). UDP: one
- * datagram. TCP/TLS: the current connection if it is healthy, else one
- * new connection; after a break, the frames sent last on the old one go
- * again first. */
-static int send_frame(jw_exporter_t *self, syslog_state_t *st, char *frame, size_t flen,
-                      jw_error_t *err) {
+/* TCP/TLS: sends st->out on the current connection if it is healthy (it
+ * is checked once, not once per frame), else on one new connection; after
+ * a break, the frames sent last on the old one go again first. A send
+ * that stops part way goes on from the first byte not taken; when the
+ * connection breaks, the next one starts at the first frame of the first
+ * line not sent whole, so that line goes again byte for byte. *done: where
+ * the last line sent whole ends in the caller's input (0: none). fresh:
+ * the caller has just connected (a fresh connection gets one try only). */
+static int send_frames(jw_exporter_t *self, syslog_state_t *st, int fresh, size_t *done,
+                       jw_error_t *err) {
+  size_t from = 0, first = 0; /* the first frame not sent, and where it starts */
   uint32_t e = 0;
   char why[256];
   int rc, attempt;
-  if (!st->tcp) {
-    long w = sock_sendto(st->s, frame, flen, (const struct sockaddr *)&st->addr, st->addr_len);
-    e = w < 0 ? net_errno() : 0;
-    free(frame);
-    if (w == (long)flen)
-      return 0;
-    net_error_text(e, why, sizeof(why));
-    return jw_error_set(err, JW_EIO, e, self->spec, "UDP send to %s port %s failed: %s", st->host,
-                        st->port, w < 0 ? why : "short datagram");
-  }
-  for (attempt = 0; attempt < 2; attempt++) {
+  *done = 0;
+  for (attempt = fresh; attempt < 2; attempt++) {
+    size_t sent = 0, k, last = NOT_LINE_END;
     if (st->s != BAD_SOCK && connection_broken(st)) {
       disconnect(st);
       st->resend = 1;
@@ -791,24 +962,32 @@ static int send_frame(jw_exporter_t *self, syslog_state_t *st, char *frame, size
       if (attempt == 0)
         attempt = 1; /* a fresh connection gets one try only */
       rc = tcp_connect(self, st, err);
-      if (rc != 0) {
-        free(frame);
+      if (rc != 0)
         return rc;
-      }
-      if (st->resend && resend_recent(st, &e) != 0) {
+    }
+    if (st->resend) {
+      if (resend_recent(st, &e) != 0) {
         disconnect(st);
         continue;
       }
       st->resend = 0;
     }
-    if (send_all(st, frame, flen, &e) == 0) {
-      remember(st, frame, flen); /* takes frame */
-      return 0;
+    rc = send_all(st, st->out + from, st->out_len - from, &sent, &e);
+    /* The lines whose frames all went: delivered as far as TCP tells. */
+    for (k = first; k < st->n_frames && st->frame_end[k] <= from + sent; k++)
+      if (st->line_end[k] != NOT_LINE_END)
+        last = k;
+    if (last != NOT_LINE_END) {
+      remember(st, first, last + 1);
+      *done = st->line_end[last];
+      first = last + 1;
+      from = st->frame_end[last];
     }
+    if (rc == 0)
+      return 0;
     disconnect(st);
     st->resend = 1;
   }
-  free(frame);
   if (st->send_err.text[0] != '\0')
     return jw_error_set(err, JW_EIO, e, self->spec, "TLS send to %s port %s failed: %s", st->host,
                         st->port, st->send_err.text);
@@ -821,74 +1000,73 @@ static int send_frame(jw_exporter_t *self, syslog_state_t *st, char *frame, size
                       st->port, e ? why : "connection closed");
 }
 
-/* One continuation record of a line over max_message, with the line's
- * header. */
-typedef struct {
-  jw_exporter_t *self;
-  syslog_state_t *st;
-  const char *hdr;
-  size_t hlen;
-  jw_error_t *err;
-} part_ctx_t;
-
-static int send_part(void *ctx, const char *part, size_t part_len) {
-  part_ctx_t *c = ctx;
-  char *frame = NULL;
-  size_t flen = 0;
-  int rc = make_frame(c->self, c->st, c->hdr, c->hlen, part, part_len, &frame, &flen, c->err);
-  return rc != 0 ? rc : send_frame(c->self, c->st, frame, flen, c->err);
-}
-
+/* One line (the writer thread with spool=none, UDP). */
 static int syslog_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
                          jw_error_t *err) {
   syslog_state_t *st = self->state;
-  char hdr[1024], run_id[80], *frame = NULL;
-  size_t msg_len = len, hlen = 0, flen = 0;
-  uint64_t seq = 0;
-  part_ctx_t pc;
+  size_t done = 0;
   int rc;
-
-  if (msg_len > 0 && line[msg_len - 1] == '\n')
-    msg_len--;
-  rc = build_header(self, st, line, msg_len, ev, hdr, &hlen, run_id, &seq, err);
+  frames_reset(st);
+  rc = frame_line(self, st, line, len, ev, len, err);
   if (rc != 0)
     return rc;
-  if (hlen + msg_len <= st->max_message) {
-    rc = make_frame(self, st, hdr, hlen, line, msg_len, &frame, &flen, err);
-    return rc != 0 ? rc : send_frame(self, st, frame, flen, err);
+  return st->tcp ? send_frames(self, st, 0, &done, err) : send_datagrams(self, st, err);
+}
+
+/* A batch from the spool (TCP/TLS): every line framed into one buffer, up
+ * to the first line that can never be sent; the connection checked once;
+ * the buffer sent with as few sends as the socket takes. */
+static int syslog_deliver(jw_exporter_t *self, const char *lines, size_t len, size_t *done,
+                          jw_error_t *err) {
+  syslog_state_t *st = self->state;
+  size_t pos = 0;
+  int rc = 0, fresh = 0;
+  jw_error_t why;
+  *done = 0;
+  memset(&why, 0, sizeof(why));
+  if (st->s == BAD_SOCK) {
+    /* No collector, no framing: a retry against a collector that is away
+     * costs one connection attempt. */
+    rc = tcp_connect(self, st, err);
+    if (rc != 0)
+      return rc;
+    fresh = 1;
   }
-  /* Too long for one message: continuation records, each a message with
-   * this line's header (src/parts.h); never cut. A part that fails to go
-   * fails the line: it is sent again whole later (readers ignore a part
-   * they already have). */
-  if (st->max_message < hlen + JW_PARTS_MIN_MAX)
-    return jw_error_set(err, JW_EINVAL, 0, self->spec,
-                        "message of %lu bytes exceeds max_message=%lu, and its %lu-byte header "
-                        "leaves less than %u bytes for a continuation record; not sent",
-                        (unsigned long)(hlen + msg_len), (unsigned long)st->max_message,
-                        (unsigned long)hlen, (unsigned)JW_PARTS_MIN_MAX);
-  pc.self = self;
-  pc.st = st;
-  pc.hdr = hdr;
-  pc.hlen = hlen;
-  pc.err = err;
-  rc = jw__parts_split(line, msg_len, st->max_message - hlen, run_id, seq, send_part, &pc, err);
-  if (rc == JW_PARTS_FITS) /* cannot be: it did not fit */
-    rc = jw_error_set(err, JW_EINVAL, 0, self->spec, "continuation records: the line fits");
-  return rc;
+  frames_reset(st);
+  while (pos < len) {
+    const char *nl = memchr(lines + pos, '\n', len - pos);
+    size_t l = nl != NULL ? (size_t)(nl - (lines + pos)) + 1 : len - pos;
+    rc = frame_line(self, st, lines + pos, l, NULL, pos + l, &why);
+    if (rc != 0)
+      break;
+    pos += l;
+  }
+  if (st->n_frames > 0) {
+    int sent = send_frames(self, st, fresh, done, err);
+    if (sent != 0)
+      return sent;
+  }
+  if (rc != 0) {
+    /* The line at pos can never be sent (JW_EINVAL), or there was no
+     * memory to frame it: the lines before it went. */
+    *err = why;
+    return rc;
+  }
+  return 0;
 }
 
 static void syslog_close(jw_exporter_t *self) {
   syslog_state_t *st = self->state;
-  int i;
   if (st == NULL)
     return;
   disconnect(st);
 #ifdef _WIN32
   jw__tls_creds_free(st->creds);
 #endif
-  for (i = 0; i < st->n_recent; i++)
-    free(st->recent[i]);
+  free(st->recent);
+  free(st->out);
+  free(st->frame_end);
+  free(st->line_end);
   free(st);
   self->state = NULL;
 }
@@ -938,6 +1116,7 @@ const jw_exporter_vtable_t jw_exporter_syslog_tcp = {
     .name = "syslog+tcp",
     .init = syslog_init,
     .export_line = syslog_export,
+    .deliver_lines = syslog_deliver,
     .close = syslog_close,
     .check = syslog_check,
     .usage = "syslog+tcp://HOST:PORT",
@@ -952,6 +1131,7 @@ const jw_exporter_vtable_t jw_exporter_syslog_tls = {
     .name = "syslog+tls",
     .init = syslog_init,
     .export_line = syslog_export,
+    .deliver_lines = syslog_deliver,
     .close = syslog_close,
     .check = syslog_check,
     .usage = "syslog+tls://HOST:PORT",

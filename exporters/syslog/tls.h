@@ -70,7 +70,8 @@ int jw__tls_connect(jw__tls_creds_t *c, uintptr_t sock, const char *server_name,
                     jw__tls_t **out, jw_error_t *err);
 
 /* Sends all of buf[0..len) as TLS records of at most the negotiated
- * maximum (16 KiB) each, within timeout_ms of jw__tls_connect overall.
+ * maximum (16 KiB) each, within timeout_ms of jw__tls_connect for each
+ * group of 16 records (the whole call for up to 256 KiB).
  * Returns 0, or JW_ETIMEDOUT (the peer took too little within the bound),
  * JW_EIO (the connection failed, or the server closed it: seen by
  * jw__tls_peer_closed or by the send). After any failure the connection is
@@ -78,6 +79,12 @@ int jw__tls_connect(jw__tls_creds_t *c, uintptr_t sock, const char *server_name,
  * with JW_EIO; close it and connect again. Some of buf may have reached
  * the server before a failure: TLS syslog has no acknowledgement. */
 int jw__tls_send(jw__tls_t *t, const char *buf, size_t len, jw_error_t *err);
+/* The same, and *sent (always set): the bytes of buf in records that were
+ * handed to the socket whole, on success (len) and on failure (what a
+ * caller that resends may count as sent). Up to 16 records are encrypted
+ * and handed to the socket at once: one send for 256 KiB, not one per
+ * record. timeout_ms bounds the sending of each such group. */
+int jw__tls_send_some(jw__tls_t *t, const char *buf, size_t len, size_t *sent, jw_error_t *err);
 
 /* Never blocks. 1 when the server has closed the connection (close_notify,
  * end of stream, reset) or it is unusable (a send failed, a record that

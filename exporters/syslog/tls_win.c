@@ -90,6 +90,9 @@
 #define CA_FILE_MAX   (1024 * 1024)
 #define HANDSHAKE_MAX (256 * 1024)             /* largest handshake input we buffer */
 #define RECORD_MAX    (5 + 16384 + 2048 + 256) /* a TLS record, with room */
+/* Records encrypted before one send: under Wine every socket call is a
+ * round trip to the wineserver, so a batch goes out in few of them. */
+#define GROUP_RECORDS 16
 #define PEM_BEGIN     "-----BEGIN CERTIFICATE-----"
 #define PEM_END       "-----END CERTIFICATE-----"
 
@@ -503,8 +506,8 @@ struct jw__tls_s {
   DWORD protocol; /* SP_PROT_* of the session */
   char *in;       /* received, not yet decrypted (owned) */
   size_t in_len, in_cap;
-  char *out; /* one record being encrypted (owned) */
-  size_t out_cap;
+  char *group; /* up to GROUP_RECORDS records being encrypted, back to back (owned) */
+  size_t group_cap;
   int timeout_ms;
   int closed; /* the server closed: close_notify, end of stream or reset */
   int broken; /* our side failed (send, decrypt): never used again */
@@ -558,16 +561,21 @@ static int recv_some(jw__tls_t *t, ULONGLONG deadline, const char *what, jw_erro
   }
 }
 
-/* Sends all of buf until deadline; where names the step for errors. */
+/* Sends all of buf until deadline; where names the step for errors.
+ * *took (may be NULL): the bytes the socket took, also on failure. */
 static int send_raw(jw__tls_t *t, const char *buf, size_t len, ULONGLONG deadline,
-                    const char *where, jw_error_t *err) {
+                    const char *where, jw_error_t *err, size_t *took) {
   size_t off = 0;
+  if (took != NULL)
+    *took = 0;
   while (off < len) {
     int chunk = len - off > 1 << 20 ? 1 << 20 : (int)(len - off);
     int n = send(t->s, buf + off, chunk, 0);
     int e, w;
     if (n > 0) {
       off += (size_t)n;
+      if (took != NULL)
+        *took = off;
       continue;
     }
     e = WSAGetLastError();
@@ -683,7 +691,7 @@ static int handshake(jw__tls_t *t, ULONGLONG deadline, jw_error_t *err) {
     if (outb[0].pvBuffer != NULL) {
       rc = 0;
       if (outb[0].cbBuffer > 0)
-        rc = send_raw(t, outb[0].pvBuffer, outb[0].cbBuffer, deadline, "handshake", err);
+        rc = send_raw(t, outb[0].pvBuffer, outb[0].cbBuffer, deadline, "handshake", err, NULL);
       api.sspi->FreeContextBuffer(outb[0].pvBuffer);
       if (rc != 0 && (ss == SEC_E_OK || ss == SEC_I_CONTINUE_NEEDED))
         return rc;
@@ -1114,7 +1122,7 @@ static void tls_free(jw__tls_t *t) {
     api.sspi->DeleteSecurityContext(&t->ctx);
   free(t->target);
   free(t->in);
-  free(t->out);
+  free(t->group);
   free(t);
 }
 
@@ -1184,9 +1192,10 @@ int jw__tls_connect(jw__tls_creds_t *c, uintptr_t sock, const char *server_name,
     rc = status_error(t, ss, "session query", err);
     goto done;
   }
-  t->out_cap = (size_t)t->sizes.cbHeader + t->sizes.cbMaximumMessage + t->sizes.cbTrailer;
-  t->out = malloc(t->out_cap);
-  if (t->out == NULL) {
+  t->group_cap =
+      ((size_t)t->sizes.cbHeader + t->sizes.cbMaximumMessage + t->sizes.cbTrailer) * GROUP_RECORDS;
+  t->group = malloc(t->group_cap);
+  if (t->group == NULL) {
     rc = jw_error_set(err, JW_ENOMEM, 0, "tls", "out of memory");
     goto done;
   }
@@ -1220,8 +1229,13 @@ done:
 }
 
 int jw__tls_send(jw__tls_t *t, const char *buf, size_t len, jw_error_t *err) {
-  ULONGLONG deadline;
+  size_t sent = 0;
+  return jw__tls_send_some(t, buf, len, &sent, err);
+}
+
+int jw__tls_send_some(jw__tls_t *t, const char *buf, size_t len, size_t *sent, jw_error_t *err) {
   size_t off = 0;
+  *sent = 0;
   if (t == NULL)
     return jw_error_set(err, JW_EINVAL, 0, "send", "no TLS connection");
   if (t->closed)
@@ -1230,47 +1244,63 @@ int jw__tls_send(jw__tls_t *t, const char *buf, size_t len, jw_error_t *err) {
   if (t->broken)
     return jw_error_set(err, JW_EIO, 0, "send",
                         "the TLS connection to %s failed before: connect again", t->name);
-  deadline = now_ms() + (ULONGLONG)t->timeout_ms;
   while (off < len) {
-    size_t n = len - off;
-    SecBuffer b[4];
-    SecBufferDesc d;
-    SECURITY_STATUS ss;
-    int rc;
-    if (n > t->sizes.cbMaximumMessage)
-      n = t->sizes.cbMaximumMessage;
-    memcpy(t->out + t->sizes.cbHeader, buf + off, n);
-    b[0].BufferType = SECBUFFER_STREAM_HEADER;
-    b[0].pvBuffer = t->out;
-    b[0].cbBuffer = t->sizes.cbHeader;
-    b[1].BufferType = SECBUFFER_DATA;
-    b[1].pvBuffer = t->out + t->sizes.cbHeader;
-    b[1].cbBuffer = (ULONG)n;
-    b[2].BufferType = SECBUFFER_STREAM_TRAILER;
-    b[2].pvBuffer = t->out + t->sizes.cbHeader + n;
-    b[2].cbBuffer = t->sizes.cbTrailer;
-    b[3].BufferType = SECBUFFER_EMPTY;
-    b[3].pvBuffer = NULL;
-    b[3].cbBuffer = 0;
-    d.ulVersion = SECBUFFER_VERSION;
-    d.cBuffers = 4;
-    d.pBuffers = b;
-    ss = api.sspi->EncryptMessage(&t->ctx, 0, &d, 0);
-    if (ss != SEC_E_OK) {
-      t->broken = 1;
-      return jw_error_set(err, JW_EIO, (uint32_t)ss, "send",
-                          "TLS encryption for %s failed (SECURITY_STATUS 0x%08lx)", t->name,
-                          (unsigned long)ss);
+    /* Where each record of the group ends, on the wire and in buf. */
+    size_t wire_end[GROUP_RECORDS], plain_end[GROUP_RECORDS], glen = 0, plain = off, took = 0;
+    int n_rec = 0, i, rc;
+    while (plain < len && n_rec < GROUP_RECORDS) {
+      size_t n = len - plain;
+      char *at = t->group + glen;
+      SecBuffer b[4];
+      SecBufferDesc d;
+      SECURITY_STATUS ss;
+      if (n > t->sizes.cbMaximumMessage)
+        n = t->sizes.cbMaximumMessage;
+      memcpy(at + t->sizes.cbHeader, buf + plain, n);
+      b[0].BufferType = SECBUFFER_STREAM_HEADER;
+      b[0].pvBuffer = at;
+      b[0].cbBuffer = t->sizes.cbHeader;
+      b[1].BufferType = SECBUFFER_DATA;
+      b[1].pvBuffer = at + t->sizes.cbHeader;
+      b[1].cbBuffer = (ULONG)n;
+      b[2].BufferType = SECBUFFER_STREAM_TRAILER;
+      b[2].pvBuffer = at + t->sizes.cbHeader + n;
+      b[2].cbBuffer = t->sizes.cbTrailer;
+      b[3].BufferType = SECBUFFER_EMPTY;
+      b[3].pvBuffer = NULL;
+      b[3].cbBuffer = 0;
+      d.ulVersion = SECBUFFER_VERSION;
+      d.cBuffers = 4;
+      d.pBuffers = b;
+      ss = api.sspi->EncryptMessage(&t->ctx, 0, &d, 0);
+      if (ss != SEC_E_OK) {
+        /* The records encrypted before it were never sent: the session's
+         * sequence is lost with them, so it is over. */
+        t->broken = 1;
+        return jw_error_set(err, JW_EIO, (uint32_t)ss, "send",
+                            "TLS encryption for %s failed (SECURITY_STATUS 0x%08lx)", t->name,
+                            (unsigned long)ss);
+      }
+      /* The record is header, data and trailer as EncryptMessage sized
+       * them; the trailer may be shorter than cbTrailer, so the next
+       * record starts right after it. */
+      if (b[0].cbBuffer != t->sizes.cbHeader)
+        memmove(at + b[0].cbBuffer, b[1].pvBuffer, b[1].cbBuffer + b[2].cbBuffer);
+      glen += (size_t)b[0].cbBuffer + b[1].cbBuffer + b[2].cbBuffer;
+      plain += n;
+      wire_end[n_rec] = glen;
+      plain_end[n_rec] = plain;
+      n_rec++;
     }
-    /* The record is header, data and trailer as EncryptMessage sized them,
-     * contiguous from t->out. */
-    rc = send_raw(t, t->out, (size_t)b[0].cbBuffer + b[1].cbBuffer + b[2].cbBuffer, deadline,
-                  "send", err);
+    rc = send_raw(t, t->group, glen, now_ms() + (ULONGLONG)t->timeout_ms, "send", err, &took);
     if (rc != 0) {
       t->broken = 1;
+      for (i = 0; i < n_rec && wire_end[i] <= took; i++)
+        *sent = plain_end[i];
       return rc;
     }
-    off += n;
+    off = plain;
+    *sent = off;
   }
   return 0;
 }
@@ -1283,7 +1313,7 @@ static int post_handshake(jw__tls_t *t) {
   if (outb[0].pvBuffer != NULL) {
     int rc = 0;
     if (outb[0].cbBuffer > 0 && ss == SEC_E_OK)
-      rc = send_raw(t, outb[0].pvBuffer, outb[0].cbBuffer, now_ms(), "send", NULL);
+      rc = send_raw(t, outb[0].pvBuffer, outb[0].cbBuffer, now_ms(), "send", NULL, NULL);
     api.sspi->FreeContextBuffer(outb[0].pvBuffer);
     if (rc != 0)
       return -1;

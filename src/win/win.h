@@ -367,6 +367,11 @@ int jw_probe(const jw_policy_t *policy, int json);
  * argv starts at KIND. Answers with one line on stdout and returns the
  * process's exit code. */
 int jw__probe_canary_main(int argc, char **argv);
+/* The table of `probe`'s checks (for tests): check i's name and the
+ * canary kind it starts (NULL: none); 0, or -1 past the last check. */
+int jw__probe_check_info(size_t i, const char **name, const char **canary);
+/* 1 when --probe-canary knows the canary KIND, else 0. */
+int jw__probe_canary_known(const char *kind);
 
 /* `jobwarden tail NAME [--raw]` (src/win/tail.c). Returns the exit status. */
 int jw_tail_main(const char *name, int raw);

@@ -4,7 +4,11 @@
  * line), RFC 6587 octet counting, TCP reconnection after the peer closed;
  * the spool: nothing lost while the collector is down, delivered in order
  * with the outage's notices once it is back, what a run could not deliver
- * delivered by the next one, a full spool's loss counted; SPEC errors. */
+ * delivered by the next one, a full spool's loss counted; batches from the
+ * spool: one buffer whose short sends go on from the first byte not taken,
+ * a connection broken mid-batch resent from the first line not sent whole
+ * (byte for byte), a line that can never be sent skipped mid-batch with one
+ * sink_failed; SPEC errors. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +21,8 @@
 #include "fileio.h"
 #include "parts.h"
 #include "spool.h"
+/* The exporter's test seam (the tests include src/ only). */
+#include "../../exporters/syslog/syslog.h"
 
 #ifdef _WIN32
 #include <winsock2.h>
@@ -983,6 +989,442 @@ static void test_spool_full(const char *dir) {
   rm_tree(root);
 }
 
+/* --- batches from the spool ---------------------------------------------------- */
+
+/* The send hook (exporters/syslog/syslog.h): caps every send at hook_cap
+ * bytes (0: no cap) and fails the send that comes once hook_fail_at bytes
+ * have passed (-1: never; it fails once, then lets everything through). */
+static volatile long hook_cap, hook_fail_at, hook_passed, hook_calls;
+/* hook_hold: the next send waits (hook_held = 1) until the test clears
+ * hook_hold, so that lines pile up behind a connection in use.
+ * hook_hold_after_fail: the failed send sets hook_hold (the test looks at
+ * the spool between the failed attempt and the next). */
+static volatile int hook_hold, hook_held, hook_hold_after_fail;
+
+static void tsleep_ms(unsigned ms) {
+#ifdef _WIN32
+  Sleep(ms);
+#else
+  struct timespec ts;
+  ts.tv_sec = 0;
+  ts.tv_nsec = (long)ms * 1000000L;
+  nanosleep(&ts, NULL);
+#endif
+}
+
+static long test_send_hook(size_t len) {
+  long cap = len > 0x7fffffff ? 0x7fffffff : (long)len;
+  if (hook_hold) {
+    hook_held = 1;
+    while (hook_hold)
+      tsleep_ms(1);
+  }
+  hook_calls++;
+  if (hook_fail_at >= 0) {
+    if (hook_passed >= hook_fail_at) {
+      hook_fail_at = -1;
+      if (hook_hold_after_fail)
+        hook_hold = 1;
+      return -1;
+    }
+    if (cap > hook_fail_at - hook_passed)
+      cap = hook_fail_at - hook_passed;
+  }
+  if (hook_cap > 0 && cap > hook_cap)
+    cap = hook_cap;
+  hook_passed += cap;
+  return cap;
+}
+
+static void hook_set(long cap, long fail_at) {
+  hook_hold = 0;
+  hook_held = 0;
+  hook_hold_after_fail = 0;
+  hook_cap = cap;
+  hook_fail_at = fail_at;
+  hook_passed = 0;
+  hook_calls = 0;
+  jw__syslog_send_hook(test_send_hook);
+}
+
+/* Line i of the batch tests (native format, what the header needs), with
+ * its newline, and the exact octet-counted frame the exporter makes of it
+ * (facility local0, severity info: PRI 134; no structured data). */
+static void batch_line(int i, char *line, size_t line_size, char *frame, size_t frame_size,
+                       size_t *frame_len) {
+  char msg[1024];
+  int n;
+  snprintf(line, line_size,
+           "{\"@timestamp\":\"2026-12-02T10:00:%02d.000000Z\",\"event\":\"sandbox.violation\","
+           "\"severity\":\"info\",\"host\":{\"name\":\"batch-host\"},\"run_id\":\"batch-run\","
+           "\"seq\":%d,\"message\":\"batch line %d %.*s\"}\n",
+           i % 60, i + 1, i, 40 + (i * 37) % 300,
+           "................................................................................"
+           "................................................................................"
+           "................................................................................"
+           "................................................................................");
+  n = snprintf(msg, sizeof(msg),
+               "<134>1 2026-12-02T10:00:%02d.000000Z batch-host jobwarden %lu "
+               "sandbox.violation - %.*s",
+               i % 60, tpid(), (int)(strlen(line) - 1), line);
+  *frame_len = (size_t)snprintf(frame, frame_size, "%d %s", n, msg);
+}
+
+/* An exporter alone (no emitter: this thread is the spool's only writer)
+ * on a collector that is down: its lines wait in the spool until the
+ * test listens on *port. Notices are counted in rules (one string). */
+static char notice_rules[512];
+static void count_notice(void *ctx, jw_exporter_t *exp, const char *rule, jw_severity_t sev,
+                         const char *message, void *extra) {
+  (void)ctx;
+  (void)exp;
+  (void)sev;
+  (void)message;
+  json_decref((json_t *)extra);
+  if (strlen(notice_rules) + strlen(rule) + 2 < sizeof(notice_rules)) {
+    strcat(notice_rules, rule);
+    strcat(notice_rules, " ");
+  }
+}
+
+static jw_exporter_t *batch_rig(const char *dir, const char *name, unsigned *port, char *root,
+                                size_t root_size) {
+  jw_exporter_t *sx = NULL;
+  jw_error_t err;
+  char spec[1500];
+  tsock_t l = tbind(SOCK_STREAM, port);
+  CHECK(l != TBAD);
+  if (l == TBAD)
+    return NULL;
+  tclose(l); /* down until the test listens */
+  snprintf(root, root_size, "%s/unit-syslog-batch-%s", dir, name);
+  rm_tree(root);
+  snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=%s,retry_max=100ms", *port, root);
+  memset(&err, 0, sizeof(err));
+  CHECK_INT(jw_exporter_open(spec, &sx, &err), 0);
+  if (sx != NULL) {
+    notice_rules[0] = '\0';
+    sx->notice = count_notice;
+  }
+  return sx;
+}
+
+/* Waits until the sender has found the collector down (it tries at the
+ * first line), so that what follows starts from a known state. */
+static void wait_down(jw_exporter_t *sx) {
+  jw__spool_stats_t st;
+  int tries;
+  memset(&st, 0, sizeof(st));
+  for (tries = 0; tries < 1000; tries++) {
+    CHECK_INT(jw__spool_stats(sx, &st), 0);
+    if (st.down)
+      break;
+    jw__spool_wait(sx, 10);
+  }
+  CHECK(st.down);
+}
+
+/* Reads from s until the peer closes it (or 5 s of silence); *len bytes. */
+static char *trecv_all(tsock_t s, size_t *len) {
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap);
+  while (buf != NULL && twait(s, 5000)) {
+    int r;
+    if (n == cap) {
+      char *p = realloc(buf, cap * 2);
+      if (p == NULL)
+        break;
+      buf = p;
+      cap *= 2;
+    }
+    r = (int)recv(s, buf + n, (int)(cap - n), 0);
+    if (r <= 0)
+      break;
+    n += (size_t)r;
+  }
+  *len = n;
+  return buf;
+}
+
+#define BATCH_N 6
+
+/* Short sends: a batch of BATCH_N lines goes as one buffer, each send
+ * taking at most 97 bytes; every send goes on from the first byte the last
+ * one did not take, so the collector reads the frames exactly once, whole,
+ * in order, and the sends are exactly ceil(bytes / 97). */
+static void test_batch_short_sends(const char *dir) {
+  char root[1200], line[1024], frame[1200], want[BATCH_N * 1200];
+  size_t want_len = 0, flen, got_len = 0;
+  unsigned port = 0;
+  jw_exporter_t *sx = batch_rig(dir, "short", &port, root, sizeof(root));
+  jw_error_t err;
+  tsock_t l, c;
+  char *got;
+  int i;
+  if (sx == NULL)
+    return;
+  for (i = 0; i < BATCH_N; i++) {
+    batch_line(i, line, sizeof(line), frame, sizeof(frame), &flen);
+    memcpy(want + want_len, frame, flen);
+    want_len += flen;
+    CHECK_INT(jw__spool_append(sx, line, strlen(line), 0, &err), 0);
+  }
+  wait_down(sx);
+  hook_set(97, -1);
+  l = tbind(SOCK_STREAM, &port);
+  CHECK(l != TBAD);
+  c = l != TBAD ? taccept(l) : TBAD;
+  CHECK(c != TBAD);
+  CHECK_INT(jw__spool_wait(sx, 10000), 0);
+  jw_exporter_close(sx); /* closes the connection: the collector reads to its end */
+  jw__syslog_send_hook(NULL);
+  got = c != TBAD ? trecv_all(c, &got_len) : NULL;
+  CHECK_U64(got_len, want_len);
+  CHECK(got != NULL && got_len == want_len && memcmp(got, want, want_len) == 0);
+  CHECK_U64((uint64_t)hook_calls, (want_len + 96) / 97);
+  free(got);
+  CHECK_STR(notice_rules, "sink_unreachable sink_recovered ");
+  if (c != TBAD)
+    tclose(c);
+  if (l != TBAD)
+    tclose(l);
+  CHECK_INT(count_runs(root), 0);
+  rm_tree(root);
+}
+
+/* A fresh connection that breaks mid-batch, inside line 3's frame: the
+ * collector has lines 0..2 whole and a torn start of line 3. The attempt
+ * fails; the cursor passes lines 0..2 only; the next attempt's connection
+ * gets the frames sent last again (0..2, nothing acknowledges them) and
+ * then line 3 on, whole: byte for byte the frames the first had. */
+static void test_batch_broken(const char *dir) {
+  char root[1200], line[1024], frame[BATCH_N][1200];
+  size_t flen[BATCH_N], cut, before = 0, got_len = 0, want_len = 0;
+  char want[BATCH_N * 2 * 1200];
+  unsigned port = 0;
+  jw_exporter_t *sx = batch_rig(dir, "broken", &port, root, sizeof(root));
+  jw__spool_stats_t st;
+  jw_error_t err;
+  tsock_t l, c1, c2;
+  char *got;
+  int i;
+  if (sx == NULL)
+    return;
+  for (i = 0; i < BATCH_N; i++) {
+    batch_line(i, line, sizeof(line), frame[i], sizeof(frame[i]), &flen[i]);
+    CHECK_INT(jw__spool_append(sx, line, strlen(line), 0, &err), 0);
+  }
+  for (i = 0; i < 3; i++)
+    before += flen[i];
+  cut = before + flen[3] / 2; /* inside line 3's frame */
+  wait_down(sx);
+  hook_set(0, (long)cut);
+  hook_hold_after_fail = 1;
+  l = tbind(SOCK_STREAM, &port);
+  CHECK(l != TBAD);
+  c1 = l != TBAD ? taccept(l) : TBAD;
+  CHECK(c1 != TBAD);
+  /* The first connection: exactly the bytes before the cut, then closed
+   * by the exporter. */
+  got = c1 != TBAD ? trecv_all(c1, &got_len) : NULL;
+  CHECK_U64(got_len, cut);
+  if (got != NULL && got_len == cut) {
+    size_t at = 0;
+    for (i = 0; i < 3; i++) {
+      CHECK(memcmp(got + at, frame[i], flen[i]) == 0);
+      at += flen[i];
+    }
+    CHECK(memcmp(got + at, frame[3], cut - at) == 0);
+  }
+  free(got);
+  /* Between the attempts (the next one's first send is held): the cursor
+   * passed lines 0..2, not the cut line 3. */
+  memset(&st, 0, sizeof(st));
+  for (i = 0; i < 5000 && (!hook_held || !st.down || st.delivered == 0); i++) {
+    tsleep_ms(1);
+    CHECK_INT(jw__spool_stats(sx, &st), 0);
+  }
+  CHECK(hook_held && st.down);
+  CHECK_U64(st.delivered, 3);
+  CHECK_U64(st.pending, BATCH_N - 3);
+  hook_hold = 0;
+  /* The second: lines 0..2 again (the resend), then 3..5. */
+  c2 = l != TBAD ? taccept(l) : TBAD;
+  CHECK(c2 != TBAD);
+  CHECK_INT(jw__spool_wait(sx, 10000), 0);
+  CHECK_INT(jw__spool_stats(sx, &st), 0);
+  CHECK_U64(st.delivered, BATCH_N);
+  CHECK_U64(st.undeliverable, 0);
+  jw_exporter_close(sx);
+  jw__syslog_send_hook(NULL);
+  for (i = 0; i < BATCH_N; i++) {
+    memcpy(want + want_len, frame[i], flen[i]);
+    want_len += flen[i];
+  }
+  got = c2 != TBAD ? trecv_all(c2, &got_len) : NULL;
+  CHECK_U64(got_len, want_len);
+  CHECK(got != NULL && got_len == want_len && memcmp(got, want, want_len) == 0);
+  free(got);
+  /* Each outage was said, and its end: the collector down at the start,
+   * then the connection that broke (after it had taken lines 0..2). */
+  CHECK_STR(notice_rules, "sink_unreachable sink_recovered sink_unreachable sink_recovered ");
+  if (c1 != TBAD)
+    tclose(c1);
+  if (c2 != TBAD)
+    tclose(c2);
+  if (l != TBAD)
+    tclose(l);
+  CHECK_INT(count_runs(root), 0);
+  rm_tree(root);
+}
+
+/* A connection in use that breaks mid-batch: the exporter reconnects at
+ * once (within the same attempt), sends the frames sent last again and
+ * goes on from the first frame of the line that was cut, not from the
+ * byte where the cut was. The lines pile up behind a send the hook holds. */
+static void test_batch_broken_in_use(const char *dir) {
+  char root[1200], line[1024], frame[BATCH_N + 1][1200];
+  size_t flen[BATCH_N + 1], cut = 0, got_len = 0, want_len = 0;
+  char want[(BATCH_N + 1) * 2 * 1200];
+  unsigned port = 0;
+  jw_exporter_t *sx = batch_rig(dir, "in-use", &port, root, sizeof(root));
+  jw__spool_stats_t st;
+  jw_error_t err;
+  tsock_t l, c1, c2;
+  char *got;
+  int i, tries;
+  if (sx == NULL)
+    return;
+  /* frame[0]: the line that holds the connection; 1..BATCH_N the batch. */
+  for (i = 0; i <= BATCH_N; i++)
+    batch_line(i, line, sizeof(line), frame[i], sizeof(frame[i]), &flen[i]);
+  hook_set(0, -1);
+  hook_hold = 1;
+  l = tbind(SOCK_STREAM, &port);
+  CHECK(l != TBAD);
+  batch_line(0, line, sizeof(line), frame[0], sizeof(frame[0]), &flen[0]);
+  CHECK_INT(jw__spool_append(sx, line, strlen(line), 0, &err), 0);
+  c1 = l != TBAD ? taccept(l) : TBAD;
+  CHECK(c1 != TBAD);
+  for (tries = 0; tries < 5000 && !hook_held; tries++)
+    tsleep_ms(1);
+  CHECK(hook_held);
+  for (i = 1; i <= BATCH_N; i++) {
+    batch_line(i, line, sizeof(line), frame[i], sizeof(frame[i]), &flen[i]);
+    CHECK_INT(jw__spool_append(sx, line, strlen(line), 0, &err), 0);
+  }
+  /* Cut inside the batch's fourth line (frame[4]). */
+  for (i = 0; i < 4; i++)
+    cut += flen[i];
+  cut += flen[4] / 2;
+  hook_fail_at = (long)cut;
+  hook_hold = 0;
+  got = c1 != TBAD ? trecv_all(c1, &got_len) : NULL;
+  CHECK_U64(got_len, cut);
+  if (got != NULL && got_len == cut) {
+    size_t at = 0;
+    for (i = 0; i < 4; i++) {
+      CHECK(memcmp(got + at, frame[i], flen[i]) == 0);
+      at += flen[i];
+    }
+    CHECK(memcmp(got + at, frame[4], cut - at) == 0);
+  }
+  free(got);
+  c2 = l != TBAD ? taccept(l) : TBAD;
+  CHECK(c2 != TBAD);
+  CHECK_INT(jw__spool_wait(sx, 10000), 0);
+  CHECK_INT(jw__spool_stats(sx, &st), 0);
+  CHECK_U64(st.delivered, BATCH_N + 1);
+  jw_exporter_close(sx);
+  jw__syslog_send_hook(NULL);
+  /* The second connection: frames 0..3 again (the last sent), then 4..N. */
+  for (i = 0; i < 4; i++) {
+    memcpy(want + want_len, frame[i], flen[i]);
+    want_len += flen[i];
+  }
+  for (i = 4; i <= BATCH_N; i++) {
+    memcpy(want + want_len, frame[i], flen[i]);
+    want_len += flen[i];
+  }
+  got = c2 != TBAD ? trecv_all(c2, &got_len) : NULL;
+  CHECK_U64(got_len, want_len);
+  CHECK(got != NULL && got_len == want_len && memcmp(got, want, want_len) == 0);
+  free(got);
+  /* Reconnected within the attempt: no outage to tell. */
+  CHECK_STR(notice_rules, "");
+  if (c1 != TBAD)
+    tclose(c1);
+  if (c2 != TBAD)
+    tclose(c2);
+  if (l != TBAD)
+    tclose(l);
+  CHECK_INT(count_runs(root), 0);
+  rm_tree(root);
+}
+
+/* A line that can never be sent (not JSON) in the middle of a batch: the
+ * lines before it and after it arrive, exactly once and in order, on one
+ * connection; it is skipped, counted, and said once (sink_failed). by_line:
+ * the same through an exporter without deliver_lines (the sender calls
+ * export_line per line: one send each). */
+static void test_batch_undeliverable(const char *dir, int by_line) {
+  jw_exporter_vtable_t line_vt;
+  char root[1200], line[1024], frame[1200], want[BATCH_N * 1200];
+  size_t want_len = 0, flen, got_len = 0;
+  unsigned port = 0;
+  jw_exporter_t *sx =
+      batch_rig(dir, by_line ? "by-line" : "undeliverable", &port, root, sizeof(root));
+  jw__spool_stats_t st;
+  jw_error_t err;
+  tsock_t l, c;
+  char *got;
+  int i;
+  if (sx == NULL)
+    return;
+  if (by_line) {
+    /* Before the first line: the sender reads vt when it delivers. */
+    line_vt = *sx->vt;
+    line_vt.deliver_lines = NULL;
+    sx->vt = &line_vt;
+  }
+  for (i = 0; i < BATCH_N; i++) {
+    if (i == 2 || i == 4)
+      CHECK_INT(jw__spool_append(sx, "not json\n", 9, 0, &err), 0);
+    batch_line(i, line, sizeof(line), frame, sizeof(frame), &flen);
+    memcpy(want + want_len, frame, flen);
+    want_len += flen;
+    CHECK_INT(jw__spool_append(sx, line, strlen(line), 0, &err), 0);
+  }
+  wait_down(sx);
+  hook_set(0, -1);
+  l = tbind(SOCK_STREAM, &port);
+  CHECK(l != TBAD);
+  c = l != TBAD ? taccept(l) : TBAD;
+  CHECK(c != TBAD);
+  CHECK_INT(jw__spool_wait(sx, 10000), 0);
+  CHECK_INT(jw__spool_stats(sx, &st), 0);
+  CHECK_U64(st.undeliverable, 2);
+  CHECK_U64(st.delivered, BATCH_N + 2);
+  CHECK_U64(st.pending, 0);
+  jw_exporter_close(sx);
+  jw__syslog_send_hook(NULL);
+  got = c != TBAD ? trecv_all(c, &got_len) : NULL;
+  CHECK_U64(got_len, want_len);
+  CHECK(got != NULL && got_len == want_len && memcmp(got, want, want_len) == 0);
+  free(got);
+  /* Batches: every send was of a whole batch, the lines before the first
+   * bad one, between the two, and after the second. Line by line: one per
+   * line. */
+  CHECK_U64((uint64_t)hook_calls, by_line ? BATCH_N : 3);
+  CHECK_STR(notice_rules, "sink_unreachable sink_failed sink_recovered ");
+  if (c != TBAD)
+    tclose(c);
+  if (l != TBAD)
+    tclose(l);
+  CHECK_INT(count_runs(root), 0);
+  rm_tree(root);
+}
+
 /* format=ecs and format=ocsf syslog sinks: the header says the same as the
  * native sink's (OCSF's time has milliseconds), and MSG is the conversion
  * of the native line. */
@@ -1063,6 +1505,11 @@ int main(int argc, char **argv) {
   test_spool_restart(out);
   test_spool_full(out);
   test_stall(out);
+  test_batch_short_sends(out);
+  test_batch_broken(out);
+  test_batch_broken_in_use(out);
+  test_batch_undeliverable(out, 0);
+  test_batch_undeliverable(out, 1);
   test_udp_formats();
   return jw_test_result("syslog");
 }

@@ -9,6 +9,9 @@
  * argv: <tests/data dir> <events out dir> <path of jobwarden.exe>. Outputs
  * go to <events dir>/wine-probe-<case>.stdout / .stderr.
  *
+ * One case checks the table of checks itself: unique names, known canaries,
+ * and the list in docs/probe.md the same as the table.
+ *
  * One case (kill-on-close refused by a parent job) cannot happen for real
  * under Wine: it calls jw_probe() in this process with the refusal injected
  * through jw__job_set_info_hook, exactly as wine.injected.limits does for
@@ -1038,6 +1041,80 @@ static void case_kill_on_close_refused(void) {
   tw_case_end("kill-on-close-refused", jw_test_failures, NULL);
 }
 
+/* The table of checks (src/win/probe.c checks[]): its names are unique,
+ * every check's canary is one --probe-canary knows, and the list of checks
+ * in docs/probe.md (the rows "| `NAME` | ..." of its table under "## The
+ * probes", and its "always all N") is the table's, name for name, in the
+ * table's order. docs: the path of docs/probe.md. */
+static void case_table(const char *docs) {
+  const char *names[64], *doc_names[64];
+  char doc_buf[64][48];
+  size_t n = 0, n_doc = 0, i, j, all = 0;
+  const char *name, *canary;
+  char line[4096];
+  int in_section = 0;
+  FILE *f;
+  tw_case_begin(jw_test_failures);
+  while (n < 64 && jw__probe_check_info(n, &name, &canary) == 0) {
+    names[n++] = name;
+    if (canary != NULL && !jw__probe_canary_known(canary)) {
+      CHECK(!"a check starts a canary --probe-canary does not know");
+      fprintf(stderr, "check %s: canary '%s'\n", name, canary);
+    }
+  }
+  CHECK(jw__probe_canary_known("sleep") && !jw__probe_canary_known("no-such-canary"));
+  for (i = 0; i < n; i++)
+    for (j = i + 1; j < n; j++)
+      if (strcmp(names[i], names[j]) == 0) {
+        CHECK(!"two checks have the same name");
+        fprintf(stderr, "check name '%s' at %lu and %lu\n", names[i], (unsigned long)i,
+                (unsigned long)j);
+      }
+  f = fopen(docs, "rb");
+  CHECK(f != NULL);
+  while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+    const char *at;
+    if (strncmp(line, "## ", 3) == 0)
+      in_section = strncmp(line, "## The probes", 13) == 0;
+    if (in_section && strncmp(line, "| `", 3) == 0 && n_doc < 64) {
+      const char *end = strchr(line + 3, '`');
+      size_t len = end != NULL ? (size_t)(end - (line + 3)) : 0;
+      CHECK(len > 0 && len < sizeof(doc_buf[0]));
+      if (len > 0 && len < sizeof(doc_buf[0])) {
+        memcpy(doc_buf[n_doc], line + 3, len);
+        doc_buf[n_doc][len] = '\0';
+        doc_names[n_doc] = doc_buf[n_doc];
+        n_doc++;
+      }
+    }
+    if ((at = strstr(line, "always all ")) != NULL)
+      all = strtoul(at + 11, NULL, 10);
+  }
+  if (f != NULL)
+    fclose(f);
+  for (i = 0; i < n_doc; i++) {
+    for (j = 0; j < n && strcmp(doc_names[i], names[j]) != 0; j++)
+      ;
+    if (j == n) {
+      CHECK(!"docs/probe.md lists a check the table does not have");
+      fprintf(stderr, "docs: '%s'\n", doc_names[i]);
+    }
+  }
+  for (j = 0; j < n; j++) {
+    for (i = 0; i < n_doc && strcmp(doc_names[i], names[j]) != 0; i++)
+      ;
+    if (i == n_doc) {
+      CHECK(!"a check of the table is not in docs/probe.md's list");
+      fprintf(stderr, "table: '%s'\n", names[j]);
+    }
+  }
+  CHECK_INT(n_doc, n);
+  for (i = 0; i < n && i < n_doc; i++)
+    CHECK_STR(doc_names[i], names[i]);
+  CHECK_U64(all, n);
+  tw_case_end("table", jw_test_failures, NULL);
+}
+
 int main(int argc, char **argv) {
   /* The in-process case's canaries are this executable. */
   if (argc >= 2 && strcmp(argv[1], "--probe-canary") == 0)
@@ -1052,6 +1129,14 @@ int main(int argc, char **argv) {
   }
   CreateDirectoryA(g_events, NULL);
   CHECK(GetFileAttributesA(g_jw) != INVALID_FILE_ATTRIBUTES);
+
+  {
+    /* argv[1] is tests/data: the docs are two levels up. */
+    char data[TW_PATH_CHARS], docs[TW_PATH_CHARS + 32];
+    CHECK_INT(tw_full_path(argv[1], data, sizeof(data)), 0);
+    snprintf(docs, sizeof(docs), "%s\\..\\..\\docs\\probe.md", data);
+    case_table(docs);
+  }
 
   /* The lockdown cases probe writing the clipboard: it must be empty. */
   CHECK_INT(clipboard_set(NULL), 0);
