@@ -72,6 +72,10 @@ struct jw_emitter_s {
 void (*jw__emitter_flush_hook)(void *ctx, const jw_exporter_t *exp, uint64_t through_seq,
                                uint64_t first_unflushed_us, int rc);
 void *jw__emitter_flush_hook_ctx;
+/* Test hook (internal.h): between an event's seq reservation and its
+ * rendering. */
+void (*jw__emitter_reserved_hook)(void *ctx, uint64_t seq);
+void *jw__emitter_reserved_hook_ctx;
 
 int jw_emitter_new(const jw_run_info_t *run, jw_emitter_t **out) {
   jw_emitter_t *em = calloc(1, sizeof(*em));
@@ -334,6 +338,8 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
     ev->seq = seq;
     emitted = jw_now_us();
     jw__mutex_unlock(&em->lock);
+    if (jw__emitter_reserved_hook != NULL)
+      jw__emitter_reserved_hook(jw__emitter_reserved_hook_ctx, seq);
     if (jw_event_render_line(ev, &em->run, seq, emitted, &line, &len) != 0) {
       rc = JW_ENOMEM;
     } else {

@@ -148,6 +148,11 @@ int jw__stdout_write(const char *buf, size_t len);
 extern void (*jw__emitter_flush_hook)(void *ctx, const jw_exporter_t *exp, uint64_t through_seq,
                                       uint64_t first_unflushed_us, int rc);
 extern void *jw__emitter_flush_hook_ctx;
+/* Test hook: called by jw_emit (with queues) after the event's seq is
+ * reserved and the lock released, before the line is rendered: a test
+ * holds one emitter there to make a later seq ready first. NULL: none. */
+extern void (*jw__emitter_reserved_hook)(void *ctx, uint64_t seq);
+extern void *jw__emitter_reserved_hook_ctx;
 /* Per sink, for job_end's summary: [{exporter, written, lost, spool?}]
  * (a json_t *, new reference). */
 void *jw__emitter_sinks_json(jw_emitter_t *em);
