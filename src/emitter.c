@@ -530,7 +530,7 @@ static void write_batch(sink_t *k, jw__lineq_t *batch, jw__gap_t *gap, commit_t 
   done = exp->vt->export_lines(exp, refs, n, &err);
   exp->written += done;
   if (done > 0) {
-    if (violation && !c->dirty) {
+    if (violation && !c->dirty && exp->vt->flush != NULL) {
       c->dirty = 1;
       c->first_us = jw_now_us();
     }
