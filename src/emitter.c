@@ -35,6 +35,9 @@ typedef struct sink_s {
   atomic_size_t in_hand;
   int busy;    /* the writer holds a batch it has not finished (em->lock) */
   int waiting; /* the writer sleeps on `more` (em->lock) */
+  /* Set with every line or marker queued, cleared when the writer takes
+   * the queue: read without the lock while the writer lingers. */
+  atomic_int queued_hint;
   /* q grew or stopping: signalled only when `waiting`. Initialized by
    * jw_emitter_start, once the array of sinks no longer moves. */
   jw__cond_t more;
@@ -133,6 +136,7 @@ int jw_emitter_add(jw_emitter_t *em, jw_exporter_t *exp) {
   }
   memset(&em->sinks[em->n_sinks], 0, sizeof(sink_t));
   atomic_init(&em->sinks[em->n_sinks].in_hand, 0);
+  atomic_init(&em->sinks[em->n_sinks].queued_hint, 0);
   em->sinks[em->n_sinks].exp = exp;
   em->sinks[em->n_sinks].em = em;
   exp->run = &em->run;
@@ -190,6 +194,7 @@ static void drop_for_sink(sink_t *k, uint64_t seq, const char *reason) {
   k->exp->lost++;
   k->em->dropped++;
   jw__lineq_drop(&k->q, seq, seq, reason);
+  atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
 }
 
 static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *line, size_t len) {
@@ -205,6 +210,7 @@ static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *l
     return;
   }
   jw__lineq_push(&k->q, it);
+  atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
 }
 
 /* Fills lines[f] / lens[f] for every format f != native that a sink of em
@@ -493,6 +499,9 @@ static void flush_now(sink_t *k, commit_t *c) {
 }
 
 #define BATCH_LINES 256
+/* How long a writer that drained its queue looks for more before it
+ * sleeps (sink_main). */
+#define LINGER_US 50
 
 /* Writes the lines at the head of `batch` (up to BATCH_LINES and
  * JW_WRITE_BATCH_BYTES, stopping at a gap marker) with one export_lines
@@ -574,7 +583,7 @@ static void sink_main(void *arg) {
     if (commit.dirty && jw_now_us() - commit.first_us >= bound_us)
       flush_now(k, &commit);
     if (batch.head == NULL) {
-      int due = 0;
+      int due = 0, lingered;
       /* Everything queued so far in one take: the lock the emitter numbers
        * and commits under is taken once per batch, not once per line. */
       jw__mutex_lock(&em->lock);
@@ -582,7 +591,23 @@ static void sink_main(void *arg) {
         k->busy = 0;
         jw__cond_broadcast(&em->wake); /* jw_emitter_settle */
       }
+      lingered = 0;
       while (k->q.head == NULL && !em->stopping && !due) {
+        if (!lingered) {
+          /* Before sleeping, look for more for a moment without the lock:
+           * an emitter in a burst commits the next line within
+           * microseconds, and a sleeping writer costs it a wake-up
+           * (a system call, under Wine more) for every line. Once per
+           * drained queue, so an idle writer sleeps. */
+          uint64_t t0 = jw_now_us();
+          lingered = 1;
+          jw__mutex_unlock(&em->lock);
+          while (!atomic_load_explicit(&k->queued_hint, memory_order_relaxed) &&
+                 jw_now_us() - t0 < LINGER_US)
+            ;
+          jw__mutex_lock(&em->lock);
+          continue;
+        }
         k->waiting = 1;
         if (commit.dirty) {
           uint64_t now = jw_now_us(), at = commit.first_us + bound_us;
@@ -596,6 +621,7 @@ static void sink_main(void *arg) {
         k->waiting = 0;
       }
       jw__lineq_take(&k->q, &batch);
+      atomic_store_explicit(&k->queued_hint, 0, memory_order_relaxed);
       atomic_store(&k->in_hand, batch.queued);
       k->busy = batch.head != NULL;
       jw__mutex_unlock(&em->lock);
