@@ -35,8 +35,14 @@
  * stderr and the exporter keeps appending to the current file (retrying
  * after another SIZE bytes): no line is lost.
  *
- * Violations (ev->kind == JW_EVENT_VIOLATION) are flushed to disk
- * (FlushFileBuffers / fdatasync) before the line is reported written. */
+ * Batches (export_lines, the emitter's writer thread): the lines between
+ * two rotations are sealed one after the other into one buffer and written
+ * with one write. Violations are then flushed to disk by the writer's
+ * group commit (file_flush, at most JW_SYNC_BOUND_MS after the oldest
+ * unflushed one was written; docs/architecture.md), and before a rotation
+ * closes the file. A single line (export_line: synchronous delivery) that
+ * is a violation is flushed (FlushFileBuffers / fdatasync) before it is
+ * reported written. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
