@@ -4,6 +4,7 @@
  * byte for byte. Strings are hostile input: every one goes through
  * make_string(), which never drops a field on invalid UTF-8. */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1541,6 +1542,43 @@ static int render_direct(obuf_t *b, const jw_event_t *ev, const jw_run_info_t *r
   return b->fallback ? 1 : 0;
 }
 
+/* JW_RENDER_CHECK=1 in the environment (scripts/test.sh sets it for every
+ * test, Wine's included): every line the direct renderer makes is compared
+ * with the reference's, and a difference stops the process with both lines
+ * on stderr, so that every event of every test is checked, not only those
+ * of unit.event and unit.fuzz. */
+static int render_check_on(void) {
+  static atomic_int on = -1;
+  int v = atomic_load(&on);
+  if (v < 0) {
+    const char *e = getenv("JW_RENDER_CHECK");
+    v = e != NULL && strcmp(e, "1") == 0;
+    atomic_store(&on, v);
+  }
+  return v;
+}
+
+static void render_check(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
+                         uint64_t time_us, const char *line, size_t len) {
+  char *ref = NULL;
+  size_t ref_len = 0;
+  int rc = jw__event_render_jansson(ev, run, seq, time_us, &ref, &ref_len);
+  if (rc == JW_ENOMEM)
+    return; /* no verdict without memory */
+  if (rc != 0 || ref_len != len || memcmp(ref, line, len) != 0) {
+    char head[64];
+    int n = snprintf(head, sizeof(head), "jobwarden: JW_RENDER_CHECK: lines differ (rc %d)\n", rc);
+    jw__stderr_write(head, (size_t)n);
+    jw__stderr_write("direct:    ", 11);
+    jw__stderr_write(line, len);
+    jw__stderr_write("reference: ", 11);
+    if (ref != NULL)
+      jw__stderr_write(ref, ref_len);
+    abort();
+  }
+  free(ref);
+}
+
 int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
                          uint64_t time_us, char **out, size_t *out_len) {
   obuf_t b = {NULL, 0, 2048, 0, 0};
@@ -1558,6 +1596,8 @@ int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run, uint64_
   rc = render_direct(&b, ev, run, seq, time_us);
   if (rc == 0 && ob_reserve(&b, 1) == 0) {
     b.p[b.len] = '\0';
+    if (render_check_on())
+      render_check(ev, run, seq, time_us, b.p, b.len);
     *out = b.p;
     if (out_len)
       *out_len = b.len;
