@@ -682,6 +682,14 @@ typedef struct jw_option_s {
  * needed), and a failure means "not now". */
 typedef enum { JW_DELIVERY_LOCAL = 0, JW_DELIVERY_NETWORK = 1 } jw_delivery_t;
 
+/* One line of a batch handed to export_lines (the emitter's writer). */
+typedef struct jw_line_ref_s {
+  const char *line; /* one complete line, '\n' included */
+  size_t len;
+  uint64_t seq;
+  jw_event_kind_t kind;
+} jw_line_ref_t;
+
 /* A sink. Exporters live in exporters/<name>/: one vtable with its option
  * rows, and one line in exporters/registry.c. Callbacks of one exporter
  * are never called concurrently. */
@@ -724,7 +732,23 @@ typedef struct jw_exporter_vtable_s {
   const jw_option_t *options;
   size_t config_size;
   jw_delivery_t delivery;
+  /* Optional (NULL: export_line for each line): n complete lines in seq
+   * order, written with as few system calls as the sink can (the file
+   * sink: one write for the batch). Returns how many, from the first,
+   * were written whole; fewer than n: err says why the next one failed.
+   * Lines taken this way are made durable by `flush`, which the emitter's
+   * writer calls within JW_SYNC_BOUND_MS after a batch that held a
+   * violation (group commit), not one flush per violation. */
+  size_t (*export_lines)(jw_exporter_t *self, const jw_line_ref_t *lines, size_t n,
+                         jw_error_t *err);
 } jw_exporter_vtable_t;
+
+/* Group commit: a violation handed to a sink through export_lines is
+ * flushed to disk (FlushFileBuffers / fdatasync returned) at most this
+ * long after its line was written, plus the time of one write of a batch
+ * (at most JW_WRITE_BATCH_BYTES) and of the flush itself. */
+#define JW_SYNC_BOUND_MS     5
+#define JW_WRITE_BATCH_BYTES (256u * 1024u)
 
 /* The gate a sink that serves local clients (pipe:) asks before it serves
  * one. The run sets it (jw_exporter_set_gate) once the job exists; a sink

@@ -10,15 +10,15 @@ wineserver -p </dev/null >/dev/null 2>&1 || true
 wine wineboot </dev/null >/dev/null 2>&1 || true
 echo "== spawn overhead (median of ${1:-50}, interleaved)"
 wine "$here/build/win/tests/win/bench_spawn.exe" "${1:-50}"
-echo "== event throughput (100000 events, pipeline vs pre-rendered writes)"
+echo "== event throughput (100000 events; pipeline vs the same bytes written raw, per line and batched; file and pipe sinks)"
 mkdir -p "$here/build/bench"
 "$here/build/native/tests/bench_emit" "$here/build/bench" 100000
 wine "$here/build/win/tests/bench_emit.exe" "$here/build/bench" 100000
 echo "== spool: syslog+tcp through the spool vs spool=none; the sender alone vs raw send() (native 50000, Wine 10000)"
 "$here/build/native/tests/bench_spool" "$here/build/bench" 50000
 wine "$here/build/win/tests/bench_spool.exe" "$here/build/bench" 10000
-echo "== latency: completion packet -> line read from the event file (10000, Wine)"
-wine "$here/build/win/tests/win/bench_latency.exe" "$here/build/bench" 10000
+echo "== latency: completion packet -> line read from the event file and a pipe reader (10000 one at a time, then a burst of 5000; Wine)"
+wine "$here/build/win/tests/win/bench_latency.exe" "$here/build/bench" 10000 5000
 echo "== idle: 10 s of a sleeping program, tiers none and hardened (wake-ups and CPU from /proc)"
 bash "$here/tests/win/bench_idle.sh" "$here/build/win/jobwarden.exe" \
   "$here/build/win/tests/win/win_monitor.exe" "$here/build/bench" 10 none hardened

@@ -15,6 +15,10 @@ trap stop_wine EXIT
 wineserver -p </dev/null >/dev/null 2>&1 || true
 wine wineboot </dev/null >/dev/null 2>&1 || true
 
+# Every line any test renders is also rendered by the reference (jansson)
+# and compared byte for byte; a difference aborts that test (src/event.c).
+export JW_RENDER_CHECK=1
+
 # Events written by the tests are collected here and validated last.
 rm -rf "$build/test-events" && mkdir -p "$build/test-events"
 ctest --test-dir "$build/all" --output-on-failure -j"$(nproc)" --timeout 300 "$@"

@@ -1,6 +1,15 @@
 /* The emitter: numbers events (seq), stamps them, renders each once and
- * hands the line to every exporter. One lock serializes numbering and
- * writing, so seq order is file order in every sink. */
+ * hands the line to every exporter, in seq order in every sink.
+ *
+ * With queues (jw_emitter_start), an event's seq is reserved under the
+ * lock, the line rendered outside it (callers on several threads render
+ * at the same time), and the line committed to the sinks' queues under
+ * the lock again in seq order: a line that is ready before an earlier seq
+ * waits in `pending` until that one is committed. Each sink's writer takes
+ * everything queued in one go and writes it in batches (export_lines: one
+ * system call per batch), and flushes violations to disk by group commit
+ * (JW_SYNC_BOUND_MS). Without queues one lock serializes numbering,
+ * rendering and writing. */
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,15 +33,35 @@ typedef struct sink_s {
   /* Lines of the batch the writer took from q and has not come to yet
    * (set under em->lock, counted down by the writer). */
   atomic_size_t in_hand;
-  int busy; /* the writer holds a batch it has not finished (em->lock) */
+  int busy;    /* the writer holds a batch it has not finished (em->lock) */
+  int waiting; /* the writer sleeps on `more` (em->lock) */
+  /* Set with every line or marker queued, cleared when the writer takes
+   * the queue: read without the lock while the writer lingers. */
+  atomic_int queued_hint;
+  /* q grew or stopping: signalled only when `waiting`. Initialized by
+   * jw_emitter_start, once the array of sinks no longer moves. */
+  jw__cond_t more;
 } sink_t;
+
+/* A line rendered out of turn: it waits until every earlier seq is
+ * committed (em->lock). */
+typedef struct pending_s {
+  struct pending_s *next; /* ascending seq */
+  uint64_t seq;
+  jw_event_kind_t kind;
+  char *lines[3]; /* owned; index: jw_format_t; NULL: could not be rendered */
+  size_t lens[3];
+} pending_t;
 
 struct jw_emitter_s {
   jw__mutex_t lock; /* guards everything below */
-  jw__cond_t wake;  /* queues changed or stopping */
+  jw__cond_t wake;  /* a writer finished a batch or returned (settle, drain) */
+  jw__cond_t turn;  /* `committed` moved (an emitter whose pending entry could not be allocated) */
   jw_run_info_t run;
-  uint64_t seq;  /* last seq handed out */
-  sink_t *sinks; /* owned */
+  uint64_t seq;       /* last seq handed out (reserved) */
+  uint64_t committed; /* every seq up to this one is in the sinks' queues */
+  pending_t *pending; /* rendered, waiting for an earlier seq; ascending */
+  sink_t *sinks;      /* owned */
   size_t n_sinks;
   size_t cap_sinks;
   int failed_sinks;
@@ -42,6 +71,15 @@ struct jw_emitter_s {
   int ended; /* job_end was emitted: it stays the last line of every stream */
 };
 
+/* Test hook (internal.h): told of every group-commit flush. */
+void (*jw__emitter_flush_hook)(void *ctx, const jw_exporter_t *exp, uint64_t through_seq,
+                               uint64_t first_unflushed_us, int rc);
+void *jw__emitter_flush_hook_ctx;
+/* Test hook (internal.h): between an event's seq reservation and its
+ * rendering. */
+void (*jw__emitter_reserved_hook)(void *ctx, uint64_t seq);
+void *jw__emitter_reserved_hook_ctx;
+
 int jw_emitter_new(const jw_run_info_t *run, jw_emitter_t **out) {
   jw_emitter_t *em = calloc(1, sizeof(*em));
   if (em == NULL)
@@ -49,6 +87,7 @@ int jw_emitter_new(const jw_run_info_t *run, jw_emitter_t **out) {
   em->run = *run;
   jw__mutex_init(&em->lock);
   jw__cond_init(&em->wake);
+  jw__cond_init(&em->turn);
   *out = em;
   return 0;
 }
@@ -97,6 +136,7 @@ int jw_emitter_add(jw_emitter_t *em, jw_exporter_t *exp) {
   }
   memset(&em->sinks[em->n_sinks], 0, sizeof(sink_t));
   atomic_init(&em->sinks[em->n_sinks].in_hand, 0);
+  atomic_init(&em->sinks[em->n_sinks].queued_hint, 0);
   em->sinks[em->n_sinks].exp = exp;
   em->sinks[em->n_sinks].em = em;
   exp->run = &em->run;
@@ -154,6 +194,7 @@ static void drop_for_sink(sink_t *k, uint64_t seq, const char *reason) {
   k->exp->lost++;
   k->em->dropped++;
   jw__lineq_drop(&k->q, seq, seq, reason);
+  atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
 }
 
 static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *line, size_t len) {
@@ -169,11 +210,13 @@ static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *l
     return;
   }
   jw__lineq_push(&k->q, it);
+  atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
 }
 
 /* Fills lines[f] / lens[f] for every format f != native that a sink of em
  * writes, each converted once from the native line (lines[native]); a
- * format that cannot be rendered stays NULL (its sinks lose the line). */
+ * format that cannot be rendered stays NULL (its sinks lose the line).
+ * The sinks' formats are fixed once queues run: no lock needed then. */
 static void render_formats(jw_emitter_t *em, char *lines[3], size_t lens[3]) {
   size_t i;
   for (i = 0; i < em->n_sinks; i++) {
@@ -185,6 +228,79 @@ static void render_formats(jw_emitter_t *em, char *lines[3], size_t lens[3]) {
   }
 }
 
+/* The line of `seq` into every sink's queue (lock held); lines[native]
+ * NULL: it could not be rendered, and every sink records the seq as lost
+ * (the gap record explains the hole). Returns whether a writer sleeps and
+ * must be woken. */
+static int commit_line(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, char *const lines[3],
+                       const size_t lens[3]) {
+  size_t i;
+  int wake = 0;
+  for (i = 0; i < em->n_sinks; i++) {
+    sink_t *k = &em->sinks[i];
+    jw_format_t f = k->exp->format;
+    if (lines[JW_FORMAT_NATIVE] != NULL && lines[f] != NULL)
+      enqueue(k, seq, kind, lines[f], lens[f]);
+    else
+      drop_for_sink(k, seq, "out_of_memory");
+    wake |= k->waiting;
+  }
+  em->committed = seq;
+  return wake;
+}
+
+static void free_lines(char *lines[3]) {
+  free(lines[JW_FORMAT_NATIVE]);
+  free(lines[JW_FORMAT_ECS]);
+  free(lines[JW_FORMAT_OCSF]);
+}
+
+/* Commits the line of `seq` now if every earlier seq is committed, else
+ * parks it in em->pending (ownership of lines moves there); then every
+ * parked line whose turn came. Lock held. Returns whether to wake. */
+static int commit_in_order(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, char *lines[3],
+                           size_t lens[3]) {
+  int wake = 0;
+  if (seq != em->committed + 1) {
+    pending_t *p = malloc(sizeof(*p)), **at = &em->pending;
+    if (p == NULL) {
+      /* No memory to park it: wait for its turn instead (rendering is
+       * microseconds; the earlier seqs are being rendered right now). */
+      while (em->committed + 1 != seq)
+        jw__cond_wait(&em->turn, &em->lock);
+    } else {
+      p->seq = seq;
+      p->kind = kind;
+      memcpy(p->lines, lines, sizeof(p->lines));
+      memcpy(p->lens, lens, sizeof(p->lens));
+      lines[0] = lines[1] = lines[2] = NULL;
+      while (*at != NULL && (*at)->seq < seq)
+        at = &(*at)->next;
+      p->next = *at;
+      *at = p;
+      return 0;
+    }
+  }
+  wake |= commit_line(em, seq, kind, lines, lens);
+  while (em->pending != NULL && em->pending->seq == em->committed + 1) {
+    pending_t *p = em->pending;
+    em->pending = p->next;
+    wake |= commit_line(em, p->seq, p->kind, p->lines, p->lens);
+    free_lines(p->lines);
+    free(p);
+  }
+  jw__cond_broadcast(&em->turn);
+  return wake;
+}
+
+/* Wakes the writers that sleep (lock not held: woken under it, each would
+ * only wait for it again). */
+static void wake_writers(jw_emitter_t *em) {
+  size_t i;
+  for (i = 0; i < em->n_sinks; i++)
+    jw__cond_broadcast(&em->sinks[i].more);
+}
+
 int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
   char *line = NULL;
   size_t len = 0;
@@ -193,6 +309,7 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
   size_t lens[3] = {0, 0, 0};
   size_t i;
   int rc = 0, wake = 0;
+  uint64_t seq, emitted;
 
   jw__mutex_lock(&em->lock);
   /* sandbox.job_end closes every stream: a consumer may rely on it being
@@ -211,37 +328,51 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
     rc = JW_EINVAL;
     goto done;
   }
-  if (ev->kind == JW_EVENT_JOB_END)
-    em->ended = 1;
   /* An event that does not say when it happened happened now, on the
    * clock of the kernel's own process times (event_clock_us): read before
    * the emit time, so that @timestamp <= emitted. */
   if (ev->time_us == 0)
     ev->time_us = jw__event_clock_us();
+  if (em->capacity != 0) {
+    /* The seq and the emit time are taken in seq order; the line is made
+     * outside the lock. A line that cannot be rendered is still committed
+     * in its place, as a loss every sink records (its gap record says
+     * out_of_memory), so no seq is ever missing without a word. */
+    if (ev->kind == JW_EVENT_JOB_END)
+      em->ended = 1;
+    seq = ++em->seq;
+    ev->seq = seq;
+    emitted = jw_now_us();
+    jw__mutex_unlock(&em->lock);
+    if (jw__emitter_reserved_hook != NULL)
+      jw__emitter_reserved_hook(jw__emitter_reserved_hook_ctx, seq);
+    if (jw_event_render_line(ev, &em->run, seq, emitted, &line, &len) != 0) {
+      rc = JW_ENOMEM;
+    } else {
+      lines[JW_FORMAT_NATIVE] = line;
+      lens[JW_FORMAT_NATIVE] = len;
+      render_formats(em, lines, lens);
+    }
+    jw__mutex_lock(&em->lock);
+    wake = commit_in_order(em, seq, ev->kind, lines, lens);
+    line = NULL; /* in lines[], freed below (or parked) */
+    goto done;
+  }
   /* The seq is consumed only once the line exists, so a failed render never
    * leaves a gap that no sink can explain. */
   if (jw_event_render_line(ev, &em->run, em->seq + 1, jw_now_us(), &line, &len) != 0) {
     rc = JW_ENOMEM;
     goto done;
   }
+  if (ev->kind == JW_EVENT_JOB_END)
+    em->ended = 1;
   em->seq++;
+  em->committed = em->seq;
   ev->seq = em->seq;
   lines[JW_FORMAT_NATIVE] = line;
   lens[JW_FORMAT_NATIVE] = len;
+  line = NULL;
   render_formats(em, lines, lens);
-  if (em->capacity != 0) {
-    for (i = 0; i < em->n_sinks; i++) {
-      jw_format_t f = em->sinks[i].exp->format;
-      if (lines[f] != NULL)
-        enqueue(&em->sinks[i], em->seq, ev->kind, lines[f], lens[f]);
-      else
-        drop_for_sink(&em->sinks[i], em->seq, "out_of_memory");
-    }
-    /* The writers are woken once the lock is free: woken under it, each
-     * would only wait for it again. */
-    wake = 1;
-    goto done;
-  }
   for (i = 0; i < em->n_sinks; i++) {
     jw_exporter_t *exp = em->sinks[i].exp;
     jw_format_t f = exp->format;
@@ -262,14 +393,13 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
 done:
   jw__mutex_unlock(&em->lock);
   if (wake)
-    jw__cond_broadcast(&em->wake);
+    wake_writers(em);
   if (ev->extra != NULL) {
     json_decref((json_t *)ev->extra);
     ev->extra = NULL;
   }
   free(line);
-  free(lines[JW_FORMAT_ECS]);
-  free(lines[JW_FORMAT_OCSF]);
+  free_lines(lines);
   return rc;
 }
 
@@ -303,81 +433,223 @@ static int write_gap(sink_t *k, const jw__gap_t *g) {
   return rc;
 }
 
+/* One line the old way (a gap pending, or after a batch write failed):
+ * the gap record first, then the line; a failure counts the line lost and
+ * adds it to the gap. Frees it. */
+static void write_one(sink_t *k, jw__line_t *it, jw__gap_t *gap) {
+  jw_emitter_t *em = k->em;
+  jw_event_t stub;
+  jw_error_t err;
+  if (gap->count > 0) {
+    if (write_gap(k, gap) == 0) {
+      gap->count = 0;
+    } else {
+      /* The sink is still failing: this line joins the gap. */
+      jw__gap_add(gap, it->seq, it->seq, 1, gap->reason);
+      k->exp->lost++;
+      jw__mutex_lock(&em->lock);
+      em->dropped++;
+      jw__mutex_unlock(&em->lock);
+      free(it);
+      return;
+    }
+  }
+  memset(&stub, 0, sizeof(stub));
+  memset(&err, 0, sizeof(err));
+  stub.kind = it->kind;
+  stub.seq = it->seq;
+  if (jw__exporter_write(k->exp, it->data, it->len, &stub, &err) == 0) {
+    k->exp->written++;
+  } else {
+    int first;
+    jw__mutex_lock(&em->lock);
+    first = report_sink_failure(em, k->exp, &err, it->seq); /* counts exp->lost */
+    em->dropped++;
+    jw__mutex_unlock(&em->lock);
+    if (first)
+      emit_sink_failed(em, k->exp, &err, it->seq);
+    jw__gap_add(gap, it->seq, it->seq, 1, "write_failed");
+  }
+  free(it);
+}
+
+/* Group commit state of one writer. */
+typedef struct {
+  int dirty;            /* violations written through export_lines, not flushed yet */
+  uint64_t first_us;    /* when the oldest of them was written */
+  uint64_t through_seq; /* the last line written before the flush to come */
+} commit_t;
+
+static void flush_now(sink_t *k, commit_t *c) {
+  jw_error_t err;
+  int rc;
+  memset(&err, 0, sizeof(err));
+  rc = k->exp->vt->flush != NULL ? k->exp->vt->flush(k->exp, &err) : 0;
+  if (rc != 0) {
+    char buf[800];
+    int n = snprintf(
+        buf, sizeof(buf), "jobwarden: exporter '%s': flushing to disk failed after seq %llu: %s\n",
+        k->exp->spec, (unsigned long long)c->through_seq, err.text[0] ? err.text : "flush failed");
+    if (n > 0)
+      jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+  }
+  if (jw__emitter_flush_hook != NULL)
+    jw__emitter_flush_hook(jw__emitter_flush_hook_ctx, k->exp, c->through_seq, c->first_us, rc);
+  c->dirty = 0;
+}
+
+#define BATCH_LINES 256
+/* How long a writer that drained its queue looks for more before it
+ * sleeps (sink_main). */
+#define LINGER_US 50
+
+/* Writes the lines at the head of `batch` (up to BATCH_LINES and
+ * JW_WRITE_BATCH_BYTES, stopping at a gap marker) with one export_lines
+ * call, or one export_line each where the sink has no batch call or
+ * another layer (the emitter's seal, a spool) stands between. Lines after
+ * a failed one go back to write_one. */
+static void write_batch(sink_t *k, jw__lineq_t *batch, jw__gap_t *gap, commit_t *c) {
+  jw_exporter_t *exp = k->exp;
+  jw__line_t *items[BATCH_LINES];
+  jw_line_ref_t refs[BATCH_LINES];
+  size_t n = 0, bytes = 0, done, i;
+  int violation = 0;
+  jw_error_t err;
+  int direct = exp->vt->export_lines != NULL && exp->spool == NULL &&
+               (exp->seal == NULL || exp->vt->seals_itself);
+  while (n < BATCH_LINES && batch->head != NULL && batch->head->gap_count == 0 &&
+         (n == 0 || bytes + batch->head->len <= JW_WRITE_BATCH_BYTES)) {
+    jw__line_t *it = jw__lineq_pop(batch);
+    items[n] = it;
+    refs[n].line = it->data;
+    refs[n].len = it->len;
+    refs[n].seq = it->seq;
+    refs[n].kind = it->kind;
+    violation |= it->kind == JW_EVENT_VIOLATION;
+    bytes += it->len;
+    n++;
+  }
+  atomic_fetch_sub(&k->in_hand, n);
+  if (!direct) {
+    for (i = 0; i < n; i++)
+      write_one(k, items[i], gap);
+    return;
+  }
+  memset(&err, 0, sizeof(err));
+  done = exp->vt->export_lines(exp, refs, n, &err);
+  exp->written += done;
+  if (done > 0) {
+    if (violation && !c->dirty && exp->vt->flush != NULL) {
+      c->dirty = 1;
+      c->first_us = jw_now_us();
+    }
+    if (c->dirty)
+      c->through_seq = refs[done - 1].seq;
+  }
+  for (i = 0; i < done; i++)
+    free(items[i]);
+  if (done < n) {
+    int first;
+    jw__mutex_lock(&k->em->lock);
+    first = report_sink_failure(k->em, exp, &err, refs[done].seq); /* counts exp->lost */
+    k->em->dropped++;
+    jw__mutex_unlock(&k->em->lock);
+    if (first)
+      emit_sink_failed(k->em, exp, &err, refs[done].seq);
+    jw__gap_add(gap, refs[done].seq, refs[done].seq, 1, "write_failed");
+    free(items[done]);
+    for (i = done + 1; i < n; i++)
+      write_one(k, items[i], gap);
+  }
+}
+
 /* One writer per sink: takes lines in order and writes them; losses (from
  * the queue or from failed writes) become one gap record, written before
- * the next line the sink does get. */
+ * the next line the sink does get. Violations written in batches are
+ * flushed by group commit: once JW_SYNC_BOUND_MS have passed since the
+ * first unflushed one was written, between two batches or when the queue
+ * runs dry, one flush for all of them. */
 static void sink_main(void *arg) {
   sink_t *k = arg;
   jw_emitter_t *em = k->em;
   jw__gap_t gap = {0, 0, 0, NULL};
+  commit_t commit = {0, 0, 0};
+  const uint64_t bound_us = (uint64_t)JW_SYNC_BOUND_MS * 1000u;
 
   jw__lineq_t batch;
   memset(&batch, 0, sizeof(batch));
   for (;;) {
     jw__line_t *it;
+    if (commit.dirty && jw_now_us() - commit.first_us >= bound_us)
+      flush_now(k, &commit);
     if (batch.head == NULL) {
+      int due = 0, lingered;
       /* Everything queued so far in one take: the lock the emitter numbers
-       * and renders under is taken once per batch, not once per line. */
+       * and commits under is taken once per batch, not once per line. */
       jw__mutex_lock(&em->lock);
       if (k->busy) {
         k->busy = 0;
         jw__cond_broadcast(&em->wake); /* jw_emitter_settle */
       }
-      while (k->q.head == NULL && !em->stopping)
-        jw__cond_wait(&em->wake, &em->lock);
+      lingered = 0;
+      while (k->q.head == NULL && !em->stopping && !due) {
+        if (!lingered) {
+          /* Before sleeping, look for more for a moment without the lock:
+           * an emitter in a burst commits the next line within
+           * microseconds, and a sleeping writer costs it a wake-up
+           * (a system call, under Wine more) for every line. Once per
+           * drained queue, so an idle writer sleeps. */
+          uint64_t t0 = jw_now_us();
+          lingered = 1;
+          jw__mutex_unlock(&em->lock);
+          while (!atomic_load_explicit(&k->queued_hint, memory_order_relaxed) &&
+                 jw_now_us() - t0 < LINGER_US)
+            ;
+          jw__mutex_lock(&em->lock);
+          continue;
+        }
+        k->waiting = 1;
+        if (commit.dirty) {
+          uint64_t now = jw_now_us(), at = commit.first_us + bound_us;
+          if (now >= at)
+            due = 1;
+          else
+            jw__cond_timedwait(&k->more, &em->lock, (uint32_t)((at - now + 999u) / 1000u));
+        } else {
+          jw__cond_wait(&k->more, &em->lock);
+        }
+        k->waiting = 0;
+      }
       jw__lineq_take(&k->q, &batch);
+      atomic_store_explicit(&k->queued_hint, 0, memory_order_relaxed);
       atomic_store(&k->in_hand, batch.queued);
       k->busy = batch.head != NULL;
       jw__mutex_unlock(&em->lock);
+      if (due && batch.head == NULL) {
+        flush_now(k, &commit); /* the queue ran dry: the group is complete */
+        continue;
+      }
     }
-    it = jw__lineq_pop(&batch);
+    it = batch.head;
     if (it == NULL)
       break; /* stopping and drained */
-    if (it->gap_count == 0)
-      atomic_fetch_sub(&k->in_hand, 1);
-
     if (it->gap_count > 0) {
       /* Merge with losses this writer already holds (they are adjacent). */
+      jw__lineq_pop(&batch);
       jw__gap_add(&gap, it->gap_from, it->seq, it->gap_count, it->gap_reason);
       free(it);
       continue;
     }
     if (gap.count > 0) {
-      if (write_gap(k, &gap) == 0) {
-        gap.count = 0;
-      } else {
-        /* The sink is still failing: this line joins the gap. */
-        jw__gap_add(&gap, it->seq, it->seq, 1, gap.reason);
-        k->exp->lost++;
-        jw__mutex_lock(&em->lock);
-        em->dropped++;
-        jw__mutex_unlock(&em->lock);
-        free(it);
-        continue;
-      }
+      jw__lineq_pop(&batch);
+      atomic_fetch_sub(&k->in_hand, 1);
+      write_one(k, it, &gap);
+      continue;
     }
-    {
-      jw_event_t stub;
-      jw_error_t err;
-      memset(&stub, 0, sizeof(stub));
-      memset(&err, 0, sizeof(err));
-      stub.kind = it->kind;
-      stub.seq = it->seq;
-      if (jw__exporter_write(k->exp, it->data, it->len, &stub, &err) == 0) {
-        k->exp->written++;
-      } else {
-        int first;
-        jw__mutex_lock(&em->lock);
-        first = report_sink_failure(em, k->exp, &err, it->seq); /* counts exp->lost */
-        em->dropped++;
-        jw__mutex_unlock(&em->lock);
-        if (first)
-          emit_sink_failed(em, k->exp, &err, it->seq);
-        jw__gap_add(&gap, it->seq, it->seq, 1, "write_failed");
-      }
-    }
-    free(it);
+    write_batch(k, &batch, &gap, &commit);
   }
+  if (commit.dirty)
+    flush_now(k, &commit);
   if (gap.count > 0 && write_gap(k, &gap) != 0) {
     char buf[600];
     int n = snprintf(buf, sizeof(buf),
@@ -400,10 +672,13 @@ int jw_emitter_start(jw_emitter_t *em, size_t capacity) {
   if (capacity == 0)
     return JW_EINVAL;
   jw__mutex_lock(&em->lock);
-  if (em->capacity != 0)
+  if (em->capacity != 0) {
     rc = JW_EINVAL;
-  else
+  } else {
     em->capacity = capacity;
+    for (i = 0; i < em->n_sinks; i++)
+      jw__cond_init(&em->sinks[i].more);
+  }
   jw__mutex_unlock(&em->lock);
   if (rc != 0)
     return rc;
@@ -434,6 +709,10 @@ int jw_emitter_settle(jw_emitter_t *em, uint32_t timeout_ms) {
       if (jw__spool_stats(k->exp, &st) == 0 && st.pending > 0 && !st.down)
         spool_busy = 1;
     }
+    /* A line whose seq is reserved and that is being rendered is as good
+     * as queued. */
+    if (em->committed != em->seq)
+      spool_busy = 1;
     if (busy == 0 && !spool_busy)
       break;
     now = jw_now_us();
@@ -441,8 +720,9 @@ int jw_emitter_settle(jw_emitter_t *em, uint32_t timeout_ms) {
       rc = JW_ETIMEDOUT;
       break;
     }
-    /* The writers signal em->wake; a spool's sender does not: look again
-     * every few milliseconds while only a spool is busy. */
+    /* The writers signal em->wake; a spool's sender and a committing
+     * emitter do not: look again every few milliseconds while only they
+     * are busy. */
     jw__cond_timedwait(&em->wake, &em->lock,
                        busy == 0 ? 5u : (uint32_t)((deadline - now + 999u) / 1000u));
   }
@@ -487,7 +767,7 @@ uint64_t jw_emitter_dropped(jw_emitter_t *em) {
 uint64_t jw_emitter_count(jw_emitter_t *em) {
   uint64_t n;
   jw__mutex_lock(&em->lock);
-  n = em->seq;
+  n = em->committed; /* handed to the sinks, not merely reserved */
   jw__mutex_unlock(&em->lock);
   return n;
 }
@@ -508,6 +788,8 @@ int jw_emitter_drain(jw_emitter_t *em, uint32_t timeout_ms) {
   jw__mutex_lock(&em->lock);
   em->stopping = 1;
   jw__cond_broadcast(&em->wake);
+  if (em->capacity != 0)
+    wake_writers(em);
   for (;;) {
     uint64_t now;
     stuck = 0;
@@ -543,12 +825,22 @@ void jw_emitter_free(jw_emitter_t *em) {
   jw__mutex_lock(&em->lock);
   em->stopping = 1;
   jw__cond_broadcast(&em->wake);
+  if (em->capacity != 0)
+    wake_writers(em);
   jw__mutex_unlock(&em->lock);
   for (i = 0; i < em->n_sinks; i++) {
     sink_t *k = &em->sinks[i];
     if (k->started)
       jw__thread_join(&k->thread);
     jw__lineq_clear(&k->q); /* a sink whose writer never started */
+    if (em->capacity != 0)
+      jw__cond_destroy(&k->more);
+  }
+  while (em->pending != NULL) { /* an emitter still rendering an earlier seq: none by now */
+    pending_t *p = em->pending;
+    em->pending = p->next;
+    free_lines(p->lines);
+    free(p);
   }
   /* Every network sink's drain runs at the same time, not one after the
    * other. */
@@ -557,6 +849,7 @@ void jw_emitter_free(jw_emitter_t *em) {
   for (i = 0; i < em->n_sinks; i++)
     jw_exporter_close(em->sinks[i].exp);
   free(em->sinks);
+  jw__cond_destroy(&em->turn);
   jw__cond_destroy(&em->wake);
   jw__mutex_destroy(&em->lock);
   free(em);

@@ -4,6 +4,7 @@
  * byte for byte. Strings are hostile input: every one goes through
  * make_string(), which never drops a field on invalid UTF-8. */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,11 +114,20 @@ static void civil_from_days(uint64_t days, unsigned *year, unsigned *month, unsi
   *day = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
 }
 
+/* v as exactly n decimal digits (leading zeros). */
+static void put_digits(char *p, unsigned v, int n) {
+  while (n-- > 0) {
+    p[n] = (char)('0' + v % 10);
+    v /= 10;
+  }
+}
+
 /* Times after year 9999 are written as the last representable instant
  * rather than as a 5-digit year that no RFC 3339 parser accepts. */
 void jw_format_time_us(uint64_t time_us, char *buf, size_t size) {
   uint64_t secs, sod;
   unsigned y, mo, d, us;
+  char t[28];
   if (buf == NULL || size == 0)
     return;
   if (time_us > TIME_US_MAX)
@@ -126,73 +136,112 @@ void jw_format_time_us(uint64_t time_us, char *buf, size_t size) {
   us = (unsigned)(time_us % 1000000);
   sod = secs % 86400;
   civil_from_days(secs / 86400, &y, &mo, &d);
-  snprintf(buf, size, "%04u-%02u-%02uT%02u:%02u:%02u.%06uZ", y, mo, d, (unsigned)(sod / 3600),
-           (unsigned)(sod / 60 % 60), (unsigned)(sod % 60), us);
+  /* Every event renders two or more of these: digits by hand, not
+   * snprintf (the year is at most 9999, clamped above). */
+  put_digits(t, y, 4);
+  t[4] = '-';
+  put_digits(t + 5, mo, 2);
+  t[7] = '-';
+  put_digits(t + 8, d, 2);
+  t[10] = 'T';
+  put_digits(t + 11, (unsigned)(sod / 3600), 2);
+  t[13] = ':';
+  put_digits(t + 14, (unsigned)(sod / 60 % 60), 2);
+  t[16] = ':';
+  put_digits(t + 17, (unsigned)(sod % 60), 2);
+  t[19] = '.';
+  put_digits(t + 20, us, 6);
+  t[26] = 'Z';
+  t[27] = '\0';
+  if (size >= sizeof(t))
+    memcpy(buf, t, sizeof(t));
+  else
+    jw__strlcpy(buf, t, size); /* cut like snprintf would */
 }
 
 void jw_format_entity_id(uint32_t pid, uint64_t create_time, char *buf, size_t size) {
   if (buf == NULL || size == 0)
     return;
-  snprintf(buf, size, "%" PRIu32 "-%016" PRIX64, pid, create_time);
+  if (size < 32) {
+    snprintf(buf, size, "%" PRIu32 "-%016" PRIX64, pid, create_time);
+    return;
+  }
+  {
+    static const char hex[] = "0123456789ABCDEF";
+    char digits[10];
+    int n = 0, i;
+    do {
+      digits[n++] = (char)('0' + pid % 10);
+      pid /= 10;
+    } while (pid != 0);
+    for (i = 0; i < n; i++)
+      buf[i] = digits[n - 1 - i];
+    buf[n++] = '-';
+    for (i = 15; i >= 0; i--)
+      buf[n + 15 - i] = hex[(create_time >> (4 * i)) & 15];
+    buf[n + 16] = '\0';
+  }
 }
 
 /* ---- strings ------------------------------------------------------------ */
 
+/* Whether the bytes at s[i] start a well-formed UTF-8 character: 1 with
+ * *adv its length, or 0 with *adv the length of the maximal subpart that
+ * one U+FFFD replaces, as Unicode recommends (a truncated 3-byte sequence
+ * is one subpart, a stray continuation byte one each). Well-formed means:
+ * shortest form, no surrogates, at most U+10FFFF — what jansson checks.
+ * The one statement of these rules: utf8_sanitize and the direct renderer
+ * both use it. */
+static int utf8_sequence(const unsigned char *s, size_t len, size_t i, size_t *adv) {
+  unsigned char c = s[i];
+  size_t need, k;
+  unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
+  if (c < 0x80) {
+    *adv = 1;
+    return 1;
+  } else if (c >= 0xC2 && c <= 0xDF) {
+    need = 1;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    need = 2;
+    if (c == 0xE0)
+      lo = 0xA0; /* overlong */
+    else if (c == 0xED)
+      hi = 0x9F; /* surrogates */
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    need = 3;
+    if (c == 0xF0)
+      lo = 0x90; /* overlong */
+    else if (c == 0xF4)
+      hi = 0x8F; /* above U+10FFFF */
+  } else {
+    *adv = 1; /* 80..C1, F5..FF can never start a sequence */
+    return 0;
+  }
+  for (k = 1; k <= need; k++) {
+    unsigned char bl = k == 1 ? lo : 0x80, bh = k == 1 ? hi : 0xBF;
+    if (i + k >= len || s[i + k] < bl || s[i + k] > bh)
+      break;
+  }
+  *adv = k; /* k <= need: bytes i .. i+k-1 are the maximal subpart */
+  return k > need;
+}
+
 /* Copies s to dst (when not NULL) replacing every ill-formed UTF-8 sequence
- * by U+FFFD, one per maximal subpart as Unicode recommends (a truncated
- * 3-byte sequence becomes one U+FFFD, a stray continuation byte one each).
- * Well-formed means: shortest form, no surrogates, at most U+10FFFF — what
- * jansson checks. 0 bytes are kept. Returns the output length; at most
- * 3 * len. */
+ * by U+FFFD (utf8_sequence). 0 bytes are kept. Returns the output length;
+ * at most 3 * len. */
 static size_t utf8_sanitize(const unsigned char *s, size_t len, char *dst) {
-  size_t i = 0, n = 0;
+  size_t i = 0, n = 0, adv;
   while (i < len) {
-    unsigned char c = s[i];
-    size_t need, k;
-    unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
-    if (c < 0x80) {
-      need = 0;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      need = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      need = 2;
-      if (c == 0xE0)
-        lo = 0xA0; /* overlong */
-      else if (c == 0xED)
-        hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      need = 3;
-      if (c == 0xF0)
-        lo = 0x90; /* overlong */
-      else if (c == 0xF4)
-        hi = 0x8F; /* above U+10FFFF */
+    if (utf8_sequence(s, len, i, &adv)) {
+      if (dst)
+        memcpy(dst + n, s + i, adv);
+      n += adv;
     } else {
-      goto invalid_one; /* 80..C1, F5..FF can never start a sequence */
-    }
-    for (k = 1; k <= need; k++) {
-      unsigned char b = i + k < len ? s[i + k] : 0;
-      unsigned char bl = k == 1 ? lo : 0x80, bh = k == 1 ? hi : 0xBF;
-      if (i + k >= len || b < bl || b > bh)
-        break;
-    }
-    if (k <= need) {
-      /* Bytes i .. i+k-1 are the maximal subpart: one U+FFFD for them. */
       if (dst)
         memcpy(dst + n, "\xEF\xBF\xBD", 3);
       n += 3;
-      i += k;
-      continue;
     }
-    if (dst)
-      memcpy(dst + n, s + i, need + 1);
-    n += need + 1;
-    i += need + 1;
-    continue;
-  invalid_one:
-    if (dst)
-      memcpy(dst + n, "\xEF\xBF\xBD", 3);
-    n += 3;
-    i++;
+    i += adv;
   }
   return n;
 }
@@ -766,8 +815,8 @@ static int line_append(const char *chunk, size_t size, void *data) {
   return 0;
 }
 
-int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
-                         uint64_t time_us, char **out, size_t *out_len) {
+int jw__event_render_jansson(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
+                             uint64_t time_us, char **out, size_t *out_len) {
   struct line_buf b = {NULL, 0, 1024};
   json_t *obj;
   int rc;
@@ -799,4 +848,763 @@ int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run, uint64_
   if (out_len)
     *out_len = b.len;
   return 0;
+}
+
+/* ---- the direct renderer ------------------------------------------------ */
+
+/* jw_event_render_line writes the line straight into one buffer, in the
+ * order and with the escaping of the reference above (the object built by
+ * jw_event_to_json, dumped by jansson with JSON_COMPACT): the reference
+ * costs ~20 us per event in allocations, hash tables and a second UTF-8
+ * pass; this costs ~1 us. The two are compared byte for byte over every
+ * event of tests/unit/test_event.c and the fuzzer's (tests/unit/test_fuzz.c).
+ * What the reference would refuse or merge (an invalid UTF-8 or repeated
+ * key in an `unavailable` map, an invalid tag, a repeated key in extra, a
+ * string jansson's json_string refuses) goes to the reference, which stays
+ * the authority; extra's values are dumped by jansson itself. */
+
+typedef struct {
+  char *p;
+  size_t len, cap;
+  int oom;      /* an allocation failed: the line is abandoned */
+  int fallback; /* the reference must render this event */
+} obuf_t;
+
+static int ob_grow(obuf_t *b, size_t more) {
+  size_t cap;
+  char *n;
+  if (b->oom)
+    return -1;
+  cap = b->cap;
+  while (more > cap - b->len) {
+    if (cap > ((size_t)-1) / 2) {
+      b->oom = 1;
+      return -1;
+    }
+    cap *= 2;
+  }
+  n = realloc(b->p, cap);
+  if (n == NULL) {
+    b->oom = 1;
+    return -1;
+  }
+  b->p = n;
+  b->cap = cap;
+  return 0;
+}
+
+/* Room for `more` bytes: the check inline (a line makes ~100 appends), the
+ * growth apart. */
+static inline int ob_reserve(obuf_t *b, size_t more) {
+  return more <= b->cap - b->len ? 0 : ob_grow(b, more);
+}
+
+static void ob_raw(obuf_t *b, const char *s, size_t n) {
+  if (ob_reserve(b, n) == 0) {
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+  }
+}
+#define OB_LIT(b, lit) ob_raw((b), (lit), sizeof(lit) - 1)
+
+/* Bytes jansson's dump writes as they are (0), escapes (1), or that start a
+ * multi-byte character to check (2): controls, '"' (0x22), '\\' (0x5C). */
+static const unsigned char ob_classes[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+#define ob_class(c) ob_classes[(unsigned char)(c)]
+
+/* Whether any byte of the 8 in x is < 0x20, '"', '\\' or >= 0x80
+ * (the classic "has a zero byte" test on x, x ^ '"' and x ^ '\\'). */
+static inline int word_special(uint64_t x) {
+  const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
+  uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+  uint64_t r = (x - ones * 0x20) | ((q - ones) & ~q) | ((bs - ones) & ~bs) | x;
+  return (r & high) != 0;
+}
+
+/* A JSON string of len bytes at s as make_string() + jansson's dump give
+ * it: ill-formed UTF-8 replaced by U+FFFD (utf8_sequence, the rules of
+ * utf8_sanitize), '"', '\\' and the controls escaped, the rest verbatim. */
+static void ob_str(obuf_t *b, const char *s, size_t len) {
+  static const char hex[] = "0123456789ABCDEF";
+  const unsigned char *u = (const unsigned char *)s;
+  size_t i = 0;
+  char *o;
+  if (len > (((size_t)-1) - 2) / 6) {
+    b->oom = 1;
+    return;
+  }
+  if (ob_reserve(b, 6 * len + 2) != 0)
+    return;
+  o = b->p + b->len;
+  *o++ = '"';
+  while (i < len) {
+    unsigned char c = u[i];
+    unsigned char k = ob_class(c);
+    size_t j, adv;
+    if (k == 0) {
+      /* A run of bytes written as they are, eight at a time while no byte
+       * of the word is a control, '"', '\\' or non-ASCII. */
+      for (j = i + 1; j + 8 <= len; j += 8) {
+        uint64_t x;
+        memcpy(&x, u + j, 8);
+        if (word_special(x))
+          break;
+      }
+      for (; j < len && ob_class(u[j]) == 0; j++)
+        ;
+      memcpy(o, s + i, j - i);
+      o += j - i;
+      i = j;
+      continue;
+    }
+    if (k == 1) {
+      *o++ = '\\';
+      switch (c) {
+      case '"':
+      case '\\':
+        *o++ = (char)c;
+        break;
+      case '\b':
+        *o++ = 'b';
+        break;
+      case '\f':
+        *o++ = 'f';
+        break;
+      case '\n':
+        *o++ = 'n';
+        break;
+      case '\r':
+        *o++ = 'r';
+        break;
+      case '\t':
+        *o++ = 't';
+        break;
+      default:
+        memcpy(o, "u00", 3);
+        o[3] = hex[c >> 4];
+        o[4] = hex[c & 15];
+        o += 5;
+      }
+      i++;
+      continue;
+    }
+    if (utf8_sequence(u, len, i, &adv)) {
+      memcpy(o, s + i, adv);
+      o += adv;
+    } else {
+      memcpy(o, "\xEF\xBF\xBD", 3);
+      o += 3;
+    }
+    i += adv;
+  }
+  *o++ = '"';
+  b->len = (size_t)(o - b->p);
+}
+
+/* make_string / make_cstring / make_bounded / make_counted. */
+static void ob_string(obuf_t *b, const char *s, size_t len) {
+  if (s == NULL)
+    OB_LIT(b, "null");
+  else
+    ob_str(b, s, len);
+}
+static void ob_cstring(obuf_t *b, const char *s) {
+  ob_string(b, s, s ? strlen(s) : 0);
+}
+static void ob_bounded(obuf_t *b, const char *s, size_t size) {
+  const char *end = memchr(s, '\0', size);
+  ob_str(b, s, end ? (size_t)(end - s) : size);
+}
+static void ob_counted(obuf_t *b, const char *s, size_t len) {
+  if (len != 0)
+    ob_string(b, s, len);
+  else
+    ob_cstring(b, s);
+}
+
+static int utf8_valid(const char *s, size_t len) {
+  size_t i = 0, adv;
+  while (i < len) {
+    if ((unsigned char)s[i] < 0x80) {
+      i++;
+      continue;
+    }
+    if (!utf8_sequence((const unsigned char *)s, len, i, &adv))
+      return 0;
+    i += adv;
+  }
+  return 1;
+}
+
+/* What the reference makes with json_string(s): refused (the whole event
+ * fails there) for NULL or ill-formed UTF-8; that case is the reference's. */
+static void ob_jstring(obuf_t *b, const char *s) {
+  size_t len;
+  if (s == NULL) {
+    b->fallback = 1;
+    return;
+  }
+  len = strlen(s);
+  if (!utf8_valid(s, len)) {
+    b->fallback = 1;
+    return;
+  }
+  ob_str(b, s, len);
+}
+
+static void ob_i64(obuf_t *b, int64_t v) {
+  char buf[24], *e = buf + sizeof(buf), *p = e;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (v < 0)
+    *--p = '-';
+  ob_raw(b, p, (size_t)(e - p));
+}
+
+/* make_u64: clamped at INT64_MAX like the reference. */
+static void ob_u64(obuf_t *b, uint64_t v) {
+  ob_i64(b, v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v);
+}
+
+static void ob_bool(obuf_t *b, int v) {
+  if (v)
+    OB_LIT(b, "true");
+  else
+    OB_LIT(b, "false");
+}
+
+/* A key the reference sets with put(): jansson refuses ill-formed UTF-8
+ * keys (the reference fails) and keeps a repeated key once, at its first
+ * place, with the last value: both are the reference's to render. `keys`
+ * holds the keys of the map so far (n of them). */
+static int ob_map_key(obuf_t *b, const char *key, const char **keys, size_t n) {
+  size_t i, len = strlen(key);
+  if (!utf8_valid(key, len)) {
+    b->fallback = 1;
+    return -1;
+  }
+  for (i = 0; i < n; i++)
+    if (strcmp(keys[i], key) == 0) {
+      b->fallback = 1;
+      return -1;
+    }
+  if (n != 0)
+    OB_LIT(b, ",");
+  ob_str(b, key, len);
+  OB_LIT(b, ":");
+  return 0;
+}
+
+/* "2026-11-23T09:11:05.123456Z" in quotes (jw_format_time_us). */
+static void ob_time(obuf_t *b, uint64_t time_us) {
+  char buf[40];
+  size_t n;
+  buf[0] = '"';
+  jw_format_time_us(time_us, buf + 1, sizeof(buf) - 2);
+  n = strlen(buf);
+  buf[n++] = '"';
+  ob_raw(b, buf, n);
+}
+
+static void ob_entity_id(obuf_t *b, uint32_t pid, uint64_t create_time) {
+  char buf[48];
+  size_t n;
+  buf[0] = '"';
+  jw_format_entity_id(pid, create_time, buf + 1, sizeof(buf) - 2);
+  n = strlen(buf);
+  buf[n++] = '"';
+  ob_raw(b, buf, n);
+}
+
+/* jw__json_put_cut: ,"key":value[,"key_truncated":true] */
+static void ob_put_cut(obuf_t *b, const char *key_lit, const char *trunc_lit, const char *s,
+                       size_t len, size_t max) {
+  size_t cut;
+  ob_raw(b, key_lit, strlen(key_lit));
+  if (s == NULL) {
+    OB_LIT(b, "null");
+    return;
+  }
+  if (len == 0)
+    len = strlen(s);
+  cut = jw__utf8_cut(s, len, max);
+  ob_str(b, s, cut);
+  if (cut != len)
+    ob_raw(b, trunc_lit, strlen(trunc_lit));
+}
+
+static void ob_unavailable_process(obuf_t *b, const jw_process_info_t *p) {
+  const char *keys[JW_UNAVAILABLE_MAX];
+  size_t i, n = 0;
+  OB_LIT(b, ",\"unavailable\":{");
+  for (i = 0; i < p->n_unavailable && i < JW_UNAVAILABLE_MAX; i++) {
+    if (p->unavailable[i].field == NULL)
+      continue;
+    if (ob_map_key(b, p->unavailable[i].field, keys, n) != 0)
+      return;
+    keys[n++] = p->unavailable[i].field;
+    ob_cstring(b, p->unavailable[i].reason);
+  }
+  OB_LIT(b, "}");
+}
+
+static void ob_process(obuf_t *b, const jw_process_info_t *p) {
+  char buf[48];
+  size_t i;
+  OB_LIT(b, ",\"process\":{\"pid\":");
+  ob_i64(b, p->pid);
+  if (p->create_time != 0) {
+    OB_LIT(b, ",\"entity_id\":");
+    ob_entity_id(b, p->pid, p->create_time);
+  }
+  OB_LIT(b, ",\"executable\":");
+  ob_counted(b, p->image, p->image_len);
+  if (p->image_truncated)
+    OB_LIT(b, ",\"image_truncated\":true");
+  /* put_identity */
+  if (p->sha256 != NULL) {
+    OB_LIT(b, ",\"hash\":{\"sha256\":");
+    ob_cstring(b, p->sha256);
+    OB_LIT(b, "}");
+  }
+  if (p->has_image_size) {
+    OB_LIT(b, ",\"image_size\":");
+    ob_u64(b, p->image_size);
+  }
+  {
+    static const char *const pe_keys[] = {"original_file_name", "company", "product", "description",
+                                          "file_version"};
+    const char *pe_vals[5];
+    int k, first = 1;
+    pe_vals[0] = p->pe_original_file_name;
+    pe_vals[1] = p->pe_company;
+    pe_vals[2] = p->pe_product;
+    pe_vals[3] = p->pe_description;
+    pe_vals[4] = p->pe_file_version;
+    for (k = 0; k < 5; k++) {
+      if (pe_vals[k] == NULL || pe_vals[k][0] == '\0')
+        continue; /* put_opt: "" is absent; "pe" only when one is there */
+      ob_raw(b, first ? ",\"pe\":{\"" : ",\"", first ? 8 : 2);
+      ob_raw(b, pe_keys[k], strlen(pe_keys[k]));
+      OB_LIT(b, "\":");
+      ob_cstring(b, pe_vals[k]);
+      first = 0;
+    }
+    if (!first)
+      OB_LIT(b, "}");
+  }
+  if (p->has_code_signature) {
+    OB_LIT(b, ",\"code_signature\":{\"exists\":");
+    ob_bool(b, p->cs_exists);
+    OB_LIT(b, ",\"status\":");
+    ob_cstring(b, p->cs_status);
+    if (p->cs_subject_name != NULL && p->cs_subject_name[0] != '\0') {
+      OB_LIT(b, ",\"subject_name\":");
+      ob_cstring(b, p->cs_subject_name);
+    }
+    OB_LIT(b, ",\"trusted\":");
+    ob_bool(b, p->cs_trusted);
+    OB_LIT(b, "}");
+  }
+  if (p->has_parent) {
+    OB_LIT(b, ",\"parent\":{\"pid\":");
+    ob_i64(b, p->parent_pid);
+    if (p->parent_create_time != 0) {
+      OB_LIT(b, ",\"entity_id\":");
+      ob_entity_id(b, p->parent_pid, p->parent_create_time);
+    }
+    OB_LIT(b, "}");
+  }
+  OB_LIT(b, ",\"is_root\":");
+  ob_bool(b, p->is_root);
+  if (p->has_exit_code) {
+    const char *status = jw_ntstatus_name(p->exit_code);
+    OB_LIT(b, ",\"exit_code\":");
+    ob_i64(b, p->exit_code);
+    snprintf(buf, sizeof(buf), ",\"exit_code_hex\":\"0x%08" PRIX32 "\"", p->exit_code);
+    ob_raw(b, buf, strlen(buf));
+    OB_LIT(b, ",\"status\":");
+    if (status != NULL)
+      ob_jstring(b, status);
+    else
+      OB_LIT(b, "null");
+    OB_LIT(b, ",\"exit_class\":");
+    ob_jstring(b, exit_class_name(jw_exit_classify(p->exit_code)));
+  }
+  /* put_enrichment */
+  if (p->command_line != NULL) {
+    OB_LIT(b, ",\"command_line\":");
+    ob_counted(b, p->command_line, p->command_line_len);
+    if (p->command_line_truncated)
+      OB_LIT(b, ",\"command_line_truncated\":true");
+  }
+  if (p->user_sid != NULL) {
+    OB_LIT(b, ",\"user\":{\"sid\":");
+    ob_cstring(b, p->user_sid);
+    OB_LIT(b, ",\"name\":");
+    ob_cstring(b, p->user_name);
+    OB_LIT(b, "}");
+  }
+  if (p->integrity != NULL) {
+    OB_LIT(b, ",\"integrity\":");
+    ob_jstring(b, p->integrity);
+  }
+  if (p->ancestry != NULL || p->n_ancestry != 0 || p->ancestry_truncated) {
+    OB_LIT(b, ",\"ancestry\":[");
+    for (i = 0; i < p->n_ancestry; i++) {
+      const jw_process_ref_t *r = &p->ancestry[i];
+      ob_raw(b, i == 0 ? "{\"pid\":" : ",{\"pid\":", i == 0 ? 7 : 8);
+      ob_i64(b, r->pid);
+      if (r->create_time != 0) {
+        OB_LIT(b, ",\"entity_id\":");
+        ob_entity_id(b, r->pid, r->create_time);
+      }
+      ob_put_cut(b, ",\"executable\":", ",\"executable_truncated\":true", r->image, r->image_len,
+                 JW_ANCESTOR_IMAGE_MAX);
+      if (r->sha256 != NULL) {
+        OB_LIT(b, ",\"hash\":{\"sha256\":");
+        ob_cstring(b, r->sha256);
+        OB_LIT(b, "}");
+      }
+      OB_LIT(b, "}");
+    }
+    OB_LIT(b, "]");
+    if (p->ancestry_truncated)
+      OB_LIT(b, ",\"ancestry_truncated\":true");
+  }
+  if (p->create_time > FILETIME_UNIX_EPOCH) {
+    OB_LIT(b, ",\"start\":");
+    ob_time(b, (p->create_time - FILETIME_UNIX_EPOCH) / 10u);
+  }
+  if (p->end_time > FILETIME_UNIX_EPOCH) {
+    OB_LIT(b, ",\"end\":");
+    ob_time(b, (p->end_time - FILETIME_UNIX_EPOCH) / 10u);
+    if (p->create_time > FILETIME_UNIX_EPOCH && p->end_time >= p->create_time) {
+      OB_LIT(b, ",\"lifetime_ms\":");
+      ob_u64(b, (p->end_time - p->create_time) / 10000u);
+    }
+  }
+  if (p->has_peak_working_set) {
+    OB_LIT(b, ",\"memory\":{\"peak_working_set\":");
+    ob_u64(b, p->peak_working_set);
+    OB_LIT(b, ",\"from\":");
+    ob_jstring(b, p->peak_working_set_from ? p->peak_working_set_from : "exit");
+    OB_LIT(b, "}");
+  }
+  if (p->has_cpu) {
+    OB_LIT(b, ",\"cpu\":{\"user_ms\":");
+    ob_u64(b, p->cpu_user_100ns / 10000u);
+    OB_LIT(b, ",\"kernel_ms\":");
+    ob_u64(b, p->cpu_kernel_100ns / 10000u);
+    OB_LIT(b, "}");
+  }
+  if (p->has_io) {
+    OB_LIT(b, ",\"io\":{\"read_ops\":");
+    ob_u64(b, p->io_read_ops);
+    OB_LIT(b, ",\"write_ops\":");
+    ob_u64(b, p->io_write_ops);
+    OB_LIT(b, ",\"other_ops\":");
+    ob_u64(b, p->io_other_ops);
+    OB_LIT(b, ",\"read_bytes\":");
+    ob_u64(b, p->io_read_bytes);
+    OB_LIT(b, ",\"write_bytes\":");
+    ob_u64(b, p->io_write_bytes);
+    OB_LIT(b, ",\"other_bytes\":");
+    ob_u64(b, p->io_other_bytes);
+    OB_LIT(b, "}");
+  }
+  if (p->n_unavailable != 0)
+    ob_unavailable_process(b, p);
+  OB_LIT(b, "}");
+}
+
+/* Optional members of the run's context: ,"key":"bounded value" when set. */
+static void ob_ctx(obuf_t *b, const char *key_lit, const char *v, size_t size) {
+  if (v[0] == '\0')
+    return;
+  ob_raw(b, key_lit, strlen(key_lit));
+  ob_bounded(b, v, size);
+}
+
+static void ob_context(obuf_t *b, const jw_run_info_t *run) {
+  OB_LIT(b, ",\"host\":{\"name\":");
+  ob_bounded(b, run->host, sizeof(run->host));
+  ob_ctx(b, ",\"id\":", run->host_id, sizeof(run->host_id));
+  if (run->os_name[0] != '\0') {
+    OB_LIT(b, ",\"os\":{\"name\":");
+    ob_bounded(b, run->os_name, sizeof(run->os_name));
+    ob_ctx(b, ",\"version\":", run->os_version, sizeof(run->os_version));
+    ob_ctx(b, ",\"build\":", run->os_build, sizeof(run->os_build));
+    ob_ctx(b, ",\"wine_version\":", run->wine_version, sizeof(run->wine_version));
+    OB_LIT(b, "}");
+  }
+  OB_LIT(b, "},\"agent\":{\"name\":\"jobwarden\",\"version\":\"" JW_VERSION "\"");
+  ob_ctx(b, ",\"build\":", run->agent_build, sizeof(run->agent_build));
+  OB_LIT(b, "}");
+  if (run->user_id[0] != '\0') {
+    OB_LIT(b, ",\"user\":{\"id\":");
+    ob_bounded(b, run->user_id, sizeof(run->user_id));
+    ob_ctx(b, ",\"name\":", run->user_name, sizeof(run->user_name));
+    ob_ctx(b, ",\"domain\":", run->user_domain, sizeof(run->user_domain));
+    OB_LIT(b, "}");
+  }
+}
+
+static void ob_tags(obuf_t *b, const jw_rule_info_t *info, const jw_event_t *ev,
+                    const jw_run_info_t *run) {
+  const char *seen[JW_RULE_TAGS_MAX + sizeof(ev->tags) / sizeof(ev->tags[0])];
+  size_t i, k, n = 0;
+  OB_LIT(b, ",\"tags\":[");
+  for (i = 0; info != NULL && i < JW_RULE_TAGS_MAX && info->tags[i] != NULL; i++) {
+    if (n != 0)
+      OB_LIT(b, ",");
+    ob_jstring(b, info->tags[i]);
+    seen[n++] = info->tags[i];
+  }
+  for (i = 0; i < sizeof(ev->tags) / sizeof(ev->tags[0]) && ev->tags[i] != NULL; i++) {
+    int dup = 0;
+    /* The reference compares with the stored (sanitized) tags. */
+    if (!utf8_valid(ev->tags[i], strlen(ev->tags[i]))) {
+      b->fallback = 1;
+      return;
+    }
+    for (k = 0; k < n && !dup; k++)
+      dup = strcmp(seen[k], ev->tags[i]) == 0;
+    if (dup)
+      continue;
+    if (n != 0)
+      OB_LIT(b, ",");
+    ob_cstring(b, ev->tags[i]);
+    seen[n++] = ev->tags[i];
+  }
+  if (run->insecure_transport) {
+    if (n != 0)
+      OB_LIT(b, ",");
+    OB_LIT(b, "\"" JW_TAG_INSECURE_TRANSPORT "\"");
+  }
+  OB_LIT(b, "]");
+}
+
+static void ob_limit(obuf_t *b, const jw_event_t *ev) {
+  OB_LIT(b, ",\"limit\":{\"name\":");
+  ob_cstring(b, ev->limit_name);
+  OB_LIT(b, ",\"unit\":");
+  ob_cstring(b, ev->limit_unit);
+  OB_LIT(b, ",\"configured\":");
+  if (ev->limit_configured)
+    ob_u64(b, ev->limit_configured);
+  else
+    OB_LIT(b, "null");
+  if (ev->has_limit_observed) {
+    OB_LIT(b, ",\"observed\":");
+    ob_u64(b, ev->limit_observed);
+  }
+  if (ev->limit_hard != 0) {
+    OB_LIT(b, ",\"hard_limit\":");
+    ob_u64(b, ev->limit_hard);
+  }
+  if (ev->has_limit_observed && ev->limit_observed_source != NULL) {
+    OB_LIT(b, ",\"observed_source\":");
+    ob_jstring(b, ev->limit_observed_source);
+  }
+  if (!ev->has_limit_observed && ev->limit_unavailable[0] != '\0') {
+    OB_LIT(b, ",\"observed_unavailable\":{\"reason\":");
+    ob_bounded(b, ev->limit_unavailable, sizeof(ev->limit_unavailable));
+    if (ev->limit_unavailable_where != NULL) {
+      OB_LIT(b, ",\"where\":");
+      ob_jstring(b, ev->limit_unavailable_where);
+    }
+    if (ev->has_limit_unavailable_error) {
+      OB_LIT(b, ",\"win32_error\":");
+      ob_i64(b, ev->limit_unavailable_error);
+    }
+    OB_LIT(b, "}");
+  }
+  OB_LIT(b, "}");
+}
+
+static int ob_dump_cb(const char *chunk, size_t size, void *data) {
+  obuf_t *b = data;
+  ob_raw(b, chunk, size);
+  return b->oom ? -1 : 0;
+}
+
+/* extra's members after everything jobwarden sets, each value as jansson
+ * dumps it (the same flags as the whole line). */
+static void ob_extra(obuf_t *b, const json_t *extra) {
+  const char *key, *prev;
+  json_t *value, *other;
+  json_object_foreach((json_t *)extra, key, value) {
+    if (is_reserved(key))
+      continue;
+    /* A key repeated once cut at a U+0000 would be merged by the reference. */
+    json_object_foreach((json_t *)extra, prev, other) {
+      if (prev == key)
+        break;
+      if (strcmp(prev, key) == 0) {
+        b->fallback = 1;
+        return;
+      }
+    }
+    OB_LIT(b, ",");
+    ob_str(b, key, strlen(key));
+    OB_LIT(b, ":");
+    if (json_dump_callback(value, ob_dump_cb, b,
+                           JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) != 0) {
+      b->oom = 1;
+      return;
+    }
+  }
+}
+
+/* 0 with the line in b, 1 when the reference must render it, -1 when out of
+ * memory. */
+static int render_direct(obuf_t *b, const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
+                         uint64_t time_us) {
+  const jw_rule_info_t *info = jw_rule_info(ev->rule);
+  const json_t *extra = NULL;
+  if (ev->extra != NULL && json_is_object((json_t *)ev->extra))
+    extra = (const json_t *)ev->extra;
+  OB_LIT(b, "{\"schema_version\":\"" JW_SCHEMA_VERSION "\",\"event\":");
+  ob_jstring(b, jw_event_kind_name(ev->kind));
+  OB_LIT(b, ",\"seq\":");
+  ob_u64(b, seq);
+  OB_LIT(b, ",\"@timestamp\":");
+  ob_time(b, ev->time_us != 0 ? ev->time_us : time_us);
+  OB_LIT(b, ",\"emitted\":");
+  ob_time(b, time_us);
+  ob_context(b, run);
+  OB_LIT(b, ",\"run_id\":");
+  ob_bounded(b, run->run_id, sizeof(run->run_id));
+  OB_LIT(b, ",\"job\":{\"name\":");
+  ob_bounded(b, run->job_name, sizeof(run->job_name));
+  OB_LIT(b, ",\"tier\":");
+  ob_cstring(b, jw_tier_name(run->tier));
+  OB_LIT(b, "},\"rule\":");
+  ob_cstring(b, ev->rule);
+  if (info != NULL) {
+    OB_LIT(b, ",\"rule_id\":");
+    ob_jstring(b, info->id);
+  }
+  OB_LIT(b, ",\"action\":");
+  ob_cstring(b, ev->action);
+  if (action_acts(ev->action)) {
+    OB_LIT(b, ",\"enforcer\":");
+    ob_cstring(b, ev->enforcer);
+  }
+  OB_LIT(b, ",\"severity\":");
+  ob_jstring(b, jw_severity_name(ev->severity));
+  OB_LIT(b, ",\"source\":");
+  ob_cstring(b, ev->source);
+  ob_tags(b, info, ev, run);
+  if (ev->has_job_message) {
+    OB_LIT(b, ",\"job_message\":{\"id\":");
+    ob_i64(b, ev->job_message);
+    OB_LIT(b, ",\"name\":");
+    ob_jstring(b, jw__job_message_name(ev->job_message));
+    OB_LIT(b, "}");
+  }
+  if (ev->has_limit)
+    ob_limit(b, ev);
+  if (ev->has_process)
+    ob_process(b, &ev->process);
+  OB_LIT(b, ",\"message\":");
+  ob_bounded(b, ev->message, sizeof(ev->message));
+  if (run->n_unavailable != 0) {
+    const char *keys[JW_CONTEXT_UNAVAILABLE_MAX];
+    size_t i, n = 0;
+    OB_LIT(b, ",\"unavailable\":{");
+    for (i = 0; i < run->n_unavailable && i < JW_CONTEXT_UNAVAILABLE_MAX && !b->fallback; i++) {
+      if (ob_map_key(b, run->unavailable[i].field, keys, n) != 0)
+        break;
+      keys[n++] = run->unavailable[i].field;
+      ob_bounded(b, run->unavailable[i].reason, sizeof(run->unavailable[i].reason));
+    }
+    OB_LIT(b, "}");
+  }
+  if (extra != NULL && !b->fallback)
+    ob_extra(b, extra);
+  OB_LIT(b, "}\n");
+  if (b->oom)
+    return -1;
+  return b->fallback ? 1 : 0;
+}
+
+/* JW_RENDER_CHECK=1 in the environment (scripts/test.sh sets it for every
+ * test, Wine's included): every line the direct renderer makes is compared
+ * with the reference's, and a difference stops the process with both lines
+ * on stderr, so that every event of every test is checked, not only those
+ * of unit.event and unit.fuzz. */
+static int render_check_on(void) {
+  static atomic_int on = -1;
+  int v = atomic_load(&on);
+  if (v < 0) {
+    const char *e = getenv("JW_RENDER_CHECK");
+    v = e != NULL && strcmp(e, "1") == 0;
+    atomic_store(&on, v);
+  }
+  return v;
+}
+
+static void render_check(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
+                         uint64_t time_us, const char *line, size_t len) {
+  char *ref = NULL;
+  size_t ref_len = 0;
+  int rc = jw__event_render_jansson(ev, run, seq, time_us, &ref, &ref_len);
+  if (rc == JW_ENOMEM)
+    return; /* no verdict without memory */
+  if (rc != 0 || ref_len != len || memcmp(ref, line, len) != 0) {
+    char head[64];
+    int n = snprintf(head, sizeof(head), "jobwarden: JW_RENDER_CHECK: lines differ (rc %d)\n", rc);
+    jw__stderr_write(head, (size_t)n);
+    jw__stderr_write("direct:    ", 11);
+    jw__stderr_write(line, len);
+    jw__stderr_write("reference: ", 11);
+    if (ref != NULL)
+      jw__stderr_write(ref, ref_len);
+    abort();
+  }
+  free(ref);
+}
+
+int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
+                         uint64_t time_us, char **out, size_t *out_len) {
+  obuf_t b = {NULL, 0, 2048, 0, 0};
+  int rc;
+  if (out == NULL)
+    return JW_EINVAL;
+  *out = NULL;
+  if (out_len)
+    *out_len = 0;
+  if (ev == NULL || run == NULL)
+    return JW_EINVAL;
+  b.p = malloc(b.cap);
+  if (b.p == NULL)
+    return JW_ENOMEM;
+  rc = render_direct(&b, ev, run, seq, time_us);
+  if (rc == 0 && ob_reserve(&b, 1) == 0) {
+    b.p[b.len] = '\0';
+    if (render_check_on())
+      render_check(ev, run, seq, time_us, b.p, b.len);
+    *out = b.p;
+    if (out_len)
+      *out_len = b.len;
+    return 0;
+  }
+  free(b.p);
+  if (rc < 0 || b.oom)
+    return JW_ENOMEM;
+  return jw__event_render_jansson(ev, run, seq, time_us, out, out_len);
 }

@@ -140,6 +140,19 @@ int jw__stdout_write(const char *buf, size_t len);
 /* Hands one line to an exporter, sealed first when the run seals and the
  * exporter does not seal itself (src/seal.c). The emitter's only way to
  * call export_line. */
+/* Test hook: called by a sink's writer after each group-commit flush
+ * (src/emitter.c): the exporter, the seq of the last line the flush
+ * covers, when the oldest violation it covers was written (jw_now_us),
+ * and the flush's result (0 or a JW_E* code). Set before the emitter
+ * starts; NULL: none. */
+extern void (*jw__emitter_flush_hook)(void *ctx, const jw_exporter_t *exp, uint64_t through_seq,
+                                      uint64_t first_unflushed_us, int rc);
+extern void *jw__emitter_flush_hook_ctx;
+/* Test hook: called by jw_emit (with queues) after the event's seq is
+ * reserved and the lock released, before the line is rendered: a test
+ * holds one emitter there to make a later seq ready first. NULL: none. */
+extern void (*jw__emitter_reserved_hook)(void *ctx, uint64_t seq);
+extern void *jw__emitter_reserved_hook_ctx;
 /* Per sink, for job_end's summary: [{exporter, written, lost, spool?}]
  * (a json_t *, new reference). */
 void *jw__emitter_sinks_json(jw_emitter_t *em);
@@ -153,8 +166,8 @@ int jw__exporter_parse(jw_exporter_t *exp, const char *after_kind, char **target
 void jw__exporter_options_free(jw_exporter_t *exp);
 /* Opens the exporter a spool's `sink` file names, to deliver what the
  * spool directory dir holds (`jobwarden flush`): *found lines wait. */
-int jw__exporter_open_flush(const char *spec, const char *dir, jw_exporter_t **out,
-                            uint64_t *found, jw_error_t *err);
+int jw__exporter_open_flush(const char *spec, const char *dir, jw_exporter_t **out, uint64_t *found,
+                            jw_error_t *err);
 /* Parses every row's default (the unit test of each kind's table). */
 int jw__exporter_defaults_parse(const jw_exporter_vtable_t *vt, jw_error_t *err);
 /* --help's text for the exporters, from their option rows (malloc'd). */
@@ -240,6 +253,12 @@ void jw__lineq_take(jw__lineq_t *q, jw__lineq_t *into);
  * that ends at from - 1, else appends a new one. */
 void jw__lineq_drop(jw__lineq_t *q, uint64_t from, uint64_t to, const char *reason);
 void jw__lineq_clear(jw__lineq_t *q);
+
+/* The reference rendering of jw_event_render_line (same contract): the
+ * object of jw_event_to_json dumped by jansson. jw_event_render_line
+ * writes the same bytes directly; the unit tests compare the two. */
+int jw__event_render_jansson(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
+                             uint64_t time_us, char **out, size_t *out_len);
 
 /* "2026-11-23T09:11:05.123456Z" for a FILETIME (100 ns since 1601) after
  * 1970; returns 0 (buf untouched) for anything earlier. */

@@ -35,8 +35,14 @@
  * stderr and the exporter keeps appending to the current file (retrying
  * after another SIZE bytes): no line is lost.
  *
- * Violations (ev->kind == JW_EVENT_VIOLATION) are flushed to disk
- * (FlushFileBuffers / fdatasync) before the line is reported written. */
+ * Batches (export_lines, the emitter's writer thread): the lines between
+ * two rotations are sealed one after the other into one buffer and written
+ * with one write. Violations are then flushed to disk by the writer's
+ * group commit (file_flush, at most JW_SYNC_BOUND_MS after the oldest
+ * unflushed one was written; docs/architecture.md), and before a rotation
+ * closes the file. A single line (export_line: synchronous delivery) that
+ * is a violation is flushed (FlushFileBuffers / fdatasync) before it is
+ * reported written. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +83,9 @@ typedef struct {
   int has_events;     /* the current file holds at least one line */
   unsigned n_rotated; /* PATH.1 ... PATH.n_rotated exist (as far as we know) */
   int failing;        /* the last rotation failed: report again only after a success */
+  int unsynced;       /* a violation was written since the last flush to disk */
+  char *wbuf;         /* export_lines: the batch's bytes (owned, reused) */
+  size_t wcap;
 } file_state_t;
 
 /* ------------------------------------------------------------------------ */
@@ -117,14 +126,20 @@ static int os_open(const char *spec, const char *path, file_handle_t *h, uint64_
   return 0;
 }
 
-static int os_write(jw_exporter_t *self, file_handle_t h, const char *buf, size_t len,
+/* Writes len bytes in one WriteFile; *put: how many were written (also
+ * when it fails). */
+static int os_write(jw_exporter_t *self, file_handle_t h, const char *buf, size_t len, size_t *put,
                     jw_error_t *err) {
   DWORD w = 0, e;
   char why[256];
+  *put = 0;
   if (len > 0x7FFFFFFF)
     return jw_error_set(err, JW_EIO, 0, self->spec, "line too long");
-  if (WriteFile(h, buf, (DWORD)len, &w, NULL) && w == (DWORD)len)
+  if (WriteFile(h, buf, (DWORD)len, &w, NULL) && w == (DWORD)len) {
+    *put = len;
     return 0;
+  }
+  *put = w;
   e = GetLastError();
   jw__sys_error_text(e, why, sizeof(why));
   return jw_error_set(err, JW_EIO, e, self->spec,
@@ -193,17 +208,23 @@ static int os_open(const char *spec, const char *path, file_handle_t *h, uint64_
   return 0;
 }
 
-static int os_write(jw_exporter_t *self, file_handle_t h, const char *buf, size_t len,
+/* Writes len bytes (one write(2) unless the system writes fewer); *put:
+ * how many were written (also when it fails). */
+static int os_write(jw_exporter_t *self, file_handle_t h, const char *buf, size_t len, size_t *put,
                     jw_error_t *err) {
   ssize_t w;
-  do {
-    w = write(h, buf, len);
-  } while (w < 0 && errno == EINTR);
-  if (w == (ssize_t)len)
-    return 0;
-  return jw_error_set(err, JW_EIO, w < 0 ? (uint32_t)errno : 0, self->spec,
-                      "write to '%s' failed: %s", self->spec,
-                      w < 0 ? strerror(errno) : "short write");
+  *put = 0;
+  while (*put < len) {
+    do {
+      w = write(h, buf + *put, len - *put);
+    } while (w < 0 && errno == EINTR);
+    if (w <= 0)
+      return jw_error_set(err, JW_EIO, w < 0 ? (uint32_t)errno : 0, self->spec,
+                          "write to '%s' failed after %zu of %zu bytes: %s", self->spec, *put, len,
+                          w < 0 ? strerror(errno) : "nothing written");
+    *put += (size_t)w;
+  }
+  return 0;
 }
 
 static int os_sync(jw_exporter_t *self, file_handle_t h, jw_error_t *err) {
@@ -352,6 +373,10 @@ static int rotate_now(jw_exporter_t *self, file_state_t *st, jw_error_t *err) {
   uint32_t e = 0;
   char *from = NULL, *to = NULL;
 
+  /* Violations not yet flushed (group commit) are flushed before the file
+   * is closed: closing does not put them on disk. */
+  if (st->unsynced && os_sync(self, st->h, err) == 0)
+    st->unsynced = 0;
   os_close(st->h);
   st->h = FILE_NO_HANDLE;
   /* PATH.keep is replaced (deleted) by PATH.(keep-1); files that do not
@@ -394,12 +419,15 @@ static int rotate_now(jw_exporter_t *self, file_state_t *st, jw_error_t *err) {
   return 1;
 }
 
-static int file_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
-                       jw_error_t *err) {
+/* One line: a rotation first when it is due (or the file reopened), the
+ * line sealed, one write. A violation is flushed to disk at once when
+ * `sync`; otherwise the writer's group commit flushes it (file_flush). */
+static int export_one(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
+                      int sync, jw_error_t *err) {
   file_state_t *st = self->state;
   char *buf = NULL, *sealed = NULL;
   const char *wline = line;
-  size_t blen = 0, wlen = len;
+  size_t blen = 0, wlen = len, put;
   int rc, params = 0;
 
   if (st->h == FILE_NO_HANDLE) {
@@ -460,11 +488,11 @@ static int file_export(jw_exporter_t *self, const char *line, size_t len, const 
     return jw_error_set(err, JW_ENOMEM, 0, self->spec, "%s: cannot seal the line", self->spec);
   if (buf != NULL) {
     /* The continuation line and the first event in one write. */
-    rc = os_write(self, st->h, buf, blen, err);
+    rc = os_write(self, st->h, buf, blen, &put, err);
     free(buf);
   } else {
     blen = wlen;
-    rc = os_write(self, st->h, wline, wlen, err);
+    rc = os_write(self, st->h, wline, wlen, &put, err);
   }
   free(sealed);
   jw_exporter_sealed(self, rc == 0);
@@ -472,15 +500,138 @@ static int file_export(jw_exporter_t *self, const char *line, size_t len, const 
     return rc;
   st->size += blen;
   st->has_events = 1;
-  if (ev != NULL && ev->kind == JW_EVENT_VIOLATION)
-    return os_sync(self, st->h, err);
+  if (ev != NULL && ev->kind == JW_EVENT_VIOLATION) {
+    st->unsynced = 1;
+    if (sync) {
+      rc = os_sync(self, st->h, err);
+      if (rc == 0)
+        st->unsynced = 0;
+      return rc;
+    }
+  }
   return 0;
+}
+
+static int file_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
+                       jw_error_t *err) {
+  return export_one(self, line, len, ev, 1, err);
+}
+
+/* Whether line i of a batch must go the single way: the file is to be
+ * reopened, or a rotation is due before it (`size`: the file's size
+ * with the lines before it in the batch). */
+static int needs_single(const file_state_t *st, uint64_t size, int has_events, size_t len) {
+  return st->h == FILE_NO_HANDLE ||
+         (st->rotate != 0 && has_events && size - st->base + len > st->rotate);
+}
+
+static int reserve_wbuf(file_state_t *st, size_t need) {
+  size_t cap = st->wcap ? st->wcap : 64 * 1024;
+  char *p;
+  if (need <= st->wcap)
+    return 0;
+  while (cap < need)
+    cap *= 2;
+  p = realloc(st->wbuf, cap);
+  if (p == NULL)
+    return -1;
+  st->wbuf = p;
+  st->wcap = cap;
+  return 0;
+}
+
+/* A batch: the lines between rotations sealed one after the other into one
+ * buffer and written with one write; a line before which a rotation is due
+ * goes through export_one. Violations are flushed by the writer's group
+ * commit (file_flush), not here. When a write stops short, the lines it
+ * wrote whole are the ones written (the seal chain is moved past exactly
+ * those); the line it cut is the failure. */
+static size_t file_export_lines(jw_exporter_t *self, const jw_line_ref_t *lines, size_t n,
+                                jw_error_t *err) {
+  file_state_t *st = self->state;
+  static const jw_event_t zero_event;
+  jw_event_t stub = zero_event;
+  size_t i = 0, done = 0;
+  while (i < n) {
+    size_t j, used = 0, put = 0, whole = 0, k;
+    uint64_t size = st->size;
+    int violation = 0, rc;
+    stub.kind = lines[i].kind;
+    stub.seq = lines[i].seq;
+    if (needs_single(st, st->size, st->has_events, lines[i].len)) {
+      if (export_one(self, lines[i].line, lines[i].len, &stub, 0, err) != 0)
+        return done;
+      done++;
+      i++;
+      continue;
+    }
+    /* Lines i .. j-1 go in one write. */
+    for (j = i; j < n && (j == i || !needs_single(st, size, 1, lines[j].len)); j++) {
+      char *sealed = NULL;
+      const char *w;
+      size_t wlen;
+      stub.kind = lines[j].kind;
+      stub.seq = lines[j].seq;
+      /* Room first (a seal adds about 110 bytes): once a line is sealed
+       * the chain has moved past it, and it must be written. */
+      if (reserve_wbuf(st, used + lines[j].len + 1024) != 0 ||
+          jw_exporter_seal(self, lines[j].line, lines[j].len, &stub, 0, &sealed, &w, &wlen) != 0 ||
+          reserve_wbuf(st, used + wlen) != 0) {
+        free(sealed);
+        jw_exporter_sealed(self, 0); /* nothing of this round was written */
+        jw_error_set(err, JW_ENOMEM, 0, self->spec, "%s: cannot seal the line", self->spec);
+        return done;
+      }
+      memcpy(st->wbuf + used, w, wlen);
+      used += wlen;
+      size += wlen;
+      free(sealed);
+      violation |= lines[j].kind == JW_EVENT_VIOLATION;
+    }
+    rc = os_write(self, st->h, st->wbuf, used, &put, err);
+    if (rc == 0) {
+      jw_exporter_sealed(self, 1);
+      st->size += used;
+      st->has_events = 1;
+      st->unsynced |= violation;
+      done += j - i;
+      i = j;
+      continue;
+    }
+    /* Short: the lines before the cut are in the file. Move the chain back
+     * to before the batch and forward again over exactly those (sealing is
+     * deterministic: the same bytes as were written). */
+    jw_exporter_sealed(self, 0);
+    for (k = i; k < j; k++) {
+      char *sealed = NULL;
+      const char *w;
+      size_t wlen;
+      stub.kind = lines[k].kind;
+      stub.seq = lines[k].seq;
+      if (jw_exporter_seal(self, lines[k].line, lines[k].len, &stub, 0, &sealed, &w, &wlen) != 0)
+        break;
+      free(sealed);
+      if (whole + wlen > put) {
+        jw_exporter_sealed(self, 0); /* this one was cut: not part of the chain */
+        break;
+      }
+      jw_exporter_sealed(self, 1);
+      whole += wlen;
+      st->unsynced |= lines[k].kind == JW_EVENT_VIOLATION;
+      done++;
+    }
+    st->size += put;
+    st->has_events = st->has_events || put > 0;
+    return done;
+  }
+  return done;
 }
 
 static int file_flush(jw_exporter_t *self, jw_error_t *err) {
   file_state_t *st = self->state;
   if (st->h == FILE_NO_HANDLE)
     return 0;
+  st->unsynced = 0;
 #ifdef _WIN32
   return os_sync(self, st->h, err);
 #else
@@ -497,6 +648,7 @@ static void file_close(jw_exporter_t *self) {
     return;
   if (st->h != FILE_NO_HANDLE)
     os_close(st->h);
+  free(st->wbuf);
   free(st->path);
   free(st);
   self->state = NULL;
@@ -510,6 +662,7 @@ const jw_exporter_vtable_t jw_exporter_file = {
     .name = "file",
     .init = file_init,
     .export_line = file_export,
+    .export_lines = file_export_lines,
     .flush = file_flush,
     .close = file_close,
     .check = file_check,

@@ -342,6 +342,60 @@ static DWORD write_gap(reader_t *r, jw__gap_t *g, OVERLAPPED *ro, char *rbuf, DW
   return e;
 }
 
+/* The bytes a reader's thread writes with one WriteFile: whole lines,
+ * each sealed with the reader's chain in a sealed run. */
+typedef struct {
+  char *p;
+  size_t len, cap;
+} out_t;
+
+/* Appends one line to o, sealed when the run seals (the chain moves on;
+ * reader_flush commits or aborts it with the write). 0 or a Win32 error. */
+static DWORD reader_append(reader_t *r, out_t *o, const char *data, size_t len, int end) {
+  const jw_seal_t *root = r->ps->self->seal;
+  char *sealed = NULL;
+  size_t slen = 0;
+  if (root != NULL && r->seal == NULL && jw_seal_child(root, (unsigned long)r->id, &r->seal) != 0)
+    return ERROR_NOT_ENOUGH_MEMORY;
+  if (r->seal != NULL) {
+    if (jw_seal_line(r->seal, data, len, end ? JW_SEAL_END : 0, &sealed, &slen) != 0)
+      return ERROR_NOT_ENOUGH_MEMORY;
+    data = sealed;
+    len = slen;
+  }
+  if (o->len + len > o->cap) {
+    size_t cap = o->cap ? o->cap : PIPE_OUT_BYTES;
+    char *n;
+    while (cap < o->len + len)
+      cap *= 2;
+    n = realloc(o->p, cap);
+    if (n == NULL) {
+      free(sealed);
+      return ERROR_NOT_ENOUGH_MEMORY;
+    }
+    o->p = n;
+    o->cap = cap;
+  }
+  memcpy(o->p + o->len, data, len);
+  o->len += len;
+  free(sealed);
+  return 0;
+}
+
+/* Writes what o holds in one go; the seal chain is committed when it was
+ * written, else rolled back. 0 or the error that ended the reader. */
+static DWORD reader_flush(reader_t *r, out_t *o, OVERLAPPED *ro, char *rbuf, DWORD rsize) {
+  DWORD e = o->len > 0 ? write_all(r, o->p, o->len, ro, rbuf, rsize) : 0;
+  if (r->seal != NULL) {
+    if (e == 0)
+      jw_seal_commit(r->seal);
+    else
+      jw_seal_abort(r->seal);
+  }
+  o->len = 0;
+  return e;
+}
+
 static void reader_main(void *arg) {
   reader_t *r = arg;
   pipe_state_t *ps = r->ps;
@@ -349,8 +403,11 @@ static void reader_main(void *arg) {
   char rbuf[256];
   jw__gap_t gap = {0, 0, 0, NULL};
   DWORD gone = 0; /* the Win32 error that ended this reader */
+  jw__lineq_t batch;
+  out_t out = {NULL, 0, 0};
 
   memset(&ro, 0, sizeof(ro));
+  memset(&batch, 0, sizeof(batch));
   ro.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
   r->wev = CreateEventW(NULL, TRUE, FALSE, NULL);
   gone =
@@ -358,11 +415,14 @@ static void reader_main(void *arg) {
   while (!gone) {
     jw__line_t *it;
     int closing;
+    /* Everything queued for it in one take, written with as few
+     * WriteFile calls as the pipe's buffer allows (one per
+     * PIPE_OUT_BYTES): under Wine each is a round trip to the server. */
     jw__mutex_lock(&ps->lock);
-    it = jw__lineq_pop(&r->q);
+    jw__lineq_take(&r->q, &batch);
     closing = ps->closing;
     jw__mutex_unlock(&ps->lock);
-    if (it == NULL) {
+    if (batch.head == NULL) {
       HANDLE hs[2] = {r->wake, ro.hEvent};
       DWORD w;
       if (closing)
@@ -374,25 +434,32 @@ static void reader_main(void *arg) {
         gone = GetLastError();
       continue;
     }
-    if (it->gap_count > 0) {
-      jw__gap_add(&gap, it->gap_from, it->seq, it->gap_count, it->gap_reason);
-      free(it);
-      continue;
-    }
-    if (gap.count > 0) {
-      char *line = NULL;
-      size_t len = 0;
-      if (render_gap(r, &gap, &line, &len) == 0) {
-        gone = reader_write(r, line, len, 0, &ro, rbuf, sizeof(rbuf));
-        free(line);
+    while (!gone && (it = jw__lineq_pop(&batch)) != NULL) {
+      if (it->gap_count > 0) {
+        jw__gap_add(&gap, it->gap_from, it->seq, it->gap_count, it->gap_reason);
+        free(it);
+        continue;
       }
-      gap.count = 0;
+      if (gap.count > 0) {
+        char *line = NULL;
+        size_t len = 0;
+        if (render_gap(r, &gap, &line, &len) == 0) {
+          gone = reader_append(r, &out, line, len, 0);
+          free(line);
+        }
+        gap.count = 0;
+      }
+      if (!gone)
+        gone = reader_append(r, &out, it->data, it->len, it->kind == JW_EVENT_JOB_END);
+      free(it);
+      if (!gone && out.len >= PIPE_OUT_BYTES)
+        gone = reader_flush(r, &out, &ro, rbuf, sizeof(rbuf));
     }
     if (!gone)
-      gone =
-          reader_write(r, it->data, it->len, it->kind == JW_EVENT_JOB_END, &ro, rbuf, sizeof(rbuf));
-    free(it);
+      gone = reader_flush(r, &out, &ro, rbuf, sizeof(rbuf));
   }
+  jw__lineq_clear(&batch);
+  free(out.p);
   if (!gone && gap.count > 0) /* lost at the very end: still said */
     gone = write_gap(r, &gap, &ro, rbuf, sizeof(rbuf));
   if (ro.hEvent != NULL) {
@@ -682,20 +749,18 @@ fail:
   return rc;
 }
 
-static int pipe_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
-                       jw_error_t *err) {
-  pipe_state_t *ps = self->state;
+/* One line into the replay ring and every reader's queue (ps->lock held). */
+static void queue_line(pipe_state_t *ps, uint64_t seq, jw_event_kind_t kind, const char *line,
+                       size_t len) {
   reader_t *r;
-  (void)err;
-  jw__mutex_lock(&ps->lock);
-  ps->last_seq = ev->seq;
+  ps->last_seq = seq;
   if (ps->replay > 0) {
-    jw__line_t *it = jw__line_new(ev->seq, ev->kind, line, len);
+    jw__line_t *it = jw__line_new(seq, kind, line, len);
     if (it != NULL) {
       jw__lineq_push(&ps->ring, it);
     } else {
       /* the replay shows the hole as lost, not as a late join */
-      jw__lineq_drop(&ps->ring, ev->seq, ev->seq, "out_of_memory");
+      jw__lineq_drop(&ps->ring, seq, seq, "out_of_memory");
     }
     while (ps->ring.queued > ps->replay)
       free(jw__lineq_pop(&ps->ring));
@@ -704,23 +769,54 @@ static int pipe_export(jw_exporter_t *self, const char *line, size_t len, const 
       free(jw__lineq_pop(&ps->ring));
   }
   for (r = ps->readers; r != NULL; r = r->next) {
-    size_t limit = jw__is_alert(ev->kind) ? ps->buffer * 4 : ps->buffer;
+    size_t limit = jw__is_alert(kind) ? ps->buffer * 4 : ps->buffer;
     jw__line_t *it = NULL;
     if (r->done)
       continue;
     if (r->q.queued < limit)
-      it = jw__line_new(ev->seq, ev->kind, line, len);
+      it = jw__line_new(seq, kind, line, len);
     if (it != NULL)
       jw__lineq_push(&r->q, it);
     else /* everything since what it last got: gap records included */
-      jw__lineq_drop(&r->q, r->last + 1, ev->seq,
+      jw__lineq_drop(&r->q, r->last + 1, seq,
                      r->q.queued < limit ? "out_of_memory" : "reader_slow");
-    r->last = ev->seq;
-    SetEvent(r->wake);
+    r->last = seq;
   }
+}
+
+/* Wakes every reader once (ps->lock held): after a line or a whole batch,
+ * so that a batch costs one SetEvent per reader, not one per line. */
+static void wake_readers(pipe_state_t *ps) {
+  reader_t *r;
+  for (r = ps->readers; r != NULL; r = r->next)
+    if (!r->done)
+      SetEvent(r->wake);
+}
+
+static int pipe_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
+                       jw_error_t *err) {
+  pipe_state_t *ps = self->state;
+  (void)err;
+  jw__mutex_lock(&ps->lock);
+  queue_line(ps, ev->seq, ev->kind, line, len);
+  wake_readers(ps);
   reap(ps);
   jw__mutex_unlock(&ps->lock);
   return 0;
+}
+
+static size_t pipe_export_lines(jw_exporter_t *self, const jw_line_ref_t *lines, size_t n,
+                                jw_error_t *err) {
+  pipe_state_t *ps = self->state;
+  size_t i;
+  (void)err;
+  jw__mutex_lock(&ps->lock);
+  for (i = 0; i < n; i++)
+    queue_line(ps, lines[i].seq, lines[i].kind, lines[i].line, lines[i].len);
+  wake_readers(ps);
+  reap(ps);
+  jw__mutex_unlock(&ps->lock);
+  return n;
 }
 
 static void pipe_close(jw_exporter_t *self) {
@@ -788,6 +884,7 @@ const jw_exporter_vtable_t jw_exporter_pipe = {
     .name = "pipe",
     .init = pipe_init,
     .export_line = pipe_export,
+    .export_lines = pipe_export_lines,
     .close = pipe_close,
     .check = pipe_check,
     .seals_itself = 1, /* one chain per reader */

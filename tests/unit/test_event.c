@@ -13,6 +13,7 @@
 #include "event_names.h"
 #include "rule_catalog.h"
 #include "harness.h"
+#include "internal.h"
 #include "jobwarden.h"
 
 /* 2026-11-23T09:11:05.123456Z; event n of the file is n-1 seconds later. */
@@ -44,6 +45,30 @@ static void init_event(jw_event_t *ev, jw_event_kind_t kind, const char *rule, c
   strcpy(ev->message, message);
 }
 
+/* jw_event_render_line (the direct renderer) with the reference of the
+ * same event beside it (jw__event_render_jansson: jansson's object and
+ * dump): every line this test renders is compared byte for byte, and the
+ * result codes must agree. */
+static int render_line(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
+                       uint64_t time_us, char **out, size_t *out_len) {
+  char *ref = NULL;
+  size_t ref_len = 0;
+  int rc = jw_event_render_line(ev, run, seq, time_us, out, out_len);
+  int ref_rc = jw__event_render_jansson(ev, run, seq, time_us, out ? &ref : NULL, &ref_len);
+  jw_test_checks++;
+  if (rc != ref_rc ||
+      (rc == 0 && out_len != NULL && (*out_len != ref_len || memcmp(*out, ref, ref_len) != 0))) {
+    jw_test_failures++;
+    fprintf(stderr,
+            "direct renderer differs from the reference (rc %d / %d)\n  direct: %.*s\n  jansson: "
+            "%.*s\n",
+            rc, ref_rc, rc == 0 && out_len ? (int)*out_len : 0, rc == 0 && out ? *out : "",
+            (int)ref_len, ref ? ref : "");
+  }
+  free(ref);
+  return rc;
+}
+
 /* The line parses back, and dumping the parsed object gives the same bytes
  * (compact, same key order: nothing is lost or reordered). */
 static void check_reparse(const char *line, size_t len, int lineno) {
@@ -71,7 +96,7 @@ static char *emit(const jw_event_t *ev, const char *want, int lineno) {
   char *line = NULL;
   size_t len = 0;
   uint64_t seq = next_seq++;
-  int rc = jw_event_render_line(ev, &run, seq, T0 + (seq - 1) * 1000000, &line, &len);
+  int rc = render_line(ev, &run, seq, T0 + (seq - 1) * 1000000, &line, &len);
   jw_test_checks++;
   if (rc != 0 || line == NULL) {
     jw_test_failures++;
@@ -506,7 +531,7 @@ static void test_lines(void) {
     init_event(&ev, JW_EVENT_NOTICE, "unknown_job_message", "observed", "monitor", JW_SEV_INFO,
                "jobwarden", "caf\xC3 \xE2\x82");
     line = NULL;
-    CHECK_INT(jw_event_render_line(&ev, &run, seq, T0 + (seq - 1) * 1000000, &line, &len), 0);
+    CHECK_INT(render_line(&ev, &run, seq, T0 + (seq - 1) * 1000000, &line, &len), 0);
     CHECK_STR(line, want);
     if (line != NULL) {
       check_reparse(line, len, __LINE__);
@@ -815,7 +840,7 @@ static void test_edges(void) {
   init_event(&ev, JW_EVENT_NOTICE, "bad_\x80", "observed\xF5", "monitor", JW_SEV_INFO, "jobwarden",
              "m");
   line = NULL;
-  CHECK_INT(jw_event_render_line(&ev, &run, 1, 0, &line, &len), 0);
+  CHECK_INT(render_line(&ev, &run, 1, 0, &line, &len), 0);
   CHECK(line != NULL && strstr(line, ",\"rule\":\"bad_\xEF\xBF\xBD\",\"action\":\"observed"
                                      "\xEF\xBF\xBD\",") != NULL);
   free(line);
@@ -823,7 +848,7 @@ static void test_edges(void) {
   init_event(&ev, (jw_event_kind_t)42, NULL, NULL, NULL, (jw_severity_t)9, NULL, "m");
   ev.has_limit = 1;
   line = NULL;
-  CHECK_INT(jw_event_render_line(&ev, &run, UINT64_MAX, 0, &line, &len), 0);
+  CHECK_INT(render_line(&ev, &run, UINT64_MAX, 0, &line, &len), 0);
   CHECK_STR(line, "{\"schema_version\":\"2.0.0\",\"event\":\"unknown\","
                   "\"seq\":9223372036854775807,"
                   "\"@timestamp\":\"1970-01-01T00:00:00.000000Z\","
@@ -847,7 +872,7 @@ static void test_edges(void) {
     memset(full.host, 'h', sizeof(full.host));
     init_event(&ev, JW_EVENT_NOTICE, "r", "observed", "monitor", JW_SEV_LOW, "jobwarden", "m");
     line = NULL;
-    CHECK_INT(jw_event_render_line(&ev, &full, 1, 0, &line, &len), 0);
+    CHECK_INT(render_line(&ev, &full, 1, 0, &line, &len), 0);
     strcpy(want, "\"host\":{\"name\":\"");
     memset(want + 16, 'h', 256);
     strcpy(want + 16 + 256,
@@ -875,10 +900,10 @@ static void test_edges(void) {
 
   /* Bad arguments. */
   line = (char *)1;
-  CHECK_INT(jw_event_render_line(NULL, &run, 1, 0, &line, &len), JW_EINVAL);
+  CHECK_INT(render_line(NULL, &run, 1, 0, &line, &len), JW_EINVAL);
   CHECK(line == NULL);
-  CHECK_INT(jw_event_render_line(&ev, NULL, 1, 0, &line, &len), JW_EINVAL);
-  CHECK_INT(jw_event_render_line(&ev, &run, 1, 0, NULL, &len), JW_EINVAL);
+  CHECK_INT(render_line(&ev, NULL, 1, 0, &line, &len), JW_EINVAL);
+  CHECK_INT(render_line(&ev, &run, 1, 0, NULL, &len), JW_EINVAL);
   CHECK(jw_event_to_json(NULL, &run, 1, 0) == NULL);
 
   /* Without has_process the image is not rendered, counted or not. */
@@ -887,7 +912,7 @@ static void test_edges(void) {
   ev.process.image_len = 3;
   ev.process.image_truncated = 1;
   line = NULL;
-  CHECK_INT(jw_event_render_line(&ev, &run, 1, 0, &line, &len), 0);
+  CHECK_INT(render_line(&ev, &run, 1, 0, &line, &len), 0);
   CHECK(line != NULL && strstr(line, "\"process\"") == NULL && strstr(line, "a\\u0000b") == NULL &&
         strstr(line, "image_truncated") == NULL);
   free(line);

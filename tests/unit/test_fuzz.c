@@ -420,11 +420,74 @@ static void fuzz_render(int rounds) {
     ev.process.n_unavailable = rnd() % 2;
     memcpy(ev.message, s1, l1 < sizeof(ev.message) - 1 ? l1 : sizeof(ev.message) - 1);
     ev.message[sizeof(ev.message) - 1] = 0;
+    /* The rest of what an event can carry, hostile where it can be. */
+    if (rnd() % 2) {
+      ev.kind = JW_EVENT_VIOLATION;
+      ev.rule = rnd() % 2 ? "active_processes" : s2;
+      ev.action = rnd() % 2 ? "blocked" : s3;
+      ev.enforcer = s1;
+      ev.tags[0] = rnd() % 2 ? "attack.t1055" : s3;
+      ev.tags[1] = rnd() % 2 ? s1 : NULL;
+      ev.has_limit = 1;
+      ev.limit_name = s2;
+      ev.limit_unit = "processes";
+      ev.limit_configured = rnd() % 2 ? rnd() : 0;
+      ev.has_limit_observed = (int)(rnd() % 2);
+      ev.limit_observed = (uint64_t)rnd() << 33;
+      ev.limit_observed_source = rnd() % 2 ? "accounting" : NULL;
+      memcpy(ev.limit_unavailable, s3,
+             l3 < sizeof(ev.limit_unavailable) ? l3 : sizeof(ev.limit_unavailable));
+      ev.limit_unavailable_where = rnd() % 2 ? "QueryInformationJobObject" : NULL;
+      ev.has_limit_unavailable_error = (int)(rnd() % 2);
+      ev.limit_unavailable_error = rnd();
+    }
+    ev.process.sha256 = rnd() % 2 ? s3 : NULL;
+    ev.process.pe_company = rnd() % 2 ? s1 : NULL;
+    ev.process.pe_product = rnd() % 3 == 0 ? "" : NULL;
+    ev.process.has_code_signature = (int)(rnd() % 2);
+    ev.process.cs_status = rnd() % 2 ? s2 : NULL;
+    ev.process.cs_subject_name = s3;
+    ev.process.has_parent = (int)(rnd() % 2);
+    ev.process.parent_pid = rnd();
+    ev.process.parent_create_time = rnd() % 2 ? rnd() : 0;
+    ev.process.has_cpu = ev.process.has_io = ev.process.has_peak_working_set = (int)(rnd() % 2);
+    ev.process.cpu_user_100ns = (uint64_t)rnd() << 40;
+    ev.process.io_read_bytes = UINT64_MAX - rnd();              /* clamped at INT64_MAX */
+    ev.process.unavailable[1].field = rnd() % 2 ? "io" : "cpu"; /* "cpu": a repeated key */
+    ev.process.unavailable[1].reason = s1;
+    if (ev.process.n_unavailable == 1 && rnd() % 2)
+      ev.process.n_unavailable = 2;
+    if (rnd() % 2) {
+      json_t *x = json_object();
+      json_object_set_new(x, "hostile", json_stringn(s1, l1)); /* NULL when invalid: not set */
+      json_object_set_new(x, rnd() % 2 ? "seq" : "gap", json_integer((json_int_t)rnd()));
+      json_object_set_new(x, "n", json_real(rnd() / 7.0));
+      ev.extra = x;
+    }
     CHECK_INT(jw_event_render_line(&ev, &run, 1 + (uint64_t)i, jw_now_us(), &line, &len), 0);
     CHECK(line != NULL && len > 0 && line[len - 1] == '\n' && memchr(line, '\n', len - 1) == NULL);
     back = line ? json_loadb(line, len, JSON_ALLOW_NUL, &e) : NULL;
     CHECK(back != NULL && json_is_object(back));
     json_decref(back);
+    /* The direct renderer against the reference, byte for byte. */
+    {
+      char *ref = NULL;
+      size_t ref_len = 0;
+      uint64_t t = jw_now_us();
+      free(line);
+      line = NULL;
+      CHECK_INT(jw_event_render_line(&ev, &run, 1 + (uint64_t)i, t, &line, &len), 0);
+      CHECK_INT(jw__event_render_jansson(&ev, &run, 1 + (uint64_t)i, t, &ref, &ref_len), 0);
+      jw_test_checks++;
+      if (line == NULL || ref == NULL || len != ref_len || memcmp(line, ref, len) != 0) {
+        jw_test_failures++;
+        fprintf(stderr,
+                "render: direct and reference differ at input %d\n  direct:  %.*s  jansson: %.*s",
+                i, line ? (int)len : 0, line ? line : "", ref ? (int)ref_len : 0, ref ? ref : "");
+      }
+      free(ref);
+    }
+    json_decref((json_t *)ev.extra);
     free(line);
   }
   printf("rendered events: %d inputs\n", rounds);

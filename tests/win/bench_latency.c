@@ -3,9 +3,16 @@
  * port) until the whole line has been read (a) by a reader that follows the
  * event file and (b) by a reader of a pipe: exporter: monitor thread,
  * rendering, the queues, each sink's writer thread, the file / the pipe.
- * One packet at a time (the next is posted once both lines were read), so
- * each figure is the latency of an idle pipeline. Prints p50 / p99 / max.
- * Usage: bench_latency.exe DIR [N] (default 10000). See docs/performance.md. */
+ * Coalescing is off: every packet is one violation line.
+ *   idle   N packets one at a time (the next is posted once both lines were
+ *          read): the latency of an idle pipeline;
+ *   burst  BURST packets posted back to back by another thread while the
+ *          readers read: packet i's latency is from its post until the
+ *          i-th new line was read.
+ * Prints p50 / p99 / max of each. Violations are flushed to disk by group
+ * commit (JW_SYNC_BOUND_MS), not per line, so the flush is not in the path.
+ * Usage: bench_latency.exe DIR [N [BURST]] (defaults 10000, 5000). See
+ * docs/performance.md. */
 #include <process.h>
 
 #include "rig.h"
@@ -22,62 +29,195 @@ static int cmp(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* Microseconds since 1970 on the clock of the lines' "emitted" (the
+ * system's precise time). */
+static double sys_us(void) {
+  FILETIME ft;
+  GetSystemTimePreciseAsFileTime(&ft);
+  return (double)((((uint64_t)ft.dwHighDateTime << 32) | ft.dwLowDateTime) -
+                  116444736000000000ull) /
+         10.0;
+}
+
+/* A line's "emitted" in microseconds since 1970, or -1. */
+static double emitted_us(const char *line, size_t len) {
+  static const char key[] = "\"emitted\":\"";
+  const char *p = NULL;
+  size_t i;
+  unsigned y, mo, d, h, mi, sec, us;
+  SYSTEMTIME st;
+  FILETIME ft;
+  for (i = 0; i + sizeof(key) - 1 + 27 <= len && p == NULL; i++)
+    if (memcmp(line + i, key, sizeof(key) - 1) == 0)
+      p = line + i + sizeof(key) - 1;
+  if (p == NULL || sscanf(p, "%4u-%2u-%2uT%2u:%2u:%2u.%6uZ", &y, &mo, &d, &h, &mi, &sec, &us) != 7)
+    return -1;
+  memset(&st, 0, sizeof(st));
+  st.wYear = (WORD)y;
+  st.wMonth = (WORD)mo;
+  st.wDay = (WORD)d;
+  st.wHour = (WORD)h;
+  st.wMinute = (WORD)mi;
+  st.wSecond = (WORD)sec;
+  if (!SystemTimeToFileTime(&st, &ft))
+    return -1;
+  return (double)((((uint64_t)ft.dwHighDateTime << 32) | ft.dwLowDateTime) -
+                  116444736000000000ull) /
+             10.0 +
+         us;
+}
+
+/* One reader's stream: lines counted; while emit_lat is set, line
+ * base + k's time from its "emitted" (its seq was taken: the monitor has
+ * decided) until it was read goes to emit_lat[k] — the pipeline's own
+ * share of the latency, apart from the monitor's. */
+typedef struct {
+  long have;
+  char part[16384]; /* the line read so far */
+  size_t plen;
+  int overflow; /* the line is longer than part: counted, not measured */
+  double *emit_lat;
+  long base, cap;
+} stream_t;
+
 /* Reads what is there without blocking (a file at its end, or a pipe with
  * nothing to read, gives 0) and counts the lines. -1 on error. */
-static int poll_lines(HANDLE h, int is_pipe, long *have) {
-  char buf[65536];
+static int poll_lines(HANDLE h, int is_pipe, stream_t *s) {
+  static char buf[65536];
   DWORD got = 0, avail = 0, i;
+  double now = 0;
   if (is_pipe && (!PeekNamedPipe(h, NULL, 0, NULL, &avail, NULL)))
     return -1;
   if (is_pipe && avail == 0)
     return 0;
   if (!ReadFile(h, buf, is_pipe && avail < sizeof(buf) ? avail : sizeof(buf), &got, NULL))
     return -1;
-  for (i = 0; i < got; i++)
-    if (buf[i] == '\n')
-      (*have)++;
+  if (s->emit_lat != NULL)
+    now = sys_us();
+  for (i = 0; i < got; i++) {
+    if (buf[i] != '\n') {
+      if (s->plen < sizeof(s->part))
+        s->part[s->plen++] = buf[i];
+      else
+        s->overflow = 1;
+      continue;
+    }
+    if (s->emit_lat != NULL && s->have >= s->base && s->have - s->base < s->cap) {
+      double e = s->overflow ? -1 : emitted_us(s->part, s->plen);
+      s->emit_lat[s->have - s->base] = e < 0 ? -1 : now - e;
+    }
+    s->have++;
+    s->plen = 0;
+    s->overflow = 0;
+  }
   return 0;
 }
 
 /* Waits until the file holds `want` lines and the pipe reader has read as
  * many; stores when each got there. */
-static int wait_both(HANDLE file, HANDLE pipe, long want, long *have_f, long *have_p, double t0,
+static int wait_both(HANDLE file, HANDLE pipe, long want, stream_t *f, stream_t *p, double t0,
                      double *lat_f, double *lat_p) {
-  *lat_f = *have_f >= want ? 0 : -1;
-  *lat_p = *have_p >= want ? 0 : -1;
+  *lat_f = f->have >= want ? 0 : -1;
+  *lat_p = p->have >= want ? 0 : -1;
   while (*lat_f < 0 || *lat_p < 0) {
-    if (*lat_f < 0 && poll_lines(file, 0, have_f) != 0)
+    if (*lat_f < 0 && poll_lines(file, 0, f) != 0)
       return -1;
-    if (*lat_f < 0 && *have_f >= want)
+    if (*lat_f < 0 && f->have >= want)
       *lat_f = now_us() - t0;
-    if (*lat_p < 0 && poll_lines(pipe, 1, have_p) != 0)
+    if (*lat_p < 0 && poll_lines(pipe, 1, p) != 0)
       return -1;
-    if (*lat_p < 0 && *have_p >= want)
+    if (*lat_p < 0 && p->have >= want)
       *lat_p = now_us() - t0;
     YieldProcessor();
   }
   return 0;
 }
 
+typedef struct {
+  HANDLE port;
+  ULONG_PTR key;
+  int n;
+  volatile double *posted; /* when packet i was posted (set before the post) */
+} burst_t;
+
+static unsigned __stdcall post_burst(void *arg) {
+  burst_t *b = arg;
+  int i;
+  for (i = 0; i < b->n; i++) {
+    b->posted[i] = now_us();
+    MemoryBarrier();
+    PostQueuedCompletionStatus(b->port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, b->key, NULL);
+  }
+  return 0;
+}
+
+/* Reads both streams until each holds `base + n` lines; the k-th new line
+ * of a stream gives packet k's latency in that stream. */
+static int read_burst(HANDLE file, HANDLE pipe, long base, int n, stream_t *f, stream_t *p,
+                      volatile double *posted, double *lat_f, double *lat_p) {
+  while (f->have < base + n || p->have < base + n) {
+    long before_f = f->have, before_p = p->have, k;
+    double t;
+    if (f->have < base + n && poll_lines(file, 0, f) != 0)
+      return -1;
+    if (p->have < base + n && poll_lines(pipe, 1, p) != 0)
+      return -1;
+    t = now_us();
+    MemoryBarrier();
+    for (k = before_f; k < f->have && k < base + n; k++)
+      lat_f[k - base] = t - posted[k - base];
+    for (k = before_p; k < p->have && k < base + n; k++)
+      lat_p[k - base] = t - posted[k - base];
+    YieldProcessor();
+  }
+  return 0;
+}
+
+/* p50 / p99 / max of the n values that are >= 0 (a line that could not be
+ * measured is -1). */
+static void report(const char *what, double *lat, int n) {
+  int k = 0, i;
+  for (i = 0; i < n; i++)
+    if (lat[i] >= 0)
+      lat[k++] = lat[i];
+  if (k == 0)
+    return;
+  qsort(lat, (size_t)k, sizeof(double), cmp);
+  printf("  %-40s p50 %6.0f us   p99 %6.0f us   max %7.0f us\n", what, lat[k / 2],
+         lat[(size_t)k * 99 / 100], lat[k - 1]);
+}
+
 int main(int argc, char **argv) {
   const char *dir = argc > 1 ? argv[1] : ".";
   int n = argc > 2 ? atoi(argv[2]) : 10000, i;
+  int burst = argc > 3 ? atoi(argv[3]) : 5000;
   rig_t r;
   jw_policy_t p;
   const char *args[] = {"sleep", "600000"};
-  double *lat, *lat_pipe, ignore_f, ignore_p;
+  double *lat, *lat_pipe, *blat, *blat_pipe, *elat, *elat_pipe, ignore_f, ignore_p;
+  volatile double *posted;
   wchar_t wpath[1100];
-  HANDLE h, pipe;
-  long have = 0, have_pipe = 0;
+  HANDLE h, pipe, t;
+  static stream_t fs, ps;
+  burst_t b;
 
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
   lat = calloc((size_t)n, sizeof(double));
   lat_pipe = calloc((size_t)n, sizeof(double));
+  blat = calloc((size_t)burst, sizeof(double));
+  blat_pipe = calloc((size_t)burst, sizeof(double));
+  posted = calloc((size_t)burst, sizeof(double));
+  elat = calloc((size_t)n + (size_t)burst, sizeof(double));
+  elat_pipe = calloc((size_t)n + (size_t)burst, sizeof(double));
   jw_policy_init(&p);
   jw_policy_set(&p, "active_processes", "4", "bench", NULL);
-  if (lat == NULL || lat_pipe == NULL ||
-      rig_start_ex(&r, dir, "bench-latency", &p, args, 2, "pipe:jw-bench-latency") != 0)
+  /* Every packet its own line: a repeat inside the window would be
+   * counted into a summary written when the window closes. */
+  jw_policy_set(&p, "coalesce_window", "off", "bench", NULL);
+  if (lat == NULL || lat_pipe == NULL || blat == NULL || blat_pipe == NULL || posted == NULL ||
+      elat == NULL || elat_pipe == NULL ||
+      rig_start_ex(&r, dir, "bench-latency", &p, args, 2, "pipe:jw-bench-latency,buffer=8192") != 0)
     return 1;
   pipe =
       CreateFileW(L"\\\\.\\pipe\\jw-bench-latency", GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
@@ -89,26 +229,43 @@ int main(int argc, char **argv) {
   if (h == INVALID_HANDLE_VALUE)
     return 1;
   Sleep(300);
-  if (wait_both(h, pipe, (long)jw_emitter_count(r.em), &have, &have_pipe, now_us(), &ignore_f,
-                &ignore_p) != 0)
+  if (wait_both(h, pipe, (long)jw_emitter_count(r.em), &fs, &ps, now_us(), &ignore_f, &ignore_p) !=
+      0)
     return 1;
+  fs.emit_lat = elat;
+  ps.emit_lat = elat_pipe;
+  fs.base = fs.have;
+  ps.base = ps.have;
+  fs.cap = ps.cap = n + burst;
   for (i = 0; i < n; i++) {
     double t0 = now_us();
     PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, r.job.key_job,
                                NULL);
-    if (wait_both(h, pipe, have + 1, &have, &have_pipe, t0, &lat[i], &lat_pipe[i]) != 0)
+    if (wait_both(h, pipe, fs.have + 1, &fs, &ps, t0, &lat[i], &lat_pipe[i]) != 0)
       return 1;
   }
+  b.port = r.job.port;
+  b.key = r.job.key_job;
+  b.n = burst;
+  b.posted = posted;
+  t = (HANDLE)_beginthreadex(NULL, 0, post_burst, &b, 0, NULL);
+  if (t == NULL || read_burst(h, pipe, fs.have, burst, &fs, &ps, posted, blat, blat_pipe) != 0)
+    return 1;
+  WaitForSingleObject(t, INFINITE);
+  CloseHandle(t);
   CloseHandle(h);
   TerminateProcess(r.child.process, 0);
   json_decref(rig_finish(&r));
   CloseHandle(pipe);
-  qsort(lat, (size_t)n, sizeof(double), cmp);
-  qsort(lat_pipe, (size_t)n, sizeof(double), cmp);
-  printf("packet -> line read, %d packets one at a time:\n", n);
-  printf("  from the file:       p50 %.0f us   p99 %.0f us   max %.0f us\n", lat[n / 2],
-         lat[(size_t)n * 99 / 100], lat[n - 1]);
-  printf("  from a pipe: reader: p50 %.0f us   p99 %.0f us   max %.0f us\n", lat_pipe[n / 2],
-         lat_pipe[(size_t)n * 99 / 100], lat_pipe[n - 1]);
+  printf("packet -> line read, %d packets one at a time (idle pipeline):\n", n);
+  report("from the file:", lat, n);
+  report("from a pipe: reader:", lat_pipe, n);
+  report("emitted -> read, file:", elat, n);
+  report("emitted -> read, pipe: reader:", elat_pipe, n);
+  printf("packet -> line read, a burst of %d packets posted back to back:\n", burst);
+  report("from the file:", blat, burst);
+  report("from a pipe: reader:", blat_pipe, burst);
+  report("emitted -> read, file:", elat + n, burst);
+  report("emitted -> read, pipe: reader:", elat_pipe + n, burst);
   return 0;
 }
