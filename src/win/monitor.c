@@ -174,6 +174,7 @@ static unsigned __stdcall monitor_main(void *arg) {
     }
     InterlockedIncrement(&m->wakeups);
     activity = 0;
+    m->acc_seen_valid = 0;
     for (i = 0; i < n; i++) {
       ULONG_PTR key = ents[i].lpCompletionKey;
       ULONG_PTR value = (ULONG_PTR)ents[i].lpOverlapped;

@@ -242,8 +242,13 @@ struct jw_monitor_s {
   size_t n_pending;
   ULONGLONG recheck_tick; /* when the pending pids are looked at again; 0 = none */
   DWORD looked_total;     /* the accounting's TotalProcesses at the last look at the list */
-  uint32_t exit_posts;    /* JW_CTRL_EXITED packets for processes already reported */
-  lost_t lost[LOST_MAX];  /* of the gap record being gathered */
+  /* The job's accounting as a limit message of this wake-up read it
+   * (monitor_limits.c), for jw__mon_check_members after the batch: one
+   * query less per packet. Cleared at every wake-up. */
+  JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acc_seen;
+  int acc_seen_valid;
+  uint32_t exit_posts;   /* JW_CTRL_EXITED packets for processes already reported */
+  lost_t lost[LOST_MAX]; /* of the gap record being gathered */
   size_t n_lost;
   uint64_t lost_total;
   void *idlist; /* answer buffer of JobObjectBasicProcessIdList */

@@ -141,6 +141,8 @@ static void measure_accounting(jw_monitor_t *m, int cpu, measure_t *mv) {
     call_failed(mv, Q_ACCOUNTING, GetLastError());
     return;
   }
+  m->acc_seen = acc;
+  m->acc_seen_valid = 1;
   if (!cpu) {
     measured(mv, acc.ActiveProcesses, "JobObjectBasicAccountingInformation.ActiveProcesses");
   } else if (acc.TotalUserTime.QuadPart <= 0) {

@@ -141,8 +141,13 @@ void jw__mon_check_members(jw_monitor_t *m) {
   if (m->stats.job_end_emitted)
     return;
   memset(&acc, 0, sizeof(acc));
-  have = QueryInformationJobObject(m->job->job, JobObjectBasicAccountingInformation, &acc,
-                                   sizeof(acc), NULL) != 0;
+  if (m->acc_seen_valid) {
+    acc = m->acc_seen; /* read by a limit message of this batch */
+    have = 1;
+  } else {
+    have = QueryInformationJobObject(m->job->job, JobObjectBasicAccountingInformation, &acc,
+                                     sizeof(acc), NULL) != 0;
+  }
   if (have && acc.ActiveProcesses + m->n_grace < m->n_live) {
     /* Fewer members run than the monitor thinks, beyond those whose exit
      * it awaits: an exit it was not told of (its message and its
