@@ -343,14 +343,24 @@ static void test_idle(void) {
   }
 }
 
+static void test_tree_none(void) {
+  test_tree("none");
+}
+
+static void test_tree_lockdown(void) {
+  test_tree("lockdown");
+}
+
+/* Runnable one by one: `win_monitor.exe DATA EVENTS --case idle`. */
+static const jw_test_case_t cases[] = {
+    {"tree_none", test_tree_none, 60}, {"tree_lockdown", test_tree_lockdown, 60},
+    {"crashes", test_crashes, 60},     {"terminate_job", test_terminate_job, 60},
+    {"idle", test_idle, 60},
+};
+
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
   g_dir = argc > 2 ? argv[2] : ".";
-  test_tree("none");
-  test_tree("lockdown");
-  test_crashes();
-  test_terminate_job();
-  test_idle();
-  return jw_test_result("monitor_real");
+  return jw_test_run_cases("monitor_real", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }
