@@ -705,8 +705,9 @@ int jw_emitter_settle(jw_emitter_t *em, uint32_t timeout_ms) {
       jw__spool_stats_t st;
       busy += k->started && !k->finished && (k->q.head != NULL || k->busy);
       /* A network sink has delivered what it holds, or knows (and has
-       * said) that its collector is away. */
-      if (jw__spool_stats(k->exp, &st) == 0 && st.pending > 0 && !st.down)
+       * said: its notice is written, not being written) that its
+       * collector is away. */
+      if (jw__spool_stats(k->exp, &st) == 0 && ((st.pending > 0 && !st.down) || st.noticing))
         spool_busy = 1;
     }
     /* A line whose seq is reserved and that is being rendered is as good

@@ -72,6 +72,10 @@ struct jw_spool_s {
   uint64_t appended, delivered, adopted, adopted_sent;
   uint64_t undeliverable; /* lines the exporter said it can never deliver (skipped) */
   int down;
+  /* A notice (sink_unreachable / sink_recovered) is being written: the
+   * spool is not settled until it is in the stream (jw__spool_stats), so
+   * that job_end, which waits for settled sinks, comes after it. */
+  int noticing;
   uint64_t down_since_us, retry_at_us, backoff_ms, attempts_failed;
   uint64_t cursor_at_us;
   char last_error[300];
@@ -381,6 +385,7 @@ static void on_failure(jw_spool_t *sp, const jw_error_t *err) {
     extra = json_pack("{s:{s:s,s:s,s:I,s:I}}", "delivery", "exporter", sp->exp->spec, "spool",
                       sp->own ? sp->own->path : sp->root, "pending", (json_int_t)pending,
                       "win32_error", (json_int_t)err->sys_error);
+    sp->noticing++;
     jw__mutex_unlock(&sp->lock);
     notice(sp->exp, "sink_unreachable", JW_SEV_MEDIUM, extra,
            "exporter '%.200s' cannot deliver: %.200s; %llu line(s) wait in its spool and go out "
@@ -388,6 +393,7 @@ static void on_failure(jw_spool_t *sp, const jw_error_t *err) {
            sp->exp->spec, sp->last_error, (unsigned long long)pending,
            (unsigned long long)sp->exp->delivery.retry_max_ms);
     jw__mutex_lock(&sp->lock);
+    sp->noticing--;
   }
 }
 
@@ -403,12 +409,14 @@ static void on_success(jw_spool_t *sp, uint64_t waited) {
                               "failed_attempts", (json_int_t)sp->attempts_failed);
     sp->down = 0;
     sp->attempts_failed = 0;
+    sp->noticing++;
     jw__mutex_unlock(&sp->lock);
     notice(sp->exp, "sink_recovered", JW_SEV_INFO, extra,
            "exporter '%.200s' delivers again after %llu ms; the %llu line(s) spooled meanwhile "
            "follow in order",
            sp->exp->spec, (unsigned long long)ms, (unsigned long long)pending);
     jw__mutex_lock(&sp->lock);
+    sp->noticing--;
   }
 }
 
@@ -904,6 +912,7 @@ int jw__spool_stats(jw_exporter_t *exp, jw__spool_stats_t *st) {
   st->pending = total_pending(sp);
   st->undeliverable = sp->undeliverable;
   st->down = sp->down;
+  st->noticing = sp->noticing > 0;
   if (sp->own != NULL)
     jw__strlcpy(st->dir, sp->own->path, sizeof(st->dir));
   jw__mutex_unlock(&sp->lock);

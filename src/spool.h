@@ -49,6 +49,7 @@ typedef struct {
   uint64_t pending;       /* lines waiting (this run's and adopted) */
   uint64_t undeliverable; /* lines skipped: the exporter can never deliver them */
   int down;               /* the last delivery attempt failed */
+  int noticing;           /* a sink_unreachable / sink_recovered is being written */
   char dir[512];          /* this run's directory ("" with flush) */
 } jw__spool_stats_t;
 /* 0 and the figures, or JW_EINVAL when exp has no spool. Any thread. */
