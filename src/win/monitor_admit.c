@@ -262,7 +262,9 @@ static void judge(jw_monitor_t *m, tracked_t *t) {
     else if (img < 0)
       t->image_rules_pending = 1; /* decided when its identity arrives */
   }
-  if (p->max_total_processes != 0 && m->stats.processes_seen > p->max_total_processes) {
+  /* Its own ordinal: other members may have been admitted while its
+   * facts were read (monitor_setup.c). */
+  if (p->max_total_processes != 0 && t->seen_no > p->max_total_processes) {
     verdict_t *v = &verdicts[n++];
     memset(v, 0, sizeof(*v));
     v->rule = "total_processes";
@@ -271,7 +273,7 @@ static void judge(jw_monitor_t *m, tracked_t *t) {
     v->limit_name = "total_processes";
     v->limit_unit = "processes";
     v->configured = p->max_total_processes;
-    v->observed = m->stats.processes_seen;
+    v->observed = t->seen_no;
   }
   /* The kernel should have refused this process (it does on Windows, and
    * then no NEW_PROCESS arrives); this kernel did not. That is a violation
@@ -427,6 +429,7 @@ static tracked_t *admit_synthetic(jw_monitor_t *m, DWORD pid, const jw__syntheti
   t->create_time = f->create_time;
   t->image = f->image != NULL ? strdup(f->image) : NULL;
   t->open_error = ERROR_INVALID_PARAMETER;
+  t->seen_no = m->stats.processes_seen;
   jw__mon_enrich_more(m, t);
   jw__mon_identity_request(m, t);
   judge(m, t);
@@ -459,15 +462,23 @@ tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *re
   }
   t->h = h; /* owner: the monitor, from here on */
   t->start_source = src == ADMIT_PORT || src == ADMIT_CONTROL ? "port" : "reconciled";
-  jw__mon_enrich(m, t);
-  if (src == ADMIT_ID_LIST || src == ADMIT_MESSAGE)
-    jw__mon_note_lost(m, "JOB_OBJECT_MSG_NEW_PROCESS", t, pid,
-                      src == ADMIT_ID_LIST ? "process_id_list" : "job_message", 1);
+  t->admit_src = src;
+  t->seen_no = m->stats.processes_seen;
+  /* Its facts now, or from the setup worker (the rest then follows in
+   * jw__mon_admit_finish). */
+  jw__mon_setup_begin(m, t);
+  return t;
+}
+
+void jw__mon_admit_finish(jw_monitor_t *m, tracked_t *t) {
+  jw__mon_link_parent(m, t);
+  if (t->admit_src == ADMIT_ID_LIST || t->admit_src == ADMIT_MESSAGE)
+    jw__mon_note_lost(m, "JOB_OBJECT_MSG_NEW_PROCESS", t, t->pid,
+                      t->admit_src == ADMIT_ID_LIST ? "process_id_list" : "job_message", 1);
   /* Its executable identity: in the start event when cached, else later. */
   jw__mon_identity_request(m, t);
   jw__mon_watch_exit(m, t);
   judge(m, t);
-  return t;
 }
 
 /* An escape is described like a member (the same reads, the same parent
