@@ -670,6 +670,8 @@ WINE_EXPECTATIONS = {
             ("wine-tamper-stolen-quit.jsonl", 1, 1),  # the forged exit_not_signaled
             ("wine-tamper-exit-signal.jsonl", 1, 1),  # the forged exit watcher's packet
             ("wine-tamper-kernel.jsonl", 1, 1),  # wine.injected.tamper
+            ("wine-setup-stalled.jsonl", 1, 1),  # wine.injected.setup: the probe while a setup stalls
+            ("wine-setup-forged.jsonl", 1, 1),  # the forged setup wake-up
             ("wine-injected-limits.jsonl", 4, 4),  # summary.forged_packets 4
         ],
     },
