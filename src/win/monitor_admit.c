@@ -436,10 +436,25 @@ static tracked_t *admit_synthetic(jw_monitor_t *m, DWORD pid, const jw__syntheti
   return t;
 }
 
+/* The monitor thread's time in one admission (stats). */
+static void admit_timed(jw_monitor_t *m, const LARGE_INTEGER *t0) {
+  LARGE_INTEGER t1, f;
+  uint64_t us;
+  QueryPerformanceCounter(&t1);
+  QueryPerformanceFrequency(&f);
+  us =
+      f.QuadPart > 0 ? (uint64_t)(t1.QuadPart - t0->QuadPart) * 1000000u / (uint64_t)f.QuadPart : 0;
+  m->stats.admissions++;
+  m->stats.admit_us_total += us;
+  if (us > m->stats.admit_us_max)
+    m->stats.admit_us_max = us;
+}
+
 tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *refused, char *why,
                          size_t why_size) {
   tracked_t *t = NULL;
   HANDLE h = NULL;
+  LARGE_INTEGER t0;
   jw__synthetic_proc_t syn;
   *refused = 0;
   /* The root (announced by jw_monitor_set_root), or a repeat; NULL (not
@@ -448,6 +463,7 @@ tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *re
     return t;
   if (synthetic_hook != NULL && synthetic_hook(pid, &syn))
     return admit_synthetic(m, pid, &syn, src);
+  QueryPerformanceCounter(&t0);
   if (!is_member(m, pid, &h, why, why_size)) {
     if (h != NULL)
       CloseHandle(h);
@@ -467,6 +483,7 @@ tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *re
   /* Its facts now, or from the setup worker (the rest then follows in
    * jw__mon_admit_finish). */
   jw__mon_setup_begin(m, t);
+  admit_timed(m, &t0);
   return t;
 }
 

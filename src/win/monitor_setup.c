@@ -121,8 +121,14 @@ static void free_req(setup_req_t *r) {
   free(r);
 }
 
+static int worker_on = 1;
+
+void jw__monitor_setup_worker(int on) {
+  worker_on = on;
+}
+
 void jw__mon_setup_start(jw_monitor_t *m) {
-  jw__mon_setup_t *s = calloc(1, sizeof(*s));
+  jw__mon_setup_t *s = worker_on ? calloc(1, sizeof(*s)) : NULL;
   if (s == NULL)
     return; /* setups then run on the monitor thread, with their waits */
   s->port = m->job->port;

@@ -233,6 +233,10 @@ void jw__monitor_synthetic_hook(jw__synthetic_fn fn);
 /* Test hook: how long a member's setup may take before it is completed
  * with what is known (monitor_setup.c; 0 restores SETUP_MAX_MS). */
 void jw__monitor_setup_limit(DWORD ms);
+/* Benchmark hook (tests/win/bench_setup.c): 0 starts monitors without the
+ * setup worker, so admission reads and retries on the monitor thread (the
+ * old way, the baseline); 1 (the default) with it. */
+void jw__monitor_setup_worker(int on);
 /* Test hooks for the measured values of limit hits: replace
  * GetProcessMemoryInfo (a PROCESS_MEMORY_COUNTERS_EX is asked for) and
  * GetProcessTimes on the process a limit message names. NULL restores
@@ -275,6 +279,11 @@ typedef struct jw_monitor_stats_s {
   uint32_t setups_async;
   uint32_t setups_deferred_packets;
   uint32_t setups_given_up;
+  /* Admissions on the monitor thread (the membership check, the first
+   * reads, and when they answered at once the rules and start event):
+   * how many, their time in all and the longest one, in microseconds. */
+  uint32_t admissions;
+  uint64_t admit_us_total, admit_us_max;
 } jw_monitor_stats_t;
 /* fn(ctx) runs on the monitor's thread just before it writes job_end
  * (after its own summaries), once: the last events of other parts of the
