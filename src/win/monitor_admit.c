@@ -503,11 +503,26 @@ void jw__mon_admit_finish(jw_monitor_t *m, tracked_t *t) {
  * jw__escape_examine (IsProcessInJob false, created in its parent's life),
  * its rule and event are monitor_escape.c's. */
 void jw__mon_admit_outside(jw_monitor_t *m, tracked_t *t, DWORD pid, HANDLE h, const char *source) {
+  static const char not_ready[] = "not read: the process was still being created when the "
+                                  "escape was found (jobwarden acts on an escape at once)";
   memset(t, 0, sizeof(*t));
   t->pid = pid;
   t->h = h; /* owner: t's holder (monitor_escape.c) */
   t->start_source = source;
-  jw__mon_enrich(m, t);
+  /* Each fact asked once: an escape is acted on now, not after retries
+   * (and the monitor never waits in a read). What did not answer yet is
+   * named. */
+  if (jw__mon_read_facts(t, 0) == JW__FACTS_WAIT) {
+    if (t->cmdline == NULL && t->cmdline_why[0] == 0)
+      jw__strlcpy(t->cmdline_why, not_ready, sizeof(t->cmdline_why));
+    if (t->user_sid == NULL && t->user_why[0] == 0)
+      jw__strlcpy(t->user_why, not_ready, sizeof(t->user_why));
+  }
+  if (!jw__mon_user_name_cached(m, t)) {
+    free(t->sid_bin); /* a user not named before: its SID without a name */
+    t->sid_bin = NULL;
+  }
+  jw__mon_link_parent(m, t);
 }
 
 void jw__mon_on_new_process_message(jw_monitor_t *m, DWORD pid) {

@@ -346,11 +346,9 @@ void jw__mon_user_name_keep(jw_monitor_t *m, tracked_t *t, char *name);
 /* t's parent inside the job: the newest entry of its parent pid created no
  * later than t; takes a reference. */
 void jw__mon_link_parent(jw_monitor_t *m, tracked_t *t);
-/* Everything at once, waiting where a process is not ready (the root on
- * the owner's thread, an escape): read_facts, the user's name, the parent. */
-void jw__mon_enrich(jw_monitor_t *m, tracked_t *t);
-/* The same for a process whose image and handle are known already (the
- * root's come from the spawn). */
+/* The root's facts on the owner's thread before the monitor runs (its
+ * image and handle come from the spawn): command line, user and its name,
+ * a memory sample, waiting where it is not ready yet. */
 void jw__mon_enrich_more(jw_monitor_t *m, tracked_t *t);
 /* The image path of t, or "(image unknown)". */
 const char *jw__mon_image_or_unknown(const tracked_t *t);
@@ -419,7 +417,8 @@ jw_rule_action_t jw__mon_effective(jw_rule_action_t a, jw_rule_action_t def);
 /* An escape (src/win/monitor_escape.c): a process the kernel says is
  * outside the job, in an entry t that is not in the process table. Gets
  * admission's description (handle h, owned by t from here on; image,
- * parent, times, command line, user) and nothing else: it does not become
+ * parent, times, command line, user; each asked once, what is not ready
+ * named unavailable) and nothing else: it does not become
  * a member (no count, no rules, no child_process event). */
 void jw__mon_admit_outside(jw_monitor_t *m, tracked_t *t, DWORD pid, HANDLE h, const char *source);
 

@@ -679,13 +679,6 @@ void jw__mon_enrich_more(jw_monitor_t *m, tracked_t *t) {
   jw__mon_link_parent(m, t);
 }
 
-void jw__mon_enrich(jw_monitor_t *m, tracked_t *t) {
-  (void)jw__mon_read_facts(t, 1);
-  if (t->sid_bin != NULL && !jw__mon_user_name_cached(m, t))
-    jw__mon_user_name_keep(m, t, jw__sid_account_name(t->sid_bin));
-  jw__mon_link_parent(m, t);
-}
-
 static void unavailable(jw_process_info_t *p, const char *field, const char *why) {
   if (why != NULL && why[0] != 0 && p->n_unavailable < JW_UNAVAILABLE_MAX) {
     p->unavailable[p->n_unavailable].field = field;
