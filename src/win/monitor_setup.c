@@ -47,6 +47,7 @@ typedef struct setup_req_s {
   ULONGLONG begun; /* monitor thread only: when it was handed over */
   tracked_t work;  /* the worker's: pid, its own handle, the facts it reads */
   char *user_name; /* looked up by the worker (owned), or NULL */
+  int given_up;    /* under the lock: the monitor no longer waits for it */
 } setup_req_t;
 
 typedef struct {
@@ -82,6 +83,7 @@ static unsigned __stdcall worker_main(void *arg) {
   jw__mutex_lock(&s->lock);
   for (;;) {
     setup_req_t *r;
+    int given_up;
     while (!s->quit && s->todo_head == NULL)
       jw__cond_wait(&s->wake, &s->lock);
     if (s->quit)
@@ -92,10 +94,13 @@ static unsigned __stdcall worker_main(void *arg) {
       s->todo_tail = NULL;
     r->next = NULL;
     s->busy = 1;
+    given_up = r->given_up;
     jw__mutex_unlock(&s->lock);
-    (void)jw__mon_read_facts(&r->work, 1); /* with retries: this thread may wait */
-    if (r->work.sid_bin != NULL)
-      r->user_name = jw__sid_account_name(r->work.sid_bin);
+    if (!given_up) {
+      (void)jw__mon_read_facts(&r->work, 1); /* with retries: this thread may wait */
+      if (r->work.sid_bin != NULL)
+        r->user_name = jw__sid_account_name(r->work.sid_bin);
+    }
     jw__mutex_lock(&s->lock);
     if (s->done_tail != NULL)
       s->done_tail->next = r;
@@ -273,6 +278,9 @@ static void give_up(jw_monitor_t *m, setup_req_t *r) {
   char why[96];
   run_remove(m->setup, r);
   r->t = NULL; /* the worker still holds r: freed when its result comes */
+  jw__mutex_lock(&m->setup->lock);
+  r->given_up = 1; /* not read at all when the worker has not begun it */
+  jw__mutex_unlock(&m->setup->lock);
   m->stats.setups_given_up++;
   snprintf(why, sizeof(why), "not read: the process's setup took longer than %lu ms",
            (unsigned long)setup_max_ms);
