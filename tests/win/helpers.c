@@ -1418,19 +1418,21 @@ static int helper_report_mix(int argc, char **argv) {
  * DACL by rewriting it when the open is refused (Wine ignores OWNER
  * RIGHTS), and copies the first IoCompletion among its handle values.
  * Learns the control key from one of jobwarden's own packets: it starts
- * short-lived children (`exit 0`) and dequeues while each starts and
- * ends, and for FORGE_DRAIN_MS after (the exit watcher posts when the
- * child's handle is signaled), until a packet's value is a small
- * JW_CTRL_* constant (below 16: 1 quit, 2 request, 3 identity, 4 exited,
- * 5 setup; a job message's value is a pid or 0; no member's pid is that
- * small). Every packet it takes, the kernel's and
- * jobwarden's, it puts back at once unchanged. Then posts JW_CTRL_EXITED
- * (its own pid as the byte count) under that key, writes to RESULT
- * (renamed into place) "parent PID", "open ERR", "rewrite ERR" (-1: not
- * needed), "self PID", "ports N", "children N", "took_kernel N",
- * "took_control N VALUE", "put_back_failed N", "key_learned 0|1",
- * "post_exited OK ERR"; waits (120 s at most) for MARKER and exits with
- * CODE. 90: arguments, 91: RESULT. */
+ * short-lived children (`exit 0`) and, while each starts and ends and for
+ * FORGE_DRAIN_MS after (the exit watcher posts when the child's handle is
+ * signaled), dequeues all that is queued at once, until a packet's value
+ * is a small JW_CTRL_* constant (below 16: 1 quit, 2 request, 3 identity,
+ * 4 exited, 5 setup; a job message's value is a pid or 0, and no member's
+ * pid is that small). Every packet it takes, the kernel's and
+ * jobwarden's, it puts back at once, unchanged and in order (it may take
+ * one again: the counts are takings). Waits for each child's end. Then
+ * posts JW_CTRL_EXITED (its own pid as the byte count) under that key,
+ * writes to RESULT (renamed into place) "parent PID", "open ERR",
+ * "rewrite ERR" (-1: not needed), "self PID", "ports N", "children N",
+ * "took_kernel N", "took_control N VALUE" (VALUE: the first one's),
+ * "put_back_failed N", "key_learned 0|1", "post_exited OK ERR"; waits
+ * (120 s at most) for MARKER and exits with CODE. 90: arguments, 91:
+ * RESULT. */
 #define FORGE_DRAIN_MS 100
 #define FORGE_CHILDREN 100
 static int helper_forge_exited(int argc, char **argv) {
@@ -1468,22 +1470,29 @@ static int helper_forge_exited(int argc, char **argv) {
     children++;
     CloseHandle(pi.hThread);
     while (key == 0 && (until == 0 || GetTickCount64() < until)) {
-      DWORD b = 0;
-      ULONG_PTR k = 0;
-      LPOVERLAPPED o = NULL;
+      OVERLAPPED_ENTRY e[64];
+      ULONG got = 0, i;
       if (until == 0 && WaitForSingleObject(pi.hProcess, 0) == WAIT_OBJECT_0)
         until = GetTickCount64() + FORGE_DRAIN_MS;
-      if (!GetQueuedCompletionStatus(port, &b, &k, &o, 1) && o == NULL)
+      /* Everything queued at once, put back in the same order: the
+       * monitor sees its packets as they came. */
+      if (!GetQueuedCompletionStatusEx(port, e, 64, &got, 1, FALSE))
         continue;
-      if ((ULONG_PTR)o >= 1 && (ULONG_PTR)o < 16) {
-        control++;
-        key = k;
-        took_value = (DWORD)(ULONG_PTR)o;
-      } else {
-        kernel++;
+      for (i = 0; i < got; i++) {
+        ULONG_PTR o = (ULONG_PTR)e[i].lpOverlapped;
+        if (o >= 1 && o < 16 && key == 0) {
+          key = e[i].lpCompletionKey;
+          took_value = (DWORD)o;
+        }
+        control += o >= 1 && o < 16;
+        kernel += o == 0 || o >= 16;
       }
-      lost += !PostQueuedCompletionStatus(port, b, k, o);
+      for (i = 0; i < got; i++)
+        lost += !PostQueuedCompletionStatus(port, e[i].dwNumberOfBytesTransferred,
+                                            e[i].lpCompletionKey, e[i].lpOverlapped);
     }
+    /* Its exit is in the port before the forgery: the record has it. */
+    WaitForSingleObject(pi.hProcess, 60000);
     CloseHandle(pi.hProcess);
   }
   if (key != 0) {

@@ -441,7 +441,7 @@ static void test_forged_exit_signal_in_job(void) {
     CHECK(result_line(buf, "key_learned", rest, sizeof(rest)));
     CHECK_STR(rest, "1");
     CHECK(result_line(buf, "took_control", rest, sizeof(rest)));
-    CHECK(strtoul(rest, NULL, 10) == 1);
+    CHECK(strtoul(rest, NULL, 10) >= 1);
     CHECK(result_line(buf, "put_back_failed", rest, sizeof(rest)));
     CHECK_STR(rest, "0");
     CHECK(result_line(buf, "post_exited", rest, sizeof(rest)));
