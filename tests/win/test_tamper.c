@@ -9,7 +9,12 @@
  *
  * Also (posted by this process, as an attacker holding the run's control
  * key would): an unrequested quit and control packets jobwarden never
- * posted, and a flood past the one-by-one bound. */
+ * posted, and a flood past the one-by-one bound.
+ *
+ * Case forged_exit_signal_in_job runs the real jobwarden.exe (argv[3]):
+ * its member (helper mode `forge-exited`) learns the control key from
+ * jobwarden's own packets and forges the exit watcher's packet from
+ * inside the job. */
 #include <process.h>
 
 #include "harness.h"
