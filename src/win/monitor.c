@@ -215,6 +215,8 @@ static unsigned __stdcall monitor_main(void *arg) {
         else if (value == JW_CTRL_IDENTITY)
           jw__mon_on_identity_packet(m, bytes, value);
         else if (value == JW_CTRL_SETUP) {
+          if (drop_hook != NULL && drop_hook(JW_DROP_SETUP, bytes))
+            continue; /* a test takes this packet from the port */
           jw__mon_on_setup_packet(m, bytes, value);
           activity |= replay(m);
         } else if (value == JW_CTRL_EXITED) {

@@ -215,6 +215,8 @@ void jw__monitor_image_hook(jw__query_image_fn fn);
  * pid); nonzero drops it, as if the port had never delivered it (or
  * someone holding a copy of the port had taken it). NULL: none dropped. */
 #define JW_DROP_EXITED 0x4A570004u
+/* ... and with every setup worker's wake-up as (JW_DROP_SETUP, 0). */
+#define JW_DROP_SETUP 0x4A570005u
 typedef int (*jw__drop_message_fn)(DWORD msg, ULONG_PTR value);
 void jw__monitor_drop_hook(jw__drop_message_fn fn);
 /* Benchmark hook (tests/win/bench_scale.c): pids that exist only in

@@ -52,7 +52,15 @@ static BOOL WINAPI stalling_image(HANDLE h, DWORD flags, LPWSTR buf, PDWORD size
 static volatile DWORD g_watch_pid;
 static HANDLE g_child_exit_seen, g_zero_seen;
 
+static volatile LONG g_drop_setup, g_setup_dropped;
+
 static int watch_messages(DWORD msg, ULONG_PTR value) {
+  if (msg == JW_DROP_SETUP) {
+    if (!g_drop_setup)
+      return 0;
+    InterlockedIncrement(&g_setup_dropped);
+    return 1; /* taken from the port, as a holder of a copy could */
+  }
   if ((msg == JOB_OBJECT_MSG_EXIT_PROCESS || msg == JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS) &&
       g_watch_pid != 0 && (DWORD)value == g_watch_pid)
     SetEvent(g_child_exit_seen);
@@ -67,6 +75,7 @@ static void hooks_on(int stall) {
   g_first_asks = g_stalls = 0;
   g_stall = stall;
   g_watch_pid = 0;
+  g_drop_setup = g_setup_dropped = 0;
   g_release = CreateEventW(NULL, TRUE, FALSE, NULL);
   g_child_exit_seen = CreateEventW(NULL, TRUE, FALSE, NULL);
   g_zero_seen = CreateEventW(NULL, TRUE, FALSE, NULL);
@@ -349,11 +358,61 @@ static void test_forged_setup_packet(void) {
   json_decref(evs);
 }
 
+/* The setup worker's wake-up taken from the port by a holder of a copy
+ * (dropped by the hook): the loop still takes the worker's results (it
+ * looks every SETUP_POLL_MS while a setup is pending), so the child's
+ * start is written with its facts and nothing is given up. */
+static void test_stolen_setup_packet(void) {
+  rig_t r;
+  char pidfile[TW_PATH_CHARS], marker[TW_PATH_CHARS], needle[48];
+  DWORD root = 0, child = 0;
+  json_t *evs;
+  int start;
+
+  hooks_on(0);
+  g_drop_setup = 1;
+  if (start_tree(&r, "stolen", pidfile, sizeof(pidfile), marker, sizeof(marker)) != 0) {
+    CHECK(0);
+    hooks_off();
+    return;
+  }
+  CHECK_INT(tw_read_pids(pidfile, 20000, &root, &child), 0);
+  snprintf(needle, sizeof(needle), "\"pid\":%lu,", (unsigned long)child);
+  /* Its start, while it still runs (no exit message to wake the loop). */
+  CHECK_INT(wait_line(r.path, needle, 20000), 0);
+  touch(marker);
+  evs = rig_finish(&r);
+  hooks_off();
+  CHECK(evs != NULL);
+  if (evs == NULL)
+    return;
+  CHECK(g_setup_dropped >= 1);
+  start = index_of(evs, "sandbox.process_start", child);
+  CHECK(start >= 0);
+  CHECK_INT(count_of(evs, "sandbox.process_start", child), 1);
+  CHECK(index_of(evs, "sandbox.process_exit", child) > start);
+  if (start >= 0) {
+    json_t *s = json_array_get(evs, (size_t)start);
+    CHECK(tw_str(s, "process.command_line") != NULL &&
+          strstr(tw_str(s, "process.command_line"), "wait-file") != NULL);
+    CHECK(tw_get(s, "process.unavailable") == NULL);
+  }
+  CHECK_INT(r.stats.setups_async, 1);
+  CHECK_INT(r.stats.setups_given_up, 0);
+  {
+    json_t *v = tw_filter(evs, "sandbox.violation", NULL);
+    CHECK_INT(json_array_size(v), 0); /* a packet taken is no forgery */
+    json_decref(v);
+  }
+  json_decref(evs);
+}
+
 /* Runnable one by one: `win_setup.exe DATA EVENTS JW --case NAME`. */
 static const jw_test_case_t cases[] = {
     {"stalled_setup", test_stalled_setup, 90},
     {"given_up", test_given_up, 90},
     {"forged_setup_packet", test_forged_setup_packet, 90},
+    {"stolen_setup_packet", test_stolen_setup_packet, 90},
 };
 
 int main(int argc, char **argv) {
