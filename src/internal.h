@@ -20,6 +20,9 @@ int jw__write_all(HANDLE h, const char *buf, size_t len);
  * thread's handle (owner: the caller) or NULL with GetLastError set. */
 HANDLE jw__thread_begin(unsigned(__stdcall *fn)(void *), void *arg, unsigned stack_bytes,
                         unsigned flags);
+/* Ends a worker thread that waits on `wake` under `lock` for *quit: sets
+ * *quit, wakes it, waits for it to end and closes its handle. */
+void jw__thread_quit(jw__mutex_t *lock, jw__cond_t *wake, int *quit, HANDLE thread);
 /* Makes acl (copied) the DACL of every thread jw__thread_begin starts
  * from now on. The first call wins; later ones return 0 and change
  * nothing. Call before other threads start (jw__self_protect does).

@@ -1001,12 +1001,7 @@ void jw__imageid_stop(jw__imageid_svc_t *s) {
   unsigned i;
   if (s == NULL)
     return;
-  jw__mutex_lock(&s->lock);
-  s->quit = 1;
-  jw__cond_broadcast(&s->wake);
-  jw__mutex_unlock(&s->lock);
-  WaitForSingleObject(s->thread, INFINITE);
-  CloseHandle(s->thread);
+  jw__thread_quit(&s->lock, &s->wake, &s->quit, s->thread);
   for (i = 0; i < s->q_count; i++) {
     req_t *q = &s->queue[(s->q_head + i) % JW_IMAGEID_QUEUE_MAX];
     CloseHandle(q->file);

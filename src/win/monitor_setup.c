@@ -157,12 +157,7 @@ void jw__mon_setup_stop(jw_monitor_t *m) {
   setup_req_t *r, *next;
   if (s == NULL)
     return;
-  jw__mutex_lock(&s->lock);
-  s->quit = 1;
-  jw__cond_broadcast(&s->wake);
-  jw__mutex_unlock(&s->lock);
-  WaitForSingleObject(s->thread, INFINITE);
-  CloseHandle(s->thread);
+  jw__thread_quit(&s->lock, &s->wake, &s->quit, s->thread);
   /* In flight at the end (the monitor gave up or never took them): their
    * members' references go, the requests with them. */
   for (r = s->run_head; r != NULL; r = r->run_next) {

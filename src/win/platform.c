@@ -298,6 +298,15 @@ int jw__thread_dacl_set(const ACL *acl) {
   return 0;
 }
 
+void jw__thread_quit(jw__mutex_t *lock, jw__cond_t *wake, int *quit, HANDLE thread) {
+  jw__mutex_lock(lock);
+  *quit = 1;
+  jw__cond_broadcast(wake);
+  jw__mutex_unlock(lock);
+  WaitForSingleObject(thread, INFINITE);
+  CloseHandle(thread);
+}
+
 HANDLE jw__thread_begin(unsigned(__stdcall *fn)(void *), void *arg, unsigned stack_bytes,
                         unsigned flags) {
   /* The thread is created with the DACL (the creator's handle still has

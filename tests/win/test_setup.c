@@ -69,13 +69,17 @@ static int watch_messages(DWORD msg, ULONG_PTR value) {
   return 0; /* nothing dropped */
 }
 
-static void hooks_on(int stall) {
+#define STALL       1 /* the second ask of a child's image waits for g_release */
+#define DROP_WAKEUP 2 /* the setup worker's wake-ups are taken from the port */
+
+static void hooks_on(int flags) {
   InitializeCriticalSection(&g_lock);
   g_n_seen = 0;
   g_first_asks = g_stalls = 0;
-  g_stall = stall;
+  g_stall = (flags & STALL) != 0;
   g_watch_pid = 0;
-  g_drop_setup = g_setup_dropped = 0;
+  g_drop_setup = (flags & DROP_WAKEUP) != 0;
+  g_setup_dropped = 0;
   g_release = CreateEventW(NULL, TRUE, FALSE, NULL);
   g_child_exit_seen = CreateEventW(NULL, TRUE, FALSE, NULL);
   g_zero_seen = CreateEventW(NULL, TRUE, FALSE, NULL);
@@ -169,6 +173,33 @@ static void touch(const char *path) {
     fclose(f);
 }
 
+/* The hooks on (flags: STALL, DROP_WAKEUP), the tree started, its pids
+ * read: 0, or -1 (checked). */
+static int begin(rig_t *r, const char *name, int flags, char *marker, DWORD *root, DWORD *child) {
+  char pidfile[TW_PATH_CHARS];
+  hooks_on(flags);
+  if (start_tree(r, name, pidfile, sizeof(pidfile), marker, TW_PATH_CHARS) != 0) {
+    CHECK(0);
+    hooks_off();
+    return -1;
+  }
+  CHECK_INT(tw_read_pids(pidfile, 20000, root, child), 0);
+  return 0;
+}
+
+/* The run's end: its events (NULL: checked), the hooks off. */
+static json_t *finish_run(rig_t *r) {
+  json_t *evs = rig_finish(r);
+  hooks_off();
+  CHECK(evs != NULL);
+  return evs;
+}
+
+/* What a line about pid holds. */
+static void pid_needle(char buf[48], DWORD pid) {
+  snprintf(buf, 48, "\"pid\":%lu,", (unsigned long)pid);
+}
+
 /* ------------------------------------------------------------------------ */
 
 /* The child's setup stalls in the worker: the monitor still answers the
@@ -176,20 +207,15 @@ static void touch(const char *path) {
  * job's end wait for its start, then come in order. */
 static void test_stalled_setup(void) {
   rig_t r;
-  char pidfile[TW_PATH_CHARS], marker[TW_PATH_CHARS];
+  char marker[TW_PATH_CHARS];
   DWORD root = 0, child = 0;
   ULONG_PTR forged_key;
   json_t *evs;
   int start, exit_i, end;
 
-  hooks_on(1);
   jw__monitor_setup_limit(60000); /* given up only in its own case */
-  if (start_tree(&r, "stalled", pidfile, sizeof(pidfile), marker, sizeof(marker)) != 0) {
-    CHECK(0);
-    hooks_off();
+  if (begin(&r, "stalled", STALL, marker, &root, &child) != 0)
     return;
-  }
-  CHECK_INT(tw_read_pids(pidfile, 20000, &root, &child), 0);
   g_watch_pid = child;
   /* While the child's setup stalls: a packet only the monitor's loop can
    * answer. Blocked in the stall (the old, waiting admission), it never
@@ -203,7 +229,7 @@ static void test_stalled_setup(void) {
   /* Nothing about the child yet: its start waits for its facts. */
   {
     char needle[48];
-    snprintf(needle, sizeof(needle), "\"pid\":%lu,", (unsigned long)child);
+    pid_needle(needle, child);
     CHECK_INT(lines_with(r.path, needle), 0);
   }
   /* The child ends, then the root, then the job: their messages are taken
@@ -212,10 +238,7 @@ static void test_stalled_setup(void) {
   CHECK_INT(WaitForSingleObject(g_child_exit_seen, 20000), WAIT_OBJECT_0);
   CHECK_INT(WaitForSingleObject(g_zero_seen, 20000), WAIT_OBJECT_0);
   SetEvent(g_release);
-  evs = rig_finish(&r);
-  hooks_off();
-  CHECK(evs != NULL);
-  if (evs == NULL)
+  if ((evs = finish_run(&r)) == NULL)
     return;
   start = index_of(evs, "sandbox.process_start", child);
   exit_i = index_of(evs, "sandbox.process_exit", child);
@@ -268,31 +291,23 @@ static void test_stalled_setup(void) {
  * reason, its late result dropped. */
 static void test_given_up(void) {
   rig_t r;
-  char pidfile[TW_PATH_CHARS], marker[TW_PATH_CHARS];
+  char marker[TW_PATH_CHARS];
   DWORD root = 0, child = 0;
   json_t *evs;
   int start;
 
-  hooks_on(1);
   jw__monitor_setup_limit(300);
-  if (start_tree(&r, "given-up", pidfile, sizeof(pidfile), marker, sizeof(marker)) != 0) {
-    CHECK(0);
-    hooks_off();
+  if (begin(&r, "given-up", STALL, marker, &root, &child) != 0)
     return;
-  }
-  CHECK_INT(tw_read_pids(pidfile, 20000, &root, &child), 0);
   {
-    char needle[64];
-    snprintf(needle, sizeof(needle), "\"pid\":%lu,", (unsigned long)child);
+    char needle[48];
+    pid_needle(needle, child);
     /* Written without its facts once the bound passed, the stall still on. */
     CHECK_INT(wait_line(r.path, needle, 20000), 0);
   }
   SetEvent(g_release); /* the worker's late result: dropped */
   touch(marker);
-  evs = rig_finish(&r);
-  hooks_off();
-  CHECK(evs != NULL);
-  if (evs == NULL)
+  if ((evs = finish_run(&r)) == NULL)
     return;
   start = index_of(evs, "sandbox.process_start", child);
   CHECK(start >= 0);
@@ -320,25 +335,17 @@ static void test_given_up(void) {
  * could do). */
 static void test_forged_setup_packet(void) {
   rig_t r;
-  char pidfile[TW_PATH_CHARS], marker[TW_PATH_CHARS];
+  char marker[TW_PATH_CHARS];
   DWORD root = 0, child = 0;
   json_t *evs, *tamper;
 
-  hooks_on(0);
-  if (start_tree(&r, "forged", pidfile, sizeof(pidfile), marker, sizeof(marker)) != 0) {
-    CHECK(0);
-    hooks_off();
+  if (begin(&r, "forged", 0, marker, &root, &child) != 0)
     return;
-  }
-  CHECK_INT(tw_read_pids(pidfile, 20000, &root, &child), 0);
   CHECK(PostQueuedCompletionStatus(r.job.port, 0, r.job.key_control,
                                    (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_SETUP));
   CHECK_INT(wait_line(r.path, "\"unposted_setup\"", 20000), 0);
   touch(marker);
-  evs = rig_finish(&r);
-  hooks_off();
-  CHECK(evs != NULL);
-  if (evs == NULL)
+  if ((evs = finish_run(&r)) == NULL)
     return;
   tamper = tw_filter(evs, "sandbox.violation", "monitor_tampering");
   CHECK_INT(json_array_size(tamper), 1);
@@ -364,27 +371,18 @@ static void test_forged_setup_packet(void) {
  * start is written with its facts and nothing is given up. */
 static void test_stolen_setup_packet(void) {
   rig_t r;
-  char pidfile[TW_PATH_CHARS], marker[TW_PATH_CHARS], needle[48];
+  char marker[TW_PATH_CHARS], needle[48];
   DWORD root = 0, child = 0;
   json_t *evs;
   int start;
 
-  hooks_on(0);
-  g_drop_setup = 1;
-  if (start_tree(&r, "stolen", pidfile, sizeof(pidfile), marker, sizeof(marker)) != 0) {
-    CHECK(0);
-    hooks_off();
+  if (begin(&r, "stolen", DROP_WAKEUP, marker, &root, &child) != 0)
     return;
-  }
-  CHECK_INT(tw_read_pids(pidfile, 20000, &root, &child), 0);
-  snprintf(needle, sizeof(needle), "\"pid\":%lu,", (unsigned long)child);
+  pid_needle(needle, child);
   /* Its start, while it still runs (no exit message to wake the loop). */
   CHECK_INT(wait_line(r.path, needle, 20000), 0);
   touch(marker);
-  evs = rig_finish(&r);
-  hooks_off();
-  CHECK(evs != NULL);
-  if (evs == NULL)
+  if ((evs = finish_run(&r)) == NULL)
     return;
   CHECK(g_setup_dropped >= 1);
   start = index_of(evs, "sandbox.process_start", child);
