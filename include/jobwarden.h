@@ -746,9 +746,9 @@ typedef struct jw_exporter_vtable_s {
 } jw_exporter_vtable_t;
 
 /* Group commit: a violation handed to a sink through export_lines is
- * flushed to disk (FlushFileBuffers / fdatasync returned) at most this
- * long after its line was written, plus the time of one write of a batch
- * (at most JW_WRITE_BATCH_BYTES) and of the flush itself. */
+ * flushed to disk (FlushFileBuffers / fsync returned) at most this long
+ * after its line was written, plus the time of a flush already in
+ * progress and of the flush itself. */
 #define JW_SYNC_BOUND_MS     5
 #define JW_WRITE_BATCH_BYTES (256u * 1024u)
 
