@@ -737,16 +737,18 @@ typedef struct jw_exporter_vtable_s {
    * sink: one write for the batch). Returns how many, from the first,
    * were written whole; fewer than n: err says why the next one failed.
    * Lines taken this way are made durable by `flush`, which the emitter's
-   * writer calls within JW_SYNC_BOUND_MS after a batch that held a
-   * violation (group commit), not one flush per violation. */
+   * flusher thread calls within JW_SYNC_BOUND_MS after a batch that held a
+   * violation (group commit), not one flush per violation, while the
+   * writer thread may be in export_lines: a sink with both must let the
+   * two run at the same time (the file sink: exporters/file/file.c). */
   size_t (*export_lines)(jw_exporter_t *self, const jw_line_ref_t *lines, size_t n,
                          jw_error_t *err);
 } jw_exporter_vtable_t;
 
 /* Group commit: a violation handed to a sink through export_lines is
- * flushed to disk (FlushFileBuffers / fdatasync returned) at most this
- * long after its line was written, plus the time of one write of a batch
- * (at most JW_WRITE_BATCH_BYTES) and of the flush itself. */
+ * flushed to disk (FlushFileBuffers / fsync returned) at most this long
+ * after its line was written, plus the time of a flush already in
+ * progress and of the flush itself. */
 #define JW_SYNC_BOUND_MS     5
 #define JW_WRITE_BATCH_BYTES (256u * 1024u)
 

@@ -7,9 +7,10 @@
  * the lock again in seq order: a line that is ready before an earlier seq
  * waits in `pending` until that one is committed. Each sink's writer takes
  * everything queued in one go and writes it in batches (export_lines: one
- * system call per batch), and flushes violations to disk by group commit
- * (JW_SYNC_BOUND_MS). Without queues one lock serializes numbering,
- * rendering and writing. */
+ * system call per batch); a sink with a flush has a flusher thread beside
+ * its writer that flushes violations to disk by group commit
+ * (JW_SYNC_BOUND_MS), so that no line waits behind a flush. Without
+ * queues one lock serializes numbering, rendering and writing. */
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -41,6 +42,19 @@ typedef struct sink_s {
   /* q grew or stopping: signalled only when `waiting`. Initialized by
    * jw_emitter_start, once the array of sinks no longer moves. */
   jw__cond_t more;
+  /* Group commit (a sink with a flush): the writer reports violations it
+   * wrote through export_lines; the flusher thread flushes them once
+   * JW_SYNC_BOUND_MS have passed since the oldest was written, while the
+   * writer goes on writing. Everything below is guarded by fl_lock, made
+   * by jw_emitter_start like `more`. */
+  jw__mutex_t fl_lock;
+  jw__cond_t fl_cv; /* a first unflushed violation, or fl_stop */
+  jw__thread_t flusher;
+  int fl_started;
+  int fl_dirty;         /* violations written and not flushed yet */
+  int fl_stop;          /* the writer is done: flush what is left and return */
+  uint64_t fl_first_us; /* when the oldest of them was written */
+  uint64_t fl_through;  /* the seq of the last line written before the flush to come */
 } sink_t;
 
 /* A line rendered out of turn: it waits until every earlier seq is
@@ -498,6 +512,65 @@ static void flush_now(sink_t *k, commit_t *c) {
   c->dirty = 0;
 }
 
+/* Hands the violations the writer wrote (c) to the flusher and clears c
+ * (writer thread). The flusher is woken for the first of a group only:
+ * it then sleeps until the group's deadline. */
+static void flush_request(sink_t *k, commit_t *c) {
+  jw__mutex_lock(&k->fl_lock);
+  if (!k->fl_dirty) {
+    k->fl_dirty = 1;
+    k->fl_first_us = c->first_us;
+    jw__cond_broadcast(&k->fl_cv);
+  }
+  k->fl_through = c->through_seq;
+  jw__mutex_unlock(&k->fl_lock);
+  c->dirty = 0;
+}
+
+/* The flusher of a sink with a flush: one flush per group of violations,
+ * JW_SYNC_BOUND_MS after the oldest was written (at once when the writer
+ * stops). The flush runs beside the writer's writes: what was written
+ * before it started is on disk when it returns. */
+static void flusher_main(void *arg) {
+  sink_t *k = arg;
+  const uint64_t bound_us = (uint64_t)JW_SYNC_BOUND_MS * 1000u;
+  commit_t c = {0, 0, 0};
+  jw__mutex_lock(&k->fl_lock);
+  for (;;) {
+    if (k->fl_dirty) {
+      uint64_t now = jw_now_us(), at = k->fl_first_us + bound_us;
+      if (now < at && !k->fl_stop) {
+        jw__cond_timedwait(&k->fl_cv, &k->fl_lock, (uint32_t)((at - now + 999u) / 1000u));
+        continue;
+      }
+      c.first_us = k->fl_first_us;
+      c.through_seq = k->fl_through;
+      k->fl_dirty = 0;
+      jw__mutex_unlock(&k->fl_lock);
+      flush_now(k, &c);
+      jw__mutex_lock(&k->fl_lock);
+      continue;
+    }
+    if (k->fl_stop)
+      break;
+    jw__cond_wait(&k->fl_cv, &k->fl_lock);
+  }
+  jw__mutex_unlock(&k->fl_lock);
+}
+
+/* Ends the flusher once it has flushed what the writer reported (writer
+ * thread, at its end). */
+static void flusher_stop(sink_t *k) {
+  if (!k->fl_started)
+    return;
+  jw__mutex_lock(&k->fl_lock);
+  k->fl_stop = 1;
+  jw__cond_broadcast(&k->fl_cv);
+  jw__mutex_unlock(&k->fl_lock);
+  jw__thread_join(&k->flusher);
+  k->fl_started = 0;
+}
+
 #define BATCH_LINES 256
 /* How long a writer that drained its queue looks for more before it
  * sleeps (sink_main). */
@@ -539,7 +612,7 @@ static void write_batch(sink_t *k, jw__lineq_t *batch, jw__gap_t *gap, commit_t 
   done = exp->vt->export_lines(exp, refs, n, &err);
   exp->written += done;
   if (done > 0) {
-    if (violation && !c->dirty && exp->vt->flush != NULL) {
+    if (violation && !c->dirty && k->fl_started) {
       c->dirty = 1;
       c->first_us = jw_now_us();
     }
@@ -566,24 +639,22 @@ static void write_batch(sink_t *k, jw__lineq_t *batch, jw__gap_t *gap, commit_t 
 /* One writer per sink: takes lines in order and writes them; losses (from
  * the queue or from failed writes) become one gap record, written before
  * the next line the sink does get. Violations written in batches are
- * flushed by group commit: once JW_SYNC_BOUND_MS have passed since the
- * first unflushed one was written, between two batches or when the queue
- * runs dry, one flush for all of them. */
+ * handed to the sink's flusher after each batch (group commit, see
+ * flusher_main): the writer itself never waits for the disk. */
 static void sink_main(void *arg) {
   sink_t *k = arg;
   jw_emitter_t *em = k->em;
   jw__gap_t gap = {0, 0, 0, NULL};
   commit_t commit = {0, 0, 0};
-  const uint64_t bound_us = (uint64_t)JW_SYNC_BOUND_MS * 1000u;
 
   jw__lineq_t batch;
   memset(&batch, 0, sizeof(batch));
   for (;;) {
     jw__line_t *it;
-    if (commit.dirty && jw_now_us() - commit.first_us >= bound_us)
-      flush_now(k, &commit);
+    if (commit.dirty)
+      flush_request(k, &commit);
     if (batch.head == NULL) {
-      int due = 0, lingered;
+      int lingered;
       /* Everything queued so far in one take: the lock the emitter numbers
        * and commits under is taken once per batch, not once per line. */
       jw__mutex_lock(&em->lock);
@@ -592,7 +663,7 @@ static void sink_main(void *arg) {
         jw__cond_broadcast(&em->wake); /* jw_emitter_settle */
       }
       lingered = 0;
-      while (k->q.head == NULL && !em->stopping && !due) {
+      while (k->q.head == NULL && !em->stopping) {
         if (!lingered) {
           /* Before sleeping, look for more for a moment without the lock:
            * an emitter in a burst commits the next line within
@@ -609,15 +680,7 @@ static void sink_main(void *arg) {
           continue;
         }
         k->waiting = 1;
-        if (commit.dirty) {
-          uint64_t now = jw_now_us(), at = commit.first_us + bound_us;
-          if (now >= at)
-            due = 1;
-          else
-            jw__cond_timedwait(&k->more, &em->lock, (uint32_t)((at - now + 999u) / 1000u));
-        } else {
-          jw__cond_wait(&k->more, &em->lock);
-        }
+        jw__cond_wait(&k->more, &em->lock);
         k->waiting = 0;
       }
       jw__lineq_take(&k->q, &batch);
@@ -625,10 +688,6 @@ static void sink_main(void *arg) {
       atomic_store(&k->in_hand, batch.queued);
       k->busy = batch.head != NULL;
       jw__mutex_unlock(&em->lock);
-      if (due && batch.head == NULL) {
-        flush_now(k, &commit); /* the queue ran dry: the group is complete */
-        continue;
-      }
     }
     it = batch.head;
     if (it == NULL)
@@ -649,7 +708,7 @@ static void sink_main(void *arg) {
     write_batch(k, &batch, &gap, &commit);
   }
   if (commit.dirty)
-    flush_now(k, &commit);
+    flush_request(k, &commit);
   if (gap.count > 0 && write_gap(k, &gap) != 0) {
     char buf[600];
     int n = snprintf(buf, sizeof(buf),
@@ -660,6 +719,7 @@ static void sink_main(void *arg) {
     if (n > 0)
       jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
   }
+  flusher_stop(k); /* what was reported is on disk before the sink counts as finished */
   jw__mutex_lock(&em->lock);
   k->finished = 1;
   jw__cond_broadcast(&em->wake); /* jw_emitter_drain waits on it too */
@@ -676,16 +736,28 @@ int jw_emitter_start(jw_emitter_t *em, size_t capacity) {
     rc = JW_EINVAL;
   } else {
     em->capacity = capacity;
-    for (i = 0; i < em->n_sinks; i++)
+    for (i = 0; i < em->n_sinks; i++) {
       jw__cond_init(&em->sinks[i].more);
+      jw__mutex_init(&em->sinks[i].fl_lock);
+      jw__cond_init(&em->sinks[i].fl_cv);
+    }
   }
   jw__mutex_unlock(&em->lock);
   if (rc != 0)
     return rc;
   for (i = 0; i < em->n_sinks; i++) {
-    if (jw__thread_start(&em->sinks[i].thread, sink_main, &em->sinks[i]) != 0)
+    sink_t *k = &em->sinks[i];
+    /* The flusher first: the writer reads fl_started. A sink without a
+     * flush has none; one that cannot start fails the start like a
+     * writer. */
+    if (k->exp->vt->flush != NULL) {
+      if (jw__thread_start(&k->flusher, flusher_main, k) != 0)
+        return JW_ESYS;
+      k->fl_started = 1;
+    }
+    if (jw__thread_start(&k->thread, sink_main, k) != 0)
       return JW_ESYS; /* the sinks started so far are joined by jw_emitter_free */
-    em->sinks[i].started = 1;
+    k->started = 1;
   }
   return 0;
 }
@@ -833,9 +905,13 @@ void jw_emitter_free(jw_emitter_t *em) {
     sink_t *k = &em->sinks[i];
     if (k->started)
       jw__thread_join(&k->thread);
+    flusher_stop(k);        /* a flusher whose writer never started */
     jw__lineq_clear(&k->q); /* a sink whose writer never started */
-    if (em->capacity != 0)
+    if (em->capacity != 0) {
       jw__cond_destroy(&k->more);
+      jw__cond_destroy(&k->fl_cv);
+      jw__mutex_destroy(&k->fl_lock);
+    }
   }
   while (em->pending != NULL) { /* an emitter still rendering an earlier seq: none by now */
     pending_t *p = em->pending;

@@ -42,7 +42,14 @@
  * unflushed one was written; docs/architecture.md), and before a rotation
  * closes the file. A single line (export_line: synchronous delivery) that
  * is a violation is flushed (FlushFileBuffers / fdatasync) before it is
- * reported written. */
+ * reported written.
+ *
+ * Threads: file_flush runs on the emitter's flusher thread while the
+ * writer thread goes on writing (a line never waits behind a flush to
+ * disk). Only the writer changes the handle, and only under hlock; the
+ * flusher flushes under hlock, so a rotation waits for a flush in
+ * progress, never a write. */
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,17 +81,20 @@ typedef int file_handle_t;
 #endif
 
 typedef struct {
+  /* Held by the writer while it changes h (a rotation, a reopen) and by
+   * file_flush (the emitter's flusher thread) while it flushes h. */
+  jw__mutex_t hlock;
   file_handle_t h; /* owner: this exporter; closed in file_close */
   char *path;      /* UTF-8, as given */
   uint64_t rotate; /* 0 = never rotate */
   unsigned keep;
-  uint64_t size;      /* bytes in the current file (ours and what was there) */
-  uint64_t base;      /* size at which the rotation budget starts (after a failed rotation) */
-  int has_events;     /* the current file holds at least one line */
-  unsigned n_rotated; /* PATH.1 ... PATH.n_rotated exist (as far as we know) */
-  int failing;        /* the last rotation failed: report again only after a success */
-  int unsynced;       /* a violation was written since the last flush to disk */
-  char *wbuf;         /* export_lines: the batch's bytes (owned, reused) */
+  uint64_t size;       /* bytes in the current file (ours and what was there) */
+  uint64_t base;       /* size at which the rotation budget starts (after a failed rotation) */
+  int has_events;      /* the current file holds at least one line */
+  unsigned n_rotated;  /* PATH.1 ... PATH.n_rotated exist (as far as we know) */
+  int failing;         /* the last rotation failed: report again only after a success */
+  atomic_int unsynced; /* a violation was written since the last flush to disk */
+  char *wbuf;          /* export_lines: the batch's bytes (owned, reused) */
   size_t wcap;
 } file_state_t;
 
@@ -323,12 +333,14 @@ static int file_init(jw_exporter_t *self, const char *arg, jw_error_t *err) {
   memcpy(st->path, arg, strlen(arg) + 1);
   st->rotate = cfg->rotate;
   st->keep = cfg->keep != 0 ? (unsigned)cfg->keep : FILE_KEEP_DEFAULT;
+  atomic_init(&st->unsynced, 0);
   rc = os_open(self->spec, st->path, &st->h, &st->size, err);
   if (rc != 0) {
     free(st->path);
     free(st);
     return rc;
   }
+  jw__mutex_init(&st->hlock);
   st->has_events = st->size > 0;
   /* Rotated files left by an earlier run are shifted too, never overwritten
    * out of order. */
@@ -367,7 +379,19 @@ static void report_rotation_failure(file_state_t *st, const char *from, const ch
  * PATH.1 and opens a new PATH. Returns 1 when the new file is open, 0 when
  * the rotation failed but the old file is open again (appending goes on),
  * or a negative JW_E* when no file is open any more. */
+static int rotate_locked(jw_exporter_t *self, file_state_t *st, jw_error_t *err);
+
+/* rotate_locked under hlock: the flusher never flushes a handle being
+ * closed. */
 static int rotate_now(jw_exporter_t *self, file_state_t *st, jw_error_t *err) {
+  int rc;
+  jw__mutex_lock(&st->hlock);
+  rc = rotate_locked(self, st, err);
+  jw__mutex_unlock(&st->hlock);
+  return rc;
+}
+
+static int rotate_locked(jw_exporter_t *self, file_state_t *st, jw_error_t *err) {
   unsigned i;
   int missing, rc;
   uint32_t e = 0;
@@ -375,8 +399,8 @@ static int rotate_now(jw_exporter_t *self, file_state_t *st, jw_error_t *err) {
 
   /* Violations not yet flushed (group commit) are flushed before the file
    * is closed: closing does not put them on disk. */
-  if (st->unsynced && os_sync(self, st->h, err) == 0)
-    st->unsynced = 0;
+  if (atomic_exchange(&st->unsynced, 0) && os_sync(self, st->h, err) != 0)
+    atomic_store(&st->unsynced, 1);
   os_close(st->h);
   st->h = FILE_NO_HANDLE;
   /* PATH.keep is replaced (deleted) by PATH.(keep-1); files that do not
@@ -432,11 +456,13 @@ static int export_one(jw_exporter_t *self, const char *line, size_t len, const j
 
   if (st->h == FILE_NO_HANDLE) {
     /* A rotation could not reopen the file: try again now. */
+    jw__mutex_lock(&st->hlock);
     rc = os_open(self->spec, st->path, &st->h, &st->size, err);
-    if (rc != 0) {
+    if (rc != 0)
       st->h = FILE_NO_HANDLE;
+    jw__mutex_unlock(&st->hlock);
+    if (rc != 0)
       return rc;
-    }
     st->base = 0;
     st->has_events = st->size > 0;
     params = 1; /* a sealed stream states its chain again in a new file */
@@ -501,11 +527,11 @@ static int export_one(jw_exporter_t *self, const char *line, size_t len, const j
   st->size += blen;
   st->has_events = 1;
   if (ev != NULL && ev->kind == JW_EVENT_VIOLATION) {
-    st->unsynced = 1;
+    atomic_store(&st->unsynced, 1);
     if (sync) {
       rc = os_sync(self, st->h, err);
       if (rc == 0)
-        st->unsynced = 0;
+        atomic_store(&st->unsynced, 0);
       return rc;
     }
   }
@@ -593,7 +619,8 @@ static size_t file_export_lines(jw_exporter_t *self, const jw_line_ref_t *lines,
       jw_exporter_sealed(self, 1);
       st->size += used;
       st->has_events = 1;
-      st->unsynced |= violation;
+      if (violation)
+        atomic_store(&st->unsynced, 1);
       done += j - i;
       i = j;
       continue;
@@ -617,7 +644,8 @@ static size_t file_export_lines(jw_exporter_t *self, const jw_line_ref_t *lines,
       }
       jw_exporter_sealed(self, 1);
       whole += wlen;
-      st->unsynced |= lines[k].kind == JW_EVENT_VIOLATION;
+      if (lines[k].kind == JW_EVENT_VIOLATION)
+        atomic_store(&st->unsynced, 1);
       done++;
     }
     st->size += put;
@@ -627,19 +655,27 @@ static size_t file_export_lines(jw_exporter_t *self, const jw_line_ref_t *lines,
   return done;
 }
 
+/* The emitter's flusher thread, while the writer may be writing: what
+ * was written before the call is on disk when it returns 0. */
 static int file_flush(jw_exporter_t *self, jw_error_t *err) {
   file_state_t *st = self->state;
-  if (st->h == FILE_NO_HANDLE)
-    return 0;
-  st->unsynced = 0;
+  int rc = 0;
+  jw__mutex_lock(&st->hlock);
+  if (st->h != FILE_NO_HANDLE) {
+    /* Cleared first: a violation written during the flush sets it again. */
+    atomic_store(&st->unsynced, 0);
 #ifdef _WIN32
-  return os_sync(self, st->h, err);
+    rc = os_sync(self, st->h, err);
 #else
-  if (fsync(st->h) != 0 && errno != EINVAL)
-    return jw_error_set(err, JW_EIO, (uint32_t)errno, self->spec, "fsync failed: %s",
+    if (fsync(st->h) != 0 && errno != EINVAL)
+      rc = jw_error_set(err, JW_EIO, (uint32_t)errno, self->spec, "fsync failed: %s",
                         strerror(errno));
-  return 0;
 #endif
+    if (rc != 0)
+      atomic_store(&st->unsynced, 1);
+  }
+  jw__mutex_unlock(&st->hlock);
+  return rc;
 }
 
 static void file_close(jw_exporter_t *self) {
@@ -648,6 +684,7 @@ static void file_close(jw_exporter_t *self) {
     return;
   if (st->h != FILE_NO_HANDLE)
     os_close(st->h);
+  jw__mutex_destroy(&st->hlock);
   free(st->wbuf);
   free(st->path);
   free(st);

@@ -279,24 +279,34 @@ static DWORD write_all(reader_t *r, const char *data, size_t len, OVERLAPPED *ro
   return rc;
 }
 
+/* The line as this reader gets it: sealed on its own chain (started
+ * from the sink's root at its first line) when the run seals. *sealed is
+ * the caller's to free (NULL when not sealed). 0 or a Win32 error. */
+static DWORD reader_seal(reader_t *r, const char **data, size_t *len, int end, char **sealed) {
+  const jw_seal_t *root = r->ps->self->seal;
+  size_t slen = 0;
+  *sealed = NULL;
+  if (root != NULL && r->seal == NULL && jw_seal_child(root, (unsigned long)r->id, &r->seal) != 0)
+    return ERROR_NOT_ENOUGH_MEMORY;
+  if (r->seal != NULL) {
+    if (jw_seal_line(r->seal, *data, *len, end ? JW_SEAL_END : 0, sealed, &slen) != 0)
+      return ERROR_NOT_ENOUGH_MEMORY;
+    *data = *sealed;
+    *len = slen;
+  }
+  return 0;
+}
+
 /* Writes one line to reader r, sealed with the reader's own chain when the
  * run seals (each reader's stream is complete in itself: its replay, its
  * gap records, the live lines). The chain is made at the first line: the
  * run sets the sink's root before any line exists. */
 static DWORD reader_write(reader_t *r, const char *data, size_t len, int end, OVERLAPPED *ro,
                           char *rbuf, DWORD rsize) {
-  const jw_seal_t *root = r->ps->self->seal;
-  char *sealed = NULL;
-  size_t slen = 0;
-  DWORD e;
-  if (root != NULL && r->seal == NULL && jw_seal_child(root, (unsigned long)r->id, &r->seal) != 0)
-    return ERROR_NOT_ENOUGH_MEMORY;
-  if (r->seal != NULL) {
-    if (jw_seal_line(r->seal, data, len, end ? JW_SEAL_END : 0, &sealed, &slen) != 0)
-      return ERROR_NOT_ENOUGH_MEMORY;
-    data = sealed;
-    len = slen;
-  }
+  char *sealed;
+  DWORD e = reader_seal(r, &data, &len, end, &sealed);
+  if (e != 0)
+    return e;
   e = write_all(r, data, len, ro, rbuf, rsize);
   if (r->seal != NULL) {
     if (e == 0)
@@ -352,17 +362,10 @@ typedef struct {
 /* Appends one line to o, sealed when the run seals (the chain moves on;
  * reader_flush commits or aborts it with the write). 0 or a Win32 error. */
 static DWORD reader_append(reader_t *r, out_t *o, const char *data, size_t len, int end) {
-  const jw_seal_t *root = r->ps->self->seal;
-  char *sealed = NULL;
-  size_t slen = 0;
-  if (root != NULL && r->seal == NULL && jw_seal_child(root, (unsigned long)r->id, &r->seal) != 0)
-    return ERROR_NOT_ENOUGH_MEMORY;
-  if (r->seal != NULL) {
-    if (jw_seal_line(r->seal, data, len, end ? JW_SEAL_END : 0, &sealed, &slen) != 0)
-      return ERROR_NOT_ENOUGH_MEMORY;
-    data = sealed;
-    len = slen;
-  }
+  char *sealed;
+  DWORD se = reader_seal(r, &data, &len, end, &sealed);
+  if (se != 0)
+    return se;
   if (o->len + len > o->cap) {
     size_t cap = o->cap ? o->cap : PIPE_OUT_BYTES;
     char *n;
