@@ -17,6 +17,7 @@
 
 #include "format.h"
 #include "harness.h"
+#include "test_util.h"
 #include "internal.h"
 #include "fileio.h"
 #include "parts.h"
@@ -1493,23 +1494,73 @@ static void test_udp_formats(void) {
     tclose(u[k]);
 }
 
+static const char *g_out = ".";
+
+static void test_specs_case(void) {
+  test_specs(g_out);
+}
+
+static void test_udp_case(void) {
+  test_udp(g_out);
+}
+
+static void test_tcp_case(void) {
+  test_tcp(g_out);
+}
+
+static void test_spool_restart_case(void) {
+  test_spool_restart(g_out);
+}
+
+static void test_spool_full_case(void) {
+  test_spool_full(g_out);
+}
+
+static void test_stall_case(void) {
+  test_stall(g_out);
+}
+
+static void test_batch_short_sends_case(void) {
+  test_batch_short_sends(g_out);
+}
+
+static void test_batch_broken_case(void) {
+  test_batch_broken(g_out);
+}
+
+static void test_batch_broken_in_use_case(void) {
+  test_batch_broken_in_use(g_out);
+}
+
+static void test_batch_undeliverable_case(void) {
+  test_batch_undeliverable(g_out, 0);
+}
+
+static void test_batch_undeliverable_by_line(void) {
+  test_batch_undeliverable(g_out, 1);
+}
+
+/* Runnable one by one: `test_syslog DATA OUT --case specs`. */
+static const jw_test_case_t cases[] = {
+    {"specs", test_specs_case, 30},
+    {"udp", test_udp_case, 30},
+    {"tcp", test_tcp_case, 30},
+    {"spool_restart", test_spool_restart_case, 30},
+    {"spool_full", test_spool_full_case, 30},
+    {"stall", test_stall_case, 30},
+    {"batch_short_sends", test_batch_short_sends_case, 30},
+    {"batch_broken", test_batch_broken_case, 30},
+    {"batch_broken_in_use", test_batch_broken_in_use_case, 30},
+    {"batch_undeliverable", test_batch_undeliverable_case, 30},
+    {"batch_undeliverable_by_line", test_batch_undeliverable_by_line, 30},
+    {"udp_formats", test_udp_formats, 30},
+};
+
 int main(int argc, char **argv) {
-  const char *out = argc > 2 ? argv[2] : ".";
 #ifdef _WIN32
   WSADATA d;
   WSAStartup(MAKEWORD(2, 2), &d);
 #endif
-  test_specs(out);
-  test_udp(out);
-  test_tcp(out);
-  test_spool_restart(out);
-  test_spool_full(out);
-  test_stall(out);
-  test_batch_short_sends(out);
-  test_batch_broken(out);
-  test_batch_broken_in_use(out);
-  test_batch_undeliverable(out, 0);
-  test_batch_undeliverable(out, 1);
-  test_udp_formats();
-  return jw_test_result("syslog");
+  g_out = jw_test_arg(argc, argv, 2, ".");
+  return jw_test_run_cases("syslog", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }
