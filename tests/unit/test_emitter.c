@@ -810,7 +810,7 @@ static const jw_test_case_t cases[] = {
     {"queue_full", test_queue_full_case, 30},
     {"write_failures", test_write_failures_case, 30},
     {"drain", test_drain, 30},
-    {"concurrent_order", test_concurrent_order_case, 30},
+    {"concurrent_order", test_concurrent_order_case, 180},
     {"group_commit", test_group_commit_case, 30},
 };
 

@@ -617,7 +617,7 @@ static const jw_test_case_t cases[] = {
     {"policy", fuzz_policy_case, 30},   {"requests", fuzz_requests_case, 30},
     {"replies", fuzz_replies_case, 30}, {"tail", fuzz_tail_case, 30},
     {"cli", fuzz_cli_case, 30},         {"utf16", fuzz_utf16_case, 30},
-    {"render", fuzz_render_case, 30},   {"parts", fuzz_parts_case, 30},
+    {"render", fuzz_render_case, 60},   {"parts", fuzz_parts_case, 30},
 };
 
 int main(int argc, char **argv) {

@@ -683,7 +683,7 @@ static const jw_test_case_t cases[] = {
     {"exact", test_exact, 30},
     {"limits", test_limits, 30},
     {"straddling", test_straddling, 30},
-    {"round_trip", test_round_trip, 30},
+    {"round_trip", test_round_trip, 60},
     {"reassembly", test_reassembly, 30},
     {"malformed", test_malformed, 30},
     {"cap", test_cap, 30},

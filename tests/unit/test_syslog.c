@@ -1521,7 +1521,7 @@ static const jw_test_case_t cases[] = {
     {"tcp", test_tcp_case, 30},
     {"spool_restart", test_spool_restart_case, 30},
     {"spool_full", test_spool_full_case, 30},
-    {"stall", test_stall_case, 30},
+    {"stall", test_stall_case, 250},
     {"batch_short_sends", test_batch_short_sends_case, 30},
     {"batch_broken", test_batch_broken_case, 30},
     {"batch_broken_in_use", test_batch_broken_in_use_case, 30},
