@@ -9,6 +9,84 @@
 
 #include <jansson.h>
 
+#include "jobwarden.h"
+
+/* The I-th argument (from 1) of a test executable, `--case NAME` left out
+ * (harness.h's jw_test_run_cases reads that pair wherever it stands); def
+ * when there are fewer. Unit tests take tests/data then the directory they
+ * may write to. */
+static inline const char *jw_test_arg(int argc, char **argv, int i, const char *def) {
+  int a, k = 0;
+  for (a = 1; a < argc; a++) {
+    if (strcmp(argv[a], "--case") == 0 && a + 1 < argc) {
+      a++;
+      continue;
+    }
+    if (++k == i)
+      return argv[a];
+  }
+  return def;
+}
+
+/* Whether argv asks only for the list of cases (`--case list`): set-up
+ * that writes files is skipped then. */
+static inline int jw_test_listing(int argc, char **argv) {
+  int a;
+  for (a = 1; a + 1 < argc; a++)
+    if (strcmp(argv[a], "--case") == 0 && strcmp(argv[a + 1], "list") == 0)
+      return 1;
+  return 0;
+}
+
+/* The values a policy test writes for a row of each type, different from
+ * what jw_policy_init leaves. The test files write the same value for most
+ * types; the ones below differ on purpose (a command-line flag and a policy
+ * file take different spellings), so each test passes its own. */
+typedef struct {
+  const char *tier;  /* JW_PF_TIER */
+  const char *ui;    /* JW_PF_UI */
+  const char *flag;  /* JW_PF_BOOL; NULL: a flag that takes no value */
+  const char *image; /* JW_PF_IMAGE */
+} jw_test_samples_t;
+
+static inline const char *jw_test_sample_of(jw_policy_type_t type, const jw_test_samples_t *own) {
+  switch (type) {
+  case JW_PF_NAME:
+    return "sample-1";
+  case JW_PF_TIER:
+    return own->tier;
+  case JW_PF_COUNT:
+    return "7";
+  case JW_PF_TOTAL:
+    return "70000";
+  case JW_PF_SIZE:
+    return "3M";
+  case JW_PF_DURATION:
+    return "90s";
+  case JW_PF_INTERVAL:
+    return "250ms";
+  case JW_PF_MARGIN:
+    return "2.5%";
+  case JW_PF_UI:
+    return own->ui;
+  case JW_PF_BOOL:
+    return own->flag;
+  case JW_PF_TOKEN:
+    return "restricted";
+  case JW_PF_ACTION:
+    return "kill_job";
+  case JW_PF_IMAGE:
+    return own->image;
+  case JW_PF_HASH_CAP:
+    return "5M";
+  case JW_PF_TAGS:
+    return "attack.t1059";
+  case JW_PF_KEY_FILE:
+    return "run.key";
+  }
+  return NULL;
+}
+
 /* The whole file as a NUL-terminated malloc'd buffer (length in *len), or
  * NULL when it cannot be read. */
 static inline char *jw_test_read_file(const char *path, size_t *len) {

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "harness.h"
 #include "internal.h"
+#include "test_util.h"
 
 #define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -750,45 +751,13 @@ static void test_exporter_help(void) {
   free(help);
 }
 
-/* A value of each type, as a flag writes it, that differs from what
- * jw_policy_init leaves. */
-static const char *sample_of(jw_policy_type_t type) {
-  switch (type) {
-  case JW_PF_NAME:
-    return "sample-1";
-  case JW_PF_TIER:
-    return "hardened";
-  case JW_PF_COUNT:
-    return "7";
-  case JW_PF_TOTAL:
-    return "70000";
-  case JW_PF_SIZE:
-    return "3M";
-  case JW_PF_DURATION:
-    return "90s";
-  case JW_PF_INTERVAL:
-    return "250ms";
-  case JW_PF_MARGIN:
-    return "2.5%";
-  case JW_PF_UI:
-    return "desktop,handles";
-  case JW_PF_BOOL:
-    return NULL; /* takes no value */
-  case JW_PF_TOKEN:
-    return "restricted";
-  case JW_PF_ACTION:
-    return "kill_job";
-  case JW_PF_IMAGE:
-    return "original_file_name:pwsh";
-  case JW_PF_HASH_CAP:
-    return "5M";
-  case JW_PF_TAGS:
-    return "attack.t1059";
-  case JW_PF_KEY_FILE:
-    return "run.key";
-  }
-  return NULL;
-}
+/* What a flag writes where it differs from a policy file's value. */
+static const jw_test_samples_t flag_samples = {
+    .tier = "hardened",
+    .ui = "desktop,handles",
+    .flag = NULL, /* a boolean flag takes no value */
+    .image = "original_file_name:pwsh",
+};
 
 /* {"a": {"b": value}} for path "a.b" (value borrowed; new reference). */
 static json_t *document_at(const char *path, json_t *value) {
@@ -867,7 +836,8 @@ static void test_flags_from_rows(void) {
       if (dot == NULL)
         continue;
       tags++;
-      snprintf(rule_arg, sizeof(rule_arg), "%.*s=%s", (int)(dot - rule), rule, sample_of(f->type));
+      snprintf(rule_arg, sizeof(rule_arg), "%.*s=%s", (int)(dot - rule), rule,
+               jw_test_sample_of(f->type, &flag_samples));
       argv[argc++] = "--rule-tags";
       argv[argc++] = rule_arg;
     } else {
@@ -884,7 +854,7 @@ static void test_flags_from_rows(void) {
       CHECK_CONTAINS(usage, want);
       argv[argc++] = f->flag;
       if (f->type != JW_PF_BOOL)
-        argv[argc++] = sample_of(f->type);
+        argv[argc++] = jw_test_sample_of(f->type, &flag_samples);
     }
     argv[argc++] = "--";
     argv[argc++] = "x.exe";
@@ -1020,24 +990,47 @@ static void test_every_flag_golden(const char *data) {
   free(text);
 }
 
+static const char *g_data = ".", *g_out = ".";
+
+static void test_policy_file_then_flags_case(void) {
+  test_policy_file_then_flags(g_out);
+}
+
+static void test_rule_flags_case(void) {
+  test_rule_flags(g_out);
+}
+
+static void test_rule_tags_flag_case(void) {
+  test_rule_tags_flag(g_out);
+}
+
+static void test_every_flag_golden_case(void) {
+  test_every_flag_golden(g_data);
+}
+
+/* Runnable one by one: `test_cli DATA OUT --case commands`. */
+static const jw_test_case_t cases[] = {
+    {"exporter_help", test_exporter_help, 30},
+    {"commands", test_commands, 30},
+    {"run_flags", test_run_flags, 30},
+    {"agent_output", test_agent_output, 30},
+    {"too_many_exports", test_too_many_exports, 30},
+    {"tail_and_probe", test_tail_and_probe, 30},
+    {"control_commands", test_control_commands, 30},
+    {"tail_format", test_tail_format, 30},
+    {"policy_file_then_flags", test_policy_file_then_flags_case, 30},
+    {"exit_status", test_exit_status, 30},
+    {"rule_flags", test_rule_flags_case, 30},
+    {"rule_tags_flag", test_rule_tags_flag_case, 30},
+    {"image_hash_cap_flag", test_image_hash_cap_flag, 30},
+    {"notification_margin_flag", test_notification_margin_flag, 30},
+    {"token_flags", test_token_flags, 30},
+    {"every_flag_golden", test_every_flag_golden_case, 30},
+    {"flags_from_rows", test_flags_from_rows, 30},
+};
+
 int main(int argc, char **argv) {
-  const char *out = argc > 2 ? argv[2] : ".";
-  test_exporter_help();
-  test_commands();
-  test_run_flags();
-  test_agent_output();
-  test_too_many_exports();
-  test_tail_and_probe();
-  test_control_commands();
-  test_tail_format();
-  test_policy_file_then_flags(out);
-  test_exit_status();
-  test_rule_flags(out);
-  test_rule_tags_flag(out);
-  test_image_hash_cap_flag();
-  test_notification_margin_flag();
-  test_token_flags();
-  test_every_flag_golden(argc > 1 ? argv[1] : ".");
-  test_flags_from_rows();
-  return jw_test_result("cli");
+  g_data = jw_test_arg(argc, argv, 1, ".");
+  g_out = jw_test_arg(argc, argv, 2, ".");
+  return jw_test_run_cases("cli", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

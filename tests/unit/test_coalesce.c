@@ -139,9 +139,13 @@ static void test_off_end_full(void) {
   CHECK_INT(n, 10); /* the ten without a slot were written in full */
 }
 
-int main(void) {
-  test_window();
-  test_subjects();
-  test_off_end_full();
-  return jw_test_result("coalesce");
+/* Runnable one by one: `test_coalesce DATA OUT --case window`. */
+static const jw_test_case_t cases[] = {
+    {"window", test_window, 30},
+    {"subjects", test_subjects, 30},
+    {"off_end_full", test_off_end_full, 30},
+};
+
+int main(int argc, char **argv) {
+  return jw_test_run_cases("coalesce", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -193,10 +193,14 @@ static void test_reply_text(void) {
   free(t);
 }
 
-int main(void) {
-  test_parse();
-  test_format_request();
-  test_event_object();
-  test_reply_text();
-  return jw_test_result("control");
+/* Runnable one by one: `test_control DATA OUT --case parse`. */
+static const jw_test_case_t cases[] = {
+    {"parse", test_parse, 30},
+    {"format_request", test_format_request, 30},
+    {"event_object", test_event_object, 30},
+    {"reply_text", test_reply_text, 30},
+};
+
+int main(int argc, char **argv) {
+  return jw_test_run_cases("control", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -774,17 +774,47 @@ static void test_group_commit(const char *dir) {
   jw__mutex_destroy(&f.m);
 }
 
+static const char *g_out = ".";
+
+static void test_specs_case(void) {
+  test_specs(g_out);
+}
+
+static void test_fanout_case(void) {
+  test_fanout(g_out);
+}
+
+static void test_queue_full_case(void) {
+  test_queue_full(g_out);
+}
+
+static void test_write_failures_case(void) {
+  test_write_failures(g_out);
+}
+
+static void test_concurrent_order_case(void) {
+  test_concurrent_order(g_out);
+}
+
+static void test_group_commit_case(void) {
+  test_group_commit(g_out);
+}
+
+/* Runnable one by one: `test_emitter DATA OUT --case settle`. */
+static const jw_test_case_t cases[] = {
+    {"settle", test_settle, 30},
+    {"errors", test_errors, 30},
+    {"time_source", test_time_source, 30},
+    {"specs", test_specs_case, 30},
+    {"fanout", test_fanout_case, 30},
+    {"queue_full", test_queue_full_case, 30},
+    {"write_failures", test_write_failures_case, 30},
+    {"drain", test_drain, 30},
+    {"concurrent_order", test_concurrent_order_case, 180},
+    {"group_commit", test_group_commit_case, 30},
+};
+
 int main(int argc, char **argv) {
-  const char *out = argc > 2 ? argv[2] : ".";
-  test_settle();
-  test_errors();
-  test_time_source();
-  test_specs(out);
-  test_fanout(out);
-  test_queue_full(out);
-  test_write_failures(out);
-  test_drain();
-  test_concurrent_order(out);
-  test_group_commit(out);
-  return jw_test_result("emitter");
+  g_out = jw_test_arg(argc, argv, 2, ".");
+  return jw_test_run_cases("emitter", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

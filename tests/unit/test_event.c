@@ -15,6 +15,7 @@
 #include "harness.h"
 #include "internal.h"
 #include "jobwarden.h"
+#include "test_util.h"
 
 /* 2026-11-23T09:11:05.123456Z; event n of the file is n-1 seconds later. */
 #define T0 UINT64_C(1795425065123456)
@@ -563,6 +564,9 @@ static void test_lines(void) {
 static void test_image_len(void) {
   static const char image[] = "C:\\a\0b.exe"; /* 10 bytes + the final 0 */
   jw_event_t ev;
+  /* Lines 14-16 of the file (after test_lines' 13), run alone too: the
+   * whole lines are compared, seq included. */
+  next_seq = 14;
 
   /* 14: image_len covers the NUL and what follows it. */
   init_event(&ev, JW_EVENT_PROCESS_START, "child_process", "observed", "monitor", JW_SEV_INFO,
@@ -667,6 +671,9 @@ static void test_enrichment(void) {
       {4242, UINT64_C(0x01DC5A0B12345678), "C:\\agent\\agent.exe", 0, NULL},
   };
   jw_event_t ev;
+
+  /* Lines 17-19 of the file, run alone too (as test_image_len). */
+  next_seq = 17;
 
   /* 17: a grandchild's start. */
   init_event(&ev, JW_EVENT_PROCESS_START, "child_process", "observed", "monitor", JW_SEV_INFO,
@@ -1320,33 +1327,56 @@ static void test_catalog_doc(const char *data_dir) {
     }
 }
 
+static const char *g_data;
+
+static void test_catalog_doc_case(void) {
+  test_catalog_doc(g_data);
+}
+
+static void test_hostile_case(void) {
+  test_hostile(g_data);
+}
+
+/* Last: every line the cases wrote reaches the file (the unit.schema test
+ * reads it). */
+static void test_events_file_closed(void) {
+  if (events_file != NULL)
+    CHECK(fclose(events_file) == 0);
+  events_file = NULL;
+}
+
+/* Runnable one by one: `test_event DATA OUT --case lines`. */
+static const jw_test_case_t cases[] = {
+    {"catalog_doc", test_catalog_doc_case, 30},
+    {"names", test_names, 30},
+    {"time", test_time, 30},
+    {"entity_id", test_entity_id, 30},
+    {"lines", test_lines, 30},
+    {"image_len", test_image_len, 30},
+    {"enrichment", test_enrichment, 30},
+    {"identity", test_identity, 30},
+    {"ancestor_cut", test_ancestor_cut, 30},
+    {"edges", test_edges, 30},
+    {"hostile", test_hostile_case, 30},
+    {"limit_lines", test_limit_lines, 30},
+    {"last_line", test_last_line, 30},
+    {"events_file_closed", test_events_file_closed, 30},
+};
+
 int main(int argc, char **argv) {
   char path[1024];
-  if (argc < 3) {
-    fprintf(stderr, "usage: test_event DATA_DIR OUT_DIR\n");
+  const char *out = jw_test_arg(argc, argv, 2, NULL);
+  g_data = jw_test_arg(argc, argv, 1, NULL);
+  if (jw_test_listing(argc, argv))
+    return jw_test_run_cases("event", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
+  if (out == NULL) {
+    fprintf(stderr, "usage: test_event DATA_DIR OUT_DIR [--case NAME]\n");
     return 2;
   }
-  snprintf(path, sizeof(path), "%s/unit-event.jsonl", argv[2]);
+  snprintf(path, sizeof(path), "%s/unit-event.jsonl", out);
   remove(path);
   /* Binary: "\n" stays "\n" on Windows too. */
   events_file = fopen(path, "wb");
   CHECK(events_file != NULL);
-
-  test_catalog_doc(argv[1]);
-  test_names();
-  test_time();
-  test_entity_id();
-  test_lines();
-  test_image_len();
-  test_enrichment();
-  test_identity();
-  test_ancestor_cut();
-  test_edges();
-  test_hostile(argv[1]);
-  test_limit_lines();
-  test_last_line();
-
-  if (events_file != NULL)
-    CHECK(fclose(events_file) == 0);
-  return jw_test_result("event");
+  return jw_test_run_cases("event", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

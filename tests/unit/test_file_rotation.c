@@ -400,14 +400,38 @@ static void test_rename_failure(const char *dir) {
   remove(path);
 }
 
+static const char *g_out = ".";
+
+static void test_options_case(void) {
+  test_options(g_out);
+}
+
+/* keep=1000: every file kept; ~500 events of 300-700 bytes in 4K files. */
+static void test_rotation_keep_all(void) {
+  run_rotation(g_out, "unit-rotation-all.jsonl.txt", 1000, 500, 0);
+}
+
+/* keep=3: PATH.3, PATH.2, PATH.1 and PATH, nothing older. */
+static void test_rotation_keep_3(void) {
+  run_rotation(g_out, "unit-rotation.jsonl.txt", 3, 500, 4);
+}
+
+static void test_rename_failure_case(void) {
+  test_rename_failure(g_out);
+}
+
+/* Runnable one by one: `test_file_rotation DATA OUT --case rotation_keep_3`. */
+static const jw_test_case_t cases[] = {
+    {"options", test_options_case, 30},
+    {"rotation_keep_all", test_rotation_keep_all, 30},
+    {"rotation_keep_3", test_rotation_keep_3, 30},
+    {"rename_failure", test_rename_failure_case, 30},
+};
+
 int main(int argc, char **argv) {
-  const char *out = argc > 2 ? argv[2] : ".";
-  test_options(out);
-  /* keep=1000: every file kept; ~500 events of 300-700 bytes in 4K files. */
-  run_rotation(out, "unit-rotation-all.jsonl.txt", 1000, 500, 0);
-  /* keep=3: PATH.3, PATH.2, PATH.1 and PATH, nothing older. */
-  run_rotation(out, "unit-rotation.jsonl.txt", 3, 500, 4);
-  test_rename_failure(out);
+  int rc;
+  g_out = jw_test_arg(argc, argv, 2, ".");
+  rc = jw_test_run_cases("file_rotation", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
   free(g_stream);
-  return jw_test_result("file_rotation");
+  return rc;
 }

@@ -889,19 +889,44 @@ static void test_gap_format(void) {
   CHECK(n >= 4);
 }
 
+static const char *g_out = ".";
+
+static void test_kinds_case(void) {
+  test_kinds(g_out);
+}
+
+static void test_option_case(void) {
+  test_option(g_out);
+}
+
+/* The emitter writing each event synchronously. */
+static void test_emitter_sync(void) {
+  test_emitter(g_out, 0);
+}
+
+/* The same through the emitter's queue. */
+static void test_emitter_queued(void) {
+  test_emitter(g_out, 256);
+}
+
+/* Runnable one by one: `test_format DATA OUT --case kinds`. */
+static const jw_test_case_t cases[] = {
+    {"kinds", test_kinds_case, 30},
+    {"refused", test_refused, 30},
+    {"nul", test_nul, 30},
+    {"tail", test_tail, 30},
+    {"meta", test_meta, 30},
+    {"option", test_option_case, 30},
+    {"emitter_sync", test_emitter_sync, 30},
+    {"emitter_queued", test_emitter_queued, 30},
+    {"gap_format", test_gap_format, 30},
+};
+
 int main(int argc, char **argv) {
-  const char *out = argc > 2 ? argv[2] : ".";
   char dir[1024];
-  snprintf(dir, sizeof(dir), "%s/formats", out);
-  MKDIR(dir);
-  test_kinds(out);
-  test_refused();
-  test_nul();
-  test_tail();
-  test_meta();
-  test_option(out);
-  test_emitter(out, 0);
-  test_emitter(out, 256);
-  test_gap_format();
-  return jw_test_result("format");
+  g_out = jw_test_arg(argc, argv, 2, ".");
+  snprintf(dir, sizeof(dir), "%s/formats", g_out);
+  if (!jw_test_listing(argc, argv))
+    MKDIR(dir);
+  return jw_test_run_cases("format", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -678,13 +678,17 @@ static void test_cap(void) {
   jw__parts_free(r);
 }
 
-int main(void) {
-  test_exact();
-  test_limits();
-  test_straddling();
-  test_round_trip();
-  test_reassembly();
-  test_malformed();
-  test_cap();
-  return jw_test_result("parts");
+/* Runnable one by one: `test_parts DATA OUT --case exact`. */
+static const jw_test_case_t cases[] = {
+    {"exact", test_exact, 30},
+    {"limits", test_limits, 30},
+    {"straddling", test_straddling, 30},
+    {"round_trip", test_round_trip, 60},
+    {"reassembly", test_reassembly, 30},
+    {"malformed", test_malformed, 30},
+    {"cap", test_cap, 30},
+};
+
+int main(int argc, char **argv) {
+  return jw_test_run_cases("parts", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -416,10 +416,14 @@ static void test_block(void) {
   CHECK(1);
 }
 
-int main(void) {
-  test_found();
-  test_refused();
-  test_mutations();
-  test_block();
-  return jw_test_result("pe");
+/* Runnable one by one: `test_pe DATA OUT --case found`. */
+static const jw_test_case_t cases[] = {
+    {"found", test_found, 30},
+    {"refused", test_refused, 30},
+    {"mutations", test_mutations, 30},
+    {"block", test_block, 30},
+};
+
+int main(int argc, char **argv) {
+  return jw_test_run_cases("pe", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

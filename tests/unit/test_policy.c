@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "jobwarden.h"
 #include "internal.h"
+#include "test_util.h"
 
 static const char *data_dir = ".";
 static const char *out_dir = ".";
@@ -1324,45 +1325,13 @@ static void test_rendering_golden(void) {
 /* The table of fields                                                      */
 /* ------------------------------------------------------------------------ */
 
-/* A value of each type, as a flag writes it, that differs from what
- * jw_policy_init leaves. */
-static const char *sample_of(jw_policy_type_t type) {
-  switch (type) {
-  case JW_PF_NAME:
-    return "sample-1";
-  case JW_PF_TIER:
-    return "lockdown";
-  case JW_PF_COUNT:
-    return "7";
-  case JW_PF_TOTAL:
-    return "70000";
-  case JW_PF_SIZE:
-    return "3M";
-  case JW_PF_DURATION:
-    return "90s";
-  case JW_PF_INTERVAL:
-    return "250ms";
-  case JW_PF_MARGIN:
-    return "2.5%";
-  case JW_PF_UI:
-    return "desktop, handles";
-  case JW_PF_BOOL:
-    return "true";
-  case JW_PF_TOKEN:
-    return "restricted";
-  case JW_PF_ACTION:
-    return "kill_job";
-  case JW_PF_IMAGE:
-    return "sha256:ABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789";
-  case JW_PF_HASH_CAP:
-    return "5M";
-  case JW_PF_TAGS:
-    return "attack.t1059";
-  case JW_PF_KEY_FILE:
-    return "run.key";
-  }
-  return NULL;
-}
+/* What a policy value is where it differs from a flag's. */
+static const jw_test_samples_t value_samples = {
+    .tier = "lockdown",
+    .ui = "desktop, handles",
+    .flag = "true",
+    .image = "sha256:ABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789",
+};
 
 /* Whether a row's stored value (and its count or selector) is the same in
  * a and b. */
@@ -1453,7 +1422,8 @@ static void test_table_round_trip(void) {
     jw_policy_init(&init);
     p = init;
     memset(&err, 0, sizeof err);
-    CHECK_INT(jw_policy_set(&p, f->key, sample_of(f->type), "test", &err), 0);
+    CHECK_INT(jw_policy_set(&p, f->key, jw_test_sample_of(f->type, &value_samples), "test", &err),
+              0);
     CHECK_U64(p.set, f->bit);
     CHECK(!same_value(&p, &init, f));
     j = jw_policy_to_json(&p);
@@ -2890,43 +2860,45 @@ static void test_image_match(void) {
 #endif
 }
 
+/* Runnable one by one: `test_policy DATA OUT --case parse_full`. */
+static const jw_test_case_t cases[] = {
+    {"init", test_init, 30},
+    {"tier_names", test_tier_names, 30},
+    {"parse_size", test_parse_size, 30},
+    {"parse_duration", test_parse_duration, 30},
+    {"parse_full", test_parse_full, 30},
+    {"parse_errors", test_parse_errors, 30},
+    {"hostile_messages", test_hostile_messages, 30},
+    {"set", test_set, 30},
+    {"token_key", test_token_key, 30},
+    {"resolve", test_resolve, 30},
+    {"override_order", test_override_order, 30},
+    {"to_json", test_to_json, 30},
+    {"files", test_files, 30},
+    {"exporters_array", test_exporters_array, 30},
+    {"rules_parse", test_rules_parse, 30},
+    {"rules_errors", test_rules_errors, 30},
+    {"rules_set", test_rules_set, 30},
+    {"rules_to_json", test_rules_to_json, 30},
+    {"escape_rule", test_escape_rule, 30},
+    {"margin_parse", test_margin_parse, 30},
+    {"margin_resolve_and_render", test_margin_resolve_and_render, 30},
+    {"notification_threshold", test_notification_threshold, 30},
+    {"coalesce_window", test_coalesce_window, 30},
+    {"rule_tags", test_rule_tags, 30},
+    {"image_hash_cap", test_image_hash_cap, 30},
+    {"image_entries", test_image_entries, 30},
+    {"image_match", test_image_match, 30},
+    {"rendering_golden", test_rendering_golden, 30},
+    {"table_rows", test_table_rows, 30},
+    {"table_round_trip", test_table_round_trip, 30},
+    {"table_tier_defaults", test_table_tier_defaults, 30},
+    {"table_key_list", test_table_key_list, 30},
+    {"table_docs", test_table_docs, 30},
+};
+
 int main(int argc, char **argv) {
-  if (argc > 1)
-    data_dir = argv[1];
-  if (argc > 2)
-    out_dir = argv[2];
-  test_init();
-  test_tier_names();
-  test_parse_size();
-  test_parse_duration();
-  test_parse_full();
-  test_parse_errors();
-  test_hostile_messages();
-  test_set();
-  test_token_key();
-  test_resolve();
-  test_override_order();
-  test_to_json();
-  test_files();
-  test_exporters_array();
-  test_rules_parse();
-  test_rules_errors();
-  test_rules_set();
-  test_rules_to_json();
-  test_escape_rule();
-  test_margin_parse();
-  test_margin_resolve_and_render();
-  test_notification_threshold();
-  test_coalesce_window();
-  test_rule_tags();
-  test_image_hash_cap();
-  test_image_entries();
-  test_image_match();
-  test_rendering_golden();
-  test_table_rows();
-  test_table_round_trip();
-  test_table_tier_defaults();
-  test_table_key_list();
-  test_table_docs();
-  return jw_test_result("policy");
+  data_dir = jw_test_arg(argc, argv, 1, ".");
+  out_dir = jw_test_arg(argc, argv, 2, ".");
+  return jw_test_run_cases("policy", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "harness.h"
+#include "test_util.h"
 #include "report.h"
 
 static const char *g_data;
@@ -130,10 +131,14 @@ static void test_no_seal(void) {
   json_decref(doc);
 }
 
+/* Runnable one by one: `test_report DATA OUT --case seal`. */
+static const jw_test_case_t cases[] = {
+    {"seal", test_seal, 30},
+    {"no_seal", test_no_seal, 30},
+    {"json_for_html", test_json_for_html, 30},
+};
+
 int main(int argc, char **argv) {
-  g_data = argc > 1 ? argv[1] : "tests/data";
-  test_seal();
-  test_no_seal();
-  test_json_for_html();
-  return jw_test_result("report");
+  g_data = jw_test_arg(argc, argv, 1, "tests/data");
+  return jw_test_run_cases("report", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -727,13 +727,17 @@ static void test_policy(void) {
   CHECK_CONTAINS(err.text, "p.json: seal.new_key: expected a file path of 1 to 1023 bytes");
 }
 
+/* Runnable one by one: `test_seal DATA OUT --case policy`. */
+static const jw_test_case_t cases[] = {
+    {"policy", test_policy, 30},
+    {"key_files", test_key_files, 30},
+    {"intact_and_damage", test_intact_and_damage, 30},
+    {"rotation", test_rotation, 30},
+    {"parts_and_resends", test_parts_and_resends, 30},
+    {"failed_write", test_failed_write, 30},
+};
+
 int main(int argc, char **argv) {
-  g_dir = argc > 2 ? argv[2] : ".";
-  test_policy();
-  test_key_files();
-  test_intact_and_damage();
-  test_rotation();
-  test_parts_and_resends();
-  test_failed_write();
-  return jw_test_result("seal");
+  g_dir = jw_test_arg(argc, argv, 2, ".");
+  return jw_test_run_cases("seal", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

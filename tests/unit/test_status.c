@@ -132,11 +132,10 @@ static const struct classified classes[] = {
     {0xDFFFFFFFu, JW_EXIT_ABNORMAL}, /* highest without the customer bit */
 };
 
-int main(int argc, char **argv) {
+/* Each written-out name is the one jw_ntstatus_name gives, and the table
+ * holds no typo. */
+static void test_names(void) {
   size_t i, j;
-  (void)argc;
-  (void)argv;
-
   for (i = 0; i < sizeof(expected_names) / sizeof(expected_names[0]); i++) {
     const struct named *n = &expected_names[i];
     const char *got = jw_ntstatus_name(n->code);
@@ -151,13 +150,20 @@ int main(int argc, char **argv) {
       CHECK(strcmp(expected_names[j].name, n->name) != 0);
     }
   }
+}
+
+static void test_unnamed(void) {
+  size_t i;
   for (i = 0; i < sizeof(unnamed) / sizeof(unnamed[0]); i++) {
     const char *got = jw_ntstatus_name(unnamed[i]);
     CHECK_STR(got, NULL);
     if (got != NULL)
       fprintf(stderr, "  for code 0x%08" PRIX32 "\n", unnamed[i]);
   }
+}
 
+static void test_classes(void) {
+  size_t i;
   for (i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
     jw_exit_class_t got = jw_exit_classify(classes[i].code);
     CHECK_INT(got, classes[i].want);
@@ -168,6 +174,15 @@ int main(int argc, char **argv) {
   for (i = 0; i < sizeof(expected_names) / sizeof(expected_names[0]); i++)
     if ((expected_names[i].code & 0xC0000000u) == 0xC0000000u)
       CHECK_INT(jw_exit_classify(expected_names[i].code), JW_EXIT_ABNORMAL);
+}
 
-  return jw_test_result("status");
+/* Runnable one by one: `test_status DATA OUT --case names`. */
+static const jw_test_case_t cases[] = {
+    {"names", test_names, 30},
+    {"unnamed", test_unnamed, 30},
+    {"classes", test_classes, 30},
+};
+
+int main(int argc, char **argv) {
+  return jw_test_run_cases("status", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

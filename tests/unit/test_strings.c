@@ -523,10 +523,12 @@ static void test_cmdline(void) {
 #endif
 }
 
+/* Runnable one by one: `test_strings DATA OUT --case utf16`. */
+static const jw_test_case_t cases[] = {
+    {"utf16", test_utf16, 30},
+    {"cmdline", test_cmdline, 30},
+};
+
 int main(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  test_utf16();
-  test_cmdline();
-  return jw_test_result("strings");
+  return jw_test_run_cases("strings", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

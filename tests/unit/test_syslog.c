@@ -17,6 +17,7 @@
 
 #include "format.h"
 #include "harness.h"
+#include "test_util.h"
 #include "internal.h"
 #include "fileio.h"
 #include "parts.h"
@@ -168,6 +169,21 @@ static char *trecv_datagram(tsock_t s, size_t *len) {
   buf[r] = '\0';
   *len = (size_t)r;
   return buf;
+}
+
+/* The collector's side. collector_listen: a listening TCP socket on *port
+ * (0: any; the port chosen is written back); collector_accept: the
+ * exporter's next connection on it. TBAD when it failed (a CHECK says so). */
+static tsock_t collector_listen(unsigned *port) {
+  tsock_t l = tbind(SOCK_STREAM, port);
+  CHECK(l != TBAD);
+  return l;
+}
+
+static tsock_t collector_accept(tsock_t l) {
+  tsock_t c = l != TBAD ? taccept(l) : TBAD;
+  CHECK(c != TBAD);
+  return c;
 }
 
 static const char *const sev_names[] = {"info", "low", "medium", "high", "critical"};
@@ -428,8 +444,7 @@ static void test_specs(const char *dir) {
 
   /* TCP with nobody listening and no spool: a set-up error that names the
    * target. */
-  l = tbind(SOCK_STREAM, &port);
-  CHECK(l != TBAD);
+  l = collector_listen(&port);
   tclose(l);
   snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=none", port);
   CHECK_INT(jw_exporter_open(spec, &e, &err), JW_EIO);
@@ -634,14 +649,13 @@ static void test_tcp(const char *dir) {
   jw_exporter_t *sx = NULL;
   char path[1024], root[1100], rule[64];
   unsigned port = 0;
-  tsock_t l = tbind(SOCK_STREAM, &port), c;
+  tsock_t l = collector_listen(&port), c;
   char **lines;
   size_t n_lines = 0, len;
   int i, n_got = 0, first_after;
   char *got[64] = {0};
   size_t got_len[64] = {0};
 
-  CHECK(l != TBAD);
   if (l == TBAD)
     return;
   em = spool_rig(dir, "tcp", port, ",retry_max=200ms", &run, &sx, root, sizeof(root), path,
@@ -651,8 +665,7 @@ static void test_tcp(const char *dir) {
 
   /* seq 1..3 on the first connection (made at the first delivery). */
   emit_range(em, 0, 3);
-  c = taccept(l);
-  CHECK(c != TBAD);
+  c = collector_accept(l);
   n_got = recv_frames(c, got, got_len, n_got, 3);
   CHECK_INT(n_got, 3);
   /* The collector closes the connection: the next event opens a new one,
@@ -663,8 +676,7 @@ static void test_tcp(const char *dir) {
     jw_event_t ev;
     make_event(&ev, 3);
     CHECK_INT(jw_emit(em, &ev), 0);
-    c = taccept(l);
-    CHECK(c != TBAD);
+    c = collector_accept(l);
     if (c != TBAD)
       n_got = recv_frames(c, got, got_len, n_got, 3 + 4);
     CHECK_INT(n_got, 7);
@@ -698,10 +710,8 @@ static void test_tcp(const char *dir) {
 
   /* Collector back on the same port: the last frames sent (seq 1..4) go
    * again, then everything spooled, in order: 5, 6, the notices. */
-  l = tbind(SOCK_STREAM, &port);
-  CHECK(l != TBAD);
-  c = l != TBAD ? taccept(l) : TBAD;
-  CHECK(c != TBAD);
+  l = collector_listen(&port);
+  c = collector_accept(l);
   CHECK_INT(jw__spool_wait(sx, 10000), 0);
   for (i = 6; i < 8; i++) {
     jw_event_t ev;
@@ -762,14 +772,13 @@ static void test_spool_restart(const char *dir) {
   jw_error_t err;
   char spec[1400], path[1024], root[1100];
   unsigned port = 0;
-  tsock_t l = tbind(SOCK_STREAM, &port), c;
+  tsock_t l = collector_listen(&port), c;
   char **lines;
   size_t n_lines = 0;
   int i, n_got = 0;
   char *got[32] = {0};
   size_t got_len[32] = {0};
 
-  CHECK(l != TBAD);
   if (l == TBAD)
     return;
   tclose(l); /* the collector is down during the first run */
@@ -785,8 +794,7 @@ static void test_spool_restart(const char *dir) {
   CHECK(n_lines == 4 || n_lines == 5);
 
   /* Run 2 on the same spool, the collector up: run 1's lines first. */
-  l = tbind(SOCK_STREAM, &port);
-  CHECK(l != TBAD);
+  l = collector_listen(&port);
   snprintf(spec, sizeof(spec), "syslog+tcp://127.0.0.1:%u,spool=%s", port, root);
   sx = NULL;
   CHECK_INT(jw_exporter_open(spec, &sx, &err), 0);
@@ -797,8 +805,7 @@ static void test_spool_restart(const char *dir) {
     CHECK_INT(jw__spool_stats(sx, &st), 0);
     CHECK_U64(st.adopted, n_lines);
   }
-  c = taccept(l);
-  CHECK(c != TBAD);
+  c = collector_accept(l);
   if (c != TBAD)
     n_got = recv_frames(c, got, got_len, 0, (int)n_lines);
   CHECK_INT(n_got, (int)n_lines);
@@ -890,8 +897,7 @@ static void test_stall(const char *dir) {
    * the connections the sender makes until its spool is empty. */
   if (c != TBAD)
     have += read_seqs(c, seen, (unsigned long)N + 4, 2000);
-  l = tbind(SOCK_STREAM, &port);
-  CHECK(l != TBAD);
+  l = collector_listen(&port);
   for (tries = 0; tries < 20 && have < (size_t)N + 1 && l != TBAD; tries++) {
     tsock_t n2 = taccept(l);
     if (n2 == TBAD)
@@ -926,14 +932,13 @@ static void test_spool_full(const char *dir) {
   jw_exporter_t *sx = NULL;
   char root[1100];
   unsigned port = 0;
-  tsock_t l = tbind(SOCK_STREAM, &port), c;
+  tsock_t l = collector_listen(&port), c;
   int i, n_got = 0, gaps = 0, events = 0;
   uint64_t emitted;
   char *got[400] = {0};
   size_t got_len[400] = {0};
   uint64_t lost;
 
-  CHECK(l != TBAD);
   if (l == TBAD)
     return;
   tclose(l);
@@ -953,8 +958,7 @@ static void test_spool_full(const char *dir) {
   CHECK(lost > 50 && lost < 150);
   /* The collector comes; one more event: the gap record goes first. */
   l = tbind(SOCK_STREAM, &port);
-  c = l != TBAD ? taccept(l) : TBAD;
-  CHECK(c != TBAD);
+  c = collector_accept(l);
   CHECK_INT(jw__spool_wait(sx, 10000), 0);
   {
     jw_event_t ev;
@@ -1092,8 +1096,7 @@ static jw_exporter_t *batch_rig(const char *dir, const char *name, unsigned *por
   jw_exporter_t *sx = NULL;
   jw_error_t err;
   char spec[1500];
-  tsock_t l = tbind(SOCK_STREAM, port);
-  CHECK(l != TBAD);
+  tsock_t l = collector_listen(port);
   if (l == TBAD)
     return NULL;
   tclose(l); /* down until the test listens */
@@ -1146,6 +1149,57 @@ static char *trecv_all(tsock_t s, size_t *len) {
   return buf;
 }
 
+/* Everything c gets until the exporter closes it is exactly want. */
+static void check_received(tsock_t c, const char *want, size_t want_len) {
+  size_t got_len = 0;
+  char *got = c != TBAD ? trecv_all(c, &got_len) : NULL;
+  CHECK_U64(got_len, want_len);
+  CHECK(got != NULL && got_len == want_len && memcmp(got, want, want_len) == 0);
+  free(got);
+}
+
+/* A connection broken at byte cut, inside frame[whole]: c got exactly
+ * frames 0..whole-1 and the start of frame[whole]. */
+static void check_torn(tsock_t c, char (*frame)[1200], const size_t *flen, int whole, size_t cut) {
+  size_t got_len = 0;
+  char *got = c != TBAD ? trecv_all(c, &got_len) : NULL;
+  int i;
+  CHECK_U64(got_len, cut);
+  if (got != NULL && got_len == cut) {
+    size_t at = 0;
+    for (i = 0; i < whole; i++) {
+      CHECK(memcmp(got + at, frame[i], flen[i]) == 0);
+      at += flen[i];
+    }
+    CHECK(memcmp(got + at, frame[whole], cut - at) == 0);
+  }
+  free(got);
+}
+
+/* frame[0..n) one after the other into want; their length. */
+static size_t frames_join(char *want, char (*frame)[1200], const size_t *flen, int n) {
+  size_t len = 0;
+  int i;
+  for (i = 0; i < n; i++) {
+    memcpy(want + len, frame[i], flen[i]);
+    len += flen[i];
+  }
+  return len;
+}
+
+/* The end of a batch test: the sockets closed (TBAD ones skipped), every
+ * line delivered (the spool's run directory is gone), the spool removed. */
+static void batch_done(const char *root, tsock_t c1, tsock_t c2, tsock_t l) {
+  if (c1 != TBAD)
+    tclose(c1);
+  if (c2 != TBAD)
+    tclose(c2);
+  if (l != TBAD)
+    tclose(l);
+  CHECK_INT(count_runs(root), 0);
+  rm_tree(root);
+}
+
 #define BATCH_N 6
 
 /* Short sends: a batch of BATCH_N lines goes as one buffer, each send
@@ -1154,12 +1208,11 @@ static char *trecv_all(tsock_t s, size_t *len) {
  * in order, and the sends are exactly ceil(bytes / 97). */
 static void test_batch_short_sends(const char *dir) {
   char root[1200], line[1024], frame[1200], want[BATCH_N * 1200];
-  size_t want_len = 0, flen, got_len = 0;
+  size_t want_len = 0, flen;
   unsigned port = 0;
   jw_exporter_t *sx = batch_rig(dir, "short", &port, root, sizeof(root));
   jw_error_t err;
   tsock_t l, c;
-  char *got;
   int i;
   if (sx == NULL)
     return;
@@ -1171,25 +1224,15 @@ static void test_batch_short_sends(const char *dir) {
   }
   wait_down(sx);
   hook_set(97, -1);
-  l = tbind(SOCK_STREAM, &port);
-  CHECK(l != TBAD);
-  c = l != TBAD ? taccept(l) : TBAD;
-  CHECK(c != TBAD);
+  l = collector_listen(&port);
+  c = collector_accept(l);
   CHECK_INT(jw__spool_wait(sx, 10000), 0);
   jw_exporter_close(sx); /* closes the connection: the collector reads to its end */
   jw__syslog_send_hook(NULL);
-  got = c != TBAD ? trecv_all(c, &got_len) : NULL;
-  CHECK_U64(got_len, want_len);
-  CHECK(got != NULL && got_len == want_len && memcmp(got, want, want_len) == 0);
+  check_received(c, want, want_len);
   CHECK_U64((uint64_t)hook_calls, (want_len + 96) / 97);
-  free(got);
   CHECK_STR(notice_rules, "sink_unreachable sink_recovered ");
-  if (c != TBAD)
-    tclose(c);
-  if (l != TBAD)
-    tclose(l);
-  CHECK_INT(count_runs(root), 0);
-  rm_tree(root);
+  batch_done(root, c, TBAD, l);
 }
 
 /* A fresh connection that breaks mid-batch, inside line 3's frame: the
@@ -1199,14 +1242,13 @@ static void test_batch_short_sends(const char *dir) {
  * then line 3 on, whole: byte for byte the frames the first had. */
 static void test_batch_broken(const char *dir) {
   char root[1200], line[1024], frame[BATCH_N][1200];
-  size_t flen[BATCH_N], cut, before = 0, got_len = 0, want_len = 0;
+  size_t flen[BATCH_N], cut, before = 0, want_len = 0;
   char want[BATCH_N * 2 * 1200];
   unsigned port = 0;
   jw_exporter_t *sx = batch_rig(dir, "broken", &port, root, sizeof(root));
   jw__spool_stats_t st;
   jw_error_t err;
   tsock_t l, c1, c2;
-  char *got;
   int i;
   if (sx == NULL)
     return;
@@ -1220,23 +1262,11 @@ static void test_batch_broken(const char *dir) {
   wait_down(sx);
   hook_set(0, (long)cut);
   hook_hold_after_fail = 1;
-  l = tbind(SOCK_STREAM, &port);
-  CHECK(l != TBAD);
-  c1 = l != TBAD ? taccept(l) : TBAD;
-  CHECK(c1 != TBAD);
+  l = collector_listen(&port);
+  c1 = collector_accept(l);
   /* The first connection: exactly the bytes before the cut, then closed
    * by the exporter. */
-  got = c1 != TBAD ? trecv_all(c1, &got_len) : NULL;
-  CHECK_U64(got_len, cut);
-  if (got != NULL && got_len == cut) {
-    size_t at = 0;
-    for (i = 0; i < 3; i++) {
-      CHECK(memcmp(got + at, frame[i], flen[i]) == 0);
-      at += flen[i];
-    }
-    CHECK(memcmp(got + at, frame[3], cut - at) == 0);
-  }
-  free(got);
+  check_torn(c1, frame, flen, 3, cut);
   /* Between the attempts (the next one's first send is held): the cursor
    * passed lines 0..2, not the cut line 3. */
   memset(&st, 0, sizeof(st));
@@ -1249,33 +1279,19 @@ static void test_batch_broken(const char *dir) {
   CHECK_U64(st.pending, BATCH_N - 3);
   hook_hold = 0;
   /* The second: lines 0..2 again (the resend), then 3..5. */
-  c2 = l != TBAD ? taccept(l) : TBAD;
-  CHECK(c2 != TBAD);
+  c2 = collector_accept(l);
   CHECK_INT(jw__spool_wait(sx, 10000), 0);
   CHECK_INT(jw__spool_stats(sx, &st), 0);
   CHECK_U64(st.delivered, BATCH_N);
   CHECK_U64(st.undeliverable, 0);
   jw_exporter_close(sx);
   jw__syslog_send_hook(NULL);
-  for (i = 0; i < BATCH_N; i++) {
-    memcpy(want + want_len, frame[i], flen[i]);
-    want_len += flen[i];
-  }
-  got = c2 != TBAD ? trecv_all(c2, &got_len) : NULL;
-  CHECK_U64(got_len, want_len);
-  CHECK(got != NULL && got_len == want_len && memcmp(got, want, want_len) == 0);
-  free(got);
+  want_len = frames_join(want, frame, flen, BATCH_N);
+  check_received(c2, want, want_len);
   /* Each outage was said, and its end: the collector down at the start,
    * then the connection that broke (after it had taken lines 0..2). */
   CHECK_STR(notice_rules, "sink_unreachable sink_recovered sink_unreachable sink_recovered ");
-  if (c1 != TBAD)
-    tclose(c1);
-  if (c2 != TBAD)
-    tclose(c2);
-  if (l != TBAD)
-    tclose(l);
-  CHECK_INT(count_runs(root), 0);
-  rm_tree(root);
+  batch_done(root, c1, c2, l);
 }
 
 /* A connection in use that breaks mid-batch: the exporter reconnects at
@@ -1284,14 +1300,13 @@ static void test_batch_broken(const char *dir) {
  * byte where the cut was. The lines pile up behind a send the hook holds. */
 static void test_batch_broken_in_use(const char *dir) {
   char root[1200], line[1024], frame[BATCH_N + 1][1200];
-  size_t flen[BATCH_N + 1], cut = 0, got_len = 0, want_len = 0;
+  size_t flen[BATCH_N + 1], cut = 0, want_len = 0;
   char want[(BATCH_N + 1) * 2 * 1200];
   unsigned port = 0;
   jw_exporter_t *sx = batch_rig(dir, "in-use", &port, root, sizeof(root));
   jw__spool_stats_t st;
   jw_error_t err;
   tsock_t l, c1, c2;
-  char *got;
   int i, tries;
   if (sx == NULL)
     return;
@@ -1300,8 +1315,7 @@ static void test_batch_broken_in_use(const char *dir) {
     batch_line(i, line, sizeof(line), frame[i], sizeof(frame[i]), &flen[i]);
   hook_set(0, -1);
   hook_hold = 1;
-  l = tbind(SOCK_STREAM, &port);
-  CHECK(l != TBAD);
+  l = collector_listen(&port);
   batch_line(0, line, sizeof(line), frame[0], sizeof(frame[0]), &flen[0]);
   CHECK_INT(jw__spool_append(sx, line, strlen(line), 0, &err), 0);
   c1 = l != TBAD ? taccept(l) : TBAD;
@@ -1319,47 +1333,19 @@ static void test_batch_broken_in_use(const char *dir) {
   cut += flen[4] / 2;
   hook_fail_at = (long)cut;
   hook_hold = 0;
-  got = c1 != TBAD ? trecv_all(c1, &got_len) : NULL;
-  CHECK_U64(got_len, cut);
-  if (got != NULL && got_len == cut) {
-    size_t at = 0;
-    for (i = 0; i < 4; i++) {
-      CHECK(memcmp(got + at, frame[i], flen[i]) == 0);
-      at += flen[i];
-    }
-    CHECK(memcmp(got + at, frame[4], cut - at) == 0);
-  }
-  free(got);
-  c2 = l != TBAD ? taccept(l) : TBAD;
-  CHECK(c2 != TBAD);
+  check_torn(c1, frame, flen, 4, cut);
+  c2 = collector_accept(l);
   CHECK_INT(jw__spool_wait(sx, 10000), 0);
   CHECK_INT(jw__spool_stats(sx, &st), 0);
   CHECK_U64(st.delivered, BATCH_N + 1);
   jw_exporter_close(sx);
   jw__syslog_send_hook(NULL);
   /* The second connection: frames 0..3 again (the last sent), then 4..N. */
-  for (i = 0; i < 4; i++) {
-    memcpy(want + want_len, frame[i], flen[i]);
-    want_len += flen[i];
-  }
-  for (i = 4; i <= BATCH_N; i++) {
-    memcpy(want + want_len, frame[i], flen[i]);
-    want_len += flen[i];
-  }
-  got = c2 != TBAD ? trecv_all(c2, &got_len) : NULL;
-  CHECK_U64(got_len, want_len);
-  CHECK(got != NULL && got_len == want_len && memcmp(got, want, want_len) == 0);
-  free(got);
+  want_len = frames_join(want, frame, flen, BATCH_N + 1);
+  check_received(c2, want, want_len);
   /* Reconnected within the attempt: no outage to tell. */
   CHECK_STR(notice_rules, "");
-  if (c1 != TBAD)
-    tclose(c1);
-  if (c2 != TBAD)
-    tclose(c2);
-  if (l != TBAD)
-    tclose(l);
-  CHECK_INT(count_runs(root), 0);
-  rm_tree(root);
+  batch_done(root, c1, c2, l);
 }
 
 /* A line that can never be sent (not JSON) in the middle of a batch: the
@@ -1370,14 +1356,13 @@ static void test_batch_broken_in_use(const char *dir) {
 static void test_batch_undeliverable(const char *dir, int by_line) {
   jw_exporter_vtable_t line_vt;
   char root[1200], line[1024], frame[1200], want[BATCH_N * 1200];
-  size_t want_len = 0, flen, got_len = 0;
+  size_t want_len = 0, flen;
   unsigned port = 0;
   jw_exporter_t *sx =
       batch_rig(dir, by_line ? "by-line" : "undeliverable", &port, root, sizeof(root));
   jw__spool_stats_t st;
   jw_error_t err;
   tsock_t l, c;
-  char *got;
   int i;
   if (sx == NULL)
     return;
@@ -1397,10 +1382,8 @@ static void test_batch_undeliverable(const char *dir, int by_line) {
   }
   wait_down(sx);
   hook_set(0, -1);
-  l = tbind(SOCK_STREAM, &port);
-  CHECK(l != TBAD);
-  c = l != TBAD ? taccept(l) : TBAD;
-  CHECK(c != TBAD);
+  l = collector_listen(&port);
+  c = collector_accept(l);
   CHECK_INT(jw__spool_wait(sx, 10000), 0);
   CHECK_INT(jw__spool_stats(sx, &st), 0);
   CHECK_U64(st.undeliverable, 2);
@@ -1408,21 +1391,13 @@ static void test_batch_undeliverable(const char *dir, int by_line) {
   CHECK_U64(st.pending, 0);
   jw_exporter_close(sx);
   jw__syslog_send_hook(NULL);
-  got = c != TBAD ? trecv_all(c, &got_len) : NULL;
-  CHECK_U64(got_len, want_len);
-  CHECK(got != NULL && got_len == want_len && memcmp(got, want, want_len) == 0);
-  free(got);
+  check_received(c, want, want_len);
   /* Batches: every send was of a whole batch, the lines before the first
    * bad one, between the two, and after the second. Line by line: one per
    * line. */
   CHECK_U64((uint64_t)hook_calls, by_line ? BATCH_N : 3);
   CHECK_STR(notice_rules, "sink_unreachable sink_failed sink_recovered ");
-  if (c != TBAD)
-    tclose(c);
-  if (l != TBAD)
-    tclose(l);
-  CHECK_INT(count_runs(root), 0);
-  rm_tree(root);
+  batch_done(root, c, TBAD, l);
 }
 
 /* format=ecs and format=ocsf syslog sinks: the header says the same as the
@@ -1493,23 +1468,73 @@ static void test_udp_formats(void) {
     tclose(u[k]);
 }
 
+static const char *g_out = ".";
+
+static void test_specs_case(void) {
+  test_specs(g_out);
+}
+
+static void test_udp_case(void) {
+  test_udp(g_out);
+}
+
+static void test_tcp_case(void) {
+  test_tcp(g_out);
+}
+
+static void test_spool_restart_case(void) {
+  test_spool_restart(g_out);
+}
+
+static void test_spool_full_case(void) {
+  test_spool_full(g_out);
+}
+
+static void test_stall_case(void) {
+  test_stall(g_out);
+}
+
+static void test_batch_short_sends_case(void) {
+  test_batch_short_sends(g_out);
+}
+
+static void test_batch_broken_case(void) {
+  test_batch_broken(g_out);
+}
+
+static void test_batch_broken_in_use_case(void) {
+  test_batch_broken_in_use(g_out);
+}
+
+static void test_batch_undeliverable_case(void) {
+  test_batch_undeliverable(g_out, 0);
+}
+
+static void test_batch_undeliverable_by_line(void) {
+  test_batch_undeliverable(g_out, 1);
+}
+
+/* Runnable one by one: `test_syslog DATA OUT --case specs`. */
+static const jw_test_case_t cases[] = {
+    {"specs", test_specs_case, 30},
+    {"udp", test_udp_case, 30},
+    {"tcp", test_tcp_case, 30},
+    {"spool_restart", test_spool_restart_case, 30},
+    {"spool_full", test_spool_full_case, 30},
+    {"stall", test_stall_case, 250},
+    {"batch_short_sends", test_batch_short_sends_case, 30},
+    {"batch_broken", test_batch_broken_case, 30},
+    {"batch_broken_in_use", test_batch_broken_in_use_case, 30},
+    {"batch_undeliverable", test_batch_undeliverable_case, 30},
+    {"batch_undeliverable_by_line", test_batch_undeliverable_by_line, 30},
+    {"udp_formats", test_udp_formats, 30},
+};
+
 int main(int argc, char **argv) {
-  const char *out = argc > 2 ? argv[2] : ".";
 #ifdef _WIN32
   WSADATA d;
   WSAStartup(MAKEWORD(2, 2), &d);
 #endif
-  test_specs(out);
-  test_udp(out);
-  test_tcp(out);
-  test_spool_restart(out);
-  test_spool_full(out);
-  test_stall(out);
-  test_batch_short_sends(out);
-  test_batch_broken(out);
-  test_batch_broken_in_use(out);
-  test_batch_undeliverable(out, 0);
-  test_batch_undeliverable(out, 1);
-  test_udp_formats();
-  return jw_test_result("syslog");
+  g_out = jw_test_arg(argc, argv, 2, ".");
+  return jw_test_run_cases("syslog", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }
