@@ -150,23 +150,23 @@ static int own_sid(char *buf, size_t size) {
 
 /* One run of jobwarden.exe to its end: exit code, stdout, stderr, pid
  * (pi.dwProcessId). */
-typedef tw_proc_t cli_t;
+typedef tw_run_t cli_t;
 
 static void cli_free(cli_t *r) {
-  tw_proc_free(r);
+  tw_jw_free(r);
   memset(r, 0, sizeof(*r));
 }
 
 /* Starts `jobwarden.exe ARGS` with stdout/stderr to <dir>\wine-control-TAG.*. */
 static int cli_start(const char *tag, const char *args, cli_t *r) {
-  return tw_proc_start(r, g_jw, args, g_dir, "wine-control-", tag, NULL, NULL);
+  return tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = WAIT_MS}, r);
 }
 
 /* Waits for it (killed after WAIT_MS) and reads its output; the exit code
  * is 0xDEADBEEF unless it exited by itself in time (1, a kill's code, is
  * also JW_EXIT_CONTROL_REFUSED). */
 static void cli_finish(cli_t *r) {
-  if (!tw_proc_wait(r, WAIT_MS, 1))
+  if (!tw_jw_wait(r))
     r->exit_code = 0xDEADBEEF;
 }
 
@@ -938,14 +938,13 @@ static void test_stuck(void) {
   }
 }
 
-/* Runs one case and says how long it took (the suite's budget). */
-static void timed(const char *name, void (*fn)(void)) {
-  ULONGLONG t0 = GetTickCount64();
-  int failures = jw_test_failures;
-  fn();
-  fprintf(stderr, "case %s: %llu ms, %d failed check(s)\n", name, GetTickCount64() - t0,
-          jw_test_failures - failures);
-}
+/* Runnable one by one: `win_control.exe DATA EVENTS JOBWARDEN --case stuck`. */
+static const jw_test_case_t cases[] = {
+    {"security", test_security, 60},
+    {"main", test_main, 120},
+    {"inside", test_inside, 60},
+    {"stuck", test_stuck, 60},
+};
 
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv)) {
@@ -955,14 +954,9 @@ int main(int argc, char **argv) {
       return helper_inside(argc, argv);
     return tw_helper_main(argc, argv);
   }
-  if (tw_test_args(argc, argv, g_dir, g_jw, g_me) != 0 || own_sid(g_sid, sizeof(g_sid)) != 0) {
-    fprintf(stderr, "usage: win_control DATA EVENTS JOBWARDEN.EXE (and a writable EVENTS)\n");
+  if (tw_test_setup(argc, argv, "wine-control-", g_dir, g_jw, g_me) != 0 ||
+      own_sid(g_sid, sizeof(g_sid)) != 0)
     return 1;
-  }
   snprintf(g_tag, sizeof(g_tag), "jwt-%lu", (unsigned long)GetCurrentProcessId());
-  timed("security", test_security);
-  timed("main", test_main);
-  timed("inside", test_inside);
-  timed("stuck", test_stuck);
-  return jw_test_result("control_real");
+  return TW_RUN_CASES("control_real", argc, argv, cases);
 }

@@ -529,20 +529,20 @@ static void test_rig_member(void) {
 /* The real jobwarden.exe                                                   */
 /* ------------------------------------------------------------------------ */
 
-typedef tw_proc_t cli_t;
+typedef tw_run_t cli_t;
 
 /* Starts `jobwarden.exe ARGS` with stdout/stderr to <dir>\wine-escape-TAG.*
  * (created anew). */
 static int cli_start(cli_t *r, const char *tag, const char *args) {
-  return tw_proc_start(r, g_jw, args, g_dir, "wine-escape-", tag, NULL, NULL);
+  return tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = WAIT_MS}, r);
 }
 
 /* Waits for it (killed after WAIT_MS); the exit code is (DWORD)-1 unless it
  * exited by itself in time. Its output is not looked at. */
 static void cli_finish(cli_t *r) {
-  if (!tw_proc_wait(r, WAIT_MS, 1))
+  if (!tw_jw_wait(r))
     r->exit_code = (DWORD)-1;
-  tw_proc_free(r);
+  tw_jw_free(r);
 }
 
 /* `jobwarden run OPTS -- self --helper spoof-parent parent-dacl PIDFILE
@@ -732,6 +732,16 @@ static void test_born_of(void) {
   CHECK_INT(jw__escape_born_of(p, 0, 0), 0);      /* unknown child creation */
 }
 
+/* Runnable one by one: `win_escape.exe DATA EVENTS JOBWARDEN SHA SIZE --case rig_kick`. */
+static const jw_test_case_t cases[] = {
+    {"born_of", test_born_of, 60},           {"rig_scan", test_rig_scan, 60},
+    {"rig_kick", test_rig_kick, 60},         {"rig_report", test_rig_report, 60},
+    {"rig_kill_job", test_rig_kill_job, 60}, {"rig_breakaway", test_rig_breakaway, 60},
+    {"rig_member", test_rig_member, 60},     {"cli_refused", test_cli_refused, 60},
+    {"cli_kill", test_cli_kill, 60},         {"cli_report", test_cli_report, 60},
+    {"cli_control", test_cli_control, 60},
+};
+
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
@@ -741,16 +751,6 @@ int main(int argc, char **argv) {
   }
   g_sha = argv[4];
   g_size = atoll(argv[5]);
-  test_born_of();
-  test_rig_scan();
-  test_rig_kick();
-  test_rig_report();
-  test_rig_kill_job();
-  test_rig_breakaway();
-  test_rig_member();
-  test_cli_refused();
-  test_cli_kill();
-  test_cli_report();
-  test_cli_control();
-  return jw_test_result("escape_real");
+  tw_kit_set(g_jw, g_dir, "wine-escape-");
+  return TW_RUN_CASES("escape_real", argc, argv, cases);
 }

@@ -68,22 +68,21 @@ static int ends_with_ci(const char *s, const char *suffix) {
  * returns its events (or NULL) and its exit code in *code. */
 static json_t *run(const char *tag, const char *opts, const char *cmd, DWORD *code) {
   char log[TW_PATH_CHARS], args[4 * TW_PATH_CHARS];
-  tw_proc_t r;
+  tw_run_t r;
   json_t *evs;
   tw_case_path(log, sizeof(log), g_events, "wine-identity-", tag, ".jsonl");
   DeleteFileA(log);
   snprintf(args, sizeof(args), "run %s --export \"file:%s\" -- %s", opts, log, cmd);
-  tw_case_begin(jw_test_failures);
-  if (tw_proc_start(&r, g_jw, args, g_events, "wine-identity-", tag, NULL, NULL) != 0) {
-    CHECK(!"tw_proc_start");
+  if (tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .events_path = log}, &r) != 0) {
+    CHECK(!"tw_jw_start");
     return NULL;
   }
-  tw_proc_wait(&r, 60000, 1);
+  tw_jw_wait(&r);
   *code = r.exit_code;
-  evs = tw_read_events(log);
+  evs = r.events; /* ours now */
+  r.events = NULL;
   CHECK(evs != NULL);
-  tw_case_end(tag, jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
   return evs;
 }
 
@@ -478,6 +477,24 @@ done:
   DeleteFileA(marker);
 }
 
+static void test_cap_deny(void) {
+  test_cap("cap-deny", 0);
+}
+
+static void test_cap_allow(void) {
+  test_cap("cap-allow", 1);
+}
+
+/* Runnable one by one: `win_identity.exe DATA EVENTS JOBWARDEN ... --case gone`. */
+static const jw_test_case_t cases[] = {
+    {"hashes", test_hashes, 60},
+    {"deny_hash", test_deny_hash, 60},
+    {"deny_original", test_deny_original, 60},
+    {"cap_deny", test_cap_deny, 60},
+    {"cap_allow", test_cap_allow, 60},
+    {"gone", test_gone, 60},
+};
+
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
@@ -490,11 +507,6 @@ int main(int argc, char **argv) {
   g_self_sha = argv[4];
   g_self_size = atoll(argv[5]);
   g_testid_sha = argv[7];
-  test_hashes();
-  test_deny_hash();
-  test_deny_original();
-  test_cap("cap-deny", 0);
-  test_cap("cap-allow", 1);
-  test_gone();
-  return jw_test_result("identity");
+  tw_kit_set(g_jw, g_events, "wine-identity-");
+  return TW_RUN_CASES("identity", argc, argv, cases);
 }
