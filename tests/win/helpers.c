@@ -1969,6 +1969,68 @@ void tw_kit_case_end(const char *name, int failed) {
   tw__case_nruns = tw__case_dropped = 0;
 }
 
+/* A SID as a string into out ("" when it does not convert). */
+static void sid_text(PSID sid, char *out, size_t n) {
+  char *s = NULL;
+  out[0] = '\0';
+  if (sid != NULL && ConvertSidToStringSidA(sid, &s)) {
+    snprintf(out, n, "%s", s);
+    LocalFree(s);
+  }
+}
+
+DWORD tw_acl_read(HANDLE h, const char *path, int want_owner, tw_acl_t *a) {
+  SECURITY_INFORMATION what = DACL_SECURITY_INFORMATION;
+  PSECURITY_DESCRIPTOR sd = NULL;
+  PSID owner = NULL;
+  PACL dacl = NULL;
+  SECURITY_DESCRIPTOR_CONTROL ctl = 0;
+  DWORD rev = 0, i;
+  memset(a, 0, sizeof(*a));
+  if (want_owner)
+    what |= OWNER_SECURITY_INFORMATION;
+  a->error = h != NULL ? GetSecurityInfo(h, SE_KERNEL_OBJECT, what, want_owner ? &owner : NULL,
+                                         NULL, &dacl, NULL, &sd)
+                       : GetNamedSecurityInfoA(path, SE_FILE_OBJECT, what,
+                                               want_owner ? &owner : NULL, NULL, &dacl, NULL, &sd);
+  if (a->error != ERROR_SUCCESS || sd == NULL)
+    return a->error;
+  sid_text(owner, a->owner, sizeof(a->owner));
+  a->have_control = GetSecurityDescriptorControl(sd, &ctl, &rev) != 0;
+  a->is_protected = (ctl & SE_DACL_PROTECTED) != 0;
+  a->have_dacl = dacl != NULL;
+  if (dacl != NULL) {
+    a->ace_count = dacl->AceCount;
+    for (i = 0; i < dacl->AceCount && i < TW_ACL_ACES; i++) {
+      ACCESS_ALLOWED_ACE *ace = NULL;
+      if (!GetAce(dacl, i, (void **)&ace) || ace == NULL)
+        continue;
+      a->ace[i].read = 1;
+      a->ace[i].type = ace->Header.AceType;
+      a->ace[i].mask = ace->Mask;
+      sid_text((PSID)&ace->SidStart, a->ace[i].sid, sizeof(a->ace[i].sid));
+    }
+  }
+  LocalFree(sd);
+  return a->error;
+}
+
+const char *tw_user_sid(void) {
+  static char sid[TW_SID_CHARS];
+  HANDLE tok;
+  union {
+    TOKEN_USER tu;
+    unsigned char raw[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
+  } u;
+  DWORD got = 0;
+  if (sid[0] == '\0' && OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok)) {
+    if (GetTokenInformation(tok, TokenUser, &u, sizeof(u), &got))
+      sid_text(u.tu.User.Sid, sid, sizeof(sid));
+    CloseHandle(tok);
+  }
+  return sid;
+}
+
 int tw_wait_pipe(const char *name, DWORD timeout_ms, DWORD poll_ms) {
   char path[300];
   ULONGLONG end = GetTickCount64() + timeout_ms;

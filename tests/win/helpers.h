@@ -361,6 +361,36 @@ void tw_kit_case_end(const char *name, int failed);
   (jw_test_case_end_hook = tw_kit_case_end,                                                        \
    jw_test_run_cases((name), (argc), (argv), (cases), sizeof(cases) / sizeof((cases)[0])))
 
+/* A security descriptor read back (GetSecurityInfo on a handle, or
+ * GetNamedSecurityInfoA on a file's path): its owner, whether its DACL is
+ * protected, and its first TW_ACL_ACES entries, SIDs as strings ("S-1-5-18")
+ * so that a test compares them with CHECK_STR. */
+#define TW_ACL_ACES  4
+#define TW_SID_CHARS 192
+typedef struct tw_acl_s {
+  DWORD error;              /* what the read answered (ERROR_SUCCESS) */
+  char owner[TW_SID_CHARS]; /* "" when not asked for or not read */
+  int have_control;         /* GetSecurityDescriptorControl worked */
+  int is_protected;         /* SE_DACL_PROTECTED is set */
+  int have_dacl;            /* a DACL is present */
+  DWORD ace_count;          /* its AceCount */
+  struct {
+    int read;  /* GetAce worked */
+    BYTE type; /* Header.AceType */
+    DWORD mask;
+    char sid[TW_SID_CHARS]; /* "" when it does not convert */
+  } ace[TW_ACL_ACES];
+} tw_acl_t;
+
+/* Reads the owner (when want_owner) and the DACL of a kernel object
+ * (h, when not NULL) or of the file at path into *a (cleared first).
+ * Returns a->error. */
+DWORD tw_acl_read(HANDLE h, const char *path, int want_owner, tw_acl_t *a);
+
+/* This process's user SID as a string (static buffer), "" when the token
+ * cannot be read. */
+const char *tw_user_sid(void);
+
 /* Waits (up to timeout_ms, looking again every poll_ms) until the pipe
  * \\.\pipe\<name> exists: a server (jobwarden) has started serving it.
  * 0, or -1 on timeout. */

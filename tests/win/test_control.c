@@ -36,6 +36,7 @@
 
 #include "harness.h"
 #include "rig.h"
+#include "checks.h"
 #include "cli.h"
 #include "win/escape.h"
 
@@ -126,27 +127,6 @@ static int helper_inside(int argc, char **argv) {
 /* ------------------------------------------------------------------------ */
 /* Utilities                                                                */
 /* ------------------------------------------------------------------------ */
-
-static int own_sid(char *buf, size_t size) {
-  HANDLE token;
-  union {
-    TOKEN_USER tu;
-    unsigned char raw[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
-  } u;
-  DWORD got;
-  LPSTR text;
-  int rc = -1;
-  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token))
-    return -1;
-  if (GetTokenInformation(token, TokenUser, &u, sizeof(u), &got) &&
-      ConvertSidToStringSidA(u.tu.User.Sid, &text)) {
-    snprintf(buf, size, "%s", text);
-    LocalFree(text);
-    rc = 0;
-  }
-  CloseHandle(token);
-  return rc;
-}
 
 /* One run of jobwarden.exe to its end: exit code, stdout, stderr, pid
  * (pi.dwProcessId). */
@@ -339,17 +319,7 @@ static void test_security(void) {
   wchar_t wpath[256];
   jw_control_t *c = NULL, *second = NULL;
   jw_error_t err;
-  HANDLE h, token;
-  PSID owner = NULL, system_sid;
-  PACL dacl = NULL;
-  PSECURITY_DESCRIPTOR sd = NULL;
-  SECURITY_DESCRIPTOR_CONTROL control = 0;
-  DWORD rev = 0, got = 0, i;
-  unsigned char sys_buf[SECURITY_MAX_SID_SIZE];
-  union {
-    TOKEN_USER tu;
-    unsigned char raw[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
-  } user;
+  HANDLE h;
 
   snprintf(name, sizeof(name), "%s-sec", g_tag);
   snprintf(path, sizeof(path), "\\\\.\\pipe\\jobwarden-control-%s", name);
@@ -373,34 +343,7 @@ static void test_security(void) {
   /* Owner = this user, a protected DACL: this user and SYSTEM only. */
   h = CreateFileW(wpath, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING, 0, NULL);
   CHECK(h != INVALID_HANDLE_VALUE);
-  CHECK_INT(GetSecurityInfo(h, SE_KERNEL_OBJECT,
-                            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &owner, NULL,
-                            &dacl, NULL, &sd),
-            ERROR_SUCCESS);
-  CHECK(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token));
-  CHECK(GetTokenInformation(token, TokenUser, &user, sizeof(user), &got));
-  CloseHandle(token);
-  got = sizeof(sys_buf);
-  system_sid = (PSID)sys_buf;
-  CHECK(CreateWellKnownSid(WinLocalSystemSid, NULL, system_sid, &got));
-  CHECK(owner != NULL && EqualSid(owner, user.tu.User.Sid));
-  CHECK(sd != NULL && GetSecurityDescriptorControl(sd, &control, &rev));
-  CHECK((control & SE_DACL_PROTECTED) != 0);
-  CHECK(dacl != NULL);
-  if (dacl != NULL) {
-    CHECK_INT(dacl->AceCount, 2);
-    for (i = 0; i < dacl->AceCount && i < 2; i++) {
-      ACCESS_ALLOWED_ACE *ace = NULL;
-      CHECK(GetAce(dacl, i, (void **)&ace));
-      if (ace == NULL)
-        continue;
-      CHECK_INT(ace->Header.AceType, ACCESS_ALLOWED_ACE_TYPE);
-      CHECK(ace->Mask == GENERIC_ALL || ace->Mask == FILE_ALL_ACCESS);
-      CHECK(EqualSid((PSID)&ace->SidStart, i == 0 ? user.tu.User.Sid : system_sid));
-    }
-  }
-  if (sd != NULL)
-    LocalFree(sd);
+  tw_check_private_dacl(h);
   if (h != INVALID_HANDLE_VALUE)
     CloseHandle(h);
   jw_control_close(c);
@@ -955,8 +898,9 @@ int main(int argc, char **argv) {
     return tw_helper_main(argc, argv);
   }
   if (tw_test_setup(argc, argv, "wine-control-", g_dir, g_jw, g_me) != 0 ||
-      own_sid(g_sid, sizeof(g_sid)) != 0)
+      tw_user_sid()[0] == '\0')
     return 1;
+  snprintf(g_sid, sizeof(g_sid), "%s", tw_user_sid());
   snprintf(g_tag, sizeof(g_tag), "jwt-%lu", (unsigned long)GetCurrentProcessId());
   return TW_RUN_CASES("control_real", argc, argv, cases);
 }

@@ -32,6 +32,7 @@
 #include "cli.h"
 #include "harness.h"
 #include "rig.h"
+#include "checks.h"
 
 static char g_events[TW_PATH_CHARS]; /* the events directory (Windows path) */
 static char g_jw[TW_PATH_CHARS];     /* jobwarden.exe */
@@ -302,17 +303,7 @@ static void emit_n(jw_emitter_t *em, int n, jw_event_kind_t kind, size_t msg_len
 static void case_security(void) {
   jw_exporter_t *exp = NULL, *second = NULL;
   jw_error_t err;
-  HANDLE h, token;
-  PSID owner = NULL, system_sid;
-  PACL dacl = NULL;
-  PSECURITY_DESCRIPTOR sd = NULL;
-  SECURITY_DESCRIPTOR_CONTROL control = 0;
-  DWORD rev, got;
-  union {
-    TOKEN_USER tu;
-    unsigned char raw[256];
-  } user;
-  unsigned char sys_buf[SECURITY_MAX_SID_SIZE];
+  HANDLE h;
   static const struct {
     const char *spec, *text;
   } bad[] = {
@@ -356,32 +347,7 @@ static void case_security(void) {
 
   h = client_open(U("jw-test-sec"));
   CHECK(h != INVALID_HANDLE_VALUE);
-  CHECK_INT(GetSecurityInfo(h, SE_KERNEL_OBJECT,
-                            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &owner, NULL,
-                            &dacl, NULL, &sd),
-            ERROR_SUCCESS);
-  CHECK(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token));
-  CHECK(GetTokenInformation(token, TokenUser, &user, sizeof(user), &got));
-  CloseHandle(token);
-  got = sizeof(sys_buf);
-  system_sid = (PSID)sys_buf;
-  CHECK(CreateWellKnownSid(WinLocalSystemSid, NULL, system_sid, &got));
-  CHECK(owner != NULL && EqualSid(owner, user.tu.User.Sid));
-  CHECK(GetSecurityDescriptorControl(sd, &control, &rev));
-  CHECK((control & SE_DACL_PROTECTED) != 0); /* no inherited entries */
-  CHECK(dacl != NULL);
-  if (dacl != NULL) {
-    ACCESS_ALLOWED_ACE *ace;
-    CHECK_INT(dacl->AceCount, 2);
-    for (i = 0; i < dacl->AceCount && i < 2; i++) {
-      CHECK(GetAce(dacl, (DWORD)i, (void **)&ace));
-      CHECK_INT(ace->Header.AceType, ACCESS_ALLOWED_ACE_TYPE);
-      printf("ace %u: mask 0x%08lx\n", (unsigned)i, (unsigned long)ace->Mask);
-      CHECK(ace->Mask == GENERIC_ALL || ace->Mask == FILE_ALL_ACCESS);
-      CHECK(EqualSid((PSID)&ace->SidStart, i == 0 ? user.tu.User.Sid : system_sid));
-    }
-  }
-  LocalFree(sd);
+  tw_check_private_dacl(h);
   CloseHandle(h);
   jw_exporter_close(exp);
   /* Once the run is over the name is free again. */

@@ -97,42 +97,25 @@ static void expect_damaged(const char *tag, char *const *l, size_t n, const char
  * CreateFileW or SetNamedSecurityInfoW is not stored; the one read back is
  * made from the Unix mode bits, docs/platform-support.md). */
 static void check_key_dacl(const char *key) {
-  PSECURITY_DESCRIPTOR sd = NULL;
-  PACL dacl = NULL;
-  SECURITY_DESCRIPTOR_CONTROL ctl = 0;
-  DWORD rev = 0, got = 0;
-  ACCESS_ALLOWED_ACE *ace = NULL;
-  HANDLE token = NULL;
-  union {
-    TOKEN_USER tu;
-    unsigned char raw[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
-  } u;
+  tw_acl_t a;
   if (jw__is_wine()) {
     printf("windows-only: the DACL of %s (Wine %s keeps no file DACLs)\n", key, jw__wine_version());
     return;
   }
-  CHECK_U64(GetNamedSecurityInfoA(key, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, &dacl,
-                                  NULL, &sd),
-            ERROR_SUCCESS);
-  if (sd == NULL)
+  CHECK_U64(tw_acl_read(NULL, key, 0, &a), ERROR_SUCCESS);
+  if (a.error != ERROR_SUCCESS)
     return;
-  CHECK(GetSecurityDescriptorControl(sd, &ctl, &rev));
-  CHECK(ctl & SE_DACL_PROTECTED); /* nothing inherited from the folder */
-  CHECK(dacl != NULL);
-  if (dacl != NULL) {
-    CHECK_INT(dacl->AceCount, 1);
-    CHECK(GetAce(dacl, 0, (void **)&ace));
+  CHECK(a.have_control);
+  CHECK(a.is_protected); /* nothing inherited from the folder */
+  CHECK(a.have_dacl);
+  CHECK_INT(a.ace_count, 1);
+  CHECK(a.ace[0].read);
+  CHECK(tw_user_sid()[0] != '\0');
+  if (a.ace[0].read) {
+    CHECK_INT(a.ace[0].type, ACCESS_ALLOWED_ACE_TYPE);
+    CHECK_STR(a.ace[0].sid, tw_user_sid());
+    CHECK_U64(a.ace[0].mask & FILE_ALL_ACCESS, FILE_ALL_ACCESS);
   }
-  CHECK(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token));
-  CHECK(GetTokenInformation(token, TokenUser, &u, sizeof(u), &got));
-  if (ace != NULL) {
-    CHECK_INT(ace->Header.AceType, ACCESS_ALLOWED_ACE_TYPE);
-    CHECK(EqualSid((PSID)&ace->SidStart, u.tu.User.Sid));
-    CHECK_U64(ace->Mask & FILE_ALL_ACCESS, FILE_ALL_ACCESS);
-  }
-  if (token != NULL)
-    CloseHandle(token);
-  LocalFree(sd);
 }
 
 /* ---- (a) a sealed run with three sinks ---------------------------------- */

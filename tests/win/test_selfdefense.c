@@ -25,6 +25,7 @@
 
 #include "harness.h"
 #include "helpers.h"
+#include "checks.h"
 
 #define RUN_TIMEOUT_MS   30000
 #define KILL_DEADLINE_MS 3000
@@ -107,68 +108,40 @@ static json_t *only(json_t *evs, const char *event, const char *rule) {
 /* The expected DACL                                                        */
 /* ------------------------------------------------------------------------ */
 
-static char g_user_sid[256]; /* this test's user: jobwarden runs as it */
-
-static int read_user_sid(void) {
-  HANDLE tok;
-  BYTE buf[512];
-  DWORD len;
-  char *s = NULL;
-  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok))
-    return -1;
-  if (GetTokenInformation(tok, TokenUser, buf, sizeof(buf), &len) &&
-      ConvertSidToStringSidA(((TOKEN_USER *)buf)->User.Sid, &s)) {
-    snprintf(g_user_sid, sizeof(g_user_sid), "%s", s);
-    LocalFree(s);
-  }
-  CloseHandle(tok);
-  return g_user_sid[0] ? 0 : -1;
-}
-
 /* Reads a kernel object's DACL and checks it holds exactly: allow user
  * `user_mask`, allow SYSTEM `system_mask`, allow OWNER RIGHTS
  * READ_CONTROL, in that order; and SE_DACL_PROTECTED as `want_protected`
  * says (1 set, 0 clear, -1 either). */
 static void check_dacl_bit(HANDLE h, DWORD user_mask, DWORD system_mask, int want_protected,
                            const char *what) {
-  PSECURITY_DESCRIPTOR sd = NULL;
-  PACL dacl = NULL;
-  SECURITY_DESCRIPTOR_CONTROL ctl = 0;
-  DWORD rev = 0, e, i;
-  static const char *const sids[3] = {NULL, "S-1-5-18", "S-1-3-4"};
-  DWORD masks[3];
+  static const char *const sids[3] = {NULL, TW_SID_SYSTEM, "S-1-3-4"};
+  DWORD masks[3], i;
+  tw_acl_t a;
   int before = jw_test_failures;
   masks[0] = user_mask;
   masks[1] = system_mask;
   masks[2] = READ_CONTROL;
-  e = GetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, &dacl, NULL, &sd);
-  CHECK_INT(e, ERROR_SUCCESS);
-  if (e != ERROR_SUCCESS)
+  CHECK_INT(tw_acl_read(h, NULL, 0, &a), ERROR_SUCCESS);
+  if (a.error != ERROR_SUCCESS)
     return;
-  CHECK(GetSecurityDescriptorControl(sd, &ctl, &rev));
+  CHECK(a.have_control);
   /* Wine 8 (measured) does not keep SE_DACL_PROTECTED when a DACL is
    * set with SetSecurityInfo: read back, the bit is clear. It keeps the
    * bit of a descriptor given at creation (a thread started with
    * jobwarden's SECURITY_ATTRIBUTES). Windows keeps it either way. */
   if (want_protected >= 0)
-    CHECK(((ctl & SE_DACL_PROTECTED) != 0) == want_protected);
-  CHECK(dacl != NULL);
-  if (dacl != NULL) {
-    CHECK_INT(dacl->AceCount, 3);
-    for (i = 0; i < 3 && i < dacl->AceCount; i++) {
-      ACCESS_ALLOWED_ACE *ace = NULL;
-      char *s = NULL;
-      CHECK(GetAce(dacl, i, (void **)&ace));
-      if (ace == NULL)
-        continue;
-      CHECK_INT(ace->Header.AceType, ACCESS_ALLOWED_ACE_TYPE);
-      CHECK_U64(ace->Mask, masks[i]);
-      CHECK(ConvertSidToStringSidA((PSID)&ace->SidStart, &s));
-      CHECK_STR(s, sids[i] ? sids[i] : g_user_sid);
-      LocalFree(s);
-    }
+    CHECK(a.is_protected == want_protected);
+  CHECK(a.have_dacl);
+  CHECK_INT(a.ace_count, 3);
+  for (i = 0; i < 3 && i < a.ace_count; i++) {
+    CHECK(a.ace[i].read);
+    if (!a.ace[i].read)
+      continue;
+    CHECK_INT(a.ace[i].type, ACCESS_ALLOWED_ACE_TYPE);
+    CHECK_U64(a.ace[i].mask, masks[i]);
+    CHECK(a.ace[i].sid[0] != '\0');
+    CHECK_STR(a.ace[i].sid, sids[i] ? sids[i] : tw_user_sid());
   }
-  LocalFree(sd);
   if (jw_test_failures != before)
     fprintf(stderr, "    ^ in the DACL of %s\n", what);
 }
@@ -860,7 +833,7 @@ int main(int argc, char **argv) {
     return tw_helper_main(argc, argv);
   if (tw_test_setup(argc, argv, "wine-self-", g_events, g_jw, g_self) != 0)
     return 2;
-  if (read_user_sid() != 0) {
+  if (tw_user_sid()[0] == '\0') {
     fprintf(stderr, "cannot read the user\n");
     return 2;
   }

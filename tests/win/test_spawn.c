@@ -351,7 +351,7 @@ static const jw_test_case_t cases[] = {
     {"breakaway_and_exit_codes", test_breakaway_and_exit_codes, 60},
     {"missing", test_missing_case, 60},
     {"cleanup_on_failure", test_cleanup_on_failure, 60},
-    {"race_proof", test_race_proof_case, 120},
+    {"race_proof", test_race_proof_case, 180},
 };
 
 int main(int argc, char **argv) {
