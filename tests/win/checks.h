@@ -27,4 +27,20 @@ static inline void tw_check_private_dacl(HANDLE h) {
   }
 }
 
+/* The one event of evs matching (event, rule) about process pid, or NULL
+ * after a failed check when there is not exactly one. Borrowed from evs. */
+static inline json_t *tw_only_for(json_t *evs, const char *event, const char *rule, long long pid) {
+  json_t *f = tw_filter(evs, event, rule), *ev, *hit = NULL;
+  size_t i, n = 0;
+  json_array_foreach(f, i, ev) {
+    if (tw_int(ev, "process.pid") == pid) {
+      hit = ev;
+      n++;
+    }
+  }
+  json_decref(f);
+  CHECK_INT(n, 1);
+  return n == 1 ? hit : NULL;
+}
+
 #endif

@@ -1647,6 +1647,13 @@ json_t *tw_filter(json_t *events, const char *event, const char *rule) {
   return out;
 }
 
+size_t tw_count(json_t *events, const char *event, const char *rule) {
+  json_t *f = tw_filter(events, event, rule);
+  size_t n = json_array_size(f);
+  json_decref(f);
+  return n;
+}
+
 int tw_read_pids(const char *pidfile, DWORD timeout_ms, DWORD *a, DWORD *b) {
   DWORD waited = 0;
   for (;;) {

@@ -214,6 +214,9 @@ json_t *tw_read_events(const char *path);
 /* Events of an array matching event name and rule (rule may be NULL);
  * returns a new array. */
 json_t *tw_filter(json_t *events, const char *event, const char *rule);
+/* How many events of an array match event name and rule (rule may be
+ * NULL). */
+size_t tw_count(json_t *events, const char *event, const char *rule);
 /* Value at a dotted path ("process.parent.pid"), borrowed; NULL if absent. */
 json_t *tw_get(json_t *ev, const char *path);
 /* Integer at a dotted path ("process.pid"), or -1 when absent. */

@@ -222,14 +222,6 @@ static void check_notice(json_t *ev, const char *action, const char *severity, c
     CHECK_INT(tw_int(ev, "control.requester.pid"), requester);
 }
 
-/* How many events match (event, rule). */
-static size_t count(json_t *evs, const char *event, const char *rule) {
-  json_t *f = tw_filter(evs, event, rule);
-  size_t n = json_array_size(f);
-  json_decref(f);
-  return n;
-}
-
 /* ------------------------------------------------------------------------ */
 /* A raw connection: bounded requests                                       */
 /* ------------------------------------------------------------------------ */
@@ -632,8 +624,8 @@ static void test_main(void) {
     CHECK_INT(seen, 7);
     json_decref(exits);
   }
-  CHECK_INT(count(evs, "sandbox.violation", "orphan_processes"), 0);
-  CHECK_INT(count(evs, "sandbox.violation", "abnormal_exit"), 0);
+  CHECK_INT(tw_count(evs, "sandbox.violation", "orphan_processes"), 0);
+  CHECK_INT(tw_count(evs, "sandbox.violation", "abnormal_exit"), 0);
   e = json_array_get(evs, json_array_size(evs) - 1);
   CHECK_STR(tw_str(e, "event"), "sandbox.job_end");
   CHECK_STR(tw_str(e, "action"), "killed_job");
@@ -795,7 +787,7 @@ static void test_inside(void) {
     CHECK_STR(tw_str(e, "message"), want);
     json_decref(exits);
   }
-  CHECK_INT(count(evs, "sandbox.violation", "orphan_processes"), 0);
+  CHECK_INT(tw_count(evs, "sandbox.violation", "orphan_processes"), 0);
   /* The in-job client is a member of the job like any other process. */
   {
     json_t *starts = tw_filter(evs, "sandbox.process_start", "child_process"), *s;
@@ -875,7 +867,7 @@ static void test_stuck(void) {
     CloseHandle(h);
   {
     json_t *evs = load(log);
-    CHECK_INT(count(evs, "sandbox.notice", "member_control"), 0);
+    CHECK_INT(tw_count(evs, "sandbox.notice", "member_control"), 0);
     CHECK_STR(tw_str(json_array_get(evs, json_array_size(evs) - 1), "event"), "sandbox.job_end");
     json_decref(evs);
   }

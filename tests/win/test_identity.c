@@ -50,6 +50,7 @@
 
 #include "harness.h"
 #include "helpers.h"
+#include "checks.h"
 #include "rig.h"
 
 #define KILLED 0xC000013Au
@@ -223,29 +224,6 @@ static void test_deny_original(void) {
   DeleteFileA(copy);
 }
 
-/* The only event matching (event, rule, pid); a failed check otherwise.
- * Borrowed from evs. */
-static json_t *only_for(json_t *evs, const char *event, const char *rule, long long pid) {
-  json_t *f = tw_filter(evs, event, rule), *ev, *hit = NULL;
-  size_t i, n = 0;
-  json_array_foreach(f, i, ev) {
-    if (tw_int(ev, "process.pid") == pid) {
-      hit = ev;
-      n++;
-    }
-  }
-  json_decref(f);
-  CHECK_INT(n, 1);
-  return n == 1 ? hit : NULL;
-}
-
-static size_t count(json_t *evs, const char *event, const char *rule) {
-  json_t *f = tw_filter(evs, event, rule);
-  size_t n = json_array_size(f);
-  json_decref(f);
-  return n;
-}
-
 /* The pid of the run's only child_process. */
 static long long only_child(json_t *evs) {
   json_t *starts = tw_filter(evs, "sandbox.process_start", "child_process");
@@ -299,9 +277,9 @@ static void test_cap(const char *tag, int allow) {
   /* The root (exempt) ran the copy: killed (58), or its own exit code. */
   CHECK_U64(code, allow ? 5 : 58);
   pid = only_child(evs);
-  CHECK_INT(count(evs, "sandbox.violation", "image_denied"), 0);
-  CHECK_INT(count(evs, "sandbox.violation", "image_not_allowed"), 0);
-  e = only_for(evs, "sandbox.violation", "image_unknown", pid);
+  CHECK_INT(tw_count(evs, "sandbox.violation", "image_denied"), 0);
+  CHECK_INT(tw_count(evs, "sandbox.violation", "image_not_allowed"), 0);
+  e = tw_only_for(evs, "sandbox.violation", "image_unknown", pid);
   if (e != NULL) {
     CHECK_STR(tw_str(e, "rule_id"), "JW-1105");
     CHECK_STR(tw_str(e, "severity"), "high");
@@ -336,10 +314,10 @@ static void test_cap(const char *tag, int allow) {
   }
   /* The identity came once, in the copy's process_update, before the
    * violation it decided. */
-  up = only_for(evs, "sandbox.process_update", "child_process", pid);
+  up = tw_only_for(evs, "sandbox.process_update", "child_process", pid);
   check_over_cap(up, CAP_REASON);
   CHECK(up != NULL && e != NULL && tw_int(up, "seq") < tw_int(e, "seq"));
-  ex = only_for(evs, "sandbox.process_exit", "child_process", pid);
+  ex = tw_only_for(evs, "sandbox.process_exit", "child_process", pid);
   if (ex != NULL) {
     CHECK_STR(tw_str(ex, "action"), allow ? "observed" : "terminated");
     CHECK_INT(tw_int(ex, "process.exit_code"), allow ? 5 : (long long)KILLED);
@@ -429,7 +407,7 @@ static void test_gone(void) {
   CHECK(evs != NULL);
   if (evs == NULL)
     goto done;
-  e = only_for(evs, "sandbox.violation", "image_unknown", pi.dwProcessId);
+  e = tw_only_for(evs, "sandbox.violation", "image_unknown", pi.dwProcessId);
   if (e != NULL) {
     CHECK_STR(tw_str(e, "action"), "terminated");
     CHECK_STR(tw_str(e, "enforcer"), "monitor");
@@ -458,7 +436,7 @@ static void test_gone(void) {
     CHECK_STR(tw_str(e, "message"), want);
   }
   /* Its start says the same, and no update follows (nothing to wait for). */
-  s = only_for(evs, "sandbox.process_start", "child_process", pi.dwProcessId);
+  s = tw_only_for(evs, "sandbox.process_start", "child_process", pi.dwProcessId);
   if (s != NULL)
     CHECK_STR(tw_str(s, "process.unavailable.hash"),
               "image file cannot be opened (CreateFileW error 2)");

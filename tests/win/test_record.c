@@ -469,13 +469,23 @@ static void case_pipe_cap(void) {
   tw_jw_free(&r);
 }
 
+/* A pipe-reader's RESULT file: it connected and the pipe was closed
+ * before a byte (233, or 109 when it read after the close). */
+static void check_nothing_read(const char *result, const char *who) {
+  char *res = tw_read_file(result, NULL);
+  CHECK(res != NULL && (strcmp(res, "open=0 bytes=0 end=233\n") == 0 ||
+                        strcmp(res, "open=0 bytes=0 end=109\n") == 0));
+  if (res != NULL && strncmp(res, "open=0 bytes=0 ", 15) != 0)
+    fprintf(stderr, "%s reader got: %.300s\n", who, res);
+  free(res);
+}
+
 /* (b) A reader inside the job. */
 static void case_pipe_in_job(void) {
   char log[TW_PATH_CHARS], result[TW_PATH_CHARS], args[TW_CMD_CHARS];
   const char *name = pipe_name("injob");
   tw_run_t r;
   json_t *evs;
-  char *res;
 
   rec_path(log, sizeof(log), "injob", ".jsonl");
   rec_path(result, sizeof(result), "injob", ".result");
@@ -487,13 +497,8 @@ static void case_pipe_in_job(void) {
   jw_run_case(&r, "injob", NULL, args);
   CHECK_U64(r.exit_code, 0);
   CHECK_INT(r.err_len, 0); /* recorded in-band, not on stderr */
-  res = tw_read_file(result, NULL);
   /* Connected, then disconnected before a byte: nothing of the stream. */
-  CHECK(res != NULL && (strcmp(res, "open=0 bytes=0 end=233\n") == 0 ||
-                        strcmp(res, "open=0 bytes=0 end=109\n") == 0));
-  if (res != NULL && strncmp(res, "open=0 bytes=0 ", 15) != 0)
-    fprintf(stderr, "in-job reader got: %.300s\n", res);
-  free(res);
+  check_nothing_read(result, "in-job");
   evs = tw_read_events(log);
   CHECK(evs != NULL);
   if (evs != NULL) {
@@ -701,7 +706,7 @@ static void case_pipe_escaped(void) {
   const char *name = pipe_name("escaped");
   tw_run_t r;
   json_t *evs;
-  char *res, *cres;
+  char *res;
   unsigned long child = 0;
 
   rec_path(log, sizeof(log), "escaped", ".jsonl");
@@ -726,12 +731,7 @@ static void case_pipe_escaped(void) {
     unsigned long first = 99;
     CHECK(res != NULL && sscanf(res, "first=%lu child=%lu", &first, &child) == 2 && child > 0);
     CHECK_INT(first, ERROR_ACCESS_DENIED);
-    cres = tw_read_file(child_result, NULL);
-    CHECK(cres != NULL && (strcmp(cres, "open=0 bytes=0 end=233\n") == 0 ||
-                           strcmp(cres, "open=0 bytes=0 end=109\n") == 0));
-    if (cres != NULL && strncmp(cres, "open=0 bytes=0 ", 15) != 0)
-      fprintf(stderr, "escaped reader got: %.300s\n", cres);
-    free(cres);
+    check_nothing_read(child_result, "escaped");
     evs = tw_read_events(log);
     CHECK(evs != NULL);
     if (evs != NULL) {

@@ -191,13 +191,6 @@ static json_t *one(json_t *evs, const char *event, const char *rule) {
   return e;
 }
 
-static size_t count(json_t *evs, const char *event, const char *rule) {
-  json_t *a = tw_filter(evs, event, rule);
-  size_t n = json_array_size(a);
-  json_decref(a);
-  return n;
-}
-
 static int ends_with(const char *s, const char *suffix) {
   size_t a = s ? strlen(s) : 0, b = strlen(suffix);
   return s != NULL && a >= b && _stricmp(s + a - b, suffix) == 0;
@@ -310,12 +303,12 @@ static void test_timeout(const char *action) {
     CHECK(root != 0 && gc != 0);
     CHECK_INT(tw_int(rx, "process.exit_code"), KILLED);
     CHECK_INT(tw_int(gx, "process.exit_code"), KILLED);
-    CHECK_INT(count(r.evs, "sandbox.violation", "abnormal_exit"), 0);
+    CHECK_INT(tw_count(r.evs, "sandbox.violation", "abnormal_exit"), 0);
     if (strcmp(action, "kill_job") == 0) {
       json_t *end = json_array_get(r.evs, json_array_size(r.evs) - 1);
       CHECK_STR(tw_str(rx, "action"), "killed_job");
       CHECK_STR(tw_str(gx, "action"), "killed_job");
-      CHECK_INT(count(r.evs, "sandbox.violation", "orphan_processes"), 0);
+      CHECK_INT(tw_count(r.evs, "sandbox.violation", "orphan_processes"), 0);
       check_last_is_job_end(r.evs, "killed_job");
       CHECK_STR(tw_str(end, "summary.terminated_by_jobwarden"), "monitor rule timeout (kill_job)");
     } else {
@@ -324,7 +317,7 @@ static void test_timeout(const char *action) {
       CHECK_STR(tw_str(rx, "action"), "terminated");
       CHECK_CONTAINS(tw_str(rx, "message"), "monitor rule timeout, kill_process");
       CHECK_STR(tw_str(gx, "action"), "killed_job");
-      CHECK_INT(count(r.evs, "sandbox.violation", "orphan_processes"), 1);
+      CHECK_INT(tw_count(r.evs, "sandbox.violation", "orphan_processes"), 1);
       check_last_is_job_end(r.evs, "killed_job");
     }
     if (hgc != NULL) {
@@ -432,7 +425,7 @@ static void test_total(const char *action) {
     CHECK_U64(codes[0], 0);
     CHECK_U64(codes[1], kill ? KILLED : 0);
     CHECK_U64(codes[2], kill ? KILLED : 0);
-    CHECK_INT(count(r.evs, "sandbox.violation", "abnormal_exit"), 0);
+    CHECK_INT(tw_count(r.evs, "sandbox.violation", "abnormal_exit"), 0);
     CHECK_INT(tw_int(json_array_get(r.evs, json_array_size(r.evs) - 1), "summary.processes"), 4);
     check_last_is_job_end(r.evs, "observed");
   }
@@ -529,7 +522,7 @@ static void test_deny(const char *action) {
     CHECK_U64(codes[0], kill ? KILLED : 0);
     CHECK_U64(codes[1], 0);
     CHECK_U64(codes[2], kill ? KILLED : 0);
-    CHECK_INT(count(r.evs, "sandbox.violation", "abnormal_exit"), 0);
+    CHECK_INT(tw_count(r.evs, "sandbox.violation", "abnormal_exit"), 0);
     check_last_is_job_end(r.evs, "observed");
     json_decref(cp);
   }
@@ -606,7 +599,7 @@ static void test_image_unknown(void) {
   CHECK_STR(tw_str(e, "error.where"), "QueryFullProcessImageNameW");
   CHECK_INT(tw_int(e, "error.win32_error"), 6);
   CHECK(tw_get(e, "enforcement.list") == NULL);
-  CHECK_INT(count(r.evs, "sandbox.violation", "image_denied"), 0);
+  CHECK_INT(tw_count(r.evs, "sandbox.violation", "image_denied"), 0);
   CHECK_INT(read_codes(r.out, codes, MAX_CHILDREN), 2);
   CHECK_U64(codes[0], KILLED);
   CHECK_U64(codes[1], 0);
