@@ -1087,7 +1087,7 @@ static const jw_test_case_t cases[] = {
     {"lockdown_table", case_lockdown_table, 60},
     {"lockdown_json", case_lockdown_json, 60},
     {"none", case_none, 60},
-    {"limits", case_limits, 60},
+    {"limits", case_limits, 70},
     {"policy_file", case_policy_file, 60},
     {"unprobeable", case_unprobeable, 60},
     {"usage", case_usage, 60},
