@@ -24,5 +24,7 @@ bash "$here/tests/win/bench_idle.sh" "$here/build/win/jobwarden.exe" \
   "$here/build/win/tests/win/win_monitor.exe" "$here/build/bench" 10 none hardened
 echo "== scaling: 1 000 / 10 000 / 100 000 processes through the monitor (at most 1 000 live)"
 wine "$here/build/win/tests/win/bench_scale.exe" "$here/build/bench" 1000 10000 100000
+echo "== setup: the monitor thread's time per admission of a real process, with the setup worker vs without (50 children at once, 6 rounds, alternating)"
+wine "$here/build/win/tests/win/bench_setup.exe" "$here/build/bench" 50 6
 echo "== report: one run of 5000 processes, native (text, json, html; the html in chromium)"
 bash "$here/tests/report/large.sh" "$here/build/native/jobwarden" "$here/build/bench/report" 5000

@@ -63,7 +63,9 @@ static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
     jw__mon_on_exit_message(m, msg, pid);
     break;
   case JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO:
-    jw__mon_on_active_zero(m);
+    /* The end waits for every member's setup (and what waits for it). */
+    if (!jw__mon_setup_defer(m, NULL, JW_DEFER_JOB, msg, value))
+      jw__mon_on_active_zero(m);
     break;
   case JOB_OBJECT_MSG_END_OF_JOB_TIME:
     jw__mon_on_limit(
@@ -111,6 +113,23 @@ static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
   }
 }
 
+/* The packets that waited for a member's setup whose wait is over, in the
+ * order they came (monitor_setup.c). Right after every take of the setup
+ * worker's results, so nothing about a member overtakes them. Returns
+ * whether there was any. */
+static int replay(jw_monitor_t *m) {
+  jw__deferred_t d;
+  int any = 0;
+  while (jw__mon_setup_next(m, &d)) {
+    any = 1;
+    if (d.kind == JW_DEFER_EXITED)
+      jw__mon_on_exit_signal(m, d.bytes, d.value);
+    else
+      on_job_message(m, d.bytes, d.value);
+  }
+  return any;
+}
+
 static unsigned __stdcall monitor_main(void *arg) {
   jw_monitor_t *m = arg;
   OVERLAPPED_ENTRY ents[BATCH];
@@ -141,6 +160,12 @@ static unsigned __stdcall monitor_main(void *arg) {
      * pids the job lists and the port did not announce (RECHECK_MS). */
     jw__mon_exit_grace(m, now, &wait);
     jw__mon_recheck_tick(m, now, &wait);
+    /* Setups the worker has done (their packet may have been taken by a
+     * holder of a copy of the port) or that are overdue; a look again
+     * soon while any is pending. */
+    jw__mon_setup_tick(m, now, &wait);
+    if (replay(m))
+      jw__mon_check_members(m);
     if (m->stop_requested && wait > REPOST_MS)
       wait = REPOST_MS;
     /* The escape scans that are due (a child with a spoofed parent causes
@@ -189,7 +214,10 @@ static unsigned __stdcall monitor_main(void *arg) {
                             "jobwarden did not ask the monitor to stop");
         else if (value == JW_CTRL_IDENTITY)
           jw__mon_on_identity_packet(m, bytes, value);
-        else if (value == JW_CTRL_EXITED) {
+        else if (value == JW_CTRL_SETUP) {
+          jw__mon_on_setup_packet(m, bytes, value);
+          activity |= replay(m);
+        } else if (value == JW_CTRL_EXITED) {
           activity = 1;
           InterlockedIncrement(&m->exit_taken);
           if (drop_hook != NULL && drop_hook(JW_DROP_EXITED, bytes))
@@ -217,6 +245,9 @@ static unsigned __stdcall monitor_main(void *arg) {
     if (activity && n < BATCH)
       jw__mon_check_members(m);
   }
+  /* Every setup in (or given up), and what waited for it, before the end. */
+  jw__mon_setup_finish(m);
+  replay(m);
   /* The port may never have said the job ended (its messages are not
    * guaranteed): reconcile and end the record anyway. */
   jw__mon_end_unannounced(m);
@@ -236,6 +267,7 @@ int jw_monitor_start(jw_job_t *job, jw_emitter_t *em, jw_monitor_t **out, jw_err
   m->job = job;
   m->em = em;
   jw__mon_identity_start(m);
+  jw__mon_setup_start(m);
   /* Without it, exits still come from their messages, the job's
    * accounting at port activity, and the job's end. */
   if (jw__exitwatch_start(job->port, job->key_control, &m->xw) != 0)
@@ -252,6 +284,7 @@ int jw_monitor_start(jw_job_t *job, jw_emitter_t *em, jw_monitor_t **out, jw_err
     if (m->ctl_answered != NULL)
       CloseHandle(m->ctl_answered);
     jw__mon_identity_stop(m);
+    jw__mon_setup_stop(m);
     jw__exitwatch_stop(m->xw);
     free(m);
     return jw_error_set(err, JW_ESYS, e, "CreateEventW",
@@ -264,6 +297,7 @@ int jw_monitor_start(jw_job_t *job, jw_emitter_t *em, jw_monitor_t **out, jw_err
     CloseHandle(m->done);
     CloseHandle(m->ctl_answered);
     jw__mon_identity_stop(m);
+    jw__mon_setup_stop(m);
     jw__exitwatch_stop(m->xw);
     free(m);
     return jw_error_set(err, JW_ESYS, e, "_beginthreadex",
@@ -394,6 +428,7 @@ int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats
   m->xw = NULL;
   jw__mon_escape_free(m);
   jw__mon_identity_stop(m);
+  jw__mon_setup_stop(m); /* before the table: its requests hold references */
   if (stats != NULL)
     *stats = m->stats;
   CloseHandle(m->thread);

@@ -262,7 +262,9 @@ static void judge(jw_monitor_t *m, tracked_t *t) {
     else if (img < 0)
       t->image_rules_pending = 1; /* decided when its identity arrives */
   }
-  if (p->max_total_processes != 0 && m->stats.processes_seen > p->max_total_processes) {
+  /* Its own ordinal: other members may have been admitted while its
+   * facts were read (monitor_setup.c). */
+  if (p->max_total_processes != 0 && t->seen_no > p->max_total_processes) {
     verdict_t *v = &verdicts[n++];
     memset(v, 0, sizeof(*v));
     v->rule = "total_processes";
@@ -271,7 +273,7 @@ static void judge(jw_monitor_t *m, tracked_t *t) {
     v->limit_name = "total_processes";
     v->limit_unit = "processes";
     v->configured = p->max_total_processes;
-    v->observed = m->stats.processes_seen;
+    v->observed = t->seen_no;
   }
   /* The kernel should have refused this process (it does on Windows, and
    * then no NEW_PROCESS arrives); this kernel did not. That is a violation
@@ -427,16 +429,32 @@ static tracked_t *admit_synthetic(jw_monitor_t *m, DWORD pid, const jw__syntheti
   t->create_time = f->create_time;
   t->image = f->image != NULL ? strdup(f->image) : NULL;
   t->open_error = ERROR_INVALID_PARAMETER;
+  t->seen_no = m->stats.processes_seen;
   jw__mon_enrich_more(m, t);
   jw__mon_identity_request(m, t);
   judge(m, t);
   return t;
 }
 
+/* The monitor thread's time in one admission (stats). */
+static void admit_timed(jw_monitor_t *m, const LARGE_INTEGER *t0) {
+  LARGE_INTEGER t1, f;
+  uint64_t us;
+  QueryPerformanceCounter(&t1);
+  QueryPerformanceFrequency(&f);
+  us =
+      f.QuadPart > 0 ? (uint64_t)(t1.QuadPart - t0->QuadPart) * 1000000u / (uint64_t)f.QuadPart : 0;
+  m->stats.admissions++;
+  m->stats.admit_us_total += us;
+  if (us > m->stats.admit_us_max)
+    m->stats.admit_us_max = us;
+}
+
 tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *refused, char *why,
                          size_t why_size) {
   tracked_t *t = NULL;
   HANDLE h = NULL;
+  LARGE_INTEGER t0;
   jw__synthetic_proc_t syn;
   *refused = 0;
   /* The root (announced by jw_monitor_set_root), or a repeat; NULL (not
@@ -445,6 +463,7 @@ tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *re
     return t;
   if (synthetic_hook != NULL && synthetic_hook(pid, &syn))
     return admit_synthetic(m, pid, &syn, src);
+  QueryPerformanceCounter(&t0);
   if (!is_member(m, pid, &h, why, why_size)) {
     if (h != NULL)
       CloseHandle(h);
@@ -459,15 +478,24 @@ tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *re
   }
   t->h = h; /* owner: the monitor, from here on */
   t->start_source = src == ADMIT_PORT || src == ADMIT_CONTROL ? "port" : "reconciled";
-  jw__mon_enrich(m, t);
-  if (src == ADMIT_ID_LIST || src == ADMIT_MESSAGE)
-    jw__mon_note_lost(m, "JOB_OBJECT_MSG_NEW_PROCESS", t, pid,
-                      src == ADMIT_ID_LIST ? "process_id_list" : "job_message", 1);
+  t->admit_src = src;
+  t->seen_no = m->stats.processes_seen;
+  /* Its facts now, or from the setup worker (the rest then follows in
+   * jw__mon_admit_finish). */
+  jw__mon_setup_begin(m, t);
+  admit_timed(m, &t0);
+  return t;
+}
+
+void jw__mon_admit_finish(jw_monitor_t *m, tracked_t *t) {
+  jw__mon_link_parent(m, t);
+  if (t->admit_src == ADMIT_ID_LIST || t->admit_src == ADMIT_MESSAGE)
+    jw__mon_note_lost(m, "JOB_OBJECT_MSG_NEW_PROCESS", t, t->pid,
+                      t->admit_src == ADMIT_ID_LIST ? "process_id_list" : "job_message", 1);
   /* Its executable identity: in the start event when cached, else later. */
   jw__mon_identity_request(m, t);
   jw__mon_watch_exit(m, t);
   judge(m, t);
-  return t;
 }
 
 /* An escape is described like a member (the same reads, the same parent
@@ -475,11 +503,26 @@ tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *re
  * jw__escape_examine (IsProcessInJob false, created in its parent's life),
  * its rule and event are monitor_escape.c's. */
 void jw__mon_admit_outside(jw_monitor_t *m, tracked_t *t, DWORD pid, HANDLE h, const char *source) {
+  static const char not_ready[] = "not read: the process was still being created when the "
+                                  "escape was found (jobwarden acts on an escape at once)";
   memset(t, 0, sizeof(*t));
   t->pid = pid;
   t->h = h; /* owner: t's holder (monitor_escape.c) */
   t->start_source = source;
-  jw__mon_enrich(m, t);
+  /* Each fact asked once: an escape is acted on now, not after retries
+   * (and the monitor never waits in a read). What did not answer yet is
+   * named. */
+  if (jw__mon_read_facts(t, 0) == JW__FACTS_WAIT) {
+    if (t->cmdline == NULL && t->cmdline_why[0] == 0)
+      jw__strlcpy(t->cmdline_why, not_ready, sizeof(t->cmdline_why));
+    if (t->user_sid == NULL && t->user_why[0] == 0)
+      jw__strlcpy(t->user_why, not_ready, sizeof(t->user_why));
+  }
+  if (!jw__mon_user_name_cached(m, t)) {
+    free(t->sid_bin); /* a user not named before: its SID without a name */
+    t->sid_bin = NULL;
+  }
+  jw__mon_link_parent(m, t);
 }
 
 void jw__mon_on_new_process_message(jw_monitor_t *m, DWORD pid) {

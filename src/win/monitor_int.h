@@ -24,6 +24,14 @@
 #include "control.h"
 #include "win/win.h"
 
+/* Where a pid was first seen (jw__mon_admit). */
+typedef enum {
+  ADMIT_PORT,    /* its NEW_PROCESS */
+  ADMIT_CONTROL, /* the job's list at a control request; its NEW_PROCESS is still queued */
+  ADMIT_ID_LIST, /* the job's list at two looks in a row; the port never announced it */
+  ADMIT_MESSAGE  /* an exit or limit message names it; the port never announced it */
+} admit_source_t;
+
 typedef struct tracked_s {
   DWORD pid;
   HANDLE h;             /* owner: the monitor; NULL when it could not be opened */
@@ -49,6 +57,7 @@ typedef struct tracked_s {
   size_t cmdline_len;
   int cmdline_truncated;
   char *user_sid;          /* owned */
+  void *sid_bin;           /* owned; the user's SID until its name is looked up, else NULL */
   const char *user_name;   /* borrowed from the monitor's SID cache; NULL = unresolved */
   const char *integrity;   /* static */
   uint64_t peak_ws;        /* largest PeakWorkingSetSize read while it ran */
@@ -82,6 +91,13 @@ typedef struct tracked_s {
   int in_grace;                            /* in the exit grace queue */
   int retired;                             /* among the recent exits, or past them */
   int watched;                             /* the exit watcher has its handle */
+  /* Setup (monitor_setup.c): admitted, its facts being read by the setup
+   * worker; its start event and every packet naming it wait for them. */
+  int setup_pending;
+  int setup_held;           /* set up, its start waits for its parent's (held list) */
+  admit_source_t admit_src; /* how it was first seen */
+  uint64_t seen_no;         /* processes_seen when it was admitted (its ordinal) */
+  struct tracked_s *held_next;
 } tracked_t;
 
 enum {
@@ -164,14 +180,6 @@ typedef struct verdict_s {
   const char *gap_field, *gap_reason;
   int late; /* decided when the identity arrived, not at the process's start */
 } verdict_t;
-
-/* Where a pid was first seen (jw__mon_admit). */
-typedef enum {
-  ADMIT_PORT,    /* its NEW_PROCESS */
-  ADMIT_CONTROL, /* the job's list at a control request; its NEW_PROCESS is still queued */
-  ADMIT_ID_LIST, /* the job's list at two looks in a row; the port never announced it */
-  ADMIT_MESSAGE  /* an exit or limit message names it; the port never announced it */
-} admit_source_t;
 
 /* The control slot: one request of the control channel on its way to the
  * monitor thread and back (jw_monitor_control). */
@@ -280,6 +288,7 @@ struct jw_monitor_s {
   uint64_t tamper_unreported;    /* past TAMPER_DETAILED, not yet in a summary violation */
   uint64_t tamper_after_end;     /* after the job's end: counted only (job_end is the last event) */
   struct jw__mon_escapes_s *esc; /* owned: src/win/monitor_escape.c */
+  struct jw__mon_setup_s *setup; /* owned: src/win/monitor_setup.c */
 };
 
 /* ---- shared by the monitor's files (monitor thread only) ----------------- */
@@ -312,11 +321,34 @@ void jw__mon_grace_add(jw_monitor_t *m, tracked_t *t);
 void jw__mon_exit_grace(jw_monitor_t *m, ULONGLONG now, DWORD *wait);
 /* OpenProcess with TRACK_RIGHTS | EXTRA_RIGHTS, else TRACK_RIGHTS. */
 HANDLE jw__mon_open_process(DWORD pid);
-/* Opens t's process (unless t->h is set) and reads what can be read
- * (image, parent, times, command line, user); keeps the handle. */
-void jw__mon_enrich(jw_monitor_t *m, tracked_t *t);
-/* The part of jw__mon_enrich after the image: command line, user, parent
- * link, a memory sample (the root's image and handle come from the spawn). */
+/* What is read of a process: opens it (unless t->h is set) and reads the
+ * image, parent, creation time, command line, user SID and integrity, a
+ * memory sample into t; touches nothing else (the setup worker calls it
+ * on an entry of its own). A process caught at its first instant may not
+ * answer yet: with may_wait a few short retries (Sleep), without it
+ * JW__FACTS_WAIT as soon as a retry would be needed (t then holds part of
+ * the facts: jw__mon_facts_clear). JW__FACTS_DONE: every fact read, or
+ * known not to be readable (the reason in t's *_why). */
+#define JW__FACTS_DONE 0
+#define JW__FACTS_WAIT 1
+int jw__mon_read_facts(tracked_t *t, int may_wait);
+/* Frees and clears t's facts (not its handle); why becomes the reason for
+ * its command line and user until they are read. */
+void jw__mon_facts_clear(tracked_t *t, const char *why);
+/* Moves src's facts (and its handle, when it has one) into dst. */
+void jw__mon_facts_move(tracked_t *dst, tracked_t *src);
+/* The name of t's user SID (t->sid_bin) from the monitor's cache: 1 when
+ * done (named, or left out: the cache is full), 0 when it needs a lookup
+ * (LookupAccountSidW: not on the monitor thread). */
+int jw__mon_user_name_cached(jw_monitor_t *m, tracked_t *t);
+/* Keeps the name looked up for t's SID (owned; NULL = not found). */
+void jw__mon_user_name_keep(jw_monitor_t *m, tracked_t *t, char *name);
+/* t's parent inside the job: the newest entry of its parent pid created no
+ * later than t; takes a reference. */
+void jw__mon_link_parent(jw_monitor_t *m, tracked_t *t);
+/* The root's facts on the owner's thread before the monitor runs (its
+ * image and handle come from the spawn): command line, user and its name,
+ * a memory sample, waiting where it is not ready yet. */
 void jw__mon_enrich_more(jw_monitor_t *m, tracked_t *t);
 /* The image path of t, or "(image unknown)". */
 const char *jw__mon_image_or_unknown(const tracked_t *t);
@@ -374,6 +406,10 @@ int jw__mon_memory_counters(const tracked_t *t, jw__process_memory_fn fn,
  * why: the caller reports monitor_tampering) or memory ran out. */
 tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *refused, char *why,
                          size_t why_size);
+/* The rest of admission once t's facts are read (at once, or by the
+ * setup worker): parent link, identity request, exit wait, the monitor
+ * rules, the start event. */
+void jw__mon_admit_finish(jw_monitor_t *m, tracked_t *t);
 /* NEW_PROCESS from the port: admission, or monitor_tampering. */
 void jw__mon_on_new_process_message(jw_monitor_t *m, DWORD pid);
 /* The configured action, `def` when the policy left it to the default. */
@@ -381,9 +417,55 @@ jw_rule_action_t jw__mon_effective(jw_rule_action_t a, jw_rule_action_t def);
 /* An escape (src/win/monitor_escape.c): a process the kernel says is
  * outside the job, in an entry t that is not in the process table. Gets
  * admission's description (handle h, owned by t from here on; image,
- * parent, times, command line, user) and nothing else: it does not become
+ * parent, times, command line, user; each asked once, what is not ready
+ * named unavailable) and nothing else: it does not become
  * a member (no count, no rules, no child_process event). */
 void jw__mon_admit_outside(jw_monitor_t *m, tracked_t *t, DWORD pid, HANDLE h, const char *source);
+
+/* monitor_setup.c: a new member's facts read without the monitor waiting.
+ * Admission reads them at once when every read answers at the first ask
+ * and the user's name is cached; otherwise (a process still being created
+ * answers "not ready" for milliseconds; a user not seen before needs a
+ * LookupAccountSidW) it hands them to the setup worker, a thread of
+ * jobwarden's own that reads with retries on its own handle and posts a
+ * JW_CTRL_SETUP packet when done. Until then t->setup_pending: its start
+ * event is not written and every packet naming it is deferred (kept in
+ * order, replayed by the loop after its start); the job's end waits for
+ * every setup. A setup not done within SETUP_MAX_MS is completed with
+ * what is known (the rest named unavailable). */
+typedef struct jw__mon_setup_s jw__mon_setup_t;
+#define SETUP_MAX_MS  2000u /* a setup is given up after this long */
+#define SETUP_POLL_MS 100u  /* while setups are pending, the loop looks for results this often */
+typedef enum { JW_DEFER_JOB, JW_DEFER_EXITED } jw__defer_kind_t;
+typedef struct jw__deferred_s {
+  jw__defer_kind_t kind;
+  DWORD bytes;
+  ULONG_PTR value;
+} jw__deferred_t;
+/* start: before the monitor runs (owner thread); stop: after it ended. */
+void jw__mon_setup_start(jw_monitor_t *m);
+void jw__mon_setup_stop(jw_monitor_t *m);
+/* Admission of t (t->h from the membership check, or NULL): reads its
+ * facts at once and finishes admission, or hands it to the worker. */
+void jw__mon_setup_begin(jw_monitor_t *m, tracked_t *t);
+/* A JW_CTRL_SETUP packet (counted: one the worker did not post is
+ * monitor_tampering) and the results it announces. The loop replays the
+ * deferred packets right after (jw__mon_setup_next). */
+void jw__mon_on_setup_packet(jw_monitor_t *m, DWORD bytes, ULONG_PTR value);
+/* The results handed over so far, without a packet (one may have been
+ * taken from the port by a holder of a copy); setups overdue by
+ * SETUP_MAX_MS completed; lowers *wait (may be NULL) to the next look
+ * while setups are pending. */
+void jw__mon_setup_tick(jw_monitor_t *m, ULONGLONG now, DWORD *wait);
+/* Whether a packet about t (NULL: about the job, waits for every setup)
+ * must wait: 1 when it was deferred. */
+int jw__mon_setup_defer(jw_monitor_t *m, const tracked_t *t, jw__defer_kind_t kind, DWORD bytes,
+                        ULONG_PTR value);
+/* The oldest deferred packet whose wait is over: 1 with *out filled, or 0. */
+int jw__mon_setup_next(jw_monitor_t *m, jw__deferred_t *out);
+/* Before the end: waits for the worker (bounded: SETUP_MAX_MS), takes
+ * every result, completes what is left with what is known. */
+void jw__mon_setup_finish(jw_monitor_t *m);
 
 /* monitor_actions.c: every termination. */
 /* TerminateJobObject for a monitor rule. */

@@ -216,13 +216,17 @@ static void measure_process_cpu(const tracked_t *t, measure_t *mv) {
   }
 }
 
-/* The process a limit message names, through admission. NULL with
- * *refused set when the kernel does not confirm it as a member. */
-static tracked_t *limit_process(jw_monitor_t *m, DWORD msg, DWORD pid, int *refused) {
+/* The process a limit message names, through admission. *stop set when
+ * the message is done with: the kernel does not confirm it as a member
+ * (NULL), or it waits for the member's setup (deferred, replayed after its
+ * start). */
+static tracked_t *limit_process(jw_monitor_t *m, DWORD msg, DWORD pid, int *stop) {
   char why[240];
-  tracked_t *t = jw__mon_admit(m, pid, ADMIT_MESSAGE, refused, why, sizeof(why));
-  if (t == NULL && *refused)
+  tracked_t *t = jw__mon_admit(m, pid, ADMIT_MESSAGE, stop, why, sizeof(why));
+  if (t == NULL && *stop)
     jw__mon_tampering(m, "job", 0, msg, pid, "not_a_member", why);
+  else if (t != NULL && jw__mon_setup_defer(m, t, JW_DEFER_JOB, msg, pid))
+    *stop = 1;
   return t;
 }
 

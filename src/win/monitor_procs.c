@@ -135,6 +135,7 @@ static void free_entry(tracked_t *t) {
   free(t->id);
   free(t->kept_sha256);
   free(t->user_sid);
+  free(t->sid_bin);
   free(t);
 }
 
@@ -296,6 +297,8 @@ void jw__mon_on_exit_signal(jw_monitor_t *m, DWORD bytes, ULONG_PTR value) {
     m->exit_posts++;
     return;
   }
+  if (jw__mon_setup_defer(m, t, JW_DEFER_EXITED, bytes, value))
+    return; /* judged after its start */
   if (t->h == NULL || WaitForSingleObject(t->h, 0) != WAIT_OBJECT_0) {
     snprintf(why, sizeof(why),
              "process %lu is still running: no exit wait of jobwarden's has fired for it",
@@ -359,22 +362,16 @@ static int plausible_filetime(uint64_t ft) {
   return ft >= FILETIME_2000 && ft <= n + 864000000000ull;
 }
 
-/* The creation time, 0 when it cannot be read. Wine reports a bogus value
- * for a process that is still starting; it settles within milliseconds. */
-static uint64_t query_create_time(HANDLE h) {
-  int attempt;
-  for (attempt = 0; attempt < OPEN_RETRIES; attempt++) {
-    FILETIME ct, xt, kt, ut;
-    uint64_t v;
-    memset(&ct, 0, sizeof(ct));
-    if (!GetProcessTimes(h, &ct, &xt, &kt, &ut))
-      return 0;
-    v = ((uint64_t)ct.dwHighDateTime << 32) | ct.dwLowDateTime;
-    if (plausible_filetime(v))
-      return v;
-    Sleep(RETRY_SLEEP_MS);
-  }
-  return 0;
+/* The creation time: 1 with *v set, 0 when it cannot be read, -1 when the
+ * value is not plausible yet (Wine reports a bogus value for a process
+ * that is still starting; it settles within milliseconds). */
+static int query_create_time(HANDLE h, uint64_t *v) {
+  FILETIME ct, xt, kt, ut;
+  memset(&ct, 0, sizeof(ct));
+  if (!GetProcessTimes(h, &ct, &xt, &kt, &ut))
+    return 0;
+  *v = ((uint64_t)ct.dwHighDateTime << 32) | ct.dwLowDateTime;
+  return plausible_filetime(*v) ? 1 : -1;
 }
 
 /* Opens a process announced by the port and records what can be read. The
@@ -393,25 +390,59 @@ HANDLE jw__mon_open_process(DWORD pid) {
 /* The account name of a SID, through a small cache (a lookup can take a
  * domain round trip; the members of one job nearly always share a user).
  * The root's is looked up by jw_monitor_set_root on the owner's thread
- * before the monitor runs, so the monitor thread itself looks up only a
- * descendant running as another user. */
-static const char *sid_name(jw_monitor_t *m, void *sid) {
+ * before the monitor runs; a descendant running as another user has its
+ * name looked up by the setup worker (monitor_setup.c), never by the
+ * monitor thread. */
+static int sid_cached(jw_monitor_t *m, void *sid, const char **name) {
   size_t i;
-  char *name;
   for (i = 0; i < m->n_sids; i++)
     if (EqualSid((PSID)m->sids[i].sid, (PSID)sid)) {
-      free(sid);
-      return m->sids[i].name;
+      *name = m->sids[i].name;
+      return 1;
     }
-  name = jw__sid_account_name(sid);
+  return 0;
+}
+
+/* Keeps sid (owned) and its name (owned, may be NULL) in the cache;
+ * returns the cached name, or NULL when the cache is full (the name is
+ * then left out rather than leaked). */
+static const char *sid_keep(jw_monitor_t *m, void *sid, char *name) {
+  const char *have;
+  if (sid_cached(m, sid, &have)) {
+    free(sid);
+    free(name);
+    return have;
+  }
   if (m->n_sids == SID_CACHE) {
     free(sid);
-    return NULL; /* not cached: the name is left out rather than leaked */
+    free(name);
+    return NULL;
   }
   m->sids[m->n_sids].sid = sid;
   m->sids[m->n_sids].name = name;
   m->n_sids++;
   return name;
+}
+
+int jw__mon_user_name_cached(jw_monitor_t *m, tracked_t *t) {
+  const char *name = NULL;
+  if (t->sid_bin == NULL)
+    return 1; /* no user read: nothing to name */
+  if (!sid_cached(m, t->sid_bin, &name) && m->n_sids < SID_CACHE)
+    return 0;          /* a lookup: the setup worker's */
+  t->user_name = name; /* NULL when the cache is full: left out */
+  free(t->sid_bin);
+  t->sid_bin = NULL;
+  return 1;
+}
+
+void jw__mon_user_name_keep(jw_monitor_t *m, tracked_t *t, char *name) {
+  if (t->sid_bin == NULL) {
+    free(name);
+    return;
+  }
+  t->user_name = sid_keep(m, t->sid_bin, name);
+  t->sid_bin = NULL;
 }
 
 static BOOL get_memory(HANDLE h, jw__process_memory_fn fn, PROCESS_MEMORY_COUNTERS_EX *pmc) {
@@ -461,7 +492,7 @@ void jw__mon_sample_memory(tracked_t *t) {
  * created no later than the child (a younger holder of a reused pid
  * cannot be its parent). Takes one of the parent's references. An escape
  * (src/win/monitor_escape.c, not in the table) links the same way. */
-static void link_parent(jw_monitor_t *m, tracked_t *t) {
+void jw__mon_link_parent(jw_monitor_t *m, tracked_t *t) {
   tracked_t *p;
   if (!t->has_parent || t->parent != NULL)
     return;
@@ -481,56 +512,80 @@ static void link_parent(jw_monitor_t *m, tracked_t *t) {
   }
 }
 
-/* Command line, user and integrity, parent link, a first memory sample. A
- * just-created process may not answer the memory read yet (Wine: error 6
- * or 299 for a few milliseconds): a few short retries. */
-void jw__mon_enrich_more(jw_monitor_t *m, tracked_t *t) {
+/* Only a process still being set up is worth another look at its command
+ * line; a refusal (access denied: a protected process) will not change,
+ * nor will the memory of a process that is gone. */
+static int cmdline_not_ready(const tracked_t *t, int e) {
+  return (e == ERROR_NOT_READY || e == ERROR_PARTIAL_COPY || e == ERROR_INVALID_HANDLE ||
+          e == ERROR_NOACCESS) &&
+         WaitForSingleObject(t->h, 0) != WAIT_OBJECT_0;
+}
+
+/* The command line, user and integrity, a first memory sample of t (its
+ * handle is open). A just-created process may not answer yet (Wine: error
+ * 6 or 299 for a few milliseconds): with may_wait, a few short retries;
+ * without, JW__FACTS_WAIT. */
+static int read_more(tracked_t *t, int may_wait) {
   int attempt;
-  link_parent(m, t);
-  if (t->h == NULL) {
-    snprintf(t->cmdline_why, sizeof(t->cmdline_why), "%s (error %lu)",
-             t->open_error == ERROR_INVALID_PARAMETER
-                 ? "the process was gone before it could be opened"
-                 : "the process could not be opened",
-             (unsigned long)t->open_error);
-    snprintf(t->user_why, sizeof(t->user_why), "the process could not be opened (error %lu)",
-             (unsigned long)t->open_error);
-    return;
-  }
   for (attempt = 0; attempt < OPEN_RETRIES; attempt++) {
     int e;
     if (attempt > 0)
       Sleep(RETRY_SLEEP_MS);
     e = jw__proc_command_line(t->h, &t->cmdline, &t->cmdline_len, &t->cmdline_truncated,
                               t->cmdline_why, sizeof(t->cmdline_why));
+    /* No process is started with a U+0000 in its command line: one read
+     * at its first instant is the parameter block's memory before Wine
+     * copied the string in (seen: 1 child of 200 in floods of 50, by
+     * bench_setup's baseline). Read again; a U+0000 still
+     * there at the last look is the process's own doing and kept. */
+    if (e == 0 && attempt + 1 < OPEN_RETRIES && memchr(t->cmdline, 0, t->cmdline_len) != NULL &&
+        WaitForSingleObject(t->h, 0) != WAIT_OBJECT_0) {
+      free(t->cmdline);
+      t->cmdline = NULL;
+      t->cmdline_len = 0;
+      t->cmdline_truncated = 0;
+      jw__strlcpy(t->cmdline_why, "the command line read held U+0000 (still being written)",
+                  sizeof(t->cmdline_why));
+      if (!may_wait)
+        return JW__FACTS_WAIT;
+      continue;
+    }
     if (e == 0) {
       t->cmdline_why[0] = 0;
       break;
     }
-    /* Only a process still being set up is worth another look; a refusal
-     * (access denied: a protected process) will not change. */
-    if ((e != ERROR_NOT_READY && e != ERROR_PARTIAL_COPY && e != ERROR_INVALID_HANDLE &&
-         e != ERROR_NOACCESS) ||
-        WaitForSingleObject(t->h, 0) == WAIT_OBJECT_0)
-      break; /* or gone: its memory with it */
+    if (!cmdline_not_ready(t, e))
+      break;
+    if (!may_wait)
+      return JW__FACTS_WAIT;
   }
-  {
-    void *sid = NULL;
-    if (jw__proc_user(t->h, &t->user_sid, &sid, &t->integrity, t->user_why, sizeof(t->user_why)) ==
-        0) {
-      t->user_why[0] = 0;
-      t->user_name = sid_name(m, sid);
-    }
-  }
+  if (jw__proc_user(t->h, &t->user_sid, &t->sid_bin, &t->integrity, t->user_why,
+                    sizeof(t->user_why)) == 0)
+    t->user_why[0] = 0;
   jw__mon_sample_memory(t);
+  return JW__FACTS_DONE;
 }
 
-void jw__mon_enrich(jw_monitor_t *m, tracked_t *t) {
-  int attempt;
+/* Why nothing can be read of a process without a handle. */
+static void say_unopened(tracked_t *t) {
+  snprintf(t->cmdline_why, sizeof(t->cmdline_why), "%s (error %lu)",
+           t->open_error == ERROR_INVALID_PARAMETER
+               ? "the process was gone before it could be opened"
+               : "the process could not be opened",
+           (unsigned long)t->open_error);
+  snprintf(t->user_why, sizeof(t->user_why), "the process could not be opened (error %lu)",
+           (unsigned long)t->open_error);
+}
+
+int jw__mon_read_facts(tracked_t *t, int may_wait) {
+  int attempt, ct = 0;
   for (attempt = 0; attempt < OPEN_RETRIES; attempt++) {
     DWORD e = 0;
-    if (attempt > 0)
+    if (attempt > 0) {
+      if (!may_wait)
+        return JW__FACTS_WAIT;
       Sleep(RETRY_SLEEP_MS);
+    }
     if (t->h == NULL)
       t->h = jw__mon_open_process(t->pid);
     if (t->h == NULL) {
@@ -549,11 +604,79 @@ void jw__mon_enrich(jw_monitor_t *m, tracked_t *t) {
       t->h = NULL;
     }
   }
-  if (t->h != NULL) {
-    t->has_parent = jw__proc_parent(t->h, &t->ppid);
-    t->create_time = query_create_time(t->h);
+  if (t->h == NULL) {
+    say_unopened(t);
+    return JW__FACTS_DONE;
   }
-  jw__mon_enrich_more(m, t);
+  t->has_parent = jw__proc_parent(t->h, &t->ppid);
+  for (attempt = 0; attempt < OPEN_RETRIES && (ct = query_create_time(t->h, &t->create_time)) < 0;
+       attempt++) {
+    if (!may_wait)
+      return JW__FACTS_WAIT;
+    Sleep(RETRY_SLEEP_MS);
+  }
+  if (ct <= 0)
+    t->create_time = 0;
+  return read_more(t, may_wait);
+}
+
+void jw__mon_facts_clear(tracked_t *t, const char *why) {
+  free(t->image);
+  free(t->cmdline);
+  free(t->user_sid);
+  free(t->sid_bin);
+  t->image = t->cmdline = t->user_sid = NULL;
+  t->sid_bin = NULL;
+  t->image_len = t->cmdline_len = 0;
+  t->image_truncated = t->cmdline_truncated = 0;
+  t->image_error = 0;
+  t->has_parent = 0;
+  t->ppid = 0;
+  t->create_time = 0;
+  t->user_name = NULL;
+  t->integrity = NULL;
+  jw__strlcpy(t->cmdline_why, why, sizeof(t->cmdline_why));
+  jw__strlcpy(t->user_why, why, sizeof(t->user_why));
+}
+
+void jw__mon_facts_move(tracked_t *dst, tracked_t *src) {
+  jw__mon_facts_clear(dst, "");
+  if (src->h != NULL) {
+    if (dst->h != NULL)
+      CloseHandle(dst->h);
+    dst->h = src->h;
+    src->h = NULL;
+  }
+  dst->open_error = src->open_error;
+  dst->image = src->image;
+  dst->image_len = src->image_len;
+  dst->image_truncated = src->image_truncated;
+  dst->image_error = src->image_error;
+  dst->has_parent = src->has_parent;
+  dst->ppid = src->ppid;
+  dst->create_time = src->create_time;
+  dst->cmdline = src->cmdline;
+  dst->cmdline_len = src->cmdline_len;
+  dst->cmdline_truncated = src->cmdline_truncated;
+  memcpy(dst->cmdline_why, src->cmdline_why, sizeof(dst->cmdline_why));
+  dst->user_sid = src->user_sid;
+  dst->sid_bin = src->sid_bin;
+  dst->integrity = src->integrity;
+  memcpy(dst->user_why, src->user_why, sizeof(dst->user_why));
+  if (src->peak_ws > dst->peak_ws)
+    dst->peak_ws = src->peak_ws;
+  src->image = src->cmdline = src->user_sid = NULL;
+  src->sid_bin = NULL;
+}
+
+void jw__mon_enrich_more(jw_monitor_t *m, tracked_t *t) {
+  if (t->h == NULL)
+    say_unopened(t);
+  else
+    (void)read_more(t, 1);
+  if (t->sid_bin != NULL && !jw__mon_user_name_cached(m, t))
+    jw__mon_user_name_keep(m, t, jw__sid_account_name(t->sid_bin));
+  jw__mon_link_parent(m, t);
 }
 
 static void unavailable(jw_process_info_t *p, const char *field, const char *why) {
@@ -949,6 +1072,9 @@ void jw__mon_on_exit_message(jw_monitor_t *m, DWORD msg, DWORD pid) {
       return;
     }
   }
+  /* Its start first (its facts are still being read). */
+  if (jw__mon_setup_defer(m, t, JW_DEFER_JOB, msg, pid))
+    return;
   /* A process the monitor could not open (t->h NULL) cannot be checked
    * this way; it is taken at the message's word (admission confirmed its
    * membership). */

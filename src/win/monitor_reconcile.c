@@ -156,7 +156,7 @@ void jw__mon_check_members(jw_monitor_t *m) {
      * The signaled handles say which. */
     tracked_t *t;
     for (t = m->live; t != NULL; t = t->live_next)
-      if (!t->in_grace && jw__mon_has_ended(t))
+      if (!t->in_grace && !t->setup_pending && jw__mon_has_ended(t))
         jw__mon_grace_add(m, t);
   }
   if (m->n_pending > 0)

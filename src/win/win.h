@@ -21,6 +21,8 @@
 /* A member's process handle was signaled: its exit wait (monitor_procs.c)
  * posts this with the pid in the byte count. */
 #define JW_CTRL_EXITED 4u
+/* The setup worker has read a new member's facts (monitor_setup.c). */
+#define JW_CTRL_SETUP 5u
 
 #ifndef JOB_OBJECT_MSG_SILO_TERMINATED
 #define JOB_OBJECT_MSG_SILO_TERMINATED 13
@@ -228,6 +230,13 @@ typedef struct jw__synthetic_proc_s {
 } jw__synthetic_proc_t;
 typedef int (*jw__synthetic_fn)(DWORD pid, jw__synthetic_proc_t *out);
 void jw__monitor_synthetic_hook(jw__synthetic_fn fn);
+/* Test hook: how long a member's setup may take before it is completed
+ * with what is known (monitor_setup.c; 0 restores SETUP_MAX_MS). */
+void jw__monitor_setup_limit(DWORD ms);
+/* Benchmark hook (tests/win/bench_setup.c): 0 starts monitors without the
+ * setup worker, so admission reads and retries on the monitor thread (the
+ * old way, the baseline); 1 (the default) with it. */
+void jw__monitor_setup_worker(int on);
 /* Test hooks for the measured values of limit hits: replace
  * GetProcessMemoryInfo (a PROCESS_MEMORY_COUNTERS_EX is asked for) and
  * GetProcessTimes on the process a limit message names. NULL restores
@@ -264,6 +273,17 @@ typedef struct jw_monitor_stats_s {
    * message, or at the job's end). */
   uint64_t table_peak;
   uint32_t exit_waits_failed;
+  /* Setups (src/win/monitor_setup.c): members whose facts the setup
+   * worker read because they did not answer at once (or their user was
+   * new), packets that waited for a setup, setups given up (SETUP_MAX_MS). */
+  uint32_t setups_async;
+  uint32_t setups_deferred_packets;
+  uint32_t setups_given_up;
+  /* Admissions on the monitor thread (the membership check, the first
+   * reads, and when they answered at once the rules and start event):
+   * how many, their time in all and the longest one, in microseconds. */
+  uint32_t admissions;
+  uint64_t admit_us_total, admit_us_max;
 } jw_monitor_stats_t;
 /* fn(ctx) runs on the monitor's thread just before it writes job_end
  * (after its own summaries), once: the last events of other parts of the

@@ -1412,6 +1412,106 @@ static int helper_report_mix(int argc, char **argv) {
   return 0;
 }
 
+/* forge-exited RESULT MARKER CODE: the exit watcher's packet forged from
+ * inside the job (wine.real.tamper, case forged_exit_signal_in_job).
+ * Opens its parent (jobwarden) with PROCESS_DUP_HANDLE, going round its
+ * DACL by rewriting it when the open is refused (Wine ignores OWNER
+ * RIGHTS), and copies the first IoCompletion among its handle values.
+ * Learns the control key from one of jobwarden's own packets: it starts
+ * short-lived children (`exit 0`) and, while each starts and ends and for
+ * FORGE_DRAIN_MS after (the exit watcher posts when the child's handle is
+ * signaled), dequeues all that is queued at once, until a packet's value
+ * is a small JW_CTRL_* constant (below 16: 1 quit, 2 request, 3 identity,
+ * 4 exited, 5 setup; a job message's value is a pid or 0, and no member's
+ * pid is that small). Every packet it takes, the kernel's and
+ * jobwarden's, it puts back at once, unchanged and in order (it may take
+ * one again: the counts are takings). Waits for each child's end. Then
+ * posts JW_CTRL_EXITED (its own pid as the byte count) under that key,
+ * writes to RESULT (renamed into place) "parent PID", "open ERR",
+ * "rewrite ERR" (-1: not needed), "self PID", "ports N", "children N",
+ * "took_kernel N", "took_control N VALUE" (VALUE: the first one's),
+ * "put_back_failed N", "key_learned 0|1", "post_exited OK ERR"; waits
+ * (120 s at most) for MARKER and exits with CODE. 90: arguments, 91:
+ * RESULT. */
+#define FORGE_DRAIN_MS 100
+#define FORGE_CHILDREN 100
+static int helper_forge_exited(int argc, char **argv) {
+  char text[1024];
+  wchar_t cmd[1024];
+  DWORD parent = tamper_parent(), open_e, rewrite_e = (DWORD)-1, post_e = 0, took_value = 0;
+  HANDLE hp, port = NULL;
+  ULONG_PTR v, key = 0;
+  int ports = 0, children = 0, kernel = 0, control = 0, lost = 0, opened = 0, posted = 0, n;
+  LONG qerr = 0;
+  if (argc < 6)
+    return 90;
+  hp = OpenProcess(PROCESS_DUP_HANDLE, FALSE, parent);
+  open_e = hp != NULL ? 0 : GetLastError();
+  if (hp == NULL) {
+    rewrite_e = grant_everyone(parent, &opened);
+    if (rewrite_e == 0)
+      hp = OpenProcess(PROCESS_DUP_HANDLE, FALSE, parent);
+  }
+  for (v = 4; hp != NULL && v < 0x10000; v += 4) {
+    HANDLE h = NULL;
+    if (!DuplicateHandle(hp, (HANDLE)v, GetCurrentProcess(), &h, 0, FALSE, DUPLICATE_SAME_ACCESS))
+      continue;
+    if (tamper_is_port_by_type(h, &qerr) == 1 && ports++ == 0)
+      port = h; /* kept: the port */
+    else
+      CloseHandle(h);
+  }
+  tw_helper_cmdline(cmd, 1024, "exit 0");
+  while (port != NULL && key == 0 && children < FORGE_CHILDREN) {
+    PROCESS_INFORMATION pi;
+    ULONGLONG until = 0;
+    if (start(cmd, 0, &pi) != 0)
+      break;
+    children++;
+    CloseHandle(pi.hThread);
+    while (key == 0 && (until == 0 || GetTickCount64() < until)) {
+      OVERLAPPED_ENTRY e[64];
+      ULONG got = 0, i;
+      if (until == 0 && WaitForSingleObject(pi.hProcess, 0) == WAIT_OBJECT_0)
+        until = GetTickCount64() + FORGE_DRAIN_MS;
+      /* Everything queued at once, put back in the same order: the
+       * monitor sees its packets as they came. */
+      if (!GetQueuedCompletionStatusEx(port, e, 64, &got, 1, FALSE))
+        continue;
+      for (i = 0; i < got; i++) {
+        ULONG_PTR o = (ULONG_PTR)e[i].lpOverlapped;
+        if (o >= 1 && o < 16 && key == 0) {
+          key = e[i].lpCompletionKey;
+          took_value = (DWORD)o;
+        }
+        control += o >= 1 && o < 16;
+        kernel += o == 0 || o >= 16;
+      }
+      for (i = 0; i < got; i++)
+        lost += !PostQueuedCompletionStatus(port, e[i].dwNumberOfBytesTransferred,
+                                            e[i].lpCompletionKey, e[i].lpOverlapped);
+    }
+    /* Its exit is in the port before the forgery: the record has it. */
+    WaitForSingleObject(pi.hProcess, 60000);
+    CloseHandle(pi.hProcess);
+  }
+  if (key != 0) {
+    posted = PostQueuedCompletionStatus(port, GetCurrentProcessId(), key, (LPOVERLAPPED)4);
+    post_e = posted ? 0 : GetLastError();
+  }
+  n = snprintf(
+      text, sizeof(text),
+      "parent %lu\nopen %lu\nrewrite %ld\nself %lu\nports %d\nchildren %d\ntook_kernel %d\n"
+      "took_control %d %lu\nput_back_failed %d\nkey_learned %d\npost_exited %d %lu\n",
+      (unsigned long)parent, (unsigned long)open_e, (long)rewrite_e,
+      (unsigned long)GetCurrentProcessId(), ports, children, kernel, control,
+      (unsigned long)took_value, lost, key != 0, posted, (unsigned long)post_e);
+  if (n < 0 || (size_t)n >= sizeof(text) || write_file_atomic(argv[3], text, (size_t)n) != 0)
+    return 91;
+  wait_file(argv[4], 120000);
+  return (int)strtoul(argv[5], NULL, 0);
+}
+
 int tw_helper_main(int argc, char **argv) {
   const char *mode;
   if (!tw_is_helper(argc, argv))
@@ -1556,6 +1656,8 @@ int tw_helper_main(int argc, char **argv) {
     return helper_jw_control(argc, argv);
   if (strcmp(mode, "tamper") == 0)
     return helper_tamper(argc, argv);
+  if (strcmp(mode, "forge-exited") == 0)
+    return helper_forge_exited(argc, argv);
   if (strcmp(mode, "report-mix") == 0)
     return helper_report_mix(argc, argv);
   {

@@ -9,7 +9,12 @@
  *
  * Also (posted by this process, as an attacker holding the run's control
  * key would): an unrequested quit and control packets jobwarden never
- * posted, and a flood past the one-by-one bound. */
+ * posted, and a flood past the one-by-one bound.
+ *
+ * Case forged_exit_signal_in_job runs the real jobwarden.exe (argv[3]):
+ * its member (helper mode `forge-exited`) learns the control key from
+ * jobwarden's own packets and forges the exit watcher's packet from
+ * inside the job. */
 #include <process.h>
 
 #include "harness.h"
@@ -246,21 +251,49 @@ static void test_agent_attack(void) {
   remove(marker);
 }
 
+/* The set-up of the attacks posted by this process with the run's keys:
+ * a run named `name` whose root sleeps (600 s) until the test ends it.
+ * 0, or -1 (a failed check). */
+static int start_sleeper(rig_t *r, const char *name) {
+  jw_policy_t p;
+  const char *args[] = {"sleep", "600000"};
+  jw_policy_init(&p);
+  CHECK_INT(jw_policy_set(&p, "name", name, "test", NULL), 0);
+  if (rig_start(r, g_dir, name, &p, args, 2) != 0) {
+    CHECK(!"rig_start");
+    return -1;
+  }
+  return 0;
+}
+
+/* Waits until the monitor has handled `forged` forgeries, asserts that
+ * they changed nothing (no exit, no job_end, the root still runs), then
+ * ends the root (exit code 3) and the run: the events written (new
+ * reference), NULL (a failed check) when the record is unreadable. */
+static json_t *finish_sleeper(rig_t *r, size_t forged) {
+  json_t *evs = wait_tampering(r->path, forged);
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    CHECK_INT(count_for(evs, "sandbox.job_end", NULL, -1), 0);
+    CHECK_INT(count_for(evs, "sandbox.process_exit", NULL, -1), 0);
+    json_decref(evs);
+  }
+  CHECK(WaitForSingleObject(r->child.process, 0) == WAIT_TIMEOUT);
+  CHECK(TerminateProcess(r->child.process, 3));
+  evs = rig_finish(r);
+  CHECK(evs != NULL);
+  return evs;
+}
+
 /* Packets under the run's control key that jobwarden did not post, and a
  * flood of forgeries past the one-by-one bound. */
 static void test_control_key_and_flood(void) {
   rig_t r;
-  jw_policy_t p;
-  const char *args[] = {"sleep", "600000"};
   json_t *evs, *t, *end, *sum;
   size_t i, extra = 10, n;
 
-  jw_policy_init(&p);
-  CHECK_INT(jw_policy_set(&p, "name", "tamper-control", "test", NULL), 0);
-  if (rig_start(&r, g_dir, "tamper-control", &p, args, 2) != 0) {
-    CHECK(!"rig_start");
+  if (start_sleeper(&r, "tamper-control") != 0)
     return;
-  }
   /* The root's identity arrives first (the worker's one wake-up, taken);
    * then a wake-up nobody posted: it carries nothing, and is reported. */
   CHECK(wait_update(r.path) == 0);
@@ -274,17 +307,8 @@ static void test_control_key_and_flood(void) {
   /* 4 so far; the flood takes the run past TAMPER_DETAILED (32). */
   for (i = 0; i < 28 + extra; i++)
     CHECK(PostQueuedCompletionStatus(r.job.port, 6, (ULONG_PTR)0xF00D + i, NULL));
-  evs = wait_tampering(r.path, 32);
-  CHECK(evs != NULL);
-  if (evs != NULL) {
-    /* The quit was not obeyed: the run goes on. */
-    CHECK_INT(count_for(evs, "sandbox.job_end", NULL, -1), 0);
-    json_decref(evs);
-  }
-  CHECK(WaitForSingleObject(r.child.process, 0) == WAIT_TIMEOUT);
-  CHECK(TerminateProcess(r.child.process, 3));
-  evs = rig_finish(&r);
-  CHECK(evs != NULL);
+  /* The quit was not obeyed: the run goes on. */
+  evs = finish_sleeper(&r, 32);
   if (evs == NULL)
     return;
   t = tw_filter(evs, "sandbox.violation", "monitor_tampering");
@@ -324,31 +348,16 @@ static void test_control_key_and_flood(void) {
  * real end later is reported once, from the port. */
 static void test_forged_exit_signal(void) {
   rig_t r;
-  jw_policy_t p;
-  const char *args[] = {"sleep", "600000"};
   json_t *evs, *t, *ex, *end;
   char want[160];
   DWORD root;
 
-  jw_policy_init(&p);
-  CHECK_INT(jw_policy_set(&p, "name", "tamper-exit-signal", "test", NULL), 0);
-  if (rig_start(&r, g_dir, "tamper-exit-signal", &p, args, 2) != 0) {
-    CHECK(!"rig_start");
+  if (start_sleeper(&r, "tamper-exit-signal") != 0)
     return;
-  }
   root = r.child.pid;
   CHECK(PostQueuedCompletionStatus(r.job.port, root, r.job.key_control,
                                    (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_EXITED));
-  evs = wait_tampering(r.path, 1);
-  CHECK(evs != NULL);
-  if (evs != NULL) {
-    CHECK_INT(count_for(evs, "sandbox.process_exit", NULL, -1), 0);
-    json_decref(evs);
-  }
-  CHECK(WaitForSingleObject(r.child.process, 0) == WAIT_TIMEOUT);
-  CHECK(TerminateProcess(r.child.process, 3));
-  evs = rig_finish(&r);
-  CHECK(evs != NULL);
+  evs = finish_sleeper(&r, 1);
   if (evs == NULL)
     return;
   t = tw_filter(evs, "sandbox.violation", "monitor_tampering");
@@ -369,6 +378,157 @@ static void test_forged_exit_signal(void) {
   json_decref(ex);
   json_decref(t);
   json_decref(evs);
+}
+
+/* ---- the same forgery from inside the job, against jobwarden.exe ----------- */
+
+static char g_events[TW_PATH_CHARS]; /* the events directory, a full path */
+static char g_jw[TW_PATH_CHARS];     /* jobwarden.exe */
+static char g_self[TW_PATH_CHARS];   /* this executable */
+
+#define IN_JOB_TAG       "exit-signal-in-job"
+#define IN_JOB_EXIT_CODE 42 /* the helper's own exit code, once the test lets it go */
+
+/* `jobwarden.exe` runs helper mode forge-exited as its program: the member
+ * goes round jobwarden's process DACL (Wine's OWNER RIGHTS gap, refused on
+ * Windows: docs/threat-model.md), copies the port, learns the control key
+ * from one of jobwarden's own packets (putting back every packet it
+ * takes) and posts JW_CTRL_EXITED naming itself while it runs. Refused as
+ * unposted_exit; its one process_exit comes when it really exits, with
+ * its exit code, and the sealed record verifies. */
+static void test_forged_exit_signal_in_job(void) {
+  tw_run_t run, ver;
+  char log[TW_PATH_CHARS], key[TW_PATH_CHARS], result[TW_PATH_CHARS], marker[TW_PATH_CHARS];
+  char args[TW_CMD_CHARS], rest[256], want[160];
+  char *buf = NULL;
+  json_t *evs, *v, *ex, *end;
+  unsigned long helper = 0, children = 0;
+  long long seq_forged = -1;
+  ULONGLONG until = GetTickCount64() + 60000;
+
+  tw_case_path(log, sizeof(log), g_events, "wine-tamper-", IN_JOB_TAG, ".jsonl");
+  tw_case_path(key, sizeof(key), g_events, "wine-tamper-", IN_JOB_TAG, ".seal.key");
+  tw_case_path(result, sizeof(result), g_events, "wine-tamper-", IN_JOB_TAG, ".result");
+  tw_case_path(marker, sizeof(marker), g_events, "wine-tamper-", IN_JOB_TAG, ".marker");
+  DeleteFileA(log);
+  DeleteFileA(result);
+  DeleteFileA(marker);
+  snprintf(args, sizeof(args),
+           "run --export \"file:%s\" -- \"%s\" --helper forge-exited \"%s\" \"%s\" %d", log, g_self,
+           result, marker, IN_JOB_EXIT_CODE);
+  if (tw_jw_start(&(tw_run_opts_t){.exe = g_jw,
+                                   .args = args,
+                                   .dir = g_events,
+                                   .prefix = "wine-tamper-",
+                                   .tag = IN_JOB_TAG},
+                  &run) != 0) {
+    CHECK(!"jobwarden.exe started");
+    return;
+  }
+  /* The helper writes its result once it has posted (or given up). */
+  while ((buf = tw_read_file(result, NULL)) == NULL && GetTickCount64() < until &&
+         WaitForSingleObject(run.pi.hProcess, 0) == WAIT_TIMEOUT)
+    Sleep(20);
+  CHECK(buf != NULL);
+  if (buf != NULL) {
+    fprintf(stderr,
+            "--- what the member achieved against jobwarden.exe (Wine) ---\n%s--- end ---\n", buf);
+    CHECK(result_line(buf, "parent", rest, sizeof(rest)));
+    CHECK_U64(strtoul(rest, NULL, 10), run.pi.dwProcessId);
+    /* jobwarden's DACL refuses the open (Wine enforces it); the owner's
+     * rewrite goes round it under Wine only (windows-only: refused). */
+    CHECK(result_line(buf, "open", rest, sizeof(rest)));
+    CHECK_STR(rest, "5");
+    CHECK(result_line(buf, "rewrite", rest, sizeof(rest)));
+    CHECK_STR(rest, "0");
+    CHECK(result_line(buf, "ports", rest, sizeof(rest)));
+    CHECK_STR(rest, "1");
+    CHECK(result_line(buf, "self", rest, sizeof(rest)));
+    helper = strtoul(rest, NULL, 10);
+    CHECK(result_line(buf, "children", rest, sizeof(rest)));
+    children = strtoul(rest, NULL, 10);
+    CHECK(children >= 1);
+    CHECK(result_line(buf, "key_learned", rest, sizeof(rest)));
+    CHECK_STR(rest, "1");
+    CHECK(result_line(buf, "took_control", rest, sizeof(rest)));
+    CHECK(strtoul(rest, NULL, 10) >= 1);
+    CHECK(result_line(buf, "put_back_failed", rest, sizeof(rest)));
+    CHECK_STR(rest, "0");
+    CHECK(result_line(buf, "post_exited", rest, sizeof(rest)));
+    CHECK_STR(rest, "1 0");
+  }
+  /* Handled while the helper still runs (it waits for the marker): no
+   * exit of it, no job_end. */
+  evs = helper != 0 ? wait_tampering(log, 1) : NULL;
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, (DWORD)helper);
+    CHECK(h != NULL && WaitForSingleObject(h, 0) == WAIT_TIMEOUT);
+    if (h != NULL)
+      CloseHandle(h);
+    CHECK_INT(count_for(evs, "sandbox.process_exit", NULL, (long long)helper), 0);
+    CHECK_INT(count_for(evs, "sandbox.job_end", NULL, -1), 0);
+    json_decref(evs);
+  }
+  {
+    FILE *f = fopen(marker, "wb");
+    CHECK(f != NULL);
+    if (f != NULL)
+      fclose(f);
+  }
+  CHECK(tw_jw_wait(&run));
+  CHECK_U64(run.exit_code, IN_JOB_EXIT_CODE);
+  evs = tw_read_events(log);
+  CHECK(evs != NULL);
+  if (evs != NULL) {
+    /* Exactly one violation: the forgery, saying what was posted. */
+    v = tw_filter(evs, "sandbox.violation", NULL);
+    CHECK_INT(json_array_size(v), 1);
+    if (json_array_size(v) == 1) {
+      check_tamper(json_array_get(v, 0), "control", "unposted_exit", (long long)helper, "0x4");
+      snprintf(want, sizeof(want),
+               "process %lu is still running: no exit wait of jobwarden's has fired for it",
+               helper);
+      CHECK_STR(tw_str(json_array_get(v, 0), "tampering.detail"), want);
+      seq_forged = tw_int(json_array_get(v, 0), "seq");
+    }
+    json_decref(v);
+    /* The helper's one exit, after, with its code; every child it
+     * started came and went in the record (it put back what it took). */
+    ex = tw_filter(evs, "sandbox.process_exit", "root_process");
+    CHECK_INT(json_array_size(ex), 1);
+    CHECK_INT(count_for(evs, "sandbox.process_exit", NULL, (long long)helper), 1);
+    CHECK_INT(tw_int(json_array_get(ex, 0), "process.pid"), helper);
+    CHECK_INT(tw_int(json_array_get(ex, 0), "process.exit_code"), IN_JOB_EXIT_CODE);
+    CHECK(tw_int(json_array_get(ex, 0), "seq") > seq_forged);
+    json_decref(ex);
+    CHECK_INT(count_for(evs, "sandbox.process_start", "child_process", -1), children);
+    CHECK_INT(count_for(evs, "sandbox.process_exit", "child_process", -1), children);
+    CHECK_INT(count_for(evs, "sandbox.telemetry_gap", NULL, -1), 0);
+    end = json_array_get(evs, json_array_size(evs) - 1);
+    CHECK_STR(tw_str(end, "event"), "sandbox.job_end");
+    CHECK_INT(tw_int(end, "summary.forged_packets"), 1);
+    CHECK_INT(tw_int(end, "summary.root_exit_code"), IN_JOB_EXIT_CODE);
+    CHECK_INT(count_for(evs, "sandbox.job_end", NULL, -1), 1);
+    json_decref(evs);
+  }
+  /* The sealed record (tw_jw_start's key) verifies. */
+  snprintf(args, sizeof(args), "verify \"%s\" --key \"%s\"", log, key);
+  CHECK_INT(tw_jw_start(&(tw_run_opts_t){.exe = g_jw,
+                                         .args = args,
+                                         .dir = g_events,
+                                         .prefix = "wine-tamper-",
+                                         .tag = IN_JOB_TAG "-verify"},
+                        &ver),
+            0);
+  CHECK(tw_jw_wait(&ver));
+  CHECK_U64(ver.exit_code, 0);
+  CHECK_CONTAINS(ver.out, "verify: intact\n");
+  if (jw_test_failures > 0)
+    fprintf(stderr, "jobwarden run: %s%s\nverify: %s%s\n", run.out, run.err, ver.out, ver.err);
+  tw_jw_free(&ver);
+  tw_jw_free(&run);
+  free(buf);
 }
 
 /* ---- a stolen quit packet -------------------------------------------------- */
@@ -417,24 +577,18 @@ static unsigned __stdcall steal_main(void *arg) {
 static long stolen_quit_attempt(int attempt) {
   char name[64];
   rig_t r;
-  jw_policy_t p;
-  const char *args[] = {"sleep", "600000"};
   stealer_t st;
   HANDLE th;
   ULONGLONG t0;
   json_t *evs, *end, *t;
   int rc, taken = 0, tries;
 
-  jw_policy_init(&p);
   if (attempt == 0)
     snprintf(name, sizeof(name), "tamper-stolen-quit");
   else
     snprintf(name, sizeof(name), "tamper-stolen-quit-%d", attempt);
-  CHECK_INT(jw_policy_set(&p, "name", name, "test", NULL), 0);
-  if (rig_start(&r, g_dir, name, &p, args, 2) != 0) {
-    CHECK(!"rig_start");
+  if (start_sleeper(&r, name) != 0)
     return -1;
-  }
   /* The forged exit, until the monitor (not this thread) has it: a packet
    * this thread dequeues itself is its own and is posted again. */
   CHECK(PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_EXIT_PROCESS, r.job.key_job,
@@ -730,17 +884,32 @@ static void test_kernel_confirms(void) {
   json_decref(evs);
 }
 
+/* Runnable one by one: `win_tamper.exe DATA EVENTS JOBWARDEN --case NAME`
+ * (injected: `... JOBWARDEN injected --case NAME`). The stolen quit may
+ * take five runs. */
+static const jw_test_case_t real_cases[] = {
+    {"agent_attack", test_agent_attack, 60},
+    {"control_key_and_flood", test_control_key_and_flood, 60},
+    {"forged_exit_signal", test_forged_exit_signal, 60},
+    {"forged_exit_signal_in_job", test_forged_exit_signal_in_job, 120},
+    {"stolen_quit", test_stolen_quit, 120},
+};
+
+static const jw_test_case_t injected_cases[] = {
+    {"kernel_confirms", test_kernel_confirms, 60},
+};
+
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
   g_dir = argc > 2 ? argv[2] : ".";
-  if (argc > 4 && strcmp(argv[4], "injected") == 0) {
-    test_kernel_confirms();
-    return jw_test_result("tamper_injected");
+  if (argc > 4 && strcmp(argv[4], "injected") == 0)
+    return jw_test_run_cases("tamper_injected", argc, argv, injected_cases,
+                             sizeof(injected_cases) / sizeof(injected_cases[0]));
+  if (tw_test_args(argc, argv, g_events, g_jw, g_self) != 0) {
+    fprintf(stderr, "usage: win_tamper <tests/data dir> <events dir> <jobwarden.exe> [injected]\n");
+    return 2;
   }
-  test_agent_attack();
-  test_control_key_and_flood();
-  test_forged_exit_signal();
-  test_stolen_quit();
-  return jw_test_result("tamper_real");
+  return jw_test_run_cases("tamper_real", argc, argv, real_cases,
+                           sizeof(real_cases) / sizeof(real_cases[0]));
 }

@@ -1,0 +1,443 @@
+/* Setup: the facts of a new member (image, parent, creation time, command
+ * line, user) read without the monitor thread ever waiting for them. A
+ * leaf of the monitor (monitor_int.h).
+ *
+ * Admission (monitor_admit.c) asks each fact once on the monitor thread.
+ * Nearly always every read answers at once and the user is one the
+ * monitor has named before: admission finishes there and then. A process
+ * caught at the first instant of its life may not answer yet (Wine: error
+ * 6 or 299 for some milliseconds), and a user not seen before needs a
+ * LookupAccountSidW (a domain round trip, perhaps): such a member is
+ * handed to the setup worker, a thread of jobwarden's own (protected like
+ * the others: jw__thread_begin) that reads it again with retries on a
+ * handle of its own, looks the user's name up, and posts a JW_CTRL_SETUP
+ * packet under the control key when done. The packet carries nothing: the
+ * results wait in a locked list, a forged packet can only wake the monitor
+ * (the worker counts what it posted, the monitor what it took, like the
+ * identity worker's).
+ *
+ * Until its facts are in, the member is setup_pending: its start event is
+ * not written, and every packet naming it (an exit or limit message, an
+ * exit watcher's packet) waits in the deferred queue, replayed by the loop
+ * in arrival order right after its start. The job's end waits for every
+ * setup. A member whose parent's setup is still pending waits for it too
+ * (held), so a start event never comes before its parent's. A setup the
+ * worker has not finished within SETUP_MAX_MS is completed with what is
+ * known, the rest named unavailable; its late result is dropped. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "win/monitor_int.h"
+
+/* Deferred packets kept at most: beyond, a packet is handled at once (out
+ * of order rather than lost). */
+#define DEFER_MAX 65536u
+
+static DWORD setup_max_ms = SETUP_MAX_MS;
+
+void jw__monitor_setup_limit(DWORD ms) {
+  setup_max_ms = ms != 0 ? ms : SETUP_MAX_MS;
+}
+
+typedef struct setup_req_s {
+  struct setup_req_s *next;                /* todo or done list */
+  struct setup_req_s *run_prev, *run_next; /* the monitor's in-flight list */
+  tracked_t *t;    /* monitor thread only: the member (a reference); NULL once given up */
+  ULONGLONG begun; /* monitor thread only: when it was handed over */
+  tracked_t work;  /* the worker's: pid, its own handle, the facts it reads */
+  char *user_name; /* looked up by the worker (owned), or NULL */
+  int given_up;    /* under the lock: the monitor no longer waits for it */
+} setup_req_t;
+
+typedef struct {
+  DWORD pid; /* the member it waits for; 0: every setup */
+  jw__deferred_t d;
+} deferred_t;
+
+struct jw__mon_setup_s {
+  jw__mutex_t lock; /* guards todo, done, quit, busy, posted */
+  jw__cond_t wake;  /* the worker waits for work or quit */
+  jw__cond_t idle;  /* finish waits for an empty todo list and an idle worker */
+  HANDLE thread;    /* owner: this struct */
+  HANDLE port;      /* borrowed: the job's */
+  ULONG_PTR key;    /* the control key */
+  setup_req_t *todo_head, *todo_tail, *done_head, *done_tail;
+  int quit, busy;
+  LONG posted;
+  /* Monitor thread only. */
+  setup_req_t *run_head, *run_tail; /* handed over, oldest first */
+  uint32_t n_pending;               /* members setup_pending (held ones too) */
+  tracked_t *held;                  /* set up, waiting for a parent's setup */
+  uint64_t received, forged;
+  deferred_t *q;
+  size_t q_len, q_cap;
+};
+
+/* ------------------------------------------------------------------------ */
+/* The worker                                                               */
+/* ------------------------------------------------------------------------ */
+
+static unsigned __stdcall worker_main(void *arg) {
+  jw__mon_setup_t *s = arg;
+  jw__mutex_lock(&s->lock);
+  for (;;) {
+    setup_req_t *r;
+    int given_up;
+    while (!s->quit && s->todo_head == NULL)
+      jw__cond_wait(&s->wake, &s->lock);
+    if (s->quit)
+      break;
+    r = s->todo_head;
+    s->todo_head = r->next;
+    if (s->todo_head == NULL)
+      s->todo_tail = NULL;
+    r->next = NULL;
+    s->busy = 1;
+    given_up = r->given_up;
+    jw__mutex_unlock(&s->lock);
+    if (!given_up) {
+      (void)jw__mon_read_facts(&r->work, 1); /* with retries: this thread may wait */
+      if (r->work.sid_bin != NULL)
+        r->user_name = jw__sid_account_name(r->work.sid_bin);
+    }
+    jw__mutex_lock(&s->lock);
+    if (s->done_tail != NULL)
+      s->done_tail->next = r;
+    else
+      s->done_head = r;
+    s->done_tail = r;
+    s->posted++;
+    s->busy = 0;
+    jw__cond_broadcast(&s->idle);
+    jw__mutex_unlock(&s->lock);
+    PostQueuedCompletionStatus(s->port, 0, s->key, (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_SETUP);
+    jw__mutex_lock(&s->lock);
+  }
+  jw__mutex_unlock(&s->lock);
+  return 0;
+}
+
+static void free_req(setup_req_t *r) {
+  if (r->work.h != NULL)
+    CloseHandle(r->work.h);
+  jw__mon_facts_clear(&r->work, "");
+  free(r->user_name);
+  free(r);
+}
+
+static int worker_on = 1;
+
+void jw__monitor_setup_worker(int on) {
+  worker_on = on;
+}
+
+void jw__mon_setup_start(jw_monitor_t *m) {
+  jw__mon_setup_t *s = worker_on ? calloc(1, sizeof(*s)) : NULL;
+  if (s == NULL)
+    return; /* setups then run on the monitor thread, with their waits */
+  s->port = m->job->port;
+  s->key = m->job->key_control;
+  jw__mutex_init(&s->lock);
+  jw__cond_init(&s->wake);
+  jw__cond_init(&s->idle);
+  s->thread = jw__thread_begin(worker_main, s, 0, 0);
+  if (s->thread == NULL) {
+    jw__cond_destroy(&s->wake);
+    jw__cond_destroy(&s->idle);
+    jw__mutex_destroy(&s->lock);
+    free(s);
+    return;
+  }
+  m->setup = s;
+}
+
+void jw__mon_setup_stop(jw_monitor_t *m) {
+  jw__mon_setup_t *s = m->setup;
+  setup_req_t *r, *next;
+  if (s == NULL)
+    return;
+  jw__mutex_lock(&s->lock);
+  s->quit = 1;
+  jw__cond_broadcast(&s->wake);
+  jw__mutex_unlock(&s->lock);
+  WaitForSingleObject(s->thread, INFINITE);
+  CloseHandle(s->thread);
+  /* In flight at the end (the monitor gave up or never took them): their
+   * members' references go, the requests with them. */
+  for (r = s->run_head; r != NULL; r = r->run_next) {
+    if (r->t != NULL)
+      jw__mon_unref(m, r->t);
+    r->t = NULL;
+  }
+  for (r = s->todo_head; r != NULL; r = next) {
+    next = r->next;
+    free_req(r);
+  }
+  for (r = s->done_head; r != NULL; r = next) {
+    next = r->next;
+    free_req(r);
+  }
+  free(s->q);
+  jw__cond_destroy(&s->wake);
+  jw__cond_destroy(&s->idle);
+  jw__mutex_destroy(&s->lock);
+  free(s);
+  m->setup = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Completion (monitor thread)                                              */
+/* ------------------------------------------------------------------------ */
+
+static void finish_one(jw_monitor_t *m, tracked_t *t) {
+  if (t->setup_pending && m->setup != NULL)
+    m->setup->n_pending--;
+  t->setup_pending = 0;
+  t->setup_held = 0;
+  jw__mon_admit_finish(m, t);
+}
+
+/* Members held for a parent whose setup is done now. */
+static void release_held(jw_monitor_t *m) {
+  jw__mon_setup_t *s = m->setup;
+  int again = 1;
+  while (again && s != NULL) {
+    tracked_t **pp;
+    again = 0;
+    for (pp = &s->held; *pp != NULL; pp = &(*pp)->held_next) {
+      tracked_t *t = *pp;
+      if (t->parent != NULL && t->parent->setup_pending)
+        continue;
+      *pp = t->held_next;
+      t->held_next = NULL;
+      finish_one(m, t);
+      again = 1; /* its own children may wait for it */
+      break;
+    }
+  }
+}
+
+/* t's facts are in: its start now, or after its parent's. */
+static void complete(jw_monitor_t *m, tracked_t *t) {
+  jw__mon_setup_t *s = m->setup;
+  jw__mon_link_parent(m, t);
+  if (s != NULL && t->parent != NULL && t->parent->setup_pending) {
+    if (!t->setup_pending) {
+      t->setup_pending = 1; /* its packets wait too */
+      s->n_pending++;
+    }
+    t->setup_held = 1;
+    t->held_next = s->held;
+    s->held = t;
+    return;
+  }
+  finish_one(m, t);
+  release_held(m);
+}
+
+static void run_remove(jw__mon_setup_t *s, setup_req_t *r) {
+  if (r->run_prev != NULL)
+    r->run_prev->run_next = r->run_next;
+  else
+    s->run_head = r->run_next;
+  if (r->run_next != NULL)
+    r->run_next->run_prev = r->run_prev;
+  else
+    s->run_tail = r->run_prev;
+  r->run_prev = r->run_next = NULL;
+}
+
+/* The worker's results so far. */
+static void take(jw_monitor_t *m) {
+  jw__mon_setup_t *s = m->setup;
+  setup_req_t *r, *next;
+  jw__mutex_lock(&s->lock);
+  r = s->done_head;
+  s->done_head = s->done_tail = NULL;
+  jw__mutex_unlock(&s->lock);
+  for (; r != NULL; r = next) {
+    tracked_t *t = r->t;
+    next = r->next;
+    if (t != NULL) {
+      run_remove(s, r);
+      r->t = NULL;
+      jw__mon_facts_move(t, &r->work);
+      jw__mon_user_name_keep(m, t, r->user_name);
+      r->user_name = NULL;
+      complete(m, t);
+      jw__mon_unref(m, t); /* the request's */
+    }
+    free_req(r); /* a given-up request's late result goes with it */
+  }
+}
+
+/* r is overdue (or the job ends): t completes with what is known. */
+static void give_up(jw_monitor_t *m, setup_req_t *r) {
+  tracked_t *t = r->t;
+  char why[96];
+  run_remove(m->setup, r);
+  r->t = NULL; /* the worker still holds r: freed when its result comes */
+  jw__mutex_lock(&m->setup->lock);
+  r->given_up = 1; /* not read at all when the worker has not begun it */
+  jw__mutex_unlock(&m->setup->lock);
+  m->stats.setups_given_up++;
+  snprintf(why, sizeof(why), "not read: the process's setup took longer than %lu ms",
+           (unsigned long)setup_max_ms);
+  jw__mon_facts_clear(t, why);
+  t->image_error = ERROR_TIMEOUT;
+  complete(m, t);
+  jw__mon_unref(m, t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The monitor's calls                                                      */
+/* ------------------------------------------------------------------------ */
+
+void jw__mon_setup_begin(jw_monitor_t *m, tracked_t *t) {
+  jw__mon_setup_t *s = m->setup;
+  setup_req_t *r;
+  if (jw__mon_read_facts(t, 0) == JW__FACTS_DONE && jw__mon_user_name_cached(m, t)) {
+    complete(m, t);
+    return;
+  }
+  r = s != NULL ? calloc(1, sizeof(*r)) : NULL;
+  if (r == NULL) {
+    /* No worker (it could not start, or no memory): read here, waiting. */
+    if (t->sid_bin == NULL) {
+      jw__mon_facts_clear(t, "");
+      (void)jw__mon_read_facts(t, 1);
+    }
+    if (!jw__mon_user_name_cached(m, t))
+      jw__mon_user_name_keep(m, t, jw__sid_account_name(t->sid_bin));
+    complete(m, t);
+    return;
+  }
+  jw__mon_facts_clear(t, "not read yet: the process is being set up");
+  r->work.pid = t->pid;
+  /* The worker's own handle: the monitor's stays the monitor's. */
+  if (t->h != NULL && !DuplicateHandle(GetCurrentProcess(), t->h, GetCurrentProcess(), &r->work.h,
+                                       0, FALSE, DUPLICATE_SAME_ACCESS))
+    r->work.h = NULL; /* the worker opens it by pid */
+  r->t = t;
+  jw__mon_ref(t);
+  r->begun = GetTickCount64();
+  t->setup_pending = 1;
+  s->n_pending++;
+  m->stats.setups_async++;
+  r->run_prev = s->run_tail;
+  if (s->run_tail != NULL)
+    s->run_tail->run_next = r;
+  else
+    s->run_head = r;
+  s->run_tail = r;
+  jw__mutex_lock(&s->lock);
+  if (s->todo_tail != NULL)
+    s->todo_tail->next = r;
+  else
+    s->todo_head = r;
+  s->todo_tail = r;
+  jw__cond_broadcast(&s->wake);
+  jw__mutex_unlock(&s->lock);
+}
+
+void jw__mon_on_setup_packet(jw_monitor_t *m, DWORD bytes, ULONG_PTR value) {
+  jw__mon_setup_t *s = m->setup;
+  LONG posted = 0;
+  if (s != NULL) {
+    jw__mutex_lock(&s->lock);
+    posted = s->posted;
+    jw__mutex_unlock(&s->lock);
+    s->received++;
+  }
+  /* More taken than posted, beyond those already reported: a forgery (a
+   * forgery taken before the worker's own packet makes the count run
+   * ahead once, so that packet is not reported too). */
+  if (s == NULL || s->received > (uint64_t)posted + s->forged) {
+    if (s != NULL)
+      s->forged++;
+    jw__mon_tampering(m, "control", 0, bytes, value, "unposted_setup",
+                      "the setup worker did not post this wake-up (it carries nothing: no fact "
+                      "is taken from a packet)");
+  }
+  if (s != NULL)
+    take(m);
+}
+
+void jw__mon_setup_tick(jw_monitor_t *m, ULONGLONG now, DWORD *wait) {
+  jw__mon_setup_t *s = m->setup;
+  ULONGLONG due;
+  if (s == NULL || s->run_head == NULL)
+    return; /* nothing pending: no cost, no timer */
+  take(m);
+  while (s->run_head != NULL && now - s->run_head->begun >= setup_max_ms)
+    give_up(m, s->run_head);
+  if (s->run_head == NULL || wait == NULL)
+    return;
+  due = s->run_head->begun + setup_max_ms - now;
+  if (due > SETUP_POLL_MS)
+    due = SETUP_POLL_MS;
+  if (due < *wait)
+    *wait = (DWORD)due;
+}
+
+void jw__mon_setup_finish(jw_monitor_t *m) {
+  jw__mon_setup_t *s = m->setup;
+  ULONGLONG deadline;
+  if (s == NULL || s->run_head == NULL)
+    return;
+  deadline = s->run_head->begun + setup_max_ms;
+  jw__mutex_lock(&s->lock);
+  while (s->todo_head != NULL || s->busy) {
+    ULONGLONG now = GetTickCount64();
+    if (now >= deadline)
+      break;
+    jw__cond_timedwait(&s->idle, &s->lock, (uint32_t)(deadline - now));
+  }
+  jw__mutex_unlock(&s->lock);
+  take(m);
+  while (s->run_head != NULL)
+    give_up(m, s->run_head);
+}
+
+int jw__mon_setup_defer(jw_monitor_t *m, const tracked_t *t, jw__defer_kind_t kind, DWORD bytes,
+                        ULONG_PTR value) {
+  jw__mon_setup_t *s = m->setup;
+  deferred_t *e;
+  if (s == NULL || (t != NULL ? !t->setup_pending : s->n_pending == 0))
+    return 0;
+  if (s->q_len == s->q_cap) {
+    size_t cap = s->q_cap ? s->q_cap * 2 : 64;
+    deferred_t *q = cap <= DEFER_MAX ? realloc(s->q, cap * sizeof(*q)) : NULL;
+    if (q == NULL)
+      return 0; /* handled now: out of order rather than lost */
+    s->q = q;
+    s->q_cap = cap;
+  }
+  e = &s->q[s->q_len++];
+  e->pid = t != NULL ? t->pid : 0;
+  e->d.kind = kind;
+  e->d.bytes = bytes;
+  e->d.value = value;
+  m->stats.setups_deferred_packets++;
+  return 1;
+}
+
+int jw__mon_setup_next(jw_monitor_t *m, jw__deferred_t *out) {
+  jw__mon_setup_t *s = m->setup;
+  size_t i;
+  if (s == NULL)
+    return 0;
+  for (i = 0; i < s->q_len; i++) {
+    const deferred_t *e = &s->q[i];
+    tracked_t *t;
+    if (e->pid == 0 ? s->n_pending != 0
+                    : (t = jw__mon_find_proc(m, e->pid)) != NULL && t->setup_pending)
+      continue;
+    *out = e->d;
+    memmove(&s->q[i], &s->q[i + 1], (s->q_len - i - 1) * sizeof(*s->q));
+    s->q_len--;
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,364 @@
+/* wine.injected.setup: a new member's facts are read without the monitor
+ * waiting (src/win/monitor_setup.c). The image hook makes a child's image
+ * answer "not ready" at the first ask and then stall in the setup worker
+ * until the test lets it go; meanwhile the monitor must go on handling
+ * the port, and every packet about the child must wait for its start.
+ * Injected: the stall is the hook's; the port, the job, the processes and
+ * their messages are real. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "rig.h"
+
+static const char *g_dir = ".";
+
+/* ---- the hook: not ready once, then a stall until released ------------- */
+
+#define MAX_SEEN 16
+static volatile LONG g_stall;  /* stall the second ask (1) or answer it (0) */
+static HANDLE g_release;       /* manual-reset: the stall ends */
+static DWORD g_seen[MAX_SEEN]; /* pids asked once already */
+static volatile LONG g_n_seen;
+static volatile LONG g_first_asks, g_stalls;
+static CRITICAL_SECTION g_lock;
+
+static BOOL WINAPI stalling_image(HANDLE h, DWORD flags, LPWSTR buf, PDWORD size) {
+  DWORD pid = GetProcessId(h);
+  LONG i;
+  int first = 1;
+  EnterCriticalSection(&g_lock);
+  for (i = 0; i < g_n_seen; i++)
+    if (g_seen[i] == pid)
+      first = 0;
+  if (first && g_n_seen < MAX_SEEN)
+    g_seen[g_n_seen++] = pid;
+  LeaveCriticalSection(&g_lock);
+  if (first) {
+    InterlockedIncrement(&g_first_asks);
+    SetLastError(ERROR_INVALID_HANDLE); /* a process still being created */
+    return FALSE;
+  }
+  if (g_stall) {
+    InterlockedIncrement(&g_stalls);
+    WaitForSingleObject(g_release, 60000);
+  }
+  return QueryFullProcessImageNameW(h, flags, buf, size);
+}
+
+/* ---- the drop hook: only watches ------------------------------------------ */
+
+static volatile DWORD g_watch_pid;
+static HANDLE g_child_exit_seen, g_zero_seen;
+
+static int watch_messages(DWORD msg, ULONG_PTR value) {
+  if ((msg == JOB_OBJECT_MSG_EXIT_PROCESS || msg == JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS) &&
+      g_watch_pid != 0 && (DWORD)value == g_watch_pid)
+    SetEvent(g_child_exit_seen);
+  if (msg == JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO)
+    SetEvent(g_zero_seen);
+  return 0; /* nothing dropped */
+}
+
+static void hooks_on(int stall) {
+  InitializeCriticalSection(&g_lock);
+  g_n_seen = 0;
+  g_first_asks = g_stalls = 0;
+  g_stall = stall;
+  g_watch_pid = 0;
+  g_release = CreateEventW(NULL, TRUE, FALSE, NULL);
+  g_child_exit_seen = CreateEventW(NULL, TRUE, FALSE, NULL);
+  g_zero_seen = CreateEventW(NULL, TRUE, FALSE, NULL);
+  jw__monitor_image_hook(stalling_image);
+  jw__monitor_drop_hook(watch_messages);
+}
+
+static void hooks_off(void) {
+  jw__monitor_image_hook(NULL);
+  jw__monitor_drop_hook(NULL);
+  jw__monitor_setup_limit(0);
+  CloseHandle(g_release);
+  CloseHandle(g_child_exit_seen);
+  CloseHandle(g_zero_seen);
+  DeleteCriticalSection(&g_lock);
+}
+
+/* ---- reading the record while it is written ------------------------------ */
+
+/* Complete lines of path that hold needle, now. */
+static int lines_with(const char *path, const char *needle) {
+  size_t len = 0;
+  char *buf = tw_read_file(path, &len), *line, *nl;
+  int n = 0;
+  for (line = buf; buf != NULL && (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+    *nl = 0;
+    n += strstr(line, needle) != NULL;
+  }
+  free(buf);
+  return n;
+}
+
+/* Waits (bounded) for a complete line holding needle: 0, or -1. */
+static int wait_line(const char *path, const char *needle, DWORD timeout_ms) {
+  ULONGLONG deadline = GetTickCount64() + timeout_ms;
+  while (lines_with(path, needle) == 0) {
+    if (GetTickCount64() >= deadline)
+      return -1;
+    Sleep(10); /* a bounded poll of the file, not a guess */
+  }
+  return 0;
+}
+
+/* The index of the first event of kind `event` about pid, or -1. */
+static int index_of(json_t *evs, const char *event, DWORD pid) {
+  size_t i;
+  for (i = 0; i < json_array_size(evs); i++) {
+    json_t *e = json_array_get(evs, i);
+    if (strcmp(tw_str(e, "event"), event) == 0 && tw_int(e, "process.pid") == (long long)pid)
+      return (int)i;
+  }
+  return -1;
+}
+
+static int count_of(json_t *evs, const char *event, DWORD pid) {
+  size_t i;
+  int n = 0;
+  for (i = 0; i < json_array_size(evs); i++) {
+    json_t *e = json_array_get(evs, i);
+    n += strcmp(tw_str(e, "event"), event) == 0 && tw_int(e, "process.pid") == (long long)pid;
+  }
+  return n;
+}
+
+/* A root that starts one child which waits for `marker`, then waits for
+ * it; the pids go to `pidfile`. */
+static int start_tree(rig_t *r, const char *name, char *pidfile, size_t pn, char *marker,
+                      size_t mn) {
+  jw_policy_t p;
+  const char *args[5];
+  snprintf(pidfile, pn, "%s\\setup-%s.pids", g_dir, name);
+  snprintf(marker, mn, "%s\\setup-%s.go", g_dir, name);
+  remove(pidfile);
+  remove(marker);
+  jw_policy_init(&p);
+  args[0] = "tree";
+  args[1] = pidfile;
+  args[2] = "0";
+  args[3] = "wait-file";
+  args[4] = marker;
+  {
+    char rig_name[64];
+    snprintf(rig_name, sizeof(rig_name), "setup-%s", name);
+    return rig_start(r, g_dir, rig_name, &p, args, 5);
+  }
+}
+
+static void touch(const char *path) {
+  FILE *f = fopen(path, "wb");
+  if (f != NULL)
+    fclose(f);
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* The child's setup stalls in the worker: the monitor still answers the
+ * port (a forged packet is reported), the child's exit message and the
+ * job's end wait for its start, then come in order. */
+static void test_stalled_setup(void) {
+  rig_t r;
+  char pidfile[TW_PATH_CHARS], marker[TW_PATH_CHARS];
+  DWORD root = 0, child = 0;
+  ULONG_PTR forged_key;
+  json_t *evs;
+  int start, exit_i, end;
+
+  hooks_on(1);
+  jw__monitor_setup_limit(60000); /* given up only in its own case */
+  if (start_tree(&r, "stalled", pidfile, sizeof(pidfile), marker, sizeof(marker)) != 0) {
+    CHECK(0);
+    hooks_off();
+    return;
+  }
+  CHECK_INT(tw_read_pids(pidfile, 20000, &root, &child), 0);
+  g_watch_pid = child;
+  /* While the child's setup stalls: a packet only the monitor's loop can
+   * answer. Blocked in the stall (the old, waiting admission), it never
+   * would. */
+  forged_key = (r.job.key_job ^ r.job.key_control) | 1;
+  if (forged_key == r.job.key_job || forged_key == r.job.key_control)
+    forged_key += 2;
+  CHECK(PostQueuedCompletionStatus(r.job.port, 0, forged_key, NULL));
+  CHECK_INT(wait_line(r.path, "\"monitor_tampering\"", 20000), 0);
+  CHECK_INT(g_stalls, 1);
+  /* Nothing about the child yet: its start waits for its facts. */
+  {
+    char needle[48];
+    snprintf(needle, sizeof(needle), "\"pid\":%lu,", (unsigned long)child);
+    CHECK_INT(lines_with(r.path, needle), 0);
+  }
+  /* The child ends, then the root, then the job: their messages are taken
+   * from the port while the setup still stalls. */
+  touch(marker);
+  CHECK_INT(WaitForSingleObject(g_child_exit_seen, 20000), WAIT_OBJECT_0);
+  CHECK_INT(WaitForSingleObject(g_zero_seen, 20000), WAIT_OBJECT_0);
+  SetEvent(g_release);
+  evs = rig_finish(&r);
+  hooks_off();
+  CHECK(evs != NULL);
+  if (evs == NULL)
+    return;
+  start = index_of(evs, "sandbox.process_start", child);
+  exit_i = index_of(evs, "sandbox.process_exit", child);
+  end = (int)json_array_size(evs) - 1;
+  CHECK(start >= 0);
+  CHECK(exit_i > start);
+  CHECK_INT(count_of(evs, "sandbox.process_start", child), 1);
+  CHECK_INT(count_of(evs, "sandbox.process_exit", child), 1);
+  if (start >= 0) {
+    json_t *s = json_array_get(evs, (size_t)start);
+    /* Read by the worker once the stall ended, the child gone by then:
+     * its image and parent (from the handle the monitor held), its
+     * command line absent and named (its memory went with it), never the
+     * placeholder of a setup in progress. */
+    CHECK_STR(tw_str(s, "source"), "port");
+    CHECK(tw_str(s, "process.executable") != NULL &&
+          strstr(tw_str(s, "process.executable"), ".exe") != NULL);
+    CHECK_INT(tw_int(s, "process.parent.pid"), (long long)root);
+    CHECK(tw_get(s, "process.command_line") == NULL);
+    CHECK(tw_str(s, "process.unavailable.command_line") != NULL &&
+          strstr(tw_str(s, "process.unavailable.command_line"), "being set up") == NULL);
+  }
+  if (exit_i >= 0) {
+    json_t *x = json_array_get(evs, (size_t)exit_i);
+    CHECK_STR(tw_str(x, "source"), "port"); /* the deferred message itself */
+    CHECK_INT(tw_int(x, "process.exit_code"), 0);
+  }
+  CHECK_STR(tw_str(json_array_get(evs, (size_t)end), "event"), "sandbox.job_end");
+  CHECK_STR(tw_str(json_array_get(evs, (size_t)end), "source"), "port");
+  CHECK_INT(tw_int(json_array_get(evs, (size_t)end), "summary.processes"), 2);
+  CHECK_INT(tw_int(json_array_get(evs, (size_t)end), "summary.reconciled_events"), 0);
+  {
+    json_t *gaps = tw_filter(evs, "sandbox.telemetry_gap", NULL);
+    json_t *tamper = tw_filter(evs, "sandbox.violation", "monitor_tampering");
+    CHECK_INT(json_array_size(gaps), 0);
+    CHECK_INT(json_array_size(tamper), 1);
+    CHECK_STR(tw_str(json_array_get(tamper, 0), "tampering.reason"), "unknown_key");
+    json_decref(gaps);
+    json_decref(tamper);
+  }
+  CHECK_INT(r.stats.setups_async, 1);
+  CHECK(r.stats.setups_deferred_packets >= 2); /* the child's exit, the job's end */
+  CHECK_INT(r.stats.setups_given_up, 0);
+  CHECK_INT(g_first_asks, 1);
+  json_decref(evs);
+}
+
+/* A setup that does not finish within its bound is completed with what is
+ * known: the start is written, its facts named unavailable with the
+ * reason, its late result dropped. */
+static void test_given_up(void) {
+  rig_t r;
+  char pidfile[TW_PATH_CHARS], marker[TW_PATH_CHARS];
+  DWORD root = 0, child = 0;
+  json_t *evs;
+  int start;
+
+  hooks_on(1);
+  jw__monitor_setup_limit(300);
+  if (start_tree(&r, "given-up", pidfile, sizeof(pidfile), marker, sizeof(marker)) != 0) {
+    CHECK(0);
+    hooks_off();
+    return;
+  }
+  CHECK_INT(tw_read_pids(pidfile, 20000, &root, &child), 0);
+  {
+    char needle[64];
+    snprintf(needle, sizeof(needle), "\"pid\":%lu,", (unsigned long)child);
+    /* Written without its facts once the bound passed, the stall still on. */
+    CHECK_INT(wait_line(r.path, needle, 20000), 0);
+  }
+  SetEvent(g_release); /* the worker's late result: dropped */
+  touch(marker);
+  evs = rig_finish(&r);
+  hooks_off();
+  CHECK(evs != NULL);
+  if (evs == NULL)
+    return;
+  start = index_of(evs, "sandbox.process_start", child);
+  CHECK(start >= 0);
+  CHECK_INT(count_of(evs, "sandbox.process_start", child), 1);
+  CHECK_INT(count_of(evs, "sandbox.process_exit", child), 1);
+  CHECK(index_of(evs, "sandbox.process_exit", child) > start);
+  if (start >= 0) {
+    json_t *s = json_array_get(evs, (size_t)start);
+    CHECK(json_is_null(tw_get(s, "process.executable")));
+    CHECK(tw_get(s, "process.command_line") == NULL);
+    CHECK_STR(tw_str(s, "process.unavailable.command_line"),
+              "not read: the process's setup took longer than 300 ms");
+    CHECK_STR(tw_str(s, "process.unavailable.user"),
+              "not read: the process's setup took longer than 300 ms");
+  }
+  CHECK_INT(r.stats.setups_async, 1);
+  CHECK_INT(r.stats.setups_given_up, 1);
+  json_decref(evs);
+}
+
+/* The setup worker's wake-up posted by someone else: it carries nothing,
+ * and the monitor's count of packets taken runs ahead of the worker's
+ * count of packets posted. Injected: the test process posts it on the real
+ * port under the run's control key (what a member that learned the key
+ * could do). */
+static void test_forged_setup_packet(void) {
+  rig_t r;
+  char pidfile[TW_PATH_CHARS], marker[TW_PATH_CHARS];
+  DWORD root = 0, child = 0;
+  json_t *evs, *tamper;
+
+  hooks_on(0);
+  if (start_tree(&r, "forged", pidfile, sizeof(pidfile), marker, sizeof(marker)) != 0) {
+    CHECK(0);
+    hooks_off();
+    return;
+  }
+  CHECK_INT(tw_read_pids(pidfile, 20000, &root, &child), 0);
+  CHECK(PostQueuedCompletionStatus(r.job.port, 0, r.job.key_control,
+                                   (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_SETUP));
+  CHECK_INT(wait_line(r.path, "\"unposted_setup\"", 20000), 0);
+  touch(marker);
+  evs = rig_finish(&r);
+  hooks_off();
+  CHECK(evs != NULL);
+  if (evs == NULL)
+    return;
+  tamper = tw_filter(evs, "sandbox.violation", "monitor_tampering");
+  CHECK_INT(json_array_size(tamper), 1);
+  CHECK_STR(tw_str(json_array_get(tamper, 0), "tampering.reason"), "unposted_setup");
+  CHECK_STR(tw_str(json_array_get(tamper, 0), "tampering.channel"), "control");
+  CHECK_STR(tw_str(json_array_get(tamper, 0), "severity"), "critical");
+  /* The child's own setup (not ready at the first ask: the worker's) is
+   * unharmed: one start with its facts, one exit. */
+  CHECK_INT(count_of(evs, "sandbox.process_start", child), 1);
+  CHECK_INT(count_of(evs, "sandbox.process_exit", child), 1);
+  CHECK(index_of(evs, "sandbox.process_exit", child) >
+        index_of(evs, "sandbox.process_start", child));
+  CHECK(tw_str(json_array_get(evs, (size_t)index_of(evs, "sandbox.process_start", child)),
+               "process.command_line") != NULL);
+  CHECK_INT(r.stats.setups_async, 1);
+  json_decref(tamper);
+  json_decref(evs);
+}
+
+/* Runnable one by one: `win_setup.exe DATA EVENTS JW --case NAME`. */
+static const jw_test_case_t cases[] = {
+    {"stalled_setup", test_stalled_setup, 90},
+    {"given_up", test_given_up, 90},
+    {"forged_setup_packet", test_forged_setup_packet, 90},
+};
+
+int main(int argc, char **argv) {
+  if (tw_is_helper(argc, argv))
+    return tw_helper_main(argc, argv);
+  g_dir = argc > 2 ? argv[2] : ".";
+  return jw_test_run_cases("setup_injected", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
+}
