@@ -158,6 +158,12 @@ static inline double jw_test_case_ms(void) {
 }
 #endif
 
+/* Called, when a test sets it, after each case of jw_test_run_cases and
+ * before its case line, with the case's name and whether a check of it
+ * failed: a kit that started processes for the case prints what they
+ * said (the Windows kit: tw_kit_case_end, tests/win/helpers.h). */
+static void (*jw_test_case_end_hook)(const char *name, int failed);
+
 static inline int jw_test_run_cases(const char *name, int argc, char **argv,
                                     const jw_test_case_t *cases, size_t n) {
   const char *only = NULL;
@@ -181,6 +187,8 @@ static inline int jw_test_run_cases(const char *name, int argc, char **argv,
     jw_test_case_arm(cases[i].name, cases[i].timeout_s);
     cases[i].fn();
     jw_test_case_disarm();
+    if (jw_test_case_end_hook != NULL)
+      jw_test_case_end_hook(cases[i].name, jw_test_failures != failures);
     fprintf(stderr, "case %s: %d checks, %d failed, %.0f ms\n", cases[i].name,
             jw_test_checks - checks, jw_test_failures - failures, jw_test_case_ms() - t0);
   }

@@ -1749,6 +1749,13 @@ json_t *tw_filter(json_t *events, const char *event, const char *rule) {
   return out;
 }
 
+size_t tw_count(json_t *events, const char *event, const char *rule) {
+  json_t *f = tw_filter(events, event, rule);
+  size_t n = json_array_size(f);
+  json_decref(f);
+  return n;
+}
+
 int tw_read_pids(const char *pidfile, DWORD timeout_ms, DWORD *a, DWORD *b) {
   DWORD waited = 0;
   for (;;) {
@@ -1782,10 +1789,13 @@ static HANDLE open_inheritable(const char *path, DWORD access, DWORD disposition
                      disposition, FILE_ATTRIBUTE_NORMAL, NULL);
 }
 
-int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
-                        const char *err_path, HANDLE extra, PROCESS_INFORMATION *pi) {
+/* Starts cmd in cwd with the three standard handles given (inheritable)
+ * and `extra`, and no other handle inherited (PROC_THREAD_ATTRIBUTE_HANDLE_LIST).
+ * The handles stay the caller's. 0, or -1 (said on stderr). */
+static int spawn_std(const char *cmd, const char *cwd, HANDLE hin, HANDLE hout, HANDLE herr,
+                     HANDLE extra, PROCESS_INFORMATION *pi) {
   wchar_t wcmd[TW_CMD_CHARS], wcwd[TW_PATH_CHARS];
-  HANDLE hin, hout, herr, list[4];
+  HANDLE list[4];
   STARTUPINFOEXW si;
   SIZE_T attr_size = 0;
   BOOL ok = FALSE;
@@ -1795,10 +1805,6 @@ int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
     fprintf(stderr, "cannot convert the command line: %s\n", cmd);
     return -1;
   }
-  hout = open_inheritable(out_path, GENERIC_WRITE, CREATE_ALWAYS);
-  herr = open_inheritable(err_path, GENERIC_WRITE, CREATE_ALWAYS);
-  hin = open_inheritable("NUL", GENERIC_READ, OPEN_EXISTING);
-
   memset(&si, 0, sizeof(si));
   si.StartupInfo.cb = sizeof(si);
   si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
@@ -1829,13 +1835,30 @@ int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
   if (!ok)
     fprintf(stderr, "cannot start (Win32 error %lu): %s\n", (unsigned long)GetLastError(), cmd);
   free(si.lpAttributeList);
+  return ok ? 0 : -1;
+}
+
+/* Opens the standard handles tw_spawn_redirected and tw_jw_start give a
+ * run (stdout to out_handle when it is not NULL: then left as it is) and
+ * starts it; closes what it opened. */
+static int spawn_files(const char *cmd, const char *cwd, const char *out_path, HANDLE out_handle,
+                       const char *err_path, HANDLE extra, PROCESS_INFORMATION *pi) {
+  HANDLE hout = out_handle ? out_handle : open_inheritable(out_path, GENERIC_WRITE, CREATE_ALWAYS);
+  HANDLE herr = open_inheritable(err_path, GENERIC_WRITE, CREATE_ALWAYS);
+  HANDLE hin = open_inheritable("NUL", GENERIC_READ, OPEN_EXISTING);
+  int rc = spawn_std(cmd, cwd, hin, hout, herr, extra, pi);
   if (hin != INVALID_HANDLE_VALUE)
     CloseHandle(hin);
-  if (hout != INVALID_HANDLE_VALUE)
+  if (hout != INVALID_HANDLE_VALUE && out_handle == NULL)
     CloseHandle(hout);
   if (herr != INVALID_HANDLE_VALUE)
     CloseHandle(herr);
-  return ok ? 0 : -1;
+  return rc;
+}
+
+int tw_spawn_redirected(const char *cmd, const char *cwd, const char *out_path,
+                        const char *err_path, HANDLE extra, PROCESS_INFORMATION *pi) {
+  return spawn_files(cmd, cwd, out_path, NULL, err_path, extra, pi);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1866,6 +1889,17 @@ int tw_test_args(int argc, char **argv, char *events, char *jw, char *self) {
   if (self != NULL &&
       !WideCharToMultiByte(CP_ACP, 0, tw_self(), -1, self, TW_PATH_CHARS, NULL, NULL))
     return -1;
+  return 0;
+}
+
+int tw_test_setup(int argc, char **argv, const char *prefix, char *events, char *jw, char *self) {
+  if (tw_test_args(argc, argv, events, jw, self) != 0) {
+    fprintf(stderr, "usage: %s <tests/data dir> <events dir> <jobwarden.exe> [--case NAME]\n",
+            argc > 0 ? argv[0] : "test");
+    return -1;
+  }
+  CreateDirectoryA(events, NULL);
+  tw_kit_set(jw, events, prefix);
   return 0;
 }
 
@@ -1900,17 +1934,37 @@ size_t tw_unseal(char *text, size_t len) {
   return out;
 }
 
-int tw_proc_start(tw_proc_t *p, const char *exe, const char *args, const char *dir,
-                  const char *prefix, const char *tag, const char *out_path, HANDLE extra) {
+/* The test executable's defaults (tw_kit_set), borrowed. */
+static const char *tw__kit_jw, *tw__kit_dir, *tw__kit_prefix;
+
+void tw_kit_set(const char *jw, const char *dir, const char *prefix) {
+  tw__kit_jw = jw;
+  tw__kit_dir = dir;
+  tw__kit_prefix = prefix;
+}
+
+int tw_jw_start(const tw_run_opts_t *o, tw_run_t *r) {
   char cmd[TW_CMD_CHARS];
-  memset(p, 0, sizeof(*p));
-  p->exit_code = (DWORD)-1;
-  snprintf(p->tag, sizeof(p->tag), "%s", tag);
-  if (out_path != NULL)
-    snprintf(p->out_path, sizeof(p->out_path), "%s", out_path);
+  const char *exe = o->exe ? o->exe : tw__kit_jw, *dir = o->dir ? o->dir : tw__kit_dir;
+  const char *prefix = o->prefix ? o->prefix : tw__kit_prefix, *args = o->args ? o->args : "";
+  memset(r, 0, sizeof(*r));
+  r->exit_code = (DWORD)-1;
+  r->timeout_ms = o->timeout_ms ? o->timeout_ms : 60000;
+  r->kill_code = o->kill_code ? o->kill_code : 1;
+  snprintf(r->tag, sizeof(r->tag), "%s", o->tag ? o->tag : "");
+  if (exe == NULL || dir == NULL || prefix == NULL) {
+    fprintf(stderr, "[%s] no program or directory for the run (tw_kit_set)\n", r->tag);
+    return -1;
+  }
+  if (o->out_handle != NULL)
+    r->out_path[0] = '\0'; /* its stdout is the caller's handle */
+  else if (o->out_path != NULL)
+    snprintf(r->out_path, sizeof(r->out_path), "%s", o->out_path);
   else
-    tw_case_path(p->out_path, sizeof(p->out_path), dir, prefix, tag, ".stdout");
-  tw_case_path(p->err_path, sizeof(p->err_path), dir, prefix, tag, ".stderr");
+    tw_case_path(r->out_path, sizeof(r->out_path), dir, prefix, r->tag, ".stdout");
+  tw_case_path(r->err_path, sizeof(r->err_path), dir, prefix, r->tag, ".stderr");
+  if (o->events_path != NULL)
+    snprintf(r->events_path, sizeof(r->events_path), "%s", o->events_path);
   snprintf(cmd, sizeof(cmd), "\"%s\" %s", exe, args);
   /* Every run of jobwarden.exe the kit starts is sealed with a key of its
    * own, <prefix><tag>.seal.key (made anew), unless the test seals it
@@ -1921,13 +1975,14 @@ int tw_proc_start(tw_proc_t *p, const char *exe, const char *args, const char *d
     if (el >= 13 && _stricmp(exe + el - 13, "jobwarden.exe") == 0 &&
         strncmp(args, "run ", 4) == 0 && strstr(args, "--seal-key") == NULL) {
       char key[TW_PATH_CHARS];
-      tw_case_path(key, sizeof(key), dir, prefix, tag, ".seal.key");
+      tw_case_path(key, sizeof(key), dir, prefix, r->tag, ".seal.key");
       DeleteFileA(key);
       snprintf(cmd, sizeof(cmd), "\"%s\" run --seal-key \"%s\" %s", exe, key, args + 4);
     }
   }
-  p->started = tw_spawn_redirected(cmd, dir, p->out_path, p->err_path, extra, &p->pi) == 0;
-  return p->started ? 0 : -1;
+  r->started =
+      spawn_files(cmd, dir, r->out_path, o->out_handle, r->err_path, o->extra, &r->pi) == 0;
+  return r->started ? 0 : -1;
 }
 
 /* Reads a whole file, "" when it is unreadable (NULL only when out of
@@ -1941,32 +1996,148 @@ static char *tw__read_or_empty(const char *path, size_t *len) {
   return s;
 }
 
-int tw_proc_wait(tw_proc_t *p, DWORD timeout_ms, UINT kill_code) {
-  if (p->started && p->pi.hProcess != NULL) {
-    if (WaitForSingleObject(p->pi.hProcess, timeout_ms) == WAIT_OBJECT_0) {
-      p->finished = 1;
-    } else {
-      fprintf(stderr, "[%s] jobwarden did not exit within %lu ms: killed\n", p->tag,
-              (unsigned long)timeout_ms);
-      TerminateProcess(p->pi.hProcess, kill_code);
-      WaitForSingleObject(p->pi.hProcess, 5000);
-    }
-    if (!GetExitCodeProcess(p->pi.hProcess, &p->exit_code))
-      p->exit_code = (DWORD)-1;
-    CloseHandle(p->pi.hThread);
-    CloseHandle(p->pi.hProcess);
-    p->pi.hThread = p->pi.hProcess = NULL;
+/* The runs waited for in the current case (tw_kit_case_end). */
+#define TW__CASE_RUNS 64
+static struct {
+  char tag[64];
+  DWORD exit_code;
+  int finished;
+  char out_path[TW_PATH_CHARS], err_path[TW_PATH_CHARS];
+} tw__case_runs[TW__CASE_RUNS];
+static size_t tw__case_nruns, tw__case_dropped;
+
+static void tw__case_note(const tw_run_t *r) {
+  if (tw__case_nruns == TW__CASE_RUNS) {
+    tw__case_dropped++;
+    return;
   }
-  tw_proc_free(p);
-  p->out = tw__read_or_empty(p->out_path, &p->out_len);
-  p->err = tw__read_or_empty(p->err_path, &p->err_len);
-  return p->finished;
+  snprintf(tw__case_runs[tw__case_nruns].tag, sizeof(tw__case_runs[0].tag), "%s", r->tag);
+  tw__case_runs[tw__case_nruns].exit_code = r->exit_code;
+  tw__case_runs[tw__case_nruns].finished = r->finished;
+  snprintf(tw__case_runs[tw__case_nruns].out_path, TW_PATH_CHARS, "%s", r->out_path);
+  snprintf(tw__case_runs[tw__case_nruns].err_path, TW_PATH_CHARS, "%s", r->err_path);
+  tw__case_nruns++;
 }
 
-void tw_proc_free(tw_proc_t *p) {
-  free(p->out);
-  free(p->err);
-  p->out = p->err = NULL;
+int tw_jw_wait(tw_run_t *r) {
+  if (r->started && r->pi.hProcess != NULL) {
+    if (WaitForSingleObject(r->pi.hProcess, r->timeout_ms) == WAIT_OBJECT_0) {
+      r->finished = 1;
+    } else {
+      fprintf(stderr, "[%s] jobwarden did not exit within %lu ms: killed\n", r->tag,
+              (unsigned long)r->timeout_ms);
+      TerminateProcess(r->pi.hProcess, r->kill_code);
+      WaitForSingleObject(r->pi.hProcess, 5000);
+    }
+    if (!GetExitCodeProcess(r->pi.hProcess, &r->exit_code))
+      r->exit_code = (DWORD)-1;
+    CloseHandle(r->pi.hThread);
+    CloseHandle(r->pi.hProcess);
+    r->pi.hThread = r->pi.hProcess = NULL;
+    tw__case_note(r);
+  }
+  tw_jw_free(r);
+  r->out = tw__read_or_empty(r->out_path, &r->out_len);
+  r->err = tw__read_or_empty(r->err_path, &r->err_len);
+  if (r->events_path[0] != '\0')
+    r->events = tw_read_events(r->events_path);
+  return r->finished;
+}
+
+int tw_jw_run(const tw_run_opts_t *o, tw_run_t *r) {
+  tw_jw_start(o, r);
+  return tw_jw_wait(r);
+}
+
+void tw_jw_free(tw_run_t *r) {
+  free(r->out);
+  free(r->err);
+  json_decref(r->events);
+  r->out = r->err = NULL;
+  r->events = NULL;
+}
+
+void tw_kit_case_end(const char *name, int failed) {
+  size_t i;
+  if (failed) {
+    fprintf(stderr, "---- case %s failed\n", name);
+    for (i = 0; i < tw__case_nruns; i++) {
+      size_t n;
+      char *out = tw__read_or_empty(tw__case_runs[i].out_path, &n);
+      char *err = tw__read_or_empty(tw__case_runs[i].err_path, &n);
+      fprintf(stderr, "--- run %s: exit 0x%08lX%s\n--- stdout:\n%s\n--- stderr:\n%s\n",
+              tw__case_runs[i].tag, (unsigned long)tw__case_runs[i].exit_code,
+              tw__case_runs[i].finished ? "" : " (killed)", out ? out : "", err ? err : "");
+      free(out);
+      free(err);
+    }
+    if (tw__case_dropped > 0)
+      fprintf(stderr, "--- (%lu more runs)\n", (unsigned long)tw__case_dropped);
+    fprintf(stderr, "----\n");
+  }
+  tw__case_nruns = tw__case_dropped = 0;
+}
+
+/* A SID as a string into out ("" when it does not convert). */
+static void sid_text(PSID sid, char *out, size_t n) {
+  char *s = NULL;
+  out[0] = '\0';
+  if (sid != NULL && ConvertSidToStringSidA(sid, &s)) {
+    snprintf(out, n, "%s", s);
+    LocalFree(s);
+  }
+}
+
+DWORD tw_acl_read(HANDLE h, const char *path, int want_owner, tw_acl_t *a) {
+  SECURITY_INFORMATION what = DACL_SECURITY_INFORMATION;
+  PSECURITY_DESCRIPTOR sd = NULL;
+  PSID owner = NULL;
+  PACL dacl = NULL;
+  SECURITY_DESCRIPTOR_CONTROL ctl = 0;
+  DWORD rev = 0, i;
+  memset(a, 0, sizeof(*a));
+  if (want_owner)
+    what |= OWNER_SECURITY_INFORMATION;
+  a->error = h != NULL ? GetSecurityInfo(h, SE_KERNEL_OBJECT, what, want_owner ? &owner : NULL,
+                                         NULL, &dacl, NULL, &sd)
+                       : GetNamedSecurityInfoA(path, SE_FILE_OBJECT, what,
+                                               want_owner ? &owner : NULL, NULL, &dacl, NULL, &sd);
+  if (a->error != ERROR_SUCCESS || sd == NULL)
+    return a->error;
+  sid_text(owner, a->owner, sizeof(a->owner));
+  a->have_control = GetSecurityDescriptorControl(sd, &ctl, &rev) != 0;
+  a->is_protected = (ctl & SE_DACL_PROTECTED) != 0;
+  a->have_dacl = dacl != NULL;
+  if (dacl != NULL) {
+    a->ace_count = dacl->AceCount;
+    for (i = 0; i < dacl->AceCount && i < TW_ACL_ACES; i++) {
+      ACCESS_ALLOWED_ACE *ace = NULL;
+      if (!GetAce(dacl, i, (void **)&ace) || ace == NULL)
+        continue;
+      a->ace[i].read = 1;
+      a->ace[i].type = ace->Header.AceType;
+      a->ace[i].mask = ace->Mask;
+      sid_text((PSID)&ace->SidStart, a->ace[i].sid, sizeof(a->ace[i].sid));
+    }
+  }
+  LocalFree(sd);
+  return a->error;
+}
+
+const char *tw_user_sid(void) {
+  static char sid[TW_SID_CHARS];
+  HANDLE tok;
+  union {
+    TOKEN_USER tu;
+    unsigned char raw[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
+  } u;
+  DWORD got = 0;
+  if (sid[0] == '\0' && OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok)) {
+    if (GetTokenInformation(tok, TokenUser, &u, sizeof(u), &got))
+      sid_text(u.tu.User.Sid, sid, sizeof(sid));
+    CloseHandle(tok);
+  }
+  return sid;
 }
 
 int tw_wait_pipe(const char *name, DWORD timeout_ms, DWORD poll_ms) {
@@ -1979,26 +2150,4 @@ int tw_wait_pipe(const char *name, DWORD timeout_ms, DWORD poll_ms) {
     Sleep(poll_ms);
   }
   return -1;
-}
-
-/* The harness's failure count at the current case's start. */
-static int tw__case_failures;
-
-void tw_case_begin(int failures) {
-  tw__case_failures = failures;
-}
-
-int tw_case_failed(int failures) {
-  return failures != tw__case_failures;
-}
-
-void tw_case_end(const char *name, int failures, const tw_proc_t *r) {
-  if (!tw_case_failed(failures))
-    return;
-  fprintf(stderr, "---- case %s failed", name);
-  if (r != NULL && r->out != NULL)
-    fprintf(stderr, " (exit 0x%08lX)\n--- stdout:\n%s\n--- stderr:\n%s\n----\n",
-            (unsigned long)r->exit_code, r->out, r->err);
-  else
-    fprintf(stderr, "\n");
 }

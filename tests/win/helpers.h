@@ -214,6 +214,9 @@ json_t *tw_read_events(const char *path);
 /* Events of an array matching event name and rule (rule may be NULL);
  * returns a new array. */
 json_t *tw_filter(json_t *events, const char *event, const char *rule);
+/* How many events of an array match event name and rule (rule may be
+ * NULL). */
+size_t tw_count(json_t *events, const char *event, const char *rule);
 /* Value at a dotted path ("process.parent.pid"), borrowed; NULL if absent. */
 json_t *tw_get(json_t *ev, const char *path);
 /* Integer at a dotted path ("process.pid"), or -1 when absent. */
@@ -263,45 +266,82 @@ int tw_full_path(const char *in, char *out, size_t n);
  * not resolve (nothing is printed: each test says its own usage). */
 int tw_test_args(int argc, char **argv, char *events, char *jw, char *self);
 
+/* tw_test_args, then the events directory made when missing and the kit
+ * set (tw_kit_set(jw, events, prefix)): the start of a test executable's
+ * main. Returns 0, or -1 after a usage line on stderr. */
+int tw_test_setup(int argc, char **argv, const char *prefix, char *events, char *jw, char *self);
+
 /* Writes "<dir>\<prefix><tag><suffix>" to buf: a case's file in the events
  * directory under the test's own prefix ("wine-cli-", "wine-probe-"...).
  * Only that name is written; nothing is created or removed. */
 void tw_case_path(char *buf, size_t n, const char *dir, const char *prefix, const char *tag,
                   const char *suffix);
 
-/* One run of a program with stdout / stderr in files. */
-typedef struct tw_proc_s {
-  char tag[64];           /* the case's tag (messages) */
-  PROCESS_INFORMATION pi; /* owned by the run from tw_proc_start until
-                             tw_proc_wait closes both handles */
-  int started;            /* tw_proc_start started it */
-  int finished;           /* it exited by itself within tw_proc_wait's timeout */
-  DWORD exit_code;        /* (DWORD)-1 until tw_proc_wait reads it; after a
+/* One run of a program (jobwarden.exe, mostly) with stdin = NUL and
+ * stdout / stderr in files: what it is told (tw_run_opts_t) and what it
+ * gave (tw_run_t). Paths in the ANSI code page. */
+typedef struct tw_run_opts_s {
+  const char *exe;         /* the program; NULL: the kit's jobwarden.exe (tw_kit_set) */
+  const char *args;        /* its command line after the quoted exe */
+  const char *tag;         /* names its files and its messages */
+  const char *dir;         /* working directory and the files' directory;
+                              NULL: the kit's */
+  const char *prefix;      /* the files' prefix; NULL: the kit's */
+  const char *out_path;    /* stdout's file; NULL: <dir>\<prefix><tag>.stdout */
+  HANDLE out_handle;       /* when not NULL: stdout is this inheritable handle
+                              (a pipe...), not a file; r->out is then "" */
+  const char *events_path; /* when not NULL: an event file (JSON Lines) read
+                              into the result's events once the run ended */
+  HANDLE extra;            /* one more inheritable handle for it, or NULL */
+  DWORD timeout_ms;        /* 0: 60 s; then it is killed */
+  UINT kill_code;          /* the kill's exit code; 0: 1 */
+} tw_run_opts_t;
+
+typedef struct tw_run_s {
+  char tag[64];           /* the run's tag (messages) */
+  PROCESS_INFORMATION pi; /* owned by the run from tw_jw_start until
+                             tw_jw_wait closes both handles */
+  int started;            /* tw_jw_start started it */
+  int finished;           /* it exited by itself within its timeout */
+  DWORD exit_code;        /* (DWORD)-1 until tw_jw_wait reads it; after a
                              kill, the kill code; (DWORD)-1 when unreadable */
   char *out, *err;        /* stdout / stderr (malloc'd, NUL-terminated, "" when
-                             unreadable), never NULL after tw_proc_wait;
-                             freed by tw_proc_free */
+                             unreadable), never NULL after tw_jw_wait;
+                             freed by tw_jw_free */
   size_t out_len, err_len;
-  char out_path[TW_PATH_CHARS], err_path[TW_PATH_CHARS];
-} tw_proc_t;
+  json_t *events; /* opts.events_path's events (tw_read_events, new
+                     reference, freed by tw_jw_free), NULL when not
+                     asked for or unreadable */
+  DWORD timeout_ms;
+  UINT kill_code;
+  char out_path[TW_PATH_CHARS], err_path[TW_PATH_CHARS], events_path[TW_PATH_CHARS];
+} tw_run_t;
 
-/* Starts `"<exe>" <args>` in the directory dir with stdin = NUL and stdout /
- * stderr to <dir>\<prefix><tag>.stdout / .stderr (created anew; out_path,
- * when not NULL, replaces the stdout file), inheriting only those and
- * `extra` (see tw_spawn_redirected). Clears *p first. Returns 0, or -1
- * (p->started 0; the reason is on stderr). A `run` of jobwarden.exe whose
- * args do not seal it is sealed with a new key <dir>\<prefix><tag>.seal.key
- * (--seal-key after "run"), so that wine.seal.records can verify it. */
-int tw_proc_start(tw_proc_t *p, const char *exe, const char *args, const char *dir,
-                  const char *prefix, const char *tag, const char *out_path, HANDLE extra);
+/* The test executable's defaults for its runs: jobwarden.exe's path, the
+ * directory (the events directory) and the file prefix ("wine-cli-"...).
+ * Kept by reference: the strings must outlive the runs. */
+void tw_kit_set(const char *jw, const char *dir, const char *prefix);
 
-/* Waits up to timeout_ms for a started run; when it does not exit in time,
- * says so on stderr, terminates it with kill_code and waits (5 s) for that.
- * Then reads its exit code, closes its handles (a second call does not
- * wait again) and reads both files into p->out / p->err, freeing what they
- * held (also when it never started: then exit_code stays (DWORD)-1).
- * Returns p->finished. */
-int tw_proc_wait(tw_proc_t *p, DWORD timeout_ms, UINT kill_code);
+/* Starts `"<exe>" <args>` as o says, inheriting only its three standard
+ * handles and o->extra (see tw_spawn_redirected). Clears *r first. A `run`
+ * of jobwarden.exe whose args do not seal it is sealed with a new key
+ * <dir>\<prefix><tag>.seal.key (--seal-key after "run"), so that
+ * wine.seal.records can verify it. Returns 0, or -1 (r->started 0; the
+ * reason on stderr). */
+int tw_jw_start(const tw_run_opts_t *o, tw_run_t *r);
+
+/* Waits for a started run up to its timeout; when it does not exit in
+ * time, says so on stderr, kills it with its kill code and waits (5 s)
+ * for that. Then reads its exit code, closes its handles (a second call
+ * does not wait again), reads both files into r->out / r->err and the
+ * event file into r->events (also when it never started: then exit_code
+ * stays (DWORD)-1), and notes the run for tw_kit_case_end. Returns
+ * r->finished. */
+int tw_jw_wait(tw_run_t *r);
+
+/* tw_jw_start then tw_jw_wait: returns r->finished (0 also when it did
+ * not start). */
+int tw_jw_run(const tw_run_opts_t *o, tw_run_t *r);
 
 /* Takes the `seal` member (docs/forensics.md) out of every line of
  * text[0..len) in place: what two sinks of a sealed run wrote then
@@ -309,22 +349,54 @@ int tw_proc_wait(tw_proc_t *p, DWORD timeout_ms, UINT kill_code);
  * there when it shrank). */
 size_t tw_unseal(char *text, size_t len);
 
-/* Frees p->out / p->err (NULL afterwards); p may be reused. */
-void tw_proc_free(tw_proc_t *p);
+/* Frees r->out / r->err / r->events (NULL afterwards); r may be reused. */
+void tw_jw_free(tw_run_t *r);
+
+/* jw_test_case_end_hook (tests/harness.h) for the Windows tests: when the
+ * case failed, prints "---- case NAME failed" and, for each run the kit
+ * waited for during the case, its tag, exit code, stdout and stderr (read
+ * again from their files); then forgets the runs. */
+void tw_kit_case_end(const char *name, int failed);
+
+/* A test executable's main ends with this: its cases by name (see
+ * jw_test_run_cases), a failed case followed by what its runs said. */
+#define TW_RUN_CASES(name, argc, argv, cases)                                                      \
+  (jw_test_case_end_hook = tw_kit_case_end,                                                        \
+   jw_test_run_cases((name), (argc), (argv), (cases), sizeof(cases) / sizeof((cases)[0])))
+
+/* A security descriptor read back (GetSecurityInfo on a handle, or
+ * GetNamedSecurityInfoA on a file's path): its owner, whether its DACL is
+ * protected, and its first TW_ACL_ACES entries, SIDs as strings ("S-1-5-18")
+ * so that a test compares them with CHECK_STR. */
+#define TW_ACL_ACES  4
+#define TW_SID_CHARS 192
+typedef struct tw_acl_s {
+  DWORD error;              /* what the read answered (ERROR_SUCCESS) */
+  char owner[TW_SID_CHARS]; /* "" when not asked for or not read */
+  int have_control;         /* GetSecurityDescriptorControl worked */
+  int is_protected;         /* SE_DACL_PROTECTED is set */
+  int have_dacl;            /* a DACL is present */
+  DWORD ace_count;          /* its AceCount */
+  struct {
+    int read;  /* GetAce worked */
+    BYTE type; /* Header.AceType */
+    DWORD mask;
+    char sid[TW_SID_CHARS]; /* "" when it does not convert */
+  } ace[TW_ACL_ACES];
+} tw_acl_t;
+
+/* Reads the owner (when want_owner) and the DACL of a kernel object
+ * (h, when not NULL) or of the file at path into *a (cleared first).
+ * Returns a->error. */
+DWORD tw_acl_read(HANDLE h, const char *path, int want_owner, tw_acl_t *a);
+
+/* This process's user SID as a string (static buffer), "" when the token
+ * cannot be read. */
+const char *tw_user_sid(void);
 
 /* Waits (up to timeout_ms, looking again every poll_ms) until the pipe
  * \\.\pipe\<name> exists: a server (jobwarden) has started serving it.
  * 0, or -1 on timeout. */
 int tw_wait_pipe(const char *name, DWORD timeout_ms, DWORD poll_ms);
-
-/* Failed-case reports. tw_case_begin(jw_test_failures) marks a case's start
- * (the harness's counter is per test executable, so the caller passes it);
- * tw_case_end(name, jw_test_failures, r) prints "---- case NAME failed"
- * on stderr when the counter grew since, with r's exit code, stdout and
- * stderr when r is not NULL and holds them. Nothing is printed otherwise. */
-void tw_case_begin(int failures);
-void tw_case_end(const char *name, int failures, const tw_proc_t *r);
-/* Whether the counter (jw_test_failures) grew since tw_case_begin: 1 or 0. */
-int tw_case_failed(int failures);
 
 #endif

@@ -57,25 +57,10 @@ static int write_text(const char *path, const char *text) {
 /* Running jobwarden.exe                                                    */
 /* ------------------------------------------------------------------------ */
 
-typedef tw_proc_t cli_run_t;
-
-/* Starts `"<jobwarden>" <args>` in the events directory with stdin = NUL
- * and stdout / stderr redirected to wine-cli-<tag>.stdout / .stderr. */
-static int start_jobwarden(cli_run_t *r, const char *tag, const char *args) {
-  return tw_proc_start(r, g_jw, args, g_events, "wine-cli-", tag, NULL, NULL);
-}
-
-/* Waits for a started jobwarden (killed after timeout_ms), then reads its
- * exit code, stdout and stderr. */
-static void wait_jobwarden(cli_run_t *r, DWORD timeout_ms) {
-  tw_proc_wait(r, timeout_ms, 1);
-}
-
 /* Runs jobwarden to completion; a run that does not finish in time fails. */
-static void run_jobwarden(cli_run_t *r, const char *tag, const char *args) {
-  start_jobwarden(r, tag, args);
+static void run_jobwarden(tw_run_t *r, const char *tag, const char *args) {
+  tw_jw_run(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = RUN_TIMEOUT_MS}, r);
   CHECK(r->started);
-  wait_jobwarden(r, RUN_TIMEOUT_MS);
   CHECK(r->finished);
 }
 
@@ -274,12 +259,11 @@ static void case_exit_codes(void) {
     DWORD code = codes[k];
     int abnormal = code == 0xC0000409u;
     char tag[64], log[TW_PATH_CHARS], args[TW_CMD_CHARS], names[512];
-    cli_run_t r;
+    tw_run_t r;
     json_t *evs, *ev;
     DWORD root;
     size_t n;
 
-    tw_case_begin(jw_test_failures);
     snprintf(tag, sizeof(tag), "exit-%lu", (unsigned long)code);
     case_path(log, sizeof(log), tag, ".jsonl");
     DeleteFileA(log);
@@ -314,8 +298,7 @@ static void case_exit_codes(void) {
       CHECK_STR(tw_str(ev, "process.exit_code_hex"), "0xC0000409");
     }
     json_decref(evs);
-    tw_case_end(tag, jw_test_failures, &r);
-    tw_proc_free(&r);
+    tw_jw_free(&r);
   }
 }
 
@@ -324,12 +307,11 @@ static void case_exit_codes(void) {
 static void case_crash_lockdown(void) {
   const char *tag = "crash-lockdown";
   char log[TW_PATH_CHARS], args[TW_CMD_CHARS], names[512];
-  cli_run_t r;
+  tw_run_t r;
   json_t *evs, *ev;
   DWORD root;
   size_t n;
 
-  tw_case_begin(jw_test_failures);
   case_path(log, sizeof(log), tag, ".jsonl");
   DeleteFileA(log);
   snprintf(args, sizeof(args), "run --tier lockdown --export \"file:%s\" -- \"%s\" --helper crash",
@@ -358,8 +340,7 @@ static void case_crash_lockdown(void) {
   CHECK_INT(tw_int(ev, "summary.root_exit_code"), 3221225477LL);
   CHECK_INT(tw_int(ev, "summary.abnormal_exits"), 1);
   json_decref(evs);
-  tw_case_end(tag, jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 3. Child + grandchild: under lockdown (active_processes 1) the
@@ -368,12 +349,11 @@ static void case_crash_lockdown(void) {
 static void case_tree(const char *tier) {
   int lockdown = strcmp(tier, "lockdown") == 0;
   char tag[64], log[TW_PATH_CHARS], pidfile[TW_PATH_CHARS], args[TW_CMD_CHARS];
-  cli_run_t r;
+  tw_run_t r;
   json_t *evs, *ev;
   DWORD root = 0, gc = 0, started_root;
   size_t n;
 
-  tw_case_begin(jw_test_failures);
   snprintf(tag, sizeof(tag), "tree-%s", tier);
   case_path(log, sizeof(log), tag, ".jsonl");
   case_path(pidfile, sizeof(pidfile), tag, ".pids");
@@ -450,19 +430,17 @@ static void case_tree(const char *tier) {
   CHECK_INT(tw_int(ev, "summary.processes"), 2);
   CHECK_INT(tw_int(ev, "summary.root_exit_code"), 0);
   json_decref(evs);
-  tw_case_end(tag, jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 4. A program that does not exist: 127, a message naming it, and a
  *    spawn_failed notice in the log (which still ends properly). */
 static void case_missing_program(const char *tag, const char *program) {
   char log[TW_PATH_CHARS], args[TW_CMD_CHARS];
-  cli_run_t r;
+  tw_run_t r;
   json_t *evs, *ev;
   size_t n;
 
-  tw_case_begin(jw_test_failures);
   case_path(log, sizeof(log), tag, ".jsonl");
   DeleteFileA(log);
   snprintf(args, sizeof(args), "run --export \"file:%s\" -- %s", log, program);
@@ -479,19 +457,17 @@ static void case_missing_program(const char *tag, const char *program) {
   json_decref(ev = tw_filter(evs, "sandbox.process_start", NULL));
   CHECK_INT(json_array_size(ev), 0);
   json_decref(evs);
-  tw_case_end(tag, jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 5. A file that exists but is not a program: 126 "cannot execute". */
 static void case_not_executable(void) {
   const char *tag = "not-executable";
   char log[TW_PATH_CHARS], exe[TW_PATH_CHARS], args[TW_CMD_CHARS];
-  cli_run_t r;
+  tw_run_t r;
   json_t *evs;
   size_t n;
 
-  tw_case_begin(jw_test_failures);
   case_path(log, sizeof(log), tag, ".jsonl");
   ev_path(exe, sizeof(exe), "not-an-exe.exe");
   DeleteFileA(log);
@@ -507,8 +483,7 @@ static void case_not_executable(void) {
   find_only(evs, "sandbox.notice", "spawn_failed", &n);
   CHECK_INT(n, 1);
   json_decref(evs);
-  tw_case_end(tag, jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* Runs `run <opts> -- <self> --helper tree MARKER 0`, which must be refused
@@ -518,9 +493,8 @@ static void case_not_executable(void) {
 static void expect_refused(const char *tag, const char *opts, int exit_want, const char *line_want,
                            const char *contains) {
   char marker[TW_PATH_CHARS], args[TW_CMD_CHARS], deflog[TW_PATH_CHARS];
-  cli_run_t r;
+  tw_run_t r;
 
-  tw_case_begin(jw_test_failures);
   case_path(marker, sizeof(marker), tag, ".marker");
   ev_path(deflog, sizeof(deflog), "jobwarden-events.jsonl");
   DeleteFileA(marker);
@@ -535,20 +509,17 @@ static void expect_refused(const char *tag, const char *opts, int exit_want, con
   CHECK_INT(r.out_len, 0);
   CHECK(!file_exists(marker));
   CHECK(!file_exists(deflog));
-  tw_case_end(tag, jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* The same without a program to run (`run` alone). */
 static void expect_refused_plain(const char *tag, const char *args, const char *line_want) {
-  cli_run_t r;
-  tw_case_begin(jw_test_failures);
+  tw_run_t r;
   run_jobwarden(&r, tag, args);
   CHECK_U64(r.exit_code, 125);
   CHECK_STR(first_line(r.err), line_want);
   CHECK_INT(r.out_len, 0);
-  tw_case_end(tag, jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 6. Usage errors. */
@@ -572,7 +543,7 @@ static void case_policy(void) {
   static const char *const bad_text =
       "limits.process_memory: expected a size like \"512M\", got -3";
   char bad[TW_PATH_CHARS], good[TW_PATH_CHARS], args[TW_CMD_CHARS], opts[TW_CMD_CHARS];
-  cli_run_t r;
+  tw_run_t r;
   json_t *j;
   json_error_t jerr;
 
@@ -584,17 +555,14 @@ static void case_policy(void) {
   snprintf(opts, sizeof(opts), "--policy \"%s\"", bad);
   expect_refused("policy-bad-run", opts, 125, NULL, bad_text);
 
-  tw_case_begin(jw_test_failures);
   snprintf(args, sizeof(args), "check-policy \"%s\"", bad);
   run_jobwarden(&r, "policy-bad-check", args);
   CHECK_U64(r.exit_code, 1);
   CHECK_CONTAINS(r.err, bad_text);
   CHECK_CONTAINS(first_line(r.err), "jobwarden: check-policy: ");
   CHECK_INT(r.out_len, 0);
-  tw_case_end("policy-bad-check", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
-  tw_case_begin(jw_test_failures);
   snprintf(args, sizeof(args), "check-policy \"%s\"", good);
   run_jobwarden(&r, "policy-good-check", args);
   CHECK_U64(r.exit_code, 0);
@@ -607,8 +575,7 @@ static void case_policy(void) {
   /* The effective notification margin, shown because of the job limits. */
   CHECK_STR(tw_str(j, "limits.notification_margin"), "10%");
   json_decref(j);
-  tw_case_end("policy-good-check", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 8. An event log that cannot be opened: 125 and the program never runs. */
@@ -629,13 +596,12 @@ static void case_unwritable_log(void) {
 static void case_kill_jobwarden(void) {
   const char *tag = "kill";
   char log[TW_PATH_CHARS], pidfile[TW_PATH_CHARS], args[TW_CMD_CHARS];
-  cli_run_t r;
+  tw_run_t r;
   DWORD root = 0, gc = 0;
   HANDLE h[2] = {NULL, NULL};
   json_t *evs;
   size_t n;
 
-  tw_case_begin(jw_test_failures);
   case_path(log, sizeof(log), tag, ".jsonl");
   case_path(pidfile, sizeof(pidfile), tag, ".pids");
   DeleteFileA(log);
@@ -643,12 +609,11 @@ static void case_kill_jobwarden(void) {
   snprintf(args, sizeof(args),
            "run --tier hardened --export \"file:%s\" -- \"%s\" --helper tree \"%s\" 60000", log,
            g_self, pidfile);
-  start_jobwarden(&r, tag, args);
+  tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = RUN_TIMEOUT_MS}, &r);
   CHECK(r.started);
   if (!r.started) {
-    wait_jobwarden(&r, 0);
-    tw_case_end(tag, jw_test_failures, &r);
-    tw_proc_free(&r);
+    tw_jw_wait(&r);
+    tw_jw_free(&r);
     return;
   }
   CHECK_INT(tw_read_pids(pidfile, RUN_TIMEOUT_MS, &root, &gc), 0);
@@ -681,7 +646,7 @@ static void case_kill_jobwarden(void) {
         CloseHandle(h[i]);
       }
   }
-  wait_jobwarden(&r, RUN_TIMEOUT_MS); /* returns at once: jobwarden is dead */
+  tw_jw_wait(&r); /* returns at once: jobwarden is dead */
   CHECK_U64(r.exit_code, 9);
 
   evs = tw_read_events(log); /* NULL on a torn or broken line */
@@ -696,8 +661,7 @@ static void case_kill_jobwarden(void) {
     CHECK_INT(tw_int(ev, "process.pid"), root);
     json_decref(evs);
   }
-  tw_case_end(tag, jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* The line the helper prints: `print` uses printf on a text-mode stdout,
@@ -709,14 +673,13 @@ static void case_kill_jobwarden(void) {
  *     --export stdout the JSON lines share the stream. */
 static void case_stdio(void) {
   char deflog[TW_PATH_CHARS], kept[TW_PATH_CHARS], args[TW_CMD_CHARS], other[256], *line, *nl;
-  cli_run_t r;
+  tw_run_t r;
   json_t *evs, *ev;
   size_t n;
   int json_lines = 0, bad = 0;
 
   /* Default exporter: file:jobwarden-events.jsonl in the current
    * directory (the events directory here). */
-  tw_case_begin(jw_test_failures);
   ev_path(deflog, sizeof(deflog), "jobwarden-events.jsonl");
   case_path(kept, sizeof(kept), "stdio-default", ".jsonl");
   DeleteFileA(deflog);
@@ -735,12 +698,10 @@ static void case_stdio(void) {
     check_envelope(evs, "none", 1);
     json_decref(evs);
   }
-  tw_case_end("stdio-default", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
   /* --export stdout: the events alone on stdout; the program's output is
    * relayed to stderr (--agent-output auto), byte for byte. */
-  tw_case_begin(jw_test_failures);
   DeleteFileA(deflog);
   snprintf(args, sizeof(args), "run --export stdout -- \"%s\" --helper print hello-from-child",
            g_self);
@@ -786,39 +747,33 @@ static void case_stdio(void) {
   CHECK_INT(n, 1);
   CHECK_INT(tw_int(ev, "process.exit_code"), 0);
   json_decref(evs);
-  tw_case_end("stdio-export-stdout", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 11. --help and --version. */
 static void case_help_version(void) {
-  cli_run_t r;
-  tw_case_begin(jw_test_failures);
+  tw_run_t r;
   run_jobwarden(&r, "help", "--help");
   CHECK_U64(r.exit_code, 0);
   CHECK(strncmp(r.out, "Usage:", 6) == 0);
   CHECK_CONTAINS(r.out, "jobwarden run [OPTIONS] [--] COMMAND [ARG...]");
   CHECK_INT(r.err_len, 0);
-  tw_case_end("help", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
-  tw_case_begin(jw_test_failures);
   run_jobwarden(&r, "version", "--version");
   CHECK_U64(r.exit_code, 0);
   CHECK_CONTAINS(r.out, "jobwarden " JW_VERSION " (event schema " JW_SCHEMA_VERSION ")");
   CHECK_INT(r.err_len, 0);
-  tw_case_end("version", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 12. Two file exporters get the very same bytes. */
 static void case_two_exporters(void) {
   char a[TW_PATH_CHARS], b[TW_PATH_CHARS], args[TW_CMD_CHARS], *ta, *tb;
   size_t la = 0, lb = 0;
-  cli_run_t r;
+  tw_run_t r;
   json_t *evs;
 
-  tw_case_begin(jw_test_failures);
   case_path(a, sizeof(a), "two-a", ".jsonl");
   case_path(b, sizeof(b), "two-b", ".jsonl");
   DeleteFileA(a);
@@ -843,8 +798,7 @@ static void case_two_exporters(void) {
   evs = load_log(a);
   check_envelope(evs, "none", 1);
   json_decref(evs);
-  tw_case_end("two-exporters", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 14. A sink stuck for good: jobwarden's stdout is a pipe nobody reads
@@ -853,62 +807,39 @@ static void case_two_exporters(void) {
  *     exporter, and jobwarden exits with the program's code after its
  *     bounded wait (10 s) instead of hanging. */
 static void case_stuck_stdout(void) {
-  char log[TW_PATH_CHARS], err_path[TW_PATH_CHARS], cmd[TW_CMD_CHARS];
+  char log[TW_PATH_CHARS], args[TW_CMD_CHARS];
   SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, TRUE};
-  HANDLE rd = NULL, wr = NULL, errf, nul;
-  STARTUPINFOA si;
-  PROCESS_INFORMATION pi;
-  DWORD code = 0, waited;
+  HANDLE rd = NULL, wr = NULL;
+  tw_run_t r;
   ULONGLONG t0;
-  char *err;
-  size_t err_len = 0;
   json_t *evs;
 
-  tw_case_begin(jw_test_failures);
   case_path(log, sizeof(log), "stuck-stdout", ".jsonl");
-  case_path(err_path, sizeof(err_path), "stuck-stdout", ".stderr");
   DeleteFileA(log);
   CHECK(CreatePipe(&rd, &wr, &sa, 4096));
   CHECK(SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0));
-  errf = CreateFileA(err_path, GENERIC_WRITE, FILE_SHARE_READ, &sa, CREATE_ALWAYS, 0, NULL);
-  nul = CreateFileA("NUL", GENERIC_READ, 0, &sa, OPEN_EXISTING, 0, NULL);
-  CHECK(errf != INVALID_HANDLE_VALUE && nul != INVALID_HANDLE_VALUE);
-  memset(&si, 0, sizeof(si));
-  si.cb = sizeof(si);
-  si.dwFlags = STARTF_USESTDHANDLES;
-  si.hStdInput = nul;
-  si.hStdOutput = wr;
-  si.hStdError = errf;
   /* 40 children: far more event bytes than the pipe holds. */
-  snprintf(cmd, sizeof(cmd),
-           "\"%s\" run --export stdout --export \"file:%s\" -- \"%s\" --helper series 40 5", g_jw,
-           log, g_self);
+  snprintf(args, sizeof(args),
+           "run --export stdout --export \"file:%s\" -- \"%s\" --helper series 40 5", log, g_self);
   t0 = GetTickCount64();
-  CHECK(CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, g_events, &si, &pi));
+  CHECK_INT(tw_jw_start(
+                &(tw_run_opts_t){
+                    .tag = "stuck-stdout", .args = args, .out_handle = wr, .timeout_ms = 60000},
+                &r),
+            0);
   CloseHandle(wr);
-  CloseHandle(errf);
-  CloseHandle(nul);
-  waited = WaitForSingleObject(pi.hProcess, 60000);
-  CHECK_U64(waited, WAIT_OBJECT_0);
-  if (waited != WAIT_OBJECT_0)
-    TerminateProcess(pi.hProcess, 1);
-  CHECK(GetExitCodeProcess(pi.hProcess, &code));
-  CHECK_U64(code, 0);
+  CHECK_INT(tw_jw_wait(&r), 1);
+  CHECK(r.exit_code != (DWORD)-1);
+  CHECK_U64(r.exit_code, 0);
   /* It waited for the stuck writer, boundedly. */
   CHECK(GetTickCount64() - t0 >= 9000);
-  CloseHandle(pi.hThread);
-  CloseHandle(pi.hProcess);
   CloseHandle(rd);
 
-  err = tw_read_file(err_path, &err_len);
-  CHECK(err != NULL && strstr(err, "jobwarden: exporter 'stdout' is stuck (a write has not "
-                                   "returned for 10000 ms); ") != NULL);
-  CHECK(err != NULL &&
-        strstr(err, "jobwarden: exiting without waiting for the stuck exporter(s) named above\n") !=
-            NULL);
-  if (err != NULL && tw_case_failed(jw_test_failures))
-    fprintf(stderr, "[stuck-stdout] stderr:\n%s\n", err);
-  free(err);
+  CHECK(strstr(r.err, "jobwarden: exporter 'stdout' is stuck (a write has not "
+                      "returned for 10000 ms); ") != NULL);
+  CHECK(strstr(r.err, "jobwarden: exiting without waiting for the stuck exporter(s) named "
+                      "above\n") != NULL);
+  tw_jw_free(&r);
   evs = load_log(log);
   check_envelope(evs, "none", 1);
   CHECK_INT(tw_int(json_array_get(evs, json_array_size(evs) - 1), "summary.processes"), 41);
@@ -920,11 +851,10 @@ static void case_stuck_stdout(void) {
  *     and the program's exit code. */
 static void case_notification_margin(void) {
   char log[TW_PATH_CHARS], args[TW_CMD_CHARS], names[512];
-  cli_run_t r;
+  tw_run_t r;
   json_t *evs, *ev;
   size_t n;
 
-  tw_case_begin(jw_test_failures);
   case_path(log, sizeof(log), "notification-margin", ".jsonl");
   DeleteFileA(log);
   snprintf(args, sizeof(args),
@@ -948,40 +878,51 @@ static void case_notification_margin(void) {
   /* Said in the log only: the run is not worse than its hard limits. */
   CHECK_INT(r.err_len, 0);
   json_decref(evs);
-  tw_case_end("notification-margin", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
+
+static void case_tree_lockdown(void) {
+  case_tree("lockdown");
+}
+
+static void case_tree_none(void) {
+  case_tree("none");
+}
+
+static void case_missing_path(void) {
+  case_missing_program("missing-path", "C:\\no\\such\\program.exe");
+}
+
+static void case_missing_bare(void) {
+  case_missing_program("missing-bare", "no-such-program-xyz");
+}
+
+/* Runnable one by one: `win_cli.exe DATA EVENTS JOBWARDEN --case stdio`. */
+static const jw_test_case_t cases[] = {
+    {"exit_codes", case_exit_codes, 120},
+    {"crash_lockdown", case_crash_lockdown, 60},
+    {"tree_lockdown", case_tree_lockdown, 60},
+    {"tree_none", case_tree_none, 60},
+    {"missing_path", case_missing_path, 60},
+    {"missing_bare", case_missing_bare, 60},
+    {"not_executable", case_not_executable, 60},
+    {"usage", case_usage, 60},
+    {"policy", case_policy, 60},
+    {"unwritable_log", case_unwritable_log, 60},
+    {"kill_jobwarden", case_kill_jobwarden, 60},
+    {"stdio", case_stdio, 60},
+    {"help_version", case_help_version, 60},
+    {"two_exporters", case_two_exporters, 60},
+    {"notification_margin", case_notification_margin, 60},
+    {"stuck_stdout", case_stuck_stdout, 120},
+};
 
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if (argc < 4) {
-    fprintf(stderr, "usage: test_cli <tests/data dir> <events out dir> <jobwarden.exe>\n");
+  if (tw_test_setup(argc, argv, "wine-cli-", g_events, g_jw, g_self) != 0 ||
+      tw_full_path(argv[1], g_data, sizeof(g_data)) != 0)
     return 2;
-  }
-  if (tw_full_path(argv[1], g_data, sizeof(g_data)) != 0 ||
-      tw_test_args(argc, argv, g_events, g_jw, g_self) != 0) {
-    fprintf(stderr, "cannot resolve the paths given\n");
-    return 2;
-  }
-  CreateDirectoryA(g_events, NULL);
   CHECK(file_exists(g_jw));
-
-  case_exit_codes();
-  case_crash_lockdown();
-  case_tree("lockdown");
-  case_tree("none");
-  case_missing_program("missing-path", "C:\\no\\such\\program.exe");
-  case_missing_program("missing-bare", "no-such-program-xyz");
-  case_not_executable();
-  case_usage();
-  case_policy();
-  case_unwritable_log();
-  case_kill_jobwarden();
-  case_stdio();
-  case_help_version();
-  case_two_exporters();
-  case_notification_margin();
-  case_stuck_stdout();
-  return jw_test_result("cli_real");
+  return TW_RUN_CASES("cli_real", argc, argv, cases);
 }

@@ -124,12 +124,30 @@ static void test_ctrl(const char *dir, DWORD type, const char *name, const char 
   remove(pidfile);
 }
 
+static const char *g_dir = ".";
+
+static void test_ctrl_c(void) {
+  test_ctrl(g_dir, CTRL_C_EVENT, "ctrl-c", "interrupted by Ctrl-C");
+}
+
+static void test_ctrl_break(void) {
+  test_ctrl(g_dir, CTRL_BREAK_EVENT, "ctrl-break", "interrupted by Ctrl-Break");
+}
+
+static void test_close(void) {
+  test_ctrl(g_dir, CTRL_CLOSE_EVENT, "close", "the console is closing");
+}
+
+/* Runnable one by one: `win_console.exe DATA EVENTS JOBWARDEN --case close`. */
+static const jw_test_case_t cases[] = {
+    {"ctrl_c", test_ctrl_c, 60},
+    {"ctrl_break", test_ctrl_break, 60},
+    {"close", test_close, 60},
+};
+
 int main(int argc, char **argv) {
-  const char *dir = argc > 2 ? argv[2] : ".";
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  test_ctrl(dir, CTRL_C_EVENT, "ctrl-c", "interrupted by Ctrl-C");
-  test_ctrl(dir, CTRL_BREAK_EVENT, "ctrl-break", "interrupted by Ctrl-Break");
-  test_ctrl(dir, CTRL_CLOSE_EVENT, "close", "the console is closing");
-  return jw_test_result("console_injected");
+  g_dir = argc > 2 ? argv[2] : ".";
+  return TW_RUN_CASES("console_injected", argc, argv, cases);
 }

@@ -36,6 +36,7 @@
 
 #include "harness.h"
 #include "rig.h"
+#include "checks.h"
 #include "cli.h"
 #include "win/escape.h"
 
@@ -127,46 +128,25 @@ static int helper_inside(int argc, char **argv) {
 /* Utilities                                                                */
 /* ------------------------------------------------------------------------ */
 
-static int own_sid(char *buf, size_t size) {
-  HANDLE token;
-  union {
-    TOKEN_USER tu;
-    unsigned char raw[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
-  } u;
-  DWORD got;
-  LPSTR text;
-  int rc = -1;
-  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token))
-    return -1;
-  if (GetTokenInformation(token, TokenUser, &u, sizeof(u), &got) &&
-      ConvertSidToStringSidA(u.tu.User.Sid, &text)) {
-    snprintf(buf, size, "%s", text);
-    LocalFree(text);
-    rc = 0;
-  }
-  CloseHandle(token);
-  return rc;
-}
-
 /* One run of jobwarden.exe to its end: exit code, stdout, stderr, pid
  * (pi.dwProcessId). */
-typedef tw_proc_t cli_t;
+typedef tw_run_t cli_t;
 
 static void cli_free(cli_t *r) {
-  tw_proc_free(r);
+  tw_jw_free(r);
   memset(r, 0, sizeof(*r));
 }
 
 /* Starts `jobwarden.exe ARGS` with stdout/stderr to <dir>\wine-control-TAG.*. */
 static int cli_start(const char *tag, const char *args, cli_t *r) {
-  return tw_proc_start(r, g_jw, args, g_dir, "wine-control-", tag, NULL, NULL);
+  return tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = WAIT_MS}, r);
 }
 
 /* Waits for it (killed after WAIT_MS) and reads its output; the exit code
  * is 0xDEADBEEF unless it exited by itself in time (1, a kill's code, is
  * also JW_EXIT_CONTROL_REFUSED). */
 static void cli_finish(cli_t *r) {
-  if (!tw_proc_wait(r, WAIT_MS, 1))
+  if (!tw_jw_wait(r))
     r->exit_code = 0xDEADBEEF;
 }
 
@@ -240,14 +220,6 @@ static void check_notice(json_t *ev, const char *action, const char *severity, c
   CHECK_STR(tw_str(ev, "control.reason"), reason);
   if (requester >= 0)
     CHECK_INT(tw_int(ev, "control.requester.pid"), requester);
-}
-
-/* How many events match (event, rule). */
-static size_t count(json_t *evs, const char *event, const char *rule) {
-  json_t *f = tw_filter(evs, event, rule);
-  size_t n = json_array_size(f);
-  json_decref(f);
-  return n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -339,17 +311,7 @@ static void test_security(void) {
   wchar_t wpath[256];
   jw_control_t *c = NULL, *second = NULL;
   jw_error_t err;
-  HANDLE h, token;
-  PSID owner = NULL, system_sid;
-  PACL dacl = NULL;
-  PSECURITY_DESCRIPTOR sd = NULL;
-  SECURITY_DESCRIPTOR_CONTROL control = 0;
-  DWORD rev = 0, got = 0, i;
-  unsigned char sys_buf[SECURITY_MAX_SID_SIZE];
-  union {
-    TOKEN_USER tu;
-    unsigned char raw[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
-  } user;
+  HANDLE h;
 
   snprintf(name, sizeof(name), "%s-sec", g_tag);
   snprintf(path, sizeof(path), "\\\\.\\pipe\\jobwarden-control-%s", name);
@@ -373,34 +335,7 @@ static void test_security(void) {
   /* Owner = this user, a protected DACL: this user and SYSTEM only. */
   h = CreateFileW(wpath, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING, 0, NULL);
   CHECK(h != INVALID_HANDLE_VALUE);
-  CHECK_INT(GetSecurityInfo(h, SE_KERNEL_OBJECT,
-                            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &owner, NULL,
-                            &dacl, NULL, &sd),
-            ERROR_SUCCESS);
-  CHECK(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token));
-  CHECK(GetTokenInformation(token, TokenUser, &user, sizeof(user), &got));
-  CloseHandle(token);
-  got = sizeof(sys_buf);
-  system_sid = (PSID)sys_buf;
-  CHECK(CreateWellKnownSid(WinLocalSystemSid, NULL, system_sid, &got));
-  CHECK(owner != NULL && EqualSid(owner, user.tu.User.Sid));
-  CHECK(sd != NULL && GetSecurityDescriptorControl(sd, &control, &rev));
-  CHECK((control & SE_DACL_PROTECTED) != 0);
-  CHECK(dacl != NULL);
-  if (dacl != NULL) {
-    CHECK_INT(dacl->AceCount, 2);
-    for (i = 0; i < dacl->AceCount && i < 2; i++) {
-      ACCESS_ALLOWED_ACE *ace = NULL;
-      CHECK(GetAce(dacl, i, (void **)&ace));
-      if (ace == NULL)
-        continue;
-      CHECK_INT(ace->Header.AceType, ACCESS_ALLOWED_ACE_TYPE);
-      CHECK(ace->Mask == GENERIC_ALL || ace->Mask == FILE_ALL_ACCESS);
-      CHECK(EqualSid((PSID)&ace->SidStart, i == 0 ? user.tu.User.Sid : system_sid));
-    }
-  }
-  if (sd != NULL)
-    LocalFree(sd);
+  tw_check_private_dacl(h);
   if (h != INVALID_HANDLE_VALUE)
     CloseHandle(h);
   jw_control_close(c);
@@ -689,8 +624,8 @@ static void test_main(void) {
     CHECK_INT(seen, 7);
     json_decref(exits);
   }
-  CHECK_INT(count(evs, "sandbox.violation", "orphan_processes"), 0);
-  CHECK_INT(count(evs, "sandbox.violation", "abnormal_exit"), 0);
+  CHECK_INT(tw_count(evs, "sandbox.violation", "orphan_processes"), 0);
+  CHECK_INT(tw_count(evs, "sandbox.violation", "abnormal_exit"), 0);
   e = json_array_get(evs, json_array_size(evs) - 1);
   CHECK_STR(tw_str(e, "event"), "sandbox.job_end");
   CHECK_STR(tw_str(e, "action"), "killed_job");
@@ -852,7 +787,7 @@ static void test_inside(void) {
     CHECK_STR(tw_str(e, "message"), want);
     json_decref(exits);
   }
-  CHECK_INT(count(evs, "sandbox.violation", "orphan_processes"), 0);
+  CHECK_INT(tw_count(evs, "sandbox.violation", "orphan_processes"), 0);
   /* The in-job client is a member of the job like any other process. */
   {
     json_t *starts = tw_filter(evs, "sandbox.process_start", "child_process"), *s;
@@ -932,20 +867,19 @@ static void test_stuck(void) {
     CloseHandle(h);
   {
     json_t *evs = load(log);
-    CHECK_INT(count(evs, "sandbox.notice", "member_control"), 0);
+    CHECK_INT(tw_count(evs, "sandbox.notice", "member_control"), 0);
     CHECK_STR(tw_str(json_array_get(evs, json_array_size(evs) - 1), "event"), "sandbox.job_end");
     json_decref(evs);
   }
 }
 
-/* Runs one case and says how long it took (the suite's budget). */
-static void timed(const char *name, void (*fn)(void)) {
-  ULONGLONG t0 = GetTickCount64();
-  int failures = jw_test_failures;
-  fn();
-  fprintf(stderr, "case %s: %llu ms, %d failed check(s)\n", name, GetTickCount64() - t0,
-          jw_test_failures - failures);
-}
+/* Runnable one by one: `win_control.exe DATA EVENTS JOBWARDEN --case stuck`. */
+static const jw_test_case_t cases[] = {
+    {"security", test_security, 60},
+    {"main", test_main, 120},
+    {"inside", test_inside, 60},
+    {"stuck", test_stuck, 60},
+};
 
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv)) {
@@ -955,14 +889,10 @@ int main(int argc, char **argv) {
       return helper_inside(argc, argv);
     return tw_helper_main(argc, argv);
   }
-  if (tw_test_args(argc, argv, g_dir, g_jw, g_me) != 0 || own_sid(g_sid, sizeof(g_sid)) != 0) {
-    fprintf(stderr, "usage: win_control DATA EVENTS JOBWARDEN.EXE (and a writable EVENTS)\n");
+  if (tw_test_setup(argc, argv, "wine-control-", g_dir, g_jw, g_me) != 0 ||
+      tw_user_sid()[0] == '\0')
     return 1;
-  }
+  snprintf(g_sid, sizeof(g_sid), "%s", tw_user_sid());
   snprintf(g_tag, sizeof(g_tag), "jwt-%lu", (unsigned long)GetCurrentProcessId());
-  timed("security", test_security);
-  timed("main", test_main);
-  timed("inside", test_inside);
-  timed("stuck", test_stuck);
-  return jw_test_result("control_real");
+  return TW_RUN_CASES("control_real", argc, argv, cases);
 }

@@ -55,6 +55,7 @@
 #include "cli.h"
 #include "harness.h"
 #include "rig.h"
+#include "checks.h"
 #include "win/escape.h"
 
 #define WAIT_MS 30000
@@ -84,29 +85,6 @@ static HANDLE open_escape(DWORD pid) {
 static int ended_with(HANDLE h, DWORD *code) {
   *code = 0;
   return h != NULL && WaitForSingleObject(h, 0) == WAIT_OBJECT_0 && GetExitCodeProcess(h, code);
-}
-
-/* The only event matching (event, rule, process.pid); NULL and a failed
- * check when there is not exactly one. Borrowed from evs. */
-static json_t *only_for(json_t *evs, const char *event, const char *rule, DWORD pid) {
-  json_t *f = tw_filter(evs, event, rule), *ev, *hit = NULL;
-  size_t i, n = 0;
-  json_array_foreach(f, i, ev) {
-    if (tw_int(ev, "process.pid") == (long long)pid) {
-      hit = ev;
-      n++;
-    }
-  }
-  json_decref(f);
-  CHECK_INT(n, 1);
-  return n == 1 ? hit : NULL;
-}
-
-static size_t count(json_t *evs, const char *event, const char *rule) {
-  json_t *f = tw_filter(evs, event, rule);
-  size_t n = json_array_size(f);
-  json_decref(f);
-  return n;
 }
 
 /* Index of the first event matching (event, rule, pid or -1 for any). */
@@ -247,7 +225,7 @@ static void check_way_in(const char *pidfile, long open_err, long rewrite_err) {
 
 /* The exit event of an escape jobwarden terminated. */
 static void check_escape_exit(json_t *evs, DWORD child, const char *phrase) {
-  json_t *ev = only_for(evs, "sandbox.process_exit", "escaped_process", child);
+  json_t *ev = tw_only_for(evs, "sandbox.process_exit", "escaped_process", child);
   if (ev == NULL)
     return;
   CHECK_STR(tw_str(ev, "action"), "terminated");
@@ -353,14 +331,14 @@ static void test_rig_scan(void) {
   rig_case(&c, "sleep", "30000");
   jw__monitor_drop_hook(NULL);
   CHECK_INT(c.parent, GetCurrentProcessId());
-  esc = only_for(c.evs, "sandbox.violation", "job_escape", c.child);
+  esc = tw_only_for(c.evs, "sandbox.violation", "job_escape", c.child);
   check_escape_event(esc, c.child, GetCurrentProcessId(), "jobwarden", "scan", "terminated",
                      "kill_process", "--helper sleep 30000", copy);
   /* The violation did not wait for the hash: the update brings it. */
   if (esc != NULL)
     CHECK(tw_get(esc, "process.hash") == NULL);
   check_escape_identity(c.evs, c.child, 1);
-  CHECK_INT(count(c.evs, "sandbox.violation", "job_escape"), 1);
+  CHECK_INT(tw_count(c.evs, "sandbox.violation", "job_escape"), 1);
   check_escape_exit(c.evs, c.child, "monitor rule job_escape, kill_process");
   CHECK(ended_with(c.h_child, &code));
   CHECK_U64(code, KILLED);
@@ -387,7 +365,7 @@ static void test_rig_kick(void) {
   jw__monitor_drop_hook(drop_first_new_process);
   rig_case(&c, "sleep", "30000");
   jw__monitor_drop_hook(NULL);
-  check_escape_event(only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
+  check_escape_event(tw_only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
                      GetCurrentProcessId(), "jobwarden", "new_process", "terminated",
                      "kill_process", "--helper sleep 30000", g_me);
   check_escape_identity(c.evs, c.child, 0);
@@ -409,7 +387,7 @@ static void test_rig_report(void) {
   c.then = "exit";
   jw_policy_init(&c.policy);
   rig_case(&c, "sleep", "30000");
-  check_escape_event(only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
+  check_escape_event(tw_only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
                      GetCurrentProcessId(), "jobwarden", "job_end|port", "reported", "report",
                      "--helper sleep 30000", g_me);
   check_escape_identity(c.evs, c.child, 0);
@@ -439,7 +417,7 @@ static void test_rig_kill_job(void) {
   jw_policy_set(&c.policy, "escape_action", "kill_job", "test", NULL);
   rig_case(&c, "sleep", "30000");
   jw__monitor_drop_hook(NULL);
-  check_escape_event(only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
+  check_escape_event(tw_only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
                      GetCurrentProcessId(), "jobwarden", "scan", "killed_job", "kill_job",
                      "--helper sleep 30000", g_me);
   check_escape_identity(c.evs, c.child, 0);
@@ -483,7 +461,7 @@ static void test_rig_breakaway(void) {
   evs = rig_finish(&r);
   CHECK(evs != NULL);
   if (evs != NULL) {
-    ev = only_for(evs, "sandbox.violation", "job_escape", child);
+    ev = tw_only_for(evs, "sandbox.violation", "job_escape", child);
     check_escape_event(ev, child, root, "member", "scan|port|new_process", "terminated",
                        "kill_process", "--helper sleep 30000", g_me);
     check_escape_identity(evs, child, 0);
@@ -514,9 +492,9 @@ static void test_rig_member(void) {
   jw_policy_set(&c.policy, "tier", "hardened", "test", NULL);
   rig_case(&c, "exit", "7");
   CHECK(c.parent != 0 && c.parent != GetCurrentProcessId());
-  CHECK_INT(count(c.evs, "sandbox.violation", "job_escape"), 0);
-  CHECK_INT(count(c.evs, "sandbox.process_exit", "escaped_process"), 0);
-  ev = only_for(c.evs, "sandbox.process_start", "child_process", c.child);
+  CHECK_INT(tw_count(c.evs, "sandbox.violation", "job_escape"), 0);
+  CHECK_INT(tw_count(c.evs, "sandbox.process_exit", "escaped_process"), 0);
+  ev = tw_only_for(c.evs, "sandbox.process_start", "child_process", c.child);
   if (ev != NULL)
     CHECK_INT(tw_int(ev, "process.parent.pid"), c.parent);
   CHECK(ended_with(c.h_child, &code));
@@ -529,20 +507,20 @@ static void test_rig_member(void) {
 /* The real jobwarden.exe                                                   */
 /* ------------------------------------------------------------------------ */
 
-typedef tw_proc_t cli_t;
+typedef tw_run_t cli_t;
 
 /* Starts `jobwarden.exe ARGS` with stdout/stderr to <dir>\wine-escape-TAG.*
  * (created anew). */
 static int cli_start(cli_t *r, const char *tag, const char *args) {
-  return tw_proc_start(r, g_jw, args, g_dir, "wine-escape-", tag, NULL, NULL);
+  return tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = WAIT_MS}, r);
 }
 
 /* Waits for it (killed after WAIT_MS); the exit code is (DWORD)-1 unless it
  * exited by itself in time. Its output is not looked at. */
 static void cli_finish(cli_t *r) {
-  if (!tw_proc_wait(r, WAIT_MS, 1))
+  if (!tw_jw_wait(r))
     r->exit_code = (DWORD)-1;
-  tw_proc_free(r);
+  tw_jw_free(r);
 }
 
 /* `jobwarden run OPTS -- self --helper spoof-parent parent-dacl PIDFILE
@@ -581,11 +559,11 @@ static void cli_case(const char *tag, const char *opts, const char *then, const 
   evs = tw_read_events(log);
   CHECK(evs != NULL);
   if (evs != NULL) {
-    check_escape_event(only_for(evs, "sandbox.violation", "job_escape", child), child,
+    check_escape_event(tw_only_for(evs, "sandbox.violation", "job_escape", child), child,
                        r.pi.dwProcessId, "jobwarden", detected_by, action, configured,
                        "--helper sleep 30000", g_me);
     check_escape_identity(evs, child, 0);
-    CHECK_INT(count(evs, "sandbox.violation", "job_escape"), 1);
+    CHECK_INT(tw_count(evs, "sandbox.violation", "job_escape"), 1);
     check_escape_exit(evs, child, phrase);
     CHECK_INT(index_of(evs, "sandbox.job_end", NULL, -1), (long)json_array_size(evs) - 1);
   }
@@ -633,9 +611,9 @@ static void test_cli_refused(void) {
   evs = tw_read_events(log);
   CHECK(evs != NULL);
   if (evs != NULL) {
-    CHECK_INT(count(evs, "sandbox.violation", "job_escape"), 0);
-    CHECK_INT(count(evs, "sandbox.process_exit", "escaped_process"), 0);
-    CHECK_INT(count(evs, "sandbox.process_start", "child_process"), 0);
+    CHECK_INT(tw_count(evs, "sandbox.violation", "job_escape"), 0);
+    CHECK_INT(tw_count(evs, "sandbox.process_exit", "escaped_process"), 0);
+    CHECK_INT(tw_count(evs, "sandbox.process_start", "child_process"), 0);
     CHECK_INT(index_of(evs, "sandbox.job_end", NULL, -1), (long)json_array_size(evs) - 1);
     CHECK_INT(tw_int(json_array_get(evs, json_array_size(evs) - 1), "summary.processes"), 1);
   }
@@ -732,6 +710,16 @@ static void test_born_of(void) {
   CHECK_INT(jw__escape_born_of(p, 0, 0), 0);      /* unknown child creation */
 }
 
+/* Runnable one by one: `win_escape.exe DATA EVENTS JOBWARDEN SHA SIZE --case rig_kick`. */
+static const jw_test_case_t cases[] = {
+    {"born_of", test_born_of, 60},           {"rig_scan", test_rig_scan, 60},
+    {"rig_kick", test_rig_kick, 60},         {"rig_report", test_rig_report, 60},
+    {"rig_kill_job", test_rig_kill_job, 60}, {"rig_breakaway", test_rig_breakaway, 60},
+    {"rig_member", test_rig_member, 60},     {"cli_refused", test_cli_refused, 60},
+    {"cli_kill", test_cli_kill, 60},         {"cli_report", test_cli_report, 60},
+    {"cli_control", test_cli_control, 60},
+};
+
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
@@ -741,16 +729,6 @@ int main(int argc, char **argv) {
   }
   g_sha = argv[4];
   g_size = atoll(argv[5]);
-  test_born_of();
-  test_rig_scan();
-  test_rig_kick();
-  test_rig_report();
-  test_rig_kill_job();
-  test_rig_breakaway();
-  test_rig_member();
-  test_cli_refused();
-  test_cli_kill();
-  test_cli_report();
-  test_cli_control();
-  return jw_test_result("escape_real");
+  tw_kit_set(g_jw, g_dir, "wine-escape-");
+  return TW_RUN_CASES("escape_real", argc, argv, cases);
 }

@@ -7,49 +7,33 @@
 #include "harness.h"
 #include "rig.h"
 
-static int run_jobwarden(const char *jw, const char *args, const char *err_path, DWORD *code) {
-  wchar_t cmd[4096];
-  SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, TRUE};
-  STARTUPINFOW si;
-  PROCESS_INFORMATION pi;
-  wchar_t werr[1024];
-  HANDLE herr;
-  int rc = -1;
-  MultiByteToWideChar(CP_UTF8, 0, err_path, -1, werr, 1024);
-  herr = CreateFileW(werr, GENERIC_WRITE, FILE_SHARE_READ, &sa, CREATE_ALWAYS, 0, NULL);
-  if (herr == INVALID_HANDLE_VALUE)
-    return -1;
-  swprintf(cmd, 4096, L"\"%hs\" %hs", jw, args);
-  memset(&si, 0, sizeof(si));
-  si.cb = sizeof(si);
-  si.dwFlags = STARTF_USESTDHANDLES;
-  si.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
-  si.hStdOutput = herr;
-  si.hStdError = herr;
-  if (CreateProcessW(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi)) {
-    if (WaitForSingleObject(pi.hProcess, 30000) == WAIT_OBJECT_0 &&
-        GetExitCodeProcess(pi.hProcess, code))
-      rc = 0;
-    else
-      TerminateProcess(pi.hProcess, 1);
-    CloseHandle(pi.hThread);
-    CloseHandle(pi.hProcess);
-  }
-  CloseHandle(herr);
+static char g_dir[TW_PATH_CHARS]; /* the events directory (Windows path) */
+static char g_jw[TW_PATH_CHARS];  /* jobwarden.exe (Windows path) */
+static const char *g_raw = ".";   /* the events directory as given (Unix-style) */
+
+/* Runs jobwarden.exe with args (tag names its files: wine-faults-TAG.*);
+ * 0 and its exit code when it ended by itself within 30 s, else -1. */
+static int run_jobwarden(const char *tag, const char *args, DWORD *code, char **err) {
+  tw_run_t r;
+  int rc = tw_jw_run(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = 30000}, &r) ? 0 : -1;
+  *code = r.exit_code;
+  *err = r.err;
+  r.err = NULL;
+  tw_jw_free(&r);
   return rc;
 }
 
 /* The policy file's "exporters" array is used when no --export is given,
  * and --export replaces it. */
-static void test_policy_exporters(const char *dir, const char *jw) {
-  char pol[1024], a[1024], b[1024], errp[1024], args[3072], doc[2600];
+static void test_policy_exporters(void) {
+  const char *dir = g_raw;
+  char pol[1024], a[1024], b[1024], args[3072], doc[2600], *err = NULL;
   DWORD code = 0;
   FILE *f;
   json_t *evs;
   snprintf(pol, sizeof(pol), "%s/faults-policy.json", dir);
   snprintf(a, sizeof(a), "%s/wine-faults-policy-a.jsonl", dir);
   snprintf(b, sizeof(b), "%s/wine-faults-policy-b.jsonl", dir);
-  snprintf(errp, sizeof(errp), "%s/wine-faults-policy.stderr", dir);
   remove(a);
   remove(b);
   /* JSON strings: backslashes of Windows paths are not expected here (the
@@ -63,7 +47,8 @@ static void test_policy_exporters(const char *dir, const char *jw) {
   fclose(f);
   snprintf(args, sizeof(args), "run --policy \"%s\" -- \"%s\" --helper exit 4", pol,
            rig_self_utf8());
-  CHECK_INT(run_jobwarden(jw, args, errp, &code), 0);
+  CHECK_INT(run_jobwarden("policy-a", args, &code, &err), 0);
+  free(err);
   CHECK_U64(code, 4);
   evs = tw_read_events(a);
   CHECK(evs != NULL);
@@ -76,7 +61,8 @@ static void test_policy_exporters(const char *dir, const char *jw) {
   remove(a);
   snprintf(args, sizeof(args), "run --policy \"%s\" --export \"file:%s\" -- \"%s\" --helper exit 5",
            pol, b, rig_self_utf8());
-  CHECK_INT(run_jobwarden(jw, args, errp, &code), 0);
+  CHECK_INT(run_jobwarden("policy-b", args, &code, &err), 0);
+  free(err);
   CHECK_U64(code, 5);
   CHECK(GetFileAttributesA(a) == INVALID_FILE_ATTRIBUTES); /* replaced, not added to */
   evs = tw_read_events(b);
@@ -88,27 +74,21 @@ static void test_policy_exporters(const char *dir, const char *jw) {
   remove(pol);
 }
 
-int main(int argc, char **argv) {
-  const char *dir = argc > 2 ? argv[2] : ".";
-  const char *jw = argc > 3 ? argv[3] : "jobwarden.exe";
-  char good[1024], errp[1024], args[3072];
+/* A sink that fails for real beside one that works. */
+static void test_sink_fails(void) {
+  char good[1024], args[3072], *text = NULL;
   DWORD code = 0;
   json_t *evs, *n, *ev;
-  char *text;
   size_t i;
 
-  if (tw_is_helper(argc, argv))
-    return tw_helper_main(argc, argv);
-  snprintf(good, sizeof(good), "%s/wine-faults-good.jsonl", dir);
-  snprintf(errp, sizeof(errp), "%s/wine-faults.stderr", dir);
+  snprintf(good, sizeof(good), "%s/wine-faults-good.jsonl", g_raw);
   remove(good);
   snprintf(args, sizeof(args),
            "run --export \"file:Z:\\dev\\full\" --export \"file:%s\" -- \"%s\" --helper exit 3",
            good, rig_self_utf8());
-  CHECK_INT(run_jobwarden(jw, args, errp, &code), 0);
+  CHECK_INT(run_jobwarden("good", args, &code, &text), 0);
   CHECK_U64(code, 3); /* the program's code: a broken sink does not change it */
 
-  text = tw_read_file(errp, NULL);
   CHECK_CONTAINS(text, "jobwarden: exporter 'file:Z:\\dev\\full' failed at event seq 1: write to "
                        "'file:Z:\\dev\\full' failed after 0 of ");
   CHECK_CONTAINS(text, "(Win32 error 112)");
@@ -117,7 +97,7 @@ int main(int argc, char **argv) {
   evs = tw_read_events(good);
   CHECK(evs != NULL);
   if (evs == NULL)
-    return jw_test_result("faults_real");
+    return;
   json_array_foreach(evs, i, ev) CHECK_INT(tw_int(ev, "seq"), (long long)i + 1);
   CHECK_STR(tw_str(json_array_get(evs, 0), "event"), "sandbox.job_start");
   CHECK_STR(tw_str(json_array_get(evs, json_array_size(evs) - 1), "event"), "sandbox.job_end");
@@ -137,6 +117,19 @@ int main(int argc, char **argv) {
   CHECK_INT(json_array_size(n), 1);
   json_decref(n);
   json_decref(evs);
-  test_policy_exporters(dir, jw);
-  return jw_test_result("faults_real");
+}
+
+/* Runnable one by one: `win_faults.exe DATA EVENTS JOBWARDEN --case sink_fails`. */
+static const jw_test_case_t cases[] = {
+    {"sink_fails", test_sink_fails, 60},
+    {"policy_exporters", test_policy_exporters, 60},
+};
+
+int main(int argc, char **argv) {
+  if (tw_is_helper(argc, argv))
+    return tw_helper_main(argc, argv);
+  if (tw_test_setup(argc, argv, "wine-faults-", g_dir, g_jw, NULL) != 0)
+    return 2;
+  g_raw = argv[2];
+  return TW_RUN_CASES("faults_real", argc, argv, cases);
 }

@@ -845,6 +845,21 @@ static void test_lost_both(void) {
   json_decref(evs);
 }
 
+/* Runnable one by one: `win_forensics.exe DATA EVENTS JOBWARDEN [injected] --case NAME`. */
+static const jw_test_case_t real_cases[] = {
+    {"enrich", test_enrich, 60},
+    {"long_command_line", test_long_command_line, 60},
+    {"handles_released", test_handles_released, 60},
+    {"terminate", test_terminate, 60},
+};
+
+static const jw_test_case_t injected_cases[] = {
+    {"lost_exit", test_lost_exit, 60},
+    {"lost_start", test_lost_start, 60},
+    {"lost_both", test_lost_both, 60},
+    {"lost_exit_and_signal", test_lost_exit_and_signal, 60},
+};
+
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv)) {
     if (strcmp(argv[2], "froot") == 0 && argc > 3)
@@ -863,16 +878,7 @@ int main(int argc, char **argv) {
   }
   g_dir = argc > 2 ? argv[2] : ".";
   own_identity();
-  if (argc > 4 && strcmp(argv[4], "injected") == 0) {
-    test_lost_exit();
-    test_lost_start();
-    test_lost_both();
-    test_lost_exit_and_signal();
-    return jw_test_result("reconcile_injected");
-  }
-  test_enrich();
-  test_long_command_line();
-  test_handles_released();
-  test_terminate();
-  return jw_test_result("forensics_real");
+  if (argc > 4 && strcmp(argv[4], "injected") == 0)
+    return TW_RUN_CASES("reconcile_injected", argc, argv, injected_cases);
+  return TW_RUN_CASES("forensics_real", argc, argv, real_cases);
 }

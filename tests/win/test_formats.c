@@ -178,16 +178,39 @@ static void check_rotated(const char *path, const lines_t *native) {
   free(all.len);
 }
 
+/* <events>\\formats, made when missing (each case runs alone too). */
+static void formats_dir(char *dir) {
+  snprintf(dir, TW_PATH_CHARS, "%s\\formats", g_events);
+  CreateDirectoryA(dir, NULL);
+}
+
+/* Runs jobwarden.exe in <events>\\formats: stdout / stderr to
+ * wine-formats<tag>.stdout / .stderr there (stdout to out_path when not
+ * NULL), killed with 99 after RUN_TIMEOUT_MS. */
+static void formats_run(tw_run_t *r, const char *tag, const char *args, const char *out_path) {
+  char dir[TW_PATH_CHARS];
+  formats_dir(dir);
+  CHECK_INT(tw_jw_start(&(tw_run_opts_t){.args = args,
+                                         .dir = dir,
+                                         .prefix = "wine-formats",
+                                         .tag = tag,
+                                         .out_path = out_path,
+                                         .timeout_ms = RUN_TIMEOUT_MS,
+                                         .kill_code = 99},
+                        r),
+            0);
+  tw_jw_wait(r);
+  CHECK(r->finished);
+}
+
 static void case_formats(void) {
   char dir[TW_PATH_CHARS], a[TW_PATH_CHARS], b[TW_PATH_CHARS], c[TW_PATH_CHARS];
   char d[TW_PATH_CHARS], out[TW_PATH_CHARS], args[TW_CMD_CHARS], part[TW_PATH_CHARS];
-  tw_proc_t r;
+  tw_run_t r;
   lines_t la, lb, lc, lo;
   int k;
 
-  tw_case_begin(jw_test_failures);
-  snprintf(dir, sizeof(dir), "%s\\formats", g_events);
-  CreateDirectoryA(dir, NULL);
+  formats_dir(dir);
   tw_case_path(a, sizeof(a), g_events, "wine-", "formats", ".jsonl");
   tw_case_path(b, sizeof(b), dir, "wine-formats", "", ".ecs.jsonl");
   tw_case_path(c, sizeof(c), dir, "wine-formats", "", ".ocsf.jsonl");
@@ -206,9 +229,7 @@ static void case_formats(void) {
            "\"file:%s,format=ocsf\" --export stdout,format=ocsf --export "
            "\"file:%s,rotate=4K,keep=200,format=ecs\" -- \"%s\" --helper series %d 0",
            a, b, c, d, g_self, CHILDREN);
-  CHECK_INT(tw_proc_start(&r, g_jw, args, dir, "wine-formats", "", out, NULL), 0);
-  tw_proc_wait(&r, RUN_TIMEOUT_MS, 99);
-  CHECK(r.finished);
+  formats_run(&r, "", args, out);
   CHECK_U64(r.exit_code, 0);
 
   CHECK_INT(read_lines(a, &la), 0);
@@ -225,25 +246,20 @@ static void case_formats(void) {
   free_lines(&lb);
   free_lines(&lc);
   free_lines(&lo);
-  tw_case_end("formats", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* A stdout sink with format= still carries events only: the program's own
  * output goes to the other stream (--agent-output auto), never between
  * the event lines. */
 static void case_stdout_relay(void) {
-  char args[TW_CMD_CHARS], dir[TW_PATH_CHARS];
-  tw_proc_t r;
+  char args[TW_CMD_CHARS];
+  tw_run_t r;
   lines_t lo;
   size_t i;
-  tw_case_begin(jw_test_failures);
-  snprintf(dir, sizeof(dir), "%s\\formats", g_events);
   snprintf(args, sizeof(args),
            "run --export stdout,format=ecs -- \"%s\" --helper print agent-says-hello", g_self);
-  CHECK_INT(tw_proc_start(&r, g_jw, args, dir, "wine-formats", "-relay", NULL, NULL), 0);
-  tw_proc_wait(&r, RUN_TIMEOUT_MS, 99);
-  CHECK(r.finished);
+  formats_run(&r, "-relay", args, NULL);
   CHECK_U64(r.exit_code, 0);
   CHECK(r.err != NULL && strstr(r.err, "agent-says-hello") != NULL);
   /* Not a line of its own on stdout (the text is in the events, inside the
@@ -258,39 +274,34 @@ static void case_stdout_relay(void) {
     json_decref(j);
   }
   free_lines(&lo);
-  tw_case_end("stdout-relay", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* A bad format= stops the run before anything starts, with the message. */
 static void case_bad_format(void) {
-  char args[TW_CMD_CHARS], dir[TW_PATH_CHARS];
-  tw_proc_t r;
-  tw_case_begin(jw_test_failures);
-  snprintf(dir, sizeof(dir), "%s\\formats", g_events);
+  char args[TW_CMD_CHARS];
+  tw_run_t r;
   snprintf(args, sizeof(args), "run --export stdout,format=cef -- \"%s\" --helper exit 0", g_self);
-  CHECK_INT(tw_proc_start(&r, g_jw, args, dir, "wine-formats", "-bad", NULL, NULL), 0);
-  tw_proc_wait(&r, RUN_TIMEOUT_MS, 99);
-  CHECK(r.finished);
+  formats_run(&r, "-bad", args, NULL);
   CHECK_U64(r.exit_code, 125);
   CHECK(r.err != NULL &&
         strstr(r.err, "--export stdout,format=cef: format: expected native, ecs or ocsf, got "
                       "\"cef\"") != NULL);
   CHECK(r.out != NULL && r.out[0] == '\0'); /* no event: nothing ran */
-  tw_case_end("bad-format", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
+
+/* Runnable one by one: `win_formats.exe DATA EVENTS JOBWARDEN --case bad_format`. */
+static const jw_test_case_t cases[] = {
+    {"formats", case_formats, 60},
+    {"stdout_relay", case_stdout_relay, 60},
+    {"bad_format", case_bad_format, 60},
+};
 
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if (tw_test_args(argc, argv, g_events, g_jw, g_self) != 0) {
-    fprintf(stderr, "usage: test_formats <tests/data dir> <events out dir> <jobwarden.exe>\n");
+  if (tw_test_setup(argc, argv, "wine-formats-", g_events, g_jw, g_self) != 0)
     return 2;
-  }
-  CreateDirectoryA(g_events, NULL);
-  case_formats();
-  case_stdout_relay();
-  case_bad_format();
-  return jw_test_result("formats");
+  return TW_RUN_CASES("formats", argc, argv, cases);
 }

@@ -50,6 +50,7 @@
 
 #include "harness.h"
 #include "helpers.h"
+#include "checks.h"
 #include "rig.h"
 
 #define KILLED 0xC000013Au
@@ -68,22 +69,21 @@ static int ends_with_ci(const char *s, const char *suffix) {
  * returns its events (or NULL) and its exit code in *code. */
 static json_t *run(const char *tag, const char *opts, const char *cmd, DWORD *code) {
   char log[TW_PATH_CHARS], args[4 * TW_PATH_CHARS];
-  tw_proc_t r;
+  tw_run_t r;
   json_t *evs;
   tw_case_path(log, sizeof(log), g_events, "wine-identity-", tag, ".jsonl");
   DeleteFileA(log);
   snprintf(args, sizeof(args), "run %s --export \"file:%s\" -- %s", opts, log, cmd);
-  tw_case_begin(jw_test_failures);
-  if (tw_proc_start(&r, g_jw, args, g_events, "wine-identity-", tag, NULL, NULL) != 0) {
-    CHECK(!"tw_proc_start");
+  if (tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .events_path = log}, &r) != 0) {
+    CHECK(!"tw_jw_start");
     return NULL;
   }
-  tw_proc_wait(&r, 60000, 1);
+  tw_jw_wait(&r);
   *code = r.exit_code;
-  evs = tw_read_events(log);
+  evs = r.events; /* ours now */
+  r.events = NULL;
   CHECK(evs != NULL);
-  tw_case_end(tag, jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
   return evs;
 }
 
@@ -224,29 +224,6 @@ static void test_deny_original(void) {
   DeleteFileA(copy);
 }
 
-/* The only event matching (event, rule, pid); a failed check otherwise.
- * Borrowed from evs. */
-static json_t *only_for(json_t *evs, const char *event, const char *rule, long long pid) {
-  json_t *f = tw_filter(evs, event, rule), *ev, *hit = NULL;
-  size_t i, n = 0;
-  json_array_foreach(f, i, ev) {
-    if (tw_int(ev, "process.pid") == pid) {
-      hit = ev;
-      n++;
-    }
-  }
-  json_decref(f);
-  CHECK_INT(n, 1);
-  return n == 1 ? hit : NULL;
-}
-
-static size_t count(json_t *evs, const char *event, const char *rule) {
-  json_t *f = tw_filter(evs, event, rule);
-  size_t n = json_array_size(f);
-  json_decref(f);
-  return n;
-}
-
 /* The pid of the run's only child_process. */
 static long long only_child(json_t *evs) {
   json_t *starts = tw_filter(evs, "sandbox.process_start", "child_process");
@@ -300,9 +277,9 @@ static void test_cap(const char *tag, int allow) {
   /* The root (exempt) ran the copy: killed (58), or its own exit code. */
   CHECK_U64(code, allow ? 5 : 58);
   pid = only_child(evs);
-  CHECK_INT(count(evs, "sandbox.violation", "image_denied"), 0);
-  CHECK_INT(count(evs, "sandbox.violation", "image_not_allowed"), 0);
-  e = only_for(evs, "sandbox.violation", "image_unknown", pid);
+  CHECK_INT(tw_count(evs, "sandbox.violation", "image_denied"), 0);
+  CHECK_INT(tw_count(evs, "sandbox.violation", "image_not_allowed"), 0);
+  e = tw_only_for(evs, "sandbox.violation", "image_unknown", pid);
   if (e != NULL) {
     CHECK_STR(tw_str(e, "rule_id"), "JW-1105");
     CHECK_STR(tw_str(e, "severity"), "high");
@@ -337,10 +314,10 @@ static void test_cap(const char *tag, int allow) {
   }
   /* The identity came once, in the copy's process_update, before the
    * violation it decided. */
-  up = only_for(evs, "sandbox.process_update", "child_process", pid);
+  up = tw_only_for(evs, "sandbox.process_update", "child_process", pid);
   check_over_cap(up, CAP_REASON);
   CHECK(up != NULL && e != NULL && tw_int(up, "seq") < tw_int(e, "seq"));
-  ex = only_for(evs, "sandbox.process_exit", "child_process", pid);
+  ex = tw_only_for(evs, "sandbox.process_exit", "child_process", pid);
   if (ex != NULL) {
     CHECK_STR(tw_str(ex, "action"), allow ? "observed" : "terminated");
     CHECK_INT(tw_int(ex, "process.exit_code"), allow ? 5 : (long long)KILLED);
@@ -430,7 +407,7 @@ static void test_gone(void) {
   CHECK(evs != NULL);
   if (evs == NULL)
     goto done;
-  e = only_for(evs, "sandbox.violation", "image_unknown", pi.dwProcessId);
+  e = tw_only_for(evs, "sandbox.violation", "image_unknown", pi.dwProcessId);
   if (e != NULL) {
     CHECK_STR(tw_str(e, "action"), "terminated");
     CHECK_STR(tw_str(e, "enforcer"), "monitor");
@@ -459,7 +436,7 @@ static void test_gone(void) {
     CHECK_STR(tw_str(e, "message"), want);
   }
   /* Its start says the same, and no update follows (nothing to wait for). */
-  s = only_for(evs, "sandbox.process_start", "child_process", pi.dwProcessId);
+  s = tw_only_for(evs, "sandbox.process_start", "child_process", pi.dwProcessId);
   if (s != NULL)
     CHECK_STR(tw_str(s, "process.unavailable.hash"),
               "image file cannot be opened (CreateFileW error 2)");
@@ -478,6 +455,24 @@ done:
   DeleteFileA(marker);
 }
 
+static void test_cap_deny(void) {
+  test_cap("cap-deny", 0);
+}
+
+static void test_cap_allow(void) {
+  test_cap("cap-allow", 1);
+}
+
+/* Runnable one by one: `win_identity.exe DATA EVENTS JOBWARDEN ... --case gone`. */
+static const jw_test_case_t cases[] = {
+    {"hashes", test_hashes, 60},
+    {"deny_hash", test_deny_hash, 60},
+    {"deny_original", test_deny_original, 60},
+    {"cap_deny", test_cap_deny, 60},
+    {"cap_allow", test_cap_allow, 60},
+    {"gone", test_gone, 60},
+};
+
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
@@ -490,11 +485,6 @@ int main(int argc, char **argv) {
   g_self_sha = argv[4];
   g_self_size = atoll(argv[5]);
   g_testid_sha = argv[7];
-  test_hashes();
-  test_deny_hash();
-  test_deny_original();
-  test_cap("cap-deny", 0);
-  test_cap("cap-allow", 1);
-  test_gone();
-  return jw_test_result("identity");
+  tw_kit_set(g_jw, g_events, "wine-identity-");
+  return TW_RUN_CASES("identity", argc, argv, cases);
 }

@@ -275,7 +275,9 @@ static void expect_map(long st, unsigned long last, unsigned long chain, int hav
     fprintf(stderr, "    ^ in mapping st=0x%08lX chain=0x%08lX\n", (unsigned long)st, chain);
 }
 
-static int injected_main(void) {
+/* The signature verdicts mapped from what WinVerifyTrust and the chain
+ * answer (injected answers). */
+static void test_trust_map(void) {
   expect_map(0, 0, 0, 1, "valid", NULL);
   /* Without revocation checks, "revocation unknown" says nothing. */
   expect_map(0, 0, CERT_TRUST_REVOCATION_STATUS_UNKNOWN | CERT_TRUST_IS_OFFLINE_REVOCATION, 1,
@@ -312,8 +314,11 @@ static int injected_main(void) {
              "WinVerifyTrust answered 0x800B0003");
   expect_map(TRUST_E_PROVIDER_UNKNOWN, 0, 0, 0, NULL, "WinVerifyTrust answered 0x800B0001");
   expect_map(TRUST_E_CERT_SIGNATURE, 0, 0, 0, NULL, "WinVerifyTrust answered 0x80096004");
-  return jw_test_result("imageid-injected");
 }
+
+static const jw_test_case_t injected_cases[] = {
+    {"trust_map", test_trust_map, 60},
+};
 
 /* `--identify [--trust-root DER] PATH...`: prints what jw__imageid_compute answers for each
  * file (the measurements in docs/platform-support.md were made so). */
@@ -347,8 +352,23 @@ static int identify_main(int argc, char **argv) {
   return 0;
 }
 
-int main(int argc, char **argv) {
-  jw__imageid_svc_t *s = NULL, *small = NULL;
+/* The flood files section 7 makes (copies of seed.txt), for a case run
+ * alone: copied when missing, never replaced. */
+static void ensure_flood_files(void) {
+  wchar_t seed[MAX_PATH], f[MAX_PATH], name[32];
+  int i;
+  work_path(seed, L"seed.txt");
+  for (i = 0; i < FLOOD; i++) {
+    swprintf(name, 32, L"flood-%03d.txt", i);
+    work_path(f, name);
+    CopyFileW(seed, f, TRUE);
+  }
+}
+
+/* 1-8: one service: misses, hits, the queue bound and the timing; its
+ * counters add up over all of them. */
+static void test_service(void) {
+  jw__imageid_svc_t *s = NULL;
   jw__imageid_counters_t c;
   jw__imageid_t r, r2;
   wchar_t copy[MAX_PATH], link[MAX_PATH], missing[MAX_PATH], rw[MAX_PATH], hcopy[MAX_PATH],
@@ -360,28 +380,9 @@ int main(int argc, char **argv) {
   int i, rc, linked;
   uint64_t self_index;
 
-  if (argc > 1 && strcmp(argv[1], "--identify") == 0)
-    return identify_main(argc, argv);
-  if (argc > 1 && strcmp(argv[1], "--injected") == 0)
-    return injected_main();
-  if (argc < 11 || to_full(argv[2], g_work) != 0 || to_full(argv[3], g_helper) != 0) {
-    fprintf(stderr, "usage: test_imageid EVENTS WORK HELPER SELF_SHA SELF_SIZE HELPER_SHA "
-                    "HELPER_SIZE SEED_SHA BIG_SHA BIG_SIZE\n");
-    return 2;
-  }
-  GetModuleFileNameW(NULL, g_self, MAX_PATH);
-  g_self_sha = argv[4];
-  g_self_size = strtoull(argv[5], NULL, 10);
-  g_helper_sha = argv[6];
-  g_helper_size = strtoull(argv[7], NULL, 10);
-  g_seed_sha = argv[8];
-  g_big_sha = argv[9];
-  g_big_size = strtoull(argv[10], NULL, 10);
-  CHECK_INT(strlen(g_self_sha), 64);
-
   CHECK_INT(jw__imageid_start(&s, 0, on_result, NULL), 0);
   if (s == NULL)
-    return jw_test_result("imageid");
+    return;
 
   /* 1. This executable: a miss, then a hit with the same answer. */
   rc = request_wait(s, g_self, 1, &r, &ms_self);
@@ -614,7 +615,17 @@ int main(int argc, char **argv) {
           "bytes) %.1f ms; big.exe (%llu bytes) mean %.1f ms, max %.1f ms of 10\n",
           g_self_size, ms_self, g_helper_size, ms_helper, g_big_size, ms_sum / 10, ms_max);
   jw__imageid_stop(s);
+}
 
+static void test_cap(void) {
+  jw__imageid_svc_t *small = NULL;
+  jw__imageid_counters_t c;
+  jw__imageid_t r;
+  wchar_t f[MAX_PATH];
+  double ms = 0;
+  int rc;
+
+  ensure_flood_files();
   /* 9. The size cap: an image over it is neither hashed nor verified,
    * and says why; its version resource is still read. */
   CHECK_INT(jw__imageid_start(&small, 4096, on_result, NULL), 0);
@@ -639,7 +650,9 @@ int main(int argc, char **argv) {
     CHECK_U64(c.misses, 2);
     jw__imageid_stop(small);
   }
+}
 
+static void test_signed(void) {
   /* 10. Signed images (make_signed.sh). Wine 8's WinVerifyTrust answers
    * ERROR_SUCCESS for every intact one, whatever its chain; the chain
    * check makes them "untrusted" (the root is not one Wine trusts: Wine
@@ -650,7 +663,17 @@ int main(int argc, char **argv) {
   check_signed("signed-expired.exe", "untrusted", "jobwarden expired signer");
   check_signed("signed-selfsigned.exe", "untrusted", "jobwarden self-signed signer");
   check_signed("signed-tampered.exe", "bad_signature", NULL);
+}
 
+static void test_eviction(void) {
+  int i;
+  double ms = 0;
+  wchar_t f[MAX_PATH];
+  jw__imageid_t r;
+  jw__imageid_counters_t c;
+  jw__imageid_svc_t *small = NULL;
+
+  ensure_flood_files();
   /* 11. Eviction: a cache of 3 results, 4 files; the oldest is dropped
    * (a miss again), the newest still a hit. */
   CHECK_INT(jw__imageid_start(&small, 0, on_result, NULL), 0);
@@ -683,7 +706,15 @@ int main(int argc, char **argv) {
     CHECK_INT(jw__imageid_test_cache_max(small, 5), JW_EINVAL); /* not once results exist */
     jw__imageid_stop(small);
   }
+}
 
+static void test_stop_queued(void) {
+  jw__imageid_svc_t *small = NULL;
+  jw__imageid_t r;
+  wchar_t f[MAX_PATH];
+  int i;
+
+  ensure_flood_files();
   /* 12. Stop with requests still queued: they are dropped, no callback
    * comes (after stop returns, none can). */
   CHECK_INT(jw__imageid_start(&small, 0, on_result, NULL), 0);
@@ -699,7 +730,14 @@ int main(int argc, char **argv) {
     for (i = 0; i < 3; i++)
       CHECK_INT(g_got[260 + i], 0);
   }
+}
 
+static void test_concurrent(void) {
+  jw__imageid_svc_t *small = NULL;
+  jw__imageid_counters_t c;
+  int i;
+
+  ensure_flood_files();
   /* 13. Four threads requesting the same 15 files at once (60 requests:
    * under the queue's bound, so none is refused): every request is
    * answered exactly once (CACHED now or one callback later), the
@@ -731,12 +769,48 @@ int main(int argc, char **argv) {
     CHECK_INT(g_bad, 0);
     jw__imageid_stop(small);
   }
+}
 
+static void test_compute(void) {
+  jw__imageid_t r;
+  wchar_t missing[MAX_PATH];
+
+  work_path(missing, L"no-such-image.exe");
   /* 14. Without the service (same code path, this thread). */
   CHECK_INT(jw__imageid_compute(g_helper, 0, &r), 0);
   CHECK_STR(r.sha256, g_helper_sha);
   check_helper_pe(&r);
   CHECK_INT(jw__imageid_compute(missing, 0, &r), JW_ENOENT);
+}
 
-  return jw_test_result("imageid");
+/* Runnable one by one: `win_imageid.exe EVENTS WORK HELPER ... --case signed`. */
+static const jw_test_case_t cases[] = {
+    {"service", test_service, 300},        {"cap", test_cap, 60},
+    {"signed", test_signed, 60},           {"eviction", test_eviction, 60},
+    {"stop_queued", test_stop_queued, 60}, {"concurrent", test_concurrent, 120},
+    {"compute", test_compute, 60},
+};
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--identify") == 0)
+    return identify_main(argc, argv);
+  if (argc > 1 && strcmp(argv[1], "--injected") == 0)
+    return jw_test_run_cases("imageid-injected", argc, argv, injected_cases,
+                             sizeof(injected_cases) / sizeof(injected_cases[0]));
+  if (argc < 11 || to_full(argv[2], g_work) != 0 || to_full(argv[3], g_helper) != 0) {
+    fprintf(stderr, "usage: test_imageid EVENTS WORK HELPER SELF_SHA SELF_SIZE HELPER_SHA "
+                    "HELPER_SIZE SEED_SHA BIG_SHA BIG_SIZE\n");
+    return 2;
+  }
+  GetModuleFileNameW(NULL, g_self, MAX_PATH);
+  g_self_sha = argv[4];
+  g_self_size = strtoull(argv[5], NULL, 10);
+  g_helper_sha = argv[6];
+  g_helper_size = strtoull(argv[7], NULL, 10);
+  g_seed_sha = argv[8];
+  g_big_sha = argv[9];
+  g_big_size = strtoull(argv[10], NULL, 10);
+  CHECK_INT(strlen(g_self_sha), 64);
+
+  return jw_test_run_cases("imageid", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

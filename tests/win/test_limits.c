@@ -787,15 +787,19 @@ static void test_kill_on_close_refused(void) {
   json_decref(evs);
 }
 
+/* Runnable one by one: `win_limits.exe DATA EVENTS JOBWARDEN --case single_warning`. */
+static const jw_test_case_t cases[] = {
+    {"limit_packets", test_limit_packets, 60},
+    {"measured_values", test_measured_values, 60},
+    {"single_warning", test_single_warning, 60},
+    {"notifications_refused", test_notifications_refused, 60},
+    {"notifications_off", test_notifications_off, 60},
+    {"kill_on_close_refused", test_kill_on_close_refused, 60},
+};
+
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
   g_dir = argc > 2 ? argv[2] : ".";
-  test_limit_packets();
-  test_measured_values();
-  test_single_warning();
-  test_notifications_refused();
-  test_notifications_off();
-  test_kill_on_close_refused();
-  return jw_test_result("limits_injected");
+  return TW_RUN_CASES("limits_injected", argc, argv, cases);
 }

@@ -32,6 +32,7 @@
 #include "cli.h"
 #include "harness.h"
 #include "rig.h"
+#include "checks.h"
 
 static char g_events[TW_PATH_CHARS]; /* the events directory (Windows path) */
 static char g_jw[TW_PATH_CHARS];     /* jobwarden.exe */
@@ -302,17 +303,7 @@ static void emit_n(jw_emitter_t *em, int n, jw_event_kind_t kind, size_t msg_len
 static void case_security(void) {
   jw_exporter_t *exp = NULL, *second = NULL;
   jw_error_t err;
-  HANDLE h, token;
-  PSID owner = NULL, system_sid;
-  PACL dacl = NULL;
-  PSECURITY_DESCRIPTOR sd = NULL;
-  SECURITY_DESCRIPTOR_CONTROL control = 0;
-  DWORD rev, got;
-  union {
-    TOKEN_USER tu;
-    unsigned char raw[256];
-  } user;
-  unsigned char sys_buf[SECURITY_MAX_SID_SIZE];
+  HANDLE h;
   static const struct {
     const char *spec, *text;
   } bad[] = {
@@ -356,32 +347,7 @@ static void case_security(void) {
 
   h = client_open(U("jw-test-sec"));
   CHECK(h != INVALID_HANDLE_VALUE);
-  CHECK_INT(GetSecurityInfo(h, SE_KERNEL_OBJECT,
-                            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &owner, NULL,
-                            &dacl, NULL, &sd),
-            ERROR_SUCCESS);
-  CHECK(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token));
-  CHECK(GetTokenInformation(token, TokenUser, &user, sizeof(user), &got));
-  CloseHandle(token);
-  got = sizeof(sys_buf);
-  system_sid = (PSID)sys_buf;
-  CHECK(CreateWellKnownSid(WinLocalSystemSid, NULL, system_sid, &got));
-  CHECK(owner != NULL && EqualSid(owner, user.tu.User.Sid));
-  CHECK(GetSecurityDescriptorControl(sd, &control, &rev));
-  CHECK((control & SE_DACL_PROTECTED) != 0); /* no inherited entries */
-  CHECK(dacl != NULL);
-  if (dacl != NULL) {
-    ACCESS_ALLOWED_ACE *ace;
-    CHECK_INT(dacl->AceCount, 2);
-    for (i = 0; i < dacl->AceCount && i < 2; i++) {
-      CHECK(GetAce(dacl, (DWORD)i, (void **)&ace));
-      CHECK_INT(ace->Header.AceType, ACCESS_ALLOWED_ACE_TYPE);
-      printf("ace %u: mask 0x%08lx\n", (unsigned)i, (unsigned long)ace->Mask);
-      CHECK(ace->Mask == GENERIC_ALL || ace->Mask == FILE_ALL_ACCESS);
-      CHECK(EqualSid((PSID)&ace->SidStart, i == 0 ? user.tu.User.Sid : system_sid));
-    }
-  }
-  LocalFree(sd);
+  tw_check_private_dacl(h);
   CloseHandle(h);
   jw_exporter_close(exp);
   /* Once the run is over the name is free again. */
@@ -631,17 +597,11 @@ static void case_burst(void) {
 /* 4. jobwarden.exe + tail                                                  */
 /* ------------------------------------------------------------------------ */
 
-typedef tw_proc_t proc_t;
-
-/* Starts `jobwarden <args>` with stdout / stderr to wine-pipe-<tag>.*. */
-static void proc_start(proc_t *p, const char *tag, const char *args) {
-  tw_proc_start(p, g_jw, args, g_events, "wine-pipe-", tag, NULL, NULL);
+/* Starts `jobwarden <args>` with stdout / stderr to wine-pipe-<tag>.*;
+ * tw_jw_wait kills it with 99 after 60 s. */
+static void proc_start(tw_run_t *p, const char *tag, const char *args) {
+  tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .kill_code = 99}, p);
   CHECK(p->started);
-}
-
-/* Waits for it (killed with 99 after 60 s) and reads its output. */
-static void proc_wait(proc_t *p) {
-  tw_proc_wait(p, 60000, 99);
 }
 
 /* Number of complete lines in a file, 0 when unreadable. */
@@ -656,7 +616,7 @@ static size_t file_lines(const char *path) {
 
 static void case_cli(void) {
   char file[TW_PATH_CHARS], args[TW_CMD_CHARS];
-  proc_t run, t1, t2, t3, none, taken;
+  tw_run_t run, t1, t2, t3, none, taken;
   reader_t quitter;
   char *file_text;
   size_t file_len, n, i;
@@ -683,10 +643,10 @@ static void case_cli(void) {
   for (i = 0; i < 500 && file_lines(file) < 8; i++)
     Sleep(10);
   proc_start(&t3, "cli-tail3", U("tail jw-cli-b")); /* late, readable */
-  proc_wait(&run);
-  proc_wait(&t1);
-  proc_wait(&t2);
-  proc_wait(&t3);
+  tw_jw_wait(&run);
+  tw_jw_wait(&t1);
+  tw_jw_wait(&t2);
+  tw_jw_wait(&t3);
   CHECK_INT(run.exit_code, 0);
   CHECK_STR(run.err, "");
   file_text = tw_read_file(file, &file_len);
@@ -777,7 +737,7 @@ static void case_cli(void) {
 
   /* tail of a pipe nobody serves: 3 and a clear message */
   proc_start(&none, "cli-nosuch", U("tail jw-cli-nosuch"));
-  proc_wait(&none);
+  tw_jw_wait(&none);
   CHECK_INT(none.exit_code, JW_EXIT_TAIL_NO_PIPE);
   {
     const char *want = U("jobwarden: tail: \\\\.\\pipe\\jw-cli-nosuch: no such pipe (is "
@@ -792,20 +752,20 @@ static void case_cli(void) {
   snprintf(args, sizeof(args), "run --export pipe:%s -- \"%s\" --helper exit 7", U("jw-cli-taken"),
            g_self);
   proc_start(&taken, "cli-taken", args);
-  proc_wait(&taken);
+  tw_jw_wait(&taken);
   CHECK_INT(taken.exit_code, 125);
   CHECK_STR(taken.err, U("jobwarden: --export pipe:jw-cli-taken: \\\\.\\pipe\\jw-cli-taken already "
                          "exists (another jobwarden run or another program serves it); choose "
                          "another NAME\n"));
   CloseHandle(squat);
-  tw_proc_free(&none);
-  tw_proc_free(&taken);
+  tw_jw_free(&none);
+  tw_jw_free(&taken);
 out:
   free(quitter.buf);
-  tw_proc_free(&run);
-  tw_proc_free(&t1);
-  tw_proc_free(&t2);
-  tw_proc_free(&t3);
+  tw_jw_free(&run);
+  tw_jw_free(&t1);
+  tw_jw_free(&t2);
+  tw_jw_free(&t3);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -841,7 +801,7 @@ static void collect(const char *name, reader_t *r, const char *ready) {
 
 static void case_connect(void) {
   char file[TW_PATH_CHARS], args[TW_CMD_CHARS], sync[TW_PATH_CHARS], go[TW_PATH_CHARS + 8];
-  proc_t run;
+  tw_run_t run;
   reader_t c1, c2;
   char *all, *file_text;
   size_t file_len;
@@ -868,7 +828,7 @@ static void case_connect(void) {
   c1.max_lines = 5;
   collect(U("jw-collector"), &c1, NULL); /* 5 lines, then the collector drops out */
   collect(U("jw-collector"), &c2, go);   /* ... and comes back */
-  proc_wait(&run);
+  tw_jw_wait(&run);
   CHECK_INT(run.exit_code, 0);
   /* Nothing lost, nothing failed (the collector may be back before the
    * sender notices it was gone: then there is no outage to report). */
@@ -930,20 +890,19 @@ static void case_connect(void) {
   free(all);
   free(c1.buf);
   free(c2.buf);
-  tw_proc_free(&run);
+  tw_jw_free(&run);
 }
+
+/* Runnable one by one: `win_pipe.exe DATA EVENTS JOBWARDEN --case burst`. */
+static const jw_test_case_t cases[] = {
+    {"security", case_security, 60}, {"readers", case_readers, 120}, {"burst", case_burst, 60},
+    {"cli", case_cli, 120},          {"connect", case_connect, 120},
+};
 
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if (tw_test_args(argc, argv, g_events, g_jw, g_self) != 0) {
-    fprintf(stderr, "usage: win_pipe DATA_DIR EVENTS_DIR JOBWARDEN_EXE\n");
+  if (tw_test_setup(argc, argv, "wine-pipe-", g_events, g_jw, g_self) != 0)
     return 2;
-  }
-  case_security();
-  case_readers();
-  case_burst();
-  case_cli();
-  case_connect();
-  return jw_test_result("pipe");
+  return TW_RUN_CASES("pipe", argc, argv, cases);
 }

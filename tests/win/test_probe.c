@@ -42,11 +42,6 @@ static void case_path(char *buf, size_t n, const char *tag, const char *suffix) 
 /* Running jobwarden.exe                                                    */
 /* ------------------------------------------------------------------------ */
 
-typedef tw_proc_t run_t;
-
-/* Runs `"<jobwarden>" <args>` to completion with stdin = NUL and stdout /
- * stderr in files. Only those handles (and `extra`, if not NULL) are
- * inherited. */
 /* The pipe_reader probe's refusal is ERROR_PIPE_NOT_CONNECTED (233), or
  * ERROR_BROKEN_PIPE (109) when the canary reads after jobwarden has closed
  * its end rather than while it disconnects: the same refusal, nothing read.
@@ -72,11 +67,16 @@ static char *same_pipe_close(char *out, size_t *len) {
   return n;
 }
 
-static void run_jw(run_t *r, const char *tag, const char *args, HANDLE extra) {
+/* Runs `"<jobwarden>" <args>` to completion (tw_jw_run; `extra`, when
+ * not NULL, is inherited too). */
+static void run_jw(tw_run_t *r, const char *tag, const char *args, HANDLE extra) {
   int attempt;
   for (attempt = 0; attempt < 2; attempt++) {
-    CHECK(tw_proc_start(r, g_jw, args, g_events, "wine-probe-", tag, NULL, extra) == 0);
-    tw_proc_wait(r, RUN_TIMEOUT_MS, 1);
+    CHECK(tw_jw_start(
+              &(tw_run_opts_t){
+                  .tag = tag, .args = args, .extra = extra, .timeout_ms = RUN_TIMEOUT_MS},
+              r) == 0);
+    tw_jw_wait(r);
     /* Wine under load rarely fails a CreateProcessW with 1359
      * (docs/platform-support.md): the probe then cannot start its canary
      * and says so (exit 125). Such a run is made once more, and said;
@@ -85,7 +85,7 @@ static void run_jw(run_t *r, const char *tag, const char *args, HANDLE extra) {
         strstr(r->err, "(Win32 error 1359)") != NULL) {
       fprintf(stderr, "[%s] jobwarden met Wine's CreateProcessW error 1359; running it once more\n",
               tag);
-      tw_proc_free(r);
+      tw_jw_free(r);
       continue;
     }
     break;
@@ -506,11 +506,10 @@ static void table_line(const want_t *w, char *buf, size_t size) {
 
 /* 1. Default (lockdown), readable table: exit 1, every line exact. */
 static void case_lockdown_table(void) {
-  run_t r;
+  tw_run_t r;
   char line[1200], expect[8192], head[128];
   size_t i;
   want_t w[N_PROBES];
-  tw_case_begin(jw_test_failures);
   want_lockdown(w);
   run_jw(&r, "lockdown-table", "probe", NULL);
   CHECK_U64(r.exit_code, want_status(w));
@@ -531,16 +530,14 @@ static void case_lockdown_table(void) {
     const char *body = strstr(r.out, "\n\n");
     CHECK_STR(body ? body + 2 : NULL, expect);
   }
-  tw_case_end("lockdown-table", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 2. Default (lockdown) as JSON. */
 static void case_lockdown_json(void) {
-  run_t r;
+  tw_run_t r;
   json_t *doc;
   want_t w[N_PROBES];
-  tw_case_begin(jw_test_failures);
   want_lockdown(w);
   run_jw(&r, "lockdown-json", "probe --json", NULL);
   CHECK_U64(r.exit_code, want_status(w));
@@ -552,28 +549,24 @@ static void case_lockdown_json(void) {
     CHECK_INT(json_is_true(json_object_get(json_object_get(doc, "policy"), "kill_on_close")), 1);
   }
   json_decref(doc);
-  tw_case_end("lockdown-json", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 3. Tier none: only breakaway (no BREAKAWAY_OK in any job), handle
  * inheritance (jobwarden's own) and kill-on-close (on in every tier) are
  * claimed, all enforced: exit 0. */
 static void case_none(void) {
-  run_t r;
+  tw_run_t r;
   want_t w[N_PROBES];
   json_t *doc;
-  tw_case_begin(jw_test_failures);
   want_none(w);
   run_jw(&r, "none-json", "probe --tier none --json", NULL);
   CHECK_U64(r.exit_code, want_status(w));
   CHECK_INT(r.err_len, 0);
   doc = check_document(r.out, w, "none");
   json_decref(doc);
-  tw_case_end("none-json", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
-  tw_case_begin(jw_test_failures);
   run_jw(&r, "none-table", "probe --tier none", NULL);
   CHECK_U64(r.exit_code, want_status(w));
   {
@@ -582,17 +575,15 @@ static void case_none(void) {
     snprintf(tail, sizeof(tail), "\n%s", verdict);
     CHECK_CONTAINS(r.out, tail);
   }
-  tw_case_end("none-table", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 4. Flags claiming every limit Wine accepts but does not enforce: each is
  * probed for real and comes out allowed. */
 static void case_limits(void) {
-  run_t r;
+  tw_run_t r;
   want_t w[N_PROBES];
   json_t *doc;
-  tw_case_begin(jw_test_failures);
   want_none(w);
   w[0] = (want_t){"spawn",   "limits.active_processes",
                   1,         "at most 3 active processes",
@@ -646,19 +637,17 @@ static void case_limits(void) {
   CHECK_INT(r.err_len, 0);
   doc = check_document(r.out, w, "none");
   json_decref(doc);
-  tw_case_end("limits", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 5. A policy file whose every claim Wine enforces: hardened with
  * breakaway allowed. Exit 0 with claimed restrictions blocked. */
 static void case_policy_file(void) {
-  run_t r;
+  tw_run_t r;
   want_t w[N_PROBES];
   char path[TW_PATH_CHARS], args[TW_CMD_CHARS];
   FILE *f;
   json_t *doc;
-  tw_case_begin(jw_test_failures);
   case_path(path, sizeof(path), "hardened", ".policy.json");
   f = fopen(path, "wb");
   CHECK(f != NULL);
@@ -679,20 +668,18 @@ static void case_policy_file(void) {
   CHECK_INT(r.err_len, 0);
   doc = check_document(r.out, w, "hardened");
   json_decref(doc);
-  tw_case_end("hardened", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 6. Limits the probe will not try (too much CPU, more memory than the
  * machine has) are skipped with the reason, and never fail the verdict. */
 static void case_unprobeable(void) {
-  run_t r;
+  tw_run_t r;
   json_t *doc, *probes, *p, *ne;
   json_error_t jerr;
   want_t w[N_PROBES];
   int i, skipped = 0;
   size_t k = 0;
-  tw_case_begin(jw_test_failures);
   /* Skipped like tier none's unclaimed limits; the rest as in tier none. */
   want_none(w);
   for (i = 0; i < N_PROBES; i++)
@@ -735,34 +722,27 @@ static void case_unprobeable(void) {
       CHECK_STR(json_string_value(json_array_get(ne, k++)), w[i].name);
   CHECK_INT(json_array_size(ne), k);
   json_decref(doc);
-  tw_case_end("unprobeable", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 7. Usage errors exit 125 with the message, and print no table. */
 static void case_usage(void) {
-  run_t r;
-  tw_case_begin(jw_test_failures);
+  tw_run_t r;
   run_jw(&r, "usage-option", "probe --bogus", NULL);
   CHECK_U64(r.exit_code, JW_EXIT_JW_ERROR);
   CHECK_INT(r.out_len, 0);
   CHECK_STR(r.err, "jobwarden: probe: unknown option '--bogus' (see jobwarden --help)\n");
-  tw_case_end("usage-option", jw_test_failures, &r);
-  tw_proc_free(&r);
-  tw_case_begin(jw_test_failures);
+  tw_jw_free(&r);
   run_jw(&r, "usage-arg", "probe extra", NULL);
   CHECK_U64(r.exit_code, JW_EXIT_JW_ERROR);
   CHECK_INT(r.out_len, 0);
   CHECK_STR(r.err, "jobwarden: probe: unexpected argument 'extra' (see jobwarden --help)\n");
-  tw_case_end("usage-arg", jw_test_failures, &r);
-  tw_proc_free(&r);
-  tw_case_begin(jw_test_failures);
+  tw_jw_free(&r);
   run_jw(&r, "usage-memory", "probe --process-memory 0", NULL);
   CHECK_U64(r.exit_code, JW_EXIT_JW_ERROR);
   CHECK_INT(r.out_len, 0);
   CHECK_CONTAINS(r.err, "jobwarden: --process-memory: ");
-  tw_case_end("usage-memory", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 8. Positive controls: the canaries detect what they look for when it is
@@ -770,19 +750,16 @@ static void case_usage(void) {
  * breakaway succeeds; a handle that really is inherited is found. And an
  * unknown canary is an error, not a result. */
 static void case_canary_controls(void) {
-  run_t r;
+  tw_run_t r;
   SECURITY_ATTRIBUTES sa;
   HANDLE ev;
   char args[128];
-  tw_case_begin(jw_test_failures);
   run_jw(&r, "canary-breakaway", "--probe-canary breakaway", NULL);
   CHECK_U64(r.exit_code, 0);
   CHECK_STR(r.out, "allowed 0 CreateProcessW with CREATE_BREAKAWAY_FROM_JOB succeeded: a child "
                    "left the job\n");
-  tw_case_end("canary-breakaway", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
-  tw_case_begin(jw_test_failures);
   sa.nLength = sizeof(sa);
   sa.lpSecurityDescriptor = NULL;
   sa.bInheritHandle = TRUE;
@@ -794,8 +771,7 @@ static void case_canary_controls(void) {
   CHECK_STR(r.out, "allowed 0 SetEvent on the value of jobwarden's handle succeeded\n");
   CHECK_INT(WaitForSingleObject(ev, 0), WAIT_OBJECT_0);
   CloseHandle(ev);
-  tw_case_end("canary-inherit", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
   /* The event-file canaries see a refusal when there is one: a file held
    * open sharing read only (what a file sink that protects its record
@@ -815,7 +791,6 @@ static void case_canary_controls(void) {
                        0, NULL);
     CHECK(held != INVALID_HANDLE_VALUE);
     for (i = 0; i < 3; i++) {
-      tw_case_begin(jw_test_failures);
       snprintf(tag, sizeof(tag), "canary-file-%s", actions[i]);
       if (i < 2) /* write and delete take the path only */
         snprintf(args, sizeof(args), "--probe-canary event-file %s \"%s\"", actions[i], path);
@@ -825,8 +800,7 @@ static void case_canary_controls(void) {
       run_jw(&r, tag, args, NULL);
       CHECK_U64(r.exit_code, 0);
       CHECK_STR(r.out, lines[i]);
-      tw_case_end(tag, jw_test_failures, &r);
-      tw_proc_free(&r);
+      tw_jw_free(&r);
     }
     CHECK(GetFileAttributesA(path) != INVALID_FILE_ATTRIBUTES);
     CloseHandle(held);
@@ -850,31 +824,25 @@ static void case_canary_controls(void) {
     };
     size_t i;
     for (i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
-      tw_case_begin(jw_test_failures);
       run_jw(&r, none[i].tag, none[i].args, NULL);
       CHECK_U64(r.exit_code, 0);
       CHECK_STR(r.out, none[i].out);
-      tw_case_end(none[i].tag, jw_test_failures, &r);
-      tw_proc_free(&r);
+      tw_jw_free(&r);
     }
   }
 
   /* Outside any job the canary's token is the one it has inside the job:
    * Wine gives every process its user's full token. */
-  tw_case_begin(jw_test_failures);
   run_jw(&r, "canary-token", "--probe-canary token", NULL);
   CHECK_U64(r.exit_code, 0);
   CHECK_STR(r.out, "facts 0 12288 SeChangeNotifyPrivilege,SeLoadDriverPrivilege,"
                    "SeImpersonatePrivilege,SeCreateGlobalPrivilege\n");
-  tw_case_end("canary-token", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
-  tw_case_begin(jw_test_failures);
   run_jw(&r, "canary-unknown", "--probe-canary nonsense", NULL);
   CHECK_U64(r.exit_code, 2);
   CHECK_STR(r.out, "error 0 unknown canary 'nonsense' or wrong arguments\n");
-  tw_case_end("canary-unknown", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* The test prefix's clipboard: emptied (ownerless), or given "user data"
@@ -939,11 +907,10 @@ static int clipboard_get(wchar_t *buf, size_t n) {
  * the data is still there afterwards. On an empty clipboard the probe's
  * marker is removed again. */
 static void case_clipboard(void) {
-  run_t r;
+  tw_run_t r;
   json_t *doc, *probes;
   wchar_t text[64];
   int count;
-  tw_case_begin(jw_test_failures);
   CHECK_INT(clipboard_set(L"user data"), 0);
   run_jw(&r, "clipboard-user",
          "probe --tier none --ui-restrictions read_clipboard,write_clipboard --json", NULL);
@@ -961,10 +928,8 @@ static void case_clipboard(void) {
   count = clipboard_get(text, 64);
   CHECK(count >= 1);
   CHECK(wcscmp(text, L"user data") == 0);
-  tw_case_end("clipboard-user", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
-  tw_case_begin(jw_test_failures);
   CHECK_INT(clipboard_set(NULL), 0);
   run_jw(&r, "clipboard-empty",
          "probe --tier none --ui-restrictions read_clipboard,write_clipboard", NULL);
@@ -979,8 +944,7 @@ static void case_clipboard(void) {
     CHECK_CONTAINS(r.out, verdict);
   }
   CHECK_INT(clipboard_get(text, 64), 0);
-  tw_case_end("clipboard-empty", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* 10. Injected: a parent job refuses KILL_ON_JOB_CLOSE with
@@ -1008,7 +972,6 @@ static void case_kill_on_close_refused(void) {
   size_t len = 0;
   json_t *doc;
 
-  tw_case_begin(jw_test_failures);
   jw_policy_init(&pol);
   CHECK_INT(jw_policy_set(&pol, "tier", "hardened", "test", &err), 0);
   case_path(path, sizeof(path), "refused", ".stdout");
@@ -1038,7 +1001,6 @@ static void case_kill_on_close_refused(void) {
   doc = check_document(text ? text : "", w, "hardened");
   json_decref(doc);
   free(text);
-  tw_case_end("kill-on-close-refused", jw_test_failures, NULL);
 }
 
 /* The table of checks (src/win/probe.c checks[]): its names are unique,
@@ -1054,7 +1016,6 @@ static void case_table(const char *docs) {
   char line[4096];
   int in_section = 0;
   FILE *f;
-  tw_case_begin(jw_test_failures);
   while (n < 64 && jw__probe_check_info(n, &name, &canary) == 0) {
     names[n++] = name;
     if (canary != NULL && !jw__probe_canary_known(canary)) {
@@ -1112,45 +1073,48 @@ static void case_table(const char *docs) {
   for (i = 0; i < n && i < n_doc; i++)
     CHECK_STR(doc_names[i], names[i]);
   CHECK_U64(all, n);
-  tw_case_end("table", jw_test_failures, NULL);
 }
 
+static char g_docs[TW_PATH_CHARS + 32]; /* docs/probe.md */
+
+static void case_docs_table(void) {
+  case_table(g_docs);
+}
+
+/* Runnable one by one: `win_probe.exe DATA EVENTS JOBWARDEN --case limits`. */
+static const jw_test_case_t cases[] = {
+    {"table", case_docs_table, 60},
+    {"lockdown_table", case_lockdown_table, 60},
+    {"lockdown_json", case_lockdown_json, 60},
+    {"none", case_none, 60},
+    {"limits", case_limits, 70},
+    {"policy_file", case_policy_file, 60},
+    {"unprobeable", case_unprobeable, 60},
+    {"usage", case_usage, 60},
+    {"canary_controls", case_canary_controls, 120},
+    {"clipboard", case_clipboard, 60},
+    {"kill_on_close_refused", case_kill_on_close_refused, 60},
+};
+
 int main(int argc, char **argv) {
+  int rc;
   /* The in-process case's canaries are this executable. */
   if (argc >= 2 && strcmp(argv[1], "--probe-canary") == 0)
     return jw__probe_canary_main(argc - 2, argv + 2);
-  if (argc < 4) {
-    fprintf(stderr, "usage: test_probe <tests/data dir> <events out dir> <jobwarden.exe>\n");
+  if (tw_test_setup(argc, argv, "wine-probe-", g_events, g_jw, NULL) != 0)
     return 2;
-  }
-  if (tw_test_args(argc, argv, g_events, g_jw, NULL) != 0) {
-    fprintf(stderr, "cannot resolve the paths given\n");
-    return 2;
-  }
-  CreateDirectoryA(g_events, NULL);
   CHECK(GetFileAttributesA(g_jw) != INVALID_FILE_ATTRIBUTES);
 
   {
     /* argv[1] is tests/data: the docs are two levels up. */
-    char data[TW_PATH_CHARS], docs[TW_PATH_CHARS + 32];
+    char data[TW_PATH_CHARS];
     CHECK_INT(tw_full_path(argv[1], data, sizeof(data)), 0);
-    snprintf(docs, sizeof(docs), "%s\\..\\..\\docs\\probe.md", data);
-    case_table(docs);
+    snprintf(g_docs, sizeof(g_docs), "%s\\..\\..\\docs\\probe.md", data);
   }
-
   /* The lockdown cases probe writing the clipboard: it must be empty. */
   CHECK_INT(clipboard_set(NULL), 0);
-  case_lockdown_table();
-  case_lockdown_json();
-  case_none();
-  case_limits();
-  case_policy_file();
-  case_unprobeable();
-  case_usage();
-  case_canary_controls();
-  case_clipboard();
-  case_kill_on_close_refused();
+  rc = TW_RUN_CASES("probe", argc, argv, cases);
   if (g_clip_window != NULL)
     DestroyWindow(g_clip_window);
-  return jw_test_result("probe");
+  return rc;
 }

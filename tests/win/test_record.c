@@ -62,21 +62,18 @@ static void rec_path(char *buf, size_t n, const char *tag, const char *suffix) {
   tw_case_path(buf, n, g_events, "wine-record-", tag, suffix);
 }
 
-typedef tw_proc_t jw_proc_t;
-
 /* Starts `jobwarden <args>`; its stdout goes to out_path (default
  * wine-record-<tag>.stdout), its stderr to wine-record-<tag>.stderr. */
-static int jw_start(jw_proc_t *r, const char *tag, const char *out_path, const char *args) {
-  return tw_proc_start(r, g_jw, args, g_events, "wine-record-", tag, out_path, NULL);
+static int jw_start(tw_run_t *r, const char *tag, const char *out_path, const char *args) {
+  return tw_jw_start(
+      &(tw_run_opts_t){
+          .tag = tag, .args = args, .out_path = out_path, .timeout_ms = RUN_TIMEOUT_MS},
+      r);
 }
 
-static void jw_wait(jw_proc_t *r) {
-  CHECK(tw_proc_wait(r, RUN_TIMEOUT_MS, 1));
-}
-
-static void jw_run_case(jw_proc_t *r, const char *tag, const char *out_path, const char *args) {
+static void jw_run_case(tw_run_t *r, const char *tag, const char *out_path, const char *args) {
   CHECK_INT(jw_start(r, tag, out_path, args), 0);
-  jw_wait(r);
+  CHECK(tw_jw_wait(r));
 }
 
 /* One run's stream, complete and written by jobwarden alone: one run_id,
@@ -131,10 +128,9 @@ static void case_file_attack(void) {
   char moved[TW_PATH_CHARS + 8];
   char *res, *text, *seen;
   size_t text_len = 0, seen_len = 0;
-  jw_proc_t r;
+  tw_run_t r;
   json_t *evs;
 
-  tw_case_begin(jw_test_failures);
   rec_path(log, sizeof(log), "file", ".jsonl");
   rec_path(result, sizeof(result), "file", ".result");
   rec_path(snap, sizeof(snap), "file", ".snapshot");
@@ -179,8 +175,7 @@ static void case_file_attack(void) {
     if (h != INVALID_HANDLE_VALUE)
       CloseHandle(h);
   }
-  tw_case_end("file-attack", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -200,10 +195,9 @@ static void case_stdout_forgery(void) {
   char out[TW_PATH_CHARS], errp[TW_PATH_CHARS], agent[TW_PATH_CHARS], args[TW_CMD_CHARS];
   char *bytes;
   size_t len = 0;
-  jw_proc_t r;
+  tw_run_t r;
 
   /* auto: the agent's bytes go to jobwarden's stderr. */
-  tw_case_begin(jw_test_failures);
   rec_path(out, sizeof(out), "stdout-auto", ".jsonl");
   snprintf(args, sizeof(args), "run --export stdout -- \"%s\" --helper forge-output", g_self);
   jw_run_case(&r, "stdout-auto", out, args);
@@ -215,11 +209,9 @@ static void case_stdout_forgery(void) {
    * a field of jobwarden's own job_end summary). */
   CHECK(strstr(r.out, "\"message\":\"forged\"") == NULL &&
         strstr(r.out, "a line without its end") == NULL && strstr(r.out, "half a line") == NULL);
-  tw_case_end("stdout-auto", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
   /* --export stderr: the agent's bytes go to stdout. */
-  tw_case_begin(jw_test_failures);
   rec_path(errp, sizeof(errp), "stderr-auto", ".stderr");
   snprintf(args, sizeof(args), "run --export stderr -- \"%s\" --helper forge-output", g_self);
   jw_run_case(&r, "stderr-auto", NULL, args);
@@ -232,11 +224,9 @@ static void case_stdout_forgery(void) {
     rec_path(kept, sizeof(kept), "stderr-auto", ".jsonl");
     CHECK(CopyFileA(r.err_path, kept, FALSE));
   }
-  tw_case_end("stderr-auto", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
   /* file:PATH: the agent's bytes in the file, nothing on stderr. */
-  tw_case_begin(jw_test_failures);
   rec_path(out, sizeof(out), "stdout-file", ".jsonl");
   rec_path(agent, sizeof(agent), "stdout-file", ".agent");
   DeleteFileA(agent);
@@ -250,11 +240,9 @@ static void case_stdout_forgery(void) {
   bytes = tw_read_file(agent, &len);
   CHECK_STR(bytes, TW_FORGED_OUTPUT);
   free(bytes);
-  tw_case_end("stdout-file", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
   /* Both streams carry events: auto discards the agent's bytes. */
-  tw_case_begin(jw_test_failures);
   rec_path(out, sizeof(out), "both", ".jsonl");
   snprintf(args, sizeof(args),
            "run --export stdout --export stderr -- \"%s\" --helper forge-output", g_self);
@@ -266,12 +254,10 @@ static void case_stdout_forgery(void) {
   r.out_len = tw_unseal(r.out, r.out_len);
   r.err_len = tw_unseal(r.err, r.err_len);
   CHECK(r.out_len == r.err_len && memcmp(r.out, r.err, r.out_len) == 0);
-  tw_case_end("both", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
   /* Much more output than the pipe holds (850 KB in 10 000 writes; the pipe holds 64 KB),
    * while events are written: all of it arrives, in order, intact. */
-  tw_case_begin(jw_test_failures);
   rec_path(out, sizeof(out), "spew", ".jsonl");
   snprintf(args, sizeof(args), "run --export stdout -- \"%s\" --helper spew 10000", g_self);
   jw_run_case(&r, "spew", out, args);
@@ -293,11 +279,9 @@ static void case_stdout_forgery(void) {
     CHECK_INT(bad, 0);
     CHECK_INT(r.err_len, off);
   }
-  tw_case_end("spew", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
   /* A stream that carries events cannot be given to the program. */
-  tw_case_begin(jw_test_failures);
   snprintf(args, sizeof(args),
            "run --export stdout --agent-output stdout -- \"%s\" --helper forge-output", g_self);
   jw_run_case(&r, "stdout-conflict", NULL, args);
@@ -306,10 +290,8 @@ static void case_stdout_forgery(void) {
   CHECK_STR(r.err, "jobwarden: --agent-output stdout: jobwarden's stdout carries events (--export "
                    "stdout); the program's output must go elsewhere (auto, stderr, null or "
                    "file:PATH)\n");
-  tw_case_end("stdout-conflict", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
-  tw_case_begin(jw_test_failures);
   snprintf(args, sizeof(args),
            "run --export stderr --agent-output inherit -- \"%s\" --helper forge-output", g_self);
   jw_run_case(&r, "inherit-conflict", NULL, args);
@@ -317,17 +299,14 @@ static void case_stdout_forgery(void) {
   CHECK_STR(r.err, "jobwarden: --agent-output inherit: the program would share jobwarden's "
                    "stderr with the event stream (--export stderr); use auto, stdout, null or "
                    "file:PATH\n");
-  tw_case_end("inherit-conflict", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
-  tw_case_begin(jw_test_failures);
   snprintf(args, sizeof(args), "run --agent-output somewhere -- \"%s\" --helper exit 0", g_self);
   jw_run_case(&r, "agent-output-bad", NULL, args);
   CHECK_U64(r.exit_code, 125);
   CHECK_STR(r.err, "jobwarden: --agent-output: expected auto, inherit, stdout, stderr, null or "
                    "file:PATH, got \"somewhere\"\n");
-  tw_case_end("agent-output-bad", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -415,11 +394,10 @@ static void case_pipe_cap(void) {
   char log[TW_PATH_CHARS], marker[TW_PATH_CHARS], args[TW_CMD_CHARS], kept[TW_PATH_CHARS];
   const char *name = pipe_name("cap");
   preader_t rd[3];
-  jw_proc_t r;
+  tw_run_t r;
   json_t *evs;
   int i;
 
-  tw_case_begin(jw_test_failures);
   rec_path(log, sizeof(log), "cap", ".jsonl");
   rec_path(marker, sizeof(marker), "cap", ".go");
   DeleteFileA(log);
@@ -447,7 +425,7 @@ static void case_pipe_cap(void) {
     CHECK(h != INVALID_HANDLE_VALUE);
     CloseHandle(h);
   }
-  jw_wait(&r);
+  CHECK(tw_jw_wait(&r));
   CHECK_U64(r.exit_code, 0);
   for (i = 0; i < 3; i++)
     preader_join(&rd[i]);
@@ -488,19 +466,27 @@ static void case_pipe_cap(void) {
     CHECK_CONTAINS(tw_str(ev, "message"), "2 readers are served already (max_readers=2)");
   }
   json_decref(evs);
-  tw_case_end("pipe-cap", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
+}
+
+/* A pipe-reader's RESULT file: it connected and the pipe was closed
+ * before a byte (233, or 109 when it read after the close). */
+static void check_nothing_read(const char *result, const char *who) {
+  char *res = tw_read_file(result, NULL);
+  CHECK(res != NULL && (strcmp(res, "open=0 bytes=0 end=233\n") == 0 ||
+                        strcmp(res, "open=0 bytes=0 end=109\n") == 0));
+  if (res != NULL && strncmp(res, "open=0 bytes=0 ", 15) != 0)
+    fprintf(stderr, "%s reader got: %.300s\n", who, res);
+  free(res);
 }
 
 /* (b) A reader inside the job. */
 static void case_pipe_in_job(void) {
   char log[TW_PATH_CHARS], result[TW_PATH_CHARS], args[TW_CMD_CHARS];
   const char *name = pipe_name("injob");
-  jw_proc_t r;
+  tw_run_t r;
   json_t *evs;
-  char *res;
 
-  tw_case_begin(jw_test_failures);
   rec_path(log, sizeof(log), "injob", ".jsonl");
   rec_path(result, sizeof(result), "injob", ".result");
   DeleteFileA(log);
@@ -511,13 +497,8 @@ static void case_pipe_in_job(void) {
   jw_run_case(&r, "injob", NULL, args);
   CHECK_U64(r.exit_code, 0);
   CHECK_INT(r.err_len, 0); /* recorded in-band, not on stderr */
-  res = tw_read_file(result, NULL);
   /* Connected, then disconnected before a byte: nothing of the stream. */
-  CHECK(res != NULL && (strcmp(res, "open=0 bytes=0 end=233\n") == 0 ||
-                        strcmp(res, "open=0 bytes=0 end=109\n") == 0));
-  if (res != NULL && strncmp(res, "open=0 bytes=0 ", 15) != 0)
-    fprintf(stderr, "in-job reader got: %.300s\n", res);
-  free(res);
+  check_nothing_read(result, "in-job");
   evs = tw_read_events(log);
   CHECK(evs != NULL);
   if (evs != NULL) {
@@ -535,8 +516,7 @@ static void case_pipe_in_job(void) {
     CHECK_CONTAINS(tw_str(ev, "message"), "is a process of the sandboxed job");
   }
   json_decref(evs);
-  tw_case_end("pipe-in-job", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* (b2) A flood of refused readers: the agent connects 500 times from
@@ -546,10 +526,9 @@ static void case_pipe_in_job(void) {
 static void case_pipe_refusal_flood(void) {
   char log[TW_PATH_CHARS], args[TW_CMD_CHARS];
   const char *name = pipe_name("rflood");
-  jw_proc_t r;
+  tw_run_t r;
   json_t *evs;
 
-  tw_case_begin(jw_test_failures);
   rec_path(log, sizeof(log), "rflood", ".jsonl");
   DeleteFileA(log);
   snprintf(args, sizeof(args),
@@ -591,8 +570,7 @@ static void case_pipe_refusal_flood(void) {
     json_decref(v);
   }
   json_decref(evs);
-  tw_case_end("pipe-refusal-flood", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* Threads and reserved + committed address space of another process. */
@@ -637,14 +615,13 @@ static void case_pipe_flood(void) {
   char log[TW_PATH_CHARS], marker[TW_PATH_CHARS], args[TW_CMD_CHARS];
   const char *name = pipe_name("flood");
   static preader_t rd[FLOOD_READERS];
-  jw_proc_t r;
+  tw_run_t r;
   json_t *evs;
   HANDLE jwh = NULL;
   unsigned long t1 = 0, t16 = 0, t40 = 0;
   unsigned long long a1 = 0, a16 = 0, a40 = 0;
   int i, served = 0, refused = 0;
 
-  tw_case_begin(jw_test_failures);
   rec_path(log, sizeof(log), "pipe-flood", ".jsonl");
   rec_path(marker, sizeof(marker), "pipe-flood", ".go");
   DeleteFileA(log);
@@ -684,7 +661,7 @@ static void case_pipe_flood(void) {
     CHECK(h != INVALID_HANDLE_VALUE);
     CloseHandle(h);
   }
-  jw_wait(&r);
+  CHECK(tw_jw_wait(&r));
   CHECK_U64(r.exit_code, 0);
   for (i = 0; i < FLOOD_READERS; i++) {
     preader_join(&rd[i]);
@@ -715,8 +692,7 @@ static void case_pipe_flood(void) {
   json_decref(evs);
   if (jwh != NULL)
     CloseHandle(jwh);
-  tw_case_end("pipe-flood", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* (f) A reader that escaped the job: a process of the job starts a child
@@ -728,12 +704,11 @@ static void case_pipe_escaped(void) {
   char log[TW_PATH_CHARS], result[TW_PATH_CHARS], child_result[TW_PATH_CHARS + 8];
   char args[TW_CMD_CHARS];
   const char *name = pipe_name("escaped");
-  jw_proc_t r;
+  tw_run_t r;
   json_t *evs;
-  char *res, *cres;
+  char *res;
   unsigned long child = 0;
 
-  tw_case_begin(jw_test_failures);
   rec_path(log, sizeof(log), "escaped", ".jsonl");
   rec_path(result, sizeof(result), "escaped", ".result");
   snprintf(child_result, sizeof(child_result), "%s.child", result);
@@ -756,12 +731,7 @@ static void case_pipe_escaped(void) {
     unsigned long first = 99;
     CHECK(res != NULL && sscanf(res, "first=%lu child=%lu", &first, &child) == 2 && child > 0);
     CHECK_INT(first, ERROR_ACCESS_DENIED);
-    cres = tw_read_file(child_result, NULL);
-    CHECK(cres != NULL && (strcmp(cres, "open=0 bytes=0 end=233\n") == 0 ||
-                           strcmp(cres, "open=0 bytes=0 end=109\n") == 0));
-    if (cres != NULL && strncmp(cres, "open=0 bytes=0 ", 15) != 0)
-      fprintf(stderr, "escaped reader got: %.300s\n", cres);
-    free(cres);
+    check_nothing_read(child_result, "escaped");
     evs = tw_read_events(log);
     CHECK(evs != NULL);
     if (evs != NULL) {
@@ -778,8 +748,7 @@ static void case_pipe_escaped(void) {
     json_decref(evs);
   }
   free(res);
-  tw_case_end("pipe-escaped", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* (c) max_readers: bounds and form. */
@@ -956,14 +925,13 @@ static void case_reader_cost(void) {
 static void case_flood(void) {
   char log[TW_PATH_CHARS], args[TW_CMD_CHARS];
   static char seen[FLOOD_N];
-  jw_proc_t r;
+  tw_run_t r;
   json_t *evs, *ev;
   size_t i;
   int exact = 0, absent = 0, empty = 0, wrong = 0, children = 0, dup = 0, ghosts = 0;
   wchar_t wprefix[1024];
   char prefix[1024];
 
-  tw_case_begin(jw_test_failures);
   rec_path(log, sizeof(log), "flood", ".jsonl");
   DeleteFileA(log);
   /* The command line a flood child gets, up to its tag (helpers.c). */
@@ -1054,8 +1022,7 @@ static void case_flood(void) {
   if (evs != NULL)
     check_stream(evs, log);
   json_decref(evs);
-  tw_case_end("flood", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* The parameter block of a live process with its command line emptied
@@ -1081,7 +1048,6 @@ static void case_cmdline_empty(void) {
   ULONG rl = 0;
   USHORT zero = 0;
 
-  tw_case_begin(jw_test_failures);
   /* `tree` writes its pid file from main, after its start-up: from then on
    * its parameter block is the one it keeps (Wine may still move it while
    * a process starts, so rewriting it earlier could miss). */
@@ -1135,37 +1101,28 @@ static void case_cmdline_empty(void) {
   WaitForSingleObject(pi.hProcess, 5000);
   CloseHandle(pi.hThread);
   CloseHandle(pi.hProcess);
-  tw_case_end("cmdline-empty", jw_test_failures, NULL);
 }
 
+/* Runnable one by one: `win_record.exe DATA EVENTS JOBWARDEN --case pipe-cap`. */
+static const jw_test_case_t cases[] = {
+    {"file", case_file_attack, 60},
+    {"stdout", case_stdout_forgery, 60},
+    {"pipe-spec", case_pipe_spec, 60},
+    {"pipe-cap", case_pipe_cap, 60},
+    {"pipe-in-job", case_pipe_in_job, 60},
+    {"pipe-refusal-flood", case_pipe_refusal_flood, 60},
+    {"pipe-flood", case_pipe_flood, 120},
+    {"pipe-escaped", case_pipe_escaped, 60},
+    {"reader-cost", case_reader_cost, 60},
+    {"cmdline-empty", case_cmdline_empty, 60},
+    {"flood", case_flood, 120},
+};
+
 int main(int argc, char **argv) {
-  const char *only_case = argc > 4 ? argv[4] : NULL;
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if (argc < 4) {
-    fprintf(stderr,
-            "usage: test_record <tests/data dir> <events out dir> <jobwarden.exe> [CASE]\n");
+  if (tw_test_setup(argc, argv, "wine-record-", g_events, g_jw, g_self) != 0)
     return 2;
-  }
-  if (tw_test_args(argc, argv, g_events, g_jw, g_self) != 0) {
-    fprintf(stderr, "cannot resolve the paths given\n");
-    return 2;
-  }
-  CreateDirectoryA(g_events, NULL);
   setvbuf(stdout, NULL, _IONBF, 0);
-#define RUN(name, fn)                                                                              \
-  if (only_case == NULL || strcmp(only_case, name) == 0)                                           \
-  fn()
-  RUN("file", case_file_attack);
-  RUN("stdout", case_stdout_forgery);
-  RUN("pipe-spec", case_pipe_spec);
-  RUN("pipe-cap", case_pipe_cap);
-  RUN("pipe-in-job", case_pipe_in_job);
-  RUN("pipe-refusal-flood", case_pipe_refusal_flood);
-  RUN("pipe-flood", case_pipe_flood);
-  RUN("pipe-escaped", case_pipe_escaped);
-  RUN("reader-cost", case_reader_cost);
-  RUN("cmdline-empty", case_cmdline_empty);
-  RUN("flood", case_flood);
-  return jw_test_result("record");
+  return TW_RUN_CASES("record", argc, argv, cases);
 }

@@ -390,11 +390,24 @@ static void test_rotation(const char *dir) {
   free(t);
 }
 
+static const char *g_dir = ".";
+
+static void test_rotation_case(void) {
+  test_rotation(g_dir);
+}
+
+/* Runnable one by one: `win_rotation.exe DATA EVENTS JOBWARDEN --case rotation`. */
+static const jw_test_case_t cases[] = {
+    {"rotation", test_rotation_case, 120},
+};
+
 int main(int argc, char **argv) {
   const char *dir = argc > 2 ? argv[2] : ".";
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  test_rotation(dir);
+  int rc;
+  g_dir = dir;
+  rc = TW_RUN_CASES("rotation_real", argc, argv, cases);
   free(g_stream);
-  return jw_test_result("rotation_real");
+  return rc;
 }

@@ -191,13 +191,6 @@ static json_t *one(json_t *evs, const char *event, const char *rule) {
   return e;
 }
 
-static size_t count(json_t *evs, const char *event, const char *rule) {
-  json_t *a = tw_filter(evs, event, rule);
-  size_t n = json_array_size(a);
-  json_decref(a);
-  return n;
-}
-
 static int ends_with(const char *s, const char *suffix) {
   size_t a = s ? strlen(s) : 0, b = strlen(suffix);
   return s != NULL && a >= b && _stricmp(s + a - b, suffix) == 0;
@@ -310,12 +303,12 @@ static void test_timeout(const char *action) {
     CHECK(root != 0 && gc != 0);
     CHECK_INT(tw_int(rx, "process.exit_code"), KILLED);
     CHECK_INT(tw_int(gx, "process.exit_code"), KILLED);
-    CHECK_INT(count(r.evs, "sandbox.violation", "abnormal_exit"), 0);
+    CHECK_INT(tw_count(r.evs, "sandbox.violation", "abnormal_exit"), 0);
     if (strcmp(action, "kill_job") == 0) {
       json_t *end = json_array_get(r.evs, json_array_size(r.evs) - 1);
       CHECK_STR(tw_str(rx, "action"), "killed_job");
       CHECK_STR(tw_str(gx, "action"), "killed_job");
-      CHECK_INT(count(r.evs, "sandbox.violation", "orphan_processes"), 0);
+      CHECK_INT(tw_count(r.evs, "sandbox.violation", "orphan_processes"), 0);
       check_last_is_job_end(r.evs, "killed_job");
       CHECK_STR(tw_str(end, "summary.terminated_by_jobwarden"), "monitor rule timeout (kill_job)");
     } else {
@@ -324,7 +317,7 @@ static void test_timeout(const char *action) {
       CHECK_STR(tw_str(rx, "action"), "terminated");
       CHECK_CONTAINS(tw_str(rx, "message"), "monitor rule timeout, kill_process");
       CHECK_STR(tw_str(gx, "action"), "killed_job");
-      CHECK_INT(count(r.evs, "sandbox.violation", "orphan_processes"), 1);
+      CHECK_INT(tw_count(r.evs, "sandbox.violation", "orphan_processes"), 1);
       check_last_is_job_end(r.evs, "killed_job");
     }
     if (hgc != NULL) {
@@ -432,7 +425,7 @@ static void test_total(const char *action) {
     CHECK_U64(codes[0], 0);
     CHECK_U64(codes[1], kill ? KILLED : 0);
     CHECK_U64(codes[2], kill ? KILLED : 0);
-    CHECK_INT(count(r.evs, "sandbox.violation", "abnormal_exit"), 0);
+    CHECK_INT(tw_count(r.evs, "sandbox.violation", "abnormal_exit"), 0);
     CHECK_INT(tw_int(json_array_get(r.evs, json_array_size(r.evs) - 1), "summary.processes"), 4);
     check_last_is_job_end(r.evs, "observed");
   }
@@ -529,7 +522,7 @@ static void test_deny(const char *action) {
     CHECK_U64(codes[0], kill ? KILLED : 0);
     CHECK_U64(codes[1], 0);
     CHECK_U64(codes[2], kill ? KILLED : 0);
-    CHECK_INT(count(r.evs, "sandbox.violation", "abnormal_exit"), 0);
+    CHECK_INT(tw_count(r.evs, "sandbox.violation", "abnormal_exit"), 0);
     check_last_is_job_end(r.evs, "observed");
     json_decref(cp);
   }
@@ -606,7 +599,7 @@ static void test_image_unknown(void) {
   CHECK_STR(tw_str(e, "error.where"), "QueryFullProcessImageNameW");
   CHECK_INT(tw_int(e, "error.win32_error"), 6);
   CHECK(tw_get(e, "enforcement.list") == NULL);
-  CHECK_INT(count(r.evs, "sandbox.violation", "image_denied"), 0);
+  CHECK_INT(tw_count(r.evs, "sandbox.violation", "image_denied"), 0);
   CHECK_INT(read_codes(r.out, codes, MAX_CHILDREN), 2);
   CHECK_U64(codes[0], KILLED);
   CHECK_U64(codes[1], 0);
@@ -685,35 +678,28 @@ static void test_active(const char *action) {
 
 static void test_cli(const char *tag, const char *flags, const char *helper_args,
                      const char *rule) {
-  char cmd[TW_CMD_CHARS], log[TW_PATH_CHARS], out[TW_PATH_CHARS], err[TW_PATH_CHARS];
-  PROCESS_INFORMATION pi;
-  DWORD code = 0;
+  char args[TW_CMD_CHARS], log[TW_PATH_CHARS];
+  tw_run_t r;
   json_t *evs, *e;
-  char *stderr_text;
 
   snprintf(log, sizeof(log), "%s\\wine-rules-cli-%s.jsonl", g_dir, tag);
-  snprintf(out, sizeof(out), "%s\\wine-rules-cli-%s.stdout", g_dir, tag);
-  snprintf(err, sizeof(err), "%s\\wine-rules-cli-%s.stderr", g_dir, tag);
   remove(log);
-  snprintf(cmd, sizeof(cmd), "\"%s\" run --export \"file:%s\" %s -- \"%s\" --helper %s", g_jw, log,
-           flags, rig_self_utf8(), helper_args);
-  if (tw_spawn_redirected(cmd, g_dir, out, err, NULL, &pi) != 0) {
+  snprintf(args, sizeof(args), "run --export \"file:%s\" %s -- \"%s\" --helper %s", log, flags,
+           rig_self_utf8(), helper_args);
+  if (tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = 30000}, &r) != 0) {
     CHECK(!"jobwarden.exe did not start");
     return;
   }
-  CHECK_U64(WaitForSingleObject(pi.hProcess, 30000), WAIT_OBJECT_0);
-  CHECK(GetExitCodeProcess(pi.hProcess, &code));
-  CloseHandle(pi.hThread);
-  CloseHandle(pi.hProcess);
-  CHECK_U64(code, JW_EXIT_RULE_KILLED);
-  stderr_text = tw_read_file(err, NULL);
+  CHECK_INT(tw_jw_wait(&r), 1);
+  CHECK(r.exit_code != (DWORD)-1);
+  CHECK_U64(r.exit_code, JW_EXIT_RULE_KILLED);
   {
     char want[128];
     snprintf(want, sizeof(want),
              "jobwarden: the monitor rule %s terminated the job (exit status 124)", rule);
-    CHECK_CONTAINS(stderr_text, want);
+    CHECK_CONTAINS(r.err, want);
   }
-  free(stderr_text);
+  tw_jw_free(&r);
   evs = tw_read_events(log);
   CHECK(evs != NULL);
   if (evs == NULL)
@@ -726,9 +712,79 @@ static void test_cli(const char *tag, const char *flags, const char *helper_args
   CHECK_STR(tw_str(e, "policy.rules.timeout.action"), "kill_job");
   check_last_is_job_end(evs, "killed_job");
   json_decref(evs);
-  remove(out);
-  remove(err);
+  remove(r.out_path);
+  remove(r.err_path);
 }
+
+static void test_timeout_report(void) {
+  test_timeout("report");
+}
+static void test_timeout_kill_process(void) {
+  test_timeout("kill_process");
+}
+static void test_timeout_kill_job(void) {
+  test_timeout("kill_job");
+}
+static void test_total_report(void) {
+  test_total("report");
+}
+static void test_total_kill_process(void) {
+  test_total("kill_process");
+}
+static void test_total_kill_job(void) {
+  test_total("kill_job");
+}
+static void test_deny_report(void) {
+  test_deny("report");
+}
+static void test_deny_kill_process(void) {
+  test_deny("kill_process");
+}
+static void test_deny_kill_job(void) {
+  test_deny("kill_job");
+}
+static void test_active_report(void) {
+  test_active("report");
+}
+static void test_active_kill_process(void) {
+  test_active("kill_process");
+}
+static void test_active_kill_job(void) {
+  test_active("kill_job");
+}
+
+static void test_cli_timeout(void) {
+  test_cli("timeout", "--timeout 300ms --timeout-action kill_job", "sleep 30000", "timeout");
+}
+
+static void test_cli_deny(void) {
+  char args[TW_PATH_CHARS * 2];
+  char codes[TW_PATH_CHARS];
+  snprintf(codes, sizeof(codes), "%s\\wine-rules-cli-deny.codes", g_dir);
+  snprintf(args, sizeof(args), "rules-spawn \"%s\" %s \"%s\" cmd.exe", codes, CHILD_MS, g_bin);
+  test_cli("deny", "--deny-image cmd.exe --image-action kill_job", args, "image_denied");
+  remove(codes);
+}
+
+/* Runnable one by one: `win_rules.exe DATA EVENTS JOBWARDEN --case deny_kill_job`. */
+static const jw_test_case_t cases[] = {
+    {"timeout_report", test_timeout_report, 60},
+    {"timeout_kill_process", test_timeout_kill_process, 60},
+    {"timeout_kill_job", test_timeout_kill_job, 60},
+    {"total_report", test_total_report, 60},
+    {"total_kill_process", test_total_kill_process, 60},
+    {"total_kill_job", test_total_kill_job, 60},
+    {"deny_report", test_deny_report, 60},
+    {"deny_kill_process", test_deny_kill_process, 60},
+    {"deny_kill_job", test_deny_kill_job, 60},
+    {"allow", test_allow, 60},
+    {"image_unknown", test_image_unknown, 60},
+    {"active_report", test_active_report, 60},
+    {"active_kill_process", test_active_kill_process, 60},
+    {"active_kill_job", test_active_kill_job, 60},
+    {"cli_timeout", test_cli_timeout, 60},
+    {"cli_deny", test_cli_deny, 60},
+};
 
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv)) {
@@ -736,32 +792,7 @@ int main(int argc, char **argv) {
       return helper_rules_spawn(argc, argv);
     return tw_helper_main(argc, argv);
   }
-  if (tw_test_args(argc, argv, g_dir, g_jw, NULL) != 0 || make_bin() != 0) {
-    fprintf(stderr, "usage: win_rules DATA EVENTS JOBWARDEN.EXE (and a writable EVENTS)\n");
+  if (tw_test_setup(argc, argv, "wine-rules-cli-", g_dir, g_jw, NULL) != 0 || make_bin() != 0)
     return 1;
-  }
-  test_timeout("report");
-  test_timeout("kill_process");
-  test_timeout("kill_job");
-  test_total("report");
-  test_total("kill_process");
-  test_total("kill_job");
-  test_deny("report");
-  test_deny("kill_process");
-  test_deny("kill_job");
-  test_allow();
-  test_image_unknown();
-  test_active("report");
-  test_active("kill_process");
-  test_active("kill_job");
-  test_cli("timeout", "--timeout 300ms --timeout-action kill_job", "sleep 30000", "timeout");
-  {
-    char args[TW_PATH_CHARS * 2];
-    char codes[TW_PATH_CHARS];
-    snprintf(codes, sizeof(codes), "%s\\wine-rules-cli-deny.codes", g_dir);
-    snprintf(args, sizeof(args), "rules-spawn \"%s\" %s \"%s\" cmd.exe", codes, CHILD_MS, g_bin);
-    test_cli("deny", "--deny-image cmd.exe --image-action kill_job", args, "image_denied");
-    remove(codes);
-  }
-  return jw_test_result("rules_real");
+  return TW_RUN_CASES("rules_real", argc, argv, cases);
 }

@@ -49,13 +49,14 @@ static void path_of(char *buf, size_t n, const char *tag, const char *suffix) {
 }
 
 /* Runs jobwarden.exe with args; waits. */
-static void seal_run(tw_proc_t *r, const char *tag, const char *args) {
-  CHECK_INT(tw_proc_start(r, g_jw, args, g_events, "wine-seal-", tag, NULL, NULL), 0);
-  CHECK(tw_proc_wait(r, RUN_TIMEOUT_MS, 1));
+static void seal_run(tw_run_t *r, const char *tag, const char *args) {
+  CHECK_INT(
+      tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = RUN_TIMEOUT_MS}, r), 0);
+  CHECK(tw_jw_wait(r));
 }
 
 /* `jobwarden verify FILE --key KEY`: its exit code, stdout in r. */
-static DWORD verify(tw_proc_t *r, const char *tag, const char *file, const char *key) {
+static DWORD verify(tw_run_t *r, const char *tag, const char *file, const char *key) {
   char args[TW_CMD_CHARS];
   snprintf(args, sizeof(args), "verify \"%s\" --key \"%s\"", file, key);
   seal_run(r, tag, args);
@@ -63,16 +64,14 @@ static DWORD verify(tw_proc_t *r, const char *tag, const char *file, const char 
 }
 
 static void expect_intact(const char *file, const char *key, const char *stream) {
-  tw_proc_t r;
+  tw_run_t r;
   char want[256];
   CHECK_U64(verify(&r, "verify-intact", file, key), 0);
   CHECK_CONTAINS(r.out, "verify: intact\n");
   snprintf(want, sizeof(want), " stream %s: intact, ", stream);
   CHECK_CONTAINS(r.out, want);
   CHECK_CONTAINS(r.out, ", closed by sandbox.job_end\n");
-  if (tw_case_failed(jw_test_failures))
-    fprintf(stderr, "verify %s:\n%s%s", file, r.out, r.err);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* Verifies a damaged copy: exit 1, the first bad line "KIND: [REL]COPY:LINE".
@@ -80,16 +79,14 @@ static void expect_intact(const char *file, const char *key, const char *stream)
 static void expect_damaged(const char *tag, char *const *l, size_t n, const char *key,
                            const char *kind, const char *rel, unsigned line) {
   char copy[TW_PATH_CHARS], want[TW_PATH_CHARS + 64];
-  tw_proc_t r;
-  tw_case_begin(jw_test_failures);
+  tw_run_t r;
   path_of(copy, sizeof(copy), tag, ".jsonl.txt");
   jw_test_lines_write(copy, l, n);
   CHECK_U64(verify(&r, tag, copy, key), 1);
   snprintf(want, sizeof(want), "verify: DAMAGED; the first bad line:\n  %s: %s%s:%u", kind, rel,
            copy, line);
   CHECK_CONTAINS(r.out, want);
-  tw_case_end(tag, jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
   if (g_manifest != NULL)
     fprintf(g_manifest, "%s\t%s\t%s\t%s%u\n", copy, key, kind, rel, line);
 }
@@ -100,42 +97,25 @@ static void expect_damaged(const char *tag, char *const *l, size_t n, const char
  * CreateFileW or SetNamedSecurityInfoW is not stored; the one read back is
  * made from the Unix mode bits, docs/platform-support.md). */
 static void check_key_dacl(const char *key) {
-  PSECURITY_DESCRIPTOR sd = NULL;
-  PACL dacl = NULL;
-  SECURITY_DESCRIPTOR_CONTROL ctl = 0;
-  DWORD rev = 0, got = 0;
-  ACCESS_ALLOWED_ACE *ace = NULL;
-  HANDLE token = NULL;
-  union {
-    TOKEN_USER tu;
-    unsigned char raw[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
-  } u;
+  tw_acl_t a;
   if (jw__is_wine()) {
     printf("windows-only: the DACL of %s (Wine %s keeps no file DACLs)\n", key, jw__wine_version());
     return;
   }
-  CHECK_U64(GetNamedSecurityInfoA(key, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, &dacl,
-                                  NULL, &sd),
-            ERROR_SUCCESS);
-  if (sd == NULL)
+  CHECK_U64(tw_acl_read(NULL, key, 0, &a), ERROR_SUCCESS);
+  if (a.error != ERROR_SUCCESS)
     return;
-  CHECK(GetSecurityDescriptorControl(sd, &ctl, &rev));
-  CHECK(ctl & SE_DACL_PROTECTED); /* nothing inherited from the folder */
-  CHECK(dacl != NULL);
-  if (dacl != NULL) {
-    CHECK_INT(dacl->AceCount, 1);
-    CHECK(GetAce(dacl, 0, (void **)&ace));
+  CHECK(a.have_control);
+  CHECK(a.is_protected); /* nothing inherited from the folder */
+  CHECK(a.have_dacl);
+  CHECK_INT(a.ace_count, 1);
+  CHECK(a.ace[0].read);
+  CHECK(tw_user_sid()[0] != '\0');
+  if (a.ace[0].read) {
+    CHECK_INT(a.ace[0].type, ACCESS_ALLOWED_ACE_TYPE);
+    CHECK_STR(a.ace[0].sid, tw_user_sid());
+    CHECK_U64(a.ace[0].mask & FILE_ALL_ACCESS, FILE_ALL_ACCESS);
   }
-  CHECK(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token));
-  CHECK(GetTokenInformation(token, TokenUser, &u, sizeof(u), &got));
-  if (ace != NULL) {
-    CHECK_INT(ace->Header.AceType, ACCESS_ALLOWED_ACE_TYPE);
-    CHECK(EqualSid((PSID)&ace->SidStart, u.tu.User.Sid));
-    CHECK_U64(ace->Mask & FILE_ALL_ACCESS, FILE_ALL_ACCESS);
-  }
-  if (token != NULL)
-    CloseHandle(token);
-  LocalFree(sd);
 }
 
 /* ---- (a) a sealed run with three sinks ---------------------------------- */
@@ -143,11 +123,10 @@ static void check_key_dacl(const char *key) {
 static void case_sealed_run(char *key, size_t key_n, char *rec, size_t rec_n) {
   char ecs[TW_PATH_CHARS], mark[TW_PATH_CHARS], pipe_out[TW_PATH_CHARS], args[TW_CMD_CHARS];
   char name[64], pipe_path[128];
-  tw_proc_t r;
+  tw_run_t r;
   HANDLE h = INVALID_HANDLE_VALUE;
   DWORD i;
 
-  tw_case_begin(jw_test_failures);
   path_of(key, key_n, "a", ".key");
   path_of(rec, rec_n, "a", ".jsonl");
   path_of(ecs, sizeof(ecs), "a-ecs", ".jsonl.txt");
@@ -165,7 +144,8 @@ static void case_sealed_run(char *key, size_t key_n, char *rec, size_t rec_n) {
            "run --seal-key \"%s\" --export \"file:%s\" --export \"file:%s,format=ecs\" "
            "--export pipe:%s -- \"%s\" --helper series-then-crash \"%s\"",
            key, rec, ecs, name, g_self, mark);
-  CHECK_INT(tw_proc_start(&r, g_jw, args, g_events, "wine-seal-", "a", NULL, NULL), 0);
+  CHECK_INT(
+      tw_jw_start(&(tw_run_opts_t){.tag = "a", .args = args, .timeout_ms = RUN_TIMEOUT_MS}, &r), 0);
   CHECK_INT(tw_wait_pipe(name, 20000, 20), 0);
   for (i = 0; i < 200 && h == INVALID_HANDLE_VALUE; i++) {
     h = CreateFileA(pipe_path, GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
@@ -189,38 +169,34 @@ static void case_sealed_run(char *key, size_t key_n, char *rec, size_t rec_n) {
       fclose(out);
     CloseHandle(h);
   }
-  CHECK(tw_proc_wait(&r, RUN_TIMEOUT_MS, 1));
+  CHECK(tw_jw_wait(&r));
   CHECK_U64(r.exit_code, 0xC0000005); /* the root's own exit: the crash */
-  tw_case_end("sealed-run", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 
-  tw_case_begin(jw_test_failures);
   /* jobwarden.exe tail --file: the portable formatter over the record
    * (the seal member is not shown), exit 0 for a record that ends with
    * job_end. */
   {
     char targs[TW_CMD_CHARS];
-    tw_proc_t t;
+    tw_run_t t;
     snprintf(targs, sizeof(targs), "tail --file \"%s\"", rec);
     seal_run(&t, "a-tail", targs);
     CHECK_U64(t.exit_code, 0);
     CHECK_CONTAINS(t.out, " info     job                    pid=-      -  job ended: ");
     CHECK(strstr(t.out, "\"mac\":") == NULL); /* no seal member shown */
-    tw_proc_free(&t);
+    tw_jw_free(&t);
   }
   check_key_dacl(key);
   expect_intact(rec, key, "0");
   expect_intact(ecs, key, "1");
   expect_intact(pipe_out, key, "2/1");
-  tw_case_end("sealed-streams", jw_test_failures, NULL);
 }
 
 /* ---- (b) the key file exists --------------------------------------------- */
 
 static void case_key_exists(const char *key) {
   char rec[TW_PATH_CHARS], args[TW_CMD_CHARS], want[TW_PATH_CHARS + 64];
-  tw_proc_t r;
-  tw_case_begin(jw_test_failures);
+  tw_run_t r;
   path_of(rec, sizeof(rec), "b", ".jsonl");
   DeleteFileA(rec);
   snprintf(args, sizeof(args),
@@ -232,29 +208,27 @@ static void case_key_exists(const char *key) {
   CHECK_CONTAINS(r.err, want);
   CHECK_CONTAINS(r.err, "(a key file is never overwritten)");
   CHECK(GetFileAttributesA(rec) == INVALID_FILE_ATTRIBUTES); /* nothing was opened */
-  tw_case_end("key-exists", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* A run sealed with the existing key `key` into the file `rec`: its root
  * runs `children` children one after another; exit 0. */
 static void run_with_key(const char *key, const char *rec, const char *tag, int children) {
   char args[TW_CMD_CHARS];
-  tw_proc_t r;
+  tw_run_t r;
   snprintf(args, sizeof(args),
            "run --seal-key-existing \"%s\" --export \"file:%s\" -- \"%s\" --helper series %d 0",
            key, rec, g_self, children);
   seal_run(&r, tag, args);
   CHECK_U64(r.exit_code, 0);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
 }
 
 /* ---- (c) a key made beforehand -------------------------------------------- */
 
 static void case_existing_key(const char *key_a, char *rec, size_t rec_n) {
   char key[TW_PATH_CHARS], args[TW_CMD_CHARS];
-  tw_proc_t r;
-  tw_case_begin(jw_test_failures);
+  tw_run_t r;
   path_of(key, sizeof(key), "c", ".key");
   path_of(rec, rec_n, "c", ".jsonl");
   DeleteFileA(key);
@@ -263,15 +237,14 @@ static void case_existing_key(const char *key_a, char *rec, size_t rec_n) {
   seal_run(&r, "c-key", args);
   CHECK_U64(r.exit_code, 0);
   CHECK_CONTAINS(r.out, ": new seal key ");
-  tw_proc_free(&r);
+  tw_jw_free(&r);
   check_key_dacl(key);
   run_with_key(key, rec, "c", 2);
   expect_intact(rec, key, "0");
   /* The right record, the wrong key. */
   CHECK_U64(verify(&r, "c-wrong-key", rec, key_a), 1);
   CHECK_CONTAINS(r.out, "key_mismatch: ");
-  tw_proc_free(&r);
-  tw_case_end("existing-key", jw_test_failures, NULL);
+  tw_jw_free(&r);
 }
 
 /* ---- (d) damage ----------------------------------------------------------- */
@@ -357,11 +330,10 @@ static void case_damage(const char *key, const char *rec, const char *key_c) {
  * verifies intact. A rewrite by anyone later is what verify names: (d). */
 static void case_agent_rewrites(const char *key) {
   char rec[TW_PATH_CHARS], mark[TW_PATH_CHARS], args[TW_CMD_CHARS];
-  tw_proc_t r;
+  tw_run_t r;
   json_t *evs, *ev;
   size_t k;
   int orphan = 0, child_killed = 0;
-  tw_case_begin(jw_test_failures);
   path_of(rec, sizeof(rec), "f-agent", ".jsonl.txt");
   path_of(mark, sizeof(mark), "f-agent", ".mark");
   DeleteFileA(rec);
@@ -390,8 +362,7 @@ static void case_agent_rewrites(const char *key) {
   CHECK_INT(child_killed, 1);
   CHECK(GetFileAttributesA(mark) == INVALID_FILE_ATTRIBUTES); /* it never opened the file */
   expect_intact(rec, key, "0");
-  tw_case_end("agent-rewrites", jw_test_failures, &r);
-  tw_proc_free(&r);
+  tw_jw_free(&r);
   if (g_manifest != NULL)
     fprintf(g_manifest, "%s\t%s\tintact\t-\n", rec, key);
 }
@@ -400,8 +371,7 @@ static void case_agent_rewrites(const char *key) {
 
 static void case_killed(void) {
   char key[TW_PATH_CHARS], rec[TW_PATH_CHARS], args[TW_CMD_CHARS];
-  tw_proc_t r, v;
-  tw_case_begin(jw_test_failures);
+  tw_run_t r, v;
   path_of(key, sizeof(key), "e", ".key");
   path_of(rec, sizeof(rec), "e-killed", ".jsonl");
   DeleteFileA(key);
@@ -409,7 +379,8 @@ static void case_killed(void) {
   snprintf(args, sizeof(args),
            "run --seal-key \"%s\" --export \"file:%s\" -- \"%s\" --helper sleep 60000", key, rec,
            g_self);
-  CHECK_INT(tw_proc_start(&r, g_jw, args, g_events, "wine-seal-", "e", NULL, NULL), 0);
+  CHECK_INT(
+      tw_jw_start(&(tw_run_opts_t){.tag = "e", .args = args, .timeout_ms = RUN_TIMEOUT_MS}, &r), 0);
   /* Once the root's start is written, jobwarden dies. */
   {
     DWORD i;
@@ -424,11 +395,11 @@ static void case_killed(void) {
     }
   }
   CHECK(TerminateProcess(r.pi.hProcess, 9));
-  tw_proc_wait(&r, RUN_TIMEOUT_MS, 1);
+  tw_jw_wait(&r);
   CHECK_U64(verify(&v, "e-verify", rec, key), 1);
   CHECK_CONTAINS(v.out, "verify: DAMAGED; the first bad line:\n  truncated: after ");
   CHECK_CONTAINS(v.out, "without its closing line (sandbox.job_end)");
-  tw_proc_free(&v);
+  tw_jw_free(&v);
   {
     char targs[TW_CMD_CHARS];
     snprintf(targs, sizeof(targs), "tail --file \"%s\"", rec);
@@ -436,38 +407,75 @@ static void case_killed(void) {
     CHECK_U64(v.exit_code, 1); /* the record ends before sandbox.job_end */
     CHECK_CONTAINS(v.err, ": the record ends before sandbox.job_end");
   }
-  tw_case_end("killed", jw_test_failures, &v);
-  tw_proc_free(&v);
-  tw_proc_free(&r);
+  tw_jw_free(&v);
+  tw_jw_free(&r);
   if (g_manifest != NULL)
     fprintf(g_manifest, "%s\t%s\ttruncated\tafter\n", rec, key);
 }
 
+/* The records the cases share: a (case sealed_run) and c (existing_key),
+ * their keys, and the manifest the native check reads. */
+static char g_key[TW_PATH_CHARS], g_rec[TW_PATH_CHARS], g_key_c[TW_PATH_CHARS],
+    g_rec_c[TW_PATH_CHARS];
+
+static void test_sealed_run(void) {
+  case_sealed_run(g_key, sizeof(g_key), g_rec, sizeof(g_rec));
+  if (g_manifest != NULL)
+    fprintf(g_manifest, "%s\t%s\tintact\t-\n", g_rec, g_key);
+}
+
+static void test_existing_key(void) {
+  case_existing_key(g_key, g_rec_c, sizeof(g_rec_c));
+  if (g_manifest != NULL)
+    fprintf(g_manifest, "%s\t%s\tintact\t-\n", g_rec_c, g_key_c);
+}
+
+/* A case run alone makes the records it reads first (with their checks)
+ * when they are not there. */
+static void need(const char *path, void (*make)(void)) {
+  if (GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES)
+    make();
+}
+
+static void test_key_exists(void) {
+  need(g_rec, test_sealed_run);
+  case_key_exists(g_key);
+}
+
+static void test_damage(void) {
+  need(g_rec, test_sealed_run);
+  need(g_rec_c, test_existing_key);
+  case_damage(g_key, g_rec, g_key_c);
+}
+
+static void test_agent_rewrites(void) {
+  need(g_rec, test_sealed_run);
+  case_agent_rewrites(g_key);
+}
+
+/* Runnable one by one: `win_seal.exe DATA EVENTS JOBWARDEN --case damage`. */
+static const jw_test_case_t cases[] = {
+    {"sealed_run", test_sealed_run, 60},         {"key_exists", test_key_exists, 60},
+    {"existing_key", test_existing_key, 60},     {"damage", test_damage, 120},
+    {"agent_rewrites", test_agent_rewrites, 60}, {"killed", case_killed, 60},
+};
+
 int main(int argc, char **argv) {
-  char key[TW_PATH_CHARS], rec[TW_PATH_CHARS], rec_c[TW_PATH_CHARS], manifest[TW_PATH_CHARS];
-  char key_c[TW_PATH_CHARS];
+  char manifest[TW_PATH_CHARS];
+  int rc;
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if (argc < 4 || tw_test_args(argc, argv, g_events, g_jw, g_self) != 0) {
-    fprintf(stderr, "usage: test_seal <tests/data dir> <events out dir> <jobwarden.exe>\n");
+  if (tw_test_setup(argc, argv, "wine-seal-", g_events, g_jw, g_self) != 0)
     return 2;
-  }
-  CreateDirectoryA(g_events, NULL);
   setvbuf(stdout, NULL, _IONBF, 0);
+  path_of(g_key, sizeof(g_key), "a", ".key");
+  path_of(g_rec, sizeof(g_rec), "a", ".jsonl");
+  path_of(g_key_c, sizeof(g_key_c), "c", ".key");
+  path_of(g_rec_c, sizeof(g_rec_c), "c", ".jsonl");
   path_of(manifest, sizeof(manifest), "manifest", ".txt");
   g_manifest = fopen(manifest, "wb");
-  case_sealed_run(key, sizeof(key), rec, sizeof(rec));
-  if (g_manifest != NULL)
-    fprintf(g_manifest, "%s\t%s\tintact\t-\n", rec, key);
-  case_key_exists(key);
-  case_existing_key(key, rec_c, sizeof(rec_c));
-  path_of(key_c, sizeof(key_c), "c", ".key");
-  if (g_manifest != NULL)
-    fprintf(g_manifest, "%s\t%s\tintact\t-\n", rec_c, key_c);
-  case_damage(key, rec, key_c);
-  case_agent_rewrites(key);
-  case_killed();
+  rc = TW_RUN_CASES("seal", argc, argv, cases);
   if (g_manifest != NULL)
     fclose(g_manifest);
-  return jw_test_result("seal");
+  return rc;
 }

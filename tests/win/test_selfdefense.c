@@ -25,6 +25,7 @@
 
 #include "harness.h"
 #include "helpers.h"
+#include "checks.h"
 
 #define RUN_TIMEOUT_MS   30000
 #define KILL_DEADLINE_MS 3000
@@ -42,7 +43,7 @@ static void case_path(char *buf, size_t n, const char *tag, const char *suffix) 
 /* ------------------------------------------------------------------------ */
 
 typedef struct {
-  tw_proc_t p; /* the run; p.out is the helper's reports after finish_run */
+  tw_run_t p; /* the run; p.out is the helper's reports after finish_run */
   char log[TW_PATH_CHARS];
 } run_t;
 
@@ -53,15 +54,15 @@ static int start_run(run_t *r, const char *tag, const char *opts, const char *he
   DeleteFileA(r->log);
   snprintf(cmd, sizeof(cmd), "run %s --export \"file:%s\" -- \"%s\" --helper %s", opts, r->log,
            g_self, helper_args);
-  tw_proc_start(&r->p, g_jw, cmd, g_events, "wine-self-", tag, NULL, NULL);
+  tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = cmd, .timeout_ms = RUN_TIMEOUT_MS}, &r->p);
   CHECK(r->p.started);
   return r->p.started ? 0 : -1;
 }
 
-/* Waits for the run (a run killed after timeout_ms fails), reads its
+/* Waits for the run (a run killed after RUN_TIMEOUT_MS fails), reads its
  * reports. */
-static void finish_run(run_t *r, DWORD timeout_ms) {
-  if (!tw_proc_wait(&r->p, timeout_ms, 1))
+static void finish_run(run_t *r) {
+  if (!tw_jw_wait(&r->p))
     CHECK(0);
 }
 
@@ -107,68 +108,40 @@ static json_t *only(json_t *evs, const char *event, const char *rule) {
 /* The expected DACL                                                        */
 /* ------------------------------------------------------------------------ */
 
-static char g_user_sid[256]; /* this test's user: jobwarden runs as it */
-
-static int read_user_sid(void) {
-  HANDLE tok;
-  BYTE buf[512];
-  DWORD len;
-  char *s = NULL;
-  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok))
-    return -1;
-  if (GetTokenInformation(tok, TokenUser, buf, sizeof(buf), &len) &&
-      ConvertSidToStringSidA(((TOKEN_USER *)buf)->User.Sid, &s)) {
-    snprintf(g_user_sid, sizeof(g_user_sid), "%s", s);
-    LocalFree(s);
-  }
-  CloseHandle(tok);
-  return g_user_sid[0] ? 0 : -1;
-}
-
 /* Reads a kernel object's DACL and checks it holds exactly: allow user
  * `user_mask`, allow SYSTEM `system_mask`, allow OWNER RIGHTS
  * READ_CONTROL, in that order; and SE_DACL_PROTECTED as `want_protected`
  * says (1 set, 0 clear, -1 either). */
 static void check_dacl_bit(HANDLE h, DWORD user_mask, DWORD system_mask, int want_protected,
                            const char *what) {
-  PSECURITY_DESCRIPTOR sd = NULL;
-  PACL dacl = NULL;
-  SECURITY_DESCRIPTOR_CONTROL ctl = 0;
-  DWORD rev = 0, e, i;
-  static const char *const sids[3] = {NULL, "S-1-5-18", "S-1-3-4"};
-  DWORD masks[3];
+  static const char *const sids[3] = {NULL, TW_SID_SYSTEM, "S-1-3-4"};
+  DWORD masks[3], i;
+  tw_acl_t a;
   int before = jw_test_failures;
   masks[0] = user_mask;
   masks[1] = system_mask;
   masks[2] = READ_CONTROL;
-  e = GetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, &dacl, NULL, &sd);
-  CHECK_INT(e, ERROR_SUCCESS);
-  if (e != ERROR_SUCCESS)
+  CHECK_INT(tw_acl_read(h, NULL, 0, &a), ERROR_SUCCESS);
+  if (a.error != ERROR_SUCCESS)
     return;
-  CHECK(GetSecurityDescriptorControl(sd, &ctl, &rev));
+  CHECK(a.have_control);
   /* Wine 8 (measured) does not keep SE_DACL_PROTECTED when a DACL is
    * set with SetSecurityInfo: read back, the bit is clear. It keeps the
    * bit of a descriptor given at creation (a thread started with
    * jobwarden's SECURITY_ATTRIBUTES). Windows keeps it either way. */
   if (want_protected >= 0)
-    CHECK(((ctl & SE_DACL_PROTECTED) != 0) == want_protected);
-  CHECK(dacl != NULL);
-  if (dacl != NULL) {
-    CHECK_INT(dacl->AceCount, 3);
-    for (i = 0; i < 3 && i < dacl->AceCount; i++) {
-      ACCESS_ALLOWED_ACE *ace = NULL;
-      char *s = NULL;
-      CHECK(GetAce(dacl, i, (void **)&ace));
-      if (ace == NULL)
-        continue;
-      CHECK_INT(ace->Header.AceType, ACCESS_ALLOWED_ACE_TYPE);
-      CHECK_U64(ace->Mask, masks[i]);
-      CHECK(ConvertSidToStringSidA((PSID)&ace->SidStart, &s));
-      CHECK_STR(s, sids[i] ? sids[i] : g_user_sid);
-      LocalFree(s);
-    }
+    CHECK(a.is_protected == want_protected);
+  CHECK(a.have_dacl);
+  CHECK_INT(a.ace_count, 3);
+  for (i = 0; i < 3 && i < a.ace_count; i++) {
+    CHECK(a.ace[i].read);
+    if (!a.ace[i].read)
+      continue;
+    CHECK_INT(a.ace[i].type, ACCESS_ALLOWED_ACE_TYPE);
+    CHECK_U64(a.ace[i].mask, masks[i]);
+    CHECK(a.ace[i].sid[0] != '\0');
+    CHECK_STR(a.ace[i].sid, sids[i] ? sids[i] : tw_user_sid());
   }
-  LocalFree(sd);
   if (jw_test_failures != before)
     fprintf(stderr, "    ^ in the DACL of %s\n", what);
 }
@@ -253,9 +226,9 @@ static void case_dacl_read_back(void) {
     if (m[1])
       CloseHandle(m[1]);
   }
-  finish_run(&r, RUN_TIMEOUT_MS);
+  finish_run(&r);
   CHECK_U64(r.p.exit_code, 9);
-  tw_proc_free(&r.p);
+  tw_jw_free(&r.p);
 }
 
 /* Waits until the file at path holds text (a line jobwarden wrote). 0,
@@ -381,7 +354,7 @@ static void case_late_threads(void) {
     if (f)
       fclose(f);
   }
-  finish_run(&r, RUN_TIMEOUT_MS);
+  finish_run(&r);
   CHECK_U64(r.p.exit_code, 0);
   if (th != NULL) {
     CHECK_INT(WaitForSingleObject(th, RUN_TIMEOUT_MS), WAIT_OBJECT_0);
@@ -423,7 +396,7 @@ static void case_late_threads(void) {
             "refused THREAD_SUSPEND_RESUME and THREAD_TERMINATE from inside the job\n",
             seen, late_seen);
   }
-  tw_proc_free(&r.p);
+  tw_jw_free(&r.p);
 }
 
 /* 1b. The explicit opt-out: --no-kill-on-close is recorded as
@@ -458,7 +431,7 @@ static void case_kill_on_close_opt_out(void) {
       WaitForSingleObject(m[i], 5000);
       CloseHandle(m[i]);
     }
-  finish_run(&r, RUN_TIMEOUT_MS);
+  finish_run(&r);
   CHECK_U64(r.p.exit_code, 9);
   evs = tw_read_events(r.log);
   CHECK(evs != NULL);
@@ -469,7 +442,7 @@ static void case_kill_on_close_opt_out(void) {
     CHECK(json_is_false(tw_get(ev, "policy.kill_on_close")));
     json_decref(evs);
   }
-  tw_proc_free(&r.p);
+  tw_jw_free(&r.p);
 }
 
 /* 2. From inside the job: which rights on jobwarden the agent gets.
@@ -491,7 +464,7 @@ static void case_open_parent(void) {
   size_t i;
   if (start_run(&r, "open-parent", "--tier none", "open-parent") != 0)
     return;
-  finish_run(&r, RUN_TIMEOUT_MS);
+  finish_run(&r);
   CHECK_U64(r.p.exit_code, 0);
   CHECK_INT(reported_long(&r, "parent"), (long)r.p.pi.dwProcessId);
   for (i = 0; i < sizeof(rights) / sizeof(rights[0]); i++) {
@@ -503,7 +476,7 @@ static void case_open_parent(void) {
             v ? v : "(not reported)");
     CHECK_STR(v, rights[i].want);
   }
-  tw_proc_free(&r.p);
+  tw_jw_free(&r.p);
 }
 
 /* 3. The agent kills jobwarden (exit code 0) while it has a grandchild:
@@ -553,7 +526,7 @@ static void case_agent_kills_jobwarden(const char *tier) {
     CloseHandle(m[0]);
   if (m[1])
     CloseHandle(m[1]);
-  finish_run(&r, RUN_TIMEOUT_MS);
+  finish_run(&r);
   /* The direct open is refused by the DACL (Wine and Windows). The
    * owner's way round, WRITE_DAC, works under Wine only (it ignores
    * OWNER RIGHTS): the agent replaces the DACL, opens jobwarden again and
@@ -577,7 +550,7 @@ static void case_agent_kills_jobwarden(const char *tier) {
     json_decref(end);
     json_decref(evs);
   }
-  tw_proc_free(&r.p);
+  tw_jw_free(&r.p);
 }
 
 /* 4. The agent copies jobwarden's job handle (PROCESS_DUP_HANDLE) and
@@ -590,7 +563,7 @@ static void case_dup_job_windows_only(void) {
   json_t *evs;
   if (start_run(&r, "dup-job", "--tier none", "dup-job") != 0)
     return;
-  finish_run(&r, RUN_TIMEOUT_MS);
+  finish_run(&r);
   CHECK_U64(r.p.exit_code, 0);
   CHECK_STR(reported(&r, "open"), "5");         /* the DACL, Wine and Windows */
   CHECK_STR(reported(&r, "rewrite_open"), "0"); /* windows-only: 5, and nothing follows */
@@ -611,7 +584,7 @@ static void case_dup_job_windows_only(void) {
     CHECK(end != NULL);
     json_decref(evs);
   }
-  tw_proc_free(&r.p);
+  tw_jw_free(&r.p);
 }
 
 /* 5. What the program inherited (the HANDLE_LIST path): exactly its three
@@ -625,7 +598,7 @@ static void case_inherited_handles(void) {
   char want[128];
   if (start_run(&r, "inherited", "--tier none", "inherited") != 0)
     return;
-  finish_run(&r, RUN_TIMEOUT_MS);
+  finish_run(&r);
   CHECK_U64(r.p.exit_code, 0);
   std = reported(&r, "std");
   CHECK(std != NULL && sscanf(std, "%lx %lx %lx", &in, &out, &err) == 3);
@@ -655,7 +628,7 @@ static void case_inherited_handles(void) {
     CHECK(tw_int(ev, "job_config.self_protection.handles_made_uninheritable") >= 3);
     json_decref(evs);
   }
-  tw_proc_free(&r.p);
+  tw_jw_free(&r.p);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -736,7 +709,7 @@ static void case_token(const char *tag, const char *opts, const char *mode) {
   int restricted = strcmp(mode, "restricted") == 0 || strcmp(mode, "restricted_low") == 0;
   if (start_run(&r, tag, opts, "token-report") != 0)
     return;
-  finish_run(&r, RUN_TIMEOUT_MS);
+  finish_run(&r);
   CHECK_U64(r.p.exit_code, 0);
   powerful_groups(deny, sizeof(deny));
   evs = tw_read_events(r.log);
@@ -812,33 +785,58 @@ static void case_token(const char *tag, const char *opts, const char *mode) {
       fprintf(stderr, "    ^ in case %s\n", tag);
     json_decref(evs);
   }
-  tw_proc_free(&r.p);
+  tw_jw_free(&r.p);
 }
+
+static void case_agent_kills_none(void) {
+  case_agent_kills_jobwarden("none");
+}
+
+static void case_agent_kills_hardened(void) {
+  case_agent_kills_jobwarden("hardened");
+}
+
+static void case_token_lockdown(void) {
+  case_token("token-lockdown", "--tier lockdown", "restricted_low");
+}
+
+static void case_token_none(void) {
+  case_token("token-none", "--tier none", "inherit");
+}
+
+static void case_token_restricted(void) {
+  case_token("token-restricted", "--tier none --token restricted", "restricted");
+}
+
+static void case_token_low(void) {
+  case_token("token-low", "--tier hardened --token low_integrity", "low_integrity");
+}
+
+/* Runnable one by one: `win_selfdefense.exe DATA EVENTS JOBWARDEN --case open_parent`. */
+static const jw_test_case_t cases[] = {
+    {"dacl_read_back", case_dacl_read_back, 60},
+    {"late_threads", case_late_threads, 60},
+    {"kill_on_close_opt_out", case_kill_on_close_opt_out, 60},
+    {"open_parent", case_open_parent, 60},
+    {"agent_kills_none", case_agent_kills_none, 60},
+    {"agent_kills_hardened", case_agent_kills_hardened, 60},
+    {"dup_job_windows_only", case_dup_job_windows_only, 60},
+    {"inherited_handles", case_inherited_handles, 60},
+    {"token_lockdown", case_token_lockdown, 60},
+    {"token_none", case_token_none, 60},
+    {"token_restricted", case_token_restricted, 60},
+    {"token_low", case_token_low, 60},
+};
 
 int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if (argc < 4) {
-    fprintf(stderr, "usage: test_selfdefense <tests/data dir> <events out dir> <jobwarden.exe>\n");
+  if (tw_test_setup(argc, argv, "wine-self-", g_events, g_jw, g_self) != 0)
+    return 2;
+  if (tw_user_sid()[0] == '\0') {
+    fprintf(stderr, "cannot read the user\n");
     return 2;
   }
-  if (tw_test_args(argc, argv, g_events, g_jw, g_self) != 0 || read_user_sid() != 0) {
-    fprintf(stderr, "cannot resolve the paths given or read the user\n");
-    return 2;
-  }
-  CreateDirectoryA(g_events, NULL);
 
-  case_dacl_read_back();
-  case_late_threads();
-  case_kill_on_close_opt_out();
-  case_open_parent();
-  case_agent_kills_jobwarden("none");
-  case_agent_kills_jobwarden("hardened");
-  case_dup_job_windows_only();
-  case_inherited_handles();
-  case_token("token-lockdown", "--tier lockdown", "restricted_low");
-  case_token("token-none", "--tier none", "inherit");
-  case_token("token-restricted", "--tier none --token restricted", "restricted");
-  case_token("token-low", "--tier hardened --token low_integrity", "low_integrity");
-  return jw_test_result("selfdefense");
+  return TW_RUN_CASES("selfdefense", argc, argv, cases);
 }

@@ -334,15 +334,30 @@ static void test_cleanup_on_failure(void) {
   CloseHandle(job);
 }
 
+static const char *g_out = ".";
+
+static void test_missing_case(void) {
+  test_missing(g_out);
+}
+
+static void test_race_proof_case(void) {
+  test_race_proof(g_out);
+}
+
+/* Runnable one by one: `win_spawn.exe DATA EVENTS JOBWARDEN --case handles`. */
+static const jw_test_case_t cases[] = {
+    {"race_free", test_race_free, 60},
+    {"handles", test_handles, 60},
+    {"breakaway_and_exit_codes", test_breakaway_and_exit_codes, 60},
+    {"missing", test_missing_case, 60},
+    {"cleanup_on_failure", test_cleanup_on_failure, 60},
+    {"race_proof", test_race_proof_case, 180},
+};
+
 int main(int argc, char **argv) {
   const char *out = argc > 2 ? argv[2] : ".";
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  test_race_free();
-  test_handles();
-  test_breakaway_and_exit_codes();
-  test_missing(out);
-  test_cleanup_on_failure();
-  test_race_proof(out);
-  return jw_test_result("spawn_real");
+  g_out = out;
+  return TW_RUN_CASES("spawn_real", argc, argv, cases);
 }

@@ -397,7 +397,7 @@ static char g_self[TW_PATH_CHARS];   /* this executable */
  * unposted_exit; its one process_exit comes when it really exits, with
  * its exit code, and the sealed record verifies. */
 static void test_forged_exit_signal_in_job(void) {
-  tw_proc_t run, ver;
+  tw_run_t run, ver;
   char log[TW_PATH_CHARS], key[TW_PATH_CHARS], result[TW_PATH_CHARS], marker[TW_PATH_CHARS];
   char args[TW_CMD_CHARS], rest[256], want[160];
   char *buf = NULL;
@@ -416,7 +416,12 @@ static void test_forged_exit_signal_in_job(void) {
   snprintf(args, sizeof(args),
            "run --export \"file:%s\" -- \"%s\" --helper forge-exited \"%s\" \"%s\" %d", log, g_self,
            result, marker, IN_JOB_EXIT_CODE);
-  if (tw_proc_start(&run, g_jw, args, g_events, "wine-tamper-", IN_JOB_TAG, NULL, NULL) != 0) {
+  if (tw_jw_start(&(tw_run_opts_t){.exe = g_jw,
+                                   .args = args,
+                                   .dir = g_events,
+                                   .prefix = "wine-tamper-",
+                                   .tag = IN_JOB_TAG},
+                  &run) != 0) {
     CHECK(!"jobwarden.exe started");
     return;
   }
@@ -471,7 +476,7 @@ static void test_forged_exit_signal_in_job(void) {
     if (f != NULL)
       fclose(f);
   }
-  CHECK(tw_proc_wait(&run, 60000, 1));
+  CHECK(tw_jw_wait(&run));
   CHECK_U64(run.exit_code, IN_JOB_EXIT_CODE);
   evs = tw_read_events(log);
   CHECK(evs != NULL);
@@ -507,18 +512,22 @@ static void test_forged_exit_signal_in_job(void) {
     CHECK_INT(count_for(evs, "sandbox.job_end", NULL, -1), 1);
     json_decref(evs);
   }
-  /* The sealed record (tw_proc_start's key) verifies. */
+  /* The sealed record (tw_jw_start's key) verifies. */
   snprintf(args, sizeof(args), "verify \"%s\" --key \"%s\"", log, key);
-  CHECK_INT(
-      tw_proc_start(&ver, g_jw, args, g_events, "wine-tamper-", IN_JOB_TAG "-verify", NULL, NULL),
-      0);
-  CHECK(tw_proc_wait(&ver, 60000, 1));
+  CHECK_INT(tw_jw_start(&(tw_run_opts_t){.exe = g_jw,
+                                         .args = args,
+                                         .dir = g_events,
+                                         .prefix = "wine-tamper-",
+                                         .tag = IN_JOB_TAG "-verify"},
+                        &ver),
+            0);
+  CHECK(tw_jw_wait(&ver));
   CHECK_U64(ver.exit_code, 0);
   CHECK_CONTAINS(ver.out, "verify: intact\n");
   if (jw_test_failures > 0)
     fprintf(stderr, "jobwarden run: %s%s\nverify: %s%s\n", run.out, run.err, ver.out, ver.err);
-  tw_proc_free(&ver);
-  tw_proc_free(&run);
+  tw_jw_free(&ver);
+  tw_jw_free(&run);
   free(buf);
 }
 

@@ -252,7 +252,6 @@ static void case_ca_files(void) {
   jw__tls_creds_t *c = NULL;
   jw_error_t err;
   HANDLE h;
-  tw_case_begin(jw_test_failures);
 
   memset(&err, 0, sizeof err);
   CHECK_INT(jw__tls_creds_new(NULL, &c, &err), JW_EINVAL);
@@ -347,7 +346,6 @@ static void case_ca_files(void) {
            path);
   CHECK_STR(err.text, want);
   CHECK(c == NULL);
-  tw_case_end("ca-files", jw_test_failures, NULL);
 }
 
 /* A server that accepts the TCP connection and never answers: the
@@ -360,7 +358,6 @@ static void case_handshake_timeout(void) {
   jw__tls_t *t = NULL;
   jw_error_t err;
   ULONGLONG t0, took;
-  tw_case_begin(jw_test_failures);
   memset(&a, 0, sizeof a);
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -382,7 +379,6 @@ static void case_handshake_timeout(void) {
   closesocket(s);
   closesocket(l);
   jw__tls_creds_free(c);
-  tw_case_end("handshake-timeout", jw_test_failures, NULL);
 }
 
 /* Each refusal: exact code, Win32 value and message. */
@@ -392,7 +388,6 @@ static void expect_refused(const char *tag, const char *ca, int port, const char
   conn_t k;
   jw_error_t err;
   int rc;
-  tw_case_begin(jw_test_failures);
   rc = conn_open(&k, c, port, name, IO_TIMEOUT_MS, &err);
   CHECK_INT(rc, code);
   CHECK(k.t == NULL);
@@ -403,7 +398,6 @@ static void expect_refused(const char *tag, const char *ca, int port, const char
   if (rc == 0)
     conn_close(&k);
   jw__tls_creds_free(c);
-  tw_case_end(tag, jw_test_failures, NULL);
 }
 
 static void case_refusals(void) {
@@ -458,7 +452,6 @@ static void case_delivery(void) {
     jw_error_t err;
     char tag[64];
     int rc, m;
-    tw_case_begin(jw_test_failures);
     rc = conn_open(&k, c, *runs[i].port, runs[i].name, IO_TIMEOUT_MS, &err);
     CHECK_INT(rc, 0);
     if (rc != 0) {
@@ -486,7 +479,6 @@ static void case_delivery(void) {
       check_output(runs[i].tag);
     }
     jw__tls_creds_free(c);
-    tw_case_end(runs[i].tag, jw_test_failures, NULL);
   }
 }
 
@@ -504,7 +496,6 @@ static void case_versions(void) {
   conn_t k;
   jw_error_t err;
   int rc, wine = under_wine();
-  tw_case_begin(jw_test_failures);
   rc = conn_open(&k, c, g_tls11, "localhost", IO_TIMEOUT_MS, &err);
   CHECK_INT(rc, JW_EIO);
   CHECK(k.t == NULL);
@@ -534,7 +525,6 @@ static void case_versions(void) {
     printf("TLS 1.3-only collector: refused: %s\n", err.text);
   }
   jw__tls_creds_free(c);
-  tw_case_end("versions", jw_test_failures, NULL);
 }
 
 /* A collector that accepts and stops reading (SIGSTOP): a send fails
@@ -547,7 +537,6 @@ static void case_stalled(void) {
   char *msg = make_message("stall", 65536, 7);
   int rc, n = 0;
   ULONGLONG t0 = 0, took = 0;
-  tw_case_begin(jw_test_failures);
   rc = conn_open(&k, c, g_good, "localhost", 1500, &err);
   CHECK_INT(rc, 0);
   if (rc == 0 && request("stop") == 0) {
@@ -578,7 +567,6 @@ static void case_stalled(void) {
     conn_close(&k);
   free(msg);
   jw__tls_creds_free(c);
-  tw_case_end("stalled", jw_test_failures, NULL);
 }
 
 /* What is waiting on a socket without taking it: "close_notify or data"
@@ -603,7 +591,6 @@ static void case_close_notify(void) {
   int closed = 0;
   char b[8];
   ULONGLONG t0;
-  tw_case_begin(jw_test_failures);
   CHECK_INT(conn_open(&k, c, g_closer, "localhost", IO_TIMEOUT_MS, &err), 0);
   if (k.t != NULL) {
     /* Wait, bounded, until the alert is here; then the proof that the
@@ -621,7 +608,6 @@ static void case_close_notify(void) {
     conn_close(&k);
   }
   jw__tls_creds_free(c);
-  tw_case_end("close-notify", jw_test_failures, NULL);
 }
 
 /* The collector goes away (SIGTERM, waited for): jw__tls_peer_closed says
@@ -633,7 +619,6 @@ static void case_server_gone(void) {
   char *msg = make_message("before-kill", 200, 9);
   int rc, i, closed = 0;
   ULONGLONG t0, took;
-  tw_case_begin(jw_test_failures);
   CHECK_INT(conn_open(&a, c, g_good, "localhost", IO_TIMEOUT_MS, &err), 0);
   CHECK_INT(conn_open(&b, c, g_good, "127.0.0.1", IO_TIMEOUT_MS, &err), 0);
   if (a.t == NULL || b.t == NULL)
@@ -679,14 +664,24 @@ done:
   conn_close(&b);
   free(msg);
   jw__tls_creds_free(c);
-  tw_case_end("server-gone", jw_test_failures, NULL);
 }
+
+/* In this order: the refused handshakes sent nothing, so rsyslog's output
+ * is exactly the delivered messages (check_output after each connection).
+ * Runnable one by one (with the script's collectors): `--case stalled`. */
+static const jw_test_case_t cases[] = {
+    {"ca_files", case_ca_files, 60}, {"handshake_timeout", case_handshake_timeout, 60},
+    {"refusals", case_refusals, 60}, {"delivery", case_delivery, 60},
+    {"versions", case_versions, 60}, {"close_notify", case_close_notify, 60},
+    {"stalled", case_stalled, 120},  {"server_gone", case_server_gone, 60},
+};
 
 int main(int argc, char **argv) {
   WSADATA wsa;
+  int rc;
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if (argc != 8 || tw_full_path(argv[1], g_work, sizeof g_work) != 0) {
+  if (argc < 8 || tw_full_path(argv[1], g_work, sizeof g_work) != 0) {
     fprintf(stderr,
             "usage: win_tls.exe WORK_DIR GOOD_PORT EXPIRED_PORT OTHER_PORT TLS13_PORT TLS11_PORT "
             "CLOSER_PORT\n");
@@ -703,17 +698,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "WSAStartup failed\n");
     return 1;
   }
-  case_ca_files();
-  case_handshake_timeout();
-  case_refusals();
-  case_delivery();
-  case_versions();
-  /* The refused handshakes sent nothing: rsyslog's output is exactly the
-   * delivered messages (check_output after each connection). */
-  case_close_notify();
-  case_stalled();
-  case_server_gone();
+  rc = TW_RUN_CASES("wine.real.tls", argc, argv, cases);
   free(g_expected);
   WSACleanup();
-  return jw_test_result("wine.real.tls");
+  return rc;
 }

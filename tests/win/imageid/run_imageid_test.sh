@@ -3,7 +3,7 @@
 # coreutils' sha256sum, from the very files the Windows test hashes, and
 # passed to it as arguments: the test never compares CNG with itself.
 #
-# Usage: run_imageid_test.sh WINEPREFIX TEST_EXE HELPER_EXE EVENTS_DIR WORK_DIR
+# Usage: run_imageid_test.sh WINEPREFIX TEST_EXE HELPER_EXE EVENTS_DIR WORK_DIR [--case NAME]
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -22,4 +22,4 @@ sum() { sha256sum "$1" | cut -d' ' -f1; }
 exec "$root/scripts/wine-exec.sh" "$prefix" "$test_exe" "$events" "$work" \
   "$helper_exe" "$(sum "$test_exe")" "$(stat -c %s "$test_exe")" \
   "$(sum "$helper_exe")" "$(stat -c %s "$helper_exe")" "$(sum "$work/seed.txt")" \
-  "$(sum "$work/big.exe")" "$(stat -c %s "$work/big.exe")"
+  "$(sum "$work/big.exe")" "$(stat -c %s "$work/big.exe")" "${@:6}"

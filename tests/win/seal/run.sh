@@ -5,12 +5,12 @@
 # again here with the native jobwarden (the analyst's Linux machine), which
 # must give the same verdict at the same line.
 #
-# Usage: run.sh WINEPREFIX TEST_EXE DATA EVENTS JOBWARDEN_EXE NATIVE_JOBWARDEN
+# Usage: run.sh WINEPREFIX TEST_EXE DATA EVENTS JOBWARDEN_EXE NATIVE_JOBWARDEN [--case NAME]
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 prefix=$1 test_exe=$2 data=$3 events=$4 jw=$5 native=$6
-"$root/scripts/wine-exec.sh" "$prefix" "$test_exe" "$data" "$events" "$jw" || exit 1
+"$root/scripts/wine-exec.sh" "$prefix" "$test_exe" "$data" "$events" "$jw" "${@:7}" || exit 1
 if [ ! -x "$native" ]; then
   echo "wine.real.seal: the native jobwarden ($native) is not built: run scripts/setup.sh" >&2
   exit 1
