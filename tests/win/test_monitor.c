@@ -362,5 +362,5 @@ int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
   g_dir = argc > 2 ? argv[2] : ".";
-  return jw_test_run_cases("monitor_real", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
+  return TW_RUN_CASES("monitor_real", argc, argv, cases);
 }

@@ -904,12 +904,10 @@ int main(int argc, char **argv) {
     return tw_helper_main(argc, argv);
   g_dir = argc > 2 ? argv[2] : ".";
   if (argc > 4 && strcmp(argv[4], "injected") == 0)
-    return jw_test_run_cases("tamper_injected", argc, argv, injected_cases,
-                             sizeof(injected_cases) / sizeof(injected_cases[0]));
+    return TW_RUN_CASES("tamper_injected", argc, argv, injected_cases);
   if (tw_test_args(argc, argv, g_events, g_jw, g_self) != 0) {
     fprintf(stderr, "usage: win_tamper <tests/data dir> <events dir> <jobwarden.exe> [injected]\n");
     return 2;
   }
-  return jw_test_run_cases("tamper_real", argc, argv, real_cases,
-                           sizeof(real_cases) / sizeof(real_cases[0]));
+  return TW_RUN_CASES("tamper_real", argc, argv, real_cases);
 }
