@@ -76,6 +76,13 @@ int tw_is_helper(int argc, char **argv);
  *                         by dequeuing, posts forged packets, writes what
  *                         it achieved to RESULT ("post NAME OK ERR"
  *                         lines...), waits for MARKER, exit 0
+ *   forge-exited RESULT MARKER CODE
+ *                         the same port found through the DACL rewrite;
+ *                         learns the CONTROL key from one of jobwarden's
+ *                         own packets (short-lived children; all it takes
+ *                         put back in order), posts JW_CTRL_EXITED naming
+ *                         itself, writes what it achieved to RESULT, waits
+ *                         for MARKER, exits CODE
  *
  *   report-mix FILE       wine.report.real's run: FILE holds UTF-16LE strings,
  *                         each ended by a U+0000 unit; string i becomes the
