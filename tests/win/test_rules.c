@@ -246,7 +246,7 @@ static void test_timeout(const char *action) {
   run_t r;
   jw_policy_t p;
   char name[64], pidfile[TW_PATH_CHARS];
-  const char *sleep_args[] = {"sleep", "1500"};
+  const char *sleep_args[] = {"sleep", "3000"};
   const char *tree_args[] = {"tree", pidfile, "60000"};
   int report = strcmp(action, "report") == 0;
   json_t *e, *x;
@@ -259,7 +259,10 @@ static void test_timeout(const char *action) {
   memset(&r, 0, sizeof(r));
   jw_policy_init(&p);
   CHECK_INT(jw_policy_set(&p, "tier", "hardened", "test", NULL), 0);
-  CHECK_INT(jw_policy_set(&p, "timeout", "400ms", "test", NULL), 0);
+  /* Long enough for the tree helper to have started its grandchild and
+   * written its pid file before the kill, on a loaded machine too (400 ms
+   * was not, once, at load 10). */
+  CHECK_INT(jw_policy_set(&p, "timeout", "1500ms", "test", NULL), 0);
   CHECK_INT(jw_policy_set(&p, "timeout_action", action, "test", NULL), 0);
   /* report: a root that ends by itself after the timeout; the kills: a
    * root with a grandchild that would live a minute. */
@@ -281,10 +284,11 @@ static void test_timeout(const char *action) {
     CHECK_STR(tw_str(e, "source"), "jobwarden");
     CHECK_STR(tw_str(e, "limit.name"), "timeout");
     CHECK_STR(tw_str(e, "limit.unit"), "ms");
-    CHECK_INT(tw_int(e, "limit.configured"), 400);
-    /* Measured: the port wait ends at the deadline (observed 400-416 ms). */
+    CHECK_INT(tw_int(e, "limit.configured"), 1500);
+    /* Measured: the port wait ends at the deadline (observed 400-416 ms
+     * with a 400 ms timeout). */
     fprintf(stderr, "  timeout observed at %lld ms\n", tw_int(e, "limit.observed"));
-    CHECK(tw_int(e, "limit.observed") >= 400 && tw_int(e, "limit.observed") < 1000);
+    CHECK(tw_int(e, "limit.observed") >= 1500 && tw_int(e, "limit.observed") < 2500);
     CHECK_INT(tw_int(e, "process.pid"), tw_int(x, "process.pid"));
     CHECK(json_object_get(e, "job_message") == NULL);
     CHECK(json_object_get(e, "error") == NULL);
