@@ -489,6 +489,10 @@ tracked_t *jw__mon_admit(jw_monitor_t *m, DWORD pid, admit_source_t src, int *re
 
 void jw__mon_admit_finish(jw_monitor_t *m, tracked_t *t) {
   jw__mon_link_parent(m, t);
+  /* Linked while the parent's own setup was pending (monitor_setup.c
+   * held it): the parent's creation time is known only now. */
+  if (t->parent != NULL)
+    t->parent_create_time = t->parent->create_time;
   if (t->admit_src == ADMIT_ID_LIST || t->admit_src == ADMIT_MESSAGE)
     jw__mon_note_lost(m, "JOB_OBJECT_MSG_NEW_PROCESS", t, t->pid,
                       t->admit_src == ADMIT_ID_LIST ? "process_id_list" : "job_message", 1);
