@@ -673,6 +673,7 @@ WINE_EXPECTATIONS = {
             ("wine-tamper-kernel.jsonl", 1, 1),  # wine.injected.tamper
             ("wine-setup-stalled.jsonl", 1, 1),  # wine.injected.setup: the probe while a setup stalls
             ("wine-setup-forged.jsonl", 1, 1),  # the forged setup wake-up
+            ("wine-setup-held.jsonl", 1, 1),  # the probe while a parent's setup is held
             ("wine-injected-limits.jsonl", 4, 4),  # summary.forged_packets 4
         ],
     },
