@@ -63,9 +63,7 @@ static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
     jw__mon_on_exit_message(m, msg, pid);
     break;
   case JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO:
-    /* The end waits for every member's setup (and what waits for it). */
-    if (!jw__mon_setup_defer(m, NULL, JW_DEFER_JOB, msg, value))
-      jw__mon_on_active_zero(m);
+    jw__mon_on_active_zero(m);
     break;
   case JOB_OBJECT_MSG_END_OF_JOB_TIME:
     jw__mon_on_limit(

@@ -599,6 +599,10 @@ int jw__mon_read_facts(tracked_t *t, int may_wait) {
     t->image_error = e;
     if (t->image != NULL)
       break;
+    /* Without waiting, the handle of the membership check stays (it pins
+     * the pid); the worker reads on a copy, reopening as needed. */
+    if (!may_wait)
+      return JW__FACTS_WAIT;
     if (e == ERROR_INVALID_HANDLE && attempt + 1 < OPEN_RETRIES) {
       CloseHandle(t->h);
       t->h = NULL;

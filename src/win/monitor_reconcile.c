@@ -397,6 +397,10 @@ void jw__mon_on_active_zero(jw_monitor_t *m) {
   }
   if (m->stats.job_end_emitted)
     return; /* a second real one (a process was assigned after the end) */
+  /* A real end (a forged one was judged above, at once) waits for every
+   * member's setup and what waits for it (monitor_setup.c). */
+  if (jw__mon_setup_defer(m, NULL, JW_DEFER_JOB, JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO, 0))
+    return;
   /* Only now, the end confirmed: a forged ACTIVE_PROCESS_ZERO must not
    * end the look for escapes. */
   jw__mon_escape_job_end(m);

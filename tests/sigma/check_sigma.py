@@ -669,7 +669,7 @@ WINE_EXPECTATIONS = {
             ("wine-tamper-control.jsonl", 33, 33),  # 32 one by one + the flood summary
             ("wine-tamper-stolen-quit.jsonl", 1, 1),  # the forged exit_not_signaled
             ("wine-tamper-exit-signal.jsonl", 1, 1),  # the forged exit watcher's packet
-            ("wine-tamper-exit-signal-in-job.jsonl", 1, 1),  # the same, from inside the job
+            ("wine-tamper-exit-signal-in-job.jsonl", 2, 2),  # the same and a forged setup wake-up, from inside the job
             ("wine-tamper-kernel.jsonl", 1, 1),  # wine.injected.tamper
             ("wine-setup-stalled.jsonl", 1, 1),  # wine.injected.setup: the probe while a setup stalls
             ("wine-setup-forged.jsonl", 1, 1),  # the forged setup wake-up

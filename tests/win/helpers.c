@@ -1427,10 +1427,12 @@ static int helper_report_mix(int argc, char **argv) {
  * jobwarden's, it puts back at once, unchanged and in order (it may take
  * one again: the counts are takings). Waits for each child's end. Then
  * posts JW_CTRL_EXITED (its own pid as the byte count) under that key,
+ * then the setup worker's wake-up JW_CTRL_SETUP (byte count 0), and
  * writes to RESULT (renamed into place) "parent PID", "open ERR",
  * "rewrite ERR" (-1: not needed), "self PID", "ports N", "children N",
  * "took_kernel N", "took_control N VALUE" (VALUE: the first one's),
- * "put_back_failed N", "key_learned 0|1", "post_exited OK ERR"; waits
+ * "put_back_failed N", "key_learned 0|1", "post_exited OK ERR",
+ * "post_setup OK ERR"; waits
  * (120 s at most) for MARKER and exits with CODE. 90: arguments, 91:
  * RESULT. */
 #define FORGE_DRAIN_MS 100
@@ -1442,6 +1444,8 @@ static int helper_forge_exited(int argc, char **argv) {
   HANDLE hp, port = NULL;
   ULONG_PTR v, key = 0;
   int ports = 0, children = 0, kernel = 0, control = 0, lost = 0, opened = 0, posted = 0, n;
+  int posted_setup = 0;
+  DWORD post_setup_e = 0;
   LONG qerr = 0;
   if (argc < 6)
     return 90;
@@ -1498,14 +1502,18 @@ static int helper_forge_exited(int argc, char **argv) {
   if (key != 0) {
     posted = PostQueuedCompletionStatus(port, GetCurrentProcessId(), key, (LPOVERLAPPED)4);
     post_e = posted ? 0 : GetLastError();
+    posted_setup = PostQueuedCompletionStatus(port, 0, key, (LPOVERLAPPED)5);
+    post_setup_e = posted_setup ? 0 : GetLastError();
   }
   n = snprintf(
       text, sizeof(text),
       "parent %lu\nopen %lu\nrewrite %ld\nself %lu\nports %d\nchildren %d\ntook_kernel %d\n"
-      "took_control %d %lu\nput_back_failed %d\nkey_learned %d\npost_exited %d %lu\n",
+      "took_control %d %lu\nput_back_failed %d\nkey_learned %d\npost_exited %d %lu\n"
+      "post_setup %d %lu\n",
       (unsigned long)parent, (unsigned long)open_e, (long)rewrite_e,
       (unsigned long)GetCurrentProcessId(), ports, children, kernel, control,
-      (unsigned long)took_value, lost, key != 0, posted, (unsigned long)post_e);
+      (unsigned long)took_value, lost, key != 0, posted, (unsigned long)post_e, posted_setup,
+      (unsigned long)post_setup_e);
   if (n < 0 || (size_t)n >= sizeof(text) || write_file_atomic(argv[3], text, (size_t)n) != 0)
     return 91;
   wait_file(argv[4], 120000);

@@ -72,10 +72,19 @@ static void wait_ready(DWORD pid) {
     FILETIME ct, xt, kt, ut;
     char *cmd = NULL, why[200];
     size_t len = 0;
-    int cut = 0, ok = QueryFullProcessImageNameW(h, 0, img, &n) &&
-                      GetProcessTimes(h, &ct, &xt, &kt, &ut) && ct.dwHighDateTime != 0 &&
-                      jw__proc_command_line(h, &cmd, &len, &cut, why, sizeof(why)) == 0 &&
-                      memchr(cmd, 0, len) == NULL;
+    FILETIME now;
+    ULARGE_INTEGER c, t;
+    int cut = 0, ok;
+    GetSystemTimeAsFileTime(&now);
+    t.LowPart = now.dwLowDateTime;
+    t.HighPart = now.dwHighDateTime;
+    /* Its creation time as plausible as admission wants it: at most an
+     * hour old, not in the future (Wine's is bogus at first). */
+    ok = QueryFullProcessImageNameW(h, 0, img, &n) && GetProcessTimes(h, &ct, &xt, &kt, &ut) &&
+         (c.LowPart = ct.dwLowDateTime, c.HighPart = ct.dwHighDateTime,
+          c.QuadPart <= t.QuadPart && t.QuadPart - c.QuadPart < 36000000000ull) &&
+         jw__proc_command_line(h, &cmd, &len, &cut, why, sizeof(why)) == 0 &&
+         memchr(cmd, 0, len) == NULL;
     free(cmd);
     if (ok)
       break;
