@@ -116,16 +116,15 @@ static void on_job_message(jw_monitor_t *m, DWORD msg, ULONG_PTR value) {
  * worker's results, so nothing about a member overtakes them. Returns
  * whether there was any. */
 static int replay(jw_monitor_t *m) {
-  jw__deferred_t d;
-  int any = 0;
-  while (jw__mon_setup_next(m, &d)) {
-    any = 1;
-    if (d.kind == JW_DEFER_EXITED)
-      jw__mon_on_exit_signal(m, d.bytes, d.value);
+  const jw__deferred_t *d;
+  size_t n = jw__mon_setup_ready(m, &d), i;
+  for (i = 0; i < n; i++) {
+    if (d[i].kind == JW_DEFER_EXITED)
+      jw__mon_on_exit_signal(m, d[i].bytes, d[i].value);
     else
-      on_job_message(m, d.bytes, d.value);
+      on_job_message(m, d[i].bytes, d[i].value);
   }
-  return any;
+  return n > 0;
 }
 
 static unsigned __stdcall monitor_main(void *arg) {

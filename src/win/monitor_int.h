@@ -341,6 +341,9 @@ void jw__mon_facts_move(tracked_t *dst, tracked_t *src);
  * done (named, or left out: the cache is full), 0 when it needs a lookup
  * (LookupAccountSidW: not on the monitor thread). */
 int jw__mon_user_name_cached(jw_monitor_t *m, tracked_t *t);
+/* The same, looking the name up here when it is not cached (a wait: the
+ * owner's thread, or a monitor without its setup worker). */
+void jw__mon_user_name(jw_monitor_t *m, tracked_t *t);
 /* Keeps the name looked up for t's SID (owned; NULL = not found). */
 void jw__mon_user_name_keep(jw_monitor_t *m, tracked_t *t, char *name);
 /* t's parent inside the job: the newest entry of its parent pid created no
@@ -450,7 +453,7 @@ void jw__mon_setup_stop(jw_monitor_t *m);
 void jw__mon_setup_begin(jw_monitor_t *m, tracked_t *t);
 /* A JW_CTRL_SETUP packet (counted: one the worker did not post is
  * monitor_tampering) and the results it announces. The loop replays the
- * deferred packets right after (jw__mon_setup_next). */
+ * deferred packets right after (jw__mon_setup_ready). */
 void jw__mon_on_setup_packet(jw_monitor_t *m, DWORD bytes, ULONG_PTR value);
 /* The results handed over so far, without a packet (one may have been
  * taken from the port by a holder of a copy); setups overdue by
@@ -461,8 +464,10 @@ void jw__mon_setup_tick(jw_monitor_t *m, ULONGLONG now, DWORD *wait);
  * must wait: 1 when it was deferred. */
 int jw__mon_setup_defer(jw_monitor_t *m, const tracked_t *t, jw__defer_kind_t kind, DWORD bytes,
                         ULONG_PTR value);
-/* The oldest deferred packet whose wait is over: 1 with *out filled, or 0. */
-int jw__mon_setup_next(jw_monitor_t *m, jw__deferred_t *out);
+/* The deferred packets whose wait is over, in arrival order, taken out
+ * of the queue in one pass (*out valid until the next call): their
+ * count. Handling them may defer new ones; it ends no setup. */
+size_t jw__mon_setup_ready(jw_monitor_t *m, const jw__deferred_t **out);
 /* Before the end: waits for the worker (bounded: SETUP_MAX_MS), takes
  * every result, completes what is left with what is known. */
 void jw__mon_setup_finish(jw_monitor_t *m);

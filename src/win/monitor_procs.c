@@ -436,6 +436,11 @@ int jw__mon_user_name_cached(jw_monitor_t *m, tracked_t *t) {
   return 1;
 }
 
+void jw__mon_user_name(jw_monitor_t *m, tracked_t *t) {
+  if (!jw__mon_user_name_cached(m, t))
+    jw__mon_user_name_keep(m, t, jw__sid_account_name(t->sid_bin));
+}
+
 void jw__mon_user_name_keep(jw_monitor_t *m, tracked_t *t, char *name) {
   if (t->sid_bin == NULL) {
     free(name);
@@ -678,8 +683,7 @@ void jw__mon_enrich_more(jw_monitor_t *m, tracked_t *t) {
     say_unopened(t);
   else
     (void)read_more(t, 1);
-  if (t->sid_bin != NULL && !jw__mon_user_name_cached(m, t))
-    jw__mon_user_name_keep(m, t, jw__sid_account_name(t->sid_bin));
+  jw__mon_user_name(m, t);
   jw__mon_link_parent(m, t);
 }
 

@@ -72,6 +72,8 @@ struct jw__mon_setup_s {
   uint64_t received, forged;
   deferred_t *q;
   size_t q_len, q_cap;
+  jw__deferred_t *ready; /* jw__mon_setup_ready's answer */
+  size_t ready_cap;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -174,6 +176,7 @@ void jw__mon_setup_stop(jw_monitor_t *m) {
     free_req(r);
   }
   free(s->q);
+  free(s->ready);
   jw__cond_destroy(&s->wake);
   jw__cond_destroy(&s->idle);
   jw__mutex_destroy(&s->lock);
@@ -292,19 +295,19 @@ static void give_up(jw_monitor_t *m, setup_req_t *r) {
 void jw__mon_setup_begin(jw_monitor_t *m, tracked_t *t) {
   jw__mon_setup_t *s = m->setup;
   setup_req_t *r;
-  if (jw__mon_read_facts(t, 0) == JW__FACTS_DONE && jw__mon_user_name_cached(m, t)) {
+  int facts = jw__mon_read_facts(t, 0);
+  if (facts == JW__FACTS_DONE && jw__mon_user_name_cached(m, t)) {
     complete(m, t);
     return;
   }
   r = s != NULL ? calloc(1, sizeof(*r)) : NULL;
   if (r == NULL) {
     /* No worker (it could not start, or no memory): read here, waiting. */
-    if (t->sid_bin == NULL) {
+    if (facts == JW__FACTS_WAIT) {
       jw__mon_facts_clear(t, "");
       (void)jw__mon_read_facts(t, 1);
     }
-    if (!jw__mon_user_name_cached(m, t))
-      jw__mon_user_name_keep(m, t, jw__sid_account_name(t->sid_bin));
+    jw__mon_user_name(m, t);
     complete(m, t);
     return;
   }
@@ -418,21 +421,31 @@ int jw__mon_setup_defer(jw_monitor_t *m, const tracked_t *t, jw__defer_kind_t ki
   return 1;
 }
 
-int jw__mon_setup_next(jw_monitor_t *m, jw__deferred_t *out) {
+size_t jw__mon_setup_ready(jw_monitor_t *m, const jw__deferred_t **out) {
   jw__mon_setup_t *s = m->setup;
-  size_t i;
-  if (s == NULL)
+  size_t i, w = 0, n = 0;
+  *out = NULL;
+  if (s == NULL || s->q_len == 0)
     return 0;
+  if (s->ready_cap < s->q_len) {
+    jw__deferred_t *r = realloc(s->ready, s->q_len * sizeof(*r));
+    if (r == NULL)
+      return 0; /* kept: replayed at a later take */
+    s->ready = r;
+    s->ready_cap = s->q_len;
+  }
+  /* One pass: the ones whose wait is over, in order, out; the rest kept,
+   * in order. */
   for (i = 0; i < s->q_len; i++) {
     const deferred_t *e = &s->q[i];
     tracked_t *t;
     if (e->pid == 0 ? s->n_pending != 0
                     : (t = jw__mon_find_proc(m, e->pid)) != NULL && t->setup_pending)
-      continue;
-    *out = e->d;
-    memmove(&s->q[i], &s->q[i + 1], (s->q_len - i - 1) * sizeof(*s->q));
-    s->q_len--;
-    return 1;
+      s->q[w++] = *e;
+    else
+      s->ready[n++] = e->d;
   }
-  return 0;
+  s->q_len = w;
+  *out = s->ready;
+  return n;
 }

@@ -189,27 +189,33 @@ static int count_of(json_t *evs, const char *event, DWORD pid) {
   return n;
 }
 
-/* A root that starts one child which waits for `marker`, then waits for
- * it; the pids go to `pidfile`. */
-static int start_tree(rig_t *r, const char *name, char *pidfile, size_t pn, char *marker,
-                      size_t mn) {
+/* A root that starts one child which waits for `marker` (with pidfile2:
+ * a child that starts such a grandchild and writes "child grandchild" to
+ * pidfile2), then waits for it; "root child" goes to `pidfile`. */
+static int start_tree(rig_t *r, const char *name, char *pidfile, char *pidfile2, char *marker) {
   jw_policy_t p;
-  const char *args[5];
-  snprintf(pidfile, pn, "%s\\setup-%s.pids", g_dir, name);
-  snprintf(marker, mn, "%s\\setup-%s.go", g_dir, name);
+  const char *args[8];
+  char rig_name[64];
+  int n = 0;
+  snprintf(pidfile, TW_PATH_CHARS, "%s\\setup-%s.pids", g_dir, name);
+  snprintf(marker, TW_PATH_CHARS, "%s\\setup-%s.go", g_dir, name);
   remove(pidfile);
   remove(marker);
-  jw_policy_init(&p);
-  args[0] = "tree";
-  args[1] = pidfile;
-  args[2] = "0";
-  args[3] = "wait-file";
-  args[4] = marker;
-  {
-    char rig_name[64];
-    snprintf(rig_name, sizeof(rig_name), "setup-%s", name);
-    return rig_start(r, g_dir, rig_name, &p, args, 5);
+  args[n++] = "tree";
+  args[n++] = pidfile;
+  args[n++] = "0";
+  if (pidfile2 != NULL) {
+    snprintf(pidfile2, TW_PATH_CHARS, "%s\\setup-%s-2.pids", g_dir, name);
+    remove(pidfile2);
+    args[n++] = "tree";
+    args[n++] = pidfile2;
+    args[n++] = "0";
   }
+  args[n++] = "wait-file";
+  args[n++] = marker;
+  jw_policy_init(&p);
+  snprintf(rig_name, sizeof(rig_name), "setup-%s", name);
+  return rig_start(r, g_dir, rig_name, &p, args, n);
 }
 
 static void touch(const char *path) {
@@ -218,17 +224,24 @@ static void touch(const char *path) {
     fclose(f);
 }
 
-/* The hooks on (flags: STALL, DROP_WAKEUP), the tree started, its pids
- * read: 0, or -1 (checked). */
-static int begin(rig_t *r, const char *name, int flags, char *marker, DWORD *root, DWORD *child) {
-  char pidfile[TW_PATH_CHARS];
+/* The hooks on (flags: STALL, DROP_WAKEUP, FIRST_ONLY), the tree started
+ * (with a grandchild when grandchild is not NULL), its pids read: 0, or
+ * -1 (checked). */
+static int begin(rig_t *r, const char *name, int flags, char *marker, DWORD *root, DWORD *child,
+                 DWORD *grandchild) {
+  char pidfile[TW_PATH_CHARS], pidfile2[TW_PATH_CHARS];
+  DWORD child2 = 0;
   hooks_on(flags);
-  if (start_tree(r, name, pidfile, sizeof(pidfile), marker, TW_PATH_CHARS) != 0) {
+  if (start_tree(r, name, pidfile, grandchild != NULL ? pidfile2 : NULL, marker) != 0) {
     CHECK(0);
     hooks_off();
     return -1;
   }
   CHECK_INT(tw_read_pids(pidfile, 20000, root, child), 0);
+  if (grandchild != NULL) {
+    CHECK_INT(tw_read_pids(pidfile2, 20000, &child2, grandchild), 0);
+    CHECK_INT(child2, *child);
+  }
   return 0;
 }
 
@@ -268,7 +281,7 @@ static void test_stalled_setup(void) {
   int start, exit_i, end;
 
   jw__monitor_setup_limit(60000); /* given up only in its own case */
-  if (begin(&r, "stalled", STALL, marker, &root, &child) != 0)
+  if (begin(&r, "stalled", STALL, marker, &root, &child, NULL) != 0)
     return;
   g_watch_pid = child;
   /* While the child's setup stalls: a packet only the monitor's loop can
@@ -348,7 +361,7 @@ static void test_given_up(void) {
   int start;
 
   jw__monitor_setup_limit(300);
-  if (begin(&r, "given-up", STALL, marker, &root, &child) != 0)
+  if (begin(&r, "given-up", STALL, marker, &root, &child, NULL) != 0)
     return;
   {
     char needle[48];
@@ -390,7 +403,7 @@ static void test_forged_setup_packet(void) {
   DWORD root = 0, child = 0;
   json_t *evs, *tamper;
 
-  if (begin(&r, "forged", 0, marker, &root, &child) != 0)
+  if (begin(&r, "forged", 0, marker, &root, &child, NULL) != 0)
     return;
   CHECK(PostQueuedCompletionStatus(r.job.port, 0, r.job.key_control,
                                    (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_SETUP));
@@ -427,7 +440,7 @@ static void test_stolen_setup_packet(void) {
   json_t *evs;
   int start;
 
-  if (begin(&r, "stolen", DROP_WAKEUP, marker, &root, &child) != 0)
+  if (begin(&r, "stolen", DROP_WAKEUP, marker, &root, &child, NULL) != 0)
     return;
   pid_needle(needle, child);
   /* Its start, while it still runs (no exit message to wake the loop). */
@@ -461,39 +474,15 @@ static void test_stolen_setup_packet(void) {
  * parent's entity id. */
 static void test_held_for_parent(void) {
   rig_t r;
-  jw_policy_t p;
-  char pidfile[TW_PATH_CHARS], pidfile2[TW_PATH_CHARS], marker[TW_PATH_CHARS], needle[48];
-  const char *args[9];
-  DWORD root = 0, child = 0, child2 = 0, grandchild = 0;
+  char marker[TW_PATH_CHARS], needle[48];
+  DWORD root = 0, child = 0, grandchild = 0;
   json_t *evs;
   int cs, gs;
 
-  snprintf(pidfile, sizeof(pidfile), "%s\\setup-held.pids", g_dir);
-  snprintf(pidfile2, sizeof(pidfile2), "%s\\setup-held-2.pids", g_dir);
-  snprintf(marker, sizeof(marker), "%s\\setup-held.go", g_dir);
-  remove(pidfile);
-  remove(pidfile2);
-  remove(marker);
-  hooks_on(STALL | FIRST_ONLY);
   jw__monitor_setup_limit(60000);
-  jw_policy_init(&p);
   /* root -> child (tree) -> grandchild (wait-file) */
-  args[0] = "tree";
-  args[1] = pidfile;
-  args[2] = "0";
-  args[3] = "tree";
-  args[4] = pidfile2;
-  args[5] = "0";
-  args[6] = "wait-file";
-  args[7] = marker;
-  if (rig_start(&r, g_dir, "setup-held", &p, args, 8) != 0) {
-    CHECK(0);
-    hooks_off();
+  if (begin(&r, "held", STALL | FIRST_ONLY, marker, &root, &child, &grandchild) != 0)
     return;
-  }
-  CHECK_INT(tw_read_pids(pidfile, 20000, &root, &child), 0);
-  CHECK_INT(tw_read_pids(pidfile2, 20000, &child2, &grandchild), 0);
-  CHECK_INT(child2, child);
   /* The kernel queued the grandchild's NEW_PROCESS before the child wrote
    * its pid file: a probe posted now comes after it, and once the probe
    * is in the record the grandchild was admitted (its facts at once) and
