@@ -161,6 +161,7 @@ static unsigned __stdcall monitor_main(void *arg) {
      * holder of a copy of the port) or that are overdue; a look again
      * soon while any is pending. */
     jw__mon_setup_tick(m, now, &wait);
+    m->acc_seen_valid = 0; /* a read of an earlier wake-up is not reused */
     if (replay(m))
       jw__mon_check_members(m);
     if (m->stop_requested && wait > REPOST_MS)

@@ -251,8 +251,9 @@ struct jw_monitor_s {
   ULONGLONG recheck_tick; /* when the pending pids are looked at again; 0 = none */
   DWORD looked_total;     /* the accounting's TotalProcesses at the last look at the list */
   /* The job's accounting as a limit message of this wake-up read it
-   * (monitor_limits.c), for jw__mon_check_members after the batch: one
-   * query less per packet. Cleared at every wake-up. */
+   * (monitor_limits.c): the batch's other limit messages and
+   * jw__mon_check_members after the batch use it. Cleared at every
+   * wake-up and before the deferred packets are replayed. */
   JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acc_seen;
   int acc_seen_valid;
   uint32_t exit_posts;   /* JW_CTRL_EXITED packets for processes already reported */

@@ -286,6 +286,11 @@ typedef struct jw_monitor_stats_s {
    * how many, their time in all and the longest one, in microseconds. */
   uint32_t admissions;
   uint64_t admit_us_total, admit_us_max;
+  /* The job's accounting read for limit messages (ACTIVE_PROCESS_LIMIT,
+   * END_OF_JOB_TIME), and the messages that used a read of the same
+   * wake-up instead. */
+  uint32_t limit_reads;
+  uint32_t limit_reads_shared;
 } jw_monitor_stats_t;
 /* fn(ctx) runs on the monitor's thread just before it writes job_end
  * (after its own summaries), once: the last events of other parts of the

@@ -1,7 +1,9 @@
 /* Latency benchmark (not a test): from PostQueuedCompletionStatus of the
  * packet the kernel would post (ACTIVE_PROCESS_LIMIT on the job's real
  * port) until the whole line has been read (a) by a reader that follows the
- * event file and (b) by a reader of a pipe: exporter: monitor thread,
+ * event file and (b) by a client of a pipe: exporter (its own thread,
+ * blocked in ReadFile like a consumer's; --poll-pipe: polls with
+ * PeekNamedPipe instead, as this benchmark did before): monitor thread,
  * rendering, the queues, each sink's writer thread, the file / the pipe.
  * Coalescing is off: every packet is one violation line.
  *   idle   N packets one at a time (the next is posted once both lines were
@@ -11,8 +13,8 @@
  *          i-th new line was read.
  * Prints p50 / p99 / max of each. Violations are flushed to disk by group
  * commit (JW_SYNC_BOUND_MS), not per line, so the flush is not in the path.
- * Usage: bench_latency.exe DIR [N [BURST]] (defaults 10000, 5000). See
- * docs/performance.md. */
+ * Usage: bench_latency.exe DIR [N [BURST [--poll-pipe]]] (defaults 10000,
+ * 5000). See docs/performance.md. */
 #include <process.h>
 
 #include "rig.h"
@@ -80,20 +82,10 @@ typedef struct {
   long base, cap;
 } stream_t;
 
-/* Reads what is there without blocking (a file at its end, or a pipe with
- * nothing to read, gives 0) and counts the lines. -1 on error. */
-static int poll_lines(HANDLE h, int is_pipe, stream_t *s) {
-  static char buf[65536];
-  DWORD got = 0, avail = 0, i;
-  double now = 0;
-  if (is_pipe && (!PeekNamedPipe(h, NULL, 0, NULL, &avail, NULL)))
-    return -1;
-  if (is_pipe && avail == 0)
-    return 0;
-  if (!ReadFile(h, buf, is_pipe && avail < sizeof(buf) ? avail : sizeof(buf), &got, NULL))
-    return -1;
-  if (s->emit_lat != NULL)
-    now = sys_us();
+/* Counts the lines in got bytes read at `now` (µs on the emitted clock,
+ * taken only while emit_lat is set). */
+static void count_lines(stream_t *s, const char *buf, DWORD got, double now) {
+  DWORD i;
   for (i = 0; i < got; i++) {
     if (buf[i] != '\n') {
       if (s->plen < sizeof(s->part))
@@ -110,26 +102,88 @@ static int poll_lines(HANDLE h, int is_pipe, stream_t *s) {
     s->plen = 0;
     s->overflow = 0;
   }
+}
+
+/* Reads what the file holds beyond what was read (0 bytes at its end:
+ * a file read never blocks) and counts the lines. -1 on error. */
+static int poll_file(HANDLE h, stream_t *s) {
+  static char buf[65536];
+  DWORD got = 0;
+  if (!ReadFile(h, buf, sizeof(buf), &got, NULL))
+    return -1;
+  if (got > 0)
+    count_lines(s, buf, got, s->emit_lat != NULL ? sys_us() : 0);
   return 0;
 }
 
-/* Waits until the file holds `want` lines and the pipe reader has read as
- * many; stores when each got there. */
-static int wait_both(HANDLE file, HANDLE pipe, long want, stream_t *f, stream_t *p, double t0,
+/* The pipe's client: its own thread, blocked in ReadFile until jobwarden
+ * writes (what a consumer of the pipe does; the benchmark's earlier
+ * reader polled with PeekNamedPipe, a server round trip per look under
+ * Wine, and that polling competed with the pipeline for the cores and
+ * for the server). `when[k]` is when line k (counted from `when_base`)
+ * was read, on now_us()'s clock; `seen` is published after it. With
+ * --poll-pipe it polls as before (for comparison). */
+typedef struct {
+  HANDLE pipe;
+  stream_t s;
+  volatile LONG seen; /* lines read so far, published */
+  double *when;
+  volatile LONG when_base; /* -1: not recording */
+  long when_cap;
+  int poll;
+  volatile LONG failed;
+} pipe_client_t;
+
+static unsigned __stdcall pipe_client(void *arg) {
+  static char buf[65536];
+  pipe_client_t *c = arg;
+  for (;;) {
+    DWORD got = 0, avail = 0;
+    double t;
+    long before = c->s.have, k, base;
+    if (c->poll) {
+      if (!PeekNamedPipe(c->pipe, NULL, 0, NULL, &avail, NULL))
+        break;
+      if (avail == 0) {
+        YieldProcessor();
+        continue;
+      }
+    }
+    if (!ReadFile(c->pipe, buf, c->poll && avail < sizeof(buf) ? avail : sizeof(buf), &got, NULL) &&
+        GetLastError() != ERROR_MORE_DATA)
+      break;
+    t = now_us();
+    count_lines(&c->s, buf, got, c->s.emit_lat != NULL ? sys_us() : 0);
+    base = c->when_base;
+    for (k = before; base >= 0 && k < c->s.have; k++)
+      if (k >= base && k - base < c->when_cap)
+        c->when[k - base] = t;
+    MemoryBarrier();
+    InterlockedExchange(&c->seen, c->s.have);
+  }
+  InterlockedExchange(&c->failed, 1); /* the run's end closes the pipe */
+  return 0;
+}
+
+/* Waits until the file holds `want` lines (polled here) and the pipe's
+ * client has read as many (its own stamps); the latencies from t0. */
+static int wait_both(HANDLE file, pipe_client_t *c, long want, stream_t *f, double t0,
                      double *lat_f, double *lat_p) {
   *lat_f = f->have >= want ? 0 : -1;
-  *lat_p = p->have >= want ? 0 : -1;
-  while (*lat_f < 0 || *lat_p < 0) {
-    if (*lat_f < 0 && poll_lines(file, 0, f) != 0)
+  while (*lat_f < 0) {
+    if (poll_file(file, f) != 0)
       return -1;
-    if (*lat_f < 0 && f->have >= want)
+    if (f->have >= want)
       *lat_f = now_us() - t0;
-    if (*lat_p < 0 && poll_lines(pipe, 1, p) != 0)
-      return -1;
-    if (*lat_p < 0 && p->have >= want)
-      *lat_p = now_us() - t0;
     YieldProcessor();
   }
+  while (c->seen < want) {
+    if (c->failed)
+      return -1;
+    YieldProcessor();
+  }
+  MemoryBarrier();
+  *lat_p = c->when_base >= 0 ? c->when[want - 1 - c->when_base] - t0 : 0;
   return 0;
 }
 
@@ -151,25 +205,31 @@ static unsigned __stdcall post_burst(void *arg) {
   return 0;
 }
 
-/* Reads both streams until each holds `base + n` lines; the k-th new line
- * of a stream gives packet k's latency in that stream. */
-static int read_burst(HANDLE file, HANDLE pipe, long base, int n, stream_t *f, stream_t *p,
+/* Reads the file until it holds `base + n` lines and waits for the pipe's
+ * client to have read as many; the k-th new line of a stream gives packet
+ * k's latency in that stream. */
+static int read_burst(HANDLE file, pipe_client_t *c, long base, int n, stream_t *f,
                       volatile double *posted, double *lat_f, double *lat_p) {
-  while (f->have < base + n || p->have < base + n) {
-    long before_f = f->have, before_p = p->have, k;
+  long k;
+  while (f->have < base + n) {
+    long before_f = f->have;
     double t;
-    if (f->have < base + n && poll_lines(file, 0, f) != 0)
-      return -1;
-    if (p->have < base + n && poll_lines(pipe, 1, p) != 0)
+    if (poll_file(file, f) != 0)
       return -1;
     t = now_us();
     MemoryBarrier();
     for (k = before_f; k < f->have && k < base + n; k++)
       lat_f[k - base] = t - posted[k - base];
-    for (k = before_p; k < p->have && k < base + n; k++)
-      lat_p[k - base] = t - posted[k - base];
     YieldProcessor();
   }
+  while (c->seen < base + n) {
+    if (c->failed)
+      return -1;
+    Sleep(1); /* the client stamps its own lines */
+  }
+  MemoryBarrier();
+  for (k = 0; k < n; k++)
+    lat_p[k] = c->when[base + k - c->when_base] - posted[k];
   return 0;
 }
 
@@ -197,12 +257,14 @@ int main(int argc, char **argv) {
   double *lat, *lat_pipe, *blat, *blat_pipe, *elat, *elat_pipe, ignore_f, ignore_p;
   volatile double *posted;
   wchar_t wpath[1100];
-  HANDLE h, pipe, t;
-  static stream_t fs, ps;
+  HANDLE h, t, ct;
+  static stream_t fs;
+  static pipe_client_t pc;
   burst_t b;
 
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
+  pc.poll = argc > 4 && strcmp(argv[4], "--poll-pipe") == 0;
   lat = calloc((size_t)n, sizeof(double));
   lat_pipe = calloc((size_t)n, sizeof(double));
   blat = calloc((size_t)burst, sizeof(double));
@@ -210,38 +272,47 @@ int main(int argc, char **argv) {
   posted = calloc((size_t)burst, sizeof(double));
   elat = calloc((size_t)n + (size_t)burst, sizeof(double));
   elat_pipe = calloc((size_t)n + (size_t)burst, sizeof(double));
+  pc.when = calloc((size_t)n + (size_t)burst, sizeof(double));
+  pc.when_base = -1;
   jw_policy_init(&p);
   jw_policy_set(&p, "active_processes", "4", "bench", NULL);
   /* Every packet its own line: a repeat inside the window would be
    * counted into a summary written when the window closes. */
   jw_policy_set(&p, "coalesce_window", "off", "bench", NULL);
   if (lat == NULL || lat_pipe == NULL || blat == NULL || blat_pipe == NULL || posted == NULL ||
-      elat == NULL || elat_pipe == NULL ||
+      elat == NULL || elat_pipe == NULL || pc.when == NULL ||
       rig_start_ex(&r, dir, "bench-latency", &p, args, 2, "pipe:jw-bench-latency,buffer=8192") != 0)
     return 1;
-  pipe =
+  pc.pipe =
       CreateFileW(L"\\\\.\\pipe\\jw-bench-latency", GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
-  if (pipe == INVALID_HANDLE_VALUE)
+  if (pc.pipe == INVALID_HANDLE_VALUE)
     return 1;
   MultiByteToWideChar(CP_UTF8, 0, r.path, -1, wpath, 1100);
   h = CreateFileW(wpath, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
                   OPEN_EXISTING, 0, NULL);
   if (h == INVALID_HANDLE_VALUE)
     return 1;
-  Sleep(300);
-  if (wait_both(h, pipe, (long)jw_emitter_count(r.em), &fs, &ps, now_us(), &ignore_f, &ignore_p) !=
-      0)
+  ct = (HANDLE)_beginthreadex(NULL, 0, pipe_client, &pc, 0, NULL);
+  if (ct == NULL)
     return 1;
+  Sleep(300);
+  if (wait_both(h, &pc, (long)jw_emitter_count(r.em), &fs, now_us(), &ignore_f, &ignore_p) != 0)
+    return 1;
+  /* Everything so far is read and the client waits in ReadFile: from here
+   * on it records. */
   fs.emit_lat = elat;
-  ps.emit_lat = elat_pipe;
+  pc.s.emit_lat = elat_pipe;
   fs.base = fs.have;
-  ps.base = ps.have;
-  fs.cap = ps.cap = n + burst;
+  pc.s.base = pc.s.have;
+  fs.cap = pc.s.cap = n + burst;
+  pc.when_cap = n + burst;
+  MemoryBarrier();
+  pc.when_base = pc.s.have;
   for (i = 0; i < n; i++) {
     double t0 = now_us();
     PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, r.job.key_job,
                                NULL);
-    if (wait_both(h, pipe, fs.have + 1, &fs, &ps, t0, &lat[i], &lat_pipe[i]) != 0)
+    if (wait_both(h, &pc, fs.have + 1, &fs, t0, &lat[i], &lat_pipe[i]) != 0)
       return 1;
   }
   b.port = r.job.port;
@@ -249,14 +320,19 @@ int main(int argc, char **argv) {
   b.n = burst;
   b.posted = posted;
   t = (HANDLE)_beginthreadex(NULL, 0, post_burst, &b, 0, NULL);
-  if (t == NULL || read_burst(h, pipe, fs.have, burst, &fs, &ps, posted, blat, blat_pipe) != 0)
+  if (t == NULL || read_burst(h, &pc, fs.have, burst, &fs, posted, blat, blat_pipe) != 0)
     return 1;
   WaitForSingleObject(t, INFINITE);
   CloseHandle(t);
   CloseHandle(h);
   TerminateProcess(r.child.process, 0);
   json_decref(rig_finish(&r));
-  CloseHandle(pipe);
+  /* The run's end closed the server's end: the client's ReadFile fails. */
+  WaitForSingleObject(ct, 10000);
+  CloseHandle(ct);
+  CloseHandle(pc.pipe);
+  printf("pipe client: %s\n", pc.poll ? "polls with PeekNamedPipe (--poll-pipe)"
+                                      : "blocks in ReadFile in its own thread");
   printf("packet -> line read, %d packets one at a time (idle pipeline):\n", n);
   report("from the file:", lat, n);
   report("from a pipe: reader:", lat_pipe, n);

@@ -787,6 +787,71 @@ static void test_kill_on_close_refused(void) {
   json_decref(evs);
 }
 
+/* A burst of limit hits taken from the port in one wake-up costs one
+ * read of the job's accounting, shared by the batch's messages; a later
+ * wake-up reads again. The monitor is held (drop hook) on a marker packet
+ * while the burst is posted, so the burst is one batch. */
+#define MARKER_VALUE 0x4D41524Bu
+static HANDLE g_held, g_release;
+
+static int hold_on_marker(DWORD msg, ULONG_PTR value) {
+  if (msg != JOB_OBJECT_MSG_NEW_PROCESS || value != MARKER_VALUE)
+    return 0;
+  SetEvent(g_held);
+  WaitForSingleObject(g_release, 20000);
+  return 1; /* the marker is not a message of the job */
+}
+
+static void test_shared_read(void) {
+  enum { BURST = 20 };
+  rig_t r;
+  jw_policy_t p;
+  const char *args[] = {"sleep", "60000"};
+  json_t *evs, *hits;
+  size_t i;
+  int k;
+
+  set_limits(&p);
+  CHECK_INT(jw_policy_set(&p, "active_processes", "4", "test", NULL), 0);
+  g_held = CreateEventW(NULL, TRUE, FALSE, NULL);
+  g_release = CreateEventW(NULL, TRUE, FALSE, NULL);
+  if (rig_start(&r, g_dir, "injected-limits-shared", &p, args, 2) != 0) {
+    CHECK(!"rig_start");
+    return;
+  }
+  jw__monitor_drop_hook(hold_on_marker);
+  CHECK(PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_NEW_PROCESS, r.job.key_job,
+                                   (LPOVERLAPPED)(ULONG_PTR)MARKER_VALUE));
+  CHECK_INT(WaitForSingleObject(g_held, 20000), WAIT_OBJECT_0);
+  for (k = 0; k < BURST; k++)
+    CHECK(PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, r.job.key_job,
+                                     NULL));
+  SetEvent(g_release);
+  CHECK_INT(wait_field(r.path, "rule", "active_processes", BURST), 0);
+  /* One more, alone in its wake-up: a read of its own. */
+  CHECK(PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, r.job.key_job,
+                                   NULL));
+  CHECK_INT(wait_field(r.path, "rule", "active_processes", BURST + 1), 0);
+  jw__monitor_drop_hook(NULL);
+  TerminateProcess(r.child.process, 0);
+  evs = rig_finish(&r);
+  CloseHandle(g_held);
+  CloseHandle(g_release);
+  CHECK_INT(r.stats.limit_reads, 2);
+  CHECK_INT(r.stats.limit_reads_shared, BURST - 1);
+  CHECK(evs != NULL);
+  if (evs == NULL)
+    return;
+  /* Every hit carries the count read for its batch: the root alone. */
+  hits = tw_filter(evs, "sandbox.violation", "active_processes");
+  CHECK_INT(json_array_size(hits), BURST + 1);
+  for (i = 0; i < json_array_size(hits); i++)
+    check_observed(json_array_get(hits, i), 1,
+                   "JobObjectBasicAccountingInformation.ActiveProcesses", NULL, -1, NULL);
+  json_decref(hits);
+  json_decref(evs);
+}
+
 /* Runnable one by one: `win_limits.exe DATA EVENTS JOBWARDEN --case single_warning`. */
 static const jw_test_case_t cases[] = {
     {"limit_packets", test_limit_packets, 60},
@@ -795,6 +860,7 @@ static const jw_test_case_t cases[] = {
     {"notifications_refused", test_notifications_refused, 60},
     {"notifications_off", test_notifications_off, 60},
     {"kill_on_close_refused", test_kill_on_close_refused, 60},
+    {"shared_read", test_shared_read, 60},
 };
 
 int main(int argc, char **argv) {
