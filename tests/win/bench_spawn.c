@@ -5,10 +5,15 @@
  *   jobwarden  a new job (policy: lockdown) + jw_spawn (JOB_LIST, HANDLE_LIST,
  *              membership check) — what `jobwarden run` does per run
  *   fallback   the same with CREATE_SUSPENDED + AssignProcessToJobObject
- * Prints one line per way, the ratio of the medians, the median of each
- * round's own ratios (paired), and the ratios within each of Wine's two
- * start-up modes (mode-aware).
- * Usage: bench_spawn.exe [RUNS] (default 50). See docs/performance.md. */
+ * Prints one line per way, the ratio of the medians, and the paired ratio:
+ * the median of each round's own ratio jobwarden / baseline with its 95 %
+ * confidence interval (order statistics of the rounds' ratios). Rounds
+ * go on until both intervals are no wider than +-HALF (default 0.03) or
+ * MAX rounds (default 600) are done, at least 30: the figure is then as
+ * stable from run to run as its interval says, however much Wine's
+ * start-up time spreads (it does: 25-350 ms in one run, with two modes).
+ * Usage: bench_spawn.exe [MAX [HALF]]. JW_BENCH_CSV=FILE writes every
+ * round's three times. See docs/performance.md. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,77 +82,99 @@ static double median(double *v, int n) {
   return n > 0 ? v[n / 2] : 0;
 }
 
+/* The paired ratio of way w: the median of the rounds' own ratios and
+ * its 95 % confidence interval from the order statistics (ranks
+ * n/2 -+ 1.96 sqrt(n)/2, the binomial's normal approximation). */
+typedef struct {
+  double ratio, lo, hi;
+} paired_t;
+
+static paired_t paired(double *const t[3], int w, int rounds, double *scratch) {
+  paired_t r;
+  int i, d = (int)ceil(1.96 * sqrt((double)rounds) / 2.0), lo, hi;
+  for (i = 0; i < rounds; i++)
+    scratch[i] = t[w][i] / t[0][i];
+  qsort(scratch, (size_t)rounds, sizeof(double), cmp);
+  lo = rounds / 2 - d < 0 ? 0 : rounds / 2 - d;
+  hi = rounds / 2 + d >= rounds ? rounds - 1 : rounds / 2 + d;
+  r.ratio = scratch[rounds / 2];
+  r.lo = scratch[lo];
+  r.hi = scratch[hi];
+  return r;
+}
+
 int main(int argc, char **argv) {
-  int runs = 50, i, w;
-  double *t[3], *sorted[3], *pr[3];
-  double med[3], split;
+  int max = 600, rounds = 0, min, i, w;
+  double half = 0.03;
+  double *t[3], *sorted[3], *scratch;
+  double med[3];
+  paired_t pr[3];
   const char *names[3] = {"baseline (CreateProcessW)", "jobwarden (job + JOB_LIST)",
                           "jobwarden (suspended+assign)"};
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
   if (argc > 1)
-    runs = atoi(argv[1]);
-  if (runs < 5)
-    runs = 5;
+    max = atoi(argv[1]);
+  if (argc > 2)
+    half = atof(argv[2]);
+  if (max < 3)
+    max = 3;
+  min = max < 30 ? max : 30;
+  scratch = calloc((size_t)max, sizeof(double));
   for (w = 0; w < 3; w++) {
-    t[w] = calloc((size_t)runs, sizeof(double));
-    sorted[w] = calloc((size_t)runs, sizeof(double));
-    pr[w] = calloc((size_t)runs, sizeof(double));
-    if (t[w] == NULL || sorted[w] == NULL || pr[w] == NULL)
+    t[w] = calloc((size_t)max, sizeof(double));
+    sorted[w] = calloc((size_t)max, sizeof(double));
+    if (t[w] == NULL || sorted[w] == NULL || scratch == NULL)
       return 1;
   }
   baseline_once(); /* warm-up */
   jobwarden_once(0);
   /* Rounds of one run of each way, in an order rotated round by round, so
    * that drift in machine load and Wine's start-up mode hit all three
-   * alike and none always goes first. */
-  for (i = 0; i < runs; i++) {
+   * alike and none always goes first; a round's runs are milliseconds
+   * apart, so its own ratio compares like with like. */
+  for (;;) {
     int k;
     for (k = 0; k < 3; k++) {
-      w = (i + k) % 3;
-      t[w][i] = w == 0 ? baseline_once() : jobwarden_once(w == 2);
+      w = (rounds + k) % 3;
+      t[w][rounds] = w == 0 ? baseline_once() : jobwarden_once(w == 2);
+      if (t[w][rounds] < 0) {
+        fprintf(stderr, "bench_spawn: round %d: the %s run failed\n", rounds + 1, names[w]);
+        return 1;
+      }
+    }
+    rounds++;
+    if (rounds >= max)
+      break;
+    if (rounds >= min && rounds % 10 == 0) {
+      pr[1] = paired(t, 1, rounds, scratch);
+      pr[2] = paired(t, 2, rounds, scratch);
+      if (pr[1].hi - pr[1].lo <= 2 * half && pr[2].hi - pr[2].lo <= 2 * half)
+        break;
     }
   }
+  if (getenv("JW_BENCH_CSV") != NULL) {
+    FILE *f = fopen(getenv("JW_BENCH_CSV"), "w");
+    for (i = 0; f != NULL && i < rounds; i++)
+      fprintf(f, "%.4f,%.4f,%.4f\n", t[0][i], t[1][i], t[2][i]);
+    if (f != NULL)
+      fclose(f);
+  }
   for (w = 0; w < 3; w++) {
-    memcpy(sorted[w], t[w], (size_t)runs * sizeof(double));
-    qsort(sorted[w], (size_t)runs, sizeof(double), cmp);
-    med[w] = sorted[w][runs / 2];
+    memcpy(sorted[w], t[w], (size_t)rounds * sizeof(double));
+    med[w] = median(sorted[w], rounds);
     printf("%-30s median %7.2f ms  p10 %7.2f  p90 %7.2f  (n=%d)\n", names[w], med[w],
-           sorted[w][runs / 10], sorted[w][runs * 9 / 10], runs);
+           sorted[w][rounds / 10], sorted[w][rounds * 9 / 10], rounds);
   }
   printf("ratio of medians: job_list %.3f, suspended+assign %.3f\n", med[1] / med[0],
          med[2] / med[0]);
-  /* Paired: each round's own ratio (the runs of a round are seconds
-   * apart), then their median and quartiles. */
-  for (w = 1; w < 3; w++) {
-    for (i = 0; i < runs; i++)
-      pr[w][i] = t[w][i] / t[0][i];
-    qsort(pr[w], (size_t)runs, sizeof(double), cmp);
-  }
-  printf("paired ratio (median of the rounds' own ratios, quartiles): job_list %.3f (%.3f-%.3f), "
-         "suspended+assign %.3f (%.3f-%.3f)\n",
-         pr[1][runs / 2], pr[1][runs / 4], pr[1][runs * 3 / 4], pr[2][runs / 2], pr[2][runs / 4],
-         pr[2][runs * 3 / 4]);
-  /* Wine starts a process in one of two modes tens of milliseconds apart
-   * (measured: p10 and p90 of the baseline differ by 2-8x): the runs are
-   * split at the geometric mean of the baseline's p10 and p90, and each
-   * mode compared with itself. */
-  split = sqrt(sorted[0][runs / 10] * sorted[0][runs * 9 / 10]);
-  for (i = 0; i < 2; i++) {
-    double m[3];
-    int n[3];
-    for (w = 0; w < 3; w++) {
-      int j;
-      n[w] = 0;
-      for (j = 0; j < runs; j++)
-        if ((t[w][j] < split) == (i == 0))
-          pr[w][n[w]++] = t[w][j];
-      m[w] = median(pr[w], n[w]);
-    }
-    printf("%s mode (%s %.1f ms): n %d/%d/%d, medians %.2f/%.2f/%.2f ms, ratio job_list %.3f, "
-           "suspended+assign %.3f\n",
-           i == 0 ? "fast" : "slow", i == 0 ? "<" : ">=", split, n[0], n[1], n[2], m[0], m[1], m[2],
-           n[0] && n[1] ? m[1] / m[0] : 0, n[0] && n[2] ? m[2] / m[0] : 0);
-  }
+  pr[1] = paired(t, 1, rounds, scratch);
+  pr[2] = paired(t, 2, rounds, scratch);
+  printf("paired ratio (median of the rounds' own ratios, 95%% CI), %d rounds: job_list %.3f "
+         "(%.3f-%.3f), suspended+assign %.3f (%.3f-%.3f)%s\n",
+         rounds, pr[1].ratio, pr[1].lo, pr[1].hi, pr[2].ratio, pr[2].lo, pr[2].hi,
+         pr[1].hi - pr[1].lo <= 2 * half && pr[2].hi - pr[2].lo <= 2 * half
+             ? ""
+             : " [the intervals are wider than asked: more rounds needed]");
   return 0;
 }
