@@ -285,8 +285,13 @@ static int file_line(void *ctx, const char *line, size_t len, unsigned long line
     return f->oom;
   }
   if (len < JW_RECORD_LINE_MAX) {
+    /* A syslog collector's line (RFC 5424, or rsyslog's traditional
+     * format): its header before the message is the collector's; the
+     * event (or part record) starts at the first `{"`, as `verify` reads
+     * it. */
     size_t rlen = len;
     const char *rec = jw__parts_record_start(line, &rlen);
+    line = rec;
     pr = jw__parts_feed(f->r->parts, rec, rlen, TAG(f->r->n_paths - 1, lineno), &res);
     if (pr == JW_ENOMEM) {
       f->oom = 1;
@@ -308,6 +313,7 @@ static int file_line(void *ctx, const char *line, size_t len, unsigned long line
       free(res.whole);
       return rc;
     }
+    len = rlen;
   }
   return event_line(f, line, len, lineno, cut);
 }

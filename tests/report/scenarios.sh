@@ -17,7 +17,10 @@
 #   sinks       two sinks of one run, one of which lost seq 5-7 (its gap
 #               record has seq 7): alone, the gap explains the hole; with
 #               the other sink's file, every event is there and the gap
-#               record gives way to the event of the same seq.
+#               record gives way to the event of the same seq;
+#   syslog      sink-a's lines as a syslog collector stored them (RFC 5424
+#               headers and rsyslog's traditional ones, alternating): the
+#               same report as sink-a.jsonl's, file names aside.
 # Usage: scenarios.sh JOBWARDEN WORK_DIR [html]
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,6 +47,11 @@ report incomplete incomplete.jsonl
 report hostile hostile.jsonl
 report sinkb sink-b.jsonl
 report sinks sink-b.jsonl sink-a.jsonl
+report sinka sink-a.jsonl
+awk '{ if (NR % 2) printf "<134>1 2026-12-03T08:00:00.000000Z vm jobwarden 4242 - - %s\n", $0;
+       else printf "Dec  3 08:00:00 vm jobwarden[4242]: %s\n", $0 }' sink-a.jsonl >syslog.log
+"$jw" report syslog.log --format json -o syslog.json 2>syslog.err || fail "syslog: json exited with $?"
+"$jw" report syslog.log -o syslog.txt 2>/dev/null || fail "syslog: text exited with $?"
 
 python3 - <<'PY' || fail "scenario checks failed"
 import json, sys
@@ -83,7 +91,16 @@ check([e["seq"] for e in s2["events"] if e["event"] == "sandbox.telemetry_gap"] 
 check(s2["seq"]["events"] == s2["seq"]["last"] and s2["seq"]["duplicates"] == len(open("sink-b.jsonl").read().splitlines()),
       "two sinks: %r" % s2["seq"])
 check(s2["files"] == ["sink-b.jsonl", "sink-a.jsonl"] or s2["files"] == ["sink-a.jsonl", "sink-b.jsonl"], "two sinks: files %r" % s2["files"])
-for name in ("multi", "rotated", "incomplete", "hostile", "sinkb", "sinks"):
+def unnamed(doc, name):
+    return json.loads(json.dumps(doc).replace(name, "FILE"))
+sy, sa = json.load(open("syslog.json")), json.load(open("sinka.json"))
+check(sy["problems"] == [] and sy["files"][0]["not_events"] == 0, "syslog: problems %r" % sy["problems"][:3])
+check(len(sy["runs"]) == 1 and sy["runs"][0]["seq"]["events"] == len(open("sink-a.jsonl").read().splitlines()),
+      "syslog: runs/events")
+check(unnamed(sy, "syslog.log") == unnamed(sa, "sink-a.jsonl"), "syslog: the report differs from sink-a.jsonl's")
+check(open("syslog.txt").read().replace("syslog.log", "FILE") == open("sinka.txt").read().replace("sink-a.jsonl", "FILE"),
+      "syslog: the text report differs from sink-a.jsonl's")
+for name in ("multi", "rotated", "incomplete", "hostile", "sinkb", "sinks", "sinka", "syslog"):
     for line in open(name + ".err"):
         check(line.startswith("jobwarden: report: hostile.jsonl:") if name == "hostile" else False,
               "%s: stderr %r" % (name, line[:100]))
@@ -96,4 +113,4 @@ if [ -n "$html" ]; then
   python3 "$here/check_html.py" multi.html multi.json multi.png || fail "multi.html"
   python3 "$here/check_html.py" incomplete.html incomplete.json incomplete.png || fail "incomplete.html"
 fi
-echo "report.scenarios: multi, rotated, incomplete, hostile, sinks as expected${html:+ (html in chromium too)}"
+echo "report.scenarios: multi, rotated, incomplete, hostile, sinks, syslog as expected${html:+ (html in chromium too)}"
