@@ -60,13 +60,16 @@ static double jobwarden_once(int fallback) {
   jw_policy_init(&p);
   jw_policy_set(&p, "tier", "lockdown", "bench", NULL);
   jw_policy_resolve(&p, &eff);
-  if (jw_job_create(&job, &eff, &err) != 0)
+  if (jw_job_create(&job, &eff, &err) != 0) {
+    fprintf(stderr, "bench_spawn: %s: %s\n", err.where, err.text);
     return -1;
+  }
   memset(&opt, 0, sizeof(opt));
   opt.argv = argv;
   opt.argc = 4;
   opt.test_force_fallback = fallback;
   if (jw_spawn(job.job, &opt, &child, &err) != 0) {
+    fprintf(stderr, "bench_spawn: %s: %s\n", err.where, err.text);
     jw_job_close(&job);
     return -1;
   }
