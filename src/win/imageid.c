@@ -190,8 +190,12 @@ static int key_equal(const jw__imageid_key_t *a, const jw__imageid_key_t *b) {
  * jobwarden reads it: jobwarden must not change what they can do), and
  * reads its identity. Returns 0 and *h (owner: the caller), or an error
  * with every field named unavailable. */
+static jw__imageid_remote_fn remote_hook;
+
 static int open_identify(const wchar_t *path, HANDLE *h, jw__imageid_t *r) {
   DWORD e;
+  if (remote_hook != NULL)
+    remote_hook(path, 1);
   *h = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
                    OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL | FILE_FLAG_SEQUENTIAL_SCAN, NULL);
   if (*h == INVALID_HANDLE_VALUE) {
@@ -796,6 +800,10 @@ struct jw__imageid_svc_s {
   req_t queue[JW_IMAGEID_QUEUE_MAX];
   unsigned q_head, q_count;
   int busy, quit, hold;
+  /* stop gave up waiting for the worker (stuck in a file that does not
+   * answer): it calls back no more and leaves the service to the process's
+   * exit; in_cb: the worker is inside the callback (stop waits it out). */
+  int abandoned, in_cb;
   /* The cache: a hash table of BUCKETS chains; ring[] holds the entries
    * in insertion order, so the oldest is evicted first. */
   entry_t *buckets[BUCKETS];
@@ -856,7 +864,7 @@ static unsigned __stdcall worker_main(void *arg) {
   for (;;) {
     req_t q;
     entry_t *e;
-    int cacheable;
+    int cacheable, rc;
     uint64_t bytes = 0;
     while (!s->quit && (s->q_count == 0 || s->hold))
       jw__cond_wait(&s->wake, &s->lock);
@@ -866,8 +874,21 @@ static unsigned __stdcall worker_main(void *arg) {
     s->q_head = (s->q_head + 1) % JW_IMAGEID_QUEUE_MAX;
     s->q_count--;
     s->busy = 1;
-    e = cache_find(s, &q.key);
-    if (e != NULL) {
+    e = NULL;
+    if (q.file == NULL) {
+      /* A network path: opened here, never on the requester's thread. */
+      jw__mutex_unlock(&s->lock);
+      memset(r, 0, sizeof(*r));
+      rc = open_identify(q.path, &q.file, r);
+      jw__mutex_lock(&s->lock);
+      if (rc == 0)
+        q.key = r->key;
+    }
+    if (q.file != NULL)
+      e = cache_find(s, &q.key);
+    if (q.file == NULL) {
+      jw__mutex_unlock(&s->lock); /* r names why it could not be opened */
+    } else if (e != NULL) {
       /* A duplicate queued before the first was done. */
       *r = e->r;
       s->c.worker_hits++;
@@ -887,10 +908,17 @@ static unsigned __stdcall worker_main(void *arg) {
         cache_put(s, r);
       jw__mutex_unlock(&s->lock);
     }
-    CloseHandle(q.file);
+    if (q.file != NULL)
+      CloseHandle(q.file);
     free(q.path);
+    jw__mutex_lock(&s->lock);
+    if (s->abandoned)
+      break; /* its caller is gone: no callback */
+    s->in_cb = 1;
+    jw__mutex_unlock(&s->lock);
     s->cb(s->ctx, q.cookie, r);
     jw__mutex_lock(&s->lock);
+    s->in_cb = 0;
     s->busy = 0;
     jw__cond_broadcast(&s->idle);
   }
@@ -930,23 +958,49 @@ int jw__imageid_start(jw__imageid_svc_t **out, uint64_t cap_bytes, jw__imageid_c
   return 0;
 }
 
+void jw__imageid_test_remote(jw__imageid_remote_fn fn) {
+  remote_hook = fn;
+}
+
+int jw__imageid_is_remote(const wchar_t *path) {
+  wchar_t root[4];
+  if (remote_hook != NULL && remote_hook(path, 0))
+    return 1;
+  /* \\?\C:\... is a local drive's path in the long form. */
+  if (wcsncmp(path, L"\\\\?\\", 4) == 0 && path[4] != L'\0' && path[5] == L':')
+    path += 4;
+  /* \\server\share, \\?\UNC\..., \\.\device, \\?\Volume{...}: not a
+   * file of a local drive letter; left to the worker. */
+  if (path[0] == L'\\' || path[0] == L'/')
+    return 1;
+  if (path[0] == L'\0' || path[1] != L':')
+    return 1;
+  root[0] = path[0];
+  root[1] = L':';
+  root[2] = L'\\';
+  root[3] = L'\0';
+  /* Answered from the drive's device type: no request reaches a share. */
+  return GetDriveTypeW(root) == DRIVE_REMOTE;
+}
+
 int jw__imageid_request(jw__imageid_svc_t *s, const wchar_t *path, uint64_t cookie,
                         jw__imageid_t *out) {
   HANDLE h = NULL; /* owner: this function, then the queued request */
-  entry_t *e;
+  entry_t *e = NULL;
   wchar_t *copy;
-  int rc;
+  int rc, remote;
   if (out == NULL)
     return JW_EINVAL;
   memset(out, 0, sizeof(*out));
   if (s == NULL || path == NULL)
     return JW_EINVAL;
-  rc = open_identify(path, &h, out);
-  if (rc != 0)
+  remote = jw__imageid_is_remote(path);
+  if (!remote && (rc = open_identify(path, &h, out)) != 0)
     return rc;
   copy = _wcsdup(path);
   jw__mutex_lock(&s->lock);
-  e = cache_find(s, &out->key);
+  if (!remote)
+    e = cache_find(s, &out->key);
   if (e != NULL) {
     *out = e->r;
     s->c.hits++;
@@ -969,13 +1023,15 @@ int jw__imageid_request(jw__imageid_svc_t *s, const wchar_t *path, uint64_t cook
   }
   {
     req_t *q = &s->queue[(s->q_head + s->q_count) % JW_IMAGEID_QUEUE_MAX];
-    q->file = h;
+    q->file = h; /* NULL: a network path, opened by the worker */
     q->path = copy;
     q->cookie = cookie;
     q->key = out->key;
   }
   s->q_count++;
   s->c.misses++;
+  if (remote)
+    s->c.remote++;
   jw__cond_broadcast(&s->wake);
   jw__mutex_unlock(&s->lock);
   return JW_IMAGEID_QUEUED;
@@ -1001,10 +1057,27 @@ void jw__imageid_stop(jw__imageid_svc_t *s) {
   unsigned i;
   if (s == NULL)
     return;
-  jw__thread_quit(&s->lock, &s->wake, &s->quit, s->thread);
+  jw__mutex_lock(&s->lock);
+  s->quit = 1;
+  jw__cond_broadcast(&s->wake);
+  jw__mutex_unlock(&s->lock);
+  if (WaitForSingleObject(s->thread, JW_IMAGEID_STOP_MS) != WAIT_OBJECT_0) {
+    /* Stuck in a file (a share that stopped answering, a huge read): it
+     * is left to the process's exit, with the service it uses; it calls
+     * back no more once the callback it may be in has returned. */
+    jw__mutex_lock(&s->lock);
+    s->abandoned = 1;
+    while (s->in_cb)
+      jw__cond_wait(&s->idle, &s->lock);
+    jw__mutex_unlock(&s->lock);
+    CloseHandle(s->thread);
+    return;
+  }
+  CloseHandle(s->thread);
   for (i = 0; i < s->q_count; i++) {
     req_t *q = &s->queue[(s->q_head + i) % JW_IMAGEID_QUEUE_MAX];
-    CloseHandle(q->file);
+    if (q->file != NULL)
+      CloseHandle(q->file);
     free(q->path);
   }
   for (i = 0; i < JW_IMAGEID_CACHE_MAX; i++)

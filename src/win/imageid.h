@@ -93,6 +93,7 @@ typedef struct {
   uint64_t computed;     /* identities the worker computed */
   uint64_t hashed_bytes; /* bytes fed to SHA-256 */
   uint64_t evicted;      /* cache entries dropped for room */
+  uint64_t remote;       /* requests for a file on a network path: opened by the worker */
 } jw__imageid_counters_t;
 
 /* Starts the service and its worker thread (jw__thread_begin: the
@@ -117,9 +118,17 @@ int jw__imageid_start(jw__imageid_svc_t **out, uint64_t cap_bytes, jw__imageid_c
  * always written: the result for CACHED, the key and size for QUEUED and
  * FULL, the reason in unavailable for an error. Returns CACHED, QUEUED,
  * FULL, JW_ENOENT (no such file), JW_ESYS (cannot be opened or
- * identified: unavailable names why) or JW_EINVAL. Any thread. */
+ * identified: unavailable names why) or JW_EINVAL. Any thread.
+ * A file on a network path (a UNC path, \\?\UNC\, a device path, or a
+ * drive GetDriveTypeW calls remote) is not opened here: a share that
+ * stops answering would hold the caller (the monitor) in CreateFileW.
+ * Such a request is QUEUED at once, *out without a key; the worker opens
+ * it, answers from the cache when it is there, else computes. */
 int jw__imageid_request(jw__imageid_svc_t *svc, const wchar_t *path, uint64_t cookie,
                         jw__imageid_t *out);
+
+/* How long jw__imageid_stop waits for the worker to end. */
+#define JW_IMAGEID_STOP_MS 1000u
 
 /* Waits until every queued request has been answered (its callback has
  * returned). Returns 0 or JW_ETIMEDOUT. Not from the callback. */
@@ -127,7 +136,10 @@ int jw__imageid_flush(jw__imageid_svc_t *svc, uint32_t timeout_ms);
 
 /* Stops the worker after the request it is working on; requests still
  * queued are dropped without a callback. Frees svc. NULL is ignored. Not
- * from the callback. */
+ * from the callback. Waits at most JW_IMAGEID_STOP_MS for the worker: one
+ * still stuck in a file after that (a share that stopped answering) is
+ * left to the process's exit with the service (not freed), and calls
+ * back no more. */
 void jw__imageid_stop(jw__imageid_svc_t *svc);
 
 /* A copy of the counters. Any thread. */
@@ -136,6 +148,17 @@ void jw__imageid_counters(jw__imageid_svc_t *svc, jw__imageid_counters_t *out);
 /* Test hook: while held, the worker takes no request from the queue (so a
  * test can fill it to its bound deterministically). Any thread. */
 void jw__imageid_test_hold(jw__imageid_svc_t *svc, int hold);
+
+/* Test hook (Wine has no share to stall): fn(path, 0) != 0 makes path
+ * count as a network path; fn(path, 1) is called on the thread about to
+ * open path, just before the open (it may block there, as a share that
+ * stopped answering would). NULL: none. Set before use. */
+typedef int (*jw__imageid_remote_fn)(const wchar_t *path, int opening);
+void jw__imageid_test_remote(jw__imageid_remote_fn fn);
+
+/* Whether jw__imageid_request leaves path to the worker (a network path,
+ * above). Any thread. */
+int jw__imageid_is_remote(const wchar_t *path);
 
 /* How a WinVerifyTrust answer (st, GetLastError right after it in last)
  * and the signer chain's CERT_TRUST_* error bits (chain, when have_chain)

@@ -262,4 +262,27 @@ void jw__mon_identity_finish(jw_monitor_t *m) {
     if (t->id_state == ID_PENDING && t->image_rules_pending)
       jw__mon_image_decide(m, t, 1); /* decided without it: image_unknown */
   }
+  /* Still not in (a file that does not answer, a read slower than the
+   * wait): said, never left silent — one process_update naming every
+   * identity field unavailable, and why. */
+  for (t = m->idq; t != NULL; t = next) {
+    next = t->idq_next;
+    if (t->id_state == ID_PENDING) {
+      static const char *const fields[] = {"hash", "image_size", "pe", "code_signature"};
+      jw__imageid_t r;
+      size_t k;
+      memset(&r, 0, sizeof(r));
+      for (k = 0; k < sizeof(fields) / sizeof(fields[0]); k++) {
+        snprintf(r.unavailable[k].field, JW_IMAGEID_FIELD_MAX, "%s", fields[k]);
+        snprintf(r.unavailable[k].reason, JW_IMAGEID_REASON_MAX,
+                 "not read: the image file was still being read when the job ended (waited "
+                 "%u ms)",
+                 (unsigned)JW_IDENTITY_FLUSH_MS);
+      }
+      r.n_unavailable = (int)k;
+      keep(t, &r, ID_FAILED);
+      emit_update(m, t, 0);
+      jw__mon_idq_remove(m, t); /* may free t: last */
+    }
+  }
 }

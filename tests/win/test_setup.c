@@ -11,6 +11,7 @@
 
 #include "harness.h"
 #include "rig.h"
+#include "win/imageid.h"
 
 static const char *g_dir = ".";
 
@@ -514,12 +515,148 @@ static void test_held_for_parent(void) {
 }
 
 /* Runnable one by one: `win_setup.exe DATA EVENTS JW --case NAME`. */
+/* ---- an image on a share that stopped answering ------------------------- */
+
+/* The tree's executable counts as a network path, and whoever opens it
+ * stalls in the open until released: what a program started from a share
+ * it controls could do by making the share stop answering. */
+static HANDLE g_share_release;
+static volatile LONG g_share_opens;
+
+static int stalled_share(const wchar_t *path, int opening) {
+  if (wcsstr(path, L"win_setup") == NULL)
+    return 0;
+  if (!opening)
+    return 1; /* a network path */
+  InterlockedIncrement(&g_share_opens);
+  WaitForSingleObject(g_share_release, INFINITE); /* the case's own timeout bounds it */
+  return 0;
+}
+
+/* pid's start holds no identity; exactly one process_update after it
+ * does. */
+static void check_identity_later(json_t *evs, DWORD pid) {
+  size_t i;
+  int start = index_of(evs, "sandbox.process_start", pid), updates = 0;
+  CHECK(start >= 0);
+  if (start < 0)
+    return;
+  CHECK(tw_get(json_array_get(evs, (size_t)start), "process.hash") == NULL);
+  for (i = (size_t)start + 1; i < json_array_size(evs); i++) {
+    json_t *e = json_array_get(evs, i);
+    if (strcmp(tw_str(e, "event"), "sandbox.process_update") == 0 &&
+        tw_int(e, "process.pid") == (long long)pid) {
+      updates++;
+      CHECK(tw_str(e, "process.hash.sha256") != NULL);
+    }
+  }
+  CHECK_INT(updates, 1);
+}
+
+/* The monitor never opens an image on a network path itself: the
+ * identity worker does. With the share stalled, the starts are still
+ * written (the identity pending) and the monitor still answers the port;
+ * once the share answers, each process's identity comes in one
+ * process_update after its start. Injected: the network path and the
+ * stall are the hook's; the processes, the job and its port are real.
+ * Before, the monitor opened the file at admission and stalled with it. */
+static void test_stalled_share(void) {
+  rig_t r;
+  char marker[TW_PATH_CHARS], needle[48];
+  DWORD root = 0, child = 0;
+  json_t *evs;
+
+  g_share_release = CreateEventW(NULL, TRUE, FALSE, NULL);
+  g_share_opens = 0;
+  jw__imageid_test_remote(stalled_share);
+  if (begin(&r, "share", 0, marker, &root, &child, NULL) != 0) {
+    jw__imageid_test_remote(NULL);
+    CloseHandle(g_share_release);
+    return;
+  }
+  /* The child's start is written while the root's image stalls the
+   * worker; a packet only the loop answers is answered. */
+  pid_needle(needle, child);
+  CHECK_INT(wait_line(r.path, needle, 20000), 0);
+  post_probe(&r);
+  CHECK_INT(wait_line(r.path, "\"monitor_tampering\"", 20000), 0);
+  CHECK_INT(g_share_opens, 1); /* the worker, at the first image; nobody else */
+  CHECK_INT(lines_with(r.path, "\"sandbox.process_update\""), 0);
+  SetEvent(g_share_release);
+  touch(marker);
+  evs = finish_run(&r);
+  jw__imageid_test_remote(NULL);
+  CloseHandle(g_share_release);
+  if (evs == NULL)
+    return;
+  CHECK_INT(g_share_opens, 2); /* each image once, by the worker */
+  check_identity_later(evs, root);
+  check_identity_later(evs, child);
+  json_decref(evs);
+}
+
+/* The share never answers while the run lasts: the run still ends (the
+ * identity worker is waited for a bounded time, then left behind and
+ * never calls back), job_end last; no identity is invented, and each
+ * process gets one process_update naming its identity unavailable and
+ * why. Before, the end joined the worker and waited for the share. */
+static void test_share_never_answers(void) {
+  rig_t r;
+  char marker[TW_PATH_CHARS], needle[48];
+  DWORD root = 0, child = 0;
+  json_t *evs;
+  size_t i;
+
+  g_share_release = CreateEventW(NULL, TRUE, FALSE, NULL);
+  g_share_opens = 0;
+  jw__imageid_test_remote(stalled_share);
+  if (begin(&r, "share-never", 0, marker, &root, &child, NULL) != 0) {
+    jw__imageid_test_remote(NULL);
+    CloseHandle(g_share_release);
+    return;
+  }
+  pid_needle(needle, child);
+  CHECK_INT(wait_line(r.path, needle, 20000), 0);
+  touch(marker);
+  evs = finish_run(&r); /* the share still stalled */
+  CHECK_INT(g_share_opens, 1);
+  SetEvent(g_share_release); /* the abandoned worker may end now */
+  jw__imageid_test_remote(NULL);
+  if (evs == NULL) {
+    CloseHandle(g_share_release);
+    return;
+  }
+  CHECK_STR(tw_str(json_array_get(evs, json_array_size(evs) - 1), "event"), "sandbox.job_end");
+  CHECK_INT(count_of(evs, "sandbox.process_start", root), 1);
+  CHECK_INT(count_of(evs, "sandbox.process_start", child), 1);
+  CHECK_INT(count_of(evs, "sandbox.process_exit", child), 1);
+  CHECK_INT(count_of(evs, "sandbox.process_update", root), 1);
+  CHECK_INT(count_of(evs, "sandbox.process_update", child), 1);
+  for (i = 0; i < json_array_size(evs); i++) {
+    json_t *e = json_array_get(evs, i);
+    CHECK(tw_get(e, "process.hash") == NULL);
+    CHECK(tw_get(e, "process.image_size") == NULL);
+    if (strcmp(tw_str(e, "event"), "sandbox.process_update") == 0) {
+      static const char why[] =
+          "not read: the image file was still being read when the job ended (waited 2000 ms)";
+      CHECK_STR(tw_str(e, "process.unavailable.hash"), why);
+      CHECK_STR(tw_str(e, "process.unavailable.image_size"), why);
+      CHECK_STR(tw_str(e, "process.unavailable.pe"), why);
+      CHECK_STR(tw_str(e, "process.unavailable.code_signature"), why);
+      CHECK_STR(tw_str(e, "source"), "jobwarden");
+    }
+  }
+  json_decref(evs);
+}
+
 static const jw_test_case_t cases[] = {
     {"stalled_setup", test_stalled_setup, 90},
     {"given_up", test_given_up, 90},
     {"forged_setup_packet", test_forged_setup_packet, 90},
     {"stolen_setup_packet", test_stolen_setup_packet, 90},
     {"held_for_parent", test_held_for_parent, 90},
+    {"stalled_share", test_stalled_share, 90},
+    {"share_never_answers", test_share_never_answers, 90},
 };
 
 int main(int argc, char **argv) {
