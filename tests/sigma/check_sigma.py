@@ -674,6 +674,7 @@ WINE_EXPECTATIONS = {
             ("wine-setup-stalled.jsonl", 1, 1),  # wine.injected.setup: the probe while a setup stalls
             ("wine-setup-forged.jsonl", 1, 1),  # the forged setup wake-up
             ("wine-setup-held.jsonl", 1, 1),  # the probe while a parent's setup is held
+            ("wine-setup-share.jsonl", 1, 1),  # the probe while an image's share stalls
             ("wine-injected-limits.jsonl", 4, 4),  # summary.forged_packets 4
         ],
     },
