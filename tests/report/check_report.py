@@ -44,6 +44,9 @@ def read_runs(files):
                 # A part record (after a collector's header, if any): its
                 # line is read once all its parts are here.
                 at = raw.find(b'{"')
+                if at > 0 and not raw.startswith(b"{"):
+                    raw = raw[at:]  # a collector's header before the message
+                    at = 0
                 if at >= 0 and raw[at:].startswith(b'{"jobwarden_part":'):
                     try:
                         p = json.loads(raw[at:].decode("utf-8"))["jobwarden_part"]

@@ -35,6 +35,9 @@ for dir in "$@"; do
 import json, sys
 for p in sys.argv[1:]:
     for raw in open(p, "rb").read().split(b"\n"):
+        at = raw.find(b'{"')
+        if at > 0 and not raw.startswith(b"{"):
+            raw = raw[at:]  # a collector's header before the message
         try:
             e = json.loads(raw)
         except Exception:
