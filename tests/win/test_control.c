@@ -67,11 +67,8 @@ static int helper_tree(int argc, char **argv) {
     return 70;
   snprintf(args, sizeof(args), "sleep %s", argv[4]);
   for (i = 0; i < 2; i++) {
-    STARTUPINFOW si;
-    memset(&si, 0, sizeof(si));
-    si.cb = sizeof(si);
     tw_helper_cmdline(cmd, TW_CMD_CHARS, args);
-    if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi[i]))
+    if (tw_spawn(cmd, 0, &pi[i]) != 0)
       return 71;
   }
   snprintf(tmp, sizeof(tmp), "%s.tmp", argv[3]);
@@ -94,7 +91,6 @@ static int helper_tree(int argc, char **argv) {
  * inside the job, writes its exit code (hex), its pid and this process's
  * pid to OUTFILE, then sleeps MS. */
 static int helper_inside(int argc, char **argv) {
-  STARTUPINFOW si;
   PROCESS_INFORMATION pi;
   wchar_t cmd[TW_CMD_CHARS];
   char tmp[TW_PATH_CHARS + 8];
@@ -103,9 +99,7 @@ static int helper_inside(int argc, char **argv) {
   if (argc < 7)
     return 74;
   swprintf(cmd, TW_CMD_CHARS, L"\"%hs\" kill %hs", argv[3], argv[4]);
-  memset(&si, 0, sizeof(si));
-  si.cb = sizeof(si);
-  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+  if (tw_spawn(cmd, 0, &pi) != 0)
     return 75;
   if (WaitForSingleObject(pi.hProcess, 30000) != WAIT_OBJECT_0 ||
       !GetExitCodeProcess(pi.hProcess, &code))
@@ -389,7 +383,6 @@ static void test_main(void) {
   json_t *reply, *members, *evs, *notes, *e;
   DWORD kill1_pid = 0, refused_pid = 0, killjob_pid = 0;
   wchar_t cmd[TW_CMD_CHARS];
-  STARTUPINFOW si;
 
   snprintf(name, sizeof(name), "%s-main", g_tag);
   snprintf(log, sizeof(log), "%s\\wine-control-main.jsonl", g_dir);
@@ -467,10 +460,8 @@ static void test_main(void) {
   CHECK(alive(run.pi.hProcess));
 
   /* kill --pid of a process outside the job: refused, it lives. */
-  memset(&si, 0, sizeof(si));
-  si.cb = sizeof(si);
   tw_helper_cmdline(cmd, TW_CMD_CHARS, "sleep " CHILD_MS);
-  CHECK(CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &outsider));
+  CHECK_INT(tw_spawn(cmd, 0, &outsider), 0);
   snprintf(args, sizeof(args), "kill %s --pid %lu", name, (unsigned long)outsider.dwProcessId);
   cli_run("kill-outsider", args, &r);
   refused_pid = r.pi.dwProcessId;

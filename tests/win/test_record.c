@@ -1037,7 +1037,6 @@ static void case_cmdline_empty(void) {
   size_t len = 0;
   int trunc = 0, rc;
   DWORD self_pid = 0, grandchild = 0;
-  STARTUPINFOW si;
   PROCESS_INFORMATION pi;
   nt_query_fn q = (nt_query_fn)(void (*)(void))GetProcAddress(GetModuleHandleW(L"ntdll.dll"),
                                                               "NtQueryInformationProcess");
@@ -1056,10 +1055,8 @@ static void case_cmdline_empty(void) {
   snprintf(targs, sizeof(targs), "tree \"%s\" 20000", pidfile);
   tw_helper_cmdline(cmd, 1024, targs);
   WideCharToMultiByte(CP_UTF8, 0, cmd, -1, expect, sizeof(expect), NULL, NULL);
-  memset(&si, 0, sizeof(si));
-  si.cb = sizeof(si);
   CHECK(q != NULL);
-  if (q == NULL || !CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+  if (q == NULL || tw_spawn(cmd, 0, &pi) != 0) {
     CHECK(0);
     return;
   }

@@ -50,7 +50,6 @@ static int helper_rules_spawn(int argc, char **argv) {
   if (n < 1 || n > MAX_CHILDREN)
     return 80;
   for (i = 0; i < n; i++) {
-    STARTUPINFOW si;
     wchar_t cmd[2 * TW_PATH_CHARS], name[MAX_PATH];
     const char *a = argv[6 + i];
     if (strcmp(a, "uni") == 0)
@@ -58,12 +57,8 @@ static int helper_rules_spawn(int argc, char **argv) {
     else
       swprintf(name, MAX_PATH, L"%hs", a);
     swprintf(cmd, 2 * TW_PATH_CHARS, L"\"%hs\\%ls\" --helper sleep %hs", argv[5], name, argv[4]);
-    memset(&si, 0, sizeof(si));
-    si.cb = sizeof(si);
     memset(&pi[i], 0, sizeof(pi[i]));
-    err[i] = CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi[i])
-                 ? 0
-                 : GetLastError();
+    err[i] = tw_spawn(cmd, 0, &pi[i]) == 0 ? 0 : GetLastError();
     Sleep(50);
   }
   snprintf(tmp, sizeof(tmp), "%s.tmp", argv[3]);

@@ -708,35 +708,13 @@ static int drop_for(DWORD msg, ULONG_PTR value) {
  * full run: a job_escape of the member before its start). */
 static int start_member(rig_t *r, const char *args, PROCESS_INFORMATION *pi) {
   wchar_t cmd[1024];
-  STARTUPINFOEXW si;
-  SIZE_T size = 0;
-  HANDLE job = r->job.job;
-  int rc = -1;
-  memset(&si, 0, sizeof(si));
-  si.StartupInfo.cb = sizeof(si);
   tw_helper_cmdline(cmd, 1024, args);
-  InitializeProcThreadAttributeList(NULL, 1, 0, &size);
-  si.lpAttributeList = HeapAlloc(GetProcessHeap(), 0, size);
-  if (si.lpAttributeList == NULL ||
-      !InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &size))
-    goto done;
-  if (!UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_JOB_LIST, &job,
-                                 sizeof(job), NULL, NULL)) {
-    DeleteProcThreadAttributeList(si.lpAttributeList);
-    goto done;
-  }
   /* Its NEW_PROCESS is posted at creation: a caller that drops it arms
    * g_drop_pid with DROP_NEXT_NEW first. */
-  if (CreateProcessW(NULL, cmd, NULL, NULL, FALSE, CREATE_SUSPENDED | EXTENDED_STARTUPINFO_PRESENT,
-                     NULL, NULL, &si.StartupInfo, pi)) {
-    InterlockedExchange(&g_drop_pid, (LONG)pi->dwProcessId);
-    rc = 0;
-  }
-  DeleteProcThreadAttributeList(si.lpAttributeList);
-done:
-  if (si.lpAttributeList != NULL)
-    HeapFree(GetProcessHeap(), 0, si.lpAttributeList);
-  return rc;
+  if (tw_spawn_attr(cmd, CREATE_SUSPENDED, PROC_THREAD_ATTRIBUTE_JOB_LIST, r->job.job, pi) != 0)
+    return -1;
+  InterlockedExchange(&g_drop_pid, (LONG)pi->dwProcessId);
+  return 0;
 }
 
 static void test_kernel_confirms(void) {
