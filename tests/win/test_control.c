@@ -131,9 +131,11 @@ static void cli_free(cli_t *r) {
   memset(r, 0, sizeof(*r));
 }
 
-/* Starts `jobwarden.exe ARGS` with stdout/stderr to <dir>\wine-control-TAG.*. */
-static int cli_start(const char *tag, const char *args, cli_t *r) {
-  return tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = WAIT_MS}, r);
+/* Starts `jobwarden.exe ARGS` with stdout/stderr to <dir>\wine-control-TAG.*
+ * and, when log is not NULL, its event file read into r->events at its end. */
+static int cli_start(const char *tag, const char *args, const char *log, cli_t *r) {
+  return tw_jw_start(
+      &(tw_run_opts_t){.tag = tag, .args = args, .events_path = log, .timeout_ms = WAIT_MS}, r);
 }
 
 /* Waits for it (killed after WAIT_MS) and reads its output; the exit code
@@ -146,7 +148,7 @@ static void cli_finish(cli_t *r) {
 
 /* Runs `jobwarden.exe ARGS` to its end. */
 static void cli_run(const char *tag, const char *args, cli_t *r) {
-  if (cli_start(tag, args, r) != 0)
+  if (cli_start(tag, args, NULL, r) != 0)
     CHECK(!"jobwarden.exe did not start");
   cli_finish(r);
 }
@@ -190,7 +192,8 @@ static DWORD exit_code_of(HANDLE h) {
   return code;
 }
 
-/* The events of one case. */
+/* The events of a case whose run is jw_run in this process (no kit run
+ * read them); an empty array, after a failed check, when unreadable. */
 static json_t *load(const char *path) {
   json_t *evs = tw_read_events(path);
   CHECK(evs != NULL);
@@ -393,7 +396,7 @@ static void test_main(void) {
            "run --name control-main --control %s --export \"file:%s\" -- \"%s\" --helper ctl-tree "
            "\"%s\" %s",
            name, log, rig_self_utf8(), pids, CHILD_MS);
-  if (cli_start("run", args, &run) != 0) {
+  if (cli_start("run", args, log, &run) != 0) {
     CHECK(!"jobwarden.exe run did not start");
     return;
   }
@@ -555,13 +558,13 @@ static void test_main(void) {
            "(user %s))\n",
            (unsigned long)killjob_pid, g_sid);
   CHECK_STR(run.err, want);
-  cli_free(&run);
   CloseHandle(h_root);
   CloseHandle(h_c1);
   CloseHandle(h_c2);
 
   /* The record. */
-  evs = load(log);
+  evs = tw_check_events(&run);
+  cli_free(&run);
   notes = control_notices(evs);
   CHECK_INT(json_array_size(notes), 6);
   e = json_array_get(notes, 0); /* kill --pid c1 */

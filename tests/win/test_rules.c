@@ -685,7 +685,9 @@ static void test_cli(const char *tag, const char *flags, const char *helper_args
   remove(log);
   snprintf(args, sizeof(args), "run --export \"file:%s\" %s -- \"%s\" --helper %s", log, flags,
            rig_self_utf8(), helper_args);
-  if (tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = 30000}, &r) != 0) {
+  if (tw_jw_start(
+          &(tw_run_opts_t){.tag = tag, .args = args, .events_path = log, .timeout_ms = 30000},
+          &r) != 0) {
     CHECK(!"jobwarden.exe did not start");
     return;
   }
@@ -698,8 +700,8 @@ static void test_cli(const char *tag, const char *flags, const char *helper_args
              "jobwarden: the monitor rule %s terminated the job (exit status 124)", rule);
     CHECK_CONTAINS(r.err, want);
   }
+  evs = json_incref(r.events);
   tw_jw_free(&r);
-  evs = tw_read_events(log);
   CHECK(evs != NULL);
   if (evs == NULL)
     return;

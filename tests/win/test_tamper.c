@@ -420,7 +420,8 @@ static void test_forged_exit_signal_in_job(void) {
                                    .args = args,
                                    .dir = g_events,
                                    .prefix = "wine-tamper-",
-                                   .tag = IN_JOB_TAG},
+                                   .tag = IN_JOB_TAG,
+                                   .events_path = log},
                   &run) != 0) {
     CHECK(!"jobwarden.exe started");
     return;
@@ -476,7 +477,7 @@ static void test_forged_exit_signal_in_job(void) {
   }
   CHECK(tw_jw_wait(&run));
   CHECK_U64(run.exit_code, IN_JOB_EXIT_CODE);
-  evs = tw_read_events(log);
+  evs = json_incref(run.events);
   CHECK(evs != NULL);
   if (evs != NULL) {
     /* Exactly two violations: the forgeries, in order, saying what was
