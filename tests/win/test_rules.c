@@ -153,7 +153,7 @@ static void run_case(run_t *r, const char *name, const jw_policy_t *pol, const c
   t0 = GetTickCount64();
   r->status = jw_run(&cfg);
   r->ms = (DWORD)(GetTickCount64() - t0);
-  r->evs = tw_read_events(path);
+  r->evs = tw_read_events(path); /* jw_run in this process: no kit run to read it */
   CHECK(r->evs != NULL);
   if (r->evs == NULL)
     r->evs = json_array();
