@@ -641,9 +641,13 @@ static int foreign_identity(DWORD pid, char *sid, size_t size) {
   return 0;
 }
 
+/* A jw_run in this process, on a thread of its own; its one sink's spec
+ * lives here as long as the run. */
 typedef struct {
   jw_run_config_t cfg;
   int status;
+  char spec[TW_PATH_CHARS + 8];
+  const char *exports[1];
 } run_arg_t;
 
 static unsigned __stdcall run_thread(void *arg) {
@@ -652,10 +656,30 @@ static unsigned __stdcall run_thread(void *arg) {
   return 0;
 }
 
+/* Starts jw_run of argv on a thread: the policy named policy_name, the
+ * control pipe `name`, events to file:log (argv and name must outlive
+ * the run). The thread's handle, or NULL after a failed check. */
+static HANDLE start_in_process(run_arg_t *a, const char *policy_name, const char *name,
+                               const char *log, const char **argv, int argc) {
+  HANDLE th;
+  memset(a, 0, sizeof(*a));
+  snprintf(a->spec, sizeof(a->spec), "file:%s", log);
+  a->exports[0] = a->spec;
+  jw_policy_init(&a->cfg.policy);
+  jw_policy_set(&a->cfg.policy, "name", policy_name, "test", NULL);
+  a->cfg.exports = a->exports;
+  a->cfg.n_exports = 1;
+  a->cfg.argv = argv;
+  a->cfg.argc = argc;
+  a->cfg.control_name = name;
+  th = (HANDLE)_beginthreadex(NULL, 0, run_thread, a, 0, NULL);
+  CHECK(th != NULL);
+  return th;
+}
+
 static void test_inside(void) {
   char name[96], log[TW_PATH_CHARS], out[TW_PATH_CHARS], args[TW_CMD_CHARS], want[1024];
-  const char *exports[1], *argv[8];
-  char spec[TW_PATH_CHARS + 8];
+  const char *argv[8];
   unsigned long inside[3]; /* the client's exit code, its pid, the root's pid */
   run_arg_t a;
   HANDLE th;
@@ -671,8 +695,6 @@ static void test_inside(void) {
   snprintf(out, sizeof(out), "%s\\wine-control-inside.code", g_dir);
   remove(log);
   remove(out);
-  snprintf(spec, sizeof(spec), "file:%s", log);
-  exports[0] = spec;
   argv[0] = rig_self_utf8();
   argv[1] = "--helper";
   argv[2] = "ctl-inside";
@@ -680,16 +702,7 @@ static void test_inside(void) {
   argv[4] = name;
   argv[5] = out;
   argv[6] = CHILD_MS;
-  memset(&a, 0, sizeof(a));
-  jw_policy_init(&a.cfg.policy);
-  jw_policy_set(&a.cfg.policy, "name", "control-inside", "test", NULL);
-  a.cfg.exports = exports;
-  a.cfg.n_exports = 1;
-  a.cfg.argv = argv;
-  a.cfg.argc = 7;
-  a.cfg.control_name = name;
-  th = (HANDLE)_beginthreadex(NULL, 0, run_thread, &a, 0, NULL);
-  CHECK(th != NULL);
+  th = start_in_process(&a, "control-inside", name, log, argv, 7);
   if (th == NULL)
     return;
 
@@ -808,8 +821,8 @@ static void test_inside(void) {
 /* ------------------------------------------------------------------------ */
 
 static void test_stuck(void) {
-  char name[96], log[TW_PATH_CHARS], spec[TW_PATH_CHARS + 8], path[256], buf[16];
-  const char *exports[1], *argv[4];
+  char name[96], log[TW_PATH_CHARS], path[256], buf[16];
+  const char *argv[4];
   wchar_t wpath[256];
   run_arg_t a;
   HANDLE th, h = INVALID_HANDLE_VALUE;
@@ -821,22 +834,11 @@ static void test_stuck(void) {
   snprintf(path, sizeof(path), "\\\\.\\pipe\\jobwarden-control-%s", name);
   MultiByteToWideChar(CP_ACP, 0, path, -1, wpath, 256);
   remove(log);
-  snprintf(spec, sizeof(spec), "file:%s", log);
-  exports[0] = spec;
   argv[0] = rig_self_utf8();
   argv[1] = "--helper";
   argv[2] = "sleep";
   argv[3] = "1500";
-  memset(&a, 0, sizeof(a));
-  jw_policy_init(&a.cfg.policy);
-  jw_policy_set(&a.cfg.policy, "name", "control-stuck", "test", NULL);
-  a.cfg.exports = exports;
-  a.cfg.n_exports = 1;
-  a.cfg.argv = argv;
-  a.cfg.argc = 4;
-  a.cfg.control_name = name;
-  th = (HANDLE)_beginthreadex(NULL, 0, run_thread, &a, 0, NULL);
-  CHECK(th != NULL);
+  th = start_in_process(&a, "control-stuck", name, log, argv, 4);
   if (th == NULL)
     return;
   for (waited = 0; waited < WAIT_MS && h == INVALID_HANDLE_VALUE; waited += 10) {
