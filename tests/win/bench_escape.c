@@ -37,11 +37,8 @@ static int fan(int argc, char **argv) {
     return 1;
   tw_helper_cmdline(cmd, 1024, "sleep 60000");
   for (i = 0; i < n; i++) {
-    STARTUPINFOW si;
     PROCESS_INFORMATION pi;
-    memset(&si, 0, sizeof(si));
-    si.cb = sizeof(si);
-    if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+    if (tw_spawn(cmd, 0, &pi) != 0)
       break;
     fprintf(f, "%lu\n", (unsigned long)pi.dwProcessId);
     CloseHandle(pi.hThread);

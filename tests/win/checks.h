@@ -27,6 +27,15 @@ static inline void tw_check_private_dacl(HANDLE h) {
   }
 }
 
+/* The events of a run made with .events_path (tw_jw_wait read them), as a
+ * new reference, after a check that they were read (the file exists and
+ * parses, no torn last line); an empty array when they were not, so that
+ * the checks that follow fail on counts instead of crashing. */
+static inline json_t *tw_check_events(const tw_run_t *r) {
+  CHECK(r->events != NULL);
+  return r->events != NULL ? json_incref(r->events) : json_array();
+}
+
 /* The one event of evs matching (event, rule) about process pid, or NULL
  * after a failed check when there is not exactly one. Borrowed from evs. */
 static inline json_t *tw_only_for(json_t *evs, const char *event, const char *rule, long long pid) {

@@ -24,35 +24,73 @@ void tw_helper_cmdline(wchar_t *buf, size_t size, const char *args) {
   swprintf(buf, size, L"\"%ls\" --helper %hs", tw_self(), args);
 }
 
-static int start(const wchar_t *cmdline, DWORD flags, PROCESS_INFORMATION *pi) {
-  STARTUPINFOW si;
-  wchar_t *cmd = _wcsdup(cmdline);
-  BOOL ok;
-  memset(&si, 0, sizeof(si));
-  si.cb = sizeof(si);
-  ok = cmd != NULL && CreateProcessW(NULL, cmd, NULL, NULL, FALSE, flags, NULL, NULL, &si, pi);
-  /* Wine under load very rarely fails a creation with ERROR_INTERNAL_ERROR
-   * (docs/platform-support.md): tried once more, and said. */
-  if (!ok && cmd != NULL && GetLastError() == ERROR_INTERNAL_ERROR) {
-    fprintf(stderr, "helper: CreateProcessW failed with 1359; trying once more: %ls\n", cmdline);
-    ok = CreateProcessW(NULL, cmd, NULL, NULL, FALSE, flags, NULL, NULL, &si, pi);
+/* CreateProcessW, once more after Wine's rare ERROR_INTERNAL_ERROR under
+ * load (1359, docs/platform-support.md), said on stderr with what (the
+ * command line, for a reader of the test's output). Every process the
+ * kit starts goes through here. */
+static BOOL create_process(wchar_t *cmd, BOOL inherit, DWORD flags, const wchar_t *cwd,
+                           STARTUPINFOW *si, PROCESS_INFORMATION *pi, const wchar_t *what) {
+  BOOL ok = CreateProcessW(NULL, cmd, NULL, NULL, inherit, flags, NULL, cwd, si, pi);
+  if (!ok && GetLastError() == ERROR_INTERNAL_ERROR) {
+    fprintf(stderr, "CreateProcessW failed with 1359; trying once more: %ls\n", what);
+    ok = CreateProcessW(NULL, cmd, NULL, NULL, inherit, flags, NULL, cwd, si, pi);
   }
   if (!ok) {
     /* Said on stderr, so that a helper's failure to start a child names
-     * the error in the test's output. */
+     * the error in the test's output; the error stays the last one. */
     DWORD e = GetLastError();
-    fprintf(stderr, "helper: CreateProcessW failed (Win32 error %lu): %ls\n", (unsigned long)e,
-            cmdline);
+    fprintf(stderr, "CreateProcessW failed (Win32 error %lu): %ls\n", (unsigned long)e, what);
+    SetLastError(e);
+  }
+  return ok;
+}
+
+int tw_spawn_attr(const wchar_t *cmdline, DWORD flags, DWORD_PTR attr, HANDLE value,
+                  PROCESS_INFORMATION *pi) {
+  STARTUPINFOEXW si;
+  SIZE_T size = 0;
+  wchar_t *cmd = _wcsdup(cmdline); /* CreateProcessW may write to it */
+  int rc = -1;
+  memset(&si, 0, sizeof(si));
+  si.StartupInfo.cb = attr ? sizeof(si) : sizeof(si.StartupInfo);
+  if (cmd == NULL)
+    return -1;
+  if (attr) {
+    InitializeProcThreadAttributeList(NULL, 1, 0, &size);
+    si.lpAttributeList = malloc(size);
+    if (si.lpAttributeList == NULL ||
+        !InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &size)) {
+      free(si.lpAttributeList);
+      free(cmd);
+      return -2;
+    }
+    if (!UpdateProcThreadAttribute(si.lpAttributeList, 0, attr, &value, sizeof(value), NULL,
+                                   NULL)) {
+      rc = -2;
+      goto done;
+    }
+    flags |= EXTENDED_STARTUPINFO_PRESENT;
+  }
+  rc = create_process(cmd, FALSE, flags, NULL, &si.StartupInfo, pi, cmdline) ? 0 : -1;
+done:
+  if (si.lpAttributeList != NULL) {
+    DWORD e = GetLastError(); /* the creation's error, for the caller */
+    DeleteProcThreadAttributeList(si.lpAttributeList);
+    free(si.lpAttributeList);
     SetLastError(e);
   }
   free(cmd);
-  return ok ? 0 : -1;
+  return rc;
+}
+
+int tw_spawn(const wchar_t *cmdline, DWORD flags, PROCESS_INFORMATION *pi) {
+  return tw_spawn_attr(cmdline, flags, 0, NULL, pi);
 }
 
 int tw_run_wait(const wchar_t *cmdline, DWORD timeout_ms, DWORD *exit_code) {
   PROCESS_INFORMATION pi;
   int rc = 0;
-  if (start(cmdline, 0, &pi) != 0)
+  if (tw_spawn(cmdline, 0, &pi) != 0)
     return -1;
   if (WaitForSingleObject(pi.hProcess, timeout_ms) != WAIT_OBJECT_0) {
     TerminateProcess(pi.hProcess, 1);
@@ -83,7 +121,7 @@ static int helper_tree(int argc, char **argv) {
     snprintf(args, sizeof(args), "sleep %s", argv[4]);
   }
   tw_helper_cmdline(cmd, 2048, args);
-  if (start(cmd, 0, &pi) != 0)
+  if (tw_spawn(cmd, 0, &pi) != 0)
     return 91;
   /* Written to a temporary name, then renamed: a reader never sees half. */
   snprintf(tmp, sizeof(tmp), "%s.tmp", argv[3]);
@@ -109,7 +147,7 @@ static int helper_race(void) {
   /* The very first thing: is this process already confined? */
   IsProcessInJob(GetCurrentProcess(), NULL, &self_in);
   tw_helper_cmdline(cmd, 1024, "sleep 0");
-  if (start(cmd, 0, &pi) != 0)
+  if (tw_spawn(cmd, 0, &pi) != 0)
     return 94;
   IsProcessInJob(pi.hProcess, NULL, &child_in);
   WaitForSingleObject(pi.hProcess, 5000);
@@ -122,7 +160,7 @@ static int helper_breakaway(void) {
   wchar_t cmd[1024];
   PROCESS_INFORMATION pi;
   tw_helper_cmdline(cmd, 1024, "sleep 0");
-  if (start(cmd, CREATE_BREAKAWAY_FROM_JOB, &pi) != 0)
+  if (tw_spawn(cmd, CREATE_BREAKAWAY_FROM_JOB, &pi) != 0)
     return (int)GetLastError();
   TerminateProcess(pi.hProcess, 1);
   CloseHandle(pi.hThread);
@@ -252,11 +290,8 @@ static int helper_spoof_parent(int argc, char **argv) {
   DWORD parent_pid, open_err = 0, rewrite_err = (DWORD)-1;
   HANDLE parent = NULL;
   PROCESS_INFORMATION sib, pi, kp;
-  STARTUPINFOEXW si;
-  SIZE_T size = 0;
   const char *image = NULL;
-  int i, first, rc = 0;
-  memset(&si, 0, sizeof(si));
+  int i, first, rc = 0, spawned;
   memset(&sib, 0, sizeof(sib));
   if (argc < 6)
     return 80;
@@ -277,7 +312,7 @@ static int helper_spoof_parent(int argc, char **argv) {
   } else if (strcmp(who, "member") == 0) {
     /* A sibling started the ordinary way: a member of this job. */
     tw_helper_cmdline(cmd, 2048, "sleep 60000");
-    if (start(cmd, 0, &sib) != 0)
+    if (tw_spawn(cmd, 0, &sib) != 0)
       return 81;
     parent_pid = sib.dwProcessId;
   } else {
@@ -301,33 +336,21 @@ static int helper_spoof_parent(int argc, char **argv) {
     rc = 82;
     goto done;
   }
-  si.StartupInfo.cb = sizeof(si);
-  InitializeProcThreadAttributeList(NULL, 1, 0, &size);
-  si.lpAttributeList = malloc(size);
-  if (si.lpAttributeList == NULL ||
-      !InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &size) ||
-      !UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_PARENT_PROCESS,
-                                 &parent, sizeof(parent), NULL, NULL)) {
-    rc = 83;
-    goto done;
-  }
   if (image != NULL)
     swprintf(cmd, 2048, L"\"%hs\" --helper %hs", image, args);
   else
     tw_helper_cmdline(cmd, 2048, args);
-  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
-                      &si.StartupInfo, &pi)) {
-    DeleteProcThreadAttributeList(si.lpAttributeList);
-    rc = 84;
+  spawned = tw_spawn_attr(cmd, 0, PROC_THREAD_ATTRIBUTE_PARENT_PROCESS, parent, &pi);
+  if (spawned != 0) {
+    rc = spawned == -2 ? 83 : 84;
     goto done;
   }
-  DeleteProcThreadAttributeList(si.lpAttributeList);
   if (write_pair_tail(pidfile, parent_pid, pi.dwProcessId, tail) != 0)
     rc = 85;
   if (rc == 0 && strcmp(then, "kick") == 0) {
     /* A child inside the job: a NEW_PROCESS on the port. */
     tw_helper_cmdline(kick, 1024, "exit 0");
-    if (start(kick, 0, &kp) != 0) {
+    if (tw_spawn(kick, 0, &kp) != 0) {
       rc = 86;
     } else {
       WaitForSingleObject(kp.hProcess, 20000);
@@ -343,7 +366,6 @@ static int helper_spoof_parent(int argc, char **argv) {
     CloseHandle(pi.hProcess);
   }
 done:
-  free(si.lpAttributeList);
   if (parent != NULL)
     CloseHandle(parent);
   if (sib.hProcess != NULL) {
@@ -370,7 +392,7 @@ static int helper_breakaway_child(int argc, char **argv) {
     strncat(args, " ", sizeof(args) - strlen(args) - 1);
   }
   tw_helper_cmdline(cmd, 2048, args);
-  if (start(cmd, CREATE_BREAKAWAY_FROM_JOB, &pi) != 0)
+  if (tw_spawn(cmd, CREATE_BREAKAWAY_FROM_JOB, &pi) != 0)
     return 84;
   if (write_pair(argv[3], GetCurrentProcessId(), pi.dwProcessId) != 0)
     rc = 85;
@@ -408,7 +430,7 @@ static int run_one_child(DWORD *pid) {
   PROCESS_INFORMATION pi;
   DWORD code = 0;
   tw_helper_cmdline(cmd, 1024, "exit 0");
-  if (start(cmd, 0, &pi) != 0)
+  if (tw_spawn(cmd, 0, &pi) != 0)
     return -1;
   *pid = pi.dwProcessId;
   WaitForSingleObject(pi.hProcess, 10000);
@@ -479,7 +501,7 @@ static int helper_race_sync(int argc, char **argv) {
   if (argc < 4)
     return 90;
   tw_helper_cmdline(cmd, 1024, "sleep 0");
-  if (start(cmd, 0, &pi) != 0)
+  if (tw_spawn(cmd, 0, &pi) != 0)
     return 94;
   snprintf(path, sizeof(path), "%s\\started", argv[3]);
   if (write_file_atomic(path, "started\n", 8) != 0)
@@ -622,11 +644,8 @@ static int helper_tamper(int argc, char **argv) {
   for (tries = 0; tries < 200 && port == NULL && n_cand > 0; tries++) {
     wchar_t cmd[1024];
     PROCESS_INFORMATION pi;
-    STARTUPINFOW si;
-    memset(&si, 0, sizeof(si));
-    si.cb = sizeof(si);
     tw_helper_cmdline(cmd, 1024, "exit 0");
-    if (CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+    if (tw_spawn(cmd, 0, &pi) == 0) {
       CloseHandle(pi.hThread);
       /* Dequeue while the kernel posts (the child starts and exits). */
       while (port == NULL && WaitForSingleObject(pi.hProcess, 0) != WAIT_OBJECT_0) {
@@ -750,7 +769,7 @@ static int helper_kill_parent(int argc, char **argv) {
   if (argc < 5 || ppid == 0)
     return 81;
   tw_helper_cmdline(cmd, 1024, "sleep 60000");
-  if (start(cmd, 0, &pi) != 0)
+  if (tw_spawn(cmd, 0, &pi) != 0)
     return 82;
   snprintf(tmp, sizeof(tmp), "%s.tmp", argv[3]);
   f = fopen(tmp, "wb");
@@ -825,7 +844,7 @@ static int helper_dup_job(void) {
                         : (unsigned long)GetLastError());
   CloseHandle(job);
   tw_helper_cmdline(cmd, 1024, "sleep 60000");
-  if (start(cmd, CREATE_BREAKAWAY_FROM_JOB | CREATE_SUSPENDED, &pi) != 0) {
+  if (tw_spawn(cmd, CREATE_BREAKAWAY_FROM_JOB | CREATE_SUSPENDED, &pi) != 0) {
     report("breakaway %lu", (unsigned long)GetLastError());
     return 0;
   }
@@ -1105,7 +1124,7 @@ static int helper_flood(int argc, char **argv) {
       args[k + (int)pad] = '\0';
     }
     tw_helper_cmdline(cmd, 32768, args);
-    if (start(cmd, 0, &pi) != 0)
+    if (tw_spawn(cmd, 0, &pi) != 0)
       continue; /* counted by the test: every child it sees must be right */
     CloseHandle(pi.hThread);
     hs[started++] = pi.hProcess;
@@ -1167,25 +1186,12 @@ static int helper_attack_spool(int argc, char **argv) {
 static int helper_pipe_reader_escaped(int argc, char **argv) {
   char out[64], args[1024];
   wchar_t cmd[2048];
-  HANDLE snap, parent = NULL;
-  PROCESSENTRY32W pe;
-  DWORD ppid = 0, e, first;
-  SIZE_T size = 0;
-  LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
-  STARTUPINFOEXW si;
+  HANDLE parent = NULL;
+  DWORD ppid, first;
   PROCESS_INFORMATION pi;
   if (argc < 5)
     return 90;
-  snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
-  pe.dwSize = sizeof(pe);
-  if (snap != INVALID_HANDLE_VALUE && Process32FirstW(snap, &pe)) {
-    do {
-      if (pe.th32ProcessID == GetCurrentProcessId())
-        ppid = pe.th32ParentProcessID;
-    } while (Process32NextW(snap, &pe));
-  }
-  if (snap != INVALID_HANDLE_VALUE)
-    CloseHandle(snap);
+  ppid = own_parent();
   parent = ppid ? OpenProcess(PROCESS_CREATE_PROCESS, FALSE, ppid) : NULL;
   first = parent != NULL ? 0 : GetLastError();
   /* jobwarden's DACL refuses the direct way (5). The owner's way round it,
@@ -1198,20 +1204,10 @@ static int helper_pipe_reader_escaped(int argc, char **argv) {
              (unsigned long)GetLastError());
     return write_file_atomic(argv[4], out, strlen(out)) == 0 ? 0 : 92;
   }
-  InitializeProcThreadAttributeList(NULL, 1, 0, &size);
-  attrs = malloc(size);
-  memset(&si, 0, sizeof(si));
-  si.StartupInfo.cb = sizeof(si);
-  si.lpAttributeList = attrs;
   snprintf(args, sizeof(args), "pipe-reader %s \"%s.child\"", argv[3], argv[4]);
   tw_helper_cmdline(cmd, 2048, args);
-  if (attrs == NULL || !InitializeProcThreadAttributeList(attrs, 1, 0, &size) ||
-      !UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_PARENT_PROCESS, &parent,
-                                 sizeof(parent), NULL, NULL) ||
-      !CreateProcessW(NULL, cmd, NULL, NULL, FALSE, EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
-                      &si.StartupInfo, &pi)) {
-    e = GetLastError();
-    snprintf(out, sizeof(out), "spawn=%lu", (unsigned long)e);
+  if (tw_spawn_attr(cmd, 0, PROC_THREAD_ATTRIBUTE_PARENT_PROCESS, parent, &pi) != 0) {
+    snprintf(out, sizeof(out), "spawn=%lu", (unsigned long)GetLastError());
   } else {
     snprintf(out, sizeof(out), "first=%lu child=%lu", (unsigned long)first,
              (unsigned long)pi.dwProcessId);
@@ -1219,9 +1215,6 @@ static int helper_pipe_reader_escaped(int argc, char **argv) {
     CloseHandle(pi.hThread);
     CloseHandle(pi.hProcess);
   }
-  if (attrs != NULL)
-    DeleteProcThreadAttributeList(attrs);
-  free(attrs);
   CloseHandle(parent);
   return write_file_atomic(argv[4], out, strlen(out)) == 0 ? 0 : 92;
 }
@@ -1469,7 +1462,7 @@ static int helper_forge_exited(int argc, char **argv) {
   while (port != NULL && key == 0 && children < FORGE_CHILDREN) {
     PROCESS_INFORMATION pi;
     ULONGLONG until = 0;
-    if (start(cmd, 0, &pi) != 0)
+    if (tw_spawn(cmd, 0, &pi) != 0)
       break;
     children++;
     CloseHandle(pi.hThread);
@@ -1540,13 +1533,10 @@ int tw_helper_main(int argc, char **argv) {
      * exits at once: with kill-on-close off the child outlives the run. */
     char args[2 * MAX_PATH + 64];
     wchar_t cmd[2048];
-    STARTUPINFOW si;
     PROCESS_INFORMATION pi;
     snprintf(args, sizeof(args), "rewrite-after \"%s\" \"%s\"", argv[3], argv[4]);
     tw_helper_cmdline(cmd, 2048, args);
-    memset(&si, 0, sizeof(si));
-    si.cb = sizeof(si);
-    if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+    if (tw_spawn(cmd, 0, &pi) != 0)
       return 89;
     CloseHandle(pi.hThread);
     CloseHandle(pi.hProcess);
@@ -1642,7 +1632,7 @@ int tw_helper_main(int argc, char **argv) {
     int i, k = swprintf(cmd, 2048, L"\"%hs\"", argv[3]);
     for (i = 4; i < argc && k > 0 && k < 2000; i++)
       k += swprintf(cmd + k, 2048 - (size_t)k, L" %hs", argv[i]);
-    if (start(cmd, 0, &pi) != 0)
+    if (tw_spawn(cmd, 0, &pi) != 0)
       return 91;
     return child_exit_rc(&pi);
   }
@@ -1807,6 +1797,7 @@ static int spawn_std(const char *cmd, const char *cwd, HANDLE hin, HANDLE hout, 
   STARTUPINFOEXW si;
   SIZE_T attr_size = 0;
   BOOL ok = FALSE;
+  int tried = 0;
 
   if (!MultiByteToWideChar(CP_ACP, 0, cmd, -1, wcmd, TW_CMD_CHARS) ||
       !MultiByteToWideChar(CP_ACP, 0, cwd, -1, wcwd, TW_PATH_CHARS)) {
@@ -1829,18 +1820,14 @@ static int spawn_std(const char *cmd, const char *cwd, HANDLE hin, HANDLE hout, 
       si.lpAttributeList != NULL &&
       InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &attr_size)) {
     if (UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list,
-                                  (extra ? 4 : 3) * sizeof(HANDLE), NULL, NULL))
-      ok = CreateProcessW(NULL, wcmd, NULL, NULL, TRUE, EXTENDED_STARTUPINFO_PRESENT, NULL, wcwd,
-                          &si.StartupInfo, pi);
-    /* The same rare Wine failure as in start(): once more, and said. */
-    if (!ok && GetLastError() == ERROR_INTERNAL_ERROR) {
-      fprintf(stderr, "CreateProcessW failed with 1359; trying once more: %s\n", cmd);
-      ok = CreateProcessW(NULL, wcmd, NULL, NULL, TRUE, EXTENDED_STARTUPINFO_PRESENT, NULL, wcwd,
-                          &si.StartupInfo, pi);
+                                  (extra ? 4 : 3) * sizeof(HANDLE), NULL, NULL)) {
+      tried = 1; /* create_process says its own failure */
+      ok =
+          create_process(wcmd, TRUE, EXTENDED_STARTUPINFO_PRESENT, wcwd, &si.StartupInfo, pi, wcmd);
     }
     DeleteProcThreadAttributeList(si.lpAttributeList);
   }
-  if (!ok)
+  if (!ok && !tried)
     fprintf(stderr, "cannot start (Win32 error %lu): %s\n", (unsigned long)GetLastError(), cmd);
   free(si.lpAttributeList);
   return ok ? 0 : -1;

@@ -205,7 +205,25 @@ const wchar_t *tw_self(void);
 /* Builds L"\"<self>\" --helper <args>" into buf. */
 void tw_helper_cmdline(wchar_t *buf, size_t size, const char *args);
 
-/* Starts a command line (inheriting nothing), waits up to timeout_ms,
+/* Starts a command line with creation flags (0, CREATE_SUSPENDED,
+ * CREATE_BREAKAWAY_FROM_JOB...), inheriting no handle: the one way a test
+ * or a helper mode starts a process of its own. Wine's rare
+ * ERROR_INTERNAL_ERROR (1359) is tried once more and said on stderr ("...
+ * failed with 1359; trying once more"); a failure is said on stderr with
+ * the command line, and GetLastError() still holds its error. Returns 0
+ * and *pi (the caller closes both handles), or -1. */
+int tw_spawn(const wchar_t *cmdline, DWORD flags, PROCESS_INFORMATION *pi);
+
+/* tw_spawn with one process attribute whose value is a single handle:
+ * PROC_THREAD_ATTRIBUTE_PARENT_PROCESS (that process is its parent, and
+ * it takes that process's job) or PROC_THREAD_ATTRIBUTE_JOB_LIST (it is
+ * created inside that job, as jobwarden spawns). attr 0: none. Returns 0,
+ * -1 (the creation failed), or -2 (the attribute list could not be made:
+ * nothing was tried). */
+int tw_spawn_attr(const wchar_t *cmdline, DWORD flags, DWORD_PTR attr, HANDLE value,
+                  PROCESS_INFORMATION *pi);
+
+/* Starts a command line (tw_spawn, flags 0), waits up to timeout_ms,
  * returns 0 and the exit code, or -1 (timeout: the process is killed). */
 int tw_run_wait(const wchar_t *cmdline, DWORD timeout_ms, DWORD *exit_code);
 

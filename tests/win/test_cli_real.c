@@ -18,6 +18,7 @@
 #include "harness.h"
 #include "jobwarden.h"
 #include "helpers.h"
+#include "checks.h"
 
 #define RUN_TIMEOUT_MS   30000
 #define KILL_DEADLINE_MS 3000
@@ -57,9 +58,12 @@ static int write_text(const char *path, const char *text) {
 /* Running jobwarden.exe                                                    */
 /* ------------------------------------------------------------------------ */
 
-/* Runs jobwarden to completion; a run that does not finish in time fails. */
-static void run_jobwarden(tw_run_t *r, const char *tag, const char *args) {
-  tw_jw_run(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = RUN_TIMEOUT_MS}, r);
+/* Runs jobwarden to completion; a run that does not finish in time fails.
+ * log (or NULL): its event file, read into r->events (tw_check_events). */
+static void run_jobwarden(tw_run_t *r, const char *tag, const char *args, const char *log) {
+  tw_jw_run(
+      &(tw_run_opts_t){.tag = tag, .args = args, .events_path = log, .timeout_ms = RUN_TIMEOUT_MS},
+      r);
   CHECK(r->started);
   CHECK(r->finished);
 }
@@ -94,14 +98,6 @@ static int count_occurrences(const char *hay, const char *needle) {
 static int jbool(json_t *ev, const char *path) {
   json_t *v = tw_get(ev, path);
   return json_is_true(v) ? 1 : json_is_false(v) ? 0 : -1;
-}
-
-/* Reads a log that must exist and parse; an empty array otherwise (the
- * checks that follow then fail on counts instead of crashing). */
-static json_t *load_log(const char *path) {
-  json_t *evs = tw_read_events(path);
-  CHECK(evs != NULL);
-  return evs ? evs : json_array();
 }
 
 /* "job_start,process_start,..." (event names without "sandbox."), without
@@ -269,10 +265,10 @@ static void case_exit_codes(void) {
     DeleteFileA(log);
     snprintf(args, sizeof(args), "run --export \"file:%s\" -- \"%s\" --helper exit %lu", log,
              g_self, (unsigned long)code);
-    run_jobwarden(&r, tag, args);
+    run_jobwarden(&r, tag, args, log);
     CHECK_U64(r.exit_code, code);
 
-    evs = load_log(log);
+    evs = tw_check_events(&r);
     names_of(evs, names, sizeof(names));
     CHECK_STR(names, abnormal ? "job_start,process_start,violation,process_exit,job_end"
                               : "job_start,process_start,process_exit,job_end");
@@ -316,10 +312,10 @@ static void case_crash_lockdown(void) {
   DeleteFileA(log);
   snprintf(args, sizeof(args), "run --tier lockdown --export \"file:%s\" -- \"%s\" --helper crash",
            log, g_self);
-  run_jobwarden(&r, tag, args);
+  run_jobwarden(&r, tag, args, log);
   CHECK_U64(r.exit_code, 0xC0000005u);
 
-  evs = load_log(log);
+  evs = tw_check_events(&r);
   names_of(evs, names, sizeof(names));
   /* The notice: lockdown's Low-integrity token, which Wine does not
    * apply (token_not_applied, docs/platform-support.md). */
@@ -362,12 +358,12 @@ static void case_tree(const char *tier) {
   snprintf(args, sizeof(args),
            "run --tier %s --export \"file:%s\" -- \"%s\" --helper tree \"%s\" 200", tier, log,
            g_self, pidfile);
-  run_jobwarden(&r, tag, args);
+  run_jobwarden(&r, tag, args, log);
   CHECK_U64(r.exit_code, 0);
   CHECK_INT(tw_read_pids(pidfile, 0, &root, &gc), 0);
   CHECK(root != 0 && gc != 0 && root != gc);
 
-  evs = load_log(log);
+  evs = tw_check_events(&r);
   check_envelope(evs, tier, 1);
   {
     /* No policy name: "<program>-<host>-<first 8 hex of the run id>". */
@@ -444,12 +440,12 @@ static void case_missing_program(const char *tag, const char *program) {
   case_path(log, sizeof(log), tag, ".jsonl");
   DeleteFileA(log);
   snprintf(args, sizeof(args), "run --export \"file:%s\" -- %s", log, program);
-  run_jobwarden(&r, tag, args);
+  run_jobwarden(&r, tag, args, log);
   CHECK_U64(r.exit_code, 127);
   CHECK_CONTAINS(r.err, "program not found");
   CHECK_CONTAINS(r.err, program);
 
-  evs = load_log(log);
+  evs = tw_check_events(&r);
   check_envelope(evs, "none", 1);
   ev = find_only(evs, "sandbox.notice", "spawn_failed", &n);
   CHECK_INT(n, 1);
@@ -473,12 +469,12 @@ static void case_not_executable(void) {
   DeleteFileA(log);
   CHECK_INT(write_text(exe, "this is a text file, not a program\r\n"), 0);
   snprintf(args, sizeof(args), "run --export \"file:%s\" -- \"%s\"", log, exe);
-  run_jobwarden(&r, tag, args);
+  run_jobwarden(&r, tag, args, log);
   CHECK_U64(r.exit_code, 126);
   CHECK_CONTAINS(r.err, "cannot execute");
   CHECK_CONTAINS(r.err, "not-an-exe.exe");
 
-  evs = load_log(log);
+  evs = tw_check_events(&r);
   check_envelope(evs, "none", 1);
   find_only(evs, "sandbox.notice", "spawn_failed", &n);
   CHECK_INT(n, 1);
@@ -500,7 +496,7 @@ static void expect_refused(const char *tag, const char *opts, int exit_want, con
   DeleteFileA(marker);
   DeleteFileA(deflog);
   snprintf(args, sizeof(args), "run %s -- \"%s\" --helper tree \"%s\" 0", opts, g_self, marker);
-  run_jobwarden(&r, tag, args);
+  run_jobwarden(&r, tag, args, NULL);
   CHECK_U64(r.exit_code, exit_want);
   if (line_want != NULL)
     CHECK_STR(first_line(r.err), line_want);
@@ -515,7 +511,7 @@ static void expect_refused(const char *tag, const char *opts, int exit_want, con
 /* The same without a program to run (`run` alone). */
 static void expect_refused_plain(const char *tag, const char *args, const char *line_want) {
   tw_run_t r;
-  run_jobwarden(&r, tag, args);
+  run_jobwarden(&r, tag, args, NULL);
   CHECK_U64(r.exit_code, 125);
   CHECK_STR(first_line(r.err), line_want);
   CHECK_INT(r.out_len, 0);
@@ -556,7 +552,7 @@ static void case_policy(void) {
   expect_refused("policy-bad-run", opts, 125, NULL, bad_text);
 
   snprintf(args, sizeof(args), "check-policy \"%s\"", bad);
-  run_jobwarden(&r, "policy-bad-check", args);
+  run_jobwarden(&r, "policy-bad-check", args, NULL);
   CHECK_U64(r.exit_code, 1);
   CHECK_CONTAINS(r.err, bad_text);
   CHECK_CONTAINS(first_line(r.err), "jobwarden: check-policy: ");
@@ -564,7 +560,7 @@ static void case_policy(void) {
   tw_jw_free(&r);
 
   snprintf(args, sizeof(args), "check-policy \"%s\"", good);
-  run_jobwarden(&r, "policy-good-check", args);
+  run_jobwarden(&r, "policy-good-check", args, NULL);
   CHECK_U64(r.exit_code, 0);
   CHECK_INT(r.err_len, 0);
   j = json_loads(r.out, 0, &jerr);
@@ -609,7 +605,9 @@ static void case_kill_jobwarden(void) {
   snprintf(args, sizeof(args),
            "run --tier hardened --export \"file:%s\" -- \"%s\" --helper tree \"%s\" 60000", log,
            g_self, pidfile);
-  tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = RUN_TIMEOUT_MS}, &r);
+  tw_jw_start(
+      &(tw_run_opts_t){.tag = tag, .args = args, .events_path = log, .timeout_ms = RUN_TIMEOUT_MS},
+      &r);
   CHECK(r.started);
   if (!r.started) {
     tw_jw_wait(&r);
@@ -649,7 +647,7 @@ static void case_kill_jobwarden(void) {
   tw_jw_wait(&r); /* returns at once: jobwarden is dead */
   CHECK_U64(r.exit_code, 9);
 
-  evs = tw_read_events(log); /* NULL on a torn or broken line */
+  evs = json_incref(r.events); /* NULL on a torn or broken line */
   CHECK(evs != NULL);
   if (evs != NULL) {
     json_t *ev;
@@ -685,7 +683,7 @@ static void case_stdio(void) {
   DeleteFileA(deflog);
   DeleteFileA(kept);
   snprintf(args, sizeof(args), "run -- \"%s\" --helper print hello-from-child", g_self);
-  run_jobwarden(&r, "stdio-default", args);
+  run_jobwarden(&r, "stdio-default", args, deflog);
   CHECK_U64(r.exit_code, 0);
   /* Nothing but the program's line: exactly once, byte for byte. */
   CHECK_STR(r.out, CHILD_LINE);
@@ -694,7 +692,7 @@ static void case_stdio(void) {
   /* Kept under the case's own name, the default name is free again. */
   if (file_exists(deflog)) {
     CHECK(MoveFileExA(deflog, kept, MOVEFILE_REPLACE_EXISTING));
-    evs = load_log(kept);
+    evs = tw_check_events(&r); /* read from deflog when the run ended */
     check_envelope(evs, "none", 1);
     json_decref(evs);
   }
@@ -705,7 +703,7 @@ static void case_stdio(void) {
   DeleteFileA(deflog);
   snprintf(args, sizeof(args), "run --export stdout -- \"%s\" --helper print hello-from-child",
            g_self);
-  run_jobwarden(&r, "stdio-export-stdout", args);
+  run_jobwarden(&r, "stdio-export-stdout", args, NULL);
   CHECK_U64(r.exit_code, 0);
   CHECK_STR(r.err, CHILD_LINE);
   CHECK(!file_exists(deflog));
@@ -753,14 +751,14 @@ static void case_stdio(void) {
 /* 11. --help and --version. */
 static void case_help_version(void) {
   tw_run_t r;
-  run_jobwarden(&r, "help", "--help");
+  run_jobwarden(&r, "help", "--help", NULL);
   CHECK_U64(r.exit_code, 0);
   CHECK(strncmp(r.out, "Usage:", 6) == 0);
   CHECK_CONTAINS(r.out, "jobwarden run [OPTIONS] [--] COMMAND [ARG...]");
   CHECK_INT(r.err_len, 0);
   tw_jw_free(&r);
 
-  run_jobwarden(&r, "version", "--version");
+  run_jobwarden(&r, "version", "--version", NULL);
   CHECK_U64(r.exit_code, 0);
   CHECK_CONTAINS(r.out, "jobwarden " JW_VERSION " (event schema " JW_SCHEMA_VERSION ")");
   CHECK_INT(r.err_len, 0);
@@ -780,7 +778,7 @@ static void case_two_exporters(void) {
   DeleteFileA(b);
   snprintf(args, sizeof(args),
            "run --export \"file:%s\" --export \"file:%s\" -- \"%s\" --helper exit 7", a, b, g_self);
-  run_jobwarden(&r, "two-exporters", args);
+  run_jobwarden(&r, "two-exporters", args, a);
   CHECK_U64(r.exit_code, 7);
   ta = tw_read_file(a, &la);
   tb = tw_read_file(b, &lb);
@@ -795,7 +793,7 @@ static void case_two_exporters(void) {
   CHECK(ta != NULL && tb != NULL && la == lb && memcmp(ta, tb, la) == 0);
   free(ta);
   free(tb);
-  evs = load_log(a);
+  evs = tw_check_events(&r); /* a's: b is compared with it byte for byte */
   check_envelope(evs, "none", 1);
   json_decref(evs);
   tw_jw_free(&r);
@@ -822,10 +820,12 @@ static void case_stuck_stdout(void) {
   snprintf(args, sizeof(args),
            "run --export stdout --export \"file:%s\" -- \"%s\" --helper series 40 5", log, g_self);
   t0 = GetTickCount64();
-  CHECK_INT(tw_jw_start(
-                &(tw_run_opts_t){
-                    .tag = "stuck-stdout", .args = args, .out_handle = wr, .timeout_ms = 60000},
-                &r),
+  CHECK_INT(tw_jw_start(&(tw_run_opts_t){.tag = "stuck-stdout",
+                                         .args = args,
+                                         .out_handle = wr,
+                                         .events_path = log,
+                                         .timeout_ms = 60000},
+                        &r),
             0);
   CloseHandle(wr);
   CHECK_INT(tw_jw_wait(&r), 1);
@@ -839,11 +839,11 @@ static void case_stuck_stdout(void) {
                       "returned for 10000 ms); ") != NULL);
   CHECK(strstr(r.err, "jobwarden: exiting without waiting for the stuck exporter(s) named "
                       "above\n") != NULL);
-  tw_jw_free(&r);
-  evs = load_log(log);
+  evs = tw_check_events(&r);
   check_envelope(evs, "none", 1);
   CHECK_INT(tw_int(json_array_get(evs, json_array_size(evs) - 1), "summary.processes"), 41);
   json_decref(evs);
+  tw_jw_free(&r);
 }
 
 /* 13. --notification-margin through jobwarden.exe: the threshold below the
@@ -861,9 +861,9 @@ static void case_notification_margin(void) {
            "run --job-memory 64M --notification-margin 5%% --export \"file:%s\" -- \"%s\" "
            "--helper exit 3",
            log, g_self);
-  run_jobwarden(&r, "notification-margin", args);
+  run_jobwarden(&r, "notification-margin", args, log);
   CHECK_U64(r.exit_code, 3);
-  evs = load_log(log);
+  evs = tw_check_events(&r);
   names_of(evs, names, sizeof(names));
   CHECK_STR(names, "job_start,notice,process_start,process_exit,job_end");
   check_envelope(evs, "none", 1);

@@ -90,6 +90,7 @@ static void test_ctrl(const char *dir, DWORD type, const char *name, const char 
   if (hgc != NULL)
     CHECK_U64(WaitForSingleObject(hgc, 0), WAIT_OBJECT_0);
 
+  /* jw_run ran in this process (no kit run): its file, read here. */
   evs = tw_read_events(path);
   CHECK(evs != NULL);
   if (evs != NULL) {

@@ -67,11 +67,8 @@ static int helper_tree(int argc, char **argv) {
     return 70;
   snprintf(args, sizeof(args), "sleep %s", argv[4]);
   for (i = 0; i < 2; i++) {
-    STARTUPINFOW si;
-    memset(&si, 0, sizeof(si));
-    si.cb = sizeof(si);
     tw_helper_cmdline(cmd, TW_CMD_CHARS, args);
-    if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi[i]))
+    if (tw_spawn(cmd, 0, &pi[i]) != 0)
       return 71;
   }
   snprintf(tmp, sizeof(tmp), "%s.tmp", argv[3]);
@@ -94,7 +91,6 @@ static int helper_tree(int argc, char **argv) {
  * inside the job, writes its exit code (hex), its pid and this process's
  * pid to OUTFILE, then sleeps MS. */
 static int helper_inside(int argc, char **argv) {
-  STARTUPINFOW si;
   PROCESS_INFORMATION pi;
   wchar_t cmd[TW_CMD_CHARS];
   char tmp[TW_PATH_CHARS + 8];
@@ -103,9 +99,7 @@ static int helper_inside(int argc, char **argv) {
   if (argc < 7)
     return 74;
   swprintf(cmd, TW_CMD_CHARS, L"\"%hs\" kill %hs", argv[3], argv[4]);
-  memset(&si, 0, sizeof(si));
-  si.cb = sizeof(si);
-  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+  if (tw_spawn(cmd, 0, &pi) != 0)
     return 75;
   if (WaitForSingleObject(pi.hProcess, 30000) != WAIT_OBJECT_0 ||
       !GetExitCodeProcess(pi.hProcess, &code))
@@ -137,9 +131,11 @@ static void cli_free(cli_t *r) {
   memset(r, 0, sizeof(*r));
 }
 
-/* Starts `jobwarden.exe ARGS` with stdout/stderr to <dir>\wine-control-TAG.*. */
-static int cli_start(const char *tag, const char *args, cli_t *r) {
-  return tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = WAIT_MS}, r);
+/* Starts `jobwarden.exe ARGS` with stdout/stderr to <dir>\wine-control-TAG.*
+ * and, when log is not NULL, its event file read into r->events at its end. */
+static int cli_start(const char *tag, const char *args, const char *log, cli_t *r) {
+  return tw_jw_start(
+      &(tw_run_opts_t){.tag = tag, .args = args, .events_path = log, .timeout_ms = WAIT_MS}, r);
 }
 
 /* Waits for it (killed after WAIT_MS) and reads its output; the exit code
@@ -152,7 +148,7 @@ static void cli_finish(cli_t *r) {
 
 /* Runs `jobwarden.exe ARGS` to its end. */
 static void cli_run(const char *tag, const char *args, cli_t *r) {
-  if (cli_start(tag, args, r) != 0)
+  if (cli_start(tag, args, NULL, r) != 0)
     CHECK(!"jobwarden.exe did not start");
   cli_finish(r);
 }
@@ -196,7 +192,8 @@ static DWORD exit_code_of(HANDLE h) {
   return code;
 }
 
-/* The events of one case. */
+/* The events of a case whose run is jw_run in this process (no kit run
+ * read them); an empty array, after a failed check, when unreadable. */
 static json_t *load(const char *path) {
   json_t *evs = tw_read_events(path);
   CHECK(evs != NULL);
@@ -389,7 +386,6 @@ static void test_main(void) {
   json_t *reply, *members, *evs, *notes, *e;
   DWORD kill1_pid = 0, refused_pid = 0, killjob_pid = 0;
   wchar_t cmd[TW_CMD_CHARS];
-  STARTUPINFOW si;
 
   snprintf(name, sizeof(name), "%s-main", g_tag);
   snprintf(log, sizeof(log), "%s\\wine-control-main.jsonl", g_dir);
@@ -400,7 +396,7 @@ static void test_main(void) {
            "run --name control-main --control %s --export \"file:%s\" -- \"%s\" --helper ctl-tree "
            "\"%s\" %s",
            name, log, rig_self_utf8(), pids, CHILD_MS);
-  if (cli_start("run", args, &run) != 0) {
+  if (cli_start("run", args, log, &run) != 0) {
     CHECK(!"jobwarden.exe run did not start");
     return;
   }
@@ -467,10 +463,8 @@ static void test_main(void) {
   CHECK(alive(run.pi.hProcess));
 
   /* kill --pid of a process outside the job: refused, it lives. */
-  memset(&si, 0, sizeof(si));
-  si.cb = sizeof(si);
   tw_helper_cmdline(cmd, TW_CMD_CHARS, "sleep " CHILD_MS);
-  CHECK(CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &outsider));
+  CHECK_INT(tw_spawn(cmd, 0, &outsider), 0);
   snprintf(args, sizeof(args), "kill %s --pid %lu", name, (unsigned long)outsider.dwProcessId);
   cli_run("kill-outsider", args, &r);
   refused_pid = r.pi.dwProcessId;
@@ -564,13 +558,13 @@ static void test_main(void) {
            "(user %s))\n",
            (unsigned long)killjob_pid, g_sid);
   CHECK_STR(run.err, want);
-  cli_free(&run);
   CloseHandle(h_root);
   CloseHandle(h_c1);
   CloseHandle(h_c2);
 
   /* The record. */
-  evs = load(log);
+  evs = tw_check_events(&run);
+  cli_free(&run);
   notes = control_notices(evs);
   CHECK_INT(json_array_size(notes), 6);
   e = json_array_get(notes, 0); /* kill --pid c1 */
@@ -647,9 +641,13 @@ static int foreign_identity(DWORD pid, char *sid, size_t size) {
   return 0;
 }
 
+/* A jw_run in this process, on a thread of its own; its one sink's spec
+ * lives here as long as the run. */
 typedef struct {
   jw_run_config_t cfg;
   int status;
+  char spec[TW_PATH_CHARS + 8];
+  const char *exports[1];
 } run_arg_t;
 
 static unsigned __stdcall run_thread(void *arg) {
@@ -658,10 +656,30 @@ static unsigned __stdcall run_thread(void *arg) {
   return 0;
 }
 
+/* Starts jw_run of argv on a thread: the policy named policy_name, the
+ * control pipe `name`, events to file:log (argv and name must outlive
+ * the run). The thread's handle, or NULL after a failed check. */
+static HANDLE start_in_process(run_arg_t *a, const char *policy_name, const char *name,
+                               const char *log, const char **argv, int argc) {
+  HANDLE th;
+  memset(a, 0, sizeof(*a));
+  snprintf(a->spec, sizeof(a->spec), "file:%s", log);
+  a->exports[0] = a->spec;
+  jw_policy_init(&a->cfg.policy);
+  jw_policy_set(&a->cfg.policy, "name", policy_name, "test", NULL);
+  a->cfg.exports = a->exports;
+  a->cfg.n_exports = 1;
+  a->cfg.argv = argv;
+  a->cfg.argc = argc;
+  a->cfg.control_name = name;
+  th = (HANDLE)_beginthreadex(NULL, 0, run_thread, a, 0, NULL);
+  CHECK(th != NULL);
+  return th;
+}
+
 static void test_inside(void) {
   char name[96], log[TW_PATH_CHARS], out[TW_PATH_CHARS], args[TW_CMD_CHARS], want[1024];
-  const char *exports[1], *argv[8];
-  char spec[TW_PATH_CHARS + 8];
+  const char *argv[8];
   unsigned long inside[3]; /* the client's exit code, its pid, the root's pid */
   run_arg_t a;
   HANDLE th;
@@ -677,8 +695,6 @@ static void test_inside(void) {
   snprintf(out, sizeof(out), "%s\\wine-control-inside.code", g_dir);
   remove(log);
   remove(out);
-  snprintf(spec, sizeof(spec), "file:%s", log);
-  exports[0] = spec;
   argv[0] = rig_self_utf8();
   argv[1] = "--helper";
   argv[2] = "ctl-inside";
@@ -686,16 +702,7 @@ static void test_inside(void) {
   argv[4] = name;
   argv[5] = out;
   argv[6] = CHILD_MS;
-  memset(&a, 0, sizeof(a));
-  jw_policy_init(&a.cfg.policy);
-  jw_policy_set(&a.cfg.policy, "name", "control-inside", "test", NULL);
-  a.cfg.exports = exports;
-  a.cfg.n_exports = 1;
-  a.cfg.argv = argv;
-  a.cfg.argc = 7;
-  a.cfg.control_name = name;
-  th = (HANDLE)_beginthreadex(NULL, 0, run_thread, &a, 0, NULL);
-  CHECK(th != NULL);
+  th = start_in_process(&a, "control-inside", name, log, argv, 7);
   if (th == NULL)
     return;
 
@@ -814,8 +821,8 @@ static void test_inside(void) {
 /* ------------------------------------------------------------------------ */
 
 static void test_stuck(void) {
-  char name[96], log[TW_PATH_CHARS], spec[TW_PATH_CHARS + 8], path[256], buf[16];
-  const char *exports[1], *argv[4];
+  char name[96], log[TW_PATH_CHARS], path[256], buf[16];
+  const char *argv[4];
   wchar_t wpath[256];
   run_arg_t a;
   HANDLE th, h = INVALID_HANDLE_VALUE;
@@ -827,22 +834,11 @@ static void test_stuck(void) {
   snprintf(path, sizeof(path), "\\\\.\\pipe\\jobwarden-control-%s", name);
   MultiByteToWideChar(CP_ACP, 0, path, -1, wpath, 256);
   remove(log);
-  snprintf(spec, sizeof(spec), "file:%s", log);
-  exports[0] = spec;
   argv[0] = rig_self_utf8();
   argv[1] = "--helper";
   argv[2] = "sleep";
   argv[3] = "1500";
-  memset(&a, 0, sizeof(a));
-  jw_policy_init(&a.cfg.policy);
-  jw_policy_set(&a.cfg.policy, "name", "control-stuck", "test", NULL);
-  a.cfg.exports = exports;
-  a.cfg.n_exports = 1;
-  a.cfg.argv = argv;
-  a.cfg.argc = 4;
-  a.cfg.control_name = name;
-  th = (HANDLE)_beginthreadex(NULL, 0, run_thread, &a, 0, NULL);
-  CHECK(th != NULL);
+  th = start_in_process(&a, "control-stuck", name, log, argv, 4);
   if (th == NULL)
     return;
   for (waited = 0; waited < WAIT_MS && h == INVALID_HANDLE_VALUE; waited += 10) {

@@ -510,17 +510,23 @@ static void test_rig_member(void) {
 typedef tw_run_t cli_t;
 
 /* Starts `jobwarden.exe ARGS` with stdout/stderr to <dir>\wine-escape-TAG.*
- * (created anew). */
-static int cli_start(cli_t *r, const char *tag, const char *args) {
-  return tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = WAIT_MS}, r);
+ * (created anew); log is its event file. */
+static int cli_start(cli_t *r, const char *tag, const char *args, const char *log) {
+  return tw_jw_start(
+      &(tw_run_opts_t){.tag = tag, .args = args, .events_path = log, .timeout_ms = WAIT_MS}, r);
 }
 
 /* Waits for it (killed after WAIT_MS); the exit code is (DWORD)-1 unless it
- * exited by itself in time. Its output is not looked at. */
-static void cli_finish(cli_t *r) {
+ * exited by itself in time. Its output is not looked at (the kit prints it
+ * when the case fails). Returns its events (a new reference), NULL when
+ * the log is unreadable or does not parse. */
+static json_t *cli_finish(cli_t *r) {
+  json_t *evs;
   if (!tw_jw_wait(r))
     r->exit_code = (DWORD)-1;
+  evs = json_incref(r->events);
   tw_jw_free(r);
+  return evs;
 }
 
 /* `jobwarden run OPTS -- self --helper spoof-parent parent-dacl PIDFILE
@@ -543,7 +549,7 @@ static void cli_case(const char *tag, const char *opts, const char *then, const 
       "run %s --name %s --export file:%s -- \"%s\" --helper spoof-parent parent-dacl %s %s sleep "
       "30000",
       opts, tag, log, g_me, pidfile, then);
-  if (cli_start(&r, tag, args) != 0) {
+  if (cli_start(&r, tag, args, log) != 0) {
     CHECK(0);
     return;
   }
@@ -553,10 +559,9 @@ static void cli_case(const char *tag, const char *opts, const char *then, const 
   CHECK_INT(parent, r.pi.dwProcessId); /* the helper named jobwarden.exe */
   /* jobwarden's own DACL refused the plain open; the rewrite let it in. */
   check_way_in(pidfile, ERROR_ACCESS_DENIED, 0);
-  cli_finish(&r);
+  evs = cli_finish(&r);
   CHECK(r.finished);
   CHECK_U64(r.exit_code, jw_code);
-  evs = tw_read_events(log);
   CHECK(evs != NULL);
   if (evs != NULL) {
     check_escape_event(tw_only_for(evs, "sandbox.violation", "job_escape", child), child,
@@ -597,7 +602,7 @@ static void test_cli_refused(void) {
            "run --tier hardened --name escape-cli-refused --export file:%s -- \"%s\" --helper "
            "spoof-parent parent %s wait sleep 30000",
            log, g_me, pidfile);
-  if (cli_start(&r, "escape-cli-refused", args) != 0) {
+  if (cli_start(&r, "escape-cli-refused", args, log) != 0) {
     CHECK(0);
     return;
   }
@@ -605,10 +610,9 @@ static void test_cli_refused(void) {
   CHECK_INT(parent, r.pi.dwProcessId);
   CHECK_INT(child, 0); /* nothing was started */
   check_way_in(pidfile, ERROR_ACCESS_DENIED, -1);
-  cli_finish(&r);
+  evs = cli_finish(&r);
   CHECK(r.finished);
   CHECK_U64(r.exit_code, 82); /* spoof-parent: OpenProcess refused */
-  evs = tw_read_events(log);
   CHECK(evs != NULL);
   if (evs != NULL) {
     CHECK_INT(tw_count(evs, "sandbox.violation", "job_escape"), 0);
@@ -646,7 +650,7 @@ static void test_cli_control(void) {
            "--export file:%s -- \"%s\" --helper spoof-parent parent-dacl %s wait jw-control %s %s "
            "%s",
            name, log, g_me, pidfile, out, g_jw, name);
-  if (cli_start(&r, "escape-cli-control", args) != 0) {
+  if (cli_start(&r, "escape-cli-control", args, log) != 0) {
     CHECK(0);
     return;
   }
@@ -656,10 +660,9 @@ static void test_cli_control(void) {
   CHECK_INT(tw_read_pids(out, WAIT_MS, &ps, &kill), 0);
   CHECK_INT(ps, JW_EXIT_CONTROL_REFUSED);
   CHECK_INT(kill, JW_EXIT_CONTROL_REFUSED);
-  cli_finish(&r);
+  evs = cli_finish(&r);
   CHECK(r.finished);
   CHECK_U64(r.exit_code, 0); /* the root's own code: the escape ended by itself */
-  evs = tw_read_events(log);
   CHECK(evs != NULL);
   if (evs == NULL)
     return;

@@ -12,12 +12,20 @@ static char g_jw[TW_PATH_CHARS];  /* jobwarden.exe (Windows path) */
 static const char *g_raw = ".";   /* the events directory as given (Unix-style) */
 
 /* Runs jobwarden.exe with args (tag names its files: wine-faults-TAG.*);
- * 0 and its exit code when it ended by itself within 30 s, else -1. */
-static int run_jobwarden(const char *tag, const char *args, DWORD *code, char **err) {
+ * 0 and its exit code when it ended by itself within 30 s, else -1. Its
+ * stderr goes to *err (malloc'd), the events of its file sink `log` to
+ * *evs (a new reference; NULL when unreadable or torn). */
+static int run_jobwarden(const char *tag, const char *args, const char *log, DWORD *code,
+                         char **err, json_t **evs) {
   tw_run_t r;
-  int rc = tw_jw_run(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = 30000}, &r) ? 0 : -1;
+  int rc =
+      tw_jw_run(&(tw_run_opts_t){.tag = tag, .args = args, .events_path = log, .timeout_ms = 30000},
+                &r)
+          ? 0
+          : -1;
   *code = r.exit_code;
   *err = r.err;
+  *evs = json_incref(r.events);
   r.err = NULL;
   tw_jw_free(&r);
   return rc;
@@ -47,10 +55,9 @@ static void test_policy_exporters(void) {
   fclose(f);
   snprintf(args, sizeof(args), "run --policy \"%s\" -- \"%s\" --helper exit 4", pol,
            rig_self_utf8());
-  CHECK_INT(run_jobwarden("policy-a", args, &code, &err), 0);
+  CHECK_INT(run_jobwarden("policy-a", args, a, &code, &err, &evs), 0);
   free(err);
   CHECK_U64(code, 4);
-  evs = tw_read_events(a);
   CHECK(evs != NULL);
   if (evs != NULL) {
     CHECK_STR(tw_str(json_array_get(evs, 0), "event"), "sandbox.job_start");
@@ -61,11 +68,10 @@ static void test_policy_exporters(void) {
   remove(a);
   snprintf(args, sizeof(args), "run --policy \"%s\" --export \"file:%s\" -- \"%s\" --helper exit 5",
            pol, b, rig_self_utf8());
-  CHECK_INT(run_jobwarden("policy-b", args, &code, &err), 0);
+  CHECK_INT(run_jobwarden("policy-b", args, b, &code, &err, &evs), 0);
   free(err);
   CHECK_U64(code, 5);
   CHECK(GetFileAttributesA(a) == INVALID_FILE_ATTRIBUTES); /* replaced, not added to */
-  evs = tw_read_events(b);
   CHECK(evs != NULL);
   if (evs != NULL) {
     CHECK_INT(tw_int(json_array_get(evs, json_array_size(evs) - 1), "summary.root_exit_code"), 5);
@@ -86,7 +92,7 @@ static void test_sink_fails(void) {
   snprintf(args, sizeof(args),
            "run --export \"file:Z:\\dev\\full\" --export \"file:%s\" -- \"%s\" --helper exit 3",
            good, rig_self_utf8());
-  CHECK_INT(run_jobwarden("good", args, &code, &text), 0);
+  CHECK_INT(run_jobwarden("good", args, good, &code, &text, &evs), 0);
   CHECK_U64(code, 3); /* the program's code: a broken sink does not change it */
 
   CHECK_CONTAINS(text, "jobwarden: exporter 'file:Z:\\dev\\full' failed at event seq 1: write to "
@@ -94,7 +100,6 @@ static void test_sink_fails(void) {
   CHECK_CONTAINS(text, "(Win32 error 112)");
   free(text);
 
-  evs = tw_read_events(good);
   CHECK(evs != NULL);
   if (evs == NULL)
     return;

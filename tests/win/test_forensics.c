@@ -67,31 +67,16 @@ static int write_text(const char *path, const wchar_t *text) {
   return 0;
 }
 
-static int start_wait(wchar_t *cmd, DWORD *pid, DWORD *code) {
-  STARTUPINFOW si;
-  PROCESS_INFORMATION pi;
-  memset(&si, 0, sizeof(si));
-  si.cb = sizeof(si);
-  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-    return -1;
-  *pid = pi.dwProcessId;
-  WaitForSingleObject(pi.hProcess, INFINITE);
-  GetExitCodeProcess(pi.hProcess, code);
-  CloseHandle(pi.hThread);
-  CloseHandle(pi.hProcess);
-  return 0;
-}
-
 /* froot DIR: writes DIR/root.cmd, starts the hostile child, waits. */
 static int mode_root(const char *dir) {
   wchar_t cmd[2048];
   char path[TW_PATH_CHARS];
-  DWORD pid, code = 0;
+  DWORD code = 0;
   snprintf(path, sizeof(path), "%s/root.cmd", dir);
   if (write_text(path, GetCommandLineW()) != 0)
     return 80;
   swprintf(cmd, 2048, L"\"%ls\" --helper fchild %hs " HOSTILE, tw_self(), dir);
-  if (start_wait(cmd, &pid, &code) != 0)
+  if (tw_run_wait(cmd, INFINITE, &code) != 0)
     return 81;
   return code == 3 ? 0 : 82;
 }
@@ -100,12 +85,12 @@ static int mode_root(const char *dir) {
 static int mode_child(const char *dir) {
   wchar_t cmd[1024];
   char path[TW_PATH_CHARS];
-  DWORD pid, code = 1;
+  DWORD code = 1;
   snprintf(path, sizeof(path), "%s/child.cmd", dir);
   if (write_text(path, GetCommandLineW()) != 0)
     return 83;
   tw_helper_cmdline(cmd, 1024, "sleep 300");
-  if (start_wait(cmd, &pid, &code) != 0 || code != 0)
+  if (tw_run_wait(cmd, INFINITE, &code) != 0 || code != 0)
     return 84;
   return 3;
 }
@@ -115,14 +100,14 @@ static int mode_child(const char *dir) {
 static int mode_parent_of(int argc, char **argv) {
   wchar_t cmd[1024];
   char args[512] = "";
-  DWORD pid, code;
+  DWORD code;
   int i;
   for (i = 4; i < argc; i++) {
     strncat(args, argv[i], sizeof(args) - strlen(args) - 2);
     strncat(args, " ", sizeof(args) - strlen(args) - 1);
   }
   tw_helper_cmdline(cmd, 1024, args);
-  if (start_wait(cmd, &pid, &code) != 0)
+  if (tw_run_wait(cmd, INFINITE, &code) != 0)
     return 85;
   Sleep((DWORD)strtoul(argv[3], NULL, 0));
   return 0;
@@ -132,12 +117,12 @@ static int mode_parent_of(int argc, char **argv) {
  * to its end (port traffic after the first one's end), then sleeps MS. */
 static int mode_two_then(char **argv) {
   wchar_t cmd[1024];
-  DWORD pid, code;
+  DWORD code;
   tw_helper_cmdline(cmd, 1024, "exit 7");
-  if (start_wait(cmd, &pid, &code) != 0 || code != 7)
+  if (tw_run_wait(cmd, INFINITE, &code) != 0 || code != 7)
     return 88;
   tw_helper_cmdline(cmd, 1024, "exit 0");
-  if (start_wait(cmd, &pid, &code) != 0 || code != 0)
+  if (tw_run_wait(cmd, INFINITE, &code) != 0 || code != 0)
     return 89;
   Sleep((DWORD)strtoul(argv[3], NULL, 0));
   return 0;
@@ -149,17 +134,14 @@ static int mode_two_then(char **argv) {
 static int mode_then_another(char **argv) {
   wchar_t cmd[1024], cmd2[1024];
   char args[64];
-  STARTUPINFOW si;
   PROCESS_INFORMATION pi;
-  DWORD pid, code;
+  DWORD code;
   snprintf(args, sizeof(args), "sleep %s", argv[3]);
   tw_helper_cmdline(cmd, 1024, args);
-  memset(&si, 0, sizeof(si));
-  si.cb = sizeof(si);
-  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+  if (tw_spawn(cmd, 0, &pi) != 0)
     return 86;
   tw_helper_cmdline(cmd2, 1024, "exit 0");
-  if (start_wait(cmd2, &pid, &code) != 0)
+  if (tw_run_wait(cmd2, INFINITE, &code) != 0)
     return 87;
   WaitForSingleObject(pi.hProcess, 60000);
   CloseHandle(pi.hThread);
@@ -171,12 +153,12 @@ static int mode_then_another(char **argv) {
  * than jobwarden keeps) and waits. */
 static int mode_longcmd(void) {
   static wchar_t cmd[10000];
-  DWORD pid, code;
+  DWORD code;
   int n = swprintf(cmd, 10000, L"\"%ls\" --helper sleep 100 ", tw_self()), i;
   for (i = 0; i < 9000 && n + i < 9999; i++)
     cmd[n + i] = L'x';
   cmd[n + i] = 0;
-  return start_wait(cmd, &pid, &code) == 0 ? 0 : 86;
+  return tw_run_wait(cmd, INFINITE, &code) == 0 ? 0 : 86;
 }
 
 /* ---- the test's own identity --------------------------------------------- */

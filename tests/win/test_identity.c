@@ -352,7 +352,6 @@ static void test_gone(void) {
   char copy[TW_PATH_CHARS], moved[TW_PATH_CHARS], marker[TW_PATH_CHARS], entry[80], want[1024];
   wchar_t wcopy[TW_PATH_CHARS], wmoved[TW_PATH_CHARS], cmd[2 * TW_PATH_CHARS];
   const char *args[2];
-  STARTUPINFOW si;
   PROCESS_INFORMATION pi;
   DWORD code = 0;
   rig_t r;
@@ -367,12 +366,10 @@ static void test_gone(void) {
   MultiByteToWideChar(CP_UTF8, 0, copy, -1, wcopy, TW_PATH_CHARS);
   MultiByteToWideChar(CP_UTF8, 0, moved, -1, wmoved, TW_PATH_CHARS);
   swprintf(cmd, 2 * TW_PATH_CHARS, L"\"%ls\" --helper sleep 30000", wcopy);
-  memset(&si, 0, sizeof(si));
-  si.cb = sizeof(si);
   memset(&pi, 0, sizeof(pi));
   /* Before the rig's root: not mistaken for an escape (created before
    * anything of the run). */
-  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, CREATE_SUSPENDED, NULL, NULL, &si, &pi)) {
+  if (tw_spawn(cmd, CREATE_SUSPENDED, &pi) != 0) {
     CHECK(!"CreateProcessW of the copy");
     return;
   }

@@ -19,6 +19,7 @@
 #include <wintrust.h>
 
 #include "harness.h"
+#include "helpers.h"
 #include "internal.h"
 #include "win/imageid.h"
 
@@ -795,8 +796,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--identify") == 0)
     return identify_main(argc, argv);
   if (argc > 1 && strcmp(argv[1], "--injected") == 0)
-    return jw_test_run_cases("imageid-injected", argc, argv, injected_cases,
-                             sizeof(injected_cases) / sizeof(injected_cases[0]));
+    return TW_RUN_CASES("imageid-injected", argc, argv, injected_cases);
   if (argc < 11 || to_full(argv[2], g_work) != 0 || to_full(argv[3], g_helper) != 0) {
     fprintf(stderr, "usage: test_imageid EVENTS WORK HELPER SELF_SHA SELF_SIZE HELPER_SHA "
                     "HELPER_SIZE SEED_SHA BIG_SHA BIG_SIZE\n");
@@ -812,5 +812,5 @@ int main(int argc, char **argv) {
   g_big_size = strtoull(argv[10], NULL, 10);
   CHECK_INT(strlen(g_self_sha), 64);
 
-  return jw_test_run_cases("imageid", argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
+  return TW_RUN_CASES("imageid", argc, argv, cases);
 }

@@ -621,7 +621,8 @@ done:
 }
 
 /* `run` with a helper that exits 7; events in <dir>/wine-<name>.jsonl.
- * Returns the exit status. */
+ * Returns the exit status. jw_run runs in this process (its job calls
+ * hooked), so there is no kit run: the callers read the file. */
 static int run_policy(const char *name, jw_policy_t *policy, char *path, size_t size) {
   jw_run_config_t cfg;
   char spec[1100];

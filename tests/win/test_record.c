@@ -63,16 +63,22 @@ static void rec_path(char *buf, size_t n, const char *tag, const char *suffix) {
 }
 
 /* Starts `jobwarden <args>`; its stdout goes to out_path (default
- * wine-record-<tag>.stdout), its stderr to wine-record-<tag>.stderr. */
-static int jw_start(tw_run_t *r, const char *tag, const char *out_path, const char *args) {
-  return tw_jw_start(
-      &(tw_run_opts_t){
-          .tag = tag, .args = args, .out_path = out_path, .timeout_ms = RUN_TIMEOUT_MS},
-      r);
+ * wine-record-<tag>.stdout), its stderr to wine-record-<tag>.stderr; the
+ * events of its file sink `log` (when not NULL) are read into r->events
+ * at its end. */
+static int jw_start(tw_run_t *r, const char *tag, const char *out_path, const char *log,
+                    const char *args) {
+  return tw_jw_start(&(tw_run_opts_t){.tag = tag,
+                                      .args = args,
+                                      .out_path = out_path,
+                                      .events_path = log,
+                                      .timeout_ms = RUN_TIMEOUT_MS},
+                     r);
 }
 
-static void jw_run_case(tw_run_t *r, const char *tag, const char *out_path, const char *args) {
-  CHECK_INT(jw_start(r, tag, out_path, args), 0);
+static void jw_run_case(tw_run_t *r, const char *tag, const char *out_path, const char *log,
+                        const char *args) {
+  CHECK_INT(jw_start(r, tag, out_path, log, args), 0);
   CHECK(tw_jw_wait(r));
 }
 
@@ -142,7 +148,7 @@ static void case_file_attack(void) {
   snprintf(args, sizeof(args),
            "run --export \"file:%s\" -- \"%s\" --helper attack-file \"%s\" \"%s\" \"%s\"", log,
            g_self, log, result, snap);
-  jw_run_case(&r, "file", NULL, args);
+  jw_run_case(&r, "file", NULL, log, args);
   CHECK_U64(r.exit_code, 0);
   res = tw_read_file(result, NULL);
   /* Every attempt is refused by the share mode: 32, ERROR_SHARING_VIOLATION;
@@ -159,7 +165,7 @@ static void case_file_attack(void) {
   CHECK(text != NULL && seen != NULL && seen_len <= text_len && memcmp(text, seen, seen_len) == 0);
   free(text);
   free(seen);
-  evs = tw_read_events(log);
+  evs = json_incref(r.events);
   CHECK(evs != NULL);
   if (evs != NULL) {
     check_stream(evs, log);
@@ -182,7 +188,9 @@ static void case_file_attack(void) {
 /* 2. --export stdout | stderr                                             */
 /* ------------------------------------------------------------------------ */
 
-/* The events on a stream jobwarden wrote alone. */
+/* The events on a stream jobwarden wrote alone: its stdout or stderr
+ * file, read here rather than as the run's events (one events_path per
+ * run; "both" reads two streams). */
 static void check_event_stream(const char *path, const char *what) {
   json_t *evs = tw_read_events(path);
   CHECK(evs != NULL);
@@ -200,7 +208,7 @@ static void case_stdout_forgery(void) {
   /* auto: the agent's bytes go to jobwarden's stderr. */
   rec_path(out, sizeof(out), "stdout-auto", ".jsonl");
   snprintf(args, sizeof(args), "run --export stdout -- \"%s\" --helper forge-output", g_self);
-  jw_run_case(&r, "stdout-auto", out, args);
+  jw_run_case(&r, "stdout-auto", out, NULL, args);
   CHECK_U64(r.exit_code, 0);
   check_event_stream(out, "stdout-auto");
   CHECK_INT(r.err_len, strlen(TW_FORGED_OUTPUT));
@@ -214,7 +222,7 @@ static void case_stdout_forgery(void) {
   /* --export stderr: the agent's bytes go to stdout. */
   rec_path(errp, sizeof(errp), "stderr-auto", ".stderr");
   snprintf(args, sizeof(args), "run --export stderr -- \"%s\" --helper forge-output", g_self);
-  jw_run_case(&r, "stderr-auto", NULL, args);
+  jw_run_case(&r, "stderr-auto", NULL, NULL, args);
   CHECK_U64(r.exit_code, 0);
   check_event_stream(r.err_path, "stderr-auto");
   CHECK_STR(r.out, TW_FORGED_OUTPUT);
@@ -233,7 +241,7 @@ static void case_stdout_forgery(void) {
   snprintf(args, sizeof(args),
            "run --export stdout --agent-output \"file:%s\" -- \"%s\" --helper forge-output", agent,
            g_self);
-  jw_run_case(&r, "stdout-file", out, args);
+  jw_run_case(&r, "stdout-file", out, NULL, args);
   CHECK_U64(r.exit_code, 0);
   check_event_stream(out, "stdout-file");
   CHECK_INT(r.err_len, 0);
@@ -246,7 +254,7 @@ static void case_stdout_forgery(void) {
   rec_path(out, sizeof(out), "both", ".jsonl");
   snprintf(args, sizeof(args),
            "run --export stdout --export stderr -- \"%s\" --helper forge-output", g_self);
-  jw_run_case(&r, "both", out, args);
+  jw_run_case(&r, "both", out, NULL, args);
   CHECK_U64(r.exit_code, 0);
   check_event_stream(out, "both stdout");
   check_event_stream(r.err_path, "both stderr");
@@ -260,7 +268,7 @@ static void case_stdout_forgery(void) {
    * while events are written: all of it arrives, in order, intact. */
   rec_path(out, sizeof(out), "spew", ".jsonl");
   snprintf(args, sizeof(args), "run --export stdout -- \"%s\" --helper spew 10000", g_self);
-  jw_run_case(&r, "spew", out, args);
+  jw_run_case(&r, "spew", out, NULL, args);
   CHECK_U64(r.exit_code, 0);
   check_event_stream(out, "spew");
   {
@@ -284,7 +292,7 @@ static void case_stdout_forgery(void) {
   /* A stream that carries events cannot be given to the program. */
   snprintf(args, sizeof(args),
            "run --export stdout --agent-output stdout -- \"%s\" --helper forge-output", g_self);
-  jw_run_case(&r, "stdout-conflict", NULL, args);
+  jw_run_case(&r, "stdout-conflict", NULL, NULL, args);
   CHECK_U64(r.exit_code, 125);
   CHECK_INT(r.out_len, 0);
   CHECK_STR(r.err, "jobwarden: --agent-output stdout: jobwarden's stdout carries events (--export "
@@ -294,7 +302,7 @@ static void case_stdout_forgery(void) {
 
   snprintf(args, sizeof(args),
            "run --export stderr --agent-output inherit -- \"%s\" --helper forge-output", g_self);
-  jw_run_case(&r, "inherit-conflict", NULL, args);
+  jw_run_case(&r, "inherit-conflict", NULL, NULL, args);
   CHECK_U64(r.exit_code, 125);
   CHECK_STR(r.err, "jobwarden: --agent-output inherit: the program would share jobwarden's "
                    "stderr with the event stream (--export stderr); use auto, stdout, null or "
@@ -302,7 +310,7 @@ static void case_stdout_forgery(void) {
   tw_jw_free(&r);
 
   snprintf(args, sizeof(args), "run --agent-output somewhere -- \"%s\" --helper exit 0", g_self);
-  jw_run_case(&r, "agent-output-bad", NULL, args);
+  jw_run_case(&r, "agent-output-bad", NULL, NULL, args);
   CHECK_U64(r.exit_code, 125);
   CHECK_STR(r.err, "jobwarden: --agent-output: expected auto, inherit, stdout, stderr, null or "
                    "file:PATH, got \"somewhere\"\n");
@@ -406,7 +414,7 @@ static void case_pipe_cap(void) {
            "run --export \"file:%s\" --export pipe:%s,max_readers=2 -- \"%s\" --helper wait-file "
            "\"%s\"",
            log, name, g_self, marker);
-  CHECK_INT(jw_start(&r, "cap", NULL, args), 0);
+  CHECK_INT(jw_start(&r, "cap", NULL, log, args), 0);
   CHECK_INT(tw_wait_pipe(name, 20000, 5), 0);
   /* The acceptor serves one connection at a time, in order: the third
    * reader is judged after the first two are served. The first two get
@@ -444,7 +452,7 @@ static void case_pipe_cap(void) {
     free(rd[i].buf);
   }
   free(rd[2].buf);
-  evs = tw_read_events(log);
+  evs = json_incref(r.events);
   CHECK(evs != NULL);
   if (evs != NULL) {
     json_t *ev;
@@ -494,12 +502,12 @@ static void case_pipe_in_job(void) {
   snprintf(args, sizeof(args),
            "run --export \"file:%s\" --export pipe:%s -- \"%s\" --helper pipe-reader %s \"%s\"",
            log, name, g_self, name, result);
-  jw_run_case(&r, "injob", NULL, args);
+  jw_run_case(&r, "injob", NULL, log, args);
   CHECK_U64(r.exit_code, 0);
   CHECK_INT(r.err_len, 0); /* recorded in-band, not on stderr */
   /* Connected, then disconnected before a byte: nothing of the stream. */
   check_nothing_read(result, "in-job");
-  evs = tw_read_events(log);
+  evs = json_incref(r.events);
   CHECK(evs != NULL);
   if (evs != NULL) {
     json_t *ev, *root;
@@ -534,13 +542,13 @@ static void case_pipe_refusal_flood(void) {
   snprintf(args, sizeof(args),
            "run --export \"file:%s\" --export pipe:%s -- \"%s\" --helper reader-flood %s 500", log,
            name, g_self, name);
-  jw_run_case(&r, "rflood", NULL, args);
+  jw_run_case(&r, "rflood", NULL, log, args);
   CHECK_U64(r.exit_code, 0); /* the helper connected 500 times */
   CHECK_CONTAINS(r.out, "connected 500");
   CHECK_CONTAINS(r.out, "refused 500");
   CHECK_CONTAINS(r.out, "served 0");
   CHECK_INT(r.err_len, 0);
-  evs = tw_read_events(log);
+  evs = json_incref(r.events);
   CHECK(evs != NULL);
   if (evs != NULL) {
     json_t *v = tw_filter(evs, "sandbox.violation", "pipe_reader_refused"), *ev;
@@ -629,7 +637,7 @@ static void case_pipe_flood(void) {
   snprintf(args, sizeof(args),
            "run --export \"file:%s\" --export pipe:%s -- \"%s\" --helper wait-file \"%s\"", log,
            name, g_self, marker);
-  CHECK_INT(jw_start(&r, "pipe-flood", NULL, args), 0);
+  CHECK_INT(jw_start(&r, "pipe-flood", NULL, log, args), 0);
   jwh = r.started
             ? OpenProcess(PROCESS_QUERY_INFORMATION | PROCESS_VM_READ, FALSE, r.pi.dwProcessId)
             : NULL;
@@ -673,7 +681,7 @@ static void case_pipe_flood(void) {
   }
   CHECK_INT(served, 16);
   CHECK_INT(refused, FLOOD_READERS - 16);
-  evs = tw_read_events(log);
+  evs = json_incref(r.events);
   CHECK(evs != NULL);
   if (evs != NULL) {
     json_t *f = tw_filter(evs, "sandbox.notice", "pipe_reader_refused"), *ev;
@@ -719,7 +727,7 @@ static void case_pipe_escaped(void) {
            "run --export \"file:%s\" --export pipe:%s -- \"%s\" --helper pipe-reader-escaped %s "
            "\"%s\"",
            log, name, g_self, name, result);
-  jw_run_case(&r, "escaped", NULL, args);
+  jw_run_case(&r, "escaped", NULL, log, args);
   CHECK_U64(r.exit_code, 0);
   CHECK_INT(r.err_len, 0); /* recorded in-band, not on stderr */
   res = tw_read_file(result, NULL);
@@ -732,7 +740,7 @@ static void case_pipe_escaped(void) {
     CHECK(res != NULL && sscanf(res, "first=%lu child=%lu", &first, &child) == 2 && child > 0);
     CHECK_INT(first, ERROR_ACCESS_DENIED);
     check_nothing_read(child_result, "escaped");
-    evs = tw_read_events(log);
+    evs = json_incref(r.events);
     CHECK(evs != NULL);
     if (evs != NULL) {
       json_t *ev;
@@ -939,9 +947,9 @@ static void case_flood(void) {
   WideCharToMultiByte(CP_UTF8, 0, wprefix, -1, prefix, sizeof(prefix), NULL, NULL);
   snprintf(args, sizeof(args), "run --export \"file:%s\" -- \"%s\" --helper flood %d", log, g_self,
            FLOOD_N);
-  jw_run_case(&r, "flood", NULL, args);
+  jw_run_case(&r, "flood", NULL, log, args);
   CHECK_U64(r.exit_code, 0);
-  evs = tw_read_events(log);
+  evs = json_incref(r.events);
   CHECK(evs != NULL);
   json_array_foreach(evs, i, ev) {
     const char *e = tw_str(ev, "event"), *rule = tw_str(ev, "rule"), *cl;
@@ -1037,7 +1045,6 @@ static void case_cmdline_empty(void) {
   size_t len = 0;
   int trunc = 0, rc;
   DWORD self_pid = 0, grandchild = 0;
-  STARTUPINFOW si;
   PROCESS_INFORMATION pi;
   nt_query_fn q = (nt_query_fn)(void (*)(void))GetProcAddress(GetModuleHandleW(L"ntdll.dll"),
                                                               "NtQueryInformationProcess");
@@ -1056,10 +1063,8 @@ static void case_cmdline_empty(void) {
   snprintf(targs, sizeof(targs), "tree \"%s\" 20000", pidfile);
   tw_helper_cmdline(cmd, 1024, targs);
   WideCharToMultiByte(CP_UTF8, 0, cmd, -1, expect, sizeof(expect), NULL, NULL);
-  memset(&si, 0, sizeof(si));
-  si.cb = sizeof(si);
   CHECK(q != NULL);
-  if (q == NULL || !CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+  if (q == NULL || tw_spawn(cmd, 0, &pi) != 0) {
     CHECK(0);
     return;
   }

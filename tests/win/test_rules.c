@@ -50,7 +50,6 @@ static int helper_rules_spawn(int argc, char **argv) {
   if (n < 1 || n > MAX_CHILDREN)
     return 80;
   for (i = 0; i < n; i++) {
-    STARTUPINFOW si;
     wchar_t cmd[2 * TW_PATH_CHARS], name[MAX_PATH];
     const char *a = argv[6 + i];
     if (strcmp(a, "uni") == 0)
@@ -58,12 +57,8 @@ static int helper_rules_spawn(int argc, char **argv) {
     else
       swprintf(name, MAX_PATH, L"%hs", a);
     swprintf(cmd, 2 * TW_PATH_CHARS, L"\"%hs\\%ls\" --helper sleep %hs", argv[5], name, argv[4]);
-    memset(&si, 0, sizeof(si));
-    si.cb = sizeof(si);
     memset(&pi[i], 0, sizeof(pi[i]));
-    err[i] = CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi[i])
-                 ? 0
-                 : GetLastError();
+    err[i] = tw_spawn(cmd, 0, &pi[i]) == 0 ? 0 : GetLastError();
     Sleep(50);
   }
   snprintf(tmp, sizeof(tmp), "%s.tmp", argv[3]);
@@ -158,7 +153,7 @@ static void run_case(run_t *r, const char *name, const jw_policy_t *pol, const c
   t0 = GetTickCount64();
   r->status = jw_run(&cfg);
   r->ms = (DWORD)(GetTickCount64() - t0);
-  r->evs = tw_read_events(path);
+  r->evs = tw_read_events(path); /* jw_run in this process: no kit run to read it */
   CHECK(r->evs != NULL);
   if (r->evs == NULL)
     r->evs = json_array();
@@ -690,7 +685,9 @@ static void test_cli(const char *tag, const char *flags, const char *helper_args
   remove(log);
   snprintf(args, sizeof(args), "run --export \"file:%s\" %s -- \"%s\" --helper %s", log, flags,
            rig_self_utf8(), helper_args);
-  if (tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = 30000}, &r) != 0) {
+  if (tw_jw_start(
+          &(tw_run_opts_t){.tag = tag, .args = args, .events_path = log, .timeout_ms = 30000},
+          &r) != 0) {
     CHECK(!"jobwarden.exe did not start");
     return;
   }
@@ -703,8 +700,8 @@ static void test_cli(const char *tag, const char *flags, const char *helper_args
              "jobwarden: the monitor rule %s terminated the job (exit status 124)", rule);
     CHECK_CONTAINS(r.err, want);
   }
+  evs = json_incref(r.events);
   tw_jw_free(&r);
-  evs = tw_read_events(log);
   CHECK(evs != NULL);
   if (evs == NULL)
     return;

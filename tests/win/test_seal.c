@@ -48,10 +48,14 @@ static void path_of(char *buf, size_t n, const char *tag, const char *suffix) {
   tw_case_path(buf, n, g_events, "wine-seal-", tag, suffix);
 }
 
-/* Runs jobwarden.exe with args; waits. */
-static void seal_run(tw_run_t *r, const char *tag, const char *args) {
-  CHECK_INT(
-      tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = args, .timeout_ms = RUN_TIMEOUT_MS}, r), 0);
+/* Runs jobwarden.exe with args; waits. log (or NULL): its file sink, read
+ * into r->events at its end. */
+static void seal_run(tw_run_t *r, const char *tag, const char *args, const char *log) {
+  CHECK_INT(tw_jw_start(
+                &(tw_run_opts_t){
+                    .tag = tag, .args = args, .events_path = log, .timeout_ms = RUN_TIMEOUT_MS},
+                r),
+            0);
   CHECK(tw_jw_wait(r));
 }
 
@@ -59,7 +63,7 @@ static void seal_run(tw_run_t *r, const char *tag, const char *args) {
 static DWORD verify(tw_run_t *r, const char *tag, const char *file, const char *key) {
   char args[TW_CMD_CHARS];
   snprintf(args, sizeof(args), "verify \"%s\" --key \"%s\"", file, key);
-  seal_run(r, tag, args);
+  seal_run(r, tag, args, NULL);
   return r->exit_code;
 }
 
@@ -180,7 +184,7 @@ static void case_sealed_run(char *key, size_t key_n, char *rec, size_t rec_n) {
     char targs[TW_CMD_CHARS];
     tw_run_t t;
     snprintf(targs, sizeof(targs), "tail --file \"%s\"", rec);
-    seal_run(&t, "a-tail", targs);
+    seal_run(&t, "a-tail", targs, NULL);
     CHECK_U64(t.exit_code, 0);
     CHECK_CONTAINS(t.out, " info     job                    pid=-      -  job ended: ");
     CHECK(strstr(t.out, "\"mac\":") == NULL); /* no seal member shown */
@@ -202,7 +206,7 @@ static void case_key_exists(const char *key) {
   snprintf(args, sizeof(args),
            "run --seal-key \"%s\" --export \"file:%s\" -- \"%s\" --helper exit 0", key, rec,
            g_self);
-  seal_run(&r, "b", args);
+  seal_run(&r, "b", args, NULL);
   CHECK_U64(r.exit_code, 125);
   snprintf(want, sizeof(want), "%s: cannot create (error 80: ", key);
   CHECK_CONTAINS(r.err, want);
@@ -219,7 +223,7 @@ static void run_with_key(const char *key, const char *rec, const char *tag, int 
   snprintf(args, sizeof(args),
            "run --seal-key-existing \"%s\" --export \"file:%s\" -- \"%s\" --helper series %d 0",
            key, rec, g_self, children);
-  seal_run(&r, tag, args);
+  seal_run(&r, tag, args, NULL);
   CHECK_U64(r.exit_code, 0);
   tw_jw_free(&r);
 }
@@ -234,7 +238,7 @@ static void case_existing_key(const char *key_a, char *rec, size_t rec_n) {
   DeleteFileA(key);
   DeleteFileA(rec);
   snprintf(args, sizeof(args), "seal-key new \"%s\"", key);
-  seal_run(&r, "c-key", args);
+  seal_run(&r, "c-key", args, NULL);
   CHECK_U64(r.exit_code, 0);
   CHECK_CONTAINS(r.out, ": new seal key ");
   tw_jw_free(&r);
@@ -342,11 +346,11 @@ static void case_agent_rewrites(const char *key) {
            "run --no-kill-on-close --seal-key-existing \"%s\" --export \"file:%s\" -- \"%s\" "
            "--helper spawn-rewriter \"%s\" \"%s\"",
            key, rec, g_self, rec, mark);
-  seal_run(&r, "f", args);
+  seal_run(&r, "f", args, rec);
   CHECK_U64(r.exit_code, 0);
   /* The child's end is in the record, before job_end: it was terminated
    * while jobwarden still held the file. */
-  evs = tw_read_events(rec);
+  evs = json_incref(r.events);
   CHECK(evs != NULL);
   json_array_foreach(evs, k, ev) {
     const char *rule = tw_str(ev, "rule"), *action = tw_str(ev, "action");
@@ -403,7 +407,7 @@ static void case_killed(void) {
   {
     char targs[TW_CMD_CHARS];
     snprintf(targs, sizeof(targs), "tail --file \"%s\"", rec);
-    seal_run(&v, "e-tail", targs);
+    seal_run(&v, "e-tail", targs, NULL);
     CHECK_U64(v.exit_code, 1); /* the record ends before sandbox.job_end */
     CHECK_CONTAINS(v.err, ": the record ends before sandbox.job_end");
   }

@@ -54,13 +54,16 @@ static int start_run(run_t *r, const char *tag, const char *opts, const char *he
   DeleteFileA(r->log);
   snprintf(cmd, sizeof(cmd), "run %s --export \"file:%s\" -- \"%s\" --helper %s", opts, r->log,
            g_self, helper_args);
-  tw_jw_start(&(tw_run_opts_t){.tag = tag, .args = cmd, .timeout_ms = RUN_TIMEOUT_MS}, &r->p);
+  tw_jw_start(
+      &(tw_run_opts_t){
+          .tag = tag, .args = cmd, .events_path = r->log, .timeout_ms = RUN_TIMEOUT_MS},
+      &r->p);
   CHECK(r->p.started);
   return r->p.started ? 0 : -1;
 }
 
 /* Waits for the run (a run killed after RUN_TIMEOUT_MS fails), reads its
- * reports. */
+ * reports (p.out) and its events (p.events, NULL when torn or unreadable). */
 static void finish_run(run_t *r) {
   if (!tw_jw_wait(&r->p))
     CHECK(0);
@@ -433,7 +436,7 @@ static void case_kill_on_close_opt_out(void) {
     }
   finish_run(&r);
   CHECK_U64(r.p.exit_code, 9);
-  evs = tw_read_events(r.log);
+  evs = json_incref(r.p.events);
   CHECK(evs != NULL);
   if (evs != NULL) {
     json_t *ev = only(evs, "sandbox.job_start", NULL);
@@ -538,7 +541,7 @@ static void case_agent_kills_jobwarden(const char *tier) {
   CHECK_STR(reported(&r, "rewrite_set"), "0");
   CHECK_STR(reported(&r, "reopen"), "0");
   CHECK_U64(r.p.exit_code, 0);
-  evs = tw_read_events(r.log); /* NULL on a torn line */
+  evs = json_incref(r.p.events); /* NULL on a torn line */
   CHECK(evs != NULL);
   if (evs != NULL) {
     json_t *ev, *end = tw_filter(evs, "sandbox.job_end", NULL);
@@ -577,7 +580,7 @@ static void case_dup_job_windows_only(void) {
           "[dup-job] Wine: direct open refused; after the DACL rewrite: job handle 0x%lx copied, "
           "kill-on-close off, a child broke away (windows-only defence: OWNER RIGHTS)\n",
           (unsigned long)reported_long(&r, "job"));
-  evs = tw_read_events(r.log);
+  evs = json_incref(r.p.events);
   CHECK(evs != NULL);
   if (evs != NULL) {
     json_t *end = only(evs, "sandbox.job_end", NULL);
@@ -618,7 +621,7 @@ static void case_inherited_handles(void) {
   inh = reported(&r, "inheritable");
   fprintf(stderr, "[inherited] std %s; inheritable %s\n", std ? std : "-", inh ? inh : "-");
   CHECK_STR(inh, want);
-  evs = tw_read_events(r.log);
+  evs = json_incref(r.p.events);
   CHECK(evs != NULL);
   if (evs != NULL) {
     json_t *ev = only(evs, "sandbox.job_start", NULL);
@@ -712,7 +715,7 @@ static void case_token(const char *tag, const char *opts, const char *mode) {
   finish_run(&r);
   CHECK_U64(r.p.exit_code, 0);
   powerful_groups(deny, sizeof(deny));
-  evs = tw_read_events(r.log);
+  evs = json_incref(r.p.events);
   CHECK(evs != NULL);
   if (evs != NULL) {
     json_t *ev = only(evs, "sandbox.job_start", NULL), *tok = tw_get(ev, "token");

@@ -80,7 +80,6 @@ static void test_race_free(void) {
 static DWORD naive_trial(HANDLE job, const char *dir, int trial) {
   char started[MAX_PATH + 16], go[MAX_PATH + 16], args[MAX_PATH + 32];
   wchar_t cmd[TW_CMD_CHARS];
-  STARTUPINFOW si;
   PROCESS_INFORMATION pi;
   DWORD code = 0xDEAD, waited;
   FILE *f;
@@ -90,24 +89,12 @@ static DWORD naive_trial(HANDLE job, const char *dir, int trial) {
   DeleteFileA(go);
   snprintf(args, sizeof(args), "race-sync \"%s\"", dir);
   tw_helper_cmdline(cmd, TW_CMD_CHARS, args);
-  memset(&si, 0, sizeof(si));
-  si.cb = sizeof(si);
-  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
-    DWORD e = GetLastError();
-    /* Wine under load rarely fails a creation with 1359
-     * (docs/platform-support.md): not a trial of the spawn order; tried
-     * once more, and said. */
-    if (e == ERROR_INTERNAL_ERROR) {
-      fprintf(stderr, "naive trial %d: CreateProcessW failed with 1359; trying once more\n", trial);
-      if (CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-        e = 0;
-      else
-        e = GetLastError();
-    }
-    if (e != 0) {
-      fprintf(stderr, "naive trial %d: CreateProcessW failed (%lu)\n", trial, (unsigned long)e);
-      return code;
-    }
+  /* tw_spawn tries Wine's rare 1359 once more (said): not a trial of the
+   * spawn order. */
+  if (tw_spawn(cmd, 0, &pi) != 0) {
+    fprintf(stderr, "naive trial %d: CreateProcessW failed (%lu)\n", trial,
+            (unsigned long)GetLastError());
+    return code;
   }
   /* The grandchild exists: now the naive assignment. */
   for (waited = 0; GetFileAttributesA(started) == INVALID_FILE_ATTRIBUTES && waited < 20000;
@@ -217,7 +204,9 @@ static void test_handles(void) {
   CloseHandle(job);
 
   /* Control: a plain CreateProcess with inheritance passes it, so the probe
-   * above can fail. */
+   * above can fail. A direct call, not tw_spawn: inheriting every
+   * inheritable handle (bInheritHandles TRUE) is the point here, and the
+   * kit never does that. */
   swprintf(cmd, 1024, L"\"%ls\" --helper set-event %hs", tw_self(), value);
   memset(&si, 0, sizeof(si));
   si.cb = sizeof(si);
