@@ -202,7 +202,8 @@ static void check_envelope(json_t *evs, const char *tier, int ended) {
   CHECK_INT(bad, 0);
   check_context(evs);
   /* Every process's identity once: in its start or in one update after it,
-   * with the SHA-256 of its image (a run cut short may end before it). */
+   * with the SHA-256 of its image (a run cut short may end before it);
+   * none for a process whose image could not be read. */
   json_array_foreach(evs, i, ev) {
     const char *kind = tw_str(ev, "event");
     if (!ended)
@@ -221,7 +222,10 @@ static void check_envelope(json_t *evs, const char *tier, int ended) {
         CHECK(j > i && tw_str(other, "process.hash.sha256") != NULL);
       }
     }
-    CHECK_INT(in_start + (int)updates, 1);
+    /* A process gone before its image could be read (executable null:
+     * seen under load for a short-lived child of `series`) has no file to
+     * identify: no identity anywhere. */
+    CHECK_INT(in_start + (int)updates, json_is_null(tw_get(ev, "process.executable")) ? 0 : 1);
   }
   CHECK_STR(tw_str(json_array_get(evs, 0), "event"), "sandbox.job_start");
   if (ended)
