@@ -114,44 +114,59 @@ static void civil_from_days(uint64_t days, unsigned *year, unsigned *month, unsi
   *day = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
 }
 
-/* v as exactly n decimal digits (leading zeros). */
-static void put_digits(char *p, unsigned v, int n) {
-  while (n-- > 0) {
-    p[n] = (char)('0' + v % 10);
-    v /= 10;
-  }
+/* "00" .. "99": two digits per lookup. Every line writes two to four time
+ * stamps and several numbers; a division per digit showed in profiles. */
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
+/* v (< 100) as two digits at p. */
+static inline void put2(char *p, unsigned v) {
+  memcpy(p, digit_pairs + 2 * v, 2);
+}
+
+/* The 27 characters "2026-11-23T09:11:05.123456Z" of time_us (already
+ * clamped to TIME_US_MAX) at t, no terminator. */
+static void format_time27(uint64_t time_us, char *t) {
+  uint64_t secs = time_us / 1000000;
+  unsigned us = (unsigned)(time_us % 1000000), sod = (unsigned)(secs % 86400), y, mo, d;
+  civil_from_days(secs / 86400, &y, &mo, &d);
+  /* Digits by hand, not snprintf (the year is at most 9999, clamped). */
+  put2(t, y / 100);
+  put2(t + 2, y % 100);
+  t[4] = '-';
+  put2(t + 5, mo);
+  t[7] = '-';
+  put2(t + 8, d);
+  t[10] = 'T';
+  put2(t + 11, sod / 3600);
+  t[13] = ':';
+  put2(t + 14, sod / 60 % 60);
+  t[16] = ':';
+  put2(t + 17, sod % 60);
+  t[19] = '.';
+  put2(t + 20, us / 10000);
+  put2(t + 22, us / 100 % 100);
+  put2(t + 24, us % 100);
+  t[26] = 'Z';
 }
 
 /* Times after year 9999 are written as the last representable instant
  * rather than as a 5-digit year that no RFC 3339 parser accepts. */
 void jw_format_time_us(uint64_t time_us, char *buf, size_t size) {
-  uint64_t secs, sod;
-  unsigned y, mo, d, us;
   char t[28];
   if (buf == NULL || size == 0)
     return;
   if (time_us > TIME_US_MAX)
     time_us = TIME_US_MAX;
-  secs = time_us / 1000000;
-  us = (unsigned)(time_us % 1000000);
-  sod = secs % 86400;
-  civil_from_days(secs / 86400, &y, &mo, &d);
-  /* Every event renders two or more of these: digits by hand, not
-   * snprintf (the year is at most 9999, clamped above). */
-  put_digits(t, y, 4);
-  t[4] = '-';
-  put_digits(t + 5, mo, 2);
-  t[7] = '-';
-  put_digits(t + 8, d, 2);
-  t[10] = 'T';
-  put_digits(t + 11, (unsigned)(sod / 3600), 2);
-  t[13] = ':';
-  put_digits(t + 14, (unsigned)(sod / 60 % 60), 2);
-  t[16] = ':';
-  put_digits(t + 17, (unsigned)(sod % 60), 2);
-  t[19] = '.';
-  put_digits(t + 20, us, 6);
-  t[26] = 'Z';
+  format_time27(time_us, t);
   t[27] = '\0';
   if (size >= sizeof(t))
     memcpy(buf, t, sizeof(t));
@@ -899,7 +914,9 @@ static inline int ob_reserve(obuf_t *b, size_t more) {
   return more <= b->cap - b->len ? 0 : ob_grow(b, more);
 }
 
-static void ob_raw(obuf_t *b, const char *s, size_t n) {
+/* Inline: most appends are literals of a known length, which the compiler
+ * then copies with a few moves instead of a call to memcpy. */
+static inline void ob_raw(obuf_t *b, const char *s, size_t n) {
   if (ob_reserve(b, n) == 0) {
     memcpy(b->p + b->len, s, n);
     b->len += n;
@@ -921,13 +938,43 @@ static const unsigned char ob_classes[256] = {
 };
 #define ob_class(c) ob_classes[(unsigned char)(c)]
 
-/* Whether any byte of the 8 in x is < 0x20, '"', '\\' or >= 0x80
- * (the classic "has a zero byte" test on x, x ^ '"' and x ^ '\\'). */
-static inline int word_special(uint64_t x) {
+/* The bytes of the 8 in x that are < 0x20, '"', '\\' or >= 0x80, each as
+ * its top bit (the classic "has a zero byte" test on x, x ^ '"' and
+ * x ^ '\\'). A borrow can only mark bytes above a byte that really is
+ * special, so the lowest marked byte is exact: on a little-endian machine
+ * the first special byte of the word is at ctz(mask) / 8. */
+static inline uint64_t word_special(uint64_t x) {
   const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
   uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
   uint64_t r = (x - ones * 0x20) | ((q - ones) & ~q) | ((bs - ones) & ~bs) | x;
-  return (r & high) != 0;
+  return r & high;
+}
+
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define OB_WORD_SCAN 1
+#else
+#define OB_WORD_SCAN 0
+#endif
+
+/* How many bytes from u[i] on (up to len) need neither escaping nor a
+ * UTF-8 check: eight at a time, then one by one. */
+static inline size_t plain_run(const unsigned char *u, size_t i, size_t len) {
+  size_t j = i;
+  for (; j + 8 <= len; j += 8) {
+    uint64_t x, m;
+    memcpy(&x, u + j, 8);
+    m = word_special(x);
+    if (m != 0) {
+#if OB_WORD_SCAN
+      return j + ((size_t)__builtin_ctzll(m) >> 3) - i;
+#else
+      break;
+#endif
+    }
+  }
+  while (j < len && ob_class(u[j]) == 0)
+    j++;
+  return j - i;
 }
 
 /* A JSON string of len bytes at s as make_string() + jansson's dump give
@@ -947,26 +994,17 @@ static void ob_str(obuf_t *b, const char *s, size_t len) {
   o = b->p + b->len;
   *o++ = '"';
   while (i < len) {
-    unsigned char c = u[i];
-    unsigned char k = ob_class(c);
-    size_t j, adv;
-    if (k == 0) {
-      /* A run of bytes written as they are, eight at a time while no byte
-       * of the word is a control, '"', '\\' or non-ASCII. */
-      for (j = i + 1; j + 8 <= len; j += 8) {
-        uint64_t x;
-        memcpy(&x, u + j, 8);
-        if (word_special(x))
-          break;
-      }
-      for (; j < len && ob_class(u[j]) == 0; j++)
-        ;
-      memcpy(o, s + i, j - i);
-      o += j - i;
-      i = j;
-      continue;
-    }
-    if (k == 1) {
+    unsigned char c;
+    size_t run = plain_run(u, i, len), adv;
+    /* Runs between escapes are copied whole (a path's backslashes come
+     * every few bytes). */
+    memcpy(o, s + i, run);
+    o += run;
+    i += run;
+    if (i == len)
+      break;
+    c = u[i];
+    if (ob_class(c) == 1) {
       *o++ = '\\';
       switch (c) {
       case '"':
@@ -1035,7 +1073,12 @@ static int utf8_valid(const char *s, size_t len) {
   size_t i = 0, adv;
   while (i < len) {
     if ((unsigned char)s[i] < 0x80) {
-      i++;
+      uint64_t x;
+      /* ASCII eight bytes at a time (no top bit set in the word). */
+      while (i + 8 <= len && (memcpy(&x, s + i, 8), (x & UINT64_C(0x8080808080808080)) == 0))
+        i += 8;
+      if (i < len && (unsigned char)s[i] < 0x80)
+        i++;
       continue;
     }
     if (!utf8_sequence((const unsigned char *)s, len, i, &adv))
@@ -1064,10 +1107,17 @@ static void ob_jstring(obuf_t *b, const char *s) {
 static void ob_i64(obuf_t *b, int64_t v) {
   char buf[24], *e = buf + sizeof(buf), *p = e;
   uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-  do {
-    *--p = (char)('0' + u % 10);
-    u /= 10;
-  } while (u != 0);
+  while (u >= 100) {
+    p -= 2;
+    put2(p, (unsigned)(u % 100));
+    u /= 100;
+  }
+  if (u >= 10) {
+    p -= 2;
+    put2(p, (unsigned)u);
+  } else {
+    *--p = (char)('0' + u);
+  }
   if (v < 0)
     *--p = '-';
   ob_raw(b, p, (size_t)(e - p));
@@ -1109,13 +1159,14 @@ static int ob_map_key(obuf_t *b, const char *key, const char **keys, size_t n) {
 
 /* "2026-11-23T09:11:05.123456Z" in quotes (jw_format_time_us). */
 static void ob_time(obuf_t *b, uint64_t time_us) {
-  char buf[40];
-  size_t n;
-  buf[0] = '"';
-  jw_format_time_us(time_us, buf + 1, sizeof(buf) - 2);
-  n = strlen(buf);
-  buf[n++] = '"';
-  ob_raw(b, buf, n);
+  char *o;
+  if (ob_reserve(b, 29) != 0)
+    return;
+  o = b->p + b->len;
+  o[0] = '"';
+  format_time27(time_us > TIME_US_MAX ? TIME_US_MAX : time_us, o + 1);
+  o[28] = '"';
+  b->len += 29;
 }
 
 static void ob_entity_id(obuf_t *b, uint32_t pid, uint64_t create_time) {
