@@ -12,6 +12,7 @@
  * (JW_SYNC_BOUND_MS), so that no line waits behind a flush. Without
  * queues one lock serializes numbering, rendering and writing. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,14 +58,23 @@ typedef struct sink_s {
   uint64_t fl_through;  /* the seq of the last line written before the flush to come */
 } sink_t;
 
+/* An event's line in each format a sink of the emitter writes (index:
+ * jw_format_t; NULL: could not be rendered). The native line is rendered
+ * behind room for a queue item (`item`), so that the first native sink
+ * queues the rendered buffer itself instead of a copy. */
+typedef struct {
+  jw__line_t *item; /* owned until a sink's queue takes it; lines[native] is its data */
+  char *lines[3];   /* [ecs], [ocsf] owned; [native] inside item */
+  size_t lens[3];
+} rendered_t;
+
 /* A line rendered out of turn: it waits until every earlier seq is
  * committed (em->lock). */
 typedef struct pending_s {
   struct pending_s *next; /* ascending seq */
   uint64_t seq;
   jw_event_kind_t kind;
-  char *lines[3]; /* owned; index: jw_format_t; NULL: could not be rendered */
-  size_t lens[3];
+  rendered_t r; /* owned */
 } pending_t;
 
 struct jw_emitter_s {
@@ -72,6 +82,9 @@ struct jw_emitter_s {
   jw__cond_t wake;  /* a writer finished a batch or returned (settle, drain) */
   jw__cond_t turn;  /* `committed` moved (an emitter whose pending entry could not be allocated) */
   jw_run_info_t run;
+  /* The run's parts of every line, rendered once by jw_emitter_start
+   * (context NULL before, or if that failed: each line renders them). */
+  jw__run_frags_t frags;
   uint64_t seq;       /* last seq handed out (reserved) */
   uint64_t committed; /* every seq up to this one is in the sinks' queues */
   pending_t *pending; /* rendered, waiting for an earlier seq; ascending */
@@ -99,6 +112,7 @@ int jw_emitter_new(const jw_run_info_t *run, jw_emitter_t **out) {
   if (em == NULL)
     return JW_ENOMEM;
   em->run = *run;
+  atomic_init(&em->frags.last_len, 0);
   jw__mutex_init(&em->lock);
   jw__cond_init(&em->wake);
   jw__cond_init(&em->turn);
@@ -211,14 +225,22 @@ static void drop_for_sink(sink_t *k, uint64_t seq, const char *reason) {
   atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
 }
 
-static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *line, size_t len) {
+/* Queues the line for sink k: the rendered item itself when *own is not
+ * NULL (the queue takes it, *own becomes NULL), else a copy. */
+static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *line, size_t len,
+                    jw__line_t **own) {
   size_t limit = jw__is_alert(kind) ? k->em->capacity * 4 : k->em->capacity;
   jw__line_t *it;
   if (k->q.queued >= limit) {
     drop_for_sink(k, seq, "queue_full");
     return;
   }
-  it = jw__line_new(seq, kind, line, len);
+  if (own != NULL && *own != NULL) {
+    it = *own;
+    *own = NULL;
+  } else {
+    it = jw__line_new(seq, kind, line, len);
+  }
   if (it == NULL) {
     drop_for_sink(k, seq, "out_of_memory");
     return;
@@ -232,6 +254,7 @@ static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *l
  * format that cannot be rendered stays NULL (its sinks lose the line).
  * The sinks' formats are fixed once queues run: no lock needed then. */
 static void render_formats(jw_emitter_t *em, char *lines[3], size_t lens[3]) {
+  /* lines[native] is not owned here (rendered_t): only the others are made. */
   size_t i;
   for (i = 0; i < em->n_sinks; i++) {
     jw_format_t f = em->sinks[i].exp->format;
@@ -246,15 +269,14 @@ static void render_formats(jw_emitter_t *em, char *lines[3], size_t lens[3]) {
  * NULL: it could not be rendered, and every sink records the seq as lost
  * (the gap record explains the hole). Returns whether a writer sleeps and
  * must be woken. */
-static int commit_line(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, char *const lines[3],
-                       const size_t lens[3]) {
+static int commit_line(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, rendered_t *r) {
   size_t i;
   int wake = 0;
   for (i = 0; i < em->n_sinks; i++) {
     sink_t *k = &em->sinks[i];
     jw_format_t f = k->exp->format;
-    if (lines[JW_FORMAT_NATIVE] != NULL && lines[f] != NULL)
-      enqueue(k, seq, kind, lines[f], lens[f]);
+    if (r->lines[JW_FORMAT_NATIVE] != NULL && r->lines[f] != NULL)
+      enqueue(k, seq, kind, r->lines[f], r->lens[f], f == JW_FORMAT_NATIVE ? &r->item : NULL);
     else
       drop_for_sink(k, seq, "out_of_memory");
     wake |= k->waiting;
@@ -263,17 +285,17 @@ static int commit_line(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, cha
   return wake;
 }
 
-static void free_lines(char *lines[3]) {
-  free(lines[JW_FORMAT_NATIVE]);
-  free(lines[JW_FORMAT_ECS]);
-  free(lines[JW_FORMAT_OCSF]);
+static void free_rendered(rendered_t *r) {
+  free(r->item);
+  free(r->lines[JW_FORMAT_ECS]);
+  free(r->lines[JW_FORMAT_OCSF]);
+  memset(r, 0, sizeof(*r));
 }
 
 /* Commits the line of `seq` now if every earlier seq is committed, else
  * parks it in em->pending (ownership of lines moves there); then every
  * parked line whose turn came. Lock held. Returns whether to wake. */
-static int commit_in_order(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, char *lines[3],
-                           size_t lens[3]) {
+static int commit_in_order(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, rendered_t *r) {
   int wake = 0;
   if (seq != em->committed + 1) {
     pending_t *p = malloc(sizeof(*p)), **at = &em->pending;
@@ -285,9 +307,8 @@ static int commit_in_order(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind,
     } else {
       p->seq = seq;
       p->kind = kind;
-      memcpy(p->lines, lines, sizeof(p->lines));
-      memcpy(p->lens, lens, sizeof(p->lens));
-      lines[0] = lines[1] = lines[2] = NULL;
+      p->r = *r;
+      memset(r, 0, sizeof(*r));
       while (*at != NULL && (*at)->seq < seq)
         at = &(*at)->next;
       p->next = *at;
@@ -295,12 +316,12 @@ static int commit_in_order(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind,
       return 0;
     }
   }
-  wake |= commit_line(em, seq, kind, lines, lens);
+  wake |= commit_line(em, seq, kind, r);
   while (em->pending != NULL && em->pending->seq == em->committed + 1) {
     pending_t *p = em->pending;
     em->pending = p->next;
-    wake |= commit_line(em, p->seq, p->kind, p->lines, p->lens);
-    free_lines(p->lines);
+    wake |= commit_line(em, p->seq, p->kind, &p->r);
+    free_rendered(&p->r);
     free(p);
   }
   jw__cond_broadcast(&em->turn);
@@ -315,16 +336,37 @@ static void wake_writers(jw_emitter_t *em) {
     jw__cond_broadcast(&em->sinks[i].more);
 }
 
-int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
-  char *line = NULL;
+/* The event's native line as a queue item of `seq` in r (r->item,
+ * r->lines[native]): rendered behind the item's header, the run's parts
+ * copied from em->frags once jw_emitter_start made them. 0 or JW_ENOMEM
+ * (r unchanged). */
+static int render_item(jw_emitter_t *em, const jw_event_t *ev, uint64_t seq, uint64_t time_us,
+                       rendered_t *r) {
+  const size_t head = offsetof(jw__line_t, data);
+  char *buf = NULL;
   size_t len = 0;
-  /* The line in each format (index: jw_format_t), [native] = line. */
-  char *lines[3] = {NULL, NULL, NULL};
-  size_t lens[3] = {0, 0, 0};
+  jw__line_t *it;
+  if (jw__event_render_line_frags(ev, &em->run, &em->frags, seq, time_us, head, &buf, &len) != 0)
+    return JW_ENOMEM;
+  it = (jw__line_t *)(void *)buf;
+  memset(it, 0, head);
+  it->seq = seq;
+  it->kind = ev->kind;
+  it->len = len;
+  r->item = it;
+  r->lines[JW_FORMAT_NATIVE] = it->data;
+  r->lens[JW_FORMAT_NATIVE] = len;
+  return 0;
+}
+
+int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
+  /* The line in each format. */
+  rendered_t r;
   size_t i;
   int rc = 0, wake = 0;
   uint64_t seq, emitted;
 
+  memset(&r, 0, sizeof(r));
   jw__mutex_lock(&em->lock);
   /* sandbox.job_end closes every stream: a consumer may rely on it being
    * the last line. Whatever comes later (a sink that fails on the job_end
@@ -360,21 +402,17 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
     jw__mutex_unlock(&em->lock);
     if (jw__emitter_reserved_hook != NULL)
       jw__emitter_reserved_hook(jw__emitter_reserved_hook_ctx, seq);
-    if (jw_event_render_line(ev, &em->run, seq, emitted, &line, &len) != 0) {
+    if (render_item(em, ev, seq, emitted, &r) != 0)
       rc = JW_ENOMEM;
-    } else {
-      lines[JW_FORMAT_NATIVE] = line;
-      lens[JW_FORMAT_NATIVE] = len;
-      render_formats(em, lines, lens);
-    }
+    else
+      render_formats(em, r.lines, r.lens);
     jw__mutex_lock(&em->lock);
-    wake = commit_in_order(em, seq, ev->kind, lines, lens);
-    line = NULL; /* in lines[], freed below (or parked) */
+    wake = commit_in_order(em, seq, ev->kind, &r); /* what no queue took is freed below */
     goto done;
   }
   /* The seq is consumed only once the line exists, so a failed render never
    * leaves a gap that no sink can explain. */
-  if (jw_event_render_line(ev, &em->run, em->seq + 1, jw_now_us(), &line, &len) != 0) {
+  if (render_item(em, ev, em->seq + 1, jw_now_us(), &r) != 0) {
     rc = JW_ENOMEM;
     goto done;
   }
@@ -383,21 +421,18 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
   em->seq++;
   em->committed = em->seq;
   ev->seq = em->seq;
-  lines[JW_FORMAT_NATIVE] = line;
-  lens[JW_FORMAT_NATIVE] = len;
-  line = NULL;
-  render_formats(em, lines, lens);
+  render_formats(em, r.lines, r.lens);
   for (i = 0; i < em->n_sinks; i++) {
     jw_exporter_t *exp = em->sinks[i].exp;
     jw_format_t f = exp->format;
     jw_error_t err;
     memset(&err, 0, sizeof(err));
-    if (lines[f] == NULL) {
+    if (r.lines[f] == NULL) {
       jw_error_set(&err, JW_ENOMEM, 0, exp->spec, "the line could not be rendered as %s",
                    jw_format_name(f));
       report_sink_failure(em, exp, &err, em->seq);
       rc = JW_EIO;
-    } else if (jw__exporter_write(exp, lines[f], lens[f], ev, &err) != 0) {
+    } else if (jw__exporter_write(exp, r.lines[f], r.lens[f], ev, &err) != 0) {
       report_sink_failure(em, exp, &err, em->seq);
       rc = JW_EIO;
     } else {
@@ -412,8 +447,7 @@ done:
     json_decref((json_t *)ev->extra);
     ev->extra = NULL;
   }
-  free(line);
-  free_lines(lines);
+  free_rendered(&r);
   return rc;
 }
 
@@ -735,6 +769,12 @@ int jw_emitter_start(jw_emitter_t *em, size_t capacity) {
   if (em->capacity != 0) {
     rc = JW_EINVAL;
   } else {
+    /* The run is final now (jw_emitter_add was its last change): its
+     * parts of every line are rendered once. Without memory for them,
+     * each line renders its own. Made before capacity is set, so that an
+     * emitter that sees the queues sees them. */
+    if (em->frags.context == NULL && jw__run_frags_make(&em->run, &em->frags) != 0)
+      em->frags.context = NULL;
     em->capacity = capacity;
     for (i = 0; i < em->n_sinks; i++) {
       jw__cond_init(&em->sinks[i].more);
@@ -916,9 +956,10 @@ void jw_emitter_free(jw_emitter_t *em) {
   while (em->pending != NULL) { /* an emitter still rendering an earlier seq: none by now */
     pending_t *p = em->pending;
     em->pending = p->next;
-    free_lines(p->lines);
+    free_rendered(&p->r);
     free(p);
   }
+  jw__run_frags_free(&em->frags);
   /* Every network sink's drain runs at the same time, not one after the
    * other. */
   for (i = 0; i < em->n_sinks; i++)

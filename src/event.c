@@ -979,8 +979,10 @@ static inline size_t plain_run(const unsigned char *u, size_t i, size_t len) {
 
 /* A JSON string of len bytes at s as make_string() + jansson's dump give
  * it: ill-formed UTF-8 replaced by U+FFFD (utf8_sequence, the rules of
- * utf8_sanitize), '"', '\\' and the controls escaped, the rest verbatim. */
-static void ob_str(obuf_t *b, const char *s, size_t len) {
+ * utf8_sanitize), '"', '\\' and the controls escaped, the rest verbatim.
+ * strict: ill-formed UTF-8 is the reference's to render instead
+ * (b->fallback; what json_string refuses), found in the same pass. */
+static inline void ob_str_as(obuf_t *b, const char *s, size_t len, int strict) {
   static const char hex[] = "0123456789ABCDEF";
   const unsigned char *u = (const unsigned char *)s;
   size_t i = 0;
@@ -1038,6 +1040,9 @@ static void ob_str(obuf_t *b, const char *s, size_t len) {
     if (utf8_sequence(u, len, i, &adv)) {
       memcpy(o, s + i, adv);
       o += adv;
+    } else if (strict) {
+      b->fallback = 1;
+      return;
     } else {
       memcpy(o, "\xEF\xBF\xBD", 3);
       o += 3;
@@ -1046,6 +1051,10 @@ static void ob_str(obuf_t *b, const char *s, size_t len) {
   }
   *o++ = '"';
   b->len = (size_t)(o - b->p);
+}
+
+static void ob_str(obuf_t *b, const char *s, size_t len) {
+  ob_str_as(b, s, len, 0);
 }
 
 /* make_string / make_cstring / make_bounded / make_counted. */
@@ -1097,11 +1106,7 @@ static void ob_jstring(obuf_t *b, const char *s) {
     return;
   }
   len = strlen(s);
-  if (!utf8_valid(s, len)) {
-    b->fallback = 1;
-    return;
-  }
-  ob_str(b, s, len);
+  ob_str_as(b, s, len, 1);
 }
 
 static void ob_i64(obuf_t *b, int64_t v) {
@@ -1520,10 +1525,41 @@ static void ob_extra(obuf_t *b, const json_t *extra) {
   }
 }
 
+/* ,"host":{..},"agent":{..}[,"user":{..}],"run_id":"..","job":{..}: the
+ * part of every line that depends on the run alone. */
+static void ob_run_context(obuf_t *b, const jw_run_info_t *run) {
+  ob_context(b, run);
+  OB_LIT(b, ",\"run_id\":");
+  ob_bounded(b, run->run_id, sizeof(run->run_id));
+  OB_LIT(b, ",\"job\":{\"name\":");
+  ob_bounded(b, run->job_name, sizeof(run->job_name));
+  OB_LIT(b, ",\"tier\":");
+  ob_cstring(b, jw_tier_name(run->tier));
+  OB_LIT(b, "}");
+}
+
+/* ,"unavailable":{..} of the run's context, when it has one; b->fallback
+ * when only the reference can render it. */
+static void ob_run_unavailable(obuf_t *b, const jw_run_info_t *run) {
+  const char *keys[JW_CONTEXT_UNAVAILABLE_MAX];
+  size_t i, n = 0;
+  if (run->n_unavailable == 0)
+    return;
+  OB_LIT(b, ",\"unavailable\":{");
+  for (i = 0; i < run->n_unavailable && i < JW_CONTEXT_UNAVAILABLE_MAX && !b->fallback; i++) {
+    if (ob_map_key(b, run->unavailable[i].field, keys, n) != 0)
+      break;
+    keys[n++] = run->unavailable[i].field;
+    ob_bounded(b, run->unavailable[i].reason, sizeof(run->unavailable[i].reason));
+  }
+  OB_LIT(b, "}");
+}
+
 /* 0 with the line in b, 1 when the reference must render it, -1 when out of
- * memory. */
-static int render_direct(obuf_t *b, const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
-                         uint64_t time_us) {
+ * memory. frags: the run's parts rendered once (jw__run_frags_make), or
+ * NULL to render them here. */
+static int render_direct(obuf_t *b, const jw_event_t *ev, const jw_run_info_t *run,
+                         const jw__run_frags_t *frags, uint64_t seq, uint64_t time_us) {
   const jw_rule_info_t *info = jw_rule_info(ev->rule);
   const json_t *extra = NULL;
   if (ev->extra != NULL && json_is_object((json_t *)ev->extra))
@@ -1536,14 +1572,11 @@ static int render_direct(obuf_t *b, const jw_event_t *ev, const jw_run_info_t *r
   ob_time(b, ev->time_us != 0 ? ev->time_us : time_us);
   OB_LIT(b, ",\"emitted\":");
   ob_time(b, time_us);
-  ob_context(b, run);
-  OB_LIT(b, ",\"run_id\":");
-  ob_bounded(b, run->run_id, sizeof(run->run_id));
-  OB_LIT(b, ",\"job\":{\"name\":");
-  ob_bounded(b, run->job_name, sizeof(run->job_name));
-  OB_LIT(b, ",\"tier\":");
-  ob_cstring(b, jw_tier_name(run->tier));
-  OB_LIT(b, "},\"rule\":");
+  if (frags != NULL && frags->context != NULL)
+    ob_raw(b, frags->context, frags->context_len);
+  else
+    ob_run_context(b, run);
+  OB_LIT(b, ",\"rule\":");
   ob_cstring(b, ev->rule);
   if (info != NULL) {
     OB_LIT(b, ",\"rule_id\":");
@@ -1573,17 +1606,13 @@ static int render_direct(obuf_t *b, const jw_event_t *ev, const jw_run_info_t *r
     ob_process(b, &ev->process);
   OB_LIT(b, ",\"message\":");
   ob_bounded(b, ev->message, sizeof(ev->message));
-  if (run->n_unavailable != 0) {
-    const char *keys[JW_CONTEXT_UNAVAILABLE_MAX];
-    size_t i, n = 0;
-    OB_LIT(b, ",\"unavailable\":{");
-    for (i = 0; i < run->n_unavailable && i < JW_CONTEXT_UNAVAILABLE_MAX && !b->fallback; i++) {
-      if (ob_map_key(b, run->unavailable[i].field, keys, n) != 0)
-        break;
-      keys[n++] = run->unavailable[i].field;
-      ob_bounded(b, run->unavailable[i].reason, sizeof(run->unavailable[i].reason));
-    }
-    OB_LIT(b, "}");
+  if (frags != NULL && frags->context != NULL) {
+    if (frags->reference)
+      b->fallback = 1;
+    else
+      ob_raw(b, frags->unavailable, frags->unavailable_len);
+  } else {
+    ob_run_unavailable(b, run);
   }
   if (extra != NULL && !b->fallback)
     ob_extra(b, extra);
@@ -1630,8 +1659,54 @@ static void render_check(const jw_event_t *ev, const jw_run_info_t *run, uint64_
   free(ref);
 }
 
-int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
-                         uint64_t time_us, char **out, size_t *out_len) {
+int jw__run_frags_make(const jw_run_info_t *run, jw__run_frags_t *f) {
+  obuf_t b = {NULL, 0, 1024, 0, 0};
+  size_t ctx_len;
+  memset(f, 0, sizeof(*f));
+  atomic_init(&f->last_len, 0);
+  b.p = malloc(b.cap);
+  if (b.p == NULL)
+    return JW_ENOMEM;
+  ob_run_context(&b, run);
+  ctx_len = b.len;
+  ob_run_unavailable(&b, run);
+  if (b.oom) {
+    free(b.p);
+    return JW_ENOMEM;
+  }
+  f->context = b.p;
+  f->context_len = ctx_len;
+  f->unavailable = b.p + ctx_len;
+  f->unavailable_len = b.len - ctx_len;
+  f->reference = b.fallback;
+  return 0;
+}
+
+void jw__run_frags_free(jw__run_frags_t *f) {
+  if (f == NULL)
+    return;
+  free(f->context);
+  f->context = f->unavailable = NULL;
+}
+
+/* A line of `len` bytes at `line` (the reference's) moved behind `head`
+ * bytes of room, in a new buffer; frees line. */
+static char *behind_head(char *line, size_t len, size_t head) {
+  char *n;
+  if (head == 0)
+    return line;
+  n = malloc(head + len + 1);
+  if (n != NULL) {
+    memcpy(n + head, line, len);
+    n[head + len] = '\0';
+  }
+  free(line);
+  return n;
+}
+
+int jw__event_render_line_frags(const jw_event_t *ev, const jw_run_info_t *run,
+                                jw__run_frags_t *frags, uint64_t seq, uint64_t time_us, size_t head,
+                                char **out, size_t *out_len) {
   obuf_t b = {NULL, 0, 2048, 0, 0};
   int rc;
   if (out == NULL)
@@ -1641,21 +1716,40 @@ int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run, uint64_
     *out_len = 0;
   if (ev == NULL || run == NULL)
     return JW_EINVAL;
+  if (frags != NULL) {
+    /* Sized after the run's last line, so that a queued line holds little
+     * more than its bytes; ob_grow doubles for a longer one. */
+    size_t last = atomic_load_explicit(&frags->last_len, memory_order_relaxed);
+    if (last != 0)
+      b.cap = (head + last + 256) & ~(size_t)63;
+  }
+  b.len = head;
   b.p = malloc(b.cap);
   if (b.p == NULL)
     return JW_ENOMEM;
-  rc = render_direct(&b, ev, run, seq, time_us);
+  rc = render_direct(&b, ev, run, frags, seq, time_us);
   if (rc == 0 && ob_reserve(&b, 1) == 0) {
+    size_t len = b.len - head;
     b.p[b.len] = '\0';
     if (render_check_on())
-      render_check(ev, run, seq, time_us, b.p, b.len);
+      render_check(ev, run, seq, time_us, b.p + head, len);
+    if (frags != NULL)
+      atomic_store_explicit(&frags->last_len, len, memory_order_relaxed);
     *out = b.p;
     if (out_len)
-      *out_len = b.len;
+      *out_len = len;
     return 0;
   }
   free(b.p);
   if (rc < 0 || b.oom)
     return JW_ENOMEM;
-  return jw__event_render_jansson(ev, run, seq, time_us, out, out_len);
+  rc = jw__event_render_jansson(ev, run, seq, time_us, out, out_len);
+  if (rc == 0 && (*out = behind_head(*out, *out_len, head)) == NULL)
+    rc = JW_ENOMEM;
+  return rc;
+}
+
+int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
+                         uint64_t time_us, char **out, size_t *out_len) {
+  return jw__event_render_line_frags(ev, run, NULL, seq, time_us, 0, out, out_len);
 }

@@ -2,6 +2,8 @@
 #ifndef JW_INTERNAL_H
 #define JW_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "jobwarden.h"
 
 #ifdef _WIN32
@@ -256,6 +258,30 @@ void jw__lineq_take(jw__lineq_t *q, jw__lineq_t *into);
  * that ends at from - 1, else appends a new one. */
 void jw__lineq_drop(jw__lineq_t *q, uint64_t from, uint64_t to, const char *reason);
 void jw__lineq_clear(jw__lineq_t *q);
+
+/* What every line of a run repeats, rendered once (jw__run_frags_make,
+ * from the run as it is then) and copied into each line by
+ * jw__event_render_line_frags: the context from "host" to "job", and the
+ * run's "unavailable" map. The emitter makes them when its sinks are
+ * fixed (jw_emitter_start); its run does not change after that. */
+typedef struct {
+  char *context; /* owned; NULL: not made, each line renders its own */
+  size_t context_len;
+  char *unavailable; /* inside the context's buffer; "" when there is none */
+  size_t unavailable_len;
+  int reference; /* the map is one only the reference renders (a repeated key) */
+  /* The last line's length (relaxed: a hint for the next line's buffer). */
+  atomic_size_t last_len;
+} jw__run_frags_t;
+int jw__run_frags_make(const jw_run_info_t *run, jw__run_frags_t *f); /* 0 or JW_ENOMEM */
+void jw__run_frags_free(jw__run_frags_t *f);
+/* jw_event_render_line with the run's parts from frags (NULL: rendered
+ * here; frags->last_len is updated), and `head` bytes of room before the
+ * line: *out is the buffer (malloc'd), the line at *out + head,
+ * *out_len its length without the room. Same results. Any thread. */
+int jw__event_render_line_frags(const jw_event_t *ev, const jw_run_info_t *run,
+                                jw__run_frags_t *frags, uint64_t seq, uint64_t time_us, size_t head,
+                                char **out, size_t *out_len);
 
 /* The reference rendering of jw_event_render_line (same contract): the
  * object of jw_event_to_json dumped by jansson. jw_event_render_line
