@@ -956,13 +956,17 @@ static inline uint64_t word_special(uint64_t x) {
 #define OB_WORD_SCAN 0
 #endif
 
-/* How many bytes from u[i] on (up to len) need neither escaping nor a
- * UTF-8 check: eight at a time, then one by one. */
-static inline size_t plain_run(const unsigned char *u, size_t i, size_t len) {
+/* Copies the bytes from u[i] on that need neither escaping nor a UTF-8
+ * check to o, eight at a time, then one by one; returns how many. Each
+ * word is stored whole before it is looked at (o must have room for 8
+ * more bytes than the run: ob_str_as reserves 6 per input byte), so a run
+ * costs no call to memcpy: between a path's backslashes are a few bytes. */
+static inline size_t copy_plain(const unsigned char *u, size_t i, size_t len, char *o) {
   size_t j = i;
   for (; j + 8 <= len; j += 8) {
     uint64_t x, m;
     memcpy(&x, u + j, 8);
+    memcpy(o + (j - i), &x, 8);
     m = word_special(x);
     if (m != 0) {
 #if OB_WORD_SCAN
@@ -972,8 +976,8 @@ static inline size_t plain_run(const unsigned char *u, size_t i, size_t len) {
 #endif
     }
   }
-  while (j < len && ob_class(u[j]) == 0)
-    j++;
+  for (; j < len && ob_class(u[j]) == 0; j++)
+    o[j - i] = (char)u[j];
   return j - i;
 }
 
@@ -997,10 +1001,9 @@ static inline void ob_str_as(obuf_t *b, const char *s, size_t len, int strict) {
   *o++ = '"';
   while (i < len) {
     unsigned char c;
-    size_t run = plain_run(u, i, len), adv;
-    /* Runs between escapes are copied whole (a path's backslashes come
-     * every few bytes). */
-    memcpy(o, s + i, run);
+    /* Output so far <= 1 + 6 * i bytes, and 6 * len + 2 are reserved: a
+     * word stored at o fits while 8 input bytes remain. */
+    size_t run = copy_plain(u, i, len, o), adv;
     o += run;
     i += run;
     if (i == len)
