@@ -85,6 +85,12 @@ struct jw_emitter_s {
   /* The run's parts of every line, rendered once by jw_emitter_start
    * (context NULL before, or if that failed: each line renders them). */
   jw__run_frags_t frags;
+  /* Buffers of written lines, handed back by the writers for the next
+   * lines to be rendered into: a line's buffer goes round instead of
+   * being freed on one thread and allocated on another (which made the
+   * heap shrink and grow again: a page fault every few lines). */
+  jw__line_t *spare;
+  size_t n_spare;
   uint64_t seq;       /* last seq handed out (reserved) */
   uint64_t committed; /* every seq up to this one is in the sinks' queues */
   pending_t *pending; /* rendered, waiting for an earlier seq; ascending */
@@ -341,18 +347,23 @@ static void wake_writers(jw_emitter_t *em) {
  * copied from em->frags once jw_emitter_start made them. 0 or JW_ENOMEM
  * (r unchanged). */
 static int render_item(jw_emitter_t *em, const jw_event_t *ev, uint64_t seq, uint64_t time_us,
-                       rendered_t *r) {
-  const size_t head = offsetof(jw__line_t, data);
-  char *buf = NULL;
-  size_t len = 0;
+                       jw__line_t *spare, rendered_t *r) {
+  jw__linebuf_t lb;
   jw__line_t *it;
-  if (jw__event_render_line_frags(ev, &em->run, &em->frags, seq, time_us, head, &buf, &len) != 0)
+  size_t len;
+  lb.buf = (char *)spare;
+  lb.head = offsetof(jw__line_t, data);
+  lb.cap = spare != NULL ? lb.head + spare->cap : 0;
+  lb.len = 0;
+  if (jw__event_render_into(ev, &em->run, &em->frags, seq, time_us, &lb) != 0)
     return JW_ENOMEM;
-  it = (jw__line_t *)(void *)buf;
-  memset(it, 0, head);
+  it = (jw__line_t *)(void *)lb.buf;
+  len = lb.len;
+  memset(it, 0, lb.head);
   it->seq = seq;
   it->kind = ev->kind;
   it->len = len;
+  it->cap = lb.cap - lb.head;
   r->item = it;
   r->lines[JW_FORMAT_NATIVE] = it->data;
   r->lens[JW_FORMAT_NATIVE] = len;
@@ -362,6 +373,7 @@ static int render_item(jw_emitter_t *em, const jw_event_t *ev, uint64_t seq, uin
 int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
   /* The line in each format. */
   rendered_t r;
+  jw__line_t *spare = NULL; /* a written line's buffer to render into */
   size_t i;
   int rc = 0, wake = 0;
   uint64_t seq, emitted;
@@ -399,10 +411,15 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
     seq = ++em->seq;
     ev->seq = seq;
     emitted = jw_now_us();
+    spare = em->spare;
+    if (spare != NULL) {
+      em->spare = spare->next;
+      em->n_spare--;
+    }
     jw__mutex_unlock(&em->lock);
     if (jw__emitter_reserved_hook != NULL)
       jw__emitter_reserved_hook(jw__emitter_reserved_hook_ctx, seq);
-    if (render_item(em, ev, seq, emitted, &r) != 0)
+    if (render_item(em, ev, seq, emitted, spare, &r) != 0)
       rc = JW_ENOMEM;
     else
       render_formats(em, r.lines, r.lens);
@@ -412,7 +429,7 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
   }
   /* The seq is consumed only once the line exists, so a failed render never
    * leaves a gap that no sink can explain. */
-  if (render_item(em, ev, em->seq + 1, jw_now_us(), &r) != 0) {
+  if (render_item(em, ev, em->seq + 1, jw_now_us(), NULL, &r) != 0) {
     rc = JW_ENOMEM;
     goto done;
   }
@@ -606,6 +623,10 @@ static void flusher_stop(sink_t *k) {
 }
 
 #define BATCH_LINES 256
+/* The emitter keeps at most this many written lines' buffers, each of at
+ * most SPARE_CAP_MAX bytes, for lines to come (a few hundred KiB). */
+#define SPARE_MAX     512
+#define SPARE_CAP_MAX 4096
 /* How long a writer that drained its queue looks for more before it
  * sleeps (sink_main). */
 #define LINGER_US 50
@@ -615,7 +636,57 @@ static void flusher_stop(sink_t *k) {
  * call, or one export_line each where the sink has no batch call or
  * another layer (the emitter's seal, a spool) stands between. Lines after
  * a failed one go back to write_one. */
-static void write_batch(sink_t *k, jw__lineq_t *batch, jw__gap_t *gap, commit_t *c) {
+/* Lines a writer has written, kept to be handed back to the emitter
+ * (give_back) under the lock it takes for its next batch. */
+typedef struct {
+  jw__line_t *head, *tail;
+  size_t n;
+} spares_t;
+
+/* A written line's buffer: kept for reuse when it is of a common size,
+ * else freed. */
+static void spare_keep(spares_t *sp, jw__line_t *it) {
+  if (it->cap == 0 || it->cap > SPARE_CAP_MAX || sp->n >= SPARE_MAX) {
+    free(it);
+    return;
+  }
+  it->next = NULL;
+  if (sp->tail != NULL)
+    sp->tail->next = it;
+  else
+    sp->head = it;
+  sp->tail = it;
+  sp->n++;
+}
+
+/* Hands the writer's spares to the emitter (lock held) as far as its
+ * stock has room; returns those it has no room for (freed by the caller,
+ * lock released). */
+static jw__line_t *give_back(jw_emitter_t *em, spares_t *sp) {
+  jw__line_t *rest = NULL;
+  if (sp->n == 0)
+    return NULL;
+  if (em->n_spare + sp->n <= SPARE_MAX) {
+    sp->tail->next = em->spare;
+    em->spare = sp->head;
+    em->n_spare += sp->n;
+  } else {
+    rest = sp->head;
+  }
+  sp->head = sp->tail = NULL;
+  sp->n = 0;
+  return rest;
+}
+
+static void free_chain(jw__line_t *it) {
+  while (it != NULL) {
+    jw__line_t *next = it->next;
+    free(it);
+    it = next;
+  }
+}
+
+static void write_batch(sink_t *k, jw__lineq_t *batch, jw__gap_t *gap, commit_t *c, spares_t *sp) {
   jw_exporter_t *exp = k->exp;
   jw__line_t *items[BATCH_LINES];
   jw_line_ref_t refs[BATCH_LINES];
@@ -654,7 +725,7 @@ static void write_batch(sink_t *k, jw__lineq_t *batch, jw__gap_t *gap, commit_t 
       c->through_seq = refs[done - 1].seq;
   }
   for (i = 0; i < done; i++)
-    free(items[i]);
+    spare_keep(sp, items[i]);
   if (done < n) {
     int first;
     jw__mutex_lock(&k->em->lock);
@@ -680,7 +751,7 @@ static void sink_main(void *arg) {
   jw_emitter_t *em = k->em;
   jw__gap_t gap = {0, 0, 0, NULL};
   commit_t commit = {0, 0, 0};
-
+  spares_t spares = {NULL, NULL, 0};
   jw__lineq_t batch;
   memset(&batch, 0, sizeof(batch));
   for (;;) {
@@ -689,9 +760,11 @@ static void sink_main(void *arg) {
       flush_request(k, &commit);
     if (batch.head == NULL) {
       int lingered;
+      jw__line_t *extra;
       /* Everything queued so far in one take: the lock the emitter numbers
        * and commits under is taken once per batch, not once per line. */
       jw__mutex_lock(&em->lock);
+      extra = give_back(em, &spares);
       if (k->busy) {
         k->busy = 0;
         jw__cond_broadcast(&em->wake); /* jw_emitter_settle */
@@ -722,6 +795,7 @@ static void sink_main(void *arg) {
       atomic_store(&k->in_hand, batch.queued);
       k->busy = batch.head != NULL;
       jw__mutex_unlock(&em->lock);
+      free_chain(extra);
     }
     it = batch.head;
     if (it == NULL)
@@ -739,7 +813,7 @@ static void sink_main(void *arg) {
       write_one(k, it, &gap);
       continue;
     }
-    write_batch(k, &batch, &gap, &commit);
+    write_batch(k, &batch, &gap, &commit, &spares);
   }
   if (commit.dirty)
     flush_request(k, &commit);
@@ -753,6 +827,7 @@ static void sink_main(void *arg) {
     if (n > 0)
       jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
   }
+  free_chain(spares.head);
   flusher_stop(k); /* what was reported is on disk before the sink counts as finished */
   jw__mutex_lock(&em->lock);
   k->finished = 1;
@@ -960,6 +1035,7 @@ void jw_emitter_free(jw_emitter_t *em) {
     free(p);
   }
   jw__run_frags_free(&em->frags);
+  free_chain(em->spare);
   /* Every network sink's drain runs at the same time, not one after the
    * other. */
   for (i = 0; i < em->n_sinks; i++)

@@ -1692,67 +1692,88 @@ void jw__run_frags_free(jw__run_frags_t *f) {
   f->context = f->unavailable = NULL;
 }
 
-/* A line of `len` bytes at `line` (the reference's) moved behind `head`
- * bytes of room, in a new buffer; frees line. */
-static char *behind_head(char *line, size_t len, size_t head) {
-  char *n;
-  if (head == 0)
-    return line;
-  n = malloc(head + len + 1);
-  if (n != NULL) {
-    memcpy(n + head, line, len);
-    n[head + len] = '\0';
+int jw__event_render_into(const jw_event_t *ev, const jw_run_info_t *run, jw__run_frags_t *frags,
+                          uint64_t seq, uint64_t time_us, jw__linebuf_t *lb) {
+  obuf_t b = {NULL, 0, 2048, 0, 0};
+  char *ref = NULL;
+  size_t ref_len = 0;
+  int rc;
+  if (lb->buf != NULL && lb->cap > lb->head) {
+    b.p = lb->buf; /* a recycled buffer */
+    b.cap = lb->cap;
+  } else {
+    free(lb->buf);
+    if (frags != NULL) {
+      /* Sized after the run's last line, so that a queued line holds
+       * little more than its bytes; ob_grow doubles for a longer one. */
+      size_t last = atomic_load_explicit(&frags->last_len, memory_order_relaxed);
+      if (last != 0)
+        b.cap = (lb->head + last + 256) & ~(size_t)63;
+    }
+    if (b.cap < lb->head + 64)
+      b.cap = lb->head + 64;
+    b.p = malloc(b.cap);
   }
-  free(line);
-  return n;
+  lb->buf = NULL;
+  lb->cap = lb->len = 0;
+  if (ev == NULL || run == NULL) {
+    free(b.p);
+    return JW_EINVAL;
+  }
+  if (b.p == NULL)
+    return JW_ENOMEM;
+  b.len = lb->head;
+  rc = render_direct(&b, ev, run, frags, seq, time_us);
+  if (rc == 0 && ob_reserve(&b, 1) == 0) {
+    size_t len = b.len - lb->head;
+    b.p[b.len] = '\0';
+    if (render_check_on())
+      render_check(ev, run, seq, time_us, b.p + lb->head, len);
+    if (frags != NULL)
+      atomic_store_explicit(&frags->last_len, len, memory_order_relaxed);
+    lb->buf = b.p;
+    lb->cap = b.cap;
+    lb->len = len;
+    return 0;
+  }
+  if (rc < 0 || b.oom) {
+    free(b.p);
+    return JW_ENOMEM;
+  }
+  /* The reference's line, moved behind the room. */
+  rc = jw__event_render_jansson(ev, run, seq, time_us, &ref, &ref_len);
+  if (rc == 0) {
+    b.len = lb->head;
+    b.oom = 0;
+    if (ob_reserve(&b, ref_len + 1) != 0) {
+      rc = JW_ENOMEM;
+    } else {
+      memcpy(b.p + lb->head, ref, ref_len + 1);
+      lb->buf = b.p;
+      lb->cap = b.cap;
+      lb->len = ref_len;
+      b.p = NULL;
+    }
+  }
+  free(ref);
+  free(b.p);
+  return rc;
 }
 
-int jw__event_render_line_frags(const jw_event_t *ev, const jw_run_info_t *run,
-                                jw__run_frags_t *frags, uint64_t seq, uint64_t time_us, size_t head,
-                                char **out, size_t *out_len) {
-  obuf_t b = {NULL, 0, 2048, 0, 0};
+int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
+                         uint64_t time_us, char **out, size_t *out_len) {
+  jw__linebuf_t lb = {NULL, 0, 0, 0};
   int rc;
   if (out == NULL)
     return JW_EINVAL;
   *out = NULL;
   if (out_len)
     *out_len = 0;
-  if (ev == NULL || run == NULL)
-    return JW_EINVAL;
-  if (frags != NULL) {
-    /* Sized after the run's last line, so that a queued line holds little
-     * more than its bytes; ob_grow doubles for a longer one. */
-    size_t last = atomic_load_explicit(&frags->last_len, memory_order_relaxed);
-    if (last != 0)
-      b.cap = (head + last + 256) & ~(size_t)63;
-  }
-  b.len = head;
-  b.p = malloc(b.cap);
-  if (b.p == NULL)
-    return JW_ENOMEM;
-  rc = render_direct(&b, ev, run, frags, seq, time_us);
-  if (rc == 0 && ob_reserve(&b, 1) == 0) {
-    size_t len = b.len - head;
-    b.p[b.len] = '\0';
-    if (render_check_on())
-      render_check(ev, run, seq, time_us, b.p + head, len);
-    if (frags != NULL)
-      atomic_store_explicit(&frags->last_len, len, memory_order_relaxed);
-    *out = b.p;
+  rc = jw__event_render_into(ev, run, NULL, seq, time_us, &lb);
+  if (rc == 0) {
+    *out = lb.buf;
     if (out_len)
-      *out_len = len;
-    return 0;
+      *out_len = lb.len;
   }
-  free(b.p);
-  if (rc < 0 || b.oom)
-    return JW_ENOMEM;
-  rc = jw__event_render_jansson(ev, run, seq, time_us, out, out_len);
-  if (rc == 0 && (*out = behind_head(*out, *out_len, head)) == NULL)
-    rc = JW_ENOMEM;
   return rc;
-}
-
-int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
-                         uint64_t time_us, char **out, size_t *out_len) {
-  return jw__event_render_line_frags(ev, run, NULL, seq, time_us, 0, out, out_len);
 }

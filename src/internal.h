@@ -234,6 +234,7 @@ typedef struct jw__line_s {
   uint64_t gap_from, gap_count; /* marker only */
   const char *gap_reason;       /* marker only; a static string */
   size_t len;
+  size_t cap;  /* bytes allocated for data (>= len; 0 for a marker) */
   char data[]; /* the line, '\n' included */
 } jw__line_t;
 
@@ -275,13 +276,22 @@ typedef struct {
 } jw__run_frags_t;
 int jw__run_frags_make(const jw_run_info_t *run, jw__run_frags_t *f); /* 0 or JW_ENOMEM */
 void jw__run_frags_free(jw__run_frags_t *f);
-/* jw_event_render_line with the run's parts from frags (NULL: rendered
- * here; frags->last_len is updated), and `head` bytes of room before the
- * line: *out is the buffer (malloc'd), the line at *out + head,
- * *out_len its length without the room. Same results. Any thread. */
-int jw__event_render_line_frags(const jw_event_t *ev, const jw_run_info_t *run,
-                                jw__run_frags_t *frags, uint64_t seq, uint64_t time_us, size_t head,
-                                char **out, size_t *out_len);
+/* A buffer a line is rendered into: buf (malloc'd, cap bytes; NULL: the
+ * renderer allocates one) holds `head` bytes of room, then the line (len
+ * bytes, '\n' included, then a 0 byte). */
+typedef struct {
+  char *buf;
+  size_t cap;
+  size_t head;
+  size_t len;
+} jw__linebuf_t;
+/* jw_event_render_line into lb: the run's parts copied from frags (NULL,
+ * or frags->context NULL: rendered here; frags->last_len is updated).
+ * lb->buf is taken (grown, or replaced); on success it holds the line,
+ * else it is freed and NULL. Same results as jw_event_render_line. Any
+ * thread. */
+int jw__event_render_into(const jw_event_t *ev, const jw_run_info_t *run, jw__run_frags_t *frags,
+                          uint64_t seq, uint64_t time_us, jw__linebuf_t *lb);
 
 /* The reference rendering of jw_event_render_line (same contract): the
  * object of jw_event_to_json dumped by jansson. jw_event_render_line
