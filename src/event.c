@@ -883,6 +883,10 @@ typedef struct {
   size_t len, cap;
   int oom;      /* an allocation failed: the line is abandoned */
   int fallback; /* the reference must render this event */
+  /* The second last written by ob_time and its 20 characters
+   * "2026-11-23T09:11:05.": @timestamp and emitted mostly share it. */
+  uint64_t t_sec;
+  char t_head[20];
 } obuf_t;
 
 static int ob_grow(obuf_t *b, size_t more) {
@@ -976,6 +980,20 @@ static inline size_t copy_plain(const unsigned char *u, size_t i, size_t len, ch
 #endif
     }
   }
+#if OB_WORD_SCAN
+  /* Fewer than 8 bytes left: the string's last 8 bytes as one word when
+   * they start at or after i (bytes i .. j-1 are plain, so stored again
+   * unchanged and no borrow comes from them), the bytes before j masked
+   * off. */
+  if (j < len && len - i >= 8) {
+    uint64_t x, m;
+    size_t at = len - 8, skip = j - at;
+    memcpy(&x, u + at, 8);
+    memcpy(o + (at - i), &x, 8);
+    m = word_special(x) >> (8 * skip) << (8 * skip);
+    return m != 0 ? at + ((size_t)__builtin_ctzll(m) >> 3) - i : len - i;
+  }
+#endif
   for (; j < len && ob_class(u[j]) == 0; j++)
     o[j - i] = (char)u[j];
   return j - i;
@@ -1168,11 +1186,25 @@ static int ob_map_key(obuf_t *b, const char *key, const char **keys, size_t n) {
 /* "2026-11-23T09:11:05.123456Z" in quotes (jw_format_time_us). */
 static void ob_time(obuf_t *b, uint64_t time_us) {
   char *o;
+  unsigned us;
   if (ob_reserve(b, 29) != 0)
     return;
+  if (time_us > TIME_US_MAX)
+    time_us = TIME_US_MAX;
   o = b->p + b->len;
   o[0] = '"';
-  format_time27(time_us > TIME_US_MAX ? TIME_US_MAX : time_us, o + 1);
+  if (time_us / 1000000 == b->t_sec) {
+    memcpy(o + 1, b->t_head, 20);
+    us = (unsigned)(time_us % 1000000);
+    put2(o + 21, us / 10000);
+    put2(o + 23, us / 100 % 100);
+    put2(o + 25, us % 100);
+    o[27] = 'Z';
+  } else {
+    format_time27(time_us, o + 1);
+    b->t_sec = time_us / 1000000;
+    memcpy(b->t_head, o + 1, 20);
+  }
   o[28] = '"';
   b->len += 29;
 }
@@ -1663,7 +1695,7 @@ static void render_check(const jw_event_t *ev, const jw_run_info_t *run, uint64_
 }
 
 int jw__run_frags_make(const jw_run_info_t *run, jw__run_frags_t *f) {
-  obuf_t b = {NULL, 0, 1024, 0, 0};
+  obuf_t b = {NULL, 0, 1024, 0, 0, UINT64_MAX, {0}};
   size_t ctx_len;
   memset(f, 0, sizeof(*f));
   atomic_init(&f->last_len, 0);
@@ -1694,7 +1726,7 @@ void jw__run_frags_free(jw__run_frags_t *f) {
 
 int jw__event_render_into(const jw_event_t *ev, const jw_run_info_t *run, jw__run_frags_t *frags,
                           uint64_t seq, uint64_t time_us, jw__linebuf_t *lb) {
-  obuf_t b = {NULL, 0, 2048, 0, 0};
+  obuf_t b = {NULL, 0, 2048, 0, 0, UINT64_MAX, {0}};
   char *ref = NULL;
   size_t ref_len = 0;
   int rc;
