@@ -1737,10 +1737,12 @@ int jw__event_render_into(const jw_event_t *ev, const jw_run_info_t *run, jw__ru
     free(lb->buf);
     if (frags != NULL) {
       /* Sized after the run's last line, so that a queued line holds
-       * little more than its bytes; ob_grow doubles for a longer one. */
+       * not much more than its bytes; ob_grow doubles for a longer one.
+       * Half as much again: ob_str reserves 6 bytes per byte of a string
+       * (its worst case), and the message comes near the end. */
       size_t last = atomic_load_explicit(&frags->last_len, memory_order_relaxed);
       if (last != 0)
-        b.cap = (lb->head + last + 256) & ~(size_t)63;
+        b.cap = (lb->head + last + last / 2 + 256) & ~(size_t)63;
     }
     if (b.cap < lb->head + 64)
       b.cap = lb->head + 64;
