@@ -10,7 +10,13 @@
  * system call per batch); a sink with a flush has a flusher thread beside
  * its writer that flushes violations to disk by group commit
  * (JW_SYNC_BOUND_MS), so that no line waits behind a flush. Without
- * queues one lock serializes numbering, rendering and writing. */
+ * queues one lock serializes numbering, rendering and writing.
+ *
+ * What a line costs (docs/performance.md, "Event throughput"): the run's
+ * part of every line is rendered once (em->frags), the native line is
+ * rendered behind a queue item's header so that the first native sink
+ * queues it without a copy, and writers hand the buffers of lines they
+ * wrote back (em->spare) for the next lines to be rendered into. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdatomic.h>
@@ -88,8 +94,8 @@ struct jw_emitter_s {
   jw__run_frags_t frags;
   /* Buffers of written lines, handed back by the writers for the next
    * lines to be rendered into: a line's buffer goes round instead of
-   * being freed on one thread and allocated on another (which made the
-   * heap shrink and grow again: a page fault every few lines). */
+   * being freed on one thread and allocated on another (the heap then
+   * shrinks and grows again with the queue). */
   jw__line_t *spare;
   size_t n_spare;
   uint64_t seq;       /* last seq handed out (reserved) */
@@ -643,11 +649,6 @@ static void flusher_stop(sink_t *k) {
 #define SPARE_MAX     512
 #define SPARE_CAP_MAX 4096
 
-/* Writes the lines at the head of `batch` (up to BATCH_LINES and
- * JW_WRITE_BATCH_BYTES, stopping at a gap marker) with one export_lines
- * call, or one export_line each where the sink has no batch call or
- * another layer (the emitter's seal, a spool) stands between. Lines after
- * a failed one go back to write_one. */
 /* Lines a writer has written, kept to be handed back to the emitter
  * (give_back) under the lock it takes for its next batch. */
 typedef struct {
@@ -698,6 +699,11 @@ static void free_chain(jw__line_t *it) {
   }
 }
 
+/* Writes the lines at the head of `batch` (up to BATCH_LINES and
+ * JW_WRITE_BATCH_BYTES, stopping at a gap marker) with one export_lines
+ * call, or one export_line each where the sink has no batch call or
+ * another layer (the emitter's seal, a spool) stands between. Lines after
+ * a failed one go back to write_one. */
 static void write_batch(sink_t *k, jw__lineq_t *batch, jw__gap_t *gap, commit_t *c, spares_t *sp) {
   jw_exporter_t *exp = k->exp;
   jw__line_t *items[BATCH_LINES];
