@@ -262,7 +262,7 @@ void jw__lineq_clear(jw__lineq_t *q);
 
 /* What every line of a run repeats, rendered once (jw__run_frags_make,
  * from the run as it is then) and copied into each line by
- * jw__event_render_line_frags: the context from "host" to "job", and the
+ * jw__event_render_into: the context from "host" to "job", and the
  * run's "unavailable" map. The emitter makes them when its sinks are
  * fixed (jw_emitter_start); its run does not change after that. */
 typedef struct {
@@ -270,7 +270,7 @@ typedef struct {
   size_t context_len;
   char *unavailable; /* inside the context's buffer; "" when there is none */
   size_t unavailable_len;
-  int reference; /* the map is one only the reference renders (a repeated key) */
+  int reference; /* the map is one only the reference renders (a repeated or ill-formed key) */
   /* The last line's length (relaxed: a hint for the next line's buffer). */
   atomic_size_t last_len;
 } jw__run_frags_t;
