@@ -10,8 +10,15 @@
  * system call per batch); a sink with a flush has a flusher thread beside
  * its writer that flushes violations to disk by group commit
  * (JW_SYNC_BOUND_MS), so that no line waits behind a flush. Without
- * queues one lock serializes numbering, rendering and writing. */
+ * queues one lock serializes numbering, rendering and writing.
+ *
+ * What a line costs (docs/performance.md, "Event throughput"): the run's
+ * part of every line is rendered once (em->frags), the native line is
+ * rendered behind a queue item's header so that the first native sink
+ * queues it without a copy, and writers hand the buffers of lines they
+ * wrote back (em->spare) for the next lines to be rendered into. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +43,9 @@ typedef struct sink_s {
   atomic_size_t in_hand;
   int busy;    /* the writer holds a batch it has not finished (em->lock) */
   int waiting; /* the writer sleeps on `more` (em->lock) */
-  /* Set with every line or marker queued, cleared when the writer takes
-   * the queue: read without the lock while the writer lingers. */
+  /* About how many lines and markers are queued: set with every line or
+   * marker queued, cleared when the writer takes the queue; read without
+   * the lock while the writer lingers. */
   atomic_int queued_hint;
   /* q grew or stopping: signalled only when `waiting`. Initialized by
    * jw_emitter_start, once the array of sinks no longer moves. */
@@ -57,14 +65,23 @@ typedef struct sink_s {
   uint64_t fl_through;  /* the seq of the last line written before the flush to come */
 } sink_t;
 
+/* An event's line in each format a sink of the emitter writes (index:
+ * jw_format_t; NULL: could not be rendered). The native line is rendered
+ * behind room for a queue item (`item`), so that the first native sink
+ * queues the rendered buffer itself instead of a copy. */
+typedef struct {
+  jw__line_t *item; /* owned until a sink's queue takes it; lines[native] is its data */
+  char *lines[3];   /* [ecs], [ocsf] owned; [native] inside item */
+  size_t lens[3];
+} rendered_t;
+
 /* A line rendered out of turn: it waits until every earlier seq is
  * committed (em->lock). */
 typedef struct pending_s {
   struct pending_s *next; /* ascending seq */
   uint64_t seq;
   jw_event_kind_t kind;
-  char *lines[3]; /* owned; index: jw_format_t; NULL: could not be rendered */
-  size_t lens[3];
+  rendered_t r; /* owned */
 } pending_t;
 
 struct jw_emitter_s {
@@ -72,6 +89,15 @@ struct jw_emitter_s {
   jw__cond_t wake;  /* a writer finished a batch or returned (settle, drain) */
   jw__cond_t turn;  /* `committed` moved (an emitter whose pending entry could not be allocated) */
   jw_run_info_t run;
+  /* The run's parts of every line, rendered once by jw_emitter_start
+   * (context NULL before, or if that failed: each line renders them). */
+  jw__run_frags_t frags;
+  /* Buffers of written lines, handed back by the writers for the next
+   * lines to be rendered into: a line's buffer goes round instead of
+   * being freed on one thread and allocated on another (the heap then
+   * shrinks and grows again with the queue). */
+  jw__line_t *spare;
+  size_t n_spare;
   uint64_t seq;       /* last seq handed out (reserved) */
   uint64_t committed; /* every seq up to this one is in the sinks' queues */
   pending_t *pending; /* rendered, waiting for an earlier seq; ascending */
@@ -99,6 +125,7 @@ int jw_emitter_new(const jw_run_info_t *run, jw_emitter_t **out) {
   if (em == NULL)
     return JW_ENOMEM;
   em->run = *run;
+  atomic_init(&em->frags.last_len, 0);
   jw__mutex_init(&em->lock);
   jw__cond_init(&em->wake);
   jw__cond_init(&em->turn);
@@ -203,28 +230,50 @@ static void emit_sink_failed(jw_emitter_t *em, const jw_exporter_t *exp, const j
   jw_emit(em, &ev);
 }
 
+/* A writer that drained its queue looks for more for LINGER_US before it
+ * sleeps; lines that come meanwhile are taken once LINGER_LINES are
+ * queued or the time is up (sink_main). */
+#define LINGER_US    50
+#define LINGER_LINES 16
+
+/* Tells a lingering writer how much is queued (lock held): never 0 once
+ * something is. */
+static void hint_queued(sink_t *k) {
+  size_t n = k->q.queued + 1;
+  atomic_store_explicit(&k->queued_hint, n < LINGER_LINES ? (int)n : LINGER_LINES,
+                        memory_order_relaxed);
+}
+
 /* Records that sink k does not get line `seq` (lock held). */
 static void drop_for_sink(sink_t *k, uint64_t seq, const char *reason) {
   k->exp->lost++;
   k->em->dropped++;
   jw__lineq_drop(&k->q, seq, seq, reason);
-  atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
+  hint_queued(k);
 }
 
-static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *line, size_t len) {
+/* Queues the line for sink k: the rendered item itself when *own is not
+ * NULL (the queue takes it, *own becomes NULL), else a copy. */
+static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *line, size_t len,
+                    jw__line_t **own) {
   size_t limit = jw__is_alert(kind) ? k->em->capacity * 4 : k->em->capacity;
   jw__line_t *it;
   if (k->q.queued >= limit) {
     drop_for_sink(k, seq, "queue_full");
     return;
   }
-  it = jw__line_new(seq, kind, line, len);
+  if (own != NULL && *own != NULL) {
+    it = *own;
+    *own = NULL;
+  } else {
+    it = jw__line_new(seq, kind, line, len);
+  }
   if (it == NULL) {
     drop_for_sink(k, seq, "out_of_memory");
     return;
   }
   jw__lineq_push(&k->q, it);
-  atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
+  hint_queued(k);
 }
 
 /* Fills lines[f] / lens[f] for every format f != native that a sink of em
@@ -232,6 +281,7 @@ static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *l
  * format that cannot be rendered stays NULL (its sinks lose the line).
  * The sinks' formats are fixed once queues run: no lock needed then. */
 static void render_formats(jw_emitter_t *em, char *lines[3], size_t lens[3]) {
+  /* lines[native] is not owned here (rendered_t): only the others are made. */
   size_t i;
   for (i = 0; i < em->n_sinks; i++) {
     jw_format_t f = em->sinks[i].exp->format;
@@ -246,15 +296,14 @@ static void render_formats(jw_emitter_t *em, char *lines[3], size_t lens[3]) {
  * NULL: it could not be rendered, and every sink records the seq as lost
  * (the gap record explains the hole). Returns whether a writer sleeps and
  * must be woken. */
-static int commit_line(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, char *const lines[3],
-                       const size_t lens[3]) {
+static int commit_line(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, rendered_t *r) {
   size_t i;
   int wake = 0;
   for (i = 0; i < em->n_sinks; i++) {
     sink_t *k = &em->sinks[i];
     jw_format_t f = k->exp->format;
-    if (lines[JW_FORMAT_NATIVE] != NULL && lines[f] != NULL)
-      enqueue(k, seq, kind, lines[f], lens[f]);
+    if (r->lines[JW_FORMAT_NATIVE] != NULL && r->lines[f] != NULL)
+      enqueue(k, seq, kind, r->lines[f], r->lens[f], f == JW_FORMAT_NATIVE ? &r->item : NULL);
     else
       drop_for_sink(k, seq, "out_of_memory");
     wake |= k->waiting;
@@ -263,17 +312,17 @@ static int commit_line(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, cha
   return wake;
 }
 
-static void free_lines(char *lines[3]) {
-  free(lines[JW_FORMAT_NATIVE]);
-  free(lines[JW_FORMAT_ECS]);
-  free(lines[JW_FORMAT_OCSF]);
+static void free_rendered(rendered_t *r) {
+  free(r->item);
+  free(r->lines[JW_FORMAT_ECS]);
+  free(r->lines[JW_FORMAT_OCSF]);
+  memset(r, 0, sizeof(*r));
 }
 
 /* Commits the line of `seq` now if every earlier seq is committed, else
  * parks it in em->pending (ownership of lines moves there); then every
  * parked line whose turn came. Lock held. Returns whether to wake. */
-static int commit_in_order(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, char *lines[3],
-                           size_t lens[3]) {
+static int commit_in_order(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, rendered_t *r) {
   int wake = 0;
   if (seq != em->committed + 1) {
     pending_t *p = malloc(sizeof(*p)), **at = &em->pending;
@@ -285,9 +334,8 @@ static int commit_in_order(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind,
     } else {
       p->seq = seq;
       p->kind = kind;
-      memcpy(p->lines, lines, sizeof(p->lines));
-      memcpy(p->lens, lens, sizeof(p->lens));
-      lines[0] = lines[1] = lines[2] = NULL;
+      p->r = *r;
+      memset(r, 0, sizeof(*r));
       while (*at != NULL && (*at)->seq < seq)
         at = &(*at)->next;
       p->next = *at;
@@ -295,12 +343,12 @@ static int commit_in_order(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind,
       return 0;
     }
   }
-  wake |= commit_line(em, seq, kind, lines, lens);
+  wake |= commit_line(em, seq, kind, r);
   while (em->pending != NULL && em->pending->seq == em->committed + 1) {
     pending_t *p = em->pending;
     em->pending = p->next;
-    wake |= commit_line(em, p->seq, p->kind, p->lines, p->lens);
-    free_lines(p->lines);
+    wake |= commit_line(em, p->seq, p->kind, &p->r);
+    free_rendered(&p->r);
     free(p);
   }
   jw__cond_broadcast(&em->turn);
@@ -315,16 +363,43 @@ static void wake_writers(jw_emitter_t *em) {
     jw__cond_broadcast(&em->sinks[i].more);
 }
 
+/* The event's native line as a queue item of `seq` in r (r->item,
+ * r->lines[native]): rendered behind the item's header, the run's parts
+ * copied from em->frags once jw_emitter_start made them. 0 or JW_ENOMEM
+ * (r unchanged). */
+static int render_item(jw_emitter_t *em, const jw_event_t *ev, uint64_t seq, uint64_t time_us,
+                       jw__line_t *spare, rendered_t *r) {
+  jw__linebuf_t lb;
+  jw__line_t *it;
+  size_t len;
+  lb.buf = (char *)spare;
+  lb.head = offsetof(jw__line_t, data);
+  lb.cap = spare != NULL ? lb.head + spare->cap : 0;
+  lb.len = 0;
+  if (jw__event_render_into(ev, &em->run, &em->frags, seq, time_us, &lb) != 0)
+    return JW_ENOMEM;
+  it = (jw__line_t *)(void *)lb.buf;
+  len = lb.len;
+  memset(it, 0, lb.head);
+  it->seq = seq;
+  it->kind = ev->kind;
+  it->len = len;
+  it->cap = lb.cap - lb.head;
+  r->item = it;
+  r->lines[JW_FORMAT_NATIVE] = it->data;
+  r->lens[JW_FORMAT_NATIVE] = len;
+  return 0;
+}
+
 int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
-  char *line = NULL;
-  size_t len = 0;
-  /* The line in each format (index: jw_format_t), [native] = line. */
-  char *lines[3] = {NULL, NULL, NULL};
-  size_t lens[3] = {0, 0, 0};
+  /* The line in each format. */
+  rendered_t r;
+  jw__line_t *spare = NULL; /* a written line's buffer to render into */
   size_t i;
   int rc = 0, wake = 0;
   uint64_t seq, emitted;
 
+  memset(&r, 0, sizeof(r));
   jw__mutex_lock(&em->lock);
   /* sandbox.job_end closes every stream: a consumer may rely on it being
    * the last line. Whatever comes later (a sink that fails on the job_end
@@ -357,24 +432,25 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
     seq = ++em->seq;
     ev->seq = seq;
     emitted = jw_now_us();
+    spare = em->spare;
+    if (spare != NULL) {
+      em->spare = spare->next;
+      em->n_spare--;
+    }
     jw__mutex_unlock(&em->lock);
     if (jw__emitter_reserved_hook != NULL)
       jw__emitter_reserved_hook(jw__emitter_reserved_hook_ctx, seq);
-    if (jw_event_render_line(ev, &em->run, seq, emitted, &line, &len) != 0) {
+    if (render_item(em, ev, seq, emitted, spare, &r) != 0)
       rc = JW_ENOMEM;
-    } else {
-      lines[JW_FORMAT_NATIVE] = line;
-      lens[JW_FORMAT_NATIVE] = len;
-      render_formats(em, lines, lens);
-    }
+    else
+      render_formats(em, r.lines, r.lens);
     jw__mutex_lock(&em->lock);
-    wake = commit_in_order(em, seq, ev->kind, lines, lens);
-    line = NULL; /* in lines[], freed below (or parked) */
+    wake = commit_in_order(em, seq, ev->kind, &r); /* what no queue took is freed below */
     goto done;
   }
   /* The seq is consumed only once the line exists, so a failed render never
    * leaves a gap that no sink can explain. */
-  if (jw_event_render_line(ev, &em->run, em->seq + 1, jw_now_us(), &line, &len) != 0) {
+  if (render_item(em, ev, em->seq + 1, jw_now_us(), NULL, &r) != 0) {
     rc = JW_ENOMEM;
     goto done;
   }
@@ -383,21 +459,18 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
   em->seq++;
   em->committed = em->seq;
   ev->seq = em->seq;
-  lines[JW_FORMAT_NATIVE] = line;
-  lens[JW_FORMAT_NATIVE] = len;
-  line = NULL;
-  render_formats(em, lines, lens);
+  render_formats(em, r.lines, r.lens);
   for (i = 0; i < em->n_sinks; i++) {
     jw_exporter_t *exp = em->sinks[i].exp;
     jw_format_t f = exp->format;
     jw_error_t err;
     memset(&err, 0, sizeof(err));
-    if (lines[f] == NULL) {
+    if (r.lines[f] == NULL) {
       jw_error_set(&err, JW_ENOMEM, 0, exp->spec, "the line could not be rendered as %s",
                    jw_format_name(f));
       report_sink_failure(em, exp, &err, em->seq);
       rc = JW_EIO;
-    } else if (jw__exporter_write(exp, lines[f], lens[f], ev, &err) != 0) {
+    } else if (jw__exporter_write(exp, r.lines[f], r.lens[f], ev, &err) != 0) {
       report_sink_failure(em, exp, &err, em->seq);
       rc = JW_EIO;
     } else {
@@ -412,8 +485,7 @@ done:
     json_decref((json_t *)ev->extra);
     ev->extra = NULL;
   }
-  free(line);
-  free_lines(lines);
+  free_rendered(&r);
   return rc;
 }
 
@@ -572,16 +644,67 @@ static void flusher_stop(sink_t *k) {
 }
 
 #define BATCH_LINES 256
-/* How long a writer that drained its queue looks for more before it
- * sleeps (sink_main). */
-#define LINGER_US 50
+/* The emitter keeps at most this many written lines' buffers, each of at
+ * most SPARE_CAP_MAX bytes, for lines to come (a few hundred KiB). */
+#define SPARE_MAX     512
+#define SPARE_CAP_MAX 4096
+
+/* Lines a writer has written, kept to be handed back to the emitter
+ * (give_back) under the lock it takes for its next batch. */
+typedef struct {
+  jw__line_t *head, *tail;
+  size_t n;
+} spares_t;
+
+/* A written line's buffer: kept for reuse when it is of a common size,
+ * else freed. */
+static void spare_keep(spares_t *sp, jw__line_t *it) {
+  if (it->cap == 0 || it->cap > SPARE_CAP_MAX || sp->n >= SPARE_MAX) {
+    free(it);
+    return;
+  }
+  it->next = NULL;
+  if (sp->tail != NULL)
+    sp->tail->next = it;
+  else
+    sp->head = it;
+  sp->tail = it;
+  sp->n++;
+}
+
+/* Hands the writer's spares to the emitter (lock held) as far as its
+ * stock has room; returns those it has no room for (freed by the caller,
+ * lock released). */
+static jw__line_t *give_back(jw_emitter_t *em, spares_t *sp) {
+  jw__line_t *rest = NULL;
+  if (sp->n == 0)
+    return NULL;
+  if (em->n_spare + sp->n <= SPARE_MAX) {
+    sp->tail->next = em->spare;
+    em->spare = sp->head;
+    em->n_spare += sp->n;
+  } else {
+    rest = sp->head;
+  }
+  sp->head = sp->tail = NULL;
+  sp->n = 0;
+  return rest;
+}
+
+static void free_chain(jw__line_t *it) {
+  while (it != NULL) {
+    jw__line_t *next = it->next;
+    free(it);
+    it = next;
+  }
+}
 
 /* Writes the lines at the head of `batch` (up to BATCH_LINES and
  * JW_WRITE_BATCH_BYTES, stopping at a gap marker) with one export_lines
  * call, or one export_line each where the sink has no batch call or
  * another layer (the emitter's seal, a spool) stands between. Lines after
  * a failed one go back to write_one. */
-static void write_batch(sink_t *k, jw__lineq_t *batch, jw__gap_t *gap, commit_t *c) {
+static void write_batch(sink_t *k, jw__lineq_t *batch, jw__gap_t *gap, commit_t *c, spares_t *sp) {
   jw_exporter_t *exp = k->exp;
   jw__line_t *items[BATCH_LINES];
   jw_line_ref_t refs[BATCH_LINES];
@@ -620,7 +743,7 @@ static void write_batch(sink_t *k, jw__lineq_t *batch, jw__gap_t *gap, commit_t 
       c->through_seq = refs[done - 1].seq;
   }
   for (i = 0; i < done; i++)
-    free(items[i]);
+    spare_keep(sp, items[i]);
   if (done < n) {
     int first;
     jw__mutex_lock(&k->em->lock);
@@ -646,7 +769,7 @@ static void sink_main(void *arg) {
   jw_emitter_t *em = k->em;
   jw__gap_t gap = {0, 0, 0, NULL};
   commit_t commit = {0, 0, 0};
-
+  spares_t spares = {NULL, NULL, 0};
   jw__lineq_t batch;
   memset(&batch, 0, sizeof(batch));
   for (;;) {
@@ -655,9 +778,11 @@ static void sink_main(void *arg) {
       flush_request(k, &commit);
     if (batch.head == NULL) {
       int lingered;
+      jw__line_t *extra;
       /* Everything queued so far in one take: the lock the emitter numbers
        * and commits under is taken once per batch, not once per line. */
       jw__mutex_lock(&em->lock);
+      extra = give_back(em, &spares);
       if (k->busy) {
         k->busy = 0;
         jw__cond_broadcast(&em->wake); /* jw_emitter_settle */
@@ -668,12 +793,16 @@ static void sink_main(void *arg) {
           /* Before sleeping, look for more for a moment without the lock:
            * an emitter in a burst commits the next line within
            * microseconds, and a sleeping writer costs it a wake-up
-           * (a system call, under Wine more) for every line. Once per
-           * drained queue, so an idle writer sleeps. */
+           * (a system call, under Wine more) for every line. Lines that
+           * come are left to gather a little (LINGER_LINES, at most
+           * LINGER_US): one take and one write for several, and the
+           * lock left to the emitter meanwhile instead of taken for each
+           * line as it comes. Once per drained queue, so an idle writer
+           * sleeps. */
           uint64_t t0 = jw_now_us();
           lingered = 1;
           jw__mutex_unlock(&em->lock);
-          while (!atomic_load_explicit(&k->queued_hint, memory_order_relaxed) &&
+          while (atomic_load_explicit(&k->queued_hint, memory_order_relaxed) < LINGER_LINES &&
                  jw_now_us() - t0 < LINGER_US)
             ;
           jw__mutex_lock(&em->lock);
@@ -688,6 +817,7 @@ static void sink_main(void *arg) {
       atomic_store(&k->in_hand, batch.queued);
       k->busy = batch.head != NULL;
       jw__mutex_unlock(&em->lock);
+      free_chain(extra);
     }
     it = batch.head;
     if (it == NULL)
@@ -705,7 +835,7 @@ static void sink_main(void *arg) {
       write_one(k, it, &gap);
       continue;
     }
-    write_batch(k, &batch, &gap, &commit);
+    write_batch(k, &batch, &gap, &commit, &spares);
   }
   if (commit.dirty)
     flush_request(k, &commit);
@@ -719,6 +849,7 @@ static void sink_main(void *arg) {
     if (n > 0)
       jw__stderr_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
   }
+  free_chain(spares.head);
   flusher_stop(k); /* what was reported is on disk before the sink counts as finished */
   jw__mutex_lock(&em->lock);
   k->finished = 1;
@@ -735,6 +866,12 @@ int jw_emitter_start(jw_emitter_t *em, size_t capacity) {
   if (em->capacity != 0) {
     rc = JW_EINVAL;
   } else {
+    /* The run is final now (jw_emitter_add was its last change): its
+     * parts of every line are rendered once. Without memory for them,
+     * each line renders its own. Made before capacity is set, so that an
+     * emitter that sees the queues sees them. */
+    if (em->frags.context == NULL && jw__run_frags_make(&em->run, &em->frags) != 0)
+      em->frags.context = NULL;
     em->capacity = capacity;
     for (i = 0; i < em->n_sinks; i++) {
       jw__cond_init(&em->sinks[i].more);
@@ -916,9 +1053,11 @@ void jw_emitter_free(jw_emitter_t *em) {
   while (em->pending != NULL) { /* an emitter still rendering an earlier seq: none by now */
     pending_t *p = em->pending;
     em->pending = p->next;
-    free_lines(p->lines);
+    free_rendered(&p->r);
     free(p);
   }
+  jw__run_frags_free(&em->frags);
+  free_chain(em->spare);
   /* Every network sink's drain runs at the same time, not one after the
    * other. */
   for (i = 0; i < em->n_sinks; i++)

@@ -114,44 +114,59 @@ static void civil_from_days(uint64_t days, unsigned *year, unsigned *month, unsi
   *day = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
 }
 
-/* v as exactly n decimal digits (leading zeros). */
-static void put_digits(char *p, unsigned v, int n) {
-  while (n-- > 0) {
-    p[n] = (char)('0' + v % 10);
-    v /= 10;
-  }
+/* "00" .. "99": two digits per lookup. Every line writes two to four time
+ * stamps and several numbers; a division per digit showed in profiles. */
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
+/* v (< 100) as two digits at p. */
+static inline void put2(char *p, unsigned v) {
+  memcpy(p, digit_pairs + 2 * v, 2);
+}
+
+/* The 27 characters "2026-11-23T09:11:05.123456Z" of time_us (already
+ * clamped to TIME_US_MAX) at t, no terminator. */
+static void format_time27(uint64_t time_us, char *t) {
+  uint64_t secs = time_us / 1000000;
+  unsigned us = (unsigned)(time_us % 1000000), sod = (unsigned)(secs % 86400), y, mo, d;
+  civil_from_days(secs / 86400, &y, &mo, &d);
+  /* Digits by hand, not snprintf (the year is at most 9999, clamped). */
+  put2(t, y / 100);
+  put2(t + 2, y % 100);
+  t[4] = '-';
+  put2(t + 5, mo);
+  t[7] = '-';
+  put2(t + 8, d);
+  t[10] = 'T';
+  put2(t + 11, sod / 3600);
+  t[13] = ':';
+  put2(t + 14, sod / 60 % 60);
+  t[16] = ':';
+  put2(t + 17, sod % 60);
+  t[19] = '.';
+  put2(t + 20, us / 10000);
+  put2(t + 22, us / 100 % 100);
+  put2(t + 24, us % 100);
+  t[26] = 'Z';
 }
 
 /* Times after year 9999 are written as the last representable instant
  * rather than as a 5-digit year that no RFC 3339 parser accepts. */
 void jw_format_time_us(uint64_t time_us, char *buf, size_t size) {
-  uint64_t secs, sod;
-  unsigned y, mo, d, us;
   char t[28];
   if (buf == NULL || size == 0)
     return;
   if (time_us > TIME_US_MAX)
     time_us = TIME_US_MAX;
-  secs = time_us / 1000000;
-  us = (unsigned)(time_us % 1000000);
-  sod = secs % 86400;
-  civil_from_days(secs / 86400, &y, &mo, &d);
-  /* Every event renders two or more of these: digits by hand, not
-   * snprintf (the year is at most 9999, clamped above). */
-  put_digits(t, y, 4);
-  t[4] = '-';
-  put_digits(t + 5, mo, 2);
-  t[7] = '-';
-  put_digits(t + 8, d, 2);
-  t[10] = 'T';
-  put_digits(t + 11, (unsigned)(sod / 3600), 2);
-  t[13] = ':';
-  put_digits(t + 14, (unsigned)(sod / 60 % 60), 2);
-  t[16] = ':';
-  put_digits(t + 17, (unsigned)(sod % 60), 2);
-  t[19] = '.';
-  put_digits(t + 20, us, 6);
-  t[26] = 'Z';
+  format_time27(time_us, t);
   t[27] = '\0';
   if (size >= sizeof(t))
     memcpy(buf, t, sizeof(t));
@@ -868,6 +883,10 @@ typedef struct {
   size_t len, cap;
   int oom;      /* an allocation failed: the line is abandoned */
   int fallback; /* the reference must render this event */
+  /* The second last written by ob_time and its 20 characters
+   * "2026-11-23T09:11:05.": @timestamp and emitted mostly share it. */
+  uint64_t t_sec;
+  char t_head[20];
 } obuf_t;
 
 static int ob_grow(obuf_t *b, size_t more) {
@@ -899,7 +918,9 @@ static inline int ob_reserve(obuf_t *b, size_t more) {
   return more <= b->cap - b->len ? 0 : ob_grow(b, more);
 }
 
-static void ob_raw(obuf_t *b, const char *s, size_t n) {
+/* Inline: most appends are literals of a known length, which the compiler
+ * then copies with a few moves instead of a call to memcpy. */
+static inline void ob_raw(obuf_t *b, const char *s, size_t n) {
   if (ob_reserve(b, n) == 0) {
     memcpy(b->p + b->len, s, n);
     b->len += n;
@@ -921,19 +942,69 @@ static const unsigned char ob_classes[256] = {
 };
 #define ob_class(c) ob_classes[(unsigned char)(c)]
 
-/* Whether any byte of the 8 in x is < 0x20, '"', '\\' or >= 0x80
- * (the classic "has a zero byte" test on x, x ^ '"' and x ^ '\\'). */
-static inline int word_special(uint64_t x) {
+/* The bytes of the 8 in x that are < 0x20, '"', '\\' or >= 0x80, each as
+ * its top bit (the classic "has a zero byte" test on x, x ^ '"' and
+ * x ^ '\\'). A borrow can only mark bytes above a byte that really is
+ * special, so the lowest marked byte is exact: on a little-endian machine
+ * the first special byte of the word is at ctz(mask) / 8. */
+static inline uint64_t word_special(uint64_t x) {
   const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
   uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
   uint64_t r = (x - ones * 0x20) | ((q - ones) & ~q) | ((bs - ones) & ~bs) | x;
-  return (r & high) != 0;
+  return r & high;
+}
+
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define OB_WORD_SCAN 1
+#else
+#define OB_WORD_SCAN 0
+#endif
+
+/* Copies the bytes from u[i] on that need neither escaping nor a UTF-8
+ * check to o, eight at a time, then one by one; returns how many. Each
+ * word is stored whole before it is looked at (o must have room for 8
+ * more bytes than the run: ob_str_as reserves 6 per input byte), so a run
+ * costs no call to memcpy: between a path's backslashes are a few bytes. */
+static inline size_t copy_plain(const unsigned char *u, size_t i, size_t len, char *o) {
+  size_t j = i;
+  for (; j + 8 <= len; j += 8) {
+    uint64_t x, m;
+    memcpy(&x, u + j, 8);
+    memcpy(o + (j - i), &x, 8);
+    m = word_special(x);
+    if (m != 0) {
+#if OB_WORD_SCAN
+      return j + ((size_t)__builtin_ctzll(m) >> 3) - i;
+#else
+      break;
+#endif
+    }
+  }
+#if OB_WORD_SCAN
+  /* Fewer than 8 bytes left: the string's last 8 bytes as one word when
+   * they start at or after i (bytes i .. j-1 are plain, so stored again
+   * unchanged and no borrow comes from them), the bytes before j masked
+   * off. */
+  if (j < len && len - i >= 8) {
+    uint64_t x, m;
+    size_t at = len - 8, skip = j - at;
+    memcpy(&x, u + at, 8);
+    memcpy(o + (at - i), &x, 8);
+    m = word_special(x) >> (8 * skip) << (8 * skip);
+    return m != 0 ? at + ((size_t)__builtin_ctzll(m) >> 3) - i : len - i;
+  }
+#endif
+  for (; j < len && ob_class(u[j]) == 0; j++)
+    o[j - i] = (char)u[j];
+  return j - i;
 }
 
 /* A JSON string of len bytes at s as make_string() + jansson's dump give
  * it: ill-formed UTF-8 replaced by U+FFFD (utf8_sequence, the rules of
- * utf8_sanitize), '"', '\\' and the controls escaped, the rest verbatim. */
-static void ob_str(obuf_t *b, const char *s, size_t len) {
+ * utf8_sanitize), '"', '\\' and the controls escaped, the rest verbatim.
+ * strict: ill-formed UTF-8 is the reference's to render instead
+ * (b->fallback; what json_string refuses), found in the same pass. */
+static inline void ob_str_as(obuf_t *b, const char *s, size_t len, int strict) {
   static const char hex[] = "0123456789ABCDEF";
   const unsigned char *u = (const unsigned char *)s;
   size_t i = 0;
@@ -947,26 +1018,16 @@ static void ob_str(obuf_t *b, const char *s, size_t len) {
   o = b->p + b->len;
   *o++ = '"';
   while (i < len) {
-    unsigned char c = u[i];
-    unsigned char k = ob_class(c);
-    size_t j, adv;
-    if (k == 0) {
-      /* A run of bytes written as they are, eight at a time while no byte
-       * of the word is a control, '"', '\\' or non-ASCII. */
-      for (j = i + 1; j + 8 <= len; j += 8) {
-        uint64_t x;
-        memcpy(&x, u + j, 8);
-        if (word_special(x))
-          break;
-      }
-      for (; j < len && ob_class(u[j]) == 0; j++)
-        ;
-      memcpy(o, s + i, j - i);
-      o += j - i;
-      i = j;
-      continue;
-    }
-    if (k == 1) {
+    unsigned char c;
+    /* Output so far <= 1 + 6 * i bytes, and 6 * len + 2 are reserved: a
+     * word stored at o fits while 8 input bytes remain. */
+    size_t run = copy_plain(u, i, len, o), adv;
+    o += run;
+    i += run;
+    if (i == len)
+      break;
+    c = u[i];
+    if (ob_class(c) == 1) {
       *o++ = '\\';
       switch (c) {
       case '"':
@@ -1000,6 +1061,9 @@ static void ob_str(obuf_t *b, const char *s, size_t len) {
     if (utf8_sequence(u, len, i, &adv)) {
       memcpy(o, s + i, adv);
       o += adv;
+    } else if (strict) {
+      b->fallback = 1;
+      return;
     } else {
       memcpy(o, "\xEF\xBF\xBD", 3);
       o += 3;
@@ -1008,6 +1072,10 @@ static void ob_str(obuf_t *b, const char *s, size_t len) {
   }
   *o++ = '"';
   b->len = (size_t)(o - b->p);
+}
+
+static void ob_str(obuf_t *b, const char *s, size_t len) {
+  ob_str_as(b, s, len, 0);
 }
 
 /* make_string / make_cstring / make_bounded / make_counted. */
@@ -1035,7 +1103,12 @@ static int utf8_valid(const char *s, size_t len) {
   size_t i = 0, adv;
   while (i < len) {
     if ((unsigned char)s[i] < 0x80) {
-      i++;
+      uint64_t x;
+      /* ASCII eight bytes at a time (no top bit set in the word). */
+      while (i + 8 <= len && (memcpy(&x, s + i, 8), (x & UINT64_C(0x8080808080808080)) == 0))
+        i += 8;
+      if (i < len && (unsigned char)s[i] < 0x80)
+        i++;
       continue;
     }
     if (!utf8_sequence((const unsigned char *)s, len, i, &adv))
@@ -1054,20 +1127,23 @@ static void ob_jstring(obuf_t *b, const char *s) {
     return;
   }
   len = strlen(s);
-  if (!utf8_valid(s, len)) {
-    b->fallback = 1;
-    return;
-  }
-  ob_str(b, s, len);
+  ob_str_as(b, s, len, 1);
 }
 
 static void ob_i64(obuf_t *b, int64_t v) {
   char buf[24], *e = buf + sizeof(buf), *p = e;
   uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-  do {
-    *--p = (char)('0' + u % 10);
-    u /= 10;
-  } while (u != 0);
+  while (u >= 100) {
+    p -= 2;
+    put2(p, (unsigned)(u % 100));
+    u /= 100;
+  }
+  if (u >= 10) {
+    p -= 2;
+    put2(p, (unsigned)u);
+  } else {
+    *--p = (char)('0' + u);
+  }
   if (v < 0)
     *--p = '-';
   ob_raw(b, p, (size_t)(e - p));
@@ -1109,13 +1185,28 @@ static int ob_map_key(obuf_t *b, const char *key, const char **keys, size_t n) {
 
 /* "2026-11-23T09:11:05.123456Z" in quotes (jw_format_time_us). */
 static void ob_time(obuf_t *b, uint64_t time_us) {
-  char buf[40];
-  size_t n;
-  buf[0] = '"';
-  jw_format_time_us(time_us, buf + 1, sizeof(buf) - 2);
-  n = strlen(buf);
-  buf[n++] = '"';
-  ob_raw(b, buf, n);
+  char *o;
+  unsigned us;
+  if (ob_reserve(b, 29) != 0)
+    return;
+  if (time_us > TIME_US_MAX)
+    time_us = TIME_US_MAX;
+  o = b->p + b->len;
+  o[0] = '"';
+  if (time_us / 1000000 == b->t_sec) {
+    memcpy(o + 1, b->t_head, 20);
+    us = (unsigned)(time_us % 1000000);
+    put2(o + 21, us / 10000);
+    put2(o + 23, us / 100 % 100);
+    put2(o + 25, us % 100);
+    o[27] = 'Z';
+  } else {
+    format_time27(time_us, o + 1);
+    b->t_sec = time_us / 1000000;
+    memcpy(b->t_head, o + 1, 20);
+  }
+  o[28] = '"';
+  b->len += 29;
 }
 
 static void ob_entity_id(obuf_t *b, uint32_t pid, uint64_t create_time) {
@@ -1469,10 +1560,41 @@ static void ob_extra(obuf_t *b, const json_t *extra) {
   }
 }
 
+/* ,"host":{..},"agent":{..}[,"user":{..}],"run_id":"..","job":{..}: the
+ * part of every line that depends on the run alone. */
+static void ob_run_context(obuf_t *b, const jw_run_info_t *run) {
+  ob_context(b, run);
+  OB_LIT(b, ",\"run_id\":");
+  ob_bounded(b, run->run_id, sizeof(run->run_id));
+  OB_LIT(b, ",\"job\":{\"name\":");
+  ob_bounded(b, run->job_name, sizeof(run->job_name));
+  OB_LIT(b, ",\"tier\":");
+  ob_cstring(b, jw_tier_name(run->tier));
+  OB_LIT(b, "}");
+}
+
+/* ,"unavailable":{..} of the run's context, when it has one; b->fallback
+ * when only the reference can render it. */
+static void ob_run_unavailable(obuf_t *b, const jw_run_info_t *run) {
+  const char *keys[JW_CONTEXT_UNAVAILABLE_MAX];
+  size_t i, n = 0;
+  if (run->n_unavailable == 0)
+    return;
+  OB_LIT(b, ",\"unavailable\":{");
+  for (i = 0; i < run->n_unavailable && i < JW_CONTEXT_UNAVAILABLE_MAX && !b->fallback; i++) {
+    if (ob_map_key(b, run->unavailable[i].field, keys, n) != 0)
+      break;
+    keys[n++] = run->unavailable[i].field;
+    ob_bounded(b, run->unavailable[i].reason, sizeof(run->unavailable[i].reason));
+  }
+  OB_LIT(b, "}");
+}
+
 /* 0 with the line in b, 1 when the reference must render it, -1 when out of
- * memory. */
-static int render_direct(obuf_t *b, const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
-                         uint64_t time_us) {
+ * memory. frags: the run's parts rendered once (jw__run_frags_make), or
+ * NULL to render them here. */
+static int render_direct(obuf_t *b, const jw_event_t *ev, const jw_run_info_t *run,
+                         const jw__run_frags_t *frags, uint64_t seq, uint64_t time_us) {
   const jw_rule_info_t *info = jw_rule_info(ev->rule);
   const json_t *extra = NULL;
   if (ev->extra != NULL && json_is_object((json_t *)ev->extra))
@@ -1485,14 +1607,11 @@ static int render_direct(obuf_t *b, const jw_event_t *ev, const jw_run_info_t *r
   ob_time(b, ev->time_us != 0 ? ev->time_us : time_us);
   OB_LIT(b, ",\"emitted\":");
   ob_time(b, time_us);
-  ob_context(b, run);
-  OB_LIT(b, ",\"run_id\":");
-  ob_bounded(b, run->run_id, sizeof(run->run_id));
-  OB_LIT(b, ",\"job\":{\"name\":");
-  ob_bounded(b, run->job_name, sizeof(run->job_name));
-  OB_LIT(b, ",\"tier\":");
-  ob_cstring(b, jw_tier_name(run->tier));
-  OB_LIT(b, "},\"rule\":");
+  if (frags != NULL && frags->context != NULL)
+    ob_raw(b, frags->context, frags->context_len);
+  else
+    ob_run_context(b, run);
+  OB_LIT(b, ",\"rule\":");
   ob_cstring(b, ev->rule);
   if (info != NULL) {
     OB_LIT(b, ",\"rule_id\":");
@@ -1522,17 +1641,13 @@ static int render_direct(obuf_t *b, const jw_event_t *ev, const jw_run_info_t *r
     ob_process(b, &ev->process);
   OB_LIT(b, ",\"message\":");
   ob_bounded(b, ev->message, sizeof(ev->message));
-  if (run->n_unavailable != 0) {
-    const char *keys[JW_CONTEXT_UNAVAILABLE_MAX];
-    size_t i, n = 0;
-    OB_LIT(b, ",\"unavailable\":{");
-    for (i = 0; i < run->n_unavailable && i < JW_CONTEXT_UNAVAILABLE_MAX && !b->fallback; i++) {
-      if (ob_map_key(b, run->unavailable[i].field, keys, n) != 0)
-        break;
-      keys[n++] = run->unavailable[i].field;
-      ob_bounded(b, run->unavailable[i].reason, sizeof(run->unavailable[i].reason));
-    }
-    OB_LIT(b, "}");
+  if (frags != NULL && frags->context != NULL) {
+    if (frags->reference)
+      b->fallback = 1;
+    else
+      ob_raw(b, frags->unavailable, frags->unavailable_len);
+  } else {
+    ob_run_unavailable(b, run);
   }
   if (extra != NULL && !b->fallback)
     ob_extra(b, extra);
@@ -1579,32 +1694,120 @@ static void render_check(const jw_event_t *ev, const jw_run_info_t *run, uint64_
   free(ref);
 }
 
+int jw__run_frags_make(const jw_run_info_t *run, jw__run_frags_t *f) {
+  obuf_t b = {NULL, 0, 1024, 0, 0, UINT64_MAX, {0}};
+  size_t ctx_len;
+  memset(f, 0, sizeof(*f));
+  atomic_init(&f->last_len, 0);
+  b.p = malloc(b.cap);
+  if (b.p == NULL)
+    return JW_ENOMEM;
+  ob_run_context(&b, run);
+  ctx_len = b.len;
+  ob_run_unavailable(&b, run);
+  if (b.oom) {
+    free(b.p);
+    return JW_ENOMEM;
+  }
+  f->context = b.p;
+  f->context_len = ctx_len;
+  f->unavailable = b.p + ctx_len;
+  f->unavailable_len = b.len - ctx_len;
+  f->reference = b.fallback;
+  return 0;
+}
+
+void jw__run_frags_free(jw__run_frags_t *f) {
+  if (f == NULL)
+    return;
+  free(f->context);
+  f->context = f->unavailable = NULL;
+}
+
+int jw__event_render_into(const jw_event_t *ev, const jw_run_info_t *run, jw__run_frags_t *frags,
+                          uint64_t seq, uint64_t time_us, jw__linebuf_t *lb) {
+  obuf_t b = {NULL, 0, 2048, 0, 0, UINT64_MAX, {0}};
+  char *ref = NULL;
+  size_t ref_len = 0;
+  int rc;
+  if (lb->buf != NULL && lb->cap > lb->head) {
+    b.p = lb->buf; /* a recycled buffer */
+    b.cap = lb->cap;
+  } else {
+    free(lb->buf);
+    if (frags != NULL) {
+      /* Sized after the run's last line, so that a queued line holds
+       * not much more than its bytes; ob_grow doubles for a longer one.
+       * Half as much again: ob_str reserves 6 bytes per byte of a string
+       * (its worst case), and the message comes near the end. */
+      size_t last = atomic_load_explicit(&frags->last_len, memory_order_relaxed);
+      if (last != 0)
+        b.cap = (lb->head + last + last / 2 + 256) & ~(size_t)63;
+    }
+    if (b.cap < lb->head + 64)
+      b.cap = lb->head + 64;
+    b.p = malloc(b.cap);
+  }
+  lb->buf = NULL;
+  lb->cap = lb->len = 0;
+  if (ev == NULL || run == NULL) {
+    free(b.p);
+    return JW_EINVAL;
+  }
+  if (b.p == NULL)
+    return JW_ENOMEM;
+  b.len = lb->head;
+  rc = render_direct(&b, ev, run, frags, seq, time_us);
+  if (rc == 0 && ob_reserve(&b, 1) == 0) {
+    size_t len = b.len - lb->head;
+    b.p[b.len] = '\0';
+    if (render_check_on())
+      render_check(ev, run, seq, time_us, b.p + lb->head, len);
+    if (frags != NULL)
+      atomic_store_explicit(&frags->last_len, len, memory_order_relaxed);
+    lb->buf = b.p;
+    lb->cap = b.cap;
+    lb->len = len;
+    return 0;
+  }
+  if (rc < 0 || b.oom) {
+    free(b.p);
+    return JW_ENOMEM;
+  }
+  /* The reference's line, moved behind the room. */
+  rc = jw__event_render_jansson(ev, run, seq, time_us, &ref, &ref_len);
+  if (rc == 0) {
+    b.len = lb->head;
+    b.oom = 0;
+    if (ob_reserve(&b, ref_len + 1) != 0) {
+      rc = JW_ENOMEM;
+    } else {
+      memcpy(b.p + lb->head, ref, ref_len + 1);
+      lb->buf = b.p;
+      lb->cap = b.cap;
+      lb->len = ref_len;
+      b.p = NULL;
+    }
+  }
+  free(ref);
+  free(b.p);
+  return rc;
+}
+
 int jw_event_render_line(const jw_event_t *ev, const jw_run_info_t *run, uint64_t seq,
                          uint64_t time_us, char **out, size_t *out_len) {
-  obuf_t b = {NULL, 0, 2048, 0, 0};
+  jw__linebuf_t lb = {NULL, 0, 0, 0};
   int rc;
   if (out == NULL)
     return JW_EINVAL;
   *out = NULL;
   if (out_len)
     *out_len = 0;
-  if (ev == NULL || run == NULL)
-    return JW_EINVAL;
-  b.p = malloc(b.cap);
-  if (b.p == NULL)
-    return JW_ENOMEM;
-  rc = render_direct(&b, ev, run, seq, time_us);
-  if (rc == 0 && ob_reserve(&b, 1) == 0) {
-    b.p[b.len] = '\0';
-    if (render_check_on())
-      render_check(ev, run, seq, time_us, b.p, b.len);
-    *out = b.p;
+  rc = jw__event_render_into(ev, run, NULL, seq, time_us, &lb);
+  if (rc == 0) {
+    *out = lb.buf;
     if (out_len)
-      *out_len = b.len;
-    return 0;
+      *out_len = lb.len;
   }
-  free(b.p);
-  if (rc < 0 || b.oom)
-    return JW_ENOMEM;
-  return jw__event_render_jansson(ev, run, seq, time_us, out, out_len);
+  return rc;
 }

@@ -2,6 +2,8 @@
 #ifndef JW_INTERNAL_H
 #define JW_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "jobwarden.h"
 
 #ifdef _WIN32
@@ -232,6 +234,7 @@ typedef struct jw__line_s {
   uint64_t gap_from, gap_count; /* marker only */
   const char *gap_reason;       /* marker only; a static string */
   size_t len;
+  size_t cap;  /* bytes allocated for data (>= len; 0 for a marker) */
   char data[]; /* the line, '\n' included */
 } jw__line_t;
 
@@ -256,6 +259,39 @@ void jw__lineq_take(jw__lineq_t *q, jw__lineq_t *into);
  * that ends at from - 1, else appends a new one. */
 void jw__lineq_drop(jw__lineq_t *q, uint64_t from, uint64_t to, const char *reason);
 void jw__lineq_clear(jw__lineq_t *q);
+
+/* What every line of a run repeats, rendered once (jw__run_frags_make,
+ * from the run as it is then) and copied into each line by
+ * jw__event_render_into: the context from "host" to "job", and the
+ * run's "unavailable" map. The emitter makes them when its sinks are
+ * fixed (jw_emitter_start); its run does not change after that. */
+typedef struct {
+  char *context; /* owned; NULL: not made, each line renders its own */
+  size_t context_len;
+  char *unavailable; /* inside the context's buffer; "" when there is none */
+  size_t unavailable_len;
+  int reference; /* the map is one only the reference renders (a repeated or ill-formed key) */
+  /* The last line's length (relaxed: a hint for the next line's buffer). */
+  atomic_size_t last_len;
+} jw__run_frags_t;
+int jw__run_frags_make(const jw_run_info_t *run, jw__run_frags_t *f); /* 0 or JW_ENOMEM */
+void jw__run_frags_free(jw__run_frags_t *f);
+/* A buffer a line is rendered into: buf (malloc'd, cap bytes; NULL: the
+ * renderer allocates one) holds `head` bytes of room, then the line (len
+ * bytes, '\n' included, then a 0 byte). */
+typedef struct {
+  char *buf;
+  size_t cap;
+  size_t head;
+  size_t len;
+} jw__linebuf_t;
+/* jw_event_render_line into lb: the run's parts copied from frags (NULL,
+ * or frags->context NULL: rendered here; frags->last_len is updated).
+ * lb->buf is taken (grown, or replaced); on success it holds the line,
+ * else it is freed and NULL. Same results as jw_event_render_line. Any
+ * thread. */
+int jw__event_render_into(const jw_event_t *ev, const jw_run_info_t *run, jw__run_frags_t *frags,
+                          uint64_t seq, uint64_t time_us, jw__linebuf_t *lb);
 
 /* The reference rendering of jw_event_render_line (same contract): the
  * object of jw_event_to_json dumped by jansson. jw_event_render_line

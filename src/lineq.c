@@ -22,6 +22,7 @@ jw__line_t *jw__line_new(uint64_t seq, jw_event_kind_t kind, const char *data, s
   it->seq = seq;
   it->kind = kind;
   it->len = len;
+  it->cap = len;
   memcpy(it->data, data, len);
   return it;
 }

@@ -925,6 +925,162 @@ static void test_edges(void) {
   free(line);
 }
 
+/* ---- the direct renderer's fast paths ----------------------------------- */
+
+/* ev rendered by jw__event_render_into with frags (made from run) and a
+ * queue item's room in front, into a recycled buffer of `cap` bytes (0:
+ * none), against the reference. Returns whether the bytes agree. */
+static int render_into_matches(const jw_event_t *ev, const jw_run_info_t *run, size_t cap) {
+  jw__run_frags_t frags;
+  jw__linebuf_t lb;
+  char *ref = NULL;
+  size_t ref_len = 0;
+  int rc, ref_rc, same;
+  if (jw__run_frags_make(run, &frags) != 0)
+    return 0;
+  lb.head = 40;
+  lb.cap = cap;
+  lb.len = 0;
+  lb.buf = cap != 0 ? malloc(cap) : NULL;
+  if (lb.buf != NULL)
+    memset(lb.buf, 'x', cap); /* stale bytes of an earlier line */
+  rc = jw__event_render_into(ev, run, &frags, 7, T0, &lb);
+  ref_rc = jw__event_render_jansson(ev, run, 7, T0, &ref, &ref_len);
+  same = rc == ref_rc && (rc != 0 || (lb.len == ref_len && lb.buf != NULL &&
+                                      memcmp(lb.buf + lb.head, ref, ref_len) == 0 &&
+                                      lb.buf[lb.head + lb.len] == '\0'));
+  if (!same)
+    fprintf(stderr,
+            "render_into (cap %zu) differs from the reference (rc %d / %d)\n  into: %.*s\n"
+            "  jansson: %.*s\n",
+            cap, rc, ref_rc, lb.buf ? (int)lb.len : 0, lb.buf ? lb.buf + lb.head : "", (int)ref_len,
+            ref ? ref : "");
+  free(lb.buf);
+  free(ref);
+  jw__run_frags_free(&frags);
+  return same;
+}
+
+/* Escaping copies plain runs a word (8 bytes) at a time and finds the
+ * first byte to escape or check inside a word: every special byte at
+ * every offset of strings across word boundaries, an ill-formed sequence
+ * right after an ASCII run, a valid one split by the end of the string. */
+static void test_escape_runs(void) {
+  static const char *const specials[] = {
+      "\"",           "\\",       "\x01",     "\x1f",     "\n",
+      "\x7f",         "\x80",     "\xC3\xA9", "\xE2\x82", "\xF0\x9F\x98\x80",
+      "\xED\xA0\x80", "\xC0\xAF", "\xFF"};
+  jw_run_info_t run = test_run();
+  jw_event_t ev;
+  char s[64];
+  size_t len, pos, k;
+  for (k = 0; k < sizeof(specials) / sizeof(specials[0]); k++)
+    for (len = 0; len <= 26; len++)
+      for (pos = 0; pos <= len; pos++) {
+        size_t sl = strlen(specials[k]), i;
+        char *line = NULL;
+        size_t n = 0;
+        for (i = 0; i < len; i++)
+          s[i] = (char)('a' + i % 26);
+        memcpy(s + pos, specials[k], sl);
+        for (i = pos + sl; i < len + sl; i++)
+          s[i] = (char)('A' + i % 26);
+        init_event(&ev, JW_EVENT_PROCESS_START, "child_process", "observed", NULL, JW_SEV_INFO,
+                   "port", "");
+        memcpy(ev.message, s, len + sl);
+        ev.message[len + sl] = '\0';
+        ev.has_process = 1;
+        ev.process.pid = 1;
+        ev.process.image = s; /* counted: no 0 byte after it */
+        ev.process.image_len = len + sl;
+        ev.tags[0] = s + pos; /* the special byte first: strict (json_string) checking */
+        s[len + sl] = '\0';
+        CHECK_INT(render_line(&ev, &run, 1, T0, &line, &n), 0);
+        free(line);
+      }
+  /* Exact bytes: an escape right after a whole word, a run of 9, an
+   * ill-formed byte after 8 ASCII bytes, U+00E9 after 16. */
+  {
+    char *line = NULL;
+    size_t n = 0;
+    init_event(&ev, JW_EVENT_NOTICE, "r", "observed", "monitor", JW_SEV_LOW, "jobwarden",
+               "abcdefgh\"ijklmnopq\\\x01"
+               "12345678\x80"
+               "0123456789abcdef\xC3\xA9!");
+    CHECK_INT(render_line(&ev, &run, 1, T0, &line, &n), 0);
+    CHECK(line != NULL && strstr(line, ",\"message\":\"abcdefgh\\\"ijklmnopq\\\\\\u0001"
+                                       "12345678\xEF\xBF\xBD"
+                                       "0123456789abcdef\xC3\xA9!\"}") != NULL);
+    free(line);
+  }
+}
+
+/* The run's parts rendered once (jw__run_frags_make) and copied: a run
+ * whose context strings hold controls, quotes, backslashes and ill-formed
+ * UTF-8 gives the reference's bytes, into a fresh, a recycled and a too
+ * small buffer; a repeated key in its unavailable map leaves the line to
+ * the reference. */
+static void test_run_frags(void) {
+  jw_run_info_t run = test_run();
+  jw_event_t ev;
+  jw__run_frags_t frags;
+  strcpy(run.host, "host\x01\"name\\\n\x7f\x80\xC3");
+  strcpy(run.host_id, "\tid");
+  strcpy(run.os_name, "Windows\x1b[31m");
+  strcpy(run.os_version, "10.0");
+  strcpy(run.wine_version, "8.0\xE2\x80");
+  strcpy(run.user_id, "S-1-5-21-\"1\"");
+  strcpy(run.user_name, "us\xC3\xA9r\\x");
+  strcpy(run.agent_build, "abc\x02");
+  strcpy(run.job_name, "job \"quoted\" \\ \x1f");
+  jw__run_unavailable(&run, "user.domain", "lookup \"failed\": \x05 error %d", 1332);
+  jw__run_unavailable(&run, "host.\x01id", "no \\ id\xFF");
+  run.insecure_transport = 1;
+  init_event(&ev, JW_EVENT_VIOLATION, "active_processes", "blocked", "kernel", JW_SEV_HIGH, "port",
+             "m \"x\"");
+  ev.has_process = 1;
+  ev.process.pid = 42;
+  ev.process.image = "C:\\a\\b.exe";
+  CHECK(render_into_matches(&ev, &run, 0));
+  CHECK(render_into_matches(&ev, &run, 4096));
+  CHECK(render_into_matches(&ev, &run, 48)); /* grows */
+  CHECK(render_into_matches(&ev, &run, 41)); /* room and one byte */
+  /* The parts themselves: what the reference writes between "emitted"
+   * and "rule", and its unavailable map. */
+  CHECK_INT(jw__run_frags_make(&run, &frags), 0);
+  CHECK(frags.reference == 0);
+  {
+    static const char head[] = ",\"host\":{\"name\":\"host\\u0001\\\"name\\\\\\n\x7f\xEF\xBF\xBD"
+                               "\xEF\xBF\xBD\",\"id\":\"\\tid\"";
+    static const char tail[] = ",\"job\":{\"name\":\"job \\\"quoted\\\" \\\\ \\u001F\","
+                               "\"tier\":\"lockdown\"}";
+    CHECK(frags.context != NULL && frags.context_len > sizeof(head) + sizeof(tail) &&
+          memcmp(frags.context, head, sizeof(head) - 1) == 0 &&
+          memcmp(frags.context + frags.context_len - (sizeof(tail) - 1), tail, sizeof(tail) - 1) ==
+              0);
+  }
+  jw__run_frags_free(&frags);
+  /* A repeated key (the reference merges it): rendered by the reference. */
+  jw__run_unavailable(&run, "user.domain", "again");
+  CHECK_INT(jw__run_frags_make(&run, &frags), 0);
+  CHECK(frags.reference == 1);
+  jw__run_frags_free(&frags);
+  CHECK(render_into_matches(&ev, &run, 0));
+  CHECK(render_into_matches(&ev, &run, 2048));
+  /* Without frags (NULL) the same renderer renders the run in place. */
+  {
+    jw__linebuf_t lb = {NULL, 0, 16, 0};
+    char *ref = NULL;
+    size_t ref_len = 0;
+    CHECK_INT(jw__event_render_into(&ev, &run, NULL, 3, T0, &lb), 0);
+    CHECK_INT(jw__event_render_jansson(&ev, &run, 3, T0, &ref, &ref_len), 0);
+    CHECK(lb.buf != NULL && ref != NULL && lb.len == ref_len &&
+          memcmp(lb.buf + 16, ref, ref_len) == 0);
+    free(lb.buf);
+    free(ref);
+  }
+}
+
 /* ---- the hostile suite -------------------------------------------------- */
 
 static char *read_file(const char *path, size_t *len) {
@@ -1357,6 +1513,8 @@ static const jw_test_case_t cases[] = {
     {"identity", test_identity, 30},
     {"ancestor_cut", test_ancestor_cut, 30},
     {"edges", test_edges, 30},
+    {"escape_runs", test_escape_runs, 30},
+    {"run_frags", test_run_frags, 30},
     {"hostile", test_hostile_case, 30},
     {"limit_lines", test_limit_lines, 30},
     {"last_line", test_last_line, 30},
