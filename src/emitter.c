@@ -43,9 +43,8 @@ typedef struct sink_s {
   atomic_size_t in_hand;
   int busy;    /* the writer holds a batch it has not finished (em->lock) */
   int waiting; /* the writer sleeps on `more` (em->lock) */
-  /* About how many lines and markers are queued: set with every line or
-   * marker queued, cleared when the writer takes the queue; read without
-   * the lock while the writer lingers. */
+  /* Set with every line or marker queued, cleared when the writer takes
+   * the queue: read without the lock while the writer lingers. */
   atomic_int queued_hint;
   /* q grew or stopping: signalled only when `waiting`. Initialized by
    * jw_emitter_start, once the array of sinks no longer moves. */
@@ -230,26 +229,12 @@ static void emit_sink_failed(jw_emitter_t *em, const jw_exporter_t *exp, const j
   jw_emit(em, &ev);
 }
 
-/* A writer that drained its queue looks for more for LINGER_US before it
- * sleeps; lines that come meanwhile are taken once LINGER_LINES are
- * queued or the time is up (sink_main). */
-#define LINGER_US    50
-#define LINGER_LINES 16
-
-/* Tells a lingering writer how much is queued (lock held): never 0 once
- * something is. */
-static void hint_queued(sink_t *k) {
-  size_t n = k->q.queued + 1;
-  atomic_store_explicit(&k->queued_hint, n < LINGER_LINES ? (int)n : LINGER_LINES,
-                        memory_order_relaxed);
-}
-
 /* Records that sink k does not get line `seq` (lock held). */
 static void drop_for_sink(sink_t *k, uint64_t seq, const char *reason) {
   k->exp->lost++;
   k->em->dropped++;
   jw__lineq_drop(&k->q, seq, seq, reason);
-  hint_queued(k);
+  atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
 }
 
 /* Queues the line for sink k: the rendered item itself when *own is not
@@ -273,7 +258,7 @@ static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *l
     return;
   }
   jw__lineq_push(&k->q, it);
-  hint_queued(k);
+  atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
 }
 
 /* Fills lines[f] / lens[f] for every format f != native that a sink of em
@@ -648,6 +633,9 @@ static void flusher_stop(sink_t *k) {
  * most SPARE_CAP_MAX bytes, for lines to come (a few hundred KiB). */
 #define SPARE_MAX     512
 #define SPARE_CAP_MAX 4096
+/* How long a writer that drained its queue looks for more before it
+ * sleeps (sink_main). */
+#define LINGER_US 50
 
 /* Lines a writer has written, kept to be handed back to the emitter
  * (give_back) under the lock it takes for its next batch. */
@@ -793,16 +781,12 @@ static void sink_main(void *arg) {
           /* Before sleeping, look for more for a moment without the lock:
            * an emitter in a burst commits the next line within
            * microseconds, and a sleeping writer costs it a wake-up
-           * (a system call, under Wine more) for every line. Lines that
-           * come are left to gather a little (LINGER_LINES, at most
-           * LINGER_US): one take and one write for several, and the
-           * lock left to the emitter meanwhile instead of taken for each
-           * line as it comes. Once per drained queue, so an idle writer
-           * sleeps. */
+           * (a system call, under Wine more) for every line. Once per
+           * drained queue, so an idle writer sleeps. */
           uint64_t t0 = jw_now_us();
           lingered = 1;
           jw__mutex_unlock(&em->lock);
-          while (atomic_load_explicit(&k->queued_hint, memory_order_relaxed) < LINGER_LINES &&
+          while (!atomic_load_explicit(&k->queued_hint, memory_order_relaxed) &&
                  jw_now_us() - t0 < LINGER_US)
             ;
           jw__mutex_lock(&em->lock);
