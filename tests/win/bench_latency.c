@@ -175,12 +175,12 @@ static int wait_both(HANDLE file, pipe_client_t *c, long want, stream_t *f, doub
       return -1;
     if (f->have >= want)
       *lat_f = now_us() - t0;
-    YieldProcessor();
+    SwitchToThread(); /* the core to whoever needs it */
   }
   while (c->seen < want) {
     if (c->failed)
       return -1;
-    YieldProcessor();
+    SwitchToThread(); /* the core to whoever needs it */
   }
   MemoryBarrier();
   *lat_p = c->when_base >= 0 ? c->when[want - 1 - c->when_base] - t0 : 0;
@@ -220,7 +220,7 @@ static int read_burst(HANDLE file, pipe_client_t *c, long base, int n, stream_t 
     MemoryBarrier();
     for (k = before_f; k < f->have && k < base + n; k++)
       lat_f[k - base] = t - posted[k - base];
-    YieldProcessor();
+    SwitchToThread(); /* the core to whoever needs it */
   }
   while (c->seen < base + n) {
     if (c->failed)
