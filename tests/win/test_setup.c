@@ -553,6 +553,32 @@ static void check_identity_later(json_t *evs, DWORD pid) {
   CHECK_INT(updates, 1);
 }
 
+/* The share hook on, the tree started, the child's start waited for:
+ * 0, or -1 (checked; everything undone). */
+static int share_begin(rig_t *r, const char *name, char *marker, DWORD *root, DWORD *child) {
+  char needle[48];
+  g_share_release = CreateEventW(NULL, TRUE, FALSE, NULL);
+  g_share_opens = 0;
+  jw__imageid_test_remote(stalled_share);
+  if (begin(r, name, 0, marker, root, child, NULL) != 0) {
+    jw__imageid_test_remote(NULL);
+    CloseHandle(g_share_release);
+    return -1;
+  }
+  /* The child's start is written while the root's image stalls the
+   * identity worker. */
+  pid_needle(needle, *child);
+  CHECK_INT(wait_line(r->path, needle, 20000), 0);
+  return 0;
+}
+
+/* The share answers (a worker left behind may end now), the hook off. */
+static void share_end(void) {
+  SetEvent(g_share_release);
+  jw__imageid_test_remote(NULL);
+  CloseHandle(g_share_release);
+}
+
 /* The monitor never opens an image on a network path itself: the
  * identity worker does. With the share stalled, the starts are still
  * written (the identity pending) and the monitor still answers the port;
@@ -562,22 +588,13 @@ static void check_identity_later(json_t *evs, DWORD pid) {
  * Before, the monitor opened the file at admission and stalled with it. */
 static void test_stalled_share(void) {
   rig_t r;
-  char marker[TW_PATH_CHARS], needle[48];
+  char marker[TW_PATH_CHARS];
   DWORD root = 0, child = 0;
   json_t *evs;
 
-  g_share_release = CreateEventW(NULL, TRUE, FALSE, NULL);
-  g_share_opens = 0;
-  jw__imageid_test_remote(stalled_share);
-  if (begin(&r, "share", 0, marker, &root, &child, NULL) != 0) {
-    jw__imageid_test_remote(NULL);
-    CloseHandle(g_share_release);
+  if (share_begin(&r, "share", marker, &root, &child) != 0)
     return;
-  }
-  /* The child's start is written while the root's image stalls the
-   * worker; a packet only the loop answers is answered. */
-  pid_needle(needle, child);
-  CHECK_INT(wait_line(r.path, needle, 20000), 0);
+  /* Meanwhile a packet only the loop answers is answered. */
   post_probe(&r);
   CHECK_INT(wait_line(r.path, "\"monitor_tampering\"", 20000), 0);
   CHECK_INT(g_share_opens, 1); /* the worker, at the first image; nobody else */
@@ -585,8 +602,7 @@ static void test_stalled_share(void) {
   SetEvent(g_share_release);
   touch(marker);
   evs = finish_run(&r);
-  jw__imageid_test_remote(NULL);
-  CloseHandle(g_share_release);
+  share_end();
   if (evs == NULL)
     return;
   CHECK_INT(g_share_opens, 2); /* each image once, by the worker */
@@ -602,30 +618,19 @@ static void test_stalled_share(void) {
  * why. Before, the end joined the worker and waited for the share. */
 static void test_share_never_answers(void) {
   rig_t r;
-  char marker[TW_PATH_CHARS], needle[48];
+  char marker[TW_PATH_CHARS];
   DWORD root = 0, child = 0;
   json_t *evs;
   size_t i;
 
-  g_share_release = CreateEventW(NULL, TRUE, FALSE, NULL);
-  g_share_opens = 0;
-  jw__imageid_test_remote(stalled_share);
-  if (begin(&r, "share-never", 0, marker, &root, &child, NULL) != 0) {
-    jw__imageid_test_remote(NULL);
-    CloseHandle(g_share_release);
+  if (share_begin(&r, "share-never", marker, &root, &child) != 0)
     return;
-  }
-  pid_needle(needle, child);
-  CHECK_INT(wait_line(r.path, needle, 20000), 0);
   touch(marker);
   evs = finish_run(&r); /* the share still stalled */
   CHECK_INT(g_share_opens, 1);
-  SetEvent(g_share_release); /* the abandoned worker may end now */
-  jw__imageid_test_remote(NULL);
-  if (evs == NULL) {
-    CloseHandle(g_share_release);
+  share_end();
+  if (evs == NULL)
     return;
-  }
   CHECK_STR(tw_str(json_array_get(evs, json_array_size(evs) - 1), "event"), "sandbox.job_end");
   CHECK_INT(count_of(evs, "sandbox.process_start", root), 1);
   CHECK_INT(count_of(evs, "sandbox.process_start", child), 1);
