@@ -185,13 +185,14 @@ static int key_equal(const jw__imageid_key_t *a, const jw__imageid_key_t *b) {
          a->size == b->size && a->last_write == b->last_write;
 }
 
+/* The test hook of jw__imageid_test_remote (NULL: none). */
+static jw__imageid_remote_fn remote_hook;
+
 /* Opens path for reading only, sharing everything (the program, its
  * installer or an attacker may rename, delete or rewrite the file while
  * jobwarden reads it: jobwarden must not change what they can do), and
  * reads its identity. Returns 0 and *h (owner: the caller), or an error
  * with every field named unavailable. */
-static jw__imageid_remote_fn remote_hook;
-
 static int open_identify(const wchar_t *path, HANDLE *h, jw__imageid_t *r) {
   DWORD e;
   if (remote_hook != NULL)
@@ -874,7 +875,6 @@ static unsigned __stdcall worker_main(void *arg) {
     s->q_head = (s->q_head + 1) % JW_IMAGEID_QUEUE_MAX;
     s->q_count--;
     s->busy = 1;
-    e = NULL;
     if (q.file == NULL) {
       /* A network path: opened here, never on the requester's thread. */
       jw__mutex_unlock(&s->lock);
@@ -884,11 +884,9 @@ static unsigned __stdcall worker_main(void *arg) {
       if (rc == 0)
         q.key = r->key;
     }
-    if (q.file != NULL)
-      e = cache_find(s, &q.key);
     if (q.file == NULL) {
       jw__mutex_unlock(&s->lock); /* r names why it could not be opened */
-    } else if (e != NULL) {
+    } else if ((e = cache_find(s, &q.key)) != NULL) {
       /* A duplicate queued before the first was done. */
       *r = e->r;
       s->c.worker_hits++;
@@ -962,7 +960,9 @@ void jw__imageid_test_remote(jw__imageid_remote_fn fn) {
   remote_hook = fn;
 }
 
-int jw__imageid_is_remote(const wchar_t *path) {
+/* Whether jw__imageid_request leaves path to the worker: a network path
+ * (imageid.h). */
+static int is_remote(const wchar_t *path) {
   wchar_t root[4];
   if (remote_hook != NULL && remote_hook(path, 0))
     return 1;
@@ -994,7 +994,7 @@ int jw__imageid_request(jw__imageid_svc_t *s, const wchar_t *path, uint64_t cook
   memset(out, 0, sizeof(*out));
   if (s == NULL || path == NULL)
     return JW_EINVAL;
-  remote = jw__imageid_is_remote(path);
+  remote = is_remote(path);
   if (!remote && (rc = open_identify(path, &h, out)) != 0)
     return rc;
   copy = _wcsdup(path);

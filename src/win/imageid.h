@@ -156,10 +156,6 @@ void jw__imageid_test_hold(jw__imageid_svc_t *svc, int hold);
 typedef int (*jw__imageid_remote_fn)(const wchar_t *path, int opening);
 void jw__imageid_test_remote(jw__imageid_remote_fn fn);
 
-/* Whether jw__imageid_request leaves path to the worker (a network path,
- * above). Any thread. */
-int jw__imageid_is_remote(const wchar_t *path);
-
 /* How a WinVerifyTrust answer (st, GetLastError right after it in last)
  * and the signer chain's CERT_TRUST_* error bits (chain, when have_chain)
  * become code_signature or an unavailable reason in r; returns 1 when a
