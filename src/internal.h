@@ -203,6 +203,17 @@ wchar_t *jw__utf8_to_wide(const char *s);
  * error that showed the last one leaving; and the last seq it took. */
 int jw__pipe_reader_stats(jw_exporter_t *exp, uint64_t *connected, uint64_t *gone,
                           uint32_t *last_error, uint64_t *last_seq);
+/* Test hook: the writes the pipe sink's writer made to a reader's pipe
+ * itself (its queue empty, nobody writing to it); of those the ones that
+ * did not complete at once and were handed to the reader's thread; of
+ * those the ones cancelled when the writer's thread ended and finished by
+ * the reader's thread. `closing`: the run's end has begun (the writer has
+ * ended). */
+typedef struct {
+  uint64_t direct, handed, resumed;
+  int closing;
+} jw__pipe_wstats_t;
+int jw__pipe_write_stats(jw_exporter_t *exp, jw__pipe_wstats_t *st);
 #endif
 
 /* Bounded copy that always terminates dst (truncates silently). */

@@ -38,9 +38,16 @@
  * neither the DACL nor FIRST_PIPE_INSTANCE, so the name is also checked with
  * WaitNamedPipeW before it is created (docs/platform-support.md).
  *
- * Each reader has its own queue and writer thread; export_line only copies
- * the line into every reader's queue, so a slow reader never delays the
- * emitter or another reader. When a reader's queue is full it loses lines
+ * Each reader has its own queue and writer thread. A reader with nothing
+ * queued and nobody writing to it gets the line straight from the sink's
+ * writer (one overlapped WriteFile, no hand-off: under Wine that saves the
+ * wake-up of the reader's thread, four round trips to the server). A write
+ * that does not complete at once (the reader's pipe is full) is handed to
+ * the reader's thread, which waits for it; lines after it are queued. Else
+ * export_line only copies the line into the reader's queue, so a slow
+ * reader never delays the emitter or another reader; what a reader can
+ * hold beyond its queue is one write of at most PIPE_OUT_BYTES (plus one
+ * line). When a reader's queue is full it loses lines
  * and, before the next line it does get, reads a sandbox.telemetry_gap
  * record for exactly the seq range it missed (gap.reason "reader_slow",
  * gap.reader = its number). A late reader's stream starts with a gap record
@@ -85,6 +92,22 @@
 
 typedef struct pipe_state_s pipe_state_t;
 
+/* The bytes written with one WriteFile: whole lines, each sealed with the
+ * reader's chain in a sealed run. */
+typedef struct {
+  char *p;
+  size_t len, cap;
+} out_t;
+
+/* Who writes to a reader's pipe, and moves its seal chain, now. */
+enum {
+  W_NONE,   /* nobody: the next line may be written by the sink's writer */
+  W_THREAD, /* the reader's thread (lines queued for it, a gap it holds) */
+  W_SINK,   /* the sink's writer, in pipe_export: a line straight to the pipe */
+  W_HANDED  /* the sink writer's write did not complete at once: the
+             * reader's thread finishes it, then carries on */
+};
+
 typedef struct reader_s {
   struct reader_s *next;
   pipe_state_t *ps;
@@ -96,7 +119,19 @@ typedef struct reader_s {
   jw__lineq_t q;   /* guarded by ps->lock */
   uint64_t last;   /* last seq queued or dropped for it; guarded */
   int done;        /* its thread has finished; guarded */
-  jw_seal_t *seal; /* its own chain "S/id" in a sealed run (its thread's) */
+  jw_seal_t *seal; /* its own chain "S/id" in a sealed run (its writer's) */
+  int writer;      /* W_*; guarded */
+  int ending;      /* its thread is finishing: no more direct writes; guarded */
+  /* The direct write (the sink writer's while W_SINK, the thread's once
+   * W_HANDED): its bytes stay alive until it completes. */
+  struct reader_s *dnext; /* the sink writer's list in one export call */
+  size_t dfrom;           /* the call's first line that goes to it directly */
+  size_t dbytes;          /* and the bytes from there: the rest is queued */
+  OVERLAPPED dwo;
+  HANDLE dev; /* manual-reset: dwo's event */
+  out_t dout;
+  DWORD dput; /* bytes of dout the WriteFile took at once */
+  DWORD derr; /* its WriteFile's error: ERROR_IO_PENDING, or what ended it */
 } reader_t;
 
 struct pipe_state_s {
@@ -118,6 +153,9 @@ struct pipe_state_s {
   uint64_t last_seq;
   int closing;
   uint64_t readers_gone; /* readers that went away before the end */
+  uint64_t direct;       /* writes the sink's writer made itself */
+  uint64_t handed;       /* ... that did not complete at once */
+  uint64_t resumed;      /* ... cancelled by the writer's end, finished here */
   DWORD gone_error;      /* the Win32 error that showed the last one */
   const jw_exporter_t *self;
 };
@@ -237,41 +275,42 @@ static DWORD read_completed(reader_t *r, OVERLAPPED *ro, char *buf, DWORD size) 
   return start_read(r, ro, buf, size);
 }
 
+/* Waits for the write wo (event ev) that WriteFile left pending, reading
+ * on: *put is what it wrote. 0, or the Win32 error that ended this reader:
+ * ERROR_BROKEN_PIPE from its pending read, ERROR_OPERATION_ABORTED when
+ * the run ends and it does not read. */
+static DWORD wait_write(reader_t *r, OVERLAPPED *wo, HANDLE ev, OVERLAPPED *ro, char *rbuf,
+                        DWORD rsize, DWORD *put) {
+  DWORD rc = 0;
+  for (;;) {
+    HANDLE hs[3] = {ev, ro->hEvent, r->ps->abort};
+    DWORD w = WaitForMultipleObjects(3, hs, FALSE, INFINITE);
+    if (w == WAIT_OBJECT_0)
+      return GetOverlappedResult(r->pipe, wo, put, FALSE) ? 0 : GetLastError();
+    if (w == WAIT_OBJECT_0 + 1 && (rc = read_completed(r, ro, rbuf, rsize)) == 0)
+      continue;
+    /* gone, or the run ends and this reader does not read */
+    CancelIoEx(r->pipe, wo);
+    GetOverlappedResult(r->pipe, wo, put, TRUE);
+    return rc != 0 ? rc : ERROR_OPERATION_ABORTED;
+  }
+}
+
 /* Writes all of data. 0, or the Win32 error that ended this reader:
- * ERROR_NO_DATA (232) when it closed its end, ERROR_BROKEN_PIPE from its
- * pending read, ERROR_OPERATION_ABORTED when the run ends and it does not
- * read. */
+ * ERROR_NO_DATA (232) when it closed its end, or one of wait_write's. */
 static DWORD write_all(reader_t *r, const char *data, size_t len, OVERLAPPED *ro, char *rbuf,
                        DWORD rsize) {
   OVERLAPPED wo;
-  HANDLE ev = r->wev;
   DWORD rc = 0;
   while (len > 0 && rc == 0) {
     DWORD put = 0, chunk = len > 0x40000000u ? 0x40000000u : (DWORD)len;
     memset(&wo, 0, sizeof(wo));
-    wo.hEvent = ev;
+    wo.hEvent = r->wev;
     if (!WriteFile(r->pipe, data, chunk, &put, &wo)) {
       rc = GetLastError();
       if (rc != ERROR_IO_PENDING)
         break; /* ERROR_NO_DATA (232): the reader closed its end */
-      rc = 0;
-      for (;;) {
-        HANDLE hs[3] = {ev, ro->hEvent, r->ps->abort};
-        DWORD w = WaitForMultipleObjects(3, hs, FALSE, INFINITE);
-        if (w == WAIT_OBJECT_0) {
-          if (!GetOverlappedResult(r->pipe, &wo, &put, FALSE))
-            rc = GetLastError();
-          break;
-        }
-        if (w == WAIT_OBJECT_0 + 1 && (rc = read_completed(r, ro, rbuf, rsize)) == 0)
-          continue;
-        /* gone, or the run ends and this reader does not read */
-        CancelIoEx(r->pipe, &wo);
-        GetOverlappedResult(r->pipe, &wo, &put, TRUE);
-        if (rc == 0)
-          rc = ERROR_OPERATION_ABORTED;
-        break;
-      }
+      rc = wait_write(r, &wo, r->wev, ro, rbuf, rsize, &put);
     }
     data += put;
     len -= put;
@@ -352,13 +391,6 @@ static DWORD write_gap(reader_t *r, jw__gap_t *g, OVERLAPPED *ro, char *rbuf, DW
   return e;
 }
 
-/* The bytes a reader's thread writes with one WriteFile: whole lines,
- * each sealed with the reader's chain in a sealed run. */
-typedef struct {
-  char *p;
-  size_t len, cap;
-} out_t;
-
 /* Appends one line to o, sealed when the run seals (the chain moves on;
  * reader_flush commits or aborts it with the write). 0 or a Win32 error. */
 static DWORD reader_append(reader_t *r, out_t *o, const char *data, size_t len, int end) {
@@ -399,6 +431,36 @@ static DWORD reader_flush(reader_t *r, out_t *o, OVERLAPPED *ro, char *rbuf, DWO
   return e;
 }
 
+/* The sink writer's direct write that did not complete at once, now this
+ * thread's: waited for (reading on), what it left written, the chain
+ * committed or rolled back. 0 or the error that ended the reader. */
+static DWORD finish_handed(reader_t *r, OVERLAPPED *ro, char *rbuf, DWORD rsize) {
+  DWORD e = r->derr, put = r->dput;
+  if (e == ERROR_IO_PENDING) {
+    e = wait_write(r, &r->dwo, r->dev, ro, rbuf, rsize, &put);
+    /* A pending write is cancelled when the thread that made it ends: the
+     * sink's writer, at the run's end (seen under Wine, and Windows does
+     * the same for a handle without a completion port). The rest is
+     * written from here; only the end's own give-up (abort) stops it. */
+    if (e == ERROR_OPERATION_ABORTED && WaitForSingleObject(r->ps->abort, 0) == WAIT_TIMEOUT) {
+      e = 0;
+      jw__mutex_lock(&r->ps->lock);
+      r->ps->resumed++;
+      jw__mutex_unlock(&r->ps->lock);
+    }
+  }
+  if (e == 0 && put < r->dout.len)
+    e = write_all(r, r->dout.p + put, r->dout.len - put, ro, rbuf, rsize);
+  if (r->seal != NULL) {
+    if (e == 0)
+      jw_seal_commit(r->seal);
+    else
+      jw_seal_abort(r->seal);
+  }
+  r->dout.len = 0;
+  return e;
+}
+
 static void reader_main(void *arg) {
   reader_t *r = arg;
   pipe_state_t *ps = r->ps;
@@ -417,14 +479,26 @@ static void reader_main(void *arg) {
       ro.hEvent == NULL || r->wev == NULL ? GetLastError() : start_read(r, &ro, rbuf, sizeof(rbuf));
   while (!gone) {
     jw__line_t *it;
-    int closing;
+    int closing, handed = 0;
     /* Everything queued for it in one take, written with as few
      * WriteFile calls as the pipe's buffer allows (one per
-     * PIPE_OUT_BYTES): under Wine each is a round trip to the server. */
+     * PIPE_OUT_BYTES): under Wine each is a round trip to the server.
+     * With nothing queued and no gap held, the sink's writer may write
+     * the next line itself (W_NONE). */
     jw__mutex_lock(&ps->lock);
-    jw__lineq_take(&r->q, &batch);
+    if (r->writer == W_HANDED) {
+      r->writer = W_THREAD;
+      handed = 1;
+    } else if (r->writer != W_SINK) {
+      jw__lineq_take(&r->q, &batch);
+      r->writer = batch.head != NULL || gap.count > 0 ? W_THREAD : W_NONE;
+    }
     closing = ps->closing;
     jw__mutex_unlock(&ps->lock);
+    if (handed) {
+      gone = finish_handed(r, &ro, rbuf, sizeof(rbuf));
+      continue;
+    }
     if (batch.head == NULL) {
       HANDLE hs[2] = {r->wake, ro.hEvent};
       DWORD w;
@@ -463,6 +537,25 @@ static void reader_main(void *arg) {
   }
   jw__lineq_clear(&batch);
   free(out.p);
+  /* The sink's writer writes to this pipe no more; a write of its still
+   * in flight (the reader went away) is cancelled. */
+  jw__mutex_lock(&ps->lock);
+  r->ending = 1;
+  while (r->writer == W_SINK) {
+    jw__mutex_unlock(&ps->lock);
+    WaitForSingleObject(r->wake, INFINITE); /* it sets it when it is done */
+    jw__mutex_lock(&ps->lock);
+  }
+  if (r->writer == W_HANDED) {
+    DWORD got;
+    if (r->derr == ERROR_IO_PENDING &&
+        (CancelIoEx(r->pipe, &r->dwo) || GetLastError() != ERROR_NOT_FOUND))
+      GetOverlappedResult(r->pipe, &r->dwo, &got, TRUE);
+    if (r->seal != NULL)
+      jw_seal_abort(r->seal);
+  }
+  r->writer = W_THREAD;
+  jw__mutex_unlock(&ps->lock);
   if (!gone && gap.count > 0) /* lost at the very end: still said */
     gone = write_gap(r, &gap, &ro, rbuf, sizeof(rbuf));
   if (ro.hEvent != NULL) {
@@ -499,6 +592,8 @@ static void reap(pipe_state_t *ps) {
     *pp = r->next;
     jw__thread_join(&r->thread); /* it has finished: at most a moment */
     CloseHandle(r->wake);
+    CloseHandle(r->dev);
+    free(r->dout.p);
     jw_seal_free(r->seal);
     free(r);
   }
@@ -508,7 +603,10 @@ static void reap(pipe_state_t *ps) {
 static void add_reader(pipe_state_t *ps, HANDLE h) {
   reader_t *r = calloc(1, sizeof(*r));
   jw__line_t *it;
-  if (r == NULL || (r->wake = CreateEventW(NULL, FALSE, FALSE, NULL)) == NULL) {
+  if (r == NULL || (r->wake = CreateEventW(NULL, FALSE, FALSE, NULL)) == NULL ||
+      (r->dev = CreateEventW(NULL, TRUE, FALSE, NULL)) == NULL) {
+    if (r != NULL && r->wake != NULL)
+      CloseHandle(r->wake);
     free(r);
     CloseHandle(h);
     return;
@@ -540,6 +638,7 @@ static void add_reader(pipe_state_t *ps, HANDLE h) {
     jw__mutex_unlock(&ps->lock);
     jw__lineq_clear(&r->q);
     CloseHandle(r->wake);
+    CloseHandle(r->dev);
     CloseHandle(h);
     free(r);
     return;
@@ -752,9 +851,13 @@ fail:
   return rc;
 }
 
-/* One line into the replay ring and every reader's queue (ps->lock held). */
+/* One line into the replay ring and every reader's queue (ps->lock held),
+ * or, for a reader whose pipe nobody writes to now, with nothing queued
+ * for it, onto *direct: the caller writes this line (index i of its call)
+ * and the rest of its call to that reader itself, saving the hand-off to
+ * the reader's thread (under Wine four round trips to the server). */
 static void queue_line(pipe_state_t *ps, uint64_t seq, jw_event_kind_t kind, const char *line,
-                       size_t len) {
+                       size_t len, size_t i, reader_t **direct) {
   reader_t *r;
   ps->last_seq = seq;
   if (ps->replay > 0) {
@@ -776,6 +879,20 @@ static void queue_line(pipe_state_t *ps, uint64_t seq, jw_event_kind_t kind, con
     jw__line_t *it = NULL;
     if (r->done)
       continue;
+    if (r->writer == W_SINK && r->q.head == NULL && r->dbytes < PIPE_OUT_BYTES) {
+      r->dbytes += len; /* taken by this call already; up to a pipe's buffer */
+      r->last = seq;
+      continue;
+    }
+    if (r->writer == W_NONE && r->q.head == NULL && !r->ending && !ps->closing) {
+      r->writer = W_SINK;
+      r->dfrom = i;
+      r->dbytes = len;
+      r->dnext = *direct;
+      *direct = r;
+      r->last = seq;
+      continue;
+    }
     if (r->q.queued < limit)
       it = jw__line_new(seq, kind, line, len);
     if (it != NULL)
@@ -787,38 +904,92 @@ static void queue_line(pipe_state_t *ps, uint64_t seq, jw_event_kind_t kind, con
   }
 }
 
-/* Wakes every reader once (ps->lock held): after a line or a whole batch,
- * so that a batch costs one SetEvent per reader, not one per line. */
+/* Writes, for each reader on the list, its lines of this call (from
+ * r->dfrom on, sealed with its chain) with one WriteFile, no lock held.
+ * One that does not complete at once (its pipe's buffer is full) or fails
+ * is handed to the reader's thread, which waits for it, reading on, or ends
+ * the reader: the sink's writer never waits for a reader. */
+static void write_direct(pipe_state_t *ps, reader_t *list, const jw_line_ref_t *lines, size_t n) {
+  reader_t *r, *next;
+  for (r = list; r != NULL; r = next) {
+    DWORD e = 0, put = 0;
+    size_t i, taken;
+    next = r->dnext;
+    r->dout.len = 0;
+    for (i = r->dfrom, taken = 0; i < n && taken < r->dbytes && e == 0; i++) {
+      taken += lines[i].len;
+      e = reader_append(r, &r->dout, lines[i].line, lines[i].len,
+                        lines[i].kind == JW_EVENT_JOB_END);
+    }
+    if (e == 0) {
+      memset(&r->dwo, 0, sizeof(r->dwo));
+      r->dwo.hEvent = r->dev;
+      if (r->dout.len > 0x40000000u)
+        e = ERROR_IO_PENDING; /* never: a call's lines are a batch */
+      else if (!WriteFile(r->pipe, r->dout.p, (DWORD)r->dout.len, &put, &r->dwo))
+        e = GetLastError();
+      else if (put == r->dout.len && r->seal != NULL)
+        jw_seal_commit(r->seal);
+    }
+    r->dput = e == 0 ? put : 0;
+    r->derr = e;
+    jw__mutex_lock(&ps->lock);
+    ps->direct++;
+    if (e == 0 && put == r->dout.len) {
+      r->writer = W_NONE;
+      if (r->ending || r->q.head != NULL)
+        SetEvent(r->wake); /* its thread waits for this write, or has lines */
+    } else {
+      ps->handed++;
+      r->writer = W_HANDED;
+      SetEvent(r->wake);
+    }
+    jw__mutex_unlock(&ps->lock);
+  }
+}
+
+/* Wakes every reader with something queued once (ps->lock held): after a
+ * line or a whole batch, so that a batch costs one SetEvent per reader, not
+ * one per line. A reader written to directly is not woken. */
 static void wake_readers(pipe_state_t *ps) {
   reader_t *r;
   for (r = ps->readers; r != NULL; r = r->next)
-    if (!r->done)
+    if (!r->done && r->q.head != NULL)
       SetEvent(r->wake);
 }
 
 static int pipe_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
                        jw_error_t *err) {
   pipe_state_t *ps = self->state;
+  jw_line_ref_t one;
+  reader_t *direct = NULL;
   (void)err;
+  one.line = line;
+  one.len = len;
+  one.seq = ev->seq;
+  one.kind = ev->kind;
   jw__mutex_lock(&ps->lock);
-  queue_line(ps, ev->seq, ev->kind, line, len);
+  queue_line(ps, one.seq, one.kind, line, len, 0, &direct);
   wake_readers(ps);
   reap(ps);
   jw__mutex_unlock(&ps->lock);
+  write_direct(ps, direct, &one, 1);
   return 0;
 }
 
 static size_t pipe_export_lines(jw_exporter_t *self, const jw_line_ref_t *lines, size_t n,
                                 jw_error_t *err) {
   pipe_state_t *ps = self->state;
+  reader_t *direct = NULL;
   size_t i;
   (void)err;
   jw__mutex_lock(&ps->lock);
   for (i = 0; i < n; i++)
-    queue_line(ps, lines[i].seq, lines[i].kind, lines[i].line, lines[i].len);
+    queue_line(ps, lines[i].seq, lines[i].kind, lines[i].line, lines[i].len, i, &direct);
   wake_readers(ps);
   reap(ps);
   jw__mutex_unlock(&ps->lock);
+  write_direct(ps, direct, lines, n);
   return n;
 }
 
@@ -878,6 +1049,20 @@ int jw__pipe_reader_stats(jw_exporter_t *exp, uint64_t *connected, uint64_t *gon
   *gone = ps->readers_gone;
   *last_error = ps->gone_error;
   *last_seq = ps->last_seq;
+  jw__mutex_unlock(&ps->lock);
+  return 0;
+}
+
+int jw__pipe_write_stats(jw_exporter_t *exp, jw__pipe_wstats_t *st) {
+  pipe_state_t *ps;
+  if (exp == NULL || exp->vt != &jw_exporter_pipe || exp->state == NULL)
+    return JW_EINVAL;
+  ps = exp->state;
+  jw__mutex_lock(&ps->lock);
+  st->direct = ps->direct;
+  st->handed = ps->handed;
+  st->resumed = ps->resumed;
+  st->closing = ps->closing;
   jw__mutex_unlock(&ps->lock);
   return 0;
 }

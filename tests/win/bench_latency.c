@@ -11,6 +11,13 @@
  *   burst  BURST packets posted back to back by another thread while the
  *          readers read: packet i's latency is from its post until the
  *          i-th new line was read.
+ *   relay  the baseline, measured in the same run, each of its packets
+ *          posted right after one of the idle series: a thread blocked in
+ *          GetQueuedCompletionStatus on a port of its own writes a line as
+ *          long as jobwarden's to a file and to a pipe (one WriteFile each)
+ *          that readers of the same kind read: the least any monitor
+ *          that reports a packet to a file and a pipe costs on this
+ *          system. The idle series is printed as a ratio of it too.
  * Prints p50 / p99 / max of each. Violations are flushed to disk by group
  * commit (JW_SYNC_BOUND_MS), not per line, so the flush is not in the path.
  * Usage: bench_latency.exe DIR [N [BURST [--poll-pipe]]] (defaults 10000,
@@ -75,6 +82,7 @@ static double emitted_us(const char *line, size_t len) {
  * share of the latency, apart from the monitor's. */
 typedef struct {
   long have;
+  size_t last_len;  /* the last whole line's length, '\n' included */
   char part[16384]; /* the line read so far */
   size_t plen;
   int overflow; /* the line is longer than part: counted, not measured */
@@ -99,6 +107,7 @@ static void count_lines(stream_t *s, const char *buf, DWORD got, double now) {
       s->emit_lat[s->have - s->base] = e < 0 ? -1 : now - e;
     }
     s->have++;
+    s->last_len = s->plen + 1;
     s->plen = 0;
     s->overflow = 0;
   }
@@ -233,18 +242,90 @@ static int read_burst(HANDLE file, pipe_client_t *c, long base, int n, stream_t 
   return 0;
 }
 
+/* The baseline: one thread, one port, one WriteFile to each sink. */
+typedef struct {
+  HANDLE port, file, pipe;
+  char *line;
+  DWORD len;
+} relay_t;
+
+static unsigned __stdcall relay_main(void *arg) {
+  relay_t *rl = arg;
+  for (;;) {
+    DWORD bytes = 0, put = 0;
+    ULONG_PTR key = 0;
+    OVERLAPPED *ov = NULL;
+    if (!GetQueuedCompletionStatus(rl->port, &bytes, &key, &ov, INFINITE) || key == 0)
+      return 0;
+    if (!WriteFile(rl->file, rl->line, rl->len, &put, NULL) ||
+        !WriteFile(rl->pipe, rl->line, rl->len, &put, NULL))
+      return 1;
+  }
+}
+
+/* Starts the relay (its file in dir, its pipe, a client of the kind the
+ * benchmark reads jobwarden's pipe with) writing lines of `len` bytes;
+ * *fr is the file opened for reading. 0 or -1. */
+static int relay_start(relay_t *rl, const char *dir, size_t len, pipe_client_t *c, HANDLE *fr,
+                       HANDLE *thread) {
+  char path[1100];
+  wchar_t wpath[1100];
+  memset(rl, 0, sizeof(*rl));
+  rl->len = (DWORD)(len < 2 ? 2 : len);
+  rl->line = malloc(rl->len);
+  if (rl->line == NULL)
+    return -1;
+  memset(rl->line, 'x', rl->len - 1);
+  rl->line[rl->len - 1] = '\n';
+  snprintf(path, sizeof(path), "%s\\bench-latency-relay.txt", dir);
+  MultiByteToWideChar(CP_UTF8, 0, path, -1, wpath, 1100);
+  rl->file = CreateFileW(wpath, GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL,
+                         CREATE_ALWAYS, 0, NULL);
+  *fr = CreateFileW(wpath, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING, 0,
+                    NULL);
+  rl->pipe = CreateNamedPipeW(L"\\\\.\\pipe\\jw-bench-latency-relay", PIPE_ACCESS_OUTBOUND,
+                              PIPE_TYPE_BYTE | PIPE_WAIT, 1, 65536, 4096, 0, NULL);
+  if (rl->file == INVALID_HANDLE_VALUE || *fr == INVALID_HANDLE_VALUE ||
+      rl->pipe == INVALID_HANDLE_VALUE)
+    return -1;
+  c->pipe = CreateFileW(L"\\\\.\\pipe\\jw-bench-latency-relay", GENERIC_READ, 0, NULL,
+                        OPEN_EXISTING, 0, NULL);
+  if (c->pipe == INVALID_HANDLE_VALUE ||
+      (!ConnectNamedPipe(rl->pipe, NULL) && GetLastError() != ERROR_PIPE_CONNECTED))
+    return -1;
+  rl->port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1);
+  if (rl->port == NULL)
+    return -1;
+  *thread = (HANDLE)_beginthreadex(NULL, 0, relay_main, rl, 0, NULL);
+  return *thread != NULL ? 0 : -1;
+}
+
 /* p50 / p99 / max of the n values that are >= 0 (a line that could not be
  * measured is -1). */
-static void report(const char *what, double *lat, int n) {
+static int report(const char *what, double *lat, int n) {
   int k = 0, i;
   for (i = 0; i < n; i++)
     if (lat[i] >= 0)
       lat[k++] = lat[i];
   if (k == 0)
-    return;
+    return 0;
   qsort(lat, (size_t)k, sizeof(double), cmp);
   printf("  %-40s p50 %6.0f us   p99 %6.0f us   max %7.0f us\n", what, lat[k / 2],
          lat[(size_t)k * 99 / 100], lat[k - 1]);
+  return k;
+}
+
+/* The p-th percentile (50 or 99, as report() prints it) of the k values
+ * report() sorted. */
+static double pct(const double *lat, int k, int p) {
+  return k == 0 ? -1 : lat[(size_t)k * (size_t)p / 100];
+}
+
+/* jobwarden's percentiles (ka values) as a ratio of the relay's (kb). */
+static void ratio(const char *what, const double *a, int ka, const double *base, int kb) {
+  if (ka > 0 && kb > 0)
+    printf("  %-40s p50 %5.2fx      p99 %5.2fx\n", what, pct(a, ka, 50) / pct(base, kb, 50),
+           pct(a, ka, 99) / pct(base, kb, 99));
 }
 
 int main(int argc, char **argv) {
@@ -259,7 +340,13 @@ int main(int argc, char **argv) {
   wchar_t wpath[1100];
   HANDLE h, t, ct;
   static stream_t fs;
-  static pipe_client_t pc;
+  static pipe_client_t pc, rc; /* jobwarden's pipe, the relay's */
+  static stream_t rs;          /* the relay's file */
+  relay_t rl;
+  HANDLE rh, rt, rct;
+  double *rlat, *rlat_pipe;
+  int kf, kp, krf, krp;
+  jw__pipe_wstats_t ws = {0, 0, 0, 0};
   burst_t b;
 
   if (tw_is_helper(argc, argv))
@@ -274,13 +361,19 @@ int main(int argc, char **argv) {
   elat_pipe = calloc((size_t)n + (size_t)burst, sizeof(double));
   pc.when = calloc((size_t)n + (size_t)burst, sizeof(double));
   pc.when_base = -1;
+  rlat = calloc((size_t)n, sizeof(double));
+  rlat_pipe = calloc((size_t)n, sizeof(double));
+  rc.when = calloc((size_t)n, sizeof(double));
+  rc.when_base = -1;
+  rc.poll = pc.poll;
   jw_policy_init(&p);
   jw_policy_set(&p, "active_processes", "4", "bench", NULL);
   /* Every packet its own line: a repeat inside the window would be
    * counted into a summary written when the window closes. */
   jw_policy_set(&p, "coalesce_window", "off", "bench", NULL);
   if (lat == NULL || lat_pipe == NULL || blat == NULL || blat_pipe == NULL || posted == NULL ||
-      elat == NULL || elat_pipe == NULL || pc.when == NULL ||
+      elat == NULL || elat_pipe == NULL || pc.when == NULL || rlat == NULL || rlat_pipe == NULL ||
+      rc.when == NULL ||
       rig_start_ex(&r, dir, "bench-latency", &p, args, 2, "pipe:jw-bench-latency,buffer=8192") != 0)
     return 1;
   pc.pipe =
@@ -298,6 +391,16 @@ int main(int argc, char **argv) {
   Sleep(300);
   if (wait_both(h, &pc, (long)jw_emitter_count(r.em), &fs, now_us(), &ignore_f, &ignore_p) != 0)
     return 1;
+  /* The relay writes lines as long as jobwarden's last one (the pipeline
+   * is idle: a violation line of the same kind follows). */
+  if (relay_start(&rl, dir, fs.last_len, &rc, &rh, &rt) != 0)
+    return 1;
+  rct = (HANDLE)_beginthreadex(NULL, 0, pipe_client, &rc, 0, NULL);
+  if (rct == NULL)
+    return 1;
+  rc.when_cap = n;
+  MemoryBarrier();
+  rc.when_base = 0;
   /* Everything so far is read and the client waits in ReadFile: from here
    * on it records. */
   fs.emit_lat = elat;
@@ -314,7 +417,22 @@ int main(int argc, char **argv) {
                                NULL);
     if (wait_both(h, &pc, fs.have + 1, &fs, t0, &lat[i], &lat_pipe[i]) != 0)
       return 1;
+    t0 = now_us();
+    PostQueuedCompletionStatus(rl.port, 0, 1, NULL);
+    if (wait_both(rh, &rc, rs.have + 1, &rs, t0, &rlat[i], &rlat_pipe[i]) != 0)
+      return 1;
   }
+  PostQueuedCompletionStatus(rl.port, 0, 0, NULL); /* the relay ends */
+  WaitForSingleObject(rt, INFINITE);
+  CloseHandle(rt);
+  CloseHandle(rl.pipe); /* its client reads the end */
+  WaitForSingleObject(rct, 10000);
+  CloseHandle(rct);
+  CloseHandle(rc.pipe);
+  CloseHandle(rl.file);
+  CloseHandle(rh);
+  CloseHandle(rl.port);
+  free(rl.line);
   b.port = r.job.port;
   b.key = r.job.key_job;
   b.n = burst;
@@ -326,6 +444,7 @@ int main(int argc, char **argv) {
   CloseHandle(t);
   CloseHandle(h);
   TerminateProcess(r.child.process, 0);
+  jw__pipe_write_stats(r.extra, &ws);
   json_decref(rig_finish(&r));
   /* The run's end closed the server's end: the client's ReadFile fails. */
   WaitForSingleObject(ct, 10000);
@@ -333,11 +452,22 @@ int main(int argc, char **argv) {
   CloseHandle(pc.pipe);
   printf("pipe client: %s\n", pc.poll ? "polls with PeekNamedPipe (--poll-pipe)"
                                       : "blocks in ReadFile in its own thread");
+  printf("pipe sink: %llu write(s) straight to the reader's pipe, %llu of them handed to the "
+         "reader's thread\n",
+         (unsigned long long)ws.direct, (unsigned long long)ws.handed);
   printf("packet -> line read, %d packets one at a time (idle pipeline):\n", n);
-  report("from the file:", lat, n);
-  report("from a pipe: reader:", lat_pipe, n);
+  kf = report("from the file:", lat, n);
+  kp = report("from a pipe: reader:", lat_pipe, n);
   report("emitted -> read, file:", elat, n);
   report("emitted -> read, pipe: reader:", elat_pipe, n);
+  printf("the relay (baseline: one thread, one port, one WriteFile per sink), %d packets, each "
+         "right after one of the above; lines of %lu bytes:\n",
+         n, (unsigned long)rl.len);
+  krf = report("from the file:", rlat, n);
+  krp = report("from a pipe: reader:", rlat_pipe, n);
+  printf("jobwarden / relay:\n");
+  ratio("from the file:", lat, kf, rlat, krf);
+  ratio("from a pipe: reader:", lat_pipe, kp, rlat_pipe, krp);
   printf("packet -> line read, a burst of %d packets posted back to back:\n", burst);
   report("from the file:", blat, burst);
   report("from a pipe: reader:", blat_pipe, burst);

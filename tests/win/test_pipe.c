@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "seal.h"
 #include "harness.h"
 #include "rig.h"
 #include "checks.h"
@@ -370,6 +371,7 @@ static void case_readers(void) {
   json_t *s1, *s2, *s3, *ev;
   account_t a;
   uint64_t c = 0, g = 0, last = 0;
+  jw__pipe_wstats_t ws = {0, 0, 0, 0};
   uint32_t e = 0;
   char *file_text;
   size_t file_len, i;
@@ -427,6 +429,14 @@ static void case_readers(void) {
   emit_n(em, 20, JW_EVENT_PROCESS_START, 100, 5);
   emit_n(em, 1, JW_EVENT_VIOLATION, 100, 5); /* seq 321 */
   Sleep(200);
+  /* Lines to a reader with nothing queued went straight to its pipe from
+   * the sink's writer; reader 1's, once its pipe was full, did not
+   * complete and were handed to its thread (the writer never waited). */
+  CHECK_INT(jw__pipe_write_stats(pipe, &ws), 0);
+  printf("direct writes %llu, handed to a reader's thread %llu\n", (unsigned long long)ws.direct,
+         (unsigned long long)ws.handed);
+  CHECK(ws.direct >= 10);
+  CHECK(ws.handed >= 1);
   reader_start(&r1);   /* reader 1 reads again */
   jw_emitter_free(em); /* the run ends: readers get the rest, then EOF */
   reader_join(&r1);
@@ -893,10 +903,122 @@ static void case_connect(void) {
   tw_jw_free(&run);
 }
 
+/* ------------------------------------------------------------------------ */
+/* 6. a sealed reader's stream through both write paths (injected)          */
+/* ------------------------------------------------------------------------ */
+
+static unsigned __stdcall free_emitter(void *arg) {
+  jw_emitter_free(arg);
+  return 0;
+}
+
+/* The sink's writer writes a line to an idle reader's pipe itself; when the
+ * pipe is full, the write is handed to the reader's thread. Here the run
+ * ends with that write still pending: the system cancels a write when the
+ * thread that made it ends (the sink's writer), and the reader's thread
+ * writes the rest. A sealed run: the reader's chain must come out whole,
+ * every line once, in order. Fails without the resume (the stream ends at
+ * the cancelled write). */
+static void case_sealed_direct(void) {
+  jw_run_info_t run;
+  jw_emitter_t *em = NULL;
+  jw_exporter_t *pipe = NULL;
+  jw_error_t err;
+  jw_seal_key_t key;
+  char key_path[TW_PATH_CHARS], out_path[TW_PATH_CHARS], args[TW_CMD_CHARS];
+  reader_t r1;
+  jw__pipe_wstats_t ws = {0, 0, 0, 0};
+  account_t a;
+  json_t *s1;
+  tw_run_t v;
+  HANDLE ender;
+  FILE *f;
+  int i;
+
+  memset(&r1, 0, sizeof(r1));
+  memset(&err, 0, sizeof(err));
+  snprintf(key_path, sizeof(key_path), "%s\\wine-pipe-sealed.key", g_events);
+  snprintf(out_path, sizeof(out_path), "%s\\wine-pipe-sealed.jsonl.txt", g_events);
+  DeleteFileA(key_path);
+  CHECK_INT(jw_seal_key_generate(&key), 0);
+  CHECK_INT(jw_seal_key_write(key_path, &key, &err), 0);
+  CHECK_INT(jw_run_info_init(&run, "pipe-sealed", JW_TIER_NONE), 0);
+  CHECK_INT(jw_emitter_new(&run, &em), 0);
+  CHECK_INT(jw_exporter_open(U("pipe:jw-test-sealed,buffer=4096"), &pipe, &err), 0);
+  if (pipe == NULL) {
+    fprintf(stderr, "%s\n", err.text);
+    return;
+  }
+  CHECK_INT(jw_seal_new(&key, run.run_id, "0", &pipe->seal), 0);
+  CHECK_INT(jw_emitter_add(em, pipe), 0);
+  CHECK_INT(jw_emitter_start(em, 4096), 0);
+  r1.h = client_open(U("jw-test-sealed"));
+  CHECK(r1.h != INVALID_HANDLE_VALUE);
+  wait_pipe_state(pipe, 1, 0, 0);
+  /* Not read yet: the first write goes straight to the pipe and does not
+   * fit. */
+  emit_n(em, 300, JW_EVENT_PROCESS_START, 450, 0);
+  emit_n(em, 1, JW_EVENT_JOB_END, 10, 0);
+  wait_pipe_state(pipe, 1, 0, 301);
+  /* The end begins in a thread of its own: the writer ends, then the sink
+   * closes (and waits for the reader, which reads only from then on). */
+  ender = (HANDLE)_beginthreadex(NULL, 0, free_emitter, em, 0, NULL);
+  CHECK(ender != NULL);
+  for (i = 0; i < 10000 && jw__pipe_write_stats(pipe, &ws) == 0 && !ws.closing; i++)
+    Sleep(1);
+  /* The cancelled write is taken up by the reader's thread (within 2 s:
+   * the end gives up a reader that makes no progress for 3 s). */
+  for (i = 0; i < 2000 && ws.closing && ws.resumed == 0; i++) {
+    Sleep(1);
+    jw__pipe_write_stats(pipe, &ws);
+  }
+  printf("at the end: direct writes %llu, handed %llu, resumed %llu\n",
+         (unsigned long long)ws.direct, (unsigned long long)ws.handed,
+         (unsigned long long)ws.resumed);
+  CHECK(ws.closing);
+  CHECK(ws.direct >= 1);
+  CHECK_U64(ws.handed, 1); /* then its queue: nothing more went straight */
+  CHECK_U64(ws.resumed, 1);
+  reader_start(&r1);
+  if (ender != NULL) {
+    CHECK(WaitForSingleObject(ender, 60000) == WAIT_OBJECT_0);
+    CloseHandle(ender);
+  }
+  reader_join(&r1);
+  CHECK_INT(r1.end_error, ERROR_BROKEN_PIPE);
+  s1 = parse_lines(r1.buf ? r1.buf : "", r1.len);
+  CHECK(s1 != NULL);
+  if (s1 != NULL) {
+    a = account(s1, 1, NULL, 0);
+    printf("reader: %lld lines, %lld gap record(s)\n", a.lines, a.gaps);
+    CHECK(a.exact);
+    CHECK_INT(a.gaps, 0); /* buffer=4096: nothing lost */
+    CHECK_INT(a.lines, 301);
+    CHECK_INT(a.last, 301);
+    json_decref(s1);
+  }
+  f = fopen(out_path, "wb");
+  CHECK(f != NULL);
+  if (f != NULL) {
+    if (r1.buf != NULL)
+      fwrite(r1.buf, 1, r1.len, f);
+    fclose(f);
+  }
+  snprintf(args, sizeof(args), "verify \"%s\" --key \"%s\"", out_path, key_path);
+  CHECK(tw_jw_run(&(tw_run_opts_t){.tag = "sealed-verify", .args = args}, &v));
+  CHECK_U64(v.exit_code, 0);
+  CHECK_CONTAINS(v.out, "verify: intact\n");
+  CHECK_CONTAINS(v.out, " stream 0/1: intact, 301 lines, ");
+  CHECK_CONTAINS(v.out, ", closed by sandbox.job_end\n");
+  tw_jw_free(&v);
+  free(r1.buf);
+}
+
 /* Runnable one by one: `win_pipe.exe DATA EVENTS JOBWARDEN --case burst`. */
 static const jw_test_case_t cases[] = {
-    {"security", case_security, 60}, {"readers", case_readers, 120}, {"burst", case_burst, 60},
-    {"cli", case_cli, 120},          {"connect", case_connect, 120},
+    {"security", case_security, 60}, {"readers", case_readers, 120},
+    {"burst", case_burst, 60},       {"cli", case_cli, 120},
+    {"connect", case_connect, 120},  {"sealed_direct", case_sealed_direct, 60},
 };
 
 int main(int argc, char **argv) {
