@@ -960,10 +960,15 @@ void jw__imageid_test_remote(jw__imageid_remote_fn fn) {
   remote_hook = fn;
 }
 
+int jw__imageid_dos_target_local(const wchar_t *target) {
+  static const wchar_t disk[] = L"\\Device\\Harddisk";
+  return target != NULL && _wcsnicmp(target, disk, sizeof(disk) / sizeof(disk[0]) - 1) == 0;
+}
+
 /* Whether jw__imageid_request leaves path to the worker: a network path
  * (imageid.h). */
 static int is_remote(const wchar_t *path) {
-  wchar_t root[4];
+  wchar_t drive[3], target[MAX_PATH + 64];
   if (remote_hook != NULL && remote_hook(path, 0))
     return 1;
   /* \\?\C:\... is a local drive's path in the long form. */
@@ -975,12 +980,18 @@ static int is_remote(const wchar_t *path) {
     return 1;
   if (path[0] == L'\0' || path[1] != L':')
     return 1;
-  root[0] = path[0];
-  root[1] = L':';
-  root[2] = L'\\';
-  root[3] = L'\0';
-  /* Answered from the drive's device type: no request reaches a share. */
-  return GetDriveTypeW(root) == DRIVE_REMOTE;
+  /* What the drive letter links to, read from the object manager: no
+   * request reaches the drive (GetDriveTypeW opens the drive's root on
+   * Windows, which for a mapped share goes to the redirector). A disk
+   * volume is local; a redirector, a SUBST, anything else or a letter
+   * that cannot be read goes to the worker: at worst its identity comes
+   * in a process_update instead of the start. */
+  drive[0] = path[0];
+  drive[1] = L':';
+  drive[2] = L'\0';
+  if (QueryDosDeviceW(drive, target, (DWORD)(sizeof(target) / sizeof(target[0]))) == 0)
+    return 1;
+  return !jw__imageid_dos_target_local(target);
 }
 
 int jw__imageid_request(jw__imageid_svc_t *s, const wchar_t *path, uint64_t cookie,

@@ -120,12 +120,18 @@ int jw__imageid_start(jw__imageid_svc_t **out, uint64_t cap_bytes, jw__imageid_c
  * FULL, JW_ENOENT (no such file), JW_ESYS (cannot be opened or
  * identified: unavailable names why) or JW_EINVAL. Any thread.
  * A file on a network path (a UNC path, \\?\UNC\, a device path, or a
- * drive GetDriveTypeW calls remote) is not opened here: a share that
+ * drive letter that does not link to a disk volume) is not opened here:
+ * a share that
  * stops answering would hold the caller (the monitor) in CreateFileW.
  * Such a request is QUEUED at once, *out without a key; the worker opens
  * it, answers from the cache when it is there, else computes. */
 int jw__imageid_request(jw__imageid_svc_t *svc, const wchar_t *path, uint64_t cookie,
                         jw__imageid_t *out);
+
+/* Whether a drive letter's target (QueryDosDeviceW's first string) is a
+ * local disk volume (\Device\Harddisk...): 1, else 0 (a redirector, a
+ * SUBST's \??\ path, NULL). */
+int jw__imageid_dos_target_local(const wchar_t *target);
 
 /* How long jw__imageid_stop waits for the worker to end. */
 #define JW_IMAGEID_STOP_MS 1000u

@@ -317,8 +317,41 @@ static void test_trust_map(void) {
   expect_map(TRUST_E_CERT_SIGNATURE, 0, 0, 0, NULL, "WinVerifyTrust answered 0x80096004");
 }
 
+/* What a drive letter links to (QueryDosDeviceW's answer, injected):
+ * only a disk volume is local; the monitor opens nothing else itself. And
+ * what this system answers for the drives here (real). */
+static void test_dos_target(void) {
+  static const wchar_t *const drives[] = {L"C:", L"Z:"};
+  wchar_t target[MAX_PATH + 64];
+  int k;
+  CHECK_INT(jw__imageid_dos_target_local(L"\\Device\\HarddiskVolume3"), 1);
+  CHECK_INT(jw__imageid_dos_target_local(L"\\device\\harddiskvolume12"), 1);
+  CHECK_INT(jw__imageid_dos_target_local(L"\\Device\\Harddisk0\\DR0"), 1);
+  CHECK_INT(jw__imageid_dos_target_local(
+                L"\\Device\\LanmanRedirector\\;Z:00000000000a1b2c\\server\\share"),
+            0);
+  CHECK_INT(jw__imageid_dos_target_local(L"\\Device\\Mup\\;RdpDr\\;:1\\tsclient\\C"), 0);
+  CHECK_INT(jw__imageid_dos_target_local(L"\\Device\\WebDavRedirector\\;W:0000\\host\\dav"), 0);
+  CHECK_INT(jw__imageid_dos_target_local(L"\\??\\UNC\\server\\share"), 0); /* SUBST of a share */
+  CHECK_INT(jw__imageid_dos_target_local(L"\\??\\C:\\work"), 0);           /* SUBST: not resolved */
+  CHECK_INT(jw__imageid_dos_target_local(L"\\Device\\CdRom0"), 0);
+  CHECK_INT(jw__imageid_dos_target_local(L"\\Device\\Harddis"), 0);
+  CHECK_INT(jw__imageid_dos_target_local(L""), 0);
+  CHECK_INT(jw__imageid_dos_target_local(NULL), 0);
+  /* This system's C: and Z: (Wine 8: \\Device\\HarddiskVolume1 and 2). */
+  for (k = 0; k < 2; k++) {
+    DWORD n = QueryDosDeviceW(drives[k], target, MAX_PATH + 64);
+    CHECK(n > 0);
+    if (n > 0) {
+      printf("%ls -> %ls\n", drives[k], target);
+      CHECK_INT(jw__imageid_dos_target_local(target), 1);
+    }
+  }
+}
+
 static const jw_test_case_t injected_cases[] = {
     {"trust_map", test_trust_map, 60},
+    {"dos_target", test_dos_target, 60},
 };
 
 /* `--identify [--trust-root DER] PATH...`: prints what jw__imageid_compute answers for each
@@ -593,6 +626,10 @@ static void test_service(void) {
   CHECK_U64(c.computed, misses - 1);
   CHECK_U64(c.hashed_bytes, hashed);
   CHECK_U64(c.evicted, 0);
+  /* Every file here is on a drive letter that links to a disk volume
+   * (Wine: \Device\HarddiskVolumeN, measured): opened on the caller's
+   * thread, none left to the worker as a network path. */
+  CHECK_U64(c.remote, 0);
 
   /* 8. Timing: request to callback for a program of a typical size
    * (big.exe: this executable plus 6 MiB), ten copies (each a new file:
