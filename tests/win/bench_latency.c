@@ -11,6 +11,11 @@
  *   burst  BURST packets posted back to back by another thread while the
  *          readers read: packet i's latency is from its post until the
  *          i-th new line was read.
+ *   asleep N more packets one at a time, timed at the pipe's client only,
+ *          while nobody spins (the benchmark waits on an event the client
+ *          sets after its stamp; the file is read afterwards, untimed):
+ *          what a consumer blocked in ReadFile sees when the observer
+ *          does not hold a core;
  *   relay  the baseline, measured in the same run, each of its packets
  *          posted right after one of the idle series: a thread blocked in
  *          GetQueuedCompletionStatus on a port of its own writes a line as
@@ -141,6 +146,8 @@ typedef struct {
   long when_cap;
   int poll;
   volatile LONG failed;
+  HANDLE ev;          /* set once `seen` reaches `want` (the sleeping wait) */
+  volatile LONG want; /* 0: nobody waits */
 } pipe_client_t;
 
 static unsigned __stdcall pipe_client(void *arg) {
@@ -169,6 +176,8 @@ static unsigned __stdcall pipe_client(void *arg) {
         c->when[k - base] = t;
     MemoryBarrier();
     InterlockedExchange(&c->seen, c->s.have);
+    if (c->want > 0 && c->s.have >= c->want)
+      SetEvent(c->ev); /* after the stamp: not in what is measured */
   }
   InterlockedExchange(&c->failed, 1); /* the run's end closes the pipe */
   return 0;
@@ -193,6 +202,33 @@ static int wait_both(HANDLE file, pipe_client_t *c, long want, stream_t *f, doub
   }
   MemoryBarrier();
   *lat_p = c->when_base >= 0 ? c->when[want - 1 - c->when_base] - t0 : 0;
+  return 0;
+}
+
+/* Waits asleep until the pipe's client has read `want` lines (nobody
+ * spins: the pipeline and the server have both cores); the latency from
+ * t0. `want` is set before the packet is posted. -1 when the client
+ * failed. */
+static int wait_pipe_asleep(pipe_client_t *c, long want, double t0, double *lat) {
+  while (c->seen < want) {
+    if (c->failed)
+      return -1;
+    WaitForSingleObject(c->ev, 1000);
+  }
+  MemoryBarrier();
+  InterlockedExchange(&c->want, 0);
+  *lat = c->when[want - 1 - c->when_base] - t0;
+  return 0;
+}
+
+/* Reads the file up to `want` lines, untimed (its lines came before). */
+static int catch_up(HANDLE file, stream_t *f, long want) {
+  while (f->have < want) {
+    if (poll_file(file, f) != 0)
+      return -1;
+    if (f->have < want)
+      SwitchToThread();
+  }
   return 0;
 }
 
@@ -344,8 +380,8 @@ int main(int argc, char **argv) {
   static stream_t rs;          /* the relay's file */
   relay_t rl;
   HANDLE rh, rt, rct;
-  double *rlat, *rlat_pipe;
-  int kf, kp, krf, krp;
+  double *rlat, *rlat_pipe, *alat, *ralat; /* alat, ralat: the sleeping series */
+  int kf, kp, krf, krp, ka, kra;
   jw__pipe_wstats_t ws = {0, 0, 0, 0};
   burst_t b;
 
@@ -357,13 +393,17 @@ int main(int argc, char **argv) {
   blat = calloc((size_t)burst, sizeof(double));
   blat_pipe = calloc((size_t)burst, sizeof(double));
   posted = calloc((size_t)burst, sizeof(double));
-  elat = calloc((size_t)n + (size_t)burst, sizeof(double));
-  elat_pipe = calloc((size_t)n + (size_t)burst, sizeof(double));
-  pc.when = calloc((size_t)n + (size_t)burst, sizeof(double));
+  elat = calloc(2 * (size_t)n + (size_t)burst, sizeof(double));
+  elat_pipe = calloc(2 * (size_t)n + (size_t)burst, sizeof(double));
+  pc.when = calloc(2 * (size_t)n + (size_t)burst, sizeof(double));
   pc.when_base = -1;
+  pc.ev = CreateEventW(NULL, FALSE, FALSE, NULL);
   rlat = calloc((size_t)n, sizeof(double));
   rlat_pipe = calloc((size_t)n, sizeof(double));
-  rc.when = calloc((size_t)n, sizeof(double));
+  alat = calloc((size_t)n, sizeof(double));
+  ralat = calloc((size_t)n, sizeof(double));
+  rc.when = calloc(2 * (size_t)n, sizeof(double));
+  rc.ev = CreateEventW(NULL, FALSE, FALSE, NULL);
   rc.when_base = -1;
   rc.poll = pc.poll;
   jw_policy_init(&p);
@@ -373,7 +413,7 @@ int main(int argc, char **argv) {
   jw_policy_set(&p, "coalesce_window", "off", "bench", NULL);
   if (lat == NULL || lat_pipe == NULL || blat == NULL || blat_pipe == NULL || posted == NULL ||
       elat == NULL || elat_pipe == NULL || pc.when == NULL || rlat == NULL || rlat_pipe == NULL ||
-      rc.when == NULL ||
+      rc.when == NULL || alat == NULL || ralat == NULL || pc.ev == NULL || rc.ev == NULL ||
       rig_start_ex(&r, dir, "bench-latency", &p, args, 2, "pipe:jw-bench-latency,buffer=8192") != 0)
     return 1;
   pc.pipe =
@@ -398,7 +438,7 @@ int main(int argc, char **argv) {
   rct = (HANDLE)_beginthreadex(NULL, 0, pipe_client, &rc, 0, NULL);
   if (rct == NULL)
     return 1;
-  rc.when_cap = n;
+  rc.when_cap = 2 * n;
   MemoryBarrier();
   rc.when_base = 0;
   /* Everything so far is read and the client waits in ReadFile: from here
@@ -407,8 +447,8 @@ int main(int argc, char **argv) {
   pc.s.emit_lat = elat_pipe;
   fs.base = fs.have;
   pc.s.base = pc.s.have;
-  fs.cap = pc.s.cap = n + burst;
-  pc.when_cap = n + burst;
+  fs.cap = pc.s.cap = 2 * n + burst;
+  pc.when_cap = 2 * n + burst;
   MemoryBarrier();
   pc.when_base = pc.s.have;
   for (i = 0; i < n; i++) {
@@ -422,6 +462,26 @@ int main(int argc, char **argv) {
     if (wait_both(rh, &rc, rs.have + 1, &rs, t0, &rlat[i], &rlat_pipe[i]) != 0)
       return 1;
   }
+  /* The sleeping series: nothing of the benchmark's runs while a line
+   * travels. The file's lines are read after each, untimed. */
+  fs.emit_lat = NULL;
+  for (i = 0; i < n; i++) {
+    double t0;
+    long want = pc.s.have + 1;
+    InterlockedExchange(&pc.want, want);
+    t0 = now_us();
+    PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, r.job.key_job,
+                               NULL);
+    if (wait_pipe_asleep(&pc, want, t0, &alat[i]) != 0 || catch_up(h, &fs, fs.have + 1) != 0)
+      return 1;
+    want = rc.s.have + 1;
+    InterlockedExchange(&rc.want, want);
+    t0 = now_us();
+    PostQueuedCompletionStatus(rl.port, 0, 1, NULL);
+    if (wait_pipe_asleep(&rc, want, t0, &ralat[i]) != 0 || catch_up(rh, &rs, rs.have + 1) != 0)
+      return 1;
+  }
+  fs.emit_lat = elat;
   PostQueuedCompletionStatus(rl.port, 0, 0, NULL); /* the relay ends */
   WaitForSingleObject(rt, INFINITE);
   CloseHandle(rt);
@@ -468,10 +528,17 @@ int main(int argc, char **argv) {
   printf("jobwarden / relay:\n");
   ratio("from the file:", lat, kf, rlat, krf);
   ratio("from a pipe: reader:", lat_pipe, kp, rlat_pipe, krp);
+  printf("packet -> line read by the pipe's client, %d more packets, nobody spinning (the "
+         "benchmark asleep until the client has read):\n",
+         n);
+  ka = report("jobwarden:", alat, n);
+  report("emitted -> read (jobwarden):", elat_pipe + n, n);
+  kra = report("the relay:", ralat, n);
+  ratio("jobwarden / relay:", alat, ka, ralat, kra);
   printf("packet -> line read, a burst of %d packets posted back to back:\n", burst);
   report("from the file:", blat, burst);
   report("from a pipe: reader:", blat_pipe, burst);
-  report("emitted -> read, file:", elat + n, burst);
-  report("emitted -> read, pipe: reader:", elat_pipe + n, burst);
+  report("emitted -> read, file:", elat + 2 * n, burst);
+  report("emitted -> read, pipe: reader:", elat_pipe + 2 * n, burst);
   return 0;
 }
