@@ -277,6 +277,15 @@ static void wait_pipe_state(jw_exporter_t *exp, uint64_t connected, uint64_t gon
   CHECK(0);
 }
 
+/* The sink's first reader: connected, and served before anything is
+ * emitted. */
+static HANDLE first_reader(jw_exporter_t *pipe, const char *name) {
+  HANDLE h = client_open(name);
+  CHECK(h != INVALID_HANDLE_VALUE);
+  wait_pipe_state(pipe, 1, 0, 0);
+  return h;
+}
+
 static void emit_n(jw_emitter_t *em, int n, jw_event_kind_t kind, size_t msg_len, DWORD gap_ms) {
   int i;
   for (i = 0; i < n; i++) {
@@ -396,9 +405,7 @@ static void case_readers(void) {
   CHECK_INT(jw_emitter_start(em, 4096), 0);
 
   /* Reader 1 connects first and does not read for now. */
-  r1.h = client_open(U("jw-test-rd"));
-  CHECK(r1.h != INVALID_HANDLE_VALUE);
-  wait_pipe_state(pipe, 1, 0, 0);
+  r1.h = first_reader(pipe, U("jw-test-rd"));
   emit_n(em, 10, JW_EVENT_PROCESS_START, 300, 0);
   wait_pipe_state(pipe, 1, 0, 10);
 
@@ -952,9 +959,7 @@ static void case_sealed_direct(void) {
   CHECK_INT(jw_seal_new(&key, run.run_id, "0", &pipe->seal), 0);
   CHECK_INT(jw_emitter_add(em, pipe), 0);
   CHECK_INT(jw_emitter_start(em, 4096), 0);
-  r1.h = client_open(U("jw-test-sealed"));
-  CHECK(r1.h != INVALID_HANDLE_VALUE);
-  wait_pipe_state(pipe, 1, 0, 0);
+  r1.h = first_reader(pipe, U("jw-test-sealed"));
   /* Not read yet: the first write goes straight to the pipe and does not
    * fit. */
   emit_n(em, 300, JW_EVENT_PROCESS_START, 450, 0);
