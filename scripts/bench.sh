@@ -17,7 +17,7 @@ wine "$here/build/win/tests/bench_emit.exe" "$here/build/bench" 100000
 echo "== spool: syslog+tcp through the spool vs spool=none; the sender alone vs raw send() (native 50000, Wine 10000)"
 "$here/build/native/tests/bench_spool" "$here/build/bench" 50000
 wine "$here/build/win/tests/bench_spool.exe" "$here/build/bench" 10000
-echo "== latency: completion packet -> line read from the event file and a pipe reader (10000 one at a time, then a burst of 5000; Wine)"
+echo "== latency: completion packet -> line read from the event file and a pipe reader (10000 one at a time beside a minimal relay, 10000 more with nobody spinning, then a burst of 5000; Wine)"
 wine "$here/build/win/tests/win/bench_latency.exe" "$here/build/bench" 10000 5000
 echo "== idle: 10 s of a sleeping program, tiers none and hardened (wake-ups and CPU from /proc)"
 bash "$here/tests/win/bench_idle.sh" "$here/build/win/jobwarden.exe" \
