@@ -258,7 +258,7 @@ static double raw_pipe(const char *line, size_t len, uint32_t n) {
 #endif
 
 int main(int argc, char **argv) {
-  const char *dir = argc > 1 ? argv[1] : ".";
+  const char *dir = bench_dir(argc, argv, "bench_emit DIR [N [FORMAT]]");
   uint32_t n = argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 10) : 100000;
   const char *format = argc > 3 ? argv[3] : "native";
   jw_run_info_t run;
@@ -272,6 +272,8 @@ int main(int argc, char **argv) {
 #endif
   int r;
 
+  if (dir == NULL)
+    return 2;
   if (jw_run_info_init(&run, "bench", JW_TIER_LOCKDOWN) != 0)
     return 1;
   /* The baselines' line: the pipeline's first event, rendered once. */

@@ -305,7 +305,7 @@ static double median(double *v) {
 }
 
 int main(int argc, char **argv) {
-  const char *dir = argc > 1 ? argv[1] : ".";
+  const char *dir = bench_dir(argc, argv, "bench_spool DIR [N]");
   uint32_t n = argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 10) : 50000;
   jw_run_info_t run;
   double direct_t[ROUNDS], spool_t[ROUNDS], drain_t[ROUNDS], line_t[ROUNDS], each_t[ROUNDS];
@@ -315,6 +315,8 @@ int main(int argc, char **argv) {
   WSADATA d;
   WSAStartup(MAKEWORD(2, 2), &d);
 #endif
+  if (dir == NULL)
+    return 2;
   if (n == 0 || jw_run_info_init(&run, "bench", JW_TIER_NONE) != 0)
     return 1;
   for (r = 0; r < ROUNDS; r++) {

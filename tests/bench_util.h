@@ -1,4 +1,5 @@
-/* What the benchmarks share (tests/bench_emit.c, tests/bench_spool.c). */
+/* What the benchmarks share (tests/bench_emit.c, tests/bench_spool.c,
+ * and the Windows ones in tests/win). */
 #ifndef JW_BENCH_UTIL_H
 #define JW_BENCH_UTIL_H
 
@@ -6,6 +7,17 @@
 #include <string.h>
 
 #include "jobwarden.h"
+
+/* The directory a benchmark writes its files to: argv[1], required (they
+ * write hundreds of megabytes; never into the working directory by
+ * default). NULL after the usage line on stderr. */
+static inline const char *bench_dir(int argc, char **argv, const char *usage) {
+  if (argc < 2 || argv[1][0] == '\0' || argv[1][0] == '-') {
+    fprintf(stderr, "usage: %s\n", usage);
+    return NULL;
+  }
+  return argv[1];
+}
 
 /* The benchmarks' event: a child's start, about 1 KB rendered. */
 static inline void make_event(jw_event_t *ev, uint32_t i) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "rig.h"
 #include "win/escape.h"
 
@@ -79,11 +80,8 @@ int main(int argc, char **argv) {
     return fan(argc, argv);
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if (argc < 2) {
-    fprintf(stderr, "usage: bench_escape DIR [N] [K] [INTERVAL]\n");
+  if ((dir = bench_dir(argc, argv, "bench_escape DIR [N] [K] [INTERVAL]")) == NULL)
     return 2;
-  }
-  dir = argv[1];
   n = argc > 2 ? strtoul(argv[2], NULL, 0) : 200;
   k = argc > 3 ? strtoul(argv[3], NULL, 0) : 20;
   snprintf(fanfile, sizeof(fanfile), "%s/bench-escape-fan.txt", dir);

@@ -29,6 +29,7 @@
  * 5000). See docs/performance.md. */
 #include <process.h>
 
+#include "bench_util.h"
 #include "rig.h"
 
 static double now_us(void) {
@@ -365,7 +366,7 @@ static void ratio(const char *what, const double *a, int ka, const double *base,
 }
 
 int main(int argc, char **argv) {
-  const char *dir = argc > 1 ? argv[1] : ".";
+  const char *dir;
   int n = argc > 2 ? atoi(argv[2]) : 10000, i;
   int burst = argc > 3 ? atoi(argv[3]) : 5000;
   rig_t r;
@@ -387,6 +388,8 @@ int main(int argc, char **argv) {
 
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
+  if ((dir = bench_dir(argc, argv, "bench_latency.exe DIR [N [BURST [--poll-pipe]]]")) == NULL)
+    return 2;
   pc.poll = argc > 4 && strcmp(argv[4], "--poll-pipe") == 0;
   lat = calloc((size_t)n, sizeof(double));
   lat_pipe = calloc((size_t)n, sizeof(double));

@@ -16,6 +16,7 @@
  * WINDOW processes are live, and once all N have exited (before the job
  * ends).
  * Usage: bench_scale.exe DIR [N...]. See docs/performance.md. */
+#include "bench_util.h"
 #include "rig.h"
 
 #define WINDOW 1000
@@ -177,11 +178,13 @@ static int run_size(const char *dir, DWORD n, int index) {
 }
 
 int main(int argc, char **argv) {
-  const char *dir = argc > 1 ? argv[1] : ".";
+  const char *dir;
   static const DWORD sizes[] = {1000, 10000, 100000};
   int i;
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
+  if ((dir = bench_dir(argc, argv, "bench_scale.exe DIR [N...]")) == NULL)
+    return 2;
   snprintf(g_image, sizeof(g_image), "%s", rig_self_utf8());
   g_gate = CreateEventW(NULL, TRUE, TRUE, NULL);
   jw__monitor_synthetic_hook(synthetic);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "rig.h"
 
 #define MAX_ROUNDS 32
@@ -89,11 +90,8 @@ int main(int argc, char **argv) {
   sample_t base[MAX_ROUNDS], work[MAX_ROUNDS];
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if (argc < 2) {
-    fprintf(stderr, "usage: bench_setup.exe DIR [N [ROUNDS]]\n");
+  if ((dir = bench_dir(argc, argv, "bench_setup.exe DIR [N [ROUNDS]]")) == NULL)
     return 2;
-  }
-  dir = argv[1];
   n = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 0) : 50;
   rounds = argc > 3 ? atoi(argv[3]) : 6;
   if (n == 0 || rounds < 1 || rounds > MAX_ROUNDS) {
