@@ -639,45 +639,33 @@ static void flusher_stop(sink_t *k) {
 /* A writer woken this soon after it went to sleep is in a burst. */
 #define BURST_GAP_US 100
 
-/* Lines a writer has written, kept to be handed back to the emitter
- * (give_back) under the lock it takes for its next batch. */
-typedef struct {
-  jw__line_t *head, *tail;
-  size_t n;
-} spares_t;
-
-/* A written line's buffer: kept for reuse when it is of a common size,
- * else freed. */
-static void spare_keep(spares_t *sp, jw__line_t *it) {
-  if (it->cap == 0 || it->cap > SPARE_CAP_MAX || sp->n >= SPARE_MAX) {
+/* A written line's buffer: kept in sp (lines a writer has written, handed
+ * back to the emitter by give_back under the lock it takes for its next
+ * batch) for reuse when it is of a common size, else freed. */
+static void spare_keep(jw__lineq_t *sp, jw__line_t *it) {
+  if (it->cap == 0 || it->cap > SPARE_CAP_MAX || sp->queued >= SPARE_MAX) {
     free(it);
     return;
   }
-  it->next = NULL;
-  if (sp->tail != NULL)
-    sp->tail->next = it;
-  else
-    sp->head = it;
-  sp->tail = it;
-  sp->n++;
+  jw__lineq_push(sp, it);
 }
 
 /* Hands the writer's spares to the emitter (lock held) as far as its
  * stock has room; returns those it has no room for (freed by the caller,
  * lock released). */
-static jw__line_t *give_back(jw_emitter_t *em, spares_t *sp) {
+static jw__line_t *give_back(jw_emitter_t *em, jw__lineq_t *sp) {
   jw__line_t *rest = NULL;
-  if (sp->n == 0)
+  jw__lineq_t all;
+  jw__lineq_take(sp, &all);
+  if (all.queued == 0)
     return NULL;
-  if (em->n_spare + sp->n <= SPARE_MAX) {
-    sp->tail->next = em->spare;
-    em->spare = sp->head;
-    em->n_spare += sp->n;
+  if (em->n_spare + all.queued <= SPARE_MAX) {
+    all.tail->next = em->spare;
+    em->spare = all.head;
+    em->n_spare += all.queued;
   } else {
-    rest = sp->head;
+    rest = all.head;
   }
-  sp->head = sp->tail = NULL;
-  sp->n = 0;
   return rest;
 }
 
@@ -694,7 +682,8 @@ static void free_chain(jw__line_t *it) {
  * call, or one export_line each where the sink has no batch call or
  * another layer (the emitter's seal, a spool) stands between. Lines after
  * a failed one go back to write_one. */
-static void write_batch(sink_t *k, jw__lineq_t *batch, jw__gap_t *gap, commit_t *c, spares_t *sp) {
+static void write_batch(sink_t *k, jw__lineq_t *batch, jw__gap_t *gap, commit_t *c,
+                        jw__lineq_t *sp) {
   jw_exporter_t *exp = k->exp;
   jw__line_t *items[BATCH_LINES];
   jw_line_ref_t refs[BATCH_LINES];
@@ -759,7 +748,7 @@ static void sink_main(void *arg) {
   jw_emitter_t *em = k->em;
   jw__gap_t gap = {0, 0, 0, NULL};
   commit_t commit = {0, 0, 0};
-  spares_t spares = {NULL, NULL, 0};
+  jw__lineq_t spares = {NULL, NULL, 0};
   jw__lineq_t batch;
   size_t last_take = 0; /* lines in the last take */
   int short_sleep = 0;  /* the last sleep ended within BURST_GAP_US */
