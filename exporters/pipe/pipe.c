@@ -336,6 +336,17 @@ static DWORD reader_seal(reader_t *r, const char **data, size_t *len, int end, c
   return 0;
 }
 
+/* After a write of sealed lines: the reader's chain moves on when it was
+ * written (e == 0), else goes back to before them. */
+static void chain_settle(reader_t *r, DWORD e) {
+  if (r->seal == NULL)
+    return;
+  if (e == 0)
+    jw_seal_commit(r->seal);
+  else
+    jw_seal_abort(r->seal);
+}
+
 /* Writes one line to reader r, sealed with the reader's own chain when the
  * run seals (each reader's stream is complete in itself: its replay, its
  * gap records, the live lines). The chain is made at the first line: the
@@ -347,12 +358,7 @@ static DWORD reader_write(reader_t *r, const char *data, size_t len, int end, OV
   if (e != 0)
     return e;
   e = write_all(r, data, len, ro, rbuf, rsize);
-  if (r->seal != NULL) {
-    if (e == 0)
-      jw_seal_commit(r->seal);
-    else
-      jw_seal_abort(r->seal);
-  }
+  chain_settle(r, e);
   free(sealed);
   return e;
 }
@@ -421,12 +427,7 @@ static DWORD reader_append(reader_t *r, out_t *o, const char *data, size_t len, 
  * written, else rolled back. 0 or the error that ended the reader. */
 static DWORD reader_flush(reader_t *r, out_t *o, OVERLAPPED *ro, char *rbuf, DWORD rsize) {
   DWORD e = o->len > 0 ? write_all(r, o->p, o->len, ro, rbuf, rsize) : 0;
-  if (r->seal != NULL) {
-    if (e == 0)
-      jw_seal_commit(r->seal);
-    else
-      jw_seal_abort(r->seal);
-  }
+  chain_settle(r, e);
   o->len = 0;
   return e;
 }
@@ -451,12 +452,7 @@ static DWORD finish_handed(reader_t *r, OVERLAPPED *ro, char *rbuf, DWORD rsize)
   }
   if (e == 0 && put < r->dout.len)
     e = write_all(r, r->dout.p + put, r->dout.len - put, ro, rbuf, rsize);
-  if (r->seal != NULL) {
-    if (e == 0)
-      jw_seal_commit(r->seal);
-    else
-      jw_seal_abort(r->seal);
-  }
+  chain_settle(r, e);
   r->dout.len = 0;
   return e;
 }
@@ -551,8 +547,7 @@ static void reader_main(void *arg) {
     if (r->derr == ERROR_IO_PENDING &&
         (CancelIoEx(r->pipe, &r->dwo) || GetLastError() != ERROR_NOT_FOUND))
       GetOverlappedResult(r->pipe, &r->dwo, &got, TRUE);
-    if (r->seal != NULL)
-      jw_seal_abort(r->seal);
+    chain_settle(r, ERROR_OPERATION_ABORTED); /* never written whole */
   }
   r->writer = W_THREAD;
   jw__mutex_unlock(&ps->lock);
@@ -924,12 +919,11 @@ static void write_direct(pipe_state_t *ps, reader_t *list, const jw_line_ref_t *
     if (e == 0) {
       memset(&r->dwo, 0, sizeof(r->dwo));
       r->dwo.hEvent = r->dev;
-      if (r->dout.len > 0x40000000u)
-        e = ERROR_IO_PENDING; /* never: a call's lines are a batch */
-      else if (!WriteFile(r->pipe, r->dout.p, (DWORD)r->dout.len, &put, &r->dwo))
+      /* dout is at most PIPE_OUT_BYTES and one line (queue_line) */
+      if (!WriteFile(r->pipe, r->dout.p, (DWORD)r->dout.len, &put, &r->dwo))
         e = GetLastError();
-      else if (put == r->dout.len && r->seal != NULL)
-        jw_seal_commit(r->seal);
+      else if (put == r->dout.len)
+        chain_settle(r, 0);
     }
     r->dput = e == 0 ? put : 0;
     r->derr = e;
@@ -958,25 +952,6 @@ static void wake_readers(pipe_state_t *ps) {
       SetEvent(r->wake);
 }
 
-static int pipe_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
-                       jw_error_t *err) {
-  pipe_state_t *ps = self->state;
-  jw_line_ref_t one;
-  reader_t *direct = NULL;
-  (void)err;
-  one.line = line;
-  one.len = len;
-  one.seq = ev->seq;
-  one.kind = ev->kind;
-  jw__mutex_lock(&ps->lock);
-  queue_line(ps, one.seq, one.kind, line, len, 0, &direct);
-  wake_readers(ps);
-  reap(ps);
-  jw__mutex_unlock(&ps->lock);
-  write_direct(ps, direct, &one, 1);
-  return 0;
-}
-
 static size_t pipe_export_lines(jw_exporter_t *self, const jw_line_ref_t *lines, size_t n,
                                 jw_error_t *err) {
   pipe_state_t *ps = self->state;
@@ -991,6 +966,17 @@ static size_t pipe_export_lines(jw_exporter_t *self, const jw_line_ref_t *lines,
   jw__mutex_unlock(&ps->lock);
   write_direct(ps, direct, lines, n);
   return n;
+}
+
+static int pipe_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
+                       jw_error_t *err) {
+  jw_line_ref_t one;
+  one.line = line;
+  one.len = len;
+  one.seq = ev->seq;
+  one.kind = ev->kind;
+  pipe_export_lines(self, &one, 1, err); /* takes every line */
+  return 0;
 }
 
 static void pipe_close(jw_exporter_t *self) {
