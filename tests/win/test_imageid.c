@@ -821,12 +821,70 @@ static void test_compute(void) {
   CHECK_INT(jw__imageid_compute(missing, 0, &r), JW_ENOENT);
 }
 
+/* Which thread opened the image the identity hook last saw opened. */
+static volatile DWORD g_opener;
+
+static int note_opener(const wchar_t *path, int opening) {
+  (void)path;
+  if (opening)
+    g_opener = GetCurrentThreadId();
+  return 0; /* the service's own reading decides what is a network path */
+}
+
+/* 15. A drive letter that links to a share (what `net use` or a SUBST of a
+ * UNC path makes; the program can define one for its own logon session
+ * with DefineDosDeviceW): the caller (the monitor) does not open an image
+ * there; the worker does. Injected: Wine has no share behind the letter
+ * (its object manager answers the link as defined, measured; an open
+ * through it fails), so the worker's open fails and says so. The control:
+ * an image on a disk volume is opened on the caller's thread. */
+static void test_letter_to_share(void) {
+  static const wchar_t *const letters[] = {L"X:", L"W:", L"V:", L"U:"};
+  jw__imageid_svc_t *svc = NULL;
+  jw__imageid_counters_t c;
+  jw__imageid_t r;
+  wchar_t target[MAX_PATH + 64], path[MAX_PATH];
+  const wchar_t *letter = NULL;
+  size_t k;
+  for (k = 0; k < 4 && letter == NULL; k++)
+    if (QueryDosDeviceW(letters[k], target, MAX_PATH + 64) == 0)
+      letter = letters[k];
+  CHECK(letter != NULL);
+  if (letter == NULL)
+    return;
+  CHECK(DefineDosDeviceW(DDD_RAW_TARGET_PATH, letter, L"\\??\\UNC\\jw-share\\agent"));
+  CHECK(QueryDosDeviceW(letter, target, MAX_PATH + 64) > 0);
+  CHECK_INT(wcscmp(target, L"\\??\\UNC\\jw-share\\agent"), 0);
+  jw__imageid_test_remote(note_opener);
+  CHECK_INT(jw__imageid_start(&svc, 0, on_result, NULL), 0);
+  if (svc != NULL) {
+    swprintf(path, MAX_PATH, L"%ls\\bin\\tool.exe", letter);
+    g_opener = 0;
+    CHECK_INT(jw__imageid_request(svc, path, 290, &r), JW_IMAGEID_QUEUED);
+    CHECK_INT(jw__imageid_flush(svc, WAIT_MS), 0);
+    CHECK(g_opener != 0 && g_opener != GetCurrentThreadId()); /* the worker */
+    CHECK_INT(g_got[290], 1);
+    CHECK(jw__imageid_unavailable(&g_res[290], "hash") != NULL);
+    CHECK(g_res[290].sha256[0] == '\0');
+    /* The control: this executable, on a disk volume, opened here. */
+    g_opener = 0;
+    CHECK(jw__imageid_request(svc, g_self, 291, &r) >= 0);
+    CHECK_INT(g_opener, GetCurrentThreadId());
+    CHECK_INT(jw__imageid_flush(svc, WAIT_MS), 0);
+    jw__imageid_counters(svc, &c);
+    CHECK_U64(c.remote, 1);
+    jw__imageid_stop(svc);
+  }
+  jw__imageid_test_remote(NULL);
+  CHECK(DefineDosDeviceW(DDD_REMOVE_DEFINITION, letter, NULL));
+}
+
 /* Runnable one by one: `win_imageid.exe EVENTS WORK HELPER ... --case signed`. */
 static const jw_test_case_t cases[] = {
     {"service", test_service, 300},        {"cap", test_cap, 60},
     {"signed", test_signed, 60},           {"eviction", test_eviction, 60},
     {"stop_queued", test_stop_queued, 60}, {"concurrent", test_concurrent, 120},
-    {"compute", test_compute, 60},
+    {"compute", test_compute, 60},         {"letter_to_share", test_letter_to_share, 60},
 };
 
 int main(int argc, char **argv) {
