@@ -43,6 +43,14 @@ typedef struct sink_s {
   atomic_size_t in_hand;
   int busy;    /* the writer holds a batch it has not finished (em->lock) */
   int waiting; /* the writer sleeps on `more` (em->lock) */
+  /* Writing here (the sink's export never blocks: jw_exporter_vtable_t's
+   * never_blocks): a line committed while the writer sleeps with nothing
+   * queued and no loss to record is written by the committing thread
+   * itself, outside the lock (write_here). Fixed by jw_emitter_start. */
+  int here_ok;
+  int holds_gap;         /* the sleeping writer has lost lines to record first (em->lock) */
+  int here_busy;         /* a committing thread is writing here_item (em->lock) */
+  jw__line_t *here_item; /* the line it writes; its own until here_busy clears */
   /* Set with every line or marker queued, cleared when the writer takes
    * the queue: read without the lock while the writer lingers. */
   atomic_int queued_hint;
@@ -98,6 +106,7 @@ struct jw_emitter_s {
   jw__line_t *spare;
   size_t n_spare;
   uint64_t seq;       /* last seq handed out (reserved) */
+  uint64_t seq_us;    /* when it was reserved (its emit time) */
   uint64_t committed; /* every seq up to this one is in the sinks' queues */
   pending_t *pending; /* rendered, waiting for an earlier seq; ascending */
   sink_t *sinks;      /* owned */
@@ -277,21 +286,73 @@ static void render_formats(jw_emitter_t *em, char *lines[3], size_t lens[3]) {
   }
 }
 
-/* The line of `seq` into every sink's queue (lock held); lines[native]
- * NULL: it could not be rendered, and every sink records the seq as lost
- * (the gap record explains the hole). Returns whether a writer sleeps and
- * must be woken. */
-static int commit_line(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, rendered_t *r) {
+/* A writer woken this soon after it went to sleep, an event reserved this
+ * soon after the one before: a burst. */
+#define BURST_GAP_US 100
+
+/* The sinks whose line the committing thread writes itself once it has
+ * released the lock (write_here), at most HERE_MAX per commit. Only a lone
+ * event is written here: in a burst the writer's batches cost a system
+ * call per batch, where writing here would cost the emitting thread (the
+ * monitor) one per line. */
+#define HERE_MAX 8
+typedef struct {
+  int lone; /* the event came BURST_GAP_US or more after the one before */
+  sink_t *sinks[HERE_MAX];
+  size_t n;
+} here_t;
+
+/* Whether the committing thread may write sink k's next line itself (lock
+ * held): its export never blocks, its writer sleeps with nothing queued
+ * and no loss to record (so the line is the next thing the sink gets), and
+ * no other thread writes to it. The writer stays asleep: it would only
+ * wait for the write. */
+static int may_write_here(const sink_t *k, const here_t *h) {
+  return h != NULL && h->lone && h->n < HERE_MAX && k->here_ok && k->waiting && !k->holds_gap &&
+         !k->here_busy && k->q.head == NULL && !k->em->stopping;
+}
+
+/* Takes the line for writing here (lock held): the rendered item itself
+ * when *own is not NULL, else a copy. */
+static void take_here(sink_t *k, here_t *h, uint64_t seq, jw_event_kind_t kind, const char *line,
+                      size_t len, jw__line_t **own) {
+  jw__line_t *it;
+  if (own != NULL && *own != NULL) {
+    it = *own;
+    *own = NULL;
+  } else {
+    it = jw__line_new(seq, kind, line, len);
+  }
+  if (it == NULL) {
+    drop_for_sink(k, seq, "out_of_memory");
+    return;
+  }
+  k->here_busy = 1;
+  k->here_item = it;
+  h->sinks[h->n++] = k;
+}
+
+/* The line of `seq` into every sink's queue, or to the committing thread
+ * (h) for a sink it may write itself (lock held); lines[native] NULL: it
+ * could not be rendered, and every sink records the seq as lost (the gap
+ * record explains the hole). Returns whether a writer sleeps and must be
+ * woken. */
+static int commit_line(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, rendered_t *r,
+                       here_t *h) {
   size_t i;
   int wake = 0;
   for (i = 0; i < em->n_sinks; i++) {
     sink_t *k = &em->sinks[i];
     jw_format_t f = k->exp->format;
-    if (r->lines[JW_FORMAT_NATIVE] != NULL && r->lines[f] != NULL)
-      enqueue(k, seq, kind, r->lines[f], r->lens[f], f == JW_FORMAT_NATIVE ? &r->item : NULL);
-    else
+    jw__line_t **own = f == JW_FORMAT_NATIVE ? &r->item : NULL;
+    if (r->lines[JW_FORMAT_NATIVE] == NULL || r->lines[f] == NULL)
       drop_for_sink(k, seq, "out_of_memory");
-    wake |= k->waiting;
+    else if (may_write_here(k, h))
+      take_here(k, h, seq, kind, r->lines[f], r->lens[f], own);
+    else
+      enqueue(k, seq, kind, r->lines[f], r->lens[f], own);
+    /* A writer that waits for a write here is woken when it is done. */
+    wake |= k->waiting && k->q.head != NULL && !k->here_busy;
   }
   em->committed = seq;
   return wake;
@@ -307,7 +368,8 @@ static void free_rendered(rendered_t *r) {
 /* Commits the line of `seq` now if every earlier seq is committed, else
  * parks it in em->pending (ownership of lines moves there); then every
  * parked line whose turn came. Lock held. Returns whether to wake. */
-static int commit_in_order(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, rendered_t *r) {
+static int commit_in_order(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, rendered_t *r,
+                           here_t *h) {
   int wake = 0;
   if (seq != em->committed + 1) {
     pending_t *p = malloc(sizeof(*p)), **at = &em->pending;
@@ -328,16 +390,64 @@ static int commit_in_order(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind,
       return 0;
     }
   }
-  wake |= commit_line(em, seq, kind, r);
+  wake |= commit_line(em, seq, kind, r, h);
   while (em->pending != NULL && em->pending->seq == em->committed + 1) {
     pending_t *p = em->pending;
     em->pending = p->next;
-    wake |= commit_line(em, p->seq, p->kind, &p->r);
+    wake |= commit_line(em, p->seq, p->kind, &p->r, h);
     free_rendered(&p->r);
     free(p);
   }
   jw__cond_broadcast(&em->turn);
   return wake;
+}
+
+/* The emitter keeps at most this many written lines' buffers, each of at
+ * most SPARE_CAP_MAX bytes, for lines to come (a few hundred KiB). */
+#define SPARE_MAX     512
+#define SPARE_CAP_MAX 4096
+
+/* Writes the line each sink of h took (take_here) from the committing
+ * thread, lock not held: the sink's writer sleeps, and here_busy keeps
+ * every other thread off the sink until the line is written. A line the
+ * export did not take goes back to the head of the queue for the writer,
+ * whose failure path records the loss. */
+static void write_here(jw_emitter_t *em, here_t *h) {
+  size_t i;
+  for (i = 0; i < h->n; i++) {
+    sink_t *k = h->sinks[i];
+    jw__line_t *it = k->here_item, *drop = NULL;
+    jw_line_ref_t ref;
+    jw_error_t err;
+    size_t done;
+    int wake;
+    ref.line = it->data;
+    ref.len = it->len;
+    ref.seq = it->seq;
+    ref.kind = it->kind;
+    memset(&err, 0, sizeof(err));
+    done = k->exp->vt->export_lines(k->exp, &ref, 1, &err);
+    k->exp->written += done;
+    jw__mutex_lock(&em->lock);
+    k->here_busy = 0;
+    k->here_item = NULL;
+    if (done == 0) {
+      jw__lineq_push_front(&k->q, it);
+      atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
+    } else if (it->cap > 0 && it->cap <= SPARE_CAP_MAX && em->n_spare < SPARE_MAX) {
+      it->next = em->spare;
+      em->spare = it;
+      em->n_spare++;
+    } else {
+      drop = it;
+    }
+    wake = k->waiting && (k->q.head != NULL || em->stopping);
+    jw__cond_broadcast(&em->wake); /* jw_emitter_settle counts the write */
+    jw__mutex_unlock(&em->lock);
+    if (wake)
+      jw__cond_broadcast(&k->more);
+    free(drop);
+  }
 }
 
 /* Wakes the writers that sleep (lock not held: woken under it, each would
@@ -379,12 +489,15 @@ static int render_item(jw_emitter_t *em, const jw_event_t *ev, uint64_t seq, uin
 int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
   /* The line in each format. */
   rendered_t r;
+  here_t here;              /* sinks this thread writes the line to itself */
   jw__line_t *spare = NULL; /* a written line's buffer to render into */
   size_t i;
   int rc = 0, wake = 0;
   uint64_t seq, emitted;
 
   memset(&r, 0, sizeof(r));
+  here.n = 0;
+  here.lone = 0;
   jw__mutex_lock(&em->lock);
   /* sandbox.job_end closes every stream: a consumer may rely on it being
    * the last line. Whatever comes later (a sink that fails on the job_end
@@ -417,6 +530,8 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
     seq = ++em->seq;
     ev->seq = seq;
     emitted = jw_now_us();
+    here.lone = emitted - em->seq_us >= BURST_GAP_US;
+    em->seq_us = emitted;
     spare = em->spare;
     if (spare != NULL) {
       em->spare = spare->next;
@@ -430,7 +545,8 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
     else
       render_formats(em, r.lines, r.lens);
     jw__mutex_lock(&em->lock);
-    wake = commit_in_order(em, seq, ev->kind, &r); /* what no queue took is freed below */
+    /* What no queue took is freed below. */
+    wake = commit_in_order(em, seq, ev->kind, &r, &here);
     goto done;
   }
   /* The seq is consumed only once the line exists, so a failed render never
@@ -466,6 +582,8 @@ done:
   jw__mutex_unlock(&em->lock);
   if (wake)
     wake_writers(em);
+  if (here.n > 0)
+    write_here(em, &here);
   if (ev->extra != NULL) {
     json_decref((json_t *)ev->extra);
     ev->extra = NULL;
@@ -629,15 +747,9 @@ static void flusher_stop(sink_t *k) {
 }
 
 #define BATCH_LINES 256
-/* The emitter keeps at most this many written lines' buffers, each of at
- * most SPARE_CAP_MAX bytes, for lines to come (a few hundred KiB). */
-#define SPARE_MAX     512
-#define SPARE_CAP_MAX 4096
 /* How long a writer that drained its queue looks for more before it
  * sleeps (sink_main). */
 #define LINGER_US 50
-/* A writer woken this soon after it went to sleep is in a burst. */
-#define BURST_GAP_US 100
 
 /* A written line's buffer: kept in sp (lines a writer has written, handed
  * back to the emitter by give_back under the lock it takes for its next
@@ -777,7 +889,8 @@ static void sink_main(void *arg) {
        * the server under Wine) — measured: p50 of a line to the file or a
        * pipe reader 25-40 % lower (docs/performance.md). */
       lingered = last_take < 2 && !short_sleep;
-      while (k->q.head == NULL && !em->stopping) {
+      /* A line being written here is the sink's next: wait for it. */
+      while ((k->q.head == NULL && !em->stopping) || k->here_busy) {
         if (!lingered) {
           /* Before sleeping, look for more for a moment without the lock:
            * an emitter in a burst commits the next line within
@@ -794,6 +907,7 @@ static void sink_main(void *arg) {
           continue;
         }
         k->waiting = 1;
+        k->holds_gap = gap.count > 0;
         slept = jw_now_us();
         jw__cond_wait(&k->more, &em->lock);
         short_sleep = jw_now_us() - slept < BURST_GAP_US;
@@ -862,6 +976,13 @@ int jw_emitter_start(jw_emitter_t *em, size_t capacity) {
       em->frags.context = NULL;
     em->capacity = capacity;
     for (i = 0; i < em->n_sinks; i++) {
+      jw_exporter_t *exp = em->sinks[i].exp;
+      /* Written here only where the writer would write the line with one
+       * export_lines call and nothing else: no flush to report it to, no
+       * spool or emitter's seal between. */
+      em->sinks[i].here_ok = exp->vt->never_blocks && exp->vt->export_lines != NULL &&
+                             exp->vt->flush == NULL && exp->spool == NULL &&
+                             (exp->seal == NULL || exp->vt->seals_itself);
       jw__cond_init(&em->sinks[i].more);
       jw__mutex_init(&em->sinks[i].fl_lock);
       jw__cond_init(&em->sinks[i].fl_cv);
@@ -887,6 +1008,16 @@ int jw_emitter_start(jw_emitter_t *em, size_t capacity) {
   return 0;
 }
 
+int jw__emitter_idle(jw_emitter_t *em, size_t i) {
+  int idle;
+  jw__mutex_lock(&em->lock);
+  idle = i < em->n_sinks && em->sinks[i].waiting && !em->sinks[i].holds_gap &&
+         !em->sinks[i].here_busy && em->sinks[i].q.head == NULL &&
+         jw_now_us() - em->seq_us >= BURST_GAP_US;
+  jw__mutex_unlock(&em->lock);
+  return idle;
+}
+
 int jw_emitter_settle(jw_emitter_t *em, uint32_t timeout_ms) {
   uint64_t deadline = jw_now_us() + (uint64_t)timeout_ms * 1000u;
   int rc = 0;
@@ -900,7 +1031,7 @@ int jw_emitter_settle(jw_emitter_t *em, uint32_t timeout_ms) {
     for (i = 0; i < em->n_sinks; i++) {
       sink_t *k = &em->sinks[i];
       jw__spool_stats_t st;
-      busy += k->started && !k->finished && (k->q.head != NULL || k->busy);
+      busy += k->started && !k->finished && (k->q.head != NULL || k->busy || k->here_busy);
       /* A network sink has delivered what it holds, or knows (and has
        * said: its notice is written, not being written) that its
        * collector is away. */

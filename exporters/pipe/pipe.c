@@ -1062,6 +1062,7 @@ const jw_exporter_vtable_t jw_exporter_pipe = {
     .close = pipe_close,
     .check = pipe_check,
     .seals_itself = 1, /* one chain per reader */
+    .never_blocks = 1, /* a write that would wait is handed to the reader's thread */
     .usage = "pipe:NAME",
     .summary = "serves \\\\.\\pipe\\NAME to local readers (jobwarden tail NAME, a collector); "
                "the job's own processes are refused",
