@@ -286,18 +286,21 @@ static void render_formats(jw_emitter_t *em, char *lines[3], size_t lens[3]) {
   }
 }
 
-/* A writer woken this soon after it went to sleep, an event reserved this
- * soon after the one before: a burst. */
+/* A writer woken this soon after it went to sleep is in a burst. */
 #define BURST_GAP_US 100
+/* An event reserved this long or longer after the one before is lone: its
+ * line may be written by the thread that commits it (write_here). */
+#define LONE_GAP_US 1000
 
 /* The sinks whose line the committing thread writes itself once it has
  * released the lock (write_here), at most HERE_MAX per commit. Only a lone
- * event is written here: in a burst the writer's batches cost a system
- * call per batch, where writing here would cost the emitting thread (the
- * monitor) one per line. */
+ * event is written here, so that doing so costs the emitting thread (the
+ * monitor) at most one write per sink per LONE_GAP_US (a few percent of
+ * its time under Wine, docs/performance.md); closer events go to the
+ * writer, which writes them in parallel and, in a burst, in batches. */
 #define HERE_MAX 8
 typedef struct {
-  int lone; /* the event came BURST_GAP_US or more after the one before */
+  int lone; /* the event came LONE_GAP_US or more after the one before */
   sink_t *sinks[HERE_MAX];
   size_t n;
 } here_t;
@@ -530,7 +533,7 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
     seq = ++em->seq;
     ev->seq = seq;
     emitted = jw_now_us();
-    here.lone = emitted - em->seq_us >= BURST_GAP_US;
+    here.lone = emitted - em->seq_us >= LONE_GAP_US;
     em->seq_us = emitted;
     spare = em->spare;
     if (spare != NULL) {
@@ -1013,7 +1016,7 @@ int jw__emitter_idle(jw_emitter_t *em, size_t i) {
   jw__mutex_lock(&em->lock);
   idle = i < em->n_sinks && em->sinks[i].waiting && !em->sinks[i].holds_gap &&
          !em->sinks[i].here_busy && em->sinks[i].q.head == NULL &&
-         jw_now_us() - em->seq_us >= BURST_GAP_US;
+         jw_now_us() - em->seq_us >= LONE_GAP_US;
   jw__mutex_unlock(&em->lock);
   return idle;
 }

@@ -159,8 +159,8 @@ extern void *jw__emitter_flush_hook_ctx;
 extern void (*jw__emitter_reserved_hook)(void *ctx, uint64_t seq);
 extern void *jw__emitter_reserved_hook_ctx;
 /* Test hook: 1 when sink i's writer sleeps with nothing queued, no loss
- * to record and no line being written here, and the last event is no
- * longer part of a burst: the next line committed is then written by the
+ * to record and no line being written here, and the last event was
+ * reserved 1 ms ago or longer: the next line committed is then written by the
  * committing thread where the sink allows it (jw_exporter_vtable_t's
  * never_blocks). */
 int jw__emitter_idle(jw_emitter_t *em, size_t i);

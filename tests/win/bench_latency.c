@@ -7,7 +7,9 @@
  * rendering, the queues, each sink's writer thread, the file / the pipe.
  * Coalescing is off: every packet is one violation line.
  *   idle   N packets one at a time (the next is posted once both lines were
- *          read): the latency of an idle pipeline;
+ *          read and 1 ms or more after the one before): the latency of an
+ *          idle pipeline (a lone event: its line goes to the pipe from
+ *          the monitor's thread);
  *   burst  BURST packets posted back to back by another thread while the
  *          readers read: packet i's latency is from its post until the
  *          i-th new line was read.
@@ -25,8 +27,11 @@
  *          system. The idle series is printed as a ratio of it too.
  * Prints p50 / p99 / max of each. Violations are flushed to disk by group
  * commit (JW_SYNC_BOUND_MS), not per line, so the flush is not in the path.
- * Usage: bench_latency.exe DIR [N [BURST [--poll-pipe]]] (defaults 10000,
- * 5000). See docs/performance.md. */
+ * --via-writer: the pipe sink's lines all go through the sink's writer
+ * thread, as before a lone event's line was written by the thread that
+ * commits it (the monitor): the A side of an A/B.
+ * Usage: bench_latency.exe DIR [N [BURST [--poll-pipe] [--via-writer]]]
+ * (defaults 10000, 5000). See docs/performance.md. */
 #include <process.h>
 
 #include "bench_util.h"
@@ -37,6 +42,14 @@ static double now_us(void) {
   QueryPerformanceFrequency(&f);
   QueryPerformanceCounter(&c);
   return (double)c.QuadPart * 1e6 / (double)f.QuadPart;
+}
+
+/* --via-writer: the pipe sink as one that may block (never_blocks 0). */
+static jw_exporter_vtable_t via_writer_vt;
+static void via_writer(jw_exporter_t *exp) {
+  via_writer_vt = *exp->vt;
+  via_writer_vt.never_blocks = 0;
+  exp->vt = &via_writer_vt;
 }
 
 static int cmp(const void *a, const void *b) {
@@ -385,12 +398,23 @@ int main(int argc, char **argv) {
   int kf, kp, krf, krp, ka, kra;
   jw__pipe_wstats_t ws = {0, 0, 0, 0};
   burst_t b;
+  int via = 0;
 
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if ((dir = bench_dir(argc, argv, "bench_latency.exe DIR [N [BURST [--poll-pipe]]]")) == NULL)
+  if ((dir = bench_dir(argc, argv,
+                       "bench_latency.exe DIR [N [BURST [--poll-pipe] [--via-writer]]]")) == NULL)
     return 2;
-  pc.poll = argc > 4 && strcmp(argv[4], "--poll-pipe") == 0;
+  for (i = 4; i < argc; i++) {
+    if (strcmp(argv[i], "--poll-pipe") == 0) {
+      pc.poll = 1;
+    } else if (strcmp(argv[i], "--via-writer") == 0) {
+      via = 1;
+    } else {
+      fprintf(stderr, "bench_latency: unknown option '%s'\n", argv[i]);
+      return 2;
+    }
+  }
   lat = calloc((size_t)n, sizeof(double));
   lat_pipe = calloc((size_t)n, sizeof(double));
   blat = calloc((size_t)burst, sizeof(double));
@@ -417,7 +441,8 @@ int main(int argc, char **argv) {
   if (lat == NULL || lat_pipe == NULL || blat == NULL || blat_pipe == NULL || posted == NULL ||
       elat == NULL || elat_pipe == NULL || pc.when == NULL || rlat == NULL || rlat_pipe == NULL ||
       rc.when == NULL || alat == NULL || ralat == NULL || pc.ev == NULL || rc.ev == NULL ||
-      rig_start_ex(&r, dir, "bench-latency", &p, args, 2, "pipe:jw-bench-latency,buffer=8192") != 0)
+      rig_start_adjusted(&r, dir, "bench-latency", &p, args, 2, "pipe:jw-bench-latency,buffer=8192",
+                         via ? via_writer : NULL) != 0)
     return 1;
   pc.pipe =
       CreateFileW(L"\\\\.\\pipe\\jw-bench-latency", GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
@@ -455,7 +480,9 @@ int main(int argc, char **argv) {
   MemoryBarrier();
   pc.when_base = pc.s.have;
   for (i = 0; i < n; i++) {
-    double t0 = now_us();
+    double t0;
+    Sleep(1); /* a lone event: 1 ms or more after the one before */
+    t0 = now_us();
     PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, r.job.key_job,
                                NULL);
     if (wait_both(h, &pc, fs.have + 1, &fs, t0, &lat[i], &lat_pipe[i]) != 0)
@@ -472,6 +499,7 @@ int main(int argc, char **argv) {
     double t0;
     long want = pc.s.have + 1;
     InterlockedExchange(&pc.want, want);
+    Sleep(1);
     t0 = now_us();
     PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, r.job.key_job,
                                NULL);
@@ -515,6 +543,8 @@ int main(int argc, char **argv) {
   CloseHandle(pc.pipe);
   printf("pipe client: %s\n", pc.poll ? "polls with PeekNamedPipe (--poll-pipe)"
                                       : "blocks in ReadFile in its own thread");
+  printf("pipe sink: lone events' lines written by %s\n",
+         via ? "the sink's writer (--via-writer)" : "the monitor's thread");
   printf("pipe sink: %llu write(s) straight to the reader's pipe, %llu of them handed to the "
          "reader's thread\n",
          (unsigned long long)ws.direct, (unsigned long long)ws.handed);
