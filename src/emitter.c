@@ -246,8 +246,24 @@ static void drop_for_sink(sink_t *k, uint64_t seq, const char *reason) {
   atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
 }
 
-/* Queues the line for sink k: the rendered item itself when *own is not
- * NULL (the queue takes it, *own becomes NULL), else a copy. */
+/* The line as sink k's own item: the rendered item itself when *own is
+ * not NULL (*own becomes NULL), else a copy; NULL when memory ran out
+ * (recorded as k's loss). Lock held. */
+static jw__line_t *take_line(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *line,
+                             size_t len, jw__line_t **own) {
+  jw__line_t *it;
+  if (own != NULL && *own != NULL) {
+    it = *own;
+    *own = NULL;
+  } else {
+    it = jw__line_new(seq, kind, line, len);
+  }
+  if (it == NULL)
+    drop_for_sink(k, seq, "out_of_memory");
+  return it;
+}
+
+/* Queues the line for sink k (take_line). */
 static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *line, size_t len,
                     jw__line_t **own) {
   size_t limit = jw__is_alert(kind) ? k->em->capacity * 4 : k->em->capacity;
@@ -256,16 +272,8 @@ static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *l
     drop_for_sink(k, seq, "queue_full");
     return;
   }
-  if (own != NULL && *own != NULL) {
-    it = *own;
-    *own = NULL;
-  } else {
-    it = jw__line_new(seq, kind, line, len);
-  }
-  if (it == NULL) {
-    drop_for_sink(k, seq, "out_of_memory");
+  if ((it = take_line(k, seq, kind, line, len, own)) == NULL)
     return;
-  }
   jw__lineq_push(&k->q, it);
   atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
 }
@@ -315,21 +323,12 @@ static int may_write_here(const sink_t *k, const here_t *h) {
          !k->here_busy && k->q.head == NULL && !k->em->stopping;
 }
 
-/* Takes the line for writing here (lock held): the rendered item itself
- * when *own is not NULL, else a copy. */
+/* Takes the line for writing here (take_line; lock held). */
 static void take_here(sink_t *k, here_t *h, uint64_t seq, jw_event_kind_t kind, const char *line,
                       size_t len, jw__line_t **own) {
-  jw__line_t *it;
-  if (own != NULL && *own != NULL) {
-    it = *own;
-    *own = NULL;
-  } else {
-    it = jw__line_new(seq, kind, line, len);
-  }
-  if (it == NULL) {
-    drop_for_sink(k, seq, "out_of_memory");
+  jw__line_t *it = take_line(k, seq, kind, line, len, own);
+  if (it == NULL)
     return;
-  }
   k->here_busy = 1;
   k->here_item = it;
   h->sinks[h->n++] = k;
