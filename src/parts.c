@@ -11,9 +11,11 @@
  * the cutting: the cutting is done with a guess of its digits and redone
  * with more digits until the count it gives has as many.
  *
- * The reassembler keeps one entry per line (run_id + seq) in a hash table
- * (libsodium's SipHash with a random key: a record is outside input). An
- * incomplete line holds its parts' data; a completed line keeps only a
+ * The reassembler keeps one entry per line in a hash table (libsodium's
+ * SipHash with a random key: a record is outside input), keyed by run_id
+ * + seq + digest + limit for version 2 records and by run_id + seq for
+ * version 1 (a version 1 and a version 2 part never belong to one line).
+ * An incomplete line holds its parts' data; a completed line keeps only a
  * 16-byte BLAKE2b digest per part, so that a part read again later is
  * known to be the same (ignored) or not (a conflict). Everything held is
  * counted against a cap; completed lines are forgotten oldest first when
@@ -32,7 +34,24 @@
 #include "internal.h"
 #include "parts.h"
 
-#define DIGEST_BYTES 16
+#define DIGEST_BYTES JW_PARTS_DIGEST_BYTES
+#define DIGEST_HEX   (2 * DIGEST_BYTES)
+
+/* A version 2 record's envelope, around its run id, digest and numbers
+ * (seq, limit, n, of, bytes) and its data. */
+static const char env_a[] = "{\"jobwarden_part\":{\"v\":2,\"run_id\":\"",
+                  env_seq[] = "\",\"seq\":", env_digest[] = ",\"digest\":\"",
+                  env_limit[] = "\",\"limit\":", env_n[] = ",\"n\":", env_of[] = ",\"of\":",
+                  env_bytes[] = ",\"bytes\":", env_data[] = ",\"data\":\"", env_end[] = "\"}}";
+#define ENVELOPE_TEXT                                                                              \
+  (sizeof(env_a) + sizeof(env_seq) + sizeof(env_digest) + sizeof(env_limit) + sizeof(env_n) +      \
+   sizeof(env_of) + sizeof(env_bytes) + sizeof(env_data) + sizeof(env_end) - 9)
+/* JW_PARTS_MIN_MAX is this envelope at its widest and one escaped
+ * character (src/parts.h says how); the envelope is version 2's. */
+_Static_assert(JW_PARTS_VERSION == 2, "the envelope above is version 2's");
+_Static_assert(ENVELOPE_TEXT == 96 && JW_PARTS_MIN_MAX == ENVELOPE_TEXT + JW_PARTS_RUN_ID_MAX +
+                                                              DIGEST_HEX + 5 * 20 + 6,
+               "JW_PARTS_MIN_MAX: the widest envelope and one escaped character");
 
 /* ---- shared -------------------------------------------------------------- */
 
@@ -89,14 +108,10 @@ static size_t char_len(const unsigned char *s, size_t left, size_t *escaped) {
 }
 
 /* The part record's length without its data's characters. */
-static size_t envelope_len(size_t run_id_len, uint64_t seq, uint64_t n, size_t of_digits,
-                           size_t bytes) {
-  static const char a[] = "{\"jobwarden_part\":{\"v\":1,\"run_id\":\"", b[] = "\",\"seq\":",
-                    c[] = ",\"n\":", d[] = ",\"of\":", e[] = ",\"bytes\":", f[] = ",\"data\":\"",
-                    g[] = "\"}}";
-  return (sizeof(a) - 1) + run_id_len + (sizeof(b) - 1) + digits(seq) + (sizeof(c) - 1) +
-         digits(n) + (sizeof(d) - 1) + of_digits + (sizeof(e) - 1) + digits(bytes) +
-         (sizeof(f) - 1) + (sizeof(g) - 1);
+static size_t envelope_len(size_t run_id_len, uint64_t seq, size_t max, uint64_t n,
+                           size_t of_digits, size_t bytes) {
+  return ENVELOPE_TEXT + run_id_len + digits(seq) + DIGEST_HEX + digits(max) + digits(n) +
+         of_digits + digits(bytes);
 }
 
 /* Where part n's segment that starts at `pos` ends. */
@@ -126,7 +141,7 @@ static uint64_t count_parts(const split_t *s, size_t of_digits) {
   while (pos < s->len) {
     n++;
     pos = segment_end(s->line, s->len, pos,
-                      s->max - envelope_len(s->rid_len, s->seq, n, of_digits, s->len));
+                      s->max - envelope_len(s->rid_len, s->seq, s->max, n, of_digits, s->len));
   }
   return n;
 }
@@ -137,6 +152,8 @@ int jw__parts_split(const char *line, size_t len, size_t max, const char *run_id
   size_t of_digits = 1, pos = 0;
   uint64_t of = 0, n;
   json_t *check;
+  unsigned char dg[DIGEST_BYTES];
+  char digest[DIGEST_HEX + 1];
   int rc = 0;
 
   if (max < JW_PARTS_MIN_MAX)
@@ -163,6 +180,12 @@ int jw__parts_split(const char *line, size_t len, size_t max, const char *run_id
                         "strings",
                         (unsigned long)len);
   json_decref(check);
+  /* The whole line's digest names it apart from another line of the same
+   * seq (another sink's) and checks it once put together. */
+  if (sodium_init() < 0)
+    return jw_error_set(err, JW_ESYS, 0, "parts", "libsodium could not be initialized");
+  crypto_generichash(dg, sizeof(dg), (const unsigned char *)line, len, NULL, 0);
+  sodium_bin2hex(digest, sizeof(digest), dg, sizeof(dg));
 
   s.line = line;
   s.len = len;
@@ -179,7 +202,7 @@ int jw__parts_split(const char *line, size_t len, size_t max, const char *run_id
   /* digits(of) < of_digits cannot happen: more digits only make parts
    * smaller, so the count does not go down. Render each part. */
   for (n = 1; n <= of && rc == 0; n++) {
-    size_t room = max - envelope_len(s.rid_len, seq, n, of_digits, len);
+    size_t room = max - envelope_len(s.rid_len, seq, max, n, of_digits, len);
     size_t end = segment_end(line, len, pos, room);
     json_t *part = json_object(), *in = json_object();
     char *text = NULL;
@@ -195,6 +218,8 @@ int jw__parts_split(const char *line, size_t len, size_t max, const char *run_id
     if (json_object_set_new(in, "v", json_integer(JW_PARTS_VERSION)) != 0 ||
         json_object_set_new(in, "run_id", json_string(run_id)) != 0 ||
         json_object_set_new(in, "seq", json_integer((json_int_t)seq)) != 0 ||
+        json_object_set_new(in, "digest", json_string(digest)) != 0 ||
+        json_object_set_new(in, "limit", json_integer((json_int_t)max)) != 0 ||
         json_object_set_new(in, "n", json_integer((json_int_t)n)) != 0 ||
         json_object_set_new(in, "of", json_integer((json_int_t)of)) != 0 ||
         json_object_set_new(in, "bytes", json_integer((json_int_t)len)) != 0 ||
@@ -229,11 +254,24 @@ typedef struct {
   uint64_t tag;
 } slot_t;
 
+/* What names a line: run_id + seq; for version 2 also the whole line's
+ * digest (hex) and the limit it was split at ("" and 0 for version 1). */
+typedef struct {
+  unsigned version;
+  const char *run_id;
+  uint64_t seq;
+  const char *digest;
+  uint64_t limit;
+} line_key_t;
+
 typedef struct line_s {
   struct line_s *next_in_bucket;
   struct line_s *prev, *next; /* in the pending or the completed list */
+  unsigned version;
   char run_id[JW_PARTS_RUN_ID_MAX + 1];
   uint64_t seq;
+  char digest[DIGEST_HEX + 1];
+  uint64_t limit;
   uint32_t of;
   size_t bytes;
   /* Parts read and not yet put together (an incomplete line, or parts of
@@ -283,14 +321,32 @@ static void list_remove(list_t *l, line_t *x) {
   x->prev = x->next = NULL;
 }
 
-static size_t bucket_of(const jw__parts_t *p, const char *run_id, uint64_t seq, size_t n_buckets) {
-  unsigned char in[JW_PARTS_RUN_ID_MAX + 8], h[crypto_shorthash_BYTES];
-  size_t rl = strlen(run_id), i;
+static line_key_t key_of(const line_t *x) {
+  line_key_t k;
+  k.version = x->version;
+  k.run_id = x->run_id;
+  k.seq = x->seq;
+  k.digest = x->digest;
+  k.limit = x->limit;
+  return k;
+}
+
+/* Every member of the key goes into the hash: lines of one seq (two
+ * sinks' or two limits') spread over the table like any others. */
+static size_t bucket_of(const jw__parts_t *p, const line_key_t *k, size_t n_buckets) {
+  unsigned char in[1 + JW_PARTS_RUN_ID_MAX + 8 + DIGEST_HEX + 8], h[crypto_shorthash_BYTES];
+  size_t rl = strlen(k->run_id), dl = strlen(k->digest), at = 0, i;
   uint64_t v = 0;
-  memcpy(in, run_id, rl);
+  in[at++] = (unsigned char)k->version;
+  memcpy(in + at, k->run_id, rl);
+  at += rl;
   for (i = 0; i < 8; i++)
-    in[rl + i] = (unsigned char)(seq >> (8 * i));
-  crypto_shorthash(h, in, rl + 8, p->key);
+    in[at++] = (unsigned char)(k->seq >> (8 * i));
+  memcpy(in + at, k->digest, dl);
+  at += dl;
+  for (i = 0; i < 8; i++)
+    in[at++] = (unsigned char)(k->limit >> (8 * i));
+  crypto_shorthash(h, in, at, p->key);
   for (i = 0; i < 8; i++)
     v |= (uint64_t)h[i] << (8 * i);
   return (size_t)(v % n_buckets);
@@ -338,7 +394,8 @@ static void slots_clear(jw__parts_t *p, line_t *x) {
 
 /* Takes x out of the table and its list, and frees it. */
 static void line_drop(jw__parts_t *p, line_t *x) {
-  line_t **pp = &p->buckets[bucket_of(p, x->run_id, x->seq, p->n_buckets)];
+  line_key_t k = key_of(x);
+  line_t **pp = &p->buckets[bucket_of(p, &k, p->n_buckets)];
   while (*pp != NULL && *pp != x)
     pp = &(*pp)->next_in_bucket;
   if (*pp == x)
@@ -363,10 +420,11 @@ void jw__parts_free(jw__parts_t *p) {
   free(p);
 }
 
-static line_t *line_find(const jw__parts_t *p, const char *run_id, uint64_t seq) {
-  line_t *x = p->buckets[bucket_of(p, run_id, seq, p->n_buckets)];
+static line_t *line_find(const jw__parts_t *p, const line_key_t *k) {
+  line_t *x = p->buckets[bucket_of(p, k, p->n_buckets)];
   for (; x != NULL; x = x->next_in_bucket)
-    if (x->seq == seq && strcmp(x->run_id, run_id) == 0)
+    if (x->seq == k->seq && x->version == k->version && x->limit == k->limit &&
+        strcmp(x->run_id, k->run_id) == 0 && strcmp(x->digest, k->digest) == 0)
       return x;
   return NULL;
 }
@@ -379,10 +437,11 @@ static void table_grow(jw__parts_t *p) {
   for (i = 0; i < p->n_buckets; i++) {
     line_t *x = p->buckets[i], *next;
     for (; x != NULL; x = next) {
-      size_t k = bucket_of(p, x->run_id, x->seq, nb);
+      line_key_t k = key_of(x);
+      size_t at = bucket_of(p, &k, nb);
       next = x->next_in_bucket;
-      x->next_in_bucket = b[k];
-      b[k] = x;
+      x->next_in_bucket = b[at];
+      b[at] = x;
     }
   }
   free(p->buckets);
@@ -414,6 +473,15 @@ static int why(jw__part_result_t *res, int code, const char *fmt, ...) {
   vsnprintf(res->why, sizeof(res->why), fmt, ap);
   va_end(ap);
   return code;
+}
+
+/* n bytes of [0-9a-f] (a NUL among them is not). */
+static int lower_hex(const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+      return 0;
+  return 1;
 }
 
 /* An integer member of `in` in [lo, hi], else -1 (with res->why). */
@@ -450,9 +518,10 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
   static const char prefix[] = "{\"jobwarden_part\":";
   json_t *root = NULL, *in, *data;
   json_error_t je;
-  uint64_t v, seq, n, of, bytes, limit;
-  const char *rid, *d;
+  uint64_t v, seq, n, of, bytes, cap, limit = 0;
+  const char *rid, *d, *digest = "";
   size_t dlen;
+  line_key_t key;
   line_t *x;
   unsigned char dg[DIGEST_BYTES];
   int rc;
@@ -480,15 +549,15 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
     rc = JW_EINVAL;
     goto done;
   }
-  if (v != JW_PARTS_VERSION) {
-    rc = why(res, JW_EINVAL, "a part record of version %llu (this reader knows version %d)",
-             (unsigned long long)v, JW_PARTS_VERSION);
+  if (v != 1 && v != 2) {
+    rc = why(res, JW_EINVAL, "a part record of version %llu (this reader knows versions 1 and 2)",
+             (unsigned long long)v);
     goto done;
   }
-  if (json_object_size(in) != 7) {
-    rc = why(res, JW_EINVAL,
-             "a damaged part record: expected the members v, run_id, seq, n, of, bytes, data "
-             "(found %lu members)",
+  if (json_object_size(in) != (v == 1 ? 7u : 9u)) {
+    rc = why(res, JW_EINVAL, "a damaged part record: expected the members %s (found %lu members)",
+             v == 1 ? "v, run_id, seq, n, of, bytes, data"
+                    : "v, run_id, seq, digest, limit, n, of, bytes, data",
              (unsigned long)json_object_size(in));
     goto done;
   }
@@ -498,9 +567,25 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
              JW_PARTS_RUN_ID_MAX);
     goto done;
   }
-  limit = p->cap;
-  if (get_uint(in, "seq", 0, (uint64_t)INT64_MAX, &seq, res) != 0 ||
-      get_uint(in, "bytes", 1, limit, &bytes, res) != 0 ||
+  cap = p->cap;
+  if (get_uint(in, "seq", 0, (uint64_t)INT64_MAX, &seq, res) != 0) {
+    rc = JW_EINVAL;
+    goto done;
+  }
+  if (v == 2) {
+    json_t *dj = json_object_get(in, "digest");
+    digest = json_string_value(dj);
+    if (digest == NULL || json_string_length(dj) != DIGEST_HEX || !lower_hex(digest, DIGEST_HEX)) {
+      rc = why(res, JW_EINVAL, "a part record whose \"digest\" is not %d lowercase hex digits",
+               DIGEST_HEX);
+      goto done;
+    }
+    if (get_uint(in, "limit", JW_PARTS_MIN_MAX, (uint64_t)INT64_MAX, &limit, res) != 0) {
+      rc = JW_EINVAL;
+      goto done;
+    }
+  }
+  if (get_uint(in, "bytes", 1, cap, &bytes, res) != 0 ||
       get_uint(in, "of", 1, bytes < UINT32_MAX ? bytes : UINT32_MAX, &of, res) != 0 ||
       get_uint(in, "n", 1, of, &n, res) != 0) {
     rc = JW_EINVAL;
@@ -513,14 +598,37 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
              (unsigned long long)bytes);
     goto done;
   }
+  if (v == 2) {
+    /* The writer kept each record within the limit it names: a longer
+     * one was changed on the way (or never was jobwarden's). Trailing
+     * white space is a reader's line ending, not the record's. */
+    size_t rec = len;
+    while (rec > 0 && (line[rec - 1] == ' ' || line[rec - 1] == '\t' || line[rec - 1] == '\r' ||
+                       line[rec - 1] == '\n'))
+      rec--;
+    if (rec > limit) {
+      rc = why(res, JW_EINVAL,
+               "a damaged part record: %lu bytes long, over its own \"limit\" (%llu bytes)",
+               (unsigned long)rec, (unsigned long long)limit);
+      goto done;
+    }
+  }
+  res->version = (unsigned)v;
   jw__strlcpy(res->run_id, rid, sizeof(res->run_id));
   res->seq = seq;
+  jw__strlcpy(res->digest, digest, sizeof(res->digest));
+  res->limit = limit;
   res->n = (uint32_t)n;
   res->of = (uint32_t)of;
   d = json_string_value(data);
   dlen = json_string_length(data);
 
-  x = line_find(p, rid, seq);
+  key.version = (unsigned)v;
+  key.run_id = rid;
+  key.seq = seq;
+  key.digest = digest;
+  key.limit = limit;
+  x = line_find(p, &key);
   if (x != NULL && (x->of != of || x->bytes != bytes)) {
     res->conflict = 1;
     res->other_tag = x->slots != NULL ? x->first_tag : x->tags[0];
@@ -572,14 +680,17 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
       rc = why(res, JW_ENOMEM, "out of memory");
       goto done;
     }
+    x->version = (unsigned)v;
     jw__strlcpy(x->run_id, rid, sizeof(x->run_id));
     x->seq = seq;
+    jw__strlcpy(x->digest, digest, sizeof(x->digest));
+    x->limit = limit;
     x->of = (uint32_t)of;
     x->bytes = (size_t)bytes;
     x->charge = sizeof(line_t);
     p->held += x->charge;
     {
-      size_t b = bucket_of(p, rid, seq, p->n_buckets);
+      size_t b = bucket_of(p, &key, p->n_buckets);
       x->next_in_bucket = p->buckets[b];
       p->buckets[b] = x;
     }
@@ -619,6 +730,8 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
             "the parts of run %s seq %llu read so far hold %lu bytes, more than its \"bytes\" "
             "(%lu): the line is dropped",
             rid, (unsigned long long)seq, (unsigned long)(x->have + dlen), (unsigned long)x->bytes);
+    res->line_dropped = 1;
+    res->first_tag = x->first_tag;
     if (x->digests == NULL)
       line_drop(p, x);
     else
@@ -649,6 +762,8 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
              "is dropped",
              (unsigned long)x->of, rid, (unsigned long long)seq, (unsigned long)x->have,
              (unsigned long)x->bytes);
+    res->line_dropped = 1;
+    res->first_tag = x->first_tag;
     if (x->digests == NULL)
       line_drop(p, x);
     else
@@ -659,6 +774,29 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
   if (res->whole == NULL) {
     rc = why(res, JW_ENOMEM, "out of memory");
     goto done;
+  }
+  if (x->version == 2) {
+    /* The line put together is the one the parts name: parts of another
+     * line under the same name (forged, or damaged the same way twice)
+     * are not passed on as it. */
+    char hex[DIGEST_HEX + 1];
+    crypto_generichash(dg, sizeof(dg), (const unsigned char *)res->whole, x->bytes, NULL, 0);
+    sodium_bin2hex(hex, sizeof(hex), dg, sizeof(dg));
+    if (strcmp(hex, x->digest) != 0) {
+      free(res->whole);
+      res->whole = NULL;
+      rc = why(res, JW_EINVAL,
+               "the %lu parts of run %s seq %llu put together are not the line of their "
+               "\"digest\" (%s): the line is dropped",
+               (unsigned long)x->of, rid, (unsigned long long)seq, digest);
+      res->line_dropped = 1;
+      res->first_tag = x->first_tag;
+      if (x->digests == NULL)
+        line_drop(p, x);
+      else
+        slots_clear(p, x);
+      goto done;
+    }
   }
   res->whole_len = x->bytes;
   res->first_tag = x->first_tag;
@@ -708,8 +846,11 @@ size_t jw__parts_pending(const jw__parts_t *p, void (*fn)(void *ctx, const jw__p
       if (x->slots == NULL || x->seen == 0)
         continue;
       memset(&pp, 0, sizeof(pp));
+      pp.version = x->version;
       pp.run_id = x->run_id;
       pp.seq = x->seq;
+      pp.digest = x->digest;
+      pp.limit = x->limit;
       pp.seen = x->seen;
       pp.of = x->of;
       pp.bytes = x->bytes;

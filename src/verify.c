@@ -279,6 +279,13 @@ static int on_line(void *ctx, const char *line, size_t len, unsigned long lineno
     e->conflict_tag = res.other_tag;
     if (res.run_id[0] != '\0')
       e->seq = (long long)res.seq;
+    if (res.line_dropped) {
+      /* A line whose parts do not add up (to its bytes, or to the line of
+       * its digest) is damage where the line is, at its first part. */
+      e->file = TAG_FILE(res.first_tag);
+      e->lineno = TAG_LINE(res.first_tag);
+      e->parts = res.of;
+    }
   } else {
     parse_seal(e, line, len);
     if (!e->sealed)

@@ -86,7 +86,7 @@ check() { # NAME STATUS
 }
 "$jwp" record "$work/parts.key" "$work/rec.jsonl" 8
 "$jwp" split 400 "$work/rec.jsonl" "$work/split.jsonl"
-part_re='^\{"jobwarden_part":\{"v":1,"run_id":"[0-9a-f]{32}","seq":[1-8],"n":[0-9]+,"of":[0-9]+,"bytes":[0-9]+,"data":".*"\}\}$'
+part_re='^\{"jobwarden_part":\{"v":2,"run_id":"[0-9a-f]{32}","seq":[1-8],"digest":"[0-9a-f]{32}","limit":400,"n":[0-9]+,"of":[0-9]+,"bytes":[0-9]+,"data":".*"\}\}$'
 [ "$(wc -l <"$work/rec.jsonl")" -eq 8 ] && [ "$(wc -l <"$work/split.jsonl")" -gt 16 ] &&
   ! grep -qvE "$part_re" "$work/split.jsonl" && [ "$(LC_ALL=C awk 'length > 400' "$work/split.jsonl" | wc -l)" -eq 0 ]
 check "split: 8 lines into part records of at most 400 bytes" $?
@@ -119,10 +119,10 @@ check "report --format json: the split record's report is the record's (files an
 # A part missing: part 1 of the event of seq 2 (its line gone). Its other
 # parts start at the same line number then; verify places the missing
 # index before seq 3's first part.
-l2=$(grep -n '"seq":2,"n":1,' "$work/split.jsonl" | cut -d: -f1)
+l2=$(grep -nE '"seq":2,"digest":"[0-9a-f]{32}","limit":400,"n":1,' "$work/split.jsonl" | cut -d: -f1)
 of2=$(sed -n "${l2}s/.*\"of\":\([0-9]*\).*/\1/p" "$work/split.jsonl")
 sed "${l2}d" "$work/split.jsonl" >"$work/miss.jsonl"
-l3=$(grep -n '"seq":3,"n":1,' "$work/miss.jsonl" | cut -d: -f1)
+l3=$(grep -nE '"seq":3,"digest":"[0-9a-f]{32}","limit":400,"n":1,' "$work/miss.jsonl" | cut -d: -f1)
 expect verify-missing-part 1 "^$work/miss\\.jsonl:$l2: incomplete: run $run seq 2: $((of2 - 1)) of $of2 continuation records \\(part 1 missing\\); the event is not in the record\$" '' -- verify "$work/miss.jsonl" --key "$work/parts.key"
 grep -qxE "  deleted: before $work/miss\\.jsonl:$l3 \\(seq 3, a line of [0-9]+ continuation records\\): index 1 is missing" "$work/out"
 check "verify-missing-part: index 1 deleted, before seq 3's first part" $?

@@ -6,10 +6,12 @@
  *                                   the emitter and the file exporter, with
  *                                   a new seal key written to KEYFILE
  *   jw-parts split MAX IN OUT       every line of IN longer than MAX bytes
- *                                   as part records of at most MAX bytes,
- *                                   as a sink with that size limit sends
- *                                   it (run_id and seq read with
- *                                   jw_format_meta, in any format)
+ *                                   as part records of at most MAX bytes
+ *                                   (version 2, "limit":MAX), as a sink
+ *                                   with that size limit sends it (run_id
+ *                                   and seq read with jw_format_meta, in
+ *                                   any format; MAX at least
+ *                                   JW_PARTS_MIN_MAX, 298)
  *
  * Exit status: 0; 1 when a line cannot be split (the message says which);
  * 2 for bad usage, a file that cannot be opened or written. */

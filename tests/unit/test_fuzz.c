@@ -573,8 +573,8 @@ static void fuzz_parts(int rounds) {
     for (j = 0; j < 13 * 107; j++)
       src[k][j] = pat[j % (sizeof(pat) - 1)];
     src[k][13 * 107] = 0;
-    CHECK_INT(jw__parts_split(src[k], strlen(src[k]), 256 + 200 * k, "fuzzrun", 7 + k, fz_collect,
-                              &fp, NULL),
+    CHECK_INT(jw__parts_split(src[k], strlen(src[k]), JW_PARTS_MIN_MAX + 200 * k, "fuzzrun", 7 + k,
+                              fz_collect, &fp, NULL),
               0);
   }
   CHECK(fp.n > 6);

@@ -1,24 +1,39 @@
 /* unit: continuation records (src/parts.c). The splitter: the exact part
- * lines of a known input; the limits (a line of exactly MAX bytes is not
- * split, MAX + 1 is; MAX below the minimum, a bad run id, invalid UTF-8
- * are refused); cuts next to multi-byte characters and next to bytes that
- * need escaping — every part at most MAX, and as full as it can be (the
- * next character would not fit: the escaped-length count is exact). A
- * round trip over many random lines and limits. The reassembler: parts
- * interleaved, reordered, repeated, conflicting, missing, a line
- * delivered twice, collector headers, malformed parts with their reasons,
- * and its cap. */
+ * lines (version 2) of a known input; the limits (a line of exactly MAX
+ * bytes is not split, MAX + 1 is; MAX below the minimum, a bad run id,
+ * invalid UTF-8 are refused); cuts next to multi-byte characters and next
+ * to bytes that need escaping — every part at most MAX, and as full as it
+ * can be (the next character would not fit: the escaped-length count is
+ * exact). A round trip over many random lines and limits. The
+ * reassembler: parts interleaved, reordered, repeated, conflicting,
+ * missing, a line delivered twice, collector headers, malformed parts
+ * with their reasons, and its cap; two different lines of one seq (two
+ * sinks) and one line at two limits put together apart; a line that is
+ * not its digest; version 1 records read as before. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "harness.h"
 #include "internal.h"
 #include "parts.h"
 
 #define RID "0123456789abcdef0123456789abcdef"
+/* The limit most cases split at: version 2's envelope is 56 bytes longer
+ * than version 1's was (the digest member, and a limit of 3 digits), so at
+ * 312 each part holds the very data it held at 256 in version 1, and the
+ * cuts below are the ones worked out for it. */
+#define MAX 312
+
+/* The digest a version 2 part names: BLAKE2b-128 of the line, in hex. */
+static void line_digest(const char *line, size_t len, char hex[33]) {
+  unsigned char d[16];
+  crypto_generichash(d, sizeof(d), (const unsigned char *)line, len, NULL, 0);
+  sodium_bin2hex(hex, 33, d, sizeof(d));
+}
 
 static uint64_t g_rng = 0x70617274735f7631ull; /* fixed: reproducible */
 
@@ -84,7 +99,7 @@ static int check_parts(const parts_t *p, const char *line, size_t len, size_t ma
   for (i = 0; i < p->n; i++) {
     json_error_t je;
     json_t *j = json_loadb(p->l[i], p->len[i], JSON_ALLOW_NUL, &je), *in, *d;
-    char head[200];
+    char head[300], digest[33];
     int hn;
     CHECK(p->len[i] <= max);
     CHECK(memchr(p->l[i], '\n', p->len[i]) == NULL);
@@ -92,12 +107,12 @@ static int check_parts(const parts_t *p, const char *line, size_t len, size_t ma
     if (j == NULL)
       return jw_test_failures - before;
     in = json_object_get(j, "jobwarden_part");
-    hn =
-        snprintf(head, sizeof(head),
-                 "{\"jobwarden_part\":{\"v\":1,\"run_id\":\"%s\",\"seq\":%llu,\"n\":%lu,\"of\":%lu,"
-                 "\"bytes\":%lu,\"data\":\"",
-                 RID, (unsigned long long)seq, (unsigned long)(i + 1), (unsigned long)p->n,
-                 (unsigned long)len);
+    line_digest(line, len, digest);
+    hn = snprintf(head, sizeof(head),
+                  "{\"jobwarden_part\":{\"v\":2,\"run_id\":\"%s\",\"seq\":%llu,\"digest\":\"%s\","
+                  "\"limit\":%lu,\"n\":%lu,\"of\":%lu,\"bytes\":%lu,\"data\":\"",
+                  RID, (unsigned long long)seq, digest, (unsigned long)max, (unsigned long)(i + 1),
+                  (unsigned long)p->n, (unsigned long)len);
     CHECK(strncmp(p->l[i], head, (size_t)hn) == 0); /* members and their order */
     CHECK(memcmp(p->l[i] + p->len[i] - 3, "\"}}", 3) == 0);
     d = json_object_get(in, "data");
@@ -129,52 +144,51 @@ static char *repeat(char c, size_t n) {
 }
 
 static void test_exact(void) {
-  /* {"a":"xxx...x"} of 308 bytes at MAX 256: the envelope of run RID,
-   * seq 7, n and of of one digit, bytes 308 is 113 bytes, leaving 143 for
-   * the escaped data. Part 1 takes {"a":" (6 bytes, 9 escaped) and 134
-   * x; part 2, 143 x; part 3 the last 23 x and "} (3 escaped). */
-  char line[400], want[600];
-  char *x134 = repeat('x', 134), *x143 = repeat('x', 143), *x300 = repeat('x', 300),
-       *x23 = repeat('x', 23);
+  /* {"a":"xxx...x"} of 408 bytes at MAX 312: the envelope of run RID,
+   * seq 7, its digest, limit 312, n and of of one digit, bytes 408 is 169
+   * bytes, leaving 143 for the escaped data. Part 1 takes {"a":" (6
+   * bytes, 9 escaped) and 134 x; part 2, 143 x; part 3 the last 123 x and
+   * "} (3 escaped). The digest is from Python's hashlib (another BLAKE2b):
+   * hashlib.blake2b(line, digest_size=16).hexdigest(). */
+  char line[500], want[600];
+  char *x134 = repeat('x', 134), *x143 = repeat('x', 143), *x400 = repeat('x', 400),
+       *x123 = repeat('x', 123);
   parts_t p;
   jw_error_t err;
   memset(&p, 0, sizeof(p));
   memset(&err, 0, sizeof(err));
-  snprintf(line, sizeof(line), "{\"a\":\"%s\"}\n", x300);
-  CHECK_INT(strlen(line), 309);
-  CHECK_INT(jw__parts_split(line, strlen(line), 256, RID, 7, collect, &p, &err), 0);
+  snprintf(line, sizeof(line), "{\"a\":\"%s\"}\n", x400);
+  CHECK_INT(strlen(line), 409);
+  CHECK_INT(jw__parts_split(line, strlen(line), MAX, RID, 7, collect, &p, &err), 0);
   CHECK_INT(p.n, 3);
   if (p.n == 3) {
+#define V2_HEAD                                                                                    \
+  "{\"jobwarden_part\":{\"v\":2,\"run_id\":\"" RID "\",\"seq\":7,"                                 \
+  "\"digest\":\"6d364b771e86f74cb19f37e94cce8edf\",\"limit\":312,"
     snprintf(want, sizeof(want),
-             "{\"jobwarden_part\":{\"v\":1,\"run_id\":\"" RID "\",\"seq\":7,\"n\":1,\"of\":3,"
-             "\"bytes\":308,\"data\":\"{\\\"a\\\":\\\"%s\"}}",
-             x134);
+             V2_HEAD "\"n\":1,\"of\":3,\"bytes\":408,\"data\":\"{\\\"a\\\":\\\"%s\"}}", x134);
     CHECK_STR(p.l[0], want);
-    CHECK_INT(p.len[0], 256);
-    snprintf(want, sizeof(want),
-             "{\"jobwarden_part\":{\"v\":1,\"run_id\":\"" RID "\",\"seq\":7,\"n\":2,\"of\":3,"
-             "\"bytes\":308,\"data\":\"%s\"}}",
-             x143);
+    CHECK_INT(p.len[0], 312);
+    snprintf(want, sizeof(want), V2_HEAD "\"n\":2,\"of\":3,\"bytes\":408,\"data\":\"%s\"}}", x143);
     CHECK_STR(p.l[1], want);
-    CHECK_INT(p.len[1], 256);
-    snprintf(want, sizeof(want),
-             "{\"jobwarden_part\":{\"v\":1,\"run_id\":\"" RID "\",\"seq\":7,\"n\":3,\"of\":3,"
-             "\"bytes\":308,\"data\":\"%s\\\"}\"}}",
-             x23);
+    CHECK_INT(p.len[1], 312);
+    snprintf(want, sizeof(want), V2_HEAD "\"n\":3,\"of\":3,\"bytes\":408,\"data\":\"%s\\\"}\"}}",
+             x123);
     CHECK_STR(p.l[2], want);
-    CHECK_INT(p.len[2], 139);
+    CHECK_INT(p.len[2], 295);
+#undef V2_HEAD
   }
-  CHECK_INT(check_parts(&p, line, 308, 256, 7), 0);
+  CHECK_INT(check_parts(&p, line, 408, MAX, 7), 0);
   parts_free(&p);
   /* emit's refusal stops the split and is returned. */
   p.fail_at = 2;
-  CHECK_INT(jw__parts_split(line, strlen(line), 256, RID, 7, collect, &p, &err), JW_EIO);
+  CHECK_INT(jw__parts_split(line, strlen(line), MAX, RID, 7, collect, &p, &err), JW_EIO);
   CHECK_INT(p.n, 1);
   parts_free(&p);
   free(x134);
   free(x143);
-  free(x300);
-  free(x23);
+  free(x400);
+  free(x123);
 }
 
 static void test_limits(void) {
@@ -189,9 +203,9 @@ static void test_limits(void) {
   CHECK_INT(jw__parts_split(line, 301, 300, RID, 1, collect, &p, &err), JW_PARTS_FITS);
   CHECK_INT(p.n, 0);
   line[300] = 'y';
-  /* MAX + 1: two parts. */
+  /* MAX + 1: split (three parts: the envelope takes 166 of the 300). */
   CHECK_INT(jw__parts_split(line, 301, 300, RID, 1, collect, &p, &err), 0);
-  CHECK_INT(p.n, 2);
+  CHECK_INT(p.n, 3);
   CHECK_INT(check_parts(&p, line, 301, 300, 1), 0);
   parts_free(&p);
   /* The smallest limit, and one below it. */
@@ -200,9 +214,9 @@ static void test_limits(void) {
   parts_free(&p);
   CHECK_INT(jw__parts_split(line, 1000, JW_PARTS_MIN_MAX - 1, RID, 1, collect, &p, &err),
             JW_EINVAL);
-  CHECK_STR(err.text, "a size limit of 255 bytes is too small to split a line (at least 256)");
-  /* The widest envelope still leaves room: a 64-character run id and
-   * 19-digit numbers at the minimum. */
+  CHECK_STR(err.text, "a size limit of 297 bytes is too small to split a line (at least 298)");
+  /* The widest envelope still leaves room: a 64-character run id and a
+   * 19-digit seq at the minimum. */
   {
     char rid64[65];
     memset(rid64, 'Z', 64);
@@ -249,11 +263,11 @@ static void straddle(const char *ins, size_t ins_len, const char *what) {
     memset(&p, 0, sizeof(p));
     memset(line, 'a', len);
     memcpy(line + off, ins, ins_len);
-    if (jw__parts_split(line, len, 256, RID, 42, collect, &p, NULL) != 0) {
+    if (jw__parts_split(line, len, MAX, RID, 42, collect, &p, NULL) != 0) {
       fprintf(stderr, "straddle %s at %lu: split failed\n", what, (unsigned long)off);
       CHECK(0);
       failed = 1;
-    } else if (check_parts(&p, line, len, 256, 42) != 0) {
+    } else if (check_parts(&p, line, len, MAX, 42) != 0) {
       fprintf(stderr, "straddle %s at %lu: parts wrong\n", what, (unsigned long)off);
       failed = 1;
     }
@@ -274,7 +288,7 @@ static void test_straddling(void) {
   straddle("\0\0", 2, "NUL bytes");
   straddle("\"\"\"\"\"\"", 6, "quotes");
   straddle("\t\n\r\b\f", 5, "short escapes");
-  /* A known cut (the envelope of seq 42, 500 bytes is 114 bytes: 142 for
+  /* A known cut (the envelope of seq 42, 500 bytes is 170 bytes: 142 for
    * the data): a euro sign at bytes 141..143 goes whole to part 2, the
    * data of part 1 ends before it. */
   {
@@ -283,19 +297,19 @@ static void test_straddling(void) {
     memset(&p, 0, sizeof(p));
     memset(line, 'a', sizeof(line));
     memcpy(line + 141, "\xe2\x82\xac", 3);
-    CHECK_INT(jw__parts_split(line, sizeof(line), 256, RID, 42, collect, &p, NULL), 0);
+    CHECK_INT(jw__parts_split(line, sizeof(line), MAX, RID, 42, collect, &p, NULL), 0);
     CHECK(p.n >= 2);
     if (p.n >= 2) {
-      CHECK_INT(p.len[0], 255); /* 141 bytes of data: the sign needs 3 */
+      CHECK_INT(p.len[0], 311); /* 141 bytes of data: the sign needs 3 */
       CHECK(strstr(p.l[1], "\"data\":\"\xe2\x82\xac") != NULL);
     }
     parts_free(&p);
     /* A quote at byte 141 (two escaped) does not fit either. */
     memset(line, 'a', sizeof(line));
     line[141] = '"';
-    CHECK_INT(jw__parts_split(line, sizeof(line), 256, RID, 42, collect, &p, NULL), 0);
+    CHECK_INT(jw__parts_split(line, sizeof(line), MAX, RID, 42, collect, &p, NULL), 0);
     if (p.n >= 2) {
-      CHECK_INT(p.len[0], 255);
+      CHECK_INT(p.len[0], 311);
       CHECK(strstr(p.l[1], "\"data\":\"\\\"aaa") != NULL);
     }
     parts_free(&p);
@@ -345,9 +359,12 @@ static void test_round_trip(void) {
   for (round = 0; round < 2000 && bad < 5; round++) {
     size_t len = random_line(line, round % 10 == 0 ? 20000 : 3000);
     size_t max = JW_PARTS_MIN_MAX + rnd() % 2000, i;
-    /* one reassembler for all: each line its own seq (a seq read again
-     * with other parts would be a conflict) */
-    uint64_t seq = rnd() % 3 == 0 ? ((uint64_t)rnd() << 31 | (uint64_t)round) : (uint64_t)round;
+    /* One reassembler for all. A third of the lines share four seqs: a
+     * line of a seq whose other lines were put together before (another
+     * sink's) is a line of its own, never a conflict. */
+    uint64_t seq = rnd() % 3 == 0   ? (uint64_t)(rnd() % 4)
+                   : rnd() % 2 == 0 ? ((uint64_t)rnd() << 31 | (uint64_t)round)
+                                    : (uint64_t)round;
     parts_t p;
     size_t *ix;
     int rc, got_whole = 0;
@@ -410,18 +427,21 @@ typedef struct {
 
 static void on_pending(void *ctx, const jw__parts_pending_t *pp) {
   pend_t *p = ctx;
+  char v2[60] = "";
+  if (pp->version == 2)
+    snprintf(v2, sizeof(v2), " %.8s limit %llu", pp->digest, (unsigned long long)pp->limit);
   if (p->n < 8)
-    snprintf(p->text[p->n++], sizeof(p->text[0]),
-             "%s/%llu %u of %u missing %u bytes %lu tag %llu%s", pp->run_id,
-             (unsigned long long)pp->seq, pp->seen, pp->of, pp->missing, (unsigned long)pp->bytes,
-             (unsigned long long)pp->first_tag, pp->repeat ? " repeat" : "");
+    snprintf(
+        p->text[p->n++], sizeof(p->text[0]), "%s/%llu%s %u of %u missing %u bytes %lu tag %llu%s",
+        pp->run_id, (unsigned long long)pp->seq, v2, pp->seen, pp->of, pp->missing,
+        (unsigned long)pp->bytes, (unsigned long long)pp->first_tag, pp->repeat ? " repeat" : "");
 }
 
 /* Splits a line of `len` bytes whose bytes depend on `c` into `p`. */
 static char *make_line(char c, size_t len, uint64_t seq, parts_t *p) {
   char *line = repeat(c, len);
   memset(p, 0, sizeof(*p));
-  CHECK_INT(jw__parts_split(line, len, 256, RID, seq, collect, p, NULL), 0);
+  CHECK_INT(jw__parts_split(line, len, MAX, RID, seq, collect, p, NULL), 0);
   return line;
 }
 
@@ -462,8 +482,8 @@ static void test_reassembly(void) {
   CHECK_INT(feed(r, b.l[1], 16, &res), JW_PARTS_REPEAT);
   memset(&pend, 0, sizeof(pend));
   CHECK_INT(jw__parts_pending(r, on_pending, &pend), 2);
-  CHECK_STR(pend.text[0], RID "/6 4 of 5 missing 4 bytes 600 tag 10");
-  CHECK_STR(pend.text[1], RID "/5 2 of 3 missing 1 bytes 400 tag 11");
+  CHECK_STR(pend.text[0], RID "/6 5eeb958a limit 312 4 of 5 missing 4 bytes 600 tag 10");
+  CHECK_STR(pend.text[1], RID "/5 360cdcc6 limit 312 2 of 3 missing 1 bytes 400 tag 11");
   CHECK_INT(feed(r, a.l[0], 17, &res), JW_PARTS_WHOLE);
   CHECK_INT(res.whole_len, 400);
   CHECK(res.whole != NULL && memcmp(res.whole, la, 400) == 0 && res.whole[400] == '\0');
@@ -481,7 +501,7 @@ static void test_reassembly(void) {
   CHECK_INT(feed(r, a.l[1], 20, &res), JW_PARTS_REPEAT);
   memset(&pend, 0, sizeof(pend));
   CHECK_INT(jw__parts_pending(r, on_pending, &pend), 1);
-  CHECK_STR(pend.text[0], RID "/5 1 of 3 missing 1 bytes 400 tag 20 repeat");
+  CHECK_STR(pend.text[0], RID "/5 360cdcc6 limit 312 1 of 3 missing 1 bytes 400 tag 20 repeat");
   {
     char *forged = strdup(a.l[0]);
     char *d = strstr(forged, "\"data\":\"") + 8;
@@ -525,7 +545,7 @@ static void test_reassembly(void) {
     CHECK_INT(feed(r, c.l[2], 33, &res), JW_PARTS_HELD);
     memset(&pend, 0, sizeof(pend));
     CHECK_INT(jw__parts_pending(r, on_pending, &pend), 1);
-    CHECK_STR(pend.text[0], RID "/9 2 of 4 missing 2 bytes 500 tag 30");
+    CHECK_STR(pend.text[0], RID "/9 d80d9c36 limit 312 2 of 4 missing 2 bytes 500 tag 30");
     free(lc);
     parts_free(&c);
   }
@@ -536,7 +556,246 @@ static void test_reassembly(void) {
   jw__parts_free(r);
 }
 
-/* Malformed part records: each refused with its reason, nothing held. */
+/* Version 1 records, as jobwarden wrote them before version 2: the line
+ * {"a":"x...x"} (300 x, 308 bytes) at a limit of 256 — part 1 {"a":" and
+ * 134 x, part 2 143 x, part 3 23 x and "}. Readers put them together as
+ * they always did (keyed by run_id + seq), apart from version 2 parts of
+ * the same line and seq; two version 1 lines of one seq still conflict. */
+#define V1_HEAD "{\"jobwarden_part\":{\"v\":1,\"run_id\":\"" RID "\",\"seq\":7,"
+
+static void test_version1(void) {
+  char line[400], v1[3][400];
+  char *x134 = repeat('x', 134), *x143 = repeat('x', 143), *x300 = repeat('x', 300),
+       *x23 = repeat('x', 23);
+  jw__parts_t *r = jw__parts_new();
+  jw__part_result_t res;
+  parts_t p;
+  size_t i;
+  memset(&p, 0, sizeof(p));
+  snprintf(line, sizeof(line), "{\"a\":\"%s\"}", x300);
+  snprintf(v1[0], sizeof(v1[0]),
+           V1_HEAD "\"n\":1,\"of\":3,\"bytes\":308,\"data\":\"{\\\"a\\\":\\\"%s\"}}", x134);
+  snprintf(v1[1], sizeof(v1[1]), V1_HEAD "\"n\":2,\"of\":3,\"bytes\":308,\"data\":\"%s\"}}", x143);
+  snprintf(v1[2], sizeof(v1[2]), V1_HEAD "\"n\":3,\"of\":3,\"bytes\":308,\"data\":\"%s\\\"}\"}}",
+           x23);
+  CHECK_INT(strlen(v1[0]), 256);
+  CHECK_INT(strlen(v1[1]), 256);
+  CHECK_INT(strlen(v1[2]), 139);
+  /* The same line split by version 2 at the minimum, same run and seq. */
+  CHECK_INT(jw__parts_split(line, 308, JW_PARTS_MIN_MAX, RID, 7, collect, &p, NULL), 0);
+  CHECK_INT(p.n, 3);
+  /* v1 3, v2 1, v1 1, v1 1 again, v2 2, v1 2 (whole), v2 3 (whole) */
+  CHECK_INT(feed(r, v1[2], 1, &res), JW_PARTS_HELD);
+  CHECK_INT(res.version, 1);
+  CHECK_STR(res.digest, "");
+  CHECK_U64(res.limit, 0);
+  CHECK_INT(res.n, 3);
+  CHECK_INT(feed(r, p.l[0], 2, &res), JW_PARTS_HELD);
+  CHECK_INT(res.version, 2);
+  CHECK_INT(feed(r, v1[0], 3, &res), JW_PARTS_HELD);
+  CHECK_INT(feed(r, v1[0], 4, &res), JW_PARTS_REPEAT);
+  CHECK_INT(feed(r, p.l[1], 5, &res), JW_PARTS_HELD);
+  CHECK_INT(feed(r, v1[1], 6, &res), JW_PARTS_WHOLE);
+  CHECK(res.whole != NULL && res.whole_len == 308 && memcmp(res.whole, line, 309) == 0);
+  CHECK_INT(res.first_tag, 1);
+  free(res.whole);
+  CHECK_INT(feed(r, p.l[2], 7, &res), JW_PARTS_WHOLE);
+  CHECK(res.whole != NULL && res.whole_len == 308 && memcmp(res.whole, line, 309) == 0);
+  CHECK_INT(res.first_tag, 2);
+  free(res.whole);
+  CHECK_INT(jw__parts_pending(r, NULL, NULL), 0);
+  /* Another version 1 line of the same run and seq (version 1 cannot
+   * tell it from a forgery): each of its parts is a conflict, as ever. */
+  for (i = 0; i < 3; i++) {
+    char other[400];
+    memcpy(other, v1[i], strlen(v1[i]) + 1);
+    memset(strstr(other, "xxxxx"), 'y', 5);
+    CHECK_INT(feed(r, other, 10 + i, &res), JW_EINVAL);
+    CHECK_INT(res.conflict, 1);
+    CHECK_INT(res.other_tag, i == 0 ? 3 : i == 1 ? 6 : 1);
+  }
+  CHECK_STR(res.why, "part 3 of 3 of run " RID " seq 7 differs from the part 3 read before (the "
+                     "line was already whole)");
+  parts_free(&p);
+  jw__parts_free(r);
+  free(x134);
+  free(x143);
+  free(x300);
+  free(x23);
+}
+
+/* Two sinks of one run sending to one collector carry different lines
+ * under the same run_id and seq (each sink's seal differs, or its format),
+ * split at the same limit: parts of both arrive interleaved. Each line
+ * comes out whole, byte for byte; neither is refused as a conflict with
+ * the other. (Version 1 refused every part of the second line: "differs
+ * from the part read before".) */
+static void test_one_seq_two_lines(void) {
+  jw__parts_t *r = jw__parts_new();
+  jw__part_result_t res;
+  parts_t a, b;
+  char *la = repeat('a', 600), *lb = repeat('b', 600); /* the same length, other bytes */
+  char da[33], db[33];
+  size_t i;
+  memset(&a, 0, sizeof(a));
+  memset(&b, 0, sizeof(b));
+  line_digest(la, 600, da);
+  line_digest(lb, 600, db);
+  CHECK_INT(jw__parts_split(la, 600, JW_PARTS_MIN_MAX, RID, 77, collect, &a, NULL), 0);
+  CHECK_INT(jw__parts_split(lb, 600, JW_PARTS_MIN_MAX, RID, 77, collect, &b, NULL), 0);
+  CHECK_INT(a.n, 5);
+  CHECK_INT(b.n, 5);
+  /* a1 b1 a2 b2 ... a5 (a whole) b5 (b whole) */
+  for (i = 0; i < 5 && a.n == 5 && b.n == 5; i++) {
+    int last = i == 4;
+    CHECK_INT(feed(r, a.l[i], 2 * i, &res), last ? JW_PARTS_WHOLE : JW_PARTS_HELD);
+    CHECK_INT(res.version, 2);
+    CHECK_STR(res.digest, da);
+    CHECK_U64(res.limit, JW_PARTS_MIN_MAX);
+    if (last) {
+      CHECK(res.whole != NULL && res.whole_len == 600 && memcmp(res.whole, la, 600) == 0);
+      CHECK_INT(res.first_tag, 0);
+      free(res.whole);
+    }
+    CHECK_INT(feed(r, b.l[i], 2 * i + 1, &res), last ? JW_PARTS_WHOLE : JW_PARTS_HELD);
+    CHECK_STR(res.digest, db);
+    if (last) {
+      CHECK(res.whole != NULL && res.whole_len == 600 && memcmp(res.whole, lb, 600) == 0);
+      CHECK_INT(res.first_tag, 1);
+      free(res.whole);
+    } else if (i == 2) {
+      pend_t pend;
+      memset(&pend, 0, sizeof(pend));
+      CHECK_INT(jw__parts_pending(r, on_pending, &pend), 2);
+      CHECK_STR(pend.text[0], RID "/77 3393bbb5 limit 298 3 of 5 missing 4 bytes 600 tag 0");
+      CHECK_STR(pend.text[1], RID "/77 5eeb958a limit 298 3 of 5 missing 4 bytes 600 tag 1");
+    }
+  }
+  CHECK_INT(jw__parts_pending(r, NULL, NULL), 0);
+  /* A resend of line b is still a resend: its parts repeat, and once all
+   * came again it is whole again. */
+  for (i = 0; i < b.n; i++) {
+    CHECK_INT(feed(r, b.l[i], 20 + i, &res), i + 1 < b.n ? JW_PARTS_REPEAT : JW_PARTS_WHOLE);
+    if (res.whole != NULL) {
+      CHECK(res.whole_len == 600 && memcmp(res.whole, lb, 600) == 0);
+      free(res.whole);
+    }
+  }
+  CHECK_INT(jw__parts_pending(r, NULL, NULL), 0);
+  free(la);
+  free(lb);
+  parts_free(&a);
+  parts_free(&b);
+  jw__parts_free(r);
+}
+
+/* One line split at two limits (two syslog sinks whose headers differ in
+ * length): parts cut at other places, interleaved. Each split is put
+ * together on its own: two wholes of the same line, no conflict. */
+static void test_two_limits(void) {
+  jw__parts_t *r = jw__parts_new();
+  jw__part_result_t res;
+  parts_t a, b;
+  pend_t pend;
+  char *l = repeat('l', 1000);
+  size_t i, j;
+  int whole = 0;
+  memset(&a, 0, sizeof(a));
+  memset(&b, 0, sizeof(b));
+  memcpy(l + 300, "\"\xe2\x82\xac\\", 5); /* the cuts differ around escapes too */
+  CHECK_INT(jw__parts_split(l, 1000, MAX, RID, 3, collect, &a, NULL), 0);
+  CHECK_INT(jw__parts_split(l, 1000, 400, RID, 3, collect, &b, NULL), 0);
+  CHECK_INT(check_parts(&a, l, 1000, MAX, 3), 0);
+  CHECK_INT(check_parts(&b, l, 1000, 400, 3), 0);
+  CHECK_INT(a.n, 8);
+  CHECK_INT(b.n, 5);
+  /* b1 a1 b2 a2 ... b4 a4 b5 (whole at 400) a5 a6 a7 a8 (whole at 312) */
+  for (i = j = 0; i < a.n || j < b.n;) {
+    const parts_t *p = j < b.n && (j <= i || i == a.n) ? &b : &a;
+    size_t k = p == &b ? j++ : i++;
+    int rc = feed(r, p->l[k], (p == &b ? 100 : 200) + k, &res);
+    CHECK_U64(res.limit, p == &b ? 400 : MAX);
+    if (k + 1 < p->n) {
+      CHECK_INT(rc, JW_PARTS_HELD);
+      continue;
+    }
+    CHECK_INT(rc, JW_PARTS_WHOLE);
+    CHECK(res.whole != NULL && res.whole_len == 1000 && memcmp(res.whole, l, 1000) == 0);
+    CHECK_INT(res.first_tag, p == &b ? 100 : 200);
+    free(res.whole);
+    whole++;
+    if (p == &b) {
+      memset(&pend, 0, sizeof(pend));
+      CHECK_INT(jw__parts_pending(r, on_pending, &pend), 1);
+      CHECK_STR(pend.text[0], RID "/3 4f64ae7a limit 312 4 of 8 missing 5 bytes 1000 tag 200");
+    }
+  }
+  CHECK_INT(whole, 2);
+  CHECK_INT(jw__parts_pending(r, NULL, NULL), 0);
+  free(l);
+  parts_free(&a);
+  parts_free(&b);
+  jw__parts_free(r);
+}
+
+/* A line whose parts are all there but are not the line their digest
+ * names (here: line a's data under line b's digest): refused, the line
+ * dropped; b's genuine parts are then put together as b. */
+static void test_digest_mismatch(void) {
+  jw__parts_t *r = jw__parts_new();
+  jw__part_result_t res;
+  parts_t a, b;
+  char *la = repeat('a', 500), *lb = repeat('b', 500), da[33], db[33], want[300];
+  size_t i;
+  memset(&a, 0, sizeof(a));
+  memset(&b, 0, sizeof(b));
+  line_digest(la, 500, da);
+  line_digest(lb, 500, db);
+  CHECK_INT(jw__parts_split(la, 500, MAX, RID, 8, collect, &a, NULL), 0);
+  CHECK_INT(jw__parts_split(lb, 500, MAX, RID, 8, collect, &b, NULL), 0);
+  CHECK_INT(a.n, 4);
+  for (i = 0; i < a.n; i++) {
+    char *d = strstr(a.l[i], da);
+    CHECK(d != NULL);
+    if (d != NULL)
+      memcpy(d, db, 32);
+    CHECK_INT(feed(r, a.l[i], i, &res), i + 1 < a.n ? JW_PARTS_HELD : JW_EINVAL);
+  }
+  CHECK_INT(res.conflict, 0);
+  CHECK_INT(res.line_dropped, 1);
+  CHECK_INT(res.first_tag, 0);
+  CHECK(res.whole == NULL);
+  snprintf(want, sizeof(want),
+           "the 4 parts of run " RID " seq 8 put together are not the line of their \"digest\" "
+           "(%s): the line is dropped",
+           db);
+  CHECK_STR(res.why, want);
+  CHECK_INT(jw__parts_pending(r, NULL, NULL), 0);
+  CHECK_INT(jw__parts_held(r), 0);
+  for (i = 0; i < b.n; i++)
+    CHECK_INT(feed(r, b.l[i], 10 + i, &res), i + 1 < b.n ? JW_PARTS_HELD : JW_PARTS_WHOLE);
+  CHECK(res.whole != NULL && res.whole_len == 500 && memcmp(res.whole, lb, 500) == 0);
+  free(res.whole);
+  free(la);
+  free(lb);
+  parts_free(&a);
+  parts_free(&b);
+  jw__parts_free(r);
+}
+
+/* Malformed part records: each refused with its reason, nothing held.
+ * Version 1 and version 2 records; V2 is a version 2 record's start up to
+ * "n", with a digest of the right shape. */
+#define V2                                                                                         \
+  "{\"jobwarden_part\":{\"v\":2,\"run_id\":\"r\",\"seq\":1,"                                       \
+  "\"digest\":\"00112233445566778899aabbccddeeff\",\"limit\":298,"
+#define V2_NO_DIGEST "{\"jobwarden_part\":{\"v\":2,\"run_id\":\"r\",\"seq\":1,"
+#define X200                                                                                       \
+  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+  "aaaa"                                                                                           \
+  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+  "aaaa"                                                                                           \
+  "aaaa"
 static void test_malformed(void) {
   static const struct {
     const char *line, *why;
@@ -547,9 +806,57 @@ static void test_malformed(void) {
                                   "alone"},
       {"{\"jobwarden_part\":{},\"x\":1}", "a damaged part record: expected "
                                           "{\"jobwarden_part\":{...}} alone"},
-      {"{\"jobwarden_part\":{\"v\":2,\"run_id\":\"r\",\"seq\":1,\"n\":1,\"of\":2,\"bytes\":2,"
+      {"{\"jobwarden_part\":{\"v\":3,\"run_id\":\"r\",\"seq\":1,\"n\":1,\"of\":2,\"bytes\":2,"
        "\"data\":\"a\"}}",
-       "a part record of version 2 (this reader knows version 1)"},
+       "a part record of version 3 (this reader knows versions 1 and 2)"},
+      /* version 2 without digest and limit; version 1 with them */
+      {V2_NO_DIGEST "\"n\":1,\"of\":2,\"bytes\":2,\"data\":\"a\"}}",
+       "a damaged part record: expected the members v, run_id, seq, digest, limit, n, of, bytes, "
+       "data (found 7 members)"},
+      {"{\"jobwarden_part\":{\"v\":1,\"run_id\":\"r\",\"seq\":1,"
+       "\"digest\":\"00112233445566778899aabbccddeeff\",\"limit\":298,\"n\":1,\"of\":2,\"bytes\":2,"
+       "\"data\":\"a\"}}",
+       "a damaged part record: expected the members v, run_id, seq, n, of, bytes, data (found 9 "
+       "members)"},
+      {V2_NO_DIGEST "\"digest\":\"00112233445566778899aabbccddeeff\",\"max\":298,\"n\":1,"
+                    "\"of\":2,\"bytes\":2,\"data\":\"a\"}}",
+       "a part record without \"limit\""},
+      /* a digest that is not 32 lowercase hex digits */
+      {V2_NO_DIGEST "\"digest\":\"00112233445566778899AABBCCDDEEFF\",\"limit\":298,\"n\":1,"
+                    "\"of\":2,\"bytes\":2,\"data\":\"a\"}}",
+       "a part record whose \"digest\" is not 32 lowercase hex digits"},
+      {V2_NO_DIGEST "\"digest\":\"00112233445566778899aabbccddeef\",\"limit\":298,\"n\":1,"
+                    "\"of\":2,\"bytes\":2,\"data\":\"a\"}}",
+       "a part record whose \"digest\" is not 32 lowercase hex digits"},
+      {V2_NO_DIGEST "\"digest\":\"00112233445566778899aabbccddeeff0\",\"limit\":298,\"n\":1,"
+                    "\"of\":2,\"bytes\":2,\"data\":\"a\"}}",
+       "a part record whose \"digest\" is not 32 lowercase hex digits"},
+      {V2_NO_DIGEST "\"digest\":\"00112233445566778899aabbccddeeg0\",\"limit\":298,\"n\":1,"
+                    "\"of\":2,\"bytes\":2,\"data\":\"a\"}}",
+       "a part record whose \"digest\" is not 32 lowercase hex digits"},
+      {V2_NO_DIGEST "\"digest\":\"0011223344556677\\u00008899aabbccddeef\",\"limit\":298,"
+                    "\"n\":1,\"of\":2,\"bytes\":2,\"data\":\"a\"}}",
+       "a part record whose \"digest\" is not 32 lowercase hex digits"},
+      {V2_NO_DIGEST "\"digest\":5,\"limit\":298,\"n\":1,\"of\":2,\"bytes\":2,\"data\":\"a\"}}",
+       "a part record whose \"digest\" is not 32 lowercase hex digits"},
+      /* a limit that is no size limit, or below the smallest */
+      {V2_NO_DIGEST "\"digest\":\"00112233445566778899aabbccddeeff\",\"limit\":297,\"n\":1,"
+                    "\"of\":2,\"bytes\":2,\"data\":\"a\"}}",
+       "a part record whose \"limit\" is not an integer from 298 to 9223372036854775807"},
+      {V2_NO_DIGEST "\"digest\":\"00112233445566778899aabbccddeeff\",\"limit\":-400,\"n\":1,"
+                    "\"of\":2,\"bytes\":2,\"data\":\"a\"}}",
+       "a part record whose \"limit\" is not an integer from 298 to 9223372036854775807"},
+      {V2_NO_DIGEST "\"digest\":\"00112233445566778899aabbccddeeff\",\"limit\":\"400\",\"n\":1,"
+                    "\"of\":2,\"bytes\":2,\"data\":\"a\"}}",
+       "a part record whose \"limit\" is not an integer from 298 to 9223372036854775807"},
+      {V2_NO_DIGEST "\"digest\":\"00112233445566778899aabbccddeeff\",\"limit\":400.0,\"n\":1,"
+                    "\"of\":2,\"bytes\":2,\"data\":\"a\"}}",
+       "a part record whose \"limit\" is not an integer from 298 to 9223372036854775807"},
+      /* a record longer than the limit it names (338 bytes at 298) */
+      {V2 "\"n\":1,\"of\":2,\"bytes\":300,\"data\":\"" X200 "\"}}",
+       "a damaged part record: 338 bytes long, over its own \"limit\" (298 bytes)"},
+      {V2 "\"n\":3,\"of\":2,\"bytes\":2,\"data\":\"a\"}}",
+       "a part record whose \"n\" is not an integer from 1 to 2"},
       {"{\"jobwarden_part\":{\"run_id\":\"r\"}}", "a part record without \"v\""},
       {"{\"jobwarden_part\":{\"v\":1,\"run_id\":\"r\",\"seq\":1,\"n\":1,\"of\":2,\"bytes\":2}}",
        "a damaged part record: expected the members v, run_id, seq, n, of, bytes, data (found 6 "
@@ -588,10 +895,30 @@ static void test_malformed(void) {
   for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     CHECK_INT(feed(r, cases[i].line, i, &res), JW_EINVAL);
     CHECK_INT(res.conflict, 0);
+    CHECK_INT(res.line_dropped, 0);
     CHECK_STR(res.why, cases[i].why);
   }
   CHECK_INT(jw__parts_pending(r, NULL, NULL), 0);
   CHECK_INT(jw__parts_held(r), 0);
+  /* A record exactly at its limit is one; a reader's line ending after it
+   * (a CR, blanks) is not part of it. */
+  {
+    parts_t p;
+    char *l = repeat('z', 700), *crlf;
+    memset(&p, 0, sizeof(p));
+    CHECK_INT(jw__parts_split(l, 700, MAX, RID, 4, collect, &p, NULL), 0);
+    CHECK(p.n > 1 && p.len[0] == MAX);
+    crlf = malloc(p.len[0] + 3);
+    memcpy(crlf, p.l[0], p.len[0]);
+    memcpy(crlf + p.len[0], " \r", 3);
+    CHECK_INT(jw__parts_feed(r, crlf, p.len[0] + 2, 1, &res), JW_PARTS_HELD);
+    CHECK_INT(jw__parts_feed(r, p.l[0], p.len[0], 2, &res), JW_PARTS_REPEAT);
+    free(crlf);
+    parts_free(&p);
+    free(l);
+    jw__parts_free(r);
+    r = jw__parts_new();
+  }
   /* Parts whose data adds up to more, or fewer, bytes than they say. */
   CHECK_INT(feed(r,
                  "{\"jobwarden_part\":{\"v\":1,\"run_id\":\"r\",\"seq\":1,\"n\":1,\"of\":2,"
@@ -605,6 +932,8 @@ static void test_malformed(void) {
             JW_EINVAL);
   CHECK_STR(res.why, "the parts of run r seq 1 read so far hold 4 bytes, more than its \"bytes\" "
                      "(3): the line is dropped");
+  CHECK_INT(res.line_dropped, 1);
+  CHECK_INT(res.first_tag, 1);
   CHECK_INT(jw__parts_pending(r, NULL, NULL), 0);
   CHECK_INT(feed(r,
                  "{\"jobwarden_part\":{\"v\":1,\"run_id\":\"r\",\"seq\":2,\"n\":1,\"of\":2,"
@@ -618,10 +947,15 @@ static void test_malformed(void) {
             JW_EINVAL);
   CHECK_STR(res.why,
             "the 2 parts of run r seq 2 hold 4 bytes, not its \"bytes\" (5): the line is dropped");
+  CHECK_INT(res.line_dropped, 1);
+  CHECK_INT(res.first_tag, 3);
   CHECK_INT(jw__parts_pending(r, NULL, NULL), 0);
   CHECK_INT(jw__parts_held(r), 0);
   jw__parts_free(r);
 }
+#undef V2
+#undef V2_NO_DIGEST
+#undef X200
 
 /* The cap: incomplete lines beyond it are refused; completed lines are
  * forgotten oldest first; what is held never goes over it. */
@@ -681,10 +1015,14 @@ static void test_cap(void) {
 /* Runnable one by one: `test_parts DATA OUT --case exact`. */
 static const jw_test_case_t cases[] = {
     {"exact", test_exact, 30},
+    {"version1", test_version1, 30},
     {"limits", test_limits, 30},
     {"straddling", test_straddling, 30},
     {"round_trip", test_round_trip, 60},
     {"reassembly", test_reassembly, 30},
+    {"one_seq_two_lines", test_one_seq_two_lines, 30},
+    {"two_limits", test_two_limits, 30},
+    {"digest_mismatch", test_digest_mismatch, 30},
     {"malformed", test_malformed, 30},
     {"cap", test_cap, 30},
 };

@@ -439,7 +439,7 @@ static void test_parts_and_resends(void) {
   for (i = 1; i < 4; i++)
     out_copy(&o, l.l[i]);
   at5 = o.n; /* where line 5's parts start (0-based) */
-  k5 = out_split(&o, l.l[4], 256);
+  k5 = out_split(&o, l.l[4], JW_PARTS_MIN_MAX);
   for (i = 5; i < 8; i++)
     out_copy(&o, l.l[i]);
   CHECK(k1 >= 3 && k5 >= 4);
@@ -499,7 +499,8 @@ static void test_parts_and_resends(void) {
     o.l[at5 + 1] = saved;
   }
   /* A part whose data was changed (still a valid part): the line put
-   * together does not verify: modified, at its first part. */
+   * together is not the line of its parts' digest, and is dropped:
+   * modified, at its first part, with the reason. */
   {
     char *p = NULL;
     for (i = at5; i < at5 + k5 && p == NULL; i++)
@@ -513,6 +514,11 @@ static void test_parts_and_resends(void) {
       d = json_object_get(doc, "first_damage");
       CHECK_INT(json_integer_value(json_object_get(d, "parts")), (long long)k5);
       CHECK_INT(json_integer_value(json_object_get(d, "seq")), 5);
+      snprintf(want, sizeof(want),
+               "parts of run %s seq 5 put together are not the line of their "
+               "\"digest\"",
+               run_id);
+      CHECK_CONTAINS(json_string_value(json_object_get(d, "detail")), want);
       json_decref(doc);
       p[6] = 'n';
     }
@@ -542,7 +548,10 @@ static void test_parts_and_resends(void) {
       out_copy(&c, o.l[i]);
       if (i == at5 + 1) {
         out_copy(&c, o.l[i]);
-        strstr(c.l[c.n - 1], "\"data\":\"")[9] ^= 1;
+        char *at = strstr(c.l[c.n - 1], "\"data\":\"") + 8;
+        while (!((*at >= 'a' && *at <= 'z') || (*at >= 'A' && *at <= 'Z')))
+          at++;
+        *at ^= 0x20; /* a letter's case: still a valid part, other data */
       }
     }
     jw_test_lines_write(copy, c.l, c.n);
