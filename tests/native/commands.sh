@@ -5,7 +5,8 @@
 # twice: a sealed record (made by jw-parts) split as a sink with a size
 # limit sends it verifies intact and reads the same in report and tail
 # --file; a part missing is named by all three; lines delivered twice are
-# `duplicate`, exit 0.
+# `duplicate`, exit 0; the record split at two limits (two sinks) and
+# interleaved is every line twice, put together apart.
 #
 # Usage: commands.sh JOBWARDEN WORKDIR DATA_DIR JW_PARTS
 set -u
@@ -131,6 +132,19 @@ grep -qx 'Note: 1 event(s) sent as continuation records are incomplete: parts ar
 check "report-missing-part: the note" $?
 expect tail-missing-part 1 '' "^jobwarden: tail: $work/miss\\.jsonl:$l2: an incomplete event: run $run seq 2: $((of2 - 1)) of $of2 continuation records \\(part 1 missing\\)\$" -- tail --file "$work/miss.jsonl"
 [ "$(wc -l <"$work/out")" -eq 7 ]; check "tail-missing-part: the 7 other events" $?
+# Two sinks of the run sending to one collector, with headers of other
+# lengths: the record split at 400 and at 520, the two streams of parts
+# interleaved part by part. Each line is put together twice, apart (no
+# conflict between the splits): 8 duplicates, intact.
+"$jwp" split 520 "$work/rec.jsonl" "$work/split520.jsonl"
+awk 'NR == FNR { a[++n] = $0; next } { b[++m] = $0 }
+     END { for (i = 1; i <= n || i <= m; i++) { if (i <= n) print a[i]; if (i <= m) print b[i] } }' \
+  "$work/split.jsonl" "$work/split520.jsonl" >"$work/two.jsonl"
+expect verify-two-limits 0 "^$work/two\\.jsonl: run $run stream 0: intact, 16 lines, index 0 to 7, closed by sandbox\\.job_end\$" '' -- verify "$work/two.jsonl" --key "$work/parts.key"
+grep -qx 'verify: 8 duplicate line(s): delivered more than once, not damage' "$work/out"
+check "verify-two-limits: every line twice, 8 duplicates" $?
+"$jw" tail --file "$work/two.jsonl" --raw | LC_ALL=C sort | cmp -s - <(cat "$work/rec.jsonl" "$work/rec.jsonl" | LC_ALL=C sort)
+check "tail --file --raw: the two splits put together are each line twice, byte for byte" $?
 # Lines delivered twice (a resend after a reconnect): lines 3 to 5 again
 # at the end, byte for byte.
 { cat "$work/rec.jsonl"; sed -n 3,5p "$work/rec.jsonl"; } >"$work/dup.jsonl"
