@@ -16,6 +16,7 @@ notice and gap, and holds no control character, C1 control or
 bidirectional override. Exit 0, or 1 with every failed check listed."""
 
 import argparse
+import hashlib
 import json
 import sys
 
@@ -37,7 +38,11 @@ def read_runs(files):
     """run_id -> {seq: event} (the first line of a seq wins), from the
     lines that are native jobwarden events."""
     runs = {}
-    parts = {}  # (run_id, seq) -> {n: data}: continuation records (docs/events.md)
+    # Continuation records (docs/events.md): version 2 parts belong to the
+    # line of their (run_id, seq, digest, limit) -- two sinks' lines of one
+    # seq, or one line at two limits, are put together apart; version 1
+    # parts to the line of their (run_id, seq). key -> {n: data}
+    parts = {}
     for path in files:
         with open(path, "rb") as f:
             for raw in f.read().split(b"\n"):
@@ -50,13 +55,20 @@ def read_runs(files):
                 if at >= 0 and raw[at:].startswith(b'{"jobwarden_part":'):
                     try:
                         p = json.loads(raw[at:].decode("utf-8"))["jobwarden_part"]
-                        got = parts.setdefault((p["run_id"], p["seq"]), {})
+                        key = (p["run_id"], p["seq"])
+                        if p["v"] == 2:
+                            key += (p["digest"], p["limit"])
+                        got = parts.setdefault(key, {})
                         got.setdefault(p["n"], p["data"])
                         if len(got) != p["of"]:
                             continue
                         raw = "".join(got[n] for n in range(1, p["of"] + 1)).encode("utf-8")
-                        del parts[(p["run_id"], p["seq"])]
+                        del parts[key]
                         if len(raw) != p["bytes"]:
+                            continue
+                        # BLAKE2b-128 of the line, the reader's check
+                        if p["v"] == 2 and hashlib.blake2b(
+                                raw, digest_size=16).hexdigest() != p["digest"]:
                             continue
                     except Exception:
                         continue

@@ -274,7 +274,7 @@ if [ -n "$native" ]; then
   rc=$?
   [ $rc -eq 0 ] || { cat "$work/jobwarden-big.log" >&2; fail "the 1000-process run exited with $rc"; }
   python3 - "$log3" "$out_big" "$native" <<'PY' || fail "the big run over UDP"
-import json, re, subprocess, sys, time
+import hashlib, json, re, subprocess, sys, time
 log, out, native = sys.argv[1:]
 SEAL = re.compile(rb',"seal":\{[^{}]*\}\}$')
 want = open(log, "rb").read().split(b"\n")[:-1]
@@ -294,6 +294,18 @@ assert done, "no continuation record of job_end arrived"
 of = json.loads(done[0])["jobwarden_part"]["of"]
 assert len(done) == of and of >= 30, f"{len(done)} of {of} records"
 assert all(len(p) <= 8192 for p in parts), "a continuation record over max_message"
+# Version 2 (docs/events.md): every part names the line's digest and the
+# limit it was cut at (max_message less this sink's header), is within
+# it, and the parts in order are the line of that digest.
+recs = sorted((json.loads(p)["jobwarden_part"] for p in done), key=lambda r: r["n"])
+assert {(r["v"], r["digest"], r["limit"]) for r in recs} == {(2, recs[0]["digest"], recs[0]["limit"])}, \
+    "the parts of job_end disagree on version, digest or limit"
+assert recs[0]["limit"] < 8192 and all(len(p) <= recs[0]["limit"] for p in done), \
+    "a continuation record over the limit it names"
+line = "".join(r["data"] for r in recs).encode("utf-8")
+assert len(line) == recs[0]["bytes"], "the parts of job_end do not hold its bytes"
+assert hashlib.blake2b(line, digest_size=16).hexdigest() == recs[0]["digest"], \
+    "the parts of job_end are not the line of their digest"
 got = subprocess.run([native, "tail", "--file", out, "--raw"], capture_output=True).stdout
 got = got.split(b"\n")[:-1]
 strip = lambda l: SEAL.sub(b"}", l)
