@@ -401,6 +401,23 @@ static size_t out_split(out_t *o, const char *line, size_t max) {
   return o->n - before;
 }
 
+/* The first ASCII letter of a part record's data that is not part of an
+ * escape: flipping its case makes other data and still a valid part,
+ * wherever the cuts fall (they move with the line's length, which differs
+ * between builds). */
+static char *data_letter(char *part) {
+  char *at = strstr(part, "\"data\":\"");
+  if (at == NULL)
+    return NULL;
+  for (at += 8; *at != '\0' && *at != '"'; at++) {
+    if (*at == '\\') /* \X, or \uXXXX */
+      at += at[1] == 'u' ? 5 : 1;
+    else if ((*at >= 'a' && *at <= 'z') || (*at >= 'A' && *at <= 'Z'))
+      return at;
+  }
+  return NULL;
+}
+
 static void out_free(out_t *o) {
   size_t i;
   for (i = 0; i < o->n; i++)
@@ -502,12 +519,10 @@ static void test_parts_and_resends(void) {
    * together is not the line of its parts' digest, and is dropped:
    * modified, at its first part, with the reason. */
   {
-    char *p = NULL;
-    for (i = at5; i < at5 + k5 && p == NULL; i++)
-      p = strstr(o.l[i], "event number 4");
+    char *p = data_letter(o.l[at5 + 1]);
     CHECK(p != NULL);
     if (p != NULL) {
-      p[6] = 'N';
+      *p ^= 0x20;
       jw_test_lines_write(copy, o.l, o.n);
       expect_damage(copy, &key, "modified", NULL, (long)at5 + 1);
       doc = verify1(copy, &key);
@@ -520,7 +535,7 @@ static void test_parts_and_resends(void) {
                run_id);
       CHECK_CONTAINS(json_string_value(json_object_get(d, "detail")), want);
       json_decref(doc);
-      p[6] = 'n';
+      *p ^= 0x20;
     }
   }
   /* A part damaged (not JSON): modified there, with the reason. */
@@ -548,10 +563,10 @@ static void test_parts_and_resends(void) {
       out_copy(&c, o.l[i]);
       if (i == at5 + 1) {
         out_copy(&c, o.l[i]);
-        char *at = strstr(c.l[c.n - 1], "\"data\":\"") + 8;
-        while (!((*at >= 'a' && *at <= 'z') || (*at >= 'A' && *at <= 'Z')))
-          at++;
-        *at ^= 0x20; /* a letter's case: still a valid part, other data */
+        char *at = data_letter(c.l[c.n - 1]);
+        CHECK(at != NULL);
+        if (at != NULL)
+          *at ^= 0x20;
       }
     }
     jw_test_lines_write(copy, c.l, c.n);
