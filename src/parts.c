@@ -598,21 +598,6 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
              (unsigned long long)bytes);
     goto done;
   }
-  if (v == 2) {
-    /* The writer kept each record within the limit it names: a longer
-     * one was changed on the way (or never was jobwarden's). Trailing
-     * white space is a reader's line ending, not the record's. */
-    size_t rec = len;
-    while (rec > 0 && (line[rec - 1] == ' ' || line[rec - 1] == '\t' || line[rec - 1] == '\r' ||
-                       line[rec - 1] == '\n'))
-      rec--;
-    if (rec > limit) {
-      rc = why(res, JW_EINVAL,
-               "a damaged part record: %lu bytes long, over its own \"limit\" (%llu bytes)",
-               (unsigned long)rec, (unsigned long long)limit);
-      goto done;
-    }
-  }
   res->version = (unsigned)v;
   jw__strlcpy(res->run_id, rid, sizeof(res->run_id));
   res->seq = seq;

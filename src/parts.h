@@ -159,8 +159,9 @@ void jw__parts_free(jw__parts_t *p);
  *
  * Returns JW_PARTS_NONE, JW_PARTS_HELD, JW_PARTS_WHOLE, JW_PARTS_REPEAT;
  * JW_EINVAL for a part that is malformed (not JSON, a member missing, of
- * the wrong type or out of range, a version 2 record longer than its own
- * limit, another version), that contradicts what was read for its line
+ * the wrong type or out of range, another version; a record longer than
+ * its limit is not: a collector may escape characters again, the digest
+ * says whether the line is intact), that contradicts what was read for its line
  * before (res->conflict: another `of` or `bytes`, other data for the same
  * n; the part read first is kept), whose parts hold more or fewer bytes
  * than `bytes` or (version 2) put together do not match `digest` (the
