@@ -113,7 +113,8 @@ struct jw_emitter_s {
   size_t n_sinks;
   size_t cap_sinks;
   int failed_sinks;
-  size_t capacity; /* 0: synchronous delivery */
+  uint64_t written_here; /* lines written by the committing thread (write_here) */
+  size_t capacity;       /* 0: synchronous delivery */
   int stopping;
   uint64_t dropped;
   int ended; /* job_end was emitted: it stays the last line of every stream */
@@ -298,13 +299,13 @@ static void render_formats(jw_emitter_t *em, char *lines[3], size_t lens[3]) {
 #define BURST_GAP_US 100
 /* An event reserved this long or longer after the one before is lone: its
  * line may be written by the thread that commits it (write_here). */
-#define LONE_GAP_US 1000
+#define LONE_GAP_US 250
 
 /* The sinks whose line the committing thread writes itself once it has
  * released the lock (write_here), at most HERE_MAX per commit. Only a lone
  * event is written here, so that doing so costs the emitting thread (the
- * monitor) at most one write per sink per LONE_GAP_US (a few percent of
- * its time under Wine, docs/performance.md); closer events go to the
+ * monitor) at most one write per sink per LONE_GAP_US (docs/performance.md
+ * measures it); closer events go to the
  * writer, which writes them in parallel and, in a burst, in batches. */
 #define HERE_MAX 8
 typedef struct {
@@ -433,6 +434,7 @@ static void write_here(jw_emitter_t *em, here_t *h) {
     jw__mutex_lock(&em->lock);
     k->here_busy = 0;
     k->here_item = NULL;
+    em->written_here += done;
     if (done == 0) {
       jw__lineq_push_front(&k->q, it);
       atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
@@ -1008,6 +1010,14 @@ int jw_emitter_start(jw_emitter_t *em, size_t capacity) {
     k->started = 1;
   }
   return 0;
+}
+
+uint64_t jw__emitter_written_here(jw_emitter_t *em) {
+  uint64_t n;
+  jw__mutex_lock(&em->lock);
+  n = em->written_here;
+  jw__mutex_unlock(&em->lock);
+  return n;
 }
 
 int jw__emitter_idle(jw_emitter_t *em, size_t i) {

@@ -160,10 +160,12 @@ extern void (*jw__emitter_reserved_hook)(void *ctx, uint64_t seq);
 extern void *jw__emitter_reserved_hook_ctx;
 /* Test hook: 1 when sink i's writer sleeps with nothing queued, no loss
  * to record and no line being written here, and the last event was
- * reserved 1 ms ago or longer: the next line committed is then written by the
+ * reserved 250 us ago or longer: the next line committed is then written by the
  * committing thread where the sink allows it (jw_exporter_vtable_t's
  * never_blocks). */
 int jw__emitter_idle(jw_emitter_t *em, size_t i);
+/* Test hook: how many lines the committing threads wrote themselves. */
+uint64_t jw__emitter_written_here(jw_emitter_t *em);
 /* Per sink, for job_end's summary: [{exporter, written, lost, spool?}]
  * (a json_t *, new reference). */
 void *jw__emitter_sinks_json(jw_emitter_t *em);

@@ -637,7 +637,7 @@ static void test_write_here(void) {
   }
 
   /* A burst: the first line is lone (written here), and no line reserved
-   * within 1 ms of the one before is written here (LONE_GAP_US). */
+   * within 250 us of the one before is written here (LONE_GAP_US). */
   CHECK(wait_idle(em, 0));
   tl_emitting = 1;
   for (i = 0; i < 20; i++)
@@ -651,12 +651,12 @@ static void test_write_here(void) {
     for (i = 4; i < 23; i++) {
       long long gap = emitted_us(s.lines[i]) - emitted_us(s.lines[i - 1]);
       CHECK(emitted_us(s.lines[i]) >= 0);
-      if (gap >= 0 && gap < 1000) {
+      if (gap >= 0 && gap < 250) {
         close++;
         CHECK_INT(s.here[i], 0);
       }
     }
-    printf("burst: %d of 19 lines within 1 ms of the one before\n", close);
+    printf("burst: %d of 19 lines within 250 us of the one before\n", close);
     CHECK(close > 0); /* else the rule was not exercised */
   }
 

@@ -7,9 +7,9 @@
  * rendering, the queues, each sink's writer thread, the file / the pipe.
  * Coalescing is off: every packet is one violation line.
  *   idle   N packets one at a time (the next is posted once both lines were
- *          read and 1 ms or more after the one before): the latency of an
- *          idle pipeline (a lone event: its line goes to the pipe from
- *          the monitor's thread);
+ *          read, and the relay's after it): the latency of an idle
+ *          pipeline (lone events, 250 us or more apart: their lines go to
+ *          the pipe from the monitor's thread; printed how many did);
  *   burst  BURST packets posted back to back by another thread while the
  *          readers read: packet i's latency is from its post until the
  *          i-th new line was read.
@@ -399,6 +399,7 @@ int main(int argc, char **argv) {
   jw__pipe_wstats_t ws = {0, 0, 0, 0};
   burst_t b;
   int via = 0;
+  uint64_t here[4]; /* lines written by the monitor's thread before/after each series */
 
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
@@ -479,10 +480,9 @@ int main(int argc, char **argv) {
   pc.when_cap = 2 * n + burst;
   MemoryBarrier();
   pc.when_base = pc.s.have;
+  here[0] = jw__emitter_written_here(r.em);
   for (i = 0; i < n; i++) {
-    double t0;
-    Sleep(1); /* a lone event: 1 ms or more after the one before */
-    t0 = now_us();
+    double t0 = now_us();
     PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, r.job.key_job,
                                NULL);
     if (wait_both(h, &pc, fs.have + 1, &fs, t0, &lat[i], &lat_pipe[i]) != 0)
@@ -492,6 +492,7 @@ int main(int argc, char **argv) {
     if (wait_both(rh, &rc, rs.have + 1, &rs, t0, &rlat[i], &rlat_pipe[i]) != 0)
       return 1;
   }
+  here[1] = jw__emitter_written_here(r.em);
   /* The sleeping series: nothing of the benchmark's runs while a line
    * travels. The file's lines are read after each, untimed. */
   fs.emit_lat = NULL;
@@ -499,7 +500,6 @@ int main(int argc, char **argv) {
     double t0;
     long want = pc.s.have + 1;
     InterlockedExchange(&pc.want, want);
-    Sleep(1);
     t0 = now_us();
     PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, r.job.key_job,
                                NULL);
@@ -512,6 +512,7 @@ int main(int argc, char **argv) {
     if (wait_pipe_asleep(&rc, want, t0, &ralat[i]) != 0 || catch_up(rh, &rs, rs.have + 1) != 0)
       return 1;
   }
+  here[2] = jw__emitter_written_here(r.em);
   fs.emit_lat = elat;
   PostQueuedCompletionStatus(rl.port, 0, 0, NULL); /* the relay ends */
   WaitForSingleObject(rt, INFINITE);
@@ -534,6 +535,7 @@ int main(int argc, char **argv) {
   WaitForSingleObject(t, INFINITE);
   CloseHandle(t);
   CloseHandle(h);
+  here[3] = jw__emitter_written_here(r.em);
   TerminateProcess(r.child.process, 0);
   jw__pipe_write_stats(r.extra, &ws);
   json_decref(rig_finish(&r));
@@ -548,7 +550,9 @@ int main(int argc, char **argv) {
   printf("pipe sink: %llu write(s) straight to the reader's pipe, %llu of them handed to the "
          "reader's thread\n",
          (unsigned long long)ws.direct, (unsigned long long)ws.handed);
-  printf("packet -> line read, %d packets one at a time (idle pipeline):\n", n);
+  printf("packet -> line read, %d packets one at a time (idle pipeline; %llu of the %d lines to "
+         "the pipe written by the monitor's thread):\n",
+         n, (unsigned long long)(here[1] - here[0]), n);
   kf = report("from the file:", lat, n);
   kp = report("from a pipe: reader:", lat_pipe, n);
   report("emitted -> read, file:", elat, n);
@@ -562,13 +566,16 @@ int main(int argc, char **argv) {
   ratio("from the file:", lat, kf, rlat, krf);
   ratio("from a pipe: reader:", lat_pipe, kp, rlat_pipe, krp);
   printf("packet -> line read by the pipe's client, %d more packets, nobody spinning (the "
-         "benchmark asleep until the client has read):\n",
-         n);
+         "benchmark asleep until the client has read; %llu lines written by the monitor's "
+         "thread):\n",
+         n, (unsigned long long)(here[2] - here[1]));
   ka = report("jobwarden:", alat, n);
   report("emitted -> read (jobwarden):", elat_pipe + n, n);
   kra = report("the relay:", ralat, n);
   ratio("jobwarden / relay:", alat, ka, ralat, kra);
-  printf("packet -> line read, a burst of %d packets posted back to back:\n", burst);
+  printf("packet -> line read, a burst of %d packets posted back to back (%llu lines written by "
+         "the monitor's thread):\n",
+         burst, (unsigned long long)(here[3] - here[2]));
   report("from the file:", blat, burst);
   report("from a pipe: reader:", blat_pipe, burst);
   report("emitted -> read, file:", elat + 2 * n, burst);
