@@ -743,13 +743,6 @@ typedef struct jw_exporter_vtable_s {
    * two run at the same time (the file sink: exporters/file/file.c). */
   size_t (*export_lines)(jw_exporter_t *self, const jw_line_ref_t *lines, size_t n,
                          jw_error_t *err);
-  /* 1: export_lines never waits for anything outside the process (the
-   * pipe sink: an overlapped write that does not complete at once goes to
-   * the sink's own threads) and may be called from any thread, one call
-   * at a time. The emitter then lets the thread that commits a line write
-   * it itself while the sink's writer sleeps with nothing queued: one
-   * thread hop less for a lone event. A sink with a flush never is. */
-  int never_blocks;
 } jw_exporter_vtable_t;
 
 /* Group commit: a violation handed to a sink through export_lines is

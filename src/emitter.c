@@ -43,14 +43,6 @@ typedef struct sink_s {
   atomic_size_t in_hand;
   int busy;    /* the writer holds a batch it has not finished (em->lock) */
   int waiting; /* the writer sleeps on `more` (em->lock) */
-  /* Writing here (the sink's export never blocks: jw_exporter_vtable_t's
-   * never_blocks): a line committed while the writer sleeps with nothing
-   * queued and no loss to record is written by the committing thread
-   * itself, outside the lock (write_here). Fixed by jw_emitter_start. */
-  int here_ok;
-  int holds_gap;         /* the sleeping writer has lost lines to record first (em->lock) */
-  int here_busy;         /* a committing thread is writing here_item (em->lock) */
-  jw__line_t *here_item; /* the line it writes; its own until here_busy clears */
   /* Set with every line or marker queued, cleared when the writer takes
    * the queue: read without the lock while the writer lingers. */
   atomic_int queued_hint;
@@ -106,15 +98,13 @@ struct jw_emitter_s {
   jw__line_t *spare;
   size_t n_spare;
   uint64_t seq;       /* last seq handed out (reserved) */
-  uint64_t seq_us;    /* when it was reserved (its emit time) */
   uint64_t committed; /* every seq up to this one is in the sinks' queues */
   pending_t *pending; /* rendered, waiting for an earlier seq; ascending */
   sink_t *sinks;      /* owned */
   size_t n_sinks;
   size_t cap_sinks;
   int failed_sinks;
-  uint64_t written_here; /* lines written by the committing thread (write_here) */
-  size_t capacity;       /* 0: synchronous delivery */
+  size_t capacity; /* 0: synchronous delivery */
   int stopping;
   uint64_t dropped;
   int ended; /* job_end was emitted: it stays the last line of every stream */
@@ -247,24 +237,8 @@ static void drop_for_sink(sink_t *k, uint64_t seq, const char *reason) {
   atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
 }
 
-/* The line as sink k's own item: the rendered item itself when *own is
- * not NULL (*own becomes NULL), else a copy; NULL when memory ran out
- * (recorded as k's loss). Lock held. */
-static jw__line_t *take_line(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *line,
-                             size_t len, jw__line_t **own) {
-  jw__line_t *it;
-  if (own != NULL && *own != NULL) {
-    it = *own;
-    *own = NULL;
-  } else {
-    it = jw__line_new(seq, kind, line, len);
-  }
-  if (it == NULL)
-    drop_for_sink(k, seq, "out_of_memory");
-  return it;
-}
-
-/* Queues the line for sink k (take_line). */
+/* Queues the line for sink k: the rendered item itself when *own is not
+ * NULL (the queue takes it, *own becomes NULL), else a copy. */
 static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *line, size_t len,
                     jw__line_t **own) {
   size_t limit = jw__is_alert(kind) ? k->em->capacity * 4 : k->em->capacity;
@@ -273,8 +247,16 @@ static void enqueue(sink_t *k, uint64_t seq, jw_event_kind_t kind, const char *l
     drop_for_sink(k, seq, "queue_full");
     return;
   }
-  if ((it = take_line(k, seq, kind, line, len, own)) == NULL)
+  if (own != NULL && *own != NULL) {
+    it = *own;
+    *own = NULL;
+  } else {
+    it = jw__line_new(seq, kind, line, len);
+  }
+  if (it == NULL) {
+    drop_for_sink(k, seq, "out_of_memory");
     return;
+  }
   jw__lineq_push(&k->q, it);
   atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
 }
@@ -295,67 +277,21 @@ static void render_formats(jw_emitter_t *em, char *lines[3], size_t lens[3]) {
   }
 }
 
-/* A writer woken this soon after it went to sleep is in a burst. */
-#define BURST_GAP_US 100
-/* An event reserved this long or longer after the one before is lone: its
- * line may be written by the thread that commits it (write_here). */
-#define LONE_GAP_US 250
-
-/* The sinks whose line the committing thread writes itself once it has
- * released the lock (write_here), at most HERE_MAX per commit. Only a lone
- * event is written here, so that doing so costs the emitting thread (the
- * monitor) at most one write per sink per LONE_GAP_US (docs/performance.md
- * measures it); closer events go to the
- * writer, which writes them in parallel and, in a burst, in batches. */
-#define HERE_MAX 8
-typedef struct {
-  int lone; /* the event came LONE_GAP_US or more after the one before */
-  sink_t *sinks[HERE_MAX];
-  size_t n;
-} here_t;
-
-/* Whether the committing thread may write sink k's next line itself (lock
- * held): its export never blocks, its writer sleeps with nothing queued
- * and no loss to record (so the line is the next thing the sink gets), and
- * no other thread writes to it. The writer stays asleep: it would only
- * wait for the write. */
-static int may_write_here(const sink_t *k, const here_t *h) {
-  return h != NULL && h->lone && h->n < HERE_MAX && k->here_ok && k->waiting && !k->holds_gap &&
-         !k->here_busy && k->q.head == NULL && !k->em->stopping;
-}
-
-/* Takes the line for writing here (take_line; lock held). */
-static void take_here(sink_t *k, here_t *h, uint64_t seq, jw_event_kind_t kind, const char *line,
-                      size_t len, jw__line_t **own) {
-  jw__line_t *it = take_line(k, seq, kind, line, len, own);
-  if (it == NULL)
-    return;
-  k->here_busy = 1;
-  k->here_item = it;
-  h->sinks[h->n++] = k;
-}
-
-/* The line of `seq` into every sink's queue, or to the committing thread
- * (h) for a sink it may write itself (lock held); lines[native] NULL: it
- * could not be rendered, and every sink records the seq as lost (the gap
- * record explains the hole). Returns whether a writer sleeps and must be
- * woken. */
-static int commit_line(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, rendered_t *r,
-                       here_t *h) {
+/* The line of `seq` into every sink's queue (lock held); lines[native]
+ * NULL: it could not be rendered, and every sink records the seq as lost
+ * (the gap record explains the hole). Returns whether a writer sleeps and
+ * must be woken. */
+static int commit_line(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, rendered_t *r) {
   size_t i;
   int wake = 0;
   for (i = 0; i < em->n_sinks; i++) {
     sink_t *k = &em->sinks[i];
     jw_format_t f = k->exp->format;
-    jw__line_t **own = f == JW_FORMAT_NATIVE ? &r->item : NULL;
-    if (r->lines[JW_FORMAT_NATIVE] == NULL || r->lines[f] == NULL)
-      drop_for_sink(k, seq, "out_of_memory");
-    else if (may_write_here(k, h))
-      take_here(k, h, seq, kind, r->lines[f], r->lens[f], own);
+    if (r->lines[JW_FORMAT_NATIVE] != NULL && r->lines[f] != NULL)
+      enqueue(k, seq, kind, r->lines[f], r->lens[f], f == JW_FORMAT_NATIVE ? &r->item : NULL);
     else
-      enqueue(k, seq, kind, r->lines[f], r->lens[f], own);
-    /* A writer that waits for a write here is woken when it is done. */
-    wake |= k->waiting && k->q.head != NULL && !k->here_busy;
+      drop_for_sink(k, seq, "out_of_memory");
+    wake |= k->waiting;
   }
   em->committed = seq;
   return wake;
@@ -371,8 +307,7 @@ static void free_rendered(rendered_t *r) {
 /* Commits the line of `seq` now if every earlier seq is committed, else
  * parks it in em->pending (ownership of lines moves there); then every
  * parked line whose turn came. Lock held. Returns whether to wake. */
-static int commit_in_order(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, rendered_t *r,
-                           here_t *h) {
+static int commit_in_order(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind, rendered_t *r) {
   int wake = 0;
   if (seq != em->committed + 1) {
     pending_t *p = malloc(sizeof(*p)), **at = &em->pending;
@@ -393,65 +328,16 @@ static int commit_in_order(jw_emitter_t *em, uint64_t seq, jw_event_kind_t kind,
       return 0;
     }
   }
-  wake |= commit_line(em, seq, kind, r, h);
+  wake |= commit_line(em, seq, kind, r);
   while (em->pending != NULL && em->pending->seq == em->committed + 1) {
     pending_t *p = em->pending;
     em->pending = p->next;
-    wake |= commit_line(em, p->seq, p->kind, &p->r, h);
+    wake |= commit_line(em, p->seq, p->kind, &p->r);
     free_rendered(&p->r);
     free(p);
   }
   jw__cond_broadcast(&em->turn);
   return wake;
-}
-
-/* The emitter keeps at most this many written lines' buffers, each of at
- * most SPARE_CAP_MAX bytes, for lines to come (a few hundred KiB). */
-#define SPARE_MAX     512
-#define SPARE_CAP_MAX 4096
-
-/* Writes the line each sink of h took (take_here) from the committing
- * thread, lock not held: the sink's writer sleeps, and here_busy keeps
- * every other thread off the sink until the line is written. A line the
- * export did not take goes back to the head of the queue for the writer,
- * whose failure path records the loss. */
-static void write_here(jw_emitter_t *em, here_t *h) {
-  size_t i;
-  for (i = 0; i < h->n; i++) {
-    sink_t *k = h->sinks[i];
-    jw__line_t *it = k->here_item, *drop = NULL;
-    jw_line_ref_t ref;
-    jw_error_t err;
-    size_t done;
-    int wake;
-    ref.line = it->data;
-    ref.len = it->len;
-    ref.seq = it->seq;
-    ref.kind = it->kind;
-    memset(&err, 0, sizeof(err));
-    done = k->exp->vt->export_lines(k->exp, &ref, 1, &err);
-    k->exp->written += done;
-    jw__mutex_lock(&em->lock);
-    k->here_busy = 0;
-    k->here_item = NULL;
-    em->written_here += done;
-    if (done == 0) {
-      jw__lineq_push_front(&k->q, it);
-      atomic_store_explicit(&k->queued_hint, 1, memory_order_relaxed);
-    } else if (it->cap > 0 && it->cap <= SPARE_CAP_MAX && em->n_spare < SPARE_MAX) {
-      it->next = em->spare;
-      em->spare = it;
-      em->n_spare++;
-    } else {
-      drop = it;
-    }
-    wake = k->waiting && (k->q.head != NULL || em->stopping);
-    jw__cond_broadcast(&em->wake); /* jw_emitter_settle counts the write */
-    jw__mutex_unlock(&em->lock);
-    if (wake)
-      jw__cond_broadcast(&k->more);
-    free(drop);
-  }
 }
 
 /* Wakes the writers that sleep (lock not held: woken under it, each would
@@ -493,15 +379,12 @@ static int render_item(jw_emitter_t *em, const jw_event_t *ev, uint64_t seq, uin
 int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
   /* The line in each format. */
   rendered_t r;
-  here_t here;              /* sinks this thread writes the line to itself */
   jw__line_t *spare = NULL; /* a written line's buffer to render into */
   size_t i;
   int rc = 0, wake = 0;
   uint64_t seq, emitted;
 
   memset(&r, 0, sizeof(r));
-  here.n = 0;
-  here.lone = 0;
   jw__mutex_lock(&em->lock);
   /* sandbox.job_end closes every stream: a consumer may rely on it being
    * the last line. Whatever comes later (a sink that fails on the job_end
@@ -534,8 +417,6 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
     seq = ++em->seq;
     ev->seq = seq;
     emitted = jw_now_us();
-    here.lone = emitted - em->seq_us >= LONE_GAP_US;
-    em->seq_us = emitted;
     spare = em->spare;
     if (spare != NULL) {
       em->spare = spare->next;
@@ -549,8 +430,7 @@ int jw_emit(jw_emitter_t *em, jw_event_t *ev) {
     else
       render_formats(em, r.lines, r.lens);
     jw__mutex_lock(&em->lock);
-    /* What no queue took is freed below. */
-    wake = commit_in_order(em, seq, ev->kind, &r, &here);
+    wake = commit_in_order(em, seq, ev->kind, &r); /* what no queue took is freed below */
     goto done;
   }
   /* The seq is consumed only once the line exists, so a failed render never
@@ -586,8 +466,6 @@ done:
   jw__mutex_unlock(&em->lock);
   if (wake)
     wake_writers(em);
-  if (here.n > 0)
-    write_here(em, &here);
   if (ev->extra != NULL) {
     json_decref((json_t *)ev->extra);
     ev->extra = NULL;
@@ -751,9 +629,15 @@ static void flusher_stop(sink_t *k) {
 }
 
 #define BATCH_LINES 256
+/* The emitter keeps at most this many written lines' buffers, each of at
+ * most SPARE_CAP_MAX bytes, for lines to come (a few hundred KiB). */
+#define SPARE_MAX     512
+#define SPARE_CAP_MAX 4096
 /* How long a writer that drained its queue looks for more before it
  * sleeps (sink_main). */
 #define LINGER_US 50
+/* A writer woken this soon after it went to sleep is in a burst. */
+#define BURST_GAP_US 100
 
 /* A written line's buffer: kept in sp (lines a writer has written, handed
  * back to the emitter by give_back under the lock it takes for its next
@@ -893,8 +777,7 @@ static void sink_main(void *arg) {
        * the server under Wine) — measured: p50 of a line to the file or a
        * pipe reader 25-40 % lower (docs/performance.md). */
       lingered = last_take < 2 && !short_sleep;
-      /* A line being written here is the sink's next: wait for it. */
-      while ((k->q.head == NULL && !em->stopping) || k->here_busy) {
+      while (k->q.head == NULL && !em->stopping) {
         if (!lingered) {
           /* Before sleeping, look for more for a moment without the lock:
            * an emitter in a burst commits the next line within
@@ -911,7 +794,6 @@ static void sink_main(void *arg) {
           continue;
         }
         k->waiting = 1;
-        k->holds_gap = gap.count > 0;
         slept = jw_now_us();
         jw__cond_wait(&k->more, &em->lock);
         short_sleep = jw_now_us() - slept < BURST_GAP_US;
@@ -980,13 +862,6 @@ int jw_emitter_start(jw_emitter_t *em, size_t capacity) {
       em->frags.context = NULL;
     em->capacity = capacity;
     for (i = 0; i < em->n_sinks; i++) {
-      jw_exporter_t *exp = em->sinks[i].exp;
-      /* Written here only where the writer would write the line with one
-       * export_lines call and nothing else: no flush to report it to, no
-       * spool or emitter's seal between. */
-      em->sinks[i].here_ok = exp->vt->never_blocks && exp->vt->export_lines != NULL &&
-                             exp->vt->flush == NULL && exp->spool == NULL &&
-                             (exp->seal == NULL || exp->vt->seals_itself);
       jw__cond_init(&em->sinks[i].more);
       jw__mutex_init(&em->sinks[i].fl_lock);
       jw__cond_init(&em->sinks[i].fl_cv);
@@ -1012,24 +887,6 @@ int jw_emitter_start(jw_emitter_t *em, size_t capacity) {
   return 0;
 }
 
-uint64_t jw__emitter_written_here(jw_emitter_t *em) {
-  uint64_t n;
-  jw__mutex_lock(&em->lock);
-  n = em->written_here;
-  jw__mutex_unlock(&em->lock);
-  return n;
-}
-
-int jw__emitter_idle(jw_emitter_t *em, size_t i) {
-  int idle;
-  jw__mutex_lock(&em->lock);
-  idle = i < em->n_sinks && em->sinks[i].waiting && !em->sinks[i].holds_gap &&
-         !em->sinks[i].here_busy && em->sinks[i].q.head == NULL &&
-         jw_now_us() - em->seq_us >= LONE_GAP_US;
-  jw__mutex_unlock(&em->lock);
-  return idle;
-}
-
 int jw_emitter_settle(jw_emitter_t *em, uint32_t timeout_ms) {
   uint64_t deadline = jw_now_us() + (uint64_t)timeout_ms * 1000u;
   int rc = 0;
@@ -1043,7 +900,7 @@ int jw_emitter_settle(jw_emitter_t *em, uint32_t timeout_ms) {
     for (i = 0; i < em->n_sinks; i++) {
       sink_t *k = &em->sinks[i];
       jw__spool_stats_t st;
-      busy += k->started && !k->finished && (k->q.head != NULL || k->busy || k->here_busy);
+      busy += k->started && !k->finished && (k->q.head != NULL || k->busy);
       /* A network sink has delivered what it holds, or knows (and has
        * said: its notice is written, not being written) that its
        * collector is away. */

@@ -158,14 +158,6 @@ extern void *jw__emitter_flush_hook_ctx;
  * holds one emitter there to make a later seq ready first. NULL: none. */
 extern void (*jw__emitter_reserved_hook)(void *ctx, uint64_t seq);
 extern void *jw__emitter_reserved_hook_ctx;
-/* Test hook: 1 when sink i's writer sleeps with nothing queued, no loss
- * to record and no line being written here, and the last event was
- * reserved 250 us ago or longer: the next line committed is then written by the
- * committing thread where the sink allows it (jw_exporter_vtable_t's
- * never_blocks). */
-int jw__emitter_idle(jw_emitter_t *em, size_t i);
-/* Test hook: how many lines the committing threads wrote themselves. */
-uint64_t jw__emitter_written_here(jw_emitter_t *em);
 /* Per sink, for job_end's summary: [{exporter, written, lost, spool?}]
  * (a json_t *, new reference). */
 void *jw__emitter_sinks_json(jw_emitter_t *em);
@@ -270,9 +262,6 @@ int jw__is_alert(jw_event_kind_t kind);
 /* A new line holding a copy of data; NULL when memory runs out. */
 jw__line_t *jw__line_new(uint64_t seq, jw_event_kind_t kind, const char *data, size_t len);
 void jw__lineq_push(jw__lineq_t *q, jw__line_t *it);
-/* Puts it back at the head of q (a line taken to be written elsewhere
- * that was not: it is still the oldest). */
-void jw__lineq_push_front(jw__lineq_t *q, jw__line_t *it);
 /* The oldest entry or NULL; the caller frees it. */
 jw__line_t *jw__lineq_pop(jw__lineq_t *q);
 /* Moves every item of q into `into` (which must be empty); q is empty. */

@@ -38,15 +38,6 @@ void jw__lineq_push(jw__lineq_t *q, jw__line_t *it) {
     q->queued++;
 }
 
-void jw__lineq_push_front(jw__lineq_t *q, jw__line_t *it) {
-  it->next = q->head;
-  q->head = it;
-  if (q->tail == NULL)
-    q->tail = it;
-  if (it->gap_count == 0)
-    q->queued++;
-}
-
 jw__line_t *jw__lineq_pop(jw__lineq_t *q) {
   jw__line_t *it = q->head;
   if (it == NULL)

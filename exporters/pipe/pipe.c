@@ -1041,7 +1041,7 @@ int jw__pipe_reader_stats(jw_exporter_t *exp, uint64_t *connected, uint64_t *gon
 
 int jw__pipe_write_stats(jw_exporter_t *exp, jw__pipe_wstats_t *st) {
   pipe_state_t *ps;
-  if (exp == NULL || exp->vt->export_lines != pipe_export_lines || exp->state == NULL)
+  if (exp == NULL || exp->vt != &jw_exporter_pipe || exp->state == NULL)
     return JW_EINVAL;
   ps = exp->state;
   jw__mutex_lock(&ps->lock);
@@ -1062,7 +1062,6 @@ const jw_exporter_vtable_t jw_exporter_pipe = {
     .close = pipe_close,
     .check = pipe_check,
     .seals_itself = 1, /* one chain per reader */
-    .never_blocks = 1, /* a write that would wait is handed to the reader's thread */
     .usage = "pipe:NAME",
     .summary = "serves \\\\.\\pipe\\NAME to local readers (jobwarden tail NAME, a collector); "
                "the job's own processes are refused",

@@ -195,13 +195,8 @@ typedef struct {
   int fail_first;
   int calls;
   char *lines[256];
-  int here[256]; /* line i was written on a thread marked tl_emitting */
   int n;
 } mem_sink_t;
-
-/* Set by the threads of a test that emit: a line written while it is set
- * was written by the thread that committed it, not by the sink's writer. */
-static _Thread_local int tl_emitting;
 
 static int mem_export(jw_exporter_t *self, const char *line, size_t len, const jw_event_t *ev,
                       jw_error_t *err) {
@@ -219,7 +214,6 @@ static int mem_export(jw_exporter_t *self, const char *line, size_t len, const j
     s->lines[s->n] = malloc(len + 1);
     memcpy(s->lines[s->n], line, len);
     s->lines[s->n][len] = '\0';
-    s->here[s->n] = tl_emitting;
     s->n++;
   }
   jw__mutex_unlock(&s->m);
@@ -227,30 +221,6 @@ static int mem_export(jw_exporter_t *self, const char *line, size_t len, const j
 }
 
 static const jw_exporter_vtable_t mem_vt = {.name = "memory", .export_line = mem_export};
-
-/* The same sink with a batch call, as a sink that never blocks (its gate
- * stands for a write that takes long) and as one that may. A failed line
- * is not taken (0), like the pipe sink would never do. */
-static size_t mem_export_lines(jw_exporter_t *self, const jw_line_ref_t *lines, size_t n,
-                               jw_error_t *err) {
-  size_t i;
-  for (i = 0; i < n; i++) {
-    jw_event_t ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.seq = lines[i].seq;
-    ev.kind = lines[i].kind;
-    if (mem_export(self, lines[i].line, lines[i].len, &ev, err) != 0)
-      break;
-  }
-  return i;
-}
-
-static const jw_exporter_vtable_t mem_here_vt = {.name = "memory",
-                                                 .export_line = mem_export,
-                                                 .export_lines = mem_export_lines,
-                                                 .never_blocks = 1};
-static const jw_exporter_vtable_t mem_batch_vt = {
-    .name = "memory", .export_line = mem_export, .export_lines = mem_export_lines};
 
 static jw_exporter_t *mem_exporter(mem_sink_t *s) {
   jw_exporter_t *e = calloc(1, sizeof(*e));
@@ -535,184 +505,6 @@ static void test_settle(void) {
     free(sb.lines[i]);
   for (i = 0; i < sa.n; i++)
     free(sa.lines[i]);
-}
-
-/* ---- lines written by the committing thread ---------------------------- */
-
-static long long line_seq(const char *line);
-
-/* Waits (bounded) until sink i's writer sleeps with nothing to do and
- * the last event is no longer part of a burst. */
-static int wait_idle(jw_emitter_t *em, size_t i) {
-  jw__mutex_t m;
-  jw__cond_t c;
-  int n, asleep = 0;
-  jw__mutex_init(&m);
-  jw__cond_init(&c);
-  jw__mutex_lock(&m);
-  for (n = 0; n < 10000 && !(asleep = jw__emitter_idle(em, i)); n++)
-    jw__cond_timedwait(&c, &m, 1);
-  jw__mutex_unlock(&m);
-  jw__cond_destroy(&c);
-  jw__mutex_destroy(&m);
-  return asleep;
-}
-
-/* A line's "emitted" time in microseconds of its day (-1: none). */
-static long long emitted_us(const char *line) {
-  const char *p = strstr(line, "\"emitted\":\"");
-  int h, m, sec;
-  long us;
-  if (p == NULL || sscanf(p + 11 + 11, "%2d:%2d:%2d.%6ld", &h, &m, &sec, &us) != 4)
-    return -1;
-  return ((h * 60LL + m) * 60 + sec) * 1000000LL + us;
-}
-
-static void emit_marked(void *arg) {
-  jw_emitter_t *em = arg;
-  tl_emitting = 1;
-  emit_kind(em, JW_EVENT_VIOLATION);
-  tl_emitting = 0;
-}
-
-/* Closes s's gate and starts a thread that emits one line, then waits
- * until that line's write is held at the gate. */
-static void emit_held(mem_sink_t *s, jw_emitter_t *em, jw__thread_t *t) {
-  jw__mutex_lock(&s->m);
-  s->gate_closed = 1;
-  s->entered = 0;
-  jw__mutex_unlock(&s->m);
-  CHECK_INT(jw__thread_start(t, emit_marked, em), 0);
-  jw__mutex_lock(&s->m);
-  while (!s->entered)
-    jw__cond_wait(&s->c, &s->m);
-  jw__mutex_unlock(&s->m);
-}
-
-static void open_gate(mem_sink_t *s) {
-  jw__mutex_lock(&s->m);
-  s->gate_closed = 0;
-  jw__cond_broadcast(&s->c);
-  jw__mutex_unlock(&s->m);
-}
-
-/* A sink whose export never blocks gets a line committed while its writer
- * sleeps from the committing thread itself (one thread hop less); the
- * lines committed while that write is under way queue behind it and the
- * writer writes them, in order; settle and drain wait for the write. A
- * line the export did not take goes back to the writer (not lost, not
- * twice). A sink that may block is always written by its writer. */
-static void test_write_here(void) {
-  jw_run_info_t run;
-  jw_emitter_t *em = NULL;
-  mem_sink_t s, sb;
-  jw_exporter_t *e = mem_exporter(&s), *b = mem_exporter(&sb);
-  jw__thread_t t;
-  int i;
-
-  e->vt = &mem_here_vt;
-  b->vt = &mem_batch_vt;
-  CHECK_INT(jw_run_info_init(&run, "unit-here", JW_TIER_NONE), 0);
-  CHECK_INT(jw_emitter_new(&run, &em), 0);
-  CHECK_INT(jw_emitter_add(em, e), 0);
-  CHECK_INT(jw_emitter_add(em, b), 0);
-  CHECK_INT(jw_emitter_start(em, 64), 0);
-
-  /* Lone lines, each while the writers sleep: written here (sink e),
-   * by the writer (sink b). */
-  for (i = 0; i < 3; i++) {
-    CHECK(wait_idle(em, 0));
-    CHECK(wait_idle(em, 1));
-    tl_emitting = 1;
-    emit_kind(em, JW_EVENT_PROCESS_START);
-    tl_emitting = 0;
-    CHECK_INT(jw_emitter_settle(em, 5000), 0);
-  }
-  CHECK_INT(s.n, 3);
-  CHECK_INT(sb.n, 3);
-  for (i = 0; i < 3 && i < s.n && i < sb.n; i++) {
-    CHECK_INT(line_seq(s.lines[i]), i + 1);
-    CHECK_INT(s.here[i], 1);
-    CHECK_INT(sb.here[i], 0);
-  }
-
-  /* A burst: the first line is lone (written here), and no line reserved
-   * within 250 us of the one before is written here (LONE_GAP_US). */
-  CHECK(wait_idle(em, 0));
-  tl_emitting = 1;
-  for (i = 0; i < 20; i++)
-    emit_kind(em, JW_EVENT_PROCESS_START);
-  tl_emitting = 0;
-  CHECK_INT(jw_emitter_settle(em, 5000), 0);
-  CHECK_INT(s.n, 23);
-  if (s.n == 23) {
-    int close = 0;
-    CHECK_INT(s.here[3], 1);
-    for (i = 4; i < 23; i++) {
-      long long gap = emitted_us(s.lines[i]) - emitted_us(s.lines[i - 1]);
-      CHECK(emitted_us(s.lines[i]) >= 0);
-      if (gap >= 0 && gap < 250) {
-        close++;
-        CHECK_INT(s.here[i], 0);
-      }
-    }
-    printf("burst: %d of 19 lines within 250 us of the one before\n", close);
-    CHECK(close > 0); /* else the rule was not exercised */
-  }
-
-  /* A write here that takes long: seq 24 is held in the export on another
-   * emitting thread; seq 25 and 26, committed meanwhile, queue behind it and
-   * this thread does not wait; settle and drain wait for the held write. */
-  CHECK(wait_idle(em, 0));
-  emit_held(&s, em, &t);
-  emit_kind(em, JW_EVENT_PROCESS_START);
-  emit_kind(em, JW_EVENT_PROCESS_START);
-  CHECK_INT(jw_emitter_settle(em, 100), JW_ETIMEDOUT);
-  CHECK_INT(s.n, 23);
-  open_gate(&s);
-  jw__thread_join(&t);
-  CHECK_INT(jw_emitter_settle(em, 5000), 0);
-  CHECK_INT(s.n, 26);
-  for (i = 23; i < 26 && i < s.n; i++) {
-    CHECK_INT(line_seq(s.lines[i]), i + 1);
-    CHECK_INT(s.here[i], i == 23); /* seq 24 here, 25 and 26 by the writer */
-  }
-
-  /* The export does not take seq 27: the writer writes it, once, in its
-   * place. */
-  CHECK(wait_idle(em, 0));
-  jw__mutex_lock(&s.m);
-  s.fail_first = s.calls + 1;
-  jw__mutex_unlock(&s.m);
-  tl_emitting = 1;
-  emit_kind(em, JW_EVENT_VIOLATION);
-  tl_emitting = 0;
-  CHECK_INT(jw_emitter_settle(em, 5000), 0);
-  CHECK_INT(s.n, 27);
-  if (s.n == 27) {
-    CHECK_INT(line_seq(s.lines[26]), 27);
-    CHECK_INT(s.here[26], 0);
-  }
-
-  /* Settle and drain wait for a held write here with nothing queued
-   * behind it, then find everything written. */
-  CHECK(wait_idle(em, 0));
-  emit_held(&s, em, &t);
-  CHECK_INT(jw_emitter_settle(em, 100), JW_ETIMEDOUT);
-  CHECK_INT(jw_emitter_drain(em, 100), JW_ETIMEDOUT);
-  open_gate(&s);
-  jw__thread_join(&t);
-  CHECK_INT(jw_emitter_drain(em, 5000), 0);
-  CHECK_INT(s.n, 28);
-  CHECK_INT(sb.n, 28);
-  for (i = 0; i < s.n; i++)
-    CHECK_INT(line_seq(s.lines[i]), i + 1);
-  for (i = 0; i < sb.n; i++)
-    CHECK_INT(sb.here[i], 0);
-  CHECK_INT(jw_emitter_dropped(em), 0);
-  jw_emitter_free(em);
-  free_mem(&s);
-  free_mem(&sb);
 }
 
 /* ---- seq order with emitters on several threads ------------------------- */
@@ -1020,7 +812,6 @@ static const jw_test_case_t cases[] = {
     {"drain", test_drain, 30},
     {"concurrent_order", test_concurrent_order_case, 180},
     {"group_commit", test_group_commit_case, 30},
-    {"write_here", test_write_here, 60},
 };
 
 int main(int argc, char **argv) {

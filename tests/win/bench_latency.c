@@ -7,9 +7,7 @@
  * rendering, the queues, each sink's writer thread, the file / the pipe.
  * Coalescing is off: every packet is one violation line.
  *   idle   N packets one at a time (the next is posted once both lines were
- *          read, and the relay's after it): the latency of an idle
- *          pipeline (lone events, 250 us or more apart: their lines go to
- *          the pipe from the monitor's thread; printed how many did);
+ *          read): the latency of an idle pipeline;
  *   burst  BURST packets posted back to back by another thread while the
  *          readers read: packet i's latency is from its post until the
  *          i-th new line was read.
@@ -27,11 +25,8 @@
  *          system. The idle series is printed as a ratio of it too.
  * Prints p50 / p99 / max of each. Violations are flushed to disk by group
  * commit (JW_SYNC_BOUND_MS), not per line, so the flush is not in the path.
- * --via-writer: the pipe sink's lines all go through the sink's writer
- * thread, as before a lone event's line was written by the thread that
- * commits it (the monitor): the A side of an A/B.
- * Usage: bench_latency.exe DIR [N [BURST [--poll-pipe] [--via-writer]]]
- * (defaults 10000, 5000). See docs/performance.md. */
+ * Usage: bench_latency.exe DIR [N [BURST [--poll-pipe]]] (defaults 10000,
+ * 5000). See docs/performance.md. */
 #include <process.h>
 
 #include "bench_util.h"
@@ -44,12 +39,23 @@ static double now_us(void) {
   return (double)c.QuadPart * 1e6 / (double)f.QuadPart;
 }
 
-/* --via-writer: the pipe sink as one that may block (never_blocks 0). */
-static jw_exporter_vtable_t via_writer_vt;
-static void via_writer(jw_exporter_t *exp) {
-  via_writer_vt = *exp->vt;
-  via_writer_vt.never_blocks = 0;
-  exp->vt = &via_writer_vt;
+/* A wait that sees no line for STUCK_US fails the run with what it waited
+ * for and the sinks' state, instead of hanging. */
+#define STUCK_US 30e6
+static jw_emitter_t *g_em;
+static jw_exporter_t *g_pipe;
+static int stuck(double since, const char *what, long have, long want) {
+  jw__pipe_wstats_t ws = {0, 0, 0, 0};
+  if (now_us() - since < STUCK_US)
+    return 0;
+  jw__pipe_write_stats(g_pipe, &ws);
+  fprintf(stderr,
+          "bench_latency: stuck for 30 s waiting for %s line %ld (have %ld); emitter: %llu "
+          "committed; pipe sink: %llu direct, %llu handed, %llu resumed\n",
+          what, want, have, (unsigned long long)jw_emitter_count(g_em),
+          (unsigned long long)ws.direct, (unsigned long long)ws.handed,
+          (unsigned long long)ws.resumed);
+  return 1;
 }
 
 static int cmp(const void *a, const void *b) {
@@ -203,14 +209,14 @@ static int wait_both(HANDLE file, pipe_client_t *c, long want, stream_t *f, doub
                      double *lat_f, double *lat_p) {
   *lat_f = f->have >= want ? 0 : -1;
   while (*lat_f < 0) {
-    if (poll_file(file, f) != 0)
+    if (poll_file(file, f) != 0 || stuck(t0, "the file's", f->have, want))
       return -1;
     if (f->have >= want)
       *lat_f = now_us() - t0;
     SwitchToThread(); /* the core to whoever needs it */
   }
   while (c->seen < want) {
-    if (c->failed)
+    if (c->failed || stuck(t0, "the pipe's", c->seen, want))
       return -1;
     SwitchToThread(); /* the core to whoever needs it */
   }
@@ -225,7 +231,7 @@ static int wait_both(HANDLE file, pipe_client_t *c, long want, stream_t *f, doub
  * failed. */
 static int wait_pipe_asleep(pipe_client_t *c, long want, double t0, double *lat) {
   while (c->seen < want) {
-    if (c->failed)
+    if (c->failed || stuck(t0, "the pipe's (asleep)", c->seen, want))
       return -1;
     WaitForSingleObject(c->ev, 1000);
   }
@@ -237,8 +243,9 @@ static int wait_pipe_asleep(pipe_client_t *c, long want, double t0, double *lat)
 
 /* Reads the file up to `want` lines, untimed (its lines came before). */
 static int catch_up(HANDLE file, stream_t *f, long want) {
+  double t0 = now_us();
   while (f->have < want) {
-    if (poll_file(file, f) != 0)
+    if (poll_file(file, f) != 0 || stuck(t0, "the file's (catching up)", f->have, want))
       return -1;
     if (f->have < want)
       SwitchToThread();
@@ -269,21 +276,29 @@ static unsigned __stdcall post_burst(void *arg) {
  * k's latency in that stream. */
 static int read_burst(HANDLE file, pipe_client_t *c, long base, int n, stream_t *f,
                       volatile double *posted, double *lat_f, double *lat_p) {
-  long k;
+  long k, last = c->seen;
+  double moved = now_us(); /* when a line last came */
   while (f->have < base + n) {
     long before_f = f->have;
     double t;
-    if (poll_file(file, f) != 0)
+    if (poll_file(file, f) != 0 || stuck(moved, "the file's (burst)", f->have, base + n))
       return -1;
     t = now_us();
+    if (f->have != before_f)
+      moved = t;
     MemoryBarrier();
     for (k = before_f; k < f->have && k < base + n; k++)
       lat_f[k - base] = t - posted[k - base];
     SwitchToThread(); /* the core to whoever needs it */
   }
+  moved = now_us();
   while (c->seen < base + n) {
-    if (c->failed)
+    if (c->failed || stuck(moved, "the pipe's (burst)", c->seen, base + n))
       return -1;
+    if (c->seen != last) {
+      last = c->seen;
+      moved = now_us();
+    }
     Sleep(1); /* the client stamps its own lines */
   }
   MemoryBarrier();
@@ -398,24 +413,12 @@ int main(int argc, char **argv) {
   int kf, kp, krf, krp, ka, kra;
   jw__pipe_wstats_t ws = {0, 0, 0, 0};
   burst_t b;
-  int via = 0;
-  uint64_t here[4]; /* lines written by the monitor's thread before/after each series */
 
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if ((dir = bench_dir(argc, argv,
-                       "bench_latency.exe DIR [N [BURST [--poll-pipe] [--via-writer]]]")) == NULL)
+  if ((dir = bench_dir(argc, argv, "bench_latency.exe DIR [N [BURST [--poll-pipe]]]")) == NULL)
     return 2;
-  for (i = 4; i < argc; i++) {
-    if (strcmp(argv[i], "--poll-pipe") == 0) {
-      pc.poll = 1;
-    } else if (strcmp(argv[i], "--via-writer") == 0) {
-      via = 1;
-    } else {
-      fprintf(stderr, "bench_latency: unknown option '%s'\n", argv[i]);
-      return 2;
-    }
-  }
+  pc.poll = argc > 4 && strcmp(argv[4], "--poll-pipe") == 0;
   lat = calloc((size_t)n, sizeof(double));
   lat_pipe = calloc((size_t)n, sizeof(double));
   blat = calloc((size_t)burst, sizeof(double));
@@ -442,9 +445,10 @@ int main(int argc, char **argv) {
   if (lat == NULL || lat_pipe == NULL || blat == NULL || blat_pipe == NULL || posted == NULL ||
       elat == NULL || elat_pipe == NULL || pc.when == NULL || rlat == NULL || rlat_pipe == NULL ||
       rc.when == NULL || alat == NULL || ralat == NULL || pc.ev == NULL || rc.ev == NULL ||
-      rig_start_adjusted(&r, dir, "bench-latency", &p, args, 2, "pipe:jw-bench-latency,buffer=8192",
-                         via ? via_writer : NULL) != 0)
+      rig_start_ex(&r, dir, "bench-latency", &p, args, 2, "pipe:jw-bench-latency,buffer=8192") != 0)
     return 1;
+  g_em = r.em;
+  g_pipe = r.extra;
   pc.pipe =
       CreateFileW(L"\\\\.\\pipe\\jw-bench-latency", GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
   if (pc.pipe == INVALID_HANDLE_VALUE)
@@ -480,7 +484,6 @@ int main(int argc, char **argv) {
   pc.when_cap = 2 * n + burst;
   MemoryBarrier();
   pc.when_base = pc.s.have;
-  here[0] = jw__emitter_written_here(r.em);
   for (i = 0; i < n; i++) {
     double t0 = now_us();
     PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, r.job.key_job,
@@ -492,7 +495,6 @@ int main(int argc, char **argv) {
     if (wait_both(rh, &rc, rs.have + 1, &rs, t0, &rlat[i], &rlat_pipe[i]) != 0)
       return 1;
   }
-  here[1] = jw__emitter_written_here(r.em);
   /* The sleeping series: nothing of the benchmark's runs while a line
    * travels. The file's lines are read after each, untimed. */
   fs.emit_lat = NULL;
@@ -512,7 +514,6 @@ int main(int argc, char **argv) {
     if (wait_pipe_asleep(&rc, want, t0, &ralat[i]) != 0 || catch_up(rh, &rs, rs.have + 1) != 0)
       return 1;
   }
-  here[2] = jw__emitter_written_here(r.em);
   fs.emit_lat = elat;
   PostQueuedCompletionStatus(rl.port, 0, 0, NULL); /* the relay ends */
   WaitForSingleObject(rt, INFINITE);
@@ -535,7 +536,6 @@ int main(int argc, char **argv) {
   WaitForSingleObject(t, INFINITE);
   CloseHandle(t);
   CloseHandle(h);
-  here[3] = jw__emitter_written_here(r.em);
   TerminateProcess(r.child.process, 0);
   jw__pipe_write_stats(r.extra, &ws);
   json_decref(rig_finish(&r));
@@ -545,14 +545,10 @@ int main(int argc, char **argv) {
   CloseHandle(pc.pipe);
   printf("pipe client: %s\n", pc.poll ? "polls with PeekNamedPipe (--poll-pipe)"
                                       : "blocks in ReadFile in its own thread");
-  printf("pipe sink: lone events' lines written by %s\n",
-         via ? "the sink's writer (--via-writer)" : "the monitor's thread");
   printf("pipe sink: %llu write(s) straight to the reader's pipe, %llu of them handed to the "
          "reader's thread\n",
          (unsigned long long)ws.direct, (unsigned long long)ws.handed);
-  printf("packet -> line read, %d packets one at a time (idle pipeline; %llu of the %d lines to "
-         "the pipe written by the monitor's thread):\n",
-         n, (unsigned long long)(here[1] - here[0]), n);
+  printf("packet -> line read, %d packets one at a time (idle pipeline):\n", n);
   kf = report("from the file:", lat, n);
   kp = report("from a pipe: reader:", lat_pipe, n);
   report("emitted -> read, file:", elat, n);
@@ -566,16 +562,13 @@ int main(int argc, char **argv) {
   ratio("from the file:", lat, kf, rlat, krf);
   ratio("from a pipe: reader:", lat_pipe, kp, rlat_pipe, krp);
   printf("packet -> line read by the pipe's client, %d more packets, nobody spinning (the "
-         "benchmark asleep until the client has read; %llu lines written by the monitor's "
-         "thread):\n",
-         n, (unsigned long long)(here[2] - here[1]));
+         "benchmark asleep until the client has read):\n",
+         n);
   ka = report("jobwarden:", alat, n);
   report("emitted -> read (jobwarden):", elat_pipe + n, n);
   kra = report("the relay:", ralat, n);
   ratio("jobwarden / relay:", alat, ka, ralat, kra);
-  printf("packet -> line read, a burst of %d packets posted back to back (%llu lines written by "
-         "the monitor's thread):\n",
-         burst, (unsigned long long)(here[3] - here[2]));
+  printf("packet -> line read, a burst of %d packets posted back to back:\n", burst);
   report("from the file:", blat, burst);
   report("from a pipe: reader:", blat_pipe, burst);
   report("emitted -> read, file:", elat + 2 * n, burst);

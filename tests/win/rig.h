@@ -47,11 +47,10 @@ static inline void rig_helper_options(jw_spawn_options_t *opt, const char **argv
 
 /* Starts `self --helper args...` in a job built from `policy`; events go to
  * <dir>/wine-<name>.jsonl and, when extra_spec is not NULL, to that sink
- * too (r->extra; `adjust`, when not NULL, sees it before the emitter
- * starts). Returns 0 or -1 (reported on stderr). */
-static inline int rig_start_adjusted(rig_t *r, const char *dir, const char *name,
-                                     const jw_policy_t *policy, const char *const *args, int nargs,
-                                     const char *extra_spec, void (*adjust)(jw_exporter_t *)) {
+ * too (r->extra). Returns 0 or -1 (reported on stderr). */
+static inline int rig_start_ex(rig_t *r, const char *dir, const char *name,
+                               const jw_policy_t *policy, const char *const *args, int nargs,
+                               const char *extra_spec) {
   jw_run_info_t run;
   jw_policy_t eff;
   jw_exporter_t *exp;
@@ -69,9 +68,8 @@ static inline int rig_start_adjusted(rig_t *r, const char *dir, const char *name
    * keeps every line even on a loaded machine (the file is the reference). */
   if (jw_run_info_init(&run, name, eff.tier) != 0 || jw_emitter_new(&run, &r->em) != 0 ||
       jw_exporter_open(spec, &exp, &err) != 0 || jw_emitter_add(r->em, exp) != 0 ||
-      (extra_spec != NULL &&
-       (jw_exporter_open(extra_spec, &r->extra, &err) != 0 ||
-        (adjust != NULL && (adjust(r->extra), 0)) || jw_emitter_add(r->em, r->extra) != 0)) ||
+      (extra_spec != NULL && (jw_exporter_open(extra_spec, &r->extra, &err) != 0 ||
+                              jw_emitter_add(r->em, r->extra) != 0)) ||
       jw_emitter_start(r->em, 16384) != 0) {
     fprintf(stderr, "rig %s: emitter set-up failed\n", name);
     return -1;
@@ -89,12 +87,6 @@ static inline int rig_start_adjusted(rig_t *r, const char *dir, const char *name
     return -1;
   }
   return 0;
-}
-
-static inline int rig_start_ex(rig_t *r, const char *dir, const char *name,
-                               const jw_policy_t *policy, const char *const *args, int nargs,
-                               const char *extra_spec) {
-  return rig_start_adjusted(r, dir, name, policy, args, nargs, extra_spec, NULL);
 }
 
 static inline int rig_start(rig_t *r, const char *dir, const char *name, const jw_policy_t *policy,
