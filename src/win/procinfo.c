@@ -75,6 +75,19 @@ static int cmdline_utf8(const wchar_t *s, size_t units, char **out, size_t *len,
   return to_utf8_max(s, units, JW_COMMAND_LINE_MAX_UNITS, out, len, truncated);
 }
 
+/* Whether s holds a U+0000. No command line does (CreateProcess takes a
+ * NUL-terminated string, and the length stops before it): one that does
+ * was read while the process's memory was being written or torn down
+ * (seen under Wine for a short-lived child: the string's length over
+ * reused memory) and is not the process's command line. */
+static int has_nul(const wchar_t *s, size_t units) {
+  size_t i;
+  for (i = 0; i < units; i++)
+    if (s[i] == 0)
+      return 1;
+  return 0;
+}
+
 /* Class 60: a UNICODE_STRING followed by its characters, in one buffer. */
 static LONG command_line_class60(HANDLE h, char **out, size_t *len, int *truncated) {
   nt_query_fn q = nt_query();
@@ -96,7 +109,8 @@ static LONG command_line_class60(HANDLE h, char **out, size_t *len, int *truncat
         /* Never "": an empty answer is what a process still being set up
          * shows; the PEB read below decides (and says why). */
         st = (LONG)0xC0000001; /* STATUS_UNSUCCESSFUL */
-      } else if (buf < base + sizeof(*us) || buf + us->Length > base + size) {
+      } else if (buf < base + sizeof(*us) || buf + us->Length > base + size ||
+                 has_nul(us->Buffer, units)) {
         st = (LONG)0xC0000001; /* STATUS_UNSUCCESSFUL: inconsistent answer */
       } else {
         st = cmdline_utf8(us->Buffer, units, out, len, truncated) == 0 ? 0 : (LONG)0xC0000017;
@@ -170,6 +184,10 @@ static DWORD command_line_peb(HANDLE h, char **out, size_t *len, int *truncated,
      * NEW_PROCESS) has the string's length but not yet its characters: no
      * command line starts with U+0000. */
     *step = "ReadProcessMemory(command line): still being written";
+    e = ERROR_NOT_READY;
+  } else if (has_nul(buf, units)) {
+    *step = "ReadProcessMemory(command line): a U+0000 inside its length (memory being written "
+            "or torn down)";
     e = ERROR_NOT_READY;
   } else if (cmdline_utf8(buf, units, out, len, truncated) != 0)
     e = ERROR_NOT_ENOUGH_MEMORY;

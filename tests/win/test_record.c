@@ -1093,6 +1093,25 @@ static void case_cmdline_empty(void) {
   CHECK_INT(len, 0);
   CHECK_CONTAINS(why, "no command line (empty or still being set up)");
   free(out);
+  out = NULL;
+  /* Its length back, and a U+0000 inside it (what a read of a short-lived
+   * child's memory while it is torn down returned once: characters over
+   * reused memory): not its command line either, never reported as one. */
+  CHECK(WriteProcessMemory(pi.hProcess,
+                           (char *)peb.ProcessParameters +
+                               offsetof(RTL_USER_PROCESS_PARAMETERS, CommandLine) +
+                               offsetof(UNICODE_STRING, Length),
+                           &pp.CommandLine.Length, sizeof(pp.CommandLine.Length), &n));
+  CHECK(pp.CommandLine.Length >= 8);
+  CHECK(
+      WriteProcessMemory(pi.hProcess, (char *)pp.CommandLine.Buffer + 4, &zero, sizeof(zero), &n));
+  why[0] = 0;
+  rc = jw__proc_command_line(pi.hProcess, &out, &len, &trunc, why, sizeof(why));
+  CHECK_INT(rc, ERROR_NOT_READY);
+  CHECK(out == NULL);
+  CHECK_INT(len, 0);
+  CHECK_CONTAINS(why, "a U+0000 inside its length");
+  free(out);
   if (grandchild != 0) {
     HANDLE g = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, grandchild);
     CHECK(g != NULL);
