@@ -498,6 +498,18 @@ static int get_uint(json_t *in, const char *key, uint64_t lo, uint64_t hi, uint6
   return 0;
 }
 
+/* Drops the line x whose parts were refused as a whole (res says where
+ * its first part was): a line never completed goes; one completed before
+ * keeps what tells a repeat from a conflict, its parts read again go. */
+static void drop_line(jw__parts_t *p, line_t *x, jw__part_result_t *res) {
+  res->line_dropped = 1;
+  res->first_tag = x->first_tag;
+  if (x->digests == NULL)
+    line_drop(p, x);
+  else
+    slots_clear(p, x);
+}
+
 /* The data of parts 1..of, in order, into a new buffer. */
 static char *join(line_t *x) {
   char *w = malloc(x->bytes + 1);
@@ -715,12 +727,7 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
             "the parts of run %s seq %llu read so far hold %lu bytes, more than its \"bytes\" "
             "(%lu): the line is dropped",
             rid, (unsigned long long)seq, (unsigned long)(x->have + dlen), (unsigned long)x->bytes);
-    res->line_dropped = 1;
-    res->first_tag = x->first_tag;
-    if (x->digests == NULL)
-      line_drop(p, x);
-    else
-      slots_clear(p, x);
+    drop_line(p, x, res);
     goto done;
   }
   {
@@ -747,12 +754,7 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
              "is dropped",
              (unsigned long)x->of, rid, (unsigned long long)seq, (unsigned long)x->have,
              (unsigned long)x->bytes);
-    res->line_dropped = 1;
-    res->first_tag = x->first_tag;
-    if (x->digests == NULL)
-      line_drop(p, x);
-    else
-      slots_clear(p, x);
+    drop_line(p, x, res);
     goto done;
   }
   res->whole = join(x);
@@ -774,12 +776,7 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
                "the %lu parts of run %s seq %llu put together are not the line of their "
                "\"digest\" (%s): the line is dropped",
                (unsigned long)x->of, rid, (unsigned long long)seq, digest);
-      res->line_dropped = 1;
-      res->first_tag = x->first_tag;
-      if (x->digests == NULL)
-        line_drop(p, x);
-      else
-        slots_clear(p, x);
+      drop_line(p, x, res);
       goto done;
     }
   }

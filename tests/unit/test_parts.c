@@ -624,6 +624,20 @@ static void test_version1(void) {
   free(x23);
 }
 
+/* Two lines of `len` bytes, all 'a' and all 'b' (the same length, other
+ * bytes), their digests, and each split at max as seq `seq`. */
+static void two_lines(size_t len, size_t max, uint64_t seq, char **la, char **lb, char da[33],
+                      char db[33], parts_t *a, parts_t *b) {
+  *la = repeat('a', len);
+  *lb = repeat('b', len);
+  memset(a, 0, sizeof(*a));
+  memset(b, 0, sizeof(*b));
+  line_digest(*la, len, da);
+  line_digest(*lb, len, db);
+  CHECK_INT(jw__parts_split(*la, len, max, RID, seq, collect, a, NULL), 0);
+  CHECK_INT(jw__parts_split(*lb, len, max, RID, seq, collect, b, NULL), 0);
+}
+
 /* Two sinks of one run sending to one collector carry different lines
  * under the same run_id and seq (each sink's seal differs, or its format),
  * split at the same limit: parts of both arrive interleaved. Each line
@@ -634,15 +648,9 @@ static void test_one_seq_two_lines(void) {
   jw__parts_t *r = jw__parts_new();
   jw__part_result_t res;
   parts_t a, b;
-  char *la = repeat('a', 600), *lb = repeat('b', 600); /* the same length, other bytes */
-  char da[33], db[33];
+  char *la, *lb, da[33], db[33];
   size_t i;
-  memset(&a, 0, sizeof(a));
-  memset(&b, 0, sizeof(b));
-  line_digest(la, 600, da);
-  line_digest(lb, 600, db);
-  CHECK_INT(jw__parts_split(la, 600, JW_PARTS_MIN_MAX, RID, 77, collect, &a, NULL), 0);
-  CHECK_INT(jw__parts_split(lb, 600, JW_PARTS_MIN_MAX, RID, 77, collect, &b, NULL), 0);
+  two_lines(600, JW_PARTS_MIN_MAX, 77, &la, &lb, da, db, &a, &b);
   CHECK_INT(a.n, 5);
   CHECK_INT(b.n, 5);
   /* a1 b1 a2 b2 ... a5 (a whole) b5 (b whole) */
@@ -745,14 +753,9 @@ static void test_digest_mismatch(void) {
   jw__parts_t *r = jw__parts_new();
   jw__part_result_t res;
   parts_t a, b;
-  char *la = repeat('a', 500), *lb = repeat('b', 500), da[33], db[33], want[300];
+  char *la, *lb, da[33], db[33], want[300];
   size_t i;
-  memset(&a, 0, sizeof(a));
-  memset(&b, 0, sizeof(b));
-  line_digest(la, 500, da);
-  line_digest(lb, 500, db);
-  CHECK_INT(jw__parts_split(la, 500, MAX, RID, 8, collect, &a, NULL), 0);
-  CHECK_INT(jw__parts_split(lb, 500, MAX, RID, 8, collect, &b, NULL), 0);
+  two_lines(500, MAX, 8, &la, &lb, da, db, &a, &b);
   CHECK_INT(a.n, 4);
   for (i = 0; i < a.n; i++) {
     char *d = strstr(a.l[i], da);

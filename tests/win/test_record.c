@@ -1039,6 +1039,29 @@ static void case_flood(void) {
  * PEB this test rewrites with WriteProcessMemory. */
 typedef LONG(NTAPI *nt_query_fn)(HANDLE, PROCESSINFOCLASS, PVOID, ULONG, PULONG);
 
+/* Writes `len` into CommandLine.Length of a process's parameter block. */
+static int put_cmdline_length(HANDLE h, void *params, USHORT len) {
+  SIZE_T n = 0;
+  return WriteProcessMemory(h,
+                            (char *)params + offsetof(RTL_USER_PROCESS_PARAMETERS, CommandLine) +
+                                offsetof(UNICODE_STRING, Length),
+                            &len, sizeof(len), &n) &&
+         n == sizeof(len);
+}
+
+/* The process's command line is not read (ERROR_NOT_READY, nothing
+ * returned), for the reason `because`. */
+static void expect_not_read(HANDLE h, const char *because) {
+  char *out = NULL, why[512] = "";
+  size_t len = 0;
+  int trunc = 0;
+  CHECK_INT(jw__proc_command_line(h, &out, &len, &trunc, why, sizeof(why)), ERROR_NOT_READY);
+  CHECK(out == NULL);
+  CHECK_INT(len, 0);
+  CHECK_CONTAINS(why, because);
+  free(out);
+}
+
 static void case_cmdline_empty(void) {
   wchar_t cmd[1024];
   char expect[1200], *out = NULL, why[512], pidfile[TW_PATH_CHARS], targs[TW_PATH_CHARS + 32];
@@ -1081,37 +1104,16 @@ static void case_cmdline_empty(void) {
   CHECK(q(pi.hProcess, ProcessBasicInformation, &pbi, sizeof(pbi), &rl) >= 0);
   CHECK(ReadProcessMemory(pi.hProcess, pbi.PebBaseAddress, &peb, sizeof(peb), &n));
   CHECK(ReadProcessMemory(pi.hProcess, peb.ProcessParameters, &pp, sizeof(pp), &n));
-  CHECK(WriteProcessMemory(pi.hProcess,
-                           (char *)peb.ProcessParameters +
-                               offsetof(RTL_USER_PROCESS_PARAMETERS, CommandLine) +
-                               offsetof(UNICODE_STRING, Length),
-                           &zero, sizeof(zero), &n));
-  why[0] = 0;
-  rc = jw__proc_command_line(pi.hProcess, &out, &len, &trunc, why, sizeof(why));
-  CHECK_INT(rc, ERROR_NOT_READY);
-  CHECK(out == NULL);
-  CHECK_INT(len, 0);
-  CHECK_CONTAINS(why, "no command line (empty or still being set up)");
-  free(out);
-  out = NULL;
+  CHECK(put_cmdline_length(pi.hProcess, peb.ProcessParameters, 0));
+  expect_not_read(pi.hProcess, "no command line (empty or still being set up)");
   /* Its length back, and a U+0000 inside it (what a read of a short-lived
    * child's memory while it is torn down returned once: characters over
    * reused memory): not its command line either, never reported as one. */
-  CHECK(WriteProcessMemory(pi.hProcess,
-                           (char *)peb.ProcessParameters +
-                               offsetof(RTL_USER_PROCESS_PARAMETERS, CommandLine) +
-                               offsetof(UNICODE_STRING, Length),
-                           &pp.CommandLine.Length, sizeof(pp.CommandLine.Length), &n));
+  CHECK(put_cmdline_length(pi.hProcess, peb.ProcessParameters, pp.CommandLine.Length));
   CHECK(pp.CommandLine.Length >= 8);
   CHECK(
       WriteProcessMemory(pi.hProcess, (char *)pp.CommandLine.Buffer + 4, &zero, sizeof(zero), &n));
-  why[0] = 0;
-  rc = jw__proc_command_line(pi.hProcess, &out, &len, &trunc, why, sizeof(why));
-  CHECK_INT(rc, ERROR_NOT_READY);
-  CHECK(out == NULL);
-  CHECK_INT(len, 0);
-  CHECK_CONTAINS(why, "a U+0000 inside its length");
-  free(out);
+  expect_not_read(pi.hProcess, "a U+0000 inside its length");
   if (grandchild != 0) {
     HANDLE g = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, grandchild);
     CHECK(g != NULL);
