@@ -47,6 +47,14 @@ int jw_error_set(jw_error_t *err, int code, uint32_t sys_error, const char *wher
   return code;
 }
 
+int jw__lower_hex(const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+      return 0;
+  return 1;
+}
+
 void jw__strlcpy(char *dst, const char *src, size_t size) {
   size_t n;
   if (size == 0)

@@ -218,6 +218,8 @@ int jw__pipe_write_stats(jw_exporter_t *exp, jw__pipe_wstats_t *st);
 
 /* Bounded copy that always terminates dst (truncates silently). */
 void jw__strlcpy(char *dst, const char *src, size_t size);
+/* Whether the n bytes at s are all of [0-9a-f] (a NUL among them is not). */
+int jw__lower_hex(const char *s, size_t n);
 
 /* Appends s to *out (at most *left bytes, the NUL included; *out and
  * *left move on) as a terminal may show it: control characters, C1

@@ -475,15 +475,6 @@ static int why(jw__part_result_t *res, int code, const char *fmt, ...) {
   return code;
 }
 
-/* n bytes of [0-9a-f] (a NUL among them is not). */
-static int lower_hex(const char *s, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++)
-    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-      return 0;
-  return 1;
-}
-
 /* An integer member of `in` in [lo, hi], else -1 (with res->why). */
 static int get_uint(json_t *in, const char *key, uint64_t lo, uint64_t hi, uint64_t *out,
                     jw__part_result_t *res) {
@@ -587,7 +578,8 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
   if (v == 2) {
     json_t *dj = json_object_get(in, "digest");
     digest = json_string_value(dj);
-    if (digest == NULL || json_string_length(dj) != DIGEST_HEX || !lower_hex(digest, DIGEST_HEX)) {
+    if (digest == NULL || json_string_length(dj) != DIGEST_HEX ||
+        !jw__lower_hex(digest, DIGEST_HEX)) {
       rc = why(res, JW_EINVAL, "a part record whose \"digest\" is not %d lowercase hex digits",
                DIGEST_HEX);
       goto done;

@@ -129,14 +129,6 @@ static long long line_seq(const char *text, size_t len) {
   return seq;
 }
 
-static int is_hex(const char *s, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++)
-    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-      return 0;
-  return 1;
-}
-
 /* Finds the last `"seal":{` of the line (the member jobwarden appends
  * last; a string inside the event cannot hold an unescaped quote). */
 static const char *find_seal(const char *line, size_t len) {
@@ -165,7 +157,7 @@ static void parse_seal(entry_t *e, const char *line, size_t len) {
   e->malformed = 1;
   if (len < tail || (size_t)(seal - line) + tail > len || memcmp(line + len - 3, "\"}}", 3) != 0 ||
       memcmp(line + len - tail, macpat, sizeof(macpat) - 1) != 0 ||
-      !is_hex(line + len - 3 - 2 * JW_SEAL_MAC_BYTES, 2 * JW_SEAL_MAC_BYTES))
+      !jw__lower_hex(line + len - 3 - 2 * JW_SEAL_MAC_BYTES, 2 * JW_SEAL_MAC_BYTES))
     return;
   obj = seal + 7; /* the '{' of the seal object */
   end = line + len - 1;
