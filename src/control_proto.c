@@ -178,11 +178,15 @@ static void text_str(text_t *t, const char *s) {
   text_add(t, s, strlen(s));
 }
 
-/* A hostile string, sanitized and cut. */
-static void text_field(text_t *t, const char *s, size_t max) {
+/* A hostile string, sanitized and cut: the JSON string v whole (a
+ * \u0000 inside hides nothing), or s when v is not a string. */
+static void text_field(text_t *t, json_t *v, const char *s, size_t max) {
   char buf[TABLE_LINE_MAX], *p = buf;
   size_t left = sizeof(buf);
-  jw__put_sanitized(&p, &left, s, max);
+  if (json_is_string(v))
+    jw__put_sanitized_n(&p, &left, json_string_value(v), json_string_length(v), max);
+  else
+    jw__put_sanitized(&p, &left, s, max);
   text_add(t, buf, (size_t)(p - buf));
 }
 
@@ -246,7 +250,7 @@ static int ps_table(json_t *reply, char **out) {
     size_t left = sizeof(when);
     json_t *pid = json_object_get(m, "pid");
     const char *start = json_string_value(json_object_get(m, "start"));
-    const char *image = json_string_value(json_object_get(m, "executable"));
+    json_t *image = json_object_get(m, "executable");
     if (json_is_integer(pid))
       snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(pid));
     else
@@ -259,10 +263,7 @@ static int ps_table(json_t *reply, char **out) {
     text_str(&t, "  ");
     text_padded(&t, when, 27, 0);
     text_str(&t, "  ");
-    if (image != NULL)
-      text_field(&t, image, TABLE_FIELD_MAX);
-    else
-      text_str(&t, "(image unknown)");
+    text_field(&t, image, "(image unknown)", TABLE_FIELD_MAX);
     if (json_is_true(json_object_get(m, "is_root")))
       text_str(&t, "  [root]");
     text_str(&t, "\n");
@@ -289,7 +290,7 @@ static int kill_sentence(json_t *reply, char **out) {
   text_str(&t, buf);
   if (json_is_string(json_object_get(reply, "executable"))) {
     text_str(&t, " (");
-    text_field(&t, json_string_value(json_object_get(reply, "executable")), TABLE_FIELD_MAX);
+    text_field(&t, json_object_get(reply, "executable"), "", TABLE_FIELD_MAX);
     text_str(&t, ")");
   }
   if (json_is_true(json_object_get(reply, "is_root")))
@@ -305,7 +306,9 @@ int jw_control_reply_text(const char *line, size_t len, jw_control_op_t op, char
   *text = NULL;
   while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
     len--;
-  reply = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+  /* A member's image may hold a U+0000 (kept as \u0000): the reply is
+   * still read. */
+  reply = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
   if (reply == NULL || !json_is_object(reply)) {
     json_decref(reply);
     return fail_text("the run's reply is not a JSON object", text);
@@ -313,8 +316,7 @@ int jw_control_reply_text(const char *line, size_t len, jw_control_op_t op, char
   ok = json_object_get(reply, "ok");
   if (json_is_false(ok)) {
     text_t t = {NULL, 0, 0, 0};
-    const char *e = json_string_value(json_object_get(reply, "error"));
-    text_field(&t, e ? e : "(no reason given)", TABLE_FIELD_MAX);
+    text_field(&t, json_object_get(reply, "error"), "(no reason given)", TABLE_FIELD_MAX);
     rc = text_done(&t, 0, text);
   } else if (!json_is_true(ok)) {
     rc = fail_text("the run's reply has no \"ok\"", text);

@@ -221,11 +221,15 @@ void jw__strlcpy(char *dst, const char *src, size_t size);
 /* Whether the n bytes at s are all of [0-9a-f] (a NUL among them is not). */
 int jw__lower_hex(const char *s, size_t n);
 
-/* Appends s to *out (at most *left bytes, the NUL included; *out and
- * *left move on) as a terminal may show it: control characters, C1
- * controls and bidirectional overrides become '?', and s is cut after
- * `max` bytes on a character boundary ("..." marks the cut). Used by
- * `tail` and `ps` for strings that came from the sandboxed program. */
+/* Appends the n bytes at s to *out (at most *left bytes, the NUL
+ * included; *out and *left move on) as a terminal may show it: control
+ * characters (a U+0000 too: what follows it is shown), C1 controls and
+ * bidirectional overrides become '?', and s is cut after `max` bytes on a
+ * character boundary ("..." marks the cut). Used by `tail`, `ps` and
+ * `report` for strings that came from the sandboxed program: a JSON
+ * string's n is json_string_length, so a \u0000 in it hides nothing.
+ * jw__put_sanitized: the same for a C string. */
+void jw__put_sanitized_n(char **out, size_t *left, const char *s, size_t n, size_t max);
 void jw__put_sanitized(char **out, size_t *left, const char *s, size_t max);
 
 /* Longest pipe NAME accepted (the part after \\.\pipe\; the kernel takes

@@ -19,34 +19,24 @@
 /* Appends the JSON string v (any other value: `dflt`) made safe for a
  * terminal, then spaces up to `width` characters. */
 static void put_pad(jw_rbuf_t *out, json_t *v, const char *dflt, size_t max, size_t width) {
-  const char *s = json_string_value(v);
-  size_t len = s ? json_string_length(v) : strlen(dflt), i, chars = 0;
-  char *copy, *buf, *p;
+  const char *s = json_is_string(v) ? json_string_value(v) : dflt;
+  size_t len = json_is_string(v) ? json_string_length(v) : strlen(dflt), i, chars = 0;
+  char *buf, *p;
   size_t left;
-  if (s == NULL)
-    s = dflt;
-  copy = malloc(len + 1);
   buf = malloc(len + 8);
-  if (copy == NULL || buf == NULL) {
-    free(copy);
-    free(buf);
+  if (buf == NULL) {
     out->failed = 1;
     return;
   }
-  /* A NUL would end the string early and hide what follows it. */
-  for (i = 0; i < len; i++)
-    copy[i] = s[i] == '\0' ? '\x01' : s[i];
-  copy[len] = '\0';
   p = buf;
   left = len + 8;
-  jw__put_sanitized(&p, &left, copy, max);
+  jw__put_sanitized_n(&p, &left, s, len, max); /* a U+0000 inside hides nothing */
   jw__rbuf_add(out, buf, (size_t)(p - buf));
   for (i = 0; i < (size_t)(p - buf); i++)
     if (((unsigned char)buf[i] & 0xC0) != 0x80)
       chars++;
   for (; chars < width; chars++)
     jw__rbuf_add(out, " ", 1);
-  free(copy);
   free(buf);
 }
 

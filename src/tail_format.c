@@ -16,8 +16,8 @@
 
 /* Declared in internal.h: `ps` (src/control_proto.c) shows the sandboxed
  * program's strings the same way. */
-void jw__put_sanitized(char **out, size_t *left, const char *s, size_t max) {
-  size_t i = 0, n = strlen(s);
+void jw__put_sanitized_n(char **out, size_t *left, const char *s, size_t n, size_t max) {
+  size_t i = 0;
   int cut = 0;
   if (n > max) {
     n = jw__utf8_cut(s, n, max); /* never split a character */
@@ -59,6 +59,10 @@ void jw__put_sanitized(char **out, size_t *left, const char *s, size_t max) {
   **out = '\0';
 }
 
+void jw__put_sanitized(char **out, size_t *left, const char *s, size_t max) {
+  jw__put_sanitized_n(out, left, s, strlen(s), max);
+}
+
 static void put_text(char **out, size_t *left, const char *s) {
   jw__put_sanitized(out, left, s, (size_t)-1 >> 1);
 }
@@ -72,6 +76,17 @@ static void put_padded(char **out, size_t *left, const char *s, size_t max, size
     (*left)--;
   }
   **out = '\0';
+}
+
+/* The string obj[key] sanitized (all of it: a \u0000 inside hides
+ * nothing), or fallback. */
+static void put_field(char **out, size_t *left, json_t *obj, const char *key, const char *fallback,
+                      size_t max) {
+  json_t *v = json_object_get(obj, key);
+  if (json_is_string(v))
+    jw__put_sanitized_n(out, left, json_string_value(v), json_string_length(v), max);
+  else
+    jw__put_sanitized(out, left, fallback, max);
 }
 
 static const char *str_at(json_t *obj, const char *key, const char *fallback) {
@@ -93,7 +108,7 @@ static jw_format_t format_of(json_t *ev) {
 int jw_tail_format(const char *line, size_t len, char *out, size_t size) {
   json_t *ev, *proc, *jw;
   json_error_t jerr;
-  const char *event, *rule, *exe;
+  const char *event, *rule;
   char pid[32];
   char *p = out;
   size_t left = size;
@@ -105,7 +120,7 @@ int jw_tail_format(const char *line, size_t len, char *out, size_t size) {
     return -1;
   while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
     len--;
-  ev = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+  ev = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
   if (ev == NULL || !json_is_object(ev)) {
     char *c;
     /* jansson's message quotes the offending bytes: shown as ASCII only,
@@ -132,8 +147,6 @@ int jw_tail_format(const char *line, size_t len, char *out, size_t size) {
   proc = json_object_get(ev, "process");
   if (f == JW_FORMAT_OCSF && proc == NULL)
     proc = json_object_get(json_array_get(json_object_get(ev, "evidences"), 0), "process");
-  exe = f == JW_FORMAT_OCSF ? str_at(json_object_get(proc, "file"), "path", "-")
-                            : str_at(proc, "executable", "-");
   if (json_is_integer(json_object_get(proc, "pid")))
     snprintf(pid, sizeof(pid), "pid=%lld",
              (long long)json_integer_value(json_object_get(proc, "pid")));
@@ -148,9 +161,12 @@ int jw_tail_format(const char *line, size_t len, char *out, size_t size) {
   put_text(&p, &left, " ");
   put_padded(&p, &left, pid, 32, 10);
   put_text(&p, &left, " ");
-  jw__put_sanitized(&p, &left, exe, FIELD_MAX);
+  if (f == JW_FORMAT_OCSF)
+    put_field(&p, &left, json_object_get(proc, "file"), "path", "-", FIELD_MAX);
+  else
+    put_field(&p, &left, proc, "executable", "-", FIELD_MAX);
   put_text(&p, &left, "  ");
-  jw__put_sanitized(&p, &left, str_at(ev, "message", ""), FIELD_MAX);
+  put_field(&p, &left, ev, "message", "", FIELD_MAX);
   if (left > 1) { /* room for it is kept by the field caps */
     *p++ = '\n';
     *p = '\0';

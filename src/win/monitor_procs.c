@@ -538,23 +538,6 @@ static int read_more(tracked_t *t, int may_wait) {
       Sleep(RETRY_SLEEP_MS);
     e = jw__proc_command_line(t->h, &t->cmdline, &t->cmdline_len, &t->cmdline_truncated,
                               t->cmdline_why, sizeof(t->cmdline_why));
-    /* No process is started with a U+0000 in its command line: one read
-     * at its first instant is the parameter block's memory before Wine
-     * copied the string in (seen: 1 child of 200 in floods of 50, by
-     * bench_setup's baseline). Read again; a U+0000 still
-     * there at the last look is the process's own doing and kept. */
-    if (e == 0 && attempt + 1 < OPEN_RETRIES && memchr(t->cmdline, 0, t->cmdline_len) != NULL &&
-        WaitForSingleObject(t->h, 0) != WAIT_OBJECT_0) {
-      free(t->cmdline);
-      t->cmdline = NULL;
-      t->cmdline_len = 0;
-      t->cmdline_truncated = 0;
-      jw__strlcpy(t->cmdline_why, "the command line read held U+0000 (still being written)",
-                  sizeof(t->cmdline_why));
-      if (!may_wait)
-        return JW__FACTS_WAIT;
-      continue;
-    }
     if (e == 0) {
       t->cmdline_why[0] = 0;
       break;

@@ -79,7 +79,10 @@ static int cmdline_utf8(const wchar_t *s, size_t units, char **out, size_t *len,
  * NUL-terminated string, and the length stops before it): one that does
  * was read while the process's memory was being written or torn down
  * (seen under Wine for a short-lived child: the string's length over
- * reused memory) and is not the process's command line. */
+ * reused memory), or was put there by a process that rewrote its own
+ * parameter block or a suspended child's (so that its line would carry a
+ * \u0000 that strict readers refuse or C strings cut). Either way it is not
+ * a command line jobwarden reports. */
 static int has_nul(const wchar_t *s, size_t units) {
   size_t i;
   for (i = 0; i < units; i++)
@@ -186,8 +189,10 @@ static DWORD command_line_peb(HANDLE h, char **out, size_t *len, int *truncated,
     *step = "ReadProcessMemory(command line): still being written";
     e = ERROR_NOT_READY;
   } else if (has_nul(buf, units)) {
-    *step = "ReadProcessMemory(command line): a U+0000 inside its length (memory being written "
-            "or torn down)";
+    /* Kept short: with the prefix below it fits a tracked process's
+     * 200-byte reason (monitor_int.h), which test_nul_cmdline reads whole. */
+    *step = "ReadProcessMemory(command line): a U+0000 inside its length (being written, torn "
+            "down or rewritten)";
     e = ERROR_NOT_READY;
   } else if (cmdline_utf8(buf, units, out, len, truncated) != 0)
     e = ERROR_NOT_ENOUGH_MEMORY;

@@ -337,6 +337,16 @@ static void test_tail_format(void) {
   CHECK_STR(out, "T info     job_end                pid=-      -  done\n");
   CHECK_INT(jw_tail_format(hostile, strlen(hostile), out, sizeof(out)), 0);
   CHECK_STR(out, "T info     child_process          pid=7      a?[2Jb?c?d?e?f\u00e9  m?x?y?z\n");
+  /* A U+0000 in a string (the monitor keeps one in an image path as
+   * \u0000): the event is shown, with what follows the U+0000. */
+  {
+    const char *nul = "{\"@timestamp\":\"T\",\"event\":\"sandbox.process_start\",\"severity\":"
+                      "\"info\",\"rule\":\"child_process\",\"process\":{\"pid\":8,\"executable\":"
+                      "\"C:\\\\a\\u0000b.exe\"},\"message\":\"started C:\\\\a\\u0000b.exe\"}";
+    CHECK_INT(jw_tail_format(nul, strlen(nul), out, sizeof(out)), 0);
+    CHECK_STR(out,
+              "T info     child_process          pid=8      C:\\a?b.exe  started C:\\a?b.exe\n");
+  }
   CHECK_INT(jw_tail_format("{\"a\":", 5, out, sizeof(out)), -1);
   CHECK(strncmp(out, "(a line of 5 bytes that is not a JSON event: ", 45) == 0);
   CHECK_INT(jw_tail_format("[1]", 3, out, sizeof(out)), -1);

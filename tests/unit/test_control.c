@@ -132,14 +132,18 @@ static void test_reply_text(void) {
       /* ESC, BEL, C1 CSI (U+009B), RLO (U+202E), LRI (U+2066), a line end */
       "{\"pid\":77,\"entity_id\":null,\"executable\":\"x\\u001b[2Jy\\u0007\\u009b\\u202egpj."
       "exe\\u2066\\nz\",\"parent_pid\":null,\"working_set\":null,\"start\":null,\"is_root\":false},"
-      "{\"pid\":78,\"executable\":null,\"working_set\":1000,\"is_root\":false}"
+      "{\"pid\":78,\"executable\":null,\"working_set\":1000,\"is_root\":false},"
+      /* A U+0000 in an image path (the monitor keeps it as \u0000): the
+       * list still reads, and what follows the U+0000 is shown. */
+      "{\"pid\":79,\"executable\":\"C:\\\\a\\u0000b.exe\",\"is_root\":false}"
       "],\"truncated\":false,\"run_id\":\"0123\",\"job\":\"j\"}\n";
 
   CHECK_INT(text(ps, JW_CONTROL_PS, &t), 1);
   CHECK_STR(t, "    PID  WORKING SET  STARTED (UTC)                IMAGE\n"
                "   4242     12.4 MiB  2026-11-23T09:11:05.123456Z  C:\\agent\\a.exe  [root]\n"
                "     77            -  -                            x?[2Jy???gpj.exe??z\n"
-               "     78       1000 B  -                            (image unknown)\n");
+               "     78       1000 B  -                            (image unknown)\n"
+               "     79            -  -                            C:\\a?b.exe\n");
   CHECK_INT(
       text("{\"ok\":true,\"op\":\"ps\",\"members\":[],\"truncated\":true}", JW_CONTROL_PS, &t), 1);
   CHECK_STR(t, "    PID  WORKING SET  STARTED (UTC)                IMAGE\n"
@@ -166,6 +170,11 @@ static void test_reply_text(void) {
                  JW_CONTROL_KILL_PID, &t),
             1);
   CHECK_STR(t, "terminated pid 77 (C:\\x?.exe)\n");
+  CHECK_INT(text("{\"ok\":true,\"op\":\"kill\",\"pid\":79,\"executable\":\"C:\\\\a\\u0000b.exe\","
+                 "\"is_root\":false}",
+                 JW_CONTROL_KILL_PID, &t),
+            1);
+  CHECK_STR(t, "terminated pid 79 (C:\\a?b.exe)\n");
   CHECK_INT(text("{\"ok\":true,\"op\":\"kill\",\"pid\":5,\"executable\":null,\"is_root\":true}",
                  JW_CONTROL_KILL_PID, &t),
             1);

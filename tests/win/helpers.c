@@ -170,8 +170,6 @@ static int helper_breakaway(void) {
 
 /* ---- escapes (issue 9, section 3): attacks from inside the job ---------- */
 
-/* "<a> <b>[ tail]\n" to path, through a temporary name: a reader never
- * sees half. */
 /* Writes len bytes to path through a temporary name and a rename, so that a
  * reader never sees half of them. 0 or -1. */
 static int write_file_atomic(const char *path, const char *text, size_t len) {
@@ -1233,6 +1231,43 @@ static int helper_spew(int argc, char **argv) {
   return 0;
 }
 
+/* nul-child MARKER GO: the attack on the record through a command line:
+ * starts `wait-file GO pad` suspended, writes a U+0000 over the last unit
+ * of its command line (inside the string's length, where no command line
+ * has one), then writes "<own pid> <child pid>" to MARKER, resumes the
+ * child and
+ * waits for it. Exit 0; 80 arguments, 81 CreateProcessW, 82 the parameter
+ * block not read, 83 the write refused, 84 MARKER. */
+static int helper_nul_child(int argc, char **argv) {
+  wchar_t cmd[TW_CMD_CHARS];
+  char args[TW_CMD_CHARS], line[48];
+  PROCESS_INFORMATION pi;
+  RTL_USER_PROCESS_PARAMETERS pp;
+  void *at = NULL;
+  int rc = 0;
+  if (argc < 5)
+    return 80;
+  snprintf(args, sizeof(args), "wait-file \"%s\" pad", argv[4]);
+  tw_helper_cmdline(cmd, TW_CMD_CHARS, args);
+  if (tw_spawn(cmd, CREATE_SUSPENDED, &pi) != 0)
+    return 81;
+  if (tw_params_read(pi.hProcess, &at, &pp) != 0 || pp.CommandLine.Length < 2)
+    rc = 82;
+  else if (tw_cmdline_put(pi.hProcess, &pp, pp.CommandLine.Length / sizeof(wchar_t) - 1, 0) != 0)
+    rc = 83;
+  snprintf(line, sizeof(line), "%lu %lu\n", (unsigned long)GetCurrentProcessId(),
+           (unsigned long)pi.dwProcessId);
+  if (rc == 0 && write_file_atomic(argv[3], line, strlen(line)) != 0)
+    rc = 84;
+  if (rc != 0)
+    TerminateProcess(pi.hProcess, 1);
+  ResumeThread(pi.hThread);
+  WaitForSingleObject(pi.hProcess, INFINITE);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return rc;
+}
+
 static int record_helper(const char *mode, int argc, char **argv, int *rc) {
   if (strcmp(mode, "attack-spool") == 0)
     *rc = helper_attack_spool(argc, argv);
@@ -1250,6 +1285,8 @@ static int record_helper(const char *mode, int argc, char **argv, int *rc) {
     *rc = helper_pipe_reader_escaped(argc, argv);
   else if (strcmp(mode, "spew") == 0)
     *rc = helper_spew(argc, argv);
+  else if (strcmp(mode, "nul-child") == 0)
+    *rc = helper_nul_child(argc, argv);
   else
     return 0;
   return 1;
@@ -1775,6 +1812,44 @@ int tw_read_pids(const char *pidfile, DWORD timeout_ms, DWORD *a, DWORD *b) {
   }
 }
 
+typedef LONG(NTAPI *tw_nt_query_fn)(HANDLE, PROCESSINFOCLASS, PVOID, ULONG, PULONG);
+
+int tw_params_read(HANDLE h, void **at, RTL_USER_PROCESS_PARAMETERS *pp) {
+  tw_nt_query_fn q = (tw_nt_query_fn)(void (*)(void))GetProcAddress(GetModuleHandleW(L"ntdll.dll"),
+                                                                    "NtQueryInformationProcess");
+  PROCESS_BASIC_INFORMATION pbi;
+  PEB peb;
+  SIZE_T n = 0;
+  ULONG rl = 0;
+  memset(&pbi, 0, sizeof(pbi));
+  if (q == NULL || q(h, ProcessBasicInformation, &pbi, sizeof(pbi), &rl) < 0 ||
+      !ReadProcessMemory(h, pbi.PebBaseAddress, &peb, sizeof(peb), &n) || n != sizeof(peb) ||
+      peb.ProcessParameters == NULL ||
+      !ReadProcessMemory(h, peb.ProcessParameters, pp, sizeof(*pp), &n) || n != sizeof(*pp))
+    return -1;
+  *at = peb.ProcessParameters;
+  return 0;
+}
+
+int tw_cmdline_put(HANDLE h, const RTL_USER_PROCESS_PARAMETERS *pp, size_t index, wchar_t unit) {
+  SIZE_T n = 0;
+  return WriteProcessMemory(h, pp->CommandLine.Buffer + index, &unit, sizeof(unit), &n) &&
+                 n == sizeof(unit)
+             ? 0
+             : -1;
+}
+
+int tw_cmdline_put_length(HANDLE h, void *at, USHORT len) {
+  SIZE_T n = 0;
+  return WriteProcessMemory(h,
+                            (char *)at + offsetof(RTL_USER_PROCESS_PARAMETERS, CommandLine) +
+                                offsetof(UNICODE_STRING, Length),
+                            &len, sizeof(len), &n) &&
+                 n == sizeof(len)
+             ? 0
+             : -1;
+}
+
 static HANDLE open_inheritable(const char *path, DWORD access, DWORD disposition) {
   SECURITY_ATTRIBUTES sa;
   wchar_t w[TW_PATH_CHARS];
@@ -2001,6 +2076,17 @@ static struct {
 } tw__case_runs[TW__CASE_RUNS];
 static size_t tw__case_nruns, tw__case_dropped;
 
+/* The records written in the current case (tw_kit_show_record). */
+#define TW__CASE_RECORDS 8
+#define TW__RECORD_TAIL  16384
+static char tw__case_records[TW__CASE_RECORDS][TW_PATH_CHARS];
+static size_t tw__case_nrecords;
+
+void tw_kit_show_record(const char *path) {
+  if (tw__case_nrecords < TW__CASE_RECORDS)
+    snprintf(tw__case_records[tw__case_nrecords++], TW_PATH_CHARS, "%s", path);
+}
+
 static void tw__case_note(const tw_run_t *r) {
   if (tw__case_nruns == TW__CASE_RUNS) {
     tw__case_dropped++;
@@ -2012,6 +2098,8 @@ static void tw__case_note(const tw_run_t *r) {
   snprintf(tw__case_runs[tw__case_nruns].out_path, TW_PATH_CHARS, "%s", r->out_path);
   snprintf(tw__case_runs[tw__case_nruns].err_path, TW_PATH_CHARS, "%s", r->err_path);
   tw__case_nruns++;
+  if (r->events_path[0] != '\0')
+    tw_kit_show_record(r->events_path);
 }
 
 int tw_jw_wait(tw_run_t *r) {
@@ -2068,9 +2156,18 @@ void tw_kit_case_end(const char *name, int failed) {
     }
     if (tw__case_dropped > 0)
       fprintf(stderr, "--- (%lu more runs)\n", (unsigned long)tw__case_dropped);
+    for (i = 0; i < tw__case_nrecords; i++) {
+      size_t n;
+      char *rec = tw__read_or_empty(tw__case_records[i], &n);
+      /* Its end: what the failed checks were about is the newest part. */
+      const char *from = n > TW__RECORD_TAIL ? rec + n - TW__RECORD_TAIL : rec;
+      fprintf(stderr, "--- record %s (%lu bytes%s):\n%s\n", tw__case_records[i], (unsigned long)n,
+              from != rec ? ", its end" : "", from);
+      free(rec);
+    }
     fprintf(stderr, "----\n");
   }
-  tw__case_nruns = tw__case_dropped = 0;
+  tw__case_nruns = tw__case_dropped = tw__case_nrecords = 0;
 }
 
 /* A SID as a string into out ("" when it does not convert). */

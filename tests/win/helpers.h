@@ -6,6 +6,8 @@
 
 #include <windows.h>
 
+#include <winternl.h>
+
 #include <jansson.h>
 
 /* Whether this run is a helper run (argv[1] is "--helper"). */
@@ -166,6 +168,13 @@ int tw_is_helper(int argc, char **argv);
  *                         failed
  *   spew N                write N lines TW_SPEW_FMT (0..N-1) on stdout, one
  *                         WriteFile each, exit 0
+ *   nul-child MARKER GO   the attack through a command line: start
+ *                         `wait-file GO pad` suspended, write a U+0000 over
+ *                         the last unit of its command line, write "<own
+ *                         pid> <child pid>" to MARKER, resume it, wait for
+ *                         it; exit 0
+ *                         (80 arguments, 81 creation, 82 parameter block
+ *                         not read, 83 write refused, 84 MARKER)
  *
  * The hardening round (wine.real.selfdefense, wine.real.record):
  *   open-threads GOFILE   once GOFILE exists, OpenThread on every thread of
@@ -260,6 +269,17 @@ int tw_wait_event_pid(const char *path, DWORD pid, DWORD timeout_ms);
 
 /* Reads "<a> <b>" from PIDFILE, waiting up to timeout_ms for it to exist. */
 int tw_read_pids(const char *pidfile, DWORD timeout_ms, DWORD *a, DWORD *b);
+
+/* Another process's parameter block, as a process of the same user can
+ * reach it (NtQueryInformationProcess, ReadProcessMemory): its address
+ * there (*at) and a copy (*pp). 0, or -1. */
+int tw_params_read(HANDLE h, void **at, RTL_USER_PROCESS_PARAMETERS *pp);
+
+/* WriteProcessMemory into that block: one UTF-16 unit at `index` of its
+ * command line (pp as tw_params_read read it), or its CommandLine.Length.
+ * 0, or -1. */
+int tw_cmdline_put(HANDLE h, const RTL_USER_PROCESS_PARAMETERS *pp, size_t index, wchar_t unit);
+int tw_cmdline_put_length(HANDLE h, void *at, USHORT len);
 
 #define TW_PATH_CHARS (MAX_PATH * 4)
 #define TW_CMD_CHARS  8192
@@ -380,8 +400,14 @@ void tw_jw_free(tw_run_t *r);
 /* jw_test_case_end_hook (tests/harness.h) for the Windows tests: when the
  * case failed, prints "---- case NAME failed" and, for each run the kit
  * waited for during the case, its tag, exit code, stdout and stderr (read
- * again from their files); then forgets the runs. */
+ * again from their files), and the records shown (tw_kit_show_record);
+ * then forgets both. */
 void tw_kit_case_end(const char *name, int failed);
+
+/* A record (a JSON Lines file) written in the current case: when the case
+ * fails, tw_kit_case_end prints it (its last 16 KiB), so that a failure
+ * seen once in CI shows the events it was about. At most 8 per case. */
+void tw_kit_show_record(const char *path);
 
 /* A test executable's main ends with this: its cases by name (see
  * jw_test_run_cases), a failed case followed by what its runs said. */

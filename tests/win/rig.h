@@ -62,6 +62,7 @@ static inline int rig_start_ex(rig_t *r, const char *dir, const char *name,
   memset(r, 0, sizeof(*r));
   snprintf(r->path, sizeof(r->path), "%s/wine-%s.jsonl", dir, name);
   remove(r->path);
+  tw_kit_show_record(r->path);
   jw_policy_resolve(policy, &eff);
   snprintf(spec, sizeof(spec), "file:%s", r->path);
   /* Queue room for wine.real.pipe's 5000-packet burst, so that the file

@@ -41,7 +41,6 @@
 
 #include <psapi.h>
 #include <tlhelp32.h>
-#include <winternl.h>
 
 #include <jansson.h>
 
@@ -1037,17 +1036,6 @@ static void case_flood(void) {
  * (Length 0: what a process still being set up shows) is read as "not
  * read, and why", never as "". The real path: a process of ours whose
  * PEB this test rewrites with WriteProcessMemory. */
-typedef LONG(NTAPI *nt_query_fn)(HANDLE, PROCESSINFOCLASS, PVOID, ULONG, PULONG);
-
-/* Writes `len` into CommandLine.Length of a process's parameter block. */
-static int put_cmdline_length(HANDLE h, void *params, USHORT len) {
-  SIZE_T n = 0;
-  return WriteProcessMemory(h,
-                            (char *)params + offsetof(RTL_USER_PROCESS_PARAMETERS, CommandLine) +
-                                offsetof(UNICODE_STRING, Length),
-                            &len, sizeof(len), &n) &&
-         n == sizeof(len);
-}
 
 /* The process's command line is not read (ERROR_NOT_READY, nothing
  * returned), for the reason `because`. */
@@ -1069,14 +1057,8 @@ static void case_cmdline_empty(void) {
   int trunc = 0, rc;
   DWORD self_pid = 0, grandchild = 0;
   PROCESS_INFORMATION pi;
-  nt_query_fn q = (nt_query_fn)(void (*)(void))GetProcAddress(GetModuleHandleW(L"ntdll.dll"),
-                                                              "NtQueryInformationProcess");
-  PROCESS_BASIC_INFORMATION pbi;
-  PEB peb;
   RTL_USER_PROCESS_PARAMETERS pp;
-  SIZE_T n = 0;
-  ULONG rl = 0;
-  USHORT zero = 0;
+  void *at = NULL;
 
   /* `tree` writes its pid file from main, after its start-up: from then on
    * its parameter block is the one it keeps (Wine may still move it while
@@ -1086,8 +1068,7 @@ static void case_cmdline_empty(void) {
   snprintf(targs, sizeof(targs), "tree \"%s\" 20000", pidfile);
   tw_helper_cmdline(cmd, 1024, targs);
   WideCharToMultiByte(CP_UTF8, 0, cmd, -1, expect, sizeof(expect), NULL, NULL);
-  CHECK(q != NULL);
-  if (q == NULL || tw_spawn(cmd, 0, &pi) != 0) {
+  if (tw_spawn(cmd, 0, &pi) != 0) {
     CHECK(0);
     return;
   }
@@ -1100,19 +1081,15 @@ static void case_cmdline_empty(void) {
   free(out);
   out = NULL;
   /* Now the same process with CommandLine.Length = 0. */
-  memset(&pbi, 0, sizeof(pbi));
-  CHECK(q(pi.hProcess, ProcessBasicInformation, &pbi, sizeof(pbi), &rl) >= 0);
-  CHECK(ReadProcessMemory(pi.hProcess, pbi.PebBaseAddress, &peb, sizeof(peb), &n));
-  CHECK(ReadProcessMemory(pi.hProcess, peb.ProcessParameters, &pp, sizeof(pp), &n));
-  CHECK(put_cmdline_length(pi.hProcess, peb.ProcessParameters, 0));
+  CHECK_INT(tw_params_read(pi.hProcess, &at, &pp), 0);
+  CHECK_INT(tw_cmdline_put_length(pi.hProcess, at, 0), 0);
   expect_not_read(pi.hProcess, "no command line (empty or still being set up)");
   /* Its length back, and a U+0000 inside it (what a read of a short-lived
    * child's memory while it is torn down returned once: characters over
    * reused memory): not its command line either, never reported as one. */
-  CHECK(put_cmdline_length(pi.hProcess, peb.ProcessParameters, pp.CommandLine.Length));
+  CHECK_INT(tw_cmdline_put_length(pi.hProcess, at, pp.CommandLine.Length), 0);
   CHECK(pp.CommandLine.Length >= 8);
-  CHECK(
-      WriteProcessMemory(pi.hProcess, (char *)pp.CommandLine.Buffer + 4, &zero, sizeof(zero), &n));
+  CHECK_INT(tw_cmdline_put(pi.hProcess, &pp, 2, 0), 0);
   expect_not_read(pi.hProcess, "a U+0000 inside its length");
   if (grandchild != 0) {
     HANDLE g = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, grandchild);
