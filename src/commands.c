@@ -178,7 +178,10 @@ static int tail_line(void *ctx, const char *line, size_t len, unsigned long line
     free(res.whole);
     return rc;
   case JW_EINVAL:
-    jw_errf("tail: %s:%lu: %s", t->path, lineno, res.why);
+    /* A line dropped whole is named where its first part was (as verify
+     * and report name it). */
+    jw_errf("tail: %s:%lu: %s", t->path, res.line_dropped ? (unsigned long)res.first_tag : lineno,
+            res.why);
     return 0;
   case JW_ENOMEM:
     jw_errf("tail: out of memory");
@@ -191,13 +194,15 @@ static int tail_line(void *ctx, const char *line, size_t len, unsigned long line
 
 static void tail_incomplete(void *ctx, const jw__parts_pending_t *pp) {
   tail_file_t *t = ctx;
+  char name[JW_PARTS_NAME_MAX];
   if (pp->repeat)
     return;
   t->incomplete++;
-  jw_errf("tail: %s:%lu: an incomplete event: run %s seq %llu: %lu of %lu continuation records "
+  jw__parts_name(name, sizeof(name), pp->run_id, pp->seq, pp->digest, pp->limit);
+  jw_errf("tail: %s:%lu: an incomplete event: %s: %lu of %lu continuation records "
           "(part %lu missing)",
-          t->path, (unsigned long)pp->first_tag, pp->run_id, (unsigned long long)pp->seq,
-          (unsigned long)pp->seen, (unsigned long)pp->of, (unsigned long)pp->missing);
+          t->path, (unsigned long)pp->first_tag, name, (unsigned long)pp->seen,
+          (unsigned long)pp->of, (unsigned long)pp->missing);
 }
 
 static int tail_event(tail_file_t *t, const char *line, size_t len) {

@@ -462,6 +462,15 @@ static int make_room(jw__parts_t *p, size_t need, const line_t *keep) {
   return p->held + need <= p->cap ? 0 : -1;
 }
 
+void jw__parts_name(char *buf, size_t size, const char *run_id, uint64_t seq, const char *digest,
+                    uint64_t limit) {
+  if (digest != NULL && digest[0] != '\0')
+    snprintf(buf, size, "run %s seq %llu (digest %.12s, limit %llu)", run_id,
+             (unsigned long long)seq, digest, (unsigned long long)limit);
+  else
+    snprintf(buf, size, "run %s seq %llu", run_id, (unsigned long long)seq);
+}
+
 static int why(jw__part_result_t *res, int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
@@ -527,6 +536,7 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
   line_key_t key;
   line_t *x;
   unsigned char dg[DIGEST_BYTES];
+  char name[JW_PARTS_NAME_MAX];
   int rc;
 
   memset(res, 0, sizeof(*res));
@@ -611,6 +621,7 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
   res->of = (uint32_t)of;
   d = json_string_value(data);
   dlen = json_string_length(data);
+  jw__parts_name(name, sizeof(name), rid, seq, digest, limit);
 
   key.version = (unsigned)v;
   key.run_id = rid;
@@ -622,10 +633,10 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
     res->conflict = 1;
     res->other_tag = x->slots != NULL ? x->first_tag : x->tags[0];
     rc = why(res, JW_EINVAL,
-             "part %llu of run %s seq %llu says of %llu and bytes %llu; the parts read before "
+             "part %llu of %s says of %llu and bytes %llu; the parts read before "
              "say of %lu and bytes %lu",
-             (unsigned long long)n, rid, (unsigned long long)seq, (unsigned long long)of,
-             (unsigned long long)bytes, (unsigned long)x->of, (unsigned long)x->bytes);
+             (unsigned long long)n, name, (unsigned long long)of, (unsigned long long)bytes,
+             (unsigned long)x->of, (unsigned long)x->bytes);
     goto done;
   }
   if (x != NULL && x->digests != NULL) {
@@ -634,10 +645,9 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
       res->conflict = 1;
       res->other_tag = x->tags[n - 1];
       rc = why(res, JW_EINVAL,
-               "part %llu of %llu of run %s seq %llu differs from the part %llu read before "
+               "part %llu of %llu of %s differs from the part %llu read before "
                "(the line was already whole)",
-               (unsigned long long)n, (unsigned long long)of, rid, (unsigned long long)seq,
-               (unsigned long long)n);
+               (unsigned long long)n, (unsigned long long)of, name, (unsigned long long)n);
       goto done;
     }
   }
@@ -648,20 +658,17 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
     } else {
       res->conflict = 1;
       res->other_tag = s->tag;
-      rc = why(res, JW_EINVAL,
-               "part %llu of %llu of run %s seq %llu differs from the part %llu read before",
-               (unsigned long long)n, (unsigned long long)of, rid, (unsigned long long)seq,
-               (unsigned long long)n);
+      rc = why(res, JW_EINVAL, "part %llu of %llu of %s differs from the part %llu read before",
+               (unsigned long long)n, (unsigned long long)of, name, (unsigned long long)n);
     }
     goto done;
   }
   if (x == NULL) {
     if (make_room(p, sizeof(line_t), NULL) != 0) {
       rc = why(res, JW_EINVAL,
-               "part %llu of %llu of run %s seq %llu dropped: the incomplete lines held take "
+               "part %llu of %llu of %s dropped: the incomplete lines held take "
                "the reader's cap of %lu bytes",
-               (unsigned long long)n, (unsigned long long)of, rid, (unsigned long long)seq,
-               (unsigned long)p->cap);
+               (unsigned long long)n, (unsigned long long)of, name, (unsigned long)p->cap);
       goto done;
     }
     x = calloc(1, sizeof(*x));
@@ -694,10 +701,9 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
     size_t need = (size_t)of * sizeof(slot_t) + (size_t)bytes;
     if (make_room(p, need, x) != 0) {
       rc = why(res, JW_EINVAL,
-               "part %llu of %llu of run %s seq %llu dropped: its line would take the reader "
+               "part %llu of %llu of %s dropped: its line would take the reader "
                "over its cap of %lu bytes",
-               (unsigned long long)n, (unsigned long long)of, rid, (unsigned long long)seq,
-               (unsigned long)p->cap);
+               (unsigned long long)n, (unsigned long long)of, name, (unsigned long)p->cap);
       if (x->digests == NULL)
         line_drop(p, x);
       goto done;
@@ -714,11 +720,10 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
     x->first_tag = tag;
   }
   if (x->have + dlen > x->bytes) {
-    rc =
-        why(res, JW_EINVAL,
-            "the parts of run %s seq %llu read so far hold %lu bytes, more than its \"bytes\" "
-            "(%lu): the line is dropped",
-            rid, (unsigned long long)seq, (unsigned long)(x->have + dlen), (unsigned long)x->bytes);
+    rc = why(res, JW_EINVAL,
+             "the parts of %s read so far hold %lu bytes, more than its \"bytes\" "
+             "(%lu): the line is dropped",
+             name, (unsigned long)(x->have + dlen), (unsigned long)x->bytes);
     drop_line(p, x, res);
     goto done;
   }
@@ -742,10 +747,9 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
   /* Every part is here. */
   if (x->have != x->bytes) {
     rc = why(res, JW_EINVAL,
-             "the %lu parts of run %s seq %llu hold %lu bytes, not its \"bytes\" (%lu): the line "
+             "the %lu parts of %s hold %lu bytes, not its \"bytes\" (%lu): the line "
              "is dropped",
-             (unsigned long)x->of, rid, (unsigned long long)seq, (unsigned long)x->have,
-             (unsigned long)x->bytes);
+             (unsigned long)x->of, name, (unsigned long)x->have, (unsigned long)x->bytes);
     drop_line(p, x, res);
     goto done;
   }
@@ -765,9 +769,9 @@ int jw__parts_feed(jw__parts_t *p, const char *line, size_t len, uint64_t tag,
       free(res->whole);
       res->whole = NULL;
       rc = why(res, JW_EINVAL,
-               "the %lu parts of run %s seq %llu put together are not the line of their "
+               "the %lu parts of %s put together are not the line of their "
                "\"digest\" (%s): the line is dropped",
-               (unsigned long)x->of, rid, (unsigned long long)seq, digest);
+               (unsigned long)x->of, name, digest);
       drop_line(p, x, res);
       goto done;
     }

@@ -191,6 +191,14 @@ typedef struct jw__parts_pending_s {
 size_t jw__parts_pending(const jw__parts_t *p, void (*fn)(void *ctx, const jw__parts_pending_t *pp),
                          void *ctx);
 
+/* A line's name for a message, into buf: "run R seq N", and for a
+ * version 2 line " (digest D, limit L)" with the digest's first 12 hex
+ * digits, so that two lines of one seq (two sinks, or one line cut at two
+ * limits) are told apart. digest "" (version 1): the short form. */
+#define JW_PARTS_NAME_MAX (JW_PARTS_RUN_ID_MAX + 96)
+void jw__parts_name(char *buf, size_t size, const char *run_id, uint64_t seq, const char *digest,
+                    uint64_t limit);
+
 /* Where a line's record starts: at its first `{"` (a collector's header
  * before it skipped), or the line itself when it has none. *len is
  * updated. Readers of collector files (verify) use the same rule. */

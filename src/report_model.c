@@ -300,7 +300,13 @@ static int file_line(void *ctx, const char *line, size_t len, unsigned long line
     if (pr == JW_PARTS_HELD || pr == JW_PARTS_REPEAT)
       return 0;
     if (pr == JW_EINVAL) {
-      not_event(f, lineno, "%s", res.why);
+      /* A line dropped whole is named where its first part was (perhaps
+       * an earlier file), as verify names it. */
+      const char *here = f->path;
+      if (res.line_dropped)
+        f->path = f->r->paths[TAG_FILE(res.first_tag)];
+      not_event(f, res.line_dropped ? TAG_LINE(res.first_tag) : lineno, "%s", res.why);
+      f->path = here;
       return f->oom;
     }
     if (pr == JW_PARTS_WHOLE) {
@@ -1214,15 +1220,15 @@ typedef struct {
 
 static void incomplete_problem(void *ctx, const jw__parts_pending_t *pp) {
   rep_incomplete_t *in = ctx;
-  char why[300];
+  char why[300], name[JW_PARTS_NAME_MAX];
   json_t *p;
   if (pp->repeat)
     return;
+  jw__parts_name(name, sizeof(name), pp->run_id, pp->seq, pp->digest, pp->limit);
   snprintf(why, sizeof(why),
-           "an incomplete event: run %s seq %llu: %lu of %lu continuation records (part %lu "
+           "an incomplete event: %s: %lu of %lu continuation records (part %lu "
            "missing); the event is not in the report",
-           pp->run_id, (unsigned long long)pp->seq, (unsigned long)pp->seen, (unsigned long)pp->of,
-           (unsigned long)pp->missing);
+           name, (unsigned long)pp->seen, (unsigned long)pp->of, (unsigned long)pp->missing);
   p = json_pack("{s:s, s:I, s:s}", "file", in->r->paths[TAG_FILE(pp->first_tag)], "line",
                 (json_int_t)TAG_LINE(pp->first_tag), "reason", why);
   if (p != NULL)

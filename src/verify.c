@@ -564,12 +564,17 @@ static void list_incomplete(void *ctx, const jw__parts_pending_t *pp) {
   incomplete_t *inc = ctx;
   if (pp->repeat)
     return;
-  json_array_append_new(
-      inc->list, json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I}", "run_id", pp->run_id, "seq",
-                           (json_int_t)pp->seq, "file", inc->files[TAG_FILE(pp->first_tag)], "line",
-                           (json_int_t)TAG_LINE(pp->first_tag), "parts_read", (json_int_t)pp->seen,
-                           "parts", (json_int_t)pp->of, "first_missing", (json_int_t)pp->missing,
-                           "bytes", (json_int_t)pp->bytes));
+  json_t *o = json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I}", "run_id", pp->run_id, "seq",
+                        (json_int_t)pp->seq, "file", inc->files[TAG_FILE(pp->first_tag)], "line",
+                        (json_int_t)TAG_LINE(pp->first_tag), "parts_read", (json_int_t)pp->seen,
+                        "parts", (json_int_t)pp->of, "first_missing", (json_int_t)pp->missing,
+                        "bytes", (json_int_t)pp->bytes);
+  /* Version 2 names its line (two lines of one seq are told apart). */
+  if (o != NULL && pp->digest[0] != '\0') {
+    json_object_set_new(o, "digest", json_string(pp->digest));
+    json_object_set_new(o, "limit", json_integer((json_int_t)pp->limit));
+  }
+  json_array_append_new(inc->list, o);
 }
 
 void *jw_verify_files(const char *const *files, int nfiles, const jw_seal_key_t *key, char *errbuf,
@@ -1001,12 +1006,15 @@ int jw_cmd_verify(int argc, char **argv) {
                 (long long)json_integer_value(json_object_get(s, "duplicates_not_listed")));
     }
     json_array_foreach(json_object_get(doc, "incomplete"), k, s) {
-      jw_outf("%s:%lld: incomplete: run %s seq %lld: %lld of %lld continuation records (part "
+      char name[JW_PARTS_NAME_MAX];
+      const char *dg = json_string_value(json_object_get(s, "digest"));
+      jw__parts_name(name, sizeof(name), json_string_value(json_object_get(s, "run_id")),
+                     (uint64_t)json_integer_value(json_object_get(s, "seq")), dg ? dg : "",
+                     (uint64_t)json_integer_value(json_object_get(s, "limit")));
+      jw_outf("%s:%lld: incomplete: %s: %lld of %lld continuation records (part "
               "%lld missing); the event is not in the record\n",
               json_string_value(json_object_get(s, "file")),
-              (long long)json_integer_value(json_object_get(s, "line")),
-              json_string_value(json_object_get(s, "run_id")),
-              (long long)json_integer_value(json_object_get(s, "seq")),
+              (long long)json_integer_value(json_object_get(s, "line")), name,
               (long long)json_integer_value(json_object_get(s, "parts_read")),
               (long long)json_integer_value(json_object_get(s, "parts")),
               (long long)json_integer_value(json_object_get(s, "first_missing")));

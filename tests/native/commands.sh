@@ -122,15 +122,17 @@ check "report --format json: the split record's report is the record's (files an
 # index before seq 3's first part.
 l2=$(grep -nE '"seq":2,"digest":"[0-9a-f]{32}","limit":400,"n":1,' "$work/split.jsonl" | cut -d: -f1)
 of2=$(sed -n "${l2}s/.*\"of\":\([0-9]*\).*/\1/p" "$work/split.jsonl")
+d2=$(sed -n "${l2}s/.*\"digest\":\"\([0-9a-f]*\)\".*/\1/p" "$work/split.jsonl")
+name2="run $run seq 2 \\(digest ${d2:0:12}, limit 400\\)" # the line's name in messages
 sed "${l2}d" "$work/split.jsonl" >"$work/miss.jsonl"
 l3=$(grep -nE '"seq":3,"digest":"[0-9a-f]{32}","limit":400,"n":1,' "$work/miss.jsonl" | cut -d: -f1)
-expect verify-missing-part 1 "^$work/miss\\.jsonl:$l2: incomplete: run $run seq 2: $((of2 - 1)) of $of2 continuation records \\(part 1 missing\\); the event is not in the record\$" '' -- verify "$work/miss.jsonl" --key "$work/parts.key"
+expect verify-missing-part 1 "^$work/miss\\.jsonl:$l2: incomplete: $name2: $((of2 - 1)) of $of2 continuation records \\(part 1 missing\\); the event is not in the record\$" '' -- verify "$work/miss.jsonl" --key "$work/parts.key"
 grep -qxE "  deleted: before $work/miss\\.jsonl:$l3 \\(seq 3, a line of [0-9]+ continuation records\\): index 1 is missing" "$work/out"
 check "verify-missing-part: index 1 deleted, before seq 3's first part" $?
-expect report-missing-part 0 '' "^jobwarden: report: $work/miss\\.jsonl:$l2: an incomplete event: run $run seq 2: $((of2 - 1)) of $of2 continuation records \\(part 1 missing\\); the event is not in the report\$" -- report "$work/miss.jsonl"
+expect report-missing-part 0 '' "^jobwarden: report: $work/miss\\.jsonl:$l2: an incomplete event: $name2: $((of2 - 1)) of $of2 continuation records \\(part 1 missing\\); the event is not in the report\$" -- report "$work/miss.jsonl"
 grep -qx 'Note: 1 event(s) sent as continuation records are incomplete: parts are missing (problems), the events are not in the report' "$work/out"
 check "report-missing-part: the note" $?
-expect tail-missing-part 1 '' "^jobwarden: tail: $work/miss\\.jsonl:$l2: an incomplete event: run $run seq 2: $((of2 - 1)) of $of2 continuation records \\(part 1 missing\\)\$" -- tail --file "$work/miss.jsonl"
+expect tail-missing-part 1 '' "^jobwarden: tail: $work/miss\\.jsonl:$l2: an incomplete event: $name2: $((of2 - 1)) of $of2 continuation records \\(part 1 missing\\)\$" -- tail --file "$work/miss.jsonl"
 [ "$(wc -l <"$work/out")" -eq 7 ]; check "tail-missing-part: the 7 other events" $?
 # Two sinks of the run sending to one collector, with headers of other
 # lengths: the record split at 400 and at 520, the two streams of parts
@@ -168,9 +170,9 @@ expect verify-not-a-duplicate 1 "^  inserted: $work/forged\\.jsonl:9 \\(seq 3\\)
 for f in split miss dup forged; do
   "$jw" verify "$work/$f.jsonl" --key "$work/parts.key" --json >"$work/$f.verify.json"
 done
-python3 - "$root/docs/jobwarden-verify.schema.json" "$work"/split.verify.json "$work"/miss.verify.json \
+D2="$d2" python3 - "$root/docs/jobwarden-verify.schema.json" "$work"/split.verify.json "$work"/miss.verify.json \
   "$work"/dup.verify.json "$work"/forged.verify.json <<'PY'
-import json, sys
+import json, os, sys
 import jsonschema
 v = jsonschema.Draft202012Validator(json.load(open(sys.argv[1], encoding="utf-8")))
 docs = [json.load(open(p, encoding="utf-8")) for p in sys.argv[2:]]
@@ -178,7 +180,8 @@ bad = [f"{p}: {e.message}" for p, d in zip(sys.argv[2:], docs) for e in v.iter_e
 split, miss, dup, forged = docs
 want = [split["verdict"] == "intact" and split["incomplete"] == [] and split["duplicates"] == 0,
         miss["verdict"] == "damaged" and len(miss["incomplete"]) == 1 and miss["incomplete"][0]["seq"] == 2
-        and miss["incomplete"][0]["first_missing"] == 1,
+        and miss["incomplete"][0]["first_missing"] == 1
+        and miss["incomplete"][0]["digest"] == os.environ["D2"] and miss["incomplete"][0]["limit"] == 400,
         dup["verdict"] == "intact" and dup["duplicates"] == 3
         and [(d["line"], d["first"]["line"]) for d in dup["streams"][0]["duplicates"]] == [(9, 3), (10, 4), (11, 5)],
         forged["verdict"] == "damaged" and forged["duplicates"] == 0]

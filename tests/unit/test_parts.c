@@ -509,8 +509,10 @@ static void test_reassembly(void) {
     CHECK_INT(feed(r, forged, 21, &res), JW_EINVAL);
     CHECK_INT(res.conflict, 1);
     CHECK_INT(res.other_tag, 17);
-    CHECK_STR(res.why, "part 1 of 3 of run " RID " seq 5 differs from the part 1 read before "
-                       "(the line was already whole)");
+    CHECK_STR(res.why,
+              "part 1 of 3 of run " RID " seq 5 (digest 360cdcc62d0f, limit 312) differs from the "
+              "part 1 read before "
+              "(the line was already whole)");
     free(forged);
   }
   /* The whole line delivered again (a resend): whole again. */
@@ -531,14 +533,17 @@ static void test_reassembly(void) {
     CHECK_INT(feed(r, forged, 31, &res), JW_EINVAL);
     CHECK_INT(res.conflict, 1);
     CHECK_INT(res.other_tag, 30);
-    CHECK_STR(res.why, "part 1 of 4 of run " RID " seq 9 differs from the part 1 read before");
+    CHECK_STR(res.why,
+              "part 1 of 4 of run " RID
+              " seq 9 (digest d80d9c363aa5, limit 312) differs from the part 1 read before");
     free(forged);
     /* Another "of" for the same line. */
     forged = strdup(c.l[1]);
     memcpy(strstr(forged, "\"of\":4"), "\"of\":5", 6);
     CHECK_INT(feed(r, forged, 32, &res), JW_EINVAL);
     CHECK_INT(res.conflict, 1);
-    CHECK_STR(res.why, "part 2 of run " RID " seq 9 says of 5 and bytes 500; the parts read "
+    CHECK_STR(res.why, "part 2 of run " RID " seq 9 (digest d80d9c363aa5, limit 312) says of 5 and "
+                       "bytes 500; the parts read "
                        "before say of 4 and bytes 500");
     free(forged);
     /* Missing parts: listed at the end. */
@@ -769,9 +774,9 @@ static void test_digest_mismatch(void) {
   CHECK_INT(res.first_tag, 0);
   CHECK(res.whole == NULL);
   snprintf(want, sizeof(want),
-           "the 4 parts of run " RID " seq 8 put together are not the line of their \"digest\" "
-           "(%s): the line is dropped",
-           db);
+           "the 4 parts of run " RID " seq 8 (digest %.12s, limit 312) put together are not the "
+           "line of their \"digest\" (%s): the line is dropped",
+           db, db);
   CHECK_STR(res.why, want);
   CHECK_INT(jw__parts_pending(r, NULL, NULL), 0);
   CHECK_INT(jw__parts_held(r), 0);
@@ -1006,8 +1011,10 @@ static void test_cap(void) {
       CHECK_INT(rc, JW_PARTS_HELD);
     else {
       CHECK_INT(rc, JW_EINVAL);
-      CHECK_STR(res.why, "part 1 of 22 of run " RID " seq 102 dropped: its line would take the "
-                         "reader over its cap of 8192 bytes");
+      CHECK_STR(res.why,
+                "part 1 of 22 of run " RID " seq 102 (digest 864731f02a75, limit 312) dropped: "
+                "its line would take the "
+                "reader over its cap of 8192 bytes");
     }
     CHECK(jw__parts_held(r) <= 8192);
     parts_free(&p);

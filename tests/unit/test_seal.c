@@ -530,9 +530,11 @@ static void test_parts_and_resends(void) {
       CHECK_INT(json_integer_value(json_object_get(d, "parts")), (long long)k5);
       CHECK_INT(json_integer_value(json_object_get(d, "seq")), 5);
       snprintf(want, sizeof(want),
-               "parts of run %s seq 5 put together are not the line of their "
-               "\"digest\"",
-               run_id);
+               "parts of run %s seq 5 (digest %.12s, limit %d) put together are not the line of "
+               "their \"digest\"",
+               run_id,
+               strstr(o.l[at5], "\"digest\":\"") ? strstr(o.l[at5], "\"digest\":\"") + 10 : "",
+               JW_PARTS_MIN_MAX);
       CHECK_CONTAINS(json_string_value(json_object_get(d, "detail")), want);
       json_decref(doc);
       *p ^= 0x20;
@@ -573,10 +575,16 @@ static void test_parts_and_resends(void) {
     expect_damage(copy, &key, "inserted", NULL, (long)at5 + 3);
     doc = verify1(copy, &key);
     d = json_object_get(doc, "first_damage");
-    snprintf(want, sizeof(want),
-             "a continuation record that contradicts the one kept (%s:%lu): part 2 of %lu of run "
-             "%s seq 5 differs from the part 2 read before",
-             copy, (unsigned long)at5 + 2, (unsigned long)k5, run_id);
+    {
+      /* The line's name carries its digest (from its parts) and limit. */
+      const char *dg = strstr(o.l[at5], "\"digest\":\"");
+      CHECK(dg != NULL);
+      snprintf(want, sizeof(want),
+               "a continuation record that contradicts the one kept (%s:%lu): part 2 of %lu of run "
+               "%s seq 5 (digest %.12s, limit %d) differs from the part 2 read before",
+               copy, (unsigned long)at5 + 2, (unsigned long)k5, run_id, dg != NULL ? dg + 10 : "",
+               JW_PARTS_MIN_MAX);
+    }
     CHECK_STR(json_string_value(json_object_get(d, "detail")), want);
     d = json_array_get(json_object_get(doc, "streams"), 0);
     CHECK_INT(json_array_size(json_object_get(d, "damage")), 1);
