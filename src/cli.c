@@ -236,7 +236,7 @@ static const char usage_tail[] =
     "verify: 0 every stream intact and complete, 1 damaged, incomplete or\n"
     "unsealed, 125 usage or a bad key file. seal-key: 0, 125 (the file exists).\n"
     "tail --file: 0 the record ends with job_end, 1 it does not or an event\n"
-    "is incomplete, 125 usage.\n"
+    "is incomplete or dropped (its parts do not add up), 125 usage.\n"
     "flush: 0 everything waiting was delivered, 1 some lines still wait,\n"
     "125 usage (not a spool, a sink this build cannot open).\n"
     "report: 0 the report was written, 1 a file could not be read as a record\n"

@@ -156,7 +156,7 @@ typedef struct {
   int out_failed;
   const char *path;
   jw__parts_t *parts; /* events sent as continuation records, put together */
-  unsigned long incomplete;
+  unsigned long lost; /* events not shown: incomplete, or dropped whole */
 } tail_file_t;
 
 static int tail_event(tail_file_t *t, const char *line, size_t len);
@@ -182,6 +182,7 @@ static int tail_line(void *ctx, const char *line, size_t len, unsigned long line
      * and report name it). */
     jw_errf("tail: %s:%lu: %s", t->path, res.line_dropped ? (unsigned long)res.first_tag : lineno,
             res.why);
+    t->lost += res.line_dropped != 0;
     return 0;
   case JW_ENOMEM:
     jw_errf("tail: out of memory");
@@ -197,7 +198,7 @@ static void tail_incomplete(void *ctx, const jw__parts_pending_t *pp) {
   char name[JW_PARTS_NAME_MAX];
   if (pp->repeat)
     return;
-  t->incomplete++;
+  t->lost++;
   jw__parts_name(name, sizeof(name), pp->run_id, pp->seq, pp->digest, pp->limit);
   jw_errf("tail: %s:%lu: an incomplete event: %s: %lu of %lu continuation records "
           "(part %lu missing)",
@@ -265,7 +266,7 @@ int jw_cmd_tail_file(int argc, char **argv) {
     jw_errf("tail: %s: the record ends before sandbox.job_end", path);
     return JW_EXIT_TAIL_CUT;
   }
-  if (t.incomplete > 0)
+  if (t.lost > 0)
     return JW_EXIT_TAIL_CUT; /* an event is missing: said above */
   return JW_EXIT_OK;
 }

@@ -134,6 +134,17 @@ grep -qx 'Note: 1 event(s) sent as continuation records are incomplete: parts ar
 check "report-missing-part: the note" $?
 expect tail-missing-part 1 '' "^jobwarden: tail: $work/miss\\.jsonl:$l2: an incomplete event: $name2: $((of2 - 1)) of $of2 continuation records \\(part 1 missing\\)\$" -- tail --file "$work/miss.jsonl"
 [ "$(wc -l <"$work/out")" -eq 7 ]; check "tail-missing-part: the 7 other events" $?
+# Every part of seq 2 under another digest: the line comes together at its
+# last part but is not the line of its digest, and is dropped. report,
+# tail and verify all name it where its first part is ($l2), not its last.
+bad=00000000000000000000000000000000
+sed "s/\"seq\":2,\"digest\":\"$d2\"/\"seq\":2,\"digest\":\"$bad\"/" "$work/split.jsonl" >"$work/baddigest.jsonl"
+dropped="the $of2 parts of run $run seq 2 \\(digest ${bad:0:12}, limit 400\\) put together are not the line of their \"digest\" \\($bad\\): the line is dropped"
+[ "$(grep -c "\"digest\":\"$bad\"" "$work/baddigest.jsonl")" -eq "$of2" ] && [ "$of2" -ge 2 ]
+check "baddigest: all $of2 parts of seq 2 carry another digest" $?
+expect report-dropped-line 0 '' "^jobwarden: report: $work/baddigest\\.jsonl:$l2: $dropped\$" -- report "$work/baddigest.jsonl"
+expect tail-dropped-line 1 '' "^jobwarden: tail: $work/baddigest\\.jsonl:$l2: $dropped\$" -- tail --file "$work/baddigest.jsonl"
+expect verify-dropped-line 1 "^  modified: $work/baddigest\\.jsonl:$l2 " '' -- verify "$work/baddigest.jsonl" --key "$work/parts.key"
 # Two sinks of the run sending to one collector, with headers of other
 # lengths: the record split at 400 and at 520, the two streams of parts
 # interleaved part by part. Each line is put together twice, apart (no
