@@ -516,7 +516,7 @@ void jw__mon_admit_outside(jw_monitor_t *m, tracked_t *t, DWORD pid, HANDLE h, c
   /* Each fact asked once: an escape is acted on now, not after retries
    * (and the monitor never waits in a read). What did not answer yet is
    * named. */
-  if (jw__mon_read_facts(t, 0) == JW__FACTS_WAIT) {
+  if (jw__mon_read_facts(t, JW__READ_ASK) == JW__FACTS_WAIT) {
     if (t->cmdline == NULL && t->cmdline_why[0] == 0)
       jw__strlcpy(t->cmdline_why, not_ready, sizeof(t->cmdline_why));
     if (t->user_sid == NULL && t->user_why[0] == 0)

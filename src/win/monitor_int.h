@@ -67,6 +67,7 @@ typedef struct tracked_s {
   jw__exit_facts_t xf;
   char cmdline_why[200];
   char user_why[96];
+  int nul_reads;        /* reads of its command line that found a U+0000 (JW__NUL_TRIES) */
   DWORD kill_requester; /* killed_by "member_control": the requesting client's pid */
   /* Executable identity (monitor_identity.c). */
   int id_state;            /* ID_* */
@@ -326,13 +327,34 @@ HANDLE jw__mon_open_process(DWORD pid);
  * image, parent, creation time, command line, user SID and integrity, a
  * memory sample into t; touches nothing else (the setup worker calls it
  * on an entry of its own). A process caught at its first instant may not
- * answer yet: with may_wait a few short retries (Sleep), without it
- * JW__FACTS_WAIT as soon as a retry would be needed (t then holds part of
- * the facts: jw__mon_facts_clear). JW__FACTS_DONE: every fact read, or
- * known not to be readable (the reason in t's *_why). */
+ * answer yet; what then happens is the mode's:
+ *   JW__READ_ASK      one try, never waits: JW__FACTS_WAIT as soon as a
+ *                     fact is not ready (the monitor's first ask; the
+ *                     membership check's handle stays: it pins the pid);
+ *   JW__READ_RETRY    the same, but a handle the image query called
+ *                     invalid is closed, to be opened again (the setup
+ *                     worker's tries but its last);
+ *   JW__READ_LAST     one try, never waits, never JW__FACTS_WAIT: what did
+ *                     not answer is named (the worker's last try);
+ *   JW__READ_PATIENT  up to OPEN_RETRIES tries, a short Sleep between
+ *                     (no worker).
+ * After JW__FACTS_WAIT t holds part of the facts: jw__mon_facts_clear
+ * before reading again. JW__FACTS_DONE: every fact read, or known not to
+ * be readable (the reason in t's *_why). */
 #define JW__FACTS_DONE 0
 #define JW__FACTS_WAIT 1
-int jw__mon_read_facts(tracked_t *t, int may_wait);
+typedef enum { JW__READ_ASK, JW__READ_RETRY, JW__READ_LAST, JW__READ_PATIENT } jw__read_mode_t;
+/* How many tries a process gets (the setup worker's last one
+ * JW__READ_LAST), at least JW__READ_RETRY_MS apart. */
+#define JW__READ_TRIES    12
+#define JW__READ_RETRY_MS 10
+/* A command line read with a U+0000 inside it this many times is final
+ * (not read, for that reason): Wine's parameter block caught at a
+ * process's first instant is whole at the next try, and a U+0000 that
+ * stays is the process's own (or its parent's) doing, which must not buy
+ * it all of JW__READ_TRIES of the setup worker's time. */
+#define JW__NUL_TRIES 3
+int jw__mon_read_facts(tracked_t *t, jw__read_mode_t mode);
 /* Frees and clears t's facts (not its handle); why becomes the reason for
  * its command line and user until they are read. */
 void jw__mon_facts_clear(tracked_t *t, const char *why);

@@ -11,8 +11,8 @@
 
 #include "win/monitor_int.h"
 
-#define OPEN_RETRIES   12
-#define RETRY_SLEEP_MS 10
+#define OPEN_RETRIES   JW__READ_TRIES
+#define RETRY_SLEEP_MS JW__READ_RETRY_MS
 
 static jw__query_image_fn query_image_hook;
 
@@ -526,13 +526,17 @@ static int cmdline_not_ready(const tracked_t *t, int e) {
          WaitForSingleObject(t->h, 0) != WAIT_OBJECT_0;
 }
 
+/* Whether a fact that is not ready yet ends this read (JW__FACTS_WAIT). */
+static int returns_wait(jw__read_mode_t mode) {
+  return mode == JW__READ_ASK || mode == JW__READ_RETRY;
+}
+
 /* The command line, user and integrity, a first memory sample of t (its
  * handle is open). A just-created process may not answer yet (Wine: error
- * 6 or 299 for a few milliseconds): with may_wait, a few short retries;
- * without, JW__FACTS_WAIT. */
-static int read_more(tracked_t *t, int may_wait) {
-  int attempt;
-  for (attempt = 0; attempt < OPEN_RETRIES; attempt++) {
+ * 6 or 299 for a few milliseconds): see jw__mon_read_facts's modes. */
+static int read_more(tracked_t *t, jw__read_mode_t mode) {
+  int attempt, tries = mode == JW__READ_PATIENT ? OPEN_RETRIES : 1;
+  for (attempt = 0; attempt < tries; attempt++) {
     int e;
     if (attempt > 0)
       Sleep(RETRY_SLEEP_MS);
@@ -544,7 +548,9 @@ static int read_more(tracked_t *t, int may_wait) {
     }
     if (!cmdline_not_ready(t, e))
       break;
-    if (!may_wait)
+    if (strstr(t->cmdline_why, JW__CMDLINE_NUL) != NULL && ++t->nul_reads >= JW__NUL_TRIES)
+      break;
+    if (returns_wait(mode))
       return JW__FACTS_WAIT;
   }
   if (jw__proc_user(t->h, &t->user_sid, &t->sid_bin, &t->integrity, t->user_why,
@@ -565,21 +571,20 @@ static void say_unopened(tracked_t *t) {
            (unsigned long)t->open_error);
 }
 
-int jw__mon_read_facts(tracked_t *t, int may_wait) {
-  int attempt, ct = 0;
-  for (attempt = 0; attempt < OPEN_RETRIES; attempt++) {
+int jw__mon_read_facts(tracked_t *t, jw__read_mode_t mode) {
+  int attempt, ct = 0, tries = mode == JW__READ_PATIENT ? OPEN_RETRIES : 1;
+  for (attempt = 0; attempt < tries; attempt++) {
     DWORD e = 0;
-    if (attempt > 0) {
-      if (!may_wait)
-        return JW__FACTS_WAIT;
+    if (attempt > 0)
       Sleep(RETRY_SLEEP_MS);
-    }
     if (t->h == NULL)
       t->h = jw__mon_open_process(t->pid);
     if (t->h == NULL) {
       t->open_error = GetLastError();
       if (t->open_error == ERROR_INVALID_PARAMETER)
         break; /* no such process (any more): what it cannot give is said below */
+      if (returns_wait(mode))
+        return JW__FACTS_WAIT;
       continue;
     }
     t->open_error = 0;
@@ -587,29 +592,32 @@ int jw__mon_read_facts(tracked_t *t, int may_wait) {
     t->image_error = e;
     if (t->image != NULL)
       break;
-    /* Without waiting, the handle of the membership check stays (it pins
-     * the pid); the worker reads on a copy, reopening as needed. */
-    if (!may_wait)
+    /* The first ask keeps the membership check's handle (it pins the
+     * pid); the worker reads on a copy, reopening as needed. */
+    if (mode == JW__READ_ASK)
       return JW__FACTS_WAIT;
-    if (e == ERROR_INVALID_HANDLE && attempt + 1 < OPEN_RETRIES) {
+    if (e == ERROR_INVALID_HANDLE && (mode == JW__READ_RETRY || attempt + 1 < tries)) {
       CloseHandle(t->h);
       t->h = NULL;
     }
+    if (mode == JW__READ_RETRY)
+      return JW__FACTS_WAIT;
   }
   if (t->h == NULL) {
     say_unopened(t);
     return JW__FACTS_DONE;
   }
   t->has_parent = jw__proc_parent(t->h, &t->ppid);
-  for (attempt = 0; attempt < OPEN_RETRIES && (ct = query_create_time(t->h, &t->create_time)) < 0;
+  for (attempt = 0; attempt < tries && (ct = query_create_time(t->h, &t->create_time)) < 0;
        attempt++) {
-    if (!may_wait)
+    if (returns_wait(mode))
       return JW__FACTS_WAIT;
-    Sleep(RETRY_SLEEP_MS);
+    if (attempt + 1 < tries)
+      Sleep(RETRY_SLEEP_MS);
   }
   if (ct <= 0)
     t->create_time = 0;
-  return read_more(t, may_wait);
+  return read_more(t, mode);
 }
 
 void jw__mon_facts_clear(tracked_t *t, const char *why) {

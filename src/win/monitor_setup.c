@@ -9,8 +9,10 @@
  * 6 or 299 for some milliseconds), and a user not seen before needs a
  * LookupAccountSidW (a domain round trip, perhaps): such a member is
  * handed to the setup worker, a thread of jobwarden's own (protected like
- * the others: jw__thread_begin) that reads it again with retries on a
- * handle of its own, looks the user's name up, and posts a JW_CTRL_SETUP
+ * the others: jw__thread_begin) that reads it again on a handle of its
+ * own, up to JW__READ_TRIES tries taken in turn with the other members
+ * waiting (a member slow to read delays the others by one try, never by
+ * all of its tries), looks the user's name up, and posts a JW_CTRL_SETUP
  * packet under the control key when done. The packet carries nothing: the
  * results wait in a locked list, a forged packet can only wake the monitor
  * (the worker counts what it posted, the monitor what it took, like the
@@ -42,6 +44,8 @@ void jw__monitor_setup_limit(DWORD ms) {
 
 typedef struct setup_req_s {
   struct setup_req_s *next;                /* todo or done list */
+  ULONGLONG due;                           /* the worker's: its next try, not before */
+  int tries;                               /* the worker's: tries made */
   struct setup_req_s *run_prev, *run_next; /* the monitor's in-flight list */
   tracked_t *t;    /* monitor thread only: the member (a reference); NULL once given up */
   ULONGLONG begun; /* monitor thread only: when it was handed over */
@@ -80,26 +84,73 @@ struct jw__mon_setup_s {
 /* The worker                                                               */
 /* ------------------------------------------------------------------------ */
 
+/* The first request whose next try is due (unlinked), or NULL and *wait
+ * set to the time until the earliest. Under s->lock. */
+static setup_req_t *next_due(jw__mon_setup_t *s, ULONGLONG now, DWORD *wait) {
+  setup_req_t *r, *prev = NULL;
+  ULONGLONG soonest = (ULONGLONG)-1;
+  for (r = s->todo_head; r != NULL; prev = r, r = r->next) {
+    if (r->due <= now || r->given_up) {
+      if (prev != NULL)
+        prev->next = r->next;
+      else
+        s->todo_head = r->next;
+      if (s->todo_tail == r)
+        s->todo_tail = prev;
+      r->next = NULL;
+      return r;
+    }
+    if (r->due < soonest)
+      soonest = r->due;
+  }
+  *wait = soonest - now < JW__READ_RETRY_MS ? (DWORD)(soonest - now) : JW__READ_RETRY_MS;
+  return NULL;
+}
+
+static void todo_append(jw__mon_setup_t *s, setup_req_t *r) {
+  if (s->todo_tail != NULL)
+    s->todo_tail->next = r;
+  else
+    s->todo_head = r;
+  s->todo_tail = r;
+}
+
+/* The worker tries each process in turn, one try at a time: a process
+ * that is not ready goes to the back of the line for its next try (at
+ * least JW__READ_RETRY_MS later), so that processes that are slow to read
+ * (still starting, or holding a command line that never reads: a crowd
+ * started to hide another) delay the others by one try each, never by
+ * all of their retries. */
 static unsigned __stdcall worker_main(void *arg) {
   jw__mon_setup_t *s = arg;
   jw__mutex_lock(&s->lock);
   for (;;) {
     setup_req_t *r;
+    DWORD wait = 0;
     int given_up;
     while (!s->quit && s->todo_head == NULL)
       jw__cond_wait(&s->wake, &s->lock);
     if (s->quit)
       break;
-    r = s->todo_head;
-    s->todo_head = r->next;
-    if (s->todo_head == NULL)
-      s->todo_tail = NULL;
-    r->next = NULL;
+    r = next_due(s, GetTickCount64(), &wait);
+    if (r == NULL) {
+      jw__cond_timedwait(&s->wake, &s->lock, wait);
+      continue;
+    }
     s->busy = 1;
     given_up = r->given_up;
     jw__mutex_unlock(&s->lock);
     if (!given_up) {
-      (void)jw__mon_read_facts(&r->work, 1); /* with retries: this thread may wait */
+      jw__read_mode_t mode = r->tries + 1 < JW__READ_TRIES ? JW__READ_RETRY : JW__READ_LAST;
+      jw__mon_facts_clear(&r->work, "");
+      if (jw__mon_read_facts(&r->work, mode) == JW__FACTS_WAIT) {
+        r->tries++;
+        r->due = GetTickCount64() + JW__READ_RETRY_MS;
+        jw__mutex_lock(&s->lock);
+        todo_append(s, r);
+        s->busy = 0;
+        continue;
+      }
       if (r->work.sid_bin != NULL)
         r->user_name = jw__sid_account_name(r->work.sid_bin);
     }
@@ -295,7 +346,7 @@ static void give_up(jw_monitor_t *m, setup_req_t *r) {
 void jw__mon_setup_begin(jw_monitor_t *m, tracked_t *t) {
   jw__mon_setup_t *s = m->setup;
   setup_req_t *r;
-  int facts = jw__mon_read_facts(t, 0);
+  int facts = jw__mon_read_facts(t, JW__READ_ASK);
   if (facts == JW__FACTS_DONE && jw__mon_user_name_cached(m, t)) {
     complete(m, t);
     return;
@@ -305,7 +356,7 @@ void jw__mon_setup_begin(jw_monitor_t *m, tracked_t *t) {
     /* No worker (it could not start, or no memory): read here, waiting. */
     if (facts == JW__FACTS_WAIT) {
       jw__mon_facts_clear(t, "");
-      (void)jw__mon_read_facts(t, 1);
+      (void)jw__mon_read_facts(t, JW__READ_PATIENT);
     }
     jw__mon_user_name(m, t);
     complete(m, t);
@@ -330,11 +381,7 @@ void jw__mon_setup_begin(jw_monitor_t *m, tracked_t *t) {
     s->run_head = r;
   s->run_tail = r;
   jw__mutex_lock(&s->lock);
-  if (s->todo_tail != NULL)
-    s->todo_tail->next = r;
-  else
-    s->todo_head = r;
-  s->todo_tail = r;
+  todo_append(s, r);
   jw__cond_broadcast(&s->wake);
   jw__mutex_unlock(&s->lock);
 }

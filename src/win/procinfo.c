@@ -191,7 +191,7 @@ static DWORD command_line_peb(HANDLE h, char **out, size_t *len, int *truncated,
   } else if (has_nul(buf, units)) {
     /* Kept short: with the prefix below it fits a tracked process's
      * 200-byte reason (monitor_int.h), which test_nul_cmdline reads whole. */
-    *step = "ReadProcessMemory(command line): a U+0000 inside its length (being written, torn "
+    *step = "ReadProcessMemory(command line): " JW__CMDLINE_NUL " (being written, torn "
             "down or rewritten)";
     e = ERROR_NOT_READY;
   } else if (cmdline_utf8(buf, units, out, len, truncated) != 0)

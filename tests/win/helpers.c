@@ -1231,40 +1231,94 @@ static int helper_spew(int argc, char **argv) {
   return 0;
 }
 
-/* nul-child MARKER GO: the attack on the record through a command line:
- * starts `wait-file GO pad` suspended, writes a U+0000 over the last unit
+/* Starts `wait-file GO pad` suspended, writes a U+0000 over the last unit
  * of its command line (inside the string's length, where no command line
- * has one), then writes "<own pid> <child pid>" to MARKER, resumes the
- * child and
- * waits for it. Exit 0; 80 arguments, 81 CreateProcessW, 82 the parameter
- * block not read, 83 the write refused, 84 MARKER. */
-static int helper_nul_child(int argc, char **argv) {
+ * has one) and resumes it: 0, or 81 creation, 82 parameter block not read,
+ * 83 write refused (the child then terminated). */
+static int start_nul_child(const char *go, PROCESS_INFORMATION *pi) {
   wchar_t cmd[TW_CMD_CHARS];
-  char args[TW_CMD_CHARS], line[48];
-  PROCESS_INFORMATION pi;
+  char args[TW_CMD_CHARS];
   RTL_USER_PROCESS_PARAMETERS pp;
   void *at = NULL;
   int rc = 0;
+  snprintf(args, sizeof(args), "wait-file \"%s\" pad", go);
+  tw_helper_cmdline(cmd, TW_CMD_CHARS, args);
+  if (tw_spawn(cmd, CREATE_SUSPENDED, pi) != 0)
+    return 81;
+  if (tw_params_read(pi->hProcess, &at, &pp) != 0 || pp.CommandLine.Length < 2)
+    rc = 82;
+  else if (tw_cmdline_put(pi->hProcess, &pp, pp.CommandLine.Length / sizeof(wchar_t) - 1, 0) != 0)
+    rc = 83;
+  if (rc != 0)
+    TerminateProcess(pi->hProcess, 1);
+  ResumeThread(pi->hThread);
+  return rc;
+}
+
+/* nul-child MARKER GO: the attack on the record through a command line:
+ * one such child; "<own pid> <child pid>" to MARKER once its command line
+ * is rewritten, then waits for it. Exit 0; 80 arguments, 81..83 as
+ * start_nul_child, 84 MARKER. */
+static int helper_nul_child(int argc, char **argv) {
+  char line[48];
+  PROCESS_INFORMATION pi;
+  int rc;
   if (argc < 5)
     return 80;
-  snprintf(args, sizeof(args), "wait-file \"%s\" pad", argv[4]);
-  tw_helper_cmdline(cmd, TW_CMD_CHARS, args);
-  if (tw_spawn(cmd, CREATE_SUSPENDED, &pi) != 0)
-    return 81;
-  if (tw_params_read(pi.hProcess, &at, &pp) != 0 || pp.CommandLine.Length < 2)
-    rc = 82;
-  else if (tw_cmdline_put(pi.hProcess, &pp, pp.CommandLine.Length / sizeof(wchar_t) - 1, 0) != 0)
-    rc = 83;
+  rc = start_nul_child(argv[4], &pi);
+  if (rc == 81)
+    return rc;
   snprintf(line, sizeof(line), "%lu %lu\n", (unsigned long)GetCurrentProcessId(),
            (unsigned long)pi.dwProcessId);
   if (rc == 0 && write_file_atomic(argv[3], line, strlen(line)) != 0)
     rc = 84;
-  if (rc != 0)
-    TerminateProcess(pi.hProcess, 1);
-  ResumeThread(pi.hThread);
   WaitForSingleObject(pi.hProcess, INFINITE);
   CloseHandle(pi.hThread);
   CloseHandle(pi.hProcess);
+  return rc;
+}
+
+/* nul-flood N PIDFILE GO: the same attack on the monitor's setup: N such
+ * children (each slow to read: its command line is never ready), then one
+ * ordinary child `wait-file GO payload`; "<own pid> <payload pid>" to
+ * PIDFILE; waits for all. Exit 0; 80 arguments, 81..83 as start_nul_child,
+ * 84 PIDFILE. */
+static int helper_nul_flood(int argc, char **argv) {
+  unsigned long n = argc > 3 ? strtoul(argv[3], NULL, 0) : 0, i, started = 0;
+  HANDLE *hs;
+  wchar_t cmd[TW_CMD_CHARS];
+  char args[TW_CMD_CHARS], line[48];
+  PROCESS_INFORMATION pi;
+  int rc = 0;
+  if (argc < 6 || n == 0 || n > 500)
+    return 80;
+  hs = calloc(n + 1, sizeof(HANDLE));
+  if (hs == NULL)
+    return 80;
+  for (i = 0; i < n && rc == 0; i++) {
+    rc = start_nul_child(argv[5], &pi);
+    if (rc == 81)
+      break;
+    CloseHandle(pi.hThread);
+    hs[started++] = pi.hProcess;
+  }
+  snprintf(args, sizeof(args), "wait-file \"%s\" payload", argv[5]);
+  tw_helper_cmdline(cmd, TW_CMD_CHARS, args);
+  if (rc == 0 && tw_spawn(cmd, 0, &pi) != 0)
+    rc = 81;
+  if (rc == 0) {
+    CloseHandle(pi.hThread);
+    hs[started++] = pi.hProcess;
+    snprintf(line, sizeof(line), "%lu %lu\n", (unsigned long)GetCurrentProcessId(),
+             (unsigned long)pi.dwProcessId);
+    if (write_file_atomic(argv[4], line, strlen(line)) != 0)
+      rc = 84;
+  }
+  for (i = 0; i < started; i++) {
+    WaitForSingleObject(hs[i], INFINITE);
+    CloseHandle(hs[i]);
+  }
+  free(hs);
   return rc;
 }
 
@@ -1287,6 +1341,8 @@ static int record_helper(const char *mode, int argc, char **argv, int *rc) {
     *rc = helper_spew(argc, argv);
   else if (strcmp(mode, "nul-child") == 0)
     *rc = helper_nul_child(argc, argv);
+  else if (strcmp(mode, "nul-flood") == 0)
+    *rc = helper_nul_flood(argc, argv);
   else
     return 0;
   return 1;

@@ -175,6 +175,12 @@ int tw_is_helper(int argc, char **argv);
  *                         it; exit 0
  *                         (80 arguments, 81 creation, 82 parameter block
  *                         not read, 83 write refused, 84 MARKER)
+ *   nul-flood N PIDFILE GO
+ *                         the same against the monitor's setup: N such
+ *                         children (their command lines never ready), then
+ *                         an ordinary `wait-file GO payload`; "<own pid>
+ *                         <payload pid>" to PIDFILE; wait for all; exit 0
+ *                         (80..84 as nul-child)
  *
  * The hardening round (wine.real.selfdefense, wine.real.record):
  *   open-threads GOFILE   once GOFILE exists, OpenThread on every thread of
