@@ -175,6 +175,11 @@ int tw_is_helper(int argc, char **argv);
  *                         it; exit 0
  *                         (80 arguments, 81 creation, 82 parameter block
  *                         not read, 83 write refused, 84 MARKER)
+ *   fake-1359 MARKER EVENTS
+ *                         jobwarden.exe's stand-in for the kit's retry_1359:
+ *                         without MARKER, make it, say jobwarden's message
+ *                         for Win32 error 1359 on stderr, exit 125; with it,
+ *                         write a root_process line to EVENTS, exit 0
  *   nul-flood N PIDFILE GO
  *                         the same against the monitor's setup: N such
  *                         children (their command lines never ready), then
@@ -346,6 +351,13 @@ typedef struct tw_run_opts_s {
   HANDLE extra;            /* one more inheritable handle for it, or NULL */
   DWORD timeout_ms;        /* 0: 60 s; then it is killed */
   UINT kill_code;          /* the kill's exit code; 0: 1 */
+  int retry_1359;          /* Wine under load rarely fails a CreateProcessW with
+                              1359 (docs/platform-support.md), and jobwarden
+                              then exits 125 naming it: with this set,
+                              tw_jw_start watches the run until its root's
+                              process_start is in events_path (or, without
+                              one, until it exits) and starts a run that
+                              met 1359 once more, said on stderr */
 } tw_run_opts_t;
 
 typedef struct tw_run_s {

@@ -70,26 +70,13 @@ static char *same_pipe_close(char *out, size_t *len) {
 /* Runs `"<jobwarden>" <args>` to completion (tw_jw_run; `extra`, when
  * not NULL, is inherited too). */
 static void run_jw(tw_run_t *r, const char *tag, const char *args, HANDLE extra) {
-  int attempt;
-  for (attempt = 0; attempt < 2; attempt++) {
-    CHECK(tw_jw_start(
-              &(tw_run_opts_t){
-                  .tag = tag, .args = args, .extra = extra, .timeout_ms = RUN_TIMEOUT_MS},
-              r) == 0);
-    tw_jw_wait(r);
-    /* Wine under load rarely fails a CreateProcessW with 1359
-     * (docs/platform-support.md): the probe then cannot start its canary
-     * and says so (exit 125). Such a run is made once more, and said;
-     * every other outcome is the test's to judge. */
-    if (attempt == 0 && r->exit_code == 125 && r->err != NULL &&
-        strstr(r->err, "(Win32 error 1359)") != NULL) {
-      fprintf(stderr, "[%s] jobwarden met Wine's CreateProcessW error 1359; running it once more\n",
-              tag);
-      tw_jw_free(r);
-      continue;
-    }
-    break;
-  }
+  CHECK(tw_jw_start(&(tw_run_opts_t){.tag = tag,
+                                     .args = args,
+                                     .extra = extra,
+                                     .timeout_ms = RUN_TIMEOUT_MS,
+                                     .retry_1359 = 1},
+                    r) == 0);
+  tw_jw_wait(r);
   CHECK(r->finished);
   r->out = same_pipe_close(r->out, &r->out_len);
 }

@@ -1106,6 +1106,34 @@ static void case_cmdline_empty(void) {
   CloseHandle(pi.hProcess);
 }
 
+/* The kit's retry_1359 (tests/win/helpers.h), with a stand-in for
+ * jobwarden.exe that meets 1359 once: with it the run is started once more
+ * and its record is the second run's; without it the run's 125 stands. */
+static void case_kit_retry_1359(void) {
+  char marker[TW_PATH_CHARS], events[TW_PATH_CHARS], args[3 * TW_PATH_CHARS];
+  tw_run_t r;
+  int retry;
+  rec_path(marker, sizeof(marker), "kit-1359", ".marker");
+  rec_path(events, sizeof(events), "kit-1359", ".jsonl");
+  snprintf(args, sizeof(args), "--helper fake-1359 \"%s\" \"%s\"", marker, events);
+  for (retry = 0; retry < 2; retry++) {
+    DeleteFileA(marker);
+    DeleteFileA(events);
+    CHECK_INT(tw_jw_start(&(tw_run_opts_t){.exe = g_self,
+                                           .tag = "kit-1359",
+                                           .args = args,
+                                           .events_path = events,
+                                           .retry_1359 = retry},
+                          &r),
+              0);
+    tw_jw_wait(&r);
+    CHECK_U64(r.exit_code, retry ? 0 : 125);
+    CHECK_INT(json_array_size(r.events), retry ? 1 : 0);
+    CHECK(GetFileAttributesA(marker) != INVALID_FILE_ATTRIBUTES);
+    tw_jw_free(&r);
+  }
+}
+
 /* Runnable one by one: `win_record.exe DATA EVENTS JOBWARDEN --case pipe-cap`. */
 static const jw_test_case_t cases[] = {
     {"file", case_file_attack, 60},
@@ -1119,6 +1147,7 @@ static const jw_test_case_t cases[] = {
     {"reader-cost", case_reader_cost, 60},
     {"cmdline-empty", case_cmdline_empty, 60},
     {"flood", case_flood, 120},
+    {"kit-retry-1359", case_kit_retry_1359, 60},
 };
 
 int main(int argc, char **argv) {

@@ -54,10 +54,12 @@ static int start_run(run_t *r, const char *tag, const char *opts, const char *he
   DeleteFileA(r->log);
   snprintf(cmd, sizeof(cmd), "run %s --export \"file:%s\" -- \"%s\" --helper %s", opts, r->log,
            g_self, helper_args);
-  tw_jw_start(
-      &(tw_run_opts_t){
-          .tag = tag, .args = cmd, .events_path = r->log, .timeout_ms = RUN_TIMEOUT_MS},
-      &r->p);
+  tw_jw_start(&(tw_run_opts_t){.tag = tag,
+                               .args = cmd,
+                               .events_path = r->log,
+                               .timeout_ms = RUN_TIMEOUT_MS,
+                               .retry_1359 = 1},
+              &r->p);
   CHECK(r->p.started);
   return r->p.started ? 0 : -1;
 }
