@@ -519,10 +519,12 @@ void jw__mon_link_parent(jw_monitor_t *m, tracked_t *t) {
 
 /* Only a process still being set up is worth another look at its command
  * line; a refusal (access denied: a protected process) will not change,
- * nor will the memory of a process that is gone. */
+ * nor will the memory of a process that is gone. ERROR_INVALID_DATA: no
+ * PEB or no parameter block yet (Wine, a child caught at its first
+ * instant: seen in wine.injected.setup nul_flood). */
 static int cmdline_not_ready(const tracked_t *t, int e) {
   return (e == ERROR_NOT_READY || e == ERROR_PARTIAL_COPY || e == ERROR_INVALID_HANDLE ||
-          e == ERROR_NOACCESS) &&
+          e == ERROR_NOACCESS || e == ERROR_INVALID_DATA) &&
          WaitForSingleObject(t->h, 0) != WAIT_OBJECT_0;
 }
 
