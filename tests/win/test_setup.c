@@ -190,15 +190,26 @@ static int lines_with(const char *path, const char *needle) {
   return n;
 }
 
-/* Waits (bounded) for a complete line holding needle: 0, or -1. */
-static int wait_line(const char *path, const char *needle, DWORD timeout_ms) {
+/* Waits (bounded) for n complete lines holding needle (wait_line: one):
+ * 0, or -1. */
+static int wait_lines(const char *path, const char *needle, int n, DWORD timeout_ms) {
   ULONGLONG deadline = GetTickCount64() + timeout_ms;
-  while (lines_with(path, needle) == 0) {
+  while (lines_with(path, needle) < n) {
     if (GetTickCount64() >= deadline)
       return -1;
     Sleep(10); /* a bounded poll of the file, not a guess */
   }
   return 0;
+}
+
+static int wait_line(const char *path, const char *needle, DWORD timeout_ms) {
+  return wait_lines(path, needle, 1, timeout_ms);
+}
+
+/* <dir>\setup-<name><ext> into buf (TW_PATH_CHARS), no such file left. */
+static void fresh_path(char *buf, const char *name, const char *ext) {
+  snprintf(buf, TW_PATH_CHARS, "%s\\setup-%s%s", g_dir, name, ext);
+  remove(buf);
 }
 
 /* The index of the first event of kind `event` about pid, or -1. */
@@ -245,16 +256,15 @@ static int start_tree(rig_t *r, const char *name, char *pidfile, char *pidfile2,
   const char *args[8];
   char rig_name[64];
   int n = 0;
-  snprintf(pidfile, TW_PATH_CHARS, "%s\\setup-%s.pids", g_dir, name);
-  snprintf(marker, TW_PATH_CHARS, "%s\\setup-%s.go", g_dir, name);
-  remove(pidfile);
-  remove(marker);
+  fresh_path(pidfile, name, ".pids");
+  fresh_path(marker, name, ".go");
   args[n++] = "tree";
   args[n++] = pidfile;
   args[n++] = "0";
   if (pidfile2 != NULL) {
-    snprintf(pidfile2, TW_PATH_CHARS, "%s\\setup-%s-2.pids", g_dir, name);
-    remove(pidfile2);
+    char name2[64];
+    snprintf(name2, sizeof(name2), "%s-2", name);
+    fresh_path(pidfile2, name2, ".pids");
     args[n++] = "tree";
     args[n++] = pidfile2;
     args[n++] = "0";
@@ -725,10 +735,8 @@ static void test_nul_cmdline(void) {
   DWORD root = 0, child = 0;
   json_t *evs, *start, *root_exit;
 
-  snprintf(marker, sizeof(marker), "%s\\setup-nul.pids", g_dir);
-  snprintf(go, sizeof(go), "%s\\setup-nul.go", g_dir);
-  remove(marker);
-  remove(go);
+  fresh_path(marker, "nul", ".pids");
+  fresh_path(go, "nul", ".go");
   hooks_on(PASS_IMAGE);
   g_hold_file = marker;
   args[0] = "nul-child";
@@ -782,10 +790,8 @@ static void test_nul_flood(void) {
   size_t i;
   int nul_starts = 0, rewritten = 0, given_up = 0;
 
-  snprintf(pidfile, sizeof(pidfile), "%s\\setup-nul-flood.pids", g_dir);
-  snprintf(go, sizeof(go), "%s\\setup-nul-flood.go", g_dir);
-  remove(pidfile);
-  remove(go);
+  fresh_path(pidfile, "nul-flood", ".pids");
+  fresh_path(go, "nul-flood", ".go");
   args[0] = "nul-flood";
   args[1] = "40";
   args[2] = pidfile;
@@ -797,14 +803,9 @@ static void test_nul_flood(void) {
   }
   CHECK_INT(tw_read_pids(pidfile, 60000, &root, &payload), 0);
   CHECK_INT(tw_wait_event_pid(r.path, payload, 60000), 0);
-  {
-    /* Every child's start written before any of them ends (a child gone
-     * before its last try would rightly have no command line either). */
-    ULONGLONG deadline = GetTickCount64() + 60000;
-    while (lines_with(r.path, "\"sandbox.process_start\"") < 42 && GetTickCount64() < deadline)
-      Sleep(10); /* a bounded poll of the record */
-    CHECK(lines_with(r.path, "\"sandbox.process_start\"") >= 42);
-  }
+  /* Every child's start written before any of them ends (a child gone
+   * before its last try would rightly have no command line either). */
+  CHECK_INT(wait_lines(r.path, "\"sandbox.process_start\"", 42, 60000), 0);
   touch(go);
   evs = rig_finish(&r);
   CHECK(evs != NULL);
