@@ -521,6 +521,8 @@ void jw__mon_admit_outside(jw_monitor_t *m, tracked_t *t, DWORD pid, HANDLE h, c
       jw__strlcpy(t->cmdline_why, not_ready, sizeof(t->cmdline_why));
     if (t->user_sid == NULL && t->user_why[0] == 0)
       jw__strlcpy(t->user_why, not_ready, sizeof(t->user_why));
+    if (t->image == NULL && t->image_why[0] == 0)
+      jw__strlcpy(t->image_why, not_ready, sizeof(t->image_why));
   }
   if (!jw__mon_user_name_cached(m, t)) {
     free(t->sid_bin); /* a user not named before: its SID without a name */

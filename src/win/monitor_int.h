@@ -67,6 +67,7 @@ typedef struct tracked_s {
   jw__exit_facts_t xf;
   char cmdline_why[200];
   char user_why[96];
+  char image_why[128];  /* why image is NULL */
   int nul_reads;        /* reads of its command line that found a U+0000 (JW__NUL_TRIES) */
   DWORD kill_requester; /* killed_by "member_control": the requesting client's pid */
   /* Executable identity (monitor_identity.c). */
@@ -360,6 +361,14 @@ int jw__mon_read_facts(tracked_t *t, jw__read_mode_t mode);
 void jw__mon_facts_clear(tracked_t *t, const char *why);
 /* Moves src's facts (and its handle, when it has one) into dst. */
 void jw__mon_facts_move(tracked_t *dst, tracked_t *src);
+/* t's parent and creation time, each asked once on its handle when not
+ * known yet (never waits: a setup given up keeps its identity). */
+void jw__mon_read_ids(tracked_t *t);
+/* Moves into dst the facts src read that dst lacks (image, command line,
+ * user, parent; never the creation time: a process's entity_id does not
+ * change within a record), and src's reasons for the ones neither has.
+ * Returns whether a value was learned. */
+int jw__mon_facts_fill_in(tracked_t *dst, tracked_t *src);
 /* The name of t's user SID (t->sid_bin) from the monitor's cache: 1 when
  * done (named, or left out: the cache is full), 0 when it needs a lookup
  * (LookupAccountSidW: not on the monitor thread). */
@@ -458,9 +467,12 @@ void jw__mon_admit_outside(jw_monitor_t *m, tracked_t *t, DWORD pid, HANDLE h, c
  * event is not written and every packet naming it is deferred (kept in
  * order, replayed by the loop after its start); the job's end waits for
  * every setup. A setup not done within SETUP_MAX_MS is completed with
- * what is known (the rest named unavailable). */
+ * what is known (the rest named unavailable); the worker goes on reading
+ * it, and what it learns later comes in a process_update (late facts,
+ * waited for at most SETUP_LATE_MS more; the job's end waits for them). */
 typedef struct jw__mon_setup_s jw__mon_setup_t;
 #define SETUP_MAX_MS  2000u /* a setup is given up after this long */
+#define SETUP_LATE_MS 2000u /* its late facts are waited for this much longer */
 #define SETUP_POLL_MS 100u  /* while setups are pending, the loop looks for results this often */
 typedef enum { JW_DEFER_JOB, JW_DEFER_EXITED } jw__defer_kind_t;
 typedef struct jw__deferred_s {
@@ -491,8 +503,9 @@ int jw__mon_setup_defer(jw_monitor_t *m, const tracked_t *t, jw__defer_kind_t ki
  * of the queue in one pass (*out valid until the next call): their
  * count. Handling them may defer new ones; it ends no setup. */
 size_t jw__mon_setup_ready(jw_monitor_t *m, const jw__deferred_t **out);
-/* Before the end: waits for the worker (bounded: SETUP_MAX_MS), takes
- * every result, completes what is left with what is known. */
+/* Before the end: waits for the worker (bounded: SETUP_MAX_MS, or
+ * SETUP_LATE_MS for late facts), takes every result, completes what is
+ * left with what is known. */
 void jw__mon_setup_finish(jw_monitor_t *m);
 
 /* monitor_actions.c: every termination. */

@@ -571,6 +571,7 @@ static void say_unopened(tracked_t *t) {
            (unsigned long)t->open_error);
   snprintf(t->user_why, sizeof(t->user_why), "the process could not be opened (error %lu)",
            (unsigned long)t->open_error);
+  jw__strlcpy(t->image_why, t->user_why, sizeof(t->image_why));
 }
 
 int jw__mon_read_facts(tracked_t *t, jw__read_mode_t mode) {
@@ -609,6 +610,9 @@ int jw__mon_read_facts(tracked_t *t, jw__read_mode_t mode) {
     say_unopened(t);
     return JW__FACTS_DONE;
   }
+  if (t->image == NULL)
+    snprintf(t->image_why, sizeof(t->image_why), "QueryFullProcessImageNameW failed (error %lu)",
+             (unsigned long)t->image_error);
   t->has_parent = jw__proc_parent(t->h, &t->ppid);
   for (attempt = 0; attempt < tries && (ct = query_create_time(t->h, &t->create_time)) < 0;
        attempt++) {
@@ -639,6 +643,7 @@ void jw__mon_facts_clear(tracked_t *t, const char *why) {
   t->integrity = NULL;
   jw__strlcpy(t->cmdline_why, why, sizeof(t->cmdline_why));
   jw__strlcpy(t->user_why, why, sizeof(t->user_why));
+  jw__strlcpy(t->image_why, why, sizeof(t->image_why));
 }
 
 void jw__mon_facts_move(tracked_t *dst, tracked_t *src) {
@@ -665,10 +670,63 @@ void jw__mon_facts_move(tracked_t *dst, tracked_t *src) {
   dst->sid_bin = src->sid_bin;
   dst->integrity = src->integrity;
   memcpy(dst->user_why, src->user_why, sizeof(dst->user_why));
+  memcpy(dst->image_why, src->image_why, sizeof(dst->image_why));
   if (src->peak_ws > dst->peak_ws)
     dst->peak_ws = src->peak_ws;
   src->image = src->cmdline = src->user_sid = NULL;
   src->sid_bin = NULL;
+}
+
+void jw__mon_read_ids(tracked_t *t) {
+  uint64_t ct = 0;
+  if (t->h == NULL)
+    return;
+  if (!t->has_parent)
+    t->has_parent = jw__proc_parent(t->h, &t->ppid);
+  if (t->create_time == 0 && query_create_time(t->h, &ct) > 0)
+    t->create_time = ct;
+}
+
+int jw__mon_facts_fill_in(tracked_t *dst, tracked_t *src) {
+  int learned = 0;
+  if (dst->image == NULL && src->image != NULL) {
+    dst->image = src->image;
+    dst->image_len = src->image_len;
+    dst->image_truncated = src->image_truncated;
+    dst->image_error = src->image_error;
+    src->image = NULL;
+    learned = 1;
+  }
+  if (dst->image == NULL && src->image_why[0] != 0)
+    memcpy(dst->image_why, src->image_why, sizeof(dst->image_why));
+  if (dst->cmdline == NULL && src->cmdline != NULL) {
+    dst->cmdline = src->cmdline;
+    dst->cmdline_len = src->cmdline_len;
+    dst->cmdline_truncated = src->cmdline_truncated;
+    src->cmdline = NULL;
+    learned = 1;
+  }
+  /* Still unread: the reader's own reason now, not the setup's. */
+  if (dst->cmdline == NULL && src->cmdline_why[0] != 0)
+    memcpy(dst->cmdline_why, src->cmdline_why, sizeof(dst->cmdline_why));
+  if (dst->user_sid == NULL && src->user_sid != NULL) {
+    free(dst->sid_bin);
+    dst->user_sid = src->user_sid;
+    dst->sid_bin = src->sid_bin;
+    dst->integrity = src->integrity;
+    dst->user_name = NULL;
+    src->user_sid = NULL;
+    src->sid_bin = NULL;
+    learned = 1;
+  }
+  if (dst->user_sid == NULL && src->user_why[0] != 0)
+    memcpy(dst->user_why, src->user_why, sizeof(dst->user_why));
+  if (!dst->has_parent && src->has_parent) {
+    dst->has_parent = 1;
+    dst->ppid = src->ppid;
+    learned = 1;
+  }
+  return learned;
 }
 
 void jw__mon_enrich_more(jw_monitor_t *m, tracked_t *t) {
@@ -730,6 +788,7 @@ void jw__mon_fill_process(jw_monitor_t *m, const tracked_t *t, jw_process_info_t
       break;
   }
   jw__mon_identity_fill(m, t, p);
+  unavailable(p, "image", t->image == NULL ? t->image_why : NULL);
   unavailable(p, "command_line", t->cmdline == NULL ? t->cmdline_why : NULL);
   unavailable(p, "user", t->user_sid == NULL ? t->user_why : NULL);
   if (t->exited && t->exit_read) {

@@ -25,7 +25,13 @@
  * setup. A member whose parent's setup is still pending waits for it too
  * (held), so a start event never comes before its parent's. A setup the
  * worker has not finished within SETUP_MAX_MS is completed with what is
- * known, the rest named unavailable; its late result is dropped. */
+ * known (its creation time and parent asked once more on the monitor's
+ * handle: its identity in the record stays the same), the rest named
+ * unavailable. The worker goes on with it: what it learns later (image,
+ * command line, user, parent) comes in a process_update, so a crowd of
+ * slow members started to hide another delays that one's facts but does
+ * not hide them. Late facts are waited for SETUP_LATE_MS more at most
+ * (then abandoned, counted), and the job's end waits for them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,21 +43,27 @@
 #define DEFER_MAX 65536u
 
 static DWORD setup_max_ms = SETUP_MAX_MS;
+static DWORD setup_late_ms = SETUP_LATE_MS;
 
 void jw__monitor_setup_limit(DWORD ms) {
   setup_max_ms = ms != 0 ? ms : SETUP_MAX_MS;
+}
+
+void jw__monitor_setup_late_limit(DWORD ms) {
+  setup_late_ms = ms != 0 ? ms : SETUP_LATE_MS;
 }
 
 typedef struct setup_req_s {
   struct setup_req_s *next;                /* todo or done list */
   ULONGLONG due;                           /* the worker's: its next try, not before */
   int tries;                               /* the worker's: tries made */
-  struct setup_req_s *run_prev, *run_next; /* the monitor's in-flight list */
-  tracked_t *t;    /* monitor thread only: the member (a reference); NULL once given up */
+  struct setup_req_s *run_prev, *run_next; /* the monitor's in-flight or late list */
+  tracked_t *t;    /* monitor thread only: the member (a reference); NULL once let go */
   ULONGLONG begun; /* monitor thread only: when it was handed over */
+  ULONGLONG late;  /* monitor thread only: when it was given up, its facts still wanted; or 0 */
   tracked_t work;  /* the worker's: pid, its own handle, the facts it reads */
   char *user_name; /* looked up by the worker (owned), or NULL */
-  int given_up;    /* under the lock: the monitor no longer waits for it */
+  int given_up;    /* under the lock: the monitor no longer wants it (not read if not begun) */
 } setup_req_t;
 
 typedef struct {
@@ -70,9 +82,11 @@ struct jw__mon_setup_s {
   int quit, busy;
   LONG posted;
   /* Monitor thread only. */
-  setup_req_t *run_head, *run_tail; /* handed over, oldest first */
-  uint32_t n_pending;               /* members setup_pending (held ones too) */
-  tracked_t *held;                  /* set up, waiting for a parent's setup */
+  setup_req_t *run_head, *run_tail;   /* handed over, oldest first */
+  setup_req_t *late_head, *late_tail; /* given up, late facts wanted; oldest first */
+  uint32_t n_late;
+  uint32_t n_pending; /* members setup_pending (held ones too) */
+  tracked_t *held;    /* set up, waiting for a parent's setup */
   uint64_t received, forged;
   deferred_t *q;
   size_t q_len, q_cap;
@@ -218,6 +232,11 @@ void jw__mon_setup_stop(jw_monitor_t *m) {
       jw__mon_unref(m, r->t);
     r->t = NULL;
   }
+  for (r = s->late_head; r != NULL; r = r->run_next) {
+    if (r->t != NULL)
+      jw__mon_unref(m, r->t);
+    r->t = NULL;
+  }
   for (r = s->todo_head; r != NULL; r = next) {
     next = r->next;
     free_req(r);
@@ -285,16 +304,77 @@ static void complete(jw_monitor_t *m, tracked_t *t) {
   release_held(m);
 }
 
-static void run_remove(jw__mon_setup_t *s, setup_req_t *r) {
+/* The monitor's lists of requests (in flight, late), linked through
+ * run_prev/run_next: a request is on one of them at most. */
+static void list_append(setup_req_t **head, setup_req_t **tail, setup_req_t *r) {
+  r->run_next = NULL;
+  r->run_prev = *tail;
+  if (*tail != NULL)
+    (*tail)->run_next = r;
+  else
+    *head = r;
+  *tail = r;
+}
+
+static void list_remove(setup_req_t **head, setup_req_t **tail, setup_req_t *r) {
   if (r->run_prev != NULL)
     r->run_prev->run_next = r->run_next;
   else
-    s->run_head = r->run_next;
+    *head = r->run_next;
   if (r->run_next != NULL)
     r->run_next->run_prev = r->run_prev;
   else
-    s->run_tail = r->run_prev;
+    *tail = r->run_prev;
   r->run_prev = r->run_next = NULL;
+}
+
+/* The monitor lets r go: its member's reference is dropped, the worker
+ * skips it if it has not begun it, and frees it when its result comes. */
+static tracked_t *let_go(jw__mon_setup_t *s, setup_req_t *r) {
+  tracked_t *t = r->t;
+  r->t = NULL;
+  jw__mutex_lock(&s->lock);
+  r->given_up = 1;
+  jw__mutex_unlock(&s->lock);
+  return t;
+}
+
+/* The process_update of t: facts of a setup given up, read later. */
+static void emit_late(jw_monitor_t *m, tracked_t *t) {
+  jw_event_t ev;
+  jw__mon_ev_init(&ev, JW_EVENT_PROCESS_UPDATE, t->is_root ? "root_process" : "child_process",
+                  "observed", NULL, JW_SEV_INFO);
+  ev.source = "jobwarden";
+  ev.has_process = 1;
+  jw__mon_fill_process(m, t, &ev.process);
+  snprintf(ev.message, sizeof(ev.message),
+           "%s process %.300s (pid %lu): its facts, read after its start (its setup took longer "
+           "than %lu ms)",
+           t->is_root ? "root" : "child", jw__mon_image_or_unknown(t), (unsigned long)t->pid,
+           (unsigned long)setup_max_ms);
+  jw__mon_emit(m, &ev);
+}
+
+/* The late result of a setup given up: what the start lacked, now known. */
+static void take_late(jw_monitor_t *m, tracked_t *t, setup_req_t *r) {
+  int start_written = !t->setup_pending; /* else held for its parent: the start carries them */
+  if (!jw__mon_facts_fill_in(t, &r->work))
+    return; /* nothing new (a process gone by then: its reasons are the start's) */
+  if (t->user_sid != NULL && t->user_name == NULL) {
+    jw__mon_user_name_keep(m, t, r->user_name);
+    r->user_name = NULL;
+  }
+  if (!start_written)
+    return; /* admission finishes with them (identity, parent) */
+  jw__mon_link_parent(m, t);
+  if (t->parent != NULL)
+    t->parent_create_time = t->parent->create_time;
+  /* Its executable identity (ID_OFF: the image was unknown): in this
+   * update when cached, else in one more when the identity worker is done. */
+  if (t->id_state == ID_OFF && t->image != NULL && !t->image_truncated)
+    jw__mon_identity_request(m, t);
+  m->stats.setups_late++;
+  emit_late(m, t);
 }
 
 /* The worker's results so far. */
@@ -308,8 +388,14 @@ static void take(jw_monitor_t *m) {
   for (; r != NULL; r = next) {
     tracked_t *t = r->t;
     next = r->next;
-    if (t != NULL) {
-      run_remove(s, r);
+    if (t != NULL && r->late != 0) {
+      list_remove(&s->late_head, &s->late_tail, r);
+      s->n_late--;
+      r->t = NULL;
+      take_late(m, t, r);
+      jw__mon_unref(m, t); /* the request's */
+    } else if (t != NULL) {
+      list_remove(&s->run_head, &s->run_tail, r);
       r->t = NULL;
       jw__mon_facts_move(t, &r->work);
       jw__mon_user_name_keep(m, t, r->user_name);
@@ -317,26 +403,42 @@ static void take(jw_monitor_t *m) {
       complete(m, t);
       jw__mon_unref(m, t); /* the request's */
     }
-    free_req(r); /* a given-up request's late result goes with it */
+    free_req(r); /* one the monitor let go: its result goes with it */
   }
 }
 
-/* r is overdue (or the job ends): t completes with what is known. */
-static void give_up(jw_monitor_t *m, setup_req_t *r) {
+/* r is overdue (or the job ends): t completes with what is known. With
+ * late, the worker goes on and its result comes as late facts. */
+static void give_up(jw_monitor_t *m, setup_req_t *r, int late) {
+  jw__mon_setup_t *s = m->setup;
   tracked_t *t = r->t;
   char why[96];
-  run_remove(m->setup, r);
-  r->t = NULL; /* the worker still holds r: freed when its result comes */
-  jw__mutex_lock(&m->setup->lock);
-  r->given_up = 1; /* not read at all when the worker has not begun it */
-  jw__mutex_unlock(&m->setup->lock);
+  list_remove(&s->run_head, &s->run_tail, r);
+  if (late) {
+    r->late = GetTickCount64();
+    list_append(&s->late_head, &s->late_tail, r);
+    s->n_late++; /* r keeps its reference to t */
+  } else
+    (void)let_go(s, r);
   m->stats.setups_given_up++;
   snprintf(why, sizeof(why), "not read: the process's setup took longer than %lu ms",
            (unsigned long)setup_max_ms);
   jw__mon_facts_clear(t, why);
   t->image_error = ERROR_TIMEOUT;
+  jw__mon_read_ids(t); /* on the monitor's handle: asked once, never waits */
   complete(m, t);
-  jw__mon_unref(m, t);
+  if (!late)
+    jw__mon_unref(m, t); /* the request's */
+}
+
+/* Late facts not in within SETUP_LATE_MS (or the job ends): the start's
+ * reasons stand. */
+static void abandon(jw_monitor_t *m, setup_req_t *r) {
+  jw__mon_setup_t *s = m->setup;
+  list_remove(&s->late_head, &s->late_tail, r);
+  s->n_late--;
+  m->stats.setups_late_abandoned++;
+  jw__mon_unref(m, let_go(s, r));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -374,12 +476,7 @@ void jw__mon_setup_begin(jw_monitor_t *m, tracked_t *t) {
   t->setup_pending = 1;
   s->n_pending++;
   m->stats.setups_async++;
-  r->run_prev = s->run_tail;
-  if (s->run_tail != NULL)
-    s->run_tail->run_next = r;
-  else
-    s->run_head = r;
-  s->run_tail = r;
+  list_append(&s->run_head, &s->run_tail, r);
   jw__mutex_lock(&s->lock);
   todo_append(s, r);
   jw__cond_broadcast(&s->wake);
@@ -411,27 +508,33 @@ void jw__mon_on_setup_packet(jw_monitor_t *m, DWORD bytes, ULONG_PTR value) {
 
 void jw__mon_setup_tick(jw_monitor_t *m, ULONGLONG now, DWORD *wait) {
   jw__mon_setup_t *s = m->setup;
-  ULONGLONG due;
-  if (s == NULL || s->run_head == NULL)
+  ULONGLONG due = SETUP_POLL_MS;
+  if (s == NULL || (s->run_head == NULL && s->late_head == NULL))
     return; /* nothing pending: no cost, no timer */
   take(m);
   while (s->run_head != NULL && now - s->run_head->begun >= setup_max_ms)
-    give_up(m, s->run_head);
-  if (s->run_head == NULL || wait == NULL)
+    give_up(m, s->run_head, 1);
+  while (s->late_head != NULL && now - s->late_head->late >= setup_late_ms)
+    abandon(m, s->late_head);
+  if ((s->run_head == NULL && s->late_head == NULL) || wait == NULL)
     return;
-  due = s->run_head->begun + setup_max_ms - now;
-  if (due > SETUP_POLL_MS)
-    due = SETUP_POLL_MS;
+  if (s->run_head != NULL && s->run_head->begun + setup_max_ms - now < due)
+    due = s->run_head->begun + setup_max_ms - now;
+  if (s->late_head != NULL && s->late_head->late + setup_late_ms - now < due)
+    due = s->late_head->late + setup_late_ms - now;
   if (due < *wait)
     *wait = (DWORD)due;
 }
 
 void jw__mon_setup_finish(jw_monitor_t *m) {
   jw__mon_setup_t *s = m->setup;
-  ULONGLONG deadline;
-  if (s == NULL || s->run_head == NULL)
+  ULONGLONG deadline = 0;
+  if (s == NULL || (s->run_head == NULL && s->late_head == NULL))
     return;
-  deadline = s->run_head->begun + setup_max_ms;
+  if (s->run_head != NULL)
+    deadline = s->run_head->begun + setup_max_ms;
+  if (s->late_head != NULL && s->late_head->late + setup_late_ms > deadline)
+    deadline = s->late_head->late + setup_late_ms;
   jw__mutex_lock(&s->lock);
   while (s->todo_head != NULL || s->busy) {
     ULONGLONG now = GetTickCount64();
@@ -442,14 +545,17 @@ void jw__mon_setup_finish(jw_monitor_t *m) {
   jw__mutex_unlock(&s->lock);
   take(m);
   while (s->run_head != NULL)
-    give_up(m, s->run_head);
+    give_up(m, s->run_head, 0);
+  while (s->late_head != NULL)
+    abandon(m, s->late_head);
 }
 
 int jw__mon_setup_defer(jw_monitor_t *m, const tracked_t *t, jw__defer_kind_t kind, DWORD bytes,
                         ULONG_PTR value) {
   jw__mon_setup_t *s = m->setup;
   deferred_t *e;
-  if (s == NULL || (t != NULL ? !t->setup_pending : s->n_pending == 0))
+  /* The job's end waits for late facts too. */
+  if (s == NULL || (t != NULL ? !t->setup_pending : s->n_pending == 0 && s->n_late == 0))
     return 0;
   if (s->q_len == s->q_cap) {
     size_t cap = s->q_cap ? s->q_cap * 2 : 64;
@@ -486,7 +592,7 @@ size_t jw__mon_setup_ready(jw_monitor_t *m, const jw__deferred_t **out) {
   for (i = 0; i < s->q_len; i++) {
     const deferred_t *e = &s->q[i];
     tracked_t *t;
-    if (e->pid == 0 ? s->n_pending != 0
+    if (e->pid == 0 ? s->n_pending != 0 || s->n_late != 0
                     : (t = jw__mon_find_proc(m, e->pid)) != NULL && t->setup_pending)
       s->q[w++] = *e;
     else

@@ -235,6 +235,9 @@ void jw__monitor_synthetic_hook(jw__synthetic_fn fn);
 /* Test hook: how long a member's setup may take before it is completed
  * with what is known (monitor_setup.c; 0 restores SETUP_MAX_MS). */
 void jw__monitor_setup_limit(DWORD ms);
+/* Test hook: how long late facts of a setup given up are waited for
+ * (0 restores SETUP_LATE_MS). */
+void jw__monitor_setup_late_limit(DWORD ms);
 /* Benchmark hook (tests/win/bench_setup.c): 0 starts monitors without the
  * setup worker, so admission reads and retries on the monitor thread (the
  * old way, the baseline); 1 (the default) with it. */
@@ -281,6 +284,10 @@ typedef struct jw_monitor_stats_s {
   uint32_t setups_async;
   uint32_t setups_deferred_packets;
   uint32_t setups_given_up;
+  /* Of those: facts the worker read later, written in a process_update
+   * (late), and late reads the monitor stopped waiting for (SETUP_LATE_MS). */
+  uint32_t setups_late;
+  uint32_t setups_late_abandoned;
   /* Admissions on the monitor thread (the membership check, the first
    * reads, and when they answered at once the rules and start event):
    * how many, their time in all and the longest one, in microseconds. */

@@ -408,15 +408,36 @@ static void test_stalled_setup(void) {
   json_decref(evs);
 }
 
+/* Needle of the late facts' process_update (monitor_setup.c emit_late). */
+static const char k_late[] = "read after its start";
+
+/* The first event of kind `event` about pid whose message holds `needle`
+ * (NULL: any), and how many there are. */
+static json_t *event_with(json_t *evs, const char *event, DWORD pid, const char *needle, int *n) {
+  size_t i;
+  json_t *first = NULL;
+  *n = 0;
+  for (i = 0; i < json_array_size(evs); i++) {
+    json_t *e = json_array_get(evs, i);
+    if (strcmp(tw_str(e, "event"), event) != 0 || tw_int(e, "process.pid") != (long long)pid ||
+        (needle != NULL && strstr(tw_str(e, "message"), needle) == NULL))
+      continue;
+    if ((*n)++ == 0)
+      first = e;
+  }
+  return first;
+}
+
 /* A setup that does not finish within its bound is completed with what is
- * known: the start is written, its facts named unavailable with the
- * reason, its late result dropped. */
+ * known (its identity: creation time and parent, asked once more), the
+ * rest named unavailable; the worker goes on, and what it reads later
+ * comes in a process_update with the same entity_id. */
 static void test_given_up(void) {
   rig_t r;
   char marker[TW_PATH_CHARS];
   DWORD root = 0, child = 0;
-  json_t *evs;
-  int start;
+  json_t *evs, *s, *u;
+  int start, n;
 
   jw__monitor_setup_limit(300);
   if (begin(&r, "given-up", STALL, marker, &root, &child, NULL) != 0)
@@ -427,7 +448,8 @@ static void test_given_up(void) {
     /* Written without its facts once the bound passed, the stall still on. */
     CHECK_INT(wait_line(r.path, needle, 20000), 0);
   }
-  SetEvent(g_release); /* the worker's late result: dropped */
+  SetEvent(g_release); /* the worker's late result: an update */
+  CHECK_INT(wait_line(r.path, k_late, 20000), 0);
   touch(marker);
   if ((evs = finish_run(&r)) == NULL)
     return;
@@ -436,17 +458,80 @@ static void test_given_up(void) {
   CHECK_INT(count_of(evs, "sandbox.process_start", child), 1);
   CHECK_INT(count_of(evs, "sandbox.process_exit", child), 1);
   CHECK(index_of(evs, "sandbox.process_exit", child) > start);
-  if (start >= 0) {
-    json_t *s = json_array_get(evs, (size_t)start);
-    CHECK(json_is_null(tw_get(s, "process.executable")));
-    CHECK(tw_get(s, "process.command_line") == NULL);
-    CHECK_STR(tw_str(s, "process.unavailable.command_line"),
-              "not read: the process's setup took longer than 300 ms");
-    CHECK_STR(tw_str(s, "process.unavailable.user"),
-              "not read: the process's setup took longer than 300 ms");
+  s = json_array_get(evs, (size_t)start);
+  u = event_with(evs, "sandbox.process_update", child, k_late, &n);
+  CHECK_INT(n, 1);
+  if (s == NULL || u == NULL) {
+    json_decref(evs);
+    return;
   }
+  CHECK(json_is_null(tw_get(s, "process.executable")));
+  CHECK(tw_get(s, "process.command_line") == NULL);
+  CHECK_STR(tw_str(s, "process.unavailable.image"),
+            "not read: the process's setup took longer than 300 ms");
+  CHECK_STR(tw_str(s, "process.unavailable.command_line"),
+            "not read: the process's setup took longer than 300 ms");
+  CHECK_STR(tw_str(s, "process.unavailable.user"),
+            "not read: the process's setup took longer than 300 ms");
+  CHECK_INT(tw_int(s, "process.parent.pid"), (long long)root);
+  CHECK(tw_str(s, "process.entity_id") != NULL);
+  /* The update: after the start, before the exit, the same process. */
+  CHECK(index_of(evs, "sandbox.process_start", child) <
+        index_of(evs, "sandbox.process_update", child));
+  CHECK(index_of(evs, "sandbox.process_update", child) <
+        index_of(evs, "sandbox.process_exit", child));
+  CHECK_STR(tw_str(u, "rule"), "child_process");
+  CHECK_STR(tw_str(u, "source"), "jobwarden");
+  CHECK_STR(tw_str(u, "process.entity_id"), tw_str(s, "process.entity_id"));
+  CHECK_INT(tw_int(u, "process.parent.pid"), (long long)root);
+  CHECK_CONTAINS(tw_str(u, "process.executable"), ".exe");
+  CHECK_CONTAINS(tw_str(u, "process.command_line"), " --helper wait-file ");
+  CHECK(tw_get(u, "process.unavailable.image") == NULL);
+  CHECK(tw_get(u, "process.unavailable.command_line") == NULL);
+  CHECK(tw_get(u, "process.unavailable.user") == NULL);
+  CHECK(tw_str(u, "process.user.sid") != NULL);
   CHECK_INT(r.stats.setups_async, 1 + strangers(evs, root, child));
   CHECK_INT(r.stats.setups_given_up, 1);
+  CHECK_INT(r.stats.setups_late, 1);
+  CHECK_INT(r.stats.setups_late_abandoned, 0);
+  json_decref(evs);
+}
+
+/* Late facts that do not come within their own bound: the job's end waits
+ * for them that long, then the start's reasons stand, no update. */
+static void test_late_abandoned(void) {
+  rig_t r;
+  char marker[TW_PATH_CHARS];
+  DWORD root = 0, child = 0;
+  json_t *evs, *s;
+  int n;
+
+  jw__monitor_setup_limit(300);
+  jw__monitor_setup_late_limit(300);
+  if (begin(&r, "late-abandoned", STALL, marker, &root, &child, NULL) != 0)
+    return;
+  {
+    char needle[48];
+    pid_needle(needle, child);
+    CHECK_INT(wait_line(r.path, needle, 20000), 0);
+  }
+  touch(marker); /* the tree ends while the late read still stalls */
+  CHECK_INT(wait_line(r.path, "\"sandbox.job_end\"", 20000), 0);
+  SetEvent(g_release);
+  jw__monitor_setup_late_limit(0);
+  if ((evs = finish_run(&r)) == NULL)
+    return;
+  s = json_array_get(evs, (size_t)index_of(evs, "sandbox.process_start", child));
+  CHECK(s != NULL);
+  CHECK_STR(tw_str(s, "process.unavailable.command_line"),
+            "not read: the process's setup took longer than 300 ms");
+  CHECK(event_with(evs, "sandbox.process_update", child, k_late, &n) == NULL);
+  CHECK_INT(n, 0);
+  CHECK_INT(count_of(evs, "sandbox.process_exit", child), 1);
+  CHECK_STR(tw_str(json_array_get(evs, json_array_size(evs) - 1), "event"), "sandbox.job_end");
+  CHECK_INT(r.stats.setups_given_up, 1);
+  CHECK_INT(r.stats.setups_late, 0);
+  CHECK_INT(r.stats.setups_late_abandoned, 1);
   json_decref(evs);
 }
 
@@ -851,6 +936,7 @@ static void test_nul_flood(void) {
 static const jw_test_case_t cases[] = {
     {"stalled_setup", test_stalled_setup, 90},
     {"given_up", test_given_up, 90},
+    {"late_abandoned", test_late_abandoned, 90},
     {"forged_setup_packet", test_forged_setup_packet, 90},
     {"stolen_setup_packet", test_stolen_setup_packet, 90},
     {"held_for_parent", test_held_for_parent, 90},
