@@ -345,8 +345,9 @@ HANDLE jw__mon_open_process(DWORD pid);
 #define JW__FACTS_DONE 0
 #define JW__FACTS_WAIT 1
 typedef enum { JW__READ_ASK, JW__READ_RETRY, JW__READ_LAST, JW__READ_PATIENT } jw__read_mode_t;
-/* How many tries a process gets (the setup worker's last one
- * JW__READ_LAST), at least JW__READ_RETRY_MS apart. */
+/* How many tries a process gets at least (the setup worker's last one
+ * JW__READ_LAST, once the monitor would no longer wait for the answer),
+ * at least JW__READ_RETRY_MS apart. */
 #define JW__READ_TRIES    12
 #define JW__READ_RETRY_MS 10
 /* A command line read with a U+0000 inside it this many times is final

@@ -10,7 +10,9 @@
  * LookupAccountSidW (a domain round trip, perhaps): such a member is
  * handed to the setup worker, a thread of jobwarden's own (protected like
  * the others: jw__thread_begin) that reads it again on a handle of its
- * own, up to JW__READ_TRIES tries taken in turn with the other members
+ * own, tries taken in turn with the other members (at least
+ * JW__READ_TRIES, for as long as the monitor waits: its setup bound and
+ * the late facts' bound)
  * waiting (a member slow to read delays the others by one try, never by
  * all of its tries), looks the user's name up, and posts a JW_CTRL_SETUP
  * packet under the control key when done. The packet carries nothing: the
@@ -56,6 +58,7 @@ void jw__monitor_setup_late_limit(DWORD ms) {
 typedef struct setup_req_s {
   struct setup_req_s *next;                /* todo or done list */
   ULONGLONG due;                           /* the worker's: its next try, not before */
+  ULONGLONG since;                         /* when it was handed over (set before) */
   int tries;                               /* the worker's: tries made */
   struct setup_req_s *run_prev, *run_next; /* the monitor's in-flight or late list */
   tracked_t *t;    /* monitor thread only: the member (a reference); NULL once let go */
@@ -155,7 +158,13 @@ static unsigned __stdcall worker_main(void *arg) {
     given_up = r->given_up;
     jw__mutex_unlock(&s->lock);
     if (!given_up) {
-      jw__read_mode_t mode = r->tries + 1 < JW__READ_TRIES ? JW__READ_RETRY : JW__READ_LAST;
+      /* Not ready is tried again while the monitor would still take the
+       * answer: a process the system is slow to set up (Wine under load:
+       * no PEB for hundreds of milliseconds, seen in nul_flood) is read
+       * when it is ready, not named unavailable after a count of tries. */
+      int last = r->tries + 1 >= JW__READ_TRIES &&
+                 GetTickCount64() - r->since >= (ULONGLONG)setup_max_ms + setup_late_ms;
+      jw__read_mode_t mode = last ? JW__READ_LAST : JW__READ_RETRY;
       jw__mon_facts_clear(&r->work, "");
       if (jw__mon_read_facts(&r->work, mode) == JW__FACTS_WAIT) {
         r->tries++;
@@ -408,14 +417,15 @@ static void take(jw_monitor_t *m) {
 }
 
 /* r is overdue (or the job ends): t completes with what is known. With
- * late, the worker goes on and its result comes as late facts. */
-static void give_up(jw_monitor_t *m, setup_req_t *r, int late) {
+ * late (the time now, not before the loop's own `now`), the worker goes on
+ * and its result comes as late facts. */
+static void give_up(jw_monitor_t *m, setup_req_t *r, ULONGLONG late) {
   jw__mon_setup_t *s = m->setup;
   tracked_t *t = r->t;
   char why[96];
   list_remove(&s->run_head, &s->run_tail, r);
-  if (late) {
-    r->late = GetTickCount64();
+  if (late != 0) {
+    r->late = late;
     list_append(&s->late_head, &s->late_tail, r);
     s->n_late++; /* r keeps its reference to t */
   } else
@@ -472,7 +482,7 @@ void jw__mon_setup_begin(jw_monitor_t *m, tracked_t *t) {
     r->work.h = NULL; /* the worker opens it by pid */
   r->t = t;
   jw__mon_ref(t);
-  r->begun = GetTickCount64();
+  r->begun = r->since = GetTickCount64();
   t->setup_pending = 1;
   s->n_pending++;
   m->stats.setups_async++;
@@ -513,7 +523,7 @@ void jw__mon_setup_tick(jw_monitor_t *m, ULONGLONG now, DWORD *wait) {
     return; /* nothing pending: no cost, no timer */
   take(m);
   while (s->run_head != NULL && now - s->run_head->begun >= setup_max_ms)
-    give_up(m, s->run_head, 1);
+    give_up(m, s->run_head, now);
   while (s->late_head != NULL && now - s->late_head->late >= setup_late_ms)
     abandon(m, s->late_head);
   if ((s->run_head == NULL && s->late_head == NULL) || wait == NULL)

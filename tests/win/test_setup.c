@@ -865,36 +865,51 @@ static void test_nul_cmdline(void) {
  * command line, never given up; each of the 40 with its command line
  * absent for its own reason (the U+0000), or, when the crowd's tries
  * outlast the setup bound on a slow machine, given up and named so. */
+/* The crowd of helper nul-flood: n children whose command lines never
+ * read, then the payload (`wait-file GO payload`). Runs it as rig `name`
+ * until every start is in the record and, with wait_for, a line holding
+ * it (the payload's facts, in its start or a later update), then lets it
+ * end: its events (NULL: checked), the payload's pid in *payload. */
+static json_t *flood_run(rig_t *r, const char *name, const char *n, const char *wait_for,
+                         DWORD *root, DWORD *payload) {
+  jw_policy_t p;
+  char pidfile[TW_PATH_CHARS], go[TW_PATH_CHARS], rig_name[64];
+  const char *args[4];
+  json_t *evs;
+
+  fresh_path(pidfile, name, ".pids");
+  fresh_path(go, name, ".go");
+  args[0] = "nul-flood";
+  args[1] = n;
+  args[2] = pidfile;
+  args[3] = go;
+  jw_policy_init(&p);
+  snprintf(rig_name, sizeof(rig_name), "setup-%s", name);
+  if (rig_start(r, g_dir, rig_name, &p, args, 4) != 0) {
+    CHECK(0);
+    return NULL;
+  }
+  CHECK_INT(tw_read_pids(pidfile, 60000, root, payload), 0);
+  CHECK_INT(tw_wait_event_pid(r->path, *payload, 60000), 0);
+  /* Every child's start written before any of them ends (a child gone
+   * before its last try would rightly have no command line either). */
+  CHECK_INT(wait_lines(r->path, "\"sandbox.process_start\"", atoi(n) + 2, 60000), 0);
+  if (wait_for != NULL)
+    CHECK_INT(wait_line(r->path, wait_for, 60000), 0);
+  touch(go);
+  evs = rig_finish(r);
+  CHECK(evs != NULL);
+  return evs;
+}
+
 static void test_nul_flood(void) {
   rig_t r;
-  jw_policy_t p;
-  char pidfile[TW_PATH_CHARS], go[TW_PATH_CHARS];
-  const char *args[4];
   DWORD root = 0, payload = 0;
   json_t *evs, *start;
   size_t i;
   int nul_starts = 0, rewritten = 0, given_up = 0;
 
-  fresh_path(pidfile, "nul-flood", ".pids");
-  fresh_path(go, "nul-flood", ".go");
-  args[0] = "nul-flood";
-  args[1] = "40";
-  args[2] = pidfile;
-  args[3] = go;
-  jw_policy_init(&p);
-  if (rig_start(&r, g_dir, "setup-nul-flood", &p, args, 4) != 0) {
-    CHECK(0);
-    return;
-  }
-  CHECK_INT(tw_read_pids(pidfile, 60000, &root, &payload), 0);
-  CHECK_INT(tw_wait_event_pid(r.path, payload, 60000), 0);
-  /* Every child's start written before any of them ends (a child gone
-   * before its last try would rightly have no command line either). */
-  CHECK_INT(wait_lines(r.path, "\"sandbox.process_start\"", 42, 60000), 0);
-  touch(go);
-  evs = rig_finish(&r);
-  CHECK(evs != NULL);
-  if (evs == NULL)
+  if ((evs = flood_run(&r, "nul-flood", "40", NULL, &root, &payload)) == NULL)
     return;
   start = json_array_get(evs, (size_t)index_of(evs, "sandbox.process_start", payload));
   CHECK(start != NULL);
@@ -933,6 +948,69 @@ static void test_nul_flood(void) {
   json_decref(evs);
 }
 
+/* The crowd again, with a setup bound of 1 ms: every setup the worker
+ * takes is given up before it can answer, as a crowd larger than the
+ * worker can try in 2 s would make it (from inside the job, the bound
+ * injected). What the attacker gets: the payload's facts delayed, not
+ * hidden: its start without them, then a process_update with its command
+ * line under the same entity_id, before the job's end. */
+static void test_crowd_late(void) {
+  rig_t r;
+  DWORD root = 0, payload = 0;
+  json_t *evs, *s, *u;
+  size_t i;
+  int n, late = 0;
+
+  jw__monitor_setup_limit(1);
+  /* Released only once the payload's command line is in the record: the
+   * late read must find the payload alive. */
+  evs = flood_run(&r, "crowd-late", "40", "crowd-late.go\\\" payload", &root, &payload);
+  jw__monitor_setup_limit(0);
+  if (evs == NULL)
+    return;
+  s = json_array_get(evs, (size_t)index_of(evs, "sandbox.process_start", payload));
+  u = event_with(evs, "sandbox.process_update", payload, k_late, &n);
+  CHECK(s != NULL);
+  CHECK(n <= 1);
+  if (s != NULL && tw_get(s, "process.command_line") == NULL) {
+    /* Given up (nearly always: the worker's first try takes longer). */
+    CHECK_CONTAINS(tw_str(s, "process.unavailable.command_line"), "setup took longer than 1 ms");
+    CHECK(u != NULL);
+    if (u != NULL) {
+      CHECK_CONTAINS(tw_str(u, "process.command_line"), "crowd-late.go\" payload");
+      CHECK_STR(tw_str(u, "process.entity_id"), tw_str(s, "process.entity_id"));
+      CHECK(tw_get(u, "process.unavailable.command_line") == NULL);
+    }
+  } else if (s != NULL) {
+    CHECK_CONTAINS(tw_str(s, "process.command_line"), "crowd-late.go\" payload");
+    CHECK_INT(n, 0);
+  }
+  /* Every late update names the process its start named, before the end. */
+  for (i = 0; i < json_array_size(evs); i++) {
+    json_t *e = json_array_get(evs, i), *st;
+    if (strcmp(tw_str(e, "event"), "sandbox.process_update") != 0 ||
+        strstr(tw_str(e, "message"), k_late) == NULL)
+      continue;
+    late++;
+    st = json_array_get(
+        evs, (size_t)index_of(evs, "sandbox.process_start", (DWORD)tw_int(e, "process.pid")));
+    CHECK(st != NULL &&
+          index_of(evs, "sandbox.process_start", (DWORD)tw_int(e, "process.pid")) < (int)i);
+    CHECK_STR(tw_str(e, "process.entity_id"), tw_str(st, "process.entity_id"));
+  }
+  CHECK_STR(tw_str(json_array_get(evs, json_array_size(evs) - 1), "event"), "sandbox.job_end");
+  printf(
+      "crowd_late: payload %s; %d late update(s), %lu setups given up, %lu late, %lu abandoned\n",
+      s != NULL && tw_get(s, "process.command_line") == NULL ? "given up, read late"
+                                                             : "read in time",
+      late, (unsigned long)r.stats.setups_given_up, (unsigned long)r.stats.setups_late,
+      (unsigned long)r.stats.setups_late_abandoned);
+  CHECK(r.stats.setups_given_up >= 1);
+  CHECK(r.stats.setups_late >= 1);
+  CHECK_INT(late, (int)r.stats.setups_late);
+  json_decref(evs);
+}
+
 static const jw_test_case_t cases[] = {
     {"stalled_setup", test_stalled_setup, 90},
     {"given_up", test_given_up, 90},
@@ -944,6 +1022,7 @@ static const jw_test_case_t cases[] = {
     {"share_never_answers", test_share_never_answers, 90},
     {"nul_cmdline", test_nul_cmdline, 90},
     {"nul_flood", test_nul_flood, 180},
+    {"crowd_late", test_crowd_late, 180},
 };
 
 int main(int argc, char **argv) {
