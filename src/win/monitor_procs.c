@@ -524,7 +524,7 @@ void jw__mon_link_parent(jw_monitor_t *m, tracked_t *t) {
  * instant: seen in wine.injected.setup nul_flood). */
 static int cmdline_not_ready(const tracked_t *t, int e) {
   return (e == ERROR_NOT_READY || e == ERROR_PARTIAL_COPY || e == ERROR_INVALID_HANDLE ||
-          e == ERROR_NOACCESS || e == ERROR_INVALID_DATA) &&
+          e == ERROR_NOACCESS || e == ERROR_INVALID_DATA || e == JW__CMDLINE_NUL_ERROR) &&
          WaitForSingleObject(t->h, 0) != WAIT_OBJECT_0;
 }
 
@@ -550,7 +550,7 @@ static int read_more(tracked_t *t, jw__read_mode_t mode) {
     }
     if (!cmdline_not_ready(t, e))
       break;
-    if (strstr(t->cmdline_why, JW__CMDLINE_NUL) != NULL && ++t->nul_reads >= JW__NUL_TRIES)
+    if (e == JW__CMDLINE_NUL_ERROR && ++t->nul_reads >= JW__NUL_TRIES)
       break;
     if (returns_wait(mode))
       return JW__FACTS_WAIT;

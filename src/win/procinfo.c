@@ -193,7 +193,7 @@ static DWORD command_line_peb(HANDLE h, char **out, size_t *len, int *truncated,
      * 200-byte reason (monitor_int.h), which test_nul_cmdline reads whole. */
     *step = "ReadProcessMemory(command line): " JW__CMDLINE_NUL " (being written, torn "
             "down or rewritten)";
-    e = ERROR_NOT_READY;
+    e = JW__CMDLINE_NUL_ERROR;
   } else if (cmdline_utf8(buf, units, out, len, truncated) != 0)
     e = ERROR_NOT_ENOUGH_MEMORY;
   free(buf);

@@ -332,9 +332,10 @@ int jw__proc_parent(HANDLE h, DWORD *ppid);
  * error of the read from the process (-1 when there is none) with the
  * reason (both attempts, their status / error) in why. Never an empty
  * string: a parameter block without a command line (a process still being
- * set up) is ERROR_NOT_READY, *out NULL; so is a string with a U+0000
- * inside its length (why then holds JW__CMDLINE_NUL). */
-#define JW__CMDLINE_NUL "a U+0000 inside its length"
+ * set up) is ERROR_NOT_READY, *out NULL. A string with a U+0000 inside its
+ * length is JW__CMDLINE_NUL_ERROR (why then holds JW__CMDLINE_NUL). */
+#define JW__CMDLINE_NUL       "a U+0000 inside its length"
+#define JW__CMDLINE_NUL_ERROR 582 /* ERROR_ILLEGAL_CHARACTER (not in mingw-w64 headers) */
 int jw__proc_command_line(HANDLE h, char **out, size_t *len, int *truncated, char *why,
                           size_t why_size);
 /* The token's user as "S-1-..." (*sid_out) and as a binary SID (*sid_bin,

@@ -842,7 +842,7 @@ static void test_nul_cmdline(void) {
   CHECK(start != NULL);
   CHECK(tw_get(start, "process.command_line") == NULL);
   CHECK_CONTAINS(tw_str(start, "process.unavailable.command_line"),
-                 "a U+0000 inside its length (being written, torn down or rewritten) (error 21)");
+                 "a U+0000 inside its length (being written, torn down or rewritten) (error 582)");
   CHECK(tw_str(start, "process.executable") != NULL);
   CHECK_INT(count_of(evs, "sandbox.process_start", child), 1);
   CHECK_INT(count_of(evs, "sandbox.process_exit", child), 1);
