@@ -345,11 +345,12 @@ HANDLE jw__mon_open_process(DWORD pid);
 #define JW__FACTS_DONE 0
 #define JW__FACTS_WAIT 1
 typedef enum { JW__READ_ASK, JW__READ_RETRY, JW__READ_LAST, JW__READ_PATIENT } jw__read_mode_t;
-/* How many tries a process gets at least (the setup worker's last one
- * JW__READ_LAST, once the monitor would no longer wait for the answer),
- * at least JW__READ_RETRY_MS apart. */
-#define JW__READ_TRIES    12
-#define JW__READ_RETRY_MS 10
+/* How many tries a process gets at least, and for how long at least (the
+ * setup worker's last one JW__READ_LAST), at least JW__READ_RETRY_MS
+ * apart. */
+#define JW__READ_TRIES     12
+#define JW__READ_WINDOW_MS 1000u
+#define JW__READ_RETRY_MS  10
 /* A command line read with a U+0000 inside it this many times is final
  * (not read, for that reason): Wine's parameter block caught at a
  * process's first instant is whole at the next try, and a U+0000 that

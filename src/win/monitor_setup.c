@@ -11,8 +11,7 @@
  * handed to the setup worker, a thread of jobwarden's own (protected like
  * the others: jw__thread_begin) that reads it again on a handle of its
  * own, tries taken in turn with the other members (at least
- * JW__READ_TRIES, for as long as the monitor waits: its setup bound and
- * the late facts' bound)
+ * JW__READ_TRIES, for JW__READ_WINDOW_MS at least)
  * waiting (a member slow to read delays the others by one try, never by
  * all of its tries), looks the user's name up, and posts a JW_CTRL_SETUP
  * packet under the control key when done. The packet carries nothing: the
@@ -158,12 +157,13 @@ static unsigned __stdcall worker_main(void *arg) {
     given_up = r->given_up;
     jw__mutex_unlock(&s->lock);
     if (!given_up) {
-      /* Not ready is tried again while the monitor would still take the
-       * answer: a process the system is slow to set up (Wine under load:
-       * no PEB for hundreds of milliseconds, seen in nul_flood) is read
-       * when it is ready, not named unavailable after a count of tries. */
-      int last = r->tries + 1 >= JW__READ_TRIES &&
-                 GetTickCount64() - r->since >= (ULONGLONG)setup_max_ms + setup_late_ms;
+      /* Not ready is tried again for JW__READ_WINDOW_MS at least, not
+       * only for a count of tries: a process the system is slow to set up
+       * (Wine under load: no PEB for longer than 12 tries, seen in
+       * nul_flood) is read when it is ready. Not longer: an image that
+       * never answers is decided (image rules) within that window. */
+      int last =
+          r->tries + 1 >= JW__READ_TRIES && GetTickCount64() - r->since >= JW__READ_WINDOW_MS;
       jw__read_mode_t mode = last ? JW__READ_LAST : JW__READ_RETRY;
       jw__mon_facts_clear(&r->work, "");
       if (jw__mon_read_facts(&r->work, mode) == JW__FACTS_WAIT) {
