@@ -68,6 +68,7 @@ typedef struct tracked_s {
   char cmdline_why[200];
   char user_why[96];
   char image_why[128];  /* why image is NULL */
+  int waited_for;       /* JW__WAITED_*: the last fact that was not ready */
   int nul_reads;        /* reads of its command line that found a U+0000 (JW__NUL_TRIES) */
   DWORD kill_requester; /* killed_by "member_control": the requesting client's pid */
   /* Executable identity (monitor_identity.c). */
@@ -357,6 +358,16 @@ typedef enum { JW__READ_ASK, JW__READ_RETRY, JW__READ_LAST, JW__READ_PATIENT } j
  * stays is the process's own (or its parent's) doing, which must not buy
  * it all of JW__READ_TRIES of the setup worker's time. */
 #define JW__NUL_TRIES 3
+/* The fact a JW__FACTS_WAIT waited for (tracked_t.waited_for), counted in
+ * the stats' setups_waited_for[] when a setup goes to the worker. */
+enum {
+  JW__WAITED_NOTHING,
+  JW__WAITED_OPEN,
+  JW__WAITED_IMAGE,
+  JW__WAITED_CREATE_TIME,
+  JW__WAITED_COMMAND_LINE,
+  JW__WAITED_USER_NAME /* every fact read; the user's name not cached */
+};
 int jw__mon_read_facts(tracked_t *t, jw__read_mode_t mode);
 /* Frees and clears t's facts (not its handle); why becomes the reason for
  * its command line and user until they are read. */

@@ -552,6 +552,7 @@ static int read_more(tracked_t *t, jw__read_mode_t mode) {
       break;
     if (e == JW__CMDLINE_NUL_ERROR && ++t->nul_reads >= JW__NUL_TRIES)
       break;
+    t->waited_for = JW__WAITED_COMMAND_LINE;
     if (returns_wait(mode))
       return JW__FACTS_WAIT;
   }
@@ -586,6 +587,7 @@ int jw__mon_read_facts(tracked_t *t, jw__read_mode_t mode) {
       t->open_error = GetLastError();
       if (t->open_error == ERROR_INVALID_PARAMETER)
         break; /* no such process (any more): what it cannot give is said below */
+      t->waited_for = JW__WAITED_OPEN;
       if (returns_wait(mode))
         return JW__FACTS_WAIT;
       continue;
@@ -595,6 +597,7 @@ int jw__mon_read_facts(tracked_t *t, jw__read_mode_t mode) {
     t->image_error = e;
     if (t->image != NULL)
       break;
+    t->waited_for = JW__WAITED_IMAGE;
     /* The first ask keeps the membership check's handle (it pins the
      * pid); the worker reads on a copy, reopening as needed. */
     if (mode == JW__READ_ASK)
@@ -616,6 +619,7 @@ int jw__mon_read_facts(tracked_t *t, jw__read_mode_t mode) {
   t->has_parent = jw__proc_parent(t->h, &t->ppid);
   for (attempt = 0; attempt < tries && (ct = query_create_time(t->h, &t->create_time)) < 0;
        attempt++) {
+    t->waited_for = JW__WAITED_CREATE_TIME;
     if (returns_wait(mode))
       return JW__FACTS_WAIT;
     if (attempt + 1 < tries)

@@ -486,6 +486,7 @@ void jw__mon_setup_begin(jw_monitor_t *m, tracked_t *t) {
   t->setup_pending = 1;
   s->n_pending++;
   m->stats.setups_async++;
+  m->stats.setups_waited_for[facts == JW__FACTS_WAIT ? t->waited_for : JW__WAITED_USER_NAME]++;
   list_append(&s->run_head, &s->run_tail, r);
   jw__mutex_lock(&s->lock);
   todo_append(s, r);

@@ -288,6 +288,10 @@ typedef struct jw_monitor_stats_s {
    * (late), and late reads the monitor stopped waiting for (SETUP_LATE_MS). */
   uint32_t setups_late;
   uint32_t setups_late_abandoned;
+  /* Setups handed to the worker by what the first ask waited for: the
+   * process's open, its image, creation time, command line, user name
+   * (monitor_int.h JW__WAITED_*; index 0 unused). */
+  uint32_t setups_waited_for[6];
   /* Admissions on the monitor thread (the membership check, the first
    * reads, and when they answered at once the rules and start event):
    * how many, their time in all and the longest one, in microseconds. */
