@@ -25,7 +25,7 @@
  *          system. The idle series is printed as a ratio of it too.
  * Prints p50 / p99 / max of each. Violations are flushed to disk by group
  * commit (JW_SYNC_BOUND_MS), not per line, so the flush is not in the path.
- * Usage: bench_latency.exe DIR [N [BURST [--poll-pipe]]] (defaults 10000,
+ * Usage: bench_latency.exe DIR [N [BURST [--poll-pipe] [--relay-like-sink]]] (defaults 10000,
  * 5000). See docs/performance.md. */
 #include <process.h>
 
@@ -312,6 +312,14 @@ typedef struct {
   HANDLE port, file, pipe;
   char *line;
   DWORD len;
+  /* --relay-like-sink: its pipe made as the pipe sink makes its own
+   * (duplex, overlapped, a read kept pending to learn of the client's
+   * end) and written as the sink's writer writes (overlapped, an event,
+   * complete at once): what those cost the tail, measured apart. */
+  int like_sink;
+  HANDLE wev, rev;
+  OVERLAPPED ro;
+  char rbuf[64];
 } relay_t;
 
 static unsigned __stdcall relay_main(void *arg) {
@@ -319,11 +327,20 @@ static unsigned __stdcall relay_main(void *arg) {
   for (;;) {
     DWORD bytes = 0, put = 0;
     ULONG_PTR key = 0;
-    OVERLAPPED *ov = NULL;
+    OVERLAPPED *ov = NULL, wo;
     if (!GetQueuedCompletionStatus(rl->port, &bytes, &key, &ov, INFINITE) || key == 0)
       return 0;
-    if (!WriteFile(rl->file, rl->line, rl->len, &put, NULL) ||
-        !WriteFile(rl->pipe, rl->line, rl->len, &put, NULL))
+    if (!WriteFile(rl->file, rl->line, rl->len, &put, NULL))
+      return 1;
+    if (!rl->like_sink) {
+      if (!WriteFile(rl->pipe, rl->line, rl->len, &put, NULL))
+        return 1;
+      continue;
+    }
+    memset(&wo, 0, sizeof(wo));
+    wo.hEvent = rl->wev;
+    if (!WriteFile(rl->pipe, rl->line, rl->len, &put, &wo) &&
+        (GetLastError() != ERROR_IO_PENDING || !GetOverlappedResult(rl->pipe, &wo, &put, TRUE)))
       return 1;
   }
 }
@@ -331,8 +348,8 @@ static unsigned __stdcall relay_main(void *arg) {
 /* Starts the relay (its file in dir, its pipe, a client of the kind the
  * benchmark reads jobwarden's pipe with) writing lines of `len` bytes;
  * *fr is the file opened for reading. 0 or -1. */
-static int relay_start(relay_t *rl, const char *dir, size_t len, pipe_client_t *c, HANDLE *fr,
-                       HANDLE *thread) {
+static int relay_start(relay_t *rl, const char *dir, size_t len, int like_sink, pipe_client_t *c,
+                       HANDLE *fr, HANDLE *thread) {
   char path[1100];
   wchar_t wpath[1100];
   memset(rl, 0, sizeof(*rl));
@@ -348,15 +365,34 @@ static int relay_start(relay_t *rl, const char *dir, size_t len, pipe_client_t *
                          CREATE_ALWAYS, 0, NULL);
   *fr = CreateFileW(wpath, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING, 0,
                     NULL);
-  rl->pipe = CreateNamedPipeW(L"\\\\.\\pipe\\jw-bench-latency-relay", PIPE_ACCESS_OUTBOUND,
-                              PIPE_TYPE_BYTE | PIPE_WAIT, 1, 65536, 4096, 0, NULL);
+  rl->pipe =
+      CreateNamedPipeW(L"\\\\.\\pipe\\jw-bench-latency-relay",
+                       like_sink ? PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED : PIPE_ACCESS_OUTBOUND,
+                       PIPE_TYPE_BYTE | PIPE_WAIT, 1, 65536, 4096, 0, NULL);
+  rl->like_sink = like_sink;
   if (rl->file == INVALID_HANDLE_VALUE || *fr == INVALID_HANDLE_VALUE ||
       rl->pipe == INVALID_HANDLE_VALUE)
     return -1;
   c->pipe = CreateFileW(L"\\\\.\\pipe\\jw-bench-latency-relay", GENERIC_READ, 0, NULL,
                         OPEN_EXISTING, 0, NULL);
-  if (c->pipe == INVALID_HANDLE_VALUE ||
-      (!ConnectNamedPipe(rl->pipe, NULL) && GetLastError() != ERROR_PIPE_CONNECTED))
+  if (c->pipe == INVALID_HANDLE_VALUE)
+    return -1;
+  if (like_sink) {
+    OVERLAPPED co;
+    DWORD got = 0;
+    memset(&co, 0, sizeof(co));
+    co.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (!ConnectNamedPipe(rl->pipe, &co) && GetLastError() == ERROR_IO_PENDING)
+      GetOverlappedResult(rl->pipe, &co, &got, TRUE);
+    CloseHandle(co.hEvent);
+    rl->wev = CreateEventW(NULL, TRUE, FALSE, NULL);
+    rl->rev = CreateEventW(NULL, TRUE, FALSE, NULL);
+    rl->ro.hEvent = rl->rev;
+    if (rl->wev == NULL || rl->rev == NULL ||
+        (ReadFile(rl->pipe, rl->rbuf, sizeof(rl->rbuf), &got, &rl->ro) ||
+         GetLastError() != ERROR_IO_PENDING))
+      return -1; /* the client never writes: the read stays pending */
+  } else if (!ConnectNamedPipe(rl->pipe, NULL) && GetLastError() != ERROR_PIPE_CONNECTED)
     return -1;
   rl->port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1);
   if (rl->port == NULL)
@@ -396,7 +432,7 @@ static void ratio(const char *what, const double *a, int ka, const double *base,
 int main(int argc, char **argv) {
   const char *dir;
   int n = argc > 2 ? atoi(argv[2]) : 10000, i;
-  int burst = argc > 3 ? atoi(argv[3]) : 5000;
+  int burst = argc > 3 ? atoi(argv[3]) : 5000, like_sink = 0;
   rig_t r;
   jw_policy_t p;
   const char *args[] = {"sleep", "600000"};
@@ -416,9 +452,14 @@ int main(int argc, char **argv) {
 
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
-  if ((dir = bench_dir(argc, argv, "bench_latency.exe DIR [N [BURST [--poll-pipe]]]")) == NULL)
+  if ((dir = bench_dir(argc, argv,
+                       "bench_latency.exe DIR [N [BURST [--poll-pipe] [--relay-like-sink]]]")) ==
+      NULL)
     return 2;
-  pc.poll = argc > 4 && strcmp(argv[4], "--poll-pipe") == 0;
+  for (i = 4; i < argc; i++) {
+    pc.poll |= strcmp(argv[i], "--poll-pipe") == 0;
+    like_sink |= strcmp(argv[i], "--relay-like-sink") == 0;
+  }
   lat = calloc((size_t)n, sizeof(double));
   lat_pipe = calloc((size_t)n, sizeof(double));
   blat = calloc((size_t)burst, sizeof(double));
@@ -466,7 +507,7 @@ int main(int argc, char **argv) {
     return 1;
   /* The relay writes lines as long as jobwarden's last one (the pipeline
    * is idle: a violation line of the same kind follows). */
-  if (relay_start(&rl, dir, fs.last_len, &rc, &rh, &rt) != 0)
+  if (relay_start(&rl, dir, fs.last_len, like_sink, &rc, &rh, &rt) != 0)
     return 1;
   rct = (HANDLE)_beginthreadex(NULL, 0, pipe_client, &rc, 0, NULL);
   if (rct == NULL)
@@ -553,6 +594,9 @@ int main(int argc, char **argv) {
   kp = report("from a pipe: reader:", lat_pipe, n);
   report("emitted -> read, file:", elat, n);
   report("emitted -> read, pipe: reader:", elat_pipe, n);
+  if (like_sink)
+    printf("relay's pipe: as the pipe sink's (duplex, overlapped, a read pending; overlapped "
+           "writes with an event)\n");
   printf("the relay (baseline: one thread, one port, one WriteFile per sink), %d packets, each "
          "right after one of the above; lines of %lu bytes:\n",
          n, (unsigned long)rl.len);
