@@ -19,6 +19,8 @@ echo "== spool: syslog+tcp through the spool vs spool=none; the sender alone vs 
 wine "$here/build/win/tests/bench_spool.exe" "$here/build/bench" 10000
 echo "== latency: completion packet -> line read from the event file and a pipe reader (10000 one at a time beside a minimal relay, 10000 more with nobody spinning, then a burst of 5000; Wine)"
 wine "$here/build/win/tests/win/bench_latency.exe" "$here/build/bench" 10000 5000
+echo "== latency of lone messages: the same, each packet 10 ms after the one before (1000 one at a time, a burst of 500)"
+wine "$here/build/win/tests/win/bench_latency.exe" "$here/build/bench" 1000 500 --gap-us=10000
 echo "== idle: 10 s of a sleeping program, tiers none and hardened (wake-ups and CPU from /proc)"
 bash "$here/tests/win/bench_idle.sh" "$here/build/win/jobwarden.exe" \
   "$here/build/win/tests/win/win_monitor.exe" "$here/build/bench" 10 none hardened

@@ -164,6 +164,21 @@ int jw__escape_born_of(uint64_t parent_ct, uint64_t parent_end, uint64_t child_c
   return child_ct >= parent_ct && (parent_end == 0 || child_ct <= parent_end);
 }
 
+static uint64_t add_sat(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+uint64_t jw__escape_scan_wait(uint64_t message, uint64_t due, uint64_t now, int *at_bound) {
+  uint64_t quiet = add_sat(message, JW__SCAN_QUIET_MS), bound = add_sat(due, JW__SCAN_QUIET_MAX_MS);
+  uint64_t at = quiet > due ? quiet : due;
+  *at_bound = 0;
+  if (at > bound) {
+    at = bound;
+    *at_bound = 1;
+  }
+  return now >= at ? 0 : at - now;
+}
+
 static int plausible(uint64_t ft) {
   FILETIME now;
   uint64_t n;

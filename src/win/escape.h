@@ -48,6 +48,20 @@ void jw__escape_snap_free(jw__escape_snap_t *s);
  * nobody either. */
 int jw__escape_born_of(uint64_t parent_ct, uint64_t parent_end, uint64_t child_ct);
 
+/* When a scan that came due at `due` may run (milliseconds of one clock,
+ * GetTickCount64's in the monitor), given the last job message taken at
+ * `message`: once the port has said nothing for JW__SCAN_QUIET_MS, but no
+ * later than JW__SCAN_QUIET_MAX_MS after `due`. Returns 0 when it runs at
+ * `now` (*at_bound: the port was not quiet, the bound made it run), else
+ * the milliseconds until it may. A program that keeps the port busy delays
+ * a scan by JW__SCAN_QUIET_MAX_MS at most; the wait lets the events of the
+ * messages just taken reach the sinks before the scan, which under Wine
+ * holds the wineserver (docs/performance.md, "The escape scan in the
+ * pipe's tail"). */
+#define JW__SCAN_QUIET_MS     3
+#define JW__SCAN_QUIET_MAX_MS 50
+uint64_t jw__escape_scan_wait(uint64_t message, uint64_t due, uint64_t now, int *at_bound);
+
 /* The creation time of a process (FILETIME as 100 ns units), 0 when it
  * cannot be read. Wine reports a bogus value for a process that is still
  * starting; it is read again a few times, 10 ms apart, until plausible. */

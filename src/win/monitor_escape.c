@@ -12,6 +12,13 @@
  *   - every policy escape_scan_ms while members run (0: never);
  *   - at the job's end, when every escape still running is terminated:
  *     no process of the run outlives it, whatever the rule's action.
+ * A scan of the first two kinds, once due, waits until the port has said
+ * nothing for JW__SCAN_QUIET_MS, and JW__SCAN_QUIET_MAX_MS at most
+ * (jw__escape_scan_wait): the events of the messages just taken are then
+ * on their way to the sinks without the scan in their path (under Wine
+ * the list holds the wineserver about a millisecond, and a line to a
+ * pipe, the pipe's client and the next packet all need the server:
+ * docs/performance.md, "The escape scan in the pipe's tail").
  * Escapes are kept here, apart from the job's members (they are not in the
  * job: they take no part in its counts, its limits or its reconciliation),
  * each with its process handle, held until the monitor stops so that its
@@ -48,9 +55,11 @@ struct jw__mon_escapes_s {
   escape_t *list; /* owned; grows, so held by index */
   size_t n, cap;
   ULONGLONG last_scan;
-  const char *pending; /* a job message asked for a scan: its trigger, NULL none */
-  int ended;           /* the job-end sweep ran */
-  uint64_t self_ct;    /* jobwarden's creation time */
+  const char *pending;    /* a job message asked for a scan: its trigger, NULL none */
+  ULONGLONG pending_tick; /* when it first asked (since the last scan) */
+  ULONGLONG message_tick; /* when the last job message was taken */
+  int ended;              /* the job-end sweep ran */
+  uint64_t self_ct;       /* jobwarden's creation time */
   LARGE_INTEGER freq;
 };
 
@@ -421,36 +430,66 @@ void jw__mon_escape_note(jw_monitor_t *m, DWORD msg, DWORD pid) {
   /* A member starting a process: not the root's own announcement (which
    * jobwarden made already), nor a repeat. */
   t = msg == JOB_OBJECT_MSG_NEW_PROCESS ? jw__mon_find_proc(m, pid) : NULL;
+  x->message_tick = GetTickCount64();
+  if (x->pending == NULL)
+    x->pending_tick = x->message_tick;
   if (msg == JOB_OBJECT_MSG_NEW_PROCESS && (t == NULL || t->exited))
     x->pending = "new_process";
   else if (x->pending == NULL)
     x->pending = "port";
 }
 
+/* Tests: the port is never quiet (as if a message had just been taken at
+ * every look), so that a due scan runs at its bound. */
+static volatile LONG g_never_quiet;
+void jw__monitor_escape_never_quiet(int on) {
+  InterlockedExchange(&g_never_quiet, on != 0);
+}
+
+/* A scan that came due at `due` (the last message taken at `message`),
+ * counted by how it waited. */
+static void scan_counted(jw_monitor_t *m, jw__mon_escapes_t *x, const char *trigger, ULONGLONG due,
+                         ULONGLONG message, int at_bound) {
+  if (at_bound)
+    m->stats.escape_scans_at_bound++;
+  else if (message + JW__SCAN_QUIET_MS > due)
+    m->stats.escape_scans_after_quiet++;
+  scan(m, x, trigger);
+}
+
+static void shorten(DWORD *wait, ULONGLONG ms) {
+  if (*wait > ms)
+    *wait = ms >= INFINITE ? INFINITE - 1 : (DWORD)ms;
+}
+
 void jw__mon_escape_tick(jw_monitor_t *m, DWORD *wait) {
   jw__mon_escapes_t *x = state(m);
   uint64_t interval = m->job->policy.escape_scan_ms;
-  ULONGLONG now, since;
+  ULONGLONG now, left, message;
+  int at_bound;
   if (x == NULL || x->ended)
     return;
   check_exits(m, x);
   now = GetTickCount64();
-  since = now - x->last_scan;
+  message = g_never_quiet ? now : x->message_tick;
   if (x->pending != NULL) {
-    if (since >= PORT_SCAN_GAP_MS) {
-      scan(m, x, x->pending);
-      since = 0;
-    } else if (*wait > PORT_SCAN_GAP_MS - since) {
-      *wait = (DWORD)(PORT_SCAN_GAP_MS - since);
-    }
+    ULONGLONG due = x->last_scan + PORT_SCAN_GAP_MS;
+    if (x->pending_tick > due)
+      due = x->pending_tick;
+    left = jw__escape_scan_wait(message, due, now, &at_bound);
+    if (left == 0)
+      scan_counted(m, x, x->pending, due, message, at_bound);
+    else
+      shorten(wait, left);
   }
   if (interval != 0 && jw__mon_active_count(m) > 0) {
-    if (since >= interval) {
-      scan(m, x, "scan");
-      since = 0;
+    ULONGLONG due = interval > UINT64_MAX - x->last_scan ? UINT64_MAX : x->last_scan + interval;
+    left = jw__escape_scan_wait(message, due, now, &at_bound);
+    if (left == 0) {
+      scan_counted(m, x, "scan", due, message, at_bound);
+      left = interval;
     }
-    if (*wait > interval - since)
-      *wait = interval - since >= INFINITE ? INFINITE - 1 : (DWORD)(interval - since);
+    shorten(wait, left);
   }
 }
 

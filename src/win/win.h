@@ -238,6 +238,10 @@ void jw__monitor_setup_limit(DWORD ms);
 /* Test hook: how long late facts of a setup given up are waited for
  * (0 restores SETUP_LATE_MS). */
 void jw__monitor_setup_late_limit(DWORD ms);
+/* Test hook (monitor_escape.c): nonzero makes every monitor see its port
+ * as never quiet, as a program that keeps it busy would, so that a due
+ * escape scan runs at its bound (JW__SCAN_QUIET_MAX_MS); 0 restores. */
+void jw__monitor_escape_never_quiet(int on);
 /* Benchmark hook (tests/win/bench_setup.c): 0 starts monitors without the
  * setup worker, so admission reads and retries on the monitor thread (the
  * old way, the baseline); 1 (the default) with it. */
@@ -272,6 +276,9 @@ typedef struct jw_monitor_stats_s {
   uint32_t escape_scans;
   uint64_t escape_scan_us_total, escape_scan_us_max;
   uint32_t escape_scan_processes;
+  /* Scans that came due while the port was busy: ran once it was quiet,
+   * and ran at the bound without waiting longer (monitor_escape.c). */
+  uint32_t escape_scans_after_quiet, escape_scans_at_bound;
   /* The process table: entries in memory at most (members running, exited
    * ones kept for the tree, ancestry or recent messages), exit waits that
    * could not be registered (their exits are then learnt from the

@@ -654,6 +654,8 @@ WINE_EXPECTATIONS = {
             ("wine-escape-rig-report.jsonl", 1, 1),
             ("wine-escape-rig-kill-job.jsonl", 1, 1),
             ("wine-escape-rig-breakaway.jsonl", 1, 1),
+            ("wine-escape-rig-quiet-scan.jsonl", 1, 1),
+            ("wine-escape-rig-busy-port.jsonl", 1, 1),
             ("wine-escape-rig-member.jsonl", 0, 0),  # a member's own child: no escape
             ("wine-escape-escape-cli-kill.jsonl", 1, 1),
             ("wine-escape-escape-cli-report.jsonl", 1, 1),

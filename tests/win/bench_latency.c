@@ -25,12 +25,17 @@
  *          system. The idle series is printed as a ratio of it too.
  * Prints p50 / p99 / max of each. Violations are flushed to disk by group
  * commit (JW_SYNC_BOUND_MS), not per line, so the flush is not in the path.
- * Usage: bench_latency.exe DIR [N [BURST [--poll-pipe] [--relay-like-sink]]] (defaults 10000,
- * 5000). See docs/performance.md. */
+ * --gap-us=N: the idle series posts each packet (jobwarden's and the
+ * relay's) N us or more after the one before (lone messages: a port quiet
+ * between them, as an agent's occasional limit hit; without it the series
+ * is a stream of about 2 500 messages a second).
+ * Usage: bench_latency.exe DIR [N [BURST [--poll-pipe] [--relay-like-sink] [--gap-us=N]]]
+ * (defaults 10000, 5000). See docs/performance.md. */
 #include <process.h>
 
 #include "bench_util.h"
 #include "rig.h"
+#include "win/escape.h"
 
 static double now_us(void) {
   LARGE_INTEGER f, c;
@@ -201,6 +206,12 @@ static unsigned __stdcall pipe_client(void *arg) {
   }
   InterlockedExchange(&c->failed, 1); /* the run's end closes the pipe */
   return 0;
+}
+
+/* Spins (giving the core to whoever needs it) until now_us() reaches t. */
+static void spin_until(double t) {
+  while (now_us() < t)
+    SwitchToThread();
 }
 
 /* Waits until the file holds `want` lines (polled here) and the pipe's
@@ -433,6 +444,7 @@ int main(int argc, char **argv) {
   const char *dir;
   int n = argc > 2 ? atoi(argv[2]) : 10000, i;
   int burst = argc > 3 ? atoi(argv[3]) : 5000, like_sink = 0;
+  double gap_us = 0, t_last = 0; /* --gap-us=N: an idle packet at most every N us */
   rig_t r;
   jw_policy_t p;
   const char *args[] = {"sleep", "600000"};
@@ -453,12 +465,14 @@ int main(int argc, char **argv) {
   if (tw_is_helper(argc, argv))
     return tw_helper_main(argc, argv);
   if ((dir = bench_dir(argc, argv,
-                       "bench_latency.exe DIR [N [BURST [--poll-pipe] [--relay-like-sink]]]")) ==
-      NULL)
+                       "bench_latency.exe DIR [N [BURST [--poll-pipe] [--relay-like-sink] "
+                       "[--gap-us=N]]]")) == NULL)
     return 2;
   for (i = 4; i < argc; i++) {
     pc.poll |= strcmp(argv[i], "--poll-pipe") == 0;
     like_sink |= strcmp(argv[i], "--relay-like-sink") == 0;
+    if (strncmp(argv[i], "--gap-us=", 9) == 0)
+      gap_us = atof(argv[i] + 9);
   }
   lat = calloc((size_t)n, sizeof(double));
   lat_pipe = calloc((size_t)n, sizeof(double));
@@ -526,12 +540,18 @@ int main(int argc, char **argv) {
   MemoryBarrier();
   pc.when_base = pc.s.have;
   for (i = 0; i < n; i++) {
-    double t0 = now_us();
+    double t0;
+    /* --gap-us: lone messages, each packet (jobwarden's and the relay's
+     * alike) at least gap_us after the one before; the cores kept awake
+     * meanwhile, as in the series without a gap. */
+    spin_until(t_last + gap_us);
+    t0 = t_last = now_us();
     PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, r.job.key_job,
                                NULL);
     if (wait_both(h, &pc, fs.have + 1, &fs, t0, &lat[i], &lat_pipe[i]) != 0)
       return 1;
-    t0 = now_us();
+    spin_until(t_last + gap_us);
+    t0 = t_last = now_us();
     PostQueuedCompletionStatus(rl.port, 0, 1, NULL);
     if (wait_both(rh, &rc, rs.have + 1, &rs, t0, &rlat[i], &rlat_pipe[i]) != 0)
       return 1;
@@ -589,7 +609,20 @@ int main(int argc, char **argv) {
   printf("pipe sink: %llu write(s) straight to the reader's pipe, %llu of them handed to the "
          "reader's thread\n",
          (unsigned long long)ws.direct, (unsigned long long)ws.handed);
-  printf("packet -> line read, %d packets one at a time (idle pipeline):\n", n);
+  /* Each packet is a job message: escape scans came due all along (one per
+   * 50 ms at most), each waiting for a quiet port, or for its bound. */
+  printf("escape scans in the run: %lu (%lu after the port was quiet %d ms, %lu at the %d ms "
+         "bound), %.2f ms each on average\n",
+         (unsigned long)r.stats.escape_scans, (unsigned long)r.stats.escape_scans_after_quiet,
+         JW__SCAN_QUIET_MS, (unsigned long)r.stats.escape_scans_at_bound, JW__SCAN_QUIET_MAX_MS,
+         r.stats.escape_scans ? (double)r.stats.escape_scan_us_total / 1000.0 / r.stats.escape_scans
+                              : 0.0);
+  if (gap_us > 0)
+    printf("packet -> line read, %d packets one at a time, one at most every %.0f us (lone "
+           "messages):\n",
+           n, gap_us);
+  else
+    printf("packet -> line read, %d packets one at a time (idle pipeline):\n", n);
   kf = report("from the file:", lat, n);
   kp = report("from a pipe: reader:", lat_pipe, n);
   report("emitted -> read, file:", elat, n);

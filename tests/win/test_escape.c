@@ -237,7 +237,7 @@ static void check_escape_exit(json_t *evs, DWORD child, const char *phrase) {
 /* With the rig: this process plays jobwarden                               */
 /* ------------------------------------------------------------------------ */
 
-typedef struct {
+typedef struct rig_case_s {
   const char *tag;
   jw_policy_t policy;
   const char *image;   /* "image=EXE" for spoof-parent, or NULL: this executable */
@@ -247,6 +247,10 @@ typedef struct {
   DWORD parent, child; /* from the pid file */
   HANDLE h_child;      /* opened at once */
   DWORD root_code;
+  /* Called once the escape exists (its pids read), before the root is
+   * waited for; NULL: nothing. */
+  void (*during)(rig_t *r, struct rig_case_s *c);
+  jw_monitor_stats_t stats; /* the monitor's, after the run */
 } rig_case_t;
 
 static void rig_case(rig_case_t *c, const char *mode, const char *mode_arg) {
@@ -277,10 +281,13 @@ static void rig_case(rig_case_t *c, const char *mode, const char *mode_arg) {
   c->h_child = c->child
                    ? OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, c->child)
                    : NULL;
+  if (c->during != NULL)
+    c->during(&r, c);
   c->root_code = (DWORD)-1;
   if (WaitForSingleObject(r.child.process, WAIT_MS) == WAIT_OBJECT_0)
     GetExitCodeProcess(r.child.process, &c->root_code);
   c->evs = rig_finish(&r);
+  c->stats = r.stats;
   CHECK(c->evs != NULL);
   if (c->evs == NULL)
     c->evs = json_array();
@@ -373,6 +380,99 @@ static void test_rig_kick(void) {
   CHECK_U64(code, KILLED);
   CHECK_INT(c.root_code, 58);
   rig_case_free(&c);
+}
+
+/* One job message (ACTIVE_PROCESS_LIMIT, as the kernel posts it for a
+ * member at its limit) on the job's real port once the escape exists. */
+static void post_one_message(rig_t *r, rig_case_t *c) {
+  (void)c;
+  CHECK(PostQueuedCompletionStatus(r->job.port, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, r->job.key_job,
+                                   NULL));
+}
+
+/* The escape exists, no timed scan, its root's NEW_PROCESS is lost: only
+ * the scan one job message causes can find it. never_quiet: the monitor
+ * sees its port as never quiet (injected). */
+static void port_scan_case(rig_case_t *c, const char *tag, int never_quiet) {
+  memset(c, 0, sizeof(*c));
+  c->tag = tag;
+  c->then = "wait";
+  c->during = post_one_message;
+  jw_policy_init(&c->policy);
+  jw_policy_set(&c->policy, "escape_action", "kill_process", "test", NULL);
+  jw_policy_set(&c->policy, "active_processes", "8", "test", NULL);
+  jw__monitor_drop_hook(drop_new_process);
+  jw__monitor_escape_never_quiet(never_quiet);
+  rig_case(c, "sleep", "30000");
+  jw__monitor_escape_never_quiet(0);
+  jw__monitor_drop_hook(NULL);
+}
+
+/* Real: the message's scan waits for the port to be quiet (3 ms), then
+ * finds the escape and kills it; it did not need the bound. */
+static void test_rig_quiet_scan(void) {
+  rig_case_t c;
+  DWORD code;
+  port_scan_case(&c, "escape-rig-quiet-scan", 0);
+  check_escape_event(tw_only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
+                     GetCurrentProcessId(), "jobwarden", "port", "terminated", "kill_process",
+                     "--helper sleep 30000", g_me);
+  CHECK(ended_with(c.h_child, &code));
+  CHECK_U64(code, KILLED);
+  CHECK(c.stats.escape_scans_after_quiet >= 1);
+  CHECK_INT(c.stats.escape_scans_at_bound, 0);
+  rig_case_free(&c);
+}
+
+/* The attack on the quiet rule, injected: a program that keeps the port
+ * busy so that a due scan waits for a quiet moment that never comes. The
+ * bound has the scan run 50 ms after it came due: the escape is found and
+ * killed all the same, 50 ms or more after its start. */
+static void test_rig_busy_port(void) {
+  rig_case_t c;
+  DWORD code;
+  json_t *ev;
+  port_scan_case(&c, "escape-rig-busy-port", 1);
+  ev = tw_only_for(c.evs, "sandbox.violation", "job_escape", c.child);
+  check_escape_event(ev, c.child, GetCurrentProcessId(), "jobwarden", "port", "terminated",
+                     "kill_process", "--helper sleep 30000", g_me);
+  if (ev != NULL)
+    CHECK(tw_int(ev, "escape.detected_after_ms") >= JW__SCAN_QUIET_MAX_MS);
+  CHECK(ended_with(c.h_child, &code));
+  CHECK_U64(code, KILLED);
+  CHECK(c.stats.escape_scans_at_bound >= 1);
+  CHECK_INT(c.stats.escape_scans_after_quiet, 0);
+  rig_case_free(&c);
+}
+
+/* The quiet rule on its own (injected times, milliseconds). */
+static void test_scan_wait(void) {
+  int b = -1;
+  /* A port quiet for long: the scan runs when due. */
+  CHECK_U64(jw__escape_scan_wait(100, 1000, 1000, &b), 0);
+  CHECK_INT(b, 0);
+  CHECK_U64(jw__escape_scan_wait(100, 1000, 990, &b), 10);
+  CHECK_INT(b, 0);
+  /* A message 1 ms before it came due: it waits for 3 ms of quiet. */
+  CHECK_U64(jw__escape_scan_wait(999, 1000, 1000, &b), 2);
+  CHECK_INT(b, 0);
+  CHECK_U64(jw__escape_scan_wait(999, 1000, 1002, &b), 0);
+  CHECK_INT(b, 0);
+  /* The port busy every millisecond: no quiet; it runs at the bound. */
+  CHECK_U64(jw__escape_scan_wait(1049, 1000, 1049, &b), 1);
+  CHECK_INT(b, 1);
+  CHECK_U64(jw__escape_scan_wait(1050, 1000, 1050, &b), 0);
+  CHECK_INT(b, 1);
+  CHECK_U64(jw__escape_scan_wait(5000, 1000, 5000, &b), 0);
+  CHECK_INT(b, 1);
+  /* Quiet comes just before the bound: no bound. */
+  CHECK_U64(jw__escape_scan_wait(1046, 1000, 1049, &b), 0);
+  CHECK_INT(b, 0);
+  /* A due time at the end of the clock does not wrap. */
+  CHECK_U64(jw__escape_scan_wait(5, UINT64_MAX, 10, &b), UINT64_MAX - 10);
+  CHECK_INT(b, 0);
+  CHECK_U64(jw__escape_scan_wait(UINT64_MAX - 1, 0, 10, &b), JW__SCAN_QUIET_MAX_MS - 10);
+  CHECK_INT(b, 1);
 }
 
 /* Tier none: reported only, the root leaves at once; found at the job's
@@ -715,12 +815,20 @@ static void test_born_of(void) {
 
 /* Runnable one by one: `win_escape.exe DATA EVENTS JOBWARDEN SHA SIZE --case rig_kick`. */
 static const jw_test_case_t cases[] = {
-    {"born_of", test_born_of, 60},           {"rig_scan", test_rig_scan, 60},
-    {"rig_kick", test_rig_kick, 60},         {"rig_report", test_rig_report, 60},
-    {"rig_kill_job", test_rig_kill_job, 60}, {"rig_breakaway", test_rig_breakaway, 60},
-    {"rig_member", test_rig_member, 60},     {"cli_refused", test_cli_refused, 60},
-    {"cli_kill", test_cli_kill, 60},         {"cli_report", test_cli_report, 60},
+    {"born_of", test_born_of, 60},
+    {"rig_scan", test_rig_scan, 60},
+    {"rig_kick", test_rig_kick, 60},
+    {"rig_report", test_rig_report, 60},
+    {"rig_kill_job", test_rig_kill_job, 60},
+    {"rig_breakaway", test_rig_breakaway, 60},
+    {"rig_member", test_rig_member, 60},
+    {"cli_refused", test_cli_refused, 60},
+    {"cli_kill", test_cli_kill, 60},
+    {"cli_report", test_cli_report, 60},
     {"cli_control", test_cli_control, 60},
+    {"scan_wait", test_scan_wait, 60},
+    {"rig_quiet_scan", test_rig_quiet_scan, 60},
+    {"rig_busy_port", test_rig_busy_port, 60},
 };
 
 int main(int argc, char **argv) {
