@@ -408,17 +408,24 @@ static void port_scan_case(rig_case_t *c, const char *tag, int never_quiet) {
   jw__monitor_drop_hook(NULL);
 }
 
+/* The escape of a port_scan_case found by the port's scan and killed: its
+ * job_escape event (NULL: checked). */
+static json_t *check_port_kill(rig_case_t *c) {
+  DWORD code;
+  json_t *ev = tw_only_for(c->evs, "sandbox.violation", "job_escape", c->child);
+  check_escape_event(ev, c->child, GetCurrentProcessId(), "jobwarden", "port", "terminated",
+                     "kill_process", "--helper sleep 30000", g_me);
+  CHECK(ended_with(c->h_child, &code));
+  CHECK_U64(code, KILLED);
+  return ev;
+}
+
 /* Real: the message's scan waits for the port to be quiet (3 ms), then
  * finds the escape and kills it; it did not need the bound. */
 static void test_rig_quiet_scan(void) {
   rig_case_t c;
-  DWORD code;
   port_scan_case(&c, "escape-rig-quiet-scan", 0);
-  check_escape_event(tw_only_for(c.evs, "sandbox.violation", "job_escape", c.child), c.child,
-                     GetCurrentProcessId(), "jobwarden", "port", "terminated", "kill_process",
-                     "--helper sleep 30000", g_me);
-  CHECK(ended_with(c.h_child, &code));
-  CHECK_U64(code, KILLED);
+  check_port_kill(&c);
   CHECK(c.stats.escape_scans_after_quiet >= 1);
   CHECK_INT(c.stats.escape_scans_at_bound, 0);
   rig_case_free(&c);
@@ -430,16 +437,11 @@ static void test_rig_quiet_scan(void) {
  * killed all the same, 50 ms or more after its start. */
 static void test_rig_busy_port(void) {
   rig_case_t c;
-  DWORD code;
   json_t *ev;
   port_scan_case(&c, "escape-rig-busy-port", 1);
-  ev = tw_only_for(c.evs, "sandbox.violation", "job_escape", c.child);
-  check_escape_event(ev, c.child, GetCurrentProcessId(), "jobwarden", "port", "terminated",
-                     "kill_process", "--helper sleep 30000", g_me);
+  ev = check_port_kill(&c);
   if (ev != NULL)
     CHECK(tw_int(ev, "escape.detected_after_ms") >= JW__SCAN_QUIET_MAX_MS);
-  CHECK(ended_with(c.h_child, &code));
-  CHECK_U64(code, KILLED);
   CHECK(c.stats.escape_scans_at_bound >= 1);
   CHECK_INT(c.stats.escape_scans_after_quiet, 0);
   rig_case_free(&c);
@@ -447,32 +449,32 @@ static void test_rig_busy_port(void) {
 
 /* The quiet rule on its own (injected times, milliseconds). */
 static void test_scan_wait(void) {
-  int b = -1;
-  /* A port quiet for long: the scan runs when due. */
-  CHECK_U64(jw__escape_scan_wait(100, 1000, 1000, &b), 0);
-  CHECK_INT(b, 0);
-  CHECK_U64(jw__escape_scan_wait(100, 1000, 990, &b), 10);
-  CHECK_INT(b, 0);
-  /* A message 1 ms before it came due: it waits for 3 ms of quiet. */
-  CHECK_U64(jw__escape_scan_wait(999, 1000, 1000, &b), 2);
-  CHECK_INT(b, 0);
-  CHECK_U64(jw__escape_scan_wait(999, 1000, 1002, &b), 0);
-  CHECK_INT(b, 0);
-  /* The port busy every millisecond: no quiet; it runs at the bound. */
-  CHECK_U64(jw__escape_scan_wait(1049, 1000, 1049, &b), 1);
-  CHECK_INT(b, 1);
-  CHECK_U64(jw__escape_scan_wait(1050, 1000, 1050, &b), 0);
-  CHECK_INT(b, 1);
-  CHECK_U64(jw__escape_scan_wait(5000, 1000, 5000, &b), 0);
-  CHECK_INT(b, 1);
-  /* Quiet comes just before the bound: no bound. */
-  CHECK_U64(jw__escape_scan_wait(1046, 1000, 1049, &b), 0);
-  CHECK_INT(b, 0);
-  /* A due time at the end of the clock does not wrap. */
-  CHECK_U64(jw__escape_scan_wait(5, UINT64_MAX, 10, &b), UINT64_MAX - 10);
-  CHECK_INT(b, 0);
-  CHECK_U64(jw__escape_scan_wait(UINT64_MAX - 1, 0, 10, &b), JW__SCAN_QUIET_MAX_MS - 10);
-  CHECK_INT(b, 1);
+  static const struct {
+    uint64_t message, due, now, left;
+    int at_bound;
+  } rows[] = {
+      /* A port quiet for long: the scan runs when due. */
+      {100, 1000, 1000, 0, 0},
+      {100, 1000, 990, 10, 0},
+      /* A message 1 ms before it came due: it waits for 3 ms of quiet. */
+      {999, 1000, 1000, 2, 0},
+      {999, 1000, 1002, 0, 0},
+      /* The port busy every millisecond: no quiet; it runs at the bound. */
+      {1049, 1000, 1049, 1, 1},
+      {1050, 1000, 1050, 0, 1},
+      {5000, 1000, 5000, 0, 1},
+      /* Quiet comes just before the bound: no bound. */
+      {1046, 1000, 1049, 0, 0},
+      /* Times at the end of the clock do not wrap. */
+      {5, UINT64_MAX, 10, UINT64_MAX - 10, 0},
+      {UINT64_MAX - 1, 0, 10, JW__SCAN_QUIET_MAX_MS - 10, 1},
+  };
+  size_t i;
+  for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+    int b = -1;
+    CHECK_U64(jw__escape_scan_wait(rows[i].message, rows[i].due, rows[i].now, &b), rows[i].left);
+    CHECK_INT(b, rows[i].at_bound);
+  }
 }
 
 /* Tier none: reported only, the root leaves at once; found at the job's
