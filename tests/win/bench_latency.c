@@ -29,7 +29,10 @@
  * relay's) N us or more after the one before (lone messages: a port quiet
  * between them, as an agent's occasional limit hit; without it the series
  * is a stream of about 2 500 messages a second).
- * Usage: bench_latency.exe DIR [N [BURST [--poll-pipe] [--relay-like-sink] [--gap-us=N]]]
+ * --tier=T: the job's tier (none by default; hardened and lockdown add the
+ * timed escape scan, every 200 ms).
+ * Usage: bench_latency.exe DIR [N [BURST [--poll-pipe] [--relay-like-sink] [--gap-us=N]
+ * [--tier=T]]]
  * (defaults 10000, 5000). See docs/performance.md. */
 #include <process.h>
 
@@ -445,6 +448,7 @@ int main(int argc, char **argv) {
   int n = argc > 2 ? atoi(argv[2]) : 10000, i;
   int burst = argc > 3 ? atoi(argv[3]) : 5000, like_sink = 0;
   double gap_us = 0, t_last = 0; /* --gap-us=N: an idle packet at most every N us */
+  const char *tier = NULL;       /* --tier=T: the job's tier (none by default) */
   rig_t r;
   jw_policy_t p;
   const char *args[] = {"sleep", "600000"};
@@ -466,13 +470,15 @@ int main(int argc, char **argv) {
     return tw_helper_main(argc, argv);
   if ((dir = bench_dir(argc, argv,
                        "bench_latency.exe DIR [N [BURST [--poll-pipe] [--relay-like-sink] "
-                       "[--gap-us=N]]]")) == NULL)
+                       "[--gap-us=N] [--tier=T]]]")) == NULL)
     return 2;
   for (i = 4; i < argc; i++) {
     pc.poll |= strcmp(argv[i], "--poll-pipe") == 0;
     like_sink |= strcmp(argv[i], "--relay-like-sink") == 0;
     if (strncmp(argv[i], "--gap-us=", 9) == 0)
       gap_us = atof(argv[i] + 9);
+    if (strncmp(argv[i], "--tier=", 7) == 0)
+      tier = argv[i] + 7;
   }
   lat = calloc((size_t)n, sizeof(double));
   lat_pipe = calloc((size_t)n, sizeof(double));
@@ -493,6 +499,10 @@ int main(int argc, char **argv) {
   rc.when_base = -1;
   rc.poll = pc.poll;
   jw_policy_init(&p);
+  if (tier != NULL && jw_policy_set(&p, "tier", tier, "bench", NULL) != 0) {
+    fprintf(stderr, "bench_latency: --tier=%s: not a tier (none, hardened, lockdown)\n", tier);
+    return 2;
+  }
   jw_policy_set(&p, "active_processes", "4", "bench", NULL);
   /* Every packet its own line: a repeat inside the window would be
    * counted into a summary written when the window closes. */
