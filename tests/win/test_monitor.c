@@ -318,10 +318,12 @@ static void test_idle(void) {
   CHECK(r.stats.wakeups > w0);
   CHECK(r.stats.quits_posted >= 1);
   CHECK(r.stats.wakeups - w0 <= r.stats.quits_posted);
-  /* While the root slept: packets only, and one timed wake-up, the escape
-   * scan its NEW_PROCESS caused, once the port had been quiet for 3 ms
-   * (monitor_escape.c); none at the bound. */
-  CHECK_INT(r.stats.timeouts, 1);
+  /* While the root slept: packets only, and at most one timed wake-up,
+   * for the escape scan its NEW_PROCESS caused once the port had been
+   * quiet for 3 ms (monitor_escape.c; none when a packet of jobwarden's
+   * own, e.g. the identity worker's, woke the monitor after those 3 ms);
+   * none at the bound. */
+  CHECK(r.stats.timeouts <= 1);
   CHECK_INT(r.stats.escape_scans_after_quiet, 1);
   CHECK_INT(r.stats.escape_scans_at_bound, 0);
   CHECK(w0 <= 6);
