@@ -25,13 +25,22 @@
  * event and this many processes. */
 #define WATCH_SLOTS (MAXIMUM_WAIT_OBJECTS - 1)
 
+/* A process whose handle signaled before it ended (Wine: no running
+ * thread yet, or its last one just left) is looked at again after
+ * SETTLE_FIRST_MS, then twice as long each time, SETTLE_MAX_MS at most,
+ * until it ended (posted) or runs (back in the wait). Measured under
+ * Wine: such a moment lasts well under a millisecond to a few. */
+#define SETTLE_FIRST_MS 1u
+#define SETTLE_MAX_MS   64u
+
 typedef struct group_s {
   jw__exitwatch_t *w;
   HANDLE thread, wake;
-  jw__mutex_t lock; /* guards n, h, pid, quit */
+  jw__mutex_t lock; /* guards n, h, pid, settle, quit */
   DWORD n;
   HANDLE h[WATCH_SLOTS];
   DWORD pid[WATCH_SLOTS];
+  DWORD settle[WATCH_SLOTS]; /* 0: in the wait; else the next look's delay (ms) */
   int quit;
   struct group_s *next;
 } group_t;
@@ -40,26 +49,105 @@ struct jw__exitwatch_s {
   HANDLE port;
   ULONG_PTR key;
   group_t *groups;
-  volatile LONG posted, failed;
+  volatile LONG posted, failed, unsettled, rewaited;
 };
+
+static int (*ended_hook)(HANDLE process, DWORD pid);
+
+void jw__exitwatch_ended_hook(int (*fn)(HANDLE process, DWORD pid)) {
+  ended_hook = fn;
+}
+
+static int ended(HANDLE h, DWORD pid) {
+  return ended_hook != NULL ? ended_hook(h, pid) : jw__proc_ended(h);
+}
+
+/* Only the group's thread removes an entry or changes its settle, so an
+ * entry is found again by its handle (unique while it is in the set). */
+static DWORD slot_of(const group_t *g, HANDLE h) {
+  DWORD j;
+  for (j = 0; j < g->n; j++)
+    if (g->h[j] == h)
+      return j;
+  return WATCH_SLOTS;
+}
+
+/* h's process ended: its packet, and its slot freed. */
+static void post_end(group_t *g, HANDLE h, DWORD pid) {
+  DWORD j;
+  if (!PostQueuedCompletionStatus(g->w->port, pid, g->w->key,
+                                  (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_EXITED))
+    InterlockedIncrement(&g->w->failed);
+  else
+    InterlockedIncrement(&g->w->posted);
+  jw__mutex_lock(&g->lock);
+  if ((j = slot_of(g, h)) < WATCH_SLOTS) {
+    g->n--;
+    g->h[j] = g->h[g->n];
+    g->pid[j] = g->pid[g->n];
+    g->settle[j] = g->settle[g->n];
+  }
+  jw__mutex_unlock(&g->lock);
+  CloseHandle(h);
+}
+
+static void set_settle(group_t *g, HANDLE h, DWORD ms) {
+  DWORD j;
+  jw__mutex_lock(&g->lock);
+  if ((j = slot_of(g, h)) < WATCH_SLOTS)
+    g->settle[j] = ms;
+  jw__mutex_unlock(&g->lock);
+}
+
+/* Another look at every process that signaled without having ended. */
+static void settle_all(group_t *g) {
+  HANDLE hs[WATCH_SLOTS];
+  DWORD pids[WATCH_SLOTS], delay[WATCH_SLOTS], n = 0, i;
+  jw__mutex_lock(&g->lock);
+  for (i = 0; i < g->n; i++)
+    if (g->settle[i] != 0) {
+      hs[n] = g->h[i];
+      pids[n] = g->pid[i];
+      delay[n++] = g->settle[i];
+    }
+  jw__mutex_unlock(&g->lock);
+  for (i = 0; i < n; i++) {
+    if (ended(hs[i], pids[i]))
+      post_end(g, hs[i], pids[i]);
+    else if (WaitForSingleObject(hs[i], 0) != WAIT_OBJECT_0) {
+      set_settle(g, hs[i], 0); /* it runs: back in the wait */
+      InterlockedIncrement(&g->w->rewaited);
+    } else
+      set_settle(g, hs[i], delay[i] * 2 < SETTLE_MAX_MS ? delay[i] * 2 : SETTLE_MAX_MS);
+  }
+}
 
 static unsigned __stdcall group_main(void *arg) {
   group_t *g = arg;
   HANDLE hs[MAXIMUM_WAIT_OBJECTS];
   DWORD pids[WATCH_SLOTS];
   for (;;) {
-    DWORD n, r, i;
+    DWORD n = 0, r, i, timeout = INFINITE;
     jw__mutex_lock(&g->lock);
     if (g->quit) {
       jw__mutex_unlock(&g->lock);
       break;
     }
-    n = g->n;
     hs[0] = g->wake;
-    memcpy(hs + 1, g->h, n * sizeof(HANDLE));
-    memcpy(pids, g->pid, n * sizeof(DWORD));
+    for (i = 0; i < g->n; i++) {
+      if (g->settle[i] == 0) {
+        hs[1 + n] = g->h[i];
+        pids[n++] = g->pid[i];
+      } else if (g->settle[i] < timeout) {
+        timeout = g->settle[i];
+      }
+    }
     jw__mutex_unlock(&g->lock);
-    r = WaitForMultipleObjects(n + 1, hs, FALSE, INFINITE);
+    r = WaitForMultipleObjects(n + 1, hs, FALSE, timeout);
+    if (r == WAIT_TIMEOUT) {
+      settle_all(g);
+      continue;
+    }
     if (r == WAIT_OBJECT_0)
       continue; /* the set changed, or quit */
     if (r <= WAIT_OBJECT_0 || r > WAIT_OBJECT_0 + n) {
@@ -69,24 +157,14 @@ static unsigned __stdcall group_main(void *arg) {
       break;
     }
     i = r - WAIT_OBJECT_0 - 1;
-    if (!PostQueuedCompletionStatus(g->w->port, pids[i], g->w->key,
-                                    (LPOVERLAPPED)(ULONG_PTR)JW_CTRL_EXITED))
-      InterlockedIncrement(&g->w->failed);
-    else
-      InterlockedIncrement(&g->w->posted);
-    jw__mutex_lock(&g->lock);
-    {
-      DWORD j;
-      for (j = 0; j < g->n; j++)
-        if (g->h[j] == hs[i + 1]) {
-          g->n--;
-          g->h[j] = g->h[g->n];
-          g->pid[j] = g->pid[g->n];
-          break;
-        }
+    if (ended(hs[i + 1], pids[i])) {
+      post_end(g, hs[i + 1], pids[i]);
+    } else {
+      /* Signaled, not ended: out of the wait (it would return at once)
+       * until a look says which. */
+      InterlockedIncrement(&g->w->unsettled);
+      set_settle(g, hs[i + 1], SETTLE_FIRST_MS);
     }
-    jw__mutex_unlock(&g->lock);
-    CloseHandle(hs[i + 1]);
   }
   return 0;
 }
@@ -130,7 +208,11 @@ int jw__exitwatch_add(jw__exitwatch_t *w, HANDLE process, DWORD pid) {
   HANDLE dup;
   if (w == NULL)
     return JW_EINVAL;
-  if (!DuplicateHandle(GetCurrentProcess(), process, GetCurrentProcess(), &dup, SYNCHRONIZE, FALSE,
+  /* The query right: whether a signaled process has ended is read from
+   * its exit time (jw__proc_ended). */
+  if (!DuplicateHandle(GetCurrentProcess(), process, GetCurrentProcess(), &dup,
+                       SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, 0) &&
+      !DuplicateHandle(GetCurrentProcess(), process, GetCurrentProcess(), &dup, SYNCHRONIZE, FALSE,
                        0))
     return JW_ESYS;
   for (g = w->groups; g != NULL; g = g->next) {
@@ -149,6 +231,7 @@ int jw__exitwatch_add(jw__exitwatch_t *w, HANDLE process, DWORD pid) {
   }
   g->h[g->n] = dup;
   g->pid[g->n] = pid;
+  g->settle[g->n] = 0;
   g->n++;
   jw__mutex_unlock(&g->lock);
   SetEvent(g->wake);
@@ -157,6 +240,14 @@ int jw__exitwatch_add(jw__exitwatch_t *w, HANDLE process, DWORD pid) {
 
 uint32_t jw__exitwatch_posted(jw__exitwatch_t *w) {
   return w == NULL ? 0 : (uint32_t)InterlockedCompareExchange(&w->posted, 0, 0);
+}
+
+uint32_t jw__exitwatch_unsettled(jw__exitwatch_t *w) {
+  return w == NULL ? 0 : (uint32_t)InterlockedCompareExchange(&w->unsettled, 0, 0);
+}
+
+uint32_t jw__exitwatch_rewaited(jw__exitwatch_t *w) {
+  return w == NULL ? 0 : (uint32_t)InterlockedCompareExchange(&w->rewaited, 0, 0);
 }
 
 uint32_t jw__exitwatch_failed(jw__exitwatch_t *w) {

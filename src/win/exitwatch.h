@@ -17,6 +17,15 @@ int jw__exitwatch_add(jw__exitwatch_t *w, HANDLE process, DWORD pid);
 /* Packets posted, and waits or posts that failed, so far. Any thread. */
 uint32_t jw__exitwatch_posted(jw__exitwatch_t *w);
 uint32_t jw__exitwatch_failed(jw__exitwatch_t *w);
+/* Signals of a process that had not ended (under Wine: no running thread
+ * yet, or its last one just left): such a process is looked at again
+ * until it ended or runs; it gets no packet before its end. */
+uint32_t jw__exitwatch_unsettled(jw__exitwatch_t *w);
+/* Of those, the ones a later look found running (back in the wait). */
+uint32_t jw__exitwatch_rewaited(jw__exitwatch_t *w);
+/* Tests: whether a signaled process has ended is asked of fn (NULL: of
+ * jw__proc_ended). Set before any watcher starts. */
+void jw__exitwatch_ended_hook(int (*fn)(HANDLE process, DWORD pid));
 /* Ends every thread and closes every handle. No packet is posted after. */
 void jw__exitwatch_stop(jw__exitwatch_t *w);
 

@@ -424,6 +424,7 @@ int jw_monitor_stop(jw_monitor_t *m, DWORD timeout_ms, jw_monitor_stats_t *stats
   m->stats.table_peak = m->n_mem_peak;
   /* Its threads end first: no packet is posted after this. */
   m->stats.exit_waits_failed += jw__exitwatch_failed(m->xw) + (m->xw == NULL);
+  m->stats.exit_waits_unsettled = jw__exitwatch_unsettled(m->xw);
   jw__exitwatch_stop(m->xw);
   m->xw = NULL;
   jw__mon_escape_free(m);

@@ -64,7 +64,7 @@ void jw__mon_kill_process_for(jw_monitor_t *m, tracked_t *t, const char *rule, o
   t->killed_by = NULL;
   if (t->is_root)
     m->rule_kill = NULL;
-  if (WaitForSingleObject(t->h, 0) == WAIT_OBJECT_0) {
+  if (jw__proc_ended(t->h)) {
     o->proc_gone = 1;
   } else {
     o->err_where = "TerminateProcess";

@@ -373,7 +373,7 @@ static int is_member(jw_monitor_t *m, DWORD pid, HANDLE *h, char *why, size_t wh
       if (in)
         return 1;
       /* An ended member may already be out of the job: judged as gone. */
-      if (WaitForSingleObject(*h, 0) != WAIT_OBJECT_0) {
+      if (!jw__proc_ended(*h)) {
         snprintf(why, why_size, "IsProcessInJob: pid %lu is a running process outside the job",
                  (unsigned long)pid);
         return 0;

@@ -413,7 +413,7 @@ static void check_exits(jw_monitor_t *m, jw__mon_escapes_t *x) {
   size_t i;
   for (i = 0; i < x->n; i++) {
     escape_t *e = &x->list[i];
-    if (!e->exit_reported && e->t.h != NULL && WaitForSingleObject(e->t.h, 0) == WAIT_OBJECT_0)
+    if (!e->exit_reported && jw__proc_ended(e->t.h))
       report_exit(m, e, 0);
   }
 }
@@ -507,7 +507,7 @@ void jw__mon_escape_job_end(jw_monitor_t *m) {
     scan(m, x, "job_end");
     for (i = 0; i < x->n; i++) {
       escape_t *e = &x->list[i];
-      if (e->exit_reported || e->t.h == NULL || WaitForSingleObject(e->t.h, 0) == WAIT_OBJECT_0)
+      if (e->exit_reported || e->t.h == NULL || jw__proc_ended(e->t.h))
         continue;
       if (e->t.killed_by == NULL) {
         outcome_t o;
@@ -523,7 +523,7 @@ void jw__mon_escape_job_end(jw_monitor_t *m) {
     escape_t *e = &x->list[i];
     if (e->exit_reported || e->t.h == NULL)
       continue;
-    if (WaitForSingleObject(e->t.h, END_WAIT_MS) == WAIT_OBJECT_0)
+    if (WaitForSingleObject(e->t.h, END_WAIT_MS) == WAIT_OBJECT_0 && jw__proc_ended(e->t.h))
       report_exit(m, e, e->t.killed_by != NULL && strcmp(e->t.killed_by, "job_end") == 0);
   }
 }

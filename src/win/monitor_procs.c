@@ -299,7 +299,7 @@ void jw__mon_on_exit_signal(jw_monitor_t *m, DWORD bytes, ULONG_PTR value) {
   }
   if (jw__mon_setup_defer(m, t, JW_DEFER_EXITED, bytes, value))
     return; /* judged after its start */
-  if (t->h == NULL || WaitForSingleObject(t->h, 0) != WAIT_OBJECT_0) {
+  if (!jw__proc_ended(t->h)) {
     snprintf(why, sizeof(why),
              "process %lu is still running: no exit wait of jobwarden's has fired for it",
              (unsigned long)bytes);
@@ -525,7 +525,7 @@ void jw__mon_link_parent(jw_monitor_t *m, tracked_t *t) {
 static int cmdline_not_ready(const tracked_t *t, int e) {
   return (e == ERROR_NOT_READY || e == ERROR_PARTIAL_COPY || e == ERROR_INVALID_HANDLE ||
           e == ERROR_NOACCESS || e == ERROR_INVALID_DATA || e == JW__CMDLINE_NUL_ERROR) &&
-         WaitForSingleObject(t->h, 0) != WAIT_OBJECT_0;
+         !jw__proc_ended(t->h);
 }
 
 /* Whether a fact that is not ready yet ends this read (JW__FACTS_WAIT). */
@@ -1096,7 +1096,7 @@ const DWORD *jw__mon_job_pids(jw_monitor_t *m, size_t *n) {
 }
 
 int jw__mon_has_ended(const tracked_t *t) {
-  return t->h != NULL && WaitForSingleObject(t->h, 0) == WAIT_OBJECT_0;
+  return jw__proc_ended(t->h);
 }
 
 /* A running entry is that process; an ended one is while the monitor holds
@@ -1142,14 +1142,25 @@ void jw__mon_on_exit_message(jw_monitor_t *m, DWORD msg, DWORD pid) {
   /* A process the monitor could not open (t->h NULL) cannot be checked
    * this way; it is taken at the message's word (admission confirmed its
    * membership). */
-  if (t->h != NULL && WaitForSingleObject(t->h, jw__mon_tamper_detailed(m) ? EXIT_CONFIRM_MS : 0) !=
-                          WAIT_OBJECT_0) {
-    snprintf(why, sizeof(why),
-             "process %lu is still running: its handle was not signaled within %u ms of the exit "
-             "message",
-             (unsigned long)pid, jw__mon_tamper_detailed(m) ? EXIT_CONFIRM_MS : 0u);
-    jw__mon_tampering(m, "job", 0, msg, pid, "exit_not_signaled", why);
-    return;
+  if (t->h != NULL) {
+    DWORD confirm_ms = jw__mon_tamper_detailed(m) ? EXIT_CONFIRM_MS : 0u;
+    int signaled = WaitForSingleObject(t->h, confirm_ms) == WAIT_OBJECT_0;
+    if (!signaled || !jw__proc_ended(t->h)) {
+      /* (Signaled without an end: under Wine, a process whose first
+       * thread has not run yet.) */
+      if (signaled)
+        snprintf(why, sizeof(why),
+                 "process %lu is still running: its handle is signaled but it has no exit time "
+                 "(it has no running thread yet)",
+                 (unsigned long)pid);
+      else
+        snprintf(why, sizeof(why),
+                 "process %lu is still running: its handle was not signaled within %lu ms of the "
+                 "exit message",
+                 (unsigned long)pid, (unsigned long)confirm_ms);
+      jw__mon_tampering(m, "job", 0, msg, pid, "exit_not_signaled", why);
+      return;
+    }
   }
   jw__mon_mark_exited(m, t);
   jw__mon_report_exit(m, t, msg, "port");

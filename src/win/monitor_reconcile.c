@@ -215,7 +215,7 @@ static void reconcile(jw_monitor_t *m) {
   for (t = m->live; t != NULL; t = next) {
     jw_event_t ev;
     next = t->live_next; /* t may leave the list */
-    if (t->h != NULL && WaitForSingleObject(t->h, 0) == WAIT_OBJECT_0) {
+    if (jw__proc_ended(t->h)) {
       jw__mon_mark_exited(m, t);
       jw__mon_note_lost(m, "JOB_OBJECT_MSG_EXIT_PROCESS", t, 0, "process_handle", 1);
       jw__mon_report_exit(m, t, 0, "reconciled");

@@ -383,8 +383,12 @@ static void canary_wait(canary_t *c, DWORD timeout_ms) {
   } else {
     c->exited = 1;
   }
-  if (!GetExitCodeProcess(c->child.process, &c->exit_code))
-    c->exit_code = (DWORD)-1;
+  {
+    int64_t code;
+    (void)jw__proc_await_end(c->child.process, PROBE_KILL_WAIT_MS);
+    code = jw__proc_exit_code(c->child.process);
+    c->exit_code = code < 0 ? (DWORD)-1 : (DWORD)code;
+  }
   canary_drain(c);
 }
 
@@ -1273,10 +1277,10 @@ static int probe_kill_on_close(prober_t *pr, probe_t *p, const check_t *row) {
   /* What happens when jobwarden dies: the job's last handle is closed. */
   jw_job_close(&c.job);
   if (wait_pumping(c.child.process, PROBE_KILL_WAIT_MS) == WAIT_OBJECT_0) {
-    DWORD code = 0;
-    if (!GetExitCodeProcess(c.child.process, &code))
-      code = (DWORD)-1;
-    set_result(p, PROBE_BLOCKED, "exit_code", code,
+    int64_t code;
+    (void)jw__proc_await_end(c.child.process, PROBE_KILL_WAIT_MS);
+    code = jw__proc_exit_code(c.child.process);
+    set_result(p, PROBE_BLOCKED, "exit_code", code < 0 ? (DWORD)-1 : (DWORD)code,
                "closing the job's last handle killed the program");
   } else {
     set_result(p, PROBE_ALLOWED, NULL, 0,

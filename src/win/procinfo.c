@@ -342,14 +342,39 @@ int jw__proc_cpu_times(HANDLE h, jw__process_times_fn fn, uint64_t *user, uint64
   return JW_CPU_OK;
 }
 
+int jw__proc_ended(HANDLE h) {
+  FILETIME created, exited, kernel, user;
+  DWORD code = 0;
+  if (h == NULL || WaitForSingleObject(h, 0) != WAIT_OBJECT_0)
+    return 0;
+  /* Signaled. On Windows that is the end; under Wine it is also a process
+   * with no running thread (before its first thread ran, after its last
+   * one left) whose exit time still reads 0 and exit code 259. */
+  if (GetProcessTimes(h, &created, &exited, &kernel, &user))
+    return (exited.dwLowDateTime | exited.dwHighDateTime) != 0;
+  /* The times need the same right as the exit code: a handle that reads
+   * neither is taken at its signal's word. */
+  return !GetExitCodeProcess(h, &code) || code != STILL_ACTIVE;
+}
+
 int64_t jw__proc_exit_code(HANDLE h) {
   DWORD code = 0;
   /* GetExitCodeProcess answers 259 for a process that still runs, and a
-   * process may also exit with 259: only a signaled handle tells them
-   * apart. */
-  if (h == NULL || WaitForSingleObject(h, 0) != WAIT_OBJECT_0 || !GetExitCodeProcess(h, &code))
+   * process may also exit with 259: only its end tells them apart. */
+  if (!jw__proc_ended(h) || !GetExitCodeProcess(h, &code))
     return -1;
   return (int64_t)code;
+}
+
+int jw__proc_await_end(HANDLE h, DWORD max_ms) {
+  ULONGLONG end = GetTickCount64() + max_ms;
+  /* Called once h signaled: under Wine the end follows within moments. */
+  while (!jw__proc_ended(h)) {
+    if (h == NULL || WaitForSingleObject(h, 0) != WAIT_OBJECT_0 || GetTickCount64() >= end)
+      return 0;
+    Sleep(1);
+  }
+  return 1;
 }
 
 void jw__proc_exit_facts(HANDLE h, jw__exit_facts_t *f) {

@@ -285,6 +285,10 @@ typedef struct jw_monitor_stats_s {
    * message, or at the job's end). */
   uint64_t table_peak;
   uint32_t exit_waits_failed;
+  /* Exit waits that fired before their process had ended (under Wine: a
+   * process with no running thread, as it starts or as it ends): looked
+   * at again, posted only at the end (src/win/exitwatch.c). */
+  uint32_t exit_waits_unsettled;
   /* Setups (src/win/monitor_setup.c): members whose facts the setup
    * worker read because they did not answer at once (or their user was
    * new), packets that waited for a setup, setups given up (SETUP_MAX_MS). */
@@ -372,10 +376,19 @@ typedef struct jw__exit_facts_s {
   char end_why[96], cpu_why[128], memory_why[96], io_why[96];
 } jw__exit_facts_t;
 void jw__proc_exit_facts(HANDLE h, jw__exit_facts_t *f);
+/* Whether h's process has ended: its handle signaled and, because under
+ * Wine a process with no running thread is signaled too (as it starts
+ * and as it ends, docs/platform-support.md), its exit time set. 0 for
+ * NULL. Every "has it ended" of jobwarden asks this, never the signal
+ * alone. */
+int jw__proc_ended(HANDLE h);
 /* The exit code of a process that has ended: the code (any 32-bit value,
- * STILL_ACTIVE's 259 included: a program may exit with it) when h is
- * signaled, -1 while it runs or when the code cannot be read. */
+ * STILL_ACTIVE's 259 included: a program may exit with it) once
+ * jw__proc_ended, -1 while it runs or when the code cannot be read. */
 int64_t jw__proc_exit_code(HANDLE h);
+/* After h signaled: waits (1 ms sleeps, at most max_ms) while it is
+ * signaled but not ended. Whether it ended. Not for the monitor thread. */
+int jw__proc_await_end(HANDLE h, DWORD max_ms);
 /* The CPU times of process h (100 ns units) and, when exit_time is not
  * NULL, its exit FILETIME, through fn (NULL: GetProcessTimes; tests pass a
  * hook). Returns JW_CPU_OK; JW_CPU_OWN when the answer lies within

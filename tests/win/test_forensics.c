@@ -30,13 +30,21 @@
  *               the signaled handle, reconciled with the exact exit code.
  *   lost both   a short child's NEW_PROCESS and EXIT_PROCESS: the job's
  *               accounting (or, if it lived long enough, the id list)
- *               reports exactly one lost start. */
+ *               reports exactly one lost start.
+ *   signal before end  the exit watcher's "has it ended" says "not yet"
+ *               three times (what Wine's threadless moments look like):
+ *               one packet only after the end, no tampering, the exit
+ *               reconciled with its code (its EXIT_PROCESS dropped).
+ *   watcher settles  the watcher alone on an event: no packet while
+ *               "not ended", back in the wait when unsignaled, one packet
+ *               at the end. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
 #include "rig.h"
+#include "win/exitwatch.h"
 
 #include <sddl.h>
 
@@ -594,6 +602,8 @@ static int drop_one(DWORD msg, ULONG_PTR value) {
 
 /* Runs `parent-of SLEEP child...` with the given messages of non-root
  * processes dropped; returns the events. */
+static jw_monitor_stats_t g_stats; /* the last run_dropping's monitor */
+
 static json_t *run_dropping(const char *name, DWORD msg, DWORD msg2, const char *const *args,
                             int nargs, DWORD *root) {
   rig_t r;
@@ -616,6 +626,7 @@ static json_t *run_dropping(const char *name, DWORD msg, DWORD msg2, const char 
   *root = r.child.pid;
   InterlockedExchange(&g_drop_after, (LONG)r.child.pid);
   evs = rig_finish(&r);
+  g_stats = r.stats;
   jw__monitor_drop_hook(NULL);
   CHECK(evs != NULL);
   return evs;
@@ -827,6 +838,145 @@ static void test_lost_both(void) {
   json_decref(evs);
 }
 
+/* ---- injected: a process handle signaled before its process ended ------- */
+
+/* Under Wine a process with no running thread (as it starts, as it ends)
+ * is signaled while its exit time still reads 0 (docs/platform-support.md).
+ * The watcher's question "has it ended" answers "not yet" for the first
+ * g_not_yet looks at a process other than the root. */
+static volatile LONG g_not_yet, g_looks, g_not_yet_given;
+
+static int ended_later(HANDLE h, DWORD pid) {
+  ULONGLONG deadline = GetTickCount64() + 10000;
+  while (InterlockedCompareExchange(&g_drop_after, 0, 0) == 0 && GetTickCount64() < deadline)
+    Sleep(1); /* the root's pid, as drop_one */
+  if (pid == (DWORD)g_drop_after)
+    return jw__proc_ended(h);
+  InterlockedIncrement(&g_looks);
+  if (InterlockedCompareExchange(&g_not_yet_given, 0, 0) < g_not_yet) {
+    InterlockedIncrement(&g_not_yet_given);
+    return 0;
+  }
+  return jw__proc_ended(h);
+}
+
+/* A child's exit learnt only from the exit watcher (its EXIT_PROCESS
+ * dropped), whose first three looks say it has not ended yet: no packet
+ * until it has (no tampering: the monitor's own look agrees then), then
+ * its exit reconciled with the exact code, before the root's. */
+static void test_signal_before_end(void) {
+  const char *args[] = {"parent-of", "1500", "exit", "7"};
+  DWORD root = 0;
+  json_t *evs, *cp, *ex, *rex, *lost;
+  long long child;
+  g_not_yet = 3;
+  g_looks = g_not_yet_given = 0;
+  jw__exitwatch_ended_hook(ended_later);
+  evs = run_dropping("reconcile-signal-before-end", JOB_OBJECT_MSG_EXIT_PROCESS, 0, args, 4, &root);
+  jw__exitwatch_ended_hook(NULL);
+  if (evs == NULL)
+    return;
+  CHECK_INT(g_dropped, 1);
+  CHECK_INT(g_not_yet_given, 3);
+  CHECK_INT(g_looks, 4); /* three "not yet", then the end: one packet */
+  CHECK_INT(g_stats.exit_waits_unsettled, 1);
+  CHECK_INT((int)tw_count(evs, "sandbox.violation", "monitor_tampering"), 0);
+  cp = tw_filter(evs, "sandbox.process_start", "child_process");
+  CHECK_INT(json_array_size(cp), 1);
+  child = tw_int(json_array_get(cp, 0), "process.pid");
+  ex = one_for(evs, "sandbox.process_exit", "child_process", child);
+  rex = one_for(evs, "sandbox.process_exit", "root_process", root);
+  CHECK(ex != NULL && rex != NULL);
+  if (ex != NULL && rex != NULL) {
+    CHECK_STR(tw_str(ex, "source"), "reconciled");
+    CHECK_INT(tw_int(ex, "process.exit_code"), 7);
+    CHECK(tw_int(ex, "seq") < tw_int(rex, "seq"));
+  }
+  CHECK_INT(port_gaps(evs, &lost), 1);
+  CHECK_STR(tw_str(json_array_get(lost, 0), "message"), "JOB_OBJECT_MSG_EXIT_PROCESS");
+  CHECK_INT(tw_int(json_array_get(lost, 0), "pid"), child);
+  json_decref(lost);
+  json_decref(cp);
+  json_decref(evs);
+}
+
+/* The watcher alone, on an event standing in for a process handle (only
+ * its signal matters to the wait): signaled but "not ended" gets no
+ * packet and leaves the wait; reset, it returns to it (a new signal is
+ * counted again); "ended", exactly one packet, with its pid. */
+static volatile LONG g_event_ended;
+
+static int event_ended(HANDLE h, DWORD pid) {
+  (void)h;
+  (void)pid;
+  InterlockedIncrement(&g_looks);
+  return (int)InterlockedCompareExchange(&g_event_ended, 0, 0);
+}
+
+static int wait_count(volatile LONG *v, LONG at_least) {
+  ULONGLONG deadline = GetTickCount64() + 10000;
+  while (InterlockedCompareExchange(v, 0, 0) < at_least)
+    if (GetTickCount64() >= deadline)
+      return -1;
+    else
+      Sleep(1);
+  return 0;
+}
+
+static int wait_counter(jw__exitwatch_t *w, uint32_t (*counter)(jw__exitwatch_t *), uint32_t n) {
+  ULONGLONG deadline = GetTickCount64() + 10000;
+  while (counter(w) < n)
+    if (GetTickCount64() >= deadline)
+      return -1;
+    else
+      Sleep(1);
+  return 0;
+}
+
+static void test_watcher_settles(void) {
+  HANDLE port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1);
+  HANDLE ev = CreateEventW(NULL, TRUE, FALSE, NULL), quiet = CreateEventW(NULL, TRUE, FALSE, NULL);
+  jw__exitwatch_t *w = NULL;
+  DWORD bytes = 0;
+  ULONG_PTR key = 0;
+  LPOVERLAPPED ov = NULL;
+  CHECK(port != NULL && ev != NULL && quiet != NULL);
+  g_looks = g_event_ended = 0;
+  jw__exitwatch_ended_hook(event_ended);
+  CHECK_INT(jw__exitwatch_start(port, 77, &w), 0);
+  CHECK_INT(jw__exitwatch_add(w, ev, 4242), 0);
+  CHECK_INT(jw__exitwatch_add(w, quiet, 4343), 0);
+  /* Signaled, not ended: looked at again (1, 2, 4 ms ...), no packet. */
+  SetEvent(ev);
+  CHECK_INT(wait_count(&g_looks, 4), 0);
+  CHECK_INT(jw__exitwatch_unsettled(w), 1);
+  CHECK(!GetQueuedCompletionStatus(port, &bytes, &key, &ov, 0));
+  CHECK_INT(jw__exitwatch_posted(w), 0);
+  /* It "runs" again: the next look puts it back in the wait, where a new
+   * signal is a new unsettled one. */
+  ResetEvent(ev);
+  CHECK_INT(wait_counter(w, jw__exitwatch_rewaited, 1), 0);
+  SetEvent(ev);
+  CHECK_INT(wait_counter(w, jw__exitwatch_unsettled, 2), 0);
+  CHECK(!GetQueuedCompletionStatus(port, &bytes, &key, &ov, 0));
+  /* Ended: one packet, its pid, and no other. */
+  InterlockedExchange(&g_event_ended, 1);
+  CHECK(GetQueuedCompletionStatus(port, &bytes, &key, &ov, 10000));
+  CHECK_INT(bytes, 4242);
+  CHECK_INT(key, 77);
+  CHECK_INT((ULONG_PTR)ov, JW_CTRL_EXITED);
+  CHECK_INT(jw__exitwatch_posted(w), 1);
+  CHECK_INT(jw__exitwatch_unsettled(w), 2);
+  CHECK_INT(jw__exitwatch_rewaited(w), 1);
+  CHECK(!GetQueuedCompletionStatus(port, &bytes, &key, &ov, 0));
+  jw__exitwatch_stop(w);
+  jw__exitwatch_ended_hook(NULL);
+  CHECK(!GetQueuedCompletionStatus(port, &bytes, &key, &ov, 0));
+  CloseHandle(ev);
+  CloseHandle(quiet);
+  CloseHandle(port);
+}
+
 /* Runnable one by one: `win_forensics.exe DATA EVENTS JOBWARDEN [injected] --case NAME`. */
 static const jw_test_case_t real_cases[] = {
     {"enrich", test_enrich, 60},
@@ -840,6 +990,8 @@ static const jw_test_case_t injected_cases[] = {
     {"lost_start", test_lost_start, 60},
     {"lost_both", test_lost_both, 60},
     {"lost_exit_and_signal", test_lost_exit_and_signal, 60},
+    {"signal_before_end", test_signal_before_end, 60},
+    {"watcher_settles", test_watcher_settles, 60},
 };
 
 int main(int argc, char **argv) {
