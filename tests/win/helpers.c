@@ -8,6 +8,7 @@
 
 #include "helpers.h"
 #include "test_util.h"
+#include "win/win.h"
 
 #include <aclapi.h>
 #include <sddl.h>
@@ -87,6 +88,11 @@ int tw_spawn(const wchar_t *cmdline, DWORD flags, PROCESS_INFORMATION *pi) {
   return tw_spawn_attr(cmdline, flags, 0, NULL, pi);
 }
 
+BOOL tw_exit_code(HANDLE process, DWORD *code) {
+  (void)jw__proc_await_end(process, 5000);
+  return GetExitCodeProcess(process, code);
+}
+
 int tw_run_wait(const wchar_t *cmdline, DWORD timeout_ms, DWORD *exit_code) {
   PROCESS_INFORMATION pi;
   int rc = 0;
@@ -95,7 +101,7 @@ int tw_run_wait(const wchar_t *cmdline, DWORD timeout_ms, DWORD *exit_code) {
   if (WaitForSingleObject(pi.hProcess, timeout_ms) != WAIT_OBJECT_0) {
     TerminateProcess(pi.hProcess, 1);
     rc = -1;
-  } else if (!GetExitCodeProcess(pi.hProcess, exit_code)) {
+  } else if (!tw_exit_code(pi.hProcess, exit_code)) {
     rc = -1;
   }
   CloseHandle(pi.hThread);
@@ -229,7 +235,7 @@ static int child_exit_rc(PROCESS_INFORMATION *pi) {
   DWORD code = 0;
   int rc;
   if (WaitForSingleObject(pi->hProcess, 60000) != WAIT_OBJECT_0 ||
-      !GetExitCodeProcess(pi->hProcess, &code))
+      !tw_exit_code(pi->hProcess, &code))
     rc = 87;
   else
     rc = code == 0xC000013Au ? 58 : (int)code;
@@ -432,7 +438,7 @@ static int run_one_child(DWORD *pid) {
     return -1;
   *pid = pi.dwProcessId;
   WaitForSingleObject(pi.hProcess, 10000);
-  GetExitCodeProcess(pi.hProcess, &code);
+  tw_exit_code(pi.hProcess, &code);
   CloseHandle(pi.hThread);
   CloseHandle(pi.hProcess);
   return code == 0 ? 0 : -1;
@@ -2225,7 +2231,7 @@ int tw_jw_wait(tw_run_t *r) {
       TerminateProcess(r->pi.hProcess, r->kill_code);
       WaitForSingleObject(r->pi.hProcess, 5000);
     }
-    if (!GetExitCodeProcess(r->pi.hProcess, &r->exit_code))
+    if (!tw_exit_code(r->pi.hProcess, &r->exit_code))
       r->exit_code = (DWORD)-1;
     CloseHandle(r->pi.hThread);
     CloseHandle(r->pi.hProcess);

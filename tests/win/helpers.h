@@ -243,6 +243,12 @@ int tw_spawn(const wchar_t *cmdline, DWORD flags, PROCESS_INFORMATION *pi);
 int tw_spawn_attr(const wchar_t *cmdline, DWORD flags, DWORD_PTR attr, HANDLE value,
                   PROCESS_INFORMATION *pi);
 
+/* GetExitCodeProcess for a process that signaled, once it has ended:
+ * under Wine the signal can come a moment before the exit code (which
+ * reads 259 until then; jw__proc_await_end, 5 s at most). A process that
+ * has not signaled is read at once, as GetExitCodeProcess does. */
+BOOL tw_exit_code(HANDLE process, DWORD *code);
+
 /* Starts a command line (tw_spawn, flags 0), waits up to timeout_ms,
  * returns 0 and the exit code, or -1 (timeout: the process is killed). */
 int tw_run_wait(const wchar_t *cmdline, DWORD timeout_ms, DWORD *exit_code);

@@ -101,8 +101,7 @@ static int helper_inside(int argc, char **argv) {
   swprintf(cmd, TW_CMD_CHARS, L"\"%hs\" kill %hs", argv[3], argv[4]);
   if (tw_spawn(cmd, 0, &pi) != 0)
     return 75;
-  if (WaitForSingleObject(pi.hProcess, 30000) != WAIT_OBJECT_0 ||
-      !GetExitCodeProcess(pi.hProcess, &code))
+  if (WaitForSingleObject(pi.hProcess, 30000) != WAIT_OBJECT_0 || !tw_exit_code(pi.hProcess, &code))
     code = 0xDEAD;
   snprintf(tmp, sizeof(tmp), "%s.tmp", argv[5]);
   f = fopen(tmp, "wb");
@@ -186,8 +185,7 @@ static int alive(HANDLE h) {
 /* The exit code of a process that must end within WAIT_MS. */
 static DWORD exit_code_of(HANDLE h) {
   DWORD code = 0xDEADBEEF;
-  if (h == NULL || WaitForSingleObject(h, WAIT_MS) != WAIT_OBJECT_0 ||
-      !GetExitCodeProcess(h, &code))
+  if (h == NULL || WaitForSingleObject(h, WAIT_MS) != WAIT_OBJECT_0 || !tw_exit_code(h, &code))
     return 0xDEADBEEF;
   return code;
 }

@@ -84,7 +84,7 @@ static HANDLE open_escape(DWORD pid) {
 /* Whether the process has ended, and with which code. */
 static int ended_with(HANDLE h, DWORD *code) {
   *code = 0;
-  return h != NULL && WaitForSingleObject(h, 0) == WAIT_OBJECT_0 && GetExitCodeProcess(h, code);
+  return h != NULL && WaitForSingleObject(h, 0) == WAIT_OBJECT_0 && tw_exit_code(h, code);
 }
 
 /* Index of the first event matching (event, rule, pid or -1 for any). */
@@ -285,7 +285,7 @@ static void rig_case(rig_case_t *c, const char *mode, const char *mode_arg) {
     c->during(&r, c);
   c->root_code = (DWORD)-1;
   if (WaitForSingleObject(r.child.process, WAIT_MS) == WAIT_OBJECT_0)
-    GetExitCodeProcess(r.child.process, &c->root_code);
+    tw_exit_code(r.child.process, &c->root_code);
   c->evs = rig_finish(&r);
   c->stats = r.stats;
   CHECK(c->evs != NULL);
@@ -559,7 +559,7 @@ static void test_rig_breakaway(void) {
   if (child != 0)
     h = open_escape(child);
   if (WaitForSingleObject(r.child.process, WAIT_MS) == WAIT_OBJECT_0)
-    GetExitCodeProcess(r.child.process, &root_code);
+    tw_exit_code(r.child.process, &root_code);
   evs = rig_finish(&r);
   CHECK(evs != NULL);
   if (evs != NULL) {

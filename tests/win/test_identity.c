@@ -392,7 +392,7 @@ static void test_gone(void) {
   CHECK(AssignProcessToJobObject(r.job.job, pi.hProcess));
   /* The monitor acts before it reports: the copy's end is the sign. */
   CHECK(WaitForSingleObject(pi.hProcess, 30000) == WAIT_OBJECT_0);
-  CHECK(GetExitCodeProcess(pi.hProcess, &code));
+  CHECK(tw_exit_code(pi.hProcess, &code));
   CHECK_U64(code, KILLED);
   {
     FILE *f = fopen(marker, "wb");

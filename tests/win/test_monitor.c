@@ -232,7 +232,7 @@ static void test_terminate_job(void) {
   if (hgc != NULL) {
     DWORD code = 0;
     CHECK_U64(WaitForSingleObject(hgc, 3000), WAIT_OBJECT_0);
-    CHECK(GetExitCodeProcess(hgc, &code));
+    CHECK(tw_exit_code(hgc, &code));
     CHECK_U64(code, JW_TERMINATE_EXIT_CODE);
     CloseHandle(hgc);
   }

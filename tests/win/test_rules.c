@@ -72,7 +72,7 @@ static int helper_rules_spawn(int argc, char **argv) {
       continue;
     }
     if (WaitForSingleObject(pi[i].hProcess, 30000) != WAIT_OBJECT_0 ||
-        !GetExitCodeProcess(pi[i].hProcess, &code))
+        !tw_exit_code(pi[i].hProcess, &code))
       code = 0xDEAD;
     fprintf(f, "%lx\n", (unsigned long)code);
     CloseHandle(pi[i].hThread);
@@ -322,7 +322,7 @@ static void test_timeout(const char *action) {
     if (hgc != NULL) {
       DWORD code = 0;
       CHECK_U64(WaitForSingleObject(hgc, 3000), WAIT_OBJECT_0);
-      CHECK(GetExitCodeProcess(hgc, &code));
+      CHECK(tw_exit_code(hgc, &code));
       CHECK_U64(code, KILLED);
     }
     json_decref(rx);

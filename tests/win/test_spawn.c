@@ -47,7 +47,7 @@ static DWORD spawn_wait(HANDLE job, const char *const *args, int nargs, unsigned
   if (rc != 0)
     return code;
   if (WaitForSingleObject(child.process, 20000) == WAIT_OBJECT_0)
-    GetExitCodeProcess(child.process, &code);
+    tw_exit_code(child.process, &code);
   else
     TerminateProcess(child.process, 1);
   jw_child_close(&child);
@@ -107,7 +107,7 @@ static DWORD naive_trial(HANDLE job, const char *dir, int trial) {
   if (f != NULL)
     fclose(f);
   if (WaitForSingleObject(pi.hProcess, 20000) == WAIT_OBJECT_0)
-    GetExitCodeProcess(pi.hProcess, &code);
+    tw_exit_code(pi.hProcess, &code);
   else
     TerminateProcess(pi.hProcess, 1);
   CloseHandle(pi.hThread);
@@ -212,7 +212,7 @@ static void test_handles(void) {
   si.cb = sizeof(si);
   CHECK(CreateProcessW(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi));
   WaitForSingleObject(pi.hProcess, 10000);
-  GetExitCodeProcess(pi.hProcess, &code);
+  tw_exit_code(pi.hProcess, &code);
   CHECK_U64(code, 0);
   CHECK_U64(WaitForSingleObject(ev, 0), WAIT_OBJECT_0);
   CloseHandle(pi.hProcess);
@@ -316,7 +316,7 @@ static void test_cleanup_on_failure(void) {
   CHECK(cap.dup != NULL);
   if (cap.dup != NULL) {
     CHECK_U64(WaitForSingleObject(cap.dup, 0), WAIT_OBJECT_0);
-    CHECK(GetExitCodeProcess(cap.dup, &code));
+    CHECK(tw_exit_code(cap.dup, &code));
     CHECK_U64(code, JW_TERMINATE_EXIT_CODE);
     CloseHandle(cap.dup);
   }

@@ -802,7 +802,7 @@ static void test_kernel_confirms(void) {
   crash_pid = crash.dwProcessId;
   CHECK(ResumeThread(crash.hThread) == 1);
   CHECK(WaitForSingleObject(crash.hProcess, 10000) == WAIT_OBJECT_0);
-  CHECK(GetExitCodeProcess(crash.hProcess, &code));
+  CHECK(tw_exit_code(crash.hProcess, &code));
   CHECK_U64(code, 0xC0000005u);
   CHECK_INT(wait_dropped(), 0); /* Wine's plain EXIT_PROCESS was lost */
   CHECK(PostQueuedCompletionStatus(r.job.port, JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS, r.job.key_job,
