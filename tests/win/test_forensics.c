@@ -965,6 +965,8 @@ static void test_watcher_settles(void) {
   CHECK_INT(bytes, 4242);
   CHECK_INT(key, 77);
   CHECK_INT((ULONG_PTR)ov, JW_CTRL_EXITED);
+  /* (Counted right after the post: the packet can be taken first.) */
+  CHECK_INT(wait_counter(w, jw__exitwatch_posted, 1), 0);
   CHECK_INT(jw__exitwatch_posted(w), 1);
   CHECK_INT(jw__exitwatch_unsettled(w), 2);
   CHECK_INT(jw__exitwatch_rewaited(w), 1);
