@@ -52,16 +52,6 @@ struct jw__exitwatch_s {
   volatile LONG posted, failed, unsettled, rewaited;
 };
 
-static int (*ended_hook)(HANDLE process, DWORD pid);
-
-void jw__exitwatch_ended_hook(int (*fn)(HANDLE process, DWORD pid)) {
-  ended_hook = fn;
-}
-
-static int ended(HANDLE h, DWORD pid) {
-  return ended_hook != NULL ? ended_hook(h, pid) : jw__proc_ended(h);
-}
-
 /* Only the group's thread removes an entry or changes its settle, so an
  * entry is found again by its handle (unique while it is in the set). */
 static DWORD slot_of(const group_t *g, HANDLE h) {
@@ -112,13 +102,15 @@ static void settle_all(group_t *g) {
     }
   jw__mutex_unlock(&g->lock);
   for (i = 0; i < n; i++) {
-    if (ended(hs[i], pids[i]))
+    jw__proc_state_t st = jw__proc_state(hs[i], 0);
+    if (st == JW_PROC_ENDED) {
       post_end(g, hs[i], pids[i]);
-    else if (WaitForSingleObject(hs[i], 0) != WAIT_OBJECT_0) {
-      set_settle(g, hs[i], 0); /* it runs: back in the wait */
+    } else if (st == JW_PROC_RUNNING) {
+      set_settle(g, hs[i], 0); /* back in the wait */
       InterlockedIncrement(&g->w->rewaited);
-    } else
+    } else {
       set_settle(g, hs[i], delay[i] * 2 < SETTLE_MAX_MS ? delay[i] * 2 : SETTLE_MAX_MS);
+    }
   }
 }
 
@@ -157,7 +149,7 @@ static unsigned __stdcall group_main(void *arg) {
       break;
     }
     i = r - WAIT_OBJECT_0 - 1;
-    if (ended(hs[i + 1], pids[i])) {
+    if (jw__proc_ended(hs[i + 1])) {
       post_end(g, hs[i + 1], pids[i]);
     } else {
       /* Signaled, not ended: out of the wait (it would return at once)

@@ -23,9 +23,6 @@ uint32_t jw__exitwatch_failed(jw__exitwatch_t *w);
 uint32_t jw__exitwatch_unsettled(jw__exitwatch_t *w);
 /* Of those, the ones a later look found running (back in the wait). */
 uint32_t jw__exitwatch_rewaited(jw__exitwatch_t *w);
-/* Tests: whether a signaled process has ended is asked of fn (NULL: of
- * jw__proc_ended). Set before any watcher starts. */
-void jw__exitwatch_ended_hook(int (*fn)(HANDLE process, DWORD pid));
 /* Ends every thread and closes every handle. No packet is posted after. */
 void jw__exitwatch_stop(jw__exitwatch_t *w);
 

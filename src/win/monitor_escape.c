@@ -523,7 +523,8 @@ void jw__mon_escape_job_end(jw_monitor_t *m) {
     escape_t *e = &x->list[i];
     if (e->exit_reported || e->t.h == NULL)
       continue;
-    if (WaitForSingleObject(e->t.h, END_WAIT_MS) == WAIT_OBJECT_0 && jw__proc_ended(e->t.h))
+    if (WaitForSingleObject(e->t.h, END_WAIT_MS) == WAIT_OBJECT_0 &&
+        jw__proc_await_end(e->t.h, END_WAIT_MS))
       report_exit(m, e, e->t.killed_by != NULL && strcmp(e->t.killed_by, "job_end") == 0);
   }
 }

@@ -1144,11 +1144,11 @@ void jw__mon_on_exit_message(jw_monitor_t *m, DWORD msg, DWORD pid) {
    * membership). */
   if (t->h != NULL) {
     DWORD confirm_ms = jw__mon_tamper_detailed(m) ? EXIT_CONFIRM_MS : 0u;
-    int signaled = WaitForSingleObject(t->h, confirm_ms) == WAIT_OBJECT_0;
-    if (!signaled || !jw__proc_ended(t->h)) {
-      /* (Signaled without an end: under Wine, a process whose first
-       * thread has not run yet.) */
-      if (signaled)
+    jw__proc_state_t st = jw__proc_state(t->h, confirm_ms);
+    if (st != JW_PROC_ENDED) {
+      /* (Unsettled: under Wine, a process whose first thread has not run
+       * yet.) */
+      if (st == JW_PROC_UNSETTLED)
         snprintf(why, sizeof(why),
                  "process %lu is still running: its handle is signaled but it has no exit time "
                  "(it has no running thread yet)",

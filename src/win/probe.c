@@ -384,9 +384,7 @@ static void canary_wait(canary_t *c, DWORD timeout_ms) {
     c->exited = 1;
   }
   {
-    int64_t code;
-    (void)jw__proc_await_end(c->child.process, PROBE_KILL_WAIT_MS);
-    code = jw__proc_exit_code(c->child.process);
+    int64_t code = jw__proc_exit_code_settled(c->child.process, PROBE_KILL_WAIT_MS);
     c->exit_code = code < 0 ? (DWORD)-1 : (DWORD)code;
   }
   canary_drain(c);
@@ -1277,9 +1275,7 @@ static int probe_kill_on_close(prober_t *pr, probe_t *p, const check_t *row) {
   /* What happens when jobwarden dies: the job's last handle is closed. */
   jw_job_close(&c.job);
   if (wait_pumping(c.child.process, PROBE_KILL_WAIT_MS) == WAIT_OBJECT_0) {
-    int64_t code;
-    (void)jw__proc_await_end(c.child.process, PROBE_KILL_WAIT_MS);
-    code = jw__proc_exit_code(c.child.process);
+    int64_t code = jw__proc_exit_code_settled(c.child.process, PROBE_KILL_WAIT_MS);
     set_result(p, PROBE_BLOCKED, "exit_code", code < 0 ? (DWORD)-1 : (DWORD)code,
                "closing the job's last handle killed the program");
   } else {

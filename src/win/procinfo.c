@@ -342,19 +342,32 @@ int jw__proc_cpu_times(HANDLE h, jw__process_times_fn fn, uint64_t *user, uint64
   return JW_CPU_OK;
 }
 
-int jw__proc_ended(HANDLE h) {
+static jw__proc_state_t (*state_hook)(HANDLE h, jw__proc_state_t real);
+
+void jw__proc_state_hook(jw__proc_state_t (*fn)(HANDLE h, jw__proc_state_t real)) {
+  state_hook = fn;
+}
+
+jw__proc_state_t jw__proc_state(HANDLE h, DWORD wait_ms) {
   FILETIME created, exited, kernel, user;
   DWORD code = 0;
-  if (h == NULL || WaitForSingleObject(h, 0) != WAIT_OBJECT_0)
-    return 0;
+  jw__proc_state_t st;
+  if (h == NULL || WaitForSingleObject(h, wait_ms) != WAIT_OBJECT_0)
+    st = JW_PROC_RUNNING;
   /* Signaled. On Windows that is the end; under Wine it is also a process
    * with no running thread (before its first thread ran, after its last
    * one left) whose exit time still reads 0 and exit code 259. */
-  if (GetProcessTimes(h, &created, &exited, &kernel, &user))
-    return (exited.dwLowDateTime | exited.dwHighDateTime) != 0;
+  else if (GetProcessTimes(h, &created, &exited, &kernel, &user))
+    st = (exited.dwLowDateTime | exited.dwHighDateTime) != 0 ? JW_PROC_ENDED : JW_PROC_UNSETTLED;
   /* The times need the same right as the exit code: a handle that reads
    * neither is taken at its signal's word. */
-  return !GetExitCodeProcess(h, &code) || code != STILL_ACTIVE;
+  else
+    st = !GetExitCodeProcess(h, &code) || code != STILL_ACTIVE ? JW_PROC_ENDED : JW_PROC_UNSETTLED;
+  return state_hook != NULL ? state_hook(h, st) : st;
+}
+
+int jw__proc_ended(HANDLE h) {
+  return jw__proc_state(h, 0) == JW_PROC_ENDED;
 }
 
 int64_t jw__proc_exit_code(HANDLE h) {
@@ -368,13 +381,16 @@ int64_t jw__proc_exit_code(HANDLE h) {
 
 int jw__proc_await_end(HANDLE h, DWORD max_ms) {
   ULONGLONG end = GetTickCount64() + max_ms;
+  jw__proc_state_t st;
   /* Called once h signaled: under Wine the end follows within moments. */
-  while (!jw__proc_ended(h)) {
-    if (h == NULL || WaitForSingleObject(h, 0) != WAIT_OBJECT_0 || GetTickCount64() >= end)
-      return 0;
+  while ((st = jw__proc_state(h, 0)) == JW_PROC_UNSETTLED && GetTickCount64() < end)
     Sleep(1);
-  }
-  return 1;
+  return st == JW_PROC_ENDED;
+}
+
+int64_t jw__proc_exit_code_settled(HANDLE h, DWORD max_ms) {
+  (void)jw__proc_await_end(h, max_ms);
+  return jw__proc_exit_code(h);
 }
 
 void jw__proc_exit_facts(HANDLE h, jw__exit_facts_t *f) {

@@ -538,10 +538,8 @@ int jw_run(const jw_run_config_t *cfg) {
     }
   }
   {
-    int64_t code;
     /* Signaled is not yet ended under Wine: its exit code follows. */
-    (void)jw__proc_await_end(child.process, STOP_TIMEOUT_MS);
-    code = jw__proc_exit_code(child.process);
+    int64_t code = jw__proc_exit_code_settled(child.process, STOP_TIMEOUT_MS);
     if (code < 0) {
       say("", "cannot read the program's exit code");
       exit_code = JW_EXIT_JW_ERROR;

@@ -376,19 +376,31 @@ typedef struct jw__exit_facts_s {
   char end_why[96], cpu_why[128], memory_why[96], io_why[96];
 } jw__exit_facts_t;
 void jw__proc_exit_facts(HANDLE h, jw__exit_facts_t *f);
-/* Whether h's process has ended: its handle signaled and, because under
- * Wine a process with no running thread is signaled too (as it starts
- * and as it ends, docs/platform-support.md), its exit time set. 0 for
- * NULL. Every "has it ended" of jobwarden asks this, never the signal
+/* Where h's process stands: running (not signaled within wait_ms, or h
+ * NULL), ended (signaled, its exit time set), or unsettled: signaled
+ * without an exit time — under Wine a process with no running thread, as
+ * it starts and as it ends (docs/platform-support.md). Every "has it
+ * ended" of jobwarden asks this (or jw__proc_ended), never the signal
  * alone. */
+typedef enum { JW_PROC_RUNNING, JW_PROC_UNSETTLED, JW_PROC_ENDED } jw__proc_state_t;
+jw__proc_state_t jw__proc_state(HANDLE h, DWORD wait_ms);
+/* jw__proc_state(h, 0) == JW_PROC_ENDED. */
 int jw__proc_ended(HANDLE h);
+/* Tests: fn is given every state read (h, what the system said) and
+ * answers in its place (NULL: none). Set while no monitor runs. */
+void jw__proc_state_hook(jw__proc_state_t (*fn)(HANDLE h, jw__proc_state_t real));
 /* The exit code of a process that has ended: the code (any 32-bit value,
  * STILL_ACTIVE's 259 included: a program may exit with it) once
  * jw__proc_ended, -1 while it runs or when the code cannot be read. */
 int64_t jw__proc_exit_code(HANDLE h);
 /* After h signaled: waits (1 ms sleeps, at most max_ms) while it is
- * signaled but not ended. Whether it ended. Not for the monitor thread. */
+ * signaled but not ended; at once when it is not signaled. Whether it
+ * ended. Not for the monitor thread's ordinary work (the job's end, which
+ * already waits for processes, may). */
 int jw__proc_await_end(HANDLE h, DWORD max_ms);
+/* jw__proc_exit_code once jw__proc_await_end: the code of a process that
+ * signaled, read after its end. */
+int64_t jw__proc_exit_code_settled(HANDLE h, DWORD max_ms);
 /* The CPU times of process h (100 ns units) and, when exit_time is not
  * NULL, its exit FILETIME, through fn (NULL: GetProcessTimes; tests pass a
  * hook). Returns JW_CPU_OK; JW_CPU_OWN when the answer lies within

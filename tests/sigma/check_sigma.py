@@ -674,6 +674,8 @@ WINE_EXPECTATIONS = {
             ("wine-tamper-exit-signal.jsonl", 1, 1),  # the forged exit watcher's packet
             ("wine-tamper-exit-signal-in-job.jsonl", 2, 2),  # the same and a forged setup wake-up, from inside the job
             ("wine-tamper-kernel.jsonl", 1, 1),  # wine.injected.tamper
+            ("wine-tamper-agent-starting.jsonl", 2, 7),  # the agent against a member in its first moment
+            ("wine-setup-crowd-late.jsonl", 0, 0),  # exits watched from a member's first moments
             ("wine-setup-stalled.jsonl", 1, 1),  # wine.injected.setup: the probe while a setup stalls
             ("wine-setup-forged.jsonl", 1, 1),  # the forged setup wake-up
             ("wine-setup-held.jsonl", 1, 1),  # the probe while a parent's setup is held
@@ -743,6 +745,7 @@ WINE_EXPECTATIONS = {
             ("wine-reconcile-lost-exit.jsonl", 1, 1),  # wine.injected.reconcile drops the messages
             ("wine-reconcile-lost-start.jsonl", 1, 1),
             ("wine-reconcile-lost-both.jsonl", 1, 1),
+            ("wine-reconcile-signal-before-end.jsonl", 1, 1),
             ("wine-tamper-kernel.jsonl", 1, 1),  # wine.injected.tamper: the lost start
             ("wine-pipe-reader2.jsonl", 0, 0),  # joined_late only
             ("wine-pipe-reader3.jsonl", 0, 0),

@@ -31,8 +31,8 @@
  *   lost both   a short child's NEW_PROCESS and EXIT_PROCESS: the job's
  *               accounting (or, if it lived long enough, the id list)
  *               reports exactly one lost start.
- *   signal before end  the exit watcher's "has it ended" says "not yet"
- *               three times (what Wine's threadless moments look like):
+ *   signal before end  the child's state reads "unsettled" (signaled, no
+ *               exit time) three times (what Wine's threadless moments look like):
  *               one packet only after the end, no tampering, the exit
  *               reconciled with its code (its EXIT_PROCESS dropped).
  *   watcher settles  the watcher alone on an event: no packet while
@@ -581,18 +581,21 @@ static volatile LONG g_drop_after; /* drop only for pids other than this (the ro
 static volatile LONG g_dropped;
 static volatile LONG g_drop_max; /* drop at most this many, 0 = every one */
 
-static int drop_one(DWORD msg, ULONG_PTR value) {
-  ULONGLONG deadline;
-  if ((msg != (DWORD)g_drop_msg && msg != (DWORD)g_drop_msg2) || (DWORD)value == 0)
-    return 0;
-  /* The monitor may handle the root's own packets before the test has
-   * learnt the root's pid (rig_start returning): wait for the test to set
-   * it, rather than drop the root's message by chance. Bounded, so a test
-   * that failed to start leaves no monitor stuck here. */
-  deadline = GetTickCount64() + 10000;
+/* The root's pid. The monitor may handle the root's own packets before
+ * the test has learnt it (rig_start returning): waits for the test to set
+ * it, rather than take the root for a child by chance. Bounded, so a test
+ * that failed to start leaves no monitor stuck here. */
+static DWORD root_pid(void) {
+  ULONGLONG deadline = GetTickCount64() + 10000;
   while (InterlockedCompareExchange(&g_drop_after, 0, 0) == 0 && GetTickCount64() < deadline)
     Sleep(1);
-  if ((DWORD)value != (DWORD)g_drop_after &&
+  return (DWORD)InterlockedCompareExchange(&g_drop_after, 0, 0);
+}
+
+static int drop_one(DWORD msg, ULONG_PTR value) {
+  if ((msg != (DWORD)g_drop_msg && msg != (DWORD)g_drop_msg2) || (DWORD)value == 0)
+    return 0;
+  if ((DWORD)value != root_pid() &&
       (g_drop_max == 0 || InterlockedCompareExchange(&g_dropped, 0, 0) < g_drop_max)) {
     InterlockedIncrement(&g_dropped);
     return 1;
@@ -842,22 +845,19 @@ static void test_lost_both(void) {
 
 /* Under Wine a process with no running thread (as it starts, as it ends)
  * is signaled while its exit time still reads 0 (docs/platform-support.md).
- * The watcher's question "has it ended" answers "not yet" for the first
- * g_not_yet looks at a process other than the root. */
+ * The state hook answers "unsettled" for the first g_not_yet reads that
+ * found a process other than the root ended. */
 static volatile LONG g_not_yet, g_looks, g_not_yet_given;
 
-static int ended_later(HANDLE h, DWORD pid) {
-  ULONGLONG deadline = GetTickCount64() + 10000;
-  while (InterlockedCompareExchange(&g_drop_after, 0, 0) == 0 && GetTickCount64() < deadline)
-    Sleep(1); /* the root's pid, as drop_one */
-  if (pid == (DWORD)g_drop_after)
-    return jw__proc_ended(h);
-  InterlockedIncrement(&g_looks);
+static jw__proc_state_t ended_later(HANDLE h, jw__proc_state_t real) {
+  DWORD pid = GetProcessId(h);
+  if (real != JW_PROC_ENDED || pid == 0 || pid == root_pid())
+    return real;
   if (InterlockedCompareExchange(&g_not_yet_given, 0, 0) < g_not_yet) {
     InterlockedIncrement(&g_not_yet_given);
-    return 0;
+    return JW_PROC_UNSETTLED;
   }
-  return jw__proc_ended(h);
+  return real;
 }
 
 /* A child's exit learnt only from the exit watcher (its EXIT_PROCESS
@@ -870,15 +870,16 @@ static void test_signal_before_end(void) {
   json_t *evs, *cp, *ex, *rex, *lost;
   long long child;
   g_not_yet = 3;
-  g_looks = g_not_yet_given = 0;
-  jw__exitwatch_ended_hook(ended_later);
+  g_not_yet_given = 0;
+  jw__proc_state_hook(ended_later);
   evs = run_dropping("reconcile-signal-before-end", JOB_OBJECT_MSG_EXIT_PROCESS, 0, args, 4, &root);
-  jw__exitwatch_ended_hook(NULL);
+  jw__proc_state_hook(NULL);
   if (evs == NULL)
     return;
   CHECK_INT(g_dropped, 1);
+  /* The watcher's first look and the two after it: it posted only at
+   * the fourth, once the process had ended. */
   CHECK_INT(g_not_yet_given, 3);
-  CHECK_INT(g_looks, 4); /* three "not yet", then the end: one packet */
   CHECK_INT(g_stats.exit_waits_unsettled, 1);
   CHECK_INT((int)tw_count(evs, "sandbox.violation", "monitor_tampering"), 0);
   cp = tw_filter(evs, "sandbox.process_start", "child_process");
@@ -906,23 +907,22 @@ static void test_signal_before_end(void) {
  * counted again); "ended", exactly one packet, with its pid. */
 static volatile LONG g_event_ended;
 
-static int event_ended(HANDLE h, DWORD pid) {
-  (void)h;
-  (void)pid;
+/* An event is no process (GetProcessId 0): while signaled, "unsettled"
+ * until the test says "ended". */
+static jw__proc_state_t event_state(HANDLE h, jw__proc_state_t real) {
+  if (GetProcessId(h) != 0 || real == JW_PROC_RUNNING)
+    return real;
   InterlockedIncrement(&g_looks);
-  return (int)InterlockedCompareExchange(&g_event_ended, 0, 0);
+  return InterlockedCompareExchange(&g_event_ended, 0, 0) ? JW_PROC_ENDED : JW_PROC_UNSETTLED;
 }
 
-static int wait_count(volatile LONG *v, LONG at_least) {
-  ULONGLONG deadline = GetTickCount64() + 10000;
-  while (InterlockedCompareExchange(v, 0, 0) < at_least)
-    if (GetTickCount64() >= deadline)
-      return -1;
-    else
-      Sleep(1);
-  return 0;
+/* The hook's looks, read as the watcher's counters are. */
+static uint32_t looks(jw__exitwatch_t *w) {
+  (void)w;
+  return (uint32_t)InterlockedCompareExchange(&g_looks, 0, 0);
 }
 
+/* Waits (bounded) until counter(w) reaches n: 0, or -1. */
 static int wait_counter(jw__exitwatch_t *w, uint32_t (*counter)(jw__exitwatch_t *), uint32_t n) {
   ULONGLONG deadline = GetTickCount64() + 10000;
   while (counter(w) < n)
@@ -942,13 +942,13 @@ static void test_watcher_settles(void) {
   LPOVERLAPPED ov = NULL;
   CHECK(port != NULL && ev != NULL && quiet != NULL);
   g_looks = g_event_ended = 0;
-  jw__exitwatch_ended_hook(event_ended);
+  jw__proc_state_hook(event_state);
   CHECK_INT(jw__exitwatch_start(port, 77, &w), 0);
   CHECK_INT(jw__exitwatch_add(w, ev, 4242), 0);
   CHECK_INT(jw__exitwatch_add(w, quiet, 4343), 0);
   /* Signaled, not ended: looked at again (1, 2, 4 ms ...), no packet. */
   SetEvent(ev);
-  CHECK_INT(wait_count(&g_looks, 4), 0);
+  CHECK_INT(wait_counter(w, looks, 4), 0);
   CHECK_INT(jw__exitwatch_unsettled(w), 1);
   CHECK(!GetQueuedCompletionStatus(port, &bytes, &key, &ov, 0));
   CHECK_INT(jw__exitwatch_posted(w), 0);
@@ -972,7 +972,7 @@ static void test_watcher_settles(void) {
   CHECK_INT(jw__exitwatch_rewaited(w), 1);
   CHECK(!GetQueuedCompletionStatus(port, &bytes, &key, &ov, 0));
   jw__exitwatch_stop(w);
-  jw__exitwatch_ended_hook(NULL);
+  jw__proc_state_hook(NULL);
   CHECK(!GetQueuedCompletionStatus(port, &bytes, &key, &ov, 0));
   CloseHandle(ev);
   CloseHandle(quiet);

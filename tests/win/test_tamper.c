@@ -114,7 +114,17 @@ static long long count_for(json_t *evs, const char *event, const char *rule, lon
   return n;
 }
 
-static void test_agent_attack(void) {
+/* unsettled (injected): every read of a running process's state other
+ * than this test's says "signaled, no exit time" — what Wine shows of a
+ * member in its first moment, when a forged EXIT_PROCESS was once
+ * believed. */
+static jw__proc_state_t starting_moment(HANDLE h, jw__proc_state_t real) {
+  DWORD pid = GetProcessId(h);
+  return real == JW_PROC_RUNNING && pid != 0 && pid != GetCurrentProcessId() ? JW_PROC_UNSETTLED
+                                                                             : real;
+}
+
+static void agent_attack(const char *name, int unsettled) {
   rig_t r;
   jw_policy_t p;
   char result[1024], marker[1024], rest[256], hex[32];
@@ -126,13 +136,15 @@ static void test_agent_attack(void) {
   int learned;
   ULONGLONG until;
 
-  snprintf(result, sizeof(result), "%s/tamper-agent.result", g_dir);
-  snprintf(marker, sizeof(marker), "%s/tamper-agent.marker", g_dir);
+  snprintf(result, sizeof(result), "%s/%s.result", g_dir, name);
+  snprintf(marker, sizeof(marker), "%s/%s.marker", g_dir, name);
   remove(result);
   remove(marker);
   jw_policy_init(&p);
-  CHECK_INT(jw_policy_set(&p, "name", "tamper-agent", "test", NULL), 0);
-  if (rig_start(&r, g_dir, "tamper-agent", &p, args, 3) != 0) {
+  CHECK_INT(jw_policy_set(&p, "name", name, "test", NULL), 0);
+  jw__proc_state_hook(unsettled ? starting_moment : NULL);
+  if (rig_start(&r, g_dir, name, &p, args, 3) != 0) {
+    jw__proc_state_hook(NULL);
     CHECK(!"rig_start");
     return;
   }
@@ -150,6 +162,7 @@ static void test_agent_attack(void) {
     if (f)
       fclose(f);
     json_decref(rig_finish(&r));
+    jw__proc_state_hook(NULL);
     return;
   }
   fprintf(stderr, "--- what the agent achieved (Wine) ---\n%s--- end ---\n", buf);
@@ -198,6 +211,7 @@ static void test_agent_attack(void) {
       fclose(f);
   }
   evs = rig_finish(&r);
+  jw__proc_state_hook(NULL);
   CHECK(evs != NULL);
   if (evs == NULL) {
     free(buf);
@@ -222,6 +236,9 @@ static void test_agent_attack(void) {
       }
       snprintf(hex, sizeof(hex), "0x%lX", (unsigned long)helper);
       check_tamper(json_array_get(t, 4), "job", "exit_not_signaled", 7, hex);
+      CHECK_CONTAINS(tw_str(json_array_get(t, 4), "tampering.detail"),
+                     unsettled ? "its handle is signaled but it has no exit time"
+                               : "its handle was not signaled within");
       check_tamper(json_array_get(t, 5), "job", "job_not_empty", 4, "0x0");
       check_tamper(json_array_get(t, 6), "job", "limit_not_set", 9, hex);
       /* The real keys never appear in the record. */
@@ -878,6 +895,16 @@ static void test_kernel_confirms(void) {
 /* Runnable one by one: `win_tamper.exe DATA EVENTS JOBWARDEN --case NAME`
  * (injected: `... JOBWARDEN injected --case NAME`). The stolen quit may
  * take five runs. */
+static void test_agent_attack(void) {
+  agent_attack("tamper-agent", 0);
+}
+
+/* The same attack while the member reads as Wine shows one in its first
+ * moment (injected): its forged EXIT_PROCESS is still refused. */
+static void test_agent_attack_starting(void) {
+  agent_attack("tamper-agent-starting", 1);
+}
+
 static const jw_test_case_t real_cases[] = {
     {"agent_attack", test_agent_attack, 60},
     {"control_key_and_flood", test_control_key_and_flood, 60},
@@ -888,6 +915,7 @@ static const jw_test_case_t real_cases[] = {
 
 static const jw_test_case_t injected_cases[] = {
     {"kernel_confirms", test_kernel_confirms, 60},
+    {"agent_attack_starting", test_agent_attack_starting, 60},
 };
 
 int main(int argc, char **argv) {
